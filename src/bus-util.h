@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "guard-abi.h"
+#include "query.h"
+
+/* a{sv} entry appenders: the caller has opened the 'a' "{sv}" container. */
+int bus_dict_u64(sd_bus_message *m, const char *key, uint64_t v);
+int bus_dict_u32(sd_bus_message *m, const char *key, uint32_t v);
+int bus_dict_u16(sd_bus_message *m, const char *key, uint16_t v);
+int bus_dict_u8(sd_bus_message *m, const char *key, uint8_t v);
+int bus_dict_double(sd_bus_message *m, const char *key, double v);
+int bus_dict_bool(sd_bus_message *m, const char *key, int v);
+int bus_dict_string(sd_bus_message *m, const char *key, const char *v);
+
+/* The statistics dictionary entries shared by Manager.GetStatistics and Link.GetStatistics. */
+typedef struct StatsView {
+        const struct ps_stats *stats;
+        double pps, bps;
+        uint64_t flows, icmp_entries;
+        uint32_t links;
+        uint64_t run_time_ns, run_count;
+        int have_run_stats;
+} StatsView;
+int bus_append_stats(sd_bus_message *m, const StatsView *v);
+
+/* Reads an a{sv} query argument into q; a bad entry sets an InvalidArgs error naming it. */
+int bus_read_query(sd_bus_message *m, Query *q, sd_bus_error *error);
+
+/* A connection or ICMP row as a{sv}. */
+int bus_append_flow_row(sd_bus_message *m, const char *link, const struct ps_flow_key *k,
+                        const struct ps_flow_value *v, uint64_t now_ns);
+int bus_append_icmp_row(sd_bus_message *m, const char *link, const struct ps_icmp_key *k,
+                        const struct ps_icmp_value *v);

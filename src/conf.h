@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdint.h>
+
+/* Settings from packetscope.conf(5). */
+typedef struct Config {
+        uint32_t flow_table_size;     /* [Guard] FlowTableSize= */
+        uint32_t icmp_table_size;     /* [Guard] IcmpTableSize= */
+        uint64_t poll_interval_usec;  /* [Guard] PollIntervalSec= */
+        uint64_t idle_timeout_usec;   /* [Guard] IdleTimeoutSec= */
+        uint64_t closed_timeout_usec; /* [Guard] ClosedTimeoutSec= */
+        uint64_t sweep_period_usec;   /* [Guard] SweepPeriodSec= */
+        uint32_t max_links;           /* [Guard] MaxLinks= */
+} Config;
+
+#define CONFIG_FLOW_TABLE_MIN 1024u
+#define CONFIG_FLOW_TABLE_MAX (64u * 1024 * 1024)
+#define CONFIG_ICMP_TABLE_MIN 256u
+#define CONFIG_ICMP_TABLE_MAX (4u * 1024 * 1024)
+
+void config_init(Config *c);
+
+/* Parses one file's text into c. On error returns -EINVAL and a message "file:line: what is
+ * wrong; what is accepted" in *ret_error (malloc'd). */
+int config_parse(Config *c, const char *text, const char *filename, char **ret_error);
+
+/* Loads dir/packetscope.conf, then dir/packetscope.conf.d/ *.conf in lexical order; missing files
+ * are fine. */
+int config_load(Config *c, const char *dir, char **ret_error);

@@ -1,0 +1,455 @@
+/* SPDX-License-Identifier: MIT */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "guard.skel.h"
+#include "link.h"
+#include "manager.h"
+#include "util.h"
+
+static const char *const pin_names[] = { "link", "flows", "icmp_flows", "stats", "meta" };
+
+int link_mode_from_string(const char *s, LinkMode *ret) {
+        if (streq(s, "auto") || streq(s, ""))
+                *ret = LINK_MODE_AUTO;
+        else if (streq(s, "native") || streq(s, "drv"))
+                *ret = LINK_MODE_NATIVE;
+        else if (streq(s, "generic") || streq(s, "skb"))
+                *ret = LINK_MODE_GENERIC;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+const char *link_mode_to_string(uint32_t ps_mode) {
+        return ps_mode == PS_MODE_NATIVE ? "native" : ps_mode == PS_MODE_GENERIC ? "generic" : "unknown";
+}
+
+static Link *link_new(Manager *m, const char *ifname) {
+        Link *l = calloc(1, sizeof(Link));
+
+        if (!l)
+                return NULL;
+        l->manager = m;
+        l->link_fd = l->prog_fd = l->flows_fd = l->icmp_fd = l->stats_fd = l->meta_fd = -1;
+        l->name = strdup(ifname);
+        l->pin_dir = strjoin_path(m->bpffs_root, ifname);
+        if (!l->name || !l->pin_dir ||
+            sd_bus_path_encode("/org/packetscope/Guarder1/link", ifname, &l->object_path) < 0 ||
+            flow_sweeper_init(&l->flow_sweeper, sizeof(struct ps_flow_key),
+                              sizeof(struct ps_flow_value)) < 0 ||
+            flow_sweeper_init(&l->icmp_sweeper, sizeof(struct ps_icmp_key),
+                              sizeof(struct ps_icmp_value)) < 0)
+                return link_free(l);
+        return l;
+}
+
+Link *link_free(Link *l) {
+        if (!l)
+                return NULL;
+        safe_close(l->link_fd);
+        safe_close(l->prog_fd);
+        safe_close(l->flows_fd);
+        safe_close(l->icmp_fd);
+        safe_close(l->stats_fd);
+        safe_close(l->meta_fd);
+        flow_sweeper_done(&l->flow_sweeper);
+        flow_sweeper_done(&l->icmp_sweeper);
+        free(l->name);
+        free(l->pin_dir);
+        free(l->object_path);
+        free(l);
+        return NULL;
+}
+
+static void unpin_all(const char *dir) {
+        for (size_t i = 0; i < ELEMENTSOF(pin_names); i++) {
+                _cleanup_free_ char *p = strjoin_path(dir, pin_names[i]);
+
+                if (p)
+                        (void) unlink(p);
+        }
+        (void) rmdir(dir);
+}
+
+void link_detach(Link *l) {
+        /* Unpin the link first: once its last reference (our fd) closes, the kernel detaches. */
+        unpin_all(l->pin_dir);
+        l->link_fd = safe_close(l->link_fd);
+}
+
+static int mkdir_p(const char *path, mode_t mode) {
+        _cleanup_free_ char *copy = strdup(path);
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *p = copy + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(copy, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                *p = '/';
+        }
+        if (mkdir(copy, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int pin_fd(int fd, const char *dir, const char *name) {
+        _cleanup_free_ char *p = strjoin_path(dir, name);
+
+        if (!p)
+                return -ENOMEM;
+        if (bpf_obj_pin(fd, p) < 0)
+                return -errno;
+        return 0;
+}
+
+static int query_mode(int ifindex, uint32_t *ret) {
+        LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+        if (bpf_xdp_query(ifindex, 0, &q) < 0)
+                return -errno;
+        if (q.attach_mode == XDP_ATTACHED_DRV || q.attach_mode == XDP_ATTACHED_HW)
+                *ret = PS_MODE_NATIVE;
+        else if (q.attach_mode == XDP_ATTACHED_SKB)
+                *ret = PS_MODE_GENERIC;
+        else if (q.attach_mode == XDP_ATTACHED_MULTI)
+                *ret = q.drv_prog_id ? PS_MODE_NATIVE : PS_MODE_GENERIC;
+        else
+                return -ENOENT;
+        return 0;
+}
+
+static int link_fill_ids(Link *l) {
+        struct bpf_link_info info = {};
+        uint32_t len = sizeof info;
+
+        if (bpf_obj_get_info_by_fd(l->link_fd, &info, &len) < 0)
+                return -errno;
+        l->prog_id = info.prog_id;
+        if (info.type == BPF_LINK_TYPE_XDP && info.xdp.ifindex == 0)
+                return -ENOLINK; /* the interface went away: the kernel detached it */
+        if (info.type == BPF_LINK_TYPE_XDP)
+                l->ifindex = (int) info.xdp.ifindex;
+        return 0;
+}
+
+int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char **ret_error) {
+        struct guard_bpf *skel = NULL;
+        Link *l = NULL;
+        struct ps_meta meta = {};
+        uint32_t zero = 0, flags;
+        struct stat st;
+        int ifindex, r;
+
+        ifindex = (int) if_nametoindex(ifname);
+        if (ifindex <= 0) {
+                asprintf(ret_error, "no network interface '%s' exists", ifname);
+                return -ENODEV;
+        }
+
+        l = link_new(m, ifname);
+        if (!l)
+                return -ENOMEM;
+        l->ifindex = ifindex;
+        if (stat(l->pin_dir, &st) == 0) {
+                asprintf(ret_error, "'%s' is already guarded (pins exist in %s)", ifname,
+                         l->pin_dir);
+                r = -EEXIST;
+                goto fail;
+        }
+
+        skel = guard_bpf__open();
+        if (!skel) {
+                r = -errno;
+                asprintf(ret_error, "cannot open the XDP program: %s", strerror(-r));
+                goto fail;
+        }
+        l->flow_table_size = m->config.flow_table_size;
+        l->icmp_table_size = m->config.icmp_table_size;
+        bpf_map__set_max_entries(skel->maps.flows, l->flow_table_size);
+        bpf_map__set_max_entries(skel->maps.icmp_flows, l->icmp_table_size);
+        r = guard_bpf__load(skel);
+        if (r < 0) {
+                asprintf(ret_error, "cannot load the XDP program: %s", strerror(-r));
+                goto fail;
+        }
+
+        flags = mode == LINK_MODE_NATIVE ? XDP_FLAGS_DRV_MODE :
+                mode == LINK_MODE_GENERIC ? XDP_FLAGS_SKB_MODE : 0;
+        {
+                LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
+
+                l->link_fd = bpf_link_create(bpf_program__fd(skel->progs.xdp_guard), ifindex,
+                                             BPF_XDP, &opts);
+        }
+        if (l->link_fd < 0) {
+                r = -errno;
+                if (r == -EBUSY || r == -EEXIST)
+                        asprintf(ret_error, "another XDP program is attached to '%s'; detach it "
+                                 "first (ip link set dev %s xdp off)", ifname, ifname);
+                else if (mode == LINK_MODE_NATIVE && (r == -EOPNOTSUPP || r == -EINVAL))
+                        asprintf(ret_error, "the driver of '%s' has no native XDP support; use "
+                                 "mode 'generic' or 'auto'", ifname);
+                else
+                        asprintf(ret_error, "cannot attach to '%s': %s", ifname, strerror(-r));
+                goto fail;
+        }
+        r = query_mode(ifindex, &l->mode);
+        if (r < 0)
+                l->mode = mode == LINK_MODE_GENERIC ? PS_MODE_GENERIC : PS_MODE_NATIVE;
+        l->attached_since_usec = now_usec(CLOCK_REALTIME);
+
+        meta = (struct ps_meta) {
+                .abi_version = PS_ABI_VERSION,
+                .mode = l->mode,
+                .attached_since = l->attached_since_usec,
+                .ifindex = (uint32_t) ifindex,
+                .flow_table_size = l->flow_table_size,
+                .icmp_table_size = l->icmp_table_size,
+        };
+        if (bpf_map_update_elem(bpf_map__fd(skel->maps.meta), &zero, &meta, BPF_ANY) < 0) {
+                r = -errno;
+                asprintf(ret_error, "cannot write the meta map: %s", strerror(-r));
+                goto fail;
+        }
+
+        l->prog_fd = dup(bpf_program__fd(skel->progs.xdp_guard));
+        l->flows_fd = dup(bpf_map__fd(skel->maps.flows));
+        l->icmp_fd = dup(bpf_map__fd(skel->maps.icmp_flows));
+        l->stats_fd = dup(bpf_map__fd(skel->maps.stats));
+        l->meta_fd = dup(bpf_map__fd(skel->maps.meta));
+        if (l->prog_fd < 0 || l->flows_fd < 0 || l->icmp_fd < 0 || l->stats_fd < 0 ||
+            l->meta_fd < 0) {
+                r = -errno;
+                asprintf(ret_error, "cannot duplicate descriptors: %s", strerror(-r));
+                goto fail;
+        }
+        guard_bpf__destroy(skel);
+        skel = NULL;
+
+        r = mkdir_p(l->pin_dir, 0700);
+        if (r < 0) {
+                asprintf(ret_error, "cannot create %s: %s (is bpffs mounted?)", l->pin_dir,
+                         strerror(-r));
+                goto fail;
+        }
+        /* The maps first and the link last: a link pin is what marks a complete set. */
+        if ((r = pin_fd(l->flows_fd, l->pin_dir, "flows")) < 0 ||
+            (r = pin_fd(l->icmp_fd, l->pin_dir, "icmp_flows")) < 0 ||
+            (r = pin_fd(l->stats_fd, l->pin_dir, "stats")) < 0 ||
+            (r = pin_fd(l->meta_fd, l->pin_dir, "meta")) < 0 ||
+            (r = pin_fd(l->link_fd, l->pin_dir, "link")) < 0) {
+                asprintf(ret_error, "cannot pin under %s: %s", l->pin_dir, strerror(-r));
+                unpin_all(l->pin_dir);
+                goto fail;
+        }
+        (void) link_fill_ids(l);
+        *ret = l;
+        return 0;
+
+fail:
+        guard_bpf__destroy(skel);
+        link_free(l); /* closing the link fd detaches */
+        return r;
+}
+
+static int open_pin(const char *dir, const char *name) {
+        _cleanup_free_ char *p = strjoin_path(dir, name);
+        int fd;
+
+        if (!p)
+                return -ENOMEM;
+        fd = bpf_obj_get(p);
+        return fd < 0 ? -errno : fd;
+}
+
+int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
+        Link *l = NULL;
+        struct ps_meta meta = {};
+        struct bpf_map_info info = {};
+        uint32_t zero = 0, len = sizeof info;
+        char name[IF_NAMESIZE] = "";
+        int r;
+
+        l = link_new(m, ifname);
+        if (!l)
+                return -ENOMEM;
+
+        l->link_fd = open_pin(l->pin_dir, "link");
+        if (l->link_fd < 0) {
+                r = l->link_fd;
+                asprintf(ret_error, "no pinned link in %s: %s", l->pin_dir, strerror(-r));
+                goto stale;
+        }
+        r = link_fill_ids(l);
+        if (r == -ENOLINK) {
+                asprintf(ret_error, "the interface of %s went away; removing the stale pins",
+                         l->pin_dir);
+                goto stale;
+        }
+        if (r < 0) {
+                asprintf(ret_error, "cannot query the pinned link in %s: %s", l->pin_dir,
+                         strerror(-r));
+                goto fail;
+        }
+        if (!if_indextoname((unsigned) l->ifindex, name) || !streq(name, ifname)) {
+                asprintf(ret_error, "the pins in %s belong to ifindex %d, now named '%s'; removing "
+                         "them", l->pin_dir, l->ifindex, name[0] ? name : "(none)");
+                r = -ESTALE;
+                goto stale;
+        }
+
+        l->flows_fd = open_pin(l->pin_dir, "flows");
+        l->icmp_fd = open_pin(l->pin_dir, "icmp_flows");
+        l->stats_fd = open_pin(l->pin_dir, "stats");
+        l->meta_fd = open_pin(l->pin_dir, "meta");
+        if (l->flows_fd < 0 || l->icmp_fd < 0 || l->stats_fd < 0 || l->meta_fd < 0) {
+                asprintf(ret_error, "incomplete pins in %s", l->pin_dir);
+                r = -ESTALE;
+                goto stale;
+        }
+        if (bpf_map_lookup_elem(l->meta_fd, &zero, &meta) < 0 ||
+            meta.abi_version != PS_ABI_VERSION) {
+                asprintf(ret_error, "the pins in %s were made by ABI version %u, this daemon "
+                         "speaks %u; removing them", l->pin_dir, meta.abi_version, PS_ABI_VERSION);
+                r = -ESTALE;
+                goto stale;
+        }
+        if (bpf_obj_get_info_by_fd(l->flows_fd, &info, &len) == 0)
+                l->flow_table_size = info.max_entries;
+        len = sizeof info;
+        memset(&info, 0, sizeof info);
+        if (bpf_obj_get_info_by_fd(l->icmp_fd, &info, &len) == 0)
+                l->icmp_table_size = info.max_entries;
+        l->mode = meta.mode;
+        l->attached_since_usec = meta.attached_since;
+        l->prog_fd = bpf_prog_get_fd_by_id(l->prog_id);
+        *ret = l;
+        return 0;
+
+stale:
+        if (r >= 0)
+                r = -ESTALE;
+        l->link_fd = safe_close(l->link_fd);
+        unpin_all(l->pin_dir);
+fail:
+        link_free(l);
+        return r;
+}
+
+void ps_stats_add(struct ps_stats *sum, const struct ps_stats *s) {
+        uint64_t *a = (uint64_t *) sum;
+        const uint64_t *b = (const uint64_t *) s;
+
+        /* struct ps_stats is made of __u64 fields only (guard.h). */
+        for (size_t i = 0; i < sizeof(struct ps_stats) / sizeof(uint64_t); i++)
+                a[i] += b[i];
+}
+
+int link_read_stats(Link *l, struct ps_stats *ret) {
+        static int ncpus = 0;
+        _cleanup_free_ struct ps_stats *percpu = NULL;
+        struct ps_stats sum = {};
+        uint32_t zero = 0;
+
+        if (ncpus <= 0) {
+                ncpus = libbpf_num_possible_cpus();
+                if (ncpus <= 0)
+                        return -EINVAL;
+        }
+        percpu = calloc((size_t) ncpus, sizeof(struct ps_stats));
+        if (!percpu)
+                return -ENOMEM;
+        if (bpf_map_lookup_elem(l->stats_fd, &zero, percpu) < 0)
+                return -errno;
+        for (int i = 0; i < ncpus; i++)
+                ps_stats_add(&sum, &percpu[i]);
+        *ret = sum;
+        return 0;
+}
+
+int link_program_stats(Link *l, uint64_t *ret_run_time_ns, uint64_t *ret_run_count) {
+        struct bpf_prog_info info = {};
+        uint32_t len = sizeof info;
+
+        if (l->prog_fd < 0 || bpf_obj_get_info_by_fd(l->prog_fd, &info, &len) < 0)
+                return -errno ? -errno : -EBADF;
+        *ret_run_time_ns = info.run_time_ns;
+        *ret_run_count = info.run_cnt;
+        return 0;
+}
+
+int link_poll(Link *l, uint64_t now_ns) {
+        struct ps_stats s;
+        int r;
+
+        r = link_fill_ids(l);
+        if (r == -ENOLINK)
+                return r;
+        r = link_read_stats(l, &s);
+        if (r < 0)
+                return r;
+        l->prev = l->stats;
+        l->prev_time_ns = l->stats_time_ns;
+        l->stats = s;
+        l->stats_time_ns = now_ns;
+        if (l->prev_time_ns > 0 && now_ns > l->prev_time_ns) {
+                double dt = (double) (now_ns - l->prev_time_ns) / 1e9;
+
+                l->pps = (double) (s.packets - l->prev.packets) / dt;
+                l->bps = (double) (s.bytes - l->prev.bytes) * 8.0 / dt;
+        }
+        return 0;
+}
+
+struct expiry_ctx {
+        uint64_t idle_ns, closed_ns;
+};
+
+static bool flow_expired_cb(const void *k, const void *v, uint64_t now_ns, void *userdata) {
+        struct expiry_ctx *c = userdata;
+
+        return flow_is_expired(k, v, now_ns, c->idle_ns, c->closed_ns);
+}
+
+static bool icmp_expired_cb(const void *k, const void *v, uint64_t now_ns, void *userdata) {
+        const struct ps_icmp_value *iv = v;
+        struct expiry_ctx *c = userdata;
+
+        return iv->last_seen < now_ns && now_ns - iv->last_seen > c->idle_ns;
+}
+
+int link_sweep(Link *l, uint64_t now_ns, size_t flow_budget, size_t icmp_budget) {
+        struct expiry_ctx c = {
+                .idle_ns = l->manager->config.idle_timeout_usec * NSEC_PER_USEC,
+                .closed_ns = l->manager->config.closed_timeout_usec * NSEC_PER_USEC,
+        };
+        bool done;
+        int r, total = 0;
+
+        r = flow_sweeper_step(&l->flow_sweeper, l->flows_fd, flow_budget, now_ns,
+                              flow_expired_cb, &c, &done);
+        if (r < 0)
+                return r;
+        total += r;
+        if (done)
+                l->flow_count = l->flow_sweeper.last_count - MIN(l->flow_sweeper.last_count, (uint64_t) r);
+        r = flow_sweeper_step(&l->icmp_sweeper, l->icmp_fd, icmp_budget, now_ns,
+                              icmp_expired_cb, &c, &done);
+        if (r < 0)
+                return r;
+        total += r;
+        if (done)
+                l->icmp_count = l->icmp_sweeper.last_count - MIN(l->icmp_sweeper.last_count, (uint64_t) r);
+        return total;
+}

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+#include "manager.h"
+#include "util.h"
+
+int manager_new(Manager **ret) {
+        Manager *m = calloc(1, sizeof(Manager));
+
+        if (!m)
+                return -ENOMEM;
+        config_init(&m->config);
+        m->started_usec = now_usec(CLOCK_REALTIME);
+        *ret = m;
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        /* Links are closed, not detached: the pinned programs go on enforcing and counting. */
+        for (size_t i = 0; i < m->n_links; i++)
+                link_free(m->links[i]);
+        free(m->links);
+        sd_event_source_unref(m->poll_timer);
+        sd_bus_flush_close_unref(m->bus);
+        sd_event_unref(m->event);
+        free(m->bpffs_root);
+        free(m->state_dir);
+        free(m->config_dir);
+        free(m);
+        return NULL;
+}
+
+uint64_t manager_mono_to_realtime_usec(uint64_t mono_ns) {
+        uint64_t now_mono = now_nsec(CLOCK_MONOTONIC), now_real = now_usec(CLOCK_REALTIME);
+        uint64_t age_us;
+
+        if (mono_ns == 0)
+                return 0;
+        age_us = mono_ns < now_mono ? (now_mono - mono_ns) / NSEC_PER_USEC : 0;
+        return now_real > age_us ? now_real - age_us : 0;
+}
+
+Link *manager_find_link(Manager *m, const char *name) {
+        for (size_t i = 0; i < m->n_links; i++)
+                if (streq(m->links[i]->name, name))
+                        return m->links[i];
+        return NULL;
+}
+
+static int manager_add_link(Manager *m, Link *l) {
+        Link **n = realloc(m->links, (m->n_links + 1) * sizeof(Link *));
+
+        if (!n)
+                return -ENOMEM;
+        m->links = n;
+        m->links[m->n_links++] = l;
+        (void) link_poll(l, now_nsec(CLOCK_MONOTONIC));
+        return 0;
+}
+
+static void manager_remove_link(Manager *m, Link *l) {
+        for (size_t i = 0; i < m->n_links; i++)
+                if (m->links[i] == l) {
+                        memmove(m->links + i, m->links + i + 1,
+                                (m->n_links - i - 1) * sizeof(Link *));
+                        m->n_links--;
+                        return;
+                }
+}
+
+int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
+                   sd_bus_error *error) {
+        _cleanup_free_ char *msg = NULL;
+        Link *l = NULL;
+        int r;
+
+        if (manager_find_link(m, ifname))
+                return sd_bus_error_setf(error, PS_ERROR_ALREADY_GUARDED,
+                                         "'%s' is already guarded by this daemon", ifname);
+        if (m->n_links >= m->config.max_links)
+                return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED,
+                                         "already guarding %zu links, the MaxLinks= limit",
+                                         m->n_links);
+
+        r = link_attach(m, ifname, mode, &l, &msg);
+        if (r < 0) {
+                const char *name = r == -ENODEV ? PS_ERROR_NO_SUCH_INTERFACE :
+                                   r == -EEXIST ? PS_ERROR_ALREADY_GUARDED : PS_ERROR_ATTACH_FAILED;
+
+                log_struct_internal(LOG_WARNING, r, PS_MESSAGE_ATTACH_FAILED, ifname,
+                                    "Attaching to %s failed: %s", ifname, msg ? msg : strerror(-r));
+                return sd_bus_error_setf(error, name, "%s", msg ? msg : strerror(-r));
+        }
+        r = manager_add_link(m, l);
+        if (r < 0) {
+                link_detach(l);
+                link_free(l);
+                return sd_bus_error_set_errno(error, r);
+        }
+        log_struct_internal(LOG_INFO, 0, PS_MESSAGE_ATTACHED, ifname,
+                            "Guarding %s (ifindex %d, %s mode, program id %u)", ifname,
+                            l->ifindex, link_mode_to_string(l->mode), l->prog_id);
+        if (m->bus) {
+                (void) sd_bus_emit_object_added(m->bus, l->object_path);
+                (void) manager_emit_links_changed(m);
+        }
+        if (ret)
+                *ret = l;
+        return 0;
+}
+
+int manager_detach(Manager *m, Link *l) {
+        /* Signal while the object still exists, so InterfacesRemoved can list its interfaces. */
+        if (m->bus)
+                (void) sd_bus_emit_object_removed(m->bus, l->object_path);
+        link_detach(l);
+        log_struct_internal(LOG_INFO, 0, PS_MESSAGE_DETACHED, l->name,
+                            "Stopped guarding %s; program detached and pins removed", l->name);
+        manager_remove_link(m, l);
+        link_free(l);
+        if (m->bus)
+                (void) manager_emit_links_changed(m);
+        return 0;
+}
+
+void manager_totals(Manager *m, struct ps_stats *ret, double *ret_pps, double *ret_bps,
+                    uint64_t *ret_flows, uint64_t *ret_icmp) {
+        struct ps_stats sum = {};
+        double pps = 0, bps = 0;
+        uint64_t flows = 0, icmp = 0;
+
+        for (size_t i = 0; i < m->n_links; i++) {
+                ps_stats_add(&sum, &m->links[i]->stats);
+                pps += m->links[i]->pps;
+                bps += m->links[i]->bps;
+                flows += m->links[i]->flow_count;
+                icmp += m->links[i]->icmp_count;
+        }
+        *ret = sum;
+        if (ret_pps)
+                *ret_pps = pps;
+        if (ret_bps)
+                *ret_bps = bps;
+        if (ret_flows)
+                *ret_flows = flows;
+        if (ret_icmp)
+                *ret_icmp = icmp;
+}
+
+/* Each tick examines a slice of every table, sized so that a whole table is covered once per
+ * SweepPeriodSec=: the idle cost stays flat instead of copying a million entries a second. */
+static size_t sweep_budget(uint32_t table_size, const Config *c) {
+        uint64_t ticks = c->sweep_period_usec / MAX(c->poll_interval_usec, (uint64_t) 1);
+
+        ticks = MAX(ticks, (uint64_t) 1);
+        return (size_t) MAX((table_size + ticks - 1) / ticks, (uint64_t) 256);
+}
+
+static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        uint64_t now = now_nsec(CLOCK_MONOTONIC);
+        int r;
+
+        for (size_t i = 0; i < m->n_links;) {
+                Link *l = m->links[i];
+
+                r = link_poll(l, now);
+                if (r == -ENOLINK) {
+                        log_struct_internal(LOG_WARNING, 0, PS_MESSAGE_LINK_GONE, l->name,
+                                            "Interface %s went away; the kernel detached the "
+                                            "program, removing its pins", l->name);
+                        manager_detach(m, l);
+                        continue;
+                }
+                if (r < 0)
+                        log_struct_internal(LOG_WARNING, r, NULL, l->name,
+                                            "Reading the counters of %s failed: %m", l->name);
+                r = link_sweep(l, now, sweep_budget(l->flow_table_size, &m->config),
+                               sweep_budget(l->icmp_table_size, &m->config));
+                if (r < 0)
+                        log_struct_internal(LOG_WARNING, r, NULL, l->name,
+                                            "Expiring idle flows on %s failed: %m", l->name);
+                else if (r > 0)
+                        log_debug("%s: expired %d idle entries", l->name, r);
+                i++;
+        }
+        r = sd_event_source_set_time_relative(s, m->config.poll_interval_usec);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
+static int manager_adopt_all(Manager *m) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+
+        d = opendir(m->bpffs_root);
+        if (!d)
+                return errno == ENOENT ? 0 : -errno;
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *msg = NULL;
+                Link *l = NULL;
+                int r;
+
+                if (de->d_name[0] == '.' || de->d_type != DT_DIR)
+                        continue;
+                if (m->n_links >= m->config.max_links) {
+                        log_warning("More pinned links than MaxLinks=%u; leaving %s alone",
+                                    m->config.max_links, de->d_name);
+                        continue;
+                }
+                r = link_adopt(m, de->d_name, &l, &msg);
+                if (r < 0) {
+                        log_struct_internal(LOG_WARNING, r, PS_MESSAGE_LINK_GONE, de->d_name,
+                                            "Not adopting %s: %s", de->d_name,
+                                            msg ? msg : strerror(-r));
+                        continue;
+                }
+                r = manager_add_link(m, l);
+                if (r < 0) {
+                        link_free(l);
+                        return r;
+                }
+                log_struct_internal(LOG_INFO, 0, PS_MESSAGE_ADOPTED, l->name,
+                                    "Adopted the pinned guard of %s (ifindex %d, %s mode, "
+                                    "program id %u, attached since %llu): counters continue",
+                                    l->name, l->ifindex, link_mode_to_string(l->mode), l->prog_id,
+                                    (unsigned long long) l->attached_since_usec);
+        }
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        int r;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        /* WATCHDOG=1 is sent by sd-event itself when WatchdogSec= is set. */
+        (void) sd_event_set_watchdog(m->event, true);
+
+        r = manager_adopt_all(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to adopt pinned links in %s: %m",
+                                       m->bpffs_root);
+
+        r = sd_bus_open_system(&m->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the system bus: %m");
+        r = manager_bus_register(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the bus objects: %m");
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+        r = sd_bus_request_name(m->bus, PS_BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to acquire the bus name %s: %m", PS_BUS_NAME);
+
+        r = sd_event_add_time_relative(m->event, &m->poll_timer, CLOCK_MONOTONIC,
+                                       m->config.poll_interval_usec, 10 * 1000, on_poll, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the poll timer: %m");
+        return 0;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "link.h"
+
+#define PS_BUS_NAME "org.packetscope.Guarder1"
+#define PS_OBJECT_ROOT "/org/packetscope/Guarder1"
+#define PS_OBJECT_LINKS "/org/packetscope/Guarder1/link"
+#define PS_OBJECT_CONNECTIONS "/org/packetscope/Guarder1/connections"
+
+#define PS_ERROR_NO_SUCH_INTERFACE "org.packetscope.Guarder1.Error.NoSuchInterface"
+#define PS_ERROR_NO_SUCH_LINK "org.packetscope.Guarder1.Error.NoSuchLink"
+#define PS_ERROR_ALREADY_GUARDED "org.packetscope.Guarder1.Error.AlreadyGuarded"
+#define PS_ERROR_ATTACH_FAILED "org.packetscope.Guarder1.Error.AttachFailed"
+#define PS_ERROR_LIMIT_EXCEEDED "org.packetscope.Guarder1.Error.LimitExceeded"
+
+typedef struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        Config config;
+        char *bpffs_root;
+        char *state_dir;
+        char *config_dir;
+
+        Link **links;
+        size_t n_links;
+
+        sd_event_source *poll_timer;
+        uint64_t started_usec; /* CLOCK_REALTIME */
+} Manager;
+
+int manager_new(Manager **ret);
+Manager *manager_free(Manager *m);
+
+/* Adopts what earlier daemons pinned, connects to the bus, starts the poll timer. */
+int manager_start(Manager *m);
+
+Link *manager_find_link(Manager *m, const char *name);
+int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
+                   sd_bus_error *error);
+int manager_detach(Manager *m, Link *l);
+
+/* Sums every link's counters (as of the last poll) and rates. */
+void manager_totals(Manager *m, struct ps_stats *ret, double *ret_pps, double *ret_bps,
+                    uint64_t *ret_flows, uint64_t *ret_icmp);
+
+/* Converts a CLOCK_MONOTONIC ns stamp from the maps into CLOCK_REALTIME µs. */
+uint64_t manager_mono_to_realtime_usec(uint64_t mono_ns);
+
+/* Bus object registration (manager-bus.c, link-bus.c, connections-bus.c). */
+int manager_bus_register(Manager *m);
+int link_bus_register(Manager *m);
+int connections_bus_register(Manager *m);
+int manager_emit_links_changed(Manager *m);
+
+/* describe.c */
+int manager_describe_json(Manager *m, char **ret);

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdarg.h>
+#include <syslog.h>
+
+/*
+ * Logging for the daemon: structured records to the journal (MESSAGE_ID=, INTERFACE=, ERRNO=),
+ * or plain lines to stderr when there is no journal. Only the boundary logs above debug.
+ */
+
+/* MESSAGE_IDs, explained in systemd/packetscope.catalog. */
+#define PS_MESSAGE_STARTED      "8a1f2d6c4b7e4e0f9a35c2d1e6b70a01"
+#define PS_MESSAGE_STOPPED      "8a1f2d6c4b7e4e0f9a35c2d1e6b70a02"
+#define PS_MESSAGE_ATTACHED     "8a1f2d6c4b7e4e0f9a35c2d1e6b70a03"
+#define PS_MESSAGE_DETACHED     "8a1f2d6c4b7e4e0f9a35c2d1e6b70a04"
+#define PS_MESSAGE_ADOPTED      "8a1f2d6c4b7e4e0f9a35c2d1e6b70a05"
+#define PS_MESSAGE_CONFIG_ERROR "8a1f2d6c4b7e4e0f9a35c2d1e6b70a06"
+#define PS_MESSAGE_ATTACH_FAILED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a07"
+#define PS_MESSAGE_LINK_GONE    "8a1f2d6c4b7e4e0f9a35c2d1e6b70a08"
+
+typedef enum LogTarget {
+        LOG_TARGET_AUTO,
+        LOG_TARGET_JOURNAL,
+        LOG_TARGET_STDERR,
+} LogTarget;
+
+int log_parse_target(const char *s, LogTarget *ret);
+int log_parse_level(const char *s, int *ret);
+void log_setup(LogTarget target, int max_level);
+int log_get_max_level(void);
+
+/* Returns -abs(error) (or 0), so that callers can `return log_..._errno(r, ...)`. */
+int log_struct_internal(int level, int error, const char *message_id, const char *ifname,
+                        const char *format, ...) __attribute__((format(printf, 5, 6)));
+
+#define log_full(level, ...) log_struct_internal(level, 0, NULL, NULL, __VA_ARGS__)
+#define log_debug(...)   log_full(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)    log_full(LOG_INFO, __VA_ARGS__)
+#define log_notice(...)  log_full(LOG_NOTICE, __VA_ARGS__)
+#define log_warning(...) log_full(LOG_WARNING, __VA_ARGS__)
+#define log_error(...)   log_full(LOG_ERR, __VA_ARGS__)
+#define log_error_errno(e, ...)   log_struct_internal(LOG_ERR, e, NULL, NULL, __VA_ARGS__)
+#define log_warning_errno(e, ...) log_struct_internal(LOG_WARNING, e, NULL, NULL, __VA_ARGS__)
+#define log_debug_errno(e, ...)   log_struct_internal(LOG_DEBUG, e, NULL, NULL, __VA_ARGS__)

@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "util.h"
+
+uint64_t now_nsec(int clock) {
+        struct timespec ts;
+
+        if (clock_gettime(clock, &ts) < 0)
+                return 0;
+        return (uint64_t) ts.tv_sec * NSEC_PER_SEC + (uint64_t) ts.tv_nsec;
+}
+
+uint64_t now_usec(int clock) {
+        return now_nsec(clock) / NSEC_PER_USEC;
+}
+
+int safe_atou64(const char *s, uint64_t *ret) {
+        unsigned long long v;
+        char *end = NULL;
+
+        if (!s || !*s)
+                return -EINVAL;
+        /* strtoull accepts leading blanks and a minus sign; we don't. */
+        if (!isdigit((unsigned char) s[0]))
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno == ERANGE)
+                return -ERANGE;
+        if (errno != 0 || !end || *end != '\0')
+                return -EINVAL;
+        *ret = (uint64_t) v;
+        return 0;
+}
+
+int safe_atou32(const char *s, uint32_t *ret) {
+        uint64_t v;
+        int r;
+
+        r = safe_atou64(s, &v);
+        if (r < 0)
+                return r;
+        if (v > UINT32_MAX)
+                return -ERANGE;
+        *ret = (uint32_t) v;
+        return 0;
+}
+
+static const struct {
+        const char *suffix;
+        uint64_t usec;
+} time_units[] = {
+        /* Longest suffixes first so that "ms" is not read as "m" + "s". */
+        { "usec", 1 },
+        { "us", 1 },
+        { "msec", 1000 },
+        { "ms", 1000 },
+        { "seconds", USEC_PER_SEC },
+        { "second", USEC_PER_SEC },
+        { "sec", USEC_PER_SEC },
+        { "s", USEC_PER_SEC },
+        { "minutes", 60 * USEC_PER_SEC },
+        { "minute", 60 * USEC_PER_SEC },
+        { "min", 60 * USEC_PER_SEC },
+        { "m", 60 * USEC_PER_SEC },
+        { "hours", 3600 * USEC_PER_SEC },
+        { "hour", 3600 * USEC_PER_SEC },
+        { "hr", 3600 * USEC_PER_SEC },
+        { "h", 3600 * USEC_PER_SEC },
+        { "days", 86400 * USEC_PER_SEC },
+        { "day", 86400 * USEC_PER_SEC },
+        { "d", 86400 * USEC_PER_SEC },
+};
+
+int parse_time_span(const char *s, uint64_t *ret_usec) {
+        uint64_t total = 0;
+        bool any = false;
+        const char *p = s;
+
+        if (!s)
+                return -EINVAL;
+        for (;;) {
+                uint64_t n = 0, unit = USEC_PER_SEC;
+                size_t k;
+                bool digits = false;
+
+                while (*p == ' ' || *p == '\t')
+                        p++;
+                if (*p == '\0')
+                        break;
+                while (isdigit((unsigned char) *p)) {
+                        if (n > (UINT64_MAX - 9) / 10)
+                                return -ERANGE;
+                        n = n * 10 + (uint64_t) (*p - '0');
+                        p++;
+                        digits = true;
+                }
+                if (!digits)
+                        return -EINVAL;
+                while (*p == ' ')
+                        p++;
+                for (k = 0; k < ELEMENTSOF(time_units); k++) {
+                        size_t l = strlen(time_units[k].suffix);
+
+                        if (strncmp(p, time_units[k].suffix, l) == 0 &&
+                            !isalpha((unsigned char) p[l])) {
+                                unit = time_units[k].usec;
+                                p += l;
+                                break;
+                        }
+                }
+                if (k == ELEMENTSOF(time_units) && isalpha((unsigned char) *p))
+                        return -EINVAL;
+                if (n > UINT64_MAX / unit || total > UINT64_MAX - n * unit)
+                        return -ERANGE;
+                total += n * unit;
+                any = true;
+        }
+        if (!any)
+                return -EINVAL;
+        *ret_usec = total;
+        return 0;
+}
+
+int parse_boolean(const char *s) {
+        static const char *const yes[] = { "1", "yes", "y", "true", "t", "on" };
+        static const char *const no[] = { "0", "no", "n", "false", "f", "off" };
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                if (strcasecmp(s, yes[i]) == 0)
+                        return 1;
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                if (strcasecmp(s, no[i]) == 0)
+                        return 0;
+        return -EINVAL;
+}
+
+bool string_is_valid_utf8(const char *s, size_t max_len) {
+        const unsigned char *p = (const unsigned char *) s;
+        size_t n = 0;
+
+        while (*p) {
+                unsigned len, cp;
+
+                if (++n > max_len)
+                        return false;
+                if (*p < 0x80) {
+                        p++;
+                        continue;
+                } else if ((*p & 0xe0) == 0xc0) {
+                        len = 2;
+                        cp = *p & 0x1f;
+                } else if ((*p & 0xf0) == 0xe0) {
+                        len = 3;
+                        cp = *p & 0x0f;
+                } else if ((*p & 0xf8) == 0xf0) {
+                        len = 4;
+                        cp = *p & 0x07;
+                } else
+                        return false;
+                for (unsigned i = 1; i < len; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (p[i] & 0x3f);
+                }
+                /* Overlong forms, surrogates and values past U+10FFFF are invalid. */
+                if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+                    (len == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                p += len;
+        }
+        return true;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        const char *p = data;
+        int r;
+
+        if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0)
+                return -ENOMEM;
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fchmod(fd, mode) < 0)
+                goto fail;
+        while (size > 0) {
+                ssize_t n = write(fd, p, size);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        goto fail;
+                }
+                p += n;
+                size -= (size_t) n;
+        }
+        if (fsync(fd) < 0)
+                goto fail;
+        if (rename(tmp, path) < 0)
+                goto fail;
+        return 0;
+fail:
+        r = -errno;
+        (void) unlink(tmp);
+        return r;
+}
+
+int read_file_full(const char *path, size_t max_size, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        size_t used = 0, alloc = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        for (;;) {
+                ssize_t n;
+
+                if (alloc - used < 4096) {
+                        size_t na = alloc ? alloc * 2 : 8192;
+                        char *nb;
+
+                        if (alloc > max_size + 1)
+                                return -EFBIG;
+                        nb = realloc(buf, na);
+                        if (!nb)
+                                return -ENOMEM;
+                        buf = nb;
+                        alloc = na;
+                }
+                n = read(fd, buf + used, alloc - used - 1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                used += (size_t) n;
+                if (used > max_size)
+                        return -EFBIG;
+        }
+        buf[used] = '\0';
+        *ret = TAKE_PTR(buf);
+        if (ret_size)
+                *ret_size = used;
+        return 0;
+}
+
+char *strjoin_path(const char *a, const char *b) {
+        char *s;
+
+        if (asprintf(&s, "%s/%s", a, b) < 0)
+                return NULL;
+        return s;
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define USEC_PER_SEC  UINT64_C(1000000)
+#define NSEC_PER_USEC UINT64_C(1000)
+#define NSEC_PER_SEC  UINT64_C(1000000000)
+#define USEC_INFINITY UINT64_MAX
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+#define _unused_ __attribute__((unused))
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+
+static inline void closep(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+static inline int safe_close(int fd) {
+        if (fd >= 0)
+                close(fd);
+        return -1;
+}
+
+static inline bool streq(const char *a, const char *b) {
+        return strcmp(a, b) == 0;
+}
+
+static inline bool streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return streq(a, b);
+}
+
+/* Hands over ownership: returns *p and sets it to NULL. */
+#define TAKE_PTR(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
+#define TAKE_FD(fd) ({ int _t = (fd); (fd) = -1; _t; })
+
+uint64_t now_usec(int clock);
+uint64_t now_nsec(int clock);
+
+/* Strict number parsing: the whole string, no sign surprises, no overflow. */
+int safe_atou64(const char *s, uint64_t *ret);
+int safe_atou32(const char *s, uint32_t *ret);
+
+/* systemd-style time spans: "1s", "500ms", "2min 30s", "1h"; a plain number is seconds. */
+int parse_time_span(const char *s, uint64_t *ret_usec);
+
+/* "yes"/"no"/"true"/"false"/"1"/"0"/"on"/"off". Returns 1, 0 or -EINVAL. */
+int parse_boolean(const char *s);
+
+bool string_is_valid_utf8(const char *s, size_t max_len);
+
+/* Writes data to path atomically: a temp file beside it, fsync, rename. */
+int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode);
+
+/* Reads a whole file (at most max_size bytes) into a NUL-terminated buffer. */
+int read_file_full(const char *path, size_t max_size, char **ret, size_t *ret_size);
+
+char *strjoin_path(const char *a, const char *b);
+
+#include <dirent.h>
+static inline void closedirp(DIR **d) {
+        if (*d)
+                closedir(*d);
+}
