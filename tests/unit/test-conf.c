@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "conf.h"
+#include "util.h"
+
+Test(conf, defaults) {
+        Config c;
+
+        config_init(&c);
+        cr_assert_eq(c.flow_table_size, 1048576);
+        cr_assert_eq(c.icmp_table_size, 65536);
+        cr_assert_eq(c.poll_interval_usec, USEC_PER_SEC);
+}
+
+Test(conf, parses_every_key) {
+        Config c;
+        char *err = NULL;
+
+        config_init(&c);
+        cr_assert_eq(config_parse(&c,
+                "# comment\n; another\n\n[Guard]\nFlowTableSize = 65536\nIcmpTableSize=4096\n"
+                "PollIntervalSec=500ms\nIdleTimeoutSec=2min\nClosedTimeoutSec=10s\n"
+                "SweepPeriodSec=30s\nMaxLinks=8\n", "t.conf", &err), 0);
+        cr_assert_null(err);
+        cr_assert_eq(c.flow_table_size, 65536);
+        cr_assert_eq(c.icmp_table_size, 4096);
+        cr_assert_eq(c.poll_interval_usec, 500000);
+        cr_assert_eq(c.idle_timeout_usec, 120 * USEC_PER_SEC);
+        cr_assert_eq(c.closed_timeout_usec, 10 * USEC_PER_SEC);
+        cr_assert_eq(c.sweep_period_usec, 30 * USEC_PER_SEC);
+        cr_assert_eq(c.max_links, 8);
+}
+
+static void expect_error(const char *text, const char *needle) {
+        Config c, before;
+        char *err = NULL;
+
+        config_init(&c);
+        before = c;
+        cr_assert_eq(config_parse(&c, text, "x.conf", &err), -EINVAL, "accepted: %s", text);
+        cr_assert_not_null(err);
+        cr_assert(strstr(err, needle), "error '%s' lacks '%s'", err, needle);
+        /* Nothing of a rejected file is applied. */
+        cr_assert_eq(memcmp(&c, &before, sizeof c), 0);
+        free(err);
+}
+
+Test(conf, errors_name_file_line_and_accepted) {
+        expect_error("[Guard]\nFlowTableSize=12\n", "x.conf:2: invalid FlowTableSize='12'; accepted:");
+        expect_error("[Guard]\nFlowTableSize=65536\nBogus=1\n", "x.conf:3: unknown key 'Bogus'");
+        expect_error("[Nope]\n", "x.conf:1: unknown section [Nope]");
+        expect_error("FlowTableSize=65536\n", "outside of a section");
+        expect_error("[Guard]\njust words\n", "x.conf:2: expected Key=Value");
+        expect_error("[Guard\n", "malformed section header");
+        expect_error("[Guard]\nPollIntervalSec=1ns\n", "invalid PollIntervalSec");
+        expect_error("[Guard]\nPollIntervalSec=10ms\n", "from 100ms to 1h");
+        expect_error("[Guard]\nMaxLinks=-3\n", "invalid MaxLinks");
+        expect_error("[Guard]\nFlowTableSize=99999999999999999999\n", "invalid FlowTableSize");
+}
+
+static void write_text(const char *path, const char *text) {
+        FILE *f = fopen(path, "we");
+
+        cr_assert_not_null(f);
+        fputs(text, f);
+        fclose(f);
+}
+
+Test(conf, dropins_override_in_order) {
+        char dir[] = "/tmp/ps-test-conf-XXXXXX", p[256];
+        Config c;
+        char *err = NULL;
+
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(p, sizeof p, "%s/packetscope.conf", dir);
+        write_text(p, "[Guard]\nFlowTableSize=4096\nIcmpTableSize=1024\n");
+        snprintf(p, sizeof p, "%s/packetscope.conf.d", dir);
+        cr_assert_eq(mkdir(p, 0755), 0);
+        snprintf(p, sizeof p, "%s/packetscope.conf.d/20-b.conf", dir);
+        write_text(p, "[Guard]\nFlowTableSize=16384\n");
+        snprintf(p, sizeof p, "%s/packetscope.conf.d/10-a.conf", dir);
+        write_text(p, "[Guard]\nFlowTableSize=8192\nMaxLinks=3\n");
+        snprintf(p, sizeof p, "%s/packetscope.conf.d/ignored.txt", dir);
+        write_text(p, "garbage\n");
+
+        config_init(&c);
+        cr_assert_eq(config_load(&c, dir, &err), 0, "%s", err ? err : "");
+        cr_assert_eq(c.flow_table_size, 16384);
+        cr_assert_eq(c.icmp_table_size, 1024);
+        cr_assert_eq(c.max_links, 3);
+
+        snprintf(p, sizeof p, "%s/packetscope.conf.d/30-bad.conf", dir);
+        write_text(p, "[Guard]\n\nIdleTimeoutSec=forever\n");
+        config_init(&c);
+        cr_assert_eq(config_load(&c, dir, &err), -EINVAL);
+        cr_assert(strstr(err, "30-bad.conf:3:"), "%s", err);
+        free(err);
+}
+
+Test(conf, missing_dir_is_defaults) {
+        Config c;
+        char *err = NULL;
+
+        config_init(&c);
+        cr_assert_eq(config_load(&c, "/nonexistent/packetscope", &err), 0);
+        cr_assert_eq(c.flow_table_size, 1048576);
+}

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+
+#include "flows.h"
+#include "query.h"
+#include "util.h"
+
+static QueryValue S(const char *s) {
+        return (QueryValue) { .type = 's', .s = s };
+}
+static QueryValue U(char type, uint64_t u) {
+        return (QueryValue) { .type = type, .u = u };
+}
+
+static void expect_error(QueryKind kind, const char *key, QueryValue v, const char *needle) {
+        Query q;
+        char *err = NULL;
+
+        query_init(&q, kind);
+        cr_assert_eq(query_set(&q, key, &v, &err), -EINVAL, "key %s accepted", key);
+        cr_assert_not_null(err);
+        cr_assert(strstr(err, needle), "error '%s' lacks '%s'", err, needle);
+        free(err);
+        query_done(&q);
+}
+
+Test(query, defaults) {
+        Query q;
+
+        query_init(&q, QUERY_FLOWS);
+        cr_assert_eq(q.limit, QUERY_LIMIT_DEFAULT);
+        cr_assert_eq(q.sort, QUERY_SORT_BYTES);
+        query_init(&q, QUERY_ICMP);
+        cr_assert_eq(q.sort, QUERY_SORT_PACKETS);
+}
+
+Test(query, good_keys) {
+        Query q;
+        char *err = NULL;
+        QueryValue v;
+
+        query_init(&q, QUERY_FLOWS);
+        v = U('u', 20);
+        cr_assert_eq(query_set(&q, "limit", &v, &err), 0);
+        v = U('u', 40);
+        cr_assert_eq(query_set(&q, "offset", &v, &err), 0);
+        v = S("rate");
+        cr_assert_eq(query_set(&q, "sort", &v, &err), 0);
+        v = S("udp");
+        cr_assert_eq(query_set(&q, "protocol", &v, &err), 0);
+        v = U('q', 53);
+        cr_assert_eq(query_set(&q, "port", &v, &err), 0);
+        v = S("10.0.0.0/8");
+        cr_assert_eq(query_set(&q, "address", &v, &err), 0);
+        v = S("ps0");
+        cr_assert_eq(query_set(&q, "link", &v, &err), 0);
+        v = S("ipv4");
+        cr_assert_eq(query_set(&q, "family", &v, &err), 0);
+        v = S("established");
+        cr_assert_eq(query_set(&q, "state", &v, &err), 0);
+        cr_assert_eq(query_finish(&q, &err), 0);
+        cr_assert_eq(q.limit, 20);
+        cr_assert_eq(q.offset, 40);
+        cr_assert_eq(q.sort, QUERY_SORT_RATE);
+        cr_assert_eq(q.protocol, IPPROTO_UDP);
+        cr_assert_eq(q.port, 53);
+        cr_assert_str_eq(q.link, "ps0");
+        cr_assert_eq(q.state, PS_STATE_ESTABLISHED);
+        query_done(&q);
+}
+
+Test(query, bad_values_are_named) {
+        expect_error(QUERY_FLOWS, "limit", U('u', 0), "'limit' out of range; accepted: 1 to 10000");
+        expect_error(QUERY_FLOWS, "limit", U('u', 1000000000), "accepted: 1 to 10000");
+        expect_error(QUERY_FLOWS, "limit", S("20"), "expected an unsigned integer");
+        expect_error(QUERY_FLOWS, "offset", U('u', 100000), "'offset' out of range");
+        expect_error(QUERY_FLOWS, "sort", S("size"), "accepted: bytes, packets, last_seen");
+        expect_error(QUERY_FLOWS, "sort", U('u', 1), "expected a string");
+        expect_error(QUERY_FLOWS, "protocol", S("tcpx"), "accepted: tcp, udp");
+        expect_error(QUERY_FLOWS, "protocol", U('u', 300), "protocol number 0-255");
+        expect_error(QUERY_FLOWS, "address", S("10.0.0.0/33"), "bad prefix length");
+        expect_error(QUERY_FLOWS, "address", S("not-an-ip"), "not an address or CIDR");
+        expect_error(QUERY_FLOWS, "port", U('u', 70000), "port number 0-65535");
+        expect_error(QUERY_FLOWS, "port", S("80"), "port number");
+        expect_error(QUERY_FLOWS, "family", S("ipx"), "accepted: ipv4, ipv6");
+        expect_error(QUERY_FLOWS, "state", S("open"), "accepted: none, syn");
+        expect_error(QUERY_FLOWS, "colour", S("red"), "unknown query key 'colour'; accepted:");
+        expect_error(QUERY_ICMP, "port", U('q', 1), "unknown query key 'port'");
+        expect_error(QUERY_ICMP, "type", U('u', 256), "ICMP type 0-255");
+}
+
+Test(query, negative_signed_limit) {
+        expect_error(QUERY_FLOWS, "limit", ((QueryValue) { .type = 'i', .i = -5 }), "out of range");
+}
+
+Test(query, window_bound) {
+        Query q;
+        char *err = NULL;
+        QueryValue v = U('u', 99999);
+
+        query_init(&q, QUERY_FLOWS);
+        cr_assert_eq(query_set(&q, "offset", &v, &err), 0);
+        v = U('u', 5000);
+        cr_assert_eq(query_set(&q, "limit", &v, &err), 0);
+        cr_assert_eq(query_finish(&q, &err), -EINVAL);
+        cr_assert(strstr(err, "offset + limit"));
+        free(err);
+        query_done(&q);
+}
+
+static struct ps_flow_key flow4(const char *src, const char *dst, uint8_t proto, uint16_t sp,
+                                uint16_t dp) {
+        struct ps_flow_key k = { .family = PS_FAMILY_IPV4, .proto = proto, .sport = sp, .dport = dp };
+
+        inet_pton(AF_INET, src, k.src);
+        inet_pton(AF_INET, dst, k.dst);
+        return k;
+}
+
+Test(query, match_flow) {
+        Query q;
+        char *err = NULL;
+        QueryValue v;
+        struct ps_flow_key a = flow4("192.0.2.1", "10.0.0.5", IPPROTO_TCP, 40000, 22);
+        struct ps_flow_key b = flow4("198.51.100.9", "10.0.0.5", IPPROTO_UDP, 5353, 53);
+
+        query_init(&q, QUERY_FLOWS);
+        cr_assert(query_match_flow(&q, &a));
+        v = S("192.0.2.0/24");
+        cr_assert_eq(query_set(&q, "address", &v, &err), 0);
+        cr_assert(query_match_flow(&q, &a));
+        cr_assert_not(query_match_flow(&q, &b));
+        query_done(&q);
+
+        /* address matches either end */
+        query_init(&q, QUERY_FLOWS);
+        v = S("10.0.0.5");
+        cr_assert_eq(query_set(&q, "address", &v, &err), 0);
+        cr_assert(query_match_flow(&q, &a) && query_match_flow(&q, &b));
+        /* port matches either end */
+        v = U('q', 5353);
+        cr_assert_eq(query_set(&q, "port", &v, &err), 0);
+        cr_assert_not(query_match_flow(&q, &a));
+        cr_assert(query_match_flow(&q, &b));
+        v = S("tcp");
+        cr_assert_eq(query_set(&q, "protocol", &v, &err), 0);
+        cr_assert_not(query_match_flow(&q, &b));
+        query_done(&q);
+
+        query_init(&q, QUERY_FLOWS);
+        v = S("ipv6");
+        cr_assert_eq(query_set(&q, "family", &v, &err), 0);
+        cr_assert_not(query_match_flow(&q, &a));
+        query_done(&q);
+}
+
+Test(query, topn_keeps_the_best_in_order) {
+        TopN t;
+        TopEntry e = {};
+        uint64_t expect = 1000;
+
+        cr_assert_eq(topn_init(&t, 10), 0);
+        /* 1000 entries with distinct metrics, offered in a scrambled order. */
+        for (uint64_t i = 0; i < 1000; i++) {
+                e.metric = (i * 7919) % 1000 + 1;
+                e.flow.value.bytes = e.metric; /* payload travels with its metric */
+                if (topn_wants(&t, e.metric))
+                        topn_push(&t, &e);
+        }
+        topn_sort(&t);
+        cr_assert_eq(t.size, 10);
+        for (size_t i = 0; i < t.size; i++) {
+                cr_assert_eq(t.heap[i].metric, expect - i);
+                cr_assert_eq(t.heap[i].flow.value.bytes, expect - i);
+        }
+        topn_done(&t);
+}
+
+Test(query, topn_equal_metrics_keep_their_payloads) {
+        TopN t;
+        TopEntry e = {};
+
+        cr_assert_eq(topn_init(&t, 3), 0);
+        for (uint16_t i = 0; i < 6; i++) {
+                e.metric = 5;
+                e.flow.key.sport = i;
+                topn_push(&t, &e);
+        }
+        cr_assert_eq(t.size, 3);
+        topn_sort(&t);
+        /* The first three with metric 5 stay (equal metrics do not displace), each intact. */
+        for (size_t i = 0; i < t.size; i++)
+                cr_assert_lt(t.heap[i].flow.key.sport, 3);
+        cr_assert_neq(t.heap[0].flow.key.sport, t.heap[1].flow.key.sport);
+        topn_done(&t);
+}
+
+Test(query, metrics_and_rates) {
+        Query q;
+        struct ps_flow_value v = { .packets = 10, .bytes = 1000, .first_seen = 1 * NSEC_PER_SEC,
+                                   .last_seen = 3 * NSEC_PER_SEC };
+
+        query_init(&q, QUERY_FLOWS);
+        cr_assert_eq(query_flow_metric(&q, &v, 5 * NSEC_PER_SEC), 1000);
+        q.sort = QUERY_SORT_PACKETS;
+        cr_assert_eq(query_flow_metric(&q, &v, 5 * NSEC_PER_SEC), 10);
+        q.sort = QUERY_SORT_LAST_SEEN;
+        cr_assert_eq(query_flow_metric(&q, &v, 5 * NSEC_PER_SEC), 3 * NSEC_PER_SEC);
+        /* 1000 bytes over 4 s = 250 B/s = 2000 bit/s */
+        q.sort = QUERY_SORT_RATE;
+        cr_assert_eq(query_flow_metric(&q, &v, 5 * NSEC_PER_SEC), 2000);
+        cr_assert_float_eq(rate_per_sec(10, 1 * NSEC_PER_SEC, 5 * NSEC_PER_SEC), 2.5, 1e-9);
+        /* under one second of history the count stands for itself */
+        cr_assert_float_eq(rate_per_sec(7, 0, NSEC_PER_SEC / 2), 7.0, 1e-9);
+}
+
+Test(query, protocol_names) {
+        char buf[4];
+        uint8_t p;
+
+        cr_assert_str_eq(protocol_to_string(IPPROTO_TCP, buf), "tcp");
+        cr_assert_str_eq(protocol_to_string(143, buf), "143");
+        cr_assert_eq(protocol_from_string("UDP", &p), 0);
+        cr_assert_eq(p, IPPROTO_UDP);
+        cr_assert_eq(protocol_from_string("47", &p), 0);
+        cr_assert_eq(p, 47);
+        cr_assert_eq(protocol_from_string("256", &p), -EINVAL);
+}
+
+Test(flows, expiry_rule) {
+        struct ps_flow_key tcp = { .proto = IPPROTO_TCP }, udp = { .proto = IPPROTO_UDP };
+        struct ps_flow_value v = { .last_seen = 100 * NSEC_PER_SEC, .state = PS_STATE_ESTABLISHED };
+        uint64_t idle = 300 * NSEC_PER_SEC, closed = 30 * NSEC_PER_SEC;
+
+        cr_assert_not(flow_is_expired(&tcp, &v, 200 * NSEC_PER_SEC, idle, closed));
+        cr_assert(flow_is_expired(&tcp, &v, 401 * NSEC_PER_SEC, idle, closed));
+        v.state = PS_STATE_FIN;
+        cr_assert(flow_is_expired(&tcp, &v, 131 * NSEC_PER_SEC, idle, closed));
+        cr_assert_not(flow_is_expired(&tcp, &v, 129 * NSEC_PER_SEC, idle, closed));
+        /* FIN state only shortens TCP */
+        v.state = PS_STATE_FIN;
+        cr_assert_not(flow_is_expired(&udp, &v, 131 * NSEC_PER_SEC, idle, closed));
+        /* a last_seen in the future (clock skew between reads) never expires */
+        cr_assert_not(flow_is_expired(&udp, &v, 50 * NSEC_PER_SEC, idle, closed));
+}
