@@ -57,6 +57,9 @@ static int method_attach_link(sd_bus_message *msg, void *userdata, sd_bus_error 
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "invalid mode '%.32s'; accepted: auto, native, generic "
                                          "(or an empty string for auto)", mode_s);
+        r = polkit_verify(msg, PS_ACTION_MANAGE_LINKS, &m->polkit, error);
+        if (r <= 0)
+                return r < 0 ? r : 1; /* denied, or asked polkit: the call comes back */
         r = manager_attach(m, ifname, mode, &l, error);
         if (r < 0)
                 return r;
@@ -72,11 +75,18 @@ static int method_detach_link(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = sd_bus_message_read(msg, "s", &ifname);
         if (r < 0)
                 return r;
-        l = manager_find_link(m, ifname);
-        if (!l)
+        if (!manager_find_link(m, ifname))
                 return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_LINK,
                                          "'%.32s' is not guarded; guarded links are listed in the "
                                          "Links property", ifname);
+        r = polkit_verify(msg, PS_ACTION_MANAGE_LINKS, &m->polkit, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        /* Looked up again: the link may have gone while polkit was answering. */
+        l = manager_find_link(m, ifname);
+        if (!l)
+                return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_LINK, "'%.32s' is not guarded",
+                                         ifname);
         r = manager_detach(m, l);
         if (r < 0)
                 return r;

@@ -26,6 +26,8 @@ Manager *manager_free(Manager *m) {
         for (size_t i = 0; i < m->n_links; i++)
                 link_free(m->links[i]);
         free(m->links);
+        state_done(&m->state);
+        m->polkit = polkit_registry_free(m->polkit);
         sd_event_source_unref(m->poll_timer);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
@@ -62,6 +64,15 @@ static int manager_add_link(Manager *m, Link *l) {
         m->links[m->n_links++] = l;
         (void) link_poll(l, now_nsec(CLOCK_MONOTONIC));
         return 0;
+}
+
+static void manager_save_state(Manager *m) {
+        int r = state_save(m->state_dir, &m->state);
+
+        if (r < 0)
+                log_warning_errno(r, "Cannot write the link state to %s: %m; the pinned guards "
+                                  "keep working, but a restart after a reboot may not restore them",
+                                  m->state_dir);
 }
 
 static void manager_remove_link(Manager *m, Link *l) {
@@ -106,6 +117,8 @@ int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
         log_struct_internal(LOG_INFO, 0, PS_MESSAGE_ATTACHED, ifname,
                             "Guarding %s (ifindex %d, %s mode, program id %u)", ifname,
                             l->ifindex, link_mode_to_string(l->mode), l->prog_id);
+        if (state_add(&m->state, ifname, mode) >= 0)
+                manager_save_state(m);
         if (m->bus) {
                 (void) sd_bus_emit_object_added(m->bus, l->object_path);
                 (void) manager_emit_links_changed(m);
@@ -122,6 +135,8 @@ int manager_detach(Manager *m, Link *l) {
         link_detach(l);
         log_struct_internal(LOG_INFO, 0, PS_MESSAGE_DETACHED, l->name,
                             "Stopped guarding %s; program detached and pins removed", l->name);
+        state_remove(&m->state, l->name);
+        manager_save_state(m);
         manager_remove_link(m, l);
         link_free(l);
         if (m->bus)
@@ -236,8 +251,59 @@ static int manager_adopt_all(Manager *m) {
         return 0;
 }
 
+/* Links the state file lists but nothing is pinned for (a reboot cleared bpffs): guard them
+ * again if their interface exists. Pinned links the file does not list are recorded. */
+static void manager_reconcile(Manager *m) {
+        bool dirty = false;
+
+        for (size_t i = 0; i < m->n_links; i++)
+                if (!state_find(&m->state, m->links[i]->name)) {
+                        (void) state_add(&m->state, m->links[i]->name,
+                                         m->links[i]->mode == PS_MODE_NATIVE ? LINK_MODE_NATIVE
+                                                                            : LINK_MODE_GENERIC);
+                        dirty = true;
+                }
+        for (size_t i = 0; i < m->state.n_links; i++) {
+                const StateLink *sl = &m->state.links[i];
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_free_ char *name = NULL;
+
+                if (manager_find_link(m, sl->name))
+                        continue;
+                name = strdup(sl->name);
+                if (!name)
+                        break;
+                if (manager_attach(m, name, sl->mode, NULL, &error) < 0)
+                        log_struct_internal(LOG_WARNING, 0, PS_MESSAGE_ATTACH_FAILED, name,
+                                            "%s is in the link state but could not be guarded "
+                                            "again: %s", name, error.message);
+                else
+                        log_struct_internal(LOG_NOTICE, 0, PS_MESSAGE_ATTACHED, name,
+                                            "%s was guarded before but had no pins (reboot?); "
+                                            "guarding it again", name);
+                sd_bus_error_free(&error);
+        }
+        if (dirty)
+                manager_save_state(m);
+}
+
+static void manager_load_state(Manager *m) {
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        r = state_load(m->state_dir, &m->state, &err);
+        if (r == -EBADMSG)
+                log_struct_internal(LOG_ERR, r, PS_MESSAGE_STATE_CORRUPT, NULL,
+                                    "%s; starting from the pinned guards alone", err ? err : "");
+        else if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "Cannot read the link state in %s: %m; starting from the "
+                                  "pinned guards alone", m->state_dir);
+}
+
 int manager_start(Manager *m) {
         int r;
+
+        manager_load_state(m);
 
         r = sd_event_default(&m->event);
         if (r < 0)
@@ -249,6 +315,7 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to adopt pinned links in %s: %m",
                                        m->bpffs_root);
+        manager_reconcile(m);
 
         r = sd_bus_open_system(&m->bus);
         if (r < 0)

@@ -6,6 +6,8 @@
 
 #include "conf.h"
 #include "link.h"
+#include "polkit.h"
+#include "state.h"
 
 #define PS_BUS_NAME "org.packetscope.Guarder1"
 #define PS_OBJECT_ROOT "/org/packetscope/Guarder1"
@@ -18,6 +20,9 @@
 #define PS_ERROR_ATTACH_FAILED "org.packetscope.Guarder1.Error.AttachFailed"
 #define PS_ERROR_LIMIT_EXCEEDED "org.packetscope.Guarder1.Error.LimitExceeded"
 
+/* polkit actions, one per mutating area (polkit/org.packetscope.guarder1.policy). */
+#define PS_ACTION_MANAGE_LINKS "org.packetscope.guarder1.manage-links"
+
 typedef struct Manager {
         sd_event *event;
         sd_bus *bus;
@@ -28,6 +33,9 @@ typedef struct Manager {
 
         Link **links;
         size_t n_links;
+
+        State state;              /* links.json: what an admin asked to guard */
+        PolkitRegistry *polkit;   /* authorization checks in flight */
 
         sd_event_source *poll_timer;
         uint64_t started_usec; /* CLOCK_REALTIME */

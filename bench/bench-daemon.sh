@@ -1,0 +1,104 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The daemon's side of the benchmark: with 1,000,000 flows in the table, how much memory and
+# CPU the idle daemon uses, and how long a top-20 query takes end to end through the client.
+# Usage: bench/bench-daemon.sh BUILD_DIR   (root; IDLE_SECONDS=60 FLOWS=1000000 QUERIES=20)
+set -euo pipefail
+
+build=${1:?usage: $0 BUILD_DIR}
+build=$(cd "$build" && pwd)
+idle=${IDLE_SECONDS:-60}
+flows=${FLOWS:-1000000}
+queries=${QUERIES:-20}
+ns=psb-$$
+veth=psb$$
+dir=$(mktemp -d)
+chmod 755 "$dir"
+bpffs=/sys/fs/bpf/packetscope-bench-$$
+bus_pid= daemon_pid=
+
+cleanup() {
+        set +e
+        if [ -n "$daemon_pid" ]; then
+                busctl --system call org.packetscope.Guarder1 /org/packetscope/Guarder1 \
+                        org.packetscope.Guarder1.Manager DetachLink s "$veth" >/dev/null 2>&1
+                kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null
+        fi
+        [ -n "$bus_pid" ] && kill "$bus_pid" 2>/dev/null && wait "$bus_pid" 2>/dev/null
+        rm -rf "$bpffs"
+        ip link del "$veth" 2>/dev/null
+        ip netns del "$ns" 2>/dev/null
+        rm -rf "$dir"
+}
+trap cleanup EXIT
+
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+cat > "$dir/bus.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$dir/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/><allow own="*"/><allow send_destination="*"/><allow receive_sender="*"/>
+  </policy>
+</busconfig>
+CONF
+dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile 2>/dev/null &
+bus_pid=$!
+export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$dir/bus
+for _ in $(seq 50); do [ -S "$dir/bus" ] && break; sleep 0.1; done
+
+ip netns add "$ns"
+ip link add "$veth" type veth peer name "${veth}p" netns "$ns"
+ip link set "$veth" up
+ip -n "$ns" link set "${veth}p" up
+
+mkdir -p "$dir/conf" "$dir/state"
+printf '[Guard]\nFlowTableSize=%s\n' "$(( flows > 1048576 ? flows : 1048576 ))" > "$dir/conf/packetscope.conf"
+"$build/src/packetscoped" --bpffs-root "$bpffs" --state-dir "$dir/state" --config-dir "$dir/conf" \
+        --log-target stderr 2>"$dir/daemon.log" &
+daemon_pid=$!
+for _ in $(seq 100); do
+        busctl --system status org.packetscope.Guarder1 >/dev/null 2>&1 && break
+        sleep 0.1
+done
+busctl --system call org.packetscope.Guarder1 /org/packetscope/Guarder1 \
+        org.packetscope.Guarder1.Manager AttachLink ss "$veth" generic >/dev/null
+"$build/bench/fill-flows" "$bpffs/$veth/flows" "$flows" >/dev/null
+
+ticks=$(getconf CLK_TCK)
+cpu() { awk '{ print $14 + $15 }' "/proc/$daemon_pid/stat"; }
+# Let the first sweep slices and the allocation settle before measuring.
+sleep 2
+c0=$(cpu); t0=$(date +%s%N)
+sleep "$idle"
+c1=$(cpu); t1=$(date +%s%N)
+rss_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$daemon_pid/status")
+hwm_kb=$(awk '/^VmHWM/ { print $2 }' "/proc/$daemon_pid/status")
+cpu_pct=$(awk -v c=$((c1 - c0)) -v hz="$ticks" -v ns=$((t1 - t0)) \
+        'BEGIN { printf "%.3f", 100 * (c / hz) / (ns / 1e9) }')
+
+lat=()
+for _ in $(seq "$queries"); do
+        s=$(date +%s%N)
+        "$build/src/packetscopectl" connections --top 20 --json >/dev/null
+        e=$(date +%s%N)
+        lat+=($(( (e - s) / 1000 )))
+done
+median_us=$(printf '%s\n' "${lat[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+max_us=$(printf '%s\n' "${lat[@]}" | sort -n | tail -1)
+rows=$("$build/src/packetscopectl" connections --top 20 --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+count=$(busctl --system get-property org.packetscope.Guarder1 /org/packetscope/Guarder1/connections \
+        org.packetscope.Guarder1.Connections Count | awk '{ print $2 }')
+rss_after_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$daemon_pid/status")
+
+printf 'flows in table            %s (Count property: %s)\n' "$flows" "$count"
+printf 'idle CPU over %ss         %s%% of one core   (goal < 1%%)\n' "$idle" "$cpu_pct"
+printf 'RSS idle / peak           %s KiB / %s KiB   (goal < 50 MB)\n' "$rss_kb" "$hwm_kb"
+printf 'RSS after %s queries      %s KiB\n' "$queries" "$rss_after_kb"
+printf 'top-20 query (%s runs)    median %s ms, max %s ms, %s rows   (goal < 250 ms)\n' \
+        "$queries" "$(awk -v u="$median_us" 'BEGIN { printf "%.1f", u / 1000 }')" \
+        "$(awk -v u="$max_us" 'BEGIN { printf "%.1f", u / 1000 }')" "$rows"
