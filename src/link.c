@@ -14,7 +14,7 @@
 #include "manager.h"
 #include "util.h"
 
-static const char *const pin_names[] = { "link", "flows", "icmp_flows", "stats", "meta" };
+static const char *const pin_names[] = { "link", "prog", "flows", "icmp_flows", "stats", "meta" };
 
 int link_mode_from_string(const char *s, LinkMode *ret) {
         if (streq(s, "auto") || streq(s, ""))
@@ -248,6 +248,7 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
             (r = pin_fd(l->icmp_fd, l->pin_dir, "icmp_flows")) < 0 ||
             (r = pin_fd(l->stats_fd, l->pin_dir, "stats")) < 0 ||
             (r = pin_fd(l->meta_fd, l->pin_dir, "meta")) < 0 ||
+            (r = pin_fd(l->prog_fd, l->pin_dir, "prog")) < 0 ||
             (r = pin_fd(l->link_fd, l->pin_dir, "link")) < 0) {
                 asprintf(ret_error, "cannot pin under %s: %s", l->pin_dir, strerror(-r));
                 unpin_all(l->pin_dir);
@@ -333,7 +334,8 @@ int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
                 l->icmp_table_size = info.max_entries;
         l->mode = meta.mode;
         l->attached_since_usec = meta.attached_since;
-        l->prog_fd = bpf_prog_get_fd_by_id(l->prog_id);
+        /* From the pin, not by id: opening a program by id needs CAP_SYS_ADMIN. */
+        l->prog_fd = open_pin(l->pin_dir, "prog");
         *ret = l;
         return 0;
 

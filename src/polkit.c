@@ -130,6 +130,11 @@ int polkit_verify(sd_bus_message *call, const char *action, PolkitRegistry **reg
                 else
                         r = sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                               "polkit denies '%s' to this caller", action);
+                log_struct_internal(LOG_NOTICE, 0, PS_MESSAGE_POLKIT_DENIED, NULL,
+                                    "Refused %s.%s from %s: polkit did not authorize %s",
+                                    strna(sd_bus_message_get_interface(call)),
+                                    strna(sd_bus_message_get_member(call)),
+                                    strna(sd_bus_message_get_sender(call)), action);
                 polkit_query_free(q);
                 return r;
         }

@@ -56,6 +56,10 @@ static inline bool streq_ptr(const char *a, const char *b) {
         return streq(a, b);
 }
 
+static inline const char *strna(const char *s) {
+        return s ? s : "n/a";
+}
+
 /* Hands over ownership: returns *p and sets it to NULL. */
 #define TAKE_PTR(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
 #define TAKE_FD(fd) ({ int _t = (fd); (fd) = -1; _t; })
