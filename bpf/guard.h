@@ -125,6 +125,7 @@ struct ps_meta {
         __u32 flow_table_size;
         __u32 icmp_table_size;
         __u32 pad;
+        __u64 build_id;      /* hash of the program object: a different build gets swapped in */
 };
 
 enum ps_attach_mode {

@@ -32,6 +32,23 @@ const char *link_mode_to_string(uint32_t ps_mode) {
         return ps_mode == PS_MODE_NATIVE ? "native" : ps_mode == PS_MODE_GENERIC ? "generic" : "unknown";
 }
 
+/* Identifies this build of the XDP program: FNV-1a over the embedded object. */
+static uint64_t program_build_id(void) {
+        static uint64_t id = 0;
+        const uint8_t *p;
+        size_t n;
+
+        if (id != 0)
+                return id;
+        p = guard_bpf__elf_bytes(&n);
+        id = UINT64_C(0xcbf29ce484222325);
+        for (size_t i = 0; i < n; i++) {
+                id ^= p[i];
+                id *= UINT64_C(0x100000001b3);
+        }
+        return id;
+}
+
 static Link *link_new(Manager *m, const char *ifname) {
         Link *l = calloc(1, sizeof(Link));
 
@@ -216,6 +233,7 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
                 .ifindex = (uint32_t) ifindex,
                 .flow_table_size = l->flow_table_size,
                 .icmp_table_size = l->icmp_table_size,
+                .build_id = program_build_id(),
         };
         if (bpf_map_update_elem(bpf_map__fd(skel->maps.meta), &zero, &meta, BPF_ANY) < 0) {
                 r = -errno;
@@ -261,6 +279,57 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
 fail:
         guard_bpf__destroy(skel);
         link_free(l); /* closing the link fd detaches */
+        return r;
+}
+
+/*
+ * The pinned program comes from another build of the same ABI: load this build's program over
+ * the very same maps and swap it into the link atomically (bpf_link_update), so that packets
+ * never go unguarded and counters and flows continue.
+ */
+static int link_upgrade_program(Link *l, struct ps_meta *meta, char **ret_error) {
+        struct guard_bpf *skel;
+        _cleanup_free_ char *prog_pin = strjoin_path(l->pin_dir, "prog");
+        uint32_t zero = 0;
+        int r, new_fd;
+
+        if (!prog_pin)
+                return -ENOMEM;
+        skel = guard_bpf__open();
+        if (!skel)
+                return -errno;
+        bpf_map__set_max_entries(skel->maps.flows, l->flow_table_size);
+        bpf_map__set_max_entries(skel->maps.icmp_flows, l->icmp_table_size);
+        if ((r = bpf_map__reuse_fd(skel->maps.flows, l->flows_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.icmp_flows, l->icmp_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.stats, l->stats_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.meta, l->meta_fd)) < 0 ||
+            (r = guard_bpf__load(skel)) < 0) {
+                asprintf(ret_error, "cannot load this build's program over the pinned maps of "
+                         "%s: %s", l->name, strerror(-r));
+                goto finish;
+        }
+        new_fd = bpf_program__fd(skel->progs.xdp_guard);
+        if (bpf_link_update(l->link_fd, new_fd, NULL) < 0) {
+                r = -errno;
+                asprintf(ret_error, "cannot swap the program of %s: %s", l->name, strerror(-r));
+                goto finish;
+        }
+        (void) unlink(prog_pin);
+        if (bpf_obj_pin(new_fd, prog_pin) < 0) {
+                r = -errno;
+                asprintf(ret_error, "swapped the program of %s but cannot pin it: %s", l->name,
+                         strerror(-r));
+                goto finish;
+        }
+        safe_close(l->prog_fd);
+        l->prog_fd = dup(new_fd);
+        meta->build_id = program_build_id();
+        (void) bpf_map_update_elem(l->meta_fd, &zero, meta, BPF_ANY);
+        (void) link_fill_ids(l);
+        r = 1;
+finish:
+        guard_bpf__destroy(skel);
         return r;
 }
 
@@ -314,6 +383,8 @@ int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
         l->icmp_fd = open_pin(l->pin_dir, "icmp_flows");
         l->stats_fd = open_pin(l->pin_dir, "stats");
         l->meta_fd = open_pin(l->pin_dir, "meta");
+        /* From the pin, not by id: opening a program by id needs CAP_SYS_ADMIN. */
+        l->prog_fd = open_pin(l->pin_dir, "prog");
         if (l->flows_fd < 0 || l->icmp_fd < 0 || l->stats_fd < 0 || l->meta_fd < 0) {
                 asprintf(ret_error, "incomplete pins in %s", l->pin_dir);
                 r = -ESTALE;
@@ -334,8 +405,12 @@ int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
                 l->icmp_table_size = info.max_entries;
         l->mode = meta.mode;
         l->attached_since_usec = meta.attached_since;
-        /* From the pin, not by id: opening a program by id needs CAP_SYS_ADMIN. */
-        l->prog_fd = open_pin(l->pin_dir, "prog");
+        if (meta.build_id != program_build_id()) {
+                r = link_upgrade_program(l, &meta, ret_error);
+                if (r < 0)
+                        goto fail; /* the old program keeps running; pins untouched */
+                l->upgraded = true;
+        }
         *ret = l;
         return 0;
 

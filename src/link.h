@@ -31,6 +31,7 @@ typedef struct Link {
 
         int link_fd, prog_fd, flows_fd, icmp_fd, stats_fd, meta_fd;
         uint32_t flow_table_size, icmp_table_size;
+        bool upgraded; /* adoption swapped in this build's program */
 
         struct ps_stats stats; /* summed over CPUs at the last poll */
         struct ps_stats prev;

@@ -244,9 +244,11 @@ static int manager_adopt_all(Manager *m) {
                 }
                 log_struct_internal(LOG_INFO, 0, PS_MESSAGE_ADOPTED, l->name,
                                     "Adopted the pinned guard of %s (ifindex %d, %s mode, "
-                                    "program id %u, attached since %llu): counters continue",
+                                    "program id %u, attached since %llu): counters continue%s",
                                     l->name, l->ifindex, link_mode_to_string(l->mode), l->prog_id,
-                                    (unsigned long long) l->attached_since_usec);
+                                    (unsigned long long) l->attached_since_usec,
+                                    l->upgraded ? "; the program of an older build was replaced "
+                                                  "in place by this one" : "");
         }
         return 0;
 }
