@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * The classifier's half of the kernel/user ABI (see guard.h for the rest): tuple-space search.
+ *
+ * Every rule is compiled by the daemon into one or more (mask, key) pairs: the mask says which
+ * bits of the packet tuple the rule looks at (its "shape": address prefix lengths, exact or
+ * wildcard protocol, port prefix blocks of a range, the TCP flag mask, ICMP fields), the key is
+ * the rule's values under that mask. Pairs with the same mask share one shape. Per packet, the
+ * program masks its tuple with each shape in turn and does one hash lookup per shape: the cost
+ * follows the number of distinct shapes (at most PS_FILTER_MAX_SHAPES), never the number of
+ * rules. A hit tells the best rule of that (shape, key) already resolved by the daemon; the best
+ * over all shapes (the highest rank) decides.
+ *
+ * Atomic updates: two banks. The daemon fills the inactive bank (shapes and entries), then
+ * flips `filter_state` (one 4-byte value: generation << 1 | bank). A packet reads the state once
+ * and sees one whole bank. The old bank is cleared afterwards.
+ */
+#ifndef PACKETSCOPE_CLASSIFY_H
+#define PACKETSCOPE_CLASSIFY_H
+
+#define PS_FILTER_MAX_SHAPES 32
+#define PS_FILTER_MAX_RULES 100000   /* rules a set may hold */
+#define PS_FILTER_SLOTS 131072       /* per-rule counter slots (> max rules: freed slots rest) */
+#define PS_FILTER_MAX_ENTRIES 262144 /* (shape, key) entries per bank */
+
+enum ps_filter_action {
+        PS_ACTION_NONE = 0,
+        PS_ACTION_DROP = 1,
+        PS_ACTION_PASS = 2,
+        PS_ACTION_COUNT = 3, /* shadow: counts the packets it would decide, never decides */
+};
+
+/* The packet tuple as the classifier sees it; also the layout of masks and keys. Addresses in
+ * network byte order, IPv4 in word 0; ports in host order. Fields a packet lacks are zero. */
+struct ps_match {
+        __u8 family;      /* PS_FAMILY_IPV4 / PS_FAMILY_IPV6 */
+        __u8 proto;       /* IP protocol of the outer packet */
+        __u8 icmp_type;   /* ICMP / ICMPv6 */
+        __u8 icmp_code;
+        __u8 tcp_flags;   /* TCP flag byte (FIN 1, SYN 2, RST 4, PSH 8, ACK 16, URG 32, ...) */
+        __u8 inner_proto; /* protocol of the header an ICMP error quotes */
+        __u16 pad;
+        __u16 sport;
+        __u16 dport;
+        __u16 inner_sport;
+        __u16 inner_dport;
+        __u32 src[4];
+        __u32 dst[4];
+        __u32 inner_src[4];
+        __u32 inner_dst[4];
+};
+
+struct ps_filter_key {
+        __u32 shape;  /* bank * PS_FILTER_MAX_SHAPES + shape index */
+        __u32 pad;
+        struct ps_match match; /* the rule's values, already masked */
+};
+
+/* The best rules for one (shape, key); ranks order rules: higher wins (priority, then age). */
+struct ps_filter_value {
+        __u32 rank;        /* 0: no deciding rule here */
+        __u32 slot;        /* counter slot of the deciding rule */
+        __u32 action;      /* enum ps_filter_action of the deciding rule */
+        __u32 count_rank;  /* 0: no count rule here */
+        __u32 count_slot;
+        __u32 pad;
+};
+
+/* filter_info[bank]: the shapes of that bank. */
+struct ps_filter_bank {
+        __u32 n_shapes;
+        __u32 pad;
+        struct ps_match masks[PS_FILTER_MAX_SHAPES];
+};
+
+/* Per-CPU counters of one rule (filter_counters[slot]). */
+struct ps_filter_counter {
+        __u64 hits;
+        __u64 bytes;
+        __u64 last_hit; /* CLOCK_MONOTONIC (coarse) ns */
+};
+
+#endif

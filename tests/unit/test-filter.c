@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+
+#include "filter-compile.h"
+#include "filter.h"
+#include "util.h"
+
+#ifndef GUARDER_DIR
+#define GUARDER_DIR "tests/guarder"
+#endif
+
+static int parse(const char *json, Filter *f, FilterParseFlags flags, char **err) {
+        json_error_t je;
+        json_t *o = json_loads(json, 0, &je);
+        int r;
+
+        cr_assert_not_null(o, "bad test JSON %s: %s", json, je.text);
+        r = filter_from_json(f, o, flags, err);
+        json_decref(o);
+        return r;
+}
+
+static void expect_ok(const char *json, Filter *ret) {
+        char *err = NULL;
+
+        filter_init(ret);
+        cr_assert_eq(parse(json, ret, 0, &err), 0, "%s rejected: %s", json, err ? err : "");
+}
+
+static void expect_bad(const char *json, const char *needle) {
+        Filter f, before;
+        char *err = NULL;
+
+        filter_init(&f);
+        before = f;
+        cr_assert_eq(parse(json, &f, 0, &err), -EINVAL, "%s accepted", json);
+        cr_assert_not_null(err);
+        cr_assert(strstr(err, needle), "error for %s is '%s', lacks '%s'", json, err, needle);
+        cr_assert_eq(memcmp(&f, &before, sizeof f), 0, "rule changed by a failed parse");
+        free(err);
+}
+
+Test(filter, guarder_examples_all_parse) {
+        static const char *const names[] = {
+                "01-ping-request-disabled", "02-dest-unreachable", "03-source-quench",
+                "04-dest-unreachable-inner-udp", "05-dns-errors", "06-udp-traceroute",
+                "07-echo-request-all", "08-telnet", "09-rpc", "10-smb", "11-netbios", "12-mssql",
+                "13-mysql", "14-rdp", "15-vnc", "16-ping-request", "17-syn-scan",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                char path[512], *err = NULL;
+                json_error_t je;
+                json_t *o;
+                Filter f;
+
+                snprintf(path, sizeof path, "%s/%s.json", GUARDER_DIR, names[i]);
+                o = json_load_file(path, 0, &je);
+                cr_assert_not_null(o, "%s: %s", path, je.text);
+                filter_init(&f);
+                cr_assert_eq(filter_from_json(&f, o, 0, &err), 0, "%s: %s", path, err ? err : "");
+                json_decref(o);
+                filter_done(&f);
+        }
+}
+
+Test(filter, guarder_defaults) {
+        Filter f;
+
+        /* The fifth example: no action, no enabled: drop and enabled. */
+        expect_ok("{ \"rule_type\": \"icmp\", \"protocol\": \"icmp\", \"icmp_type\": 3, "
+                  "\"inner_protocol\": \"udp\", \"inner_dst_ip\": \"\", \"comment\": \"x\" }", &f);
+        cr_assert_eq(f.action, FILTER_DROP);
+        cr_assert(f.enabled);
+        cr_assert_eq(f.inner_protocol, IPPROTO_UDP);
+        cr_assert_not(f.has_inner_dst);
+        cr_assert_eq(f.icmp_code, ICMP_ANY);
+        filter_done(&f);
+        /* protocol follows rule_type */
+        expect_ok("{ \"rule_type\": \"icmp\", \"icmp_type\": 8, \"icmp_code\": 0 }", &f);
+        cr_assert_eq(f.protocol, IPPROTO_ICMP);
+        cr_assert_eq(f.icmp_code, 0);
+        filter_done(&f);
+        expect_ok("{ \"rule_type\": \"tcp\", \"dst_port\": 23 }", &f);
+        cr_assert_eq(f.protocol, IPPROTO_TCP);
+        cr_assert_eq(f.dst_port.lo, 23);
+        cr_assert_eq(f.dst_port.hi, 23);
+        cr_assert(port_range_is_any(f.src_port));
+        filter_done(&f);
+        expect_ok("{}", &f);
+        cr_assert_eq(f.protocol, PROTO_ANY);
+        filter_done(&f);
+        /* tcp_flags alone means "these flags set" */
+        expect_ok("{ \"rule_type\": \"tcp\", \"tcp_flags\": 18 }", &f);
+        cr_assert_eq(f.tcp_flags_mask, 18);
+        filter_done(&f);
+}
+
+Test(filter, fields_good_values) {
+        Filter f;
+
+        expect_ok("{ \"protocol\": \"udp\", \"src_ip\": \"2001:db8::/32\", \"dst_ip\": \"any\", "
+                  "\"src_port\": \"1024-65535\", \"dst_port\": \"53\", \"priority\": -5, "
+                  "\"timeout\": 60, \"action\": \"count\", \"enabled\": 0 }", &f);
+        cr_assert(f.has_src);
+        cr_assert_eq(f.src.prefixlen, 32);
+        cr_assert_not(f.has_dst);
+        cr_assert_eq(f.src_port.lo, 1024);
+        cr_assert_eq(f.src_port.hi, 65535);
+        cr_assert_eq(f.dst_port.lo, 53);
+        cr_assert_eq(f.priority, -5);
+        cr_assert_eq(f.timeout_sec, 60);
+        cr_assert_eq(f.action, FILTER_COUNT);
+        cr_assert_not(f.enabled);
+        filter_done(&f);
+        expect_ok("{ \"protocol\": 47 }", &f);
+        cr_assert_eq(f.protocol, 47);
+        filter_done(&f);
+        expect_ok("{ \"rule_type\": \"icmp\", \"protocol\": \"icmpv6\", \"icmp_type\": 1, "
+                  "\"inner_protocol\": \"tcp\", \"inner_dst_port\": 443, "
+                  "\"inner_src_ip\": \"2001:db8::1\" }", &f);
+        cr_assert_eq(f.protocol, IPPROTO_ICMPV6);
+        cr_assert_eq(f.inner_dst_port.lo, 443);
+        filter_done(&f);
+}
+
+Test(filter, every_field_wrong_in_turn) {
+        expect_bad("{ \"rule_type\": \"http\" }", "field 'rule_type': unknown value 'http'; accepted: basic, tcp, udp, icmp");
+        expect_bad("{ \"rule_type\": 3 }", "field 'rule_type' is an integer");
+        expect_bad("{ \"protocol\": \"tcpp\" }", "field 'protocol': unknown protocol 'tcpp'");
+        expect_bad("{ \"protocol\": 256 }", "field 'protocol': 256 is out of range");
+        expect_bad("{ \"protocol\": true }", "field 'protocol' is a boolean");
+        expect_bad("{ \"src_ip\": \"10.0.0.0/33\" }", "field 'src_ip': bad prefix length");
+        expect_bad("{ \"src_ip\": \"10.1.0.0/8\" }", "bits set beyond its prefix length");
+        expect_bad("{ \"dst_ip\": \"example.org\" }", "field 'dst_ip': 'example.org' is not an address");
+        expect_bad("{ \"dst_ip\": 7 }", "field 'dst_ip' is an integer");
+        expect_bad("{ \"protocol\": \"tcp\", \"src_port\": 70000 }", "field 'src_port': 70000 is out of range");
+        expect_bad("{ \"protocol\": \"tcp\", \"dst_port\": \"9000-8000\" }", "field 'dst_port': '9000-8000' is not a port or range");
+        expect_bad("{ \"protocol\": \"tcp\", \"dst_port\": -1 }", "out of range");
+        expect_bad("{ \"protocol\": \"tcp\", \"dst_port\": 1.5 }", "field 'dst_port' is a number with a fraction");
+        expect_bad("{ \"dst_port\": 22 }", "need protocol tcp, udp");
+        expect_bad("{ \"protocol\": \"tcp\", \"tcp_flags\": 300 }", "field 'tcp_flags': 300 is out of range");
+        expect_bad("{ \"protocol\": \"tcp\", \"tcp_flags\": 3, \"tcp_flags_mask\": 1 }", "bits outside 'tcp_flags_mask'");
+        expect_bad("{ \"protocol\": \"udp\", \"tcp_flags\": 2 }", "need protocol tcp");
+        expect_bad("{ \"rule_type\": \"icmp\", \"icmp_type\": 256 }", "field 'icmp_type': 256 is out of range");
+        expect_bad("{ \"rule_type\": \"icmp\", \"icmp_code\": \"x\" }", "field 'icmp_code': 'x' is not a number");
+        expect_bad("{ \"protocol\": \"tcp\", \"icmp_type\": 8 }", "need protocol icmp or icmpv6");
+        expect_bad("{ \"rule_type\": \"tcp\", \"protocol\": \"udp\" }", "must be tcp for rule_type tcp");
+        expect_bad("{ \"rule_type\": \"icmp\", \"protocol\": \"tcp\" }", "must be icmp or icmpv6");
+        expect_bad("{ \"rule_type\": \"icmp\", \"icmp_type\": 8, \"inner_protocol\": \"udp\" }", "need an ICMP error type");
+        expect_bad("{ \"protocol\": \"udp\", \"inner_protocol\": \"udp\" }", "they need protocol icmp or icmpv6");
+        expect_bad("{ \"rule_type\": \"icmp\", \"inner_dst_port\": 53 }", "need inner_protocol tcp, udp");
+        expect_bad("{ \"rule_type\": \"icmp\", \"inner_src_ip\": \"::/200\" }", "field 'inner_src_ip': bad prefix length");
+        expect_bad("{ \"rule_type\": \"icmp\", \"inner_protocol\": \"zzz\" }", "field 'inner_protocol': unknown protocol");
+        expect_bad("{ \"action\": \"reject\" }", "field 'action': unknown value 'reject'; accepted: drop, pass, count");
+        expect_bad("{ \"action\": 1 }", "field 'action' is an integer");
+        expect_bad("{ \"enabled\": \"maybe\" }", "field 'enabled' is a string; accepted: true or false");
+        expect_bad("{ \"comment\": 5 }", "field 'comment' is an integer; accepted: a string");
+        expect_bad("{ \"priority\": 2000000 }", "field 'priority': 2000000 is out of range");
+        expect_bad("{ \"timeout\": -1 }", "field 'timeout'");
+        expect_bad("{ \"id\": 4 }", "field 'id' is assigned by the daemon");
+        expect_bad("{ \"hits\": 4 }", "field 'hits' is read-only");
+        expect_bad("{ \"colour\": \"red\" }", "unknown field 'colour'; accepted: rule_type");
+        expect_bad("[1]", "a rule must be a JSON object, got an array");
+        expect_bad("{ \"src_ip\": \"10.0.0.1\", \"dst_ip\": \"::1\" }", "different address families");
+        expect_bad("{ \"protocol\": \"icmp\", \"src_ip\": \"::1\" }", "icmp is IPv4 only");
+}
+
+Test(filter, long_comment) {
+        char *json = malloc(1200), *err = NULL;
+        Filter f;
+
+        strcpy(json, "{\"comment\": \"");
+        memset(json + 13, 'a', 1100);
+        strcpy(json + 1113, "\"}");
+        filter_init(&f);
+        cr_assert_eq(parse(json, &f, 0, &err), -EINVAL);
+        cr_assert(strstr(err, "accepted: at most 1024"), "%s", err);
+        free(err);
+        free(json);
+}
+
+Test(filter, update_merges_and_keeps_id) {
+        Filter f;
+        char *err = NULL;
+
+        expect_ok("{ \"rule_type\": \"tcp\", \"dst_port\": 23, \"comment\": \"telnet\" }", &f);
+        f.id = 0;
+        cr_assert_eq(parse("{\"id\": 0, \"action\": \"drop\", \"enabled\": false, \"comment\": "
+                           "\"Temporarily disabled\"}", &f, FILTER_PARSE_UPDATE, &err), 0, "%s", err);
+        cr_assert_not(f.enabled);
+        cr_assert_str_eq(f.comment, "Temporarily disabled");
+        cr_assert_eq(f.dst_port.lo, 23);
+        cr_assert_eq(f.protocol, IPPROTO_TCP);
+        cr_assert_eq(parse("{\"id\": 3}", &f, FILTER_PARSE_UPDATE, &err), -EINVAL);
+        cr_assert(strstr(err, "cannot be changed"));
+        free(err);
+        filter_done(&f);
+}
+
+Test(filter, json_round_trip) {
+        Filter f, g;
+        char *err = NULL;
+        json_t *j, *k;
+
+        expect_ok("{ \"rule_type\": \"icmp\", \"protocol\": \"icmp\", \"icmp_type\": 3, "
+                  "\"inner_protocol\": \"udp\", \"inner_dst_port\": 53, \"inner_dst_ip\": "
+                  "\"192.0.2.0/24\", \"comment\": \"dns\", \"priority\": 7, \"timeout\": 30 }", &f);
+        f.id = 12;
+        f.created_usec = 1000;
+        f.expires_usec = 31000000;
+        j = filter_to_json(&f);
+        filter_init(&g);
+        cr_assert_eq(filter_from_json(&g, j, FILTER_PARSE_IMPORT, &err), 0, "%s", err ? err : "");
+        k = filter_to_json(&g);
+        cr_assert(json_equal(j, k), "%s\n!=\n%s", json_dumps(j, 0), json_dumps(k, 0));
+        json_decref(j);
+        json_decref(k);
+        filter_done(&f);
+        filter_done(&g);
+}
+
+Test(filter, port_blocks_cover_exactly) {
+        uint16_t v[40], m[40];
+
+        srand(7);
+        for (int t = 0; t < 2000; t++) {
+                uint32_t a = (uint32_t) rand() % 65536, b = (uint32_t) rand() % 65536;
+                PortRange r = { (uint16_t) MIN(a, b), (uint16_t) MAX(a, b) };
+                size_t n = port_range_blocks(r, v, m, 40);
+
+                cr_assert_leq(n, 32);
+                /* Check a sample of ports in and around the range against the blocks. */
+                for (int k = 0; k < 64; k++) {
+                        uint32_t p = (uint32_t) rand() % 65536;
+                        bool in = p >= r.lo && p <= r.hi, hit = false;
+
+                        if (k == 0) p = r.lo, in = true;
+                        if (k == 1) p = r.hi, in = true;
+                        for (size_t i = 0; i < n; i++)
+                                if ((p & m[i]) == v[i])
+                                        hit = true;
+                        cr_assert_eq(in, hit, "port %u, range %u-%u", p, r.lo, r.hi);
+                }
+        }
+        cr_assert_eq(port_range_blocks((PortRange) { 0, 65535 }, v, m, 40), 1);
+        cr_assert_eq(m[0], 0);
+        /* 8000-8063, 8064-8191, 8192-8703, 8704-8959, 8960-8991, 8992-8999 */
+        cr_assert_eq(port_range_blocks((PortRange) { 8000, 8999 }, v, m, 40), 6);
+        cr_assert_eq(v[2], 8192);
+        cr_assert_eq(m[2], (uint16_t) ~511);
+}
+
+/* --- compiled tuple-space lookup, simulated in C, against the plain matcher --- */
+
+static int cmp_key(const void *a, const void *b) {
+        return memcmp(a, &((const FilterEntry *) b)->key, sizeof(struct ps_filter_key));
+}
+
+static void tss_classify(const FilterSet *s, const struct ps_match *p, uint32_t *ret_rank,
+                         uint32_t *ret_slot, uint32_t *ret_count_slot) {
+        uint32_t best = 0, slot = UINT32_MAX, cbest = 0, cslot = UINT32_MAX;
+
+        for (uint32_t i = 0; i < s->n_shapes; i++) {
+                struct ps_filter_key k = { .shape = i };
+                const uint8_t *pm = (const uint8_t *) p, *mm = (const uint8_t *) &s->masks[i];
+                uint8_t *km = (uint8_t *) &k.match;
+                const FilterEntry *e;
+
+                for (size_t b = 0; b < sizeof(struct ps_match); b++)
+                        km[b] = pm[b] & mm[b];
+                e = bsearch(&k, s->entries, s->n_entries, sizeof(FilterEntry), cmp_key);
+                if (!e)
+                        continue;
+                if (e->value.rank > best) {
+                        best = e->value.rank;
+                        slot = e->value.slot;
+                }
+                if (e->value.count_rank > cbest) {
+                        cbest = e->value.count_rank;
+                        cslot = e->value.count_slot;
+                }
+        }
+        *ret_rank = best;
+        *ret_slot = slot;
+        *ret_count_slot = cbest > best ? cslot : UINT32_MAX;
+}
+
+static uint32_t rnd(uint32_t n) {
+        return (uint32_t) rand() % n;
+}
+
+static void random_rule(Filter *f, uint32_t id) {
+        static const int protos[] = { PROTO_ANY, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP };
+
+        filter_init(f);
+        f->id = id;
+        f->slot = id;
+        f->created_usec = rnd(4);
+        f->priority = (int32_t) rnd(5);
+        f->action = (FilterAction) (1 + rnd(3));
+        f->protocol = protos[rnd(4)];
+        if (f->protocol == IPPROTO_TCP)
+                f->rule_type = RULE_TCP;
+        if (rnd(2)) {
+                f->has_src = true;
+                f->src.family = ADDR_FAMILY_IPV4;
+                f->src.prefixlen = (uint8_t) (rnd(3) == 0 ? 32 : 24 + rnd(9));
+                f->src.addr[0] = htonl(0x0a000000u | (rnd(4) << 8) | rnd(4));
+                f->src.addr[0] &= htonl(f->src.prefixlen ? ~0u << (32 - f->src.prefixlen) : 0);
+        }
+        if (f->protocol == IPPROTO_TCP || f->protocol == IPPROTO_UDP) {
+                if (rnd(2)) {
+                        uint16_t lo = (uint16_t) (20 + rnd(10));
+                        f->dst_port = (PortRange) { lo, (uint16_t) (lo + (rnd(2) ? 0 : rnd(6))) };
+                }
+                if (f->protocol == IPPROTO_TCP && rnd(3) == 0) {
+                        f->tcp_flags_mask = 0x12;
+                        f->tcp_flags = rnd(2) ? 0x02 : 0x12;
+                }
+        }
+        if (f->protocol == IPPROTO_ICMP) {
+                f->rule_type = RULE_ICMP;
+                f->icmp_type = rnd(2) ? ICMP_ANY : (uint8_t) (rnd(2) ? 3 : 8);
+                if (f->icmp_type != 8 && rnd(2)) {
+                        f->inner_protocol = IPPROTO_UDP;
+                        if (rnd(2))
+                                f->inner_dst_port = (PortRange) { 53, 53 };
+                }
+        }
+}
+
+static void random_packet(struct ps_match *p) {
+        static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, 47 };
+
+        memset(p, 0, sizeof *p);
+        p->family = PS_FAMILY_IPV4;
+        p->proto = protos[rnd(4)];
+        p->src[0] = htonl(0x0a000000u | (rnd(4) << 8) | rnd(4));
+        p->dst[0] = htonl(0xc0000201u);
+        if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
+                p->sport = (uint16_t) (1024 + rnd(4));
+                p->dport = (uint16_t) (18 + rnd(20));
+                if (p->proto == IPPROTO_TCP)
+                        p->tcp_flags = (uint8_t) (rnd(2) ? 0x02 : rnd(2) ? 0x12 : 0x10);
+        } else if (p->proto == IPPROTO_ICMP) {
+                p->icmp_type = (uint8_t) (rnd(2) ? 3 : rnd(2) ? 8 : 0);
+                if (p->icmp_type == 3) {
+                        p->inner_proto = rnd(2) ? IPPROTO_UDP : IPPROTO_TCP;
+                        p->inner_dport = (uint16_t) (rnd(2) ? 53 : 80);
+                        p->inner_src[0] = p->dst[0];
+                        p->inner_dst[0] = p->src[0];
+                }
+        }
+}
+
+Test(filter, compiled_set_agrees_with_plain_matcher) {
+        unsigned disagreements = 0, cases = 0;
+
+        srand(12345);
+        for (int round = 0; round < 200; round++) {
+                size_t n = 1 + rnd(40);
+                Filter *rules = calloc(n, sizeof(Filter));
+                Filter **ptrs = calloc(n, sizeof(Filter *));
+                FilterSet set;
+                char *err = NULL;
+
+                for (size_t i = 0; i < n; i++) {
+                        random_rule(&rules[i], (uint32_t) i);
+                        ptrs[i] = &rules[i];
+                }
+                cr_assert_eq(filter_compile(ptrs, n, &set, &err), 0, "%s", err ? err : "");
+                for (int k = 0; k < 100; k++) {
+                        struct ps_match p;
+                        const Filter *d, *c;
+                        uint32_t rank, slot, cslot;
+
+                        random_packet(&p);
+                        filter_classify_reference(ptrs, n, &p, &d, &c);
+                        tss_classify(&set, &p, &rank, &slot, &cslot);
+                        cases++;
+                        if ((d ? d->slot : UINT32_MAX) != slot || (c ? c->slot : UINT32_MAX) != cslot)
+                                disagreements++;
+                }
+                filter_set_done(&set);
+                free(rules);
+                free(ptrs);
+        }
+        cr_assert_eq(cases, 20000);
+        cr_assert_eq(disagreements, 0, "%u of %u cases disagree", disagreements, cases);
+}
+
+Test(filter, limits_are_named) {
+        Filter f, *p = &f;
+        FilterSet set;
+        char *err = NULL;
+
+        filter_init(&f);
+        f.protocol = IPPROTO_TCP;
+        f.src_port = (PortRange) { 1, 65534 };
+        f.dst_port = (PortRange) { 1, 65534 };
+        f.id = 9;
+        cr_assert_eq(filter_compile(&p, 1, &set, &err), -E2BIG);
+        /* 30 source blocks x 30 destination blocks: far more shapes than allowed */
+        cr_assert(strstr(err, "rule 9 needs one more distinct rule shape"), "%s", err);
+        free(err);
+}
