@@ -15,6 +15,8 @@ void config_init(Config *c) {
                 .closed_timeout_usec = 30 * USEC_PER_SEC,
                 .sweep_period_usec = 60 * USEC_PER_SEC,
                 .max_links = 64,
+                .management_ports = { 22 },
+                .n_management_ports = 1,
         };
 }
 
@@ -71,6 +73,43 @@ static int set_max_links(Config *c, const char *v) {
         return set_u32_range(&c->max_links, v, 1, 4096);
 }
 
+/* Space-separated lists; an empty value resets the list (as in systemd). */
+static int set_management(Config *c, const char *v) {
+        _cleanup_free_ char *copy = strdup(v);
+        char *save = NULL, *w;
+        uint32_t n = 0;
+        Cidr tmp[CONFIG_MANAGEMENT_MAX];
+
+        if (!copy)
+                return -ENOMEM;
+        for (w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+                if (n == CONFIG_MANAGEMENT_MAX || cidr_parse(w, false, &tmp[n]) < 0)
+                        return -EINVAL;
+                n++;
+        }
+        memcpy(c->management, tmp, n * sizeof(Cidr));
+        c->n_management = n;
+        return 0;
+}
+
+static int set_management_ports(Config *c, const char *v) {
+        _cleanup_free_ char *copy = strdup(v);
+        char *save = NULL, *w;
+        uint32_t n = 0, p;
+        uint16_t tmp[CONFIG_MANAGEMENT_MAX];
+
+        if (!copy)
+                return -ENOMEM;
+        for (w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+                if (n == CONFIG_MANAGEMENT_MAX || safe_atou32(w, &p) < 0 || p == 0 || p > 65535)
+                        return -EINVAL;
+                tmp[n++] = (uint16_t) p;
+        }
+        memcpy(c->management_ports, tmp, n * sizeof(uint16_t));
+        c->n_management_ports = n;
+        return 0;
+}
+
 static const struct {
         const char *section;
         const char *key;
@@ -84,6 +123,10 @@ static const struct {
         { "Guard", "ClosedTimeoutSec", set_closed, "a time span from 1s to 30d, e.g. 30s" },
         { "Guard", "SweepPeriodSec", set_sweep, "a time span from 1s to 1d, e.g. 60s" },
         { "Guard", "MaxLinks", set_max_links, "an integer from 1 to 4096" },
+        { "Filters", "ManagementAddresses", set_management,
+          "up to 64 space-separated addresses or CIDRs, e.g. 192.0.2.10 2001:db8::/64" },
+        { "Filters", "ManagementPorts", set_management_ports,
+          "up to 64 space-separated TCP ports 1-65535 (default 22)" },
 };
 
 int config_parse(Config *c, const char *text, const char *filename, char **ret_error) {
@@ -113,7 +156,7 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
 
                         if (len < 3 || l[len - 1] != ']') {
                                 asprintf(ret_error, "%s:%u: malformed section header '%s'; "
-                                         "expected [Guard]", filename, lineno, l);
+                                         "expected [Guard] or [Filters]", filename, lineno, l);
                                 return -EINVAL;
                         }
                         l[len - 1] = '\0';
@@ -125,7 +168,7 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                                 if (streq(config_keys[k].section, section))
                                         known_section = true;
                         if (!known_section) {
-                                asprintf(ret_error, "%s:%u: unknown section [%s]; known: [Guard]",
+                                asprintf(ret_error, "%s:%u: unknown section [%s]; known: [Guard], [Filters]",
                                          filename, lineno, section);
                                 return -EINVAL;
                         }
@@ -150,10 +193,11 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                             streq(config_keys[k].key, key))
                                 break;
                 if (k == ELEMENTSOF(config_keys)) {
-                        asprintf(ret_error, "%s:%u: unknown key '%s' in [%s]; known keys: "
-                                 "FlowTableSize, IcmpTableSize, PollIntervalSec, IdleTimeoutSec, "
-                                 "ClosedTimeoutSec, SweepPeriodSec, MaxLinks",
-                                 filename, lineno, key, section);
+                        asprintf(ret_error, "%s:%u: unknown key '%s' in [%s]; known keys: %s",
+                                 filename, lineno, key, section,
+                                 streq(section, "Filters") ? "ManagementAddresses, ManagementPorts"
+                                 : "FlowTableSize, IcmpTableSize, PollIntervalSec, IdleTimeoutSec, "
+                                   "ClosedTimeoutSec, SweepPeriodSec, MaxLinks");
                         return -EINVAL;
                 }
                 if (config_keys[k].set(&n, value) < 0) {

@@ -3,6 +3,10 @@
 
 #include <stdint.h>
 
+#include "addr.h"
+
+#define CONFIG_MANAGEMENT_MAX 64
+
 /* Settings from packetscope.conf(5). */
 typedef struct Config {
         uint32_t flow_table_size;     /* [Guard] FlowTableSize= */
@@ -12,6 +16,12 @@ typedef struct Config {
         uint64_t closed_timeout_usec; /* [Guard] ClosedTimeoutSec= */
         uint64_t sweep_period_usec;   /* [Guard] SweepPeriodSec= */
         uint32_t max_links;           /* [Guard] MaxLinks= */
+        /* [Filters] ManagementAddresses=, ManagementPorts=: drop rules that would cut these
+         * off are refused unless forced. */
+        Cidr management[CONFIG_MANAGEMENT_MAX];
+        uint32_t n_management;
+        uint16_t management_ports[CONFIG_MANAGEMENT_MAX];
+        uint32_t n_management_ports;
 } Config;
 
 #define CONFIG_FLOW_TABLE_MIN 1024u

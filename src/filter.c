@@ -8,6 +8,8 @@
 
 void filter_init(Filter *f) {
         *f = (Filter) {
+                .id = UINT32_MAX,   /* assigned by the store */
+                .slot = UINT32_MAX, /* assigned by the store */
                 .rule_type = RULE_BASIC,
                 .protocol = PROTO_ANY,
                 .src_port = { 0, 65535 },

@@ -102,24 +102,6 @@ void link_detach(Link *l) {
         l->link_fd = safe_close(l->link_fd);
 }
 
-static int mkdir_p(const char *path, mode_t mode) {
-        _cleanup_free_ char *copy = strdup(path);
-
-        if (!copy)
-                return -ENOMEM;
-        for (char *p = copy + 1; *p; p++) {
-                if (*p != '/')
-                        continue;
-                *p = '\0';
-                if (mkdir(copy, mode) < 0 && errno != EEXIST)
-                        return -errno;
-                *p = '/';
-        }
-        if (mkdir(copy, mode) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
 static int pin_fd(int fd, const char *dir, const char *name) {
         _cleanup_free_ char *p = strjoin_path(dir, name);
 

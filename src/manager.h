@@ -65,5 +65,8 @@ int link_bus_register(Manager *m);
 int connections_bus_register(Manager *m);
 int manager_emit_links_changed(Manager *m);
 
+/* filters-bus.c: emits the signals of a rule-set change (ids before it, for the diff). */
+void manager_filters_changed(Manager *m, const uint32_t *old_ids, size_t n_old);
+
 /* describe.c */
 int manager_describe_json(Manager *m, char **ret);

@@ -86,6 +86,7 @@ int write_file_atomic(const char *path, const void *data, size_t size, unsigned 
 int read_file_full(const char *path, size_t max_size, char **ret, size_t *ret_size);
 
 char *strjoin_path(const char *a, const char *b);
+int mkdir_p(const char *path, unsigned mode);
 
 #include <dirent.h>
 static inline void closedirp(DIR **d) {

@@ -1,0 +1,672 @@
+/* SPDX-License-Identifier: MIT */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "filters.h"
+#include "log.h"
+#include "manager.h"
+#include "util.h"
+
+#define FILTERS_FILE "filters.json"
+#define FILTERS_FILE_MAX (64u * 1024 * 1024)
+#define SLOT_NONE UINT32_MAX
+
+static const struct {
+        const char *name;
+        enum bpf_map_type type;
+        uint32_t key_size, value_size, max_entries, flags;
+} filter_maps[] = {
+        { "filter_state", BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0 },
+        { "filter_banks", BPF_MAP_TYPE_ARRAY, 4, sizeof(struct ps_filter_bank), 2, 0 },
+        { "filter_rules", BPF_MAP_TYPE_HASH, sizeof(struct ps_filter_key),
+          sizeof(struct ps_filter_value), 2 * PS_FILTER_MAX_ENTRIES, BPF_F_NO_PREALLOC },
+        { "filter_counters", BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct ps_filter_counter),
+          PS_FILTER_SLOTS, 0 },
+};
+
+void filter_list_free(Filter **rules, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                filter_free(rules[i]);
+        free(rules);
+}
+
+int filter_store_new(Manager *m, FilterStore **ret) {
+        FilterStore *s = calloc(1, sizeof(FilterStore));
+
+        if (!s)
+                return -ENOMEM;
+        s->manager = m;
+        s->state_fd = s->banks_fd = s->rules_fd = s->counters_fd = -1;
+        s->slot_used = calloc(PS_FILTER_SLOTS, 1);
+        if (!s->slot_used) {
+                free(s);
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 0;
+}
+
+FilterStore *filter_store_free(FilterStore *s) {
+        if (!s)
+                return NULL;
+        filter_list_free(s->rules, s->n_rules);
+        safe_close(s->state_fd);
+        safe_close(s->banks_fd);
+        safe_close(s->rules_fd);
+        safe_close(s->counters_fd);
+        sd_event_source_unref(s->expiry_timer);
+        free(s->slot_used);
+        free(s);
+        return NULL;
+}
+
+int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *counters) {
+        if (s->state_fd < 0)
+                return -EBADF;
+        *state = s->state_fd;
+        *banks = s->banks_fd;
+        *rules = s->rules_fd;
+        *counters = s->counters_fd;
+        return 0;
+}
+
+Filter *filter_store_find(FilterStore *s, uint32_t id) {
+        for (size_t i = 0; i < s->n_rules; i++)
+                if (s->rules[i]->id == id)
+                        return s->rules[i];
+        return NULL;
+}
+
+/* Opens a pinned map if it has the expected shape; else creates and pins a new one. */
+static int open_or_create(const char *dir, size_t i) {
+        _cleanup_free_ char *path = strjoin_path(dir, filter_maps[i].name);
+        struct bpf_map_info info = {};
+        uint32_t len = sizeof info;
+        LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = filter_maps[i].flags);
+        int fd;
+
+        if (!path)
+                return -ENOMEM;
+        fd = bpf_obj_get(path);
+        if (fd >= 0) {
+                if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+                    info.type == (uint32_t) filter_maps[i].type &&
+                    info.key_size == filter_maps[i].key_size &&
+                    info.value_size == filter_maps[i].value_size &&
+                    info.max_entries == filter_maps[i].max_entries)
+                        return fd;
+                /* Another layout (an older ABI): start a fresh map; programs get it on load. */
+                close(fd);
+                (void) unlink(path);
+        }
+        fd = bpf_map_create(filter_maps[i].type, filter_maps[i].name, filter_maps[i].key_size,
+                            filter_maps[i].value_size, filter_maps[i].max_entries, &opts);
+        if (fd < 0)
+                return -errno;
+        if (bpf_obj_pin(fd, path) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+static int zero_counter(FilterStore *s, uint32_t slot) {
+        int ncpus = libbpf_num_possible_cpus();
+        _cleanup_free_ struct ps_filter_counter *z = NULL;
+
+        if (ncpus <= 0)
+                return -EINVAL;
+        z = calloc((size_t) ncpus, sizeof(struct ps_filter_counter));
+        if (!z)
+                return -ENOMEM;
+        return bpf_map_update_elem(s->counters_fd, &slot, z, BPF_ANY) < 0 ? -errno : 0;
+}
+
+static int alloc_slot(FilterStore *s, uint32_t *ret) {
+        static uint32_t hint = 0;
+
+        for (uint32_t k = 0; k < PS_FILTER_SLOTS; k++) {
+                uint32_t slot = (hint + k) % PS_FILTER_SLOTS;
+
+                if (!s->slot_used[slot]) {
+                        s->slot_used[slot] = 1;
+                        hint = slot + 1;
+                        *ret = slot;
+                        return 0;
+                }
+        }
+        return -ENOSPC;
+}
+
+/* Deletes every entry of one bank (the inactive one: the set before last). */
+static int clear_bank(FilterStore *s, uint32_t bank) {
+        _cleanup_free_ struct ps_filter_key *keys = NULL, *doomed = NULL;
+        _cleanup_free_ struct ps_filter_value *values = NULL;
+        uint64_t cursor = 0;
+        bool first = true;
+        size_t n_doomed = 0, alloc = 0;
+        int r;
+
+        keys = malloc(4096 * sizeof *keys);
+        values = malloc(4096 * sizeof *values);
+        if (!keys || !values)
+                return -ENOMEM;
+        for (;;) {
+                LIBBPF_OPTS(bpf_map_batch_opts, opts);
+                uint32_t n = 4096;
+                bool more = true;
+
+                r = bpf_map_lookup_batch(s->rules_fd, first ? NULL : &cursor, &cursor, keys, values,
+                                         &n, &opts);
+                if (r < 0 && errno != ENOENT)
+                        return -errno;
+                if (r < 0)
+                        more = false;
+                first = false;
+                for (uint32_t i = 0; i < n; i++) {
+                        if (keys[i].shape / PS_FILTER_MAX_SHAPES != bank)
+                                continue;
+                        if (n_doomed == alloc) {
+                                struct ps_filter_key *nd;
+
+                                alloc = alloc ? alloc * 2 : 4096;
+                                nd = realloc(doomed, alloc * sizeof *nd);
+                                if (!nd)
+                                        return -ENOMEM;
+                                doomed = nd;
+                        }
+                        doomed[n_doomed++] = keys[i];
+                }
+                if (!more)
+                        break;
+        }
+        for (size_t done = 0; done < n_doomed;) {
+                LIBBPF_OPTS(bpf_map_batch_opts, opts);
+                uint32_t n = (uint32_t) MIN(n_doomed - done, (size_t) 65536);
+
+                if (bpf_map_delete_batch(s->rules_fd, doomed + done, &n, &opts) < 0 && errno != ENOENT)
+                        return -errno;
+                done += n ? n : 1;
+        }
+        return 0;
+}
+
+/* Puts a compiled set into the inactive bank and makes it the active one. */
+static int kernel_load(FilterStore *s, const FilterSet *set) {
+        uint32_t bank = (s->state & 1) ^ 1, zero = 0, state;
+        struct ps_filter_bank *b = NULL;
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+        int r;
+
+        r = clear_bank(s, bank);
+        if (r < 0)
+                return r;
+        b = calloc(1, sizeof *b);
+        if (!b)
+                return -ENOMEM;
+        b->n_shapes = set->n_shapes;
+        memcpy(b->masks, set->masks, sizeof(struct ps_match) * set->n_shapes);
+        r = bpf_map_update_elem(s->banks_fd, &bank, b, BPF_ANY) < 0 ? -errno : 0;
+        free(b);
+        if (r < 0)
+                return r;
+
+        for (size_t done = 0; done < set->n_entries;) {
+                LIBBPF_OPTS(bpf_map_batch_opts, opts);
+                uint32_t n = (uint32_t) MIN(set->n_entries - done, (size_t) 8192);
+                struct ps_filter_key keys[256];
+                struct ps_filter_value values[256];
+
+                n = MIN(n, 256u);
+                for (uint32_t i = 0; i < n; i++) {
+                        keys[i] = set->entries[done + i].key;
+                        keys[i].shape += bank * PS_FILTER_MAX_SHAPES;
+                        values[i] = set->entries[done + i].value;
+                }
+                if (bpf_map_update_batch(s->rules_fd, keys, values, &n, &opts) < 0)
+                        return -errno;
+                done += n;
+        }
+
+        /* The flip: one 4-byte value, read once per packet. */
+        state = (((s->state >> 1) + 1) << 1) | bank;
+        if (bpf_map_update_elem(s->state_fd, &zero, &state, BPF_ANY) < 0)
+                return -errno;
+        s->state = state;
+        s->n_shapes = set->n_shapes;
+        s->n_entries = set->n_entries;
+        s->last_apply_usec = now_usec(CLOCK_MONOTONIC) - t0;
+        return 0;
+}
+
+static uint64_t store_next_expiry(FilterStore *s) {
+        uint64_t e = UINT64_MAX;
+
+        for (size_t i = 0; i < s->n_rules; i++)
+                if (s->rules[i]->expires_usec)
+                        e = MIN(e, s->rules[i]->expires_usec);
+        return e;
+}
+
+static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata);
+
+static void store_schedule_expiry(FilterStore *s) {
+        uint64_t e = store_next_expiry(s);
+        Manager *m = s->manager;
+
+        if (!m->event)
+                return;
+        if (e == UINT64_MAX) {
+                if (s->expiry_timer)
+                        (void) sd_event_source_set_enabled(s->expiry_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!s->expiry_timer) {
+                if (sd_event_add_time(m->event, &s->expiry_timer, CLOCK_REALTIME, e, 100 * 1000,
+                                      on_expiry, s) < 0)
+                        log_warning("Cannot arm the timer of timed rules: they expire at the next "
+                                    "change");
+                return;
+        }
+        (void) sd_event_source_set_time(s->expiry_timer, e);
+        (void) sd_event_source_set_enabled(s->expiry_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata) {
+        FilterStore *s = userdata;
+        _cleanup_free_ char *err = NULL;
+        Filter **keep = NULL;
+        size_t n_keep = 0;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        int r;
+
+        r = filter_store_snapshot(s, &keep, &n_keep);
+        if (r < 0)
+                return 0;
+        for (size_t i = 0; i < n_keep;) {
+                if (keep[i]->expires_usec && keep[i]->expires_usec <= now) {
+                        log_struct_internal(LOG_INFO, 0, PS_MESSAGE_FILTER_EXPIRED, NULL,
+                                            "Filter %u reached its timeout of %llu s and was "
+                                            "removed", keep[i]->id,
+                                            (unsigned long long) keep[i]->timeout_sec);
+                        filter_free(keep[i]);
+                        keep[i] = keep[--n_keep];
+                        continue;
+                }
+                i++;
+        }
+        r = filter_store_replace(s, keep, n_keep, true, &err);
+        if (r < 0) {
+                log_warning_errno(r, "Removing expired filters failed: %s", err ? err : "");
+                filter_list_free(keep, n_keep);
+        }
+        store_schedule_expiry(s);
+        return 0;
+}
+
+int filter_store_snapshot(FilterStore *s, Filter ***ret, size_t *ret_n) {
+        Filter **l = calloc(s->n_rules + 1, sizeof(Filter *));
+
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_rules; i++) {
+                l[i] = malloc(sizeof(Filter));
+                if (!l[i] || filter_copy(l[i], s->rules[i]) < 0) {
+                        free(l[i]);
+                        filter_list_free(l, i);
+                        return -ENOMEM;
+                }
+        }
+        *ret = l;
+        *ret_n = s->n_rules;
+        return 0;
+}
+
+int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
+                         char **ret_error) {
+        _cleanup_free_ uint32_t *new_slots = NULL;
+        size_t n_new = 0;
+        uint32_t next_id = s->next_id;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        FilterSet set = {};
+        Filter **old = s->rules;
+        size_t n_old = s->n_rules;
+        _cleanup_free_ uint32_t *old_ids = NULL;
+        int r;
+
+        if (n > PS_FILTER_MAX_RULES) {
+                asprintf(ret_error, "the rule set would hold %zu rules; accepted: at most %u", n,
+                         PS_FILTER_MAX_RULES);
+                return -E2BIG;
+        }
+        new_slots = calloc(n + 1, sizeof(uint32_t));
+        old_ids = calloc(n_old + 1, sizeof(uint32_t));
+        if (!new_slots || !old_ids)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_old; i++)
+                old_ids[i] = old[i]->id;
+
+        /* ids: new rules get the next free one; imported ids must be unique. */
+        for (size_t i = 0; i < n; i++) {
+                Filter *f = rules[i];
+
+                if (f->slot == SLOT_NONE && f->id == UINT32_MAX)
+                        f->id = next_id++;
+                else if (f->id >= next_id)
+                        next_id = f->id + 1;
+                if (f->created_usec == 0)
+                        f->created_usec = now;
+                if (f->timeout_sec && f->expires_usec == 0)
+                        f->expires_usec = now + f->timeout_sec * USEC_PER_SEC;
+                if (!f->timeout_sec)
+                        f->expires_usec = 0;
+        }
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = i + 1; j < n; j++)
+                        if (rules[i]->id == rules[j]->id) {
+                                asprintf(ret_error, "duplicate rule id %u; every id must be unique",
+                                         rules[i]->id);
+                                return -EEXIST;
+                        }
+
+        /* Counter slots: kept by surviving rules, fresh (zeroed) for new ones. */
+        for (size_t i = 0; i < n; i++) {
+                if (rules[i]->slot != SLOT_NONE)
+                        continue;
+                r = alloc_slot(s, &rules[i]->slot);
+                if (r < 0) {
+                        asprintf(ret_error, "no free counter slot left (%u)", PS_FILTER_SLOTS);
+                        goto undo_slots;
+                }
+                new_slots[n_new++] = rules[i]->slot;
+                (void) zero_counter(s, rules[i]->slot);
+        }
+
+        r = filter_compile(rules, n, &set, ret_error);
+        if (r < 0)
+                goto undo_slots;
+        r = kernel_load(s, &set);
+        filter_set_done(&set);
+        if (r < 0) {
+                asprintf(ret_error, "loading the rule set into the kernel failed: %s", strerror(-r));
+                goto undo_slots;
+        }
+
+        /* Committed: the slots of rules that are gone are free again. */
+        for (size_t i = 0; i < n_old; i++) {
+                bool kept = false;
+
+                for (size_t j = 0; j < n && !kept; j++)
+                        kept = rules[j]->slot == old[i]->slot;
+                if (!kept)
+                        s->slot_used[old[i]->slot] = 0;
+        }
+        s->rules = rules;
+        s->n_rules = n;
+        s->next_id = next_id;
+        if (persist) {
+                r = filter_store_save(s);
+                if (r < 0)
+                        log_struct_internal(LOG_ERR, r, NULL, NULL,
+                                            "Cannot write %s/%s: %m; the kernel enforces the new "
+                                            "rule set but a restart would bring back the old one",
+                                            s->manager->state_dir, FILTERS_FILE);
+        }
+        filter_list_free(old, n_old);
+        store_schedule_expiry(s);
+        manager_filters_changed(s->manager, old_ids, n_old);
+        return 0;
+
+undo_slots:
+        for (size_t i = 0; i < n_new; i++)
+                s->slot_used[new_slots[i]] = 0;
+        for (size_t i = 0; i < n; i++)
+                for (size_t k = 0; k < n_new; k++)
+                        if (rules[i]->slot == new_slots[k])
+                                rules[i]->slot = SLOT_NONE;
+        return r;
+}
+
+json_t *filter_store_export(FilterStore *s) {
+        json_t *a = json_array();
+
+        if (!a)
+                return NULL;
+        for (size_t i = 0; i < s->n_rules; i++)
+                json_array_append_new(a, filter_to_json(s->rules[i]));
+        return a;
+}
+
+int filter_store_save(FilterStore *s) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        json_t *root, *list = json_array();
+
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_rules; i++) {
+                json_t *o = filter_to_json(s->rules[i]);
+
+                if (!o) {
+                        json_decref(list);
+                        return -ENOMEM;
+                }
+                /* Internal: keeps the counters of a rule across restarts. */
+                json_object_set_new(o, "slot", json_integer(s->rules[i]->slot));
+                json_object_del(o, "hits");
+                json_object_del(o, "bytes");
+                json_object_del(o, "last_hit");
+                json_array_append_new(list, o);
+        }
+        root = json_pack("{s:i, s:I, s:o}", "version", 1, "next_id", (json_int_t) s->next_id,
+                         "filters", list); /* "o" steals list */
+        if (!root)
+                return -ENOMEM;
+        text = json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
+        json_decref(root);
+        if (!text)
+                return -ENOMEM;
+        if (mkdir(s->manager->state_dir, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        path = strjoin_path(s->manager->state_dir, FILTERS_FILE);
+        if (!path)
+                return -ENOMEM;
+        return write_file_atomic(path, text, strlen(text), 0644);
+}
+
+static int set_aside(const char *path, const char *why, char **ret_error) {
+        _cleanup_free_ char *aside = NULL;
+
+        if (asprintf(&aside, "%s.corrupt", path) < 0)
+                return -ENOMEM;
+        if (rename(path, aside) < 0)
+                asprintf(ret_error, "%s is corrupt (%s) and cannot be moved aside: %s", path, why,
+                         strerror(errno));
+        else
+                asprintf(ret_error, "%s is corrupt (%s); kept as %s", path, why, aside);
+        return -EBADMSG;
+}
+
+/* Reads filters.json into a fresh list. */
+static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_t *ret_next,
+                           char **ret_error) {
+        _cleanup_free_ char *path = strjoin_path(s->manager->state_dir, FILTERS_FILE), *text = NULL;
+        json_error_t jerr;
+        json_t *root, *list, *nid;
+        Filter **rules = NULL;
+        size_t n = 0, i;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_file_full(path, FILTERS_FILE_MAX, &text, NULL);
+        if (r == -EFBIG)
+                return set_aside(path, "too large", ret_error);
+        if (r < 0)
+                return r;
+        root = json_loads(text, 0, &jerr);
+        if (!root) {
+                char why[256];
+
+                snprintf(why, sizeof why, "line %d: %s", jerr.line, jerr.text);
+                return set_aside(path, why, ret_error);
+        }
+        list = json_object_get(root, "filters");
+        nid = json_object_get(root, "next_id");
+        if (!json_is_array(list) || !json_is_integer(nid)) {
+                json_decref(root);
+                return set_aside(path, "no \"filters\" array or \"next_id\"", ret_error);
+        }
+        rules = calloc(json_array_size(list) + 1, sizeof(Filter *));
+        if (!rules) {
+                json_decref(root);
+                return -ENOMEM;
+        }
+        for (i = 0; i < json_array_size(list); i++) {
+                json_t *o = json_deep_copy(json_array_get(list, i));
+                json_t *slot = o ? json_object_get(o, "slot") : NULL;
+                _cleanup_free_ char *err = NULL;
+                Filter *f = calloc(1, sizeof(Filter));
+
+                if (!o || !f || !json_is_integer(slot) || json_integer_value(slot) < 0 ||
+                    json_integer_value(slot) >= PS_FILTER_SLOTS) {
+                        json_decref(o);
+                        free(f);
+                        filter_list_free(rules, n);
+                        json_decref(root);
+                        return set_aside(path, "a rule lacks a valid slot", ret_error);
+                }
+                filter_init(f);
+                f->slot = (uint32_t) json_integer_value(slot);
+                json_object_del(o, "slot");
+                r = filter_from_json(f, o, FILTER_PARSE_IMPORT, &err);
+                json_decref(o);
+                if (r < 0 || s->slot_used[f->slot]) {
+                        char why[512];
+
+                        snprintf(why, sizeof why, "rule %zu: %s", i,
+                                 r < 0 ? (err ? err : "invalid") : "slot used twice");
+                        filter_free(f);
+                        filter_list_free(rules, n);
+                        memset(s->slot_used, 0, PS_FILTER_SLOTS);
+                        json_decref(root);
+                        return set_aside(path, why, ret_error);
+                }
+                s->slot_used[f->slot] = 1;
+                rules[n++] = f;
+        }
+        *ret_next = (uint32_t) json_integer_value(nid);
+        json_decref(root);
+        *ret = rules;
+        *ret_n = n;
+        return 0;
+}
+
+int filter_store_start(FilterStore *s, char **ret_error) {
+        _cleanup_free_ char *dir = strjoin_path(s->manager->bpffs_root, FILTERS_PIN_DIR);
+        _cleanup_free_ char *err = NULL;
+        Filter **rules = NULL;
+        size_t n = 0;
+        uint32_t next = 0, zero = 0;
+        int fds[4], r;
+
+        if (!dir)
+                return -ENOMEM;
+        r = mkdir_p(dir, 0700);
+        if (r < 0) {
+                asprintf(ret_error, "cannot create %s: %s (is bpffs mounted?)", dir, strerror(-r));
+                return r;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(filter_maps); i++) {
+                fds[i] = open_or_create(dir, i);
+                if (fds[i] < 0) {
+                        r = fds[i];
+                        asprintf(ret_error, "cannot open or create the map %s/%s: %s", dir,
+                                 filter_maps[i].name, strerror(-r));
+                        while (i > 0)
+                                close(fds[--i]);
+                        return r;
+                }
+        }
+        s->state_fd = fds[0];
+        s->banks_fd = fds[1];
+        s->rules_fd = fds[2];
+        s->counters_fd = fds[3];
+        (void) bpf_map_lookup_elem(s->state_fd, &zero, &s->state);
+
+        r = store_load_file(s, &rules, &n, &next, &err);
+        if (r == -ENOENT)
+                return 0; /* a first start: no rules */
+        if (r == -EBADMSG) {
+                /* What is enforced stays enforced: the kernel keeps the last good set until the
+                 * next change replaces it. */
+                log_struct_internal(LOG_ERR, r, PS_MESSAGE_STATE_CORRUPT, NULL,
+                                    "%s; starting with no rules in the list while the kernel keeps "
+                                    "enforcing the set it had", err ? err : "");
+                return 0;
+        }
+        if (r < 0) {
+                asprintf(ret_error, "cannot read the stored filters: %s", strerror(-r));
+                return r;
+        }
+        s->next_id = next;
+        /* Rules that timed out while the daemon was away go now. */
+        {
+                uint64_t now = now_usec(CLOCK_REALTIME);
+
+                for (size_t i = 0; i < n;)
+                        if (rules[i]->expires_usec && rules[i]->expires_usec <= now) {
+                                s->slot_used[rules[i]->slot] = 0;
+                                filter_free(rules[i]);
+                                rules[i] = rules[--n];
+                        } else
+                                i++;
+        }
+        r = filter_store_replace(s, rules, n, true, ret_error);
+        if (r < 0) {
+                filter_list_free(rules, n);
+                return r;
+        }
+        log_info("Restored %zu filter rule(s) from %s (%zu shape(s), %zu classifier entries)", n,
+                 s->manager->state_dir, s->n_shapes, s->n_entries);
+        return 0;
+}
+
+int filter_store_read_counter(FilterStore *s, Filter *f) {
+        int ncpus = libbpf_num_possible_cpus();
+        _cleanup_free_ struct ps_filter_counter *v = NULL;
+        uint64_t last = 0;
+
+        if (ncpus <= 0 || s->counters_fd < 0)
+                return -EINVAL;
+        v = calloc((size_t) ncpus, sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        if (bpf_map_lookup_elem(s->counters_fd, &f->slot, v) < 0)
+                return -errno;
+        f->hits = f->bytes = 0;
+        for (int c = 0; c < ncpus; c++) {
+                f->hits += v[c].hits;
+                f->bytes += v[c].bytes;
+                last = MAX(last, v[c].last_hit);
+        }
+        f->last_hit_usec = manager_mono_to_realtime_usec(last);
+        return 0;
+}
+
+int filter_store_read_counters(FilterStore *s) {
+        int r;
+
+        /* One lookup per rule: cheaper than copying every slot of every CPU when few are used,
+         * and List() is not on a hot path. */
+        for (size_t i = 0; i < s->n_rules; i++) {
+                r = filter_store_read_counter(s, s->rules[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
