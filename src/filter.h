@@ -55,6 +55,7 @@ typedef struct Filter {
         uint64_t expires_usec;  /* CLOCK_REALTIME; 0: permanent */
         uint64_t created_usec;  /* CLOCK_REALTIME */
         uint32_t slot;          /* kernel counter slot */
+        struct FilterStore *store; /* the store holding it, for the counters; not owned */
         /* read from the kernel */
         uint64_t hits, bytes, last_hit_usec;
 } Filter;

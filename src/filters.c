@@ -409,6 +409,8 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         s->rules = rules;
         s->n_rules = n;
         s->next_id = next_id;
+        for (size_t i = 0; i < n; i++)
+                rules[i]->store = s;
         if (persist) {
                 r = filter_store_save(s);
                 if (r < 0)

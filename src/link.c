@@ -49,6 +49,21 @@ static uint64_t program_build_id(void) {
         return id;
 }
 
+/* Every link's program classifies with the one rule set of the manager. */
+static int link_share_filter_maps(Manager *m, struct guard_bpf *skel) {
+        int state, banks, rules, counters, r;
+
+        r = filter_store_fds(m->filters, &state, &banks, &rules, &counters);
+        if (r < 0)
+                return r;
+        if ((r = bpf_map__reuse_fd(skel->maps.filter_state, state)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.filter_banks, banks)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.filter_rules, rules)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.filter_counters, counters)) < 0)
+                return r;
+        return 0;
+}
+
 static Link *link_new(Manager *m, const char *ifname) {
         Link *l = calloc(1, sizeof(Link));
 
@@ -177,6 +192,11 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
         l->icmp_table_size = m->config.icmp_table_size;
         bpf_map__set_max_entries(skel->maps.flows, l->flow_table_size);
         bpf_map__set_max_entries(skel->maps.icmp_flows, l->icmp_table_size);
+        r = link_share_filter_maps(m, skel);
+        if (r < 0) {
+                asprintf(ret_error, "cannot share the filter maps: %s", strerror(-r));
+                goto fail;
+        }
         r = guard_bpf__load(skel);
         if (r < 0) {
                 asprintf(ret_error, "cannot load the XDP program: %s", strerror(-r));
@@ -286,6 +306,7 @@ static int link_upgrade_program(Link *l, struct ps_meta *meta, char **ret_error)
             (r = bpf_map__reuse_fd(skel->maps.icmp_flows, l->icmp_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.stats, l->stats_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.meta, l->meta_fd)) < 0 ||
+            (r = link_share_filter_maps(l->manager, skel)) < 0 ||
             (r = guard_bpf__load(skel)) < 0) {
                 asprintf(ret_error, "cannot load this build's program over the pinned maps of "
                          "%s: %s", l->name, strerror(-r));

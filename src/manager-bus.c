@@ -175,5 +175,8 @@ int manager_bus_register(Manager *m) {
         r = link_bus_register(m);
         if (r < 0)
                 return r;
+        r = filters_bus_register(m);
+        if (r < 0)
+                return r;
         return connections_bus_register(m);
 }

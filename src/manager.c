@@ -15,6 +15,10 @@ int manager_new(Manager **ret) {
                 return -ENOMEM;
         config_init(&m->config);
         m->started_usec = now_usec(CLOCK_REALTIME);
+        if (filter_store_new(m, &m->filters) < 0) {
+                free(m);
+                return -ENOMEM;
+        }
         *ret = m;
         return 0;
 }
@@ -26,6 +30,8 @@ Manager *manager_free(Manager *m) {
         for (size_t i = 0; i < m->n_links; i++)
                 link_free(m->links[i]);
         free(m->links);
+        manager_transaction_free(m);
+        m->filters = filter_store_free(m->filters);
         state_done(&m->state);
         m->polkit = polkit_registry_free(m->polkit);
         sd_event_source_unref(m->poll_timer);
@@ -223,7 +229,8 @@ static int manager_adopt_all(Manager *m) {
                 Link *l = NULL;
                 int r;
 
-                if (de->d_name[0] == '.' || de->d_type != DT_DIR)
+                /* ':filters' holds the shared rule maps; no interface name has a ':'. */
+                if (de->d_name[0] == '.' || de->d_name[0] == ':' || de->d_type != DT_DIR)
                         continue;
                 if (m->n_links >= m->config.max_links) {
                         log_warning("More pinned links than MaxLinks=%u; leaving %s alone",
@@ -312,6 +319,16 @@ int manager_start(Manager *m) {
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
         /* WATCHDOG=1 is sent by sd-event itself when WatchdogSec= is set. */
         (void) sd_event_set_watchdog(m->event, true);
+
+        {
+                _cleanup_free_ char *err = NULL;
+
+                /* The rule set first: every program attached from here on shares its maps. */
+                r = filter_store_start(m->filters, &err);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the filter rules: %s",
+                                               err ? err : strerror(-r));
+        }
 
         r = manager_adopt_all(m);
         if (r < 0)

@@ -5,6 +5,7 @@
 #include <systemd/sd-event.h>
 
 #include "conf.h"
+#include "filters.h"
 #include "link.h"
 #include "polkit.h"
 #include "state.h"
@@ -13,15 +14,32 @@
 #define PS_OBJECT_ROOT "/org/packetscope/Guarder1"
 #define PS_OBJECT_LINKS "/org/packetscope/Guarder1/link"
 #define PS_OBJECT_CONNECTIONS "/org/packetscope/Guarder1/connections"
+#define PS_OBJECT_FILTERS "/org/packetscope/Guarder1/filters"
 
 #define PS_ERROR_NO_SUCH_INTERFACE "org.packetscope.Guarder1.Error.NoSuchInterface"
 #define PS_ERROR_NO_SUCH_LINK "org.packetscope.Guarder1.Error.NoSuchLink"
 #define PS_ERROR_ALREADY_GUARDED "org.packetscope.Guarder1.Error.AlreadyGuarded"
 #define PS_ERROR_ATTACH_FAILED "org.packetscope.Guarder1.Error.AttachFailed"
 #define PS_ERROR_LIMIT_EXCEEDED "org.packetscope.Guarder1.Error.LimitExceeded"
+#define PS_ERROR_INVALID_FILTER "org.packetscope.Guarder1.Error.InvalidFilter"
+#define PS_ERROR_NO_SUCH_FILTER "org.packetscope.Guarder1.Error.NoSuchFilter"
+#define PS_ERROR_LOCKOUT "org.packetscope.Guarder1.Error.WouldLockOut"
+#define PS_ERROR_FILTER_FAILED "org.packetscope.Guarder1.Error.FilterUpdateFailed"
+#define PS_ERROR_TRANSACTION_PENDING "org.packetscope.Guarder1.Error.TransactionPending"
+#define PS_ERROR_NO_SUCH_TRANSACTION "org.packetscope.Guarder1.Error.NoSuchTransaction"
 
 /* polkit actions, one per mutating area (polkit/org.packetscope.guarder1.policy). */
 #define PS_ACTION_MANAGE_LINKS "org.packetscope.guarder1.manage-links"
+#define PS_ACTION_MANAGE_FILTERS "org.packetscope.guarder1.manage-filters"
+
+/* A confirm-or-rollback change of the rule set (Filters.Apply). */
+typedef struct Transaction {
+        char *path;
+        Filter **rollback;
+        size_t n_rollback;
+        uint64_t deadline_usec; /* CLOCK_MONOTONIC */
+        sd_event_source *timer;
+} Transaction;
 
 typedef struct Manager {
         sd_event *event;
@@ -36,6 +54,9 @@ typedef struct Manager {
 
         State state;              /* links.json: what an admin asked to guard */
         PolkitRegistry *polkit;   /* authorization checks in flight */
+        FilterStore *filters;
+        Transaction *transaction; /* at most one pending */
+        unsigned transaction_counter;
 
         sd_event_source *poll_timer;
         uint64_t started_usec; /* CLOCK_REALTIME */
@@ -63,6 +84,9 @@ uint64_t manager_mono_to_realtime_usec(uint64_t mono_ns);
 int manager_bus_register(Manager *m);
 int link_bus_register(Manager *m);
 int connections_bus_register(Manager *m);
+int filters_bus_register(Manager *m);
+void manager_transaction_free(Manager *m);
+int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error);
 int manager_emit_links_changed(Manager *m);
 
 /* filters-bus.c: emits the signals of a rule-set change (ids before it, for the diff). */
