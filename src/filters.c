@@ -144,7 +144,7 @@ static int alloc_slot(FilterStore *s, uint32_t *ret) {
 }
 
 /* Deletes every entry of one bank (the inactive one: the set before last). */
-static int clear_bank(FilterStore *s, uint32_t bank) {
+static int clear_bank(int rules_fd, uint32_t bank) {
         _cleanup_free_ struct ps_filter_key *keys = NULL, *doomed = NULL;
         _cleanup_free_ struct ps_filter_value *values = NULL;
         uint64_t cursor = 0;
@@ -161,7 +161,7 @@ static int clear_bank(FilterStore *s, uint32_t bank) {
                 uint32_t n = 4096;
                 bool more = true;
 
-                r = bpf_map_lookup_batch(s->rules_fd, first ? NULL : &cursor, &cursor, keys, values,
+                r = bpf_map_lookup_batch(rules_fd, first ? NULL : &cursor, &cursor, keys, values,
                                          &n, &opts);
                 if (r < 0 && errno != ENOENT)
                         return -errno;
@@ -189,21 +189,20 @@ static int clear_bank(FilterStore *s, uint32_t bank) {
                 LIBBPF_OPTS(bpf_map_batch_opts, opts);
                 uint32_t n = (uint32_t) MIN(n_doomed - done, (size_t) 65536);
 
-                if (bpf_map_delete_batch(s->rules_fd, doomed + done, &n, &opts) < 0 && errno != ENOENT)
+                if (bpf_map_delete_batch(rules_fd, doomed + done, &n, &opts) < 0 && errno != ENOENT)
                         return -errno;
                 done += n ? n : 1;
         }
         return 0;
 }
 
-/* Puts a compiled set into the inactive bank and makes it the active one. */
-static int kernel_load(FilterStore *s, const FilterSet *set) {
-        uint32_t bank = (s->state & 1) ^ 1, zero = 0, state;
+int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
+                       const FilterSet *set) {
+        uint32_t bank = (*state & 1) ^ 1, zero = 0, next;
         struct ps_filter_bank *b = NULL;
-        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         int r;
 
-        r = clear_bank(s, bank);
+        r = clear_bank(rules_fd, bank);
         if (r < 0)
                 return r;
         b = calloc(1, sizeof *b);
@@ -211,33 +210,42 @@ static int kernel_load(FilterStore *s, const FilterSet *set) {
                 return -ENOMEM;
         b->n_shapes = set->n_shapes;
         memcpy(b->masks, set->masks, sizeof(struct ps_match) * set->n_shapes);
-        r = bpf_map_update_elem(s->banks_fd, &bank, b, BPF_ANY) < 0 ? -errno : 0;
+        r = bpf_map_update_elem(banks_fd, &bank, b, BPF_ANY) < 0 ? -errno : 0;
         free(b);
         if (r < 0)
                 return r;
 
         for (size_t done = 0; done < set->n_entries;) {
                 LIBBPF_OPTS(bpf_map_batch_opts, opts);
-                uint32_t n = (uint32_t) MIN(set->n_entries - done, (size_t) 8192);
                 struct ps_filter_key keys[256];
                 struct ps_filter_value values[256];
+                uint32_t n = (uint32_t) MIN(set->n_entries - done, (size_t) 256);
 
-                n = MIN(n, 256u);
                 for (uint32_t i = 0; i < n; i++) {
                         keys[i] = set->entries[done + i].key;
                         keys[i].shape += bank * PS_FILTER_MAX_SHAPES;
                         values[i] = set->entries[done + i].value;
                 }
-                if (bpf_map_update_batch(s->rules_fd, keys, values, &n, &opts) < 0)
+                if (bpf_map_update_batch(rules_fd, keys, values, &n, &opts) < 0)
                         return -errno;
                 done += n;
         }
 
         /* The flip: one 4-byte value, read once per packet. */
-        state = (((s->state >> 1) + 1) << 1) | bank;
-        if (bpf_map_update_elem(s->state_fd, &zero, &state, BPF_ANY) < 0)
+        next = (((*state >> 1) + 1) << 1) | bank;
+        if (bpf_map_update_elem(state_fd, &zero, &next, BPF_ANY) < 0)
                 return -errno;
-        s->state = state;
+        *state = next;
+        return 0;
+}
+
+static int kernel_load(FilterStore *s, const FilterSet *set) {
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+        int r;
+
+        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, &s->state, set);
+        if (r < 0)
+                return r;
         s->n_shapes = set->n_shapes;
         s->n_entries = set->n_entries;
         s->last_apply_usec = now_usec(CLOCK_MONOTONIC) - t0;

@@ -62,4 +62,9 @@ int filter_store_snapshot(FilterStore *s, Filter ***ret, size_t *ret_n);
 void filter_list_free(Filter **rules, size_t n);
 
 int filter_store_save(FilterStore *s);
+
+/* Fills the inactive bank of these maps with the set and flips to it; *state is the value of
+ * filter_state before, and after on success. Used by the store, the tests and the bench. */
+int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
+                       const FilterSet *set);
 json_t *filter_store_export(FilterStore *s);
