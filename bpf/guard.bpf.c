@@ -2,10 +2,32 @@
 /*
  * packetscope's XDP program: parses each ingress frame once, accounts it in the connection
  * and ICMP tables and the per-CPU counters, and passes it. See guard.h for the map ABI.
+ *
+ * Parsing works on offsets from the start of the frame. Every header is fetched through
+ * pkt_ptr(), which checks it against two ends: the end of the frame (data_end, what the
+ * verifier needs) and the end of the enclosing datagram (what the protocol allows: the IPv4
+ * total length or the IPv6 payload length, so Ethernet padding is never read as payload).
+ * A header that does not fit, or whose length fields contradict each other, makes the frame
+ * malformed: it is counted and passed, and nothing read from it reaches a table.
+ *
+ * Counting rules, so that the counters add up:
+ * - every frame lands in exactly one proto bucket: the IP protocol once the IP header is
+ *   valid (TCP, UDP, ICMP for IPv4, ICMPv6 for IPv6, OTHER for the rest), OTHER before that;
+ * - ipv4 / ipv6 / non_ip follow the EtherType after the VLAN tags; a frame too short for its
+ *   Ethernet or VLAN header is only malformed;
+ * - vlan counts frames whose outer EtherType is a VLAN TPID (802.1Q or 802.1ad).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/icmp.h>
+#include <linux/icmpv6.h>
+#include <linux/in.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 #include "guard.h"
 
 struct {
@@ -37,16 +59,603 @@ struct {
         __type(value, struct ps_meta);
 } meta SEC(".maps");
 
+/* Headers the uapi does not export. */
+struct ps_vlan_hdr {
+        __be16 tci;
+        __be16 encap_proto;
+};
+
+struct ps_ipv6_frag_hdr {
+        __u8 nexthdr;
+        __u8 reserved;
+        __be16 frag_off; /* offset in 8-byte units << 3 | M flag */
+        __be32 identification;
+};
+
+#define PS_IP_MF 0x2000
+#define PS_IP_OFFSET 0x1fff
+#define PS_IP6_OFFSET 0xfff8
+
+#define PS_TCP_FIN 0x01
+#define PS_TCP_SYN 0x02
+#define PS_TCP_RST 0x04
+#define PS_TCP_ACK 0x10
+
+/* Enough for hop-by-hop, routing, fragment, destination options (twice) and AH: a longer chain
+ * is not parsed (counted as malformed) rather than walked without bound. */
+#define PS_IPV6_MAX_EXT 6
+
+/* The IPv4 header's limit from its 4-bit IHL: 60 bytes. */
+#define PS_IPV4_MAX_HLEN 60
+
+/* Everything learnt about one frame while parsing it. */
+struct pkt {
+        struct xdp_md *ctx;
+        void *data;
+        void *data_end;
+        struct ps_stats *st;
+        __u64 len;    /* frame length: what the byte counters add */
+        __u64 l3_end; /* offset of the end of the IP datagram (Ethernet padding excluded) */
+        __u8 bucket;  /* enum ps_proto_bucket */
+        __u8 ttl;     /* TTL / hop limit */
+        __u16 ip_id;  /* IPv4 identification, host order */
+        __u8 fragmented;     /* a fragment (first or not): length fields describe the datagram */
+        __u8 later_fragment; /* a non-first fragment: no transport header here */
+        __u8 pad[2];
+        struct ps_flow_key key; /* family, protocol, addresses; ports once parsed */
+};
+
+/* What a TCP segment tells the flow table. */
+struct tcp_seg {
+        __u32 seq;
+        __u32 ack;
+        __u32 seq_end; /* seq + payload length + SYN + FIN */
+        __u32 seg_len; /* payload length + SYN + FIN: 0 for a pure ACK */
+        __u16 window;
+        __u8 flags;
+        __u8 pad;
+};
+
+/* The header an ICMP error quotes. */
+struct icmp_inner {
+        __u8 family; /* 0: the quote was too short to hold an IP header */
+        __u8 proto;
+        __u16 sport;
+        __u16 dport;
+        __u16 pad;
+        __u32 src[4];
+        __u32 dst[4];
+};
+
+/* Offsets beyond this are never valid: it keeps every offset the verifier sees bounded. */
+#define PS_MAX_OFF 0x3fff
+
+/*
+ * A pointer to `size` bytes at offset `off`, or NULL unless they lie inside both the frame and
+ * `limit` (the end of the datagram). `size` is a constant at every call, so the verifier sees
+ * a fixed-size range check against data_end.
+ */
+static __always_inline void *pkt_ptr(void *data, void *data_end, __u64 off, __u64 size,
+                                     __u64 limit)
+{
+        void *ptr;
+
+        if (off > PS_MAX_OFF || off + size > limit)
+                return NULL;
+        ptr = data + off;
+        if (ptr + size > data_end)
+                return NULL;
+        return ptr;
+}
+
+static __always_inline void *hdr(const struct pkt *p, __u64 off, __u64 size, __u64 limit)
+{
+        return pkt_ptr(p->data, p->data_end, off, size, limit);
+}
+
+static __always_inline int parse_eth(struct pkt *p, __u64 *ret_off, __u16 *ret_proto)
+{
+        struct ethhdr *eth = hdr(p, 0, sizeof(*eth), p->len);
+        __u64 off = sizeof(*eth);
+        __u16 proto;
+
+        if (!eth)
+                return -1;
+        proto = eth->h_proto;
+        if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
+                p->st->vlan++;
+
+        /* Up to two tags: 802.1ad outer + 802.1Q inner (QinQ), or one of either. A third tag
+         * leaves a VLAN EtherType, which is then counted as non-IP. */
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+                struct ps_vlan_hdr *vh;
+
+                if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+                        break;
+                vh = hdr(p, off, sizeof(*vh), p->len);
+                if (!vh)
+                        return -1;
+                proto = vh->encap_proto;
+                off += sizeof(*vh);
+        }
+        *ret_off = off;
+        *ret_proto = proto;
+        return 0;
+}
+
+static __always_inline int parse_ipv4(struct pkt *p, __u64 off, __u64 *ret_l4)
+{
+        struct iphdr *iph = hdr(p, off, sizeof(*iph), p->len);
+        __u64 hlen, tot;
+        __u16 frag;
+
+        if (!iph || iph->version != 4 || iph->ihl < 5)
+                return -1;
+        hlen = iph->ihl * 4;
+        tot = bpf_ntohs(iph->tot_len);
+        /* The options lie between 20 and hlen, inside tot, inside the frame: no need to read
+         * them, only to skip them. */
+        if (tot < hlen || tot > p->len - off)
+                return -1;
+        p->l3_end = off + tot;
+        p->key.family = PS_FAMILY_IPV4;
+        p->key.proto = iph->protocol;
+        p->key.src[0] = iph->saddr;
+        p->key.dst[0] = iph->daddr;
+        p->ttl = iph->ttl;
+        p->ip_id = bpf_ntohs(iph->id);
+        frag = bpf_ntohs(iph->frag_off);
+        p->fragmented = (frag & (PS_IP_MF | PS_IP_OFFSET)) != 0;
+        p->later_fragment = (frag & PS_IP_OFFSET) != 0;
+        *ret_l4 = off + hlen;
+        return 0;
+}
+
+static __always_inline int ipv6_is_ext(__u8 nh)
+{
+        return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_FRAGMENT ||
+               nh == IPPROTO_DSTOPTS || nh == IPPROTO_AH;
+}
+
+/* An IPv6 extension header walk: in, where the chain starts; out, where it ends. */
+struct ext_walk {
+        __u64 off;        /* in: first header after the fixed one; out: the upper-layer header */
+        __u64 limit;      /* end of the datagram (or of the quote) */
+        __u8 nh;          /* in: the fixed header's next header; out: the upper-layer protocol */
+        __u8 fragmented;  /* out: a fragment header was crossed */
+        __u8 pad[2];
+};
+
+/*
+ * Walks the extension headers. Returns 0, 1 when a fragment header says this is a non-first
+ * fragment (w->nh is then the fragment's protocol and w->off meaningless), or -1 when a header
+ * does not fit or the chain is longer than PS_IPV6_MAX_EXT.
+ *
+ * A global function on purpose: the verifier checks it once, on its own, instead of once per
+ * path that reaches it (each VLAN depth, outer and quoted header, and every way through the
+ * loop multiplied by all that follows), which took seconds when it was inlined.
+ */
+__noinline int ps_ipv6_skip_ext(struct xdp_md *ctx, struct ext_walk *w)
+{
+        void *data = (void *) (long) ctx->data;
+        void *data_end = (void *) (long) ctx->data_end;
+        __u64 o, limit;
+        __u8 next;
+
+        if (!w)
+                return -1;
+        o = w->off;
+        limit = w->limit;
+        next = w->nh;
+#pragma unroll
+        for (int i = 0; i < PS_IPV6_MAX_EXT; i++) {
+                if (next == IPPROTO_FRAGMENT) {
+                        struct ps_ipv6_frag_hdr *fh;
+
+                        fh = pkt_ptr(data, data_end, o, sizeof(*fh), limit);
+                        if (!fh)
+                                return -1;
+                        next = fh->nexthdr;
+                        o += sizeof(*fh);
+                        w->fragmented = 1;
+                        if (bpf_ntohs(fh->frag_off) & PS_IP6_OFFSET) {
+                                w->nh = next;
+                                return 1;
+                        }
+                } else if (next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING ||
+                           next == IPPROTO_DSTOPTS || next == IPPROTO_AH) {
+                        /* All four start with (next header, length); AH counts 4-byte words
+                         * minus 2, the others 8-byte words minus 1. */
+                        struct ipv6_opt_hdr *h = pkt_ptr(data, data_end, o, sizeof(*h), limit);
+                        __u64 hlen;
+
+                        if (!h)
+                                return -1;
+                        hlen = next == IPPROTO_AH ? (h->hdrlen + 2) * 4 : (h->hdrlen + 1) * 8;
+                        if (o + hlen > limit)
+                                return -1;
+                        next = h->nexthdr;
+                        o += hlen;
+                } else {
+                        break;
+                }
+        }
+        if (ipv6_is_ext(next))
+                return -1;
+        w->off = o;
+        w->nh = next;
+        return 0;
+}
+
+static __always_inline int parse_ipv6(struct pkt *p, __u64 off, __u64 *ret_l4)
+{
+        struct ipv6hdr *ip6 = hdr(p, off, sizeof(*ip6), p->len);
+        struct ext_walk w = {};
+        __u64 plen;
+        int r;
+
+        if (!ip6 || ip6->version != 6)
+                return -1;
+        plen = bpf_ntohs(ip6->payload_len);
+        off += sizeof(*ip6);
+        if (plen > p->len - off)
+                return -1;
+        p->l3_end = off + plen;
+        p->key.family = PS_FAMILY_IPV6;
+        __builtin_memcpy(p->key.src, &ip6->saddr, sizeof(p->key.src));
+        __builtin_memcpy(p->key.dst, &ip6->daddr, sizeof(p->key.dst));
+        p->ttl = ip6->hop_limit;
+        w.off = off;
+        w.limit = p->l3_end;
+        w.nh = ip6->nexthdr;
+        r = ps_ipv6_skip_ext(p->ctx, &w);
+        if (r < 0)
+                return -1;
+        p->key.proto = w.nh;
+        p->fragmented = w.fragmented;
+        p->later_fragment = r == 1;
+        *ret_l4 = w.off;
+        return 0;
+}
+
+static __always_inline int parse_tcp(struct pkt *p, __u64 off, struct tcp_seg *t)
+{
+        struct tcphdr *th = hdr(p, off, sizeof(*th), p->l3_end);
+        __u64 hlen, payload;
+
+        if (!th || th->doff < 5)
+                return -1;
+        hlen = th->doff * 4;
+        if (off + hlen > p->l3_end)
+                return -1;
+        p->key.sport = bpf_ntohs(th->source);
+        p->key.dport = bpf_ntohs(th->dest);
+        /* Byte 13 of the header is the flag byte (CWR ECE URG ACK PSH RST SYN FIN). */
+        t->flags = ((__u8 *) th)[13];
+        t->seq = bpf_ntohl(th->seq);
+        t->ack = bpf_ntohl(th->ack_seq);
+        t->window = bpf_ntohs(th->window);
+        payload = p->l3_end - off - hlen;
+        t->seg_len = payload + !!(t->flags & PS_TCP_SYN) + !!(t->flags & PS_TCP_FIN);
+        t->seq_end = t->seq + t->seg_len;
+        return 0;
+}
+
+static __always_inline int parse_udp(struct pkt *p, __u64 off)
+{
+        struct udphdr *uh = hdr(p, off, sizeof(*uh), p->l3_end);
+        __u64 ulen;
+
+        if (!uh)
+                return -1;
+        /* A fragment's UDP length describes the whole datagram, not this piece of it. */
+        ulen = bpf_ntohs(uh->len);
+        if (!p->fragmented && (ulen < sizeof(*uh) || ulen > p->l3_end - off))
+                return -1;
+        p->key.sport = bpf_ntohs(uh->source);
+        p->key.dport = bpf_ntohs(uh->dest);
+        return 0;
+}
+
+/* The first four bytes of a quoted TCP or UDP header are its ports. A quote too short for
+ * them leaves them zero: guard.h documents that, it is not malformed. */
+static __always_inline void inner_ports(const struct pkt *p, __u64 off, struct icmp_inner *in)
+{
+        __be16 *ports;
+
+        if (in->proto != IPPROTO_TCP && in->proto != IPPROTO_UDP)
+                return;
+        ports = hdr(p, off, 2 * sizeof(*ports), p->l3_end);
+        if (!ports)
+                return;
+        in->sport = bpf_ntohs(ports[0]);
+        in->dport = bpf_ntohs(ports[1]);
+}
+
+static __always_inline int parse_inner_ipv4(const struct pkt *p, __u64 off,
+                                            struct icmp_inner *in)
+{
+        struct iphdr *iph = hdr(p, off, sizeof(*iph), p->l3_end);
+        __u64 hlen;
+
+        if (!iph || iph->version != 4 || iph->ihl < 5)
+                return -1;
+        hlen = iph->ihl * 4;
+        if (off + hlen > p->l3_end)
+                return -1;
+        in->family = PS_FAMILY_IPV4;
+        in->proto = iph->protocol;
+        in->src[0] = iph->saddr;
+        in->dst[0] = iph->daddr;
+        /* The quoted datagram's IHL is honoured: its ports follow its options. */
+        if (!(bpf_ntohs(iph->frag_off) & PS_IP_OFFSET))
+                inner_ports(p, off + hlen, in);
+        return 0;
+}
+
+static __always_inline int parse_inner_ipv6(const struct pkt *p, __u64 off,
+                                            struct icmp_inner *in)
+{
+        struct ipv6hdr *ip6 = hdr(p, off, sizeof(*ip6), p->l3_end);
+        struct ext_walk w = {};
+        int r;
+
+        if (!ip6 || ip6->version != 6)
+                return -1;
+        in->family = PS_FAMILY_IPV6;
+        __builtin_memcpy(in->src, &ip6->saddr, sizeof(in->src));
+        __builtin_memcpy(in->dst, &ip6->daddr, sizeof(in->dst));
+        in->proto = ip6->nexthdr;
+        /* A quoted extension chain is walked like the outer one. If the quote ends inside it,
+         * the first next-header value stays; a non-first fragment has its protocol but no
+         * ports. */
+        w.off = off + sizeof(*ip6);
+        w.limit = p->l3_end;
+        w.nh = ip6->nexthdr;
+        r = ps_ipv6_skip_ext(p->ctx, &w);
+        if (r >= 0)
+                in->proto = w.nh;
+        if (r == 0)
+                inner_ports(p, w.off, in);
+        return 0;
+}
+
+static __always_inline int icmp_is_error(__u8 family, __u8 type)
+{
+        if (family == PS_FAMILY_IPV4)
+                return type == ICMP_DEST_UNREACH || type == ICMP_SOURCE_QUENCH ||
+                       type == ICMP_REDIRECT || type == ICMP_TIME_EXCEEDED ||
+                       type == ICMP_PARAMETERPROB;
+        return type == ICMPV6_DEST_UNREACH || type == ICMPV6_PKT_TOOBIG ||
+               type == ICMPV6_TIME_EXCEED || type == ICMPV6_PARAMPROB;
+}
+
+/*
+ * The flow entry of p->key, created on first sight. Counters that two CPUs may bump at once
+ * (packets, bytes, retransmits) are atomic; the rest is last-writer-wins. tcp_flags is a byte
+ * and BPF atomics work on 32/64-bit words only, so it is a plain OR: a flag can be lost only
+ * when two CPUs handle segments of the same flow in the same instant, which RSS makes rare.
+ */
+static __always_inline void flow_account(struct pkt *p, const struct tcp_seg *t, __u64 now)
+{
+        struct ps_flow_value *v;
+        int fresh = 0;
+
+        v = bpf_map_lookup_elem(&flows, &p->key);
+        if (!v) {
+                /* The first segment seen sets the retransmission baseline: seq + length, which
+                 * for a pure ACK is the next byte the remote end will send. */
+                struct ps_flow_value init = {
+                        .first_seen = now,
+                        .max_seq_end = t ? t->seq_end : 0,
+                };
+
+                /* NOEXIST: when another CPU created the entry meanwhile, keep its. */
+                fresh = bpf_map_update_elem(&flows, &p->key, &init, BPF_NOEXIST) == 0;
+                v = bpf_map_lookup_elem(&flows, &p->key);
+                if (!v) {
+                        p->st->flow_update_fail++;
+                        return;
+                }
+        }
+        __sync_fetch_and_add(&v->packets, 1);
+        __sync_fetch_and_add(&v->bytes, p->len);
+        v->last_seen = now;
+        v->ip_id = p->ip_id;
+        v->ttl = p->ttl;
+        if (!t)
+                return;
+
+        v->seq = t->seq;
+        v->ack = t->ack;
+        v->window = t->window;
+        v->last_flags = t->flags;
+        v->tcp_flags |= t->flags;
+
+        /* RST ends a flow for good; FIN too, unless an RST follows. */
+        if (t->flags & PS_TCP_RST)
+                v->state = PS_STATE_RST;
+        else if (v->state != PS_STATE_RST && v->state != PS_STATE_FIN) {
+                if (t->flags & PS_TCP_FIN)
+                        v->state = PS_STATE_FIN;
+                else if ((t->flags & (PS_TCP_ACK | PS_TCP_SYN)) == PS_TCP_ACK)
+                        v->state = PS_STATE_ESTABLISHED;
+                else if (t->flags & PS_TCP_SYN)
+                        v->state = PS_STATE_SYN;
+        }
+
+        /* Retransmission estimate: a segment that occupies sequence space (data, SYN or FIN)
+         * but ends at or before the highest end seen repeats bytes already sent. Serial
+         * arithmetic survives the wrap at 2^32. Pure ACKs neither count nor move the mark. */
+        if (!fresh && t->seg_len) {
+                if ((__s32) (t->seq_end - v->max_seq_end) <= 0)
+                        __sync_fetch_and_add(&v->retransmits, 1);
+                else
+                        v->max_seq_end = t->seq_end;
+        }
+}
+
+static __always_inline void icmp_account(struct pkt *p, __u8 type, __u8 code, int is_error,
+                                         const struct icmp_inner *in, __u64 now)
+{
+        struct ps_icmp_key key = {
+                .family = p->key.family,
+                .type = type,
+                .code = code,
+        };
+        struct ps_icmp_value *v;
+
+        __builtin_memcpy(key.src, p->key.src, sizeof(key.src));
+        __builtin_memcpy(key.dst, p->key.dst, sizeof(key.dst));
+        v = bpf_map_lookup_elem(&icmp_flows, &key);
+        if (!v) {
+                struct ps_icmp_value init = { .first_seen = now };
+
+                bpf_map_update_elem(&icmp_flows, &key, &init, BPF_NOEXIST);
+                v = bpf_map_lookup_elem(&icmp_flows, &key);
+                if (!v) {
+                        p->st->flow_update_fail++;
+                        return;
+                }
+        }
+        __sync_fetch_and_add(&v->packets, 1);
+        __sync_fetch_and_add(&v->bytes, p->len);
+        v->last_seen = now;
+        if (!is_error)
+                return;
+        /* The last error's quote; all zero (inner_family 0) when it was too short. */
+        v->is_error = 1;
+        v->inner_family = in->family;
+        v->inner_proto = in->proto;
+        v->inner_sport = in->sport;
+        v->inner_dport = in->dport;
+        __builtin_memcpy(v->inner_src, in->src, sizeof(v->inner_src));
+        __builtin_memcpy(v->inner_dst, in->dst, sizeof(v->inner_dst));
+}
+
+/*
+ * ICMP and ICMPv6 share the 8-byte header layout (type, code, checksum, 4 more bytes), and
+ * every message of either has at least those 8 bytes; errors quote the offending datagram
+ * right after them. A quote too short for its IP header makes the frame malformed, but the
+ * message is still accounted (is_error set, inner zero): it was received, and its outer
+ * addresses are sound.
+ */
+static __always_inline int handle_icmp(struct pkt *p, __u64 off, __u64 now)
+{
+        struct icmp_inner in = {};
+        __u8 *h = hdr(p, off, 8, p->l3_end);
+        __u8 type, code;
+        int is_error, r = 0;
+
+        if (!h)
+                return -1;
+        type = h[0];
+        code = h[1];
+        if (p->key.family == PS_FAMILY_IPV4)
+                p->st->icmp_type[type]++;
+        else
+                p->st->icmpv6_type[type]++;
+        is_error = icmp_is_error(p->key.family, type);
+        if (is_error) {
+                p->st->icmp_errors++;
+                r = p->key.family == PS_FAMILY_IPV4 ? parse_inner_ipv4(p, off + 8, &in) :
+                                                      parse_inner_ipv6(p, off + 8, &in);
+                if (r < 0)
+                        __builtin_memset(&in, 0, sizeof(in));
+        }
+        icmp_account(p, type, code, is_error, &in, now);
+        return r;
+}
+
+/* Parses and accounts one IP datagram at offset off; returns -1 if it is malformed. */
+static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off)
+{
+        struct tcp_seg seg = {};
+        __u64 l4;
+        __u64 now;
+        int r;
+
+        if (eth_proto == bpf_htons(ETH_P_IP)) {
+                p->st->ipv4++;
+                r = parse_ipv4(p, off, &l4);
+        } else {
+                p->st->ipv6++;
+                r = parse_ipv6(p, off, &l4);
+        }
+        if (r < 0)
+                return -1;
+
+        if (p->key.proto == IPPROTO_TCP)
+                p->bucket = PS_PROTO_TCP;
+        else if (p->key.proto == IPPROTO_UDP)
+                p->bucket = PS_PROTO_UDP;
+        else if (p->key.proto == IPPROTO_ICMP && p->key.family == PS_FAMILY_IPV4)
+                p->bucket = PS_PROTO_ICMP;
+        else if (p->key.proto == IPPROTO_ICMPV6 && p->key.family == PS_FAMILY_IPV6)
+                p->bucket = PS_PROTO_ICMPV6;
+
+        /* A non-first fragment has no transport header: counted, not tabled (ports unknown). */
+        if (p->later_fragment) {
+                p->st->fragments++;
+                return 0;
+        }
+
+        /* The coarse clock (jiffies resolution) costs a fraction of bpf_ktime_get_ns() here,
+         * and first/last seen need no better than milliseconds. */
+        now = bpf_ktime_get_coarse_ns();
+        switch (p->bucket) {
+        case PS_PROTO_TCP:
+                if (parse_tcp(p, l4, &seg) < 0)
+                        return -1;
+                flow_account(p, &seg, now);
+                return 0;
+        case PS_PROTO_UDP:
+                if (parse_udp(p, l4) < 0)
+                        return -1;
+                flow_account(p, NULL, now);
+                return 0;
+        case PS_PROTO_ICMP:
+        case PS_PROTO_ICMPV6:
+                return handle_icmp(p, l4, now);
+        default:
+                /* Other IP protocols: one entry per address pair and protocol, ports 0. */
+                flow_account(p, NULL, now);
+                return 0;
+        }
+}
+
 SEC("xdp")
 int xdp_guard(struct xdp_md *ctx)
 {
         __u32 zero = 0;
-        struct ps_stats *st = bpf_map_lookup_elem(&stats, &zero);
+        __u64 off;
+        struct pkt p;
+        __u16 proto;
 
-        if (st) {
-                st->packets++;
-                st->bytes += ctx->data_end - ctx->data;
-                st->passed++;
+        __builtin_memset(&p, 0, sizeof(p));
+        p.ctx = ctx;
+        p.data = (void *) (long) ctx->data;
+        p.data_end = (void *) (long) ctx->data_end;
+        p.len = p.data_end - p.data;
+        p.bucket = PS_PROTO_OTHER;
+        p.st = bpf_map_lookup_elem(&stats, &zero);
+        if (p.st) {
+                p.st->packets++;
+                p.st->bytes += p.len;
+                if (parse_eth(&p, &off, &proto) < 0) {
+                        p.st->malformed++;
+                } else if (proto == bpf_htons(ETH_P_IP) || proto == bpf_htons(ETH_P_IPV6)) {
+                        if (handle_ip(&p, proto, off) < 0)
+                                p.st->malformed++;
+                } else {
+                        p.st->non_ip++;
+                }
+                if (p.bucket < _PS_PROTO_MAX) {
+                        p.st->proto_packets[p.bucket]++;
+                        p.st->proto_bytes[p.bucket] += p.len;
+                }
+                p.st->passed++;
         }
         return XDP_PASS;
 }

@@ -1,0 +1,1634 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * packetscopectl: the command-line client of packetscoped. It only ever talks to the daemon over
+ * the system bus (org.packetscope.Guarder1), so every mutating call goes through the daemon's
+ * polkit checks; it never opens the pinned BPF maps itself.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <strings.h>
+#include <time.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "addr.h"
+#include "format.h"
+#include "util.h"
+
+#define BUS_NAME          "org.packetscope.Guarder1"
+#define PATH_ROOT         "/org/packetscope/Guarder1"
+#define PATH_CONNECTIONS  PATH_ROOT "/connections"
+#define IFACE_MANAGER     BUS_NAME ".Manager"
+#define IFACE_LINK        BUS_NAME ".Link"
+#define IFACE_CONNECTIONS BUS_NAME ".Connections"
+#define IFACE_PROPERTIES  "org.freedesktop.DBus.Properties"
+
+/* Exit codes: 0 success, 1 the operation failed (bus error, daemon refused), 2 bad usage. */
+#define EXIT_USAGE 2
+
+#define TOP_DEFAULT         20u
+#define TOP_MAX             10000u  /* the daemon's own bound on 'limit' */
+#define OFFSET_MAX          99999u  /* the daemon bounds offset + limit by 100000 */
+#define MONITOR_TOP_DEFAULT 10u
+#define INTERVAL_DEFAULT    (1 * USEC_PER_SEC)
+#define INTERVAL_MIN        (100 * UINT64_C(1000))
+#define INTERVAL_MAX        (3600 * USEC_PER_SEC)
+
+typedef enum JsonMode {
+        JSON_OFF,
+        JSON_PRETTY,
+        JSON_SHORT,
+} JsonMode;
+
+/* Verb-specific options, as bits, so that each verb states which ones it accepts. */
+enum {
+        OPT_TOP = 1u << 0,
+        OPT_OFFSET = 1u << 1,
+        OPT_SORT = 1u << 2,
+        OPT_PROTOCOL = 1u << 3,
+        OPT_ADDRESS = 1u << 4,
+        OPT_PORT = 1u << 5,
+        OPT_LINK = 1u << 6,
+        OPT_FAMILY = 1u << 7,
+        OPT_STATE = 1u << 8,
+        OPT_TYPE = 1u << 9,
+        OPT_MODE = 1u << 10,
+        OPT_INTERVAL = 1u << 11,
+        OPT_COUNT = 1u << 12,
+        OPT_ENSURE = 1u << 13,
+};
+
+static const char *const option_names[] = {
+        "top", "offset", "sort", "protocol", "address", "port", "link", "family", "state", "type",
+        "mode", "interval", "count", "ensure",
+};
+
+static struct {
+        JsonMode json;
+        bool legend;
+        bool ask_password;
+        unsigned given; /* OPT_* bits seen on the command line */
+        uint32_t top;
+        uint32_t offset;
+        const char *sort;
+        char protocol[16];
+        const char *address;
+        uint16_t port;
+        const char *link;
+        const char *family;
+        const char *state;
+        uint8_t icmp_type;
+        const char *mode;
+        uint64_t interval_usec;
+        uint64_t count;
+} arg = {
+        .legend = true,
+        .ask_password = true,
+        .mode = "auto",
+        .interval_usec = INTERVAL_DEFAULT,
+};
+
+/* json_decrefp() comes with jansson (>= 2.9). */
+#define _cleanup_json_ _cleanup_(json_decrefp)
+
+static int usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *format, ...) {
+        va_list ap;
+
+        fputs("packetscopectl: ", stderr);
+        va_start(ap, format);
+        vfprintf(stderr, format, ap);
+        va_end(ap);
+        fputs("\nTry 'packetscopectl --help' for more information.\n", stderr);
+        return -EINVAL;
+}
+
+/* A failed bus call: the daemon's own error name and text, which say what was wrong. */
+static int bus_error(const char *what, const sd_bus_error *error, int r) {
+        if (sd_bus_error_is_set(error))
+                fprintf(stderr, "packetscopectl: %s: %s\n", error->name,
+                        error->message ? error->message : what);
+        else
+                fprintf(stderr, "packetscopectl: %s: %s\n", what, strerror(r < 0 ? -r : r));
+        return r < 0 ? r : -EIO;
+}
+
+/* ---- a{sv} (and anything else) from the bus to JSON ---- */
+
+static int json_from_bus(sd_bus_message *m, json_t **ret);
+
+static int read_basic_as_string(sd_bus_message *m, char type, char **ret) {
+        union {
+                uint8_t y;
+                int b;
+                int16_t n;
+                uint16_t q;
+                int32_t i;
+                uint32_t u;
+                int64_t x;
+                uint64_t t;
+                double d;
+                const char *s;
+                int h;
+        } v;
+        int r;
+
+        r = sd_bus_message_read_basic(m, type, &v);
+        if (r < 0)
+                return r;
+        switch (type) {
+        case 'y': r = asprintf(ret, "%u", (unsigned) v.y); break;
+        case 'b': r = asprintf(ret, "%s", v.b ? "true" : "false"); break;
+        case 'n': r = asprintf(ret, "%d", (int) v.n); break;
+        case 'q': r = asprintf(ret, "%u", (unsigned) v.q); break;
+        case 'i': r = asprintf(ret, "%" PRIi32, v.i); break;
+        case 'u': r = asprintf(ret, "%" PRIu32, v.u); break;
+        case 'x': r = asprintf(ret, "%" PRIi64, v.x); break;
+        case 't': r = asprintf(ret, "%" PRIu64, v.t); break;
+        case 'd': r = asprintf(ret, "%g", v.d); break;
+        case 's': case 'o': case 'g': r = asprintf(ret, "%s", v.s); break;
+        case 'h': r = asprintf(ret, "%d", v.h); break;
+        default: return -EINVAL;
+        }
+        return r < 0 ? -ENOMEM : 0;
+}
+
+static int json_from_basic(sd_bus_message *m, char type, json_t **ret) {
+        union {
+                uint8_t y;
+                int b;
+                int16_t n;
+                uint16_t q;
+                int32_t i;
+                uint32_t u;
+                int64_t x;
+                uint64_t t;
+                double d;
+                const char *s;
+                int h;
+        } v;
+        json_t *j;
+        int r;
+
+        r = sd_bus_message_read_basic(m, type, &v);
+        if (r < 0)
+                return r;
+        switch (type) {
+        case 'y': j = json_integer(v.y); break;
+        case 'b': j = json_boolean(v.b); break;
+        case 'n': j = json_integer(v.n); break;
+        case 'q': j = json_integer(v.q); break;
+        case 'i': j = json_integer(v.i); break;
+        case 'u': j = json_integer(v.u); break;
+        case 'x': j = json_integer(v.x); break;
+        /* jansson integers are signed 64 bits: the (unreachable in practice) top half of a
+         * counter becomes a real rather than a wrong negative number. */
+        case 't': j = v.t > INT64_MAX ? json_real((double) v.t) : json_integer((json_int_t) v.t); break;
+        /* JSON has no NaN or infinity. */
+        case 'd': j = isfinite(v.d) ? json_real(v.d) : json_null(); break;
+        case 's': case 'o': case 'g': j = json_string(v.s); break;
+        default: j = json_null(); break; /* file descriptors mean nothing in JSON */
+        }
+        if (!j)
+                return -ENOMEM;
+        *ret = j;
+        return 0;
+}
+
+/* Dictionaries become objects (keys as text), other arrays and structs arrays, variants their
+ * content: so a newer daemon's extra keys of any type come through unharmed. */
+static int json_from_dict(sd_bus_message *m, const char *contents, json_t **ret) {
+        _cleanup_json_ json_t *obj = json_object();
+        _cleanup_free_ char *entry = NULL;
+        int r;
+
+        if (!obj)
+                return -ENOMEM;
+        /* contents is "{KV}"; the entry container takes "KV". */
+        entry = strndup(contents + 1, strlen(contents) - 2);
+        if (!entry)
+                return -ENOMEM;
+        r = sd_bus_message_enter_container(m, 'a', contents);
+        if (r < 0)
+                return r;
+        for (;;) {
+                _cleanup_free_ char *key = NULL;
+                json_t *value = NULL;
+
+                r = sd_bus_message_enter_container(m, 'e', entry);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                r = read_basic_as_string(m, entry[0], &key);
+                if (r < 0)
+                        return r;
+                r = json_from_bus(m, &value);
+                if (r < 0)
+                        return r;
+                if (json_object_set_new(obj, key, value) < 0) /* steals value, even on failure */
+                        return -ENOMEM;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(obj);
+        return 0;
+}
+
+static int json_from_sequence(sd_bus_message *m, char type, const char *contents, json_t **ret) {
+        _cleanup_json_ json_t *array = json_array();
+        int r;
+
+        if (!array)
+                return -ENOMEM;
+        r = sd_bus_message_enter_container(m, type, contents);
+        if (r < 0)
+                return r;
+        for (;;) {
+                json_t *value = NULL;
+
+                r = sd_bus_message_peek_type(m, NULL, NULL);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                r = json_from_bus(m, &value);
+                if (r < 0)
+                        return r;
+                if (json_array_append_new(array, value) < 0)
+                        return -ENOMEM;
+        }
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(array);
+        return 0;
+}
+
+static int json_from_bus(sd_bus_message *m, json_t **ret) {
+        const char *contents;
+        char type;
+        int r;
+
+        r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENXIO;
+        switch (type) {
+        case 'v':
+                r = sd_bus_message_enter_container(m, 'v', contents);
+                if (r < 0)
+                        return r;
+                r = json_from_bus(m, ret);
+                if (r < 0)
+                        return r;
+                return sd_bus_message_exit_container(m);
+        case 'a':
+                if (contents[0] == '{')
+                        return json_from_dict(m, contents, ret);
+                return json_from_sequence(m, 'a', contents, ret);
+        case 'r':
+                return json_from_sequence(m, 'r', contents, ret);
+        default:
+                return json_from_basic(m, type, ret);
+        }
+}
+
+/* ---- reading values back out of the decoded objects ---- */
+
+static uint64_t jget_u64(const json_t *o, const char *key) {
+        json_t *v = json_object_get(o, key);
+
+        if (json_is_integer(v))
+                return json_integer_value(v) < 0 ? 0 : (uint64_t) json_integer_value(v);
+        if (json_is_real(v) && json_real_value(v) > 0)
+                return json_real_value(v) >= 18446744073709551615.0 ? UINT64_MAX
+                                                                    : (uint64_t) json_real_value(v);
+        return 0;
+}
+
+static double jget_double(const json_t *o, const char *key) {
+        json_t *v = json_object_get(o, key);
+
+        return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static const char *jget_str(const json_t *o, const char *key) {
+        return json_string_value(json_object_get(o, key));
+}
+
+static bool jget_bool(const json_t *o, const char *key) {
+        return json_is_true(json_object_get(o, key));
+}
+
+static int print_json(const json_t *j) {
+        size_t flags = arg.json == JSON_SHORT ? JSON_COMPACT : JSON_INDENT(2);
+
+        if (json_dumpf(j, stdout, flags | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) < 0)
+                return -EIO;
+        fputc('\n', stdout);
+        return 0;
+}
+
+/* ---- bus calls ---- */
+
+static int call_get_all(sd_bus *bus, const char *path, const char *interface, bool missing_ok,
+                        json_t **ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, BUS_NAME, path, IFACE_PROPERTIES, "GetAll", &error, &reply,
+                               "s", interface);
+        if (r < 0) {
+                /* A link may go away between reading Links and asking about it. */
+                if (missing_ok && (sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_OBJECT) ||
+                                   sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_INTERFACE)))
+                        return -ENOENT;
+                return bus_error("reading properties", &error, r);
+        }
+        r = json_from_bus(reply, ret);
+        if (r < 0)
+                fprintf(stderr, "packetscopectl: cannot parse the properties of %s: %s\n", path,
+                        strerror(-r));
+        return r;
+}
+
+static int call_get_statistics(sd_bus *bus, json_t **ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, BUS_NAME, PATH_ROOT, IFACE_MANAGER, "GetStatistics", &error,
+                               &reply, NULL);
+        if (r < 0)
+                return bus_error("GetStatistics", &error, r);
+        r = json_from_bus(reply, ret);
+        if (r < 0)
+                fprintf(stderr, "packetscopectl: cannot parse the statistics: %s\n", strerror(-r));
+        return r;
+}
+
+/* Only the keys the user gave, plus the limit. */
+static int append_query(sd_bus_message *m, bool icmp, uint32_t default_limit) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "{sv}", "limit", "u",
+                                  (arg.given & OPT_TOP) ? arg.top : default_limit);
+        if (r >= 0 && (arg.given & OPT_OFFSET))
+                r = sd_bus_message_append(m, "{sv}", "offset", "u", arg.offset);
+        if (r >= 0 && (arg.given & OPT_SORT))
+                r = sd_bus_message_append(m, "{sv}", "sort", "s", arg.sort);
+        if (r >= 0 && !icmp && (arg.given & OPT_PROTOCOL))
+                r = sd_bus_message_append(m, "{sv}", "protocol", "s", arg.protocol);
+        if (r >= 0 && (arg.given & OPT_ADDRESS))
+                r = sd_bus_message_append(m, "{sv}", "address", "s", arg.address);
+        if (r >= 0 && !icmp && (arg.given & OPT_PORT))
+                r = sd_bus_message_append(m, "{sv}", "port", "q", arg.port);
+        if (r >= 0 && (arg.given & OPT_LINK))
+                r = sd_bus_message_append(m, "{sv}", "link", "s", arg.link);
+        if (r >= 0 && (arg.given & OPT_FAMILY))
+                r = sd_bus_message_append(m, "{sv}", "family", "s", arg.family);
+        if (r >= 0 && !icmp && (arg.given & OPT_STATE))
+                r = sd_bus_message_append(m, "{sv}", "state", "s", arg.state);
+        if (r >= 0 && icmp && (arg.given & OPT_TYPE))
+                r = sd_bus_message_append(m, "{sv}", "type", "y", arg.icmp_type);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+static int new_list_call(sd_bus *bus, bool icmp, uint32_t default_limit, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, PATH_CONNECTIONS, IFACE_CONNECTIONS,
+                                           icmp ? "ListIcmp" : "List");
+        if (r < 0)
+                return r;
+        r = append_query(m, icmp, default_limit);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static int call_list(sd_bus *bus, bool icmp, uint32_t default_limit, json_t **ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        int r;
+
+        r = new_list_call(bus, icmp, default_limit, &m);
+        if (r < 0)
+                return bus_error("building the query", &error, r);
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0)
+                return bus_error(icmp ? "ListIcmp" : "List", &error, r);
+        r = json_from_bus(reply, ret);
+        if (r < 0)
+                fprintf(stderr, "packetscopectl: cannot parse the reply: %s\n", strerror(-r));
+        return r;
+}
+
+/* ---- human output ---- */
+
+static const char *icmp_type_name(const char *family, unsigned type) {
+        static const char *const v4[] = {
+                [0] = "echo-reply", [3] = "dest-unreachable", [4] = "source-quench",
+                [5] = "redirect", [8] = "echo-request", [9] = "router-advert",
+                [10] = "router-solicit", [11] = "time-exceeded", [12] = "parameter-problem",
+                [13] = "timestamp", [14] = "timestamp-reply",
+        };
+        static const char *const v6[] = {
+                [1] = "dest-unreachable", [2] = "packet-too-big", [3] = "time-exceeded",
+                [4] = "parameter-problem", [128] = "echo-request", [129] = "echo-reply",
+                [130] = "mld-query", [131] = "mld-report", [132] = "mld-done",
+                [133] = "router-solicit", [134] = "router-advert", [135] = "neighbor-solicit",
+                [136] = "neighbor-advert", [137] = "redirect", [143] = "mld2-report",
+        };
+
+        if (streq_ptr(family, "ipv6"))
+                return type < ELEMENTSOF(v6) ? v6[type] : NULL;
+        return type < ELEMENTSOF(v4) ? v4[type] : NULL;
+}
+
+static void format_icmp_type(char *buf, size_t size, const char *family, unsigned type) {
+        const char *name = icmp_type_name(family, type);
+
+        if (name)
+                snprintf(buf, size, "%s (%u)", name, type);
+        else
+                snprintf(buf, size, "%u", type);
+}
+
+/* Ports only mean something for these; other protocols show bare addresses. */
+static bool protocol_has_ports(unsigned ip_protocol) {
+        return ip_protocol == 6 || ip_protocol == 17 || ip_protocol == 132 || ip_protocol == 136;
+}
+
+static void format_flow_endpoint(char *buf, size_t size, const char *addr, uint16_t port,
+                                 unsigned ip_protocol) {
+        if (protocol_has_ports(ip_protocol))
+                format_endpoint(buf, size, addr, port);
+        else
+                snprintf(buf, size, "%s", strna(addr));
+}
+
+static int render_connections(FILE *f, const json_t *rows, uint64_t now, bool header) {
+        _cleanup_table_ Table *t = table_new("PROTO", "SOURCE", "DESTINATION", "STATE", "FLAGS",
+                                             "PACKETS", "BYTES", "PPS", "RATE", "LAST", "LINK",
+                                             NULL);
+        size_t i;
+        json_t *row;
+        int r = 0;
+
+        if (!t)
+                return -ENOMEM;
+        for (size_t c = 5; c <= 8; c++)
+                table_set_align(t, c, TABLE_ALIGN_RIGHT);
+        json_array_foreach(rows, i, row) {
+                char src[FORMAT_ENDPOINT_MAX], dst[FORMAT_ENDPOINT_MAX], flags[FORMAT_TCP_FLAGS_MAX];
+                char bytes[FORMAT_BYTES_MAX], pps[FORMAT_RATE_MAX], bps[FORMAT_RATE_MAX];
+                char last[FORMAT_RELATIVE_MAX];
+                unsigned proto = (unsigned) jget_u64(row, "ip_protocol");
+                bool tcp = proto == 6;
+
+                format_flow_endpoint(src, sizeof src, jget_str(row, "src"),
+                                     (uint16_t) jget_u64(row, "sport"), proto);
+                format_flow_endpoint(dst, sizeof dst, jget_str(row, "dst"),
+                                     (uint16_t) jget_u64(row, "dport"), proto);
+                if ((r = table_add_cell(t, jget_str(row, "protocol"))) < 0 ||
+                    (r = table_add_cell(t, src)) < 0 ||
+                    (r = table_add_cell(t, dst)) < 0 ||
+                    (r = table_add_cell(t, tcp ? jget_str(row, "state") : "-")) < 0 ||
+                    (r = table_add_cell(t, tcp ? format_tcp_flags(flags, sizeof flags,
+                                                                  (uint8_t) jget_u64(row, "tcp_flags"))
+                                               : "-")) < 0 ||
+                    (r = table_add_cellf(t, "%" PRIu64, jget_u64(row, "packets"))) < 0 ||
+                    (r = table_add_cell(t, format_bytes(bytes, sizeof bytes,
+                                                        jget_u64(row, "bytes")))) < 0 ||
+                    (r = table_add_cell(t, format_rate_pps(pps, sizeof pps,
+                                                           jget_double(row, "pps")))) < 0 ||
+                    (r = table_add_cell(t, format_rate_bits(bps, sizeof bps,
+                                                            jget_double(row, "bps")))) < 0 ||
+                    (r = table_add_cell(t, format_relative_time(last, sizeof last, now,
+                                                                jget_u64(row, "last_seen")))) < 0 ||
+                    (r = table_add_cell(t, jget_str(row, "link"))) < 0)
+                        return r;
+        }
+        if (json_array_size(rows) == 0 && !header)
+                return 0;
+        return table_print(t, f, header);
+}
+
+static int render_icmp(FILE *f, const json_t *rows, uint64_t now, bool header) {
+        _cleanup_table_ Table *t = table_new("TYPE", "CODE", "SOURCE", "DESTINATION", "PACKETS",
+                                             "BYTES", "LAST", "LINK", "QUOTED", NULL);
+        size_t i;
+        json_t *row;
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        table_set_align(t, 1, TABLE_ALIGN_RIGHT);
+        table_set_align(t, 4, TABLE_ALIGN_RIGHT);
+        table_set_align(t, 5, TABLE_ALIGN_RIGHT);
+        json_array_foreach(rows, i, row) {
+                char type[48], bytes[FORMAT_BYTES_MAX], last[FORMAT_RELATIVE_MAX];
+                _cleanup_free_ char *quoted = NULL;
+                const char *family = jget_str(row, "family");
+
+                format_icmp_type(type, sizeof type, family, (unsigned) jget_u64(row, "type"));
+                /* An error quotes the header of the packet that caused it: show that flow. */
+                if (jget_bool(row, "error") && jget_str(row, "inner_src")) {
+                        char isrc[FORMAT_ENDPOINT_MAX], idst[FORMAT_ENDPOINT_MAX];
+                        unsigned iproto = (unsigned) jget_u64(row, "inner_ip_protocol");
+
+                        format_flow_endpoint(isrc, sizeof isrc, jget_str(row, "inner_src"),
+                                             (uint16_t) jget_u64(row, "inner_sport"), iproto);
+                        format_flow_endpoint(idst, sizeof idst, jget_str(row, "inner_dst"),
+                                             (uint16_t) jget_u64(row, "inner_dport"), iproto);
+                        if (asprintf(&quoted, "%s %s -> %s", strna(jget_str(row, "inner_protocol")),
+                                     isrc, idst) < 0)
+                                return -ENOMEM;
+                }
+                if ((r = table_add_cell(t, type)) < 0 ||
+                    (r = table_add_cellf(t, "%" PRIu64, jget_u64(row, "code"))) < 0 ||
+                    (r = table_add_cell(t, jget_str(row, "src"))) < 0 ||
+                    (r = table_add_cell(t, jget_str(row, "dst"))) < 0 ||
+                    (r = table_add_cellf(t, "%" PRIu64, jget_u64(row, "packets"))) < 0 ||
+                    (r = table_add_cell(t, format_bytes(bytes, sizeof bytes,
+                                                        jget_u64(row, "bytes")))) < 0 ||
+                    (r = table_add_cell(t, format_relative_time(last, sizeof last, now,
+                                                                jget_u64(row, "last_seen")))) < 0 ||
+                    (r = table_add_cell(t, jget_str(row, "link"))) < 0 ||
+                    (r = table_add_cell(t, quoted)) < 0)
+                        return r;
+        }
+        if (json_array_size(rows) == 0 && !header)
+                return 0;
+        return table_print(t, f, header);
+}
+
+/* "Label: value" lines with the labels right-aligned, as hostnamectl prints them. */
+static Table *fields_new(void) {
+        Table *t = table_new("FIELD", "VALUE", NULL);
+
+        if (t)
+                table_set_align(t, 0, TABLE_ALIGN_RIGHT);
+        return t;
+}
+
+static int field_add(Table *t, const char *label, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
+static int field_add(Table *t, const char *label, const char *format, ...) {
+        _cleanup_free_ char *value = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&value, format, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        r = table_add_cellf(t, "%s:", label);
+        if (r < 0)
+                return r;
+        return table_add_cell(t, value);
+}
+
+static int field_add_u64(Table *t, const json_t *o, const char *label, const char *key) {
+        if (!json_object_get(o, key))
+                return 0; /* an older daemon: leave out what it doesn't report */
+        return field_add(t, label, "%" PRIu64, jget_u64(o, key));
+}
+
+static int fields_add_traffic(Table *t, const json_t *stats) {
+        char bytes[FORMAT_BYTES_MAX], pps[FORMAT_RATE_MAX], bps[FORMAT_RATE_MAX];
+        int r;
+
+        r = field_add(t, "Packets", "%" PRIu64 " (%s)", jget_u64(stats, "packets"),
+                      format_rate_pps(pps, sizeof pps, jget_double(stats, "pps")));
+        if (r < 0)
+                return r;
+        return field_add(t, "Bytes", "%s (%s)", format_bytes(bytes, sizeof bytes,
+                                                             jget_u64(stats, "bytes")),
+                         format_rate_bits(bps, sizeof bps, jget_double(stats, "bps")));
+}
+
+static const char *const protocol_keys[] = { "tcp", "udp", "icmp", "icmpv6", "other" };
+
+/* Keys of GetStatistics this client knows how to show; anything else is listed as it comes. */
+static bool stats_key_known(const char *key) {
+        static const char *const known[] = {
+                "packets", "bytes", "passed", "dropped", "malformed", "fragments", "vlan", "ipv4",
+                "ipv6", "non_ip", "icmp_errors", "flow_update_failures", "pps", "bps", "flows",
+                "icmp_entries", "links", "run_time_ns", "run_count", "icmp_types", "icmpv6_types",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(known); i++)
+                if (streq(key, known[i]))
+                        return true;
+        for (size_t i = 0; i < ELEMENTSOF(protocol_keys); i++) {
+                size_t l = strlen(protocol_keys[i]);
+
+                if (strncmp(key, protocol_keys[i], l) == 0 &&
+                    (streq(key + l, "_packets") || streq(key + l, "_bytes")))
+                        return true;
+        }
+        return false;
+}
+
+static int render_protocols(FILE *f, const json_t *stats, const json_t *previous,
+                            double elapsed_sec, bool header) {
+        _cleanup_table_ Table *t = NULL;
+        bool rates = previous && elapsed_sec > 0;
+        int r;
+
+        t = rates ? table_new("PROTOCOL", "PACKETS", "BYTES", "PPS", "RATE", NULL)
+                  : table_new("PROTOCOL", "PACKETS", "BYTES", NULL);
+        if (!t)
+                return -ENOMEM;
+        for (size_t c = 1; c <= (rates ? 4u : 2u); c++)
+                table_set_align(t, c, TABLE_ALIGN_RIGHT);
+        for (size_t i = 0; i < ELEMENTSOF(protocol_keys); i++) {
+                char pk[32], bk[32], bytes[FORMAT_BYTES_MAX];
+                uint64_t packets, nbytes;
+
+                snprintf(pk, sizeof pk, "%s_packets", protocol_keys[i]);
+                snprintf(bk, sizeof bk, "%s_bytes", protocol_keys[i]);
+                if (!json_object_get(stats, pk))
+                        continue;
+                packets = jget_u64(stats, pk);
+                nbytes = jget_u64(stats, bk);
+                if ((r = table_add_cell(t, protocol_keys[i])) < 0 ||
+                    (r = table_add_cellf(t, "%" PRIu64, packets)) < 0 ||
+                    (r = table_add_cell(t, format_bytes(bytes, sizeof bytes, nbytes))) < 0)
+                        return r;
+                if (rates) {
+                        char pps[FORMAT_RATE_MAX], bps[FORMAT_RATE_MAX];
+                        uint64_t p0 = jget_u64(previous, pk), b0 = jget_u64(previous, bk);
+                        /* Counters only grow; a daemon restart resets them: show 0, not garbage. */
+                        double dp = packets >= p0 ? (double) (packets - p0) : 0;
+                        double db = nbytes >= b0 ? (double) (nbytes - b0) : 0;
+
+                        if ((r = table_add_cell(t, format_rate_pps(pps, sizeof pps,
+                                                                   dp / elapsed_sec))) < 0 ||
+                            (r = table_add_cell(t, format_rate_bits(bps, sizeof bps,
+                                                                    8 * db / elapsed_sec))) < 0)
+                                return r;
+                }
+        }
+        return table_print(t, f, header);
+}
+
+static int render_icmp_types(FILE *f, const json_t *types, const char *family, const char *title,
+                             bool header) {
+        _cleanup_table_ Table *t = table_new(title, "PACKETS", NULL);
+        const char *key;
+        json_t *value;
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        if (!json_is_object(types) || json_object_size(types) == 0)
+                return 0;
+        table_set_align(t, 1, TABLE_ALIGN_RIGHT);
+        json_object_foreach((json_t *) types, key, value) {
+                char name[48];
+                uint32_t type;
+
+                if (safe_atou32(key, &type) < 0 || type > 255)
+                        continue;
+                format_icmp_type(name, sizeof name, family, type);
+                if ((r = table_add_cell(t, name)) < 0 ||
+                    (r = table_add_cellf(t, "%" PRIu64,
+                                         json_is_integer(value) ? (uint64_t) json_integer_value(value)
+                                                                : 0)) < 0)
+                        return r;
+        }
+        fputc('\n', f);
+        return table_print(t, f, header);
+}
+
+static int render_stats(FILE *f, const json_t *stats) {
+        _cleanup_table_ Table *t = fields_new();
+        const char *key;
+        json_t *value;
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        if ((r = field_add_u64(t, stats, "Links", "links")) < 0 ||
+            (r = fields_add_traffic(t, stats)) < 0 ||
+            (r = field_add_u64(t, stats, "Passed", "passed")) < 0 ||
+            (r = field_add_u64(t, stats, "Dropped", "dropped")) < 0 ||
+            (r = field_add_u64(t, stats, "Malformed", "malformed")) < 0 ||
+            (r = field_add_u64(t, stats, "Fragments", "fragments")) < 0 ||
+            (r = field_add_u64(t, stats, "VLAN tagged", "vlan")) < 0 ||
+            (r = field_add_u64(t, stats, "IPv4", "ipv4")) < 0 ||
+            (r = field_add_u64(t, stats, "IPv6", "ipv6")) < 0 ||
+            (r = field_add_u64(t, stats, "Non-IP", "non_ip")) < 0 ||
+            (r = field_add_u64(t, stats, "ICMP errors", "icmp_errors")) < 0 ||
+            (r = field_add_u64(t, stats, "Flows", "flows")) < 0 ||
+            (r = field_add_u64(t, stats, "ICMP entries", "icmp_entries")) < 0 ||
+            (r = field_add_u64(t, stats, "Flow update failures", "flow_update_failures")) < 0)
+                return r;
+        if (jget_u64(stats, "run_count") > 0) {
+                uint64_t runs = jget_u64(stats, "run_count");
+
+                r = field_add(t, "XDP run time", "%.0f ns per packet (%" PRIu64 " runs)",
+                              (double) jget_u64(stats, "run_time_ns") / (double) runs, runs);
+                if (r < 0)
+                        return r;
+        }
+        /* Whatever a newer daemon adds: shown as it comes rather than dropped. */
+        json_object_foreach((json_t *) stats, key, value) {
+                _cleanup_free_ char *text = NULL;
+
+                if (stats_key_known(key))
+                        continue;
+                text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+                if (!text)
+                        return -ENOMEM;
+                r = field_add(t, key, "%s", text);
+                if (r < 0)
+                        return r;
+        }
+        r = table_print(t, f, false);
+        if (r < 0)
+                return r;
+        fputc('\n', f);
+        r = render_protocols(f, stats, NULL, 0, arg.legend);
+        if (r < 0)
+                return r;
+        r = render_icmp_types(f, json_object_get(stats, "icmp_types"), "ipv4", "ICMP TYPE",
+                              arg.legend);
+        if (r < 0)
+                return r;
+        return render_icmp_types(f, json_object_get(stats, "icmpv6_types"), "ipv6", "ICMPV6 TYPE",
+                                 arg.legend);
+}
+
+/* ---- verbs ---- */
+
+/* Link property names as JSON keys: "AttachedSince" -> "attached_since". */
+static char *snake_case(const char *s) {
+        size_t n = strlen(s);
+        char *out = malloc(2 * n + 1), *p = out;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] >= 'A' && s[i] <= 'Z') {
+                        if (i > 0)
+                                *p++ = '_';
+                        *p++ = (char) (s[i] - 'A' + 'a');
+                } else
+                        *p++ = s[i];
+        }
+        *p = '\0';
+        return out;
+}
+
+static int link_object(sd_bus *bus, const char *path, json_t **ret) {
+        _cleanup_json_ json_t *props = NULL, *obj = json_object();
+        const char *key;
+        json_t *value;
+        int r;
+
+        if (!obj)
+                return -ENOMEM;
+        r = call_get_all(bus, path, IFACE_LINK, true, &props);
+        if (r < 0)
+                return r;
+        json_object_foreach(props, key, value) {
+                _cleanup_free_ char *k = snake_case(key);
+
+                if (!k || json_object_set(obj, k, value) < 0) /* borrows value: adds a ref */
+                        return -ENOMEM;
+        }
+        if (json_object_set_new(obj, "object_path", json_string(path)) < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(obj);
+        return 0;
+}
+
+static int verb_status(sd_bus *bus, char **args, int n_args) {
+        _cleanup_json_ json_t *manager = NULL, *stats = NULL, *links = json_array(), *out = NULL;
+        _cleanup_table_ Table *fields = fields_new(), *lt = NULL;
+        json_t *paths, *p;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        size_t i;
+        int r;
+
+        if (!links || !fields)
+                return -ENOMEM;
+        r = call_get_all(bus, PATH_ROOT, IFACE_MANAGER, false, &manager);
+        if (r < 0)
+                return r;
+        paths = json_object_get(manager, "Links");
+        json_array_foreach(paths, i, p) {
+                json_t *link = NULL;
+
+                if (!json_is_string(p))
+                        continue;
+                r = link_object(bus, json_string_value(p), &link);
+                if (r == -ENOENT)
+                        continue; /* detached meanwhile */
+                if (r < 0)
+                        return r;
+                if (json_array_append_new(links, link) < 0)
+                        return -ENOMEM;
+        }
+        r = call_get_statistics(bus, &stats);
+        if (r < 0)
+                return r;
+
+        if (arg.json != JSON_OFF) {
+                json_t *version = json_object_get(manager, "Version");
+
+                /* json_pack's "O" adds a reference: manager, links and stats keep theirs. */
+                out = json_pack("{s:O,s:O,s:O}", "version", version ? version : json_null(),
+                                "links", links, "statistics", stats);
+                if (!out)
+                        return -ENOMEM;
+                if (json_object_get(manager, "FlowTableSize") &&
+                    json_object_set(out, "flow_table_size",
+                                    json_object_get(manager, "FlowTableSize")) < 0)
+                        return -ENOMEM;
+                if (json_object_get(manager, "PollIntervalUSec") &&
+                    json_object_set(out, "poll_interval_usec",
+                                    json_object_get(manager, "PollIntervalUSec")) < 0)
+                        return -ENOMEM;
+                return print_json(out);
+        }
+
+        if ((r = field_add(fields, "Version", "%s", strna(jget_str(manager, "Version")))) < 0 ||
+            (r = field_add(fields, "Links", "%zu", json_array_size(links))) < 0 ||
+            (r = fields_add_traffic(fields, stats)) < 0 ||
+            (r = field_add_u64(fields, stats, "Dropped", "dropped")) < 0 ||
+            (r = field_add_u64(fields, stats, "Malformed", "malformed")) < 0 ||
+            (r = field_add_u64(fields, stats, "Fragments", "fragments")) < 0)
+                return r;
+        if (json_object_get(manager, "FlowTableSize"))
+                r = field_add(fields, "Flows", "%" PRIu64 " (table size %" PRIu64 ")",
+                              jget_u64(stats, "flows"), jget_u64(manager, "FlowTableSize"));
+        else
+                r = field_add(fields, "Flows", "%" PRIu64, jget_u64(stats, "flows"));
+        if (r < 0)
+                return r;
+        r = table_print(fields, stdout, false);
+        if (r < 0)
+                return r;
+        if (json_array_size(links) == 0)
+                return 0;
+
+        lt = table_new("LINK", "IFINDEX", "MODE", "ATTACHED", "PROGRAM", "PACKETS", "DROPPED",
+                       "RATE", "FLOWS", NULL);
+        if (!lt)
+                return -ENOMEM;
+        for (size_t c = 0; c < 9; c++)
+                if (c == 1 || c >= 4)
+                        table_set_align(lt, c, TABLE_ALIGN_RIGHT);
+        json_array_foreach(links, i, p) {
+                char since[FORMAT_RELATIVE_MAX], bps[FORMAT_RATE_MAX];
+
+                if ((r = table_add_cell(lt, jget_str(p, "name"))) < 0 ||
+                    (r = table_add_cellf(lt, "%" PRIu64, jget_u64(p, "ifindex"))) < 0 ||
+                    (r = table_add_cell(lt, jget_str(p, "mode"))) < 0 ||
+                    (r = table_add_cell(lt, format_relative_time(since, sizeof since, now,
+                                                                 jget_u64(p, "attached_since")))) < 0 ||
+                    (r = table_add_cellf(lt, "%" PRIu64, jget_u64(p, "program_id"))) < 0 ||
+                    (r = table_add_cellf(lt, "%" PRIu64, jget_u64(p, "packets"))) < 0 ||
+                    (r = table_add_cellf(lt, "%" PRIu64, jget_u64(p, "dropped"))) < 0 ||
+                    (r = table_add_cell(lt, format_rate_bits(bps, sizeof bps,
+                                                             jget_double(p, "bits_per_second")))) < 0 ||
+                    (r = table_add_cellf(lt, "%" PRIu64, jget_u64(p, "flows"))) < 0)
+                        return r;
+        }
+        fputc('\n', stdout);
+        return table_print(lt, stdout, arg.legend);
+}
+
+/* Whether the daemon itself guards ifname (and not some other XDP program): its Link object. */
+static int guarded_link_path(sd_bus *bus, const char *ifname, char **ret) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_json_ json_t *props = NULL;
+        int r;
+
+        r = sd_bus_path_encode(PATH_ROOT "/link", ifname, &path);
+        if (r < 0)
+                return r;
+        r = call_get_all(bus, path, IFACE_LINK, true, &props);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(path);
+        return 0;
+}
+
+static int print_link_path(const char *ifname, const char *path) {
+        if (arg.json != JSON_OFF) {
+                _cleanup_json_ json_t *o = json_pack("{s:s,s:s}", "link", ifname,
+                                                     "object_path", path);
+
+                return o ? print_json(o) : -ENOMEM;
+        }
+        puts(path);
+        return 0;
+}
+
+static int verb_attach(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *path;
+        int r;
+
+        r = sd_bus_call_method(bus, BUS_NAME, PATH_ROOT, IFACE_MANAGER, "AttachLink", &error,
+                               &reply, "ss", args[0], arg.mode);
+        if (r < 0 && (arg.given & OPT_ENSURE) &&
+            sd_bus_error_has_name(&error, BUS_NAME ".Error.AlreadyGuarded")) {
+                _cleanup_free_ char *existing = NULL;
+
+                /* AlreadyGuarded also covers another program's XDP attachment: only our own
+                 * guard (a Link object) makes --ensure succeed. */
+                if (guarded_link_path(bus, args[0], &existing) >= 0)
+                        return print_link_path(args[0], existing);
+        }
+        if (r < 0)
+                return bus_error("AttachLink", &error, r);
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return bus_error("reading the AttachLink reply", NULL, r);
+        return print_link_path(args[0], path);
+}
+
+static int verb_detach(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, BUS_NAME, PATH_ROOT, IFACE_MANAGER, "DetachLink", &error, NULL,
+                               "s", args[0]);
+        if (r < 0 && (arg.given & OPT_ENSURE) &&
+            sd_bus_error_has_name(&error, BUS_NAME ".Error.NoSuchLink"))
+                return 0; /* not guarded: that is what was wanted */
+        if (r < 0)
+                return bus_error("DetachLink", &error, r);
+        return 0;
+}
+
+static void print_list_legend(sd_bus *bus, size_t shown, const char *what, const char *count_prop) {
+        uint64_t total;
+
+        if (!arg.legend)
+                return;
+        if (shown == 0) {
+                printf("No %s.\n", what);
+                return;
+        }
+        /* The total is a courtesy; an older daemon without the property just doesn't get it. */
+        if (sd_bus_get_property_trivial(bus, BUS_NAME, PATH_CONNECTIONS, IFACE_CONNECTIONS,
+                                        count_prop, NULL, 't', &total) >= 0)
+                printf("\n%zu %s listed (%" PRIu64 " tracked).\n", shown, what, total);
+        else
+                printf("\n%zu %s listed.\n", shown, what);
+}
+
+static int verb_connections(sd_bus *bus, char **args, int n_args) {
+        _cleanup_json_ json_t *rows = NULL;
+        int r;
+
+        r = call_list(bus, false, TOP_DEFAULT, &rows);
+        if (r < 0)
+                return r;
+        if (arg.json != JSON_OFF)
+                return print_json(rows);
+        if (json_array_size(rows) > 0) {
+                r = render_connections(stdout, rows, now_usec(CLOCK_REALTIME), arg.legend);
+                if (r < 0)
+                        return r;
+        }
+        print_list_legend(bus, json_array_size(rows), "connections", "Count");
+        return 0;
+}
+
+static int verb_icmp(sd_bus *bus, char **args, int n_args) {
+        _cleanup_json_ json_t *rows = NULL;
+        int r;
+
+        r = call_list(bus, true, TOP_DEFAULT, &rows);
+        if (r < 0)
+                return r;
+        if (arg.json != JSON_OFF)
+                return print_json(rows);
+        if (json_array_size(rows) > 0) {
+                r = render_icmp(stdout, rows, now_usec(CLOCK_REALTIME), arg.legend);
+                if (r < 0)
+                        return r;
+        }
+        print_list_legend(bus, json_array_size(rows), "ICMP entries", "IcmpCount");
+        return 0;
+}
+
+static int verb_stats(sd_bus *bus, char **args, int n_args) {
+        _cleanup_json_ json_t *stats = NULL;
+        int r;
+
+        r = call_get_statistics(bus, &stats);
+        if (r < 0)
+                return r;
+        if (arg.json != JSON_OFF)
+                return print_json(stats);
+        return render_stats(stdout, stats);
+}
+
+/* ---- monitor: one sd-event loop, a timer and asynchronous calls ---- */
+
+typedef struct Monitor {
+        sd_bus *bus;
+        sd_event *event;
+        sd_event_source *timer;
+        sd_bus_slot *pending; /* the call in flight, if any */
+        bool tty;
+        uint64_t frames;
+        uint64_t max_frames; /* 0: unlimited */
+        json_t *stats;       /* this frame's statistics, waiting for the flow list */
+        json_t *previous;    /* the last frame's statistics, for per-protocol rates */
+        uint64_t stats_at;   /* CLOCK_MONOTONIC µs of each */
+        uint64_t previous_at;
+} Monitor;
+
+static void monitor_fail(Monitor *m, sd_bus_message *reply, const char *what) {
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        bus_error(what, e, -sd_bus_message_get_errno(reply));
+        sd_event_exit(m->event, EXIT_FAILURE);
+}
+
+static int monitor_render(Monitor *m, const json_t *flows) {
+        _cleanup_free_ char *text = NULL;
+        _cleanup_table_ Table *fields = fields_new();
+        size_t size = 0;
+        FILE *f;
+        char clock[32];
+        time_t t = time(NULL);
+        struct tm tm;
+        double elapsed = m->previous ? (double) (m->stats_at - m->previous_at) / USEC_PER_SEC : 0;
+        int r;
+
+        if (!fields)
+                return -ENOMEM;
+        if ((r = field_add_u64(fields, m->stats, "Links", "links")) < 0 ||
+            (r = fields_add_traffic(fields, m->stats)) < 0 ||
+            (r = field_add_u64(fields, m->stats, "Dropped", "dropped")) < 0 ||
+            (r = field_add_u64(fields, m->stats, "Malformed", "malformed")) < 0 ||
+            (r = field_add_u64(fields, m->stats, "Flows", "flows")) < 0 ||
+            (r = field_add_u64(fields, m->stats, "ICMP entries", "icmp_entries")) < 0)
+                return r;
+
+        /* Built whole, then written at once: no half-drawn screen. */
+        f = open_memstream(&text, &size);
+        if (!f)
+                return -ENOMEM;
+        strftime(clock, sizeof clock, "%H:%M:%S", localtime_r(&t, &tm));
+        fprintf(f, "packetscope monitor, every %.1fs, at %s\n\n",
+                (double) arg.interval_usec / USEC_PER_SEC, clock);
+        r = table_print(fields, f, false);
+        if (r >= 0) {
+                fputc('\n', f);
+                r = render_protocols(f, m->stats, m->previous, elapsed, true);
+        }
+        if (r >= 0) {
+                fprintf(f, "\nTop %zu flows by rate\n", json_array_size(flows));
+                if (json_array_size(flows) > 0)
+                        r = render_connections(f, flows, now_usec(CLOCK_REALTIME), true);
+        }
+        if (fclose(f) != 0 && r >= 0)
+                r = -EIO;
+        if (r < 0)
+                return r;
+
+        if (m->tty)
+                fputs("\033[H\033[2J", stdout); /* home, clear screen */
+        else if (m->frames > 0)
+                fputc('\n', stdout);
+        fwrite(text, 1, size, stdout);
+        fflush(stdout);
+        return 0;
+}
+
+static int monitor_frame_json(Monitor *m, json_t *flows) {
+        _cleanup_json_ json_t *frame = json_pack("{s:I,s:O,s:O}", "time",
+                                                 (json_int_t) now_usec(CLOCK_REALTIME),
+                                                 "statistics", m->stats, "flows", flows);
+        int r;
+
+        if (!frame)
+                return -ENOMEM;
+        r = print_json(frame);
+        fflush(stdout);
+        return r;
+}
+
+static int on_flows(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_json_ json_t *flows = NULL;
+        Monitor *m = userdata;
+        int r;
+
+        m->pending = sd_bus_slot_unref(m->pending);
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                monitor_fail(m, reply, "List");
+                return 0;
+        }
+        r = json_from_bus(reply, &flows);
+        if (r >= 0)
+                r = arg.json != JSON_OFF ? monitor_frame_json(m, flows) : monitor_render(m, flows);
+        if (r < 0) {
+                fprintf(stderr, "packetscopectl: cannot show the frame: %s\n", strerror(-r));
+                sd_event_exit(m->event, EXIT_FAILURE);
+                return 0;
+        }
+        json_decref(m->previous);
+        m->previous = TAKE_PTR(m->stats);
+        m->previous_at = m->stats_at;
+        m->frames++;
+        if (m->max_frames > 0 && m->frames >= m->max_frames)
+                sd_event_exit(m->event, EXIT_SUCCESS);
+        return 0;
+}
+
+static int on_stats(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        Monitor *m = userdata;
+        int r;
+
+        m->pending = sd_bus_slot_unref(m->pending);
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                monitor_fail(m, reply, "GetStatistics");
+                return 0;
+        }
+        json_decref(m->stats);
+        m->stats = NULL;
+        r = json_from_bus(reply, &m->stats);
+        if (r >= 0) {
+                m->stats_at = now_usec(CLOCK_MONOTONIC);
+                r = new_list_call(m->bus, false, MONITOR_TOP_DEFAULT, &call);
+        }
+        if (r >= 0) {
+                /* The query for this view is fixed: the fastest flows first. */
+                r = sd_bus_call_async(m->bus, &m->pending, call, on_flows, m, 0);
+        }
+        if (r < 0) {
+                fprintf(stderr, "packetscopectl: cannot ask for the flows: %s\n", strerror(-r));
+                sd_event_exit(m->event, EXIT_FAILURE);
+        }
+        return 0;
+}
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        Monitor *m = userdata;
+        int r;
+
+        /* Keep the cadence from the planned time, not from when the handler ran. */
+        r = sd_event_source_set_time(s, usec + arg.interval_usec);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                sd_event_exit(m->event, EXIT_FAILURE);
+                return 0;
+        }
+        if (m->pending)
+                return 0; /* the daemon is slower than the interval: skip a frame */
+        r = sd_bus_call_method_async(m->bus, &m->pending, BUS_NAME, PATH_ROOT, IFACE_MANAGER,
+                                     "GetStatistics", on_stats, m, NULL);
+        if (r < 0) {
+                fprintf(stderr, "packetscopectl: cannot call GetStatistics: %s\n", strerror(-r));
+                sd_event_exit(m->event, EXIT_FAILURE);
+        }
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        return sd_event_exit(sd_event_source_get_event(s), EXIT_SUCCESS);
+}
+
+static int verb_monitor(sd_bus *bus, char **args, int n_args) {
+        Monitor m = {
+                .bus = bus,
+                .tty = isatty(STDOUT_FILENO) && arg.json == JSON_OFF,
+                .max_frames = (arg.given & OPT_COUNT) ? arg.count : 0,
+        };
+        sigset_t mask;
+        int r, code = EXIT_FAILURE;
+
+        /* The verb's query is built by append_query(): the fastest flows, top N. */
+        if (!(arg.given & OPT_SORT)) {
+                arg.sort = "rate";
+                arg.given |= OPT_SORT;
+        }
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        /* sd-event takes signals through a signalfd, which needs them blocked first. */
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+
+        r = sd_event_default(&m.event);
+        if (r >= 0)
+                r = sd_event_add_signal(m.event, NULL, SIGINT, on_signal, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(m.event, NULL, SIGTERM, on_signal, NULL);
+        if (r >= 0)
+                r = sd_bus_attach_event(bus, m.event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m.event, &m.timer, CLOCK_MONOTONIC, 0, 0, on_tick, &m);
+        if (r >= 0)
+                r = sd_event_loop(m.event);
+        if (r >= 0)
+                code = r;
+        else
+                fprintf(stderr, "packetscopectl: monitor failed: %s\n", strerror(-r));
+
+        m.pending = sd_bus_slot_unref(m.pending);
+        m.timer = sd_event_source_unref(m.timer);
+        sd_bus_detach_event(bus);
+        m.event = sd_event_unref(m.event);
+        json_decref(m.stats);
+        json_decref(m.previous);
+        return code == EXIT_SUCCESS ? 0 : -EIO;
+}
+
+/* ---- command line ---- */
+
+typedef struct Verb {
+        const char *name;
+        int min_args;
+        int max_args;
+        unsigned options;
+        int (*run)(sd_bus *bus, char **args, int n_args);
+} Verb;
+
+#define QUERY_COMMON (OPT_TOP | OPT_OFFSET | OPT_SORT | OPT_ADDRESS | OPT_LINK | OPT_FAMILY)
+
+static const Verb verbs[] = {
+        { "status", 0, 0, 0, verb_status },
+        { "attach", 1, 1, OPT_MODE | OPT_ENSURE, verb_attach },
+        { "detach", 1, 1, OPT_ENSURE, verb_detach },
+        { "connections", 0, 0, QUERY_COMMON | OPT_PROTOCOL | OPT_PORT | OPT_STATE, verb_connections },
+        { "icmp", 0, 0, QUERY_COMMON | OPT_TYPE, verb_icmp },
+        { "stats", 0, 0, 0, verb_stats },
+        { "monitor", 0, 0, OPT_INTERVAL | OPT_COUNT | OPT_TOP, verb_monitor },
+};
+
+static void help(void) {
+        printf("packetscopectl [OPTIONS...] COMMAND ...\n\n"
+               "Query and control the packetscope network guard.\n\n"
+               "Commands:\n"
+               "  status                   Show the daemon, its links and traffic totals (default)\n"
+               "  attach IFACE             Guard an interface\n"
+               "  detach IFACE             Stop guarding an interface\n"
+               "  connections              List tracked TCP/UDP/other flows\n"
+               "  icmp                     List tracked ICMP/ICMPv6 traffic\n"
+               "  stats                    Show all counters\n"
+               "  monitor                  Show live totals and the fastest flows\n\n"
+               "Options:\n"
+               "  -h --help                Show this help\n"
+               "     --version             Show the version\n"
+               "     --json[=pretty|short|off]\n"
+               "                           Print JSON (pretty unless 'short')\n"
+               "     --no-legend           Leave out column headers and footers\n"
+               "     --no-ask-password     Don't ask for authentication\n"
+               "     --mode=auto|native|generic\n"
+               "                           XDP mode for attach (default: auto)\n"
+               "     --ensure              attach: already guarded is success;\n"
+               "                           detach: not guarded is success\n"
+               "     --top=N               Rows to show, 1-%u (default: %u; monitor: %u)\n"
+               "     --offset=N            Skip the first N rows\n"
+               "     --sort=bytes|packets|last_seen|first_seen|rate\n"
+               "                           Order of the rows\n"
+               "     --protocol=PROTO      tcp, udp, icmp, icmpv6, sctp, gre, esp, ah, udplite\n"
+               "                           or a number 0-255\n"
+               "     --address=ADDR[/LEN]  Either end in this address or prefix\n"
+               "     --port=N              Either port equal to N\n"
+               "     --link=IFACE          Only this guarded interface\n"
+               "     --family=ipv4|ipv6    Only this address family\n"
+               "     --state=STATE         TCP state: none, syn, established, fin, rst\n"
+               "     --type=N              ICMP type 0-255 (icmp)\n"
+               "     --interval=SPAN       Monitor refresh, e.g. 1, 2s, 500ms (default: 1s)\n"
+               "     --count=N             Monitor frames to show, then exit\n\n"
+               "See the packetscopectl(1) man page for details.\n",
+               TOP_MAX, TOP_DEFAULT, MONITOR_TOP_DEFAULT);
+}
+
+static int parse_uint_option(const char *name, const char *value, uint64_t min, uint64_t max,
+                             uint64_t *ret) {
+        uint64_t v;
+
+        if (safe_atou64(value, &v) < 0 || v < min || v > max)
+                return usage_error("invalid value '%s' for --%s; accepted: an integer from %" PRIu64
+                                   " to %" PRIu64, value, name, min, max);
+        *ret = v;
+        return 0;
+}
+
+static int parse_choice(const char *name, const char *value, const char *const *choices,
+                        const char **ret) {
+        _cleanup_free_ char *list = NULL;
+        size_t len = 0;
+
+        for (size_t i = 0; choices[i]; i++) {
+                if (streq(value, choices[i])) {
+                        *ret = choices[i];
+                        return 0;
+                }
+                len += strlen(choices[i]) + 2;
+        }
+        list = calloc(1, len + 1);
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; choices[i]; i++) {
+                if (i > 0)
+                        strcat(list, ", ");
+                strcat(list, choices[i]);
+        }
+        return usage_error("invalid value '%s' for --%s; accepted: %s", value, name, list);
+}
+
+static int parse_protocol(const char *value) {
+        static const char *const names[] = {
+                "tcp", "udp", "icmp", "icmpv6", "sctp", "gre", "esp", "ah", "udplite",
+        };
+        uint32_t n;
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (strcasecmp(value, names[i]) == 0) {
+                        snprintf(arg.protocol, sizeof arg.protocol, "%s", names[i]);
+                        return 0;
+                }
+        if (safe_atou32(value, &n) == 0 && n <= 255) {
+                snprintf(arg.protocol, sizeof arg.protocol, "%u", (unsigned) n);
+                return 0;
+        }
+        return usage_error("invalid value '%s' for --protocol; accepted: tcp, udp, icmp, icmpv6, "
+                           "sctp, gre, esp, ah, udplite or an IP protocol number 0-255", value);
+}
+
+/* What the kernel takes as an interface name: 1-15 bytes, no '/', ':' or blanks. */
+static bool ifname_valid(const char *s) {
+        size_t l = strlen(s);
+
+        if (l == 0 || l > 15 || streq(s, ".") || streq(s, ".."))
+                return false;
+        for (; *s; s++)
+                if (*s == '/' || *s == ':' || (unsigned char) *s <= ' ' || (unsigned char) *s >= 0x7f)
+                        return false;
+        return true;
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_JSON,
+                ARG_NO_LEGEND,
+                ARG_NO_ASK_PASSWORD,
+                ARG_FIRST_VERB_OPTION, /* then one per OPT_* bit, in option_names order */
+        };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "json", optional_argument, NULL, ARG_JSON },
+                { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
+                { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
+                { "top", required_argument, NULL, ARG_FIRST_VERB_OPTION + 0 },
+                { "offset", required_argument, NULL, ARG_FIRST_VERB_OPTION + 1 },
+                { "sort", required_argument, NULL, ARG_FIRST_VERB_OPTION + 2 },
+                { "protocol", required_argument, NULL, ARG_FIRST_VERB_OPTION + 3 },
+                { "address", required_argument, NULL, ARG_FIRST_VERB_OPTION + 4 },
+                { "port", required_argument, NULL, ARG_FIRST_VERB_OPTION + 5 },
+                { "link", required_argument, NULL, ARG_FIRST_VERB_OPTION + 6 },
+                { "family", required_argument, NULL, ARG_FIRST_VERB_OPTION + 7 },
+                { "state", required_argument, NULL, ARG_FIRST_VERB_OPTION + 8 },
+                { "type", required_argument, NULL, ARG_FIRST_VERB_OPTION + 9 },
+                { "mode", required_argument, NULL, ARG_FIRST_VERB_OPTION + 10 },
+                { "interval", required_argument, NULL, ARG_FIRST_VERB_OPTION + 11 },
+                { "count", required_argument, NULL, ARG_FIRST_VERB_OPTION + 12 },
+                { "ensure", no_argument, NULL, ARG_FIRST_VERB_OPTION + 13 },
+                {}
+        };
+        static const char *const sorts[] = { "bytes", "packets", "last_seen", "first_seen", "rate", NULL };
+        static const char *const families[] = { "ipv4", "ipv6", NULL };
+        static const char *const states[] = { "none", "syn", "established", "fin", "rst", NULL };
+        static const char *const modes[] = { "auto", "native", "generic", "drv", "skb", NULL };
+        static const char *const json_modes[] = { "pretty", "short", "off", NULL };
+        uint64_t v;
+        int c, r;
+
+        /* "+" would stop at the verb; options may follow it (connections --top 5), so permute. */
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("packetscopectl %s\n", PACKETSCOPE_VERSION);
+                        return 0;
+                case ARG_JSON: {
+                        const char *mode = "pretty";
+
+                        if (optarg) {
+                                r = parse_choice("json", optarg, json_modes, &mode);
+                                if (r < 0)
+                                        return r;
+                        }
+                        arg.json = streq(mode, "short") ? JSON_SHORT
+                                 : streq(mode, "off") ? JSON_OFF : JSON_PRETTY;
+                        break;
+                }
+                case ARG_NO_LEGEND:
+                        arg.legend = false;
+                        break;
+                case ARG_NO_ASK_PASSWORD:
+                        arg.ask_password = false;
+                        break;
+                case ':':
+                        return usage_error("option '%s' needs a value", argv[optind - 1]);
+                case '?':
+                        if (optopt)
+                                return usage_error("unknown option '-%c'", optopt);
+                        return usage_error("unknown option '%s'", argv[optind - 1]);
+                default: {
+                        unsigned bit = (unsigned) (c - ARG_FIRST_VERB_OPTION);
+
+                        if (c < ARG_FIRST_VERB_OPTION || bit >= ELEMENTSOF(option_names))
+                                return -EINVAL;
+                        arg.given |= 1u << bit;
+                        switch (1u << bit) {
+                        case OPT_TOP:
+                                r = parse_uint_option("top", optarg, 1, TOP_MAX, &v);
+                                arg.top = (uint32_t) v;
+                                break;
+                        case OPT_OFFSET:
+                                r = parse_uint_option("offset", optarg, 0, OFFSET_MAX, &v);
+                                arg.offset = (uint32_t) v;
+                                break;
+                        case OPT_SORT:
+                                r = parse_choice("sort", optarg, sorts, &arg.sort);
+                                break;
+                        case OPT_PROTOCOL:
+                                r = parse_protocol(optarg);
+                                break;
+                        case OPT_ADDRESS: {
+                                Cidr cidr;
+
+                                r = cidr_parse(optarg, false, &cidr);
+                                if (r < 0)
+                                        r = usage_error("invalid value '%s' for --address; accepted: "
+                                                        "an IPv4 or IPv6 address or prefix, e.g. "
+                                                        "192.0.2.7, 10.0.0.0/8, 2001:db8::/32",
+                                                        optarg);
+                                arg.address = optarg;
+                                break;
+                        }
+                        case OPT_PORT:
+                                r = parse_uint_option("port", optarg, 0, 65535, &v);
+                                arg.port = (uint16_t) v;
+                                break;
+                        case OPT_LINK:
+                                r = ifname_valid(optarg) ? 0
+                                  : usage_error("invalid value '%s' for --link; accepted: an "
+                                                "interface name of 1-15 characters", optarg);
+                                arg.link = optarg;
+                                break;
+                        case OPT_FAMILY:
+                                r = parse_choice("family", optarg, families, &arg.family);
+                                break;
+                        case OPT_STATE:
+                                r = parse_choice("state", optarg, states, &arg.state);
+                                break;
+                        case OPT_TYPE:
+                                r = parse_uint_option("type", optarg, 0, 255, &v);
+                                arg.icmp_type = (uint8_t) v;
+                                break;
+                        case OPT_MODE:
+                                r = parse_choice("mode", optarg, modes, &arg.mode);
+                                break;
+                        case OPT_INTERVAL:
+                                r = parse_time_span(optarg, &v);
+                                if (r < 0 || v < INTERVAL_MIN || v > INTERVAL_MAX)
+                                        r = usage_error("invalid value '%s' for --interval; "
+                                                        "accepted: a time span from 100ms to 1h, "
+                                                        "e.g. 1, 2s, 500ms", optarg);
+                                else
+                                        arg.interval_usec = v;
+                                break;
+                        case OPT_COUNT:
+                                r = parse_uint_option("count", optarg, 1, UINT64_MAX, &v);
+                                arg.count = v;
+                                break;
+                        case OPT_ENSURE:
+                                r = 0; /* arg.given says it all */
+                                break;
+                        default:
+                                r = -EINVAL;
+                        }
+                        if (r < 0)
+                                return r;
+                }
+                }
+        }
+        return 1;
+}
+
+static int check_verb_options(const Verb *verb) {
+        unsigned extra = arg.given & ~verb->options;
+
+        for (size_t i = 0; i < ELEMENTSOF(option_names); i++) {
+                char accepted[128] = "";
+
+                if (!(extra & (1u << i)))
+                        continue;
+                for (size_t k = 0; k < ELEMENTSOF(verbs); k++)
+                        if (verbs[k].options & (1u << i)) {
+                                if (accepted[0])
+                                        strncat(accepted, ", ", sizeof accepted - strlen(accepted) - 1);
+                                strncat(accepted, verbs[k].name, sizeof accepted - strlen(accepted) - 1);
+                        }
+                return usage_error("option --%s does not apply to '%s'; it is accepted by: %s",
+                                   option_names[i], verb->name, accepted);
+        }
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        const Verb *verb = NULL;
+        const char *name;
+        int n_args, r;
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+
+        name = optind < argc ? argv[optind] : "status";
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(name, verbs[i].name))
+                        verb = &verbs[i];
+        if (!verb) {
+                usage_error("unknown command '%s'; accepted: status, attach, detach, connections, "
+                            "icmp, stats, monitor", name);
+                return EXIT_USAGE;
+        }
+        n_args = optind < argc ? argc - optind - 1 : 0;
+        if (n_args < verb->min_args || n_args > verb->max_args) {
+                if (verb->max_args == 0)
+                        usage_error("'%s' takes no arguments, got '%s'", verb->name,
+                                    argv[optind + 1]);
+                else if (n_args < verb->min_args)
+                        usage_error("'%s' needs an interface name", verb->name);
+                else
+                        usage_error("'%s' takes one interface name, got %d arguments", verb->name,
+                                    n_args);
+                return EXIT_USAGE;
+        }
+        if (verb->max_args > 0 && !ifname_valid(argv[optind + 1])) {
+                usage_error("invalid interface name '%s'; accepted: 1-15 characters without '/', "
+                            "':' or blanks", argv[optind + 1]);
+                return EXIT_USAGE;
+        }
+        if (check_verb_options(verb) < 0)
+                return EXIT_USAGE;
+
+        r = sd_bus_open_system(&bus);
+        if (r < 0) {
+                fprintf(stderr, "packetscopectl: cannot connect to the system bus: %s\n",
+                        strerror(-r));
+                return EXIT_FAILURE;
+        }
+        /* polkit may ask the user (through an agent) for the mutating calls. */
+        (void) sd_bus_set_allow_interactive_authorization(bus, arg.ask_password);
+
+        r = verb->run(bus, argv + optind + 1, n_args);
+        if (r == -ENOMEM)
+                fputs("packetscopectl: out of memory\n", stderr);
+        else if (r == -EIO && ferror(stdout))
+                fputs("packetscopectl: cannot write the output\n", stderr);
+        if (fflush(stdout) != 0 && r >= 0) {
+                fprintf(stderr, "packetscopectl: cannot write the output: %s\n", strerror(errno));
+                r = -EIO;
+        }
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,277 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""A D-Bus client written against the wire format, standard library only, for the tests that
+need what the usual tools cannot do: see the error *name* of a failed call (busctl prints only
+its text), send strings of any size (a command line argument is capped at 128 KiB) and send
+bytes that are not UTF-8 (every binding refuses to marshal them).
+
+  rawbus.py call DEST PATH INTERFACE METHOD SIGNATURE ARGS-JSON
+
+ARGS-JSON is a JSON array with one value per complete type of SIGNATURE. A variant is written
+["sig", value]; a dictionary as a JSON object; a string may also be {"hex": "..."} (raw bytes,
+not checked) or {"repeat": "x", "count": N}. The bus address comes from
+DBUS_SYSTEM_BUS_ADDRESS (unix:path=... only).
+
+Prints one JSON object and exits 0 for {"reply": [...]}, 1 for {"error": NAME, "message": TEXT},
+3 for {"disconnected": true} (the bus dropped the connection: what it does to a sender of an
+invalid message).
+"""
+
+import json
+import os
+import socket
+import struct
+import sys
+
+TIMEOUT = 30.0
+
+
+class Disconnected(Exception):
+    pass
+
+
+def split_types(sig):
+    """The complete types of a signature, in order."""
+    out, i = [], 0
+    while i < len(sig):
+        j = end_of_type(sig, i)
+        out.append(sig[i:j])
+        i = j
+    return out
+
+
+def end_of_type(sig, i):
+    c = sig[i]
+    if c == "a":
+        return end_of_type(sig, i + 1)
+    if c in "({":
+        close = ")" if c == "(" else "}"
+        i += 1
+        while sig[i] != close:
+            i = end_of_type(sig, i)
+        return i + 1
+    return i + 1
+
+
+ALIGN = {"y": 1, "b": 4, "n": 2, "q": 2, "i": 4, "u": 4, "x": 8, "t": 8, "d": 8, "h": 4,
+         "s": 4, "o": 4, "g": 1, "a": 4, "(": 8, "{": 8, "v": 1}
+FIXED = {"y": "B", "b": "I", "n": "h", "q": "H", "i": "i", "u": "I", "x": "q", "t": "Q",
+         "d": "d", "h": "I"}
+
+
+class Writer:
+    def __init__(self, base=0):
+        self.buf = bytearray()
+        self.base = base  # alignment is relative to the start of the message
+
+    def align(self, n):
+        while (self.base + len(self.buf)) % n:
+            self.buf.append(0)
+
+    def string_bytes(self, v):
+        if isinstance(v, dict) and "hex" in v:
+            return bytes.fromhex(v["hex"])
+        if isinstance(v, dict) and "repeat" in v:
+            return v["repeat"].encode() * int(v["count"])
+        return str(v).encode()
+
+    def put(self, t, v):
+        c = t[0]
+        if c in FIXED:
+            self.align(ALIGN[c])
+            if c == "b":
+                v = 1 if v else 0
+            self.buf += struct.pack("<" + FIXED[c], v)
+        elif c in "so":
+            b = self.string_bytes(v)
+            self.align(4)
+            self.buf += struct.pack("<I", len(b)) + b + b"\0"
+        elif c == "g":
+            b = v.encode()
+            self.buf += struct.pack("<B", len(b)) + b + b"\0"
+        elif c == "v":
+            sig, inner = v
+            self.put("g", sig)
+            self.put(sig, inner)
+        elif c == "a":
+            elem = t[1:]
+            self.align(4)
+            at = len(self.buf)
+            self.buf += b"\0\0\0\0"
+            self.align(ALIGN[elem[0]])
+            start = len(self.buf)
+            if elem[0] == "{":
+                kt, vt = split_types(elem[1:-1])
+                items = v.items() if isinstance(v, dict) else v
+                for k, x in items:
+                    self.align(8)
+                    self.put(kt, k)
+                    self.put(vt, x)
+            else:
+                for x in v:
+                    self.put(elem, x)
+            struct.pack_into("<I", self.buf, at, len(self.buf) - start)
+        elif c == "(":
+            self.align(8)
+            for st, x in zip(split_types(t[1:-1]), v):
+                self.put(st, x)
+        else:
+            raise ValueError("unsupported type " + t)
+
+
+class Reader:
+    def __init__(self, data, pos=0, base=0):
+        self.data, self.pos, self.base = data, pos, base
+
+    def align(self, n):
+        off = self.pos - self.base
+        self.pos += (-off) % n
+
+    def get(self, t):
+        c = t[0]
+        if c in FIXED:
+            self.align(ALIGN[c])
+            fmt = "<" + FIXED[c]
+            (v,) = struct.unpack_from(fmt, self.data, self.pos)
+            self.pos += struct.calcsize(fmt)
+            return bool(v) if c == "b" else v
+        if c in "so":
+            self.align(4)
+            (n,) = struct.unpack_from("<I", self.data, self.pos)
+            s = self.data[self.pos + 4:self.pos + 4 + n]
+            self.pos += 4 + n + 1
+            return s.decode("utf-8", "replace")
+        if c == "g":
+            n = self.data[self.pos]
+            s = self.data[self.pos + 1:self.pos + 1 + n]
+            self.pos += n + 2
+            return s.decode()
+        if c == "v":
+            sig = self.get("g")
+            return [sig, self.get(sig)]
+        if c == "a":
+            elem = t[1:]
+            self.align(4)
+            (n,) = struct.unpack_from("<I", self.data, self.pos)
+            self.pos += 4
+            self.align(ALIGN[elem[0]])
+            end = self.pos + n
+            if elem[0] == "{":
+                kt, vt = split_types(elem[1:-1])
+                out = {}
+                while self.pos < end:
+                    self.align(8)
+                    k = self.get(kt)
+                    out[str(k)] = self.get(vt)
+                return out
+            out = []
+            while self.pos < end:
+                out.append(self.get(elem))
+            return out
+        if c == "(":
+            self.align(8)
+            return [self.get(st) for st in split_types(t[1:-1])]
+        raise ValueError("unsupported type " + t)
+
+
+class Connection:
+    def __init__(self, address):
+        if not address.startswith("unix:path="):
+            raise SystemExit("only unix:path= addresses are supported: " + address)
+        path = address[len("unix:path="):].split(",")[0]
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(path)
+        self.serial = 0
+        self.rbuf = b""
+        uid = str(os.geteuid()).encode().hex()
+        self.sock.sendall(b"\0AUTH EXTERNAL " + uid.encode() + b"\r\n")
+        line = self.readline()
+        if not line.startswith(b"OK"):
+            raise SystemExit("authentication refused: %r" % line)
+        self.sock.sendall(b"BEGIN\r\n")
+        self.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                  "Hello", "", [])
+
+    def readline(self):
+        while b"\r\n" not in self.rbuf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise Disconnected()
+            self.rbuf += chunk
+        line, self.rbuf = self.rbuf.split(b"\r\n", 1)
+        return line
+
+    def recv_exact(self, n):
+        while len(self.rbuf) < n:
+            try:
+                chunk = self.sock.recv(max(65536, n - len(self.rbuf)))
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                raise Disconnected()
+            self.rbuf += chunk
+        out, self.rbuf = self.rbuf[:n], self.rbuf[n:]
+        return out
+
+    def call(self, dest, path, iface, member, sig, args):
+        self.serial += 1
+        body = Writer()
+        for t, v in zip(split_types(sig), args):
+            body.put(t, v)
+        fields = [(1, ["o", path]), (3, ["s", member]), (6, ["s", dest])]
+        if iface:
+            fields.insert(1, (2, ["s", iface]))
+        if sig:
+            fields.append((8, ["g", sig]))
+        hdr = Writer()
+        hdr.buf += struct.pack("<cBBBII", b"l", 1, 0, 1, len(body.buf), self.serial)
+        hdr.put("a(yv)", fields)
+        hdr.align(8)
+        try:
+            self.sock.sendall(bytes(hdr.buf) + bytes(body.buf))
+        except (BrokenPipeError, ConnectionResetError):
+            raise Disconnected()
+        return self.wait_reply(self.serial)
+
+    def wait_reply(self, serial):
+        while True:
+            fixed = self.recv_exact(16)
+            if fixed[0:1] != b"l":
+                raise SystemExit("big-endian messages are not supported")
+            mtype = fixed[1]
+            body_len, _, fields_len = struct.unpack_from("<III", fixed, 4)
+            hdr_len = 16 + fields_len
+            hdr_len += (-hdr_len) % 8
+            rest = self.recv_exact(hdr_len - 16 + body_len)
+            msg = fixed + rest
+            fields = dict((k, v[1]) for k, v in Reader(msg, 12).get("a(yv)"))
+            if fields.get(5) != serial:
+                continue
+            sig = fields.get(8, "")
+            r = Reader(msg, hdr_len, hdr_len)
+            values = [r.get(t) for t in split_types(sig)]
+            if mtype == 3:
+                return {"error": fields.get(4, ""), "message": values[0] if values else ""}
+            return {"reply": values}
+
+
+def main(argv):
+    if len(argv) != 8 or argv[1] != "call":
+        sys.stderr.write(__doc__)
+        return 2
+    dest, path, iface, member, sig, args = argv[2:8]
+    address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS",
+                             "unix:path=/run/dbus/system_bus_socket")
+    try:
+        conn = Connection(address)
+        result = conn.call(dest, path, iface, member, sig, json.loads(args))
+    except Disconnected:
+        print(json.dumps({"disconnected": True}))
+        return 3
+    print(json.dumps(result))
+    return 1 if "error" in result else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,562 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Every mutating method of org.packetscope.Guarder1 is gated by its polkit action, against a
+# private bus with the shipped bus policy, a real polkitd with the shipped actions, and the real
+# daemon:
+#   - the live introspection (plus the shipped XML) is walked and each method is classified as a
+#     read or as a mutation with its action; an unclassified mutation fails the test, so a method
+#     added without a polkit entry here is caught;
+#   - root is allowed; uid 65534 without any rule is refused by polkit and nothing changes; a
+#     rule that says no gives AccessDenied; a user that a rule grants exactly manage-links may
+#     do what manage-links covers and nothing else (also asked directly with pkcheck);
+#   - reads are open to anyone;
+#   - a polkitd that does not answer: reads keep being served, at most 64 checks wait, the rest
+#     are refused at once, the waiting ones fail after the daemon's timeout, callers that hang
+#     up are harmless, and no slot leaks (the cap holds exactly again afterwards);
+#   - polkitd absent: AuthorizationFailed at once, reads still served, root still allowed.
+
+set -u
+# shellcheck source=tests/integration/lib-system.sh
+. "$(dirname "$0")/lib-system.sh"
+
+sys_require_root
+sys_require dbus-daemon gdbus busctl setpriv pkcheck useradd userdel ip /usr/bin/python3
+[ -x /usr/lib/polkit-1/polkitd ] || sys_skip_all "polkitd is not installed"
+[ -x "$PACKETSCOPED" ] || sys_bail "no daemon at $PACKETSCOPED (set PACKETSCOPED or BUILDDIR)"
+
+BUS_POLICY=$SRCDIR/dbus/org.packetscope.Guarder1.conf
+SHIPPED_XML=$SRCDIR/dbus/org.packetscope.Guarder1.xml
+[ -f "$BUS_POLICY" ] || sys_bail "the project's bus policy $BUS_POLICY is missing"
+
+IF=pspk$$
+NS=pspk-$$
+NOBODY=65534
+CAP=64          # POLKIT_PENDING_MAX in the daemon
+EXTRA=6         # calls beyond the cap in each burst
+
+sys_tmpdir T polkit
+sys_bus_start "$T/bus" "$BUS_POLICY" /usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf
+sys_polkit_start "$T/polkit"
+sys_veth_netns "$NS" "$IF" "${IF}p" 10.231.1.1 10.231.1.2
+sys_daemon_start "$T/d" || sys_bail "the daemon did not start"
+DAEMON_LOG=$T/d/daemon.log
+
+# A second unprivileged user, for the rules to name.
+GRANTED=psk$$
+useradd --system --no-create-home --home-dir / --shell /usr/sbin/nologin --user-group "$GRANTED" ||
+        sys_bail "useradd failed"
+sys_defer "userdel '$GRANTED'; groupdel '$GRANTED'"
+GRANTED_UID=$(id -u "$GRANTED")
+GRANTED_GID=$(id -g "$GRANTED")
+
+# ---------------------------------------------------------------------------------------------
+# Calling as someone
+
+# ps_call WHO ARGS...: gdbus call to the daemon as WHO (root, nobody or granted); stdout and
+# stderr together, the status of gdbus.
+ps_call() {
+        local who=$1
+        shift
+        case $who in
+        root)
+                gdbus call --system --dest "$PS_BUS_NAME" --timeout 40 "$@" 2>&1 ;;
+        nobody)
+                setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups env HOME=/ \
+                        gdbus call --system --dest "$PS_BUS_NAME" --timeout 40 "$@" 2>&1 ;;
+        granted)
+                setpriv --reuid="$GRANTED_UID" --regid="$GRANTED_GID" --clear-groups env HOME=/ \
+                        gdbus call --system --dest "$PS_BUS_NAME" --timeout 40 "$@" 2>&1 ;;
+        esac
+}
+
+# The daemon's own answers to an unauthorized caller; dbus-daemon's "Rejected send message"
+# (the bus policy refusing the call before polkit is asked) is not one of them.
+DENIED_RE='org\.freedesktop\.DBus\.Error\.AccessDenied: polkit denies'
+CHALLENGE_RE='org\.freedesktop\.DBus\.Error\.InteractiveAuthorizationRequired: .*needs interactive authentication'
+
+is_polkit_refusal() {
+        grep -Eq "$DENIED_RE|$CHALLENGE_RE" <<<"$1"
+}
+
+# ---------------------------------------------------------------------------------------------
+# State: what a refused call must leave alone.
+
+link_path() {
+        echo "$PS_ROOT_PATH/link/$1"
+}
+
+is_guarded() {
+        sys_links | grep -qx "$(link_path "$IF")"
+}
+
+snapshot() {
+        echo "links: $(sys_links | tr '\n' ' ')"
+        echo "pins: $(cd "$SYS_BPFFS_ROOT" 2>/dev/null && find . | sort | tr '\n' ' ')"
+        echo "xdp: $(sys_xdp_prog_id "$IF")"
+        echo "state: $(tr -d ' \n' <"$T/d/state/links.json" 2>/dev/null)"
+}
+
+ensure_guarded() {
+        is_guarded || ps_call root --object-path "$PS_ROOT_PATH" \
+                --method "$PS_MANAGER_IFACE.AttachLink" "$IF" "" >/dev/null
+        is_guarded
+}
+
+ensure_unguarded() {
+        is_guarded && ps_call root --object-path "$PS_ROOT_PATH" \
+                --method "$PS_MANAGER_IFACE.DetachLink" "$IF" >/dev/null
+        ! is_guarded
+}
+
+# ---------------------------------------------------------------------------------------------
+# Call recipes for the mutating methods: drv_pre_X establishes what the call needs (as root),
+# drv_args_X prints the gdbus arguments, drv_effect_X checks what a successful call did.
+
+drv_pre_Manager.AttachLink() { ensure_unguarded; }
+drv_args_Manager.AttachLink() {
+        printf '%s\n' --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.AttachLink" "$IF" ""
+}
+drv_effect_Manager.AttachLink() {
+        is_guarded && [ -e "$SYS_BPFFS_ROOT/$IF/link" ] && [ -n "$(sys_xdp_prog_id "$IF")" ]
+}
+
+drv_pre_Manager.DetachLink() { ensure_guarded; }
+drv_args_Manager.DetachLink() {
+        printf '%s\n' --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.DetachLink" "$IF"
+}
+drv_effect_Manager.DetachLink() {
+        ! is_guarded && [ ! -e "$SYS_BPFFS_ROOT/$IF" ] && [ -z "$(sys_xdp_prog_id "$IF")" ]
+}
+
+have_driver() {
+        declare -F "drv_args_$1" >/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------
+# Classification. Reads: a fixed allowlist plus Get*/List*. Mutations: the polkit action of each,
+# by short interface name (without org.packetscope.Guarder1.) and method. Anything else under
+# org.packetscope.* fails the test until it is added here.
+
+classify() {
+        /usr/bin/python3 - "$@" <<'EOF'
+import re, subprocess, sys
+import xml.etree.ElementTree as ET
+
+bus_name, shipped = sys.argv[1], sys.argv[2]
+READS = {"GetStatistics", "Describe", "List", "ListIcmp", "Export", "Test"}
+ACTIONS = {
+    "Manager.AttachLink": "manage-links",
+    "Manager.DetachLink": "manage-links",
+    "Filters.Add": "manage-filters",
+    "Filters.Import": "manage-filters",
+    "Filters.Clear": "manage-filters",
+    "Filter.Update": "manage-filters",
+    "Filter.Enable": "manage-filters",
+    "Filter.Disable": "manage-filters",
+    "Filter.Delete": "manage-filters",
+    "Bans.Ban": "manage-bans",
+    "Bans.Unban": "manage-bans",
+    "Bans.SetPolicy": "manage-bans",
+    "AI.SetConfig": "configure-ai",
+    "AI.Generate": "generate",
+    "AI.Analyze": "generate",
+    "AIJob.Cancel": "generate",
+}
+PREFIX = "org.packetscope.Guarder1."
+
+def methods_of(xml_text, source, found):
+    root = ET.fromstring(xml_text)
+    for iface in root.iter("interface"):
+        name = iface.get("name")
+        if not name.startswith("org.packetscope."):
+            continue
+        for m in iface.findall("method"):
+            sig = "".join(a.get("type") for a in m.findall("arg")
+                          if a.get("direction", "in") == "in")
+            found.setdefault((name, m.get("name"), "method"), (sig, source))
+        for p in iface.findall("property"):
+            if p.get("access") in ("write", "readwrite"):
+                found.setdefault((name, p.get("name"), "property"), (p.get("type"), source))
+
+found = {}
+paths = subprocess.run(["busctl", "--system", "tree", "--list", bus_name], check=True,
+                       capture_output=True, text=True).stdout.split()
+for path in paths:
+    out = subprocess.run(["busctl", "--system", "introspect", "--xml-interface", bus_name, path],
+                         capture_output=True, text=True)
+    if out.returncode == 0 and out.stdout.strip():
+        methods_of(out.stdout, path, found)
+with open(shipped) as f:
+    methods_of(f.read(), "-", found)
+
+for (iface, member, kind), (sig, source) in sorted(found.items()):
+    short = iface[len(PREFIX):] if iface.startswith(PREFIX) else iface
+    key = short + "." + member
+    if kind == "property":
+        cls = "UNCLASSIFIED"  # a writable property would bypass the per-method checks
+    elif key in ACTIONS:
+        cls = "org.packetscope.guarder1." + ACTIONS[key]
+    elif member in READS or re.match(r"(Get|List)[A-Z]", member):
+        cls = "READ"
+    else:
+        cls = "UNCLASSIFIED"
+    print(kind, iface, key, sig or "-", source, cls)
+EOF
+}
+
+ensure_guarded # so that a link object exists to be introspected
+CLASSES=$(classify "$PS_BUS_NAME" "$SHIPPED_XML" 2>&1)
+cls_status=$?
+[ $cls_status -eq 0 ] || sys_bail "introspection failed: $CLASSES"
+sys_diag "classified members:" "$CLASSES"
+
+unclassified=$(awk '$6 == "UNCLASSIFIED"' <<<"$CLASSES")
+[ -z "$unclassified" ]
+sys_ok $? "every method of org.packetscope.* is a known read or has a polkit action" \
+        "unclassified (add them to the table in this test and gate them with polkit):" \
+        "$unclassified"
+
+grep -q 'Manager.AttachLink .* org.packetscope.guarder1.manage-links$' <<<"$CLASSES"
+sys_ok $? "the live object lists Manager.AttachLink" "$CLASSES"
+
+# Every action the test expects must exist in the shipped policy.
+missing=""
+for a in $(awk '$1 == "method" && $6 ~ /^org\.packetscope\.guarder1\./ {print $6}' <<<"$CLASSES" |
+           sort -u); do
+        grep -q "<action id=\"$a\">" "$SRCDIR/polkit/org.packetscope.guarder1.policy" ||
+                missing="$missing $a"
+done
+[ -z "$missing" ]
+sys_ok $? "the shipped polkit policy defines every action the methods use" "missing:$missing"
+
+MUTATIONS=$(awk '$1 == "method" && $6 ~ /^org\.packetscope\.guarder1\./ {print $3, $6, $4, $5}' \
+            <<<"$CLASSES")
+READS=$(awk '$1 == "method" && $6 == "READ" && $5 != "-" {print $3, $4, $5}' <<<"$CLASSES")
+
+# ---------------------------------------------------------------------------------------------
+# Reads are open: uid 65534 gets an answer, not an authorization error. Arguments are the
+# simplest values of each signature (empty query dicts).
+
+default_args() {
+        local sig=$1
+        /usr/bin/python3 - "$sig" <<'EOF'
+import sys
+sig = sys.argv[1]
+if sig == "-":
+    sys.exit(0)
+out, i = [], 0
+while i < len(sig):
+    c = sig[i]
+    if c == "a":
+        # skip the element type
+        j, depth = i + 1, 0
+        while True:
+            if sig[j] in "({":
+                depth += 1
+            elif sig[j] in ")}":
+                depth -= 1
+            j += 1
+            if depth == 0:
+                break
+        out.append("@" + sig[i:j] + " []" if sig[i + 1] != "{" else "@" + sig[i:j] + " {}")
+        i = j
+        continue
+    out.append({"s": "''", "o": "@o '/'", "b": "false", "d": "0.0", "y": "@y 0", "n": "@n 0",
+                "q": "@q 0", "i": "@i 0", "u": "@u 0", "x": "@x 0", "t": "@t 0",
+                "h": "@h 0", "g": "@g ''", "v": "<0>"}.get(c, "''"))
+    i += 1
+print("\n".join(out))
+EOF
+}
+
+while read -r key sig path; do
+        [ -n "$key" ] || continue
+        iface=org.packetscope.Guarder1.${key%.*}
+        mapfile -t args < <(default_args "$sig")
+        out=$(ps_call nobody --object-path "$path" --method "$iface.${key##*.}" "${args[@]}")
+        status=$?
+        ! grep -Eq 'AccessDenied|InteractiveAuthorizationRequired|AuthorizationFailed' <<<"$out" &&
+                { [ $status -eq 0 ] || grep -q 'InvalidArgs' <<<"$out"; }
+        sys_ok $? "read $key on $path is open to uid $NOBODY" "$out"
+done <<<"$READS"
+
+# ---------------------------------------------------------------------------------------------
+# Each mutation: root, then uid 65534 with no rule at all.
+
+while read -r key action sig path; do
+        [ -n "$key" ] || continue
+        if ! have_driver "$key"; then
+                # No recipe: at least an unprivileged call with the simplest arguments must be
+                # refused by polkit (validation may legitimately answer first).
+                mapfile -t args < <(default_args "$sig")
+                [ "$path" = "-" ] && path=$PS_ROOT_PATH
+                out=$(ps_call nobody --object-path "$path" \
+                        --method "org.packetscope.Guarder1.${key%.*}.${key##*.}" "${args[@]}")
+                if is_polkit_refusal "$out"; then
+                        sys_ok 0 "$key refused by polkit to uid $NOBODY (simplest arguments)"
+                elif grep -q 'Rejected send message' <<<"$out"; then
+                        sys_ok 1 "$key refused by polkit to uid $NOBODY" "the bus policy refused it: $out"
+                else
+                        sys_skip "$key refused to uid $NOBODY" "no call recipe in this test ($out)"
+                fi
+                continue
+        fi
+        mapfile -t args < <("drv_args_$key")
+
+        "drv_pre_$key"
+        out=$(ps_call root "${args[@]}")
+        status=$?
+        [ $status -eq 0 ] && "drv_effect_$key"
+        sys_ok $? "$key as root is allowed and takes effect" "$out" "$(snapshot)"
+
+        "drv_pre_$key"
+        before=$(snapshot)
+        out=$(ps_call nobody "${args[@]}")
+        status=$?
+        after=$(snapshot)
+        [ $status -ne 0 ] && is_polkit_refusal "$out"
+        sys_ok $? "$key as uid $NOBODY without a rule is refused by polkit ($action)" "$out"
+        [ "$before" = "$after" ]
+        sys_ok $? "$key refused to uid $NOBODY changed nothing" "before:" "$before" "after:" "$after"
+done <<<"$MUTATIONS"
+
+grep -q 'Refused .* polkit did not authorize' "$DAEMON_LOG"
+sys_ok $? "the daemon logs the refusals" "$(tail -n 20 "$DAEMON_LOG")"
+
+# ---------------------------------------------------------------------------------------------
+# Rules: the granted user may manage links and nothing else of ours; nobody is told no outright.
+
+sys_polkit_rule "$T/polkit" 50-packetscope-test.rules "
+polkit.addRule(function(action, subject) {
+        if (action.id.indexOf('org.packetscope.') != 0)
+                return polkit.Result.NOT_HANDLED;
+        if (subject.user == '$GRANTED')
+                return action.id == 'org.packetscope.guarder1.manage-links' ?
+                        polkit.Result.YES : polkit.Result.NO;
+        if (subject.user == 'nobody')
+                return polkit.Result.NO;
+        return polkit.Result.NOT_HANDLED;
+});"
+
+# A process of each user for pkcheck to ask about (unix-process subjects).
+setpriv --reuid="$GRANTED_UID" --regid="$GRANTED_GID" --clear-groups sleep 120 &
+GRANTED_SLEEPER=$!
+sys_defer "sys_kill_pid $GRANTED_SLEEPER"
+process_subject() {
+        local pid=$1
+        echo "$pid,$(awk '{print $22}' "/proc/$pid/stat"),$(stat -c %u "/proc/$pid")"
+}
+pk_allowed() {
+        pkcheck --action-id "org.packetscope.guarder1.$1" --process "$(process_subject "$2")" \
+                >/dev/null 2>&1
+}
+
+# polkitd picks up new rules on its own; wait for it rather than sleeping a fixed time.
+sys_wait_until 10 pk_allowed manage-links "$GRANTED_SLEEPER"
+sys_ok $? "pkcheck: the rule grants $GRANTED org.packetscope.guarder1.manage-links" \
+        "$(cat "$T/polkit/polkitd.log")"
+for a in manage-filters manage-bans configure-ai generate; do
+        ! pk_allowed "$a" "$GRANTED_SLEEPER"
+        sys_ok $? "pkcheck: the rule does not grant $GRANTED org.packetscope.guarder1.$a"
+done
+
+while read -r key action sig path; do
+        [ -n "$key" ] || continue
+        if ! have_driver "$key"; then
+                sys_skip "$key with rules" "no call recipe in this test"
+                continue
+        fi
+        mapfile -t args < <("drv_args_$key")
+
+        "drv_pre_$key"
+        before=$(snapshot)
+        out=$(ps_call nobody "${args[@]}")
+        status=$?
+        after=$(snapshot)
+        [ $status -ne 0 ] && grep -Eq "$DENIED_RE '$action'" <<<"$out" && [ "$before" = "$after" ]
+        sys_ok $? "$key as uid $NOBODY whom a rule refuses: AccessDenied, nothing changed" \
+                "$out" "before:" "$before" "after:" "$after"
+
+        "drv_pre_$key"
+        before=$(snapshot)
+        out=$(ps_call granted "${args[@]}")
+        status=$?
+        if [ "$action" = org.packetscope.guarder1.manage-links ]; then
+                [ $status -eq 0 ] && "drv_effect_$key"
+                sys_ok $? "$key as $GRANTED (granted manage-links) is allowed and takes effect" \
+                        "$out" "$(snapshot)"
+        else
+                after=$(snapshot)
+                [ $status -ne 0 ] && grep -Eq "$DENIED_RE" <<<"$out" && [ "$before" = "$after" ]
+                sys_ok $? "$key as $GRANTED (granted manage-links only) is refused ($action)" \
+                        "$out" "before:" "$before" "after:" "$after"
+        fi
+done <<<"$MUTATIONS"
+
+# ---------------------------------------------------------------------------------------------
+# A polkitd that does not answer (stopped). The guard stays attached throughout: every call
+# below is a DetachLink that must not happen.
+
+ensure_guarded
+GUARD_PROG=$(sys_xdp_prog_id "$IF")
+fd_count() {
+        find "/proc/$SYS_DAEMON_PID/fd" -mindepth 1 | wc -l
+}
+FDS_BEFORE=$(fd_count)
+
+# burst DIR N: N DetachLink calls as uid 65534, each its own connection, in the background; their
+# PIDs in BURST_PIDS, their answers in DIR/<i>.out.
+burst() {
+        local dir=$1 n=$2 i
+        mkdir -p "$dir"
+        BURST_PIDS=()
+        for ((i = 0; i < n; i++)); do
+                # setpriv and env exec: the PID is gdbus's, so killing it hangs up.
+                setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups env HOME=/ \
+                        gdbus call --system --dest "$PS_BUS_NAME" --timeout 40 \
+                        --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.DetachLink" \
+                        "$IF" >"$dir/$i.out" 2>&1 &
+                BURST_PIDS+=($!)
+        done
+}
+count_matching() {
+        grep -l -E "$2" "$1"/*.out 2>/dev/null | wc -l
+}
+# Kill up to N callers that are still waiting (their answer file is empty): they hang up before
+# polkit answers.
+hang_up() {
+        local dir=$1 n=$2 i killed=0
+        for ((i = 0; i < ${#BURST_PIDS[@]} && killed < n; i++)); do
+                if [ ! -s "$dir/$i.out" ] && kill -KILL "${BURST_PIDS[$i]}" 2>/dev/null; then
+                        echo "killed" >"$dir/$i.out"
+                        killed=$((killed + 1))
+                fi
+        done
+        echo "$killed"
+}
+wait_burst() {
+        local p
+        for p in "${BURST_PIDS[@]}"; do
+                wait "$p" 2>/dev/null
+        done
+}
+
+# limited_at_least DIR N: N of a burst's calls were refused at once, so the others are waiting.
+LIMITED_RE='LimitsExceeded: [0-9]+ authorization checks are already in progress'
+limited_at_least() {
+        [ "$(count_matching "$1" "$LIMITED_RE")" -ge "$2" ]
+}
+
+# bash reports every caller killed below on stderr; that is expected here, so keep it quiet.
+exec 4>&2 2>/dev/null
+kill -STOP "$SYS_POLKIT_PID"
+t0=$(sys_now_ms)
+burst "$T/burst1" $((CAP + EXTRA))
+sys_wait_until 20 limited_at_least "$T/burst1" $EXTRA
+sleep 0.5
+limited=$(count_matching "$T/burst1" "$LIMITED_RE")
+[ "$limited" -eq $EXTRA ]
+sys_ok $? "polkitd stopped: $((CAP + EXTRA)) concurrent calls, exactly $EXTRA refused at once (cap $CAP)" \
+        "LimitsExceeded: $limited" "$(sort "$T"/burst1/*.out | uniq -c)"
+
+t1=$(sys_now_ms)
+out=$(ps_call nobody --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.GetStatistics")
+status=$?
+t2=$(sys_now_ms)
+[ $status -eq 0 ] && [ $((t2 - t1)) -lt 2000 ]
+sys_ok $? "reads are served while $CAP checks wait ($((t2 - t1)) ms)" "$out"
+
+killed=$(hang_up "$T/burst1" 20)
+[ "$killed" -eq 20 ]
+sys_ok $? "20 waiting callers hang up before polkit answers" "hung up: $killed"
+
+# The daemon gives polkit 20 s; the callers wait 40 s.
+wait_burst
+t3=$(sys_now_ms)
+failed=$(count_matching "$T/burst1" 'org\.packetscope\.Guarder1\.Error\.AuthorizationFailed')
+[ "$failed" -eq $((CAP - killed)) ] && [ $((t3 - t0)) -ge 19000 ] && [ $((t3 - t0)) -lt 35000 ]
+sys_ok $? "the waiting checks end in AuthorizationFailed after the daemon's timeout ($((t3 - t0)) ms)" \
+        "AuthorizationFailed: $failed of $((CAP - killed))" "$(sort "$T"/burst1/*.out | uniq -c)"
+
+# The same again, with polkitd still stopped: if any slot of the first burst leaked (the callers
+# that hung up included), more than EXTRA calls are refused now.
+burst "$T/burst2" $((CAP + EXTRA))
+sys_wait_until 20 limited_at_least "$T/burst2" $EXTRA
+sleep 0.5
+limited=$(count_matching "$T/burst2" "$LIMITED_RE")
+[ "$limited" -eq $EXTRA ]
+sys_ok $? "no slot leaked: again exactly $EXTRA of $((CAP + EXTRA)) refused at once" \
+        "LimitsExceeded: $limited"
+
+killed=$(hang_up "$T/burst2" 20)
+kill -CONT "$SYS_POLKIT_PID"
+wait_burst
+refused=$(count_matching "$T/burst2" "$DENIED_RE")
+[ "$refused" -eq $((CAP - killed)) ]
+sys_ok $? "polkitd resumed: the $((CAP - killed)) callers still waiting get polkit's answer (AccessDenied)" \
+        "AccessDenied: $refused of $((CAP - killed))" "$(sort "$T"/burst2/*.out | uniq -c)"
+
+[ "$(sys_xdp_prog_id "$IF")" = "$GUARD_PROG" ] && is_guarded
+sys_ok $? "none of the refused DetachLink calls detached anything" "$(snapshot)"
+
+# ---------------------------------------------------------------------------------------------
+# polkitd absent.
+
+sys_kill_pid "$SYS_POLKIT_PID"
+sys_wait_until 5 bash -c "! busctl --system status org.freedesktop.PolicyKit1"
+t1=$(sys_now_ms)
+out=$(ps_call nobody --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.DetachLink" "$IF")
+status=$?
+t2=$(sys_now_ms)
+[ $status -ne 0 ] && grep -q 'org\.packetscope\.Guarder1\.Error\.AuthorizationFailed' <<<"$out" &&
+        [ $((t2 - t1)) -lt 3000 ] && is_guarded
+sys_ok $? "polkitd absent: AuthorizationFailed in $((t2 - t1)) ms, nothing changed" "$out"
+
+out=$(ps_call nobody --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.GetStatistics")
+sys_ok $? "polkitd absent: reads are still served" "$out"
+
+out=$(ps_call root --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.DetachLink" "$IF")
+status=$?
+[ $status -eq 0 ] && ! is_guarded
+sys_ok $? "polkitd absent: root may still detach (uid 0 needs no polkit)" "$out"
+
+# ---------------------------------------------------------------------------------------------
+# A check that comes back after its link went away (root detached it while polkit was stopped)
+# must still release its slot: the next burst is capped exactly as before.
+
+sys_polkit_start "$T/polkit"
+ensure_guarded
+kill -STOP "$SYS_POLKIT_PID"
+burst "$T/burst3" $((CAP + EXTRA))
+sys_wait_until 20 limited_at_least "$T/burst3" $EXTRA
+ps_call root --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.DetachLink" "$IF" >/dev/null
+kill -CONT "$SYS_POLKIT_PID"
+wait_burst
+gone=$(count_matching "$T/burst3" 'NoSuchLink')
+ensure_guarded
+kill -STOP "$SYS_POLKIT_PID"
+burst "$T/burst4" $((CAP + EXTRA))
+sys_wait_until 20 limited_at_least "$T/burst4" $EXTRA
+sleep 0.5
+limited=$(count_matching "$T/burst4" "$LIMITED_RE")
+kill -CONT "$SYS_POLKIT_PID"
+wait_burst
+[ "$gone" -eq $CAP ] && [ "$limited" -eq $EXTRA ]
+sys_ok $? "checks for a link detached meanwhile end in NoSuchLink and release their slots" \
+        "NoSuchLink answers: $gone of $CAP" \
+        "next burst refused at once: $limited of $((CAP + EXTRA)) (expected $EXTRA; more means leaked slots)" \
+        "$(sort "$T"/burst3/*.out | uniq -c)" "$(sort "$T"/burst4/*.out | uniq -c)"
+exec 2>&4 4>&-
+
+FDS_AFTER=$(fd_count)
+[ "$FDS_AFTER" -le $((FDS_BEFORE + 2)) ]
+sys_ok $? "the daemon holds no extra file descriptors ($FDS_BEFORE before, $FDS_AFTER after)" \
+        "$(ls -l "/proc/$SYS_DAEMON_PID/fd")"
+
+kill -0 "$SYS_DAEMON_PID"
+sys_ok $? "the daemon is still running" "$(tail -n 20 "$DAEMON_LOG")"
+
+echo "1..$sys_tap_n"
+sys_tap_planned=$sys_tap_n
+sys_done

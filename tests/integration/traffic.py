@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Bounded traffic for the integration tests: every mode sends a fixed number of packets to
+one given address (a test's own namespace or host side of its veth) and exits; every socket
+operation has a timeout, so nothing here can run away.
+
+  traffic.py tcp-server ADDR PORTFILE     accept one connection, read to EOF, close; the
+                                          chosen port is written to PORTFILE first
+  traffic.py tcp-client ADDR PORT NBYTES  connect, send NBYTES, half-close, read to EOF, close
+  traffic.py udp-send ADDR PORT COUNT SIZE [SPORT]
+                                          COUNT datagrams of SIZE bytes from one socket
+"""
+
+import os
+import socket
+import sys
+
+TIMEOUT = 10.0
+
+
+def family_of(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def tcp_server(addr, portfile):
+    with socket.socket(family_of(addr), socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((addr, 0))
+        s.listen(1)
+        s.settimeout(TIMEOUT)
+        tmp = portfile + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % s.getsockname()[1])
+        os.rename(tmp, portfile)
+        conn, _ = s.accept()
+        with conn:
+            conn.settimeout(TIMEOUT)
+            total = 0
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                total += len(data)
+        print(total)
+
+
+def tcp_client(addr, port, nbytes):
+    with socket.create_connection((addr, port), timeout=TIMEOUT) as s:
+        s.sendall(b"p" * nbytes)
+        # Half-close and wait for the peer's FIN, so that the last segment this side sends is
+        # the ACK of that FIN, always: the test counts the segments exactly.
+        s.shutdown(socket.SHUT_WR)
+        while s.recv(65536):
+            pass
+
+
+def udp_send(addr, port, count, size, sport=0):
+    with socket.socket(family_of(addr), socket.SOCK_DGRAM) as s:
+        if sport:
+            s.bind(("::" if ":" in addr else "0.0.0.0", sport))
+        for _ in range(count):
+            s.sendto(b"u" * size, (addr, port))
+
+
+def main(argv):
+    if len(argv) >= 4 and argv[1] == "tcp-server":
+        tcp_server(argv[2], argv[3])
+    elif len(argv) >= 5 and argv[1] == "tcp-client":
+        tcp_client(argv[2], int(argv[3]), int(argv[4]))
+    elif len(argv) >= 6 and argv[1] == "udp-send":
+        udp_send(argv[2], int(argv[3]), min(int(argv[4]), 10000), int(argv[5]),
+                 int(argv[6]) if len(argv) > 6 else 0)
+    else:
+        sys.stderr.write(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
