@@ -19,7 +19,7 @@ static int collect_flow(const void *key, const void *value, void *userdata) {
         const struct ps_flow_value *v = value;
         TopEntry e;
 
-        if (!query_match_flow(c->q, k))
+        if (!query_match_flow(c->q, k, v))
                 return 0;
         e.metric = query_flow_metric(c->q, v, c->now_ns);
         if (!topn_wants(c->top, e.metric))

@@ -516,8 +516,11 @@ static int parse_import(Manager *m, const char *text, bool keep_ids, Filter ***r
                 r = filter_from_json(f, o, FILTER_PARSE_IMPORT, &err);
                 if (r == 0 && !keep_ids)
                         f->id = UINT32_MAX;
-                if (r == 0 && f->expires_usec && f->expires_usec <= now_usec(CLOCK_REALTIME))
-                        f->expires_usec = 0, f->timeout_sec = 0; /* an expired deadline restarts nothing */
+                if (r == 0 && f->expires_usec && f->expires_usec <= now_usec(CLOCK_REALTIME)) {
+                        /* Its time is over: importing it would only make it live again. */
+                        filter_free(f);
+                        continue;
+                }
                 if (r == 0)
                         r = check_lockout(m, f, error);
                 if (r < 0) {
@@ -735,7 +738,7 @@ static Transaction *transaction_free(Transaction *t) {
         return NULL;
 }
 
-static void transaction_finish(Manager *m, bool confirmed) {
+static void transaction_finish(Manager *m, bool confirmed, const char *why) {
         Transaction *t = m->transaction;
         _cleanup_free_ char *err = NULL;
         int r;
@@ -759,8 +762,8 @@ static void transaction_finish(Manager *m, bool confirmed) {
                         t->rollback = NULL; /* the store owns them now */
                         t->n_rollback = 0;
                         log_struct_internal(LOG_WARNING, 0, PS_MESSAGE_ROLLBACK, NULL,
-                                            "Transaction %s was not confirmed in time; the previous "
-                                            "rule set is back", t->path);
+                                            "Transaction %s %s; the previous rule set is back",
+                                            t->path, why);
                 }
         }
         if (m->bus) {
@@ -772,7 +775,7 @@ static void transaction_finish(Manager *m, bool confirmed) {
 }
 
 static int on_transaction_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        transaction_finish(userdata, false);
+        transaction_finish(userdata, false, "was not confirmed in time");
         return 0;
 }
 
@@ -838,7 +841,7 @@ static int method_apply(sd_bus_message *msg, void *userdata, sd_bus_error *error
                               on_transaction_timeout, m);
         m->transaction = t;
         if (r < 0) {
-                transaction_finish(m, false);
+                transaction_finish(m, false, "could not arm its timer");
                 return r;
         }
         log_struct_internal(LOG_NOTICE, 0, PS_MESSAGE_FILTERS_CHANGED, NULL,
@@ -883,7 +886,7 @@ static int method_confirm(sd_bus_message *msg, void *userdata, sd_bus_error *err
         if (!m->transaction) /* timed out while polkit answered */
                 return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_TRANSACTION,
                                          "the transaction already rolled back");
-        transaction_finish(m, true);
+        transaction_finish(m, true, "confirmed");
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -897,7 +900,7 @@ static int method_rollback(sd_bus_message *msg, void *userdata, sd_bus_error *er
         if (!m->transaction)
                 return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_TRANSACTION,
                                          "the transaction already rolled back");
-        transaction_finish(m, false);
+        transaction_finish(m, false, "was rolled back on request");
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -1259,6 +1262,12 @@ void manager_filters_changed(Manager *m, const uint32_t *old_ids, size_t n_old) 
 
 void manager_transaction_free(Manager *m) {
         m->transaction = transaction_free(m->transaction);
+}
+
+/* On a clean exit an unconfirmed change is undone, as if its time had run out. */
+void manager_transaction_rollback(Manager *m) {
+        if (m->transaction)
+                transaction_finish(m, false, "was still pending when the daemon stopped");
 }
 
 /* Filters and Filter share the node /filters, and sd-bus wants all vtables of one node to be

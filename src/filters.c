@@ -293,6 +293,13 @@ static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata) {
         uint64_t now = now_usec(CLOCK_REALTIME);
         int r;
 
+        /* Not while a confirm-or-rollback change is open: its outcome decides what is stored.
+         * Try again in a second. */
+        if (s->manager->transaction) {
+                (void) sd_event_source_set_time(es, now + USEC_PER_SEC);
+                (void) sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+                return 0;
+        }
         r = filter_store_snapshot(s, &keep, &n_keep);
         if (r < 0)
                 return 0;
@@ -383,6 +390,13 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                         }
 
         /* Counter slots: kept by surviving rules, fresh (zeroed) for new ones. */
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = i + 1; j < n; j++)
+                        if (rules[i]->slot != SLOT_NONE && rules[i]->slot == rules[j]->slot) {
+                                asprintf(ret_error, "rules %u and %u share counter slot %u",
+                                         rules[i]->id, rules[j]->id, rules[i]->slot);
+                                return -EEXIST;
+                        }
         for (size_t i = 0; i < n; i++) {
                 if (rules[i]->slot != SLOT_NONE)
                         continue;
@@ -405,15 +419,11 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                 goto undo_slots;
         }
 
-        /* Committed: the slots of rules that are gone are free again. */
-        for (size_t i = 0; i < n_old; i++) {
-                bool kept = false;
-
-                for (size_t j = 0; j < n && !kept; j++)
-                        kept = rules[j]->slot == old[i]->slot;
-                if (!kept)
-                        s->slot_used[old[i]->slot] = 0;
-        }
+        /* Committed: exactly the slots of the new list are in use (a rollback brings back
+         * rules whose slots the transaction had released). */
+        memset(s->slot_used, 0, PS_FILTER_SLOTS);
+        for (size_t i = 0; i < n; i++)
+                s->slot_used[rules[i]->slot] = 1;
         s->rules = rules;
         s->n_rules = n;
         s->next_id = next_id;

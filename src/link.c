@@ -213,9 +213,11 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
         }
         if (l->link_fd < 0) {
                 r = -errno;
-                if (r == -EBUSY || r == -EEXIST)
+                if (r == -EBUSY || r == -EEXIST) {
                         asprintf(ret_error, "another XDP program is attached to '%s'; detach it "
                                  "first (ip link set dev %s xdp off)", ifname, ifname);
+                        r = -EBUSY; /* -EEXIST means "our pins exist" to the caller */
+                }
                 else if (mode == LINK_MODE_NATIVE && (r == -EOPNOTSUPP || r == -EINVAL))
                         asprintf(ret_error, "the driver of '%s' has no native XDP support; use "
                                  "mode 'generic' or 'auto'", ifname);

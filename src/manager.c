@@ -239,8 +239,10 @@ static int manager_adopt_all(Manager *m) {
                 }
                 r = link_adopt(m, de->d_name, &l, &msg);
                 if (r < 0) {
-                        log_struct_internal(LOG_WARNING, r, PS_MESSAGE_LINK_GONE, de->d_name,
-                                            "Not adopting %s: %s", de->d_name,
+                        log_struct_internal(LOG_WARNING, r,
+                                            r == -ESTALE || r == -ENOLINK ? PS_MESSAGE_LINK_GONE
+                                                                          : PS_MESSAGE_ATTACH_FAILED,
+                                            de->d_name, "Not adopting %s: %s", de->d_name,
                                             msg ? msg : strerror(-r));
                         continue;
                 }
@@ -312,14 +314,25 @@ static void manager_load_state(Manager *m) {
 int manager_start(Manager *m) {
         int r;
 
-        manager_load_state(m);
-
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
         /* WATCHDOG=1 is sent by sd-event itself when WatchdogSec= is set. */
         (void) sd_event_set_watchdog(m->event, true);
 
+        /* The name first: a second daemon must find out it is not wanted before it touches
+         * any pin, map or rule. Calls that arrive meanwhile wait in the queue. */
+        r = sd_bus_open_system(&m->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the system bus: %m");
+        r = manager_bus_register(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the bus objects: %m");
+        r = sd_bus_request_name(m->bus, PS_BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to acquire the bus name %s: %m", PS_BUS_NAME);
+
+        manager_load_state(m);
         {
                 _cleanup_free_ char *err = NULL;
 
@@ -329,26 +342,15 @@ int manager_start(Manager *m) {
                         return log_error_errno(r, "Failed to set up the filter rules: %s",
                                                err ? err : strerror(-r));
         }
-
         r = manager_adopt_all(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to adopt pinned links in %s: %m",
                                        m->bpffs_root);
         manager_reconcile(m);
 
-        r = sd_bus_open_system(&m->bus);
-        if (r < 0)
-                return log_error_errno(r, "Failed to connect to the system bus: %m");
-        r = manager_bus_register(m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to register the bus objects: %m");
         r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
-        r = sd_bus_request_name(m->bus, PS_BUS_NAME, 0);
-        if (r < 0)
-                return log_error_errno(r, "Failed to acquire the bus name %s: %m", PS_BUS_NAME);
-
         r = sd_event_add_time_relative(m->event, &m->poll_timer, CLOCK_MONOTONIC,
                                        m->config.poll_interval_usec, 10 * 1000, on_poll, m);
         if (r < 0)

@@ -86,6 +86,7 @@ int link_bus_register(Manager *m);
 int connections_bus_register(Manager *m);
 int filters_bus_register(Manager *m);
 void manager_transaction_free(Manager *m);
+void manager_transaction_rollback(Manager *m);
 int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error);
 int manager_emit_links_changed(Manager *m);
 

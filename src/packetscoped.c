@@ -21,7 +21,7 @@ static void help(void) {
                "     --config-dir=PATH      Configuration directory (default\n"
                "                            $CONFIGURATION_DIRECTORY or /etc/packetscope)\n"
                "     --log-target=TARGET    auto, journal or stderr\n"
-               "     --log-level=LEVEL      debug, info, notice, warning, err\n"
+               "     --log-level=LEVEL      debug, info, notice, warning, err, crit, alert, emerg\n"
                "\nSee packetscoped(8).\n");
 }
 
@@ -138,6 +138,7 @@ static int run(int argc, char *argv[]) {
         (void) sd_notifyf(false, "READY=1\nSTATUS=Guarding %zu link(s)", m->n_links);
 
         r = sd_event_loop(m->event);
+        manager_transaction_rollback(m);
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down; pinned guards stay attached");
         if (r < 0)
                 log_error_errno(r, "Event loop failed: %m");

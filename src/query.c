@@ -180,8 +180,12 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error) 
                 return 0;
         }
         if (streq(key, "port") && !icmp) {
-                if (value_uint(v, &n) < 0 || n > 65535)
+                if (value_uint(v, &n) == -EINVAL)
                         return type_error(ret_error, key, v->type, "a port number 0-65535 (q)");
+                if (value_uint(v, &n) < 0 || n > 65535) {
+                        asprintf(ret_error, "query key 'port' out of range; accepted: 0-65535");
+                        return -EINVAL;
+                }
                 q->port = (uint16_t) n;
                 q->has_port = true;
                 return 0;
@@ -198,8 +202,12 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error) 
                 return 0;
         }
         if (streq(key, "type") && icmp) {
-                if (value_uint(v, &n) < 0 || n > 255)
+                if (value_uint(v, &n) == -EINVAL)
                         return type_error(ret_error, key, v->type, "an ICMP type 0-255 (y)");
+                if (value_uint(v, &n) < 0 || n > 255) {
+                        asprintf(ret_error, "query key 'type' out of range; accepted: ICMP type 0-255");
+                        return -EINVAL;
+                }
                 q->icmp_type = (uint8_t) n;
                 q->has_type = true;
                 return 0;
@@ -229,7 +237,9 @@ int query_finish(Query *q, char **ret_error) {
         return 0;
 }
 
-bool query_match_flow(const Query *q, const struct ps_flow_key *k) {
+bool query_match_flow(const Query *q, const struct ps_flow_key *k, const struct ps_flow_value *v) {
+        if (q->has_state && v->state != q->state)
+                return false;
         if (q->has_protocol && k->proto != q->protocol)
                 return false;
         if (q->has_family && k->family != q->family)

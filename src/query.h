@@ -62,7 +62,7 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error);
 /* Checks the combination once every key is in (offset + limit bound). */
 int query_finish(Query *q, char **ret_error);
 
-bool query_match_flow(const Query *q, const struct ps_flow_key *k);
+bool query_match_flow(const Query *q, const struct ps_flow_key *k, const struct ps_flow_value *v);
 bool query_match_icmp(const Query *q, const struct ps_icmp_key *k);
 
 /* Sort metrics; bigger is "more". now_ns is CLOCK_MONOTONIC. */

@@ -82,13 +82,13 @@ Test(query, bad_values_are_named) {
         expect_error(QUERY_FLOWS, "protocol", U('u', 300), "protocol number 0-255");
         expect_error(QUERY_FLOWS, "address", S("10.0.0.0/33"), "bad prefix length");
         expect_error(QUERY_FLOWS, "address", S("not-an-ip"), "not an address or CIDR");
-        expect_error(QUERY_FLOWS, "port", U('u', 70000), "port number 0-65535");
+        expect_error(QUERY_FLOWS, "port", U('u', 70000), "'port' out of range; accepted: 0-65535");
         expect_error(QUERY_FLOWS, "port", S("80"), "port number");
         expect_error(QUERY_FLOWS, "family", S("ipx"), "accepted: ipv4, ipv6");
         expect_error(QUERY_FLOWS, "state", S("open"), "accepted: none, syn");
         expect_error(QUERY_FLOWS, "colour", S("red"), "unknown query key 'colour'; accepted:");
         expect_error(QUERY_ICMP, "port", U('q', 1), "unknown query key 'port'");
-        expect_error(QUERY_ICMP, "type", U('u', 256), "ICMP type 0-255");
+        expect_error(QUERY_ICMP, "type", U('u', 256), "out of range; accepted: ICMP type 0-255");
 }
 
 Test(query, negative_signed_limit) {
@@ -125,34 +125,42 @@ Test(query, match_flow) {
         QueryValue v;
         struct ps_flow_key a = flow4("192.0.2.1", "10.0.0.5", IPPROTO_TCP, 40000, 22);
         struct ps_flow_key b = flow4("198.51.100.9", "10.0.0.5", IPPROTO_UDP, 5353, 53);
+        struct ps_flow_value none = {}, est = { .state = PS_STATE_ESTABLISHED };
 
         query_init(&q, QUERY_FLOWS);
-        cr_assert(query_match_flow(&q, &a));
+        cr_assert(query_match_flow(&q, &a, &none));
         v = S("192.0.2.0/24");
         cr_assert_eq(query_set(&q, "address", &v, &err), 0);
-        cr_assert(query_match_flow(&q, &a));
-        cr_assert_not(query_match_flow(&q, &b));
+        cr_assert(query_match_flow(&q, &a, &none));
+        cr_assert_not(query_match_flow(&q, &b, &none));
         query_done(&q);
 
         /* address matches either end */
         query_init(&q, QUERY_FLOWS);
         v = S("10.0.0.5");
         cr_assert_eq(query_set(&q, "address", &v, &err), 0);
-        cr_assert(query_match_flow(&q, &a) && query_match_flow(&q, &b));
+        cr_assert(query_match_flow(&q, &a, &none) && query_match_flow(&q, &b, &none));
         /* port matches either end */
         v = U('q', 5353);
         cr_assert_eq(query_set(&q, "port", &v, &err), 0);
-        cr_assert_not(query_match_flow(&q, &a));
-        cr_assert(query_match_flow(&q, &b));
+        cr_assert_not(query_match_flow(&q, &a, &none));
+        cr_assert(query_match_flow(&q, &b, &none));
         v = S("tcp");
         cr_assert_eq(query_set(&q, "protocol", &v, &err), 0);
-        cr_assert_not(query_match_flow(&q, &b));
+        cr_assert_not(query_match_flow(&q, &b, &none));
+        query_done(&q);
+
+        query_init(&q, QUERY_FLOWS);
+        v = S("established");
+        cr_assert_eq(query_set(&q, "state", &v, &err), 0);
+        cr_assert_not(query_match_flow(&q, &a, &none));
+        cr_assert(query_match_flow(&q, &a, &est));
         query_done(&q);
 
         query_init(&q, QUERY_FLOWS);
         v = S("ipv6");
         cr_assert_eq(query_set(&q, "family", &v, &err), 0);
-        cr_assert_not(query_match_flow(&q, &a));
+        cr_assert_not(query_match_flow(&q, &a, &none));
         query_done(&q);
 }
 
