@@ -39,6 +39,18 @@ struct {
         __type(value, struct ps_filter_counter);
 } filter_counters SEC(".maps");
 
+struct {
+        __uint(type, BPF_MAP_TYPE_RINGBUF);
+        __uint(max_entries, PS_DROP_EVENTS_RING);
+} drop_events SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+        __uint(max_entries, 1);
+        __type(key, __u32);
+        __type(value, struct ps_drop_budget);
+} drop_budget SEC(".maps");
+
 struct ps_verdict {
         __u32 action; /* enum ps_filter_action; NONE when no rule decided */
         __u32 slot;
@@ -58,44 +70,70 @@ static __always_inline void mask_match(struct ps_match *out, const struct ps_mat
                 o[i] = a[i] & m[i];
 }
 
+/* State of one classification, shared with the per-shape callback. */
+struct classify_ctx {
+        const struct ps_match *pkt;
+        struct ps_filter_bank *bank;
+        __u32 bank_index;
+        __u32 best;
+        __u32 cbest;
+        __u32 action;
+        __u32 slot;
+        __u32 count_slot;
+        struct ps_filter_key key;
+};
+
+/* One shape: mask the tuple, one hash lookup. Run through bpf_loop() so that the verifier
+ * checks this body once instead of once per shape and call site. */
+static long classify_shape(__u32 i, struct classify_ctx *c)
+{
+        struct ps_filter_value *e;
+
+        if (i >= PS_FILTER_MAX_SHAPES || i >= c->bank->n_shapes)
+                return 1;
+        /* A power of two: the mask keeps the index provably inside the array. The empty asm
+         * stops the compiler from reusing its unmasked copy of i. */
+        asm volatile("" : "+r"(i));
+        i &= PS_FILTER_MAX_SHAPES - 1;
+        c->key.shape = c->bank_index * PS_FILTER_MAX_SHAPES + i;
+        mask_match(&c->key.match, c->pkt, &c->bank->masks[i]);
+        e = bpf_map_lookup_elem(&filter_rules, &c->key);
+        if (!e)
+                return 0;
+        if (e->rank > c->best) {
+                c->best = e->rank;
+                c->action = e->action;
+                c->slot = e->slot;
+        }
+        if (e->count_rank > c->cbest) {
+                c->cbest = e->count_rank;
+                c->count_slot = e->count_slot;
+        }
+        return 0;
+}
+
 static __always_inline void classify(const struct ps_match *pkt, struct ps_verdict *v)
 {
-        __u32 zero = 0, *state, bank, best = 0, cbest = 0;
-        struct ps_filter_bank *b;
-        struct ps_filter_key key;
+        __u32 zero = 0, *state;
+        struct classify_ctx c;
 
         v->action = PS_ACTION_NONE;
         v->has_count = 0;
         state = bpf_map_lookup_elem(&filter_state, &zero);
         if (!state)
                 return;
-        bank = *state & 1;
-        b = bpf_map_lookup_elem(&filter_banks, &bank);
-        if (!b)
+        __builtin_memset(&c, 0, sizeof(c));
+        c.pkt = pkt;
+        c.bank_index = *state & 1;
+        c.bank = bpf_map_lookup_elem(&filter_banks, &c.bank_index);
+        if (!c.bank || c.bank->n_shapes == 0)
                 return;
-        key.pad = 0;
-        for (__u32 i = 0; i < PS_FILTER_MAX_SHAPES; i++) {
-                struct ps_filter_value *e;
-
-                if (i >= b->n_shapes)
-                        break;
-                key.shape = bank * PS_FILTER_MAX_SHAPES + i;
-                mask_match(&key.match, pkt, &b->masks[i]);
-                e = bpf_map_lookup_elem(&filter_rules, &key);
-                if (!e)
-                        continue;
-                if (e->rank > best) {
-                        best = e->rank;
-                        v->action = e->action;
-                        v->slot = e->slot;
-                }
-                if (e->count_rank > cbest) {
-                        cbest = e->count_rank;
-                        v->count_slot = e->count_slot;
-                }
-        }
+        bpf_loop(PS_FILTER_MAX_SHAPES, classify_shape, &c, 0);
+        v->action = c.action;
+        v->slot = c.slot;
+        v->count_slot = c.count_slot;
         /* A count rule counts the packets it would have decided: those no better rule took. */
-        v->has_count = cbest > best;
+        v->has_count = c.cbest > c.best;
 }
 
 static __always_inline void rule_account(__u32 slot, __u64 bytes, __u64 now)
@@ -107,6 +145,37 @@ static __always_inline void rule_account(__u32 slot, __u64 bytes, __u64 now)
                 c->bytes += bytes;
                 c->last_hit = now;
         }
+}
+
+/* A sample of a drop for the daemon: rate-limited per CPU so that a flood costs the ring
+ * buffer (and the journal) nothing more than PS_DROP_EVENTS_PER_SEC a second. */
+static __always_inline void drop_event(struct xdp_md *ctx, const struct ps_match *m, __u32 slot,
+                                       __u64 now, __u64 *lost)
+{
+        __u32 zero = 0;
+        struct ps_drop_budget *b = bpf_map_lookup_elem(&drop_budget, &zero);
+        struct ps_drop_event *e;
+        __u64 window = now / 1000000000ULL;
+
+        if (!b)
+                return;
+        if (b->window != window) {
+                b->window = window;
+                b->count = 0;
+        }
+        if (b->count >= PS_DROP_EVENTS_PER_SEC)
+                return;
+        b->count++;
+        e = bpf_ringbuf_reserve(&drop_events, sizeof(*e), 0);
+        if (!e) {
+                (*lost)++;
+                return;
+        }
+        e->time = now;
+        e->slot = slot;
+        e->ifindex = ctx->ingress_ifindex;
+        __builtin_memcpy(&e->match, m, sizeof(e->match));
+        bpf_ringbuf_submit(e, 0);
 }
 
 #endif

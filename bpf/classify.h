@@ -80,4 +80,22 @@ struct ps_filter_counter {
         __u64 last_hit; /* CLOCK_MONOTONIC (coarse) ns */
 };
 
+/* A sampled drop, sent through the drop_events ring buffer to the daemon (journal + the
+ * Filters.Dropped signal). At most PS_DROP_EVENTS_PER_SEC per CPU per second. */
+#define PS_DROP_EVENTS_PER_SEC 20
+#define PS_DROP_EVENTS_RING (64 * 1024)
+
+struct ps_drop_event {
+        __u64 time;    /* CLOCK_MONOTONIC (coarse) ns */
+        __u32 slot;    /* counter slot of the rule that dropped it */
+        __u32 ifindex; /* the interface it arrived on */
+        struct ps_match match;
+};
+
+struct ps_drop_budget {
+        __u64 window; /* the second (coarse ns / 1e9) the count is for */
+        __u32 count;
+        __u32 pad;
+};
+
 #endif

@@ -29,6 +29,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "guard.h"
+#include "classify.bpf.h"
 
 struct {
         __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -535,13 +536,51 @@ static __always_inline void icmp_account(struct pkt *p, __u8 type, __u8 code, in
 }
 
 /*
+ * The filter verdict for this packet (after parsing, before accounting): the tuple the
+ * classifier looks at is the flow key plus what only some protocols carry. The winning rule
+ * and, in shadow mode, the count rule that would have won are counted.
+ */
+static __always_inline __u32 decide(struct pkt *p, __u8 tcp_flags, __u8 icmp_type,
+                                    __u8 icmp_code, const struct icmp_inner *in, __u64 now)
+{
+        struct ps_match m;
+        struct ps_verdict v;
+
+        __builtin_memset(&m, 0, sizeof(m));
+        m.family = p->key.family;
+        m.proto = p->key.proto;
+        m.sport = p->key.sport;
+        m.dport = p->key.dport;
+        m.tcp_flags = tcp_flags;
+        m.icmp_type = icmp_type;
+        m.icmp_code = icmp_code;
+        __builtin_memcpy(m.src, p->key.src, sizeof(m.src));
+        __builtin_memcpy(m.dst, p->key.dst, sizeof(m.dst));
+        if (in && in->family) {
+                m.inner_proto = in->proto;
+                m.inner_sport = in->sport;
+                m.inner_dport = in->dport;
+                __builtin_memcpy(m.inner_src, in->src, sizeof(m.inner_src));
+                __builtin_memcpy(m.inner_dst, in->dst, sizeof(m.inner_dst));
+        }
+        classify(&m, &v);
+        if (v.action != PS_ACTION_NONE)
+                rule_account(v.slot, p->len, now);
+        if (v.has_count)
+                rule_account(v.count_slot, p->len, now);
+        if (v.action == PS_ACTION_DROP)
+                drop_event(p->ctx, &m, v.slot, now, &p->st->drop_events_lost);
+        return v.action;
+}
+
+/*
  * ICMP and ICMPv6 share the 8-byte header layout (type, code, checksum, 4 more bytes), and
  * every message of either has at least those 8 bytes; errors quote the offending datagram
  * right after them. A quote too short for its IP header makes the frame malformed, but the
  * message is still accounted (is_error set, inner zero): it was received, and its outer
  * addresses are sound.
  */
-static __always_inline int handle_icmp(struct pkt *p, __u64 off, __u64 now)
+static __always_inline int handle_icmp(struct pkt *p, __u64 off, __u64 now, __u32 *action)
 {
         struct icmp_inner in = {};
         __u8 *h = hdr(p, off, 8, p->l3_end);
@@ -564,12 +603,17 @@ static __always_inline int handle_icmp(struct pkt *p, __u64 off, __u64 now)
                 if (r < 0)
                         __builtin_memset(&in, 0, sizeof(in));
         }
+        *action = decide(p, 0, type, code, is_error ? &in : NULL, now);
         icmp_account(p, type, code, is_error, &in, now);
         return r;
 }
 
-/* Parses and accounts one IP datagram at offset off; returns -1 if it is malformed. */
-static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off)
+/*
+ * Parses, classifies and accounts one IP datagram at offset off; returns -1 if it is malformed
+ * (then it is passed unclassified: a header we cannot read is a header no rule can match).
+ * *action is the filter verdict (enum ps_filter_action).
+ */
+static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, __u32 *action)
 {
         struct tcp_seg seg = {};
         __u64 l4;
@@ -595,31 +639,37 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off)
         else if (p->key.proto == IPPROTO_ICMPV6 && p->key.family == PS_FAMILY_IPV6)
                 p->bucket = PS_PROTO_ICMPV6;
 
-        /* A non-first fragment has no transport header: counted, not tabled (ports unknown). */
-        if (p->later_fragment) {
-                p->st->fragments++;
-                return 0;
-        }
-
         /* The coarse clock (jiffies resolution) costs a fraction of bpf_ktime_get_ns() here,
          * and first/last seen need no better than milliseconds. */
         now = bpf_ktime_get_coarse_ns();
+
+        /* A non-first fragment has no transport header: counted, not tabled (ports unknown).
+         * Rules still see its addresses and protocol; port rules cannot match it, but they
+         * drop the first fragment, without which the datagram is never reassembled. */
+        if (p->later_fragment) {
+                p->st->fragments++;
+                *action = decide(p, 0, 0, 0, NULL, now);
+                return 0;
+        }
         switch (p->bucket) {
         case PS_PROTO_TCP:
                 if (parse_tcp(p, l4, &seg) < 0)
                         return -1;
+                *action = decide(p, seg.flags, 0, 0, NULL, now);
                 flow_account(p, &seg, now);
                 return 0;
         case PS_PROTO_UDP:
                 if (parse_udp(p, l4) < 0)
                         return -1;
+                *action = decide(p, 0, 0, 0, NULL, now);
                 flow_account(p, NULL, now);
                 return 0;
         case PS_PROTO_ICMP:
         case PS_PROTO_ICMPV6:
-                return handle_icmp(p, l4, now);
+                return handle_icmp(p, l4, now, action);
         default:
                 /* Other IP protocols: one entry per address pair and protocol, ports 0. */
+                *action = decide(p, 0, 0, 0, NULL, now);
                 flow_account(p, NULL, now);
                 return 0;
         }
@@ -628,7 +678,7 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off)
 SEC("xdp")
 int xdp_guard(struct xdp_md *ctx)
 {
-        __u32 zero = 0;
+        __u32 zero = 0, action = PS_ACTION_NONE;
         __u64 off;
         struct pkt p;
         __u16 proto;
@@ -646,7 +696,7 @@ int xdp_guard(struct xdp_md *ctx)
                 if (parse_eth(&p, &off, &proto) < 0) {
                         p.st->malformed++;
                 } else if (proto == bpf_htons(ETH_P_IP) || proto == bpf_htons(ETH_P_IPV6)) {
-                        if (handle_ip(&p, proto, off) < 0)
+                        if (handle_ip(&p, proto, off, &action) < 0)
                                 p.st->malformed++;
                 } else {
                         p.st->non_ip++;
@@ -654,6 +704,11 @@ int xdp_guard(struct xdp_md *ctx)
                 if (p.bucket < _PS_PROTO_MAX) {
                         p.st->proto_packets[p.bucket]++;
                         p.st->proto_bytes[p.bucket] += p.len;
+                }
+                if (action == PS_ACTION_DROP) {
+                        p.st->dropped++;
+                        p.st->dropped_filter++;
+                        return XDP_DROP;
                 }
                 p.st->passed++;
         }

@@ -107,6 +107,8 @@ struct ps_stats {
         __u64 non_ip;
         __u64 icmp_errors;      /* ICMP/ICMPv6 error messages (with an inner header) */
         __u64 flow_update_fail; /* a flow or ICMP entry could not be created */
+        __u64 dropped_filter;   /* dropped by a filter rule */
+        __u64 drop_events_lost; /* drop samples the ring buffer had no room for */
         __u64 proto_packets[_PS_PROTO_MAX];
         __u64 proto_bytes[_PS_PROTO_MAX];
         __u64 icmp_type[PS_ICMP_TYPES];   /* ICMPv4 packets per type */

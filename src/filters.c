@@ -25,6 +25,7 @@ static const struct {
           sizeof(struct ps_filter_value), 2 * PS_FILTER_MAX_ENTRIES, BPF_F_NO_PREALLOC },
         { "filter_counters", BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct ps_filter_counter),
           PS_FILTER_SLOTS, 0 },
+        { "drop_events", BPF_MAP_TYPE_RINGBUF, 0, 0, PS_DROP_EVENTS_RING, 0 },
 };
 
 void filter_list_free(Filter **rules, size_t n) {
@@ -39,7 +40,7 @@ int filter_store_new(Manager *m, FilterStore **ret) {
         if (!s)
                 return -ENOMEM;
         s->manager = m;
-        s->state_fd = s->banks_fd = s->rules_fd = s->counters_fd = -1;
+        s->state_fd = s->banks_fd = s->rules_fd = s->counters_fd = s->events_fd = -1;
         s->slot_used = calloc(PS_FILTER_SLOTS, 1);
         if (!s->slot_used) {
                 free(s);
@@ -57,15 +58,18 @@ FilterStore *filter_store_free(FilterStore *s) {
         safe_close(s->banks_fd);
         safe_close(s->rules_fd);
         safe_close(s->counters_fd);
+        safe_close(s->events_fd);
         sd_event_source_unref(s->expiry_timer);
         free(s->slot_used);
         free(s);
         return NULL;
 }
 
-int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *counters) {
+int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *counters,
+                     int *events) {
         if (s->state_fd < 0)
                 return -EBADF;
+        *events = s->events_fd;
         *state = s->state_fd;
         *banks = s->banks_fd;
         *rules = s->rules_fd;
@@ -592,7 +596,7 @@ int filter_store_start(FilterStore *s, char **ret_error) {
         Filter **rules = NULL;
         size_t n = 0;
         uint32_t next = 0, zero = 0;
-        int fds[4], r;
+        int fds[5], r;
 
         if (!dir)
                 return -ENOMEM;
@@ -616,6 +620,7 @@ int filter_store_start(FilterStore *s, char **ret_error) {
         s->banks_fd = fds[1];
         s->rules_fd = fds[2];
         s->counters_fd = fds[3];
+        s->events_fd = fds[4];
         (void) bpf_map_lookup_elem(s->state_fd, &zero, &s->state);
 
         r = store_load_file(s, &rules, &n, &next, &err);

@@ -21,7 +21,7 @@ typedef struct FilterStore {
         size_t n_rules;
         uint32_t next_id;
 
-        int state_fd, banks_fd, rules_fd, counters_fd;
+        int state_fd, banks_fd, rules_fd, counters_fd, events_fd;
         uint32_t state; /* generation << 1 | active bank, as written to filter_state */
         uint8_t *slot_used; /* PS_FILTER_SLOTS bytes */
 
@@ -41,7 +41,8 @@ FilterStore *filter_store_free(FilterStore *s);
 int filter_store_start(FilterStore *s, char **ret_error);
 
 /* The map fds a link's program must share (bpf_map__reuse_fd). */
-int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *counters);
+int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *counters,
+                     int *events);
 
 Filter *filter_store_find(FilterStore *s, uint32_t id);
 

@@ -652,6 +652,8 @@ static bool stats_key_known(const char *key) {
         return false;
 }
 
+/* Packets and bytes per protocol (and rates, given the previous statistics); preceded by an
+ * empty line, and nothing at all when the daemon reports no per-protocol counters. */
 static int render_protocols(FILE *f, const json_t *stats, const json_t *previous,
                             double elapsed_sec, bool header) {
         _cleanup_table_ Table *t = NULL;
@@ -692,6 +694,9 @@ static int render_protocols(FILE *f, const json_t *stats, const json_t *previous
                                 return r;
                 }
         }
+        if (table_rows(t) == 0)
+                return 0;
+        fputc('\n', f);
         return table_print(t, f, header);
 }
 
@@ -771,7 +776,6 @@ static int render_stats(FILE *f, const json_t *stats) {
         r = table_print(t, f, false);
         if (r < 0)
                 return r;
-        fputc('\n', f);
         r = render_protocols(f, stats, NULL, 0, arg.legend);
         if (r < 0)
                 return r;
@@ -990,21 +994,23 @@ static int verb_detach(sd_bus *bus, char **args, int n_args) {
         return 0;
 }
 
-static void print_list_legend(sd_bus *bus, size_t shown, const char *what, const char *count_prop) {
+static void print_list_legend(sd_bus *bus, size_t shown, const char *singular,
+                              const char *plural, const char *count_prop) {
         uint64_t total;
 
         if (!arg.legend)
                 return;
         if (shown == 0) {
-                printf("No %s.\n", what);
+                printf("No %s.\n", plural);
                 return;
         }
         /* The total is a courtesy; an older daemon without the property just doesn't get it. */
         if (sd_bus_get_property_trivial(bus, BUS_NAME, PATH_CONNECTIONS, IFACE_CONNECTIONS,
                                         count_prop, NULL, 't', &total) >= 0)
-                printf("\n%zu %s listed (%" PRIu64 " tracked).\n", shown, what, total);
+                printf("\n%zu %s listed (%" PRIu64 " tracked).\n", shown,
+                       shown == 1 ? singular : plural, total);
         else
-                printf("\n%zu %s listed.\n", shown, what);
+                printf("\n%zu %s listed.\n", shown, shown == 1 ? singular : plural);
 }
 
 static int verb_connections(sd_bus *bus, char **args, int n_args) {
@@ -1021,7 +1027,7 @@ static int verb_connections(sd_bus *bus, char **args, int n_args) {
                 if (r < 0)
                         return r;
         }
-        print_list_legend(bus, json_array_size(rows), "connections", "Count");
+        print_list_legend(bus, json_array_size(rows), "connection", "connections", "Count");
         return 0;
 }
 
@@ -1039,7 +1045,7 @@ static int verb_icmp(sd_bus *bus, char **args, int n_args) {
                 if (r < 0)
                         return r;
         }
-        print_list_legend(bus, json_array_size(rows), "ICMP entries", "IcmpCount");
+        print_list_legend(bus, json_array_size(rows), "ICMP entry", "ICMP entries", "IcmpCount");
         return 0;
 }
 
@@ -1107,10 +1113,8 @@ static int monitor_render(Monitor *m, const json_t *flows) {
         fprintf(f, "packetscope monitor, every %.1fs, at %s\n\n",
                 (double) arg.interval_usec / USEC_PER_SEC, clock);
         r = table_print(fields, f, false);
-        if (r >= 0) {
-                fputc('\n', f);
+        if (r >= 0)
                 r = render_protocols(f, m->stats, m->previous, elapsed, true);
-        }
         if (r >= 0) {
                 fprintf(f, "\nTop %zu flows by rate\n", json_array_size(flows));
                 if (json_array_size(flows) > 0)
