@@ -44,14 +44,24 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
+/* CLOCK_REALTIME − CLOCK_MONOTONIC in µs, taken once per poll tick: converting every stamp of
+ * a reply with the same offset keeps first_seen <= last_seen after rounding. */
+static int64_t realtime_offset_usec;
+
+static void update_realtime_offset(void) {
+        realtime_offset_usec = (int64_t) now_usec(CLOCK_REALTIME) -
+                               (int64_t) (now_nsec(CLOCK_MONOTONIC) / NSEC_PER_USEC);
+}
+
 uint64_t manager_mono_to_realtime_usec(uint64_t mono_ns) {
-        uint64_t now_mono = now_nsec(CLOCK_MONOTONIC), now_real = now_usec(CLOCK_REALTIME);
-        uint64_t age_us;
+        int64_t r;
 
         if (mono_ns == 0)
                 return 0;
-        age_us = mono_ns < now_mono ? (now_mono - mono_ns) / NSEC_PER_USEC : 0;
-        return now_real > age_us ? now_real - age_us : 0;
+        if (realtime_offset_usec == 0)
+                update_realtime_offset();
+        r = (int64_t) (mono_ns / NSEC_PER_USEC) + realtime_offset_usec;
+        return r > 0 ? (uint64_t) r : 0;
 }
 
 Link *manager_find_link(Manager *m, const char *name) {
@@ -188,6 +198,7 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         uint64_t now = now_nsec(CLOCK_MONOTONIC);
         int r;
 
+        update_realtime_offset(); /* follows clock steps within a tick */
         for (size_t i = 0; i < m->n_links;) {
                 Link *l = m->links[i];
 
