@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -30,6 +31,7 @@ Manager *manager_free(Manager *m) {
         for (size_t i = 0; i < m->n_links; i++)
                 link_free(m->links[i]);
         free(m->links);
+        manager_stop_drop_events(m);
         manager_transaction_free(m);
         m->filters = filter_store_free(m->filters);
         state_done(&m->state);
@@ -144,6 +146,18 @@ int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
         return 0;
 }
 
+/* The interface went away under us: the kernel detached the program. Drop the pins and the
+ * object, but keep the link in the state so that it is guarded again when it comes back. */
+static void manager_link_gone(Manager *m, Link *l) {
+        if (m->bus)
+                (void) sd_bus_emit_object_removed(m->bus, l->object_path);
+        link_detach(l);
+        manager_remove_link(m, l);
+        link_free(l);
+        if (m->bus)
+                (void) manager_emit_links_changed(m);
+}
+
 int manager_detach(Manager *m, Link *l) {
         /* Signal while the object still exists, so InterfacesRemoved can list its interfaces. */
         if (m->bus)
@@ -193,6 +207,8 @@ static size_t sweep_budget(uint32_t table_size, const Config *c) {
         return (size_t) MAX((table_size + ticks - 1) / ticks, (uint64_t) 256);
 }
 
+static void manager_reconcile(Manager *m);
+
 static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         uint64_t now = now_nsec(CLOCK_MONOTONIC);
@@ -206,8 +222,9 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (r == -ENOLINK) {
                         log_struct_internal(LOG_WARNING, 0, PS_MESSAGE_LINK_GONE, l->name,
                                             "Interface %s went away; the kernel detached the "
-                                            "program, removing its pins", l->name);
-                        manager_detach(m, l);
+                                            "program. Its pins are removed; it is guarded again "
+                                            "if it comes back", l->name);
+                        manager_link_gone(m, l);
                         continue;
                 }
                 if (r < 0)
@@ -222,6 +239,11 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
                         log_debug("%s: expired %d idle entries", l->name, r);
                 i++;
         }
+        /* Interfaces in the state that are not guarded (gone, or not there yet at start):
+         * guard them as soon as they exist. One ioctl per missing link per tick. */
+        if (m->n_links < m->state.n_links)
+                manager_reconcile(m);
+
         r = sd_event_source_set_time_relative(s, m->config.poll_interval_usec);
         if (r < 0)
                 return r;
@@ -292,6 +314,8 @@ static void manager_reconcile(Manager *m) {
 
                 if (manager_find_link(m, sl->name))
                         continue;
+                if (if_nametoindex(sl->name) == 0)
+                        continue; /* not there (yet): tried again every tick */
                 name = strdup(sl->name);
                 if (!name)
                         break;
@@ -301,7 +325,8 @@ static void manager_reconcile(Manager *m) {
                                             "again: %s", name, error.message);
                 else
                         log_struct_internal(LOG_NOTICE, 0, PS_MESSAGE_ATTACHED, name,
-                                            "%s was guarded before but had no pins (reboot?); "
+                                            "%s is in the link state and present but had no "
+                                            "guard (reboot, or the interface came back); "
                                             "guarding it again", name);
                 sd_bus_error_free(&error);
         }
@@ -358,6 +383,11 @@ int manager_start(Manager *m) {
                 return log_error_errno(r, "Failed to adopt pinned links in %s: %m",
                                        m->bpffs_root);
         manager_reconcile(m);
+
+        r = manager_start_drop_events(m);
+        if (r < 0)
+                log_warning_errno(r, "Cannot read drop events: %m; drops are still counted, only "
+                                  "the journal samples and the Dropped signal are missing");
 
         r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)

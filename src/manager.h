@@ -59,6 +59,8 @@ typedef struct Manager {
         unsigned transaction_counter;
 
         sd_event_source *poll_timer;
+        struct ring_buffer *drop_ring; /* sampled drop events of every link */
+        sd_event_source *drop_source;
         uint64_t started_usec; /* CLOCK_REALTIME */
 } Manager;
 
@@ -92,6 +94,10 @@ int manager_emit_links_changed(Manager *m);
 
 /* filters-bus.c: emits the signals of a rule-set change (ids before it, for the diff). */
 void manager_filters_changed(Manager *m, const uint32_t *old_ids, size_t n_old);
+
+/* drop-events.c */
+int manager_start_drop_events(Manager *m);
+void manager_stop_drop_events(Manager *m);
 
 /* describe.c */
 int manager_describe_json(Manager *m, char **ret);

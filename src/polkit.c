@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdio.h>
 
+#include <time.h>
+
 #include "log.h"
 #include "polkit.h"
 #include "util.h"
@@ -11,6 +13,7 @@ typedef struct PolkitQuery {
         char *action;
         sd_bus_slot *slot;    /* the pending CheckAuthorization */
         bool done;
+        uint64_t done_usec;   /* CLOCK_MONOTONIC, when polkit answered */
         bool authorized;
         bool challenge;
         sd_bus_error error;   /* polkit could not answer */
@@ -60,6 +63,7 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
 
         q->slot = sd_bus_slot_unref(q->slot);
         q->done = true;
+        q->done_usec = now_usec(CLOCK_MONOTONIC);
 
         e = sd_bus_message_get_error(reply);
         if (e) {
@@ -91,6 +95,30 @@ static int on_check_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         return 1;
 }
 
+/*
+ * An answered check whose call never asked again (the method refused it for another reason on
+ * its second run, or its object was gone so sd-bus answered without running it) would hold
+ * a slot for good: answers not collected within a few seconds are dropped.
+ */
+#define POLKIT_ANSWER_TTL_USEC (5 * USEC_PER_SEC)
+
+static void registry_prune(PolkitRegistry *r) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (!r)
+                return;
+        for (unsigned i = 0; i < r->n;) {
+                PolkitQuery *q = r->queries[i];
+
+                if (q->done && now - q->done_usec > POLKIT_ANSWER_TTL_USEC) {
+                        r->queries[i] = r->queries[--r->n];
+                        polkit_query_free(q);
+                        continue;
+                }
+                i++;
+        }
+}
+
 static PolkitQuery *registry_find(PolkitRegistry *r, sd_bus_message *call) {
         if (!r)
                 return NULL;
@@ -109,6 +137,7 @@ int polkit_verify(sd_bus_message *call, const char *action, PolkitRegistry **reg
         uid_t uid;
         int r;
 
+        registry_prune(*registry);
         q = registry_find(*registry, call);
         if (q) {
                 if (!q->done)
@@ -125,8 +154,10 @@ int polkit_verify(sd_bus_message *call, const char *action, PolkitRegistry **reg
                 }
                 if (q->challenge)
                         r = sd_bus_error_setf(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
-                                              "'%s' needs interactive authentication; call again "
-                                              "allowing interactive authorization", action);
+                                              "'%s' needs interactive authentication%s", action,
+                                              sd_bus_message_get_allow_interactive_authorization(call)
+                                              ? ", and no authentication agent answered"
+                                              : "; call again allowing interactive authorization");
                 else
                         r = sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                               "polkit denies '%s' to this caller", action);
