@@ -80,6 +80,8 @@ int bus_append_stats(sd_bus_message *m, const StatsView *v) {
                 { "ipv6", s->ipv6 },           { "non_ip", s->non_ip },
                 { "icmp_errors", s->icmp_errors },
                 { "flow_update_failures", s->flow_update_fail },
+                { "dropped_filter", s->dropped_filter },
+                { "drop_events_lost", s->drop_events_lost },
                 { "flows", v->flows },         { "icmp_entries", v->icmp_entries },
         };
         int r;

@@ -39,6 +39,8 @@ static json_t *stats_json(const struct ps_stats *s, double pps, double bps, uint
         json_object_set_new(o, "non_ip", json_integer((json_int_t) s->non_ip));
         json_object_set_new(o, "icmp_errors", json_integer((json_int_t) s->icmp_errors));
         json_object_set_new(o, "flow_update_failures", json_integer((json_int_t) s->flow_update_fail));
+        json_object_set_new(o, "dropped_filter", json_integer((json_int_t) s->dropped_filter));
+        json_object_set_new(o, "drop_events_lost", json_integer((json_int_t) s->drop_events_lost));
         for (int p = 0; p < _PS_PROTO_MAX; p++) {
                 char key[32];
 
@@ -113,6 +115,25 @@ int manager_describe_json(Manager *m, char **ret) {
 
         manager_totals(m, &total, &pps, &bps, &flows, &icmp);
         json_object_set_new(root, "statistics", stats_json(&total, pps, bps, flows, icmp));
+
+        /* The rule set, with counters read now: Export's format, so jq scripts can share. */
+        (void) filter_store_read_counters(m->filters);
+        {
+                json_t *f = json_object();
+
+                if (f) {
+                        json_object_set_new(f, "count", json_integer((json_int_t) m->filters->n_rules));
+                        json_object_set_new(f, "shapes", json_integer((json_int_t) m->filters->n_shapes));
+                        json_object_set_new(f, "entries", json_integer((json_int_t) m->filters->n_entries));
+                        json_object_set_new(f, "last_apply_usec",
+                                            json_integer((json_int_t) m->filters->last_apply_usec));
+                        json_object_set_new(f, "pending_transaction",
+                                            m->transaction ? json_string(m->transaction->path)
+                                                           : json_null());
+                        json_object_set_new(f, "rules", filter_store_export(m->filters));
+                        json_object_set_new(root, "filters", f);
+                }
+        }
 
         s = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(root);
