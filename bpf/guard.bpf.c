@@ -1,21 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0-only OR MIT
 /*
- * packetscope's XDP program: parses each ingress frame once, accounts it in the connection
- * and ICMP tables and the per-CPU counters, and passes it. See guard.h for the map ABI.
+ * packetscope's XDP program: parses each ingress frame once, classifies it against the filter
+ * rules (classify.bpf.h), accounts it in the connection and ICMP tables and the per-CPU
+ * counters, and passes or drops it. See guard.h and classify.h for the map ABI.
  *
  * Parsing works on offsets from the start of the frame. Every header is fetched through
  * pkt_ptr(), which checks it against two ends: the end of the frame (data_end, what the
  * verifier needs) and the end of the enclosing datagram (what the protocol allows: the IPv4
  * total length or the IPv6 payload length, so Ethernet padding is never read as payload).
  * A header that does not fit, or whose length fields contradict each other, makes the frame
- * malformed: it is counted and passed, and nothing read from it reaches a table.
+ * malformed: it is counted and passed unclassified, and nothing read from it reaches a table.
  *
  * Counting rules, so that the counters add up:
- * - every frame lands in exactly one proto bucket: the IP protocol once the IP header is
- *   valid (TCP, UDP, ICMP for IPv4, ICMPv6 for IPv6, OTHER for the rest), OTHER before that;
+ * - every frame lands in exactly one proto bucket: the IP protocol once the IP header (and
+ *   the IPv6 extension chain) is valid (TCP, UDP, ICMP for IPv4, ICMPv6 for IPv6, OTHER for
+ *   the rest), OTHER before that;
  * - ipv4 / ipv6 / non_ip follow the EtherType after the VLAN tags; a frame too short for its
  *   Ethernet or VLAN header is only malformed;
- * - vlan counts frames whose outer EtherType is a VLAN TPID (802.1Q or 802.1ad).
+ * - vlan counts frames whose outer EtherType is a VLAN TPID (802.1Q or 802.1ad);
+ * - every frame is either passed or dropped (by a rule: dropped_filter).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -86,9 +89,6 @@ struct ps_ipv6_frag_hdr {
  * is not parsed (counted as malformed) rather than walked without bound. */
 #define PS_IPV6_MAX_EXT 6
 
-/* The IPv4 header's limit from its 4-bit IHL: 60 bytes. */
-#define PS_IPV4_MAX_HLEN 60
-
 /* Everything learnt about one frame while parsing it. */
 struct pkt {
         struct xdp_md *ctx;
@@ -102,8 +102,13 @@ struct pkt {
         __u16 ip_id;  /* IPv4 identification, host order */
         __u8 fragmented;     /* a fragment (first or not): length fields describe the datagram */
         __u8 later_fragment; /* a non-first fragment: no transport header here */
-        __u8 pad[2];
-        struct ps_flow_key key; /* family, protocol, addresses; ports once parsed */
+        __u8 inner_family;   /* family of the header an ICMP error quotes; 0: none read */
+        __u8 pad;
+        /* The tuple, filled in while parsing: the flow key's fields (family, protocol,
+         * addresses, ports) and what the classifier looks at besides (TCP flags, ICMP type and
+         * code, the quoted header). Fields a packet lacks stay zero. The classifier reads it
+         * in place; the tables' keys are cut from it. */
+        struct ps_match m;
 };
 
 /* What a TCP segment tells the flow table. */
@@ -115,17 +120,6 @@ struct tcp_seg {
         __u16 window;
         __u8 flags;
         __u8 pad;
-};
-
-/* The header an ICMP error quotes. */
-struct icmp_inner {
-        __u8 family; /* 0: the quote was too short to hold an IP header */
-        __u8 proto;
-        __u16 sport;
-        __u16 dport;
-        __u16 pad;
-        __u32 src[4];
-        __u32 dst[4];
 };
 
 /* Offsets beyond this are never valid: it keeps every offset the verifier sees bounded. */
@@ -200,10 +194,10 @@ static __always_inline int parse_ipv4(struct pkt *p, __u64 off, __u64 *ret_l4)
         if (tot < hlen || tot > p->len - off)
                 return -1;
         p->l3_end = off + tot;
-        p->key.family = PS_FAMILY_IPV4;
-        p->key.proto = iph->protocol;
-        p->key.src[0] = iph->saddr;
-        p->key.dst[0] = iph->daddr;
+        p->m.family = PS_FAMILY_IPV4;
+        p->m.proto = iph->protocol;
+        p->m.src[0] = iph->saddr;
+        p->m.dst[0] = iph->daddr;
         p->ttl = iph->ttl;
         p->ip_id = bpf_ntohs(iph->id);
         frag = bpf_ntohs(iph->frag_off);
@@ -235,7 +229,7 @@ struct ext_walk {
  *
  * A global function on purpose: the verifier checks it once, on its own, instead of once per
  * path that reaches it (each VLAN depth, outer and quoted header, and every way through the
- * loop multiplied by all that follows), which took seconds when it was inlined.
+ * loop multiplied by all that follows): inlined, it made the verifier's work 35 times larger.
  */
 __noinline int ps_ipv6_skip_ext(struct xdp_md *ctx, struct ext_walk *w)
 {
@@ -303,9 +297,9 @@ static __always_inline int parse_ipv6(struct pkt *p, __u64 off, __u64 *ret_l4)
         if (plen > p->len - off)
                 return -1;
         p->l3_end = off + plen;
-        p->key.family = PS_FAMILY_IPV6;
-        __builtin_memcpy(p->key.src, &ip6->saddr, sizeof(p->key.src));
-        __builtin_memcpy(p->key.dst, &ip6->daddr, sizeof(p->key.dst));
+        p->m.family = PS_FAMILY_IPV6;
+        __builtin_memcpy(p->m.src, &ip6->saddr, sizeof(p->m.src));
+        __builtin_memcpy(p->m.dst, &ip6->daddr, sizeof(p->m.dst));
         p->ttl = ip6->hop_limit;
         w.off = off;
         w.limit = p->l3_end;
@@ -313,7 +307,7 @@ static __always_inline int parse_ipv6(struct pkt *p, __u64 off, __u64 *ret_l4)
         r = ps_ipv6_skip_ext(p->ctx, &w);
         if (r < 0)
                 return -1;
-        p->key.proto = w.nh;
+        p->m.proto = w.nh;
         p->fragmented = w.fragmented;
         p->later_fragment = r == 1;
         *ret_l4 = w.off;
@@ -330,10 +324,11 @@ static __always_inline int parse_tcp(struct pkt *p, __u64 off, struct tcp_seg *t
         hlen = th->doff * 4;
         if (off + hlen > p->l3_end)
                 return -1;
-        p->key.sport = bpf_ntohs(th->source);
-        p->key.dport = bpf_ntohs(th->dest);
+        p->m.sport = bpf_ntohs(th->source);
+        p->m.dport = bpf_ntohs(th->dest);
         /* Byte 13 of the header is the flag byte (CWR ECE URG ACK PSH RST SYN FIN). */
         t->flags = ((__u8 *) th)[13];
+        p->m.tcp_flags = t->flags;
         t->seq = bpf_ntohl(th->seq);
         t->ack = bpf_ntohl(th->ack_seq);
         t->window = bpf_ntohs(th->window);
@@ -354,28 +349,28 @@ static __always_inline int parse_udp(struct pkt *p, __u64 off)
         ulen = bpf_ntohs(uh->len);
         if (!p->fragmented && (ulen < sizeof(*uh) || ulen > p->l3_end - off))
                 return -1;
-        p->key.sport = bpf_ntohs(uh->source);
-        p->key.dport = bpf_ntohs(uh->dest);
+        p->m.sport = bpf_ntohs(uh->source);
+        p->m.dport = bpf_ntohs(uh->dest);
         return 0;
 }
 
 /* The first four bytes of a quoted TCP or UDP header are its ports. A quote too short for
  * them leaves them zero: guard.h documents that, it is not malformed. */
-static __always_inline void inner_ports(const struct pkt *p, __u64 off, struct icmp_inner *in)
+static __always_inline void inner_ports(struct pkt *p, __u64 off)
 {
         __be16 *ports;
 
-        if (in->proto != IPPROTO_TCP && in->proto != IPPROTO_UDP)
+        if (p->m.inner_proto != IPPROTO_TCP && p->m.inner_proto != IPPROTO_UDP)
                 return;
         ports = hdr(p, off, 2 * sizeof(*ports), p->l3_end);
         if (!ports)
                 return;
-        in->sport = bpf_ntohs(ports[0]);
-        in->dport = bpf_ntohs(ports[1]);
+        p->m.inner_sport = bpf_ntohs(ports[0]);
+        p->m.inner_dport = bpf_ntohs(ports[1]);
 }
 
-static __always_inline int parse_inner_ipv4(const struct pkt *p, __u64 off,
-                                            struct icmp_inner *in)
+/* The quoted datagram's header, or -1 (and nothing written) if the quote cannot hold it. */
+static __always_inline int parse_inner_ipv4(struct pkt *p, __u64 off)
 {
         struct iphdr *iph = hdr(p, off, sizeof(*iph), p->l3_end);
         __u64 hlen;
@@ -385,18 +380,17 @@ static __always_inline int parse_inner_ipv4(const struct pkt *p, __u64 off,
         hlen = iph->ihl * 4;
         if (off + hlen > p->l3_end)
                 return -1;
-        in->family = PS_FAMILY_IPV4;
-        in->proto = iph->protocol;
-        in->src[0] = iph->saddr;
-        in->dst[0] = iph->daddr;
+        p->inner_family = PS_FAMILY_IPV4;
+        p->m.inner_proto = iph->protocol;
+        p->m.inner_src[0] = iph->saddr;
+        p->m.inner_dst[0] = iph->daddr;
         /* The quoted datagram's IHL is honoured: its ports follow its options. */
         if (!(bpf_ntohs(iph->frag_off) & PS_IP_OFFSET))
-                inner_ports(p, off + hlen, in);
+                inner_ports(p, off + hlen);
         return 0;
 }
 
-static __always_inline int parse_inner_ipv6(const struct pkt *p, __u64 off,
-                                            struct icmp_inner *in)
+static __always_inline int parse_inner_ipv6(struct pkt *p, __u64 off)
 {
         struct ipv6hdr *ip6 = hdr(p, off, sizeof(*ip6), p->l3_end);
         struct ext_walk w = {};
@@ -404,10 +398,10 @@ static __always_inline int parse_inner_ipv6(const struct pkt *p, __u64 off,
 
         if (!ip6 || ip6->version != 6)
                 return -1;
-        in->family = PS_FAMILY_IPV6;
-        __builtin_memcpy(in->src, &ip6->saddr, sizeof(in->src));
-        __builtin_memcpy(in->dst, &ip6->daddr, sizeof(in->dst));
-        in->proto = ip6->nexthdr;
+        p->inner_family = PS_FAMILY_IPV6;
+        __builtin_memcpy(p->m.inner_src, &ip6->saddr, sizeof(p->m.inner_src));
+        __builtin_memcpy(p->m.inner_dst, &ip6->daddr, sizeof(p->m.inner_dst));
+        p->m.inner_proto = ip6->nexthdr;
         /* A quoted extension chain is walked like the outer one. If the quote ends inside it,
          * the first next-header value stays; a non-first fragment has its protocol but no
          * ports. */
@@ -416,9 +410,9 @@ static __always_inline int parse_inner_ipv6(const struct pkt *p, __u64 off,
         w.nh = ip6->nexthdr;
         r = ps_ipv6_skip_ext(p->ctx, &w);
         if (r >= 0)
-                in->proto = w.nh;
+                p->m.inner_proto = w.nh;
         if (r == 0)
-                inner_ports(p, w.off, in);
+                inner_ports(p, w.off);
         return 0;
 }
 
@@ -433,17 +427,26 @@ static __always_inline int icmp_is_error(__u8 family, __u8 type)
 }
 
 /*
- * The flow entry of p->key, created on first sight. Counters that two CPUs may bump at once
- * (packets, bytes, retransmits) are atomic; the rest is last-writer-wins. tcp_flags is a byte
- * and BPF atomics work on 32/64-bit words only, so it is a plain OR: a flag can be lost only
- * when two CPUs handle segments of the same flow in the same instant, which RSS makes rare.
+ * The flow entry of the packet's tuple, created on first sight. Counters that two CPUs may
+ * bump at once (packets, bytes, retransmits) are atomic; the rest is last-writer-wins.
+ * tcp_flags is a byte and BPF atomics work on 32/64-bit words only, so it is a plain OR: a
+ * flag can be lost only when two CPUs handle segments of the same flow in the same instant,
+ * which RSS makes rare.
  */
 static __always_inline void flow_account(struct pkt *p, const struct tcp_seg *t, __u64 now)
 {
+        struct ps_flow_key key = {
+                .family = p->m.family,
+                .proto = p->m.proto,
+                .sport = p->m.sport,
+                .dport = p->m.dport,
+        };
         struct ps_flow_value *v;
         int fresh = 0;
 
-        v = bpf_map_lookup_elem(&flows, &p->key);
+        __builtin_memcpy(key.src, p->m.src, sizeof(key.src));
+        __builtin_memcpy(key.dst, p->m.dst, sizeof(key.dst));
+        v = bpf_map_lookup_elem(&flows, &key);
         if (!v) {
                 /* The first segment seen sets the retransmission baseline: seq + length, which
                  * for a pure ACK is the next byte the remote end will send. */
@@ -453,8 +456,8 @@ static __always_inline void flow_account(struct pkt *p, const struct tcp_seg *t,
                 };
 
                 /* NOEXIST: when another CPU created the entry meanwhile, keep its. */
-                fresh = bpf_map_update_elem(&flows, &p->key, &init, BPF_NOEXIST) == 0;
-                v = bpf_map_lookup_elem(&flows, &p->key);
+                fresh = bpf_map_update_elem(&flows, &key, &init, BPF_NOEXIST) == 0;
+                v = bpf_map_lookup_elem(&flows, &key);
                 if (!v) {
                         p->st->flow_update_fail++;
                         return;
@@ -497,18 +500,17 @@ static __always_inline void flow_account(struct pkt *p, const struct tcp_seg *t,
         }
 }
 
-static __always_inline void icmp_account(struct pkt *p, __u8 type, __u8 code, int is_error,
-                                         const struct icmp_inner *in, __u64 now)
+static __always_inline void icmp_account(struct pkt *p, int is_error, __u64 now)
 {
         struct ps_icmp_key key = {
-                .family = p->key.family,
-                .type = type,
-                .code = code,
+                .family = p->m.family,
+                .type = p->m.icmp_type,
+                .code = p->m.icmp_code,
         };
         struct ps_icmp_value *v;
 
-        __builtin_memcpy(key.src, p->key.src, sizeof(key.src));
-        __builtin_memcpy(key.dst, p->key.dst, sizeof(key.dst));
+        __builtin_memcpy(key.src, p->m.src, sizeof(key.src));
+        __builtin_memcpy(key.dst, p->m.dst, sizeof(key.dst));
         v = bpf_map_lookup_elem(&icmp_flows, &key);
         if (!v) {
                 struct ps_icmp_value init = { .first_seen = now };
@@ -527,98 +529,79 @@ static __always_inline void icmp_account(struct pkt *p, __u8 type, __u8 code, in
                 return;
         /* The last error's quote; all zero (inner_family 0) when it was too short. */
         v->is_error = 1;
-        v->inner_family = in->family;
-        v->inner_proto = in->proto;
-        v->inner_sport = in->sport;
-        v->inner_dport = in->dport;
-        __builtin_memcpy(v->inner_src, in->src, sizeof(v->inner_src));
-        __builtin_memcpy(v->inner_dst, in->dst, sizeof(v->inner_dst));
+        v->inner_family = p->inner_family;
+        v->inner_proto = p->m.inner_proto;
+        v->inner_sport = p->m.inner_sport;
+        v->inner_dport = p->m.inner_dport;
+        __builtin_memcpy(v->inner_src, p->m.inner_src, sizeof(v->inner_src));
+        __builtin_memcpy(v->inner_dst, p->m.inner_dst, sizeof(v->inner_dst));
 }
 
 /*
- * The filter verdict for this packet (after parsing, before accounting): the tuple the
- * classifier looks at is the flow key plus what only some protocols carry. The winning rule
- * and, in shadow mode, the count rule that would have won are counted.
+ * The filter verdict for this packet (after parsing, before accounting), on the tuple parsing
+ * filled in. The winning rule and, in shadow mode, the count rule that would have won are
+ * counted.
  */
-static __always_inline __u32 decide(struct pkt *p, __u8 tcp_flags, __u8 icmp_type,
-                                    __u8 icmp_code, const struct icmp_inner *in, __u64 now)
+static __always_inline __u32 decide(struct pkt *p, __u64 now)
 {
-        struct ps_match m;
         struct ps_verdict v;
 
-        __builtin_memset(&m, 0, sizeof(m));
-        m.family = p->key.family;
-        m.proto = p->key.proto;
-        m.sport = p->key.sport;
-        m.dport = p->key.dport;
-        m.tcp_flags = tcp_flags;
-        m.icmp_type = icmp_type;
-        m.icmp_code = icmp_code;
-        __builtin_memcpy(m.src, p->key.src, sizeof(m.src));
-        __builtin_memcpy(m.dst, p->key.dst, sizeof(m.dst));
-        if (in && in->family) {
-                m.inner_proto = in->proto;
-                m.inner_sport = in->sport;
-                m.inner_dport = in->dport;
-                __builtin_memcpy(m.inner_src, in->src, sizeof(m.inner_src));
-                __builtin_memcpy(m.inner_dst, in->dst, sizeof(m.inner_dst));
-        }
-        classify(&m, &v);
+        classify(&p->m, &v);
         if (v.action != PS_ACTION_NONE)
                 rule_account(v.slot, p->len, now);
         if (v.has_count)
                 rule_account(v.count_slot, p->len, now);
         if (v.action == PS_ACTION_DROP)
-                drop_event(p->ctx, &m, v.slot, now, &p->st->drop_events_lost);
+                drop_event(p->ctx, &p->m, v.slot, now, &p->st->drop_events_lost);
         return v.action;
 }
 
 /*
  * ICMP and ICMPv6 share the 8-byte header layout (type, code, checksum, 4 more bytes), and
  * every message of either has at least those 8 bytes; errors quote the offending datagram
- * right after them. A quote too short for its IP header makes the frame malformed, but the
- * message is still accounted (is_error set, inner zero): it was received, and its outer
- * addresses are sound.
+ * right after them. Returns -1 without those 8 bytes, 1 for an error whose quote is too short
+ * for its IP header, 0 otherwise. The short quote makes the frame malformed, but the message
+ * is still classified and accounted (is_error set, inner zero): it was received, and its
+ * outer addresses are sound.
  */
-static __always_inline int handle_icmp(struct pkt *p, __u64 off, __u64 now, __u32 *action)
+static __always_inline int parse_icmp(struct pkt *p, __u64 off, int *ret_is_error)
 {
-        struct icmp_inner in = {};
         __u8 *h = hdr(p, off, 8, p->l3_end);
-        __u8 type, code;
         int is_error, r = 0;
 
         if (!h)
                 return -1;
-        type = h[0];
-        code = h[1];
-        if (p->key.family == PS_FAMILY_IPV4)
-                p->st->icmp_type[type]++;
+        p->m.icmp_type = h[0];
+        p->m.icmp_code = h[1];
+        if (p->m.family == PS_FAMILY_IPV4)
+                p->st->icmp_type[p->m.icmp_type]++;
         else
-                p->st->icmpv6_type[type]++;
-        is_error = icmp_is_error(p->key.family, type);
+                p->st->icmpv6_type[p->m.icmp_type]++;
+        is_error = icmp_is_error(p->m.family, p->m.icmp_type);
         if (is_error) {
                 p->st->icmp_errors++;
-                r = p->key.family == PS_FAMILY_IPV4 ? parse_inner_ipv4(p, off + 8, &in) :
-                                                      parse_inner_ipv6(p, off + 8, &in);
-                if (r < 0)
-                        __builtin_memset(&in, 0, sizeof(in));
+                if ((p->m.family == PS_FAMILY_IPV4 ? parse_inner_ipv4(p, off + 8) :
+                                                     parse_inner_ipv6(p, off + 8)) < 0)
+                        r = 1;
         }
-        *action = decide(p, 0, type, code, is_error ? &in : NULL, now);
-        icmp_account(p, type, code, is_error, &in, now);
+        *ret_is_error = is_error;
         return r;
 }
 
 /*
  * Parses, classifies and accounts one IP datagram at offset off; returns -1 if it is malformed
- * (then it is passed unclassified: a header we cannot read is a header no rule can match).
- * *action is the filter verdict (enum ps_filter_action).
+ * (then it is passed unclassified: a header we cannot read is a header no rule can match, with
+ * one exception: an ICMP error with a short quote is classified and accounted, yet malformed).
+ * *action is the filter verdict (enum ps_filter_action). Parsing comes first and fills in the
+ * whole tuple; then the one classification; then the accounting. One call site for each keeps
+ * the program, its stack and the verifier's work small.
  */
 static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, __u32 *action)
 {
         struct tcp_seg seg = {};
+        int r, is_error = 0;
         __u64 l4;
         __u64 now;
-        int r;
 
         if (eth_proto == bpf_htons(ETH_P_IP)) {
                 p->st->ipv4++;
@@ -630,55 +613,50 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
         if (r < 0)
                 return -1;
 
-        if (p->key.proto == IPPROTO_TCP)
+        if (p->m.proto == IPPROTO_TCP)
                 p->bucket = PS_PROTO_TCP;
-        else if (p->key.proto == IPPROTO_UDP)
+        else if (p->m.proto == IPPROTO_UDP)
                 p->bucket = PS_PROTO_UDP;
-        else if (p->key.proto == IPPROTO_ICMP && p->key.family == PS_FAMILY_IPV4)
+        else if (p->m.proto == IPPROTO_ICMP && p->m.family == PS_FAMILY_IPV4)
                 p->bucket = PS_PROTO_ICMP;
-        else if (p->key.proto == IPPROTO_ICMPV6 && p->key.family == PS_FAMILY_IPV6)
+        else if (p->m.proto == IPPROTO_ICMPV6 && p->m.family == PS_FAMILY_IPV6)
                 p->bucket = PS_PROTO_ICMPV6;
-
-        /* The coarse clock (jiffies resolution) costs a fraction of bpf_ktime_get_ns() here,
-         * and first/last seen need no better than milliseconds. */
-        now = bpf_ktime_get_coarse_ns();
 
         /* A non-first fragment has no transport header: counted, not tabled (ports unknown).
          * Rules still see its addresses and protocol; port rules cannot match it, but they
          * drop the first fragment, without which the datagram is never reassembled. */
-        if (p->later_fragment) {
+        if (p->later_fragment)
                 p->st->fragments++;
-                *action = decide(p, 0, 0, 0, NULL, now);
+        else if (p->bucket == PS_PROTO_TCP)
+                r = parse_tcp(p, l4, &seg);
+        else if (p->bucket == PS_PROTO_UDP)
+                r = parse_udp(p, l4);
+        else if (p->bucket == PS_PROTO_ICMP || p->bucket == PS_PROTO_ICMPV6)
+                r = parse_icmp(p, l4, &is_error);
+        if (r < 0)
+                return -1;
+
+        /* The coarse clock (jiffies resolution) costs a fraction of bpf_ktime_get_ns() here,
+         * and first/last seen need no better than milliseconds. */
+        now = bpf_ktime_get_coarse_ns();
+        *action = decide(p, now);
+
+        if (p->later_fragment)
                 return 0;
+        if (p->bucket == PS_PROTO_ICMP || p->bucket == PS_PROTO_ICMPV6) {
+                icmp_account(p, is_error, now);
+                return r == 1 ? -1 : 0;
         }
-        switch (p->bucket) {
-        case PS_PROTO_TCP:
-                if (parse_tcp(p, l4, &seg) < 0)
-                        return -1;
-                *action = decide(p, seg.flags, 0, 0, NULL, now);
-                flow_account(p, &seg, now);
-                return 0;
-        case PS_PROTO_UDP:
-                if (parse_udp(p, l4) < 0)
-                        return -1;
-                *action = decide(p, 0, 0, 0, NULL, now);
-                flow_account(p, NULL, now);
-                return 0;
-        case PS_PROTO_ICMP:
-        case PS_PROTO_ICMPV6:
-                return handle_icmp(p, l4, now, action);
-        default:
-                /* Other IP protocols: one entry per address pair and protocol, ports 0. */
-                *action = decide(p, 0, 0, 0, NULL, now);
-                flow_account(p, NULL, now);
-                return 0;
-        }
+        /* TCP, UDP, and other IP protocols: one entry per address pair and protocol, ports 0
+         * for those without. */
+        flow_account(p, p->bucket == PS_PROTO_TCP ? &seg : NULL, now);
+        return 0;
 }
 
 SEC("xdp")
 int xdp_guard(struct xdp_md *ctx)
 {
-        __u32 zero = 0, action = PS_ACTION_NONE;
+        __u32 zero = 0, action = PS_ACTION_NONE, verdict = XDP_PASS;
         __u64 off;
         struct pkt p;
         __u16 proto;
@@ -708,11 +686,12 @@ int xdp_guard(struct xdp_md *ctx)
                 if (action == PS_ACTION_DROP) {
                         p.st->dropped++;
                         p.st->dropped_filter++;
-                        return XDP_DROP;
+                        verdict = XDP_DROP;
+                } else {
+                        p.st->passed++;
                 }
-                p.st->passed++;
         }
-        return XDP_PASS;
+        return verdict;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

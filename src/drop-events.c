@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "query.h"
 #include "manager.h"
 #include "util.h"
 

@@ -4,14 +4,17 @@
  * the system bus (org.packetscope.Guarder1), so every mutating call goes through the daemon's
  * polkit checks; it never opens the pinned BPF maps itself.
  */
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -23,9 +26,13 @@
 #define BUS_NAME          "org.packetscope.Guarder1"
 #define PATH_ROOT         "/org/packetscope/Guarder1"
 #define PATH_CONNECTIONS  PATH_ROOT "/connections"
+#define PATH_FILTERS      PATH_ROOT "/filters"
 #define IFACE_MANAGER     BUS_NAME ".Manager"
 #define IFACE_LINK        BUS_NAME ".Link"
 #define IFACE_CONNECTIONS BUS_NAME ".Connections"
+#define IFACE_FILTERS     BUS_NAME ".Filters"
+#define IFACE_FILTER      BUS_NAME ".Filter"
+#define IFACE_TRANSACTION BUS_NAME ".Transaction"
 #define IFACE_PROPERTIES  "org.freedesktop.DBus.Properties"
 
 /* Exit codes: 0 success, 1 the operation failed (bus error, daemon refused), 2 bad usage. */
@@ -38,6 +45,12 @@
 #define INTERVAL_DEFAULT    (1 * USEC_PER_SEC)
 #define INTERVAL_MIN        (100 * UINT64_C(1000))
 #define INTERVAL_MAX        (3600 * USEC_PER_SEC)
+/* A rule file or import document; the daemon itself takes at most 8 MiB of it. */
+#define INPUT_MAX           (16u * 1024 * 1024)
+#define CONFIRM_MAX         3600u          /* the daemon's bound on confirm_seconds */
+#define PRIORITY_MAX        1000000        /* rule priorities are -PRIORITY_MAX..PRIORITY_MAX */
+#define RULE_TIMEOUT_MAX    (366 * 86400u) /* seconds */
+#define COMMENT_WIDTH_MIN   16u            /* what the filter table keeps of a comment at least */
 
 typedef enum JsonMode {
         JSON_OFF,
@@ -46,33 +59,69 @@ typedef enum JsonMode {
 } JsonMode;
 
 /* Verb-specific options, as bits, so that each verb states which ones it accepts. */
-enum {
-        OPT_TOP = 1u << 0,
-        OPT_OFFSET = 1u << 1,
-        OPT_SORT = 1u << 2,
-        OPT_PROTOCOL = 1u << 3,
-        OPT_ADDRESS = 1u << 4,
-        OPT_PORT = 1u << 5,
-        OPT_LINK = 1u << 6,
-        OPT_FAMILY = 1u << 7,
-        OPT_STATE = 1u << 8,
-        OPT_TYPE = 1u << 9,
-        OPT_MODE = 1u << 10,
-        OPT_INTERVAL = 1u << 11,
-        OPT_COUNT = 1u << 12,
-        OPT_ENSURE = 1u << 13,
-};
+#define OPT_BIT(n) (UINT64_C(1) << (n))
+#define OPT_TOP            OPT_BIT(0)
+#define OPT_OFFSET         OPT_BIT(1)
+#define OPT_SORT           OPT_BIT(2)
+#define OPT_PROTOCOL       OPT_BIT(3)
+#define OPT_ADDRESS        OPT_BIT(4)
+#define OPT_PORT           OPT_BIT(5)
+#define OPT_LINK           OPT_BIT(6)
+#define OPT_FAMILY         OPT_BIT(7)
+#define OPT_STATE          OPT_BIT(8)
+#define OPT_TYPE           OPT_BIT(9)
+#define OPT_MODE           OPT_BIT(10)
+#define OPT_INTERVAL       OPT_BIT(11)
+#define OPT_COUNT          OPT_BIT(12)
+#define OPT_ENSURE         OPT_BIT(13)
+/* Rule fields, named after the rule's keys (--src-ip sets src_ip); --protocol is one too. */
+#define OPT_RULE_TYPE      OPT_BIT(14)
+#define OPT_SRC_IP         OPT_BIT(15)
+#define OPT_DST_IP         OPT_BIT(16)
+#define OPT_SRC_PORT       OPT_BIT(17)
+#define OPT_DST_PORT       OPT_BIT(18)
+#define OPT_TCP_FLAGS      OPT_BIT(19)
+#define OPT_TCP_FLAGS_MASK OPT_BIT(20)
+#define OPT_ICMP_TYPE      OPT_BIT(21)
+#define OPT_ICMP_CODE      OPT_BIT(22)
+#define OPT_INNER_SRC_IP   OPT_BIT(23)
+#define OPT_INNER_DST_IP   OPT_BIT(24)
+#define OPT_INNER_PROTOCOL OPT_BIT(25)
+#define OPT_INNER_SRC_PORT OPT_BIT(26)
+#define OPT_INNER_DST_PORT OPT_BIT(27)
+#define OPT_ACTION         OPT_BIT(28)
+#define OPT_ENABLED        OPT_BIT(29)
+#define OPT_COMMENT        OPT_BIT(30)
+#define OPT_PRIORITY       OPT_BIT(31)
+#define OPT_TIMEOUT        OPT_BIT(32)
+#define OPT_FORCE          OPT_BIT(33)
+#define OPT_REPLACE        OPT_BIT(34)
+#define OPT_CONFIRM        OPT_BIT(35)
+#define OPT_YES            OPT_BIT(36)
+#define OPT_JSON_OUTPUT    OPT_BIT(37)
+
+#define OPT_RULE_FIELDS                                                                          \
+        (OPT_RULE_TYPE | OPT_PROTOCOL | OPT_SRC_IP | OPT_DST_IP | OPT_SRC_PORT | OPT_DST_PORT |  \
+         OPT_TCP_FLAGS | OPT_TCP_FLAGS_MASK | OPT_ICMP_TYPE | OPT_ICMP_CODE | OPT_INNER_SRC_IP |  \
+         OPT_INNER_DST_IP | OPT_INNER_PROTOCOL | OPT_INNER_SRC_PORT | OPT_INNER_DST_PORT |        \
+         OPT_ACTION | OPT_ENABLED | OPT_COMMENT | OPT_PRIORITY | OPT_TIMEOUT | OPT_FORCE)
 
 static const char *const option_names[] = {
         "top", "offset", "sort", "protocol", "address", "port", "link", "family", "state", "type",
         "mode", "interval", "count", "ensure",
+        "rule-type", "src-ip", "dst-ip", "src-port", "dst-port", "tcp-flags", "tcp-flags-mask",
+        "icmp-type", "icmp-code", "inner-src-ip", "inner-dst-ip", "inner-protocol",
+        "inner-src-port", "inner-dst-port", "action", "enabled", "comment", "priority", "timeout",
+        "force", "replace", "confirm", "yes", "json-output",
 };
 
 static struct {
         JsonMode json;
+        bool json_explicit;     /* --json=MODE: the output mode, whatever else --json means */
+        const char *json_next;  /* the word after a bare --json: the rule, for the rule verbs */
         bool legend;
         bool ask_password;
-        unsigned given; /* OPT_* bits seen on the command line */
+        uint64_t given; /* OPT_* bits seen on the command line */
         uint32_t top;
         uint32_t offset;
         const char *sort;
@@ -86,6 +135,10 @@ static struct {
         const char *mode;
         uint64_t interval_usec;
         uint64_t count;
+        json_t *fields;         /* the rule field options, as rule keys and JSON values */
+        json_t *rule;           /* the rule of add/update/test: --json JSON with the fields on top */
+        uint32_t filter_id;
+        uint32_t confirm_sec;
 } arg = {
         .legend = true,
         .ask_password = true,
@@ -1273,6 +1326,1034 @@ static int verb_monitor(sd_bus *bus, char **args, int n_args) {
         json_decref(m.stats);
         json_decref(m.previous);
         return code == EXIT_SUCCESS ? 0 : -EIO;
+}
+
+/* ---- filters: rules from JSON and options to a{sv}, and back for people ---- */
+
+/* What an export adds to a rule and only Import understands: the id and what the daemon keeps
+ * or counts. Apply takes rules to add, so these are left out of a file given to it. */
+static bool rule_key_read_only(const char *key) {
+        static const char *const keys[] = {
+                "id", "path", "created", "expires", "hits", "bytes", "last_hit",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (streq(key, keys[i]))
+                        return true;
+        return false;
+}
+
+static const char *strempty(const char *s) {
+        return s ? s : "";
+}
+
+/* A rule's empty address (or a missing value) reads "any". */
+static const char *strany(const char *s) {
+        return s && *s ? s : "any";
+}
+
+static const char *json_kind(const json_t *v) {
+        switch (json_typeof(v)) {
+        case JSON_OBJECT: return "an object";
+        case JSON_ARRAY: return "an array";
+        case JSON_STRING: return "a string";
+        case JSON_INTEGER: return "an integer";
+        case JSON_REAL: return "a number with a fraction";
+        case JSON_TRUE: case JSON_FALSE: return "a boolean";
+        default: return "null";
+        }
+}
+
+/* A rule goes to the bus as a flat a{sv}: every value must be a string, a number, a boolean or
+ * null (left out, as the Guarder left a null field alone). On failure *ret_error says why. */
+static int rule_check(const json_t *rule, char **ret_error) {
+        const char *key;
+        json_t *v;
+
+        if (!json_is_object(rule))
+                return asprintf(ret_error, "a rule must be a JSON object, got %s",
+                                json_kind(rule)) < 0 ? -ENOMEM : -EINVAL;
+        json_object_foreach((json_t *) rule, key, v) {
+                if (json_is_object(v) || json_is_array(v))
+                        return asprintf(ret_error, "field '%s' is %s; accepted: a string, a number "
+                                        "or true/false", key, json_kind(v)) < 0 ? -ENOMEM : -EINVAL;
+                /* sd-bus strings end at the first NUL: refuse rather than cut. */
+                if (json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v))
+                        return asprintf(ret_error, "field '%s' contains a NUL character",
+                                        key) < 0 ? -ENOMEM : -EINVAL;
+        }
+        return 0;
+}
+
+/* The JSON types map one to one: string s, integer x, boolean b, fraction d (which the daemon
+ * refuses with its own message); the daemon takes any integer type for a number field. */
+static int append_rule(sd_bus_message *m, const json_t *rule, bool skip_read_only) {
+        const char *key;
+        json_t *v;
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        json_object_foreach((json_t *) rule, key, v) {
+                if (skip_read_only && rule_key_read_only(key))
+                        continue;
+                switch (json_typeof(v)) {
+                case JSON_STRING:
+                        r = sd_bus_message_append(m, "{sv}", key, "s", json_string_value(v));
+                        break;
+                case JSON_INTEGER:
+                        r = sd_bus_message_append(m, "{sv}", key, "x",
+                                                  (int64_t) json_integer_value(v));
+                        break;
+                case JSON_REAL:
+                        r = sd_bus_message_append(m, "{sv}", key, "d", json_real_value(v));
+                        break;
+                case JSON_TRUE:
+                case JSON_FALSE:
+                        r = sd_bus_message_append(m, "{sv}", key, "b", json_is_true(v));
+                        break;
+                case JSON_NULL:
+                        r = 0;
+                        break;
+                default:
+                        r = -EINVAL; /* rule_check() came first */
+                }
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(m);
+}
+
+/* FILE, or "-" for standard input: at most INPUT_MAX bytes of UTF-8 text. Says what went
+ * wrong itself. */
+static int read_input(const char *name, char **ret) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        const char *shown = streq(name, "-") ? "standard input" : name;
+        size_t used = 0, alloc = 0;
+        int in = STDIN_FILENO;
+
+        if (!streq(name, "-")) {
+                fd = open(name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0) {
+                        fprintf(stderr, "packetscopectl: cannot open '%s': %s\n", name,
+                                strerror(errno));
+                        return -errno;
+                }
+                in = fd;
+        }
+        for (;;) {
+                ssize_t n;
+
+                if (alloc - used < 4096) {
+                        size_t na = alloc ? MIN(alloc * 2, (size_t) INPUT_MAX + 4096) : 65536;
+                        char *nb = realloc(buf, na);
+
+                        if (!nb)
+                                return -ENOMEM;
+                        buf = nb;
+                        alloc = na;
+                }
+                n = read(in, buf + used, alloc - used - 1);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        fprintf(stderr, "packetscopectl: cannot read %s%s%s: %s\n",
+                                fd >= 0 ? "'" : "", shown, fd >= 0 ? "'" : "", strerror(errno));
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                used += (size_t) n;
+                if (used > INPUT_MAX) {
+                        fprintf(stderr, "packetscopectl: %s%s%s is larger than %u MiB\n",
+                                fd >= 0 ? "'" : "", shown, fd >= 0 ? "'" : "",
+                                INPUT_MAX / (1024 * 1024));
+                        return -EFBIG;
+                }
+        }
+        buf[used] = '\0';
+        /* The text goes to the bus as a string: no NUL bytes, valid UTF-8. */
+        if (strlen(buf) != used || !string_is_valid_utf8(buf, SIZE_MAX)) {
+                fprintf(stderr, "packetscopectl: %s%s%s is not UTF-8 text\n", fd >= 0 ? "'" : "",
+                        shown, fd >= 0 ? "'" : "");
+                return -EBADMSG;
+        }
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+static char *filter_path(uint32_t id) {
+        char *p;
+
+        if (asprintf(&p, PATH_FILTERS "/%" PRIu32, id) < 0)
+                return NULL;
+        return p;
+}
+
+/* A call on one rule's object; a rule that is not there says so by its id. */
+static int call_filter_method(sd_bus *bus, uint32_t id, const char *method, sd_bus_message *m) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call(bus, m, 0, &error, NULL);
+        if (r < 0 && (sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_OBJECT) ||
+                      sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_INTERFACE) ||
+                      sd_bus_error_has_name(&error, BUS_NAME ".Error.NoSuchFilter"))) {
+                fprintf(stderr, "packetscopectl: %s: no filter %" PRIu32 "\n", error.name, id);
+                return -ENOENT;
+        }
+        if (r < 0)
+                return bus_error(method, &error, r);
+        return 0;
+}
+
+static int call_filters(sd_bus *bus, const char *method, json_t **ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, BUS_NAME, PATH_FILTERS, IFACE_FILTERS, method, &error, &reply,
+                               NULL);
+        if (r < 0)
+                return bus_error(method, &error, r);
+        r = json_from_bus(reply, ret);
+        if (r < 0)
+                fprintf(stderr, "packetscopectl: cannot parse the reply of %s: %s\n", method,
+                        strerror(-r));
+        return r;
+}
+
+/* "10.0.0.0/8:22", "[2001:db8::1]:80-90", "*" for any address and no port for any port. */
+static void format_rule_endpoint(char *buf, size_t size, const char *ip, const char *port) {
+        const char *a = ip && *ip ? ip : "*";
+
+        if (!port || streq(port, "any") || streq(port, ""))
+                snprintf(buf, size, "%s", a);
+        else if (strchr(a, ':'))
+                snprintf(buf, size, "[%s]:%s", a, port);
+        else
+                snprintf(buf, size, "%s:%s", a, port);
+}
+
+#define RULE_ENDPOINT_MAX (FORMAT_ENDPOINT_MAX + 16)
+
+static bool rule_is_icmpv6(const json_t *row) {
+        return streq_ptr(jget_str(row, "protocol"), "icmpv6");
+}
+
+/* What the rule matches besides addresses and ports: TCP flags (as flags/mask), the ICMP type
+ * and code, the quoted datagram of an ICMP error. "-" when nothing. */
+static int format_rule_match(const json_t *row, char **ret) {
+        _cleanup_free_ char *text = NULL;
+        unsigned type = (unsigned) jget_u64(row, "icmp_type"), code = (unsigned) jget_u64(row, "icmp_code");
+        unsigned flags = (unsigned) jget_u64(row, "tcp_flags"), mask = (unsigned) jget_u64(row, "tcp_flags_mask");
+        const char *iproto = jget_str(row, "inner_protocol");
+        const char *isrc = jget_str(row, "inner_src_ip"), *idst = jget_str(row, "inner_dst_ip");
+        const char *isport = jget_str(row, "inner_src_port"), *idport = jget_str(row, "inner_dst_port");
+        bool inner = (iproto && !streq(iproto, "any")) || (isrc && *isrc) || (idst && *idst) ||
+                     (isport && !streq(isport, "any")) || (idport && !streq(idport, "any"));
+        const char *sep = "";
+        size_t size = 0;
+        FILE *f;
+
+        f = open_memstream(&text, &size);
+        if (!f)
+                return -ENOMEM;
+        if (mask) {
+                char fl[FORMAT_TCP_FLAGS_MAX], ms[FORMAT_TCP_FLAGS_MAX];
+
+                fprintf(f, "flags %s/%s", format_tcp_flags(fl, sizeof fl, (uint8_t) flags),
+                        format_tcp_flags(ms, sizeof ms, (uint8_t) mask));
+                sep = ", ";
+        }
+        if (type != 255) {
+                char t[48];
+
+                format_icmp_type(t, sizeof t, rule_is_icmpv6(row) ? "ipv6" : "ipv4", type);
+                fprintf(f, "%s%s", sep, t);
+                sep = ", ";
+        }
+        if (code != 255) {
+                fprintf(f, "%scode %u", sep, code);
+                sep = ", ";
+        }
+        if (inner) {
+                char s[RULE_ENDPOINT_MAX], d[RULE_ENDPOINT_MAX];
+
+                fprintf(f, "%sinner %s", sep, iproto ? iproto : "any");
+                format_rule_endpoint(s, sizeof s, isrc, isport);
+                format_rule_endpoint(d, sizeof d, idst, idport);
+                if (!streq(s, "*") || !streq(d, "*"))
+                        fprintf(f, " %s -> %s", s, d);
+        }
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        if (size == 0) {
+                free(text);
+                text = strdup("-");
+                if (!text)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
+/* The width of the terminal, or 0 (no limit) when the output goes elsewhere and $COLUMNS
+ * says nothing. */
+static size_t output_columns(void) {
+        struct winsize ws = {};
+        const char *e = getenv("COLUMNS");
+        uint32_t c;
+
+        if (e && safe_atou32(e, &c) == 0 && c > 0)
+                return c;
+        if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+                return ws.ws_col;
+        return 0;
+}
+
+/* At most width code points of s, the last of them "…" when it was cut. */
+static char *truncate_text(const char *s, size_t width) {
+        size_t n = 0, i = 0;
+
+        for (; s[i]; i++)
+                if (((unsigned char) s[i] & 0xc0) != 0x80)
+                        n++;
+        if (n <= width || width < 1)
+                return strdup(s);
+        /* Keep width - 1 code points, then the ellipsis (3 bytes, one column). */
+        n = 0;
+        for (i = 0; s[i]; i++) {
+                if (((unsigned char) s[i] & 0xc0) != 0x80 && n++ == width - 1)
+                        break;
+        }
+        {
+                char *out = malloc(i + 4);
+
+                if (!out)
+                        return NULL;
+                memcpy(out, s, i);
+                memcpy(out + i, "\xe2\x80\xa6", 4);
+                return out;
+        }
+}
+
+/* One table for the rules; comment_width 0 leaves the comments whole. */
+static int filters_table(const json_t *rows, uint64_t now, size_t comment_width, Table **ret) {
+        _cleanup_table_ Table *t = table_new("ID", "ACTION", "PROTO", "SOURCE", "DESTINATION",
+                                             "MATCH", "HITS", "BYTES", "LAST HIT", "EN", "COMMENT",
+                                             NULL);
+        size_t i;
+        json_t *row;
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        table_set_align(t, 0, TABLE_ALIGN_RIGHT);
+        table_set_align(t, 6, TABLE_ALIGN_RIGHT);
+        table_set_align(t, 7, TABLE_ALIGN_RIGHT);
+        json_array_foreach(rows, i, row) {
+                char src[RULE_ENDPOINT_MAX], dst[RULE_ENDPOINT_MAX], bytes[FORMAT_BYTES_MAX];
+                char last[FORMAT_RELATIVE_MAX];
+                _cleanup_free_ char *match = NULL, *comment = NULL;
+
+                format_rule_endpoint(src, sizeof src, jget_str(row, "src_ip"),
+                                     jget_str(row, "src_port"));
+                format_rule_endpoint(dst, sizeof dst, jget_str(row, "dst_ip"),
+                                     jget_str(row, "dst_port"));
+                r = format_rule_match(row, &match);
+                if (r < 0)
+                        return r;
+                comment = comment_width > 0 ? truncate_text(strempty(jget_str(row, "comment")),
+                                                            comment_width)
+                                            : strdup(strempty(jget_str(row, "comment")));
+                if (!comment)
+                        return -ENOMEM;
+                if ((r = table_add_cellf(t, "%" PRIu64, jget_u64(row, "id"))) < 0 ||
+                    (r = table_add_cell(t, jget_str(row, "action"))) < 0 ||
+                    (r = table_add_cell(t, jget_str(row, "protocol"))) < 0 ||
+                    (r = table_add_cell(t, src)) < 0 ||
+                    (r = table_add_cell(t, dst)) < 0 ||
+                    (r = table_add_cell(t, match)) < 0 ||
+                    (r = table_add_cellf(t, "%" PRIu64, jget_u64(row, "hits"))) < 0 ||
+                    (r = table_add_cell(t, format_bytes(bytes, sizeof bytes,
+                                                        jget_u64(row, "bytes")))) < 0 ||
+                    (r = table_add_cell(t, format_relative_time(last, sizeof last, now,
+                                                                jget_u64(row, "last_hit")))) < 0 ||
+                    (r = table_add_cell(t, jget_bool(row, "enabled") ? "yes" : "no")) < 0 ||
+                    (r = table_add_cell(t, comment_width == SIZE_MAX ? "" : comment)) < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+static int render_filters(FILE *f, const json_t *rows, uint64_t now, bool header) {
+        _cleanup_table_ Table *t = NULL;
+        size_t columns = output_columns(), width = 0;
+        int r;
+
+        if (columns > 0) {
+                _cleanup_table_ Table *probe = NULL;
+                _cleanup_free_ char *text = NULL;
+                size_t size = 0, rest;
+                FILE *m;
+
+                /* Everything but the comments, printed with the header: its line is as wide as
+                 * the other columns plus the gap and "COMMENT". What is left is the comment's. */
+                r = filters_table(rows, now, SIZE_MAX, &probe);
+                if (r < 0)
+                        return r;
+                m = open_memstream(&text, &size);
+                if (!m)
+                        return -ENOMEM;
+                r = table_print(probe, m, true);
+                if (fclose(m) != 0 && r >= 0)
+                        r = -ENOMEM;
+                if (r < 0)
+                        return r;
+                rest = strcspn(text, "\n") - strlen("COMMENT");
+                width = columns > rest ? columns - rest : 0;
+                width = MAX(width, COMMENT_WIDTH_MIN);
+        }
+        r = filters_table(rows, now, width, &t);
+        if (r < 0)
+                return r;
+        return table_print(t, f, header);
+}
+
+static void format_timestamp(char *buf, size_t size, uint64_t usec) {
+        time_t t = (time_t) (usec / USEC_PER_SEC);
+        struct tm tm;
+
+        if (usec == 0 || !localtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+                snprintf(buf, size, "n/a");
+}
+
+static int render_filter(FILE *f, const json_t *row, uint64_t now) {
+        _cleanup_table_ Table *t = fields_new();
+        _cleanup_free_ char *match = NULL;
+        char when[64], rel[FORMAT_RELATIVE_MAX], bytes[FORMAT_BYTES_MAX], flags[FORMAT_TCP_FLAGS_MAX];
+        char mask[FORMAT_TCP_FLAGS_MAX], type[48];
+        unsigned icmp_type = (unsigned) jget_u64(row, "icmp_type");
+        unsigned icmp_code = (unsigned) jget_u64(row, "icmp_code");
+        uint64_t timeout = jget_u64(row, "timeout");
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        format_icmp_type(type, sizeof type, rule_is_icmpv6(row) ? "ipv6" : "ipv4", icmp_type);
+        if ((r = field_add(t, "Id", "%" PRIu64, jget_u64(row, "id"))) < 0 ||
+            (r = field_add(t, "Object path", "%s", strna(jget_str(row, "path")))) < 0 ||
+            (r = field_add(t, "Action", "%s", strna(jget_str(row, "action")))) < 0 ||
+            (r = field_add(t, "Enabled", "%s", jget_bool(row, "enabled") ? "yes" : "no")) < 0 ||
+            (r = field_add(t, "Priority", "%" JSON_INTEGER_FORMAT,
+                           json_integer_value(json_object_get(row, "priority")))) < 0 ||
+            (r = field_add(t, "Comment", "%s", strempty(jget_str(row, "comment")))) < 0 ||
+            (r = field_add(t, "Rule type", "%s", strna(jget_str(row, "rule_type")))) < 0 ||
+            (r = field_add(t, "Protocol", "%s", strna(jget_str(row, "protocol")))) < 0 ||
+            (r = field_add(t, "Source address", "%s", strany(jget_str(row, "src_ip")))) < 0 ||
+            (r = field_add(t, "Source port", "%s", strany(jget_str(row, "src_port")))) < 0 ||
+            (r = field_add(t, "Destination address", "%s", strany(jget_str(row, "dst_ip")))) < 0 ||
+            (r = field_add(t, "Destination port", "%s", strany(jget_str(row, "dst_port")))) < 0)
+                return r;
+        if (jget_u64(row, "tcp_flags_mask") == 0)
+                r = field_add(t, "TCP flags", "any");
+        else
+                r = field_add(t, "TCP flags", "%s of %s (%" PRIu64 "/%" PRIu64 ")",
+                              format_tcp_flags(flags, sizeof flags, (uint8_t) jget_u64(row, "tcp_flags")),
+                              format_tcp_flags(mask, sizeof mask, (uint8_t) jget_u64(row, "tcp_flags_mask")),
+                              jget_u64(row, "tcp_flags"), jget_u64(row, "tcp_flags_mask"));
+        if (r < 0)
+                return r;
+        if ((r = field_add(t, "ICMP type", "%s", icmp_type == 255 ? "any" : type)) < 0 ||
+            (r = icmp_code == 255 ? field_add(t, "ICMP code", "any")
+                                  : field_add(t, "ICMP code", "%u", icmp_code)) < 0 ||
+            (r = field_add(t, "Inner protocol", "%s", strany(jget_str(row, "inner_protocol")))) < 0 ||
+            (r = field_add(t, "Inner source", "%s", strany(jget_str(row, "inner_src_ip")))) < 0 ||
+            (r = field_add(t, "Inner source port", "%s", strany(jget_str(row, "inner_src_port")))) < 0 ||
+            (r = field_add(t, "Inner destination", "%s", strany(jget_str(row, "inner_dst_ip")))) < 0 ||
+            (r = field_add(t, "Inner dest. port", "%s", strany(jget_str(row, "inner_dst_port")))) < 0)
+                return r;
+        if (timeout == 0)
+                r = field_add(t, "Timeout", "none (permanent)");
+        else {
+                format_timestamp(when, sizeof when, jget_u64(row, "expires"));
+                r = field_add(t, "Timeout", "%" PRIu64 "s, expires %s (%s)", timeout, when,
+                              format_relative_time(rel, sizeof rel, now, jget_u64(row, "expires")));
+        }
+        if (r < 0)
+                return r;
+        format_timestamp(when, sizeof when, jget_u64(row, "created"));
+        if ((r = field_add(t, "Created", "%s (%s)", when,
+                           format_relative_time(rel, sizeof rel, now, jget_u64(row, "created")))) < 0 ||
+            (r = field_add(t, "Hits", "%" PRIu64, jget_u64(row, "hits"))) < 0 ||
+            (r = field_add(t, "Bytes", "%s", format_bytes(bytes, sizeof bytes,
+                                                          jget_u64(row, "bytes")))) < 0)
+                return r;
+        if (jget_u64(row, "last_hit") == 0)
+                r = field_add(t, "Last hit", "never");
+        else {
+                format_timestamp(when, sizeof when, jget_u64(row, "last_hit"));
+                r = field_add(t, "Last hit", "%s (%s)", when,
+                              format_relative_time(rel, sizeof rel, now, jget_u64(row, "last_hit")));
+        }
+        if (r < 0)
+                return r;
+        return table_print(t, f, false);
+}
+
+static int verb_filter_list(sd_bus *bus, char **args, int n_args) {
+        _cleanup_json_ json_t *rows = NULL;
+        int r;
+
+        r = call_filters(bus, "List", &rows);
+        if (r < 0)
+                return r;
+        if (arg.json != JSON_OFF)
+                return print_json(rows);
+        if (json_array_size(rows) > 0) {
+                r = render_filters(stdout, rows, now_usec(CLOCK_REALTIME), arg.legend);
+                if (r < 0)
+                        return r;
+        }
+        if (arg.legend) {
+                if (json_array_size(rows) == 0)
+                        puts("No filters.");
+                else
+                        printf("\n%zu filter%s listed.\n", json_array_size(rows),
+                               json_array_size(rows) == 1 ? "" : "s");
+        }
+        return 0;
+}
+
+static int verb_filter_show(sd_bus *bus, char **args, int n_args) {
+        _cleanup_json_ json_t *rows = NULL;
+        size_t i;
+        json_t *row;
+        int r;
+
+        /* List carries every field, the path and the counters in one reply. */
+        r = call_filters(bus, "List", &rows);
+        if (r < 0)
+                return r;
+        json_array_foreach(rows, i, row) {
+                if (jget_u64(row, "id") != arg.filter_id || !json_is_integer(json_object_get(row, "id")))
+                        continue;
+                if (arg.json != JSON_OFF)
+                        return print_json(row);
+                return render_filter(stdout, row, now_usec(CLOCK_REALTIME));
+        }
+        fprintf(stderr, "packetscopectl: no filter %" PRIu32 "\n", arg.filter_id);
+        return -ENOENT;
+}
+
+static bool json_output(void) {
+        return (arg.given & OPT_JSON_OUTPUT) || arg.json != JSON_OFF;
+}
+
+static int verb_filter_add(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *path;
+        uint32_t id;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, PATH_FILTERS, IFACE_FILTERS, "Add");
+        if (r >= 0)
+                r = append_rule(m, arg.rule, false);
+        if (r < 0)
+                return bus_error("building the rule", NULL, r);
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0)
+                return bus_error("Add", &error, r);
+        r = sd_bus_message_read(reply, "uo", &id, &path);
+        if (r < 0)
+                return bus_error("reading the Add reply", NULL, r);
+        if (json_output()) {
+                _cleanup_json_ json_t *o = json_pack("{s:I,s:s}", "id", (json_int_t) id, "path", path);
+
+                if (arg.json == JSON_OFF)
+                        arg.json = JSON_PRETTY;
+                return o ? print_json(o) : -ENOMEM;
+        }
+        printf("Added filter %" PRIu32 " (%s)\n", id, path);
+        return 0;
+}
+
+static int verb_filter_update(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_free_ char *path = filter_path(arg.filter_id);
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, path, IFACE_FILTER, "Update");
+        if (r >= 0)
+                r = append_rule(m, arg.rule, false);
+        if (r < 0)
+                return bus_error("building the rule", NULL, r);
+        return call_filter_method(bus, arg.filter_id, "Update", m);
+}
+
+/* Enable, Disable and Delete: no arguments, nothing printed. */
+static int filter_simple_call(sd_bus *bus, const char *method) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_free_ char *path = filter_path(arg.filter_id);
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, path, IFACE_FILTER, method);
+        if (r < 0)
+                return bus_error(method, NULL, r);
+        return call_filter_method(bus, arg.filter_id, method, m);
+}
+
+static int verb_filter_delete(sd_bus *bus, char **args, int n_args) {
+        return filter_simple_call(bus, "Delete");
+}
+
+static int verb_filter_enable(sd_bus *bus, char **args, int n_args) {
+        return filter_simple_call(bus, "Enable");
+}
+
+static int verb_filter_disable(sd_bus *bus, char **args, int n_args) {
+        return filter_simple_call(bus, "Disable");
+}
+
+static int print_ids(sd_bus_message *reply) {
+        _cleanup_json_ json_t *ids = NULL;
+        size_t i;
+        json_t *id;
+        int r;
+
+        r = json_from_bus(reply, &ids);
+        if (r < 0)
+                return bus_error("reading the ids", NULL, r);
+        if (arg.json != JSON_OFF)
+                return print_json(ids);
+        json_array_foreach(ids, i, id)
+                printf("%" JSON_INTEGER_FORMAT "\n", json_integer_value(id));
+        return 0;
+}
+
+static int verb_filter_import(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        r = read_input(args[0], &text);
+        if (r < 0)
+                return r;
+        /* As it is: the daemon parses it, with line and column in its errors. */
+        r = sd_bus_call_method(bus, BUS_NAME, PATH_FILTERS, IFACE_FILTERS, "Import", &error,
+                               &reply, "ss", text, (arg.given & OPT_REPLACE) ? "replace" : "merge");
+        if (r < 0)
+                return bus_error("Import", &error, r);
+        return print_ids(reply);
+}
+
+static int verb_filter_export(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *text;
+        int r;
+
+        r = sd_bus_call_method(bus, BUS_NAME, PATH_FILTERS, IFACE_FILTERS, "Export", &error,
+                               &reply, NULL);
+        if (r < 0)
+                return bus_error("Export", &error, r);
+        r = sd_bus_message_read(reply, "s", &text);
+        if (r < 0)
+                return bus_error("reading the Export reply", NULL, r);
+        if (arg.json == JSON_SHORT) {
+                _cleanup_json_ json_t *doc = json_loads(text, 0, NULL);
+
+                if (doc)
+                        return print_json(doc);
+        }
+        fputs(text, stdout);
+        if (!*text || text[strlen(text) - 1] != '\n')
+                fputc('\n', stdout);
+        return 0;
+}
+
+static int verb_filter_test(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_json_ json_t *rows = NULL, *flows = json_array(), *icmp = json_array();
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        size_t i;
+        json_t *row;
+        int r;
+
+        if (!flows || !icmp)
+                return -ENOMEM;
+        r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, PATH_FILTERS, IFACE_FILTERS, "Test");
+        if (r >= 0)
+                r = append_rule(m, arg.rule, false);
+        if (r < 0)
+                return bus_error("building the rule", NULL, r);
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0)
+                return bus_error("Test", &error, r);
+        r = json_from_bus(reply, &rows);
+        if (r < 0)
+                return bus_error("reading the Test reply", NULL, r);
+        if (json_output()) {
+                if (arg.json == JSON_OFF)
+                        arg.json = JSON_PRETTY;
+                return print_json(rows);
+        }
+        /* One list of both kinds: ICMP rows are the ones with a type. */
+        json_array_foreach(rows, i, row)
+                if (json_array_append(json_object_get(row, "type") ? icmp : flows, row) < 0)
+                        return -ENOMEM;
+        if (json_array_size(flows) > 0) {
+                r = render_connections(stdout, flows, now, arg.legend);
+                if (r < 0)
+                        return r;
+        }
+        if (json_array_size(icmp) > 0) {
+                if (json_array_size(flows) > 0)
+                        fputc('\n', stdout);
+                r = render_icmp(stdout, icmp, now, arg.legend);
+                if (r < 0)
+                        return r;
+        }
+        if (arg.legend) {
+                if (json_array_size(rows) == 0)
+                        puts("No tracked connection or ICMP entry matches the rule.");
+                else
+                        printf("\n%zu %s the rule.\n", json_array_size(rows),
+                               json_array_size(rows) == 1 ? "entry matches" : "entries match");
+        }
+        return 0;
+}
+
+/* ---- filter apply: confirm on the terminal, or let the daemon roll back ---- */
+
+typedef struct Confirmation {
+        sd_event *event;
+        sd_bus *bus;
+        const char *path;        /* the transaction */
+        sd_bus_slot *call;       /* Confirm or Rollback in flight */
+        sd_event_source *input;
+        bool confirming;         /* which of the two */
+        bool done;
+        int result;              /* 0 kept, -ECANCELED rolled back, else the failure */
+} Confirmation;
+
+static void confirmation_done(Confirmation *c, int result, const char *message) {
+        if (c->done)
+                return; /* the signal and the reply of our own call both tell it */
+        c->done = true;
+        if (message && arg.json == JSON_OFF)
+                puts(message);
+        c->result = result;
+        (void) sd_event_exit(c->event, 0);
+}
+
+static int on_transaction_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Confirmation *c = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        c->call = sd_bus_slot_unref(c->call);
+        if (!e) {
+                confirmation_done(c, c->confirming ? 0 : -ECANCELED,
+                                  c->confirming ? "Confirmed: the new rules are kept."
+                                                : "Rolled back: the previous rules are back.");
+                return 0;
+        }
+        /* Over before our call got there: the deadline passed, so the rules rolled back. */
+        if (sd_bus_error_has_name(e, BUS_NAME ".Error.NoSuchTransaction")) {
+                confirmation_done(c, -ECANCELED, c->confirming
+                                  ? "Too late: the transaction had already rolled back."
+                                  : "Rolled back: the previous rules are back.");
+                return 0;
+        }
+        bus_error(c->confirming ? "Confirm" : "Rollback", e, -sd_bus_message_get_errno(reply));
+        confirmation_done(c, -EIO, c->confirming
+                          ? "Not confirmed: the rules roll back at the deadline." : NULL);
+        return 0;
+}
+
+static void transaction_call(Confirmation *c, bool confirm) {
+        int r;
+
+        if (c->call)
+                return;
+        c->input = sd_event_source_disable_unref(c->input);
+        c->confirming = confirm;
+        r = sd_bus_call_method_async(c->bus, &c->call, BUS_NAME, c->path, IFACE_TRANSACTION,
+                                     confirm ? "Confirm" : "Rollback", on_transaction_reply, c,
+                                     NULL);
+        if (r < 0) {
+                fprintf(stderr, "packetscopectl: cannot call %s: %s\n",
+                        confirm ? "Confirm" : "Rollback", strerror(-r));
+                confirmation_done(c, r, NULL);
+        }
+}
+
+/* "y" or "yes", in any case; anything else is a no. */
+static bool answer_is_yes(const char *s) {
+        size_t n;
+
+        s += strspn(s, " \t");
+        n = strcspn(s, " \t\r\n");
+        return (n == 1 && strncasecmp(s, "y", 1) == 0) || (n == 3 && strncasecmp(s, "yes", 3) == 0);
+}
+
+static int on_answer(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Confirmation *c = userdata;
+        char line[256];
+        ssize_t n;
+
+        n = read(fd, line, sizeof line - 1);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                return 0;
+        line[n > 0 ? n : 0] = '\0';
+        if (n <= 0)
+                fputc('\n', stderr); /* the end of input: the prompt's line still needs ending */
+        transaction_call(c, n > 0 && answer_is_yes(line));
+        return 0;
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        Confirmation *c = userdata;
+
+        fputs("\nNo answer in time: rolling back.\n", stderr);
+        transaction_call(c, false);
+        return 0;
+}
+
+static int on_finished(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Confirmation *c = userdata;
+        int confirmed;
+
+        if (!c->path || !streq_ptr(sd_bus_message_get_path(m), c->path))
+                return 0; /* another transaction */
+        if (sd_bus_message_read(m, "b", &confirmed) < 0)
+                return 0;
+        /* Ended by our own call (its reply follows), by the daemon's timer or by someone else:
+         * the signal is what happened. */
+        if (confirmed)
+                confirmation_done(c, 0, c->call && c->confirming ? "Confirmed: the new rules are kept."
+                                                                 : "The transaction was confirmed.");
+        else
+                confirmation_done(c, -ECANCELED, c->call ? "Rolled back: the previous rules are back."
+                                                         : "The transaction rolled back: the previous rules are back.");
+        return 0;
+}
+
+static int on_interrupt(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Confirmation *c = userdata;
+
+        fputs("\nInterrupted: rolling back.\n", stderr);
+        transaction_call(c, false);
+        return 0;
+}
+
+/* A file as for import (one rule, an array, or {"filters": [...]}) into Apply's aa{sv}. */
+static int read_rules_file(const char *name, json_t **ret_doc, json_t **ret_list) {
+        _cleanup_free_ char *text = NULL;
+        _cleanup_json_ json_t *doc = NULL;
+        const char *shown = streq(name, "-") ? "standard input" : name;
+        json_error_t jerr;
+        json_t *list;
+        size_t i;
+        json_t *rule;
+        int r;
+
+        r = read_input(name, &text);
+        if (r < 0)
+                return r;
+        doc = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+        if (!doc) {
+                fprintf(stderr, "packetscopectl: %s is not valid JSON: line %d column %d: %s\n",
+                        shown, jerr.line, jerr.column, jerr.text);
+                return -EBADMSG;
+        }
+        list = json_is_object(doc) && json_object_get(doc, "filters") ? json_object_get(doc, "filters")
+                                                                       : doc; /* borrowed */
+        if (!json_is_array(list) && !json_is_object(list)) {
+                fprintf(stderr, "packetscopectl: %s holds %s; accepted: a rule object, an array "
+                        "of rules or {\"filters\": [...]}\n", shown, json_kind(list));
+                return -EBADMSG;
+        }
+        if (json_is_array(list)) {
+                json_array_foreach(list, i, rule) {
+                        _cleanup_free_ char *err = NULL;
+
+                        r = rule_check(rule, &err);
+                        if (r < 0) {
+                                fprintf(stderr, "packetscopectl: rule #%zu of %s: %s\n", i, shown,
+                                        err ? err : strerror(-r));
+                                return r;
+                        }
+                }
+        } else {
+                _cleanup_free_ char *err = NULL;
+
+                r = rule_check(list, &err);
+                if (r < 0) {
+                        fprintf(stderr, "packetscopectl: %s: %s\n", shown, err ? err : strerror(-r));
+                        return r;
+                }
+        }
+        *ret_list = list;
+        *ret_doc = TAKE_PTR(doc);
+        return 0;
+}
+
+static int apply_result_json(const char *path, uint64_t deadline, int result) {
+        _cleanup_json_ json_t *o = json_pack("{s:s,s:I,s:o}", "transaction", path,
+                                             "deadline", (json_int_t) deadline,
+                                             "confirmed", result == 1 ? json_null()
+                                                                      : json_boolean(result == 0));
+
+        return o ? print_json(o) : -ENOMEM;
+}
+
+static int verb_filter_apply(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *match = NULL;
+        _cleanup_json_ json_t *doc = NULL;
+        _cleanup_free_ char *path = NULL;
+        const char *mode = (arg.given & OPT_REPLACE) ? "replace" : "merge", *p;
+        Confirmation c = { .bus = bus, .result = -EIO };
+        char when[64], in[FORMAT_RELATIVE_MAX];
+        uint64_t deadline, now, left;
+        json_t *list, *rule;
+        size_t n = 0, i;
+        sigset_t mask;
+        int r;
+
+        r = read_rules_file(args[0], &doc, &list);
+        if (r < 0)
+                return r;
+
+        /* Listen before the transaction exists: a short one may end before we could look. */
+        r = sd_event_default(&c.event);
+        if (r >= 0)
+                r = sd_bus_attach_event(bus, c.event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0)
+                r = sd_bus_match_signal(bus, &match, BUS_NAME, NULL, IFACE_TRANSACTION, "Finished",
+                                        on_finished, &c);
+        if (r < 0) {
+                fprintf(stderr, "packetscopectl: cannot watch the transaction: %s\n", strerror(-r));
+                goto finish;
+        }
+
+        r = sd_bus_message_new_method_call(bus, &m, BUS_NAME, PATH_FILTERS, IFACE_FILTERS, "Apply");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "a{sv}");
+        if (json_is_array(list)) {
+                json_array_foreach(list, i, rule) {
+                        if (r >= 0)
+                                r = append_rule(m, rule, true);
+                        n++;
+                }
+        } else {
+                if (r >= 0)
+                        r = append_rule(m, list, true);
+                n = 1;
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "su", mode, arg.confirm_sec);
+        if (r < 0) {
+                r = bus_error("building the rules", NULL, r);
+                goto finish;
+        }
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0) {
+                r = bus_error("Apply", &error, r);
+                goto finish;
+        }
+        r = sd_bus_message_read(reply, "o", &p);
+        if (r >= 0 && !(path = strdup(p)))
+                r = -ENOMEM;
+        if (r < 0) {
+                r = bus_error("reading the Apply reply", NULL, r);
+                goto finish;
+        }
+        c.path = path;
+
+        now = now_usec(CLOCK_REALTIME);
+        sd_bus_error_free(&error);
+        if (sd_bus_get_property_trivial(bus, BUS_NAME, path, IFACE_TRANSACTION, "Deadline", &error,
+                                        't', &deadline) < 0)
+                deadline = now + arg.confirm_sec * USEC_PER_SEC; /* ended already, or so close */
+        left = deadline > now ? deadline - now : 0;
+        format_timestamp(when, sizeof when, deadline);
+        format_relative_time(in, sizeof in, now, deadline);
+        if (arg.json == JSON_OFF)
+                printf("Applied %zu rule%s (%s) as %s.\nThey roll back at %s (%s) unless "
+                       "confirmed.\n", n, n == 1 ? "" : "s", mode, path, when, in);
+        fflush(stdout);
+
+        if (arg.given & OPT_YES) {
+                /* The caller checked what it needed to: keep them now. */
+                transaction_call(&c, true);
+        } else if (!isatty(STDIN_FILENO)) {
+                fprintf(stderr, "Standard input is not a terminal and --yes was not given: not "
+                        "confirming.\nThe rules roll back at %s unless confirmed with:\n"
+                        "  busctl call %s %s %s Confirm\n", when, BUS_NAME, path,
+                        IFACE_TRANSACTION);
+                r = arg.json != JSON_OFF ? apply_result_json(path, deadline, 1) : 0;
+                goto finish;
+        } else {
+                fprintf(stderr, "Keep the new rules? [y/N] (rolling back in %" PRIu64 " s) ",
+                        (left + USEC_PER_SEC / 2) / USEC_PER_SEC);
+                fflush(stderr);
+                sigemptyset(&mask);
+                sigaddset(&mask, SIGINT);
+                sigaddset(&mask, SIGTERM);
+                /* sd-event takes signals through a signalfd, which needs them blocked first. */
+                if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+                        r = -errno;
+                        goto finish;
+                }
+                r = sd_event_add_io(c.event, &c.input, STDIN_FILENO, EPOLLIN, on_answer, &c);
+                if (r >= 0)
+                        r = sd_event_add_time_relative(c.event, NULL, CLOCK_MONOTONIC, left, 0,
+                                                       on_deadline, &c);
+                if (r >= 0)
+                        r = sd_event_add_signal(c.event, NULL, SIGINT, on_interrupt, &c);
+                if (r >= 0)
+                        r = sd_event_add_signal(c.event, NULL, SIGTERM, on_interrupt, &c);
+                if (r < 0) {
+                        fprintf(stderr, "packetscopectl: cannot wait for the answer: %s\n",
+                                strerror(-r));
+                        transaction_call(&c, false);
+                }
+        }
+        r = sd_event_loop(c.event);
+        if (r < 0) {
+                fprintf(stderr, "packetscopectl: waiting for the transaction failed: %s\n",
+                        strerror(-r));
+                goto finish;
+        }
+        r = c.result;
+        if (arg.json != JSON_OFF && (r == 0 || r == -ECANCELED))
+                (void) apply_result_json(path, deadline, r);
+
+finish:
+        c.call = sd_bus_slot_unref(c.call);
+        c.input = sd_event_source_disable_unref(c.input);
+        match = sd_bus_slot_unref(match);
+        if (c.event) {
+                sd_bus_detach_event(bus);
+                c.event = sd_event_unref(c.event);
+        }
+        return r;
 }
 
 /* ---- command line ---- */

@@ -13,6 +13,7 @@ typedef struct PolkitQuery {
         char *action;
         sd_bus_slot *slot;    /* the pending CheckAuthorization */
         bool done;
+        bool dispatched;      /* the requeued call went through the bus again */
         uint64_t done_usec;   /* CLOCK_MONOTONIC, when polkit answered */
         bool authorized;
         bool challenge;
@@ -22,6 +23,7 @@ typedef struct PolkitQuery {
 struct PolkitRegistry {
         PolkitQuery *queries[POLKIT_PENDING_MAX];
         unsigned n;
+        sd_bus_slot *filter; /* sees requeued calls go by */
 };
 
 static PolkitQuery *polkit_query_free(PolkitQuery *q) {
@@ -48,6 +50,7 @@ PolkitRegistry *polkit_registry_free(PolkitRegistry *r) {
                 return NULL;
         for (unsigned i = 0; i < r->n; i++)
                 polkit_query_free(r->queries[i]);
+        sd_bus_slot_unref(r->filter);
         free(r);
         return NULL;
 }
@@ -128,6 +131,39 @@ static PolkitQuery *registry_find(PolkitRegistry *r, sd_bus_message *call) {
         return NULL;
 }
 
+/* Runs on the next loop iteration after a requeued call was dispatched: whatever the method
+ * did with it (asked again, refused it early, or its object was gone), the answer is used up. */
+static int on_dispatched(sd_event_source *s, void *userdata) {
+        PolkitRegistry *r = userdata;
+
+        for (unsigned i = 0; i < r->n;) {
+                PolkitQuery *q = r->queries[i];
+
+                if (q->dispatched) {
+                        r->queries[i] = r->queries[--r->n];
+                        polkit_query_free(q);
+                        continue;
+                }
+                i++;
+        }
+        sd_event_source_disable_unref(s);
+        return 0;
+}
+
+/* A bus filter sees every message before its method runs, requeued ones included. */
+static int on_bus_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        PolkitRegistry *r = userdata;
+        PolkitQuery *q = registry_find(r, m);
+        sd_event *e = sd_bus_get_event(sd_bus_message_get_bus(m));
+
+        if (q && q->done && !q->dispatched) {
+                q->dispatched = true;
+                if (e)
+                        (void) sd_event_add_defer(e, NULL, on_dispatched, r);
+        }
+        return 0;
+}
+
 int polkit_verify(sd_bus_message *call, const char *action, PolkitRegistry **registry,
                   sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *req = NULL;
@@ -184,6 +220,12 @@ int polkit_verify(sd_bus_message *call, const char *action, PolkitRegistry **reg
                 *registry = calloc(1, sizeof(PolkitRegistry));
                 if (!*registry)
                         return -ENOMEM;
+                r = sd_bus_add_filter(sd_bus_message_get_bus(call), &(*registry)->filter,
+                                      on_bus_message, *registry);
+                if (r < 0) {
+                        *registry = mfree(*registry);
+                        return r;
+                }
         }
         if ((*registry)->n >= POLKIT_PENDING_MAX)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,

@@ -106,7 +106,8 @@ static const struct {
 } stat_fields[] = {
 #define F(x) { #x, offsetof(struct ps_stats, x) }
         F(packets), F(bytes), F(passed), F(dropped), F(malformed), F(fragments), F(vlan),
-        F(ipv4), F(ipv6), F(non_ip), F(icmp_errors), F(flow_update_fail),
+        F(ipv4), F(ipv6), F(non_ip), F(icmp_errors), F(flow_update_fail), F(dropped_filter),
+        F(drop_events_lost),
 #undef F
 };
 
@@ -666,8 +667,7 @@ Test(guard, tcp4_malformed) {
         run(&p);
         exp_frame(&e, PS_PROTO_TCP, p.len);
         e.ipv4++;
-        cr_assert_eq(flow_at(PS_FAMILY_IPV4, IPPROTO_TCP,
-                                                              REMOTE4, 1, LOCAL4, 2).max_seq_end,
+        cr_assert_eq(flow_at(PS_FAMILY_IPV4, IPPROTO_TCP, REMOTE4, 1, LOCAL4, 2).max_seq_end,
                      1);
 
         expect_tables(1, 0);
@@ -773,8 +773,7 @@ Test(guard, ipv4_options) {
         run(&p);
         exp_frame(&e, PS_PROTO_TCP, p.len);
         e.ipv4++;
-        v = flow_at(PS_FAMILY_IPV4, IPPROTO_TCP, REMOTE4, 1111,
-                                                    LOCAL4, 2222);
+        v = flow_at(PS_FAMILY_IPV4, IPPROTO_TCP, REMOTE4, 1111, LOCAL4, 2222);
         cr_assert_eq(v.seq, 77);
         cr_assert_eq(v.window, 9);
         cr_assert_eq(v.ttl, 9);
@@ -787,8 +786,7 @@ Test(guard, ipv4_options) {
         run(&p);
         exp_frame(&e, PS_PROTO_UDP, p.len);
         e.ipv4++;
-        v = flow_at(PS_FAMILY_IPV4, IPPROTO_UDP, REMOTE4, 3333,
-                                                    LOCAL4, 4444);
+        v = flow_at(PS_FAMILY_IPV4, IPPROTO_UDP, REMOTE4, 3333, LOCAL4, 4444);
         cr_assert_eq(v.bytes, 14 + 60 + 8 + 5);
 
         expect_tables(2, 0);
@@ -904,8 +902,7 @@ Test(guard, ipv6_udp_tcp) {
         run(&p);
         exp_frame(&e, PS_PROTO_UDP, p.len);
         e.ipv6++;
-        v = flow_at(PS_FAMILY_IPV6, IPPROTO_UDP, REMOTE6, 5000,
-                                                    LOCAL6, 53);
+        v = flow_at(PS_FAMILY_IPV6, IPPROTO_UDP, REMOTE6, 5000, LOCAL6, 53);
         cr_assert_eq(v.packets, 1);
         cr_assert_eq(v.bytes, 82);
         cr_assert_eq(v.ttl, 64);
@@ -921,8 +918,7 @@ Test(guard, ipv6_udp_tcp) {
         run(&p);
         exp_frame(&e, PS_PROTO_TCP, p.len);
         e.ipv6++;
-        v = flow_at(PS_FAMILY_IPV6, IPPROTO_TCP, REMOTE6, 50000,
-                                                    LOCAL6, 443);
+        v = flow_at(PS_FAMILY_IPV6, IPPROTO_TCP, REMOTE6, 50000, LOCAL6, 443);
         cr_assert_eq(v.seq, 0x80000000u);
         cr_assert_eq(v.ack, 12);
         cr_assert_eq(v.window, 1024);
@@ -959,9 +955,7 @@ Test(guard, ipv6_each_extension_header) {
                 run(&p);
                 exp_frame(&e, PS_PROTO_UDP, p.len);
                 e.ipv6++;
-                cr_assert_eq(flow_at(PS_FAMILY_IPV6, IPPROTO_UDP,
-                                                                     REMOTE6, sport, LOCAL6,
-                                                                     53).bytes,
+                cr_assert_eq(flow_at(PS_FAMILY_IPV6, IPPROTO_UDP, REMOTE6, sport, LOCAL6, 53).bytes,
                              p.len, "header %u", ext[i].type);
                 stats_expect(&e);
         }
@@ -1001,8 +995,7 @@ Test(guard, ipv6_extension_chain) {
         run(&p);
         exp_frame(&e, PS_PROTO_TCP, p.len);
         e.ipv6++;
-        v = flow_at(PS_FAMILY_IPV6, IPPROTO_TCP, REMOTE6, 8000,
-                                                    LOCAL6, 80);
+        v = flow_at(PS_FAMILY_IPV6, IPPROTO_TCP, REMOTE6, 8000, LOCAL6, 80);
         cr_assert_eq(v.state, PS_STATE_SYN);
         cr_assert_eq(v.max_seq_end, 6);
 
@@ -1072,9 +1065,7 @@ Test(guard, ipv6_fragments) {
         run(&p);
         exp_frame(&e, PS_PROTO_UDP, p.len);
         e.ipv6++;
-        cr_assert_eq(flow_at(PS_FAMILY_IPV6, IPPROTO_UDP,
-                                                             REMOTE6, 9000, LOCAL6,
-                                                             9001).packets,
+        cr_assert_eq(flow_at(PS_FAMILY_IPV6, IPPROTO_UDP, REMOTE6, 9000, LOCAL6, 9001).packets,
                      1);
 
         expect_tables(1, 0);
@@ -1097,8 +1088,7 @@ Test(guard, other_ip_protocols) {
         exp_frame(&e, PS_PROTO_OTHER, p.len);
         exp_frame(&e, PS_PROTO_OTHER, p.len);
         e.ipv4 += 2;
-        cr_assert_eq(flow_at(PS_FAMILY_IPV4, 47, REMOTE4, 0,
-                                                             LOCAL4, 0).packets,
+        cr_assert_eq(flow_at(PS_FAMILY_IPV4, 47, REMOTE4, 0, LOCAL4, 0).packets,
                      2);
 
         pkt_init(&p);
@@ -1109,8 +1099,7 @@ Test(guard, other_ip_protocols) {
         run(&p);
         exp_frame(&e, PS_PROTO_OTHER, p.len);
         e.ipv4++;
-        flow_at(PS_FAMILY_IPV4, IPPROTO_ICMPV6, REMOTE4, 0,
-                                                LOCAL4, 0);
+        flow_at(PS_FAMILY_IPV4, IPPROTO_ICMPV6, REMOTE4, 0, LOCAL4, 0);
 
         pkt_init(&p);
         pkt_eth(&p, 0x86dd, 0, NULL);
@@ -1129,8 +1118,7 @@ Test(guard, other_ip_protocols) {
         run(&p);
         exp_frame(&e, PS_PROTO_OTHER, p.len);
         e.ipv6++;
-        flow_at(PS_FAMILY_IPV6, IPPROTO_ICMP, REMOTE6, 0, LOCAL6,
-                                                0);
+        flow_at(PS_FAMILY_IPV6, IPPROTO_ICMP, REMOTE6, 0, LOCAL6, 0);
 
         expect_tables(4, 0);
         stats_expect(&e);
@@ -1164,10 +1152,8 @@ Test(guard, vlan) {
                 if (cases[i].ip) {
                         exp_frame(&e, PS_PROTO_UDP, p.len);
                         e.ipv4++;
-                        cr_assert_eq(flow_at(PS_FAMILY_IPV4,
-                                                                             IPPROTO_UDP, REMOTE4,
-                                                                             sport, LOCAL4,
-                                                                             53).bytes,
+                        cr_assert_eq(flow_at(PS_FAMILY_IPV4, IPPROTO_UDP, REMOTE4, sport, LOCAL4,
+                                             53).bytes,
                                      p.len);
                 } else {
                         exp_frame(&e, PS_PROTO_OTHER, p.len);
@@ -1189,8 +1175,7 @@ Test(guard, vlan) {
                 exp_frame(&e, PS_PROTO_TCP, p.len);
                 e.vlan++;
                 e.ipv6++;
-                flow_at(PS_FAMILY_IPV6, IPPROTO_TCP, REMOTE6, 1,
-                                                        LOCAL6, 2);
+                flow_at(PS_FAMILY_IPV6, IPPROTO_TCP, REMOTE6, 1, LOCAL6, 2);
         }
         expect_tables(4, 0);
         stats_expect(&e);
@@ -1501,8 +1486,7 @@ Test(guard, icmpv6) {
                 e.ipv6++;
                 e.icmpv6_type[type]++;
                 e.icmp_errors++;
-                v = icmp_at(PS_FAMILY_IPV6, type,
-                                                            type == 1 ? 4 : 0, REMOTE6, LOCAL6);
+                v = icmp_at(PS_FAMILY_IPV6, type, type == 1 ? 4 : 0, REMOTE6, LOCAL6);
                 check_inner(&v, PS_FAMILY_IPV6, IPPROTO_UDP, LOCAL6, OTHER6, 40003, 33435);
         }
 

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
 # shellcheck shell=bash
+# Variables set here are used by the scripts that source this file: SC2034 does not apply.
+# shellcheck disable=SC2034
 #
 # Shared helpers of the integration tests: TAP output, a cleanup stack run on exit, a private
 # system bus carrying the shipped policy, the real daemon with its own state, configuration
@@ -19,6 +21,7 @@ PS_TESTDIR=$SRCDIR/tests/integration
 PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 export SRCDIR BUILDDIR PACKETSCOPED PACKETSCOPECTL
 
+# Names the tests use.
 PS_NAME=org.packetscope.Guarder1
 PS_PATH=/org/packetscope/Guarder1
 PS_MANAGER=org.packetscope.Guarder1.Manager
@@ -196,38 +199,45 @@ bus_start() {
         mkdir -p "$dir/system.d"
         chmod 755 "$dir"
         cp "$SRCDIR/dbus/org.packetscope.Guarder1.conf" "$dir/system.d/"
-        {
-                echo '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"'
-                echo ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">'
-                echo '<busconfig>'
-                echo '  <type>system</type>'
-                echo "  <listen>unix:path=$dir/system_bus_socket</listen>"
-                echo '  <auth>EXTERNAL</auth>'
-                echo '  <policy context="default">'
-                echo '    <allow user="*"/>'
-                echo '    <deny own="*"/>'
-                echo '    <deny send_type="method_call"/>'
-                echo '    <allow send_type="signal"/>'
-                echo '    <allow send_requested_reply="true" send_type="method_return"/>'
-                echo '    <allow send_requested_reply="true" send_type="error"/>'
-                echo '    <allow receive_type="method_call"/>'
-                echo '    <allow receive_type="method_return"/>'
-                echo '    <allow receive_type="error"/>'
-                echo '    <allow receive_type="signal"/>'
-                echo '    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>'
-                echo '    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>'
-                echo '    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>'
-                echo '    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>'
-                echo '  </policy>'
-                echo '  <policy user="root">'
-                echo '    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>'
-                echo '  </policy>'
-                if [ -f /usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf ]; then
-                        echo '  <include>/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>'
-                fi
-                echo "  <includedir>$dir/system.d</includedir>"
-                echo '</busconfig>'
-        } >"$dir/bus.conf"
+        # A trimmed copy of the distribution's system.conf: same default-deny policy, our
+        # socket, no <user> switch, no activation helper.
+        local polkit_conf=/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf include=
+        [ -f "$polkit_conf" ] && include="<include>$polkit_conf</include>"
+        cat >"$dir/bus.conf" <<-EOF
+	<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+	 "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+	<busconfig>
+	  <type>system</type>
+	  <listen>unix:path=$dir/system_bus_socket</listen>
+	  <auth>EXTERNAL</auth>
+	  <policy context="default">
+	    <allow user="*"/>
+	    <deny own="*"/>
+	    <deny send_type="method_call"/>
+	    <allow send_type="signal"/>
+	    <allow send_requested_reply="true" send_type="method_return"/>
+	    <allow send_requested_reply="true" send_type="error"/>
+	    <allow receive_type="method_call"/>
+	    <allow receive_type="method_return"/>
+	    <allow receive_type="error"/>
+	    <allow receive_type="signal"/>
+	    <allow send_destination="org.freedesktop.DBus"
+	           send_interface="org.freedesktop.DBus"/>
+	    <allow send_destination="org.freedesktop.DBus"
+	           send_interface="org.freedesktop.DBus.Introspectable"/>
+	    <allow send_destination="org.freedesktop.DBus"
+	           send_interface="org.freedesktop.DBus.Properties"/>
+	    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
+	          send_member="UpdateActivationEnvironment"/>
+	  </policy>
+	  <policy user="root">
+	    <allow send_destination="org.freedesktop.DBus"
+	           send_interface="org.freedesktop.DBus.Monitoring"/>
+	  </policy>
+	  $include
+	  <includedir>$dir/system.d</includedir>
+	</busconfig>
+	EOF
         dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile \
                 --print-address=1 >"$dir/address" 2>"$dir/bus.log" &
         BUS_PID=$!
@@ -242,7 +252,7 @@ bus_start() {
 # ---------------------------------------------------------------------------------------------
 # The daemon
 
-declare -A DAEMON_PID DAEMON_BPFFS DAEMON_DIR DAEMON_BUS
+declare -A DAEMON_PID DAEMON_BPFFS DAEMON_DIR
 
 # daemon_setup NAME: its directories, configuration and bpffs root (not started). The bpffs
 # root is removed at exit, which also detaches whatever a test left attached there.
@@ -274,7 +284,6 @@ daemon_start() {
                 >>"$d/log" 2>&1 &
         pid=$!
         DAEMON_PID[$name]=$pid
-        DAEMON_BUS[$name]=$DBUS_SYSTEM_BUS_ADDRESS
         defer "kill_wait $pid"
         # Its name on the bus, from the daemon itself (a second daemon on another bus must
         # not satisfy the wait).
@@ -290,9 +299,10 @@ daemon_owns_name() {
         [ "$pid" = "${DAEMON_PID[$1]}" ]
 }
 
-# daemon_stop NAME: SIGTERM, wait (10 s); echoes and returns its exit status.
+# daemon_stop NAME: SIGTERM, wait (10 s, then SIGKILL); returns its exit status (call it in this
+# shell, not in $(...): only the parent can reap it).
 daemon_stop() {
-        local pid=${DAEMON_PID[$1]} status i
+        local pid=${DAEMON_PID[$1]} i
         kill -TERM "$pid" 2>/dev/null
         for ((i = 0; i < 100; i++)); do
                 kill -0 "$pid" 2>/dev/null || break
@@ -302,9 +312,6 @@ daemon_stop() {
                 kill -KILL "$pid" 2>/dev/null
         fi
         wait "$pid"
-        status=$?
-        echo "$status"
-        return "$status"
 }
 
 daemon_alive() {
@@ -342,6 +349,7 @@ call_error() {
 # stats_get [OBJECT INTERFACE]: GetStatistics() of the manager (or a link) as a plain JSON
 # object. Through rawbus.py: busctl --json cannot print the a{yt} per-type maps (JSON object
 # keys must be strings, and it fails the whole call).
+# shellcheck disable=SC2120
 stats_get() {
         rawcall "${1:-$PS_PATH}" "${2:-$PS_MANAGER}" GetStatistics "" '[]' |
                 jq -c '.reply[0] | map_values(.[1])'
@@ -350,6 +358,11 @@ stats_get() {
 # stat_of KEY: one counter of GetStatistics (jq path below the object, e.g. '.icmp_types["8"]').
 stat_of() {
         stats_get | jq -r "$1 // 0"
+}
+
+# stat_is FILTER VALUE: one statistic equals VALUE (for wait_until).
+stat_is() {
+        [ "$(stat_of "$1")" = "$2" ]
 }
 
 # list_flows [QUERY-JSON]: Connections.List with a query given as {"key": ["sig", value]}
@@ -365,15 +378,17 @@ list_icmp() {
 pscall_query() {
         local method=$1 query=${2:-'{"limit": ["u", 1000]}'} args
         # busctl wants "a{sv} N key sig value ..." as separate words.
-        mapfile -t args < <(jq -r 'to_entries | length, (.[] | .key, .value[0], (.value[1] | tostring))' \
+        mapfile -t args < <(jq -r \
+                'to_entries | length, (.[] | .key, .value[0], (.value[1] | tostring))' \
                 <<<"$query")
-        pscall "$PS_CONNS_PATH" "$PS_CONNS" "$method" a{sv} "${args[@]}" |
+        pscall "$PS_CONNS_PATH" "$PS_CONNS" "$method" 'a{sv}' "${args[@]}" |
                 jq -c '[.data[0][] | map_values(.data)]'
 }
 
 # attach IFNAME [MODE]: AttachLink as root; registers a DetachLink at exit.
 attach() {
-        defer "busctl --system call $PS_NAME $PS_PATH $PS_MANAGER DetachLink s '$1'"
+        defer "DBUS_SYSTEM_BUS_ADDRESS='$DBUS_SYSTEM_BUS_ADDRESS' \
+                busctl --system call $PS_NAME $PS_PATH $PS_MANAGER DetachLink s '$1'"
         pscall "$PS_PATH" "$PS_MANAGER" AttachLink ss "$1" "${2:-generic}" >/dev/null
 }
 
@@ -473,5 +488,3 @@ tcp_exchange() {
         [ "$got" = "$n" ] || return 1
         echo "$port"
 }
-
-# ICMP per-type counters are JSON object keys (strings).

@@ -9,7 +9,8 @@ bytes that are not UTF-8 (every binding refuses to marshal them).
 
 ARGS-JSON is a JSON array with one value per complete type of SIGNATURE. A variant is written
 ["sig", value]; a dictionary as a JSON object; a string may also be {"hex": "..."} (raw bytes,
-not checked) or {"repeat": "x", "count": N}. The bus address comes from
+not checked) or {"repeat": "x", "count": N}. ARGS-JSON may also be @FILE, to read it from FILE
+(a command line argument is limited to 128 KiB). The bus address comes from
 DBUS_SYSTEM_BUS_ADDRESS (unix:path=... only).
 
 Prints one JSON object and exits 0 for {"reply": [...]}, 1 for {"error": NAME, "message": TEXT},
@@ -261,6 +262,9 @@ def main(argv):
         sys.stderr.write(__doc__)
         return 2
     dest, path, iface, member, sig, args = argv[2:8]
+    if args.startswith("@"):
+        with open(args[1:]) as f:
+            args = f.read()
     address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS",
                              "unix:path=/run/dbus/system_bus_socket")
     try:

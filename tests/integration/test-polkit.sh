@@ -14,39 +14,43 @@
 #   - a polkitd that does not answer: reads keep being served, at most 64 checks wait, the rest
 #     are refused at once, the waiting ones fail after the daemon's timeout, callers that hang
 #     up are harmless, and no slot leaks (the cap holds exactly again afterwards);
-#   - polkitd absent: AuthorizationFailed at once, reads still served, root still allowed.
+#   - polkitd absent: AuthorizationFailed at once, reads still served, root still allowed;
+#   - a check whose object went away meanwhile (a link detached, a filter deleted) still frees
+#     its slot.
 
 set -u
 # shellcheck source=tests/integration/lib-system.sh
 . "$(dirname "$0")/lib-system.sh"
 
-sys_require_root
-sys_require dbus-daemon gdbus busctl setpriv pkcheck useradd userdel ip /usr/bin/python3
-[ -x /usr/lib/polkit-1/polkitd ] || sys_skip_all "polkitd is not installed"
-[ -x "$PACKETSCOPED" ] || sys_bail "no daemon at $PACKETSCOPED (set PACKETSCOPED or BUILDDIR)"
-
-BUS_POLICY=$SRCDIR/dbus/org.packetscope.Guarder1.conf
+require_root
+require dbus-daemon gdbus busctl jq setpriv pkcheck useradd userdel ip /usr/bin/python3
+[ -x /usr/lib/polkit-1/polkitd ] || skip_all "polkitd is not installed"
+[ -x "$PACKETSCOPED" ] || bail "no daemon at $PACKETSCOPED (set PACKETSCOPED or BUILDDIR)"
+[ -f "$SRCDIR/dbus/org.packetscope.Guarder1.conf" ] || bail "the project's bus policy is missing"
 SHIPPED_XML=$SRCDIR/dbus/org.packetscope.Guarder1.xml
-[ -f "$BUS_POLICY" ] || sys_bail "the project's bus policy $BUS_POLICY is missing"
+RULES_IN=$PS_TESTDIR/polkit-rules/50-packetscope-test.rules.in
+[ -f "$RULES_IN" ] || bail "the polkit rules of this test are missing: $RULES_IN"
 
-IF=pspk$$
-NS=pspk-$$
 NOBODY=65534
 CAP=64          # POLKIT_PENDING_MAX in the daemon
 EXTRA=6         # calls beyond the cap in each burst
 
-sys_tmpdir T polkit
-sys_bus_start "$T/bus" "$BUS_POLICY" /usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf
+make_tmpdir T
+bus_start "$T/bus"
 sys_polkit_start "$T/polkit"
-sys_veth_netns "$NS" "$IF" "${IF}p" 10.231.1.1 10.231.1.2
-sys_daemon_start "$T/d" || sys_bail "the daemon did not start"
-DAEMON_LOG=$T/d/daemon.log
+net_create A
+IF=$A_IF
+daemon_start main || bail "the daemon did not start: $(daemon_log main)"
+DAEMON_PID_MAIN=${DAEMON_PID[main]}
+BPFFS=${DAEMON_BPFFS[main]}
+STATE_FILE=${DAEMON_DIR[main]}/state/links.json
+DAEMON_LOG=${DAEMON_DIR[main]}/log
 
 # A second unprivileged user, for the rules to name.
 GRANTED=psk$$
 useradd --system --no-create-home --home-dir / --shell /usr/sbin/nologin --user-group "$GRANTED" ||
-        sys_bail "useradd failed"
-sys_defer "userdel '$GRANTED'; groupdel '$GRANTED'"
+        bail "useradd failed"
+defer "userdel '$GRANTED'; groupdel '$GRANTED'"
 GRANTED_UID=$(id -u "$GRANTED")
 GRANTED_GID=$(id -g "$GRANTED")
 
@@ -60,13 +64,13 @@ ps_call() {
         shift
         case $who in
         root)
-                gdbus call --system --dest "$PS_BUS_NAME" --timeout 40 "$@" 2>&1 ;;
+                gdbus call --system --dest "$PS_NAME" --timeout 40 "$@" 2>&1 ;;
         nobody)
                 setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups env HOME=/ \
-                        gdbus call --system --dest "$PS_BUS_NAME" --timeout 40 "$@" 2>&1 ;;
+                        gdbus call --system --dest "$PS_NAME" --timeout 40 "$@" 2>&1 ;;
         granted)
                 setpriv --reuid="$GRANTED_UID" --regid="$GRANTED_GID" --clear-groups env HOME=/ \
-                        gdbus call --system --dest "$PS_BUS_NAME" --timeout 40 "$@" 2>&1 ;;
+                        gdbus call --system --dest "$PS_NAME" --timeout 40 "$@" 2>&1 ;;
         esac
 }
 
@@ -83,7 +87,7 @@ is_polkit_refusal() {
 # State: what a refused call must leave alone.
 
 link_path() {
-        echo "$PS_ROOT_PATH/link/$1"
+        echo "$PS_PATH/link/$1"
 }
 
 is_guarded() {
@@ -92,42 +96,156 @@ is_guarded() {
 
 snapshot() {
         echo "links: $(sys_links | tr '\n' ' ')"
-        echo "pins: $(cd "$SYS_BPFFS_ROOT" 2>/dev/null && find . | sort | tr '\n' ' ')"
+        echo "pins: $(cd "$BPFFS" 2>/dev/null && find . | sort | tr '\n' ' ')"
         echo "xdp: $(sys_xdp_prog_id "$IF")"
-        echo "state: $(tr -d ' \n' <"$T/d/state/links.json" 2>/dev/null)"
+        echo "state: $(tr -d ' \n' <"$STATE_FILE" 2>/dev/null)"
+        echo "objects: $(busctl --system tree --list "$PS_NAME" | tr '\n' ' ')"
+        echo "filters: $(busctl --system call "$PS_NAME" "$PS_FILTERS_PATH" "$PS_FILTERS" Export 2>&1 |
+                         tr -d ' \n')"
 }
 
 ensure_guarded() {
-        is_guarded || ps_call root --object-path "$PS_ROOT_PATH" \
-                --method "$PS_MANAGER_IFACE.AttachLink" "$IF" "" >/dev/null
+        is_guarded || ps_call root --object-path "$PS_PATH" \
+                --method "$PS_MANAGER.AttachLink" "$IF" "" >/dev/null
         is_guarded
 }
 
 ensure_unguarded() {
-        is_guarded && ps_call root --object-path "$PS_ROOT_PATH" \
-                --method "$PS_MANAGER_IFACE.DetachLink" "$IF" >/dev/null
+        is_guarded && ps_call root --object-path "$PS_PATH" \
+                --method "$PS_MANAGER.DetachLink" "$IF" >/dev/null
         ! is_guarded
 }
 
 # ---------------------------------------------------------------------------------------------
-# Call recipes for the mutating methods: drv_pre_X establishes what the call needs (as root),
-# drv_args_X prints the gdbus arguments, drv_effect_X checks what a successful call did.
+# Call recipes for the mutating methods: drv_pre_X establishes what the call needs (as root, in
+# this shell: it may set variables), drv_args_X prints the gdbus arguments, drv_effect_X checks
+# what a successful call did.
 
 drv_pre_Manager.AttachLink() { ensure_unguarded; }
 drv_args_Manager.AttachLink() {
-        printf '%s\n' --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.AttachLink" "$IF" ""
+        printf '%s\n' --object-path "$PS_PATH" --method "$PS_MANAGER.AttachLink" "$IF" ""
 }
 drv_effect_Manager.AttachLink() {
-        is_guarded && [ -e "$SYS_BPFFS_ROOT/$IF/link" ] && [ -n "$(sys_xdp_prog_id "$IF")" ]
+        is_guarded && [ -e "$BPFFS/$IF/link" ] && [ -n "$(sys_xdp_prog_id "$IF")" ]
 }
 
 drv_pre_Manager.DetachLink() { ensure_guarded; }
 drv_args_Manager.DetachLink() {
-        printf '%s\n' --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.DetachLink" "$IF"
+        printf '%s\n' --object-path "$PS_PATH" --method "$PS_MANAGER.DetachLink" "$IF"
 }
 drv_effect_Manager.DetachLink() {
-        ! is_guarded && [ ! -e "$SYS_BPFFS_ROOT/$IF" ] && [ -z "$(sys_xdp_prog_id "$IF")" ]
+        ! is_guarded && [ ! -e "$BPFFS/$IF" ] && [ -z "$(sys_xdp_prog_id "$IF")" ]
 }
+
+# Filters: a rule that counts UDP to the discard port, harmless whoever adds it.
+PS_FILTERS_PATH=$PS_PATH/filters
+PS_FILTERS=org.packetscope.Guarder1.Filters
+PS_FILTER=org.packetscope.Guarder1.Filter
+PS_TRANSACTION=org.packetscope.Guarder1.Transaction
+RULE="{'rule_type': <'udp'>, 'dst_port': <9>, 'action': <'count'>, 'comment': <'polkit test'>}"
+RULE_JSON='{"rule_type": "udp", "dst_port": 9, "action": "count", "comment": "polkit import"}'
+
+object_exists() {
+        busctl --system tree --list "$PS_NAME" | grep -qx "$1"
+}
+filters_count() {
+        busctl --system get-property "$PS_NAME" "$PS_FILTERS_PATH" "$PS_FILTERS" Count |
+                awk '{print $2}'
+}
+transaction_path() {
+        busctl --system tree --list "$PS_NAME" | grep "^$PS_FILTERS_PATH/transaction/" | head -n1
+}
+ensure_no_transaction() {
+        local t
+        t=$(transaction_path)
+        [ -z "$t" ] || ps_call root --object-path "$t" --method "$PS_TRANSACTION.Rollback" >/dev/null
+        [ -z "$(transaction_path)" ]
+}
+# A new rule, added by root: FILTER_PATH.
+root_add_filter() {
+        local out
+        ensure_no_transaction
+        out=$(ps_call root --object-path "$PS_FILTERS_PATH" --method "$PS_FILTERS.Add" "$RULE") ||
+                return 1
+        FILTER_PATH=$(sed -n "s/.*objectpath '\([^']*\)'.*/\1/p" <<<"$out")
+        [ -n "$FILTER_PATH" ]
+}
+filter_prop() {
+        busctl --system get-property "$PS_NAME" "$FILTER_PATH" "$PS_FILTER" "$1" | cut -d' ' -f2-
+}
+# A pending Apply, started by root: TRANSACTION_PATH.
+root_apply() {
+        ensure_no_transaction
+        ps_call root --object-path "$PS_FILTERS_PATH" --method "$PS_FILTERS.Apply" "[$RULE]" \
+                merge 120 >/dev/null
+        TRANSACTION_PATH=$(transaction_path)
+        [ -n "$TRANSACTION_PATH" ]
+}
+
+drv_pre_Filters.Add() { ensure_no_transaction; COUNT0=$(filters_count); }
+drv_args_Filters.Add() {
+        printf '%s\n' --object-path "$PS_FILTERS_PATH" --method "$PS_FILTERS.Add" "$RULE"
+}
+drv_effect_Filters.Add() { [ "$(filters_count)" -eq $((COUNT0 + 1)) ]; }
+
+drv_pre_Filters.AddBatch() { drv_pre_Filters.Add; }
+drv_args_Filters.AddBatch() {
+        printf '%s\n' --object-path "$PS_FILTERS_PATH" --method "$PS_FILTERS.AddBatch" "[$RULE, $RULE]"
+}
+drv_effect_Filters.AddBatch() { [ "$(filters_count)" -eq $((COUNT0 + 2)) ]; }
+
+drv_pre_Filters.Import() { drv_pre_Filters.Add; }
+drv_args_Filters.Import() {
+        printf '%s\n' --object-path "$PS_FILTERS_PATH" --method "$PS_FILTERS.Import" "$RULE_JSON" merge
+}
+drv_effect_Filters.Import() { drv_effect_Filters.Add; }
+
+drv_pre_Filters.Apply() { drv_pre_Filters.Add; }
+drv_args_Filters.Apply() {
+        printf '%s\n' --object-path "$PS_FILTERS_PATH" --method "$PS_FILTERS.Apply" "[$RULE]" merge 120
+}
+drv_effect_Filters.Apply() {
+        [ -n "$(transaction_path)" ] && [ "$(filters_count)" -eq $((COUNT0 + 1)) ]
+}
+
+drv_pre_Filter.Update() { root_add_filter; }
+drv_args_Filter.Update() {
+        printf '%s\n' --object-path "$FILTER_PATH" --method "$PS_FILTER.Update" "{'comment': <'updated'>}"
+}
+drv_effect_Filter.Update() { [ "$(filter_prop Comment)" = '"updated"' ]; }
+
+drv_pre_Filter.Enable() {
+        root_add_filter &&
+                ps_call root --object-path "$FILTER_PATH" --method "$PS_FILTER.Disable" >/dev/null
+}
+drv_args_Filter.Enable() {
+        printf '%s\n' --object-path "$FILTER_PATH" --method "$PS_FILTER.Enable"
+}
+drv_effect_Filter.Enable() { [ "$(filter_prop Enabled)" = true ]; }
+
+drv_pre_Filter.Disable() { root_add_filter; }
+drv_args_Filter.Disable() {
+        printf '%s\n' --object-path "$FILTER_PATH" --method "$PS_FILTER.Disable"
+}
+drv_effect_Filter.Disable() { [ "$(filter_prop Enabled)" = false ]; }
+
+drv_pre_Filter.Delete() { root_add_filter; }
+drv_args_Filter.Delete() {
+        printf '%s\n' --object-path "$FILTER_PATH" --method "$PS_FILTER.Delete"
+}
+drv_effect_Filter.Delete() { ! object_exists "$FILTER_PATH"; }
+
+drv_pre_Transaction.Confirm() { root_apply; }
+drv_args_Transaction.Confirm() {
+        printf '%s\n' --object-path "$TRANSACTION_PATH" --method "$PS_TRANSACTION.Confirm"
+}
+drv_effect_Transaction.Confirm() { ! object_exists "$TRANSACTION_PATH"; }
+
+drv_pre_Transaction.Rollback() { root_apply; }
+drv_args_Transaction.Rollback() {
+        printf '%s\n' --object-path "$TRANSACTION_PATH" --method "$PS_TRANSACTION.Rollback"
+}
+drv_effect_Transaction.Rollback() { ! object_exists "$TRANSACTION_PATH"; }
 
 have_driver() {
         declare -F "drv_args_$1" >/dev/null
@@ -149,8 +267,11 @@ ACTIONS = {
     "Manager.AttachLink": "manage-links",
     "Manager.DetachLink": "manage-links",
     "Filters.Add": "manage-filters",
+    "Filters.AddBatch": "manage-filters",
     "Filters.Import": "manage-filters",
-    "Filters.Clear": "manage-filters",
+    "Filters.Apply": "manage-filters",
+    "Transaction.Confirm": "manage-filters",
+    "Transaction.Rollback": "manage-filters",
     "Filter.Update": "manage-filters",
     "Filter.Enable": "manage-filters",
     "Filter.Disable": "manage-filters",
@@ -206,19 +327,19 @@ EOF
 }
 
 ensure_guarded # so that a link object exists to be introspected
-CLASSES=$(classify "$PS_BUS_NAME" "$SHIPPED_XML" 2>&1)
+CLASSES=$(classify "$PS_NAME" "$SHIPPED_XML" 2>&1)
 cls_status=$?
-[ $cls_status -eq 0 ] || sys_bail "introspection failed: $CLASSES"
-sys_diag "classified members:" "$CLASSES"
+[ $cls_status -eq 0 ] || bail "introspection failed: $CLASSES"
+diag "classified members:" "$CLASSES"
 
 unclassified=$(awk '$6 == "UNCLASSIFIED"' <<<"$CLASSES")
 [ -z "$unclassified" ]
-sys_ok $? "every method of org.packetscope.* is a known read or has a polkit action" \
+ok $? "every method of org.packetscope.* is a known read or has a polkit action" \
         "unclassified (add them to the table in this test and gate them with polkit):" \
         "$unclassified"
 
 grep -q 'Manager.AttachLink .* org.packetscope.guarder1.manage-links$' <<<"$CLASSES"
-sys_ok $? "the live object lists Manager.AttachLink" "$CLASSES"
+ok $? "the live object lists Manager.AttachLink" "$CLASSES"
 
 # Every action the test expects must exist in the shipped policy.
 missing=""
@@ -228,7 +349,7 @@ for a in $(awk '$1 == "method" && $6 ~ /^org\.packetscope\.guarder1\./ {print $6
                 missing="$missing $a"
 done
 [ -z "$missing" ]
-sys_ok $? "the shipped polkit policy defines every action the methods use" "missing:$missing"
+ok $? "the shipped polkit policy defines every action the methods use" "missing:$missing"
 
 MUTATIONS=$(awk '$1 == "method" && $6 ~ /^org\.packetscope\.guarder1\./ {print $3, $6, $4, $5}' \
             <<<"$CLASSES")
@@ -276,9 +397,10 @@ while read -r key sig path; do
         mapfile -t args < <(default_args "$sig")
         out=$(ps_call nobody --object-path "$path" --method "$iface.${key##*.}" "${args[@]}")
         status=$?
-        ! grep -Eq 'AccessDenied|InteractiveAuthorizationRequired|AuthorizationFailed' <<<"$out" &&
-                { [ $status -eq 0 ] || grep -q 'InvalidArgs' <<<"$out"; }
-        sys_ok $? "read $key on $path is open to uid $NOBODY" "$out"
+        # An answer, or a complaint about the (empty) arguments: anything but a refusal.
+        ! grep -Eq 'AccessDenied|InteractiveAuthorizationRequired|AuthorizationFailed|Rejected send' \
+                <<<"$out"
+        ok $? "read $key on $path is open to uid $NOBODY" "$out"
 done <<<"$READS"
 
 # ---------------------------------------------------------------------------------------------
@@ -290,59 +412,50 @@ while read -r key action sig path; do
                 # No recipe: at least an unprivileged call with the simplest arguments must be
                 # refused by polkit (validation may legitimately answer first).
                 mapfile -t args < <(default_args "$sig")
-                [ "$path" = "-" ] && path=$PS_ROOT_PATH
+                [ "$path" = "-" ] && path=$PS_PATH
                 out=$(ps_call nobody --object-path "$path" \
                         --method "org.packetscope.Guarder1.${key%.*}.${key##*.}" "${args[@]}")
                 if is_polkit_refusal "$out"; then
-                        sys_ok 0 "$key refused by polkit to uid $NOBODY (simplest arguments)"
+                        ok 0 "$key refused by polkit to uid $NOBODY (simplest arguments)"
                 elif grep -q 'Rejected send message' <<<"$out"; then
-                        sys_ok 1 "$key refused by polkit to uid $NOBODY" "the bus policy refused it: $out"
+                        ok 1 "$key refused by polkit to uid $NOBODY" "the bus policy refused it: $out"
                 else
-                        sys_skip "$key refused to uid $NOBODY" "no call recipe in this test ($out)"
+                        skip "$key refused to uid $NOBODY" "no call recipe in this test ($out)"
                 fi
                 continue
         fi
-        mapfile -t args < <("drv_args_$key")
-
         "drv_pre_$key"
+        mapfile -t args < <("drv_args_$key")
         out=$(ps_call root "${args[@]}")
         status=$?
         [ $status -eq 0 ] && "drv_effect_$key"
-        sys_ok $? "$key as root is allowed and takes effect" "$out" "$(snapshot)"
+        ok $? "$key as root is allowed and takes effect" "$out" "$(snapshot)"
 
         "drv_pre_$key"
+        mapfile -t args < <("drv_args_$key")
         before=$(snapshot)
         out=$(ps_call nobody "${args[@]}")
         status=$?
         after=$(snapshot)
         [ $status -ne 0 ] && is_polkit_refusal "$out"
-        sys_ok $? "$key as uid $NOBODY without a rule is refused by polkit ($action)" "$out"
+        ok $? "$key as uid $NOBODY without a rule is refused by polkit ($action)" "$out"
         [ "$before" = "$after" ]
-        sys_ok $? "$key refused to uid $NOBODY changed nothing" "before:" "$before" "after:" "$after"
+        ok $? "$key refused to uid $NOBODY changed nothing" "before:" "$before" "after:" "$after"
 done <<<"$MUTATIONS"
 
 grep -q 'Refused .* polkit did not authorize' "$DAEMON_LOG"
-sys_ok $? "the daemon logs the refusals" "$(tail -n 20 "$DAEMON_LOG")"
+ok $? "the daemon logs the refusals" "$(tail -n 20 "$DAEMON_LOG")"
 
 # ---------------------------------------------------------------------------------------------
 # Rules: the granted user may manage links and nothing else of ours; nobody is told no outright.
 
-sys_polkit_rule "$T/polkit" 50-packetscope-test.rules "
-polkit.addRule(function(action, subject) {
-        if (action.id.indexOf('org.packetscope.') != 0)
-                return polkit.Result.NOT_HANDLED;
-        if (subject.user == '$GRANTED')
-                return action.id == 'org.packetscope.guarder1.manage-links' ?
-                        polkit.Result.YES : polkit.Result.NO;
-        if (subject.user == 'nobody')
-                return polkit.Result.NO;
-        return polkit.Result.NOT_HANDLED;
-});"
+sys_polkit_rule "$T/polkit" 50-packetscope-test.rules \
+        "$(sed "s/@GRANTED_USER@/$GRANTED/g" "$RULES_IN")"
 
-# A process of each user for pkcheck to ask about (unix-process subjects).
+# A process of the granted user for pkcheck to ask about (a unix-process subject).
 setpriv --reuid="$GRANTED_UID" --regid="$GRANTED_GID" --clear-groups sleep 120 &
 GRANTED_SLEEPER=$!
-sys_defer "sys_kill_pid $GRANTED_SLEEPER"
+defer "kill_wait $GRANTED_SLEEPER"
 process_subject() {
         local pid=$1
         echo "$pid,$(awk '{print $22}' "/proc/$pid/stat"),$(stat -c %u "/proc/$pid")"
@@ -353,43 +466,44 @@ pk_allowed() {
 }
 
 # polkitd picks up new rules on its own; wait for it rather than sleeping a fixed time.
-sys_wait_until 10 pk_allowed manage-links "$GRANTED_SLEEPER"
-sys_ok $? "pkcheck: the rule grants $GRANTED org.packetscope.guarder1.manage-links" \
+wait_until 10 pk_allowed manage-links "$GRANTED_SLEEPER"
+ok $? "pkcheck: the rule grants $GRANTED org.packetscope.guarder1.manage-links" \
         "$(cat "$T/polkit/polkitd.log")"
 for a in manage-filters manage-bans configure-ai generate; do
         ! pk_allowed "$a" "$GRANTED_SLEEPER"
-        sys_ok $? "pkcheck: the rule does not grant $GRANTED org.packetscope.guarder1.$a"
+        ok $? "pkcheck: the rule does not grant $GRANTED org.packetscope.guarder1.$a"
 done
 
 while read -r key action sig path; do
         [ -n "$key" ] || continue
         if ! have_driver "$key"; then
-                sys_skip "$key with rules" "no call recipe in this test"
+                skip "$key with rules" "no call recipe in this test"
                 continue
         fi
-        mapfile -t args < <("drv_args_$key")
-
         "drv_pre_$key"
+        mapfile -t args < <("drv_args_$key")
         before=$(snapshot)
         out=$(ps_call nobody "${args[@]}")
         status=$?
         after=$(snapshot)
         [ $status -ne 0 ] && grep -Eq "$DENIED_RE '$action'" <<<"$out" && [ "$before" = "$after" ]
-        sys_ok $? "$key as uid $NOBODY whom a rule refuses: AccessDenied, nothing changed" \
+        ok $? "$key as uid $NOBODY whom a rule refuses: AccessDenied, nothing changed" \
                 "$out" "before:" "$before" "after:" "$after"
 
         "drv_pre_$key"
+        mapfile -t args < <("drv_args_$key")
         before=$(snapshot)
         out=$(ps_call granted "${args[@]}")
         status=$?
         if [ "$action" = org.packetscope.guarder1.manage-links ]; then
                 [ $status -eq 0 ] && "drv_effect_$key"
-                sys_ok $? "$key as $GRANTED (granted manage-links) is allowed and takes effect" \
+                ok $? "$key as $GRANTED (granted manage-links) is allowed and takes effect" \
                         "$out" "$(snapshot)"
         else
                 after=$(snapshot)
-                [ $status -ne 0 ] && grep -Eq "$DENIED_RE" <<<"$out" && [ "$before" = "$after" ]
-                sys_ok $? "$key as $GRANTED (granted manage-links only) is refused ($action)" \
+                [ $status -ne 0 ] && grep -Eq "$DENIED_RE '$action'" <<<"$out" &&
+                        [ "$before" = "$after" ]
+                ok $? "$key as $GRANTED (granted manage-links only) is refused ($action)" \
                         "$out" "before:" "$before" "after:" "$after"
         fi
 done <<<"$MUTATIONS"
@@ -401,22 +515,28 @@ done <<<"$MUTATIONS"
 ensure_guarded
 GUARD_PROG=$(sys_xdp_prog_id "$IF")
 fd_count() {
-        find "/proc/$SYS_DAEMON_PID/fd" -mindepth 1 | wc -l
+        find "/proc/$DAEMON_PID_MAIN/fd" -mindepth 1 | wc -l
 }
 FDS_BEFORE=$(fd_count)
 
 # burst DIR N: N DetachLink calls as uid 65534, each its own connection, in the background; their
 # PIDs in BURST_PIDS, their answers in DIR/<i>.out.
+# burst DIR N [ARGS-FUNCTION]: N calls as uid 65534, each its own connection, in the background
+# (a DetachLink of the guarded link, or the gdbus arguments ARGS-FUNCTION prints); their PIDs in
+# BURST_PIDS, their answers in DIR/<i>.out.
+burst_args_detach() {
+        printf '%s\n' --object-path "$PS_PATH" --method "$PS_MANAGER.DetachLink" "$IF"
+}
 burst() {
-        local dir=$1 n=$2 i
+        local dir=$1 n=$2 i args
+        mapfile -t args < <("${3:-burst_args_detach}")
         mkdir -p "$dir"
         BURST_PIDS=()
         for ((i = 0; i < n; i++)); do
                 # setpriv and env exec: the PID is gdbus's, so killing it hangs up.
                 setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups env HOME=/ \
-                        gdbus call --system --dest "$PS_BUS_NAME" --timeout 40 \
-                        --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.DetachLink" \
-                        "$IF" >"$dir/$i.out" 2>&1 &
+                        gdbus call --system --dest "$PS_NAME" --timeout 40 "${args[@]}" \
+                        >"$dir/$i.out" 2>&1 &
                 BURST_PIDS+=($!)
         done
 }
@@ -453,40 +573,40 @@ exec 4>&2 2>/dev/null
 kill -STOP "$SYS_POLKIT_PID"
 t0=$(sys_now_ms)
 burst "$T/burst1" $((CAP + EXTRA))
-sys_wait_until 20 limited_at_least "$T/burst1" $EXTRA
+wait_until 20 limited_at_least "$T/burst1" $EXTRA
 sleep 0.5
 limited=$(count_matching "$T/burst1" "$LIMITED_RE")
 [ "$limited" -eq $EXTRA ]
-sys_ok $? "polkitd stopped: $((CAP + EXTRA)) concurrent calls, exactly $EXTRA refused at once (cap $CAP)" \
+ok $? "polkitd stopped: $((CAP + EXTRA)) concurrent calls, exactly $EXTRA refused at once (cap $CAP)" \
         "LimitsExceeded: $limited" "$(sort "$T"/burst1/*.out | uniq -c)"
 
 t1=$(sys_now_ms)
-out=$(ps_call nobody --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.GetStatistics")
+out=$(ps_call nobody --object-path "$PS_PATH" --method "$PS_MANAGER.GetStatistics")
 status=$?
 t2=$(sys_now_ms)
 [ $status -eq 0 ] && [ $((t2 - t1)) -lt 2000 ]
-sys_ok $? "reads are served while $CAP checks wait ($((t2 - t1)) ms)" "$out"
+ok $? "reads are served while $CAP checks wait ($((t2 - t1)) ms)" "$out"
 
 killed=$(hang_up "$T/burst1" 20)
 [ "$killed" -eq 20 ]
-sys_ok $? "20 waiting callers hang up before polkit answers" "hung up: $killed"
+ok $? "20 waiting callers hang up before polkit answers" "hung up: $killed"
 
 # The daemon gives polkit 20 s; the callers wait 40 s.
 wait_burst
 t3=$(sys_now_ms)
 failed=$(count_matching "$T/burst1" 'org\.packetscope\.Guarder1\.Error\.AuthorizationFailed')
 [ "$failed" -eq $((CAP - killed)) ] && [ $((t3 - t0)) -ge 19000 ] && [ $((t3 - t0)) -lt 35000 ]
-sys_ok $? "the waiting checks end in AuthorizationFailed after the daemon's timeout ($((t3 - t0)) ms)" \
+ok $? "the waiting checks end in AuthorizationFailed after the daemon's timeout ($((t3 - t0)) ms)" \
         "AuthorizationFailed: $failed of $((CAP - killed))" "$(sort "$T"/burst1/*.out | uniq -c)"
 
 # The same again, with polkitd still stopped: if any slot of the first burst leaked (the callers
 # that hung up included), more than EXTRA calls are refused now.
 burst "$T/burst2" $((CAP + EXTRA))
-sys_wait_until 20 limited_at_least "$T/burst2" $EXTRA
+wait_until 20 limited_at_least "$T/burst2" $EXTRA
 sleep 0.5
 limited=$(count_matching "$T/burst2" "$LIMITED_RE")
 [ "$limited" -eq $EXTRA ]
-sys_ok $? "no slot leaked: again exactly $EXTRA of $((CAP + EXTRA)) refused at once" \
+ok $? "no slot leaked: again exactly $EXTRA of $((CAP + EXTRA)) refused at once" \
         "LimitsExceeded: $limited"
 
 killed=$(hang_up "$T/burst2" 20)
@@ -494,69 +614,95 @@ kill -CONT "$SYS_POLKIT_PID"
 wait_burst
 refused=$(count_matching "$T/burst2" "$DENIED_RE")
 [ "$refused" -eq $((CAP - killed)) ]
-sys_ok $? "polkitd resumed: the $((CAP - killed)) callers still waiting get polkit's answer (AccessDenied)" \
+ok $? "polkitd resumed: the $((CAP - killed)) callers still waiting get polkit's answer (AccessDenied)" \
         "AccessDenied: $refused of $((CAP - killed))" "$(sort "$T"/burst2/*.out | uniq -c)"
 
 [ "$(sys_xdp_prog_id "$IF")" = "$GUARD_PROG" ] && is_guarded
-sys_ok $? "none of the refused DetachLink calls detached anything" "$(snapshot)"
+ok $? "none of the refused DetachLink calls detached anything" "$(snapshot)"
+
+FDS_AFTER=$(fd_count)
+[ "$FDS_AFTER" -le $((FDS_BEFORE + 2)) ]
+ok $? "the daemon holds no extra file descriptors ($FDS_BEFORE before, $FDS_AFTER after)" \
+        "$(ls -l "/proc/$DAEMON_PID_MAIN/fd")"
 
 # ---------------------------------------------------------------------------------------------
 # polkitd absent.
 
-sys_kill_pid "$SYS_POLKIT_PID"
-sys_wait_until 5 bash -c "! busctl --system status org.freedesktop.PolicyKit1"
+kill_wait "$SYS_POLKIT_PID"
+wait_until 5 bash -c "! busctl --system status org.freedesktop.PolicyKit1"
 t1=$(sys_now_ms)
-out=$(ps_call nobody --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.DetachLink" "$IF")
+out=$(ps_call nobody --object-path "$PS_PATH" --method "$PS_MANAGER.DetachLink" "$IF")
 status=$?
 t2=$(sys_now_ms)
 [ $status -ne 0 ] && grep -q 'org\.packetscope\.Guarder1\.Error\.AuthorizationFailed' <<<"$out" &&
         [ $((t2 - t1)) -lt 3000 ] && is_guarded
-sys_ok $? "polkitd absent: AuthorizationFailed in $((t2 - t1)) ms, nothing changed" "$out"
+ok $? "polkitd absent: AuthorizationFailed in $((t2 - t1)) ms, nothing changed" "$out"
 
-out=$(ps_call nobody --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.GetStatistics")
-sys_ok $? "polkitd absent: reads are still served" "$out"
+out=$(ps_call nobody --object-path "$PS_PATH" --method "$PS_MANAGER.GetStatistics")
+ok $? "polkitd absent: reads are still served" "$out"
 
-out=$(ps_call root --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.DetachLink" "$IF")
+out=$(ps_call root --object-path "$PS_PATH" --method "$PS_MANAGER.DetachLink" "$IF")
 status=$?
 [ $status -eq 0 ] && ! is_guarded
-sys_ok $? "polkitd absent: root may still detach (uid 0 needs no polkit)" "$out"
+ok $? "polkitd absent: root may still detach (uid 0 needs no polkit)" "$out"
 
 # ---------------------------------------------------------------------------------------------
-# A check that comes back after its link went away (root detached it while polkit was stopped)
-# must still release its slot: the next burst is capped exactly as before.
+# A check whose object went away while polkit was answering (root removed it meanwhile) must
+# still release its slot, whether the method itself notices (a link detached meanwhile) or the
+# object is gone before any method runs (a filter deleted meanwhile). Each case starts from a
+# fresh daemon, since leaked slots would stay leaked: the first burst waits on a stopped polkitd,
+# root removes the object, polkitd resumes; then, with the object back, a second burst must be
+# capped exactly as before.
 
 sys_polkit_start "$T/polkit"
-ensure_guarded
-kill -STOP "$SYS_POLKIT_PID"
-burst "$T/burst3" $((CAP + EXTRA))
-sys_wait_until 20 limited_at_least "$T/burst3" $EXTRA
-ps_call root --object-path "$PS_ROOT_PATH" --method "$PS_MANAGER_IFACE.DetachLink" "$IF" >/dev/null
-kill -CONT "$SYS_POLKIT_PID"
-wait_burst
-gone=$(count_matching "$T/burst3" 'NoSuchLink')
-ensure_guarded
-kill -STOP "$SYS_POLKIT_PID"
-burst "$T/burst4" $((CAP + EXTRA))
-sys_wait_until 20 limited_at_least "$T/burst4" $EXTRA
-sleep 0.5
-limited=$(count_matching "$T/burst4" "$LIMITED_RE")
-kill -CONT "$SYS_POLKIT_PID"
-wait_burst
-[ "$gone" -eq $CAP ] && [ "$limited" -eq $EXTRA ]
-sys_ok $? "checks for a link detached meanwhile end in NoSuchLink and release their slots" \
-        "NoSuchLink answers: $gone of $CAP" \
-        "next burst refused at once: $limited of $((CAP + EXTRA)) (expected $EXTRA; more means leaked slots)" \
-        "$(sort "$T"/burst3/*.out | uniq -c)" "$(sort "$T"/burst4/*.out | uniq -c)"
+
+vanish_link() {
+        ps_call root --object-path "$PS_PATH" --method "$PS_MANAGER.DetachLink" "$IF" >/dev/null
+}
+vanish_filter() {
+        ps_call root --object-path "$FILTER_PATH" --method "$PS_FILTER.Delete" >/dev/null
+}
+burst_args_filter() {
+        printf '%s\n' --object-path "$FILTER_PATH" --method "$PS_FILTER.Disable"
+}
+
+# leak_case NAME DESCRIPTION RESTORE VANISH ARGS-FUNCTION
+leak_case() {
+        local name=$1 desc=$2 restore=$3 vanish=$4 args_fn=$5 limited answers
+        daemon_stop main
+        daemon_start main || bail "the daemon did not start again: $(daemon_log main)"
+        DAEMON_PID_MAIN=${DAEMON_PID[main]}
+        "$restore"
+        kill -STOP "$SYS_POLKIT_PID"
+        burst "$T/$name-1" $((CAP + EXTRA)) "$args_fn"
+        wait_until 20 limited_at_least "$T/$name-1" $EXTRA
+        "$vanish"
+        kill -CONT "$SYS_POLKIT_PID"
+        wait_burst
+        answers=$(sort "$T/$name-1"/*.out | uniq -c)
+        "$restore"
+        kill -STOP "$SYS_POLKIT_PID"
+        burst "$T/$name-2" $((CAP + EXTRA)) "$args_fn"
+        wait_until 20 limited_at_least "$T/$name-2" $EXTRA
+        sleep 0.5
+        limited=$(count_matching "$T/$name-2" "$LIMITED_RE")
+        kill -CONT "$SYS_POLKIT_PID"
+        wait_burst
+        [ "$limited" -eq $EXTRA ]
+        ok $? "$desc: the checks release their slots" \
+                "the next burst was refused at once $limited times of $((CAP + EXTRA)) (expected $EXTRA;" \
+                "more means leaked slots: every later unprivileged call gets LimitsExceeded)" \
+                "answers while the object went away:" "$answers" \
+                "answers to the next burst:" "$(sort "$T/$name-2"/*.out | uniq -c)"
+}
+
+leak_case link-gone "a link detached while polkit answered" ensure_guarded vanish_link \
+        burst_args_detach
+leak_case filter-gone "a filter deleted while polkit answered" root_add_filter vanish_filter \
+        burst_args_filter
 exec 2>&4 4>&-
 
-FDS_AFTER=$(fd_count)
-[ "$FDS_AFTER" -le $((FDS_BEFORE + 2)) ]
-sys_ok $? "the daemon holds no extra file descriptors ($FDS_BEFORE before, $FDS_AFTER after)" \
-        "$(ls -l "/proc/$SYS_DAEMON_PID/fd")"
+kill -0 "$DAEMON_PID_MAIN"
+ok $? "the daemon is still running" "$(tail -n 20 "$DAEMON_LOG")"
 
-kill -0 "$SYS_DAEMON_PID"
-sys_ok $? "the daemon is still running" "$(tail -n 20 "$DAEMON_LOG")"
-
-echo "1..$sys_tap_n"
-sys_tap_planned=$sys_tap_n
-sys_done
+done_testing

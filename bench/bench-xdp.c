@@ -1,0 +1,625 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the guard's XDP program costs per packet, measured with BPF_PROG_TEST_RUN next to two
+ * references loaded in the same process and run interleaved with it, round after round:
+ *   - bare: a program that bumps one per-CPU counter and passes (bench/bare.bpf.c), the floor;
+ *   - xdp-filter: Debian's xdp-tools filter in allow-all mode with empty maps, a small real
+ *     program that parses the same headers and does its lookups.
+ * The guard is loaded as the daemon loads it (1,048,576 flow slots) and its flow table is first
+ * filled with --flows distinct entries, so its lookups run against a big table.
+ *
+ * Two kinds of measurement:
+ *   - hot: one packet repeated --repeat times per run; this thread's CPU time per packet.
+ *     BPF_PROG_RUN repeats the same frame, so the flow entry stays in cache: the best case.
+ *   - table: N different packets whose flows are among the prefilled ones (spread over the
+ *     table), taken in turn, one repetition per run, 100,000 runs (or N if more); the kernel's
+ *     own time per run, averaged (the syscall and frame setup are left out; the kernel's timer
+ *     reads around one repetition are in, for every program alike: compare differences).
+ *     With 100,000 packets the flow entries no longer fit the CPU caches.
+ * Medians over --rounds rounds. Needs root. Not a test: numbers depend on the machine.
+ *
+ * Usage: bench-xdp [--json] [--verbose] [--rounds N] [--repeat N] [--flows N]
+ *                  [--xdp-filter PATH]
+ * --verbose prints every round's figures to stderr.
+ */
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <getopt.h>
+#include <glob.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "guard.h"
+#include "guard.skel.h"
+#include "bare.skel.h"
+#include "packet.h"
+
+#define FLOW_TABLE_SIZE 1048576u
+#define FILL_CHUNK 8192u
+#define XDP_FILTER_PROG "xdpfilt_alw_all"
+
+/* The prefilled flows all go to BENCH_DST: half UDP to port 53, half TCP to port 80, from the
+ * benchmarking range 198.18.0.0/15 (RFC 2544), the source port telling apart more than 131,072
+ * sources. */
+#define BENCH_DST "192.0.2.1"
+
+enum { PROG_GUARD, PROG_BARE, PROG_XDP_FILTER, N_PROGS };
+static const char *const prog_label[N_PROGS] = { "guard", "bare", "xdp-filter" };
+
+struct options {
+        bool json;
+        bool verbose;
+        unsigned rounds;
+        unsigned repeat;
+        unsigned flows;
+        const char *xdp_filter;
+};
+
+static int prog_fd[N_PROGS] = { -1, -1, -1 };
+
+static int fail(const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        fputs("bench-xdp: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+        return 1;
+}
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap) {
+        /* xdp-filter's object carries sections libbpf does not know (libxdp metadata): only
+         * real problems are worth showing. */
+        if (level != LIBBPF_WARN)
+                return 0;
+        return vfprintf(stderr, fmt, ap);
+}
+
+/* This thread's CPU time: unlike wall time it leaves out the stretches in which other tasks ran
+ * (the kernel lets them in between repetitions), and unlike the kernel's per-run figure it is
+ * not rounded down to whole nanoseconds. */
+static double cpu_ns(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (double) ts.tv_sec * 1e9 + (double) ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+static double median(double *v, unsigned n) {
+        qsort(v, n, sizeof(*v), cmp_double);
+        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Entry i of the prefilled table; bench packets address entries the same way. */
+static void bench_flow(unsigned i, uint32_t *ret_src, uint16_t *ret_sport, uint8_t *ret_proto,
+                       uint16_t *ret_dport) {
+        unsigned j = i >> 1;
+
+        *ret_proto = i & 1 ? IPPROTO_TCP : IPPROTO_UDP;
+        *ret_dport = i & 1 ? 80 : 53;
+        *ret_src = htonl(0xc6120000u + (j & 0x1ffff)); /* 198.18.0.0/15 */
+        *ret_sport = (uint16_t) (1024 + (j >> 17));
+}
+
+static int fill_flows(int fd, unsigned n) {
+        static struct ps_flow_key keys[FILL_CHUNK];
+        static struct ps_flow_value values[FILL_CHUNK];
+        struct timespec ts;
+        uint32_t dst;
+        unsigned done = 0;
+
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        inet_pton(AF_INET, BENCH_DST, &dst);
+        while (done < n) {
+                uint32_t count = n - done < FILL_CHUNK ? n - done : FILL_CHUNK;
+                LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+                for (uint32_t c = 0; c < count; c++) {
+                        struct ps_flow_key *k = &keys[c];
+                        struct ps_flow_value *v = &values[c];
+
+                        memset(k, 0, sizeof(*k));
+                        memset(v, 0, sizeof(*v));
+                        k->family = PS_FAMILY_IPV4;
+                        bench_flow(done + c, &k->src[0], &k->sport, &k->proto, &k->dport);
+                        k->dst[0] = dst;
+                        v->packets = 1;
+                        v->bytes = 64;
+                        v->first_seen = v->last_seen =
+                                (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+                        v->ttl = 64;
+                }
+                if (bpf_map_update_batch(fd, keys, values, &count, &opts) < 0)
+                        return -errno;
+                done += count;
+        }
+        return 0;
+}
+
+static long count_entries(int fd) {
+        static struct ps_flow_key keys[FILL_CHUNK];
+        static struct ps_flow_value values[FILL_CHUNK];
+        struct ps_flow_key out;
+        void *in = NULL;
+        long total = 0;
+
+        for (;;) {
+                uint32_t count = FILL_CHUNK;
+                LIBBPF_OPTS(bpf_map_batch_opts, opts);
+                int r = bpf_map_lookup_batch(fd, in, &out, keys, values, &count, &opts);
+
+                if (r < 0 && errno != ENOENT)
+                        return -errno;
+                total += count;
+                if (r < 0)
+                        return total;
+                in = &out;
+        }
+}
+
+/* ---- the packets ---- */
+
+enum { PKT_UDP4, PKT_SYN4, PKT_ICMP4, PKT_UDP6, PKT_ICMP4_ERR, N_PKTS };
+static const char *const pkt_names[N_PKTS] = { "udp4", "syn4", "icmp4", "udp6", "icmp4-err" };
+
+static void build_flow_packet(struct pkt *p, unsigned entry) {
+        char src[INET_ADDRSTRLEN];
+        uint32_t a;
+        uint16_t sport, dport;
+        uint8_t proto;
+
+        bench_flow(entry, &a, &sport, &proto, &dport);
+        inet_ntop(AF_INET, &a, src, sizeof(src));
+        pkt_init(p);
+        pkt_eth(p, 0x0800, 0, NULL);
+        pkt_ipv4(p, src, BENCH_DST, proto, &(struct ip4_opts) { .ttl = 57, .id = 1 });
+        if (proto == IPPROTO_UDP)
+                pkt_udp(p, sport, dport, 22, 0);
+        else
+                pkt_tcp(p, &(struct tcp_opts) { .sport = sport, .dport = dport, .seq = 1,
+                                                .flags = TCP_SYN, .window = 64240 });
+        pkt_finish(p, 64);
+}
+
+static void build_packet(struct pkt *p, int kind) {
+        switch (kind) {
+        case PKT_UDP4:
+                build_flow_packet(p, 0);
+                break;
+        case PKT_SYN4:
+                build_flow_packet(p, 1);
+                break;
+        case PKT_ICMP4:
+                pkt_init(p);
+                pkt_eth(p, 0x0800, 0, NULL);
+                pkt_ipv4(p, "198.18.0.1", BENCH_DST, IPPROTO_ICMP,
+                         &(struct ip4_opts) { .ttl = 57 });
+                pkt_icmp(p, 8, 0, 0x00010001);
+                pkt_finish(p, 64);
+                break;
+        case PKT_UDP6:
+                pkt_init(p);
+                pkt_eth(p, 0x86dd, 0, NULL);
+                pkt_ipv6(p, "2001:db8::1", "2001:db8::2", IPPROTO_UDP, 57, 0);
+                pkt_udp(p, 1024, 53, 2, 0);
+                pkt_finish(p, 64);
+                break;
+        case PKT_ICMP4_ERR:
+                pkt_init(p);
+                pkt_eth(p, 0x0800, 0, NULL);
+                pkt_ipv4(p, "198.18.0.1", BENCH_DST, IPPROTO_ICMP,
+                         &(struct ip4_opts) { .ttl = 57 });
+                pkt_icmp(p, 3, 3, 0);
+                pkt_quote_begin(p);
+                pkt_ipv4(p, BENCH_DST, "198.18.0.2", IPPROTO_UDP,
+                         &(struct ip4_opts) { .ttl = 64, .tot_len = 60 });
+                pkt_udp(p, 40000, 53, 0, 40);
+                pkt_finish(p, 64);
+                break;
+        }
+}
+
+/* ---- running ---- */
+
+static int test_run(int fd, const struct pkt *p, unsigned repeat, double *ret_cpu_ns,
+                    uint64_t *ret_kernel_ns) {
+        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p->data, .data_size_in = (uint32_t) p->len,
+                    .repeat = (int) repeat);
+        double t0 = cpu_ns();
+        int r = bpf_prog_test_run_opts(fd, &o);
+
+        if (r < 0)
+                return r;
+        if (o.retval != 2 /* XDP_PASS */)
+                return -EPROTO;
+        *ret_cpu_ns = cpu_ns() - t0;
+        /* o.duration is the kernel's mean per repetition, in whole ns. Runs with more than one
+         * repetition also swap the program into the XDP dispatcher and out again, waiting for
+         * RCU each time: wall time per run means little, hence CPU and kernel time. */
+        *ret_kernel_ns = (uint64_t) o.duration * repeat;
+        return 0;
+}
+
+struct result {
+        const char *mode;
+        const char *packet;
+        unsigned spread;    /* distinct packets (1 in hot mode) */
+        double ns[N_PROGS]; /* median ns per packet; < 0: not measured (no xdp-filter) */
+};
+
+static int measure_hot(const struct options *o, struct result *res) {
+        struct pkt pkts[N_PKTS];
+        double *v = calloc((size_t) N_PKTS * N_PROGS * o->rounds, sizeof(double));
+
+        if (!v)
+                return -ENOMEM;
+        for (int k = 0; k < N_PKTS; k++)
+                build_packet(&pkts[k], k);
+        for (unsigned r = 0; r < o->rounds; r++)
+                for (int k = 0; k < N_PKTS; k++)
+                        /* A different program first in each round: no program always runs
+                         * right after the same one. */
+                        for (int i = 0; i < N_PROGS; i++) {
+                                int p = (int) ((r + (unsigned) i) % N_PROGS);
+                                double cpu;
+                                uint64_t kern;
+                                int e;
+
+                                if (prog_fd[p] < 0)
+                                        continue;
+                                e = test_run(prog_fd[p], &pkts[k], o->repeat, &cpu, &kern);
+                                if (e < 0) {
+                                        free(v);
+                                        return e;
+                                }
+                                v[((size_t) k * N_PROGS + (size_t) p) * o->rounds + r] =
+                                        cpu / o->repeat;
+                                if (o->verbose)
+                                        fprintf(stderr, "round %u hot %s %s: %.1f ns "
+                                                "(kernel %.0f)\n", r, pkt_names[k],
+                                                prog_label[p], cpu / o->repeat,
+                                                (double) kern / o->repeat);
+                        }
+        for (int k = 0; k < N_PKTS; k++) {
+                res[k] = (struct result) { .mode = "hot", .packet = pkt_names[k], .spread = 1 };
+                for (int p = 0; p < N_PROGS; p++)
+                        res[k].ns[p] = prog_fd[p] < 0 ? -1 :
+                                median(&v[((size_t) k * N_PROGS + (size_t) p) * o->rounds],
+                                       o->rounds);
+        }
+        free(v);
+        return 0;
+}
+
+/*
+ * `spread` packets of `kind` (udp4 or syn4), each addressing a different prefilled flow (entries
+ * 2j for UDP, 2j+1 for TCP, j spread evenly over the table), run once each, in turn, for
+ * TABLE_RUNS runs per program and round. One repetition per run on purpose: with more, every
+ * run makes the kernel swap the program into the XDP dispatcher and back, two RCU grace
+ * periods (milliseconds) per run. The price is that each figure includes the kernel's timer
+ * reads around a single repetition, the same for the three programs. Each packet is built
+ * just before its run; building is not measured, the kernel's time is.
+ */
+#define TABLE_RUNS 100000u
+
+static int measure_table(const struct options *o, int kind, unsigned spread,
+                         struct result *res) {
+        double *v = calloc((size_t) N_PROGS * o->rounds, sizeof(double));
+        unsigned pairs = o->flows / 2 ? o->flows / 2 : 1;
+        unsigned runs = spread > TABLE_RUNS ? spread : TABLE_RUNS;
+        struct pkt pkt;
+
+        if (!v)
+                return -ENOMEM;
+        for (unsigned r = 0; r < o->rounds; r++)
+                for (int i = 0; i < N_PROGS; i++) {
+                        int p = (int) ((r + (unsigned) i) % N_PROGS);
+                        uint64_t total = 0;
+
+                        if (prog_fd[p] < 0)
+                                continue;
+                        for (unsigned n = 0; n < runs; n++) {
+                                unsigned j = (unsigned) ((uint64_t) (n % spread) * pairs / spread);
+                                double cpu;
+                                uint64_t kern;
+                                int e;
+
+                                build_flow_packet(&pkt, 2 * j + (kind == PKT_SYN4));
+                                e = test_run(prog_fd[p], &pkt, 1, &cpu, &kern);
+                                if (e < 0) {
+                                        free(v);
+                                        return e;
+                                }
+                                total += kern;
+                        }
+                        v[(size_t) p * o->rounds + r] = (double) total / runs;
+                        if (o->verbose)
+                                fprintf(stderr, "round %u table %s x%u %s: %.1f ns\n", r,
+                                        pkt_names[kind], spread, prog_label[p],
+                                        (double) total / runs);
+                }
+        *res = (struct result) { .mode = "table", .packet = pkt_names[kind], .spread = spread };
+        for (int p = 0; p < N_PROGS; p++)
+                res->ns[p] = prog_fd[p] < 0 ? -1 : median(&v[(size_t) p * o->rounds], o->rounds);
+        free(v);
+        return 0;
+}
+
+/* ---- output ---- */
+
+static bool have(const struct result *r, int p) {
+        return r->ns[p] >= 0;
+}
+
+static void print_text(const struct options *o, const struct result *res, size_t n,
+                       const char *xdp_filter, long entries) {
+        struct utsname u;
+
+        uname(&u);
+        printf("XDP per-packet cost under BPF_PROG_TEST_RUN: median of %u rounds, ns per packet\n",
+               o->rounds);
+        printf("kernel %s; guard flow table: %ld of %u entries; xdp-filter: %s\n", u.release,
+               entries, FLOW_TABLE_SIZE, xdp_filter ? xdp_filter : "not found");
+        printf("hot: one packet, %u repetitions per run, CPU time; table: N packets in turn, "
+               "one repetition per run, %u runs, kernel time\n\n", o->repeat, TABLE_RUNS);
+        printf("%-6s %-10s %6s %8s %8s %11s %11s %11s %17s\n", "mode", "packet", "N", "guard",
+               "bare", "xdp-filter", "guard-bare", "guard/bare", "guard/xdp-filter");
+        for (size_t i = 0; i < n; i++) {
+                const struct result *r = &res[i];
+
+                printf("%-6s %-10s %6u %8.1f %8.1f", r->mode, r->packet, r->spread,
+                       r->ns[PROG_GUARD], r->ns[PROG_BARE]);
+                if (have(r, PROG_XDP_FILTER))
+                        printf(" %11.1f", r->ns[PROG_XDP_FILTER]);
+                else
+                        printf(" %11s", "-");
+                printf(" %11.1f %11.2f", r->ns[PROG_GUARD] - r->ns[PROG_BARE],
+                       r->ns[PROG_GUARD] / r->ns[PROG_BARE]);
+                if (have(r, PROG_XDP_FILTER))
+                        printf(" %17.2f", r->ns[PROG_GUARD] / r->ns[PROG_XDP_FILTER]);
+                else
+                        printf(" %17s", "-");
+                putchar('\n');
+        }
+}
+
+static void json_string(const char *s) {
+        putchar('"');
+        for (; s && *s; s++) {
+                if (*s == '"' || *s == '\\')
+                        putchar('\\');
+                putchar(*s);
+        }
+        putchar('"');
+}
+
+static void print_json(const struct options *o, const struct result *res, size_t n,
+                       const char *xdp_filter, long entries) {
+        struct utsname u;
+
+        uname(&u);
+        printf("{\"kernel\":");
+        json_string(u.release);
+        printf(",\"rounds\":%u,\"repeat\":%u,\"table_runs\":%u,\"flow_table_size\":%u,"
+               "\"flow_entries\":%ld,\"xdp_filter\":", o->rounds, o->repeat, TABLE_RUNS,
+               FLOW_TABLE_SIZE, entries);
+        if (xdp_filter)
+                json_string(xdp_filter);
+        else
+                fputs("null", stdout);
+        printf(",\"results\":[");
+        for (size_t i = 0; i < n; i++) {
+                const struct result *r = &res[i];
+
+                printf("%s{\"mode\":\"%s\",\"packet\":\"%s\",\"packets\":%u,\"guard_ns\":%.2f,"
+                       "\"bare_ns\":%.2f,\"guard_minus_bare_ns\":%.2f,\"guard_over_bare\":%.3f",
+                       i ? "," : "", r->mode, r->packet, r->spread, r->ns[PROG_GUARD],
+                       r->ns[PROG_BARE], r->ns[PROG_GUARD] - r->ns[PROG_BARE],
+                       r->ns[PROG_GUARD] / r->ns[PROG_BARE]);
+                if (have(r, PROG_XDP_FILTER))
+                        printf(",\"xdp_filter_ns\":%.2f,\"guard_over_xdp_filter\":%.3f",
+                               r->ns[PROG_XDP_FILTER], r->ns[PROG_GUARD] / r->ns[PROG_XDP_FILTER]);
+                else
+                        printf(",\"xdp_filter_ns\":null,\"guard_over_xdp_filter\":null");
+                putchar('}');
+        }
+        printf("]}\n");
+}
+
+/* ---- setup ---- */
+
+static char *find_xdp_filter(void) {
+        glob_t g;
+        char *path = NULL;
+
+        /* Debian installs libxdp's program objects under the multiarch library directory. */
+        if (glob("/usr/lib/*/bpf/" XDP_FILTER_PROG ".o", 0, NULL, &g) == 0) {
+                path = strdup(g.gl_pathv[0]);
+                globfree(&g);
+        } else if (access("/usr/lib/bpf/" XDP_FILTER_PROG ".o", R_OK) == 0)
+                path = strdup("/usr/lib/bpf/" XDP_FILTER_PROG ".o");
+        return path;
+}
+
+static int parse_uint(const char *arg, const char *what, unsigned min, unsigned max,
+                      unsigned *ret) {
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(arg, &end, 10);
+        if (errno || end == arg || *end || v < min || v > max)
+                return fail("%s must be %u to %u, got '%s'", what, min, max, arg);
+        *ret = (unsigned) v;
+        return 0;
+}
+
+static void usage(FILE *f) {
+        fprintf(f, "usage: bench-xdp [--json] [--verbose] [--rounds N] [--repeat N] [--flows N] "
+                   "[--xdp-filter PATH]\n");
+}
+
+int main(int argc, char *argv[]) {
+        static const struct option longopts[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "verbose", no_argument, NULL, 'v' },
+                { "rounds", required_argument, NULL, 'r' },
+                { "repeat", required_argument, NULL, 'n' },
+                { "flows", required_argument, NULL, 'f' },
+                { "xdp-filter", required_argument, NULL, 'x' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        static const unsigned spreads[] = { 1000, 100000 };
+        struct options o = { .rounds = 7, .repeat = 1000000, .flows = 1000000 };
+        struct result res[N_PKTS + 2 * 2];
+        struct guard_bpf *guard = NULL;
+        struct bare_bpf *bare = NULL;
+        struct bpf_object *xf = NULL;
+        char *xf_path = NULL;
+        size_t n_res = 0;
+        long entries = 0;
+        cpu_set_t cpus;
+        int c, r, ret = 1;
+
+        while ((c = getopt_long(argc, argv, "h", longopts, NULL)) >= 0)
+                switch (c) {
+                case 'j':
+                        o.json = true;
+                        break;
+                case 'v':
+                        o.verbose = true;
+                        break;
+                case 'r':
+                        if (parse_uint(optarg, "--rounds", 1, 1000, &o.rounds))
+                                return 2;
+                        break;
+                case 'n':
+                        if (parse_uint(optarg, "--repeat", 1000, 100000000, &o.repeat))
+                                return 2;
+                        break;
+                case 'f':
+                        if (parse_uint(optarg, "--flows", 0, 1000000, &o.flows))
+                                return 2;
+                        break;
+                case 'x':
+                        o.xdp_filter = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        if (optind != argc) {
+                usage(stderr);
+                return 2;
+        }
+
+        libbpf_set_print(libbpf_quiet);
+
+        /* One CPU for the whole run: test runs execute on the caller's CPU, and the guard's
+         * per-CPU counters and LRU lists then stay on one CPU too. */
+        CPU_ZERO(&cpus);
+        CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &cpus);
+        (void) sched_setaffinity(0, sizeof(cpus), &cpus);
+
+        guard = guard_bpf__open();
+        if (!guard) {
+                fail("cannot open the guard program: %s", strerror(errno));
+                goto out;
+        }
+        bpf_map__set_max_entries(guard->maps.flows, FLOW_TABLE_SIZE);
+        r = guard_bpf__load(guard);
+        if (r < 0) {
+                fail("cannot load the guard program: %s (root needed)", strerror(-r));
+                goto out;
+        }
+        prog_fd[PROG_GUARD] = bpf_program__fd(guard->progs.xdp_guard);
+
+        bare = bare_bpf__open_and_load();
+        if (!bare) {
+                fail("cannot load the bare program: %s", strerror(errno));
+                goto out;
+        }
+        prog_fd[PROG_BARE] = bpf_program__fd(bare->progs.xdp_bare);
+
+        xf_path = o.xdp_filter ? strdup(o.xdp_filter) : find_xdp_filter();
+        if (xf_path) {
+                struct bpf_program *prog;
+
+                xf = bpf_object__open_file(xf_path, NULL);
+                if (!xf) {
+                        fail("cannot open %s: %s", xf_path, strerror(errno));
+                        goto out;
+                }
+                r = bpf_object__load(xf);
+                prog = bpf_object__find_program_by_name(xf, XDP_FILTER_PROG);
+                if (r < 0 || !prog) {
+                        fail("cannot load %s from %s: %s", XDP_FILTER_PROG, xf_path,
+                             r < 0 ? strerror(-r) : "no such program");
+                        goto out;
+                }
+                prog_fd[PROG_XDP_FILTER] = bpf_program__fd(prog);
+        } else
+                fprintf(stderr, "bench-xdp: %s.o not found (apt install xdp-tools); its column "
+                                "stays empty\n", XDP_FILTER_PROG);
+
+        if (o.flows) {
+                r = fill_flows(bpf_map__fd(guard->maps.flows), o.flows);
+                if (r < 0) {
+                        fail("cannot fill the flow table: %s", strerror(-r));
+                        goto out;
+                }
+        }
+        entries = count_entries(bpf_map__fd(guard->maps.flows));
+
+        r = measure_hot(&o, res);
+        if (r < 0) {
+                fail("test run failed: %s", strerror(-r));
+                goto out;
+        }
+        n_res = N_PKTS;
+        if (o.flows)
+                for (size_t s = 0; s < sizeof(spreads) / sizeof(spreads[0]); s++) {
+                        if (spreads[s] > o.flows / 2)
+                                continue;
+                        for (int kind = PKT_UDP4; kind <= PKT_SYN4; kind++) {
+                                r = measure_table(&o, kind, spreads[s], &res[n_res]);
+                                if (r < 0) {
+                                        fail("test run failed: %s", strerror(-r));
+                                        goto out;
+                                }
+                                n_res++;
+                        }
+                }
+
+        if (o.json)
+                print_json(&o, res, n_res, xf_path, entries);
+        else
+                print_text(&o, res, n_res, xf_path, entries);
+        ret = 0;
+out:
+        bpf_object__close(xf);
+        bare_bpf__destroy(bare);
+        guard_bpf__destroy(guard);
+        free(xf_path);
+        return ret;
+}

@@ -1,0 +1,63 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# The shipped dbus/org.packetscope.Guarder1.xml is the contract: compare it with the live
+# introspection of every object of a running daemon (manager, a link, the connections, the
+# filters, a filter and a pending transaction), interfaces, methods and their arguments,
+# properties with type, access and change signalling, and signals. Any mismatch fails.
+
+set -u
+. "$(dirname "$0")/lib.sh"
+
+require_root
+require ip dbus-daemon busctl jq timeout
+[ -x "$PACKETSCOPED" ] || bail "no daemon at $PACKETSCOPED"
+
+make_tmpdir T
+bus_start "$T/bus"
+daemon_start main || bail "the daemon did not start: $(daemon_log main)"
+net_create A
+
+# Objects that exist only when there is something: a link, a filter rule, a transaction.
+out=$(attach "$A_IF" generic 2>&1)
+ok $? "AttachLink $A_IF (a Link object)" "$out"
+out=$(rawcall "$PS_PATH/filters" org.packetscope.Guarder1.Filters Import ss \
+        '["[{\"rule_type\": \"tcp\", \"dst_port\": 23, \"comment\": \"introspection test\"}]", "merge"]')
+ok $? "Filters.Import of one rule (a Filter object)" "$out"
+out=$(rawcall "$PS_PATH/filters" org.packetscope.Guarder1.Filters Apply 'aa{sv}su' \
+        '[[{"rule_type": ["s", "tcp"], "dst_port": ["q", 24]}], "merge", 120]')
+ok $? "Filters.Apply with a confirmation window (a Transaction object)" "$out"
+transaction=$(jq -r '.reply[0] // empty' <<<"$out")
+if [ -n "$transaction" ]; then
+        defer "DBUS_SYSTEM_BUS_ADDRESS='$DBUS_SYSTEM_BUS_ADDRESS' busctl --system call $PS_NAME \
+                '$transaction' org.packetscope.Guarder1.Transaction Rollback"
+fi
+
+XML=$SRCDIR/dbus/org.packetscope.Guarder1.xml
+check "the shipped XML is well-formed" "$PYTHON" -c "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])" "$XML"
+
+results=$(timeout 120 "$PYTHON" "$PS_TESTDIR/introspect-compare.py" "$XML" "$PS_NAME" "$PS_PATH" 2>&1)
+status=$?
+ok "$status" "the comparison ran" "$results"
+while IFS= read -r line; do
+        jq -e . >/dev/null 2>&1 <<<"$line" || continue
+        ok "$(jq -r 'if .ok then 0 else 1 end' <<<"$line")" "$(jq -r .name <<<"$line")" \
+           "$(jq -r .diag <<<"$line")"
+done <<<"$results"
+
+# The standard interfaces a GDBus client relies on.
+root_ifaces=$(busctl --system introspect --xml-interface "$PS_NAME" "$PS_PATH")
+like "$root_ifaces" 'interface name="org.freedesktop.DBus.ObjectManager"' \
+     "$PS_PATH implements org.freedesktop.DBus.ObjectManager"
+managed=$(busctl --system --json=short call "$PS_NAME" "$PS_PATH" org.freedesktop.DBus.ObjectManager \
+          GetManagedObjects | jq -r '.data[0] | keys[]')
+like "$managed" "^$PS_PATH/link/$A_IF\$" "GetManagedObjects lists the link object"
+
+if [ -n "$transaction" ]; then
+        check "Rollback of the transaction" busctl --system call "$PS_NAME" "$transaction" \
+                org.packetscope.Guarder1.Transaction Rollback
+fi
+daemon_stop main
+is "$?" 0 "the daemon exits 0 on SIGTERM"
+
+done_testing
