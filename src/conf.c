@@ -13,7 +13,7 @@ void config_init(Config *c) {
                 .poll_interval_usec = 1 * USEC_PER_SEC,
                 .idle_timeout_usec = 300 * USEC_PER_SEC,
                 .closed_timeout_usec = 30 * USEC_PER_SEC,
-                .sweep_period_usec = 60 * USEC_PER_SEC,
+                .sweep_period_usec = 120 * USEC_PER_SEC,
                 .max_links = 64,
                 .management_ports = { 22 },
                 .n_management_ports = 1,

@@ -2227,8 +2227,8 @@ static int verb_filter_apply(sd_bus *bus, char **args, int n_args) {
         _cleanup_free_ char *path = NULL;
         const char *mode = (arg.given & OPT_REPLACE) ? "replace" : "merge", *p;
         Confirmation c = { .bus = bus, .result = -EIO };
-        char when[64], in[FORMAT_RELATIVE_MAX];
-        uint64_t deadline, now, left;
+        char when[64];
+        uint64_t deadline, now, left, left_sec;
         json_t *list, *rule;
         size_t n = 0, i;
         sigset_t mask;
@@ -2292,11 +2292,11 @@ static int verb_filter_apply(sd_bus *bus, char **args, int n_args) {
                                         't', &deadline) < 0)
                 deadline = now + arg.confirm_sec * USEC_PER_SEC; /* ended already, or so close */
         left = deadline > now ? deadline - now : 0;
+        left_sec = (left + USEC_PER_SEC / 2) / USEC_PER_SEC;
         format_timestamp(when, sizeof when, deadline);
-        format_relative_time(in, sizeof in, now, deadline);
         if (arg.json == JSON_OFF)
-                printf("Applied %zu rule%s (%s) as %s.\nThey roll back at %s (%s) unless "
-                       "confirmed.\n", n, n == 1 ? "" : "s", mode, path, when, in);
+                printf("Applied %zu rule%s (%s) as %s.\nThey roll back at %s (in %" PRIu64 " s) "
+                       "unless confirmed.\n", n, n == 1 ? "" : "s", mode, path, when, left_sec);
         fflush(stdout);
 
         if (arg.given & OPT_YES) {
@@ -2311,7 +2311,7 @@ static int verb_filter_apply(sd_bus *bus, char **args, int n_args) {
                 goto finish;
         } else {
                 fprintf(stderr, "Keep the new rules? [y/N] (rolling back in %" PRIu64 " s) ",
-                        (left + USEC_PER_SEC / 2) / USEC_PER_SEC);
+                        left_sec);
                 fflush(stderr);
                 sigemptyset(&mask);
                 sigaddset(&mask, SIGINT);
@@ -2358,25 +2358,57 @@ finish:
 
 /* ---- command line ---- */
 
+/* What a verb's arguments are, for checking them before anything is sent. */
+typedef enum VerbArg {
+        VERB_ARG_NONE,
+        VERB_ARG_IFACE,
+        VERB_ARG_FILTER_ID,
+        VERB_ARG_FILE,
+} VerbArg;
+
 typedef struct Verb {
         const char *name;
         int min_args;
         int max_args;
-        unsigned options;
+        uint64_t options;
+        VerbArg args;
+        bool rule; /* takes a rule: --json JSON and the field options */
         int (*run)(sd_bus *bus, char **args, int n_args);
 } Verb;
 
 #define QUERY_COMMON (OPT_TOP | OPT_OFFSET | OPT_SORT | OPT_ADDRESS | OPT_LINK | OPT_FAMILY)
 
 static const Verb verbs[] = {
-        { "status", 0, 0, 0, verb_status },
-        { "attach", 1, 1, OPT_MODE | OPT_ENSURE, verb_attach },
-        { "detach", 1, 1, OPT_ENSURE, verb_detach },
-        { "connections", 0, 0, QUERY_COMMON | OPT_PROTOCOL | OPT_PORT | OPT_STATE, verb_connections },
-        { "icmp", 0, 0, QUERY_COMMON | OPT_TYPE, verb_icmp },
-        { "stats", 0, 0, 0, verb_stats },
-        { "monitor", 0, 0, OPT_INTERVAL | OPT_COUNT | OPT_TOP, verb_monitor },
+        { "status", 0, 0, 0, VERB_ARG_NONE, false, verb_status },
+        { "attach", 1, 1, OPT_MODE | OPT_ENSURE, VERB_ARG_IFACE, false, verb_attach },
+        { "detach", 1, 1, OPT_ENSURE, VERB_ARG_IFACE, false, verb_detach },
+        { "connections", 0, 0, QUERY_COMMON | OPT_PROTOCOL | OPT_PORT | OPT_STATE, VERB_ARG_NONE,
+          false, verb_connections },
+        { "icmp", 0, 0, QUERY_COMMON | OPT_TYPE, VERB_ARG_NONE, false, verb_icmp },
+        { "stats", 0, 0, 0, VERB_ARG_NONE, false, verb_stats },
+        { "monitor", 0, 0, OPT_INTERVAL | OPT_COUNT | OPT_TOP, VERB_ARG_NONE, false, verb_monitor },
+        { "filter", 0, 0, 0, VERB_ARG_NONE, false, NULL }, /* one of filter_verbs */
 };
+
+/* "filter COMMAND": the word after "filter " is what the command line says. */
+static const Verb filter_verbs[] = {
+        { "filter list", 0, 0, 0, VERB_ARG_NONE, false, verb_filter_list },
+        { "filter show", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_show },
+        { "filter add", 0, 0, OPT_RULE_FIELDS | OPT_JSON_OUTPUT, VERB_ARG_NONE, true,
+          verb_filter_add },
+        { "filter update", 1, 1, OPT_RULE_FIELDS, VERB_ARG_FILTER_ID, true, verb_filter_update },
+        { "filter delete", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_delete },
+        { "filter enable", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_enable },
+        { "filter disable", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_disable },
+        { "filter import", 1, 1, OPT_REPLACE, VERB_ARG_FILE, false, verb_filter_import },
+        { "filter export", 0, 0, 0, VERB_ARG_NONE, false, verb_filter_export },
+        { "filter test", 0, 0, OPT_RULE_FIELDS | OPT_JSON_OUTPUT, VERB_ARG_NONE, true,
+          verb_filter_test },
+        { "filter apply", 1, 1, OPT_REPLACE | OPT_CONFIRM | OPT_YES, VERB_ARG_FILE, false,
+          verb_filter_apply },
+};
+
+#define FILTER_PREFIX "filter "
 
 static void help(void) {
         printf("packetscopectl [OPTIONS...] COMMAND ...\n\n"
@@ -2389,6 +2421,20 @@ static void help(void) {
                "  icmp                     List tracked ICMP/ICMPv6 traffic\n"
                "  stats                    Show all counters\n"
                "  monitor                  Show live totals and the fastest flows\n\n"
+               "Filter commands:\n"
+               "  filter list              List the filter rules (default)\n"
+               "  filter show ID           Show every field of one rule\n"
+               "  filter add RULE          Add a rule\n"
+               "  filter update ID RULE    Change the given fields of a rule\n"
+               "  filter delete ID         Remove a rule\n"
+               "  filter enable ID         Let a rule take part again\n"
+               "  filter disable ID        Keep a rule, but let it match nothing\n"
+               "  filter import FILE       Add (or with --replace, set) the rules of a JSON file\n"
+               "  filter export            Print every rule as JSON\n"
+               "  filter test RULE         Show the tracked traffic a rule would match\n"
+               "  filter apply FILE --confirm=SECONDS\n"
+               "                           Apply rules that roll back unless confirmed\n"
+               "  RULE is --json JSON (- reads it from standard input) and/or field options\n\n"
                "Options:\n"
                "  -h --help                Show this help\n"
                "     --version             Show the version\n"
@@ -2405,7 +2451,7 @@ static void help(void) {
                "     --sort=bytes|packets|last_seen|first_seen|rate\n"
                "                           Order of the rows\n"
                "     --protocol=PROTO      tcp, udp, icmp, icmpv6, sctp, gre, esp, ah, udplite\n"
-               "                           or a number 0-255\n"
+               "                           or a number 0-255 (filters: also 'any')\n"
                "     --address=ADDR[/LEN]  Either end in this address or prefix\n"
                "     --port=N              Either port equal to N\n"
                "     --link=IFACE          Only this guarded interface\n"
@@ -2414,8 +2460,27 @@ static void help(void) {
                "     --type=N              ICMP type 0-255 (icmp)\n"
                "     --interval=SPAN       Monitor refresh, e.g. 1, 2s, 500ms (default: 1s)\n"
                "     --count=N             Monitor frames to show, then exit\n\n"
+               "Rule field options (filter add, update, test), as the rule's JSON fields:\n"
+               "     --rule-type=basic|tcp|udp|icmp\n"
+               "     --src-ip=, --dst-ip=ADDR[/LEN]|any\n"
+               "     --src-port=, --dst-port=N|LO-HI|any\n"
+               "     --tcp-flags=, --tcp-flags-mask=N|FLAG,...  (fin, syn, rst, psh, ack, urg,\n"
+               "                           ece, cwr)\n"
+               "     --icmp-type=, --icmp-code=N|any\n"
+               "     --inner-src-ip=, --inner-dst-ip=, --inner-protocol=,\n"
+               "     --inner-src-port=, --inner-dst-port=   The datagram an ICMP error quotes\n"
+               "     --action=drop|pass|count\n"
+               "     --enabled=yes|no\n"
+               "     --comment=TEXT\n"
+               "     --priority=N          -%d to %d\n"
+               "     --timeout=SPAN        Remove the rule after this long (plain: seconds)\n"
+               "     --force               Pass the lock-out guard\n"
+               "     --json-output         Print JSON (filter add, test)\n"
+               "     --replace             import, apply: the rules become the whole set\n"
+               "     --confirm=SECONDS     apply: roll back unless confirmed in time (1-%u)\n"
+               "     --yes                 apply: confirm at once\n\n"
                "See the packetscopectl(1) man page for details.\n",
-               TOP_MAX, TOP_DEFAULT, MONITOR_TOP_DEFAULT);
+               TOP_MAX, TOP_DEFAULT, MONITOR_TOP_DEFAULT, PRIORITY_MAX, PRIORITY_MAX, CONFIRM_MAX);
 }
 
 static int parse_uint_option(const char *name, const char *value, uint64_t min, uint64_t max,
@@ -2467,6 +2532,11 @@ static int parse_protocol(const char *value) {
                 snprintf(arg.protocol, sizeof arg.protocol, "%u", (unsigned) n);
                 return 0;
         }
+        /* A rule may match any protocol; whether the verb takes "any" is checked with it. */
+        if (strcasecmp(value, "any") == 0) {
+                snprintf(arg.protocol, sizeof arg.protocol, "any");
+                return 0;
+        }
         return usage_error("invalid value '%s' for --protocol; accepted: tcp, udp, icmp, icmpv6, "
                            "sctp, gre, esp, ah, udplite or an IP protocol number 0-255", value);
 }
@@ -2481,6 +2551,175 @@ static bool ifname_valid(const char *s) {
                 if (*s == '/' || *s == ':' || (unsigned char) *s <= ' ' || (unsigned char) *s >= 0x7f)
                         return false;
         return true;
+}
+
+/* ---- rule field options: each becomes the rule key of its name, '-' read as '_' ---- */
+
+static int rule_field_set(const char *option, json_t *value) {
+        char key[32];
+        size_t i;
+
+        if (!value)
+                return -ENOMEM;
+        if (!arg.fields && !(arg.fields = json_object())) {
+                json_decref(value);
+                return -ENOMEM;
+        }
+        for (i = 0; option[i] && i < sizeof key - 1; i++)
+                key[i] = option[i] == '-' ? '_' : option[i];
+        key[i] = '\0';
+        return json_object_set_new(arg.fields, key, value) < 0 ? -ENOMEM : 0; /* steals value */
+}
+
+static int parse_rule_address(const char *name, const char *value) {
+        Cidr cidr;
+        int r;
+
+        if (!streq(value, "any") && !streq(value, "")) {
+                r = cidr_parse(value, true, &cidr);
+                if (r == -EADDRNOTAVAIL)
+                        return usage_error("invalid value '%s' for --%s: bits are set beyond the "
+                                           "prefix length; accepted: a network address such as "
+                                           "10.0.0.0/8", value, name);
+                if (r < 0)
+                        return usage_error("invalid value '%s' for --%s; accepted: an IPv4 or IPv6 "
+                                           "address or prefix (e.g. 192.0.2.7, 10.0.0.0/8, "
+                                           "2001:db8::/32) or 'any'", value, name);
+        }
+        return rule_field_set(name, json_string(value));
+}
+
+/* A single port goes as a number, as in the Guarder's JSON; a range as its text. */
+static int parse_rule_port(const char *name, const char *value) {
+        const char *dash = strchr(value, '-');
+        uint32_t lo, hi;
+
+        if (streq(value, "any"))
+                return rule_field_set(name, json_string(value));
+        if (!dash && safe_atou32(value, &lo) == 0 && lo <= 65535)
+                return rule_field_set(name, json_integer(lo));
+        if (dash && dash > value) {
+                _cleanup_free_ char *first = strndup(value, (size_t) (dash - value));
+
+                if (!first)
+                        return -ENOMEM;
+                if (safe_atou32(first, &lo) == 0 && safe_atou32(dash + 1, &hi) == 0 && lo <= hi &&
+                    hi <= 65535)
+                        return rule_field_set(name, json_string(value));
+        }
+        return usage_error("invalid value '%s' for --%s; accepted: a port 0-65535 (0 = any), a "
+                           "range LO-HI with LO <= HI, or 'any'", value, name);
+}
+
+static int parse_rule_tcp_flags(const char *name, const char *value) {
+        static const char *const flag_names[] = { "fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr" };
+        const char *p = value;
+        unsigned flags = 0;
+        uint32_t n;
+
+        if (safe_atou32(value, &n) == 0 && n <= 255)
+                return rule_field_set(name, json_integer(n));
+        while (*p) {
+                size_t l = strcspn(p, ",|+"), k;
+
+                for (k = 0; k < ELEMENTSOF(flag_names); k++)
+                        if (l == strlen(flag_names[k]) && strncasecmp(p, flag_names[k], l) == 0)
+                                break;
+                if (k == ELEMENTSOF(flag_names))
+                        break;
+                flags |= 1u << k;
+                p += l;
+                if (*p && *++p == '\0')
+                        break; /* a trailing separator */
+        }
+        if (*value && !*p && p[-1] != ',' && p[-1] != '|' && p[-1] != '+')
+                return rule_field_set(name, json_integer(flags));
+        return usage_error("invalid value '%s' for --%s; accepted: a number 0-255 or flag names "
+                           "joined by ',' (fin, syn, rst, psh, ack, urg, ece, cwr), e.g. syn,ack",
+                           value, name);
+}
+
+static int parse_rule_icmp(const char *name, const char *value) {
+        uint32_t n;
+
+        if (streq(value, "any"))
+                return rule_field_set(name, json_integer(255));
+        if (safe_atou32(value, &n) == 0 && n <= 255)
+                return rule_field_set(name, json_integer(n));
+        return usage_error("invalid value '%s' for --%s; accepted: a number 0-255, or 255 or "
+                           "'any' for any", value, name);
+}
+
+static int parse_rule_priority(const char *name, const char *value) {
+        bool negative = value[0] == '-';
+        uint64_t u;
+
+        if (safe_atou64(negative ? value + 1 : value, &u) < 0 || u > PRIORITY_MAX)
+                return usage_error("invalid value '%s' for --%s; accepted: an integer from -%d to "
+                                   "%d", value, name, PRIORITY_MAX, PRIORITY_MAX);
+        return rule_field_set(name, json_integer(negative ? -(json_int_t) u : (json_int_t) u));
+}
+
+static int parse_rule_timeout(const char *name, const char *value) {
+        uint64_t usec;
+
+        if (parse_time_span(value, &usec) < 0 || usec % USEC_PER_SEC != 0 ||
+            usec / USEC_PER_SEC > RULE_TIMEOUT_MAX)
+                return usage_error("invalid value '%s' for --%s; accepted: whole seconds from 0 "
+                                   "(permanent) to %u (366 days), e.g. 300, 5min, 2h", value, name,
+                                   RULE_TIMEOUT_MAX);
+        return rule_field_set(name, json_integer((json_int_t) (usec / USEC_PER_SEC)));
+}
+
+static int parse_rule_field(uint64_t bit, const char *name, const char *value) {
+        static const char *const rule_types[] = { "basic", "tcp", "udp", "icmp", NULL };
+        static const char *const actions[] = { "drop", "pass", "count", NULL };
+        const char *choice;
+        int r;
+
+        if (value && !string_is_valid_utf8(value, SIZE_MAX))
+                return usage_error("the value of --%s is not UTF-8 text", name);
+        if (bit == OPT_RULE_TYPE || bit == OPT_ACTION) {
+                r = parse_choice(name, value, bit == OPT_ACTION ? actions : rule_types, &choice);
+                return r < 0 ? r : rule_field_set(name, json_string(choice));
+        }
+        if (bit == OPT_SRC_IP || bit == OPT_DST_IP || bit == OPT_INNER_SRC_IP ||
+            bit == OPT_INNER_DST_IP)
+                return parse_rule_address(name, value);
+        if (bit == OPT_SRC_PORT || bit == OPT_DST_PORT || bit == OPT_INNER_SRC_PORT ||
+            bit == OPT_INNER_DST_PORT)
+                return parse_rule_port(name, value);
+        if (bit == OPT_TCP_FLAGS || bit == OPT_TCP_FLAGS_MASK)
+                return parse_rule_tcp_flags(name, value);
+        if (bit == OPT_ICMP_TYPE || bit == OPT_ICMP_CODE)
+                return parse_rule_icmp(name, value);
+        if (bit == OPT_INNER_PROTOCOL) {
+                /* The same names as --protocol, kept apart from it. */
+                char saved[sizeof arg.protocol];
+
+                memcpy(saved, arg.protocol, sizeof saved);
+                r = parse_protocol(value);
+                if (r >= 0)
+                        r = rule_field_set(name, json_string(arg.protocol));
+                memcpy(arg.protocol, saved, sizeof saved);
+                return r;
+        }
+        if (bit == OPT_ENABLED) {
+                r = parse_boolean(value);
+                if (r < 0)
+                        return usage_error("invalid value '%s' for --%s; accepted: yes or no (also "
+                                           "true/false, on/off, 1/0)", value, name);
+                return rule_field_set(name, json_boolean(r));
+        }
+        if (bit == OPT_COMMENT)
+                return rule_field_set(name, json_string(value));
+        if (bit == OPT_PRIORITY)
+                return parse_rule_priority(name, value);
+        if (bit == OPT_TIMEOUT)
+                return parse_rule_timeout(name, value);
+        if (bit == OPT_FORCE)
+                return rule_field_set(name, json_true());
+        return -EINVAL;
 }
 
 static int parse_argv(int argc, char *argv[]) {
@@ -2511,6 +2750,30 @@ static int parse_argv(int argc, char *argv[]) {
                 { "interval", required_argument, NULL, ARG_FIRST_VERB_OPTION + 11 },
                 { "count", required_argument, NULL, ARG_FIRST_VERB_OPTION + 12 },
                 { "ensure", no_argument, NULL, ARG_FIRST_VERB_OPTION + 13 },
+                { "rule-type", required_argument, NULL, ARG_FIRST_VERB_OPTION + 14 },
+                { "src-ip", required_argument, NULL, ARG_FIRST_VERB_OPTION + 15 },
+                { "dst-ip", required_argument, NULL, ARG_FIRST_VERB_OPTION + 16 },
+                { "src-port", required_argument, NULL, ARG_FIRST_VERB_OPTION + 17 },
+                { "dst-port", required_argument, NULL, ARG_FIRST_VERB_OPTION + 18 },
+                { "tcp-flags", required_argument, NULL, ARG_FIRST_VERB_OPTION + 19 },
+                { "tcp-flags-mask", required_argument, NULL, ARG_FIRST_VERB_OPTION + 20 },
+                { "icmp-type", required_argument, NULL, ARG_FIRST_VERB_OPTION + 21 },
+                { "icmp-code", required_argument, NULL, ARG_FIRST_VERB_OPTION + 22 },
+                { "inner-src-ip", required_argument, NULL, ARG_FIRST_VERB_OPTION + 23 },
+                { "inner-dst-ip", required_argument, NULL, ARG_FIRST_VERB_OPTION + 24 },
+                { "inner-protocol", required_argument, NULL, ARG_FIRST_VERB_OPTION + 25 },
+                { "inner-src-port", required_argument, NULL, ARG_FIRST_VERB_OPTION + 26 },
+                { "inner-dst-port", required_argument, NULL, ARG_FIRST_VERB_OPTION + 27 },
+                { "action", required_argument, NULL, ARG_FIRST_VERB_OPTION + 28 },
+                { "enabled", required_argument, NULL, ARG_FIRST_VERB_OPTION + 29 },
+                { "comment", required_argument, NULL, ARG_FIRST_VERB_OPTION + 30 },
+                { "priority", required_argument, NULL, ARG_FIRST_VERB_OPTION + 31 },
+                { "timeout", required_argument, NULL, ARG_FIRST_VERB_OPTION + 32 },
+                { "force", no_argument, NULL, ARG_FIRST_VERB_OPTION + 33 },
+                { "replace", no_argument, NULL, ARG_FIRST_VERB_OPTION + 34 },
+                { "confirm", required_argument, NULL, ARG_FIRST_VERB_OPTION + 35 },
+                { "yes", no_argument, NULL, ARG_FIRST_VERB_OPTION + 36 },
+                { "json-output", no_argument, NULL, ARG_FIRST_VERB_OPTION + 37 },
                 {}
         };
         static const char *const sorts[] = { "bytes", "packets", "last_seen", "first_seen", "rate", NULL };
@@ -2538,6 +2801,14 @@ static int parse_argv(int argc, char *argv[]) {
                                 r = parse_choice("json", optarg, json_modes, &mode);
                                 if (r < 0)
                                         return r;
+                                arg.json_explicit = true;
+                        } else {
+                                /* "--json JSON" gives the rule of filter add/update/test: which
+                                 * word follows is remembered, main() decides once the verb is
+                                 * known (options and words may come in any order). */
+                                arg.json_next = optind < argc ? argv[optind] : NULL;
+                                if (arg.json_explicit)
+                                        break;
                         }
                         arg.json = streq(mode, "short") ? JSON_SHORT
                                  : streq(mode, "off") ? JSON_OFF : JSON_PRETTY;
@@ -2560,8 +2831,8 @@ static int parse_argv(int argc, char *argv[]) {
 
                         if (c < ARG_FIRST_VERB_OPTION || bit >= ELEMENTSOF(option_names))
                                 return -EINVAL;
-                        arg.given |= 1u << bit;
-                        switch (1u << bit) {
+                        arg.given |= OPT_BIT(bit);
+                        switch (OPT_BIT(bit)) {
                         case OPT_TOP:
                                 r = parse_uint_option("top", optarg, 1, TOP_MAX, &v);
                                 arg.top = (uint32_t) v;
@@ -2624,11 +2895,21 @@ static int parse_argv(int argc, char *argv[]) {
                                 r = parse_uint_option("count", optarg, 1, UINT64_MAX, &v);
                                 arg.count = v;
                                 break;
+                        case OPT_CONFIRM:
+                                r = parse_uint_option("confirm", optarg, 1, CONFIRM_MAX, &v);
+                                arg.confirm_sec = (uint32_t) v;
+                                break;
                         case OPT_ENSURE:
+                        case OPT_REPLACE:
+                        case OPT_YES:
+                        case OPT_JSON_OUTPUT:
                                 r = 0; /* arg.given says it all */
                                 break;
                         default:
-                                r = -EINVAL;
+                                if (OPT_BIT(bit) & OPT_RULE_FIELDS)
+                                        r = parse_rule_field(OPT_BIT(bit), option_names[bit], optarg);
+                                else
+                                        r = -EINVAL;
                         }
                         if (r < 0)
                                 return r;
@@ -2639,74 +2920,201 @@ static int parse_argv(int argc, char *argv[]) {
 }
 
 static int check_verb_options(const Verb *verb) {
-        unsigned extra = arg.given & ~verb->options;
+        uint64_t extra = arg.given & ~verb->options;
 
         for (size_t i = 0; i < ELEMENTSOF(option_names); i++) {
-                char accepted[128] = "";
+                char accepted[256] = "";
 
-                if (!(extra & (1u << i)))
+                if (!(extra & OPT_BIT(i)))
                         continue;
-                for (size_t k = 0; k < ELEMENTSOF(verbs); k++)
-                        if (verbs[k].options & (1u << i)) {
+                for (size_t k = 0; k < ELEMENTSOF(verbs) + ELEMENTSOF(filter_verbs); k++) {
+                        const Verb *v = k < ELEMENTSOF(verbs) ? &verbs[k]
+                                                              : &filter_verbs[k - ELEMENTSOF(verbs)];
+
+                        if (v->options & OPT_BIT(i)) {
                                 if (accepted[0])
                                         strncat(accepted, ", ", sizeof accepted - strlen(accepted) - 1);
-                                strncat(accepted, verbs[k].name, sizeof accepted - strlen(accepted) - 1);
+                                strncat(accepted, v->name, sizeof accepted - strlen(accepted) - 1);
                         }
+                }
                 return usage_error("option --%s does not apply to '%s'; it is accepted by: %s",
                                    option_names[i], verb->name, accepted);
         }
+        /* "any" is a rule's wildcard, not something a query can ask for. */
+        if ((arg.given & OPT_PROTOCOL) && streq(arg.protocol, "any") && !verb->rule)
+                return usage_error("invalid value 'any' for --protocol with '%s'; accepted: tcp, "
+                                   "udp, icmp, icmpv6, sctp, gre, esp, ah, udplite or an IP "
+                                   "protocol number 0-255", verb->name);
+        return 0;
+}
+
+/* The rule of filter add/update/test: the --json text (or standard input for "-"), then the
+ * field options on top of it, so that "--json '{...}' --force" works as it reads. */
+static int build_rule(const Verb *verb, const char *text) {
+        _cleanup_free_ char *input = NULL, *err = NULL;
+        _cleanup_json_ json_t *rule = NULL;
+        const char *key;
+        json_t *value;
+        int r;
+
+        if (text && streq(text, "-")) {
+                r = read_input("-", &input);
+                if (r < 0)
+                        return r;
+                text = input;
+        }
+        if (text) {
+                json_error_t jerr;
+
+                rule = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+                if (!rule)
+                        return usage_error("the rule given with --json is not valid JSON: line %d "
+                                           "column %d: %s", jerr.line, jerr.column, jerr.text);
+                r = rule_check(rule, &err);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return usage_error("the rule given with --json: %s", err);
+        } else {
+                if (!arg.fields)
+                        return usage_error("'%s' needs a rule: --json JSON, or field options such "
+                                           "as --rule-type=tcp --dst-port=23 (see --help)",
+                                           verb->name);
+                rule = json_object();
+                if (!rule)
+                        return -ENOMEM;
+        }
+        if ((arg.given & OPT_PROTOCOL) && rule_field_set("protocol", json_string(arg.protocol)) < 0)
+                return -ENOMEM;
+        if (arg.fields)
+                json_object_foreach(arg.fields, key, value)
+                        if (json_object_set(rule, key, value) < 0) /* adds a reference */
+                                return -ENOMEM;
+        arg.rule = TAKE_PTR(rule);
+        return 0;
+}
+
+static const Verb *verb_find(const Verb *table, size_t n, const char *name, size_t skip) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(name, table[i].name + skip))
+                        return &table[i];
+        return NULL;
+}
+
+static const char *verb_arg_name(VerbArg a) {
+        switch (a) {
+        case VERB_ARG_IFACE: return "an interface name";
+        case VERB_ARG_FILTER_ID: return "a filter id";
+        case VERB_ARG_FILE: return "a file name (or - for standard input)";
+        default: return "nothing";
+        }
+}
+
+/* Checks the words after the verb; the JSON of a rule verb is taken out of them first. */
+static int check_verb_args(const Verb *verb, char **args, int *n_args, const char **ret_rule) {
+        const char *rule = NULL;
+        uint32_t id;
+
+        if (verb->rule && arg.json_next)
+                for (int i = 0; i < *n_args; i++)
+                        if (args[i] == arg.json_next) {
+                                rule = args[i];
+                                memmove(args + i, args + i + 1, (size_t) (*n_args - i - 1) * sizeof(char *));
+                                (*n_args)--;
+                                /* Unless a mode was given with "=", a bare --json that brought
+                                 * the rule says nothing about the output. */
+                                if (!arg.json_explicit)
+                                        arg.json = JSON_OFF;
+                                break;
+                        }
+        if (*n_args < verb->min_args || *n_args > verb->max_args) {
+                if (verb->max_args == 0)
+                        return usage_error("'%s' takes no arguments, got '%s'", verb->name, args[0]);
+                if (*n_args < verb->min_args)
+                        return usage_error("'%s' needs %s", verb->name, verb_arg_name(verb->args));
+                return usage_error("'%s' takes %s, got %d arguments", verb->name,
+                                   verb_arg_name(verb->args), *n_args);
+        }
+        switch (verb->args) {
+        case VERB_ARG_IFACE:
+                if (!ifname_valid(args[0]))
+                        return usage_error("invalid interface name '%s'; accepted: 1-15 characters "
+                                           "without '/', ':' or blanks", args[0]);
+                break;
+        case VERB_ARG_FILTER_ID:
+                if (safe_atou32(args[0], &id) < 0)
+                        return usage_error("invalid filter id '%s'; accepted: a number 0-%" PRIu32
+                                           " (see 'filter list')", args[0], UINT32_MAX);
+                arg.filter_id = id;
+                break;
+        default:
+                break;
+        }
+        if ((verb->options & OPT_CONFIRM) && !(arg.given & OPT_CONFIRM))
+                return usage_error("'%s' needs --confirm=SECONDS (1-%u): how long until the rules "
+                                   "roll back unless confirmed", verb->name, CONFIRM_MAX);
+        *ret_rule = rule;
         return 0;
 }
 
 int main(int argc, char *argv[]) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const Verb *verb = NULL;
-        const char *name;
+        const char *name, *rule_text = NULL;
+        char **args;
         int n_args, r;
 
         r = parse_argv(argc, argv);
-        if (r <= 0)
+        if (r <= 0) {
+                json_decref(arg.fields);
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+        }
 
         name = optind < argc ? argv[optind] : "status";
-        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                if (streq(name, verbs[i].name))
-                        verb = &verbs[i];
+        args = optind < argc ? argv + optind + 1 : argv + argc;
+        n_args = optind < argc ? argc - optind - 1 : 0;
+        verb = verb_find(verbs, ELEMENTSOF(verbs), name, 0);
         if (!verb) {
                 usage_error("unknown command '%s'; accepted: status, attach, detach, connections, "
-                            "icmp, stats, monitor", name);
-                return EXIT_USAGE;
+                            "icmp, stats, monitor, filter", name);
+                r = -EINVAL;
+                goto finish;
         }
-        n_args = optind < argc ? argc - optind - 1 : 0;
-        if (n_args < verb->min_args || n_args > verb->max_args) {
-                if (verb->max_args == 0)
-                        usage_error("'%s' takes no arguments, got '%s'", verb->name,
-                                    argv[optind + 1]);
-                else if (n_args < verb->min_args)
-                        usage_error("'%s' needs an interface name", verb->name);
-                else
-                        usage_error("'%s' takes one interface name, got %d arguments", verb->name,
-                                    n_args);
-                return EXIT_USAGE;
+        if (!verb->run) {
+                /* "filter" alone lists the rules. */
+                name = n_args > 0 ? args[0] : "list";
+                verb = verb_find(filter_verbs, ELEMENTSOF(filter_verbs), name, strlen(FILTER_PREFIX));
+                if (!verb) {
+                        usage_error("unknown command 'filter %s'; accepted: filter list, show, add, "
+                                    "update, delete, enable, disable, import, export, test, apply",
+                                    name);
+                        r = -EINVAL;
+                        goto finish;
+                }
+                if (n_args > 0) {
+                        args++;
+                        n_args--;
+                }
         }
-        if (verb->max_args > 0 && !ifname_valid(argv[optind + 1])) {
-                usage_error("invalid interface name '%s'; accepted: 1-15 characters without '/', "
-                            "':' or blanks", argv[optind + 1]);
-                return EXIT_USAGE;
-        }
-        if (check_verb_options(verb) < 0)
-                return EXIT_USAGE;
+        r = check_verb_args(verb, args, &n_args, &rule_text);
+        if (r >= 0)
+                r = check_verb_options(verb);
+        if (r >= 0 && verb->rule)
+                r = build_rule(verb, rule_text);
+        if (r < 0)
+                goto finish;
 
         r = sd_bus_open_system(&bus);
         if (r < 0) {
                 fprintf(stderr, "packetscopectl: cannot connect to the system bus: %s\n",
                         strerror(-r));
-                return EXIT_FAILURE;
+                r = -EIO;
+                goto finish;
         }
         /* polkit may ask the user (through an agent) for the mutating calls. */
         (void) sd_bus_set_allow_interactive_authorization(bus, arg.ask_password);
 
-        r = verb->run(bus, argv + optind + 1, n_args);
+        r = verb->run(bus, args, n_args);
         if (r == -ENOMEM)
                 fputs("packetscopectl: out of memory\n", stderr);
         else if (r == -EIO && ferror(stdout))
@@ -2715,5 +3123,15 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "packetscopectl: cannot write the output: %s\n", strerror(errno));
                 r = -EIO;
         }
+        json_decref(arg.fields);
+        json_decref(arg.rule);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+
+finish:
+        /* Only what was wrong on the command line is a usage error. */
+        json_decref(arg.fields);
+        json_decref(arg.rule);
+        if (r == -ENOMEM)
+                fputs("packetscopectl: out of memory\n", stderr);
+        return r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
 }
