@@ -261,29 +261,24 @@ static int refuse_if_pending(Manager *m, sd_bus_error *error) {
         return 0;
 }
 
+static int build_list(Manager *m, Filter **add, size_t n_add, bool replace, Filter ***ret,
+                      size_t *ret_n);
+
 /* Appends rules to a snapshot of the store and commits; on success returns the new ids. */
 static int commit_added(Manager *m, Filter **add, size_t n_add, uint32_t *ret_ids,
                         sd_bus_error *error) {
         _cleanup_free_ char *err = NULL;
-        Filter **list = NULL, **grown;
+        Filter **list = NULL;
         size_t n = 0;
-        int r;
+        int copies, r;
 
-        r = filter_store_snapshot(m->filters, &list, &n);
-        if (r < 0)
-                return r;
-        grown = realloc(list, (n + n_add + 1) * sizeof(Filter *));
-        if (!grown) {
-                filter_list_free(list, n);
-                return -ENOMEM;
-        }
-        list = grown;
-        for (size_t i = 0; i < n_add; i++)
-                list[n + i] = add[i];
-        r = filter_store_replace(m->filters, list, n + n_add, true, &err);
+        copies = build_list(m, add, n_add, false, &list, &n);
+        if (copies < 0)
+                return copies;
+        r = filter_store_replace(m->filters, list, n, true, &err);
         if (r < 0) {
                 /* The added rules stay the caller's; only the snapshot copies are ours. */
-                filter_list_free(list, n);
+                filter_list_free(list, (size_t) copies);
                 return store_error(error, r, err);
         }
         for (size_t i = 0; i < n_add; i++)
