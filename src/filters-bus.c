@@ -878,9 +878,11 @@ static int method_confirm(sd_bus_message *msg, void *userdata, sd_bus_error *err
         r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if (!m->transaction) /* timed out while polkit answered */
+        /* It may have ended (and another begun) while polkit was answering. */
+        if (!m->transaction || !streq(m->transaction->path, sd_bus_message_get_path(msg)))
                 return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_TRANSACTION,
-                                         "the transaction already rolled back");
+                                         "transaction %s has already ended",
+                                         sd_bus_message_get_path(msg));
         transaction_finish(m, true, "confirmed");
         return sd_bus_reply_method_return(msg, NULL);
 }
@@ -892,9 +894,10 @@ static int method_rollback(sd_bus_message *msg, void *userdata, sd_bus_error *er
         r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if (!m->transaction)
+        if (!m->transaction || !streq(m->transaction->path, sd_bus_message_get_path(msg)))
                 return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_TRANSACTION,
-                                         "the transaction already rolled back");
+                                         "transaction %s has already ended",
+                                         sd_bus_message_get_path(msg));
         transaction_finish(m, false, "was rolled back on request");
         return sd_bus_reply_method_return(msg, NULL);
 }

@@ -1432,14 +1432,15 @@ static int read_input(const char *name, char **ret) {
         _cleanup_free_ char *buf = NULL;
         const char *shown = streq(name, "-") ? "standard input" : name;
         size_t used = 0, alloc = 0;
-        int in = STDIN_FILENO;
+        int in = STDIN_FILENO, r;
 
         if (!streq(name, "-")) {
                 fd = open(name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
                 if (fd < 0) {
+                        r = -errno;
                         fprintf(stderr, "packetscopectl: cannot open '%s': %s\n", name,
-                                strerror(errno));
-                        return -errno;
+                                strerror(-r));
+                        return r;
                 }
                 in = fd;
         }
@@ -1459,9 +1460,10 @@ static int read_input(const char *name, char **ret) {
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
+                        r = -errno;
                         fprintf(stderr, "packetscopectl: cannot read %s%s%s: %s\n",
-                                fd >= 0 ? "'" : "", shown, fd >= 0 ? "'" : "", strerror(errno));
-                        return -errno;
+                                fd >= 0 ? "'" : "", shown, fd >= 0 ? "'" : "", strerror(-r));
+                        return r;
                 }
                 if (n == 0)
                         break;
@@ -1616,31 +1618,24 @@ static size_t output_columns(void) {
 
 /* At most width code points of s, the last of them "…" when it was cut. */
 static char *truncate_text(const char *s, size_t width) {
-        size_t n = 0, i = 0;
+        size_t n = 0, cut = 0;
+        char *out;
 
-        for (; s[i]; i++)
-                if (((unsigned char) s[i] & 0xc0) != 0x80)
-                        n++;
+        for (size_t i = 0; s[i]; i++)
+                if (((unsigned char) s[i] & 0xc0) != 0x80 && n++ == width - 1)
+                        cut = i; /* where the code point that the ellipsis replaces starts */
         if (n <= width || width < 1)
                 return strdup(s);
-        /* Keep width - 1 code points, then the ellipsis (3 bytes, one column). */
-        n = 0;
-        for (i = 0; s[i]; i++) {
-                if (((unsigned char) s[i] & 0xc0) != 0x80 && n++ == width - 1)
-                        break;
-        }
-        {
-                char *out = malloc(i + 4);
-
-                if (!out)
-                        return NULL;
-                memcpy(out, s, i);
-                memcpy(out + i, "\xe2\x80\xa6", 4);
-                return out;
-        }
+        out = malloc(cut + 4);
+        if (!out)
+                return NULL;
+        memcpy(out, s, cut);
+        memcpy(out + cut, "\xe2\x80\xa6", 4); /* U+2026, one column, and the NUL */
+        return out;
 }
 
-/* One table for the rules; comment_width 0 leaves the comments whole. */
+/* One table for the rules; comment_width 0 leaves the comments whole, SIZE_MAX leaves them out
+ * (to measure the other columns). */
 static int filters_table(const json_t *rows, uint64_t now, size_t comment_width, Table **ret) {
         _cleanup_table_ Table *t = table_new("ID", "ACTION", "PROTO", "SOURCE", "DESTINATION",
                                              "MATCH", "HITS", "BYTES", "LAST HIT", "EN", "COMMENT",
@@ -1762,7 +1757,7 @@ static int render_filter(FILE *f, const json_t *row, uint64_t now) {
         if (jget_u64(row, "tcp_flags_mask") == 0)
                 r = field_add(t, "TCP flags", "any");
         else
-                r = field_add(t, "TCP flags", "%s of %s (%" PRIu64 "/%" PRIu64 ")",
+                r = field_add(t, "TCP flags", "%s/%s (flags %" PRIu64 ", mask %" PRIu64 ")",
                               format_tcp_flags(flags, sizeof flags, (uint8_t) jget_u64(row, "tcp_flags")),
                               format_tcp_flags(mask, sizeof mask, (uint8_t) jget_u64(row, "tcp_flags_mask")),
                               jget_u64(row, "tcp_flags"), jget_u64(row, "tcp_flags_mask"));
@@ -2069,8 +2064,10 @@ static int on_transaction_reply(sd_bus_message *reply, void *userdata, sd_bus_er
                                                 : "Rolled back: the previous rules are back.");
                 return 0;
         }
-        /* Over before our call got there: the deadline passed, so the rules rolled back. */
-        if (sd_bus_error_has_name(e, BUS_NAME ".Error.NoSuchTransaction")) {
+        /* Over before our call got there: the deadline passed, so the rules rolled back. Once
+         * it is over its object is gone too, which the bus reports as UnknownObject. */
+        if (sd_bus_error_has_name(e, BUS_NAME ".Error.NoSuchTransaction") ||
+            sd_bus_error_has_name(e, SD_BUS_ERROR_UNKNOWN_OBJECT)) {
                 confirmation_done(c, -ECANCELED, c->confirming
                                   ? "Too late: the transaction had already rolled back."
                                   : "Rolled back: the previous rules are back.");

@@ -1,0 +1,457 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# packetscopectl's filter commands against the real daemon and real traffic: the Guarder's own
+# rule files added as they stand, list/show/update/enable/disable/delete, export and import
+# round trips, bad input (exit status and message), a dry run over a real TCP flow, a drop rule
+# enforced by XDP on real UDP datagrams, and apply's confirm-or-rollback with and without a
+# terminal.
+
+set -u
+. "$(dirname "$0")/lib.sh"
+
+require_root
+require ip dbus-daemon busctl jq timeout
+[ -x "$PACKETSCOPED" ] || bail "no daemon at $PACKETSCOPED"
+[ -x "$PACKETSCOPECTL" ] || bail "no client at $PACKETSCOPECTL"
+
+GUARDER=$SRCDIR/tests/guarder
+
+make_tmpdir T
+bus_start "$T/bus"
+daemon_start main || bail "the daemon did not start: $(daemon_log main)"
+net_create A
+attach "$A_IF" generic || bail "cannot guard $A_IF: $(daemon_log main)"
+
+# ctl ARGS...: the client, bounded; stdout in $OUT, stderr in $ERR, status returned. Standard
+# input is $CTL_STDIN (default /dev/null: not a terminal, whoever runs the test).
+ctl() {
+        timeout 30 "$PACKETSCOPECTL" --no-ask-password "$@" <"${CTL_STDIN:-/dev/null}" \
+                >"$T/out" 2>"$T/err"
+        local status=$?
+        OUT=$(cat "$T/out")
+        ERR=$(cat "$T/err")
+        return "$status"
+}
+
+# exits WANT DESCRIPTION: the status of the command just run ($?) is WANT; stderr explains.
+exits() {
+        local status=$? want=$1 desc=$2
+        if [ "$status" -eq "$want" ]; then
+                ok 0 "$desc"
+        else
+                ok 1 "$desc" "exit status $status, want $want" "stderr: $ERR" "stdout: $OUT"
+        fi
+}
+
+# rules: filter list --json, without what traffic and time change.
+rules() {
+        timeout 30 "$PACKETSCOPECTL" filter list --json=short </dev/null |
+                jq -c 'map(del(.hits, .bytes, .last_hit)) | sort_by(.id)'
+}
+
+rules_are() {
+        [ "$(rules)" = "$1" ]
+}
+
+# ---------------------------------------------------------------------------------------------
+# A real TCP flow to port 23, made before any rule could drop it: one connection attempt from
+# the namespace to the closed port on the host side (a SYN, answered by a RST).
+in_ns "$A_NS" bash -c "exec 3<>/dev/tcp/$A_H4/23" >/dev/null 2>&1
+has_telnet_flow() {
+        list_flows | jq -e --arg s "$A_N4" \
+                'any(.[]; .protocol == "tcp" and .dport == 23 and .src == $s)' >/dev/null
+}
+wait_until 10 has_telnet_flow
+ok $? "a TCP connection attempt to port 23 is tracked"
+check "2 pings from the namespace" in_ns "$A_NS" ping -c 2 -i 0.2 -W 2 "$A_H4"
+has_pings() {
+        list_icmp | jq -e --arg s "$A_N4" 'any(.[]; .type == 8 and .src == $s and .packets == 2)' \
+                >/dev/null
+}
+wait_until 10 has_pings
+ok $? "the echo requests are tracked"
+
+# ---------------------------------------------------------------------------------------------
+# The Guarder's README examples, each added as it stands.
+files=("$GUARDER"/[0-9][0-9]-*.json)
+ge "${#files[@]}" 17 "the Guarder's 17 example rules are there"
+id=0
+for f in "${files[@]}"; do
+        ctl filter add --json "$(cat "$f")"
+        exits 0 "filter add --json \"\$(cat $(basename "$f"))\""
+        is "$OUT" "Added filter $id ($PS_PATH/filters/$id)" "it prints the id $id and the path"
+        id=$((id + 1))
+done
+
+ctl filter list --json=short
+exits 0 "filter list --json"
+L=$OUT
+is "$(jq length <<<"$L")" "${#files[@]}" "filter list --json lists every rule"
+is "$(jq -c '[.[0] | keys_unsorted[]]' <<<"$L")" \
+   '["id","path","rule_type","protocol","src_ip","dst_ip","src_port","dst_port","tcp_flags","tcp_flags_mask","icmp_type","icmp_code","inner_src_ip","inner_dst_ip","inner_protocol","inner_src_port","inner_dst_port","action","enabled","comment","priority","timeout","expires","created","hits","bytes","last_hit"]' \
+   "its rows have the keys of Filters.List"
+# Every field each file sets comes back as set: ports as text ("23"), 0 as "any".
+jq_ok "each rule has the fields its file gave (in file order)" \
+      '$files[0] as $files | [range(0; $files | length) as $i | $files[$i] | to_entries[] |
+        . as $e | $list[$i][$e.key] as $got |
+        if ($e.key | test("port$")) then
+                $got == (if $e.value == 0 then "any" else ($e.value | tostring) end)
+        else $got == $e.value end] | all' \
+      "$L" --slurpfile files <(jq -s . "${files[@]}") --argjson list "$L"
+jq_ok "filter list --json: the telnet rule has dst_port \"23\", action drop, protocol tcp" \
+      '.[7] | .id == 7 and .dst_port == "23" and .action == "drop" and .protocol == "tcp" and
+       .rule_type == "tcp" and .enabled and .src_port == "any" and .src_ip == ""' "$L"
+jq_ok "the 5th example (no action, no enabled) is a drop rule, enabled" \
+      '.[4] | .action == "drop" and .enabled == true and .icmp_type == 3 and
+       .icmp_code == 255 and .inner_protocol == "udp" and .inner_dst_ip == ""' "$L"
+jq_ok "the 1st example is disabled, type 8 code 0" \
+      '.[0] | .enabled == false and .icmp_type == 8 and .icmp_code == 0' "$L"
+jq_ok "the SYN-scan example has tcp_flags 2 and mask 2" \
+      '.[16] | .tcp_flags == 2 and .tcp_flags_mask == 2 and .protocol == "tcp"' "$L"
+jq_ok "rules start with no hits and were created just now" \
+      'all(.[]; .hits == 0 and .bytes == 0 and .last_hit == 0 and .created > 0)' "$L"
+
+ctl filter list
+exits 0 "filter list"
+like "$OUT" "^ID +ACTION +PROTO +SOURCE +DESTINATION +MATCH +HITS +BYTES +LAST HIT +EN +COMMENT$" \
+     "filter list has its columns"
+like "$OUT" "^ +7 +drop +tcp +\* +\*:23 +- +0 +0 B +never +yes +Block Telnet \(insecure remote access\)$" \
+     "filter list shows the telnet rule"
+like "$OUT" "^ +0 +drop +icmp +\* +\* +echo-request \(8\), code 0 +0 +0 B +never +no +Block all ICMP ping" \
+     "filter list shows the disabled ping rule with its type and code"
+like "$OUT" "^ +4 +drop +icmp +\* +\* +dest-unreachable \(3\), inner udp +0 " \
+     "filter list summarizes the inner protocol"
+like "$OUT" "^16 +drop +tcp +\* +\* +flags S/S " "filter list shows TCP flags as flags/mask"
+like "$OUT" "^17 filters listed\.$" "filter list ends with the count"
+list_out=$OUT
+ctl filter
+is "$OUT" "$list_out" "'filter' alone lists the rules"
+# Comments are cut to what the terminal (here $COLUMNS) leaves, but never below 16 columns.
+COLUMNS=130 ctl filter list
+like "$OUT" "^ +7 +drop .* yes +Block Telnet \(insecure .*…$" "with 130 columns, long comments are cut to fit"
+is "$(jq -R length <<<"$OUT" | sort -n | tail -1)" 130 "with 130 columns, no line is longer"
+COLUMNS=40 ctl filter list
+like "$OUT" "^ +7 +drop .* yes +Block Telnet \(i…$" "with 40 columns, comments keep 16 characters"
+ctl filter show 7
+exits 0 "filter show 7"
+like "$OUT" "Destination port: +23$" "filter show prints the destination port"
+like "$OUT" "Object path: +$PS_PATH/filters/7$" "filter show prints the object path"
+like "$OUT" "Comment: +Block Telnet" "filter show prints the comment"
+ctl filter show 7 --json=short
+jq_ok "filter show --json is the rule's List row" '. == $row' "$OUT" \
+      --argjson row "$(jq -c '.[7]' <<<"$L")"
+ctl filter show 99
+exits 1 "filter show of a rule that does not exist fails"
+like "$ERR" "no filter 99" "it names the id"
+
+# ---------------------------------------------------------------------------------------------
+# Changes: enable, the Guarder's PUT body as an update, disable, field options, delete.
+ctl filter enable 0
+exits 0 "filter enable 0"
+ctl filter show 0 --json=short
+jq_ok "rule 0 is enabled" '.enabled == true' "$OUT"
+ctl filter update 0 --json "$(cat "$GUARDER/update-disable.json")"
+exits 0 "filter update 0 --json \"\$(cat update-disable.json)\""
+ctl filter show 0 --json=short
+jq_ok "the update disabled rule 0 and set its comment, the rest unchanged" \
+      '.enabled == false and .action == "drop" and .comment == "Temporarily disabled" and
+       .icmp_type == 8 and .icmp_code == 0' "$OUT"
+is "$(busctl --system get-property "$PS_NAME" "$PS_PATH/filters/0" org.packetscope.Guarder1.Filter Enabled)" \
+   "b false" "the Filter object agrees: Enabled false"
+ctl filter update 1 --json "$(cat "$GUARDER/update-disable.json")"
+exits 1 "the same body (id 0) on rule 1 fails"
+like "$ERR" "InvalidFilter.*'id'" "the daemon says the id cannot change"
+
+ctl filter disable 7
+exits 0 "filter disable 7"
+ctl filter list
+like "$OUT" "^ +7 +drop +tcp .* no +Block Telnet" "filter list shows rule 7 disabled"
+ctl filter enable 7
+exits 0 "filter enable 7"
+ctl filter list --json=short
+jq_ok "rule 7 is enabled again" '.[] | select(.id == 7) | .enabled' "$OUT"
+
+ctl filter update 8 --comment "RPC, changed" --priority -5 --dst-port 130-140
+exits 0 "filter update 8 with field options"
+ctl filter show 8 --json=short
+jq_ok "rule 8 has the new comment, priority and port range" \
+      '.comment == "RPC, changed" and .priority == -5 and .dst_port == "130-140" and
+       .rule_type == "tcp" and .action == "drop"' "$OUT"
+
+ctl filter delete 16
+exits 0 "filter delete 16"
+ctl filter list --json=short
+jq_ok "rule 16 is gone, 16 rules left" 'length == 16 and all(.[]; .id != 16)' "$OUT"
+ctl filter delete 16
+exits 1 "deleting it again fails"
+like "$ERR" "no filter 16" "it names the id"
+ctl filter enable 16
+exits 1 "enabling a deleted rule fails"
+
+# ---------------------------------------------------------------------------------------------
+# Export, then import --replace: the same rules.
+ctl filter export
+exits 0 "filter export"
+printf '%s\n' "$OUT" >"$T/export.json"
+jq_ok "filter export prints a JSON array of the 16 rules" 'type == "array" and length == 16' "$OUT"
+jq_ok "the export has the Guarder's field names and numeric ports" \
+      '.[] | select(.id == 7) | .dst_port == 23 and .rule_type == "tcp" and .action == "drop"' "$OUT"
+before=$(rules)
+ctl filter import --replace "$T/export.json"
+exits 0 "filter import --replace of the export"
+is "$(tr '\n' ' ' <<<"$OUT")" "$(jq -r '[.[].id | tostring] | join(" ")' "$T/export.json") " \
+   "it prints the ids, which a replace keeps"
+after=$(rules)
+strip='map(del(.created))'
+is "$(jq -c "$strip" <<<"$after")" "$(jq -c "$strip" <<<"$before")" \
+   "the rules after the round trip equal those before (created aside)"
+ctl filter export
+strip='map(del(.created, .hits, .bytes, .last_hit))'
+is "$(jq -c "$strip" <<<"$OUT")" "$(jq -c "$strip" "$T/export.json")" \
+   "exporting again gives the same document (created and counters aside)"
+CTL_STDIN=$GUARDER/08-telnet.json ctl filter import -
+exits 0 "filter import - (standard input) merges one rule"
+new=$OUT
+jq_ok "it got a new id" '. >= 17' "$new"
+ctl filter import --json=short "$GUARDER/09-rpc.json"
+jq_ok "filter import --json prints the ids as a JSON array" 'type == "array" and length == 1' "$OUT"
+new2=$(jq '.[0]' <<<"$OUT")
+ctl filter delete "$new" && ctl filter delete "$new2"
+exits 0 "the merged rules are deleted again"
+is "$(rules)" "$after" "the set is back to the imported one"
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: nothing changes, the exit status and the message say what was wrong.
+set_now=$(rules)
+ctl filter add --json '{"rule_type": "tcp", "dst_port": 23, "colour": "red"}'
+exits 1 "an unknown field is refused by the daemon (exit 1)"
+like "$ERR" "org\.packetscope\.Guarder1\.Error\.InvalidFilter: unknown field 'colour'; accepted: rule_type" \
+     "it prints the bus error naming the field and what is accepted"
+ctl filter add --json '{"rule_type": "tcp", "dst_port": 70000}'
+exits 1 "dst_port 70000 in JSON is refused by the daemon (exit 1)"
+like "$ERR" "InvalidFilter: field 'dst_port': 70000 is out of range; accepted: 0-65535" \
+     "it prints the daemon's range"
+ctl filter add --rule-type tcp --dst-port 70000
+exits 2 "--dst-port 70000 is a usage error (exit 2)"
+like "$ERR" "invalid value '70000' for --dst-port; accepted: a port 0-65535" \
+     "it names the option, the value and what is accepted"
+ctl filter add --json '{"rule_type": tcp}'
+exits 2 "malformed JSON in --json is a usage error (exit 2)"
+like "$ERR" "not valid JSON: line 1 column [0-9]+" "it says where"
+ctl filter add --json '{"rule_type": "tcp", "dst_port": {"from": 1}}'
+exits 2 "a nested value is a usage error (exit 2)"
+like "$ERR" "field 'dst_port' is an object" "it names the key"
+ctl filter add --json '[{"rule_type": "tcp"}]'
+exits 2 "an array where one rule belongs is a usage error"
+ctl filter add --json '{"rule_type": "tcp", "dst_port": 1.5}'
+exits 1 "a port with a fraction is refused by the daemon"
+like "$ERR" "InvalidFilter: field 'dst_port'" "it names the field"
+ctl filter import "$T/no-such-file.json"
+exits 1 "filter import of a missing file fails (exit 1)"
+like "$ERR" "cannot open '$T/no-such-file.json': No such file or directory" "it names the file"
+printf '[{"rule_type": "udp",]\n' >"$T/broken.json"
+ctl filter import "$T/broken.json"
+exits 1 "filter import of malformed JSON fails (exit 1)"
+like "$ERR" "InvalidFilter: the import is not valid JSON: line 1 column [0-9]+" \
+     "the daemon's message says where"
+ctl filter apply "$T/broken.json" --confirm 5
+exits 1 "filter apply of malformed JSON fails (exit 1)"
+like "$ERR" "is not valid JSON: line 1 column [0-9]+" "it says where"
+ctl filter apply "$T/no-such-file.json" --confirm 5
+exits 1 "filter apply of a missing file fails (exit 1)"
+ctl filter apply "$T/export.json"
+exits 2 "filter apply without --confirm is a usage error"
+like "$ERR" "needs --confirm" "it says what is missing"
+ctl filter apply "$T/export.json" --confirm 3601
+exits 2 "--confirm 3601 is a usage error"
+like "$ERR" "accepted: an integer from 1 to 3600" "it gives the range"
+ctl filter show seven
+exits 2 "a filter id that is not a number is a usage error"
+ctl filter frobnicate
+exits 2 "an unknown filter command is a usage error"
+ctl filter list --dst-port 23
+exits 2 "a field option on filter list is a usage error"
+like "$ERR" "option --dst-port does not apply to 'filter list'" "it names the option"
+ctl filter add
+exits 2 "filter add without a rule is a usage error"
+is "$(rules)" "$set_now" "none of the bad input changed the rules"
+
+# ---------------------------------------------------------------------------------------------
+# A dry run over the tracked flows: the TCP attempt to port 23 made at the start.
+ctl filter test --dst-port 23 --rule-type tcp
+exits 0 "filter test --dst-port 23 --rule-type tcp"
+like "$OUT" "^PROTO +SOURCE +DESTINATION +STATE +FLAGS +PACKETS +BYTES +PPS +RATE +LAST +LINK" \
+     "it prints the connections table"
+like "$OUT" "^tcp +$A_N4:[0-9]+ +$A_H4:23 +syn +S +[0-9]+ .* $A_IF\$" \
+     "it lists the flow to port 23"
+ctl filter test --dst-port 23 --rule-type tcp --json-output
+exits 0 "filter test --json-output"
+jq_ok "the JSON rows hold the flow to port 23, and only flows to port 23" \
+      'length >= 1 and all(.[]; .protocol == "tcp" and .dport == 23) and
+       any(.[]; .src == $s and .dst == $d)' "$OUT" --arg s "$A_N4" --arg d "$A_H4"
+ctl filter test --json '{"rule_type": "tcp", "dst_port": 23}' --json=short
+jq_ok "filter test --json RULE gives the same rows" 'any(.[]; .dport == 23 and .src == $s)' \
+      "$OUT" --arg s "$A_N4"
+ctl filter test --rule-type icmp --icmp-type 8
+exits 0 "filter test --rule-type icmp --icmp-type 8"
+like "$OUT" "^TYPE +CODE +SOURCE +DESTINATION +PACKETS +BYTES +LAST +LINK +QUOTED" \
+     "ICMP matches come in the icmp table"
+like "$OUT" "^echo-request \(8\) +0 +$A_N4 +$A_H4 +2 " "it lists the echo requests"
+CTL_STDIN=$GUARDER/16-ping-request.json ctl filter test --json - --json-output
+jq_ok "filter test --json - reads the rule from standard input" \
+      'length >= 1 and all(.[]; .type == 8 and .code == 0)' "$OUT"
+ctl filter test --rule-type tcp --dst-port 24
+exits 0 "filter test of a rule nothing matches"
+like "$OUT" "No tracked connection or ICMP entry matches the rule" "it says so"
+
+# ---------------------------------------------------------------------------------------------
+# Enforcement: a drop rule for UDP port 5555 stops datagrams from the namespace in XDP; 5556
+# still gets through. Listeners on the host side count what reaches them.
+cat >"$T/udp-count.py" <<'EOF'
+import socket, sys, time
+addr, port, ready, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((addr, port))
+open(ready, "w").close()
+end, n = time.monotonic() + seconds, 0
+while end > time.monotonic():
+    s.settimeout(end - time.monotonic())
+    try:
+        s.recv(65536)
+        n += 1
+    except socket.timeout:
+        break
+print(n)
+EOF
+ctl filter add --rule-type udp --dst-port 5555 --comment "drop UDP 5555" --json-output
+exits 0 "filter add --rule-type udp --dst-port 5555"
+DROP_ID=$(jq -r .id <<<"$OUT")
+jq_ok "--json-output prints the id and the path" '.path == $p' "$OUT" \
+      --arg p "$PS_PATH/filters/$DROP_ID"
+timeout 20 "$PYTHON" "$T/udp-count.py" "$A_H4" 5555 "$T/ready-5555" 3 >"$T/got-5555" &
+L5555=$!
+defer "kill_wait $L5555"
+timeout 20 "$PYTHON" "$T/udp-count.py" "$A_H4" 5556 "$T/ready-5556" 3 >"$T/got-5556" &
+L5556=$!
+defer "kill_wait $L5556"
+wait_until 10 test -e "$T/ready-5555" -a -e "$T/ready-5556" || bail "the UDP listeners did not start"
+SENT=5
+check "$SENT datagrams of 60 bytes to port 5555" traffic_ns "$A_NS" udp-send "$A_H4" 5555 "$SENT" 60
+check "$SENT datagrams of 60 bytes to port 5556" traffic_ns "$A_NS" udp-send "$A_H4" 5556 "$SENT" 60
+wait "$L5555"
+wait "$L5556"
+is "$(cat "$T/got-5555")" 0 "the listener on port 5555 got nothing: XDP dropped it all"
+is "$(cat "$T/got-5556")" "$SENT" "the listener on port 5556 got all $SENT"
+ctl filter list --json=short
+jq_ok "the drop rule counted $SENT hits of 102 bytes each, and a last hit" \
+      '.[] | select(.id == $id) | .hits == $n and .bytes == $n * 102 and .last_hit > 0' \
+      "$OUT" --argjson id "$DROP_ID" --argjson n "$SENT"
+jq_ok "no other rule counted anything" 'all(.[] | select(.id != $id); .hits == 0)' "$OUT" \
+      --argjson id "$DROP_ID"
+ctl filter list
+like "$OUT" "^ *$DROP_ID +drop +udp +\* +\*:5555 +- +$SENT +510 B +(now|[0-9]+s ago) +yes +drop UDP 5555$" \
+     "filter list shows the hits, the bytes and the last hit"
+
+# ---------------------------------------------------------------------------------------------
+# apply: without a terminal and without --yes, the rules roll back at the deadline.
+before=$(rules)
+printf '[{"rule_type": "udp", "dst_port": 7777, "comment": "applied, unconfirmed"}]\n' >"$T/apply.json"
+t0=$(date +%s%N)
+ctl filter apply "$T/apply.json" --confirm 3
+exits 0 "filter apply --confirm 3 with standard input not a terminal"
+like "$OUT" "^Applied 1 rule \(merge\) as $PS_PATH/filters/transaction/[0-9]+\.$" \
+     "it prints the transaction"
+like "$OUT" "They roll back at .* \(in 3 s\) unless confirmed" "it prints the deadline"
+like "$ERR" "not a terminal.*" "it says it does not confirm"
+like "$ERR" "busctl call $PS_NAME $PS_PATH/filters/transaction/[0-9]+ org\.packetscope\.Guarder1\.Transaction Confirm" \
+     "it says how to confirm"
+TX=$(grep -Eo "$PS_PATH/filters/transaction/[0-9]+" <<<"$OUT" | head -1)
+is "$(busctl --system get-property "$PS_NAME" "$TX" org.packetscope.Guarder1.Transaction Deadline >/dev/null 2>&1 && echo pending)" \
+   pending "the transaction is pending"
+ctl filter list --json=short
+jq_ok "meanwhile the applied rule is in the set" 'any(.[]; .comment == "applied, unconfirmed")' "$OUT"
+wait_until 10 rules_are "$before"
+ok $? "the set rolls back to what it was" "$(rules)"
+elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
+if [ "$elapsed_ms" -ge 2500 ] && [ "$elapsed_ms" -le 8000 ]; then
+        ok 0 "it rolled back after about 3 s ($elapsed_ms ms)"
+else
+        ok 1 "it rolled back after about 3 s" "took $elapsed_ms ms"
+fi
+
+# With --yes it is confirmed at once and stays after the deadline.
+ctl filter apply "$T/apply.json" --confirm 3 --yes
+exits 0 "filter apply --confirm 3 --yes"
+like "$OUT" "Confirmed: the new rules are kept\." "it says the rules are kept"
+sleep 4
+ctl filter list --json=short
+jq_ok "past the deadline the applied rule is still there" \
+      '[.[] | select(.comment == "applied, unconfirmed")] | length == 1' "$OUT"
+APPLIED_ID=$(jq '.[] | select(.comment == "applied, unconfirmed") | .id' <<<"$OUT")
+ctl filter delete "$APPLIED_ID"
+exits 0 "the applied rule can be deleted"
+
+# apply --replace of an export: the fields only Import takes are left out, the same rules
+# come back (with new ids).
+ctl filter export
+printf '%s\n' "$OUT" >"$T/export2.json"
+ctl filter apply "$T/export2.json" --replace --confirm 3 --yes --json=short
+exits 0 "filter apply --replace --yes of an export"
+jq_ok "--json prints the transaction, its deadline and confirmed: true" \
+      '(.transaction | startswith($p)) and .deadline > 0 and .confirmed == true' "$OUT" \
+      --arg p "$PS_PATH/filters/transaction/"
+ctl filter export
+strip='map(del(.id, .created, .expires, .hits, .bytes, .last_hit)) | sort_by(.comment)'
+is "$(jq -c "$strip" <<<"$OUT")" "$(jq -c "$strip" "$T/export2.json")" \
+   "the set holds the same rules as before"
+
+# On a terminal: "y" keeps the rules at once, "n" rolls back at once, no answer rolls back at
+# the deadline. script(1) gives the client a terminal.
+if command -v script >/dev/null 2>&1; then
+        tty_apply() {
+                local input=$1 confirm=$2
+                shift 2
+                ( eval "$input" ) | timeout 30 script -qec \
+                        "'$PACKETSCOPECTL' --no-ask-password filter apply '$T/apply.json' --confirm $confirm $*" \
+                        /dev/null >"$T/tty" 2>&1
+                local status=$?
+                OUT=$(tr -d '\r' <"$T/tty")
+                ERR=$OUT
+                return "$status"
+        }
+        before=$(rules)
+        t0=$(date +%s%N)
+        tty_apply "printf 'y\n'" 20
+        exits 0 "on a terminal, answering y"
+        like "$OUT" "Keep the new rules\? \[y/N\] \(rolling back in 20 s\)" "it asks, with the time left"
+        like "$OUT" "Confirmed: the new rules are kept\." "it confirms"
+        elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
+        ok "$([ "$elapsed_ms" -lt 10000 ] && echo 0 || echo 1)" "at once ($elapsed_ms ms), not at the deadline"
+        ctl filter list --json=short
+        jq_ok "the applied rule stays" 'any(.[]; .comment == "applied, unconfirmed")' "$OUT"
+        APPLIED_ID=$(jq '.[] | select(.comment == "applied, unconfirmed") | .id' <<<"$OUT")
+        ctl filter delete "$APPLIED_ID"
+        is "$(rules)" "$before" "deleted again"
+
+        t0=$(date +%s%N)
+        tty_apply "printf 'n\n'" 20
+        exits 1 "on a terminal, answering n (exit 1: not kept)"
+        like "$OUT" "Rolled back: the previous rules are back\." "it rolls back"
+        elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
+        ok "$([ "$elapsed_ms" -lt 10000 ] && echo 0 || echo 1)" "at once ($elapsed_ms ms)"
+        is "$(rules)" "$before" "the set is as before"
+
+        t0=$(date +%s%N)
+        tty_apply "sleep 5" 2
+        exits 1 "on a terminal, no answer (exit 1: not kept)"
+        like "$OUT" "rolling back in 2 s" "it asked"
+        like "$OUT" "(No answer in time|rolled back)" "it says it rolled back"
+        elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
+        ok "$([ "$elapsed_ms" -ge 1500 ] && echo 0 || echo 1)" "at the deadline ($elapsed_ms ms)"
+        is "$(rules)" "$before" "the set is as before"
+else
+        skip "apply on a terminal" "script(1) is not installed"
+fi
+
+done_testing

@@ -1,0 +1,613 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# The filter rule set against real traffic from a network namespace through a guarded veth:
+#   - priorities (a pass exception above a network-wide drop) and count rules;
+#   - atomic replacement under a steady UDP stream: every datagram is either received or dropped
+#     by exactly one rule, however often the set flips;
+#   - confirm-or-rollback (Apply): live at once, back on time without Confirm, kept with it,
+#     and a daemon killed meanwhile comes back with the old set;
+#   - enforcement and counters across a daemon restart, and while no daemon runs;
+#   - timed rules, also across a restart;
+#   - bad input: the error name, a message naming what is wrong, and nothing stored changed;
+#   - 100,000 rules: applied (the time is printed), classified, and listed.
+
+set -u
+. "$(dirname "$0")/lib.sh"
+
+require_root
+require ip dbus-daemon busctl jq timeout ping sha256sum
+[ -x "$PACKETSCOPED" ] || bail "no daemon at $PACKETSCOPED"
+
+FILTERS_PATH=$PS_PATH/filters
+FILTERS=org.packetscope.Guarder1.Filters
+FILTER=org.packetscope.Guarder1.Filter
+TRANSACTION=org.packetscope.Guarder1.Transaction
+IF_=$PS_ERR.InvalidFilter
+IA=$INVALID_ARGS
+
+make_tmpdir T
+bus_start "$T/bus"
+daemon_start main || bail "the daemon did not start: $(daemon_log main)"
+STATE=${DAEMON_DIR[main]}/state
+FJ=$STATE/filters.json
+net_create A
+out=$(attach "$A_IF" generic 2>&1) || bail "AttachLink $A_IF failed: $out"
+NET=${A_N4%.*}.0/24
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+craft_ns() {
+        timeout 60 ip netns exec "$A_NS" "$PYTHON" "$PS_TESTDIR/craft.py" "$@"
+}
+
+# import_json MODE JSON: Filters.Import through busctl; echoes the ids, space-separated.
+import_json() {
+        local out
+        out=$(busctl --system --json=short call "$PS_NAME" "$FILTERS_PATH" "$FILTERS" Import ss \
+                "$2" "$1") || return 1
+        jq -r '.data[0] | map(tostring) | join(" ")' <<<"$out"
+}
+
+# rules: Filters.List as an array of plain objects.
+rules() {
+        pscall "$FILTERS_PATH" "$FILTERS" List | jq -c '[.data[0][] | map_values(.data)]'
+}
+
+# rules_fields: the same without the counters, which traffic moves.
+rules_fields() {
+        rules | jq -c 'map(del(.hits, .bytes, .last_hit))'
+}
+
+hits() {
+        rules | jq -r --argjson id "$1" '[.[] | select(.id == $id) | .hits] | first // "none"'
+}
+
+# hits_of ID...: the hits of each, space-separated.
+hits_of() {
+        local r id out=()
+        r=$(rules)
+        for id in "$@"; do
+                out+=("$(jq -r --argjson id "$id" '[.[] | select(.id == $id) | .hits] | first // "none"' <<<"$r")")
+        done
+        echo "${out[*]}"
+}
+
+export_json() {
+        pscall "$FILTERS_PATH" "$FILTERS" Export | jq -r '.data[0]'
+}
+
+fj_sum() {
+        sha256sum <"$FJ" | cut -d' ' -f1
+}
+
+ping_ns() {
+        in_ns "$A_NS" ping -n -q -c "$1" -i 0.2 -W 1 "$A_H4" 2>/dev/null |
+                sed -n 's/.* \([0-9]\+\) received.*/\1/p'
+}
+
+# udp_ns COUNT INTERVAL PORT...: COUNT datagrams from the namespace cycling over the PORTs;
+# echoes {"PORT": received} as the host's listener counted them.
+udp_ns() {
+        local n=$1 gap=$2 pid
+        shift 2
+        rm -f "$T/udp.ready" "$T/udp.done"
+        timeout 40 "$PYTHON" "$PS_TESTDIR/craft.py" udp-recv "$A_H4" 30 "$T/udp.ready" \
+                "$T/udp.done" "$@" >"$T/udp.out" &
+        pid=$!
+        wait_until 10 test -e "$T/udp.ready" || { kill_wait "$pid"; echo '{}'; return; }
+        craft_ns udp-stream "$A_H4" "$n" "$gap" "$@"
+        touch "$T/udp.done"
+        wait "$pid"
+        jq -cS . "$T/udp.out"
+}
+
+dropped_is() {
+        stat_is .dropped "$1"
+}
+
+# expect_dropped BEFORE N DESCRIPTION: the daemon's dropped counter grew by exactly N.
+expect_dropped() {
+        wait_until 5 dropped_is $(($1 + $2))
+        sleep 0.3 # one more poll: nothing else may follow
+        is "$(stat_of .dropped)" $(($1 + $2)) "$3"
+        alive "after '$3'"
+}
+
+# alive WHERE: a daemon that died takes every later check with it; stop at once and say so.
+alive() {
+        daemon_alive main && return 0
+        ok 1 "the daemon is alive $1" \
+           "process $(kill -0 "${DAEMON_PID[main]}" 2>/dev/null && echo alive || echo gone)" \
+           "$(grep -v '^#' "${DAEMON_DIR[main]}/log" | tail -n 5)"
+        bail "the daemon is gone ($1)"
+}
+
+monitor_start() {
+        rm -f "$T/mon.json" "$T/mon.err"
+        timeout 60 busctl --system monitor --json=short "$PS_NAME" >"$T/mon.json" 2>"$T/mon.err" &
+        MON_PID=$!
+        wait_until 5 grep -q . "$T/mon.err"
+        sleep 0.3
+}
+
+monitor_stop() {
+        sleep 0.3
+        kill_wait "$MON_PID"
+}
+
+# signals MEMBER [ARGS-JSON] [PATH]: how many signals MEMBER (with exactly these arguments,
+# from PATH) the monitor saw.
+signals() {
+        jq -s --arg m "$1" --arg a "${2:-}" --arg p "${3:-}" '[.[]
+                | select(.type == "signal" and .member == $m and ($p == "" or .path == $p))
+                | .payload.data | tojson | select($a == "" or . == $a)] | length' \
+                "$T/mon.json" 2>/dev/null || echo "no monitor output"
+}
+
+now_us() {
+        echo $(($(date +%s%N) / 1000))
+}
+
+ms_since() {
+        echo $((($(date +%s%N) - $1) / 1000000))
+}
+
+restart_daemon() {
+        daemon_stop main
+        local status=$?
+        daemon_start main || bail "the daemon did not come back: $(daemon_log main)"
+        return "$status"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Priorities: a pass exception above a drop for the whole network; count rules.
+
+P1=40001 P2=40002 P3=40003
+ids=$(import_json replace "[
+  {\"rule_type\": \"udp\", \"src_ip\": \"$NET\", \"action\": \"drop\", \"comment\": \"the namespace's network\"},
+  {\"rule_type\": \"udp\", \"src_ip\": \"$A_N4\", \"dst_port\": $P1, \"action\": \"pass\", \"priority\": 10},
+  {\"rule_type\": \"udp\", \"src_ip\": \"$A_N4\", \"dst_port\": $P2, \"action\": \"pass\", \"priority\": -10}]")
+ok $? "a drop for $NET and two pass rules for $A_N4 imported ($ids)" || bail "Import failed"
+read -r DROP PASS_HI PASS_LO <<<"$ids"
+D=$(stat_of .dropped)
+is "$(udp_ns 30 0.002 $P1 $P2 $P3)" "{\"$P1\":10,\"$P2\":0,\"$P3\":0}" \
+   "10 datagrams to each port: only $P1 (pass, priority 10) arrives"
+is "$(hits_of "$DROP" "$PASS_HI" "$PASS_LO")" "20 10 0" \
+   "hits: the drop 20, the pass above it 10, the pass below it 0"
+expect_dropped "$D" 20 "dropped grew by 20"
+
+ids=$(import_json replace "[{\"rule_type\": \"udp\", \"dst_port\": $P3, \"action\": \"count\"}]")
+ok $? "a count rule alone ($ids)"
+COUNT=$ids
+D=$(stat_of .dropped)
+is "$(udp_ns 10 0.002 $P3)" "{\"$P3\":10}" "count rule: all 10 datagrams arrive"
+is "$(hits "$COUNT")" 10 "count rule: hits == 10"
+expect_dropped "$D" 0 "count rule: nothing dropped"
+
+for prio in 5 -5; do
+        ids=$(import_json replace "[
+          {\"rule_type\": \"udp\", \"dst_port\": $P3, \"action\": \"count\", \"priority\": $prio},
+          {\"rule_type\": \"udp\", \"src_ip\": \"$NET\", \"action\": \"drop\"}]")
+        ok $? "a count rule with priority $prio over a drop with priority 0 ($ids)"
+        read -r COUNT DROP <<<"$ids"
+        D=$(stat_of .dropped)
+        is "$(udp_ns 10 0.002 $P3)" "{\"$P3\":0}" "count $prio + drop: nothing arrives"
+        want="10 10"
+        [ "$prio" -gt 0 ] || want="0 10"
+        is "$(hits_of "$COUNT" "$DROP")" "$want" \
+           "count $prio + drop: hits count/drop $want (a count rule counts what no better rule decided)"
+        expect_dropped "$D" 10 "count $prio + drop: dropped grew by 10"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Atomic replacement under traffic. A paced stream alternates between ports A and B while the
+# set flips between {drop A} and {drop B} (Import, replace). Every datagram must end up either
+# received or dropped by exactly one rule. Replaced rules leave List with their counters, so
+# their hits are read from their counter slots (filters.json names the slot of each rule; a
+# freed slot is not reused for a long while) with bpftool; the last rule's slot is checked
+# against its hits in List, which makes that reading trustworthy.
+
+PA=40011 PB=40012
+SENT=2000
+COUNTERS=${DAEMON_BPFFS[main]}/:filters/filter_counters
+if ! command -v bpftool >/dev/null 2>&1 || [ ! -e "$COUNTERS" ]; then
+        skip "atomic replacement under traffic" "needs bpftool and $COUNTERS"
+else
+        slot_hits() {
+                local s=$1
+                bpftool -j map lookup pinned "$COUNTERS" key \
+                        $((s & 255)) $((s >> 8 & 255)) $((s >> 16 & 255)) $((s >> 24 & 255)) |
+                        "$PYTHON" -c 'import json, sys
+v = json.load(sys.stdin)
+print(sum(int.from_bytes(bytes(int(b, 16) for b in c["value"][:8]), "little") for c in v["values"]))'
+        }
+        set_json() {
+                echo "[{\"rule_type\": \"udp\", \"dst_port\": $1, \"comment\": \"flip $1\"}]"
+        }
+        flip() { # PORT: makes {drop PORT} the set; records "port id slot"
+                local id slot
+                id=$(import_json replace "$(set_json "$1")") || return 1
+                slot=$(jq -r --argjson id "$id" '.filters[] | select(.id == $id) | .slot' "$FJ")
+                echo "$1 $id $slot" >>"$T/flips"
+        }
+        rm -f "$T/flips"
+        flip "$PA" || bail "the first flip failed"
+        D=$(stat_of .dropped)
+        rm -f "$T/udp.ready" "$T/udp.done"
+        timeout 60 "$PYTHON" "$PS_TESTDIR/craft.py" udp-recv "$A_H4" 40 "$T/udp.ready" \
+                "$T/udp.done" "$PA" "$PB" >"$T/udp.out" &
+        rpid=$!
+        wait_until 10 test -e "$T/udp.ready" || bail "the UDP listener did not start"
+        craft_ns udp-stream "$A_H4" "$SENT" 0.0015 "$PA" "$PB" &
+        spid=$!
+        flips=1 failed=0
+        while kill -0 "$spid" 2>/dev/null && [ "$flips" -lt 300 ]; do
+                if [ $((flips % 2)) -eq 1 ]; then port=$PB; else port=$PA; fi
+                flip "$port" || failed=$((failed + 1))
+                flips=$((flips + 1))
+                sleep 0.01
+        done
+        wait "$spid"
+        touch "$T/udp.done"
+        wait "$rpid"
+        R=$(jq -cS . "$T/udp.out")
+        ge "$flips" 20 "the set flipped $flips times while $SENT datagrams were sent"
+        is "$failed" 0 "every flip succeeded"
+        recv_a=$(jq -r --arg p "$PA" '.[$p]' <<<"$R")
+        recv_b=$(jq -r --arg p "$PB" '.[$p]' <<<"$R")
+        hits_a=0 hits_b=0 slots_seen=" " reused=0
+        last=$(tail -n 1 "$T/flips")
+        while read -r port id slot; do
+                case "$slots_seen" in *" $slot "*) reused=1 ;; esac
+                slots_seen+="$slot "
+                h=$(slot_hits "$slot")
+                if [ "$port" = "$PA" ]; then
+                        hits_a=$((hits_a + h))
+                else
+                        hits_b=$((hits_b + h))
+                fi
+        done <"$T/flips"
+        is "$reused" 0 "every rule of the run had a counter slot of its own"
+        read -r lport lid lslot <<<"$last"
+        is "$(slot_hits "$lslot")" "$(hits "$lid")" "the last rule's slot agrees with its hits in List"
+        wait_until 5 dropped_is $((D + hits_a + hits_b))
+        dropped=$(($(stat_of .dropped) - D))
+        diag "received A $recv_a B $recv_b; hits of the {drop A} rules $hits_a, {drop B} $hits_b;" \
+             "dropped $dropped"
+        is "$((recv_a + recv_b + hits_a + hits_b))" "$SENT" \
+           "received + rule hits == $SENT sent: nothing lost, nothing counted twice"
+        is "$dropped" "$((hits_a + hits_b))" "dropped == the sum of the rule hits: one rule per drop"
+        is "$((recv_a + recv_b + dropped))" "$SENT" "received + dropped == $SENT"
+        ok "$([ "$hits_a" -gt 0 ] && [ "$hits_b" -gt 0 ] && [ "$recv_a" -gt 0 ] &&
+              [ "$recv_b" -gt 0 ] && echo 0 || echo 1)" \
+           "both sets were live in turn (drops and arrivals on both ports)"
+fi
+
+alive "after the atomic replacement"
+
+# ---------------------------------------------------------------------------------------------
+# Confirm-or-rollback.
+
+P9=40009
+ids=$(import_json replace "[
+  {\"rule_type\": \"udp\", \"dst_port\": $P9, \"action\": \"count\", \"comment\": \"before\"},
+  {\"rule_type\": \"tcp\", \"dst_port\": 9, \"comment\": \"discard\"}]")
+ok $? "the set before the transaction ($ids)"
+LIST0=$(rules)
+FJ0=$(fj_sum)
+FJ0_RULES=$(jq -cS .filters "$FJ")
+APPLY='[[{"rule_type": ["s", "icmp"], "icmp_type": ["y", 8], "comment": ["s", "applied"]}], "replace", 3]'
+monitor_start
+t0=$(date +%s%N)
+out=$(rawcall "$FILTERS_PATH" "$FILTERS" Apply 'aa{sv}su' "$APPLY")
+ok $? "Apply(replace, 3 s)" "$out"
+TPATH=$(jq -r '.reply[0] // empty' <<<"$out")
+like "$TPATH" "^$FILTERS_PATH/transaction/[0-9]+\$" "Apply returns a transaction path"
+jq_ok "the applied set is live: exactly the applied rule" \
+      'length == 1 and .[0].comment == "applied" and .[0].icmp_type == 8' "$(rules)"
+deadline=$(busctl --system get-property "$PS_NAME" "$TPATH" "$TRANSACTION" Deadline | cut -d' ' -f2)
+now=$(now_us)
+ok "$([ "${deadline:-0}" -gt "$now" ] && [ "$deadline" -le $((now + 3000000)) ] && echo 0 || echo 1)" \
+   "Deadline is within the next 3 s" "deadline $deadline, now $now"
+is "$(ping_ns 2)" 0 "pending: pings dropped"
+like "$(call_error "$FILTERS_PATH" "$FILTERS" Add 'a{sv}' '[{"rule_type": ["s", "udp"], "dst_port": ["q", 7]}]')" \
+     "^$PS_ERR\.TransactionPending: .*$TPATH" "pending: Add fails with TransactionPending naming it"
+like "$(call_error "$FILTERS_PATH" "$FILTERS" Import ss '["[]", "replace"]')" \
+     "^$PS_ERR\.TransactionPending: " "pending: Import fails with TransactionPending"
+is "$(fj_sum)" "$FJ0" "pending: filters.json still holds the previous set"
+list_is_before() {
+        [ "$(rules)" = "$LIST0" ]
+}
+wait_until 8 list_is_before
+back=$(ms_since "$t0")
+is "$(rules)" "$LIST0" "without Confirm the previous set is back (List equal to before)"
+ok "$([ "$back" -ge 2500 ] && [ "$back" -le 5000 ] && echo 0 || echo 1)" \
+   "it came back after about 3 s (${back} ms)"
+monitor_stop
+is "$(signals Finished '[false]' "$TPATH")" 1 "Finished(false) from $TPATH"
+is "$(ping_ns 3)" 3 "after the rollback: pings answered"
+# The rollback writes the file again: the rules must be those of before (next_id may have moved
+# on: ids are never reused).
+is "$(jq -cS .filters "$FJ")" "$FJ0_RULES" "after the rollback: filters.json holds the same rules"
+like "$(call_error "$TPATH" "$TRANSACTION" Confirm '' '[]')" "^org\.freedesktop\.DBus\.Error\.UnknownObject" \
+     "the transaction object is gone"
+
+APPLY='[[{"rule_type": ["s", "icmp"], "icmp_type": ["y", 8], "comment": ["s", "confirmed"]}], "replace", 30]'
+monitor_start
+out=$(rawcall "$FILTERS_PATH" "$FILTERS" Apply 'aa{sv}su' "$APPLY")
+ok $? "Apply(replace, 30 s)" "$out"
+TPATH=$(jq -r '.reply[0] // empty' <<<"$out")
+check "Confirm()" busctl --system call "$PS_NAME" "$TPATH" "$TRANSACTION" Confirm
+monitor_stop
+is "$(signals Finished '[true]' "$TPATH")" 1 "Finished(true) from $TPATH"
+jq_ok "confirmed: the applied rule is the set" 'length == 1 and .[0].comment == "confirmed"' "$(rules)"
+jq_ok "confirmed: filters.json holds it" '[.filters[].comment] == ["confirmed"]' "$(cat "$FJ")"
+is "$(ping_ns 2)" 0 "confirmed: pings dropped"
+
+# A daemon killed with a transaction pending comes back with the set filters.json holds.
+ids=$(import_json replace "[{\"rule_type\": \"udp\", \"dst_port\": $P9, \"action\": \"count\", \"comment\": \"kept\"}]")
+ok $? "a confirmed set again ($ids)"
+LIST1=$(rules)
+FJ1=$(fj_sum)
+out=$(rawcall "$FILTERS_PATH" "$FILTERS" Apply 'aa{sv}su' \
+        '[[{"rule_type": ["s", "icmp"], "icmp_type": ["y", 8], "comment": ["s", "never confirmed"]}], "replace", 60]')
+ok $? "Apply(replace, 60 s)" "$out"
+is "$(ping_ns 2)" 0 "pending: pings dropped"
+is "$(fj_sum)" "$FJ1" "pending: filters.json unchanged"
+kill -KILL "${DAEMON_PID[main]}"
+wait "${DAEMON_PID[main]}" 2>/dev/null
+is "$(ping_ns 2)" 0 "daemon killed: the kernel keeps the unconfirmed set (pings dropped)"
+daemon_start main || bail "the daemon did not come back: $(daemon_log main)"
+is "$(rules)" "$LIST1" "restarted: the old set is back (List equal to before the Apply)"
+is "$(ping_ns 3)" 3 "restarted: pings answered"
+is "$(fj_sum)" "$FJ1" "restarted: filters.json unchanged"
+
+alive "after confirm-or-rollback"
+
+# ---------------------------------------------------------------------------------------------
+# Restart: rules, counters and enforcement survive; while no daemon runs the kernel drops.
+
+P5=40005 P6=40006
+ids=$(import_json replace "[
+  {\"rule_type\": \"icmp\", \"icmp_type\": 8, \"comment\": \"restart: ping\"},
+  {\"rule_type\": \"udp\", \"dst_port\": $P5, \"comment\": \"restart: udp\"}]")
+ok $? "two drop rules ($ids)"
+read -r RPING RUDP <<<"$ids"
+is "$(ping_ns 3)" 0 "pings dropped"
+FIELDS=$(rules_fields)
+daemon_stop main
+is "$?" 0 "the daemon exits 0 on SIGTERM"
+is "$(ping_ns 3)" 0 "no daemon: pings still dropped"
+is "$(udp_ns 10 0.002 $P5 $P6)" "{\"$P5\":0,\"$P6\":5}" "no daemon: UDP to $P5 dropped, to $P6 passes"
+daemon_start main || bail "the daemon did not come back: $(daemon_log main)"
+is "$(rules_fields)" "$FIELDS" "restarted: List equal to before (counters aside)"
+is "$(hits_of "$RPING" "$RUDP")" "6 5" "restarted: hits include the drops made while no daemon ran"
+is "$(ping_ns 3)" 0 "restarted: pings dropped"
+is "$(hits "$RPING")" 9 "restarted: hits == 9"
+is "$(busctl --system --json=short get-property "$PS_NAME" "$PS_PATH" "$PS_MANAGER" Links | jq -c .data)" \
+   "[\"$PS_PATH/link/$A_IF\"]" "restarted: the link is still guarded"
+
+alive "after the restart"
+
+# ---------------------------------------------------------------------------------------------
+# Timed rules.
+
+import_json replace "[]" >/dev/null
+monitor_start
+t0=$(date +%s%N)
+out=$(busctl --system --json=short call "$PS_NAME" "$FILTERS_PATH" "$FILTERS" Add 'a{sv}' 4 \
+        rule_type s icmp icmp_type y 8 timeout u 3 comment s timed)
+ok $? "Add of a rule with timeout 3" "$out"
+TID=$(jq -r '.data[0]' <<<"$out")
+jq_ok "the timed rule: timeout 3, expires 3 s after created" \
+      'length == 1 and .[0].timeout == 3 and .[0].expires - .[0].created == 3000000' "$(rules)"
+is "$(ping_ns 2)" 0 "the timed rule drops pings"
+rules_empty() {
+        [ "$(rules)" = "[]" ]
+}
+wait_until 8 rules_empty
+gone=$(ms_since "$t0")
+is "$(rules)" "[]" "the timed rule is gone"
+ok "$([ "$gone" -ge 2800 ] && [ "$gone" -le 4500 ] && echo 0 || echo 1)" "after about 3 s (${gone} ms)"
+monitor_stop
+is "$(signals FilterRemoved "[$TID,\"$FILTERS_PATH/$TID\"]")" 1 "FilterRemoved($TID) at expiry"
+is "$(ping_ns 3)" 3 "pings answered again"
+jq_ok "filters.json no longer holds it" '.filters == []' "$(cat "$FJ")"
+
+# Across a restart the rule keeps its original deadline (not restart + timeout).
+out=$(busctl --system --json=short call "$PS_NAME" "$FILTERS_PATH" "$FILTERS" Add 'a{sv}' 4 \
+        rule_type s icmp icmp_type y 8 timeout u 6 comment s "timed, restarted")
+ok $? "Add of a rule with timeout 6" "$out"
+TID=$(jq -r '.data[0]' <<<"$out")
+EXPIRES=$(rules | jq -r '.[0].expires')
+daemon_stop main
+sleep 2
+daemon_start main || bail "the daemon did not come back: $(daemon_log main)"
+is "$(rules | jq -r '[.[0].id, .[0].timeout, .[0].expires] | join(" ")')" "$TID 6 $EXPIRES" \
+   "restarted: the timed rule is back with its original expiry"
+is "$(ping_ns 2)" 0 "restarted: it still drops"
+wait_until 10 rules_empty
+late=$((($(now_us) - EXPIRES) / 1000))
+is "$(rules)" "[]" "it expired"
+ok "$([ "$late" -ge -200 ] && [ "$late" -le 1000 ] && echo 0 || echo 1)" \
+   "at its original deadline (${late} ms after it; a deadline counted from the restart is 2 s later)"
+is "$(ping_ns 3)" 3 "pings answered again"
+
+# A rule that expires while no daemon runs is gone when the daemon starts.
+out=$(busctl --system --json=short call "$PS_NAME" "$FILTERS_PATH" "$FILTERS" Add 'a{sv}' 3 \
+        rule_type s icmp icmp_type y 8 timeout u 1)
+ok $? "Add of a rule with timeout 1" "$out"
+daemon_stop main
+sleep 1.5
+daemon_start main || bail "the daemon did not come back: $(daemon_log main)"
+is "$(rules)" "[]" "expired while no daemon ran: gone after the start"
+is "$(ping_ns 3)" 3 "and pings are answered"
+
+alive "after the timed rules"
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: the error name, a message naming the field or the problem, and nothing stored
+# changed (Export and the bytes of filters.json).
+
+ids=$(import_json replace "[
+  {\"rule_type\": \"tcp\", \"dst_port\": 23, \"comment\": \"telnet\"},
+  {\"rule_type\": \"udp\", \"src_ip\": \"192.0.2.0/24\", \"dst_port\": \"5000-5099\", \"action\": \"count\"}]")
+ok $? "a set of two rules to compare against ($ids)"
+EXP0=$(export_json)
+FJ0=$(fj_sum)
+
+unchanged() {
+        [ "$(export_json)" = "$EXP0" ] && [ "$(fj_sum)" = "$FJ0" ]
+}
+
+# bad DESCRIPTION WANT-REGEX METHOD SIGNATURE ARGS-JSON
+bad() {
+        local desc=$1 want=$2 got
+        shift 2
+        got=$(call_error "$FILTERS_PATH" "$FILTERS" "$@")
+        like "$got" "$want" "$desc"
+        alive "after '$desc'"
+        ok "$(unchanged && echo 0 || echo 1)" "  ... and nothing stored changed"
+}
+
+# Each field wrong in turn, as a{sv} (Add) and as JSON (Import).
+while IFS='|' read -r field sig value json regex; do
+        bad "Add: $field $value" "^$IF_: field '$field'.*$regex" Add 'a{sv}' \
+            "[{\"rule_type\": [\"s\", \"tcp\"], \"$field\": [\"$sig\", $value]}]"
+        bad "Import: $field $json" "^$IF_: rule #0 of the import: field '$field'.*$regex" \
+            Import ss "$(jq -cn --arg f "$field" --argjson v "$json" \
+                        '[([{rule_type: "tcp"} | .[$f] = $v] | tojson), "merge"]')"
+done <<'EOF'
+rule_type|s|"http"|"http"|unknown value 'http'; accepted: basic, tcp, udp, icmp
+protocol|u|300|300|300 is out of range; accepted: .*0-255
+src_ip|s|"10.0.0.0/33"|"10.0.0.0/33"|bad prefix length in '10\.0\.0\.0/33'; accepted: /0-/32
+dst_port|u|70000|70000|70000 is out of range; accepted: 0-65535
+dst_port|s|"9-1"|"9-1"|'9-1' is not a port or range; accepted: .*LO <= HI
+tcp_flags|u|256|256|256 is out of range; accepted: 0 to 255
+icmp_type|u|300|300|300 is out of range; accepted: 0 to 255
+action|s|"reject"|"reject"|unknown value 'reject'; accepted: drop, pass, count
+enabled|s|"maybe"|"maybe"|accepted: true or false
+EOF
+bad "Add: an unknown key" "^$IF_: unknown field 'colour'; accepted: rule_type, protocol" \
+    Add 'a{sv}' '[{"rule_type": ["s", "tcp"], "colour": ["s", "red"]}]'
+bad "Import: an unknown key" "^$IF_: rule #0 of the import: unknown field 'colour'" \
+    Import ss '["{\"rule_type\": \"tcp\", \"colour\": \"red\"}", "merge"]'
+bad "Add: a value that is a struct" "^$IA: field 'comment' has D-Bus type '\(ss\)'; accepted: a string, a boolean or an integer" \
+    Add 'a{sv}' '[{"rule_type": ["s", "tcp"], "comment": ["(ss)", ["a", "b"]]}]'
+bad "Add: a value that is an array" "^$IA: field 'dst_port' has D-Bus type 'aq'" \
+    Add 'a{sv}' '[{"rule_type": ["s", "tcp"], "dst_port": ["aq", [22, 23]]}]'
+bad "Import: a value that is an array" "^$IF_: rule #0 of the import: field 'dst_port' is an array" \
+    Import ss '["{\"rule_type\": \"tcp\", \"dst_port\": [22, 23]}", "merge"]'
+bad "AddBatch: the second rule bad" "^$IF_: rule #1 of the batch: field 'icmp_type': 300 is out of range" \
+    AddBatch 'aa{sv}' '[[{"rule_type": ["s", "icmp"]}, {"rule_type": ["s", "icmp"], "icmp_type": ["u", 300]}]]'
+bad "Apply: a bad rule" "^$IF_: rule #0 of the batch: field 'action': unknown value 'reject'" \
+    Apply 'aa{sv}su' '[[{"action": ["s", "reject"]}], "replace", 30]'
+is "$(busctl --system tree --list "$PS_NAME" | grep -c /transaction/)" 0 "  ... and no transaction was created"
+bad "Import: malformed JSON" "^$IF_: the import is not valid JSON: line 1 column [0-9]+" \
+    Import ss '["[{\"rule_type\": \"tcp\",}]", "merge"]'
+bad "Import: unknown mode" "^$IA: invalid mode 'sideways'; accepted: merge, replace" \
+    Import ss '["[]", "sideways"]'
+bad "Import replace: duplicate ids" "^$IF_: duplicate rule id 7" \
+    Import ss '["[{\"id\": 7, \"rule_type\": \"tcp\", \"dst_port\": 1}, {\"id\": 7, \"rule_type\": \"tcp\", \"dst_port\": 2}]", "replace"]'
+
+# 100,001 rules in one call or document; 10 MiB in one document.
+"$PYTHON" - "$T" <<'EOF'
+import json, os, sys
+t = sys.argv[1]
+rule = {"rule_type": ["s", "udp"], "dst_port": ["q", 9], "action": ["s", "count"]}
+with open(os.path.join(t, "batch.json"), "w") as f:
+    json.dump([[rule] * 100001], f)
+doc = json.dumps([{"rule_type": "udp", "dst_port": 9, "action": "count"}] * 100001)
+with open(os.path.join(t, "import.json"), "w") as f:
+    json.dump([doc, "merge"], f)
+# 10 MiB of valid rules (comments of 1000 bytes), well under 100,000 of them.
+big = json.dumps([{"rule_type": "udp", "dst_port": 9, "action": "count", "comment": "c" * 1000}] * 10300)
+assert len(big) > 10 * 1024 * 1024
+with open(os.path.join(t, "big.json"), "w") as f:
+    json.dump([big, "merge"], f)
+EOF
+bad "AddBatch of 100,001 rules" "^$PS_ERR\.LimitExceeded: more than 100000 rules in one call" \
+    AddBatch 'aa{sv}' "@$T/batch.json"
+bad "Import of 100,001 rules" "^$PS_ERR\.LimitExceeded: the import holds 100001 rules; accepted: at most 100000" \
+    Import ss "@$T/import.json"
+bad "Import of 10 MiB" "^$IA: the import is [0-9]+ bytes; accepted: at most 8388608" \
+    Import ss "@$T/big.json"
+
+ok "$(daemon_alive main && echo 0 || echo 1)" "the daemon still runs and answers" "$(daemon_log main 20)"
+is "$(busctl --system get-property "$PS_NAME" "$FILTERS_PATH" "$FILTERS" Count)" "u 2" "Count is still 2"
+out=$(busctl --system --json=short call "$PS_NAME" "$FILTERS_PATH" "$FILTERS" Add 'a{sv}' 2 \
+        rule_type s udp dst_port q 7)
+ok $? "a good Add still works" "$out"
+check "and its Delete" busctl --system call "$PS_NAME" "$(jq -r '.data[1]' <<<"$out")" "$FILTER" Delete
+
+# ---------------------------------------------------------------------------------------------
+# 100,000 rules: /32 and /24 sources with ports, IPv6 sources, ICMP, whole-address drops; one
+# of them, in the middle, drops a flow of this test.
+
+PM=40077
+"$PYTHON" - "$A_N4" "$PM" "$T/r100k.json" <<'EOF'
+import json, sys
+n4, mid_port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ports = [22, 23, 25, 53, 80, 110, 123, 135, 139, 143, 389, 443, 445, 993, 1433, 3306, 3389,
+         5432, 5900, 6379, 8080, 8443, 9200, 11211, 27017]
+rules, c = [], [0] * 5
+for i in range(100000):
+    k = (0, 0, 0, 0, 1, 1, 2, 2, 3, 4)[i % 10]
+    n = c[k]
+    c[k] += 1
+    lo = "%d.%d" % (n >> 8 & 255, n & 255)
+    if k == 0:    # TCP from one address to one port
+        r = {"rule_type": "tcp", "src_ip": "100.%d.%s" % (64 + (n >> 16), lo),
+             "dst_port": ports[n % 25], "comment": "scanner"}
+    elif k == 1:  # UDP from a /24 to one port
+        r = {"rule_type": "udp", "src_ip": "100.%d.%d.0/24" % (128 + (n >> 8), n & 255),
+             "dst_port": ports[n % 25]}
+    elif k == 2:  # TCP from an IPv6 address
+        r = {"rule_type": "tcp", "src_ip": "2001:db8:%x::%x" % (n >> 16, n & 0xffff),
+             "dst_port": ports[n % 25]}
+    elif k == 3:  # pings from one address
+        r = {"rule_type": "icmp", "src_ip": "198.18.%s" % lo, "icmp_type": 8}
+    else:         # everything from one address
+        r = {"src_ip": "198.19.%s" % lo, "action": "drop"}
+    rules.append(r)
+rules[50000] = {"rule_type": "udp", "src_ip": n4, "dst_port": mid_port, "comment": "the middle"}
+with open(path, "w") as f:
+    json.dump([json.dumps(rules, separators=(",", ":")), "replace"], f)
+EOF
+out=$(timeout 150 "$PYTHON" "$PS_TESTDIR/craft.py" timed-call "$PS_NAME" "$FILTERS_PATH" "$FILTERS" \
+        Import ss "@$T/r100k.json")
+ok $? "Import (replace) of 100,000 rules" "$(head -c 2000 <<<"$out")"
+echo "# applied 100000 rules in $(jq -r .ms <<<"$out") ms"
+is "$(jq -r '.result.reply[0] | length' <<<"$out")" 100000 "it returned 100,000 ids"
+MID=$(jq -r '.result.reply[0][50000]' <<<"$out")
+prop() {
+        busctl --system get-property "$PS_NAME" "$FILTERS_PATH" "$FILTERS" "$1" | cut -d' ' -f2
+}
+is "$(prop Count)" 100000 "Count == 100000"
+is "$(prop Entries)" 100000 "Entries == 100000 (one entry per rule: single ports, no ranges)"
+# The masks: TCP/UDP from a /32 to a port (the middle rule too), UDP from a /24 to a port,
+# TCP from an IPv6 /128 to a port, ICMP type from a /32, any protocol from a /32.
+is "$(prop Shapes)" 5 "Shapes == 5 (at most MaxShapes $(prop MaxShapes))"
+is "$(busctl --system get-property "$PS_NAME" "$FILTERS_PATH/$MID" "$FILTER" Comment)" \
+   's "the middle"' "rule #50000 is the one in the middle (id $MID)"
+D=$(stat_of .dropped)
+is "$(udp_ns 10 0.002 $PM $((PM + 1)))" "{\"$PM\":0,\"$((PM + 1))\":5}" \
+   "its flow (UDP from $A_N4 to $PM) is dropped; the next port passes"
+is "$(busctl --system get-property "$PS_NAME" "$FILTERS_PATH/$MID" "$FILTER" Hits)" "t 5" \
+   "its Hits == 5"
+is "$(ping_ns 3)" 3 "pings from the namespace (no rule for it) are answered"
+expect_dropped "$D" 5 "dropped grew by 5"
+
+# Listing them: every rule in one reply. Last, because a daemon that fails it may fall off
+# the bus.
+t0=$(date +%s%N)
+n=$(rawcall "$FILTERS_PATH" "$FILTERS" List '' '[]' | jq -r '.reply[0] | length' 2>/dev/null)
+diag "List took $(ms_since "$t0") ms"
+is "${n:-none}" 100000 "List returns the 100,000 rules"
+ok "$(daemon_alive main && echo 0 || echo 1)" "the daemon still runs and owns its name" \
+   "process $(kill -0 "${DAEMON_PID[main]}" 2>/dev/null && echo alive || echo gone)" \
+   "$(daemon_log main 3)"
+
+done_testing
