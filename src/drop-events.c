@@ -43,9 +43,21 @@ static int on_drop_event(void *ctx, void *data, size_t size) {
         addr_to_string(e->match.family, a, dst);
         proto = protocol_to_string(e->match.proto, pbuf);
 
-        log_struct_internal(LOG_INFO, 0, PS_MESSAGE_PACKET_DROPPED, link,
-                            "Dropped %s %s:%u -> %s:%u on %s by filter %u (sampled)", proto, src,
-                            e->match.sport, dst, e->match.dport, link, rule_id);
+        {
+                char f_id[32], f_proto[32], f_src[ADDR_STRLEN + 8], f_dst[ADDR_STRLEN + 8],
+                     f_sport[24], f_dport[24];
+                const char *const fields[] = { f_id, f_proto, f_src, f_dst, f_sport, f_dport, NULL };
+
+                snprintf(f_id, sizeof f_id, "FILTER_ID=%u", rule_id);
+                snprintf(f_proto, sizeof f_proto, "PROTOCOL=%s", proto);
+                snprintf(f_src, sizeof f_src, "SRC=%s", src);
+                snprintf(f_dst, sizeof f_dst, "DST=%s", dst);
+                snprintf(f_sport, sizeof f_sport, "SPORT=%u", e->match.sport);
+                snprintf(f_dport, sizeof f_dport, "DPORT=%u", e->match.dport);
+                log_struct_fields(LOG_INFO, 0, PS_MESSAGE_PACKET_DROPPED, link, fields,
+                                  "Dropped %s %s:%u -> %s:%u on %s by filter %u (sampled)", proto,
+                                  src, e->match.sport, dst, e->match.dport, link, rule_id);
+        }
         if (m->bus)
                 (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, "org.packetscope.Guarder1.Filters",
                                           "Dropped", "ussssqq", rule_id, link, proto, src, dst,

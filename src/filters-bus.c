@@ -308,8 +308,8 @@ static int method_add(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
                 filter_free(f);
                 return r;
         }
-        log_struct_internal(LOG_INFO, 0, PS_MESSAGE_FILTERS_CHANGED, NULL,
-                            "Filter %u added (%s)", id, filter_action_to_string(f->action));
+        log_filter(LOG_INFO, PS_MESSAGE_FILTERS_CHANGED, id, "Filter %u added (%s)", id,
+                   filter_action_to_string(f->action));
         path = filter_path(id);
         return sd_bus_reply_method_return(msg, "uo", id, path);
 }
@@ -1091,8 +1091,8 @@ static int change_one(Manager *m, sd_bus_message *msg, Filter *target, json_t *u
                                                   "FilterChanged", "uo", id, path);
                 }
         }
-        log_struct_internal(LOG_INFO, 0, PS_MESSAGE_FILTERS_CHANGED, NULL, "Filter %u %s", id,
-                            delete ? "deleted" : "changed");
+        log_filter(LOG_INFO, PS_MESSAGE_FILTERS_CHANGED, id, "Filter %u %s", id,
+                   delete ? "deleted" : "changed");
         return sd_bus_reply_method_return(msg, NULL);
 }
 

@@ -309,10 +309,9 @@ static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata) {
                 return 0;
         for (size_t i = 0; i < n_keep;) {
                 if (keep[i]->expires_usec && keep[i]->expires_usec <= now) {
-                        log_struct_internal(LOG_INFO, 0, PS_MESSAGE_FILTER_EXPIRED, NULL,
-                                            "Filter %u reached its timeout of %llu s and was "
-                                            "removed", keep[i]->id,
-                                            (unsigned long long) keep[i]->timeout_sec);
+                        log_filter(LOG_INFO, PS_MESSAGE_FILTER_EXPIRED, keep[i]->id,
+                                   "Filter %u reached its timeout of %llu s and was removed",
+                                   keep[i]->id, (unsigned long long) keep[i]->timeout_sec);
                         filter_free(keep[i]);
                         keep[i] = keep[--n_keep];
                         continue;

@@ -66,32 +66,32 @@ int log_get_max_level(void) {
         return log_max_level;
 }
 
-int log_struct_internal(int level, int error, const char *message_id, const char *ifname,
-                        const char *format, ...) {
+static int log_structv(int level, int error, const char *message_id, const char *ifname,
+                       const char *const *fields, const char *format, va_list ap) {
         _cleanup_free_ char *msg = NULL;
         int saved_errno = errno;
-        va_list ap;
         int e = error < 0 ? -error : error;
+        size_t n_fields = 0;
 
         if (level > log_max_level)
                 return -e;
 
-        va_start(ap, format);
         /* %m in the format means the given error, as in systemd. */
         errno = e;
         if (vasprintf(&msg, format, ap) < 0)
                 msg = NULL;
-        va_end(ap);
         if (!msg)
                 return -e;
+        while (fields && fields[n_fields])
+                n_fields++;
 
         if (journal_ok) {
-                char f_msg[] = "MESSAGE=", f_prio[32], f_errno[32];
                 _cleanup_free_ char *m = NULL, *mid = NULL, *ifn = NULL;
-                struct iovec iov[6];
+                _cleanup_free_ struct iovec *iov = calloc(6 + n_fields, sizeof(struct iovec));
+                char f_prio[32], f_errno[32];
                 int n = 0;
 
-                if (asprintf(&m, "%s%s", f_msg, msg) < 0)
+                if (!iov || asprintf(&m, "MESSAGE=%s", msg) < 0)
                         goto fallback;
                 iov[n++] = (struct iovec) { m, strlen(m) };
                 snprintf(f_prio, sizeof f_prio, "PRIORITY=%i", level);
@@ -105,6 +105,8 @@ int log_struct_internal(int level, int error, const char *message_id, const char
                         iov[n++] = (struct iovec) { mid, strlen(mid) };
                 if (ifname && asprintf(&ifn, "INTERFACE=%s", ifname) >= 0)
                         iov[n++] = (struct iovec) { ifn, strlen(ifn) };
+                for (size_t i = 0; i < n_fields; i++)
+                        iov[n++] = (struct iovec) { (char *) fields[i], strlen(fields[i]) };
                 if (sd_journal_sendv(iov, n) >= 0)
                         goto done;
         }
@@ -113,4 +115,42 @@ fallback:
 done:
         errno = saved_errno;
         return -e;
+}
+
+int log_struct_internal(int level, int error, const char *message_id, const char *ifname,
+                        const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = log_structv(level, error, message_id, ifname, NULL, format, ap);
+        va_end(ap);
+        return r;
+}
+
+int log_struct_fields(int level, int error, const char *message_id, const char *ifname,
+                      const char *const *fields, const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = log_structv(level, error, message_id, ifname, fields, format, ap);
+        va_end(ap);
+        return r;
+}
+
+int log_filter(int level, const char *message_id, uint32_t filter_id, const char *format, ...) {
+        _cleanup_free_ char *msg = NULL;
+        char field[32];
+        const char *const fields[] = { field, NULL };
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&msg, format, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        snprintf(field, sizeof field, "FILTER_ID=%u", filter_id);
+        return log_struct_fields(level, 0, message_id, NULL, fields, "%s", msg);
 }

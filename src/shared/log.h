@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <syslog.h>
 
 /*
@@ -39,6 +40,15 @@ int log_get_max_level(void);
 /* Returns -abs(error) (or 0), so that callers can `return log_..._errno(r, ...)`. */
 int log_struct_internal(int level, int error, const char *message_id, const char *ifname,
                         const char *format, ...) __attribute__((format(printf, 5, 6)));
+
+/* The same with more journal fields: `fields` is a NULL-terminated list of "KEY=value". */
+int log_struct_fields(int level, int error, const char *message_id, const char *ifname,
+                      const char *const *fields, const char *format, ...)
+        __attribute__((format(printf, 6, 7)));
+
+/* A journal entry about one filter rule: MESSAGE_ID=, FILTER_ID= and the message. */
+int log_filter(int level, const char *message_id, uint32_t filter_id, const char *format, ...)
+        __attribute__((format(printf, 4, 5)));
 
 #define log_full(level, ...) log_struct_internal(level, 0, NULL, NULL, __VA_ARGS__)
 #define log_debug(...)   log_full(LOG_DEBUG, __VA_ARGS__)
