@@ -340,12 +340,14 @@ static int read_rules(Manager *m, sd_bus_message *msg, Filter ***ret, size_t *re
                 r = read_rule(m, msg, &f, error);
                 if (r < 0) {
                         if (sd_bus_error_is_set(error)) {
+                                /* Say which rule of the batch was wrong. The name and text are
+                                 * copied first: freeing the error frees them. */
                                 _cleanup_free_ char *text = strdup(error->message ? error->message : "");
-                                const char *name = error->name;
+                                _cleanup_free_ char *name = strdup(error->name);
 
-                                /* Say which rule of the batch was wrong. */
                                 sd_bus_error_free(error);
-                                r = sd_bus_error_setf(error, name, "rule #%zu of the batch: %s", n,
+                                r = sd_bus_error_setf(error, name ? name : SD_BUS_ERROR_INVALID_ARGS,
+                                                      "rule #%zu of the batch: %s", n,
                                                       text ? text : "");
                         }
                         goto fail;
