@@ -159,7 +159,7 @@ pid=$(main_pid)
 fs="no daemon"
 [ "$pid" != 0 ] && fs=$(sys_in_ct nsenter -t "$pid" -m stat -f -c %T /sys/fs/bpf 2>&1)
 [ "$state" = active ] && [ "$fs" = bpf_fs ]
-ok $? "packetscope.service starts where no bpffs was mounted, and has one (ExecStartPre)" \
+ok $? "packetscope.service starts where no bpffs was mounted, and has one (packetscope-bpffs.service)" \
         "unit: $state; the daemon sees: $fs; the container sees: $(sys_in_ct stat -f -c %T /sys/fs/bpf)" \
         "$(sys_in_ct journalctl -u packetscope.service --no-pager | tail -n 8)"
 if [ "$state" != active ] || [ "$fs" != bpf_fs ]; then
