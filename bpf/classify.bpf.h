@@ -87,6 +87,7 @@ struct classify_ctx {
  * checks this body once instead of once per shape and call site. */
 static long classify_shape(__u32 i, struct classify_ctx *c)
 {
+        const struct ps_match *m;
         struct ps_filter_value *e;
 
         if (i >= PS_FILTER_MAX_SHAPES || i >= c->bank->n_shapes)
@@ -95,8 +96,16 @@ static long classify_shape(__u32 i, struct classify_ctx *c)
          * stops the compiler from reusing its unmasked copy of i. */
         asm volatile("" : "+r"(i));
         i &= PS_FILTER_MAX_SHAPES - 1;
+        m = &c->bank->masks[i];
+        /* The lookup is most of a shape's cost: skip the shapes an IPv4 packet cannot match.
+         * Only an IPv6 prefix longer than /32 puts mask bits in address words 1-3 (IPv4 lives
+         * in word 0), and a rule with an address always has its family in the shape, so
+         * every entry of such a shape is IPv6. Shorter prefixes stay ambiguous: looked up. */
+        if (c->pkt->family == PS_FAMILY_IPV4 &&
+            (m->src[1] | m->src[2] | m->src[3] | m->dst[1] | m->dst[2] | m->dst[3]))
+                return 0;
         c->key.shape = c->bank_index * PS_FILTER_MAX_SHAPES + i;
-        mask_match(&c->key.match, c->pkt, &c->bank->masks[i]);
+        mask_match(&c->key.match, c->pkt, m);
         e = bpf_map_lookup_elem(&filter_rules, &c->key);
         if (!e)
                 return 0;

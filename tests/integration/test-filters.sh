@@ -69,7 +69,8 @@ hits_of() {
         local r id out=()
         r=$(rules)
         for id in "$@"; do
-                out+=("$(jq -r --argjson id "$id" '[.[] | select(.id == $id) | .hits] | first // "none"' <<<"$r")")
+                out+=("$(jq -r --argjson id "$id" \
+                        '[.[] | select(.id == $id) | .hits] | first // "none"' <<<"$r")")
         done
         echo "${out[*]}"
 }
@@ -135,7 +136,11 @@ monitor_start() {
 monitor_stop() {
         sleep 0.3
         kill_wait "$MON_PID"
+        MON_PID=
 }
+# Evaluated at exit: a monitor still running then is stopped (only while it is ours).
+MON_PID=
+defer '[ -z "$MON_PID" ] || kill_wait "$MON_PID"'
 
 # signals MEMBER [ARGS-JSON] [PATH]: how many signals MEMBER (with exactly these arguments,
 # from PATH) the monitor saw.
@@ -154,21 +159,17 @@ ms_since() {
         echo $((($(date +%s%N) - $1) / 1000000))
 }
 
-restart_daemon() {
-        daemon_stop main
-        local status=$?
-        daemon_start main || bail "the daemon did not come back: $(daemon_log main)"
-        return "$status"
-}
-
 # ---------------------------------------------------------------------------------------------
 # Priorities: a pass exception above a drop for the whole network; count rules.
 
 P1=40001 P2=40002 P3=40003
 ids=$(import_json replace "[
-  {\"rule_type\": \"udp\", \"src_ip\": \"$NET\", \"action\": \"drop\", \"comment\": \"the namespace's network\"},
-  {\"rule_type\": \"udp\", \"src_ip\": \"$A_N4\", \"dst_port\": $P1, \"action\": \"pass\", \"priority\": 10},
-  {\"rule_type\": \"udp\", \"src_ip\": \"$A_N4\", \"dst_port\": $P2, \"action\": \"pass\", \"priority\": -10}]")
+  {\"rule_type\": \"udp\", \"src_ip\": \"$NET\", \"action\": \"drop\",
+   \"comment\": \"the namespace's network\"},
+  {\"rule_type\": \"udp\", \"src_ip\": \"$A_N4\", \"dst_port\": $P1, \"action\": \"pass\",
+   \"priority\": 10},
+  {\"rule_type\": \"udp\", \"src_ip\": \"$A_N4\", \"dst_port\": $P2, \"action\": \"pass\",
+   \"priority\": -10}]")
 ok $? "a drop for $NET and two pass rules for $A_N4 imported ($ids)" || bail "Import failed"
 read -r DROP PASS_HI PASS_LO <<<"$ids"
 D=$(stat_of .dropped)
@@ -239,7 +240,10 @@ print(sum(int.from_bytes(bytes(int(b, 16) for b in c["value"][:8]), "little") fo
         timeout 60 "$PYTHON" "$PS_TESTDIR/craft.py" udp-recv "$A_H4" 40 "$T/udp.ready" \
                 "$T/udp.done" "$PA" "$PB" >"$T/udp.out" &
         rpid=$!
-        wait_until 10 test -e "$T/udp.ready" || bail "the UDP listener did not start"
+        if ! wait_until 10 test -e "$T/udp.ready"; then
+                kill_wait "$rpid"
+                bail "the UDP listener did not start"
+        fi
         craft_ns udp-stream "$A_H4" "$SENT" 0.0015 "$PA" "$PB" &
         spid=$!
         flips=1 failed=0
@@ -312,7 +316,8 @@ now=$(now_us)
 ok "$([ "${deadline:-0}" -gt "$now" ] && [ "$deadline" -le $((now + 3000000)) ] && echo 0 || echo 1)" \
    "Deadline is within the next 3 s" "deadline $deadline, now $now"
 is "$(ping_ns 2)" 0 "pending: pings dropped"
-like "$(call_error "$FILTERS_PATH" "$FILTERS" Add 'a{sv}' '[{"rule_type": ["s", "udp"], "dst_port": ["q", 7]}]')" \
+like "$(call_error "$FILTERS_PATH" "$FILTERS" Add 'a{sv}' \
+                  '[{"rule_type": ["s", "udp"], "dst_port": ["q", 7]}]')" \
      "^$PS_ERR\.TransactionPending: .*$TPATH" "pending: Add fails with TransactionPending naming it"
 like "$(call_error "$FILTERS_PATH" "$FILTERS" Import ss '["[]", "replace"]')" \
      "^$PS_ERR\.TransactionPending: " "pending: Import fails with TransactionPending"
@@ -331,10 +336,12 @@ is "$(ping_ns 3)" 3 "after the rollback: pings answered"
 # The rollback writes the file again: the rules must be those of before (next_id may have moved
 # on: ids are never reused).
 is "$(jq -cS .filters "$FJ")" "$FJ0_RULES" "after the rollback: filters.json holds the same rules"
-like "$(call_error "$TPATH" "$TRANSACTION" Confirm '' '[]')" "^org\.freedesktop\.DBus\.Error\.UnknownObject" \
+like "$(call_error "$TPATH" "$TRANSACTION" Confirm '' '[]')" \
+     "^org\.freedesktop\.DBus\.Error\.UnknownObject" \
      "the transaction object is gone"
 
-APPLY='[[{"rule_type": ["s", "icmp"], "icmp_type": ["y", 8], "comment": ["s", "confirmed"]}], "replace", 30]'
+APPLY='[[{"rule_type": ["s", "icmp"], "icmp_type": ["y", 8], "comment": ["s", "confirmed"]}],
+        "replace", 30]'
 monitor_start
 out=$(rawcall "$FILTERS_PATH" "$FILTERS" Apply 'aa{sv}su' "$APPLY")
 ok $? "Apply(replace, 30 s)" "$out"
@@ -347,12 +354,14 @@ jq_ok "confirmed: filters.json holds it" '[.filters[].comment] == ["confirmed"]'
 is "$(ping_ns 2)" 0 "confirmed: pings dropped"
 
 # A daemon killed with a transaction pending comes back with the set filters.json holds.
-ids=$(import_json replace "[{\"rule_type\": \"udp\", \"dst_port\": $P9, \"action\": \"count\", \"comment\": \"kept\"}]")
+ids=$(import_json replace \
+        "[{\"rule_type\": \"udp\", \"dst_port\": $P9, \"action\": \"count\", \"comment\": \"kept\"}]")
 ok $? "a confirmed set again ($ids)"
 LIST1=$(rules)
 FJ1=$(fj_sum)
 out=$(rawcall "$FILTERS_PATH" "$FILTERS" Apply 'aa{sv}su' \
-        '[[{"rule_type": ["s", "icmp"], "icmp_type": ["y", 8], "comment": ["s", "never confirmed"]}], "replace", 60]')
+        '[[{"rule_type": ["s", "icmp"], "icmp_type": ["y", 8], "comment": ["s", "never confirmed"]}],
+          "replace", 60]')
 ok $? "Apply(replace, 60 s)" "$out"
 is "$(ping_ns 2)" 0 "pending: pings dropped"
 is "$(fj_sum)" "$FJ1" "pending: filters.json unchanged"
@@ -453,7 +462,8 @@ alive "after the timed rules"
 
 ids=$(import_json replace "[
   {\"rule_type\": \"tcp\", \"dst_port\": 23, \"comment\": \"telnet\"},
-  {\"rule_type\": \"udp\", \"src_ip\": \"192.0.2.0/24\", \"dst_port\": \"5000-5099\", \"action\": \"count\"}]")
+  {\"rule_type\": \"udp\", \"src_ip\": \"192.0.2.0/24\", \"dst_port\": \"5000-5099\",
+   \"action\": \"count\"}]")
 ok $? "a set of two rules to compare against ($ids)"
 EXP0=$(export_json)
 FJ0=$(fj_sum)
@@ -494,23 +504,27 @@ bad "Add: an unknown key" "^$IF_: unknown field 'colour'; accepted: rule_type, p
     Add 'a{sv}' '[{"rule_type": ["s", "tcp"], "colour": ["s", "red"]}]'
 bad "Import: an unknown key" "^$IF_: rule #0 of the import: unknown field 'colour'" \
     Import ss '["{\"rule_type\": \"tcp\", \"colour\": \"red\"}", "merge"]'
-bad "Add: a value that is a struct" "^$IA: field 'comment' has D-Bus type '\(ss\)'; accepted: a string, a boolean or an integer" \
+bad "Add: a value that is a struct" \
+    "^$IA: field 'comment' has D-Bus type '\(ss\)'; accepted: a string, a boolean or an integer" \
     Add 'a{sv}' '[{"rule_type": ["s", "tcp"], "comment": ["(ss)", ["a", "b"]]}]'
 bad "Add: a value that is an array" "^$IA: field 'dst_port' has D-Bus type 'aq'" \
     Add 'a{sv}' '[{"rule_type": ["s", "tcp"], "dst_port": ["aq", [22, 23]]}]'
 bad "Import: a value that is an array" "^$IF_: rule #0 of the import: field 'dst_port' is an array" \
     Import ss '["{\"rule_type\": \"tcp\", \"dst_port\": [22, 23]}", "merge"]'
 bad "AddBatch: the second rule bad" "^$IF_: rule #1 of the batch: field 'icmp_type': 300 is out of range" \
-    AddBatch 'aa{sv}' '[[{"rule_type": ["s", "icmp"]}, {"rule_type": ["s", "icmp"], "icmp_type": ["u", 300]}]]'
+    AddBatch 'aa{sv}' \
+    '[[{"rule_type": ["s", "icmp"]}, {"rule_type": ["s", "icmp"], "icmp_type": ["u", 300]}]]'
 bad "Apply: a bad rule" "^$IF_: rule #0 of the batch: field 'action': unknown value 'reject'" \
     Apply 'aa{sv}su' '[[{"action": ["s", "reject"]}], "replace", 30]'
-is "$(busctl --system tree --list "$PS_NAME" | grep -c /transaction/)" 0 "  ... and no transaction was created"
+is "$(busctl --system tree --list "$PS_NAME" | grep -c /transaction/)" 0 \
+   "  ... and no transaction was created"
 bad "Import: malformed JSON" "^$IF_: the import is not valid JSON: line 1 column [0-9]+" \
     Import ss '["[{\"rule_type\": \"tcp\",}]", "merge"]'
 bad "Import: unknown mode" "^$IA: invalid mode 'sideways'; accepted: merge, replace" \
     Import ss '["[]", "sideways"]'
 bad "Import replace: duplicate ids" "^$IF_: duplicate rule id 7" \
-    Import ss '["[{\"id\": 7, \"rule_type\": \"tcp\", \"dst_port\": 1}, {\"id\": 7, \"rule_type\": \"tcp\", \"dst_port\": 2}]", "replace"]'
+    Import ss "$(jq -cn '[([{id: 7, rule_type: "tcp", dst_port: 1},
+                             {id: 7, rule_type: "tcp", dst_port: 2}] | tojson), "replace"]')"
 
 # 100,001 rules in one call or document; 10 MiB in one document.
 "$PYTHON" - "$T" <<'EOF'
@@ -530,7 +544,8 @@ with open(os.path.join(t, "big.json"), "w") as f:
 EOF
 bad "AddBatch of 100,001 rules" "^$PS_ERR\.LimitExceeded: more than 100000 rules in one call" \
     AddBatch 'aa{sv}' "@$T/batch.json"
-bad "Import of 100,001 rules" "^$PS_ERR\.LimitExceeded: the import holds 100001 rules; accepted: at most 100000" \
+bad "Import of 100,001 rules" \
+    "^$PS_ERR\.LimitExceeded: the import holds 100001 rules; accepted: at most 100000" \
     Import ss "@$T/import.json"
 bad "Import of 10 MiB" "^$IA: the import is [0-9]+ bytes; accepted: at most 8388608" \
     Import ss "@$T/big.json"
@@ -576,10 +591,21 @@ rules[50000] = {"rule_type": "udp", "src_ip": n4, "dst_port": mid_port, "comment
 with open(path, "w") as f:
     json.dump([json.dumps(rules, separators=(",", ":")), "replace"], f)
 EOF
+# How long the bus waits meanwhile: a property read sent 1 s into the call.
+(
+        sleep 1
+        t=$(date +%s%N)
+        busctl --system --timeout=150 get-property "$PS_NAME" "$FILTERS_PATH" "$FILTERS" Count \
+                >/dev/null 2>&1
+        echo $((($(date +%s%N) - t) / 1000000)) >"$T/probe.ms"
+) &
+probe=$!
 out=$(timeout 150 "$PYTHON" "$PS_TESTDIR/craft.py" timed-call "$PS_NAME" "$FILTERS_PATH" "$FILTERS" \
         Import ss "@$T/r100k.json")
 ok $? "Import (replace) of 100,000 rules" "$(head -c 2000 <<<"$out")"
 echo "# applied 100000 rules in $(jq -r .ms <<<"$out") ms"
+wait "$probe"
+diag "a property read sent 1 s into the call was answered after $(cat "$T/probe.ms" 2>/dev/null) ms"
 is "$(jq -r '.result.reply[0] | length' <<<"$out")" 100000 "it returned 100,000 ids"
 MID=$(jq -r '.result.reply[0][50000]' <<<"$out")
 prop() {
