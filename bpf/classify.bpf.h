@@ -14,7 +14,7 @@ struct {
         __uint(type, BPF_MAP_TYPE_ARRAY);
         __uint(max_entries, 1);
         __type(key, __u32);
-        __type(value, __u32); /* generation << 1 | active bank */
+        __type(value, __u32); /* generation << 2 | cacheable << 1 | active bank */
 } filter_state SEC(".maps");
 
 struct {
@@ -56,7 +56,16 @@ struct ps_verdict {
         __u32 slot;
         __u32 count_slot;
         __u32 has_count;
+        __u32 state;  /* filter_state this verdict was reached under */
+        __u32 pad;
 };
+
+static __always_inline __u32 filter_state_now(void)
+{
+        __u32 zero = 0, *state = bpf_map_lookup_elem(&filter_state, &zero);
+
+        return state ? *state : 0;
+}
 
 static __always_inline void mask_match(struct ps_match *out, const struct ps_match *in,
                                        const struct ps_match *mask)
@@ -128,12 +137,14 @@ static __always_inline void classify(const struct ps_match *pkt, struct ps_verdi
 
         v->action = PS_ACTION_NONE;
         v->has_count = 0;
+        v->state = 0;
         state = bpf_map_lookup_elem(&filter_state, &zero);
         if (!state)
                 return;
+        v->state = *state;
         __builtin_memset(&c, 0, sizeof(c));
         c.pkt = pkt;
-        c.bank_index = *state & 1;
+        c.bank_index = v->state & PS_FILTER_STATE_BANK;
         c.bank = bpf_map_lookup_elem(&filter_banks, &c.bank_index);
         if (!c.bank || c.bank->n_shapes == 0)
                 return;

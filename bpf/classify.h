@@ -12,11 +12,21 @@
  * over all shapes (the highest rank) decides.
  *
  * Atomic updates: two banks. The daemon fills the inactive bank (shapes and entries), then
- * flips `filter_state` (one 4-byte value: generation << 1 | bank). A packet reads the state once
- * and sees one whole bank. The old bank is cleared afterwards.
+ * flips `filter_state` (one 4-byte value: generation << 2 | cacheable << 1 | bank). A packet
+ * reads the state once
+ * and sees one whole bank. The bank just left keeps its entries until the next change, which
+ * clears it before filling it again: a packet still reading it never sees it half gone.
  */
 #ifndef PACKETSCOPE_CLASSIFY_H
 #define PACKETSCOPE_CLASSIFY_H
+
+/* The flow verdict cache: when no shape of the active set looks at the TCP flags, everything a
+ * rule can match on is fixed for a flow (family, protocol, addresses, ports), so the verdict of
+ * its first packet holds for the next ones until the set changes; the flow entry keeps it.
+ * The daemon sets this bit of filter_state for such sets. */
+#define PS_FILTER_STATE_BANK 1u
+#define PS_FILTER_STATE_CACHEABLE 2u
+#define PS_FILTER_STATE_GEN_SHIFT 2
 
 #define PS_FILTER_MAX_SHAPES 32
 #define PS_FILTER_MAX_RULES 100000   /* rules a set may hold */

@@ -433,20 +433,30 @@ static __always_inline int icmp_is_error(__u8 family, __u8 type)
  * flag can be lost only when two CPUs handle segments of the same flow in the same instant,
  * which RSS makes rare.
  */
-static __always_inline void flow_account(struct pkt *p, const struct tcp_seg *t, __u64 now)
+static __always_inline void flow_key_of(const struct pkt *p, struct ps_flow_key *key)
 {
-        struct ps_flow_key key = {
-                .family = p->m.family,
-                .proto = p->m.proto,
-                .sport = p->m.sport,
-                .dport = p->m.dport,
-        };
-        struct ps_flow_value *v;
+        __builtin_memset(key, 0, sizeof(*key));
+        key->family = p->m.family;
+        key->proto = p->m.proto;
+        key->sport = p->m.sport;
+        key->dport = p->m.dport;
+        __builtin_memcpy(key->src, p->m.src, sizeof(key->src));
+        __builtin_memcpy(key->dst, p->m.dst, sizeof(key->dst));
+}
+
+/*
+ * The flow entry of this packet (`v`: already looked up, or NULL to create it), accounted;
+ * a verdict reached by classification under a cacheable rule set is kept in it for the
+ * flow's next packets.
+ */
+static __always_inline void flow_account(struct pkt *p, const struct tcp_seg *t, __u64 now,
+                                         struct ps_flow_value *v, const struct ps_verdict *vd,
+                                         int store_verdict)
+{
+        struct ps_flow_key key;
         int fresh = 0;
 
-        __builtin_memcpy(key.src, p->m.src, sizeof(key.src));
-        __builtin_memcpy(key.dst, p->m.dst, sizeof(key.dst));
-        v = bpf_map_lookup_elem(&flows, &key);
+        flow_key_of(p, &key);
         if (!v) {
                 /* The first segment seen sets the retransmission baseline: seq + length, which
                  * for a pure ACK is the next byte the remote end will send. */
@@ -468,6 +478,13 @@ static __always_inline void flow_account(struct pkt *p, const struct tcp_seg *t,
         v->last_seen = now;
         v->ip_id = p->ip_id;
         v->ttl = p->ttl;
+        if (store_verdict && (vd->state & PS_FILTER_STATE_CACHEABLE)) {
+                v->verdict_state = vd->state;
+                v->verdict_action = (__u16) vd->action;
+                v->verdict_slot = vd->slot;
+                v->verdict_count_slot = vd->count_slot;
+                v->verdict_flags = PS_VERDICT_VALID | (vd->has_count ? PS_VERDICT_COUNT : 0);
+        }
         if (!t)
                 return;
 
@@ -542,18 +559,32 @@ static __always_inline void icmp_account(struct pkt *p, int is_error, __u64 now)
  * filled in. The winning rule and, in shadow mode, the count rule that would have won are
  * counted.
  */
-static __always_inline __u32 decide(struct pkt *p, __u64 now)
+static __always_inline void decide(struct pkt *p, __u64 now, struct ps_verdict *v)
 {
-        struct ps_verdict v;
+        if (v->action != PS_ACTION_NONE)
+                rule_account(v->slot, p->len, now);
+        if (v->has_count)
+                rule_account(v->count_slot, p->len, now);
+        if (v->action == PS_ACTION_DROP)
+                drop_event(p->ctx, &p->m, v->slot, now, &p->st->drop_events_lost);
+}
 
-        classify(&p->m, &v);
-        if (v.action != PS_ACTION_NONE)
-                rule_account(v.slot, p->len, now);
-        if (v.has_count)
-                rule_account(v.count_slot, p->len, now);
-        if (v.action == PS_ACTION_DROP)
-                drop_event(p->ctx, &p->m, v.slot, now, &p->st->drop_events_lost);
-        return v.action;
+/* The verdict kept in a flow entry, if the rule set is the one it was reached under. */
+static __always_inline int cached_verdict(const struct ps_flow_value *fv, struct ps_verdict *v)
+{
+        __u32 state;
+
+        if (!fv || !(fv->verdict_flags & PS_VERDICT_VALID))
+                return 0;
+        state = filter_state_now();
+        if (!(state & PS_FILTER_STATE_CACHEABLE) || fv->verdict_state != state)
+                return 0;
+        v->action = fv->verdict_action;
+        v->slot = fv->verdict_slot;
+        v->count_slot = fv->verdict_count_slot;
+        v->has_count = !!(fv->verdict_flags & PS_VERDICT_COUNT);
+        v->state = state;
+        return 1;
 }
 
 /*
@@ -599,7 +630,9 @@ static __always_inline int parse_icmp(struct pkt *p, __u64 off, int *ret_is_erro
 static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, __u32 *action)
 {
         struct tcp_seg seg = {};
-        int r, is_error = 0;
+        struct ps_flow_value *fv = NULL;
+        struct ps_verdict v;
+        int r, is_error = 0, flowed, hit;
         __u64 l4;
         __u64 now;
 
@@ -639,17 +672,31 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
         /* The coarse clock (jiffies resolution) costs a fraction of bpf_ktime_get_ns() here,
          * and first/last seen need no better than milliseconds. */
         now = bpf_ktime_get_coarse_ns();
-        *action = decide(p, now);
+
+        /* A packet of a known flow under an unchanged, flow-cacheable rule set takes the
+         * flow's verdict: the classifier runs once per flow and rule set, not per packet. */
+        flowed = !p->later_fragment && p->bucket != PS_PROTO_ICMP && p->bucket != PS_PROTO_ICMPV6;
+        if (flowed) {
+                struct ps_flow_key key;
+
+                flow_key_of(p, &key);
+                fv = bpf_map_lookup_elem(&flows, &key);
+        }
+        hit = cached_verdict(fv, &v);
+        if (!hit)
+                classify(&p->m, &v);
+        decide(p, now, &v);
+        *action = v.action;
 
         if (p->later_fragment)
                 return 0;
-        if (p->bucket == PS_PROTO_ICMP || p->bucket == PS_PROTO_ICMPV6) {
+        if (!flowed) {
                 icmp_account(p, is_error, now);
                 return r == 1 ? -1 : 0;
         }
         /* TCP, UDP, and other IP protocols: one entry per address pair and protocol, ports 0
          * for those without. */
-        flow_account(p, p->bucket == PS_PROTO_TCP ? &seg : NULL, now);
+        flow_account(p, p->bucket == PS_PROTO_TCP ? &seg : NULL, now, fv, &v, !hit);
         return 0;
 }
 

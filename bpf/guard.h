@@ -8,7 +8,7 @@
 #ifndef PACKETSCOPE_GUARD_H
 #define PACKETSCOPE_GUARD_H
 
-#define PS_ABI_VERSION 1
+#define PS_ABI_VERSION 2
 
 /* Address families as stored in keys (not AF_*: the BPF side has no libc). */
 #define PS_FAMILY_IPV4 4
@@ -63,8 +63,18 @@ struct ps_flow_value {
         __u8 tcp_flags;    /* OR of every TCP flag byte seen */
         __u8 last_flags;   /* TCP flag byte of the last segment */
         __u8 state;        /* enum ps_flow_state */
+        /* The filter verdict of this flow, valid while filter_state still equals
+         * verdict_state (no rule change since) and that set is flow-cacheable (classify.h). */
+        __u32 verdict_state;
+        __u16 verdict_flags;  /* PS_VERDICT_VALID | PS_VERDICT_COUNT */
+        __u16 verdict_action; /* enum ps_filter_action */
+        __u32 verdict_slot;
+        __u32 verdict_count_slot;
         __u32 pad;
 };
+
+#define PS_VERDICT_VALID 1
+#define PS_VERDICT_COUNT 2
 
 /* ICMP and ICMPv6 traffic, one entry per (family, src, dst, type, code). */
 struct ps_icmp_key {

@@ -202,7 +202,8 @@ static int clear_bank(int rules_fd, uint32_t bank) {
 
 int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
                        const FilterSet *set) {
-        uint32_t bank = (*state & 1) ^ 1, zero = 0, next;
+        uint32_t bank = (*state & PS_FILTER_STATE_BANK) ^ 1, zero = 0, next;
+        bool cacheable = true;
         struct ps_filter_bank *b = NULL;
         int r;
 
@@ -235,8 +236,15 @@ int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, uint32_t *state
                 done += n;
         }
 
-        /* The flip: one 4-byte value, read once per packet. */
-        next = (((*state >> 1) + 1) << 1) | bank;
+        /* A set that looks at TCP flags decides packet by packet, not flow by flow. */
+        for (uint32_t i = 0; i < set->n_shapes; i++)
+                if (set->masks[i].tcp_flags)
+                        cacheable = false;
+
+        /* The flip: one 4-byte value, read once per packet. A new generation also makes every
+         * verdict cached in a flow entry stale. */
+        next = (((*state >> PS_FILTER_STATE_GEN_SHIFT) + 1) << PS_FILTER_STATE_GEN_SHIFT) |
+               (cacheable ? PS_FILTER_STATE_CACHEABLE : 0) | bank;
         if (bpf_map_update_elem(state_fd, &zero, &next, BPF_ANY) < 0)
                 return -errno;
         *state = next;

@@ -292,3 +292,36 @@ Test(bpf_filter, bank_flip_is_whole) {
         filter_free(a);
         filter_free(b);
 }
+
+/* The verdict kept in a flow entry: reused while the set is unchanged, dropped when it
+ * changes, never used when the set looks at TCP flags (they vary within a flow). */
+Test(bpf_filter, flow_verdict_cache) {
+        Filter *drop23 = rule("{\"rule_type\": \"tcp\", \"dst_port\": 23}", 0);
+        Filter *syn = rule("{\"rule_type\": \"tcp\", \"tcp_flags\": 2, \"tcp_flags_mask\": 2}", 1);
+        Filter *other = rule("{\"rule_type\": \"udp\", \"dst_port\": 53}", 2);
+        struct ps_match p = v4(IPPROTO_TCP, "198.51.100.7", 40000, 23);
+        uint32_t zero = 0, st;
+
+        load_rules(&drop23, 1);
+        cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(skel->maps.filter_state), &zero, &st), 0);
+        cr_assert(st & PS_FILTER_STATE_CACHEABLE, "a set without TCP flags is flow-cacheable");
+        for (int i = 0; i < 5; i++)
+                cr_assert_eq(run(&p), XDP_DROP);
+        cr_assert_eq(hits(0), 5, "cached verdicts still count their rule");
+
+        load_rules(&other, 1);
+        cr_assert_eq(run(&p), XDP_PASS, "a new set makes the cached drop stale");
+
+        load_rules(&syn, 1);
+        cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(skel->maps.filter_state), &zero, &st), 0);
+        cr_assert_not(st & PS_FILTER_STATE_CACHEABLE, "a set with TCP flags is not cacheable");
+        p.tcp_flags = 0x02;
+        cr_assert_eq(run(&p), XDP_DROP);
+        p.tcp_flags = 0x10;
+        cr_assert_eq(run(&p), XDP_PASS, "the ACK of the same flow is judged on its own flags");
+        p.tcp_flags = 0x02;
+        cr_assert_eq(run(&p), XDP_DROP);
+        filter_free(drop23);
+        filter_free(syn);
+        filter_free(other);
+}
