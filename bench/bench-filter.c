@@ -463,6 +463,10 @@ static int load_xdp_filter(const char *path, struct bpf_object **ret, int *ret_f
 
 /* ---- the guard ---- */
 
+/* --no-flow-cache: every packet goes through the classifier, as the first packet of each
+ * flow (or every packet under a set that looks at TCP flags) does. */
+static bool no_flow_cache;
+
 static int load_rules(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
                       struct rule_set *s) {
         FilterSet set;
@@ -476,6 +480,12 @@ static int load_rules(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
                 return r;
         }
         r = filter_kernel_load(state_fd, banks_fd, rules_fd, state, &set);
+        if (r == 0 && no_flow_cache) {
+                uint32_t zero = 0;
+
+                *state &= ~PS_FILTER_STATE_CACHEABLE;
+                (void) bpf_map_update_elem(state_fd, &zero, state, BPF_ANY);
+        }
         s->n_shapes = set.n_shapes;
         s->n_entries = set.n_entries;
         /* The classifier's own test: only IPv6 prefixes longer than /32 reach words 1-3. */
@@ -982,7 +992,7 @@ static void print_json(const struct options *o, const struct rule_set *sets,
 
 static void usage(FILE *f) {
         fprintf(f, "usage: bench-filter [--json] [--verbose] [--rounds N] [--repeat N] "
-                   "[--runs N] [--xdp-filter PATH]\n");
+                   "[--runs N] [--xdp-filter PATH] [--no-flow-cache]\n");
 }
 
 int main(int argc, char *argv[]) {
@@ -993,6 +1003,7 @@ int main(int argc, char *argv[]) {
                 { "repeat", required_argument, NULL, 'n' },
                 { "runs", required_argument, NULL, 'u' },
                 { "xdp-filter", required_argument, NULL, 'x' },
+                { "no-flow-cache", no_argument, NULL, 'C' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -1032,6 +1043,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'x':
                         o.xdp_filter = optarg;
+                        break;
+                case 'C':
+                        no_flow_cache = true;
                         break;
                 case 'h':
                         usage(stdout);
