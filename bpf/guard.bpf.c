@@ -433,6 +433,28 @@ static __always_inline int icmp_is_error(__u8 family, __u8 type)
  * flag can be lost only when two CPUs handle segments of the same flow in the same instant,
  * which RSS makes rare.
  */
+/* Keeps a verdict reached by classification, if its rule set allows it to be reused. */
+static __always_inline void verdict_store(struct ps_verdict_cache *c, const struct ps_verdict *vd)
+{
+        if (!(vd->state & PS_FILTER_STATE_CACHEABLE))
+                return;
+        c->state = vd->state;
+        c->action = (__u16) vd->action;
+        c->slot = vd->slot;
+        c->count_slot = vd->count_slot;
+        c->flags = PS_VERDICT_VALID | (vd->has_count ? PS_VERDICT_COUNT : 0);
+}
+
+static __always_inline void icmp_key_of(const struct pkt *p, struct ps_icmp_key *key)
+{
+        __builtin_memset(key, 0, sizeof(*key));
+        key->family = p->m.family;
+        key->type = p->m.icmp_type;
+        key->code = p->m.icmp_code;
+        __builtin_memcpy(key->src, p->m.src, sizeof(key->src));
+        __builtin_memcpy(key->dst, p->m.dst, sizeof(key->dst));
+}
+
 static __always_inline void flow_key_of(const struct pkt *p, struct ps_flow_key *key)
 {
         __builtin_memset(key, 0, sizeof(*key));
@@ -478,13 +500,8 @@ static __always_inline void flow_account(struct pkt *p, const struct tcp_seg *t,
         v->last_seen = now;
         v->ip_id = p->ip_id;
         v->ttl = p->ttl;
-        if (store_verdict && (vd->state & PS_FILTER_STATE_CACHEABLE)) {
-                v->verdict_state = vd->state;
-                v->verdict_action = (__u16) vd->action;
-                v->verdict_slot = vd->slot;
-                v->verdict_count_slot = vd->count_slot;
-                v->verdict_flags = PS_VERDICT_VALID | (vd->has_count ? PS_VERDICT_COUNT : 0);
-        }
+        if (store_verdict)
+                verdict_store(&v->verdict, vd);
         if (!t)
                 return;
 
@@ -517,18 +534,13 @@ static __always_inline void flow_account(struct pkt *p, const struct tcp_seg *t,
         }
 }
 
-static __always_inline void icmp_account(struct pkt *p, int is_error, __u64 now)
+static __always_inline void icmp_account(struct pkt *p, int is_error, __u64 now,
+                                         struct ps_icmp_value *v, const struct ps_verdict *vd,
+                                         int store_verdict)
 {
-        struct ps_icmp_key key = {
-                .family = p->m.family,
-                .type = p->m.icmp_type,
-                .code = p->m.icmp_code,
-        };
-        struct ps_icmp_value *v;
+        struct ps_icmp_key key;
 
-        __builtin_memcpy(key.src, p->m.src, sizeof(key.src));
-        __builtin_memcpy(key.dst, p->m.dst, sizeof(key.dst));
-        v = bpf_map_lookup_elem(&icmp_flows, &key);
+        icmp_key_of(p, &key);
         if (!v) {
                 struct ps_icmp_value init = { .first_seen = now };
 
@@ -542,8 +554,12 @@ static __always_inline void icmp_account(struct pkt *p, int is_error, __u64 now)
         __sync_fetch_and_add(&v->packets, 1);
         __sync_fetch_and_add(&v->bytes, p->len);
         v->last_seen = now;
-        if (!is_error)
+        if (!is_error) {
+                /* Only messages without a quote: an error's inner header varies per packet. */
+                if (store_verdict)
+                        verdict_store(&v->verdict, vd);
                 return;
+        }
         /* The last error's quote; all zero (inner_family 0) when it was too short. */
         v->is_error = 1;
         v->inner_family = p->inner_family;
@@ -569,20 +585,20 @@ static __always_inline void decide(struct pkt *p, __u64 now, struct ps_verdict *
                 drop_event(p->ctx, &p->m, v->slot, now, &p->st->drop_events_lost);
 }
 
-/* The verdict kept in a flow entry, if the rule set is the one it was reached under. */
-static __always_inline int cached_verdict(const struct ps_flow_value *fv, struct ps_verdict *v)
+/* The verdict kept in a flow or ICMP entry, if the rule set is the one it was reached under. */
+static __always_inline int cached_verdict(const struct ps_verdict_cache *c, struct ps_verdict *v)
 {
         __u32 state;
 
-        if (!fv || !(fv->verdict_flags & PS_VERDICT_VALID))
+        if (!c || !(c->flags & PS_VERDICT_VALID))
                 return 0;
         state = filter_state_now();
-        if (!(state & PS_FILTER_STATE_CACHEABLE) || fv->verdict_state != state)
+        if (!(state & PS_FILTER_STATE_CACHEABLE) || c->state != state)
                 return 0;
-        v->action = fv->verdict_action;
-        v->slot = fv->verdict_slot;
-        v->count_slot = fv->verdict_count_slot;
-        v->has_count = !!(fv->verdict_flags & PS_VERDICT_COUNT);
+        v->action = c->action;
+        v->slot = c->slot;
+        v->count_slot = c->count_slot;
+        v->has_count = !!(c->flags & PS_VERDICT_COUNT);
         v->state = state;
         return 1;
 }
@@ -631,8 +647,9 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
 {
         struct tcp_seg seg = {};
         struct ps_flow_value *fv = NULL;
+        struct ps_icmp_value *iv = NULL;
         struct ps_verdict v;
-        int r, is_error = 0, flowed, hit;
+        int r, is_error = 0, flowed, hit = 0;
         __u64 l4;
         __u64 now;
 
@@ -681,8 +698,14 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
 
                 flow_key_of(p, &key);
                 fv = bpf_map_lookup_elem(&flows, &key);
+                hit = cached_verdict(fv ? &fv->verdict : NULL, &v);
+        } else if (!p->later_fragment) {
+                struct ps_icmp_key key;
+
+                icmp_key_of(p, &key);
+                iv = bpf_map_lookup_elem(&icmp_flows, &key);
+                hit = !is_error && cached_verdict(iv ? &iv->verdict : NULL, &v);
         }
-        hit = cached_verdict(fv, &v);
         if (!hit)
                 classify(&p->m, &v);
         decide(p, now, &v);
@@ -691,7 +714,7 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
         if (p->later_fragment)
                 return 0;
         if (!flowed) {
-                icmp_account(p, is_error, now);
+                icmp_account(p, is_error, now, iv, &v, !hit);
                 return r == 1 ? -1 : 0;
         }
         /* TCP, UDP, and other IP protocols: one entry per address pair and protocol, ports 0

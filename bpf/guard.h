@@ -34,6 +34,21 @@ enum ps_proto_bucket {
 };
 
 /*
+ * The filter verdict of a flow or ICMP entry, valid while filter_state still equals `state`
+ * (no rule change since) and that set is flow-cacheable (classify.h).
+ */
+struct ps_verdict_cache {
+        __u32 state;
+        __u16 flags;  /* PS_VERDICT_VALID | PS_VERDICT_COUNT */
+        __u16 action; /* enum ps_filter_action */
+        __u32 slot;
+        __u32 count_slot;
+};
+
+#define PS_VERDICT_VALID 1
+#define PS_VERDICT_COUNT 2
+
+/*
  * A flow, in the ingress orientation: src is the remote end, dst the local one. An egress
  * program finds the same entry by swapping its tuple. IPv4 addresses sit in word 0, the other
  * words zero. Addresses are in network byte order, ports in host byte order.
@@ -63,18 +78,9 @@ struct ps_flow_value {
         __u8 tcp_flags;    /* OR of every TCP flag byte seen */
         __u8 last_flags;   /* TCP flag byte of the last segment */
         __u8 state;        /* enum ps_flow_state */
-        /* The filter verdict of this flow, valid while filter_state still equals
-         * verdict_state (no rule change since) and that set is flow-cacheable (classify.h). */
-        __u32 verdict_state;
-        __u16 verdict_flags;  /* PS_VERDICT_VALID | PS_VERDICT_COUNT */
-        __u16 verdict_action; /* enum ps_filter_action */
-        __u32 verdict_slot;
-        __u32 verdict_count_slot;
         __u32 pad;
+        struct ps_verdict_cache verdict;
 };
-
-#define PS_VERDICT_VALID 1
-#define PS_VERDICT_COUNT 2
 
 /* ICMP and ICMPv6 traffic, one entry per (family, src, dst, type, code). */
 struct ps_icmp_key {
@@ -100,6 +106,7 @@ struct ps_icmp_value {
         __u16 inner_dport;
         __u32 inner_src[4];
         __u32 inner_dst[4];
+        struct ps_verdict_cache verdict; /* for messages that are not errors */
 };
 
 /* Global counters: one per-CPU array entry (key 0); the reader sums the CPUs. */
