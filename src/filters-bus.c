@@ -1173,6 +1173,7 @@ static const sd_bus_vtable filters_vtable[] = {
         SD_BUS_SIGNAL_WITH_ARGS("FilterAdded", SD_BUS_ARGS("u", id, "o", path), 0),
         SD_BUS_SIGNAL_WITH_ARGS("FilterRemoved", SD_BUS_ARGS("u", id, "o", path), 0),
         SD_BUS_SIGNAL_WITH_ARGS("FilterChanged", SD_BUS_ARGS("u", id, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("Reloaded", SD_BUS_ARGS("u", added, "u", removed), 0),
         SD_BUS_SIGNAL_WITH_ARGS("Dropped", SD_BUS_ARGS("u", rule_id, "s", link, "s", protocol,
                                                        "s", src, "s", dst, "q", sport, "q", dport), 0),
         SD_BUS_VTABLE_END,
@@ -1226,34 +1227,67 @@ static const sd_bus_vtable transaction_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+static int cmp_id(const void *a, const void *b) {
+        uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* Beyond this many rules added or removed at once, one Reloaded signal replaces the
+ * per-object signals: 100,000 InterfacesAdded would flood the bus for minutes. */
+#define FILTER_SIGNALS_MAX 1000
+
 void manager_filters_changed(Manager *m, const uint32_t *old_ids, size_t n_old) {
         FilterStore *s = m->filters;
+        _cleanup_free_ uint32_t *old_sorted = NULL, *new_sorted = NULL;
+        size_t n_added = 0, n_removed = 0;
 
         if (!m->bus)
                 return;
+        old_sorted = malloc((n_old + 1) * sizeof(uint32_t));
+        new_sorted = malloc((s->n_rules + 1) * sizeof(uint32_t));
+        if (!old_sorted || !new_sorted)
+                return;
+        memcpy(old_sorted, old_ids, n_old * sizeof(uint32_t));
+        for (size_t i = 0; i < s->n_rules; i++)
+                new_sorted[i] = s->rules[i]->id;
+        qsort(old_sorted, n_old, sizeof(uint32_t), cmp_id);
+        qsort(new_sorted, s->n_rules, sizeof(uint32_t), cmp_id);
         for (size_t i = 0; i < n_old; i++)
-                if (!filter_store_find(s, old_ids[i])) {
-                        _cleanup_free_ char *path = filter_path(old_ids[i]);
+                if (!bsearch(&old_sorted[i], new_sorted, s->n_rules, sizeof(uint32_t), cmp_id))
+                        n_removed++;
+        for (size_t i = 0; i < s->n_rules; i++)
+                if (!bsearch(&new_sorted[i], old_sorted, n_old, sizeof(uint32_t), cmp_id))
+                        n_added++;
 
+        if (n_added + n_removed > FILTER_SIGNALS_MAX) {
+                (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, FILTERS_IFACE, "Reloaded",
+                                          "uu", (uint32_t) n_added, (uint32_t) n_removed);
+        } else {
+                for (size_t i = 0; i < n_old; i++) {
+                        _cleanup_free_ char *path = NULL;
+
+                        if (bsearch(&old_sorted[i], new_sorted, s->n_rules, sizeof(uint32_t), cmp_id))
+                                continue;
+                        path = filter_path(old_sorted[i]);
                         if (!path)
                                 continue;
                         (void) sd_bus_emit_interfaces_removed(m->bus, path, FILTER_IFACE, NULL);
                         (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, FILTERS_IFACE,
-                                                  "FilterRemoved", "uo", old_ids[i], path);
+                                                  "FilterRemoved", "uo", old_sorted[i], path);
                 }
-        for (size_t i = 0; i < s->n_rules; i++) {
-                bool existed = false;
+                for (size_t i = 0; i < s->n_rules; i++) {
+                        uint32_t id = s->rules[i]->id;
+                        _cleanup_free_ char *path = NULL;
 
-                for (size_t k = 0; k < n_old && !existed; k++)
-                        existed = old_ids[k] == s->rules[i]->id;
-                if (!existed) {
-                        _cleanup_free_ char *path = filter_path(s->rules[i]->id);
-
+                        if (bsearch(&id, old_sorted, n_old, sizeof(uint32_t), cmp_id))
+                                continue;
+                        path = filter_path(id);
                         if (!path)
                                 continue;
                         (void) sd_bus_emit_interfaces_added(m->bus, path, FILTER_IFACE, NULL);
                         (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, FILTERS_IFACE,
-                                                  "FilterAdded", "uo", s->rules[i]->id, path);
+                                                  "FilterAdded", "uo", id, path);
                 }
         }
         (void) sd_bus_emit_properties_changed(m->bus, PS_OBJECT_FILTERS, FILTERS_IFACE, "Count",

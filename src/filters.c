@@ -353,6 +353,32 @@ int filter_store_snapshot(FilterStore *s, Filter ***ret, size_t *ret_n) {
         return 0;
 }
 
+static int cmp_u32(const void *a, const void *b) {
+        uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* A value (id, or slot when `slots`) that two rules share: sorted, so 100,000 rules cost
+ * milliseconds. Unassigned slots do not count. Returns 1 and the value, or 0. */
+static int find_duplicate(Filter **rules, size_t n, bool slots, uint32_t *ret) {
+        _cleanup_free_ uint32_t *v = malloc((n + 1) * sizeof(uint32_t));
+        size_t k = 0;
+
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (!slots || rules[i]->slot != SLOT_NONE)
+                        v[k++] = slots ? rules[i]->slot : rules[i]->id;
+        qsort(v, k, sizeof(uint32_t), cmp_u32);
+        for (size_t i = 1; i < k; i++)
+                if (v[i] == v[i - 1]) {
+                        *ret = v[i];
+                        return 1;
+                }
+        return 0;
+}
+
 int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                          char **ret_error) {
         _cleanup_free_ uint32_t *new_slots = NULL;
@@ -363,6 +389,7 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         Filter **old = s->rules;
         size_t n_old = s->n_rules;
         _cleanup_free_ uint32_t *old_ids = NULL;
+        uint32_t dup;
         int r;
 
         if (n > PS_FILTER_MAX_RULES) {
@@ -392,22 +419,22 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                 if (!f->timeout_sec)
                         f->expires_usec = 0;
         }
-        for (size_t i = 0; i < n; i++)
-                for (size_t j = i + 1; j < n; j++)
-                        if (rules[i]->id == rules[j]->id) {
-                                asprintf(ret_error, "duplicate rule id %u; every id must be unique",
-                                         rules[i]->id);
-                                return -EEXIST;
-                        }
+        r = find_duplicate(rules, n, false, &dup);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                asprintf(ret_error, "duplicate rule id %u; every id must be unique", dup);
+                return -EEXIST;
+        }
 
         /* Counter slots: kept by surviving rules, fresh (zeroed) for new ones. */
-        for (size_t i = 0; i < n; i++)
-                for (size_t j = i + 1; j < n; j++)
-                        if (rules[i]->slot != SLOT_NONE && rules[i]->slot == rules[j]->slot) {
-                                asprintf(ret_error, "rules %u and %u share counter slot %u",
-                                         rules[i]->id, rules[j]->id, rules[i]->slot);
-                                return -EEXIST;
-                        }
+        r = find_duplicate(rules, n, true, &dup);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                asprintf(ret_error, "two rules share counter slot %u", dup);
+                return -EEXIST;
+        }
         for (size_t i = 0; i < n; i++) {
                 if (rules[i]->slot != SLOT_NONE)
                         continue;
