@@ -423,19 +423,23 @@ static int method_add_batch(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return reply_ids(msg, ids, n);
 }
 
-static int method_list(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+/* One reply holds at most this many rules: a bus message has a size limit (32 MiB on the
+ * system bus), and a peer that sends more is disconnected by the bus. */
+#define FILTERS_LIST_MAX 10000u
+
+static int list_range(sd_bus_message *msg, Manager *m, uint32_t offset, uint32_t limit) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        Manager *m = userdata;
+        size_t end = MIN((size_t) offset + limit, m->filters->n_rules);
         int r;
 
-        (void) filter_store_read_counters(m->filters);
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(reply, 'a', "a{sv}");
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < m->filters->n_rules; i++) {
+        for (size_t i = offset; i < end; i++) {
+                (void) filter_store_read_counter(m->filters, m->filters->rules[i]);
                 r = append_filter(reply, m->filters->rules[i]);
                 if (r < 0)
                         return r;
@@ -446,6 +450,34 @@ static int method_list(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         return sd_bus_send(NULL, reply, NULL);
 }
 
+static int method_list(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+
+        if (m->filters->n_rules > FILTERS_LIST_MAX)
+                return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED,
+                                         "the set has %zu rules and List() answers up to %u; use "
+                                         "ListRange(offset, limit) or Export()",
+                                         m->filters->n_rules, FILTERS_LIST_MAX);
+        return list_range(msg, m, 0, FILTERS_LIST_MAX);
+}
+
+static int method_list_range(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint32_t offset, limit;
+        int r;
+
+        r = sd_bus_message_read(msg, "uu", &offset, &limit);
+        if (r < 0)
+                return r;
+        if (limit < 1 || limit > FILTERS_LIST_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "limit is %u; accepted: 1 to %u", limit, FILTERS_LIST_MAX);
+        return list_range(msg, m, offset, limit);
+}
+
+/* Export's size limit: well under the bus's own (32 MiB). */
+#define EXPORT_MAX_BYTES (24u * 1024 * 1024)
+
 static int method_export(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_free_ char *text = NULL;
         Manager *m = userdata;
@@ -455,10 +487,16 @@ static int method_export(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         a = filter_store_export(m->filters);
         if (!a)
                 return -ENOMEM;
-        text = json_dumps(a, JSON_INDENT(2));
+        /* Small sets indented for people; big ones compact, one rule a line's worth. */
+        text = json_dumps(a, m->filters->n_rules <= 1000 ? JSON_INDENT(2) : JSON_COMPACT);
         json_decref(a);
         if (!text)
                 return -ENOMEM;
+        if (strlen(text) > EXPORT_MAX_BYTES)
+                return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED,
+                                         "the export would be %zu bytes; one bus message carries "
+                                         "at most %u: use ListRange(offset, limit)",
+                                         strlen(text), EXPORT_MAX_BYTES);
         return sd_bus_reply_method_return(msg, "s", text);
 }
 
@@ -1161,6 +1199,9 @@ static const sd_bus_vtable filters_vtable[] = {
                                 method_add_batch, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("List", SD_BUS_NO_ARGS, SD_BUS_RESULT("aa{sv}", rules),
                                 method_list, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListRange", SD_BUS_ARGS("u", offset, "u", limit),
+                                SD_BUS_RESULT("aa{sv}", rules), method_list_range,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Import", SD_BUS_ARGS("s", json, "s", mode), SD_BUS_RESULT("au", ids),
                                 method_import, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Export", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json),

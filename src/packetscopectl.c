@@ -1511,20 +1511,42 @@ static int call_filter_method(sd_bus *bus, uint32_t id, const char *method, sd_b
         return 0;
 }
 
-static int call_filters(sd_bus *bus, const char *method, json_t **ret) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+/* Every rule, page by page (ListRange): List() alone is refused for big sets, whose answer
+ * would not fit one bus message. */
+#define FILTERS_PAGE 10000u
+
+static int list_all_filters(sd_bus *bus, json_t **ret) {
+        _cleanup_json_ json_t *all = json_array();
+        uint32_t offset = 0;
         int r;
 
-        r = sd_bus_call_method(bus, BUS_NAME, PATH_FILTERS, IFACE_FILTERS, method, &error, &reply,
-                               NULL);
-        if (r < 0)
-                return bus_error(method, &error, r);
-        r = json_from_bus(reply, ret);
-        if (r < 0)
-                fprintf(stderr, "packetscopectl: cannot parse the reply of %s: %s\n", method,
-                        strerror(-r));
-        return r;
+        if (!all)
+                return -ENOMEM;
+        for (;;) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                _cleanup_json_ json_t *page = NULL;
+                size_t n;
+
+                r = sd_bus_call_method(bus, BUS_NAME, PATH_FILTERS, IFACE_FILTERS, "ListRange",
+                                       &error, &reply, "uu", offset, FILTERS_PAGE);
+                if (r < 0)
+                        return bus_error("ListRange", &error, r);
+                r = json_from_bus(reply, &page);
+                if (r < 0) {
+                        fprintf(stderr, "packetscopectl: cannot parse the reply of ListRange: %s\n",
+                                strerror(-r));
+                        return r;
+                }
+                n = json_array_size(page);
+                if (json_array_extend(all, page) < 0)
+                        return -ENOMEM;
+                if (n < FILTERS_PAGE)
+                        break;
+                offset += FILTERS_PAGE;
+        }
+        *ret = TAKE_PTR(all);
+        return 0;
 }
 
 /* "10.0.0.0/8:22", "[2001:db8::1]:80-90", "*" for any address and no port for any port. */
@@ -1804,7 +1826,7 @@ static int verb_filter_list(sd_bus *bus, char **args, int n_args) {
         _cleanup_json_ json_t *rows = NULL;
         int r;
 
-        r = call_filters(bus, "List", &rows);
+        r = list_all_filters(bus, &rows);
         if (r < 0)
                 return r;
         if (arg.json != JSON_OFF)
@@ -1831,7 +1853,7 @@ static int verb_filter_show(sd_bus *bus, char **args, int n_args) {
         int r;
 
         /* List carries every field, the path and the counters in one reply. */
-        r = call_filters(bus, "List", &rows);
+        r = list_all_filters(bus, &rows);
         if (r < 0)
                 return r;
         json_array_foreach(rows, i, row) {

@@ -218,9 +218,13 @@ def timed_call(dest, path, iface, member, sig, args):
     values = json.loads(args)
     conn = rawbus.Connection(os.environ.get("DBUS_SYSTEM_BUS_ADDRESS",
                                             "unix:path=/run/dbus/system_bus_socket"))
-    conn.sock.settimeout(120.0)
+    conn.sock.settimeout(150.0)
     t0 = time.monotonic()
-    result = conn.call(dest, path, iface, member, sig, values)
+    try:
+        result = conn.call(dest, path, iface, member, sig, values)
+    except (socket.timeout, rawbus.Disconnected) as e:
+        result = {"error": "no reply", "message": "%s after %.1f s" %
+                  (type(e).__name__, time.monotonic() - t0)}
     ms = (time.monotonic() - t0) * 1000.0
     print(json.dumps({"ms": round(ms, 1), "result": result}))
     return 1 if "error" in result else 0
