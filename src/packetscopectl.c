@@ -2528,10 +2528,13 @@ static int parse_choice(const char *name, const char *value, const char *const *
         list = calloc(1, len + 1);
         if (!list)
                 return -ENOMEM;
-        for (size_t i = 0; choices[i]; i++) {
-                if (i > 0)
-                        strcat(list, ", ");
-                strcat(list, choices[i]);
+        for (size_t i = 0, at = 0; choices[i]; i++) {
+                /* Sized above: every choice plus ", ". */
+                int n = snprintf(list + at, len + 1 - at, "%s%s", i > 0 ? ", " : "", choices[i]);
+
+                if (n < 0)
+                        return -EINVAL;
+                at += (size_t) n;
         }
         return usage_error("invalid value '%s' for --%s; accepted: %s", value, name, list);
 }
