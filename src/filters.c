@@ -11,7 +11,8 @@
 #include "util.h"
 
 #define FILTERS_FILE "filters.json"
-#define FILTERS_FILE_MAX (64u * 1024 * 1024)
+/* What the store accepts must read back: 100,000 rules with 1 KiB comments and every field. */
+#define FILTERS_FILE_MAX (256u * 1024 * 1024)
 #define SLOT_NONE UINT32_MAX
 
 static const struct {
@@ -558,7 +559,8 @@ int filter_store_save(FilterStore *s) {
                          "filters", list); /* "o" steals list */
         if (!root)
                 return -ENOMEM;
-        text = json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
+        /* Compact: a big set stays a fraction of the read limit. */
+        text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(root);
         if (!text)
                 return -ENOMEM;
