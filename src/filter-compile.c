@@ -123,7 +123,21 @@ typedef struct PortBlocks {
         uint16_t v[34], m[34];
 } PortBlocks;
 
+/* Ranges up to this many ports become exact ports: a few more entries, but every block size
+ * of a split range is a shape of its own, and shapes are what each packet pays for. */
+#define PORT_RANGE_EXACT_MAX 32u
+
 static void blocks_of(PortRange r, PortBlocks *b) {
+        uint32_t span = (uint32_t) r.hi - r.lo + 1;
+
+        if (span > 1 && span <= PORT_RANGE_EXACT_MAX) {
+                for (uint32_t i = 0; i < span; i++) {
+                        b->v[i] = (uint16_t) (r.lo + i);
+                        b->m[i] = 0xffff;
+                }
+                b->n = span;
+                return;
+        }
         b->n = port_range_blocks(r, b->v, b->m, ELEMENTSOF(b->v));
 }
 
