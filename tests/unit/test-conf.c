@@ -98,6 +98,18 @@ Test(conf, dropins_override_in_order) {
         cr_assert_eq(config_load(&c, dir, &err), -EINVAL);
         cr_assert(strstr(err, "30-bad.conf:3:"), "%s", err);
         free(err);
+
+        /* Leave nothing behind. */
+        static const char *const files[] = {
+                "packetscope.conf.d/10-a.conf", "packetscope.conf.d/20-b.conf",
+                "packetscope.conf.d/30-bad.conf", "packetscope.conf.d/ignored.txt",
+                "packetscope.conf.d", "packetscope.conf",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+                cr_assert_eq(remove(p), 0, "%s", p);
+        }
+        cr_assert_eq(rmdir(dir), 0);
 }
 
 Test(conf, missing_dir_is_defaults) {
@@ -107,4 +119,31 @@ Test(conf, missing_dir_is_defaults) {
         config_init(&c);
         cr_assert_eq(config_load(&c, "/nonexistent/packetscope", &err), 0);
         cr_assert_eq(c.flow_table_size, 1048576);
+}
+
+Test(conf, management_addresses) {
+        Config c;
+        char *err = NULL;
+
+        config_init(&c);
+        cr_assert_eq(c.n_management, 0);
+        cr_assert_eq(c.n_management_ports, 1);
+        cr_assert_eq(c.management_ports[0], 22);
+        cr_assert_eq(config_parse(&c, "[Filters]\nManagementAddresses=192.0.2.10 2001:db8::/64\n"
+                                      "ManagementPorts=22 2222\n", "m.conf", &err), 0, "%s", err ? err : "");
+        cr_assert_eq(c.n_management, 2);
+        cr_assert_eq(c.management[1].family, 6);
+        cr_assert_eq(c.management[1].prefixlen, 64);
+        cr_assert_eq(c.n_management_ports, 2);
+        cr_assert_eq(c.management_ports[1], 2222);
+        /* An empty value resets the list, as in systemd. */
+        cr_assert_eq(config_parse(&c, "[Filters]\nManagementAddresses=\n", "m.conf", &err), 0);
+        cr_assert_eq(c.n_management, 0);
+}
+
+Test(conf, management_errors) {
+        expect_error("[Filters]\nManagementAddresses=not-an-ip\n", "invalid ManagementAddresses='not-an-ip'");
+        expect_error("[Filters]\nManagementPorts=0\n", "invalid ManagementPorts='0'; accepted:");
+        expect_error("[Filters]\nManagementPorts=70000\n", "invalid ManagementPorts");
+        expect_error("[Filters]\nFlowTableSize=65536\n", "unknown key 'FlowTableSize' in [Filters]");
 }
