@@ -272,3 +272,22 @@ int bus_append_icmp_row(sd_bus_message *m, const char *link, const struct ps_icm
         }
         return sd_bus_message_close_container(m);
 }
+
+int bus_node_list(size_t n, char *(*path_at)(void *userdata, size_t i), void *userdata,
+                  char ***ret) {
+        char **l = calloc(n + 1, sizeof(char *));
+
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                l[i] = path_at(userdata, i);
+                if (!l[i]) {
+                        for (size_t j = 0; j < i; j++)
+                                free(l[j]);
+                        free(l);
+                        return -ENOMEM;
+                }
+        }
+        *ret = l;
+        return 1;
+}

@@ -971,24 +971,17 @@ static int filter_find(sd_bus *bus, const char *path, const char *interface, voi
         return 1;
 }
 
+static char *filter_path_at(void *userdata, size_t i) {
+        Manager *m = userdata;
+
+        return filter_path(m->filters->rules[i]->id);
+}
+
 static int filter_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes,
                             sd_bus_error *error) {
         Manager *m = userdata;
-        char **l = calloc(m->filters->n_rules + 1, sizeof(char *));
 
-        if (!l)
-                return -ENOMEM;
-        for (size_t i = 0; i < m->filters->n_rules; i++) {
-                l[i] = filter_path(m->filters->rules[i]->id);
-                if (!l[i]) {
-                        for (size_t j = 0; j < i; j++)
-                                free(l[j]);
-                        free(l);
-                        return -ENOMEM;
-                }
-        }
-        *nodes = l;
-        return 1;
+        return bus_node_list(m->filters->n_rules, filter_path_at, m, nodes);
 }
 
 /* Every property is served from one a{sv}-style table so that the names follow the fields. */

@@ -20,24 +20,17 @@ static int link_object_find(sd_bus *bus, const char *path, const char *interface
         return 1;
 }
 
+static char *link_path_at(void *userdata, size_t i) {
+        Manager *m = userdata;
+
+        return strdup(m->links[i]->object_path);
+}
+
 static int link_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***nodes,
                                 sd_bus_error *error) {
         Manager *m = userdata;
-        char **l = calloc(m->n_links + 1, sizeof(char *));
 
-        if (!l)
-                return -ENOMEM;
-        for (size_t i = 0; i < m->n_links; i++) {
-                l[i] = strdup(m->links[i]->object_path);
-                if (!l[i]) {
-                        for (size_t j = 0; j < i; j++)
-                                free(l[j]);
-                        free(l);
-                        return -ENOMEM;
-                }
-        }
-        *nodes = l;
-        return 1;
+        return bus_node_list(m->n_links, link_path_at, m, nodes);
 }
 
 static int property_get_mode(sd_bus *bus, const char *path, const char *interface,
