@@ -911,8 +911,8 @@ static int transaction_enumerate(sd_bus *bus, const char *path, void *userdata, 
         return 1;
 }
 
-static int method_confirm(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
+/* Confirm() and Rollback(): authorized, and only for the transaction of the called path. */
+static int transaction_end(sd_bus_message *msg, Manager *m, bool confirm, sd_bus_error *error) {
         int r;
 
         r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
@@ -923,23 +923,16 @@ static int method_confirm(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_TRANSACTION,
                                          "transaction %s has already ended",
                                          sd_bus_message_get_path(msg));
-        transaction_finish(m, true, "confirmed");
+        transaction_finish(m, confirm, confirm ? "confirmed" : "was rolled back on request");
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static int method_rollback(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        int r;
+static int method_confirm(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return transaction_end(msg, userdata, true, error);
+}
 
-        r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        if (!m->transaction || !streq(m->transaction->path, sd_bus_message_get_path(msg)))
-                return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_TRANSACTION,
-                                         "transaction %s has already ended",
-                                         sd_bus_message_get_path(msg));
-        transaction_finish(m, false, "was rolled back on request");
-        return sd_bus_reply_method_return(msg, NULL);
+static int method_rollback(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return transaction_end(msg, userdata, false, error);
 }
 
 static int property_get_deadline(sd_bus *bus, const char *path, const char *interface,
