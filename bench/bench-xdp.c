@@ -570,6 +570,14 @@ int main(int argc, char *argv[]) {
                         fail("cannot open %s: %s", xf_path, strerror(errno));
                         goto out;
                 }
+                /* Its maps ask to be pinned by name in /sys/fs/bpf: neither reuse a running
+                 * xdp-filter's maps nor leave pins behind. */
+                {
+                        struct bpf_map *m;
+
+                        bpf_object__for_each_map(m, xf)
+                                bpf_map__set_pin_path(m, NULL);
+                }
                 r = bpf_object__load(xf);
                 prog = bpf_object__find_program_by_name(xf, XDP_FILTER_PROG);
                 if (r < 0 || !prog) {
