@@ -478,8 +478,9 @@ static __always_inline void flow_account(struct pkt *p, const struct tcp_seg *t,
         struct ps_flow_key key;
         int fresh = 0;
 
-        flow_key_of(p, &key);
+        /* The key is only needed to create the entry: a known flow's was built by the caller. */
         if (!v) {
+                flow_key_of(p, &key);
                 /* The first segment seen sets the retransmission baseline: seq + length, which
                  * for a pure ACK is the next byte the remote end will send. */
                 struct ps_flow_value init = {
@@ -540,9 +541,10 @@ static __always_inline void icmp_account(struct pkt *p, int is_error, __u64 now,
 {
         struct ps_icmp_key key;
 
-        icmp_key_of(p, &key);
         if (!v) {
                 struct ps_icmp_value init = { .first_seen = now };
+
+                icmp_key_of(p, &key);
 
                 bpf_map_update_elem(&icmp_flows, &key, &init, BPF_NOEXIST);
                 v = bpf_map_lookup_elem(&icmp_flows, &key);
