@@ -207,7 +207,31 @@ static int check_lockout(Manager *m, const Filter *f, sd_bus_error *error) {
         return 0;
 }
 
-/* Parses one rule from the bus, with the lock-out guard. */
+/* The lock-out guard for rules a caller is about to add, after polkit authorized the change:
+ * its message names a management address and port, which only an authorized caller may learn
+ * (a refused caller must not be able to probe for them). WHAT names the list in the message
+ * ("batch", "import"), NULL for a single rule. Returns 1 when every rule passes, so that it
+ * follows polkit_verify()'s 1. */
+static int check_lockout_list(Manager *m, Filter **list, size_t n, const char *what,
+                              sd_bus_error *error) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                int r;
+
+                r = check_lockout(m, list[i], &e);
+                if (r >= 0)
+                        continue;
+                if (!sd_bus_error_is_set(&e))
+                        return r;
+                if (!what)
+                        return sd_bus_error_move(error, &e);
+                return sd_bus_error_setf(error, e.name, "rule #%zu of the %s: %s", i, what,
+                                         e.message ? e.message : "");
+        }
+        return 1;
+}
+
+/* Parses one rule from the bus. */
 static int read_rule(Manager *m, sd_bus_message *msg, Filter **ret, sd_bus_error *error) {
         _cleanup_free_ char *err = NULL;
         json_t *o = NULL;
@@ -229,11 +253,6 @@ static int read_rule(Manager *m, sd_bus_message *msg, Filter **ret, sd_bus_error
                 filter_free(f);
                 return sd_bus_error_setf(error, PS_ERROR_INVALID_FILTER, "%s", err ? err : "invalid rule");
         }
-        if (r < 0) {
-                filter_free(f);
-                return r;
-        }
-        r = check_lockout(m, f, error);
         if (r < 0) {
                 filter_free(f);
                 return r;
@@ -299,6 +318,8 @@ static int method_add(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         r = refuse_if_pending(m, error);
         if (r >= 0)
                 r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
+        if (r > 0)
+                r = check_lockout_list(m, &f, 1, NULL, error);
         if (r <= 0) {
                 filter_free(f);
                 return r < 0 ? r : 1;
@@ -403,6 +424,8 @@ static int method_add_batch(sd_bus_message *msg, void *userdata, sd_bus_error *e
         r = refuse_if_pending(m, error);
         if (r >= 0)
                 r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
+        if (r > 0)
+                r = check_lockout_list(m, add, n, "batch", error);
         if (r <= 0) {
                 filter_list_free(add, n);
                 return r < 0 ? r : 1;
@@ -556,8 +579,6 @@ static int parse_import(Manager *m, const char *text, bool keep_ids, Filter ***r
                         filter_free(f);
                         continue;
                 }
-                if (r == 0)
-                        r = check_lockout(m, f, error);
                 if (r < 0) {
                         filter_free(f);
                         if (!sd_bus_error_is_set(error))
@@ -640,6 +661,8 @@ static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = refuse_if_pending(m, error);
         if (r >= 0)
                 r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
+        if (r > 0)
+                r = check_lockout_list(m, add, n_add, "import", error);
         if (r <= 0) {
                 filter_list_free(add, n_add);
                 return r < 0 ? r : 1;
@@ -838,6 +861,8 @@ static int method_apply(sd_bus_message *msg, void *userdata, sd_bus_error *error
                 r = refuse_if_pending(m, error);
         if (r >= 0)
                 r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
+        if (r > 0)
+                r = check_lockout_list(m, add, n_add, "batch", error);
         if (r <= 0) {
                 filter_list_free(add, n_add);
                 return r < 0 ? r : 1;
@@ -1084,16 +1109,14 @@ static int change_one(Manager *m, sd_bus_message *msg, Filter *target, json_t *u
                 }
                 if (json_object_get(update, "timeout"))
                         list[idx]->expires_usec = 0; /* counts again from now */
-                r = check_lockout(m, list[idx], error);
-                list[idx]->force = false;
-                if (r < 0) {
-                        filter_list_free(list, n);
-                        return r;
-                }
         }
         r = refuse_if_pending(m, error);
         if (r >= 0)
                 r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
+        if (r > 0 && !delete) {
+                r = check_lockout_list(m, &list[idx], 1, NULL, error);
+                list[idx]->force = false;
+        }
         if (r <= 0) {
                 filter_list_free(list, n);
                 return r < 0 ? r : 1;
