@@ -28,7 +28,8 @@
 #include "guard.h"
 #include "guard.skel.h"
 
-#define CHECK(x) do { if (!(x)) { fprintf(stderr, "invariant failed: %s\n", #x); abort(); } } while (0)
+#define CHECK(x) do { if (!(x)) { fprintf(stderr, "invariant failed (frame %d of the input): %s\n", \
+                                            frame_index, #x); abort(); } } while (0)
 #define FRAME_MAX 3000
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -82,6 +83,7 @@ __attribute__((section("__libfuzzer_extra_counters"), used))
 static uint8_t features[FEATURES];
 
 static struct guard_bpf *skel;
+static int frame_index; /* of the input's frames, for the messages */
 static Filter *rules[N_RULES];
 static int ncpus, prog_fd, stats_fd, counters_fd;
 static struct ps_stats *per_cpu;
@@ -184,15 +186,13 @@ static void record_features(const struct ps_stats *before, const struct ps_stats
 
 #define DELTA(field) (after.field - before.field)
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+static void run_frame(const uint8_t *data, size_t size) {
         static uint8_t out[FRAME_MAX + 512];
         struct ps_stats before, after;
         uint64_t hits_before[N_RULES], hits_after[N_RULES];
         uint64_t drops_before, drops_after, buckets = 0, reasons = 0;
         int r;
 
-        if (size > FRAME_MAX)
-                return 0;
         LIBBPF_OPTS(bpf_test_run_opts, o,
                     .data_in = data,
                     .data_size_in = (uint32_t) size,
@@ -206,7 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size < 14) {
                 /* Shorter than an Ethernet header: the kernel refuses to run it at all. */
                 CHECK(r < 0);
-                return 0;
+                return;
         }
         if (r < 0) {
                 fprintf(stderr, "BPF_PROG_TEST_RUN failed on a %zu-byte frame: %s\n", size,
@@ -246,7 +246,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fprintf(stderr, "dropped_filter +%llu but the drop rules' hits +%llu\n",
                         (unsigned long long) DELTA(dropped_filter),
                         (unsigned long long) (drops_after - drops_before));
+                for (size_t i = 0; i < N_RULES; i++)
+                        if (hits_after[i] != hits_before[i])
+                                fprintf(stderr, "  rule %zu (%s) +%llu: %s\n", i,
+                                        filter_action_to_string(rules[i]->action),
+                                        (unsigned long long) (hits_after[i] - hits_before[i]),
+                                        rule_text[i]);
+                fprintf(stderr, "  frame %d of the input (%zu bytes), verdict %s\n", frame_index,
+                        size, o.retval == XDP_DROP ? "XDP_DROP" : "XDP_PASS");
                 abort();
+        }
+}
+
+/*
+ * An input is up to MAX_FRAMES frames separated by FRAME_SEPARATOR, run in order: what the
+ * program remembers between frames (flows, the verdicts of first fragments) is part of what is
+ * fuzzed, and a failure found that way comes with the frames that lead to it.
+ */
+#define FRAME_SEPARATOR "-PS-"
+#define MAX_FRAMES 8
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        const size_t sep = strlen(FRAME_SEPARATOR);
+
+        for (frame_index = 0; frame_index < MAX_FRAMES && size > 0; frame_index++) {
+                const uint8_t *end = memmem(data, size, FRAME_SEPARATOR, sep);
+                size_t len = end ? (size_t) (end - data) : size;
+
+                if (len <= FRAME_MAX)
+                        run_frame(data, len);
+                if (!end)
+                        break;
+                data = end + sep;
+                size -= len + sep;
         }
         return 0;
 }
