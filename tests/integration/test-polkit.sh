@@ -300,7 +300,7 @@ have_driver() {
 
 classify() {
         /usr/bin/python3 - "$@" <<'EOF'
-import re, subprocess, sys
+import subprocess, sys
 import xml.etree.ElementTree as ET
 
 bus_name, shipped = sys.argv[1], sys.argv[2]
@@ -348,6 +348,7 @@ def methods_of(xml_text, source, found):
             sig = "".join(a.get("type") for a in m.findall("arg")
                           if a.get("direction", "in") == "in")
             if source == "-":
+                # The contract's reply signature, which the reads are checked against.
                 shipped_out[(name, m.get("name"))] = "".join(
                     a.get("type") for a in m.findall("arg") if a.get("direction") == "out")
             found.setdefault((name, m.get("name"), "method"), (sig, source))
