@@ -148,8 +148,8 @@ check "the echo request is in the ICMP table" has_echo
 
 # A flow that keeps receiving: one datagram about every 0.5 s, 20 in all, from one source port.
 keep() {
-        local i
-        for i in $(seq 20); do
+        local _
+        for _ in $(seq 20); do
                 traffic_ns "$A_NS" udp-send "$A_H4" "$KPORT" 1 32 41003 || return 1
                 sleep 0.5
         done
