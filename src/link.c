@@ -364,8 +364,10 @@ int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
 
         l->link_fd = open_pin(l->pin_dir, "link");
         if (l->link_fd < 0) {
-                r = l->link_fd;
-                asprintf(ret_error, "no pinned link in %s: %s", l->pin_dir, strerror(-r));
+                asprintf(ret_error, "no pinned link in %s: %s", l->pin_dir,
+                         strerror(-l->link_fd));
+                /* The other pins are stale without it: reported as such, not as a failure. */
+                r = -ESTALE;
                 goto stale;
         }
         r = link_fill_ids(l);
