@@ -29,12 +29,6 @@ static const struct {
         { "drop_events", BPF_MAP_TYPE_RINGBUF, 0, 0, PS_DROP_EVENTS_RING, 0 },
 };
 
-void filter_list_free(Filter **rules, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                filter_free(rules[i]);
-        free(rules);
-}
-
 int filter_store_new(Manager *m, FilterStore **ret) {
         FilterStore *s = calloc(1, sizeof(FilterStore));
 

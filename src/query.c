@@ -17,58 +17,6 @@ void query_done(Query *q) {
         q->link = mfree(q->link);
 }
 
-static const struct {
-        uint8_t number;
-        const char *name;
-} protocols[] = {
-        { IPPROTO_TCP, "tcp" },   { IPPROTO_UDP, "udp" },     { IPPROTO_ICMP, "icmp" },
-        { IPPROTO_ICMPV6, "icmpv6" }, { IPPROTO_SCTP, "sctp" }, { IPPROTO_GRE, "gre" },
-        { IPPROTO_ESP, "esp" },   { IPPROTO_AH, "ah" },       { IPPROTO_UDPLITE, "udplite" },
-};
-
-int protocol_from_string(const char *s, uint8_t *ret) {
-        uint32_t n;
-
-        for (size_t i = 0; i < ELEMENTSOF(protocols); i++)
-                if (strcasecmp(s, protocols[i].name) == 0) {
-                        *ret = protocols[i].number;
-                        return 0;
-                }
-        if (safe_atou32(s, &n) < 0 || n > 255)
-                return -EINVAL;
-        *ret = (uint8_t) n;
-        return 0;
-}
-
-const char *protocol_to_string(uint8_t proto, char buf[static 4]) {
-        for (size_t i = 0; i < ELEMENTSOF(protocols); i++)
-                if (protocols[i].number == proto)
-                        return protocols[i].name;
-        snprintf(buf, 4, "%u", proto);
-        return buf;
-}
-
-static const char *const state_names[] = {
-        [PS_STATE_NONE] = "none",
-        [PS_STATE_SYN] = "syn",
-        [PS_STATE_ESTABLISHED] = "established",
-        [PS_STATE_FIN] = "fin",
-        [PS_STATE_RST] = "rst",
-};
-
-const char *flow_state_to_string(uint8_t state) {
-        return state < ELEMENTSOF(state_names) ? state_names[state] : "unknown";
-}
-
-int flow_state_from_string(const char *s, uint8_t *ret) {
-        for (size_t i = 0; i < ELEMENTSOF(state_names); i++)
-                if (streq(s, state_names[i])) {
-                        *ret = (uint8_t) i;
-                        return 0;
-                }
-        return -EINVAL;
-}
-
 static int type_error(char **ret_error, const char *key, char got, const char *want) {
         asprintf(ret_error, "query key '%s' has D-Bus type '%c'; expected %s", key, got, want);
         return -EINVAL;

@@ -2,11 +2,28 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "util.h"
+
+int error_setf(char **ret_error, int r, const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        int k;
+
+        assert(fmt);
+        if (!ret_error)
+                return r;
+        va_start(ap, fmt);
+        k = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        free(*ret_error);
+        *ret_error = k < 0 ? NULL : s;
+        return k < 0 ? -ENOMEM : r;
+}
 
 uint64_t now_nsec(int clock) {
         struct timespec ts;

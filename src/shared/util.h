@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,6 +23,7 @@
 #define _cleanup_free_ _cleanup_(freep)
 #define _cleanup_close_ _cleanup_(closep)
 #define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
 
 static inline void freep(void *p) {
         free(*(void **) p);
@@ -63,6 +65,13 @@ static inline const char *strna(const char *s) {
 /* Hands over ownership: returns *p and sets it to NULL. */
 #define TAKE_PTR(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
 #define TAKE_FD(fd) ({ int _t = (fd); (fd) = -1; _t; })
+
+/*
+ * Replaces *ret_error (if ret_error is not NULL) with a formatted message and returns r; when
+ * there is no memory for the message, *ret_error is NULL and the result -ENOMEM. The one way an
+ * error text is built, so that no out-pointer is ever left undefined.
+ */
+int error_setf(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
 
 uint64_t now_usec(int clock);
 uint64_t now_nsec(int clock);
