@@ -297,3 +297,16 @@ int mkdir_p(const char *path, unsigned mode) {
                 return -errno;
         return 0;
 }
+
+int file_set_aside(const char *path, const char *why, char **ret_error) {
+        _cleanup_free_ char *aside = NULL;
+
+        assert(path);
+        assert(why);
+        if (asprintf(&aside, "%s.corrupt", path) < 0)
+                return -ENOMEM;
+        if (rename(path, aside) < 0)
+                return error_setf(ret_error, -EBADMSG, "%s is corrupt (%s) and cannot be moved "
+                                  "aside: %s", path, why, strerror(errno));
+        return error_setf(ret_error, -EBADMSG, "%s is corrupt (%s); kept as %s", path, why, aside);
+}

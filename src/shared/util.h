@@ -94,6 +94,10 @@ int write_file_atomic(const char *path, const void *data, size_t size, unsigned 
 /* Reads a whole file (at most max_size bytes) into a NUL-terminated buffer. */
 int read_file_full(const char *path, size_t max_size, char **ret, size_t *ret_size);
 
+/* Renames a corrupt file to <path>.corrupt so that it is kept for a look and not read again;
+ * returns -EBADMSG with *ret_error saying why and where it went. */
+int file_set_aside(const char *path, const char *why, char **ret_error);
+
 char *strjoin_path(const char *a, const char *b);
 int mkdir_p(const char *path, unsigned mode);
 
