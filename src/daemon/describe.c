@@ -4,6 +4,7 @@
 
 #include "addr.h"
 #include "flows.h"
+#include "filter-transaction.h"
 #include "manager.h"
 #include "query.h"
 #include "util.h"
@@ -128,7 +129,7 @@ int manager_describe_json(Manager *m, char **ret) {
                         json_object_set_new(f, "last_apply_usec",
                                             json_integer((json_int_t) m->filters->last_apply_usec));
                         json_object_set_new(f, "pending_transaction",
-                                            m->transaction ? json_string(m->transaction->path)
+                                            m->filters->transaction ? json_string(m->filters->transaction->path)
                                                            : json_null());
                         /* A big set would not fit one bus message: ListRange() pages it. */
                         json_object_set_new(f, "rules", m->filters->n_rules <= 1000

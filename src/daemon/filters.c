@@ -7,7 +7,7 @@
 
 #include "filters.h"
 #include "log.h"
-#include "manager.h"
+#include "filter-transaction.h"
 #include "util.h"
 
 #define FILTERS_FILE "filters.json"
@@ -29,12 +29,13 @@ static const struct {
         { "drop_events", BPF_MAP_TYPE_RINGBUF, 0, 0, PS_DROP_EVENTS_RING, 0 },
 };
 
-int filter_store_new(Manager *m, FilterStore **ret) {
-        FilterStore *s = calloc(1, sizeof(FilterStore));
+int filter_store_new(FilterStore **ret) {
+        FilterStore *s;
 
+        assert(ret);
+        s = calloc(1, sizeof(FilterStore));
         if (!s)
                 return -ENOMEM;
-        s->manager = m;
         s->state_fd = s->banks_fd = s->rules_fd = s->counters_fd = s->events_fd = -1;
         s->slot_used = calloc(PS_FILTER_SLOTS, 1);
         if (!s->slot_used) {
@@ -272,9 +273,8 @@ static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata);
 
 static void store_schedule_expiry(FilterStore *s) {
         uint64_t e = store_next_expiry(s);
-        Manager *m = s->manager;
 
-        if (!m->event)
+        if (!s->event)
                 return;
         if (e == UINT64_MAX) {
                 if (s->expiry_timer)
@@ -282,7 +282,7 @@ static void store_schedule_expiry(FilterStore *s) {
                 return;
         }
         if (!s->expiry_timer) {
-                if (sd_event_add_time(m->event, &s->expiry_timer, CLOCK_REALTIME, e, 100 * 1000,
+                if (sd_event_add_time(s->event, &s->expiry_timer, CLOCK_REALTIME, e, 100 * 1000,
                                       on_expiry, s) < 0)
                         log_warning("Cannot arm the timer of timed rules: they expire at the next "
                                     "change");
@@ -302,7 +302,7 @@ static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata) {
 
         /* Not while a confirm-or-rollback change is open: its outcome decides what is stored.
          * Try again in a second. */
-        if (s->manager->transaction) {
+        if (s->transaction) {
                 (void) sd_event_source_set_time(es, now + USEC_PER_SEC);
                 (void) sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
                 return 0;
@@ -470,11 +470,12 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                         log_struct_internal(LOG_ERR, r, NULL, NULL,
                                             "Cannot write %s/%s: %m; the kernel enforces the new "
                                             "rule set but a restart would bring back the old one",
-                                            s->manager->state_dir, FILTERS_FILE);
+                                            s->state_dir, FILTERS_FILE);
         }
         filter_list_free(old, n_old);
         store_schedule_expiry(s);
-        manager_filters_changed(s->manager, old_ids, n_old);
+        if (s->on_change)
+                s->on_change(s, old_ids, n_old, s->userdata);
         return 0;
 
 undo_slots:
@@ -560,9 +561,9 @@ int filter_store_save(FilterStore *s) {
         json_decref(root);
         if (!text)
                 return -ENOMEM;
-        if (mkdir(s->manager->state_dir, 0755) < 0 && errno != EEXIST)
+        if (mkdir(s->state_dir, 0755) < 0 && errno != EEXIST)
                 return -errno;
-        path = strjoin_path(s->manager->state_dir, FILTERS_FILE);
+        path = strjoin_path(s->state_dir, FILTERS_FILE);
         if (!path)
                 return -ENOMEM;
         return write_file_atomic(path, text, strlen(text), 0644);
@@ -571,7 +572,7 @@ int filter_store_save(FilterStore *s) {
 /* Reads filters.json into a fresh list. */
 static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_t *ret_next,
                            char **ret_error) {
-        _cleanup_free_ char *path = strjoin_path(s->manager->state_dir, FILTERS_FILE), *text = NULL;
+        _cleanup_free_ char *path = strjoin_path(s->state_dir, FILTERS_FILE), *text = NULL;
         json_error_t jerr;
         json_t *root, *list, *nid;
         Filter **rules = NULL;
@@ -643,14 +644,22 @@ static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_
         return 0;
 }
 
-int filter_store_start(FilterStore *s, char **ret_error) {
-        _cleanup_free_ char *dir = strjoin_path(s->manager->bpffs_root, FILTERS_PIN_DIR);
+int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
+                       const char *bpffs_root, char **ret_error) {
+        _cleanup_free_ char *dir = NULL;
         _cleanup_free_ char *err = NULL;
         Filter **rules = NULL;
         size_t n = 0;
         uint32_t next = 0, zero = 0;
         int fds[5], r;
 
+        assert(s);
+        assert(state_dir);
+        assert(bpffs_root);
+        s->event = event;
+        s->state_dir = state_dir;
+        s->bpffs_root = bpffs_root;
+        dir = strjoin_path(bpffs_root, FILTERS_PIN_DIR);
         if (!dir)
                 return -ENOMEM;
         r = mkdir_p(dir, 0700);
@@ -710,7 +719,7 @@ int filter_store_start(FilterStore *s, char **ret_error) {
                 return r;
         }
         log_info("Restored %zu filter rule(s) from %s (%zu shape(s), %zu classifier entries)", n,
-                 s->manager->state_dir, s->n_shapes, s->n_entries);
+                 s->state_dir, s->n_shapes, s->n_entries);
         return 0;
 }
 
@@ -732,7 +741,7 @@ int filter_store_read_counter(FilterStore *s, Filter *f) {
                 f->bytes += v[c].bytes;
                 last = MAX(last, v[c].last_hit);
         }
-        f->last_hit_usec = manager_mono_to_realtime_usec(last);
+        f->last_hit_usec = mono_to_realtime_usec(last);
         return 0;
 }
 
@@ -746,5 +755,81 @@ int filter_store_read_counters(FilterStore *s) {
                 if (r < 0)
                         return r;
         }
+        return 0;
+}
+
+void filter_store_set_change_callback(FilterStore *s, filter_store_changed_t cb, void *userdata) {
+        assert(s);
+        s->on_change = cb;
+        s->userdata = userdata;
+}
+
+int filter_store_commit(FilterStore *s, FilterList *add, bool replace, bool persist,
+                        uint32_t *ret_ids, char **ret_error) {
+        _cleanup_filter_list_ FilterList list = {};
+        size_t copies = 0;
+        Filter **grown;
+        int r;
+
+        assert(s);
+        assert(add);
+        if (!replace) {
+                r = filter_store_snapshot(s, &list.rules, &list.n);
+                if (r < 0)
+                        return r;
+                copies = list.n;
+        }
+        grown = realloc(list.rules, (copies + add->n + 1) * sizeof(Filter *));
+        if (!grown)
+                return -ENOMEM;
+        list.rules = grown;
+        memcpy(list.rules + copies, add->rules, add->n * sizeof(Filter *));
+        list.n = copies + add->n;
+        r = filter_store_replace(s, list.rules, list.n, persist, ret_error);
+        if (r < 0) {
+                list.n = copies; /* the added rules stay the caller's */
+                return r;
+        }
+        list = (FilterList) {}; /* the store owns the array and every rule now */
+        for (size_t i = 0; ret_ids && i < add->n; i++)
+                ret_ids[i] = add->rules[i]->id;
+        free(add->rules);
+        *add = (FilterList) {};
+        return 0;
+}
+
+int filter_store_prepare_change(FilterStore *s, uint32_t id, json_t *update, FilterList *ret,
+                                Filter **ret_changed, char **ret_error) {
+        _cleanup_filter_list_ FilterList list = {};
+        size_t idx = SIZE_MAX;
+        int r;
+
+        assert(s);
+        assert(ret);
+        assert(ret_changed);
+        r = filter_store_snapshot(s, &list.rules, &list.n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < list.n; i++)
+                if (list.rules[i]->id == id)
+                        idx = i;
+        if (idx == SIZE_MAX)
+                return error_setf(ret_error, -ENOENT, "no filter %u", id);
+        if (!update) {
+                filter_free(list.rules[idx]);
+                memmove(list.rules + idx, list.rules + idx + 1,
+                        (list.n - idx - 1) * sizeof(Filter *));
+                list.n--;
+                *ret_changed = NULL;
+        } else {
+                r = filter_from_json(list.rules[idx], update, FILTER_PARSE_UPDATE, ret_error);
+                if (r < 0)
+                        return r;
+                if (json_object_get(update, "timeout"))
+                        list.rules[idx]->expires_usec = 0; /* counts again from now */
+                *ret_changed = list.rules[idx];
+        }
+        *ret = list;
+        list = (FilterList) {};
         return 0;
 }

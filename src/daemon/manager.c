@@ -6,6 +6,8 @@
 #include <time.h>
 
 #include "log.h"
+#include "filter-transaction.h"
+#include "manager-bus.h"
 #include "manager.h"
 #include "util.h"
 
@@ -16,7 +18,7 @@ int manager_new(Manager **ret) {
                 return -ENOMEM;
         config_init(&m->config);
         m->started_usec = now_usec(CLOCK_REALTIME);
-        if (filter_store_new(m, &m->filters) < 0) {
+        if (filter_store_new(&m->filters) < 0) {
                 free(m);
                 return -ENOMEM;
         }
@@ -32,7 +34,6 @@ Manager *manager_free(Manager *m) {
                 link_free(m->links[i]);
         free(m->links);
         manager_stop_drop_events(m);
-        manager_transaction_free(m);
         m->filters = filter_store_free(m->filters);
         state_done(&m->state);
         m->polkit = polkit_registry_free(m->polkit);
@@ -46,24 +47,9 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
-/* CLOCK_REALTIME − CLOCK_MONOTONIC in µs, taken once per poll tick: converting every stamp of
- * a reply with the same offset keeps first_seen <= last_seen after rounding. */
-static int64_t realtime_offset_usec;
-
-static void update_realtime_offset(void) {
-        realtime_offset_usec = (int64_t) now_usec(CLOCK_REALTIME) -
-                               (int64_t) (now_nsec(CLOCK_MONOTONIC) / NSEC_PER_USEC);
-}
-
-uint64_t manager_mono_to_realtime_usec(uint64_t mono_ns) {
-        int64_t r;
-
-        if (mono_ns == 0)
-                return 0;
-        if (realtime_offset_usec == 0)
-                update_realtime_offset();
-        r = (int64_t) (mono_ns / NSEC_PER_USEC) + realtime_offset_usec;
-        return r > 0 ? (uint64_t) r : 0;
+void manager_rollback_pending(Manager *m) {
+        assert(m);
+        filter_transaction_finish(m->filters, false, "was still pending when the daemon stopped");
 }
 
 Link *manager_find_link(Manager *m, const char *name) {
@@ -214,7 +200,7 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         uint64_t now = now_nsec(CLOCK_MONOTONIC);
         int r;
 
-        update_realtime_offset(); /* follows clock steps within a tick */
+        realtime_offset_update(); /* follows clock steps within a tick */
         for (size_t i = 0; i < m->n_links;) {
                 Link *l = m->links[i];
 
@@ -373,7 +359,7 @@ int manager_start(Manager *m) {
                 _cleanup_free_ char *err = NULL;
 
                 /* The rule set first: every program attached from here on shares its maps. */
-                r = filter_store_start(m->filters, &err);
+                r = filter_store_start(m->filters, m->event, m->state_dir, m->bpffs_root, &err);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the filter rules: %s",
                                                err ? err : strerror(-r));

@@ -138,7 +138,7 @@ static int run(int argc, char *argv[]) {
         (void) sd_notifyf(false, "READY=1\nSTATUS=Guarding %zu link(s)", m->n_links);
 
         r = sd_event_loop(m->event);
-        manager_transaction_rollback(m);
+        manager_rollback_pending(m);
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down; pinned guards stay attached");
         if (r < 0)
                 log_error_errno(r, "Event loop failed: %m");

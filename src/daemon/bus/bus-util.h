@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <jansson.h>
 #include <systemd/sd-bus.h>
 
 #include "guard-abi.h"
@@ -29,6 +30,9 @@ int bus_append_stats(sd_bus_message *m, const StatsView *v);
 /* A node enumerator's answer: n object paths, path_at(userdata, i) giving each (malloc'd). */
 int bus_node_list(size_t n, char *(*path_at)(void *userdata, size_t i), void *userdata,
                   char ***ret);
+
+/* Reads an a{sv} into a JSON object (rules are validated as JSON, whatever their source). */
+int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error);
 
 /* Reads an a{sv} query argument into q; a bad entry sets an InvalidArgs error naming it. */
 int bus_read_query(sd_bus_message *m, Query *q, sd_bus_error *error);

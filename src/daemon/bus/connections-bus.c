@@ -2,6 +2,7 @@
 #include <time.h>
 
 #include "bus-util.h"
+#include "connections-bus.h"
 #include "flows.h"
 #include "manager.h"
 #include "util.h"

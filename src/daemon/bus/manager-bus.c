@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include "bus-util.h"
+#include "connections-bus.h"
+#include "filters-bus.h"
+#include "link-bus.h"
+#include "manager-bus.h"
 #include "log.h"
 #include "manager.h"
 #include "util.h"
