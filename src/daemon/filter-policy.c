@@ -49,8 +49,7 @@ int filter_check_lockout(const Config *c, const Filter *f, char **ret_error) {
         return 0;
 }
 
-int filter_parse_import(const Config *c, const char *text, bool keep_ids, FilterList *ret,
-                        char **ret_error) {
+int filter_parse_import(const char *text, bool keep_ids, FilterList *ret, char **ret_error) {
         _cleanup_filter_list_ FilterList rules = {};
         _cleanup_json_ json_t *root = NULL;
         json_error_t jerr;
@@ -59,7 +58,6 @@ int filter_parse_import(const Config *c, const char *text, bool keep_ids, Filter
         uint64_t now = now_usec(CLOCK_REALTIME);
         int r;
 
-        assert(c);
         assert(text);
         assert(ret);
         if (strlen(text) > PS_IMPORT_MAX_BYTES)
@@ -100,9 +98,6 @@ int filter_parse_import(const Config *c, const char *text, bool keep_ids, Filter
                 /* Its time is over: importing it would only make it live again. */
                 if (f->expires_usec && f->expires_usec <= now)
                         continue;
-                r = filter_check_lockout(c, f, ret_error);
-                if (r < 0)
-                        return r;
                 rules.rules[rules.n++] = TAKE_PTR(f);
         }
         *ret = rules;

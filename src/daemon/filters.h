@@ -101,12 +101,10 @@ int filter_check_lockout(const Config *c, const Filter *f, char **ret_error);
 
 /*
  * Reads an import document: one rule object, an array of them, or {"filters": [...]}. Rules
- * whose time is over are left out; each rule passes the lock-out guard. Errors: -EMSGSIZE the
- * text is too long, -EINVAL bad JSON or a bad rule (the message names its index), -E2BIG too
- * many rules, -EPERM the lock-out guard.
+ * whose time is over are left out. Errors: -EMSGSIZE the text is too long, -EINVAL bad JSON or
+ * a bad rule (the message names its index), -E2BIG too many rules.
  */
-int filter_parse_import(const Config *c, const char *text, bool keep_ids, FilterList *ret,
-                        char **ret_error);
+int filter_parse_import(const char *text, bool keep_ids, FilterList *ret, char **ret_error);
 
 int filter_store_save(FilterStore *s);
 

@@ -241,6 +241,7 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
                 .ifindex = (uint32_t) ifindex,
                 .flow_table_size = l->flow_table_size,
                 .icmp_table_size = l->icmp_table_size,
+                .policy = m->config.parse_policy,
                 .build_id = program_build_id(),
         };
         if (bpf_map_update_elem(bpf_map__fd(skel->maps.meta), &zero, &meta, BPF_ANY) < 0) {
@@ -424,6 +425,17 @@ int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
                 l->icmp_table_size = info.max_entries;
         l->mode = meta.mode;
         l->attached_since_usec = meta.attached_since;
+        /* The program reads the policy for packets it cannot classify whole: this daemon's
+         * configuration holds from now on. */
+        if (meta.policy != m->config.parse_policy) {
+                meta.policy = m->config.parse_policy;
+                if (bpf_map_update_elem(l->meta_fd, &zero, &meta, BPF_ANY) < 0) {
+                        r = -errno;
+                        (void) error_setf(ret_error, 0, "cannot write the policy into the meta "
+                                          "map of %s: %s", l->pin_dir, strerror(-r));
+                        goto fail;
+                }
+        }
         if (meta.build_id != program_build_id()) {
                 r = link_upgrade_program(l, &meta, ret_error);
                 if (r < 0)

@@ -351,6 +351,13 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to register the bus objects: %m");
         r = sd_bus_request_name(m->bus, PS_BUS_NAME, 0);
+        if (r == -EACCES || r == -EPERM)
+                /* The bus refuses the name when no policy file allows root to own it: the
+                 * usual cause is an install whose policy dbus-daemon does not read. */
+                return log_error_errno(r, "Failed to acquire the bus name %s: %m. The bus policy "
+                                       "%s.conf must be installed in /usr/share/dbus-1/system.d "
+                                       "(or /etc/dbus-1/system.d) and dbus reloaded "
+                                       "(systemctl reload dbus)", PS_BUS_NAME, PS_BUS_NAME);
         if (r < 0)
                 return log_error_errno(r, "Failed to acquire the bus name %s: %m", PS_BUS_NAME);
 

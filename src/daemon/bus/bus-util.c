@@ -82,6 +82,14 @@ int bus_append_stats(sd_bus_message *m, const StatsView *v) {
                 { "flow_update_failures", s->flow_update_fail },
                 { "dropped_filter", s->dropped_filter },
                 { "drop_events_lost", s->drop_events_lost },
+                { "tiny_fragments", s->tiny_fragments },
+                { "long_chains", s->long_chains },
+                { "deep_vlan", s->deep_vlan },
+                { "fragments_followed", s->fragments_followed },
+                { "fragments_orphan", s->fragments_orphan },
+                { "dropped_tiny_fragments", s->dropped_tiny_fragments },
+                { "dropped_long_chains", s->dropped_long_chains },
+                { "dropped_deep_vlan", s->dropped_deep_vlan },
                 { "flows", v->flows },         { "icmp_entries", v->icmp_entries },
         };
         int r;

@@ -62,15 +62,14 @@ static int change_one(Manager *m, sd_bus_message *msg, Filter *target, json_t *u
         r = filter_store_prepare_change(m->filters, id, update, &list, &changed, &err);
         if (r < 0)
                 return filters_bus_error(error, r, err);
-        if (changed) {
-                r = filter_check_lockout(&m->config, changed, &err);
-                changed->force = false; /* asked for this change only; not stored */
-                if (r < 0)
-                        return filters_bus_error(error, r, err);
-        }
         r = filters_bus_refuse_if_pending(m, error);
         if (r >= 0)
                 r = polkit_verify(msg, PS_POLKIT_MANAGE_FILTERS, &m->polkit, error);
+        /* After polkit: the guard's message is for authorized callers only. */
+        if (r > 0 && changed) {
+                r = filters_bus_check_lockout(m, &(FilterList) { &changed, 1 }, NULL, error);
+                changed->force = false; /* asked for this change only; not stored */
+        }
         if (r <= 0)
                 return r < 0 ? r : 1;
         r = filter_store_replace(m->filters, list.rules, list.n, true, &err);

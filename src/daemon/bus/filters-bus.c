@@ -79,30 +79,42 @@ int bus_read_rule(sd_bus_message *msg, Filter **ret, sd_bus_error *error) {
         return 0;
 }
 
-/* A rule from the caller, with the lock-out guard. */
-static int read_rule_checked(Manager *m, sd_bus_message *msg, Filter **ret, sd_bus_error *error) {
-        _cleanup_filter_ Filter *f = NULL;
-        _cleanup_free_ char *err = NULL;
-        int r;
+int filters_bus_check_lockout(Manager *m, const FilterList *list, const char *what,
+                              sd_bus_error *error) {
+        assert(m);
+        assert(list);
+        for (size_t i = 0; i < list->n; i++) {
+                _cleanup_free_ char *err = NULL;
+                int r;
 
-        r = bus_read_rule(msg, &f, error);
-        if (r < 0)
-                return r;
-        r = filter_check_lockout(&m->config, f, &err);
-        if (r < 0)
-                return filters_bus_error(error, r, err);
-        *ret = TAKE_PTR(f);
-        return 0;
+                r = filter_check_lockout(&m->config, list->rules[i], &err);
+                if (r >= 0)
+                        continue;
+                if (r != -EPERM || !what)
+                        return filters_bus_error(error, r, err);
+                return sd_bus_error_setf(error, PS_ERROR_LOCKOUT, "rule #%zu of the %s: %s", i,
+                                         what, err ? err : "");
+        }
+        return 1;
 }
 
-/* Decoded, then authorized: 1 to go on, 0 when polkit answers later (the call is re-run). */
-static int authorize_change(Manager *m, sd_bus_message *msg, sd_bus_error *error) {
+/*
+ * Decoded, then authorized, then the lock-out guard: its message names a management address
+ * and port, which only an authorized caller may learn. 1 to go on, 0 when polkit answers later
+ * (the call is re-run). `what` names the list in the guard's message ("batch", "import"), NULL
+ * for a single rule.
+ */
+static int authorize_change(Manager *m, sd_bus_message *msg, const FilterList *add,
+                            const char *what, sd_bus_error *error) {
         int r;
 
         r = filters_bus_refuse_if_pending(m, error);
         if (r < 0)
                 return r;
-        return polkit_verify(msg, PS_POLKIT_MANAGE_FILTERS, &m->polkit, error);
+        r = polkit_verify(msg, PS_POLKIT_MANAGE_FILTERS, &m->polkit, error);
+        if (r <= 0)
+                return r;
+        return filters_bus_check_lockout(m, add, what, error);
 }
 
 static int method_add(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -114,7 +126,7 @@ static int method_add(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         uint32_t id;
         int r;
 
-        r = read_rule_checked(m, msg, &f, error);
+        r = bus_read_rule(msg, &f, error);
         if (r < 0)
                 return r;
         r = filter_list_push(&add, f);
@@ -123,7 +135,7 @@ static int method_add(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
                 return r;
         }
         verdict = f->action;
-        r = authorize_change(m, msg, error);
+        r = authorize_change(m, msg, &add, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         r = filter_store_commit(m->filters, &add, false, true, &id, &err);
@@ -138,7 +150,7 @@ static int method_add(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
 }
 
 /* Reads aa{sv} into new rules; the first bad one names its index. */
-static int read_rules(Manager *m, sd_bus_message *msg, FilterList *ret, sd_bus_error *error) {
+static int read_rules(sd_bus_message *msg, FilterList *ret, sd_bus_error *error) {
         _cleanup_filter_list_ FilterList list = {};
         int r;
 
@@ -157,7 +169,7 @@ static int read_rules(Manager *m, sd_bus_message *msg, FilterList *ret, sd_bus_e
                         return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED,
                                                  "more than %u rules in one call",
                                                  PS_FILTER_MAX_RULES);
-                r = read_rule_checked(m, msg, &f, error);
+                r = bus_read_rule(msg, &f, error);
                 if (r < 0) {
                         if (sd_bus_error_is_set(error)) {
                                 /* Say which rule of the batch was wrong. The name and text are
@@ -227,10 +239,10 @@ static int method_add_batch(sd_bus_message *msg, void *userdata, sd_bus_error *e
         Manager *m = userdata;
         int r;
 
-        r = read_rules(m, msg, &add, error);
+        r = read_rules(msg, &add, error);
         if (r < 0)
                 return r;
-        r = authorize_change(m, msg, error);
+        r = authorize_change(m, msg, &add, "batch", error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         return commit_and_reply_ids(m, msg, &add, false, NULL, error);
@@ -340,10 +352,10 @@ static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = parse_mode(mode, &replace, error);
         if (r < 0)
                 return r;
-        r = filter_parse_import(&m->config, text, replace, &add, &err);
+        r = filter_parse_import(text, replace, &add, &err);
         if (r < 0)
                 return filters_bus_error(error, r, err);
-        r = authorize_change(m, msg, error);
+        r = authorize_change(m, msg, &add, "import", error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         return commit_and_reply_ids(m, msg, &add, replace, replace ? "replace" : "merge", error);
@@ -450,7 +462,7 @@ static int method_apply(sd_bus_message *msg, void *userdata, sd_bus_error *error
         bool replace;
         int r;
 
-        r = read_rules(m, msg, &add, error);
+        r = read_rules(msg, &add, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(msg, "su", &mode, &seconds);
@@ -463,7 +475,7 @@ static int method_apply(sd_bus_message *msg, void *userdata, sd_bus_error *error
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "confirm_seconds is %u; accepted: 1 to %u", seconds,
                                          PS_CONFIRM_MAX_SEC);
-        r = authorize_change(m, msg, error);
+        r = authorize_change(m, msg, &add, "batch", error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         return transaction_bus_begin(m, msg, &add, replace, seconds, error);

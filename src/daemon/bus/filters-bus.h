@@ -15,5 +15,9 @@ int filters_bus_error(sd_bus_error *error, int r, const char *err);
 int filters_bus_refuse_if_pending(Manager *m, sd_bus_error *error);
 /* /org/packetscope/Guarder1/filters/<id>, malloc'd. */
 char *filter_bus_path(uint32_t id);
+/* The lock-out guard over rules an authorized caller is about to add: 1 when all pass. `what`
+ * names the list in the message ("batch", "import"), NULL for a single rule. */
+int filters_bus_check_lockout(Manager *m, const FilterList *list, const char *what,
+                              sd_bus_error *error);
 /* Reads a rule's a{sv} into a new rule, through the same validation as JSON. */
 int bus_read_rule(sd_bus_message *msg, Filter **ret, sd_bus_error *error);
