@@ -3,7 +3,7 @@
 #include <time.h>
 
 #include "addr.h"
-#include "flows.h"
+#include "bpf-maps.h"
 #include "filter-transaction.h"
 #include "manager.h"
 #include "query.h"

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bpf-maps.h"
 #include "filters.h"
 #include "log.h"
 #include "filter-transaction.h"
@@ -15,11 +16,7 @@
 #define FILTERS_FILE_MAX (256u * 1024 * 1024)
 #define SLOT_NONE UINT32_MAX
 
-static const struct {
-        const char *name;
-        enum bpf_map_type type;
-        uint32_t key_size, value_size, max_entries, flags;
-} filter_maps[] = {
+static const BpfMapSpec filter_maps[] = {
         { "filter_state", BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0 },
         { "filter_banks", BPF_MAP_TYPE_ARRAY, 4, sizeof(struct ps_filter_bank), 2, 0 },
         { "filter_rules", BPF_MAP_TYPE_HASH, sizeof(struct ps_filter_key),
@@ -80,51 +77,8 @@ Filter *filter_store_find(FilterStore *s, uint32_t id) {
         return NULL;
 }
 
-/* Opens a pinned map if it has the expected shape; else creates and pins a new one. */
-static int open_or_create(const char *dir, size_t i) {
-        _cleanup_free_ char *path = strjoin_path(dir, filter_maps[i].name);
-        struct bpf_map_info info = {};
-        uint32_t len = sizeof info;
-        LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = filter_maps[i].flags);
-        int fd;
-
-        if (!path)
-                return -ENOMEM;
-        fd = bpf_obj_get(path);
-        if (fd >= 0) {
-                if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
-                    info.type == (uint32_t) filter_maps[i].type &&
-                    info.key_size == filter_maps[i].key_size &&
-                    info.value_size == filter_maps[i].value_size &&
-                    info.max_entries == filter_maps[i].max_entries)
-                        return fd;
-                /* Another layout (an older ABI): start a fresh map; programs get it on load. */
-                close(fd);
-                (void) unlink(path);
-        }
-        fd = bpf_map_create(filter_maps[i].type, filter_maps[i].name, filter_maps[i].key_size,
-                            filter_maps[i].value_size, filter_maps[i].max_entries, &opts);
-        if (fd < 0)
-                return -errno;
-        if (bpf_obj_pin(fd, path) < 0) {
-                int r = -errno;
-
-                close(fd);
-                return r;
-        }
-        return fd;
-}
-
 static int zero_counter(FilterStore *s, uint32_t slot) {
-        int ncpus = libbpf_num_possible_cpus();
-        _cleanup_free_ struct ps_filter_counter *z = NULL;
-
-        if (ncpus <= 0)
-                return -EINVAL;
-        z = calloc((size_t) ncpus, sizeof(struct ps_filter_counter));
-        if (!z)
-                return -ENOMEM;
-        return bpf_map_update_elem(s->counters_fd, &slot, z, BPF_ANY) < 0 ? -errno : 0;
+        return bpf_map_zero_percpu(s->counters_fd, &slot, sizeof(struct ps_filter_counter));
 }
 
 static int alloc_slot(FilterStore *s, uint32_t *ret) {
@@ -143,53 +97,47 @@ static int alloc_slot(FilterStore *s, uint32_t *ret) {
         return -ENOSPC;
 }
 
+struct doomed {
+        uint32_t bank;
+        struct ps_filter_key *keys;
+        size_t n, alloc;
+};
+
+static int collect_bank(const void *key, const void *value, void *userdata) {
+        const struct ps_filter_key *k = key;
+        struct doomed *d = userdata;
+
+        if (k->shape / PS_FILTER_MAX_SHAPES != d->bank)
+                return 0;
+        if (d->n == d->alloc) {
+                size_t alloc = d->alloc ? d->alloc * 2 : 4096;
+                struct ps_filter_key *nd = realloc(d->keys, alloc * sizeof *nd);
+
+                if (!nd)
+                        return -ENOMEM;
+                d->keys = nd;
+                d->alloc = alloc;
+        }
+        d->keys[d->n++] = *k;
+        return 0;
+}
+
 /* Deletes every entry of one bank (the inactive one: the set before last). */
 static int clear_bank(int rules_fd, uint32_t bank) {
-        _cleanup_free_ struct ps_filter_key *keys = NULL, *doomed = NULL;
-        _cleanup_free_ struct ps_filter_value *values = NULL;
-        uint64_t cursor = 0;
-        bool first = true;
-        size_t n_doomed = 0, alloc = 0;
+        struct doomed d = { .bank = bank };
+        _cleanup_free_ struct ps_filter_key *keys = NULL;
         int r;
 
-        keys = malloc(4096 * sizeof *keys);
-        values = malloc(4096 * sizeof *values);
-        if (!keys || !values)
-                return -ENOMEM;
-        for (;;) {
+        r = bpf_map_walk(rules_fd, sizeof(struct ps_filter_key), sizeof(struct ps_filter_value),
+                         collect_bank, &d, NULL);
+        keys = d.keys;
+        if (r < 0)
+                return r;
+        for (size_t done = 0; done < d.n;) {
                 LIBBPF_OPTS(bpf_map_batch_opts, opts);
-                uint32_t n = 4096;
-                bool more = true;
+                uint32_t n = (uint32_t) MIN(d.n - done, (size_t) 65536);
 
-                r = bpf_map_lookup_batch(rules_fd, first ? NULL : &cursor, &cursor, keys, values,
-                                         &n, &opts);
-                if (r < 0 && errno != ENOENT)
-                        return -errno;
-                if (r < 0)
-                        more = false;
-                first = false;
-                for (uint32_t i = 0; i < n; i++) {
-                        if (keys[i].shape / PS_FILTER_MAX_SHAPES != bank)
-                                continue;
-                        if (n_doomed == alloc) {
-                                struct ps_filter_key *nd;
-
-                                alloc = alloc ? alloc * 2 : 4096;
-                                nd = realloc(doomed, alloc * sizeof *nd);
-                                if (!nd)
-                                        return -ENOMEM;
-                                doomed = nd;
-                        }
-                        doomed[n_doomed++] = keys[i];
-                }
-                if (!more)
-                        break;
-        }
-        for (size_t done = 0; done < n_doomed;) {
-                LIBBPF_OPTS(bpf_map_batch_opts, opts);
-                uint32_t n = (uint32_t) MIN(n_doomed - done, (size_t) 65536);
-
-                if (bpf_map_delete_batch(rules_fd, doomed + done, &n, &opts) < 0 && errno != ENOENT)
+                if (bpf_map_delete_batch(rules_fd, keys + done, &n, &opts) < 0 && errno != ENOENT)
                         return -errno;
                 done += n ? n : 1;
         }
@@ -668,7 +616,7 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
                                   "cannot create %s: %s (is bpffs mounted?)", dir, strerror(-r));
         }
         for (size_t i = 0; i < ELEMENTSOF(filter_maps); i++) {
-                fds[i] = open_or_create(dir, i);
+                fds[i] = bpf_map_pin_or_create(dir, &filter_maps[i]);
                 if (fds[i] < 0) {
                         r = fds[i];
                         (void) error_setf(ret_error, 0,
@@ -723,25 +671,27 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
         return 0;
 }
 
-int filter_store_read_counter(FilterStore *s, Filter *f) {
-        int ncpus = libbpf_num_possible_cpus();
-        _cleanup_free_ struct ps_filter_counter *v = NULL;
-        uint64_t last = 0;
+static void counter_add(void *sum, const void *cpu_value) {
+        struct ps_filter_counter *a = sum;
+        const struct ps_filter_counter *c = cpu_value;
 
-        if (ncpus <= 0 || s->counters_fd < 0)
-                return -EINVAL;
-        v = calloc((size_t) ncpus, sizeof *v);
-        if (!v)
-                return -ENOMEM;
-        if (bpf_map_lookup_elem(s->counters_fd, &f->slot, v) < 0)
-                return -errno;
-        f->hits = f->bytes = 0;
-        for (int c = 0; c < ncpus; c++) {
-                f->hits += v[c].hits;
-                f->bytes += v[c].bytes;
-                last = MAX(last, v[c].last_hit);
-        }
-        f->last_hit_usec = mono_to_realtime_usec(last);
+        a->hits += c->hits;
+        a->bytes += c->bytes;
+        a->last_hit = MAX(a->last_hit, c->last_hit);
+}
+
+int filter_store_read_counter(FilterStore *s, Filter *f) {
+        struct ps_filter_counter sum = {};
+        int r;
+
+        assert(s);
+        assert(f);
+        r = bpf_map_sum_percpu(s->counters_fd, &f->slot, sizeof sum, counter_add, &sum);
+        if (r < 0)
+                return r;
+        f->hits = sum.hits;
+        f->bytes = sum.bytes;
+        f->last_hit_usec = mono_to_realtime_usec(sum.last_hit);
         return 0;
 }
 

@@ -75,10 +75,10 @@ static Link *link_new(Manager *m, const char *ifname) {
         l->name = strdup(ifname);
         l->pin_dir = strjoin_path(m->bpffs_root, ifname);
         if (!l->name || !l->pin_dir ||
-            sd_bus_path_encode("/org/packetscope/Guarder1/link", ifname, &l->object_path) < 0 ||
-            flow_sweeper_init(&l->flow_sweeper, sizeof(struct ps_flow_key),
+            sd_bus_path_encode(PS_OBJECT_LINKS, ifname, &l->object_path) < 0 ||
+            bpf_map_sweeper_init(&l->flow_sweeper, sizeof(struct ps_flow_key),
                               sizeof(struct ps_flow_value)) < 0 ||
-            flow_sweeper_init(&l->icmp_sweeper, sizeof(struct ps_icmp_key),
+            bpf_map_sweeper_init(&l->icmp_sweeper, sizeof(struct ps_icmp_key),
                               sizeof(struct ps_icmp_value)) < 0)
                 return link_free(l);
         return l;
@@ -93,8 +93,8 @@ Link *link_free(Link *l) {
         safe_close(l->icmp_fd);
         safe_close(l->stats_fd);
         safe_close(l->meta_fd);
-        flow_sweeper_done(&l->flow_sweeper);
-        flow_sweeper_done(&l->icmp_sweeper);
+        bpf_map_sweeper_done(&l->flow_sweeper);
+        bpf_map_sweeper_done(&l->icmp_sweeper);
         free(l->name);
         free(l->pin_dir);
         free(l->object_path);
@@ -464,24 +464,20 @@ void ps_stats_add(struct ps_stats *sum, const struct ps_stats *s) {
                 a[i] += b[i];
 }
 
+static void stats_add(void *sum, const void *cpu_value) {
+        ps_stats_add(sum, cpu_value);
+}
+
 int link_read_stats(Link *l, struct ps_stats *ret) {
-        static int ncpus = 0;
-        _cleanup_free_ struct ps_stats *percpu = NULL;
         struct ps_stats sum = {};
         uint32_t zero = 0;
+        int r;
 
-        if (ncpus <= 0) {
-                ncpus = libbpf_num_possible_cpus();
-                if (ncpus <= 0)
-                        return -EINVAL;
-        }
-        percpu = calloc((size_t) ncpus, sizeof(struct ps_stats));
-        if (!percpu)
-                return -ENOMEM;
-        if (bpf_map_lookup_elem(l->stats_fd, &zero, percpu) < 0)
-                return -errno;
-        for (int i = 0; i < ncpus; i++)
-                ps_stats_add(&sum, &percpu[i]);
+        assert(l);
+        assert(ret);
+        r = bpf_map_sum_percpu(l->stats_fd, &zero, sizeof(struct ps_stats), stats_add, &sum);
+        if (r < 0)
+                return r;
         *ret = sum;
         return 0;
 }
@@ -518,46 +514,4 @@ int link_poll(Link *l, uint64_t now_ns) {
                 l->bps = (double) (s.bytes - l->prev.bytes) * 8.0 / dt;
         }
         return 0;
-}
-
-struct expiry_ctx {
-        uint64_t idle_ns, closed_ns;
-};
-
-static bool flow_expired_cb(const void *k, const void *v, uint64_t now_ns, void *userdata) {
-        struct expiry_ctx *c = userdata;
-
-        return flow_is_expired(k, v, now_ns, c->idle_ns, c->closed_ns);
-}
-
-static bool icmp_expired_cb(const void *k, const void *v, uint64_t now_ns, void *userdata) {
-        const struct ps_icmp_value *iv = v;
-        struct expiry_ctx *c = userdata;
-
-        return iv->last_seen < now_ns && now_ns - iv->last_seen > c->idle_ns;
-}
-
-int link_sweep(Link *l, uint64_t now_ns, size_t flow_budget, size_t icmp_budget) {
-        struct expiry_ctx c = {
-                .idle_ns = l->manager->config.idle_timeout_usec * NSEC_PER_USEC,
-                .closed_ns = l->manager->config.closed_timeout_usec * NSEC_PER_USEC,
-        };
-        bool done;
-        int r, total = 0;
-
-        r = flow_sweeper_step(&l->flow_sweeper, l->flows_fd, flow_budget, now_ns,
-                              flow_expired_cb, &c, &done);
-        if (r < 0)
-                return r;
-        total += r;
-        if (done)
-                l->flow_count = l->flow_sweeper.last_count - MIN(l->flow_sweeper.last_count, (uint64_t) r);
-        r = flow_sweeper_step(&l->icmp_sweeper, l->icmp_fd, icmp_budget, now_ns,
-                              icmp_expired_cb, &c, &done);
-        if (r < 0)
-                return r;
-        total += r;
-        if (done)
-                l->icmp_count = l->icmp_sweeper.last_count - MIN(l->icmp_sweeper.last_count, (uint64_t) r);
-        return total;
 }

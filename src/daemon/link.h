@@ -4,7 +4,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "flows.h"
+#include "bpf-maps.h"
+#include "bus-names.h"
 #include "guard-abi.h"
 
 typedef struct Manager Manager;
@@ -38,7 +39,7 @@ typedef struct Link {
         uint64_t stats_time_ns, prev_time_ns; /* CLOCK_MONOTONIC */
         double pps, bps;
 
-        FlowSweeper flow_sweeper, icmp_sweeper;
+        BpfMapSweeper flow_sweeper, icmp_sweeper;
         uint64_t flow_count, icmp_count; /* as of the last full read of each table */
 } Link;
 
@@ -57,8 +58,6 @@ Link *link_free(Link *l);
 
 /* Reads the per-CPU counters, updates rates; returns -ENOLINK if the interface went away. */
 int link_poll(Link *l, uint64_t now_ns);
-/* One slice of idle expiry over both tables. */
-int link_sweep(Link *l, uint64_t now_ns, size_t flow_budget, size_t icmp_budget);
 int link_read_stats(Link *l, struct ps_stats *ret);
 int link_program_stats(Link *l, uint64_t *ret_run_time_ns, uint64_t *ret_run_count);
 

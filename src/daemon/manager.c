@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "filter-transaction.h"
+#include "flow-table.h"
 #include "manager-bus.h"
 #include "manager.h"
 #include "util.h"
@@ -216,8 +217,10 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (r < 0)
                         log_struct_internal(LOG_WARNING, r, NULL, l->name,
                                             "Reading the counters of %s failed: %m", l->name);
-                r = link_sweep(l, now, sweep_budget(l->flow_table_size, &m->config),
-                               sweep_budget(l->icmp_table_size, &m->config));
+                r = flow_table_sweep(l, now, m->config.idle_timeout_usec * NSEC_PER_USEC,
+                                     m->config.closed_timeout_usec * NSEC_PER_USEC,
+                                     sweep_budget(l->flow_table_size, &m->config),
+                                     sweep_budget(l->icmp_table_size, &m->config));
                 if (r < 0)
                         log_struct_internal(LOG_WARNING, r, NULL, l->name,
                                             "Expiring idle flows on %s failed: %m", l->name);

@@ -7,7 +7,7 @@
 #include "filter-transaction.h"
 #include "filter-bus.h"
 #include "filters-bus.h"
-#include "flows.h"
+#include "flow-table.h"
 #include "log.h"
 #include "polkit.h"
 #include "transaction-bus.h"
@@ -365,56 +365,34 @@ static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 struct test_ctx {
         const Filter *f;
         sd_bus_message *reply;
-        const char *link;
         uint64_t now_ns;
         unsigned rows;
-        int error;
 };
 
-static int test_flow(const void *key, const void *value, void *userdata) {
+static int test_flow(Link *l, const void *key, const void *value, void *userdata) {
         struct test_ctx *c = userdata;
-        const struct ps_flow_key *k = key;
-        const struct ps_flow_value *v = value;
-        struct ps_match p = {
-                .family = k->family, .proto = k->proto, .sport = k->sport, .dport = k->dport,
-                .tcp_flags = v->last_flags,
-        };
+        struct ps_match p;
 
         if (c->rows >= PS_TEST_ROWS_MAX)
                 return -ENOBUFS;
-        memcpy(p.src, k->src, sizeof p.src);
-        memcpy(p.dst, k->dst, sizeof p.dst);
+        flow_entry_to_match(key, value, &p);
         if (!filter_match(c->f, &p))
                 return 0;
         c->rows++;
-        return bus_append_flow_row(c->reply, c->link, k, v, c->now_ns);
+        return bus_append_flow_row(c->reply, l->name, key, value, c->now_ns);
 }
 
-static int test_icmp(const void *key, const void *value, void *userdata) {
+static int test_icmp(Link *l, const void *key, const void *value, void *userdata) {
         struct test_ctx *c = userdata;
-        const struct ps_icmp_key *k = key;
-        const struct ps_icmp_value *v = value;
-        struct ps_match p = {
-                .family = k->family,
-                .proto = k->family == PS_FAMILY_IPV6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP,
-                .icmp_type = k->type, .icmp_code = k->code,
-        };
+        struct ps_match p;
 
         if (c->rows >= PS_TEST_ROWS_MAX)
                 return -ENOBUFS;
-        memcpy(p.src, k->src, sizeof p.src);
-        memcpy(p.dst, k->dst, sizeof p.dst);
-        if (v->is_error) {
-                p.inner_proto = v->inner_proto;
-                p.inner_sport = v->inner_sport;
-                p.inner_dport = v->inner_dport;
-                memcpy(p.inner_src, v->inner_src, sizeof p.inner_src);
-                memcpy(p.inner_dst, v->inner_dst, sizeof p.inner_dst);
-        }
+        icmp_entry_to_match(key, value, &p);
         if (!filter_match(c->f, &p))
                 return 0;
         c->rows++;
-        return bus_append_icmp_row(c->reply, c->link, k, v);
+        return bus_append_icmp_row(c->reply, l->name, key, value);
 }
 
 static int method_test(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -437,12 +415,9 @@ static int method_test(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (r < 0)
                 return r;
         for (size_t i = 0; i < m->n_links && r >= 0; i++) {
-                c.link = m->links[i]->name;
-                r = flows_foreach(m->links[i]->flows_fd, sizeof(struct ps_flow_key),
-                                  sizeof(struct ps_flow_value), test_flow, &c, NULL);
+                r = flow_table_foreach(m->links[i], FLOW_TABLE_CONNECTIONS, test_flow, &c);
                 if (r >= 0)
-                        r = flows_foreach(m->links[i]->icmp_fd, sizeof(struct ps_icmp_key),
-                                          sizeof(struct ps_icmp_value), test_icmp, &c, NULL);
+                        r = flow_table_foreach(m->links[i], FLOW_TABLE_ICMP, test_icmp, &c);
         }
         if (r == -ENOBUFS) /* the first PS_TEST_ROWS_MAX matches are enough to judge a rule */
                 r = 0;
