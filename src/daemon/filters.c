@@ -8,7 +8,6 @@
 #include "bpf-maps.h"
 #include "filters.h"
 #include "log.h"
-#include "filter-transaction.h"
 #include "util.h"
 
 #define FILTERS_FILE "filters.json"

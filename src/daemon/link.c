@@ -11,7 +11,6 @@
 
 #include "guard.skel.h"
 #include "link.h"
-#include "manager.h"
 #include "util.h"
 
 static const char *const pin_names[] = { "link", "prog", "flows", "icmp_flows", "stats", "meta" };
@@ -50,10 +49,10 @@ static uint64_t program_build_id(void) {
 }
 
 /* Every link's program classifies with the one rule set of the manager. */
-static int link_share_filter_maps(Manager *m, struct guard_bpf *skel) {
+static int link_share_filter_maps(const LinkSetup *setup, struct guard_bpf *skel) {
         int state, banks, rules, counters, events, r;
 
-        r = filter_store_fds(m->filters, &state, &banks, &rules, &counters, &events);
+        r = filter_store_fds(setup->filters, &state, &banks, &rules, &counters, &events);
         if (r < 0)
                 return r;
         if ((r = bpf_map__reuse_fd(skel->maps.filter_state, state)) < 0 ||
@@ -65,15 +64,15 @@ static int link_share_filter_maps(Manager *m, struct guard_bpf *skel) {
         return 0;
 }
 
-static Link *link_new(Manager *m, const char *ifname) {
+static Link *link_new(const LinkSetup *setup, const char *ifname) {
         Link *l = calloc(1, sizeof(Link));
 
         if (!l)
                 return NULL;
-        l->manager = m;
+        l->setup = *setup;
         l->link_fd = l->prog_fd = l->flows_fd = l->icmp_fd = l->stats_fd = l->meta_fd = -1;
         l->name = strdup(ifname);
-        l->pin_dir = strjoin_path(m->bpffs_root, ifname);
+        l->pin_dir = strjoin_path(setup->bpffs_root, ifname);
         if (!l->name || !l->pin_dir ||
             sd_bus_path_encode(PS_OBJECT_LINKS, ifname, &l->object_path) < 0 ||
             bpf_map_sweeper_init(&l->flow_sweeper, sizeof(struct ps_flow_key),
@@ -158,7 +157,7 @@ static int link_fill_ids(Link *l) {
         return 0;
 }
 
-int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char **ret_error) {
+int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link **ret, char **ret_error) {
         struct guard_bpf *skel = NULL;
         Link *l = NULL;
         struct ps_meta meta = {};
@@ -171,7 +170,7 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
                 return error_setf(ret_error, -ENODEV, "no network interface '%s' exists", ifname);
         }
 
-        l = link_new(m, ifname);
+        l = link_new(setup, ifname);
         if (!l)
                 return -ENOMEM;
         l->ifindex = ifindex;
@@ -189,11 +188,11 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
                 (void) error_setf(ret_error, 0, "cannot open the XDP program: %s", strerror(-r));
                 goto fail;
         }
-        l->flow_table_size = m->config.flow_table_size;
-        l->icmp_table_size = m->config.icmp_table_size;
+        l->flow_table_size = setup->config->flow_table_size;
+        l->icmp_table_size = setup->config->icmp_table_size;
         bpf_map__set_max_entries(skel->maps.flows, l->flow_table_size);
         bpf_map__set_max_entries(skel->maps.icmp_flows, l->icmp_table_size);
-        r = link_share_filter_maps(m, skel);
+        r = link_share_filter_maps(setup, skel);
         if (r < 0) {
                 (void) error_setf(ret_error, 0, "cannot share the filter maps: %s", strerror(-r));
                 goto fail;
@@ -241,7 +240,7 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
                 .ifindex = (uint32_t) ifindex,
                 .flow_table_size = l->flow_table_size,
                 .icmp_table_size = l->icmp_table_size,
-                .policy = m->config.parse_policy,
+                .policy = setup->config->parse_policy,
                 .build_id = program_build_id(),
         };
         if (bpf_map_update_elem(bpf_map__fd(skel->maps.meta), &zero, &meta, BPF_ANY) < 0) {
@@ -315,7 +314,7 @@ static int link_upgrade_program(Link *l, struct ps_meta *meta, char **ret_error)
             (r = bpf_map__reuse_fd(skel->maps.icmp_flows, l->icmp_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.stats, l->stats_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.meta, l->meta_fd)) < 0 ||
-            (r = link_share_filter_maps(l->manager, skel)) < 0 ||
+            (r = link_share_filter_maps(&l->setup, skel)) < 0 ||
             (r = guard_bpf__load(skel)) < 0) {
                 (void) error_setf(ret_error, 0,
                                   "cannot load this build's program over the pinned maps of "
@@ -358,7 +357,7 @@ static int open_pin(const char *dir, const char *name) {
         return fd < 0 ? -errno : fd;
 }
 
-int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
+int link_adopt(const LinkSetup *setup, const char *ifname, Link **ret, char **ret_error) {
         Link *l = NULL;
         struct ps_meta meta = {};
         struct bpf_map_info info = {};
@@ -366,7 +365,7 @@ int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
         char name[IF_NAMESIZE] = "";
         int r;
 
-        l = link_new(m, ifname);
+        l = link_new(setup, ifname);
         if (!l)
                 return -ENOMEM;
 
@@ -427,8 +426,8 @@ int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
         l->attached_since_usec = meta.attached_since;
         /* The program reads the policy for packets it cannot classify whole: this daemon's
          * configuration holds from now on. */
-        if (meta.policy != m->config.parse_policy) {
-                meta.policy = m->config.parse_policy;
+        if (meta.policy != setup->config->parse_policy) {
+                meta.policy = setup->config->parse_policy;
                 if (bpf_map_update_elem(l->meta_fd, &zero, &meta, BPF_ANY) < 0) {
                         r = -errno;
                         (void) error_setf(ret_error, 0, "cannot write the policy into the meta "

@@ -8,7 +8,6 @@
 #include "log.h"
 #include "filter-transaction.h"
 #include "flow-table.h"
-#include "manager-bus.h"
 #include "manager.h"
 #include "util.h"
 
@@ -35,6 +34,8 @@ Manager *manager_free(Manager *m) {
                 link_free(m->links[i]);
         free(m->links);
         manager_stop_drop_events(m);
+        if (m->filters)
+                filter_transaction_free(TAKE_PTR(m->filters->transaction));
         m->filters = filter_store_free(m->filters);
         state_done(&m->state);
         m->polkit = polkit_registry_free(m->polkit);
@@ -90,6 +91,11 @@ static void manager_remove_link(Manager *m, Link *l) {
                 }
 }
 
+static void manager_notify_link(Manager *m, Link *l, LinkEvent event) {
+        if (m->bus && m->on_link)
+                m->on_link(m, l, event);
+}
+
 int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
                    sd_bus_error *error) {
         _cleanup_free_ char *msg = NULL;
@@ -104,7 +110,8 @@ int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
                                          "already guarding %zu links, the MaxLinks= limit",
                                          m->n_links);
 
-        r = link_attach(m, ifname, mode, &l, &msg);
+        r = link_attach(&(LinkSetup) { m->bpffs_root, &m->config, m->filters }, ifname, mode, &l,
+                        &msg);
         if (r < 0) {
                 const char *name = r == -ENODEV ? PS_ERROR_NO_SUCH_INTERFACE :
                                    r == -EEXIST ? PS_ERROR_ALREADY_GUARDED : PS_ERROR_ATTACH_FAILED;
@@ -124,10 +131,7 @@ int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
                             l->ifindex, link_mode_to_string(l->mode), l->prog_id);
         if (state_add(&m->state, ifname, mode) >= 0)
                 manager_save_state(m);
-        if (m->bus) {
-                (void) sd_bus_emit_object_added(m->bus, l->object_path);
-                (void) manager_emit_links_changed(m);
-        }
+        manager_notify_link(m, l, LINK_ADDED);
         if (ret)
                 *ret = l;
         return 0;
@@ -136,19 +140,16 @@ int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
 /* The interface went away under us: the kernel detached the program. Drop the pins and the
  * object, but keep the link in the state so that it is guarded again when it comes back. */
 static void manager_link_gone(Manager *m, Link *l) {
-        if (m->bus)
-                (void) sd_bus_emit_object_removed(m->bus, l->object_path);
+        manager_notify_link(m, l, LINK_REMOVING);
         link_detach(l);
         manager_remove_link(m, l);
         link_free(l);
-        if (m->bus)
-                (void) manager_emit_links_changed(m);
+        manager_notify_link(m, NULL, LINK_REMOVED);
 }
 
 int manager_detach(Manager *m, Link *l) {
-        /* Signal while the object still exists, so InterfacesRemoved can list its interfaces. */
-        if (m->bus)
-                (void) sd_bus_emit_object_removed(m->bus, l->object_path);
+        /* Told while the object still exists, so InterfacesRemoved can list its interfaces. */
+        manager_notify_link(m, l, LINK_REMOVING);
         link_detach(l);
         log_struct_internal(LOG_INFO, 0, PS_MESSAGE_DETACHED, l->name,
                             "Stopped guarding %s; program detached and pins removed", l->name);
@@ -156,8 +157,7 @@ int manager_detach(Manager *m, Link *l) {
         manager_save_state(m);
         manager_remove_link(m, l);
         link_free(l);
-        if (m->bus)
-                (void) manager_emit_links_changed(m);
+        manager_notify_link(m, NULL, LINK_REMOVED);
         return 0;
 }
 
@@ -259,7 +259,8 @@ static int manager_adopt_all(Manager *m) {
                                     m->config.max_links, de->d_name);
                         continue;
                 }
-                r = link_adopt(m, de->d_name, &l, &msg);
+                r = link_adopt(&(LinkSetup) { m->bpffs_root, &m->config, m->filters }, de->d_name,
+                               &l, &msg);
                 if (r < 0) {
                         log_struct_internal(LOG_WARNING, r,
                                             r == -ESTALE || r == -ENOLINK ? PS_MESSAGE_LINK_GONE
@@ -350,7 +351,7 @@ int manager_start(Manager *m) {
         r = sd_bus_open_system(&m->bus);
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to the system bus: %m");
-        r = manager_bus_register(m);
+        r = m->bus_register ? m->bus_register(m) : 0;
         if (r < 0)
                 return log_error_errno(r, "Failed to register the bus objects: %m");
         r = sd_bus_request_name(m->bus, PS_BUS_NAME, 0);

@@ -20,7 +20,15 @@ typedef struct DropEvent {
 
 typedef void (*drop_event_handler_t)(const DropEvent *e, void *userdata);
 
-typedef struct Manager {
+typedef enum LinkEvent {
+        LINK_ADDED,    /* guarded now */
+        LINK_REMOVING, /* about to go (the object still exists) */
+        LINK_REMOVED,  /* gone; l is NULL */
+} LinkEvent;
+
+typedef struct Manager Manager;
+
+struct Manager {
         sd_event *event;
         sd_bus *bus;
         Config config;
@@ -42,7 +50,12 @@ typedef struct Manager {
         drop_event_handler_t on_drop; /* besides the journal */
         void *on_drop_userdata;
         uint64_t started_usec; /* CLOCK_REALTIME */
-} Manager;
+
+        /* The bus side, which the domain does not know: set by the process (packetscoped.c)
+         * to register every object once connected; it sets on_link to hear of links. */
+        int (*bus_register)(Manager *m);
+        void (*on_link)(Manager *m, Link *l, LinkEvent event);
+};
 
 int manager_new(Manager **ret);
 Manager *manager_free(Manager *m);

@@ -6,6 +6,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "manager-bus.h"
 #include "manager.h"
 #include "util.h"
 
@@ -98,6 +99,7 @@ static int run(int argc, char *argv[]) {
         r = manager_new(&m);
         if (r < 0)
                 return log_error_errno(r, "Out of memory");
+        m->bus_register = manager_bus_register;
         m->bpffs_root = bpffs ? TAKE_PTR(bpffs) : strdup("/sys/fs/bpf/packetscope");
         m->state_dir = state ? TAKE_PTR(state) : first_path("STATE_DIRECTORY", "/var/lib/packetscope");
         m->config_dir = config ? TAKE_PTR(config)

@@ -3,7 +3,7 @@
 
 #include "addr.h"
 #include "bus-util.h"
-#include "manager.h"
+#include "filter-transaction.h"
 #include "util.h"
 
 #define DICT_APPEND(m, key, sig, v) \
@@ -378,4 +378,91 @@ int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error) {
 fail:
         json_decref(o);
         return r;
+}
+
+/* --- shared by the Filters, Filter and Transaction interfaces --- */
+
+char *filter_bus_path(uint32_t id) {
+        char *p;
+
+        if (asprintf(&p, PS_OBJECT_FILTERS "/%u", id) < 0)
+                return NULL;
+        return p;
+}
+
+int filters_bus_error(sd_bus_error *error, int r, const char *err) {
+        switch (r) {
+        case -EINVAL:
+        case -EEXIST:
+                return sd_bus_error_setf(error, PS_ERROR_INVALID_FILTER, "%s",
+                                         err ? err : strerror(-r));
+        case -EPERM:
+                return sd_bus_error_setf(error, PS_ERROR_LOCKOUT, "%s", err ? err : strerror(-r));
+        case -ENOENT:
+                return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_FILTER, "%s",
+                                         err ? err : strerror(-r));
+        case -E2BIG:
+        case -ENOSPC:
+                return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED, "%s",
+                                         err ? err : strerror(-r));
+        case -EMSGSIZE:
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s",
+                                         err ? err : strerror(-r));
+        default:
+                if (err)
+                        return sd_bus_error_setf(error, PS_ERROR_FILTER_FAILED, "%s", err);
+                return r;
+        }
+}
+
+int filters_bus_refuse_if_pending(Manager *m, sd_bus_error *error) {
+        if (m->filters->transaction)
+                return sd_bus_error_setf(error, PS_ERROR_TRANSACTION_PENDING,
+                                         "a confirm-or-rollback transaction (%s) is pending; "
+                                         "confirm it or let it roll back first",
+                                         m->filters->transaction->path);
+        return 0;
+}
+
+int bus_read_rule(sd_bus_message *msg, Filter **ret, sd_bus_error *error) {
+        _cleanup_json_ json_t *o = NULL;
+        _cleanup_filter_ Filter *f = NULL;
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        assert(msg);
+        assert(ret);
+        r = bus_read_dict_json(msg, &o, error);
+        if (r < 0)
+                return r;
+        f = filter_new();
+        if (!f)
+                return -ENOMEM;
+        r = filter_from_json(f, o, 0, &err);
+        if (r == -EINVAL)
+                return sd_bus_error_setf(error, PS_ERROR_INVALID_FILTER, "%s",
+                                         err ? err : "invalid rule");
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(f);
+        return 0;
+}
+
+int filters_bus_check_lockout(Manager *m, const FilterList *list, const char *what,
+                              sd_bus_error *error) {
+        assert(m);
+        assert(list);
+        for (size_t i = 0; i < list->n; i++) {
+                _cleanup_free_ char *err = NULL;
+                int r;
+
+                r = filter_check_lockout(&m->config, list->rules[i], &err);
+                if (r >= 0)
+                        continue;
+                if (r != -EPERM || !what)
+                        return filters_bus_error(error, r, err);
+                return sd_bus_error_setf(error, PS_ERROR_LOCKOUT, "rule #%zu of the %s: %s", i,
+                                         what, err ? err : "");
+        }
+        return 1;
 }

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "bus-util.h"
 #include "filter-bus.h"
-#include "filters-bus.h"
 #include "log.h"
 #include "polkit.h"
 #include "util.h"

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdio.h>
 
+#include "bus-util.h"
 #include "filter-transaction.h"
-#include "filters-bus.h"
 #include "log.h"
 #include "polkit.h"
 #include "transaction-bus.h"
