@@ -27,6 +27,7 @@ static int on_drop_event(void *ctx, void *data, size_t size) {
         char src[ADDR_STRLEN], dst[ADDR_STRLEN], ifbuf[IF_NAMESIZE], pbuf[4];
         const char *link, *proto;
         uint32_t rule_id = UINT32_MAX;
+        bool log = true;
         uint32_t a[4];
 
         if (size < sizeof *e)
@@ -34,8 +35,12 @@ static int on_drop_event(void *ctx, void *data, size_t size) {
         for (size_t i = 0; i < m->filters->n_rules; i++)
                 if (m->filters->rules[i]->slot == e->slot) {
                         rule_id = m->filters->rules[i]->id;
+                        log = m->filters->rules[i]->log;
                         break;
                 }
+        /* A rule with "log": false drops as quietly as it counts: only the counters show it. */
+        if (!log)
+                return 0;
         link = link_name_of(m, e->ifindex, ifbuf);
         memcpy(a, e->match.src, sizeof a);
         addr_to_string(e->match.family, a, src);

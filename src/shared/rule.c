@@ -480,6 +480,8 @@ const RuleField rule_fields[] = {
           .parse = parse_verdict, .format = format_verdict, .init = init_verdict },
         { "enabled", "Enabled", "enabled", 'b', IN | OUT | CHG, M(enabled), .def = true,
           .parse = parse_bool, .format = format_bool, .init = init_bool },
+        { "log", "Log", "log", 'b', IN | OUT | CHG, M(log), .def = true, .parse = parse_bool,
+          .format = format_bool, .init = init_bool },
         { "comment", "Comment", "comment", 's', IN | OUT | CHG, M(comment),
           .max = FILTER_COMMENT_MAX, .parse = parse_comment, .format = format_comment },
         { "priority", "Priority", "priority", 'i', IN | OUT | CHG, M(priority),

@@ -59,6 +59,7 @@ typedef struct Filter {
         PortRange inner_src_port, inner_dst_port;
         FilterVerdict action;
         bool enabled;
+        bool log;   /* its sampled drops go to the journal and the Dropped signal */
         bool force; /* asked to override the lock-out guard; not stored */
         char *comment;
         int32_t priority;
