@@ -137,33 +137,37 @@ int bus_append_stats(sd_bus_message *m, const StatsView *v) {
         return 0;
 }
 
-int bus_read_query(sd_bus_message *m, Query *q, sd_bus_error *error) {
+int bus_read_dict(sd_bus_message *m, const BusDictSpec *spec, bus_dict_visit_t visit,
+                  void *userdata, sd_bus_error *error) {
         int r;
 
+        assert(m);
+        assert(spec);
+        assert(visit);
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
         for (;;) {
-                _cleanup_free_ char *err = NULL;
                 const char *key, *contents;
-                QueryValue v = {};
+                BusValue v = {};
                 char type;
 
                 r = sd_bus_message_enter_container(m, 'e', "sv");
-                if (r < 0)
-                        return r;
-                if (r == 0)
+                if (r <= 0) {
+                        if (r < 0)
+                                return r;
                         break;
+                }
                 r = sd_bus_message_read(m, "s", &key);
                 if (r < 0)
                         return r;
                 r = sd_bus_message_peek_type(m, &type, &contents);
                 if (r < 0)
                         return r;
-                if (strlen(contents) != 1 || !strchr("ybnqiuxtsd", contents[0]))
+                if (strlen(contents) != 1 || !strchr(spec->types, contents[0]))
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "query key '%.64s' has D-Bus type '%.16s'; "
-                                                 "expected a string or an integer", key, contents);
+                                                 "%s '%.64s' has D-Bus type '%.16s'; %s",
+                                                 spec->what, key, contents, spec->expected);
                 r = sd_bus_message_enter_container(m, 'v', contents);
                 if (r < 0)
                         return r;
@@ -172,23 +176,19 @@ int bus_read_query(sd_bus_message *m, Query *q, sd_bus_error *error) {
                 case 'y': { uint8_t x; r = sd_bus_message_read_basic(m, 'y', &x); v.u = x; break; }
                 case 'q': { uint16_t x; r = sd_bus_message_read_basic(m, 'q', &x); v.u = x; break; }
                 case 'u': { uint32_t x; r = sd_bus_message_read_basic(m, 'u', &x); v.u = x; break; }
-                case 't': { uint64_t x; r = sd_bus_message_read_basic(m, 't', &x); v.u = x; break; }
+                case 't': r = sd_bus_message_read_basic(m, 't', &v.u); break;
                 case 'n': { int16_t x; r = sd_bus_message_read_basic(m, 'n', &x); v.i = x; break; }
                 case 'i': { int32_t x; r = sd_bus_message_read_basic(m, 'i', &x); v.i = x; break; }
-                case 'x': { int64_t x; r = sd_bus_message_read_basic(m, 'x', &x); v.i = x; break; }
+                case 'x': r = sd_bus_message_read_basic(m, 'x', &v.i); break;
                 case 'b': { int x; r = sd_bus_message_read_basic(m, 'b', &x); v.u = (uint64_t) x; break; }
-                case 'd': { double x; r = sd_bus_message_read_basic(m, 'd', &x); break; }
-                case 's': r = sd_bus_message_read_basic(m, 's', &v.s); break;
-                default: r = -EINVAL;
+                case 'd': r = sd_bus_message_read_basic(m, 'd', &v.d); break;
+                default: r = sd_bus_message_read_basic(m, v.type, &v.s); /* s, o */
                 }
                 if (r < 0)
                         return r;
-                r = query_set(q, key, &v, &err);
-                if (r == -ENOMEM)
-                        return r;
+                r = visit(key, &v, userdata, error);
                 if (r < 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s",
-                                                 err ? err : "invalid query");
+                        return r;
                 r = sd_bus_message_exit_container(m); /* v */
                 if (r < 0)
                         return r;
@@ -196,17 +196,39 @@ int bus_read_query(sd_bus_message *m, Query *q, sd_bus_error *error) {
                 if (r < 0)
                         return r;
         }
-        r = sd_bus_message_exit_container(m);
+        return sd_bus_message_exit_container(m);
+}
+
+static int query_visit(const char *key, const BusValue *v, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *err = NULL;
+        QueryValue qv = { .type = v->type, .s = v->s, .u = v->u, .i = v->i };
+        int r;
+
+        r = query_set(userdata, key, &qv, &err);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s",
+                                         err ? err : "invalid query");
+        return 0;
+}
+
+int bus_read_query(sd_bus_message *m, Query *q, sd_bus_error *error) {
+        static const BusDictSpec spec = {
+                .types = "ybnqiuxtsd",
+                .what = "query key",
+                .expected = "expected a string or an integer",
+        };
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        r = bus_read_dict(m, &spec, query_visit, q, error);
         if (r < 0)
                 return r;
-        {
-                _cleanup_free_ char *err = NULL;
-
-                r = query_finish(q, &err);
-                if (r < 0)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s",
-                                                 err ? err : "invalid query");
-        }
+        r = query_finish(q, &err);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s",
+                                         err ? err : "invalid query");
         return 0;
 }
 
@@ -302,82 +324,76 @@ int bus_node_list(size_t n, char *(*path_at)(void *userdata, size_t i), void *us
 
 /* --- a{sv} → JSON, so that one validator serves the bus, Import and the state file --- */
 
+static int json_visit(const char *key, const BusValue *v, void *userdata, sd_bus_error *error) {
+        json_t *o = userdata, *j;
+
+        switch (v->type) {
+        case 'y': case 'q': case 'u':
+                j = json_integer((json_int_t) v->u);
+                break;
+        case 't':
+                /* Past INT64_MAX nothing is in range anyway: let the validator say so. */
+                j = json_integer(v->u > INT64_MAX ? INT64_MAX : (json_int_t) v->u);
+                break;
+        case 'n': case 'i': case 'x':
+                j = json_integer(v->i);
+                break;
+        case 'b':
+                j = json_boolean(v->u);
+                break;
+        case 'd':
+                j = json_real(v->d);
+                break;
+        default:
+                j = json_string(v->s);
+        }
+        /* json_object_set_new steals j, and fails on NULL. */
+        return !j || json_object_set_new(o, key, j) < 0 ? -ENOMEM : 0;
+}
+
 int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error) {
-        json_t *o = json_object();
+        static const BusDictSpec spec = {
+                .types = "ybnqiuxtsdo",
+                .what = "field",
+                .expected = "accepted: a string, a boolean or an integer",
+        };
+        _cleanup_json_ json_t *o = json_object();
         int r;
 
+        assert(ret);
         if (!o)
                 return -ENOMEM;
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        r = bus_read_dict(m, &spec, json_visit, o, error);
         if (r < 0)
-                goto fail;
-        for (;;) {
-                const char *key, *contents;
-                json_t *v = NULL;
-                char type;
-
-                r = sd_bus_message_enter_container(m, 'e', "sv");
-                if (r < 0)
-                        goto fail;
-                if (r == 0)
-                        break;
-                r = sd_bus_message_read(m, "s", &key);
-                if (r < 0)
-                        goto fail;
-                r = sd_bus_message_peek_type(m, &type, &contents);
-                if (r < 0)
-                        goto fail;
-                if (strlen(contents) != 1 || !strchr("ybnqiuxtsdo", contents[0])) {
-                        r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                              "field '%.64s' has D-Bus type '%.16s'; accepted: a "
-                                              "string, a boolean or an integer", key, contents);
-                        goto fail;
-                }
-                r = sd_bus_message_enter_container(m, 'v', contents);
-                if (r < 0)
-                        goto fail;
-                switch (contents[0]) {
-                case 'y': { uint8_t x; r = sd_bus_message_read_basic(m, 'y', &x); v = json_integer(x); break; }
-                case 'q': { uint16_t x; r = sd_bus_message_read_basic(m, 'q', &x); v = json_integer(x); break; }
-                case 'n': { int16_t x; r = sd_bus_message_read_basic(m, 'n', &x); v = json_integer(x); break; }
-                case 'u': { uint32_t x; r = sd_bus_message_read_basic(m, 'u', &x); v = json_integer(x); break; }
-                case 'i': { int32_t x; r = sd_bus_message_read_basic(m, 'i', &x); v = json_integer(x); break; }
-                case 'x': { int64_t x; r = sd_bus_message_read_basic(m, 'x', &x); v = json_integer(x); break; }
-                case 't': {
-                        uint64_t x;
-                        r = sd_bus_message_read_basic(m, 't', &x);
-                        /* Past INT64_MAX nothing is in range anyway: let the validator say so. */
-                        v = json_integer(x > INT64_MAX ? INT64_MAX : (json_int_t) x);
-                        break;
-                }
-                case 'b': { int x; r = sd_bus_message_read_basic(m, 'b', &x); v = json_boolean(x); break; }
-                case 'd': { double x; r = sd_bus_message_read_basic(m, 'd', &x); v = json_real(x); break; }
-                default: {
-                        const char *x;
-                        r = sd_bus_message_read_basic(m, contents[0], &x);
-                        v = r >= 0 ? json_string(x) : NULL;
-                }
-                }
-                if (r < 0)
-                        goto fail;
-                if (!v || json_object_set_new(o, key, v) < 0) { /* steals v */
-                        r = -ENOMEM;
-                        goto fail;
-                }
-                r = sd_bus_message_exit_container(m);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        goto fail;
-        }
-        r = sd_bus_message_exit_container(m);
-        if (r < 0)
-                goto fail;
-        *ret = o;
+                return r;
+        *ret = TAKE_PTR(o);
         return 0;
-fail:
-        json_decref(o);
-        return r;
+}
+
+int bus_reply_open(sd_bus_message *call, char type, const char *contents, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        assert(call);
+        assert(ret);
+        r = sd_bus_message_new_method_return(call, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, type, contents);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(reply);
+        return 0;
+}
+
+int bus_reply_close_send(sd_bus_message *reply) {
+        int r;
+
+        assert(reply);
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
 }
 
 /* --- shared by the Filters, Filter and Transaction interfaces --- */

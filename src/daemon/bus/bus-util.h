@@ -6,6 +6,7 @@
 
 #include "guard-abi.h"
 #include "manager.h"
+#include "rule.h"
 #include "query.h"
 
 /* a{sv} entry appenders: the caller has opened the 'a' "{sv}" container. */
@@ -31,6 +32,32 @@ int bus_append_stats(sd_bus_message *m, const StatsView *v);
 /* A node enumerator's answer: n object paths, path_at(userdata, i) giving each (malloc'd). */
 int bus_node_list(size_t n, char *(*path_at)(void *userdata, size_t i), void *userdata,
                   char ***ret);
+
+/* One value of an a{sv}, as read from the bus. */
+typedef struct BusValue {
+        char type; /* D-Bus type char */
+        const char *s; /* 's', 'o' */
+        uint64_t u;    /* 'y', 'q', 'u', 't', 'b' */
+        int64_t i;     /* 'n', 'i', 'x' */
+        double d;      /* 'd' */
+} BusValue;
+
+typedef struct BusDictSpec {
+        const char *types;    /* the D-Bus types accepted */
+        const char *what;     /* "field", "query key": for the message on another type */
+        const char *expected; /* the rest of that message */
+} BusDictSpec;
+
+typedef int (*bus_dict_visit_t)(const char *key, const BusValue *v, void *userdata,
+                                sd_bus_error *error);
+
+/* Reads an a{sv} entry by entry: the one reader of the dictionaries callers send. */
+int bus_read_dict(sd_bus_message *m, const BusDictSpec *spec, bus_dict_visit_t visit,
+                  void *userdata, sd_bus_error *error);
+
+/* A method return with one container open (e.g. 'a', "{sv}"), and the closing and sending. */
+int bus_reply_open(sd_bus_message *call, char type, const char *contents, sd_bus_message **ret);
+int bus_reply_close_send(sd_bus_message *reply);
 
 /* Reads an a{sv} into a JSON object (rules are validated as JSON, whatever their source). */
 int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error);

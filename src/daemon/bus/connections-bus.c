@@ -95,10 +95,7 @@ static int method_list_common(sd_bus_message *msg, Manager *m, QueryKind kind,
         }
         topn_sort(&top);
 
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r < 0)
-                goto finish;
-        r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+        r = bus_reply_open(msg, 'a', "a{sv}", &reply);
         if (r < 0)
                 goto finish;
         for (size_t i = q.offset; i < top.size; i++) {
@@ -112,10 +109,7 @@ static int method_list_common(sd_bus_message *msg, Manager *m, QueryKind kind,
                 if (r < 0)
                         goto finish;
         }
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                goto finish;
-        r = sd_bus_send(NULL, reply, NULL);
+        r = bus_reply_close_send(reply);
 finish:
         topn_done(&top);
         query_done(&q);

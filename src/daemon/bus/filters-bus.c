@@ -168,10 +168,7 @@ static int list_range(sd_bus_message *msg, Manager *m, uint32_t offset, uint32_t
         size_t end = MIN((size_t) offset + limit, m->filters->n_rules);
         int r;
 
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+        r = bus_reply_open(msg, 'a', "a{sv}", &reply);
         if (r < 0)
                 return r;
         for (size_t i = offset; i < end; i++) {
@@ -185,10 +182,7 @@ static int list_range(sd_bus_message *msg, Manager *m, uint32_t offset, uint32_t
                 if (r < 0)
                         return r;
         }
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_reply_close_send(reply);
 }
 
 /* One reply holds at most PS_FILTERS_LIST_MAX rules: a bus message has a size limit (32 MiB on
@@ -322,13 +316,10 @@ static int method_test(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 return r;
         f->enabled = true; /* a dry run of a disabled rule still shows what it would match */
         c.f = f;
-        r = sd_bus_message_new_method_return(msg, &reply);
+        r = bus_reply_open(msg, 'a', "a{sv}", &reply);
         if (r < 0)
                 return r;
         c.reply = reply;
-        r = sd_bus_message_open_container(reply, 'a', "a{sv}");
-        if (r < 0)
-                return r;
         for (size_t i = 0; i < m->n_links && r >= 0; i++) {
                 r = flow_table_foreach(m->links[i], FLOW_TABLE_CONNECTIONS, test_flow, &c);
                 if (r >= 0)
@@ -338,10 +329,7 @@ static int method_test(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 r = 0;
         if (r < 0)
                 return r;
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_reply_close_send(reply);
 }
 
 static int method_apply(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

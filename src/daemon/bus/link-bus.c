@@ -64,10 +64,7 @@ static int method_link_get_statistics(sd_bus_message *msg, void *userdata, sd_bu
         int r;
 
         v.have_run_stats = link_program_stats(l, &v.run_time_ns, &v.run_count) >= 0;
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        r = bus_reply_open(msg, 'a', "{sv}", &reply);
         if (r < 0)
                 return r;
         r = bus_append_stats(reply, &v);
@@ -76,10 +73,7 @@ static int method_link_get_statistics(sd_bus_message *msg, void *userdata, sd_bu
         r = bus_dict_u64(reply, "attached_since", l->attached_since_usec);
         if (r < 0)
                 return r;
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_reply_close_send(reply);
 }
 
 static const sd_bus_vtable link_vtable[] = {

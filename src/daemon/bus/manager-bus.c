@@ -115,19 +115,13 @@ static int method_get_statistics(sd_bus_message *msg, void *userdata, sd_bus_err
                 v.run_time_ns += t;
                 v.run_count += c;
         }
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        r = bus_reply_open(msg, 'a', "{sv}", &reply);
         if (r < 0)
                 return r;
         r = bus_append_stats(reply, &v);
         if (r < 0)
                 return r;
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_reply_close_send(reply);
 }
 
 static int method_describe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
