@@ -519,8 +519,7 @@ int filter_store_save(FilterStore *s) {
 /* Reads filters.json into a fresh list. */
 static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_t *ret_next,
                            char **ret_error) {
-        _cleanup_free_ char *path = strjoin_path(s->state_dir, FILTERS_FILE), *text = NULL;
-        json_error_t jerr;
+        _cleanup_free_ char *path = strjoin_path(s->state_dir, FILTERS_FILE);
         json_t *root, *list, *nid;
         Filter **rules = NULL;
         size_t n = 0, i;
@@ -528,18 +527,9 @@ static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_
 
         if (!path)
                 return -ENOMEM;
-        r = read_file_full(path, FILTERS_FILE_MAX, &text, NULL);
-        if (r == -EFBIG)
-                return file_set_aside(path, "too large", ret_error);
+        r = json_read_file(path, FILTERS_FILE_MAX, "too large", &root, ret_error);
         if (r < 0)
                 return r;
-        root = json_loads(text, 0, &jerr);
-        if (!root) {
-                char why[256];
-
-                snprintf(why, sizeof why, "line %d: %s", jerr.line, jerr.text);
-                return file_set_aside(path, why, ret_error);
-        }
         list = json_object_get(root, "filters");
         nid = json_object_get(root, "next_id");
         if (!json_is_array(list) || !json_is_integer(nid)) {

@@ -58,8 +58,7 @@ void state_remove(State *s, const char *name) {
 }
 
 int state_load(const char *dir, State *ret, char **ret_error) {
-        _cleanup_free_ char *path = strjoin_path(dir, STATE_FILE), *text = NULL;
-        json_error_t jerr;
+        _cleanup_free_ char *path = strjoin_path(dir, STATE_FILE);
         json_t *root, *links;
         State s = {};
         size_t i;
@@ -67,18 +66,9 @@ int state_load(const char *dir, State *ret, char **ret_error) {
 
         if (!path)
                 return -ENOMEM;
-        r = read_file_full(path, STATE_MAX_BYTES, &text, NULL);
-        if (r == -EFBIG)
-                return file_set_aside(path, "larger than 1 MiB", ret_error);
+        r = json_read_file(path, STATE_MAX_BYTES, "larger than 1 MiB", &root, ret_error);
         if (r < 0)
                 return r;
-        root = json_loads(text, 0, &jerr);
-        if (!root) {
-                char why[256];
-
-                snprintf(why, sizeof why, "line %d: %s", jerr.line, jerr.text);
-                return file_set_aside(path, why, ret_error);
-        }
         links = json_object_get(root, "links");
         if (!json_is_array(links)) {
                 json_decref(root);

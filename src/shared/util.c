@@ -330,3 +330,29 @@ int file_set_aside(const char *path, const char *why, char **ret_error) {
                                   "aside: %s", path, why, strerror(errno));
         return error_setf(ret_error, -EBADMSG, "%s is corrupt (%s); kept as %s", path, why, aside);
 }
+
+int json_read_file(const char *path, size_t max_size, const char *too_large, json_t **ret,
+                   char **ret_error) {
+        _cleanup_free_ char *text = NULL;
+        json_error_t jerr;
+        json_t *root;
+        int r;
+
+        assert(path);
+        assert(too_large);
+        assert(ret);
+        r = read_file_full(path, max_size, &text, NULL);
+        if (r == -EFBIG)
+                return file_set_aside(path, too_large, ret_error);
+        if (r < 0)
+                return r;
+        root = json_loads(text, 0, &jerr);
+        if (!root) {
+                char why[256];
+
+                snprintf(why, sizeof why, "line %d: %s", jerr.line, jerr.text);
+                return file_set_aside(path, why, ret_error);
+        }
+        *ret = root;
+        return 0;
+}

@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -102,6 +103,11 @@ int read_file_full(const char *path, size_t max_size, char **ret, size_t *ret_si
 /* Renames a corrupt file to <path>.corrupt so that it is kept for a look and not read again;
  * returns -EBADMSG with *ret_error saying why and where it went. */
 int file_set_aside(const char *path, const char *why, char **ret_error);
+
+/* Reads a JSON file of at most max_size bytes; one too large (`too_large` says how) or not
+ * JSON is set aside as with file_set_aside(). -ENOENT when there is none. */
+int json_read_file(const char *path, size_t max_size, const char *too_large, json_t **ret,
+                   char **ret_error);
 
 char *strjoin_path(const char *a, const char *b);
 int mkdir_p(const char *path, unsigned mode);
