@@ -103,37 +103,22 @@ int bus_append_stats(sd_bus_message *m, const StatsView *v) {
                 char key[32];
 
                 snprintf(key, sizeof key, "%s_packets", proto_names[p]);
-                r = bus_dict_u64(m, key, s->proto_packets[p]);
-                if (r < 0)
+                if ((r = bus_dict_u64(m, key, s->proto_packets[p])) < 0)
                         return r;
                 snprintf(key, sizeof key, "%s_bytes", proto_names[p]);
-                r = bus_dict_u64(m, key, s->proto_bytes[p]);
-                if (r < 0)
+                if ((r = bus_dict_u64(m, key, s->proto_bytes[p])) < 0)
                         return r;
         }
-        r = append_type_counts(m, "icmp_types", s->icmp_type);
-        if (r < 0)
+        if ((r = append_type_counts(m, "icmp_types", s->icmp_type)) < 0 ||
+            (r = append_type_counts(m, "icmpv6_types", s->icmpv6_type)) < 0 ||
+            (r = bus_dict_double(m, "pps", v->pps)) < 0 ||
+            (r = bus_dict_double(m, "bps", v->bps)) < 0 ||
+            (r = bus_dict_u32(m, "links", v->links)) < 0)
                 return r;
-        r = append_type_counts(m, "icmpv6_types", s->icmpv6_type);
-        if (r < 0)
+        if (v->have_run_stats &&
+            ((r = bus_dict_u64(m, "run_time_ns", v->run_time_ns)) < 0 ||
+             (r = bus_dict_u64(m, "run_count", v->run_count)) < 0))
                 return r;
-        r = bus_dict_double(m, "pps", v->pps);
-        if (r < 0)
-                return r;
-        r = bus_dict_double(m, "bps", v->bps);
-        if (r < 0)
-                return r;
-        r = bus_dict_u32(m, "links", v->links);
-        if (r < 0)
-                return r;
-        if (v->have_run_stats) {
-                r = bus_dict_u64(m, "run_time_ns", v->run_time_ns);
-                if (r < 0)
-                        return r;
-                r = bus_dict_u64(m, "run_count", v->run_count);
-                if (r < 0)
-                        return r;
-        }
         return 0;
 }
 

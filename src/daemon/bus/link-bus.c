@@ -64,14 +64,9 @@ static int method_link_get_statistics(sd_bus_message *msg, void *userdata, sd_bu
         int r;
 
         v.have_run_stats = link_program_stats(l, &v.run_time_ns, &v.run_count) >= 0;
-        r = bus_reply_open(msg, 'a', "{sv}", &reply);
-        if (r < 0)
-                return r;
-        r = bus_append_stats(reply, &v);
-        if (r < 0)
-                return r;
-        r = bus_dict_u64(reply, "attached_since", l->attached_since_usec);
-        if (r < 0)
+        if ((r = bus_reply_open(msg, 'a', "{sv}", &reply)) < 0 ||
+            (r = bus_append_stats(reply, &v)) < 0 ||
+            (r = bus_dict_u64(reply, "attached_since", l->attached_since_usec)) < 0)
                 return r;
         return bus_reply_close_send(reply);
 }

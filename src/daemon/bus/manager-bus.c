@@ -115,11 +115,8 @@ static int method_get_statistics(sd_bus_message *msg, void *userdata, sd_bus_err
                 v.run_time_ns += t;
                 v.run_count += c;
         }
-        r = bus_reply_open(msg, 'a', "{sv}", &reply);
-        if (r < 0)
-                return r;
-        r = bus_append_stats(reply, &v);
-        if (r < 0)
+        if ((r = bus_reply_open(msg, 'a', "{sv}", &reply)) < 0 ||
+            (r = bus_append_stats(reply, &v)) < 0)
                 return r;
         return bus_reply_close_send(reply);
 }
