@@ -155,6 +155,7 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
         unsigned lineno = 0;
         Config n = *c; /* applied only if the whole file parses */
 
+        assert(c);
         copy = strdup(text);
         if (!copy)
                 return -ENOMEM;
@@ -256,6 +257,8 @@ int config_load(Config *c, const char *dir, char **ret_error) {
         struct dirent **list = NULL;
         int n, r;
 
+        assert(c);
+        assert(dir);
         main_path = strjoin_path(dir, "packetscope.conf");
         dropin = strjoin_path(dir, "packetscope.conf.d");
         if (!main_path || !dropin)

@@ -85,6 +85,8 @@ int manager_describe_json(Manager *m, char **ret) {
         uint64_t flows, icmp;
         char *s;
 
+        assert(m);
+        assert(ret);
         if (!root || !links || !config) {
                 json_decref(root);
                 json_decref(links);

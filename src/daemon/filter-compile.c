@@ -147,6 +147,8 @@ int filter_compile(Filter *const *rules, size_t n, FilterSet *ret, char **ret_er
         size_t n_enabled = 0, alloc = 0;
         int r = 0;
 
+        assert(rules || n == 0);
+        assert(ret);
         order = calloc(n ? n : 1, sizeof(Filter *));
         if (!order)
                 return -ENOMEM;
@@ -297,6 +299,8 @@ static bool cidr_ok(bool has, const Cidr *c, uint8_t family, const __u32 addr[4]
 }
 
 bool filter_match(const Filter *f, const struct ps_match *p) {
+        assert(f);
+        assert(p);
         uint8_t fam = rule_family(f);
 
         if (!f->enabled)

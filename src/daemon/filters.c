@@ -59,6 +59,12 @@ FilterStore *filter_store_free(FilterStore *s) {
 
 int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *counters,
                      int *events) {
+        assert(s);
+        assert(state);
+        assert(banks);
+        assert(rules);
+        assert(counters);
+        assert(events);
         if (s->state_fd < 0)
                 return -EBADF;
         *events = s->events_fd;
@@ -70,6 +76,7 @@ int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *co
 }
 
 Filter *filter_store_find(FilterStore *s, uint32_t id) {
+        assert(s);
         for (size_t i = 0; i < s->n_rules; i++)
                 if (s->rules[i]->id == id)
                         return s->rules[i];
@@ -278,8 +285,12 @@ static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata) {
 }
 
 int filter_store_snapshot(FilterStore *s, Filter ***ret, size_t *ret_n) {
-        Filter **l = calloc(s->n_rules + 1, sizeof(Filter *));
+        Filter **l;
 
+        assert(s);
+        assert(ret);
+        assert(ret_n);
+        l = calloc(s->n_rules + 1, sizeof(Filter *));
         if (!l)
                 return -ENOMEM;
         for (size_t i = 0; i < s->n_rules; i++) {
@@ -334,6 +345,8 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         uint32_t dup;
         int r;
 
+        assert(s);
+        assert(rules || n == 0);
         if (n > PS_FILTER_MAX_RULES) {
                 (void) error_setf(ret_error, 0,
                                   "the rule set would hold %zu rules; accepted: at most %u", n,
@@ -483,6 +496,7 @@ int filter_store_save(FilterStore *s) {
         _cleanup_free_ char *path = NULL, *text = NULL;
         json_t *root, *list = json_array();
 
+        assert(s);
         if (!list)
                 return -ENOMEM;
         for (size_t i = 0; i < s->n_rules; i++) {

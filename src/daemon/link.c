@@ -165,6 +165,9 @@ int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link 
         struct stat st;
         int ifindex, r;
 
+        assert(setup);
+        assert(ifname);
+        assert(ret);
         ifindex = (int) if_nametoindex(ifname);
         if (ifindex <= 0) {
                 return error_setf(ret_error, -ENODEV, "no network interface '%s' exists", ifname);
@@ -365,6 +368,9 @@ int link_adopt(const LinkSetup *setup, const char *ifname, Link **ret, char **re
         char name[IF_NAMESIZE] = "";
         int r;
 
+        assert(setup);
+        assert(ifname);
+        assert(ret);
         l = link_new(setup, ifname);
         if (!l)
                 return -ENOMEM;
@@ -485,6 +491,9 @@ int link_program_stats(Link *l, uint64_t *ret_run_time_ns, uint64_t *ret_run_cou
         struct bpf_prog_info info = {};
         uint32_t len = sizeof info;
 
+        assert(l);
+        assert(ret_run_time_ns);
+        assert(ret_run_count);
         if (l->prog_fd < 0 || bpf_obj_get_info_by_fd(l->prog_fd, &info, &len) < 0)
                 return -errno ? -errno : -EBADF;
         *ret_run_time_ns = info.run_time_ns;
@@ -496,6 +505,7 @@ int link_poll(Link *l, uint64_t now_ns) {
         struct ps_stats s;
         int r;
 
+        assert(l);
         r = link_fill_ids(l);
         if (r == -ENOLINK)
                 return r;

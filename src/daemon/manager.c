@@ -14,6 +14,7 @@
 int manager_new(Manager **ret) {
         Manager *m = calloc(1, sizeof(Manager));
 
+        assert(ret);
         if (!m)
                 return -ENOMEM;
         config_init(&m->config);
@@ -55,6 +56,8 @@ void manager_rollback_pending(Manager *m) {
 }
 
 Link *manager_find_link(Manager *m, const char *name) {
+        assert(m);
+        assert(name);
         for (size_t i = 0; i < m->n_links; i++)
                 if (streq(m->links[i]->name, name))
                         return m->links[i];
@@ -102,6 +105,8 @@ int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
         Link *l = NULL;
         int r;
 
+        assert(m);
+        assert(ifname);
         if (manager_find_link(m, ifname))
                 return sd_bus_error_setf(error, PS_ERROR_ALREADY_GUARDED,
                                          "'%s' is already guarded by this daemon", ifname);
@@ -148,6 +153,8 @@ static void manager_link_gone(Manager *m, Link *l) {
 }
 
 int manager_detach(Manager *m, Link *l) {
+        assert(m);
+        assert(l);
         /* Told while the object still exists, so InterfacesRemoved can list its interfaces. */
         manager_notify_link(m, l, LINK_REMOVING);
         link_detach(l);
@@ -340,6 +347,7 @@ static void manager_load_state(Manager *m) {
 int manager_start(Manager *m) {
         int r;
 
+        assert(m);
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");

@@ -173,6 +173,8 @@ int polkit_verify(sd_bus_message *call, const char *action, PolkitRegistry **reg
         uid_t uid;
         int r;
 
+        assert(action);
+        assert(registry);
         registry_prune(*registry);
         q = registry_find(*registry, call);
         if (q) {

@@ -42,6 +42,9 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error) 
         const bool icmp = q->kind == QUERY_ICMP;
         uint64_t n;
 
+        assert(q);
+        assert(key);
+        assert(v);
         if (streq(key, "limit") || streq(key, "offset")) {
                 if (value_uint(v, &n) == -EINVAL)
                         return type_error(ret_error, key, v->type, "an unsigned integer (u)");
@@ -174,6 +177,7 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error) 
 }
 
 int query_finish(Query *q, char **ret_error) {
+        assert(q);
         if ((uint64_t) q->offset + q->limit > QUERY_WINDOW_MAX) {
                 return error_setf(ret_error, -EINVAL,
                                   "offset + limit is %llu; accepted: at most %u",
@@ -185,6 +189,9 @@ int query_finish(Query *q, char **ret_error) {
 }
 
 bool query_match_flow(const Query *q, const struct ps_flow_key *k, const struct ps_flow_value *v) {
+        assert(q);
+        assert(k);
+        assert(v);
         if (q->has_state && v->state != q->state)
                 return false;
         if (q->has_protocol && k->proto != q->protocol)
@@ -200,6 +207,8 @@ bool query_match_flow(const Query *q, const struct ps_flow_key *k, const struct 
 }
 
 bool query_match_icmp(const Query *q, const struct ps_icmp_key *k) {
+        assert(q);
+        assert(k);
         if (q->has_family && k->family != q->family)
                 return false;
         if (q->has_type && k->type != q->icmp_type)
@@ -256,6 +265,7 @@ uint64_t query_icmp_metric(const Query *q, const struct ps_icmp_value *v, uint64
 }
 
 int topn_init(TopN *t, size_t capacity) {
+        assert(t);
         *t = (TopN) { .capacity = capacity };
         t->heap = calloc(capacity ? capacity : 1, sizeof(TopEntry));
         return t->heap ? 0 : -ENOMEM;
@@ -304,6 +314,8 @@ bool topn_wants(const TopN *t, uint64_t metric) {
 }
 
 void topn_push(TopN *t, const TopEntry *e) {
+        assert(t);
+        assert(e);
         if (!topn_wants(t, e->metric))
                 return;
         if (t->size < t->capacity) {

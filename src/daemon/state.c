@@ -64,6 +64,8 @@ int state_load(const char *dir, State *ret, char **ret_error) {
         size_t i;
         int r;
 
+        assert(dir);
+        assert(ret);
         if (!path)
                 return -ENOMEM;
         r = json_read_file(path, STATE_MAX_BYTES, "larger than 1 MiB", &root, ret_error);
@@ -104,6 +106,8 @@ int state_save(const char *dir, const State *s) {
         json_t *root = json_object(), *links = json_array();
         int r;
 
+        assert(dir);
+        assert(s);
         if (!root || !links) {
                 json_decref(root);
                 json_decref(links);
