@@ -2,11 +2,28 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "util.h"
+
+int error_setf(char **ret_error, int r, const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        int k;
+
+        assert(fmt);
+        if (!ret_error)
+                return r;
+        va_start(ap, fmt);
+        k = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        free(*ret_error);
+        *ret_error = k < 0 ? NULL : s;
+        return k < 0 ? -ENOMEM : r;
+}
 
 uint64_t now_nsec(int clock) {
         struct timespec ts;
@@ -14,6 +31,26 @@ uint64_t now_nsec(int clock) {
         if (clock_gettime(clock, &ts) < 0)
                 return 0;
         return (uint64_t) ts.tv_sec * NSEC_PER_SEC + (uint64_t) ts.tv_nsec;
+}
+
+/* CLOCK_REALTIME − CLOCK_MONOTONIC in µs, taken once per poll tick: converting every stamp of
+ * a reply with the same offset keeps first_seen <= last_seen after rounding. */
+static int64_t realtime_offset_usec;
+
+void realtime_offset_update(void) {
+        realtime_offset_usec = (int64_t) now_usec(CLOCK_REALTIME) -
+                               (int64_t) (now_nsec(CLOCK_MONOTONIC) / NSEC_PER_USEC);
+}
+
+uint64_t mono_to_realtime_usec(uint64_t mono_ns) {
+        int64_t r;
+
+        if (mono_ns == 0)
+                return 0;
+        if (realtime_offset_usec == 0)
+                realtime_offset_update();
+        r = (int64_t) (mono_ns / NSEC_PER_USEC) + realtime_offset_usec;
+        return r > 0 ? (uint64_t) r : 0;
 }
 
 uint64_t now_usec(int clock) {
@@ -278,5 +315,44 @@ int mkdir_p(const char *path, unsigned mode) {
         }
         if (mkdir(copy, mode) < 0 && errno != EEXIST)
                 return -errno;
+        return 0;
+}
+
+int file_set_aside(const char *path, const char *why, char **ret_error) {
+        _cleanup_free_ char *aside = NULL;
+
+        assert(path);
+        assert(why);
+        if (asprintf(&aside, "%s.corrupt", path) < 0)
+                return -ENOMEM;
+        if (rename(path, aside) < 0)
+                return error_setf(ret_error, -EBADMSG, "%s is corrupt (%s) and cannot be moved "
+                                  "aside: %s", path, why, strerror(errno));
+        return error_setf(ret_error, -EBADMSG, "%s is corrupt (%s); kept as %s", path, why, aside);
+}
+
+int json_read_file(const char *path, size_t max_size, const char *too_large, json_t **ret,
+                   char **ret_error) {
+        _cleanup_free_ char *text = NULL;
+        json_error_t jerr;
+        json_t *root;
+        int r;
+
+        assert(path);
+        assert(too_large);
+        assert(ret);
+        r = read_file_full(path, max_size, &text, NULL);
+        if (r == -EFBIG)
+                return file_set_aside(path, too_large, ret_error);
+        if (r < 0)
+                return r;
+        root = json_loads(text, 0, &jerr);
+        if (!root) {
+                char why[256];
+
+                snprintf(why, sizeof why, "line %d: %s", jerr.line, jerr.text);
+                return file_set_aside(path, why, ret_error);
+        }
+        *ret = root;
         return 0;
 }

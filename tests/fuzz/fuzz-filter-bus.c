@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "filter.h"
-#include "manager.h"
+#include "bus-util.h"
+#include "rule.h"
 
 #include "fuzz-util.h"
 

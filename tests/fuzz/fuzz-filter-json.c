@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 
 #include "filter-compile.h"
-#include "filter.h"
+#include "rule.h"
 
 #include "fuzz-util.h"
 

@@ -124,9 +124,9 @@ static json_t *rules_json(FilterStore *s) {
 static int start_store(Manager *m, FilterStore **ret, char **err) {
         int r;
 
-        CHECK(filter_store_new(m, ret) == 0);
+        CHECK(filter_store_new(ret) == 0);
         m->filters = *ret;
-        r = filter_store_start(*ret, err);
+        r = filter_store_start(*ret, NULL, m->state_dir, m->bpffs_root, err);
         return r;
 }
 

@@ -249,7 +249,7 @@ static void run_frame(const uint8_t *data, size_t size) {
                 for (size_t i = 0; i < N_RULES; i++)
                         if (hits_after[i] != hits_before[i])
                                 fprintf(stderr, "  rule %zu (%s) +%llu: %s\n", i,
-                                        filter_action_to_string(rules[i]->action),
+                                        filter_verdict_to_string(rules[i]->action),
                                         (unsigned long long) (hits_after[i] - hits_before[i]),
                                         rule_text[i]);
                 fprintf(stderr, "  frame %d of the input (%zu bytes), verdict %s\n", frame_index,

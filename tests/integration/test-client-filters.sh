@@ -90,7 +90,7 @@ exits 0 "filter list --json"
 L=$OUT
 is "$(jq length <<<"$L")" "${#files[@]}" "filter list --json lists every rule"
 is "$(jq -c '[.[0] | keys_unsorted[]]' <<<"$L")" \
-   '["id","path","rule_type","protocol","src_ip","dst_ip","src_port","dst_port","tcp_flags","tcp_flags_mask","icmp_type","icmp_code","inner_src_ip","inner_dst_ip","inner_protocol","inner_src_port","inner_dst_port","action","enabled","comment","priority","timeout","expires","created","hits","bytes","last_hit"]' \
+   '["id","path","rule_type","protocol","src_ip","dst_ip","src_port","dst_port","tcp_flags","tcp_flags_mask","icmp_type","icmp_code","inner_src_ip","inner_dst_ip","inner_protocol","inner_src_port","inner_dst_port","action","enabled","log","comment","priority","timeout","expires","created","hits","bytes","last_hit"]' \
    "its rows have the keys of Filters.List"
 # Every field each file sets comes back as set: ports as text ("23"), 0 as "any".
 jq_ok "each rule has the fields its file gave (in file order)" \

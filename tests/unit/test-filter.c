@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 #include "filter-compile.h"
-#include "filter.h"
+#include "rule.h"
 #include "util.h"
 #include "../bpf/filter-pkt.h"
 #include "../common/ref-gen.h"
@@ -210,7 +210,7 @@ static const char *const every_field[] = {
         "\"tcp_flags_mask\": 0, \"icmp_type\": 3, \"icmp_code\": 3, \"inner_src_ip\": \"192.0.2.7\", "
         "\"inner_dst_ip\": \"198.51.100.0/25\", \"inner_protocol\": \"udp\", \"inner_src_port\": "
         "\"1024-2047\", \"inner_dst_port\": 53, \"action\": \"count\", \"enabled\": false, "
-        "\"comment\": \"dns errors \\u00e9\", \"priority\": -7, \"timeout\": 30, \"expires\": "
+        "\"log\": false, \"comment\": \"dns errors \\u00e9\", \"priority\": -7, \"timeout\": 30, \"expires\": "
         "1700000030000000, \"created\": 1700000000000000, \"hits\": 0, \"bytes\": 0, "
         "\"last_hit\": 0}",
         "{\"id\": 4000000000, \"rule_type\": \"tcp\", \"protocol\": \"tcp\", \"src_ip\": "
@@ -218,13 +218,13 @@ static const char *const every_field[] = {
         "\"dst_port\": 22, \"tcp_flags\": 2, \"tcp_flags_mask\": 18, \"icmp_type\": 255, "
         "\"icmp_code\": 255, \"inner_src_ip\": \"\", \"inner_dst_ip\": \"\", \"inner_protocol\": "
         "\"any\", \"inner_src_port\": 0, \"inner_dst_port\": 0, \"action\": \"pass\", \"enabled\": "
-        "true, \"comment\": \"\", \"priority\": 1000000, \"timeout\": 0, \"expires\": 0, "
+        "true, \"log\": true, \"comment\": \"\", \"priority\": 1000000, \"timeout\": 0, \"expires\": 0, "
         "\"created\": 1, \"hits\": 0, \"bytes\": 0, \"last_hit\": 0}",
         "{\"id\": 0, \"rule_type\": \"basic\", \"protocol\": \"gre\", \"src_ip\": \"\", \"dst_ip\": "
         "\"10.0.0.0/8\", \"src_port\": 0, \"dst_port\": 0, \"tcp_flags\": 0, \"tcp_flags_mask\": "
         "0, \"icmp_type\": 255, \"icmp_code\": 255, \"inner_src_ip\": \"\", \"inner_dst_ip\": "
         "\"\", \"inner_protocol\": \"any\", \"inner_src_port\": 0, \"inner_dst_port\": 0, "
-        "\"action\": \"drop\", \"enabled\": true, \"comment\": \"x\", \"priority\": -1000000, "
+        "\"action\": \"drop\", \"enabled\": true, \"log\": true, \"comment\": \"x\", \"priority\": -1000000, "
         "\"timeout\": 31622400, \"expires\": 1731622400000000, \"created\": 1700000000000000, "
         "\"hits\": 0, \"bytes\": 0, \"last_hit\": 0}",
         "{\"id\": 5, \"rule_type\": \"icmp\", \"protocol\": \"icmpv6\", \"src_ip\": \"\", "
@@ -232,7 +232,7 @@ static const char *const every_field[] = {
         "0, \"icmp_type\": 1, \"icmp_code\": 4, \"inner_src_ip\": \"2001:db8::/64\", "
         "\"inner_dst_ip\": \"2001:db8:9::9\", \"inner_protocol\": \"tcp\", \"inner_src_port\": "
         "33000, \"inner_dst_port\": \"8000-8999\", \"action\": \"drop\", \"enabled\": true, "
-        "\"comment\": \"\", \"priority\": 0, \"timeout\": 0, \"expires\": 0, \"created\": 9, "
+        "\"log\": false, \"comment\": \"\", \"priority\": 0, \"timeout\": 0, \"expires\": 0, \"created\": 9, "
         "\"hits\": 0, \"bytes\": 0, \"last_hit\": 0}",
 };
 
@@ -466,4 +466,50 @@ Test(filter, limits_are_named) {
         /* 30 source blocks x 30 destination blocks: far more shapes than allowed */
         cr_assert(strstr(err, "rule 9 needs one more distinct rule shape"), "%s", err);
         free(err);
+}
+
+/* "log": one line of the field table gives a rule field its JSON key, its bus property, its
+ * client option, its default, its checks and its place in an Update's PropertiesChanged. */
+Test(filter, log_field) {
+        const RuleField *d = rule_field_by_key("log");
+        char **props = rule_changing_properties();
+        bool changes = false;
+        Filter f, g;
+        json_t *out;
+
+        cr_assert_not_null(d);
+        cr_assert_eq(d, rule_field_by_property("Log"));
+        cr_assert_eq(d, rule_field_by_option("log"));
+        cr_assert_eq(d->bus_type, 'b');
+        for (size_t i = 0; props[i]; i++)
+                changes = changes || strcmp(props[i], "Log") == 0;
+        cr_assert(changes, "an Update announces Log in PropertiesChanged");
+        cr_assert(strstr(rule_known_fields(), "enabled, log, comment"),
+                  "known fields: %s", rule_known_fields());
+
+        /* Omitted: true, so that the drops of every rule are logged as before. */
+        expect_ok("{\"rule_type\": \"tcp\", \"dst_port\": 23}", &f);
+        cr_assert(f.log);
+        out = filter_to_json(&f);
+        cr_assert(json_is_true(json_object_get(out, "log")));
+        json_decref(out);
+
+        /* Update turns it off and keeps the rest. */
+        cr_assert_eq(parse("{\"log\": false}", &f, FILTER_PARSE_UPDATE, NULL), 0);
+        cr_assert_not(f.log);
+        cr_assert_eq(f.dst_port.lo, 23);
+        out = filter_to_json(&f);
+        cr_assert(json_is_false(json_object_get(out, "log")));
+        json_decref(out);
+        filter_done(&f);
+
+        /* The boolean forms every boolean field takes, and the same message for a wrong type. */
+        expect_ok("{\"rule_type\": \"udp\", \"log\": \"no\"}", &g);
+        cr_assert_not(g.log);
+        filter_done(&g);
+        expect_ok("{\"rule_type\": \"udp\", \"log\": 0}", &g);
+        cr_assert_not(g.log);
+        filter_done(&g);
+        expect_bad("{\"log\": \"sometimes\"}", "field 'log' is a string; accepted: true or false");
+        expect_bad("{\"log\": [true]}", "field 'log' is an array; accepted: true or false");
 }

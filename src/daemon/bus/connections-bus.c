@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+#include <time.h>
+
+#include "bus-util.h"
+#include "connections-bus.h"
+#include "flow-table.h"
+#include "manager.h"
+#include "util.h"
+
+struct collect_ctx {
+        const Query *q;
+        TopN *top;
+        uint32_t link_index;
+        uint64_t now_ns;
+};
+
+static int collect_flow(Link *l, const void *key, const void *value, void *userdata) {
+        struct collect_ctx *c = userdata;
+        const struct ps_flow_key *k = key;
+        const struct ps_flow_value *v = value;
+        TopEntry e;
+
+        if (!query_match_flow(c->q, k, v))
+                return 0;
+        e.metric = query_flow_metric(c->q, v, c->now_ns);
+        if (!topn_wants(c->top, e.metric))
+                return 0;
+        e.link_index = c->link_index;
+        e.flow.key = *k;
+        e.flow.value = *v;
+        topn_push(c->top, &e);
+        return 0;
+}
+
+static int collect_icmp(Link *l, const void *key, const void *value, void *userdata) {
+        struct collect_ctx *c = userdata;
+        const struct ps_icmp_key *k = key;
+        const struct ps_icmp_value *v = value;
+        TopEntry e;
+
+        if (!query_match_icmp(c->q, k))
+                return 0;
+        e.metric = query_icmp_metric(c->q, v, c->now_ns);
+        if (!topn_wants(c->top, e.metric))
+                return 0;
+        e.link_index = c->link_index;
+        e.icmp.key = *k;
+        e.icmp.value = *v;
+        topn_push(c->top, &e);
+        return 0;
+}
+
+/*
+ * Both List methods: read each link's table once in batches, keep only the best offset+limit
+ * rows in a bounded heap, and send just those. Nothing proportional to the table size is ever
+ * put on the bus or kept in memory.
+ */
+static int method_list_common(sd_bus_message *msg, Manager *m, QueryKind kind,
+                              sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Query q;
+        TopN top = {};
+        uint64_t now = now_nsec(CLOCK_MONOTONIC);
+        int r;
+
+        query_init(&q, kind);
+        r = bus_read_query(msg, &q, error);
+        if (r < 0)
+                goto finish;
+        if (q.link && !manager_find_link(m, q.link)) {
+                r = sd_bus_error_setf(error, PS_ERROR_NO_SUCH_LINK,
+                                      "query key 'link': '%.32s' is not guarded", q.link);
+                goto finish;
+        }
+        r = topn_init(&top, (size_t) q.offset + q.limit);
+        if (r < 0)
+                goto finish;
+
+        for (size_t i = 0; i < m->n_links; i++) {
+                Link *l = m->links[i];
+                struct collect_ctx c = { .q = &q, .top = &top, .link_index = (uint32_t) i,
+                                         .now_ns = now };
+
+                if (q.link && !streq(q.link, l->name))
+                        continue;
+                if (kind == QUERY_FLOWS)
+                        r = flow_table_foreach(l, FLOW_TABLE_CONNECTIONS, collect_flow, &c);
+                else
+                        r = flow_table_foreach(l, FLOW_TABLE_ICMP, collect_icmp, &c);
+                if (r < 0) {
+                        r = sd_bus_error_set_errnof(error, -r, "reading the table of %s failed: %s",
+                                                    l->name, strerror(-r));
+                        goto finish;
+                }
+        }
+        topn_sort(&top);
+
+        r = bus_reply_open(msg, 'a', "a{sv}", &reply);
+        if (r < 0)
+                goto finish;
+        for (size_t i = q.offset; i < top.size; i++) {
+                const TopEntry *e = &top.heap[i];
+                const char *link = m->links[e->link_index]->name;
+
+                r = kind == QUERY_FLOWS ? bus_append_flow_row(reply, link, &e->flow.key,
+                                                              &e->flow.value, now)
+                                        : bus_append_icmp_row(reply, link, &e->icmp.key,
+                                                              &e->icmp.value);
+                if (r < 0)
+                        goto finish;
+        }
+        r = bus_reply_close_send(reply);
+finish:
+        topn_done(&top);
+        query_done(&q);
+        return r;
+}
+
+static int method_list(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_list_common(msg, userdata, QUERY_FLOWS, error);
+}
+
+static int method_list_icmp(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_list_common(msg, userdata, QUERY_ICMP, error);
+}
+
+static int property_get_count(sd_bus *bus, const char *path, const char *interface,
+                              const char *property, sd_bus_message *reply, void *userdata,
+                              sd_bus_error *error) {
+        Manager *m = userdata;
+        struct ps_stats s;
+        uint64_t flows, icmp;
+
+        manager_totals(m, &s, NULL, NULL, &flows, &icmp);
+        return sd_bus_message_append(reply, "t", streq(property, "Count") ? flows : icmp);
+}
+
+static const sd_bus_vtable connections_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Count", "t", property_get_count, 0, 0),
+        SD_BUS_PROPERTY("IcmpCount", "t", property_get_count, 0, 0),
+        SD_BUS_METHOD_WITH_ARGS("List", SD_BUS_ARGS("a{sv}", query),
+                                SD_BUS_RESULT("aa{sv}", connections), method_list,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListIcmp", SD_BUS_ARGS("a{sv}", query),
+                                SD_BUS_RESULT("aa{sv}", entries), method_list_icmp,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+int connections_bus_register(Manager *m) {
+        return sd_bus_add_object_vtable(m->bus, NULL, PS_OBJECT_CONNECTIONS,
+                                        PS_IFACE_CONNECTIONS,
+                                        connections_vtable, m);
+}

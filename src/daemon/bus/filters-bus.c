@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: MIT */
+#include <netinet/in.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "bus-util.h"
+#include "filter-transaction.h"
+#include "filter-bus.h"
+#include "filters-bus.h"
+#include "flow-table.h"
+#include "log.h"
+#include "polkit.h"
+#include "transaction-bus.h"
+#include "util.h"
+
+/*
+ * Decoded, then authorized, then the lock-out guard: its message names a management address
+ * and port, which only an authorized caller may learn. 1 to go on, 0 when polkit answers later
+ * (the call is re-run). `what` names the list in the guard's message ("batch", "import"), NULL
+ * for a single rule.
+ */
+static int authorize_change(Manager *m, sd_bus_message *msg, const FilterList *add,
+                            const char *what, sd_bus_error *error) {
+        int r;
+
+        r = filters_bus_refuse_if_pending(m, error);
+        if (r < 0)
+                return r;
+        r = polkit_verify(msg, PS_POLKIT_MANAGE_FILTERS, &m->polkit, error);
+        if (r <= 0)
+                return r;
+        return filters_bus_check_lockout(m, add, what, error);
+}
+
+static int method_add(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_filter_list_ FilterList add = {};
+        _cleanup_free_ char *err = NULL, *path = NULL;
+        Manager *m = userdata;
+        Filter *f = NULL;
+        FilterVerdict verdict;
+        uint32_t id;
+        int r;
+
+        r = bus_read_rule(msg, &f, error);
+        if (r < 0)
+                return r;
+        r = filter_list_push(&add, f);
+        if (r < 0) {
+                filter_free(f);
+                return r;
+        }
+        verdict = f->action;
+        r = authorize_change(m, msg, &add, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = filter_store_commit(m->filters, &add, false, true, &id, &err);
+        if (r < 0)
+                return filters_bus_error(error, r, err);
+        log_filter(LOG_INFO, PS_MESSAGE_FILTERS_CHANGED, id, "Filter %u added (%s)", id,
+                   filter_verdict_to_string(verdict));
+        path = filter_bus_path(id);
+        if (!path)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(msg, "uo", id, path);
+}
+
+/* Reads aa{sv} into new rules; the first bad one names its index. */
+static int read_rules(sd_bus_message *msg, FilterList *ret, sd_bus_error *error) {
+        _cleanup_filter_list_ FilterList list = {};
+        int r;
+
+        r = sd_bus_message_enter_container(msg, 'a', "a{sv}");
+        if (r < 0)
+                return r;
+        for (;;) {
+                Filter *f = NULL;
+
+                r = sd_bus_message_at_end(msg, false);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        break;
+                if (list.n >= PS_FILTER_MAX_RULES)
+                        return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED,
+                                                 "more than %u rules in one call",
+                                                 PS_FILTER_MAX_RULES);
+                r = bus_read_rule(msg, &f, error);
+                if (r < 0) {
+                        if (sd_bus_error_is_set(error)) {
+                                /* Say which rule of the batch was wrong. The name and text are
+                                 * copied first: freeing the error frees them. */
+                                _cleanup_free_ char *text = strdup(error->message ? error->message : "");
+                                _cleanup_free_ char *name = strdup(error->name);
+
+                                sd_bus_error_free(error);
+                                r = sd_bus_error_setf(error, name ? name : SD_BUS_ERROR_INVALID_ARGS,
+                                                      "rule #%zu of the batch: %s", list.n,
+                                                      text ? text : "");
+                        }
+                        return r;
+                }
+                r = filter_list_push(&list, f);
+                if (r < 0) {
+                        filter_free(f);
+                        return r;
+                }
+        }
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        *ret = list;
+        list = (FilterList) {};
+        return 0;
+}
+
+static int reply_ids(sd_bus_message *msg, const uint32_t *ids, size_t n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_array(reply, 'u', ids, n * sizeof(uint32_t));
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* Commits rules read and authorized, and answers with their ids. */
+static int commit_and_reply_ids(Manager *m, sd_bus_message *msg, FilterList *add, bool replace,
+                                const char *what, sd_bus_error *error) {
+        _cleanup_free_ uint32_t *ids = NULL;
+        _cleanup_free_ char *err = NULL;
+        size_t n = add->n;
+        int r;
+
+        ids = calloc(n + 1, sizeof(uint32_t));
+        if (!ids)
+                return -ENOMEM;
+        r = filter_store_commit(m->filters, add, replace, true, ids, &err);
+        if (r < 0)
+                return filters_bus_error(error, r, err);
+        if (what)
+                log_struct_internal(LOG_INFO, 0, PS_MESSAGE_FILTERS_CHANGED, NULL,
+                                    "Imported %zu filters (%s)", n, what);
+        else
+                log_struct_internal(LOG_INFO, 0, PS_MESSAGE_FILTERS_CHANGED, NULL,
+                                    "%zu filters added in one batch", n);
+        return reply_ids(msg, ids, n);
+}
+
+static int method_add_batch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_filter_list_ FilterList add = {};
+        Manager *m = userdata;
+        int r;
+
+        r = read_rules(msg, &add, error);
+        if (r < 0)
+                return r;
+        r = authorize_change(m, msg, &add, "batch", error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        return commit_and_reply_ids(m, msg, &add, false, NULL, error);
+}
+
+static int list_range(sd_bus_message *msg, Manager *m, uint32_t offset, uint32_t limit) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        size_t end = MIN((size_t) offset + limit, m->filters->n_rules);
+        int r;
+
+        r = bus_reply_open(msg, 'a', "a{sv}", &reply);
+        if (r < 0)
+                return r;
+        for (size_t i = offset; i < end; i++) {
+                Filter *f = m->filters->rules[i];
+                _cleanup_free_ char *path = filter_bus_path(f->id);
+
+                if (!path)
+                        return -ENOMEM;
+                (void) filter_store_read_counter(m->filters, f);
+                r = filter_append_bus_dict(reply, f, path);
+                if (r < 0)
+                        return r;
+        }
+        return bus_reply_close_send(reply);
+}
+
+/* One reply holds at most PS_FILTERS_LIST_MAX rules: a bus message has a size limit (32 MiB on
+ * the system bus), and a peer that sends more is disconnected by the bus. */
+static int method_list(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+
+        if (m->filters->n_rules > PS_FILTERS_LIST_MAX)
+                return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED,
+                                         "the set has %zu rules and List() answers up to %u; use "
+                                         "ListRange(offset, limit) or Export()",
+                                         m->filters->n_rules, PS_FILTERS_LIST_MAX);
+        return list_range(msg, m, 0, PS_FILTERS_LIST_MAX);
+}
+
+static int method_list_range(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint32_t offset, limit;
+        int r;
+
+        r = sd_bus_message_read(msg, "uu", &offset, &limit);
+        if (r < 0)
+                return r;
+        if (limit < 1 || limit > PS_FILTERS_LIST_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "limit is %u; accepted: 1 to %u", limit,
+                                         PS_FILTERS_LIST_MAX);
+        return list_range(msg, m, offset, limit);
+}
+
+static int method_export(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *text = NULL;
+        _cleanup_json_ json_t *a = NULL;
+        Manager *m = userdata;
+
+        (void) filter_store_read_counters(m->filters);
+        a = filter_store_export(m->filters);
+        if (!a)
+                return -ENOMEM;
+        /* Small sets indented for people; big ones compact, one rule a line's worth. */
+        text = json_dumps(a, m->filters->n_rules <= PS_SMALL_SET_MAX ? JSON_INDENT(2)
+                                                                     : JSON_COMPACT);
+        if (!text)
+                return -ENOMEM;
+        /* Well under the bus's own limit (32 MiB). */
+        if (strlen(text) > PS_EXPORT_MAX_BYTES)
+                return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED,
+                                         "the export would be %zu bytes; one bus message carries "
+                                         "at most %u: use ListRange(offset, limit)",
+                                         strlen(text), PS_EXPORT_MAX_BYTES);
+        return sd_bus_reply_method_return(msg, "s", text);
+}
+
+static int parse_mode(const char *mode, bool *ret_replace, sd_bus_error *error) {
+        if (streq(mode, "merge") || streq(mode, ""))
+                *ret_replace = false;
+        else if (streq(mode, "replace"))
+                *ret_replace = true;
+        else
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "invalid mode '%.32s'; accepted: merge, replace", mode);
+        return 0;
+}
+
+static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_filter_list_ FilterList add = {};
+        _cleanup_free_ char *err = NULL;
+        Manager *m = userdata;
+        const char *text, *mode;
+        bool replace;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &text, &mode);
+        if (r < 0)
+                return r;
+        r = parse_mode(mode, &replace, error);
+        if (r < 0)
+                return r;
+        r = filter_parse_import(text, replace, &add, &err);
+        if (r < 0)
+                return filters_bus_error(error, r, err);
+        r = authorize_change(m, msg, &add, "import", error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        return commit_and_reply_ids(m, msg, &add, replace, replace ? "replace" : "merge", error);
+}
+
+/* Test(): which current flows and ICMP entries would this rule match? Nothing is changed. */
+struct test_ctx {
+        const Filter *f;
+        sd_bus_message *reply;
+        uint64_t now_ns;
+        unsigned rows;
+};
+
+static int test_flow(Link *l, const void *key, const void *value, void *userdata) {
+        struct test_ctx *c = userdata;
+        struct ps_match p;
+
+        if (c->rows >= PS_TEST_ROWS_MAX)
+                return -ENOBUFS;
+        flow_entry_to_match(key, value, &p);
+        if (!filter_match(c->f, &p))
+                return 0;
+        c->rows++;
+        return bus_append_flow_row(c->reply, l->name, key, value, c->now_ns);
+}
+
+static int test_icmp(Link *l, const void *key, const void *value, void *userdata) {
+        struct test_ctx *c = userdata;
+        struct ps_match p;
+
+        if (c->rows >= PS_TEST_ROWS_MAX)
+                return -ENOBUFS;
+        icmp_entry_to_match(key, value, &p);
+        if (!filter_match(c->f, &p))
+                return 0;
+        c->rows++;
+        return bus_append_icmp_row(c->reply, l->name, key, value);
+}
+
+static int method_test(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        _cleanup_filter_ Filter *f = NULL;
+        struct test_ctx c = { .now_ns = now_nsec(CLOCK_MONOTONIC) };
+        int r;
+
+        r = bus_read_rule(msg, &f, error);
+        if (r < 0)
+                return r;
+        f->enabled = true; /* a dry run of a disabled rule still shows what it would match */
+        c.f = f;
+        r = bus_reply_open(msg, 'a', "a{sv}", &reply);
+        if (r < 0)
+                return r;
+        c.reply = reply;
+        for (size_t i = 0; i < m->n_links && r >= 0; i++) {
+                r = flow_table_foreach(m->links[i], FLOW_TABLE_CONNECTIONS, test_flow, &c);
+                if (r >= 0)
+                        r = flow_table_foreach(m->links[i], FLOW_TABLE_ICMP, test_icmp, &c);
+        }
+        if (r == -ENOBUFS) /* the first PS_TEST_ROWS_MAX matches are enough to judge a rule */
+                r = 0;
+        if (r < 0)
+                return r;
+        return bus_reply_close_send(reply);
+}
+
+static int method_apply(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_filter_list_ FilterList add = {};
+        Manager *m = userdata;
+        const char *mode;
+        uint32_t seconds;
+        bool replace;
+        int r;
+
+        r = read_rules(msg, &add, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "su", &mode, &seconds);
+        if (r < 0)
+                return r;
+        r = parse_mode(mode, &replace, error);
+        if (r < 0)
+                return r;
+        if (seconds < 1 || seconds > PS_CONFIRM_MAX_SEC)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "confirm_seconds is %u; accepted: 1 to %u", seconds,
+                                         PS_CONFIRM_MAX_SEC);
+        r = authorize_change(m, msg, &add, "batch", error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        return transaction_bus_begin(m, msg, &add, replace, seconds, error);
+}
+
+static int property_get_store_u32(sd_bus *bus, const char *path, const char *interface,
+                                  const char *property, sd_bus_message *reply, void *userdata,
+                                  sd_bus_error *error) {
+        Manager *m = userdata;
+        uint32_t v = streq(property, "Count") ? (uint32_t) m->filters->n_rules :
+                     streq(property, "Shapes") ? (uint32_t) m->filters->n_shapes :
+                     streq(property, "Entries") ? (uint32_t) m->filters->n_entries :
+                     streq(property, "MaxShapes") ? PS_FILTER_MAX_SHAPES : PS_FILTER_MAX_RULES;
+
+        return sd_bus_message_append(reply, "u", v);
+}
+
+static const sd_bus_vtable filters_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Count", "u", property_get_store_u32, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Shapes", "u", property_get_store_u32, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Entries", "u", property_get_store_u32, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("MaxRules", "u", property_get_store_u32, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("MaxShapes", "u", property_get_store_u32, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_METHOD_WITH_ARGS("Add", SD_BUS_ARGS("a{sv}", rule), SD_BUS_RESULT("u", id, "o", path),
+                                method_add, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("AddBatch", SD_BUS_ARGS("aa{sv}", rules), SD_BUS_RESULT("au", ids),
+                                method_add_batch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("List", SD_BUS_NO_ARGS, SD_BUS_RESULT("aa{sv}", rules),
+                                method_list, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListRange", SD_BUS_ARGS("u", offset, "u", limit),
+                                SD_BUS_RESULT("aa{sv}", rules), method_list_range,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Import", SD_BUS_ARGS("s", json, "s", mode), SD_BUS_RESULT("au", ids),
+                                method_import, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Export", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json),
+                                method_export, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Test", SD_BUS_ARGS("a{sv}", rule), SD_BUS_RESULT("aa{sv}", matches),
+                                method_test, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Apply", SD_BUS_ARGS("aa{sv}", rules, "s", mode, "u", confirm_seconds),
+                                SD_BUS_RESULT("o", transaction), method_apply,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("FilterAdded", SD_BUS_ARGS("u", id, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("FilterRemoved", SD_BUS_ARGS("u", id, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("FilterChanged", SD_BUS_ARGS("u", id, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("Reloaded", SD_BUS_ARGS("u", added, "u", removed), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("Dropped", SD_BUS_ARGS("u", rule_id, "s", link, "s", protocol,
+                                                       "s", src, "s", dst, "q", sport, "q", dport), 0),
+        SD_BUS_VTABLE_END,
+};
+
+static int cmp_id(const void *a, const void *b) {
+        uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* Turns a change of the set into signals: per rule for a small change, one Reloaded for a big
+ * one (PS_SMALL_SET_MAX). */
+static void on_filters_changed(FilterStore *s, const uint32_t *old_ids, size_t n_old,
+                               void *userdata) {
+        Manager *m = userdata;
+        _cleanup_free_ uint32_t *old_sorted = NULL, *new_sorted = NULL;
+        size_t n_added = 0, n_removed = 0;
+
+        if (!m->bus)
+                return;
+        old_sorted = malloc((n_old + 1) * sizeof(uint32_t));
+        new_sorted = malloc((s->n_rules + 1) * sizeof(uint32_t));
+        if (!old_sorted || !new_sorted)
+                return;
+        memcpy(old_sorted, old_ids, n_old * sizeof(uint32_t));
+        for (size_t i = 0; i < s->n_rules; i++)
+                new_sorted[i] = s->rules[i]->id;
+        qsort(old_sorted, n_old, sizeof(uint32_t), cmp_id);
+        qsort(new_sorted, s->n_rules, sizeof(uint32_t), cmp_id);
+        for (size_t i = 0; i < n_old; i++)
+                if (!bsearch(&old_sorted[i], new_sorted, s->n_rules, sizeof(uint32_t), cmp_id))
+                        n_removed++;
+        for (size_t i = 0; i < s->n_rules; i++)
+                if (!bsearch(&new_sorted[i], old_sorted, n_old, sizeof(uint32_t), cmp_id))
+                        n_added++;
+
+        if (n_added + n_removed > PS_SMALL_SET_MAX) {
+                (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Reloaded",
+                                          "uu", (uint32_t) n_added, (uint32_t) n_removed);
+        } else {
+                for (size_t i = 0; i < n_old; i++) {
+                        _cleanup_free_ char *path = NULL;
+
+                        if (bsearch(&old_sorted[i], new_sorted, s->n_rules, sizeof(uint32_t), cmp_id))
+                                continue;
+                        path = filter_bus_path(old_sorted[i]);
+                        if (!path)
+                                continue;
+                        (void) sd_bus_emit_interfaces_removed(m->bus, path, PS_IFACE_FILTER, NULL);
+                        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
+                                                  "FilterRemoved", "uo", old_sorted[i], path);
+                }
+                for (size_t i = 0; i < s->n_rules; i++) {
+                        uint32_t id = s->rules[i]->id;
+                        _cleanup_free_ char *path = NULL;
+
+                        if (bsearch(&id, old_sorted, n_old, sizeof(uint32_t), cmp_id))
+                                continue;
+                        path = filter_bus_path(id);
+                        if (!path)
+                                continue;
+                        (void) sd_bus_emit_interfaces_added(m->bus, path, PS_IFACE_FILTER, NULL);
+                        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
+                                                  "FilterAdded", "uo", id, path);
+                }
+        }
+        (void) sd_bus_emit_properties_changed(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Count",
+                                              "Shapes", "Entries", NULL);
+}
+
+/* Filters and Filter share the node /filters, and sd-bus wants all vtables of one node to be
+ * of one kind: so Filters is a fallback too, found only on the node itself. */
+static int filters_find(sd_bus *bus, const char *path, const char *interface, void *userdata,
+                        void **found, sd_bus_error *error) {
+        if (!streq(path, PS_OBJECT_FILTERS))
+                return 0;
+        *found = userdata;
+        return 1;
+}
+
+static void on_drop(const DropEvent *e, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->bus)
+                (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Dropped",
+                                          "ussssqq", e->rule_id, e->link, e->protocol, e->src,
+                                          e->dst, e->sport, e->dport);
+}
+
+int filters_bus_register(Manager *m) {
+        int r;
+
+        filter_store_set_change_callback(m->filters, on_filters_changed, m);
+        m->on_drop = on_drop;
+        m->on_drop_userdata = m;
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
+                                       filters_vtable, filters_find, m);
+        if (r < 0)
+                return r;
+        r = transaction_bus_register(m);
+        if (r < 0)
+                return r;
+        return filter_bus_register(m);
+}

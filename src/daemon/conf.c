@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+#include <dirent.h>
+#include <stdio.h>
+
+#include "conf.h"
+#include "guard-abi.h"
+#include "util.h"
+
+void config_init(Config *c) {
+        *c = (Config) {
+                .flow_table_size = 1048576,
+                .icmp_table_size = 65536,
+                .poll_interval_usec = 1 * USEC_PER_SEC,
+                .idle_timeout_usec = 300 * USEC_PER_SEC,
+                .closed_timeout_usec = 30 * USEC_PER_SEC,
+                .sweep_period_usec = 120 * USEC_PER_SEC,
+                .max_links = 64,
+                .management_ports = { 22 },
+                .n_management_ports = 1,
+        };
+}
+
+static char *strip(char *s) {
+        char *e;
+
+        while (isspace((unsigned char) *s))
+                s++;
+        e = s + strlen(s);
+        while (e > s && isspace((unsigned char) e[-1]))
+                *--e = '\0';
+        return s;
+}
+
+typedef int (*setter_t)(Config *c, const char *value);
+
+static int set_u32_range(uint32_t *dst, const char *v, uint32_t min, uint32_t max) {
+        uint32_t n;
+
+        if (safe_atou32(v, &n) < 0 || n < min || n > max)
+                return -EINVAL;
+        *dst = n;
+        return 0;
+}
+
+static int set_span_range(uint64_t *dst, const char *v, uint64_t min, uint64_t max) {
+        uint64_t n;
+
+        if (parse_time_span(v, &n) < 0 || n < min || n > max)
+                return -EINVAL;
+        *dst = n;
+        return 0;
+}
+
+static int set_flow_table(Config *c, const char *v) {
+        return set_u32_range(&c->flow_table_size, v, CONFIG_FLOW_TABLE_MIN, CONFIG_FLOW_TABLE_MAX);
+}
+static int set_icmp_table(Config *c, const char *v) {
+        return set_u32_range(&c->icmp_table_size, v, CONFIG_ICMP_TABLE_MIN, CONFIG_ICMP_TABLE_MAX);
+}
+static int set_poll(Config *c, const char *v) {
+        return set_span_range(&c->poll_interval_usec, v, 100 * 1000, 3600 * USEC_PER_SEC);
+}
+static int set_idle(Config *c, const char *v) {
+        return set_span_range(&c->idle_timeout_usec, v, USEC_PER_SEC, 30 * 86400 * USEC_PER_SEC);
+}
+static int set_closed(Config *c, const char *v) {
+        return set_span_range(&c->closed_timeout_usec, v, USEC_PER_SEC, 30 * 86400 * USEC_PER_SEC);
+}
+static int set_sweep(Config *c, const char *v) {
+        return set_span_range(&c->sweep_period_usec, v, USEC_PER_SEC, 86400 * USEC_PER_SEC);
+}
+static int set_max_links(Config *c, const char *v) {
+        return set_u32_range(&c->max_links, v, 1, 4096);
+}
+
+/* Space-separated lists; an empty value resets the list (as in systemd). */
+static int set_management(Config *c, const char *v) {
+        _cleanup_free_ char *copy = strdup(v);
+        char *save = NULL, *w;
+        uint32_t n = 0;
+        Cidr tmp[CONFIG_MANAGEMENT_MAX];
+
+        if (!copy)
+                return -ENOMEM;
+        for (w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+                if (n == CONFIG_MANAGEMENT_MAX || cidr_parse(w, false, &tmp[n]) < 0)
+                        return -EINVAL;
+                n++;
+        }
+        memcpy(c->management, tmp, n * sizeof(Cidr));
+        c->n_management = n;
+        return 0;
+}
+
+static int set_management_ports(Config *c, const char *v) {
+        _cleanup_free_ char *copy = strdup(v);
+        char *save = NULL, *w;
+        uint32_t n = 0, p;
+        uint16_t tmp[CONFIG_MANAGEMENT_MAX];
+
+        if (!copy)
+                return -ENOMEM;
+        for (w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+                if (n == CONFIG_MANAGEMENT_MAX || safe_atou32(w, &p) < 0 || p == 0 || p > 65535)
+                        return -EINVAL;
+                tmp[n++] = (uint16_t) p;
+        }
+        memcpy(c->management_ports, tmp, n * sizeof(uint16_t));
+        c->n_management_ports = n;
+        return 0;
+}
+
+/* drop|pass for one PS_POLICY_* bit. */
+static int set_policy_bit(Config *c, const char *v, uint32_t bit) {
+        if (streq(v, "drop"))
+                c->parse_policy &= ~bit;
+        else if (streq(v, "pass"))
+                c->parse_policy |= bit;
+        else
+                return -EINVAL;
+        return 0;
+}
+static int set_tiny_fragments(Config *c, const char *v) {
+        return set_policy_bit(c, v, PS_POLICY_PASS_TINY_FRAGMENTS);
+}
+static int set_long_chains(Config *c, const char *v) {
+        return set_policy_bit(c, v, PS_POLICY_PASS_LONG_CHAINS);
+}
+
+static const struct {
+        const char *section;
+        const char *key;
+        setter_t set;
+        const char *accepted;
+} config_keys[] = {
+        { "Guard", "FlowTableSize", set_flow_table, "an integer from 1024 to 67108864" },
+        { "Guard", "IcmpTableSize", set_icmp_table, "an integer from 256 to 4194304" },
+        { "Guard", "PollIntervalSec", set_poll, "a time span from 100ms to 1h, e.g. 1s or 500ms" },
+        { "Guard", "IdleTimeoutSec", set_idle, "a time span from 1s to 30d, e.g. 5min" },
+        { "Guard", "ClosedTimeoutSec", set_closed, "a time span from 1s to 30d, e.g. 30s" },
+        { "Guard", "SweepPeriodSec", set_sweep, "a time span from 1s to 1d, e.g. 60s" },
+        { "Guard", "MaxLinks", set_max_links, "an integer from 1 to 4096" },
+        { "Filters", "ManagementAddresses", set_management,
+          "up to 64 space-separated addresses or CIDRs, e.g. 192.0.2.10 2001:db8::/64" },
+        { "Filters", "ManagementPorts", set_management_ports,
+          "up to 64 space-separated TCP ports 1-65535 (default 22)" },
+        { "Filters", "TinyFragments", set_tiny_fragments, "drop or pass (default drop)" },
+        { "Filters", "LongHeaderChains", set_long_chains, "drop or pass (default drop)" },
+};
+
+int config_parse(Config *c, const char *text, const char *filename, char **ret_error) {
+        _cleanup_free_ char *copy = NULL, *section = NULL;
+        char *line, *next;
+        unsigned lineno = 0;
+        Config n = *c; /* applied only if the whole file parses */
+
+        assert(c);
+        copy = strdup(text);
+        if (!copy)
+                return -ENOMEM;
+
+        for (line = copy; line; line = next) {
+                char *eq, *key, *value, *l;
+                bool known_section = false;
+                size_t k;
+
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                lineno++;
+                l = strip(line);
+                if (*l == '\0' || *l == '#' || *l == ';')
+                        continue;
+                if (*l == '[') {
+                        size_t len = strlen(l);
+
+                        if (len < 3 || l[len - 1] != ']') {
+                                return error_setf(ret_error, -EINVAL,
+                                                  "%s:%u: malformed section header '%s'; "
+                                                  "expected [Guard] or [Filters]", filename, lineno, l);
+                        }
+                        l[len - 1] = '\0';
+                        free(section);
+                        section = strdup(l + 1);
+                        if (!section)
+                                return -ENOMEM;
+                        for (k = 0; k < ELEMENTSOF(config_keys); k++)
+                                if (streq(config_keys[k].section, section))
+                                        known_section = true;
+                        if (!known_section) {
+                                return error_setf(ret_error, -EINVAL,
+                                                  "%s:%u: unknown section [%s]; known: [Guard], [Filters]",
+                                                  filename, lineno, section);
+                        }
+                        continue;
+                }
+                eq = strchr(l, '=');
+                if (!eq) {
+                        return error_setf(ret_error, -EINVAL, "%s:%u: expected Key=Value, got '%s'",
+                                          filename, lineno, l);
+                }
+                *eq = '\0';
+                key = strip(l);
+                value = strip(eq + 1);
+                if (!section) {
+                        return error_setf(ret_error, -EINVAL,
+                                          "%s:%u: '%s' outside of a section; put it under "
+                                          "[Guard]", filename, lineno, key);
+                }
+                for (k = 0; k < ELEMENTSOF(config_keys); k++)
+                        if (streq(config_keys[k].section, section) &&
+                            streq(config_keys[k].key, key))
+                                break;
+                if (k == ELEMENTSOF(config_keys)) {
+                        return error_setf(ret_error, -EINVAL,
+                                          "%s:%u: unknown key '%s' in [%s]; known keys: %s",
+                                          filename, lineno, key, section,
+                                          streq(section, "Filters")
+                                          ? "ManagementAddresses, ManagementPorts, "
+                                            "TinyFragments, LongHeaderChains"
+                                          : "FlowTableSize, IcmpTableSize, PollIntervalSec, "
+                                            "IdleTimeoutSec, ClosedTimeoutSec, SweepPeriodSec, "
+                                            "MaxLinks");
+                }
+                if (config_keys[k].set(&n, value) < 0) {
+                        return error_setf(ret_error, -EINVAL,
+                                          "%s:%u: invalid %s='%s'; accepted: %s",
+                                          filename, lineno, key, value, config_keys[k].accepted);
+                }
+        }
+        *c = n;
+        return 0;
+}
+
+static int config_load_file(Config *c, const char *path, char **ret_error) {
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        r = read_file_full(path, 1024 * 1024, &text, NULL);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0) {
+                return error_setf(ret_error, r, "%s: cannot read: %s", path, strerror(-r));
+        }
+        return config_parse(c, text, path, ret_error);
+}
+
+static int filter_conf(const struct dirent *de) {
+        size_t l = strlen(de->d_name);
+
+        return de->d_name[0] != '.' && l > 5 && streq(de->d_name + l - 5, ".conf");
+}
+
+int config_load(Config *c, const char *dir, char **ret_error) {
+        _cleanup_free_ char *main_path = NULL, *dropin = NULL;
+        struct dirent **list = NULL;
+        int n, r;
+
+        assert(c);
+        assert(dir);
+        main_path = strjoin_path(dir, "packetscope.conf");
+        dropin = strjoin_path(dir, "packetscope.conf.d");
+        if (!main_path || !dropin)
+                return -ENOMEM;
+
+        r = config_load_file(c, main_path, ret_error);
+        if (r < 0)
+                return r;
+
+        n = scandir(dropin, &list, filter_conf, alphasort);
+        if (n < 0)
+                return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+        r = 0;
+        for (int i = 0; i < n; i++) {
+                if (r >= 0) {
+                        _cleanup_free_ char *p = strjoin_path(dropin, list[i]->d_name);
+
+                        r = p ? config_load_file(c, p, ret_error) : -ENOMEM;
+                }
+                free(list[i]);
+        }
+        free(list);
+        return r;
+}

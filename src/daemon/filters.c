@@ -1,0 +1,788 @@
+/* SPDX-License-Identifier: MIT */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "bpf-maps.h"
+#include "filters.h"
+#include "log.h"
+#include "util.h"
+
+#define FILTERS_FILE "filters.json"
+/* What the store accepts must read back: 100,000 rules with 1 KiB comments and every field. */
+#define FILTERS_FILE_MAX (256u * 1024 * 1024)
+#define SLOT_NONE UINT32_MAX
+
+static const BpfMapSpec filter_maps[] = {
+        { "filter_state", BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0 },
+        { "filter_banks", BPF_MAP_TYPE_ARRAY, 4, sizeof(struct ps_filter_bank), 2, 0 },
+        { "filter_rules", BPF_MAP_TYPE_HASH, sizeof(struct ps_filter_key),
+          sizeof(struct ps_filter_value), 2 * PS_FILTER_MAX_ENTRIES, BPF_F_NO_PREALLOC },
+        { "filter_counters", BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct ps_filter_counter),
+          PS_FILTER_SLOTS, 0 },
+        { "drop_events", BPF_MAP_TYPE_RINGBUF, 0, 0, PS_DROP_EVENTS_RING, 0 },
+};
+
+int filter_store_new(FilterStore **ret) {
+        FilterStore *s;
+
+        assert(ret);
+        s = calloc(1, sizeof(FilterStore));
+        if (!s)
+                return -ENOMEM;
+        s->state_fd = s->banks_fd = s->rules_fd = s->counters_fd = s->events_fd = -1;
+        s->slot_used = calloc(PS_FILTER_SLOTS, 1);
+        if (!s->slot_used) {
+                free(s);
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 0;
+}
+
+FilterStore *filter_store_free(FilterStore *s) {
+        if (!s)
+                return NULL;
+        filter_list_free(s->rules, s->n_rules);
+        safe_close(s->state_fd);
+        safe_close(s->banks_fd);
+        safe_close(s->rules_fd);
+        safe_close(s->counters_fd);
+        safe_close(s->events_fd);
+        sd_event_source_unref(s->expiry_timer);
+        free(s->slot_used);
+        free(s);
+        return NULL;
+}
+
+int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *counters,
+                     int *events) {
+        assert(s);
+        assert(state);
+        assert(banks);
+        assert(rules);
+        assert(counters);
+        assert(events);
+        if (s->state_fd < 0)
+                return -EBADF;
+        *events = s->events_fd;
+        *state = s->state_fd;
+        *banks = s->banks_fd;
+        *rules = s->rules_fd;
+        *counters = s->counters_fd;
+        return 0;
+}
+
+Filter *filter_store_find(FilterStore *s, uint32_t id) {
+        assert(s);
+        for (size_t i = 0; i < s->n_rules; i++)
+                if (s->rules[i]->id == id)
+                        return s->rules[i];
+        return NULL;
+}
+
+static int zero_counter(FilterStore *s, uint32_t slot) {
+        return bpf_map_zero_percpu(s->counters_fd, &slot, sizeof(struct ps_filter_counter));
+}
+
+static int alloc_slot(FilterStore *s, uint32_t *ret) {
+        static uint32_t hint = 0;
+
+        for (uint32_t k = 0; k < PS_FILTER_SLOTS; k++) {
+                uint32_t slot = (hint + k) % PS_FILTER_SLOTS;
+
+                if (!s->slot_used[slot]) {
+                        s->slot_used[slot] = 1;
+                        hint = slot + 1;
+                        *ret = slot;
+                        return 0;
+                }
+        }
+        return -ENOSPC;
+}
+
+struct doomed {
+        uint32_t bank;
+        struct ps_filter_key *keys;
+        size_t n, alloc;
+};
+
+static int collect_bank(const void *key, const void *value, void *userdata) {
+        const struct ps_filter_key *k = key;
+        struct doomed *d = userdata;
+
+        if (k->shape / PS_FILTER_MAX_SHAPES != d->bank)
+                return 0;
+        if (d->n == d->alloc) {
+                size_t alloc = d->alloc ? d->alloc * 2 : 4096;
+                struct ps_filter_key *nd = realloc(d->keys, alloc * sizeof *nd);
+
+                if (!nd)
+                        return -ENOMEM;
+                d->keys = nd;
+                d->alloc = alloc;
+        }
+        d->keys[d->n++] = *k;
+        return 0;
+}
+
+/* Deletes every entry of one bank (the inactive one: the set before last). */
+static int clear_bank(int rules_fd, uint32_t bank) {
+        struct doomed d = { .bank = bank };
+        _cleanup_free_ struct ps_filter_key *keys = NULL;
+        int r;
+
+        r = bpf_map_walk(rules_fd, sizeof(struct ps_filter_key), sizeof(struct ps_filter_value),
+                         collect_bank, &d, NULL);
+        keys = d.keys;
+        if (r < 0)
+                return r;
+        for (size_t done = 0; done < d.n;) {
+                LIBBPF_OPTS(bpf_map_batch_opts, opts);
+                uint32_t n = (uint32_t) MIN(d.n - done, (size_t) 65536);
+
+                if (bpf_map_delete_batch(rules_fd, keys + done, &n, &opts) < 0 && errno != ENOENT)
+                        return -errno;
+                done += n ? n : 1;
+        }
+        return 0;
+}
+
+int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
+                       const FilterSet *set) {
+        uint32_t bank = (*state & PS_FILTER_STATE_BANK) ^ 1, zero = 0, next;
+        bool cacheable = true;
+        struct ps_filter_bank *b = NULL;
+        int r;
+
+        r = clear_bank(rules_fd, bank);
+        if (r < 0)
+                return r;
+        b = calloc(1, sizeof *b);
+        if (!b)
+                return -ENOMEM;
+        b->n_shapes = set->n_shapes;
+        memcpy(b->masks, set->masks, sizeof(struct ps_match) * set->n_shapes);
+        r = bpf_map_update_elem(banks_fd, &bank, b, BPF_ANY) < 0 ? -errno : 0;
+        free(b);
+        if (r < 0)
+                return r;
+
+        for (size_t done = 0; done < set->n_entries;) {
+                LIBBPF_OPTS(bpf_map_batch_opts, opts);
+                struct ps_filter_key keys[256];
+                struct ps_filter_value values[256];
+                uint32_t n = (uint32_t) MIN(set->n_entries - done, (size_t) 256);
+
+                for (uint32_t i = 0; i < n; i++) {
+                        keys[i] = set->entries[done + i].key;
+                        keys[i].shape += bank * PS_FILTER_MAX_SHAPES;
+                        values[i] = set->entries[done + i].value;
+                }
+                if (bpf_map_update_batch(rules_fd, keys, values, &n, &opts) < 0)
+                        return -errno;
+                done += n;
+        }
+
+        /* A set that looks at TCP flags decides packet by packet, not flow by flow. */
+        for (uint32_t i = 0; i < set->n_shapes; i++)
+                if (set->masks[i].tcp_flags)
+                        cacheable = false;
+
+        /* The flip: one 4-byte value, read once per packet. A new generation also makes every
+         * verdict cached in a flow entry stale. */
+        next = (((*state >> PS_FILTER_STATE_GEN_SHIFT) + 1) << PS_FILTER_STATE_GEN_SHIFT) |
+               (cacheable ? PS_FILTER_STATE_CACHEABLE : 0) | bank;
+        if (bpf_map_update_elem(state_fd, &zero, &next, BPF_ANY) < 0)
+                return -errno;
+        *state = next;
+        return 0;
+}
+
+static int kernel_load(FilterStore *s, const FilterSet *set) {
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+        int r;
+
+        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, &s->state, set);
+        if (r < 0)
+                return r;
+        s->n_shapes = set->n_shapes;
+        s->n_entries = set->n_entries;
+        s->last_apply_usec = now_usec(CLOCK_MONOTONIC) - t0;
+        return 0;
+}
+
+static uint64_t store_next_expiry(FilterStore *s) {
+        uint64_t e = UINT64_MAX;
+
+        for (size_t i = 0; i < s->n_rules; i++)
+                if (s->rules[i]->expires_usec)
+                        e = MIN(e, s->rules[i]->expires_usec);
+        return e;
+}
+
+static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata);
+
+static void store_schedule_expiry(FilterStore *s) {
+        uint64_t e = store_next_expiry(s);
+
+        if (!s->event)
+                return;
+        if (e == UINT64_MAX) {
+                if (s->expiry_timer)
+                        (void) sd_event_source_set_enabled(s->expiry_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!s->expiry_timer) {
+                if (sd_event_add_time(s->event, &s->expiry_timer, CLOCK_REALTIME, e, 100 * 1000,
+                                      on_expiry, s) < 0)
+                        log_warning("Cannot arm the timer of timed rules: they expire at the next "
+                                    "change");
+                return;
+        }
+        (void) sd_event_source_set_time(s->expiry_timer, e);
+        (void) sd_event_source_set_enabled(s->expiry_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata) {
+        FilterStore *s = userdata;
+        _cleanup_free_ char *err = NULL;
+        Filter **keep = NULL;
+        size_t n_keep = 0;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        int r;
+
+        /* Not while a confirm-or-rollback change is open: its outcome decides what is stored.
+         * Try again in a second. */
+        if (s->transaction) {
+                (void) sd_event_source_set_time(es, now + USEC_PER_SEC);
+                (void) sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        r = filter_store_snapshot(s, &keep, &n_keep);
+        if (r < 0)
+                return 0;
+        for (size_t i = 0; i < n_keep;) {
+                if (keep[i]->expires_usec && keep[i]->expires_usec <= now) {
+                        log_filter(LOG_INFO, PS_MESSAGE_FILTER_EXPIRED, keep[i]->id,
+                                   "Filter %u reached its timeout of %llu s and was removed",
+                                   keep[i]->id, (unsigned long long) keep[i]->timeout_sec);
+                        filter_free(keep[i]);
+                        keep[i] = keep[--n_keep];
+                        continue;
+                }
+                i++;
+        }
+        r = filter_store_replace(s, keep, n_keep, true, &err);
+        if (r < 0) {
+                log_warning_errno(r, "Removing expired filters failed: %s", err ? err : "");
+                filter_list_free(keep, n_keep);
+        }
+        store_schedule_expiry(s);
+        return 0;
+}
+
+int filter_store_snapshot(FilterStore *s, Filter ***ret, size_t *ret_n) {
+        Filter **l;
+
+        assert(s);
+        assert(ret);
+        assert(ret_n);
+        l = calloc(s->n_rules + 1, sizeof(Filter *));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_rules; i++) {
+                l[i] = malloc(sizeof(Filter));
+                if (!l[i] || filter_copy(l[i], s->rules[i]) < 0) {
+                        free(l[i]);
+                        filter_list_free(l, i);
+                        return -ENOMEM;
+                }
+        }
+        *ret = l;
+        *ret_n = s->n_rules;
+        return 0;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+        uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* A value (id, or slot when `slots`) that two rules share: sorted, so 100,000 rules cost
+ * milliseconds. Unassigned slots do not count. Returns 1 and the value, or 0. */
+static int find_duplicate(Filter **rules, size_t n, bool slots, uint32_t *ret) {
+        _cleanup_free_ uint32_t *v = malloc((n + 1) * sizeof(uint32_t));
+        size_t k = 0;
+
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (!slots || rules[i]->slot != SLOT_NONE)
+                        v[k++] = slots ? rules[i]->slot : rules[i]->id;
+        qsort(v, k, sizeof(uint32_t), cmp_u32);
+        for (size_t i = 1; i < k; i++)
+                if (v[i] == v[i - 1]) {
+                        *ret = v[i];
+                        return 1;
+                }
+        return 0;
+}
+
+int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
+                         char **ret_error) {
+        _cleanup_free_ uint32_t *new_slots = NULL;
+        size_t n_new = 0;
+        uint32_t next_id = s->next_id;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        FilterSet set = {};
+        Filter **old = s->rules;
+        size_t n_old = s->n_rules;
+        _cleanup_free_ uint32_t *old_ids = NULL;
+        uint32_t dup;
+        int r;
+
+        assert(s);
+        assert(rules || n == 0);
+        if (n > PS_FILTER_MAX_RULES) {
+                (void) error_setf(ret_error, 0,
+                                  "the rule set would hold %zu rules; accepted: at most %u", n,
+                                  PS_FILTER_MAX_RULES);
+                return -E2BIG;
+        }
+        new_slots = calloc(n + 1, sizeof(uint32_t));
+        old_ids = calloc(n_old + 1, sizeof(uint32_t));
+        if (!new_slots || !old_ids)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_old; i++)
+                old_ids[i] = old[i]->id;
+
+        /* ids: new rules get the next free one; imported ids must be unique. */
+        for (size_t i = 0; i < n; i++) {
+                Filter *f = rules[i];
+
+                if (f->slot == SLOT_NONE && f->id == UINT32_MAX)
+                        f->id = next_id++;
+                else if (f->id >= next_id)
+                        next_id = f->id + 1;
+                if (f->created_usec == 0)
+                        f->created_usec = now;
+                if (f->timeout_sec && f->expires_usec == 0)
+                        f->expires_usec = now + f->timeout_sec * USEC_PER_SEC;
+                if (!f->timeout_sec)
+                        f->expires_usec = 0;
+        }
+        r = find_duplicate(rules, n, false, &dup);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                return error_setf(ret_error, -EEXIST,
+                                  "duplicate rule id %u; every id must be unique", dup);
+        }
+
+        /* Counter slots: kept by surviving rules, fresh (zeroed) for new ones. */
+        r = find_duplicate(rules, n, true, &dup);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                return error_setf(ret_error, -EEXIST, "two rules share counter slot %u", dup);
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (rules[i]->slot != SLOT_NONE)
+                        continue;
+                r = alloc_slot(s, &rules[i]->slot);
+                if (r < 0) {
+                        (void) error_setf(ret_error, 0,
+                                          "no free counter slot left (%u)", PS_FILTER_SLOTS);
+                        goto undo_slots;
+                }
+                new_slots[n_new++] = rules[i]->slot;
+                (void) zero_counter(s, rules[i]->slot);
+        }
+
+        r = filter_compile(rules, n, &set, ret_error);
+        if (r < 0)
+                goto undo_slots;
+        r = kernel_load(s, &set);
+        filter_set_done(&set);
+        if (r < 0) {
+                (void) error_setf(ret_error, 0,
+                                  "loading the rule set into the kernel failed: %s", strerror(-r));
+                goto undo_slots;
+        }
+
+        /* Committed: exactly the slots of the new list are in use (a rollback brings back
+         * rules whose slots the transaction had released). */
+        memset(s->slot_used, 0, PS_FILTER_SLOTS);
+        for (size_t i = 0; i < n; i++)
+                s->slot_used[rules[i]->slot] = 1;
+        s->rules = rules;
+        s->n_rules = n;
+        s->next_id = next_id;
+        for (size_t i = 0; i < n; i++)
+                rules[i]->store = s;
+        if (persist) {
+                r = filter_store_save(s);
+                if (r < 0)
+                        log_struct_internal(LOG_ERR, r, NULL, NULL,
+                                            "Cannot write %s/%s: %m; the kernel enforces the new "
+                                            "rule set but a restart would bring back the old one",
+                                            s->state_dir, FILTERS_FILE);
+        }
+        filter_list_free(old, n_old);
+        store_schedule_expiry(s);
+        if (s->on_change)
+                s->on_change(s, old_ids, n_old, s->userdata);
+        return 0;
+
+undo_slots:
+        for (size_t i = 0; i < n_new; i++)
+                s->slot_used[new_slots[i]] = 0;
+        for (size_t i = 0; i < n; i++)
+                for (size_t k = 0; k < n_new; k++)
+                        if (rules[i]->slot == new_slots[k])
+                                rules[i]->slot = SLOT_NONE;
+        return r;
+}
+
+/* Export leaves out the fields that hold their default (an import restores them), so that a
+ * 100,000-rule set fits one bus message; id, rule_type, action, enabled and created stay. */
+static void drop_defaults(json_t *o) {
+        static const struct {
+                const char *key;
+                const char *s;
+                long long i;
+        } defaults[] = {
+                { "src_ip", "", 0 }, { "dst_ip", "", 0 }, { "inner_src_ip", "", 0 },
+                { "inner_dst_ip", "", 0 }, { "inner_protocol", "any", 0 }, { "comment", "", 0 },
+                { "src_port", NULL, 0 }, { "dst_port", NULL, 0 }, { "inner_src_port", NULL, 0 },
+                { "inner_dst_port", NULL, 0 }, { "tcp_flags", NULL, 0 },
+                { "tcp_flags_mask", NULL, 0 }, { "icmp_type", NULL, 255 },
+                { "icmp_code", NULL, 255 }, { "priority", NULL, 0 }, { "timeout", NULL, 0 },
+                { "expires", NULL, 0 }, { "hits", NULL, 0 }, { "bytes", NULL, 0 },
+                { "last_hit", NULL, 0 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(defaults); i++) {
+                json_t *v = json_object_get(o, defaults[i].key);
+
+                if (defaults[i].s ? (json_is_string(v) && streq(json_string_value(v), defaults[i].s))
+                                  : (json_is_integer(v) && json_integer_value(v) == defaults[i].i))
+                        json_object_del(o, defaults[i].key);
+        }
+}
+
+json_t *filter_store_export(FilterStore *s) {
+        json_t *a = json_array();
+
+        if (!a)
+                return NULL;
+        for (size_t i = 0; i < s->n_rules; i++) {
+                json_t *o = filter_to_json(s->rules[i]);
+
+                if (!o)
+                        continue;
+                if (s->n_rules > 1000)
+                        drop_defaults(o);
+                json_array_append_new(a, o);
+        }
+        return a;
+}
+
+int filter_store_save(FilterStore *s) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        json_t *root, *list = json_array();
+
+        assert(s);
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_rules; i++) {
+                json_t *o = filter_to_json(s->rules[i]);
+
+                if (!o) {
+                        json_decref(list);
+                        return -ENOMEM;
+                }
+                /* Internal: keeps the counters of a rule across restarts. */
+                json_object_set_new(o, "slot", json_integer(s->rules[i]->slot));
+                json_object_del(o, "hits");
+                json_object_del(o, "bytes");
+                json_object_del(o, "last_hit");
+                json_array_append_new(list, o);
+        }
+        root = json_pack("{s:i, s:I, s:o}", "version", 1, "next_id", (json_int_t) s->next_id,
+                         "filters", list); /* "o" steals list */
+        if (!root)
+                return -ENOMEM;
+        /* Compact: a big set stays a fraction of the read limit. */
+        text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(root);
+        if (!text)
+                return -ENOMEM;
+        if (mkdir(s->state_dir, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        path = strjoin_path(s->state_dir, FILTERS_FILE);
+        if (!path)
+                return -ENOMEM;
+        return write_file_atomic(path, text, strlen(text), 0644);
+}
+
+/* Reads filters.json into a fresh list. */
+static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_t *ret_next,
+                           char **ret_error) {
+        _cleanup_free_ char *path = strjoin_path(s->state_dir, FILTERS_FILE);
+        json_t *root, *list, *nid;
+        Filter **rules = NULL;
+        size_t n = 0, i;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = json_read_file(path, FILTERS_FILE_MAX, "too large", &root, ret_error);
+        if (r < 0)
+                return r;
+        list = json_object_get(root, "filters");
+        nid = json_object_get(root, "next_id");
+        if (!json_is_array(list) || !json_is_integer(nid)) {
+                json_decref(root);
+                return file_set_aside(path, "no \"filters\" array or \"next_id\"", ret_error);
+        }
+        rules = calloc(json_array_size(list) + 1, sizeof(Filter *));
+        if (!rules) {
+                json_decref(root);
+                return -ENOMEM;
+        }
+        for (i = 0; i < json_array_size(list); i++) {
+                json_t *o = json_deep_copy(json_array_get(list, i));
+                json_t *slot = o ? json_object_get(o, "slot") : NULL;
+                _cleanup_free_ char *err = NULL;
+                Filter *f = calloc(1, sizeof(Filter));
+
+                if (!o || !f || !json_is_integer(slot) || json_integer_value(slot) < 0 ||
+                    json_integer_value(slot) >= PS_FILTER_SLOTS) {
+                        json_decref(o);
+                        free(f);
+                        filter_list_free(rules, n);
+                        json_decref(root);
+                        return file_set_aside(path, "a rule lacks a valid slot", ret_error);
+                }
+                filter_init(f);
+                f->slot = (uint32_t) json_integer_value(slot);
+                json_object_del(o, "slot");
+                r = filter_from_json(f, o, FILTER_PARSE_IMPORT, &err);
+                json_decref(o);
+                if (r < 0 || s->slot_used[f->slot]) {
+                        char why[512];
+
+                        snprintf(why, sizeof why, "rule %zu: %s", i,
+                                 r < 0 ? (err ? err : "invalid") : "slot used twice");
+                        filter_free(f);
+                        filter_list_free(rules, n);
+                        memset(s->slot_used, 0, PS_FILTER_SLOTS);
+                        json_decref(root);
+                        return file_set_aside(path, why, ret_error);
+                }
+                s->slot_used[f->slot] = 1;
+                rules[n++] = f;
+        }
+        *ret_next = (uint32_t) json_integer_value(nid);
+        json_decref(root);
+        *ret = rules;
+        *ret_n = n;
+        return 0;
+}
+
+int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
+                       const char *bpffs_root, char **ret_error) {
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_free_ char *err = NULL;
+        Filter **rules = NULL;
+        size_t n = 0;
+        uint32_t next = 0, zero = 0;
+        int fds[5], r;
+
+        assert(s);
+        assert(state_dir);
+        assert(bpffs_root);
+        s->event = event;
+        s->state_dir = state_dir;
+        s->bpffs_root = bpffs_root;
+        dir = strjoin_path(bpffs_root, FILTERS_PIN_DIR);
+        if (!dir)
+                return -ENOMEM;
+        r = mkdir_p(dir, 0700);
+        if (r < 0) {
+                return error_setf(ret_error, r,
+                                  "cannot create %s: %s (is bpffs mounted?)", dir, strerror(-r));
+        }
+        for (size_t i = 0; i < ELEMENTSOF(filter_maps); i++) {
+                fds[i] = bpf_map_pin_or_create(dir, &filter_maps[i]);
+                if (fds[i] < 0) {
+                        r = fds[i];
+                        (void) error_setf(ret_error, 0,
+                                          "cannot open or create the map %s/%s: %s", dir,
+                                          filter_maps[i].name, strerror(-r));
+                        while (i > 0)
+                                close(fds[--i]);
+                        return r;
+                }
+        }
+        s->state_fd = fds[0];
+        s->banks_fd = fds[1];
+        s->rules_fd = fds[2];
+        s->counters_fd = fds[3];
+        s->events_fd = fds[4];
+        (void) bpf_map_lookup_elem(s->state_fd, &zero, &s->state);
+
+        r = store_load_file(s, &rules, &n, &next, &err);
+        if (r == -ENOENT)
+                return 0; /* a first start: no rules */
+        if (r == -EBADMSG) {
+                /* What is enforced stays enforced: the kernel keeps the last good set until the
+                 * next change replaces it. */
+                log_struct_internal(LOG_ERR, r, PS_MESSAGE_STATE_CORRUPT, NULL,
+                                    "%s; starting with no rules in the list while the kernel keeps "
+                                    "enforcing the set it had", err ? err : "");
+                return 0;
+        }
+        if (r < 0) {
+                return error_setf(ret_error, r, "cannot read the stored filters: %s", strerror(-r));
+        }
+        s->next_id = next;
+        /* Rules that timed out while the daemon was away go now. */
+        {
+                uint64_t now = now_usec(CLOCK_REALTIME);
+
+                for (size_t i = 0; i < n;)
+                        if (rules[i]->expires_usec && rules[i]->expires_usec <= now) {
+                                s->slot_used[rules[i]->slot] = 0;
+                                filter_free(rules[i]);
+                                rules[i] = rules[--n];
+                        } else
+                                i++;
+        }
+        r = filter_store_replace(s, rules, n, true, ret_error);
+        if (r < 0) {
+                filter_list_free(rules, n);
+                return r;
+        }
+        log_info("Restored %zu filter rule(s) from %s (%zu shape(s), %zu classifier entries)", n,
+                 s->state_dir, s->n_shapes, s->n_entries);
+        return 0;
+}
+
+static void counter_add(void *sum, const void *cpu_value) {
+        struct ps_filter_counter *a = sum;
+        const struct ps_filter_counter *c = cpu_value;
+
+        a->hits += c->hits;
+        a->bytes += c->bytes;
+        a->last_hit = MAX(a->last_hit, c->last_hit);
+}
+
+int filter_store_read_counter(FilterStore *s, Filter *f) {
+        struct ps_filter_counter sum = {};
+        int r;
+
+        assert(s);
+        assert(f);
+        r = bpf_map_sum_percpu(s->counters_fd, &f->slot, sizeof sum, counter_add, &sum);
+        if (r < 0)
+                return r;
+        f->hits = sum.hits;
+        f->bytes = sum.bytes;
+        f->last_hit_usec = mono_to_realtime_usec(sum.last_hit);
+        return 0;
+}
+
+int filter_store_read_counters(FilterStore *s) {
+        int r;
+
+        /* One lookup per rule: cheaper than copying every slot of every CPU when few are used,
+         * and List() is not on a hot path. */
+        for (size_t i = 0; i < s->n_rules; i++) {
+                r = filter_store_read_counter(s, s->rules[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+void filter_store_set_change_callback(FilterStore *s, filter_store_changed_t cb, void *userdata) {
+        assert(s);
+        s->on_change = cb;
+        s->userdata = userdata;
+}
+
+int filter_store_commit(FilterStore *s, FilterList *add, bool replace, bool persist,
+                        uint32_t *ret_ids, char **ret_error) {
+        _cleanup_filter_list_ FilterList list = {};
+        size_t copies = 0;
+        Filter **grown;
+        int r;
+
+        assert(s);
+        assert(add);
+        if (!replace) {
+                r = filter_store_snapshot(s, &list.rules, &list.n);
+                if (r < 0)
+                        return r;
+                copies = list.n;
+        }
+        grown = realloc(list.rules, (copies + add->n + 1) * sizeof(Filter *));
+        if (!grown)
+                return -ENOMEM;
+        list.rules = grown;
+        memcpy(list.rules + copies, add->rules, add->n * sizeof(Filter *));
+        list.n = copies + add->n;
+        r = filter_store_replace(s, list.rules, list.n, persist, ret_error);
+        if (r < 0) {
+                list.n = copies; /* the added rules stay the caller's */
+                return r;
+        }
+        list = (FilterList) {}; /* the store owns the array and every rule now */
+        for (size_t i = 0; ret_ids && i < add->n; i++)
+                ret_ids[i] = add->rules[i]->id;
+        free(add->rules);
+        *add = (FilterList) {};
+        return 0;
+}
+
+int filter_store_prepare_change(FilterStore *s, uint32_t id, json_t *update, FilterList *ret,
+                                Filter **ret_changed, char **ret_error) {
+        _cleanup_filter_list_ FilterList list = {};
+        size_t idx = SIZE_MAX;
+        int r;
+
+        assert(s);
+        assert(ret);
+        assert(ret_changed);
+        r = filter_store_snapshot(s, &list.rules, &list.n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < list.n; i++)
+                if (list.rules[i]->id == id)
+                        idx = i;
+        if (idx == SIZE_MAX)
+                return error_setf(ret_error, -ENOENT, "no filter %u", id);
+        if (!update) {
+                filter_free(list.rules[idx]);
+                memmove(list.rules + idx, list.rules + idx + 1,
+                        (list.n - idx - 1) * sizeof(Filter *));
+                list.n--;
+                *ret_changed = NULL;
+        } else {
+                r = filter_from_json(list.rules[idx], update, FILTER_PARSE_UPDATE, ret_error);
+                if (r < 0)
+                        return r;
+                if (json_object_get(update, "timeout"))
+                        list.rules[idx]->expires_usec = 0; /* counts again from now */
+                *ret_changed = list.rules[idx];
+        }
+        *ret = list;
+        list = (FilterList) {};
+        return 0;
+}
