@@ -24,8 +24,12 @@ PACKAGES=(
         libbpf-dev bpftool libsystemd-dev libjansson-dev libcurl4-openssl-dev libcriterion-dev
         # run and test: the bus, polkit, XDP tools, containers for the unit tests
         dbus polkitd libglib2.0-bin xdp-tools systemd systemd-container util-linux passwd
-        # networking and traffic
-        iproute2 iputils-ping netcat-openbsd python3 jq procps
+        # networking and traffic; scapy crafts hostile frames (fragments, header chains)
+        iproute2 iputils-ping netcat-openbsd python3 python3-scapy jq procps
+        # the man page lint, load for the flake runs, libFuzzer's runtime for tests/fuzz
+        groff stress-ng libclang-rt-14-dev
+        # the Debian package: dpkg-buildpackage, dh with meson, lintian; completion's home
+        dpkg-dev debhelper fakeroot lintian bash-completion
 )
 
 die() {

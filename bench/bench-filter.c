@@ -50,7 +50,7 @@
 #include <unistd.h>
 
 #include "filter-compile.h"
-#include "filter.h"
+#include "rule.h"
 #include "filters.h"
 #include "guard.skel.h"
 #include "bare.skel.h"

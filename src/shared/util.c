@@ -2,11 +2,28 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "util.h"
+
+int error_setf(char **ret_error, int r, const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        int k;
+
+        assert(fmt);
+        if (!ret_error)
+                return r;
+        va_start(ap, fmt);
+        k = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        free(*ret_error);
+        *ret_error = k < 0 ? NULL : s;
+        return k < 0 ? -ENOMEM : r;
+}
 
 uint64_t now_nsec(int clock) {
         struct timespec ts;
@@ -279,4 +296,17 @@ int mkdir_p(const char *path, unsigned mode) {
         if (mkdir(copy, mode) < 0 && errno != EEXIST)
                 return -errno;
         return 0;
+}
+
+int file_set_aside(const char *path, const char *why, char **ret_error) {
+        _cleanup_free_ char *aside = NULL;
+
+        assert(path);
+        assert(why);
+        if (asprintf(&aside, "%s.corrupt", path) < 0)
+                return -ENOMEM;
+        if (rename(path, aside) < 0)
+                return error_setf(ret_error, -EBADMSG, "%s is corrupt (%s) and cannot be moved "
+                                  "aside: %s", path, why, strerror(errno));
+        return error_setf(ret_error, -EBADMSG, "%s is corrupt (%s); kept as %s", path, why, aside);
 }

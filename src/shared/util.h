@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,6 +23,7 @@
 #define _cleanup_free_ _cleanup_(freep)
 #define _cleanup_close_ _cleanup_(closep)
 #define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
 
 static inline void freep(void *p) {
         free(*(void **) p);
@@ -64,6 +66,13 @@ static inline const char *strna(const char *s) {
 #define TAKE_PTR(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
 #define TAKE_FD(fd) ({ int _t = (fd); (fd) = -1; _t; })
 
+/*
+ * Replaces *ret_error (if ret_error is not NULL) with a formatted message and returns r; when
+ * there is no memory for the message, *ret_error is NULL and the result -ENOMEM. The one way an
+ * error text is built, so that no out-pointer is ever left undefined.
+ */
+int error_setf(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
+
 uint64_t now_usec(int clock);
 uint64_t now_nsec(int clock);
 
@@ -84,6 +93,10 @@ int write_file_atomic(const char *path, const void *data, size_t size, unsigned 
 
 /* Reads a whole file (at most max_size bytes) into a NUL-terminated buffer. */
 int read_file_full(const char *path, size_t max_size, char **ret, size_t *ret_size);
+
+/* Renames a corrupt file to <path>.corrupt so that it is kept for a look and not read again;
+ * returns -EBADMSG with *ret_error saying why and where it went. */
+int file_set_aside(const char *path, const char *why, char **ret_error);
 
 char *strjoin_path(const char *a, const char *b);
 int mkdir_p(const char *path, unsigned mode);

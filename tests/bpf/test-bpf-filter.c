@@ -184,7 +184,7 @@ static Filter *random_rule(uint32_t id) {
         f->id = f->slot = id;
         f->created_usec = rnd(4);
         f->priority = (int32_t) rnd(5);
-        f->action = (FilterAction) (1 + rnd(3));
+        f->action = (FilterVerdict) (1 + rnd(3));
         f->protocol = protos[rnd(4)];
         if (rnd(2)) {
                 uint8_t plen = (uint8_t) (rnd(3) == 0 ? 32 : 24 + rnd(9));

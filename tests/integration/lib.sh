@@ -488,3 +488,53 @@ tcp_exchange() {
         [ "$got" = "$n" ] || return 1
         echo "$port"
 }
+
+# udp_recv_start ADDR PORT:WANT...: traffic.py udp-recv on ADDR (this side) in the background,
+# for UDP_RECV_PID; returns once its sockets are bound. udp_recv_result echoes its
+# {"PORT": received}.
+udp_recv_start() {
+        local addr=$1
+        shift
+        rm -f "$T/udp-recv.ready"
+        timeout 150 "$PYTHON" "$PS_TESTDIR/traffic.py" udp-recv "$addr" "$T/udp-recv.ready" 60 \
+                "$@" >"$T/udp-recv.out" 2>&1 &
+        UDP_RECV_PID=$!
+        wait_until 20 test -e "$T/udp-recv.ready" || { kill_wait "$UDP_RECV_PID"; return 1; }
+}
+
+udp_recv_result() {
+        wait "$UDP_RECV_PID"
+        cat "$T/udp-recv.out"
+}
+
+# udp_delivered NS DST DPORT COUNT SIZE [SPORT]: COUNT datagrams of SIZE bytes from the
+# namespace (from SPORT) to a socket on DST:DPORT on this side; echoes how many that socket
+# received ("no listener" when it could not bind). What a user relies on is that they arrive,
+# not that sendto returned.
+udp_delivered() {
+        local ns=$1 dst=$2 dport=$3 n=$4 size=$5 sport=${6:-}
+        udp_recv_start "$dst" "$dport:$n" || { echo "no listener"; return 1; }
+        traffic_ns "$ns" udp-send "$dst" "$dport" "$n" "$size" ${sport:+"$sport"}
+        udp_recv_result >"$T/udp-recv.json"
+        jq -r --arg p "$dport" '.[$p]' "$T/udp-recv.json" 2>/dev/null || cat "$T/udp-recv.json"
+}
+
+# ping_received NS ADDR COUNT [PING-ARGS...]: COUNT echo requests from the namespace (0.2 s
+# apart unless PING-ARGS say otherwise); echoes how many replies came back, from ping's own
+# summary. (ping exits 0 as soon as one reply came back: its status proves little.)
+ping_received() {
+        local ns=$1 addr=$2 n=$3
+        shift 3
+        in_ns "$ns" ping -n -q -c "$n" -i 0.2 -W 2 "$@" "$addr" 2>&1 |
+                sed -n 's/.* \([0-9]\+\) received.*/\1/p'
+}
+
+# must DESCRIPTION COMMAND...: a step the checks after it depend on (sending traffic, say). It
+# adds no check of its own when it works, since its success says nothing about the daemon; a
+# failure is reported (and fails the test), so that the checks after it are not a mystery.
+must() {
+        local desc=$1 out
+        shift
+        out=$("$@" 2>&1) && return 0
+        ok 1 "$desc" "$out"
+}

@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 #include "filter-compile.h"
-#include "filter.h"
+#include "rule.h"
 #include "util.h"
 
 #ifndef GUARDER_DIR
@@ -301,7 +301,7 @@ static void random_rule(Filter *f, uint32_t id) {
         f->slot = id;
         f->created_usec = rnd(4);
         f->priority = (int32_t) rnd(5);
-        f->action = (FilterAction) (1 + rnd(3));
+        f->action = (FilterVerdict) (1 + rnd(3));
         f->protocol = protos[rnd(4)];
         if (f->protocol == IPPROTO_TCP)
                 f->rule_type = RULE_TCP;

@@ -168,8 +168,7 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
 
         ifindex = (int) if_nametoindex(ifname);
         if (ifindex <= 0) {
-                asprintf(ret_error, "no network interface '%s' exists", ifname);
-                return -ENODEV;
+                return error_setf(ret_error, -ENODEV, "no network interface '%s' exists", ifname);
         }
 
         l = link_new(m, ifname);
@@ -177,8 +176,9 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
                 return -ENOMEM;
         l->ifindex = ifindex;
         if (stat(l->pin_dir, &st) == 0) {
-                asprintf(ret_error, "'%s' is already guarded (pins exist in %s)", ifname,
-                         l->pin_dir);
+                (void) error_setf(ret_error, 0,
+                                  "'%s' is already guarded (pins exist in %s)", ifname,
+                                  l->pin_dir);
                 r = -EEXIST;
                 goto fail;
         }
@@ -186,7 +186,7 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
         skel = guard_bpf__open();
         if (!skel) {
                 r = -errno;
-                asprintf(ret_error, "cannot open the XDP program: %s", strerror(-r));
+                (void) error_setf(ret_error, 0, "cannot open the XDP program: %s", strerror(-r));
                 goto fail;
         }
         l->flow_table_size = m->config.flow_table_size;
@@ -195,12 +195,12 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
         bpf_map__set_max_entries(skel->maps.icmp_flows, l->icmp_table_size);
         r = link_share_filter_maps(m, skel);
         if (r < 0) {
-                asprintf(ret_error, "cannot share the filter maps: %s", strerror(-r));
+                (void) error_setf(ret_error, 0, "cannot share the filter maps: %s", strerror(-r));
                 goto fail;
         }
         r = guard_bpf__load(skel);
         if (r < 0) {
-                asprintf(ret_error, "cannot load the XDP program: %s", strerror(-r));
+                (void) error_setf(ret_error, 0, "cannot load the XDP program: %s", strerror(-r));
                 goto fail;
         }
 
@@ -215,15 +215,18 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
         if (l->link_fd < 0) {
                 r = -errno;
                 if (r == -EBUSY || r == -EEXIST) {
-                        asprintf(ret_error, "another XDP program is attached to '%s'; detach it "
-                                 "first (ip link set dev %s xdp off)", ifname, ifname);
+                        (void) error_setf(ret_error, 0,
+                                          "another XDP program is attached to '%s'; detach it "
+                                          "first (ip link set dev %s xdp off)", ifname, ifname);
                         r = -EBUSY; /* -EEXIST means "our pins exist" to the caller */
                 }
                 else if (mode == LINK_MODE_NATIVE && (r == -EOPNOTSUPP || r == -EINVAL))
-                        asprintf(ret_error, "the driver of '%s' has no native XDP support; use "
-                                 "mode 'generic' or 'auto'", ifname);
+                        (void) error_setf(ret_error, 0,
+                                          "the driver of '%s' has no native XDP support; use "
+                                          "mode 'generic' or 'auto'", ifname);
                 else
-                        asprintf(ret_error, "cannot attach to '%s': %s", ifname, strerror(-r));
+                        (void) error_setf(ret_error, 0,
+                                          "cannot attach to '%s': %s", ifname, strerror(-r));
                 goto fail;
         }
         r = query_mode(ifindex, &l->mode);
@@ -242,7 +245,7 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
         };
         if (bpf_map_update_elem(bpf_map__fd(skel->maps.meta), &zero, &meta, BPF_ANY) < 0) {
                 r = -errno;
-                asprintf(ret_error, "cannot write the meta map: %s", strerror(-r));
+                (void) error_setf(ret_error, 0, "cannot write the meta map: %s", strerror(-r));
                 goto fail;
         }
 
@@ -254,7 +257,7 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
         if (l->prog_fd < 0 || l->flows_fd < 0 || l->icmp_fd < 0 || l->stats_fd < 0 ||
             l->meta_fd < 0) {
                 r = -errno;
-                asprintf(ret_error, "cannot duplicate descriptors: %s", strerror(-r));
+                (void) error_setf(ret_error, 0, "cannot duplicate descriptors: %s", strerror(-r));
                 goto fail;
         }
         guard_bpf__destroy(skel);
@@ -262,8 +265,9 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
 
         r = mkdir_p(l->pin_dir, 0700);
         if (r < 0) {
-                asprintf(ret_error, "cannot create %s: %s (is bpffs mounted?)", l->pin_dir,
-                         strerror(-r));
+                (void) error_setf(ret_error, 0,
+                                  "cannot create %s: %s (is bpffs mounted?)", l->pin_dir,
+                                  strerror(-r));
                 goto fail;
         }
         /* The maps first and the link last: a link pin is what marks a complete set. */
@@ -273,7 +277,8 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
             (r = pin_fd(l->meta_fd, l->pin_dir, "meta")) < 0 ||
             (r = pin_fd(l->prog_fd, l->pin_dir, "prog")) < 0 ||
             (r = pin_fd(l->link_fd, l->pin_dir, "link")) < 0) {
-                asprintf(ret_error, "cannot pin under %s: %s", l->pin_dir, strerror(-r));
+                (void) error_setf(ret_error, 0,
+                                  "cannot pin under %s: %s", l->pin_dir, strerror(-r));
                 unpin_all(l->pin_dir);
                 goto fail;
         }
@@ -311,21 +316,24 @@ static int link_upgrade_program(Link *l, struct ps_meta *meta, char **ret_error)
             (r = bpf_map__reuse_fd(skel->maps.meta, l->meta_fd)) < 0 ||
             (r = link_share_filter_maps(l->manager, skel)) < 0 ||
             (r = guard_bpf__load(skel)) < 0) {
-                asprintf(ret_error, "cannot load this build's program over the pinned maps of "
-                         "%s: %s", l->name, strerror(-r));
+                (void) error_setf(ret_error, 0,
+                                  "cannot load this build's program over the pinned maps of "
+                                  "%s: %s", l->name, strerror(-r));
                 goto finish;
         }
         new_fd = bpf_program__fd(skel->progs.xdp_guard);
         if (bpf_link_update(l->link_fd, new_fd, NULL) < 0) {
                 r = -errno;
-                asprintf(ret_error, "cannot swap the program of %s: %s", l->name, strerror(-r));
+                (void) error_setf(ret_error, 0,
+                                  "cannot swap the program of %s: %s", l->name, strerror(-r));
                 goto finish;
         }
         (void) unlink(prog_pin);
         if (bpf_obj_pin(new_fd, prog_pin) < 0) {
                 r = -errno;
-                asprintf(ret_error, "swapped the program of %s but cannot pin it: %s", l->name,
-                         strerror(-r));
+                (void) error_setf(ret_error, 0,
+                                  "swapped the program of %s but cannot pin it: %s", l->name,
+                                  strerror(-r));
                 goto finish;
         }
         safe_close(l->prog_fd);
@@ -364,23 +372,27 @@ int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
         l->link_fd = open_pin(l->pin_dir, "link");
         if (l->link_fd < 0) {
                 r = l->link_fd;
-                asprintf(ret_error, "no pinned link in %s: %s", l->pin_dir, strerror(-r));
+                (void) error_setf(ret_error, 0,
+                                  "no pinned link in %s: %s", l->pin_dir, strerror(-r));
                 goto stale;
         }
         r = link_fill_ids(l);
         if (r == -ENOLINK) {
-                asprintf(ret_error, "the interface of %s went away; removing the stale pins",
-                         l->pin_dir);
+                (void) error_setf(ret_error, 0,
+                                  "the interface of %s went away; removing the stale pins",
+                                  l->pin_dir);
                 goto stale;
         }
         if (r < 0) {
-                asprintf(ret_error, "cannot query the pinned link in %s: %s", l->pin_dir,
-                         strerror(-r));
+                (void) error_setf(ret_error, 0,
+                                  "cannot query the pinned link in %s: %s", l->pin_dir,
+                                  strerror(-r));
                 goto fail;
         }
         if (!if_indextoname((unsigned) l->ifindex, name) || !streq(name, ifname)) {
-                asprintf(ret_error, "the pins in %s belong to ifindex %d, now named '%s'; removing "
-                         "them", l->pin_dir, l->ifindex, name[0] ? name : "(none)");
+                (void) error_setf(ret_error, 0,
+                                  "the pins in %s belong to ifindex %d, now named '%s'; removing "
+                                  "them", l->pin_dir, l->ifindex, name[0] ? name : "(none)");
                 r = -ESTALE;
                 goto stale;
         }
@@ -392,14 +404,15 @@ int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
         /* From the pin, not by id: opening a program by id needs CAP_SYS_ADMIN. */
         l->prog_fd = open_pin(l->pin_dir, "prog");
         if (l->flows_fd < 0 || l->icmp_fd < 0 || l->stats_fd < 0 || l->meta_fd < 0) {
-                asprintf(ret_error, "incomplete pins in %s", l->pin_dir);
+                (void) error_setf(ret_error, 0, "incomplete pins in %s", l->pin_dir);
                 r = -ESTALE;
                 goto stale;
         }
         if (bpf_map_lookup_elem(l->meta_fd, &zero, &meta) < 0 ||
             meta.abi_version != PS_ABI_VERSION) {
-                asprintf(ret_error, "the pins in %s were made by ABI version %u, this daemon "
-                         "speaks %u; removing them", l->pin_dir, meta.abi_version, PS_ABI_VERSION);
+                (void) error_setf(ret_error, 0,
+                                  "the pins in %s were made by ABI version %u, this daemon "
+                                  "speaks %u; removing them", l->pin_dir, meta.abi_version, PS_ABI_VERSION);
                 r = -ESTALE;
                 goto stale;
         }

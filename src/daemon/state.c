@@ -57,19 +57,6 @@ void state_remove(State *s, const char *name) {
                 }
 }
 
-static int set_aside(const char *path, char **ret_error, const char *why) {
-        _cleanup_free_ char *aside = NULL;
-
-        if (asprintf(&aside, "%s.corrupt", path) < 0)
-                return -ENOMEM;
-        if (rename(path, aside) < 0)
-                asprintf(ret_error, "%s is corrupt (%s) and could not be moved aside: %s", path,
-                         why, strerror(errno));
-        else
-                asprintf(ret_error, "%s is corrupt (%s); kept as %s", path, why, aside);
-        return -EBADMSG;
-}
-
 int state_load(const char *dir, State *ret, char **ret_error) {
         _cleanup_free_ char *path = strjoin_path(dir, STATE_FILE), *text = NULL;
         json_error_t jerr;
@@ -82,7 +69,7 @@ int state_load(const char *dir, State *ret, char **ret_error) {
                 return -ENOMEM;
         r = read_file_full(path, STATE_MAX_BYTES, &text, NULL);
         if (r == -EFBIG)
-                return set_aside(path, ret_error, "larger than 1 MiB");
+                return file_set_aside(path, "larger than 1 MiB", ret_error);
         if (r < 0)
                 return r;
         root = json_loads(text, 0, &jerr);
@@ -90,12 +77,12 @@ int state_load(const char *dir, State *ret, char **ret_error) {
                 char why[256];
 
                 snprintf(why, sizeof why, "line %d: %s", jerr.line, jerr.text);
-                return set_aside(path, ret_error, why);
+                return file_set_aside(path, why, ret_error);
         }
         links = json_object_get(root, "links");
         if (!json_is_array(links)) {
                 json_decref(root);
-                return set_aside(path, ret_error, "no \"links\" array");
+                return file_set_aside(path, "no \"links\" array", ret_error);
         }
         for (i = 0; i < json_array_size(links); i++) {
                 json_t *e = json_array_get(links, i); /* borrowed */
@@ -107,7 +94,8 @@ int state_load(const char *dir, State *ret, char **ret_error) {
                     link_mode_from_string(mode_s, &mode) < 0) {
                         json_decref(root);
                         state_done(&s);
-                        return set_aside(path, ret_error, "a link entry lacks a valid name or mode");
+                        return file_set_aside(path, "a link entry lacks a valid name or mode",
+                                              ret_error);
                 }
                 r = state_add(&s, name, mode);
                 if (r < 0) {

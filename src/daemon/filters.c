@@ -29,12 +29,6 @@ static const struct {
         { "drop_events", BPF_MAP_TYPE_RINGBUF, 0, 0, PS_DROP_EVENTS_RING, 0 },
 };
 
-void filter_list_free(Filter **rules, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                filter_free(rules[i]);
-        free(rules);
-}
-
 int filter_store_new(Manager *m, FilterStore **ret) {
         FilterStore *s = calloc(1, sizeof(FilterStore));
 
@@ -394,8 +388,9 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         int r;
 
         if (n > PS_FILTER_MAX_RULES) {
-                asprintf(ret_error, "the rule set would hold %zu rules; accepted: at most %u", n,
-                         PS_FILTER_MAX_RULES);
+                (void) error_setf(ret_error, 0,
+                                  "the rule set would hold %zu rules; accepted: at most %u", n,
+                                  PS_FILTER_MAX_RULES);
                 return -E2BIG;
         }
         new_slots = calloc(n + 1, sizeof(uint32_t));
@@ -424,8 +419,8 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         if (r < 0)
                 return r;
         if (r > 0) {
-                asprintf(ret_error, "duplicate rule id %u; every id must be unique", dup);
-                return -EEXIST;
+                return error_setf(ret_error, -EEXIST,
+                                  "duplicate rule id %u; every id must be unique", dup);
         }
 
         /* Counter slots: kept by surviving rules, fresh (zeroed) for new ones. */
@@ -433,15 +428,15 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         if (r < 0)
                 return r;
         if (r > 0) {
-                asprintf(ret_error, "two rules share counter slot %u", dup);
-                return -EEXIST;
+                return error_setf(ret_error, -EEXIST, "two rules share counter slot %u", dup);
         }
         for (size_t i = 0; i < n; i++) {
                 if (rules[i]->slot != SLOT_NONE)
                         continue;
                 r = alloc_slot(s, &rules[i]->slot);
                 if (r < 0) {
-                        asprintf(ret_error, "no free counter slot left (%u)", PS_FILTER_SLOTS);
+                        (void) error_setf(ret_error, 0,
+                                          "no free counter slot left (%u)", PS_FILTER_SLOTS);
                         goto undo_slots;
                 }
                 new_slots[n_new++] = rules[i]->slot;
@@ -454,7 +449,8 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         r = kernel_load(s, &set);
         filter_set_done(&set);
         if (r < 0) {
-                asprintf(ret_error, "loading the rule set into the kernel failed: %s", strerror(-r));
+                (void) error_setf(ret_error, 0,
+                                  "loading the rule set into the kernel failed: %s", strerror(-r));
                 goto undo_slots;
         }
 
@@ -572,19 +568,6 @@ int filter_store_save(FilterStore *s) {
         return write_file_atomic(path, text, strlen(text), 0644);
 }
 
-static int set_aside(const char *path, const char *why, char **ret_error) {
-        _cleanup_free_ char *aside = NULL;
-
-        if (asprintf(&aside, "%s.corrupt", path) < 0)
-                return -ENOMEM;
-        if (rename(path, aside) < 0)
-                asprintf(ret_error, "%s is corrupt (%s) and cannot be moved aside: %s", path, why,
-                         strerror(errno));
-        else
-                asprintf(ret_error, "%s is corrupt (%s); kept as %s", path, why, aside);
-        return -EBADMSG;
-}
-
 /* Reads filters.json into a fresh list. */
 static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_t *ret_next,
                            char **ret_error) {
@@ -599,7 +582,7 @@ static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_
                 return -ENOMEM;
         r = read_file_full(path, FILTERS_FILE_MAX, &text, NULL);
         if (r == -EFBIG)
-                return set_aside(path, "too large", ret_error);
+                return file_set_aside(path, "too large", ret_error);
         if (r < 0)
                 return r;
         root = json_loads(text, 0, &jerr);
@@ -607,13 +590,13 @@ static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_
                 char why[256];
 
                 snprintf(why, sizeof why, "line %d: %s", jerr.line, jerr.text);
-                return set_aside(path, why, ret_error);
+                return file_set_aside(path, why, ret_error);
         }
         list = json_object_get(root, "filters");
         nid = json_object_get(root, "next_id");
         if (!json_is_array(list) || !json_is_integer(nid)) {
                 json_decref(root);
-                return set_aside(path, "no \"filters\" array or \"next_id\"", ret_error);
+                return file_set_aside(path, "no \"filters\" array or \"next_id\"", ret_error);
         }
         rules = calloc(json_array_size(list) + 1, sizeof(Filter *));
         if (!rules) {
@@ -632,7 +615,7 @@ static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_
                         free(f);
                         filter_list_free(rules, n);
                         json_decref(root);
-                        return set_aside(path, "a rule lacks a valid slot", ret_error);
+                        return file_set_aside(path, "a rule lacks a valid slot", ret_error);
                 }
                 filter_init(f);
                 f->slot = (uint32_t) json_integer_value(slot);
@@ -648,7 +631,7 @@ static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_
                         filter_list_free(rules, n);
                         memset(s->slot_used, 0, PS_FILTER_SLOTS);
                         json_decref(root);
-                        return set_aside(path, why, ret_error);
+                        return file_set_aside(path, why, ret_error);
                 }
                 s->slot_used[f->slot] = 1;
                 rules[n++] = f;
@@ -672,15 +655,16 @@ int filter_store_start(FilterStore *s, char **ret_error) {
                 return -ENOMEM;
         r = mkdir_p(dir, 0700);
         if (r < 0) {
-                asprintf(ret_error, "cannot create %s: %s (is bpffs mounted?)", dir, strerror(-r));
-                return r;
+                return error_setf(ret_error, r,
+                                  "cannot create %s: %s (is bpffs mounted?)", dir, strerror(-r));
         }
         for (size_t i = 0; i < ELEMENTSOF(filter_maps); i++) {
                 fds[i] = open_or_create(dir, i);
                 if (fds[i] < 0) {
                         r = fds[i];
-                        asprintf(ret_error, "cannot open or create the map %s/%s: %s", dir,
-                                 filter_maps[i].name, strerror(-r));
+                        (void) error_setf(ret_error, 0,
+                                          "cannot open or create the map %s/%s: %s", dir,
+                                          filter_maps[i].name, strerror(-r));
                         while (i > 0)
                                 close(fds[--i]);
                         return r;
@@ -705,8 +689,7 @@ int filter_store_start(FilterStore *s, char **ret_error) {
                 return 0;
         }
         if (r < 0) {
-                asprintf(ret_error, "cannot read the stored filters: %s", strerror(-r));
-                return r;
+                return error_setf(ret_error, r, "cannot read the stored filters: %s", strerror(-r));
         }
         s->next_id = next;
         /* Rules that timed out while the daemon was away go now. */

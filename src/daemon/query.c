@@ -17,61 +17,9 @@ void query_done(Query *q) {
         q->link = mfree(q->link);
 }
 
-static const struct {
-        uint8_t number;
-        const char *name;
-} protocols[] = {
-        { IPPROTO_TCP, "tcp" },   { IPPROTO_UDP, "udp" },     { IPPROTO_ICMP, "icmp" },
-        { IPPROTO_ICMPV6, "icmpv6" }, { IPPROTO_SCTP, "sctp" }, { IPPROTO_GRE, "gre" },
-        { IPPROTO_ESP, "esp" },   { IPPROTO_AH, "ah" },       { IPPROTO_UDPLITE, "udplite" },
-};
-
-int protocol_from_string(const char *s, uint8_t *ret) {
-        uint32_t n;
-
-        for (size_t i = 0; i < ELEMENTSOF(protocols); i++)
-                if (strcasecmp(s, protocols[i].name) == 0) {
-                        *ret = protocols[i].number;
-                        return 0;
-                }
-        if (safe_atou32(s, &n) < 0 || n > 255)
-                return -EINVAL;
-        *ret = (uint8_t) n;
-        return 0;
-}
-
-const char *protocol_to_string(uint8_t proto, char buf[static 4]) {
-        for (size_t i = 0; i < ELEMENTSOF(protocols); i++)
-                if (protocols[i].number == proto)
-                        return protocols[i].name;
-        snprintf(buf, 4, "%u", proto);
-        return buf;
-}
-
-static const char *const state_names[] = {
-        [PS_STATE_NONE] = "none",
-        [PS_STATE_SYN] = "syn",
-        [PS_STATE_ESTABLISHED] = "established",
-        [PS_STATE_FIN] = "fin",
-        [PS_STATE_RST] = "rst",
-};
-
-const char *flow_state_to_string(uint8_t state) {
-        return state < ELEMENTSOF(state_names) ? state_names[state] : "unknown";
-}
-
-int flow_state_from_string(const char *s, uint8_t *ret) {
-        for (size_t i = 0; i < ELEMENTSOF(state_names); i++)
-                if (streq(s, state_names[i])) {
-                        *ret = (uint8_t) i;
-                        return 0;
-                }
-        return -EINVAL;
-}
-
 static int type_error(char **ret_error, const char *key, char got, const char *want) {
-        asprintf(ret_error, "query key '%s' has D-Bus type '%c'; expected %s", key, got, want);
-        return -EINVAL;
+        return error_setf(ret_error, -EINVAL,
+                          "query key '%s' has D-Bus type '%c'; expected %s", key, got, want);
 }
 
 /* Unsigned integer from any unsigned or non-negative signed D-Bus integer type. */
@@ -99,16 +47,16 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error) 
                         return type_error(ret_error, key, v->type, "an unsigned integer (u)");
                 if (streq(key, "limit")) {
                         if (value_uint(v, &n) < 0 || n < 1 || n > QUERY_LIMIT_MAX) {
-                                asprintf(ret_error, "query key 'limit' out of range; accepted: "
-                                         "1 to %u", QUERY_LIMIT_MAX);
-                                return -EINVAL;
+                                return error_setf(ret_error, -EINVAL,
+                                                  "query key 'limit' out of range; accepted: "
+                                                  "1 to %u", QUERY_LIMIT_MAX);
                         }
                         q->limit = (uint32_t) n;
                 } else {
                         if (value_uint(v, &n) < 0 || n >= QUERY_WINDOW_MAX) {
-                                asprintf(ret_error, "query key 'offset' out of range; accepted: "
-                                         "0 to %u", QUERY_WINDOW_MAX - 1);
-                                return -EINVAL;
+                                return error_setf(ret_error, -EINVAL,
+                                                  "query key 'offset' out of range; accepted: "
+                                                  "0 to %u", QUERY_WINDOW_MAX - 1);
                         }
                         q->offset = (uint32_t) n;
                 }
@@ -128,17 +76,17 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error) 
                                 q->sort = (QuerySort) i;
                                 return 0;
                         }
-                asprintf(ret_error, "query key 'sort' has unknown value '%s'; accepted: bytes, "
-                         "packets, last_seen, first_seen, rate", v->s);
-                return -EINVAL;
+                return error_setf(ret_error, -EINVAL,
+                                  "query key 'sort' has unknown value '%s'; accepted: bytes, "
+                                  "packets, last_seen, first_seen, rate", v->s);
         }
         if (streq(key, "protocol") && !icmp) {
                 if (v->type == 's') {
                         if (protocol_from_string(v->s, &q->protocol) < 0) {
-                                asprintf(ret_error, "query key 'protocol' has unknown value '%s'; "
-                                         "accepted: tcp, udp, sctp, gre, esp, ah, udplite or an "
-                                         "IP protocol number 0-255", v->s);
-                                return -EINVAL;
+                                return error_setf(ret_error, -EINVAL,
+                                                  "query key 'protocol' has unknown value '%s'; "
+                                                  "accepted: tcp, udp, sctp, gre, esp, ah, udplite or an "
+                                                  "IP protocol number 0-255", v->s);
                         }
                 } else if (value_uint(v, &n) == 0 && n <= 255)
                         q->protocol = (uint8_t) n;
@@ -152,9 +100,9 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error) 
                 if (v->type != 's')
                         return type_error(ret_error, key, v->type, "a string (s)");
                 if (family_from_string(v->s, &q->family) < 0) {
-                        asprintf(ret_error, "query key 'family' has unknown value '%s'; accepted: "
-                                 "ipv4, ipv6", v->s);
-                        return -EINVAL;
+                        return error_setf(ret_error, -EINVAL,
+                                          "query key 'family' has unknown value '%s'; accepted: "
+                                          "ipv4, ipv6", v->s);
                 }
                 q->has_family = true;
                 return 0;
@@ -166,15 +114,15 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error) 
                         return type_error(ret_error, key, v->type, "a string (s)");
                 r = cidr_parse(v->s, false, &q->address);
                 if (r == -ERANGE) {
-                        asprintf(ret_error, "query key 'address' has a bad prefix length in '%.64s'; "
-                                 "accepted: 0-32 for IPv4, 0-128 for IPv6", v->s);
-                        return -EINVAL;
+                        return error_setf(ret_error, -EINVAL,
+                                          "query key 'address' has a bad prefix length in '%.64s'; "
+                                          "accepted: 0-32 for IPv4, 0-128 for IPv6", v->s);
                 }
                 if (r < 0) {
-                        asprintf(ret_error, "query key 'address' is not an address or CIDR: "
-                                 "'%.64s'; accepted: e.g. 192.0.2.7, 10.0.0.0/8, 2001:db8::/32",
-                                 v->s);
-                        return -EINVAL;
+                        return error_setf(ret_error, -EINVAL,
+                                          "query key 'address' is not an address or CIDR: "
+                                          "'%.64s'; accepted: e.g. 192.0.2.7, 10.0.0.0/8, 2001:db8::/32",
+                                          v->s);
                 }
                 q->has_address = true;
                 return 0;
@@ -183,8 +131,8 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error) 
                 if (value_uint(v, &n) == -EINVAL)
                         return type_error(ret_error, key, v->type, "a port number 0-65535 (q)");
                 if (value_uint(v, &n) < 0 || n > 65535) {
-                        asprintf(ret_error, "query key 'port' out of range; accepted: 0-65535");
-                        return -EINVAL;
+                        return error_setf(ret_error, -EINVAL,
+                                          "query key 'port' out of range; accepted: 0-65535");
                 }
                 q->port = (uint16_t) n;
                 q->has_port = true;
@@ -194,9 +142,9 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error) 
                 if (v->type != 's')
                         return type_error(ret_error, key, v->type, "a string (s)");
                 if (flow_state_from_string(v->s, &q->state) < 0) {
-                        asprintf(ret_error, "query key 'state' has unknown value '%s'; accepted: "
-                                 "none, syn, established, fin, rst", v->s);
-                        return -EINVAL;
+                        return error_setf(ret_error, -EINVAL,
+                                          "query key 'state' has unknown value '%s'; accepted: "
+                                          "none, syn, established, fin, rst", v->s);
                 }
                 q->has_state = true;
                 return 0;
@@ -205,8 +153,8 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error) 
                 if (value_uint(v, &n) == -EINVAL)
                         return type_error(ret_error, key, v->type, "an ICMP type 0-255 (y)");
                 if (value_uint(v, &n) < 0 || n > 255) {
-                        asprintf(ret_error, "query key 'type' out of range; accepted: ICMP type 0-255");
-                        return -EINVAL;
+                        return error_setf(ret_error, -EINVAL,
+                                          "query key 'type' out of range; accepted: ICMP type 0-255");
                 }
                 q->icmp_type = (uint8_t) n;
                 q->has_type = true;
@@ -220,17 +168,16 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error) 
                 return q->link ? 0 : -ENOMEM;
         }
 
-        asprintf(ret_error, "unknown query key '%.64s'; accepted: %s", key,
-                 icmp ? "limit, offset, sort, family, address, type, link"
-                      : "limit, offset, sort, protocol, family, address, port, state, link");
-        return -EINVAL;
+        return error_setf(ret_error, -EINVAL, "unknown query key '%.64s'; accepted: %s", key,
+                          icmp ? "limit, offset, sort, family, address, type, link"
+                               : "limit, offset, sort, protocol, family, address, port, state, link");
 }
 
 int query_finish(Query *q, char **ret_error) {
         if ((uint64_t) q->offset + q->limit > QUERY_WINDOW_MAX) {
-                asprintf(ret_error, "offset + limit is %llu; accepted: at most %u",
-                         (unsigned long long) q->offset + q->limit, QUERY_WINDOW_MAX);
-                return -EINVAL;
+                return error_setf(ret_error, -EINVAL,
+                                  "offset + limit is %llu; accepted: at most %u",
+                                  (unsigned long long) q->offset + q->limit, QUERY_WINDOW_MAX);
         }
         if (q->kind == QUERY_ICMP && q->sort == QUERY_SORT_RATE)
                 q->sort = QUERY_SORT_PACKETS;

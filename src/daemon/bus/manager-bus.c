@@ -57,7 +57,7 @@ static int method_attach_link(sd_bus_message *msg, void *userdata, sd_bus_error 
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "invalid mode '%.32s'; accepted: auto, native, generic "
                                          "(or an empty string for auto)", mode_s);
-        r = polkit_verify(msg, PS_ACTION_MANAGE_LINKS, &m->polkit, error);
+        r = polkit_verify(msg, PS_POLKIT_MANAGE_LINKS, &m->polkit, error);
         if (r <= 0)
                 return r < 0 ? r : 1; /* denied, or asked polkit: the call comes back */
         r = manager_attach(m, ifname, mode, &l, error);
@@ -79,7 +79,7 @@ static int method_detach_link(sd_bus_message *msg, void *userdata, sd_bus_error 
                 return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_LINK,
                                          "'%.32s' is not guarded; guarded links are listed in the "
                                          "Links property", ifname);
-        r = polkit_verify(msg, PS_ACTION_MANAGE_LINKS, &m->polkit, error);
+        r = polkit_verify(msg, PS_POLKIT_MANAGE_LINKS, &m->polkit, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         /* Looked up again: the link may have gone while polkit was answering. */
@@ -159,7 +159,7 @@ static const sd_bus_vtable manager_vtable[] = {
 
 int manager_emit_links_changed(Manager *m) {
         return sd_bus_emit_properties_changed(m->bus, PS_OBJECT_ROOT,
-                                              "org.packetscope.Guarder1.Manager", "Links", NULL);
+                                              PS_IFACE_MANAGER, "Links", NULL);
 }
 
 int manager_bus_register(Manager *m) {
@@ -169,7 +169,7 @@ int manager_bus_register(Manager *m) {
         if (r < 0)
                 return r;
         r = sd_bus_add_object_vtable(m->bus, NULL, PS_OBJECT_ROOT,
-                                     "org.packetscope.Guarder1.Manager", manager_vtable, m);
+                                     PS_IFACE_MANAGER, manager_vtable, m);
         if (r < 0)
                 return r;
         r = link_bus_register(m);

@@ -4,33 +4,12 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus-names.h"
 #include "conf.h"
 #include "filters.h"
 #include "link.h"
 #include "polkit.h"
 #include "state.h"
-
-#define PS_BUS_NAME "org.packetscope.Guarder1"
-#define PS_OBJECT_ROOT "/org/packetscope/Guarder1"
-#define PS_OBJECT_LINKS "/org/packetscope/Guarder1/link"
-#define PS_OBJECT_CONNECTIONS "/org/packetscope/Guarder1/connections"
-#define PS_OBJECT_FILTERS "/org/packetscope/Guarder1/filters"
-
-#define PS_ERROR_NO_SUCH_INTERFACE "org.packetscope.Guarder1.Error.NoSuchInterface"
-#define PS_ERROR_NO_SUCH_LINK "org.packetscope.Guarder1.Error.NoSuchLink"
-#define PS_ERROR_ALREADY_GUARDED "org.packetscope.Guarder1.Error.AlreadyGuarded"
-#define PS_ERROR_ATTACH_FAILED "org.packetscope.Guarder1.Error.AttachFailed"
-#define PS_ERROR_LIMIT_EXCEEDED "org.packetscope.Guarder1.Error.LimitExceeded"
-#define PS_ERROR_INVALID_FILTER "org.packetscope.Guarder1.Error.InvalidFilter"
-#define PS_ERROR_NO_SUCH_FILTER "org.packetscope.Guarder1.Error.NoSuchFilter"
-#define PS_ERROR_LOCKOUT "org.packetscope.Guarder1.Error.WouldLockOut"
-#define PS_ERROR_FILTER_FAILED "org.packetscope.Guarder1.Error.FilterUpdateFailed"
-#define PS_ERROR_TRANSACTION_PENDING "org.packetscope.Guarder1.Error.TransactionPending"
-#define PS_ERROR_NO_SUCH_TRANSACTION "org.packetscope.Guarder1.Error.NoSuchTransaction"
-
-/* polkit actions, one per mutating area (polkit/org.packetscope.guarder1.policy). */
-#define PS_ACTION_MANAGE_LINKS "org.packetscope.guarder1.manage-links"
-#define PS_ACTION_MANAGE_FILTERS "org.packetscope.guarder1.manage-filters"
 
 /* A confirm-or-rollback change of the rule set (Filters.Apply). */
 typedef struct Transaction {

@@ -163,6 +163,6 @@ static const sd_bus_vtable connections_vtable[] = {
 
 int connections_bus_register(Manager *m) {
         return sd_bus_add_object_vtable(m->bus, NULL, PS_OBJECT_CONNECTIONS,
-                                        "org.packetscope.Guarder1.Connections",
+                                        PS_IFACE_CONNECTIONS,
                                         connections_vtable, m);
 }

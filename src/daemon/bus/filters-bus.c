@@ -10,9 +10,9 @@
 #include "manager.h"
 #include "util.h"
 
-#define FILTERS_IFACE "org.packetscope.Guarder1.Filters"
-#define FILTER_IFACE "org.packetscope.Guarder1.Filter"
-#define TRANSACTION_IFACE "org.packetscope.Guarder1.Transaction"
+
+
+
 #define IMPORT_MAX_BYTES (8u * 1024 * 1024)
 #define TEST_ROWS_MAX 1000u
 
@@ -151,7 +151,7 @@ static int append_filter(sd_bus_message *m, const Filter *f) {
             (r = bus_dict_string(m, "inner_protocol", proto_str(f->inner_protocol, p2))) < 0 ||
             (r = bus_dict_string(m, "inner_src_port", port_range_to_string(f->inner_src_port, r3))) < 0 ||
             (r = bus_dict_string(m, "inner_dst_port", port_range_to_string(f->inner_dst_port, r4))) < 0 ||
-            (r = bus_dict_string(m, "action", filter_action_to_string(f->action))) < 0 ||
+            (r = bus_dict_string(m, "action", filter_verdict_to_string(f->action))) < 0 ||
             (r = bus_dict_bool(m, "enabled", f->enabled)) < 0 ||
             (r = bus_dict_string(m, "comment", f->comment ? f->comment : "")) < 0 ||
             (r = sd_bus_message_append(m, "{sv}", "priority", "i", f->priority)) < 0 ||
@@ -298,7 +298,7 @@ static int method_add(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
                 return r;
         r = refuse_if_pending(m, error);
         if (r >= 0)
-                r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
+                r = polkit_verify(msg, PS_POLKIT_MANAGE_FILTERS, &m->polkit, error);
         if (r <= 0) {
                 filter_free(f);
                 return r < 0 ? r : 1;
@@ -309,7 +309,7 @@ static int method_add(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
                 return r;
         }
         log_filter(LOG_INFO, PS_MESSAGE_FILTERS_CHANGED, id, "Filter %u added (%s)", id,
-                   filter_action_to_string(f->action));
+                   filter_verdict_to_string(f->action));
         path = filter_path(id);
         return sd_bus_reply_method_return(msg, "uo", id, path);
 }
@@ -402,7 +402,7 @@ static int method_add_batch(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 return r;
         r = refuse_if_pending(m, error);
         if (r >= 0)
-                r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
+                r = polkit_verify(msg, PS_POLKIT_MANAGE_FILTERS, &m->polkit, error);
         if (r <= 0) {
                 filter_list_free(add, n);
                 return r < 0 ? r : 1;
@@ -639,7 +639,7 @@ static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return r;
         r = refuse_if_pending(m, error);
         if (r >= 0)
-                r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
+                r = polkit_verify(msg, PS_POLKIT_MANAGE_FILTERS, &m->polkit, error);
         if (r <= 0) {
                 filter_list_free(add, n_add);
                 return r < 0 ? r : 1;
@@ -802,7 +802,7 @@ static void transaction_finish(Manager *m, bool confirmed, const char *why) {
                 }
         }
         if (m->bus) {
-                (void) sd_bus_emit_signal(m->bus, t->path, TRANSACTION_IFACE, "Finished", "b",
+                (void) sd_bus_emit_signal(m->bus, t->path, PS_IFACE_TRANSACTION, "Finished", "b",
                                           confirmed);
                 (void) sd_bus_emit_object_removed(m->bus, t->path);
         }
@@ -837,7 +837,7 @@ static int method_apply(sd_bus_message *msg, void *userdata, sd_bus_error *error
         if (r >= 0)
                 r = refuse_if_pending(m, error);
         if (r >= 0)
-                r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
+                r = polkit_verify(msg, PS_POLKIT_MANAGE_FILTERS, &m->polkit, error);
         if (r <= 0) {
                 filter_list_free(add, n_add);
                 return r < 0 ? r : 1;
@@ -915,7 +915,7 @@ static int transaction_enumerate(sd_bus *bus, const char *path, void *userdata, 
 static int transaction_end(sd_bus_message *msg, Manager *m, bool confirm, sd_bus_error *error) {
         int r;
 
-        r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
+        r = polkit_verify(msg, PS_POLKIT_MANAGE_FILTERS, &m->polkit, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
         /* It may have ended (and another begun) while polkit was answering. */
@@ -1017,7 +1017,7 @@ static int filter_property_get(sd_bus *bus, const char *path, const char *interf
         if (streq(property, "InnerDstPort"))
                 return sd_bus_message_append(reply, "s", port_range_to_string(f->inner_dst_port, rr));
         if (streq(property, "Action"))
-                return sd_bus_message_append(reply, "s", filter_action_to_string(f->action));
+                return sd_bus_message_append(reply, "s", filter_verdict_to_string(f->action));
         if (streq(property, "Enabled"))
                 return sd_bus_message_append(reply, "b", f->enabled);
         if (streq(property, "Comment"))
@@ -1093,7 +1093,7 @@ static int change_one(Manager *m, sd_bus_message *msg, Filter *target, json_t *u
         }
         r = refuse_if_pending(m, error);
         if (r >= 0)
-                r = polkit_verify(msg, PS_ACTION_MANAGE_FILTERS, &m->polkit, error);
+                r = polkit_verify(msg, PS_POLKIT_MANAGE_FILTERS, &m->polkit, error);
         if (r <= 0) {
                 filter_list_free(list, n);
                 return r < 0 ? r : 1;
@@ -1107,13 +1107,13 @@ static int change_one(Manager *m, sd_bus_message *msg, Filter *target, json_t *u
                 _cleanup_free_ char *path = filter_path(id);
 
                 if (path) {
-                        (void) sd_bus_emit_properties_changed(m->bus, path, FILTER_IFACE,
+                        (void) sd_bus_emit_properties_changed(m->bus, path, PS_IFACE_FILTER,
                                 "RuleType", "Protocol", "SrcIp", "DstIp", "SrcPort", "DstPort",
                                 "TcpFlags", "TcpFlagsMask", "IcmpType", "IcmpCode", "InnerSrcIp",
                                 "InnerDstIp", "InnerProtocol", "InnerSrcPort", "InnerDstPort",
                                 "Action", "Enabled", "Comment", "Priority", "Timeout", "Expires",
                                 NULL);
-                        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, FILTERS_IFACE,
+                        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
                                                   "FilterChanged", "uo", id, path);
                 }
         }
@@ -1288,7 +1288,7 @@ void manager_filters_changed(Manager *m, const uint32_t *old_ids, size_t n_old) 
                         n_added++;
 
         if (n_added + n_removed > FILTER_SIGNALS_MAX) {
-                (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, FILTERS_IFACE, "Reloaded",
+                (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Reloaded",
                                           "uu", (uint32_t) n_added, (uint32_t) n_removed);
         } else {
                 for (size_t i = 0; i < n_old; i++) {
@@ -1299,8 +1299,8 @@ void manager_filters_changed(Manager *m, const uint32_t *old_ids, size_t n_old) 
                         path = filter_path(old_sorted[i]);
                         if (!path)
                                 continue;
-                        (void) sd_bus_emit_interfaces_removed(m->bus, path, FILTER_IFACE, NULL);
-                        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, FILTERS_IFACE,
+                        (void) sd_bus_emit_interfaces_removed(m->bus, path, PS_IFACE_FILTER, NULL);
+                        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
                                                   "FilterRemoved", "uo", old_sorted[i], path);
                 }
                 for (size_t i = 0; i < s->n_rules; i++) {
@@ -1312,12 +1312,12 @@ void manager_filters_changed(Manager *m, const uint32_t *old_ids, size_t n_old) 
                         path = filter_path(id);
                         if (!path)
                                 continue;
-                        (void) sd_bus_emit_interfaces_added(m->bus, path, FILTER_IFACE, NULL);
-                        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, FILTERS_IFACE,
+                        (void) sd_bus_emit_interfaces_added(m->bus, path, PS_IFACE_FILTER, NULL);
+                        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
                                                   "FilterAdded", "uo", id, path);
                 }
         }
-        (void) sd_bus_emit_properties_changed(m->bus, PS_OBJECT_FILTERS, FILTERS_IFACE, "Count",
+        (void) sd_bus_emit_properties_changed(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Count",
                                               "Shapes", "Entries", NULL);
 }
 
@@ -1344,19 +1344,19 @@ static int filters_find(sd_bus *bus, const char *path, const char *interface, vo
 int filters_bus_register(Manager *m) {
         int r;
 
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, PS_OBJECT_FILTERS, FILTERS_IFACE,
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
                                        filters_vtable, filters_find, m);
         if (r < 0)
                 return r;
         r = sd_bus_add_fallback_vtable(m->bus, NULL, PS_OBJECT_FILTERS "/transaction",
-                                       TRANSACTION_IFACE, transaction_vtable, transaction_find, m);
+                                       PS_IFACE_TRANSACTION, transaction_vtable, transaction_find, m);
         if (r < 0)
                 return r;
         r = sd_bus_add_node_enumerator(m->bus, NULL, PS_OBJECT_FILTERS "/transaction",
                                        transaction_enumerate, m);
         if (r < 0)
                 return r;
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, PS_OBJECT_FILTERS, FILTER_IFACE, filter_vtable,
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, PS_OBJECT_FILTERS, PS_IFACE_FILTER, filter_vtable,
                                        filter_find, m);
         if (r < 0)
                 return r;

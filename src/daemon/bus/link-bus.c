@@ -104,7 +104,7 @@ static const sd_bus_vtable link_vtable[] = {
 int link_bus_register(Manager *m) {
         int r;
 
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, PS_OBJECT_LINKS, "org.packetscope.Guarder1.Link",
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, PS_OBJECT_LINKS, PS_IFACE_LINK,
                                        link_vtable, link_object_find, m);
         if (r < 0)
                 return r;

@@ -154,8 +154,9 @@ int filter_compile(Filter *const *rules, size_t n, FilterSet *ret, char **ret_er
                 if (rules[i]->enabled)
                         order[n_enabled++] = rules[i];
         if (n_enabled > PS_FILTER_MAX_RULES) {
-                asprintf(ret_error, "%zu enabled rules; accepted: at most %u", n_enabled,
-                         PS_FILTER_MAX_RULES);
+                (void) error_setf(ret_error, 0,
+                                  "%zu enabled rules; accepted: at most %u", n_enabled,
+                                  PS_FILTER_MAX_RULES);
                 return -E2BIG;
         }
         qsort(order, n_enabled, sizeof(Filter *), cmp_rules);
@@ -174,9 +175,10 @@ int filter_compile(Filter *const *rules, size_t n, FilterSet *ret, char **ret_er
                 blocks_of(f->inner_dst_port, &idp);
                 product = sp.n * dp.n * isp.n * idp.n;
                 if (product > FILTER_ENTRIES_PER_RULE_MAX) {
-                        asprintf(ret_error, "rule %u: its port ranges split into %zu entries; "
-                                 "accepted: at most %u (narrow or align the ranges)", f->id,
-                                 product, FILTER_ENTRIES_PER_RULE_MAX);
+                        (void) error_setf(ret_error, 0,
+                                          "rule %u: its port ranges split into %zu entries; "
+                                          "accepted: at most %u (narrow or align the ranges)", f->id,
+                                          product, FILTER_ENTRIES_PER_RULE_MAX);
                         r = -E2BIG;
                         goto fail;
                 }
@@ -202,10 +204,11 @@ int filter_compile(Filter *const *rules, size_t n, FilterSet *ret, char **ret_er
                                         break;
                         if (shape == s.n_shapes) {
                                 if (s.n_shapes == PS_FILTER_MAX_SHAPES) {
-                                        asprintf(ret_error, "rule %u needs one more distinct rule "
-                                                 "shape (a combination of prefix lengths, wildcard "
-                                                 "fields and port blocks) than the %u a rule set "
-                                                 "may have", f->id, PS_FILTER_MAX_SHAPES);
+                                        (void) error_setf(ret_error, 0,
+                                                          "rule %u needs one more distinct rule "
+                                                          "shape (a combination of prefix lengths, wildcard "
+                                                          "fields and port blocks) than the %u a rule set "
+                                                          "may have", f->id, PS_FILTER_MAX_SHAPES);
                                         r = -E2BIG;
                                         goto fail;
                                 }
@@ -264,8 +267,9 @@ int filter_compile(Filter *const *rules, size_t n, FilterSet *ret, char **ret_er
                 s.n_entries = out;
         }
         if (s.n_entries > PS_FILTER_MAX_ENTRIES) {
-                asprintf(ret_error, "the rule set compiles to %zu classifier entries; accepted: at "
-                         "most %u (fewer port ranges help)", s.n_entries, PS_FILTER_MAX_ENTRIES);
+                (void) error_setf(ret_error, 0,
+                                  "the rule set compiles to %zu classifier entries; accepted: at "
+                                  "most %u (fewer port ranges help)", s.n_entries, PS_FILTER_MAX_ENTRIES);
                 r = -E2BIG;
                 goto fail;
         }

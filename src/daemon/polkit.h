@@ -3,6 +3,8 @@
 
 #include <systemd/sd-bus.h>
 
+#include "bus-names.h"
+
 /*
  * Asynchronous polkit checks for mutating bus methods, in one place so that every method uses
  * it the same way:
@@ -27,4 +29,3 @@ int polkit_verify(sd_bus_message *call, const char *action, PolkitRegistry **reg
 PolkitRegistry *polkit_registry_free(PolkitRegistry *r);
 unsigned polkit_registry_pending(const PolkitRegistry *r);
 
-#define PS_ERROR_AUTH_FAILED "org.packetscope.Guarder1.Error.AuthorizationFailed"

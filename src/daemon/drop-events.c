@@ -59,7 +59,7 @@ static int on_drop_event(void *ctx, void *data, size_t size) {
                                   src, e->match.sport, dst, e->match.dport, link, rule_id);
         }
         if (m->bus)
-                (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, "org.packetscope.Guarder1.Filters",
+                (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
                                           "Dropped", "ussssqq", rule_id, link, proto, src, dst,
                                           e->match.sport, e->match.dport);
         return 0;

@@ -6,11 +6,13 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "bus-names.h"
 #include "guard-abi.h"
+#include "proto.h"
 
-#define QUERY_LIMIT_DEFAULT 100u
-#define QUERY_LIMIT_MAX 10000u
-#define QUERY_WINDOW_MAX 100000u /* offset + limit: bounds the top-N heap */
+#define QUERY_LIMIT_DEFAULT PS_QUERY_LIMIT_DEFAULT
+#define QUERY_LIMIT_MAX PS_QUERY_LIMIT_MAX
+#define QUERY_WINDOW_MAX PS_QUERY_WINDOW_MAX
 
 typedef enum QuerySort {
         QUERY_SORT_BYTES,
@@ -72,11 +74,6 @@ uint64_t query_icmp_metric(const Query *q, const struct ps_icmp_value *v, uint64
 /* Average rate since the flow was first seen, per second. */
 double rate_per_sec(uint64_t count, uint64_t first_seen_ns, uint64_t now_ns);
 
-int protocol_from_string(const char *s, uint8_t *ret);
-/* "tcp", "udp", "icmp", "icmpv6", "sctp", … or the number in decimal; buf holds 4 bytes. */
-const char *protocol_to_string(uint8_t proto, char buf[static 4]);
-const char *flow_state_to_string(uint8_t state);
-int flow_state_from_string(const char *s, uint8_t *ret);
 
 /*
  * Keeps the `capacity` best entries offered (a min-heap on the metric), so that a top-N query

@@ -4,7 +4,7 @@
 #include <systemd/sd-event.h>
 
 #include "filter-compile.h"
-#include "filter.h"
+#include "rule.h"
 
 typedef struct Manager Manager;
 
@@ -60,7 +60,6 @@ int filter_store_read_counter(FilterStore *s, Filter *f);
 
 /* A copy of the list (rules duplicated), the starting point of a change. */
 int filter_store_snapshot(FilterStore *s, Filter ***ret, size_t *ret_n);
-void filter_list_free(Filter **rules, size_t n);
 
 int filter_store_save(FilterStore *s);
 

@@ -155,9 +155,9 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                         size_t len = strlen(l);
 
                         if (len < 3 || l[len - 1] != ']') {
-                                asprintf(ret_error, "%s:%u: malformed section header '%s'; "
-                                         "expected [Guard] or [Filters]", filename, lineno, l);
-                                return -EINVAL;
+                                return error_setf(ret_error, -EINVAL,
+                                                  "%s:%u: malformed section header '%s'; "
+                                                  "expected [Guard] or [Filters]", filename, lineno, l);
                         }
                         l[len - 1] = '\0';
                         free(section);
@@ -168,42 +168,41 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                                 if (streq(config_keys[k].section, section))
                                         known_section = true;
                         if (!known_section) {
-                                asprintf(ret_error, "%s:%u: unknown section [%s]; known: [Guard], [Filters]",
-                                         filename, lineno, section);
-                                return -EINVAL;
+                                return error_setf(ret_error, -EINVAL,
+                                                  "%s:%u: unknown section [%s]; known: [Guard], [Filters]",
+                                                  filename, lineno, section);
                         }
                         continue;
                 }
                 eq = strchr(l, '=');
                 if (!eq) {
-                        asprintf(ret_error, "%s:%u: expected Key=Value, got '%s'",
-                                 filename, lineno, l);
-                        return -EINVAL;
+                        return error_setf(ret_error, -EINVAL, "%s:%u: expected Key=Value, got '%s'",
+                                          filename, lineno, l);
                 }
                 *eq = '\0';
                 key = strip(l);
                 value = strip(eq + 1);
                 if (!section) {
-                        asprintf(ret_error, "%s:%u: '%s' outside of a section; put it under "
-                                 "[Guard]", filename, lineno, key);
-                        return -EINVAL;
+                        return error_setf(ret_error, -EINVAL,
+                                          "%s:%u: '%s' outside of a section; put it under "
+                                          "[Guard]", filename, lineno, key);
                 }
                 for (k = 0; k < ELEMENTSOF(config_keys); k++)
                         if (streq(config_keys[k].section, section) &&
                             streq(config_keys[k].key, key))
                                 break;
                 if (k == ELEMENTSOF(config_keys)) {
-                        asprintf(ret_error, "%s:%u: unknown key '%s' in [%s]; known keys: %s",
-                                 filename, lineno, key, section,
-                                 streq(section, "Filters") ? "ManagementAddresses, ManagementPorts"
-                                 : "FlowTableSize, IcmpTableSize, PollIntervalSec, IdleTimeoutSec, "
-                                   "ClosedTimeoutSec, SweepPeriodSec, MaxLinks");
-                        return -EINVAL;
+                        return error_setf(ret_error, -EINVAL,
+                                          "%s:%u: unknown key '%s' in [%s]; known keys: %s",
+                                          filename, lineno, key, section,
+                                          streq(section, "Filters") ? "ManagementAddresses, ManagementPorts"
+                                          : "FlowTableSize, IcmpTableSize, PollIntervalSec, IdleTimeoutSec, "
+                                            "ClosedTimeoutSec, SweepPeriodSec, MaxLinks");
                 }
                 if (config_keys[k].set(&n, value) < 0) {
-                        asprintf(ret_error, "%s:%u: invalid %s='%s'; accepted: %s",
-                                 filename, lineno, key, value, config_keys[k].accepted);
-                        return -EINVAL;
+                        return error_setf(ret_error, -EINVAL,
+                                          "%s:%u: invalid %s='%s'; accepted: %s",
+                                          filename, lineno, key, value, config_keys[k].accepted);
                 }
         }
         *c = n;
@@ -218,8 +217,7 @@ static int config_load_file(Config *c, const char *path, char **ret_error) {
         if (r == -ENOENT)
                 return 0;
         if (r < 0) {
-                asprintf(ret_error, "%s: cannot read: %s", path, strerror(-r));
-                return r;
+                return error_setf(ret_error, r, "%s: cannot read: %s", path, strerror(-r));
         }
         return config_parse(c, text, path, ret_error);
 }

@@ -3,7 +3,7 @@
 
 #include <stddef.h>
 
-#include "filter.h"
+#include "rule.h"
 #include "guard-abi.h"
 #include "filter-abi.h"
 

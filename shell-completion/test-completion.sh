@@ -1,0 +1,104 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The bash completion, run the way bash runs it: bash-completion's own _init_completion, words
+# as a user types them, and the candidates compared with the exact expected lists. The rule ids
+# and guarded links come from the daemon on the bus; without one, those complete to nothing
+# (asserted too). TAP output.
+set -u
+SRCDIR=${SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+BC=/usr/share/bash-completion/bash_completion
+n=0
+failed=0
+if [ ! -r "$BC" ]; then
+        echo "1..1"
+        echo "not ok 1 - bash-completion is installed ($BC is missing)"
+        exit 1
+fi
+# shellcheck source=/dev/null
+. "$BC"
+# shellcheck source=shell-completion/bash/packetscopectl
+. "$SRCDIR/shell-completion/bash/packetscopectl"
+# No daemon: point the system bus at a socket nobody listens on.
+export DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/packetscope-test-socket
+
+# expect "WANT (sorted, space separated)" WORD...: the candidates for the last word.
+expect() {
+        local want=$1 got
+        shift
+        COMP_WORDS=(packetscopectl "$@")
+        COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+        # What was typed: bash splits "--json=x" into "--json" "=" "x" without spaces.
+        COMP_LINE=$(printf '%s' "${COMP_WORDS[*]}" | sed 's/ = /=/g; s/ =$/=/')
+        COMP_POINT=${#COMP_LINE}
+        COMPREPLY=()
+        _packetscopectl packetscopectl "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+        got=$(printf '%s\n' "${COMPREPLY[@]}" | sed '/^$/d' | sort | tr '\n' ' ' | sed 's/ $//')
+        n=$((n + 1))
+        if [ "$got" = "$want" ]; then
+                echo "ok $n - '${COMP_LINE}' completes to: $want"
+        else
+                echo "not ok $n - '${COMP_LINE}'"
+                echo "#   got:  '$got'"
+                echo "#   want: '$want'"
+                failed=$((failed + 1))
+        fi
+}
+
+expect "attach connections detach filter icmp monitor stats status" ""
+expect "connections" con
+expect "--help --json --no-ask-password --no-legend --version" --
+expect "add apply delete disable enable export import list show test update" filter ""
+expect "delete disable" filter d
+expect "--mode" attach --m
+expect "auto generic native" attach --mode ""
+expect "--count --help --interval --json --no-ask-password --no-legend --top --version" monitor --
+expect "bytes first_seen last_seen packets rate" connections --sort ""
+expect "established" connections --state est
+expect "ipv4 ipv6" icmp --family ""
+expect "count drop pass" filter add --action ""
+expect "--rule-type" filter add --rule
+expect "--json-output" filter test --json-
+expect "--confirm" filter apply --con
+expect "--replace" filter import --rep
+expect "icmp icmpv6" filter add --protocol ic
+expect "syn" filter add --tcp-flags sy
+# bash splits "--json=" at the "=" (COMP_WORDBREAKS) before the function sees it.
+expect "off pretty short" --json = ""
+expect "short" --json = sh
+# Values after a value-taking option are not verbs: "--top 5" then the verb.
+expect "connections" --top 5 con 2>/dev/null
+# The kernel's interfaces for attach: lo is always there.
+expect "lo" attach l
+# Nothing from the bus when no daemon answers.
+expect "" detach ""
+expect "" filter show ""
+expect "" connections --link ""
+
+# With the daemon on a private bus: the guarded links and the rule ids it has, nothing else.
+if [ -n "${PACKETSCOPED:-}" ]; then
+        # shellcheck source=tests/integration/lib.sh
+        . "$SRCDIR/tests/integration/lib.sh"
+        tap_n=$n
+        tap_failed=$failed
+        require_root
+        make_tmpdir T
+        bus_start "$T/bus"
+        daemon_start main || bail "the daemon did not start: $(daemon_log main)"
+        net_create A
+        attach "$A_IF" generic
+        id1=$(busctl --system call "$PS_NAME" "$PS_PATH/filters" org.packetscope.Guarder1.Filters \
+                Add 'a{sv}' 3 rule_type s tcp dst_port q 2323 action s drop | awk '{print $2}')
+        id2=$(busctl --system call "$PS_NAME" "$PS_PATH/filters" org.packetscope.Guarder1.Filters \
+                Add 'a{sv}' 3 rule_type s udp dst_port q 2324 action s drop | awk '{print $2}')
+        n=$tap_n
+        failed=$tap_failed
+        expect "$A_IF" detach ""
+        expect "$A_IF" connections --link ""
+        expect "$(printf '%s\n' "$id1" "$id2" | sort | tr '\n' ' ' | sed 's/ $//')" filter delete ""
+        expect "" filter show "$id1" ""
+        tap_n=$n
+        tap_failed=$failed
+        done_testing
+fi
+echo "1..$n"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The bus vocabulary of org.packetscope.Guarder1 (dbus/org.packetscope.Guarder1.xml), spelled
+ * once for the daemon and the client, with the bounds the daemon enforces so that the client can
+ * refuse a request locally with the same limit.
+ */
+
+#define PS_BUS_NAME "org.packetscope.Guarder1"
+
+#define PS_OBJECT_ROOT "/org/packetscope/Guarder1"
+#define PS_OBJECT_LINKS PS_OBJECT_ROOT "/link"
+#define PS_OBJECT_CONNECTIONS PS_OBJECT_ROOT "/connections"
+#define PS_OBJECT_FILTERS PS_OBJECT_ROOT "/filters"
+#define PS_OBJECT_TRANSACTIONS PS_OBJECT_FILTERS "/transaction"
+
+#define PS_IFACE_MANAGER PS_BUS_NAME ".Manager"
+#define PS_IFACE_LINK PS_BUS_NAME ".Link"
+#define PS_IFACE_CONNECTIONS PS_BUS_NAME ".Connections"
+#define PS_IFACE_FILTERS PS_BUS_NAME ".Filters"
+#define PS_IFACE_FILTER PS_BUS_NAME ".Filter"
+#define PS_IFACE_TRANSACTION PS_BUS_NAME ".Transaction"
+#define PS_IFACE_PROPERTIES "org.freedesktop.DBus.Properties"
+
+#define PS_ERROR_NO_SUCH_INTERFACE PS_BUS_NAME ".Error.NoSuchInterface"
+#define PS_ERROR_NO_SUCH_LINK PS_BUS_NAME ".Error.NoSuchLink"
+#define PS_ERROR_ALREADY_GUARDED PS_BUS_NAME ".Error.AlreadyGuarded"
+#define PS_ERROR_ATTACH_FAILED PS_BUS_NAME ".Error.AttachFailed"
+#define PS_ERROR_LIMIT_EXCEEDED PS_BUS_NAME ".Error.LimitExceeded"
+#define PS_ERROR_INVALID_FILTER PS_BUS_NAME ".Error.InvalidFilter"
+#define PS_ERROR_NO_SUCH_FILTER PS_BUS_NAME ".Error.NoSuchFilter"
+#define PS_ERROR_LOCKOUT PS_BUS_NAME ".Error.WouldLockOut"
+#define PS_ERROR_FILTER_FAILED PS_BUS_NAME ".Error.FilterUpdateFailed"
+#define PS_ERROR_TRANSACTION_PENDING PS_BUS_NAME ".Error.TransactionPending"
+#define PS_ERROR_NO_SUCH_TRANSACTION PS_BUS_NAME ".Error.NoSuchTransaction"
+#define PS_ERROR_AUTH_FAILED PS_BUS_NAME ".Error.AuthorizationFailed"
+
+/* polkit actions, one per mutating area (polkit/org.packetscope.guarder1.policy). */
+#define PS_POLKIT_MANAGE_LINKS "org.packetscope.guarder1.manage-links"
+#define PS_POLKIT_MANAGE_FILTERS "org.packetscope.guarder1.manage-filters"
+
+/* Connections.List/ListIcmp: rows per call, and offset + limit (it bounds the top-N heap). */
+#define PS_QUERY_LIMIT_DEFAULT 100u
+#define PS_QUERY_LIMIT_MAX 10000u
+#define PS_QUERY_WINDOW_MAX 100000u
+
+/* Filters.ListRange: rules per page. */
+#define PS_FILTERS_LIST_MAX 10000u
+/* Filters.Import: the JSON text; Filters.Export: the JSON text it may answer with. */
+#define PS_IMPORT_MAX_BYTES (8u * 1024 * 1024)
+#define PS_EXPORT_MAX_BYTES (24u * 1024 * 1024)
+/* Filters.Test: matching connections it answers with at most. */
+#define PS_TEST_ROWS_MAX 1000u
+/* Filters.Apply: confirm_seconds. */
+#define PS_CONFIRM_MAX_SEC 3600u
+
+/*
+ * Up to this many rules a set counts as small: exported and described indented for people, and
+ * a change of it is announced rule by rule (InterfacesAdded/Removed, FilterAdded/Removed); past
+ * it the text is compact and one Reloaded signal replaces the per-rule signals, which would
+ * flood the bus for minutes at 100,000 rules.
+ */
+#define PS_SMALL_SET_MAX 1000u

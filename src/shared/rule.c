@@ -1,0 +1,862 @@
+/* SPDX-License-Identifier: MIT */
+#include <netinet/in.h>
+#include <stdio.h>
+
+#include "proto.h"
+#include "rule.h"
+
+/* What one parse has seen so far, for the defaults and checks that follow other fields. */
+struct RuleParse {
+        FilterParseFlags flags;
+        const Filter *orig;
+        uint64_t given; /* bit i: rule_fields[i] was in the object */
+        bool expires_given;
+        uint64_t expires;
+};
+
+#define FIELD(f, d, type) ((type *) ((char *) (f) + (d)->offset))
+#define CFIELD(f, d, type) ((const type *) ((const char *) (f) + (d)->offset))
+#define FAIL(err, ...) error_setf((err), -EINVAL, __VA_ARGS__)
+
+static const char *const rule_type_names[] = {
+        [RULE_BASIC] = "basic", [RULE_TCP] = "tcp", [RULE_UDP] = "udp", [RULE_ICMP] = "icmp",
+};
+
+const char *rule_type_to_string(RuleType t) {
+        return t < ELEMENTSOF(rule_type_names) ? rule_type_names[t] : "basic";
+}
+
+const char *filter_verdict_to_string(FilterVerdict a) {
+        return a == FILTER_PASS ? "pass" : a == FILTER_COUNT ? "count" : "drop";
+}
+
+int port_range_parse(const char *s, PortRange *ret) {
+        const char *dash;
+        uint32_t lo, hi;
+
+        assert(s);
+        assert(ret);
+        if (streq(s, "any") || streq(s, "") || streq(s, "0")) {
+                *ret = (PortRange) { 0, 65535 };
+                return 0;
+        }
+        dash = strchr(s, '-');
+        if (!dash) {
+                if (safe_atou32(s, &lo) < 0 || lo > 65535)
+                        return -EINVAL;
+                *ret = (PortRange) { (uint16_t) lo, (uint16_t) lo };
+                return 0;
+        }
+        {
+                char a[8];
+                size_t n = (size_t) (dash - s);
+
+                if (n == 0 || n >= sizeof a)
+                        return -EINVAL;
+                memcpy(a, s, n);
+                a[n] = '\0';
+                if (safe_atou32(a, &lo) < 0 || safe_atou32(dash + 1, &hi) < 0 || lo > 65535 ||
+                    hi > 65535 || lo > hi)
+                        return -EINVAL;
+        }
+        *ret = (PortRange) { (uint16_t) lo, (uint16_t) hi };
+        return 0;
+}
+
+const char *port_range_to_string(PortRange r, char buf[static 16]) {
+        if (port_range_is_any(r))
+                return "any";
+        if (r.lo == r.hi)
+                snprintf(buf, 16, "%u", r.lo);
+        else
+                snprintf(buf, 16, "%u-%u", r.lo, r.hi);
+        return buf;
+}
+
+const char *cidr_to_string(bool has, const Cidr *c, char buf[static CIDR_STRING_MAX]) {
+        char a[ADDR_STRLEN];
+
+        if (!has)
+                return "";
+        addr_to_string(c->family, c->addr, a);
+        if (c->prefixlen == (c->family == ADDR_FAMILY_IPV4 ? 32 : 128))
+                snprintf(buf, CIDR_STRING_MAX, "%s", a);
+        else
+                snprintf(buf, CIDR_STRING_MAX, "%s/%u", a, c->prefixlen);
+        return buf;
+}
+
+static const char *json_type_name(const json_t *v) {
+        switch (json_typeof(v)) {
+        case JSON_OBJECT: return "an object";
+        case JSON_ARRAY: return "an array";
+        case JSON_STRING: return "a string";
+        case JSON_INTEGER: return "an integer";
+        case JSON_REAL: return "a number with a fraction";
+        case JSON_TRUE: case JSON_FALSE: return "a boolean";
+        default: return "null";
+        }
+}
+
+/* --- value readers: 0, or -EINVAL with "field 'x': …; accepted: …" --- */
+
+static int read_int(const char *key, json_t *v, long long min, long long max, long long *ret,
+                    char **err) {
+        long long n;
+
+        if (json_is_integer(v))
+                n = json_integer_value(v);
+        else if (json_is_string(v)) {
+                uint64_t u;
+                const char *s = json_string_value(v);
+                bool neg = s[0] == '-';
+
+                if (safe_atou64(neg ? s + 1 : s, &u) < 0 || u > (uint64_t) INT64_MAX)
+                        return FAIL(err, "field '%s': '%.32s' is not a number; accepted: an "
+                                    "integer from %lld to %lld", key, s, min, max);
+                n = neg ? -(long long) u : (long long) u;
+        } else
+                return FAIL(err, "field '%s' is %s; accepted: an integer from %lld to %lld", key,
+                            json_type_name(v), min, max);
+        if (n < min || n > max)
+                return FAIL(err, "field '%s': %lld is out of range; accepted: %lld to %lld", key,
+                            n, min, max);
+        *ret = n;
+        return 0;
+}
+
+static int read_bool(const char *key, json_t *v, bool *ret, char **err) {
+        if (json_is_boolean(v)) {
+                *ret = json_is_true(v);
+                return 0;
+        }
+        if (json_is_integer(v) && (json_integer_value(v) == 0 || json_integer_value(v) == 1)) {
+                *ret = json_integer_value(v) == 1;
+                return 0;
+        }
+        if (json_is_string(v) && parse_boolean(json_string_value(v)) >= 0) {
+                *ret = parse_boolean(json_string_value(v)) == 1;
+                return 0;
+        }
+        return FAIL(err, "field '%s' is %s; accepted: true or false", key, json_type_name(v));
+}
+
+/* --- the field kinds: parse, format, default --- */
+
+static int parse_rule_type(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        if (!json_is_string(v))
+                return FAIL(err, "field 'rule_type' is %s; accepted: basic, tcp, udp, icmp",
+                            json_type_name(v));
+        for (size_t i = 0; i < ELEMENTSOF(rule_type_names); i++)
+                if (streq(json_string_value(v), rule_type_names[i])) {
+                        f->rule_type = (RuleType) i;
+                        return 0;
+                }
+        return FAIL(err, "field 'rule_type': unknown value '%.32s'; accepted: basic, tcp, udp, "
+                    "icmp", json_string_value(v));
+}
+
+static void format_rule_type(const RuleField *d, const Filter *f, RuleValue *v) {
+        v->s = rule_type_to_string(f->rule_type);
+}
+
+static int parse_protocol(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        int *ret = FIELD(f, d, int);
+        uint8_t n;
+
+        if (json_is_integer(v)) {
+                long long x = json_integer_value(v);
+
+                if (x < 0 || x > 255)
+                        return FAIL(err, "field '%s': %lld is out of range; accepted: tcp, udp, "
+                                    "icmp, icmpv6, any or an IP protocol number 0-255", d->key, x);
+                *ret = (int) x;
+                return 0;
+        }
+        if (!json_is_string(v))
+                return FAIL(err, "field '%s' is %s; accepted: tcp, udp, icmp, icmpv6, any or an IP "
+                            "protocol number 0-255", d->key, json_type_name(v));
+        if (streq(json_string_value(v), "any") || streq(json_string_value(v), "")) {
+                *ret = PROTO_ANY;
+                return 0;
+        }
+        if (protocol_from_string(json_string_value(v), &n) < 0)
+                return FAIL(err, "field '%s': unknown protocol '%.32s'; accepted: tcp, udp, icmp, "
+                            "icmpv6, sctp, gre, esp, ah, any or a number 0-255", d->key,
+                            json_string_value(v));
+        *ret = n;
+        return 0;
+}
+
+static void format_protocol(const RuleField *d, const Filter *f, RuleValue *v) {
+        int p = *CFIELD(f, d, int);
+
+        v->s = p == PROTO_ANY ? "any" : protocol_to_string((uint8_t) p, v->buf);
+}
+
+static void init_protocol(const RuleField *d, Filter *f) {
+        *FIELD(f, d, int) = PROTO_ANY;
+}
+
+static int parse_cidr(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        bool *has = (bool *) ((char *) f + d->offset_has);
+        const char *s;
+        int r;
+
+        if (json_is_null(v)) {
+                *has = false;
+                return 0;
+        }
+        if (!json_is_string(v))
+                return FAIL(err, "field '%s' is %s; accepted: an IPv4 or IPv6 address or CIDR, or "
+                            "\"\"/\"any\" for any", d->key, json_type_name(v));
+        s = json_string_value(v);
+        if (streq(s, "") || streq(s, "any")) {
+                *has = false;
+                return 0;
+        }
+        r = cidr_parse(s, true, FIELD(f, d, Cidr));
+        if (r == -ERANGE)
+                return FAIL(err, "field '%s': bad prefix length in '%.64s'; accepted: /0-/32 for "
+                            "IPv4, /0-/128 for IPv6", d->key, s);
+        if (r == -EADDRNOTAVAIL)
+                return FAIL(err, "field '%s': '%.64s' has bits set beyond its prefix length; "
+                            "accepted: a network address such as 10.0.0.0/8", d->key, s);
+        if (r < 0)
+                return FAIL(err, "field '%s': '%.64s' is not an address; accepted: an IPv4 or "
+                            "IPv6 address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32), or \"\"/"
+                            "\"any\"", d->key, s);
+        *has = true;
+        return 0;
+}
+
+static void format_cidr(const RuleField *d, const Filter *f, RuleValue *v) {
+        const bool *has = (const bool *) ((const char *) f + d->offset_has);
+
+        v->s = cidr_to_string(*has, CFIELD(f, d, Cidr), v->buf);
+}
+
+static int parse_ports(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        PortRange *ret = FIELD(f, d, PortRange);
+
+        if (json_is_integer(v)) {
+                long long n = json_integer_value(v);
+
+                if (n < 0 || n > 65535)
+                        return FAIL(err, "field '%s': %lld is out of range; accepted: 0-65535 (0 "
+                                    "= any) or a range \"LO-HI\"", d->key, n);
+                *ret = n == 0 ? (PortRange) { 0, 65535 } : (PortRange) { (uint16_t) n, (uint16_t) n };
+                return 0;
+        }
+        if (json_is_string(v) && port_range_parse(json_string_value(v), ret) == 0)
+                return 0;
+        if (json_is_string(v))
+                return FAIL(err, "field '%s': '%.32s' is not a port or range; accepted: 0-65535 "
+                            "(0 = any), \"LO-HI\" with LO <= HI, or \"any\"", d->key,
+                            json_string_value(v));
+        return FAIL(err, "field '%s' is %s; accepted: a port 0-65535 or a range \"LO-HI\"", d->key,
+                    json_type_name(v));
+}
+
+static void format_ports(const RuleField *d, const Filter *f, RuleValue *v) {
+        v->s = port_range_to_string(*CFIELD(f, d, PortRange), v->buf);
+}
+
+static void init_ports(const RuleField *d, Filter *f) {
+        *FIELD(f, d, PortRange) = (PortRange) { 0, 65535 };
+}
+
+/* In JSON a port is a number (0 for any) and only a range is a string. */
+static json_t *ports_json(const RuleField *d, const Filter *f) {
+        PortRange r = *CFIELD(f, d, PortRange);
+        char buf[16];
+
+        if (port_range_is_any(r))
+                return json_integer(0);
+        if (r.lo == r.hi)
+                return json_integer(r.lo);
+        return json_string(port_range_to_string(r, buf));
+}
+
+static int parse_u8(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        long long x;
+        int r = read_int(d->key, v, d->min, d->max, &x, err);
+
+        if (r == 0)
+                *FIELD(f, d, uint8_t) = (uint8_t) x;
+        return r;
+}
+
+static void format_u8(const RuleField *d, const Filter *f, RuleValue *v) {
+        v->u = *CFIELD(f, d, uint8_t);
+}
+
+static void init_u8(const RuleField *d, Filter *f) {
+        *FIELD(f, d, uint8_t) = (uint8_t) d->def;
+}
+
+static int parse_i32(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        long long x;
+        int r = read_int(d->key, v, d->min, d->max, &x, err);
+
+        if (r == 0)
+                *FIELD(f, d, int32_t) = (int32_t) x;
+        return r;
+}
+
+static void format_i32(const RuleField *d, const Filter *f, RuleValue *v) {
+        v->i = *CFIELD(f, d, int32_t);
+}
+
+static void format_u32(const RuleField *d, const Filter *f, RuleValue *v) {
+        v->u = *CFIELD(f, d, uint32_t);
+}
+
+static void format_u64(const RuleField *d, const Filter *f, RuleValue *v) {
+        v->u = *CFIELD(f, d, uint64_t);
+}
+
+static int parse_verdict(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+
+        if (!s)
+                return FAIL(err, "field 'action' is %s; accepted: drop, pass, count",
+                            json_type_name(v));
+        if (streq(s, "drop"))
+                f->action = FILTER_DROP;
+        else if (streq(s, "pass"))
+                f->action = FILTER_PASS;
+        else if (streq(s, "count"))
+                f->action = FILTER_COUNT;
+        else
+                return FAIL(err, "field 'action': unknown value '%.32s'; accepted: drop, pass, "
+                            "count", s);
+        return 0;
+}
+
+static void format_verdict(const RuleField *d, const Filter *f, RuleValue *v) {
+        v->s = filter_verdict_to_string(f->action);
+}
+
+static void init_verdict(const RuleField *d, Filter *f) {
+        f->action = (FilterVerdict) d->def;
+}
+
+static int parse_bool(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        return read_bool(d->key, v, FIELD(f, d, bool), err);
+}
+
+static void format_bool(const RuleField *d, const Filter *f, RuleValue *v) {
+        v->u = *CFIELD(f, d, bool);
+}
+
+static void init_bool(const RuleField *d, Filter *f) {
+        *FIELD(f, d, bool) = d->def;
+}
+
+static int parse_comment(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        char *s, **ret = FIELD(f, d, char *);
+
+        if (!json_is_string(v))
+                return FAIL(err, "field '%s' is %s; accepted: a string", d->key, json_type_name(v));
+        if (json_string_length(v) > (size_t) d->max)
+                return FAIL(err, "field '%s' is %zu bytes long; accepted: at most %lld", d->key,
+                            json_string_length(v), d->max);
+        if (strlen(json_string_value(v)) != json_string_length(v))
+                return FAIL(err, "field '%s' contains a NUL byte", d->key);
+        s = strdup(json_string_value(v));
+        if (!s)
+                return -ENOMEM;
+        free(*ret);
+        *ret = s;
+        return 0;
+}
+
+static void format_comment(const RuleField *d, const Filter *f, RuleValue *v) {
+        const char *s = *CFIELD(f, d, char *);
+
+        v->s = s ? s : "";
+}
+
+static int parse_timeout(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        long long x;
+        int r = read_int(d->key, v, d->min, d->max, &x, err);
+
+        if (r < 0)
+                return r;
+        f->timeout_sec = (uint64_t) x;
+        f->expires_usec = 0; /* recomputed by the store from now */
+        return 0;
+}
+
+static int parse_id(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        long long x;
+        int r = read_int(d->key, v, 0, UINT32_MAX, &x, err);
+
+        if (r < 0)
+                return r;
+        if (p->flags & FILTER_PARSE_IMPORT)
+                f->id = (uint32_t) x;
+        else if ((p->flags & FILTER_PARSE_UPDATE) && (uint32_t) x != p->orig->id)
+                return FAIL(err, "field 'id' is %lld but this is rule %u; the id cannot be "
+                            "changed", x, p->orig->id);
+        else if (!(p->flags & (FILTER_PARSE_UPDATE | FILTER_PARSE_IMPORT)))
+                return FAIL(err, "field 'id' is assigned by the daemon; leave it out when adding "
+                            "a rule");
+        return 0;
+}
+
+static void init_u32(const RuleField *d, Filter *f) {
+        *FIELD(f, d, uint32_t) = (uint32_t) d->def;
+}
+
+/* created and expires: the times of an export; read-only anywhere else. */
+static int parse_time(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        long long x;
+        int r;
+
+        if (!(p->flags & FILTER_PARSE_IMPORT))
+                return FAIL(err, "field '%s' is read-only", d->key);
+        r = read_int(d->key, v, 0, INT64_MAX, &x, err);
+        if (r < 0)
+                return r;
+        if (d->offset == offsetof(Filter, expires_usec)) {
+                /* Applied last: whatever the key order, an exported expiry survives. */
+                p->expires = (uint64_t) x;
+                p->expires_given = true;
+        } else
+                *FIELD(f, d, uint64_t) = (uint64_t) x;
+        return 0;
+}
+
+/* The kernel's counters: read-only, and ignored in an export read back. */
+static int parse_counter(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        if (!(p->flags & FILTER_PARSE_IMPORT))
+                return FAIL(err, "field '%s' is read-only", d->key);
+        return 0;
+}
+
+#define IN RULE_FIELD_INPUT
+#define OUT RULE_FIELD_OUTPUT
+#define CHG RULE_FIELD_CHANGES
+#define M(member) .offset = offsetof(Filter, member)
+#define CIDR(member, has) M(member), .offset_has = offsetof(Filter, has), .parse = parse_cidr, \
+        .format = format_cidr
+#define PROTO(member) M(member), .parse = parse_protocol, .format = format_protocol, \
+        .init = init_protocol
+#define PORTS(member) M(member), .parse = parse_ports, .format = format_ports, .init = init_ports, \
+        .to_json = ports_json
+#define U8(member, d) M(member), .min = 0, .max = 255, .def = (d), .parse = parse_u8, \
+        .format = format_u8, .init = init_u8
+
+/* One line per field, in the order of the JSON, the a{sv} and the properties. */
+const RuleField rule_fields[] = {
+        { "id", "Id", NULL, 'u', OUT | RULE_FIELD_IMPORT, M(id), .def = UINT32_MAX,
+          .parse = parse_id, .format = format_u32, .init = init_u32 },
+        { "rule_type", "RuleType", "rule-type", 's', IN | OUT | CHG, M(rule_type),
+          .parse = parse_rule_type, .format = format_rule_type },
+        { "protocol", "Protocol", "protocol", 's', IN | OUT | CHG, PROTO(protocol) },
+        { "src_ip", "SrcIp", "src-ip", 's', IN | OUT | CHG, CIDR(src, has_src) },
+        { "dst_ip", "DstIp", "dst-ip", 's', IN | OUT | CHG, CIDR(dst, has_dst) },
+        { "src_port", "SrcPort", "src-port", 's', IN | OUT | CHG, PORTS(src_port) },
+        { "dst_port", "DstPort", "dst-port", 's', IN | OUT | CHG, PORTS(dst_port) },
+        { "tcp_flags", "TcpFlags", "tcp-flags", 'y', IN | OUT | CHG, U8(tcp_flags, 0) },
+        { "tcp_flags_mask", "TcpFlagsMask", "tcp-flags-mask", 'y', IN | OUT | CHG,
+          U8(tcp_flags_mask, 0) },
+        { "icmp_type", "IcmpType", "icmp-type", 'y', IN | OUT | CHG, U8(icmp_type, ICMP_ANY) },
+        { "icmp_code", "IcmpCode", "icmp-code", 'y', IN | OUT | CHG, U8(icmp_code, ICMP_ANY) },
+        { "inner_src_ip", "InnerSrcIp", "inner-src-ip", 's', IN | OUT | CHG,
+          CIDR(inner_src, has_inner_src) },
+        { "inner_dst_ip", "InnerDstIp", "inner-dst-ip", 's', IN | OUT | CHG,
+          CIDR(inner_dst, has_inner_dst) },
+        { "inner_protocol", "InnerProtocol", "inner-protocol", 's', IN | OUT | CHG,
+          PROTO(inner_protocol) },
+        { "inner_src_port", "InnerSrcPort", "inner-src-port", 's', IN | OUT | CHG,
+          PORTS(inner_src_port) },
+        { "inner_dst_port", "InnerDstPort", "inner-dst-port", 's', IN | OUT | CHG,
+          PORTS(inner_dst_port) },
+        /* The Guarder's rules were all blocking rules: an omitted action means drop. */
+        { "action", "Action", "action", 's', IN | OUT | CHG, M(action), .def = FILTER_DROP,
+          .parse = parse_verdict, .format = format_verdict, .init = init_verdict },
+        { "enabled", "Enabled", "enabled", 'b', IN | OUT | CHG, M(enabled), .def = true,
+          .parse = parse_bool, .format = format_bool, .init = init_bool },
+        { "comment", "Comment", "comment", 's', IN | OUT | CHG, M(comment),
+          .max = FILTER_COMMENT_MAX, .parse = parse_comment, .format = format_comment },
+        { "priority", "Priority", "priority", 'i', IN | OUT | CHG, M(priority),
+          .min = FILTER_PRIORITY_MIN, .max = FILTER_PRIORITY_MAX, .parse = parse_i32,
+          .format = format_i32 },
+        { "timeout", "Timeout", "timeout", 't', IN | OUT | CHG, M(timeout_sec), .min = 0,
+          .max = FILTER_TIMEOUT_MAX, .parse = parse_timeout, .format = format_u64 },
+        { "expires", "Expires", NULL, 't', OUT | RULE_FIELD_IMPORT | CHG, M(expires_usec),
+          .parse = parse_time, .format = format_u64 },
+        { "created", "Created", NULL, 't', OUT | RULE_FIELD_IMPORT, M(created_usec),
+          .parse = parse_time, .format = format_u64 },
+        { "hits", "Hits", NULL, 't', OUT | RULE_FIELD_COUNTER, M(hits), .parse = parse_counter,
+          .format = format_u64 },
+        { "bytes", "Bytes", NULL, 't', OUT | RULE_FIELD_COUNTER, M(bytes),
+          .parse = parse_counter, .format = format_u64 },
+        { "last_hit", "LastHit", NULL, 't', OUT | RULE_FIELD_COUNTER, M(last_hit_usec),
+          .parse = parse_counter, .format = format_u64 },
+        { "force", NULL, "force", 'b', IN, M(force), .parse = parse_bool, .format = format_bool },
+};
+
+const size_t rule_fields_n = ELEMENTSOF(rule_fields);
+
+/* The parse state keeps one bit per field. */
+_Static_assert(ELEMENTSOF(rule_fields) <= 64, "RuleParse.given has 64 bits");
+
+static size_t field_index(const char *key) {
+        for (size_t i = 0; i < ELEMENTSOF(rule_fields); i++)
+                if (streq(rule_fields[i].key, key))
+                        return i;
+        return SIZE_MAX;
+}
+
+const RuleField *rule_field_by_key(const char *key) {
+        size_t i;
+
+        assert(key);
+        i = field_index(key);
+        return i == SIZE_MAX ? NULL : &rule_fields[i];
+}
+
+const RuleField *rule_field_by_property(const char *property) {
+        assert(property);
+        for (size_t i = 0; i < ELEMENTSOF(rule_fields); i++)
+                if (rule_fields[i].property && streq(rule_fields[i].property, property))
+                        return &rule_fields[i];
+        return NULL;
+}
+
+const RuleField *rule_field_by_option(const char *option) {
+        assert(option);
+        for (size_t i = 0; i < ELEMENTSOF(rule_fields); i++)
+                if (rule_fields[i].option && streq(rule_fields[i].option, option))
+                        return &rule_fields[i];
+        return NULL;
+}
+
+const char *rule_known_fields(void) {
+        static char buf[1024];
+
+        if (!buf[0])
+                for (size_t i = 0, n = 0; i < ELEMENTSOF(rule_fields); i++) {
+                        if (!(rule_fields[i].flags & RULE_FIELD_INPUT))
+                                continue;
+                        n += (size_t) snprintf(buf + n, sizeof buf - n, "%s%s", n ? ", " : "",
+                                               rule_fields[i].key);
+                        assert(n < sizeof buf);
+                }
+        return buf;
+}
+
+char **rule_changing_properties(void) {
+        static const char *props[ELEMENTSOF(rule_fields) + 1];
+
+        if (!props[0])
+                for (size_t i = 0, n = 0; i < ELEMENTSOF(rule_fields); i++)
+                        if (rule_fields[i].flags & RULE_FIELD_CHANGES)
+                                props[n++] = rule_fields[i].property;
+        return (char **) props;
+}
+
+void filter_init(Filter *f) {
+        assert(f);
+        *f = (Filter) {
+                .slot = UINT32_MAX, /* assigned by the store */
+        };
+        for (size_t i = 0; i < ELEMENTSOF(rule_fields); i++)
+                if (rule_fields[i].init)
+                        rule_fields[i].init(&rule_fields[i], f);
+}
+
+void filter_done(Filter *f) {
+        assert(f);
+        f->comment = mfree(f->comment);
+}
+
+Filter *filter_free(Filter *f) {
+        if (f) {
+                filter_done(f);
+                free(f);
+        }
+        return NULL;
+}
+
+Filter *filter_new(void) {
+        Filter *f = malloc(sizeof(Filter));
+
+        if (f)
+                filter_init(f);
+        return f;
+}
+
+int filter_copy(Filter *dst, const Filter *src) {
+        assert(dst);
+        assert(src);
+        *dst = *src;
+        dst->comment = NULL;
+        if (src->comment) {
+                dst->comment = strdup(src->comment);
+                if (!dst->comment)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+void filter_list_free(Filter **rules, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                filter_free(rules[i]);
+        free(rules);
+}
+
+void filter_list_done(FilterList *l) {
+        assert(l);
+        filter_list_free(l->rules, l->n);
+        *l = (FilterList) {};
+}
+
+int filter_list_push(FilterList *l, Filter *f) {
+        Filter **a;
+
+        assert(l);
+        assert(f);
+        a = realloc(l->rules, (l->n + 1) * sizeof(Filter *));
+        if (!a)
+                return -ENOMEM;
+        a[l->n++] = f;
+        l->rules = a;
+        return 0;
+}
+
+static int protocol_for_rule_type(RuleType t) {
+        switch (t) {
+        case RULE_TCP: return IPPROTO_TCP;
+        case RULE_UDP: return IPPROTO_UDP;
+        case RULE_ICMP: return IPPROTO_ICMP;
+        default: return PROTO_ANY;
+        }
+}
+
+static uint8_t cidr_family(bool has, const Cidr *c) {
+        return has ? c->family : 0;
+}
+
+static bool is_icmp(int protocol) {
+        return protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6;
+}
+
+static bool has_ports(int protocol) {
+        return protocol != PROTO_ANY && protocol_has_ports((unsigned) protocol);
+}
+
+/* Cross-field rules, once every field is in. */
+static int filter_check(Filter *f, char **err) {
+        uint8_t fam = 0, a;
+
+        switch (f->rule_type) {
+        case RULE_TCP:
+                if (f->protocol != IPPROTO_TCP)
+                        return FAIL(err, "field 'protocol' must be tcp for rule_type tcp");
+                break;
+        case RULE_UDP:
+                if (f->protocol != IPPROTO_UDP)
+                        return FAIL(err, "field 'protocol' must be udp for rule_type udp");
+                break;
+        case RULE_ICMP:
+                if (!is_icmp(f->protocol))
+                        return FAIL(err, "field 'protocol' must be icmp or icmpv6 for rule_type icmp");
+                break;
+        default:
+                break;
+        }
+
+        /* One address family per rule. */
+        a = cidr_family(f->has_src, &f->src);
+        if (a)
+                fam = a;
+        a = cidr_family(f->has_dst, &f->dst);
+        if (a && fam && a != fam)
+                return FAIL(err, "fields 'src_ip' and 'dst_ip' are of different address families");
+        if (a)
+                fam = a;
+        if (f->protocol == IPPROTO_ICMP && fam == ADDR_FAMILY_IPV6)
+                return FAIL(err, "protocol icmp is IPv4 only; use icmpv6 with IPv6 addresses");
+        if (f->protocol == IPPROTO_ICMPV6 && fam == ADDR_FAMILY_IPV4)
+                return FAIL(err, "protocol icmpv6 is IPv6 only; use icmp with IPv4 addresses");
+
+        if ((!port_range_is_any(f->src_port) || !port_range_is_any(f->dst_port)) &&
+            !has_ports(f->protocol))
+                return FAIL(err, "fields 'src_port'/'dst_port' need protocol tcp, udp, sctp or "
+                            "udplite");
+        if (f->tcp_flags & ~f->tcp_flags_mask)
+                return FAIL(err, "field 'tcp_flags' (%u) has bits outside 'tcp_flags_mask' (%u); "
+                            "accepted: flags that are a subset of the mask", f->tcp_flags,
+                            f->tcp_flags_mask);
+        if (f->tcp_flags_mask && f->protocol != IPPROTO_TCP)
+                return FAIL(err, "fields 'tcp_flags'/'tcp_flags_mask' need protocol tcp");
+        if ((f->icmp_type != ICMP_ANY || f->icmp_code != ICMP_ANY) && !is_icmp(f->protocol))
+                return FAIL(err, "fields 'icmp_type'/'icmp_code' need protocol icmp or icmpv6");
+
+        if (f->has_inner_src || f->has_inner_dst || f->inner_protocol != PROTO_ANY ||
+            !port_range_is_any(f->inner_src_port) || !port_range_is_any(f->inner_dst_port)) {
+                if (!is_icmp(f->protocol))
+                        return FAIL(err, "the inner_* fields match the header an ICMP error "
+                                    "quotes; they need protocol icmp or icmpv6");
+                if (f->icmp_type != ICMP_ANY &&
+                    !icmp_type_is_error((unsigned) f->protocol, f->icmp_type))
+                        return FAIL(err, "the inner_* fields need an ICMP error type (icmp 3, 4, "
+                                    "5, 11, 12; icmpv6 1-4) or icmp_type 255; got %u",
+                                    f->icmp_type);
+                if ((!port_range_is_any(f->inner_src_port) || !port_range_is_any(f->inner_dst_port)) &&
+                    !has_ports(f->inner_protocol))
+                        return FAIL(err, "fields 'inner_src_port'/'inner_dst_port' need "
+                                    "inner_protocol tcp, udp, sctp or udplite");
+                a = cidr_family(f->has_inner_src, &f->inner_src);
+                if (a && cidr_family(f->has_inner_dst, &f->inner_dst) &&
+                    a != f->inner_dst.family)
+                        return FAIL(err, "fields 'inner_src_ip' and 'inner_dst_ip' are of "
+                                    "different address families");
+        }
+        return 0;
+}
+
+#define GIVEN(p, key) (!!((p)->given & (UINT64_C(1) << field_index(key))))
+
+int filter_from_json(Filter *f, json_t *obj, FilterParseFlags flags, char **ret_error) {
+        Filter n;
+        RuleParse p = { .flags = flags, .orig = f };
+        const char *key;
+        json_t *v;
+        int r;
+
+        assert(f);
+        if (!json_is_object(obj))
+                return FAIL(ret_error, "a rule must be a JSON object, got %s", json_type_name(obj));
+
+        r = filter_copy(&n, f);
+        if (r < 0)
+                return r;
+
+        json_object_foreach(obj, key, v) {
+                size_t i = field_index(key);
+
+                if (i == SIZE_MAX) {
+                        r = FAIL(ret_error, "unknown field '%.64s'; accepted: %s", key,
+                                 rule_known_fields());
+                        goto fail;
+                }
+                r = rule_fields[i].parse(&rule_fields[i], &n, v, &p, ret_error);
+                if (r < 0)
+                        goto fail;
+                p.given |= UINT64_C(1) << i;
+        }
+
+        if (p.expires_given)
+                n.expires_usec = n.timeout_sec ? p.expires : 0;
+
+        /* Defaults that follow other fields, as in the Guarder. */
+        if (!GIVEN(&p, "protocol") && (!(flags & FILTER_PARSE_UPDATE) || GIVEN(&p, "rule_type")))
+                n.protocol = protocol_for_rule_type(n.rule_type);
+        if (GIVEN(&p, "tcp_flags") && !GIVEN(&p, "tcp_flags_mask") && !(flags & FILTER_PARSE_UPDATE))
+                n.tcp_flags_mask = n.tcp_flags; /* "these flags set" */
+
+        r = filter_check(&n, ret_error);
+        if (r < 0)
+                goto fail;
+        filter_done(f);
+        *f = n;
+        return 0;
+fail:
+        filter_done(&n);
+        return r;
+}
+
+static void field_value(const RuleField *d, const Filter *f, RuleValue *v) {
+        *v = (RuleValue) {};
+        d->format(d, f, v);
+}
+
+json_t *rule_field_to_json(const RuleField *d, const Filter *f) {
+        RuleValue v;
+
+        assert(d);
+        assert(f);
+        if (d->to_json)
+                return d->to_json(d, f);
+        field_value(d, f, &v);
+        switch (d->bus_type) {
+        case 's': return json_string(v.s);
+        case 'b': return json_boolean(v.u);
+        case 'i': case 'n': case 'x': return json_integer((json_int_t) v.i);
+        default: return json_integer((json_int_t) v.u);
+        }
+}
+
+int rule_field_append(sd_bus_message *m, const RuleField *d, const Filter *f) {
+        RuleValue v;
+
+        assert(m);
+        assert(d);
+        assert(f);
+        field_value(d, f, &v);
+        switch (d->bus_type) {
+        case 's': return sd_bus_message_append_basic(m, 's', v.s);
+        case 'b': { int b = !!v.u; return sd_bus_message_append_basic(m, 'b', &b); }
+        case 'y': { uint8_t x = (uint8_t) v.u; return sd_bus_message_append_basic(m, 'y', &x); }
+        case 'q': { uint16_t x = (uint16_t) v.u; return sd_bus_message_append_basic(m, 'q', &x); }
+        case 'u': { uint32_t x = (uint32_t) v.u; return sd_bus_message_append_basic(m, 'u', &x); }
+        case 'i': { int32_t x = (int32_t) v.i; return sd_bus_message_append_basic(m, 'i', &x); }
+        case 'x': return sd_bus_message_append_basic(m, 'x', &v.i);
+        default: return sd_bus_message_append_basic(m, 't', &v.u);
+        }
+}
+
+json_t *filter_to_json(const Filter *f) {
+        _cleanup_json_ json_t *o = json_object();
+
+        assert(f);
+        if (!o)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(rule_fields); i++) {
+                const RuleField *d = &rule_fields[i];
+
+                if (!(d->flags & RULE_FIELD_OUTPUT))
+                        continue;
+                /* json_object_set_new steals the value, and fails on NULL. */
+                if (json_object_set_new(o, d->key, rule_field_to_json(d, f)) < 0)
+                        return NULL;
+        }
+        return TAKE_PTR(o);
+}
+
+int filter_append_bus_dict(sd_bus_message *m, const Filter *f, const char *path) {
+        int r;
+
+        assert(m);
+        assert(f);
+        assert(path);
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(rule_fields); i++) {
+                const RuleField *d = &rule_fields[i];
+                char sig[2] = { d->bus_type, '\0' };
+
+                if (!(d->flags & RULE_FIELD_OUTPUT))
+                        continue;
+                if ((r = sd_bus_message_open_container(m, 'e', "sv")) < 0 ||
+                    (r = sd_bus_message_append_basic(m, 's', d->key)) < 0 ||
+                    (r = sd_bus_message_open_container(m, 'v', sig)) < 0 ||
+                    (r = rule_field_append(m, d, f)) < 0 ||
+                    (r = sd_bus_message_close_container(m)) < 0 ||
+                    (r = sd_bus_message_close_container(m)) < 0)
+                        return r;
+                if (d->offset == offsetof(Filter, id)) {
+                        r = sd_bus_message_append(m, "{sv}", "path", "o", path);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return sd_bus_message_close_container(m);
+}
