@@ -244,7 +244,7 @@ int verb_filter_apply(sd_bus *bus, char **args, int n_args) {
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
-                r = sd_bus_message_append(m, "su", mode, arg.confirm_sec);
+                r = sd_bus_message_append(m, "su", mode, (uint32_t) arg.confirm_sec);
         if (r < 0) {
                 r = bus_error("building the rules", NULL, r);
                 goto finish;

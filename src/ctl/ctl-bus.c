@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 
 #include "packetscopectl.h"
 
@@ -18,6 +19,26 @@ int bus_error(const char *what, const sd_bus_error *error, int r) {
         else
                 fprintf(stderr, "packetscopectl: %s: %s\n", what, strerror(r < 0 ? -r : r));
         return r < 0 ? r : -EIO;
+}
+
+int bus_call(sd_bus *bus, const char *path, const char *interface, const char *method,
+             sd_bus_error *error, sd_bus_message **ret, const char *types, ...) {
+        _cleanup_(sd_bus_error_free) sd_bus_error own = SD_BUS_ERROR_NULL;
+        va_list ap;
+        int r;
+
+        assert(bus);
+        assert(path);
+        assert(interface);
+        assert(method);
+
+        va_start(ap, types);
+        r = sd_bus_call_methodv(bus, PS_BUS_NAME, path, interface, method, error ? error : &own,
+                                ret, types, ap);
+        va_end(ap);
+        if (r < 0 && !error)
+                return bus_error(method, &own, r);
+        return r;
 }
 
 typedef union BusBasic {
@@ -34,7 +55,7 @@ typedef union BusBasic {
         int h;
 } BusBasic;
 
-/* Integer types as a signed 128-bit-free pair: the value and whether it is negative. */
+/* An integer of any bus type as its magnitude and its sign. */
 static bool basic_integer(char type, const BusBasic *v, uint64_t *ret_abs, bool *ret_negative) {
         int64_t s;
 
@@ -56,9 +77,17 @@ static bool basic_integer(char type, const BusBasic *v, uint64_t *ret_abs, bool 
 /* The variant's content into the field, when its type is one the field's kind takes; otherwise
  * the value is skipped and the field keeps what it held. Returns 1 when stored. */
 static int read_field(sd_bus_message *m, const BusField *f, const char *contents, void *field) {
+        /* The basic types each kind of field takes. */
+        static const char *const accepted[] = {
+                [BUS_FIELD_U64] = "ynqiuxt",
+                [BUS_FIELD_I64] = "ynqiuxt",
+                [BUS_FIELD_DOUBLE] = "d",
+                [BUS_FIELD_STRING] = "sog",
+                [BUS_FIELD_BOOL] = "b",
+        };
         BusBasic v;
-        uint64_t abs;
-        bool negative;
+        uint64_t abs = 0;
+        bool negative = false;
         int r;
 
         if (f->kind == BUS_FIELD_CUSTOM)
@@ -70,35 +99,43 @@ static int read_field(sd_bus_message *m, const BusField *f, const char *contents
         r = sd_bus_message_read_basic(m, contents[0], &v);
         if (r < 0)
                 return r;
+        if (!strchr(accepted[f->kind], contents[0]))
+                return 0;
+        if (basic_integer(contents[0], &v, &abs, &negative) && f->kind == BUS_FIELD_I64 &&
+            !negative && abs > INT64_MAX)
+                return 0;
         switch (f->kind) {
         case BUS_FIELD_U64:
-                if (!basic_integer(contents[0], &v, &abs, &negative))
-                        return 0;
                 *(uint64_t *) field = negative ? 0 : abs;
-                return 1;
+                break;
         case BUS_FIELD_I64:
-                if (!basic_integer(contents[0], &v, &abs, &negative) || (!negative && abs > INT64_MAX))
-                        return 0;
                 *(int64_t *) field = negative ? (int64_t) -(abs - 1) - 1 : (int64_t) abs;
-                return 1;
+                break;
         case BUS_FIELD_DOUBLE:
-                if (contents[0] != 'd')
-                        return 0;
                 *(double *) field = v.d;
-                return 1;
+                break;
         case BUS_FIELD_STRING:
-                if (!strchr("sog", contents[0]))
-                        return 0;
                 *(const char **) field = v.s;
-                return 1;
-        case BUS_FIELD_BOOL:
-                if (contents[0] != 'b')
-                        return 0;
-                *(bool *) field = v.b;
-                return 1;
+                break;
         default:
-                return -EINVAL;
+                *(bool *) field = v.b;
         }
+        return 1;
+}
+
+int bus_enter_array(sd_bus_message *m, const char *contents, const char *signature) {
+        int r;
+
+        assert(m);
+        assert(contents);
+        assert(signature && signature[0] == 'a');
+
+        if (!streq(contents, signature)) {
+                r = sd_bus_message_skip(m, contents);
+                return r < 0 ? r : 0;
+        }
+        r = sd_bus_message_enter_container(m, 'a', signature + 1);
+        return r < 0 ? r : 1;
 }
 
 int bus_read_dict(sd_bus_message *m, const BusDict *d, void *ret, BusUnknownFn unknown,
@@ -391,8 +428,7 @@ int call_get_all(sd_bus *bus, const char *path, const char *interface, bool miss
         assert(interface);
         assert(ret);
 
-        r = sd_bus_call_method(bus, PS_BUS_NAME, path, PS_IFACE_PROPERTIES, "GetAll", &error, ret,
-                               "s", interface);
+        r = bus_call(bus, path, PS_IFACE_PROPERTIES, "GetAll", &error, ret, "s", interface);
         if (r < 0) {
                 /* A link may go away between reading Links and asking about it. */
                 if (missing_ok && (sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_OBJECT) ||

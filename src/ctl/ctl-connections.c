@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "packetscopectl.h"
+#include "proto.h"
 
 typedef enum ConnectionKey {
         CONN_FAMILY,
@@ -92,33 +93,50 @@ bool connection_row_is_icmp(const ConnectionRow *row) {
         return BUS_SEEN(row, CONN_TYPE);
 }
 
-/* Only the keys the user gave, plus the limit. */
+/* Only the keys the user gave, plus the limit; List and ListIcmp each take some of them. */
 static int append_query(sd_bus_message *m, bool icmp, uint32_t default_limit) {
+        const struct {
+                uint64_t option;
+                const char *key;
+                char type;      /* 's', or the integer type of u */
+                bool flows, icmp;
+                const char *s;
+                uint64_t u;
+        } keys[] = {
+                { OPT_OFFSET, "offset", 'u', true, true, .u = arg.offset },
+                { OPT_SORT, "sort", 's', true, true, .s = arg.sort },
+                { OPT_PROTOCOL, "protocol", 's', true, false, .s = arg.protocol },
+                { OPT_ADDRESS, "address", 's', true, true, .s = arg.address },
+                { OPT_PORT, "port", 'q', true, false, .u = arg.port },
+                { OPT_LINK, "link", 's', true, true, .s = arg.link },
+                { OPT_FAMILY, "family", 's', true, true, .s = arg.family },
+                { OPT_STATE, "state", 's', true, false, .s = arg.state },
+                { OPT_TYPE, "type", 'y', false, true, .u = arg.icmp_type },
+        };
         int r;
 
         r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
         r = sd_bus_message_append(m, "{sv}", "limit", "u",
-                                  (arg.given & OPT_TOP) ? arg.top : default_limit);
-        if (r >= 0 && (arg.given & OPT_OFFSET))
-                r = sd_bus_message_append(m, "{sv}", "offset", "u", arg.offset);
-        if (r >= 0 && (arg.given & OPT_SORT))
-                r = sd_bus_message_append(m, "{sv}", "sort", "s", arg.sort);
-        if (r >= 0 && !icmp && (arg.given & OPT_PROTOCOL))
-                r = sd_bus_message_append(m, "{sv}", "protocol", "s", arg.protocol);
-        if (r >= 0 && (arg.given & OPT_ADDRESS))
-                r = sd_bus_message_append(m, "{sv}", "address", "s", arg.address);
-        if (r >= 0 && !icmp && (arg.given & OPT_PORT))
-                r = sd_bus_message_append(m, "{sv}", "port", "q", arg.port);
-        if (r >= 0 && (arg.given & OPT_LINK))
-                r = sd_bus_message_append(m, "{sv}", "link", "s", arg.link);
-        if (r >= 0 && (arg.given & OPT_FAMILY))
-                r = sd_bus_message_append(m, "{sv}", "family", "s", arg.family);
-        if (r >= 0 && !icmp && (arg.given & OPT_STATE))
-                r = sd_bus_message_append(m, "{sv}", "state", "s", arg.state);
-        if (r >= 0 && icmp && (arg.given & OPT_TYPE))
-                r = sd_bus_message_append(m, "{sv}", "type", "y", arg.icmp_type);
+                                  (uint32_t) ((arg.given & OPT_TOP) ? arg.top : default_limit));
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(keys); i++) {
+                if (!(arg.given & keys[i].option) || !(icmp ? keys[i].icmp : keys[i].flows))
+                        continue;
+                switch (keys[i].type) {
+                case 's':
+                        r = sd_bus_message_append(m, "{sv}", keys[i].key, "s", keys[i].s);
+                        break;
+                case 'u':
+                        r = sd_bus_message_append(m, "{sv}", keys[i].key, "u", (uint32_t) keys[i].u);
+                        break;
+                case 'q':
+                        r = sd_bus_message_append(m, "{sv}", keys[i].key, "q", (uint16_t) keys[i].u);
+                        break;
+                default:
+                        r = sd_bus_message_append(m, "{sv}", keys[i].key, "y", (uint8_t) keys[i].u);
+                }
+        }
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(m);
@@ -156,11 +174,7 @@ static int call_list(sd_bus *bus, bool icmp, sd_bus_message **ret) {
         return 0;
 }
 
-/* Ports only mean something for these; other protocols show bare addresses. */
-static bool protocol_has_ports(unsigned ip_protocol) {
-        return ip_protocol == 6 || ip_protocol == 17 || ip_protocol == 132 || ip_protocol == 136;
-}
-
+/* Ports only mean something for some protocols; the others show bare addresses. */
 static void format_flow_endpoint(char *buf, size_t size, const char *addr, uint16_t port,
                                  unsigned ip_protocol) {
         if (protocol_has_ports(ip_protocol))
@@ -180,8 +194,7 @@ int render_connections(FILE *f, const ConnectionRow *rows, size_t n, uint64_t no
 
         if (!t)
                 return -ENOMEM;
-        for (size_t c = 5; c <= 8; c++)
-                table_set_align(t, c, TABLE_ALIGN_RIGHT);
+        table_align_right(t, 1u << 5 | 1u << 6 | 1u << 7 | 1u << 8);
         for (size_t i = 0; i < n; i++) {
                 const ConnectionRow *row = &rows[i];
                 char src[FORMAT_ENDPOINT_MAX], dst[FORMAT_ENDPOINT_MAX], flags[FORMAT_TCP_FLAGS_MAX];
@@ -223,9 +236,7 @@ int render_icmp(FILE *f, const ConnectionRow *rows, size_t n, uint64_t now, bool
 
         if (!t)
                 return -ENOMEM;
-        table_set_align(t, 1, TABLE_ALIGN_RIGHT);
-        table_set_align(t, 4, TABLE_ALIGN_RIGHT);
-        table_set_align(t, 5, TABLE_ALIGN_RIGHT);
+        table_align_right(t, 1u << 1 | 1u << 4 | 1u << 5);
         for (size_t i = 0; i < n; i++) {
                 const ConnectionRow *row = &rows[i];
                 char type[48], bytes[FORMAT_BYTES_MAX], last[FORMAT_RELATIVE_MAX];
@@ -265,23 +276,24 @@ int render_icmp(FILE *f, const ConnectionRow *rows, size_t n, uint64_t now, bool
         return table_print(t, f, header);
 }
 
-static void print_list_legend(sd_bus *bus, size_t shown, const char *singular,
-                              const char *plural, const char *count_prop) {
+static int print_list_legend(sd_bus *bus, size_t shown, const char *singular,
+                             const char *plural, const char *count_prop) {
+        _cleanup_free_ char *none = NULL, *tail = NULL;
         uint64_t total;
 
-        if (!arg.legend)
-                return;
-        if (shown == 0) {
-                printf("No %s.\n", plural);
-                return;
-        }
+        if (!arg.legend || shown == 0)
+                tail = strdup("listed");
         /* The total is a courtesy; an older daemon without the property just doesn't get it. */
-        if (sd_bus_get_property_trivial(bus, PS_BUS_NAME, PS_OBJECT_CONNECTIONS,
-                                        PS_IFACE_CONNECTIONS, count_prop, NULL, 't', &total) >= 0)
-                printf("\n%zu %s listed (%" PRIu64 " tracked).\n", shown,
-                       shown == 1 ? singular : plural, total);
+        else if (sd_bus_get_property_trivial(bus, PS_BUS_NAME, PS_OBJECT_CONNECTIONS,
+                                             PS_IFACE_CONNECTIONS, count_prop, NULL, 't', &total) >= 0)
+                (void) error_setf(&tail, 0, "listed (%" PRIu64 " tracked)", total);
         else
-                printf("\n%zu %s listed.\n", shown, shown == 1 ? singular : plural);
+                tail = strdup("listed");
+        (void) error_setf(&none, 0, "No %s.", plural);
+        if (!none || !tail)
+                return -ENOMEM;
+        print_count_legend(shown, none, singular, plural, tail);
+        return 0;
 }
 
 /* connections and icmp: the same call, query and legend; only the table differs. */
@@ -312,10 +324,8 @@ static int list_verb(sd_bus *bus, bool icmp) {
                         return r;
         }
         if (icmp)
-                print_list_legend(bus, n, "ICMP entry", "ICMP entries", "IcmpCount");
-        else
-                print_list_legend(bus, n, "connection", "connections", "Count");
-        return 0;
+                return print_list_legend(bus, n, "ICMP entry", "ICMP entries", "IcmpCount");
+        return print_list_legend(bus, n, "connection", "connections", "Count");
 }
 
 int verb_connections(sd_bus *bus, char **args, int n_args) {

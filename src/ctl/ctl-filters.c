@@ -97,16 +97,14 @@ static int list_all_filters(sd_bus *bus, FilterPages *ret) {
         assert(ret);
 
         for (;;) {
-                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
                 sd_bus_message **pages;
                 uint32_t n = 0;
 
-                r = sd_bus_call_method(bus, PS_BUS_NAME, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
-                                       "ListRange", &error, &reply, "uu", offset,
-                                       PS_FILTERS_LIST_MAX);
+                r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "ListRange", NULL, &reply,
+                             "uu", offset, PS_FILTERS_LIST_MAX);
                 if (r < 0)
-                        return bus_error("ListRange", &error, r);
+                        return r;
                 /* Count the rows without reading them: that is for the caller. */
                 r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
                 while (r >= 0 && (r = sd_bus_message_skip(reply, "a{sv}")) > 0)
@@ -222,9 +220,7 @@ static int filters_table(const FilterRow *rows, size_t n, uint64_t now, size_t c
 
         if (!t)
                 return -ENOMEM;
-        table_set_align(t, 0, TABLE_ALIGN_RIGHT);
-        table_set_align(t, 6, TABLE_ALIGN_RIGHT);
-        table_set_align(t, 7, TABLE_ALIGN_RIGHT);
+        table_align_right(t, 1u << 0 | 1u << 6 | 1u << 7);
         for (size_t i = 0; i < n; i++) {
                 const FilterRow *row = &rows[i];
                 char src[RULE_ENDPOINT_MAX], dst[RULE_ENDPOINT_MAX], bytes[FORMAT_BYTES_MAX];
@@ -409,12 +405,7 @@ int verb_filter_list(sd_bus *bus, char **args, int n_args) {
                 if (r < 0)
                         return r;
         }
-        if (arg.legend) {
-                if (n == 0)
-                        puts("No filters.");
-                else
-                        printf("\n%zu filter%s listed.\n", n, n == 1 ? "" : "s");
-        }
+        print_count_legend(n, "No filters.", "filter", "filters", "listed");
         return 0;
 }
 
@@ -555,7 +546,6 @@ int verb_filter_add(sd_bus *bus, char **args, int n_args) {
 }
 
 int verb_filter_import(sd_bus *bus, char **args, int n_args) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ char *text = NULL;
         const uint32_t *ids;
@@ -568,11 +558,10 @@ int verb_filter_import(sd_bus *bus, char **args, int n_args) {
         if (r < 0)
                 return r;
         /* As it is: the daemon parses it, with line and column in its errors. */
-        r = sd_bus_call_method(bus, PS_BUS_NAME, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Import",
-                               &error, &reply, "ss", text,
-                               (arg.given & OPT_REPLACE) ? "replace" : "merge");
+        r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Import", NULL, &reply, "ss", text,
+                     (arg.given & OPT_REPLACE) ? "replace" : "merge");
         if (r < 0)
-                return bus_error("Import", &error, r);
+                return r;
         if (arg.json != JSON_OFF) {
                 _cleanup_json_ json_t *j = NULL;
 
@@ -588,15 +577,13 @@ int verb_filter_import(sd_bus *bus, char **args, int n_args) {
 }
 
 int verb_filter_export(sd_bus *bus, char **args, int n_args) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *text;
         int r;
 
-        r = sd_bus_call_method(bus, PS_BUS_NAME, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Export",
-                               &error, &reply, NULL);
+        r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Export", NULL, &reply, NULL);
         if (r < 0)
-                return bus_error("Export", &error, r);
+                return r;
         r = sd_bus_message_read(reply, "s", &text);
         if (r < 0)
                 return bus_error("reading the Export reply", NULL, r);
@@ -656,11 +643,7 @@ int verb_filter_test(sd_bus *bus, char **args, int n_args) {
                 if (r < 0)
                         return r;
         }
-        if (arg.legend) {
-                if (n == 0)
-                        puts("No tracked connection or ICMP entry matches the rule.");
-                else
-                        printf("\n%zu %s the rule.\n", n, n == 1 ? "entry matches" : "entries match");
-        }
+        print_count_legend(n, "No tracked connection or ICMP entry matches the rule.",
+                           "entry matches", "entries match", "the rule");
         return 0;
 }

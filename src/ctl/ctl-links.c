@@ -48,12 +48,8 @@ static int read_object_paths(sd_bus_message *m, const char *contents, void *fiel
         const char *path;
         int r;
 
-        if (!streq(contents, "ao")) {
-                r = sd_bus_message_skip(m, contents);
-                return r < 0 ? r : 0;
-        }
-        r = sd_bus_message_enter_container(m, 'a', "o");
-        if (r < 0)
+        r = bus_enter_array(m, contents, "ao");
+        if (r <= 0)
                 return r;
         while ((r = sd_bus_message_read_basic(m, 'o', &path)) > 0) {
                 char **nl = reallocarray(l, n + 2, sizeof(char *));
@@ -232,9 +228,7 @@ static int render_links(const LinkReplies *links, uint64_t now) {
 
         if (!t)
                 return -ENOMEM;
-        for (size_t c = 0; c < 9; c++)
-                if (c == 1 || c >= 4)
-                        table_set_align(t, c, TABLE_ALIGN_RIGHT);
+        table_align_right(t, 1u << 1 | 1u << 4 | 1u << 5 | 1u << 6 | 1u << 7 | 1u << 8);
         for (size_t i = 0; i < links->n; i++) {
                 char since[FORMAT_RELATIVE_MAX], bps[FORMAT_RATE_MAX];
                 LinkInfo l = { .bits_per_second = NAN };
@@ -360,8 +354,8 @@ int verb_attach(sd_bus *bus, char **args, int n_args) {
         assert(bus);
         assert(args);
 
-        r = sd_bus_call_method(bus, PS_BUS_NAME, PS_OBJECT_ROOT, PS_IFACE_MANAGER, "AttachLink",
-                               &error, &reply, "ss", args[0], arg.mode);
+        r = bus_call(bus, PS_OBJECT_ROOT, PS_IFACE_MANAGER, "AttachLink", &error, &reply, "ss",
+                     args[0], arg.mode);
         if (r < 0 && (arg.given & OPT_ENSURE) &&
             sd_bus_error_has_name(&error, PS_ERROR_ALREADY_GUARDED)) {
                 _cleanup_free_ char *existing = NULL;
@@ -386,8 +380,8 @@ int verb_detach(sd_bus *bus, char **args, int n_args) {
         assert(bus);
         assert(args);
 
-        r = sd_bus_call_method(bus, PS_BUS_NAME, PS_OBJECT_ROOT, PS_IFACE_MANAGER, "DetachLink",
-                               &error, NULL, "s", args[0]);
+        r = bus_call(bus, PS_OBJECT_ROOT, PS_IFACE_MANAGER, "DetachLink", &error, NULL, "s",
+                     args[0]);
         if (r < 0 && (arg.given & OPT_ENSURE) &&
             sd_bus_error_has_name(&error, PS_ERROR_NO_SUCH_LINK))
                 return 0; /* not guarded: that is what was wanted */

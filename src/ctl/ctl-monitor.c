@@ -22,12 +22,8 @@ static int read_icmp_types(sd_bus_message *m, const char *contents, void *field)
         uint64_t packets;
         int r;
 
-        if (!streq(contents, "a{yt}")) {
-                r = sd_bus_message_skip(m, contents);
-                return r < 0 ? r : 0;
-        }
-        r = sd_bus_message_enter_container(m, 'a', "{yt}");
-        if (r < 0)
+        r = bus_enter_array(m, contents, "a{yt}");
+        if (r <= 0)
                 return r;
         c->n = 0;
         while ((r = sd_bus_message_read(m, "{yt}", &type, &packets)) > 0)
@@ -41,43 +37,44 @@ static int read_icmp_types(sd_bus_message *m, const char *contents, void *field)
         return r < 0 ? r : 1;
 }
 
-#define STAT_FIELD(key, kind, member) { key, kind, offsetof(Statistics, member), NULL }
+/* The keys of GetStatistics are the names of the members they land in. */
+#define STAT(name, member, kind) \
+        [STAT_##name] = { #member, BUS_FIELD_##kind, offsetof(Statistics, member), NULL }
 #define STAT_PROTOCOL(i, name)                                                                  \
-        [STAT_PROTOCOL_PACKETS + 2 * (i)] = STAT_FIELD(name "_packets", BUS_FIELD_U64,         \
-                                                       protocol_packets[i]),                    \
-        [STAT_PROTOCOL_PACKETS + 2 * (i) + 1] = STAT_FIELD(name "_bytes", BUS_FIELD_U64,       \
-                                                           protocol_bytes[i])
+        [STAT_PROTOCOL_PACKETS + 2 * (i)] = { name "_packets", BUS_FIELD_U64,                  \
+                                              offsetof(Statistics, protocol_packets[i]), NULL }, \
+        [STAT_PROTOCOL_PACKETS + 2 * (i) + 1] = { name "_bytes", BUS_FIELD_U64,                \
+                                                  offsetof(Statistics, protocol_bytes[i]), NULL }
 
 static const BusField statistics_fields[_STAT_MAX] = {
-        [STAT_PACKETS]              = STAT_FIELD("packets", BUS_FIELD_U64, packets),
-        [STAT_BYTES]                = STAT_FIELD("bytes", BUS_FIELD_U64, bytes),
-        [STAT_PASSED]               = STAT_FIELD("passed", BUS_FIELD_U64, passed),
-        [STAT_DROPPED]              = STAT_FIELD("dropped", BUS_FIELD_U64, dropped),
-        [STAT_MALFORMED]            = STAT_FIELD("malformed", BUS_FIELD_U64, malformed),
-        [STAT_FRAGMENTS]            = STAT_FIELD("fragments", BUS_FIELD_U64, fragments),
-        [STAT_VLAN]                 = STAT_FIELD("vlan", BUS_FIELD_U64, vlan),
-        [STAT_IPV4]                 = STAT_FIELD("ipv4", BUS_FIELD_U64, ipv4),
-        [STAT_IPV6]                 = STAT_FIELD("ipv6", BUS_FIELD_U64, ipv6),
-        [STAT_NON_IP]               = STAT_FIELD("non_ip", BUS_FIELD_U64, non_ip),
-        [STAT_ICMP_ERRORS]          = STAT_FIELD("icmp_errors", BUS_FIELD_U64, icmp_errors),
-        [STAT_FLOW_UPDATE_FAILURES] = STAT_FIELD("flow_update_failures", BUS_FIELD_U64,
-                                                 flow_update_failures),
-        [STAT_FLOWS]                = STAT_FIELD("flows", BUS_FIELD_U64, flows),
-        [STAT_ICMP_ENTRIES]         = STAT_FIELD("icmp_entries", BUS_FIELD_U64, icmp_entries),
-        [STAT_LINKS]                = STAT_FIELD("links", BUS_FIELD_U64, links),
-        [STAT_RUN_TIME_NS]          = STAT_FIELD("run_time_ns", BUS_FIELD_U64, run_time_ns),
-        [STAT_RUN_COUNT]            = STAT_FIELD("run_count", BUS_FIELD_U64, run_count),
-        [STAT_PPS]                  = STAT_FIELD("pps", BUS_FIELD_DOUBLE, pps),
-        [STAT_BPS]                  = STAT_FIELD("bps", BUS_FIELD_DOUBLE, bps),
+        STAT(PACKETS, packets, U64),
+        STAT(BYTES, bytes, U64),
+        STAT(PASSED, passed, U64),
+        STAT(DROPPED, dropped, U64),
+        STAT(MALFORMED, malformed, U64),
+        STAT(FRAGMENTS, fragments, U64),
+        STAT(VLAN, vlan, U64),
+        STAT(IPV4, ipv4, U64),
+        STAT(IPV6, ipv6, U64),
+        STAT(NON_IP, non_ip, U64),
+        STAT(ICMP_ERRORS, icmp_errors, U64),
+        STAT(FLOW_UPDATE_FAILURES, flow_update_failures, U64),
+        STAT(FLOWS, flows, U64),
+        STAT(ICMP_ENTRIES, icmp_entries, U64),
+        STAT(LINKS, links, U64),
+        STAT(RUN_TIME_NS, run_time_ns, U64),
+        STAT(RUN_COUNT, run_count, U64),
+        STAT(PPS, pps, DOUBLE),
+        STAT(BPS, bps, DOUBLE),
         STAT_PROTOCOL(0, "tcp"),
         STAT_PROTOCOL(1, "udp"),
         STAT_PROTOCOL(2, "icmp"),
         STAT_PROTOCOL(3, "icmpv6"),
         STAT_PROTOCOL(4, "other"),
-        [STAT_ICMP_TYPES]   = { "icmp_types", BUS_FIELD_CUSTOM, offsetof(Statistics, icmp_types),
+        [STAT_ICMP_TYPES] = { "icmp_types", BUS_FIELD_CUSTOM, offsetof(Statistics, icmp_types),
+                              read_icmp_types },
+        [STAT_ICMPV6_TYPES] = { "icmpv6_types", BUS_FIELD_CUSTOM, offsetof(Statistics, icmpv6_types),
                                 read_icmp_types },
-        [STAT_ICMPV6_TYPES] = { "icmpv6_types", BUS_FIELD_CUSTOM,
-                                offsetof(Statistics, icmpv6_types), read_icmp_types },
 };
 
 Statistics *statistics_free(Statistics *s) {
@@ -136,17 +133,9 @@ int statistics_read(sd_bus_message *reply, Statistics **ret) {
 }
 
 int call_get_statistics(sd_bus *bus, sd_bus_message **ret) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r;
-
-        assert(bus);
         assert(ret);
 
-        r = sd_bus_call_method(bus, PS_BUS_NAME, PS_OBJECT_ROOT, PS_IFACE_MANAGER, "GetStatistics",
-                               &error, ret, NULL);
-        if (r < 0)
-                return bus_error("GetStatistics", &error, r);
-        return 0;
+        return bus_call(bus, PS_OBJECT_ROOT, PS_IFACE_MANAGER, "GetStatistics", NULL, ret, NULL);
 }
 
 int fields_add_traffic(Table *t, const Statistics *s) {
@@ -176,8 +165,7 @@ static int render_protocols(FILE *f, const Statistics *s, const Statistics *prev
                   : table_new("PROTOCOL", "PACKETS", "BYTES", NULL);
         if (!t)
                 return -ENOMEM;
-        for (size_t c = 1; c <= (rates ? 4u : 2u); c++)
-                table_set_align(t, c, TABLE_ALIGN_RIGHT);
+        table_align_right(t, rates ? 1u << 1 | 1u << 2 | 1u << 3 | 1u << 4 : 1u << 1 | 1u << 2);
         for (size_t i = 0; i < N_PROTOCOL_COUNTERS; i++) {
                 char bytes[FORMAT_BYTES_MAX];
                 uint64_t packets = s->protocol_packets[i], nbytes = s->protocol_bytes[i];
@@ -217,7 +205,7 @@ static int render_icmp_types(FILE *f, const IcmpTypeCounts *c, bool ipv6, const 
                 return -ENOMEM;
         if (c->n == 0)
                 return 0;
-        table_set_align(t, 1, TABLE_ALIGN_RIGHT);
+        table_align_right(t, 1u << 1);
         for (size_t i = 0; i < c->n; i++) {
                 char name[48];
 
@@ -313,11 +301,14 @@ typedef struct Monitor {
         uint64_t previous_at;
 } Monitor;
 
-static void monitor_fail(Monitor *m, sd_bus_message *reply, const char *what) {
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-
-        bus_error(what, e, -sd_bus_message_get_errno(reply));
+/* The call in flight has its answer: an error ends the monitor. */
+static bool monitor_call_failed(Monitor *m, sd_bus_message *reply, const char *what) {
+        m->pending = sd_bus_slot_unref(m->pending);
+        if (!sd_bus_message_is_method_error(reply, NULL))
+                return false;
+        bus_error(what, sd_bus_message_get_error(reply), -sd_bus_message_get_errno(reply));
         sd_event_exit(m->event, EXIT_FAILURE);
+        return true;
 }
 
 static int monitor_render(Monitor *m, sd_bus_message *flows) {
@@ -404,11 +395,8 @@ static int on_flows(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
         Monitor *m = userdata;
         int r;
 
-        m->pending = sd_bus_slot_unref(m->pending);
-        if (sd_bus_message_is_method_error(reply, NULL)) {
-                monitor_fail(m, reply, "List");
+        if (monitor_call_failed(m, reply, "List"))
                 return 0;
-        }
         r = arg.json != JSON_OFF ? monitor_frame_json(m, reply) : monitor_render(m, reply);
         if (r < 0) {
                 fprintf(stderr, "packetscopectl: cannot show the frame: %s\n", strerror(-r));
@@ -428,11 +416,8 @@ static int on_stats(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
         Monitor *m = userdata;
         int r;
 
-        m->pending = sd_bus_slot_unref(m->pending);
-        if (sd_bus_message_is_method_error(reply, NULL)) {
-                monitor_fail(m, reply, "GetStatistics");
+        if (monitor_call_failed(m, reply, "GetStatistics"))
                 return 0;
-        }
         sd_bus_message_unref(m->stats);
         m->stats = sd_bus_message_ref(reply);
         m->stats_at = now_usec(CLOCK_MONOTONIC);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "packetscopectl.h"
+#include "proto.h"
 
 int print_json(const json_t *j) {
         size_t flags = arg.json == JSON_SHORT ? JSON_COMPACT : JSON_INDENT(2);
@@ -31,7 +32,7 @@ Table *fields_new(void) {
         Table *t = table_new("FIELD", "VALUE", NULL);
 
         if (t)
-                table_set_align(t, 0, TABLE_ALIGN_RIGHT);
+                table_align_right(t, 1u << 0);
         return t;
 }
 
@@ -57,31 +58,34 @@ int field_add(Table *t, const char *label, const char *format, ...) {
         return table_add_cell(t, value);
 }
 
+void print_count_legend(size_t n, const char *none, const char *singular, const char *plural,
+                        const char *tail) {
+        assert(none);
+        assert(singular);
+        assert(plural);
+        assert(tail);
+
+        if (!arg.legend)
+                return;
+        if (n == 0)
+                puts(none);
+        else
+                printf("\n%zu %s %s.\n", n, n == 1 ? singular : plural, tail);
+}
+
+void table_align_right(Table *t, uint32_t mask) {
+        assert(t);
+
+        for (size_t c = 0; c < 32; c++)
+                if (mask & (UINT32_C(1) << c))
+                        table_set_align(t, c, TABLE_ALIGN_RIGHT);
+}
+
 /* A counter an older daemon does not report is left out rather than shown as 0. */
 int field_add_u64(Table *t, bool present, const char *label, uint64_t value) {
         if (!present)
                 return 0;
         return field_add(t, label, "%" PRIu64, value);
-}
-
-static const char *icmp_type_name(bool ipv6, unsigned type) {
-        static const char *const v4[] = {
-                [0] = "echo-reply", [3] = "dest-unreachable", [4] = "source-quench",
-                [5] = "redirect", [8] = "echo-request", [9] = "router-advert",
-                [10] = "router-solicit", [11] = "time-exceeded", [12] = "parameter-problem",
-                [13] = "timestamp", [14] = "timestamp-reply",
-        };
-        static const char *const v6[] = {
-                [1] = "dest-unreachable", [2] = "packet-too-big", [3] = "time-exceeded",
-                [4] = "parameter-problem", [128] = "echo-request", [129] = "echo-reply",
-                [130] = "mld-query", [131] = "mld-report", [132] = "mld-done",
-                [133] = "router-solicit", [134] = "router-advert", [135] = "neighbor-solicit",
-                [136] = "neighbor-advert", [137] = "redirect", [143] = "mld2-report",
-        };
-
-        if (ipv6)
-                return type < ELEMENTSOF(v6) ? v6[type] : NULL;
-        return type < ELEMENTSOF(v4) ? v4[type] : NULL;
 }
 
 void format_icmp_type(char *buf, size_t size, bool ipv6, unsigned type) {

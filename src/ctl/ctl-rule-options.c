@@ -14,20 +14,16 @@
 #include "addr.h"
 #include "packetscopectl.h"
 
-/* Each rule field option sets the rule key of its name, '-' read as '_' (--src-ip sets src_ip). */
-typedef int (*RuleOptionParse)(const char *name, const char *value);
+/*
+ * The rule field options are the fields of the rule table (rule.h) that name an option: --src-ip
+ * sets src_ip. --protocol is left to the verb options, which share it with the queries. A value
+ * is read by its field's bus type and range unless the field has a syntax of its own below; the
+ * daemon validates the rule as a whole.
+ */
+typedef int (*RuleOptionParse)(const RuleField *d, const char *value);
 
-typedef struct RuleOption {
-        const char *name;
-        bool has_value;
-        RuleOptionParse parse;
-} RuleOption;
-
-static int rule_field_set(const char *option, json_t *value) {
-        char key[32];
-        size_t i;
-
-        assert(option);
+static int rule_field_set(const RuleField *d, json_t *value) {
+        assert(d);
 
         if (!value)
                 return -ENOMEM;
@@ -35,33 +31,36 @@ static int rule_field_set(const char *option, json_t *value) {
                 json_decref(value);
                 return -ENOMEM;
         }
-        for (i = 0; option[i] && i < sizeof key - 1; i++)
-                key[i] = option[i] == '-' ? '_' : option[i];
-        key[i] = '\0';
-        return json_object_set_new(arg.fields, key, value) < 0 ? -ENOMEM : 0; /* steals value */
+        return json_object_set_new(arg.fields, d->key, value) < 0 ? -ENOMEM : 0; /* steals value */
 }
 
-static int parse_rule_choice(const char *name, const char *value, const char *const *choices) {
+static int parse_rule_choice(const RuleField *d, const char *value, const char *const *choices) {
         const char *choice;
         int r;
 
-        r = parse_choice(name, value, choices, &choice);
-        return r < 0 ? r : rule_field_set(name, json_string(choice));
+        r = parse_choice(d->option, value, choices, &choice);
+        return r < 0 ? r : rule_field_set(d, json_string(choice));
 }
 
-static int parse_rule_type(const char *name, const char *value) {
-        static const char *const rule_types[] = { "basic", "tcp", "udp", "icmp", NULL };
+static int parse_rule_type(const RuleField *d, const char *value) {
+        const char *const types[] = {
+                rule_type_to_string(RULE_BASIC), rule_type_to_string(RULE_TCP),
+                rule_type_to_string(RULE_UDP), rule_type_to_string(RULE_ICMP), NULL,
+        };
 
-        return parse_rule_choice(name, value, rule_types);
+        return parse_rule_choice(d, value, types);
 }
 
-static int parse_rule_action(const char *name, const char *value) {
-        static const char *const actions[] = { "drop", "pass", "count", NULL };
+static int parse_rule_action(const RuleField *d, const char *value) {
+        const char *const verdicts[] = {
+                filter_verdict_to_string(FILTER_DROP), filter_verdict_to_string(FILTER_PASS),
+                filter_verdict_to_string(FILTER_COUNT), NULL,
+        };
 
-        return parse_rule_choice(name, value, actions);
+        return parse_rule_choice(d, value, verdicts);
 }
 
-static int parse_rule_address(const char *name, const char *value) {
+static int parse_rule_address(const RuleField *d, const char *value) {
         Cidr cidr;
         int r;
 
@@ -70,24 +69,24 @@ static int parse_rule_address(const char *name, const char *value) {
                 if (r == -EADDRNOTAVAIL)
                         return usage_error("invalid value '%s' for --%s: bits are set beyond the "
                                            "prefix length; accepted: a network address such as "
-                                           "10.0.0.0/8", value, name);
+                                           "10.0.0.0/8", value, d->option);
                 if (r < 0)
                         return usage_error("invalid value '%s' for --%s; accepted: an IPv4 or IPv6 "
                                            "address or prefix (e.g. 192.0.2.7, 10.0.0.0/8, "
-                                           "2001:db8::/32) or 'any'", value, name);
+                                           "2001:db8::/32) or 'any'", value, d->option);
         }
-        return rule_field_set(name, json_string(value));
+        return rule_field_set(d, json_string(value));
 }
 
 /* A single port goes as a number, as in the Guarder's JSON; a range as its text. */
-static int parse_rule_port(const char *name, const char *value) {
+static int parse_rule_port(const RuleField *d, const char *value) {
         const char *dash = strchr(value, '-');
         uint32_t lo, hi;
 
         if (streq(value, "any"))
-                return rule_field_set(name, json_string(value));
+                return rule_field_set(d, json_string(value));
         if (!dash && safe_atou32(value, &lo) == 0 && lo <= 65535)
-                return rule_field_set(name, json_integer(lo));
+                return rule_field_set(d, json_integer(lo));
         if (dash && dash > value) {
                 _cleanup_free_ char *first = strndup(value, (size_t) (dash - value));
 
@@ -95,20 +94,20 @@ static int parse_rule_port(const char *name, const char *value) {
                         return -ENOMEM;
                 if (safe_atou32(first, &lo) == 0 && safe_atou32(dash + 1, &hi) == 0 && lo <= hi &&
                     hi <= 65535)
-                        return rule_field_set(name, json_string(value));
+                        return rule_field_set(d, json_string(value));
         }
         return usage_error("invalid value '%s' for --%s; accepted: a port 0-65535 (0 = any), a "
-                           "range LO-HI with LO <= HI, or 'any'", value, name);
+                           "range LO-HI with LO <= HI, or 'any'", value, d->option);
 }
 
-static int parse_rule_tcp_flags(const char *name, const char *value) {
+static int parse_rule_tcp_flags(const RuleField *d, const char *value) {
         static const char *const flag_names[] = { "fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr" };
         const char *p = value;
         unsigned flags = 0;
         uint32_t n;
 
         if (safe_atou32(value, &n) == 0 && n <= 255)
-                return rule_field_set(name, json_integer(n));
+                return rule_field_set(d, json_integer(n));
         while (*p) {
                 size_t l = strcspn(p, ",|+"), k;
 
@@ -117,120 +116,140 @@ static int parse_rule_tcp_flags(const char *name, const char *value) {
                                 break;
                 if (k == ELEMENTSOF(flag_names))
                         break;
-                flags |= 1u << k;
+                flags |= 1u << k; /* TCP_FLAG_FIN is bit 0, and so on in this order */
                 p += l;
                 if (*p && *++p == '\0')
                         break; /* a trailing separator */
         }
         if (*value && !*p && p[-1] != ',' && p[-1] != '|' && p[-1] != '+')
-                return rule_field_set(name, json_integer(flags));
+                return rule_field_set(d, json_integer(flags));
         return usage_error("invalid value '%s' for --%s; accepted: a number 0-255 or flag names "
                            "joined by ',' (fin, syn, rst, psh, ack, urg, ece, cwr), e.g. syn,ack",
-                           value, name);
+                           value, d->option);
 }
 
-static int parse_rule_icmp(const char *name, const char *value) {
+static int parse_rule_icmp(const RuleField *d, const char *value) {
         uint32_t n;
 
         if (streq(value, "any"))
-                return rule_field_set(name, json_integer(255));
+                return rule_field_set(d, json_integer(ICMP_ANY));
         if (safe_atou32(value, &n) == 0 && n <= 255)
-                return rule_field_set(name, json_integer(n));
+                return rule_field_set(d, json_integer(n));
         return usage_error("invalid value '%s' for --%s; accepted: a number 0-255, or 255 or "
-                           "'any' for any", value, name);
+                           "'any' for any", value, d->option);
 }
 
 /* The same names as --protocol, kept apart from it. */
-static int parse_rule_protocol(const char *name, const char *value) {
+static int parse_rule_protocol(const RuleField *d, const char *value) {
         char protocol[sizeof arg.protocol];
         int r;
 
         r = parse_protocol(value, protocol, sizeof protocol);
-        return r < 0 ? r : rule_field_set(name, json_string(protocol));
+        return r < 0 ? r : rule_field_set(d, json_string(protocol));
 }
 
-static int parse_rule_boolean(const char *name, const char *value) {
-        int r;
-
-        r = parse_boolean(value);
-        if (r < 0)
-                return usage_error("invalid value '%s' for --%s; accepted: yes or no (also "
-                                   "true/false, on/off, 1/0)", value, name);
-        return rule_field_set(name, json_boolean(r));
-}
-
-static int parse_rule_text(const char *name, const char *value) {
-        return rule_field_set(name, json_string(value));
-}
-
-static int parse_rule_priority(const char *name, const char *value) {
-        bool negative = value[0] == '-';
-        uint64_t u;
-
-        if (safe_atou64(negative ? value + 1 : value, &u) < 0 || u > PRIORITY_MAX)
-                return usage_error("invalid value '%s' for --%s; accepted: an integer from -%d to "
-                                   "%d", value, name, PRIORITY_MAX, PRIORITY_MAX);
-        return rule_field_set(name, json_integer(negative ? -(json_int_t) u : (json_int_t) u));
-}
-
-static int parse_rule_timeout(const char *name, const char *value) {
+static int parse_rule_timeout(const RuleField *d, const char *value) {
         uint64_t usec;
 
         if (parse_time_span(value, &usec) < 0 || usec % USEC_PER_SEC != 0 ||
-            usec / USEC_PER_SEC > RULE_TIMEOUT_MAX)
+            usec / USEC_PER_SEC > (uint64_t) d->max)
                 return usage_error("invalid value '%s' for --%s; accepted: whole seconds from 0 "
-                                   "(permanent) to %u (366 days), e.g. 300, 5min, 2h", value, name,
-                                   RULE_TIMEOUT_MAX);
-        return rule_field_set(name, json_integer((json_int_t) (usec / USEC_PER_SEC)));
+                                   "(permanent) to %lld (366 days), e.g. 300, 5min, 2h", value,
+                                   d->option, d->max);
+        return rule_field_set(d, json_integer((json_int_t) (usec / USEC_PER_SEC)));
 }
 
-static int parse_rule_flag(const char *name, const char *value) {
-        return rule_field_set(name, json_true());
+static int parse_rule_flag(const RuleField *d, const char *value) {
+        return rule_field_set(d, json_true());
 }
 
-static const RuleOption rule_options[] = {
-        { "rule-type",      true,  parse_rule_type },
-        { "src-ip",         true,  parse_rule_address },
-        { "dst-ip",         true,  parse_rule_address },
-        { "src-port",       true,  parse_rule_port },
-        { "dst-port",       true,  parse_rule_port },
-        { "tcp-flags",      true,  parse_rule_tcp_flags },
-        { "tcp-flags-mask", true,  parse_rule_tcp_flags },
-        { "icmp-type",      true,  parse_rule_icmp },
-        { "icmp-code",      true,  parse_rule_icmp },
-        { "inner-src-ip",   true,  parse_rule_address },
-        { "inner-dst-ip",   true,  parse_rule_address },
-        { "inner-protocol", true,  parse_rule_protocol },
-        { "inner-src-port", true,  parse_rule_port },
-        { "inner-dst-port", true,  parse_rule_port },
-        { "action",         true,  parse_rule_action },
-        { "enabled",        true,  parse_rule_boolean },
-        { "comment",        true,  parse_rule_text },
-        { "priority",       true,  parse_rule_priority },
-        { "timeout",        true,  parse_rule_timeout },
-        { "force",          false, parse_rule_flag },
+/* By the field's bus type: a boolean, an integer in the field's range, or text. */
+static int parse_rule_value(const RuleField *d, const char *value) {
+        bool negative = value[0] == '-';
+        uint64_t u;
+        int r;
+
+        if (d->offset_has > 0) /* an address, and whether there is one */
+                return parse_rule_address(d, value);
+        if (d->bus_type == 'b') {
+                r = parse_boolean(value);
+                if (r < 0)
+                        return usage_error("invalid value '%s' for --%s; accepted: yes or no (also "
+                                           "true/false, on/off, 1/0)", value, d->option);
+                return rule_field_set(d, json_boolean(r));
+        }
+        if (!strchr("ynqiuxt", d->bus_type))
+                return rule_field_set(d, json_string(value));
+        if (safe_atou64(negative ? value + 1 : value, &u) < 0 ||
+            (negative ? d->min > 0 || u > (uint64_t) -(d->min + 1) + 1 : u > (uint64_t) d->max))
+                return usage_error("invalid value '%s' for --%s; accepted: an integer from %lld to "
+                                   "%lld", value, d->option, d->min, d->max);
+        return rule_field_set(d, json_integer(negative ? -(json_int_t) u : (json_int_t) u));
+}
+
+/* The fields whose option takes more than their bus type says (names, "any", ranges, spans). */
+static const struct {
+        const char *key;
+        RuleOptionParse parse;
+} rule_option_syntax[] = {
+        { "rule_type",      parse_rule_type },
+        { "src_port",       parse_rule_port },
+        { "dst_port",       parse_rule_port },
+        { "tcp_flags",      parse_rule_tcp_flags },
+        { "tcp_flags_mask", parse_rule_tcp_flags },
+        { "icmp_type",      parse_rule_icmp },
+        { "icmp_code",      parse_rule_icmp },
+        { "inner_protocol", parse_rule_protocol },
+        { "inner_src_port", parse_rule_port },
+        { "inner_dst_port", parse_rule_port },
+        { "action",         parse_rule_action },
+        { "timeout",        parse_rule_timeout },
+        { "force",          parse_rule_flag },
 };
 
-const size_t n_rule_options = ELEMENTSOF(rule_options);
-
-const char *rule_option_name(size_t i) {
-        assert(i < ELEMENTSOF(rule_options));
-        return rule_options[i].name;
+static RuleOptionParse rule_option_parser(const RuleField *d) {
+        for (size_t i = 0; i < ELEMENTSOF(rule_option_syntax); i++)
+                if (streq(d->key, rule_option_syntax[i].key))
+                        return rule_option_syntax[i].parse;
+        return parse_rule_value;
 }
 
+static bool rule_field_is_option(const RuleField *d) {
+        return d->option && !streq(d->option, "protocol");
+}
+
+/* The i-th field that is a rule option. */
+static const RuleField *rule_option(size_t i) {
+        for (size_t k = 0; k < rule_fields_n; k++)
+                if (rule_field_is_option(&rule_fields[k]) && i-- == 0)
+                        return &rule_fields[k];
+        assert(!"a rule option index past the last");
+        return NULL;
+}
+
+size_t n_rule_options(void) {
+        size_t n = 0;
+
+        for (size_t k = 0; k < rule_fields_n; k++)
+                n += rule_field_is_option(&rule_fields[k]);
+        return n;
+}
+
+const char *rule_option_name(size_t i) {
+        return rule_option(i)->option;
+}
+
+/* A flag says yes by being there; every other rule option takes a value. */
 bool rule_option_has_value(size_t i) {
-        assert(i < ELEMENTSOF(rule_options));
-        return rule_options[i].has_value;
+        return rule_option_parser(rule_option(i)) != parse_rule_flag;
 }
 
 int rule_option_parse(size_t i, const char *value) {
-        const RuleOption *o;
+        const RuleField *d = rule_option(i);
 
-        assert(i < ELEMENTSOF(rule_options));
-        o = &rule_options[i];
         if (value && !string_is_valid_utf8(value, SIZE_MAX))
-                return usage_error("the value of --%s is not UTF-8 text", o->name);
-        return o->parse(o->name, value);
+                return usage_error("the value of --%s is not UTF-8 text", d->option);
+        return rule_option_parser(d)(d, value);
 }
 
 /* What an export adds to a rule and only Import understands: the id and what the daemon keeps
@@ -244,25 +263,6 @@ static bool rule_key_read_only(const char *key) {
                 if (streq(key, keys[i]))
                         return true;
         return false;
-}
-
-/* *ret_error becomes the formatted text and r is returned; with no memory for the text, *ret_error
- * is NULL and -ENOMEM returned, so that the out-pointer is never left undefined. */
-static int set_error(char **ret_error, int r, const char *format, ...) __attribute__((format(printf, 3, 4)));
-static int set_error(char **ret_error, int r, const char *format, ...) {
-        va_list ap;
-        char *s;
-        int k;
-
-        assert(ret_error);
-        assert(format);
-
-        va_start(ap, format);
-        k = vasprintf(&s, format, ap);
-        va_end(ap);
-        free(*ret_error);
-        *ret_error = k < 0 ? NULL : s;
-        return k < 0 ? -ENOMEM : r;
 }
 
 const char *json_kind(const json_t *v) {
@@ -287,15 +287,15 @@ int rule_check(const json_t *rule, char **ret_error) {
         assert(ret_error);
 
         if (!json_is_object(rule))
-                return set_error(ret_error, -EINVAL, "a rule must be a JSON object, got %s",
+                return error_setf(ret_error, -EINVAL, "a rule must be a JSON object, got %s",
                                   json_kind(rule));
         json_object_foreach((json_t *) rule, key, v) {
                 if (json_is_object(v) || json_is_array(v))
-                        return set_error(ret_error, -EINVAL, "field '%s' is %s; accepted: a "
+                        return error_setf(ret_error, -EINVAL, "field '%s' is %s; accepted: a "
                                           "string, a number or true/false", key, json_kind(v));
                 /* sd-bus strings end at the first NUL: refuse rather than cut. */
                 if (json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v))
-                        return set_error(ret_error, -EINVAL, "field '%s' contains a NUL character",
+                        return error_setf(ret_error, -EINVAL, "field '%s' contains a NUL character",
                                           key);
         }
         return 0;
@@ -445,7 +445,8 @@ int build_rule(const char *verb, const char *text) {
                 if (!rule)
                         return -ENOMEM;
         }
-        if ((arg.given & OPT_PROTOCOL) && rule_field_set("protocol", json_string(arg.protocol)) < 0)
+        if ((arg.given & OPT_PROTOCOL) &&
+            rule_field_set(rule_field_by_key("protocol"), json_string(arg.protocol)) < 0)
                 return -ENOMEM;
         if (arg.fields)
                 json_object_foreach(arg.fields, key, value)

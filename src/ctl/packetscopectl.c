@@ -13,46 +13,7 @@
 
 #include "addr.h"
 #include "packetscopectl.h"
-
-/* The options of OptionIndex before the rule fields, by index. */
-static const char *const verb_option_names[_OPT_INDEX_RULE_FIRST] = {
-        [OPT_INDEX_TOP] = "top",
-        [OPT_INDEX_OFFSET] = "offset",
-        [OPT_INDEX_SORT] = "sort",
-        [OPT_INDEX_PROTOCOL] = "protocol",
-        [OPT_INDEX_ADDRESS] = "address",
-        [OPT_INDEX_PORT] = "port",
-        [OPT_INDEX_LINK] = "link",
-        [OPT_INDEX_FAMILY] = "family",
-        [OPT_INDEX_STATE] = "state",
-        [OPT_INDEX_TYPE] = "type",
-        [OPT_INDEX_MODE] = "mode",
-        [OPT_INDEX_INTERVAL] = "interval",
-        [OPT_INDEX_COUNT] = "count",
-        [OPT_INDEX_ENSURE] = "ensure",
-        [OPT_INDEX_REPLACE] = "replace",
-        [OPT_INDEX_CONFIRM] = "confirm",
-        [OPT_INDEX_YES] = "yes",
-        [OPT_INDEX_JSON_OUTPUT] = "json-output",
-};
-
-#define OPTION_FLAGS (OPT_ENSURE | OPT_REPLACE | OPT_YES | OPT_JSON_OUTPUT) /* take no value */
-
-static size_t n_options(void) {
-        return _OPT_INDEX_RULE_FIRST + n_rule_options;
-}
-
-static const char *option_name(size_t i) {
-        assert(i < n_options());
-        return i < _OPT_INDEX_RULE_FIRST ? verb_option_names[i]
-                                         : rule_option_name(i - _OPT_INDEX_RULE_FIRST);
-}
-
-static bool option_has_value(size_t i) {
-        assert(i < n_options());
-        return i < _OPT_INDEX_RULE_FIRST ? !(OPT_BIT(i) & OPTION_FLAGS)
-                                         : rule_option_has_value(i - _OPT_INDEX_RULE_FIRST);
-}
+#include "proto.h"
 
 Arguments arg = {
         .legend = true,
@@ -198,18 +159,8 @@ static void help(void) {
                "     --confirm=SECONDS     apply: roll back unless confirmed in time (1-%u)\n"
                "     --yes                 apply: confirm at once\n\n"
                "See the packetscopectl(1) man page for details.\n",
-               TOP_MAX, TOP_DEFAULT, MONITOR_TOP_DEFAULT, PRIORITY_MAX, PRIORITY_MAX, PS_CONFIRM_MAX_SEC);
-}
-
-static int parse_uint_option(const char *name, const char *value, uint64_t min, uint64_t max,
-                             uint64_t *ret) {
-        uint64_t v;
-
-        if (safe_atou64(value, &v) < 0 || v < min || v > max)
-                return usage_error("invalid value '%s' for --%s; accepted: an integer from %" PRIu64
-                                   " to %" PRIu64, value, name, min, max);
-        *ret = v;
-        return 0;
+               TOP_MAX, TOP_DEFAULT, MONITOR_TOP_DEFAULT, FILTER_PRIORITY_MAX, FILTER_PRIORITY_MAX,
+               PS_CONFIRM_MAX_SEC);
 }
 
 int parse_choice(const char *name, const char *value, const char *const *choices, const char **ret) {
@@ -270,6 +221,38 @@ int parse_protocol(const char *value, char *buf, size_t size) {
                            "sctp, gre, esp, ah, udplite or an IP protocol number 0-255", value);
 }
 
+/* A verb option's value: the kind says how it is read and where it goes. */
+typedef enum OptionKind {
+        OPTION_FLAG,    /* no value: arg.given says it all */
+        OPTION_UINT,    /* an integer from min to max into the uint64_t at target */
+        OPTION_CHOICE,  /* one of choices into the const char * at target */
+        OPTION_PARSE,   /* parse(value) */
+} OptionKind;
+
+typedef struct VerbOption {
+        const char *name;
+        OptionKind kind;
+        void *target;
+        uint64_t min, max;
+        const char *const *choices;
+        int (*parse)(const char *value);
+} VerbOption;
+
+static int parse_protocol_option(const char *value) {
+        return parse_protocol(value, arg.protocol, sizeof arg.protocol);
+}
+
+static int parse_address(const char *value) {
+        Cidr cidr;
+
+        if (cidr_parse(value, false, &cidr) < 0)
+                return usage_error("invalid value '%s' for --address; accepted: an IPv4 or IPv6 "
+                                   "address or prefix, e.g. 192.0.2.7, 10.0.0.0/8, 2001:db8::/32",
+                                   value);
+        arg.address = value;
+        return 0;
+}
+
 /* What the kernel takes as an interface name: 1-15 bytes, no '/', ':' or blanks. */
 static bool ifname_valid(const char *s) {
         size_t l = strlen(s);
@@ -282,13 +265,131 @@ static bool ifname_valid(const char *s) {
         return true;
 }
 
+static int parse_link(const char *value) {
+        if (!ifname_valid(value))
+                return usage_error("invalid value '%s' for --link; accepted: an interface name of "
+                                   "1-15 characters", value);
+        arg.link = value;
+        return 0;
+}
+
+/* The connection states as the daemon names them. */
+static int parse_state(const char *value) {
+        const char *states[FLOW_STATE_RST + 2] = {};
+
+        for (uint8_t i = FLOW_STATE_NONE; i <= FLOW_STATE_RST; i++)
+                states[i] = flow_state_to_string(i);
+        return parse_choice("state", value, states, &arg.state);
+}
+
+static int parse_interval(const char *value) {
+        uint64_t usec;
+
+        if (parse_time_span(value, &usec) < 0 || usec < INTERVAL_MIN || usec > INTERVAL_MAX)
+                return usage_error("invalid value '%s' for --interval; accepted: a time span from "
+                                   "100ms to 1h, e.g. 1, 2s, 500ms", value);
+        arg.interval_usec = usec;
+        return 0;
+}
+
+static const char *const sorts[] = { "bytes", "packets", "last_seen", "first_seen", "rate", NULL };
+static const char *const families[] = { "ipv4", "ipv6", NULL };
+static const char *const modes[] = { "auto", "native", "generic", "drv", "skb", NULL };
+
+static const VerbOption verb_options[_OPT_INDEX_RULE_FIRST] = {
+        [OPT_INDEX_TOP]         = { "top", OPTION_UINT, &arg.top, 1, TOP_MAX },
+        [OPT_INDEX_OFFSET]      = { "offset", OPTION_UINT, &arg.offset, 0, OFFSET_MAX },
+        [OPT_INDEX_SORT]        = { "sort", OPTION_CHOICE, &arg.sort, .choices = sorts },
+        [OPT_INDEX_PROTOCOL]    = { "protocol", OPTION_PARSE, .parse = parse_protocol_option },
+        [OPT_INDEX_ADDRESS]     = { "address", OPTION_PARSE, .parse = parse_address },
+        [OPT_INDEX_PORT]        = { "port", OPTION_UINT, &arg.port, 0, 65535 },
+        [OPT_INDEX_LINK]        = { "link", OPTION_PARSE, .parse = parse_link },
+        [OPT_INDEX_FAMILY]      = { "family", OPTION_CHOICE, &arg.family, .choices = families },
+        [OPT_INDEX_STATE]       = { "state", OPTION_PARSE, .parse = parse_state },
+        [OPT_INDEX_TYPE]        = { "type", OPTION_UINT, &arg.icmp_type, 0, 255 },
+        [OPT_INDEX_MODE]        = { "mode", OPTION_CHOICE, &arg.mode, .choices = modes },
+        [OPT_INDEX_INTERVAL]    = { "interval", OPTION_PARSE, .parse = parse_interval },
+        [OPT_INDEX_COUNT]       = { "count", OPTION_UINT, &arg.count, 1, UINT64_MAX },
+        [OPT_INDEX_ENSURE]      = { "ensure", OPTION_FLAG },
+        [OPT_INDEX_REPLACE]     = { "replace", OPTION_FLAG },
+        [OPT_INDEX_CONFIRM]     = { "confirm", OPTION_UINT, &arg.confirm_sec, 1, PS_CONFIRM_MAX_SEC },
+        [OPT_INDEX_YES]         = { "yes", OPTION_FLAG },
+        [OPT_INDEX_JSON_OUTPUT] = { "json-output", OPTION_FLAG },
+};
+
+/* The verb options, then the rule field options: bit i of arg.given is option i. */
+static size_t n_options(void) {
+        return _OPT_INDEX_RULE_FIRST + n_rule_options();
+}
+
+static const char *option_name(size_t i) {
+        assert(i < n_options());
+        return i < _OPT_INDEX_RULE_FIRST ? verb_options[i].name
+                                         : rule_option_name(i - _OPT_INDEX_RULE_FIRST);
+}
+
+static bool option_has_value(size_t i) {
+        assert(i < n_options());
+        return i < _OPT_INDEX_RULE_FIRST ? verb_options[i].kind != OPTION_FLAG
+                                         : rule_option_has_value(i - _OPT_INDEX_RULE_FIRST);
+}
+
+static int parse_option(size_t i, const char *value) {
+        const VerbOption *o;
+        uint64_t v;
+
+        assert(i < n_options());
+
+        arg.given |= OPT_BIT(i);
+        if (i >= _OPT_INDEX_RULE_FIRST)
+                return rule_option_parse(i - _OPT_INDEX_RULE_FIRST, value);
+        o = &verb_options[i];
+        switch (o->kind) {
+        case OPTION_UINT:
+                if (safe_atou64(value, &v) < 0 || v < o->min || v > o->max)
+                        return usage_error("invalid value '%s' for --%s; accepted: an integer "
+                                           "from %" PRIu64 " to %" PRIu64, value, o->name, o->min,
+                                           o->max);
+                *(uint64_t *) o->target = v;
+                return 0;
+        case OPTION_CHOICE:
+                return parse_choice(o->name, value, o->choices, o->target);
+        case OPTION_PARSE:
+                return o->parse(value);
+        default:
+                return 0;
+        }
+}
+
+static int parse_json_option(int argc, char *argv[]) {
+        static const char *const json_modes[] = { "pretty", "short", "off", NULL };
+        const char *mode = "pretty";
+        int r;
+
+        if (optarg) {
+                r = parse_choice("json", optarg, json_modes, &mode);
+                if (r < 0)
+                        return r;
+                arg.json_explicit = true;
+        } else {
+                /* "--json JSON" gives the rule of filter add/update/test: which word follows is
+                 * remembered, main() decides once the verb is known (options and words may come
+                 * in any order). */
+                arg.json_next = optind < argc ? argv[optind] : NULL;
+                if (arg.json_explicit)
+                        return 0;
+        }
+        arg.json = streq(mode, "short") ? JSON_SHORT : streq(mode, "off") ? JSON_OFF : JSON_PRETTY;
+        return 0;
+}
+
 static int parse_argv(int argc, char *argv[]) {
         enum {
                 ARG_VERSION = 0x100,
                 ARG_JSON,
                 ARG_NO_LEGEND,
                 ARG_NO_ASK_PASSWORD,
-                ARG_FIRST_VERB_OPTION, /* then one per OPT_* bit, in OptionIndex order */
+                ARG_FIRST_OPTION, /* then one per option, in OptionIndex order */
         };
         static const struct option fixed[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -298,12 +399,6 @@ static int parse_argv(int argc, char *argv[]) {
                 { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
         };
         struct option options[ELEMENTSOF(fixed) + 64 + 1] = {};
-        static const char *const sorts[] = { "bytes", "packets", "last_seen", "first_seen", "rate", NULL };
-        static const char *const families[] = { "ipv4", "ipv6", NULL };
-        static const char *const states[] = { "none", "syn", "established", "fin", "rst", NULL };
-        static const char *const modes[] = { "auto", "native", "generic", "drv", "skb", NULL };
-        static const char *const json_modes[] = { "pretty", "short", "off", NULL };
-        uint64_t v;
         size_t k = 0;
         int c, r;
 
@@ -313,7 +408,7 @@ static int parse_argv(int argc, char *argv[]) {
         for (size_t i = 0; i < n_options(); i++)
                 options[k++] = (struct option) {
                         option_name(i), option_has_value(i) ? required_argument : no_argument,
-                        NULL, ARG_FIRST_VERB_OPTION + (int) i,
+                        NULL, ARG_FIRST_OPTION + (int) i,
                 };
 
         /* "+" would stop at the verb; options may follow it (connections --top 5), so permute. */
@@ -326,31 +421,16 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_VERSION:
                         printf("packetscopectl %s\n", PACKETSCOPE_VERSION);
                         return 0;
-                case ARG_JSON: {
-                        const char *mode = "pretty";
-
-                        if (optarg) {
-                                r = parse_choice("json", optarg, json_modes, &mode);
-                                if (r < 0)
-                                        return r;
-                                arg.json_explicit = true;
-                        } else {
-                                /* "--json JSON" gives the rule of filter add/update/test: which
-                                 * word follows is remembered, main() decides once the verb is
-                                 * known (options and words may come in any order). */
-                                arg.json_next = optind < argc ? argv[optind] : NULL;
-                                if (arg.json_explicit)
-                                        break;
-                        }
-                        arg.json = streq(mode, "short") ? JSON_SHORT
-                                 : streq(mode, "off") ? JSON_OFF : JSON_PRETTY;
+                case ARG_JSON:
+                        r = parse_json_option(argc, argv);
                         break;
-                }
                 case ARG_NO_LEGEND:
                         arg.legend = false;
+                        r = 0;
                         break;
                 case ARG_NO_ASK_PASSWORD:
                         arg.ask_password = false;
+                        r = 0;
                         break;
                 case ':':
                         return usage_error("option '%s' needs a value", argv[optind - 1]);
@@ -358,95 +438,13 @@ static int parse_argv(int argc, char *argv[]) {
                         if (optopt)
                                 return usage_error("unknown option '-%c'", optopt);
                         return usage_error("unknown option '%s'", argv[optind - 1]);
-                default: {
-                        unsigned bit = (unsigned) (c - ARG_FIRST_VERB_OPTION);
-
-                        if (c < ARG_FIRST_VERB_OPTION || bit >= n_options())
+                default:
+                        if (c < ARG_FIRST_OPTION || (size_t) (c - ARG_FIRST_OPTION) >= n_options())
                                 return -EINVAL;
-                        arg.given |= OPT_BIT(bit);
-                        switch (OPT_BIT(bit)) {
-                        case OPT_TOP:
-                                r = parse_uint_option("top", optarg, 1, TOP_MAX, &v);
-                                arg.top = (uint32_t) v;
-                                break;
-                        case OPT_OFFSET:
-                                r = parse_uint_option("offset", optarg, 0, OFFSET_MAX, &v);
-                                arg.offset = (uint32_t) v;
-                                break;
-                        case OPT_SORT:
-                                r = parse_choice("sort", optarg, sorts, &arg.sort);
-                                break;
-                        case OPT_PROTOCOL:
-                                r = parse_protocol(optarg, arg.protocol, sizeof arg.protocol);
-                                break;
-                        case OPT_ADDRESS: {
-                                Cidr cidr;
-
-                                r = cidr_parse(optarg, false, &cidr);
-                                if (r < 0)
-                                        r = usage_error("invalid value '%s' for --address; accepted: "
-                                                        "an IPv4 or IPv6 address or prefix, e.g. "
-                                                        "192.0.2.7, 10.0.0.0/8, 2001:db8::/32",
-                                                        optarg);
-                                arg.address = optarg;
-                                break;
-                        }
-                        case OPT_PORT:
-                                r = parse_uint_option("port", optarg, 0, 65535, &v);
-                                arg.port = (uint16_t) v;
-                                break;
-                        case OPT_LINK:
-                                r = ifname_valid(optarg) ? 0
-                                  : usage_error("invalid value '%s' for --link; accepted: an "
-                                                "interface name of 1-15 characters", optarg);
-                                arg.link = optarg;
-                                break;
-                        case OPT_FAMILY:
-                                r = parse_choice("family", optarg, families, &arg.family);
-                                break;
-                        case OPT_STATE:
-                                r = parse_choice("state", optarg, states, &arg.state);
-                                break;
-                        case OPT_TYPE:
-                                r = parse_uint_option("type", optarg, 0, 255, &v);
-                                arg.icmp_type = (uint8_t) v;
-                                break;
-                        case OPT_MODE:
-                                r = parse_choice("mode", optarg, modes, &arg.mode);
-                                break;
-                        case OPT_INTERVAL:
-                                r = parse_time_span(optarg, &v);
-                                if (r < 0 || v < INTERVAL_MIN || v > INTERVAL_MAX)
-                                        r = usage_error("invalid value '%s' for --interval; "
-                                                        "accepted: a time span from 100ms to 1h, "
-                                                        "e.g. 1, 2s, 500ms", optarg);
-                                else
-                                        arg.interval_usec = v;
-                                break;
-                        case OPT_COUNT:
-                                r = parse_uint_option("count", optarg, 1, UINT64_MAX, &v);
-                                arg.count = v;
-                                break;
-                        case OPT_CONFIRM:
-                                r = parse_uint_option("confirm", optarg, 1, PS_CONFIRM_MAX_SEC, &v);
-                                arg.confirm_sec = (uint32_t) v;
-                                break;
-                        case OPT_ENSURE:
-                        case OPT_REPLACE:
-                        case OPT_YES:
-                        case OPT_JSON_OUTPUT:
-                                r = 0; /* arg.given says it all */
-                                break;
-                        default:
-                                if (bit >= _OPT_INDEX_RULE_FIRST)
-                                        r = rule_option_parse(bit - _OPT_INDEX_RULE_FIRST, optarg);
-                                else
-                                        r = -EINVAL;
-                        }
-                        if (r < 0)
-                                return r;
+                        r = parse_option((size_t) (c - ARG_FIRST_OPTION), optarg);
                 }
-                }
+                if (r < 0)
+                        return r;
         }
         return 1;
 }

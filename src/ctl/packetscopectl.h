@@ -13,29 +13,10 @@
 #include <stdio.h>
 #include <systemd/sd-bus.h>
 
+#include "bus-names.h"
 #include "format.h"
+#include "rule.h"
 #include "util.h"
-
-#define PS_BUS_NAME "org.packetscope.Guarder1"
-#define PS_OBJECT_ROOT "/org/packetscope/Guarder1"
-#define PS_OBJECT_LINKS PS_OBJECT_ROOT "/link"
-#define PS_OBJECT_CONNECTIONS PS_OBJECT_ROOT "/connections"
-#define PS_OBJECT_FILTERS PS_OBJECT_ROOT "/filters"
-#define PS_IFACE_MANAGER PS_BUS_NAME ".Manager"
-#define PS_IFACE_LINK PS_BUS_NAME ".Link"
-#define PS_IFACE_CONNECTIONS PS_BUS_NAME ".Connections"
-#define PS_IFACE_FILTERS PS_BUS_NAME ".Filters"
-#define PS_IFACE_FILTER PS_BUS_NAME ".Filter"
-#define PS_IFACE_TRANSACTION PS_BUS_NAME ".Transaction"
-#define PS_IFACE_PROPERTIES "org.freedesktop.DBus.Properties"
-#define PS_ERROR_NO_SUCH_LINK PS_BUS_NAME ".Error.NoSuchLink"
-#define PS_ERROR_ALREADY_GUARDED PS_BUS_NAME ".Error.AlreadyGuarded"
-#define PS_ERROR_NO_SUCH_FILTER PS_BUS_NAME ".Error.NoSuchFilter"
-#define PS_ERROR_NO_SUCH_TRANSACTION PS_BUS_NAME ".Error.NoSuchTransaction"
-#define PS_QUERY_LIMIT_MAX 10000u
-#define PS_QUERY_WINDOW_MAX 100000u
-#define PS_FILTERS_LIST_MAX 10000u
-#define PS_CONFIRM_MAX_SEC 3600u
 
 /* Exit codes: 0 success, 1 the operation failed (bus error, daemon refused), 2 bad usage. */
 #define EXIT_USAGE 2
@@ -49,8 +30,6 @@
 #define INTERVAL_MAX        (3600 * USEC_PER_SEC)
 /* A rule file or import document: read whole, so that the daemon's own limit is what it says. */
 #define INPUT_MAX           (16u * 1024 * 1024)
-#define PRIORITY_MAX        1000000        /* rule priorities are -PRIORITY_MAX..PRIORITY_MAX */
-#define RULE_TIMEOUT_MAX    (366 * 86400u) /* seconds */
 
 typedef enum JsonMode {
         JSON_OFF,
@@ -109,28 +88,26 @@ typedef struct Arguments {
         bool legend;
         bool ask_password;
         uint64_t given;         /* OPT_* bits seen on the command line */
-        uint32_t top;
-        uint32_t offset;
+        uint64_t top;
+        uint64_t offset;
         const char *sort;
         char protocol[16];
         const char *address;
-        uint16_t port;
+        uint64_t port;
         const char *link;
         const char *family;
         const char *state;
-        uint8_t icmp_type;
+        uint64_t icmp_type;
         const char *mode;
         uint64_t interval_usec;
         uint64_t count;
         json_t *fields;         /* the rule field options, as rule keys and JSON values */
         json_t *rule;           /* the rule of add/update/test: --json JSON with the fields on top */
         uint32_t filter_id;
-        uint32_t confirm_sec;
+        uint64_t confirm_sec;
 } Arguments;
 
 extern Arguments arg;
-
-#define _cleanup_json_ _cleanup_(json_decrefp)
 
 /* packetscopectl.c */
 int usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
@@ -141,6 +118,10 @@ int parse_protocol(const char *value, char *buf, size_t size);
 
 /* A failed bus call: the daemon's own error name and text, which say what was wrong. */
 int bus_error(const char *what, const sd_bus_error *error, int r);
+/* A method call on the daemon. A failure is reported in the daemon's words, unless the caller
+ * looks at it first: then error is filled in and nothing is printed. */
+int bus_call(sd_bus *bus, const char *path, const char *interface, const char *method,
+             sd_bus_error *error, sd_bus_message **ret, const char *types, ...);
 
 typedef enum BusFieldKind {
         BUS_FIELD_U64,    /* uint64_t: any integer type, a negative value reads 0 */
@@ -177,6 +158,9 @@ typedef int (*BusUnknownFn)(sd_bus_message *m, const char *key, void *userdata);
  * another type than its field's is skipped, as is an unknown key unless unknown() takes it. */
 int bus_read_dict(sd_bus_message *m, const BusDict *d, void *ret, BusUnknownFn unknown,
                   void *userdata);
+/* For a BUS_FIELD_CUSTOM reader: enters the array of the variant if its signature is the one
+ * expected, or skips the value. 1 when entered, 0 when skipped. */
+int bus_enter_array(sd_bus_message *m, const char *contents, const char *signature);
 /* aa{sv} into a new array of rows of row_size bytes, each starting as a copy of initial. */
 int bus_read_rows(sd_bus_message *m, const BusDict *d, size_t row_size, const void *initial,
                   void **ret_rows, size_t *ret_n);
@@ -198,6 +182,11 @@ bool json_output(void);
 Table *fields_new(void);
 int field_add(Table *t, const char *label, const char *format, ...) __attribute__((format(printf, 3, 4)));
 int field_add_u64(Table *t, bool present, const char *label, uint64_t value);
+/* The legend under a list: "No …" alone, or an empty line and "N things tail." */
+void print_count_legend(size_t n, const char *none, const char *singular, const char *plural,
+                        const char *tail);
+/* Aligns the columns of mask (bit i: column i) to the right. */
+void table_align_right(Table *t, uint32_t mask);
 void format_icmp_type(char *buf, size_t size, bool ipv6, unsigned type);
 void format_timestamp(char *buf, size_t size, uint64_t usec);
 size_t output_columns(void);
@@ -281,7 +270,7 @@ int render_connections(FILE *f, const ConnectionRow *rows, size_t n, uint64_t no
 int render_icmp(FILE *f, const ConnectionRow *rows, size_t n, uint64_t now, bool header);
 
 /* ---- ctl-rule-options.c: a rule from --json and the field options, to a{sv} ---- */
-extern const size_t n_rule_options;
+size_t n_rule_options(void);
 const char *rule_option_name(size_t i);
 bool rule_option_has_value(size_t i);
 int rule_option_parse(size_t i, const char *value);
