@@ -119,11 +119,13 @@ static int on_finished(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         /* Ended by our own call (its reply follows), by the daemon's timer or by someone else:
          * the signal is what happened. */
         if (confirmed)
-                confirmation_done(c, 0, c->call && c->confirming ? "Confirmed: the new rules are kept."
-                                                                 : "The transaction was confirmed.");
+                confirmation_done(c, 0, c->call && c->confirming
+                                  ? "Confirmed: the new rules are kept."
+                                  : "The transaction was confirmed.");
         else
-                confirmation_done(c, -ECANCELED, c->call ? "Rolled back: the previous rules are back."
-                                                         : "The transaction rolled back: the previous rules are back.");
+                confirmation_done(c, -ECANCELED, c->call
+                                  ? "Rolled back: the previous rules are back."
+                                  : "The transaction rolled back: the previous rules are back.");
         return 0;
 }
 
@@ -211,6 +213,9 @@ int verb_filter_apply(sd_bus *bus, char **args, int n_args) {
         sigset_t mask;
         int r;
 
+        assert(bus);
+        assert(args);
+
         r = read_rules_file(args[0], &doc, &list);
         if (r < 0)
                 return r;
@@ -220,14 +225,15 @@ int verb_filter_apply(sd_bus *bus, char **args, int n_args) {
         if (r >= 0)
                 r = sd_bus_attach_event(bus, c.event, SD_EVENT_PRIORITY_NORMAL);
         if (r >= 0)
-                r = sd_bus_match_signal(bus, &match, PS_BUS_NAME, NULL, PS_IFACE_TRANSACTION, "Finished",
-                                        on_finished, &c);
+                r = sd_bus_match_signal(bus, &match, PS_BUS_NAME, NULL, PS_IFACE_TRANSACTION,
+                                        "Finished", on_finished, &c);
         if (r < 0) {
                 fprintf(stderr, "packetscopectl: cannot watch the transaction: %s\n", strerror(-r));
                 goto finish;
         }
 
-        r = sd_bus_message_new_method_call(bus, &m, PS_BUS_NAME, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Apply");
+        r = sd_bus_message_new_method_call(bus, &m, PS_BUS_NAME, PS_OBJECT_FILTERS,
+                                           PS_IFACE_FILTERS, "Apply");
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "a{sv}");
         if (json_is_array(list)) {
@@ -265,8 +271,8 @@ int verb_filter_apply(sd_bus *bus, char **args, int n_args) {
 
         now = now_usec(CLOCK_REALTIME);
         sd_bus_error_free(&error);
-        if (sd_bus_get_property_trivial(bus, PS_BUS_NAME, path, PS_IFACE_TRANSACTION, "Deadline", &error,
-                                        't', &deadline) < 0)
+        if (sd_bus_get_property_trivial(bus, PS_BUS_NAME, path, PS_IFACE_TRANSACTION, "Deadline",
+                                        &error, 't', &deadline) < 0)
                 deadline = now + arg.confirm_sec * USEC_PER_SEC; /* ended already, or so close */
         left = deadline > now ? deadline - now : 0;
         left_sec = (left + USEC_PER_SEC / 2) / USEC_PER_SEC;

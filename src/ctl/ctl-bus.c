@@ -138,56 +138,84 @@ int bus_enter_array(sd_bus_message *m, const char *contents, const char *signatu
         return r < 0 ? r : 1;
 }
 
+typedef int (*BusEntryFn)(sd_bus_message *m, char key_type, const BusBasic *key, void *userdata);
+
+/* Each entry of the dictionary of signature contents ("{KV}"): visit() gets its key and reads
+ * its value. */
+static int bus_foreach_entry(sd_bus_message *m, const char *contents, BusEntryFn visit,
+                             void *userdata) {
+        _cleanup_free_ char *entry = NULL;
+        int r;
+
+        /* contents is "{KV}"; the entry container takes "KV". */
+        entry = strndup(contents + 1, strlen(contents) - 2);
+        if (!entry)
+                return -ENOMEM;
+        r = sd_bus_message_enter_container(m, 'a', contents);
+        if (r < 0)
+                return r;
+        for (;;) {
+                BusBasic key;
+
+                r = sd_bus_message_enter_container(m, 'e', entry);
+                if (r <= 0)
+                        break;
+                r = sd_bus_message_read_basic(m, entry[0], &key);
+                if (r >= 0)
+                        r = visit(m, entry[0], &key, userdata);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        break;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+typedef struct DictReader {
+        const BusDict *dict;
+        void *ret;
+        BusUnknownFn unknown;
+        void *userdata;
+} DictReader;
+
+static int read_dict_entry(sd_bus_message *m, char key_type, const BusBasic *key, void *userdata) {
+        DictReader *d = userdata;
+        const BusField *f = NULL;
+        const char *contents;
+        size_t i;
+        int r;
+
+        for (i = 0; i < d->dict->n_fields && !f; i++)
+                if (streq(key->s, d->dict->fields[i].key))
+                        f = &d->dict->fields[i];
+        if (!f)
+                return d->unknown ? d->unknown(m, key->s, d->userdata) : sd_bus_message_skip(m, "v");
+        r = sd_bus_message_peek_type(m, NULL, &contents);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, 'v', contents);
+        if (r < 0)
+                return r;
+        r = read_field(m, f, contents, (uint8_t *) d->ret + f->offset);
+        if (r < 0)
+                return r;
+        if (r > 0) /* i is one past the field */
+                *(uint64_t *) ((uint8_t *) d->ret + d->dict->seen_offset) |= UINT64_C(1) << (i - 1);
+        return sd_bus_message_exit_container(m);
+}
+
 int bus_read_dict(sd_bus_message *m, const BusDict *d, void *ret, BusUnknownFn unknown,
                   void *userdata) {
-        uint64_t *seen;
-        int r;
+        DictReader reader = { .dict = d, .ret = ret, .unknown = unknown, .userdata = userdata };
 
         assert(m);
         assert(d);
         assert(ret);
         assert(d->n_fields <= 64);
 
-        seen = (uint64_t *) ((uint8_t *) ret + d->seen_offset);
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        for (;;) {
-                const char *key, *contents;
-                size_t i;
-
-                r = sd_bus_message_enter_container(m, 'e', "sv");
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        break;
-                r = sd_bus_message_read_basic(m, 's', &key);
-                if (r < 0)
-                        return r;
-                for (i = 0; i < d->n_fields; i++)
-                        if (streq(key, d->fields[i].key))
-                                break;
-                if (i == d->n_fields) {
-                        r = unknown ? unknown(m, key, userdata) : sd_bus_message_skip(m, "v");
-                } else {
-                        r = sd_bus_message_peek_type(m, NULL, &contents);
-                        if (r >= 0)
-                                r = sd_bus_message_enter_container(m, 'v', contents);
-                        if (r >= 0)
-                                r = read_field(m, &d->fields[i], contents,
-                                               (uint8_t *) ret + d->fields[i].offset);
-                        if (r > 0)
-                                *seen |= UINT64_C(1) << i;
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(m);
-                }
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        return sd_bus_message_exit_container(m);
+        return bus_foreach_entry(m, "{sv}", read_dict_entry, &reader);
 }
 
 int bus_read_rows(sd_bus_message *m, const BusDict *d, size_t row_size, const void *initial,
@@ -236,28 +264,22 @@ int bus_read_rows(sd_bus_message *m, const BusDict *d, size_t row_size, const vo
 
 /* ---- a reply as JSON, for --json ---- */
 
+/* A dictionary key as the text of a JSON object's key. */
 static int key_as_string(char type, const BusBasic *v, char **ret) {
-        int r;
-
         switch (type) {
-        case 'y': r = asprintf(ret, "%u", (unsigned) v->y); break;
-        case 'b': r = asprintf(ret, "%s", v->b ? "true" : "false"); break;
-        case 'n': r = asprintf(ret, "%d", (int) v->n); break;
-        case 'q': r = asprintf(ret, "%u", (unsigned) v->q); break;
-        case 'i': r = asprintf(ret, "%" PRIi32, v->i); break;
-        case 'u': r = asprintf(ret, "%" PRIu32, v->u); break;
-        case 'x': r = asprintf(ret, "%" PRIi64, v->x); break;
-        case 't': r = asprintf(ret, "%" PRIu64, v->t); break;
-        case 'd': r = asprintf(ret, "%g", v->d); break;
-        case 's': case 'o': case 'g': r = asprintf(ret, "%s", v->s); break;
-        case 'h': r = asprintf(ret, "%d", v->h); break;
+        case 'y': return error_setf(ret, 0, "%u", (unsigned) v->y);
+        case 'b': return error_setf(ret, 0, "%s", v->b ? "true" : "false");
+        case 'n': return error_setf(ret, 0, "%d", (int) v->n);
+        case 'q': return error_setf(ret, 0, "%u", (unsigned) v->q);
+        case 'i': return error_setf(ret, 0, "%" PRIi32, v->i);
+        case 'u': return error_setf(ret, 0, "%" PRIu32, v->u);
+        case 'x': return error_setf(ret, 0, "%" PRIi64, v->x);
+        case 't': return error_setf(ret, 0, "%" PRIu64, v->t);
+        case 'd': return error_setf(ret, 0, "%g", v->d);
+        case 's': case 'o': case 'g': return error_setf(ret, 0, "%s", v->s);
+        case 'h': return error_setf(ret, 0, "%d", v->h);
         default: return -EINVAL;
         }
-        if (r < 0) {
-                *ret = NULL; /* asprintf() leaves it undefined */
-                return -ENOMEM;
-        }
-        return 0;
 }
 
 static int json_from_basic(sd_bus_message *m, char type, json_t **ret) {
@@ -290,48 +312,29 @@ static int json_from_basic(sd_bus_message *m, char type, json_t **ret) {
         return 0;
 }
 
+static int json_set_entry(sd_bus_message *m, char key_type, const BusBasic *key, void *userdata) {
+        json_t *obj = userdata, *value = NULL;
+        _cleanup_free_ char *k = NULL;
+        int r;
+
+        r = key_as_string(key_type, key, &k);
+        if (r < 0)
+                return r;
+        r = json_from_bus(m, &value);
+        if (r < 0)
+                return r;
+        return json_object_set_new(obj, k, value) < 0 ? -ENOMEM : 0; /* steals value, even on failure */
+}
+
 /* Dictionaries become objects (keys as text): so a newer daemon's extra keys of any type come
  * through unharmed. */
 static int json_from_dict(sd_bus_message *m, const char *contents, json_t **ret) {
         _cleanup_json_ json_t *obj = json_object();
-        _cleanup_free_ char *entry = NULL;
         int r;
 
         if (!obj)
                 return -ENOMEM;
-        /* contents is "{KV}"; the entry container takes "KV". */
-        entry = strndup(contents + 1, strlen(contents) - 2);
-        if (!entry)
-                return -ENOMEM;
-        r = sd_bus_message_enter_container(m, 'a', contents);
-        if (r < 0)
-                return r;
-        for (;;) {
-                _cleanup_free_ char *key = NULL;
-                json_t *value = NULL;
-                BusBasic k;
-
-                r = sd_bus_message_enter_container(m, 'e', entry);
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        break;
-                r = sd_bus_message_read_basic(m, entry[0], &k);
-                if (r < 0)
-                        return r;
-                r = key_as_string(entry[0], &k, &key);
-                if (r < 0)
-                        return r;
-                r = json_from_bus(m, &value);
-                if (r < 0)
-                        return r;
-                if (json_object_set_new(obj, key, value) < 0) /* steals value, even on failure */
-                        return -ENOMEM;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_exit_container(m);
+        r = bus_foreach_entry(m, contents, json_set_entry, obj);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(obj);
@@ -416,6 +419,39 @@ int json_from_reply(sd_bus_message *m, const char *what, json_t **ret) {
                 fprintf(stderr, "packetscopectl: cannot parse the reply of %s: %s\n", what,
                         strerror(-r));
         return r;
+}
+
+int print_reply_json(sd_bus_message *reply, const char *what) {
+        _cleanup_json_ json_t *j = NULL;
+        int r;
+
+        assert(what);
+
+        r = json_from_reply(reply, what, &j);
+        return r < 0 ? r : print_json(j);
+}
+
+void bus_replies_done(BusReplies *l) {
+        assert(l);
+
+        for (size_t i = 0; i < l->n; i++)
+                sd_bus_message_unref(l->replies[i]);
+        l->replies = mfree(l->replies);
+        l->n = 0;
+}
+
+int bus_replies_push(BusReplies *l, sd_bus_message *reply) {
+        sd_bus_message **n;
+
+        assert(l);
+        assert(reply);
+
+        n = reallocarray(l->replies, l->n + 1, sizeof(sd_bus_message *));
+        if (!n)
+                return -ENOMEM;
+        l->replies = n;
+        l->replies[l->n++] = reply;
+        return 0;
 }
 
 int call_get_all(sd_bus *bus, const char *path, const char *interface, bool missing_ok,

@@ -253,11 +253,10 @@ int render_icmp(FILE *f, const ConnectionRow *rows, size_t n, uint64_t now, bool
                                              (uint16_t) row->inner_sport, iproto);
                         format_flow_endpoint(idst, sizeof idst, row->inner_dst,
                                              (uint16_t) row->inner_dport, iproto);
-                        if (asprintf(&quoted, "%s %s -> %s", strna(row->inner_protocol), isrc,
-                                     idst) < 0) {
-                                quoted = NULL; /* asprintf() leaves it undefined */
-                                return -ENOMEM;
-                        }
+                        r = error_setf(&quoted, 0, "%s %s -> %s", strna(row->inner_protocol), isrc,
+                                       idst);
+                        if (r < 0)
+                                return r;
                 }
                 if ((r = table_add_cell(t, type)) < 0 ||
                     (r = table_add_cellf(t, "%" PRIu64, row->code)) < 0 ||
@@ -306,12 +305,8 @@ static int list_verb(sd_bus *bus, bool icmp) {
         r = call_list(bus, icmp, &reply);
         if (r < 0)
                 return r;
-        if (arg.json != JSON_OFF) {
-                _cleanup_json_ json_t *j = NULL;
-
-                r = json_from_reply(reply, icmp ? "ListIcmp" : "List", &j);
-                return r < 0 ? r : print_json(j);
-        }
+        if (arg.json != JSON_OFF)
+                return print_reply_json(reply, icmp ? "ListIcmp" : "List");
         r = connection_rows_read(reply, &rows, &n);
         if (r < 0)
                 return r;

@@ -28,36 +28,37 @@ typedef enum FilterKey {
         _FILTER_KEY_OTHERS,
 } FilterKey;
 
-#define FILTER_FIELD(key, kind, member) { key, kind, offsetof(FilterRow, member), NULL }
+/* The keys of a rule are the names of the members they land in. */
+#define FILTER_FIELD(kind, member) { #member, BUS_FIELD_##kind, offsetof(FilterRow, member), NULL }
 
 static const BusField filter_fields[] = {
-        [FILTER_ID] = FILTER_FIELD("id", BUS_FIELD_U64, id),
-        FILTER_FIELD("path", BUS_FIELD_STRING, path),
-        FILTER_FIELD("rule_type", BUS_FIELD_STRING, rule_type),
-        FILTER_FIELD("protocol", BUS_FIELD_STRING, protocol),
-        FILTER_FIELD("src_ip", BUS_FIELD_STRING, src_ip),
-        FILTER_FIELD("dst_ip", BUS_FIELD_STRING, dst_ip),
-        FILTER_FIELD("src_port", BUS_FIELD_STRING, src_port),
-        FILTER_FIELD("dst_port", BUS_FIELD_STRING, dst_port),
-        FILTER_FIELD("tcp_flags", BUS_FIELD_U64, tcp_flags),
-        FILTER_FIELD("tcp_flags_mask", BUS_FIELD_U64, tcp_flags_mask),
-        FILTER_FIELD("icmp_type", BUS_FIELD_U64, icmp_type),
-        FILTER_FIELD("icmp_code", BUS_FIELD_U64, icmp_code),
-        FILTER_FIELD("inner_src_ip", BUS_FIELD_STRING, inner_src_ip),
-        FILTER_FIELD("inner_dst_ip", BUS_FIELD_STRING, inner_dst_ip),
-        FILTER_FIELD("inner_protocol", BUS_FIELD_STRING, inner_protocol),
-        FILTER_FIELD("inner_src_port", BUS_FIELD_STRING, inner_src_port),
-        FILTER_FIELD("inner_dst_port", BUS_FIELD_STRING, inner_dst_port),
-        FILTER_FIELD("action", BUS_FIELD_STRING, action),
-        FILTER_FIELD("enabled", BUS_FIELD_BOOL, enabled),
-        FILTER_FIELD("comment", BUS_FIELD_STRING, comment),
-        FILTER_FIELD("priority", BUS_FIELD_I64, priority),
-        FILTER_FIELD("timeout", BUS_FIELD_U64, timeout),
-        FILTER_FIELD("expires", BUS_FIELD_U64, expires),
-        FILTER_FIELD("created", BUS_FIELD_U64, created),
-        FILTER_FIELD("hits", BUS_FIELD_U64, hits),
-        FILTER_FIELD("bytes", BUS_FIELD_U64, bytes),
-        FILTER_FIELD("last_hit", BUS_FIELD_U64, last_hit),
+        [FILTER_ID] = FILTER_FIELD(U64, id),
+        FILTER_FIELD(STRING, path),
+        FILTER_FIELD(STRING, rule_type),
+        FILTER_FIELD(STRING, protocol),
+        FILTER_FIELD(STRING, src_ip),
+        FILTER_FIELD(STRING, dst_ip),
+        FILTER_FIELD(STRING, src_port),
+        FILTER_FIELD(STRING, dst_port),
+        FILTER_FIELD(U64, tcp_flags),
+        FILTER_FIELD(U64, tcp_flags_mask),
+        FILTER_FIELD(U64, icmp_type),
+        FILTER_FIELD(U64, icmp_code),
+        FILTER_FIELD(STRING, inner_src_ip),
+        FILTER_FIELD(STRING, inner_dst_ip),
+        FILTER_FIELD(STRING, inner_protocol),
+        FILTER_FIELD(STRING, inner_src_port),
+        FILTER_FIELD(STRING, inner_dst_port),
+        FILTER_FIELD(STRING, action),
+        FILTER_FIELD(BOOL, enabled),
+        FILTER_FIELD(STRING, comment),
+        FILTER_FIELD(I64, priority),
+        FILTER_FIELD(U64, timeout),
+        FILTER_FIELD(U64, expires),
+        FILTER_FIELD(U64, created),
+        FILTER_FIELD(U64, hits),
+        FILTER_FIELD(U64, bytes),
+        FILTER_FIELD(U64, last_hit),
 };
 
 static int filter_rows_read(sd_bus_message *page, FilterRow **ret, size_t *ret_n) {
@@ -78,18 +79,7 @@ static int filter_rows_read(sd_bus_message *page, FilterRow **ret, size_t *ret_n
 
 /* Every rule, page by page (ListRange): List() alone is refused for big sets, whose answer
  * would not fit one bus message. The rows' strings live in the pages. */
-typedef struct FilterPages {
-        sd_bus_message **pages;
-        size_t n_pages;
-} FilterPages;
-
-static void filter_pages_done(FilterPages *p) {
-        for (size_t i = 0; i < p->n_pages; i++)
-                sd_bus_message_unref(p->pages[i]);
-        free(p->pages);
-}
-
-static int list_all_filters(sd_bus *bus, FilterPages *ret) {
+static int list_all_filters(sd_bus *bus, BusReplies *ret) {
         uint32_t offset = 0;
         int r;
 
@@ -98,7 +88,6 @@ static int list_all_filters(sd_bus *bus, FilterPages *ret) {
 
         for (;;) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-                sd_bus_message **pages;
                 uint32_t n = 0;
 
                 r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "ListRange", NULL, &reply,
@@ -117,11 +106,10 @@ static int list_all_filters(sd_bus *bus, FilterPages *ret) {
                 r = sd_bus_message_rewind(reply, true);
                 if (r < 0)
                         return r;
-                pages = reallocarray(ret->pages, ret->n_pages + 1, sizeof(sd_bus_message *));
-                if (!pages)
-                        return -ENOMEM;
-                ret->pages = pages;
-                ret->pages[ret->n_pages++] = TAKE_PTR(reply);
+                r = bus_replies_push(ret, reply);
+                if (r < 0)
+                        return r;
+                TAKE_PTR(reply);
                 if (n < PS_FILTERS_LIST_MAX)
                         break;
                 offset += PS_FILTERS_LIST_MAX;
@@ -288,84 +276,159 @@ static int render_filters(FILE *f, const FilterRow *rows, size_t n, uint64_t now
         return table_print(t, f, header);
 }
 
+/* How filter show writes one line of a rule. */
+typedef enum FilterShow {
+        SHOW_NUMBER,    /* uint64_t */
+        SHOW_SIGNED,    /* int64_t */
+        SHOW_TEXT,      /* const char *, "n/a" when missing */
+        SHOW_COMMENT,   /* const char *, empty when missing */
+        SHOW_ANY,       /* const char *, "any" when missing or empty */
+        SHOW_YES_NO,    /* bool */
+        SHOW_TCP_FLAGS, /* flags/mask */
+        SHOW_ICMP_TYPE, /* uint64_t, by name */
+        SHOW_ICMP_CODE, /* uint64_t */
+        SHOW_TIMEOUT,   /* the timeout and when it expires */
+        SHOW_WHEN,      /* a uint64_t timestamp, and how long ago */
+        SHOW_LAST_HIT,  /* the same, or "never" */
+        SHOW_BYTES,     /* uint64_t */
+} FilterShow;
+
+typedef struct FilterLine {
+        const char *label;
+        FilterShow show;
+        size_t offset;
+} FilterLine;
+
+#define LINE(label, show, member) { label, SHOW_##show, offsetof(FilterRow, member) }
+
+static const FilterLine filter_lines[] = {
+        LINE("Id", NUMBER, id),
+        LINE("Object path", TEXT, path),
+        LINE("Action", TEXT, action),
+        LINE("Enabled", YES_NO, enabled),
+        LINE("Priority", SIGNED, priority),
+        LINE("Comment", COMMENT, comment),
+        LINE("Rule type", TEXT, rule_type),
+        LINE("Protocol", TEXT, protocol),
+        LINE("Source address", ANY, src_ip),
+        LINE("Source port", ANY, src_port),
+        LINE("Destination address", ANY, dst_ip),
+        LINE("Destination port", ANY, dst_port),
+        LINE("TCP flags", TCP_FLAGS, tcp_flags),
+        LINE("ICMP type", ICMP_TYPE, icmp_type),
+        LINE("ICMP code", ICMP_CODE, icmp_code),
+        LINE("Inner protocol", ANY, inner_protocol),
+        LINE("Inner source", ANY, inner_src_ip),
+        LINE("Inner source port", ANY, inner_src_port),
+        LINE("Inner destination", ANY, inner_dst_ip),
+        LINE("Inner dest. port", ANY, inner_dst_port),
+        LINE("Timeout", TIMEOUT, timeout),
+        LINE("Created", WHEN, created),
+        LINE("Hits", NUMBER, hits),
+        LINE("Bytes", BYTES, bytes),
+        LINE("Last hit", LAST_HIT, last_hit),
+};
+
+/* "2026-11-30 14:00:00 UTC (5min ago)". */
+static void format_when(char *buf, size_t size, uint64_t now, uint64_t usec) {
+        char when[64], rel[FORMAT_RELATIVE_MAX];
+
+        format_timestamp(when, sizeof when, usec);
+        snprintf(buf, size, "%s (%s)", when, format_relative_time(rel, sizeof rel, now, usec));
+}
+
+static const char *format_filter_line(char *buf, size_t size, const FilterRow *row,
+                                      const FilterLine *line, uint64_t now) {
+        const void *field = (const uint8_t *) row + line->offset;
+        uint64_t u = 0;
+        const char *s = NULL;
+        char a[FORMAT_TCP_FLAGS_MAX], b[FORMAT_TCP_FLAGS_MAX];
+
+        if (line->show == SHOW_TEXT || line->show == SHOW_COMMENT || line->show == SHOW_ANY)
+                s = *(const char *const *) field;
+        else if (line->show != SHOW_SIGNED && line->show != SHOW_YES_NO)
+                u = *(const uint64_t *) field;
+        switch (line->show) {
+        case SHOW_NUMBER:
+                snprintf(buf, size, "%" PRIu64, u);
+                return buf;
+        case SHOW_SIGNED:
+                snprintf(buf, size, "%" PRIi64, *(const int64_t *) field);
+                return buf;
+        case SHOW_TEXT:
+                return strna(s);
+        case SHOW_COMMENT:
+                return strempty(s);
+        case SHOW_ANY:
+                return strany(s);
+        case SHOW_YES_NO:
+                return *(const bool *) field ? "yes" : "no";
+        case SHOW_TCP_FLAGS:
+                if (row->tcp_flags_mask == 0)
+                        return "any";
+                snprintf(buf, size, "%s/%s (flags %" PRIu64 ", mask %" PRIu64 ")",
+                         format_tcp_flags(a, sizeof a, (uint8_t) row->tcp_flags),
+                         format_tcp_flags(b, sizeof b, (uint8_t) row->tcp_flags_mask),
+                         row->tcp_flags, row->tcp_flags_mask);
+                return buf;
+        case SHOW_ICMP_TYPE:
+                if (u == ICMP_ANY)
+                        return "any";
+                format_icmp_type(buf, size, filter_is_icmpv6(row), (unsigned) u);
+                return buf;
+        case SHOW_ICMP_CODE:
+                if (u == ICMP_ANY)
+                        return "any";
+                snprintf(buf, size, "%" PRIu64, u);
+                return buf;
+        case SHOW_TIMEOUT: {
+                char expires[128];
+
+                if (u == 0)
+                        return "none (permanent)";
+                format_when(expires, sizeof expires, now, row->expires);
+                snprintf(buf, size, "%" PRIu64 "s, expires %s", u, expires);
+                return buf;
+        }
+        case SHOW_LAST_HIT:
+                if (u == 0)
+                        return "never";
+                __attribute__((fallthrough));
+        case SHOW_WHEN:
+                format_when(buf, size, now, u);
+                return buf;
+        default:
+                return format_bytes(buf, size, u);
+        }
+}
+
 static int render_filter(FILE *f, const FilterRow *row, uint64_t now) {
         _cleanup_table_ Table *t = fields_new();
-        char when[64], rel[FORMAT_RELATIVE_MAX], bytes[FORMAT_BYTES_MAX], flags[FORMAT_TCP_FLAGS_MAX];
-        char mask[FORMAT_TCP_FLAGS_MAX], type[48];
-        unsigned icmp_type = (unsigned) row->icmp_type, icmp_code = (unsigned) row->icmp_code;
         int r;
 
         if (!t)
                 return -ENOMEM;
-        format_icmp_type(type, sizeof type, filter_is_icmpv6(row), icmp_type);
-        if ((r = field_add(t, "Id", "%" PRIu64, row->id)) < 0 ||
-            (r = field_add(t, "Object path", "%s", strna(row->path))) < 0 ||
-            (r = field_add(t, "Action", "%s", strna(row->action))) < 0 ||
-            (r = field_add(t, "Enabled", "%s", row->enabled ? "yes" : "no")) < 0 ||
-            (r = field_add(t, "Priority", "%" PRIi64, row->priority)) < 0 ||
-            (r = field_add(t, "Comment", "%s", strempty(row->comment))) < 0 ||
-            (r = field_add(t, "Rule type", "%s", strna(row->rule_type))) < 0 ||
-            (r = field_add(t, "Protocol", "%s", strna(row->protocol))) < 0 ||
-            (r = field_add(t, "Source address", "%s", strany(row->src_ip))) < 0 ||
-            (r = field_add(t, "Source port", "%s", strany(row->src_port))) < 0 ||
-            (r = field_add(t, "Destination address", "%s", strany(row->dst_ip))) < 0 ||
-            (r = field_add(t, "Destination port", "%s", strany(row->dst_port))) < 0)
-                return r;
-        if (row->tcp_flags_mask == 0)
-                r = field_add(t, "TCP flags", "any");
-        else
-                r = field_add(t, "TCP flags", "%s/%s (flags %" PRIu64 ", mask %" PRIu64 ")",
-                              format_tcp_flags(flags, sizeof flags, (uint8_t) row->tcp_flags),
-                              format_tcp_flags(mask, sizeof mask, (uint8_t) row->tcp_flags_mask),
-                              row->tcp_flags, row->tcp_flags_mask);
-        if (r < 0)
-                return r;
-        if ((r = field_add(t, "ICMP type", "%s", icmp_type == 255 ? "any" : type)) < 0 ||
-            (r = icmp_code == 255 ? field_add(t, "ICMP code", "any")
-                                  : field_add(t, "ICMP code", "%u", icmp_code)) < 0 ||
-            (r = field_add(t, "Inner protocol", "%s", strany(row->inner_protocol))) < 0 ||
-            (r = field_add(t, "Inner source", "%s", strany(row->inner_src_ip))) < 0 ||
-            (r = field_add(t, "Inner source port", "%s", strany(row->inner_src_port))) < 0 ||
-            (r = field_add(t, "Inner destination", "%s", strany(row->inner_dst_ip))) < 0 ||
-            (r = field_add(t, "Inner dest. port", "%s", strany(row->inner_dst_port))) < 0)
-                return r;
-        if (row->timeout == 0)
-                r = field_add(t, "Timeout", "none (permanent)");
-        else {
-                format_timestamp(when, sizeof when, row->expires);
-                r = field_add(t, "Timeout", "%" PRIu64 "s, expires %s (%s)", row->timeout, when,
-                              format_relative_time(rel, sizeof rel, now, row->expires));
+        for (size_t i = 0; i < ELEMENTSOF(filter_lines); i++) {
+                char buf[256];
+
+                r = field_add(t, filter_lines[i].label, "%s",
+                              format_filter_line(buf, sizeof buf, row, &filter_lines[i], now));
+                if (r < 0)
+                        return r;
         }
-        if (r < 0)
-                return r;
-        format_timestamp(when, sizeof when, row->created);
-        if ((r = field_add(t, "Created", "%s (%s)", when,
-                           format_relative_time(rel, sizeof rel, now, row->created))) < 0 ||
-            (r = field_add(t, "Hits", "%" PRIu64, row->hits)) < 0 ||
-            (r = field_add(t, "Bytes", "%s", format_bytes(bytes, sizeof bytes, row->bytes))) < 0)
-                return r;
-        if (row->last_hit == 0)
-                r = field_add(t, "Last hit", "never");
-        else {
-                format_timestamp(when, sizeof when, row->last_hit);
-                r = field_add(t, "Last hit", "%s (%s)", when,
-                              format_relative_time(rel, sizeof rel, now, row->last_hit));
-        }
-        if (r < 0)
-                return r;
         return table_print(t, f, false);
 }
 
-static int filter_list_json(const FilterPages *p) {
+static int filter_list_json(const BusReplies *p) {
         _cleanup_json_ json_t *all = json_array();
         int r;
 
         if (!all)
                 return -ENOMEM;
-        for (size_t i = 0; i < p->n_pages; i++) {
+        for (size_t i = 0; i < p->n; i++) {
                 _cleanup_json_ json_t *page = NULL;
 
-                r = json_from_reply(p->pages[i], "ListRange", &page);
+                r = json_from_reply(p->replies[i], "ListRange", &page);
                 if (r < 0)
                         return r;
                 if (json_array_extend(all, page) < 0)
@@ -375,7 +438,7 @@ static int filter_list_json(const FilterPages *p) {
 }
 
 int verb_filter_list(sd_bus *bus, char **args, int n_args) {
-        _cleanup_(filter_pages_done) FilterPages p = {};
+        _cleanup_(bus_replies_done) BusReplies p = {};
         _cleanup_free_ FilterRow *rows = NULL;
         size_t n = 0;
         int r;
@@ -385,12 +448,12 @@ int verb_filter_list(sd_bus *bus, char **args, int n_args) {
                 return r;
         if (arg.json != JSON_OFF)
                 return filter_list_json(&p);
-        for (size_t i = 0; i < p.n_pages; i++) {
+        for (size_t i = 0; i < p.n; i++) {
                 _cleanup_free_ FilterRow *page = NULL;
                 FilterRow *all;
                 size_t k;
 
-                r = filter_rows_read(p.pages[i], &page, &k);
+                r = filter_rows_read(p.replies[i], &page, &k);
                 if (r < 0)
                         return r;
                 all = reallocarray(rows, n + k + 1, sizeof(FilterRow));
@@ -424,18 +487,18 @@ static int filter_row_json(sd_bus_message *page, size_t k, json_t **ret) {
 }
 
 int verb_filter_show(sd_bus *bus, char **args, int n_args) {
-        _cleanup_(filter_pages_done) FilterPages p = {};
+        _cleanup_(bus_replies_done) BusReplies p = {};
         int r;
 
         /* ListRange carries every field, the path and the counters in one reply. */
         r = list_all_filters(bus, &p);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < p.n_pages; i++) {
+        for (size_t i = 0; i < p.n; i++) {
                 _cleanup_free_ FilterRow *rows = NULL;
                 size_t n;
 
-                r = filter_rows_read(p.pages[i], &rows, &n);
+                r = filter_rows_read(p.replies[i], &rows, &n);
                 if (r < 0)
                         return r;
                 for (size_t k = 0; k < n; k++) {
@@ -445,7 +508,7 @@ int verb_filter_show(sd_bus *bus, char **args, int n_args) {
                                 continue;
                         if (arg.json == JSON_OFF)
                                 return render_filter(stdout, &rows[k], now_usec(CLOCK_REALTIME));
-                        r = filter_row_json(p.pages[i], k, &j);
+                        r = filter_row_json(p.replies[i], k, &j);
                         return r < 0 ? r : print_json(j);
                 }
         }
@@ -552,6 +615,7 @@ int verb_filter_import(sd_bus *bus, char **args, int n_args) {
         size_t size;
         int r;
 
+        assert(bus);
         assert(args);
 
         r = read_input(args[0], &text);
@@ -562,12 +626,8 @@ int verb_filter_import(sd_bus *bus, char **args, int n_args) {
                      (arg.given & OPT_REPLACE) ? "replace" : "merge");
         if (r < 0)
                 return r;
-        if (arg.json != JSON_OFF) {
-                _cleanup_json_ json_t *j = NULL;
-
-                r = json_from_reply(reply, "Import", &j);
-                return r < 0 ? r : print_json(j);
-        }
+        if (arg.json != JSON_OFF)
+                return print_reply_json(reply, "Import");
         r = sd_bus_message_read_array(reply, 'u', (const void **) &ids, &size);
         if (r < 0)
                 return bus_error("reading the ids", NULL, r);
@@ -610,12 +670,9 @@ int verb_filter_test(sd_bus *bus, char **args, int n_args) {
         if (r < 0)
                 return r;
         if (json_output()) {
-                _cleanup_json_ json_t *j = NULL;
-
                 if (arg.json == JSON_OFF)
                         arg.json = JSON_PRETTY;
-                r = json_from_reply(reply, "Test", &j);
-                return r < 0 ? r : print_json(j);
+                return print_reply_json(reply, "Test");
         }
         r = connection_rows_read(reply, &rows, &n);
         if (r < 0)

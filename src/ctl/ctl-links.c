@@ -94,31 +94,30 @@ typedef struct LinkInfo {
         double bits_per_second;
 } LinkInfo;
 
-#define LINK_FIELD(key, kind, member) { key, kind, offsetof(LinkInfo, member), NULL }
+/* A property of the Link interface and the member it lands in. */
+#define LINK_FIELD(property, kind, member) \
+        { #property, BUS_FIELD_##kind, offsetof(LinkInfo, member), NULL }
 
 static const BusField link_fields[] = {
-        LINK_FIELD("Name", BUS_FIELD_STRING, name),
-        LINK_FIELD("Ifindex", BUS_FIELD_U64, ifindex),
-        LINK_FIELD("Mode", BUS_FIELD_STRING, mode),
-        LINK_FIELD("AttachedSince", BUS_FIELD_U64, attached_since),
-        LINK_FIELD("ProgramId", BUS_FIELD_U64, program_id),
-        LINK_FIELD("Packets", BUS_FIELD_U64, packets),
-        LINK_FIELD("Dropped", BUS_FIELD_U64, dropped),
-        LINK_FIELD("BitsPerSecond", BUS_FIELD_DOUBLE, bits_per_second),
-        LINK_FIELD("Flows", BUS_FIELD_U64, flows),
+        LINK_FIELD(Name, STRING, name),
+        LINK_FIELD(Ifindex, U64, ifindex),
+        LINK_FIELD(Mode, STRING, mode),
+        LINK_FIELD(AttachedSince, U64, attached_since),
+        LINK_FIELD(ProgramId, U64, program_id),
+        LINK_FIELD(Packets, U64, packets),
+        LINK_FIELD(Dropped, U64, dropped),
+        LINK_FIELD(BitsPerSecond, DOUBLE, bits_per_second),
+        LINK_FIELD(Flows, U64, flows),
 };
 
 /* The GetAll replies of the guarded links, with their paths. */
 typedef struct LinkReplies {
-        sd_bus_message **replies;
+        BusReplies props;
         const char **paths;     /* borrowed from ManagerInfo.links */
-        size_t n;
 } LinkReplies;
 
 static void link_replies_done(LinkReplies *l) {
-        for (size_t i = 0; i < l->n; i++)
-                sd_bus_message_unref(l->replies[i]);
-        free(l->replies);
+        bus_replies_done(&l->props);
         free(l->paths);
 }
 
@@ -126,17 +125,22 @@ static int get_links(sd_bus *bus, char **paths, LinkReplies *ret) {
         size_t n = strv_length(paths);
         int r;
 
-        ret->replies = calloc(n + 1, sizeof(sd_bus_message *));
         ret->paths = calloc(n + 1, sizeof(char *));
-        if (!ret->replies || !ret->paths)
+        if (!ret->paths)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                r = call_get_all(bus, paths[i], PS_IFACE_LINK, true, &ret->replies[ret->n]);
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *props = NULL;
+
+                r = call_get_all(bus, paths[i], PS_IFACE_LINK, true, &props);
                 if (r == -ENOENT)
                         continue; /* detached meanwhile */
                 if (r < 0)
                         return r;
-                ret->paths[ret->n++] = paths[i];
+                ret->paths[ret->props.n] = paths[i];
+                r = bus_replies_push(&ret->props, props);
+                if (r < 0)
+                        return r;
+                TAKE_PTR(props);
         }
         return 0;
 }
@@ -191,10 +195,10 @@ static int status_json(const ManagerInfo *info, const LinkReplies *links,
 
         if (!array)
                 return -ENOMEM;
-        for (size_t i = 0; i < links->n; i++) {
+        for (size_t i = 0; i < links->props.n; i++) {
                 json_t *link = NULL;
 
-                r = link_json(links->replies[i], links->paths[i], &link);
+                r = link_json(links->props.replies[i], links->paths[i], &link);
                 if (r < 0)
                         return r;
                 if (json_array_append_new(array, link) < 0)
@@ -229,11 +233,11 @@ static int render_links(const LinkReplies *links, uint64_t now) {
         if (!t)
                 return -ENOMEM;
         table_align_right(t, 1u << 1 | 1u << 4 | 1u << 5 | 1u << 6 | 1u << 7 | 1u << 8);
-        for (size_t i = 0; i < links->n; i++) {
+        for (size_t i = 0; i < links->props.n; i++) {
                 char since[FORMAT_RELATIVE_MAX], bps[FORMAT_RATE_MAX];
                 LinkInfo l = { .bits_per_second = NAN };
 
-                r = bus_read_dict(links->replies[i], &dict, &l, NULL, NULL);
+                r = bus_read_dict(links->props.replies[i], &dict, &l, NULL, NULL);
                 if (r < 0) {
                         fprintf(stderr, "packetscopectl: cannot parse the properties of %s: %s\n",
                                 links->paths[i], strerror(-r));
@@ -268,7 +272,7 @@ static int status_text(const ManagerInfo *info, const LinkReplies *links,
         if (r < 0)
                 return r;
         if ((r = field_add(fields, "Version", "%s", strna(info->version))) < 0 ||
-            (r = field_add(fields, "Links", "%zu", links->n)) < 0 ||
+            (r = field_add(fields, "Links", "%zu", links->props.n)) < 0 ||
             (r = fields_add_traffic(fields, s)) < 0 ||
             (r = field_add_u64(fields, BUS_SEEN(s, STAT_DROPPED), "Dropped", s->dropped)) < 0 ||
             (r = field_add_u64(fields, BUS_SEEN(s, STAT_MALFORMED), "Malformed", s->malformed)) < 0 ||
@@ -284,7 +288,7 @@ static int status_text(const ManagerInfo *info, const LinkReplies *links,
         r = table_print(fields, stdout, false);
         if (r < 0)
                 return r;
-        if (links->n == 0)
+        if (links->props.n == 0)
                 return 0;
         return render_links(links, now_usec(CLOCK_REALTIME));
 }

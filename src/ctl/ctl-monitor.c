@@ -13,8 +13,6 @@
 
 #include "packetscopectl.h"
 
-static const char *const protocol_names[N_PROTOCOL_COUNTERS] = { "tcp", "udp", "icmp", "icmpv6", "other" };
-
 /* a{yt}: packets per ICMP type. */
 static int read_icmp_types(sd_bus_message *m, const char *contents, void *field) {
         IcmpTypeCounts *c = field;
@@ -133,6 +131,7 @@ int statistics_read(sd_bus_message *reply, Statistics **ret) {
 }
 
 int call_get_statistics(sd_bus *bus, sd_bus_message **ret) {
+        assert(bus);
         assert(ret);
 
         return bus_call(bus, PS_OBJECT_ROOT, PS_IFACE_MANAGER, "GetStatistics", NULL, ret, NULL);
@@ -167,12 +166,15 @@ static int render_protocols(FILE *f, const Statistics *s, const Statistics *prev
                 return -ENOMEM;
         table_align_right(t, rates ? 1u << 1 | 1u << 2 | 1u << 3 | 1u << 4 : 1u << 1 | 1u << 2);
         for (size_t i = 0; i < N_PROTOCOL_COUNTERS; i++) {
+                /* The protocol's name is its key's: "tcp" of "tcp_packets". */
+                const char *key = statistics_fields[STAT_PROTOCOL_PACKETS + 2 * i].key;
+                int name_len = (int) (strlen(key) - strlen("_packets"));
                 char bytes[FORMAT_BYTES_MAX];
                 uint64_t packets = s->protocol_packets[i], nbytes = s->protocol_bytes[i];
 
                 if (!BUS_SEEN(s, STAT_PROTOCOL_PACKETS + 2 * i))
                         continue;
-                if ((r = table_add_cell(t, protocol_names[i])) < 0 ||
+                if ((r = table_add_cellf(t, "%.*s", name_len, key)) < 0 ||
                     (r = table_add_cellf(t, "%" PRIu64, packets)) < 0 ||
                     (r = table_add_cell(t, format_bytes(bytes, sizeof bytes, nbytes))) < 0)
                         return r;
@@ -273,12 +275,8 @@ int verb_stats(sd_bus *bus, char **args, int n_args) {
         r = call_get_statistics(bus, &reply);
         if (r < 0)
                 return r;
-        if (arg.json != JSON_OFF) {
-                _cleanup_json_ json_t *j = NULL;
-
-                r = json_from_reply(reply, "GetStatistics", &j);
-                return r < 0 ? r : print_json(j);
-        }
+        if (arg.json != JSON_OFF)
+                return print_reply_json(reply, "GetStatistics");
         r = statistics_read(reply, &s);
         if (r < 0)
                 return r;

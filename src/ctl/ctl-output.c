@@ -83,6 +83,8 @@ void table_align_right(Table *t, uint32_t mask) {
 
 /* A counter an older daemon does not report is left out rather than shown as 0. */
 int field_add_u64(Table *t, bool present, const char *label, uint64_t value) {
+        assert(label);
+
         if (!present)
                 return 0;
         return field_add(t, label, "%" PRIu64, value);

@@ -101,7 +101,9 @@ static int parse_rule_port(const RuleField *d, const char *value) {
 }
 
 static int parse_rule_tcp_flags(const RuleField *d, const char *value) {
-        static const char *const flag_names[] = { "fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr" };
+        static const char *const flag_names[] = {
+                "fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr",
+        };
         const char *p = value;
         unsigned flags = 0;
         uint32_t n;
@@ -266,6 +268,8 @@ static bool rule_key_read_only(const char *key) {
 }
 
 const char *json_kind(const json_t *v) {
+        assert(v);
+
         switch (json_typeof(v)) {
         case JSON_OBJECT: return "an object";
         case JSON_ARRAY: return "an array";
@@ -417,6 +421,7 @@ int build_rule(const char *verb, const char *text) {
         json_t *value;
         int r;
 
+        assert(text);
         assert(verb);
 
         if (text && streq(text, "-")) {

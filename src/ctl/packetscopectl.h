@@ -171,6 +171,19 @@ int json_from_bus(sd_bus_message *m, json_t **ret);
 /* The whole of a reply (its first value), from its start, as JSON. */
 int json_from_reply(sd_bus_message *m, const char *what, json_t **ret);
 
+/* The reply (from its start) printed as JSON, for --json. */
+int print_reply_json(sd_bus_message *reply, const char *what);
+
+/* Replies kept together, for rows whose strings live in them. */
+typedef struct BusReplies {
+        sd_bus_message **replies;
+        size_t n;
+} BusReplies;
+
+void bus_replies_done(BusReplies *l);
+/* Appends reply (the list takes the reference on success). */
+int bus_replies_push(BusReplies *l, sd_bus_message *reply);
+
 int call_get_all(sd_bus *bus, const char *path, const char *interface, bool missing_ok,
                  sd_bus_message **ret);
 
@@ -180,7 +193,8 @@ int print_json(const json_t *j);
 bool json_output(void);
 /* "Label: value" lines with the labels right-aligned, as hostnamectl prints them. */
 Table *fields_new(void);
-int field_add(Table *t, const char *label, const char *format, ...) __attribute__((format(printf, 3, 4)));
+int field_add(Table *t, const char *label, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
 int field_add_u64(Table *t, bool present, const char *label, uint64_t value);
 /* The legend under a list: "No …" alone, or an empty line and "N things tail." */
 void print_count_legend(size_t n, const char *none, const char *singular, const char *plural,
