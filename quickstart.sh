@@ -7,11 +7,13 @@
 #                               a demo network (a veth pair into a network namespace with
 #                               bounded TCP, UDP and ICMP traffic); Ctrl-C removes everything
 #   sudo ./quickstart.sh test   install what is needed, build, and run the whole test suite;
-#                               the last line is "N passed, N failed"
+#                               the last line is "N passed, N failed"; a skip counts as a
+#                               failure unless tests/run-suite allows it (never with CI=true)
 #
 # Environment:
 #   DEMO_SECONDS=N             end the demo by itself after N seconds
 #   QUICKSTART_NO_APT=1        skip apt-get (everything is installed already)
+#   CI=true                    test: no skip is allowed (.ci/run sets it)
 
 set -euo pipefail
 

@@ -3,6 +3,9 @@
  * What the guard's XDP program costs per packet, measured with BPF_PROG_TEST_RUN next to two
  * references loaded in the same process and run interleaved with it, round after round:
  *   - bare: a program that bumps one per-CPU counter and passes (bench/bare.bpf.c), the floor;
+ *   - flow floor: parse to the ports and one per-CPU LRU update with the coarse clock
+ *     (bench/flowmin.bpf.c), the least a connection-tracking guard can do, its table filled
+ *     with the same flows as the guard's;
  *   - xdp-filter: Debian's xdp-tools filter in allow-all mode with empty maps, a small real
  *     program that parses the same headers and does its lookups.
  * The guard is loaded as the daemon loads it (1,048,576 flow slots) and its flow table is first
@@ -16,7 +19,7 @@
  *     own time per run, averaged (the syscall and frame setup are left out; the kernel's timer
  *     reads around one repetition are in, for every program alike: compare differences).
  *     With 100,000 packets the flow entries no longer fit the CPU caches.
- * Medians over --rounds rounds. Needs root. Not a test: numbers depend on the machine.
+ * Medians, minimums and maximums over --rounds rounds. Needs root. Not a test: numbers depend on the machine.
  *
  * Usage: bench-xdp [--json] [--verbose] [--rounds N] [--repeat N] [--flows N]
  *                  [--xdp-filter PATH]
@@ -41,6 +44,8 @@
 #include "guard.h"
 #include "guard.skel.h"
 #include "bare.skel.h"
+#include "flowmin.h"
+#include "flowmin.skel.h"
 #include "packet.h"
 
 #define FLOW_TABLE_SIZE 1048576u
@@ -52,8 +57,8 @@
  * sources. */
 #define BENCH_DST "192.0.2.1"
 
-enum { PROG_GUARD, PROG_BARE, PROG_XDP_FILTER, N_PROGS };
-static const char *const prog_label[N_PROGS] = { "guard", "bare", "xdp-filter" };
+enum { PROG_GUARD, PROG_FLOWMIN, PROG_BARE, PROG_XDP_FILTER, N_PROGS };
+static const char *const prog_label[N_PROGS] = { "guard", "flow-floor", "bare", "xdp-filter" };
 
 struct options {
         bool json;
@@ -64,7 +69,7 @@ struct options {
         const char *xdp_filter;
 };
 
-static int prog_fd[N_PROGS] = { -1, -1, -1 };
+static int prog_fd[N_PROGS] = { -1, -1, -1, -1 };
 
 static int fail(const char *fmt, ...) {
         va_list ap;
@@ -101,9 +106,12 @@ static int cmp_double(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-static double median(double *v, unsigned n) {
+/* The median, minimum and maximum of n figures (sorts them). */
+static void spread_of(double *v, unsigned n, double *ret_med, double *ret_min, double *ret_max) {
         qsort(v, n, sizeof(*v), cmp_double);
-        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+        *ret_med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+        *ret_min = v[0];
+        *ret_max = v[n - 1];
 }
 
 /* Entry i of the prefilled table; bench packets address entries the same way. */
@@ -149,6 +157,53 @@ static int fill_flows(int fd, unsigned n) {
                         return -errno;
                 done += count;
         }
+        return 0;
+}
+
+/* The same flows in the flow floor's table: per-CPU values, one per possible CPU. */
+static int fill_flowmin(int fd, unsigned n) {
+        static struct flowmin_key keys[FILL_CHUNK];
+        int ncpus = libbpf_num_possible_cpus();
+        struct flowmin_value *values;
+        struct timespec ts;
+        uint32_t dst;
+        unsigned done = 0;
+
+        if (ncpus <= 0)
+                return ncpus < 0 ? ncpus : -EINVAL;
+        values = calloc((size_t) FILL_CHUNK * (size_t) ncpus, sizeof(*values));
+        if (!values)
+                return -ENOMEM;
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        inet_pton(AF_INET, BENCH_DST, &dst);
+        while (done < n) {
+                uint32_t count = n - done < FILL_CHUNK ? n - done : FILL_CHUNK;
+                LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+                for (uint32_t c = 0; c < count; c++) {
+                        struct flowmin_key *k = &keys[c];
+                        struct flowmin_value *v = &values[(size_t) c * (size_t) ncpus];
+                        uint8_t proto;
+
+                        memset(k, 0, sizeof(*k));
+                        k->family = FLOWMIN_IPV4;
+                        bench_flow(done + c, &k->src[0], &k->sport, &proto, &k->dport);
+                        k->proto = proto;
+                        k->dst[0] = dst;
+                        v->packets = 1;
+                        v->bytes = 64;
+                        v->first_seen = v->last_seen =
+                                (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+                }
+                if (bpf_map_update_batch(fd, keys, values, &count, &opts) < 0) {
+                        int e = -errno;
+
+                        free(values);
+                        return e;
+                }
+                done += count;
+        }
+        free(values);
         return 0;
 }
 
@@ -261,6 +316,8 @@ struct result {
         const char *packet;
         unsigned spread;    /* distinct packets (1 in hot mode) */
         double ns[N_PROGS]; /* median ns per packet; < 0: not measured (no xdp-filter) */
+        double lo[N_PROGS]; /* the fastest round */
+        double hi[N_PROGS]; /* the slowest round */
 };
 
 static int measure_hot(const struct options *o, struct result *res) {
@@ -298,10 +355,12 @@ static int measure_hot(const struct options *o, struct result *res) {
                         }
         for (int k = 0; k < N_PKTS; k++) {
                 res[k] = (struct result) { .mode = "hot", .packet = pkt_names[k], .spread = 1 };
-                for (int p = 0; p < N_PROGS; p++)
-                        res[k].ns[p] = prog_fd[p] < 0 ? -1 :
-                                median(&v[((size_t) k * N_PROGS + (size_t) p) * o->rounds],
-                                       o->rounds);
+                for (int p = 0; p < N_PROGS; p++) {
+                        res[k].ns[p] = res[k].lo[p] = res[k].hi[p] = -1;
+                        if (prog_fd[p] >= 0)
+                                spread_of(&v[((size_t) k * N_PROGS + (size_t) p) * o->rounds],
+                                          o->rounds, &res[k].ns[p], &res[k].lo[p], &res[k].hi[p]);
+                }
         }
         free(v);
         return 0;
@@ -355,8 +414,12 @@ static int measure_table(const struct options *o, int kind, unsigned spread,
                                         (double) total / runs);
                 }
         *res = (struct result) { .mode = "table", .packet = pkt_names[kind], .spread = spread };
-        for (int p = 0; p < N_PROGS; p++)
-                res->ns[p] = prog_fd[p] < 0 ? -1 : median(&v[(size_t) p * o->rounds], o->rounds);
+        for (int p = 0; p < N_PROGS; p++) {
+                res->ns[p] = res->lo[p] = res->hi[p] = -1;
+                if (prog_fd[p] >= 0)
+                        spread_of(&v[(size_t) p * o->rounds], o->rounds, &res->ns[p], &res->lo[p],
+                                  &res->hi[p]);
+        }
         free(v);
         return 0;
 }
@@ -367,34 +430,57 @@ static bool have(const struct result *r, int p) {
         return r->ns[p] >= 0;
 }
 
+/* The load average now, "1 5 15" minutes, for the header: a busy machine explains wide spreads. */
+static void loadavg(char *buf, size_t size) {
+        FILE *f = fopen("/proc/loadavg", "re");
+        double l1, l5, l15;
+
+        if (f && fscanf(f, "%lf %lf %lf", &l1, &l5, &l15) == 3)
+                snprintf(buf, size, "%.2f %.2f %.2f", l1, l5, l15);
+        else
+                snprintf(buf, size, "unknown");
+        if (f)
+                fclose(f);
+}
+
 static void print_text(const struct options *o, const struct result *res, size_t n,
-                       const char *xdp_filter, long entries) {
+                       const char *xdp_filter, long entries, const char *load_before) {
+        char load_after[64];
         struct utsname u;
 
         uname(&u);
-        printf("XDP per-packet cost under BPF_PROG_TEST_RUN: median of %u rounds, ns per packet\n",
-               o->rounds);
-        printf("kernel %s; guard flow table: %ld of %u entries; xdp-filter: %s\n", u.release,
-               entries, FLOW_TABLE_SIZE, xdp_filter ? xdp_filter : "not found");
+        loadavg(load_after, sizeof(load_after));
+        printf("XDP per-packet cost under BPF_PROG_TEST_RUN: ns per packet, median of %u rounds "
+               "[fastest-slowest round]\n", o->rounds);
+        printf("kernel %s, %ld CPUs; load average before %s, after %s\n", u.release,
+               sysconf(_SC_NPROCESSORS_ONLN), load_before, load_after);
+        printf("guard flow table: %ld of %u entries (the flow floor's: the same flows); "
+               "xdp-filter: %s\n", entries, FLOW_TABLE_SIZE, xdp_filter ? xdp_filter : "not found");
         printf("hot: one packet, %u repetitions per run, CPU time; table: N packets in turn, "
                "one repetition per run, %u runs, kernel time\n\n", o->repeat, TABLE_RUNS);
-        printf("%-6s %-10s %6s %8s %8s %11s %11s %11s %17s\n", "mode", "packet", "N", "guard",
-               "bare", "xdp-filter", "guard-bare", "guard/bare", "guard/xdp-filter");
+        printf("%-6s %-10s %6s %22s %22s %20s %22s %12s %12s\n", "mode", "packet", "N", "guard",
+               "flow floor", "bare", "xdp-filter", "guard/floor", "guard/xdp-f");
         for (size_t i = 0; i < n; i++) {
                 const struct result *r = &res[i];
+                char cell[N_PROGS][48];
 
-                printf("%-6s %-10s %6u %8.1f %8.1f", r->mode, r->packet, r->spread,
-                       r->ns[PROG_GUARD], r->ns[PROG_BARE]);
-                if (have(r, PROG_XDP_FILTER))
-                        printf(" %11.1f", r->ns[PROG_XDP_FILTER]);
+                for (int p = 0; p < N_PROGS; p++)
+                        if (have(r, p))
+                                snprintf(cell[p], sizeof(cell[p]), "%.1f [%.1f-%.1f]", r->ns[p],
+                                         r->lo[p], r->hi[p]);
+                        else
+                                snprintf(cell[p], sizeof(cell[p]), "-");
+                printf("%-6s %-10s %6u %22s %22s %20s %22s", r->mode, r->packet, r->spread,
+                       cell[PROG_GUARD], cell[PROG_FLOWMIN], cell[PROG_BARE],
+                       cell[PROG_XDP_FILTER]);
+                if (have(r, PROG_FLOWMIN))
+                        printf(" %12.2f", r->ns[PROG_GUARD] / r->ns[PROG_FLOWMIN]);
                 else
-                        printf(" %11s", "-");
-                printf(" %11.1f %11.2f", r->ns[PROG_GUARD] - r->ns[PROG_BARE],
-                       r->ns[PROG_GUARD] / r->ns[PROG_BARE]);
+                        printf(" %12s", "-");
                 if (have(r, PROG_XDP_FILTER))
-                        printf(" %17.2f", r->ns[PROG_GUARD] / r->ns[PROG_XDP_FILTER]);
+                        printf(" %12.2f", r->ns[PROG_GUARD] / r->ns[PROG_XDP_FILTER]);
                 else
-                        printf(" %17s", "-");
+                        printf(" %12s", "-");
                 putchar('\n');
         }
 }
@@ -410,12 +496,19 @@ static void json_string(const char *s) {
 }
 
 static void print_json(const struct options *o, const struct result *res, size_t n,
-                       const char *xdp_filter, long entries) {
+                       const char *xdp_filter, long entries, const char *load_before) {
+        static const char *const key[N_PROGS] = { "guard", "flow_floor", "bare", "xdp_filter" };
+        char load_after[64];
         struct utsname u;
 
         uname(&u);
+        loadavg(load_after, sizeof(load_after));
         printf("{\"kernel\":");
         json_string(u.release);
+        printf(",\"cpus\":%ld,\"load_before\":", sysconf(_SC_NPROCESSORS_ONLN));
+        json_string(load_before);
+        printf(",\"load_after\":");
+        json_string(load_after);
         printf(",\"rounds\":%u,\"repeat\":%u,\"table_runs\":%u,\"flow_table_size\":%u,"
                "\"flow_entries\":%ld,\"xdp_filter\":", o->rounds, o->repeat, TABLE_RUNS,
                FLOW_TABLE_SIZE, entries);
@@ -427,16 +520,23 @@ static void print_json(const struct options *o, const struct result *res, size_t
         for (size_t i = 0; i < n; i++) {
                 const struct result *r = &res[i];
 
-                printf("%s{\"mode\":\"%s\",\"packet\":\"%s\",\"packets\":%u,\"guard_ns\":%.2f,"
-                       "\"bare_ns\":%.2f,\"guard_minus_bare_ns\":%.2f,\"guard_over_bare\":%.3f",
-                       i ? "," : "", r->mode, r->packet, r->spread, r->ns[PROG_GUARD],
-                       r->ns[PROG_BARE], r->ns[PROG_GUARD] - r->ns[PROG_BARE],
-                       r->ns[PROG_GUARD] / r->ns[PROG_BARE]);
+                printf("%s{\"mode\":\"%s\",\"packet\":\"%s\",\"packets\":%u", i ? "," : "",
+                       r->mode, r->packet, r->spread);
+                for (int p = 0; p < N_PROGS; p++)
+                        if (have(r, p))
+                                printf(",\"%s_ns\":%.2f,\"%s_min_ns\":%.2f,\"%s_max_ns\":%.2f",
+                                       key[p], r->ns[p], key[p], r->lo[p], key[p], r->hi[p]);
+                        else
+                                printf(",\"%s_ns\":null", key[p]);
+                printf(",\"guard_over_bare\":%.3f", r->ns[PROG_GUARD] / r->ns[PROG_BARE]);
+                if (have(r, PROG_FLOWMIN))
+                        printf(",\"guard_over_flow_floor\":%.3f",
+                               r->ns[PROG_GUARD] / r->ns[PROG_FLOWMIN]);
                 if (have(r, PROG_XDP_FILTER))
-                        printf(",\"xdp_filter_ns\":%.2f,\"guard_over_xdp_filter\":%.3f",
-                               r->ns[PROG_XDP_FILTER], r->ns[PROG_GUARD] / r->ns[PROG_XDP_FILTER]);
+                        printf(",\"guard_over_xdp_filter\":%.3f",
+                               r->ns[PROG_GUARD] / r->ns[PROG_XDP_FILTER]);
                 else
-                        printf(",\"xdp_filter_ns\":null,\"guard_over_xdp_filter\":null");
+                        printf(",\"guard_over_xdp_filter\":null");
                 putchar('}');
         }
         printf("]}\n");
@@ -491,6 +591,8 @@ int main(int argc, char *argv[]) {
         struct result res[N_PKTS + 2 * 2];
         struct guard_bpf *guard = NULL;
         struct bare_bpf *bare = NULL;
+        struct flowmin_bpf *flowmin = NULL;
+        char load_before[64];
         struct bpf_object *xf = NULL;
         char *xf_path = NULL;
         size_t n_res = 0;
@@ -534,6 +636,7 @@ int main(int argc, char *argv[]) {
         }
 
         libbpf_set_print(libbpf_quiet);
+        loadavg(load_before, sizeof(load_before));
 
         /* One CPU for the whole run: test runs execute on the caller's CPU, and the guard's
          * per-CPU counters and LRU lists then stay on one CPU too. */
@@ -560,6 +663,13 @@ int main(int argc, char *argv[]) {
                 goto out;
         }
         prog_fd[PROG_BARE] = bpf_program__fd(bare->progs.xdp_bare);
+
+        flowmin = flowmin_bpf__open_and_load();
+        if (!flowmin) {
+                fail("cannot load the flow floor program: %s", strerror(errno));
+                goto out;
+        }
+        prog_fd[PROG_FLOWMIN] = bpf_program__fd(flowmin->progs.xdp_flowmin);
 
         xf_path = o.xdp_filter ? strdup(o.xdp_filter) : find_xdp_filter();
         if (xf_path) {
@@ -596,6 +706,11 @@ int main(int argc, char *argv[]) {
                         fail("cannot fill the flow table: %s", strerror(-r));
                         goto out;
                 }
+                r = fill_flowmin(bpf_map__fd(flowmin->maps.flowmin_flows), o.flows);
+                if (r < 0) {
+                        fail("cannot fill the flow floor's table: %s", strerror(-r));
+                        goto out;
+                }
         }
         entries = count_entries(bpf_map__fd(guard->maps.flows));
 
@@ -620,12 +735,13 @@ int main(int argc, char *argv[]) {
                 }
 
         if (o.json)
-                print_json(&o, res, n_res, xf_path, entries);
+                print_json(&o, res, n_res, xf_path, entries, load_before);
         else
-                print_text(&o, res, n_res, xf_path, entries);
+                print_text(&o, res, n_res, xf_path, entries, load_before);
         ret = 0;
 out:
         bpf_object__close(xf);
+        flowmin_bpf__destroy(flowmin);
         bare_bpf__destroy(bare);
         guard_bpf__destroy(guard);
         free(xf_path);

@@ -92,9 +92,21 @@ struct classify_ctx {
         struct ps_filter_key key;
 };
 
+/* Whether a shape looks at anything past the IP header: ports, TCP flags, ICMP type or code,
+ * an ICMP error's quote. */
+static __always_inline int mask_has_l4(const struct ps_match *m)
+{
+        return m->icmp_type | m->icmp_code | m->tcp_flags | m->inner_proto | m->sport |
+               m->dport | m->inner_sport | m->inner_dport | m->inner_src[0] | m->inner_src[1] |
+               m->inner_src[2] | m->inner_src[3] | m->inner_dst[0] | m->inner_dst[1] |
+               m->inner_dst[2] | m->inner_dst[3];
+}
+
 /* One shape: mask the tuple, one hash lookup. Run through bpf_loop() so that the verifier
- * checks this body once instead of once per shape and call site. */
-static long classify_shape(__u32 i, struct classify_ctx *c)
+ * checks this body once instead of once per shape and call site. `l4less`: the packet has no
+ * transport header to match (a non-first fragment, or one the parser gave up on), so a shape
+ * that looks at one never matches it; its zeroes are not port 0. */
+static __always_inline long classify_one(__u32 i, struct classify_ctx *c, int l4less)
 {
         const struct ps_match *m;
         struct ps_filter_value *e;
@@ -113,6 +125,8 @@ static long classify_shape(__u32 i, struct classify_ctx *c)
         if (c->pkt->family == PS_FAMILY_IPV4 &&
             (m->src[1] | m->src[2] | m->src[3] | m->dst[1] | m->dst[2] | m->dst[3]))
                 return 0;
+        if (l4less && mask_has_l4(m))
+                return 0;
         c->key.shape = c->bank_index * PS_FILTER_MAX_SHAPES + i;
         mask_match(&c->key.match, c->pkt, m);
         e = bpf_map_lookup_elem(&filter_rules, &c->key);
@@ -130,7 +144,17 @@ static long classify_shape(__u32 i, struct classify_ctx *c)
         return 0;
 }
 
-static __always_inline void classify(const struct ps_match *pkt, struct ps_verdict *v)
+static long classify_shape(__u32 i, struct classify_ctx *c)
+{
+        return classify_one(i, c, 0);
+}
+
+static long classify_shape_l4less(__u32 i, struct classify_ctx *c)
+{
+        return classify_one(i, c, 1);
+}
+
+static __always_inline void classify(const struct ps_match *pkt, int l4less, struct ps_verdict *v)
 {
         __u32 zero = 0, *state;
         struct classify_ctx c;
@@ -148,7 +172,10 @@ static __always_inline void classify(const struct ps_match *pkt, struct ps_verdi
         c.bank = bpf_map_lookup_elem(&filter_banks, &c.bank_index);
         if (!c.bank || c.bank->n_shapes == 0)
                 return;
-        bpf_loop(PS_FILTER_MAX_SHAPES, classify_shape, &c, 0);
+        if (l4less)
+                bpf_loop(PS_FILTER_MAX_SHAPES, classify_shape_l4less, &c, 0);
+        else
+                bpf_loop(PS_FILTER_MAX_SHAPES, classify_shape, &c, 0);
         v->action = c.action;
         v->slot = c.slot;
         v->count_slot = c.count_slot;

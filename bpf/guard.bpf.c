@@ -10,6 +10,13 @@
  * total length or the IPv6 payload length, so Ethernet padding is never read as payload).
  * A header that does not fit, or whose length fields contradict each other, makes the frame
  * malformed: it is counted and passed unclassified, and nothing read from it reaches a table.
+ * That is safe only because the kernel drops such frames itself. A frame the kernel would
+ * accept but the parser cannot fully classify is decided by a policy that fails closed
+ * (packetscoped(8), "Packets the parser cannot classify"): a first fragment without the whole
+ * transport header, an IPv6 extension chain longer than PS_IPV6_MAX_EXT, a VLAN stack deeper
+ * than PS_VLAN_MAX. Non-first fragments take their first fragment's verdict (frag_verdicts);
+ * without one they are classified without ports, and a rule that looks at ports never
+ * matches them.
  *
  * Counting rules, so that the counters add up:
  * - every frame lands in exactly one proto bucket: the IP protocol once the IP header (and
@@ -18,7 +25,8 @@
  * - ipv4 / ipv6 / non_ip follow the EtherType after the VLAN tags; a frame too short for its
  *   Ethernet or VLAN header is only malformed;
  * - vlan counts frames whose outer EtherType is a VLAN TPID (802.1Q or 802.1ad);
- * - every frame is either passed or dropped (by a rule: dropped_filter).
+ * - every frame is either passed or dropped (by a rule: dropped_filter; by a policy:
+ *   dropped_tiny_fragments, dropped_long_chains, dropped_deep_vlan).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -55,6 +63,16 @@ struct {
         __type(value, struct ps_stats);
 } stats SEC(".maps");
 
+/* The first fragments' verdicts, for the later fragments; see struct ps_frag_key. Not pinned:
+ * the program holds it, and a program swapped in starts with an empty one (a later fragment
+ * then is an orphan, decided as documented). */
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, PS_FRAG_TABLE_SIZE);
+        __type(key, struct ps_frag_key);
+        __type(value, struct ps_frag_value);
+} frag_verdicts SEC(".maps");
+
 /* Written by the daemon only; see struct ps_meta. */
 struct {
         __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -85,9 +103,9 @@ struct ps_ipv6_frag_hdr {
 #define PS_TCP_RST 0x04
 #define PS_TCP_ACK 0x10
 
-/* Enough for hop-by-hop, routing, fragment, destination options (twice) and AH: a longer chain
- * is not parsed (counted as malformed) rather than walked without bound. */
-#define PS_IPV6_MAX_EXT 6
+/* What the IP parsers return besides 0 (parsed) and -1 (malformed: the kernel drops it too). */
+#define PS_PARSE_TINY 1 /* a first fragment cut before the end of its headers */
+#define PS_PARSE_LONG 2 /* an IPv6 extension chain longer than PS_IPV6_MAX_EXT */
 
 /* Everything learnt about one frame while parsing it. */
 struct pkt {
@@ -103,7 +121,10 @@ struct pkt {
         __u8 fragmented;     /* a fragment (first or not): length fields describe the datagram */
         __u8 later_fragment; /* a non-first fragment: no transport header here */
         __u8 inner_family;   /* family of the header an ICMP error quotes; 0: none read */
-        __u8 pad;
+        __u8 l4less;         /* no transport header to classify: rules on one never match */
+        __u8 reason;         /* enum ps_policy_reason of a drop no rule made */
+        __u8 pad[3];
+        __u32 frag_id;       /* IPv4 identification or IPv6 fragment identification */
         /* The tuple, filled in while parsing: the flow key's fields (family, protocol,
          * addresses, ports) and what the classifier looks at besides (TCP flags, ICMP type and
          * code, the quoted header). Fields a packet lacks stay zero. The classifier reads it
@@ -148,6 +169,58 @@ static __always_inline void *hdr(const struct pkt *p, __u64 off, __u64 size, __u
         return pkt_ptr(p->data, p->data_end, off, size, limit);
 }
 
+static __always_inline int is_vlan(__u16 proto)
+{
+        return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD);
+}
+
+/* A VLAN stack deeper than two tags: in, the offset and EtherType after the second tag; out,
+ * after the last one. */
+struct vlan_walk {
+        __u64 off;
+        __u64 len;
+        __u16 proto;
+        __u16 pad[3];
+};
+
+/*
+ * Walks tags 3 to PS_VLAN_MAX. Linux strips any number of priority tags (VLAN id 0) and
+ * delivers what is behind them, so a stack is walked to its end rather than taken for non-IP.
+ * Returns 0, -1 when a tag does not fit, -2 when the stack goes on past PS_VLAN_MAX. A global
+ * function: verified once, and only such rare frames pay for the call.
+ */
+__noinline int ps_skip_vlan(struct xdp_md *ctx, struct vlan_walk *w)
+{
+        void *data = (void *) (long) ctx->data;
+        void *data_end = (void *) (long) ctx->data_end;
+        __u64 o;
+        __u16 proto;
+
+        if (!w)
+                return -1;
+        o = w->off;
+        proto = w->proto;
+#pragma unroll
+        for (int i = 2; i < PS_VLAN_MAX; i++) {
+                struct ps_vlan_hdr *vh;
+
+                if (!is_vlan(proto))
+                        break;
+                vh = pkt_ptr(data, data_end, o, sizeof(*vh), w->len);
+                if (!vh)
+                        return -1;
+                proto = vh->encap_proto;
+                o += sizeof(*vh);
+        }
+        if (is_vlan(proto))
+                return -2;
+        w->off = o;
+        w->proto = proto;
+        return 0;
+}
+
+/* Returns 0, -1 for a frame cut inside its Ethernet header or a tag, -2 for a VLAN stack
+ * deeper than PS_VLAN_MAX. */
 static __always_inline int parse_eth(struct pkt *p, __u64 *ret_off, __u16 *ret_proto)
 {
         struct ethhdr *eth = hdr(p, 0, sizeof(*eth), p->len);
@@ -157,22 +230,31 @@ static __always_inline int parse_eth(struct pkt *p, __u64 *ret_off, __u16 *ret_p
         if (!eth)
                 return -1;
         proto = eth->h_proto;
-        if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
+        if (is_vlan(proto))
                 p->st->vlan++;
 
-        /* Up to two tags: 802.1ad outer + 802.1Q inner (QinQ), or one of either. A third tag
-         * leaves a VLAN EtherType, which is then counted as non-IP. */
+        /* Two tags inline: 802.1ad outer + 802.1Q inner (QinQ), or one of either; deeper
+         * stacks are walked by ps_skip_vlan(). */
 #pragma unroll
         for (int i = 0; i < 2; i++) {
                 struct ps_vlan_hdr *vh;
 
-                if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+                if (!is_vlan(proto))
                         break;
                 vh = hdr(p, off, sizeof(*vh), p->len);
                 if (!vh)
                         return -1;
                 proto = vh->encap_proto;
                 off += sizeof(*vh);
+        }
+        if (is_vlan(proto)) {
+                struct vlan_walk w = { .off = off, .len = p->len, .proto = proto };
+                int r = ps_skip_vlan(p->ctx, &w);
+
+                if (r < 0)
+                        return r;
+                off = w.off;
+                proto = w.proto;
         }
         *ret_off = off;
         *ret_proto = proto;
@@ -200,6 +282,7 @@ static __always_inline int parse_ipv4(struct pkt *p, __u64 off, __u64 *ret_l4)
         p->m.dst[0] = iph->daddr;
         p->ttl = iph->ttl;
         p->ip_id = bpf_ntohs(iph->id);
+        p->frag_id = p->ip_id;
         frag = bpf_ntohs(iph->frag_off);
         p->fragmented = (frag & (PS_IP_MF | PS_IP_OFFSET)) != 0;
         p->later_fragment = (frag & PS_IP_OFFSET) != 0;
@@ -217,15 +300,18 @@ static __always_inline int ipv6_is_ext(__u8 nh)
 struct ext_walk {
         __u64 off;        /* in: first header after the fixed one; out: the upper-layer header */
         __u64 limit;      /* end of the datagram (or of the quote) */
-        __u8 nh;          /* in: the fixed header's next header; out: the upper-layer protocol */
+        __u8 nh;          /* in: the fixed header's next header; out: the upper-layer protocol
+                           * (with -2, the header where the walk stopped) */
         __u8 fragmented;  /* out: a fragment header was crossed */
         __u8 pad[2];
+        __u32 frag_id;    /* out: its identification (host order) */
 };
 
 /*
  * Walks the extension headers. Returns 0, 1 when a fragment header says this is a non-first
- * fragment (w->nh is then the fragment's protocol and w->off meaningless), or -1 when a header
- * does not fit or the chain is longer than PS_IPV6_MAX_EXT.
+ * fragment (w->nh is then the fragment's protocol and w->off meaningless), -1 when a header
+ * does not fit, or -2 when the chain is longer than PS_IPV6_MAX_EXT (w->nh is then the header
+ * where the walk stopped). Ordinary packets leave the loop at its first test.
  *
  * A global function on purpose: the verifier checks it once, on its own, instead of once per
  * path that reaches it (each VLAN depth, outer and quoted header, and every way through the
@@ -254,6 +340,7 @@ __noinline int ps_ipv6_skip_ext(struct xdp_md *ctx, struct ext_walk *w)
                         next = fh->nexthdr;
                         o += sizeof(*fh);
                         w->fragmented = 1;
+                        w->frag_id = bpf_ntohl(fh->identification);
                         if (bpf_ntohs(fh->frag_off) & PS_IP6_OFFSET) {
                                 w->nh = next;
                                 return 1;
@@ -276,8 +363,10 @@ __noinline int ps_ipv6_skip_ext(struct xdp_md *ctx, struct ext_walk *w)
                         break;
                 }
         }
-        if (ipv6_is_ext(next))
-                return -1;
+        if (ipv6_is_ext(next)) {
+                w->nh = next;
+                return -2;
+        }
         w->off = o;
         w->nh = next;
         return 0;
@@ -305,10 +394,18 @@ static __always_inline int parse_ipv6(struct pkt *p, __u64 off, __u64 *ret_l4)
         w.limit = p->l3_end;
         w.nh = ip6->nexthdr;
         r = ps_ipv6_skip_ext(p->ctx, &w);
-        if (r < 0)
-                return -1;
-        p->m.proto = w.nh;
         p->fragmented = w.fragmented;
+        p->frag_id = w.frag_id;
+        if (r == -2) {
+                /* Classified on what is known: the protocol is the header the walk stopped at. */
+                p->m.proto = w.nh;
+                return PS_PARSE_LONG;
+        }
+        if (r < 0)
+                /* RFC 7112: a first fragment holds the whole header chain. One cut inside it
+                 * is tiny; a datagram that is not a fragment is just truncated. */
+                return w.fragmented ? PS_PARSE_TINY : -1;
+        p->m.proto = w.nh;
         p->later_fragment = r == 1;
         *ret_l4 = w.off;
         return 0;
@@ -351,6 +448,18 @@ static __always_inline int parse_udp(struct pkt *p, __u64 off)
                 return -1;
         p->m.sport = bpf_ntohs(uh->source);
         p->m.dport = bpf_ntohs(uh->dest);
+        return 0;
+}
+
+/* SCTP and UDP-Lite start with their ports, as UDP does; rules may name them. */
+static __always_inline int parse_ports(struct pkt *p, __u64 off)
+{
+        __be16 *ports = hdr(p, off, 2 * sizeof(*ports), p->l3_end);
+
+        if (!ports)
+                return -1;
+        p->m.sport = bpf_ntohs(ports[0]);
+        p->m.dport = bpf_ntohs(ports[1]);
         return 0;
 }
 
@@ -637,13 +746,78 @@ static __always_inline int parse_icmp(struct pkt *p, __u64 off, int *ret_is_erro
         return r;
 }
 
+/* Whether the administrator lets packets of this kind pass (ps_meta.policy); read only for
+ * packets the parser cannot fully classify. Without a meta entry: no. */
+static __always_inline int policy_pass(__u32 bit)
+{
+        __u32 zero = 0;
+        struct ps_meta *m = bpf_map_lookup_elem(&meta, &zero);
+
+        return m && (m->policy & bit);
+}
+
+static __always_inline void frag_key_of(const struct pkt *p, struct ps_frag_key *key)
+{
+        __builtin_memset(key, 0, sizeof(*key));
+        key->family = p->m.family;
+        key->proto = p->m.proto;
+        key->id = p->frag_id;
+        __builtin_memcpy(key->src, p->m.src, sizeof(key->src));
+        __builtin_memcpy(key->dst, p->m.dst, sizeof(key->dst));
+}
+
+/* A first fragment's verdict, for the later fragments of its datagram. */
+static __always_inline void frag_remember(const struct pkt *p, __u64 now,
+                                          const struct ps_verdict *v)
+{
+        struct ps_frag_key key;
+        struct ps_frag_value val = {
+                .expires = now + (p->m.family == PS_FAMILY_IPV4 ? PS_FRAG_TIMEOUT4_NS :
+                                                                  PS_FRAG_TIMEOUT6_NS),
+                .action = v->action,
+                .slot = v->slot,
+                .count_slot = v->count_slot,
+                .has_count = !!v->has_count,
+                .reason = p->reason,
+        };
+
+        frag_key_of(p, &key);
+        bpf_map_update_elem(&frag_verdicts, &key, &val, BPF_ANY);
+}
+
+/* The verdict of this later fragment's first fragment, if it was seen and is not too old. */
+static __always_inline int frag_follow(struct pkt *p, __u64 now, struct ps_verdict *v)
+{
+        struct ps_frag_key key;
+        struct ps_frag_value *f;
+
+        frag_key_of(p, &key);
+        f = bpf_map_lookup_elem(&frag_verdicts, &key);
+        if (!f || (__s64) (f->expires - now) <= 0)
+                return 0;
+        v->action = f->action;
+        v->slot = f->slot;
+        v->count_slot = f->count_slot;
+        v->has_count = f->has_count;
+        v->state = 0;
+        p->reason = f->reason;
+        return 1;
+}
+
 /*
  * Parses, classifies and accounts one IP datagram at offset off; returns -1 if it is malformed
- * (then it is passed unclassified: a header we cannot read is a header no rule can match, with
- * one exception: an ICMP error with a short quote is classified and accounted, yet malformed).
- * *action is the filter verdict (enum ps_filter_action). Parsing comes first and fills in the
- * whole tuple; then the one classification; then the accounting. One call site for each keeps
- * the program, its stack and the verifier's work small.
+ * (then it is passed unclassified: a header we cannot read is a header no rule can match, and
+ * the kernel drops such a datagram too; with one exception: an ICMP error with a short quote
+ * is classified and accounted, yet malformed). *action is the verdict (enum ps_filter_action),
+ * p->reason why, when no rule made it a drop. Parsing comes first and fills in the whole
+ * tuple; then the one classification; then the accounting. One call site for each keeps the
+ * program, its stack and the verifier's work small.
+ *
+ * What cannot be fully parsed yet would be accepted by the kernel: a first fragment without
+ * its whole transport header or (IPv6) header chain, an IPv6 chain longer than the walk, a
+ * non-first fragment. These are never tabled; the first two are dropped unless their policy
+ * says pass, and are then classified without a transport header, as non-first fragments whose
+ * first fragment was not seen are. A first fragment's verdict is kept for its later ones.
  */
 static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, __u32 *action)
 {
@@ -651,8 +825,8 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
         struct ps_flow_value *fv = NULL;
         struct ps_icmp_value *iv = NULL;
         struct ps_verdict v;
-        int r, is_error = 0, flowed, hit = 0;
-        __u64 l4;
+        int r, is_error = 0, short_quote = 0, flowed, hit = 0;
+        __u64 l4 = 0;
         __u64 now;
 
         if (eth_proto == bpf_htons(ETH_P_IP)) {
@@ -674,34 +848,80 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
         else if (p->m.proto == IPPROTO_ICMPV6 && p->m.family == PS_FAMILY_IPV6)
                 p->bucket = PS_PROTO_ICMPV6;
 
-        /* A non-first fragment has no transport header: counted, not tabled (ports unknown).
-         * Rules still see its addresses and protocol; port rules cannot match it, but they
-         * drop the first fragment, without which the datagram is never reassembled. */
-        if (p->later_fragment)
-                p->st->fragments++;
-        else if (p->bucket == PS_PROTO_TCP)
-                r = parse_tcp(p, l4, &seg);
-        else if (p->bucket == PS_PROTO_UDP)
-                r = parse_udp(p, l4);
-        else if (p->bucket == PS_PROTO_ICMP || p->bucket == PS_PROTO_ICMPV6)
-                r = parse_icmp(p, l4, &is_error);
-        if (r < 0)
-                return -1;
+        /* A non-first fragment has no transport header: counted, not tabled (ports unknown). */
+        if (r == 0) {
+                if (p->later_fragment)
+                        p->st->fragments++;
+                else if (p->bucket == PS_PROTO_TCP)
+                        r = parse_tcp(p, l4, &seg);
+                else if (p->bucket == PS_PROTO_UDP)
+                        r = parse_udp(p, l4);
+                else if (p->bucket == PS_PROTO_ICMP || p->bucket == PS_PROTO_ICMPV6) {
+                        r = parse_icmp(p, l4, &is_error);
+                        if (r == 1) {
+                                short_quote = 1;
+                                r = 0;
+                        }
+                } else if (p->m.proto == IPPROTO_SCTP || p->m.proto == IPPROTO_UDPLITE)
+                        r = parse_ports(p, l4);
+                /* A first fragment cut inside its transport header is tiny (RFC 1858, 3128):
+                 * the kernel reassembles it into a datagram no rule has seen whole. A datagram
+                 * that is not a fragment is just truncated, and the kernel drops it. */
+                if (r < 0) {
+                        if (!p->fragmented)
+                                return -1;
+                        r = PS_PARSE_TINY;
+                }
+        }
 
         /* The coarse clock (jiffies resolution) costs a fraction of bpf_ktime_get_ns() here,
          * and first/last seen need no better than milliseconds. */
         now = bpf_ktime_get_coarse_ns();
 
+        if (r > 0 || p->later_fragment) {
+                if (r == PS_PARSE_TINY) {
+                        p->st->tiny_fragments++;
+                        if (!policy_pass(PS_POLICY_PASS_TINY_FRAGMENTS))
+                                p->reason = PS_REASON_TINY_FRAGMENT;
+                } else if (r == PS_PARSE_LONG) {
+                        p->st->long_chains++;
+                        if (!policy_pass(PS_POLICY_PASS_LONG_CHAINS))
+                                p->reason = PS_REASON_LONG_CHAIN;
+                }
+                p->l4less = 1;
+                /* Whatever the first fragment got, its later fragments get. */
+                if (r == 0 && frag_follow(p, now, &v)) {
+                        p->st->fragments_followed++;
+                        if (p->reason == PS_REASON_RULE)
+                                decide(p, now, &v);
+                        *action = v.action;
+                        return 0;
+                }
+                if (r == 0)
+                        p->st->fragments_orphan++;
+                if (p->reason != PS_REASON_RULE) {
+                        v.action = PS_ACTION_DROP;
+                        v.slot = 0;
+                        v.count_slot = 0;
+                        v.has_count = 0;
+                        v.state = 0;
+                        *action = PS_ACTION_DROP;
+                        if (p->fragmented && !p->later_fragment)
+                                frag_remember(p, now, &v);
+                        return 0;
+                }
+        }
+
         /* A packet of a known flow under an unchanged, flow-cacheable rule set takes the
          * flow's verdict: the classifier runs once per flow and rule set, not per packet. */
-        flowed = !p->later_fragment && p->bucket != PS_PROTO_ICMP && p->bucket != PS_PROTO_ICMPV6;
+        flowed = !p->l4less && p->bucket != PS_PROTO_ICMP && p->bucket != PS_PROTO_ICMPV6;
         if (flowed) {
                 struct ps_flow_key key;
 
                 flow_key_of(p, &key);
                 fv = bpf_map_lookup_elem(&flows, &key);
                 hit = cached_verdict(fv ? &fv->verdict : NULL, &v);
-        } else if (!p->later_fragment) {
+        } else if (!p->l4less) {
                 struct ps_icmp_key key;
 
                 icmp_key_of(p, &key);
@@ -709,15 +929,17 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
                 hit = !is_error && cached_verdict(iv ? &iv->verdict : NULL, &v);
         }
         if (!hit)
-                classify(&p->m, &v);
+                classify(&p->m, p->l4less, &v);
         decide(p, now, &v);
         *action = v.action;
+        if (p->fragmented && !p->later_fragment)
+                frag_remember(p, now, &v);
 
-        if (p->later_fragment)
+        if (p->l4less)
                 return 0;
         if (!flowed) {
                 icmp_account(p, is_error, now, iv, &v, !hit);
-                return r == 1 ? -1 : 0;
+                return short_quote ? -1 : 0;
         }
         /* TCP, UDP, and other IP protocols: one entry per address pair and protocol, ports 0
          * for those without. */
@@ -732,6 +954,7 @@ int xdp_guard(struct xdp_md *ctx)
         __u64 off;
         struct pkt p;
         __u16 proto;
+        int r;
 
         __builtin_memset(&p, 0, sizeof(p));
         p.ctx = ctx;
@@ -743,7 +966,16 @@ int xdp_guard(struct xdp_md *ctx)
         if (p.st) {
                 p.st->packets++;
                 p.st->bytes += p.len;
-                if (parse_eth(&p, &off, &proto) < 0) {
+                r = parse_eth(&p, &off, &proto);
+                if (r == -2) {
+                        /* Deeper than the walk: what follows the tags is not known. */
+                        p.st->deep_vlan++;
+                        p.st->non_ip++;
+                        if (!policy_pass(PS_POLICY_PASS_LONG_CHAINS)) {
+                                p.reason = PS_REASON_DEEP_VLAN;
+                                action = PS_ACTION_DROP;
+                        }
+                } else if (r < 0) {
                         p.st->malformed++;
                 } else if (proto == bpf_htons(ETH_P_IP) || proto == bpf_htons(ETH_P_IPV6)) {
                         if (handle_ip(&p, proto, off, &action) < 0)
@@ -757,7 +989,14 @@ int xdp_guard(struct xdp_md *ctx)
                 }
                 if (action == PS_ACTION_DROP) {
                         p.st->dropped++;
-                        p.st->dropped_filter++;
+                        if (p.reason == PS_REASON_TINY_FRAGMENT)
+                                p.st->dropped_tiny_fragments++;
+                        else if (p.reason == PS_REASON_LONG_CHAIN)
+                                p.st->dropped_long_chains++;
+                        else if (p.reason == PS_REASON_DEEP_VLAN)
+                                p.st->dropped_deep_vlan++;
+                        else
+                                p.st->dropped_filter++;
                         verdict = XDP_DROP;
                 } else {
                         p.st->passed++;

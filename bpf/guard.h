@@ -8,7 +8,7 @@
 #ifndef PACKETSCOPE_GUARD_H
 #define PACKETSCOPE_GUARD_H
 
-#define PS_ABI_VERSION 2
+#define PS_ABI_VERSION 3
 
 /* Address families as stored in keys (not AF_*: the BPF side has no libc). */
 #define PS_FAMILY_IPV4 4
@@ -126,6 +126,20 @@ struct ps_stats {
         __u64 flow_update_fail; /* a flow or ICMP entry could not be created */
         __u64 dropped_filter;   /* dropped by a filter rule */
         __u64 drop_events_lost; /* drop samples the ring buffer had no room for */
+        /* Packets the parser cannot fully classify (packetscoped(8), "Packets the parser
+         * cannot classify"): how many were seen, and how many their policy dropped.
+         * dropped = dropped_filter + dropped_tiny_fragments + dropped_long_chains +
+         * dropped_deep_vlan. */
+        __u64 tiny_fragments;     /* first fragments without the whole transport header (or,
+                                   * IPv6, the whole header chain) */
+        __u64 long_chains;        /* IPv6 extension chains longer than PS_IPV6_MAX_EXT */
+        __u64 deep_vlan;          /* VLAN stacks deeper than PS_VLAN_MAX tags */
+        __u64 fragments_followed; /* non-first fragments given their first fragment's verdict */
+        __u64 fragments_orphan;   /* non-first fragments whose first was not seen: classified
+                                   * without ports */
+        __u64 dropped_tiny_fragments; /* tiny first fragments and their later fragments */
+        __u64 dropped_long_chains;    /* long chains (and later fragments of one) */
+        __u64 dropped_deep_vlan;
         __u64 proto_packets[_PS_PROTO_MAX];
         __u64 proto_bytes[_PS_PROTO_MAX];
         __u64 icmp_type[PS_ICMP_TYPES];   /* ICMPv4 packets per type */
@@ -143,8 +157,56 @@ struct ps_meta {
         __u32 ifindex;
         __u32 flow_table_size;
         __u32 icmp_table_size;
-        __u32 pad;
+        __u32 policy;        /* PS_POLICY_* bits; 0 (also when unset) drops what cannot be
+                              * classified: the program fails closed */
         __u64 build_id;      /* hash of the program object: a different build gets swapped in */
+};
+
+/* ps_meta.policy: packets the parser cannot fully classify are dropped unless their bit is set
+ * (packetscope.conf: TinyFragments=pass, LongHeaderChains=pass). The daemon writes it at
+ * attach and adoption time; the program reads it only for such packets. */
+#define PS_POLICY_PASS_TINY_FRAGMENTS 1u
+#define PS_POLICY_PASS_LONG_CHAINS 2u /* IPv6 extension chains and VLAN stacks */
+
+/* The parser's bounds: longer chains are decided by the LongHeaderChains policy. */
+#define PS_IPV6_MAX_EXT 16 /* IPv6 extension headers walked */
+#define PS_VLAN_MAX 8      /* VLAN tags walked */
+
+/*
+ * The verdict of a fragmented datagram's first fragment, for its later fragments (which carry
+ * no ports): one entry per (family, source, destination, protocol, identification), kept for
+ * the kernel's reassembly timeout (30 s IPv4, 60 s IPv6) in an LRU table of
+ * PS_FRAG_TABLE_SIZE entries per interface. Program-internal: the daemon never reads it.
+ */
+#define PS_FRAG_TABLE_SIZE 8192
+#define PS_FRAG_TIMEOUT4_NS (30ULL * 1000000000ULL)
+#define PS_FRAG_TIMEOUT6_NS (60ULL * 1000000000ULL)
+
+struct ps_frag_key {
+        __u8 family;
+        __u8 proto;
+        __u16 pad;
+        __u32 id;     /* IPv4 identification (16 bits) or IPv6 fragment identification, host order */
+        __u32 src[4];
+        __u32 dst[4];
+};
+
+/* Why a packet was dropped, when no rule did it. */
+enum ps_policy_reason {
+        PS_REASON_RULE = 0, /* a filter rule, or no drop */
+        PS_REASON_TINY_FRAGMENT = 1,
+        PS_REASON_LONG_CHAIN = 2,
+        PS_REASON_DEEP_VLAN = 3,
+};
+
+struct ps_frag_value {
+        __u64 expires;   /* CLOCK_MONOTONIC (coarse) ns */
+        __u32 action;    /* enum ps_filter_action */
+        __u32 slot;
+        __u32 count_slot;
+        __u8 has_count;
+        __u8 reason;     /* enum ps_policy_reason */
+        __u16 pad;
 };
 
 enum ps_attach_mode {

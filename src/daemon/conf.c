@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "conf.h"
+#include "guard-abi.h"
 #include "util.h"
 
 void config_init(Config *c) {
@@ -110,6 +111,23 @@ static int set_management_ports(Config *c, const char *v) {
         return 0;
 }
 
+/* drop|pass for one PS_POLICY_* bit. */
+static int set_policy_bit(Config *c, const char *v, uint32_t bit) {
+        if (streq(v, "drop"))
+                c->parse_policy &= ~bit;
+        else if (streq(v, "pass"))
+                c->parse_policy |= bit;
+        else
+                return -EINVAL;
+        return 0;
+}
+static int set_tiny_fragments(Config *c, const char *v) {
+        return set_policy_bit(c, v, PS_POLICY_PASS_TINY_FRAGMENTS);
+}
+static int set_long_chains(Config *c, const char *v) {
+        return set_policy_bit(c, v, PS_POLICY_PASS_LONG_CHAINS);
+}
+
 static const struct {
         const char *section;
         const char *key;
@@ -127,6 +145,8 @@ static const struct {
           "up to 64 space-separated addresses or CIDRs, e.g. 192.0.2.10 2001:db8::/64" },
         { "Filters", "ManagementPorts", set_management_ports,
           "up to 64 space-separated TCP ports 1-65535 (default 22)" },
+        { "Filters", "TinyFragments", set_tiny_fragments, "drop or pass (default drop)" },
+        { "Filters", "LongHeaderChains", set_long_chains, "drop or pass (default drop)" },
 };
 
 int config_parse(Config *c, const char *text, const char *filename, char **ret_error) {
@@ -195,9 +215,12 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                         return error_setf(ret_error, -EINVAL,
                                           "%s:%u: unknown key '%s' in [%s]; known keys: %s",
                                           filename, lineno, key, section,
-                                          streq(section, "Filters") ? "ManagementAddresses, ManagementPorts"
-                                          : "FlowTableSize, IcmpTableSize, PollIntervalSec, IdleTimeoutSec, "
-                                            "ClosedTimeoutSec, SweepPeriodSec, MaxLinks");
+                                          streq(section, "Filters")
+                                          ? "ManagementAddresses, ManagementPorts, "
+                                            "TinyFragments, LongHeaderChains"
+                                          : "FlowTableSize, IcmpTableSize, PollIntervalSec, "
+                                            "IdleTimeoutSec, ClosedTimeoutSec, SweepPeriodSec, "
+                                            "MaxLinks");
                 }
                 if (config_keys[k].set(&n, value) < 0) {
                         return error_setf(ret_error, -EINVAL,

@@ -22,6 +22,9 @@ typedef struct Config {
         uint32_t n_management;
         uint16_t management_ports[CONFIG_MANAGEMENT_MAX];
         uint32_t n_management_ports;
+        /* [Filters] TinyFragments=, LongHeaderChains=: PS_POLICY_* bits for the XDP program
+         * (guard.h); 0, the default, drops what the parser cannot classify whole. */
+        uint32_t parse_policy;
 } Config;
 
 #define CONFIG_FLOW_TABLE_MIN 1024u

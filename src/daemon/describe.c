@@ -3,7 +3,8 @@
 #include <time.h>
 
 #include "addr.h"
-#include "flows.h"
+#include "bpf-maps.h"
+#include "filter-transaction.h"
 #include "manager.h"
 #include "query.h"
 #include "util.h"
@@ -41,6 +42,16 @@ static json_t *stats_json(const struct ps_stats *s, double pps, double bps, uint
         json_object_set_new(o, "flow_update_failures", json_integer((json_int_t) s->flow_update_fail));
         json_object_set_new(o, "dropped_filter", json_integer((json_int_t) s->dropped_filter));
         json_object_set_new(o, "drop_events_lost", json_integer((json_int_t) s->drop_events_lost));
+        json_object_set_new(o, "tiny_fragments", json_integer((json_int_t) s->tiny_fragments));
+        json_object_set_new(o, "long_chains", json_integer((json_int_t) s->long_chains));
+        json_object_set_new(o, "deep_vlan", json_integer((json_int_t) s->deep_vlan));
+        json_object_set_new(o, "fragments_followed", json_integer((json_int_t) s->fragments_followed));
+        json_object_set_new(o, "fragments_orphan", json_integer((json_int_t) s->fragments_orphan));
+        json_object_set_new(o, "dropped_tiny_fragments",
+                            json_integer((json_int_t) s->dropped_tiny_fragments));
+        json_object_set_new(o, "dropped_long_chains",
+                            json_integer((json_int_t) s->dropped_long_chains));
+        json_object_set_new(o, "dropped_deep_vlan", json_integer((json_int_t) s->dropped_deep_vlan));
         for (int p = 0; p < _PS_PROTO_MAX; p++) {
                 char key[32];
 
@@ -91,6 +102,10 @@ int manager_describe_json(Manager *m, char **ret) {
                             json_integer((json_int_t) m->config.idle_timeout_usec));
         json_object_set_new(config, "closed_timeout_usec",
                             json_integer((json_int_t) m->config.closed_timeout_usec));
+        json_object_set_new(config, "tiny_fragments", json_string(
+                m->config.parse_policy & PS_POLICY_PASS_TINY_FRAGMENTS ? "pass" : "drop"));
+        json_object_set_new(config, "long_header_chains", json_string(
+                m->config.parse_policy & PS_POLICY_PASS_LONG_CHAINS ? "pass" : "drop"));
         json_object_set_new(config, "bpffs_root", json_string(m->bpffs_root));
         json_object_set_new(root, "config", config);
 
@@ -128,7 +143,7 @@ int manager_describe_json(Manager *m, char **ret) {
                         json_object_set_new(f, "last_apply_usec",
                                             json_integer((json_int_t) m->filters->last_apply_usec));
                         json_object_set_new(f, "pending_transaction",
-                                            m->transaction ? json_string(m->transaction->path)
+                                            m->filters->transaction ? json_string(m->filters->transaction->path)
                                                            : json_null());
                         /* A big set would not fit one bus message: ListRange() pages it. */
                         json_object_set_new(f, "rules", m->filters->n_rules <= 1000

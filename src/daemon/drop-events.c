@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The sampled drop events of the XDP programs (a ring buffer shared by every link): each one
- * goes to the journal with its rule and addresses, and out as the Filters.Dropped signal that
- * a desktop applet can show. The kernel already limits them to a few per second per CPU.
+ * goes to the journal with its rule and addresses, and to the Manager's on_drop handler (the
+ * Filters.Dropped signal that a desktop applet can show). The kernel already limits them to a few per second per CPU.
  */
 #include <bpf/libbpf.h>
 #include <net/if.h>
@@ -58,10 +58,12 @@ static int on_drop_event(void *ctx, void *data, size_t size) {
                                   "Dropped %s %s:%u -> %s:%u on %s by filter %u (sampled)", proto,
                                   src, e->match.sport, dst, e->match.dport, link, rule_id);
         }
-        if (m->bus)
-                (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
-                                          "Dropped", "ussssqq", rule_id, link, proto, src, dst,
-                                          e->match.sport, e->match.dport);
+        if (m->on_drop)
+                m->on_drop(&(DropEvent) {
+                                .rule_id = rule_id, .link = link, .protocol = proto,
+                                .src = src, .dst = dst,
+                                .sport = e->match.sport, .dport = e->match.dport,
+                           }, m->on_drop_userdata);
         return 0;
 }
 

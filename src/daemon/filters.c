@@ -5,9 +5,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bpf-maps.h"
 #include "filters.h"
 #include "log.h"
-#include "manager.h"
 #include "util.h"
 
 #define FILTERS_FILE "filters.json"
@@ -15,11 +15,7 @@
 #define FILTERS_FILE_MAX (256u * 1024 * 1024)
 #define SLOT_NONE UINT32_MAX
 
-static const struct {
-        const char *name;
-        enum bpf_map_type type;
-        uint32_t key_size, value_size, max_entries, flags;
-} filter_maps[] = {
+static const BpfMapSpec filter_maps[] = {
         { "filter_state", BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0 },
         { "filter_banks", BPF_MAP_TYPE_ARRAY, 4, sizeof(struct ps_filter_bank), 2, 0 },
         { "filter_rules", BPF_MAP_TYPE_HASH, sizeof(struct ps_filter_key),
@@ -29,12 +25,13 @@ static const struct {
         { "drop_events", BPF_MAP_TYPE_RINGBUF, 0, 0, PS_DROP_EVENTS_RING, 0 },
 };
 
-int filter_store_new(Manager *m, FilterStore **ret) {
-        FilterStore *s = calloc(1, sizeof(FilterStore));
+int filter_store_new(FilterStore **ret) {
+        FilterStore *s;
 
+        assert(ret);
+        s = calloc(1, sizeof(FilterStore));
         if (!s)
                 return -ENOMEM;
-        s->manager = m;
         s->state_fd = s->banks_fd = s->rules_fd = s->counters_fd = s->events_fd = -1;
         s->slot_used = calloc(PS_FILTER_SLOTS, 1);
         if (!s->slot_used) {
@@ -79,51 +76,8 @@ Filter *filter_store_find(FilterStore *s, uint32_t id) {
         return NULL;
 }
 
-/* Opens a pinned map if it has the expected shape; else creates and pins a new one. */
-static int open_or_create(const char *dir, size_t i) {
-        _cleanup_free_ char *path = strjoin_path(dir, filter_maps[i].name);
-        struct bpf_map_info info = {};
-        uint32_t len = sizeof info;
-        LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = filter_maps[i].flags);
-        int fd;
-
-        if (!path)
-                return -ENOMEM;
-        fd = bpf_obj_get(path);
-        if (fd >= 0) {
-                if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
-                    info.type == (uint32_t) filter_maps[i].type &&
-                    info.key_size == filter_maps[i].key_size &&
-                    info.value_size == filter_maps[i].value_size &&
-                    info.max_entries == filter_maps[i].max_entries)
-                        return fd;
-                /* Another layout (an older ABI): start a fresh map; programs get it on load. */
-                close(fd);
-                (void) unlink(path);
-        }
-        fd = bpf_map_create(filter_maps[i].type, filter_maps[i].name, filter_maps[i].key_size,
-                            filter_maps[i].value_size, filter_maps[i].max_entries, &opts);
-        if (fd < 0)
-                return -errno;
-        if (bpf_obj_pin(fd, path) < 0) {
-                int r = -errno;
-
-                close(fd);
-                return r;
-        }
-        return fd;
-}
-
 static int zero_counter(FilterStore *s, uint32_t slot) {
-        int ncpus = libbpf_num_possible_cpus();
-        _cleanup_free_ struct ps_filter_counter *z = NULL;
-
-        if (ncpus <= 0)
-                return -EINVAL;
-        z = calloc((size_t) ncpus, sizeof(struct ps_filter_counter));
-        if (!z)
-                return -ENOMEM;
-        return bpf_map_update_elem(s->counters_fd, &slot, z, BPF_ANY) < 0 ? -errno : 0;
+        return bpf_map_zero_percpu(s->counters_fd, &slot, sizeof(struct ps_filter_counter));
 }
 
 static int alloc_slot(FilterStore *s, uint32_t *ret) {
@@ -142,53 +96,47 @@ static int alloc_slot(FilterStore *s, uint32_t *ret) {
         return -ENOSPC;
 }
 
+struct doomed {
+        uint32_t bank;
+        struct ps_filter_key *keys;
+        size_t n, alloc;
+};
+
+static int collect_bank(const void *key, const void *value, void *userdata) {
+        const struct ps_filter_key *k = key;
+        struct doomed *d = userdata;
+
+        if (k->shape / PS_FILTER_MAX_SHAPES != d->bank)
+                return 0;
+        if (d->n == d->alloc) {
+                size_t alloc = d->alloc ? d->alloc * 2 : 4096;
+                struct ps_filter_key *nd = realloc(d->keys, alloc * sizeof *nd);
+
+                if (!nd)
+                        return -ENOMEM;
+                d->keys = nd;
+                d->alloc = alloc;
+        }
+        d->keys[d->n++] = *k;
+        return 0;
+}
+
 /* Deletes every entry of one bank (the inactive one: the set before last). */
 static int clear_bank(int rules_fd, uint32_t bank) {
-        _cleanup_free_ struct ps_filter_key *keys = NULL, *doomed = NULL;
-        _cleanup_free_ struct ps_filter_value *values = NULL;
-        uint64_t cursor = 0;
-        bool first = true;
-        size_t n_doomed = 0, alloc = 0;
+        struct doomed d = { .bank = bank };
+        _cleanup_free_ struct ps_filter_key *keys = NULL;
         int r;
 
-        keys = malloc(4096 * sizeof *keys);
-        values = malloc(4096 * sizeof *values);
-        if (!keys || !values)
-                return -ENOMEM;
-        for (;;) {
+        r = bpf_map_walk(rules_fd, sizeof(struct ps_filter_key), sizeof(struct ps_filter_value),
+                         collect_bank, &d, NULL);
+        keys = d.keys;
+        if (r < 0)
+                return r;
+        for (size_t done = 0; done < d.n;) {
                 LIBBPF_OPTS(bpf_map_batch_opts, opts);
-                uint32_t n = 4096;
-                bool more = true;
+                uint32_t n = (uint32_t) MIN(d.n - done, (size_t) 65536);
 
-                r = bpf_map_lookup_batch(rules_fd, first ? NULL : &cursor, &cursor, keys, values,
-                                         &n, &opts);
-                if (r < 0 && errno != ENOENT)
-                        return -errno;
-                if (r < 0)
-                        more = false;
-                first = false;
-                for (uint32_t i = 0; i < n; i++) {
-                        if (keys[i].shape / PS_FILTER_MAX_SHAPES != bank)
-                                continue;
-                        if (n_doomed == alloc) {
-                                struct ps_filter_key *nd;
-
-                                alloc = alloc ? alloc * 2 : 4096;
-                                nd = realloc(doomed, alloc * sizeof *nd);
-                                if (!nd)
-                                        return -ENOMEM;
-                                doomed = nd;
-                        }
-                        doomed[n_doomed++] = keys[i];
-                }
-                if (!more)
-                        break;
-        }
-        for (size_t done = 0; done < n_doomed;) {
-                LIBBPF_OPTS(bpf_map_batch_opts, opts);
-                uint32_t n = (uint32_t) MIN(n_doomed - done, (size_t) 65536);
-
-                if (bpf_map_delete_batch(rules_fd, doomed + done, &n, &opts) < 0 && errno != ENOENT)
+                if (bpf_map_delete_batch(rules_fd, keys + done, &n, &opts) < 0 && errno != ENOENT)
                         return -errno;
                 done += n ? n : 1;
         }
@@ -272,9 +220,8 @@ static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata);
 
 static void store_schedule_expiry(FilterStore *s) {
         uint64_t e = store_next_expiry(s);
-        Manager *m = s->manager;
 
-        if (!m->event)
+        if (!s->event)
                 return;
         if (e == UINT64_MAX) {
                 if (s->expiry_timer)
@@ -282,7 +229,7 @@ static void store_schedule_expiry(FilterStore *s) {
                 return;
         }
         if (!s->expiry_timer) {
-                if (sd_event_add_time(m->event, &s->expiry_timer, CLOCK_REALTIME, e, 100 * 1000,
+                if (sd_event_add_time(s->event, &s->expiry_timer, CLOCK_REALTIME, e, 100 * 1000,
                                       on_expiry, s) < 0)
                         log_warning("Cannot arm the timer of timed rules: they expire at the next "
                                     "change");
@@ -302,7 +249,7 @@ static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata) {
 
         /* Not while a confirm-or-rollback change is open: its outcome decides what is stored.
          * Try again in a second. */
-        if (s->manager->transaction) {
+        if (s->transaction) {
                 (void) sd_event_source_set_time(es, now + USEC_PER_SEC);
                 (void) sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
                 return 0;
@@ -470,11 +417,12 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                         log_struct_internal(LOG_ERR, r, NULL, NULL,
                                             "Cannot write %s/%s: %m; the kernel enforces the new "
                                             "rule set but a restart would bring back the old one",
-                                            s->manager->state_dir, FILTERS_FILE);
+                                            s->state_dir, FILTERS_FILE);
         }
         filter_list_free(old, n_old);
         store_schedule_expiry(s);
-        manager_filters_changed(s->manager, old_ids, n_old);
+        if (s->on_change)
+                s->on_change(s, old_ids, n_old, s->userdata);
         return 0;
 
 undo_slots:
@@ -560,9 +508,9 @@ int filter_store_save(FilterStore *s) {
         json_decref(root);
         if (!text)
                 return -ENOMEM;
-        if (mkdir(s->manager->state_dir, 0755) < 0 && errno != EEXIST)
+        if (mkdir(s->state_dir, 0755) < 0 && errno != EEXIST)
                 return -errno;
-        path = strjoin_path(s->manager->state_dir, FILTERS_FILE);
+        path = strjoin_path(s->state_dir, FILTERS_FILE);
         if (!path)
                 return -ENOMEM;
         return write_file_atomic(path, text, strlen(text), 0644);
@@ -571,7 +519,7 @@ int filter_store_save(FilterStore *s) {
 /* Reads filters.json into a fresh list. */
 static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_t *ret_next,
                            char **ret_error) {
-        _cleanup_free_ char *path = strjoin_path(s->manager->state_dir, FILTERS_FILE), *text = NULL;
+        _cleanup_free_ char *path = strjoin_path(s->state_dir, FILTERS_FILE), *text = NULL;
         json_error_t jerr;
         json_t *root, *list, *nid;
         Filter **rules = NULL;
@@ -643,14 +591,22 @@ static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_
         return 0;
 }
 
-int filter_store_start(FilterStore *s, char **ret_error) {
-        _cleanup_free_ char *dir = strjoin_path(s->manager->bpffs_root, FILTERS_PIN_DIR);
+int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
+                       const char *bpffs_root, char **ret_error) {
+        _cleanup_free_ char *dir = NULL;
         _cleanup_free_ char *err = NULL;
         Filter **rules = NULL;
         size_t n = 0;
         uint32_t next = 0, zero = 0;
         int fds[5], r;
 
+        assert(s);
+        assert(state_dir);
+        assert(bpffs_root);
+        s->event = event;
+        s->state_dir = state_dir;
+        s->bpffs_root = bpffs_root;
+        dir = strjoin_path(bpffs_root, FILTERS_PIN_DIR);
         if (!dir)
                 return -ENOMEM;
         r = mkdir_p(dir, 0700);
@@ -659,7 +615,7 @@ int filter_store_start(FilterStore *s, char **ret_error) {
                                   "cannot create %s: %s (is bpffs mounted?)", dir, strerror(-r));
         }
         for (size_t i = 0; i < ELEMENTSOF(filter_maps); i++) {
-                fds[i] = open_or_create(dir, i);
+                fds[i] = bpf_map_pin_or_create(dir, &filter_maps[i]);
                 if (fds[i] < 0) {
                         r = fds[i];
                         (void) error_setf(ret_error, 0,
@@ -710,29 +666,31 @@ int filter_store_start(FilterStore *s, char **ret_error) {
                 return r;
         }
         log_info("Restored %zu filter rule(s) from %s (%zu shape(s), %zu classifier entries)", n,
-                 s->manager->state_dir, s->n_shapes, s->n_entries);
+                 s->state_dir, s->n_shapes, s->n_entries);
         return 0;
 }
 
-int filter_store_read_counter(FilterStore *s, Filter *f) {
-        int ncpus = libbpf_num_possible_cpus();
-        _cleanup_free_ struct ps_filter_counter *v = NULL;
-        uint64_t last = 0;
+static void counter_add(void *sum, const void *cpu_value) {
+        struct ps_filter_counter *a = sum;
+        const struct ps_filter_counter *c = cpu_value;
 
-        if (ncpus <= 0 || s->counters_fd < 0)
-                return -EINVAL;
-        v = calloc((size_t) ncpus, sizeof *v);
-        if (!v)
-                return -ENOMEM;
-        if (bpf_map_lookup_elem(s->counters_fd, &f->slot, v) < 0)
-                return -errno;
-        f->hits = f->bytes = 0;
-        for (int c = 0; c < ncpus; c++) {
-                f->hits += v[c].hits;
-                f->bytes += v[c].bytes;
-                last = MAX(last, v[c].last_hit);
-        }
-        f->last_hit_usec = manager_mono_to_realtime_usec(last);
+        a->hits += c->hits;
+        a->bytes += c->bytes;
+        a->last_hit = MAX(a->last_hit, c->last_hit);
+}
+
+int filter_store_read_counter(FilterStore *s, Filter *f) {
+        struct ps_filter_counter sum = {};
+        int r;
+
+        assert(s);
+        assert(f);
+        r = bpf_map_sum_percpu(s->counters_fd, &f->slot, sizeof sum, counter_add, &sum);
+        if (r < 0)
+                return r;
+        f->hits = sum.hits;
+        f->bytes = sum.bytes;
+        f->last_hit_usec = mono_to_realtime_usec(sum.last_hit);
         return 0;
 }
 
@@ -746,5 +704,81 @@ int filter_store_read_counters(FilterStore *s) {
                 if (r < 0)
                         return r;
         }
+        return 0;
+}
+
+void filter_store_set_change_callback(FilterStore *s, filter_store_changed_t cb, void *userdata) {
+        assert(s);
+        s->on_change = cb;
+        s->userdata = userdata;
+}
+
+int filter_store_commit(FilterStore *s, FilterList *add, bool replace, bool persist,
+                        uint32_t *ret_ids, char **ret_error) {
+        _cleanup_filter_list_ FilterList list = {};
+        size_t copies = 0;
+        Filter **grown;
+        int r;
+
+        assert(s);
+        assert(add);
+        if (!replace) {
+                r = filter_store_snapshot(s, &list.rules, &list.n);
+                if (r < 0)
+                        return r;
+                copies = list.n;
+        }
+        grown = realloc(list.rules, (copies + add->n + 1) * sizeof(Filter *));
+        if (!grown)
+                return -ENOMEM;
+        list.rules = grown;
+        memcpy(list.rules + copies, add->rules, add->n * sizeof(Filter *));
+        list.n = copies + add->n;
+        r = filter_store_replace(s, list.rules, list.n, persist, ret_error);
+        if (r < 0) {
+                list.n = copies; /* the added rules stay the caller's */
+                return r;
+        }
+        list = (FilterList) {}; /* the store owns the array and every rule now */
+        for (size_t i = 0; ret_ids && i < add->n; i++)
+                ret_ids[i] = add->rules[i]->id;
+        free(add->rules);
+        *add = (FilterList) {};
+        return 0;
+}
+
+int filter_store_prepare_change(FilterStore *s, uint32_t id, json_t *update, FilterList *ret,
+                                Filter **ret_changed, char **ret_error) {
+        _cleanup_filter_list_ FilterList list = {};
+        size_t idx = SIZE_MAX;
+        int r;
+
+        assert(s);
+        assert(ret);
+        assert(ret_changed);
+        r = filter_store_snapshot(s, &list.rules, &list.n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < list.n; i++)
+                if (list.rules[i]->id == id)
+                        idx = i;
+        if (idx == SIZE_MAX)
+                return error_setf(ret_error, -ENOENT, "no filter %u", id);
+        if (!update) {
+                filter_free(list.rules[idx]);
+                memmove(list.rules + idx, list.rules + idx + 1,
+                        (list.n - idx - 1) * sizeof(Filter *));
+                list.n--;
+                *ret_changed = NULL;
+        } else {
+                r = filter_from_json(list.rules[idx], update, FILTER_PARSE_UPDATE, ret_error);
+                if (r < 0)
+                        return r;
+                if (json_object_get(update, "timeout"))
+                        list.rules[idx]->expires_usec = 0; /* counts again from now */
+                *ret_changed = list.rules[idx];
+        }
+        *ret = list;
+        list = (FilterList) {};
         return 0;
 }

@@ -3,10 +3,16 @@
 
 #include <systemd/sd-event.h>
 
+#include "conf.h"
 #include "filter-compile.h"
 #include "rule.h"
 
-typedef struct Manager Manager;
+typedef struct FilterStore FilterStore;
+typedef struct FilterTransaction FilterTransaction;
+
+/* Told after every change of the set, with the ids it held before (for a diff). */
+typedef void (*filter_store_changed_t)(FilterStore *s, const uint32_t *old_ids, size_t n_old,
+                                       void *userdata);
 
 /*
  * The rule set: the rules in memory, their copy in $STATE_DIRECTORY/filters.json and the
@@ -15,30 +21,39 @@ typedef struct Manager Manager;
  * bank, flips the bank, and only then replaces the list and the file: a change that fails at
  * any step leaves the kernel, the memory and the file as they were.
  */
-typedef struct FilterStore {
-        Manager *manager;
+struct FilterStore {
+        sd_event *event;        /* not owned */
+        const char *state_dir;  /* not owned */
+        const char *bpffs_root; /* not owned */
         Filter **rules;
         size_t n_rules;
         uint32_t next_id;
 
         int state_fd, banks_fd, rules_fd, counters_fd, events_fd;
-        uint32_t state; /* generation << 1 | active bank, as written to filter_state */
+        uint32_t state; /* filter_state: generation << 2 | cacheable << 1 | active bank */
         uint8_t *slot_used; /* PS_FILTER_SLOTS bytes */
 
         size_t n_shapes, n_entries; /* of the active set */
         uint64_t last_apply_usec;   /* how long the last kernel update took */
 
         sd_event_source *expiry_timer;
-} FilterStore;
+        FilterTransaction *transaction; /* a pending confirm-or-rollback change, at most one */
+
+        filter_store_changed_t on_change;
+        void *userdata; /* the owner's, for the callback and whoever finds a rule */
+};
 
 #define FILTERS_PIN_DIR ":filters" /* ':' never appears in an interface name */
 
-int filter_store_new(Manager *m, FilterStore **ret);
+int filter_store_new(FilterStore **ret);
 FilterStore *filter_store_free(FilterStore *s);
+void filter_store_set_change_callback(FilterStore *s, filter_store_changed_t cb, void *userdata);
 
-/* Opens the pinned maps or creates and pins them; then loads filters.json and puts the set in
- * the kernel. A corrupt file is kept as filters.json.corrupt and the set starts empty. */
-int filter_store_start(FilterStore *s, char **ret_error);
+/* Opens the pinned maps in <bpffs_root>/:filters or creates and pins them; then loads
+ * <state_dir>/filters.json and puts the set in the kernel. A corrupt file is kept as
+ * filters.json.corrupt and the set starts empty. The strings and the loop are borrowed. */
+int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
+                       const char *bpffs_root, char **ret_error);
 
 /* The map fds a link's program must share (bpf_map__reuse_fd). */
 int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *counters,
@@ -60,6 +75,36 @@ int filter_store_read_counter(FilterStore *s, Filter *f);
 
 /* A copy of the list (rules duplicated), the starting point of a change. */
 int filter_store_snapshot(FilterStore *s, Filter ***ret, size_t *ret_n);
+
+/*
+ * Adds the rules of `add` to the set (or, with `replace`, makes them the set) and commits. On
+ * success the rules belong to the store, `add` is empty and ret_ids (if not NULL, add->n long)
+ * holds their ids; on failure `add` is unchanged.
+ */
+int filter_store_commit(FilterStore *s, FilterList *add, bool replace, bool persist,
+                        uint32_t *ret_ids, char **ret_error);
+
+/*
+ * The list an Update (update != NULL) or a Delete (update == NULL) of rule `id` leads to, not
+ * yet committed: -ENOENT when there is no such rule, -EINVAL for a bad update. *ret_changed
+ * points at the updated rule inside the list (NULL for a delete).
+ */
+int filter_store_prepare_change(FilterStore *s, uint32_t id, json_t *update, FilterList *ret,
+                                Filter **ret_changed, char **ret_error);
+
+/*
+ * The lock-out guard: an enabled drop rule must not cut a management address off from a
+ * management port (Config), unless the rule says `force`. -EPERM with a message naming the
+ * rule, the address and the port.
+ */
+int filter_check_lockout(const Config *c, const Filter *f, char **ret_error);
+
+/*
+ * Reads an import document: one rule object, an array of them, or {"filters": [...]}. Rules
+ * whose time is over are left out. Errors: -EMSGSIZE the text is too long, -EINVAL bad JSON or
+ * a bad rule (the message names its index), -E2BIG too many rules.
+ */
+int filter_parse_import(const char *text, bool keep_ids, FilterList *ret, char **ret_error);
 
 int filter_store_save(FilterStore *s);
 

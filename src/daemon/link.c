@@ -11,7 +11,6 @@
 
 #include "guard.skel.h"
 #include "link.h"
-#include "manager.h"
 #include "util.h"
 
 static const char *const pin_names[] = { "link", "prog", "flows", "icmp_flows", "stats", "meta" };
@@ -50,10 +49,10 @@ static uint64_t program_build_id(void) {
 }
 
 /* Every link's program classifies with the one rule set of the manager. */
-static int link_share_filter_maps(Manager *m, struct guard_bpf *skel) {
+static int link_share_filter_maps(const LinkSetup *setup, struct guard_bpf *skel) {
         int state, banks, rules, counters, events, r;
 
-        r = filter_store_fds(m->filters, &state, &banks, &rules, &counters, &events);
+        r = filter_store_fds(setup->filters, &state, &banks, &rules, &counters, &events);
         if (r < 0)
                 return r;
         if ((r = bpf_map__reuse_fd(skel->maps.filter_state, state)) < 0 ||
@@ -65,20 +64,20 @@ static int link_share_filter_maps(Manager *m, struct guard_bpf *skel) {
         return 0;
 }
 
-static Link *link_new(Manager *m, const char *ifname) {
+static Link *link_new(const LinkSetup *setup, const char *ifname) {
         Link *l = calloc(1, sizeof(Link));
 
         if (!l)
                 return NULL;
-        l->manager = m;
+        l->setup = *setup;
         l->link_fd = l->prog_fd = l->flows_fd = l->icmp_fd = l->stats_fd = l->meta_fd = -1;
         l->name = strdup(ifname);
-        l->pin_dir = strjoin_path(m->bpffs_root, ifname);
+        l->pin_dir = strjoin_path(setup->bpffs_root, ifname);
         if (!l->name || !l->pin_dir ||
-            sd_bus_path_encode("/org/packetscope/Guarder1/link", ifname, &l->object_path) < 0 ||
-            flow_sweeper_init(&l->flow_sweeper, sizeof(struct ps_flow_key),
+            sd_bus_path_encode(PS_OBJECT_LINKS, ifname, &l->object_path) < 0 ||
+            bpf_map_sweeper_init(&l->flow_sweeper, sizeof(struct ps_flow_key),
                               sizeof(struct ps_flow_value)) < 0 ||
-            flow_sweeper_init(&l->icmp_sweeper, sizeof(struct ps_icmp_key),
+            bpf_map_sweeper_init(&l->icmp_sweeper, sizeof(struct ps_icmp_key),
                               sizeof(struct ps_icmp_value)) < 0)
                 return link_free(l);
         return l;
@@ -93,8 +92,8 @@ Link *link_free(Link *l) {
         safe_close(l->icmp_fd);
         safe_close(l->stats_fd);
         safe_close(l->meta_fd);
-        flow_sweeper_done(&l->flow_sweeper);
-        flow_sweeper_done(&l->icmp_sweeper);
+        bpf_map_sweeper_done(&l->flow_sweeper);
+        bpf_map_sweeper_done(&l->icmp_sweeper);
         free(l->name);
         free(l->pin_dir);
         free(l->object_path);
@@ -158,7 +157,7 @@ static int link_fill_ids(Link *l) {
         return 0;
 }
 
-int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char **ret_error) {
+int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link **ret, char **ret_error) {
         struct guard_bpf *skel = NULL;
         Link *l = NULL;
         struct ps_meta meta = {};
@@ -171,7 +170,7 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
                 return error_setf(ret_error, -ENODEV, "no network interface '%s' exists", ifname);
         }
 
-        l = link_new(m, ifname);
+        l = link_new(setup, ifname);
         if (!l)
                 return -ENOMEM;
         l->ifindex = ifindex;
@@ -189,11 +188,11 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
                 (void) error_setf(ret_error, 0, "cannot open the XDP program: %s", strerror(-r));
                 goto fail;
         }
-        l->flow_table_size = m->config.flow_table_size;
-        l->icmp_table_size = m->config.icmp_table_size;
+        l->flow_table_size = setup->config->flow_table_size;
+        l->icmp_table_size = setup->config->icmp_table_size;
         bpf_map__set_max_entries(skel->maps.flows, l->flow_table_size);
         bpf_map__set_max_entries(skel->maps.icmp_flows, l->icmp_table_size);
-        r = link_share_filter_maps(m, skel);
+        r = link_share_filter_maps(setup, skel);
         if (r < 0) {
                 (void) error_setf(ret_error, 0, "cannot share the filter maps: %s", strerror(-r));
                 goto fail;
@@ -241,6 +240,7 @@ int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char 
                 .ifindex = (uint32_t) ifindex,
                 .flow_table_size = l->flow_table_size,
                 .icmp_table_size = l->icmp_table_size,
+                .policy = setup->config->parse_policy,
                 .build_id = program_build_id(),
         };
         if (bpf_map_update_elem(bpf_map__fd(skel->maps.meta), &zero, &meta, BPF_ANY) < 0) {
@@ -314,7 +314,7 @@ static int link_upgrade_program(Link *l, struct ps_meta *meta, char **ret_error)
             (r = bpf_map__reuse_fd(skel->maps.icmp_flows, l->icmp_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.stats, l->stats_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.meta, l->meta_fd)) < 0 ||
-            (r = link_share_filter_maps(l->manager, skel)) < 0 ||
+            (r = link_share_filter_maps(&l->setup, skel)) < 0 ||
             (r = guard_bpf__load(skel)) < 0) {
                 (void) error_setf(ret_error, 0,
                                   "cannot load this build's program over the pinned maps of "
@@ -357,7 +357,7 @@ static int open_pin(const char *dir, const char *name) {
         return fd < 0 ? -errno : fd;
 }
 
-int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
+int link_adopt(const LinkSetup *setup, const char *ifname, Link **ret, char **ret_error) {
         Link *l = NULL;
         struct ps_meta meta = {};
         struct bpf_map_info info = {};
@@ -365,7 +365,7 @@ int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
         char name[IF_NAMESIZE] = "";
         int r;
 
-        l = link_new(m, ifname);
+        l = link_new(setup, ifname);
         if (!l)
                 return -ENOMEM;
 
@@ -424,6 +424,17 @@ int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error) {
                 l->icmp_table_size = info.max_entries;
         l->mode = meta.mode;
         l->attached_since_usec = meta.attached_since;
+        /* The program reads the policy for packets it cannot classify whole: this daemon's
+         * configuration holds from now on. */
+        if (meta.policy != setup->config->parse_policy) {
+                meta.policy = setup->config->parse_policy;
+                if (bpf_map_update_elem(l->meta_fd, &zero, &meta, BPF_ANY) < 0) {
+                        r = -errno;
+                        (void) error_setf(ret_error, 0, "cannot write the policy into the meta "
+                                          "map of %s: %s", l->pin_dir, strerror(-r));
+                        goto fail;
+                }
+        }
         if (meta.build_id != program_build_id()) {
                 r = link_upgrade_program(l, &meta, ret_error);
                 if (r < 0)
@@ -452,24 +463,20 @@ void ps_stats_add(struct ps_stats *sum, const struct ps_stats *s) {
                 a[i] += b[i];
 }
 
+static void stats_add(void *sum, const void *cpu_value) {
+        ps_stats_add(sum, cpu_value);
+}
+
 int link_read_stats(Link *l, struct ps_stats *ret) {
-        static int ncpus = 0;
-        _cleanup_free_ struct ps_stats *percpu = NULL;
         struct ps_stats sum = {};
         uint32_t zero = 0;
+        int r;
 
-        if (ncpus <= 0) {
-                ncpus = libbpf_num_possible_cpus();
-                if (ncpus <= 0)
-                        return -EINVAL;
-        }
-        percpu = calloc((size_t) ncpus, sizeof(struct ps_stats));
-        if (!percpu)
-                return -ENOMEM;
-        if (bpf_map_lookup_elem(l->stats_fd, &zero, percpu) < 0)
-                return -errno;
-        for (int i = 0; i < ncpus; i++)
-                ps_stats_add(&sum, &percpu[i]);
+        assert(l);
+        assert(ret);
+        r = bpf_map_sum_percpu(l->stats_fd, &zero, sizeof(struct ps_stats), stats_add, &sum);
+        if (r < 0)
+                return r;
         *ret = sum;
         return 0;
 }
@@ -506,46 +513,4 @@ int link_poll(Link *l, uint64_t now_ns) {
                 l->bps = (double) (s.bytes - l->prev.bytes) * 8.0 / dt;
         }
         return 0;
-}
-
-struct expiry_ctx {
-        uint64_t idle_ns, closed_ns;
-};
-
-static bool flow_expired_cb(const void *k, const void *v, uint64_t now_ns, void *userdata) {
-        struct expiry_ctx *c = userdata;
-
-        return flow_is_expired(k, v, now_ns, c->idle_ns, c->closed_ns);
-}
-
-static bool icmp_expired_cb(const void *k, const void *v, uint64_t now_ns, void *userdata) {
-        const struct ps_icmp_value *iv = v;
-        struct expiry_ctx *c = userdata;
-
-        return iv->last_seen < now_ns && now_ns - iv->last_seen > c->idle_ns;
-}
-
-int link_sweep(Link *l, uint64_t now_ns, size_t flow_budget, size_t icmp_budget) {
-        struct expiry_ctx c = {
-                .idle_ns = l->manager->config.idle_timeout_usec * NSEC_PER_USEC,
-                .closed_ns = l->manager->config.closed_timeout_usec * NSEC_PER_USEC,
-        };
-        bool done;
-        int r, total = 0;
-
-        r = flow_sweeper_step(&l->flow_sweeper, l->flows_fd, flow_budget, now_ns,
-                              flow_expired_cb, &c, &done);
-        if (r < 0)
-                return r;
-        total += r;
-        if (done)
-                l->flow_count = l->flow_sweeper.last_count - MIN(l->flow_sweeper.last_count, (uint64_t) r);
-        r = flow_sweeper_step(&l->icmp_sweeper, l->icmp_fd, icmp_budget, now_ns,
-                              icmp_expired_cb, &c, &done);
-        if (r < 0)
-                return r;
-        total += r;
-        if (done)
-                l->icmp_count = l->icmp_sweeper.last_count - MIN(l->icmp_sweeper.last_count, (uint64_t) r);
-        return total;
 }

@@ -4,10 +4,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "flows.h"
+#include "bpf-maps.h"
+#include "conf.h"
+#include "filters.h"
+#include "bus-names.h"
 #include "guard-abi.h"
 
-typedef struct Manager Manager;
+/* What a link takes from the daemon: where to pin, the table sizes and the parse policy, and
+ * the rule maps every link's program shares. Borrowed. */
+typedef struct LinkSetup {
+        const char *bpffs_root;
+        const Config *config;
+        FilterStore *filters;
+} LinkSetup;
 
 typedef enum LinkMode {
         LINK_MODE_AUTO,    /* native when the driver supports it, else generic */
@@ -20,7 +29,7 @@ typedef enum LinkMode {
  * <bpffs-root>/<ifname>/ so that the program stays attached and counting when the daemon exits.
  */
 typedef struct Link {
-        Manager *manager;
+        LinkSetup setup;
         char *name;
         int ifindex;
         uint32_t mode; /* PS_MODE_NATIVE or PS_MODE_GENERIC: what the kernel reports */
@@ -38,7 +47,7 @@ typedef struct Link {
         uint64_t stats_time_ns, prev_time_ns; /* CLOCK_MONOTONIC */
         double pps, bps;
 
-        FlowSweeper flow_sweeper, icmp_sweeper;
+        BpfMapSweeper flow_sweeper, icmp_sweeper;
         uint64_t flow_count, icmp_count; /* as of the last full read of each table */
 } Link;
 
@@ -47,18 +56,16 @@ const char *link_mode_to_string(uint32_t ps_mode);
 
 /* Errors: -ENODEV no such interface, -EEXIST pins already there, -EBUSY another XDP program,
  * -EOPNOTSUPP native mode unsupported; *ret_error says it in words. */
-int link_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret, char **ret_error);
+int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link **ret, char **ret_error);
 /* Takes over what a previous daemon pinned in <bpffs-root>/<ifname>/. -ESTALE: the pins are
  * stale (interface gone or ABI changed) and were removed. */
-int link_adopt(Manager *m, const char *ifname, Link **ret, char **ret_error);
+int link_adopt(const LinkSetup *setup, const char *ifname, Link **ret, char **ret_error);
 /* Removes the pins and closes everything: the kernel detaches the program. */
 void link_detach(Link *l);
 Link *link_free(Link *l);
 
 /* Reads the per-CPU counters, updates rates; returns -ENOLINK if the interface went away. */
 int link_poll(Link *l, uint64_t now_ns);
-/* One slice of idle expiry over both tables. */
-int link_sweep(Link *l, uint64_t now_ns, size_t flow_budget, size_t icmp_budget);
 int link_read_stats(Link *l, struct ps_stats *ret);
 int link_program_stats(Link *l, uint64_t *ret_run_time_ns, uint64_t *ret_run_count);
 

@@ -6,6 +6,8 @@
 #include <time.h>
 
 #include "log.h"
+#include "filter-transaction.h"
+#include "flow-table.h"
 #include "manager.h"
 #include "util.h"
 
@@ -16,7 +18,7 @@ int manager_new(Manager **ret) {
                 return -ENOMEM;
         config_init(&m->config);
         m->started_usec = now_usec(CLOCK_REALTIME);
-        if (filter_store_new(m, &m->filters) < 0) {
+        if (filter_store_new(&m->filters) < 0) {
                 free(m);
                 return -ENOMEM;
         }
@@ -32,7 +34,8 @@ Manager *manager_free(Manager *m) {
                 link_free(m->links[i]);
         free(m->links);
         manager_stop_drop_events(m);
-        manager_transaction_free(m);
+        if (m->filters)
+                filter_transaction_free(TAKE_PTR(m->filters->transaction));
         m->filters = filter_store_free(m->filters);
         state_done(&m->state);
         m->polkit = polkit_registry_free(m->polkit);
@@ -46,24 +49,9 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
-/* CLOCK_REALTIME − CLOCK_MONOTONIC in µs, taken once per poll tick: converting every stamp of
- * a reply with the same offset keeps first_seen <= last_seen after rounding. */
-static int64_t realtime_offset_usec;
-
-static void update_realtime_offset(void) {
-        realtime_offset_usec = (int64_t) now_usec(CLOCK_REALTIME) -
-                               (int64_t) (now_nsec(CLOCK_MONOTONIC) / NSEC_PER_USEC);
-}
-
-uint64_t manager_mono_to_realtime_usec(uint64_t mono_ns) {
-        int64_t r;
-
-        if (mono_ns == 0)
-                return 0;
-        if (realtime_offset_usec == 0)
-                update_realtime_offset();
-        r = (int64_t) (mono_ns / NSEC_PER_USEC) + realtime_offset_usec;
-        return r > 0 ? (uint64_t) r : 0;
+void manager_rollback_pending(Manager *m) {
+        assert(m);
+        filter_transaction_finish(m->filters, false, "was still pending when the daemon stopped");
 }
 
 Link *manager_find_link(Manager *m, const char *name) {
@@ -103,6 +91,11 @@ static void manager_remove_link(Manager *m, Link *l) {
                 }
 }
 
+static void manager_notify_link(Manager *m, Link *l, LinkEvent event) {
+        if (m->bus && m->on_link)
+                m->on_link(m, l, event);
+}
+
 int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
                    sd_bus_error *error) {
         _cleanup_free_ char *msg = NULL;
@@ -117,7 +110,8 @@ int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
                                          "already guarding %zu links, the MaxLinks= limit",
                                          m->n_links);
 
-        r = link_attach(m, ifname, mode, &l, &msg);
+        r = link_attach(&(LinkSetup) { m->bpffs_root, &m->config, m->filters }, ifname, mode, &l,
+                        &msg);
         if (r < 0) {
                 const char *name = r == -ENODEV ? PS_ERROR_NO_SUCH_INTERFACE :
                                    r == -EEXIST ? PS_ERROR_ALREADY_GUARDED : PS_ERROR_ATTACH_FAILED;
@@ -137,10 +131,7 @@ int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
                             l->ifindex, link_mode_to_string(l->mode), l->prog_id);
         if (state_add(&m->state, ifname, mode) >= 0)
                 manager_save_state(m);
-        if (m->bus) {
-                (void) sd_bus_emit_object_added(m->bus, l->object_path);
-                (void) manager_emit_links_changed(m);
-        }
+        manager_notify_link(m, l, LINK_ADDED);
         if (ret)
                 *ret = l;
         return 0;
@@ -149,19 +140,16 @@ int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
 /* The interface went away under us: the kernel detached the program. Drop the pins and the
  * object, but keep the link in the state so that it is guarded again when it comes back. */
 static void manager_link_gone(Manager *m, Link *l) {
-        if (m->bus)
-                (void) sd_bus_emit_object_removed(m->bus, l->object_path);
+        manager_notify_link(m, l, LINK_REMOVING);
         link_detach(l);
         manager_remove_link(m, l);
         link_free(l);
-        if (m->bus)
-                (void) manager_emit_links_changed(m);
+        manager_notify_link(m, NULL, LINK_REMOVED);
 }
 
 int manager_detach(Manager *m, Link *l) {
-        /* Signal while the object still exists, so InterfacesRemoved can list its interfaces. */
-        if (m->bus)
-                (void) sd_bus_emit_object_removed(m->bus, l->object_path);
+        /* Told while the object still exists, so InterfacesRemoved can list its interfaces. */
+        manager_notify_link(m, l, LINK_REMOVING);
         link_detach(l);
         log_struct_internal(LOG_INFO, 0, PS_MESSAGE_DETACHED, l->name,
                             "Stopped guarding %s; program detached and pins removed", l->name);
@@ -169,8 +157,7 @@ int manager_detach(Manager *m, Link *l) {
         manager_save_state(m);
         manager_remove_link(m, l);
         link_free(l);
-        if (m->bus)
-                (void) manager_emit_links_changed(m);
+        manager_notify_link(m, NULL, LINK_REMOVED);
         return 0;
 }
 
@@ -214,7 +201,7 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         uint64_t now = now_nsec(CLOCK_MONOTONIC);
         int r;
 
-        update_realtime_offset(); /* follows clock steps within a tick */
+        realtime_offset_update(); /* follows clock steps within a tick */
         for (size_t i = 0; i < m->n_links;) {
                 Link *l = m->links[i];
 
@@ -230,8 +217,10 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (r < 0)
                         log_struct_internal(LOG_WARNING, r, NULL, l->name,
                                             "Reading the counters of %s failed: %m", l->name);
-                r = link_sweep(l, now, sweep_budget(l->flow_table_size, &m->config),
-                               sweep_budget(l->icmp_table_size, &m->config));
+                r = flow_table_sweep(l, now, m->config.idle_timeout_usec * NSEC_PER_USEC,
+                                     m->config.closed_timeout_usec * NSEC_PER_USEC,
+                                     sweep_budget(l->flow_table_size, &m->config),
+                                     sweep_budget(l->icmp_table_size, &m->config));
                 if (r < 0)
                         log_struct_internal(LOG_WARNING, r, NULL, l->name,
                                             "Expiring idle flows on %s failed: %m", l->name);
@@ -270,7 +259,8 @@ static int manager_adopt_all(Manager *m) {
                                     m->config.max_links, de->d_name);
                         continue;
                 }
-                r = link_adopt(m, de->d_name, &l, &msg);
+                r = link_adopt(&(LinkSetup) { m->bpffs_root, &m->config, m->filters }, de->d_name,
+                               &l, &msg);
                 if (r < 0) {
                         log_struct_internal(LOG_WARNING, r,
                                             r == -ESTALE || r == -ENOLINK ? PS_MESSAGE_LINK_GONE
@@ -361,10 +351,17 @@ int manager_start(Manager *m) {
         r = sd_bus_open_system(&m->bus);
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to the system bus: %m");
-        r = manager_bus_register(m);
+        r = m->bus_register ? m->bus_register(m) : 0;
         if (r < 0)
                 return log_error_errno(r, "Failed to register the bus objects: %m");
         r = sd_bus_request_name(m->bus, PS_BUS_NAME, 0);
+        if (r == -EACCES || r == -EPERM)
+                /* The bus refuses the name when no policy file allows root to own it: the
+                 * usual cause is an install whose policy dbus-daemon does not read. */
+                return log_error_errno(r, "Failed to acquire the bus name %s: %m. The bus policy "
+                                       "%s.conf must be installed in /usr/share/dbus-1/system.d "
+                                       "(or /etc/dbus-1/system.d) and dbus reloaded "
+                                       "(systemctl reload dbus)", PS_BUS_NAME, PS_BUS_NAME);
         if (r < 0)
                 return log_error_errno(r, "Failed to acquire the bus name %s: %m", PS_BUS_NAME);
 
@@ -373,7 +370,7 @@ int manager_start(Manager *m) {
                 _cleanup_free_ char *err = NULL;
 
                 /* The rule set first: every program attached from here on shares its maps. */
-                r = filter_store_start(m->filters, &err);
+                r = filter_store_start(m->filters, m->event, m->state_dir, m->bpffs_root, &err);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the filter rules: %s",
                                                err ? err : strerror(-r));

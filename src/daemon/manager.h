@@ -11,16 +11,24 @@
 #include "polkit.h"
 #include "state.h"
 
-/* A confirm-or-rollback change of the rule set (Filters.Apply). */
-typedef struct Transaction {
-        char *path;
-        Filter **rollback;
-        size_t n_rollback;
-        uint64_t deadline_usec; /* CLOCK_MONOTONIC */
-        sd_event_source *timer;
-} Transaction;
+/* A sampled drop of the kernel (drop-events.c), for whoever shows them. */
+typedef struct DropEvent {
+        uint32_t rule_id; /* UINT32_MAX: the rule is gone */
+        const char *link, *protocol, *src, *dst;
+        uint16_t sport, dport;
+} DropEvent;
 
-typedef struct Manager {
+typedef void (*drop_event_handler_t)(const DropEvent *e, void *userdata);
+
+typedef enum LinkEvent {
+        LINK_ADDED,    /* guarded now */
+        LINK_REMOVING, /* about to go (the object still exists) */
+        LINK_REMOVED,  /* gone; l is NULL */
+} LinkEvent;
+
+typedef struct Manager Manager;
+
+struct Manager {
         sd_event *event;
         sd_bus *bus;
         Config config;
@@ -34,14 +42,20 @@ typedef struct Manager {
         State state;              /* links.json: what an admin asked to guard */
         PolkitRegistry *polkit;   /* authorization checks in flight */
         FilterStore *filters;
-        Transaction *transaction; /* at most one pending */
-        unsigned transaction_counter;
+        unsigned transaction_counter; /* names the transactions */
 
         sd_event_source *poll_timer;
         struct ring_buffer *drop_ring; /* sampled drop events of every link */
         sd_event_source *drop_source;
+        drop_event_handler_t on_drop; /* besides the journal */
+        void *on_drop_userdata;
         uint64_t started_usec; /* CLOCK_REALTIME */
-} Manager;
+
+        /* The bus side, which the domain does not know: set by the process (packetscoped.c)
+         * to register every object once connected; it sets on_link to hear of links. */
+        int (*bus_register)(Manager *m);
+        void (*on_link)(Manager *m, Link *l, LinkEvent event);
+};
 
 int manager_new(Manager **ret);
 Manager *manager_free(Manager *m);
@@ -58,25 +72,14 @@ int manager_detach(Manager *m, Link *l);
 void manager_totals(Manager *m, struct ps_stats *ret, double *ret_pps, double *ret_bps,
                     uint64_t *ret_flows, uint64_t *ret_icmp);
 
-/* Converts a CLOCK_MONOTONIC ns stamp from the maps into CLOCK_REALTIME µs. */
-uint64_t manager_mono_to_realtime_usec(uint64_t mono_ns);
 
-/* Bus object registration (manager-bus.c, link-bus.c, connections-bus.c). */
-int manager_bus_register(Manager *m);
-int link_bus_register(Manager *m);
-int connections_bus_register(Manager *m);
-int filters_bus_register(Manager *m);
-void manager_transaction_free(Manager *m);
-void manager_transaction_rollback(Manager *m);
-int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error);
-int manager_emit_links_changed(Manager *m);
+/* Ends a pending confirm-or-rollback change as if its time had run out: on a clean exit an
+ * unconfirmed change is undone. */
+void manager_rollback_pending(Manager *m);
 
-/* filters-bus.c: emits the signals of a rule-set change (ids before it, for the diff). */
-void manager_filters_changed(Manager *m, const uint32_t *old_ids, size_t n_old);
-
-/* drop-events.c */
+/* drop-events.c: the sampled drops of every link to the journal and to on_drop. */
 int manager_start_drop_events(Manager *m);
 void manager_stop_drop_events(Manager *m);
 
-/* describe.c */
+/* describe.c: the daemon's state as JSON (Manager.Describe). */
 int manager_describe_json(Manager *m, char **ret);

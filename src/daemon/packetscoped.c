@@ -6,6 +6,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "manager-bus.h"
 #include "manager.h"
 #include "util.h"
 
@@ -98,6 +99,7 @@ static int run(int argc, char *argv[]) {
         r = manager_new(&m);
         if (r < 0)
                 return log_error_errno(r, "Out of memory");
+        m->bus_register = manager_bus_register;
         m->bpffs_root = bpffs ? TAKE_PTR(bpffs) : strdup("/sys/fs/bpf/packetscope");
         m->state_dir = state ? TAKE_PTR(state) : first_path("STATE_DIRECTORY", "/var/lib/packetscope");
         m->config_dir = config ? TAKE_PTR(config)
@@ -138,7 +140,7 @@ static int run(int argc, char *argv[]) {
         (void) sd_notifyf(false, "READY=1\nSTATUS=Guarding %zu link(s)", m->n_links);
 
         r = sd_event_loop(m->event);
-        manager_transaction_rollback(m);
+        manager_rollback_pending(m);
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down; pinned guards stay attached");
         if (r < 0)
                 log_error_errno(r, "Event loop failed: %m");

@@ -33,6 +33,26 @@ uint64_t now_nsec(int clock) {
         return (uint64_t) ts.tv_sec * NSEC_PER_SEC + (uint64_t) ts.tv_nsec;
 }
 
+/* CLOCK_REALTIME − CLOCK_MONOTONIC in µs, taken once per poll tick: converting every stamp of
+ * a reply with the same offset keeps first_seen <= last_seen after rounding. */
+static int64_t realtime_offset_usec;
+
+void realtime_offset_update(void) {
+        realtime_offset_usec = (int64_t) now_usec(CLOCK_REALTIME) -
+                               (int64_t) (now_nsec(CLOCK_MONOTONIC) / NSEC_PER_USEC);
+}
+
+uint64_t mono_to_realtime_usec(uint64_t mono_ns) {
+        int64_t r;
+
+        if (mono_ns == 0)
+                return 0;
+        if (realtime_offset_usec == 0)
+                realtime_offset_update();
+        r = (int64_t) (mono_ns / NSEC_PER_USEC) + realtime_offset_usec;
+        return r > 0 ? (uint64_t) r : 0;
+}
+
 uint64_t now_usec(int clock) {
         return now_nsec(clock) / NSEC_PER_USEC;
 }

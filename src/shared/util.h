@@ -74,6 +74,11 @@ static inline const char *strna(const char *s) {
 int error_setf(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
 
 uint64_t now_usec(int clock);
+
+/* A CLOCK_MONOTONIC ns stamp (as the BPF maps keep them) as CLOCK_REALTIME µs; 0 stays 0. The
+ * offset between the clocks is taken anew by realtime_offset_update(), once per poll tick. */
+uint64_t mono_to_realtime_usec(uint64_t mono_ns);
+void realtime_offset_update(void);
 uint64_t now_nsec(int clock);
 
 /* Strict number parsing: the whole string, no sign surprises, no overflow. */

@@ -15,6 +15,7 @@
 
 #include "guard-abi.h"
 #include "filter-abi.h"
+#include "../common/ref-match.h"
 
 static inline size_t put_l4(uint8_t *p, uint8_t proto, uint16_t sport, uint16_t dport,
                             uint8_t tcp_flags) {
@@ -37,6 +38,15 @@ static inline size_t put_l4(uint8_t *p, uint8_t proto, uint16_t sport, uint16_t 
                 u->len = htons(8 + 8);
                 u->check = 0;
                 memset(p + 8, 0, 8);
+                return 16;
+        }
+        if (proto == IPPROTO_SCTP || proto == IPPROTO_UDPLITE) {
+                /* both start with the two ports, as UDP does */
+                memset(p, 0, 16);
+                p[0] = (uint8_t) (sport >> 8), p[1] = (uint8_t) sport;
+                p[2] = (uint8_t) (dport >> 8), p[3] = (uint8_t) dport;
+                if (proto == IPPROTO_UDPLITE)
+                        p[5] = 8; /* checksum coverage: the header */
                 return 16;
         }
         memset(p, 0, 8); /* other protocols: some payload */
@@ -106,4 +116,28 @@ static inline size_t build_frame(uint8_t *buf, const struct ps_match *m) {
         off += put_ip(buf + off, m->family, m->proto, m->src, m->dst, l4_len);
         memcpy(buf + off, l4, l4_len);
         return off + l4_len;
+}
+
+/* The reference packet as the tuple build_frame() puts on the wire. */
+static inline struct ps_match ref_to_match(const struct ref_pkt *p) {
+        struct ps_match m;
+
+        memset(&m, 0, sizeof m);
+        m.family = p->family == 4 ? PS_FAMILY_IPV4 : PS_FAMILY_IPV6;
+        m.proto = (uint8_t) p->proto;
+        memcpy(m.src, p->src, 16);
+        memcpy(m.dst, p->dst, 16);
+        m.sport = (uint16_t) p->sport;
+        m.dport = (uint16_t) p->dport;
+        m.tcp_flags = (uint8_t) p->tcp_flags;
+        m.icmp_type = (uint8_t) p->icmp_type;
+        m.icmp_code = (uint8_t) p->icmp_code;
+        if (p->quotes) {
+                m.inner_proto = (uint8_t) p->inner_proto;
+                memcpy(m.inner_src, p->inner_src, 16);
+                memcpy(m.inner_dst, p->inner_dst, 16);
+                m.inner_sport = (uint16_t) p->inner_sport;
+                m.inner_dport = (uint16_t) p->inner_dport;
+        }
+        return m;
 }

@@ -107,7 +107,9 @@ static const struct {
 #define F(x) { #x, offsetof(struct ps_stats, x) }
         F(packets), F(bytes), F(passed), F(dropped), F(malformed), F(fragments), F(vlan),
         F(ipv4), F(ipv6), F(non_ip), F(icmp_errors), F(flow_update_fail), F(dropped_filter),
-        F(drop_events_lost),
+        F(drop_events_lost), F(tiny_fragments), F(long_chains), F(deep_vlan),
+        F(fragments_followed), F(fragments_orphan), F(dropped_tiny_fragments),
+        F(dropped_long_chains), F(dropped_deep_vlan),
 #undef F
 };
 
@@ -261,6 +263,8 @@ static const uint16_t tag_q[] = { 0x8100 };
 static const uint16_t tag_ad[] = { 0x88a8 };
 static const uint16_t tags_qinq[] = { 0x88a8, 0x8100 };
 static const uint16_t tags_three[] = { 0x88a8, 0x8100, 0x8100 };
+static const uint16_t tags_eight[] = { 0x88a8, 0x88a8, 0x8100, 0x8100, 0x8100, 0x8100, 0x8100,
+                                       0x8100 };
 
 static void tcp4(struct pkt *p, const char *src, const char *dst, const struct ip4_opts *ip,
                  const struct tcp_opts *t) {
@@ -842,7 +846,7 @@ Test(guard, ipv4_fragments) {
         cr_assert_eq(flow_get(&k).packets, 1);
         cr_assert_eq(flow_get(&k).ip_id, 4242);
 
-        /* Middle and last fragments: counted, no ports, no entry. */
+        /* Middle and last fragments: counted, no ports, no entry; they follow the first. */
         pkt_init(&p);
         pkt_eth(&p, 0x0800, 0, NULL);
         pkt_ipv4(&p, REMOTE4, LOCAL4, IPPROTO_UDP, &(struct ip4_opts) { .ttl = 5, .id = 4242,
@@ -853,6 +857,7 @@ Test(guard, ipv4_fragments) {
         exp_frame(&e, PS_PROTO_UDP, p.len);
         e.ipv4++;
         e.fragments++;
+        e.fragments_followed++;
         pkt_init(&p);
         pkt_eth(&p, 0x0800, 0, NULL);
         pkt_ipv4(&p, REMOTE4, LOCAL4, IPPROTO_UDP, &(struct ip4_opts) { .ttl = 5, .id = 4242,
@@ -863,6 +868,7 @@ Test(guard, ipv4_fragments) {
         exp_frame(&e, PS_PROTO_UDP, p.len);
         e.ipv4++;
         e.fragments++;
+        e.fragments_followed++;
 
         /* Non-first fragments of TCP and ICMP: their buckets, and nothing read past IP (an
          * ICMP fragment's first bytes are not a type). */
@@ -876,6 +882,7 @@ Test(guard, ipv4_fragments) {
         exp_frame(&e, PS_PROTO_TCP, p.len);
         e.ipv4++;
         e.fragments++;
+        e.fragments_orphan++;
         pkt_init(&p);
         pkt_eth(&p, 0x0800, 0, NULL);
         pkt_ipv4(&p, REMOTE4, LOCAL4, IPPROTO_ICMP, &(struct ip4_opts) { .ttl = 5,
@@ -886,6 +893,7 @@ Test(guard, ipv4_fragments) {
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4++;
         e.fragments++;
+        e.fragments_orphan++;
 
         cr_assert_eq(flow_get(&k).packets, 1);
         expect_tables(1, 0);
@@ -999,12 +1007,12 @@ Test(guard, ipv6_extension_chain) {
         cr_assert_eq(v.state, PS_STATE_SYN);
         cr_assert_eq(v.max_seq_end, 6);
 
-        /* Seven: not walked to the end, so not trusted. */
+        /* Seven: walked to the end as well (the walk goes to PS_IPV6_MAX_EXT, 16). */
         ipv6_chain(&p, seven, 7, IPPROTO_UDP, 8001);
         run(&p);
-        exp_frame(&e, PS_PROTO_OTHER, p.len);
+        exp_frame(&e, PS_PROTO_UDP, p.len);
         e.ipv6++;
-        e.malformed++;
+        flow_at(PS_FAMILY_IPV6, IPPROTO_UDP, REMOTE6, 8001, LOCAL6, 53);
 
         /* A header longer than the payload: it claims 24 bytes, 20 remain (8 + UDP 12). */
         ipv6_chain(&p, six, 1, IPPROTO_UDP, 8002);
@@ -1023,7 +1031,7 @@ Test(guard, ipv6_extension_chain) {
         e.ipv6++;
         e.malformed++;
 
-        expect_tables(1, 0);
+        expect_tables(2, 0);
         stats_expect(&e);
 }
 
@@ -1042,6 +1050,7 @@ Test(guard, ipv6_fragments) {
         exp_frame(&e, PS_PROTO_UDP, p.len);
         e.ipv6++;
         e.fragments++;
+        e.fragments_orphan++;
 
         pkt_init(&p);
         pkt_eth(&p, 0x86dd, 0, NULL);
@@ -1054,6 +1063,7 @@ Test(guard, ipv6_fragments) {
         exp_frame(&e, PS_PROTO_TCP, p.len);
         e.ipv6++;
         e.fragments++;
+        e.fragments_orphan++;
 
         /* The first fragment has the ports. */
         pkt_init(&p);
@@ -1133,7 +1143,8 @@ Test(guard, vlan) {
                 { tag_q, 1, true },       /* 802.1Q */
                 { tag_ad, 1, true },      /* 802.1ad alone */
                 { tags_qinq, 2, true },   /* 802.1ad + 802.1Q */
-                { tags_three, 3, false }, /* a third tag is not parsed: not IP */
+                { tags_three, 3, true },  /* deeper stacks are walked too */
+                { tags_eight, 8, true },  /* up to PS_VLAN_MAX tags */
         };
         struct ps_stats e = {};
 
@@ -1177,7 +1188,7 @@ Test(guard, vlan) {
                 e.ipv6++;
                 flow_at(PS_FAMILY_IPV6, IPPROTO_TCP, REMOTE6, 1, LOCAL6, 2);
         }
-        expect_tables(4, 0);
+        expect_tables(6, 0);
         stats_expect(&e);
 }
 

@@ -2,14 +2,14 @@
 # SPDX-License-Identifier: MIT
 """Compare the shipped introspection XML with what a running daemon says about itself.
 
-  introspect-compare.py SHIPPED-XML BUS-NAME ROOT-PATH
+  introspect-compare.py SHIPPED-XML BUS-NAME ROOT-PATH [EXPECTED-PATH...]
 
 Walks the live object tree from ROOT-PATH (busctl --system introspect --xml-interface), and
 for every interface that is not one of the standard org.freedesktop.DBus.* ones compares
 methods (arguments in order: name, type, direction), properties (type, access and the
 EmitsChangedSignal annotation, "true" when absent) and signals (arguments in order) with the
 shipped XML. Every shipped interface must be found on some live object; every live interface
-must be shipped.
+must be shipped. Each EXPECTED-PATH (an object the caller created) must be in the tree.
 
 Prints one JSON object per check: {"ok": bool, "name": "...", "diag": "..."}.
 """
@@ -84,12 +84,16 @@ def compare(kind, want, got):
 
 def main(argv):
     shipped_path, bus_name, root = argv[1:4]
+    expected = argv[4:]
     shipped = {i.get("name"): describe_interface(i)
                for i in ET.parse(shipped_path).getroot().findall("interface")}
     emit(len(shipped) > 0, "the shipped XML declares interfaces (%d)" % len(shipped))
     objects = walk(bus_name, root)
-    emit(root in objects, "the live tree has %d objects below %s" % (len(objects), root),
-         " ".join(sorted(objects)))
+    # The walk starts at ROOT-PATH, so ROOT-PATH itself proves nothing; the objects the caller
+    # made must have been reached through the tree's <node> children.
+    for path in expected:
+        emit(path in objects, "the live tree below %s has %s" % (root, path),
+             "found: " + " ".join(sorted(objects)))
 
     found = {}
     for path in sorted(objects):

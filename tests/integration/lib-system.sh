@@ -125,7 +125,21 @@ sys_cgroup_leave() {
 # namespace and an empty /sys/fs/bpf, the BPF syscalls allowed. sys_container_boot DIR NAME
 # STAGE [KERNEL_ARGS...]: STAGE is bound read-only at /opt/stage; KERNEL_ARGS go to the
 # container's systemd (systemd.mask=... for host services that should not run). Sets
-# SYS_NSPAWN_PID and SYS_CT_LEADER (the container's PID 1 as seen from here).
+# SYS_NSPAWN_PID and SYS_CT_LEADER (the container's PID 1 as seen from here). Further nspawn
+# options may be put in the array SYS_NSPAWN_ARGS first (sys_ct_share does).
+
+SYS_NSPAWN_ARGS=()
+
+# sys_ct_share DIR: makes the host's DIR visible at the same path in the container booted next,
+# writable there and unchanged here. A directory on the root file system is already there (the
+# container's root is the host's, under a tmpfs overlay); one on another mount gets an overlay of
+# its own, with a temporary upper layer that nspawn removes at shutdown.
+sys_ct_share() {
+        local dir
+        dir=$(realpath "$1") || return 1
+        [ "$(findmnt -n -o TARGET --target "$dir")" = / ] && return 0
+        SYS_NSPAWN_ARGS+=("--overlay=${dir//:/\\:}::${dir//:/\\:}")
+}
 
 sys_container_boot() {
         local dir=$1 name=$2 stage=$3 i pid
@@ -136,15 +150,15 @@ sys_container_boot() {
         # A non-recursive bind of / (nspawn refuses -D /), and a tmpfs on /run so that nspawn's
         # own runtime files stay in this mount namespace.
         unshare --mount --propagation private sh -c '
-                root=$1 name=$2 stage=$3
-                shift 3
-                mount --bind / "$root" && mount -t tmpfs tmpfs /run &&
-                exec systemd-nspawn -D "$root" --volatile=overlay --machine="$name" \
+                root=$1
+                shift
+                mount --bind / "$root" && mount -t tmpfs tmpfs /run && exec "$@"' sh "$dir/root" \
+                systemd-nspawn -D "$dir/root" --volatile=overlay --machine="$name" \
                         --register=no --keep-unit --link-journal=no --private-network \
                         --capability=CAP_BPF,CAP_PERFMON,CAP_NET_ADMIN \
                         --system-call-filter="bpf perf_event_open" \
                         --tmpfs=/sys/fs/bpf --bind-ro="$stage":/opt/stage \
-                        --console=pipe -b "$@"' sh "$dir/root" "$name" "$stage" "$@" \
+                        "${SYS_NSPAWN_ARGS[@]}" --console=pipe -b "$@" \
                 </dev/null >"$dir/console.log" 2>&1 &
         SYS_NSPAWN_PID=$!
         defer "sys_container_stop"

@@ -127,15 +127,14 @@ ms=$((($(date +%s%N) - start) / 1000000))
 like "$out" "^(OK|$INVALID_ARGS: .*)$" "a query of 20000 keys gets an answer ($out)"
 ok "$([ "$ms" -lt 5000 ] && echo 0 || echo 1)" "within 5 s (${ms} ms)"
 
-# Not UTF-8: the bus refuses the message (it validates strings) and drops that sender; the
-# daemon never sees it.
-out=$(call_error "$PS_PATH" "$PS_MANAGER" AttachLink ss '[{"hex": "7073ff fe30"}, "generic"]' 2>&1)
-out=${out//[[:space:]]/}
-is "$out" DISCONNECTED "a non-UTF-8 interface name: the bus drops the sender"
-out=$(list '{"address": ["s", {"hex": "31302ec0af"}]}')
-is "$out" DISCONNECTED "a non-UTF-8 string inside the query: the bus drops the sender"
-out=$(call_error "$PS_CONNS_PATH" "$PS_CONNS" List 'a{sv}' '[[[{"hex": "6c696d6974ff"}, ["u", 1]]]]')
-is "$out" DISCONNECTED "a non-UTF-8 query key: the bus drops the sender"
+# Not UTF-8. dbus-daemon validates strings and drops such a sender before the daemon sees the
+# message, so what the caller gets back is the bus's doing, not ours, and is not checked. What
+# is ours: the daemon survives whatever reaches it and nothing it holds changes (the checks
+# below).
+call_error "$PS_PATH" "$PS_MANAGER" AttachLink ss '[{"hex": "7073ff fe30"}, "generic"]' >/dev/null 2>&1
+list '{"address": ["s", {"hex": "31302ec0af"}]}' >/dev/null 2>&1
+call_error "$PS_CONNS_PATH" "$PS_CONNS" List 'a{sv}' '[[[{"hex": "6c696d6974ff"}, ["u", 1]]]]' \
+        >/dev/null 2>&1
 
 # The same daemon, still answering, still right.
 is "$(kill -0 "$PID" 2>/dev/null && echo alive)" alive "the daemon process (PID $PID) is still running"
@@ -143,7 +142,7 @@ check "it still owns $PS_NAME" daemon_owns_name main
 out=$(call_error "$PS_CONNS_PATH" "$PS_CONNS" List 'a{sv}' '[{"limit": ["u", 5]}]')
 is "$out" OK "a correct List still succeeds"
 is "$(stat_of .links)" 1 "GetStatistics still answers: 1 link"
-check "2 pings after all that" in_ns "$A_NS" ping -c 2 -i 0.2 -W 2 "$A_H4"
+is "$(ping_received "$A_NS" "$A_H4" 2)" 2 "2 echo requests after all that, 2 replies"
 wait_until 10 stat_is '.icmp_types["8"]' 2
 is "$(stat_of '.icmp_types["8"]')" 2 "and the guard still counts: 2 echo requests"
 is "$(busctl --system get-property "$PS_NAME" "$PS_PATH" "$PS_MANAGER" Links)" \

@@ -64,7 +64,7 @@ has_telnet_flow() {
 }
 wait_until 10 has_telnet_flow
 ok $? "a TCP connection attempt to port 23 is tracked"
-check "2 pings from the namespace" in_ns "$A_NS" ping -c 2 -i 0.2 -W 2 "$A_H4"
+is "$(ping_received "$A_NS" "$A_H4" 2)" 2 "2 echo requests from the namespace, 2 replies"
 has_pings() {
         list_icmp | jq -e --arg s "$A_N4" 'any(.[]; .type == 8 and .src == $s and .packets == 2)' \
                 >/dev/null
@@ -75,7 +75,8 @@ ok $? "the echo requests are tracked"
 # ---------------------------------------------------------------------------------------------
 # The Guarder's README examples, each added as it stands.
 files=("$GUARDER"/[0-9][0-9]-*.json)
-ge "${#files[@]}" 17 "the Guarder's 17 example rules are there"
+# The checks below know these files by position (a precondition, not a check of the client).
+[ "${#files[@]}" -eq 17 ] || bail "expected the Guarder's 17 example rules, found ${#files[@]}"
 id=0
 for f in "${files[@]}"; do
         ctl filter add --json "$(cat "$f")"
@@ -308,41 +309,20 @@ like "$OUT" "No tracked connection or ICMP entry matches the rule" "it says so"
 # ---------------------------------------------------------------------------------------------
 # Enforcement: a drop rule for UDP port 5555 stops datagrams from the namespace in XDP; 5556
 # still gets through. Listeners on the host side count what reaches them.
-cat >"$T/udp-count.py" <<'EOF'
-import socket, sys, time
-addr, port, ready, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((addr, port))
-open(ready, "w").close()
-end, n = time.monotonic() + seconds, 0
-while end > time.monotonic():
-    s.settimeout(end - time.monotonic())
-    try:
-        s.recv(65536)
-        n += 1
-    except socket.timeout:
-        break
-print(n)
-EOF
 ctl filter add --rule-type udp --dst-port 5555 --comment "drop UDP 5555" --json-output
 exits 0 "filter add --rule-type udp --dst-port 5555"
 DROP_ID=$(jq -r .id <<<"$OUT")
 jq_ok "--json-output prints the id and the path" '.path == $p' "$OUT" \
       --arg p "$PS_PATH/filters/$DROP_ID"
-timeout 20 "$PYTHON" "$T/udp-count.py" "$A_H4" 5555 "$T/ready-5555" 3 >"$T/got-5555" &
-L5555=$!
-defer "kill_wait $L5555"
-timeout 20 "$PYTHON" "$T/udp-count.py" "$A_H4" 5556 "$T/ready-5556" 3 >"$T/got-5556" &
-L5556=$!
-defer "kill_wait $L5556"
-wait_until 10 test -e "$T/ready-5555" -a -e "$T/ready-5556" || bail "the UDP listeners did not start"
+# One listener for both ports; the datagrams to 5555 go first, so once all those to 5556 have
+# arrived, any of 5555's that got through would have arrived too.
 SENT=5
-check "$SENT datagrams of 60 bytes to port 5555" traffic_ns "$A_NS" udp-send "$A_H4" 5555 "$SENT" 60
-check "$SENT datagrams of 60 bytes to port 5556" traffic_ns "$A_NS" udp-send "$A_H4" 5556 "$SENT" 60
-wait "$L5555"
-wait "$L5556"
-is "$(cat "$T/got-5555")" 0 "the listener on port 5555 got nothing: XDP dropped it all"
-is "$(cat "$T/got-5556")" "$SENT" "the listener on port 5556 got all $SENT"
+udp_recv_start "$A_H4" 5555:0 5556:$SENT || bail "the UDP listener did not start"
+must "$SENT datagrams of 60 bytes to port 5555" traffic_ns "$A_NS" udp-send "$A_H4" 5555 "$SENT" 60
+must "$SENT datagrams of 60 bytes to port 5556" traffic_ns "$A_NS" udp-send "$A_H4" 5556 "$SENT" 60
+udp_recv_result >"$T/got"
+is "$(jq -r '.["5555"]' "$T/got")" 0 "the listener on port 5555 got nothing: XDP dropped it all"
+is "$(jq -r '.["5556"]' "$T/got")" "$SENT" "the listener on port 5556 got all $SENT"
 ctl filter list --json=short
 jq_ok "the drop rule counted $SENT hits of 102 bytes each, and a last hit" \
       '.[] | select(.id == $id) | .hits == $n and .bytes == $n * 102 and .last_hit > 0' \
@@ -371,13 +351,15 @@ is "$(busctl --system get-property "$PS_NAME" "$TX" org.packetscope.Guarder1.Tra
    pending "the transaction is pending"
 ctl filter list --json=short
 jq_ok "meanwhile the applied rule is in the set" 'any(.[]; .comment == "applied, unconfirmed")' "$OUT"
-wait_until 10 rules_are "$before"
+wait_until 30 rules_are "$before"
 ok $? "the set rolls back to what it was" "$(rules)"
 elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
-if [ "$elapsed_ms" -ge 2500 ] && [ "$elapsed_ms" -le 8000 ]; then
-        ok 0 "it rolled back after about 3 s ($elapsed_ms ms)"
+# Not before the deadline (3 s after the call, which came after t0); by the deadline plus a
+# slack generous enough for a loaded machine.
+if [ "$elapsed_ms" -ge 3000 ] && [ "$elapsed_ms" -le 20000 ]; then
+        ok 0 "it rolled back at the deadline, 3 s after the call ($elapsed_ms ms)"
 else
-        ok 1 "it rolled back after about 3 s" "took $elapsed_ms ms"
+        ok 1 "it rolled back at the deadline, 3 s after the call" "took $elapsed_ms ms"
 fi
 
 # With --yes it is confirmed at once and stays after the deadline.
@@ -448,7 +430,7 @@ if command -v script >/dev/null 2>&1; then
         like "$OUT" "rolling back in 2 s" "it asked"
         like "$OUT" "(No answer in time|rolled back)" "it says it rolled back"
         elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
-        ok "$([ "$elapsed_ms" -ge 1500 ] && echo 0 || echo 1)" "at the deadline ($elapsed_ms ms)"
+        ok "$([ "$elapsed_ms" -ge 2000 ] && echo 0 || echo 1)" "not before the deadline ($elapsed_ms ms)"
         is "$(rules)" "$before" "the set is as before"
 else
         skip "apply on a terminal" "script(1) is not installed"

@@ -38,11 +38,12 @@ UDP_PORT=40301
 UDP_SPORT=41301
 CLOSED_PORT=40302
 HOST_SPORT=42302
-check "4 pings from the namespace" in_ns "$A_NS" ping -c 4 -i 0.2 -W 2 "$A_H4"
+is "$(ping_received "$A_NS" "$A_H4" 4)" 4 "4 echo requests from the namespace, 4 replies"
 TCP_PORT=$(tcp_exchange "$A_NS" "$A_H4" 500)
 ok $? "a TCP connection carrying 500 bytes"
-check "3 UDP datagrams of 20 bytes" traffic_ns "$A_NS" udp-send "$A_H4" "$UDP_PORT" 3 20 "$UDP_SPORT"
-check "a UDP datagram to a closed port in the namespace" \
+is "$(udp_delivered "$A_NS" "$A_H4" "$UDP_PORT" 3 20 "$UDP_SPORT")" 3 \
+   "3 UDP datagrams of 20 bytes, 3 received"
+must "a UDP datagram to a closed port in the namespace" \
         traffic udp-send "$A_N4" "$CLOSED_PORT" 1 50 "$HOST_SPORT"
 # 4 echo requests + 5 TCP segments + 3 UDP + 1 ICMP error.
 wait_until 10 stat_is .ipv4 13

@@ -24,6 +24,7 @@ ok $? "AttachLink $A_IF (a Link object)" "$out"
 out=$(rawcall "$PS_PATH/filters" org.packetscope.Guarder1.Filters Import ss \
         '["[{\"rule_type\": \"tcp\", \"dst_port\": 23, \"comment\": \"introspection test\"}]", "merge"]')
 ok $? "Filters.Import of one rule (a Filter object)" "$out"
+rule_id=$(jq -r '.reply[0][0] // empty' <<<"$out")
 out=$(rawcall "$PS_PATH/filters" org.packetscope.Guarder1.Filters Apply 'aa{sv}su' \
         '[[{"rule_type": ["s", "tcp"], "dst_port": ["q", 24]}], "merge", 120]')
 ok $? "Filters.Apply with a confirmation window (a Transaction object)" "$out"
@@ -36,7 +37,12 @@ fi
 XML=$SRCDIR/dbus/org.packetscope.Guarder1.xml
 check "the shipped XML is well-formed" "$PYTHON" -c "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])" "$XML"
 
-results=$(timeout 120 "$PYTHON" "$PS_TESTDIR/introspect-compare.py" "$XML" "$PS_NAME" "$PS_PATH" 2>&1)
+# The objects this test made, which the walk must reach (the manager, the connections and the
+# filters exist always; a rule is named by the id Import returned).
+expected=("$PS_PATH/link/$A_IF" "$PS_CONNS_PATH" "$PS_PATH/filters" "$PS_PATH/filters/${rule_id:-none}")
+[ -n "$transaction" ] && expected+=("$transaction")
+results=$(timeout 120 "$PYTHON" "$PS_TESTDIR/introspect-compare.py" "$XML" "$PS_NAME" "$PS_PATH" \
+        "${expected[@]}" 2>&1)
 status=$?
 ok "$status" "the comparison ran" "$results"
 while IFS= read -r line; do

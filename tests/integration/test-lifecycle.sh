@@ -97,7 +97,7 @@ check "pins under the bpffs root after attach" pinned "$A_IF"
 is "$(xdp_of "$A_IF")" 2 "the kernel reports a generic XDP attachment on $A_IF"
 is "$(link_prop "$A_IF" Name)" "\"$A_IF\"" "Link.Name"
 is "$(link_prop "$A_IF" Ifindex)" "$(cat "/sys/class/net/$A_IF/ifindex")" "Link.Ifindex"
-check "2 pings from the namespace" in_ns "$A_NS" ping -c 2 -i 0.2 -W 2 "$A_H4"
+is "$(ping_received "$A_NS" "$A_H4" 2)" 2 "2 echo requests from the namespace, 2 replies"
 wait_until 10 echo_requests_are 2
 is "$(echo_requests)" 2 "2 echo requests counted"
 like "$(mgr AttachLink ss "[\"$A_IF\", \"generic\"]")" "^$PS_ERR\.AlreadyGuarded: .*$A_IF" \
@@ -136,7 +136,7 @@ is "$(link_prop "$A_IF" Mode)" '"native"' "Link.Mode is native"
 is "$(xdp_of "$A_IF")" 1 "the kernel reports a driver-mode XDP attachment"
 check "pins again after the re-attach" pinned "$A_IF"
 is "$(echo_requests)" 0 "the re-attached link starts from zero (the 2 earlier requests are gone)"
-check "4 pings from the namespace" in_ns "$A_NS" ping -c 4 -i 0.2 -W 2 "$A_H4"
+is "$(ping_received "$A_NS" "$A_H4" 4)" 4 "4 echo requests from the namespace, 4 replies"
 wait_until 10 echo_requests_are 4
 is "$(echo_requests)" 4 "4 echo requests counted"
 since=$(link_prop "$A_IF" AttachedSince)
@@ -147,7 +147,7 @@ daemon_stop main
 is "$?" 0 "the daemon exits 0 on SIGTERM"
 check "the pins survive the daemon" pinned "$A_IF"
 is "$(xdp_of "$A_IF")" 1 "XDP stays attached without a daemon"
-check "3 pings while no daemon runs" in_ns "$A_NS" ping -c 3 -i 0.2 -W 2 "$A_H4"
+is "$(ping_received "$A_NS" "$A_H4" 3)" 3 "3 echo requests while no daemon runs, 3 replies"
 
 # A new daemon adopts the link and its counters.
 daemon_start main

@@ -107,10 +107,10 @@ is "$(links)" "$PS_PATH/link/$B_IF" "daemon two still guards $B_IF only"
 is "$(ip -d -j link show "$A_IF" | jq -r '.[0].xdp.mode')" 2 "$A_IF keeps daemon one's generic program"
 
 # Traffic on each veth is counted by its own daemon only.
-check "3 pings in namespace A" in_ns "$A_NS" ping -c 3 -i 0.2 -W 2 "$A_H4"
-check "6 pings in namespace B" in_ns "$B_NS" ping -c 6 -i 0.2 -W 2 "$B_H4"
-check "2 UDP datagrams in A" traffic_ns "$A_NS" udp-send "$A_H4" 40100 2 10 41100
-check "5 UDP datagrams in B" traffic_ns "$B_NS" udp-send "$B_H4" 40200 5 10 41200
+is "$(ping_received "$A_NS" "$A_H4" 3)" 3 "3 echo requests in namespace A, 3 replies"
+is "$(ping_received "$B_NS" "$B_H4" 6)" 6 "6 echo requests in namespace B, 6 replies"
+is "$(udp_delivered "$A_NS" "$A_H4" 40100 2 10 41100)" 2 "2 UDP datagrams in A, 2 received"
+is "$(udp_delivered "$B_NS" "$B_H4" 40200 5 10 41200)" 5 "5 UDP datagrams in B, 5 received"
 on one; wait_until 10 stat_is .ipv4 5
 S1=$(stats_get)
 on two; wait_until 10 stat_is .ipv4 11
@@ -135,7 +135,7 @@ daemon_stop one
 is "$?" 0 "daemon one exits 0"
 on two
 check "daemon two still owns its name" daemon_alive two
-check "2 more pings in namespace B" in_ns "$B_NS" ping -c 2 -i 0.2 -W 2 "$B_H4"
+is "$(ping_received "$B_NS" "$B_H4" 2)" 2 "2 more echo requests in namespace B, 2 replies"
 wait_until 10 echo_requests_are 8
 is "$(stats_get | jq -r '.icmp_types["8"]')" 8 "daemon two counted them: 8 echo requests"
 is "$(ip -d -j link show "$A_IF" | jq -r '.[0].xdp.mode // "none"')" none "$A_IF is unguarded now"

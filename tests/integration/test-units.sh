@@ -6,7 +6,8 @@
 #     instance) with their commands pointed at the built binaries: any diagnostic fails;
 #   - systemd-analyze security --offline: packetscope.service exposure at most 3.0;
 #   - the D-Bus activation file and the daemon's unit agree (bus name, SystemdService=, Exec=);
-#   - the message catalog parses and explains every MESSAGE_ID the daemon logs.
+#   - the message catalog parses and explains every MESSAGE_ID the daemon logs;
+#   - a daemon whose bus policy is not installed says so, and where it belongs.
 # systemd-analyze leaves files under /run/systemd; it runs in a private mount namespace with
 # its own /run.
 
@@ -15,7 +16,7 @@ set -u
 . "$(dirname "$0")/lib-system.sh"
 
 require_root
-require systemd-analyze journalctl unshare
+require systemd-analyze journalctl unshare dbus-daemon busctl meson /usr/bin/python3
 UNITS=$BUILDDIR/systemd
 [ -f "$UNITS/packetscope.service" ] && [ -f "$UNITS/packetscope@.service" ] ||
         bail "no configured units in $UNITS (set BUILDDIR)"
@@ -25,19 +26,30 @@ MAX_EXPOSURE=3.0
 
 make_tmpdir T
 mkdir -p "$T/units"
-# The configured paths (under the install prefix) become the build's binaries.
+
+# Where the build installs the binaries, from its options (not from the units).
+build_option() {
+        meson introspect "$BUILDDIR" --buildoptions |
+                /usr/bin/python3 -c 'import json, sys
+print([o["value"] for o in json.load(sys.stdin) if o["name"] == sys.argv[1]][0])' "$1"
+}
+PREFIX=$(build_option prefix)
+SBIN=$(build_option sbindir)
+BIN=$(build_option bindir)
+case $SBIN in /*) ;; *) SBIN=$PREFIX/$SBIN ;; esac
+case $BIN in /*) ;; *) BIN=$PREFIX/$BIN ;; esac
+is "$(sed -n 's/^ExecStart=//p' "$UNITS/packetscope.service")" "$SBIN/packetscoped" \
+        "packetscope.service runs the daemon where it is installed ($SBIN)"
+is "$(sed -n 's/^Exec\(Start\|Stop\)=\([^ ]*\) .*/\1 \2/p' "$UNITS/packetscope@.service" | tr '\n' ' ')" \
+        "Start $BIN/packetscopectl Stop $BIN/packetscopectl " \
+        "packetscope@.service runs the installed client on start and stop ($BIN)"
+
+# For systemd-analyze verify, the configured paths become the build's binaries.
 for u in packetscope.service packetscope@.service packetscope-bpffs.service; do
         sed -e "s#^\\(Exec[A-Za-z]*=[-+!:@]*\\)/[^ ]*/packetscoped\\b#\\1$PACKETSCOPED#" \
             -e "s#^\\(Exec[A-Za-z]*=[-+!:@]*\\)/[^ ]*/packetscopectl\\b#\\1$PACKETSCOPECTL#" \
             "$UNITS/$u" >"$T/units/$u"
 done
-grep -q "^ExecStart=$PACKETSCOPED\$" "$T/units/packetscope.service"
-ok $? "packetscope.service runs the daemon (ExecStart= points at sbindir)" \
-        "$(grep '^Exec' "$UNITS/packetscope.service")"
-grep -q "^ExecStart=$PACKETSCOPECTL " "$T/units/packetscope@.service" &&
-        grep -q "^ExecStop=$PACKETSCOPECTL " "$T/units/packetscope@.service"
-ok $? "packetscope@.service runs the client on start and stop" \
-        "$(grep '^Exec' "$UNITS/packetscope@.service")"
 
 # in_private_run COMMAND...: in a mount namespace of its own, with a fresh /run.
 in_private_run() {
@@ -93,5 +105,27 @@ for id in $(sed -n 's/^#define PS_MESSAGE_[A-Z_]* *"\([0-9a-f]\{32\}\)".*/\1/p' 
 done
 [ -z "$missing" ] && [ -n "$listed" ]
 ok $? "the catalog explains every MESSAGE_ID the daemon logs" "missing:$missing" "$listed"
+
+# ---------------------------------------------------------------------------------------------
+# Without its bus policy the daemon cannot own its name (the system bus denies owning by
+# default): it must say which file is missing and where dbus-daemon reads it, and touch nothing.
+
+bus_start "$T/bus"
+rm "$T/bus/system.d/org.packetscope.Guarder1.conf"
+busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig ||
+        bail "the private bus did not reload its configuration"
+BPFFS=/sys/fs/bpf/packetscope-test-$$-nopolicy
+defer "rm -rf '$BPFFS'"
+mkdir -p "$T/nopolicy/state" "$T/nopolicy/config"
+out=$(timeout 20 "$PACKETSCOPED" --bpffs-root "$BPFFS" --state-dir "$T/nopolicy/state" \
+        --config-dir "$T/nopolicy/config" --log-target stderr 2>&1)
+status=$?
+[ $status -ne 0 ] && [ $status -ne 124 ]
+ok $? "without the bus policy the daemon exits with an error (status $status)" "$out"
+like "$out" "Failed to acquire the bus name org\.packetscope\.Guarder1: Permission denied" \
+        "it says the bus refused the name"
+like "$out" "org\.packetscope\.Guarder1\.conf must be installed in /usr/share/dbus-1/system\.d \(or /etc/dbus-1/system\.d\) and dbus reloaded" \
+        "it names the missing policy file and where dbus-daemon reads it"
+check "it created no pin directory" test ! -e "$BPFFS"
 
 done_testing

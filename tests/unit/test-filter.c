@@ -7,6 +7,8 @@
 #include "filter-compile.h"
 #include "rule.h"
 #include "util.h"
+#include "../bpf/filter-pkt.h"
+#include "../common/ref-gen.h"
 
 #ifndef GUARDER_DIR
 #define GUARDER_DIR "tests/guarder"
@@ -201,26 +203,129 @@ Test(filter, update_merges_and_keeps_id) {
         filter_done(&f);
 }
 
-Test(filter, json_round_trip) {
-        Filter f, g;
-        char *err = NULL;
-        json_t *j, *k;
+/* Every field a rule has, in the form an export writes it: what goes in must come out. */
+static const char *const every_field[] = {
+        "{\"id\": 12, \"rule_type\": \"icmp\", \"protocol\": \"icmp\", \"src_ip\": \"198.51.100.0/24\", "
+        "\"dst_ip\": \"192.0.2.7\", \"src_port\": 0, \"dst_port\": 0, \"tcp_flags\": 0, "
+        "\"tcp_flags_mask\": 0, \"icmp_type\": 3, \"icmp_code\": 3, \"inner_src_ip\": \"192.0.2.7\", "
+        "\"inner_dst_ip\": \"198.51.100.0/25\", \"inner_protocol\": \"udp\", \"inner_src_port\": "
+        "\"1024-2047\", \"inner_dst_port\": 53, \"action\": \"count\", \"enabled\": false, "
+        "\"comment\": \"dns errors \\u00e9\", \"priority\": -7, \"timeout\": 30, \"expires\": "
+        "1700000030000000, \"created\": 1700000000000000, \"hits\": 0, \"bytes\": 0, "
+        "\"last_hit\": 0}",
+        "{\"id\": 4000000000, \"rule_type\": \"tcp\", \"protocol\": \"tcp\", \"src_ip\": "
+        "\"2001:db8:1::/48\", \"dst_ip\": \"2001:db8::1\", \"src_port\": \"1024-65535\", "
+        "\"dst_port\": 22, \"tcp_flags\": 2, \"tcp_flags_mask\": 18, \"icmp_type\": 255, "
+        "\"icmp_code\": 255, \"inner_src_ip\": \"\", \"inner_dst_ip\": \"\", \"inner_protocol\": "
+        "\"any\", \"inner_src_port\": 0, \"inner_dst_port\": 0, \"action\": \"pass\", \"enabled\": "
+        "true, \"comment\": \"\", \"priority\": 1000000, \"timeout\": 0, \"expires\": 0, "
+        "\"created\": 1, \"hits\": 0, \"bytes\": 0, \"last_hit\": 0}",
+        "{\"id\": 0, \"rule_type\": \"basic\", \"protocol\": \"gre\", \"src_ip\": \"\", \"dst_ip\": "
+        "\"10.0.0.0/8\", \"src_port\": 0, \"dst_port\": 0, \"tcp_flags\": 0, \"tcp_flags_mask\": "
+        "0, \"icmp_type\": 255, \"icmp_code\": 255, \"inner_src_ip\": \"\", \"inner_dst_ip\": "
+        "\"\", \"inner_protocol\": \"any\", \"inner_src_port\": 0, \"inner_dst_port\": 0, "
+        "\"action\": \"drop\", \"enabled\": true, \"comment\": \"x\", \"priority\": -1000000, "
+        "\"timeout\": 31622400, \"expires\": 1731622400000000, \"created\": 1700000000000000, "
+        "\"hits\": 0, \"bytes\": 0, \"last_hit\": 0}",
+        "{\"id\": 5, \"rule_type\": \"icmp\", \"protocol\": \"icmpv6\", \"src_ip\": \"\", "
+        "\"dst_ip\": \"\", \"src_port\": 0, \"dst_port\": 0, \"tcp_flags\": 0, \"tcp_flags_mask\": "
+        "0, \"icmp_type\": 1, \"icmp_code\": 4, \"inner_src_ip\": \"2001:db8::/64\", "
+        "\"inner_dst_ip\": \"2001:db8:9::9\", \"inner_protocol\": \"tcp\", \"inner_src_port\": "
+        "33000, \"inner_dst_port\": \"8000-8999\", \"action\": \"drop\", \"enabled\": true, "
+        "\"comment\": \"\", \"priority\": 0, \"timeout\": 0, \"expires\": 0, \"created\": 9, "
+        "\"hits\": 0, \"bytes\": 0, \"last_hit\": 0}",
+};
 
-        expect_ok("{ \"rule_type\": \"icmp\", \"protocol\": \"icmp\", \"icmp_type\": 3, "
-                  "\"inner_protocol\": \"udp\", \"inner_dst_port\": 53, \"inner_dst_ip\": "
-                  "\"192.0.2.0/24\", \"comment\": \"dns\", \"priority\": 7, \"timeout\": 30 }", &f);
-        f.id = 12;
-        f.created_usec = 1000;
-        f.expires_usec = 31000000;
-        j = filter_to_json(&f);
-        filter_init(&g);
-        cr_assert_eq(filter_from_json(&g, j, FILTER_PARSE_IMPORT, &err), 0, "%s", err ? err : "");
-        k = filter_to_json(&g);
-        cr_assert(json_equal(j, k), "%s\n!=\n%s", json_dumps(j, 0), json_dumps(k, 0));
-        json_decref(j);
-        json_decref(k);
+/* Compares a rule's JSON with the document it came from: every key of `want` is in `got`
+ * with an equal value, and `got` has no key `want` lacks when `exact`. */
+static void expect_fields(const char *what, json_t *want, json_t *got, bool exact) {
+        const char *key;
+        json_t *v;
+
+        json_object_foreach(want, key, v) {
+                json_t *g = json_object_get(got, key);
+                char *a = json_dumps(v, JSON_ENCODE_ANY), *b = g ? json_dumps(g, JSON_ENCODE_ANY) : NULL;
+
+                cr_expect(g && json_equal(v, g), "%s: field '%s' went in as %s, came out as %s",
+                          what, key, a, b ? b : "(missing)");
+                free(a);
+                free(b);
+        }
+        if (exact)
+                json_object_foreach(got, key, v)
+                        cr_expect_not_null(json_object_get(want, key), "%s: unexpected field '%s'",
+                                           what, key);
+}
+
+Test(filter, json_round_trip) {
+        for (size_t i = 0; i < ELEMENTSOF(every_field); i++) {
+                json_error_t je;
+                json_t *in = json_loads(every_field[i], 0, &je), *out;
+                char *err = NULL;
+                Filter f;
+
+                cr_assert_not_null(in, "%s", je.text);
+                filter_init(&f);
+                cr_assert_eq(filter_from_json(&f, in, FILTER_PARSE_IMPORT, &err), 0, "%s: %s",
+                             every_field[i], err ? err : "");
+                out = filter_to_json(&f);
+                expect_fields(every_field[i], in, out, true);
+                json_decref(in);
+                json_decref(out);
+                filter_done(&f);
+        }
+}
+
+/* The Guarder's own rules: each field it wrote reads back as written. */
+Test(filter, guarder_examples_round_trip) {
+        static const char *const names[] = {
+                "01-ping-request-disabled", "02-dest-unreachable", "03-source-quench",
+                "04-dest-unreachable-inner-udp", "05-dns-errors", "06-udp-traceroute",
+                "07-echo-request-all", "08-telnet", "09-rpc", "10-smb", "11-netbios", "12-mssql",
+                "13-mysql", "14-rdp", "15-vnc", "16-ping-request", "17-syn-scan",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                char path[512], *err = NULL;
+                json_error_t je;
+                json_t *in, *out;
+                Filter f;
+
+                snprintf(path, sizeof path, "%s/%s.json", GUARDER_DIR, names[i]);
+                in = json_load_file(path, 0, &je);
+                cr_assert_not_null(in, "%s: %s", path, je.text);
+                filter_init(&f);
+                cr_assert_eq(filter_from_json(&f, in, 0, &err), 0, "%s: %s", path, err ? err : "");
+                out = filter_to_json(&f);
+                expect_fields(path, in, out, false);
+                json_decref(in);
+                json_decref(out);
+                filter_done(&f);
+        }
+}
+
+/* The defaults a Guarder rule leaves out, as the manual gives them. */
+Test(filter, omitted_fields_read_back_as_documented) {
+        json_t *in = json_loads("{\"rule_type\": \"udp\"}", 0, NULL), *out, *want;
+        char *err = NULL;
+        Filter f;
+
+        filter_init(&f);
+        cr_assert_eq(filter_from_json(&f, in, 0, &err), 0, "%s", err ? err : "");
+        out = filter_to_json(&f);
+        want = json_loads("{\"rule_type\": \"udp\", \"protocol\": \"udp\", \"src_ip\": \"\", "
+                          "\"dst_ip\": \"\", \"src_port\": 0, \"dst_port\": 0, \"tcp_flags\": 0, "
+                          "\"tcp_flags_mask\": 0, \"icmp_type\": 255, \"icmp_code\": 255, "
+                          "\"inner_src_ip\": \"\", \"inner_dst_ip\": \"\", \"inner_protocol\": "
+                          "\"any\", \"inner_src_port\": 0, \"inner_dst_port\": 0, \"action\": "
+                          "\"drop\", \"enabled\": true, \"comment\": \"\", \"priority\": 0, "
+                          "\"timeout\": 0, \"expires\": 0}", 0, NULL);
+        cr_assert_not_null(want);
+        expect_fields("defaults", want, out, false);
+        json_decref(in);
+        json_decref(out);
+        json_decref(want);
         filter_done(&f);
-        filter_done(&g);
 }
 
 Test(filter, port_blocks_cover_exactly) {
@@ -254,7 +359,7 @@ Test(filter, port_blocks_cover_exactly) {
         cr_assert_eq(m[2], (uint16_t) ~511);
 }
 
-/* --- compiled tuple-space lookup, simulated in C, against the plain matcher --- */
+/* --- compiled tuple-space lookup, simulated in C, against the reference matcher --- */
 
 static int cmp_key(const void *a, const void *b) {
         return memcmp(a, &((const FilterEntry *) b)->key, sizeof(struct ps_filter_key));
@@ -289,107 +394,61 @@ static void tss_classify(const FilterSet *s, const struct ps_match *p, uint32_t 
         *ret_count_slot = cbest > best ? cslot : UINT32_MAX;
 }
 
-static uint32_t rnd(uint32_t n) {
-        return (uint32_t) rand() % n;
-}
+Test(filter, compiled_set_agrees_with_reference) {
+        struct ref_rng g = { 12345 };
+        unsigned disagreements = 0, cases = 0, drops = 0;
 
-static void random_rule(Filter *f, uint32_t id) {
-        static const int protos[] = { PROTO_ANY, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP };
-
-        filter_init(f);
-        f->id = id;
-        f->slot = id;
-        f->created_usec = rnd(4);
-        f->priority = (int32_t) rnd(5);
-        f->action = (FilterVerdict) (1 + rnd(3));
-        f->protocol = protos[rnd(4)];
-        if (f->protocol == IPPROTO_TCP)
-                f->rule_type = RULE_TCP;
-        if (rnd(2)) {
-                f->has_src = true;
-                f->src.family = ADDR_FAMILY_IPV4;
-                f->src.prefixlen = (uint8_t) (rnd(3) == 0 ? 32 : 24 + rnd(9));
-                f->src.addr[0] = htonl(0x0a000000u | (rnd(4) << 8) | rnd(4));
-                f->src.addr[0] &= htonl(f->src.prefixlen ? ~0u << (32 - f->src.prefixlen) : 0);
-        }
-        if (f->protocol == IPPROTO_TCP || f->protocol == IPPROTO_UDP) {
-                if (rnd(2)) {
-                        uint16_t lo = (uint16_t) (20 + rnd(10));
-                        f->dst_port = (PortRange) { lo, (uint16_t) (lo + (rnd(2) ? 0 : rnd(6))) };
-                }
-                if (f->protocol == IPPROTO_TCP && rnd(3) == 0) {
-                        f->tcp_flags_mask = 0x12;
-                        f->tcp_flags = rnd(2) ? 0x02 : 0x12;
-                }
-        }
-        if (f->protocol == IPPROTO_ICMP) {
-                f->rule_type = RULE_ICMP;
-                f->icmp_type = rnd(2) ? ICMP_ANY : (uint8_t) (rnd(2) ? 3 : 8);
-                if (f->icmp_type != 8 && rnd(2)) {
-                        f->inner_protocol = IPPROTO_UDP;
-                        if (rnd(2))
-                                f->inner_dst_port = (PortRange) { 53, 53 };
-                }
-        }
-}
-
-static void random_packet(struct ps_match *p) {
-        static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, 47 };
-
-        memset(p, 0, sizeof *p);
-        p->family = PS_FAMILY_IPV4;
-        p->proto = protos[rnd(4)];
-        p->src[0] = htonl(0x0a000000u | (rnd(4) << 8) | rnd(4));
-        p->dst[0] = htonl(0xc0000201u);
-        if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
-                p->sport = (uint16_t) (1024 + rnd(4));
-                p->dport = (uint16_t) (18 + rnd(20));
-                if (p->proto == IPPROTO_TCP)
-                        p->tcp_flags = (uint8_t) (rnd(2) ? 0x02 : rnd(2) ? 0x12 : 0x10);
-        } else if (p->proto == IPPROTO_ICMP) {
-                p->icmp_type = (uint8_t) (rnd(2) ? 3 : rnd(2) ? 8 : 0);
-                if (p->icmp_type == 3) {
-                        p->inner_proto = rnd(2) ? IPPROTO_UDP : IPPROTO_TCP;
-                        p->inner_dport = (uint16_t) (rnd(2) ? 53 : 80);
-                        p->inner_src[0] = p->dst[0];
-                        p->inner_dst[0] = p->src[0];
-                }
-        }
-}
-
-Test(filter, compiled_set_agrees_with_plain_matcher) {
-        unsigned disagreements = 0, cases = 0;
-
-        srand(12345);
         for (int round = 0; round < 200; round++) {
-                size_t n = 1 + rnd(40);
-                Filter *rules = calloc(n, sizeof(Filter));
-                Filter **ptrs = calloc(n, sizeof(Filter *));
+                struct ref_rule rr[40];
+                Filter *ptrs[40];
+                size_t n = 1 + ref_rnd(&g, 40);
                 FilterSet set;
                 char *err = NULL;
+                int r;
 
                 for (size_t i = 0; i < n; i++) {
-                        random_rule(&rules[i], (uint32_t) i);
-                        ptrs[i] = &rules[i];
+                        char text[1024];
+                        json_t *o;
+
+                        ref_random_rule(&g, &rr[i], (uint32_t) i);
+                        ref_rule_json(&rr[i], text, sizeof text);
+                        o = json_loads(text, 0, NULL);
+                        cr_assert_not_null(o, "%s", text);
+                        ptrs[i] = calloc(1, sizeof(Filter));
+                        filter_init(ptrs[i]);
+                        cr_assert_eq(filter_from_json(ptrs[i], o, FILTER_PARSE_IMPORT, &err), 0,
+                                     "%s: %s", text, err ? err : "");
+                        json_decref(o);
+                        ptrs[i]->slot = ptrs[i]->id;
                 }
-                cr_assert_eq(filter_compile(ptrs, n, &set, &err), 0, "%s", err ? err : "");
+                /* over the shape limit: fewer rules, as a user would have to */
+                while ((r = filter_compile(ptrs, n, &set, &err)) == -E2BIG && n > 1) {
+                        free(err);
+                        err = NULL;
+                        filter_free(ptrs[--n]);
+                }
+                cr_assert_eq(r, 0, "%s", err ? err : "");
                 for (int k = 0; k < 100; k++) {
-                        struct ps_match p;
-                        const Filter *d, *c;
+                        const struct ref_rule *d, *c;
+                        struct ref_pkt p;
+                        struct ps_match m;
                         uint32_t rank, slot, cslot;
 
-                        random_packet(&p);
-                        filter_classify_reference(ptrs, n, &p, &d, &c);
-                        tss_classify(&set, &p, &rank, &slot, &cslot);
+                        ref_random_pkt(&g, &p);
+                        m = ref_to_match(&p);
+                        ref_classify(rr, n, &p, &d, &c);
+                        tss_classify(&set, &m, &rank, &slot, &cslot);
                         cases++;
-                        if ((d ? d->slot : UINT32_MAX) != slot || (c ? c->slot : UINT32_MAX) != cslot)
+                        drops += d && d->action == REF_DROP;
+                        if ((d ? d->id : UINT32_MAX) != slot || (c ? c->id : UINT32_MAX) != cslot)
                                 disagreements++;
                 }
                 filter_set_done(&set);
-                free(rules);
-                free(ptrs);
+                for (size_t i = 0; i < n; i++)
+                        filter_free(ptrs[i]);
         }
         cr_assert_eq(cases, 20000);
+        cr_assert_gt(drops, 2000, "only %u of %u cases drop", drops, cases);
         cr_assert_eq(disagreements, 0, "%u of %u cases disagree", disagreements, cases);
 }
 

@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 
-#include "flows.h"
+#include "flow-table.h"
 #include "query.h"
 #include "util.h"
 

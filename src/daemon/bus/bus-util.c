@@ -3,7 +3,7 @@
 
 #include "addr.h"
 #include "bus-util.h"
-#include "manager.h"
+#include "filter-transaction.h"
 #include "util.h"
 
 #define DICT_APPEND(m, key, sig, v) \
@@ -82,6 +82,14 @@ int bus_append_stats(sd_bus_message *m, const StatsView *v) {
                 { "flow_update_failures", s->flow_update_fail },
                 { "dropped_filter", s->dropped_filter },
                 { "drop_events_lost", s->drop_events_lost },
+                { "tiny_fragments", s->tiny_fragments },
+                { "long_chains", s->long_chains },
+                { "deep_vlan", s->deep_vlan },
+                { "fragments_followed", s->fragments_followed },
+                { "fragments_orphan", s->fragments_orphan },
+                { "dropped_tiny_fragments", s->dropped_tiny_fragments },
+                { "dropped_long_chains", s->dropped_long_chains },
+                { "dropped_deep_vlan", s->dropped_deep_vlan },
                 { "flows", v->flows },         { "icmp_entries", v->icmp_entries },
         };
         int r;
@@ -219,8 +227,8 @@ int bus_append_flow_row(sd_bus_message *m, const char *link, const struct ps_flo
             (r = bus_dict_u16(m, "dport", k->dport)) < 0 ||
             (r = bus_dict_u64(m, "packets", v->packets)) < 0 ||
             (r = bus_dict_u64(m, "bytes", v->bytes)) < 0 ||
-            (r = bus_dict_u64(m, "first_seen", manager_mono_to_realtime_usec(v->first_seen))) < 0 ||
-            (r = bus_dict_u64(m, "last_seen", manager_mono_to_realtime_usec(v->last_seen))) < 0 ||
+            (r = bus_dict_u64(m, "first_seen", mono_to_realtime_usec(v->first_seen))) < 0 ||
+            (r = bus_dict_u64(m, "last_seen", mono_to_realtime_usec(v->last_seen))) < 0 ||
             (r = bus_dict_u8(m, "tcp_flags", v->tcp_flags)) < 0 ||
             (r = bus_dict_u8(m, "last_tcp_flags", v->last_flags)) < 0 ||
             (r = bus_dict_string(m, "state", flow_state_to_string(v->state))) < 0 ||
@@ -252,8 +260,8 @@ int bus_append_icmp_row(sd_bus_message *m, const char *link, const struct ps_icm
             (r = bus_dict_u8(m, "code", k->code)) < 0 ||
             (r = bus_dict_u64(m, "packets", v->packets)) < 0 ||
             (r = bus_dict_u64(m, "bytes", v->bytes)) < 0 ||
-            (r = bus_dict_u64(m, "first_seen", manager_mono_to_realtime_usec(v->first_seen))) < 0 ||
-            (r = bus_dict_u64(m, "last_seen", manager_mono_to_realtime_usec(v->last_seen))) < 0 ||
+            (r = bus_dict_u64(m, "first_seen", mono_to_realtime_usec(v->first_seen))) < 0 ||
+            (r = bus_dict_u64(m, "last_seen", mono_to_realtime_usec(v->last_seen))) < 0 ||
             (r = bus_dict_string(m, "link", link)) < 0 ||
             (r = bus_dict_bool(m, "error", v->is_error)) < 0)
                 return r;
@@ -289,5 +297,172 @@ int bus_node_list(size_t n, char *(*path_at)(void *userdata, size_t i), void *us
                 }
         }
         *ret = l;
+        return 1;
+}
+
+/* --- a{sv} → JSON, so that one validator serves the bus, Import and the state file --- */
+
+int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error) {
+        json_t *o = json_object();
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                goto fail;
+        for (;;) {
+                const char *key, *contents;
+                json_t *v = NULL;
+                char type;
+
+                r = sd_bus_message_enter_container(m, 'e', "sv");
+                if (r < 0)
+                        goto fail;
+                if (r == 0)
+                        break;
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        goto fail;
+                r = sd_bus_message_peek_type(m, &type, &contents);
+                if (r < 0)
+                        goto fail;
+                if (strlen(contents) != 1 || !strchr("ybnqiuxtsdo", contents[0])) {
+                        r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                              "field '%.64s' has D-Bus type '%.16s'; accepted: a "
+                                              "string, a boolean or an integer", key, contents);
+                        goto fail;
+                }
+                r = sd_bus_message_enter_container(m, 'v', contents);
+                if (r < 0)
+                        goto fail;
+                switch (contents[0]) {
+                case 'y': { uint8_t x; r = sd_bus_message_read_basic(m, 'y', &x); v = json_integer(x); break; }
+                case 'q': { uint16_t x; r = sd_bus_message_read_basic(m, 'q', &x); v = json_integer(x); break; }
+                case 'n': { int16_t x; r = sd_bus_message_read_basic(m, 'n', &x); v = json_integer(x); break; }
+                case 'u': { uint32_t x; r = sd_bus_message_read_basic(m, 'u', &x); v = json_integer(x); break; }
+                case 'i': { int32_t x; r = sd_bus_message_read_basic(m, 'i', &x); v = json_integer(x); break; }
+                case 'x': { int64_t x; r = sd_bus_message_read_basic(m, 'x', &x); v = json_integer(x); break; }
+                case 't': {
+                        uint64_t x;
+                        r = sd_bus_message_read_basic(m, 't', &x);
+                        /* Past INT64_MAX nothing is in range anyway: let the validator say so. */
+                        v = json_integer(x > INT64_MAX ? INT64_MAX : (json_int_t) x);
+                        break;
+                }
+                case 'b': { int x; r = sd_bus_message_read_basic(m, 'b', &x); v = json_boolean(x); break; }
+                case 'd': { double x; r = sd_bus_message_read_basic(m, 'd', &x); v = json_real(x); break; }
+                default: {
+                        const char *x;
+                        r = sd_bus_message_read_basic(m, contents[0], &x);
+                        v = r >= 0 ? json_string(x) : NULL;
+                }
+                }
+                if (r < 0)
+                        goto fail;
+                if (!v || json_object_set_new(o, key, v) < 0) { /* steals v */
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                r = sd_bus_message_exit_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        goto fail;
+        }
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                goto fail;
+        *ret = o;
+        return 0;
+fail:
+        json_decref(o);
+        return r;
+}
+
+/* --- shared by the Filters, Filter and Transaction interfaces --- */
+
+char *filter_bus_path(uint32_t id) {
+        char *p;
+
+        if (asprintf(&p, PS_OBJECT_FILTERS "/%u", id) < 0)
+                return NULL;
+        return p;
+}
+
+int filters_bus_error(sd_bus_error *error, int r, const char *err) {
+        switch (r) {
+        case -EINVAL:
+        case -EEXIST:
+                return sd_bus_error_setf(error, PS_ERROR_INVALID_FILTER, "%s",
+                                         err ? err : strerror(-r));
+        case -EPERM:
+                return sd_bus_error_setf(error, PS_ERROR_LOCKOUT, "%s", err ? err : strerror(-r));
+        case -ENOENT:
+                return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_FILTER, "%s",
+                                         err ? err : strerror(-r));
+        case -E2BIG:
+        case -ENOSPC:
+                return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED, "%s",
+                                         err ? err : strerror(-r));
+        case -EMSGSIZE:
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s",
+                                         err ? err : strerror(-r));
+        default:
+                if (err)
+                        return sd_bus_error_setf(error, PS_ERROR_FILTER_FAILED, "%s", err);
+                return r;
+        }
+}
+
+int filters_bus_refuse_if_pending(Manager *m, sd_bus_error *error) {
+        if (m->filters->transaction)
+                return sd_bus_error_setf(error, PS_ERROR_TRANSACTION_PENDING,
+                                         "a confirm-or-rollback transaction (%s) is pending; "
+                                         "confirm it or let it roll back first",
+                                         m->filters->transaction->path);
+        return 0;
+}
+
+int bus_read_rule(sd_bus_message *msg, Filter **ret, sd_bus_error *error) {
+        _cleanup_json_ json_t *o = NULL;
+        _cleanup_filter_ Filter *f = NULL;
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        assert(msg);
+        assert(ret);
+        r = bus_read_dict_json(msg, &o, error);
+        if (r < 0)
+                return r;
+        f = filter_new();
+        if (!f)
+                return -ENOMEM;
+        r = filter_from_json(f, o, 0, &err);
+        if (r == -EINVAL)
+                return sd_bus_error_setf(error, PS_ERROR_INVALID_FILTER, "%s",
+                                         err ? err : "invalid rule");
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(f);
+        return 0;
+}
+
+int filters_bus_check_lockout(Manager *m, const FilterList *list, const char *what,
+                              sd_bus_error *error) {
+        assert(m);
+        assert(list);
+        for (size_t i = 0; i < list->n; i++) {
+                _cleanup_free_ char *err = NULL;
+                int r;
+
+                r = filter_check_lockout(&m->config, list->rules[i], &err);
+                if (r >= 0)
+                        continue;
+                if (r != -EPERM || !what)
+                        return filters_bus_error(error, r, err);
+                return sd_bus_error_setf(error, PS_ERROR_LOCKOUT, "rule #%zu of the %s: %s", i,
+                                         what, err ? err : "");
+        }
         return 1;
 }

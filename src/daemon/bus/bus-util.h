@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <jansson.h>
 #include <systemd/sd-bus.h>
 
 #include "guard-abi.h"
+#include "manager.h"
 #include "query.h"
 
 /* a{sv} entry appenders: the caller has opened the 'a' "{sv}" container. */
@@ -30,6 +32,9 @@ int bus_append_stats(sd_bus_message *m, const StatsView *v);
 int bus_node_list(size_t n, char *(*path_at)(void *userdata, size_t i), void *userdata,
                   char ***ret);
 
+/* Reads an a{sv} into a JSON object (rules are validated as JSON, whatever their source). */
+int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error);
+
 /* Reads an a{sv} query argument into q; a bad entry sets an InvalidArgs error naming it. */
 int bus_read_query(sd_bus_message *m, Query *q, sd_bus_error *error);
 
@@ -38,3 +43,18 @@ int bus_append_flow_row(sd_bus_message *m, const char *link, const struct ps_flo
                         const struct ps_flow_value *v, uint64_t now_ns);
 int bus_append_icmp_row(sd_bus_message *m, const char *link, const struct ps_icmp_key *k,
                         const struct ps_icmp_value *v);
+
+/* --- shared by the Filters, Filter and Transaction interfaces --- */
+
+/* The bus error of a failed store call: r and the store's message to an error name. */
+int filters_bus_error(sd_bus_error *error, int r, const char *err);
+/* Refuses a change while a confirm-or-rollback transaction is pending. */
+int filters_bus_refuse_if_pending(Manager *m, sd_bus_error *error);
+/* /org/packetscope/Guarder1/filters/<id>, malloc'd. */
+char *filter_bus_path(uint32_t id);
+/* The lock-out guard over rules an authorized caller is about to add: 1 when all pass. `what`
+ * names the list in the message ("batch", "import"), NULL for a single rule. */
+int filters_bus_check_lockout(Manager *m, const FilterList *list, const char *what,
+                              sd_bus_error *error);
+/* Reads a rule's a{sv} into a new rule, through the same validation as JSON. */
+int bus_read_rule(sd_bus_message *msg, Filter **ret, sd_bus_error *error);

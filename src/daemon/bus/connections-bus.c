@@ -2,7 +2,8 @@
 #include <time.h>
 
 #include "bus-util.h"
-#include "flows.h"
+#include "connections-bus.h"
+#include "flow-table.h"
 #include "manager.h"
 #include "util.h"
 
@@ -13,7 +14,7 @@ struct collect_ctx {
         uint64_t now_ns;
 };
 
-static int collect_flow(const void *key, const void *value, void *userdata) {
+static int collect_flow(Link *l, const void *key, const void *value, void *userdata) {
         struct collect_ctx *c = userdata;
         const struct ps_flow_key *k = key;
         const struct ps_flow_value *v = value;
@@ -31,7 +32,7 @@ static int collect_flow(const void *key, const void *value, void *userdata) {
         return 0;
 }
 
-static int collect_icmp(const void *key, const void *value, void *userdata) {
+static int collect_icmp(Link *l, const void *key, const void *value, void *userdata) {
         struct collect_ctx *c = userdata;
         const struct ps_icmp_key *k = key;
         const struct ps_icmp_value *v = value;
@@ -79,21 +80,13 @@ static int method_list_common(sd_bus_message *msg, Manager *m, QueryKind kind,
                 Link *l = m->links[i];
                 struct collect_ctx c = { .q = &q, .top = &top, .link_index = (uint32_t) i,
                                          .now_ns = now };
-                uint64_t count;
 
                 if (q.link && !streq(q.link, l->name))
                         continue;
-                if (kind == QUERY_FLOWS) {
-                        r = flows_foreach(l->flows_fd, sizeof(struct ps_flow_key),
-                                          sizeof(struct ps_flow_value), collect_flow, &c, &count);
-                        if (r >= 0)
-                                l->flow_count = count;
-                } else {
-                        r = flows_foreach(l->icmp_fd, sizeof(struct ps_icmp_key),
-                                          sizeof(struct ps_icmp_value), collect_icmp, &c, &count);
-                        if (r >= 0)
-                                l->icmp_count = count;
-                }
+                if (kind == QUERY_FLOWS)
+                        r = flow_table_foreach(l, FLOW_TABLE_CONNECTIONS, collect_flow, &c);
+                else
+                        r = flow_table_foreach(l, FLOW_TABLE_ICMP, collect_icmp, &c);
                 if (r < 0) {
                         r = sd_bus_error_set_errnof(error, -r, "reading the table of %s failed: %s",
                                                     l->name, strerror(-r));

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "bus-util.h"
+#include "link-bus.h"
 #include "manager.h"
 #include "util.h"
 

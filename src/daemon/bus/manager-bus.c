@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include "bus-util.h"
+#include "connections-bus.h"
+#include "filters-bus.h"
+#include "link-bus.h"
+#include "manager-bus.h"
 #include "log.h"
 #include "manager.h"
 #include "util.h"
@@ -162,9 +166,25 @@ int manager_emit_links_changed(Manager *m) {
                                               PS_IFACE_MANAGER, "Links", NULL);
 }
 
+static void on_link(Manager *m, Link *l, LinkEvent event) {
+        switch (event) {
+        case LINK_ADDED:
+                (void) sd_bus_emit_object_added(m->bus, l->object_path);
+                (void) manager_emit_links_changed(m);
+                break;
+        case LINK_REMOVING:
+                (void) sd_bus_emit_object_removed(m->bus, l->object_path);
+                break;
+        case LINK_REMOVED:
+                (void) manager_emit_links_changed(m);
+                break;
+        }
+}
+
 int manager_bus_register(Manager *m) {
         int r;
 
+        m->on_link = on_link;
         r = sd_bus_add_object_manager(m->bus, NULL, PS_OBJECT_ROOT);
         if (r < 0)
                 return r;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <bpf/bpf.h>
-#include <netinet/in.h>
+#include <bpf/libbpf.h>
 
-#include "flows.h"
+#include "bpf-maps.h"
 #include "util.h"
 
 /*
@@ -25,20 +25,20 @@ static int lookup_batch(int fd, bool first, uint64_t *cursor, void *keys, void *
         return 1;
 }
 
-int flows_foreach(int map_fd, size_t key_size, size_t value_size, flows_visit_t visit,
-                  void *userdata, uint64_t *ret_count) {
+int bpf_map_walk(int map_fd, size_t key_size, size_t value_size, bpf_map_visit_t visit,
+                 void *userdata, uint64_t *ret_count) {
         _cleanup_free_ void *keys = NULL, *values = NULL;
         uint64_t cursor = 0, total = 0;
         bool first = true;
         int r;
 
-        keys = malloc(FLOWS_BATCH * key_size);
-        values = malloc(FLOWS_BATCH * value_size);
+        keys = malloc(BPF_MAP_BATCH * key_size);
+        values = malloc(BPF_MAP_BATCH * value_size);
         if (!keys || !values)
                 return -ENOMEM;
 
         for (;;) {
-                uint32_t n = FLOWS_BATCH;
+                uint32_t n = BPF_MAP_BATCH;
                 int more;
 
                 more = lookup_batch(map_fd, first, &cursor, keys, values, &n);
@@ -60,24 +60,24 @@ int flows_foreach(int map_fd, size_t key_size, size_t value_size, flows_visit_t 
         return 0;
 }
 
-int flow_sweeper_init(FlowSweeper *s, size_t key_size, size_t value_size) {
-        *s = (FlowSweeper) { .key_size = key_size, .value_size = value_size };
-        s->keys = malloc(FLOWS_BATCH * key_size);
-        s->values = malloc(FLOWS_BATCH * value_size);
+int bpf_map_sweeper_init(BpfMapSweeper *s, size_t key_size, size_t value_size) {
+        *s = (BpfMapSweeper) { .key_size = key_size, .value_size = value_size };
+        s->keys = malloc(BPF_MAP_BATCH * key_size);
+        s->values = malloc(BPF_MAP_BATCH * value_size);
         if (!s->keys || !s->values) {
-                flow_sweeper_done(s);
+                bpf_map_sweeper_done(s);
                 return -ENOMEM;
         }
         return 0;
 }
 
-void flow_sweeper_done(FlowSweeper *s) {
+void bpf_map_sweeper_done(BpfMapSweeper *s) {
         s->keys = mfree(s->keys);
         s->values = mfree(s->values);
 }
 
-int flow_sweeper_step(FlowSweeper *s, int map_fd, size_t budget, uint64_t now_ns,
-                      flows_expired_t is_expired, void *userdata, bool *ret_pass_done) {
+int bpf_map_sweeper_step(BpfMapSweeper *s, int map_fd, size_t budget, uint64_t now_ns,
+                         bpf_map_expired_t is_expired, void *userdata, bool *ret_pass_done) {
         _cleanup_free_ void *check = malloc(s->value_size);
         size_t examined = 0;
         int deleted = 0;
@@ -86,7 +86,7 @@ int flow_sweeper_step(FlowSweeper *s, int map_fd, size_t budget, uint64_t now_ns
                 return -ENOMEM;
         *ret_pass_done = false;
         while (examined < budget) {
-                uint32_t n = (uint32_t) MIN((size_t) FLOWS_BATCH, budget - examined);
+                uint32_t n = (uint32_t) MIN((size_t) BPF_MAP_BATCH, budget - examined);
                 int more;
 
                 /* A bucket larger than the slice would give ENOSPC: never ask for fewer than
@@ -125,11 +125,80 @@ int flow_sweeper_step(FlowSweeper *s, int map_fd, size_t budget, uint64_t now_ns
         return deleted;
 }
 
-bool flow_is_expired(const struct ps_flow_key *k, const struct ps_flow_value *v, uint64_t now_ns,
-                     uint64_t idle_ns, uint64_t closed_ns) {
-        uint64_t timeout = idle_ns;
+int bpf_possible_cpus(void) {
+        static int ncpus = 0;
 
-        if (k->proto == IPPROTO_TCP && (v->state == PS_STATE_FIN || v->state == PS_STATE_RST))
-                timeout = MIN(idle_ns, closed_ns);
-        return v->last_seen < now_ns && now_ns - v->last_seen > timeout;
+        if (ncpus <= 0)
+                ncpus = libbpf_num_possible_cpus();
+        return ncpus > 0 ? ncpus : -EINVAL;
+}
+
+int bpf_map_sum_percpu(int map_fd, const void *key, size_t value_size,
+                       void (*add)(void *sum, const void *cpu_value), void *sum) {
+        _cleanup_free_ void *v = NULL;
+        int ncpus = bpf_possible_cpus();
+
+        assert(key);
+        assert(add);
+        assert(sum);
+        if (ncpus < 0)
+                return ncpus;
+        if (map_fd < 0)
+                return -EBADF;
+        v = calloc((size_t) ncpus, value_size);
+        if (!v)
+                return -ENOMEM;
+        if (bpf_map_lookup_elem(map_fd, key, v) < 0)
+                return -errno;
+        for (int c = 0; c < ncpus; c++)
+                add(sum, (const uint8_t *) v + (size_t) c * value_size);
+        return 0;
+}
+
+int bpf_map_zero_percpu(int map_fd, const void *key, size_t value_size) {
+        _cleanup_free_ void *z = NULL;
+        int ncpus = bpf_possible_cpus();
+
+        assert(key);
+        if (ncpus < 0)
+                return ncpus;
+        z = calloc((size_t) ncpus, value_size);
+        if (!z)
+                return -ENOMEM;
+        return bpf_map_update_elem(map_fd, key, z, BPF_ANY) < 0 ? -errno : 0;
+}
+
+int bpf_map_pin_or_create(const char *dir, const BpfMapSpec *spec) {
+        _cleanup_free_ char *path = NULL;
+        struct bpf_map_info info = {};
+        uint32_t len = sizeof info;
+        int fd;
+
+        assert(dir);
+        assert(spec);
+        LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = spec->flags);
+        path = strjoin_path(dir, spec->name);
+        if (!path)
+                return -ENOMEM;
+        fd = bpf_obj_get(path);
+        if (fd >= 0) {
+                if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+                    info.type == (uint32_t) spec->type && info.key_size == spec->key_size &&
+                    info.value_size == spec->value_size && info.max_entries == spec->max_entries)
+                        return fd;
+                /* Another layout (an older ABI): start a fresh map; programs get it on load. */
+                close(fd);
+                (void) unlink(path);
+        }
+        fd = bpf_map_create(spec->type, spec->name, spec->key_size, spec->value_size,
+                            spec->max_entries, &opts);
+        if (fd < 0)
+                return -errno;
+        if (bpf_obj_pin(fd, path) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        return fd;
 }

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+#include <netinet/in.h>
+#include <time.h>
+
+#include "bus-names.h"
+#include "filters.h"
+#include "proto.h"
+#include "util.h"
+
+/* The source port of the probe packets: any unprivileged port stands for a client. */
+#define LOCKOUT_PROBE_SPORT 50000
+
+int filter_check_lockout(const Config *c, const Filter *f, char **ret_error) {
+        assert(c);
+        assert(f);
+        if (f->force || !f->enabled || f->action != FILTER_DROP)
+                return 0;
+        /* Checked against a new connection (SYN) and an established one (ACK) from each
+         * management address to each management port. */
+        for (uint32_t a = 0; a < c->n_management; a++)
+                for (uint32_t p = 0; p < c->n_management_ports; p++)
+                        for (int k = 0; k < 2; k++) {
+                                struct ps_match pkt = {
+                                        .family = c->management[a].family,
+                                        .proto = IPPROTO_TCP,
+                                        .sport = LOCKOUT_PROBE_SPORT,
+                                        .dport = c->management_ports[p],
+                                        .tcp_flags = k == 0 ? TCP_FLAG_SYN : TCP_FLAG_ACK,
+                                };
+                                char buf[ADDR_STRLEN], id[16] = "(new)";
+
+                                memcpy(pkt.src, c->management[a].addr, sizeof pkt.src);
+                                /* The local address is unknown here: assume the rule's own. */
+                                if (f->has_dst)
+                                        memcpy(pkt.dst, f->dst.addr, sizeof pkt.dst);
+                                if (!filter_match(f, &pkt))
+                                        continue;
+                                if (f->id != UINT32_MAX)
+                                        snprintf(id, sizeof id, "%u", f->id);
+                                return error_setf(ret_error, -EPERM,
+                                        "rule %s would drop %s traffic from the management "
+                                        "address %s to port %u (ManagementAddresses= in "
+                                        "packetscope.conf); add \"force\": true to apply it anyway",
+                                        id, k == 0 ? "new TCP" : "TCP",
+                                        addr_to_string(c->management[a].family,
+                                                       c->management[a].addr, buf),
+                                        c->management_ports[p]);
+                        }
+        return 0;
+}
+
+int filter_parse_import(const char *text, bool keep_ids, FilterList *ret, char **ret_error) {
+        _cleanup_filter_list_ FilterList rules = {};
+        _cleanup_json_ json_t *root = NULL;
+        json_error_t jerr;
+        json_t *list;
+        size_t count;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        int r;
+
+        assert(text);
+        assert(ret);
+        if (strlen(text) > PS_IMPORT_MAX_BYTES)
+                return error_setf(ret_error, -EMSGSIZE, "the import is %zu bytes; accepted: at most "
+                                  "%u (split it, or use AddBatch)", strlen(text),
+                                  PS_IMPORT_MAX_BYTES);
+        root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root)
+                return error_setf(ret_error, -EINVAL, "the import is not valid JSON: line %d "
+                                  "column %d: %s", jerr.line, jerr.column, jerr.text);
+        list = json_is_object(root) && json_object_get(root, "filters") ?
+               json_object_get(root, "filters") : root;
+        if (!json_is_array(list) && !json_is_object(list))
+                return error_setf(ret_error, -EINVAL, "the import must be a rule object, an array "
+                                  "of rules or {\"filters\": [...]}");
+        count = json_is_array(list) ? json_array_size(list) : 1;
+        if (count > PS_FILTER_MAX_RULES)
+                return error_setf(ret_error, -E2BIG, "the import holds %zu rules; accepted: at "
+                                  "most %u", count, PS_FILTER_MAX_RULES);
+        rules.rules = calloc(count + 1, sizeof(Filter *));
+        if (!rules.rules)
+                return -ENOMEM;
+        for (size_t i = 0; i < count; i++) {
+                json_t *o = json_is_array(list) ? json_array_get(list, i) : list; /* borrowed */
+                _cleanup_filter_ Filter *f = filter_new();
+                _cleanup_free_ char *err = NULL;
+
+                if (!f)
+                        return -ENOMEM;
+                r = filter_from_json(f, o, FILTER_PARSE_IMPORT, &err);
+                if (r == -EINVAL)
+                        return error_setf(ret_error, -EINVAL, "rule #%zu of the import: %s", i,
+                                          err ? err : strerror(-r));
+                if (r < 0)
+                        return r;
+                if (!keep_ids)
+                        f->id = UINT32_MAX;
+                /* Its time is over: importing it would only make it live again. */
+                if (f->expires_usec && f->expires_usec <= now)
+                        continue;
+                rules.rules[rules.n++] = TAKE_PTR(f);
+        }
+        *ret = rules;
+        rules = (FilterList) {};
+        return 0;
+}
