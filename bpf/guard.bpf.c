@@ -760,7 +760,10 @@ static __always_inline void frag_key_of(const struct pkt *p, struct ps_frag_key 
 {
         __builtin_memset(key, 0, sizeof(*key));
         key->family = p->m.family;
-        key->proto = p->m.proto;
+        /* IPv4 reassembles per protocol too; IPv6 by addresses and identification only, and
+         * its first fragment's protocol (past any header behind the fragment header) need not
+         * be the next header the later fragments name. */
+        key->proto = p->m.family == PS_FAMILY_IPV4 ? p->m.proto : 0;
         key->id = p->frag_id;
         __builtin_memcpy(key->src, p->m.src, sizeof(key->src));
         __builtin_memcpy(key->dst, p->m.dst, sizeof(key->dst));

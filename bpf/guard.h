@@ -184,7 +184,7 @@ struct ps_meta {
 
 struct ps_frag_key {
         __u8 family;
-        __u8 proto;
+        __u8 proto;   /* IPv4 only; 0 for IPv6 (RFC 8200 reassembles without it) */
         __u16 pad;
         __u32 id;     /* IPv4 identification (16 bits) or IPv6 fragment identification, host order */
         __u32 src[4];

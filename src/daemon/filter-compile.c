@@ -159,7 +159,8 @@ int filter_compile(Filter *const *rules, size_t n, FilterSet *ret, char **ret_er
                                   PS_FILTER_MAX_RULES);
                 return -E2BIG;
         }
-        qsort(order, n_enabled, sizeof(Filter *), cmp_rules);
+        if (n_enabled > 0) /* order may be NULL then, which qsort() must not be given */
+                qsort(order, n_enabled, sizeof(Filter *), cmp_rules);
 
         for (size_t i = 0; i < n_enabled; i++) {
                 const Filter *f = order[i];
@@ -241,7 +242,8 @@ int filter_compile(Filter *const *rules, size_t n, FilterSet *ret, char **ret_er
         }
 
         /* Rules that share a (shape, key) become one entry holding the best of each kind. */
-        qsort(s.entries, s.n_entries, sizeof(FilterEntry), cmp_entries);
+        if (s.n_entries > 0)
+                qsort(s.entries, s.n_entries, sizeof(FilterEntry), cmp_entries);
         {
                 size_t out = 0;
 

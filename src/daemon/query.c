@@ -228,8 +228,13 @@ uint64_t query_flow_metric(const Query *q, const struct ps_flow_value *v, uint64
         case QUERY_SORT_FIRST_SEEN:
                 /* Newest first, like last_seen. */
                 return v->first_seen;
-        case QUERY_SORT_RATE:
-                return (uint64_t) (rate_per_sec(v->bytes, v->first_seen, now_ns) * 8.0);
+        case QUERY_SORT_RATE: {
+                /* Bits per second; a figure past what uint64_t holds (a byte count near 2^61
+                 * within a second) sorts as the largest, not as whatever the cast makes of it. */
+                double bps = rate_per_sec(v->bytes, v->first_seen, now_ns) * 8.0;
+
+                return bps >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t) bps;
+        }
         case QUERY_SORT_BYTES:
         default:
                 return v->bytes;

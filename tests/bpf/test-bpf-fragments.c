@@ -431,6 +431,31 @@ Test(fragments, later_fragments_follow_a_pass) {
         cr_assert_eq(hits(0), 1);
 }
 
+/* IPv6: a header behind the fragment header is in the first fragment only; its later
+ * fragments name that header, not UDP, and still follow it. */
+Test(fragments, ipv6_header_behind_the_fragment_header) {
+        struct ps_stats e = {};
+        uint8_t l4[64];
+        struct pkt p;
+
+        add_rule("{\"rule_type\": \"udp\", \"dst_port\": 53}");
+        pkt_init(&p);
+        pkt_eth(&p, 0x86dd, 0, NULL);
+        pkt_ipv6(&p, REMOTE6, LOCAL6, 44, 64, 0);
+        pkt_ipv6_frag(&p, 60, 0, true);
+        pkt_ipv6_ext(&p, 60, IPPROTO_UDP, 8);
+        pkt_udp(&p, 40000, 53, 32, 200);
+        pkt_finish(&p, 0);
+        expect_verdict(&p, XDP_DROP, "first fragment to udp/53");
+        memset(l4, 'u', sizeof(l4));
+        frag6(&p, 60, 0x12345678, l4, 48, 112, false);
+        expect_verdict(&p, XDP_DROP, "its later fragment, next header 60");
+        e.packets = e.ipv6 = e.dropped = e.dropped_filter = 2;
+        e.fragments = e.fragments_followed = 1;
+        stats_expect(&e);
+        cr_assert_eq(hits(0), 2);
+}
+
 /* RFC 7112: an IPv6 first fragment must hold the whole header chain and the transport header. */
 Test(fragments, tiny_ipv6) {
         struct ps_stats e = {};

@@ -110,7 +110,7 @@ static inline void ref_random_rule(struct ref_rng *g, struct ref_rule *r, uint32
                 ref_random_prefix(g, &r->src, family, true);
         if (family && (!r->src.set || ref_rnd(g, 3) == 0))
                 ref_random_prefix(g, &r->dst, family, false);
-        if (r->protocol == 6 || r->protocol == 17) {
+        if (ref_has_ports(r->protocol)) {
                 if (ref_rnd(g, 3) == 0)
                         r->sport = ref_random_ports(g, 1020, 8);
                 if (ref_rnd(g, 2) == 0)
@@ -166,7 +166,7 @@ static inline void ref_random_pkt(struct ref_rng *g, struct ref_pkt *p) {
         p->proto = protos[ref_rnd(g, 9)];
         if (p->proto == 1 && p->family == 6)
                 p->proto = 58;
-        if (p->proto == 6 || p->proto == 17) {
+        if (ref_has_ports(p->proto)) {
                 p->sport = 1016 + (int) ref_rnd(g, 16);
                 p->dport = ref_rnd(g, 4) ? 16 + (int) ref_rnd(g, 26) : (int) ref_rnd(g, 200) + 1;
         }

@@ -269,6 +269,21 @@ static void run_frame(const uint8_t *data, size_t size) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const size_t sep = strlen(FRAME_SEPARATOR);
 
+#ifdef PS_POLICY_PASS_TINY_FRAGMENTS
+        {
+                /* The policies for what the parser cannot classify whole (packetscope.conf:
+                 * TinyFragments=, LongHeaderChains=) come from the input's length, so that
+                 * every seed runs under each of them as the fuzzer grows and cuts it. */
+                struct ps_meta meta = {
+                        .abi_version = PS_ABI_VERSION,
+                        .policy = (uint32_t) (size % 4),
+                };
+                uint32_t zero = 0;
+
+                CHECK(bpf_map_update_elem(bpf_map__fd(skel->maps.meta), &zero, &meta, BPF_ANY) == 0);
+        }
+#endif
+
         for (frame_index = 0; frame_index < MAX_FRAMES && size > 0; frame_index++) {
                 const uint8_t *end = memmem(data, size, FRAME_SEPARATOR, sep);
                 size_t len = end ? (size_t) (end - data) : size;

@@ -12,8 +12,9 @@ harness=$1 seeds=$2 work=$3
 shift 3
 seconds=${PACKETSCOPE_FUZZ_SECONDS:-10}
 here=$(dirname "$0")
-# Undefined behaviour fails the run like a crash does, except what ubsan.supp lists.
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:suppressions=$here/ubsan.supp}"
+# Undefined behaviour fails the run like a crash does, except what ubsan.supp lists. Appended
+# to what the caller set (a later option wins), so the suppressions hold under any caller.
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}halt_on_error=1:print_stacktrace=1:suppressions=$here/ubsan.supp"
 mkdir -p "$work/corpus" "$work/artifacts"
 exec "$harness" -max_total_time="$seconds" -timeout=120 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$@" "$work/corpus" "$seeds"

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
 # shellcheck shell=bash
+# Variables set here are used by the scripts that source this file: SC2034 does not apply.
+# shellcheck disable=SC2034
 #
 # Helpers of the test-promises-*.sh scripts (what the manual pages promise), on top of lib.sh:
 # a stand-in for the journal that records the daemon's structured entries, and the bus signals
@@ -11,7 +13,6 @@ declare -F done_testing >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PS_FILTERS_PATH=$PS_PATH/filters
 PS_FILTERS=org.packetscope.Guarder1.Filters
 PS_FILTER=org.packetscope.Guarder1.Filter
-PS_TRANSACTION=org.packetscope.Guarder1.Transaction
 
 # The message ids of packetscoped(8), LOGGING.
 MSG_CONFIG_ERROR=8a1f2d6c4b7e4e0f9a35c2d1e6b70a06

@@ -43,8 +43,8 @@ expected=("$PS_PATH/link/$A_IF" "$PS_CONNS_PATH" "$PS_PATH/filters" "$PS_PATH/fi
 [ -n "$transaction" ] && expected+=("$transaction")
 results=$(timeout 120 "$PYTHON" "$PS_TESTDIR/introspect-compare.py" "$XML" "$PS_NAME" "$PS_PATH" \
         "${expected[@]}" 2>&1)
-status=$?
-ok "$status" "the comparison ran" "$results"
+# Its own failure (not a check of the daemon: the checks are the lines it prints).
+[ $? -eq 0 ] || ok 1 "the comparison ran" "$results"
 while IFS= read -r line; do
         jq -e . >/dev/null 2>&1 <<<"$line" || continue
         ok "$(jq -r 'if .ok then 0 else 1 end' <<<"$line")" "$(jq -r .name <<<"$line")" \

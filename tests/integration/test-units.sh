@@ -27,17 +27,13 @@ MAX_EXPOSURE=3.0
 make_tmpdir T
 mkdir -p "$T/units"
 
-# Where the build installs the binaries, from its options (not from the units).
-build_option() {
-        meson introspect "$BUILDDIR" --buildoptions |
-                /usr/bin/python3 -c 'import json, sys
-print([o["value"] for o in json.load(sys.stdin) if o["name"] == sys.argv[1]][0])' "$1"
-}
-PREFIX=$(build_option prefix)
-SBIN=$(build_option sbindir)
-BIN=$(build_option bindir)
-case $SBIN in /*) ;; *) SBIN=$PREFIX/$SBIN ;; esac
-case $BIN in /*) ;; *) BIN=$PREFIX/$BIN ;; esac
+# Where the build installs the binaries, from its options (not from the units): prefix,
+# sbindir and bindir, the last two made absolute.
+read -r SBIN BIN < <(meson introspect "$BUILDDIR" --buildoptions | /usr/bin/python3 -c '
+import json, os, sys
+o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
+print(*(os.path.join(o["prefix"], o[d]) for d in ("sbindir", "bindir")))')
+[ -n "$BIN" ] || bail "cannot read the build options of $BUILDDIR"
 is "$(sed -n 's/^ExecStart=//p' "$UNITS/packetscope.service")" "$SBIN/packetscoped" \
         "packetscope.service runs the daemon where it is installed ($SBIN)"
 is "$(sed -n 's/^Exec\(Start\|Stop\)=\([^ ]*\) .*/\1 \2/p' "$UNITS/packetscope@.service" | tr '\n' ' ')" \

@@ -224,6 +224,20 @@ Test(query, metrics_and_rates) {
         cr_assert_float_eq(rate_per_sec(7, 0, NSEC_PER_SEC / 2), 7.0, 1e-9);
 }
 
+Test(query, rate_past_uint64_sorts_as_the_largest) {
+        Query q;
+        /* 2^62 bytes within its first second: 2^65 bit/s, more than uint64_t holds. */
+        struct ps_flow_value v = { .packets = 1, .bytes = UINT64_C(1) << 62,
+                                   .first_seen = NSEC_PER_SEC, .last_seen = NSEC_PER_SEC };
+
+        query_init(&q, QUERY_FLOWS);
+        q.sort = QUERY_SORT_RATE;
+        cr_assert_eq(query_flow_metric(&q, &v, NSEC_PER_SEC + 1), UINT64_MAX);
+        /* just below the limit the figure is kept as it is */
+        v.bytes = UINT64_C(1) << 60;
+        cr_assert_eq(query_flow_metric(&q, &v, NSEC_PER_SEC + 1), UINT64_C(1) << 63);
+}
+
 Test(query, protocol_names) {
         char buf[4];
         uint8_t p;
