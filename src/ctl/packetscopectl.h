@@ -57,7 +57,7 @@ typedef enum OptionIndex {
         OPT_INDEX_CONFIRM,
         OPT_INDEX_YES,
         OPT_INDEX_JSON_OUTPUT,
-        /* Then the rule field options, in the order of rule_options[] (ctl-rule-options.c). */
+        /* Then the rule field options: the fields of the rule table (rule.h) with an option. */
         _OPT_INDEX_RULE_FIRST,
 } OptionIndex;
 
