@@ -412,8 +412,9 @@ int read_input(const char *name, char **ret) {
         return 0;
 }
 
-/* The rule of filter add/update/test: the --json text (or standard input for "-"), then the
- * field options on top of it, so that "--json '{...}' --force" works as it reads. */
+/* The rule of filter add/update/test: the --json text (or standard input for "-"; NULL when
+ * there is none), then the field options on top of it, so that "--json '{...}' --force" works
+ * as it reads. */
 int build_rule(const char *verb, const char *text) {
         _cleanup_free_ char *input = NULL, *err = NULL;
         _cleanup_json_ json_t *rule = NULL;
@@ -421,7 +422,6 @@ int build_rule(const char *verb, const char *text) {
         json_t *value;
         int r;
 
-        assert(text);
         assert(verb);
 
         if (text && streq(text, "-")) {
