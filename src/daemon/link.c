@@ -371,9 +371,10 @@ int link_adopt(const LinkSetup *setup, const char *ifname, Link **ret, char **re
 
         l->link_fd = open_pin(l->pin_dir, "link");
         if (l->link_fd < 0) {
-                r = l->link_fd;
-                (void) error_setf(ret_error, 0,
-                                  "no pinned link in %s: %s", l->pin_dir, strerror(-r));
+                (void) error_setf(ret_error, 0, "no pinned link in %s: %s", l->pin_dir,
+                                  strerror(-l->link_fd));
+                /* The other pins are stale without it: reported as such, not as a failure. */
+                r = -ESTALE;
                 goto stale;
         }
         r = link_fill_ids(l);
