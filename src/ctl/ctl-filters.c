@@ -1,0 +1,706 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The filter verbs but apply: the rule set page by page (Filters.ListRange) read into FilterRows
+ * and shown as a table or one rule's fields, and the calls that change one rule or the set.
+ */
+#include <assert.h>
+#include <inttypes.h>
+
+#include "packetscopectl.h"
+
+#define COMMENT_WIDTH_MIN 16u /* what the filter table keeps of a comment at least */
+#define RULE_ENDPOINT_MAX (FORMAT_ENDPOINT_MAX + 16)
+
+typedef struct FilterRow {
+        uint64_t seen;
+        uint64_t id;
+        const char *path, *rule_type, *protocol, *action, *comment;
+        const char *src_ip, *dst_ip, *src_port, *dst_port;
+        uint64_t tcp_flags, tcp_flags_mask, icmp_type, icmp_code;
+        const char *inner_src_ip, *inner_dst_ip, *inner_protocol, *inner_src_port, *inner_dst_port;
+        bool enabled;
+        int64_t priority;
+        uint64_t timeout, expires, created, hits, bytes, last_hit;
+} FilterRow;
+
+typedef enum FilterKey {
+        FILTER_ID, /* the one whose presence is asked for */
+        _FILTER_KEY_OTHERS,
+} FilterKey;
+
+/* The keys of a rule are the names of the members they land in. */
+#define FILTER_FIELD(kind, member) { #member, BUS_FIELD_##kind, offsetof(FilterRow, member), NULL }
+
+static const BusField filter_fields[] = {
+        [FILTER_ID] = FILTER_FIELD(U64, id),
+        FILTER_FIELD(STRING, path),
+        FILTER_FIELD(STRING, rule_type),
+        FILTER_FIELD(STRING, protocol),
+        FILTER_FIELD(STRING, src_ip),
+        FILTER_FIELD(STRING, dst_ip),
+        FILTER_FIELD(STRING, src_port),
+        FILTER_FIELD(STRING, dst_port),
+        FILTER_FIELD(U64, tcp_flags),
+        FILTER_FIELD(U64, tcp_flags_mask),
+        FILTER_FIELD(U64, icmp_type),
+        FILTER_FIELD(U64, icmp_code),
+        FILTER_FIELD(STRING, inner_src_ip),
+        FILTER_FIELD(STRING, inner_dst_ip),
+        FILTER_FIELD(STRING, inner_protocol),
+        FILTER_FIELD(STRING, inner_src_port),
+        FILTER_FIELD(STRING, inner_dst_port),
+        FILTER_FIELD(STRING, action),
+        FILTER_FIELD(BOOL, enabled),
+        FILTER_FIELD(STRING, comment),
+        FILTER_FIELD(I64, priority),
+        FILTER_FIELD(U64, timeout),
+        FILTER_FIELD(U64, expires),
+        FILTER_FIELD(U64, created),
+        FILTER_FIELD(U64, hits),
+        FILTER_FIELD(U64, bytes),
+        FILTER_FIELD(U64, last_hit),
+};
+
+static int filter_rows_read(sd_bus_message *page, FilterRow **ret, size_t *ret_n) {
+        static const BusDict dict = BUS_DICT(filter_fields, FilterRow);
+        static const FilterRow initial = {};
+        void *rows = NULL;
+        int r;
+
+        r = bus_read_rows(page, &dict, sizeof(FilterRow), &initial, &rows, ret_n);
+        if (r < 0) {
+                fprintf(stderr, "packetscopectl: cannot parse the reply of ListRange: %s\n",
+                        strerror(-r));
+                return r;
+        }
+        *ret = rows;
+        return 0;
+}
+
+/* Every rule, page by page (ListRange): List() alone is refused for big sets, whose answer
+ * would not fit one bus message. The rows' strings live in the pages. */
+static int list_all_filters(sd_bus *bus, BusReplies *ret) {
+        uint32_t offset = 0;
+        int r;
+
+        assert(bus);
+        assert(ret);
+
+        for (;;) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                uint32_t n = 0;
+
+                r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "ListRange", NULL, &reply,
+                             "uu", offset, PS_FILTERS_LIST_MAX);
+                if (r < 0)
+                        return r;
+                /* Count the rows without reading them: that is for the caller. */
+                r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
+                while (r >= 0 && (r = sd_bus_message_skip(reply, "a{sv}")) > 0)
+                        n++;
+                if (r < 0) {
+                        fprintf(stderr, "packetscopectl: cannot parse the reply of ListRange: %s\n",
+                                strerror(-r));
+                        return r;
+                }
+                r = sd_bus_message_rewind(reply, true);
+                if (r < 0)
+                        return r;
+                r = bus_replies_push(ret, reply);
+                if (r < 0)
+                        return r;
+                TAKE_PTR(reply);
+                if (n < PS_FILTERS_LIST_MAX)
+                        break;
+                offset += PS_FILTERS_LIST_MAX;
+        }
+        return 0;
+}
+
+/* "10.0.0.0/8:22", "[2001:db8::1]:80-90", "*" for any address and no port for any port. */
+static void format_rule_endpoint(char *buf, size_t size, const char *ip, const char *port) {
+        const char *a = ip && *ip ? ip : "*";
+
+        if (!port || streq(port, "any") || streq(port, ""))
+                snprintf(buf, size, "%s", a);
+        else if (strchr(a, ':'))
+                snprintf(buf, size, "[%s]:%s", a, port);
+        else
+                snprintf(buf, size, "%s:%s", a, port);
+}
+
+static bool filter_is_icmpv6(const FilterRow *row) {
+        return streq_ptr(row->protocol, "icmpv6");
+}
+
+/* A rule's empty address (or a missing value) reads "any". */
+static const char *strany(const char *s) {
+        return s && *s ? s : "any";
+}
+
+static const char *strempty(const char *s) {
+        return s ? s : "";
+}
+
+/* What the rule matches besides addresses and ports: TCP flags (as flags/mask), the ICMP type
+ * and code, the quoted datagram of an ICMP error. "-" when nothing. */
+static int format_rule_match(const FilterRow *row, char **ret) {
+        _cleanup_free_ char *text = NULL;
+        unsigned type = (unsigned) row->icmp_type, code = (unsigned) row->icmp_code;
+        const char *iproto = row->inner_protocol, *isrc = row->inner_src_ip, *idst = row->inner_dst_ip;
+        const char *isport = row->inner_src_port, *idport = row->inner_dst_port;
+        bool inner = (iproto && !streq(iproto, "any")) || (isrc && *isrc) || (idst && *idst) ||
+                     (isport && !streq(isport, "any")) || (idport && !streq(idport, "any"));
+        const char *sep = "";
+        size_t size = 0;
+        FILE *f;
+
+        f = open_memstream(&text, &size);
+        if (!f)
+                return -ENOMEM;
+        if (row->tcp_flags_mask) {
+                char fl[FORMAT_TCP_FLAGS_MAX], ms[FORMAT_TCP_FLAGS_MAX];
+
+                fprintf(f, "flags %s/%s", format_tcp_flags(fl, sizeof fl, (uint8_t) row->tcp_flags),
+                        format_tcp_flags(ms, sizeof ms, (uint8_t) row->tcp_flags_mask));
+                sep = ", ";
+        }
+        if (type != 255) {
+                char t[48];
+
+                format_icmp_type(t, sizeof t, filter_is_icmpv6(row), type);
+                fprintf(f, "%s%s", sep, t);
+                sep = ", ";
+        }
+        if (code != 255) {
+                fprintf(f, "%scode %u", sep, code);
+                sep = ", ";
+        }
+        if (inner) {
+                char s[RULE_ENDPOINT_MAX], d[RULE_ENDPOINT_MAX];
+
+                fprintf(f, "%sinner %s", sep, iproto ? iproto : "any");
+                format_rule_endpoint(s, sizeof s, isrc, isport);
+                format_rule_endpoint(d, sizeof d, idst, idport);
+                if (!streq(s, "*") || !streq(d, "*"))
+                        fprintf(f, " %s -> %s", s, d);
+        }
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        if (size == 0) {
+                free(text);
+                text = strdup("-");
+                if (!text)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
+/* One table for the rules; comment_width 0 leaves the comments whole, SIZE_MAX leaves them out
+ * (to measure the other columns). */
+static int filters_table(const FilterRow *rows, size_t n, uint64_t now, size_t comment_width,
+                         Table **ret) {
+        _cleanup_table_ Table *t = table_new("ID", "ACTION", "PROTO", "SOURCE", "DESTINATION",
+                                             "MATCH", "HITS", "BYTES", "LAST HIT", "EN", "COMMENT",
+                                             NULL);
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        table_align_right(t, 1u << 0 | 1u << 6 | 1u << 7);
+        for (size_t i = 0; i < n; i++) {
+                const FilterRow *row = &rows[i];
+                char src[RULE_ENDPOINT_MAX], dst[RULE_ENDPOINT_MAX], bytes[FORMAT_BYTES_MAX];
+                char last[FORMAT_RELATIVE_MAX];
+                _cleanup_free_ char *match = NULL, *comment = NULL;
+
+                format_rule_endpoint(src, sizeof src, row->src_ip, row->src_port);
+                format_rule_endpoint(dst, sizeof dst, row->dst_ip, row->dst_port);
+                r = format_rule_match(row, &match);
+                if (r < 0)
+                        return r;
+                comment = comment_width > 0 ? truncate_text(strempty(row->comment), comment_width)
+                                            : strdup(strempty(row->comment));
+                if (!comment)
+                        return -ENOMEM;
+                if ((r = table_add_cellf(t, "%" PRIu64, row->id)) < 0 ||
+                    (r = table_add_cell(t, row->action)) < 0 ||
+                    (r = table_add_cell(t, row->protocol)) < 0 ||
+                    (r = table_add_cell(t, src)) < 0 ||
+                    (r = table_add_cell(t, dst)) < 0 ||
+                    (r = table_add_cell(t, match)) < 0 ||
+                    (r = table_add_cellf(t, "%" PRIu64, row->hits)) < 0 ||
+                    (r = table_add_cell(t, format_bytes(bytes, sizeof bytes, row->bytes))) < 0 ||
+                    (r = table_add_cell(t, format_relative_time(last, sizeof last, now,
+                                                                row->last_hit))) < 0 ||
+                    (r = table_add_cell(t, row->enabled ? "yes" : "no")) < 0 ||
+                    (r = table_add_cell(t, comment_width == SIZE_MAX ? "" : comment)) < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+static int render_filters(FILE *f, const FilterRow *rows, size_t n, uint64_t now, bool header) {
+        _cleanup_table_ Table *t = NULL;
+        size_t columns = output_columns(), width = 0;
+        int r;
+
+        if (columns > 0) {
+                _cleanup_table_ Table *probe = NULL;
+                _cleanup_free_ char *text = NULL;
+                size_t size = 0, rest;
+                FILE *m;
+
+                /* Everything but the comments, printed with the header: its line is as wide as
+                 * the other columns plus the gap and "COMMENT". What is left is the comment's. */
+                r = filters_table(rows, n, now, SIZE_MAX, &probe);
+                if (r < 0)
+                        return r;
+                m = open_memstream(&text, &size);
+                if (!m)
+                        return -ENOMEM;
+                r = table_print(probe, m, true);
+                if (fclose(m) != 0 && r >= 0)
+                        r = -ENOMEM;
+                if (r < 0)
+                        return r;
+                rest = strcspn(text, "\n") - strlen("COMMENT");
+                width = columns > rest ? columns - rest : 0;
+                width = MAX(width, COMMENT_WIDTH_MIN);
+        }
+        r = filters_table(rows, n, now, width, &t);
+        if (r < 0)
+                return r;
+        return table_print(t, f, header);
+}
+
+/* How filter show writes one line of a rule. */
+typedef enum FilterShow {
+        SHOW_NUMBER,    /* uint64_t */
+        SHOW_SIGNED,    /* int64_t */
+        SHOW_TEXT,      /* const char *, "n/a" when missing */
+        SHOW_COMMENT,   /* const char *, empty when missing */
+        SHOW_ANY,       /* const char *, "any" when missing or empty */
+        SHOW_YES_NO,    /* bool */
+        SHOW_TCP_FLAGS, /* flags/mask */
+        SHOW_ICMP_TYPE, /* uint64_t, by name */
+        SHOW_ICMP_CODE, /* uint64_t */
+        SHOW_TIMEOUT,   /* the timeout and when it expires */
+        SHOW_WHEN,      /* a uint64_t timestamp, and how long ago */
+        SHOW_LAST_HIT,  /* the same, or "never" */
+        SHOW_BYTES,     /* uint64_t */
+} FilterShow;
+
+typedef struct FilterLine {
+        const char *label;
+        FilterShow show;
+        size_t offset;
+} FilterLine;
+
+#define LINE(label, show, member) { label, SHOW_##show, offsetof(FilterRow, member) }
+
+static const FilterLine filter_lines[] = {
+        LINE("Id", NUMBER, id),
+        LINE("Object path", TEXT, path),
+        LINE("Action", TEXT, action),
+        LINE("Enabled", YES_NO, enabled),
+        LINE("Priority", SIGNED, priority),
+        LINE("Comment", COMMENT, comment),
+        LINE("Rule type", TEXT, rule_type),
+        LINE("Protocol", TEXT, protocol),
+        LINE("Source address", ANY, src_ip),
+        LINE("Source port", ANY, src_port),
+        LINE("Destination address", ANY, dst_ip),
+        LINE("Destination port", ANY, dst_port),
+        LINE("TCP flags", TCP_FLAGS, tcp_flags),
+        LINE("ICMP type", ICMP_TYPE, icmp_type),
+        LINE("ICMP code", ICMP_CODE, icmp_code),
+        LINE("Inner protocol", ANY, inner_protocol),
+        LINE("Inner source", ANY, inner_src_ip),
+        LINE("Inner source port", ANY, inner_src_port),
+        LINE("Inner destination", ANY, inner_dst_ip),
+        LINE("Inner dest. port", ANY, inner_dst_port),
+        LINE("Timeout", TIMEOUT, timeout),
+        LINE("Created", WHEN, created),
+        LINE("Hits", NUMBER, hits),
+        LINE("Bytes", BYTES, bytes),
+        LINE("Last hit", LAST_HIT, last_hit),
+};
+
+/* "2026-11-30 14:00:00 UTC (5min ago)". */
+static void format_when(char *buf, size_t size, uint64_t now, uint64_t usec) {
+        char when[64], rel[FORMAT_RELATIVE_MAX];
+
+        format_timestamp(when, sizeof when, usec);
+        snprintf(buf, size, "%s (%s)", when, format_relative_time(rel, sizeof rel, now, usec));
+}
+
+static const char *format_filter_line(char *buf, size_t size, const FilterRow *row,
+                                      const FilterLine *line, uint64_t now) {
+        const void *field = (const uint8_t *) row + line->offset;
+        uint64_t u = 0;
+        const char *s = NULL;
+        char a[FORMAT_TCP_FLAGS_MAX], b[FORMAT_TCP_FLAGS_MAX];
+
+        if (line->show == SHOW_TEXT || line->show == SHOW_COMMENT || line->show == SHOW_ANY)
+                s = *(const char *const *) field;
+        else if (line->show != SHOW_SIGNED && line->show != SHOW_YES_NO)
+                u = *(const uint64_t *) field;
+        switch (line->show) {
+        case SHOW_NUMBER:
+                snprintf(buf, size, "%" PRIu64, u);
+                return buf;
+        case SHOW_SIGNED:
+                snprintf(buf, size, "%" PRIi64, *(const int64_t *) field);
+                return buf;
+        case SHOW_TEXT:
+                return strna(s);
+        case SHOW_COMMENT:
+                return strempty(s);
+        case SHOW_ANY:
+                return strany(s);
+        case SHOW_YES_NO:
+                return *(const bool *) field ? "yes" : "no";
+        case SHOW_TCP_FLAGS:
+                if (row->tcp_flags_mask == 0)
+                        return "any";
+                snprintf(buf, size, "%s/%s (flags %" PRIu64 ", mask %" PRIu64 ")",
+                         format_tcp_flags(a, sizeof a, (uint8_t) row->tcp_flags),
+                         format_tcp_flags(b, sizeof b, (uint8_t) row->tcp_flags_mask),
+                         row->tcp_flags, row->tcp_flags_mask);
+                return buf;
+        case SHOW_ICMP_TYPE:
+                if (u == ICMP_ANY)
+                        return "any";
+                format_icmp_type(buf, size, filter_is_icmpv6(row), (unsigned) u);
+                return buf;
+        case SHOW_ICMP_CODE:
+                if (u == ICMP_ANY)
+                        return "any";
+                snprintf(buf, size, "%" PRIu64, u);
+                return buf;
+        case SHOW_TIMEOUT: {
+                char expires[128];
+
+                if (u == 0)
+                        return "none (permanent)";
+                format_when(expires, sizeof expires, now, row->expires);
+                snprintf(buf, size, "%" PRIu64 "s, expires %s", u, expires);
+                return buf;
+        }
+        case SHOW_LAST_HIT:
+                if (u == 0)
+                        return "never";
+                __attribute__((fallthrough));
+        case SHOW_WHEN:
+                format_when(buf, size, now, u);
+                return buf;
+        default:
+                return format_bytes(buf, size, u);
+        }
+}
+
+static int render_filter(FILE *f, const FilterRow *row, uint64_t now) {
+        _cleanup_table_ Table *t = fields_new();
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(filter_lines); i++) {
+                char buf[256];
+
+                r = field_add(t, filter_lines[i].label, "%s",
+                              format_filter_line(buf, sizeof buf, row, &filter_lines[i], now));
+                if (r < 0)
+                        return r;
+        }
+        return table_print(t, f, false);
+}
+
+static int filter_list_json(const BusReplies *p) {
+        _cleanup_json_ json_t *all = json_array();
+        int r;
+
+        if (!all)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n; i++) {
+                _cleanup_json_ json_t *page = NULL;
+
+                r = json_from_reply(p->replies[i], "ListRange", &page);
+                if (r < 0)
+                        return r;
+                if (json_array_extend(all, page) < 0)
+                        return -ENOMEM;
+        }
+        return print_json(all);
+}
+
+int verb_filter_list(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(bus_replies_done) BusReplies p = {};
+        _cleanup_free_ FilterRow *rows = NULL;
+        size_t n = 0;
+        int r;
+
+        r = list_all_filters(bus, &p);
+        if (r < 0)
+                return r;
+        if (arg.json != JSON_OFF)
+                return filter_list_json(&p);
+        for (size_t i = 0; i < p.n; i++) {
+                _cleanup_free_ FilterRow *page = NULL;
+                FilterRow *all;
+                size_t k;
+
+                r = filter_rows_read(p.replies[i], &page, &k);
+                if (r < 0)
+                        return r;
+                all = reallocarray(rows, n + k + 1, sizeof(FilterRow));
+                if (!all)
+                        return -ENOMEM;
+                rows = all;
+                memcpy(rows + n, page, k * sizeof(FilterRow));
+                n += k;
+        }
+        if (n > 0) {
+                r = render_filters(stdout, rows, n, now_usec(CLOCK_REALTIME), arg.legend);
+                if (r < 0)
+                        return r;
+        }
+        print_count_legend(n, "No filters.", "filter", "filters", "listed");
+        return 0;
+}
+
+/* Row k of a page as JSON: the page read again from its start, the rows before it skipped. */
+static int filter_row_json(sd_bus_message *page, size_t k, json_t **ret) {
+        int r;
+
+        r = sd_bus_message_rewind(page, true);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(page, 'a', "a{sv}");
+        for (size_t i = 0; r >= 0 && i < k; i++)
+                r = sd_bus_message_skip(page, "a{sv}");
+        if (r >= 0)
+                r = json_from_bus(page, ret);
+        return r;
+}
+
+int verb_filter_show(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(bus_replies_done) BusReplies p = {};
+        int r;
+
+        /* ListRange carries every field, the path and the counters in one reply. */
+        r = list_all_filters(bus, &p);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < p.n; i++) {
+                _cleanup_free_ FilterRow *rows = NULL;
+                size_t n;
+
+                r = filter_rows_read(p.replies[i], &rows, &n);
+                if (r < 0)
+                        return r;
+                for (size_t k = 0; k < n; k++) {
+                        _cleanup_json_ json_t *j = NULL;
+
+                        if (!BUS_SEEN(&rows[k], FILTER_ID) || rows[k].id != arg.filter_id)
+                                continue;
+                        if (arg.json == JSON_OFF)
+                                return render_filter(stdout, &rows[k], now_usec(CLOCK_REALTIME));
+                        r = filter_row_json(p.replies[i], k, &j);
+                        return r < 0 ? r : print_json(j);
+                }
+        }
+        fprintf(stderr, "packetscopectl: no filter %" PRIu32 "\n", arg.filter_id);
+        return -ENOENT;
+}
+
+/* A call on one rule's object; a rule that is not there says so by its id. */
+static int call_filter_method(sd_bus *bus, uint32_t id, const char *method, sd_bus_message *m) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call(bus, m, 0, &error, NULL);
+        if (r < 0 && (sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_OBJECT) ||
+                      sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_INTERFACE) ||
+                      sd_bus_error_has_name(&error, PS_ERROR_NO_SUCH_FILTER))) {
+                fprintf(stderr, "packetscopectl: %s: no filter %" PRIu32 "\n", error.name, id);
+                return -ENOENT;
+        }
+        if (r < 0)
+                return bus_error(method, &error, r);
+        return 0;
+}
+
+/* A method of the rule of the command line; the rule given with the call for Update. */
+static int filter_call(sd_bus *bus, const char *method, const json_t *rule) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        char path[sizeof(PS_OBJECT_FILTERS "/") + 10]; /* and the id: at most 10 digits */
+        int r;
+
+        assert(bus);
+        assert(method);
+
+        snprintf(path, sizeof path, PS_OBJECT_FILTERS "/%" PRIu32, arg.filter_id);
+        r = sd_bus_message_new_method_call(bus, &m, PS_BUS_NAME, path, PS_IFACE_FILTER, method);
+        if (r >= 0 && rule)
+                r = append_rule(m, rule, false);
+        if (r < 0)
+                return bus_error(rule ? "building the rule" : method, NULL, r);
+        return call_filter_method(bus, arg.filter_id, method, m);
+}
+
+int verb_filter_update(sd_bus *bus, char **args, int n_args) {
+        return filter_call(bus, "Update", arg.rule);
+}
+
+int verb_filter_delete(sd_bus *bus, char **args, int n_args) {
+        return filter_call(bus, "Delete", NULL);
+}
+
+int verb_filter_enable(sd_bus *bus, char **args, int n_args) {
+        return filter_call(bus, "Enable", NULL);
+}
+
+int verb_filter_disable(sd_bus *bus, char **args, int n_args) {
+        return filter_call(bus, "Disable", NULL);
+}
+
+/* Add and Test: a method of the Filters object with the rule of the command line. */
+static int filters_call_with_rule(sd_bus *bus, const char *method, sd_bus_message **ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, PS_BUS_NAME, PS_OBJECT_FILTERS,
+                                           PS_IFACE_FILTERS, method);
+        if (r >= 0)
+                r = append_rule(m, arg.rule, false);
+        if (r < 0)
+                return bus_error("building the rule", NULL, r);
+        r = sd_bus_call(bus, m, 0, &error, ret);
+        if (r < 0)
+                return bus_error(method, &error, r);
+        return 0;
+}
+
+int verb_filter_add(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *path;
+        uint32_t id;
+        int r;
+
+        r = filters_call_with_rule(bus, "Add", &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "uo", &id, &path);
+        if (r < 0)
+                return bus_error("reading the Add reply", NULL, r);
+        if (json_output()) {
+                _cleanup_json_ json_t *o = json_pack("{s:I,s:s}", "id", (json_int_t) id, "path", path);
+
+                if (arg.json == JSON_OFF)
+                        arg.json = JSON_PRETTY;
+                return o ? print_json(o) : -ENOMEM;
+        }
+        printf("Added filter %" PRIu32 " (%s)\n", id, path);
+        return 0;
+}
+
+int verb_filter_import(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *text = NULL;
+        const uint32_t *ids;
+        size_t size;
+        int r;
+
+        assert(bus);
+        assert(args);
+
+        r = read_input(args[0], &text);
+        if (r < 0)
+                return r;
+        /* As it is: the daemon parses it, with line and column in its errors. */
+        r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Import", NULL, &reply, "ss", text,
+                     (arg.given & OPT_REPLACE) ? "replace" : "merge");
+        if (r < 0)
+                return r;
+        if (arg.json != JSON_OFF)
+                return print_reply_json(reply, "Import");
+        r = sd_bus_message_read_array(reply, 'u', (const void **) &ids, &size);
+        if (r < 0)
+                return bus_error("reading the ids", NULL, r);
+        for (size_t i = 0; i < size / sizeof(uint32_t); i++)
+                printf("%" PRIu32 "\n", ids[i]);
+        return 0;
+}
+
+int verb_filter_export(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *text;
+        int r;
+
+        r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Export", NULL, &reply, NULL);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "s", &text);
+        if (r < 0)
+                return bus_error("reading the Export reply", NULL, r);
+        if (arg.json == JSON_SHORT) {
+                _cleanup_json_ json_t *doc = json_loads(text, 0, NULL);
+
+                if (doc)
+                        return print_json(doc);
+        }
+        fputs(text, stdout);
+        if (!*text || text[strlen(text) - 1] != '\n')
+                fputc('\n', stdout);
+        return 0;
+}
+
+int verb_filter_test(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ ConnectionRow *rows = NULL, *flows = NULL, *icmp = NULL;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        size_t n, n_flows = 0, n_icmp = 0;
+        int r;
+
+        r = filters_call_with_rule(bus, "Test", &reply);
+        if (r < 0)
+                return r;
+        if (json_output()) {
+                if (arg.json == JSON_OFF)
+                        arg.json = JSON_PRETTY;
+                return print_reply_json(reply, "Test");
+        }
+        r = connection_rows_read(reply, &rows, &n);
+        if (r < 0)
+                return r;
+        flows = calloc(n + 1, sizeof(ConnectionRow));
+        icmp = calloc(n + 1, sizeof(ConnectionRow));
+        if (!flows || !icmp)
+                return -ENOMEM;
+        /* One list of both kinds. */
+        for (size_t i = 0; i < n; i++) {
+                if (connection_row_is_icmp(&rows[i]))
+                        icmp[n_icmp++] = rows[i];
+                else
+                        flows[n_flows++] = rows[i];
+        }
+        if (n_flows > 0) {
+                r = render_connections(stdout, flows, n_flows, now, arg.legend);
+                if (r < 0)
+                        return r;
+        }
+        if (n_icmp > 0) {
+                if (n_flows > 0)
+                        fputc('\n', stdout);
+                r = render_icmp(stdout, icmp, n_icmp, now, arg.legend);
+                if (r < 0)
+                        return r;
+        }
+        print_count_legend(n, "No tracked connection or ICMP entry matches the rule.",
+                           "entry matches", "entries match", "the rule");
+        return 0;
+}

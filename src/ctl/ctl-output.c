@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What every verb prints with: JSON in the mode --json asked for, "Label: value" tables, ICMP
+ * type names, timestamps, and text cut to the terminal's width.
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "packetscopectl.h"
+#include "proto.h"
+
+int print_json(const json_t *j) {
+        size_t flags = arg.json == JSON_SHORT ? JSON_COMPACT : JSON_INDENT(2);
+
+        assert(j);
+
+        if (json_dumpf(j, stdout, flags | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) < 0)
+                return -EIO;
+        fputc('\n', stdout);
+        return 0;
+}
+
+bool json_output(void) {
+        return (arg.given & OPT_JSON_OUTPUT) || arg.json != JSON_OFF;
+}
+
+Table *fields_new(void) {
+        Table *t = table_new("FIELD", "VALUE", NULL);
+
+        if (t)
+                table_align_right(t, 1u << 0);
+        return t;
+}
+
+int field_add(Table *t, const char *label, const char *format, ...) {
+        _cleanup_free_ char *value = NULL;
+        va_list ap;
+        int r;
+
+        assert(t);
+        assert(label);
+        assert(format);
+
+        va_start(ap, format);
+        r = vasprintf(&value, format, ap);
+        va_end(ap);
+        if (r < 0) {
+                value = NULL; /* vasprintf() leaves it undefined */
+                return -ENOMEM;
+        }
+        r = table_add_cellf(t, "%s:", label);
+        if (r < 0)
+                return r;
+        return table_add_cell(t, value);
+}
+
+void print_count_legend(size_t n, const char *none, const char *singular, const char *plural,
+                        const char *tail) {
+        assert(none);
+        assert(singular);
+        assert(plural);
+        assert(tail);
+
+        if (!arg.legend)
+                return;
+        if (n == 0)
+                puts(none);
+        else
+                printf("\n%zu %s %s.\n", n, n == 1 ? singular : plural, tail);
+}
+
+void table_align_right(Table *t, uint32_t mask) {
+        assert(t);
+
+        for (size_t c = 0; c < 32; c++)
+                if (mask & (UINT32_C(1) << c))
+                        table_set_align(t, c, TABLE_ALIGN_RIGHT);
+}
+
+/* A counter an older daemon does not report is left out rather than shown as 0. */
+int field_add_u64(Table *t, bool present, const char *label, uint64_t value) {
+        assert(label);
+
+        if (!present)
+                return 0;
+        return field_add(t, label, "%" PRIu64, value);
+}
+
+void format_icmp_type(char *buf, size_t size, bool ipv6, unsigned type) {
+        const char *name = icmp_type_name(ipv6, type);
+
+        assert(buf);
+
+        if (name)
+                snprintf(buf, size, "%s (%u)", name, type);
+        else
+                snprintf(buf, size, "%u", type);
+}
+
+void format_timestamp(char *buf, size_t size, uint64_t usec) {
+        time_t t = (time_t) (usec / USEC_PER_SEC);
+        struct tm tm;
+
+        assert(buf);
+
+        if (usec == 0 || !localtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+                snprintf(buf, size, "n/a");
+}
+
+/* The width of the terminal, or 0 (no limit) when the output goes elsewhere and $COLUMNS
+ * says nothing. */
+size_t output_columns(void) {
+        struct winsize ws = {};
+        const char *e = getenv("COLUMNS");
+        uint32_t c;
+
+        if (e && safe_atou32(e, &c) == 0 && c > 0)
+                return c;
+        if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+                return ws.ws_col;
+        return 0;
+}
+
+/* At most width code points of s, the last of them "…" when it was cut. */
+char *truncate_text(const char *s, size_t width) {
+        size_t n = 0, cut = 0;
+        char *out;
+
+        assert(s);
+
+        for (size_t i = 0; s[i]; i++)
+                if (((unsigned char) s[i] & 0xc0) != 0x80 && n++ == width - 1)
+                        cut = i; /* where the code point that the ellipsis replaces starts */
+        if (n <= width || width < 1)
+                return strdup(s);
+        out = malloc(cut + 4);
+        if (!out)
+                return NULL;
+        memcpy(out, s, cut);
+        memcpy(out + cut, "\xe2\x80\xa6", 4); /* U+2026, one column, and the NUL */
+        return out;
+}
