@@ -70,6 +70,10 @@ void app_update(App *app)
         double pps, dps;
         guint n_links = app->present ? g_hash_table_size(app->links) : 0;
 
+        /* The daemon is there but its objects are not read yet: showing "nothing guarded"
+         * for that moment would be a lie (and a flicker in the tray). */
+        if (app->present && !app->objects)
+                return;
         pps = total_pps(app, &dps);
         app->state = ps_state_compute(app->present, n_links, app->last_drop_usec, now_usec());
         body = ps_tooltip_body(app->state, n_links, pps, dps);
