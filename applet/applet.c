@@ -124,17 +124,23 @@ static void link_poll_done(GObject *source, GAsyncResult *res, gpointer data)
         g_autoptr(GVariant) props = NULL;
         PsLinkRow *row;
         guint64 before;
+        gint64 before_usec;
         gboolean had_sample;
 
         reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
         if (reply && (row = g_hash_table_lookup(app->links, lp->path))) {
                 before = row->dropped;
                 had_sample = row->have_sample;
+                before_usec = row->sample_usec;
                 props = g_variant_get_child_value(reply, 0);
                 if (ps_link_row_update(row, props, now_usec()) < 0)
                         g_warning("%s: the daemon sent link properties of unexpected types",
                                   lp->path);
-                else if (had_sample && row->dropped > before)
+                else if (had_sample && row->dropped > before &&
+                         now_usec() - before_usec <= PS_DROP_RECENT_USEC)
+                        /* Drops between two close samples are recent; between two tray
+                         * polls (30 s apart) they may not be, and the Dropped signal has
+                         * already told of them. */
                         app_note_drop(app);
                 app_update(app);
         }

@@ -11,6 +11,8 @@
 #   - the window, driven through AT-SPI (window.py, dogtail): a link's row with its exact
 #     totals, a rule's switch turned off and the daemon's Enabled property read back, the
 #     pings that rule dropped answered again;
+#   - the same switch clicked in the applet of a user polkit refuses (its own session bus,
+#     no authentication agent): the window says so, and the daemon's rule is unchanged;
 #   - screenshots of the screen in each state, kept in the build directory and checked not
 #     blank.
 
@@ -86,9 +88,10 @@ expect_tray() {
         ok $? "$4" "item: $(sni_state)" "applet: $(tail -n 5 "$T/applet.log")"
 }
 
+# screenshot NAME [DISPLAY]
 screenshot() {
         local f=$SHOTS/$1.png colours
-        import -window root "$f" 2>>"$T/import.log"
+        DISPLAY=${2:-$DISPLAY} import -window root "$f" 2>>"$T/import.log"
         colours=$(identify -format '%k' "$f" 2>/dev/null)
         # A blank (or all-black) screen has one colour; the window alone has dozens.
         ok "$([ "${colours:-0}" -ge 16 ] && echo 0 || echo 1)" \
@@ -151,6 +154,58 @@ wait_until 30 switch_is_off
 is "$(win rule "$RID")" off "the switch stays off (the daemon's state read back)"
 is "$(ping_ns 3)" 3 "the disabled rule drops nothing: 3 pings answered"
 screenshot window-rule-off
+
+# --- a user polkit refuses: its own session bus, display and applet. Not root's display: the
+# user's AT-SPI bus launcher would announce itself on that display's root window, where
+# root's AT-SPI clients would then look.
+require setpriv useradd userdel
+Xvfb -displayfd 5 -screen 0 1024x768x24 -nolisten tcp 5>"$T/udisplay" 2>"$T/uxvfb.log" &
+UXVFB_PID=$!
+defer "kill_wait $UXVFB_PID"
+wait_until 30 test -s "$T/udisplay" || bail "the user's Xvfb did not start: $(cat "$T/uxvfb.log")"
+UDISPLAY=:$(cat "$T/udisplay")
+PSUSER=psa$$
+useradd --system --no-create-home --home-dir / --shell /usr/sbin/nologin --user-group "$PSUSER" ||
+        bail "useradd failed"
+defer "userdel '$PSUSER'; groupdel '$PSUSER'"
+UHOME=$T/home-$PSUSER
+mkdir -p "$UHOME/run" "$UHOME/dogtail"
+chown -R "$PSUSER:$PSUSER" "$UHOME"
+chmod 700 "$UHOME/run"
+as_user() {
+        setpriv --reuid="$PSUSER" --regid="$PSUSER" --clear-groups \
+                env -i HOME="$UHOME" PATH="$PATH" DISPLAY="$UDISPLAY" XDG_RUNTIME_DIR="$UHOME/run" \
+                GSETTINGS_BACKEND=memory DOGTAIL_DIR="$UHOME/dogtail" \
+                DBUS_SESSION_BUS_ADDRESS="${USESSION:-}" \
+                DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" "$@"
+}
+as_user dbus-daemon --session --nofork --print-address=1 >"$T/usession" 2>"$T/usession.log" &
+USESSION_PID=$!
+defer "kill_wait $USESSION_PID"
+wait_until 30 test -s "$T/usession" || bail "the user's session bus did not start: $(cat "$T/usession.log")"
+USESSION=$(head -n 1 "$T/usession")
+as_user env PACKETSCOPE_APPLET_ICONDIR="$SRCDIR/applet/icons" "$APPLET" --open-window \
+        >"$T/uapplet.log" 2>&1 &
+UAPPLET_PID=$!
+defer "kill_wait $UAPPLET_PID"
+uwin() {
+        as_user timeout 90 /usr/bin/python3 "$APPLET_TESTS/window.py" "$@" 2>>"$T/uwindow.log"
+}
+uswitch_is_off() {
+        [ "$(uwin rule "$RID")" = off ]
+}
+wait_until 60 uswitch_is_off
+is "$(uwin rule "$RID")" off "as $PSUSER: rule $RID's switch shows it off" "$(tail -n 3 "$T/uwindow.log")"
+uwin toggle "$RID" >/dev/null
+ok $? "as $PSUSER: rule $RID's switch is clicked" "$(tail -n 3 "$T/uwindow.log")"
+got=$(uwin text "^Not authorized to change rule $RID: " 60)
+ok $? "as $PSUSER: the window says the change was not authorized" "$got" \
+   "$(tail -n 3 "$T/uwindow.log")" "$(tail -n 5 "$T/uapplet.log")"
+wait_until 30 uswitch_is_off
+is "$(uwin rule "$RID")" off "as $PSUSER: the switch returns to off" "$(tail -n 3 "$T/uwindow.log")"
+is "$(rule_enabled)" "b false" "the daemon's rule $RID is still disabled"
+screenshot window-denied "$UDISPLAY"
+kill_wait "$UAPPLET_PID"
 
 # --- the daemon gone and back
 daemon_stop main
