@@ -89,24 +89,34 @@ struct classify_ctx {
         __u32 action;
         __u32 slot;
         __u32 count_slot;
+        __u32 lacks; /* PS_CLS_* */
+        __u32 pad;
         struct ps_filter_key key;
 };
 
-/* Whether a shape looks at anything past the IP header: ports, TCP flags, ICMP type or code,
- * an ICMP error's quote. */
+/* What the packet lacks, for classify(): a shape that looks at a field the packet does not
+ * have never matches it (the zeroes parsing left there are not port 0 or protocol 0). */
+#define PS_CLS_NO_L4 1     /* no transport header (a non-first fragment, or one cut short) */
+#define PS_CLS_NO_QUOTE 2  /* no quoted header read (not an ICMP error, or a short quote) */
+#define PS_CLS_NO_QPORTS 4 /* a quoted header without ports */
+
+static __always_inline int mask_has_inner(const struct ps_match *m)
+{
+        return m->inner_proto | m->inner_sport | m->inner_dport | m->inner_src[0] |
+               m->inner_src[1] | m->inner_src[2] | m->inner_src[3] | m->inner_dst[0] |
+               m->inner_dst[1] | m->inner_dst[2] | m->inner_dst[3];
+}
+
+/* Whether a shape looks at anything past the IP header. */
 static __always_inline int mask_has_l4(const struct ps_match *m)
 {
-        return m->icmp_type | m->icmp_code | m->tcp_flags | m->inner_proto | m->sport |
-               m->dport | m->inner_sport | m->inner_dport | m->inner_src[0] | m->inner_src[1] |
-               m->inner_src[2] | m->inner_src[3] | m->inner_dst[0] | m->inner_dst[1] |
-               m->inner_dst[2] | m->inner_dst[3];
+        return m->icmp_type | m->icmp_code | m->tcp_flags | m->sport | m->dport |
+               mask_has_inner(m);
 }
 
 /* One shape: mask the tuple, one hash lookup. Run through bpf_loop() so that the verifier
- * checks this body once instead of once per shape and call site. `l4less`: the packet has no
- * transport header to match (a non-first fragment, or one the parser gave up on), so a shape
- * that looks at one never matches it; its zeroes are not port 0. */
-static __always_inline long classify_one(__u32 i, struct classify_ctx *c, int l4less)
+ * checks this body once instead of once per shape and call site. */
+static long classify_shape(__u32 i, struct classify_ctx *c)
 {
         const struct ps_match *m;
         struct ps_filter_value *e;
@@ -125,8 +135,14 @@ static __always_inline long classify_one(__u32 i, struct classify_ctx *c, int l4
         if (c->pkt->family == PS_FAMILY_IPV4 &&
             (m->src[1] | m->src[2] | m->src[3] | m->dst[1] | m->dst[2] | m->dst[3]))
                 return 0;
-        if (l4less && mask_has_l4(m))
-                return 0;
+        if (c->lacks) {
+                if ((c->lacks & PS_CLS_NO_L4) && mask_has_l4(m))
+                        return 0;
+                if ((c->lacks & PS_CLS_NO_QUOTE) && mask_has_inner(m))
+                        return 0;
+                if ((c->lacks & PS_CLS_NO_QPORTS) && (m->inner_sport | m->inner_dport))
+                        return 0;
+        }
         c->key.shape = c->bank_index * PS_FILTER_MAX_SHAPES + i;
         mask_match(&c->key.match, c->pkt, m);
         e = bpf_map_lookup_elem(&filter_rules, &c->key);
@@ -144,17 +160,8 @@ static __always_inline long classify_one(__u32 i, struct classify_ctx *c, int l4
         return 0;
 }
 
-static long classify_shape(__u32 i, struct classify_ctx *c)
-{
-        return classify_one(i, c, 0);
-}
-
-static long classify_shape_l4less(__u32 i, struct classify_ctx *c)
-{
-        return classify_one(i, c, 1);
-}
-
-static __always_inline void classify(const struct ps_match *pkt, int l4less, struct ps_verdict *v)
+/* `lacks`: PS_CLS_* bits, what the packet does not have. */
+static __always_inline void classify(const struct ps_match *pkt, __u32 lacks, struct ps_verdict *v)
 {
         __u32 zero = 0, *state;
         struct classify_ctx c;
@@ -168,14 +175,12 @@ static __always_inline void classify(const struct ps_match *pkt, int l4less, str
         v->state = *state;
         __builtin_memset(&c, 0, sizeof(c));
         c.pkt = pkt;
+        c.lacks = lacks;
         c.bank_index = v->state & PS_FILTER_STATE_BANK;
         c.bank = bpf_map_lookup_elem(&filter_banks, &c.bank_index);
         if (!c.bank || c.bank->n_shapes == 0)
                 return;
-        if (l4less)
-                bpf_loop(PS_FILTER_MAX_SHAPES, classify_shape_l4less, &c, 0);
-        else
-                bpf_loop(PS_FILTER_MAX_SHAPES, classify_shape, &c, 0);
+        bpf_loop(PS_FILTER_MAX_SHAPES, classify_shape, &c, 0);
         v->action = c.action;
         v->slot = c.slot;
         v->count_slot = c.count_slot;

@@ -123,7 +123,8 @@ struct pkt {
         __u8 inner_family;   /* family of the header an ICMP error quotes; 0: none read */
         __u8 l4less;         /* no transport header to classify: rules on one never match */
         __u8 reason;         /* enum ps_policy_reason of a drop no rule made */
-        __u8 pad[3];
+        __u8 inner_ports;    /* the quoted header's ports were read */
+        __u8 pad[2];
         __u32 frag_id;       /* IPv4 identification or IPv6 fragment identification */
         /* The tuple, filled in while parsing: the flow key's fields (family, protocol,
          * addresses, ports) and what the classifier looks at besides (TCP flags, ICMP type and
@@ -476,6 +477,7 @@ static __always_inline void inner_ports(struct pkt *p, __u64 off)
                 return;
         p->m.inner_sport = bpf_ntohs(ports[0]);
         p->m.inner_dport = bpf_ntohs(ports[1]);
+        p->inner_ports = 1;
 }
 
 /* The quoted datagram's header, or -1 (and nothing written) if the quote cannot hold it. */
@@ -932,7 +934,10 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
                 hit = !is_error && cached_verdict(iv ? &iv->verdict : NULL, &v);
         }
         if (!hit)
-                classify(&p->m, p->l4less, &v);
+                classify(&p->m,
+                         (p->l4less ? PS_CLS_NO_L4 : 0) |
+                         (!p->inner_family ? PS_CLS_NO_QUOTE :
+                          !p->inner_ports ? PS_CLS_NO_QPORTS : 0), &v);
         decide(p, now, &v);
         *action = v.action;
         if (p->fragmented && !p->later_fragment)

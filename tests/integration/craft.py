@@ -10,7 +10,7 @@ packets and runs for a bounded time.
         header and first 8 bytes of a datagram DST:40000 -> SRC:33434 of protocol INNER
         (udp or tcp); SRC is this end's own address.
   craft.py icmp-recv SRC SECONDS READYFILE DONEFILE
-        counts the ICMP messages from SRC until DONEFILE exists (and 0.3 s more) or SECONDS
+        counts the ICMP messages from SRC until DONEFILE exists (and 1 s more) or SECONDS
         passed; prints a JSON object {"TYPE/CODE/INNER": count} (INNER is "-" for messages
         that quote nothing)
   craft.py tcp-listen ADDR SECONDS READYFILE PORT...
@@ -20,10 +20,16 @@ packets and runs for a bounded time.
         COUNT connects (default 1), each with TIMEOUT seconds; prints one word per attempt
         (connected, timeout, refused, error) and exits 0 when all connected
   craft.py udp-recv ADDR SECONDS READYFILE DONEFILE PORT...
-        counts datagrams per port until DONEFILE exists (and 0.3 s more) or SECONDS passed;
+        counts datagrams per port until DONEFILE exists (and 1 s more) or SECONDS passed;
         prints {"PORT": count}
   craft.py udp-stream ADDR COUNT INTERVAL PORT...
         COUNT datagrams, cycling over the PORTs, one every INTERVAL seconds
+  craft.py eth-marker IFNAME SRCMAC DSTMAC
+        one Ethernet frame of a local experimental EtherType (0x88b5, no IP) from SRCMAC to
+        DSTMAC out of IFNAME: the guard counts it as non_ip, passes it, and the kernel
+        ignores it
+  craft.py udp-stream-until STOPFILE ADDR COUNT INTERVAL PORT...
+        the same, stopping early once STOPFILE exists; prints how many it sent
   craft.py timed-call DEST PATH INTERFACE METHOD SIGNATURE ARGS-JSON
         one call through rawbus.py (ARGS-JSON may be @FILE); prints {"ms": ..., "result": ...}
         with the time from sending the call to its reply
@@ -78,12 +84,14 @@ def icmp_error(src, dst, itype, code, inner, count):
 
 
 class Deadline:
-    """Until SECONDS passed, or DONEFILE exists and a short drain after it passed."""
+    """Until SECONDS passed, or DONEFILE exists and a drain after it passed. The drain covers
+    packets still on their way when the sender returned (a loaded machine leaves the receive
+    path to ksoftirqd, which may wait for the CPU)."""
 
-    DRAIN = 0.3
+    DRAIN = 1.0
 
     def __init__(self, seconds, donefile=None):
-        self.end = time.monotonic() + min(seconds, 120)
+        self.end = time.monotonic() + min(seconds, 900)
         self.donefile = donefile
 
     def left(self):
@@ -125,6 +133,9 @@ class Terminated(Exception):
 
 
 def on_term(signum, frame):
+    # timeout(1) passes a SIGTERM on to its child and then to its whole process group: the
+    # second one must not cut the printing of the counts short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated()
 
 
@@ -197,15 +208,28 @@ def udp_recv(addr, seconds, readyfile, donefile, ports):
     print(json.dumps(counts, sort_keys=True))
 
 
-def udp_stream(addr, count, interval, ports):
+def udp_stream(addr, count, interval, ports, stopfile=None):
+    sent = 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         start = time.monotonic()
         for i in range(min(count, MAX_PACKETS)):
+            if stopfile and i % 64 == 0 and os.path.exists(stopfile):
+                break
             # Paced against the start, so that a slow step does not stretch the whole stream.
             delay = start + i * interval - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             s.sendto(b"s%d" % i, (addr, ports[i % len(ports)]))
+            sent += 1
+    return sent
+
+
+def eth_marker(ifname, src, dst):
+    frame = bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + \
+        struct.pack("!H", 0x88B5) + b"packetscope marker".ljust(46, b"\0")
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+        s.bind((ifname, 0))
+        s.send(frame)
 
 
 def timed_call(dest, path, iface, member, sig, args):
@@ -244,6 +268,11 @@ def main(argv):
         udp_recv(args[0], float(args[1]), args[2], args[3], [int(p) for p in args[4:]])
     elif mode == "udp-stream" and len(args) >= 4:
         udp_stream(args[0], int(args[1]), float(args[2]), [int(p) for p in args[3:]])
+    elif mode == "eth-marker" and len(args) == 3:
+        eth_marker(args[0], args[1], args[2])
+    elif mode == "udp-stream-until" and len(args) >= 5:
+        print(udp_stream(args[1], int(args[2]), float(args[3]), [int(p) for p in args[4:]],
+                         args[0]))
     elif mode == "timed-call" and len(args) == 6:
         return timed_call(*args)
     else:

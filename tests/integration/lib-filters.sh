@@ -6,10 +6,24 @@ dropped_is() {
         stat_is .dropped "$1"
 }
 
-# expect_dropped BEFORE N DESCRIPTION: the daemon's dropped counter grew by exactly N.
+# poll_barrier: returns once the daemon's statistics were read after this call. The statistics
+# the daemon serves are those of its last poll; a frame the guard counts as non_ip (nothing
+# else in these tests is not IP: neighbours are static) sent now shows only in a poll made
+# after it. Waits for the poll itself, however late a loaded machine makes it.
+poll_barrier() {
+        local n
+        n=$(stat_of .non_ip)
+        [[ "$n" =~ ^[0-9]+$ ]] || return 1
+        timeout 30 ip netns exec "$A_NS" "$PYTHON" "$PS_TESTDIR/craft.py" eth-marker \
+                "$A_PEER" "$A_NMAC" "$A_HMAC" || return 1
+        wait_until 30 stat_is .non_ip $((n + 1))
+}
+
+# expect_dropped BEFORE N DESCRIPTION: the daemon's dropped counter grew by exactly N. Called
+# once the traffic is over: after a poll that follows the call, nothing else may have come.
 expect_dropped() {
-        wait_until 5 dropped_is $(($1 + $2))
-        sleep 0.3 # one more poll: nothing else may follow
+        wait_until 10 dropped_is $(($1 + $2))
+        poll_barrier || ok 1 "a poll of the statistics after '$3'" "$(stats_get)"
         is "$(stat_of .dropped)" $(($1 + $2)) "$3"
         alive "after '$3'"
 }
@@ -31,10 +45,16 @@ monitor_start() {
         sleep 0.3
 }
 
+# monitor_stop MEMBER COUNT: stops the monitor once it has seen COUNT signals MEMBER (at most
+# 30 s); signals leave the daemon after the call that caused them has returned.
 monitor_stop() {
-        sleep 0.3
+        wait_until 30 monitor_saw "$1" "$2"
         kill_wait "$MON_PID"
         MON_PID=
+}
+
+monitor_saw() {
+        [ "$(grep -c "\"type\":\"signal\".*\"member\":\"$1\"" "$T/mon.json")" -ge "$2" ]
 }
 # Evaluated at exit: a monitor still running then is stopped (only while it is ours).
 MON_PID=

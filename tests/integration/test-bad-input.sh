@@ -120,12 +120,14 @@ like "$out" "^($PS_ERR\.NoSuchLink|$INVALID_ARGS): " "DetachLink of a 1 MiB name
 ok "$([ ${#out} -lt 400 ] && echo 0 || echo 1)" "its error text is short (${#out} bytes)"
 
 # Many keys: answered (the last value of a repeated key counts, or it is refused), quickly.
+# The time is the daemon's: from the call's sending to its reply (not the client's start-up).
 jq -nc '[[range(20000) | ["limit", ["u", 5]]]]' >"$T/many.json"
-start=$(date +%s%N)
-out=$(call_error "$PS_CONNS_PATH" "$PS_CONNS" List 'a{sv}' "@$T/many.json")
-ms=$((($(date +%s%N) - start) / 1000000))
+res=$(timeout 120 "$PYTHON" "$PS_TESTDIR/craft.py" timed-call "$PS_NAME" "$PS_CONNS_PATH" \
+        "$PS_CONNS" List 'a{sv}' "@$T/many.json")
+out=$(jq -r '.result | if .error then "\(.error): \(.message)" else "OK" end' <<<"$res")
+ms=$(jq -r '.ms | floor' <<<"$res")
 like "$out" "^(OK|$INVALID_ARGS: .*)$" "a query of 20000 keys gets an answer ($out)"
-ok "$([ "$ms" -lt 5000 ] && echo 0 || echo 1)" "within 5 s (${ms} ms)"
+ok "$([[ "$ms" =~ ^[0-9]+$ ]] && [ "$ms" -lt 5000 ] && echo 0 || echo 1)" "within 5 s (${ms} ms)" "$res"
 
 # Not UTF-8. dbus-daemon validates strings and drops such a sender before the daemon sees the
 # message, so what the caller gets back is the bus's doing, not ours, and is not checked. What

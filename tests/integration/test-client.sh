@@ -15,6 +15,13 @@ require ip dbus-daemon busctl jq timeout
 
 make_tmpdir T
 bus_start "$T/bus"
+# The entries must stay listed for as long as the test looks at them, however slow the
+# machine: ClosedTimeoutSec= (30 s by default) would let the sweeper take the closed TCP
+# connection meanwhile, IdleTimeoutSec= (5 min) the others.
+daemon_setup main
+printf 'IdleTimeoutSec=1h
+ClosedTimeoutSec=1h
+' >>"${DAEMON_DIR[main]}/config/packetscope.conf"
 daemon_start main || bail "the daemon did not start: $(daemon_log main)"
 net_create A
 defer "DBUS_SYSTEM_BUS_ADDRESS='$DBUS_SYSTEM_BUS_ADDRESS' \

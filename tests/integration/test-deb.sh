@@ -186,6 +186,11 @@ out=$(sys_in_ct packetscopectl status 2>&1)
 grep -qw "$IF" <<<"$out"
 ok $? "packetscopectl status shows $IF" "$out"
 
+out=$(sys_in_ct systemctl enable "packetscope@$IF.service" 2>&1)
+enabled_links=$(sys_in_ct find /etc/systemd/system -name "packetscope@$IF.service" -type l)
+[ -n "$enabled_links" ]
+ok $? "systemctl enable packetscope@$IF links it into the boot" "$out"
+
 # ---------------------------------------------------------------------------------------------
 # Purge. Things the package does not own stay: a pin directory of another program in bpffs, and
 # a file the administrator put in /etc/packetscope.
@@ -205,12 +210,13 @@ ok $? "dpkg --purge packetscope ($(($(sys_now_ms) - t)) ms)" "status: $pkg" "$(t
 
 left=""
 for f in /var/lib/packetscope /sys/fs/bpf/packetscope /usr/sbin/packetscoped /usr/bin/packetscopectl \
-         /lib/systemd/system/packetscope.service /usr/share/dbus-1/system.d/org.packetscope.Guarder1.conf; do
+         /lib/systemd/system/packetscope.service /usr/share/dbus-1/system.d/org.packetscope.Guarder1.conf \
+         $enabled_links; do
         sys_in_ct test -e "$f" && left="$left $f"
 done
 load=$(sys_in_ct systemctl show -p LoadState --value packetscope.service "packetscope@$IF.service" | sed "/^$/d" | sort -u)
 [ -z "$left" ] && [ -z "$(xdp_id)" ] && [ "$load" = not-found ]
-ok $? "after the purge: no state, no pins, no XDP on $IF, no files, no units" "left:$left" \
+ok $? "after the purge: no state, no pins, no XDP on $IF, no files, no units, no enablement links" "left:$left" \
         "XDP: $(xdp_id)" "units: $load" "$(tail -n 20 "$T/purge.log")" \
         "$(sys_in_ct journalctl -u 'packetscope*' --no-pager 2>&1 | tail -n 20)"
 

@@ -84,7 +84,7 @@ connect_ns() {
 udp_ns() {
         local n=$1 port=$2 pid
         rm -f "$T/udp.ready" "$T/udp.done"
-        timeout 30 "$PYTHON" "$PS_TESTDIR/craft.py" udp-recv "$A_H4" 20 "$T/udp.ready" \
+        timeout 90 "$PYTHON" "$PS_TESTDIR/craft.py" udp-recv "$A_H4" 60 "$T/udp.ready" \
                 "$T/udp.done" "$port" >"$T/udp.out" &
         pid=$!
         wait_until 10 test -e "$T/udp.ready" || { kill_wait "$pid"; echo "no listener"; return; }
@@ -99,7 +99,7 @@ udp_ns() {
 icmp_capture() {
         local pid
         rm -f "$T/icmp.ready" "$T/icmp.done"
-        timeout 30 "$PYTHON" "$PS_TESTDIR/craft.py" icmp-recv "$A_N4" 20 "$T/icmp.ready" \
+        timeout 90 "$PYTHON" "$PS_TESTDIR/craft.py" icmp-recv "$A_N4" 60 "$T/icmp.ready" \
                 "$T/icmp.done" >"$T/icmp.out" &
         pid=$!
         wait_until 10 test -e "$T/icmp.ready" || { kill_wait "$pid"; echo '{}'; return; }
@@ -137,7 +137,9 @@ signals() {
 TCP_PORTS=(23 135 445 139 1433 3306 3389 5900)
 OPEN_PORT=8080
 UDP_PORT=5353
-timeout 170 "$PYTHON" "$PS_TESTDIR/craft.py" tcp-listen "$A_H4" 160 "$T/tcp.ready" \
+# They run until the end of the test stops them (SIGTERM), at most 15 minutes: a fixed window
+# shorter than the test is a failure waiting for a slow machine.
+timeout 910 "$PYTHON" "$PS_TESTDIR/craft.py" tcp-listen "$A_H4" 900 "$T/tcp.ready" \
         "${TCP_PORTS[@]}" "$OPEN_PORT" >"$T/tcp.counts" &
 TCP_PID=$!
 defer '[ -z "$TCP_PID" ] || kill_wait "$TCP_PID"'
@@ -195,7 +197,7 @@ jq_ok "07 as stored: icmp type 8, any code, drop, enabled" \
 D=$(stat_of .dropped)
 monitor_start
 is "$(ping_ns 3)" 0 "07: none of 3 pings answered"
-monitor_stop
+monitor_stop Dropped 3
 is "$(hits "$ID")" 3 "07: hits == 3 (the echo requests)"
 expect_dropped "$D" 3 "07: dropped grew by 3"
 want="[$ID,\"$A_IF\",\"icmp\",\"$A_N4\",\"$A_H4\",0,0]"
@@ -375,7 +377,7 @@ is "$(ping_ns 3) $(hits "$ID")" "0 6" "enabled: pings dropped, hits == 6"
 check "Disable()" busctl --system call "$PS_NAME" "$RPATH" "$FILTER" Disable
 is "$(ping_ns 3) $(hits "$ID")" "3 6" "disabled: pings answered, hits still 6"
 check "Delete()" busctl --system call "$PS_NAME" "$RPATH" "$FILTER" Delete
-monitor_stop
+monitor_stop FilterRemoved 1
 is "$(rules)" "[]" "after Delete: no rules"
 like "$(call_error "$RPATH" "$FILTER" Enable '' '[]')" "^org\.freedesktop\.DBus\.Error\.UnknownObject" \
      "the deleted rule's object is gone (UnknownObject)"

@@ -68,6 +68,7 @@ ok $? "the container boots ($(($(sys_now_ms) - t)) ms)" \
 
 # A host with packetscope installed booted its copy too: remove it inside (the host keeps it),
 # so that every file found below was put there by the install under test.
+# shellcheck disable=SC2046 # one path per word, on purpose
 leftovers=$(sys_in_ct sh -c '
         for f in "$@" /usr/local/sbin/packetscoped /usr/local/bin/packetscopectl \
                  /usr/sbin/packetscoped /usr/bin/packetscopectl; do
