@@ -168,12 +168,18 @@ PSUSER=psa$$
 useradd --system --no-create-home --home-dir / --shell /usr/sbin/nologin --user-group "$PSUSER" ||
         bail "useradd failed"
 defer "userdel '$PSUSER'; groupdel '$PSUSER'"
+# Whatever still runs as that user at the end (its session bus may have started the AT-SPI
+# bus launcher) was started by this test: stopped by PID before the user is deleted.
+defer 'for p in $(ps -o pid= -u "$PSUSER"); do kill "$p"; done; sleep 0.5;
+       for p in $(ps -o pid= -u "$PSUSER"); do kill -KILL "$p"; done'
 UHOME=$T/home-$PSUSER
 mkdir -p "$UHOME/run" "$UHOME/dogtail"
 chown -R "$PSUSER:$PSUSER" "$UHOME"
 chmod 700 "$UHOME/run"
+# as_user COMMAND...: replaces the calling (sub)shell, so that "as_user ... &" leaves the
+# command's own PID in $!; call it in a subshell otherwise.
 as_user() {
-        setpriv --reuid="$PSUSER" --regid="$PSUSER" --clear-groups \
+        exec setpriv --reuid="$PSUSER" --regid="$PSUSER" --clear-groups \
                 env -i HOME="$UHOME" PATH="$PATH" DISPLAY="$UDISPLAY" XDG_RUNTIME_DIR="$UHOME/run" \
                 GSETTINGS_BACKEND=memory DOGTAIL_DIR="$UHOME/dogtail" \
                 DBUS_SESSION_BUS_ADDRESS="${USESSION:-}" \
@@ -189,7 +195,7 @@ as_user env PACKETSCOPE_APPLET_ICONDIR="$SRCDIR/applet/icons" "$APPLET" --open-w
 UAPPLET_PID=$!
 defer "kill_wait $UAPPLET_PID"
 uwin() {
-        as_user timeout 90 /usr/bin/python3 "$APPLET_TESTS/window.py" "$@" 2>>"$T/uwindow.log"
+        (as_user timeout 90 /usr/bin/python3 "$APPLET_TESTS/window.py" "$@") 2>>"$T/uwindow.log"
 }
 uswitch_is_off() {
         [ "$(uwin rule "$RID")" = off ]
