@@ -9,7 +9,8 @@
 #     with one link, dropping now while a rule drops pings, back to guarding 10 s after the
 #     last drop, daemon gone when it stops, guarding again when it is back;
 #   - the window, driven through AT-SPI (window.py, dogtail): a link's row with its exact
-#     totals, a rule's switch turned off and the daemon's Enabled property read back, the
+#     totals, a TCP connection on the connections page, the dropped pings' source on the drops
+#     page, a rule's switch turned off and the daemon's Enabled property read back, the
 #     pings that rule dropped answered again;
 #   - the same switch clicked in the applet of a user polkit refuses (its own session bus,
 #     no authentication agent): the window says so, and the daemon's rule is unchanged;
@@ -131,6 +132,15 @@ got=$(win text "^Link $A_IF: .*; [0-9]+ packets, 5 dropped$" 60)
 ok $? "the window's link row shows the link with exactly 5 dropped" "$got" \
    "$(tail -n 3 "$T/window.log")"
 screenshot window-links
+# The connections page: one TCP connection from the namespace, its row by the ports it used.
+TCP_PORT=$(tcp_exchange "$A_NS" "$A_H4" 3000)
+ok $? "a TCP connection from the namespace carries 3000 bytes" "port: $TCP_PORT"
+got=$(win text "^$A_H4:$TCP_PORT\$" 60)
+ok $? "the connections page lists it by its local address and port $A_H4:$TCP_PORT" "$got" \
+   "$(tail -n 3 "$T/window.log")"
+# The drops page: the samples of the Dropped signal, by source (ICMP: no port).
+got=$(win text "^$A_N4\$" 30)
+ok $? "the recent drops page lists the pings' source $A_N4" "$got" "$(tail -n 3 "$T/window.log")"
 win page Rules >/dev/null
 ok $? "the Rules page is shown" "$(tail -n 3 "$T/window.log")"
 got=$(win text "^drop icmp type 8 from any to any — applet test$" 30)

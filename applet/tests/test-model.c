@@ -89,7 +89,11 @@ Test(model, link_props_of_wrong_type_are_refused)
         props = g_variant_ref_sink(g_variant_builder_end(&b));
         cr_assert_eq(ps_link_row_update(row, props, SEC), -EBADMSG);
         cr_assert_null(row->name);
-        cr_assert_eq(ps_link_row_update(row, g_variant_new_string("x"), SEC), -EINVAL);
+        {
+                g_autoptr(GVariant) s = g_variant_ref_sink(g_variant_new_string("x"));
+
+                cr_assert_eq(ps_link_row_update(row, s, SEC), -EINVAL);
+        }
         ps_link_row_free(row);
 }
 
@@ -208,7 +212,11 @@ Test(model, drop_ring_keeps_the_newest)
         row = ps_drop_ring_get(ring, PS_DROP_RING_MAX - 1);
         cr_assert_eq(row->rule_id, 5);
         cr_assert_null(ps_drop_ring_get(ring, PS_DROP_RING_MAX));
-        cr_assert_eq(ps_drop_ring_push(ring, g_variant_new_string("x"), 0), -EINVAL);
+        {
+                g_autoptr(GVariant) s = g_variant_ref_sink(g_variant_new_string("x"));
+
+                cr_assert_eq(ps_drop_ring_push(ring, s, 0), -EINVAL);
+        }
         ps_drop_ring_clear(ring);
         cr_assert_eq(ring->n, 0);
         g_free(ring);
