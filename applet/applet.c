@@ -1,0 +1,605 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * packetscope-applet: follows packetscoped on the system bus and shows it in the tray and in
+ * a window. Everything it knows comes from the bus through the client that gdbus-codegen
+ * generates from the daemon's shipped introspection XML; every change it asks for is a bus
+ * call that polkit authorizes (interactively, through the session's agent).
+ */
+#include <errno.h>
+#include <locale.h>
+#include <libnotify/notify.h>
+#include <glib/gi18n.h>
+
+#include "applet.h"
+
+static void app_poll_schedule(App *app);
+
+static gint64 now_usec(void)
+{
+        return g_get_monotonic_time();
+}
+
+static const char *remote_error_name(const GError *error)
+{
+        static char name[256];
+        g_autofree char *n = g_dbus_error_get_remote_error(error);
+
+        g_strlcpy(name, n ? n : "", sizeof(name));
+        return name;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* State, tray and notifications */
+
+static double total_pps(App *app, double *ret_dps)
+{
+        GHashTableIter it;
+        PsLinkRow *row;
+        double pps = 0, dps = 0;
+
+        g_hash_table_iter_init(&it, app->links);
+        while (g_hash_table_iter_next(&it, NULL, (gpointer *) &row)) {
+                pps += row->pps;
+                dps += row->drops_per_sec;
+        }
+        *ret_dps = dps;
+        return pps;
+}
+
+static gboolean drop_expired(gpointer data)
+{
+        App *app = data;
+
+        app->drop_expiry_id = 0;
+        app_update(app);
+        return G_SOURCE_REMOVE;
+}
+
+/* The "dropping now" state ends by itself PS_DROP_RECENT_USEC after the latest drop. */
+static void app_note_drop(App *app)
+{
+        app->last_drop_usec = now_usec();
+        if (app->drop_expiry_id)
+                g_source_remove(app->drop_expiry_id);
+        app->drop_expiry_id = g_timeout_add(PS_DROP_RECENT_USEC / 1000 + 100, drop_expired, app);
+}
+
+void app_update(App *app)
+{
+        g_autofree char *body = NULL;
+        double pps, dps;
+        guint n_links = app->present ? g_hash_table_size(app->links) : 0;
+
+        /* The daemon is there but its objects are not read yet: showing "nothing guarded"
+         * for that moment would be a lie (and a flicker in the tray). */
+        if (app->present && !app->objects)
+                return;
+        pps = total_pps(app, &dps);
+        app->state = ps_state_compute(app->present, n_links, app->last_drop_usec, now_usec());
+        body = ps_tooltip_body(app->state, n_links, pps, dps);
+        ps_tray_set_state(app->tray, ps_state_icon_name(app->state), ps_state_title(app->state),
+                          app->state == PS_STATE_DROPPING || app->state == PS_STATE_GONE);
+        ps_tray_set_tooltip(app->tray, ps_state_title(app->state), body);
+        if (app->window)
+                ps_window_update(app->window);
+}
+
+static void notify_drop(App *app, const PsDropRow *row)
+{
+        g_autoptr(GObject) n = NULL;
+        g_autofree char *body = NULL;
+        guint held = 0;
+
+        if (!app->notify || !ps_notify_gate_allow(&app->gate, now_usec(), &held))
+                return;
+        if (held > 0)
+                body = g_strdup_printf(g_dngettext(GETTEXT_PACKAGE,
+                                                   "Rule %u dropped %s from %s to %s on %s (and %u more drop sample)",
+                                                   "Rule %u dropped %s from %s to %s on %s (and %u more drop samples)",
+                                                   held),
+                                       row->rule_id, row->protocol, row->src, row->dst, row->link,
+                                       held);
+        else
+                body = g_strdup_printf(_("Rule %u dropped %s from %s to %s on %s"), row->rule_id,
+                                       row->protocol, row->src, row->dst, row->link);
+        n = G_OBJECT(notify_notification_new(_("Packets dropped"), body, "packetscope-dropping"));
+        notify_notification_set_category(NOTIFY_NOTIFICATION(n), "network");
+        notify_notification_show(NOTIFY_NOTIFICATION(n), NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Polls: link counters always, rules and connections while the window shows them */
+
+typedef struct LinkPoll {
+        App *app;
+        char *path;
+} LinkPoll;
+
+static void link_poll_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+        LinkPoll *lp = data;
+        App *app = lp->app;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GVariant) props = NULL;
+        PsLinkRow *row;
+        guint64 before;
+        gint64 before_usec;
+        gboolean had_sample;
+
+        reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+        if (reply && (row = g_hash_table_lookup(app->links, lp->path))) {
+                before = row->dropped;
+                had_sample = row->have_sample;
+                before_usec = row->sample_usec;
+                props = g_variant_get_child_value(reply, 0);
+                if (ps_link_row_update(row, props, now_usec()) < 0)
+                        g_warning("%s: the daemon sent link properties of unexpected types",
+                                  lp->path);
+                else if (had_sample && row->dropped > before &&
+                         now_usec() - before_usec <= PS_DROP_RECENT_USEC)
+                        /* Drops between two close samples are recent; between two tray
+                         * polls (30 s apart) they may not be, and the Dropped signal has
+                         * already told of them. */
+                        app_note_drop(app);
+                app_update(app);
+        }
+        g_free(lp->path);
+        g_free(lp);
+}
+
+static void link_poll(App *app, const char *path)
+{
+        LinkPoll *lp = g_new0(LinkPoll, 1);
+
+        lp->app = app;
+        lp->path = g_strdup(path);
+        g_dbus_connection_call(app->system, PS_BUS_NAME, path, "org.freedesktop.DBus.Properties",
+                               "GetAll", g_variant_new("(s)", "org.packetscope.Guarder1.Link"),
+                               G_VARIANT_TYPE("(a{sv})"), G_DBUS_CALL_FLAGS_NO_AUTO_START, 10000,
+                               app->cancel, link_poll_done, lp);
+}
+
+static void rules_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+        App *app = data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) rules = NULL;
+        GPtrArray *rows;
+
+        if (!ps_filters_call_list_range_finish(PS_FILTERS(source), &rules, res, &error)) {
+                if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED) && app->window)
+                        ps_window_show_error(app->window, error->message);
+                return;
+        }
+        if (ps_rule_rows_parse(rules, &rows) < 0) {
+                g_warning("the daemon sent rule dictionaries of unexpected types");
+                return;
+        }
+        g_ptr_array_unref(app->rules);
+        app->rules = rows;
+        if (app->window)
+                ps_window_update(app->window);
+}
+
+void app_refresh_rules(App *app)
+{
+        if (!app->filters)
+                return;
+        ps_filters_call_list_range(app->filters, 0, PS_RULES_SHOWN, app->cancel, rules_done, app);
+}
+
+static void conns_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+        App *app = data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = NULL;
+        g_autoptr(GVariant) rows_v = NULL;
+        GPtrArray *rows;
+
+        reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+        if (!reply)
+                return;
+        rows_v = g_variant_get_child_value(reply, 0);
+        if (ps_conn_rows_parse(rows_v, &rows) < 0) {
+                g_warning("the daemon sent connection rows of unexpected types");
+                return;
+        }
+        g_ptr_array_unref(app->conns);
+        app->conns = rows;
+        if (app->window)
+                ps_window_update(app->window);
+}
+
+static void conns_refresh(App *app)
+{
+        GVariantBuilder q;
+
+        g_variant_builder_init(&q, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&q, "{sv}", "limit", g_variant_new_uint32(PS_CONNS_SHOWN));
+        g_variant_builder_add(&q, "{sv}", "sort", g_variant_new_string("bytes"));
+        g_dbus_connection_call(app->system, PS_BUS_NAME, PS_CONNS_PATH,
+                               "org.packetscope.Guarder1.Connections", "List",
+                               g_variant_new("(a{sv})", &q), G_VARIANT_TYPE("(aa{sv})"),
+                               G_DBUS_CALL_FLAGS_NO_AUTO_START, 10000, app->cancel, conns_done,
+                               app);
+}
+
+static gboolean poll_tick(gpointer data)
+{
+        App *app = data;
+        GHashTableIter it;
+        const char *path;
+
+        if (!app->present)
+                return G_SOURCE_CONTINUE;
+        g_hash_table_iter_init(&it, app->links);
+        while (g_hash_table_iter_next(&it, (gpointer *) &path, NULL))
+                link_poll(app, path);
+        if (app->window && ps_window_visible(app->window)) {
+                app_refresh_rules(app);
+                conns_refresh(app);
+        }
+        return G_SOURCE_CONTINUE;
+}
+
+/* Every 2 s while the window shows, every 30 s when only the tray does. */
+static void app_poll_schedule(App *app)
+{
+        guint ms = app->window && ps_window_visible(app->window) ? PS_POLL_WINDOW_MS : PS_POLL_TRAY_MS;
+
+        if (app->poll_id && app->poll_ms == ms)
+                return;
+        if (app->poll_id)
+                g_source_remove(app->poll_id);
+        app->poll_ms = ms;
+        app->poll_id = g_timeout_add(ms, poll_tick, app);
+}
+
+void app_window_visible_changed(App *app)
+{
+        app_poll_schedule(app);
+        if (app->window && ps_window_visible(app->window))
+                poll_tick(app);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Changes, through polkit */
+
+typedef struct RuleCall {
+        App *app;
+        guint32 id;
+        gboolean enable;
+} RuleCall;
+
+static void rule_call_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+        RuleCall *rc = data;
+        App *app = rc->app;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = NULL;
+
+        reply = g_dbus_proxy_call_finish(G_DBUS_PROXY(source), res, &error);
+        if (!reply && app->window) {
+                const char *name = remote_error_name(error);
+                g_autofree char *text = NULL;
+
+                g_dbus_error_strip_remote_error(error);
+                if (g_str_equal(name, "org.freedesktop.DBus.Error.AccessDenied") ||
+                    g_str_equal(name, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired") ||
+                    g_str_equal(name, "org.packetscope.Guarder1.Error.AuthorizationFailed"))
+                        text = g_strdup_printf(_("Not authorized to change rule %u: %s"), rc->id,
+                                               error->message);
+                else
+                        text = g_strdup_printf(_("Rule %u was not changed: %s"), rc->id,
+                                               error->message);
+                ps_window_show_error(app->window, text);
+        }
+        if (app->window)
+                ps_window_rule_done(app->window, rc->id);
+        app_refresh_rules(app);
+        g_free(rc);
+}
+
+void app_rule_set_enabled(App *app, guint32 id, gboolean enabled)
+{
+        g_autofree char *path = g_strdup_printf(PS_FILTERS_PATH "/%u", id);
+        g_autoptr(GDBusInterface) iface = NULL;
+        RuleCall *rc;
+
+        if (app->objects)
+                iface = g_dbus_object_manager_get_interface(app->objects, path,
+                                                            "org.packetscope.Guarder1.Filter");
+        if (!iface) {
+                if (app->window) {
+                        g_autofree char *text = g_strdup_printf(_("Rule %u is gone"), id);
+
+                        ps_window_show_error(app->window, text);
+                        ps_window_rule_done(app->window, id);
+                }
+                app_refresh_rules(app);
+                return;
+        }
+        rc = g_new0(RuleCall, 1);
+        rc->app = app;
+        rc->id = id;
+        rc->enable = enabled;
+        /* The generated ps_filter_call_enable() passes no call flags: the same call on the
+         * generated proxy, allowing polkit to ask the user through the session's agent. */
+        g_dbus_proxy_call(G_DBUS_PROXY(iface), enabled ? "Enable" : "Disable", NULL,
+                          G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION, 120000, app->cancel,
+                          rule_call_done, rc);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The daemon's objects */
+
+static void link_added(App *app, const char *path)
+{
+        if (g_hash_table_contains(app->links, path))
+                return;
+        g_hash_table_insert(app->links, g_strdup(path), ps_link_row_new(path));
+        link_poll(app, path);
+}
+
+static void object_added(GDBusObjectManager *om, GDBusObject *object, gpointer data)
+{
+        App *app = data;
+        PsLink *link = ps_object_peek_link(PS_OBJECT(object));
+
+        if (link)
+                link_added(app, g_dbus_object_get_object_path(object));
+        else if (ps_object_peek_filter(PS_OBJECT(object)) && app->window)
+                app_refresh_rules(app);
+        app_update(app);
+}
+
+static void object_removed(GDBusObjectManager *om, GDBusObject *object, gpointer data)
+{
+        App *app = data;
+
+        g_hash_table_remove(app->links, g_dbus_object_get_object_path(object));
+        if (ps_object_peek_filter(PS_OBJECT(object)) && app->window)
+                app_refresh_rules(app);
+        app_update(app);
+}
+
+static void on_dropped(PsFilters *filters, guint rule_id, const char *link, const char *protocol,
+                       const char *src, const char *dst, guint16 sport, guint16 dport,
+                       gpointer data)
+{
+        App *app = data;
+        g_autoptr(GVariant) args = g_variant_ref_sink(
+                g_variant_new("(ussssqq)", rule_id, link, protocol, src, dst, sport, dport));
+        const PsDropRow *row;
+
+        if (ps_drop_ring_push(&app->drops, args, g_get_real_time()) < 0)
+                return;
+        app->drops_seen_by_signal++;
+        row = ps_drop_ring_get(&app->drops, 0);
+        app_note_drop(app);
+        if (app->window)
+                ps_window_add_drop(app->window, row);
+        notify_drop(app, row);
+        app_update(app);
+}
+
+static void on_filter_signal(PsFilters *filters, guint id, const char *path, gpointer data)
+{
+        App *app = data;
+
+        if (app->window)
+                app_refresh_rules(app);
+}
+
+static void filters_ready(GObject *source, GAsyncResult *res, gpointer data)
+{
+        App *app = data;
+        g_autoptr(GError) error = NULL;
+        PsFilters *filters = ps_filters_proxy_new_finish(res, &error);
+
+        if (!filters) {
+                if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                        g_warning("the daemon's filters object: %s", error->message);
+                return;
+        }
+        g_clear_object(&app->filters);
+        app->filters = filters;
+        g_signal_connect(filters, "dropped", G_CALLBACK(on_dropped), app);
+        g_signal_connect(filters, "filter-added", G_CALLBACK(on_filter_signal), app);
+        g_signal_connect(filters, "filter-removed", G_CALLBACK(on_filter_signal), app);
+        g_signal_connect(filters, "filter-changed", G_CALLBACK(on_filter_signal), app);
+        g_signal_connect_swapped(filters, "reloaded", G_CALLBACK(app_refresh_rules), app);
+        if (app->window)
+                app_refresh_rules(app);
+}
+
+static void objects_ready(GObject *source, GAsyncResult *res, gpointer data)
+{
+        App *app = data;
+        g_autoptr(GError) error = NULL;
+        GDBusObjectManager *om = ps_object_manager_client_new_finish(res, &error);
+        GList *objects;
+
+        if (!om) {
+                if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                        g_warning("the daemon's objects: %s", error->message);
+                return;
+        }
+        g_clear_object(&app->objects);
+        app->objects = om;
+        g_signal_connect(om, "object-added", G_CALLBACK(object_added), app);
+        g_signal_connect(om, "object-removed", G_CALLBACK(object_removed), app);
+        objects = g_dbus_object_manager_get_objects(om);
+        for (GList *l = objects; l; l = l->next)
+                if (ps_object_peek_link(PS_OBJECT(l->data)))
+                        link_added(app, g_dbus_object_get_object_path(l->data));
+        g_list_free_full(objects, g_object_unref);
+        app_update(app);
+}
+
+static void daemon_forget(App *app)
+{
+        if (app->cancel) {
+                g_cancellable_cancel(app->cancel);
+                g_clear_object(&app->cancel);
+        }
+        g_clear_object(&app->objects);
+        g_clear_object(&app->filters);
+        g_hash_table_remove_all(app->links);
+        g_ptr_array_set_size(app->rules, 0);
+        g_ptr_array_set_size(app->conns, 0);
+}
+
+static void name_appeared(GDBusConnection *bus, const char *name, const char *owner, gpointer data)
+{
+        App *app = data;
+
+        daemon_forget(app);
+        app->system = bus;
+        app->present = TRUE;
+        app->cancel = g_cancellable_new();
+        ps_object_manager_client_new(bus, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
+                                     PS_BUS_NAME, PS_BUS_PATH, app->cancel, objects_ready, app);
+        ps_filters_proxy_new(bus, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, PS_BUS_NAME,
+                             PS_FILTERS_PATH, app->cancel, filters_ready, app);
+        app_update(app);
+}
+
+static void name_vanished(GDBusConnection *bus, const char *name, gpointer data)
+{
+        App *app = data;
+
+        app->system = bus;
+        app->present = FALSE;
+        daemon_forget(app);
+        app_update(app);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The menu and the application */
+
+static void show_window(App *app)
+{
+        if (!app->window)
+                app->window = ps_window_new(app);
+        ps_window_present(app->window);
+        app_window_visible_changed(app);
+        app_update(app);
+}
+
+static void notify_toggled(GtkCheckMenuItem *item, App *app)
+{
+        app->notify = gtk_check_menu_item_get_active(item);
+}
+
+static GtkWidget *menu_build(App *app)
+{
+        GtkWidget *menu = gtk_menu_new(), *item;
+
+        item = gtk_menu_item_new_with_mnemonic(_("_Open packetscope"));
+        g_signal_connect_swapped(item, "activate", G_CALLBACK(show_window), app);
+        gtk_menu_shell_append(GTK_MENU_SHELL(menu), item);
+        item = gtk_check_menu_item_new_with_mnemonic(_("_Notify about drops"));
+        gtk_check_menu_item_set_active(GTK_CHECK_MENU_ITEM(item), app->notify);
+        g_signal_connect(item, "toggled", G_CALLBACK(notify_toggled), app);
+        gtk_menu_shell_append(GTK_MENU_SHELL(menu), item);
+        app->notify_item = item;
+        gtk_menu_shell_append(GTK_MENU_SHELL(menu), gtk_separator_menu_item_new());
+        item = gtk_menu_item_new_with_mnemonic(_("_Quit"));
+        g_signal_connect_swapped(item, "activate", G_CALLBACK(g_application_quit), app->gtk);
+        gtk_menu_shell_append(GTK_MENU_SHELL(menu), item);
+        gtk_widget_show_all(menu);
+        return menu;
+}
+
+static void app_startup(GApplication *gapp, App *app)
+{
+        const char *theme = g_getenv("PACKETSCOPE_APPLET_ICONDIR");
+
+        notify_init("packetscope-applet");
+        app->menu = menu_build(app);
+        app->tray = ps_tray_new("packetscope", theme && *theme ? theme : NULL,
+                                GTK_MENU(app->menu));
+        /* The tray applet lives without a window. */
+        g_application_hold(gapp);
+        app->watch_id = g_bus_watch_name(G_BUS_TYPE_SYSTEM, PS_BUS_NAME,
+                                         G_BUS_NAME_WATCHER_FLAGS_NONE, name_appeared,
+                                         name_vanished, app, NULL);
+        app_poll_schedule(app);
+        app_update(app);
+}
+
+static int app_command_line(GApplication *gapp, GApplicationCommandLine *cmdline, App *app)
+{
+        GVariantDict *opts = g_application_command_line_get_options_dict(cmdline);
+
+        if (g_variant_dict_contains(opts, "open-window"))
+                show_window(app);
+        return 0;
+}
+
+static int app_local_options(GApplication *gapp, GVariantDict *opts, App *app)
+{
+        if (g_variant_dict_contains(opts, "version")) {
+                g_print("packetscope-applet %s\n", PACKETSCOPE_VERSION);
+                return 0;
+        }
+        if (g_variant_dict_contains(opts, "notify"))
+                app->notify = TRUE;
+        return -1;
+}
+
+static void app_shutdown(GApplication *gapp, App *app)
+{
+        if (app->watch_id)
+                g_bus_unwatch_name(app->watch_id);
+        daemon_forget(app);
+        if (app->poll_id)
+                g_source_remove(app->poll_id);
+        if (app->drop_expiry_id)
+                g_source_remove(app->drop_expiry_id);
+        app->tray = ps_tray_free(app->tray);
+        notify_uninit();
+}
+
+int main(int argc, char **argv)
+{
+        static const GOptionEntry entries[] = {
+                { "open-window", 'w', 0, G_OPTION_ARG_NONE, NULL,
+                  N_("Open the window (of the running applet, if there is one)"), NULL },
+                { "notify", 0, 0, G_OPTION_ARG_NONE, NULL,
+                  N_("Start with drop notifications switched on"), NULL },
+                { "version", 0, 0, G_OPTION_ARG_NONE, NULL, N_("Show the version"), NULL },
+                {}
+        };
+        App app = {};
+        int status;
+
+        setlocale(LC_ALL, "");
+        bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+        bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
+        textdomain(GETTEXT_PACKAGE);
+
+        app.links = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                          (GDestroyNotify) ps_link_row_free);
+        app.rules = g_ptr_array_new_with_free_func((GDestroyNotify) ps_rule_row_free);
+        app.conns = g_ptr_array_new_with_free_func((GDestroyNotify) ps_conn_row_free);
+        ps_drop_ring_init(&app.drops);
+        ps_notify_gate_init(&app.gate, PS_NOTIFY_INTERVAL_SEC * G_USEC_PER_SEC);
+
+        app.gtk = gtk_application_new("org.packetscope.Applet", G_APPLICATION_HANDLES_COMMAND_LINE);
+        g_application_add_main_option_entries(G_APPLICATION(app.gtk), entries);
+        g_signal_connect(app.gtk, "handle-local-options", G_CALLBACK(app_local_options), &app);
+        g_signal_connect(app.gtk, "startup", G_CALLBACK(app_startup), &app);
+        g_signal_connect(app.gtk, "command-line", G_CALLBACK(app_command_line), &app);
+        g_signal_connect(app.gtk, "shutdown", G_CALLBACK(app_shutdown), &app);
+        status = g_application_run(G_APPLICATION(app.gtk), argc, argv);
+
+        g_object_unref(app.gtk);
+        g_hash_table_unref(app.links);
+        g_ptr_array_unref(app.rules);
+        g_ptr_array_unref(app.conns);
+        ps_drop_ring_clear(&app.drops);
+        return status;
+}

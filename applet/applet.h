@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <gtk/gtk.h>
+
+#include "model.h"
+#include "tray.h"
+#include "ps-guarder.h"
+
+#define PS_BUS_NAME "org.packetscope.Guarder1"
+#define PS_BUS_PATH "/org/packetscope/Guarder1"
+#define PS_FILTERS_PATH PS_BUS_PATH "/filters"
+#define PS_CONNS_PATH PS_BUS_PATH "/connections"
+
+/* The bounded polls for what the daemon does not signal (the Link counters, rule hits and
+ * connections are marked EmitsChangedSignal="false" in its XML). */
+#define PS_POLL_WINDOW_MS 2000
+#define PS_POLL_TRAY_MS 30000
+/* The most rules and connections the window lists. */
+#define PS_RULES_SHOWN 1000
+#define PS_CONNS_SHOWN 50
+/* At most one drop notification per this many seconds. */
+#define PS_NOTIFY_INTERVAL_SEC 30
+
+typedef struct PsWindow PsWindow;
+
+typedef struct App {
+        GtkApplication *gtk;
+        GDBusConnection *system;
+        guint watch_id;
+        gboolean present;
+        GDBusObjectManager *objects;    /* the generated PsObjectManagerClient */
+        PsFilters *filters;
+        guint dropped_sub;
+        GCancellable *cancel;           /* every call of the current daemon connection */
+
+        GHashTable *links;              /* object path -> PsLinkRow */
+        GPtrArray *rules;               /* PsRuleRow, in the daemon's order */
+        GPtrArray *conns;               /* PsConnRow */
+        PsDropRing drops;
+        gint64 last_drop_usec;          /* monotonic time of the latest drop seen */
+        guint64 drops_seen_by_signal;
+
+        guint poll_id;
+        guint poll_ms;
+        guint drop_expiry_id;
+
+        PsTray *tray;
+        GtkWidget *menu;
+        GtkWidget *notify_item;
+        gboolean notify;
+        PsNotifyGate gate;
+
+        PsWindow *window;
+        PsState state;
+} App;
+
+void app_update(App *app);
+void app_window_visible_changed(App *app);
+void app_refresh_rules(App *app);
+void app_rule_set_enabled(App *app, guint32 id, gboolean enabled);
+
+PsWindow *ps_window_new(App *app);
+void ps_window_present(PsWindow *w);
+gboolean ps_window_visible(PsWindow *w);
+void ps_window_update(PsWindow *w);
+void ps_window_add_drop(PsWindow *w, const PsDropRow *row);
+void ps_window_show_error(PsWindow *w, const char *text);
+void ps_window_rule_done(PsWindow *w, guint32 id);

@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <string.h>
+#include <glib/gi18n.h>
+
+#include "model.h"
+
+/* An address with its port the way addresses are written in URLs: IPv6 in brackets. A port
+ * of 0 (protocols without ports) leaves the address alone. */
+char *ps_endpoint_format(const char *addr, guint port)
+{
+        if (!addr || !*addr)
+                addr = "?";
+        if (port == 0)
+                return g_strdup(addr);
+        if (strchr(addr, ':'))
+                return g_strdup_printf("[%s]:%u", addr, port);
+        return g_strdup_printf("%s:%u", addr, port);
+}
+
+/* Lookups in an a{sv} that accept only the documented type: a daemon that sent another
+ * type is a contract break, reported as -EBADMSG rather than shown as zero. */
+static int dict_str(GVariantDict *d, const char *key, char **ret)
+{
+        const char *s;
+
+        if (!g_variant_dict_lookup(d, key, "&s", &s))
+                return g_variant_dict_contains(d, key) ? -EBADMSG : -ENOENT;
+        *ret = g_strdup(s);
+        return 0;
+}
+
+static int dict_u64(GVariantDict *d, const char *key, guint64 *ret)
+{
+        if (!g_variant_dict_lookup(d, key, "t", ret))
+                return g_variant_dict_contains(d, key) ? -EBADMSG : -ENOENT;
+        return 0;
+}
+
+PsLinkRow *ps_link_row_new(const char *path)
+{
+        PsLinkRow *row = g_new0(PsLinkRow, 1);
+
+        row->path = g_strdup(path);
+        return row;
+}
+
+void ps_link_row_free(PsLinkRow *row)
+{
+        if (!row)
+                return;
+        g_free(row->path);
+        g_free(row->name);
+        g_free(row->mode);
+        g_free(row);
+}
+
+/* Rates from two samples of the cumulative counters. The daemon's counters restart from 0
+ * when its maps are recreated (a link attached anew): a counter that went back is a new
+ * base, not a negative rate. */
+void ps_link_row_sample(PsLinkRow *row, guint64 packets, guint64 dropped, gint64 now_usec)
+{
+        if (row->have_sample && now_usec > row->sample_usec &&
+            packets >= row->sample_packets && dropped >= row->sample_dropped) {
+                double secs = (double) (now_usec - row->sample_usec) / G_USEC_PER_SEC;
+
+                row->pps = (double) (packets - row->sample_packets) / secs;
+                row->drops_per_sec = (double) (dropped - row->sample_dropped) / secs;
+        } else if (!row->have_sample || packets < row->sample_packets ||
+                   dropped < row->sample_dropped) {
+                row->pps = 0;
+                row->drops_per_sec = 0;
+        } else
+                /* Same instant: keep the previous rates and the older base. */
+                return;
+        row->packets = packets;
+        row->dropped = dropped;
+        row->have_sample = TRUE;
+        row->sample_packets = packets;
+        row->sample_dropped = dropped;
+        row->sample_usec = now_usec;
+}
+
+/* props: the a{sv} of Properties.GetAll on org.packetscope.Guarder1.Link. */
+int ps_link_row_update(PsLinkRow *row, GVariant *props, gint64 now_usec)
+{
+        g_auto(GVariantDict) d;
+        g_autofree char *name = NULL, *mode = NULL;
+        guint64 packets, dropped, bytes;
+        int r;
+
+        if (!props || !g_variant_is_of_type(props, G_VARIANT_TYPE_VARDICT))
+                return -EINVAL;
+        g_variant_dict_init(&d, props);
+        if ((r = dict_str(&d, "Name", &name)) < 0 ||
+            (r = dict_u64(&d, "Packets", &packets)) < 0 ||
+            (r = dict_u64(&d, "Dropped", &dropped)) < 0)
+                return r;
+        r = dict_str(&d, "Mode", &mode);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        r = dict_u64(&d, "Bytes", &bytes);
+        if (r == -EBADMSG)
+                return r;
+        if (r == 0)
+                row->bytes = bytes;
+        g_free(row->name);
+        row->name = g_steal_pointer(&name);
+        if (mode) {
+                g_free(row->mode);
+                row->mode = g_steal_pointer(&mode);
+        }
+        ps_link_row_sample(row, packets, dropped, now_usec);
+        return 0;
+}
+
+void ps_conn_row_free(PsConnRow *row)
+{
+        if (!row)
+                return;
+        g_free(row->protocol);
+        g_free(row->remote);
+        g_free(row->local);
+        g_free(row->state);
+        g_free(row);
+}
+
+static int conn_row_parse(GVariant *dict, PsConnRow **ret_row)
+{
+        g_auto(GVariantDict) d;
+        const char *src, *dst, *protocol, *state;
+        guint16 sport = 0, dport = 0;
+        PsConnRow *row;
+
+        g_variant_dict_init(&d, dict);
+        if (!g_variant_dict_lookup(&d, "src", "&s", &src) ||
+            !g_variant_dict_lookup(&d, "dst", "&s", &dst) ||
+            !g_variant_dict_lookup(&d, "protocol", "&s", &protocol))
+                return -EBADMSG;
+        if (g_variant_dict_contains(&d, "sport") && !g_variant_dict_lookup(&d, "sport", "q", &sport))
+                return -EBADMSG;
+        if (g_variant_dict_contains(&d, "dport") && !g_variant_dict_lookup(&d, "dport", "q", &dport))
+                return -EBADMSG;
+        if (!g_variant_dict_lookup(&d, "state", "&s", &state))
+                state = "";
+        row = g_new0(PsConnRow, 1);
+        row->protocol = g_strdup(protocol);
+        row->remote = ps_endpoint_format(src, sport);
+        row->local = ps_endpoint_format(dst, dport);
+        row->state = g_strdup(state);
+        if (dict_u64(&d, "packets", &row->packets) == -EBADMSG ||
+            dict_u64(&d, "bytes", &row->bytes) == -EBADMSG) {
+                ps_conn_row_free(row);
+                return -EBADMSG;
+        }
+        *ret_row = row;
+        return 0;
+}
+
+/* rows: the aa{sv} of Connections.List, in the daemon's order (best first). */
+int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows)
+{
+        g_autoptr(GPtrArray) out = NULL;
+        GVariantIter it;
+        GVariant *dict;
+
+        if (!rows || !g_variant_is_of_type(rows, G_VARIANT_TYPE("aa{sv}")))
+                return -EINVAL;
+        out = g_ptr_array_new_with_free_func((GDestroyNotify) ps_conn_row_free);
+        g_variant_iter_init(&it, rows);
+        while ((dict = g_variant_iter_next_value(&it))) {
+                PsConnRow *row;
+                int r = conn_row_parse(dict, &row);
+
+                g_variant_unref(dict);
+                if (r < 0)
+                        return r;
+                g_ptr_array_add(out, row);
+        }
+        *ret_rows = g_steal_pointer(&out);
+        return 0;
+}
+
+void ps_rule_row_free(PsRuleRow *row)
+{
+        if (!row)
+                return;
+        g_free(row->path);
+        g_free(row->action);
+        g_free(row->summary);
+        g_free(row->comment);
+        g_free(row);
+}
+
+static gboolean is_any(const char *s)
+{
+        return !s || !*s || g_str_equal(s, "any") || g_str_equal(s, "0");
+}
+
+/* One line a user reads: what the rule does to which packets. The daemon's own words for
+ * actions and protocols are kept (they are what packetscopectl and the rules files say). */
+static char *rule_summary(GVariantDict *d, const char *action)
+{
+        const char *protocol = NULL, *src = NULL, *dst = NULL, *sport = NULL, *dport = NULL;
+        guint8 icmp_type = 255, icmp_code = 255;
+        GString *s = g_string_new(action);
+
+        g_variant_dict_lookup(d, "protocol", "&s", &protocol);
+        g_variant_dict_lookup(d, "src_ip", "&s", &src);
+        g_variant_dict_lookup(d, "dst_ip", "&s", &dst);
+        g_variant_dict_lookup(d, "src_port", "&s", &sport);
+        g_variant_dict_lookup(d, "dst_port", "&s", &dport);
+        g_variant_dict_lookup(d, "icmp_type", "y", &icmp_type);
+        g_variant_dict_lookup(d, "icmp_code", "y", &icmp_code);
+
+        g_string_append_printf(s, " %s", is_any(protocol) ? "any" : protocol);
+        if (icmp_type != 255) {
+                g_string_append_printf(s, " type %u", icmp_type);
+                if (icmp_code != 255)
+                        g_string_append_printf(s, " code %u", icmp_code);
+        }
+        g_string_append_printf(s, " from %s", is_any(src) ? "any" : src);
+        if (!is_any(sport))
+                g_string_append_printf(s, " port %s", sport);
+        g_string_append_printf(s, " to %s", is_any(dst) ? "any" : dst);
+        if (!is_any(dport))
+                g_string_append_printf(s, " port %s", dport);
+        return g_string_free(s, FALSE);
+}
+
+/* dict: one rule dictionary of Filters.List / ListRange. */
+int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row)
+{
+        g_auto(GVariantDict) d;
+        const char *path, *action, *comment;
+        guint32 id;
+        gboolean enabled;
+        PsRuleRow *row;
+
+        if (!dict || !g_variant_is_of_type(dict, G_VARIANT_TYPE_VARDICT))
+                return -EINVAL;
+        g_variant_dict_init(&d, dict);
+        if (!g_variant_dict_lookup(&d, "id", "u", &id) ||
+            !g_variant_dict_lookup(&d, "enabled", "b", &enabled))
+                return -EBADMSG;
+        if (!g_variant_dict_lookup(&d, "path", "&o", &path))
+                path = NULL;
+        if (!g_variant_dict_lookup(&d, "action", "&s", &action) || !*action)
+                action = "drop";  /* the documented default */
+        if (!g_variant_dict_lookup(&d, "comment", "&s", &comment))
+                comment = "";
+        row = g_new0(PsRuleRow, 1);
+        row->id = id;
+        row->path = path ? g_strdup(path) : g_strdup_printf("/org/packetscope/Guarder1/filters/%u", id);
+        row->action = g_strdup(action);
+        row->summary = rule_summary(&d, action);
+        row->comment = g_strdup(comment);
+        row->enabled = enabled;
+        if (dict_u64(&d, "hits", &row->hits) == -EBADMSG) {
+                ps_rule_row_free(row);
+                return -EBADMSG;
+        }
+        *ret_row = row;
+        return 0;
+}
+
+int ps_rule_rows_parse(GVariant *rules, GPtrArray **ret_rows)
+{
+        g_autoptr(GPtrArray) out = NULL;
+        GVariantIter it;
+        GVariant *dict;
+
+        if (!rules || !g_variant_is_of_type(rules, G_VARIANT_TYPE("aa{sv}")))
+                return -EINVAL;
+        out = g_ptr_array_new_with_free_func((GDestroyNotify) ps_rule_row_free);
+        g_variant_iter_init(&it, rules);
+        while ((dict = g_variant_iter_next_value(&it))) {
+                PsRuleRow *row;
+                int r = ps_rule_row_parse(dict, &row);
+
+                g_variant_unref(dict);
+                if (r < 0)
+                        return r;
+                g_ptr_array_add(out, row);
+        }
+        *ret_rows = g_steal_pointer(&out);
+        return 0;
+}
+
+static void drop_row_clear(PsDropRow *row)
+{
+        g_clear_pointer(&row->link, g_free);
+        g_clear_pointer(&row->protocol, g_free);
+        g_clear_pointer(&row->src, g_free);
+        g_clear_pointer(&row->dst, g_free);
+}
+
+void ps_drop_ring_init(PsDropRing *ring)
+{
+        memset(ring, 0, sizeof(*ring));
+}
+
+void ps_drop_ring_clear(PsDropRing *ring)
+{
+        for (guint i = 0; i < ring->n; i++)
+                drop_row_clear(&ring->rows[(ring->start + i) % PS_DROP_RING_MAX]);
+        ps_drop_ring_init(ring);
+}
+
+/* dropped_args: the (ussssqq) of the Dropped signal. When full, the oldest row goes. */
+int ps_drop_ring_push(PsDropRing *ring, GVariant *dropped_args, gint64 when_usec)
+{
+        const char *link, *protocol, *src, *dst;
+        guint32 rule_id;
+        guint16 sport, dport;
+        PsDropRow *row;
+
+        if (!dropped_args || !g_variant_is_of_type(dropped_args, G_VARIANT_TYPE("(ussssqq)")))
+                return -EINVAL;
+        g_variant_get(dropped_args, "(u&s&s&s&sqq)", &rule_id, &link, &protocol, &src, &dst,
+                      &sport, &dport);
+        if (ring->n == PS_DROP_RING_MAX) {
+                row = &ring->rows[ring->start];
+                drop_row_clear(row);
+                ring->start = (ring->start + 1) % PS_DROP_RING_MAX;
+        } else {
+                row = &ring->rows[(ring->start + ring->n) % PS_DROP_RING_MAX];
+                ring->n++;
+        }
+        row->when_usec = when_usec;
+        row->rule_id = rule_id;
+        row->link = g_strdup(link);
+        row->protocol = g_strdup(protocol);
+        row->src = ps_endpoint_format(src, sport);
+        row->dst = ps_endpoint_format(dst, dport);
+        ring->total++;
+        return 0;
+}
+
+/* i = 0 is the newest row; NULL past the end. */
+const PsDropRow *ps_drop_ring_get(const PsDropRing *ring, guint i)
+{
+        if (i >= ring->n)
+                return NULL;
+        return &ring->rows[(ring->start + ring->n - 1 - i) % PS_DROP_RING_MAX];
+}
+
+PsState ps_state_compute(gboolean daemon_present, guint n_links, gint64 last_drop_usec,
+                         gint64 now_usec)
+{
+        if (!daemon_present)
+                return PS_STATE_GONE;
+        if (n_links == 0)
+                return PS_STATE_IDLE;
+        if (last_drop_usec > 0 && now_usec >= last_drop_usec &&
+            now_usec - last_drop_usec < PS_DROP_RECENT_USEC)
+                return PS_STATE_DROPPING;
+        return PS_STATE_GUARDING;
+}
+
+const char *ps_state_icon_name(PsState state)
+{
+        switch (state) {
+        case PS_STATE_GONE:
+                return "packetscope-gone";
+        case PS_STATE_IDLE:
+                return "packetscope-idle";
+        case PS_STATE_DROPPING:
+                return "packetscope-dropping";
+        case PS_STATE_GUARDING:
+        default:
+                return "packetscope-guarding";
+        }
+}
+
+const char *ps_state_title(PsState state)
+{
+        switch (state) {
+        case PS_STATE_GONE:
+                return _("No connection to the daemon");
+        case PS_STATE_IDLE:
+                return _("Nothing guarded");
+        case PS_STATE_DROPPING:
+                return _("Dropping packets");
+        case PS_STATE_GUARDING:
+        default:
+                return _("Guarding");
+        }
+}
+
+char *ps_tooltip_body(PsState state, guint n_links, double pps, double drops_per_sec)
+{
+        switch (state) {
+        case PS_STATE_GONE:
+                return g_strdup(_("packetscoped is not running"));
+        case PS_STATE_IDLE:
+                return g_strdup(_("No link is guarded"));
+        default:
+                return g_strdup_printf(g_dngettext(GETTEXT_PACKAGE,
+                                                   "%u link guarded, %.0f packets/s, %.0f drops/s",
+                                                   "%u links guarded, %.0f packets/s, %.0f drops/s",
+                                                   n_links),
+                                       n_links, pps, drops_per_sec);
+        }
+}
+
+void ps_notify_gate_init(PsNotifyGate *gate, gint64 interval_usec)
+{
+        memset(gate, 0, sizeof(*gate));
+        gate->interval_usec = interval_usec;
+}
+
+/* TRUE when a notification may be shown now; *ret_suppressed (may be NULL) then says how
+ * many were held back since the previous one, for the text to sum them up. */
+gboolean ps_notify_gate_allow(PsNotifyGate *gate, gint64 now_usec, guint *ret_suppressed)
+{
+        if (gate->have_last && now_usec - gate->last_usec < gate->interval_usec) {
+                gate->suppressed++;
+                return FALSE;
+        }
+        if (ret_suppressed)
+                *ret_suppressed = gate->suppressed;
+        gate->have_last = TRUE;
+        gate->last_usec = now_usec;
+        gate->suppressed = 0;
+        return TRUE;
+}

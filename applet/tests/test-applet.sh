@@ -1,0 +1,244 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# packetscope-applet against the real daemon, headless: a private session bus (this script runs
+# itself again under dbus-run-session) for the tray item and AT-SPI, Xvfb for GTK, and the
+# integration tests' private system bus with a real polkitd and the daemon guarding a veth:
+#   - a StatusNotifierWatcher written for the test (sni-watcher.py) records the applet's
+#     registration and follows its IconName, Status and Title (the tooltip text): guarding
+#     with one link, dropping now while a rule drops pings, back to guarding 10 s after the
+#     last drop, daemon gone when it stops, guarding again when it is back;
+#   - the window, driven through AT-SPI (window.py, dogtail): a link's row with its exact
+#     totals, a TCP connection on the connections page, the dropped pings' source on the drops
+#     page, a rule's switch turned off and the daemon's Enabled property read back, the
+#     pings that rule dropped answered again;
+#   - the same switch clicked in the applet of a user polkit refuses (its own session bus,
+#     no authentication agent): the window says so, and the daemon's rule is unchanged;
+#   - screenshots of the screen in each state, kept in the build directory and checked not
+#     blank.
+
+set -u
+if [ -z "${PS_APPLET_SESSION:-}" ]; then
+        command -v dbus-run-session >/dev/null 2>&1 || { echo "1..0 # SKIP dbus-run-session is not installed"; exit 0; }
+        # The session's services (the AT-SPI registry says hello on its stdout) write to
+        # stderr; the TAP stream goes through descriptor 3, back to stdout below.
+        exec 3>&1 1>&2
+        PS_APPLET_SESSION=1 exec dbus-run-session -- "$0" "$@"
+fi
+exec 1>&3 3>&-
+
+# shellcheck source=tests/integration/lib-system.sh
+. "${SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib-system.sh"
+
+require_root
+require Xvfb import identify jq busctl ip ping /usr/bin/python3
+[ -x /usr/lib/polkit-1/polkitd ] || skip_all "polkitd is not installed"
+[ -x "$PACKETSCOPED" ] || bail "no daemon at $PACKETSCOPED (set PACKETSCOPED or BUILDDIR)"
+APPLET=${PACKETSCOPE_APPLET:-$BUILDDIR/applet/packetscope-applet}
+[ -x "$APPLET" ] || bail "no applet at $APPLET (set PACKETSCOPE_APPLET or BUILDDIR)"
+/usr/bin/python3 -c 'import gi, dogtail' 2>/dev/null || skip_all "python3-gi or python3-dogtail is missing"
+APPLET_TESTS=$SRCDIR/applet/tests
+SHOTS=$BUILDDIR/applet/tests/screenshots
+rm -rf "$SHOTS"
+mkdir -p "$SHOTS"
+
+FILTERS_PATH=$PS_PATH/filters
+FILTERS=org.packetscope.Guarder1.Filters
+FILTER=org.packetscope.Guarder1.Filter
+
+make_tmpdir T
+export DOGTAIL_DIR=$T/dogtail
+mkdir -p "$DOGTAIL_DIR"
+
+# --- the display: Xvfb on a free display number it chooses itself
+Xvfb -displayfd 5 -screen 0 1024x768x24 -nolisten tcp 5>"$T/display" 2>"$T/xvfb.log" &
+XVFB_PID=$!
+defer "kill_wait $XVFB_PID"
+wait_until 30 test -s "$T/display" || bail "Xvfb did not start: $(cat "$T/xvfb.log")"
+export DISPLAY=:$(cat "$T/display")
+
+# --- the system side
+bus_start "$T/bus"
+sys_polkit_start "$T/polkit"
+net_create A
+daemon_start main || bail "the daemon did not start: $(daemon_log main)"
+attach "$A_IF" || bail "AttachLink $A_IF failed: $(daemon_log main)"
+
+# --- the tray host and the applet
+/usr/bin/python3 "$APPLET_TESTS/sni-watcher.py" "$T/sni.json" 2>"$T/sni.log" &
+SNI_PID=$!
+defer "kill_wait $SNI_PID"
+sni_has() {
+        jq -e "$1" "$T/sni.json" >/dev/null 2>&1
+}
+wait_until 30 sni_has '.owner' || bail "the watcher did not own its name: $(cat "$T/sni.log")"
+
+PACKETSCOPE_APPLET_ICONDIR=$SRCDIR/applet/icons "$APPLET" >"$T/applet.log" 2>&1 &
+APPLET_PID=$!
+defer "kill_wait $APPLET_PID"
+
+sni_state() {
+        jq -c '{r: .registrations, alive, icon: .props.IconName, status: .props.Status,
+                title: .props.Title}' "$T/sni.json" 2>/dev/null
+}
+# expect_tray ICON STATUS TITLE-REGEX DESCRIPTION: waits (60 s) for the item to show them.
+expect_tray() {
+        local f=".alive and .props.IconName == \"$1\" and .props.Status == \"$2\" and
+                 (.props.Title | test(\"$3\"))"
+        wait_until 60 sni_has "$f"
+        ok $? "$4" "item: $(sni_state)" "applet: $(tail -n 5 "$T/applet.log")"
+}
+
+# screenshot NAME [DISPLAY]
+screenshot() {
+        local f=$SHOTS/$1.png colours
+        DISPLAY=${2:-$DISPLAY} import -window root "$f" 2>>"$T/import.log"
+        colours=$(identify -format '%k' "$f" 2>/dev/null)
+        # A blank (or all-black) screen has one colour; the window alone has dozens.
+        ok "$([ "${colours:-0}" -ge 16 ] && echo 0 || echo 1)" \
+           "screenshot $1 is not blank ($colours colours)" "$(tail -n 3 "$T/import.log")"
+}
+
+win() {
+        timeout 90 /usr/bin/python3 "$APPLET_TESTS/window.py" "$@" 2>>"$T/window.log"
+}
+
+wait_until 60 sni_has '.registrations >= 1 and .alive'
+ok $? "the applet registers its item with the StatusNotifierWatcher" "$(cat "$T/sni.json")"
+like "$(jq -r .path "$T/sni.json")" "^/" "it registers an object path"
+expect_tray packetscope-guarding Active "^packetscope: Guarding\\\\. 1 link guarded, " \
+        "one link guarded: icon guarding, status Active, the title says 1 link guarded"
+
+# --- drops: an ICMP echo rule, pings from the namespace
+out=$(pscall "$FILTERS_PATH" "$FILTERS" Add 'a{sv}' 3 rule_type s icmp icmp_type y 8 \
+        comment s "applet test")
+ok $? "a rule dropping pings is added" "$out"
+RID=$(jq -r '.data[0]' <<<"$out")
+ping_ns() {
+        in_ns "$A_NS" ping -n -q -c "$1" -i 0.2 -W 1 "$A_H4" 2>/dev/null |
+                sed -n 's/.* \([0-9]\+\) received.*/\1/p'
+}
+is "$(ping_ns 5)" 0 "the rule drops the 5 pings"
+expect_tray packetscope-dropping NeedsAttention "^packetscope: Dropping packets\\\\. " \
+        "drops: icon dropping now, status NeedsAttention"
+# The state lasts 10 s after the last drop, then returns by itself.
+expect_tray packetscope-guarding Active "^packetscope: Guarding\\\\. " \
+        "10 s without drops: icon guarding again"
+
+# --- the window
+"$APPLET" --open-window >>"$T/applet.log" 2>&1
+ok $? "packetscope-applet --open-window reaches the running applet"
+got=$(win text "^Link $A_IF: .*; [0-9]+ packets, 5 dropped$" 60)
+ok $? "the window's link row shows the link with exactly 5 dropped" "$got" \
+   "$(tail -n 3 "$T/window.log")"
+screenshot window-links
+# The connections page: one TCP connection from the namespace, its row by the ports it used.
+TCP_PORT=$(tcp_exchange "$A_NS" "$A_H4" 3000)
+ok $? "a TCP connection from the namespace carries 3000 bytes" "port: $TCP_PORT"
+got=$(win text "^$A_H4:$TCP_PORT\$" 60)
+ok $? "the connections page lists it by its local address and port $A_H4:$TCP_PORT" "$got" \
+   "$(tail -n 3 "$T/window.log")"
+# The drops page: the samples of the Dropped signal, by source (ICMP: no port).
+got=$(win text "^$A_N4\$" 30)
+ok $? "the recent drops page lists the pings' source $A_N4" "$got" "$(tail -n 3 "$T/window.log")"
+win page Rules >/dev/null
+ok $? "the Rules page is shown" "$(tail -n 3 "$T/window.log")"
+got=$(win text "^drop icmp type 8 from any to any — applet test$" 30)
+ok $? "the rule is listed as the daemon describes it" "$got" "$(tail -n 3 "$T/window.log")"
+is "$(win rule "$RID")" on "rule $RID's switch is on"
+screenshot window-rules
+win toggle "$RID" >/dev/null
+ok $? "rule $RID's switch is clicked" "$(tail -n 3 "$T/window.log")"
+rule_enabled() {
+        busctl --system get-property "$PS_NAME" "$FILTERS_PATH/$RID" "$FILTER" Enabled
+}
+rule_is_off() {
+        [ "$(rule_enabled)" = "b false" ]
+}
+switch_is_off() {
+        [ "$(win rule "$RID")" = off ]
+}
+wait_until 30 rule_is_off
+is "$(rule_enabled)" "b false" "the daemon's rule $RID is disabled"
+wait_until 30 switch_is_off
+is "$(win rule "$RID")" off "the switch stays off (the daemon's state read back)"
+is "$(ping_ns 3)" 3 "the disabled rule drops nothing: 3 pings answered"
+screenshot window-rule-off
+
+# --- a user polkit refuses: its own session bus, display and applet. Not root's display: the
+# user's AT-SPI bus launcher would announce itself on that display's root window, where
+# root's AT-SPI clients would then look.
+require setpriv useradd userdel
+Xvfb -displayfd 5 -screen 0 1024x768x24 -nolisten tcp 5>"$T/udisplay" 2>"$T/uxvfb.log" &
+UXVFB_PID=$!
+defer "kill_wait $UXVFB_PID"
+wait_until 30 test -s "$T/udisplay" || bail "the user's Xvfb did not start: $(cat "$T/uxvfb.log")"
+UDISPLAY=:$(cat "$T/udisplay")
+PSUSER=psa$$
+useradd --system --no-create-home --home-dir / --shell /usr/sbin/nologin --user-group "$PSUSER" ||
+        bail "useradd failed"
+defer "userdel '$PSUSER'; groupdel '$PSUSER'"
+# Whatever still runs as that user at the end (its session bus may have started the AT-SPI
+# bus launcher) was started by this test: stopped by PID before the user is deleted.
+defer 'for p in $(ps -o pid= -u "$PSUSER"); do kill "$p"; done; sleep 0.5;
+       for p in $(ps -o pid= -u "$PSUSER"); do kill -KILL "$p"; done'
+UHOME=$T/home-$PSUSER
+mkdir -p "$UHOME/run" "$UHOME/dogtail"
+chown -R "$PSUSER:$PSUSER" "$UHOME"
+chmod 700 "$UHOME/run"
+# as_user COMMAND...: replaces the calling (sub)shell, so that "as_user ... &" leaves the
+# command's own PID in $!; call it in a subshell otherwise.
+as_user() {
+        exec setpriv --reuid="$PSUSER" --regid="$PSUSER" --clear-groups \
+                env -i HOME="$UHOME" PATH="$PATH" DISPLAY="$UDISPLAY" XDG_RUNTIME_DIR="$UHOME/run" \
+                GSETTINGS_BACKEND=memory DOGTAIL_DIR="$UHOME/dogtail" \
+                DBUS_SESSION_BUS_ADDRESS="${USESSION:-}" \
+                DBUS_SYSTEM_BUS_ADDRESS="$DBUS_SYSTEM_BUS_ADDRESS" "$@"
+}
+as_user dbus-daemon --session --nofork --print-address=1 >"$T/usession" 2>"$T/usession.log" &
+USESSION_PID=$!
+defer "kill_wait $USESSION_PID"
+wait_until 30 test -s "$T/usession" || bail "the user's session bus did not start: $(cat "$T/usession.log")"
+USESSION=$(head -n 1 "$T/usession")
+as_user env PACKETSCOPE_APPLET_ICONDIR="$SRCDIR/applet/icons" "$APPLET" --open-window \
+        >"$T/uapplet.log" 2>&1 &
+UAPPLET_PID=$!
+defer "kill_wait $UAPPLET_PID"
+uwin() {
+        (as_user timeout 90 /usr/bin/python3 "$APPLET_TESTS/window.py" "$@") 2>>"$T/uwindow.log"
+}
+uswitch_is_off() {
+        [ "$(uwin rule "$RID")" = off ]
+}
+wait_until 60 uswitch_is_off
+is "$(uwin rule "$RID")" off "as $PSUSER: rule $RID's switch shows it off" "$(tail -n 3 "$T/uwindow.log")"
+uwin toggle "$RID" >/dev/null
+ok $? "as $PSUSER: rule $RID's switch is clicked" "$(tail -n 3 "$T/uwindow.log")"
+got=$(uwin text "^Not authorized to change rule $RID: " 60)
+ok $? "as $PSUSER: the window says the change was not authorized" "$got" \
+   "$(tail -n 3 "$T/uwindow.log")" "$(tail -n 5 "$T/uapplet.log")"
+wait_until 30 uswitch_is_off
+is "$(uwin rule "$RID")" off "as $PSUSER: the switch returns to off" "$(tail -n 3 "$T/uwindow.log")"
+is "$(rule_enabled)" "b false" "the daemon's rule $RID is still disabled"
+screenshot window-denied "$UDISPLAY"
+kill_wait "$UAPPLET_PID"
+
+# --- the daemon gone and back
+daemon_stop main
+ok $? "the daemon stops cleanly"
+expect_tray packetscope-gone NeedsAttention "^packetscope: No connection to the daemon\\\\. " \
+        "daemon stopped: icon daemon gone, status NeedsAttention"
+got=$(win text "^No connection to the daemon: " 30)
+ok $? "the window says there is no connection to the daemon" "$got"
+screenshot window-gone
+daemon_start main || bail "the daemon did not start again: $(daemon_log main)"
+expect_tray packetscope-guarding Active "^packetscope: Guarding\\\\. 1 link guarded, " \
+        "daemon back with its link: icon guarding again"
+is "$(jq -r .registrations "$T/sni.json")" 1 "the item stayed registered once throughout"
+is "$(jq -c '[.icons[]] | unique' "$T/sni.json")" \
+   '["packetscope-dropping","packetscope-gone","packetscope-guarding"]' \
+   "the item showed exactly the icons guarding, dropping and gone"
+kill -0 "$APPLET_PID" 2>/dev/null
+ok $? "the applet is still running" "$(tail -n 5 "$T/applet.log")"
+
+done_testing

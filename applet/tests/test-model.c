@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The applet's model layer with data shaped as the daemon sends it on the bus (see
+ * org.packetscope.Guarder1(5)): no display and no bus needed.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+
+#include "model.h"
+
+#define SEC G_USEC_PER_SEC
+
+static GVariant *link_props(const char *name, guint64 packets, guint64 dropped)
+{
+        GVariantBuilder b;
+
+        g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&b, "{sv}", "Name", g_variant_new_string(name));
+        g_variant_builder_add(&b, "{sv}", "Mode", g_variant_new_string("generic"));
+        g_variant_builder_add(&b, "{sv}", "Packets", g_variant_new_uint64(packets));
+        g_variant_builder_add(&b, "{sv}", "Bytes", g_variant_new_uint64(packets * 100));
+        g_variant_builder_add(&b, "{sv}", "Dropped", g_variant_new_uint64(dropped));
+        g_variant_builder_add(&b, "{sv}", "PacketsPerSecond", g_variant_new_double(1.5));
+        return g_variant_ref_sink(g_variant_builder_end(&b));
+}
+
+Test(model, endpoint_format)
+{
+        g_autofree char *a = ps_endpoint_format("192.0.2.7", 443);
+        g_autofree char *b = ps_endpoint_format("2001:db8::1", 53);
+        g_autofree char *c = ps_endpoint_format("10.1.2.3", 0);
+        g_autofree char *d = ps_endpoint_format("", 7);
+
+        cr_assert_str_eq(a, "192.0.2.7:443");
+        cr_assert_str_eq(b, "[2001:db8::1]:53");
+        cr_assert_str_eq(c, "10.1.2.3");
+        cr_assert_str_eq(d, "?:7");
+}
+
+Test(model, link_rates_from_two_samples)
+{
+        PsLinkRow *row = ps_link_row_new("/org/packetscope/Guarder1/link/eth0");
+        g_autoptr(GVariant) p1 = link_props("eth0", 1000, 10);
+        g_autoptr(GVariant) p2 = link_props("eth0", 1500, 30);
+
+        cr_assert_eq(ps_link_row_update(row, p1, 100 * SEC), 0);
+        cr_assert_str_eq(row->name, "eth0");
+        cr_assert_str_eq(row->mode, "generic");
+        cr_assert_eq(row->packets, 1000);
+        cr_assert_eq(row->bytes, 100000);
+        /* One sample gives no rate yet. */
+        cr_assert_float_eq(row->pps, 0.0, 1e-9);
+        cr_assert_eq(ps_link_row_update(row, p2, 102 * SEC), 0);
+        cr_assert_float_eq(row->pps, 250.0, 1e-9);
+        cr_assert_float_eq(row->drops_per_sec, 10.0, 1e-9);
+        cr_assert_eq(row->dropped, 30);
+        ps_link_row_free(row);
+}
+
+Test(model, link_counter_reset_is_a_new_base)
+{
+        PsLinkRow *row = ps_link_row_new("/l");
+
+        ps_link_row_sample(row, 5000, 50, 10 * SEC);
+        ps_link_row_sample(row, 40, 2, 12 * SEC);
+        cr_assert_float_eq(row->pps, 0.0, 1e-9);
+        cr_assert_float_eq(row->drops_per_sec, 0.0, 1e-9);
+        cr_assert_eq(row->packets, 40);
+        ps_link_row_sample(row, 140, 6, 14 * SEC);
+        cr_assert_float_eq(row->pps, 50.0, 1e-9);
+        cr_assert_float_eq(row->drops_per_sec, 2.0, 1e-9);
+        /* A second sample at the same instant changes nothing (no division by zero). */
+        ps_link_row_sample(row, 150, 6, 14 * SEC);
+        cr_assert_float_eq(row->pps, 50.0, 1e-9);
+        cr_assert_eq(row->packets, 140);
+        ps_link_row_free(row);
+}
+
+Test(model, link_props_of_wrong_type_are_refused)
+{
+        PsLinkRow *row = ps_link_row_new("/l");
+        GVariantBuilder b;
+        g_autoptr(GVariant) props = NULL;
+
+        g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&b, "{sv}", "Name", g_variant_new_string("eth0"));
+        g_variant_builder_add(&b, "{sv}", "Packets", g_variant_new_uint32(5));
+        g_variant_builder_add(&b, "{sv}", "Dropped", g_variant_new_uint64(0));
+        props = g_variant_ref_sink(g_variant_builder_end(&b));
+        cr_assert_eq(ps_link_row_update(row, props, SEC), -EBADMSG);
+        cr_assert_null(row->name);
+        {
+                g_autoptr(GVariant) s = g_variant_ref_sink(g_variant_new_string("x"));
+
+                cr_assert_eq(ps_link_row_update(row, s, SEC), -EINVAL);
+        }
+        ps_link_row_free(row);
+}
+
+Test(model, connection_rows)
+{
+        g_autoptr(GVariant) rows = g_variant_ref_sink(g_variant_new_parsed(
+                "[{'family': <'ipv4'>, 'protocol': <'udp'>, 'ip_protocol': <byte 17>,"
+                "  'src': <'10.9.8.2'>, 'dst': <'10.9.8.1'>, 'sport': <uint16 40000>,"
+                "  'dport': <uint16 53>, 'packets': <uint64 12>, 'bytes': <uint64 1200>,"
+                "  'state': <'none'>},"
+                " {'family': <'ipv6'>, 'protocol': <'icmpv6'>, 'ip_protocol': <byte 58>,"
+                "  'src': <'fd00::2'>, 'dst': <'fd00::1'>, 'sport': <uint16 0>,"
+                "  'dport': <uint16 0>, 'packets': <uint64 3>, 'bytes': <uint64 312>}]"));
+        g_autoptr(GPtrArray) out = NULL;
+        PsConnRow *r0, *r1;
+
+        cr_assert_eq(ps_conn_rows_parse(rows, &out), 0);
+        cr_assert_eq(out->len, 2);
+        r0 = out->pdata[0];
+        r1 = out->pdata[1];
+        cr_assert_str_eq(r0->protocol, "udp");
+        cr_assert_str_eq(r0->remote, "10.9.8.2:40000");
+        cr_assert_str_eq(r0->local, "10.9.8.1:53");
+        cr_assert_str_eq(r0->state, "none");
+        cr_assert_eq(r0->packets, 12);
+        cr_assert_eq(r0->bytes, 1200);
+        cr_assert_str_eq(r1->remote, "fd00::2");
+        cr_assert_str_eq(r1->local, "fd00::1");
+        cr_assert_str_eq(r1->state, "");
+        cr_assert_eq(r1->bytes, 312);
+}
+
+Test(model, connection_row_without_addresses_is_refused)
+{
+        g_autoptr(GVariant) rows = g_variant_ref_sink(g_variant_new_parsed(
+                "[{'protocol': <'tcp'>, 'packets': <uint64 1>}]"));
+        GPtrArray *out = NULL;
+
+        cr_assert_eq(ps_conn_rows_parse(rows, &out), -EBADMSG);
+        cr_assert_null(out);
+}
+
+Test(model, rule_rows)
+{
+        g_autoptr(GVariant) rules = g_variant_ref_sink(g_variant_new_parsed(
+                "[{'id': <uint32 7>, 'path': <objectpath '/org/packetscope/Guarder1/filters/7'>,"
+                "  'rule_type': <'ip'>, 'protocol': <'udp'>, 'src_ip': <'10.0.0.0/8'>,"
+                "  'dst_ip': <''>, 'src_port': <'any'>, 'dst_port': <'53'>, 'action': <'drop'>,"
+                "  'icmp_type': <byte 255>, 'icmp_code': <byte 255>, 'enabled': <true>,"
+                "  'comment': <'no dns from lab'>, 'hits': <uint64 42>},"
+                " {'id': <uint32 9>, 'path': <objectpath '/org/packetscope/Guarder1/filters/9'>,"
+                "  'rule_type': <'icmp'>, 'protocol': <'icmp'>, 'src_ip': <''>, 'dst_ip': <''>,"
+                "  'src_port': <'any'>, 'dst_port': <'any'>, 'action': <'count'>,"
+                "  'icmp_type': <byte 8>, 'icmp_code': <byte 0>, 'enabled': <false>,"
+                "  'comment': <''>, 'hits': <uint64 0>},"
+                " {'id': <uint32 11>, 'protocol': <'any'>, 'src_ip': <'2001:db8::/32'>,"
+                "  'dst_ip': <'2001:db8::1'>, 'src_port': <'1000-2000'>, 'dst_port': <''>,"
+                "  'action': <'pass'>, 'enabled': <true>}]"));
+        g_autoptr(GPtrArray) out = NULL;
+        PsRuleRow *a, *b, *c;
+
+        cr_assert_eq(ps_rule_rows_parse(rules, &out), 0);
+        cr_assert_eq(out->len, 3);
+        a = out->pdata[0];
+        b = out->pdata[1];
+        c = out->pdata[2];
+        cr_assert_eq(a->id, 7);
+        cr_assert_str_eq(a->path, "/org/packetscope/Guarder1/filters/7");
+        cr_assert_str_eq(a->summary, "drop udp from 10.0.0.0/8 to any port 53");
+        cr_assert_str_eq(a->comment, "no dns from lab");
+        cr_assert(a->enabled);
+        cr_assert_eq(a->hits, 42);
+        cr_assert_str_eq(b->summary, "count icmp type 8 code 0 from any to any");
+        cr_assert_not(b->enabled);
+        /* Without a path the documented one is derived from the id. */
+        cr_assert_str_eq(c->path, "/org/packetscope/Guarder1/filters/11");
+        cr_assert_str_eq(c->summary, "pass any from 2001:db8::/32 port 1000-2000 to 2001:db8::1");
+        cr_assert_eq(c->hits, 0);
+}
+
+Test(model, rule_row_without_id_is_refused)
+{
+        g_autoptr(GVariant) rule = g_variant_ref_sink(g_variant_new_parsed(
+                "{'enabled': <true>, 'action': <'drop'>}"));
+        PsRuleRow *row = NULL;
+
+        cr_assert_eq(ps_rule_row_parse(rule, &row), -EBADMSG);
+        cr_assert_null(row);
+}
+
+static GVariant *dropped(guint32 rule, const char *src, guint16 sport)
+{
+        return g_variant_ref_sink(g_variant_new("(ussssqq)", rule, "veth0", "udp", src,
+                                                "10.0.0.1", sport, (guint16) 53));
+}
+
+Test(model, drop_ring_keeps_the_newest)
+{
+        PsDropRing *ring = g_new(PsDropRing, 1);
+        const PsDropRow *row;
+
+        ps_drop_ring_init(ring);
+        cr_assert_null(ps_drop_ring_get(ring, 0));
+        for (guint i = 0; i < PS_DROP_RING_MAX + 5; i++) {
+                g_autoptr(GVariant) args = dropped(i, "10.0.0.2", 1000 + i);
+
+                cr_assert_eq(ps_drop_ring_push(ring, args, (gint64) i * SEC), 0);
+        }
+        cr_assert_eq(ring->n, PS_DROP_RING_MAX);
+        cr_assert_eq(ring->total, PS_DROP_RING_MAX + 5);
+        row = ps_drop_ring_get(ring, 0);
+        cr_assert_eq(row->rule_id, PS_DROP_RING_MAX + 4);
+        cr_assert_str_eq(row->src, "10.0.0.2:1204");
+        cr_assert_str_eq(row->dst, "10.0.0.1:53");
+        cr_assert_str_eq(row->link, "veth0");
+        row = ps_drop_ring_get(ring, PS_DROP_RING_MAX - 1);
+        cr_assert_eq(row->rule_id, 5);
+        cr_assert_null(ps_drop_ring_get(ring, PS_DROP_RING_MAX));
+        {
+                g_autoptr(GVariant) s = g_variant_ref_sink(g_variant_new_string("x"));
+
+                cr_assert_eq(ps_drop_ring_push(ring, s, 0), -EINVAL);
+        }
+        ps_drop_ring_clear(ring);
+        cr_assert_eq(ring->n, 0);
+        g_free(ring);
+}
+
+Test(model, state)
+{
+        gint64 now = 1000 * SEC;
+
+        cr_assert_eq(ps_state_compute(FALSE, 3, now, now), PS_STATE_GONE);
+        cr_assert_eq(ps_state_compute(TRUE, 0, now, now), PS_STATE_IDLE);
+        cr_assert_eq(ps_state_compute(TRUE, 2, 0, now), PS_STATE_GUARDING);
+        cr_assert_eq(ps_state_compute(TRUE, 2, now - 9 * SEC, now), PS_STATE_DROPPING);
+        cr_assert_eq(ps_state_compute(TRUE, 2, now - 10 * SEC, now), PS_STATE_GUARDING);
+        cr_assert_str_eq(ps_state_icon_name(PS_STATE_GONE), "packetscope-gone");
+        cr_assert_str_eq(ps_state_icon_name(PS_STATE_IDLE), "packetscope-idle");
+        cr_assert_str_eq(ps_state_icon_name(PS_STATE_GUARDING), "packetscope-guarding");
+        cr_assert_str_eq(ps_state_icon_name(PS_STATE_DROPPING), "packetscope-dropping");
+        cr_assert_str_eq(ps_state_title(PS_STATE_GONE), "No connection to the daemon");
+}
+
+Test(model, tooltip)
+{
+        g_autofree char *one = ps_tooltip_body(PS_STATE_GUARDING, 1, 12.4, 0);
+        g_autofree char *two = ps_tooltip_body(PS_STATE_DROPPING, 2, 1500, 20.6);
+        g_autofree char *gone = ps_tooltip_body(PS_STATE_GONE, 2, 1500, 20);
+        g_autofree char *idle = ps_tooltip_body(PS_STATE_IDLE, 0, 0, 0);
+
+        cr_assert_str_eq(one, "1 link guarded, 12 packets/s, 0 drops/s");
+        cr_assert_str_eq(two, "2 links guarded, 1500 packets/s, 21 drops/s");
+        cr_assert_str_eq(gone, "packetscoped is not running");
+        cr_assert_str_eq(idle, "No link is guarded");
+}
+
+Test(model, notify_gate)
+{
+        PsNotifyGate gate;
+        guint held = 99;
+
+        ps_notify_gate_init(&gate, 30 * SEC);
+        cr_assert(ps_notify_gate_allow(&gate, 100 * SEC, &held));
+        cr_assert_eq(held, 0);
+        cr_assert_not(ps_notify_gate_allow(&gate, 101 * SEC, &held));
+        cr_assert_not(ps_notify_gate_allow(&gate, 129 * SEC, &held));
+        cr_assert(ps_notify_gate_allow(&gate, 130 * SEC, &held));
+        cr_assert_eq(held, 2);
+        cr_assert_not(ps_notify_gate_allow(&gate, 131 * SEC, NULL));
+}

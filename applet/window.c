@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The window: the links with their live rates, the top connections, the filter rules with
+ * their enable switches, and the latest drops. Widgets are updated in place (not rebuilt on
+ * every poll), so that keyboard focus and assistive technologies keep their place.
+ */
+#include <glib/gi18n.h>
+
+#include "applet.h"
+
+typedef struct RuleWidgets {
+        guint32 id;
+        GtkWidget *row;
+        GtkWidget *check;
+        GtkWidget *summary;
+        GtkWidget *hits;
+        gulong toggled_id;
+        gboolean busy;          /* a call is under way: the poll does not overwrite it */
+} RuleWidgets;
+
+typedef struct LinkWidgets {
+        GtkWidget *row;
+        GtkWidget *name;
+        GtkWidget *rates;
+        GtkWidget *totals;
+} LinkWidgets;
+
+struct PsWindow {
+        App *app;
+        GtkWidget *window;
+        GtkWidget *state;
+        GtkWidget *error;
+        GtkWidget *links_box;
+        GtkWidget *no_links;
+        GHashTable *links;      /* object path -> LinkWidgets */
+        GtkWidget *rules_box;
+        GHashTable *rules;      /* id -> RuleWidgets */
+        GtkListStore *conns;
+        GtkListStore *drops;
+        guint n_drops;
+};
+
+enum { CONN_PROTOCOL, CONN_REMOTE, CONN_LOCAL, CONN_STATE, CONN_PACKETS, CONN_BYTES, CONN_N };
+enum { DROP_TIME, DROP_RULE, DROP_LINK, DROP_PROTOCOL, DROP_SRC, DROP_DST, DROP_N };
+
+static void set_accessible_name(GtkWidget *w, const char *name)
+{
+        AtkObject *a = gtk_widget_get_accessible(w);
+
+        if (a)
+                atk_object_set_name(a, name);
+}
+
+static GtkWidget *scrolled(GtkWidget *child)
+{
+        GtkWidget *sw = gtk_scrolled_window_new(NULL, NULL);
+
+        gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(sw), GTK_POLICY_AUTOMATIC,
+                                       GTK_POLICY_AUTOMATIC);
+        gtk_widget_set_vexpand(sw, TRUE);
+        gtk_container_add(GTK_CONTAINER(sw), child);
+        return sw;
+}
+
+static GtkWidget *label_new(const char *text, gboolean bold)
+{
+        GtkWidget *l = gtk_label_new(text);
+
+        gtk_label_set_xalign(GTK_LABEL(l), 0);
+        if (bold) {
+                PangoAttrList *attrs = pango_attr_list_new();
+
+                pango_attr_list_insert(attrs, pango_attr_weight_new(PANGO_WEIGHT_BOLD));
+                gtk_label_set_attributes(GTK_LABEL(l), attrs);
+                pango_attr_list_unref(attrs);
+        }
+        return l;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Links */
+
+static void link_widgets_free(LinkWidgets *lw)
+{
+        gtk_widget_destroy(lw->row);
+        g_free(lw);
+}
+
+static LinkWidgets *link_widgets_new(PsWindow *w)
+{
+        LinkWidgets *lw = g_new0(LinkWidgets, 1);
+        GtkWidget *grid = gtk_grid_new();
+
+        gtk_grid_set_column_spacing(GTK_GRID(grid), 18);
+        gtk_widget_set_margin_start(grid, 6);
+        gtk_widget_set_margin_end(grid, 6);
+        gtk_widget_set_margin_top(grid, 4);
+        gtk_widget_set_margin_bottom(grid, 4);
+        lw->name = label_new("", TRUE);
+        lw->rates = label_new("", FALSE);
+        lw->totals = label_new("", FALSE);
+        gtk_widget_set_hexpand(lw->rates, TRUE);
+        gtk_grid_attach(GTK_GRID(grid), lw->name, 0, 0, 1, 1);
+        gtk_grid_attach(GTK_GRID(grid), lw->rates, 1, 0, 1, 1);
+        gtk_grid_attach(GTK_GRID(grid), lw->totals, 2, 0, 1, 1);
+        lw->row = gtk_list_box_row_new();
+        gtk_container_add(GTK_CONTAINER(lw->row), grid);
+        gtk_container_add(GTK_CONTAINER(w->links_box), lw->row);
+        gtk_widget_show_all(lw->row);
+        return lw;
+}
+
+static void links_update(PsWindow *w)
+{
+        GHashTableIter it;
+        const char *path;
+        PsLinkRow *row;
+        LinkWidgets *lw;
+
+        g_hash_table_iter_init(&it, w->links);
+        while (g_hash_table_iter_next(&it, (gpointer *) &path, (gpointer *) &lw))
+                if (!g_hash_table_contains(w->app->links, path))
+                        g_hash_table_iter_remove(&it);
+        g_hash_table_iter_init(&it, w->app->links);
+        while (g_hash_table_iter_next(&it, (gpointer *) &path, (gpointer *) &row)) {
+                g_autofree char *rates = NULL, *totals = NULL, *name = NULL, *a11y = NULL;
+
+                if (!row->name)
+                        continue;       /* not read yet */
+                lw = g_hash_table_lookup(w->links, path);
+                if (!lw) {
+                        lw = link_widgets_new(w);
+                        g_hash_table_insert(w->links, g_strdup(path), lw);
+                }
+                name = g_strdup_printf("%s (%s)", row->name, row->mode ? row->mode : "?");
+                rates = g_strdup_printf(_("%.0f packets/s, %.0f drops/s"), row->pps,
+                                        row->drops_per_sec);
+                totals = g_strdup_printf(_("%" G_GUINT64_FORMAT " packets, %" G_GUINT64_FORMAT
+                                           " dropped"), row->packets, row->dropped);
+                gtk_label_set_text(GTK_LABEL(lw->name), name);
+                gtk_label_set_text(GTK_LABEL(lw->rates), rates);
+                gtk_label_set_text(GTK_LABEL(lw->totals), totals);
+                a11y = g_strdup_printf(_("Link %s: %s; %s"), row->name, rates, totals);
+                set_accessible_name(lw->row, a11y);
+        }
+        gtk_widget_set_visible(w->no_links, g_hash_table_size(w->links) == 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Rules */
+
+static void rule_toggled(GtkToggleButton *check, RuleWidgets *rw)
+{
+        PsWindow *w = g_object_get_data(G_OBJECT(check), "ps-window");
+
+        rw->busy = TRUE;
+        gtk_widget_set_sensitive(rw->check, FALSE);
+        app_rule_set_enabled(w->app, rw->id, gtk_toggle_button_get_active(check));
+}
+
+static void rule_widgets_free(RuleWidgets *rw)
+{
+        gtk_widget_destroy(rw->row);
+        g_free(rw);
+}
+
+static RuleWidgets *rule_widgets_new(PsWindow *w, guint32 id)
+{
+        RuleWidgets *rw = g_new0(RuleWidgets, 1);
+        GtkWidget *grid = gtk_grid_new();
+        g_autofree char *idtext = g_strdup_printf("#%u", id);
+        g_autofree char *a11y = g_strdup_printf(_("Rule %u enabled"), id);
+
+        rw->id = id;
+        gtk_grid_set_column_spacing(GTK_GRID(grid), 12);
+        gtk_widget_set_margin_start(grid, 6);
+        gtk_widget_set_margin_end(grid, 6);
+        rw->check = gtk_check_button_new();
+        set_accessible_name(rw->check, a11y);
+        gtk_widget_set_tooltip_text(rw->check, _("Enabled: the rule takes part in classification"));
+        g_object_set_data(G_OBJECT(rw->check), "ps-window", w);
+        rw->summary = label_new("", FALSE);
+        gtk_widget_set_hexpand(rw->summary, TRUE);
+        gtk_label_set_ellipsize(GTK_LABEL(rw->summary), PANGO_ELLIPSIZE_END);
+        rw->hits = label_new("", FALSE);
+        gtk_grid_attach(GTK_GRID(grid), rw->check, 0, 0, 1, 1);
+        gtk_grid_attach(GTK_GRID(grid), label_new(idtext, TRUE), 1, 0, 1, 1);
+        gtk_grid_attach(GTK_GRID(grid), rw->summary, 2, 0, 1, 1);
+        gtk_grid_attach(GTK_GRID(grid), rw->hits, 3, 0, 1, 1);
+        rw->row = gtk_list_box_row_new();
+        g_object_set_data(G_OBJECT(rw->row), "ps-rule-id", GUINT_TO_POINTER(id));
+        gtk_container_add(GTK_CONTAINER(rw->row), grid);
+        gtk_container_add(GTK_CONTAINER(w->rules_box), rw->row);
+        rw->toggled_id = g_signal_connect(rw->check, "toggled", G_CALLBACK(rule_toggled), rw);
+        gtk_widget_show_all(rw->row);
+        return rw;
+}
+
+static void rule_widgets_set(RuleWidgets *rw, const PsRuleRow *row)
+{
+        g_autofree char *hits = g_strdup_printf(_("%" G_GUINT64_FORMAT " hits"), row->hits);
+        g_autofree char *summary = *row->comment ?
+                g_strdup_printf("%s — %s", row->summary, row->comment) : g_strdup(row->summary);
+
+        gtk_label_set_text(GTK_LABEL(rw->summary), summary);
+        gtk_label_set_text(GTK_LABEL(rw->hits), hits);
+        if (rw->busy)
+                return;
+        g_signal_handler_block(rw->check, rw->toggled_id);
+        gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(rw->check), row->enabled);
+        g_signal_handler_unblock(rw->check, rw->toggled_id);
+}
+
+static void rules_update(PsWindow *w)
+{
+        g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash, g_direct_equal);
+        GHashTableIter it;
+        gpointer key;
+
+        for (guint i = 0; i < w->app->rules->len; i++) {
+                const PsRuleRow *row = w->app->rules->pdata[i];
+                RuleWidgets *rw = g_hash_table_lookup(w->rules, GUINT_TO_POINTER(row->id));
+
+                if (!rw) {
+                        rw = rule_widgets_new(w, row->id);
+                        g_hash_table_insert(w->rules, GUINT_TO_POINTER(row->id), rw);
+                }
+                rule_widgets_set(rw, row);
+                g_hash_table_add(seen, GUINT_TO_POINTER(row->id));
+        }
+        g_hash_table_iter_init(&it, w->rules);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                if (!g_hash_table_contains(seen, key))
+                        g_hash_table_iter_remove(&it);
+}
+
+/* The call finished (either way): the next rule list says what the daemon holds. */
+void ps_window_rule_done(PsWindow *w, guint32 id)
+{
+        RuleWidgets *rw = g_hash_table_lookup(w->rules, GUINT_TO_POINTER(id));
+
+        if (!rw)
+                return;
+        rw->busy = FALSE;
+        gtk_widget_set_sensitive(rw->check, TRUE);
+        for (guint i = 0; i < w->app->rules->len; i++) {
+                const PsRuleRow *row = w->app->rules->pdata[i];
+
+                if (row->id == id)
+                        rule_widgets_set(rw, row);
+        }
+}
+
+static int rules_sort(GtkListBoxRow *a, GtkListBoxRow *b, gpointer data)
+{
+        guint ia = GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(a), "ps-rule-id"));
+        guint ib = GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(b), "ps-rule-id"));
+
+        return ia < ib ? -1 : ia > ib;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Connections and drops */
+
+static void conns_update(PsWindow *w)
+{
+        gtk_list_store_clear(w->conns);
+        for (guint i = 0; i < w->app->conns->len; i++) {
+                const PsConnRow *row = w->app->conns->pdata[i];
+
+                gtk_list_store_insert_with_values(w->conns, NULL, -1, CONN_PROTOCOL, row->protocol,
+                                                  CONN_REMOTE, row->remote, CONN_LOCAL, row->local,
+                                                  CONN_STATE, row->state, CONN_PACKETS, row->packets,
+                                                  CONN_BYTES, row->bytes, -1);
+        }
+}
+
+void ps_window_add_drop(PsWindow *w, const PsDropRow *row)
+{
+        g_autoptr(GDateTime) t = g_date_time_new_from_unix_local(row->when_usec / G_USEC_PER_SEC);
+        g_autofree char *when = g_date_time_format(t, "%H:%M:%S");
+        GtkTreeIter last;
+
+        gtk_list_store_insert_with_values(w->drops, NULL, 0, DROP_TIME, when, DROP_RULE,
+                                          row->rule_id, DROP_LINK, row->link, DROP_PROTOCOL,
+                                          row->protocol, DROP_SRC, row->src, DROP_DST, row->dst,
+                                          -1);
+        if (++w->n_drops > PS_DROP_RING_MAX &&
+            gtk_tree_model_iter_nth_child(GTK_TREE_MODEL(w->drops), &last, NULL,
+                                          (int) w->n_drops - 1)) {
+                gtk_list_store_remove(w->drops, &last);
+                w->n_drops--;
+        }
+}
+
+static GtkWidget *tree_new(GtkListStore *store, const char *a11y, const char *const *titles,
+                           int n, gboolean sortable)
+{
+        GtkWidget *tv = gtk_tree_view_new_with_model(GTK_TREE_MODEL(store));
+
+        set_accessible_name(tv, a11y);
+        for (int i = 0; i < n; i++) {
+                GtkTreeViewColumn *col = gtk_tree_view_column_new_with_attributes(
+                        _(titles[i]), gtk_cell_renderer_text_new(), "text", i, NULL);
+
+                gtk_tree_view_column_set_resizable(col, TRUE);
+                if (sortable)
+                        gtk_tree_view_column_set_sort_column_id(col, i);
+                gtk_tree_view_append_column(GTK_TREE_VIEW(tv), col);
+        }
+        return tv;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+void ps_window_show_error(PsWindow *w, const char *text)
+{
+        gtk_label_set_text(GTK_LABEL(w->error), text);
+        gtk_widget_show(w->error);
+}
+
+void ps_window_update(PsWindow *w)
+{
+        g_autofree char *state = NULL;
+        double pps = 0, dps = 0;
+        GHashTableIter it;
+        PsLinkRow *row;
+
+        g_hash_table_iter_init(&it, w->app->links);
+        while (g_hash_table_iter_next(&it, NULL, (gpointer *) &row)) {
+                pps += row->pps;
+                dps += row->drops_per_sec;
+        }
+        state = ps_tooltip_body(w->app->state, g_hash_table_size(w->app->links), pps, dps);
+        {
+                g_autofree char *text = g_strdup_printf("%s: %s", ps_state_title(w->app->state),
+                                                        state);
+
+                gtk_label_set_text(GTK_LABEL(w->state), text);
+        }
+        links_update(w);
+        rules_update(w);
+        conns_update(w);
+}
+
+gboolean ps_window_visible(PsWindow *w)
+{
+        return gtk_widget_get_visible(w->window);
+}
+
+void ps_window_present(PsWindow *w)
+{
+        gtk_window_present(GTK_WINDOW(w->window));
+}
+
+static void visibility_changed(GtkWidget *widget, PsWindow *w)
+{
+        app_window_visible_changed(w->app);
+}
+
+static GtkWidget *page(GtkWidget *notebook, GtkWidget *child, const char *title)
+{
+        GtkWidget *label = gtk_label_new_with_mnemonic(title);
+
+        gtk_notebook_append_page(GTK_NOTEBOOK(notebook), child, label);
+        return child;
+}
+
+PsWindow *ps_window_new(App *app)
+{
+        static const char *const conn_titles[] = {
+                N_("Protocol"), N_("Remote"), N_("Local"), N_("State"), N_("Packets"), N_("Bytes"),
+        };
+        static const char *const drop_titles[] = {
+                N_("Time"), N_("Rule"), N_("Link"), N_("Protocol"), N_("Source"), N_("Destination"),
+        };
+        PsWindow *w = g_new0(PsWindow, 1);
+        GtkWidget *box, *notebook, *tv;
+
+        w->app = app;
+        w->links = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify) link_widgets_free);
+        w->rules = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+                                         (GDestroyNotify) rule_widgets_free);
+        w->window = gtk_application_window_new(app->gtk);
+        gtk_window_set_title(GTK_WINDOW(w->window), "packetscope");
+        gtk_window_set_icon_name(GTK_WINDOW(w->window), "packetscope-guarding");
+        gtk_window_set_default_size(GTK_WINDOW(w->window), 760, 480);
+        g_signal_connect(w->window, "delete-event", G_CALLBACK(gtk_widget_hide_on_delete), NULL);
+        g_signal_connect(w->window, "show", G_CALLBACK(visibility_changed), w);
+        g_signal_connect(w->window, "hide", G_CALLBACK(visibility_changed), w);
+
+        box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+        gtk_container_set_border_width(GTK_CONTAINER(box), 8);
+        gtk_container_add(GTK_CONTAINER(w->window), box);
+        w->state = label_new("", TRUE);
+        gtk_box_pack_start(GTK_BOX(box), w->state, FALSE, FALSE, 0);
+        w->error = label_new("", FALSE);
+        gtk_label_set_line_wrap(GTK_LABEL(w->error), TRUE);
+        gtk_label_set_selectable(GTK_LABEL(w->error), TRUE);
+        gtk_widget_set_no_show_all(w->error, TRUE);
+        gtk_box_pack_start(GTK_BOX(box), w->error, FALSE, FALSE, 0);
+
+        notebook = gtk_notebook_new();
+        gtk_box_pack_start(GTK_BOX(box), notebook, TRUE, TRUE, 0);
+
+        w->links_box = gtk_list_box_new();
+        gtk_list_box_set_selection_mode(GTK_LIST_BOX(w->links_box), GTK_SELECTION_NONE);
+        set_accessible_name(w->links_box, _("Links"));
+        w->no_links = gtk_label_new(_("No link is guarded"));
+        gtk_list_box_set_placeholder(GTK_LIST_BOX(w->links_box), w->no_links);
+        page(notebook, scrolled(w->links_box), _("_Links"));
+
+        w->conns = gtk_list_store_new(CONN_N, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING,
+                                      G_TYPE_STRING, G_TYPE_UINT64, G_TYPE_UINT64);
+        tv = tree_new(w->conns, _("Top connections"), conn_titles, CONN_N, TRUE);
+        page(notebook, scrolled(tv), _("_Connections"));
+
+        w->rules_box = gtk_list_box_new();
+        gtk_list_box_set_selection_mode(GTK_LIST_BOX(w->rules_box), GTK_SELECTION_NONE);
+        gtk_list_box_set_sort_func(GTK_LIST_BOX(w->rules_box), rules_sort, NULL, NULL);
+        set_accessible_name(w->rules_box, _("Filter rules"));
+        gtk_list_box_set_placeholder(GTK_LIST_BOX(w->rules_box), gtk_label_new(_("No rules")));
+        page(notebook, scrolled(w->rules_box), _("_Rules"));
+
+        w->drops = gtk_list_store_new(DROP_N, G_TYPE_STRING, G_TYPE_UINT, G_TYPE_STRING,
+                                      G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING);
+        tv = tree_new(w->drops, _("Recent drops"), drop_titles, DROP_N, FALSE);
+        page(notebook, scrolled(tv), _("Recent _drops"));
+
+        for (guint i = app->drops.n; i > 0; i--)
+                ps_window_add_drop(w, ps_drop_ring_get(&app->drops, i - 1));
+        gtk_widget_show_all(box);
+        return w;
+}
