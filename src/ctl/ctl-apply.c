@@ -161,7 +161,7 @@ static int read_rules_file(const char *name, json_t **ret_doc, json_t **ret_list
                                                                        : doc; /* borrowed */
         if (!json_is_array(list) && !json_is_object(list)) {
                 fprintf(stderr, "packetscopectl: %s holds %s; accepted: a rule object, an array "
-                        "of rules or {\"filters\": [...]}\n", shown, json_kind(list));
+                        "of rules or {\"filters\": [...]}\n", shown, json_type_name(list));
                 return -EBADMSG;
         }
         if (json_is_array(list)) {

@@ -267,20 +267,6 @@ static bool rule_key_read_only(const char *key) {
         return false;
 }
 
-const char *json_kind(const json_t *v) {
-        assert(v);
-
-        switch (json_typeof(v)) {
-        case JSON_OBJECT: return "an object";
-        case JSON_ARRAY: return "an array";
-        case JSON_STRING: return "a string";
-        case JSON_INTEGER: return "an integer";
-        case JSON_REAL: return "a number with a fraction";
-        case JSON_TRUE: case JSON_FALSE: return "a boolean";
-        default: return "null";
-        }
-}
-
 /* A rule goes to the bus as a flat a{sv}: every value must be a string, a number, a boolean or
  * null (left out, as the Guarder left a null field alone). On failure *ret_error says why. */
 int rule_check(const json_t *rule, char **ret_error) {
@@ -292,11 +278,11 @@ int rule_check(const json_t *rule, char **ret_error) {
 
         if (!json_is_object(rule))
                 return error_setf(ret_error, -EINVAL, "a rule must be a JSON object, got %s",
-                                  json_kind(rule));
+                                  json_type_name(rule));
         json_object_foreach((json_t *) rule, key, v) {
                 if (json_is_object(v) || json_is_array(v))
                         return error_setf(ret_error, -EINVAL, "field '%s' is %s; accepted: a "
-                                          "string, a number or true/false", key, json_kind(v));
+                                          "string, a number or true/false", key, json_type_name(v));
                 /* sd-bus strings end at the first NUL: refuse rather than cut. */
                 if (json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v))
                         return error_setf(ret_error, -EINVAL, "field '%s' contains a NUL character",

@@ -289,7 +289,6 @@ const char *rule_option_name(size_t i);
 bool rule_option_has_value(size_t i);
 int rule_option_parse(size_t i, const char *value);
 #define OPT_RULE_FIELDS (~(OPT_BIT(_OPT_INDEX_RULE_FIRST) - 1))
-const char *json_kind(const json_t *v);
 int rule_check(const json_t *rule, char **ret_error);
 int append_rule(sd_bus_message *m, const json_t *rule, bool skip_read_only);
 int read_input(const char *name, char **ret);

@@ -117,17 +117,6 @@ done:
         return -e;
 }
 
-int log_struct_internal(int level, int error, const char *message_id, const char *ifname,
-                        const char *format, ...) {
-        va_list ap;
-        int r;
-
-        va_start(ap, format);
-        r = log_structv(level, error, message_id, ifname, NULL, format, ap);
-        va_end(ap);
-        return r;
-}
-
 int log_struct_fields(int level, int error, const char *message_id, const char *ifname,
                       const char *const *fields, const char *format, ...) {
         va_list ap;

@@ -37,14 +37,16 @@ int log_parse_level(const char *s, int *ret);
 void log_setup(LogTarget target, int max_level);
 int log_get_max_level(void);
 
-/* Returns -abs(error) (or 0), so that callers can `return log_..._errno(r, ...)`. */
-int log_struct_internal(int level, int error, const char *message_id, const char *ifname,
-                        const char *format, ...) __attribute__((format(printf, 5, 6)));
-
-/* The same with more journal fields: `fields` is a NULL-terminated list of "KEY=value". */
+/* A journal entry with MESSAGE_ID= and INTERFACE= where given, and more journal fields:
+ * `fields` is a NULL-terminated list of "KEY=value" (or NULL). Returns -abs(error) (or 0), so
+ * that callers can `return log_..._errno(r, ...)`. */
 int log_struct_fields(int level, int error, const char *message_id, const char *ifname,
                       const char *const *fields, const char *format, ...)
         __attribute__((format(printf, 6, 7)));
+
+/* The same without more fields. */
+#define log_struct_internal(level, error, message_id, ifname, ...) \
+        log_struct_fields(level, error, message_id, ifname, NULL, __VA_ARGS__)
 
 /* A journal entry about one filter rule: MESSAGE_ID=, FILTER_ID= and the message. */
 int log_filter(int level, const char *message_id, uint32_t filter_id, const char *format, ...)

@@ -86,7 +86,9 @@ const char *cidr_to_string(bool has, const Cidr *c, char buf[static CIDR_STRING_
         return buf;
 }
 
-static const char *json_type_name(const json_t *v) {
+const char *json_type_name(const json_t *v) {
+        assert(v);
+
         switch (json_typeof(v)) {
         case JSON_OBJECT: return "an object";
         case JSON_ARRAY: return "an array";

@@ -115,6 +115,8 @@ int filter_list_push(FilterList *l, Filter *f);
 int filter_from_json(Filter *f, json_t *obj, FilterParseFlags flags, char **ret_error);
 /* Every field, including the read-only ones. */
 json_t *filter_to_json(const Filter *f);
+/* "an object", "a string", ...: how an error names what it got instead. */
+const char *json_type_name(const json_t *v);
 /* Every field as a{sv} entries, with the object path after the id: opens and closes the
  * "a{sv}" container itself. */
 int filter_append_bus_dict(sd_bus_message *m, const Filter *f, const char *path);

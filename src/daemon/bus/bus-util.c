@@ -6,29 +6,29 @@
 #include "filter-transaction.h"
 #include "util.h"
 
-#define DICT_APPEND(m, key, sig, v) \
-        sd_bus_message_append((m), "{sv}", (key), (sig), (v))
+/* One {sv} entry of an a{sv} under construction, per value type: the C type decides the bus
+ * signature, so a caller cannot pair a value with the wrong one. */
+#define DEFINE_BUS_DICT(name, ctype, sig)                                                 \
+        int bus_dict_##name(sd_bus_message *m, const char *key, ctype v) {                \
+                return sd_bus_message_append(m, "{sv}", key, sig, v);                       \
+        }
+DEFINE_BUS_DICT(u64, uint64_t, "t")
+DEFINE_BUS_DICT(u32, uint32_t, "u")
+DEFINE_BUS_DICT(u16, uint16_t, "q")
+DEFINE_BUS_DICT(u8, uint8_t, "y")
+DEFINE_BUS_DICT(double, double, "d")
+DEFINE_BUS_DICT(bool, int, "b")
+DEFINE_BUS_DICT(string, const char *, "s")
 
-int bus_dict_u64(sd_bus_message *m, const char *key, uint64_t v) {
-        return DICT_APPEND(m, key, "t", v);
-}
-int bus_dict_u32(sd_bus_message *m, const char *key, uint32_t v) {
-        return DICT_APPEND(m, key, "u", v);
-}
-int bus_dict_u16(sd_bus_message *m, const char *key, uint16_t v) {
-        return DICT_APPEND(m, key, "q", v);
-}
-int bus_dict_u8(sd_bus_message *m, const char *key, uint8_t v) {
-        return DICT_APPEND(m, key, "y", v);
-}
-int bus_dict_double(sd_bus_message *m, const char *key, double v) {
-        return DICT_APPEND(m, key, "d", v);
-}
-int bus_dict_bool(sd_bus_message *m, const char *key, int v) {
-        return DICT_APPEND(m, key, "b", v);
-}
-int bus_dict_string(sd_bus_message *m, const char *key, const char *v) {
-        return DICT_APPEND(m, key, "s", v);
+int bus_add_object_family(sd_bus *bus, const char *prefix, const char *interface,
+                          const sd_bus_vtable *vtable, sd_bus_object_find_t find,
+                          sd_bus_node_enumerator_t enumerate, void *userdata) {
+        int r;
+
+        r = sd_bus_add_fallback_vtable(bus, NULL, prefix, interface, vtable, find, userdata);
+        if (r < 0)
+                return r;
+        return sd_bus_add_node_enumerator(bus, NULL, prefix, enumerate, userdata);
 }
 
 /* a{yt} of the nonzero per-type counters. */

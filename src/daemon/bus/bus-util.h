@@ -18,6 +18,12 @@ int bus_dict_double(sd_bus_message *m, const char *key, double v);
 int bus_dict_bool(sd_bus_message *m, const char *key, int v);
 int bus_dict_string(sd_bus_message *m, const char *key, const char *v);
 
+/* Objects under `prefix`, one per item `find` resolves, listed by `enumerate` (links, rules,
+ * transactions): a fallback vtable and its node enumerator. */
+int bus_add_object_family(sd_bus *bus, const char *prefix, const char *interface,
+                          const sd_bus_vtable *vtable, sd_bus_object_find_t find,
+                          sd_bus_node_enumerator_t enumerate, void *userdata);
+
 /* The statistics dictionary entries shared by Manager.GetStatistics and Link.GetStatistics. */
 typedef struct StatsView {
         const struct ps_stats *stats;

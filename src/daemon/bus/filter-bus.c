@@ -162,11 +162,6 @@ static const sd_bus_vtable *filter_vtable_build(void) {
 }
 
 int filter_bus_register(Manager *m) {
-        int r;
-
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, PS_OBJECT_FILTERS, PS_IFACE_FILTER,
-                                       filter_vtable_build(), filter_find, m);
-        if (r < 0)
-                return r;
-        return sd_bus_add_node_enumerator(m->bus, NULL, PS_OBJECT_FILTERS, filter_enumerate, m);
+        return bus_add_object_family(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTER,
+                                     filter_vtable_build(), filter_find, filter_enumerate, m);
 }

@@ -92,11 +92,6 @@ static const sd_bus_vtable link_vtable[] = {
 };
 
 int link_bus_register(Manager *m) {
-        int r;
-
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, PS_OBJECT_LINKS, PS_IFACE_LINK,
-                                       link_vtable, link_object_find, m);
-        if (r < 0)
-                return r;
-        return sd_bus_add_node_enumerator(m->bus, NULL, PS_OBJECT_LINKS, link_node_enumerator, m);
+        return bus_add_object_family(m->bus, PS_OBJECT_LINKS, PS_IFACE_LINK, link_vtable,
+                                     link_object_find, link_node_enumerator, m);
 }

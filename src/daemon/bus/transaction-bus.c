@@ -115,12 +115,7 @@ int transaction_bus_begin(Manager *m, sd_bus_message *msg, FilterList *add, bool
 }
 
 int transaction_bus_register(Manager *m) {
-        int r;
-
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, PS_OBJECT_TRANSACTIONS, PS_IFACE_TRANSACTION,
-                                       transaction_vtable, transaction_find, m);
-        if (r < 0)
-                return r;
-        return sd_bus_add_node_enumerator(m->bus, NULL, PS_OBJECT_TRANSACTIONS,
-                                          transaction_enumerate, m);
+        return bus_add_object_family(m->bus, PS_OBJECT_TRANSACTIONS, PS_IFACE_TRANSACTION,
+                                     transaction_vtable, transaction_find, transaction_enumerate,
+                                     m);
 }
