@@ -14,38 +14,27 @@ struct collect_ctx {
         uint64_t now_ns;
 };
 
-static int collect_flow(Link *l, const void *key, const void *value, void *userdata) {
+/* One table entry: kept in the heap if the query matches it and its metric ranks high
+ * enough. q->kind says which table the key and value come from. */
+static int collect(Link *l, const void *key, const void *value, void *userdata) {
         struct collect_ctx *c = userdata;
-        const struct ps_flow_key *k = key;
-        const struct ps_flow_value *v = value;
+        bool flows = c->q->kind == QUERY_FLOWS;
         TopEntry e;
 
-        if (!query_match_flow(c->q, k, v))
+        if (flows ? !query_match_flow(c->q, key, value) : !query_match_icmp(c->q, key))
                 return 0;
-        e.metric = query_flow_metric(c->q, v, c->now_ns);
+        e.metric = flows ? query_flow_metric(c->q, value, c->now_ns) :
+                           query_icmp_metric(c->q, value, c->now_ns);
         if (!topn_wants(c->top, e.metric))
                 return 0;
         e.link_index = c->link_index;
-        e.flow.key = *k;
-        e.flow.value = *v;
-        topn_push(c->top, &e);
-        return 0;
-}
-
-static int collect_icmp(Link *l, const void *key, const void *value, void *userdata) {
-        struct collect_ctx *c = userdata;
-        const struct ps_icmp_key *k = key;
-        const struct ps_icmp_value *v = value;
-        TopEntry e;
-
-        if (!query_match_icmp(c->q, k))
-                return 0;
-        e.metric = query_icmp_metric(c->q, v, c->now_ns);
-        if (!topn_wants(c->top, e.metric))
-                return 0;
-        e.link_index = c->link_index;
-        e.icmp.key = *k;
-        e.icmp.value = *v;
+        if (flows) {
+                e.flow.key = *(const struct ps_flow_key *) key;
+                e.flow.value = *(const struct ps_flow_value *) value;
+        } else {
+                e.icmp.key = *(const struct ps_icmp_key *) key;
+                e.icmp.value = *(const struct ps_icmp_value *) value;
+        }
         topn_push(c->top, &e);
         return 0;
 }
@@ -83,10 +72,8 @@ static int method_list_common(sd_bus_message *msg, Manager *m, QueryKind kind,
 
                 if (q.link && !streq(q.link, l->name))
                         continue;
-                if (kind == QUERY_FLOWS)
-                        r = flow_table_foreach(l, FLOW_TABLE_CONNECTIONS, collect_flow, &c);
-                else
-                        r = flow_table_foreach(l, FLOW_TABLE_ICMP, collect_icmp, &c);
+                r = flow_table_foreach(l, kind == QUERY_FLOWS ? FLOW_TABLE_CONNECTIONS :
+                                                                FLOW_TABLE_ICMP, collect, &c);
                 if (r < 0) {
                         r = sd_bus_error_set_errnof(error, -r, "reading the table of %s failed: %s",
                                                     l->name, strerror(-r));
