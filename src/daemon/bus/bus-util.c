@@ -217,6 +217,19 @@ int bus_read_query(sd_bus_message *m, Query *q, sd_bus_error *error) {
         return 0;
 }
 
+/* The counters both tables keep, in both rows: totals and the first and last packet's time
+ * (realtime, microseconds). */
+static int append_counts(sd_bus_message *m, uint64_t packets, uint64_t bytes,
+                         uint64_t first_seen_ns, uint64_t last_seen_ns) {
+        int r;
+
+        if ((r = bus_dict_u64(m, "packets", packets)) < 0 ||
+            (r = bus_dict_u64(m, "bytes", bytes)) < 0 ||
+            (r = bus_dict_u64(m, "first_seen", mono_to_realtime_usec(first_seen_ns))) < 0)
+                return r;
+        return bus_dict_u64(m, "last_seen", mono_to_realtime_usec(last_seen_ns));
+}
+
 int bus_append_flow_row(sd_bus_message *m, const char *link, const struct ps_flow_key *k,
                         const struct ps_flow_value *v, uint64_t now_ns) {
         char src[ADDR_STRLEN], dst[ADDR_STRLEN], pbuf[4];
@@ -232,10 +245,7 @@ int bus_append_flow_row(sd_bus_message *m, const char *link, const struct ps_flo
             (r = bus_dict_string(m, "dst", addr_to_string(k->family, k->dst, dst))) < 0 ||
             (r = bus_dict_u16(m, "sport", k->sport)) < 0 ||
             (r = bus_dict_u16(m, "dport", k->dport)) < 0 ||
-            (r = bus_dict_u64(m, "packets", v->packets)) < 0 ||
-            (r = bus_dict_u64(m, "bytes", v->bytes)) < 0 ||
-            (r = bus_dict_u64(m, "first_seen", mono_to_realtime_usec(v->first_seen))) < 0 ||
-            (r = bus_dict_u64(m, "last_seen", mono_to_realtime_usec(v->last_seen))) < 0 ||
+            (r = append_counts(m, v->packets, v->bytes, v->first_seen, v->last_seen)) < 0 ||
             (r = bus_dict_u8(m, "tcp_flags", v->tcp_flags)) < 0 ||
             (r = bus_dict_u8(m, "last_tcp_flags", v->last_flags)) < 0 ||
             (r = bus_dict_string(m, "state", flow_state_to_string(v->state))) < 0 ||
@@ -265,10 +275,7 @@ int bus_append_icmp_row(sd_bus_message *m, const char *link, const struct ps_icm
             (r = bus_dict_string(m, "dst", addr_to_string(k->family, k->dst, dst))) < 0 ||
             (r = bus_dict_u8(m, "type", k->type)) < 0 ||
             (r = bus_dict_u8(m, "code", k->code)) < 0 ||
-            (r = bus_dict_u64(m, "packets", v->packets)) < 0 ||
-            (r = bus_dict_u64(m, "bytes", v->bytes)) < 0 ||
-            (r = bus_dict_u64(m, "first_seen", mono_to_realtime_usec(v->first_seen))) < 0 ||
-            (r = bus_dict_u64(m, "last_seen", mono_to_realtime_usec(v->last_seen))) < 0 ||
+            (r = append_counts(m, v->packets, v->bytes, v->first_seen, v->last_seen)) < 0 ||
             (r = bus_dict_string(m, "link", link)) < 0 ||
             (r = bus_dict_bool(m, "error", v->is_error)) < 0)
                 return r;
