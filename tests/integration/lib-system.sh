@@ -213,3 +213,20 @@ sys_container_stop() {
         kill_wait "$SYS_NSPAWN_PID" 5
         SYS_NSPAWN_PID=
 }
+
+# sys_ct_boot_checked DIR NAME STAGE: sys_container_boot with the host services that have no
+# business in a test container masked, as one check ("the container boots"); bails out when no
+# container came up.
+sys_ct_boot_checked() {
+        local masks=() u t
+        for u in postgresql.service apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
+                 e2scrub_all.timer e2scrub_reap.service fstrim.timer man-db.timer logrotate.timer \
+                 systemd-timesyncd.service systemd-pstore.service getty@tty1.service; do
+                masks+=("systemd.mask=$u")
+        done
+        t=$(sys_now_ms)
+        sys_container_boot "$1" "$2" "$3" "${masks[@]}"
+        ok $? "the container boots ($(($(sys_now_ms) - t)) ms)" \
+                "$(cat "$1/boot-state" 2>/dev/null)" "$(tail -n 30 "$1/console.log")"
+        [ -n "$SYS_CT_LEADER" ] || bail "no container"
+}

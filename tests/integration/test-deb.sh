@@ -81,17 +81,7 @@ ok $? "the package holds the daemon, client, units, bus policy and activation, p
 # ---------------------------------------------------------------------------------------------
 # Boot, and install it as an administrator would.
 
-MASKS=()
-for u in postgresql.service apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
-         e2scrub_all.timer e2scrub_reap.service fstrim.timer man-db.timer logrotate.timer \
-         systemd-timesyncd.service systemd-pstore.service getty@tty1.service; do
-        MASKS+=("systemd.mask=$u")
-done
-t=$(sys_now_ms)
-sys_container_boot "$T/ct" "$NAME" "$T/stage" "${MASKS[@]}"
-ok $? "the container boots ($(($(sys_now_ms) - t)) ms)" \
-        "$(cat "$T/ct/boot-state" 2>/dev/null)" "$(tail -n 30 "$T/ct/console.log")"
-[ -n "$SYS_CT_LEADER" ] || bail "no container"
+sys_ct_boot_checked "$T/ct" "$NAME" "$T/stage"
 
 # A host with packetscope installed booted it too: start from a system without it.
 if sys_in_ct dpkg-query -W -f='${Status}' packetscope 2>/dev/null | grep -q installed; then

@@ -54,17 +54,7 @@ mkdir -p "$T/stage"
 # seen at the same paths inside (writable there, untouched here).
 
 sys_ct_share "$SRCDIR" && sys_ct_share "$BUILDDIR" || bail "cannot share $SRCDIR and $BUILDDIR"
-MASKS=()
-for u in postgresql.service apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
-         e2scrub_all.timer e2scrub_reap.service fstrim.timer man-db.timer logrotate.timer \
-         systemd-timesyncd.service systemd-pstore.service getty@tty1.service; do
-        MASKS+=("systemd.mask=$u")
-done
-t=$(sys_now_ms)
-sys_container_boot "$T/ct" "$NAME" "$T/stage" "${MASKS[@]}"
-ok $? "the container boots ($(($(sys_now_ms) - t)) ms)" \
-        "$(cat "$T/ct/boot-state" 2>/dev/null)" "$(tail -n 30 "$T/ct/console.log")"
-[ -n "$SYS_CT_LEADER" ] || bail "no container"
+sys_ct_boot_checked "$T/ct" "$NAME" "$T/stage"
 
 # A host with packetscope installed booted its copy too: remove it inside (the host keeps it),
 # so that every file found below was put there by the install under test.
