@@ -84,9 +84,16 @@ void app_update(App *app)
                 ps_window_update(app->window);
 }
 
+static void notify_show(const char *summary, const char *body, const char *icon)
+{
+        g_autoptr(GObject) n = G_OBJECT(notify_notification_new(summary, body, icon));
+
+        notify_notification_set_category(NOTIFY_NOTIFICATION(n), "network");
+        notify_notification_show(NOTIFY_NOTIFICATION(n), NULL);
+}
+
 static void notify_drop(App *app, const PsDropRow *row)
 {
-        g_autoptr(GObject) n = NULL;
         g_autofree char *body = NULL;
         guint held = 0;
 
@@ -94,17 +101,25 @@ static void notify_drop(App *app, const PsDropRow *row)
                 return;
         if (held > 0)
                 body = g_strdup_printf(g_dngettext(GETTEXT_PACKAGE,
-                                                   "Rule %u dropped %s from %s to %s on %s (and %u more drop sample)",
-                                                   "Rule %u dropped %s from %s to %s on %s (and %u more drop samples)",
+                                                   "Rule %u dropped %s from %s to %s on %s (and %u more event)",
+                                                   "Rule %u dropped %s from %s to %s on %s (and %u more events)",
                                                    held),
                                        row->rule_id, row->protocol, row->src, row->dst, row->link,
                                        held);
         else
                 body = g_strdup_printf(_("Rule %u dropped %s from %s to %s on %s"), row->rule_id,
                                        row->protocol, row->src, row->dst, row->link);
-        n = G_OBJECT(notify_notification_new(_("Packets dropped"), body, "packetscope-dropping"));
-        notify_notification_set_category(NOTIFY_NOTIFICATION(n), "network");
-        notify_notification_show(NOTIFY_NOTIFICATION(n), NULL);
+        notify_show(_("Packets dropped"), body, "packetscope-dropping");
+}
+
+/* The daemon went away: nothing is guarded by anyone the applet can see any more. Through the
+ * same gate as the drops, so a daemon restarting in a loop is one notification per interval. */
+static void notify_gone(App *app)
+{
+        if (!app->notify || !ps_notify_gate_allow(&app->gate, now_usec(), NULL))
+                return;
+        notify_show(_("No connection to the daemon"), _("packetscoped is not running"),
+                    "packetscope-gone");
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -272,6 +287,48 @@ typedef struct RuleCall {
         gboolean enable;
 } RuleCall;
 
+/* Every change: polkit may ask the session's agent (the user types a password), so the call
+ * allows interactive authorization and waits long enough for a human. */
+void app_change(App *app, GDBusProxy *proxy, const char *method, GVariant *params,
+                GAsyncReadyCallback callback, gpointer data)
+{
+        g_dbus_proxy_call(proxy, method, params, G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION,
+                          PS_CHANGE_TIMEOUT_MS, app->cancel, callback, data);
+}
+
+/* What a failed change says to the user: a refusal as such, otherwise the daemon's own
+ * message (which names the field and what it accepts). */
+char *app_change_error(GError *error)
+{
+        gboolean denied = ps_error_is_denial(remote_error_name(error));
+
+        g_dbus_error_strip_remote_error(error);
+        if (denied)
+                return g_strdup_printf(_("Not authorized: %s"), error->message);
+        return g_strdup(error->message);
+}
+
+GDBusProxy *app_filter_proxy(App *app, guint32 id)
+{
+        g_autofree char *path = g_strdup_printf(PS_FILTERS_PATH "/%u", id);
+
+        if (!app->objects)
+                return NULL;
+        return G_DBUS_PROXY(g_dbus_object_manager_get_interface(app->objects, path,
+                                                                "org.packetscope.Guarder1.Filter"));
+}
+
+const PsRuleRow *app_rule_find(App *app, guint32 id)
+{
+        for (guint i = 0; i < app->rules->len; i++) {
+                const PsRuleRow *row = app->rules->pdata[i];
+
+                if (row->id == id)
+                        return row;
+        }
+        return NULL;
+}
+
 static void rule_call_done(GObject *source, GAsyncResult *res, gpointer data)
 {
         RuleCall *rc = data;
@@ -281,13 +338,11 @@ static void rule_call_done(GObject *source, GAsyncResult *res, gpointer data)
 
         reply = g_dbus_proxy_call_finish(G_DBUS_PROXY(source), res, &error);
         if (!reply && app->window) {
-                const char *name = remote_error_name(error);
+                gboolean denied = ps_error_is_denial(remote_error_name(error));
                 g_autofree char *text = NULL;
 
                 g_dbus_error_strip_remote_error(error);
-                if (g_str_equal(name, "org.freedesktop.DBus.Error.AccessDenied") ||
-                    g_str_equal(name, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired") ||
-                    g_str_equal(name, "org.packetscope.Guarder1.Error.AuthorizationFailed"))
+                if (denied)
                         text = g_strdup_printf(_("Not authorized to change rule %u: %s"), rc->id,
                                                error->message);
                 else
@@ -303,13 +358,9 @@ static void rule_call_done(GObject *source, GAsyncResult *res, gpointer data)
 
 void app_rule_set_enabled(App *app, guint32 id, gboolean enabled)
 {
-        g_autofree char *path = g_strdup_printf(PS_FILTERS_PATH "/%u", id);
-        g_autoptr(GDBusInterface) iface = NULL;
+        g_autoptr(GDBusProxy) iface = app_filter_proxy(app, id);
         RuleCall *rc;
 
-        if (app->objects)
-                iface = g_dbus_object_manager_get_interface(app->objects, path,
-                                                            "org.packetscope.Guarder1.Filter");
         if (!iface) {
                 if (app->window) {
                         g_autofree char *text = g_strdup_printf(_("Rule %u is gone"), id);
@@ -326,9 +377,64 @@ void app_rule_set_enabled(App *app, guint32 id, gboolean enabled)
         rc->enable = enabled;
         /* The generated ps_filter_call_enable() passes no call flags: the same call on the
          * generated proxy, allowing polkit to ask the user through the session's agent. */
-        g_dbus_proxy_call(G_DBUS_PROXY(iface), enabled ? "Enable" : "Disable", NULL,
-                          G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION, 120000, app->cancel,
-                          rule_call_done, rc);
+        app_change(app, iface, enabled ? "Enable" : "Disable", NULL, rule_call_done, rc);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The pending Apply: shown with its countdown whoever started it (this window or
+ * packetscopectl filter apply), ended by Confirm or Roll back, or by its deadline. */
+
+static void transaction_shown(App *app)
+{
+        if (app->window)
+                ps_window_transaction(app->window, app->transaction ?
+                                      (gint64) ps_transaction_get_deadline(app->transaction) : 0);
+}
+
+static void transaction_finished(PsTransaction *t, gboolean confirmed, App *app)
+{
+        if (app->window)
+                ps_window_show_error(app->window, confirmed ?
+                                     _("The applied rules were confirmed and are kept") :
+                                     _("The applied rules were rolled back"));
+        if (app->transaction == t) {
+                g_clear_object(&app->transaction);
+                transaction_shown(app);
+        }
+}
+
+static void transaction_adopt(App *app, GDBusObject *object)
+{
+        PsTransaction *t = ps_object_get_transaction(PS_OBJECT(object));
+
+        if (!t)
+                return;
+        g_clear_object(&app->transaction);
+        app->transaction = t;
+        g_signal_connect(t, "finished", G_CALLBACK(transaction_finished), app);
+        transaction_shown(app);
+}
+
+static void transaction_end_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+        App *app = data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = g_dbus_proxy_call_finish(G_DBUS_PROXY(source), res, &error);
+
+        if (!reply && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED) && app->window) {
+                g_autofree char *text = app_change_error(error);
+
+                ps_window_show_error(app->window, text);
+        }
+        transaction_shown(app);
+}
+
+void app_transaction_end(App *app, gboolean confirm)
+{
+        if (!app->transaction)
+                return;
+        app_change(app, G_DBUS_PROXY(app->transaction), confirm ? "Confirm" : "Rollback", NULL,
+                   transaction_end_done, app);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -351,6 +457,8 @@ static void object_added(GDBusObjectManager *om, GDBusObject *object, gpointer d
                 link_added(app, g_dbus_object_get_object_path(object));
         else if (ps_object_peek_filter(PS_OBJECT(object)) && app->window)
                 app_refresh_rules(app);
+        else if (ps_object_peek_transaction(PS_OBJECT(object)))
+                transaction_adopt(app, object);
         app_update(app);
 }
 
@@ -361,6 +469,11 @@ static void object_removed(GDBusObjectManager *om, GDBusObject *object, gpointer
         g_hash_table_remove(app->links, g_dbus_object_get_object_path(object));
         if (ps_object_peek_filter(PS_OBJECT(object)) && app->window)
                 app_refresh_rules(app);
+        if (app->transaction &&
+            (PsTransaction *) ps_object_peek_transaction(PS_OBJECT(object)) == app->transaction) {
+                g_clear_object(&app->transaction);
+                transaction_shown(app);
+        }
         app_update(app);
 }
 
@@ -434,6 +547,8 @@ static void objects_ready(GObject *source, GAsyncResult *res, gpointer data)
         for (GList *l = objects; l; l = l->next)
                 if (ps_object_peek_link(PS_OBJECT(l->data)))
                         link_added(app, g_dbus_object_get_object_path(l->data));
+                else if (ps_object_peek_transaction(PS_OBJECT(l->data)))
+                        transaction_adopt(app, l->data);
         g_list_free_full(objects, g_object_unref);
         app_update(app);
 }
@@ -443,6 +558,10 @@ static void daemon_forget(App *app)
         if (app->cancel) {
                 g_cancellable_cancel(app->cancel);
                 g_clear_object(&app->cancel);
+        }
+        if (app->transaction) {
+                g_clear_object(&app->transaction);
+                transaction_shown(app);
         }
         g_clear_object(&app->objects);
         g_clear_object(&app->filters);
@@ -458,6 +577,7 @@ static void name_appeared(GDBusConnection *bus, const char *name, const char *ow
         daemon_forget(app);
         app->system = bus;
         app->present = TRUE;
+        app->was_present = TRUE;
         app->cancel = g_cancellable_new();
         ps_object_manager_client_new(bus, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
                                      PS_BUS_NAME, PS_BUS_PATH, app->cancel, objects_ready, app);
@@ -470,9 +590,13 @@ static void name_vanished(GDBusConnection *bus, const char *name, gpointer data)
 {
         App *app = data;
 
+        gboolean was = app->present;
+
         app->system = bus;
         app->present = FALSE;
         daemon_forget(app);
+        if (was && app->was_present)
+                notify_gone(app);
         app_update(app);
 }
 
@@ -534,6 +658,9 @@ static int app_command_line(GApplication *gapp, GApplicationCommandLine *cmdline
 {
         GVariantDict *opts = g_application_command_line_get_options_dict(cmdline);
 
+        /* --notify given to a second applet reaches the running one, like the menu's switch. */
+        if (g_variant_dict_contains(opts, "notify") && app->notify_item)
+                gtk_check_menu_item_set_active(GTK_CHECK_MENU_ITEM(app->notify_item), TRUE);
         if (g_variant_dict_contains(opts, "open-window"))
                 show_window(app);
         return 0;
@@ -541,12 +668,21 @@ static int app_command_line(GApplication *gapp, GApplicationCommandLine *cmdline
 
 static int app_local_options(GApplication *gapp, GVariantDict *opts, App *app)
 {
+        gint32 interval;
+
         if (g_variant_dict_contains(opts, "version")) {
                 g_print("packetscope-applet %s\n", PACKETSCOPE_VERSION);
                 return 0;
         }
         if (g_variant_dict_contains(opts, "notify"))
                 app->notify = TRUE;
+        if (g_variant_dict_lookup(opts, "notify-interval", "i", &interval)) {
+                if (interval < 1 || interval > 86400) {
+                        g_printerr(_("--notify-interval: from 1 to 86400 seconds\n"));
+                        return 1;
+                }
+                ps_notify_gate_init(&app->gate, (gint64) interval * G_USEC_PER_SEC);
+        }
         return -1;
 }
 
@@ -559,6 +695,7 @@ static void app_shutdown(GApplication *gapp, App *app)
                 g_source_remove(app->poll_id);
         if (app->drop_expiry_id)
                 g_source_remove(app->drop_expiry_id);
+        g_clear_object(&app->transaction);
         app->tray = ps_tray_free(app->tray);
         notify_uninit();
 }
@@ -569,7 +706,10 @@ int main(int argc, char **argv)
                 { "open-window", 'w', 0, G_OPTION_ARG_NONE, NULL,
                   N_("Open the window (of the running applet, if there is one)"), NULL },
                 { "notify", 0, 0, G_OPTION_ARG_NONE, NULL,
-                  N_("Start with drop notifications switched on"), NULL },
+                  N_("Switch notifications on (in the running applet, if there is one)"), NULL },
+                { "notify-interval", 0, 0, G_OPTION_ARG_INT, NULL,
+                  N_("At most one notification per this many seconds (default 30)"),
+                  N_("SECONDS") },
                 { "version", 0, 0, G_OPTION_ARG_NONE, NULL, N_("Show the version"), NULL },
                 {}
         };

@@ -19,8 +19,12 @@
 /* The most rules and connections the window lists. */
 #define PS_RULES_SHOWN 1000
 #define PS_CONNS_SHOWN 50
-/* At most one drop notification per this many seconds. */
+/* At most one notification per this many seconds (--notify-interval). */
 #define PS_NOTIFY_INTERVAL_SEC 30
+/* A change waits this long for polkit's agent (the user typing a password). */
+#define PS_CHANGE_TIMEOUT_MS 120000
+/* The trial a new rule may be added on: seconds to confirm it in (Filters.Apply). */
+#define PS_TRIAL_SEC_DEFAULT 60
 
 typedef struct PsWindow PsWindow;
 
@@ -49,7 +53,11 @@ typedef struct App {
         GtkWidget *menu;
         GtkWidget *notify_item;
         gboolean notify;
+        guint notify_interval_sec;
         PsNotifyGate gate;
+        gboolean was_present;           /* the daemon was seen since the applet started */
+
+        PsTransaction *transaction;     /* the pending Apply, whoever asked for it */
 
         PsWindow *window;
         PsState state;
@@ -59,6 +67,14 @@ void app_update(App *app);
 void app_window_visible_changed(App *app);
 void app_refresh_rules(App *app);
 void app_rule_set_enabled(App *app, guint32 id, gboolean enabled);
+GDBusProxy *app_filter_proxy(App *app, guint32 id);
+const PsRuleRow *app_rule_find(App *app, guint32 id);
+void app_change(App *app, GDBusProxy *proxy, const char *method, GVariant *params,
+                GAsyncReadyCallback callback, gpointer data);
+char *app_change_error(GError *error);
+void app_transaction_end(App *app, gboolean confirm);
+
+void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id);
 
 PsWindow *ps_window_new(App *app);
 void ps_window_present(PsWindow *w);
@@ -67,3 +83,5 @@ void ps_window_update(PsWindow *w);
 void ps_window_add_drop(PsWindow *w, const PsDropRow *row);
 void ps_window_show_error(PsWindow *w, const char *text);
 void ps_window_rule_done(PsWindow *w, guint32 id);
+/* deadline_usec: realtime; 0 hides the countdown. */
+void ps_window_transaction(PsWindow *w, gint64 deadline_usec);

@@ -55,6 +55,38 @@ void ps_link_row_free(PsLinkRow *row)
         g_free(row);
 }
 
+static void history_push(PsLinkRow *row, gint64 now_usec)
+{
+        PsRateSample *sample;
+
+        if (row->history_n == PS_HISTORY_MAX) {
+                sample = &row->history[row->history_start];
+                row->history_start = (row->history_start + 1) % PS_HISTORY_MAX;
+        } else
+                sample = &row->history[(row->history_start + row->history_n++) % PS_HISTORY_MAX];
+        sample->usec = now_usec;
+        sample->pps = row->pps;
+        sample->drops_per_sec = row->drops_per_sec;
+}
+
+const PsRateSample *ps_link_history_get(const PsLinkRow *row, guint i)
+{
+        if (i >= row->history_n)
+                return NULL;
+        return &row->history[(row->history_start + i) % PS_HISTORY_MAX];
+}
+
+double ps_link_history_peak(const PsLinkRow *row, gint64 since_usec)
+{
+        const PsRateSample *sample;
+        double peak = 0;
+
+        for (guint i = 0; (sample = ps_link_history_get(row, i)); i++)
+                if (sample->usec > since_usec && sample->pps > peak)
+                        peak = sample->pps;
+        return peak;
+}
+
 /* Rates from two samples of the cumulative counters. The daemon's counters restart from 0
  * when its maps are recreated (a link attached anew): a counter that went back is a new
  * base, not a negative rate. */
@@ -66,6 +98,7 @@ void ps_link_row_sample(PsLinkRow *row, guint64 packets, guint64 dropped, gint64
 
                 row->pps = (double) (packets - row->sample_packets) / secs;
                 row->drops_per_sec = (double) (dropped - row->sample_dropped) / secs;
+                history_push(row, now_usec);
         } else if (!row->have_sample || packets < row->sample_packets ||
                    dropped < row->sample_dropped) {
                 row->pps = 0;
@@ -189,6 +222,11 @@ void ps_rule_row_free(PsRuleRow *row)
         g_free(row->action);
         g_free(row->summary);
         g_free(row->comment);
+        g_free(row->protocol);
+        g_free(row->src_ip);
+        g_free(row->dst_ip);
+        g_free(row->src_port);
+        g_free(row->dst_port);
         g_free(row);
 }
 
@@ -228,6 +266,15 @@ static char *rule_summary(GVariantDict *d, const char *action)
         return g_string_free(s, FALSE);
 }
 
+/* A field as the dialog shows it: "" for any. */
+static char *field_text(GVariantDict *d, const char *key)
+{
+        const char *s = NULL;
+
+        g_variant_dict_lookup(d, key, "&s", &s);
+        return g_strdup(is_any(s) ? "" : s);
+}
+
 /* dict: one rule dictionary of Filters.List / ListRange. */
 int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row)
 {
@@ -256,6 +303,13 @@ int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row)
         row->summary = rule_summary(&d, action);
         row->comment = g_strdup(comment);
         row->enabled = enabled;
+        row->protocol = field_text(&d, "protocol");
+        row->src_ip = field_text(&d, "src_ip");
+        row->dst_ip = field_text(&d, "dst_ip");
+        row->src_port = field_text(&d, "src_port");
+        row->dst_port = field_text(&d, "dst_port");
+        if (!g_variant_dict_lookup(&d, "icmp_type", "y", &row->icmp_type))
+                row->icmp_type = 255;
         if (dict_u64(&d, "hits", &row->hits) == -EBADMSG) {
                 ps_rule_row_free(row);
                 return -EBADMSG;
@@ -424,4 +478,75 @@ gboolean ps_notify_gate_allow(PsNotifyGate *gate, gint64 now_usec, guint *ret_su
         gate->last_usec = now_usec;
         gate->suppressed = 0;
         return TRUE;
+}
+
+/* Typed text without its surrounding blanks, "" for any. */
+static char *form_text(const char *typed)
+{
+        g_autofree char *s = g_strstrip(g_strdup(typed ? typed : ""));
+
+        return g_strdup(is_any(s) ? "" : s);
+}
+
+static void form_add_text(GVariantBuilder *b, const char *key, const char *typed,
+                          const char *orig, gboolean adding)
+{
+        g_autofree char *now = form_text(typed);
+        g_autofree char *before = form_text(orig);
+
+        if (adding ? *now != '\0' : !g_str_equal(now, before))
+                g_variant_builder_add(b, "{sv}", key, g_variant_new_string(now));
+}
+
+GVariant *ps_rule_form_build(const PsRuleForm *form, const PsRuleRow *orig)
+{
+        g_autofree char *icmp = g_strstrip(g_strdup(form->icmp_type ? form->icmp_type : ""));
+        g_autofree char *orig_icmp = NULL;
+        g_autofree char *comment = g_strstrip(g_strdup(form->comment ? form->comment : ""));
+        gboolean adding = orig == NULL;
+        GVariantBuilder b;
+        GVariant *v;
+
+        g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+        if (adding || !g_str_equal(form->action, orig->action))
+                g_variant_builder_add(&b, "{sv}", "action", g_variant_new_string(form->action));
+        form_add_text(&b, "protocol", form->protocol, adding ? NULL : orig->protocol, adding);
+        form_add_text(&b, "src_ip", form->src_ip, adding ? NULL : orig->src_ip, adding);
+        form_add_text(&b, "src_port", form->src_port, adding ? NULL : orig->src_port, adding);
+        form_add_text(&b, "dst_ip", form->dst_ip, adding ? NULL : orig->dst_ip, adding);
+        form_add_text(&b, "dst_port", form->dst_port, adding ? NULL : orig->dst_port, adding);
+        /* A number the daemon parses (and names in its error when it cannot); empty is any,
+         * which a change says with the field's own "any", 255. */
+        if (!adding && orig->icmp_type != 255)
+                orig_icmp = g_strdup_printf("%u", orig->icmp_type);
+        if (*icmp && (adding || !orig_icmp || !g_str_equal(icmp, orig_icmp)))
+                g_variant_builder_add(&b, "{sv}", "icmp_type", g_variant_new_string(icmp));
+        else if (!*icmp && orig_icmp)
+                g_variant_builder_add(&b, "{sv}", "icmp_type", g_variant_new_byte(255));
+        if ((adding && *comment) || (!adding && !g_str_equal(comment, orig->comment)))
+                g_variant_builder_add(&b, "{sv}", "comment", g_variant_new_string(comment));
+        if (adding || !form->enabled != !orig->enabled)
+                g_variant_builder_add(&b, "{sv}", "enabled", g_variant_new_boolean(form->enabled));
+        v = g_variant_ref_sink(g_variant_builder_end(&b));
+        if (g_variant_n_children(v) == 0)
+                g_clear_pointer(&v, g_variant_unref);
+        return v;
+}
+
+gboolean ps_error_is_denial(const char *error_name)
+{
+        return g_strcmp0(error_name, "org.freedesktop.DBus.Error.AccessDenied") == 0 ||
+               g_strcmp0(error_name, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired") == 0;
+}
+
+char *ps_countdown_text(gint64 deadline_usec, gint64 now_usec)
+{
+        gint64 left = deadline_usec > now_usec ?
+                (deadline_usec - now_usec + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC : 0;
+
+        return g_strdup_printf(g_dngettext(GETTEXT_PACKAGE,
+                                           "Rolls back in %u second unless confirmed",
+                                           "Rolls back in %u seconds unless confirmed",
+                                           (gulong) left),
+                               (guint) left);
 }

@@ -21,6 +21,16 @@ typedef enum PsState {
 #define PS_DROP_RECENT_USEC (10 * G_USEC_PER_SEC)
 /* The most recent drops the window lists. */
 #define PS_DROP_RING_MAX 200
+/* The rates a link's sparkline draws: the samples of the last PS_HISTORY_USEC, at most
+ * PS_HISTORY_MAX of them (2 s apart while the window shows: 150 samples are 5 minutes). */
+#define PS_HISTORY_USEC (5 * 60 * G_USEC_PER_SEC)
+#define PS_HISTORY_MAX 150
+
+typedef struct PsRateSample {
+        gint64 usec;
+        double pps;
+        double drops_per_sec;
+} PsRateSample;
 
 typedef struct PsLinkRow {
         char *path;
@@ -36,6 +46,10 @@ typedef struct PsLinkRow {
         guint64 sample_packets;
         guint64 sample_dropped;
         gint64 sample_usec;
+        /* The rates of the latest samples, oldest first from history_start. */
+        PsRateSample history[PS_HISTORY_MAX];
+        guint history_start;
+        guint history_n;
 } PsLinkRow;
 
 typedef struct PsConnRow {
@@ -55,7 +69,27 @@ typedef struct PsRuleRow {
         char *comment;
         gboolean enabled;
         guint64 hits;
+        /* The fields the rule dialog edits, as the daemon wrote them ("" for any). */
+        char *protocol;
+        char *src_ip;
+        char *dst_ip;
+        char *src_port;
+        char *dst_port;
+        guint8 icmp_type;       /* 255: any */
 } PsRuleRow;
+
+/* What the rule dialog holds: text as typed ("" for any; icmp_type "" for any). */
+typedef struct PsRuleForm {
+        const char *action;
+        const char *protocol;
+        const char *src_ip;
+        const char *src_port;
+        const char *dst_ip;
+        const char *dst_port;
+        const char *icmp_type;
+        const char *comment;
+        gboolean enabled;
+} PsRuleForm;
 
 typedef struct PsDropRow {
         gint64 when_usec;       /* real time it was received */
@@ -87,6 +121,10 @@ PsLinkRow *ps_link_row_new(const char *path);
 void ps_link_row_free(PsLinkRow *row);
 int ps_link_row_update(PsLinkRow *row, GVariant *props, gint64 now_usec);
 void ps_link_row_sample(PsLinkRow *row, guint64 packets, guint64 dropped, gint64 now_usec);
+/* i = 0 is the oldest sample kept; NULL past the end. */
+const PsRateSample *ps_link_history_get(const PsLinkRow *row, guint i);
+/* The highest packet rate among the samples newer than since_usec (0 without any). */
+double ps_link_history_peak(const PsLinkRow *row, gint64 since_usec);
 
 void ps_conn_row_free(PsConnRow *row);
 int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows);
@@ -94,6 +132,14 @@ int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows);
 void ps_rule_row_free(PsRuleRow *row);
 int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row);
 int ps_rule_rows_parse(GVariant *rules, GPtrArray **ret_rows);
+/* The rule dictionary for Filters.Add/Apply (orig NULL: every field given) or for
+ * Filter.Update (only the fields that differ from orig). Values are passed as typed: the
+ * daemon validates them and its error names the field. NULL when nothing changed. */
+GVariant *ps_rule_form_build(const PsRuleForm *form, const PsRuleRow *orig);
+/* Whether a D-Bus error name is polkit's (or the daemon's) refusal of the caller. */
+gboolean ps_error_is_denial(const char *error_name);
+/* "Rolls back in 42 s unless confirmed": the whole seconds left, rounded up, never below 0. */
+char *ps_countdown_text(gint64 deadline_usec, gint64 now_usec);
 
 void ps_drop_ring_init(PsDropRing *ring);
 void ps_drop_ring_clear(PsDropRing *ring);

@@ -12,6 +12,7 @@ typedef struct RuleWidgets {
         guint32 id;
         GtkWidget *row;
         GtkWidget *check;
+        GtkWidget *edit;
         GtkWidget *summary;
         GtkWidget *hits;
         gulong toggled_id;
@@ -19,10 +20,13 @@ typedef struct RuleWidgets {
 } RuleWidgets;
 
 typedef struct LinkWidgets {
+        PsWindow *window;
+        char *path;
         GtkWidget *row;
         GtkWidget *name;
         GtkWidget *rates;
         GtkWidget *totals;
+        GtkWidget *sparkline;
 } LinkWidgets;
 
 struct PsWindow {
@@ -30,6 +34,10 @@ struct PsWindow {
         GtkWidget *window;
         GtkWidget *state;
         GtkWidget *error;
+        GtkWidget *transaction;         /* the countdown bar of a pending Apply */
+        GtkWidget *countdown;
+        gint64 deadline_usec;
+        guint countdown_id;
         GtkWidget *links_box;
         GtkWidget *no_links;
         GHashTable *links;      /* object path -> LinkWidgets */
@@ -83,10 +91,61 @@ static GtkWidget *label_new(const char *text, gboolean bold)
 static void link_widgets_free(LinkWidgets *lw)
 {
         gtk_widget_destroy(lw->row);
+        g_free(lw->path);
         g_free(lw);
 }
 
-static LinkWidgets *link_widgets_new(PsWindow *w)
+/* The sparkline: the packet rate (the theme's text colour) and the drop rate (red) of the
+ * last PS_HISTORY_USEC, right-aligned at now, both on the scale of the highest packet rate. */
+static gboolean sparkline_draw(GtkWidget *widget, cairo_t *cr, LinkWidgets *lw)
+{
+        const PsLinkRow *row = g_hash_table_lookup(lw->window->app->links, lw->path);
+        GtkStyleContext *style = gtk_widget_get_style_context(widget);
+        double width = gtk_widget_get_allocated_width(widget);
+        double height = gtk_widget_get_allocated_height(widget);
+        gint64 now = g_get_monotonic_time(), since = now - PS_HISTORY_USEC;
+        const PsRateSample *sample;
+        GdkRGBA fg;
+        double peak;
+
+        gtk_render_background(style, cr, 0, 0, width, height);
+        gtk_style_context_get_color(style, gtk_style_context_get_state(style), &fg);
+        cairo_set_line_width(cr, 1);
+        gdk_cairo_set_source_rgba(cr, &fg);
+        cairo_set_source_rgba(cr, fg.red, fg.green, fg.blue, 0.3);
+        cairo_move_to(cr, 0, height - 0.5);
+        cairo_line_to(cr, width, height - 0.5);
+        cairo_stroke(cr);
+        if (!row)
+                return FALSE;
+        peak = MAX(ps_link_history_peak(row, since), 1);
+        for (int pass = 0; pass < 2; pass++) {
+                gboolean started = FALSE;
+
+                if (pass == 0)
+                        gdk_cairo_set_source_rgba(cr, &fg);
+                else
+                        cairo_set_source_rgb(cr, 0.85, 0.1, 0.1);
+                cairo_set_line_width(cr, 1.5);
+                for (guint i = 0; (sample = ps_link_history_get(row, i)); i++) {
+                        double value = pass == 0 ? sample->pps : sample->drops_per_sec;
+                        double x = width * (double) (sample->usec - since) / PS_HISTORY_USEC;
+                        double y = (height - 2) * (1 - MIN(value, peak) / peak) + 1;
+
+                        if (sample->usec <= since)
+                                continue;
+                        if (!started)
+                                cairo_move_to(cr, x, y);
+                        else
+                                cairo_line_to(cr, x, y);
+                        started = TRUE;
+                }
+                cairo_stroke(cr);
+        }
+        return FALSE;
+}
+
+static LinkWidgets *link_widgets_new(PsWindow *w, const char *path)
 {
         LinkWidgets *lw = g_new0(LinkWidgets, 1);
         GtkWidget *grid = gtk_grid_new();
@@ -99,10 +158,17 @@ static LinkWidgets *link_widgets_new(PsWindow *w)
         lw->name = label_new("", TRUE);
         lw->rates = label_new("", FALSE);
         lw->totals = label_new("", FALSE);
+        lw->window = w;
+        lw->path = g_strdup(path);
+        lw->sparkline = gtk_drawing_area_new();
+        gtk_widget_set_size_request(lw->sparkline, 150, 28);
+        gtk_widget_set_valign(lw->sparkline, GTK_ALIGN_CENTER);
+        g_signal_connect(lw->sparkline, "draw", G_CALLBACK(sparkline_draw), lw);
         gtk_widget_set_hexpand(lw->rates, TRUE);
         gtk_grid_attach(GTK_GRID(grid), lw->name, 0, 0, 1, 1);
-        gtk_grid_attach(GTK_GRID(grid), lw->rates, 1, 0, 1, 1);
-        gtk_grid_attach(GTK_GRID(grid), lw->totals, 2, 0, 1, 1);
+        gtk_grid_attach(GTK_GRID(grid), lw->sparkline, 1, 0, 1, 1);
+        gtk_grid_attach(GTK_GRID(grid), lw->rates, 2, 0, 1, 1);
+        gtk_grid_attach(GTK_GRID(grid), lw->totals, 3, 0, 1, 1);
         lw->row = gtk_list_box_row_new();
         gtk_container_add(GTK_CONTAINER(lw->row), grid);
         gtk_container_add(GTK_CONTAINER(w->links_box), lw->row);
@@ -124,12 +190,13 @@ static void links_update(PsWindow *w)
         g_hash_table_iter_init(&it, w->app->links);
         while (g_hash_table_iter_next(&it, (gpointer *) &path, (gpointer *) &row)) {
                 g_autofree char *rates = NULL, *totals = NULL, *name = NULL, *a11y = NULL;
+                g_autofree char *spark = NULL;
 
                 if (!row->name)
                         continue;       /* not read yet */
                 lw = g_hash_table_lookup(w->links, path);
                 if (!lw) {
-                        lw = link_widgets_new(w);
+                        lw = link_widgets_new(w, path);
                         g_hash_table_insert(w->links, g_strdup(path), lw);
                 }
                 name = g_strdup_printf("%s (%s)", row->name, row->mode ? row->mode : "?");
@@ -142,6 +209,12 @@ static void links_update(PsWindow *w)
                 gtk_label_set_text(GTK_LABEL(lw->totals), totals);
                 a11y = g_strdup_printf(_("Link %s: %s; %s"), row->name, rates, totals);
                 set_accessible_name(lw->row, a11y);
+                spark = g_strdup_printf(_("Rates of %s over the last %u minutes: at most %.0f packets/s"),
+                                        row->name, (guint) (PS_HISTORY_USEC / G_USEC_PER_SEC / 60),
+                                        ps_link_history_peak(row, g_get_monotonic_time() -
+                                                                  PS_HISTORY_USEC));
+                set_accessible_name(lw->sparkline, spark);
+                gtk_widget_queue_draw(lw->sparkline);
         }
         gtk_widget_set_visible(w->no_links, g_hash_table_size(w->links) == 0);
 }
@@ -158,6 +231,13 @@ static void rule_toggled(GtkToggleButton *check, RuleWidgets *rw)
         app_rule_set_enabled(w->app, rw->id, gtk_toggle_button_get_active(check));
 }
 
+static void rule_edit(GtkButton *button, RuleWidgets *rw)
+{
+        PsWindow *w = g_object_get_data(G_OBJECT(button), "ps-window");
+
+        ps_rule_dialog_run(w->app, GTK_WINDOW(w->window), rw->id);
+}
+
 static void rule_widgets_free(RuleWidgets *rw)
 {
         gtk_widget_destroy(rw->row);
@@ -170,6 +250,7 @@ static RuleWidgets *rule_widgets_new(PsWindow *w, guint32 id)
         GtkWidget *grid = gtk_grid_new();
         g_autofree char *idtext = g_strdup_printf("#%u", id);
         g_autofree char *a11y = g_strdup_printf(_("Rule %u enabled"), id);
+        g_autofree char *edit = g_strdup_printf(_("Edit rule %u"), id);
 
         rw->id = id;
         gtk_grid_set_column_spacing(GTK_GRID(grid), 12);
@@ -183,6 +264,13 @@ static RuleWidgets *rule_widgets_new(PsWindow *w, guint32 id)
         gtk_widget_set_hexpand(rw->summary, TRUE);
         gtk_label_set_ellipsize(GTK_LABEL(rw->summary), PANGO_ELLIPSIZE_END);
         rw->hits = label_new("", FALSE);
+        rw->edit = gtk_button_new_from_icon_name("document-edit-symbolic", GTK_ICON_SIZE_BUTTON);
+        gtk_button_set_relief(GTK_BUTTON(rw->edit), GTK_RELIEF_NONE);
+        gtk_widget_set_tooltip_text(rw->edit, edit);
+        set_accessible_name(rw->edit, edit);
+        g_object_set_data(G_OBJECT(rw->edit), "ps-window", w);
+        g_signal_connect(rw->edit, "clicked", G_CALLBACK(rule_edit), rw);
+        gtk_grid_attach(GTK_GRID(grid), rw->edit, 4, 0, 1, 1);
         gtk_grid_attach(GTK_GRID(grid), rw->check, 0, 0, 1, 1);
         gtk_grid_attach(GTK_GRID(grid), label_new(idtext, TRUE), 1, 0, 1, 1);
         gtk_grid_attach(GTK_GRID(grid), rw->summary, 2, 0, 1, 1);
@@ -316,7 +404,68 @@ static GtkWidget *tree_new(GtkListStore *store, const char *a11y, const char *co
 void ps_window_show_error(PsWindow *w, const char *text)
 {
         gtk_label_set_text(GTK_LABEL(w->error), text);
+        set_accessible_name(w->error, text);
         gtk_widget_show(w->error);
+}
+
+static gboolean countdown_tick(gpointer data)
+{
+        PsWindow *w = data;
+        g_autofree char *text = ps_countdown_text(w->deadline_usec, g_get_real_time());
+
+        gtk_label_set_text(GTK_LABEL(w->countdown), text);
+        set_accessible_name(w->countdown, text);
+        return G_SOURCE_CONTINUE;
+}
+
+void ps_window_transaction(PsWindow *w, gint64 deadline_usec)
+{
+        w->deadline_usec = deadline_usec;
+        if (!deadline_usec) {
+                g_clear_handle_id(&w->countdown_id, g_source_remove);
+                gtk_widget_hide(w->transaction);
+                return;
+        }
+        countdown_tick(w);
+        if (!w->countdown_id)
+                w->countdown_id = g_timeout_add(500, countdown_tick, w);
+        gtk_widget_show_all(w->transaction);
+}
+
+static void transaction_confirm(GtkButton *button, PsWindow *w)
+{
+        app_transaction_end(w->app, TRUE);
+}
+
+static void transaction_rollback(GtkButton *button, PsWindow *w)
+{
+        app_transaction_end(w->app, FALSE);
+}
+
+static GtkWidget *transaction_bar(PsWindow *w)
+{
+        GtkWidget *bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6), *b;
+
+        gtk_box_pack_start(GTK_BOX(bar), label_new(_("Rules applied on trial."), TRUE), FALSE,
+                           FALSE, 0);
+        w->countdown = label_new("", FALSE);
+        gtk_widget_set_hexpand(w->countdown, TRUE);
+        gtk_box_pack_start(GTK_BOX(bar), w->countdown, TRUE, TRUE, 0);
+        b = gtk_button_new_with_mnemonic(_("_Confirm"));
+        gtk_widget_set_tooltip_text(b, _("Keep the applied rules"));
+        g_signal_connect(b, "clicked", G_CALLBACK(transaction_confirm), w);
+        gtk_box_pack_end(GTK_BOX(bar), b, FALSE, FALSE, 0);
+        b = gtk_button_new_with_mnemonic(_("Roll _back"));
+        gtk_widget_set_tooltip_text(b, _("Bring the previous rules back now"));
+        g_signal_connect(b, "clicked", G_CALLBACK(transaction_rollback), w);
+        gtk_box_pack_end(GTK_BOX(bar), b, FALSE, FALSE, 0);
+        gtk_widget_set_no_show_all(bar, TRUE);
+        return bar;
+}
+
+static void rule_add(GtkButton *button, PsWindow *w)
+{
+        ps_rule_dialog_run(w->app, GTK_WINDOW(w->window), 0);
 }
 
 void ps_window_update(PsWindow *w)
@@ -375,7 +524,7 @@ PsWindow *ps_window_new(App *app)
                 N_("Time"), N_("Rule"), N_("Link"), N_("Protocol"), N_("Source"), N_("Destination"),
         };
         PsWindow *w = g_new0(PsWindow, 1);
-        GtkWidget *box, *notebook, *tv;
+        GtkWidget *box, *notebook, *tv, *rules_page, *button;
 
         w->app = app;
         w->links = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
@@ -400,6 +549,8 @@ PsWindow *ps_window_new(App *app)
         gtk_label_set_selectable(GTK_LABEL(w->error), TRUE);
         gtk_widget_set_no_show_all(w->error, TRUE);
         gtk_box_pack_start(GTK_BOX(box), w->error, FALSE, FALSE, 0);
+        w->transaction = transaction_bar(w);
+        gtk_box_pack_start(GTK_BOX(box), w->transaction, FALSE, FALSE, 0);
 
         notebook = gtk_notebook_new();
         gtk_box_pack_start(GTK_BOX(box), notebook, TRUE, TRUE, 0);
@@ -421,7 +572,13 @@ PsWindow *ps_window_new(App *app)
         gtk_list_box_set_sort_func(GTK_LIST_BOX(w->rules_box), rules_sort, NULL, NULL);
         set_accessible_name(w->rules_box, _("Filter rules"));
         gtk_list_box_set_placeholder(GTK_LIST_BOX(w->rules_box), gtk_label_new(_("No rules")));
-        page(notebook, scrolled(w->rules_box), _("_Rules"));
+        rules_page = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+        gtk_box_pack_start(GTK_BOX(rules_page), scrolled(w->rules_box), TRUE, TRUE, 0);
+        button = gtk_button_new_with_mnemonic(_("_Add rule…"));
+        gtk_widget_set_halign(button, GTK_ALIGN_START);
+        g_signal_connect(button, "clicked", G_CALLBACK(rule_add), w);
+        gtk_box_pack_start(GTK_BOX(rules_page), button, FALSE, FALSE, 0);
+        page(notebook, rules_page, _("_Rules"));
 
         w->drops = gtk_list_store_new(DROP_N, G_TYPE_STRING, G_TYPE_UINT, G_TYPE_STRING,
                                       G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING);

@@ -265,3 +265,146 @@ Test(model, notify_gate)
         cr_assert_eq(held, 2);
         cr_assert_not(ps_notify_gate_allow(&gate, 131 * SEC, NULL));
 }
+
+Test(model, rate_history_for_the_sparkline)
+{
+        PsLinkRow *row = ps_link_row_new("/org/packetscope/Guarder1/link/eth0");
+        const PsRateSample *s;
+
+        /* The first sample is a base, not a rate: the history starts with the second. */
+        ps_link_row_sample(row, 1000, 0, 100 * SEC);
+        cr_assert_null(ps_link_history_get(row, 0));
+        ps_link_row_sample(row, 1200, 0, 102 * SEC);
+        ps_link_row_sample(row, 2200, 40, 104 * SEC);
+        s = ps_link_history_get(row, 0);
+        cr_assert_not_null(s);
+        cr_assert_eq(s->usec, 102 * SEC);
+        cr_assert_float_eq(s->pps, 100.0, 1e-9);
+        s = ps_link_history_get(row, 1);
+        cr_assert_float_eq(s->pps, 500.0, 1e-9);
+        cr_assert_float_eq(s->drops_per_sec, 20.0, 1e-9);
+        cr_assert_null(ps_link_history_get(row, 2));
+        cr_assert_float_eq(ps_link_history_peak(row, 0), 500.0, 1e-9);
+        /* Samples at or before the window's start do not count. */
+        cr_assert_float_eq(ps_link_history_peak(row, 104 * SEC), 0.0, 1e-9);
+        cr_assert_float_eq(ps_link_history_peak(row, 102 * SEC), 500.0, 1e-9);
+        /* Full: the oldest goes, the newest is last. */
+        for (guint i = 0; i < PS_HISTORY_MAX + 3; i++)
+                ps_link_row_sample(row, 3000 + 10 * (i + 1), 40, (106 + 2 * i) * SEC);
+        s = ps_link_history_get(row, PS_HISTORY_MAX - 1);
+        cr_assert_not_null(s);
+        cr_assert_eq(s->usec, (106 + 2 * (PS_HISTORY_MAX + 2)) * SEC);
+        cr_assert_float_eq(s->pps, 5.0, 1e-9);
+        cr_assert_null(ps_link_history_get(row, PS_HISTORY_MAX));
+        cr_assert_eq(ps_link_history_get(row, 0)->usec, (106 + 2 * 3) * SEC);
+        ps_link_row_free(row);
+}
+
+static PsRuleRow *one_rule(const char *dict)
+{
+        g_autoptr(GVariant) v = g_variant_ref_sink(g_variant_new_parsed(dict));
+        PsRuleRow *row = NULL;
+
+        cr_assert_eq(ps_rule_row_parse(v, &row), 0);
+        return row;
+}
+
+static char *printed(GVariant *v)
+{
+        return v ? g_variant_print(v, TRUE) : g_strdup("(none)");
+}
+
+Test(model, rule_fields_for_the_dialog)
+{
+        PsRuleRow *row = one_rule(
+                "{'id': <uint32 7>, 'protocol': <'udp'>, 'src_ip': <'10.0.0.0/8'>,"
+                " 'dst_ip': <'any'>, 'src_port': <'0'>, 'dst_port': <'53'>, 'action': <'drop'>,"
+                " 'icmp_type': <byte 255>, 'enabled': <true>, 'comment': <'lab'>}");
+
+        cr_assert_str_eq(row->protocol, "udp");
+        cr_assert_str_eq(row->src_ip, "10.0.0.0/8");
+        cr_assert_str_eq(row->dst_ip, "");
+        cr_assert_str_eq(row->src_port, "");
+        cr_assert_str_eq(row->dst_port, "53");
+        cr_assert_eq(row->icmp_type, 255);
+        ps_rule_row_free(row);
+}
+
+Test(model, rule_form_for_add)
+{
+        PsRuleForm form = { .action = "drop", .protocol = " tcp ", .src_ip = "any",
+                            .src_port = "", .dst_ip = "192.0.2.0/24", .dst_port = "8000-8999",
+                            .icmp_type = "", .comment = " web ", .enabled = FALSE };
+        g_autoptr(GVariant) v = ps_rule_form_build(&form, NULL);
+        g_autofree char *p = printed(v);
+
+        /* "any" and empty fields are left to the daemon's default; blanks go. */
+        cr_assert_str_eq(p, "{'action': <'drop'>, 'protocol': <'tcp'>, "
+                            "'dst_ip': <'192.0.2.0/24'>, 'dst_port': <'8000-8999'>, "
+                            "'comment': <'web'>, 'enabled': <false>}");
+}
+
+Test(model, rule_form_passes_what_the_daemon_validates)
+{
+        PsRuleForm form = { .action = "drop", .protocol = "icmp", .icmp_type = "300",
+                            .src_ip = "192.0.2.1/24", .comment = "", .enabled = TRUE };
+        g_autoptr(GVariant) v = ps_rule_form_build(&form, NULL);
+        g_autofree char *p = printed(v);
+
+        cr_assert_str_eq(p, "{'action': <'drop'>, 'protocol': <'icmp'>, "
+                            "'src_ip': <'192.0.2.1/24'>, 'icmp_type': <'300'>, "
+                            "'enabled': <true>}");
+}
+
+Test(model, rule_form_for_update_sends_the_changes_only)
+{
+        PsRuleRow *row = one_rule(
+                "{'id': <uint32 9>, 'protocol': <'icmp'>, 'src_ip': <''>, 'dst_ip': <''>,"
+                " 'src_port': <'any'>, 'dst_port': <'any'>, 'action': <'drop'>,"
+                " 'icmp_type': <byte 8>, 'enabled': <true>, 'comment': <'pings'>}");
+        PsRuleForm same = { .action = "drop", .protocol = "icmp", .src_ip = "", .src_port = "",
+                            .dst_ip = "any", .dst_port = "", .icmp_type = "8",
+                            .comment = "pings", .enabled = TRUE };
+        PsRuleForm changed = same;
+        g_autoptr(GVariant) none = ps_rule_form_build(&same, row);
+        g_autoptr(GVariant) v = NULL, w = NULL;
+        g_autofree char *p = NULL, *q = NULL;
+
+        cr_assert_null(none);
+        changed.src_ip = "198.51.100.0/24";
+        changed.comment = "pings from the lab";
+        changed.enabled = FALSE;
+        v = ps_rule_form_build(&changed, row);
+        p = printed(v);
+        cr_assert_str_eq(p, "{'src_ip': <'198.51.100.0/24'>, 'comment': <'pings from the lab'>, "
+                            "'enabled': <false>}");
+        /* An emptied ICMP type is any, which the field says as 255. */
+        changed = same;
+        changed.icmp_type = "";
+        changed.action = "count";
+        w = ps_rule_form_build(&changed, row);
+        q = printed(w);
+        cr_assert_str_eq(q, "{'action': <'count'>, 'icmp_type': <byte 0xff>}");
+        ps_rule_row_free(row);
+}
+
+Test(model, denials)
+{
+        cr_assert(ps_error_is_denial("org.freedesktop.DBus.Error.AccessDenied"));
+        cr_assert(ps_error_is_denial("org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"));
+        /* polkit not answering is no refusal: nothing was decided. */
+        cr_assert_not(ps_error_is_denial("org.packetscope.Guarder1.Error.AuthorizationFailed"));
+        cr_assert_not(ps_error_is_denial("org.packetscope.Guarder1.Error.InvalidFilter"));
+        cr_assert_not(ps_error_is_denial(NULL));
+}
+
+Test(model, countdown)
+{
+        g_autofree char *a = ps_countdown_text(160 * SEC, 100 * SEC);
+        g_autofree char *b = ps_countdown_text(160 * SEC, 159 * SEC + 1);
+        g_autofree char *c = ps_countdown_text(160 * SEC, 161 * SEC);
+
+        cr_assert_str_eq(a, "Rolls back in 60 seconds unless confirmed");
+        cr_assert_str_eq(b, "Rolls back in 1 second unless confirmed");
+        cr_assert_str_eq(c, "Rolls back in 0 seconds unless confirmed");
+}

@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The rule dialog: adds a rule (at once with Filters.Add, or on trial with Filters.Apply,
+ * which rolls back unless confirmed), changes one (Filter.Update with the fields that
+ * changed) or deletes one (Filter.Delete). The dialog stays open until the daemon said yes;
+ * what it said otherwise (its validation message naming the field, or polkit's refusal) is
+ * shown in the dialog, so that the user can correct the rule and try again.
+ */
+#include <glib/gi18n.h>
+
+#include "applet.h"
+
+enum { RESPONSE_DELETE = 1 };
+
+typedef struct RuleDialog {
+        App *app;
+        guint32 id;             /* 0: a new rule */
+        GtkWidget *dialog;
+        GtkWidget *action;
+        GtkWidget *protocol;
+        GtkWidget *src_ip;
+        GtkWidget *src_port;
+        GtkWidget *dst_ip;
+        GtkWidget *dst_port;
+        GtkWidget *icmp_type;
+        GtkWidget *comment;
+        GtkWidget *enabled;
+        GtkWidget *trial;
+        GtkWidget *trial_sec;
+        GtkWidget *error;
+        gboolean busy;
+} RuleDialog;
+
+static void rule_dialog_free(RuleDialog *rd)
+{
+        g_free(rd);
+}
+
+static void set_busy(RuleDialog *rd, gboolean busy)
+{
+        rd->busy = busy;
+        gtk_dialog_set_response_sensitive(GTK_DIALOG(rd->dialog), GTK_RESPONSE_OK, !busy);
+        gtk_dialog_set_response_sensitive(GTK_DIALOG(rd->dialog), GTK_RESPONSE_CANCEL, !busy);
+        if (rd->id)
+                gtk_dialog_set_response_sensitive(GTK_DIALOG(rd->dialog), RESPONSE_DELETE, !busy);
+}
+
+static void show_error(RuleDialog *rd, const char *text)
+{
+        AtkObject *a = gtk_widget_get_accessible(rd->error);
+
+        gtk_label_set_text(GTK_LABEL(rd->error), text);
+        if (a)
+                atk_object_set_name(a, text);
+        gtk_widget_show(rd->error);
+}
+
+/* Any answer of the daemon: success closes the dialog, an error stays in it. */
+static void call_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+        RuleDialog *rd = data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = g_dbus_proxy_call_finish(G_DBUS_PROXY(source), res, &error);
+
+        set_busy(rd, FALSE);
+        if (!reply) {
+                g_autofree char *text = app_change_error(error);
+
+                show_error(rd, text);
+                return;
+        }
+        app_refresh_rules(rd->app);
+        gtk_widget_destroy(rd->dialog);
+}
+
+static void submit(RuleDialog *rd)
+{
+        const PsRuleRow *orig = rd->id ? app_rule_find(rd->app, rd->id) : NULL;
+        g_autoptr(GDBusProxy) filter = NULL;
+        g_autoptr(GVariant) fields = NULL;
+        PsRuleForm form = {
+                .action = gtk_combo_box_get_active_id(GTK_COMBO_BOX(rd->action)),
+                .protocol = gtk_entry_get_text(GTK_ENTRY(rd->protocol)),
+                .src_ip = gtk_entry_get_text(GTK_ENTRY(rd->src_ip)),
+                .src_port = gtk_entry_get_text(GTK_ENTRY(rd->src_port)),
+                .dst_ip = gtk_entry_get_text(GTK_ENTRY(rd->dst_ip)),
+                .dst_port = gtk_entry_get_text(GTK_ENTRY(rd->dst_port)),
+                .icmp_type = gtk_entry_get_text(GTK_ENTRY(rd->icmp_type)),
+                .comment = gtk_entry_get_text(GTK_ENTRY(rd->comment)),
+                .enabled = gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(rd->enabled)),
+        };
+
+        if (!form.action)
+                form.action = "drop";
+        if (rd->id && !orig) {
+                show_error(rd, _("The rule is gone"));
+                return;
+        }
+        if (rd->id && !(filter = app_filter_proxy(rd->app, rd->id))) {
+                show_error(rd, _("The rule is gone"));
+                return;
+        }
+        if (!rd->id && !rd->app->filters) {
+                show_error(rd, _("No connection to the daemon"));
+                return;
+        }
+        fields = ps_rule_form_build(&form, orig);
+        if (!fields) {
+                /* Nothing changed: nothing to ask the daemon (or polkit) about. */
+                gtk_widget_destroy(rd->dialog);
+                return;
+        }
+        gtk_widget_hide(rd->error);
+        set_busy(rd, TRUE);
+        if (rd->id)
+                app_change(rd->app, filter, "Update", g_variant_new("(@a{sv})", fields), call_done,
+                           rd);
+        else if (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(rd->trial))) {
+                GVariantBuilder rules;
+
+                g_variant_builder_init(&rules, G_VARIANT_TYPE("aa{sv}"));
+                g_variant_builder_add_value(&rules, fields);
+                app_change(rd->app, G_DBUS_PROXY(rd->app->filters), "Apply",
+                           g_variant_new("(aa{sv}su)", &rules, "merge",
+                                         (guint32) gtk_spin_button_get_value_as_int(
+                                                 GTK_SPIN_BUTTON(rd->trial_sec))),
+                           call_done, rd);
+        } else
+                app_change(rd->app, G_DBUS_PROXY(rd->app->filters), "Add",
+                           g_variant_new("(@a{sv})", fields), call_done, rd);
+}
+
+static void delete_rule(RuleDialog *rd)
+{
+        g_autoptr(GDBusProxy) filter = app_filter_proxy(rd->app, rd->id);
+
+        if (!filter) {
+                show_error(rd, _("The rule is gone"));
+                return;
+        }
+        gtk_widget_hide(rd->error);
+        set_busy(rd, TRUE);
+        app_change(rd->app, filter, "Delete", NULL, call_done, rd);
+}
+
+static void response(GtkDialog *dialog, int response_id, RuleDialog *rd)
+{
+        if (rd->busy)
+                return;
+        switch (response_id) {
+        case GTK_RESPONSE_OK:
+                submit(rd);
+                break;
+        case RESPONSE_DELETE:
+                delete_rule(rd);
+                break;
+        default:
+                gtk_widget_destroy(rd->dialog);
+        }
+}
+
+/* While the daemon (or polkit's agent) is asked, the dialog waits for the answer. */
+static gboolean delete_event(GtkWidget *widget, GdkEvent *event, RuleDialog *rd)
+{
+        return rd->busy;
+}
+
+/* A labelled field: the label's mnemonic focuses it, and it is the field's accessible name. */
+static GtkWidget *field(GtkGrid *grid, int row, const char *mnemonic, const char *name,
+                        GtkWidget *widget, const char *tooltip)
+{
+        GtkWidget *label = gtk_label_new_with_mnemonic(mnemonic);
+        AtkObject *a = gtk_widget_get_accessible(widget);
+
+        gtk_label_set_xalign(GTK_LABEL(label), 1);
+        gtk_label_set_mnemonic_widget(GTK_LABEL(label), widget);
+        if (a)
+                atk_object_set_name(a, name);
+        if (tooltip)
+                gtk_widget_set_tooltip_text(widget, tooltip);
+        gtk_widget_set_hexpand(widget, TRUE);
+        gtk_grid_attach(grid, label, 0, row, 1, 1);
+        gtk_grid_attach(grid, widget, 1, row, 1, 1);
+        return widget;
+}
+
+static GtkWidget *entry(const char *text, const char *placeholder)
+{
+        GtkWidget *e = gtk_entry_new();
+
+        gtk_entry_set_text(GTK_ENTRY(e), text ? text : "");
+        gtk_entry_set_placeholder_text(GTK_ENTRY(e), placeholder);
+        gtk_entry_set_activates_default(GTK_ENTRY(e), TRUE);
+        return e;
+}
+
+static void trial_toggled(GtkToggleButton *trial, RuleDialog *rd)
+{
+        gtk_widget_set_sensitive(rd->trial_sec, gtk_toggle_button_get_active(trial));
+}
+
+void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id)
+{
+        const PsRuleRow *orig = id ? app_rule_find(app, id) : NULL;
+        RuleDialog *rd;
+        GtkWidget *content, *grid, *w;
+        g_autofree char *title = NULL, *icmp = NULL;
+        int row = 0;
+
+        if (id && !orig)
+                return;
+        rd = g_new0(RuleDialog, 1);
+        rd->app = app;
+        rd->id = id;
+        title = id ? g_strdup_printf(_("Rule %u"), id) : g_strdup(_("New rule"));
+        rd->dialog = gtk_dialog_new_with_buttons(title, parent,
+                                                 GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                                 NULL, NULL);
+        if (id)
+                gtk_dialog_add_button(GTK_DIALOG(rd->dialog), _("_Delete"), RESPONSE_DELETE);
+        gtk_dialog_add_button(GTK_DIALOG(rd->dialog), _("_Cancel"), GTK_RESPONSE_CANCEL);
+        gtk_dialog_add_button(GTK_DIALOG(rd->dialog), id ? _("_Save") : _("_Add"),
+                              GTK_RESPONSE_OK);
+        gtk_dialog_set_default_response(GTK_DIALOG(rd->dialog), GTK_RESPONSE_OK);
+        g_object_set_data_full(G_OBJECT(rd->dialog), "ps-rule-dialog", rd,
+                               (GDestroyNotify) rule_dialog_free);
+        g_signal_connect(rd->dialog, "response", G_CALLBACK(response), rd);
+        g_signal_connect(rd->dialog, "delete-event", G_CALLBACK(delete_event), rd);
+
+        grid = gtk_grid_new();
+        gtk_grid_set_row_spacing(GTK_GRID(grid), 6);
+        gtk_grid_set_column_spacing(GTK_GRID(grid), 12);
+        gtk_container_set_border_width(GTK_CONTAINER(grid), 12);
+        content = gtk_dialog_get_content_area(GTK_DIALOG(rd->dialog));
+        gtk_box_pack_start(GTK_BOX(content), grid, TRUE, TRUE, 0);
+
+        rd->action = gtk_combo_box_text_new();
+        /* The daemon's own words: they are what packetscopectl and the rules files say. */
+        gtk_combo_box_text_append(GTK_COMBO_BOX_TEXT(rd->action), "drop", "drop");
+        gtk_combo_box_text_append(GTK_COMBO_BOX_TEXT(rd->action), "pass", "pass");
+        gtk_combo_box_text_append(GTK_COMBO_BOX_TEXT(rd->action), "count", "count");
+        if (!gtk_combo_box_set_active_id(GTK_COMBO_BOX(rd->action), orig ? orig->action : "drop"))
+                gtk_combo_box_set_active_id(GTK_COMBO_BOX(rd->action), "drop");
+        field(GTK_GRID(grid), row++, _("A_ction"), _("Action"), rd->action,
+              _("drop: the packet goes no further; pass: an exception to drop rules; count: only counted"));
+        rd->protocol = field(GTK_GRID(grid), row++, _("_Protocol"), _("Protocol"),
+                             entry(orig ? orig->protocol : NULL, _("any")),
+                             _("tcp, udp, icmp, icmpv6, sctp, gre, esp, ah, udplite or a number"));
+        rd->src_ip = field(GTK_GRID(grid), row++, _("_Source address"), _("Source address"),
+                           entry(orig ? orig->src_ip : NULL, _("any")),
+                           _("The remote address: an address or a prefix such as 192.0.2.0/24"));
+        rd->src_port = field(GTK_GRID(grid), row++, _("So_urce port"), _("Source port"),
+                             entry(orig ? orig->src_port : NULL, _("any")),
+                             _("A port or a range LO-HI"));
+        rd->dst_ip = field(GTK_GRID(grid), row++, _("D_estination address"),
+                           _("Destination address"), entry(orig ? orig->dst_ip : NULL, _("any")),
+                           _("The local address: an address or a prefix"));
+        rd->dst_port = field(GTK_GRID(grid), row++, _("Destinatio_n port"), _("Destination port"),
+                             entry(orig ? orig->dst_port : NULL, _("any")),
+                             _("A port or a range LO-HI"));
+        if (orig && orig->icmp_type != 255)
+                icmp = g_strdup_printf("%u", orig->icmp_type);
+        rd->icmp_type = field(GTK_GRID(grid), row++, _("_ICMP type"), _("ICMP type"),
+                              entry(icmp, _("any")), _("0 to 254 (8: echo request)"));
+        rd->comment = field(GTK_GRID(grid), row++, _("C_omment"), _("Comment"),
+                            entry(orig ? orig->comment : NULL, ""), NULL);
+        rd->enabled = gtk_check_button_new_with_mnemonic(_("E_nabled"));
+        gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(rd->enabled), orig ? orig->enabled : TRUE);
+        gtk_grid_attach(GTK_GRID(grid), rd->enabled, 1, row++, 1, 1);
+        if (!id) {
+                w = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+                rd->trial = gtk_check_button_new_with_mnemonic(
+                        _("_Roll back unless confirmed within"));
+                rd->trial_sec = gtk_spin_button_new_with_range(1, 3600, 1);
+                gtk_spin_button_set_value(GTK_SPIN_BUTTON(rd->trial_sec), PS_TRIAL_SEC_DEFAULT);
+                gtk_widget_set_sensitive(rd->trial_sec, FALSE);
+                {
+                        AtkObject *a = gtk_widget_get_accessible(rd->trial_sec);
+
+                        if (a)
+                                atk_object_set_name(a, _("Seconds to confirm in"));
+                }
+                g_signal_connect(rd->trial, "toggled", G_CALLBACK(trial_toggled), rd);
+                gtk_box_pack_start(GTK_BOX(w), rd->trial, FALSE, FALSE, 0);
+                gtk_box_pack_start(GTK_BOX(w), rd->trial_sec, FALSE, FALSE, 0);
+                gtk_box_pack_start(GTK_BOX(w), gtk_label_new(_("seconds")), FALSE, FALSE, 0);
+                gtk_grid_attach(GTK_GRID(grid), w, 1, row++, 1, 1);
+        }
+        rd->error = gtk_label_new("");
+        gtk_label_set_xalign(GTK_LABEL(rd->error), 0);
+        gtk_label_set_line_wrap(GTK_LABEL(rd->error), TRUE);
+        gtk_label_set_selectable(GTK_LABEL(rd->error), TRUE);
+        gtk_label_set_max_width_chars(GTK_LABEL(rd->error), 60);
+        gtk_grid_attach(GTK_GRID(grid), rd->error, 0, row++, 2, 1);
+        gtk_widget_show_all(rd->dialog);
+        gtk_widget_hide(rd->error);
+        gtk_widget_grab_focus(rd->protocol);
+}
