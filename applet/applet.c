@@ -92,34 +92,86 @@ static void notify_show(const char *summary, const char *body, const char *icon)
         notify_notification_show(NOTIFY_NOTIFICATION(n), NULL);
 }
 
-static void notify_drop(App *app, const PsDropRow *row)
+static void notify_held_clear(App *app)
 {
-        g_autofree char *body = NULL;
-        guint held = 0;
-
-        if (!app->notify || !ps_notify_gate_allow(&app->gate, now_usec(), &held))
-                return;
-        if (held > 0)
-                body = g_strdup_printf(g_dngettext(GETTEXT_PACKAGE,
-                                                   "Rule %u dropped %s from %s to %s on %s (and %u more event)",
-                                                   "Rule %u dropped %s from %s to %s on %s (and %u more events)",
-                                                   held),
-                                       row->rule_id, row->protocol, row->src, row->dst, row->link,
-                                       held);
-        else
-                body = g_strdup_printf(_("Rule %u dropped %s from %s to %s on %s"), row->rule_id,
-                                       row->protocol, row->src, row->dst, row->link);
-        notify_show(_("Packets dropped"), body, "packetscope-dropping");
+        app->held = FALSE;
+        g_clear_pointer(&app->held_drop.link, g_free);
+        g_clear_pointer(&app->held_drop.protocol, g_free);
+        g_clear_pointer(&app->held_drop.src, g_free);
+        g_clear_pointer(&app->held_drop.dst, g_free);
 }
 
-/* The daemon went away: nothing is guarded by anyone the applet can see any more. Through the
- * same gate as the drops, so a daemon restarting in a loop is one notification per interval. */
-static void notify_gone(App *app)
+static gboolean notify_flush_cb(gpointer data);
+
+/* Shows the held event if the gate lets it through, and otherwise comes back when it will:
+ * at most one notification per interval, the latest event of a busy interval shown at its
+ * end with the number of the others. */
+static void notify_flush(App *app)
 {
-        if (!app->notify || !ps_notify_gate_allow(&app->gate, now_usec(), NULL))
+        g_autofree char *body = NULL;
+        guint held = 0, more;
+
+        if (!app->held || app->notify_flush_id)
                 return;
-        notify_show(_("No connection to the daemon"), _("packetscoped is not running"),
-                    "packetscope-gone");
+        if (!ps_notify_gate_allow(&app->gate, now_usec(), &held)) {
+                gint64 wait = app->gate.last_usec + app->gate.interval_usec - now_usec();
+
+                app->notify_flush_id = g_timeout_add(MAX(wait, 0) / 1000 + 50, notify_flush_cb, app);
+                return;
+        }
+        /* held counts the events the gate held back, the one shown now among them. */
+        more = held > 0 ? held - 1 : 0;
+        if (app->held_gone)
+                notify_show(_("No connection to the daemon"), _("packetscoped is not running"),
+                            "packetscope-gone");
+        else {
+                const PsDropRow *row = &app->held_drop;
+
+                if (more > 0)
+                        body = g_strdup_printf(g_dngettext(GETTEXT_PACKAGE,
+                                                           "Rule %u dropped %s from %s to %s on %s (and %u more event)",
+                                                           "Rule %u dropped %s from %s to %s on %s (and %u more events)",
+                                                           more),
+                                               row->rule_id, row->protocol, row->src, row->dst,
+                                               row->link, more);
+                else
+                        body = g_strdup_printf(_("Rule %u dropped %s from %s to %s on %s"),
+                                               row->rule_id, row->protocol, row->src, row->dst,
+                                               row->link);
+                notify_show(_("Packets dropped"), body, "packetscope-dropping");
+        }
+        notify_held_clear(app);
+}
+
+static gboolean notify_flush_cb(gpointer data)
+{
+        App *app = data;
+
+        app->notify_flush_id = 0;
+        notify_flush(app);
+        return G_SOURCE_REMOVE;
+}
+
+/* row: a drop, or NULL for the daemon gone. The newest event replaces the one held. */
+static void notify_event(App *app, const PsDropRow *row)
+{
+        if (!app->notify)
+                return;
+        notify_held_clear(app);
+        app->held = TRUE;
+        app->held_gone = row == NULL;
+        if (row) {
+                app->held_drop.rule_id = row->rule_id;
+                app->held_drop.link = g_strdup(row->link);
+                app->held_drop.protocol = g_strdup(row->protocol);
+                app->held_drop.src = g_strdup(row->src);
+                app->held_drop.dst = g_strdup(row->dst);
+        }
+        if (app->notify_flush_id)
+                /* Counted now; shown (or summed up) when the timer fires. */
+                app->gate.suppressed++;
+        else
+                notify_flush(app);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -493,7 +545,7 @@ static void on_dropped(PsFilters *filters, guint rule_id, const char *link, cons
         app_note_drop(app);
         if (app->window)
                 ps_window_add_drop(app->window, row);
-        notify_drop(app, row);
+        notify_event(app, row);
         app_update(app);
 }
 
@@ -596,7 +648,7 @@ static void name_vanished(GDBusConnection *bus, const char *name, gpointer data)
         app->present = FALSE;
         daemon_forget(app);
         if (was && app->was_present)
-                notify_gone(app);
+                notify_event(app, NULL);
         app_update(app);
 }
 
@@ -615,6 +667,10 @@ static void show_window(App *app)
 static void notify_toggled(GtkCheckMenuItem *item, App *app)
 {
         app->notify = gtk_check_menu_item_get_active(item);
+        if (!app->notify) {
+                g_clear_handle_id(&app->notify_flush_id, g_source_remove);
+                notify_held_clear(app);
+        }
 }
 
 static GtkWidget *menu_build(App *app)
@@ -696,6 +752,8 @@ static void app_shutdown(GApplication *gapp, App *app)
         if (app->drop_expiry_id)
                 g_source_remove(app->drop_expiry_id);
         g_clear_object(&app->transaction);
+        g_clear_handle_id(&app->notify_flush_id, g_source_remove);
+        notify_held_clear(app);
         app->tray = ps_tray_free(app->tray);
         notify_uninit();
 }
@@ -716,8 +774,10 @@ int main(int argc, char **argv)
         App app = {};
         int status;
 
+        const char *localedir = g_getenv("PACKETSCOPE_APPLET_LOCALEDIR");
+
         setlocale(LC_ALL, "");
-        bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+        bindtextdomain(GETTEXT_PACKAGE, localedir && *localedir ? localedir : LOCALEDIR);
         bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
         textdomain(GETTEXT_PACKAGE);
 

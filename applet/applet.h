@@ -53,8 +53,11 @@ typedef struct App {
         GtkWidget *menu;
         GtkWidget *notify_item;
         gboolean notify;
-        guint notify_interval_sec;
         PsNotifyGate gate;
+        guint notify_flush_id;          /* the gate opens again: show what it held */
+        gboolean held;                  /* an event waits for the gate */
+        gboolean held_gone;             /* ... the daemon gone, or else the drop in held_drop */
+        PsDropRow held_drop;
         gboolean was_present;           /* the daemon was seen since the applet started */
 
         PsTransaction *transaction;     /* the pending Apply, whoever asked for it */

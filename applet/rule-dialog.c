@@ -241,12 +241,12 @@ void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id)
         gtk_combo_box_text_append(GTK_COMBO_BOX_TEXT(rd->action), "count", "count");
         if (!gtk_combo_box_set_active_id(GTK_COMBO_BOX(rd->action), orig ? orig->action : "drop"))
                 gtk_combo_box_set_active_id(GTK_COMBO_BOX(rd->action), "drop");
-        field(GTK_GRID(grid), row++, _("A_ction"), _("Action"), rd->action,
+        field(GTK_GRID(grid), row++, _("Ac_tion"), _("Action"), rd->action,
               _("drop: the packet goes no further; pass: an exception to drop rules; count: only counted"));
         rd->protocol = field(GTK_GRID(grid), row++, _("_Protocol"), _("Protocol"),
                              entry(orig ? orig->protocol : NULL, _("any")),
                              _("tcp, udp, icmp, icmpv6, sctp, gre, esp, ah, udplite or a number"));
-        rd->src_ip = field(GTK_GRID(grid), row++, _("_Source address"), _("Source address"),
+        rd->src_ip = field(GTK_GRID(grid), row++, _("S_ource address"), _("Source address"),
                            entry(orig ? orig->src_ip : NULL, _("any")),
                            _("The remote address: an address or a prefix such as 192.0.2.0/24"));
         rd->src_port = field(GTK_GRID(grid), row++, _("So_urce port"), _("Source port"),
@@ -262,9 +262,9 @@ void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id)
                 icmp = g_strdup_printf("%u", orig->icmp_type);
         rd->icmp_type = field(GTK_GRID(grid), row++, _("_ICMP type"), _("ICMP type"),
                               entry(icmp, _("any")), _("0 to 254 (8: echo request)"));
-        rd->comment = field(GTK_GRID(grid), row++, _("C_omment"), _("Comment"),
+        rd->comment = field(GTK_GRID(grid), row++, _("Co_mment"), _("Comment"),
                             entry(orig ? orig->comment : NULL, ""), NULL);
-        rd->enabled = gtk_check_button_new_with_mnemonic(_("E_nabled"));
+        rd->enabled = gtk_check_button_new_with_mnemonic(_("Ena_bled"));
         gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(rd->enabled), orig ? orig->enabled : TRUE);
         gtk_grid_attach(GTK_GRID(grid), rd->enabled, 1, row++, 1, 1);
         if (!id) {

@@ -202,8 +202,9 @@ static void links_update(PsWindow *w)
                 name = g_strdup_printf("%s (%s)", row->name, row->mode ? row->mode : "?");
                 rates = g_strdup_printf(_("%.0f packets/s, %.0f drops/s"), row->pps,
                                         row->drops_per_sec);
-                totals = g_strdup_printf(_("%" G_GUINT64_FORMAT " packets, %" G_GUINT64_FORMAT
-                                           " dropped"), row->packets, row->dropped);
+                totals = g_strdup_printf(_("%llu packets, %llu dropped"),
+                                         (unsigned long long) row->packets,
+                                         (unsigned long long) row->dropped);
                 gtk_label_set_text(GTK_LABEL(lw->name), name);
                 gtk_label_set_text(GTK_LABEL(lw->rates), rates);
                 gtk_label_set_text(GTK_LABEL(lw->totals), totals);
@@ -286,7 +287,9 @@ static RuleWidgets *rule_widgets_new(PsWindow *w, guint32 id)
 
 static void rule_widgets_set(RuleWidgets *rw, const PsRuleRow *row)
 {
-        g_autofree char *hits = g_strdup_printf(_("%" G_GUINT64_FORMAT " hits"), row->hits);
+        g_autofree char *hits = g_strdup_printf(
+                g_dngettext(GETTEXT_PACKAGE, "%llu hit", "%llu hits", (gulong) MIN(row->hits, G_MAXULONG)),
+                (unsigned long long) row->hits);
         g_autofree char *summary = *row->comment ?
                 g_strdup_printf("%s — %s", row->summary, row->comment) : g_strdup(row->summary);
 
@@ -451,7 +454,7 @@ static GtkWidget *transaction_bar(PsWindow *w)
         w->countdown = label_new("", FALSE);
         gtk_widget_set_hexpand(w->countdown, TRUE);
         gtk_box_pack_start(GTK_BOX(bar), w->countdown, TRUE, TRUE, 0);
-        b = gtk_button_new_with_mnemonic(_("_Confirm"));
+        b = gtk_button_new_with_mnemonic(_("Con_firm"));
         gtk_widget_set_tooltip_text(b, _("Keep the applied rules"));
         g_signal_connect(b, "clicked", G_CALLBACK(transaction_confirm), w);
         gtk_box_pack_end(GTK_BOX(bar), b, FALSE, FALSE, 0);
