@@ -426,13 +426,17 @@ void ps_window_transaction(PsWindow *w, gint64 deadline_usec)
         w->deadline_usec = deadline_usec;
         if (!deadline_usec) {
                 g_clear_handle_id(&w->countdown_id, g_source_remove);
+                /* A hidden label keeps its accessible name: the countdown is cleared, so
+                 * that nothing tells of a transaction that is over. */
+                gtk_label_set_text(GTK_LABEL(w->countdown), "");
+                set_accessible_name(w->countdown, "");
                 gtk_widget_hide(w->transaction);
                 return;
         }
         countdown_tick(w);
         if (!w->countdown_id)
                 w->countdown_id = g_timeout_add(500, countdown_tick, w);
-        gtk_widget_show_all(w->transaction);
+        gtk_widget_show(w->transaction);
 }
 
 static void transaction_confirm(GtkButton *button, PsWindow *w)
@@ -462,6 +466,9 @@ static GtkWidget *transaction_bar(PsWindow *w)
         gtk_widget_set_tooltip_text(b, _("Bring the previous rules back now"));
         g_signal_connect(b, "clicked", G_CALLBACK(transaction_rollback), w);
         gtk_box_pack_end(GTK_BOX(bar), b, FALSE, FALSE, 0);
+        /* Shown and hidden as a whole, never by the window's show_all. */
+        gtk_widget_show_all(bar);
+        gtk_widget_hide(bar);
         gtk_widget_set_no_show_all(bar, TRUE);
         return bar;
 }
