@@ -12,8 +12,19 @@
 #     totals, a TCP connection on the connections page, the dropped pings' source on the drops
 #     page, a rule's switch turned off and the daemon's Enabled property read back, the
 #     pings that rule dropped answered again;
-#   - the same switch clicked in the applet of a user polkit refuses (its own session bus,
-#     no authentication agent): the window says so, and the daemon's rule is unchanged;
+#   - keyboard navigation (the Rules page and the rule dialog by their mnemonics, the focus
+#     in the dialog's first field) and an accessible name on every control of the window and
+#     the dialog;
+#   - a rule added through the dialog (first with a port the daemon refuses: its message is
+#     shown in the dialog and nothing is added), changed, and deleted, each read back from
+#     the daemon; a rule added on trial (Filters.Apply): the countdown, Roll back and Confirm;
+#   - the same switch, the dialog's Add and its Delete in the applet of a user polkit refuses
+#     (its own session bus, no authentication agent, the German catalogue): the window says
+#     so in German, and the daemon's rules are unchanged;
+#   - notifications (notify-server.py records them): none while they are off (the default);
+#     switched on, a drop and then the daemon gone give exactly two, the second held back to
+#     the end of the interval (--notify-interval=4);
+#   - nothing guarded: the link detached, the tray says so;
 #   - screenshots of the screen in each state, kept in the build directory and checked not
 #     blank.
 
@@ -72,8 +83,21 @@ sni_has() {
         jq -e "$1" "$T/sni.json" >/dev/null 2>&1
 }
 wait_until 30 sni_has '.owner' || bail "the watcher did not own its name: $(cat "$T/sni.log")"
+/usr/bin/python3 "$APPLET_TESTS/notify-server.py" "$T/notes.json" 2>"$T/notes.log" &
+NOTES_PID=$!
+defer "kill_wait $NOTES_PID"
+notes() {
+        jq -c "$1" "$T/notes.json" 2>/dev/null
+}
+notes_owned() {
+        [ "$(notes .owner)" = true ]
+}
+wait_until 30 notes_owned ||
+        bail "the notification server did not own its name: $(cat "$T/notes.log")"
 
-PACKETSCOPE_APPLET_ICONDIR=$SRCDIR/applet/icons "$APPLET" >"$T/applet.log" 2>&1 &
+NOTIFY_INTERVAL=4
+PACKETSCOPE_APPLET_ICONDIR=$SRCDIR/applet/icons PACKETSCOPE_APPLET_LOCALEDIR=$BUILDDIR/po \
+        "$APPLET" --notify-interval=$NOTIFY_INTERVAL >"$T/applet.log" 2>&1 &
 APPLET_PID=$!
 defer "kill_wait $APPLET_PID"
 
@@ -121,32 +145,29 @@ ping_ns() {
 is "$(ping_ns 5)" 0 "the rule drops the 5 pings"
 expect_tray packetscope-dropping NeedsAttention "^packetscope: Dropping packets\\\\. " \
         "drops: icon dropping now, status NeedsAttention"
-# The state lasts 10 s after the last drop, then returns by itself.
-expect_tray packetscope-guarding Active "^packetscope: Guarding\\\\. " \
-        "10 s without drops: icon guarding again"
-
 # --- the window
 "$APPLET" --open-window >>"$T/applet.log" 2>&1
 ok $? "packetscope-applet --open-window reaches the running applet"
-got=$(win text "^Link $A_IF: .*; [0-9]+ packets, 5 dropped$" 60)
-ok $? "the window's link row shows the link with exactly 5 dropped" "$got" \
+got=$(win text "^Link $A_IF: .*; [0-9]+ packets, 5 dropped$" 60 :: \
+        text "^Rates of $A_IF over the last 5 minutes: at most [0-9]+ packets/s$")
+ok $? "the window's link row shows the link with exactly 5 dropped, and its sparkline" "$got" \
    "$(tail -n 3 "$T/window.log")"
 screenshot window-links
 # The connections page: one TCP connection from the namespace, its row by the ports it used.
 TCP_PORT=$(tcp_exchange "$A_NS" "$A_H4" 3000)
 ok $? "a TCP connection from the namespace carries 3000 bytes" "port: $TCP_PORT"
-got=$(win text "^$A_H4:$TCP_PORT\$" 60)
-ok $? "the connections page lists it by its local address and port $A_H4:$TCP_PORT" "$got" \
-   "$(tail -n 3 "$T/window.log")"
 # The drops page: the samples of the Dropped signal, by source (ICMP: no port).
-got=$(win text "^$A_N4\$" 30)
-ok $? "the recent drops page lists the pings' source $A_N4" "$got" "$(tail -n 3 "$T/window.log")"
-win page Rules >/dev/null
-ok $? "the Rules page is shown" "$(tail -n 3 "$T/window.log")"
-got=$(win text "^drop icmp type 8 from any to any — applet test$" 30)
-ok $? "the rule is listed as the daemon describes it" "$got" "$(tail -n 3 "$T/window.log")"
-is "$(win rule "$RID")" on "rule $RID's switch is on"
+got=$(win text "^$A_H4:$TCP_PORT\$" 60 :: text "^$A_N4\$" 30 :: page Rules :: \
+        text "^drop icmp type 8 from any to any — applet test$" 30 :: rule "$RID")
+ok $? "the connections page lists the connection by its local address and port $A_H4:$TCP_PORT," \
+   "the recent drops page the pings' source $A_N4, the Rules page the rule as the daemon" \
+   "describes it" "$got" "$(tail -n 3 "$T/window.log")"
+is "$(tail -n 1 <<<"$got")" on "rule $RID's switch is on"
 screenshot window-rules
+# The state lasts 10 s after the last drop, then returns by itself.
+expect_tray packetscope-guarding Active "^packetscope: Guarding\\\\. " \
+        "10 s without drops: icon guarding again"
+is "$(notes '.notes | length')" 0 "notifications are off by default: none for the drops"
 win toggle "$RID" >/dev/null
 ok $? "rule $RID's switch is clicked" "$(tail -n 3 "$T/window.log")"
 rule_enabled() {
@@ -164,6 +185,69 @@ wait_until 30 switch_is_off
 is "$(win rule "$RID")" off "the switch stays off (the daemon's state read back)"
 is "$(ping_ns 3)" 3 "the disabled rule drops nothing: 3 pings answered"
 screenshot window-rule-off
+
+# --- the keyboard, the names, and the rule dialog
+rules_json() {
+        pscall "$FILTERS_PATH" "$FILTERS" List
+}
+# rule_field COMMENT FIELD: the field of the daemon's rule with that comment ("" if none)
+rule_field() {
+        rules_json | jq -r --arg c "$1" --arg f "$2" \
+                '[.data[0][] | select(.comment.data == $c) | .[$f].data | tostring] | join(" ")'
+}
+n_rules() {
+        rules_json | jq '.data[0] | length'
+}
+N_RULES=$(n_rules)
+got=$(win page Rules :: click "Add rule…" :: unnamed :: keyboard "Add rule…" Protocol \
+        "Source address" "Source port" "Destination address" "Destination port" "ICMP type" \
+        Comment Add Cancel :: click Cancel :: gone "^New rule$")
+ok $? "every control of the window and the rule dialog has an accessible name and takes the" \
+   "focus, and the dialog's fields and buttons have mnemonics" "$got" \
+   "$(tail -n 3 "$T/window.log")"
+got=$(win click "Add rule…" :: set Protocol udp :: set "Destination port" 70000 :: set Comment "applet dialog" :: \
+        click Add :: text "field 'dst_port': .*70000")
+ok $? "a port the daemon refuses: its message is shown in the dialog" "$got" \
+   "$(tail -n 3 "$T/window.log")" "$(tail -n 3 "$T/applet.log")"
+screenshot dialog-refused
+is "$(n_rules)" "$N_RULES" "nothing was added"
+win set "Destination port" 5353 :: click Add :: gone "^New rule$" >/dev/null
+ok $? "the corrected rule is added and the dialog closes" "$(tail -n 3 "$T/window.log")"
+is "$(rule_field "applet dialog" protocol) $(rule_field "applet dialog" dst_port)" "udp 5353" \
+   "the daemon has the rule: udp to port 5353"
+NEW=$(rule_field "applet dialog" id)
+win click "Edit rule $NEW" :: set "Destination port" 5354 :: set Comment "applet edit" :: \
+        click Save :: gone "^Rule $NEW\$" >/dev/null
+ok $? "rule $NEW is changed in its dialog" "$(tail -n 3 "$T/window.log")"
+is "$(rule_field "applet edit" id) $(rule_field "applet edit" dst_port)" "$NEW 5354" \
+   "the daemon's rule $NEW has the new port and comment"
+win click "Edit rule $NEW" :: click Delete :: gone "^Rule $NEW\$" :: gone "^Edit rule $NEW\$" \
+        >/dev/null
+ok $? "rule $NEW is deleted from its dialog and leaves the list" "$(tail -n 3 "$T/window.log")"
+is "$(rule_field "applet edit" id)" "" "the daemon has no rule $NEW any more"
+
+# --- on trial: Filters.Apply, the countdown, Roll back, and Confirm
+trial() {
+        win click "Add rule…" :: set Protocol tcp :: set "Destination port" 7 :: \
+                set Comment "$1" :: click "Roll back unless confirmed within" :: click Add :: \
+                text "^Rolls back in [0-9]+ seconds unless confirmed$"
+}
+got=$(trial "applet trial")
+ok $? "a rule added on trial shows the countdown" "$got" "$(tail -n 3 "$T/window.log")"
+is "$(rule_field "applet trial" dst_port)" 7 "the daemon applied it"
+screenshot window-countdown
+win click "Roll back" :: text "^The applied rules were rolled back$" :: \
+        gone "^Rolls back in" >/dev/null
+ok $? "Roll back: the window says so and the countdown goes" "$(tail -n 3 "$T/window.log")"
+is "$(rule_field "applet trial" dst_port)" "" "the daemon rolled the rule back"
+got=$(trial "applet kept")
+ok $? "a second trial shows the countdown" "$got" "$(tail -n 3 "$T/window.log")"
+win click Confirm :: text "^The applied rules were confirmed and are kept$" :: \
+        gone "^Rolls back in" >/dev/null
+ok $? "Confirm: the window says so and the countdown goes" "$(tail -n 3 "$T/window.log")"
+KEPT=$(rule_field "applet kept" id)
+is "$(rule_field "applet kept" dst_port)" 7 "the daemon kept the confirmed rule $KEPT"
+N_RULES=$(n_rules)
 
 # --- a user polkit refuses: its own session bus, display and applet. Not root's display: the
 # user's AT-SPI bus launcher would announce itself on that display's root window, where
@@ -200,32 +284,70 @@ USESSION_PID=$!
 defer "kill_wait $USESSION_PID"
 wait_until 30 test -s "$T/usession" || bail "the user's session bus did not start: $(cat "$T/usession.log")"
 USESSION=$(head -n 1 "$T/usession")
-as_user env PACKETSCOPE_APPLET_ICONDIR="$SRCDIR/applet/icons" "$APPLET" --open-window \
-        >"$T/uapplet.log" 2>&1 &
+as_user env PACKETSCOPE_APPLET_ICONDIR="$SRCDIR/applet/icons" \
+        PACKETSCOPE_APPLET_LOCALEDIR="$BUILDDIR/po" LC_ALL=C.UTF-8 LANGUAGE=de \
+        "$APPLET" --open-window >"$T/uapplet.log" 2>&1 &
 UAPPLET_PID=$!
 defer "kill_wait $UAPPLET_PID"
 uwin() {
-        (as_user timeout 90 /usr/bin/python3 "$APPLET_TESTS/window.py" "$@") 2>>"$T/uwindow.log"
+        (as_user env PS_WINDOW_LANG=de timeout 90 /usr/bin/python3 "$APPLET_TESTS/window.py" "$@") \
+                2>>"$T/uwindow.log"
 }
 uswitch_is_off() {
         [ "$(uwin rule "$RID")" = off ]
 }
 wait_until 60 uswitch_is_off
 is "$(uwin rule "$RID")" off "as $PSUSER: rule $RID's switch shows it off" "$(tail -n 3 "$T/uwindow.log")"
-uwin toggle "$RID" >/dev/null
-ok $? "as $PSUSER: rule $RID's switch is clicked" "$(tail -n 3 "$T/uwindow.log")"
-got=$(uwin text "^Not authorized to change rule $RID: " 60)
-ok $? "as $PSUSER: the window says the change was not authorized" "$got" \
-   "$(tail -n 3 "$T/uwindow.log")" "$(tail -n 5 "$T/uapplet.log")"
+got=$(uwin toggle "$RID" :: text "^Nicht berechtigt, Regel $RID zu ändern: " 60)
+ok $? "as $PSUSER: the switch is clicked and the window says, in German, that the change was" \
+   "not authorized" "$got" "$(tail -n 3 "$T/uwindow.log")" "$(tail -n 5 "$T/uapplet.log")"
 wait_until 30 uswitch_is_off
 is "$(uwin rule "$RID")" off "as $PSUSER: the switch returns to off" "$(tail -n 3 "$T/uwindow.log")"
 is "$(rule_enabled)" "b false" "the daemon's rule $RID is still disabled"
+got=$(uwin click "Regel $KEPT bearbeiten" :: click Löschen :: text "^Nicht berechtigt: " 60 :: \
+        click Abbrechen :: click "Regel hinzufügen…" :: set Protokoll udp :: \
+        set Kommentar "applet refused" :: click Hinzufügen :: text "^Nicht berechtigt: " 60)
+ok $? "as $PSUSER: Delete and Add in the rule dialog say the change was not authorized" "$got" \
+   "$(tail -n 3 "$T/uwindow.log")" "$(tail -n 5 "$T/uapplet.log")"
 screenshot window-denied "$UDISPLAY"
+is "$(n_rules) $(rule_field "applet kept" id) $(rule_field "applet refused" id)" "$N_RULES $KEPT " \
+   "the daemon's rules are unchanged: rule $KEPT is there, nothing was added"
 kill_wait "$UAPPLET_PID"
 
+# --- notifications, switched on in the running applet: a drop, then the daemon gone within
+# the interval, are two notifications, the second one at the end of the interval
+"$APPLET" --notify >>"$T/applet.log" 2>&1
+ok $? "packetscope-applet --notify reaches the running applet"
+pscall "$FILTERS_PATH/$RID" "$FILTER" Enable >/dev/null
+ok $? "rule $RID is enabled again"
+ping_ns 1 >/dev/null
+has_note() {
+        [ "$(notes ".notes | length")" -ge "$1" ]
+}
+wait_until 30 has_note 1
+like "$(notes '.notes[0] | [.summary, .body, .icon]')" \
+     "^\\[\"Packets dropped\",\"Rule $RID dropped icmp from $A_N4 to $A_H4 on $A_IF( \\(and [0-9]+ more events?\\))?\",\"packetscope-dropping\"\\]$" \
+     "switched on: a drop is notified, with its rule, addresses and link"
+
 # --- the daemon gone and back
+monotonic_ms() {
+        /usr/bin/python3 -c 'import time; print(int(time.monotonic() * 1000))'
+}
+STOP_MS=$(monotonic_ms)
 daemon_stop main
 ok $? "the daemon stops cleanly"
+wait_until $((NOTIFY_INTERVAL + 30)) has_note 2
+is "$(notes '[.notes[] | .summary]')" '["Packets dropped","No connection to the daemon"]' \
+   "the daemon gone is the second notification"
+# The server's clock is CLOCK_MONOTONIC too. Its receipt of each call lags the applet's
+# sending by a scheduling delay, hence 500 ms of slack on the interval.
+first=$(notes '.notes[0].time * 1000 | floor')
+gap=$(notes '(.notes[1].time - .notes[0].time) * 1000 | floor')
+ok "$([ $((STOP_MS - first)) -lt $((NOTIFY_INTERVAL * 1000 - 500)) ] && echo 0 || echo 1)" \
+   "the daemon stopped within the interval: $((STOP_MS - first)) ms after the first notification"
+ok "$([ "${gap:-0}" -ge $((NOTIFY_INTERVAL * 1000 - 500)) ] && echo 0 || echo 1)" \
+   "its notification waited for the end of the interval: ${gap} ms after the first" \
+   "(${NOTIFY_INTERVAL} s)"
 expect_tray packetscope-gone NeedsAttention "^packetscope: No connection to the daemon\\\\. " \
         "daemon stopped: icon daemon gone, status NeedsAttention"
 got=$(win text "^No connection to the daemon: " 30)
@@ -234,10 +356,19 @@ screenshot window-gone
 daemon_start main || bail "the daemon did not start again: $(daemon_log main)"
 expect_tray packetscope-guarding Active "^packetscope: Guarding\\\\. 1 link guarded, " \
         "daemon back with its link: icon guarding again"
+# --- nothing guarded: the daemon runs, no link attached
+pscall "$PS_PATH" "$PS_MANAGER" DetachLink s "$A_IF" >/dev/null
+ok $? "the link is detached"
+expect_tray packetscope-idle Active "^packetscope: Nothing guarded\\\\. No link is guarded$" \
+        "no link attached: icon nothing guarded, status Active"
+got=$(win text "^Nothing guarded: No link is guarded$" 30)
+ok $? "the window says nothing is guarded" "$got"
+screenshot window-idle
 is "$(jq -r .registrations "$T/sni.json")" 1 "the item stayed registered once throughout"
 is "$(jq -c '[.icons[]] | unique' "$T/sni.json")" \
-   '["packetscope-dropping","packetscope-gone","packetscope-guarding"]' \
-   "the item showed exactly the icons guarding, dropping and gone"
+   '["packetscope-dropping","packetscope-gone","packetscope-guarding","packetscope-idle"]' \
+   "the item showed exactly the icons guarding, dropping, gone and nothing guarded"
+is "$(notes '.notes | length')" 2 "no notification beyond those two"
 kill -0 "$APPLET_PID" 2>/dev/null
 ok $? "the applet is still running" "$(tail -n 5 "$T/applet.log")"
 
