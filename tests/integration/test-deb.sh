@@ -46,15 +46,17 @@ t=$(sys_now_ms)
         >"$T/build.log" 2>&1
 status=$?
 DEB=$(ls "$T"/packetscope_*_*.deb 2>/dev/null | head -n1)
-[ $status -eq 0 ] && [ -n "$DEB" ]
-ok $? "dpkg-buildpackage -us -uc -b builds $(basename "${DEB:-the package}") ($(($(sys_now_ms) - t)) ms)" \
+APPLET_DEB=$(ls "$T"/packetscope-applet_*_*.deb 2>/dev/null | head -n1)
+[ $status -eq 0 ] && [ -n "$DEB" ] && [ -n "$APPLET_DEB" ]
+ok $? "dpkg-buildpackage -us -uc -b builds $(basename "${DEB:-the package}") and" \
+   "$(basename "${APPLET_DEB:-the applet package}") ($(($(sys_now_ms) - t)) ms)" \
         "$(tail -n 30 "$T/build.log")"
 [ -n "$DEB" ] || bail "no package to install"
 cp "$DEB" "$T/stage/"
 DEB_IN=/opt/stage/$(basename "$DEB")
 
 # lintian reads the package while the container boots and installs it.
-lintian --no-tag-display-limit "$DEB" >"$T/lintian.log" 2>&1 &
+lintian --no-tag-display-limit "$DEB" ${APPLET_DEB:+"$APPLET_DEB"} >"$T/lintian.log" 2>&1 &
 LINTIAN=$!
 defer "kill_wait $LINTIAN"
 
@@ -77,6 +79,41 @@ done
 [ -z "$missing" ]
 ok $? "the package holds the daemon, client, units, bus policy and activation, polkit actions, catalog, man pages" \
         "missing:$missing" "$contents"
+
+# The desktop applet is a package of its own: the server package holds none of it and needs
+# no GTK; the applet's package holds the program, its desktop files, icons, catalogue and page.
+stray=$(grep -E 'applet|/icons/|/locale/|/xdg/' <<<"$contents")
+depends=$(dpkg-deb -f "$DEB" Depends)
+[ -z "$stray" ] && ! grep -qE 'libgtk|libayatana|libnotify' <<<"$depends"
+ok $? "the server package holds nothing of the applet and depends on no GTK library" \
+        "stray: $stray" "Depends: $depends"
+APPLET_FILES="/etc/xdg/autostart/org.packetscope.Applet.desktop
+/usr/bin/packetscope-applet
+/usr/share/applications/org.packetscope.Applet.desktop
+/usr/share/doc/packetscope-applet/changelog.gz
+/usr/share/doc/packetscope-applet/copyright
+/usr/share/icons/hicolor/scalable/apps/org.packetscope.Applet.svg
+/usr/share/icons/hicolor/scalable/status/packetscope-dropping.svg
+/usr/share/icons/hicolor/scalable/status/packetscope-gone.svg
+/usr/share/icons/hicolor/scalable/status/packetscope-guarding.svg
+/usr/share/icons/hicolor/scalable/status/packetscope-idle.svg
+/usr/share/icons/hicolor/symbolic/status/packetscope-dropping-symbolic.svg
+/usr/share/icons/hicolor/symbolic/status/packetscope-gone-symbolic.svg
+/usr/share/icons/hicolor/symbolic/status/packetscope-guarding-symbolic.svg
+/usr/share/icons/hicolor/symbolic/status/packetscope-idle-symbolic.svg
+/usr/share/locale/de/LC_MESSAGES/packetscope-applet.mo
+/usr/share/man/man1/packetscope-applet.1.gz"
+if [ -n "$APPLET_DEB" ]; then
+        applet_contents=$(dpkg-deb -c "$APPLET_DEB" | awk '$6 !~ /\/$/ {print $6}' |
+                sed 's#^\./#/#' | LC_ALL=C sort)
+        is "$applet_contents" "$(LC_ALL=C sort <<<"$APPLET_FILES")" \
+           "the applet package holds exactly the applet, its desktop and autostart files, icons," \
+           "German catalogue, manual page and documentation"
+        applet_depends=$(dpkg-deb -f "$APPLET_DEB" Depends)
+        like "$applet_depends" "(^|, )packetscope \\(= [^)]+\\)(,|$)" \
+             "the applet package depends on the server package of its version"
+        like "$applet_depends" "libgtk-3-0" "and on GTK 3 (its shared libraries, found by dh_shlibdeps)"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Boot, and install it as an administrator would.
