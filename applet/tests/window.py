@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Drives packetscope-applet's window through AT-SPI (dogtail), as a screen reader user or a
-keyboard would: every control is found by its accessible name.
+keyboard would: every control is found by its accessible name, among those shown.
 
   window.py text REGEX [SECONDS]       some node's accessible name matches REGEX
   window.py rule ID                    prints the state of rule ID's switch: on or off
@@ -71,11 +71,16 @@ def app():
 
 
 def names(node, depth=0, out=None):
+    """What is on the screen, the way a user meets it: hidden subtrees (the other notebook
+    pages, a closed menu, an empty transaction bar) are not walked, which also keeps each
+    walk short (the drops page alone can hold 1200 cells)."""
     out = [] if out is None else out
     if depth > 30:
         return out
     try:
         out.append((node.roleName, node.name, node))
+        if depth > 0 and not showing(node):
+            return out
         for c in node.children:
             names(c, depth + 1, out)
     except Exception:
