@@ -78,6 +78,7 @@ char *app_change_error(GError *error);
 void app_transaction_end(App *app, gboolean confirm);
 
 void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id);
+void ps_set_accessible_name(GtkWidget *w, const char *name);
 
 PsWindow *ps_window_new(App *app);
 void ps_window_present(PsWindow *w);

@@ -47,11 +47,8 @@ static void set_busy(RuleDialog *rd, gboolean busy)
 
 static void show_error(RuleDialog *rd, const char *text)
 {
-        AtkObject *a = gtk_widget_get_accessible(rd->error);
-
         gtk_label_set_text(GTK_LABEL(rd->error), text);
-        if (a)
-                atk_object_set_name(a, text);
+        ps_set_accessible_name(rd->error, text);
         gtk_widget_show(rd->error);
 }
 
@@ -170,12 +167,10 @@ static GtkWidget *field(GtkGrid *grid, int row, const char *mnemonic, const char
                         GtkWidget *widget, const char *tooltip)
 {
         GtkWidget *label = gtk_label_new_with_mnemonic(mnemonic);
-        AtkObject *a = gtk_widget_get_accessible(widget);
 
         gtk_label_set_xalign(GTK_LABEL(label), 1);
         gtk_label_set_mnemonic_widget(GTK_LABEL(label), widget);
-        if (a)
-                atk_object_set_name(a, name);
+        ps_set_accessible_name(widget, name);
         if (tooltip)
                 gtk_widget_set_tooltip_text(widget, tooltip);
         gtk_widget_set_hexpand(widget, TRUE);
@@ -274,12 +269,7 @@ void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id)
                 rd->trial_sec = gtk_spin_button_new_with_range(1, 3600, 1);
                 gtk_spin_button_set_value(GTK_SPIN_BUTTON(rd->trial_sec), PS_TRIAL_SEC_DEFAULT);
                 gtk_widget_set_sensitive(rd->trial_sec, FALSE);
-                {
-                        AtkObject *a = gtk_widget_get_accessible(rd->trial_sec);
-
-                        if (a)
-                                atk_object_set_name(a, _("Seconds to confirm in"));
-                }
+                ps_set_accessible_name(rd->trial_sec, _("Seconds to confirm in"));
                 g_signal_connect(rd->trial, "toggled", G_CALLBACK(trial_toggled), rd);
                 gtk_box_pack_start(GTK_BOX(w), rd->trial, FALSE, FALSE, 0);
                 gtk_box_pack_start(GTK_BOX(w), rd->trial_sec, FALSE, FALSE, 0);

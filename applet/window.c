@@ -51,7 +51,7 @@ struct PsWindow {
 enum { CONN_PROTOCOL, CONN_REMOTE, CONN_LOCAL, CONN_STATE, CONN_PACKETS, CONN_BYTES, CONN_N };
 enum { DROP_TIME, DROP_RULE, DROP_LINK, DROP_PROTOCOL, DROP_SRC, DROP_DST, DROP_N };
 
-static void set_accessible_name(GtkWidget *w, const char *name)
+void ps_set_accessible_name(GtkWidget *w, const char *name)
 {
         AtkObject *a = gtk_widget_get_accessible(w);
 
@@ -209,12 +209,12 @@ static void links_update(PsWindow *w)
                 gtk_label_set_text(GTK_LABEL(lw->rates), rates);
                 gtk_label_set_text(GTK_LABEL(lw->totals), totals);
                 a11y = g_strdup_printf(_("Link %s: %s; %s"), row->name, rates, totals);
-                set_accessible_name(lw->row, a11y);
+                ps_set_accessible_name(lw->row, a11y);
                 spark = g_strdup_printf(_("Rates of %s over the last %u minutes: at most %.0f packets/s"),
                                         row->name, (guint) (PS_HISTORY_USEC / G_USEC_PER_SEC / 60),
                                         ps_link_history_peak(row, g_get_monotonic_time() -
                                                                   PS_HISTORY_USEC));
-                set_accessible_name(lw->sparkline, spark);
+                ps_set_accessible_name(lw->sparkline, spark);
                 gtk_widget_queue_draw(lw->sparkline);
         }
         gtk_widget_set_visible(w->no_links, g_hash_table_size(w->links) == 0);
@@ -258,7 +258,7 @@ static RuleWidgets *rule_widgets_new(PsWindow *w, guint32 id)
         gtk_widget_set_margin_start(grid, 6);
         gtk_widget_set_margin_end(grid, 6);
         rw->check = gtk_check_button_new();
-        set_accessible_name(rw->check, a11y);
+        ps_set_accessible_name(rw->check, a11y);
         gtk_widget_set_tooltip_text(rw->check, _("Enabled: the rule takes part in classification"));
         g_object_set_data(G_OBJECT(rw->check), "ps-window", w);
         rw->summary = label_new("", FALSE);
@@ -268,7 +268,7 @@ static RuleWidgets *rule_widgets_new(PsWindow *w, guint32 id)
         rw->edit = gtk_button_new_from_icon_name("document-edit-symbolic", GTK_ICON_SIZE_BUTTON);
         gtk_button_set_relief(GTK_BUTTON(rw->edit), GTK_RELIEF_NONE);
         gtk_widget_set_tooltip_text(rw->edit, edit);
-        set_accessible_name(rw->edit, edit);
+        ps_set_accessible_name(rw->edit, edit);
         g_object_set_data(G_OBJECT(rw->edit), "ps-window", w);
         g_signal_connect(rw->edit, "clicked", G_CALLBACK(rule_edit), rw);
         gtk_grid_attach(GTK_GRID(grid), rw->edit, 4, 0, 1, 1);
@@ -389,7 +389,7 @@ static GtkWidget *tree_new(GtkListStore *store, const char *a11y, const char *co
 {
         GtkWidget *tv = gtk_tree_view_new_with_model(GTK_TREE_MODEL(store));
 
-        set_accessible_name(tv, a11y);
+        ps_set_accessible_name(tv, a11y);
         for (int i = 0; i < n; i++) {
                 GtkTreeViewColumn *col = gtk_tree_view_column_new_with_attributes(
                         _(titles[i]), gtk_cell_renderer_text_new(), "text", i, NULL);
@@ -407,7 +407,7 @@ static GtkWidget *tree_new(GtkListStore *store, const char *a11y, const char *co
 void ps_window_show_error(PsWindow *w, const char *text)
 {
         gtk_label_set_text(GTK_LABEL(w->error), text);
-        set_accessible_name(w->error, text);
+        ps_set_accessible_name(w->error, text);
         gtk_widget_show(w->error);
 }
 
@@ -417,7 +417,7 @@ static gboolean countdown_tick(gpointer data)
         g_autofree char *text = ps_countdown_text(w->deadline_usec, g_get_real_time());
 
         gtk_label_set_text(GTK_LABEL(w->countdown), text);
-        set_accessible_name(w->countdown, text);
+        ps_set_accessible_name(w->countdown, text);
         return G_SOURCE_CONTINUE;
 }
 
@@ -429,7 +429,7 @@ void ps_window_transaction(PsWindow *w, gint64 deadline_usec)
                 /* A hidden label keeps its accessible name: the countdown is cleared, so
                  * that nothing tells of a transaction that is over. */
                 gtk_label_set_text(GTK_LABEL(w->countdown), "");
-                set_accessible_name(w->countdown, "");
+                ps_set_accessible_name(w->countdown, "");
                 gtk_widget_hide(w->transaction);
                 return;
         }
@@ -567,7 +567,7 @@ PsWindow *ps_window_new(App *app)
 
         w->links_box = gtk_list_box_new();
         gtk_list_box_set_selection_mode(GTK_LIST_BOX(w->links_box), GTK_SELECTION_NONE);
-        set_accessible_name(w->links_box, _("Links"));
+        ps_set_accessible_name(w->links_box, _("Links"));
         w->no_links = gtk_label_new(_("No link is guarded"));
         gtk_list_box_set_placeholder(GTK_LIST_BOX(w->links_box), w->no_links);
         page(notebook, scrolled(w->links_box), _("_Links"));
@@ -580,7 +580,7 @@ PsWindow *ps_window_new(App *app)
         w->rules_box = gtk_list_box_new();
         gtk_list_box_set_selection_mode(GTK_LIST_BOX(w->rules_box), GTK_SELECTION_NONE);
         gtk_list_box_set_sort_func(GTK_LIST_BOX(w->rules_box), rules_sort, NULL, NULL);
-        set_accessible_name(w->rules_box, _("Filter rules"));
+        ps_set_accessible_name(w->rules_box, _("Filter rules"));
         gtk_list_box_set_placeholder(GTK_LIST_BOX(w->rules_box), gtk_label_new(_("No rules")));
         rules_page = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
         gtk_box_pack_start(GTK_BOX(rules_page), scrolled(w->rules_box), TRUE, TRUE, 0);
