@@ -35,6 +35,7 @@ typedef enum ConnectionKey {
         CONN_INNER_DST,
         CONN_INNER_SPORT,
         CONN_INNER_DPORT,
+        CONN_RANK_AGE,
         _CONN_MAX,
 } ConnectionKey;
 
@@ -65,6 +66,7 @@ static const BusField connection_fields[_CONN_MAX] = {
         [CONN_INNER_DST]         = ROW_FIELD("inner_dst", BUS_FIELD_STRING, inner_dst),
         [CONN_INNER_SPORT]       = ROW_FIELD("inner_sport", BUS_FIELD_U64, inner_sport),
         [CONN_INNER_DPORT]       = ROW_FIELD("inner_dport", BUS_FIELD_U64, inner_dport),
+        [CONN_RANK_AGE]          = ROW_FIELD("rank_age_usec", BUS_FIELD_U64, rank_age_usec),
 };
 
 int connection_rows_read(sd_bus_message *reply, ConnectionRow **ret, size_t *ret_n) {
@@ -137,6 +139,8 @@ static int append_query(sd_bus_message *m, bool icmp, uint32_t default_limit) {
                         r = sd_bus_message_append(m, "{sv}", keys[i].key, "y", (uint8_t) keys[i].u);
                 }
         }
+        if (r >= 0 && !icmp && (arg.given & OPT_FRESH))
+                r = sd_bus_message_append(m, "{sv}", "fresh", "b", 1);
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(m);
@@ -320,7 +324,15 @@ static int list_verb(sd_bus *bus, bool icmp) {
         }
         if (icmp)
                 return print_list_legend(bus, n, "ICMP entry", "ICMP entries", "IcmpCount");
-        return print_list_legend(bus, n, "connection", "connections", "Count");
+        r = print_list_legend(bus, n, "connection", "connections", "Count");
+        if (r >= 0 && arg.legend && n > 0 && BUS_SEEN(&rows[0], CONN_RANK_AGE)) {
+                char age[FORMAT_RELATIVE_MAX];
+
+                /* The daemon chose these rows from its ranked view: say how old the choice is. */
+                printf("Ranked by the sweep %s, counters live; --fresh reads the whole table.\n",
+                       format_relative_time(age, sizeof age, rows[0].rank_age_usec + 1, 1));
+        }
+        return r;
 }
 
 int verb_connections(sd_bus *bus, char **args, int n_args) {

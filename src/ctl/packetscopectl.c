@@ -61,7 +61,7 @@ static const Verb verbs[] = {
         { "status", 0, 0, 0, VERB_ARG_NONE, false, verb_status },
         { "attach", 1, 1, OPT_MODE | OPT_ENSURE, VERB_ARG_IFACE, false, verb_attach },
         { "detach", 1, 1, OPT_ENSURE, VERB_ARG_IFACE, false, verb_detach },
-        { "connections", 0, 0, QUERY_COMMON | OPT_PROTOCOL | OPT_PORT | OPT_STATE, VERB_ARG_NONE,
+        { "connections", 0, 0, QUERY_COMMON | OPT_PROTOCOL | OPT_PORT | OPT_STATE | OPT_FRESH, VERB_ARG_NONE,
           false, verb_connections },
         { "icmp", 0, 0, QUERY_COMMON | OPT_TYPE, VERB_ARG_NONE, false, verb_icmp },
         { "stats", 0, 0, 0, VERB_ARG_NONE, false, verb_stats },
@@ -315,6 +315,7 @@ static const VerbOption verb_options[_OPT_INDEX_RULE_FIRST] = {
         [OPT_INDEX_CONFIRM]     = { "confirm", OPTION_UINT, &arg.confirm_sec, 1, PS_CONFIRM_MAX_SEC },
         [OPT_INDEX_YES]         = { "yes", OPTION_FLAG },
         [OPT_INDEX_JSON_OUTPUT] = { "json-output", OPTION_FLAG },
+        [OPT_INDEX_FRESH]       = { "fresh", OPTION_FLAG },
 };
 
 /* The verb options, then the rule field options: bit i of arg.given is option i. */

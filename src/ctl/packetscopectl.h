@@ -57,6 +57,7 @@ typedef enum OptionIndex {
         OPT_INDEX_CONFIRM,
         OPT_INDEX_YES,
         OPT_INDEX_JSON_OUTPUT,
+        OPT_INDEX_FRESH,
         /* Then the rule field options: the fields of the rule table (rule.h) with an option. */
         _OPT_INDEX_RULE_FIRST,
 } OptionIndex;
@@ -80,6 +81,7 @@ typedef enum OptionIndex {
 #define OPT_CONFIRM     OPT_BIT(OPT_INDEX_CONFIRM)
 #define OPT_YES         OPT_BIT(OPT_INDEX_YES)
 #define OPT_JSON_OUTPUT OPT_BIT(OPT_INDEX_JSON_OUTPUT)
+#define OPT_FRESH       OPT_BIT(OPT_INDEX_FRESH)
 
 typedef struct Arguments {
         JsonMode json;
@@ -275,6 +277,7 @@ typedef struct ConnectionRow {
         bool error;
         const char *inner_protocol, *inner_src, *inner_dst;
         uint64_t inner_ip_protocol, inner_sport, inner_dport;
+        uint64_t rank_age_usec; /* only on rows the daemon's ranked view chose */
 } ConnectionRow;
 
 int connection_rows_read(sd_bus_message *reply, ConnectionRow **ret, size_t *ret_n);

@@ -16,6 +16,7 @@ void config_init(Config *c) {
                 .closed_timeout_usec = 30 * USEC_PER_SEC,
                 .sweep_period_usec = 120 * USEC_PER_SEC,
                 .max_links = 64,
+                .ranked_view_min_flows = 65536,
                 .management_ports = { 22 },
                 .n_management_ports = 1,
         };
@@ -72,6 +73,10 @@ static int set_sweep(Config *c, const char *v) {
 }
 static int set_max_links(Config *c, const char *v) {
         return set_u32_range(&c->max_links, v, 1, 4096);
+}
+
+static int set_ranked_view(Config *c, const char *v) {
+        return set_u32_range(&c->ranked_view_min_flows, v, 0, CONFIG_FLOW_TABLE_MAX);
 }
 
 /* Space-separated lists; an empty value resets the list (as in systemd). */
@@ -141,6 +146,8 @@ static const struct {
         { "Guard", "ClosedTimeoutSec", set_closed, "a time span from 1s to 30d, e.g. 30s" },
         { "Guard", "SweepPeriodSec", set_sweep, "a time span from 1s to 1d, e.g. 60s" },
         { "Guard", "MaxLinks", set_max_links, "an integer from 1 to 4096" },
+        { "Guard", "RankedViewMinFlows", set_ranked_view,
+          "an integer from 0 (never) to 67108864 (default 65536)" },
         { "Filters", "ManagementAddresses", set_management,
           "up to 64 space-separated addresses or CIDRs, e.g. 192.0.2.10 2001:db8::/64" },
         { "Filters", "ManagementPorts", set_management_ports,

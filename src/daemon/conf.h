@@ -16,6 +16,7 @@ typedef struct Config {
         uint64_t closed_timeout_usec; /* [Guard] ClosedTimeoutSec= */
         uint64_t sweep_period_usec;   /* [Guard] SweepPeriodSec= */
         uint32_t max_links;           /* [Guard] MaxLinks= */
+        uint32_t ranked_view_min_flows; /* [Guard] RankedViewMinFlows=; 0: never */
         /* [Filters] ManagementAddresses=, ManagementPorts=: drop rules that would cut these
          * off are refused unless forced. */
         Cidr management[CONFIG_MANAGEMENT_MAX];

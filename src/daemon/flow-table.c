@@ -83,12 +83,19 @@ bool flow_is_expired(const struct ps_flow_key *k, const struct ps_flow_value *v,
 
 struct expiry_ctx {
         uint64_t idle_ns, closed_ns;
+        FlowRank *rank;
 };
 
+/* Every entry of the connections table passes here once a sweep pass: the live ones are
+ * offered to the ranked view on the way, so ranking costs no read of its own. */
 static bool flow_expired_cb(const void *k, const void *v, uint64_t now_ns, void *userdata) {
         struct expiry_ctx *c = userdata;
 
-        return flow_is_expired(k, v, now_ns, c->idle_ns, c->closed_ns);
+        if (flow_is_expired(k, v, now_ns, c->idle_ns, c->closed_ns))
+                return true;
+        if (c->rank)
+                flow_rank_offer(c->rank, k, v, now_ns);
+        return false;
 }
 
 static bool icmp_expired_cb(const void *k, const void *v, uint64_t now_ns, void *userdata) {
@@ -100,19 +107,25 @@ static bool icmp_expired_cb(const void *k, const void *v, uint64_t now_ns, void 
 
 int flow_table_sweep(Link *l, uint64_t now_ns, uint64_t idle_ns, uint64_t closed_ns,
                      size_t flow_budget, size_t icmp_budget) {
-        struct expiry_ctx c = { .idle_ns = idle_ns, .closed_ns = closed_ns };
+        struct expiry_ctx c = { .idle_ns = idle_ns, .closed_ns = closed_ns,
+                                .rank = &l->flow_rank };
         bool done;
         int r, total = 0;
 
         assert(l);
+        if (!l->flow_sweeper.started)
+                flow_rank_pass_begin(&l->flow_rank, now_ns);
         r = bpf_map_sweeper_step(&l->flow_sweeper, l->flows_fd, flow_budget, now_ns,
                                  flow_expired_cb, &c, &done);
         if (r < 0)
                 return r;
         total += r;
         if (done)
+                flow_rank_pass_done(&l->flow_rank);
+        if (done)
                 l->flow_count = l->flow_sweeper.last_count -
                                 MIN(l->flow_sweeper.last_count, (uint64_t) r);
+        c.rank = NULL;
         r = bpf_map_sweeper_step(&l->icmp_sweeper, l->icmp_fd, icmp_budget, now_ns,
                                  icmp_expired_cb, &c, &done);
         if (r < 0)

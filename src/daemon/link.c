@@ -78,7 +78,8 @@ static Link *link_new(const LinkSetup *setup, const char *ifname) {
             bpf_map_sweeper_init(&l->flow_sweeper, sizeof(struct ps_flow_key),
                               sizeof(struct ps_flow_value)) < 0 ||
             bpf_map_sweeper_init(&l->icmp_sweeper, sizeof(struct ps_icmp_key),
-                              sizeof(struct ps_icmp_value)) < 0)
+                              sizeof(struct ps_icmp_value)) < 0 ||
+            flow_rank_init(&l->flow_rank) < 0)
                 return link_free(l);
         return l;
 }
@@ -94,6 +95,7 @@ Link *link_free(Link *l) {
         safe_close(l->meta_fd);
         bpf_map_sweeper_done(&l->flow_sweeper);
         bpf_map_sweeper_done(&l->icmp_sweeper);
+        flow_rank_done(&l->flow_rank);
         free(l->name);
         free(l->pin_dir);
         free(l->object_path);

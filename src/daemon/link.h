@@ -7,6 +7,7 @@
 #include "bpf-maps.h"
 #include "conf.h"
 #include "filters.h"
+#include "flow-rank.h"
 #include "bus-names.h"
 #include "guard-abi.h"
 
@@ -48,6 +49,7 @@ typedef struct Link {
         double pps, bps;
 
         BpfMapSweeper flow_sweeper, icmp_sweeper;
+        FlowRank flow_rank; /* the top flows as of the last complete sweep pass */
         uint64_t flow_count, icmp_count; /* as of the last full read of each table */
 } Link;
 

@@ -171,9 +171,17 @@ int query_set(Query *q, const char *key, const QueryValue *v, char **ret_error) 
                 return q->link ? 0 : -ENOMEM;
         }
 
+        if (streq(key, "fresh") && !icmp) {
+                if (v->type != 'b')
+                        return type_error(ret_error, key, v->type, "a boolean (b)");
+                q->fresh = v->u != 0;
+                return 0;
+        }
+
         return error_setf(ret_error, -EINVAL, "unknown query key '%.64s'; accepted: %s", key,
                           icmp ? "limit, offset, sort, family, address, type, link"
-                               : "limit, offset, sort, protocol, family, address, port, state, link");
+                               : "limit, offset, sort, protocol, family, address, port, state, "
+                                 "link, fresh");
 }
 
 int query_finish(Query *q, char **ret_error) {

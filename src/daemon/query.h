@@ -53,6 +53,7 @@ typedef struct Query {
         bool has_type;
         uint8_t icmp_type;
         char *link;
+        bool fresh; /* read the whole table even where the ranked view could answer */
 } Query;
 
 void query_init(Query *q, QueryKind kind);

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 
+#include "flow-rank.h"
 #include "flow-table.h"
 #include "query.h"
 #include "util.h"
@@ -266,4 +267,105 @@ Test(flows, expiry_rule) {
         cr_assert_not(flow_is_expired(&udp, &v, 131 * NSEC_PER_SEC, idle, closed));
         /* a last_seen in the future (clock skew between reads) never expires */
         cr_assert_not(flow_is_expired(&udp, &v, 50 * NSEC_PER_SEC, idle, closed));
+}
+
+/* The ranked view: what a sweep pass offers becomes the candidates at the end of the pass. */
+static void offer_flow(FlowRank *r, uint16_t sport, uint64_t packets, uint64_t bytes) {
+        struct ps_flow_key k = { .family = PS_FAMILY_IPV4, .proto = IPPROTO_UDP,
+                                 .sport = htons(sport), .dport = htons(53) };
+        struct ps_flow_value v = { .packets = packets, .bytes = bytes, .first_seen = 1,
+                                   .last_seen = 2 };
+
+        flow_rank_offer(r, &k, &v, 1000000000);
+}
+
+static bool rank_holds(const TopN *t, uint16_t sport) {
+        for (size_t i = 0; i < t->size; i++)
+                if (t->heap[i].flow.key.sport == htons(sport))
+                        return true;
+        return false;
+}
+
+Test(flow_rank, keeps_the_best_of_a_pass_per_sort) {
+        FlowRank r;
+        FlowRankSort sort;
+        Query q;
+
+        cr_assert_eq(flow_rank_init(&r), 0);
+        query_init(&q, QUERY_FLOWS);
+        flow_rank_pass_begin(&r, 5);
+        /* 5000 flows: bytes rise with the port, packets fall with it. */
+        for (uint16_t p = 1; p <= 5000; p++)
+                offer_flow(&r, p, 5001 - p, p);
+        cr_assert_not(flow_rank_answers(&r, &q, 5000, 1, &sort), "answered before a pass ended");
+        flow_rank_pass_done(&r);
+        cr_assert_eq(r.ready_since_ns, 5);
+        cr_assert_eq(r.ready[FLOW_RANK_BYTES].size, FLOW_RANK_DEPTH);
+        cr_assert(rank_holds(&r.ready[FLOW_RANK_BYTES], 5000));
+        cr_assert(rank_holds(&r.ready[FLOW_RANK_BYTES], 5000 - FLOW_RANK_DEPTH + 1));
+        cr_assert_not(rank_holds(&r.ready[FLOW_RANK_BYTES], 5000 - FLOW_RANK_DEPTH));
+        cr_assert(rank_holds(&r.ready[FLOW_RANK_PACKETS], 1));
+        cr_assert(rank_holds(&r.ready[FLOW_RANK_PACKETS], FLOW_RANK_DEPTH));
+        cr_assert_not(rank_holds(&r.ready[FLOW_RANK_PACKETS], FLOW_RANK_DEPTH + 1));
+        cr_assert(flow_rank_answers(&r, &q, 5000, 1, &sort));
+        cr_assert_eq(sort, FLOW_RANK_BYTES);
+
+        /* The next pass replaces the view whole: a flow it did not see is no candidate. */
+        flow_rank_pass_begin(&r, 9);
+        offer_flow(&r, 7, 1, 1);
+        flow_rank_pass_done(&r);
+        cr_assert_eq(r.ready[FLOW_RANK_BYTES].size, 1);
+        cr_assert(rank_holds(&r.ready[FLOW_RANK_BYTES], 7));
+        cr_assert_eq(r.ready_since_ns, 9);
+        flow_rank_done(&r);
+}
+
+Test(flow_rank, answers_only_what_it_can) {
+        FlowRank r;
+        FlowRankSort sort;
+        Query q;
+        char *err = NULL;
+        QueryValue v;
+
+        cr_assert_eq(flow_rank_init(&r), 0);
+        flow_rank_pass_begin(&r, 1);
+        offer_flow(&r, 1, 1, 1);
+        flow_rank_pass_done(&r);
+
+        query_init(&q, QUERY_FLOWS);
+        cr_assert(flow_rank_answers(&r, &q, 100, 100, &sort), "at the threshold");
+        cr_assert_not(flow_rank_answers(&r, &q, 99, 100, &sort), "below RankedViewMinFlows=");
+        cr_assert_not(flow_rank_answers(&r, &q, 100, 0, &sort), "RankedViewMinFlows=0");
+
+        q.sort = QUERY_SORT_RATE;
+        cr_assert(flow_rank_answers(&r, &q, 100, 1, &sort));
+        cr_assert_eq(sort, FLOW_RANK_RATE);
+        q.sort = QUERY_SORT_LAST_SEEN;
+        cr_assert_not(flow_rank_answers(&r, &q, 100, 1, &sort), "last_seen has no view");
+        q.sort = QUERY_SORT_PACKETS;
+        q.limit = 1000;
+        q.offset = FLOW_RANK_DEPTH - 1000;
+        cr_assert(flow_rank_answers(&r, &q, 100, 1, &sort), "offset + limit == depth");
+        q.offset++;
+        cr_assert_not(flow_rank_answers(&r, &q, 100, 1, &sort), "offset + limit > depth");
+        q.offset = 0;
+
+        v = (QueryValue) { .type = 'b', .u = 1 };
+        cr_assert_eq(query_set(&q, "fresh", &v, &err), 0);
+        cr_assert_not(flow_rank_answers(&r, &q, 100, 1, &sort), "fresh");
+        q.fresh = false;
+        v = S("udp");
+        cr_assert_eq(query_set(&q, "protocol", &v, &err), 0);
+        cr_assert_not(flow_rank_answers(&r, &q, 100, 1, &sort), "a filter");
+        query_done(&q);
+
+        query_init(&q, QUERY_ICMP);
+        cr_assert_not(flow_rank_answers(&r, &q, 100, 1, &sort), "ICMP");
+        query_done(&q);
+        flow_rank_done(&r);
+}
+
+Test(query, fresh_needs_a_boolean) {
+        expect_error(QUERY_FLOWS, "fresh", S("yes"), "expected a boolean (b)");
+        expect_error(QUERY_ICMP, "fresh", U('b', 1), "unknown query key 'fresh'");
 }

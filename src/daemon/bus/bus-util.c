@@ -230,14 +230,11 @@ static int append_counts(sd_bus_message *m, uint64_t packets, uint64_t bytes,
         return bus_dict_u64(m, "last_seen", mono_to_realtime_usec(last_seen_ns));
 }
 
-int bus_append_flow_row(sd_bus_message *m, const char *link, const struct ps_flow_key *k,
-                        const struct ps_flow_value *v, uint64_t now_ns) {
+int bus_append_flow_fields(sd_bus_message *m, const char *link, const struct ps_flow_key *k,
+                           const struct ps_flow_value *v, uint64_t now_ns) {
         char src[ADDR_STRLEN], dst[ADDR_STRLEN], pbuf[4];
         int r;
 
-        r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
         if ((r = bus_dict_string(m, "family", family_to_string(k->family))) < 0 ||
             (r = bus_dict_string(m, "protocol", protocol_to_string(k->proto, pbuf))) < 0 ||
             (r = bus_dict_u8(m, "ip_protocol", k->proto)) < 0 ||
@@ -258,6 +255,19 @@ int bus_append_flow_row(sd_bus_message *m, const char *link, const struct ps_flo
             (r = bus_dict_double(m, "pps", rate_per_sec(v->packets, v->first_seen, now_ns))) < 0 ||
             (r = bus_dict_double(m, "bps", 8.0 * rate_per_sec(v->bytes, v->first_seen, now_ns))) < 0 ||
             (r = bus_dict_string(m, "link", link)) < 0)
+                return r;
+        return 0;
+}
+
+int bus_append_flow_row(sd_bus_message *m, const char *link, const struct ps_flow_key *k,
+                        const struct ps_flow_value *v, uint64_t now_ns) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        r = bus_append_flow_fields(m, link, k, v, now_ns);
+        if (r < 0)
                 return r;
         return sd_bus_message_close_container(m);
 }

@@ -71,7 +71,9 @@ int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error);
 /* Reads an a{sv} query argument into q; a bad entry sets an InvalidArgs error naming it. */
 int bus_read_query(sd_bus_message *m, Query *q, sd_bus_error *error);
 
-/* A connection or ICMP row as a{sv}. */
+/* A connection or ICMP row as a{sv}; the fields of a connection row without the container. */
+int bus_append_flow_fields(sd_bus_message *m, const char *link, const struct ps_flow_key *k,
+                           const struct ps_flow_value *v, uint64_t now_ns);
 int bus_append_flow_row(sd_bus_message *m, const char *link, const struct ps_flow_key *k,
                         const struct ps_flow_value *v, uint64_t now_ns);
 int bus_append_icmp_row(sd_bus_message *m, const char *link, const struct ps_icmp_key *k,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <bpf/bpf.h>
 #include <time.h>
 
 #include "bus-util.h"
@@ -39,6 +40,44 @@ static int collect(Link *l, const void *key, const void *value, void *userdata) 
         return 0;
 }
 
+/* A row the ranked view chose: live counters, and how old the choice is
+ * (rank_age_usec: since the start of the sweep pass that ranked it). */
+static int append_ranked_row(sd_bus_message *reply, const char *link, const TopEntry *e,
+                             uint64_t now_ns, uint64_t since_ns) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        r = bus_append_flow_fields(reply, link, &e->flow.key, &e->flow.value, now_ns);
+        if (r < 0)
+                return r;
+        r = bus_dict_u64(reply, "rank_age_usec",
+                         (now_ns - MIN(now_ns, since_ns)) / NSEC_PER_USEC);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+/* The ranked view's candidates of one link, each read again from the kernel so the counters
+ * are live; a flow that expired since the pass is gone from the map and skipped. */
+static int collect_ranked(Link *l, FlowRankSort sort, struct collect_ctx *c) {
+        const TopN *cand = &l->flow_rank.ready[sort];
+
+        for (size_t i = 0; i < cand->size; i++) {
+                const struct ps_flow_key *k = &cand->heap[i].flow.key;
+                struct ps_flow_value v;
+
+                if (bpf_map_lookup_elem(l->flows_fd, k, &v) < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        return -errno;
+                }
+                (void) collect(l, k, &v, c);
+        }
+        return 0;
+}
+
 /*
  * Both List methods: read each link's table once in batches, keep only the best offset+limit
  * rows in a bounded heap, and send just those. Nothing proportional to the table size is ever
@@ -50,6 +89,7 @@ static int method_list_common(sd_bus_message *msg, Manager *m, QueryKind kind,
         Query q;
         TopN top = {};
         uint64_t now = now_nsec(CLOCK_MONOTONIC);
+        _cleanup_free_ bool *ranked = NULL;
         int r;
 
         query_init(&q, kind);
@@ -65,15 +105,29 @@ static int method_list_common(sd_bus_message *msg, Manager *m, QueryKind kind,
         if (r < 0)
                 goto finish;
 
+        ranked = calloc(MAX(m->n_links, (size_t) 1), sizeof(bool));
+        if (!ranked) {
+                r = -ENOMEM;
+                goto finish;
+        }
         for (size_t i = 0; i < m->n_links; i++) {
                 Link *l = m->links[i];
                 struct collect_ctx c = { .q = &q, .top = &top, .link_index = (uint32_t) i,
                                          .now_ns = now };
+                FlowRankSort sort;
 
                 if (q.link && !streq(q.link, l->name))
                         continue;
-                r = flow_table_foreach(l, kind == QUERY_FLOWS ? FLOW_TABLE_CONNECTIONS :
-                                                                FLOW_TABLE_ICMP, collect, &c);
+                /* A big table answers from its ranked view, a small one is read whole. */
+                if (kind == QUERY_FLOWS &&
+                    flow_rank_answers(&l->flow_rank, &q, l->flow_count,
+                                      m->config.ranked_view_min_flows, &sort)) {
+                        ranked[i] = true;
+                        r = collect_ranked(l, sort, &c);
+                } else
+                        r = flow_table_foreach(l, kind == QUERY_FLOWS ? FLOW_TABLE_CONNECTIONS :
+                                                                        FLOW_TABLE_ICMP,
+                                               collect, &c);
                 if (r < 0) {
                         r = sd_bus_error_set_errnof(error, -r, "reading the table of %s failed: %s",
                                                     l->name, strerror(-r));
@@ -89,10 +143,14 @@ static int method_list_common(sd_bus_message *msg, Manager *m, QueryKind kind,
                 const TopEntry *e = &top.heap[i];
                 const char *link = m->links[e->link_index]->name;
 
-                r = kind == QUERY_FLOWS ? bus_append_flow_row(reply, link, &e->flow.key,
-                                                              &e->flow.value, now)
-                                        : bus_append_icmp_row(reply, link, &e->icmp.key,
-                                                              &e->icmp.value);
+                if (ranked[e->link_index])
+                        r = append_ranked_row(reply, link, e, now,
+                                              m->links[e->link_index]->flow_rank.ready_since_ns);
+                else
+                        r = kind == QUERY_FLOWS ? bus_append_flow_row(reply, link, &e->flow.key,
+                                                                      &e->flow.value, now)
+                                                : bus_append_icmp_row(reply, link, &e->icmp.key,
+                                                                      &e->icmp.value);
                 if (r < 0)
                         goto finish;
         }
