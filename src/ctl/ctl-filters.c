@@ -61,6 +61,13 @@ static const BusField filter_fields[] = {
         FILTER_FIELD(U64, last_hit),
 };
 
+/* One wording for a rule that is not there, whichever verb looked for it. */
+static int no_such_filter(uint32_t id) {
+        fprintf(stderr, "packetscopectl: no filter %" PRIu32 "; see packetscopectl filter list\n",
+                id);
+        return -ENOENT;
+}
+
 static int filter_rows_read(sd_bus_message *page, FilterRow **ret, size_t *ret_n) {
         static const BusDict dict = BUS_DICT(filter_fields, FilterRow);
         static const FilterRow initial = {};
@@ -512,8 +519,7 @@ int verb_filter_show(sd_bus *bus, char **args, int n_args) {
                         return r < 0 ? r : print_json(j);
                 }
         }
-        fprintf(stderr, "packetscopectl: no filter %" PRIu32 "\n", arg.filter_id);
-        return -ENOENT;
+        return no_such_filter(arg.filter_id);
 }
 
 /* A call on one rule's object; a rule that is not there says so by its id. */
@@ -525,8 +531,7 @@ static int call_filter_method(sd_bus *bus, uint32_t id, const char *method, sd_b
         if (r < 0 && (sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_OBJECT) ||
                       sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_INTERFACE) ||
                       sd_bus_error_has_name(&error, PS_ERROR_NO_SUCH_FILTER))) {
-                fprintf(stderr, "packetscopectl: %s: no filter %" PRIu32 "\n", error.name, id);
-                return -ENOENT;
+                return no_such_filter(id);
         }
         if (r < 0)
                 return bus_error(method, &error, r);
@@ -600,8 +605,6 @@ int verb_filter_add(sd_bus *bus, char **args, int n_args) {
         if (json_output()) {
                 _cleanup_json_ json_t *o = json_pack("{s:I,s:s}", "id", (json_int_t) id, "path", path);
 
-                if (arg.json == JSON_OFF)
-                        arg.json = JSON_PRETTY;
                 return o ? print_json(o) : -ENOMEM;
         }
         printf("Added filter %" PRIu32 " (%s)\n", id, path);
@@ -669,11 +672,8 @@ int verb_filter_test(sd_bus *bus, char **args, int n_args) {
         r = filters_call_with_rule(bus, "Test", &reply);
         if (r < 0)
                 return r;
-        if (json_output()) {
-                if (arg.json == JSON_OFF)
-                        arg.json = JSON_PRETTY;
+        if (json_output())
                 return print_reply_json(reply, "Test");
-        }
         r = connection_rows_read(reply, &rows, &n);
         if (r < 0)
                 return r;

@@ -25,7 +25,7 @@ int print_json(const json_t *j) {
 }
 
 bool json_output(void) {
-        return (arg.given & OPT_JSON_OUTPUT) || arg.json != JSON_OFF;
+        return arg.json != JSON_OFF;
 }
 
 Table *fields_new(void) {

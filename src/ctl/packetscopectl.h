@@ -84,7 +84,9 @@ typedef enum OptionIndex {
 typedef struct Arguments {
         JsonMode json;
         bool json_explicit;     /* --json=MODE: the output mode, whatever else --json means */
-        const char *json_next;  /* the word after a bare --json: the rule, for the rule verbs */
+        const char *json_next;  /* the word after a bare --json: the rule, in the old spelling */
+        const char *rule_text;  /* --rule JSON */
+        const char *rule_file;  /* --rule-file FILE */
         bool legend;
         bool ask_password;
         uint64_t given;         /* OPT_* bits seen on the command line */
@@ -206,6 +208,10 @@ void format_timestamp(char *buf, size_t size, uint64_t usec);
 size_t output_columns(void);
 char *truncate_text(const char *s, size_t width);
 
+/* ---- ctl-agent.c: pkttyagent around a call that changes something ---- */
+int polkit_agent_open(void);
+void polkit_agent_close(void);
+
 /* ---- ctl-monitor.c: GetStatistics for stats, status and monitor ---- */
 #define N_PROTOCOL_COUNTERS 5 /* tcp, udp, icmp, icmpv6, other */
 
@@ -292,7 +298,7 @@ int rule_option_parse(size_t i, const char *value);
 int rule_check(const json_t *rule, char **ret_error);
 int append_rule(sd_bus_message *m, const json_t *rule, bool skip_read_only);
 int read_input(const char *name, char **ret);
-int build_rule(const char *verb, const char *text);
+int build_rule(const char *verb, const char *text, bool from_file);
 
 /* ---- the verbs ---- */
 int verb_status(sd_bus *bus, char **args, int n_args);

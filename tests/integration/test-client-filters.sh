@@ -44,6 +44,12 @@ exits() {
         fi
 }
 
+# unlike TEXT REGEX DESCRIPTION: TEXT does not match the extended REGEX.
+unlike() {
+        ! grep -Eq -- "$2" <<<"$1"
+        ok $? "$3" "text: $1"
+}
+
 # rules: filter list --json, without what traffic and time change.
 rules() {
         timeout 30 "$PACKETSCOPECTL" filter list --json=short </dev/null |
@@ -79,8 +85,8 @@ files=("$GUARDER"/[0-9][0-9]-*.json)
 [ "${#files[@]}" -eq 17 ] || bail "expected the Guarder's 17 example rules, found ${#files[@]}"
 id=0
 for f in "${files[@]}"; do
-        ctl filter add --json "$(cat "$f")"
-        exits 0 "filter add --json \"\$(cat $(basename "$f"))\""
+        ctl filter add --rule-file "$f"
+        exits 0 "filter add --rule-file $(basename "$f")"
         is "$OUT" "Added filter $id ($PS_PATH/filters/$id)" "it prints the id $id and the path"
         id=$((id + 1))
 done
@@ -144,7 +150,7 @@ jq_ok "filter show --json is the rule's List row" '. == $row' "$OUT" \
       --argjson row "$(jq -c '.[7]' <<<"$L")"
 ctl filter show 99
 exits 1 "filter show of a rule that does not exist fails"
-like "$ERR" "no filter 99" "it names the id"
+is "$ERR" "packetscopectl: no filter 99; see packetscopectl filter list" "it names the id"
 
 # ---------------------------------------------------------------------------------------------
 # Changes: enable, the Guarder's PUT body as an update, disable, field options, delete.
@@ -152,17 +158,18 @@ ctl filter enable 0
 exits 0 "filter enable 0"
 ctl filter show 0 --json=short
 jq_ok "rule 0 is enabled" '.enabled == true' "$OUT"
-ctl filter update 0 --json "$(cat "$GUARDER/update-disable.json")"
-exits 0 "filter update 0 --json \"\$(cat update-disable.json)\""
+ctl filter update 0 --rule "$(cat "$GUARDER/update-disable.json")"
+exits 0 "filter update 0 --rule \"\$(cat update-disable.json)\""
 ctl filter show 0 --json=short
 jq_ok "the update disabled rule 0 and set its comment, the rest unchanged" \
       '.enabled == false and .action == "drop" and .comment == "Temporarily disabled" and
        .icmp_type == 8 and .icmp_code == 0' "$OUT"
 is "$(busctl --system get-property "$PS_NAME" "$PS_PATH/filters/0" org.packetscope.Guarder1.Filter Enabled)" \
    "b false" "the Filter object agrees: Enabled false"
-ctl filter update 1 --json "$(cat "$GUARDER/update-disable.json")"
+ctl filter update 1 --rule-file "$GUARDER/update-disable.json"
 exits 1 "the same body (id 0) on rule 1 fails"
-like "$ERR" "InvalidFilter.*'id'" "the daemon says the id cannot change"
+like "$ERR" "^packetscopectl: .*'id'" "the daemon says the id cannot change"
+unlike "$ERR" "InvalidFilter|org\.packetscope" "no bus error name in the message"
 
 ctl filter disable 7
 exits 0 "filter disable 7"
@@ -186,9 +193,12 @@ ctl filter list --json=short
 jq_ok "rule 16 is gone, 16 rules left" 'length == 16 and all(.[]; .id != 16)' "$OUT"
 ctl filter delete 16
 exits 1 "deleting it again fails"
-like "$ERR" "no filter 16" "it names the id"
+is "$ERR" "packetscopectl: no filter 16; see packetscopectl filter list" \
+   "delete: the same words as show"
 ctl filter enable 16
 exits 1 "enabling a deleted rule fails"
+is "$ERR" "packetscopectl: no filter 16; see packetscopectl filter list" \
+   "enable: the same words as show and delete"
 
 # ---------------------------------------------------------------------------------------------
 # Export, then import --replace: the same rules.
@@ -225,36 +235,36 @@ is "$(rules)" "$after" "the set is back to the imported one"
 # ---------------------------------------------------------------------------------------------
 # Bad input: nothing changes, the exit status and the message say what was wrong.
 set_now=$(rules)
-ctl filter add --json '{"rule_type": "tcp", "dst_port": 23, "colour": "red"}'
+ctl filter add --rule '{"rule_type": "tcp", "dst_port": 23, "colour": "red"}'
 exits 1 "an unknown field is refused by the daemon (exit 1)"
-like "$ERR" "org\.packetscope\.Guarder1\.Error\.InvalidFilter: unknown field 'colour'; accepted: rule_type" \
-     "it prints the bus error naming the field and what is accepted"
-ctl filter add --json '{"rule_type": "tcp", "dst_port": 70000}'
+like "$ERR" "^packetscopectl: unknown field 'colour'; accepted: rule_type" \
+     "it names the field and what is accepted, without the bus error's name"
+ctl filter add --rule '{"rule_type": "tcp", "dst_port": 70000}'
 exits 1 "dst_port 70000 in JSON is refused by the daemon (exit 1)"
-like "$ERR" "InvalidFilter: field 'dst_port': 70000 is out of range; accepted: 0-65535" \
+is "$ERR" "packetscopectl: field 'dst_port': 70000 is out of range; accepted: 0-65535 (0 = any) or a range \"LO-HI\"" \
      "it prints the daemon's range"
 ctl filter add --rule-type tcp --dst-port 70000
 exits 2 "--dst-port 70000 is a usage error (exit 2)"
 like "$ERR" "invalid value '70000' for --dst-port; accepted: a port 0-65535" \
      "it names the option, the value and what is accepted"
-ctl filter add --json '{"rule_type": tcp}'
+ctl filter add --rule '{"rule_type": tcp}'
 exits 2 "malformed JSON in --json is a usage error (exit 2)"
 like "$ERR" "not valid JSON: line 1 column [0-9]+" "it says where"
-ctl filter add --json '{"rule_type": "tcp", "dst_port": {"from": 1}}'
+ctl filter add --rule '{"rule_type": "tcp", "dst_port": {"from": 1}}'
 exits 2 "a nested value is a usage error (exit 2)"
 like "$ERR" "field 'dst_port' is an object" "it names the key"
-ctl filter add --json '[{"rule_type": "tcp"}]'
+ctl filter add --rule '[{"rule_type": "tcp"}]'
 exits 2 "an array where one rule belongs is a usage error"
-ctl filter add --json '{"rule_type": "tcp", "dst_port": 1.5}'
+ctl filter add --rule '{"rule_type": "tcp", "dst_port": 1.5}'
 exits 1 "a port with a fraction is refused by the daemon"
-like "$ERR" "InvalidFilter: field 'dst_port'" "it names the field"
+like "$ERR" "^packetscopectl: field 'dst_port'" "it names the field"
 ctl filter import "$T/no-such-file.json"
 exits 1 "filter import of a missing file fails (exit 1)"
 like "$ERR" "cannot open '$T/no-such-file.json': No such file or directory" "it names the file"
 printf '[{"rule_type": "udp",]\n' >"$T/broken.json"
 ctl filter import "$T/broken.json"
 exits 1 "filter import of malformed JSON fails (exit 1)"
-like "$ERR" "InvalidFilter: the import is not valid JSON: line 1 column [0-9]+" \
+like "$ERR" "^packetscopectl: the import is not valid JSON: line 1 column [0-9]+" \
      "the daemon's message says where"
 ctl filter apply "$T/broken.json" --confirm 5
 exits 1 "filter apply of malformed JSON fails (exit 1)"
@@ -286,33 +296,48 @@ like "$OUT" "^PROTO +SOURCE +DESTINATION +STATE +FLAGS +PACKETS +BYTES +PPS +RAT
      "it prints the connections table"
 like "$OUT" "^tcp +$A_N4:[0-9]+ +$A_H4:23 +syn +S +[0-9]+ .* $A_IF\$" \
      "it lists the flow to port 23"
-ctl filter test --dst-port 23 --rule-type tcp --json-output
-exits 0 "filter test --json-output"
+ctl filter test --dst-port 23 --rule-type tcp --json=short
+exits 0 "filter test --json=short"
 jq_ok "the JSON rows hold the flow to port 23, and only flows to port 23" \
       'length >= 1 and all(.[]; .protocol == "tcp" and .dport == 23) and
        any(.[]; .src == $s and .dst == $d)' "$OUT" --arg s "$A_N4" --arg d "$A_H4"
-ctl filter test --json '{"rule_type": "tcp", "dst_port": 23}' --json=short
-jq_ok "filter test --json RULE gives the same rows" 'any(.[]; .dport == 23 and .src == $s)' \
+ctl filter test --rule '{"rule_type": "tcp", "dst_port": 23}' --json=short
+jq_ok "filter test --rule RULE gives the same rows" 'any(.[]; .dport == 23 and .src == $s)' \
       "$OUT" --arg s "$A_N4"
 ctl filter test --rule-type icmp --icmp-type 8
 exits 0 "filter test --rule-type icmp --icmp-type 8"
 like "$OUT" "^TYPE +CODE +SOURCE +DESTINATION +PACKETS +BYTES +LAST +LINK +QUOTED" \
      "ICMP matches come in the icmp table"
 like "$OUT" "^echo-request \(8\) +0 +$A_N4 +$A_H4 +2 " "it lists the echo requests"
-CTL_STDIN=$GUARDER/16-ping-request.json ctl filter test --json - --json-output
-jq_ok "filter test --json - reads the rule from standard input" \
+CTL_STDIN=$GUARDER/16-ping-request.json ctl filter test --rule-file - --json
+jq_ok "filter test --rule-file - reads the rule from standard input; --json alone prints JSON" \
       'length >= 1 and all(.[]; .type == 8 and .code == 0)' "$OUT"
 ctl filter test --rule-type tcp --dst-port 24
 exits 0 "filter test of a rule nothing matches"
 like "$OUT" "No tracked connection or ICMP entry matches the rule" "it says so"
+# The old spellings still work, with a warning on stderr.
+ctl filter test --json '{"rule_type": "tcp", "dst_port": 24}'
+exits 0 "filter test --json RULE (the old spelling)"
+is "$ERR" "packetscopectl: warning: '--json RULE' is deprecated; give the rule with --rule JSON or --rule-file FILE (--json selects JSON output)" \
+   "it warns that --json RULE is deprecated"
+like "$OUT" "No tracked connection or ICMP entry matches the rule" "and prints the table, not JSON"
+ctl filter test --rule-type tcp --dst-port 24 --json-output
+exits 0 "filter test --json-output (the old spelling)"
+is "$ERR" "packetscopectl: warning: --json-output is deprecated; use --json" "it warns"
+is "$OUT" "[]" "and prints JSON (one line: the output is not a terminal)"
+ctl filter list --rule '{"rule_type": "tcp"}'
+exits 2 "--rule with filter list is a usage error"
+like "$ERR" "option --rule does not apply to 'filter list'" "it names the option"
+ctl filter add --rule '{"rule_type": "tcp"}' --rule-file "$GUARDER/08-telnet.json"
+exits 2 "--rule and --rule-file together are a usage error"
 
 # ---------------------------------------------------------------------------------------------
 # Enforcement: a drop rule for UDP port 5555 stops datagrams from the namespace in XDP; 5556
 # still gets through. Listeners on the host side count what reaches them.
-ctl filter add --rule-type udp --dst-port 5555 --comment "drop UDP 5555" --json-output
+ctl filter add --rule-type udp --dst-port 5555 --comment "drop UDP 5555" --json=short
 exits 0 "filter add --rule-type udp --dst-port 5555"
 DROP_ID=$(jq -r .id <<<"$OUT")
-jq_ok "--json-output prints the id and the path" '.path == $p' "$OUT" \
+jq_ok "--json prints the id and the path" '.path == $p' "$OUT" \
       --arg p "$PS_PATH/filters/$DROP_ID"
 # One listener for both ports; the datagrams to 5555 go first, so once all those to 5556 have
 # arrived, any of 5555's that got through would have arrived too.
