@@ -279,16 +279,22 @@ static int print_list_legend(sd_bus *bus, size_t shown, const char *singular,
                              const char *plural, const char *count_prop) {
         _cleanup_free_ char *none = NULL, *tail = NULL;
         uint64_t total;
+        bool counted;
 
-        if (!arg.legend || shown == 0)
-                tail = strdup("listed");
-        /* The total is a courtesy; an older daemon without the property just doesn't get it. */
-        else if (sd_bus_get_property_trivial(bus, PS_BUS_NAME, PS_OBJECT_CONNECTIONS,
-                                             PS_IFACE_CONNECTIONS, count_prop, NULL, 't', &total) >= 0)
+        if (!arg.legend)
+                return 0;
+        /* The total is a courtesy; an older daemon without the property just doesn't get it. An
+         * empty page (filters, --offset past the end) says it too: "none" of how many. */
+        counted = sd_bus_get_property_trivial(bus, PS_BUS_NAME, PS_OBJECT_CONNECTIONS,
+                                              PS_IFACE_CONNECTIONS, count_prop, NULL, 't',
+                                              &total) >= 0;
+        if (counted) {
                 (void) error_setf(&tail, 0, "listed (%" PRIu64 " tracked)", total);
-        else
+                (void) error_setf(&none, 0, "No %s listed (%" PRIu64 " tracked).", plural, total);
+        } else {
                 tail = strdup("listed");
-        (void) error_setf(&none, 0, "No %s.", plural);
+                (void) error_setf(&none, 0, "No %s.", plural);
+        }
         if (!none || !tail)
                 return -ENOMEM;
         print_count_legend(shown, none, singular, plural, tail);

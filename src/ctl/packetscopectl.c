@@ -41,6 +41,7 @@ typedef enum VerbArg {
         VERB_ARG_IFACE,
         VERB_ARG_FILTER_ID,
         VERB_ARG_FILE,
+        VERB_ARG_TRANSACTION,
 } VerbArg;
 
 typedef struct Verb {
@@ -80,12 +81,14 @@ static const Verb filter_verbs[] = {
         { "filter delete", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_delete, true },
         { "filter enable", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_enable, true },
         { "filter disable", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_disable, true },
-        { "filter import", 1, 1, OPT_REPLACE, VERB_ARG_FILE, false, verb_filter_import, true },
+        { "filter import", 1, 1, OPT_REPLACE | OPT_DUPLICATES, VERB_ARG_FILE, false, verb_filter_import, true },
         { "filter export", 0, 0, 0, VERB_ARG_NONE, false, verb_filter_export },
         { "filter test", 0, 0, RULE_OPTIONS | OPT_JSON_OUTPUT, VERB_ARG_NONE, true,
           verb_filter_test },
         { "filter apply", 1, 1, OPT_REPLACE | OPT_CONFIRM | OPT_YES, VERB_ARG_FILE, false,
           verb_filter_apply, true },
+        { "filter confirm", 0, 1, 0, VERB_ARG_TRANSACTION, false, verb_filter_confirm, true },
+        { "filter rollback", 0, 1, 0, VERB_ARG_TRANSACTION, false, verb_filter_rollback, true },
 };
 
 #define FILTER_PREFIX "filter "
@@ -114,6 +117,8 @@ static void help(void) {
                "  filter test RULE         Show the tracked traffic a rule would match\n"
                "  filter apply FILE --confirm=SECONDS\n"
                "                           Apply rules that roll back unless confirmed\n"
+               "  filter confirm [ID]      Keep the rules of the pending apply\n"
+               "  filter rollback [ID]     Roll the pending apply back now\n"
                "  RULE is --rule JSON or --rule-file FILE (- for standard input) and/or the\n"
                "  rule field options below\n\n"
                "Options:\n"
@@ -161,6 +166,9 @@ static void help(void) {
                "     --force               Pass the lock-out guard\n"
 
                "     --replace             import, apply: the rules become the whole set\n"
+               "     --duplicates=keep|skip\n"
+               "                           import: keep (with a warning) or leave out rules\n"
+               "                           that exactly repeat one already there\n"
                "     --confirm=SECONDS     apply: roll back unless confirmed in time (1-%u)\n"
                "     --yes                 apply: confirm at once\n\n"
                "See the packetscopectl(1) man page for details.\n",
@@ -299,6 +307,7 @@ static int parse_interval(const char *value) {
 
 static const char *const sorts[] = { "bytes", "packets", "last_seen", "first_seen", "rate", NULL };
 static const char *const families[] = { "ipv4", "ipv6", NULL };
+static const char *const duplicates[] = { "keep", "skip", NULL };
 static const char *const modes[] = { "auto", "native", "generic", "drv", "skb", NULL };
 
 static const VerbOption verb_options[_OPT_INDEX_RULE_FIRST] = {
@@ -320,6 +329,8 @@ static const VerbOption verb_options[_OPT_INDEX_RULE_FIRST] = {
         [OPT_INDEX_CONFIRM]     = { "confirm", OPTION_UINT, &arg.confirm_sec, 1, PS_CONFIRM_MAX_SEC },
         [OPT_INDEX_YES]         = { "yes", OPTION_FLAG },
         [OPT_INDEX_JSON_OUTPUT] = { "json-output", OPTION_FLAG },
+        [OPT_INDEX_DUPLICATES]  = { "duplicates", OPTION_CHOICE, &arg.duplicates,
+                                    .choices = duplicates },
 };
 
 /* The verb options, then the rule field options: bit i of arg.given is option i. */
@@ -516,6 +527,7 @@ static const char *verb_arg_name(VerbArg a) {
         case VERB_ARG_IFACE: return "an interface name";
         case VERB_ARG_FILTER_ID: return "a filter id";
         case VERB_ARG_FILE: return "a file name (or - for standard input)";
+        case VERB_ARG_TRANSACTION: return "at most a transaction id";
         default: return "nothing";
         }
 }
@@ -605,7 +617,8 @@ int main(int argc, char *argv[]) {
                 verb = verb_find(filter_verbs, ELEMENTSOF(filter_verbs), name, strlen(FILTER_PREFIX));
                 if (!verb) {
                         usage_error("unknown command 'filter %s'; accepted: filter list, show, add, "
-                                    "update, delete, enable, disable, import, export, test, apply",
+                                    "update, delete, enable, disable, import, export, test, apply, "
+                                    "confirm, rollback",
                                     name);
                         r = -EINVAL;
                         goto finish;

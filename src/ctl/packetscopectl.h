@@ -57,6 +57,7 @@ typedef enum OptionIndex {
         OPT_INDEX_CONFIRM,
         OPT_INDEX_YES,
         OPT_INDEX_JSON_OUTPUT,
+        OPT_INDEX_DUPLICATES,
         /* Then the rule field options: the fields of the rule table (rule.h) with an option. */
         _OPT_INDEX_RULE_FIRST,
 } OptionIndex;
@@ -80,6 +81,7 @@ typedef enum OptionIndex {
 #define OPT_CONFIRM     OPT_BIT(OPT_INDEX_CONFIRM)
 #define OPT_YES         OPT_BIT(OPT_INDEX_YES)
 #define OPT_JSON_OUTPUT OPT_BIT(OPT_INDEX_JSON_OUTPUT)
+#define OPT_DUPLICATES  OPT_BIT(OPT_INDEX_DUPLICATES)
 
 typedef struct Arguments {
         JsonMode json;
@@ -101,6 +103,7 @@ typedef struct Arguments {
         const char *state;
         uint64_t icmp_type;
         const char *mode;
+        const char *duplicates;  /* import: keep (the default, with a warning) or skip */
         uint64_t interval_usec;
         uint64_t count;
         json_t *fields;         /* the rule field options, as rule keys and JSON values */
@@ -319,3 +322,5 @@ int verb_filter_import(sd_bus *bus, char **args, int n_args);
 int verb_filter_export(sd_bus *bus, char **args, int n_args);
 int verb_filter_test(sd_bus *bus, char **args, int n_args);
 int verb_filter_apply(sd_bus *bus, char **args, int n_args);
+int verb_filter_confirm(sd_bus *bus, char **args, int n_args);
+int verb_filter_rollback(sd_bus *bus, char **args, int n_args);

@@ -87,7 +87,7 @@ char *format_rate_pps(char *buf, size_t size, double pps) {
         return format_si(buf, size, pps / 1000.0, prefixes, 3, " pps", "");
 }
 
-char *format_relative_time(char *buf, size_t size, uint64_t now_us, uint64_t then_us) {
+char *format_timespan(char *buf, size_t size, uint64_t usec) {
         static const struct {
                 uint64_t usec;
                 const char *suffix;
@@ -97,6 +97,21 @@ char *format_relative_time(char *buf, size_t size, uint64_t now_us, uint64_t the
                 { UINT64_C(60000000), "min" },
                 { UINT64_C(1000000), "s" },
         };
+        size_t i;
+
+        /* The largest unit that fits, then the next one down when it is not zero. */
+        for (i = 0; i < sizeof units / sizeof units[0] - 1 && usec < units[i].usec; i++)
+                ;
+        if (i + 1 < sizeof units / sizeof units[0] &&
+            usec % units[i].usec / units[i + 1].usec > 0)
+                return buf_printf(buf, size, "%" PRIu64 "%s %" PRIu64 "%s", usec / units[i].usec,
+                                  units[i].suffix, usec % units[i].usec / units[i + 1].usec,
+                                  units[i + 1].suffix);
+        return buf_printf(buf, size, "%" PRIu64 "%s", usec / units[i].usec, units[i].suffix);
+}
+
+char *format_relative_time(char *buf, size_t size, uint64_t now_us, uint64_t then_us) {
+        char span[FORMAT_RELATIVE_MAX];
         bool future = then_us > now_us;
         uint64_t delta = future ? then_us - now_us : now_us - then_us;
 
@@ -104,16 +119,9 @@ char *format_relative_time(char *buf, size_t size, uint64_t now_us, uint64_t the
                 return buf_printf(buf, size, "never");
         if (delta < UINT64_C(1000000))
                 return buf_printf(buf, size, "now");
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-                if (delta < units[i].usec)
-                        continue;
-                if (future)
-                        return buf_printf(buf, size, "in %" PRIu64 "%s", delta / units[i].usec,
-                                          units[i].suffix);
-                return buf_printf(buf, size, "%" PRIu64 "%s ago", delta / units[i].usec,
-                                  units[i].suffix);
-        }
-        return buf_printf(buf, size, "now"); /* not reached: delta >= 1 s matched above */
+        format_timespan(span, sizeof span, delta);
+        return future ? buf_printf(buf, size, "in %s", span)
+                      : buf_printf(buf, size, "%s ago", span);
 }
 
 char *format_tcp_flags(char *buf, size_t size, uint8_t flags) {

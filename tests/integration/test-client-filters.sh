@@ -121,11 +121,11 @@ jq_ok "rules start with no hits and were created just now" \
 
 ctl filter list
 exits 0 "filter list"
-like "$OUT" "^ID +ACTION +PROTO +SOURCE +DESTINATION +MATCH +HITS +BYTES +LAST HIT +EN +COMMENT$" \
+like "$OUT" "^ID +ACTION +PROTO +SOURCE +DESTINATION +MATCH +HITS +BYTES +LAST HIT +EXPIRES +EN +COMMENT$" \
      "filter list has its columns"
-like "$OUT" "^ +7 +drop +tcp +\* +\*:23 +- +0 +0 B +never +yes +Block Telnet \(insecure remote access\)$" \
+like "$OUT" "^ +7 +drop +tcp +\* +\*:23 +- +0 +0 B +never +- +yes +Block Telnet \(insecure remote access\)$" \
      "filter list shows the telnet rule"
-like "$OUT" "^ +0 +drop +icmp +\* +\* +echo-request \(8\), code 0 +0 +0 B +never +no +Block all ICMP ping" \
+like "$OUT" "^ +0 +drop +icmp +\* +\* +echo-request \(8\), code 0 +0 +0 B +never +- +no +Block all ICMP ping" \
      "filter list shows the disabled ping rule with its type and code"
 like "$OUT" "^ +4 +drop +icmp +\* +\* +dest-unreachable \(3\), inner udp +0 " \
      "filter list summarizes the inner protocol"
@@ -136,7 +136,7 @@ ctl filter
 is "$OUT" "$list_out" "'filter' alone lists the rules"
 # Comments are cut to what the terminal (here $COLUMNS) leaves, but never below 16 columns.
 COLUMNS=130 ctl filter list
-like "$OUT" "^ +7 +drop .* yes +Block Telnet \(insecure .*…$" "with 130 columns, long comments are cut to fit"
+like "$OUT" "^ +7 +drop .* yes +Block Telnet \(insec…$" "with 130 columns, long comments are cut to fit"
 is "$(jq -R length <<<"$OUT" | sort -n | tail -1)" 130 "with 130 columns, no line is longer"
 COLUMNS=40 ctl filter list
 like "$OUT" "^ +7 +drop .* yes +Block Telnet \(i…$" "with 40 columns, comments keep 16 characters"
@@ -211,8 +211,8 @@ jq_ok "the export has the Guarder's field names and numeric ports" \
 before=$(rules)
 ctl filter import --replace "$T/export.json"
 exits 0 "filter import --replace of the export"
-is "$(tr '\n' ' ' <<<"$OUT")" "$(jq -r '[.[].id | tostring] | join(" ")' "$T/export.json") " \
-   "it prints the ids, which a replace keeps"
+is "$OUT" "Replaced the rule set with 16 rules: $(jq -r '[.[].id | tostring] | join(" ")' "$T/export.json")." \
+   "it says what it did and prints the ids, which a replace keeps"
 after=$(rules)
 strip='map(del(.created))'
 is "$(jq -c "$strip" <<<"$after")" "$(jq -c "$strip" <<<"$before")" \
@@ -223,8 +223,17 @@ is "$(jq -c "$strip" <<<"$OUT")" "$(jq -c "$strip" "$T/export.json")" \
    "exporting again gives the same document (created and counters aside)"
 CTL_STDIN=$GUARDER/08-telnet.json ctl filter import -
 exits 0 "filter import - (standard input) merges one rule"
-new=$OUT
+like "$OUT" "^Added 1 rule: [0-9]+\.$" "it says what it added"
+new=$(sed -n 's/^Added 1 rule: \([0-9]*\)\.$/\1/p' <<<"$OUT")
 jq_ok "it got a new id" '. >= 17' "$new"
+is "$ERR" "packetscopectl: warning: rule $new is an exact duplicate of rule 7 (kept; --duplicates=skip leaves such rules out)" \
+   "it warns that the rule repeats rule 7 exactly"
+set_before_skip=$(rules)
+CTL_STDIN=$GUARDER/08-telnet.json ctl filter import --duplicates=skip -
+exits 0 "filter import --duplicates=skip of the same rule"
+is "$OUT" "Added no rules (every rule was a duplicate)." "it says it added nothing"
+is "$ERR" "packetscopectl: skipped a rule that is an exact duplicate of rule 7" "it says what it skipped"
+is "$(rules)" "$set_before_skip" "the set is unchanged"
 ctl filter import --json=short "$GUARDER/09-rpc.json"
 jq_ok "filter import --json prints the ids as a JSON array" 'type == "array" and length == 1' "$OUT"
 new2=$(jq '.[0]' <<<"$OUT")
@@ -355,8 +364,19 @@ jq_ok "the drop rule counted $SENT hits of 102 bytes each, and a last hit" \
 jq_ok "no other rule counted anything" 'all(.[] | select(.id != $id); .hits == 0)' "$OUT" \
       --argjson id "$DROP_ID"
 ctl filter list
-like "$OUT" "^ *$DROP_ID +drop +udp +\* +\*:5555 +- +$SENT +510 B +(now|[0-9]+s ago) +yes +drop UDP 5555$" \
-     "filter list shows the hits, the bytes and the last hit"
+like "$OUT" "^ *$DROP_ID +drop +udp +\* +\*:5555 +- +$SENT +510 B +(now|[0-9]+s ago) +- +yes +drop UDP 5555$" \
+     "filter list shows the hits, the bytes and the last hit, and no expiry"
+like "$OUT" "^ID +ACTION +PROTO +SOURCE +DESTINATION +MATCH +HITS +BYTES +LAST HIT +EXPIRES +EN +COMMENT$" \
+     "filter list has an EXPIRES column"
+ctl filter add --rule-type udp --dst-port 6001 --action count --timeout 10min --comment "timed" --json=short
+TIMED_ID=$(jq -r .id <<<"$OUT")
+ctl filter list
+like "$OUT" "^ *$TIMED_ID +count +udp +\* +\*:6001 +- +0 +0 B +never +in (9min [0-9]+s|10min) +yes +timed$" \
+     "filter list shows when a timed rule expires, in one time-span style"
+ctl filter show "$TIMED_ID"
+like "$OUT" "Timeout: +10min, expires .* \(in (9min [0-9]+s|10min)\)$" "filter show too"
+ctl filter delete "$TIMED_ID"
+exits 0 "the timed rule is deleted"
 
 # ---------------------------------------------------------------------------------------------
 # apply: without a terminal and without --yes, the rules roll back at the deadline.
@@ -367,11 +387,10 @@ ctl filter apply "$T/apply.json" --confirm 3
 exits 0 "filter apply --confirm 3 with standard input not a terminal"
 like "$OUT" "^Applied 1 rule \(merge\) as $PS_PATH/filters/transaction/[0-9]+\.$" \
      "it prints the transaction"
-like "$OUT" "They roll back at .* \(in 3 s\) unless confirmed" "it prints the deadline"
+like "$OUT" "They roll back at .* \(in 3s\) unless confirmed" "it prints the deadline"
 like "$ERR" "not a terminal.*" "it says it does not confirm"
-like "$ERR" "busctl call $PS_NAME $PS_PATH/filters/transaction/[0-9]+ org\.packetscope\.Guarder1\.Transaction Confirm" \
-     "it says how to confirm"
 TX=$(grep -Eo "$PS_PATH/filters/transaction/[0-9]+" <<<"$OUT" | head -1)
+is "$(tail -n 1 <<<"$ERR")" "  packetscopectl filter confirm ${TX##*/}" "it says how to confirm"
 is "$(busctl --system get-property "$PS_NAME" "$TX" org.packetscope.Guarder1.Transaction Deadline >/dev/null 2>&1 && echo pending)" \
    pending "the transaction is pending"
 ctl filter list --json=short
@@ -386,6 +405,33 @@ if [ "$elapsed_ms" -ge 3000 ] && [ "$elapsed_ms" -le 20000 ]; then
 else
         ok 1 "it rolled back at the deadline, 3 s after the call" "took $elapsed_ms ms"
 fi
+
+# filter rollback and filter confirm end a pending apply from another command.
+ctl filter apply "$T/apply.json" --confirm 120
+exits 0 "filter apply --confirm 120"
+TX=$(grep -Eo "$PS_PATH/filters/transaction/[0-9]+" <<<"$OUT" | head -1)
+ctl filter rollback
+exits 0 "filter rollback (the pending transaction)"
+is "$OUT" "Rolled back: the previous rules are back." "it says the rules rolled back"
+is "$(rules)" "$before" "the set is as before at once"
+ctl filter rollback
+exits 1 "filter rollback with nothing pending fails"
+is "$ERR" "packetscopectl: no transaction is pending; see packetscopectl filter apply" \
+   "it says nothing is pending"
+ctl filter apply "$T/apply.json" --confirm 120
+TX=$(grep -Eo "$PS_PATH/filters/transaction/[0-9]+" <<<"$OUT" | head -1)
+ctl filter confirm "${TX##*/}"
+exits 0 "filter confirm ${TX##*/}"
+is "$OUT" "Confirmed: the new rules are kept." "it says the rules are kept"
+ctl filter confirm "${TX##*/}" --json=short
+exits 1 "confirming it again fails"
+is "$ERR" "packetscopectl: transaction ${TX##*/} is not pending (it was confirmed or rolled back already)" \
+   "it says the transaction is over"
+ctl filter list --json=short
+APPLIED_ID=$(jq '.[] | select(.comment == "applied, unconfirmed") | .id' <<<"$OUT")
+is "$(wc -w <<<"$APPLIED_ID")" 1 "the confirmed rule is in the set once"
+ctl filter delete "$APPLIED_ID"
+is "$(rules)" "$before" "deleted again"
 
 # With --yes it is confirmed at once and stays after the deadline.
 ctl filter apply "$T/apply.json" --confirm 3 --yes
@@ -431,7 +477,7 @@ if command -v script >/dev/null 2>&1; then
         t0=$(date +%s%N)
         tty_apply "printf 'y\n'" 20
         exits 0 "on a terminal, answering y"
-        like "$OUT" "Keep the new rules\? \[y/N\] \(rolling back in 20 s\)" "it asks, with the time left"
+        like "$OUT" "Keep the new rules\? \[y/N\] \(rolling back in 20s\)" "it asks, with the time left"
         like "$OUT" "Confirmed: the new rules are kept\." "it confirms"
         elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
         ok "$([ "$elapsed_ms" -lt 10000 ] && echo 0 || echo 1)" "at once ($elapsed_ms ms), not at the deadline"
@@ -452,7 +498,9 @@ if command -v script >/dev/null 2>&1; then
         t0=$(date +%s%N)
         tty_apply "sleep 5" 2
         exits 1 "on a terminal, no answer (exit 1: not kept)"
-        like "$OUT" "rolling back in 2 s" "it asked"
+        like "$OUT" "rolling back in 2s" "it asked"
+        like "$OUT" $'\e\\[KKeep the new rules\\? \\[y/N\\] \\(rolling back in 1s\\)' \
+             "the prompt counts down in place"
         like "$OUT" "(No answer in time|rolled back)" "it says it rolled back"
         elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
         ok "$([ "$elapsed_ms" -ge 2000 ] && echo 0 || echo 1)" "not before the deadline ($elapsed_ms ms)"

@@ -107,6 +107,9 @@ ctl connections --json=short --address "${A_N4%.*}.0/24"
 jq_ok "connections --address ${A_N4%.*}.0/24: both flows" 'length == 2' "$OUT"
 ctl connections --json=short --family ipv6
 jq_ok "connections --family ipv6: none" 'length == 0' "$OUT"
+ctl connections --offset 5
+ok $? "connections --offset 5 (past the end) exits 0" "$ERR"
+is "$OUT" "No connections listed (2 tracked)." "an empty page still shows the count"
 ctl connections --json=short --state fin
 jq_ok "connections --state fin: the TCP flow" 'length == 1 and .[0].state == "fin"' "$OUT"
 

@@ -117,13 +117,26 @@ Test(format, relative_past) {
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 59 * SEC), "59s ago");
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 60 * SEC), "1min ago");
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 5 * 60 * SEC - 30 * SEC),
-                         "5min ago");
-        cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 3599 * SEC), "59min ago");
+                         "5min 30s ago");
+        cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 3599 * SEC), "59min 59s ago");
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 3600 * SEC), "1h ago");
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 2 * 3600 * SEC), "2h ago");
-        cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 86399 * SEC), "23h ago");
+        cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 86399 * SEC), "23h 59min ago");
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 86400 * SEC), "1d ago");
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 400 * 86400 * SEC), "400d ago");
+}
+
+Test(format, timespan) {
+        char b[FORMAT_RELATIVE_MAX];
+
+        cr_assert_str_eq(format_timespan(b, sizeof b, 0), "0s");
+        cr_assert_str_eq(format_timespan(b, sizeof b, SEC - 1), "0s");
+        cr_assert_str_eq(format_timespan(b, sizeof b, 5 * SEC), "5s");
+        cr_assert_str_eq(format_timespan(b, sizeof b, 9 * 60 * SEC), "9min");
+        cr_assert_str_eq(format_timespan(b, sizeof b, 9 * 60 * SEC + 59 * SEC + 999999), "9min 59s");
+        cr_assert_str_eq(format_timespan(b, sizeof b, 3600 * SEC + 2 * 60 * SEC + 3 * SEC), "1h 2min");
+        cr_assert_str_eq(format_timespan(b, sizeof b, 2 * 3600 * SEC + 59 * SEC), "2h");
+        cr_assert_str_eq(format_timespan(b, sizeof b, 3 * 86400 * SEC + 4 * 3600 * SEC), "3d 4h");
 }
 
 Test(format, relative_future_and_never) {
@@ -136,8 +149,8 @@ Test(format, relative_future_and_never) {
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, 0), "never");
         cr_assert_str_eq(format_relative_time(b, sizeof b, 0, 0), "never");
         /* Extremes don't overflow the subtraction. */
-        cr_assert_str_eq(format_relative_time(b, sizeof b, 0, UINT64_MAX), "in 213503982d");
-        cr_assert_str_eq(format_relative_time(b, sizeof b, UINT64_MAX, 1), "213503982d ago");
+        cr_assert_str_eq(format_relative_time(b, sizeof b, 0, UINT64_MAX), "in 213503982d 8h");
+        cr_assert_str_eq(format_relative_time(b, sizeof b, UINT64_MAX, 1), "213503982d 8h ago");
 }
 
 Test(format, tcp_flags) {
