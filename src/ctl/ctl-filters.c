@@ -216,6 +216,17 @@ static int filters_table(const FilterRow *rows, size_t n, uint64_t now, size_t c
         if (!t)
                 return -ENOMEM;
         table_align_right(t, 1u << 0 | 1u << 6 | 1u << 7);
+        /* Narrower than the table: the bytes go first, then the last hit, the hits, EN, the
+         * expiry (first of all when no rule has one) and at last the comment. */
+        (void) table_set_priority(t, 7, 6);
+        (void) table_set_priority(t, 8, 5);
+        (void) table_set_priority(t, 6, 4);
+        (void) table_set_priority(t, 10, 3);
+        (void) table_set_priority(t, 9, 7);
+        (void) table_set_priority(t, 11, comment_width == SIZE_MAX ? 0 : 1);
+        for (size_t i = 0; i < n; i++)
+                if (rows[i].expires != 0)
+                        (void) table_set_priority(t, 9, 2);
         for (size_t i = 0; i < n; i++) {
                 const FilterRow *row = &rows[i];
                 char src[RULE_ENDPOINT_MAX], dst[RULE_ENDPOINT_MAX], bytes[FORMAT_BYTES_MAX];
@@ -232,7 +243,8 @@ static int filters_table(const FilterRow *rows, size_t n, uint64_t now, size_t c
                 if (!comment)
                         return -ENOMEM;
                 if ((r = table_add_cellf(t, "%" PRIu64, row->id)) < 0 ||
-                    (r = table_add_cell(t, row->action)) < 0 ||
+                    (r = streq_ptr(row->action, "drop") ? table_add_colored(t, COLOR_RED, row->action)
+                                                        : table_add_cell(t, row->action)) < 0 ||
                     (r = table_add_cell(t, row->protocol)) < 0 ||
                     (r = table_add_cell(t, src)) < 0 ||
                     (r = table_add_cell(t, dst)) < 0 ||
@@ -245,7 +257,8 @@ static int filters_table(const FilterRow *rows, size_t n, uint64_t now, size_t c
                     (r = table_add_cell(t, row->expires == 0 ? "-" :
                                         format_relative_time(expires, sizeof expires, now,
                                                              row->expires))) < 0 ||
-                    (r = table_add_cell(t, row->enabled ? "yes" : "no")) < 0 ||
+                    (r = row->enabled ? table_add_cell(t, "yes")
+                                      : table_add_colored(t, COLOR_GREY, "no")) < 0 ||
                     (r = table_add_cell(t, comment_width == SIZE_MAX ? "" : comment)) < 0)
                         return r;
         }
@@ -264,11 +277,14 @@ static int render_filters(FILE *f, const FilterRow *rows, size_t n, uint64_t now
                 size_t size = 0, rest;
                 FILE *m;
 
-                /* Everything but the comments, printed with the header: its line is as wide as
-                 * the other columns plus the gap and "COMMENT". What is left is the comment's. */
+                /* Everything but the comments, printed with the header and fitted to leave the
+                 * comments their least: its line is as wide as the columns kept plus the gap
+                 * and "COMMENT". What is left is the comment's. */
                 r = filters_table(rows, n, now, SIZE_MAX, &probe);
                 if (r < 0)
                         return r;
+                table_set_width(probe, columns > COMMENT_WIDTH_MIN + strlen("COMMENT")
+                                       ? columns - COMMENT_WIDTH_MIN + strlen("COMMENT") : 1);
                 m = open_memstream(&text, &size);
                 if (!m)
                         return -ENOMEM;
@@ -284,6 +300,8 @@ static int render_filters(FILE *f, const FilterRow *rows, size_t n, uint64_t now
         r = filters_table(rows, n, now, width, &t);
         if (r < 0)
                 return r;
+        /* The same columns go as from the probe: with them the line fits exactly. */
+        table_set_width(t, columns);
         return table_print(t, f, header);
 }
 

@@ -18,6 +18,8 @@
 Arguments arg = {
         .legend = true,
         .ask_password = true,
+        .pager = true,
+        .color = "auto",
         .mode = "auto",
         .interval_usec = INTERVAL_DEFAULT,
 };
@@ -53,6 +55,7 @@ typedef struct Verb {
         bool rule; /* takes a rule: --json JSON and the field options */
         int (*run)(sd_bus *bus, char **args, int n_args);
         bool mutates; /* changes something: polkit may ask for a password */
+        bool pages;   /* may print much: through the pager on a terminal */
 } Verb;
 
 #define QUERY_COMMON (OPT_TOP | OPT_OFFSET | OPT_SORT | OPT_ADDRESS | OPT_LINK | OPT_FAMILY)
@@ -60,21 +63,21 @@ typedef struct Verb {
 #define RULE_OPTIONS (OPT_RULE_FIELDS | OPT_PROTOCOL)
 
 static const Verb verbs[] = {
-        { "status", 0, 0, 0, VERB_ARG_NONE, false, verb_status },
+        { "status", 0, 0, 0, VERB_ARG_NONE, false, verb_status, false, true },
         { "attach", 1, 1, OPT_MODE | OPT_ENSURE, VERB_ARG_IFACE, false, verb_attach, true },
         { "detach", 1, 1, OPT_ENSURE, VERB_ARG_IFACE, false, verb_detach, true },
         { "connections", 0, 0, QUERY_COMMON | OPT_PROTOCOL | OPT_PORT | OPT_STATE, VERB_ARG_NONE,
-          false, verb_connections },
-        { "icmp", 0, 0, QUERY_COMMON | OPT_TYPE, VERB_ARG_NONE, false, verb_icmp },
-        { "stats", 0, 0, 0, VERB_ARG_NONE, false, verb_stats },
+          false, verb_connections, false, true },
+        { "icmp", 0, 0, QUERY_COMMON | OPT_TYPE, VERB_ARG_NONE, false, verb_icmp, false, true },
+        { "stats", 0, 0, 0, VERB_ARG_NONE, false, verb_stats, false, true },
         { "monitor", 0, 0, OPT_INTERVAL | OPT_COUNT | OPT_TOP, VERB_ARG_NONE, false, verb_monitor },
         { "filter", 0, 0, 0, VERB_ARG_NONE, false, NULL }, /* one of filter_verbs */
 };
 
 /* "filter COMMAND": the word after "filter " is what the command line says. */
 static const Verb filter_verbs[] = {
-        { "filter list", 0, 0, 0, VERB_ARG_NONE, false, verb_filter_list },
-        { "filter show", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_show },
+        { "filter list", 0, 0, 0, VERB_ARG_NONE, false, verb_filter_list, false, true },
+        { "filter show", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_show, false, true },
         { "filter add", 0, 0, RULE_OPTIONS | OPT_JSON_OUTPUT, VERB_ARG_NONE, true,
           verb_filter_add, true },
         { "filter update", 1, 1, RULE_OPTIONS, VERB_ARG_FILTER_ID, true, verb_filter_update, true },
@@ -82,9 +85,9 @@ static const Verb filter_verbs[] = {
         { "filter enable", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_enable, true },
         { "filter disable", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_disable, true },
         { "filter import", 1, 1, OPT_REPLACE | OPT_DUPLICATES, VERB_ARG_FILE, false, verb_filter_import, true },
-        { "filter export", 0, 0, 0, VERB_ARG_NONE, false, verb_filter_export },
+        { "filter export", 0, 0, 0, VERB_ARG_NONE, false, verb_filter_export, false, true },
         { "filter test", 0, 0, RULE_OPTIONS | OPT_JSON_OUTPUT, VERB_ARG_NONE, true,
-          verb_filter_test },
+          verb_filter_test, false, true },
         { "filter apply", 1, 1, OPT_REPLACE | OPT_CONFIRM | OPT_YES, VERB_ARG_FILE, false,
           verb_filter_apply, true },
         { "filter confirm", 0, 1, 0, VERB_ARG_TRANSACTION, false, verb_filter_confirm, true },
@@ -127,6 +130,10 @@ static void help(void) {
                "     --json[=pretty|short|off]\n"
                "                           Print JSON; alone: pretty on a terminal, else short\n"
                "     --no-legend           Leave out column headers and footers\n"
+               "     --no-pager            Don't pipe long output into a pager\n"
+               "     --color=auto|always|never\n"
+               "                           Colour states and drops (auto: on a terminal,\n"
+               "                           unless $NO_COLOR is set)\n"
                "     --no-ask-password     Don't start a polkit agent to ask for a password\n"
                "     --mode=auto|native|generic\n"
                "                           XDP mode for attach (default: auto)\n"
@@ -413,6 +420,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_NO_ASK_PASSWORD,
                 ARG_RULE,
                 ARG_RULE_FILE,
+                ARG_NO_PAGER,
+                ARG_COLOR,
                 ARG_FIRST_OPTION, /* then one per option, in OptionIndex order */
         };
         static const struct option fixed[] = {
@@ -423,6 +432,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
                 { "rule", required_argument, NULL, ARG_RULE },
                 { "rule-file", required_argument, NULL, ARG_RULE_FILE },
+                { "no-pager", no_argument, NULL, ARG_NO_PAGER },
+                { "color", required_argument, NULL, ARG_COLOR },
         };
         struct option options[ELEMENTSOF(fixed) + 64 + 1] = {};
         size_t k = 0;
@@ -458,6 +469,16 @@ static int parse_argv(int argc, char *argv[]) {
                         arg.ask_password = false;
                         r = 0;
                         break;
+                case ARG_NO_PAGER:
+                        arg.pager = false;
+                        r = 0;
+                        break;
+                case ARG_COLOR: {
+                        static const char *const color_modes[] = { "auto", "always", "never", NULL };
+
+                        r = parse_choice("color", optarg, color_modes, &arg.color);
+                        break;
+                }
                 case ARG_RULE:
                 case ARG_RULE_FILE:
                         if (arg.rule_text || arg.rule_file)
@@ -657,6 +678,8 @@ int main(int argc, char *argv[]) {
                         fprintf(stderr, "packetscopectl: cannot start the polkit agent: %s\n",
                                 strerror(-r));
         }
+        if (verb->pages)
+                pager_open();
         r = verb->run(bus, args, n_args);
         polkit_agent_close();
         if (r == -ENOMEM)
@@ -667,6 +690,7 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "packetscopectl: cannot write the output: %s\n", strerror(errno));
                 r = -EIO;
         }
+        pager_close();
         json_decref(arg.fields);
         json_decref(arg.rule);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

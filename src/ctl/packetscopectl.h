@@ -91,6 +91,8 @@ typedef struct Arguments {
         const char *rule_file;  /* --rule-file FILE */
         bool legend;
         bool ask_password;
+        bool pager;             /* --no-pager turns it off */
+        const char *color;      /* --color=auto|always|never */
         uint64_t given;         /* OPT_* bits seen on the command line */
         uint64_t top;
         uint64_t offset;
@@ -210,6 +212,24 @@ void format_icmp_type(char *buf, size_t size, bool ipv6, unsigned type);
 void format_timestamp(char *buf, size_t size, uint64_t usec);
 size_t output_columns(void);
 char *truncate_text(const char *s, size_t width);
+/* A table as wide as the terminal at most: columns with a priority go first (table.h). */
+void table_fit(Table *t);
+
+typedef enum Color {
+        COLOR_RED,      /* drops, resets, what went wrong */
+        COLOR_GREEN,    /* established, passed */
+        COLOR_GREY,     /* disabled */
+} Color;
+
+/* --color, NO_COLOR and whether standard output is a terminal, decided once. */
+bool colors_enabled(void);
+const char *color_on(Color c);
+const char *color_off(void);
+int table_add_colored(Table *t, Color c, const char *text);
+
+/* The pager for the verbs that print much, on a terminal only. */
+void pager_open(void);
+void pager_close(void);
 
 /* ---- ctl-agent.c: pkttyagent around a call that changes something ---- */
 int polkit_agent_open(void);

@@ -73,6 +73,11 @@ typedef struct Table Table;
 Table *table_new(const char *header, ...) __attribute__((sentinel));
 Table *table_free(Table *t);
 int table_set_align(Table *t, size_t column, TableAlign align);
+/* Columns that may be left out when the table is wider than its width: priority 0 (the
+ * default) is always shown, the others go highest first. */
+int table_set_priority(Table *t, size_t column, unsigned priority);
+/* The width the printed table should fit in (0, the default: no limit). */
+void table_set_width(Table *t, size_t width);
 /* Appends one cell (NULL prints as "-"); rows fill left to right. -E2BIG past TABLE_CELLS_MAX. */
 int table_add_cell(Table *t, const char *text);
 int table_add_cellf(Table *t, const char *format, ...) __attribute__((format(printf, 2, 3)));

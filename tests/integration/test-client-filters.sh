@@ -138,8 +138,36 @@ is "$OUT" "$list_out" "'filter' alone lists the rules"
 COLUMNS=130 ctl filter list
 like "$OUT" "^ +7 +drop .* yes +Block Telnet \(insec…$" "with 130 columns, long comments are cut to fit"
 is "$(jq -R length <<<"$OUT" | sort -n | tail -1)" 130 "with 130 columns, no line is longer"
-COLUMNS=40 ctl filter list
-like "$OUT" "^ +7 +drop .* yes +Block Telnet \(i…$" "with 40 columns, comments keep 16 characters"
+COLUMNS=80 ctl filter list
+is "$(jq -R 'select(length > 80)' <<<"$OUT")" "" "with 80 columns, no line is longer"
+is "$(head -1 <<<"$OUT" | tr -s ' ')" "ID ACTION PROTO SOURCE DESTINATION MATCH" \
+   "with 80 columns the expiry (no rule has one), bytes, last hit, hits, EN and, as a comment would get less than 16 characters, the comment are left out"
+COLUMNS=100 ctl filter list
+is "$(head -1 <<<"$OUT" | tr -s ' ')" "ID ACTION PROTO SOURCE DESTINATION MATCH HITS EN COMMENT" \
+   "with 100 columns only the bytes and the last hit are left out"
+like "$OUT" "^ +7 +drop .* 0 +yes +Block Telnet \(i…$" "and the comments keep 16 characters"
+is "$(jq -R length <<<"$OUT" | sort -n | tail -1)" 100 "with 100 columns, the longest line is 100 wide"
+# Colour: drop actions red, disabled rules grey; only on a terminal, or with --color=always;
+# never with NO_COLOR.
+ctl filter list --color=always
+like "$OUT" $'^ +7 +\e\\[0;1;31mdrop\e\\[0m +tcp ' "--color=always: drop in red"
+like "$OUT" $'^ +0 +\e\\[0;1;31mdrop\e\\[0m .* \e\\[0;38;5;245mno\e\\[0m +Block all ICMP' \
+     "--color=always: a disabled rule's EN in grey"
+is "$(head -1 <<<"$OUT" | tr -s ' ')" "ID ACTION PROTO SOURCE DESTINATION MATCH HITS BYTES LAST HIT EXPIRES EN COMMENT" \
+   "the colour sequences take no width: nothing is left out for them"
+ctl filter list
+is "$(grep -c $'\e' <<<"$OUT")" 0 "not a terminal: no colour"
+tty_list() {
+        timeout 30 script -qec "$1" /dev/null </dev/null >"$T/tty" 2>&1
+        OUT=$(tr -d '\r' <"$T/tty")
+}
+tty_list "env PACKETSCOPE_PAGER=cat '$PACKETSCOPECTL' filter list"
+like "$OUT" $'\e\\[0;1;31mdrop' "on a terminal: colour"
+tty_list "env PACKETSCOPE_PAGER=cat NO_COLOR=1 '$PACKETSCOPECTL' filter list"
+is "$(grep -c $'\e' <<<"$OUT")" 0 "on a terminal with NO_COLOR: no colour"
+like "$OUT" "^ +7 +drop +tcp " "and the same table"
+tty_list "env PACKETSCOPE_PAGER=cat '$PACKETSCOPECTL' filter list --color=never"
+is "$(grep -c $'\e' <<<"$OUT")" 0 "--color=never: no colour"
 ctl filter show 7
 exits 0 "filter show 7"
 like "$OUT" "Destination port: +23$" "filter show prints the destination port"

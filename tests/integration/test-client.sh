@@ -9,7 +9,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 require_root
-require ip dbus-daemon busctl jq timeout
+require ip dbus-daemon busctl jq timeout script
 [ -x "$PACKETSCOPED" ] || bail "no daemon at $PACKETSCOPED"
 [ -x "$PACKETSCOPECTL" ] || bail "no client at $PACKETSCOPECTL"
 
@@ -72,6 +72,10 @@ ok $? "status --json exits 0" "$ERR"
 jq_ok "status --json: the link, its mode, and the IPv4 count" \
       '.links[0].name == $i and .links[0].mode == "generic" and .statistics.ipv4 == 13' "$OUT" \
       --arg i "$A_IF"
+jq_ok "status --json: the link's path and rates under the keys the rest of the JSON uses" \
+      '.links[0].path == $p and (.links[0] | has("pps") and has("bps") and
+       (has("object_path") or has("packets_per_second") or has("bits_per_second") | not))' \
+      "$OUT" --arg p "$PS_PATH/link/$A_IF"
 
 # connections
 ctl connections
@@ -93,6 +97,15 @@ is "$(jq -c '[.[0] | keys[]] | sort' <<<"$J")" "$(jq -c '[.[0] | keys[]] | sort'
 strip='[.[] | del(.pps, .bps, .first_seen, .last_seen)] | sort_by(.protocol)'
 is "$(jq -c "$strip" <<<"$J")" "$(jq -c "$strip" <<<"$B")" \
    "connections --json equals Connections.List (rates and times aside)"
+# A flow's first_seen is a fact about the past: it reads the same in two calls some poll ticks
+# (200 ms here) apart.
+first_seen_of() {
+        jq -c '[.[] | {protocol, sport, dport, first_seen}] | sort_by(.protocol)'
+}
+F1=$(first_seen_of <<<"$J")
+sleep 0.7
+ctl connections --json=short
+is "$(first_seen_of <<<"$OUT")" "$F1" "first_seen does not move between two calls"
 jq_ok "connections --json: the UDP flow has 3 packets and 186 bytes" \
       '[.[] | select(.protocol == "udp" and .sport == $s and .dport == $d and
                      .packets == 3 and .bytes == 186)] | length == 1' \
@@ -128,9 +141,42 @@ jq_ok "icmp --json: the error row with its inner tuple" \
                      and .inner_dport == $dp)] | length == 1' "$OUT" \
       --arg hs "$A_H4" --arg ns "$A_N4" --argjson sp "$HOST_SPORT" --argjson dp "$CLOSED_PORT"
 # IPv4 only: the kernel's own IPv6 chatter (MLD) may add a packet between the two calls.
-v4='[.[] | select(.family == "ipv4") | del(.first_seen, .last_seen)] | sort_by(.type, .src, .dst)'
+v4='[.[] | select(.family == "ipv4") | del(.first_seen, .last_seen, .type_name)] | sort_by(.type, .src, .dst)'
 is "$(jq -c "$v4" <<<"$OUT")" "$(list_icmp | jq -c "$v4")" \
-   "icmp --json equals Connections.ListIcmp (IPv4 rows, times aside)"
+   "icmp --json equals Connections.ListIcmp (IPv4 rows, times and type names aside)"
+is "$(jq -c '[.[] | select(.family == "ipv4") | [.type, .type_name]] | unique' <<<"$OUT")" \
+   '[[3,"dest-unreachable"],[8,"echo-request"]]' "icmp --json carries the type names the table shows"
+
+# The terminal: tables fit COLUMNS by leaving out columns in a fixed order; the pager comes
+# only on a terminal. (Colour is tested with the filters, which have drop rules to colour.)
+ctl connections
+WIDE=$(awk '{ print length }' <<<"$OUT" | sort -n | tail -1)
+COLUMNS=80 ctl connections
+is "$(head -1 <<<"$OUT" | tr -s ' ')" "PROTO SOURCE DESTINATION STATE PACKETS BYTES LINK" \
+   "at 80 columns the flags, the rates and the last-seen time are left out, in that order (the full table is $WIDE wide)"
+is "$(awk 'length > 80' <<<"$OUT")" "" "at 80 columns no line is longer"
+COLUMNS=40 ctl connections
+ok $? "connections at 40 columns exits 0" "$ERR"
+is "$(head -1 <<<"$OUT" | tr -s ' ')" "PROTO SOURCE DESTINATION STATE PACKETS BYTES" \
+   "at 40 columns only the columns that always stay"
+ctl status
+is "$(grep -c $'\e' <<<"$OUT")" 0 "not a terminal: no colour sequences"
+# tty_ctl ARGS...: a command on a terminal (script(1)); what the terminal shows in $OUT.
+tty_ctl() {
+        local cmd
+        printf -v cmd '%q ' "$@"
+        timeout 30 script -qec "$cmd" /dev/null </dev/null >"$T/tty" 2>&1
+        OUT=$(tr -d '\r' <"$T/tty")
+}
+tty_ctl env PACKETSCOPE_PAGER='sed s/^/paged:/' "$PACKETSCOPECTL" status
+like "$OUT" "^paged: *Version: " "on a terminal the output goes through PACKETSCOPE_PAGER"
+tty_ctl env PACKETSCOPE_PAGER='sed s/^/paged:/' "$PACKETSCOPECTL" --no-pager status
+like "$OUT" "^ *Version: " "--no-pager: straight to the terminal"
+is "$(grep -c '^paged:' <<<"$OUT")" 0 "--no-pager: nothing went through the pager"
+PACKETSCOPE_PAGER='sed s/^/paged:/' ctl status
+is "$(grep -c '^paged:' <<<"$OUT")" 0 "not a terminal: no pager"
+tty_ctl env -u PACKETSCOPE_PAGER PAGER= "$PACKETSCOPECTL" status
+like "$OUT" "^ *Version: " "an empty PAGER turns the pager off"
 
 # stats
 ctl stats
@@ -163,8 +209,10 @@ status=$?
 ok "$([ "$status" -ne 0 ] && echo 0 || echo 1)" "attach of a guarded interface fails (exit $status)"
 is "$ERR" "packetscopectl: '$A_IF' is already guarded by this daemon" \
    "attach: it says the interface is already guarded"
-ctl attach --ensure "$A_IF"
+ctl attach --ensure --json=short "$A_IF"
 ok $? "attach --ensure of a guarded interface succeeds" "$ERR"
+is "$OUT" "{\"link\":\"$A_IF\",\"path\":\"$PS_PATH/link/$A_IF\"}" \
+   "attach --json: the link and its path, under the key every object path has"
 ctl connections --link nosuch0
 status=$?
 ok "$([ "$status" -ne 0 ] && echo 0 || echo 1)" "connections --link of an unguarded link fails (exit $status)"

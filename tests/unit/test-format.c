@@ -251,6 +251,66 @@ Test(format, table_utf8_width_and_partial_row) {
         free(text);
 }
 
+Test(format, table_fits_by_priority) {
+        _cleanup_table_ Table *t = table_new("PROTO", "SOURCE", "FLAGS", "LAST", "LINK", NULL);
+        char *text;
+
+        cr_assert_not_null(t);
+        cr_assert_eq(table_set_priority(t, 2, 3), 0); /* FLAGS goes first */
+        cr_assert_eq(table_set_priority(t, 3, 2), 0);
+        cr_assert_eq(table_set_priority(t, 4, 2), 0); /* of equals, the rightmost first */
+        cr_assert_eq(table_set_priority(t, 9, 1), -EINVAL);
+        cr_assert_eq(table_add_cell(t, "udp"), 0);
+        cr_assert_eq(table_add_cell(t, "10.0.0.1:53"), 0);
+        cr_assert_eq(table_add_cell(t, "SA"), 0);
+        cr_assert_eq(table_add_cell(t, "5s ago"), 0);
+        cr_assert_eq(table_add_cell(t, "eth0"), 0);
+
+        /* 5 + 2 + 11 + 2 + 5 + 2 + 6 + 2 + 4 = 39 columns: fits in 39. */
+        table_set_width(t, 39);
+        text = print_table(t, true);
+        cr_assert_str_eq(text,
+                         "PROTO  SOURCE       FLAGS  LAST    LINK\n"
+                         "udp    10.0.0.1:53  SA     5s ago  eth0\n");
+        free(text);
+        table_set_width(t, 38);
+        text = print_table(t, true);
+        cr_assert_str_eq(text,
+                         "PROTO  SOURCE       LAST    LINK\n"
+                         "udp    10.0.0.1:53  5s ago  eth0\n");
+        free(text);
+        table_set_width(t, 26);
+        text = print_table(t, true);
+        cr_assert_str_eq(text,
+                         "PROTO  SOURCE       LAST\n"
+                         "udp    10.0.0.1:53  5s ago\n");
+        free(text);
+        /* Priority 0 stays, even when the line is still too long. */
+        table_set_width(t, 5);
+        text = print_table(t, true);
+        cr_assert_str_eq(text,
+                         "PROTO  SOURCE\n"
+                         "udp    10.0.0.1:53\n");
+        free(text);
+}
+
+Test(format, table_colour_takes_no_width) {
+        _cleanup_table_ Table *t = table_new("STATE", "N", NULL);
+        char *text;
+
+        cr_assert_not_null(t);
+        cr_assert_eq(table_add_cell(t, "\033[0;31mrst\033[0m"), 0);
+        cr_assert_eq(table_add_cell(t, "1"), 0);
+        cr_assert_eq(table_add_cell(t, "established"), 0);
+        cr_assert_eq(table_add_cell(t, "2"), 0);
+        text = print_table(t, true);
+        cr_assert_str_eq(text,
+                         "STATE        N\n"
+                         "\033[0;31mrst\033[0m          1\n"
+                         "established  2\n");
+        free(text);
+}
+
 Test(format, table_empty_and_bad_input) {
         _cleanup_table_ Table *t = table_new("ONLY", NULL);
         char *text;
