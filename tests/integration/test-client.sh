@@ -197,6 +197,18 @@ ctl monitor --interval 200ms --count 2
 ok $? "monitor --count 2 exits 0" "$ERR"
 is "$(grep -c '^packetscope monitor' <<<"$OUT")" 2 "monitor drew two frames"
 like "$OUT" "^udp +$A_N4:$UDP_SPORT +$A_H4:$UDP_PORT " "monitor shows the UDP flow"
+# The totals' rate and the per-protocol rates come from one window: with echo requests
+# flowing (5 a second), a frame's packet rate is the sum of its protocols' rates.
+in_ns "$A_NS" ping -n -q -c 20 -i 0.2 "$A_H4" >/dev/null 2>&1 &
+PING_PID=$!
+ctl monitor --interval 1s --count 3
+wait "$PING_PID"
+FRAME=$(awk '/^packetscope monitor/ { n++ } n == 3' <<<"$OUT")
+TOTAL=$(sed -n 's/^ *Packets: *[0-9]* (\([0-9.]*\) pps)$/\1/p' <<<"$FRAME")
+SUM=$(awk '$1 ~ /^(tcp|udp|icmp|icmpv6|other)$/ && $6 == "pps" { s += $5 } END { printf "%.1f", s }' \
+      <<<"$FRAME")
+awk -v t="$TOTAL" -v s="$SUM" 'BEGIN { exit !(t >= 3 && t - s <= 0.3 && s - t <= 0.3) }'
+ok $? "monitor: the packet rate ($TOTAL pps) is the sum of the protocols' ($SUM pps)" "$FRAME"
 
 # Errors: in words for people, the same from every verb, no bus error names; non-zero exit.
 ctl detach nosuch0
