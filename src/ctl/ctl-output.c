@@ -201,6 +201,7 @@ static pid_t pager_pid;
  * output is a terminal; "cat" or an empty value turns it off, as does --no-pager. */
 void pager_open(void) {
         const char *pager = getenv("PACKETSCOPE_PAGER");
+        bool chosen;
         struct winsize ws = {};
         int fds[2];
         pid_t pid;
@@ -209,9 +210,8 @@ void pager_open(void) {
                 return;
         if (!pager)
                 pager = getenv("PAGER");
-        if (!pager)
-                pager = "less";
-        if (!*pager || streq(pager, "cat"))
+        chosen = pager;
+        if (pager && (!*pager || streq(pager, "cat")))
                 return;
         /* Decided while standard output still is the terminal. */
         (void) colors_enabled();
@@ -237,8 +237,22 @@ void pager_open(void) {
                  * and quit on ^C: systemd's choice for less. */
                 (void) setenv("LESS", "FRSXMK", 0);
                 (void) setenv("LESSCHARSET", "utf-8", 0);
-                execl("/bin/sh", "sh", "-c", pager, (char *) NULL);
-                _exit(EXIT_FAILURE);
+                if (chosen) {
+                        execl("/bin/sh", "sh", "-c", pager, (char *) NULL);
+                        _exit(EXIT_FAILURE);
+                }
+                execlp("less", "less", (char *) NULL);
+                execlp("more", "more", (char *) NULL);
+                /* Neither installed: pass the output through, so that none of it is lost. */
+                for (;;) {
+                        char buf[4096];
+                        ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0 || fwrite(buf, 1, (size_t) n, stdout) != (size_t) n)
+                                _exit(fflush(stdout) == 0 && n == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+                }
         }
         if (dup2(fds[1], STDOUT_FILENO) < 0) {
                 safe_close(fds[0]);

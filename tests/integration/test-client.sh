@@ -177,6 +177,8 @@ PACKETSCOPE_PAGER='sed s/^/paged:/' ctl status
 is "$(grep -c '^paged:' <<<"$OUT")" 0 "not a terminal: no pager"
 tty_ctl env -u PACKETSCOPE_PAGER PAGER= "$PACKETSCOPECTL" status
 like "$OUT" "^ *Version: " "an empty PAGER turns the pager off"
+tty_ctl env -u PACKETSCOPE_PAGER -u PAGER PATH=/nonexistent "$PACKETSCOPECTL" status
+like "$OUT" "^ *Version: " "with neither less nor more to be found, the output still arrives"
 
 # stats
 ctl stats
