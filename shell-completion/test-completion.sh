@@ -46,18 +46,24 @@ expect() {
 
 expect "attach connections detach filter icmp monitor stats status" ""
 expect "connections" con
-expect "--help --json --no-ask-password --no-legend --version" --
-expect "add apply delete disable enable export import list show test update" filter ""
+expect "--color --help --json --no-ask-password --no-legend --no-pager --version" --
+expect "add apply confirm delete disable enable export import list rollback show test update" filter ""
 expect "delete disable" filter d
 expect "--mode" attach --m
 expect "auto generic native" attach --mode ""
-expect "--count --help --interval --json --no-ask-password --no-legend --top --version" monitor --
+expect "--color --count --help --interval --json --no-ask-password --no-legend --no-pager --top --version" monitor --
 expect "bytes first_seen last_seen packets rate" connections --sort ""
 expect "established" connections --state est
 expect "ipv4 ipv6" icmp --family ""
 expect "count drop pass" filter add --action ""
-expect "--rule-type" filter add --rule
-expect "--json-output" filter test --json-
+expect "--rule --rule-file --rule-type" filter add --rule
+expect "--rule-file" filter test --rule-f
+expect "" filter add --rule ""
+expect "keep skip" filter import --duplicates ""
+expect "always auto never" status --color ""
+expect "--color --duplicates --help --json --no-ask-password --no-legend --no-pager --replace --version" filter import --
+expect "confirm" filter con
+expect "rollback" filter ro
 expect "--confirm" filter apply --con
 expect "--replace" filter import --rep
 expect "icmp icmpv6" filter add --protocol ic

@@ -5,6 +5,7 @@
  */
 #include <assert.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <signal.h>
 #include <strings.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@ typedef struct Confirmation {
         sd_bus_slot *call;       /* Confirm or Rollback in flight */
         sd_event_source *input;
         bool confirming;         /* which of the two */
+        uint64_t deadline;       /* CLOCK_MONOTONIC, for the countdown */
         bool done;
         int result;              /* 0 kept, -ECANCELED rolled back, else the failure */
 } Confirmation;
@@ -98,6 +100,31 @@ static int on_answer(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 fputc('\n', stderr); /* the end of input: the prompt's line still needs ending */
         transaction_call(c, n > 0 && answer_is_yes(line));
         return 0;
+}
+
+/* "Keep the new rules? [y/N] (rolling back in 19s) ", redrawn in place on a terminal. */
+static void print_prompt(const Confirmation *c, bool redraw) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC), left;
+        char span[FORMAT_RELATIVE_MAX];
+
+        /* Rounded up: the first prompt shows the whole time given. */
+        left = c->deadline > now ? (c->deadline - now + USEC_PER_SEC - 1) / USEC_PER_SEC : 0;
+        fprintf(stderr, "%sKeep the new rules? [y/N] (rolling back in %s) ",
+                redraw ? "\r\033[K" : "", format_timespan(span, sizeof span, left * USEC_PER_SEC));
+        fflush(stderr);
+}
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        Confirmation *c = userdata;
+        int r;
+
+        if (c->call || c->done)
+                return 0;
+        print_prompt(c, true);
+        r = sd_event_source_set_time(s, usec + USEC_PER_SEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return r < 0 ? r : 0;
 }
 
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -206,7 +233,7 @@ int verb_filter_apply(sd_bus *bus, char **args, int n_args) {
         _cleanup_free_ char *path = NULL;
         const char *mode = (arg.given & OPT_REPLACE) ? "replace" : "merge", *p;
         Confirmation c = { .bus = bus, .result = -EIO };
-        char when[64];
+        char when[64], span[FORMAT_RELATIVE_MAX];
         uint64_t deadline, now, left, left_sec;
         json_t *list, *rule;
         size_t n = 0, i;
@@ -278,8 +305,9 @@ int verb_filter_apply(sd_bus *bus, char **args, int n_args) {
         left_sec = (left + USEC_PER_SEC / 2) / USEC_PER_SEC;
         format_timestamp(when, sizeof when, deadline);
         if (arg.json == JSON_OFF)
-                printf("Applied %zu rule%s (%s) as %s.\nThey roll back at %s (in %" PRIu64 " s) "
-                       "unless confirmed.\n", n, n == 1 ? "" : "s", mode, path, when, left_sec);
+                printf("Applied %zu rule%s (%s) as %s.\nThey roll back at %s (in %s) unless "
+                       "confirmed.\n", n, n == 1 ? "" : "s", mode, path, when,
+                       format_timespan(span, sizeof span, left_sec * USEC_PER_SEC));
         fflush(stdout);
 
         if (arg.given & OPT_YES) {
@@ -288,14 +316,12 @@ int verb_filter_apply(sd_bus *bus, char **args, int n_args) {
         } else if (!isatty(STDIN_FILENO)) {
                 fprintf(stderr, "Standard input is not a terminal and --yes was not given: not "
                         "confirming.\nThe rules roll back at %s unless confirmed with:\n"
-                        "  busctl call %s %s %s Confirm\n", when, PS_BUS_NAME, path,
-                        PS_IFACE_TRANSACTION);
+                        "  packetscopectl filter confirm %s\n", when, strrchr(path, '/') + 1);
                 r = arg.json != JSON_OFF ? apply_result_json(path, deadline, 1) : 0;
                 goto finish;
         } else {
-                fprintf(stderr, "Keep the new rules? [y/N] (rolling back in %" PRIu64 " s) ",
-                        left_sec);
-                fflush(stderr);
+                c.deadline = now_usec(CLOCK_MONOTONIC) + left;
+                print_prompt(&c, false);
                 sigemptyset(&mask);
                 sigaddset(&mask, SIGINT);
                 sigaddset(&mask, SIGTERM);
@@ -308,6 +334,11 @@ int verb_filter_apply(sd_bus *bus, char **args, int n_args) {
                 if (r >= 0)
                         r = sd_event_add_time_relative(c.event, NULL, CLOCK_MONOTONIC, left, 0,
                                                        on_deadline, &c);
+                /* The countdown, once a second, where it can be redrawn in place. */
+                if (r >= 0 && isatty(STDERR_FILENO))
+                        r = sd_event_add_time(c.event, NULL, CLOCK_MONOTONIC,
+                                              now_usec(CLOCK_MONOTONIC) + USEC_PER_SEC, 0,
+                                              on_tick, &c);
                 if (r >= 0)
                         r = sd_event_add_signal(c.event, NULL, SIGINT, on_interrupt, &c);
                 if (r >= 0)
@@ -339,3 +370,78 @@ finish:
         return r;
 }
 
+
+/* The pending transaction: the child node under the transactions' path (one at a time). */
+static int pending_transaction(sd_bus *bus, char **ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *xml, *node;
+        uint32_t n;
+        int r;
+
+        r = bus_call(bus, PS_OBJECT_TRANSACTIONS, "org.freedesktop.DBus.Introspectable",
+                     "Introspect", &error, &reply, NULL);
+        if (r < 0)
+                return bus_error("looking for the pending transaction", &error, r);
+        r = sd_bus_message_read(reply, "s", &xml);
+        if (r < 0)
+                return bus_error("reading the transactions", NULL, r);
+        node = strstr(xml, "<node name=\"");
+        if (!node || sscanf(node, "<node name=\"%" SCNu32 "\"", &n) != 1) {
+                fputs("packetscopectl: no transaction is pending; see packetscopectl filter "
+                      "apply\n", stderr);
+                return -ENOENT;
+        }
+        if (asprintf(ret, PS_OBJECT_TRANSACTIONS "/%" PRIu32, n) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* filter confirm / filter rollback [ID]: ends a transaction of filter apply from anywhere. */
+static int transaction_end(sd_bus *bus, char **args, int n_args, bool confirm) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL;
+        uint32_t id;
+        int r;
+
+        assert(bus);
+
+        if (n_args > 0) {
+                if (safe_atou32(args[0], &id) < 0)
+                        return usage_error("invalid transaction id '%s'; accepted: the number "
+                                           "filter apply printed", args[0]);
+                if (asprintf(&path, PS_OBJECT_TRANSACTIONS "/%" PRIu32, id) < 0)
+                        return -ENOMEM;
+        } else {
+                r = pending_transaction(bus, &path);
+                if (r < 0)
+                        return r;
+        }
+        r = bus_call(bus, path, PS_IFACE_TRANSACTION, confirm ? "Confirm" : "Rollback", &error,
+                     NULL, NULL);
+        if (r < 0 && sd_bus_error_has_names(&error, PS_ERROR_NO_SUCH_TRANSACTION,
+                                            SD_BUS_ERROR_UNKNOWN_OBJECT)) {
+                fprintf(stderr, "packetscopectl: transaction %s is not pending (it was confirmed "
+                        "or rolled back already)\n", strrchr(path, '/') + 1);
+                return -ENOENT;
+        }
+        if (r < 0)
+                return bus_error(confirm ? "Confirm" : "Rollback", &error, r);
+        if (arg.json != JSON_OFF) {
+                _cleanup_json_ json_t *o = json_pack("{s:s,s:b}", "transaction", path,
+                                                     "confirmed", confirm);
+
+                return o ? print_json(o) : -ENOMEM;
+        }
+        puts(confirm ? "Confirmed: the new rules are kept."
+                     : "Rolled back: the previous rules are back.");
+        return 0;
+}
+
+int verb_filter_confirm(sd_bus *bus, char **args, int n_args) {
+        return transaction_end(bus, args, n_args, true);
+}
+
+int verb_filter_rollback(sd_bus *bus, char **args, int n_args) {
+        return transaction_end(bus, args, n_args, false);
+}

@@ -10,15 +10,85 @@
 
 #include "packetscopectl.h"
 
+/* The start of a daemon's message up to the first "; ", which is where it goes on in bus words
+ * ("…; guarded links are listed in the Links property"). */
+static void print_message_head(const char *prefix, const char *message, const char *tail) {
+        size_t n = strcspn(message, ";");
+
+        fprintf(stderr, "packetscopectl: %s%.*s%s\n", prefix, (int) n, message, tail);
+}
+
+/* The action a polkit refusal names: the text between the first pair of quotes. */
+static void print_polkit_refusal(const char *message, const char *why) {
+        const char *a = strchr(message, '\'');
+        size_t n = a ? strcspn(a + 1, "'") : 0;
+
+        if (a && a[1 + n] == '\'')
+                fprintf(stderr, "packetscopectl: not allowed: %.*s %s\n", (int) n, a + 1, why);
+        else
+                fprintf(stderr, "packetscopectl: not allowed: %s\n", why);
+}
+
+/* NoSuchLink, whichever call gave it ("'eth9' is not guarded", after "query key 'link': " for a
+ * query): the same words from every verb. */
+static void print_not_guarded(const char *message) {
+        const char *end = strstr(message, "' is not guarded"), *start = end;
+
+        while (start && start > message && start[-1] != '\'')
+                start--;
+        if (!start || start == message) {
+                print_message_head("", message, "; see packetscopectl status");
+                return;
+        }
+        fprintf(stderr, "packetscopectl: '%.*s' is not guarded; see packetscopectl status\n",
+                (int) (end - start), start);
+}
+
 int bus_error(const char *what, const sd_bus_error *error, int r) {
+        const char *msg;
+
         assert(what);
 
-        if (sd_bus_error_is_set(error))
-                fprintf(stderr, "packetscopectl: %s: %s\n", error->name,
-                        error->message ? error->message : what);
+        r = r < 0 ? r : -EIO;
+        if (!sd_bus_error_is_set(error)) {
+                fprintf(stderr, "packetscopectl: %s: %s\n", what, strerror(-r));
+                return r;
+        }
+        msg = error->message ?: "";
+        /* Each error in the words of the people who meet it, the same from every verb: the
+         * daemon's own messages are kept, without the bus error's name. */
+        if (sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN,
+                                   SD_BUS_ERROR_NAME_HAS_NO_OWNER))
+                fputs("packetscopectl: packetscoped is not running: systemctl start "
+                      "packetscope@IFACE\n", stderr);
+        else if (sd_bus_error_has_names(error, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_TIMEOUT,
+                                        SD_BUS_ERROR_DISCONNECTED))
+                fputs("packetscopectl: packetscoped did not answer in time; see journalctl -u "
+                      "'packetscope@*'\n", stderr);
+        else if (sd_bus_error_has_name(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))
+                print_polkit_refusal(msg, !arg.ask_password
+                                     ? "needs authentication, and --no-ask-password was given"
+                                     : "needs authentication, and no password could be asked "
+                                       "(not on a terminal, or no polkit agent)");
+        else if (sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED) &&
+                 strncmp(msg, "polkit denies", strlen("polkit denies")) == 0)
+                print_polkit_refusal(msg, "is refused to this user by polkit");
+        else if (sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED))
+                /* dbus-daemon's own refusal: the bus policy let the call not through. */
+                fputs("packetscopectl: not allowed: the system bus policy does not let this user "
+                      "call packetscoped\n", stderr);
+        else if (sd_bus_error_has_name(error, PS_ERROR_AUTH_FAILED))
+                print_message_head("not allowed: ", msg, "; is polkitd running?");
+        else if (sd_bus_error_has_name(error, PS_ERROR_NO_SUCH_LINK))
+                print_not_guarded(msg);
+        else if (sd_bus_error_has_names(error, SD_BUS_ERROR_UNKNOWN_METHOD,
+                                        SD_BUS_ERROR_UNKNOWN_INTERFACE,
+                                        SD_BUS_ERROR_UNKNOWN_PROPERTY))
+                fprintf(stderr, "packetscopectl: %s: the running packetscoped does not know it; "
+                        "is it older than packetscopectl %s?\n", what, PACKETSCOPE_VERSION);
         else
-                fprintf(stderr, "packetscopectl: %s: %s\n", what, strerror(r < 0 ? -r : r));
-        return r < 0 ? r : -EIO;
+                fprintf(stderr, "packetscopectl: %s\n", msg[0] ? msg : what);
+        return r;
 }
 
 int bus_call(sd_bus *bus, const char *path, const char *interface, const char *method,

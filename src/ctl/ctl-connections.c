@@ -199,6 +199,14 @@ int render_connections(FILE *f, const ConnectionRow *rows, size_t n, uint64_t no
         if (!t)
                 return -ENOMEM;
         table_align_right(t, 1u << 5 | 1u << 6 | 1u << 7 | 1u << 8);
+        /* Narrower than the table: the flags go first, then the packet rate, the bit rate, the
+         * last-seen time and the link. */
+        (void) table_set_priority(t, 4, 5);
+        (void) table_set_priority(t, 7, 4);
+        (void) table_set_priority(t, 8, 3);
+        (void) table_set_priority(t, 9, 2);
+        (void) table_set_priority(t, 10, 1);
+        table_fit(t);
         for (size_t i = 0; i < n; i++) {
                 const ConnectionRow *row = &rows[i];
                 char src[FORMAT_ENDPOINT_MAX], dst[FORMAT_ENDPOINT_MAX], flags[FORMAT_TCP_FLAGS_MAX];
@@ -212,7 +220,11 @@ int render_connections(FILE *f, const ConnectionRow *rows, size_t n, uint64_t no
                 if ((r = table_add_cell(t, row->protocol)) < 0 ||
                     (r = table_add_cell(t, src)) < 0 ||
                     (r = table_add_cell(t, dst)) < 0 ||
-                    (r = table_add_cell(t, tcp ? row->state : "-")) < 0 ||
+                    (r = tcp && streq_ptr(row->state, "established")
+                                ? table_add_colored(t, COLOR_GREEN, row->state)
+                                : tcp && streq_ptr(row->state, "rst")
+                                ? table_add_colored(t, COLOR_RED, row->state)
+                                : table_add_cell(t, tcp ? row->state : "-")) < 0 ||
                     (r = table_add_cell(t, tcp ? format_tcp_flags(flags, sizeof flags,
                                                                   (uint8_t) row->tcp_flags)
                                                : "-")) < 0 ||
@@ -241,6 +253,11 @@ int render_icmp(FILE *f, const ConnectionRow *rows, size_t n, uint64_t now, bool
         if (!t)
                 return -ENOMEM;
         table_align_right(t, 1u << 1 | 1u << 4 | 1u << 5);
+        /* Narrower than the table: the link goes first, then the time, then the bytes. */
+        (void) table_set_priority(t, 7, 3);
+        (void) table_set_priority(t, 6, 2);
+        (void) table_set_priority(t, 5, 1);
+        table_fit(t);
         for (size_t i = 0; i < n; i++) {
                 const ConnectionRow *row = &rows[i];
                 char type[48], bytes[FORMAT_BYTES_MAX], last[FORMAT_RELATIVE_MAX];
@@ -283,20 +300,53 @@ static int print_list_legend(sd_bus *bus, size_t shown, const char *singular,
                              const char *plural, const char *count_prop) {
         _cleanup_free_ char *none = NULL, *tail = NULL;
         uint64_t total;
+        bool counted;
 
-        if (!arg.legend || shown == 0)
-                tail = strdup("listed");
-        /* The total is a courtesy; an older daemon without the property just doesn't get it. */
-        else if (sd_bus_get_property_trivial(bus, PS_BUS_NAME, PS_OBJECT_CONNECTIONS,
-                                             PS_IFACE_CONNECTIONS, count_prop, NULL, 't', &total) >= 0)
+        if (!arg.legend)
+                return 0;
+        /* The total is a courtesy; an older daemon without the property just doesn't get it. An
+         * empty page (filters, --offset past the end) says it too: "none" of how many. */
+        counted = sd_bus_get_property_trivial(bus, PS_BUS_NAME, PS_OBJECT_CONNECTIONS,
+                                              PS_IFACE_CONNECTIONS, count_prop, NULL, 't',
+                                              &total) >= 0;
+        if (counted) {
                 (void) error_setf(&tail, 0, "listed (%" PRIu64 " tracked)", total);
-        else
+                (void) error_setf(&none, 0, "No %s listed (%" PRIu64 " tracked).", plural, total);
+        } else {
                 tail = strdup("listed");
-        (void) error_setf(&none, 0, "No %s.", plural);
+                (void) error_setf(&none, 0, "No %s.", plural);
+        }
         if (!none || !tail)
                 return -ENOMEM;
         print_count_legend(shown, none, singular, plural, tail);
         return 0;
+}
+
+/* ListIcmp as JSON, each row with the name of its type as the table shows it ("type_name",
+ * null for a type without one). */
+static int print_icmp_json(sd_bus_message *reply) {
+        _cleanup_json_ json_t *rows = NULL;
+        size_t i;
+        json_t *row;
+        int r;
+
+        r = json_from_reply(reply, "ListIcmp", &rows);
+        if (r < 0)
+                return r;
+        json_array_foreach(rows, i, row) {
+                json_t *type = json_object_get(row, "type");
+                const char *name;
+
+                if (!json_is_integer(type))
+                        continue;
+                name = icmp_type_name(streq_ptr(json_string_value(json_object_get(row, "family")),
+                                                "ipv6"),
+                                      (unsigned) json_integer_value(type));
+                if (json_object_set_new(row, "type_name", name ? json_string(name)
+                                                               : json_null()) < 0)
+                        return -ENOMEM;
+        }
+        return print_json(rows);
 }
 
 /* connections and icmp: the same call, query and legend; only the table differs. */
@@ -310,7 +360,7 @@ static int list_verb(sd_bus *bus, bool icmp) {
         if (r < 0)
                 return r;
         if (arg.json != JSON_OFF)
-                return print_reply_json(reply, icmp ? "ListIcmp" : "List");
+                return icmp ? print_icmp_json(reply) : print_reply_json(reply, "List");
         r = connection_rows_read(reply, &rows, &n);
         if (r < 0)
                 return r;

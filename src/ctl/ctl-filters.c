@@ -61,6 +61,13 @@ static const BusField filter_fields[] = {
         FILTER_FIELD(U64, last_hit),
 };
 
+/* One wording for a rule that is not there, whichever verb looked for it. */
+static int no_such_filter(uint32_t id) {
+        fprintf(stderr, "packetscopectl: no filter %" PRIu32 "; see packetscopectl filter list\n",
+                id);
+        return -ENOENT;
+}
+
 static int filter_rows_read(sd_bus_message *page, FilterRow **ret, size_t *ret_n) {
         static const BusDict dict = BUS_DICT(filter_fields, FilterRow);
         static const FilterRow initial = {};
@@ -202,17 +209,28 @@ static int format_rule_match(const FilterRow *row, char **ret) {
 static int filters_table(const FilterRow *rows, size_t n, uint64_t now, size_t comment_width,
                          Table **ret) {
         _cleanup_table_ Table *t = table_new("ID", "ACTION", "PROTO", "SOURCE", "DESTINATION",
-                                             "MATCH", "HITS", "BYTES", "LAST HIT", "EN", "COMMENT",
-                                             NULL);
+                                             "MATCH", "HITS", "BYTES", "LAST HIT", "EXPIRES", "EN",
+                                             "COMMENT", NULL);
         int r;
 
         if (!t)
                 return -ENOMEM;
         table_align_right(t, 1u << 0 | 1u << 6 | 1u << 7);
+        /* Narrower than the table: the bytes go first, then the last hit, the hits, EN, the
+         * expiry (first of all when no rule has one) and at last the comment. */
+        (void) table_set_priority(t, 7, 6);
+        (void) table_set_priority(t, 8, 5);
+        (void) table_set_priority(t, 6, 4);
+        (void) table_set_priority(t, 10, 3);
+        (void) table_set_priority(t, 9, 7);
+        (void) table_set_priority(t, 11, comment_width == SIZE_MAX ? 0 : 1);
+        for (size_t i = 0; i < n; i++)
+                if (rows[i].expires != 0)
+                        (void) table_set_priority(t, 9, 2);
         for (size_t i = 0; i < n; i++) {
                 const FilterRow *row = &rows[i];
                 char src[RULE_ENDPOINT_MAX], dst[RULE_ENDPOINT_MAX], bytes[FORMAT_BYTES_MAX];
-                char last[FORMAT_RELATIVE_MAX];
+                char last[FORMAT_RELATIVE_MAX], expires[FORMAT_RELATIVE_MAX];
                 _cleanup_free_ char *match = NULL, *comment = NULL;
 
                 format_rule_endpoint(src, sizeof src, row->src_ip, row->src_port);
@@ -225,7 +243,8 @@ static int filters_table(const FilterRow *rows, size_t n, uint64_t now, size_t c
                 if (!comment)
                         return -ENOMEM;
                 if ((r = table_add_cellf(t, "%" PRIu64, row->id)) < 0 ||
-                    (r = table_add_cell(t, row->action)) < 0 ||
+                    (r = streq_ptr(row->action, "drop") ? table_add_colored(t, COLOR_RED, row->action)
+                                                        : table_add_cell(t, row->action)) < 0 ||
                     (r = table_add_cell(t, row->protocol)) < 0 ||
                     (r = table_add_cell(t, src)) < 0 ||
                     (r = table_add_cell(t, dst)) < 0 ||
@@ -234,7 +253,12 @@ static int filters_table(const FilterRow *rows, size_t n, uint64_t now, size_t c
                     (r = table_add_cell(t, format_bytes(bytes, sizeof bytes, row->bytes))) < 0 ||
                     (r = table_add_cell(t, format_relative_time(last, sizeof last, now,
                                                                 row->last_hit))) < 0 ||
-                    (r = table_add_cell(t, row->enabled ? "yes" : "no")) < 0 ||
+                    /* A timed rule's end; a permanent rule's reads "-". */
+                    (r = table_add_cell(t, row->expires == 0 ? "-" :
+                                        format_relative_time(expires, sizeof expires, now,
+                                                             row->expires))) < 0 ||
+                    (r = row->enabled ? table_add_cell(t, "yes")
+                                      : table_add_colored(t, COLOR_GREY, "no")) < 0 ||
                     (r = table_add_cell(t, comment_width == SIZE_MAX ? "" : comment)) < 0)
                         return r;
         }
@@ -253,11 +277,14 @@ static int render_filters(FILE *f, const FilterRow *rows, size_t n, uint64_t now
                 size_t size = 0, rest;
                 FILE *m;
 
-                /* Everything but the comments, printed with the header: its line is as wide as
-                 * the other columns plus the gap and "COMMENT". What is left is the comment's. */
+                /* Everything but the comments, printed with the header and fitted to leave the
+                 * comments their least: its line is as wide as the columns kept plus the gap
+                 * and "COMMENT". What is left is the comment's. */
                 r = filters_table(rows, n, now, SIZE_MAX, &probe);
                 if (r < 0)
                         return r;
+                table_set_width(probe, columns > COMMENT_WIDTH_MIN + strlen("COMMENT")
+                                       ? columns - COMMENT_WIDTH_MIN + strlen("COMMENT") : 1);
                 m = open_memstream(&text, &size);
                 if (!m)
                         return -ENOMEM;
@@ -273,6 +300,8 @@ static int render_filters(FILE *f, const FilterRow *rows, size_t n, uint64_t now
         r = filters_table(rows, n, now, width, &t);
         if (r < 0)
                 return r;
+        /* The same columns go as from the probe: with them the line fits exactly. */
+        table_set_width(t, columns);
         return table_print(t, f, header);
 }
 
@@ -382,12 +411,13 @@ static const char *format_filter_line(char *buf, size_t size, const FilterRow *r
                 snprintf(buf, size, "%" PRIu64, u);
                 return buf;
         case SHOW_TIMEOUT: {
-                char expires[128];
+                char expires[128], span[FORMAT_RELATIVE_MAX];
 
                 if (u == 0)
                         return "none (permanent)";
                 format_when(expires, sizeof expires, now, row->expires);
-                snprintf(buf, size, "%" PRIu64 "s, expires %s", u, expires);
+                snprintf(buf, size, "%s, expires %s",
+                         format_timespan(span, sizeof span, u * USEC_PER_SEC), expires);
                 return buf;
         }
         case SHOW_LAST_HIT:
@@ -512,8 +542,7 @@ int verb_filter_show(sd_bus *bus, char **args, int n_args) {
                         return r < 0 ? r : print_json(j);
                 }
         }
-        fprintf(stderr, "packetscopectl: no filter %" PRIu32 "\n", arg.filter_id);
-        return -ENOENT;
+        return no_such_filter(arg.filter_id);
 }
 
 /* A call on one rule's object; a rule that is not there says so by its id. */
@@ -525,8 +554,7 @@ static int call_filter_method(sd_bus *bus, uint32_t id, const char *method, sd_b
         if (r < 0 && (sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_OBJECT) ||
                       sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_INTERFACE) ||
                       sd_bus_error_has_name(&error, PS_ERROR_NO_SUCH_FILTER))) {
-                fprintf(stderr, "packetscopectl: %s: no filter %" PRIu32 "\n", error.name, id);
-                return -ENOENT;
+                return no_such_filter(id);
         }
         if (r < 0)
                 return bus_error(method, &error, r);
@@ -600,19 +628,167 @@ int verb_filter_add(sd_bus *bus, char **args, int n_args) {
         if (json_output()) {
                 _cleanup_json_ json_t *o = json_pack("{s:I,s:s}", "id", (json_int_t) id, "path", path);
 
-                if (arg.json == JSON_OFF)
-                        arg.json = JSON_PRETTY;
                 return o ? print_json(o) : -ENOMEM;
         }
         printf("Added filter %" PRIu32 " (%s)\n", id, path);
         return 0;
 }
 
+/* The rule set as Export writes it, parsed: an array of rule objects. */
+static int export_rules(sd_bus *bus, json_t **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        json_t *doc;
+        const char *text;
+        int r;
+
+        r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Export", NULL, &reply, NULL);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "s", &text);
+        if (r < 0)
+                return bus_error("reading the Export reply", NULL, r);
+        doc = json_loads(text, 0, NULL);
+        if (!json_is_array(doc)) {
+                json_decref(doc);
+                fputs("packetscopectl: the daemon's export is not a JSON array of rules\n", stderr);
+                return -EBADMSG;
+        }
+        *ret = doc;
+        return 0;
+}
+
+/* What makes two rules the same rule: every field but the id and what time and traffic
+ * change, as compact JSON with sorted keys. Both sides come from the daemon's export, so
+ * defaults are spelled out the same way. */
+static char *rule_identity(const json_t *rule) {
+        static const char *const volatile_keys[] = {
+                "id", "path", "created", "expires", "hits", "bytes", "last_hit",
+        };
+        _cleanup_json_ json_t *copy = json_copy((json_t *) rule);
+
+        if (!copy)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(volatile_keys); i++)
+                (void) json_object_del(copy, volatile_keys[i]);
+        return json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+typedef struct RuleKey {
+        char *identity;
+        json_int_t id;
+} RuleKey;
+
+static int rule_key_compare(const void *a, const void *b) {
+        return strcmp(((const RuleKey *) a)->identity, ((const RuleKey *) b)->identity);
+}
+
+/* Sorted by identity, then id: the first of equal rules is the oldest. */
+static int rule_key_compare_id(const void *a, const void *b) {
+        const RuleKey *x = a, *y = b;
+        int c = rule_key_compare(a, b);
+
+        return c != 0 ? c : (x->id > y->id) - (x->id < y->id);
+}
+
+static void rule_keys_free(RuleKey *keys, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(keys[i].identity);
+        free(keys);
+}
+
+/* The rules of before, sorted by identity, for looking up exact duplicates. */
+static int rule_keys_new(const json_t *rules, RuleKey **ret, size_t *ret_n) {
+        size_t n = json_array_size(rules), i;
+        RuleKey *keys = calloc(n ? n : 1, sizeof(RuleKey));
+        json_t *rule;
+
+        if (!keys)
+                return -ENOMEM;
+        json_array_foreach(rules, i, rule) {
+                keys[i].identity = rule_identity(rule);
+                keys[i].id = json_integer_value(json_object_get(rule, "id"));
+                if (!keys[i].identity) {
+                        rule_keys_free(keys, i);
+                        return -ENOMEM;
+                }
+        }
+        qsort(keys, n, sizeof(RuleKey), rule_key_compare_id);
+        *ret = keys;
+        *ret_n = n;
+        return 0;
+}
+
+static const json_t *rule_by_id(const json_t *rules, uint32_t id) {
+        size_t i;
+        json_t *rule;
+
+        json_array_foreach(rules, i, rule)
+                if (json_integer_value(json_object_get(rule, "id")) == (json_int_t) id)
+                        return rule;
+        return NULL;
+}
+
+/* Which of the added rules are exact duplicates of a rule that was there before: a warning
+ * each, and with --duplicates=skip the copy is deleted again. Sets keep[i] for those that stay. */
+static int check_duplicates(sd_bus *bus, const json_t *before, const uint32_t *ids, size_t n,
+                            bool *keep, size_t *ret_skipped) {
+        _cleanup_json_ json_t *after = NULL;
+        RuleKey *keys = NULL;
+        size_t n_keys = 0, skipped = 0;
+        bool skip = streq_ptr(arg.duplicates, "skip");
+        int r;
+
+        r = export_rules(bus, &after);
+        if (r >= 0)
+                r = rule_keys_new(before, &keys, &n_keys);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                const json_t *rule = rule_by_id(after, ids[i]);
+                RuleKey probe = {}, *found;
+
+                keep[i] = true;
+                if (!rule)
+                        continue;
+                probe.identity = rule_identity(rule);
+                if (!probe.identity) {
+                        r = -ENOMEM;
+                        break;
+                }
+                found = bsearch(&probe, keys, n_keys, sizeof(RuleKey), rule_key_compare);
+                if (found)
+                        while (found > keys && rule_key_compare(found - 1, &probe) == 0)
+                                found--; /* the rule it repeats is the oldest of its kind */
+                free(probe.identity);
+                if (!found)
+                        continue;
+                if (!skip) {
+                        fprintf(stderr, "packetscopectl: warning: rule %" PRIu32 " is an exact "
+                                "duplicate of rule %" PRIi64 " (kept; --duplicates=skip leaves "
+                                "such rules out)\n", ids[i], (int64_t) found->id);
+                        continue;
+                }
+                arg.filter_id = ids[i];
+                r = filter_call(bus, "Delete", NULL);
+                if (r < 0)
+                        break;
+                keep[i] = false;
+                skipped++;
+                fprintf(stderr, "packetscopectl: skipped a rule that is an exact duplicate of "
+                        "rule %" PRIi64 "\n", (int64_t) found->id);
+        }
+        rule_keys_free(keys, n_keys);
+        if (r >= 0)
+                *ret_skipped = skipped;
+        return r;
+}
+
 int verb_filter_import(sd_bus *bus, char **args, int n_args) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_json_ json_t *before = NULL, *out = NULL;
         _cleanup_free_ char *text = NULL;
+        _cleanup_free_ bool *keep = NULL;
+        bool replace = arg.given & OPT_REPLACE;
         const uint32_t *ids;
-        size_t size;
+        size_t size, n, kept = 0, skipped = 0;
         int r;
 
         assert(bus);
@@ -621,18 +797,51 @@ int verb_filter_import(sd_bus *bus, char **args, int n_args) {
         r = read_input(args[0], &text);
         if (r < 0)
                 return r;
+        /* What was there, to find exact duplicates among what a merge adds. */
+        if (!replace) {
+                r = export_rules(bus, &before);
+                if (r < 0)
+                        return r;
+        }
         /* As it is: the daemon parses it, with line and column in its errors. */
         r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Import", NULL, &reply, "ss", text,
-                     (arg.given & OPT_REPLACE) ? "replace" : "merge");
+                     replace ? "replace" : "merge");
         if (r < 0)
                 return r;
-        if (arg.json != JSON_OFF)
-                return print_reply_json(reply, "Import");
         r = sd_bus_message_read_array(reply, 'u', (const void **) &ids, &size);
         if (r < 0)
                 return bus_error("reading the ids", NULL, r);
-        for (size_t i = 0; i < size / sizeof(uint32_t); i++)
-                printf("%" PRIu32 "\n", ids[i]);
+        n = size / sizeof(uint32_t);
+        keep = calloc(n ? n : 1, sizeof(bool));
+        if (!keep)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                keep[i] = true;
+        if (!replace && n > 0) {
+                r = check_duplicates(bus, before, ids, n, keep, &skipped);
+                if (r < 0)
+                        return r;
+        }
+        out = json_array();
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (keep[i] && json_array_append_new(out, json_integer(ids[i])) < 0)
+                        return -ENOMEM;
+        kept = json_array_size(out);
+        if (arg.json != JSON_OFF)
+                return print_json(out);
+        if (kept == 0)
+                printf("%s no rules%s.\n", replace ? "Replaced the rule set with" : "Added",
+                       skipped > 0 ? " (every rule was a duplicate)" : "");
+        else {
+                printf("%s %zu rule%s:", replace ? "Replaced the rule set with" : "Added", kept,
+                       kept == 1 ? "" : "s");
+                for (size_t i = 0; i < kept; i++)
+                        printf(" %" JSON_INTEGER_FORMAT,
+                               json_integer_value(json_array_get(out, i)));
+                puts(".");
+        }
         return 0;
 }
 
@@ -669,11 +878,8 @@ int verb_filter_test(sd_bus *bus, char **args, int n_args) {
         r = filters_call_with_rule(bus, "Test", &reply);
         if (r < 0)
                 return r;
-        if (json_output()) {
-                if (arg.json == JSON_OFF)
-                        arg.json = JSON_PRETTY;
+        if (json_output())
                 return print_reply_json(reply, "Test");
-        }
         r = connection_rows_read(reply, &rows, &n);
         if (r < 0)
                 return r;

@@ -178,11 +178,17 @@ static int link_json(sd_bus_message *reply, const char *path, json_t **ret) {
                 return r;
         json_object_foreach(props, key, value) {
                 _cleanup_free_ char *k = snake_case(key);
+                const char *name = k;
 
-                if (!k || json_object_set(obj, k, value) < 0) /* borrows value: adds a ref */
+                /* One key for a thing in all the JSON: rates as in the statistics. */
+                if (k && streq(k, "packets_per_second"))
+                        name = "pps";
+                else if (k && streq(k, "bits_per_second"))
+                        name = "bps";
+                if (!k || json_object_set(obj, name, value) < 0) /* borrows value: adds a ref */
                         return -ENOMEM;
         }
-        if (json_object_set_new(obj, "object_path", json_string(path)) < 0)
+        if (json_object_set_new(obj, "path", json_string(path)) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(obj);
         return 0;
@@ -233,6 +239,11 @@ static int render_links(const LinkReplies *links, uint64_t now) {
         if (!t)
                 return -ENOMEM;
         table_align_right(t, 1u << 1 | 1u << 4 | 1u << 5 | 1u << 6 | 1u << 7 | 1u << 8);
+        /* Narrower than the table: the program id goes first, then the ifindex and the time. */
+        (void) table_set_priority(t, 4, 3);
+        (void) table_set_priority(t, 1, 2);
+        (void) table_set_priority(t, 3, 1);
+        table_fit(t);
         for (size_t i = 0; i < links->props.n; i++) {
                 char since[FORMAT_RELATIVE_MAX], bps[FORMAT_RATE_MAX];
                 LinkInfo l = { .bits_per_second = NAN };
@@ -250,7 +261,8 @@ static int render_links(const LinkReplies *links, uint64_t now) {
                                                                 l.attached_since))) < 0 ||
                     (r = table_add_cellf(t, "%" PRIu64, l.program_id)) < 0 ||
                     (r = table_add_cellf(t, "%" PRIu64, l.packets)) < 0 ||
-                    (r = table_add_cellf(t, "%" PRIu64, l.dropped)) < 0 ||
+                    (r = table_add_cellf(t, "%s%" PRIu64 "%s", l.dropped > 0 ? color_on(COLOR_RED) : "",
+                                         l.dropped, l.dropped > 0 ? color_off() : "")) < 0 ||
                     (r = table_add_cell(t, format_rate_bits(bps, sizeof bps,
                                                             l.bits_per_second))) < 0 ||
                     (r = table_add_cellf(t, "%" PRIu64, l.flows)) < 0)
@@ -340,8 +352,7 @@ static int guarded_link_path(sd_bus *bus, const char *ifname, char **ret) {
 
 static int print_link_path(const char *ifname, const char *path) {
         if (arg.json != JSON_OFF) {
-                _cleanup_json_ json_t *o = json_pack("{s:s,s:s}", "link", ifname,
-                                                     "object_path", path);
+                _cleanup_json_ json_t *o = json_pack("{s:s,s:s}", "link", ifname, "path", path);
 
                 return o ? print_json(o) : -ENOMEM;
         }

@@ -4,6 +4,7 @@
  * live view with the fastest flows (monitor: one sd-event loop, a timer, asynchronous calls).
  */
 #include <assert.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -249,9 +250,18 @@ static int render_stats(FILE *f, const Statistics *s) {
                 if (r < 0)
                         return r;
         }
-        /* Whatever a newer daemon adds: shown as it comes rather than dropped. */
+        /* Whatever a newer daemon adds: shown rather than dropped, its key made a label
+         * ("kernel_memory_bytes" reads "Kernel memory bytes"). */
         for (size_t i = 0; i < s->n_unknown; i++) {
-                r = field_add(t, s->unknown[2 * i], "%s", s->unknown[2 * i + 1]);
+                _cleanup_free_ char *label = strdup(s->unknown[2 * i]);
+
+                if (!label)
+                        return -ENOMEM;
+                for (char *c = label; *c; c++)
+                        if (*c == '_')
+                                *c = ' ';
+                label[0] = (char) toupper((unsigned char) label[0]);
+                r = field_add(t, label, "%s", s->unknown[2 * i + 1]);
                 if (r < 0)
                         return r;
         }
@@ -330,6 +340,14 @@ static int monitor_render(Monitor *m, sd_bus_message *flows) {
         r = connection_rows_read(flows, &rows, &n);
         if (r < 0)
                 return r;
+        /* The totals' rates over the same window as the per-protocol ones below (this frame and
+         * the last), so that they add up; the daemon's own rates cover its last poll. */
+        if (m->previous && elapsed > 0) {
+                const Statistics *p = m->previous;
+
+                s->pps = s->packets >= p->packets ? (double) (s->packets - p->packets) / elapsed : 0;
+                s->bps = s->bytes >= p->bytes ? 8.0 * (double) (s->bytes - p->bytes) / elapsed : 0;
+        }
         if ((r = field_add_u64(fields, BUS_SEEN(s, STAT_LINKS), "Links", s->links)) < 0 ||
             (r = fields_add_traffic(fields, s)) < 0 ||
             (r = field_add_u64(fields, BUS_SEEN(s, STAT_DROPPED), "Dropped", s->dropped)) < 0 ||

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What every verb prints with: JSON in the mode --json asked for, "Label: value" tables, ICMP
- * type names, timestamps, and text cut to the terminal's width.
+ * type names, timestamps, text cut to the terminal's width, colour and the pager.
  */
 #include <assert.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,7 +28,7 @@ int print_json(const json_t *j) {
 }
 
 bool json_output(void) {
-        return (arg.given & OPT_JSON_OUTPUT) || arg.json != JSON_OFF;
+        return arg.json != JSON_OFF;
 }
 
 Table *fields_new(void) {
@@ -143,4 +146,133 @@ char *truncate_text(const char *s, size_t width) {
         memcpy(out, s, cut);
         memcpy(out + cut, "\xe2\x80\xa6", 4); /* U+2026, one column, and the NUL */
         return out;
+}
+
+/* ---- colour ---- */
+
+static int colors = -1; /* decided once, before a pager takes standard output */
+
+bool colors_enabled(void) {
+        const char *term = getenv("TERM");
+
+        if (colors < 0) {
+                if (streq_ptr(arg.color, "always"))
+                        colors = 1;
+                else if (streq_ptr(arg.color, "never"))
+                        colors = 0;
+                else /* auto: a terminal that can, and no NO_COLOR (https://no-color.org) */
+                        colors = isatty(STDOUT_FILENO) && !getenv("NO_COLOR") &&
+                                 !streq_ptr(term, "dumb");
+        }
+        return colors > 0;
+}
+
+const char *color_on(Color c) {
+        static const char *const codes[] = {
+                [COLOR_RED] = "\033[0;1;31m",
+                [COLOR_GREEN] = "\033[0;1;32m",
+                [COLOR_GREY] = "\033[0;38;5;245m",
+        };
+
+        return colors_enabled() && (size_t) c < ELEMENTSOF(codes) ? codes[c] : "";
+}
+
+const char *color_off(void) {
+        return colors_enabled() ? "\033[0m" : "";
+}
+
+int table_add_colored(Table *t, Color c, const char *text) {
+        assert(t);
+
+        if (!colors_enabled() || !text)
+                return table_add_cell(t, text);
+        return table_add_cellf(t, "%s%s%s", color_on(c), text, color_off());
+}
+
+void table_fit(Table *t) {
+        table_set_width(t, output_columns());
+}
+
+/* ---- pager ---- */
+
+static pid_t pager_pid;
+
+/* As systemd does: long output goes through less (or PACKETSCOPE_PAGER, or PAGER) when standard
+ * output is a terminal; "cat" or an empty value turns it off, as does --no-pager. */
+void pager_open(void) {
+        const char *pager = getenv("PACKETSCOPE_PAGER");
+        bool chosen;
+        struct winsize ws = {};
+        int fds[2];
+        pid_t pid;
+
+        if (!arg.pager || pager_pid > 0 || !isatty(STDOUT_FILENO))
+                return;
+        if (!pager)
+                pager = getenv("PAGER");
+        chosen = pager;
+        if (pager && (!*pager || streq(pager, "cat")))
+                return;
+        /* Decided while standard output still is the terminal. */
+        (void) colors_enabled();
+        if (!getenv("COLUMNS") && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+                char c[16];
+
+                snprintf(c, sizeof c, "%u", (unsigned) ws.ws_col);
+                (void) setenv("COLUMNS", c, 0);
+        }
+        fflush(stdout);
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return;
+        pid = fork();
+        if (pid < 0) {
+                safe_close(fds[0]);
+                safe_close(fds[1]);
+                return;
+        }
+        if (pid == 0) {
+                if (dup2(fds[0], STDIN_FILENO) < 0)
+                        _exit(EXIT_FAILURE);
+                /* Quit when it fits one screen, raw colours, no line wrapping, keep the screen,
+                 * and quit on ^C: systemd's choice for less. */
+                (void) setenv("LESS", "FRSXMK", 0);
+                (void) setenv("LESSCHARSET", "utf-8", 0);
+                if (chosen) {
+                        execl("/bin/sh", "sh", "-c", pager, (char *) NULL);
+                        _exit(EXIT_FAILURE);
+                }
+                execlp("less", "less", (char *) NULL);
+                execlp("more", "more", (char *) NULL);
+                /* Neither installed: pass the output through, so that none of it is lost. */
+                for (;;) {
+                        char buf[4096];
+                        ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0 || fwrite(buf, 1, (size_t) n, stdout) != (size_t) n)
+                                _exit(fflush(stdout) == 0 && n == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+                }
+        }
+        if (dup2(fds[1], STDOUT_FILENO) < 0) {
+                safe_close(fds[0]);
+                safe_close(fds[1]);
+                (void) kill(pid, SIGTERM);
+                (void) waitpid(pid, NULL, 0);
+                return;
+        }
+        safe_close(fds[0]);
+        safe_close(fds[1]);
+        pager_pid = pid;
+}
+
+void pager_close(void) {
+        if (pager_pid <= 0)
+                return;
+        fflush(stdout);
+        /* The pager sees the end of its input once our end of the pipe is closed. */
+        (void) close(STDOUT_FILENO);
+        while (waitpid(pager_pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        pager_pid = 0;
 }

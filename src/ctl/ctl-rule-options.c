@@ -401,7 +401,7 @@ int read_input(const char *name, char **ret) {
 /* The rule of filter add/update/test: the --json text (or standard input for "-"; NULL when
  * there is none), then the field options on top of it, so that "--json '{...}' --force" works
  * as it reads. */
-int build_rule(const char *verb, const char *text) {
+int build_rule(const char *verb, const char *text, bool from_file) {
         _cleanup_free_ char *input = NULL, *err = NULL;
         _cleanup_json_ json_t *rule = NULL;
         const char *key;
@@ -410,8 +410,8 @@ int build_rule(const char *verb, const char *text) {
 
         assert(verb);
 
-        if (text && streq(text, "-")) {
-                r = read_input("-", &input);
+        if (text && (from_file || streq(text, "-"))) {
+                r = read_input(text, &input);
                 if (r < 0)
                         return r;
                 text = input;
@@ -421,16 +421,18 @@ int build_rule(const char *verb, const char *text) {
 
                 rule = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
                 if (!rule)
-                        return usage_error("the rule given with --json is not valid JSON: line %d "
-                                           "column %d: %s", jerr.line, jerr.column, jerr.text);
+                        return usage_error("the rule given with %s is not valid JSON: line %d "
+                                           "column %d: %s", from_file ? "--rule-file" : "--rule",
+                                           jerr.line, jerr.column, jerr.text);
                 r = rule_check(rule, &err);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
-                        return usage_error("the rule given with --json: %s", err);
+                        return usage_error("the rule given with %s: %s",
+                                           from_file ? "--rule-file" : "--rule", err);
         } else {
                 if (!arg.fields)
-                        return usage_error("'%s' needs a rule: --json JSON, or field options such "
+                        return usage_error("'%s' needs a rule: --rule JSON, --rule-file FILE, or field options such "
                                            "as --rule-type=tcp --dst-port=23 (see --help)", verb);
                 rule = json_object();
                 if (!rule)

@@ -18,6 +18,8 @@
 Arguments arg = {
         .legend = true,
         .ask_password = true,
+        .pager = true,
+        .color = "auto",
         .mode = "auto",
         .interval_usec = INTERVAL_DEFAULT,
 };
@@ -41,6 +43,7 @@ typedef enum VerbArg {
         VERB_ARG_IFACE,
         VERB_ARG_FILTER_ID,
         VERB_ARG_FILE,
+        VERB_ARG_TRANSACTION,
 } VerbArg;
 
 typedef struct Verb {
@@ -51,6 +54,8 @@ typedef struct Verb {
         VerbArg args;
         bool rule; /* takes a rule: --json JSON and the field options */
         int (*run)(sd_bus *bus, char **args, int n_args);
+        bool mutates; /* changes something: polkit may ask for a password */
+        bool pages;   /* may print much: through the pager on a terminal */
 } Verb;
 
 #define QUERY_COMMON (OPT_TOP | OPT_OFFSET | OPT_SORT | OPT_ADDRESS | OPT_LINK | OPT_FAMILY)
@@ -58,33 +63,35 @@ typedef struct Verb {
 #define RULE_OPTIONS (OPT_RULE_FIELDS | OPT_PROTOCOL)
 
 static const Verb verbs[] = {
-        { "status", 0, 0, 0, VERB_ARG_NONE, false, verb_status },
-        { "attach", 1, 1, OPT_MODE | OPT_ENSURE, VERB_ARG_IFACE, false, verb_attach },
-        { "detach", 1, 1, OPT_ENSURE, VERB_ARG_IFACE, false, verb_detach },
-        { "connections", 0, 0, QUERY_COMMON | OPT_PROTOCOL | OPT_PORT | OPT_STATE | OPT_FRESH, VERB_ARG_NONE,
-          false, verb_connections },
-        { "icmp", 0, 0, QUERY_COMMON | OPT_TYPE, VERB_ARG_NONE, false, verb_icmp },
-        { "stats", 0, 0, 0, VERB_ARG_NONE, false, verb_stats },
+        { "status", 0, 0, 0, VERB_ARG_NONE, false, verb_status, false, true },
+        { "attach", 1, 1, OPT_MODE | OPT_ENSURE, VERB_ARG_IFACE, false, verb_attach, true },
+        { "detach", 1, 1, OPT_ENSURE, VERB_ARG_IFACE, false, verb_detach, true },
+        { "connections", 0, 0, QUERY_COMMON | OPT_PROTOCOL | OPT_PORT | OPT_STATE | OPT_FRESH,
+          VERB_ARG_NONE, false, verb_connections, false, true },
+        { "icmp", 0, 0, QUERY_COMMON | OPT_TYPE, VERB_ARG_NONE, false, verb_icmp, false, true },
+        { "stats", 0, 0, 0, VERB_ARG_NONE, false, verb_stats, false, true },
         { "monitor", 0, 0, OPT_INTERVAL | OPT_COUNT | OPT_TOP, VERB_ARG_NONE, false, verb_monitor },
         { "filter", 0, 0, 0, VERB_ARG_NONE, false, NULL }, /* one of filter_verbs */
 };
 
 /* "filter COMMAND": the word after "filter " is what the command line says. */
 static const Verb filter_verbs[] = {
-        { "filter list", 0, 0, 0, VERB_ARG_NONE, false, verb_filter_list },
-        { "filter show", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_show },
+        { "filter list", 0, 0, 0, VERB_ARG_NONE, false, verb_filter_list, false, true },
+        { "filter show", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_show, false, true },
         { "filter add", 0, 0, RULE_OPTIONS | OPT_JSON_OUTPUT, VERB_ARG_NONE, true,
-          verb_filter_add },
-        { "filter update", 1, 1, RULE_OPTIONS, VERB_ARG_FILTER_ID, true, verb_filter_update },
-        { "filter delete", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_delete },
-        { "filter enable", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_enable },
-        { "filter disable", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_disable },
-        { "filter import", 1, 1, OPT_REPLACE, VERB_ARG_FILE, false, verb_filter_import },
-        { "filter export", 0, 0, 0, VERB_ARG_NONE, false, verb_filter_export },
+          verb_filter_add, true },
+        { "filter update", 1, 1, RULE_OPTIONS, VERB_ARG_FILTER_ID, true, verb_filter_update, true },
+        { "filter delete", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_delete, true },
+        { "filter enable", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_enable, true },
+        { "filter disable", 1, 1, 0, VERB_ARG_FILTER_ID, false, verb_filter_disable, true },
+        { "filter import", 1, 1, OPT_REPLACE | OPT_DUPLICATES, VERB_ARG_FILE, false, verb_filter_import, true },
+        { "filter export", 0, 0, 0, VERB_ARG_NONE, false, verb_filter_export, false, true },
         { "filter test", 0, 0, RULE_OPTIONS | OPT_JSON_OUTPUT, VERB_ARG_NONE, true,
-          verb_filter_test },
+          verb_filter_test, false, true },
         { "filter apply", 1, 1, OPT_REPLACE | OPT_CONFIRM | OPT_YES, VERB_ARG_FILE, false,
-          verb_filter_apply },
+          verb_filter_apply, true },
+        { "filter confirm", 0, 1, 0, VERB_ARG_TRANSACTION, false, verb_filter_confirm, true },
+        { "filter rollback", 0, 1, 0, VERB_ARG_TRANSACTION, false, verb_filter_rollback, true },
 };
 
 #define FILTER_PREFIX "filter "
@@ -113,14 +120,21 @@ static void help(void) {
                "  filter test RULE         Show the tracked traffic a rule would match\n"
                "  filter apply FILE --confirm=SECONDS\n"
                "                           Apply rules that roll back unless confirmed\n"
-               "  RULE is --json JSON (- reads it from standard input) and/or field options\n\n"
+               "  filter confirm [ID]      Keep the rules of the pending apply\n"
+               "  filter rollback [ID]     Roll the pending apply back now\n"
+               "  RULE is --rule JSON or --rule-file FILE (- for standard input) and/or the\n"
+               "  rule field options below\n\n"
                "Options:\n"
                "  -h --help                Show this help\n"
                "     --version             Show the version\n"
                "     --json[=pretty|short|off]\n"
-               "                           Print JSON (pretty unless 'short')\n"
+               "                           Print JSON; alone: pretty on a terminal, else short\n"
                "     --no-legend           Leave out column headers and footers\n"
-               "     --no-ask-password     Don't ask for authentication\n"
+               "     --no-pager            Don't pipe long output into a pager\n"
+               "     --color=auto|always|never\n"
+               "                           Colour states and drops (auto: on a terminal,\n"
+               "                           unless $NO_COLOR is set)\n"
+               "     --no-ask-password     Don't start a polkit agent to ask for a password\n"
                "     --mode=auto|native|generic\n"
                "                           XDP mode for attach (default: auto)\n"
                "     --ensure              attach: already guarded is success;\n"
@@ -139,7 +153,10 @@ static void help(void) {
                "     --type=N              ICMP type 0-255 (icmp)\n"
                "     --interval=SPAN       Monitor refresh, e.g. 1, 2s, 500ms (default: 1s)\n"
                "     --count=N             Monitor frames to show, then exit\n\n"
-               "Rule field options (filter add, update, test), as the rule's JSON fields:\n"
+               "Rules (filter add, update, test):\n"
+               "     --rule=JSON           The rule as a JSON object\n"
+               "     --rule-file=FILE      The rule from a file (- for standard input)\n"
+               "  and the rule field options, each one of the rule's JSON fields:\n"
                "     --rule-type=basic|tcp|udp|icmp\n"
                "     --src-ip=, --dst-ip=ADDR[/LEN]|any\n"
                "     --src-port=, --dst-port=N|LO-HI|any\n"
@@ -154,8 +171,11 @@ static void help(void) {
                "     --priority=N          -%d to %d\n"
                "     --timeout=SPAN        Remove the rule after this long (plain: seconds)\n"
                "     --force               Pass the lock-out guard\n"
-               "     --json-output         Print JSON (filter add, test)\n"
+
                "     --replace             import, apply: the rules become the whole set\n"
+               "     --duplicates=keep|skip\n"
+               "                           import: keep (with a warning) or leave out rules\n"
+               "                           that exactly repeat one already there\n"
                "     --confirm=SECONDS     apply: roll back unless confirmed in time (1-%u)\n"
                "     --yes                 apply: confirm at once\n\n"
                "See the packetscopectl(1) man page for details.\n",
@@ -294,6 +314,7 @@ static int parse_interval(const char *value) {
 
 static const char *const sorts[] = { "bytes", "packets", "last_seen", "first_seen", "rate", NULL };
 static const char *const families[] = { "ipv4", "ipv6", NULL };
+static const char *const duplicates[] = { "keep", "skip", NULL };
 static const char *const modes[] = { "auto", "native", "generic", "drv", "skb", NULL };
 
 static const VerbOption verb_options[_OPT_INDEX_RULE_FIRST] = {
@@ -316,6 +337,8 @@ static const VerbOption verb_options[_OPT_INDEX_RULE_FIRST] = {
         [OPT_INDEX_YES]         = { "yes", OPTION_FLAG },
         [OPT_INDEX_JSON_OUTPUT] = { "json-output", OPTION_FLAG },
         [OPT_INDEX_FRESH]       = { "fresh", OPTION_FLAG },
+        [OPT_INDEX_DUPLICATES]  = { "duplicates", OPTION_CHOICE, &arg.duplicates,
+                                    .choices = duplicates },
 };
 
 /* The verb options, then the rule field options: bit i of arg.given is option i. */
@@ -362,9 +385,14 @@ static int parse_option(size_t i, const char *value) {
         }
 }
 
+/* A bare --json, as systemd's tools read -j: pretty for a person, one line for a program. */
+static JsonMode json_mode_auto(void) {
+        return isatty(STDOUT_FILENO) ? JSON_PRETTY : JSON_SHORT;
+}
+
 static int parse_json_option(int argc, char *argv[]) {
         static const char *const json_modes[] = { "pretty", "short", "off", NULL };
-        const char *mode = "pretty";
+        const char *mode;
         int r;
 
         if (optarg) {
@@ -372,15 +400,16 @@ static int parse_json_option(int argc, char *argv[]) {
                 if (r < 0)
                         return r;
                 arg.json_explicit = true;
-        } else {
-                /* "--json JSON" gives the rule of filter add/update/test: which word follows is
-                 * remembered, main() decides once the verb is known (options and words may come
-                 * in any order). */
-                arg.json_next = optind < argc ? argv[optind] : NULL;
-                if (arg.json_explicit)
-                        return 0;
+                arg.json = streq(mode, "short") ? JSON_SHORT
+                           : streq(mode, "off") ? JSON_OFF : JSON_PRETTY;
+                return 0;
         }
-        arg.json = streq(mode, "short") ? JSON_SHORT : streq(mode, "off") ? JSON_OFF : JSON_PRETTY;
+        /* "--json JSON" was how a rule was given before --rule: which word follows is
+         * remembered, main() decides once the verb is known (options and words may come in any
+         * order). */
+        arg.json_next = optind < argc ? argv[optind] : NULL;
+        if (!arg.json_explicit)
+                arg.json = json_mode_auto();
         return 0;
 }
 
@@ -390,6 +419,10 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_JSON,
                 ARG_NO_LEGEND,
                 ARG_NO_ASK_PASSWORD,
+                ARG_RULE,
+                ARG_RULE_FILE,
+                ARG_NO_PAGER,
+                ARG_COLOR,
                 ARG_FIRST_OPTION, /* then one per option, in OptionIndex order */
         };
         static const struct option fixed[] = {
@@ -398,6 +431,10 @@ static int parse_argv(int argc, char *argv[]) {
                 { "json", optional_argument, NULL, ARG_JSON },
                 { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
                 { "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
+                { "rule", required_argument, NULL, ARG_RULE },
+                { "rule-file", required_argument, NULL, ARG_RULE_FILE },
+                { "no-pager", no_argument, NULL, ARG_NO_PAGER },
+                { "color", required_argument, NULL, ARG_COLOR },
         };
         struct option options[ELEMENTSOF(fixed) + 64 + 1] = {};
         size_t k = 0;
@@ -431,6 +468,27 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_NO_ASK_PASSWORD:
                         arg.ask_password = false;
+                        r = 0;
+                        break;
+                case ARG_NO_PAGER:
+                        arg.pager = false;
+                        r = 0;
+                        break;
+                case ARG_COLOR: {
+                        static const char *const color_modes[] = { "auto", "always", "never", NULL };
+
+                        r = parse_choice("color", optarg, color_modes, &arg.color);
+                        break;
+                }
+                case ARG_RULE:
+                case ARG_RULE_FILE:
+                        if (arg.rule_text || arg.rule_file)
+                                return usage_error("give the rule once: --rule JSON or "
+                                                   "--rule-file FILE");
+                        if (c == ARG_RULE)
+                                arg.rule_text = optarg;
+                        else
+                                arg.rule_file = optarg;
                         r = 0;
                         break;
                 case ':':
@@ -491,6 +549,7 @@ static const char *verb_arg_name(VerbArg a) {
         case VERB_ARG_IFACE: return "an interface name";
         case VERB_ARG_FILTER_ID: return "a filter id";
         case VERB_ARG_FILE: return "a file name (or - for standard input)";
+        case VERB_ARG_TRANSACTION: return "at most a transaction id";
         default: return "nothing";
         }
 }
@@ -500,18 +559,27 @@ static int check_verb_args(const Verb *verb, char **args, int *n_args, const cha
         const char *rule = NULL;
         uint32_t id;
 
-        if (verb->rule && arg.json_next)
+        if (verb->rule && arg.json_next && !arg.rule_text && !arg.rule_file)
                 for (int i = 0; i < *n_args; i++)
                         if (args[i] == arg.json_next) {
                                 rule = args[i];
                                 memmove(args + i, args + i + 1, (size_t) (*n_args - i - 1) * sizeof(char *));
                                 (*n_args)--;
+                                fputs("packetscopectl: warning: '--json RULE' is deprecated; give "
+                                      "the rule with --rule JSON or --rule-file FILE (--json "
+                                      "selects JSON output)\n", stderr);
                                 /* Unless a mode was given with "=", a bare --json that brought
                                  * the rule says nothing about the output. */
                                 if (!arg.json_explicit)
                                         arg.json = JSON_OFF;
                                 break;
                         }
+        if (!verb->rule && (arg.rule_text || arg.rule_file))
+                return usage_error("option --%s does not apply to '%s'; it is accepted by: "
+                                   "filter add, filter update, filter test",
+                                   arg.rule_text ? "rule" : "rule-file", verb->name);
+        if (arg.rule_text)
+                rule = arg.rule_text;
         if (*n_args < verb->min_args || *n_args > verb->max_args) {
                 if (verb->max_args == 0)
                         return usage_error("'%s' takes no arguments, got '%s'", verb->name, args[0]);
@@ -571,7 +639,8 @@ int main(int argc, char *argv[]) {
                 verb = verb_find(filter_verbs, ELEMENTSOF(filter_verbs), name, strlen(FILTER_PREFIX));
                 if (!verb) {
                         usage_error("unknown command 'filter %s'; accepted: filter list, show, add, "
-                                    "update, delete, enable, disable, import, export, test, apply",
+                                    "update, delete, enable, disable, import, export, test, apply, "
+                                    "confirm, rollback",
                                     name);
                         r = -EINVAL;
                         goto finish;
@@ -584,8 +653,13 @@ int main(int argc, char *argv[]) {
         r = check_verb_args(verb, args, &n_args, &rule_text);
         if (r >= 0)
                 r = check_verb_options(verb);
+        if (r >= 0 && (arg.given & OPT_JSON_OUTPUT)) {
+                fputs("packetscopectl: warning: --json-output is deprecated; use --json\n", stderr);
+                if (!arg.json_explicit)
+                        arg.json = json_mode_auto();
+        }
         if (r >= 0 && verb->rule)
-                r = build_rule(verb->name, rule_text);
+                r = build_rule(verb->name, arg.rule_file ?: rule_text, arg.rule_file != NULL);
         if (r < 0)
                 goto finish;
 
@@ -599,7 +673,16 @@ int main(int argc, char *argv[]) {
         /* polkit may ask the user (through an agent) for the mutating calls. */
         (void) sd_bus_set_allow_interactive_authorization(bus, arg.ask_password);
 
+        if (verb->mutates) {
+                r = polkit_agent_open();
+                if (r < 0)
+                        fprintf(stderr, "packetscopectl: cannot start the polkit agent: %s\n",
+                                strerror(-r));
+        }
+        if (verb->pages)
+                pager_open();
         r = verb->run(bus, args, n_args);
+        polkit_agent_close();
         if (r == -ENOMEM)
                 fputs("packetscopectl: out of memory\n", stderr);
         else if (r == -EIO && ferror(stdout))
@@ -608,6 +691,7 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "packetscopectl: cannot write the output: %s\n", strerror(errno));
                 r = -EIO;
         }
+        pager_close();
         json_decref(arg.fields);
         json_decref(arg.rule);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

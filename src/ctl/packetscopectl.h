@@ -58,6 +58,7 @@ typedef enum OptionIndex {
         OPT_INDEX_YES,
         OPT_INDEX_JSON_OUTPUT,
         OPT_INDEX_FRESH,
+        OPT_INDEX_DUPLICATES,
         /* Then the rule field options: the fields of the rule table (rule.h) with an option. */
         _OPT_INDEX_RULE_FIRST,
 } OptionIndex;
@@ -82,13 +83,18 @@ typedef enum OptionIndex {
 #define OPT_YES         OPT_BIT(OPT_INDEX_YES)
 #define OPT_JSON_OUTPUT OPT_BIT(OPT_INDEX_JSON_OUTPUT)
 #define OPT_FRESH       OPT_BIT(OPT_INDEX_FRESH)
+#define OPT_DUPLICATES  OPT_BIT(OPT_INDEX_DUPLICATES)
 
 typedef struct Arguments {
         JsonMode json;
         bool json_explicit;     /* --json=MODE: the output mode, whatever else --json means */
-        const char *json_next;  /* the word after a bare --json: the rule, for the rule verbs */
+        const char *json_next;  /* the word after a bare --json: the rule, in the old spelling */
+        const char *rule_text;  /* --rule JSON */
+        const char *rule_file;  /* --rule-file FILE */
         bool legend;
         bool ask_password;
+        bool pager;             /* --no-pager turns it off */
+        const char *color;      /* --color=auto|always|never */
         uint64_t given;         /* OPT_* bits seen on the command line */
         uint64_t top;
         uint64_t offset;
@@ -101,6 +107,7 @@ typedef struct Arguments {
         const char *state;
         uint64_t icmp_type;
         const char *mode;
+        const char *duplicates;  /* import: keep (the default, with a warning) or skip */
         uint64_t interval_usec;
         uint64_t count;
         json_t *fields;         /* the rule field options, as rule keys and JSON values */
@@ -207,6 +214,28 @@ void format_icmp_type(char *buf, size_t size, bool ipv6, unsigned type);
 void format_timestamp(char *buf, size_t size, uint64_t usec);
 size_t output_columns(void);
 char *truncate_text(const char *s, size_t width);
+/* A table as wide as the terminal at most: columns with a priority go first (table.h). */
+void table_fit(Table *t);
+
+typedef enum Color {
+        COLOR_RED,      /* drops, resets, what went wrong */
+        COLOR_GREEN,    /* established, passed */
+        COLOR_GREY,     /* disabled */
+} Color;
+
+/* --color, NO_COLOR and whether standard output is a terminal, decided once. */
+bool colors_enabled(void);
+const char *color_on(Color c);
+const char *color_off(void);
+int table_add_colored(Table *t, Color c, const char *text);
+
+/* The pager for the verbs that print much, on a terminal only. */
+void pager_open(void);
+void pager_close(void);
+
+/* ---- ctl-agent.c: pkttyagent around a call that changes something ---- */
+int polkit_agent_open(void);
+void polkit_agent_close(void);
 
 /* ---- ctl-monitor.c: GetStatistics for stats, status and monitor ---- */
 #define N_PROTOCOL_COUNTERS 5 /* tcp, udp, icmp, icmpv6, other */
@@ -295,7 +324,7 @@ int rule_option_parse(size_t i, const char *value);
 int rule_check(const json_t *rule, char **ret_error);
 int append_rule(sd_bus_message *m, const json_t *rule, bool skip_read_only);
 int read_input(const char *name, char **ret);
-int build_rule(const char *verb, const char *text);
+int build_rule(const char *verb, const char *text, bool from_file);
 
 /* ---- the verbs ---- */
 int verb_status(sd_bus *bus, char **args, int n_args);
@@ -316,3 +345,5 @@ int verb_filter_import(sd_bus *bus, char **args, int n_args);
 int verb_filter_export(sd_bus *bus, char **args, int n_args);
 int verb_filter_test(sd_bus *bus, char **args, int n_args);
 int verb_filter_apply(sd_bus *bus, char **args, int n_args);
+int verb_filter_confirm(sd_bus *bus, char **args, int n_args);
+int verb_filter_rollback(sd_bus *bus, char **args, int n_args);

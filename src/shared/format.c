@@ -87,7 +87,7 @@ char *format_rate_pps(char *buf, size_t size, double pps) {
         return format_si(buf, size, pps / 1000.0, prefixes, 3, " pps", "");
 }
 
-char *format_relative_time(char *buf, size_t size, uint64_t now_us, uint64_t then_us) {
+char *format_timespan(char *buf, size_t size, uint64_t usec) {
         static const struct {
                 uint64_t usec;
                 const char *suffix;
@@ -97,6 +97,21 @@ char *format_relative_time(char *buf, size_t size, uint64_t now_us, uint64_t the
                 { UINT64_C(60000000), "min" },
                 { UINT64_C(1000000), "s" },
         };
+        size_t i;
+
+        /* The largest unit that fits, then the next one down when it is not zero. */
+        for (i = 0; i < sizeof units / sizeof units[0] - 1 && usec < units[i].usec; i++)
+                ;
+        if (i + 1 < sizeof units / sizeof units[0] &&
+            usec % units[i].usec / units[i + 1].usec > 0)
+                return buf_printf(buf, size, "%" PRIu64 "%s %" PRIu64 "%s", usec / units[i].usec,
+                                  units[i].suffix, usec % units[i].usec / units[i + 1].usec,
+                                  units[i + 1].suffix);
+        return buf_printf(buf, size, "%" PRIu64 "%s", usec / units[i].usec, units[i].suffix);
+}
+
+char *format_relative_time(char *buf, size_t size, uint64_t now_us, uint64_t then_us) {
+        char span[FORMAT_RELATIVE_MAX];
         bool future = then_us > now_us;
         uint64_t delta = future ? then_us - now_us : now_us - then_us;
 
@@ -104,16 +119,9 @@ char *format_relative_time(char *buf, size_t size, uint64_t now_us, uint64_t the
                 return buf_printf(buf, size, "never");
         if (delta < UINT64_C(1000000))
                 return buf_printf(buf, size, "now");
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-                if (delta < units[i].usec)
-                        continue;
-                if (future)
-                        return buf_printf(buf, size, "in %" PRIu64 "%s", delta / units[i].usec,
-                                          units[i].suffix);
-                return buf_printf(buf, size, "%" PRIu64 "%s ago", delta / units[i].usec,
-                                  units[i].suffix);
-        }
-        return buf_printf(buf, size, "now"); /* not reached: delta >= 1 s matched above */
+        format_timespan(span, sizeof span, delta);
+        return future ? buf_printf(buf, size, "in %s", span)
+                      : buf_printf(buf, size, "%s ago", span);
 }
 
 char *format_tcp_flags(char *buf, size_t size, uint8_t flags) {
@@ -142,6 +150,8 @@ char *format_endpoint(char *buf, size_t size, const char *addr, uint16_t port) {
 struct Table {
         size_t n_columns;
         TableAlign align[TABLE_COLUMNS_MAX];
+        unsigned priority[TABLE_COLUMNS_MAX]; /* 0: always shown; the highest goes first */
+        size_t max_width;                     /* 0: no limit */
         char **cells; /* the headers first, then the rows, row-major */
         size_t n_cells;
         size_t allocated;
@@ -215,6 +225,18 @@ int table_set_align(Table *t, size_t column, TableAlign align) {
         return 0;
 }
 
+int table_set_priority(Table *t, size_t column, unsigned priority) {
+        if (!t || column >= t->n_columns)
+                return -EINVAL;
+        t->priority[column] = priority;
+        return 0;
+}
+
+void table_set_width(Table *t, size_t width) {
+        if (t)
+                t->max_width = width;
+}
+
 int table_add_cell(Table *t, const char *text) {
         if (!t)
                 return -EINVAL;
@@ -242,14 +264,23 @@ size_t table_rows(const Table *t) {
         return (t->n_cells - t->n_columns) / t->n_columns;
 }
 
-/* Display width in code points: UTF-8 continuation bytes don't advance the cursor. Good enough
- * for interface names and addresses; no attempt at East Asian double-width cells. */
+/* Display width in code points: UTF-8 continuation bytes don't advance the cursor, nor do the
+ * colour sequences (ESC [ ... final byte) a cell may carry. Good enough for interface names and
+ * addresses; no attempt at East Asian double-width cells. */
 static size_t text_width(const char *s) {
         size_t w = 0;
 
-        for (; *s; s++)
+        for (; *s; s++) {
+                if (s[0] == '\033' && s[1] == '[') {
+                        for (s += 2; *s && !(*s >= 0x40 && *s <= 0x7e); s++)
+                                ;
+                        if (!*s)
+                                break;
+                        continue;
+                }
                 if (((unsigned char) *s & 0xc0) != 0x80)
                         w++;
+        }
         return w;
 }
 
@@ -261,6 +292,7 @@ static const char *table_cell(const Table *t, size_t row, size_t column) {
 
 int table_print(const Table *t, FILE *f, bool header) {
         size_t width[TABLE_COLUMNS_MAX] = {};
+        bool hidden[TABLE_COLUMNS_MAX] = {};
         size_t rows;
 
         if (!t || !f)
@@ -275,13 +307,38 @@ int table_print(const Table *t, FILE *f, bool header) {
                                 width[c] = w;
                 }
 
+        /* Too wide for max_width: columns go, the highest priority first (the rightmost of
+         * equals), until the rest fits or only columns of priority 0 are left. */
+        for (;;) {
+                size_t total = 0, drop = SIZE_MAX;
+
+                for (size_t c = 0; c < t->n_columns; c++) {
+                        if (hidden[c])
+                                continue;
+                        total += width[c] + (total > 0 ? 2 : 0);
+                        if (t->priority[c] > 0 &&
+                            (drop == SIZE_MAX || t->priority[c] >= t->priority[drop]))
+                                drop = c;
+                }
+                if (t->max_width == 0 || total <= t->max_width || drop == SIZE_MAX)
+                        break;
+                hidden[drop] = true;
+        }
+
         for (size_t r = header ? 0 : 1; r < rows; r++) {
                 /* Blanks are owed, not written, until some text follows them: so no line ends
                  * in blanks, whatever the alignment or empty cells at its end. */
                 size_t owed = 0;
+                bool first = true;
 
                 for (size_t c = 0; c < t->n_columns; c++) {
                         const char *s = table_cell(t, r, c);
+
+                        if (hidden[c])
+                                continue;
+                        if (!first)
+                                owed += 2; /* column gap */
+                        first = false;
                         size_t pad = width[c] - text_width(s);
 
                         if (t->align[c] == TABLE_ALIGN_RIGHT)
@@ -292,7 +349,6 @@ int table_print(const Table *t, FILE *f, bool header) {
                         }
                         if (t->align[c] == TABLE_ALIGN_LEFT)
                                 owed += pad;
-                        owed += 2; /* column gap */
                 }
                 fputc('\n', f);
         }

@@ -31,8 +31,14 @@ char *format_rate_bits(char *buf, size_t size, double bits_per_sec);
 char *format_rate_pps(char *buf, size_t size, double pps);
 
 /*
- * How long ago then_us was, seen from now_us (both microseconds on the same clock), rounded
- * down to one unit: "now" (under a second), "3s ago", "5min ago", "2h ago", "4d ago". A time in
+ * A time span in the two largest units it has, rounded down, as systemd writes them: "0s",
+ * "5s", "9min", "1h 2min", "3d 4h" (a zero second unit is left out: "2h", not "2h 0min").
+ */
+char *format_timespan(char *buf, size_t size, uint64_t usec);
+
+/*
+ * How long ago then_us was, seen from now_us (both microseconds on the same clock), as a
+ * time span: "now" (under a second), "3s ago", "5min 30s ago", "2h ago", "4d 1h ago". A time in
  * the future (clocks disagree, or a timestamp set ahead) reads "in 3s", "in 5min", …;
  * then_us == 0 means "never happened" and reads "never".
  */
@@ -67,6 +73,11 @@ typedef struct Table Table;
 Table *table_new(const char *header, ...) __attribute__((sentinel));
 Table *table_free(Table *t);
 int table_set_align(Table *t, size_t column, TableAlign align);
+/* Columns that may be left out when the table is wider than its width: priority 0 (the
+ * default) is always shown, the others go highest first. */
+int table_set_priority(Table *t, size_t column, unsigned priority);
+/* The width the printed table should fit in (0, the default: no limit). */
+void table_set_width(Table *t, size_t width);
 /* Appends one cell (NULL prints as "-"); rows fill left to right. -E2BIG past TABLE_CELLS_MAX. */
 int table_add_cell(Table *t, const char *text);
 int table_add_cellf(Table *t, const char *format, ...) __attribute__((format(printf, 2, 3)));

@@ -37,9 +37,18 @@ uint64_t now_nsec(int clock) {
  * a reply with the same offset keeps first_seen <= last_seen after rounding. */
 static int64_t realtime_offset_usec;
 
+/* Reading the two clocks one after the other gives an offset that differs by a microsecond or
+ * so each time; taken anew on every tick, a flow's first_seen would move between two calls.
+ * The offset is kept until the clocks really moved apart (the wall clock was set or stepped). */
+#define REALTIME_STEP_USEC (500 * INT64_C(1000))
+
 void realtime_offset_update(void) {
-        realtime_offset_usec = (int64_t) now_usec(CLOCK_REALTIME) -
-                               (int64_t) (now_nsec(CLOCK_MONOTONIC) / NSEC_PER_USEC);
+        int64_t o = (int64_t) now_usec(CLOCK_REALTIME) -
+                    (int64_t) (now_nsec(CLOCK_MONOTONIC) / NSEC_PER_USEC);
+
+        if (realtime_offset_usec == 0 || o - realtime_offset_usec > REALTIME_STEP_USEC ||
+            realtime_offset_usec - o > REALTIME_STEP_USEC)
+                realtime_offset_usec = o;
 }
 
 uint64_t mono_to_realtime_usec(uint64_t mono_ns) {

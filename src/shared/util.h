@@ -77,7 +77,8 @@ int error_setf(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
 uint64_t now_usec(int clock);
 
 /* A CLOCK_MONOTONIC ns stamp (as the BPF maps keep them) as CLOCK_REALTIME µs; 0 stays 0. The
- * offset between the clocks is taken anew by realtime_offset_update(), once per poll tick. */
+ * offset between the clocks is checked by realtime_offset_update(), once per poll tick, and
+ * changes only when the wall clock was stepped, so that a stamp converts the same every time. */
 uint64_t mono_to_realtime_usec(uint64_t mono_ns);
 void realtime_offset_update(void);
 uint64_t now_nsec(int clock);

@@ -44,6 +44,12 @@ exits() {
         fi
 }
 
+# unlike TEXT REGEX DESCRIPTION: TEXT does not match the extended REGEX.
+unlike() {
+        ! grep -Eq -- "$2" <<<"$1"
+        ok $? "$3" "text: $1"
+}
+
 # rules: filter list --json, without what traffic and time change.
 rules() {
         timeout 30 "$PACKETSCOPECTL" filter list --json=short </dev/null |
@@ -79,8 +85,8 @@ files=("$GUARDER"/[0-9][0-9]-*.json)
 [ "${#files[@]}" -eq 17 ] || bail "expected the Guarder's 17 example rules, found ${#files[@]}"
 id=0
 for f in "${files[@]}"; do
-        ctl filter add --json "$(cat "$f")"
-        exits 0 "filter add --json \"\$(cat $(basename "$f"))\""
+        ctl filter add --rule-file "$f"
+        exits 0 "filter add --rule-file $(basename "$f")"
         is "$OUT" "Added filter $id ($PS_PATH/filters/$id)" "it prints the id $id and the path"
         id=$((id + 1))
 done
@@ -115,11 +121,11 @@ jq_ok "rules start with no hits and were created just now" \
 
 ctl filter list
 exits 0 "filter list"
-like "$OUT" "^ID +ACTION +PROTO +SOURCE +DESTINATION +MATCH +HITS +BYTES +LAST HIT +EN +COMMENT$" \
+like "$OUT" "^ID +ACTION +PROTO +SOURCE +DESTINATION +MATCH +HITS +BYTES +LAST HIT +EXPIRES +EN +COMMENT$" \
      "filter list has its columns"
-like "$OUT" "^ +7 +drop +tcp +\* +\*:23 +- +0 +0 B +never +yes +Block Telnet \(insecure remote access\)$" \
+like "$OUT" "^ +7 +drop +tcp +\* +\*:23 +- +0 +0 B +never +- +yes +Block Telnet \(insecure remote access\)$" \
      "filter list shows the telnet rule"
-like "$OUT" "^ +0 +drop +icmp +\* +\* +echo-request \(8\), code 0 +0 +0 B +never +no +Block all ICMP ping" \
+like "$OUT" "^ +0 +drop +icmp +\* +\* +echo-request \(8\), code 0 +0 +0 B +never +- +no +Block all ICMP ping" \
      "filter list shows the disabled ping rule with its type and code"
 like "$OUT" "^ +4 +drop +icmp +\* +\* +dest-unreachable \(3\), inner udp +0 " \
      "filter list summarizes the inner protocol"
@@ -130,10 +136,38 @@ ctl filter
 is "$OUT" "$list_out" "'filter' alone lists the rules"
 # Comments are cut to what the terminal (here $COLUMNS) leaves, but never below 16 columns.
 COLUMNS=130 ctl filter list
-like "$OUT" "^ +7 +drop .* yes +Block Telnet \(insecure .*…$" "with 130 columns, long comments are cut to fit"
+like "$OUT" "^ +7 +drop .* yes +Block Telnet \(insec…$" "with 130 columns, long comments are cut to fit"
 is "$(jq -R length <<<"$OUT" | sort -n | tail -1)" 130 "with 130 columns, no line is longer"
-COLUMNS=40 ctl filter list
-like "$OUT" "^ +7 +drop .* yes +Block Telnet \(i…$" "with 40 columns, comments keep 16 characters"
+COLUMNS=80 ctl filter list
+is "$(jq -R 'select(length > 80)' <<<"$OUT")" "" "with 80 columns, no line is longer"
+is "$(head -1 <<<"$OUT" | tr -s ' ')" "ID ACTION PROTO SOURCE DESTINATION MATCH" \
+   "with 80 columns the expiry (no rule has one), bytes, last hit, hits, EN and, as a comment would get less than 16 characters, the comment are left out"
+COLUMNS=100 ctl filter list
+is "$(head -1 <<<"$OUT" | tr -s ' ')" "ID ACTION PROTO SOURCE DESTINATION MATCH HITS EN COMMENT" \
+   "with 100 columns only the bytes and the last hit are left out"
+like "$OUT" "^ +7 +drop .* 0 +yes +Block Telnet \(i…$" "and the comments keep 16 characters"
+is "$(jq -R length <<<"$OUT" | sort -n | tail -1)" 100 "with 100 columns, the longest line is 100 wide"
+# Colour: drop actions red, disabled rules grey; only on a terminal, or with --color=always;
+# never with NO_COLOR.
+ctl filter list --color=always
+like "$OUT" $'^ +7 +\e\\[0;1;31mdrop\e\\[0m +tcp ' "--color=always: drop in red"
+like "$OUT" $'^ +0 +\e\\[0;1;31mdrop\e\\[0m .* \e\\[0;38;5;245mno\e\\[0m +Block all ICMP' \
+     "--color=always: a disabled rule's EN in grey"
+is "$(head -1 <<<"$OUT" | tr -s ' ')" "ID ACTION PROTO SOURCE DESTINATION MATCH HITS BYTES LAST HIT EXPIRES EN COMMENT" \
+   "the colour sequences take no width: nothing is left out for them"
+ctl filter list
+is "$(grep -c $'\e' <<<"$OUT")" 0 "not a terminal: no colour"
+tty_list() {
+        timeout 30 script -qec "$1" /dev/null </dev/null >"$T/tty" 2>&1
+        OUT=$(tr -d '\r' <"$T/tty")
+}
+tty_list "env PACKETSCOPE_PAGER=cat '$PACKETSCOPECTL' filter list"
+like "$OUT" $'\e\\[0;1;31mdrop' "on a terminal: colour"
+tty_list "env PACKETSCOPE_PAGER=cat NO_COLOR=1 '$PACKETSCOPECTL' filter list"
+is "$(grep -c $'\e' <<<"$OUT")" 0 "on a terminal with NO_COLOR: no colour"
+like "$OUT" "^ +7 +drop +tcp " "and the same table"
+tty_list "env PACKETSCOPE_PAGER=cat '$PACKETSCOPECTL' filter list --color=never"
+is "$(grep -c $'\e' <<<"$OUT")" 0 "--color=never: no colour"
 ctl filter show 7
 exits 0 "filter show 7"
 like "$OUT" "Destination port: +23$" "filter show prints the destination port"
@@ -144,7 +178,7 @@ jq_ok "filter show --json is the rule's List row" '. == $row' "$OUT" \
       --argjson row "$(jq -c '.[7]' <<<"$L")"
 ctl filter show 99
 exits 1 "filter show of a rule that does not exist fails"
-like "$ERR" "no filter 99" "it names the id"
+is "$ERR" "packetscopectl: no filter 99; see packetscopectl filter list" "it names the id"
 
 # ---------------------------------------------------------------------------------------------
 # Changes: enable, the Guarder's PUT body as an update, disable, field options, delete.
@@ -152,17 +186,18 @@ ctl filter enable 0
 exits 0 "filter enable 0"
 ctl filter show 0 --json=short
 jq_ok "rule 0 is enabled" '.enabled == true' "$OUT"
-ctl filter update 0 --json "$(cat "$GUARDER/update-disable.json")"
-exits 0 "filter update 0 --json \"\$(cat update-disable.json)\""
+ctl filter update 0 --rule "$(cat "$GUARDER/update-disable.json")"
+exits 0 "filter update 0 --rule \"\$(cat update-disable.json)\""
 ctl filter show 0 --json=short
 jq_ok "the update disabled rule 0 and set its comment, the rest unchanged" \
       '.enabled == false and .action == "drop" and .comment == "Temporarily disabled" and
        .icmp_type == 8 and .icmp_code == 0' "$OUT"
 is "$(busctl --system get-property "$PS_NAME" "$PS_PATH/filters/0" org.packetscope.Guarder1.Filter Enabled)" \
    "b false" "the Filter object agrees: Enabled false"
-ctl filter update 1 --json "$(cat "$GUARDER/update-disable.json")"
+ctl filter update 1 --rule-file "$GUARDER/update-disable.json"
 exits 1 "the same body (id 0) on rule 1 fails"
-like "$ERR" "InvalidFilter.*'id'" "the daemon says the id cannot change"
+like "$ERR" "^packetscopectl: .*'id'" "the daemon says the id cannot change"
+unlike "$ERR" "InvalidFilter|org\.packetscope" "no bus error name in the message"
 
 ctl filter disable 7
 exits 0 "filter disable 7"
@@ -186,9 +221,12 @@ ctl filter list --json=short
 jq_ok "rule 16 is gone, 16 rules left" 'length == 16 and all(.[]; .id != 16)' "$OUT"
 ctl filter delete 16
 exits 1 "deleting it again fails"
-like "$ERR" "no filter 16" "it names the id"
+is "$ERR" "packetscopectl: no filter 16; see packetscopectl filter list" \
+   "delete: the same words as show"
 ctl filter enable 16
 exits 1 "enabling a deleted rule fails"
+is "$ERR" "packetscopectl: no filter 16; see packetscopectl filter list" \
+   "enable: the same words as show and delete"
 
 # ---------------------------------------------------------------------------------------------
 # Export, then import --replace: the same rules.
@@ -201,8 +239,8 @@ jq_ok "the export has the Guarder's field names and numeric ports" \
 before=$(rules)
 ctl filter import --replace "$T/export.json"
 exits 0 "filter import --replace of the export"
-is "$(tr '\n' ' ' <<<"$OUT")" "$(jq -r '[.[].id | tostring] | join(" ")' "$T/export.json") " \
-   "it prints the ids, which a replace keeps"
+is "$OUT" "Replaced the rule set with 16 rules: $(jq -r '[.[].id | tostring] | join(" ")' "$T/export.json")." \
+   "it says what it did and prints the ids, which a replace keeps"
 after=$(rules)
 strip='map(del(.created))'
 is "$(jq -c "$strip" <<<"$after")" "$(jq -c "$strip" <<<"$before")" \
@@ -213,8 +251,17 @@ is "$(jq -c "$strip" <<<"$OUT")" "$(jq -c "$strip" "$T/export.json")" \
    "exporting again gives the same document (created and counters aside)"
 CTL_STDIN=$GUARDER/08-telnet.json ctl filter import -
 exits 0 "filter import - (standard input) merges one rule"
-new=$OUT
+like "$OUT" "^Added 1 rule: [0-9]+\.$" "it says what it added"
+new=$(sed -n 's/^Added 1 rule: \([0-9]*\)\.$/\1/p' <<<"$OUT")
 jq_ok "it got a new id" '. >= 17' "$new"
+is "$ERR" "packetscopectl: warning: rule $new is an exact duplicate of rule 7 (kept; --duplicates=skip leaves such rules out)" \
+   "it warns that the rule repeats rule 7 exactly"
+set_before_skip=$(rules)
+CTL_STDIN=$GUARDER/08-telnet.json ctl filter import --duplicates=skip -
+exits 0 "filter import --duplicates=skip of the same rule"
+is "$OUT" "Added no rules (every rule was a duplicate)." "it says it added nothing"
+is "$ERR" "packetscopectl: skipped a rule that is an exact duplicate of rule 7" "it says what it skipped"
+is "$(rules)" "$set_before_skip" "the set is unchanged"
 ctl filter import --json=short "$GUARDER/09-rpc.json"
 jq_ok "filter import --json prints the ids as a JSON array" 'type == "array" and length == 1' "$OUT"
 new2=$(jq '.[0]' <<<"$OUT")
@@ -225,36 +272,36 @@ is "$(rules)" "$after" "the set is back to the imported one"
 # ---------------------------------------------------------------------------------------------
 # Bad input: nothing changes, the exit status and the message say what was wrong.
 set_now=$(rules)
-ctl filter add --json '{"rule_type": "tcp", "dst_port": 23, "colour": "red"}'
+ctl filter add --rule '{"rule_type": "tcp", "dst_port": 23, "colour": "red"}'
 exits 1 "an unknown field is refused by the daemon (exit 1)"
-like "$ERR" "org\.packetscope\.Guarder1\.Error\.InvalidFilter: unknown field 'colour'; accepted: rule_type" \
-     "it prints the bus error naming the field and what is accepted"
-ctl filter add --json '{"rule_type": "tcp", "dst_port": 70000}'
+like "$ERR" "^packetscopectl: unknown field 'colour'; accepted: rule_type" \
+     "it names the field and what is accepted, without the bus error's name"
+ctl filter add --rule '{"rule_type": "tcp", "dst_port": 70000}'
 exits 1 "dst_port 70000 in JSON is refused by the daemon (exit 1)"
-like "$ERR" "InvalidFilter: field 'dst_port': 70000 is out of range; accepted: 0-65535" \
+is "$ERR" "packetscopectl: field 'dst_port': 70000 is out of range; accepted: 0-65535 (0 = any) or a range \"LO-HI\"" \
      "it prints the daemon's range"
 ctl filter add --rule-type tcp --dst-port 70000
 exits 2 "--dst-port 70000 is a usage error (exit 2)"
 like "$ERR" "invalid value '70000' for --dst-port; accepted: a port 0-65535" \
      "it names the option, the value and what is accepted"
-ctl filter add --json '{"rule_type": tcp}'
+ctl filter add --rule '{"rule_type": tcp}'
 exits 2 "malformed JSON in --json is a usage error (exit 2)"
 like "$ERR" "not valid JSON: line 1 column [0-9]+" "it says where"
-ctl filter add --json '{"rule_type": "tcp", "dst_port": {"from": 1}}'
+ctl filter add --rule '{"rule_type": "tcp", "dst_port": {"from": 1}}'
 exits 2 "a nested value is a usage error (exit 2)"
 like "$ERR" "field 'dst_port' is an object" "it names the key"
-ctl filter add --json '[{"rule_type": "tcp"}]'
+ctl filter add --rule '[{"rule_type": "tcp"}]'
 exits 2 "an array where one rule belongs is a usage error"
-ctl filter add --json '{"rule_type": "tcp", "dst_port": 1.5}'
+ctl filter add --rule '{"rule_type": "tcp", "dst_port": 1.5}'
 exits 1 "a port with a fraction is refused by the daemon"
-like "$ERR" "InvalidFilter: field 'dst_port'" "it names the field"
+like "$ERR" "^packetscopectl: field 'dst_port'" "it names the field"
 ctl filter import "$T/no-such-file.json"
 exits 1 "filter import of a missing file fails (exit 1)"
 like "$ERR" "cannot open '$T/no-such-file.json': No such file or directory" "it names the file"
 printf '[{"rule_type": "udp",]\n' >"$T/broken.json"
 ctl filter import "$T/broken.json"
 exits 1 "filter import of malformed JSON fails (exit 1)"
-like "$ERR" "InvalidFilter: the import is not valid JSON: line 1 column [0-9]+" \
+like "$ERR" "^packetscopectl: the import is not valid JSON: line 1 column [0-9]+" \
      "the daemon's message says where"
 ctl filter apply "$T/broken.json" --confirm 5
 exits 1 "filter apply of malformed JSON fails (exit 1)"
@@ -286,33 +333,48 @@ like "$OUT" "^PROTO +SOURCE +DESTINATION +STATE +FLAGS +PACKETS +BYTES +PPS +RAT
      "it prints the connections table"
 like "$OUT" "^tcp +$A_N4:[0-9]+ +$A_H4:23 +syn +S +[0-9]+ .* $A_IF\$" \
      "it lists the flow to port 23"
-ctl filter test --dst-port 23 --rule-type tcp --json-output
-exits 0 "filter test --json-output"
+ctl filter test --dst-port 23 --rule-type tcp --json=short
+exits 0 "filter test --json=short"
 jq_ok "the JSON rows hold the flow to port 23, and only flows to port 23" \
       'length >= 1 and all(.[]; .protocol == "tcp" and .dport == 23) and
        any(.[]; .src == $s and .dst == $d)' "$OUT" --arg s "$A_N4" --arg d "$A_H4"
-ctl filter test --json '{"rule_type": "tcp", "dst_port": 23}' --json=short
-jq_ok "filter test --json RULE gives the same rows" 'any(.[]; .dport == 23 and .src == $s)' \
+ctl filter test --rule '{"rule_type": "tcp", "dst_port": 23}' --json=short
+jq_ok "filter test --rule RULE gives the same rows" 'any(.[]; .dport == 23 and .src == $s)' \
       "$OUT" --arg s "$A_N4"
 ctl filter test --rule-type icmp --icmp-type 8
 exits 0 "filter test --rule-type icmp --icmp-type 8"
 like "$OUT" "^TYPE +CODE +SOURCE +DESTINATION +PACKETS +BYTES +LAST +LINK +QUOTED" \
      "ICMP matches come in the icmp table"
 like "$OUT" "^echo-request \(8\) +0 +$A_N4 +$A_H4 +2 " "it lists the echo requests"
-CTL_STDIN=$GUARDER/16-ping-request.json ctl filter test --json - --json-output
-jq_ok "filter test --json - reads the rule from standard input" \
+CTL_STDIN=$GUARDER/16-ping-request.json ctl filter test --rule-file - --json
+jq_ok "filter test --rule-file - reads the rule from standard input; --json alone prints JSON" \
       'length >= 1 and all(.[]; .type == 8 and .code == 0)' "$OUT"
 ctl filter test --rule-type tcp --dst-port 24
 exits 0 "filter test of a rule nothing matches"
 like "$OUT" "No tracked connection or ICMP entry matches the rule" "it says so"
+# The old spellings still work, with a warning on stderr.
+ctl filter test --json '{"rule_type": "tcp", "dst_port": 24}'
+exits 0 "filter test --json RULE (the old spelling)"
+is "$ERR" "packetscopectl: warning: '--json RULE' is deprecated; give the rule with --rule JSON or --rule-file FILE (--json selects JSON output)" \
+   "it warns that --json RULE is deprecated"
+like "$OUT" "No tracked connection or ICMP entry matches the rule" "and prints the table, not JSON"
+ctl filter test --rule-type tcp --dst-port 24 --json-output
+exits 0 "filter test --json-output (the old spelling)"
+is "$ERR" "packetscopectl: warning: --json-output is deprecated; use --json" "it warns"
+is "$OUT" "[]" "and prints JSON (one line: the output is not a terminal)"
+ctl filter list --rule '{"rule_type": "tcp"}'
+exits 2 "--rule with filter list is a usage error"
+like "$ERR" "option --rule does not apply to 'filter list'" "it names the option"
+ctl filter add --rule '{"rule_type": "tcp"}' --rule-file "$GUARDER/08-telnet.json"
+exits 2 "--rule and --rule-file together are a usage error"
 
 # ---------------------------------------------------------------------------------------------
 # Enforcement: a drop rule for UDP port 5555 stops datagrams from the namespace in XDP; 5556
 # still gets through. Listeners on the host side count what reaches them.
-ctl filter add --rule-type udp --dst-port 5555 --comment "drop UDP 5555" --json-output
+ctl filter add --rule-type udp --dst-port 5555 --comment "drop UDP 5555" --json=short
 exits 0 "filter add --rule-type udp --dst-port 5555"
 DROP_ID=$(jq -r .id <<<"$OUT")
-jq_ok "--json-output prints the id and the path" '.path == $p' "$OUT" \
+jq_ok "--json prints the id and the path" '.path == $p' "$OUT" \
       --arg p "$PS_PATH/filters/$DROP_ID"
 # One listener for both ports; the datagrams to 5555 go first, so once all those to 5556 have
 # arrived, any of 5555's that got through would have arrived too.
@@ -330,8 +392,19 @@ jq_ok "the drop rule counted $SENT hits of 102 bytes each, and a last hit" \
 jq_ok "no other rule counted anything" 'all(.[] | select(.id != $id); .hits == 0)' "$OUT" \
       --argjson id "$DROP_ID"
 ctl filter list
-like "$OUT" "^ *$DROP_ID +drop +udp +\* +\*:5555 +- +$SENT +510 B +(now|[0-9]+s ago) +yes +drop UDP 5555$" \
-     "filter list shows the hits, the bytes and the last hit"
+like "$OUT" "^ *$DROP_ID +drop +udp +\* +\*:5555 +- +$SENT +510 B +(now|[0-9]+s ago) +- +yes +drop UDP 5555$" \
+     "filter list shows the hits, the bytes and the last hit, and no expiry"
+like "$OUT" "^ID +ACTION +PROTO +SOURCE +DESTINATION +MATCH +HITS +BYTES +LAST HIT +EXPIRES +EN +COMMENT$" \
+     "filter list has an EXPIRES column"
+ctl filter add --rule-type udp --dst-port 6001 --action count --timeout 10min --comment "timed" --json=short
+TIMED_ID=$(jq -r .id <<<"$OUT")
+ctl filter list
+like "$OUT" "^ *$TIMED_ID +count +udp +\* +\*:6001 +- +0 +0 B +never +in (9min [0-9]+s|10min) +yes +timed$" \
+     "filter list shows when a timed rule expires, in one time-span style"
+ctl filter show "$TIMED_ID"
+like "$OUT" "Timeout: +10min, expires .* \(in (9min [0-9]+s|10min)\)$" "filter show too"
+ctl filter delete "$TIMED_ID"
+exits 0 "the timed rule is deleted"
 
 # ---------------------------------------------------------------------------------------------
 # apply: without a terminal and without --yes, the rules roll back at the deadline.
@@ -342,11 +415,10 @@ ctl filter apply "$T/apply.json" --confirm 3
 exits 0 "filter apply --confirm 3 with standard input not a terminal"
 like "$OUT" "^Applied 1 rule \(merge\) as $PS_PATH/filters/transaction/[0-9]+\.$" \
      "it prints the transaction"
-like "$OUT" "They roll back at .* \(in 3 s\) unless confirmed" "it prints the deadline"
+like "$OUT" "They roll back at .* \(in 3s\) unless confirmed" "it prints the deadline"
 like "$ERR" "not a terminal.*" "it says it does not confirm"
-like "$ERR" "busctl call $PS_NAME $PS_PATH/filters/transaction/[0-9]+ org\.packetscope\.Guarder1\.Transaction Confirm" \
-     "it says how to confirm"
 TX=$(grep -Eo "$PS_PATH/filters/transaction/[0-9]+" <<<"$OUT" | head -1)
+is "$(tail -n 1 <<<"$ERR")" "  packetscopectl filter confirm ${TX##*/}" "it says how to confirm"
 is "$(busctl --system get-property "$PS_NAME" "$TX" org.packetscope.Guarder1.Transaction Deadline >/dev/null 2>&1 && echo pending)" \
    pending "the transaction is pending"
 ctl filter list --json=short
@@ -361,6 +433,33 @@ if [ "$elapsed_ms" -ge 3000 ] && [ "$elapsed_ms" -le 20000 ]; then
 else
         ok 1 "it rolled back at the deadline, 3 s after the call" "took $elapsed_ms ms"
 fi
+
+# filter rollback and filter confirm end a pending apply from another command.
+ctl filter apply "$T/apply.json" --confirm 120
+exits 0 "filter apply --confirm 120"
+TX=$(grep -Eo "$PS_PATH/filters/transaction/[0-9]+" <<<"$OUT" | head -1)
+ctl filter rollback
+exits 0 "filter rollback (the pending transaction)"
+is "$OUT" "Rolled back: the previous rules are back." "it says the rules rolled back"
+is "$(rules)" "$before" "the set is as before at once"
+ctl filter rollback
+exits 1 "filter rollback with nothing pending fails"
+is "$ERR" "packetscopectl: no transaction is pending; see packetscopectl filter apply" \
+   "it says nothing is pending"
+ctl filter apply "$T/apply.json" --confirm 120
+TX=$(grep -Eo "$PS_PATH/filters/transaction/[0-9]+" <<<"$OUT" | head -1)
+ctl filter confirm "${TX##*/}"
+exits 0 "filter confirm ${TX##*/}"
+is "$OUT" "Confirmed: the new rules are kept." "it says the rules are kept"
+ctl filter confirm "${TX##*/}" --json=short
+exits 1 "confirming it again fails"
+is "$ERR" "packetscopectl: transaction ${TX##*/} is not pending (it was confirmed or rolled back already)" \
+   "it says the transaction is over"
+ctl filter list --json=short
+APPLIED_ID=$(jq '.[] | select(.comment == "applied, unconfirmed") | .id' <<<"$OUT")
+is "$(wc -w <<<"$APPLIED_ID")" 1 "the confirmed rule is in the set once"
+ctl filter delete "$APPLIED_ID"
+is "$(rules)" "$before" "deleted again"
 
 # With --yes it is confirmed at once and stays after the deadline.
 ctl filter apply "$T/apply.json" --confirm 3 --yes
@@ -406,7 +505,7 @@ if command -v script >/dev/null 2>&1; then
         t0=$(date +%s%N)
         tty_apply "printf 'y\n'" 20
         exits 0 "on a terminal, answering y"
-        like "$OUT" "Keep the new rules\? \[y/N\] \(rolling back in 20 s\)" "it asks, with the time left"
+        like "$OUT" "Keep the new rules\? \[y/N\] \(rolling back in 20s\)" "it asks, with the time left"
         like "$OUT" "Confirmed: the new rules are kept\." "it confirms"
         elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
         ok "$([ "$elapsed_ms" -lt 10000 ] && echo 0 || echo 1)" "at once ($elapsed_ms ms), not at the deadline"
@@ -427,7 +526,9 @@ if command -v script >/dev/null 2>&1; then
         t0=$(date +%s%N)
         tty_apply "sleep 5" 2
         exits 1 "on a terminal, no answer (exit 1: not kept)"
-        like "$OUT" "rolling back in 2 s" "it asked"
+        like "$OUT" "rolling back in 2s" "it asked"
+        like "$OUT" $'\e\\[KKeep the new rules\\? \\[y/N\\] \\(rolling back in 1s\\)' \
+             "the prompt counts down in place"
         like "$OUT" "(No answer in time|rolled back)" "it says it rolled back"
         elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
         ok "$([ "$elapsed_ms" -ge 2000 ] && echo 0 || echo 1)" "not before the deadline ($elapsed_ms ms)"

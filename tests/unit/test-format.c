@@ -117,13 +117,26 @@ Test(format, relative_past) {
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 59 * SEC), "59s ago");
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 60 * SEC), "1min ago");
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 5 * 60 * SEC - 30 * SEC),
-                         "5min ago");
-        cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 3599 * SEC), "59min ago");
+                         "5min 30s ago");
+        cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 3599 * SEC), "59min 59s ago");
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 3600 * SEC), "1h ago");
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 2 * 3600 * SEC), "2h ago");
-        cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 86399 * SEC), "23h ago");
+        cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 86399 * SEC), "23h 59min ago");
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 86400 * SEC), "1d ago");
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, now - 400 * 86400 * SEC), "400d ago");
+}
+
+Test(format, timespan) {
+        char b[FORMAT_RELATIVE_MAX];
+
+        cr_assert_str_eq(format_timespan(b, sizeof b, 0), "0s");
+        cr_assert_str_eq(format_timespan(b, sizeof b, SEC - 1), "0s");
+        cr_assert_str_eq(format_timespan(b, sizeof b, 5 * SEC), "5s");
+        cr_assert_str_eq(format_timespan(b, sizeof b, 9 * 60 * SEC), "9min");
+        cr_assert_str_eq(format_timespan(b, sizeof b, 9 * 60 * SEC + 59 * SEC + 999999), "9min 59s");
+        cr_assert_str_eq(format_timespan(b, sizeof b, 3600 * SEC + 2 * 60 * SEC + 3 * SEC), "1h 2min");
+        cr_assert_str_eq(format_timespan(b, sizeof b, 2 * 3600 * SEC + 59 * SEC), "2h");
+        cr_assert_str_eq(format_timespan(b, sizeof b, 3 * 86400 * SEC + 4 * 3600 * SEC), "3d 4h");
 }
 
 Test(format, relative_future_and_never) {
@@ -136,8 +149,8 @@ Test(format, relative_future_and_never) {
         cr_assert_str_eq(format_relative_time(b, sizeof b, now, 0), "never");
         cr_assert_str_eq(format_relative_time(b, sizeof b, 0, 0), "never");
         /* Extremes don't overflow the subtraction. */
-        cr_assert_str_eq(format_relative_time(b, sizeof b, 0, UINT64_MAX), "in 213503982d");
-        cr_assert_str_eq(format_relative_time(b, sizeof b, UINT64_MAX, 1), "213503982d ago");
+        cr_assert_str_eq(format_relative_time(b, sizeof b, 0, UINT64_MAX), "in 213503982d 8h");
+        cr_assert_str_eq(format_relative_time(b, sizeof b, UINT64_MAX, 1), "213503982d 8h ago");
 }
 
 Test(format, tcp_flags) {
@@ -235,6 +248,66 @@ Test(format, table_utf8_width_and_partial_row) {
                          "A     B\n"
                          "\xc3\xa9t\xc3\xa9   x\n"
                          "abcd\n");
+        free(text);
+}
+
+Test(format, table_fits_by_priority) {
+        _cleanup_table_ Table *t = table_new("PROTO", "SOURCE", "FLAGS", "LAST", "LINK", NULL);
+        char *text;
+
+        cr_assert_not_null(t);
+        cr_assert_eq(table_set_priority(t, 2, 3), 0); /* FLAGS goes first */
+        cr_assert_eq(table_set_priority(t, 3, 2), 0);
+        cr_assert_eq(table_set_priority(t, 4, 2), 0); /* of equals, the rightmost first */
+        cr_assert_eq(table_set_priority(t, 9, 1), -EINVAL);
+        cr_assert_eq(table_add_cell(t, "udp"), 0);
+        cr_assert_eq(table_add_cell(t, "10.0.0.1:53"), 0);
+        cr_assert_eq(table_add_cell(t, "SA"), 0);
+        cr_assert_eq(table_add_cell(t, "5s ago"), 0);
+        cr_assert_eq(table_add_cell(t, "eth0"), 0);
+
+        /* 5 + 2 + 11 + 2 + 5 + 2 + 6 + 2 + 4 = 39 columns: fits in 39. */
+        table_set_width(t, 39);
+        text = print_table(t, true);
+        cr_assert_str_eq(text,
+                         "PROTO  SOURCE       FLAGS  LAST    LINK\n"
+                         "udp    10.0.0.1:53  SA     5s ago  eth0\n");
+        free(text);
+        table_set_width(t, 38);
+        text = print_table(t, true);
+        cr_assert_str_eq(text,
+                         "PROTO  SOURCE       LAST    LINK\n"
+                         "udp    10.0.0.1:53  5s ago  eth0\n");
+        free(text);
+        table_set_width(t, 26);
+        text = print_table(t, true);
+        cr_assert_str_eq(text,
+                         "PROTO  SOURCE       LAST\n"
+                         "udp    10.0.0.1:53  5s ago\n");
+        free(text);
+        /* Priority 0 stays, even when the line is still too long. */
+        table_set_width(t, 5);
+        text = print_table(t, true);
+        cr_assert_str_eq(text,
+                         "PROTO  SOURCE\n"
+                         "udp    10.0.0.1:53\n");
+        free(text);
+}
+
+Test(format, table_colour_takes_no_width) {
+        _cleanup_table_ Table *t = table_new("STATE", "N", NULL);
+        char *text;
+
+        cr_assert_not_null(t);
+        cr_assert_eq(table_add_cell(t, "\033[0;31mrst\033[0m"), 0);
+        cr_assert_eq(table_add_cell(t, "1"), 0);
+        cr_assert_eq(table_add_cell(t, "established"), 0);
+        cr_assert_eq(table_add_cell(t, "2"), 0);
+        text = print_table(t, true);
+        cr_assert_str_eq(text,
+                         "STATE        N\n"
+                         "\033[0;31mrst\033[0m          1\n"
+                         "established  2\n");
         free(text);
 }
 
