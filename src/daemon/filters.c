@@ -8,6 +8,7 @@
 #include "bpf-maps.h"
 #include "filters.h"
 #include "log.h"
+#include "state.h"
 #include "util.h"
 
 #define FILTERS_FILE "filters.json"
@@ -277,8 +278,13 @@ static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata) {
         }
         r = filter_store_replace(s, keep, n_keep, true, &err);
         if (r < 0) {
-                log_warning_errno(r, "Removing expired filters failed: %s", err ? err : "");
+                log_warning_errno(r, "Removing expired filters failed: %s; trying again in 10 s",
+                                  err ? err : "");
                 filter_list_free(keep, n_keep);
+                /* Not at once: a state directory that cannot be written would make it spin. */
+                (void) sd_event_source_set_time(es, now + 10 * USEC_PER_SEC);
+                (void) sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+                return 0;
         }
         store_schedule_expiry(s);
         return 0;
@@ -332,11 +338,46 @@ static int find_duplicate(Filter **rules, size_t n, bool slots, uint32_t *ret) {
         return 0;
 }
 
+/* Slots of the set being replaced that the new list does not keep, handed to new rules when
+ * no free slot is left: that is what lets MaxRules rules replace MaxRules others (or
+ * themselves) within PS_FILTER_SLOTS, which is less than two sets' worth. `taken` marks the
+ * slots of the new list. */
+static int reuse_slot(FilterStore *s, uint8_t *taken, uint32_t *cursor, uint32_t *ret) {
+        for (; *cursor < PS_FILTER_SLOTS; (*cursor)++)
+                if (s->slot_used[*cursor] && !taken[*cursor]) {
+                        taken[*cursor] = 1;
+                        *ret = (*cursor)++;
+                        return 0;
+                }
+        return -ENOSPC;
+}
+
+/* Puts the bank that was active before the last kernel_load() back (it is left intact until
+ * the next load clears it), with a new generation so that no cached verdict of the undone set
+ * survives. */
+static int kernel_flip_back(FilterStore *s, uint32_t old_state, size_t old_shapes,
+                            size_t old_entries) {
+        uint32_t zero = 0, next;
+
+        next = (((s->state >> PS_FILTER_STATE_GEN_SHIFT) + 1) << PS_FILTER_STATE_GEN_SHIFT) |
+               (old_state & (PS_FILTER_STATE_CACHEABLE | PS_FILTER_STATE_BANK));
+        if (bpf_map_update_elem(s->state_fd, &zero, &next, BPF_ANY) < 0)
+                return -errno;
+        s->state = next;
+        s->n_shapes = old_shapes;
+        s->n_entries = old_entries;
+        return 0;
+}
+
+static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
+                           char **ret_error);
+
 int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                          char **ret_error) {
-        _cleanup_free_ uint32_t *new_slots = NULL;
-        size_t n_new = 0;
-        uint32_t next_id = s->next_id;
+        _cleanup_free_ size_t *new_idx = NULL;
+        _cleanup_free_ uint8_t *taken = NULL, *reused = NULL;
+        size_t n_new = 0, n_reused = 0, old_shapes = s->n_shapes, old_entries = s->n_entries;
+        uint32_t next_id = s->next_id, cursor = 0, old_state = s->state;
         uint64_t now = now_usec(CLOCK_REALTIME);
         FilterSet set = {};
         Filter **old = s->rules;
@@ -353,9 +394,9 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                                   PS_FILTER_MAX_RULES);
                 return -E2BIG;
         }
-        new_slots = calloc(n + 1, sizeof(uint32_t));
+        new_idx = calloc(n + 1, sizeof(size_t));
         old_ids = calloc(n_old + 1, sizeof(uint32_t));
-        if (!new_slots || !old_ids)
+        if (!new_idx || !old_ids)
                 return -ENOMEM;
         for (size_t i = 0; i < n_old; i++)
                 old_ids[i] = old[i]->id;
@@ -383,7 +424,8 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                                   "duplicate rule id %u; every id must be unique", dup);
         }
 
-        /* Counter slots: kept by surviving rules, fresh (zeroed) for new ones. */
+        /* Counter slots: kept by surviving rules, fresh (zeroed) for new ones; when the free
+         * ones run out, those of removed rules (zeroed at the flip, below). */
         r = find_duplicate(rules, n, true, &dup);
         if (r < 0)
                 return r;
@@ -393,14 +435,33 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         for (size_t i = 0; i < n; i++) {
                 if (rules[i]->slot != SLOT_NONE)
                         continue;
-                r = alloc_slot(s, &rules[i]->slot);
+                r = taken ? -ENOSPC : alloc_slot(s, &rules[i]->slot);
                 if (r < 0) {
-                        (void) error_setf(ret_error, 0,
-                                          "no free counter slot left (%u)", PS_FILTER_SLOTS);
-                        goto undo_slots;
+                        if (!taken) {
+                                taken = calloc(PS_FILTER_SLOTS, 1);
+                                reused = calloc(PS_FILTER_SLOTS, 1);
+                                if (!taken || !reused) {
+                                        r = -ENOMEM;
+                                        goto undo_slots;
+                                }
+                                for (size_t k = 0; k < n; k++)
+                                        if (rules[k]->slot != SLOT_NONE)
+                                                taken[rules[k]->slot] = 1;
+                        }
+                        r = reuse_slot(s, taken, &cursor, &rules[i]->slot);
+                        if (r < 0) {
+                                (void) error_setf(ret_error, 0, "no free counter slot left (%u)",
+                                                  PS_FILTER_SLOTS);
+                                goto undo_slots;
+                        }
+                        reused[rules[i]->slot] = 1;
+                        n_reused++;
+                } else {
+                        if (taken)
+                                taken[rules[i]->slot] = 1;
+                        (void) zero_counter(s, rules[i]->slot);
                 }
-                new_slots[n_new++] = rules[i]->slot;
-                (void) zero_counter(s, rules[i]->slot);
+                new_idx[n_new++] = i;
         }
 
         r = filter_compile(rules, n, &set, ret_error);
@@ -413,6 +474,27 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                                   "loading the rule set into the kernel failed: %s", strerror(-r));
                 goto undo_slots;
         }
+        /* The removed rules these slots counted for are out of the kernel now. */
+        for (uint32_t k = 0; n_reused > 0 && k < PS_FILTER_SLOTS; k++)
+                if (reused[k])
+                        (void) zero_counter(s, k);
+
+        /* Acknowledged means stored: if the file cannot take the new set, the kernel goes
+         * back to the old one and nothing of the change remains. */
+        if (persist) {
+                r = store_save_list(s, rules, n, next_id, ret_error);
+                if (r < 0) {
+                        int k = kernel_flip_back(s, old_state, old_shapes, old_entries);
+
+                        if (k < 0)
+                                log_struct_internal(LOG_CRIT, k, PS_MESSAGE_STATE_NOT_WRITABLE,
+                                                    NULL, "Cannot put the previous rule set "
+                                                    "back into the kernel: %s; the kernel "
+                                                    "enforces a set that is not stored",
+                                                    strerror(-k));
+                        goto undo_slots;
+                }
+        }
 
         /* Committed: exactly the slots of the new list are in use (a rollback brings back
          * rules whose slots the transaction had released). */
@@ -424,14 +506,6 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         s->next_id = next_id;
         for (size_t i = 0; i < n; i++)
                 rules[i]->store = s;
-        if (persist) {
-                r = filter_store_save(s);
-                if (r < 0)
-                        log_struct_internal(LOG_ERR, r, NULL, NULL,
-                                            "Cannot write %s/%s: %m; the kernel enforces the new "
-                                            "rule set but a restart would bring back the old one",
-                                            s->state_dir, FILTERS_FILE);
-        }
         filter_list_free(old, n_old);
         store_schedule_expiry(s);
         if (s->on_change)
@@ -439,12 +513,14 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         return 0;
 
 undo_slots:
-        for (size_t i = 0; i < n_new; i++)
-                s->slot_used[new_slots[i]] = 0;
-        for (size_t i = 0; i < n; i++)
-                for (size_t k = 0; k < n_new; k++)
-                        if (rules[i]->slot == new_slots[k])
-                                rules[i]->slot = SLOT_NONE;
+        /* Fresh slots go back to the free pool; reused ones still belong to the old rules. */
+        for (size_t k = 0; k < n_new; k++) {
+                uint32_t slot = rules[new_idx[k]]->slot;
+
+                if (!reused || !reused[slot])
+                        s->slot_used[slot] = 0;
+                rules[new_idx[k]]->slot = SLOT_NONE;
+        }
         return r;
 }
 
@@ -492,28 +568,29 @@ json_t *filter_store_export(FilterStore *s) {
         return a;
 }
 
-int filter_store_save(FilterStore *s) {
-        _cleanup_free_ char *path = NULL, *text = NULL;
+static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
+                           char **ret_error) {
+        _cleanup_free_ char *text = NULL;
         json_t *root, *list = json_array();
 
         assert(s);
         if (!list)
                 return -ENOMEM;
-        for (size_t i = 0; i < s->n_rules; i++) {
-                json_t *o = filter_to_json(s->rules[i]);
+        for (size_t i = 0; i < n; i++) {
+                json_t *o = filter_to_json(rules[i]);
 
                 if (!o) {
                         json_decref(list);
                         return -ENOMEM;
                 }
                 /* Internal: keeps the counters of a rule across restarts. */
-                json_object_set_new(o, "slot", json_integer(s->rules[i]->slot));
+                json_object_set_new(o, "slot", json_integer(rules[i]->slot));
                 json_object_del(o, "hits");
                 json_object_del(o, "bytes");
                 json_object_del(o, "last_hit");
                 json_array_append_new(list, o);
         }
-        root = json_pack("{s:i, s:I, s:o}", "version", 1, "next_id", (json_int_t) s->next_id,
+        root = json_pack("{s:i, s:I, s:o}", "version", 1, "next_id", (json_int_t) next_id,
                          "filters", list); /* "o" steals list */
         if (!root)
                 return -ENOMEM;
@@ -522,12 +599,11 @@ int filter_store_save(FilterStore *s) {
         json_decref(root);
         if (!text)
                 return -ENOMEM;
-        if (mkdir(s->state_dir, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        path = strjoin_path(s->state_dir, FILTERS_FILE);
-        if (!path)
-                return -ENOMEM;
-        return write_file_atomic(path, text, strlen(text), 0644);
+        return state_write_file(s->state_dir, FILTERS_FILE, text, ret_error);
+}
+
+int filter_store_save(FilterStore *s, char **ret_error) {
+        return store_save_list(s, s->rules, s->n_rules, s->next_id, ret_error);
 }
 
 /* Reads filters.json into a fresh list. */
@@ -600,7 +676,7 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
         _cleanup_free_ char *dir = NULL;
         _cleanup_free_ char *err = NULL;
         Filter **rules = NULL;
-        size_t n = 0;
+        size_t n = 0, expired = 0;
         uint32_t next = 0, zero = 0;
         int fds[5], r;
 
@@ -661,13 +737,23 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
                                 s->slot_used[rules[i]->slot] = 0;
                                 filter_free(rules[i]);
                                 rules[i] = rules[--n];
+                                expired++;
                         } else
                                 i++;
         }
-        r = filter_store_replace(s, rules, n, true, ret_error);
+        /* Not written back: the file holds this set already, and a read-only state directory
+         * must not keep the stored set out of the kernel. */
+        r = filter_store_replace(s, rules, n, false, ret_error);
         if (r < 0) {
                 filter_list_free(rules, n);
                 return r;
+        }
+        if (expired > 0) {
+                _cleanup_free_ char *werr = NULL;
+
+                /* Logged by the writer; the expired rules are gone from the kernel either way and
+                 * expire again at the next start. */
+                (void) filter_store_save(s, &werr);
         }
         log_info("Restored %zu filter rule(s) from %s (%zu shape(s), %zu classifier entries)", n,
                  s->state_dir, s->n_shapes, s->n_entries);

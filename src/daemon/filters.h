@@ -64,7 +64,9 @@ Filter *filter_store_find(FilterStore *s, uint32_t id);
 /*
  * Replaces the whole list with `rules` (ownership of the array and the rules passes to the
  * store on success; on failure the caller keeps it). Assigns ids, slots and times to new
- * rules, compiles, loads the kernel, persists unless `persist` is false.
+ * rules, compiles, loads the kernel, persists unless `persist` is false. When filters.json
+ * cannot be written the kernel is put back to the old set and -EROFS returned (see
+ * state_write_file()).
  */
 int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                          char **ret_error);
@@ -106,7 +108,9 @@ int filter_check_lockout(const Config *c, const Filter *f, char **ret_error);
  */
 int filter_parse_import(const char *text, bool keep_ids, FilterList *ret, char **ret_error);
 
-int filter_store_save(FilterStore *s);
+/* Writes the set in memory to filters.json: -EROFS (logged, *ret_error saying which file and
+ * why) when it cannot be written. */
+int filter_store_save(FilterStore *s, char **ret_error);
 
 /* Fills the inactive bank of these maps with the set and flips to it; *state is the value of
  * filter_state before, and after on success. Used by the store, the tests and the bench. */

@@ -96,7 +96,7 @@ static void fuzz_links(const uint8_t *data, size_t size) {
                         CHECK(strcmp(s.links[i].name, s.links[k].name) != 0);
         }
         /* What was taken is what a save and a restart bring back. */
-        CHECK(state_save(state_dir, &s) == 0);
+        CHECK(state_save(state_dir, &s, NULL) == 0);
         CHECK(state_load(state_dir, &t, &err) == 0);
         CHECK(t.n_links == s.n_links);
         for (size_t i = 0; i < s.n_links; i++) {

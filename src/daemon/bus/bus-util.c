@@ -416,6 +416,9 @@ int filters_bus_error(sd_bus_error *error, int r, const char *err) {
         case -EMSGSIZE:
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s",
                                          err ? err : strerror(-r));
+        case -EROFS: /* the store's "cannot write filters.json", whatever the cause */
+                return sd_bus_error_setf(error, PS_ERROR_STATE_NOT_WRITABLE, "%s",
+                                         err ? err : strerror(-r));
         default:
                 if (err)
                         return sd_bus_error_setf(error, PS_ERROR_FILTER_FAILED, "%s", err);
