@@ -12,6 +12,8 @@
 #include "util.h"
 
 #define FILTERS_FILE "filters.json"
+/* The generation before the current one: what a corrupt filters.json is recovered from. */
+#define FILTERS_PREV_FILE "filters.json.prev"
 /* What the store accepts must read back: 100,000 rules with 1 KiB comments and every field. */
 #define FILTERS_FILE_MAX (256u * 1024 * 1024)
 #define SLOT_NONE UINT32_MAX
@@ -54,6 +56,7 @@ FilterStore *filter_store_free(FilterStore *s) {
         safe_close(s->events_fd);
         sd_event_source_unref(s->expiry_timer);
         free(s->slot_used);
+        free(s->degraded);
         free(s);
         return NULL;
 }
@@ -506,6 +509,12 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         s->next_id = next_id;
         for (size_t i = 0; i < n; i++)
                 rules[i]->store = s;
+        if (s->degraded) {
+                log_struct_internal(LOG_NOTICE, 0, PS_MESSAGE_DEGRADED, NULL,
+                                    "The kernel's unlisted rule set was replaced by %zu listed "
+                                    "rule(s); no longer degraded", n);
+                s->degraded = mfree(s->degraded);
+        }
         filter_list_free(old, n_old);
         store_schedule_expiry(s);
         if (s->on_change)
@@ -568,6 +577,23 @@ json_t *filter_store_export(FilterStore *s) {
         return a;
 }
 
+/* filters.json becomes filters.json.prev (a hard link, renamed into place: the current file
+ * stays where it is until the new one replaces it). Nothing to keep on a first write; any other
+ * failure shows in the write that follows. */
+static void keep_previous_generation(FilterStore *s) {
+        _cleanup_free_ char *cur = strjoin_path(s->state_dir, FILTERS_FILE);
+        _cleanup_free_ char *prev = strjoin_path(s->state_dir, FILTERS_PREV_FILE);
+        _cleanup_free_ char *tmp = NULL;
+
+        if (!cur || !prev || asprintf(&tmp, "%s.tmp", prev) < 0)
+                return;
+        (void) unlink(tmp);
+        if (link(cur, tmp) < 0)
+                return;
+        if (rename(tmp, prev) < 0)
+                (void) unlink(tmp);
+}
+
 static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
                            char **ret_error) {
         _cleanup_free_ char *text = NULL;
@@ -599,6 +625,7 @@ static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t ne
         json_decref(root);
         if (!text)
                 return -ENOMEM;
+        keep_previous_generation(s);
         return state_write_file(s->state_dir, FILTERS_FILE, text, ret_error);
 }
 
@@ -606,10 +633,10 @@ int filter_store_save(FilterStore *s, char **ret_error) {
         return store_save_list(s, s->rules, s->n_rules, s->next_id, ret_error);
 }
 
-/* Reads filters.json into a fresh list. */
-static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_t *ret_next,
-                           char **ret_error) {
-        _cleanup_free_ char *path = strjoin_path(s->state_dir, FILTERS_FILE);
+/* Reads filters.json (or its previous generation) into a fresh list. */
+static int store_load_file(FilterStore *s, const char *file, Filter ***ret, size_t *ret_n,
+                           uint32_t *ret_next, char **ret_error) {
+        _cleanup_free_ char *path = strjoin_path(s->state_dir, file);
         json_t *root, *list, *nid;
         Filter **rules = NULL;
         size_t n = 0, i;
@@ -671,6 +698,105 @@ static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_
         return 0;
 }
 
+struct kernel_rule {
+        uint32_t slot, action, entries;
+};
+
+struct kernel_walk {
+        uint32_t bank;
+        struct kernel_rule *rules; /* by slot, entries == 0 where none */
+        size_t n;                  /* slots with entries */
+};
+
+static int kernel_visit(const void *key, const void *value, void *userdata) {
+        const struct ps_filter_key *k = key;
+        const struct ps_filter_value *v = value;
+        struct kernel_walk *w = userdata;
+
+        if (k->shape / PS_FILTER_MAX_SHAPES != w->bank || v->rank == 0 || v->slot >= PS_FILTER_SLOTS)
+                return 0;
+        if (w->rules[v->slot].entries++ == 0)
+                w->n++;
+        w->rules[v->slot].slot = v->slot;
+        w->rules[v->slot].action = v->action;
+        return 0;
+}
+
+/* The deciding rules of the active bank, one per counter slot: all the kernel knows of them. */
+static int kernel_rules_walk(FilterStore *s, struct kernel_walk *w) {
+        *w = (struct kernel_walk) { .bank = s->state & PS_FILTER_STATE_BANK };
+        w->rules = calloc(PS_FILTER_SLOTS, sizeof(struct kernel_rule));
+        if (!w->rules)
+                return -ENOMEM;
+        return bpf_map_walk(s->rules_fd, sizeof(struct ps_filter_key),
+                            sizeof(struct ps_filter_value), kernel_visit, w, NULL);
+}
+
+int filter_store_kernel_rules(FilterStore *s, size_t max, json_t **ret, size_t *ret_total) {
+        struct kernel_walk w;
+        json_t *a;
+        int r;
+
+        assert(s);
+        assert(ret);
+        r = kernel_rules_walk(s, &w);
+        if (r < 0) {
+                free(w.rules);
+                return r;
+        }
+        a = json_array();
+        for (uint32_t slot = 0; a && slot < PS_FILTER_SLOTS && json_array_size(a) < max; slot++) {
+                Filter f = { .slot = slot };
+
+                if (w.rules[slot].entries == 0)
+                        continue;
+                (void) filter_store_read_counter(s, &f);
+                json_array_append_new(a, json_pack("{s:I, s:s, s:I, s:I, s:I, s:I}",
+                        "slot", (json_int_t) slot,
+                        "action", w.rules[slot].action == PS_ACTION_PASS ? "pass" : "drop",
+                        "entries", (json_int_t) w.rules[slot].entries,
+                        "hits", (json_int_t) f.hits, "bytes", (json_int_t) f.bytes,
+                        "last_hit", (json_int_t) f.last_hit_usec));
+        }
+        if (ret_total)
+                *ret_total = w.n;
+        free(w.rules);
+        if (!a)
+                return -ENOMEM;
+        *ret = a;
+        return 0;
+}
+
+/* No readable rule file: if the kernel still enforces a set, the list is empty while rules
+ * are enforced, and the daemon says so instead of pretending there are none. */
+static int store_degrade(FilterStore *s, const char *why) {
+        struct kernel_walk w;
+        int r;
+
+        r = kernel_rules_walk(s, &w);
+        /* Their counter slots stay taken until a new set replaces them (and may reuse them). */
+        for (uint32_t slot = 0; r >= 0 && slot < PS_FILTER_SLOTS; slot++)
+                if (w.rules[slot].entries > 0)
+                        s->slot_used[slot] = 1;
+        free(w.rules);
+        if (r < 0 || w.n == 0) {
+                log_struct_internal(LOG_ERR, 0, PS_MESSAGE_STATE_CORRUPT, NULL,
+                                    "%s; no earlier generation is readable and the kernel "
+                                    "enforces no rules: starting with none", why);
+                return 0;
+        }
+        if (asprintf(&s->degraded, "%s; no earlier generation is readable, and the kernel "
+                     "enforces %zu rule(s) no file lists", why, w.n) < 0) {
+                s->degraded = NULL;
+                return -ENOMEM;
+        }
+        log_struct_internal(LOG_CRIT, 0, PS_MESSAGE_DEGRADED, NULL,
+                            "Degraded: %s. They stay enforced; Describe() lists them by counter "
+                            "slot, and Import with mode 'replace' (of a saved set, or '[]' to "
+                            "clear them) ends this", s->degraded);
+        return 0;
+}
+
 int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
                        const char *bpffs_root, char **ret_error) {
         _cleanup_free_ char *dir = NULL;
@@ -678,6 +804,7 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
         Filter **rules = NULL;
         size_t n = 0, expired = 0;
         uint32_t next = 0, zero = 0;
+        bool recovered = false;
         int fds[5], r;
 
         assert(s);
@@ -713,17 +840,32 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
         s->events_fd = fds[4];
         (void) bpf_map_lookup_elem(s->state_fd, &zero, &s->state);
 
-        r = store_load_file(s, &rules, &n, &next, &err);
+        r = store_load_file(s, FILTERS_FILE, &rules, &n, &next, &err);
+        if (r == -EBADMSG || r == -ENOENT) {
+                _cleanup_free_ char *perr = NULL;
+                int k;
+
+                /* The generation before: a set once acknowledged, and one the list can show. */
+                k = store_load_file(s, FILTERS_PREV_FILE, &rules, &n, &next, &perr);
+                if (k >= 0) {
+                        log_struct_internal(LOG_WARNING, r, PS_MESSAGE_STATE_CORRUPT, NULL,
+                                            "%s; recovered %zu rule(s) from %s/%s, the "
+                                            "generation before it",
+                                            r == -EBADMSG ? err : "filters.json is missing", n,
+                                            s->state_dir, FILTERS_PREV_FILE);
+                        recovered = true;
+                        r = 0;
+                } else if (k != -ENOENT) {
+                        log_struct_internal(LOG_ERR, k, PS_MESSAGE_STATE_CORRUPT, NULL, "%s",
+                                            perr ? perr : strerror(-k));
+                        if (r == -ENOENT)
+                                r = -EBADMSG; /* nothing readable is left either way */
+                }
+        }
         if (r == -ENOENT)
                 return 0; /* a first start: no rules */
-        if (r == -EBADMSG) {
-                /* What is enforced stays enforced: the kernel keeps the last good set until the
-                 * next change replaces it. */
-                log_struct_internal(LOG_ERR, r, PS_MESSAGE_STATE_CORRUPT, NULL,
-                                    "%s; starting with no rules in the list while the kernel keeps "
-                                    "enforcing the set it had", err ? err : "");
-                return 0;
-        }
+        if (r == -EBADMSG)
+                return store_degrade(s, err ? err : "filters.json is corrupt");
         if (r < 0) {
                 return error_setf(ret_error, r, "cannot read the stored filters: %s", strerror(-r));
         }
@@ -748,7 +890,7 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
                 filter_list_free(rules, n);
                 return r;
         }
-        if (expired > 0) {
+        if (expired > 0 || recovered) {
                 _cleanup_free_ char *werr = NULL;
 
                 /* Logged by the writer; the expired rules are gone from the kernel either way and
@@ -812,6 +954,14 @@ int filter_store_commit(FilterStore *s, FilterList *add, bool replace, bool pers
 
         assert(s);
         assert(add);
+        /* Merging into the list would replace the kernel's opaque set with the few rules
+         * given, silently: only a whole new set (or an empty one, to clear) may replace it. */
+        if (!replace && s->degraded)
+                return error_setf(ret_error, -ESTALE,
+                                  "the rule set is degraded (%s): the kernel enforces rules no "
+                                  "readable file lists; Import a whole set with mode 'replace' "
+                                  "(an empty one, '[]', clears them) before adding rules",
+                                  s->degraded);
         if (!replace) {
                 r = filter_store_snapshot(s, &list.rules, &list.n);
                 if (r < 0)
