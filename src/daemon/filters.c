@@ -804,7 +804,7 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
         Filter **rules = NULL;
         size_t n = 0, expired = 0;
         uint32_t next = 0, zero = 0;
-        bool recovered = false;
+        bool recovered = false, stamped = false;
         int fds[5], r;
 
         assert(s);
@@ -883,18 +883,24 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
                         } else
                                 i++;
         }
-        /* Not written back: the file holds this set already, and a read-only state directory
-         * must not keep the stored set out of the kernel. */
+        /* Times the file leaves out are given now, and must then be stored, or every start
+         * would give new ones. */
+        for (size_t i = 0; i < n; i++)
+                if (rules[i]->created_usec == 0 ||
+                    (rules[i]->timeout_sec && rules[i]->expires_usec == 0))
+                        stamped = true;
+        /* Not written back otherwise: the file holds this set already, and a read-only state
+         * directory must not keep the stored set out of the kernel. */
         r = filter_store_replace(s, rules, n, false, ret_error);
         if (r < 0) {
                 filter_list_free(rules, n);
                 return r;
         }
-        if (expired > 0 || recovered) {
+        if (expired > 0 || recovered || stamped) {
                 _cleanup_free_ char *werr = NULL;
 
-                /* Logged by the writer; the expired rules are gone from the kernel either way and
-                 * expire again at the next start. */
+                /* Logged by the writer. The kernel has the set either way; the expired rules
+                 * expire again, and missing times are given again, at the next start. */
                 (void) filter_store_save(s, &werr);
         }
         log_info("Restored %zu filter rule(s) from %s (%zu shape(s), %zu classifier entries)", n,

@@ -141,9 +141,9 @@ int state_write_file(const char *dir, const char *file, const char *text, char *
         r = write_file_atomic(path, text, strlen(text), 0644);
         if (r >= 0)
                 return 0;
+        /* The callers undo the change that needed it (or, at start, go on without it). */
         log_struct_internal(LOG_ERR, r, PS_MESSAGE_STATE_NOT_WRITABLE, NULL,
-                            "Cannot write %s: %s; the change was refused and undone", path,
-                            strerror(-r));
+                            "Cannot write %s: %s", path, strerror(-r));
         return error_setf(ret_error, -EROFS, "cannot write %s: %s; the change was not made",
                           path, strerror(-r));
 }
