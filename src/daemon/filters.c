@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 
 #include "bpf-maps.h"
@@ -514,6 +515,8 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                                     "The kernel's unlisted rule set was replaced by %zu listed "
                                     "rule(s); no longer degraded", n);
                 s->degraded = mfree(s->degraded);
+                /* The service status said "Degraded" since the start. */
+                (void) sd_notify(false, "STATUS=Rule set replaced; no longer degraded");
         }
         filter_list_free(old, n_old);
         store_schedule_expiry(s);
@@ -577,27 +580,39 @@ json_t *filter_store_export(FilterStore *s) {
         return a;
 }
 
-/* filters.json becomes filters.json.prev (a hard link, renamed into place: the current file
- * stays where it is until the new one replaces it). Nothing to keep on a first write; any other
- * failure shows in the write that follows. */
-static void keep_previous_generation(FilterStore *s) {
+/* The current filters.json, hard-linked as filters.json.prev.tmp before it is replaced: once
+ * the new file is in place this becomes filters.json.prev, the generation before; if the write
+ * fails it goes and the old filters.json.prev stays (replacing that first would free its space,
+ * so that a full file system takes the write after all). Nothing to keep on a first write.
+ * Returns the temporary name, or NULL. */
+static char *prev_generation_begin(FilterStore *s) {
         _cleanup_free_ char *cur = strjoin_path(s->state_dir, FILTERS_FILE);
-        _cleanup_free_ char *prev = strjoin_path(s->state_dir, FILTERS_PREV_FILE);
-        _cleanup_free_ char *tmp = NULL;
+        char *tmp = NULL;
 
-        if (!cur || !prev || asprintf(&tmp, "%s.tmp", prev) < 0)
-                return;
+        if (!cur || asprintf(&tmp, "%s/%s.tmp", s->state_dir, FILTERS_PREV_FILE) < 0)
+                return NULL;
         (void) unlink(tmp);
         if (link(cur, tmp) < 0)
+                return mfree(tmp);
+        return tmp;
+}
+
+static void prev_generation_end(FilterStore *s, char *tmp, bool written) {
+        _cleanup_free_ char *prev = strjoin_path(s->state_dir, FILTERS_PREV_FILE);
+
+        if (!tmp)
                 return;
-        if (rename(tmp, prev) < 0)
+        if (!written || !prev || rename(tmp, prev) < 0)
                 (void) unlink(tmp);
+        free(tmp);
 }
 
 static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
                            char **ret_error) {
         _cleanup_free_ char *text = NULL;
         json_t *root, *list = json_array();
+        char *prev;
+        int r;
 
         assert(s);
         if (!list)
@@ -625,8 +640,10 @@ static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t ne
         json_decref(root);
         if (!text)
                 return -ENOMEM;
-        keep_previous_generation(s);
-        return state_write_file(s->state_dir, FILTERS_FILE, text, ret_error);
+        prev = prev_generation_begin(s);
+        r = state_write_file(s->state_dir, FILTERS_FILE, text, ret_error);
+        prev_generation_end(s, prev, r >= 0);
+        return r;
 }
 
 int filter_store_save(FilterStore *s, char **ret_error) {

@@ -15,6 +15,8 @@
 set -u
 # shellcheck source=tests/integration/lib-system.sh
 . "$(dirname "$0")/lib-system.sh"
+# shellcheck source=tests/integration/lib-filters.sh
+. "$(dirname "$0")/lib-filters.sh"
 
 require_root
 require ip dbus-daemon busctl jq timeout
@@ -37,20 +39,6 @@ add_udp_drop() {
         call_error "$FILTERS_PATH" "$FILTERS" Add 'a{sv}' \
                 "[{\"rule_type\": [\"s\", \"udp\"], \"dst_port\": [\"q\", $1], \"comment\": [\"s\", \"$2\"]}]"
 }
-# delivered PORT: of 3 datagrams from the namespace to PORT on this side, how many arrived.
-delivered() {
-        local pid
-        rm -f "$T/udp.ready" "$T/udp.done"
-        timeout 90 "$PYTHON" "$PS_TESTDIR/craft.py" udp-recv "$A_H4" 60 "$T/udp.ready" \
-                "$T/udp.done" "$1" >"$T/udp.out" &
-        pid=$!
-        wait_until 10 test -e "$T/udp.ready" || { kill_wait "$pid"; echo "no listener"; return; }
-        timeout 60 ip netns exec "$A_NS" "$PYTHON" "$PS_TESTDIR/craft.py" udp-stream "$A_H4" 3 \
-                0.01 "$1"
-        touch "$T/udp.done"
-        wait "$pid"
-        jq -r --arg p "$1" '.[$p]' "$T/udp.out"
-}
 comments() {
         pscall "$FILTERS_PATH" "$FILTERS" List | jq -c '[.data[0][] | .comment.data] | sort'
 }
@@ -67,7 +55,7 @@ restart() {
 
 is "$(add_udp_drop $P1 first)" OK "Add of the first rule (udp/$P1)"
 is "$(add_udp_drop $P2 second)" OK "Add of the second rule (udp/$P2)"
-is "$(delivered $P1) $(delivered $P2)" "0 0" "both are enforced"
+is "$(udp_arrived $P1) $(udp_arrived $P2)" "0 0" "both are enforced"
 
 # ---------------------------------------------------------------------------------------------
 # filters.json corrupt: the generation before it (the first rule alone) comes back.
@@ -76,7 +64,7 @@ daemon_stop main
 echo '{"version": 1, "filters": [{"rule_ty' >"$STATE/filters.json"
 daemon_start main || bail "the daemon did not start on a corrupt filters.json: $(daemon_log main)"
 is "$(comments)" '["first"]' "corrupt filters.json: the previous generation is listed"
-is "$(delivered $P2) $(delivered $P1)" "3 0" \
+is "$(udp_arrived $P2) $(udp_arrived $P1)" "3 0" \
    "and it is what the kernel enforces (udp/$P2 arrives, udp/$P1 is dropped)"
 ok "$([ -e "$STATE/filters.json.corrupt" ] && echo 0 || echo 1)" \
    "the corrupt file is kept as filters.json.corrupt"
@@ -95,7 +83,7 @@ like "$(degraded)" '^s ".*filters.json is corrupt.*the kernel enforces 1 rule\(s
      "Filters.Degraded says why"
 is "$(busctl --system get-property "$PS_NAME" "$FILTERS_PATH" "$FILTERS" Count)" "u 0" \
    "Count is 0: no rule is listed"
-is "$(delivered $P1)" 0 "the kernel still drops udp/$P1"
+is "$(udp_arrived $P1)" 0 "the kernel still drops udp/$P1"
 # 3 drops before the restart with the first corrupt file, 3 after it, 3 now: the slot kept
 # counting across all of it.
 d=$(describe)
@@ -119,10 +107,9 @@ like "$(add_udp_drop 40139 more)" \
 out=$(call_error "$FILTERS_PATH" "$FILTERS" Import ss '["[]", "replace"]')
 is "$out" OK "Import of an empty set (replace) clears it"
 is "$(degraded)" 's ""' "no longer degraded"
-is "$(delivered $P1)" 3 "udp/$P1 arrives: the kernel's rule is gone"
+is "$(udp_arrived $P1)" 3 "udp/$P1 arrives: the kernel's rule is gone"
 restart
 is "$(degraded) $(comments)" 's "" []' "after a restart: not degraded, no rules"
-alive() { daemon_alive main; }
-check "the daemon is alive at the end" alive
+alive "at the end"
 
 done_testing
