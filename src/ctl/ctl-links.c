@@ -195,7 +195,7 @@ static int link_json(sd_bus_message *reply, const char *path, json_t **ret) {
 }
 
 static int status_json(const ManagerInfo *info, const LinkReplies *links,
-                       sd_bus_message *stats_reply) {
+                       sd_bus_message *stats_reply, const char *degraded) {
         _cleanup_json_ json_t *out = NULL, *array = json_array(), *stats = NULL;
         int r;
 
@@ -226,6 +226,9 @@ static int status_json(const ManagerInfo *info, const LinkReplies *links,
         if (BUS_SEEN(info, MANAGER_POLL_INTERVAL_USEC) &&
             json_object_set_new(out, "poll_interval_usec",
                                 json_integer((json_int_t) info->poll_interval_usec)) < 0)
+                return -ENOMEM;
+        if (json_object_set_new(out, "degraded",
+                                degraded && *degraded ? json_string(degraded) : json_null()) < 0)
                 return -ENOMEM;
         return print_json(out);
 }
@@ -273,7 +276,7 @@ static int render_links(const LinkReplies *links, uint64_t now) {
 }
 
 static int status_text(const ManagerInfo *info, const LinkReplies *links,
-                       sd_bus_message *stats_reply) {
+                       sd_bus_message *stats_reply, const char *degraded) {
         _cleanup_(statistics_freep) Statistics *s = NULL;
         _cleanup_table_ Table *fields = fields_new();
         int r;
@@ -283,8 +286,12 @@ static int status_text(const ManagerInfo *info, const LinkReplies *links,
         r = statistics_read(stats_reply, &s);
         if (r < 0)
                 return r;
-        if ((r = field_add(fields, "Version", "%s", strna(info->version))) < 0 ||
-            (r = field_add(fields, "Links", "%zu", links->props.n)) < 0 ||
+        if ((r = field_add(fields, "Version", "%s", strna(info->version))) < 0)
+                return r;
+        /* First after the version: the list does not show everything the kernel enforces. */
+        if (degraded && *degraded && (r = field_add(fields, "Degraded", "%s", degraded)) < 0)
+                return r;
+        if ((r = field_add(fields, "Links", "%zu", links->props.n)) < 0 ||
             (r = fields_add_traffic(fields, s)) < 0 ||
             (r = field_add_u64(fields, BUS_SEEN(s, STAT_DROPPED), "Dropped", s->dropped)) < 0 ||
             (r = field_add_u64(fields, BUS_SEEN(s, STAT_MALFORMED), "Malformed", s->malformed)) < 0 ||
@@ -310,6 +317,7 @@ int verb_status(sd_bus *bus, char **args, int n_args) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *manager = NULL, *stats = NULL;
         _cleanup_(link_replies_done) LinkReplies links = {};
         ManagerInfo info = {};
+        char *degraded = NULL;
         int r;
 
         assert(bus);
@@ -326,11 +334,16 @@ int verb_status(sd_bus *bus, char **args, int n_args) {
         r = get_links(bus, info.links, &links);
         if (r >= 0)
                 r = call_get_statistics(bus, &stats);
+        /* Not there on a daemon that predates it: then nothing is shown. */
         if (r >= 0)
-                r = arg.json != JSON_OFF ? status_json(&info, &links, stats)
-                                         : status_text(&info, &links, stats);
+                (void) sd_bus_get_property_string(bus, PS_BUS_NAME, PS_OBJECT_FILTERS,
+                                                  PS_IFACE_FILTERS, "Degraded", NULL, &degraded);
+        if (r >= 0)
+                r = arg.json != JSON_OFF ? status_json(&info, &links, stats, degraded)
+                                         : status_text(&info, &links, stats, degraded);
 finish:
         strv_free(info.links);
+        free(degraded);
         return r;
 }
 

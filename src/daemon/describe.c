@@ -147,6 +147,20 @@ int manager_describe_json(Manager *m, char **ret) {
                         json_object_set_new(f, "pending_transaction",
                                             m->filters->transaction ? json_string(m->filters->transaction->path)
                                                            : json_null());
+                        /* Rules the kernel enforces but no readable file lists: shown as
+                         * the kernel has them, so that nothing enforced is invisible. */
+                        json_object_set_new(f, "degraded", m->filters->degraded
+                                            ? json_string(m->filters->degraded) : json_null());
+                        if (m->filters->degraded) {
+                                json_t *k = NULL;
+                                size_t total = 0;
+
+                                if (filter_store_kernel_rules(m->filters, 1000, &k, &total) >= 0) {
+                                        json_object_set_new(f, "kernel_rules", k);
+                                        json_object_set_new(f, "kernel_rules_count",
+                                                            json_integer((json_int_t) total));
+                                }
+                        }
                         /* A big set would not fit one bus message: ListRange() pages it. */
                         json_object_set_new(f, "rules", m->filters->n_rules <= 1000
                                             ? filter_store_export(m->filters) : json_null());

@@ -53,15 +53,28 @@ static int on_drop_event(void *ctx, void *data, size_t size) {
                      f_sport[24], f_dport[24];
                 const char *const fields[] = { f_id, f_proto, f_src, f_dst, f_sport, f_dport, NULL };
 
-                snprintf(f_id, sizeof f_id, "FILTER_ID=%u", rule_id);
+                /* A slot no listed rule has (a degraded store's opaque set): named as what it
+                 * is, never as a made-up filter id. */
+                if (rule_id == UINT32_MAX)
+                        snprintf(f_id, sizeof f_id, "KERNEL_SLOT=%u", e->slot);
+                else
+                        snprintf(f_id, sizeof f_id, "FILTER_ID=%u", rule_id);
                 snprintf(f_proto, sizeof f_proto, "PROTOCOL=%s", proto);
                 snprintf(f_src, sizeof f_src, "SRC=%s", src);
                 snprintf(f_dst, sizeof f_dst, "DST=%s", dst);
                 snprintf(f_sport, sizeof f_sport, "SPORT=%u", e->match.sport);
                 snprintf(f_dport, sizeof f_dport, "DPORT=%u", e->match.dport);
-                log_struct_fields(LOG_INFO, 0, PS_MESSAGE_PACKET_DROPPED, link, fields,
-                                  "Dropped %s %s:%u -> %s:%u on %s by filter %u (sampled)", proto,
-                                  src, e->match.sport, dst, e->match.dport, link, rule_id);
+                if (rule_id == UINT32_MAX)
+                        log_struct_fields(LOG_INFO, 0, PS_MESSAGE_PACKET_DROPPED, link, fields,
+                                          "Dropped %s %s:%u -> %s:%u on %s by an unlisted rule "
+                                          "of the kernel's set (counter slot %u; sampled)",
+                                          proto, src, e->match.sport, dst, e->match.dport, link,
+                                          e->slot);
+                else
+                        log_struct_fields(LOG_INFO, 0, PS_MESSAGE_PACKET_DROPPED, link, fields,
+                                          "Dropped %s %s:%u -> %s:%u on %s by filter %u (sampled)",
+                                          proto, src, e->match.sport, dst, e->match.dport, link,
+                                          rule_id);
         }
         if (m->on_drop)
                 m->on_drop(&(DropEvent) {

@@ -15,24 +15,32 @@ FilterTransaction *filter_transaction_free(FilterTransaction *t) {
         return NULL;
 }
 
-void filter_transaction_finish(FilterStore *s, bool confirmed, const char *why) {
+int filter_transaction_finish(FilterStore *s, bool confirmed, const char *why,
+                              char **ret_error) {
         FilterTransaction *t;
         _cleanup_free_ char *err = NULL;
         int r;
 
         assert(s);
         assert(why);
-        t = TAKE_PTR(s->transaction);
-        if (!t)
-                return;
+        if (!s->transaction)
+                return 0;
         if (confirmed) {
-                r = filter_store_save(s);
+                /* Confirmed means stored: if filters.json cannot take the set, the transaction
+                 * stays open (and rolls back at its deadline unless a later Confirm works). */
+                r = filter_store_save(s, ret_error);
                 if (r < 0)
-                        log_warning_errno(r, "Cannot save the confirmed rule set: %m");
+                        return r;
+        }
+        t = TAKE_PTR(s->transaction);
+        if (confirmed) {
                 log_struct_internal(LOG_INFO, 0, PS_MESSAGE_FILTERS_CHANGED, NULL,
                                     "Transaction %s confirmed; the new rule set is kept", t->path);
         } else {
-                r = filter_store_replace(s, t->rollback.rules, t->rollback.n, true, &err);
+                /* filters.json still holds this set (an open transaction is never written and
+                 * blocks every other change), so a state directory that cannot be written does
+                 * not stand in the way of the rollback. */
+                r = filter_store_replace(s, t->rollback.rules, t->rollback.n, false, &err);
                 if (r < 0)
                         log_struct_internal(LOG_ERR, r, PS_MESSAGE_ROLLBACK, NULL,
                                             "Rolling back transaction %s failed: %s", t->path,
@@ -47,10 +55,11 @@ void filter_transaction_finish(FilterStore *s, bool confirmed, const char *why) 
         if (t->on_finished)
                 t->on_finished(t, confirmed, t->userdata);
         filter_transaction_free(t);
+        return 0;
 }
 
 static int on_timeout(sd_event_source *es, uint64_t usec, void *userdata) {
-        filter_transaction_finish(userdata, false, "was not confirmed in time");
+        (void) filter_transaction_finish(userdata, false, "was not confirmed in time", NULL);
         return 0;
 }
 
@@ -95,7 +104,7 @@ int filter_transaction_begin(FilterStore *s, sd_event *event, FilterList *add, b
         r = sd_event_add_time(event, &t->timer, CLOCK_MONOTONIC, t->deadline_usec, 0, on_timeout,
                               s);
         if (r < 0) {
-                filter_transaction_finish(s, false, "could not arm its timer");
+                (void) filter_transaction_finish(s, false, "could not arm its timer", NULL);
                 return r;
         }
         return 0;

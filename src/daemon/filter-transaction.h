@@ -34,8 +34,10 @@ struct FilterTransaction {
 int filter_transaction_begin(FilterStore *s, sd_event *event, FilterList *add, bool replace,
                              uint32_t seconds, const char *path, filter_transaction_finished_t cb,
                              void *userdata, char **ret_error);
-/* Confirmed: saves the set. Not: brings the old set back. `why` is for the journal. */
-void filter_transaction_finish(FilterStore *s, bool confirmed, const char *why);
+/* Confirmed: saves the set; when it cannot be written the transaction stays open and -EROFS
+ * comes back with *ret_error saying why. Not: brings the old set back. `why` is for the
+ * journal. */
+int filter_transaction_finish(FilterStore *s, bool confirmed, const char *why, char **ret_error);
 /* The seconds left, as a CLOCK_REALTIME deadline. */
 uint64_t filter_transaction_deadline_realtime(const FilterTransaction *t);
 FilterTransaction *filter_transaction_free(FilterTransaction *t);

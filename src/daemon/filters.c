@@ -3,14 +3,18 @@
 #include <bpf/libbpf.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 
 #include "bpf-maps.h"
 #include "filters.h"
 #include "log.h"
+#include "state.h"
 #include "util.h"
 
 #define FILTERS_FILE "filters.json"
+/* The generation before the current one: what a corrupt filters.json is recovered from. */
+#define FILTERS_PREV_FILE "filters.json.prev"
 /* What the store accepts must read back: 100,000 rules with 1 KiB comments and every field. */
 #define FILTERS_FILE_MAX (256u * 1024 * 1024)
 #define SLOT_NONE UINT32_MAX
@@ -53,6 +57,7 @@ FilterStore *filter_store_free(FilterStore *s) {
         safe_close(s->events_fd);
         sd_event_source_unref(s->expiry_timer);
         free(s->slot_used);
+        free(s->degraded);
         free(s);
         return NULL;
 }
@@ -277,8 +282,13 @@ static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata) {
         }
         r = filter_store_replace(s, keep, n_keep, true, &err);
         if (r < 0) {
-                log_warning_errno(r, "Removing expired filters failed: %s", err ? err : "");
+                log_warning_errno(r, "Removing expired filters failed: %s; trying again in 10 s",
+                                  err ? err : "");
                 filter_list_free(keep, n_keep);
+                /* Not at once: a state directory that cannot be written would make it spin. */
+                (void) sd_event_source_set_time(es, now + 10 * USEC_PER_SEC);
+                (void) sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+                return 0;
         }
         store_schedule_expiry(s);
         return 0;
@@ -332,11 +342,46 @@ static int find_duplicate(Filter **rules, size_t n, bool slots, uint32_t *ret) {
         return 0;
 }
 
+/* Slots of the set being replaced that the new list does not keep, handed to new rules when
+ * no free slot is left: that is what lets MaxRules rules replace MaxRules others (or
+ * themselves) within PS_FILTER_SLOTS, which is less than two sets' worth. `taken` marks the
+ * slots of the new list. */
+static int reuse_slot(FilterStore *s, uint8_t *taken, uint32_t *cursor, uint32_t *ret) {
+        for (; *cursor < PS_FILTER_SLOTS; (*cursor)++)
+                if (s->slot_used[*cursor] && !taken[*cursor]) {
+                        taken[*cursor] = 1;
+                        *ret = (*cursor)++;
+                        return 0;
+                }
+        return -ENOSPC;
+}
+
+/* Puts the bank that was active before the last kernel_load() back (it is left intact until
+ * the next load clears it), with a new generation so that no cached verdict of the undone set
+ * survives. */
+static int kernel_flip_back(FilterStore *s, uint32_t old_state, size_t old_shapes,
+                            size_t old_entries) {
+        uint32_t zero = 0, next;
+
+        next = (((s->state >> PS_FILTER_STATE_GEN_SHIFT) + 1) << PS_FILTER_STATE_GEN_SHIFT) |
+               (old_state & (PS_FILTER_STATE_CACHEABLE | PS_FILTER_STATE_BANK));
+        if (bpf_map_update_elem(s->state_fd, &zero, &next, BPF_ANY) < 0)
+                return -errno;
+        s->state = next;
+        s->n_shapes = old_shapes;
+        s->n_entries = old_entries;
+        return 0;
+}
+
+static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
+                           char **ret_error);
+
 int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                          char **ret_error) {
-        _cleanup_free_ uint32_t *new_slots = NULL;
-        size_t n_new = 0;
-        uint32_t next_id = s->next_id;
+        _cleanup_free_ size_t *new_idx = NULL;
+        _cleanup_free_ uint8_t *taken = NULL, *reused = NULL;
+        size_t n_new = 0, n_reused = 0, old_shapes = s->n_shapes, old_entries = s->n_entries;
+        uint32_t next_id = s->next_id, cursor = 0, old_state = s->state;
         uint64_t now = now_usec(CLOCK_REALTIME);
         FilterSet set = {};
         Filter **old = s->rules;
@@ -353,9 +398,9 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                                   PS_FILTER_MAX_RULES);
                 return -E2BIG;
         }
-        new_slots = calloc(n + 1, sizeof(uint32_t));
+        new_idx = calloc(n + 1, sizeof(size_t));
         old_ids = calloc(n_old + 1, sizeof(uint32_t));
-        if (!new_slots || !old_ids)
+        if (!new_idx || !old_ids)
                 return -ENOMEM;
         for (size_t i = 0; i < n_old; i++)
                 old_ids[i] = old[i]->id;
@@ -383,7 +428,8 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                                   "duplicate rule id %u; every id must be unique", dup);
         }
 
-        /* Counter slots: kept by surviving rules, fresh (zeroed) for new ones. */
+        /* Counter slots: kept by surviving rules, fresh (zeroed) for new ones; when the free
+         * ones run out, those of removed rules (zeroed at the flip, below). */
         r = find_duplicate(rules, n, true, &dup);
         if (r < 0)
                 return r;
@@ -393,14 +439,33 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         for (size_t i = 0; i < n; i++) {
                 if (rules[i]->slot != SLOT_NONE)
                         continue;
-                r = alloc_slot(s, &rules[i]->slot);
+                r = taken ? -ENOSPC : alloc_slot(s, &rules[i]->slot);
                 if (r < 0) {
-                        (void) error_setf(ret_error, 0,
-                                          "no free counter slot left (%u)", PS_FILTER_SLOTS);
-                        goto undo_slots;
+                        if (!taken) {
+                                taken = calloc(PS_FILTER_SLOTS, 1);
+                                reused = calloc(PS_FILTER_SLOTS, 1);
+                                if (!taken || !reused) {
+                                        r = -ENOMEM;
+                                        goto undo_slots;
+                                }
+                                for (size_t k = 0; k < n; k++)
+                                        if (rules[k]->slot != SLOT_NONE)
+                                                taken[rules[k]->slot] = 1;
+                        }
+                        r = reuse_slot(s, taken, &cursor, &rules[i]->slot);
+                        if (r < 0) {
+                                (void) error_setf(ret_error, 0, "no free counter slot left (%u)",
+                                                  PS_FILTER_SLOTS);
+                                goto undo_slots;
+                        }
+                        reused[rules[i]->slot] = 1;
+                        n_reused++;
+                } else {
+                        if (taken)
+                                taken[rules[i]->slot] = 1;
+                        (void) zero_counter(s, rules[i]->slot);
                 }
-                new_slots[n_new++] = rules[i]->slot;
-                (void) zero_counter(s, rules[i]->slot);
+                new_idx[n_new++] = i;
         }
 
         r = filter_compile(rules, n, &set, ret_error);
@@ -413,6 +478,27 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                                   "loading the rule set into the kernel failed: %s", strerror(-r));
                 goto undo_slots;
         }
+        /* The removed rules these slots counted for are out of the kernel now. */
+        for (uint32_t k = 0; n_reused > 0 && k < PS_FILTER_SLOTS; k++)
+                if (reused[k])
+                        (void) zero_counter(s, k);
+
+        /* Acknowledged means stored: if the file cannot take the new set, the kernel goes
+         * back to the old one and nothing of the change remains. */
+        if (persist) {
+                r = store_save_list(s, rules, n, next_id, ret_error);
+                if (r < 0) {
+                        int k = kernel_flip_back(s, old_state, old_shapes, old_entries);
+
+                        if (k < 0)
+                                log_struct_internal(LOG_CRIT, k, PS_MESSAGE_STATE_NOT_WRITABLE,
+                                                    NULL, "Cannot put the previous rule set "
+                                                    "back into the kernel: %s; the kernel "
+                                                    "enforces a set that is not stored",
+                                                    strerror(-k));
+                        goto undo_slots;
+                }
+        }
 
         /* Committed: exactly the slots of the new list are in use (a rollback brings back
          * rules whose slots the transaction had released). */
@@ -424,13 +510,13 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         s->next_id = next_id;
         for (size_t i = 0; i < n; i++)
                 rules[i]->store = s;
-        if (persist) {
-                r = filter_store_save(s);
-                if (r < 0)
-                        log_struct_internal(LOG_ERR, r, NULL, NULL,
-                                            "Cannot write %s/%s: %m; the kernel enforces the new "
-                                            "rule set but a restart would bring back the old one",
-                                            s->state_dir, FILTERS_FILE);
+        if (s->degraded) {
+                log_struct_internal(LOG_NOTICE, 0, PS_MESSAGE_DEGRADED, NULL,
+                                    "The kernel's unlisted rule set was replaced by %zu listed "
+                                    "rule(s); no longer degraded", n);
+                s->degraded = mfree(s->degraded);
+                /* The service status said "Degraded" since the start. */
+                (void) sd_notify(false, "STATUS=Rule set replaced; no longer degraded");
         }
         filter_list_free(old, n_old);
         store_schedule_expiry(s);
@@ -439,12 +525,14 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         return 0;
 
 undo_slots:
-        for (size_t i = 0; i < n_new; i++)
-                s->slot_used[new_slots[i]] = 0;
-        for (size_t i = 0; i < n; i++)
-                for (size_t k = 0; k < n_new; k++)
-                        if (rules[i]->slot == new_slots[k])
-                                rules[i]->slot = SLOT_NONE;
+        /* Fresh slots go back to the free pool; reused ones still belong to the old rules. */
+        for (size_t k = 0; k < n_new; k++) {
+                uint32_t slot = rules[new_idx[k]]->slot;
+
+                if (!reused || !reused[slot])
+                        s->slot_used[slot] = 0;
+                rules[new_idx[k]]->slot = SLOT_NONE;
+        }
         return r;
 }
 
@@ -492,28 +580,58 @@ json_t *filter_store_export(FilterStore *s) {
         return a;
 }
 
-int filter_store_save(FilterStore *s) {
-        _cleanup_free_ char *path = NULL, *text = NULL;
+/* The current filters.json, hard-linked as filters.json.prev.tmp before it is replaced: once
+ * the new file is in place this becomes filters.json.prev, the generation before; if the write
+ * fails it goes and the old filters.json.prev stays (replacing that first would free its space,
+ * so that a full file system takes the write after all). Nothing to keep on a first write.
+ * Returns the temporary name, or NULL. */
+static char *prev_generation_begin(FilterStore *s) {
+        _cleanup_free_ char *cur = strjoin_path(s->state_dir, FILTERS_FILE);
+        char *tmp = NULL;
+
+        if (!cur || asprintf(&tmp, "%s/%s.tmp", s->state_dir, FILTERS_PREV_FILE) < 0)
+                return NULL;
+        (void) unlink(tmp);
+        if (link(cur, tmp) < 0)
+                return mfree(tmp);
+        return tmp;
+}
+
+static void prev_generation_end(FilterStore *s, char *tmp, bool written) {
+        _cleanup_free_ char *prev = strjoin_path(s->state_dir, FILTERS_PREV_FILE);
+
+        if (!tmp)
+                return;
+        if (!written || !prev || rename(tmp, prev) < 0)
+                (void) unlink(tmp);
+        free(tmp);
+}
+
+static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
+                           char **ret_error) {
+        _cleanup_free_ char *text = NULL;
         json_t *root, *list = json_array();
+        char *prev;
+        int r;
 
         assert(s);
         if (!list)
                 return -ENOMEM;
-        for (size_t i = 0; i < s->n_rules; i++) {
-                json_t *o = filter_to_json(s->rules[i]);
+        for (size_t i = 0; i < n; i++) {
+                json_t *o = filter_to_json(rules[i]);
 
                 if (!o) {
                         json_decref(list);
                         return -ENOMEM;
                 }
                 /* Internal: keeps the counters of a rule across restarts. */
-                json_object_set_new(o, "slot", json_integer(s->rules[i]->slot));
+                json_object_set_new(o, "slot", json_integer(rules[i]->slot));
                 json_object_del(o, "hits");
                 json_object_del(o, "bytes");
                 json_object_del(o, "last_hit");
                 json_array_append_new(list, o);
         }
-        root = json_pack("{s:i, s:I, s:o}", "version", 1, "next_id", (json_int_t) s->next_id,
+        root = json_pack("{s:i, s:I, s:o}", "version", 1, "next_id", (json_int_t) next_id,
                          "filters", list); /* "o" steals list */
         if (!root)
                 return -ENOMEM;
@@ -522,18 +640,20 @@ int filter_store_save(FilterStore *s) {
         json_decref(root);
         if (!text)
                 return -ENOMEM;
-        if (mkdir(s->state_dir, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        path = strjoin_path(s->state_dir, FILTERS_FILE);
-        if (!path)
-                return -ENOMEM;
-        return write_file_atomic(path, text, strlen(text), 0644);
+        prev = prev_generation_begin(s);
+        r = state_write_file(s->state_dir, FILTERS_FILE, text, ret_error);
+        prev_generation_end(s, prev, r >= 0);
+        return r;
 }
 
-/* Reads filters.json into a fresh list. */
-static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_t *ret_next,
-                           char **ret_error) {
-        _cleanup_free_ char *path = strjoin_path(s->state_dir, FILTERS_FILE);
+int filter_store_save(FilterStore *s, char **ret_error) {
+        return store_save_list(s, s->rules, s->n_rules, s->next_id, ret_error);
+}
+
+/* Reads filters.json (or its previous generation) into a fresh list. */
+static int store_load_file(FilterStore *s, const char *file, Filter ***ret, size_t *ret_n,
+                           uint32_t *ret_next, char **ret_error) {
+        _cleanup_free_ char *path = strjoin_path(s->state_dir, file);
         json_t *root, *list, *nid;
         Filter **rules = NULL;
         size_t n = 0, i;
@@ -595,13 +715,113 @@ static int store_load_file(FilterStore *s, Filter ***ret, size_t *ret_n, uint32_
         return 0;
 }
 
+struct kernel_rule {
+        uint32_t slot, action, entries;
+};
+
+struct kernel_walk {
+        uint32_t bank;
+        struct kernel_rule *rules; /* by slot, entries == 0 where none */
+        size_t n;                  /* slots with entries */
+};
+
+static int kernel_visit(const void *key, const void *value, void *userdata) {
+        const struct ps_filter_key *k = key;
+        const struct ps_filter_value *v = value;
+        struct kernel_walk *w = userdata;
+
+        if (k->shape / PS_FILTER_MAX_SHAPES != w->bank || v->rank == 0 || v->slot >= PS_FILTER_SLOTS)
+                return 0;
+        if (w->rules[v->slot].entries++ == 0)
+                w->n++;
+        w->rules[v->slot].slot = v->slot;
+        w->rules[v->slot].action = v->action;
+        return 0;
+}
+
+/* The deciding rules of the active bank, one per counter slot: all the kernel knows of them. */
+static int kernel_rules_walk(FilterStore *s, struct kernel_walk *w) {
+        *w = (struct kernel_walk) { .bank = s->state & PS_FILTER_STATE_BANK };
+        w->rules = calloc(PS_FILTER_SLOTS, sizeof(struct kernel_rule));
+        if (!w->rules)
+                return -ENOMEM;
+        return bpf_map_walk(s->rules_fd, sizeof(struct ps_filter_key),
+                            sizeof(struct ps_filter_value), kernel_visit, w, NULL);
+}
+
+int filter_store_kernel_rules(FilterStore *s, size_t max, json_t **ret, size_t *ret_total) {
+        struct kernel_walk w;
+        json_t *a;
+        int r;
+
+        assert(s);
+        assert(ret);
+        r = kernel_rules_walk(s, &w);
+        if (r < 0) {
+                free(w.rules);
+                return r;
+        }
+        a = json_array();
+        for (uint32_t slot = 0; a && slot < PS_FILTER_SLOTS && json_array_size(a) < max; slot++) {
+                Filter f = { .slot = slot };
+
+                if (w.rules[slot].entries == 0)
+                        continue;
+                (void) filter_store_read_counter(s, &f);
+                json_array_append_new(a, json_pack("{s:I, s:s, s:I, s:I, s:I, s:I}",
+                        "slot", (json_int_t) slot,
+                        "action", w.rules[slot].action == PS_ACTION_PASS ? "pass" : "drop",
+                        "entries", (json_int_t) w.rules[slot].entries,
+                        "hits", (json_int_t) f.hits, "bytes", (json_int_t) f.bytes,
+                        "last_hit", (json_int_t) f.last_hit_usec));
+        }
+        if (ret_total)
+                *ret_total = w.n;
+        free(w.rules);
+        if (!a)
+                return -ENOMEM;
+        *ret = a;
+        return 0;
+}
+
+/* No readable rule file: if the kernel still enforces a set, the list is empty while rules
+ * are enforced, and the daemon says so instead of pretending there are none. */
+static int store_degrade(FilterStore *s, const char *why) {
+        struct kernel_walk w;
+        int r;
+
+        r = kernel_rules_walk(s, &w);
+        /* Their counter slots stay taken until a new set replaces them (and may reuse them). */
+        for (uint32_t slot = 0; r >= 0 && slot < PS_FILTER_SLOTS; slot++)
+                if (w.rules[slot].entries > 0)
+                        s->slot_used[slot] = 1;
+        free(w.rules);
+        if (r < 0 || w.n == 0) {
+                log_struct_internal(LOG_ERR, 0, PS_MESSAGE_STATE_CORRUPT, NULL,
+                                    "%s; no earlier generation is readable and the kernel "
+                                    "enforces no rules: starting with none", why);
+                return 0;
+        }
+        if (asprintf(&s->degraded, "%s; no earlier generation is readable, and the kernel "
+                     "enforces %zu rule(s) no file lists", why, w.n) < 0) {
+                s->degraded = NULL;
+                return -ENOMEM;
+        }
+        log_struct_internal(LOG_CRIT, 0, PS_MESSAGE_DEGRADED, NULL,
+                            "Degraded: %s. They stay enforced; Describe() lists them by counter "
+                            "slot, and Import with mode 'replace' (of a saved set, or '[]' to "
+                            "clear them) ends this", s->degraded);
+        return 0;
+}
+
 int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
                        const char *bpffs_root, char **ret_error) {
         _cleanup_free_ char *dir = NULL;
         _cleanup_free_ char *err = NULL;
         Filter **rules = NULL;
-        size_t n = 0;
+        size_t n = 0, expired = 0;
         uint32_t next = 0, zero = 0;
+        bool recovered = false, stamped = false;
         int fds[5], r;
 
         assert(s);
@@ -637,17 +857,32 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
         s->events_fd = fds[4];
         (void) bpf_map_lookup_elem(s->state_fd, &zero, &s->state);
 
-        r = store_load_file(s, &rules, &n, &next, &err);
+        r = store_load_file(s, FILTERS_FILE, &rules, &n, &next, &err);
+        if (r == -EBADMSG || r == -ENOENT) {
+                _cleanup_free_ char *perr = NULL;
+                int k;
+
+                /* The generation before: a set once acknowledged, and one the list can show. */
+                k = store_load_file(s, FILTERS_PREV_FILE, &rules, &n, &next, &perr);
+                if (k >= 0) {
+                        log_struct_internal(LOG_WARNING, r, PS_MESSAGE_STATE_CORRUPT, NULL,
+                                            "%s; recovered %zu rule(s) from %s/%s, the "
+                                            "generation before it",
+                                            r == -EBADMSG ? err : "filters.json is missing", n,
+                                            s->state_dir, FILTERS_PREV_FILE);
+                        recovered = true;
+                        r = 0;
+                } else if (k != -ENOENT) {
+                        log_struct_internal(LOG_ERR, k, PS_MESSAGE_STATE_CORRUPT, NULL, "%s",
+                                            perr ? perr : strerror(-k));
+                        if (r == -ENOENT)
+                                r = -EBADMSG; /* nothing readable is left either way */
+                }
+        }
         if (r == -ENOENT)
                 return 0; /* a first start: no rules */
-        if (r == -EBADMSG) {
-                /* What is enforced stays enforced: the kernel keeps the last good set until the
-                 * next change replaces it. */
-                log_struct_internal(LOG_ERR, r, PS_MESSAGE_STATE_CORRUPT, NULL,
-                                    "%s; starting with no rules in the list while the kernel keeps "
-                                    "enforcing the set it had", err ? err : "");
-                return 0;
-        }
+        if (r == -EBADMSG)
+                return store_degrade(s, err ? err : "filters.json is corrupt");
         if (r < 0) {
                 return error_setf(ret_error, r, "cannot read the stored filters: %s", strerror(-r));
         }
@@ -661,13 +896,29 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
                                 s->slot_used[rules[i]->slot] = 0;
                                 filter_free(rules[i]);
                                 rules[i] = rules[--n];
+                                expired++;
                         } else
                                 i++;
         }
-        r = filter_store_replace(s, rules, n, true, ret_error);
+        /* Times the file leaves out are given now, and must then be stored, or every start
+         * would give new ones. */
+        for (size_t i = 0; i < n; i++)
+                if (rules[i]->created_usec == 0 ||
+                    (rules[i]->timeout_sec && rules[i]->expires_usec == 0))
+                        stamped = true;
+        /* Not written back otherwise: the file holds this set already, and a read-only state
+         * directory must not keep the stored set out of the kernel. */
+        r = filter_store_replace(s, rules, n, false, ret_error);
         if (r < 0) {
                 filter_list_free(rules, n);
                 return r;
+        }
+        if (expired > 0 || recovered || stamped) {
+                _cleanup_free_ char *werr = NULL;
+
+                /* Logged by the writer. The kernel has the set either way; the expired rules
+                 * expire again, and missing times are given again, at the next start. */
+                (void) filter_store_save(s, &werr);
         }
         log_info("Restored %zu filter rule(s) from %s (%zu shape(s), %zu classifier entries)", n,
                  s->state_dir, s->n_shapes, s->n_entries);
@@ -726,6 +977,14 @@ int filter_store_commit(FilterStore *s, FilterList *add, bool replace, bool pers
 
         assert(s);
         assert(add);
+        /* Merging into the list would replace the kernel's opaque set with the few rules
+         * given, silently: only a whole new set (or an empty one, to clear) may replace it. */
+        if (!replace && s->degraded)
+                return error_setf(ret_error, -ESTALE,
+                                  "the rule set is degraded (%s): the kernel enforces rules no "
+                                  "readable file lists; Import a whole set with mode 'replace' "
+                                  "(an empty one, '[]', clears them) before adding rules",
+                                  s->degraded);
         if (!replace) {
                 r = filter_store_snapshot(s, &list.rules, &list.n);
                 if (r < 0)

@@ -39,6 +39,11 @@ struct FilterStore {
         sd_event_source *expiry_timer;
         FilterTransaction *transaction; /* a pending confirm-or-rollback change, at most one */
 
+        /* Why the list is not what the kernel enforces: no readable filters.json nor previous
+         * generation while the kernel's pinned set has rules. NULL when all is well; the next
+         * replacing change ends it. */
+        char *degraded;
+
         filter_store_changed_t on_change;
         void *userdata; /* the owner's, for the callback and whoever finds a rule */
 };
@@ -51,7 +56,9 @@ void filter_store_set_change_callback(FilterStore *s, filter_store_changed_t cb,
 
 /* Opens the pinned maps in <bpffs_root>/:filters or creates and pins them; then loads
  * <state_dir>/filters.json and puts the set in the kernel. A corrupt file is kept as
- * filters.json.corrupt and the set starts empty. The strings and the loop are borrowed. */
+ * filters.json.corrupt and the previous generation, filters.json.prev, is loaded instead; when
+ * neither is readable the list starts empty and, if the kernel still enforces rules, the store
+ * is degraded (s->degraded says why). The strings and the loop are borrowed. */
 int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
                        const char *bpffs_root, char **ret_error);
 
@@ -64,7 +71,9 @@ Filter *filter_store_find(FilterStore *s, uint32_t id);
 /*
  * Replaces the whole list with `rules` (ownership of the array and the rules passes to the
  * store on success; on failure the caller keeps it). Assigns ids, slots and times to new
- * rules, compiles, loads the kernel, persists unless `persist` is false.
+ * rules, compiles, loads the kernel, persists unless `persist` is false. When filters.json
+ * cannot be written the kernel is put back to the old set and -EROFS returned (see
+ * state_write_file()).
  */
 int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                          char **ret_error);
@@ -106,10 +115,17 @@ int filter_check_lockout(const Config *c, const Filter *f, char **ret_error);
  */
 int filter_parse_import(const char *text, bool keep_ids, FilterList *ret, char **ret_error);
 
-int filter_store_save(FilterStore *s);
+/* Writes the set in memory to filters.json: -EROFS (logged, *ret_error saying which file and
+ * why) when it cannot be written. */
+int filter_store_save(FilterStore *s, char **ret_error);
 
 /* Fills the inactive bank of these maps with the set and flips to it; *state is the value of
  * filter_state before, and after on success. Used by the store, the tests and the bench. */
 int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
                        const FilterSet *set);
 json_t *filter_store_export(FilterStore *s);
+
+/* The deciding rules of the kernel's active set as opaque entries (counter slot, action,
+ * classifier entries, hits, bytes, last_hit), at most `max`; *ret_total counts them all. What a
+ * degraded store can show of the rules it enforces but cannot list. */
+int filter_store_kernel_rules(FilterStore *s, size_t max, json_t **ret, size_t *ret_total);

@@ -52,7 +52,8 @@ Manager *manager_free(Manager *m) {
 
 void manager_rollback_pending(Manager *m) {
         assert(m);
-        filter_transaction_finish(m->filters, false, "was still pending when the daemon stopped");
+        (void) filter_transaction_finish(m->filters, false,
+                                         "was still pending when the daemon stopped", NULL);
 }
 
 Link *manager_find_link(Manager *m, const char *name) {
@@ -75,13 +76,34 @@ static int manager_add_link(Manager *m, Link *l) {
         return 0;
 }
 
-static void manager_save_state(Manager *m) {
-        int r = state_save(m->state_dir, &m->state);
+/* links.json after a change of m->state; a bus error (StateNotWritable) when it cannot be
+ * written, the caller then puts m->state and the kernel back. */
+static int manager_save_state(Manager *m, sd_bus_error *error) {
+        _cleanup_free_ char *err = NULL;
+        int r;
 
+        r = state_save(m->state_dir, &m->state, &err);
+        if (r == -EROFS)
+                return sd_bus_error_setf(error, PS_ERROR_STATE_NOT_WRITABLE, "%s", err);
         if (r < 0)
-                log_warning_errno(r, "Cannot write the link state to %s: %m; the pinned guards "
-                                  "keep working, but a restart after a reboot may not restore them",
-                                  m->state_dir);
+                return sd_bus_error_set_errno(error, r);
+        return 0;
+}
+
+/* A copy of the link state, to put back when a change of it cannot be stored. */
+static int state_copy(const State *from, State *ret) {
+        State c = {};
+        int r;
+
+        for (size_t i = 0; i < from->n_links; i++) {
+                r = state_add(&c, from->links[i].name, from->links[i].mode);
+                if (r < 0) {
+                        state_done(&c);
+                        return r;
+                }
+        }
+        *ret = c;
+        return 0;
 }
 
 static void manager_remove_link(Manager *m, Link *l) {
@@ -99,10 +121,11 @@ static void manager_notify_link(Manager *m, Link *l, LinkEvent event) {
                 m->on_link(m, l, event);
 }
 
-int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
-                   sd_bus_error *error) {
+static int manager_attach_full(Manager *m, const char *ifname, LinkMode mode, bool persist,
+                               Link **ret, sd_bus_error *error) {
         _cleanup_free_ char *msg = NULL;
         Link *l = NULL;
+        State before = {};
         int r;
 
         assert(m);
@@ -125,6 +148,23 @@ int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
                                     "Attaching to %s failed: %s", ifname, msg ? msg : strerror(-r));
                 return sd_bus_error_setf(error, name, "%s", msg ? msg : strerror(-r));
         }
+        /* Acknowledged means stored: the link is guarded only if links.json says so, else the
+         * program comes off again and the state is what it was. */
+        if (persist) {
+                r = state_copy(&m->state, &before);
+                if (r >= 0)
+                        r = state_add(&m->state, ifname, mode);
+                if (r >= 0)
+                        r = manager_save_state(m, error);
+                if (r < 0) {
+                        state_done(&m->state);
+                        m->state = before;
+                        link_detach(l);
+                        link_free(l);
+                        return r == -ENOMEM ? sd_bus_error_set_errno(error, r) : r;
+                }
+                state_done(&before);
+        }
         r = manager_add_link(m, l);
         if (r < 0) {
                 link_detach(l);
@@ -134,12 +174,15 @@ int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
         log_struct_internal(LOG_INFO, 0, PS_MESSAGE_ATTACHED, ifname,
                             "Guarding %s (ifindex %d, %s mode, program id %u)", ifname,
                             l->ifindex, link_mode_to_string(l->mode), l->prog_id);
-        if (state_add(&m->state, ifname, mode) >= 0)
-                manager_save_state(m);
         manager_notify_link(m, l, LINK_ADDED);
         if (ret)
                 *ret = l;
         return 0;
+}
+
+int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
+                   sd_bus_error *error) {
+        return manager_attach_full(m, ifname, mode, true, ret, error);
 }
 
 /* The interface went away under us: the kernel detached the program. Drop the pins and the
@@ -152,16 +195,30 @@ static void manager_link_gone(Manager *m, Link *l) {
         manager_notify_link(m, NULL, LINK_REMOVED);
 }
 
-int manager_detach(Manager *m, Link *l) {
+int manager_detach(Manager *m, Link *l, sd_bus_error *error) {
+        State before = {};
+        int r;
+
         assert(m);
         assert(l);
+        /* The file first: a detach that cannot be stored is not made, so the guard a restart
+         * would bring back is the guard that is there. */
+        r = state_copy(&m->state, &before);
+        if (r < 0)
+                return sd_bus_error_set_errno(error, r);
+        state_remove(&m->state, l->name);
+        r = manager_save_state(m, error);
+        if (r < 0) {
+                state_done(&m->state);
+                m->state = before;
+                return r;
+        }
+        state_done(&before);
         /* Told while the object still exists, so InterfacesRemoved can list its interfaces. */
         manager_notify_link(m, l, LINK_REMOVING);
         link_detach(l);
         log_struct_internal(LOG_INFO, 0, PS_MESSAGE_DETACHED, l->name,
                             "Stopped guarding %s; program detached and pins removed", l->name);
-        state_remove(&m->state, l->name);
-        manager_save_state(m);
         manager_remove_link(m, l);
         link_free(l);
         manager_notify_link(m, NULL, LINK_REMOVED);
@@ -316,7 +373,8 @@ static void manager_reconcile(Manager *m) {
                 name = strdup(sl->name);
                 if (!name)
                         break;
-                if (manager_attach(m, name, sl->mode, NULL, &error) < 0)
+                /* Already in the state: nothing to write. */
+                if (manager_attach_full(m, name, sl->mode, false, NULL, &error) < 0)
                         log_struct_internal(LOG_WARNING, 0, PS_MESSAGE_ATTACH_FAILED, name,
                                             "%s is in the link state but could not be guarded "
                                             "again: %s", name, error.message);
@@ -327,8 +385,14 @@ static void manager_reconcile(Manager *m) {
                                             "guarding it again", name);
                 sd_bus_error_free(&error);
         }
-        if (dirty)
-                manager_save_state(m);
+        if (dirty) {
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+
+                /* Only a record of what is pinned anyway: a failure is logged, and the next
+                 * start records them again. */
+                (void) manager_save_state(m, &error);
+                sd_bus_error_free(&error);
+        }
 }
 
 static void manager_load_state(Manager *m) {
@@ -373,6 +437,12 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to acquire the bus name %s: %m", PS_BUS_NAME);
 
+        /* StateDirectory= makes it under systemd; elsewhere here, once. A directory that goes
+         * away later is not made again: changes are refused until it is back. */
+        r = mkdir_p(m->state_dir, 0755);
+        if (r < 0)
+                log_warning_errno(r, "Cannot create the state directory %s: %m; changes will be "
+                                  "refused until it can be written", m->state_dir);
         manager_load_state(m);
         {
                 _cleanup_free_ char *err = NULL;

@@ -66,7 +66,7 @@ int manager_start(Manager *m);
 Link *manager_find_link(Manager *m, const char *name);
 int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
                    sd_bus_error *error);
-int manager_detach(Manager *m, Link *l);
+int manager_detach(Manager *m, Link *l, sd_bus_error *error);
 
 /* Sums every link's counters (as of the last poll) and rates. */
 void manager_totals(Manager *m, struct ps_stats *ret, double *ret_pps, double *ret_bps,

@@ -137,7 +137,11 @@ static int run(int argc, char *argv[]) {
         log_struct_internal(LOG_INFO, 0, PS_MESSAGE_STARTED, NULL,
                             "packetscoped %s started: %zu link(s) guarded, bpffs root %s",
                             PACKETSCOPE_VERSION, m->n_links, m->bpffs_root);
-        (void) sd_notifyf(false, "READY=1\nSTATUS=Guarding %zu link(s)", m->n_links);
+        if (m->filters->degraded)
+                (void) sd_notifyf(false, "READY=1\nSTATUS=Degraded (rules enforced that no file "
+                                  "lists; see Describe): guarding %zu link(s)", m->n_links);
+        else
+                (void) sd_notifyf(false, "READY=1\nSTATUS=Guarding %zu link(s)", m->n_links);
 
         r = sd_event_loop(m->event);
         manager_rollback_pending(m);

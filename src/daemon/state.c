@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "log.h"
 #include "state.h"
 #include "util.h"
 
@@ -101,10 +102,9 @@ int state_load(const char *dir, State *ret, char **ret_error) {
         return 0;
 }
 
-int state_save(const char *dir, const State *s) {
-        _cleanup_free_ char *path = NULL, *text = NULL;
+int state_save(const char *dir, const State *s, char **ret_error) {
+        _cleanup_free_ char *text = NULL;
         json_t *root = json_object(), *links = json_array();
-        int r;
 
         assert(dir);
         assert(s);
@@ -126,11 +126,24 @@ int state_save(const char *dir, const State *s) {
         json_decref(root);
         if (!text)
                 return -ENOMEM;
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        path = strjoin_path(dir, STATE_FILE);
+        return state_write_file(dir, STATE_FILE, text, ret_error);
+}
+
+int state_write_file(const char *dir, const char *file, const char *text, char **ret_error) {
+        _cleanup_free_ char *path = strjoin_path(dir, file);
+        int r;
+
+        assert(dir);
+        assert(file);
+        assert(text);
         if (!path)
                 return -ENOMEM;
         r = write_file_atomic(path, text, strlen(text), 0644);
-        return r;
+        if (r >= 0)
+                return 0;
+        /* The callers undo the change that needed it (or, at start, go on without it). */
+        log_struct_internal(LOG_ERR, r, PS_MESSAGE_STATE_NOT_WRITABLE, NULL,
+                            "Cannot write %s: %s", path, strerror(-r));
+        return error_setf(ret_error, -EROFS, "cannot write %s: %s; the change was not made",
+                          path, strerror(-r));
 }

@@ -224,6 +224,30 @@ bool string_is_valid_utf8(const char *s, size_t max_len) {
         return true;
 }
 
+int fsync_parent_dir(const char *path) {
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_close_ int fd = -1;
+        char *slash;
+
+        assert(path);
+        dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (!slash)
+                fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        else {
+                if (slash == dir)
+                        slash[1] = '\0';
+                else
+                        *slash = '\0';
+                fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+        if (fd < 0)
+                return -errno;
+        return fsync(fd) < 0 ? -errno : 0;
+}
+
 int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;
@@ -252,7 +276,8 @@ int write_file_atomic(const char *path, const void *data, size_t size, unsigned 
                 goto fail;
         if (rename(tmp, path) < 0)
                 goto fail;
-        return 0;
+        /* The rename is durable only once the directory that holds the name is. */
+        return fsync_parent_dir(path);
 fail:
         r = -errno;
         (void) unlink(tmp);

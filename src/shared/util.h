@@ -95,7 +95,12 @@ int parse_boolean(const char *s);
 
 bool string_is_valid_utf8(const char *s, size_t max_len);
 
-/* Writes data to path atomically: a temp file beside it, fsync, rename. */
+/* fsyncs the directory that holds path, so that a rename or unlink in it is durable. */
+int fsync_parent_dir(const char *path);
+
+/* Writes data to path atomically and durably: a temp file beside it, fsync, rename, fsync of
+ * the directory. On failure the file is as it was (the temp file is removed), except when only
+ * the last fsync failed: then the new content is in place but may not survive a crash. */
 int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode);
 
 /* Reads a whole file (at most max_size bytes) into a NUL-terminated buffer. */

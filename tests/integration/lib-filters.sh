@@ -37,6 +37,22 @@ alive() {
         bail "the daemon is gone ($1)"
 }
 
+# udp_arrived PORT: of 3 datagrams from the namespace to PORT on this side, how many arrived.
+# The listener stops once the sender is done, so a dropped port costs no wait for a timeout.
+udp_arrived() {
+        local pid
+        rm -f "$T/udp.ready" "$T/udp.done"
+        timeout 90 "$PYTHON" "$PS_TESTDIR/craft.py" udp-recv "$A_H4" 60 "$T/udp.ready" \
+                "$T/udp.done" "$1" >"$T/udp.out" &
+        pid=$!
+        wait_until 10 test -e "$T/udp.ready" || { kill_wait "$pid"; echo "no listener"; return; }
+        timeout 60 ip netns exec "$A_NS" "$PYTHON" "$PS_TESTDIR/craft.py" udp-stream "$A_H4" 3 \
+                0.01 "$1"
+        touch "$T/udp.done"
+        wait "$pid"
+        jq -r --arg p "$1" '.[$p]' "$T/udp.out"
+}
+
 monitor_start() {
         rm -f "$T/mon.json" "$T/mon.err"
         timeout 60 busctl --system monitor --json=short "$PS_NAME" >"$T/mon.json" 2>"$T/mon.err" &

@@ -138,6 +138,72 @@ list '{"address": ["s", {"hex": "31302ec0af"}]}' >/dev/null 2>&1
 call_error "$PS_CONNS_PATH" "$PS_CONNS" List 'a{sv}' '[[[{"hex": "6c696d6974ff"}, ["u", 1]]]]' \
         >/dev/null 2>&1
 
+# Every rule field against every D-Bus type it does not take, through Add (one connection, so
+# that 308 calls take seconds): the documented error name each time, and the value as it was
+# sent. A double (NaN and the infinities too), a signature, an array, a dictionary or a nested
+# variant is InvalidArgs naming the field, the type and the value;
+# integers outside every field's range are InvalidFilter with the value printed as sent
+# (UINT64_MAX as unsigned, not as INT64_MAX).
+"$PYTHON" - "$PS_NAME" "$PS_TESTDIR" >"$T/types.out" 2>&1 <<'EOF2'
+import math, os, sys
+sys.path.insert(0, sys.argv[2])
+import rawbus
+
+IA = "org.freedesktop.DBus.Error.InvalidArgs"
+IF = "org.packetscope.Guarder1.Error.InvalidFilter"
+fields = ["rule_type", "protocol", "src_ip", "dst_ip", "src_port", "dst_port", "tcp_flags",
+          "tcp_flags_mask", "icmp_type", "icmp_code", "inner_src_ip", "inner_dst_ip",
+          "inner_protocol", "inner_src_port", "inner_dst_port", "action", "enabled", "log",
+          "comment", "priority", "timeout", "force"]
+# Fields that take integers: an integer out of range is reported with its value.
+numeric = {"protocol", "src_port", "dst_port", "tcp_flags", "tcp_flags_mask", "icmp_type",
+           "icmp_code", "inner_protocol", "inner_src_port", "inner_dst_port", "priority",
+           "timeout"}
+accepted = "accepted: a string, a boolean or an integer"
+cases = [  # (D-Bus type, value, expected name, text the message must hold for every field)
+    ("d", 1.5, IA, "has D-Bus type 'd' (value 1.5); " + accepted),
+    ("d", 80.0, IA, "has D-Bus type 'd' (value 80); " + accepted),
+    ("d", math.nan, IA, "has D-Bus type 'd' (value NaN); " + accepted),
+    ("d", math.inf, IA, "has D-Bus type 'd' (value +infinity); " + accepted),
+    ("d", -math.inf, IA, "has D-Bus type 'd' (value -infinity); " + accepted),
+    ("d", 1e300, IA, "has D-Bus type 'd' (value 1e+300); " + accepted),
+    ("g", "s", IA, "has D-Bus type 'g' (value 's'); " + accepted),
+    ("ay", [1, 2], IA, "has D-Bus type 'ay'; " + accepted),
+    ("as", ["tcp"], IA, "has D-Bus type 'as'; " + accepted),
+    ("a{sv}", {"a": ["u", 1]}, IA, "has D-Bus type 'a{sv}'; " + accepted),
+    ("v", ["s", "tcp"], IA, "has D-Bus type 'v'; " + accepted),
+    ("t", 2**64 - 1, IF, ""),
+    ("t", 2**63, IF, ""),
+    ("x", -2**63, IF, ""),
+]
+conn = rawbus.Connection(os.environ["DBUS_SYSTEM_BUS_ADDRESS"])
+for f in fields:
+    for t, v, want, text in cases:
+        r = conn.call(sys.argv[1], "/org/packetscope/Guarder1/filters",
+                      "org.packetscope.Guarder1.Filters", "Add", "a{sv}", [{f: [t, v]}])
+        name, msg = r.get("error", "OK"), r.get("message", "")
+        need = "field '%s' %s" % (f, text) if text else ""
+        if t == "t" and f in numeric:
+            need = "%d is out of range" % v
+        if t == "x" and f in numeric:
+            need = "%d is out of range" % v
+        good = name == want and need in msg and "9223372036854775807 " not in msg.replace(
+            "-9223372036854775808", "")
+        print("%d %s as %s %r: %s" % (0 if good else 1, f, t, v, want))
+        if not good:
+            print("#   got: %s: %s" % (name, msg))
+            print("#   want: %s with '%s'" % (want, need))
+EOF2
+n_types=0
+while IFS= read -r line; do
+        case $line in
+        "#"*) echo "$line" ;;
+        [01]\ *) ok "${line%% *}" "${line#* }"; n_types=$((n_types + 1)) ;;
+        *) ok 1 "the type table ran" "$line" ;;
+        esac
+done <"$T/types.out"
+is "$n_types" 308 "308 field and type cases were sent"
+
 # The same daemon, still answering, still right.
 is "$(kill -0 "$PID" 2>/dev/null && echo alive)" alive "the daemon process (PID $PID) is still running"
 check "it still owns $PS_NAME" daemon_owns_name main

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "addr.h"
@@ -122,6 +124,45 @@ int bus_append_stats(sd_bus_message *m, const StatsView *v) {
         return 0;
 }
 
+/* " (value X)" for a variant of a basic type the reader refuses, so that the message shows what
+ * was sent: unsigned values as unsigned, doubles with %g and NaN and the infinities by name,
+ * strings quoted and cut short. Containers and fds show no value. */
+static void bus_describe_value(sd_bus_message *m, const char *contents, char *buf, size_t n) {
+        union {
+                uint64_t u;
+                int64_t i;
+                double d;
+                const char *s;
+        } v;
+        char type = contents[0];
+
+        buf[0] = '\0';
+        if (strlen(contents) != 1 || !strchr("dtxsog", type))
+                return;
+        if (sd_bus_message_enter_container(m, 'v', contents) < 0)
+                return;
+        if (sd_bus_message_read_basic(m, type, &v) < 0)
+                return;
+        switch (type) {
+        case 'd':
+                if (isnan(v.d))
+                        snprintf(buf, n, " (value NaN)");
+                else if (isinf(v.d))
+                        snprintf(buf, n, " (value %sinfinity)", v.d < 0 ? "-" : "+");
+                else
+                        snprintf(buf, n, " (value %g)", v.d);
+                break;
+        case 't':
+                snprintf(buf, n, " (value %" PRIu64 ")", v.u);
+                break;
+        case 'x':
+                snprintf(buf, n, " (value %" PRId64 ")", v.i);
+                break;
+        default:
+                snprintf(buf, n, " (value '%.64s')", v.s);
+        }
+}
+
 int bus_read_dict(sd_bus_message *m, const BusDictSpec *spec, bus_dict_visit_t visit,
                   void *userdata, sd_bus_error *error) {
         int r;
@@ -149,10 +190,15 @@ int bus_read_dict(sd_bus_message *m, const BusDictSpec *spec, bus_dict_visit_t v
                 r = sd_bus_message_peek_type(m, &type, &contents);
                 if (r < 0)
                         return r;
-                if (strlen(contents) != 1 || !strchr(spec->types, contents[0]))
+                if (strlen(contents) != 1 || !strchr(spec->types, contents[0])) {
+                        char value[96] = "";
+
+                        bus_describe_value(m, contents, value, sizeof value);
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "%s '%.64s' has D-Bus type '%.16s'; %s",
-                                                 spec->what, key, contents, spec->expected);
+                                                 "%s '%.64s' has D-Bus type '%.16s'%s; %s",
+                                                 spec->what, key, contents, value,
+                                                 spec->expected);
+                }
                 r = sd_bus_message_enter_container(m, 'v', contents);
                 if (r < 0)
                         return r;
@@ -326,6 +372,31 @@ int bus_node_list(size_t n, char *(*path_at)(void *userdata, size_t i), void *us
 
 /* --- a{sv} → JSON, so that one validator serves the bus, Import and the state file --- */
 
+/* A 't' past INT64_MAX, which JSON cannot hold. Every integer field's range ends far below it,
+ * so the validator's own message for INT64_MAX is the message for this value: asked for that,
+ * and given back with the value as it was sent (not as a signed number). */
+static int rule_error_u64(const char *key, uint64_t value, sd_bus_error *error) {
+        _cleanup_json_ json_t *probe = json_pack("{s:I}", key, (json_int_t) INT64_MAX);
+        _cleanup_filter_ Filter *f = filter_new();
+        _cleanup_free_ char *err = NULL, *msg = NULL;
+        char big[32];
+        const char *at;
+
+        if (!probe || !f)
+                return -ENOMEM;
+        snprintf(big, sizeof big, "%" PRId64, INT64_MAX);
+        if (filter_from_json(f, probe, 0, &err) != -EINVAL || !err)
+                return sd_bus_error_setf(error, PS_ERROR_INVALID_FILTER,
+                                         "field '%.64s': %" PRIu64 " is out of range", key, value);
+        at = strstr(err, big);
+        if (!at) /* a message about the type (a string field), not the value */
+                return sd_bus_error_setf(error, PS_ERROR_INVALID_FILTER, "%s", err);
+        if (asprintf(&msg, "%.*s%" PRIu64 "%s", (int) (at - err), err, value,
+                     at + strlen(big)) < 0)
+                return -ENOMEM;
+        return sd_bus_error_setf(error, PS_ERROR_INVALID_FILTER, "%s", msg);
+}
+
 static int json_visit(const char *key, const BusValue *v, void *userdata, sd_bus_error *error) {
         json_t *o = userdata, *j;
 
@@ -334,17 +405,15 @@ static int json_visit(const char *key, const BusValue *v, void *userdata, sd_bus
                 j = json_integer((json_int_t) v->u);
                 break;
         case 't':
-                /* Past INT64_MAX nothing is in range anyway: let the validator say so. */
-                j = json_integer(v->u > INT64_MAX ? INT64_MAX : (json_int_t) v->u);
+                if (v->u > INT64_MAX)
+                        return rule_error_u64(key, v->u, error);
+                j = json_integer((json_int_t) v->u);
                 break;
         case 'n': case 'i': case 'x':
                 j = json_integer(v->i);
                 break;
         case 'b':
                 j = json_boolean(v->u);
-                break;
-        case 'd':
-                j = json_real(v->d);
                 break;
         default:
                 j = json_string(v->s);
@@ -355,7 +424,10 @@ static int json_visit(const char *key, const BusValue *v, void *userdata, sd_bus
 
 int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error) {
         static const BusDictSpec spec = {
-                .types = "ybnqiuxtsdo",
+                /* As documented: the integers, a boolean, a string or an object path; a
+                 * double (NaN and the infinities included) or any other type is InvalidArgs,
+                 * whatever the field. */
+                .types = "ybnqiuxtso",
                 .what = "field",
                 .expected = "accepted: a string, a boolean or an integer",
         };
@@ -425,6 +497,9 @@ int filters_bus_error(sd_bus_error *error, int r, const char *err) {
                                          err ? err : strerror(-r));
         case -EMSGSIZE:
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s",
+                                         err ? err : strerror(-r));
+        case -EROFS: /* the store's "cannot write filters.json", whatever the cause */
+                return sd_bus_error_setf(error, PS_ERROR_STATE_NOT_WRITABLE, "%s",
                                          err ? err : strerror(-r));
         default:
                 if (err)

@@ -371,6 +371,14 @@ static int property_get_store_u32(sd_bus *bus, const char *path, const char *int
         return sd_bus_message_append(reply, "u", v);
 }
 
+static int property_get_degraded(sd_bus *bus, const char *path, const char *interface,
+                                 const char *property, sd_bus_message *reply, void *userdata,
+                                 sd_bus_error *error) {
+        Manager *m = userdata;
+
+        return sd_bus_message_append(reply, "s", m->filters->degraded ? m->filters->degraded : "");
+}
+
 static const sd_bus_vtable filters_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Count", "u", property_get_store_u32, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -378,6 +386,7 @@ static const sd_bus_vtable filters_vtable[] = {
         SD_BUS_PROPERTY("Entries", "u", property_get_store_u32, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MaxRules", "u", property_get_store_u32, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("MaxShapes", "u", property_get_store_u32, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Degraded", "s", property_get_degraded, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Add", SD_BUS_ARGS("a{sv}", rule), SD_BUS_RESULT("u", id, "o", path),
                                 method_add, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AddBatch", SD_BUS_ARGS("aa{sv}", rules), SD_BUS_RESULT("au", ids),
@@ -468,7 +477,7 @@ static void on_filters_changed(FilterStore *s, const uint32_t *old_ids, size_t n
                 }
         }
         (void) sd_bus_emit_properties_changed(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Count",
-                                              "Shapes", "Entries", NULL);
+                                              "Shapes", "Entries", "Degraded", NULL);
 }
 
 /* Filters and Filter share the node /filters, and sd-bus wants all vtables of one node to be

@@ -91,7 +91,7 @@ static int method_detach_link(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (!l)
                 return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_LINK, "'%.32s' is not guarded",
                                          ifname);
-        r = manager_detach(m, l);
+        r = manager_detach(m, l, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(msg, NULL);

@@ -37,6 +37,7 @@ static int transaction_enumerate(sd_bus *bus, const char *path, void *userdata, 
 
 /* Confirm() and Rollback(): authorized, and only for the transaction of the called path. */
 static int transaction_end(sd_bus_message *msg, Manager *m, bool confirm, sd_bus_error *error) {
+        _cleanup_free_ char *err = NULL;
         FilterTransaction *t;
         int r;
 
@@ -49,8 +50,10 @@ static int transaction_end(sd_bus_message *msg, Manager *m, bool confirm, sd_bus
                 return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_TRANSACTION,
                                          "transaction %s has already ended",
                                          sd_bus_message_get_path(msg));
-        filter_transaction_finish(m->filters, confirm,
-                                  confirm ? "confirmed" : "was rolled back on request");
+        r = filter_transaction_finish(m->filters, confirm,
+                                      confirm ? "confirmed" : "was rolled back on request", &err);
+        if (r < 0)
+                return filters_bus_error(error, r, err);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
