@@ -196,8 +196,8 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, completion(json.dumps(GOOD)))
 
     def s_hang(self, n, body):
-        # Accepts, reads the request, never answers (the daemon's timeout ends it).
-        time.sleep(30)
+        # Accepts, reads the request, never answers (the daemon's timeout or Cancel ends it).
+        time.sleep(300)
         self.close_connection = True
 
     def s_drip(self, n, body):
