@@ -313,3 +313,6 @@ int verb_filter_import(sd_bus *bus, char **args, int n_args);
 int verb_filter_export(sd_bus *bus, char **args, int n_args);
 int verb_filter_test(sd_bus *bus, char **args, int n_args);
 int verb_filter_apply(sd_bus *bus, char **args, int n_args);
+
+/* ctl-ai.c: packetscopectl [OPTIONS] ai VERB [ARGS] [OPTIONS]; the whole command line. */
+int ctl_ai_main(int argc, char *argv[]);

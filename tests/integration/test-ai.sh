@@ -204,6 +204,7 @@ ge "$(jq '.traffic.icmp | length' <<<"$data")" 1 "the summary has the ICMP entri
 # Answers that are done, with verdicts
 
 run_job guarder
+GUARDER_JOB=$JOB
 is "$(jobprop "$JOB" State)" '"done"' "guarder README answer: done"
 is "$(verdicts "$JOB")" '["rejected"]' "guarder README answer: the SYN rule is rejected"
 like "$(job_filters "$JOB" | jq -r '.[0].reason')" "every new connection" \
@@ -336,6 +337,35 @@ ok $? "the transaction is rolled back"
 is "$(rule_count)" "$RULES_BEFORE" "and the rules are gone again"
 
 # ---------------------------------------------------------------------------------------------
+# The client
+
+ctl() {
+        timeout 60 "$PACKETSCOPECTL" --no-ask-password "$@" >"$T/out" 2>"$T/err"
+        local status=$?
+        OUT=$(cat "$T/out")
+        ERR=$(cat "$T/err")
+        return "$status"
+}
+printf '%s\n' "$KEY" >"$T/key"
+chmod 600 "$T/key"
+ctl ai config --key-file "$T/key" --model test-model-x
+ok $? "packetscopectl ai config --key-file --model" "$ERR"
+like "$OUT" "API key: +set, from SetConfig" "ai config shows that a key is set"
+is "$(grep -c -- "$KEY" <<<"$OUT$ERR")" 0 "and not the key"
+echo good >"$T/srv/scenario"
+ctl ai generate --type security
+ok $? "packetscopectl ai generate --type security" "$ERR"
+like "$OUT" "Rules: 2 proposed, 2 accepted" "it shows the rules with their verdicts"
+like "$OUT" "Suggestions:" "and the suggestions"
+ctl ai show "${GUARDER_JOB##*/}"
+like "$OUT" "#0 +rejected .*\"tcp_flags\":2" "ai show JOB: the rejected rule"
+like "$OUT" "why: it would drop TCP" "and why"
+ctl ai jobs
+like "$OUT" "^${GUARDER_JOB##*/} +done +generate +security +0/1" "ai jobs lists the jobs"
+ctl ai shadow 99999 5
+ok $((! $?)) "ai shadow of a job that does not exist fails" "$OUT"
+
+# ---------------------------------------------------------------------------------------------
 # Across a restart, and the key nowhere
 
 N_JOBS=$(aiprop Jobs | jq length)
@@ -354,5 +384,7 @@ is "$(grep -c -- "$KEY" <<<"$replies")" 0 "the key is in no bus reply"
 n=$(grep -rl -- "$KEY" "${DAEMON_DIR[main]}/state" | grep -vc '/ai-api-key$')
 is "$n" 0 "the key is in no state file but its own"
 is "$(grep -c -- "$KEY" "$T/srv/log")" 0 "the key is not in the server's output"
+is "$(grep -c -- "$KEY" "$T/srv/requests.jsonl")" "$(grep -c '"Authorization"' "$T/srv/requests.jsonl")" \
+        "every request carried the key, each once, in its Authorization header"
 
 done_testing
