@@ -44,7 +44,7 @@ expect() {
         fi
 }
 
-expect "attach connections detach filter icmp monitor stats status" ""
+expect "ai attach connections detach filter icmp monitor stats status" ""
 expect "connections" con
 expect "--help --json --no-ask-password --no-legend --version" --
 expect "add apply delete disable enable export import list show test update" filter ""
@@ -60,6 +60,9 @@ expect "--rule-type" filter add --rule
 expect "--json-output" filter test --json-
 expect "--confirm" filter apply --con
 expect "--replace" filter import --rep
+expect "analyze apply cancel config delete generate jobs shadow show" ai ""
+expect "balanced custom performance security" ai generate --type ""
+expect "--key-file" ai config --key
 expect "icmp icmpv6" filter add --protocol ic
 expect "syn" filter add --tcp-flags sy
 # bash splits "--json=" at the "=" (COMP_WORDBREAKS) before the function sees it.
