@@ -378,12 +378,19 @@ drv_args_AIJob.Shadow() {
 }
 drv_effect_AIJob.Shadow() { [ "$(job_prop "$SHADOW_JOB" ShadowState)" = running ]; }
 
-drv_pre_AIJob.Apply() { drv_pre_AIJob.Shadow; COUNT0=$(filters_count); }
+# The job's accepted rules (one of the two: the other's source covers MGMT4).
+drv_pre_AIJob.Apply() {
+        drv_pre_AIJob.Shadow
+        COUNT0=$(filters_count)
+        ACCEPTED=$(busctl --system --json=short get-property "$PS_NAME" "$SHADOW_JOB" "$PS_AI_JOB" \
+                   Filters | jq '[.data[] | select(.verdict.data == "accepted")] | length')
+}
 drv_args_AIJob.Apply() {
         printf '%s\n' --object-path "$SHADOW_JOB" --method "$PS_AI_JOB.Apply" 120
 }
 drv_effect_AIJob.Apply() {
-        [ -n "$(transaction_path)" ] && [ "$(filters_count)" -eq $((COUNT0 + 2)) ]
+        [ -n "$(transaction_path)" ] && [ "$ACCEPTED" -ge 1 ] &&
+                [ "$(filters_count)" -eq $((COUNT0 + ACCEPTED)) ]
 }
 
 drv_pre_AIJob.Delete() { ensure_no_transaction; root_done_job && DEL_JOB=$NEW_JOB; }
