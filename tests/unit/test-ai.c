@@ -374,3 +374,63 @@ Test(ai_policy, covers) {
         filter_free(udp);
         filter_free(any);
 }
+
+/* Random and mutated replies with a fixed seed: whatever comes back, a verdict for every rule
+ * and a message for every failure (and, in build-san, no finding). */
+Test(ai_response, mutated_fixed_seed) {
+        _cleanup_free_ char *good = completion("```json\n" GOOD "\n```", "stop");
+        Config c;
+        uint64_t state = 0x9e3779b97f4a7c15u;
+        size_t len = strlen(good);
+        char *buf = malloc(len * 2 + 1);
+
+        config_init(&c);
+        cr_assert_not_null(buf);
+        for (int iter = 0; iter < 3000; iter++) {
+                _cleanup_free_ char *err = NULL;
+                AiProposal p = {};
+                AiParseError kind;
+                size_t n = len;
+                int r;
+
+                memcpy(buf, good, len);
+                for (int k = 0; k < 1 + iter % 8; k++) {
+                        size_t pos;
+
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        pos = (size_t) (state % n);
+                        switch ((state >> 32) % 4) {
+                        case 0: /* flip a byte */
+                                buf[pos] = (char) (state >> 40);
+                                break;
+                        case 1: /* cut */
+                                n = pos;
+                                break;
+                        case 2: /* duplicate a span */
+                                if (n + 16 <= len * 2) {
+                                        memmove(buf + pos + 16, buf + pos, n - pos);
+                                        n += 16;
+                                }
+                                break;
+                        default: /* a structural character */
+                                buf[pos] = "{}[]\",:\\"[(state >> 48) % 8];
+                        }
+                        if (n == 0)
+                                break;
+                }
+                r = ai_response_parse(buf, n, &p, &kind, &err);
+                if (r < 0) {
+                        cr_assert_eq(r, -EBADMSG);
+                        cr_assert(err && *err);
+                        continue;
+                }
+                cr_assert_eq(ai_proposal_check(&p, &(AiPolicy) { .config = &c, .max_rules = 3 }), 0);
+                for (size_t i = 0; i < p.n_rules; i++)
+                        cr_assert(p.rules[i].accepted ? p.rules[i].rule != NULL
+                                                      : p.rules[i].reason != NULL);
+                ai_proposal_done(&p);
+        }
+        free(buf);
+}
