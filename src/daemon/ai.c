@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -118,13 +119,28 @@ static int key_read(const char *path, bool private, char **ret) {
         return 0;
 }
 
+/* The key lives in pages of its own that are left out of core dumps (MADV_DONTDUMP) and
+ * wiped before they are unmapped; `key` (malloc'd) is wiped and freed. */
 static void key_set(Ai *ai, char *key, const char *source) {
         if (ai->key) {
-                explicit_bzero(ai->key, strlen(ai->key));
-                free(ai->key);
+                explicit_bzero(ai->key, ai->key_size);
+                munmap(ai->key, ai->key_size);
+                ai->key = NULL;
         }
-        ai->key = key;
-        ai->key_source = key ? source : NULL;
+        ai->key_source = NULL;
+        if (!key)
+                return;
+        ai->key_size = (strlen(key) + 1 + 4095) & ~(size_t) 4095;
+        ai->key = mmap(NULL, ai->key_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (ai->key == MAP_FAILED)
+                ai->key = NULL;
+        else {
+                (void) madvise(ai->key, ai->key_size, MADV_DONTDUMP);
+                memcpy(ai->key, key, strlen(key) + 1);
+                ai->key_source = source;
+        }
+        explicit_bzero(key, strlen(key));
+        free(key);
 }
 
 /* In order: the key stored by SetConfig, the credential, ApiKeyFile=, $OPENAI_API_KEY. */
@@ -690,16 +706,16 @@ static void job_complete(AiJob *j, const AiHttpResult *res) {
         case AI_HTTP_OK:
                 break;
         case AI_HTTP_TIMEOUT:
-                (void) asprintf(&msg, "timeout: no complete answer from %s within %" PRIu64 " s "
+                (void) error_setf(&msg, 0, "timeout: no complete answer from %s within %" PRIu64 " s "
                                 "(TimeoutSec=)", strna(where), ai->config.timeout_usec / USEC_PER_SEC);
                 break;
         case AI_HTTP_TOO_LARGE:
-                (void) asprintf(&msg, "the reply from %s was too large: more than %" PRIu64
+                (void) error_setf(&msg, 0, "the reply from %s was too large: more than %" PRIu64
                                 " bytes (MaxResponseBytes=)", strna(where),
                                 ai->config.max_response_bytes);
                 break;
         default:
-                (void) asprintf(&msg, "%s: %s (%s)%s", ai_http_outcome_to_string(res->outcome),
+                (void) error_setf(&msg, 0, "%s: %s (%s)%s", ai_http_outcome_to_string(res->outcome),
                                 strna(where), res->detail,
                                 j->attempts > 1 ? ", after every retry" : "");
         }
@@ -710,7 +726,7 @@ static void job_complete(AiJob *j, const AiHttpResult *res) {
         if (res->status < 200 || res->status >= 300) {
                 _cleanup_free_ char *m = ai_response_error_message(res->body, res->body_size);
 
-                (void) asprintf(&msg, "HTTP %ld from %s: %s%s", res->status, strna(where),
+                (void) error_setf(&msg, 0, "HTTP %ld from %s: %s%s", res->status, strna(where),
                                 m ? m : "(no error message)",
                                 status_retryable(res->status) && j->attempts > 1
                                 ? " (after every retry)" : "");

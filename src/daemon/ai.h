@@ -83,7 +83,8 @@ struct Ai {
         AiHttp *http;
         AiConfig config;       /* effective: file, then environment, then SetConfig */
         json_t *overrides;     /* what SetConfig stored (ai.json) */
-        char *key;             /* never logged, never returned */
+        char *key;             /* never logged, never returned; in pages of its own */
+        size_t key_size;
         const char *key_source;
         AiJob **jobs;          /* oldest first */
         size_t n_jobs;
