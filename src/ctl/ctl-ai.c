@@ -14,18 +14,6 @@ typedef struct AiArgs {
         bool apply, wait;
 } AiArgs;
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...) {
-        va_list ap;
-
-        fputs("packetscopectl: ", stderr);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return -EINVAL;
-}
-
 /* "7" or a job's object path. */
 static int job_path(const char *s, char **ret) {
         uint32_t id;
@@ -33,7 +21,7 @@ static int job_path(const char *s, char **ret) {
         if (strncmp(s, PS_OBJECT_AI_JOBS "/", strlen(PS_OBJECT_AI_JOBS "/")) == 0)
                 return (*ret = strdup(s)) ? 0 : -ENOMEM;
         if (safe_atou32(s, &id) < 0 || id == 0)
-                return fail("invalid job '%s'; accepted: a job number (see 'ai jobs') or its "
+                return usage_error("invalid job '%s'; accepted: a job number (see 'ai jobs') or its "
                             "object path", s);
         return asprintf(ret, PS_OBJECT_AI_JOBS "/%u", id) < 0 ? -ENOMEM : 0;
 }
@@ -85,15 +73,8 @@ static int ai_show_config(sd_bus *bus) {
         r = get_all(bus, PS_OBJECT_AI, PS_IFACE_AI, &o);
         if (r < 0)
                 return r;
-        if (arg.json != JSON_OFF) {
-                char *s = json_dumps(o, arg.json == JSON_SHORT ? JSON_COMPACT : JSON_INDENT(2));
-
-                if (!s)
-                        return -ENOMEM;
-                puts(s);
-                free(s);
-                return 0;
-        }
+        if (arg.json != JSON_OFF)
+                return print_json(o);
         printf("Endpoint:        %s\n", jstr(o, "Endpoint"));
         printf("Model:           %s\n", jstr(o, "Model"));
         printf("Temperature:     %.2f\n", json_number_value(json_object_get(o, "Temperature")));
@@ -162,15 +143,8 @@ static int ai_print_job(sd_bus *bus, const char *path) {
         r = get_all(bus, path, PS_IFACE_AI_JOB, &o);
         if (r < 0)
                 return r;
-        if (arg.json != JSON_OFF) {
-                char *t = json_dumps(o, arg.json == JSON_SHORT ? JSON_COMPACT : JSON_INDENT(2));
-
-                if (!t)
-                        return -ENOMEM;
-                puts(t);
-                free(t);
-                return 0;
-        }
+        if (arg.json != JSON_OFF)
+                return print_json(o);
         f = json_object_get(o, "Filters");
         json_array_foreach(f, i, s)
                 accepted += streq(jstr(s, "verdict"), "accepted");
@@ -241,12 +215,9 @@ static int ai_jobs(sd_bus *bus) {
                 if (r < 0)
                         return r;
                 if (arg.json != JSON_OFF) {
-                        char *t = json_dumps(o, JSON_COMPACT);
-
-                        if (!t)
-                                return -ENOMEM;
-                        printf("%s\n", t);
-                        free(t);
+                        r = print_json(o);
+                        if (r < 0)
+                                return r;
                         continue;
                 }
                 json_array_foreach(json_object_get(o, "Filters"), k, f)
@@ -278,7 +249,7 @@ static int wait_prop(sd_bus *bus, const char *path, const char *prop, const char
                 if (!waiting)
                         return 0;
                 if (now_usec(CLOCK_MONOTONIC) > end)
-                        return fail("%s is still %s; see 'packetscopectl ai show'", path, v);
+                        return usage_error("%s is still %s; see 'packetscopectl ai show'", path, v);
                 /* The bus connection's own wait: a fifth of a second, or sooner on traffic. */
                 (void) sd_bus_wait(bus, 200 * 1000);
                 while (sd_bus_process(bus, NULL) > 0)
@@ -322,7 +293,7 @@ static int read_key_file(const char *path, char **ret) {
         size_t n;
 
         if (!f)
-                return fail("cannot read the key file %s: %s", path, strerror(errno));
+                return usage_error("cannot read the key file %s: %s", path, strerror(errno));
         text = calloc(1, 4098);
         if (!text) {
                 fclose(f);
@@ -333,7 +304,7 @@ static int read_key_file(const char *path, char **ret) {
         text[n] = '\0';
         text[strcspn(text, "\r\n")] = '\0';
         if (!*text)
-                return fail("the key file %s is empty", path);
+                return usage_error("the key file %s is empty", path);
         *ret = TAKE_PTR(text);
         return 0;
 }
@@ -390,7 +361,7 @@ static int parse_ai_args(int argc, char *argv[], AiArgs *a) {
                         errno = 0;
                         d = strtod(optarg, &end);
                         if (errno || end == optarg || *end)
-                                return fail("invalid --temperature '%s'; accepted: 0 to 2", optarg);
+                                return usage_error("invalid --temperature '%s'; accepted: 0 to 2", optarg);
                         r = json_object_set_new(a->settings, "temperature", json_real(d));
                         break;
                 }
@@ -399,7 +370,7 @@ static int parse_ai_args(int argc, char *argv[], AiArgs *a) {
                 case O_SHADOW:
                 case O_CONFIRM:
                         if (safe_atou64(optarg, &u) < 0 || u == 0 || u > UINT32_MAX)
-                                return fail("invalid --%s '%s'; accepted: a positive integer",
+                                return usage_error("invalid --%s '%s'; accepted: a positive integer",
                                             c == O_TOKENS ? "max-tokens" : c == O_TIMEOUT ? "timeout" :
                                             c == O_SHADOW ? "shadow" : "confirm", optarg);
                         if (c == O_TOKENS)
@@ -415,7 +386,7 @@ static int parse_ai_args(int argc, char *argv[], AiArgs *a) {
                         int b = parse_boolean(optarg);
 
                         if (b < 0)
-                                return fail("invalid --debug '%s'; accepted: yes or no", optarg);
+                                return usage_error("invalid --debug '%s'; accepted: yes or no", optarg);
                         r = json_object_set_new(a->settings, "debug", json_boolean(b));
                         break;
                 }
@@ -470,9 +441,9 @@ static int parse_ai_args(int argc, char *argv[], AiArgs *a) {
                         arg.legend = false;
                         break;
                 case ':':
-                        return fail("option '%s' needs a value", argv[optind - 1]);
+                        return usage_error("option '%s' needs a value", argv[optind - 1]);
                 default:
-                        return fail("unknown option '%s' for 'ai'; see packetscopectl(1)",
+                        return usage_error("unknown option '%s' for 'ai'; see packetscopectl(1)",
                                     argv[optind - 1]);
                 }
                 if (r < 0)
@@ -564,11 +535,11 @@ int ctl_ai_main(int argc, char *argv[]) {
 
                 r = job_path(args[0], &path);
                 if (r >= 0 && (safe_atou64(args[1], &s) < 0 || s == 0 || s > PS_AI_SHADOW_MAX_SEC))
-                        r = fail("invalid seconds '%s'; accepted: 1 to %u", args[1], PS_AI_SHADOW_MAX_SEC);
+                        r = usage_error("invalid seconds '%s'; accepted: 1 to %u", args[1], PS_AI_SHADOW_MAX_SEC);
                 if (r >= 0)
                         r = ai_shadow(bus, path, s);
         } else
-                r = fail("unknown or incomplete command 'ai %s'; accepted: ai config [OPTIONS], "
+                r = usage_error("unknown or incomplete command 'ai %s'; accepted: ai config [OPTIONS], "
                          "ai generate, ai analyze, ai jobs, ai show JOB, ai shadow JOB SECONDS, "
                          "ai apply JOB --confirm S, ai cancel JOB, ai delete JOB", verb);
 finish:

@@ -355,34 +355,28 @@ static int property_get_filters(sd_bus *bus, const char *path, const char *inter
         return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
-static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+/* Cancel() and Delete(): authorized with generate, then the job's own call. */
+static int job_end(sd_bus_message *msg, AiJob *j, int (*act)(AiJob *j, char **ret_error),
+                   sd_bus_error *error) {
         _cleanup_free_ char *err = NULL;
-        AiJob *j = userdata;
         Manager *m = j->ai->manager;
         int r;
 
         r = polkit_verify(msg, PS_POLKIT_GENERATE, &m->polkit, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = ai_job_cancel(j, &err);
+        r = act(j, &err);
         if (r < 0)
                 return ai_bus_error(error, r, err);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static int method_delete(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        _cleanup_free_ char *err = NULL;
-        AiJob *j = userdata;
-        Manager *m = j->ai->manager;
-        int r;
+static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return job_end(msg, userdata, ai_job_cancel, error);
+}
 
-        r = polkit_verify(msg, PS_POLKIT_GENERATE, &m->polkit, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        r = ai_job_delete(j, &err);
-        if (r < 0)
-                return ai_bus_error(error, r, err);
-        return sd_bus_reply_method_return(msg, NULL);
+static int method_delete(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return job_end(msg, userdata, ai_job_delete, error);
 }
 
 static int method_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
