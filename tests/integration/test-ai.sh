@@ -376,15 +376,36 @@ JOBJ_PATH=
 is "$(jobprop "$GOOD_JOB" Suggestions)" '["Close Telnet","Rate-limit SSDP"]' "with their results"
 is "$(aiprop ApiKeySet)" true "and the key"
 
+# The other sources of the key: without a stored one, a systemd credential beats
+# $OPENAI_API_KEY; and the credential's key is the one sent.
+aicall SetConfig 'a{sv}' 1 api_key s "" >/dev/null
+is "$(aiprop ApiKeySet)" false "SetConfig with an empty api_key removes the stored key"
+[ ! -e "${DAEMON_DIR[main]}/state/ai-api-key" ]
+ok $? "and its file"
+KEY_CRED="sk-test-CRED-$$-Xw2"
+KEY_ENV="sk-test-ENV-$$-Pp9"
+mkdir -p "$T/creds"
+printf '%s\n' "$KEY_CRED" >"$T/creds/openai-api-key"
+daemon_stop main
+export CREDENTIALS_DIRECTORY=$T/creds OPENAI_API_KEY=$KEY_ENV
+daemon_start main || bail "the daemon did not come back: $(daemon_log main)"
+unset CREDENTIALS_DIRECTORY OPENAI_API_KEY
+is "$(aiprop ApiKeySource)" '"credential"' "the credential beats \$OPENAI_API_KEY"
+: >"$T/srv/requests.jsonl"
+run_job good
+is "$(jq -r '.headers.Authorization' "$T/srv/requests.jsonl")" "Bearer $KEY_CRED" \
+        "the credential's key is the one sent"
+
 replies=$(busctl --system --json=short call "$PS_NAME" "$PS_PATH" org.freedesktop.DBus.ObjectManager \
           GetManagedObjects; busctl --system introspect "$PS_NAME" "$AI_PATH")
 like "$(daemon_log main 100000)" "AI debug: request body" "the debug output is in the log"
-is "$(daemon_log main 100000 | grep -c -- "$KEY")" 0 "the key is not in the daemon's log (debug on)"
-is "$(grep -c -- "$KEY" <<<"$replies")" 0 "the key is in no bus reply"
-n=$(grep -rl -- "$KEY" "${DAEMON_DIR[main]}/state" | grep -vc '/ai-api-key$')
+is "$(daemon_log main 100000 | grep -cE -- "$KEY|$KEY_CRED|$KEY_ENV")" 0 \
+        "no key is in the daemon's log (debug on)"
+is "$(grep -cE -- "$KEY|$KEY_CRED|$KEY_ENV" <<<"$replies")" 0 "no key is in a bus reply"
+n=$(grep -rlE -- "$KEY|$KEY_CRED|$KEY_ENV" "${DAEMON_DIR[main]}/state" | grep -vc "/ai-api-key$")
 is "$n" 0 "the key is in no state file but its own"
 is "$(grep -c -- "$KEY" "$T/srv/log")" 0 "the key is not in the server's output"
-is "$(grep -c -- "$KEY" "$T/srv/requests.jsonl")" "$(grep -c '"Authorization"' "$T/srv/requests.jsonl")" \
+is "$(grep -c -- "$KEY_CRED" "$T/srv/requests.jsonl")" "$(grep -c '"Authorization"' "$T/srv/requests.jsonl")" \
         "every request carried the key, each once, in its Authorization header"
 
 done_testing
