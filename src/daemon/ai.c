@@ -1196,7 +1196,6 @@ int ai_job_accepted_rules(AiJob *j, FilterList *ret, char **ret_error) {
                                   "to apply", j->id, ai_job_state_to_string(j->state));
         for (size_t i = 0; i < j->result.n_rules; i++) {
                 _cleanup_filter_ Filter *f = NULL;
-                _cleanup_free_ char *comment = NULL;
 
                 if (!j->result.rules[i].accepted || !j->result.rules[i].rule)
                         continue;
