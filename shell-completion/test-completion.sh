@@ -44,7 +44,7 @@ expect() {
         fi
 }
 
-expect "attach connections detach filter icmp monitor stats status" ""
+expect "ai attach connections detach filter icmp monitor stats status" ""
 expect "connections" con
 expect "--color --help --json --no-ask-password --no-legend --no-pager --version" --
 expect "add apply confirm delete disable enable export import list rollback show test update" filter ""
@@ -66,6 +66,9 @@ expect "confirm" filter con
 expect "rollback" filter ro
 expect "--confirm" filter apply --con
 expect "--replace" filter import --rep
+expect "analyze apply cancel config delete generate jobs shadow show" ai ""
+expect "balanced custom performance security" ai generate --type ""
+expect "--key-file" ai config --key
 expect "icmp icmpv6" filter add --protocol ic
 expect "syn" filter add --tcp-flags sy
 # bash splits "--json=" at the "=" (COMP_WORDBREAKS) before the function sees it.

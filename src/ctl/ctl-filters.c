@@ -145,10 +145,6 @@ static const char *strany(const char *s) {
         return s && *s ? s : "any";
 }
 
-static const char *strempty(const char *s) {
-        return s ? s : "";
-}
-
 /* What the rule matches besides addresses and ports: TCP flags (as flags/mask), the ICMP type
  * and code, the quoted datagram of an ICMP error. "-" when nothing. */
 static int format_rule_match(const FilterRow *row, char **ret) {

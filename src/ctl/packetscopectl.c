@@ -124,6 +124,15 @@ static void help(void) {
                "  filter rollback [ID]     Roll the pending apply back now\n"
                "  RULE is --rule JSON or --rule-file FILE (- for standard input) and/or the\n"
                "  rule field options below\n\n"
+               "  ai config [--endpoint=URL] [--model=M] [--temperature=T] [--max-tokens=N]\n"
+               "            [--timeout=S] [--debug=yes|no] [--key-file=F] [--clear-key]\n"
+               "                           Show or change the AI assistant's settings\n"
+               "  ai generate [--type=security|performance|balanced|custom] [--prompt=TEXT]\n"
+               "              [--shadow=S] [--apply --confirm=S] [--no-wait]\n"
+               "                           Have the model analyse the traffic and propose rules\n"
+               "  ai analyze [...]         The analysis only\n"
+               "  ai jobs | show JOB | shadow JOB SECONDS | apply JOB --confirm=S |\n"
+               "  ai cancel JOB | delete JOB\n\n"
                "Options:\n"
                "  -h --help                Show this help\n"
                "     --version             Show the version\n"
@@ -617,6 +626,14 @@ int main(int argc, char *argv[]) {
         char **args;
         int n_args, r;
 
+        /* "ai" has options of its own (ctl-ai.c). */
+        for (int i = 1; i < argc; i++)
+                if (argv[i][0] != '-') {
+                        if (streq(argv[i], "ai"))
+                                return ctl_ai_main(argc, argv);
+                        break;
+                }
+
         r = parse_argv(argc, argv);
         if (r <= 0) {
                 json_decref(arg.fields);
@@ -629,7 +646,7 @@ int main(int argc, char *argv[]) {
         verb = verb_find(verbs, ELEMENTSOF(verbs), name, 0);
         if (!verb) {
                 usage_error("unknown command '%s'; accepted: status, attach, detach, connections, "
-                            "icmp, stats, monitor, filter", name);
+                            "icmp, stats, monitor, filter, ai", name);
                 r = -EINVAL;
                 goto finish;
         }

@@ -347,3 +347,6 @@ int verb_filter_test(sd_bus *bus, char **args, int n_args);
 int verb_filter_apply(sd_bus *bus, char **args, int n_args);
 int verb_filter_confirm(sd_bus *bus, char **args, int n_args);
 int verb_filter_rollback(sd_bus *bus, char **args, int n_args);
+
+/* ctl-ai.c: packetscopectl [OPTIONS] ai VERB [ARGS] [OPTIONS]; the whole command line. */
+int ctl_ai_main(int argc, char *argv[]);

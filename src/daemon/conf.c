@@ -19,6 +19,20 @@ void config_init(Config *c) {
                 .ranked_view_min_flows = 65536,
                 .management_ports = { 22 },
                 .n_management_ports = 1,
+                .ai = {
+                        .endpoint = "https://api.openai.com/v1/chat/completions",
+                        .model = "gpt-3.5-turbo",
+                        .temperature = 0.7,
+                        .max_tokens = 2000,
+                        .timeout_usec = 120 * USEC_PER_SEC,
+                        .format = AI_FORMAT_AUTO,
+                        .max_jobs = 20,
+                        .max_running = 1,
+                        .max_queued = 8,
+                        .max_rules = 20,
+                        .max_retries = 2,
+                        .max_response_bytes = 1024 * 1024,
+                },
         };
 }
 
@@ -133,6 +147,145 @@ static int set_long_chains(Config *c, const char *v) {
         return set_policy_bit(c, v, PS_POLICY_PASS_LONG_CHAINS);
 }
 
+/* [AI] */
+static int set_bounded_string(char *dst, size_t max, const char *v) {
+        size_t l = strlen(v);
+
+        if (l > max || !string_is_valid_utf8(v, max))
+                return -EINVAL;
+        for (size_t i = 0; i < l; i++)
+                if ((unsigned char) v[i] < ' ' || v[i] == 0x7f)
+                        return -EINVAL;
+        memcpy(dst, v, l + 1);
+        return 0;
+}
+
+int ai_config_set_endpoint(AiConfig *c, const char *v) {
+        /* An http(s) URL only: libcurl speaks many more protocols (file://, gopher://...). */
+        if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+                return -EINVAL;
+        if (strchr(v, ' '))
+                return -EINVAL;
+        return set_bounded_string(c->endpoint, AI_ENDPOINT_MAX, v);
+}
+
+int ai_config_set_model(AiConfig *c, const char *v) {
+        if (!*v)
+                return -EINVAL;
+        return set_bounded_string(c->model, AI_MODEL_MAX, v);
+}
+
+int ai_config_set_temperature(AiConfig *c, double v) {
+        if (!(v >= 0.0 && v <= AI_TEMPERATURE_MAX))
+                return -EINVAL;
+        c->temperature = v;
+        return 0;
+}
+
+int ai_config_set_max_tokens(AiConfig *c, uint64_t v) {
+        if (v < 16 || v > AI_MAX_TOKENS_MAX)
+                return -EINVAL;
+        c->max_tokens = (uint32_t) v;
+        return 0;
+}
+
+int ai_config_set_timeout(AiConfig *c, uint64_t usec) {
+        if (usec < AI_TIMEOUT_MIN_USEC || usec > AI_TIMEOUT_MAX_USEC)
+                return -EINVAL;
+        c->timeout_usec = usec;
+        return 0;
+}
+
+static const char *const ai_format_names[] = {
+        [AI_FORMAT_AUTO] = "auto",
+        [AI_FORMAT_JSON_SCHEMA] = "json_schema",
+        [AI_FORMAT_JSON_OBJECT] = "json_object",
+        [AI_FORMAT_NONE] = "none",
+};
+
+const char *ai_format_to_string(AiFormat f) {
+        return f < ELEMENTSOF(ai_format_names) ? ai_format_names[f] : NULL;
+}
+
+int ai_format_from_string(const char *s, AiFormat *ret) {
+        for (size_t i = 0; i < ELEMENTSOF(ai_format_names); i++)
+                if (streq(s, ai_format_names[i])) {
+                        *ret = (AiFormat) i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static int set_ai_endpoint(Config *c, const char *v) {
+        return ai_config_set_endpoint(&c->ai, v);
+}
+static int set_ai_model(Config *c, const char *v) {
+        return ai_config_set_model(&c->ai, v);
+}
+static int set_ai_key_file(Config *c, const char *v) {
+        if (*v && *v != '/')
+                return -EINVAL;
+        return set_bounded_string(c->ai.key_file, AI_PATH_MAX, v);
+}
+static int set_ai_temperature(Config *c, const char *v) {
+        char *end = NULL;
+        double d;
+
+        errno = 0;
+        d = strtod(v, &end);
+        if (errno != 0 || end == v || *end != '\0')
+                return -EINVAL;
+        return ai_config_set_temperature(&c->ai, d);
+}
+static int set_ai_max_tokens(Config *c, const char *v) {
+        uint64_t n;
+
+        if (safe_atou64(v, &n) < 0)
+                return -EINVAL;
+        return ai_config_set_max_tokens(&c->ai, n);
+}
+static int set_ai_timeout(Config *c, const char *v) {
+        uint64_t n;
+
+        if (parse_time_span(v, &n) < 0)
+                return -EINVAL;
+        return ai_config_set_timeout(&c->ai, n);
+}
+static int set_ai_debug(Config *c, const char *v) {
+        int b = parse_boolean(v);
+
+        if (b < 0)
+                return -EINVAL;
+        c->ai.debug = b;
+        return 0;
+}
+static int set_ai_format(Config *c, const char *v) {
+        return ai_format_from_string(v, &c->ai.format);
+}
+static int set_ai_max_jobs(Config *c, const char *v) {
+        return set_u32_range(&c->ai.max_jobs, v, 1, 1000);
+}
+static int set_ai_max_running(Config *c, const char *v) {
+        return set_u32_range(&c->ai.max_running, v, 1, 16);
+}
+static int set_ai_max_queued(Config *c, const char *v) {
+        return set_u32_range(&c->ai.max_queued, v, 0, 256);
+}
+static int set_ai_max_rules(Config *c, const char *v) {
+        return set_u32_range(&c->ai.max_rules, v, 1, 500);
+}
+static int set_ai_max_retries(Config *c, const char *v) {
+        return set_u32_range(&c->ai.max_retries, v, 0, 10);
+}
+static int set_ai_max_response(Config *c, const char *v) {
+        uint64_t n;
+
+        if (safe_atou64(v, &n) < 0 || n < 4096 || n > 64 * 1024 * 1024)
+                return -EINVAL;
+        c->ai.max_response_bytes = n;
+        return 0;
+}
+
 static const struct {
         const char *section;
         const char *key;
@@ -154,6 +307,21 @@ static const struct {
           "up to 64 space-separated TCP ports 1-65535 (default 22)" },
         { "Filters", "TinyFragments", set_tiny_fragments, "drop or pass (default drop)" },
         { "Filters", "LongHeaderChains", set_long_chains, "drop or pass (default drop)" },
+        { "AI", "Endpoint", set_ai_endpoint,
+          "an http:// or https:// chat-completions URL of at most 2048 characters" },
+        { "AI", "Model", set_ai_model, "a model name of 1-256 printable characters" },
+        { "AI", "ApiKeyFile", set_ai_key_file, "an absolute path, or empty" },
+        { "AI", "Temperature", set_ai_temperature, "a number from 0 to 2, e.g. 0.7" },
+        { "AI", "MaxTokens", set_ai_max_tokens, "an integer from 16 to 131072" },
+        { "AI", "TimeoutSec", set_ai_timeout, "a time span from 1s to 1h, e.g. 120s" },
+        { "AI", "Debug", set_ai_debug, "a boolean (yes or no)" },
+        { "AI", "ResponseFormat", set_ai_format, "auto, json_schema, json_object or none" },
+        { "AI", "MaxJobs", set_ai_max_jobs, "an integer from 1 to 1000" },
+        { "AI", "MaxRunning", set_ai_max_running, "an integer from 1 to 16" },
+        { "AI", "MaxQueued", set_ai_max_queued, "an integer from 0 to 256" },
+        { "AI", "MaxRules", set_ai_max_rules, "an integer from 1 to 500" },
+        { "AI", "MaxRetries", set_ai_max_retries, "an integer from 0 to 10" },
+        { "AI", "MaxResponseBytes", set_ai_max_response, "an integer from 4096 to 67108864" },
 };
 
 int config_parse(Config *c, const char *text, const char *filename, char **ret_error) {
@@ -185,7 +353,7 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                         if (len < 3 || l[len - 1] != ']') {
                                 return error_setf(ret_error, -EINVAL,
                                                   "%s:%u: malformed section header '%s'; "
-                                                  "expected [Guard] or [Filters]", filename, lineno, l);
+                                                  "expected [Guard], [Filters] or [AI]", filename, lineno, l);
                         }
                         l[len - 1] = '\0';
                         free(section);
@@ -197,7 +365,7 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                                         known_section = true;
                         if (!known_section) {
                                 return error_setf(ret_error, -EINVAL,
-                                                  "%s:%u: unknown section [%s]; known: [Guard], [Filters]",
+                                                  "%s:%u: unknown section [%s]; known: [Guard], [Filters], [AI]",
                                                   filename, lineno, section);
                         }
                         continue;
@@ -226,6 +394,11 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                                           streq(section, "Filters")
                                           ? "ManagementAddresses, ManagementPorts, "
                                             "TinyFragments, LongHeaderChains"
+                                          : streq(section, "AI")
+                                          ? "Endpoint, Model, ApiKeyFile, Temperature, "
+                                            "MaxTokens, TimeoutSec, Debug, ResponseFormat, "
+                                            "MaxJobs, MaxRunning, MaxQueued, MaxRules, "
+                                            "MaxRetries, MaxResponseBytes"
                                           : "FlowTableSize, IcmpTableSize, PollIntervalSec, "
                                             "IdleTimeoutSec, ClosedTimeoutSec, SweepPeriodSec, "
                                             "MaxLinks");

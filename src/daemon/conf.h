@@ -1,11 +1,42 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "addr.h"
 
 #define CONFIG_MANAGEMENT_MAX 64
+
+/* [AI]: the strings are bounded arrays so that a Config stays a plain value (config_parse()
+ * builds a copy and keeps it only when the whole file parses); longer values are refused. */
+#define AI_ENDPOINT_MAX 2048
+#define AI_MODEL_MAX 256
+#define AI_PATH_MAX 1024
+
+typedef enum AiFormat {
+        AI_FORMAT_AUTO,        /* json_schema, then json_object, then plain, as the server takes */
+        AI_FORMAT_JSON_SCHEMA,
+        AI_FORMAT_JSON_OBJECT,
+        AI_FORMAT_NONE,
+} AiFormat;
+
+typedef struct AiConfig {
+        char endpoint[AI_ENDPOINT_MAX + 1]; /* Endpoint= */
+        char model[AI_MODEL_MAX + 1];       /* Model= */
+        char key_file[AI_PATH_MAX + 1];     /* ApiKeyFile= */
+        double temperature;                 /* Temperature= */
+        uint32_t max_tokens;                /* MaxTokens= */
+        uint64_t timeout_usec;              /* TimeoutSec= */
+        bool debug;                         /* Debug= */
+        AiFormat format;                    /* ResponseFormat= */
+        uint32_t max_jobs;                  /* MaxJobs=: finished jobs kept */
+        uint32_t max_running;               /* MaxRunning=: jobs in flight at once */
+        uint32_t max_queued;                /* MaxQueued= */
+        uint32_t max_rules;                 /* MaxRules=: rules accepted per job */
+        uint32_t max_retries;               /* MaxRetries= */
+        uint64_t max_response_bytes;        /* MaxResponseBytes= */
+} AiConfig;
 
 /* Settings from packetscope.conf(5). */
 typedef struct Config {
@@ -26,6 +57,7 @@ typedef struct Config {
         /* [Filters] TinyFragments=, LongHeaderChains=: PS_POLICY_* bits for the XDP program
          * (guard.h); 0, the default, drops what the parser cannot classify whole. */
         uint32_t parse_policy;
+        AiConfig ai; /* [AI] */
 } Config;
 
 #define CONFIG_FLOW_TABLE_MIN 1024u
@@ -42,3 +74,17 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
 /* Loads dir/packetscope.conf, then dir/packetscope.conf.d/ *.conf in lexical order; missing files
  * are fine. */
 int config_load(Config *c, const char *dir, char **ret_error);
+
+/* [AI] value checks, shared with AI.SetConfig so that both accept the same values. */
+int ai_config_set_endpoint(AiConfig *c, const char *v);
+int ai_config_set_model(AiConfig *c, const char *v);
+int ai_config_set_temperature(AiConfig *c, double v);
+int ai_config_set_max_tokens(AiConfig *c, uint64_t v);
+int ai_config_set_timeout(AiConfig *c, uint64_t usec);
+const char *ai_format_to_string(AiFormat f);
+int ai_format_from_string(const char *s, AiFormat *ret);
+
+#define AI_TEMPERATURE_MAX 2.0
+#define AI_MAX_TOKENS_MAX 131072u
+#define AI_TIMEOUT_MIN_USEC UINT64_C(1000000)         /* 1 s */
+#define AI_TIMEOUT_MAX_USEC UINT64_C(3600000000)      /* 1 h */

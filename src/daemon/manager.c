@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "ai.h"
 #include "log.h"
 #include "filter-transaction.h"
 #include "flow-table.h"
@@ -23,6 +24,11 @@ int manager_new(Manager **ret) {
                 free(m);
                 return -ENOMEM;
         }
+        if (ai_new(m, &m->ai) < 0) {
+                filter_store_free(m->filters);
+                free(m);
+                return -ENOMEM;
+        }
         *ret = m;
         return 0;
 }
@@ -35,6 +41,8 @@ Manager *manager_free(Manager *m) {
                 link_free(m->links[i]);
         free(m->links);
         manager_stop_drop_events(m);
+        /* Before the rules: a shadow in progress takes its rules out again. */
+        m->ai = ai_free(m->ai);
         if (m->filters)
                 filter_transaction_free(TAKE_PTR(m->filters->transaction));
         m->filters = filter_store_free(m->filters);
@@ -457,6 +465,9 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to adopt pinned links in %s: %m",
                                        m->bpffs_root);
+        r = ai_start(m->ai);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the AI client: %m");
         manager_reconcile(m);
 
         r = manager_start_drop_events(m);

@@ -27,6 +27,7 @@ typedef enum LinkEvent {
 } LinkEvent;
 
 typedef struct Manager Manager;
+typedef struct Ai Ai;
 
 struct Manager {
         sd_event *event;
@@ -42,6 +43,7 @@ struct Manager {
         State state;              /* links.json: what an admin asked to guard */
         PolkitRegistry *polkit;   /* authorization checks in flight */
         FilterStore *filters;
+        Ai *ai;                   /* the AI client and its jobs (ai.c) */
         unsigned transaction_counter; /* names the transactions */
 
         sd_event_source *poll_timer;

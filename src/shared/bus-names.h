@@ -14,6 +14,8 @@
 #define PS_OBJECT_CONNECTIONS PS_OBJECT_ROOT "/connections"
 #define PS_OBJECT_FILTERS PS_OBJECT_ROOT "/filters"
 #define PS_OBJECT_TRANSACTIONS PS_OBJECT_FILTERS "/transaction"
+#define PS_OBJECT_AI PS_OBJECT_ROOT "/ai"
+#define PS_OBJECT_AI_JOBS PS_OBJECT_AI "/jobs"
 
 #define PS_IFACE_MANAGER PS_BUS_NAME ".Manager"
 #define PS_IFACE_LINK PS_BUS_NAME ".Link"
@@ -21,6 +23,8 @@
 #define PS_IFACE_FILTERS PS_BUS_NAME ".Filters"
 #define PS_IFACE_FILTER PS_BUS_NAME ".Filter"
 #define PS_IFACE_TRANSACTION PS_BUS_NAME ".Transaction"
+#define PS_IFACE_AI PS_BUS_NAME ".AI"
+#define PS_IFACE_AI_JOB PS_BUS_NAME ".AIJob"
 #define PS_IFACE_PROPERTIES "org.freedesktop.DBus.Properties"
 
 #define PS_ERROR_NO_SUCH_INTERFACE PS_BUS_NAME ".Error.NoSuchInterface"
@@ -37,10 +41,19 @@
 #define PS_ERROR_AUTH_FAILED PS_BUS_NAME ".Error.AuthorizationFailed"
 /* A change that could not be written to the state directory; nothing of it was made. */
 #define PS_ERROR_STATE_NOT_WRITABLE PS_BUS_NAME ".Error.StateNotWritable"
+#define PS_ERROR_NO_SUCH_JOB PS_BUS_NAME ".Error.NoSuchJob"
+#define PS_ERROR_AI_BUSY PS_BUS_NAME ".Error.AIBusy"
+#define PS_ERROR_AI_JOB_STATE PS_BUS_NAME ".Error.AIJobState"
 
 /* polkit actions, one per mutating area (polkit/org.packetscope.guarder1.policy). */
 #define PS_POLKIT_MANAGE_LINKS "org.packetscope.guarder1.manage-links"
 #define PS_POLKIT_MANAGE_FILTERS "org.packetscope.guarder1.manage-filters"
+#define PS_POLKIT_CONFIGURE_AI "org.packetscope.guarder1.configure-ai"
+#define PS_POLKIT_GENERATE "org.packetscope.guarder1.generate"
+
+/* AI.Generate/Analyze: custom_prompt bytes; AIJob.Shadow: seconds. */
+#define PS_AI_PROMPT_MAX 2000u
+#define PS_AI_SHADOW_MAX_SEC 3600u
 
 /* Connections.List/ListIcmp: rows per call, and offset + limit (it bounds the top-N heap). */
 #define PS_QUERY_LIMIT_DEFAULT 100u

@@ -27,6 +27,7 @@
 #define PS_MESSAGE_ROLLBACK "8a1f2d6c4b7e4e0f9a35c2d1e6b70a0e"
 #define PS_MESSAGE_STATE_NOT_WRITABLE "8a1f2d6c4b7e4e0f9a35c2d1e6b70a40"
 #define PS_MESSAGE_DEGRADED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a41"
+#define PS_MESSAGE_AI_JOB "8a1f2d6c4b7e4e0f9a35c2d1e6b70a1a"
 
 typedef enum LogTarget {
         LOG_TARGET_AUTO,

@@ -63,6 +63,10 @@ static inline const char *strna(const char *s) {
         return s ? s : "n/a";
 }
 
+static inline const char *strempty(const char *s) {
+        return s ? s : "";
+}
+
 /* Hands over ownership: returns *p and sets it to NULL. */
 #define TAKE_PTR(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
 #define TAKE_FD(fd) ({ int _t = (fd); (fd) = -1; _t; })

@@ -34,6 +34,15 @@ if [ -n "$transaction" ]; then
                 '$transaction' org.packetscope.Guarder1.Transaction Rollback"
 fi
 
+# An AI job (an AIJob object): against a closed port on loopback, so it fails at once and
+# stays listed; no request leaves the machine.
+out=$(rawcall "$PS_PATH/ai" org.packetscope.Guarder1.AI SetConfig 'a{sv}' \
+        '[{"endpoint": ["s", "http://127.0.0.1:9/v1/chat/completions"]}]')
+ok $? "AI.SetConfig to a closed loopback port" "$out"
+out=$(rawcall "$PS_PATH/ai" org.packetscope.Guarder1.AI Analyze 'a{sv}' '[{}]')
+ok $? "AI.Analyze (an AIJob object)" "$out"
+ai_job=$(jq -r '.reply[0] // empty' <<<"$out")
+
 XML=$SRCDIR/dbus/org.packetscope.Guarder1.xml
 check "the shipped XML is well-formed" "$PYTHON" -c "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])" "$XML"
 
@@ -41,6 +50,7 @@ check "the shipped XML is well-formed" "$PYTHON" -c "import sys, xml.etree.Eleme
 # filters exist always; a rule is named by the id Import returned).
 expected=("$PS_PATH/link/$A_IF" "$PS_CONNS_PATH" "$PS_PATH/filters" "$PS_PATH/filters/${rule_id:-none}")
 [ -n "$transaction" ] && expected+=("$transaction")
+expected+=("$PS_PATH/ai" "${ai_job:-$PS_PATH/ai/jobs/none}")
 results=$(timeout 120 "$PYTHON" "$PS_TESTDIR/introspect-compare.py" "$XML" "$PS_NAME" "$PS_PATH" \
         "${expected[@]}" 2>&1)
 # Its own failure (not a check of the daemon: the checks are the lines it prints).

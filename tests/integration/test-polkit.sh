@@ -52,9 +52,17 @@ IF=$A_IF
 MGMT4=198.51.100.213
 MGMT6=2001:db8:5c09::213
 MGMT_PORT=6022
+# A chat-completions server on loopback for the AI methods (tests/integration/ai-server.py).
+mkdir -p "$T/ai"
+echo good >"$T/ai/scenario"
+/usr/bin/python3 "$PS_TESTDIR/ai-server.py" "$T/ai" 2>"$T/ai/log" &
+defer "kill_wait $!"
+wait_until 10 test -s "$T/ai/port" || bail "the AI test server did not start: $(cat "$T/ai/log")"
 daemon_setup main
 printf '[Filters]\nManagementAddresses=%s %s\nManagementPorts=22 %s\n' "$MGMT4" "$MGMT6" \
         "$MGMT_PORT" >>"${DAEMON_DIR[main]}/config/packetscope.conf"
+printf '[AI]\nEndpoint=http://127.0.0.1:%s/v1/chat/completions\nTimeoutSec=60s\nMaxQueued=64\nMaxJobs=500\n' \
+        "$(cat "$T/ai/port")" >>"${DAEMON_DIR[main]}/config/packetscope.conf"
 daemon_start main || bail "the daemon did not start: $(daemon_log main)"
 DAEMON_PID_MAIN=${DAEMON_PID[main]}
 BPFFS=${DAEMON_BPFFS[main]}
@@ -118,6 +126,7 @@ snapshot() {
         echo "objects: $(busctl --system tree --list "$PS_NAME" | tr '\n' ' ')"
         echo "filters: $(busctl --system call "$PS_NAME" "$PS_FILTERS_PATH" "$PS_FILTERS" Export 2>&1 |
                          tr -d ' \n')"
+        echo "ai: $(ai_prop Model) $(ai_jobs_summary | tr '\n' ' ')"
 }
 
 ensure_guarded() {
@@ -287,6 +296,109 @@ drv_effect_Transaction.Rollback() {
                 [ "$(saved_with_comment "$APPLY_TAG")" = 0 ]
 }
 
+# AI: jobs against the loopback server. A job in flight is only ever one that hangs on purpose
+# (for Cancel), so the job list stays still while a refused call is checked.
+PS_AI_PATH=$PS_PATH/ai
+PS_AI=org.packetscope.Guarder1.AI
+PS_AI_JOB=org.packetscope.Guarder1.AIJob
+ai_prop() {
+        busctl --system --json=short get-property "$PS_NAME" "$PS_AI_PATH" "$PS_AI" "$1" | jq -c .data
+}
+job_prop() {
+        busctl --system --json=short get-property "$PS_NAME" "$1" "$PS_AI_JOB" "$2" | jq -r .data
+}
+job_ended() {
+        case $(job_prop "$1" State) in done|failed|cancelled) return 0 ;; esac
+        return 1
+}
+# Every job with its state, shadow and transaction, in one call.
+ai_jobs_summary() {
+        busctl --system --json=short call "$PS_NAME" "$PS_PATH" org.freedesktop.DBus.ObjectManager \
+                GetManagedObjects |
+                jq -r --arg i "$PS_AI_JOB" '.data[0] | to_entries[] | select(.value[$i]) |
+                        "\(.key):\(.value[$i].State.data):\(.value[$i].ShadowState.data):\(.value[$i].Transaction.data)"'
+}
+# Ends whatever runs, as root.
+ai_quiet() {
+        local j
+        for j in $(ai_jobs_summary | awk -F: '$2 == "queued" || $2 == "running" {print $1}'); do
+                ps_call root --object-path "$j" --method "$PS_AI_JOB.Cancel" >/dev/null
+        done
+}
+# A new job of root's that is done (the server answers two accepted rules): NEW_JOB.
+root_done_job() {
+        local out
+        ai_quiet
+        echo good >"$T/ai/scenario"
+        out=$(ps_call root --object-path "$PS_AI_PATH" --method "$PS_AI.Generate" "{}") || return 1
+        NEW_JOB=$(sed -n "s/.*objectpath '\([^']*\)'.*/\1/p" <<<"$out")
+        [ -n "$NEW_JOB" ] && wait_until 20 job_ended "$NEW_JOB" &&
+                [ "$(job_prop "$NEW_JOB" State)" = done ]
+}
+shadow_idle() {
+        [ "$(job_prop "$SHADOW_JOB" ShadowState)" != running ]
+}
+
+ai_n=0
+drv_pre_AI.SetConfig() { ai_n=$((ai_n + 1)); AI_MODEL="polkit-model-$ai_n"; }
+drv_args_AI.SetConfig() {
+        printf '%s\n' --object-path "$PS_AI_PATH" --method "$PS_AI.SetConfig" "{'model': <'$AI_MODEL'>}"
+}
+drv_effect_AI.SetConfig() { [ "$(ai_prop Model)" = "\"$AI_MODEL\"" ]; }
+
+drv_pre_AI.Generate() { ai_quiet; echo good >"$T/ai/scenario"; JOBS0=$(ai_prop Jobs | jq length); }
+drv_args_AI.Generate() {
+        printf '%s\n' --object-path "$PS_AI_PATH" --method "$PS_AI.Generate" "{'analyze_type': <'security'>}"
+}
+drv_effect_AI.Generate() { [ "$(ai_prop Jobs | jq length)" -eq $((JOBS0 + 1)) ]; }
+
+drv_pre_AI.Analyze() { drv_pre_AI.Generate; }
+drv_args_AI.Analyze() {
+        printf '%s\n' --object-path "$PS_AI_PATH" --method "$PS_AI.Analyze" "{}"
+}
+drv_effect_AI.Analyze() { drv_effect_AI.Generate; }
+
+# Cancel: a job that hangs (the server never answers).
+drv_pre_AIJob.Cancel() {
+        local out
+        ai_quiet
+        echo hang >"$T/ai/scenario"
+        out=$(ps_call root --object-path "$PS_AI_PATH" --method "$PS_AI.Generate" "{}")
+        HANG_JOB=$(sed -n "s/.*objectpath '\([^']*\)'.*/\1/p" <<<"$out")
+        wait_until 10 bash -c "[ \"\$(busctl --system get-property $PS_NAME $HANG_JOB $PS_AI_JOB State)\" = 's \"running\"' ]"
+}
+drv_args_AIJob.Cancel() {
+        printf '%s\n' --object-path "$HANG_JOB" --method "$PS_AI_JOB.Cancel"
+}
+drv_effect_AIJob.Cancel() { [ "$(job_prop "$HANG_JOB" State)" = cancelled ]; }
+
+drv_pre_AIJob.Shadow() { ai_quiet; ensure_no_transaction; wait_until 20 shadow_idle; }
+drv_args_AIJob.Shadow() {
+        printf '%s\n' --object-path "$SHADOW_JOB" --method "$PS_AI_JOB.Shadow" 3
+}
+drv_effect_AIJob.Shadow() { [ "$(job_prop "$SHADOW_JOB" ShadowState)" = running ]; }
+
+# The job's accepted rules (one of the two: the other's source covers MGMT4).
+drv_pre_AIJob.Apply() {
+        drv_pre_AIJob.Shadow
+        COUNT0=$(filters_count)
+        ACCEPTED=$(busctl --system --json=short get-property "$PS_NAME" "$SHADOW_JOB" "$PS_AI_JOB" \
+                   Filters | jq '[.data[] | select(.verdict.data == "accepted")] | length')
+}
+drv_args_AIJob.Apply() {
+        printf '%s\n' --object-path "$SHADOW_JOB" --method "$PS_AI_JOB.Apply" 120
+}
+drv_effect_AIJob.Apply() {
+        [ -n "$(transaction_path)" ] && [ "$ACCEPTED" -ge 1 ] &&
+                [ "$(filters_count)" -eq $((COUNT0 + ACCEPTED)) ]
+}
+
+drv_pre_AIJob.Delete() { ensure_no_transaction; root_done_job && DEL_JOB=$NEW_JOB; }
+drv_args_AIJob.Delete() {
+        printf '%s\n' --object-path "$DEL_JOB" --method "$PS_AI_JOB.Delete"
+}
+drv_effect_AIJob.Delete() { ! object_exists "$DEL_JOB"; }
+
 have_driver() {
         declare -F "drv_args_$1" >/dev/null
 }
@@ -327,6 +439,9 @@ ACTIONS = {
     "AI.Generate": "generate",
     "AI.Analyze": "generate",
     "AIJob.Cancel": "generate",
+    "AIJob.Delete": "generate",
+    "AIJob.Shadow": "manage-filters",
+    "AIJob.Apply": "manage-filters",
 }
 PREFIX = "org.packetscope.Guarder1."
 
@@ -386,8 +501,10 @@ for name in sorted(shipped_ifaces):
 EOF
 }
 
-# Every kind of object exists while the introspection is walked: a link, a filter and a
-# pending transaction (the Apply adds the filter).
+# Every kind of object exists while the introspection is walked: a link, a filter, a pending
+# transaction (the Apply adds the filter) and a done AI job (SHADOW_JOB, for Shadow and Apply).
+root_done_job || bail "cannot create a done AI job: $(snapshot)"
+SHADOW_JOB=$NEW_JOB
 ensure_guarded && root_apply || bail "cannot create a link and a transaction: $(snapshot)"
 CLASSES=$(classify "$PS_NAME" "$SHIPPED_XML" 2>&1)
 cls_status=$?

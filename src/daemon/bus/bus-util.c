@@ -415,11 +415,35 @@ static int json_visit(const char *key, const BusValue *v, void *userdata, sd_bus
         case 'b':
                 j = json_boolean(v->u);
                 break;
+        case 'd':
+                /* Only settings take a double (bus_read_settings_json); JSON has no NaN or
+                 * infinity, and no setting means one. */
+                if (!isfinite(v->d))
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "setting '%.64s' is %s; accepted: a finite number",
+                                                 key, isnan(v->d) ? "NaN" : "infinite");
+                j = json_real(v->d);
+                break;
         default:
                 j = json_string(v->s);
         }
         /* json_object_set_new steals j, and fails on NULL. */
         return !j || json_object_set_new(o, key, j) < 0 ? -ENOMEM : 0;
+}
+
+static int read_dict_json(sd_bus_message *m, const BusDictSpec *spec, json_t **ret,
+                          sd_bus_error *error) {
+        _cleanup_json_ json_t *o = json_object();
+        int r;
+
+        assert(ret);
+        if (!o)
+                return -ENOMEM;
+        r = bus_read_dict(m, spec, json_visit, o, error);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(o);
+        return 0;
 }
 
 int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error) {
@@ -431,17 +455,18 @@ int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error) {
                 .what = "field",
                 .expected = "accepted: a string, a boolean or an integer",
         };
-        _cleanup_json_ json_t *o = json_object();
-        int r;
 
-        assert(ret);
-        if (!o)
-                return -ENOMEM;
-        r = bus_read_dict(m, &spec, json_visit, o, error);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(o);
-        return 0;
+        return read_dict_json(m, &spec, ret, error);
+}
+
+int bus_read_settings_json(sd_bus_message *m, json_t **ret, sd_bus_error *error) {
+        static const BusDictSpec spec = {
+                .types = "ybnqiuxtsod",
+                .what = "setting",
+                .expected = "accepted: a string, a boolean, an integer or a double",
+        };
+
+        return read_dict_json(m, &spec, ret, error);
 }
 
 int bus_reply_open(sd_bus_message *call, char type, const char *contents, sd_bus_message **ret) {

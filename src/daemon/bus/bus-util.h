@@ -67,6 +67,8 @@ int bus_reply_close_send(sd_bus_message *reply);
 
 /* Reads an a{sv} into a JSON object (rules are validated as JSON, whatever their source). */
 int bus_read_dict_json(sd_bus_message *m, json_t **ret, sd_bus_error *error);
+/* The same for settings (AI.SetConfig, Generate): a finite double is taken too. */
+int bus_read_settings_json(sd_bus_message *m, json_t **ret, sd_bus_error *error);
 
 /* Reads an a{sv} query argument into q; a bad entry sets an InvalidArgs error naming it. */
 int bus_read_query(sd_bus_message *m, Query *q, sd_bus_error *error);
