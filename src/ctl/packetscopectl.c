@@ -67,6 +67,8 @@ static const Verb verbs[] = {
         { "stats", 0, 0, 0, VERB_ARG_NONE, false, verb_stats },
         { "monitor", 0, 0, OPT_INTERVAL | OPT_COUNT | OPT_TOP, VERB_ARG_NONE, false, verb_monitor },
         { "filter", 0, 0, 0, VERB_ARG_NONE, false, NULL }, /* one of filter_verbs */
+        /* health, health history, health set KEY=VALUE…: the words are checked by the verb */
+        { "health", 0, 16, 0, VERB_ARG_NONE, false, verb_health },
 };
 
 /* "filter COMMAND": the word after "filter " is what the command line says. */
@@ -99,7 +101,11 @@ static void help(void) {
                "  connections              List tracked TCP/UDP/other flows\n"
                "  icmp                     List tracked ICMP/ICMPv6 traffic\n"
                "  stats                    Show all counters\n"
-               "  monitor                  Show live totals and the fastest flows\n\n"
+               "  monitor                  Show live totals and the fastest flows\n"
+               "  health                   Show CPU, memory, disk, pressure and open anomalies\n"
+               "  health history           List the open and recent anomalies\n"
+               "  health set KEY=VALUE...  Change thresholds: cpu_percent, memory_percent,\n"
+               "                           disk_mbps, pressure_percent, min_duration\n\n"
                "Filter commands:\n"
                "  filter list              List the filter rules (default)\n"
                "  filter show ID           Show every field of one rule\n"
@@ -560,7 +566,7 @@ int main(int argc, char *argv[]) {
         verb = verb_find(verbs, ELEMENTSOF(verbs), name, 0);
         if (!verb) {
                 usage_error("unknown command '%s'; accepted: status, attach, detach, connections, "
-                            "icmp, stats, monitor, filter", name);
+                            "icmp, stats, monitor, filter, health", name);
                 r = -EINVAL;
                 goto finish;
         }

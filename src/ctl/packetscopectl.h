@@ -313,3 +313,4 @@ int verb_filter_import(sd_bus *bus, char **args, int n_args);
 int verb_filter_export(sd_bus *bus, char **args, int n_args);
 int verb_filter_test(sd_bus *bus, char **args, int n_args);
 int verb_filter_apply(sd_bus *bus, char **args, int n_args);
+int verb_health(sd_bus *bus, char **args, int n_args);

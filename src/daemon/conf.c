@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "conf.h"
 #include "guard-abi.h"
@@ -18,6 +19,15 @@ void config_init(Config *c) {
                 .max_links = 64,
                 .management_ports = { 22 },
                 .n_management_ports = 1,
+                .health = {
+                        .interval_usec = 10 * USEC_PER_SEC,
+                        .min_duration_usec = 20 * USEC_PER_SEC,
+                        .cpu_percent = 80,
+                        .memory_percent = 85,
+                        .disk_mbps = 100,
+                        .pressure_percent = 20,
+                        .pressure_triggers = true,
+                },
         };
 }
 
@@ -128,6 +138,66 @@ static int set_long_chains(Config *c, const char *v) {
         return set_policy_bit(c, v, PS_POLICY_PASS_LONG_CHAINS);
 }
 
+const HealthThreshold health_thresholds[] = {
+        { "CPUThresholdPercent", "cpu_percent", offsetof(HealthConfig, cpu_percent), 1, 100 },
+        { "MemoryThresholdPercent", "memory_percent", offsetof(HealthConfig, memory_percent), 1, 100 },
+        { "DiskIOThresholdMBps", "disk_mbps", offsetof(HealthConfig, disk_mbps), 0.001, 1000000 },
+        { "PressureThresholdPercent", "pressure_percent", offsetof(HealthConfig, pressure_percent),
+          1, 99 },
+};
+const size_t health_thresholds_count = ELEMENTSOF(health_thresholds);
+
+/* A plain decimal number, whole string, within [min, max]. */
+static int set_double_range(double *dst, const char *v, double min, double max) {
+        char *end = NULL;
+        double d;
+
+        if (!*v || isspace((unsigned char) *v))
+                return -EINVAL;
+        errno = 0;
+        d = strtod(v, &end);
+        if (errno != 0 || !end || *end != '\0' || !(d >= min && d <= max))
+                return -EINVAL;
+        *dst = d;
+        return 0;
+}
+
+static int set_health_threshold(Config *c, const char *key, const char *v) {
+        for (size_t i = 0; i < health_thresholds_count; i++)
+                if (streq(health_thresholds[i].conf_key, key))
+                        return set_double_range(health_threshold_field(&c->health,
+                                                                       &health_thresholds[i]),
+                                                v, health_thresholds[i].min,
+                                                health_thresholds[i].max);
+        return -EINVAL;
+}
+static int set_cpu_threshold(Config *c, const char *v) {
+        return set_health_threshold(c, "CPUThresholdPercent", v);
+}
+static int set_memory_threshold(Config *c, const char *v) {
+        return set_health_threshold(c, "MemoryThresholdPercent", v);
+}
+static int set_disk_threshold(Config *c, const char *v) {
+        return set_health_threshold(c, "DiskIOThresholdMBps", v);
+}
+static int set_pressure_threshold(Config *c, const char *v) {
+        return set_health_threshold(c, "PressureThresholdPercent", v);
+}
+static int set_health_interval(Config *c, const char *v) {
+        return set_span_range(&c->health.interval_usec, v, 500 * 1000, 3600 * USEC_PER_SEC);
+}
+static int set_min_duration(Config *c, const char *v) {
+        return set_span_range(&c->health.min_duration_usec, v, 0, HEALTH_MIN_DURATION_MAX_USEC);
+}
+static int set_pressure_triggers(Config *c, const char *v) {
+        int b = parse_boolean(v);
+
+        if (b < 0)
+                return -EINVAL;
+        c->health.pressure_triggers = b;
+        return 0;
+}
+
 static const struct {
         const char *section;
         const char *key;
@@ -147,6 +217,18 @@ static const struct {
           "up to 64 space-separated TCP ports 1-65535 (default 22)" },
         { "Filters", "TinyFragments", set_tiny_fragments, "drop or pass (default drop)" },
         { "Filters", "LongHeaderChains", set_long_chains, "drop or pass (default drop)" },
+        { "Health", "HealthIntervalSec", set_health_interval,
+          "a time span from 500ms to 1h (default 10s)" },
+        { "Health", "MinimumDurationSec", set_min_duration,
+          "a time span from 0 to 1h (default 20s)" },
+        { "Health", "CPUThresholdPercent", set_cpu_threshold, "a number from 1 to 100 (default 80)" },
+        { "Health", "MemoryThresholdPercent", set_memory_threshold,
+          "a number from 1 to 100 (default 85)" },
+        { "Health", "DiskIOThresholdMBps", set_disk_threshold,
+          "a number of MB/s from 0.001 to 1000000 (default 100)" },
+        { "Health", "PressureThresholdPercent", set_pressure_threshold,
+          "a number from 1 to 99 (default 20)" },
+        { "Health", "PressureTriggers", set_pressure_triggers, "yes or no (default yes)" },
 };
 
 int config_parse(Config *c, const char *text, const char *filename, char **ret_error) {
@@ -178,7 +260,7 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                         if (len < 3 || l[len - 1] != ']') {
                                 return error_setf(ret_error, -EINVAL,
                                                   "%s:%u: malformed section header '%s'; "
-                                                  "expected [Guard] or [Filters]", filename, lineno, l);
+                                                  "expected [Guard], [Filters] or [Health]", filename, lineno, l);
                         }
                         l[len - 1] = '\0';
                         free(section);
@@ -190,7 +272,7 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                                         known_section = true;
                         if (!known_section) {
                                 return error_setf(ret_error, -EINVAL,
-                                                  "%s:%u: unknown section [%s]; known: [Guard], [Filters]",
+                                                  "%s:%u: unknown section [%s]; known: [Guard], [Filters], [Health]",
                                                   filename, lineno, section);
                         }
                         continue;
@@ -219,6 +301,11 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                                           streq(section, "Filters")
                                           ? "ManagementAddresses, ManagementPorts, "
                                             "TinyFragments, LongHeaderChains"
+                                          : streq(section, "Health")
+                                          ? "HealthIntervalSec, MinimumDurationSec, "
+                                            "CPUThresholdPercent, MemoryThresholdPercent, "
+                                            "DiskIOThresholdMBps, PressureThresholdPercent, "
+                                            "PressureTriggers"
                                           : "FlowTableSize, IcmpTableSize, PollIntervalSec, "
                                             "IdleTimeoutSec, ClosedTimeoutSec, SweepPeriodSec, "
                                             "MaxLinks");

@@ -14,6 +14,7 @@
 #define PS_OBJECT_CONNECTIONS PS_OBJECT_ROOT "/connections"
 #define PS_OBJECT_FILTERS PS_OBJECT_ROOT "/filters"
 #define PS_OBJECT_TRANSACTIONS PS_OBJECT_FILTERS "/transaction"
+#define PS_OBJECT_HEALTH PS_OBJECT_ROOT "/health"
 
 #define PS_IFACE_MANAGER PS_BUS_NAME ".Manager"
 #define PS_IFACE_LINK PS_BUS_NAME ".Link"
@@ -21,6 +22,7 @@
 #define PS_IFACE_FILTERS PS_BUS_NAME ".Filters"
 #define PS_IFACE_FILTER PS_BUS_NAME ".Filter"
 #define PS_IFACE_TRANSACTION PS_BUS_NAME ".Transaction"
+#define PS_IFACE_HEALTH PS_BUS_NAME ".Health"
 #define PS_IFACE_PROPERTIES "org.freedesktop.DBus.Properties"
 
 #define PS_ERROR_NO_SUCH_INTERFACE PS_BUS_NAME ".Error.NoSuchInterface"
@@ -39,6 +41,11 @@
 /* polkit actions, one per mutating area (polkit/org.packetscope.guarder1.policy). */
 #define PS_POLKIT_MANAGE_LINKS "org.packetscope.guarder1.manage-links"
 #define PS_POLKIT_MANAGE_FILTERS "org.packetscope.guarder1.manage-filters"
+#define PS_POLKIT_CONFIGURE "org.packetscope.guarder1.configure"
+
+/* Health.ListAnomalies: records per call (the daemon keeps at most 256 closed ones). */
+#define PS_ANOMALIES_LIST_DEFAULT 100u
+#define PS_ANOMALIES_LIST_MAX 1000u
 
 /* Connections.List/ListIcmp: rows per call, and offset + limit (it bounds the top-N heap). */
 #define PS_QUERY_LIMIT_DEFAULT 100u
