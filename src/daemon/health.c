@@ -623,82 +623,86 @@ static Rank kind_rank(HealthKind k) {
         }
 }
 
-static double proc_score(const ProcSample *p, Rank r) {
+static double proc_score(const HealthProcess *p, Rank r) {
         return r == RANK_CPU ? p->cpu_percent
              : r == RANK_MEMORY ? (double) p->rss_bytes : p->read_bps + p->write_bps;
 }
 
-static double unit_score(const UnitSample *u, Rank r) {
+static double unit_score(const HealthUnit *u, Rank r) {
         return r == RANK_CPU ? u->cpu_percent
              : r == RANK_MEMORY ? (double) u->memory_bytes : u->read_bps + u->write_bps;
 }
 
+/*
+ * Offers one consumer to a top list of at most HEALTH_TOP_MAX, ordered by score: a consumer
+ * already listed (same key) keeps the sample where it scored highest. So a list fed every
+ * sample while an anomaly lasts names the biggest consumers of the whole anomaly, also one that
+ * has ended before the anomaly does.
+ */
+#define TOP_OFFER(list, n, item, score_fn, same, rank)                                       \
+        do {                                                                                 \
+                double _s = score_fn(&(item), rank);                                         \
+                unsigned _j = (n);                                                           \
+                if (_s <= 0)                                                                 \
+                        break;                                                               \
+                for (unsigned _k = 0; _k < (n); _k++)                                        \
+                        if (same(&(list)[_k], &(item))) {                                    \
+                                _j = _k;                                                     \
+                                break;                                                       \
+                        }                                                                    \
+                if (_j < (n)) {                                                              \
+                        if (score_fn(&(list)[_j], rank) >= _s)                               \
+                                break;                                                       \
+                } else if ((n) < HEALTH_TOP_MAX)                                             \
+                        _j = (n)++;                                                          \
+                else if (score_fn(&(list)[(n) - 1], rank) < _s)                              \
+                        _j = (n) - 1;                                                        \
+                else                                                                         \
+                        break;                                                               \
+                (list)[_j] = (item);                                                         \
+                for (; _j > 0 && score_fn(&(list)[_j - 1], rank) < _s; _j--) {               \
+                        __typeof__((list)[0]) _t = (list)[_j - 1];                           \
+                        (list)[_j - 1] = (list)[_j];                                         \
+                        (list)[_j] = _t;                                                     \
+                }                                                                            \
+        } while (0)
+
+static bool same_process(const HealthProcess *a, const HealthProcess *b) {
+        return a->pid == b->pid && streq(a->comm, b->comm);
+}
+
+static bool same_unit(const HealthUnit *a, const HealthUnit *b) {
+        return streq(a->name, b->name);
+}
+
 static void anomaly_record_consumers(Health *h, Anomaly *a) {
         Rank rank = kind_rank(a->kind);
-        size_t best[HEALTH_TOP_MAX];
-        unsigned n = 0;
 
-        /* A partial selection: HEALTH_TOP_MAX is tiny, the process list is not. */
         for (size_t i = 0; i < h->n_procs; i++) {
-                double s = proc_score(&h->procs[i], rank);
-                unsigned j;
-
-                if (s <= 0)
-                        continue;
-                if (n < HEALTH_TOP_MAX)
-                        j = n++;
-                else if (s > proc_score(&h->procs[best[n - 1]], rank))
-                        j = n - 1;
-                else
-                        continue;
-                while (j > 0 && proc_score(&h->procs[best[j - 1]], rank) < s) {
-                        best[j] = best[j - 1];
-                        j--;
-                }
-                best[j] = i;
-        }
-        a->n_processes = n;
-        for (unsigned i = 0; i < n; i++) {
-                const ProcSample *p = &h->procs[best[i]];
-
-                a->processes[i] = (HealthProcess) {
+                const ProcSample *p = &h->procs[i];
+                HealthProcess hp = {
                         .pid = p->pid, .cpu_percent = p->cpu_percent, .rss_bytes = p->rss_bytes,
                         .read_bps = p->read_bps, .write_bps = p->write_bps,
                 };
-                memcpy(a->processes[i].comm, p->comm, sizeof(p->comm));
-        }
 
-        n = 0;
+                memcpy(hp.comm, p->comm, sizeof(hp.comm));
+                TOP_OFFER(a->processes, a->n_processes, hp, proc_score, same_process, rank);
+        }
         for (size_t i = 0; i < h->n_units; i++) {
-                double s = unit_score(&h->units[i], rank);
-                unsigned j;
-
-                if (s <= 0)
-                        continue;
-                if (n < HEALTH_TOP_MAX)
-                        j = n++;
-                else if (s > unit_score(&h->units[best[n - 1]], rank))
-                        j = n - 1;
-                else
-                        continue;
-                while (j > 0 && unit_score(&h->units[best[j - 1]], rank) < s) {
-                        best[j] = best[j - 1];
-                        j--;
-                }
-                best[j] = i;
-        }
-        a->n_units = n;
-        for (unsigned i = 0; i < n; i++) {
-                const UnitSample *u = &h->units[best[i]];
-
-                a->units[i] = (HealthUnit) {
+                const UnitSample *u = &h->units[i];
+                HealthUnit hu = {
                         .cpu_percent = u->cpu_percent, .memory_bytes = u->memory_bytes,
                         .read_bps = u->read_bps, .write_bps = u->write_bps,
                 };
-                snprintf(a->units[i].name, sizeof(a->units[i].name), "%s", u->name);
+
+                snprintf(hu.name, sizeof(hu.name), "%s", u->name);
+                TOP_OFFER(a->units, a->n_units, hu, unit_score, same_unit, rank);
         }
-        memcpy(a->links, h->links_now, h->n_links_now * sizeof(HealthLinkRate));
-        a->n_links = h->n_links_now;
+        /* The links as they are at the worst moment. */
+        if (a->value >= a->peak) {
+                memcpy(a->links, h->links_now, h->n_links_now * sizeof(HealthLinkRate));
+                a->n_links = h->n_links_now;
+        }
 }
 
 static double kind_threshold(const Health *h, HealthKind k) {
@@ -798,11 +802,8 @@ static void health_evaluate(Health *h, HealthKind k, double value, bool above, u
                         s->above_since = now;
                 if (s->open) {
                         s->open->value = value;
-                        /* The consumers at the worst moment are the ones worth naming. */
-                        if (value > s->open->peak) {
-                                s->open->peak = value;
-                                anomaly_record_consumers(h, s->open);
-                        }
+                        s->open->peak = MAX(s->open->peak, value);
+                        anomaly_record_consumers(h, s->open);
                 } else if (now - s->above_since >= h->config.min_duration_usec)
                         anomaly_open(h, k, value);
                 return;
