@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <math.h>
+#include <stdio.h>
+#include <sys/resource.h>
 
 #include "bus-util.h"
 #include "health-bus.h"
@@ -100,6 +102,31 @@ static int property_get_open(sd_bus *bus, const char *path, const char *interfac
                 n++;
         }
         return sd_bus_message_append(reply, "u", n);
+}
+
+/* The daemon's own cost, for the exporter (which may not see this process in /proc). */
+static int property_get_own_cpu(sd_bus *bus, const char *path, const char *interface,
+                                const char *property, sd_bus_message *reply, void *userdata,
+                                sd_bus_error *error) {
+        struct rusage ru = {};
+        uint64_t usec;
+
+        (void) getrusage(RUSAGE_SELF, &ru);
+        usec = (uint64_t) ru.ru_utime.tv_sec * USEC_PER_SEC + (uint64_t) ru.ru_utime.tv_usec +
+               (uint64_t) ru.ru_stime.tv_sec * USEC_PER_SEC + (uint64_t) ru.ru_stime.tv_usec;
+        return sd_bus_message_append(reply, "t", usec);
+}
+
+static int property_get_own_memory(sd_bus *bus, const char *path, const char *interface,
+                                   const char *property, sd_bus_message *reply, void *userdata,
+                                   sd_bus_error *error) {
+        _cleanup_free_ char *text = NULL;
+        unsigned long long size, resident = 0;
+
+        if (read_file_full("/proc/self/statm", 256, &text, NULL) >= 0 &&
+            sscanf(text, "%llu %llu", &size, &resident) != 2)
+                resident = 0;
+        return sd_bus_message_append(reply, "t", (uint64_t) resident * (uint64_t) sysconf(_SC_PAGESIZE));
 }
 
 /* SetThresholds: every key checked against its range before any is applied. */
@@ -350,6 +377,8 @@ static const sd_bus_vtable health_vtable[] = {
         SD_BUS_PROPERTY("PressureSource", "s", property_get_source, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("IntervalUSec", "t", NULL, offsetof(Manager, config.health.interval_usec),
                         SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("DaemonCPUUSec", "t", property_get_own_cpu, 0, 0),
+        SD_BUS_PROPERTY("DaemonMemoryBytes", "t", property_get_own_memory, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("SetThresholds", SD_BUS_ARGS("a{sv}", thresholds), SD_BUS_NO_RESULT,
                                 method_set_thresholds, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListAnomalies", SD_BUS_ARGS("a{sv}", query),
