@@ -479,9 +479,16 @@ static int metrics_collect(char **ret, size_t *ret_size) {
         int r;
 
         r = sd_bus_open_system(&bus);
-        if (r >= 0) {
+        if (r < 0)
+                fprintf(stderr, "packetscope-metrics: cannot connect to the system bus: %s\n",
+                        strerror(-r));
+        else {
                 /* The Manager first: without it nothing else is worth asking. */
-                s.up = read_links(bus, &s) >= 0;
+                r = read_links(bus, &s);
+                if (r < 0)
+                        fprintf(stderr, "packetscope-metrics: cannot read the daemon's links: "
+                                "%s\n", strerror(-r));
+                s.up = r >= 0;
                 if (s.up) {
                         (void) read_capacities(bus, &s);
                         (void) read_rules(bus, &s);
