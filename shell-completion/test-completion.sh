@@ -44,7 +44,9 @@ expect() {
         fi
 }
 
-expect "attach connections detach filter icmp monitor stats status" ""
+expect "attach connections detach filter health icmp monitor stats status" ""
+expect "history set" health ""
+expect "memory_percent= min_duration=" health set m
 expect "connections" con
 expect "--help --json --no-ask-password --no-legend --version" --
 expect "add apply delete disable enable export import list show test update" filter ""
