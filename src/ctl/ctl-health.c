@@ -40,26 +40,24 @@ static const BusField threshold_fields[] = {
 };
 static const BusDict threshold_dict = BUS_DICT(threshold_fields, ThresholdInfo);
 
-static int read_pressure(sd_bus_message *m, const char *contents, void *field) {
+/* A nested a{sv} into field, through dict; another type is skipped. */
+static int read_nested(sd_bus_message *m, const char *contents, void *field, const BusDict *dict) {
         int r;
 
         if (!streq(contents, "a{sv}")) {
                 r = sd_bus_message_skip(m, contents);
                 return r < 0 ? r : 0;
         }
-        r = bus_read_dict(m, &pressure_dict, field, NULL, NULL);
+        r = bus_read_dict(m, dict, field, NULL, NULL);
         return r < 0 ? r : 1;
 }
 
-static int read_thresholds(sd_bus_message *m, const char *contents, void *field) {
-        int r;
+static int read_pressure(sd_bus_message *m, const char *contents, void *field) {
+        return read_nested(m, contents, field, &pressure_dict);
+}
 
-        if (!streq(contents, "a{sv}")) {
-                r = sd_bus_message_skip(m, contents);
-                return r < 0 ? r : 0;
-        }
-        r = bus_read_dict(m, &threshold_dict, field, NULL, NULL);
-        return r < 0 ? r : 1;
+static int read_thresholds(sd_bus_message *m, const char *contents, void *field) {
+        return read_nested(m, contents, field, &threshold_dict);
 }
 
 typedef struct HealthInfo {
