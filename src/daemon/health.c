@@ -383,7 +383,7 @@ static int read_process(int pid, const Health *h, ProcSample *ret) {
                 return r;
         open_paren = strchr(stat, '(');
         close_paren = strrchr(stat, ')');
-        if (!open_paren || !close_paren || close_paren < open_paren)
+        if (!open_paren || !close_paren || close_paren < open_paren || close_paren[1] == '\0')
                 return -EBADMSG;
         /* After the comm: state(3) … utime(14) stime(15) … rss(24). */
         if (sscanf(close_paren + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu "
@@ -437,7 +437,7 @@ static void sample_processes(Health *h, double dt_sec) {
                         next = t;
                         cap = c;
                 }
-                prev = h->have_prev && dt_sec > 0
+                prev = h->have_prev && dt_sec > 0 && h->n_procs > 0
                        ? bsearch(&s, h->procs, h->n_procs, sizeof(ProcSample), proc_sample_cmp)
                        : NULL;
                 if (prev && s.cpu_ticks >= prev->cpu_ticks) {
@@ -450,7 +450,8 @@ static void sample_processes(Health *h, double dt_sec) {
                 }
                 next[n++] = s;
         }
-        qsort(next, n, sizeof(ProcSample), proc_sample_cmp);
+        if (n > 0)
+                qsort(next, n, sizeof(ProcSample), proc_sample_cmp);
         free(h->procs);
         h->procs = next;
         h->n_procs = n;
@@ -552,8 +553,9 @@ static void sample_units(Health *h, double dt_sec) {
         if (!h->cgroup_root)
                 return;
         walk_units(h->cgroup_root, "", 0, &w);
-        qsort(w.list, w.n, sizeof(UnitSample), unit_sample_cmp);
-        for (size_t i = 0; i < w.n && h->have_prev && dt_sec > 0; i++) {
+        if (w.n > 0)
+                qsort(w.list, w.n, sizeof(UnitSample), unit_sample_cmp);
+        for (size_t i = 0; i < w.n && h->have_prev && dt_sec > 0 && h->n_units > 0; i++) {
                 UnitSample *u = &w.list[i];
                 const UnitSample *prev = bsearch(u, h->units, h->n_units, sizeof(UnitSample),
                                                  unit_sample_cmp);
