@@ -264,17 +264,83 @@ static int verb_health_history(sd_bus *bus) {
         return render_anomalies(list, true);
 }
 
-/* KEY=VALUE words into SetThresholds' a{sv}: the bus keys, and min_duration as a time span. */
-static int verb_health_set(sd_bus *bus, char **args, int n_args) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+/* One KEY=VALUE of "health set": the bus key and its value (a number, or for min_duration a
+ * time span in µs). */
+static int parse_threshold(const char *word, char **ret_key, double *ret_number, uint64_t *ret_usec,
+                           bool *ret_is_span) {
         static const char *const keys[] = { "cpu_percent", "memory_percent", "disk_mbps",
                                             "pressure_percent" };
-        int r;
+        _cleanup_free_ char *key = NULL;
+        const char *eq = strchr(word, '='), *value;
+        bool known = false;
+        char *end = NULL;
+        double d;
 
+        if (!eq)
+                return usage_error("'%s' is not KEY=VALUE", word);
+        key = strndup(word, (size_t) (eq - word));
+        if (!key)
+                return -ENOMEM;
+        value = eq + 1;
+        if (streq(key, "min_duration")) {
+                if (parse_time_span(value, ret_usec) < 0)
+                        return usage_error("invalid min_duration '%s'; accepted: a time span, "
+                                           "e.g. 30s, 2min (plain: seconds)", value);
+                *ret_is_span = true;
+                *ret_key = TAKE_PTR(key);
+                return 0;
+        }
+        for (size_t k = 0; k < ELEMENTSOF(keys); k++)
+                known = known || streq(key, keys[k]);
+        if (!known)
+                return usage_error("unknown threshold '%s'; accepted: cpu_percent, memory_percent, "
+                                   "disk_mbps, pressure_percent, min_duration", key);
+        errno = 0;
+        d = strtod(value, &end);
+        if (!*value || errno != 0 || *end != '\0' || !isfinite(d))
+                return usage_error("invalid %s '%s'; accepted: a number", key, value);
+        *ret_number = d;
+        *ret_is_span = false;
+        *ret_key = TAKE_PTR(key);
+        return 0;
+}
+
+int health_check_args(char **args, int n_args) {
         if (n_args == 0)
+                return 0;
+        if (streq(args[0], "history")) {
+                if (n_args > 1)
+                        return usage_error("'health history' takes no arguments, got '%s'",
+                                           args[1]);
+                return 0;
+        }
+        if (!streq(args[0], "set"))
+                return usage_error("unknown command 'health %s'; accepted: health, health history, "
+                                   "health set KEY=VALUE...", args[0]);
+        if (n_args == 1)
                 return usage_error("'health set' needs KEY=VALUE: cpu_percent, memory_percent, "
                                    "disk_mbps, pressure_percent (numbers) or min_duration (a "
                                    "time span, e.g. 30s)");
+        for (int i = 1; i < n_args; i++) {
+                _cleanup_free_ char *key = NULL;
+                uint64_t usec;
+                double d;
+                bool span;
+                int r;
+
+                r = parse_threshold(args[i], &key, &d, &usec, &span);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* KEY=VALUE words (checked already) into SetThresholds' a{sv}. */
+static int verb_health_set(sd_bus *bus, char **args, int n_args) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
         r = sd_bus_message_new_method_call(bus, &m, PS_BUS_NAME, PS_OBJECT_HEALTH, PS_IFACE_HEALTH,
                                            "SetThresholds");
         if (r < 0)
@@ -284,70 +350,34 @@ static int verb_health_set(sd_bus *bus, char **args, int n_args) {
                 return r;
         for (int i = 0; i < n_args; i++) {
                 _cleanup_free_ char *key = NULL;
-                const char *eq = strchr(args[i], '='), *value;
-                bool known = false;
+                uint64_t usec = 0;
+                double d = 0;
+                bool span;
 
-                if (!eq)
-                        return usage_error("'%s' is not KEY=VALUE", args[i]);
-                key = strndup(args[i], (size_t) (eq - args[i]));
-                if (!key)
-                        return -ENOMEM;
-                value = eq + 1;
-                if (streq(key, "min_duration")) {
-                        uint64_t usec;
-
-                        if (parse_time_span(value, &usec) < 0)
-                                return usage_error("invalid min_duration '%s'; accepted: a time "
-                                                   "span, e.g. 30s, 2min (plain: seconds)", value);
+                r = parse_threshold(args[i], &key, &d, &usec, &span);
+                if (r < 0)
+                        return r;
+                if (span)
                         r = sd_bus_message_append(m, "{sv}", "min_duration_usec", "t", usec);
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                for (size_t k = 0; k < ELEMENTSOF(keys); k++)
-                        known = known || streq(key, keys[k]);
-                if (!known)
-                        return usage_error("unknown threshold '%s'; accepted: cpu_percent, "
-                                           "memory_percent, disk_mbps, pressure_percent, "
-                                           "min_duration", key);
-                {
-                        char *end = NULL;
-                        double d;
-
-                        errno = 0;
-                        d = strtod(value, &end);
-                        if (!*value || errno != 0 || *end != '\0' || !isfinite(d))
-                                return usage_error("invalid %s '%s'; accepted: a number", key,
-                                                   value);
+                else
                         r = sd_bus_message_append(m, "{sv}", key, "d", d);
-                        if (r < 0)
-                                return r;
-                }
+                if (r < 0)
+                        return r;
         }
         r = sd_bus_message_close_container(m);
         if (r < 0)
                 return r;
-        {
-                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-
-                r = sd_bus_call(bus, m, 0, &error, NULL);
-                if (r < 0)
-                        return bus_error("SetThresholds", &error, r);
-        }
+        r = sd_bus_call(bus, m, 0, &error, NULL);
+        if (r < 0)
+                return bus_error("SetThresholds", &error, r);
         return 0;
 }
 
 int verb_health(sd_bus *bus, char **args, int n_args) {
+        /* The words were checked by health_check_args() before the bus was opened. */
         if (n_args == 0)
                 return verb_health_show(bus);
-        if (streq(args[0], "history")) {
-                if (n_args > 1)
-                        return usage_error("'health history' takes no arguments, got '%s'",
-                                           args[1]);
+        if (streq(args[0], "history"))
                 return verb_health_history(bus);
-        }
-        if (streq(args[0], "set"))
-                return verb_health_set(bus, args + 1, n_args - 1);
-        return usage_error("unknown command 'health %s'; accepted: health, health history, "
-                           "health set KEY=VALUE...", args[0]);
+        return verb_health_set(bus, args + 1, n_args - 1);
 }

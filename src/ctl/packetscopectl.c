@@ -41,6 +41,7 @@ typedef enum VerbArg {
         VERB_ARG_IFACE,
         VERB_ARG_FILTER_ID,
         VERB_ARG_FILE,
+        VERB_ARG_HEALTH, /* history, or set KEY=VALUE... */
 } VerbArg;
 
 typedef struct Verb {
@@ -68,7 +69,7 @@ static const Verb verbs[] = {
         { "monitor", 0, 0, OPT_INTERVAL | OPT_COUNT | OPT_TOP, VERB_ARG_NONE, false, verb_monitor },
         { "filter", 0, 0, 0, VERB_ARG_NONE, false, NULL }, /* one of filter_verbs */
         /* health, health history, health set KEY=VALUE…: the words are checked by the verb */
-        { "health", 0, 16, 0, VERB_ARG_NONE, false, verb_health },
+        { "health", 0, 16, 0, VERB_ARG_HEALTH, false, verb_health },
 };
 
 /* "filter COMMAND": the word after "filter " is what the command line says. */
@@ -496,6 +497,7 @@ static const char *verb_arg_name(VerbArg a) {
         case VERB_ARG_IFACE: return "an interface name";
         case VERB_ARG_FILTER_ID: return "a filter id";
         case VERB_ARG_FILE: return "a file name (or - for standard input)";
+        case VERB_ARG_HEALTH: return "history, or set and KEY=VALUE words";
         default: return "nothing";
         }
 }
@@ -536,6 +538,10 @@ static int check_verb_args(const Verb *verb, char **args, int *n_args, const cha
                         return usage_error("invalid filter id '%s'; accepted: a number 0-%" PRIu32
                                            " (see 'filter list')", args[0], UINT32_MAX);
                 arg.filter_id = id;
+                break;
+        case VERB_ARG_HEALTH:
+                if (health_check_args(args, *n_args) < 0)
+                        return -EINVAL;
                 break;
         default:
                 break;

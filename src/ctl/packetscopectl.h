@@ -314,3 +314,5 @@ int verb_filter_export(sd_bus *bus, char **args, int n_args);
 int verb_filter_test(sd_bus *bus, char **args, int n_args);
 int verb_filter_apply(sd_bus *bus, char **args, int n_args);
 int verb_health(sd_bus *bus, char **args, int n_args);
+/* ctl-health.c: the words after "health", checked before anything is sent. */
+int health_check_args(char **args, int n_args);

@@ -231,6 +231,9 @@ ok $? "a disk anomaly opens with the writer (pid $WRITER) among its top processe
 kill_wait "$WRITER"
 
 # The history, and refusals.
+out=$("$PACKETSCOPECTL" health set load=5 2>&1)
+is "$?" 2 "packetscopectl health set load=5 is a usage error (status 2)"
+like "$out" "unknown threshold 'load'" "… which names the key" 
 out=$("$PACKETSCOPECTL" health history 2>&1)
 like "$out" '^ *[0-9]+ +memory +[^ ]+( ago)? +[^o ]' \
      "packetscopectl health history lists the closed memory anomaly"
