@@ -255,7 +255,7 @@ static int health_psi_open(Health *h) {
         return 0;
 }
 
-/* --- the sampler's readers: helpers that do not log --- */
+/* --- the sampler's readers, which do not log --- */
 
 static int read_proc_stat(uint64_t *ret_total, uint64_t *ret_busy) {
         _cleanup_free_ char *text = NULL;

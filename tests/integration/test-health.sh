@@ -164,6 +164,13 @@ if [ -e /proc/pressure/cpu ]; then
         is "$(health_prop PressureSource)" '"sampler"' "PressureTriggers=no: PressureSource is sampler"
         like "$(health_prop Pressure)" '"cpu.some.avg10":\{"type":"d"' "Pressure has cpu.some.avg10"
 fi
+# The figures change at most once per interval (1 s here): over 4 s, 2 to 5 PropertiesChanged.
+timeout 4 busctl --system monitor --json=short \
+        --match "type='signal',interface='org.freedesktop.DBus.Properties',path='$HEALTH_PATH'" \
+        >"$T/props.json" 2>/dev/null
+n=$(grep -c '"member":"PropertiesChanged"' "$T/props.json")
+[ "$n" -ge 2 ] && [ "$n" -le 5 ]
+ok $? "PropertiesChanged of Health: $n in 4 s at a 1 s interval" "$(head -c 600 "$T/props.json")"
 mem=$(health_prop MemoryPercent)
 awk -v m="$mem" 'BEGIN { exit !(m > 0 && m < 100) }'
 ok $? "MemoryPercent is a share: $mem"
