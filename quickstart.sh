@@ -24,12 +24,15 @@ PACKAGES=(
         # build
         gcc gcc-multilib clang llvm pkg-config meson ninja-build
         libbpf-dev bpftool libsystemd-dev libjansson-dev libcurl4-openssl-dev libcriterion-dev
+        libmicrohttpd-dev
         # run and test: the bus, polkit, XDP tools, containers for the unit tests
         dbus polkitd libglib2.0-bin xdp-tools systemd systemd-container util-linux passwd
         # networking and traffic; scapy crafts hostile frames (fragments, header chains)
         iproute2 iputils-ping netcat-openbsd python3 python3-scapy jq procps
         # the man page lint, load for the flake runs, libFuzzer's runtime for tests/fuzz
         groff stress-ng libclang-rt-14-dev
+        # the exporter's test: promtool and a real Prometheus server; curl to fetch /metrics
+        prometheus curl
         # the Debian package: dpkg-buildpackage, dh with meson, lintian; completion's home
         dpkg-dev debhelper fakeroot lintian bash-completion
         # the desktop applet (GTK 3, the tray, notifications, the generated bus client, its

@@ -44,7 +44,9 @@ expect() {
         fi
 }
 
-expect "ai attach connections detach filter icmp monitor stats status" ""
+expect "ai attach connections detach filter health icmp monitor stats status" ""
+expect "history set" health ""
+expect "memory_percent= min_duration=" health set m
 expect "connections" con
 expect "--color --help --json --no-ask-password --no-legend --no-pager --version" --
 expect "add apply confirm delete disable enable export import list rollback show test update" filter ""

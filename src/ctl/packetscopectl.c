@@ -44,6 +44,7 @@ typedef enum VerbArg {
         VERB_ARG_FILTER_ID,
         VERB_ARG_FILE,
         VERB_ARG_TRANSACTION,
+        VERB_ARG_HEALTH, /* history, or set KEY=VALUE... */
 } VerbArg;
 
 typedef struct Verb {
@@ -72,6 +73,8 @@ static const Verb verbs[] = {
         { "stats", 0, 0, 0, VERB_ARG_NONE, false, verb_stats, false, true },
         { "monitor", 0, 0, OPT_INTERVAL | OPT_COUNT | OPT_TOP, VERB_ARG_NONE, false, verb_monitor },
         { "filter", 0, 0, 0, VERB_ARG_NONE, false, NULL }, /* one of filter_verbs */
+        /* health, health history, health set KEY=VALUE…: the words are checked by the verb */
+        { "health", 0, 16, 0, VERB_ARG_HEALTH, false, verb_health, false, true },
 };
 
 /* "filter COMMAND": the word after "filter " is what the command line says. */
@@ -106,7 +109,11 @@ static void help(void) {
                "  connections              List tracked TCP/UDP/other flows\n"
                "  icmp                     List tracked ICMP/ICMPv6 traffic\n"
                "  stats                    Show all counters\n"
-               "  monitor                  Show live totals and the fastest flows\n\n"
+               "  monitor                  Show live totals and the fastest flows\n"
+               "  health                   Show CPU, memory, disk, pressure and open anomalies\n"
+               "  health history           List the open and recent anomalies\n"
+               "  health set KEY=VALUE...  Change thresholds: cpu_percent, memory_percent,\n"
+               "                           disk_mbps, pressure_percent, min_duration\n\n"
                "Filter commands:\n"
                "  filter list              List the filter rules (default)\n"
                "  filter show ID           Show every field of one rule\n"
@@ -559,6 +566,7 @@ static const char *verb_arg_name(VerbArg a) {
         case VERB_ARG_FILTER_ID: return "a filter id";
         case VERB_ARG_FILE: return "a file name (or - for standard input)";
         case VERB_ARG_TRANSACTION: return "at most a transaction id";
+        case VERB_ARG_HEALTH: return "history, or set and KEY=VALUE words";
         default: return "nothing";
         }
 }
@@ -609,6 +617,10 @@ static int check_verb_args(const Verb *verb, char **args, int *n_args, const cha
                                            " (see 'filter list')", args[0], UINT32_MAX);
                 arg.filter_id = id;
                 break;
+        case VERB_ARG_HEALTH:
+                if (health_check_args(args, *n_args) < 0)
+                        return -EINVAL;
+                break;
         default:
                 break;
         }
@@ -646,7 +658,7 @@ int main(int argc, char *argv[]) {
         verb = verb_find(verbs, ELEMENTSOF(verbs), name, 0);
         if (!verb) {
                 usage_error("unknown command '%s'; accepted: status, attach, detach, connections, "
-                            "icmp, stats, monitor, filter, ai", name);
+                            "icmp, stats, monitor, filter, ai, health", name);
                 r = -EINVAL;
                 goto finish;
         }
@@ -690,7 +702,9 @@ int main(int argc, char *argv[]) {
         /* polkit may ask the user (through an agent) for the mutating calls. */
         (void) sd_bus_set_allow_interactive_authorization(bus, arg.ask_password);
 
-        if (verb->mutates) {
+        /* "health set" changes the thresholds; "health" and "health history" only read. */
+        if (verb->mutates ||
+            (verb->run == verb_health && n_args > 0 && streq(args[0], "set"))) {
                 r = polkit_agent_open();
                 if (r < 0)
                         fprintf(stderr, "packetscopectl: cannot start the polkit agent: %s\n",

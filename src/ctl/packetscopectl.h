@@ -350,3 +350,6 @@ int verb_filter_rollback(sd_bus *bus, char **args, int n_args);
 
 /* ctl-ai.c: packetscopectl [OPTIONS] ai VERB [ARGS] [OPTIONS]; the whole command line. */
 int ctl_ai_main(int argc, char *argv[]);
+int verb_health(sd_bus *bus, char **args, int n_args);
+/* ctl-health.c: the words after "health", checked before anything is sent. */
+int health_check_args(char **args, int n_args);

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "conf.h"
 #include "guard-abi.h"
@@ -32,6 +33,15 @@ void config_init(Config *c) {
                         .max_rules = 20,
                         .max_retries = 2,
                         .max_response_bytes = 1024 * 1024,
+                },
+                .health = {
+                        .interval_usec = 10 * USEC_PER_SEC,
+                        .min_duration_usec = 20 * USEC_PER_SEC,
+                        .cpu_percent = 80,
+                        .memory_percent = 85,
+                        .disk_mbps = 100,
+                        .pressure_percent = 20,
+                        .pressure_triggers = true,
                 },
         };
 }
@@ -251,6 +261,57 @@ static int set_ai_timeout(Config *c, const char *v) {
                 return -EINVAL;
         return ai_config_set_timeout(&c->ai, n);
 }
+const HealthThreshold health_thresholds[] = {
+        { "CPUThresholdPercent", "cpu_percent", offsetof(HealthConfig, cpu_percent), 1, 100 },
+        { "MemoryThresholdPercent", "memory_percent", offsetof(HealthConfig, memory_percent), 1, 100 },
+        { "DiskIOThresholdMBps", "disk_mbps", offsetof(HealthConfig, disk_mbps), 0.001, 1000000 },
+        { "PressureThresholdPercent", "pressure_percent", offsetof(HealthConfig, pressure_percent),
+          1, 99 },
+};
+const size_t health_thresholds_count = ELEMENTSOF(health_thresholds);
+
+/* A plain decimal number, whole string, within [min, max]. */
+static int set_double_range(double *dst, const char *v, double min, double max) {
+        char *end = NULL;
+        double d;
+
+        if (!*v || isspace((unsigned char) *v))
+                return -EINVAL;
+        errno = 0;
+        d = strtod(v, &end);
+        if (errno != 0 || !end || *end != '\0' || !(d >= min && d <= max))
+                return -EINVAL;
+        *dst = d;
+        return 0;
+}
+
+static int set_health_threshold(Config *c, const char *key, const char *v) {
+        for (size_t i = 0; i < health_thresholds_count; i++)
+                if (streq(health_thresholds[i].conf_key, key))
+                        return set_double_range(health_threshold_field(&c->health,
+                                                                       &health_thresholds[i]),
+                                                v, health_thresholds[i].min,
+                                                health_thresholds[i].max);
+        return -EINVAL;
+}
+static int set_cpu_threshold(Config *c, const char *v) {
+        return set_health_threshold(c, "CPUThresholdPercent", v);
+}
+static int set_memory_threshold(Config *c, const char *v) {
+        return set_health_threshold(c, "MemoryThresholdPercent", v);
+}
+static int set_disk_threshold(Config *c, const char *v) {
+        return set_health_threshold(c, "DiskIOThresholdMBps", v);
+}
+static int set_pressure_threshold(Config *c, const char *v) {
+        return set_health_threshold(c, "PressureThresholdPercent", v);
+}
+static int set_health_interval(Config *c, const char *v) {
+        return set_span_range(&c->health.interval_usec, v, 500 * 1000, 3600 * USEC_PER_SEC);
+}
+static int set_min_duration(Config *c, const char *v) {
+        return set_span_range(&c->health.min_duration_usec, v, 0, HEALTH_MIN_DURATION_MAX_USEC);
+}
 static int set_ai_debug(Config *c, const char *v) {
         int b = parse_boolean(v);
 
@@ -283,6 +344,14 @@ static int set_ai_max_response(Config *c, const char *v) {
         if (safe_atou64(v, &n) < 0 || n < 4096 || n > 64 * 1024 * 1024)
                 return -EINVAL;
         c->ai.max_response_bytes = n;
+        return 0;
+}
+static int set_pressure_triggers(Config *c, const char *v) {
+        int b = parse_boolean(v);
+
+        if (b < 0)
+                return -EINVAL;
+        c->health.pressure_triggers = b;
         return 0;
 }
 
@@ -322,7 +391,55 @@ static const struct {
         { "AI", "MaxRules", set_ai_max_rules, "an integer from 1 to 500" },
         { "AI", "MaxRetries", set_ai_max_retries, "an integer from 0 to 10" },
         { "AI", "MaxResponseBytes", set_ai_max_response, "an integer from 4096 to 67108864" },
+        { "Health", "HealthIntervalSec", set_health_interval,
+          "a time span from 500ms to 1h (default 10s)" },
+        { "Health", "MinimumDurationSec", set_min_duration,
+          "a time span from 0 to 1h (default 20s)" },
+        { "Health", "CPUThresholdPercent", set_cpu_threshold, "a number from 1 to 100 (default 80)" },
+        { "Health", "MemoryThresholdPercent", set_memory_threshold,
+          "a number from 1 to 100 (default 85)" },
+        { "Health", "DiskIOThresholdMBps", set_disk_threshold,
+          "a number of MB/s from 0.001 to 1000000 (default 100)" },
+        { "Health", "PressureThresholdPercent", set_pressure_threshold,
+          "a number from 1 to 99 (default 20)" },
+        { "Health", "PressureTriggers", set_pressure_triggers, "yes or no (default yes)" },
 };
+
+/* "[Guard], [Filters], ...": the sections of config_keys, in their order. */
+static const char *sections_known(void) {
+        static char buf[256];
+
+        if (buf[0])
+                return buf;
+        for (size_t k = 0; k < ELEMENTSOF(config_keys); k++) {
+                char name[40];
+
+                if (k > 0 && streq(config_keys[k].section, config_keys[k - 1].section))
+                        continue;
+                snprintf(name, sizeof name, "%s[%s]", buf[0] ? ", " : "", config_keys[k].section);
+                strncat(buf, name, sizeof buf - strlen(buf) - 1);
+        }
+        return buf;
+}
+
+/* "Key1, Key2, ...": the keys of one section. */
+static char *section_keys(const char *section) {
+        char *l = NULL;
+
+        for (size_t k = 0; k < ELEMENTSOF(config_keys); k++) {
+                char *n;
+
+                if (!streq(config_keys[k].section, section))
+                        continue;
+                if (asprintf(&n, "%s%s%s", strempty(l), l ? ", " : "", config_keys[k].key) < 0) {
+                        free(l);
+                        return NULL;
+                }
+                free(l);
+                l = n;
+        }
+        return l;
+}
 
 int config_parse(Config *c, const char *text, const char *filename, char **ret_error) {
         _cleanup_free_ char *copy = NULL, *section = NULL;
@@ -353,7 +470,8 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                         if (len < 3 || l[len - 1] != ']') {
                                 return error_setf(ret_error, -EINVAL,
                                                   "%s:%u: malformed section header '%s'; "
-                                                  "expected [Guard], [Filters] or [AI]", filename, lineno, l);
+                                                  "expected one of %s", filename, lineno, l,
+                                                  sections_known());
                         }
                         l[len - 1] = '\0';
                         free(section);
@@ -365,8 +483,8 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                                         known_section = true;
                         if (!known_section) {
                                 return error_setf(ret_error, -EINVAL,
-                                                  "%s:%u: unknown section [%s]; known: [Guard], [Filters], [AI]",
-                                                  filename, lineno, section);
+                                                  "%s:%u: unknown section [%s]; known: %s",
+                                                  filename, lineno, section, sections_known());
                         }
                         continue;
                 }
@@ -388,20 +506,11 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                             streq(config_keys[k].key, key))
                                 break;
                 if (k == ELEMENTSOF(config_keys)) {
+                        _cleanup_free_ char *keys = section_keys(section);
+
                         return error_setf(ret_error, -EINVAL,
                                           "%s:%u: unknown key '%s' in [%s]; known keys: %s",
-                                          filename, lineno, key, section,
-                                          streq(section, "Filters")
-                                          ? "ManagementAddresses, ManagementPorts, "
-                                            "TinyFragments, LongHeaderChains"
-                                          : streq(section, "AI")
-                                          ? "Endpoint, Model, ApiKeyFile, Temperature, "
-                                            "MaxTokens, TimeoutSec, Debug, ResponseFormat, "
-                                            "MaxJobs, MaxRunning, MaxQueued, MaxRules, "
-                                            "MaxRetries, MaxResponseBytes"
-                                          : "FlowTableSize, IcmpTableSize, PollIntervalSec, "
-                                            "IdleTimeoutSec, ClosedTimeoutSec, SweepPeriodSec, "
-                                            "MaxLinks");
+                                          filename, lineno, key, section, strempty(keys));
                 }
                 if (config_keys[k].set(&n, value) < 0) {
                         return error_setf(ret_error, -EINVAL,

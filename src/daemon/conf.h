@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "addr.h"
@@ -37,6 +38,30 @@ typedef struct AiConfig {
         uint32_t max_retries;               /* MaxRetries= */
         uint64_t max_response_bytes;        /* MaxResponseBytes= */
 } AiConfig;
+/* [Health]: the sampler and the thresholds of an anomaly. */
+typedef struct HealthConfig {
+        uint64_t interval_usec;     /* HealthIntervalSec= */
+        uint64_t min_duration_usec; /* MinimumDurationSec= */
+        double cpu_percent;         /* CPUThresholdPercent= */
+        double memory_percent;      /* MemoryThresholdPercent= */
+        double disk_mbps;           /* DiskIOThresholdMBps=: read + write */
+        double pressure_percent;    /* PressureThresholdPercent=: "some" stall share */
+        bool pressure_triggers;     /* PressureTriggers=: no forces the sampler alone */
+} HealthConfig;
+
+/* The thresholds, described once for packetscope.conf(5) and Health.SetThresholds/Thresholds. */
+typedef struct HealthThreshold {
+        const char *conf_key; /* [Health] key */
+        const char *bus_key;  /* Thresholds/SetThresholds key */
+        size_t offset;        /* of a double in HealthConfig */
+        double min, max;
+} HealthThreshold;
+extern const HealthThreshold health_thresholds[];
+extern const size_t health_thresholds_count;
+static inline double *health_threshold_field(HealthConfig *c, const HealthThreshold *t) {
+        return (double *) (void *) ((char *) c + t->offset);
+}
+#define HEALTH_MIN_DURATION_MAX_USEC (3600 * UINT64_C(1000000))
 
 /* Settings from packetscope.conf(5). */
 typedef struct Config {
@@ -58,6 +83,7 @@ typedef struct Config {
          * (guard.h); 0, the default, drops what the parser cannot classify whole. */
         uint32_t parse_policy;
         AiConfig ai; /* [AI] */
+        HealthConfig health;
 } Config;
 
 #define CONFIG_FLOW_TABLE_MIN 1024u

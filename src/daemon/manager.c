@@ -46,6 +46,7 @@ Manager *manager_free(Manager *m) {
         if (m->filters)
                 filter_transaction_free(TAKE_PTR(m->filters->transaction));
         m->filters = filter_store_free(m->filters);
+        m->health = health_free(m->health);
         state_done(&m->state);
         m->polkit = polkit_registry_free(m->polkit);
         sd_event_source_unref(m->poll_timer);
@@ -416,6 +417,43 @@ static void manager_load_state(Manager *m) {
                                   "pinned guards alone", m->state_dir);
 }
 
+/* The guarded links as the health sampler records them: the guard's packet and drop rates
+ * (ingress, from the last poll) and the interface's own byte counters, both directions. */
+static unsigned manager_health_links(HealthLinkRate *rates, unsigned max, void *userdata) {
+        Manager *m = userdata;
+        unsigned n = 0;
+
+        for (size_t i = 0; i < m->n_links && n < max; i++) {
+                Link *l = m->links[i];
+                HealthLinkRate *r = &rates[n++];
+                uint64_t dt = l->stats_time_ns - l->prev_time_ns;
+                const char *dir[2] = { "rx_bytes", "tx_bytes" };
+                uint64_t *dst[2] = { &r->rx_bytes, &r->tx_bytes };
+
+                *r = (HealthLinkRate) { .pps = l->pps };
+                snprintf(r->name, sizeof(r->name), "%s", l->name);
+                if (l->prev_time_ns != 0 && dt > 0 && l->stats.dropped >= l->prev.dropped)
+                        r->dropped_pps = (double) (l->stats.dropped - l->prev.dropped) *
+                                         NSEC_PER_SEC / (double) dt;
+                for (int d = 0; d < 2; d++) {
+                        _cleanup_free_ char *text = NULL, *path = NULL;
+
+                        if (asprintf(&path, "/sys/class/net/%s/statistics/%s", l->name, dir[d]) < 0)
+                                continue;
+                        if (read_file_full(path, 64, &text, NULL) >= 0)
+                                (void) safe_atou64(strtok(text, "\n") ?: "", dst[d]);
+                }
+        }
+        return n;
+}
+
+static void manager_on_health(Health *h, HealthEvent event, const Anomaly *a, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->bus && m->on_health)
+                m->on_health(m, event, a);
+}
+
 int manager_start(Manager *m) {
         int r;
 
@@ -482,5 +520,15 @@ int manager_start(Manager *m) {
                                        m->config.poll_interval_usec, 10 * 1000, on_poll, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the poll timer: %m");
+        /* The guard does not depend on it: without the health monitor it guards all the same. */
+        r = health_new(&m->health, m->event, &m->config.health, manager_health_links,
+                       manager_on_health, m);
+        if (r < 0)
+                log_warning_errno(r, "Cannot start the health monitor: %m; the guard runs "
+                                  "without it");
+        else
+                log_info("Health monitor: every %llu ms, pressure from %s",
+                         (unsigned long long) (m->config.health.interval_usec / 1000),
+                         pressure_source_to_string(health_pressure_source(m->health)));
         return 0;
 }

@@ -7,6 +7,7 @@
 #include "bus-names.h"
 #include "conf.h"
 #include "filters.h"
+#include "health.h"
 #include "link.h"
 #include "polkit.h"
 #include "state.h"
@@ -52,11 +53,14 @@ struct Manager {
         drop_event_handler_t on_drop; /* besides the journal */
         void *on_drop_userdata;
         uint64_t started_usec; /* CLOCK_REALTIME */
+        Health *health;        /* the machine's health: pressure, sampler, anomalies */
 
         /* The bus side, which the domain does not know: set by the process (packetscoped.c)
          * to register every object once connected; it sets on_link to hear of links. */
         int (*bus_register)(Manager *m);
         void (*on_link)(Manager *m, Link *l, LinkEvent event);
+        /* Set by the bus side to hear of health figures, thresholds and anomalies. */
+        void (*on_health)(Manager *m, HealthEvent event, const Anomaly *a);
 };
 
 int manager_new(Manager **ret);

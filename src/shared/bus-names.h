@@ -16,6 +16,7 @@
 #define PS_OBJECT_TRANSACTIONS PS_OBJECT_FILTERS "/transaction"
 #define PS_OBJECT_AI PS_OBJECT_ROOT "/ai"
 #define PS_OBJECT_AI_JOBS PS_OBJECT_AI "/jobs"
+#define PS_OBJECT_HEALTH PS_OBJECT_ROOT "/health"
 
 #define PS_IFACE_MANAGER PS_BUS_NAME ".Manager"
 #define PS_IFACE_LINK PS_BUS_NAME ".Link"
@@ -25,6 +26,7 @@
 #define PS_IFACE_TRANSACTION PS_BUS_NAME ".Transaction"
 #define PS_IFACE_AI PS_BUS_NAME ".AI"
 #define PS_IFACE_AI_JOB PS_BUS_NAME ".AIJob"
+#define PS_IFACE_HEALTH PS_BUS_NAME ".Health"
 #define PS_IFACE_PROPERTIES "org.freedesktop.DBus.Properties"
 
 #define PS_ERROR_NO_SUCH_INTERFACE PS_BUS_NAME ".Error.NoSuchInterface"
@@ -54,6 +56,11 @@
 /* AI.Generate/Analyze: custom_prompt bytes; AIJob.Shadow: seconds. */
 #define PS_AI_PROMPT_MAX 2000u
 #define PS_AI_SHADOW_MAX_SEC 3600u
+#define PS_POLKIT_CONFIGURE "org.packetscope.guarder1.configure"
+
+/* Health.ListAnomalies: records per call (the daemon keeps at most 256 closed ones). */
+#define PS_ANOMALIES_LIST_DEFAULT 100u
+#define PS_ANOMALIES_LIST_MAX 1000u
 
 /* Connections.List/ListIcmp: rows per call, and offset + limit (it bounds the top-N heap). */
 #define PS_QUERY_LIMIT_DEFAULT 100u

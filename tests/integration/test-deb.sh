@@ -152,6 +152,8 @@ ok $? "dbus-daemon lists $PS_NAME as activatable" "$out"
 out=$(sys_in_ct pkaction --action-id org.packetscope.guarder1.manage-filters --verbose 2>&1)
 grep -q 'implicit active: *auth_admin_keep' <<<"$out"
 ok $? "polkitd knows the action org.packetscope.guarder1.manage-filters" "$out"
+out=$(sys_in_ct id packetscope-metrics 2>&1)
+ok $? "the package created the exporter's user packetscope-metrics (sysusers.d)" "$out"
 out=$(sys_in_ct journalctl --list-catalog 2>&1)
 grep -q "^8a1f2d6c4b7e4e0f9a35c2d1e6b70a03 packetscope: packetscope guards @INTERFACE@\$" <<<"$out"
 ok $? "the journal's catalog database has packetscope's entries (systemd's trigger ran)" \

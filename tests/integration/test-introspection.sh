@@ -48,7 +48,8 @@ check "the shipped XML is well-formed" "$PYTHON" -c "import sys, xml.etree.Eleme
 
 # The objects this test made, which the walk must reach (the manager, the connections and the
 # filters exist always; a rule is named by the id Import returned).
-expected=("$PS_PATH/link/$A_IF" "$PS_CONNS_PATH" "$PS_PATH/filters" "$PS_PATH/filters/${rule_id:-none}")
+expected=("$PS_PATH/link/$A_IF" "$PS_CONNS_PATH" "$PS_PATH/filters" "$PS_PATH/filters/${rule_id:-none}"
+          "$PS_PATH/health")
 [ -n "$transaction" ] && expected+=("$transaction")
 expected+=("$PS_PATH/ai" "${ai_job:-$PS_PATH/ai/jobs/none}")
 results=$(timeout 120 "$PYTHON" "$PS_TESTDIR/introspect-compare.py" "$XML" "$PS_NAME" "$PS_PATH" \

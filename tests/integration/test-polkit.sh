@@ -127,6 +127,12 @@ snapshot() {
         echo "filters: $(busctl --system call "$PS_NAME" "$PS_FILTERS_PATH" "$PS_FILTERS" Export 2>&1 |
                          tr -d ' \n')"
         echo "ai: $(ai_prop Model) $(ai_jobs_summary | tr '\n' ' ')"
+        echo "thresholds: $(health_thresholds)"
+}
+
+health_thresholds() {
+        busctl --system get-property "$PS_NAME" "$PS_PATH/health" org.packetscope.Guarder1.Health \
+                Thresholds 2>&1
 }
 
 ensure_guarded() {
@@ -399,6 +405,20 @@ drv_args_AIJob.Delete() {
 }
 drv_effect_AIJob.Delete() { ! object_exists "$DEL_JOB"; }
 
+# Each call sets a CPU threshold that differs from the one before it.
+drv_pre_Health.SetThresholds() {
+        HEALTH_CPU=$(( $(busctl --system --json=short get-property "$PS_NAME" "$PS_PATH/health" \
+                org.packetscope.Guarder1.Health Thresholds | jq -r '.data.cpu_percent.data | floor') % 90 + 5 ))
+}
+drv_args_Health.SetThresholds() {
+        printf '%s\n' --object-path "$PS_PATH/health" \
+                --method org.packetscope.Guarder1.Health.SetThresholds "{'cpu_percent': <$HEALTH_CPU.0>}"
+}
+drv_effect_Health.SetThresholds() {
+        [ "$(busctl --system --json=short get-property "$PS_NAME" "$PS_PATH/health" \
+                org.packetscope.Guarder1.Health Thresholds | jq -r '.data.cpu_percent.data')" = "$HEALTH_CPU" ]
+}
+
 have_driver() {
         declare -F "drv_args_$1" >/dev/null
 }
@@ -418,7 +438,7 @@ import xml.etree.ElementTree as ET
 bus_name, shipped = sys.argv[1], sys.argv[2]
 READS = {"Manager.GetStatistics", "Manager.Describe", "Link.GetStatistics", "Connections.List",
          "Connections.ListIcmp", "Filters.List", "Filters.ListRange", "Filters.Export",
-         "Filters.Test"}
+         "Filters.Test", "Health.ListAnomalies"}
 ACTIONS = {
     "Manager.AttachLink": "manage-links",
     "Manager.DetachLink": "manage-links",
@@ -432,6 +452,7 @@ ACTIONS = {
     "Filter.Enable": "manage-filters",
     "Filter.Disable": "manage-filters",
     "Filter.Delete": "manage-filters",
+    "Health.SetThresholds": "configure",
     "Bans.Ban": "manage-bans",
     "Bans.Unban": "manage-bans",
     "Bans.SetPolicy": "manage-bans",
@@ -564,6 +585,7 @@ declare -A READ_ARGS=(
         [Filters.ListRange]="uu 0 10"
         [Filters.Export]=""
         [Filters.Test]="a{sv} 3 rule_type s udp dst_port u 9 action s count"
+        [Health.ListAnomalies]="a{sv} 1 state s all"
 )
 
 # nobody_busctl PATH INTERFACE METHOD [SIGNATURE ARGS...]: busctl call as uid 65534.
@@ -784,7 +806,7 @@ pk_allowed() {
 wait_until 10 pk_allowed manage-links "$GRANTED_SLEEPER"
 ok $? "pkcheck: the rule grants $GRANTED org.packetscope.guarder1.manage-links" \
         "$(cat "$T/polkit/polkitd.log")"
-for a in manage-filters manage-bans configure-ai generate; do
+for a in manage-filters manage-bans configure-ai generate configure; do
         ! pk_allowed "$a" "$GRANTED_SLEEPER"
         ok $? "pkcheck: the rule does not grant $GRANTED org.packetscope.guarder1.$a"
 done

@@ -246,6 +246,31 @@ status=$?
 [ $status -eq 0 ] && grep -qw "$IF" <<<"$out"
 ok $? "packetscopectl status (from PATH) shows $IF" "$out"
 
+# The health monitor inside the unit's sandbox: /proc/meminfo and /proc/stat are readable
+# (ProcSubset=all), so the figures are real ones.
+health_mem() {
+        sys_in_ct busctl get-property "$PS_NAME" "$PS_PATH/health" org.packetscope.Guarder1.Health \
+                MemoryPercent | awk '{ print $2 }'
+}
+mem=$(health_mem)
+awk -v m="$mem" 'BEGIN { exit !(m > 0 && m < 100) }'
+ok $? "Health.MemoryPercent in the sandboxed daemon is a share ($mem)" \
+   "$(sys_in_ct busctl introspect "$PS_NAME" "$PS_PATH/health" 2>&1 | head -n 20)"
+
+# The exporter: its socket started, a request activates the service as its unprivileged user.
+out=$(sys_in_ct timeout 30 systemctl start packetscope-metrics.socket 2>&1)
+ok $? "systemctl start packetscope-metrics.socket" "$out"
+out=$(sys_in_ct timeout 30 curl -sf http://127.0.0.1:9747/metrics 2>&1)
+grep -q '^packetscope_up 1$' <<<"$out" && grep -q "^packetscope_packets_total{link=\"$IF\"} " <<<"$out"
+ok $? "curl 127.0.0.1:9747/metrics: packetscope_up 1 and the counters of $IF" "$(head -n 20 <<<"$out")" \
+   "$(sys_in_ct journalctl -u dbus.service -u 'packetscope-metrics*' --no-pager 2>&1 | tail -n 20)"
+uid=$(sys_in_ct sh -c 'p=$(systemctl show -p MainPID --value packetscope-metrics.service);
+        awk "/^Uid:/ { print \$2 }" /proc/$p/status' 2>&1)
+user=$(sys_in_ct id -un "$uid" 2>&1)
+[ -n "$uid" ] && [ "$uid" != 0 ] && [ "$user" = packetscope-metrics ]
+ok $? "packetscope-metrics.service runs as the user of sysusers.d/packetscope.conf ($user, uid $uid)"
+sys_in_ct systemctl stop packetscope-metrics.socket packetscope-metrics.service >/dev/null 2>&1
+
 wait_until 10 journal_has "$MSG_ATTACHED"
 ok $? "journalctl -u packetscope has the attach message (MESSAGE_ID=$MSG_ATTACHED, INTERFACE=$IF)" \
         "$(sys_in_ct journalctl -u packetscope.service -o verbose --no-pager | tail -n 40)"

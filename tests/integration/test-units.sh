@@ -4,7 +4,8 @@
 # Offline checks of the shipped systemd files, as configured by the build:
 #   - systemd-analyze verify of packetscope.service and of packetscope@.service (through an
 #     instance) with their commands pointed at the built binaries: any diagnostic fails;
-#   - systemd-analyze security --offline: packetscope.service exposure at most 3.0;
+#   - systemd-analyze security --offline: packetscope.service exposure at most 3.0, the
+#     exporter's services (packetscope-metrics*.service) at most 1.5;
 #   - the D-Bus activation file and the daemon's unit agree (bus name, SystemdService=, Exec=);
 #   - the message catalog parses and explains every MESSAGE_ID the daemon logs;
 #   - a daemon whose bus policy is not installed says so, and where it belongs.
@@ -41,9 +42,13 @@ is "$(sed -n 's/^Exec\(Start\|Stop\)=\([^ ]*\) .*/\1 \2/p' "$UNITS/packetscope@.
         "packetscope@.service runs the installed client on start and stop ($BIN)"
 
 # For systemd-analyze verify, the configured paths become the build's binaries.
-for u in packetscope.service packetscope@.service packetscope-bpffs.service; do
+METRICS=${PACKETSCOPE_METRICS:-$BUILDDIR/src/packetscope-metrics}
+for u in packetscope.service packetscope@.service packetscope-bpffs.service \
+         packetscope-metrics.service packetscope-metrics.socket \
+         packetscope-metrics-textfile.service packetscope-metrics-textfile.timer; do
         sed -e "s#^\\(Exec[A-Za-z]*=[-+!:@]*\\)/[^ ]*/packetscoped\\b#\\1$PACKETSCOPED#" \
             -e "s#^\\(Exec[A-Za-z]*=[-+!:@]*\\)/[^ ]*/packetscopectl\\b#\\1$PACKETSCOPECTL#" \
+            -e "s#^\\(Exec[A-Za-z]*=[-+!:@]*\\)/[^ ]*/packetscope-metrics\\b#\\1$METRICS#" \
             "$UNITS/$u" >"$T/units/$u"
 done
 
@@ -52,7 +57,9 @@ in_private_run() {
         unshare --mount --propagation private sh -c 'mount -t tmpfs tmpfs /run && exec "$@"' sh "$@"
 }
 
-for u in packetscope.service packetscope@eth0.service packetscope-bpffs.service; do
+for u in packetscope.service packetscope@eth0.service packetscope-bpffs.service \
+         packetscope-metrics.service packetscope-metrics.socket \
+         packetscope-metrics-textfile.service packetscope-metrics-textfile.timer; do
         out=$(cd "$T/units" && in_private_run systemd-analyze verify --man=no "$T/units/$u" 2>&1)
         status=$?
         [ $status -eq 0 ] && [ -z "$out" ]
@@ -65,6 +72,15 @@ level=$(sed -n 's/.*Overall exposure level for packetscope\.service: \([0-9.]*\)
 [ -n "$level" ] && awk -v l="$level" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(l <= m) }'
 ok $? "systemd-analyze security: packetscope.service exposure ${level:-?} <= $MAX_EXPOSURE" \
         "$(grep -E '^✗' <<<"$out" | head -n 40)" "$(tail -n 2 <<<"$out")"
+# The exporter holds no privilege at all: its limit is lower.
+for u in packetscope-metrics.service packetscope-metrics-textfile.service; do
+        out=$(cd "$T/units" && in_private_run systemd-analyze security --offline=true --no-pager \
+                "$T/units/$u" 2>&1)
+        level=$(sed -n "s/.*Overall exposure level for ${u//./\\.}: \\([0-9.]*\\).*/\\1/p" <<<"$out")
+        [ -n "$level" ] && awk -v l="$level" 'BEGIN { exit !(l <= 1.5) }'
+        ok $? "systemd-analyze security: $u exposure ${level:-?} <= 1.5" \
+           "$(grep -E '^✗' <<<"$out" | head -n 40)" "$(tail -n 2 <<<"$out")"
+done
 out=$(cd "$T/units" && in_private_run systemd-analyze security --offline=true --no-pager \
         "$T/units/packetscope@eth0.service" 2>&1)
 diag "packetscope@.service: $(grep 'Overall exposure level' <<<"$out")"

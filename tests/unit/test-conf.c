@@ -147,3 +147,41 @@ Test(conf, management_errors) {
         expect_error("[Filters]\nManagementPorts=70000\n", "invalid ManagementPorts");
         expect_error("[Filters]\nFlowTableSize=65536\n", "unknown key 'FlowTableSize' in [Filters]");
 }
+
+Test(conf, health_section) {
+        Config c;
+        char *err = NULL;
+
+        config_init(&c);
+        cr_assert_eq(c.health.interval_usec, 10 * USEC_PER_SEC);
+        cr_assert_eq(c.health.min_duration_usec, 20 * USEC_PER_SEC);
+        cr_assert_eq(c.health.cpu_percent, 80);
+        cr_assert_eq(c.health.memory_percent, 85);
+        cr_assert_eq(c.health.disk_mbps, 100);
+        cr_assert_eq(c.health.pressure_percent, 20);
+        cr_assert(c.health.pressure_triggers);
+        cr_assert_eq(config_parse(&c,
+                "[Health]\nHealthIntervalSec=2s\nMinimumDurationSec=0\nCPUThresholdPercent=50.5\n"
+                "MemoryThresholdPercent=90\nDiskIOThresholdMBps=0.5\nPressureThresholdPercent=5\n"
+                "PressureTriggers=no\n", "h.conf", &err), 0);
+        cr_assert_null(err);
+        cr_assert_eq(c.health.interval_usec, 2 * USEC_PER_SEC);
+        cr_assert_eq(c.health.min_duration_usec, 0);
+        cr_assert_eq(c.health.cpu_percent, 50.5);
+        cr_assert_eq(c.health.memory_percent, 90);
+        cr_assert_eq(c.health.disk_mbps, 0.5);
+        cr_assert_eq(c.health.pressure_percent, 5);
+        cr_assert_not(c.health.pressure_triggers);
+}
+
+Test(conf, health_errors) {
+        expect_error("[Health]\nCPUThresholdPercent=101\n",
+                     "x.conf:2: invalid CPUThresholdPercent='101'; accepted: a number from 1 to 100");
+        expect_error("[Health]\nCPUThresholdPercent=80%\n", "invalid CPUThresholdPercent='80%'");
+        expect_error("[Health]\nMemoryThresholdPercent=nan\n", "invalid MemoryThresholdPercent");
+        expect_error("[Health]\nPressureThresholdPercent=100\n", "from 1 to 99");
+        expect_error("[Health]\nHealthIntervalSec=100ms\n", "from 500ms to 1h");
+        expect_error("[Health]\nMinimumDurationSec=2h\n", "from 0 to 1h");
+        expect_error("[Health]\nPressureTriggers=maybe\n", "yes or no");
+        expect_error("[Health]\nLoadThreshold=3\n", "known keys: HealthIntervalSec");
+}

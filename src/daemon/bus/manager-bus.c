@@ -3,6 +3,7 @@
 #include "bus-util.h"
 #include "connections-bus.h"
 #include "filters-bus.h"
+#include "health-bus.h"
 #include "link-bus.h"
 #include "manager-bus.h"
 #include "log.h"
@@ -191,6 +192,9 @@ int manager_bus_register(Manager *m) {
         if (r < 0)
                 return r;
         r = ai_bus_register(m);
+        if (r < 0)
+                return r;
+        r = health_bus_register(m);
         if (r < 0)
                 return r;
         return connections_bus_register(m);

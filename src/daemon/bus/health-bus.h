@@ -1,0 +1,6 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include "manager.h"
+
+int health_bus_register(Manager *m);

@@ -1,0 +1,143 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# packetscope-metrics against the real daemon: socket-activated (systemd-socket-activate passes
+# the listener) and run as an unprivileged user, it serves /metrics in a text promtool accepts;
+# a real Prometheus on loopback scrapes it, and its query API returns the counters the bus
+# reports (a rule's hits, a link's ICMP packets, the flow table's capacity); --textfile writes
+# the same text atomically.
+
+set -u
+. "$(dirname "$0")/lib.sh"
+
+require_root
+require ip dbus-daemon busctl jq timeout curl promtool prometheus systemd-socket-activate setpriv
+[ -x "$PACKETSCOPED" ] || bail "no daemon at $PACKETSCOPED"
+METRICS=${PACKETSCOPE_METRICS:-$BUILDDIR/src/packetscope-metrics}
+[ -x "$METRICS" ] || bail "no exporter at $METRICS"
+
+make_tmpdir T
+bus_start "$T/bus"
+daemon_start main || bail "the daemon did not start: $(daemon_log main)"
+net_create A
+must "AttachLink $A_IF" attach "$A_IF" generic
+
+# A rule that drops echo requests, and five of them.
+out=$(pscall "$PS_PATH/filters" org.packetscope.Guarder1.Filters Add 'a{sv}' 3 \
+        rule_type s icmp icmp_type y 8 comment s metrics)
+ok $? "Filters.Add of a rule dropping echo requests" "$out"
+RULE=$(jq -r '.data[0]' <<<"$out")
+is "$(ping_received "$A_NS" "$A_H4" 5)" 0 "the rule drops all five pings"
+rule_hits() {
+        busctl --system --json=short get-property "$PS_NAME" "$PS_PATH/filters/$RULE" \
+                org.packetscope.Guarder1.Filter Hits | jq -r .data
+}
+rule_hits_are() {
+        [ "$(rule_hits)" = "$1" ]
+}
+wait_until 10 rule_hits_are 5
+ok $? "Filter.Hits of rule $RULE is 5" "$(rule_hits)"
+
+# free_port: a loopback TCP port nothing listens on.
+free_port() {
+        local p
+        for _ in $(seq 1 50); do
+                p=$((20000 + RANDOM % 20000))
+                ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return 0; }
+        done
+        return 1
+}
+
+PORT=$(free_port) || bail "no free port"
+systemd-socket-activate -l "127.0.0.1:$PORT" -E DBUS_SYSTEM_BUS_ADDRESS \
+        setpriv --reuid=65534 --regid=65534 --clear-groups "$METRICS" >"$T/exporter.log" 2>&1 &
+EXPORTER=$!
+defer "kill_wait $EXPORTER"
+wait_until 10 curl -sf "http://127.0.0.1:$PORT/metrics" -o /dev/null
+ok $? "the exporter answers on 127.0.0.1:$PORT" "$(cat "$T/exporter.log")"
+like "$(grep '^Uid:' "/proc/$EXPORTER/status")" '^Uid:[[:space:]]+65534[[:space:]]+65534' \
+     "the exporter runs as uid 65534"
+
+curl -sf -D "$T/headers" "http://127.0.0.1:$PORT/metrics" -o "$T/metrics.txt"
+ok $? "GET /metrics"
+like "$(cat "$T/headers")" '^Content-Type: text/plain; version=0.0.4' \
+     "Content-Type is the text format 0.0.4"
+check "promtool check metrics accepts the text" promtool check metrics <"$T/metrics.txt"
+M=$(cat "$T/metrics.txt")
+like "$M" '^packetscope_up 1$' "packetscope_up 1"
+like "$M" "^packetscope_filter_hits_total\\{filter_id=\"$RULE\"\\} 5\$" \
+     "packetscope_filter_hits_total of rule $RULE is 5"
+like "$M" "^packetscope_packets_dropped_total\\{link=\"$A_IF\",reason=\"filter\"\\} 5\$" \
+     "packetscope_packets_dropped_total{reason=filter} of $A_IF is 5"
+like "$M" '^packetscope_flow_entries_capacity\{link="[^"]+"\} 65536$' \
+     "the flow table's capacity is FlowTableSize= (65536)"
+like "$M" '^packetscope_health_memory_usage_ratio 0\.[0-9]+' "a health gauge is a ratio"
+# No address in any label value.
+if grep -Eq '"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+"|"[0-9a-f:]*::[0-9a-f:]*"' <<<"$M"; then
+        ok 1 "no label value is an address" "$(grep -E '[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+' <<<"$M")"
+else
+        ok 0 "no label value is an address"
+fi
+is "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/other")" 404 "GET /other is 404"
+is "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PORT/metrics")" 405 \
+   "POST /metrics is 405"
+
+# A real Prometheus scraping it every second.
+PPORT=$(free_port) || bail "no free port"
+mkdir -p "$T/prom"
+cat >"$T/prom/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: packetscope
+    static_configs:
+      - targets: ['127.0.0.1:$PORT']
+EOF
+chown -R 65534:65534 "$T/prom"
+setpriv --reuid=65534 --regid=65534 --clear-groups prometheus \
+        --config.file="$T/prom/prometheus.yml" --storage.tsdb.path="$T/prom/data" \
+        --web.listen-address="127.0.0.1:$PPORT" >"$T/prom/log" 2>&1 &
+PROM=$!
+defer "kill_wait $PROM 20"
+
+# query EXPR: the value of the first sample of an instant query, or nothing.
+query() {
+        curl -sf --data-urlencode "query=$1" "http://127.0.0.1:$PPORT/api/v1/query" |
+                jq -r '.data.result[0].value[1] // empty'
+}
+query_is() {
+        [ "$(query "$1")" = "$2" ]
+}
+
+wait_until 60 curl -sf "http://127.0.0.1:$PPORT/-/ready"
+ok $? "Prometheus is ready on 127.0.0.1:$PPORT" "$(tail -n 5 "$T/prom/log")"
+wait_until 60 query_is 'up{job="packetscope"}' 1
+ok $? "Prometheus scrapes the exporter (up 1)" \
+   "$(curl -s "http://127.0.0.1:$PPORT/api/v1/targets" | jq -c '.data.activeTargets[0] | {health, lastError}')"
+hits=$(rule_hits)
+is "$(query "packetscope_filter_hits_total{filter_id=\"$RULE\"}")" "$hits" \
+   "the query API: packetscope_filter_hits_total of rule $RULE is Filter.Hits ($hits)"
+icmp=$(stats_get "$PS_PATH/link/$A_IF" "$PS_LINK" | jq -r '.icmp_packets')
+is "$(query "packetscope_protocol_packets_total{link=\"$A_IF\",protocol=\"icmp\"}")" "$icmp" \
+   "the query API: packetscope_protocol_packets_total{protocol=icmp} is the link's icmp_packets ($icmp)"
+cap=$(busctl --system --json=short get-property "$PS_NAME" "$PS_PATH" "$PS_MANAGER" FlowTableSize |
+      jq -r .data)
+is "$(query "packetscope_flow_entries_capacity{link=\"$A_IF\"}")" "$cap" \
+   "the query API: packetscope_flow_entries_capacity is FlowTableSize ($cap)"
+
+# --textfile: the same text, written atomically, nothing else left in the directory.
+mkdir -p "$T/textfile"
+chown 65534:65534 "$T/textfile"
+setpriv --reuid=65534 --regid=65534 --clear-groups "$METRICS" --textfile "$T/textfile"
+ok $? "--textfile as uid 65534"
+is "$(ls "$T/textfile")" packetscope.prom "--textfile leaves packetscope.prom and nothing else"
+check "promtool check metrics accepts the textfile" promtool check metrics <"$T/textfile/packetscope.prom"
+like "$(cat "$T/textfile/packetscope.prom")" \
+     "^packetscope_filter_hits_total\\{filter_id=\"$RULE\"\\} 5\$" "the textfile has the rule's hits"
+
+# Without the daemon the exporter still answers, and says so.
+daemon_stop main
+like "$(curl -sf "http://127.0.0.1:$PORT/metrics")" '^packetscope_up 0$' \
+     "with the daemon gone: packetscope_up 0"
+done_testing
