@@ -6,7 +6,9 @@
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 
 #include "guard.skel.h"
@@ -65,6 +67,7 @@ static int link_share_filter_maps(const LinkSetup *setup, struct guard_bpf *skel
 }
 
 static Link *link_new(const LinkSetup *setup, const char *ifname) {
+        _cleanup_free_ char *pin_name = NULL;
         Link *l = calloc(1, sizeof(Link));
 
         if (!l)
@@ -72,7 +75,9 @@ static Link *link_new(const LinkSetup *setup, const char *ifname) {
         l->setup = *setup;
         l->link_fd = l->prog_fd = l->flows_fd = l->icmp_fd = l->stats_fd = l->meta_fd = -1;
         l->name = strdup(ifname);
-        l->pin_dir = strjoin_path(setup->bpffs_root, ifname);
+        if (ifname_to_pin_name(ifname, &pin_name) < 0)
+                return link_free(l);
+        l->pin_dir = strjoin_path(setup->bpffs_root, pin_name);
         if (!l->name || !l->pin_dir ||
             sd_bus_path_encode(PS_OBJECT_LINKS, ifname, &l->object_path) < 0 ||
             bpf_map_sweeper_init(&l->flow_sweeper, sizeof(struct ps_flow_key),
@@ -115,6 +120,24 @@ void link_detach(Link *l) {
         /* Unpin the link first: once its last reference (our fd) closes, the kernel detaches. */
         unpin_all(l->pin_dir);
         l->link_fd = safe_close(l->link_fd);
+}
+
+/* Why pinning may fail, for the error message: only when the root is not on a bpffs is
+ * mounting one the answer. */
+static const char *bpffs_hint(const char *root) {
+        _cleanup_free_ char *parent = strdup(root);
+        struct statfs sfs;
+        char *slash;
+
+        if (!parent)
+                return "";
+        /* The root itself may not exist yet: what counts is the file system it lands on. */
+        while (statfs(parent, &sfs) < 0 && (slash = strrchr(parent, '/')) && slash != parent)
+                *slash = '\0';
+        if (statfs(parent, &sfs) == 0 && sfs.f_type != BPF_FS_MAGIC)
+                return " (it is not on a BPF file system: mount one with "
+                       "'mount -t bpf bpf /sys/fs/bpf')";
+        return "";
 }
 
 static int pin_fd(int fd, const char *dir, const char *name) {
@@ -268,9 +291,8 @@ int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link 
 
         r = mkdir_p(l->pin_dir, 0700);
         if (r < 0) {
-                (void) error_setf(ret_error, 0,
-                                  "cannot create %s: %s (is bpffs mounted?)", l->pin_dir,
-                                  strerror(-r));
+                (void) error_setf(ret_error, 0, "cannot create the pin directory %s: %s%s",
+                                  l->pin_dir, strerror(-r), bpffs_hint(setup->bpffs_root));
                 goto fail;
         }
         /* The maps first and the link last: a link pin is what marks a complete set. */
@@ -281,7 +303,8 @@ int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link 
             (r = pin_fd(l->prog_fd, l->pin_dir, "prog")) < 0 ||
             (r = pin_fd(l->link_fd, l->pin_dir, "link")) < 0) {
                 (void) error_setf(ret_error, 0,
-                                  "cannot pin under %s: %s", l->pin_dir, strerror(-r));
+                                  "cannot pin under %s: %s%s", l->pin_dir, strerror(-r),
+                                  bpffs_hint(setup->bpffs_root));
                 unpin_all(l->pin_dir);
                 goto fail;
         }

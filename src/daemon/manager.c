@@ -246,6 +246,45 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
 
+/* The interface a pin directory belongs to. The first layout named the directories after the
+ * interface as it is; names that differ in the escaped layout of today (a '%' or bytes outside
+ * ASCII: a '.' never got that far) are moved to their new name first. */
+static int manager_pin_dir_ifname(Manager *m, const char *dir_name, char **ret) {
+        _cleanup_free_ char *ifname = NULL, *pin_name = NULL, *from = NULL, *to = NULL;
+        int r;
+
+        r = pin_name_to_ifname(dir_name, &ifname);
+        if (r == 0) {
+                *ret = TAKE_PTR(ifname);
+                return 0;
+        }
+        if (r != -EINVAL)
+                return r;
+        if (!ifname_valid(dir_name)) {
+                log_warning("%s/%s is not a pin directory of this daemon (not an escaped "
+                            "interface name); leaving it alone", m->bpffs_root, dir_name);
+                return -EINVAL;
+        }
+        ifname = strdup(dir_name);
+        r = ifname ? ifname_to_pin_name(ifname, &pin_name) : -ENOMEM;
+        if (r < 0)
+                return r;
+        from = strjoin_path(m->bpffs_root, dir_name);
+        to = strjoin_path(m->bpffs_root, pin_name);
+        if (!from || !to)
+                return -ENOMEM;
+        if (rename(from, to) < 0) {
+                r = -errno;
+                log_warning_errno(r, "Cannot move the pins of %s from %s to %s: %m; leaving them "
+                                  "alone", ifname, from, to);
+                return r;
+        }
+        log_info("Moved the pins of %s from %s to %s (the escaped layout of this version)",
+                 ifname, from, to);
+        *ret = TAKE_PTR(ifname);
+        return 0;
+}
+
 static int manager_adopt_all(Manager *m) {
         _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
@@ -254,7 +293,7 @@ static int manager_adopt_all(Manager *m) {
         if (!d)
                 return errno == ENOENT ? 0 : -errno;
         while ((de = readdir(d))) {
-                _cleanup_free_ char *msg = NULL;
+                _cleanup_free_ char *msg = NULL, *ifname = NULL;
                 Link *l = NULL;
                 int r;
 
@@ -266,13 +305,17 @@ static int manager_adopt_all(Manager *m) {
                                     m->config.max_links, de->d_name);
                         continue;
                 }
-                r = link_adopt(&(LinkSetup) { m->bpffs_root, &m->config, m->filters }, de->d_name,
+                r = manager_pin_dir_ifname(m, de->d_name, &ifname);
+                /* A directory moved to its new name may be read a second time. */
+                if (r < 0 || manager_find_link(m, ifname))
+                        continue;
+                r = link_adopt(&(LinkSetup) { m->bpffs_root, &m->config, m->filters }, ifname,
                                &l, &msg);
                 if (r < 0) {
                         log_struct_internal(LOG_WARNING, r,
                                             r == -ESTALE || r == -ENOLINK ? PS_MESSAGE_LINK_GONE
                                                                           : PS_MESSAGE_ATTACH_FAILED,
-                                            de->d_name, "Not adopting %s: %s", de->d_name,
+                                            ifname, "Not adopting %s: %s", ifname,
                                             msg ? msg : strerror(-r));
                         continue;
                 }

@@ -252,7 +252,9 @@ bus_start() {
 # ---------------------------------------------------------------------------------------------
 # The daemon
 
-declare -A DAEMON_PID DAEMON_BPFFS DAEMON_DIR
+# DAEMON_NETNS[NAME], when set, is a network namespace (of ip netns) the daemon runs in: only
+# its network namespace, so it sees the interfaces there and the bus and bpffs of the test.
+declare -A DAEMON_PID DAEMON_BPFFS DAEMON_DIR DAEMON_NETNS
 
 # daemon_setup NAME: its directories, configuration and bpffs root (not started). The bpffs
 # root is removed at exit, which also detaches whatever a test left attached there.
@@ -279,7 +281,9 @@ daemon_start() {
         [ -n "${DAEMON_DIR[$name]:-}" ] || daemon_setup "$name"
         d=${DAEMON_DIR[$name]}
         echo "--- start $(date +%T.%N)" >>"$d/log"
-        "$PACKETSCOPED" --bpffs-root "${DAEMON_BPFFS[$name]}" --state-dir "$d/state" \
+        # nsenter execs the daemon: the PID is the daemon's.
+        ${DAEMON_NETNS[$name]:+nsenter --net=/run/netns/${DAEMON_NETNS[$name]}} \
+                "$PACKETSCOPED" --bpffs-root "${DAEMON_BPFFS[$name]}" --state-dir "$d/state" \
                 --config-dir "$d/config" --log-target stderr --log-level debug "$@" \
                 >>"$d/log" 2>&1 &
         pid=$!

@@ -31,18 +31,6 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "s", PACKETSCOPE_VERSION);
 }
 
-/* An interface name as the kernel accepts it: 1-15 bytes, no '/', no blanks, not "." or "..". */
-static bool ifname_valid(const char *s) {
-        size_t l = strlen(s);
-
-        if (l == 0 || l >= 16 || streq(s, ".") || streq(s, ".."))
-                return false;
-        for (const char *p = s; *p; p++)
-                if (*p == '/' || *p == ':' || (unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f)
-                        return false;
-        return true;
-}
-
 static int method_attach_link(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *ifname, *mode_s;
@@ -56,7 +44,8 @@ static int method_attach_link(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (!ifname_valid(ifname))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "invalid interface name '%.32s'; accepted: 1-15 "
-                                         "printable characters without '/', ':' or blanks", ifname);
+                                         "bytes, not '.' or '..', without '/', ':', blanks "
+                                         "or control characters", ifname);
         if (link_mode_from_string(mode_s, &mode) < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "invalid mode '%.32s'; accepted: auto, native, generic "
