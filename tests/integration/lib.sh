@@ -351,8 +351,7 @@ call_error() {
 }
 
 # stats_get [OBJECT INTERFACE]: GetStatistics() of the manager (or a link) as a plain JSON
-# object. Through rawbus.py: busctl --json cannot print the a{yt} per-type maps (JSON object
-# keys must be strings, and it fails the whole call).
+# object.
 # shellcheck disable=SC2120
 stats_get() {
         rawcall "${1:-$PS_PATH}" "${2:-$PS_MANAGER}" GetStatistics "" '[]' |

@@ -31,7 +31,8 @@ int bus_add_object_family(sd_bus *bus, const char *prefix, const char *interface
         return sd_bus_add_node_enumerator(bus, NULL, prefix, enumerate, userdata);
 }
 
-/* a{yt} of the nonzero per-type counters. */
+/* a{st} of the nonzero per-type counters, keyed by the type number in decimal: dictionaries
+ * on the bus have string keys, so that busctl --json and every JSON mapping can show them. */
 static int append_type_counts(sd_bus_message *m, const char *key, const __u64 *counts) {
         int r;
 
@@ -41,16 +42,19 @@ static int append_type_counts(sd_bus_message *m, const char *key, const __u64 *c
         r = sd_bus_message_append(m, "s", key);
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(m, 'v', "a{yt}");
+        r = sd_bus_message_open_container(m, 'v', "a{st}");
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(m, 'a', "{yt}");
+        r = sd_bus_message_open_container(m, 'a', "{st}");
         if (r < 0)
                 return r;
         for (unsigned t = 0; t < PS_ICMP_TYPES; t++) {
+                char key[4];
+
                 if (counts[t] == 0)
                         continue;
-                r = sd_bus_message_append(m, "{yt}", (uint8_t) t, (uint64_t) counts[t]);
+                (void) snprintf(key, sizeof key, "%u", t);
+                r = sd_bus_message_append(m, "{st}", key, (uint64_t) counts[t]);
                 if (r < 0)
                         return r;
         }
