@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
+#include <strings.h>
 
 #include "conf.h"
 #include "guard-abi.h"
@@ -108,6 +109,7 @@ static int set_management_ports(Config *c, const char *v) {
         }
         memcpy(c->management_ports, tmp, n * sizeof(uint16_t));
         c->n_management_ports = n;
+        c->management_ports_set = true;
         return 0;
 }
 
@@ -282,4 +284,69 @@ int config_load(Config *c, const char *dir, char **ret_error) {
         }
         free(list);
         return r;
+}
+
+/* Adds the ports of the Port lines of one sshd_config(5) file to ports[]. */
+static void ssh_ports_of_file(const char *path, uint16_t *ports, uint32_t *n) {
+        _cleanup_free_ char *text = NULL;
+        char *line, *next;
+
+        if (read_file_full(path, 1024 * 1024, &text, NULL) < 0)
+                return;
+        for (line = text; line; line = next) {
+                char *l, *v, *end;
+                uint32_t p;
+                bool dup = false;
+
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                l = strip(line);
+                /* "Port 2222" or "Port=2222"; keywords are case-insensitive. */
+                if (strncasecmp(l, "Port", 4) != 0 || !(isspace((unsigned char) l[4]) || l[4] == '='))
+                        continue;
+                v = l + 4;
+                while (isspace((unsigned char) *v) || *v == '=')
+                        v++;
+                end = v + strcspn(v, " \t#");
+                *end = '\0';
+                if (safe_atou32(v, &p) < 0 || p == 0 || p > 65535)
+                        continue;
+                for (uint32_t i = 0; i < *n; i++)
+                        dup = dup || ports[i] == p;
+                if (!dup && *n < CONFIG_MANAGEMENT_MAX)
+                        ports[(*n)++] = (uint16_t) p;
+        }
+}
+
+int config_ssh_ports(Config *c, const char *ssh_dir) {
+        _cleanup_free_ char *main_path = NULL, *dropin = NULL;
+        uint16_t ports[CONFIG_MANAGEMENT_MAX];
+        struct dirent **list = NULL;
+        uint32_t n = 0;
+        int k;
+
+        assert(c);
+        assert(ssh_dir);
+        if (c->management_ports_set)
+                return 0;
+        main_path = strjoin_path(ssh_dir, "sshd_config");
+        dropin = strjoin_path(ssh_dir, "sshd_config.d");
+        if (!main_path || !dropin)
+                return -ENOMEM;
+        ssh_ports_of_file(main_path, ports, &n);
+        k = scandir(dropin, &list, filter_conf, alphasort);
+        for (int i = 0; i < k; i++) {
+                _cleanup_free_ char *p = strjoin_path(dropin, list[i]->d_name);
+
+                if (p)
+                        ssh_ports_of_file(p, ports, &n);
+                free(list[i]);
+        }
+        free(list);
+        if (n == 0)
+                return 0;
+        memcpy(c->management_ports, ports, n * sizeof(uint16_t));
+        c->n_management_ports = n;
+        return (int) n;
 }

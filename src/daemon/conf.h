@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "addr.h"
@@ -22,6 +23,7 @@ typedef struct Config {
         uint32_t n_management;
         uint16_t management_ports[CONFIG_MANAGEMENT_MAX];
         uint32_t n_management_ports;
+        bool management_ports_set; /* by a file; else config_ssh_ports() may fill them in */
         /* [Filters] TinyFragments=, LongHeaderChains=: PS_POLICY_* bits for the XDP program
          * (guard.h); 0, the default, drops what the parser cannot classify whole. */
         uint32_t parse_policy;
@@ -41,3 +43,9 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
 /* Loads dir/packetscope.conf, then dir/packetscope.conf.d/ *.conf in lexical order; missing files
  * are fine. */
 int config_load(Config *c, const char *dir, char **ret_error);
+
+/* The SSH server's ports as the default ManagementPorts=: the Port lines of
+ * ssh_dir/sshd_config and ssh_dir/sshd_config.d/ *.conf (what Debian's sshd_config includes).
+ * Files that are missing or unreadable are skipped. Returns how many ports were found and sets
+ * them (none: the default, 22, stays); does nothing when a file set ManagementPorts=. */
+int config_ssh_ports(Config *c, const char *ssh_dir);

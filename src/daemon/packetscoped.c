@@ -10,6 +10,8 @@
 #include "manager.h"
 #include "util.h"
 
+#define SSH_CONFIG_DIR "/etc/ssh"
+
 static void help(void) {
         printf("packetscoped [OPTIONS...]\n\n"
                "The packetscope network guard daemon (org.packetscope.Guarder1 on the system bus).\n\n"
@@ -116,6 +118,13 @@ static int run(int argc, char *argv[]) {
                 manager_free(m);
                 return r;
         }
+
+        /* Without ManagementPorts=, the SSH server's own ports (22 when it names none). */
+        r = config_ssh_ports(&m->config, SSH_CONFIG_DIR);
+        if (r > 0)
+                log_info("ManagementPorts= is not set: the lock-out guard protects the %d "
+                         "port%s of the SSH server's configuration in %s (first %u)", r,
+                         r == 1 ? "" : "s", SSH_CONFIG_DIR, m->config.management_ports[0]);
 
         /* Signals are handled in the loop, so block them first. */
         sigemptyset(&mask);

@@ -252,16 +252,21 @@ bus_start() {
 # ---------------------------------------------------------------------------------------------
 # The daemon
 
-# DAEMON_NETNS[NAME], when set, is a network namespace (of ip netns) the daemon runs in: only
-# its network namespace, so it sees the interfaces there and the bus and bpffs of the test.
-declare -A DAEMON_PID DAEMON_BPFFS DAEMON_DIR DAEMON_NETNS
+# DAEMON_WRAP[NAME], when set, is a command (words without blanks of their own) that runs the
+# daemon by exec'ing its arguments, so that the PID stays the daemon's: nsenter into a network
+# namespace of the test, say, or unshare with a mount namespace of its own.
+declare -A DAEMON_PID DAEMON_BPFFS DAEMON_DIR DAEMON_WRAP
 
 # daemon_setup NAME: its directories, configuration and bpffs root (not started). The bpffs
 # root is removed at exit, which also detaches whatever a test left attached there.
 daemon_setup() {
         local name=$1 d=$T/daemon-$1
         mkdir -p "$d/state" "$d/config"
+        # No ManagementPorts: the tests drop TCP broadly, and the lock-out guard that would
+        # refuse it on port 22 is tested where it is configured (test-management-ports).
         cat >"$d/config/packetscope.conf" <<-EOF
+		[Filters]
+		ManagementPorts=
 		[Guard]
 		FlowTableSize=65536
 		IcmpTableSize=4096
@@ -281,8 +286,8 @@ daemon_start() {
         [ -n "${DAEMON_DIR[$name]:-}" ] || daemon_setup "$name"
         d=${DAEMON_DIR[$name]}
         echo "--- start $(date +%T.%N)" >>"$d/log"
-        # nsenter execs the daemon: the PID is the daemon's.
-        ${DAEMON_NETNS[$name]:+nsenter --net=/run/netns/${DAEMON_NETNS[$name]}} \
+        # shellcheck disable=SC2086 # the wrapper's words, split on purpose
+        ${DAEMON_WRAP[$name]:-} \
                 "$PACKETSCOPED" --bpffs-root "${DAEMON_BPFFS[$name]}" --state-dir "$d/state" \
                 --config-dir "$d/config" --log-target stderr --log-level debug "$@" \
                 >>"$d/log" 2>&1 &

@@ -51,7 +51,7 @@ done
 is "${#LONGEST}" 15 "the longest name has IFNAMSIZ-1 = 15 bytes"
 
 daemon_setup main
-DAEMON_NETNS[main]=$DNS
+DAEMON_WRAP[main]="nsenter --net=/run/netns/$DNS"
 daemon_start main || bail "the daemon did not start: $(daemon_log main)"
 ROOT=${DAEMON_BPFFS[main]}
 
