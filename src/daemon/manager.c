@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
+#include <inttypes.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 
 #include "log.h"
@@ -43,11 +45,63 @@ Manager *manager_free(Manager *m) {
         sd_event_source_unref(m->poll_timer);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
+        free(m->status_text);
         free(m->bpffs_root);
         free(m->state_dir);
         free(m->config_dir);
         free(m);
         return NULL;
+}
+
+/* Drops per second over the last poll interval of every link. */
+static uint64_t manager_drop_rate(Manager *m) {
+        double rate = 0;
+
+        for (size_t i = 0; i < m->n_links; i++) {
+                const Link *l = m->links[i];
+
+                if (l->prev_time_ns > 0 && l->stats_time_ns > l->prev_time_ns &&
+                    l->stats.dropped >= l->prev.dropped)
+                        rate += (double) (l->stats.dropped - l->prev.dropped) * 1e9 /
+                                (double) (l->stats_time_ns - l->prev_time_ns);
+        }
+        return (uint64_t) (rate + 0.5);
+}
+
+void manager_update_status(Manager *m, bool force) {
+        _cleanup_free_ char *names = NULL, *text = NULL;
+        size_t n_rules = m->filters ? m->filters->n_rules : 0, len = 0;
+        uint64_t now = now_usec(CLOCK_MONOTONIC), drops = manager_drop_rate(m);
+        FILE *f;
+        bool same_shape;
+
+        assert(m);
+        /* The names of the first few links: STATUS= is one line of systemctl status. */
+        f = open_memstream(&names, &len);
+        if (!f)
+                return;
+        for (size_t i = 0; i < m->n_links && i < 4; i++)
+                fprintf(f, "%s%s", i > 0 ? ", " : "", m->links[i]->name);
+        if (m->n_links > 4)
+                fputs(", …", f);
+        if (fclose(f) != 0)
+                return;
+        if (asprintf(&text, "Guarding %zu link%s%s%s%s, %zu rule%s, %" PRIu64 " drop%s/s",
+                     m->n_links, m->n_links == 1 ? "" : "s", m->n_links > 0 ? " (" : "", names,
+                     m->n_links > 0 ? ")" : "", n_rules, n_rules == 1 ? "" : "s", drops,
+                     drops == 1 ? "" : "s") < 0)
+                return;
+        if (streq_ptr(text, m->status_text))
+                return;
+        /* Links and rules are what comes before the rate: a change there is sent at once. */
+        same_shape = m->status_text &&
+                     strncmp(text, m->status_text, strrchr(text, ',') - text + 1) == 0;
+        if (!force && same_shape && now - m->status_sent_usec < MANAGER_STATUS_INTERVAL_USEC)
+                return;
+        (void) sd_notifyf(false, "STATUS=%s", text);
+        free(m->status_text);
+        m->status_text = TAKE_PTR(text);
+        m->status_sent_usec = now;
 }
 
 void manager_rollback_pending(Manager *m) {
@@ -97,6 +151,8 @@ static void manager_remove_link(Manager *m, Link *l) {
 static void manager_notify_link(Manager *m, Link *l, LinkEvent event) {
         if (m->bus && m->on_link)
                 m->on_link(m, l, event);
+        if (event != LINK_REMOVING)
+                manager_update_status(m, false);
 }
 
 int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
@@ -239,6 +295,7 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
          * guard them as soon as they exist. One ioctl per missing link per tick. */
         if (m->n_links < m->state.n_links)
                 manager_reconcile(m);
+        manager_update_status(m, false);
 
         r = sd_event_source_set_time_relative(s, m->config.poll_interval_usec);
         if (r < 0)

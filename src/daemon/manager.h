@@ -50,6 +50,8 @@ struct Manager {
         drop_event_handler_t on_drop; /* besides the journal */
         void *on_drop_userdata;
         uint64_t started_usec; /* CLOCK_REALTIME */
+        char *status_text;        /* the last STATUS= sent to the service manager */
+        uint64_t status_sent_usec; /* CLOCK_MONOTONIC */
 
         /* The bus side, which the domain does not know: set by the process (packetscoped.c)
          * to register every object once connected; it sets on_link to hear of links. */
@@ -72,6 +74,11 @@ int manager_detach(Manager *m, Link *l);
 void manager_totals(Manager *m, struct ps_stats *ret, double *ret_pps, double *ret_bps,
                     uint64_t *ret_flows, uint64_t *ret_icmp);
 
+
+/* Sends STATUS= (links, rules, drops per second) to the service manager when the links or
+ * rules changed, or at most every MANAGER_STATUS_INTERVAL_USEC when only the rate did. */
+#define MANAGER_STATUS_INTERVAL_USEC (5 * USEC_PER_SEC)
+void manager_update_status(Manager *m, bool force);
 
 /* Ends a pending confirm-or-rollback change as if its time had run out: on a clean exit an
  * unconfirmed change is undone. */

@@ -146,7 +146,8 @@ static int run(int argc, char *argv[]) {
         log_struct_internal(LOG_INFO, 0, PS_MESSAGE_STARTED, NULL,
                             "packetscoped %s started: %zu link(s) guarded, bpffs root %s",
                             PACKETSCOPE_VERSION, m->n_links, m->bpffs_root);
-        (void) sd_notifyf(false, "READY=1\nSTATUS=Guarding %zu link(s)", m->n_links);
+        (void) sd_notify(false, "READY=1");
+        manager_update_status(m, true);
 
         r = sd_event_loop(m->event);
         manager_rollback_pending(m);
