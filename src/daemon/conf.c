@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <ctype.h>
 #include <dirent.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -151,10 +152,41 @@ static const struct {
         { "Filters", "LongHeaderChains", set_long_chains, "drop or pass (default drop)" },
 };
 
+/* Appends one line to a list of problems (NULL: none yet); false when out of memory. */
+static bool problem_add(char **list, const char *fmt, ...) _printf_(2, 3);
+static bool problem_add(char **list, const char *fmt, ...) {
+        _cleanup_free_ char *line = NULL;
+        char *joined;
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&line, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return false;
+        if (!*list) {
+                *list = TAKE_PTR(line);
+                return true;
+        }
+        if (asprintf(&joined, "%s\n%s", *list, line) < 0)
+                return false;
+        free(*list);
+        *list = joined;
+        return true;
+}
+
+#define PROBLEM(...)                                             \
+        do {                                                     \
+                if (!problem_add(&problems, __VA_ARGS__))        \
+                        return -ENOMEM;                          \
+        } while (0)
+
 int config_parse(Config *c, const char *text, const char *filename, char **ret_error) {
-        _cleanup_free_ char *copy = NULL, *section = NULL;
+        _cleanup_free_ char *copy = NULL, *section = NULL, *problems = NULL;
         char *line, *next;
         unsigned lineno = 0;
+        bool skip_section = false;
         Config n = *c; /* applied only if the whole file parses */
 
         assert(c);
@@ -162,6 +194,7 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
         if (!copy)
                 return -ENOMEM;
 
+        /* Every problem of the file is reported, one line each, not only the first. */
         for (line = copy; line; line = next) {
                 char *eq, *key, *value, *l;
                 bool known_section = false;
@@ -177,10 +210,11 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                 if (*l == '[') {
                         size_t len = strlen(l);
 
+                        skip_section = true; /* its keys would only repeat the problem */
                         if (len < 3 || l[len - 1] != ']') {
-                                return error_setf(ret_error, -EINVAL,
-                                                  "%s:%u: malformed section header '%s'; "
-                                                  "expected [Guard] or [Filters]", filename, lineno, l);
+                                PROBLEM("%s:%u: malformed section header '%s'; expected [Guard] "
+                                        "or [Filters]", filename, lineno, l);
+                                continue;
                         }
                         l[len - 1] = '\0';
                         free(section);
@@ -191,45 +225,53 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                                 if (streq(config_keys[k].section, section))
                                         known_section = true;
                         if (!known_section) {
-                                return error_setf(ret_error, -EINVAL,
-                                                  "%s:%u: unknown section [%s]; known: [Guard], [Filters]",
-                                                  filename, lineno, section);
+                                PROBLEM("%s:%u: unknown section [%s]; known: [Guard], [Filters]",
+                                        filename, lineno, section);
+                                continue;
                         }
+                        skip_section = false;
                         continue;
                 }
                 eq = strchr(l, '=');
                 if (!eq) {
-                        return error_setf(ret_error, -EINVAL, "%s:%u: expected Key=Value, got '%s'",
-                                          filename, lineno, l);
+                        PROBLEM("%s:%u: expected Key=Value, got '%s'", filename, lineno, l);
+                        continue;
                 }
                 *eq = '\0';
                 key = strip(l);
                 value = strip(eq + 1);
-                if (!section) {
-                        return error_setf(ret_error, -EINVAL,
-                                          "%s:%u: '%s' outside of a section; put it under "
-                                          "[Guard]", filename, lineno, key);
+                if (!section && !skip_section) {
+                        PROBLEM("%s:%u: '%s' outside of a section; put it under [Guard]",
+                                filename, lineno, key);
+                        continue;
                 }
+                if (skip_section)
+                        continue;
                 for (k = 0; k < ELEMENTSOF(config_keys); k++)
                         if (streq(config_keys[k].section, section) &&
                             streq(config_keys[k].key, key))
                                 break;
                 if (k == ELEMENTSOF(config_keys)) {
-                        return error_setf(ret_error, -EINVAL,
-                                          "%s:%u: unknown key '%s' in [%s]; known keys: %s",
-                                          filename, lineno, key, section,
-                                          streq(section, "Filters")
-                                          ? "ManagementAddresses, ManagementPorts, "
-                                            "TinyFragments, LongHeaderChains"
-                                          : "FlowTableSize, IcmpTableSize, PollIntervalSec, "
-                                            "IdleTimeoutSec, ClosedTimeoutSec, SweepPeriodSec, "
-                                            "MaxLinks");
+                        PROBLEM("%s:%u: unknown key '%s' in [%s]; known keys: %s",
+                                filename, lineno, key, section,
+                                streq(section, "Filters")
+                                ? "ManagementAddresses, ManagementPorts, "
+                                  "TinyFragments, LongHeaderChains"
+                                : "FlowTableSize, IcmpTableSize, PollIntervalSec, "
+                                  "IdleTimeoutSec, ClosedTimeoutSec, SweepPeriodSec, "
+                                  "MaxLinks");
+                        continue;
                 }
-                if (config_keys[k].set(&n, value) < 0) {
-                        return error_setf(ret_error, -EINVAL,
-                                          "%s:%u: invalid %s='%s'; accepted: %s",
-                                          filename, lineno, key, value, config_keys[k].accepted);
+                if (config_keys[k].set(&n, value) < 0)
+                        PROBLEM("%s:%u: invalid %s='%s'; accepted: %s", filename, lineno, key,
+                                value, config_keys[k].accepted);
+        }
+        if (problems) {
+                if (ret_error) {
+                        free(*ret_error);
+                        *ret_error = TAKE_PTR(problems);
                 }
+                return -EINVAL;
         }
         *c = n;
         return 0;
@@ -255,9 +297,9 @@ static int filter_conf(const struct dirent *de) {
 }
 
 int config_load(Config *c, const char *dir, char **ret_error) {
-        _cleanup_free_ char *main_path = NULL, *dropin = NULL;
+        _cleanup_free_ char *main_path = NULL, *dropin = NULL, *problems = NULL;
         struct dirent **list = NULL;
-        int n, r;
+        int n, r, first = 0;
 
         assert(c);
         assert(dir);
@@ -266,24 +308,37 @@ int config_load(Config *c, const char *dir, char **ret_error) {
         if (!main_path || !dropin)
                 return -ENOMEM;
 
-        r = config_load_file(c, main_path, ret_error);
-        if (r < 0)
-                return r;
-
+        /* Every file is read, so that all their problems are reported at once; a file with a
+         * problem is not applied, and the first error is returned. */
         n = scandir(dropin, &list, filter_conf, alphasort);
-        if (n < 0)
-                return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
-        r = 0;
-        for (int i = 0; i < n; i++) {
-                if (r >= 0) {
-                        _cleanup_free_ char *p = strjoin_path(dropin, list[i]->d_name);
+        if (n < 0 && errno != ENOENT && errno != ENOTDIR)
+                return -errno;
+        for (int i = -1; i < MAX(n, 0); i++) {
+                _cleanup_free_ char *p = i < 0 ? strdup(main_path) : strjoin_path(dropin, list[i]->d_name);
+                _cleanup_free_ char *err = NULL;
 
-                        r = p ? config_load_file(c, p, ret_error) : -ENOMEM;
+                r = p ? config_load_file(c, p, &err) : -ENOMEM;
+                if (r == -ENOMEM) {
+                        first = r;
+                        break;
                 }
-                free(list[i]);
+                if (r < 0) {
+                        if (first == 0)
+                                first = r;
+                        if (!problem_add(&problems, "%s", err ? err : strerror(-r))) {
+                                first = -ENOMEM;
+                                break;
+                        }
+                }
         }
+        for (int i = 0; i < n; i++)
+                free(list[i]);
         free(list);
-        return r;
+        if (first < 0 && problems && ret_error) {
+                free(*ret_error);
+                *ret_error = TAKE_PTR(problems);
+        }
+        return first;
 }
 
 /* Adds the ports of the Port lines of one sshd_config(5) file to ports[]. */

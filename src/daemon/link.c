@@ -17,6 +17,8 @@
 
 static const char *const pin_names[] = { "link", "prog", "flows", "icmp_flows", "stats", "meta" };
 
+static void link_measure_memory(Link *l);
+
 int link_mode_from_string(const char *s, LinkMode *ret) {
         if (streq(s, "auto") || streq(s, ""))
                 *ret = LINK_MODE_AUTO;
@@ -309,6 +311,7 @@ int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link 
                 goto fail;
         }
         (void) link_fill_ids(l);
+        link_measure_memory(l);
         *ret = l;
         return 0;
 
@@ -471,6 +474,7 @@ int link_adopt(const LinkSetup *setup, const char *ifname, Link **ret, char **re
                         goto fail; /* the old program keeps running; pins untouched */
                 l->upgraded = true;
         }
+        link_measure_memory(l);
         *ret = l;
         return 0;
 
@@ -482,6 +486,46 @@ stale:
 fail:
         link_free(l);
         return r;
+}
+
+int bpf_fd_memlock(int fd, uint64_t *ret) {
+        _cleanup_free_ char *text = NULL;
+        char path[64];
+        const char *p;
+        int r;
+
+        assert(ret);
+        snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+        r = read_file_full(path, 64 * 1024, &text, NULL);
+        if (r < 0)
+                return r;
+        p = strstr(text, "\nmemlock:");
+        if (!p)
+                return -ENODATA;
+        p += strlen("\nmemlock:");
+        while (*p == ' ' || *p == '\t')
+                p++;
+        {
+                _cleanup_free_ char *num = strndup(p, strcspn(p, "\n"));
+
+                if (!num)
+                        return -ENOMEM;
+                return safe_atou64(num, ret);
+        }
+}
+
+/* What the maps of this link hold in the kernel: the connection and ICMP tables (preallocated
+ * in full), the counters and the meta map. Read once: preallocated maps do not grow. */
+static void link_measure_memory(Link *l) {
+        const int fds[] = { l->flows_fd, l->icmp_fd, l->stats_fd, l->meta_fd };
+
+        l->kernel_memory = 0;
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
+                uint64_t b;
+
+                if (fds[i] >= 0 && bpf_fd_memlock(fds[i], &b) >= 0)
+                        l->kernel_memory += b;
+        }
 }
 
 void ps_stats_add(struct ps_stats *sum, const struct ps_stats *s) {

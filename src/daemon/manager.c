@@ -7,6 +7,8 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include <bpf/bpf.h>
+
 #include "log.h"
 #include "filter-transaction.h"
 #include "flow-table.h"
@@ -102,6 +104,154 @@ void manager_update_status(Manager *m, bool force) {
         free(m->status_text);
         m->status_text = TAKE_PTR(text);
         m->status_sent_usec = now;
+}
+
+/* Appends "key=value" to a ", "-separated list. */
+static int list_add(char **list, const char *key, const char *value) {
+        char *n;
+
+        if (asprintf(&n, "%s%s%s=%s", *list ? *list : "", *list ? ", " : "", key, value) < 0)
+                return -ENOMEM;
+        free(*list);
+        *list = n;
+        return 0;
+}
+
+static char *ports_to_string(const Config *c) {
+        char *s = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&s, &len);
+
+        if (!f)
+                return NULL;
+        for (uint32_t i = 0; i < c->n_management_ports; i++)
+                fprintf(f, "%s%u", i > 0 ? " " : "", c->management_ports[i]);
+        if (fclose(f) != 0)
+                return mfree(s);
+        return s;
+}
+
+static char *addresses_to_string(const Config *c) {
+        char *s = NULL, buf[ADDR_STRLEN];
+        size_t len = 0;
+        FILE *f = open_memstream(&s, &len);
+
+        if (!f)
+                return NULL;
+        for (uint32_t i = 0; i < c->n_management; i++)
+                fprintf(f, "%s%s/%u", i > 0 ? " " : "",
+                        addr_to_string(c->management[i].family, c->management[i].addr, buf),
+                        c->management[i].prefixlen);
+        if (fclose(f) != 0)
+                return mfree(s);
+        return s;
+}
+
+static int manager_apply_policy(Manager *m) {
+        uint32_t zero = 0;
+
+        for (size_t i = 0; i < m->n_links; i++) {
+                struct ps_meta meta;
+
+                if (bpf_map_lookup_elem(m->links[i]->meta_fd, &zero, &meta) < 0)
+                        return -errno;
+                meta.policy = m->config.parse_policy;
+                if (bpf_map_update_elem(m->links[i]->meta_fd, &zero, &meta, BPF_ANY) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+int manager_reload(Manager *m, char **ret_applied, char **ret_pending, char **ret_error) {
+        _cleanup_free_ char *applied = NULL, *pending = NULL, *old_s = NULL, *new_s = NULL;
+        Config n;
+        char v[32];
+        int r;
+
+        assert(m);
+        assert(ret_applied);
+        assert(ret_pending);
+        config_init(&n);
+        r = config_load(&n, m->config_dir, ret_error);
+        if (r < 0) {
+                log_struct_internal(LOG_WARNING, r, PS_MESSAGE_CONFIG_ERROR, NULL,
+                                    "Not reloading; the running configuration stays: %s",
+                                    ret_error && *ret_error ? *ret_error : strerror(-r));
+                return r;
+        }
+        if (m->ssh_config_dir)
+                (void) config_ssh_ports(&n, m->ssh_config_dir);
+
+#define CHANGED_U(field, key, list)                                                     \
+        if (n.field != m->config.field) {                                               \
+                snprintf(v, sizeof v, "%llu", (unsigned long long) n.field);             \
+                if (list_add(&list, key, v) < 0)                                        \
+                        return -ENOMEM;                                                 \
+        }
+        CHANGED_U(flow_table_size, "FlowTableSize", pending);
+        CHANGED_U(icmp_table_size, "IcmpTableSize", pending);
+        CHANGED_U(max_links, "MaxLinks", applied);
+#undef CHANGED_U
+#define CHANGED_SPAN(field, key)                                                        \
+        if (n.field != m->config.field) {                                               \
+                snprintf(v, sizeof v, "%gs", (double) n.field / USEC_PER_SEC);            \
+                if (list_add(&applied, key, v) < 0)                                     \
+                        return -ENOMEM;                                                 \
+        }
+        CHANGED_SPAN(poll_interval_usec, "PollIntervalSec");
+        CHANGED_SPAN(idle_timeout_usec, "IdleTimeoutSec");
+        CHANGED_SPAN(closed_timeout_usec, "ClosedTimeoutSec");
+        CHANGED_SPAN(sweep_period_usec, "SweepPeriodSec");
+#undef CHANGED_SPAN
+        if (n.parse_policy != m->config.parse_policy) {
+                if ((n.parse_policy ^ m->config.parse_policy) & PS_POLICY_PASS_TINY_FRAGMENTS &&
+                    list_add(&applied, "TinyFragments", n.parse_policy &
+                             PS_POLICY_PASS_TINY_FRAGMENTS ? "pass" : "drop") < 0)
+                        return -ENOMEM;
+                if ((n.parse_policy ^ m->config.parse_policy) & PS_POLICY_PASS_LONG_CHAINS &&
+                    list_add(&applied, "LongHeaderChains", n.parse_policy &
+                             PS_POLICY_PASS_LONG_CHAINS ? "pass" : "drop") < 0)
+                        return -ENOMEM;
+        }
+        old_s = ports_to_string(&m->config);
+        new_s = ports_to_string(&n);
+        if (!old_s || !new_s)
+                return -ENOMEM;
+        if (!streq(old_s, new_s) && list_add(&applied, "ManagementPorts", new_s) < 0)
+                return -ENOMEM;
+        free(old_s);
+        free(new_s);
+        old_s = addresses_to_string(&m->config);
+        new_s = addresses_to_string(&n);
+        if (!old_s || !new_s)
+                return -ENOMEM;
+        if (!streq(old_s, new_s) && list_add(&applied, "ManagementAddresses", new_s) < 0)
+                return -ENOMEM;
+
+        /* The table sizes stay those of the running links' maps; new links get the new ones. */
+        m->config = n;
+        if (m->poll_timer)
+                (void) sd_event_source_set_time_relative(m->poll_timer, m->config.poll_interval_usec);
+        r = manager_apply_policy(m);
+        if (r < 0)
+                return error_setf(ret_error, r, "cannot write the parse policy into the guarded "
+                                  "interfaces' maps: %s", strerror(-r));
+        if (applied || !pending)
+                log_struct_internal(LOG_INFO, 0, PS_MESSAGE_RELOADED, NULL,
+                                    "Reloaded the configuration from %s: %s%s", m->config_dir,
+                                    applied ? "applied " : "no changes",
+                                    applied ? applied : "");
+        if (pending)
+                log_struct_internal(LOG_NOTICE, 0, PS_MESSAGE_RELOADED, NULL,
+                                    "Reloaded the configuration: %s applies to interfaces "
+                                    "attached from now on; %s until detached and attached "
+                                    "again", pending,
+                                    m->n_links == 1 ? "the guarded interface keeps its tables"
+                                                    : "the guarded interfaces keep their tables");
+        manager_update_status(m, true);
+        *ret_applied = TAKE_PTR(applied);
+        *ret_pending = TAKE_PTR(pending);
+        return 0;
 }
 
 void manager_rollback_pending(Manager *m) {

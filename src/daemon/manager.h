@@ -35,6 +35,7 @@ struct Manager {
         char *bpffs_root;
         char *state_dir;
         char *config_dir;
+        const char *ssh_config_dir; /* where sshd's Port lines are read (config_ssh_ports) */
 
         Link **links;
         size_t n_links;
@@ -74,6 +75,14 @@ int manager_detach(Manager *m, Link *l);
 void manager_totals(Manager *m, struct ps_stats *ret, double *ret_pps, double *ret_bps,
                     uint64_t *ret_flows, uint64_t *ret_icmp);
 
+
+/* Re-reads the configuration (as at start: the files, then sshd's ports) and applies what can
+ * change in a running daemon: everything but the table sizes, which each guarded interface
+ * keeps until it is attached anew. On a problem nothing changes and -EINVAL comes with every
+ * problem in *ret_error, one per line. On success *ret_applied and *ret_pending (NULL when
+ * empty) name the changed keys, "Key=value" separated by ", ", that took effect and that
+ * wait for the next attach. */
+int manager_reload(Manager *m, char **ret_applied, char **ret_pending, char **ret_error);
 
 /* Sends STATUS= (links, rules, drops per second) to the service manager when the links or
  * rules changed, or at most every MANAGER_STATUS_INTERVAL_USEC when only the rate did. */

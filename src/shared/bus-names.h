@@ -35,6 +35,7 @@
 #define PS_ERROR_TRANSACTION_PENDING PS_BUS_NAME ".Error.TransactionPending"
 #define PS_ERROR_NO_SUCH_TRANSACTION PS_BUS_NAME ".Error.NoSuchTransaction"
 #define PS_ERROR_AUTH_FAILED PS_BUS_NAME ".Error.AuthorizationFailed"
+#define PS_ERROR_INVALID_CONFIG PS_BUS_NAME ".Error.InvalidConfiguration"
 
 /* polkit actions, one per mutating area (polkit/org.packetscope.guarder1.policy). */
 #define PS_POLKIT_MANAGE_LINKS "org.packetscope.guarder1.manage-links"

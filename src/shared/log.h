@@ -25,6 +25,7 @@
 #define PS_MESSAGE_FILTERS_CHANGED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a0c"
 #define PS_MESSAGE_PACKET_DROPPED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a0d"
 #define PS_MESSAGE_ROLLBACK "8a1f2d6c4b7e4e0f9a35c2d1e6b70a0e"
+#define PS_MESSAGE_RELOADED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a20"
 
 typedef enum LogTarget {
         LOG_TARGET_AUTO,
