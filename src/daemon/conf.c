@@ -11,7 +11,7 @@
 
 void config_init(Config *c) {
         *c = (Config) {
-                .flow_table_size = 1048576,
+                .flow_table_size = 131072,
                 .icmp_table_size = 65536,
                 .poll_interval_usec = 1 * USEC_PER_SEC,
                 .idle_timeout_usec = 300 * USEC_PER_SEC,

@@ -10,7 +10,7 @@ Test(conf, defaults) {
         Config c;
 
         config_init(&c);
-        cr_assert_eq(c.flow_table_size, 1048576);
+        cr_assert_eq(c.flow_table_size, 131072);
         cr_assert_eq(c.icmp_table_size, 65536);
         cr_assert_eq(c.poll_interval_usec, USEC_PER_SEC);
 }
@@ -118,7 +118,7 @@ Test(conf, missing_dir_is_defaults) {
 
         config_init(&c);
         cr_assert_eq(config_load(&c, "/nonexistent/packetscope", &err), 0);
-        cr_assert_eq(c.flow_table_size, 1048576);
+        cr_assert_eq(c.flow_table_size, 131072);
 }
 
 Test(conf, management_addresses) {
