@@ -305,8 +305,8 @@ static void manager_notify_link(Manager *m, Link *l, LinkEvent event) {
                 manager_update_status(m, false);
 }
 
-int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
-                   sd_bus_error *error) {
+int manager_attach(Manager *m, const char *ifname, LinkMode mode, const char *who,
+                   const char *const *log_fields, Link **ret, sd_bus_error *error) {
         _cleanup_free_ char *msg = NULL;
         Link *l = NULL;
         int r;
@@ -337,9 +337,10 @@ int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
                 link_free(l);
                 return sd_bus_error_set_errno(error, r);
         }
-        log_struct_internal(LOG_INFO, 0, PS_MESSAGE_ATTACHED, ifname,
-                            "Guarding %s (ifindex %d, %s mode, program id %u)", ifname,
-                            l->ifindex, link_mode_to_string(l->mode), l->prog_id);
+        log_struct_fields(LOG_INFO, 0, PS_MESSAGE_ATTACHED, ifname, log_fields,
+                          "Guarding %s (ifindex %d, %s mode, program id %u)%s%s", ifname,
+                          l->ifindex, link_mode_to_string(l->mode), l->prog_id,
+                          who ? ", asked by " : "", who ? who : "");
         if (state_add(&m->state, ifname, mode) >= 0)
                 manager_save_state(m);
         manager_notify_link(m, l, LINK_ADDED);
@@ -358,14 +359,15 @@ static void manager_link_gone(Manager *m, Link *l) {
         manager_notify_link(m, NULL, LINK_REMOVED);
 }
 
-int manager_detach(Manager *m, Link *l) {
+int manager_detach(Manager *m, Link *l, const char *who, const char *const *log_fields) {
         assert(m);
         assert(l);
         /* Told while the object still exists, so InterfacesRemoved can list its interfaces. */
         manager_notify_link(m, l, LINK_REMOVING);
         link_detach(l);
-        log_struct_internal(LOG_INFO, 0, PS_MESSAGE_DETACHED, l->name,
-                            "Stopped guarding %s; program detached and pins removed", l->name);
+        log_struct_fields(LOG_INFO, 0, PS_MESSAGE_DETACHED, l->name, log_fields,
+                          "Stopped guarding %s; program detached and pins removed%s%s", l->name,
+                          who ? "; asked by " : "", who ? who : "");
         state_remove(&m->state, l->name);
         manager_save_state(m);
         manager_remove_link(m, l);
@@ -566,7 +568,7 @@ static void manager_reconcile(Manager *m) {
                 name = strdup(sl->name);
                 if (!name)
                         break;
-                if (manager_attach(m, name, sl->mode, NULL, &error) < 0)
+                if (manager_attach(m, name, sl->mode, NULL, NULL, NULL, &error) < 0)
                         log_struct_internal(LOG_WARNING, 0, PS_MESSAGE_ATTACH_FAILED, name,
                                             "%s is in the link state but could not be guarded "
                                             "again: %s", name, error.message);

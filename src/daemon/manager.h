@@ -67,9 +67,10 @@ Manager *manager_free(Manager *m);
 int manager_start(Manager *m);
 
 Link *manager_find_link(Manager *m, const char *name);
-int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
-                   sd_bus_error *error);
-int manager_detach(Manager *m, Link *l);
+/* who and log_fields (NULL-terminated, or NULL) say for the journal who asked for it. */
+int manager_attach(Manager *m, const char *ifname, LinkMode mode, const char *who,
+                   const char *const *log_fields, Link **ret, sd_bus_error *error);
+int manager_detach(Manager *m, Link *l, const char *who, const char *const *log_fields);
 
 /* Sums every link's counters (as of the last poll) and rates. */
 void manager_totals(Manager *m, struct ps_stats *ret, double *ret_pps, double *ret_bps,

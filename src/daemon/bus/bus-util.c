@@ -478,3 +478,44 @@ int filters_bus_check_lockout(Manager *m, const FilterList *list, const char *wh
         }
         return 1;
 }
+
+void bus_caller_get(sd_bus_message *call, const char *extra, BusCaller *ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *unit = NULL;
+        uid_t uid = (uid_t) -1;
+        pid_t pid = 0;
+        size_t n = 0;
+
+        assert(call);
+        assert(ret);
+        *ret = (BusCaller) {};
+        if (extra) {
+                snprintf(ret->extra, sizeof ret->extra, "%s", extra);
+                ret->fields[n++] = ret->extra;
+        }
+        /* The bus daemon's own record of the sender (augmented from /proc where it lacks). */
+        if (sd_bus_query_sender_creds(call, SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID |
+                                      SD_BUS_CREDS_UNIT | SD_BUS_CREDS_AUGMENT, &creds) >= 0) {
+                (void) sd_bus_creds_get_euid(creds, &uid);
+                (void) sd_bus_creds_get_pid(creds, &pid);
+                (void) sd_bus_creds_get_unit(creds, &unit);
+        }
+        if (uid != (uid_t) -1) {
+                snprintf(ret->uid, sizeof ret->uid, "CALLER_UID=%u", (unsigned) uid);
+                ret->fields[n++] = ret->uid;
+        }
+        if (pid > 0) {
+                snprintf(ret->pid, sizeof ret->pid, "CALLER_PID=%d", (int) pid);
+                ret->fields[n++] = ret->pid;
+        }
+        if (unit) {
+                snprintf(ret->unit, sizeof ret->unit, "CALLER_UNIT=%s", unit);
+                ret->fields[n++] = ret->unit;
+        }
+        ret->fields[n] = NULL;
+        if (uid == (uid_t) -1)
+                snprintf(ret->who, sizeof ret->who, "an unknown caller");
+        else
+                snprintf(ret->who, sizeof ret->who, "uid %u (pid %d%s%s)", (unsigned) uid,
+                         (int) pid, unit ? ", unit " : "", unit ? unit : "");
+}

@@ -34,6 +34,7 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
 static int method_attach_link(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *ifname, *mode_s;
+        BusCaller caller;
         LinkMode mode;
         Link *l;
         int r;
@@ -53,7 +54,8 @@ static int method_attach_link(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = polkit_verify(msg, PS_POLKIT_MANAGE_LINKS, &m->polkit, error);
         if (r <= 0)
                 return r < 0 ? r : 1; /* denied, or asked polkit: the call comes back */
-        r = manager_attach(m, ifname, mode, &l, error);
+        bus_caller_get(msg, NULL, &caller);
+        r = manager_attach(m, ifname, mode, caller.who, caller.fields, &l, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(msg, "o", l->object_path);
@@ -62,6 +64,7 @@ static int method_attach_link(sd_bus_message *msg, void *userdata, sd_bus_error 
 static int method_detach_link(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *ifname;
+        BusCaller caller;
         Link *l;
         int r;
 
@@ -80,7 +83,8 @@ static int method_detach_link(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (!l)
                 return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_LINK, "'%.32s' is not guarded",
                                          ifname);
-        r = manager_detach(m, l);
+        bus_caller_get(msg, NULL, &caller);
+        r = manager_detach(m, l, caller.who, caller.fields);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(msg, NULL);
