@@ -90,7 +90,7 @@ static const BusField manager_fields[_MANAGER_MAX] = {
 typedef struct LinkInfo {
         uint64_t seen;
         const char *name, *mode;
-        uint64_t ifindex, attached_since, program_id, packets, dropped, flows;
+        uint64_t ifindex, attached_since, program_id, packets, dropped, flows, kernel_memory;
         double bits_per_second;
 } LinkInfo;
 
@@ -108,6 +108,7 @@ static const BusField link_fields[] = {
         LINK_FIELD(Dropped, U64, dropped),
         LINK_FIELD(BitsPerSecond, DOUBLE, bits_per_second),
         LINK_FIELD(Flows, U64, flows),
+        LINK_FIELD(KernelMemory, U64, kernel_memory),
 };
 
 /* The GetAll replies of the guarded links, with their paths. */
@@ -236,19 +237,20 @@ static int status_json(const ManagerInfo *info, const LinkReplies *links,
 static int render_links(const LinkReplies *links, uint64_t now) {
         static const BusDict dict = BUS_DICT(link_fields, LinkInfo);
         _cleanup_table_ Table *t = table_new("LINK", "IFINDEX", "MODE", "ATTACHED", "PROGRAM",
-                                             "PACKETS", "DROPPED", "RATE", "FLOWS", NULL);
+                                             "PACKETS", "DROPPED", "RATE", "FLOWS", "MEMORY",
+                                             NULL);
         int r;
 
         if (!t)
                 return -ENOMEM;
-        table_align_right(t, 1u << 1 | 1u << 4 | 1u << 5 | 1u << 6 | 1u << 7 | 1u << 8);
+        table_align_right(t, 1u << 1 | 1u << 4 | 1u << 5 | 1u << 6 | 1u << 7 | 1u << 8 | 1u << 9);
         /* Narrower than the table: the program id goes first, then the ifindex and the time. */
         (void) table_set_priority(t, 4, 3);
         (void) table_set_priority(t, 1, 2);
         (void) table_set_priority(t, 3, 1);
         table_fit(t);
         for (size_t i = 0; i < links->props.n; i++) {
-                char since[FORMAT_RELATIVE_MAX], bps[FORMAT_RATE_MAX];
+                char since[FORMAT_RELATIVE_MAX], bps[FORMAT_RATE_MAX], mem[FORMAT_BYTES_MAX];
                 LinkInfo l = { .bits_per_second = NAN };
 
                 r = bus_read_dict(links->props.replies[i], &dict, &l, NULL, NULL);
@@ -268,7 +270,9 @@ static int render_links(const LinkReplies *links, uint64_t now) {
                                          l.dropped, l.dropped > 0 ? color_off() : "")) < 0 ||
                     (r = table_add_cell(t, format_rate_bits(bps, sizeof bps,
                                                             l.bits_per_second))) < 0 ||
-                    (r = table_add_cellf(t, "%" PRIu64, l.flows)) < 0)
+                    (r = table_add_cellf(t, "%" PRIu64, l.flows)) < 0 ||
+                    /* What its maps hold in the kernel (Link.KernelMemory). */
+                    (r = table_add_cell(t, format_bytes(mem, sizeof mem, l.kernel_memory))) < 0)
                         return r;
         }
         fputc('\n', stdout);

@@ -14,22 +14,26 @@
 
 #include "packetscopectl.h"
 
-/* a{yt}: packets per ICMP type. */
+/* a{st}: packets per ICMP type, the type number in decimal as the key. */
 static int read_icmp_types(sd_bus_message *m, const char *contents, void *field) {
         IcmpTypeCounts *c = field;
-        uint8_t type;
+        const char *key;
         uint64_t packets;
+        uint32_t type;
         int r;
 
-        r = bus_enter_array(m, contents, "a{yt}");
+        r = bus_enter_array(m, contents, "a{st}");
         if (r <= 0)
                 return r;
         c->n = 0;
-        while ((r = sd_bus_message_read(m, "{yt}", &type, &packets)) > 0)
+        while ((r = sd_bus_message_read(m, "{st}", &key, &packets)) > 0) {
+                if (safe_atou32(key, &type) < 0 || type > UINT8_MAX)
+                        return -EBADMSG;
                 if (c->n < ELEMENTSOF(c->type)) {
-                        c->type[c->n] = type;
+                        c->type[c->n] = (uint8_t) type;
                         c->packets[c->n++] = packets;
                 }
+        }
         if (r < 0)
                 return r;
         r = sd_bus_message_exit_container(m);

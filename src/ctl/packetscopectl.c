@@ -289,18 +289,6 @@ static int parse_address(const char *value) {
         return 0;
 }
 
-/* What the kernel takes as an interface name: 1-15 bytes, no '/', ':' or blanks. */
-static bool ifname_valid(const char *s) {
-        size_t l = strlen(s);
-
-        if (l == 0 || l > 15 || streq(s, ".") || streq(s, ".."))
-                return false;
-        for (; *s; s++)
-                if (*s == '/' || *s == ':' || (unsigned char) *s <= ' ' || (unsigned char) *s >= 0x7f)
-                        return false;
-        return true;
-}
-
 static int parse_link(const char *value) {
         if (!ifname_valid(value))
                 return usage_error("invalid value '%s' for --link; accepted: an interface name of "

@@ -267,7 +267,7 @@ typedef enum StatisticsKey {
         _STAT_MAX,
 } StatisticsKey;
 
-/* The a{yt} of packets per ICMP type, in the order the daemon sent them. */
+/* The a{st} of packets per ICMP type, in the order the daemon sent them. */
 typedef struct IcmpTypeCounts {
         uint8_t type[256];
         uint64_t packets[256];

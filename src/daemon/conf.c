@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <ctype.h>
 #include <dirent.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #include "conf.h"
 #include "guard-abi.h"
@@ -10,7 +12,7 @@
 
 void config_init(Config *c) {
         *c = (Config) {
-                .flow_table_size = 1048576,
+                .flow_table_size = 131072,
                 .icmp_table_size = 65536,
                 .poll_interval_usec = 1 * USEC_PER_SEC,
                 .idle_timeout_usec = 300 * USEC_PER_SEC,
@@ -137,6 +139,7 @@ static int set_management_ports(Config *c, const char *v) {
         }
         memcpy(c->management_ports, tmp, n * sizeof(uint16_t));
         c->n_management_ports = n;
+        c->management_ports_set = true;
         return 0;
 }
 
@@ -441,10 +444,41 @@ static char *section_keys(const char *section) {
         return l;
 }
 
+/* Appends one line to a list of problems (NULL: none yet); false when out of memory. */
+static bool problem_add(char **list, const char *fmt, ...) _printf_(2, 3);
+static bool problem_add(char **list, const char *fmt, ...) {
+        _cleanup_free_ char *line = NULL;
+        char *joined;
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&line, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return false;
+        if (!*list) {
+                *list = TAKE_PTR(line);
+                return true;
+        }
+        if (asprintf(&joined, "%s\n%s", *list, line) < 0)
+                return false;
+        free(*list);
+        *list = joined;
+        return true;
+}
+
+#define PROBLEM(...)                                             \
+        do {                                                     \
+                if (!problem_add(&problems, __VA_ARGS__))        \
+                        return -ENOMEM;                          \
+        } while (0)
+
 int config_parse(Config *c, const char *text, const char *filename, char **ret_error) {
-        _cleanup_free_ char *copy = NULL, *section = NULL;
+        _cleanup_free_ char *copy = NULL, *section = NULL, *problems = NULL;
         char *line, *next;
         unsigned lineno = 0;
+        bool skip_section = false;
         Config n = *c; /* applied only if the whole file parses */
 
         assert(c);
@@ -452,6 +486,7 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
         if (!copy)
                 return -ENOMEM;
 
+        /* Every problem of the file is reported, one line each, not only the first. */
         for (line = copy; line; line = next) {
                 char *eq, *key, *value, *l;
                 bool known_section = false;
@@ -467,11 +502,11 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                 if (*l == '[') {
                         size_t len = strlen(l);
 
+                        skip_section = true; /* its keys would only repeat the problem */
                         if (len < 3 || l[len - 1] != ']') {
-                                return error_setf(ret_error, -EINVAL,
-                                                  "%s:%u: malformed section header '%s'; "
-                                                  "expected one of %s", filename, lineno, l,
-                                                  sections_known());
+                                PROBLEM("%s:%u: malformed section header '%s'; expected one of %s",
+                                        filename, lineno, l, sections_known());
+                                continue;
                         }
                         l[len - 1] = '\0';
                         free(section);
@@ -482,25 +517,28 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                                 if (streq(config_keys[k].section, section))
                                         known_section = true;
                         if (!known_section) {
-                                return error_setf(ret_error, -EINVAL,
-                                                  "%s:%u: unknown section [%s]; known: %s",
-                                                  filename, lineno, section, sections_known());
+                                PROBLEM("%s:%u: unknown section [%s]; known: %s",
+                                        filename, lineno, section, sections_known());
+                                continue;
                         }
+                        skip_section = false;
                         continue;
                 }
                 eq = strchr(l, '=');
                 if (!eq) {
-                        return error_setf(ret_error, -EINVAL, "%s:%u: expected Key=Value, got '%s'",
-                                          filename, lineno, l);
+                        PROBLEM("%s:%u: expected Key=Value, got '%s'", filename, lineno, l);
+                        continue;
                 }
                 *eq = '\0';
                 key = strip(l);
                 value = strip(eq + 1);
-                if (!section) {
-                        return error_setf(ret_error, -EINVAL,
-                                          "%s:%u: '%s' outside of a section; put it under "
-                                          "[Guard]", filename, lineno, key);
+                if (!section && !skip_section) {
+                        PROBLEM("%s:%u: '%s' outside of a section; put it under [Guard]",
+                                filename, lineno, key);
+                        continue;
                 }
+                if (skip_section)
+                        continue;
                 for (k = 0; k < ELEMENTSOF(config_keys); k++)
                         if (streq(config_keys[k].section, section) &&
                             streq(config_keys[k].key, key))
@@ -508,15 +546,20 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                 if (k == ELEMENTSOF(config_keys)) {
                         _cleanup_free_ char *keys = section_keys(section);
 
-                        return error_setf(ret_error, -EINVAL,
-                                          "%s:%u: unknown key '%s' in [%s]; known keys: %s",
-                                          filename, lineno, key, section, strempty(keys));
+                        PROBLEM("%s:%u: unknown key '%s' in [%s]; known keys: %s",
+                                filename, lineno, key, section, strempty(keys));
+                        continue;
                 }
-                if (config_keys[k].set(&n, value) < 0) {
-                        return error_setf(ret_error, -EINVAL,
-                                          "%s:%u: invalid %s='%s'; accepted: %s",
-                                          filename, lineno, key, value, config_keys[k].accepted);
+                if (config_keys[k].set(&n, value) < 0)
+                        PROBLEM("%s:%u: invalid %s='%s'; accepted: %s", filename, lineno, key,
+                                value, config_keys[k].accepted);
+        }
+        if (problems) {
+                if (ret_error) {
+                        free(*ret_error);
+                        *ret_error = TAKE_PTR(problems);
                 }
+                return -EINVAL;
         }
         *c = n;
         return 0;
@@ -542,9 +585,9 @@ static int filter_conf(const struct dirent *de) {
 }
 
 int config_load(Config *c, const char *dir, char **ret_error) {
-        _cleanup_free_ char *main_path = NULL, *dropin = NULL;
+        _cleanup_free_ char *main_path = NULL, *dropin = NULL, *problems = NULL;
         struct dirent **list = NULL;
-        int n, r;
+        int n, r, first = 0;
 
         assert(c);
         assert(dir);
@@ -553,22 +596,100 @@ int config_load(Config *c, const char *dir, char **ret_error) {
         if (!main_path || !dropin)
                 return -ENOMEM;
 
-        r = config_load_file(c, main_path, ret_error);
-        if (r < 0)
-                return r;
-
+        /* Every file is read, so that all their problems are reported at once; a file with a
+         * problem is not applied, and the first error is returned. */
         n = scandir(dropin, &list, filter_conf, alphasort);
-        if (n < 0)
-                return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
-        r = 0;
-        for (int i = 0; i < n; i++) {
-                if (r >= 0) {
-                        _cleanup_free_ char *p = strjoin_path(dropin, list[i]->d_name);
+        if (n < 0 && errno != ENOENT && errno != ENOTDIR)
+                return -errno;
+        for (int i = -1; i < MAX(n, 0); i++) {
+                _cleanup_free_ char *p = i < 0 ? strdup(main_path) : strjoin_path(dropin, list[i]->d_name);
+                _cleanup_free_ char *err = NULL;
 
-                        r = p ? config_load_file(c, p, ret_error) : -ENOMEM;
+                r = p ? config_load_file(c, p, &err) : -ENOMEM;
+                if (r == -ENOMEM) {
+                        first = r;
+                        break;
                 }
+                if (r < 0) {
+                        if (first == 0)
+                                first = r;
+                        if (!problem_add(&problems, "%s", err ? err : strerror(-r))) {
+                                first = -ENOMEM;
+                                break;
+                        }
+                }
+        }
+        for (int i = 0; i < n; i++)
+                free(list[i]);
+        free(list);
+        if (first < 0 && problems && ret_error) {
+                free(*ret_error);
+                *ret_error = TAKE_PTR(problems);
+        }
+        return first;
+}
+
+/* Adds the ports of the Port lines of one sshd_config(5) file to ports[]. */
+static void ssh_ports_of_file(const char *path, uint16_t *ports, uint32_t *n) {
+        _cleanup_free_ char *text = NULL;
+        char *line, *next;
+
+        if (read_file_full(path, 1024 * 1024, &text, NULL) < 0)
+                return;
+        for (line = text; line; line = next) {
+                char *l, *v, *end;
+                uint32_t p;
+                bool dup = false;
+
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                l = strip(line);
+                /* "Port 2222" or "Port=2222"; keywords are case-insensitive. */
+                if (strncasecmp(l, "Port", 4) != 0 || !(isspace((unsigned char) l[4]) || l[4] == '='))
+                        continue;
+                v = l + 4;
+                while (isspace((unsigned char) *v) || *v == '=')
+                        v++;
+                end = v + strcspn(v, " \t#");
+                *end = '\0';
+                if (safe_atou32(v, &p) < 0 || p == 0 || p > 65535)
+                        continue;
+                for (uint32_t i = 0; i < *n; i++)
+                        dup = dup || ports[i] == p;
+                if (!dup && *n < CONFIG_MANAGEMENT_MAX)
+                        ports[(*n)++] = (uint16_t) p;
+        }
+}
+
+int config_ssh_ports(Config *c, const char *ssh_dir) {
+        _cleanup_free_ char *main_path = NULL, *dropin = NULL;
+        uint16_t ports[CONFIG_MANAGEMENT_MAX];
+        struct dirent **list = NULL;
+        uint32_t n = 0;
+        int k;
+
+        assert(c);
+        assert(ssh_dir);
+        if (c->management_ports_set)
+                return 0;
+        main_path = strjoin_path(ssh_dir, "sshd_config");
+        dropin = strjoin_path(ssh_dir, "sshd_config.d");
+        if (!main_path || !dropin)
+                return -ENOMEM;
+        ssh_ports_of_file(main_path, ports, &n);
+        k = scandir(dropin, &list, filter_conf, alphasort);
+        for (int i = 0; i < k; i++) {
+                _cleanup_free_ char *p = strjoin_path(dropin, list[i]->d_name);
+
+                if (p)
+                        ssh_ports_of_file(p, ports, &n);
                 free(list[i]);
         }
         free(list);
-        return r;
+        if (n == 0)
+                return 0;
+        memcpy(c->management_ports, ports, n * sizeof(uint16_t));
+        c->n_management_ports = n;
+        return (int) n;
 }

@@ -79,6 +79,7 @@ typedef struct Config {
         uint32_t n_management;
         uint16_t management_ports[CONFIG_MANAGEMENT_MAX];
         uint32_t n_management_ports;
+        bool management_ports_set; /* by a file; else config_ssh_ports() may fill them in */
         /* [Filters] TinyFragments=, LongHeaderChains=: PS_POLICY_* bits for the XDP program
          * (guard.h); 0, the default, drops what the parser cannot classify whole. */
         uint32_t parse_policy;
@@ -114,3 +115,8 @@ int ai_format_from_string(const char *s, AiFormat *ret);
 #define AI_MAX_TOKENS_MAX 131072u
 #define AI_TIMEOUT_MIN_USEC UINT64_C(1000000)         /* 1 s */
 #define AI_TIMEOUT_MAX_USEC UINT64_C(3600000000)      /* 1 h */
+/* The SSH server's ports as the default ManagementPorts=: the Port lines of
+ * ssh_dir/sshd_config and ssh_dir/sshd_config.d/ *.conf (what Debian's sshd_config includes).
+ * Files that are missing or unreadable are skipped. Returns how many ports were found and sets
+ * them (none: the default, 22, stays); does nothing when a file set ManagementPorts=. */
+int config_ssh_ports(Config *c, const char *ssh_dir);

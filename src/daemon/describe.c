@@ -124,6 +124,10 @@ int manager_describe_json(Manager *m, char **ret) {
                                     json_integer((json_int_t) l->attached_since_usec));
                 json_object_set_new(o, "program_id", json_integer(l->prog_id));
                 json_object_set_new(o, "path", json_string(l->object_path));
+                json_object_set_new(o, "flow_table_size", json_integer(l->flow_table_size));
+                json_object_set_new(o, "icmp_table_size", json_integer(l->icmp_table_size));
+                json_object_set_new(o, "kernel_memory_bytes",
+                                    json_integer((json_int_t) l->kernel_memory));
                 json_object_set_new(o, "statistics", stats_json(&l->stats, l->pps, l->bps,
                                                                 l->flow_count, l->icmp_count));
                 json_array_append_new(links, o);

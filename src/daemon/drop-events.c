@@ -52,6 +52,7 @@ static int on_drop_event(void *ctx, void *data, size_t size) {
                 char f_id[32], f_proto[32], f_src[ADDR_STRLEN + 8], f_dst[ADDR_STRLEN + 8],
                      f_sport[24], f_dport[24];
                 const char *const fields[] = { f_id, f_proto, f_src, f_dst, f_sport, f_dport, NULL };
+                bool icmp = e->match.proto == IPPROTO_ICMP || e->match.proto == IPPROTO_ICMPV6;
 
                 /* A slot no listed rule has (a degraded store's opaque set): named as what it
                  * is, never as a made-up filter id. */
@@ -62,19 +63,34 @@ static int on_drop_event(void *ctx, void *data, size_t size) {
                 snprintf(f_proto, sizeof f_proto, "PROTOCOL=%s", proto);
                 snprintf(f_src, sizeof f_src, "SRC=%s", src);
                 snprintf(f_dst, sizeof f_dst, "DST=%s", dst);
-                snprintf(f_sport, sizeof f_sport, "SPORT=%u", e->match.sport);
-                snprintf(f_dport, sizeof f_dport, "DPORT=%u", e->match.dport);
-                if (rule_id == UINT32_MAX)
+                if (rule_id == UINT32_MAX) {
+                        snprintf(f_sport, sizeof f_sport, "SPORT=%u", e->match.sport);
+                        snprintf(f_dport, sizeof f_dport, "DPORT=%u", e->match.dport);
                         log_struct_fields(LOG_INFO, 0, PS_MESSAGE_PACKET_DROPPED, link, fields,
                                           "Dropped %s %s:%u -> %s:%u on %s by an unlisted rule "
                                           "of the kernel's set (counter slot %u; sampled)",
                                           proto, src, e->match.sport, dst, e->match.dport, link,
                                           e->slot);
-                else
+                } else if (icmp) {
+                        /* ICMP has no ports: its type and code say what it was. */
+                        const char *name = icmp_type_name(e->match.proto == IPPROTO_ICMPV6,
+                                                          e->match.icmp_type);
+
+                        snprintf(f_sport, sizeof f_sport, "ICMP_TYPE=%u", e->match.icmp_type);
+                        snprintf(f_dport, sizeof f_dport, "ICMP_CODE=%u", e->match.icmp_code);
                         log_struct_fields(LOG_INFO, 0, PS_MESSAGE_PACKET_DROPPED, link, fields,
-                                          "Dropped %s %s:%u -> %s:%u on %s by filter %u (sampled)",
-                                          proto, src, e->match.sport, dst, e->match.dport, link,
-                                          rule_id);
+                                          "Dropped %s %s -> %s type %u%s%s%s code %u on %s by "
+                                          "filter %u (sampled)", proto, src, dst,
+                                          e->match.icmp_type, name ? " (" : "", name ? name : "",
+                                          name ? ")" : "", e->match.icmp_code, link, rule_id);
+                } else {
+                        snprintf(f_sport, sizeof f_sport, "SPORT=%u", e->match.sport);
+                        snprintf(f_dport, sizeof f_dport, "DPORT=%u", e->match.dport);
+                        log_struct_fields(LOG_INFO, 0, PS_MESSAGE_PACKET_DROPPED, link, fields,
+                                          "Dropped %s %s:%u -> %s:%u on %s by filter %u "
+                                          "(sampled)", proto, src, e->match.sport, dst,
+                                          e->match.dport, link, rule_id);
+                }
         }
         if (m->on_drop)
                 m->on_drop(&(DropEvent) {

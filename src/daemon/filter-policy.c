@@ -10,42 +10,79 @@
 /* The source port of the probe packets: any unprivileged port stands for a client. */
 #define LOCKOUT_PROBE_SPORT 50000
 
+/* Does f drop a TCP packet (SYN, then ACK) from src to port? The local address is unknown
+ * here: the rule's own is assumed. */
+static int lockout_probe(const Filter *f, const Cidr *src, uint16_t port) {
+        for (int k = 0; k < 2; k++) {
+                struct ps_match pkt = {
+                        .family = src->family,
+                        .proto = IPPROTO_TCP,
+                        .sport = LOCKOUT_PROBE_SPORT,
+                        .dport = port,
+                        .tcp_flags = k == 0 ? TCP_FLAG_SYN : TCP_FLAG_ACK,
+                };
+
+                memcpy(pkt.src, src->addr, sizeof pkt.src);
+                if (f->has_dst)
+                        memcpy(pkt.dst, f->dst.addr, sizeof pkt.dst);
+                if (filter_match(f, &pkt))
+                        return k;
+        }
+        return -1;
+}
+
 int filter_check_lockout(const Config *c, const Filter *f, char **ret_error) {
+        char id[16] = "(new)";
+
         assert(c);
         assert(f);
         if (f->force || !f->enabled || f->action != FILTER_DROP)
                 return 0;
+        if (f->id != UINT32_MAX)
+                snprintf(id, sizeof id, "%u", f->id);
         /* Checked against a new connection (SYN) and an established one (ACK) from each
          * management address to each management port. */
         for (uint32_t a = 0; a < c->n_management; a++)
-                for (uint32_t p = 0; p < c->n_management_ports; p++)
-                        for (int k = 0; k < 2; k++) {
-                                struct ps_match pkt = {
-                                        .family = c->management[a].family,
-                                        .proto = IPPROTO_TCP,
-                                        .sport = LOCKOUT_PROBE_SPORT,
-                                        .dport = c->management_ports[p],
-                                        .tcp_flags = k == 0 ? TCP_FLAG_SYN : TCP_FLAG_ACK,
-                                };
-                                char buf[ADDR_STRLEN], id[16] = "(new)";
+                for (uint32_t p = 0; p < c->n_management_ports; p++) {
+                        char buf[ADDR_STRLEN];
+                        int k = lockout_probe(f, &c->management[a], c->management_ports[p]);
 
-                                memcpy(pkt.src, c->management[a].addr, sizeof pkt.src);
-                                /* The local address is unknown here: assume the rule's own. */
-                                if (f->has_dst)
-                                        memcpy(pkt.dst, f->dst.addr, sizeof pkt.dst);
-                                if (!filter_match(f, &pkt))
+                        if (k < 0)
+                                continue;
+                        return error_setf(ret_error, -EPERM,
+                                "rule %s would drop %s traffic from the management "
+                                "address %s to port %u (ManagementAddresses= in "
+                                "packetscope.conf); add \"force\": true to apply it anyway",
+                                id, k == 0 ? "new TCP" : "TCP",
+                                addr_to_string(c->management[a].family,
+                                               c->management[a].addr, buf),
+                                c->management_ports[p]);
+                }
+        if (c->n_management > 0)
+                return 0;
+        /* No management addresses: the ports are protected from everywhere, so that a fresh
+         * install (ManagementPorts= defaults to the SSH port) cannot cut its own SSH session.
+         * The probe comes from the rule's own source, or from anywhere. */
+        for (int fam = 0; fam < 2; fam++)
+                for (uint32_t p = 0; p < c->n_management_ports; p++) {
+                        Cidr src = { .family = fam == 0 ? ADDR_FAMILY_IPV4 : ADDR_FAMILY_IPV6 };
+                        int k;
+
+                        if (f->has_src) {
+                                if (f->src.family != src.family)
                                         continue;
-                                if (f->id != UINT32_MAX)
-                                        snprintf(id, sizeof id, "%u", f->id);
-                                return error_setf(ret_error, -EPERM,
-                                        "rule %s would drop %s traffic from the management "
-                                        "address %s to port %u (ManagementAddresses= in "
-                                        "packetscope.conf); add \"force\": true to apply it anyway",
-                                        id, k == 0 ? "new TCP" : "TCP",
-                                        addr_to_string(c->management[a].family,
-                                                       c->management[a].addr, buf),
-                                        c->management_ports[p]);
+                                src = f->src;
                         }
+                        k = lockout_probe(f, &src, c->management_ports[p]);
+                        if (k < 0)
+                                continue;
+                        return error_setf(ret_error, -EPERM,
+                                "rule %s would drop %s traffic to the management port %u "
+                                "(ManagementPorts= in packetscope.conf, the SSH port unless "
+                                "set; ManagementAddresses= narrows it to the addresses you "
+                                "manage from); add \"force\": true to apply it anyway",
+                                id, k == 0 ? "new TCP" : "TCP", c->management_ports[p]);
+                }
         return 0;
 }
 

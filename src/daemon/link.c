@@ -6,7 +6,9 @@
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 
 #include "guard.skel.h"
@@ -14,6 +16,8 @@
 #include "util.h"
 
 static const char *const pin_names[] = { "link", "prog", "flows", "icmp_flows", "stats", "meta" };
+
+static void link_measure_memory(Link *l);
 
 int link_mode_from_string(const char *s, LinkMode *ret) {
         if (streq(s, "auto") || streq(s, ""))
@@ -65,6 +69,7 @@ static int link_share_filter_maps(const LinkSetup *setup, struct guard_bpf *skel
 }
 
 static Link *link_new(const LinkSetup *setup, const char *ifname) {
+        _cleanup_free_ char *pin_name = NULL;
         Link *l = calloc(1, sizeof(Link));
 
         if (!l)
@@ -72,7 +77,9 @@ static Link *link_new(const LinkSetup *setup, const char *ifname) {
         l->setup = *setup;
         l->link_fd = l->prog_fd = l->flows_fd = l->icmp_fd = l->stats_fd = l->meta_fd = -1;
         l->name = strdup(ifname);
-        l->pin_dir = strjoin_path(setup->bpffs_root, ifname);
+        if (ifname_to_pin_name(ifname, &pin_name) < 0)
+                return link_free(l);
+        l->pin_dir = strjoin_path(setup->bpffs_root, pin_name);
         if (!l->name || !l->pin_dir ||
             sd_bus_path_encode(PS_OBJECT_LINKS, ifname, &l->object_path) < 0 ||
             bpf_map_sweeper_init(&l->flow_sweeper, sizeof(struct ps_flow_key),
@@ -117,6 +124,24 @@ void link_detach(Link *l) {
         /* Unpin the link first: once its last reference (our fd) closes, the kernel detaches. */
         unpin_all(l->pin_dir);
         l->link_fd = safe_close(l->link_fd);
+}
+
+/* Why pinning may fail, for the error message: only when the root is not on a bpffs is
+ * mounting one the answer. */
+static const char *bpffs_hint(const char *root) {
+        _cleanup_free_ char *parent = strdup(root);
+        struct statfs sfs;
+        char *slash;
+
+        if (!parent)
+                return "";
+        /* The root itself may not exist yet: what counts is the file system it lands on. */
+        while (statfs(parent, &sfs) < 0 && (slash = strrchr(parent, '/')) && slash != parent)
+                *slash = '\0';
+        if (statfs(parent, &sfs) == 0 && sfs.f_type != BPF_FS_MAGIC)
+                return " (it is not on a BPF file system: mount one with "
+                       "'mount -t bpf bpf /sys/fs/bpf')";
+        return "";
 }
 
 static int pin_fd(int fd, const char *dir, const char *name) {
@@ -270,9 +295,8 @@ int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link 
 
         r = mkdir_p(l->pin_dir, 0700);
         if (r < 0) {
-                (void) error_setf(ret_error, 0,
-                                  "cannot create %s: %s (is bpffs mounted?)", l->pin_dir,
-                                  strerror(-r));
+                (void) error_setf(ret_error, 0, "cannot create the pin directory %s: %s%s",
+                                  l->pin_dir, strerror(-r), bpffs_hint(setup->bpffs_root));
                 goto fail;
         }
         /* The maps first and the link last: a link pin is what marks a complete set. */
@@ -283,11 +307,13 @@ int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link 
             (r = pin_fd(l->prog_fd, l->pin_dir, "prog")) < 0 ||
             (r = pin_fd(l->link_fd, l->pin_dir, "link")) < 0) {
                 (void) error_setf(ret_error, 0,
-                                  "cannot pin under %s: %s", l->pin_dir, strerror(-r));
+                                  "cannot pin under %s: %s%s", l->pin_dir, strerror(-r),
+                                  bpffs_hint(setup->bpffs_root));
                 unpin_all(l->pin_dir);
                 goto fail;
         }
         (void) link_fill_ids(l);
+        link_measure_memory(l);
         *ret = l;
         return 0;
 
@@ -450,6 +476,7 @@ int link_adopt(const LinkSetup *setup, const char *ifname, Link **ret, char **re
                         goto fail; /* the old program keeps running; pins untouched */
                 l->upgraded = true;
         }
+        link_measure_memory(l);
         *ret = l;
         return 0;
 
@@ -461,6 +488,46 @@ stale:
 fail:
         link_free(l);
         return r;
+}
+
+int bpf_fd_memlock(int fd, uint64_t *ret) {
+        _cleanup_free_ char *text = NULL;
+        char path[64];
+        const char *p;
+        int r;
+
+        assert(ret);
+        snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+        r = read_file_full(path, 64 * 1024, &text, NULL);
+        if (r < 0)
+                return r;
+        p = strstr(text, "\nmemlock:");
+        if (!p)
+                return -ENODATA;
+        p += strlen("\nmemlock:");
+        while (*p == ' ' || *p == '\t')
+                p++;
+        {
+                _cleanup_free_ char *num = strndup(p, strcspn(p, "\n"));
+
+                if (!num)
+                        return -ENOMEM;
+                return safe_atou64(num, ret);
+        }
+}
+
+/* What the maps of this link hold in the kernel: the connection and ICMP tables (preallocated
+ * in full), the counters and the meta map. Read once: preallocated maps do not grow. */
+static void link_measure_memory(Link *l) {
+        const int fds[] = { l->flows_fd, l->icmp_fd, l->stats_fd, l->meta_fd };
+
+        l->kernel_memory = 0;
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
+                uint64_t b;
+
+                if (fds[i] >= 0 && bpf_fd_memlock(fds[i], &b) >= 0)
+                        l->kernel_memory += b;
+        }
 }
 
 void ps_stats_add(struct ps_stats *sum, const struct ps_stats *s) {

@@ -41,6 +41,7 @@ typedef struct Link {
 
         int link_fd, prog_fd, flows_fd, icmp_fd, stats_fd, meta_fd;
         uint32_t flow_table_size, icmp_table_size;
+        uint64_t kernel_memory; /* bytes the kernel charges for the maps pinned for it */
         bool upgraded; /* adoption swapped in this build's program */
 
         struct ps_stats stats; /* summed over CPUs at the last poll */
@@ -72,3 +73,6 @@ int link_read_stats(Link *l, struct ps_stats *ret);
 int link_program_stats(Link *l, uint64_t *ret_run_time_ns, uint64_t *ret_run_count);
 
 void ps_stats_add(struct ps_stats *sum, const struct ps_stats *s);
+
+/* The kernel's own figure for a BPF object: "memlock" in /proc/self/fdinfo/FD. */
+int bpf_fd_memlock(int fd, uint64_t *ret);

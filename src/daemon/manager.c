@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
+#include <inttypes.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
+
+#include <bpf/bpf.h>
 
 #include "ai.h"
 #include "log.h"
@@ -52,11 +56,213 @@ Manager *manager_free(Manager *m) {
         sd_event_source_unref(m->poll_timer);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
+        free(m->status_text);
         free(m->bpffs_root);
         free(m->state_dir);
         free(m->config_dir);
         free(m);
         return NULL;
+}
+
+/* Drops per second over the last poll interval of every link. */
+static uint64_t manager_drop_rate(Manager *m) {
+        double rate = 0;
+
+        for (size_t i = 0; i < m->n_links; i++) {
+                const Link *l = m->links[i];
+
+                if (l->prev_time_ns > 0 && l->stats_time_ns > l->prev_time_ns &&
+                    l->stats.dropped >= l->prev.dropped)
+                        rate += (double) (l->stats.dropped - l->prev.dropped) * 1e9 /
+                                (double) (l->stats_time_ns - l->prev_time_ns);
+        }
+        return (uint64_t) (rate + 0.5);
+}
+
+void manager_update_status(Manager *m, bool force) {
+        _cleanup_free_ char *names = NULL, *text = NULL;
+        size_t n_rules = m->filters ? m->filters->n_rules : 0, len = 0;
+        uint64_t now = now_usec(CLOCK_MONOTONIC), drops = manager_drop_rate(m);
+        FILE *f;
+        bool same_shape;
+
+        assert(m);
+        /* The names of the first few links: STATUS= is one line of systemctl status. */
+        f = open_memstream(&names, &len);
+        if (!f)
+                return;
+        for (size_t i = 0; i < m->n_links && i < 4; i++)
+                fprintf(f, "%s%s", i > 0 ? ", " : "", m->links[i]->name);
+        if (m->n_links > 4)
+                fputs(", …", f);
+        if (fclose(f) != 0)
+                return;
+        if (asprintf(&text, "%sGuarding %zu link%s%s%s%s, %zu rule%s, %" PRIu64 " drop%s/s",
+                     m->filters && m->filters->degraded ?
+                     "Degraded (rules enforced that no file lists; see Describe): " : "",
+                     m->n_links, m->n_links == 1 ? "" : "s", m->n_links > 0 ? " (" : "", names,
+                     m->n_links > 0 ? ")" : "", n_rules, n_rules == 1 ? "" : "s", drops,
+                     drops == 1 ? "" : "s") < 0)
+                return;
+        if (streq_ptr(text, m->status_text))
+                return;
+        /* Links and rules are what comes before the rate: a change there is sent at once. */
+        same_shape = m->status_text &&
+                     strncmp(text, m->status_text, strrchr(text, ',') - text + 1) == 0;
+        if (!force && same_shape && now - m->status_sent_usec < MANAGER_STATUS_INTERVAL_USEC)
+                return;
+        (void) sd_notifyf(false, "STATUS=%s", text);
+        free(m->status_text);
+        m->status_text = TAKE_PTR(text);
+        m->status_sent_usec = now;
+}
+
+/* Appends "key=value" to a ", "-separated list. */
+static int list_add(char **list, const char *key, const char *value) {
+        char *n;
+
+        if (asprintf(&n, "%s%s%s=%s", *list ? *list : "", *list ? ", " : "", key, value) < 0)
+                return -ENOMEM;
+        free(*list);
+        *list = n;
+        return 0;
+}
+
+static char *ports_to_string(const Config *c) {
+        char *s = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&s, &len);
+
+        if (!f)
+                return NULL;
+        for (uint32_t i = 0; i < c->n_management_ports; i++)
+                fprintf(f, "%s%u", i > 0 ? " " : "", c->management_ports[i]);
+        if (fclose(f) != 0)
+                return mfree(s);
+        return s;
+}
+
+static char *addresses_to_string(const Config *c) {
+        char *s = NULL, buf[ADDR_STRLEN];
+        size_t len = 0;
+        FILE *f = open_memstream(&s, &len);
+
+        if (!f)
+                return NULL;
+        for (uint32_t i = 0; i < c->n_management; i++)
+                fprintf(f, "%s%s/%u", i > 0 ? " " : "",
+                        addr_to_string(c->management[i].family, c->management[i].addr, buf),
+                        c->management[i].prefixlen);
+        if (fclose(f) != 0)
+                return mfree(s);
+        return s;
+}
+
+static int manager_apply_policy(Manager *m) {
+        uint32_t zero = 0;
+
+        for (size_t i = 0; i < m->n_links; i++) {
+                struct ps_meta meta;
+
+                if (bpf_map_lookup_elem(m->links[i]->meta_fd, &zero, &meta) < 0)
+                        return -errno;
+                meta.policy = m->config.parse_policy;
+                if (bpf_map_update_elem(m->links[i]->meta_fd, &zero, &meta, BPF_ANY) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+int manager_reload(Manager *m, char **ret_applied, char **ret_pending, char **ret_error) {
+        _cleanup_free_ char *applied = NULL, *pending = NULL, *old_s = NULL, *new_s = NULL;
+        Config n;
+        char v[32];
+        int r;
+
+        assert(m);
+        assert(ret_applied);
+        assert(ret_pending);
+        config_init(&n);
+        r = config_load(&n, m->config_dir, ret_error);
+        if (r < 0) {
+                log_struct_internal(LOG_WARNING, r, PS_MESSAGE_CONFIG_ERROR, NULL,
+                                    "Not reloading; the running configuration stays: %s",
+                                    ret_error && *ret_error ? *ret_error : strerror(-r));
+                return r;
+        }
+        if (m->ssh_config_dir)
+                (void) config_ssh_ports(&n, m->ssh_config_dir);
+
+#define CHANGED_U(field, key, list)                                                     \
+        if (n.field != m->config.field) {                                               \
+                snprintf(v, sizeof v, "%llu", (unsigned long long) n.field);             \
+                if (list_add(&list, key, v) < 0)                                        \
+                        return -ENOMEM;                                                 \
+        }
+        CHANGED_U(flow_table_size, "FlowTableSize", pending);
+        CHANGED_U(icmp_table_size, "IcmpTableSize", pending);
+        CHANGED_U(max_links, "MaxLinks", applied);
+#undef CHANGED_U
+#define CHANGED_SPAN(field, key)                                                        \
+        if (n.field != m->config.field) {                                               \
+                snprintf(v, sizeof v, "%gs", (double) n.field / USEC_PER_SEC);            \
+                if (list_add(&applied, key, v) < 0)                                     \
+                        return -ENOMEM;                                                 \
+        }
+        CHANGED_SPAN(poll_interval_usec, "PollIntervalSec");
+        CHANGED_SPAN(idle_timeout_usec, "IdleTimeoutSec");
+        CHANGED_SPAN(closed_timeout_usec, "ClosedTimeoutSec");
+        CHANGED_SPAN(sweep_period_usec, "SweepPeriodSec");
+#undef CHANGED_SPAN
+        if (n.parse_policy != m->config.parse_policy) {
+                if ((n.parse_policy ^ m->config.parse_policy) & PS_POLICY_PASS_TINY_FRAGMENTS &&
+                    list_add(&applied, "TinyFragments", n.parse_policy &
+                             PS_POLICY_PASS_TINY_FRAGMENTS ? "pass" : "drop") < 0)
+                        return -ENOMEM;
+                if ((n.parse_policy ^ m->config.parse_policy) & PS_POLICY_PASS_LONG_CHAINS &&
+                    list_add(&applied, "LongHeaderChains", n.parse_policy &
+                             PS_POLICY_PASS_LONG_CHAINS ? "pass" : "drop") < 0)
+                        return -ENOMEM;
+        }
+        old_s = ports_to_string(&m->config);
+        new_s = ports_to_string(&n);
+        if (!old_s || !new_s)
+                return -ENOMEM;
+        if (!streq(old_s, new_s) && list_add(&applied, "ManagementPorts", new_s) < 0)
+                return -ENOMEM;
+        free(old_s);
+        free(new_s);
+        old_s = addresses_to_string(&m->config);
+        new_s = addresses_to_string(&n);
+        if (!old_s || !new_s)
+                return -ENOMEM;
+        if (!streq(old_s, new_s) && list_add(&applied, "ManagementAddresses", new_s) < 0)
+                return -ENOMEM;
+
+        /* The table sizes stay those of the running links' maps; new links get the new ones. */
+        m->config = n;
+        if (m->poll_timer)
+                (void) sd_event_source_set_time_relative(m->poll_timer, m->config.poll_interval_usec);
+        r = manager_apply_policy(m);
+        if (r < 0)
+                return error_setf(ret_error, r, "cannot write the parse policy into the guarded "
+                                  "interfaces' maps: %s", strerror(-r));
+        if (applied || !pending)
+                log_struct_internal(LOG_INFO, 0, PS_MESSAGE_RELOADED, NULL,
+                                    "Reloaded the configuration from %s: %s%s", m->config_dir,
+                                    applied ? "applied " : "no changes",
+                                    applied ? applied : "");
+        if (pending)
+                log_struct_internal(LOG_NOTICE, 0, PS_MESSAGE_RELOADED, NULL,
+                                    "Reloaded the configuration: %s applies to interfaces "
+                                    "attached from now on; %s until detached and attached "
+                                    "again", pending,
+                                    m->n_links == 1 ? "the guarded interface keeps its tables"
+                                                    : "the guarded interfaces keep their tables");
+        manager_update_status(m, true);
+        *ret_applied = TAKE_PTR(applied);
+        *ret_pending = TAKE_PTR(pending);
+        return 0;
 }
 
 void manager_rollback_pending(Manager *m) {
@@ -128,10 +334,13 @@ static void manager_remove_link(Manager *m, Link *l) {
 static void manager_notify_link(Manager *m, Link *l, LinkEvent event) {
         if (m->bus && m->on_link)
                 m->on_link(m, l, event);
+        if (event != LINK_REMOVING)
+                manager_update_status(m, false);
 }
 
 static int manager_attach_full(Manager *m, const char *ifname, LinkMode mode, bool persist,
-                               Link **ret, sd_bus_error *error) {
+                               const char *who, const char *const *log_fields, Link **ret,
+                               sd_bus_error *error) {
         _cleanup_free_ char *msg = NULL;
         Link *l = NULL;
         State before = {};
@@ -180,18 +389,19 @@ static int manager_attach_full(Manager *m, const char *ifname, LinkMode mode, bo
                 link_free(l);
                 return sd_bus_error_set_errno(error, r);
         }
-        log_struct_internal(LOG_INFO, 0, PS_MESSAGE_ATTACHED, ifname,
-                            "Guarding %s (ifindex %d, %s mode, program id %u)", ifname,
-                            l->ifindex, link_mode_to_string(l->mode), l->prog_id);
+        log_struct_fields(LOG_INFO, 0, PS_MESSAGE_ATTACHED, ifname, log_fields,
+                          "Guarding %s (ifindex %d, %s mode, program id %u)%s%s", ifname,
+                          l->ifindex, link_mode_to_string(l->mode), l->prog_id,
+                          who ? ", asked by " : "", who ? who : "");
         manager_notify_link(m, l, LINK_ADDED);
         if (ret)
                 *ret = l;
         return 0;
 }
 
-int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
-                   sd_bus_error *error) {
-        return manager_attach_full(m, ifname, mode, true, ret, error);
+int manager_attach(Manager *m, const char *ifname, LinkMode mode, const char *who,
+                   const char *const *log_fields, Link **ret, sd_bus_error *error) {
+        return manager_attach_full(m, ifname, mode, true, who, log_fields, ret, error);
 }
 
 /* The interface went away under us: the kernel detached the program. Drop the pins and the
@@ -204,7 +414,8 @@ static void manager_link_gone(Manager *m, Link *l) {
         manager_notify_link(m, NULL, LINK_REMOVED);
 }
 
-int manager_detach(Manager *m, Link *l, sd_bus_error *error) {
+int manager_detach(Manager *m, Link *l, const char *who, const char *const *log_fields,
+                   sd_bus_error *error) {
         State before = {};
         int r;
 
@@ -226,8 +437,9 @@ int manager_detach(Manager *m, Link *l, sd_bus_error *error) {
         /* Told while the object still exists, so InterfacesRemoved can list its interfaces. */
         manager_notify_link(m, l, LINK_REMOVING);
         link_detach(l);
-        log_struct_internal(LOG_INFO, 0, PS_MESSAGE_DETACHED, l->name,
-                            "Stopped guarding %s; program detached and pins removed", l->name);
+        log_struct_fields(LOG_INFO, 0, PS_MESSAGE_DETACHED, l->name, log_fields,
+                          "Stopped guarding %s; program detached and pins removed%s%s", l->name,
+                          who ? "; asked by " : "", who ? who : "");
         manager_remove_link(m, l);
         link_free(l);
         manager_notify_link(m, NULL, LINK_REMOVED);
@@ -305,11 +517,51 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata) {
          * guard them as soon as they exist. One ioctl per missing link per tick. */
         if (m->n_links < m->state.n_links)
                 manager_reconcile(m);
+        manager_update_status(m, false);
 
         r = sd_event_source_set_time_relative(s, m->config.poll_interval_usec);
         if (r < 0)
                 return r;
         return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
+/* The interface a pin directory belongs to. The first layout named the directories after the
+ * interface as it is; names that differ in the escaped layout of today (a '%' or bytes outside
+ * ASCII: a '.' never got that far) are moved to their new name first. */
+static int manager_pin_dir_ifname(Manager *m, const char *dir_name, char **ret) {
+        _cleanup_free_ char *ifname = NULL, *pin_name = NULL, *from = NULL, *to = NULL;
+        int r;
+
+        r = pin_name_to_ifname(dir_name, &ifname);
+        if (r == 0) {
+                *ret = TAKE_PTR(ifname);
+                return 0;
+        }
+        if (r != -EINVAL)
+                return r;
+        if (!ifname_valid(dir_name)) {
+                log_warning("%s/%s is not a pin directory of this daemon (not an escaped "
+                            "interface name); leaving it alone", m->bpffs_root, dir_name);
+                return -EINVAL;
+        }
+        ifname = strdup(dir_name);
+        r = ifname ? ifname_to_pin_name(ifname, &pin_name) : -ENOMEM;
+        if (r < 0)
+                return r;
+        from = strjoin_path(m->bpffs_root, dir_name);
+        to = strjoin_path(m->bpffs_root, pin_name);
+        if (!from || !to)
+                return -ENOMEM;
+        if (rename(from, to) < 0) {
+                r = -errno;
+                log_warning_errno(r, "Cannot move the pins of %s from %s to %s: %m; leaving them "
+                                  "alone", ifname, from, to);
+                return r;
+        }
+        log_info("Moved the pins of %s from %s to %s (the escaped layout of this version)",
+                 ifname, from, to);
+        *ret = TAKE_PTR(ifname);
+        return 0;
 }
 
 static int manager_adopt_all(Manager *m) {
@@ -320,7 +572,7 @@ static int manager_adopt_all(Manager *m) {
         if (!d)
                 return errno == ENOENT ? 0 : -errno;
         while ((de = readdir(d))) {
-                _cleanup_free_ char *msg = NULL;
+                _cleanup_free_ char *msg = NULL, *ifname = NULL;
                 Link *l = NULL;
                 int r;
 
@@ -332,13 +584,17 @@ static int manager_adopt_all(Manager *m) {
                                     m->config.max_links, de->d_name);
                         continue;
                 }
-                r = link_adopt(&(LinkSetup) { m->bpffs_root, &m->config, m->filters }, de->d_name,
+                r = manager_pin_dir_ifname(m, de->d_name, &ifname);
+                /* A directory moved to its new name may be read a second time. */
+                if (r < 0 || manager_find_link(m, ifname))
+                        continue;
+                r = link_adopt(&(LinkSetup) { m->bpffs_root, &m->config, m->filters }, ifname,
                                &l, &msg);
                 if (r < 0) {
                         log_struct_internal(LOG_WARNING, r,
                                             r == -ESTALE || r == -ENOLINK ? PS_MESSAGE_LINK_GONE
                                                                           : PS_MESSAGE_ATTACH_FAILED,
-                                            de->d_name, "Not adopting %s: %s", de->d_name,
+                                            ifname, "Not adopting %s: %s", ifname,
                                             msg ? msg : strerror(-r));
                         continue;
                 }
@@ -383,7 +639,7 @@ static void manager_reconcile(Manager *m) {
                 if (!name)
                         break;
                 /* Already in the state: nothing to write. */
-                if (manager_attach_full(m, name, sl->mode, false, NULL, &error) < 0)
+                if (manager_attach_full(m, name, sl->mode, false, NULL, NULL, NULL, &error) < 0)
                         log_struct_internal(LOG_WARNING, 0, PS_MESSAGE_ATTACH_FAILED, name,
                                             "%s is in the link state but could not be guarded "
                                             "again: %s", name, error.message);

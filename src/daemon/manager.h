@@ -37,6 +37,7 @@ struct Manager {
         char *bpffs_root;
         char *state_dir;
         char *config_dir;
+        const char *ssh_config_dir; /* where sshd's Port lines are read (config_ssh_ports) */
 
         Link **links;
         size_t n_links;
@@ -54,6 +55,8 @@ struct Manager {
         void *on_drop_userdata;
         uint64_t started_usec; /* CLOCK_REALTIME */
         Health *health;        /* the machine's health: pressure, sampler, anomalies */
+        char *status_text;        /* the last STATUS= sent to the service manager */
+        uint64_t status_sent_usec; /* CLOCK_MONOTONIC */
 
         /* The bus side, which the domain does not know: set by the process (packetscoped.c)
          * to register every object once connected; it sets on_link to hear of links. */
@@ -70,14 +73,29 @@ Manager *manager_free(Manager *m);
 int manager_start(Manager *m);
 
 Link *manager_find_link(Manager *m, const char *name);
-int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
+/* who and log_fields (NULL-terminated, or NULL) say for the journal who asked for it. */
+int manager_attach(Manager *m, const char *ifname, LinkMode mode, const char *who,
+                   const char *const *log_fields, Link **ret, sd_bus_error *error);
+int manager_detach(Manager *m, Link *l, const char *who, const char *const *log_fields,
                    sd_bus_error *error);
-int manager_detach(Manager *m, Link *l, sd_bus_error *error);
 
 /* Sums every link's counters (as of the last poll) and rates. */
 void manager_totals(Manager *m, struct ps_stats *ret, double *ret_pps, double *ret_bps,
                     uint64_t *ret_flows, uint64_t *ret_icmp);
 
+
+/* Re-reads the configuration (as at start: the files, then sshd's ports) and applies what can
+ * change in a running daemon: everything but the table sizes, which each guarded interface
+ * keeps until it is attached anew. On a problem nothing changes and -EINVAL comes with every
+ * problem in *ret_error, one per line. On success *ret_applied and *ret_pending (NULL when
+ * empty) name the changed keys, "Key=value" separated by ", ", that took effect and that
+ * wait for the next attach. */
+int manager_reload(Manager *m, char **ret_applied, char **ret_pending, char **ret_error);
+
+/* Sends STATUS= (links, rules, drops per second) to the service manager when the links or
+ * rules changed, or at most every MANAGER_STATUS_INTERVAL_USEC when only the rate did. */
+#define MANAGER_STATUS_INTERVAL_USEC (5 * USEC_PER_SEC)
+void manager_update_status(Manager *m, bool force);
 
 /* Ends a pending confirm-or-rollback change as if its time had run out: on a clean exit an
  * unconfirmed change is undone. */

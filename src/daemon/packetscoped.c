@@ -10,6 +10,8 @@
 #include "manager.h"
 #include "util.h"
 
+#define SSH_CONFIG_DIR "/etc/ssh"
+
 static void help(void) {
         printf("packetscoped [OPTIONS...]\n\n"
                "The packetscope network guard daemon (org.packetscope.Guarder1 on the system bus).\n\n"
@@ -23,6 +25,8 @@ static void help(void) {
                "                            $CONFIGURATION_DIRECTORY or /etc/packetscope)\n"
                "     --log-target=TARGET    auto, journal or stderr\n"
                "     --log-level=LEVEL      debug, info, notice, warning, err, crit, alert, emerg\n"
+               "     --check-config         Check the configuration files and drop-ins, print\n"
+               "                            each problem as FILE:LINE: MESSAGE, and exit\n"
                "\nSee packetscoped(8).\n");
 }
 
@@ -35,8 +39,20 @@ static char *first_path(const char *env, const char *fallback) {
         return strdup(fallback);
 }
 
+/* systemctl reload packetscope (ExecReload= sends SIGHUP): as Manager.Reload(), which logs. */
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        _cleanup_free_ char *applied = NULL, *pending = NULL, *err = NULL;
+        Manager *m = userdata;
+
+        (void) sd_notify(false, "RELOADING=1");
+        (void) manager_reload(m, &applied, &pending, &err);
+        (void) sd_notify(false, "READY=1");
+        return 0;
+}
+
 static int run(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_BPFFS, ARG_STATE, ARG_CONFIG, ARG_LOG_TARGET, ARG_LOG_LEVEL };
+        enum { ARG_VERSION = 0x100, ARG_BPFFS, ARG_STATE, ARG_CONFIG, ARG_LOG_TARGET, ARG_LOG_LEVEL,
+               ARG_CHECK_CONFIG };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -45,11 +61,13 @@ static int run(int argc, char *argv[]) {
                 { "config-dir", required_argument, NULL, ARG_CONFIG },
                 { "log-target", required_argument, NULL, ARG_LOG_TARGET },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
                 {}
         };
         _cleanup_free_ char *bpffs = NULL, *state = NULL, *config = NULL, *err = NULL;
         LogTarget target = LOG_TARGET_AUTO;
         int level = LOG_INFO, c, r;
+        bool check_config = false;
         Manager *m = NULL;
         sigset_t mask;
 
@@ -80,6 +98,9 @@ static int run(int argc, char *argv[]) {
                                 return -EINVAL;
                         }
                         break;
+                case ARG_CHECK_CONFIG:
+                        check_config = true;
+                        break;
                 case ARG_LOG_LEVEL:
                         if (log_parse_level(optarg, &level) < 0) {
                                 fprintf(stderr, "Invalid --log-level='%s'; accepted: debug, info, "
@@ -94,6 +115,21 @@ static int run(int argc, char *argv[]) {
                 fprintf(stderr, "Unexpected argument '%s'; see --help\n", argv[optind]);
                 return -EINVAL;
         }
+        if (check_config) {
+                /* What the daemon would load, every problem at once; nothing else starts. */
+                _cleanup_free_ char *dir = config ? strdup(config)
+                                                  : first_path("CONFIGURATION_DIRECTORY",
+                                                               "/etc/packetscope");
+                Config cfg;
+
+                if (!dir)
+                        return -ENOMEM;
+                config_init(&cfg);
+                r = config_load(&cfg, dir, &err);
+                if (r < 0)
+                        fprintf(stderr, "%s\n", err ? err : strerror(-r));
+                return r < 0 ? -EINVAL : 0;
+        }
         log_setup(target, level);
 
         r = manager_new(&m);
@@ -104,6 +140,7 @@ static int run(int argc, char *argv[]) {
         m->state_dir = state ? TAKE_PTR(state) : first_path("STATE_DIRECTORY", "/var/lib/packetscope");
         m->config_dir = config ? TAKE_PTR(config)
                                : first_path("CONFIGURATION_DIRECTORY", "/etc/packetscope");
+        m->ssh_config_dir = SSH_CONFIG_DIR;
         if (!m->bpffs_root || !m->state_dir || !m->config_dir) {
                 manager_free(m);
                 return log_error_errno(-ENOMEM, "Out of memory");
@@ -117,10 +154,18 @@ static int run(int argc, char *argv[]) {
                 return r;
         }
 
+        /* Without ManagementPorts=, the SSH server's own ports (22 when it names none). */
+        r = config_ssh_ports(&m->config, SSH_CONFIG_DIR);
+        if (r > 0)
+                log_info("ManagementPorts= is not set: the lock-out guard protects the %d "
+                         "port%s of the SSH server's configuration in %s (first %u)", r,
+                         r == 1 ? "" : "s", SSH_CONFIG_DIR, m->config.management_ports[0]);
+
         /* Signals are handled in the loop, so block them first. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
         r = manager_start(m);
@@ -129,6 +174,8 @@ static int run(int argc, char *argv[]) {
         r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGHUP, on_sighup, m);
         if (r < 0) {
                 log_error_errno(r, "Failed to install signal handlers: %m");
                 goto finish;
@@ -137,11 +184,8 @@ static int run(int argc, char *argv[]) {
         log_struct_internal(LOG_INFO, 0, PS_MESSAGE_STARTED, NULL,
                             "packetscoped %s started: %zu link(s) guarded, bpffs root %s",
                             PACKETSCOPE_VERSION, m->n_links, m->bpffs_root);
-        if (m->filters->degraded)
-                (void) sd_notifyf(false, "READY=1\nSTATUS=Degraded (rules enforced that no file "
-                                  "lists; see Describe): guarding %zu link(s)", m->n_links);
-        else
-                (void) sd_notifyf(false, "READY=1\nSTATUS=Guarding %zu link(s)", m->n_links);
+        (void) sd_notify(false, "READY=1");
+        manager_update_status(m, true);
 
         r = sd_event_loop(m->event);
         manager_rollback_pending(m);

@@ -46,6 +46,7 @@
 #define PS_ERROR_NO_SUCH_JOB PS_BUS_NAME ".Error.NoSuchJob"
 #define PS_ERROR_AI_BUSY PS_BUS_NAME ".Error.AIBusy"
 #define PS_ERROR_AI_JOB_STATE PS_BUS_NAME ".Error.AIJobState"
+#define PS_ERROR_INVALID_CONFIG PS_BUS_NAME ".Error.InvalidConfiguration"
 
 /* polkit actions, one per mutating area (polkit/org.packetscope.guarder1.policy). */
 #define PS_POLKIT_MANAGE_LINKS "org.packetscope.guarder1.manage-links"

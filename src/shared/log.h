@@ -30,6 +30,7 @@
 #define PS_MESSAGE_AI_JOB "8a1f2d6c4b7e4e0f9a35c2d1e6b70a1a"
 #define PS_MESSAGE_ANOMALY_STARTED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a50"
 #define PS_MESSAGE_ANOMALY_ENDED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a51"
+#define PS_MESSAGE_RELOADED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a20"
 
 typedef enum LogTarget {
         LOG_TARGET_AUTO,

@@ -2,6 +2,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 
+#include "format.h"
 #include "proto.h"
 #include "rule.h"
 
@@ -863,4 +864,64 @@ int filter_append_bus_dict(sd_bus_message *m, const Filter *f, const char *path)
                 }
         }
         return sd_bus_message_close_container(m);
+}
+
+/* "1.2.3.0/24:22" or "*" (any address, any port); a port range as "lo-hi". */
+static void summary_endpoint(FILE *f, bool has, const Cidr *c, const PortRange *p, bool ports) {
+        char buf[ADDR_STRLEN];
+        bool any_port = !ports || (p->lo == 0 && p->hi == 65535);
+
+        if (has)
+                fprintf(f, "%s/%u", addr_to_string(c->family, c->addr, buf), c->prefixlen);
+        else
+                fputs("*", f);
+        if (any_port)
+                return;
+        if (p->lo == p->hi)
+                fprintf(f, ":%u", p->lo);
+        else
+                fprintf(f, ":%u-%u", p->lo, p->hi);
+}
+
+int filter_summary(const Filter *f, char **ret) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        char pbuf[4];
+        bool ports, icmp;
+        FILE *out;
+
+        assert(f);
+        assert(ret);
+        ports = f->protocol == IPPROTO_TCP || f->protocol == IPPROTO_UDP;
+        icmp = f->protocol == IPPROTO_ICMP || f->protocol == IPPROTO_ICMPV6;
+        out = open_memstream(&text, &size);
+        if (!out)
+                return -ENOMEM;
+        fprintf(out, "%s %s ", filter_verdict_to_string(f->action),
+                f->protocol == PROTO_ANY ? "ip" : protocol_to_string((uint8_t) f->protocol, pbuf));
+        summary_endpoint(out, f->has_src, &f->src, &f->src_port, ports);
+        fputs(" -> ", out);
+        summary_endpoint(out, f->has_dst, &f->dst, &f->dst_port, ports);
+        if (f->tcp_flags_mask) {
+                char fl[FORMAT_TCP_FLAGS_MAX], ms[FORMAT_TCP_FLAGS_MAX];
+
+                fprintf(out, " flags %s/%s", format_tcp_flags(fl, sizeof fl, f->tcp_flags),
+                        format_tcp_flags(ms, sizeof ms, f->tcp_flags_mask));
+        }
+        if (icmp && f->icmp_type != ICMP_ANY) {
+                const char *name = icmp_type_name(f->protocol == IPPROTO_ICMPV6, f->icmp_type);
+
+                fprintf(out, " type %u%s%s%s", f->icmp_type, name ? " (" : "", name ? name : "",
+                        name ? ")" : "");
+        }
+        if (icmp && f->icmp_code != ICMP_ANY)
+                fprintf(out, " code %u", f->icmp_code);
+        if (f->inner_protocol != PROTO_ANY)
+                fprintf(out, " inner %s", protocol_to_string((uint8_t) f->inner_protocol, pbuf));
+        if (f->comment && *f->comment)
+                fprintf(out, " \"%s\"", f->comment);
+        if (fclose(out) != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(text);
+        return 0;
 }

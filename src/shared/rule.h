@@ -122,6 +122,9 @@ const char *json_type_name(const json_t *v);
 int filter_append_bus_dict(sd_bus_message *m, const Filter *f, const char *path);
 
 const char *filter_verdict_to_string(FilterVerdict a);
+
+/* One line for people and the journal: "drop tcp * -> 192.0.2.1/32:22 flags S/SA \"ssh\"". */
+int filter_summary(const Filter *f, char **ret);
 const char *rule_type_to_string(RuleType t);
 /* "23", "8000-8999" or "any" into buf. */
 const char *port_range_to_string(PortRange r, char buf[static 16]);

@@ -390,3 +390,91 @@ int json_read_file(const char *path, size_t max_size, const char *too_large, jso
         *ret = root;
         return 0;
 }
+
+bool ifname_valid(const char *s) {
+        size_t l;
+
+        assert(s);
+        l = strlen(s);
+        if (l == 0 || l > IFNAME_MAX || streq(s, ".") || streq(s, ".."))
+                return false;
+        /* The kernel's dev_valid_name(): no '/', ':' or white space (its isspace() includes
+         * 0xa0). Control characters are refused here as well: a name is shown to people. */
+        for (; *s; s++) {
+                unsigned char c = (unsigned char) *s;
+
+                if (c == '/' || c == ':' || c <= ' ' || c == 0x7f || c == 0xa0)
+                        return false;
+        }
+        return true;
+}
+
+/* Kept as they are: what bpffs and a shell take without quoting, '.' and '%' aside. */
+static bool pin_char_plain(unsigned char c) {
+        return c > ' ' && c < 0x7f && c != '.' && c != '%' && c != '/';
+}
+
+int ifname_to_pin_name(const char *ifname, char **ret) {
+        static const char hex[] = "0123456789abcdef";
+        char *s, *p;
+
+        assert(ifname);
+        assert(ret);
+        if (!ifname_valid(ifname))
+                return -EINVAL;
+        s = p = malloc(strlen(ifname) * 3 + 1);
+        if (!s)
+                return -ENOMEM;
+        for (const unsigned char *c = (const unsigned char *) ifname; *c; c++) {
+                if (pin_char_plain(*c)) {
+                        *p++ = (char) *c;
+                        continue;
+                }
+                *p++ = '%';
+                *p++ = hex[*c >> 4];
+                *p++ = hex[*c & 15];
+        }
+        *p = '\0';
+        *ret = s;
+        return 0;
+}
+
+static int unhex(char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int pin_name_to_ifname(const char *pin, char **ret) {
+        _cleanup_free_ char *s = NULL, *again = NULL;
+        char *p;
+        int r;
+
+        assert(pin);
+        assert(ret);
+        s = p = malloc(strlen(pin) + 1);
+        if (!s)
+                return -ENOMEM;
+        for (const char *c = pin; *c; c++) {
+                int hi, lo;
+
+                if (*c != '%') {
+                        *p++ = *c;
+                        continue;
+                }
+                hi = unhex(c[1]);
+                lo = hi < 0 ? -1 : unhex(c[2]);
+                if (lo < 0)
+                        return -EINVAL;
+                *p++ = (char) (hi << 4 | lo);
+                c += 2;
+        }
+        *p = '\0';
+        /* Only the one spelling ifname_to_pin_name() makes: anything else is a name of the
+         * first layout, or no interface name at all. */
+        r = ifname_to_pin_name(s, &again);
+        if (r < 0)
+                return r;
+        if (!streq(again, pin))
+                return -EINVAL;
+        *ret = TAKE_PTR(s);
+        return 0;
+}

@@ -119,6 +119,21 @@ int file_set_aside(const char *path, const char *why, char **ret_error);
 int json_read_file(const char *path, size_t max_size, const char *too_large, json_t **ret,
                    char **ret_error);
 
+/* The longest interface name the kernel takes (IFNAMSIZ - 1). */
+#define IFNAME_MAX 15
+
+/* An interface name as the kernel accepts it: 1-15 bytes, not "." or "..", no '/', ':' or
+ * white space (and, here, no control characters). '.', '-', '_', '@' are all fine. */
+bool ifname_valid(const char *s);
+
+/* The name of a link's pin directory. bpffs refuses names with a '.' (every VLAN
+ * sub-interface has one), so '.', '%' and bytes outside printable ASCII are written %xx
+ * (lower-case hex); other names stay as they are, which is also how the first layout named
+ * them. -EINVAL for a name that is no interface name. */
+int ifname_to_pin_name(const char *ifname, char **ret);
+/* The reverse: -EINVAL unless pin is exactly what ifname_to_pin_name() makes of some name. */
+int pin_name_to_ifname(const char *pin, char **ret);
+
 char *strjoin_path(const char *a, const char *b);
 int mkdir_p(const char *path, unsigned mode);
 

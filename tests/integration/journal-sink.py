@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """A stand-in for journald's native socket: receives the datagrams sd_journal_send() writes
 and prints each entry as one JSON object per line, so that a test can check the structured
-fields (MESSAGE_ID=, INTERFACE=, FILTER_ID=, ...) a message carries.
+fields (MESSAGE_ID=, INTERFACE=, FILTER_ID=, ...) a message carries. It serves as a
+NOTIFY_SOCKET as well: sd_notify() sends the same KEY=VALUE lines (READY=1, STATUS=...).
 
 usage: journal-sink.py SOCKET-PATH OUTPUT-FILE SECONDS
 
@@ -24,7 +25,7 @@ def parse(data):
     while i < len(data):
         nl = data.find(b"\n", i)
         if nl < 0:
-            break
+            nl = len(data)  # sd_notify() ends its last line without one
         line = data[i:nl]
         if b"=" in line:
             k, v = line.split(b"=", 1)

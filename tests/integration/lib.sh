@@ -252,14 +252,21 @@ bus_start() {
 # ---------------------------------------------------------------------------------------------
 # The daemon
 
-declare -A DAEMON_PID DAEMON_BPFFS DAEMON_DIR
+# DAEMON_WRAP[NAME], when set, is a command (words without blanks of their own) that runs the
+# daemon by exec'ing its arguments, so that the PID stays the daemon's: nsenter into a network
+# namespace of the test, say, or unshare with a mount namespace of its own.
+declare -A DAEMON_PID DAEMON_BPFFS DAEMON_DIR DAEMON_WRAP
 
 # daemon_setup NAME: its directories, configuration and bpffs root (not started). The bpffs
 # root is removed at exit, which also detaches whatever a test left attached there.
 daemon_setup() {
         local name=$1 d=$T/daemon-$1
         mkdir -p "$d/state" "$d/config"
+        # No ManagementPorts: the tests drop TCP broadly, and the lock-out guard that would
+        # refuse it on port 22 is tested where it is configured (test-management-ports).
         cat >"$d/config/packetscope.conf" <<-EOF
+		[Filters]
+		ManagementPorts=
 		[Guard]
 		FlowTableSize=65536
 		IcmpTableSize=4096
@@ -279,7 +286,9 @@ daemon_start() {
         [ -n "${DAEMON_DIR[$name]:-}" ] || daemon_setup "$name"
         d=${DAEMON_DIR[$name]}
         echo "--- start $(date +%T.%N)" >>"$d/log"
-        "$PACKETSCOPED" --bpffs-root "${DAEMON_BPFFS[$name]}" --state-dir "$d/state" \
+        # shellcheck disable=SC2086 # the wrapper's words, split on purpose
+        ${DAEMON_WRAP[$name]:-} \
+                "$PACKETSCOPED" --bpffs-root "${DAEMON_BPFFS[$name]}" --state-dir "$d/state" \
                 --config-dir "$d/config" --log-target stderr --log-level debug "$@" \
                 >>"$d/log" 2>&1 &
         pid=$!
@@ -347,8 +356,7 @@ call_error() {
 }
 
 # stats_get [OBJECT INTERFACE]: GetStatistics() of the manager (or a link) as a plain JSON
-# object. Through rawbus.py: busctl --json cannot print the a{yt} per-type maps (JSON object
-# keys must be strings, and it fails the whole call).
+# object.
 # shellcheck disable=SC2120
 stats_get() {
         rawcall "${1:-$PS_PATH}" "${2:-$PS_MANAGER}" GetStatistics "" '[]' |

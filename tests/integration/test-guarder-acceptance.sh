@@ -203,8 +203,8 @@ expect_dropped "$D" 3 "07: dropped grew by 3"
 want="[$ID,\"$A_IF\",\"icmp\",\"$A_N4\",\"$A_H4\",0,0]"
 is "$(signals Dropped "$want")" 3 "07: 3 Dropped signals $want"
 is "$(signals Dropped "other:$want")" 0 "07: no other Dropped signal"
-n=$(grep -cF "Dropped icmp $A_N4:0 -> $A_H4:0 on $A_IF by filter $ID (sampled)" "$LOG")
-is "$n" 3 "07: the daemon logged 'Dropped icmp $A_N4:0 -> $A_H4:0 on $A_IF by filter $ID' 3 times"
+n=$(grep -cF "Dropped icmp $A_N4 -> $A_H4 type 8 (echo-request) code 0 on $A_IF by filter $ID (sampled)" "$LOG")
+is "$n" 3 "07: the daemon logged 'Dropped icmp $A_N4 -> $A_H4 type 8 (echo-request) code 0 on $A_IF by filter $ID' 3 times"
 is "$(connect_ns "$OPEN_PORT")" connected "07: TCP to $OPEN_PORT still connects"
 ACCEPTED_WANT[$OPEN_PORT]=$((ACCEPTED_WANT[$OPEN_PORT] + 1))
 is "$(udp_ns 5 "$UDP_PORT")" 5 "07: UDP still arrives (5 of 5)"

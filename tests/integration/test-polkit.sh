@@ -168,6 +168,21 @@ drv_effect_Manager.DetachLink() {
         ! is_guarded && [ ! -e "$BPFFS/$IF" ] && [ -z "$(sys_xdp_prog_id "$IF")" ]
 }
 
+# Reload: nothing in the files changes, so its one effect is the log line it writes.
+reloads() {
+        grep -c "Reloaded the configuration" "${DAEMON_DIR[main]}/log"
+}
+drv_pre_Manager.Reload() { RELOADS=$(reloads); }
+drv_args_Manager.Reload() {
+        printf '%s\n' --object-path "$PS_PATH" --method "$PS_MANAGER.Reload"
+}
+reloaded() {
+        [ "$(reloads)" -gt "$RELOADS" ]
+}
+drv_effect_Manager.Reload() {
+        wait_until 5 reloaded
+}
+
 # Filters: a rule that counts UDP to the discard port, harmless whoever adds it.
 PS_FILTERS_PATH=$PS_PATH/filters
 PS_FILTERS=org.packetscope.Guarder1.Filters
@@ -442,6 +457,7 @@ READS = {"Manager.GetStatistics", "Manager.Describe", "Link.GetStatistics", "Con
 ACTIONS = {
     "Manager.AttachLink": "manage-links",
     "Manager.DetachLink": "manage-links",
+    "Manager.Reload": "manage-links",
     "Filters.Add": "manage-filters",
     "Filters.AddBatch": "manage-filters",
     "Filters.Import": "manage-filters",

@@ -104,7 +104,8 @@ attached_logged() {
         want="Guarding $A_IF (ifindex $(cat "/sys/class/net/$A_IF/ifindex"), generic mode, program id $(link_prop ProgramId))"
         tail -n +$((MARK + 1)) "$JOURNAL" |
                 jq -e -s --arg id "$MSG_ATTACHED" --arg i "$A_IF" --arg m "$want" \
-                        'any(.[]; .MESSAGE_ID == $id and .INTERFACE == $i and .MESSAGE == $m)' \
+                        'any(.[]; .MESSAGE_ID == $id and .INTERFACE == $i and
+                             (.MESSAGE == $m or (.MESSAGE | startswith($m + ", asked by uid 0 "))))' \
                         >/dev/null
 }
 recent_log() {

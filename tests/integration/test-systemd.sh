@@ -298,6 +298,58 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+# Names with '-' and '.' through the template unit (it passes the instance on as it is, %i):
+# a veth pair inside the container named like a bridge and a VLAN sub-interface. STATUS= of
+# the daemon lists them; systemctl reload re-reads the configuration.
+
+DASH=br-lan
+DOT=br-lan.100
+sys_in_ct ip link add "$DASH" type veth peer name "$DOT" &&
+        sys_in_ct ip link set "$DASH" up && sys_in_ct ip link set "$DOT" up ||
+        bail "cannot create the veth pair $DASH/$DOT in the container"
+for n in "$DASH" "$DOT"; do
+        out=$(sys_in_ct timeout 60 systemctl start "packetscope@$n.service" 2>&1)
+        status=$?
+        [ $status -eq 0 ] && [ "$(unit_state "packetscope@$n.service")" = active ]
+        ok $? "systemctl start packetscope@$n: active" "$out" \
+                "$(sys_in_ct journalctl -u "packetscope@$n.service" --no-pager 2>&1 | tail -n 10)"
+done
+out=$(links 2>&1)
+grep -q "\"$PS_PATH/link/br_2dlan\"" <<<"$out" && grep -q "\"$PS_PATH/link/br_2dlan_2e100\"" <<<"$out" &&
+        sys_in_ct test -e /sys/fs/bpf/packetscope/br-lan/link &&
+        sys_in_ct test -e /sys/fs/bpf/packetscope/br-lan%2e100/link
+ok $? "both are guarded: Links lists them, pins in br-lan/ and br-lan%2e100/" "$out" \
+        "$(sys_in_ct ls /sys/fs/bpf/packetscope 2>&1)"
+status_text() {
+        sys_in_ct systemctl show -p StatusText --value packetscope.service
+}
+status_text_is() {
+        [ "$(status_text)" = "$1" ]
+}
+wait_until 10 status_text_is "Guarding 2 links ($DASH, $DOT), 0 rules, 0 drops/s"
+ok $? "systemctl show -p StatusText: Guarding 2 links ($DASH, $DOT), 0 rules, 0 drops/s" \
+        "$(status_text)"
+pid=$(main_pid)
+out=$(sys_in_ct timeout 30 systemctl reload packetscope.service 2>&1)
+status=$?
+reloaded() {
+        sys_in_ct journalctl -u packetscope.service --no-pager -o cat |
+                grep -q "^Reloaded the configuration from /etc/packetscope: no changes"
+}
+[ $status -eq 0 ] && wait_until 10 reloaded && [ "$(main_pid)" = "$pid" ] &&
+        [ "$(unit_state packetscope.service)" = active ]
+ok $? "systemctl reload packetscope: the same daemon logs that it reloaded" "$out" \
+        "$(sys_in_ct journalctl -u packetscope.service --no-pager 2>&1 | tail -n 5)"
+for n in "$DASH" "$DOT"; do
+        sys_in_ct timeout 30 systemctl stop "packetscope@$n.service"
+done
+out=$(links 2>&1)
+! grep -q br_2dlan <<<"$out" && ! sys_in_ct test -e /sys/fs/bpf/packetscope/br-lan &&
+        ! sys_in_ct test -e /sys/fs/bpf/packetscope/br-lan%2e100
+ok $? "systemctl stop of both detaches them and removes their pins" "$out"
+sys_in_ct ip link del "$DASH"
+
+# ---------------------------------------------------------------------------------------------
 # D-Bus activation
 
 sys_in_ct systemctl stop packetscope.service

@@ -10,7 +10,7 @@ Test(conf, defaults) {
         Config c;
 
         config_init(&c);
-        cr_assert_eq(c.flow_table_size, 1048576);
+        cr_assert_eq(c.flow_table_size, 131072);
         cr_assert_eq(c.icmp_table_size, 65536);
         cr_assert_eq(c.poll_interval_usec, USEC_PER_SEC);
 }
@@ -118,7 +118,7 @@ Test(conf, missing_dir_is_defaults) {
 
         config_init(&c);
         cr_assert_eq(config_load(&c, "/nonexistent/packetscope", &err), 0);
-        cr_assert_eq(c.flow_table_size, 1048576);
+        cr_assert_eq(c.flow_table_size, 131072);
 }
 
 Test(conf, management_addresses) {
@@ -184,4 +184,44 @@ Test(conf, health_errors) {
         expect_error("[Health]\nMinimumDurationSec=2h\n", "from 0 to 1h");
         expect_error("[Health]\nPressureTriggers=maybe\n", "yes or no");
         expect_error("[Health]\nLoadThreshold=3\n", "known keys: HealthIntervalSec");
+}
+
+Test(conf, ssh_ports_default_management_ports) {
+        char dir[] = "/tmp/ps-test-ssh-XXXXXX", p[256];
+        Config c;
+        char *err = NULL;
+
+        cr_assert_not_null(mkdtemp(dir));
+        /* No sshd configuration at all: 22 stays. */
+        config_init(&c);
+        cr_assert_eq(config_ssh_ports(&c, dir), 0);
+        cr_assert_eq(c.n_management_ports, 1);
+        cr_assert_eq(c.management_ports[0], 22);
+
+        snprintf(p, sizeof p, "%s/sshd_config", dir);
+        write_text(p, "Include /etc/ssh/sshd_config.d/*.conf\n#Port 22\nport 2222\n"
+                      "  Port=2200 # comment\nPortless yes\nPort 2222\nPort 0\n");
+        snprintf(p, sizeof p, "%s/sshd_config.d", dir);
+        cr_assert_eq(mkdir(p, 0755), 0);
+        snprintf(p, sizeof p, "%s/sshd_config.d/10-extra.conf", dir);
+        write_text(p, "Port 8022\n");
+        snprintf(p, sizeof p, "%s/sshd_config.d/README", dir);
+        write_text(p, "Port 9999\n");
+        config_init(&c);
+        cr_assert_eq(config_ssh_ports(&c, dir), 3);
+        cr_assert_eq(c.n_management_ports, 3);
+        cr_assert_eq(c.management_ports[0], 2222);
+        cr_assert_eq(c.management_ports[1], 2200);
+        cr_assert_eq(c.management_ports[2], 8022);
+
+        /* ManagementPorts= in a file wins, even empty. */
+        config_init(&c);
+        cr_assert_eq(config_parse(&c, "[Filters]\nManagementPorts=443\n", "m.conf", &err), 0);
+        cr_assert_eq(config_ssh_ports(&c, dir), 0);
+        cr_assert_eq(c.n_management_ports, 1);
+        cr_assert_eq(c.management_ports[0], 443);
+        config_init(&c);
+        cr_assert_eq(config_parse(&c, "[Filters]\nManagementPorts=\n", "m.conf", &err), 0);
+        cr_assert_eq(config_ssh_ports(&c, dir), 0);
+        cr_assert_eq(c.n_management_ports, 0);
 }

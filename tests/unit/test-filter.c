@@ -4,7 +4,9 @@
 #include <netinet/in.h>
 #include <stdio.h>
 
+#include "conf.h"
 #include "filter-compile.h"
+#include "filters.h"
 #include "rule.h"
 #include "util.h"
 #include "../bpf/filter-pkt.h"
@@ -512,4 +514,57 @@ Test(filter, log_field) {
         filter_done(&g);
         expect_bad("{\"log\": \"sometimes\"}", "field 'log' is a string; accepted: true or false");
         expect_bad("{\"log\": [true]}", "field 'log' is an array; accepted: true or false");
+}
+
+/* A fresh install: no ManagementAddresses=, ManagementPorts= the SSH port. */
+Test(filter, lockout_without_management_addresses) {
+        static const struct {
+                const char *json;
+                bool refused;
+        } cases[] = {
+                { "{\"rule_type\": \"tcp\", \"dst_port\": 22}", true },
+                { "{\"rule_type\": \"tcp\", \"dst_port\": \"20-30\"}", true },
+                { "{\"rule_type\": \"tcp\"}", true },
+                { "{\"rule_type\": \"basic\", \"src_ip\": \"192.0.2.0/24\"}", true },
+                { "{\"rule_type\": \"tcp\", \"src_ip\": \"2001:db8::/32\", \"dst_port\": 22}", true },
+                { "{\"rule_type\": \"tcp\", \"tcp_flags\": 2, \"tcp_flags_mask\": 2}", true },
+                { "{\"rule_type\": \"tcp\", \"dst_port\": 23}", false },
+                { "{\"rule_type\": \"tcp\", \"src_port\": 22}", false },
+                { "{\"rule_type\": \"udp\", \"dst_port\": 22}", false },
+                { "{\"rule_type\": \"icmp\"}", false },
+                { "{\"rule_type\": \"tcp\", \"dst_port\": 22, \"action\": \"pass\"}", false },
+                { "{\"rule_type\": \"tcp\", \"dst_port\": 22, \"enabled\": false}", false },
+                { "{\"rule_type\": \"tcp\", \"dst_port\": 22, \"force\": true}", false },
+        };
+        Config c;
+
+        config_init(&c);
+        cr_assert_eq(c.n_management, 0);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Filter f;
+                char *err = NULL;
+                int r;
+
+                expect_ok(cases[i].json, &f);
+                r = filter_check_lockout(&c, &f, &err);
+                cr_assert_eq(r, cases[i].refused ? -EPERM : 0, "%s: %d", cases[i].json, r);
+                if (cases[i].refused)
+                        cr_assert(strstr(err, "to the management port 22"), "%s: %s",
+                                  cases[i].json, err);
+                free(err);
+        }
+        /* With management addresses, only they are protected. */
+        cr_assert_eq(config_parse(&c, "[Filters]\nManagementAddresses=198.51.100.7\n", "m.conf",
+                                  NULL), 0);
+        {
+                Filter f;
+                char *err = NULL;
+
+                expect_ok("{\"rule_type\": \"tcp\", \"src_ip\": \"192.0.2.0/24\"}", &f);
+                cr_assert_eq(filter_check_lockout(&c, &f, &err), 0, "%s", err ? err : "");
+                expect_ok("{\"rule_type\": \"tcp\", \"dst_port\": 22}", &f);
+                cr_assert_eq(filter_check_lockout(&c, &f, &err), -EPERM);
+                cr_assert(strstr(err, "198.51.100.7"), "%s", err);
+                free(err);
+        }
 }

@@ -33,7 +33,8 @@ int bus_add_object_family(sd_bus *bus, const char *prefix, const char *interface
         return sd_bus_add_node_enumerator(bus, NULL, prefix, enumerate, userdata);
 }
 
-/* a{yt} of the nonzero per-type counters. */
+/* a{st} of the nonzero per-type counters, keyed by the type number in decimal: dictionaries
+ * on the bus have string keys, so that busctl --json and every JSON mapping can show them. */
 static int append_type_counts(sd_bus_message *m, const char *key, const __u64 *counts) {
         int r;
 
@@ -43,16 +44,19 @@ static int append_type_counts(sd_bus_message *m, const char *key, const __u64 *c
         r = sd_bus_message_append(m, "s", key);
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(m, 'v', "a{yt}");
+        r = sd_bus_message_open_container(m, 'v', "a{st}");
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(m, 'a', "{yt}");
+        r = sd_bus_message_open_container(m, 'a', "{st}");
         if (r < 0)
                 return r;
         for (unsigned t = 0; t < PS_ICMP_TYPES; t++) {
+                char key[4];
+
                 if (counts[t] == 0)
                         continue;
-                r = sd_bus_message_append(m, "{yt}", (uint8_t) t, (uint64_t) counts[t]);
+                (void) snprintf(key, sizeof key, "%u", t);
+                r = sd_bus_message_append(m, "{st}", key, (uint64_t) counts[t]);
                 if (r < 0)
                         return r;
         }
@@ -583,4 +587,45 @@ int filters_bus_check_lockout(Manager *m, const FilterList *list, const char *wh
                                          what, err ? err : "");
         }
         return 1;
+}
+
+void bus_caller_get(sd_bus_message *call, const char *extra, BusCaller *ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *unit = NULL;
+        uid_t uid = (uid_t) -1;
+        pid_t pid = 0;
+        size_t n = 0;
+
+        assert(call);
+        assert(ret);
+        *ret = (BusCaller) {};
+        if (extra) {
+                snprintf(ret->extra, sizeof ret->extra, "%s", extra);
+                ret->fields[n++] = ret->extra;
+        }
+        /* The bus daemon's own record of the sender (augmented from /proc where it lacks). */
+        if (sd_bus_query_sender_creds(call, SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID |
+                                      SD_BUS_CREDS_UNIT | SD_BUS_CREDS_AUGMENT, &creds) >= 0) {
+                (void) sd_bus_creds_get_euid(creds, &uid);
+                (void) sd_bus_creds_get_pid(creds, &pid);
+                (void) sd_bus_creds_get_unit(creds, &unit);
+        }
+        if (uid != (uid_t) -1) {
+                snprintf(ret->uid, sizeof ret->uid, "CALLER_UID=%u", (unsigned) uid);
+                ret->fields[n++] = ret->uid;
+        }
+        if (pid > 0) {
+                snprintf(ret->pid, sizeof ret->pid, "CALLER_PID=%d", (int) pid);
+                ret->fields[n++] = ret->pid;
+        }
+        if (unit) {
+                snprintf(ret->unit, sizeof ret->unit, "CALLER_UNIT=%s", unit);
+                ret->fields[n++] = ret->unit;
+        }
+        ret->fields[n] = NULL;
+        if (uid == (uid_t) -1)
+                snprintf(ret->who, sizeof ret->who, "an unknown caller");
+        else
+                snprintf(ret->who, sizeof ret->who, "uid %u (pid %d%s%s)", (unsigned) uid,
+                         (int) pid, unit ? ", unit " : "", unit ? unit : "");
 }

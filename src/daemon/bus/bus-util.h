@@ -62,6 +62,17 @@ int bus_read_dict(sd_bus_message *m, const BusDictSpec *spec, bus_dict_visit_t v
                   void *userdata, sd_bus_error *error);
 
 /* A method return with one container open (e.g. 'a', "{sv}"), and the closing and sending. */
+/* Who asked for a change, for the journal: CALLER_UID=, CALLER_PID= and, when the sender runs
+ * in a unit, CALLER_UNIT= of the method call's sender (polkit checked that sender), after an
+ * optional field of the caller's own (e.g. "FILTER_ID=3"). `fields` is NULL-terminated for
+ * log_struct_fields(); `who` reads "uid 1000 (pid 42, unit ssh.service)". */
+typedef struct BusCaller {
+        char extra[64], uid[32], pid[32], unit[300];
+        char who[400];
+        const char *fields[5];
+} BusCaller;
+void bus_caller_get(sd_bus_message *call, const char *extra, BusCaller *ret);
+
 int bus_reply_open(sd_bus_message *call, char type, const char *contents, sd_bus_message **ret);
 int bus_reply_close_send(sd_bus_message *reply);
 

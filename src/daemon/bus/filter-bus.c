@@ -53,7 +53,7 @@ static int filter_property_get(sd_bus *bus, const char *path, const char *interf
 static int change_one(Manager *m, sd_bus_message *msg, Filter *target, json_t *update,
                       sd_bus_error *error) {
         _cleanup_filter_list_ FilterList list = {};
-        _cleanup_free_ char *err = NULL;
+        _cleanup_free_ char *err = NULL, *summary = NULL;
         uint32_t id = target->id;
         Filter *changed = NULL;
         int r;
@@ -61,6 +61,10 @@ static int change_one(Manager *m, sd_bus_message *msg, Filter *target, json_t *u
         r = filter_store_prepare_change(m->filters, id, update, &list, &changed, &err);
         if (r < 0)
                 return filters_bus_error(error, r, err);
+        /* What the rule matches: as changed, or as it was when it goes. */
+        r = filter_summary(changed ? changed : target, &summary);
+        if (r < 0)
+                return r;
         r = filters_bus_refuse_if_pending(m, error);
         if (r >= 0)
                 r = polkit_verify(msg, PS_POLKIT_MANAGE_FILTERS, &m->polkit, error);
@@ -85,8 +89,16 @@ static int change_one(Manager *m, sd_bus_message *msg, Filter *target, json_t *u
                                                   "FilterChanged", "uo", id, path);
                 }
         }
-        log_filter(LOG_INFO, PS_MESSAGE_FILTERS_CHANGED, id, "Filter %u %s", id,
-                   update ? "changed" : "deleted");
+        {
+                char extra[32];
+                BusCaller caller;
+
+                snprintf(extra, sizeof extra, "FILTER_ID=%u", id);
+                bus_caller_get(msg, extra, &caller);
+                log_struct_fields(LOG_INFO, 0, PS_MESSAGE_FILTERS_CHANGED, NULL, caller.fields,
+                                  "Filter %u %s by %s: %s", id, update ? "changed" : "deleted",
+                                  caller.who, summary ? summary : "");
+        }
         return sd_bus_reply_method_return(msg, NULL);
 }
 

@@ -34,7 +34,7 @@ static int authorize_change(Manager *m, sd_bus_message *msg, const FilterList *a
 
 static int method_add(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_filter_list_ FilterList add = {};
-        _cleanup_free_ char *err = NULL, *path = NULL;
+        _cleanup_free_ char *err = NULL, *path = NULL, *summary = NULL;
         Manager *m = userdata;
         Filter *f = NULL;
         FilterVerdict verdict;
@@ -53,11 +53,22 @@ static int method_add(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         r = authorize_change(m, msg, &add, NULL, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        r = filter_summary(f, &summary); /* f is the store's after the commit */
+        if (r < 0)
+                return r;
         r = filter_store_commit(m->filters, &add, false, true, &id, &err);
         if (r < 0)
                 return filters_bus_error(error, r, err);
-        log_filter(LOG_INFO, PS_MESSAGE_FILTERS_CHANGED, id, "Filter %u added (%s)", id,
-                   filter_verdict_to_string(verdict));
+        {
+                char extra[32];
+                BusCaller caller;
+
+                snprintf(extra, sizeof extra, "FILTER_ID=%u", id);
+                bus_caller_get(msg, extra, &caller);
+                log_struct_fields(LOG_INFO, 0, PS_MESSAGE_FILTERS_CHANGED, NULL, caller.fields,
+                                  "Filter %u added (%s) by %s: %s", id,
+                                  filter_verdict_to_string(verdict), caller.who, summary);
+        }
         path = filter_bus_path(id);
         if (!path)
                 return -ENOMEM;
@@ -140,12 +151,19 @@ static int commit_and_reply_ids(Manager *m, sd_bus_message *msg, FilterList *add
         r = filter_store_commit(m->filters, add, replace, true, ids, &err);
         if (r < 0)
                 return filters_bus_error(error, r, err);
-        if (what)
-                log_struct_internal(LOG_INFO, 0, PS_MESSAGE_FILTERS_CHANGED, NULL,
-                                    "Imported %zu filters (%s)", n, what);
-        else
-                log_struct_internal(LOG_INFO, 0, PS_MESSAGE_FILTERS_CHANGED, NULL,
-                                    "%zu filters added in one batch", n);
+        {
+                BusCaller caller;
+
+                bus_caller_get(msg, NULL, &caller);
+                if (what)
+                        log_struct_fields(LOG_INFO, 0, PS_MESSAGE_FILTERS_CHANGED, NULL,
+                                          caller.fields, "Imported %zu filter%s (%s) by %s", n,
+                                          n == 1 ? "" : "s", what, caller.who);
+                else
+                        log_struct_fields(LOG_INFO, 0, PS_MESSAGE_FILTERS_CHANGED, NULL,
+                                          caller.fields, "%zu filter%s added in one batch by %s",
+                                          n, n == 1 ? "" : "s", caller.who);
+        }
         return reply_ids(msg, ids, n);
 }
 

@@ -33,21 +33,10 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "s", PACKETSCOPE_VERSION);
 }
 
-/* An interface name as the kernel accepts it: 1-15 bytes, no '/', no blanks, not "." or "..". */
-static bool ifname_valid(const char *s) {
-        size_t l = strlen(s);
-
-        if (l == 0 || l >= 16 || streq(s, ".") || streq(s, ".."))
-                return false;
-        for (const char *p = s; *p; p++)
-                if (*p == '/' || *p == ':' || (unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f)
-                        return false;
-        return true;
-}
-
 static int method_attach_link(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *ifname, *mode_s;
+        BusCaller caller;
         LinkMode mode;
         Link *l;
         int r;
@@ -58,7 +47,8 @@ static int method_attach_link(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (!ifname_valid(ifname))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "invalid interface name '%.32s'; accepted: 1-15 "
-                                         "printable characters without '/', ':' or blanks", ifname);
+                                         "bytes, not '.' or '..', without '/', ':', blanks "
+                                         "or control characters", ifname);
         if (link_mode_from_string(mode_s, &mode) < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "invalid mode '%.32s'; accepted: auto, native, generic "
@@ -66,7 +56,8 @@ static int method_attach_link(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = polkit_verify(msg, PS_POLKIT_MANAGE_LINKS, &m->polkit, error);
         if (r <= 0)
                 return r < 0 ? r : 1; /* denied, or asked polkit: the call comes back */
-        r = manager_attach(m, ifname, mode, &l, error);
+        bus_caller_get(msg, NULL, &caller);
+        r = manager_attach(m, ifname, mode, caller.who, caller.fields, &l, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(msg, "o", l->object_path);
@@ -75,6 +66,7 @@ static int method_attach_link(sd_bus_message *msg, void *userdata, sd_bus_error 
 static int method_detach_link(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *ifname;
+        BusCaller caller;
         Link *l;
         int r;
 
@@ -93,7 +85,8 @@ static int method_detach_link(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (!l)
                 return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_LINK, "'%.32s' is not guarded",
                                          ifname);
-        r = manager_detach(m, l, error);
+        bus_caller_get(msg, NULL, &caller);
+        r = manager_detach(m, l, caller.who, caller.fields, error);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(msg, NULL);
@@ -134,14 +127,60 @@ static int method_describe(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return sd_bus_reply_method_return(msg, "s", json);
 }
 
+/* "a=1, b=2" as an array of "a=1", "b=2" (no value holds ", "). */
+static int append_list(sd_bus_message *reply, const char *list) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        for (const char *p = list; p && *p;) {
+                const char *end = strstr(p, ", ");
+                _cleanup_free_ char *item = strndup(p, end ? (size_t) (end - p) : strlen(p));
+
+                if (!item)
+                        return -ENOMEM;
+                r = sd_bus_message_append(reply, "s", item);
+                if (r < 0)
+                        return r;
+                p = end ? end + 2 : NULL;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *applied = NULL, *pending = NULL, *err = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        int r;
+
+        r = polkit_verify(msg, PS_POLKIT_MANAGE_LINKS, &m->polkit, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = manager_reload(m, &applied, &pending, &err);
+        if (r == -EINVAL)
+                return sd_bus_error_setf(error, PS_ERROR_INVALID_CONFIG,
+                                         "the configuration has problems and was not applied; "
+                                         "the running one stays:\n%s", err ? err : "");
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "%s", err ? err : strerror(-r));
+        (void) sd_bus_emit_properties_changed(m->bus, PS_OBJECT_ROOT, PS_IFACE_MANAGER,
+                                              "FlowTableSize", "PollIntervalUSec", NULL);
+        if ((r = sd_bus_message_new_method_return(msg, &reply)) < 0 ||
+            (r = append_list(reply, applied)) < 0 ||
+            (r = append_list(reply, pending)) < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Links", "ao", property_get_links, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FlowTableSize", "u", NULL, offsetof(Manager, config.flow_table_size),
-                        SD_BUS_VTABLE_PROPERTY_CONST),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PollIntervalUSec", "t", NULL, offsetof(Manager, config.poll_interval_usec),
-                        SD_BUS_VTABLE_PROPERTY_CONST),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("AttachLink", SD_BUS_ARGS("s", ifname, "s", mode),
                                 SD_BUS_RESULT("o", link), method_attach_link,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
@@ -151,6 +190,9 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_get_statistics, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Describe", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json),
                                 method_describe, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("as", applied, "as", pending), method_reload,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

@@ -50,10 +50,17 @@ static int transaction_end(sd_bus_message *msg, Manager *m, bool confirm, sd_bus
                 return sd_bus_error_setf(error, PS_ERROR_NO_SUCH_TRANSACTION,
                                          "transaction %s has already ended",
                                          sd_bus_message_get_path(msg));
-        r = filter_transaction_finish(m->filters, confirm,
-                                      confirm ? "confirmed" : "was rolled back on request", &err);
-        if (r < 0)
-                return filters_bus_error(error, r, err);
+        {
+                char why[sizeof(((BusCaller *) NULL)->who) + 64];
+                BusCaller caller;
+
+                bus_caller_get(msg, NULL, &caller);
+                snprintf(why, sizeof why, "%s by %s",
+                         confirm ? "confirmed" : "was rolled back on request", caller.who);
+                r = filter_transaction_finish(m->filters, confirm, why, &err);
+                if (r < 0)
+                        return filters_bus_error(error, r, err);
+        }
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -110,9 +117,15 @@ int transaction_bus_begin(Manager *m, sd_bus_message *msg, FilterList *add, bool
         if (r < 0)
                 return filters_bus_error(error, r, err);
         m->transaction_counter++;
-        log_struct_internal(LOG_NOTICE, 0, PS_MESSAGE_FILTERS_CHANGED, NULL,
-                            "Applied %zu rules (%s) as transaction %s: rolls back in %u s unless "
-                            "confirmed", n_add, replace ? "replace" : "merge", path, seconds);
+        {
+                BusCaller caller;
+
+                bus_caller_get(msg, NULL, &caller);
+                log_struct_fields(LOG_NOTICE, 0, PS_MESSAGE_FILTERS_CHANGED, NULL, caller.fields,
+                                  "Applied %zu rule%s (%s) as transaction %s by %s: rolls back "
+                                  "in %u s unless confirmed", n_add, n_add == 1 ? "" : "s",
+                                  replace ? "replace" : "merge", path, caller.who, seconds);
+        }
         (void) sd_bus_emit_object_added(m->bus, path);
         return sd_bus_reply_method_return(msg, "o", path);
 }
