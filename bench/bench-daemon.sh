@@ -114,7 +114,7 @@ rss_after_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$daemon_pid/status")
 printf 'flows in table            %s (Count property: %s)\n' "$flows" "$count"
 printf 'idle CPU over %ss         %s%% of one core   (goal < 1%%)\n' "$idle" "$cpu_pct"
 printf 'RSS idle / peak           %s KiB / %s KiB   (goal < 50 MB)\n' "$rss_kb" "$hwm_kb"
-printf 'RSS after %s queries      %s KiB\n' "$queries" "$rss_after_kb"
+printf 'RSS after the queries     %s KiB\n' "$rss_after_kb"
 printf 'top-20, whole table (--fresh, %s runs)   median %s ms, max %s ms\n' \
         "$queries" "$(ms "$whole_median_us")" "$(ms "$whole_max_us")"
 if [ -n "$ranked_age" ]; then
