@@ -205,29 +205,32 @@ Test(filter, update_merges_and_keeps_id) {
 
 /* Every field a rule has, in the form an export writes it: what goes in must come out. */
 static const char *const every_field[] = {
-        "{\"id\": 12, \"rule_type\": \"icmp\", \"protocol\": \"icmp\", \"src_ip\": \"198.51.1"
-        "00.0/24\", \"dst_ip\": \"192.0.2.7\", \"icmp_type\": 3, \"icmp_code\": 3, \"inner_sr"
-        "c_ip\": \"192.0.2.7\", \"inner_dst_ip\": \"198.51.100.0/25\", \"inner_protocol\": \""
-        "udp\", \"inner_src_port\": \"1024-2047\", \"inner_dst_port\": 53, \"action\": \"coun"
-        "t\", \"enabled\": false, \"log\": false, \"comment\": \"dns errors \\u00e9\", \"prio"
-        "rity\": -7, \"timeout_sec\": 30, \"expires_usec\": 1700000030000000, \"created_usec"
-        "\": 1700000000000000, \"hits\": 0, \"bytes\": 0, \"last_hit_usec\": 0}",
-        "{\"id\": 4000000000, \"rule_type\": \"tcp\", \"protocol\": \"tcp\", \"src_ip\": \"20"
-        "01:db8:1::/48\", \"dst_ip\": \"2001:db8::1\", \"src_port\": \"1024-65535\", \"dst_po"
-        "rt\": 22, \"tcp_flags\": 2, \"tcp_flags_mask\": 18, \"action\": \"pass\", \"enabled"
-        "\": true, \"log\": true, \"comment\": \"\", \"priority\": 1000000, \"timeout_sec\": "
-        "0, \"expires_usec\": 0, \"created_usec\": 1, \"hits\": 0, \"bytes\": 0, \"last_hit_u"
-        "sec\": 0}",
-        "{\"id\": 0, \"rule_type\": \"basic\", \"protocol\": \"gre\", \"dst_ip\": \"10.0.0.0/"
-        "8\", \"action\": \"drop\", \"enabled\": true, \"log\": true, \"comment\": \"x\", \"p"
-        "riority\": -1000000, \"timeout_sec\": 31622400, \"expires_usec\": 1731622400000000, "
+        "{\"id\": 12, \"rule_type\": \"icmp\", \"protocol\": \"icmp\", "
+        "\"src_ip\": \"198.51.100.0/24\", \"dst_ip\": \"192.0.2.7\", \"icmp_type\": 3, "
+        "\"icmp_code\": 3, \"inner_src_ip\": \"192.0.2.7\", "
+        "\"inner_dst_ip\": \"198.51.100.0/25\", \"inner_protocol\": \"udp\", "
+        "\"inner_src_port\": \"1024-2047\", \"inner_dst_port\": 53, \"action\": \"count\", "
+        "\"enabled\": false, \"log\": false, \"comment\": \"dns errors \\u00e9\", "
+        "\"priority\": -7, \"timeout_sec\": 30, \"expires_usec\": 1700000030000000, "
         "\"created_usec\": 1700000000000000, \"hits\": 0, \"bytes\": 0, \"last_hit_usec\": 0}",
-        "{\"id\": 5, \"rule_type\": \"icmp\", \"protocol\": \"icmpv6\", \"icmp_type\": 1, \"i"
-        "cmp_code\": 4, \"inner_src_ip\": \"2001:db8::/64\", \"inner_dst_ip\": \"2001:db8:9::"
-        "9\", \"inner_protocol\": \"tcp\", \"inner_src_port\": 33000, \"inner_dst_port\": \"8"
-        "000-8999\", \"action\": \"drop\", \"enabled\": true, \"log\": false, \"comment\": \""
-        "\", \"priority\": 0, \"timeout_sec\": 0, \"expires_usec\": 0, \"created_usec\": 9, "
-        "\"hits\": 0, \"bytes\": 0, \"last_hit_usec\": 0}",
+        "{\"id\": 4000000000, \"rule_type\": \"tcp\", \"protocol\": \"tcp\", "
+        "\"src_ip\": \"2001:db8:1::/48\", \"dst_ip\": \"2001:db8::1\", "
+        "\"src_port\": \"1024-65535\", \"dst_port\": 22, \"tcp_flags\": 2, "
+        "\"tcp_flags_mask\": 18, \"action\": \"pass\", \"enabled\": true, \"log\": true, "
+        "\"comment\": \"\", \"priority\": 1000000, \"timeout_sec\": 0, \"expires_usec\": 0, "
+        "\"created_usec\": 1, \"hits\": 0, \"bytes\": 0, \"last_hit_usec\": 0}",
+        "{\"id\": 0, \"rule_type\": \"basic\", \"protocol\": \"gre\", "
+        "\"dst_ip\": \"10.0.0.0/8\", \"action\": \"drop\", \"enabled\": true, \"log\": true, "
+        "\"comment\": \"x\", \"priority\": -1000000, \"timeout_sec\": 31622400, "
+        "\"expires_usec\": 1731622400000000, \"created_usec\": 1700000000000000, \"hits\": 0, "
+        "\"bytes\": 0, \"last_hit_usec\": 0}",
+        "{\"id\": 5, \"rule_type\": \"icmp\", \"protocol\": \"icmpv6\", \"icmp_type\": 1, "
+        "\"icmp_code\": 4, \"inner_src_ip\": \"2001:db8::/64\", "
+        "\"inner_dst_ip\": \"2001:db8:9::9\", \"inner_protocol\": \"tcp\", "
+        "\"inner_src_port\": 33000, \"inner_dst_port\": \"8000-8999\", \"action\": \"drop\", "
+        "\"enabled\": true, \"log\": false, \"comment\": \"\", \"priority\": 0, "
+        "\"timeout_sec\": 0, \"expires_usec\": 0, \"created_usec\": 9, \"hits\": 0, "
+        "\"bytes\": 0, \"last_hit_usec\": 0}",
 };
 
 /* Compares a rule's JSON with the document it came from: every key of `want` is in `got`
