@@ -218,7 +218,7 @@ static int read_rules_file(const char *name, json_t **ret_doc, json_t **ret_list
 
 static int apply_result_json(const char *path, uint64_t deadline, int result) {
         _cleanup_json_ json_t *o = json_pack("{s:s,s:I,s:o}", "transaction", path,
-                                             "deadline", (json_int_t) deadline,
+                                             "deadline_usec", (json_int_t) deadline,
                                              "confirmed", result == 1 ? json_null()
                                                                       : json_boolean(result == 0));
 

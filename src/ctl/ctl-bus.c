@@ -393,7 +393,8 @@ static int json_set_entry(sd_bus_message *m, char key_type, const BusBasic *key,
         r = json_from_bus(m, &value);
         if (r < 0)
                 return r;
-        return json_object_set_new(obj, k, value) < 0 ? -ENOMEM : 0; /* steals value, even on failure */
+        /* steals value, even on failure */
+        return json_object_set_new(obj, json_key_with_unit(k), value) < 0 ? -ENOMEM : 0;
 }
 
 /* Dictionaries become objects (keys as text): so a newer daemon's extra keys of any type come

@@ -445,6 +445,17 @@ static int render_filter(FILE *f, const FilterRow *row, uint64_t now) {
         return table_print(t, f, false);
 }
 
+/* A row of ListRange in the one shape of a rule, the shape of an export (and the path). */
+static int rule_json(const json_t *row, json_t **ret) {
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        r = filter_json_from_bus(row, ret, &err);
+        if (r == -EINVAL)
+                fprintf(stderr, "packetscopectl: cannot read a rule of the daemon: %s\n", err);
+        return r;
+}
+
 static int filter_list_json(const BusReplies *p) {
         _cleanup_json_ json_t *all = json_array();
         int r;
@@ -457,8 +468,15 @@ static int filter_list_json(const BusReplies *p) {
                 r = json_from_reply(p->replies[i], "ListRange", &page);
                 if (r < 0)
                         return r;
-                if (json_array_extend(all, page) < 0)
-                        return -ENOMEM;
+                for (size_t k = 0; k < json_array_size(page); k++) {
+                        json_t *rule = NULL;
+
+                        r = rule_json(json_array_get(page, k), &rule);
+                        if (r < 0)
+                                return r;
+                        if (json_array_append_new(all, rule) < 0)
+                                return -ENOMEM;
+                }
         }
         return print_json(all);
 }
@@ -534,8 +552,12 @@ int verb_filter_show(sd_bus *bus, char **args, int n_args) {
                                 continue;
                         if (arg.json == JSON_OFF)
                                 return render_filter(stdout, &rows[k], now_usec(CLOCK_REALTIME));
+                        _cleanup_json_ json_t *rule = NULL;
+
                         r = filter_row_json(p.replies[i], k, &j);
-                        return r < 0 ? r : print_json(j);
+                        if (r >= 0)
+                                r = rule_json(j, &rule);
+                        return r < 0 ? r : print_json(rule);
                 }
         }
         return no_such_filter(arg.filter_id);
@@ -658,7 +680,7 @@ static int export_rules(sd_bus *bus, json_t **ret) {
  * defaults are spelled out the same way. */
 static char *rule_identity(const json_t *rule) {
         static const char *const volatile_keys[] = {
-                "id", "path", "created", "expires", "hits", "bytes", "last_hit",
+                "id", "path", "created_usec", "expires_usec", "hits", "bytes", "last_hit_usec",
         };
         _cleanup_json_ json_t *copy = json_copy((json_t *) rule);
 

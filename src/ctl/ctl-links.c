@@ -179,7 +179,7 @@ static int link_json(sd_bus_message *reply, const char *path, json_t **ret) {
                 return r;
         json_object_foreach(props, key, value) {
                 _cleanup_free_ char *k = snake_case(key);
-                const char *name = k;
+                const char *name = k ? json_key_with_unit(k) : NULL;
 
                 /* One key for a thing in all the JSON: rates as in the statistics. */
                 if (k && streq(k, "packets_per_second"))

@@ -402,7 +402,7 @@ static int monitor_frame_json(Monitor *m, sd_bus_message *flows) {
         r = json_from_reply(flows, "List", &rows);
         if (r < 0)
                 return r;
-        frame = json_pack("{s:I,s:O,s:O}", "time", (json_int_t) now_usec(CLOCK_REALTIME),
+        frame = json_pack("{s:I,s:O,s:O}", "time_usec", (json_int_t) now_usec(CLOCK_REALTIME),
                           "statistics", stats, "flows", rows);
         if (!frame)
                 return -ENOMEM;

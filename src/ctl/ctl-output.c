@@ -31,6 +31,22 @@ bool json_output(void) {
         return arg.json != JSON_OFF;
 }
 
+const char *json_key_with_unit(const char *key) {
+        /* The bus keeps its keys (the applet and other clients read them); the client's JSON
+         * names the unit of every time, as the rule's created_usec and timeout_sec do. */
+        static const char *const renames[][2] = {
+                { "first_seen", "first_seen_usec" },
+                { "last_seen", "last_seen_usec" },
+                { "attached_since", "attached_since_usec" },
+        };
+
+        assert(key);
+        for (size_t i = 0; i < ELEMENTSOF(renames); i++)
+                if (streq(key, renames[i][0]))
+                        return renames[i][1];
+        return key;
+}
+
 Table *fields_new(void) {
         Table *t = table_new("FIELD", "VALUE", NULL);
 

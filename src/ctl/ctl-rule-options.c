@@ -257,14 +257,10 @@ int rule_option_parse(size_t i, const char *value) {
 /* What an export adds to a rule and only Import understands: the id and what the daemon keeps
  * or counts. Apply takes rules to add, so these are left out of a file given to it. */
 static bool rule_key_read_only(const char *key) {
-        static const char *const keys[] = {
-                "id", "path", "created", "expires", "hits", "bytes", "last_hit",
-        };
+        const RuleField *d = rule_field_by_key(key);
 
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
-                if (streq(key, keys[i]))
-                        return true;
-        return false;
+        /* Under either name (created or created_usec). */
+        return streq(key, "path") || (d && !(d->flags & RULE_FIELD_INPUT));
 }
 
 /* A rule goes to the bus as a flat a{sv}: every value must be a string, a number, a boolean or

@@ -200,6 +200,8 @@ int call_get_all(sd_bus *bus, const char *path, const char *interface, bool miss
 int print_json(const json_t *j);
 /* Whether a verb that prints JSON only on request was asked for it (--json or --json-output). */
 bool json_output(void);
+/* The JSON key of a bus dictionary key: times gain their unit (first_seen_usec). */
+const char *json_key_with_unit(const char *key);
 /* "Label: value" lines with the labels right-aligned, as hostnamectl prints them. */
 Table *fields_new(void);
 int field_add(Table *t, const char *label, const char *format, ...)

@@ -549,9 +549,9 @@ static void drop_defaults(json_t *o) {
                 { "src_port", NULL, 0 }, { "dst_port", NULL, 0 }, { "inner_src_port", NULL, 0 },
                 { "inner_dst_port", NULL, 0 }, { "tcp_flags", NULL, 0 },
                 { "tcp_flags_mask", NULL, 0 }, { "icmp_type", NULL, 255 },
-                { "icmp_code", NULL, 255 }, { "priority", NULL, 0 }, { "timeout", NULL, 0 },
-                { "expires", NULL, 0 }, { "hits", NULL, 0 }, { "bytes", NULL, 0 },
-                { "last_hit", NULL, 0 },
+                { "icmp_code", NULL, 255 }, { "priority", NULL, 0 }, { "timeout_sec", NULL, 0 },
+                { "expires_usec", NULL, 0 }, { "hits", NULL, 0 }, { "bytes", NULL, 0 },
+                { "last_hit_usec", NULL, 0 },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(defaults); i++) {
@@ -628,7 +628,7 @@ static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t ne
                 json_object_set_new(o, "slot", json_integer(rules[i]->slot));
                 json_object_del(o, "hits");
                 json_object_del(o, "bytes");
-                json_object_del(o, "last_hit");
+                json_object_del(o, "last_hit_usec");
                 json_array_append_new(list, o);
         }
         root = json_pack("{s:i, s:I, s:o}", "version", 1, "next_id", (json_int_t) next_id,

@@ -269,13 +269,12 @@ static void init_ports(const RuleField *d, Filter *f) {
         *FIELD(f, d, PortRange) = (PortRange) { 0, 65535 };
 }
 
-/* In JSON a port is a number (0 for any) and only a range is a string. */
+/* In JSON a port is a number, as the Guarder wrote it, and only a range is a string "LO-HI",
+ * as the option and the property spell it (any is left out, see rule_field_is_wildcard()). */
 static json_t *ports_json(const RuleField *d, const Filter *f) {
         PortRange r = *CFIELD(f, d, PortRange);
         char buf[16];
 
-        if (port_range_is_any(r))
-                return json_integer(0);
         if (r.lo == r.hi)
                 return json_integer(r.lo);
         return json_string(port_range_to_string(r, buf));
@@ -491,17 +490,18 @@ const RuleField rule_fields[] = {
           .min = FILTER_PRIORITY_MIN, .max = FILTER_PRIORITY_MAX, .parse = parse_i32,
           .format = format_i32 },
         { "timeout", "Timeout", "timeout", 't', IN | OUT | CHG, M(timeout_sec), .min = 0,
-          .max = FILTER_TIMEOUT_MAX, .parse = parse_timeout, .format = format_u64 },
+          .max = FILTER_TIMEOUT_MAX, .parse = parse_timeout, .format = format_u64,
+          .json_key = "timeout_sec" },
         { "expires", "Expires", NULL, 't', OUT | RULE_FIELD_IMPORT | CHG, M(expires_usec),
-          .parse = parse_time, .format = format_u64 },
+          .parse = parse_time, .format = format_u64, .json_key = "expires_usec" },
         { "created", "Created", NULL, 't', OUT | RULE_FIELD_IMPORT, M(created_usec),
-          .parse = parse_time, .format = format_u64 },
+          .parse = parse_time, .format = format_u64, .json_key = "created_usec" },
         { "hits", "Hits", NULL, 't', OUT | RULE_FIELD_COUNTER, M(hits), .parse = parse_counter,
           .format = format_u64 },
         { "bytes", "Bytes", NULL, 't', OUT | RULE_FIELD_COUNTER, M(bytes),
           .parse = parse_counter, .format = format_u64 },
         { "last_hit", "LastHit", NULL, 't', OUT | RULE_FIELD_COUNTER, M(last_hit_usec),
-          .parse = parse_counter, .format = format_u64 },
+          .parse = parse_counter, .format = format_u64, .json_key = "last_hit_usec" },
         { "force", NULL, "force", 'b', IN, M(force), .parse = parse_bool, .format = format_bool },
 };
 
@@ -510,9 +510,10 @@ const size_t rule_fields_n = ELEMENTSOF(rule_fields);
 /* The parse state keeps one bit per field. */
 _Static_assert(ELEMENTSOF(rule_fields) <= 64, "RuleParse.given has 64 bits");
 
+/* By the a{sv} key or the JSON key: both spellings are read. */
 static size_t field_index(const char *key) {
         for (size_t i = 0; i < ELEMENTSOF(rule_fields); i++)
-                if (streq(rule_fields[i].key, key))
+                if (streq(rule_fields[i].key, key) || streq_ptr(rule_fields[i].json_key, key))
                         return i;
         return SIZE_MAX;
 }
@@ -726,6 +727,16 @@ static int filter_check(Filter *f, char **err) {
         return 0;
 }
 
+/* null is the field's default: "any" for what matches, the way the Guarder left a field out;
+ * an update can so set a field back to any. */
+static int field_parse(const RuleField *d, Filter *f, json_t *v, RuleParse *p, char **err) {
+        if (json_is_null(v) && d->init && (d->flags & RULE_FIELD_INPUT)) {
+                d->init(d, f);
+                return 0;
+        }
+        return d->parse(d, f, v, p, err);
+}
+
 #define GIVEN(p, key) (!!((p)->given & (UINT64_C(1) << field_index(key))))
 
 int filter_from_json(Filter *f, json_t *obj, FilterParseFlags flags, char **ret_error) {
@@ -751,7 +762,7 @@ int filter_from_json(Filter *f, json_t *obj, FilterParseFlags flags, char **ret_
                                  rule_known_fields());
                         goto fail;
                 }
-                r = rule_fields[i].parse(&rule_fields[i], &n, v, &p, ret_error);
+                r = field_parse(&rule_fields[i], &n, v, &p, ret_error);
                 if (r < 0)
                         goto fail;
                 p.given |= UINT64_C(1) << i;
@@ -780,6 +791,23 @@ fail:
 static void field_value(const RuleField *d, const Filter *f, RuleValue *v) {
         *v = (RuleValue) {};
         d->format(d, f, v);
+}
+
+bool rule_field_is_wildcard(const RuleField *d, const Filter *f) {
+        assert(d);
+        assert(f);
+        if (d->parse == parse_ports)
+                return port_range_is_any(*CFIELD(f, d, PortRange));
+        if (d->parse == parse_protocol)
+                return *CFIELD(f, d, int) == PROTO_ANY;
+        if (d->parse == parse_cidr)
+                return !*(const bool *) ((const char *) f + d->offset_has);
+        if (d->offset == offsetof(Filter, icmp_type) || d->offset == offsetof(Filter, icmp_code))
+                return *CFIELD(f, d, uint8_t) == ICMP_ANY;
+        /* Flags and mask come as a pair: no mask, no check. */
+        if (d->offset == offsetof(Filter, tcp_flags) || d->offset == offsetof(Filter, tcp_flags_mask))
+                return f->tcp_flags_mask == 0;
+        return false;
 }
 
 json_t *rule_field_to_json(const RuleField *d, const Filter *f) {
@@ -826,13 +854,65 @@ json_t *filter_to_json(const Filter *f) {
         for (size_t i = 0; i < ELEMENTSOF(rule_fields); i++) {
                 const RuleField *d = &rule_fields[i];
 
-                if (!(d->flags & RULE_FIELD_OUTPUT))
+                if (!(d->flags & RULE_FIELD_OUTPUT) || rule_field_is_wildcard(d, f))
                         continue;
                 /* json_object_set_new steals the value, and fails on NULL. */
-                if (json_object_set_new(o, d->key, rule_field_to_json(d, f)) < 0)
+                if (json_object_set_new(o, rule_field_json_key(d), rule_field_to_json(d, f)) < 0)
                         return NULL;
         }
         return TAKE_PTR(o);
+}
+
+int filter_json_from_bus(const json_t *dict, json_t **ret, char **ret_error) {
+        _cleanup_json_ json_t *o = NULL;
+        Filter f;
+        RuleParse p = { .orig = &f };
+        const char *key;
+        json_t *v;
+        int r = 0;
+
+        assert(dict);
+        assert(ret);
+        if (!json_is_object(dict))
+                return FAIL(ret_error, "a rule must be a JSON object, got %s", json_type_name(dict));
+        o = json_object();
+        if (!o)
+                return -ENOMEM;
+        filter_init(&f);
+        /* First every field a caller can set, into one rule: the TCP flags need their mask. */
+        json_object_foreach((json_t *) dict, key, v) {
+                const RuleField *d = rule_field_by_key(key);
+
+                if (d && (d->flags & RULE_FIELD_INPUT)) {
+                        r = field_parse(d, &f, v, &p, ret_error);
+                        if (r < 0)
+                                goto out;
+                }
+        }
+        /* Then in the order they came: the daemon's times and counters as they are, under
+         * their JSON names; keys that are no field (path) unchanged. */
+        json_object_foreach((json_t *) dict, key, v) {
+                const RuleField *d = rule_field_by_key(key);
+                json_t *j;
+
+                if (!d)
+                        j = json_incref(v);
+                else if (!(d->flags & RULE_FIELD_INPUT))
+                        j = json_incref(v);
+                else if (rule_field_is_wildcard(d, &f))
+                        continue;
+                else
+                        j = rule_field_to_json(d, &f);
+                /* Steals j, and fails on NULL. */
+                if (json_object_set_new(o, d ? rule_field_json_key(d) : key, j) < 0) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+        }
+        *ret = TAKE_PTR(o);
+out:
+        filter_done(&f);
+        return r;
 }
 
 int filter_append_bus_dict(sd_bus_message *m, const Filter *f, const char *path) {

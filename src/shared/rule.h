@@ -113,8 +113,19 @@ int filter_list_push(FilterList *l, Filter *f);
  * what is accepted; on error f is unchanged.
  */
 int filter_from_json(Filter *f, json_t *obj, FilterParseFlags flags, char **ret_error);
-/* Every field, including the read-only ones. */
+/*
+ * Every field, including the read-only ones, in the one JSON shape of a rule: a field that
+ * matches anything (protocol, addresses, ports, ICMP type/code, TCP flags with mask 0) is left
+ * out; a single port is a number and a range the string "LO-HI"; times are *_usec and the
+ * timeout *_sec. Export, the rules file and the client's --json all print this shape.
+ */
 json_t *filter_to_json(const Filter *f);
+/*
+ * A rule as the bus carries it (a{sv} made into a JSON object) in the shape of
+ * filter_to_json(): keys that are no rule field (path, or what a newer daemon adds) stay as they
+ * are. On a value it cannot read, -EINVAL with a message.
+ */
+int filter_json_from_bus(const json_t *dict, json_t **ret, char **ret_error);
 /* "an object", "a string", ...: how an error names what it got instead. */
 const char *json_type_name(const json_t *v);
 /* Every field as a{sv} entries, with the object path after the id: opens and closes the
@@ -173,8 +184,12 @@ struct RuleField {
         void (*format)(const RuleField *d, const Filter *f, RuleValue *v);
         /* Writes the default into f. */
         void (*init)(const RuleField *d, Filter *f);
-        /* JSON output when it differs from the bus value (ports: 0 for any); NULL: from format. */
+        /* JSON output when it differs from the bus value (ports: a number or "LO-HI");
+         * NULL: from format. */
         json_t *(*to_json)(const RuleField *d, const Filter *f);
+        /* JSON key when it differs from the a{sv} key: times and durations say their unit
+         * (created_usec, timeout_sec). Input accepts both; NULL: the same as key. */
+        const char *json_key;
 };
 
 extern const RuleField rule_fields[];
@@ -186,6 +201,11 @@ const RuleField *rule_field_by_option(const char *option);
 
 /* The field as a JSON value (new reference) or appended to m as its bus type. */
 json_t *rule_field_to_json(const RuleField *d, const Filter *f);
+/* Whether the field of f matches anything, and so is left out of JSON. */
+bool rule_field_is_wildcard(const RuleField *d, const Filter *f);
+static inline const char *rule_field_json_key(const RuleField *d) {
+        return d->json_key ? d->json_key : d->key;
+}
 int rule_field_append(sd_bus_message *m, const RuleField *d, const Filter *f);
 
 /* "rule_type, protocol, …, force": what a caller may set, for error messages. */

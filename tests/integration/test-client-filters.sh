@@ -53,7 +53,7 @@ unlike() {
 # rules: filter list --json, without what traffic and time change.
 rules() {
         timeout 30 "$PACKETSCOPECTL" filter list --json=short </dev/null |
-                jq -c 'map(del(.hits, .bytes, .last_hit)) | sort_by(.id)'
+                jq -c 'map(del(.hits, .bytes, .last_hit_usec)) | sort_by(.id)'
 }
 
 rules_are() {
@@ -95,29 +95,29 @@ ctl filter list --json=short
 exits 0 "filter list --json"
 L=$OUT
 is "$(jq length <<<"$L")" "${#files[@]}" "filter list --json lists every rule"
+# The rule's JSON: what matches anything is left out, times say their unit.
 is "$(jq -c '[.[0] | keys_unsorted[]]' <<<"$L")" \
-   '["id","path","rule_type","protocol","src_ip","dst_ip","src_port","dst_port","tcp_flags","tcp_flags_mask","icmp_type","icmp_code","inner_src_ip","inner_dst_ip","inner_protocol","inner_src_port","inner_dst_port","action","enabled","log","comment","priority","timeout","expires","created","hits","bytes","last_hit"]' \
-   "its rows have the keys of Filters.List"
-# Every field each file sets comes back as set: ports as text ("23"), 0 as "any".
+   '["id","path","rule_type","protocol","icmp_type","icmp_code","action","enabled","log","comment","priority","timeout_sec","expires_usec","created_usec","hits","bytes","last_hit_usec"]' \
+   "its rows have the keys of a rule that sets protocol, ICMP type and code"
+# Every field each file sets comes back as set, ports as numbers; "" (any address) is left out.
 jq_ok "each rule has the fields its file gave (in file order)" \
       '$files[0] as $files | [range(0; $files | length) as $i | $files[$i] | to_entries[] |
-        . as $e | $list[$i][$e.key] as $got |
-        if ($e.key | test("port$")) then
-                $got == (if $e.value == 0 then "any" else ($e.value | tostring) end)
-        else $got == $e.value end] | all' \
+        . as $e | $list[$i] as $rule |
+        if $e.value == "" then ($rule | has($e.key) | not)
+        else $rule[$e.key] == $e.value end] | all' \
       "$L" --slurpfile files <(jq -s . "${files[@]}") --argjson list "$L"
-jq_ok "filter list --json: the telnet rule has dst_port \"23\", action drop, protocol tcp" \
-      '.[7] | .id == 7 and .dst_port == "23" and .action == "drop" and .protocol == "tcp" and
-       .rule_type == "tcp" and .enabled and .src_port == "any" and .src_ip == ""' "$L"
+jq_ok "filter list --json: the telnet rule has dst_port 23, action drop, protocol tcp" \
+      '.[7] | .id == 7 and .dst_port == 23 and .action == "drop" and .protocol == "tcp" and
+       .rule_type == "tcp" and .enabled and (has("src_port") | not) and (has("src_ip") | not)' "$L"
 jq_ok "the 5th example (no action, no enabled) is a drop rule, enabled" \
       '.[4] | .action == "drop" and .enabled == true and .icmp_type == 3 and
-       .icmp_code == 255 and .inner_protocol == "udp" and .inner_dst_ip == ""' "$L"
+       (has("icmp_code") | not) and .inner_protocol == "udp" and (has("inner_dst_ip") | not)' "$L"
 jq_ok "the 1st example is disabled, type 8 code 0" \
       '.[0] | .enabled == false and .icmp_type == 8 and .icmp_code == 0' "$L"
 jq_ok "the SYN-scan example has tcp_flags 2 and mask 2" \
       '.[16] | .tcp_flags == 2 and .tcp_flags_mask == 2 and .protocol == "tcp"' "$L"
 jq_ok "rules start with no hits and were created just now" \
-      'all(.[]; .hits == 0 and .bytes == 0 and .last_hit == 0 and .created > 0)' "$L"
+      'all(.[]; .hits == 0 and .bytes == 0 and .last_hit_usec == 0 and .created_usec > 0)' "$L"
 
 ctl filter list
 exits 0 "filter list"
@@ -242,11 +242,11 @@ exits 0 "filter import --replace of the export"
 is "$OUT" "Replaced the rule set with 16 rules: $(jq -r '[.[].id | tostring] | join(" ")' "$T/export.json")." \
    "it says what it did and prints the ids, which a replace keeps"
 after=$(rules)
-strip='map(del(.created))'
+strip='map(del(.created_usec))'
 is "$(jq -c "$strip" <<<"$after")" "$(jq -c "$strip" <<<"$before")" \
    "the rules after the round trip equal those before (created aside)"
 ctl filter export
-strip='map(del(.created, .hits, .bytes, .last_hit))'
+strip='map(del(.created_usec, .hits, .bytes, .last_hit_usec))'
 is "$(jq -c "$strip" <<<"$OUT")" "$(jq -c "$strip" "$T/export.json")" \
    "exporting again gives the same document (created and counters aside)"
 CTL_STDIN=$GUARDER/08-telnet.json ctl filter import -
@@ -387,7 +387,7 @@ is "$(jq -r '.["5555"]' "$T/got")" 0 "the listener on port 5555 got nothing: XDP
 is "$(jq -r '.["5556"]' "$T/got")" "$SENT" "the listener on port 5556 got all $SENT"
 ctl filter list --json=short
 jq_ok "the drop rule counted $SENT hits of 102 bytes each, and a last hit" \
-      '.[] | select(.id == $id) | .hits == $n and .bytes == $n * 102 and .last_hit > 0' \
+      '.[] | select(.id == $id) | .hits == $n and .bytes == $n * 102 and .last_hit_usec > 0' \
       "$OUT" --argjson id "$DROP_ID" --argjson n "$SENT"
 jq_ok "no other rule counted anything" 'all(.[] | select(.id != $id); .hits == 0)' "$OUT" \
       --argjson id "$DROP_ID"
@@ -480,10 +480,10 @@ printf '%s\n' "$OUT" >"$T/export2.json"
 ctl filter apply "$T/export2.json" --replace --confirm 3 --yes --json=short
 exits 0 "filter apply --replace --yes of an export"
 jq_ok "--json prints the transaction, its deadline and confirmed: true" \
-      '(.transaction | startswith($p)) and .deadline > 0 and .confirmed == true' "$OUT" \
+      '(.transaction | startswith($p)) and .deadline_usec > 0 and .confirmed == true' "$OUT" \
       --arg p "$PS_PATH/filters/transaction/"
 ctl filter export
-strip='map(del(.id, .created, .expires, .hits, .bytes, .last_hit)) | sort_by(.comment)'
+strip='map(del(.id, .created_usec, .expires_usec, .hits, .bytes, .last_hit_usec)) | sort_by(.comment)'
 is "$(jq -c "$strip" <<<"$OUT")" "$(jq -c "$strip" "$T/export2.json")" \
    "the set holds the same rules as before"
 
@@ -536,5 +536,57 @@ if command -v script >/dev/null 2>&1; then
 else
         skip "apply on a terminal" "script(1) is not installed"
 fi
+
+# ---------------------------------------------------------------------------------------------
+# One shape of a rule: add -> show --json -> list --json -> export -> import into a fresh
+# daemon -> show --json give the same JSON (jq -S), and it is the shape the manual gives. The
+# third rule is written with every old spelling of "any"; the path is where a rule lives on the
+# bus, not one of its fields, so the export has none.
+shape_rules=(
+        '{"rule_type": "tcp", "src_ip": "198.51.100.0/24", "src_port": 1234, "dst_port": "8000-8999", "comment": "Prüfung — ✓ 検査"}'
+        '{"rule_type": "icmp", "protocol": "icmp", "dst_ip": "192.0.2.0/24", "icmp_type": 3, "icmp_code": 3, "action": "count", "comment": "port unreachable"}'
+        '{"rule_type": "basic", "protocol": "any", "src_ip": "", "dst_ip": "203.0.113.7", "src_port": 0, "dst_port": "any", "icmp_type": 255, "inner_protocol": "", "comment": "any protocol"}'
+)
+# Written from packetscopectl(1) JSON OUTPUT, without id, path and created_usec.
+shape_want=(
+        '{"action":"drop","bytes":0,"comment":"Prüfung — ✓ 検査","dst_port":"8000-8999","enabled":true,"expires_usec":0,"hits":0,"last_hit_usec":0,"log":true,"priority":0,"protocol":"tcp","rule_type":"tcp","src_ip":"198.51.100.0/24","src_port":1234,"timeout_sec":0}'
+        '{"action":"count","bytes":0,"comment":"port unreachable","dst_ip":"192.0.2.0/24","enabled":true,"expires_usec":0,"hits":0,"icmp_code":3,"icmp_type":3,"last_hit_usec":0,"log":true,"priority":0,"protocol":"icmp","rule_type":"icmp","timeout_sec":0}'
+        '{"action":"drop","bytes":0,"comment":"any protocol","dst_ip":"203.0.113.7","enabled":true,"expires_usec":0,"hits":0,"last_hit_usec":0,"log":true,"priority":0,"rule_type":"basic","timeout_sec":0}'
+)
+shape_ids=()
+declare -A shape_show
+for i in "${!shape_rules[@]}"; do
+        ctl filter add --rule "${shape_rules[$i]}" --json=short
+        exits 0 "shape: add rule $i"
+        id=$(jq '.id' <<<"$OUT")
+        shape_ids+=("$id")
+        ctl filter show "$id" --json=short
+        shape_show[$id]=$(jq -S -c . <<<"$OUT")
+        is "$(jq -S -c 'del(.id, .path, .created_usec)' <<<"$OUT")" "$(jq -S -c . <<<"${shape_want[$i]}")" \
+           "shape: show --json of rule $i is the documented shape"
+        is "$(jq -r '.path' <<<"$OUT")" "$PS_PATH/filters/$id" "shape: and carries its path"
+        ctl filter list --json=short
+        is "$(jq -S -c --argjson id "$id" '.[] | select(.id == $id)' <<<"$OUT")" "${shape_show[$id]}" \
+           "shape: list --json prints rule $i as show does"
+done
+ctl filter export
+ids_json=$(printf '%s\n' "${shape_ids[@]}" | jq -s -c .)
+jq -c --argjson ids "$ids_json" '[.[] | select(.id as $i | $ids | index($i))]' <<<"$OUT" >"$T/shape.json"
+for id in "${shape_ids[@]}"; do
+        is "$(jq -S -c --argjson id "$id" '.[] | select(.id == $id)' "$T/shape.json")" \
+           "$(jq -S -c 'del(.path)' <<<"${shape_show[$id]}")" \
+           "shape: export prints rule $id as show does (without the path)"
+done
+daemon_stop main
+daemon_start fresh || bail "the fresh daemon did not start: $(daemon_log fresh)"
+ctl filter list --json=short
+is "$OUT" "[]" "shape: the fresh daemon has no rules"
+ctl filter import --replace "$T/shape.json"
+exits 0 "shape: the export imports into the fresh daemon"
+for id in "${shape_ids[@]}"; do
+        ctl filter show "$id" --json=short
+        is "$(jq -S -c . <<<"$OUT")" "${shape_show[$id]}" \
+           "shape: after import, show --json of rule $id is what it was"
+done
 
 done_testing

@@ -93,21 +93,23 @@ ctl connections --json=short
 ok $? "connections --json exits 0" "$ERR"
 J=$OUT
 B=$(list_flows)
-is "$(jq -c '[.[0] | keys[]] | sort' <<<"$J")" "$(jq -c '[.[0] | keys[]] | sort' <<<"$B")" \
-   "connections --json rows have exactly the keys of the bus rows"
+# The same keys, the times named with their unit (the bus keeps first_seen and last_seen).
+is "$(jq -c '[.[0] | keys[]] | sort' <<<"$J")" \
+   "$(jq -c '[.[0] | keys[] | if . == "first_seen" or . == "last_seen" then . + "_usec" else . end] | sort' <<<"$B")" \
+   "connections --json rows have the keys of the bus rows, first_seen_usec and last_seen_usec"
 # Rates and the wall-clock times are computed per call; the rest must be identical.
-strip='[.[] | del(.pps, .bps, .first_seen, .last_seen)] | sort_by(.protocol)'
+strip='[.[] | del(.pps, .bps, .first_seen, .last_seen, .first_seen_usec, .last_seen_usec)] | sort_by(.protocol)'
 is "$(jq -c "$strip" <<<"$J")" "$(jq -c "$strip" <<<"$B")" \
    "connections --json equals Connections.List (rates and times aside)"
 # A flow's first_seen is a fact about the past: it reads the same in two calls some poll ticks
 # (200 ms here) apart.
 first_seen_of() {
-        jq -c '[.[] | {protocol, sport, dport, first_seen}] | sort_by(.protocol)'
+        jq -c '[.[] | {protocol, sport, dport, first_seen_usec}] | sort_by(.protocol)'
 }
 F1=$(first_seen_of <<<"$J")
 sleep 0.7
 ctl connections --json=short
-is "$(first_seen_of <<<"$OUT")" "$F1" "first_seen does not move between two calls"
+is "$(first_seen_of <<<"$OUT")" "$F1" "first_seen_usec does not move between two calls"
 jq_ok "connections --json: the UDP flow has 3 packets and 186 bytes" \
       '[.[] | select(.protocol == "udp" and .sport == $s and .dport == $d and
                      .packets == 3 and .bytes == 186)] | length == 1' \
@@ -143,7 +145,7 @@ jq_ok "icmp --json: the error row with its inner tuple" \
                      and .inner_dport == $dp)] | length == 1' "$OUT" \
       --arg hs "$A_H4" --arg ns "$A_N4" --argjson sp "$HOST_SPORT" --argjson dp "$CLOSED_PORT"
 # IPv4 only: the kernel's own IPv6 chatter (MLD) may add a packet between the two calls.
-v4='[.[] | select(.family == "ipv4") | del(.first_seen, .last_seen, .type_name)] | sort_by(.type, .src, .dst)'
+v4='[.[] | select(.family == "ipv4") | del(.first_seen, .last_seen, .first_seen_usec, .last_seen_usec, .type_name)] | sort_by(.type, .src, .dst)'
 is "$(jq -c "$v4" <<<"$OUT")" "$(list_icmp | jq -c "$v4")" \
    "icmp --json equals Connections.ListIcmp (IPv4 rows, times and type names aside)"
 is "$(jq -c '[.[] | select(.family == "ipv4") | [.type, .type_name]] | unique' <<<"$OUT")" \

@@ -207,35 +207,32 @@ Test(filter, update_merges_and_keeps_id) {
 
 /* Every field a rule has, in the form an export writes it: what goes in must come out. */
 static const char *const every_field[] = {
-        "{\"id\": 12, \"rule_type\": \"icmp\", \"protocol\": \"icmp\", \"src_ip\": \"198.51.100.0/24\", "
-        "\"dst_ip\": \"192.0.2.7\", \"src_port\": 0, \"dst_port\": 0, \"tcp_flags\": 0, "
-        "\"tcp_flags_mask\": 0, \"icmp_type\": 3, \"icmp_code\": 3, \"inner_src_ip\": \"192.0.2.7\", "
-        "\"inner_dst_ip\": \"198.51.100.0/25\", \"inner_protocol\": \"udp\", \"inner_src_port\": "
-        "\"1024-2047\", \"inner_dst_port\": 53, \"action\": \"count\", \"enabled\": false, "
-        "\"log\": false, \"comment\": \"dns errors \\u00e9\", \"priority\": -7, \"timeout\": 30, \"expires\": "
-        "1700000030000000, \"created\": 1700000000000000, \"hits\": 0, \"bytes\": 0, "
-        "\"last_hit\": 0}",
-        "{\"id\": 4000000000, \"rule_type\": \"tcp\", \"protocol\": \"tcp\", \"src_ip\": "
-        "\"2001:db8:1::/48\", \"dst_ip\": \"2001:db8::1\", \"src_port\": \"1024-65535\", "
-        "\"dst_port\": 22, \"tcp_flags\": 2, \"tcp_flags_mask\": 18, \"icmp_type\": 255, "
-        "\"icmp_code\": 255, \"inner_src_ip\": \"\", \"inner_dst_ip\": \"\", \"inner_protocol\": "
-        "\"any\", \"inner_src_port\": 0, \"inner_dst_port\": 0, \"action\": \"pass\", \"enabled\": "
-        "true, \"log\": true, \"comment\": \"\", \"priority\": 1000000, \"timeout\": 0, \"expires\": 0, "
-        "\"created\": 1, \"hits\": 0, \"bytes\": 0, \"last_hit\": 0}",
-        "{\"id\": 0, \"rule_type\": \"basic\", \"protocol\": \"gre\", \"src_ip\": \"\", \"dst_ip\": "
-        "\"10.0.0.0/8\", \"src_port\": 0, \"dst_port\": 0, \"tcp_flags\": 0, \"tcp_flags_mask\": "
-        "0, \"icmp_type\": 255, \"icmp_code\": 255, \"inner_src_ip\": \"\", \"inner_dst_ip\": "
-        "\"\", \"inner_protocol\": \"any\", \"inner_src_port\": 0, \"inner_dst_port\": 0, "
-        "\"action\": \"drop\", \"enabled\": true, \"log\": true, \"comment\": \"x\", \"priority\": -1000000, "
-        "\"timeout\": 31622400, \"expires\": 1731622400000000, \"created\": 1700000000000000, "
-        "\"hits\": 0, \"bytes\": 0, \"last_hit\": 0}",
-        "{\"id\": 5, \"rule_type\": \"icmp\", \"protocol\": \"icmpv6\", \"src_ip\": \"\", "
-        "\"dst_ip\": \"\", \"src_port\": 0, \"dst_port\": 0, \"tcp_flags\": 0, \"tcp_flags_mask\": "
-        "0, \"icmp_type\": 1, \"icmp_code\": 4, \"inner_src_ip\": \"2001:db8::/64\", "
-        "\"inner_dst_ip\": \"2001:db8:9::9\", \"inner_protocol\": \"tcp\", \"inner_src_port\": "
-        "33000, \"inner_dst_port\": \"8000-8999\", \"action\": \"drop\", \"enabled\": true, "
-        "\"log\": false, \"comment\": \"\", \"priority\": 0, \"timeout\": 0, \"expires\": 0, \"created\": 9, "
-        "\"hits\": 0, \"bytes\": 0, \"last_hit\": 0}",
+        "{\"id\": 12, \"rule_type\": \"icmp\", \"protocol\": \"icmp\", "
+        "\"src_ip\": \"198.51.100.0/24\", \"dst_ip\": \"192.0.2.7\", \"icmp_type\": 3, "
+        "\"icmp_code\": 3, \"inner_src_ip\": \"192.0.2.7\", "
+        "\"inner_dst_ip\": \"198.51.100.0/25\", \"inner_protocol\": \"udp\", "
+        "\"inner_src_port\": \"1024-2047\", \"inner_dst_port\": 53, \"action\": \"count\", "
+        "\"enabled\": false, \"log\": false, \"comment\": \"dns errors \\u00e9\", "
+        "\"priority\": -7, \"timeout_sec\": 30, \"expires_usec\": 1700000030000000, "
+        "\"created_usec\": 1700000000000000, \"hits\": 0, \"bytes\": 0, \"last_hit_usec\": 0}",
+        "{\"id\": 4000000000, \"rule_type\": \"tcp\", \"protocol\": \"tcp\", "
+        "\"src_ip\": \"2001:db8:1::/48\", \"dst_ip\": \"2001:db8::1\", "
+        "\"src_port\": \"1024-65535\", \"dst_port\": 22, \"tcp_flags\": 2, "
+        "\"tcp_flags_mask\": 18, \"action\": \"pass\", \"enabled\": true, \"log\": true, "
+        "\"comment\": \"\", \"priority\": 1000000, \"timeout_sec\": 0, \"expires_usec\": 0, "
+        "\"created_usec\": 1, \"hits\": 0, \"bytes\": 0, \"last_hit_usec\": 0}",
+        "{\"id\": 0, \"rule_type\": \"basic\", \"protocol\": \"gre\", "
+        "\"dst_ip\": \"10.0.0.0/8\", \"action\": \"drop\", \"enabled\": true, \"log\": true, "
+        "\"comment\": \"x\", \"priority\": -1000000, \"timeout_sec\": 31622400, "
+        "\"expires_usec\": 1731622400000000, \"created_usec\": 1700000000000000, \"hits\": 0, "
+        "\"bytes\": 0, \"last_hit_usec\": 0}",
+        "{\"id\": 5, \"rule_type\": \"icmp\", \"protocol\": \"icmpv6\", \"icmp_type\": 1, "
+        "\"icmp_code\": 4, \"inner_src_ip\": \"2001:db8::/64\", "
+        "\"inner_dst_ip\": \"2001:db8:9::9\", \"inner_protocol\": \"tcp\", "
+        "\"inner_src_port\": 33000, \"inner_dst_port\": \"8000-8999\", \"action\": \"drop\", "
+        "\"enabled\": true, \"log\": false, \"comment\": \"\", \"priority\": 0, "
+        "\"timeout_sec\": 0, \"expires_usec\": 0, \"created_usec\": 9, \"hits\": 0, "
+        "\"bytes\": 0, \"last_hit_usec\": 0}",
 };
 
 /* Compares a rule's JSON with the document it came from: every key of `want` is in `got`
@@ -299,12 +296,21 @@ Test(filter, guarder_examples_round_trip) {
                 filter_init(&f);
                 cr_assert_eq(filter_from_json(&f, in, 0, &err), 0, "%s: %s", path, err ? err : "");
                 out = filter_to_json(&f);
+                /* An empty address is any: left out of the output. */
+                cr_expect_null(json_object_get(out, "inner_dst_ip"), "%s", path);
+                (void) json_object_del(in, "inner_dst_ip");
                 expect_fields(path, in, out, false);
                 json_decref(in);
                 json_decref(out);
                 filter_done(&f);
         }
 }
+
+static const char *const wildcard_keys[] = {
+        "src_ip", "dst_ip", "src_port", "dst_port", "tcp_flags", "tcp_flags_mask", "icmp_type",
+        "icmp_code", "inner_src_ip", "inner_dst_ip", "inner_protocol", "inner_src_port",
+        "inner_dst_port", "timeout", "expires", "created", "last_hit",
+};
 
 /* The defaults a Guarder rule leaves out, as the manual gives them. */
 Test(filter, omitted_fields_read_back_as_documented) {
@@ -315,15 +321,15 @@ Test(filter, omitted_fields_read_back_as_documented) {
         filter_init(&f);
         cr_assert_eq(filter_from_json(&f, in, 0, &err), 0, "%s", err ? err : "");
         out = filter_to_json(&f);
-        want = json_loads("{\"rule_type\": \"udp\", \"protocol\": \"udp\", \"src_ip\": \"\", "
-                          "\"dst_ip\": \"\", \"src_port\": 0, \"dst_port\": 0, \"tcp_flags\": 0, "
-                          "\"tcp_flags_mask\": 0, \"icmp_type\": 255, \"icmp_code\": 255, "
-                          "\"inner_src_ip\": \"\", \"inner_dst_ip\": \"\", \"inner_protocol\": "
-                          "\"any\", \"inner_src_port\": 0, \"inner_dst_port\": 0, \"action\": "
-                          "\"drop\", \"enabled\": true, \"comment\": \"\", \"priority\": 0, "
-                          "\"timeout\": 0, \"expires\": 0}", 0, NULL);
+        want = json_loads("{\"rule_type\": \"udp\", \"protocol\": \"udp\", \"action\": "
+                          "\"drop\", \"enabled\": true, \"log\": true, \"comment\": \"\", "
+                          "\"priority\": 0, \"timeout_sec\": 0, \"expires_usec\": 0}", 0, NULL);
         cr_assert_not_null(want);
         expect_fields("defaults", want, out, false);
+        /* What matches anything is left out, not spelled. */
+        for (size_t i = 0; i < ELEMENTSOF(wildcard_keys); i++)
+                cr_expect_null(json_object_get(out, wildcard_keys[i]), "defaults: '%s' is there",
+                               wildcard_keys[i]);
         json_decref(in);
         json_decref(out);
         json_decref(want);
@@ -567,4 +573,76 @@ Test(filter, lockout_without_management_addresses) {
                 cr_assert(strstr(err, "198.51.100.7"), "%s", err);
                 free(err);
         }
+}
+
+/* Every spelling of "any" and the old names of the times read as before, and print the one
+ * shape; the bus a{sv} (ports as strings, 255, "any", "") comes to the same shape. */
+Test(filter, old_spellings_and_bus_rows_print_one_shape) {
+        static const char *const old_export =
+                "{\"id\": 7, \"rule_type\": \"udp\", \"protocol\": \"udp\", \"src_ip\": \"\", "
+                "\"dst_ip\": \"any\", \"src_port\": 0, \"dst_port\": \"8000-8999\", "
+                "\"tcp_flags\": 0, \"tcp_flags_mask\": 0, \"icmp_type\": 255, \"icmp_code\": 255, "
+                "\"inner_src_ip\": null, \"inner_protocol\": \"\", \"inner_src_port\": \"any\", "
+                "\"inner_dst_port\": \"\", \"comment\": \"\\u00fcber\", \"timeout\": 60, "
+                "\"expires\": 1700000060000000, \"created\": 1700000000000000, \"hits\": 3, "
+                "\"bytes\": 9, \"last_hit\": 5}";
+        static const char *const bus_row =
+                "{\"id\": 7, \"path\": \"/org/packetscope/Guarder1/filter/7\", \"rule_type\": "
+                "\"udp\", \"protocol\": \"udp\", \"src_ip\": \"\", \"dst_ip\": \"\", "
+                "\"src_port\": \"any\", \"dst_port\": \"8000-8999\", \"tcp_flags\": 0, "
+                "\"tcp_flags_mask\": 0, \"icmp_type\": 255, \"icmp_code\": 255, "
+                "\"inner_src_ip\": \"\", \"inner_dst_ip\": \"\", \"inner_protocol\": \"any\", "
+                "\"inner_src_port\": \"any\", \"inner_dst_port\": \"any\", \"action\": \"drop\", "
+                "\"enabled\": true, \"log\": true, \"comment\": \"\\u00fcber\", \"priority\": 0, "
+                "\"timeout\": 60, \"expires\": 1700000060000000, \"created\": 1700000000000000, "
+                "\"hits\": 0, \"bytes\": 0, \"last_hit\": 0}";
+        /* Written by hand from the manual's JSON OUTPUT section. */
+        static const char *const want =
+                "{\"action\":\"drop\",\"comment\":\"\\u00FCber\",\"created_usec\":"
+                "1700000000000000,\"dst_port\":\"8000-8999\",\"enabled\":true,"
+                "\"expires_usec\":1700000060000000,\"id\":7,\"log\":true,\"priority\":0,"
+                "\"protocol\":\"udp\",\"rule_type\":\"udp\",\"timeout_sec\":60}";
+        json_t *in = json_loads(old_export, 0, NULL), *row = json_loads(bus_row, 0, NULL), *out;
+        char *err = NULL, *text;
+        Filter f;
+
+        cr_assert_not_null(in);
+        cr_assert_not_null(row);
+        filter_init(&f);
+        cr_assert_eq(filter_from_json(&f, in, FILTER_PARSE_IMPORT, &err), 0, "%s", err ? err : "");
+        out = filter_to_json(&f);
+        /* The counters of an export are not read back: a fresh rule has none. */
+        cr_assert_eq(json_integer_value(json_object_get(out, "hits")), 0);
+        (void) json_object_del(out, "hits");
+        (void) json_object_del(out, "bytes");
+        (void) json_object_del(out, "last_hit_usec");
+        text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+        cr_expect_str_eq(text, want);
+        free(text);
+        json_decref(out);
+        filter_done(&f);
+
+        cr_assert_eq(filter_json_from_bus(row, &out, &err), 0, "%s", err ? err : "");
+        cr_expect_str_eq(json_string_value(json_object_get(out, "path")),
+                         "/org/packetscope/Guarder1/filter/7");
+        cr_expect_eq(json_integer_value(json_object_get(out, "last_hit_usec")), 0);
+        (void) json_object_del(out, "path");
+        (void) json_object_del(out, "hits");
+        (void) json_object_del(out, "bytes");
+        (void) json_object_del(out, "last_hit_usec");
+        text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+        cr_expect_str_eq(text, want);
+        free(text);
+        json_decref(out);
+
+        /* null sets a field back to any in an update. */
+        filter_init(&f);
+        cr_assert_eq(filter_from_json(&f, in, FILTER_PARSE_IMPORT, &err), 0);
+        json_decref(in);
+        in = json_loads("{\"dst_port\": null}", 0, NULL);
+        cr_assert_eq(filter_from_json(&f, in, FILTER_PARSE_UPDATE, &err), 0, "%s", err ? err : "");
+        cr_expect(port_range_is_any(f.dst_port));
+        filter_done(&f);
+        json_decref(in);
+        json_decref(row);
 }
