@@ -106,9 +106,12 @@ void manager_update_status(Manager *m, bool force) {
                 return;
         if (streq_ptr(text, m->status_text))
                 return;
-        /* Links and rules are what comes before the rate: a change there is sent at once. */
+        /* Links and rules are what comes before the rate: a change there is sent at once, and
+         * so is the rate starting or ending (a dropping spell shorter than the interval would
+         * otherwise never show); only a rate that changes while it runs waits its turn. */
         same_shape = m->status_text &&
-                     strncmp(text, m->status_text, strrchr(text, ',') - text + 1) == 0;
+                     strncmp(text, m->status_text, strrchr(text, ',') - text + 1) == 0 &&
+                     endswith(text, " 0 drops/s") == endswith(m->status_text, " 0 drops/s");
         if (!force && same_shape && now - m->status_sent_usec < MANAGER_STATUS_INTERVAL_USEC)
                 return;
         (void) sd_notifyf(false, "STATUS=%s", text);

@@ -59,6 +59,12 @@ static inline bool streq_ptr(const char *a, const char *b) {
         return streq(a, b);
 }
 
+static inline bool endswith(const char *s, const char *suffix) {
+        size_t n = strlen(s), k = strlen(suffix);
+
+        return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
 static inline const char *strna(const char *s) {
         return s ? s : "n/a";
 }
