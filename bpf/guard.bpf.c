@@ -26,7 +26,8 @@
  *   Ethernet or VLAN header is only malformed;
  * - vlan counts frames whose outer EtherType is a VLAN TPID (802.1Q or 802.1ad);
  * - every frame is either passed or dropped (by a rule: dropped_filter; by a policy:
- *   dropped_tiny_fragments, dropped_long_chains, dropped_deep_vlan).
+ *   dropped_tiny_fragments, dropped_long_chains, dropped_deep_vlan; by a ban: dropped_ban,
+ *   or dropped_autoban for the packet on which an auto-ban policy banned its source).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -124,7 +125,8 @@ struct pkt {
         __u8 l4less;         /* no transport header to classify: rules on one never match */
         __u8 reason;         /* enum ps_policy_reason of a drop no rule made */
         __u8 inner_ports;    /* the quoted header's ports were read */
-        __u8 pad[2];
+        __u8 allowlisted;    /* the source is on the ban allowlist */
+        __u8 pad;
         __u32 frag_id;       /* IPv4 identification or IPv6 fragment identification */
         /* The tuple, filled in while parsing: the flow key's fields (family, protocol,
          * addresses, ports) and what the classifier looks at besides (TCP flags, ICMP type and
@@ -142,7 +144,11 @@ struct tcp_seg {
         __u16 window;
         __u8 flags;
         __u8 pad;
+        __u32 payload_off; /* offset of the payload in the frame */
+        __u32 payload_len;
 };
+
+#include "bans.bpf.h"
 
 /* Offsets beyond this are never valid: it keeps every offset the verifier sees bounded. */
 #define PS_MAX_OFF 0x3fff
@@ -431,6 +437,8 @@ static __always_inline int parse_tcp(struct pkt *p, __u64 off, struct tcp_seg *t
         t->ack = bpf_ntohl(th->ack_seq);
         t->window = bpf_ntohs(th->window);
         payload = p->l3_end - off - hlen;
+        t->payload_off = off + hlen;
+        t->payload_len = payload;
         t->seg_len = payload + !!(t->flags & PS_TCP_SYN) + !!(t->flags & PS_TCP_FIN);
         t->seq_end = t->seq + t->seg_len;
         return 0;
@@ -883,6 +891,14 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
          * and first/last seen need no better than milliseconds. */
         now = bpf_ktime_get_coarse_ns();
 
+        /* A banned source is dropped whatever it sends, before any rule is looked at. */
+        if (ban_check(p)) {
+                p->reason = PS_REASON_BAN;
+                *action = PS_ACTION_DROP;
+                drop_event(p->ctx, &p->m, PS_DROP_SLOT_BAN, now, &p->st->drop_events_lost);
+                return 0;
+        }
+
         if (r > 0 || p->later_fragment) {
                 if (r == PS_PARSE_TINY) {
                         p->st->tiny_fragments++;
@@ -1003,6 +1019,10 @@ int xdp_guard(struct xdp_md *ctx)
                                 p.st->dropped_long_chains++;
                         else if (p.reason == PS_REASON_DEEP_VLAN)
                                 p.st->dropped_deep_vlan++;
+                        else if (p.reason == PS_REASON_BAN)
+                                p.st->dropped_ban++;
+                        else if (p.reason == PS_REASON_AUTOBAN)
+                                p.st->dropped_autoban++;
                         else
                                 p.st->dropped_filter++;
                         verdict = XDP_DROP;

@@ -84,7 +84,7 @@ struct ps_flow_value {
 
 /* ps_flow_value.ban_flags */
 #define PS_FLOW_CONN_COUNTED 1u /* this flow's SYN is counted in its source's open connections */
-#define PS_FLOW_URL_CHECKED 2u  /* the request line of this flow was looked at */
+#define PS_FLOW_URL_PENDING 2u  /* a request line cut short waits for the next segment */
 
 /* ICMP and ICMPv6 traffic, one entry per (family, src, dst, type, code). */
 struct ps_icmp_key {
@@ -133,7 +133,7 @@ struct ps_stats {
         /* Packets the parser cannot fully classify (packetscoped(8), "Packets the parser
          * cannot classify"): how many were seen, and how many their policy dropped.
          * dropped = dropped_filter + dropped_tiny_fragments + dropped_long_chains +
-         * dropped_deep_vlan. */
+         * dropped_deep_vlan + dropped_ban + dropped_autoban. */
         __u64 tiny_fragments;     /* first fragments without the whole transport header (or,
                                    * IPv6, the whole header chain) */
         __u64 long_chains;        /* IPv6 extension chains longer than PS_IPV6_MAX_EXT */
