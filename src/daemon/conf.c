@@ -18,6 +18,8 @@ void config_init(Config *c) {
                 .max_links = 64,
                 .management_ports = { 22 },
                 .n_management_ports = 1,
+                .bans_max_v4 = PS_BANS_V4_DEFAULT,
+                .bans_max_v6 = PS_BANS_V6_DEFAULT,
         };
 }
 
@@ -75,7 +77,8 @@ static int set_max_links(Config *c, const char *v) {
 }
 
 /* Space-separated lists; an empty value resets the list (as in systemd). */
-static int set_management(Config *c, const char *v) {
+static int set_cidr_list(Cidr list[static CONFIG_MANAGEMENT_MAX], uint32_t *n_list,
+                         const char *v) {
         _cleanup_free_ char *copy = strdup(v);
         char *save = NULL, *w;
         uint32_t n = 0;
@@ -88,9 +91,22 @@ static int set_management(Config *c, const char *v) {
                         return -EINVAL;
                 n++;
         }
-        memcpy(c->management, tmp, n * sizeof(Cidr));
-        c->n_management = n;
+        memcpy(list, tmp, n * sizeof(Cidr));
+        *n_list = n;
         return 0;
+}
+
+static int set_management(Config *c, const char *v) {
+        return set_cidr_list(c->management, &c->n_management, v);
+}
+static int set_bans_allowlist(Config *c, const char *v) {
+        return set_cidr_list(c->bans_allowlist, &c->n_bans_allowlist, v);
+}
+static int set_bans_v4(Config *c, const char *v) {
+        return set_u32_range(&c->bans_max_v4, v, CONFIG_BANS_MIN, CONFIG_BANS_MAX);
+}
+static int set_bans_v6(Config *c, const char *v) {
+        return set_u32_range(&c->bans_max_v6, v, CONFIG_BANS_MIN, CONFIG_BANS_MAX);
 }
 
 static int set_management_ports(Config *c, const char *v) {
@@ -147,6 +163,10 @@ static const struct {
           "up to 64 space-separated TCP ports 1-65535 (default 22)" },
         { "Filters", "TinyFragments", set_tiny_fragments, "drop or pass (default drop)" },
         { "Filters", "LongHeaderChains", set_long_chains, "drop or pass (default drop)" },
+        { "Bans", "MaxBansIPv4", set_bans_v4, "an integer from 1024 to 16777216 (default 1000000)" },
+        { "Bans", "MaxBansIPv6", set_bans_v6, "an integer from 1024 to 16777216 (default 262144)" },
+        { "Bans", "Allowlist", set_bans_allowlist,
+          "up to 64 space-separated addresses or CIDRs, e.g. 192.0.2.10 2001:db8::/64" },
 };
 
 int config_parse(Config *c, const char *text, const char *filename, char **ret_error) {
@@ -178,7 +198,7 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                         if (len < 3 || l[len - 1] != ']') {
                                 return error_setf(ret_error, -EINVAL,
                                                   "%s:%u: malformed section header '%s'; "
-                                                  "expected [Guard] or [Filters]", filename, lineno, l);
+                                                  "expected [Guard], [Filters] or [Bans]", filename, lineno, l);
                         }
                         l[len - 1] = '\0';
                         free(section);
@@ -190,7 +210,7 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                                         known_section = true;
                         if (!known_section) {
                                 return error_setf(ret_error, -EINVAL,
-                                                  "%s:%u: unknown section [%s]; known: [Guard], [Filters]",
+                                                  "%s:%u: unknown section [%s]; known: [Guard], [Filters], [Bans]",
                                                   filename, lineno, section);
                         }
                         continue;
@@ -219,6 +239,8 @@ int config_parse(Config *c, const char *text, const char *filename, char **ret_e
                                           streq(section, "Filters")
                                           ? "ManagementAddresses, ManagementPorts, "
                                             "TinyFragments, LongHeaderChains"
+                                          : streq(section, "Bans")
+                                          ? "MaxBansIPv4, MaxBansIPv6, Allowlist"
                                           : "FlowTableSize, IcmpTableSize, PollIntervalSec, "
                                             "IdleTimeoutSec, ClosedTimeoutSec, SweepPeriodSec, "
                                             "MaxLinks");

@@ -25,7 +25,17 @@ typedef struct Config {
         /* [Filters] TinyFragments=, LongHeaderChains=: PS_POLICY_* bits for the XDP program
          * (guard.h); 0, the default, drops what the parser cannot classify whole. */
         uint32_t parse_policy;
+        /* [Bans] MaxBansIPv4=, MaxBansIPv6=: the exact ban tables' capacities. */
+        uint32_t bans_max_v4;
+        uint32_t bans_max_v6;
+        /* [Bans] Allowlist=: never banned, besides ManagementAddresses= and the list kept
+         * over the bus (AllowlistAdd). */
+        Cidr bans_allowlist[CONFIG_MANAGEMENT_MAX];
+        uint32_t n_bans_allowlist;
 } Config;
+
+#define CONFIG_BANS_MIN 1024u
+#define CONFIG_BANS_MAX (16u * 1024 * 1024)
 
 #define CONFIG_FLOW_TABLE_MIN 1024u
 #define CONFIG_FLOW_TABLE_MAX (64u * 1024 * 1024)

@@ -14,6 +14,7 @@
 #define PS_OBJECT_CONNECTIONS PS_OBJECT_ROOT "/connections"
 #define PS_OBJECT_FILTERS PS_OBJECT_ROOT "/filters"
 #define PS_OBJECT_TRANSACTIONS PS_OBJECT_FILTERS "/transaction"
+#define PS_OBJECT_BANS PS_OBJECT_ROOT "/bans"
 
 #define PS_IFACE_MANAGER PS_BUS_NAME ".Manager"
 #define PS_IFACE_LINK PS_BUS_NAME ".Link"
@@ -21,6 +22,8 @@
 #define PS_IFACE_FILTERS PS_BUS_NAME ".Filters"
 #define PS_IFACE_FILTER PS_BUS_NAME ".Filter"
 #define PS_IFACE_TRANSACTION PS_BUS_NAME ".Transaction"
+#define PS_IFACE_BANS PS_BUS_NAME ".Bans"
+#define PS_IFACE_BAN PS_BUS_NAME ".Ban"
 #define PS_IFACE_PROPERTIES "org.freedesktop.DBus.Properties"
 
 #define PS_ERROR_NO_SUCH_INTERFACE PS_BUS_NAME ".Error.NoSuchInterface"
@@ -35,10 +38,17 @@
 #define PS_ERROR_TRANSACTION_PENDING PS_BUS_NAME ".Error.TransactionPending"
 #define PS_ERROR_NO_SUCH_TRANSACTION PS_BUS_NAME ".Error.NoSuchTransaction"
 #define PS_ERROR_AUTH_FAILED PS_BUS_NAME ".Error.AuthorizationFailed"
+#define PS_ERROR_INVALID_ADDRESS PS_BUS_NAME ".Error.InvalidAddress"
+#define PS_ERROR_ALLOWLISTED PS_BUS_NAME ".Error.Allowlisted"
+#define PS_ERROR_BAN_TABLE_FULL PS_BUS_NAME ".Error.BanTableFull"
+#define PS_ERROR_NO_SUCH_BAN PS_BUS_NAME ".Error.NoSuchBan"
+#define PS_ERROR_STATE_NOT_WRITABLE PS_BUS_NAME ".Error.StateNotWritable"
+#define PS_ERROR_NO_JOURNAL PS_BUS_NAME ".Error.NoJournal"
 
 /* polkit actions, one per mutating area (polkit/org.packetscope.guarder1.policy). */
 #define PS_POLKIT_MANAGE_LINKS "org.packetscope.guarder1.manage-links"
 #define PS_POLKIT_MANAGE_FILTERS "org.packetscope.guarder1.manage-filters"
+#define PS_POLKIT_MANAGE_BANS "org.packetscope.guarder1.manage-bans"
 
 /* Connections.List/ListIcmp: rows per call, and offset + limit (it bounds the top-N heap). */
 #define PS_QUERY_LIMIT_DEFAULT 100u
@@ -62,3 +72,9 @@
  * flood the bus for minutes at 100,000 rules.
  */
 #define PS_SMALL_SET_MAX 1000u
+
+/* Bans.BanBatch/UnbanBatch: entries in one call; Bans.List: rows per reply. */
+#define PS_BANS_BATCH_MAX 1000000u
+#define PS_BANS_LIST_MAX 10000u
+/* Bans.History: entries per reply. */
+#define PS_BANS_HISTORY_MAX 10000u
