@@ -41,6 +41,7 @@ typedef enum VerbArg {
         VERB_ARG_IFACE,
         VERB_ARG_FILTER_ID,
         VERB_ARG_FILE,
+        VERB_ARG_ADDRESS,
 } VerbArg;
 
 typedef struct Verb {
@@ -67,6 +68,11 @@ static const Verb verbs[] = {
         { "stats", 0, 0, 0, VERB_ARG_NONE, false, verb_stats },
         { "monitor", 0, 0, OPT_INTERVAL | OPT_COUNT | OPT_TOP, VERB_ARG_NONE, false, verb_monitor },
         { "filter", 0, 0, 0, VERB_ARG_NONE, false, NULL }, /* one of filter_verbs */
+        { "ban", 1, 1, OPT_FOR | OPT_REASON, VERB_ARG_ADDRESS, false, verb_ban },
+        { "unban", 1, 1, 0, VERB_ARG_ADDRESS, false, verb_unban },
+        { "bans", 0, 2, OPT_TOP | OPT_OFFSET | OPT_ADDRESS | OPT_ORIGIN | OPT_REPLACE,
+          VERB_ARG_NONE, false, verb_bans },
+        { "allowlist", 0, 2, 0, VERB_ARG_NONE, false, verb_allowlist },
 };
 
 /* "filter COMMAND": the word after "filter " is what the command line says. */
@@ -114,6 +120,16 @@ static void help(void) {
                "  filter apply FILE --confirm=SECONDS\n"
                "                           Apply rules that roll back unless confirmed\n"
                "  RULE is --json JSON (- reads it from standard input) and/or field options\n\n"
+               "Ban commands:\n"
+               "  ban ADDRESS[/LEN]        Drop every packet from it (--for, --reason)\n"
+               "  unban ADDRESS[/LEN]      Lift a ban\n"
+               "  bans [list]              List the bans (--origin, --address, --top, --offset)\n"
+               "  bans get ADDRESS         Which ban covers an address, and the allowlist\n"
+               "  bans import FILE         Add (or with --replace, set) the bans of a JSON file\n"
+               "  bans export              Print every ban as JSON\n"
+               "  bans history             Bans, unbans and expiries from the journal\n"
+               "  allowlist [list]         Addresses never banned\n"
+               "  allowlist add|remove ADDRESS[/LEN]\n\n"
                "Options:\n"
                "  -h --help                Show this help\n"
                "     --version             Show the version\n"
@@ -157,7 +173,11 @@ static void help(void) {
                "     --json-output         Print JSON (filter add, test)\n"
                "     --replace             import, apply: the rules become the whole set\n"
                "     --confirm=SECONDS     apply: roll back unless confirmed in time (1-%u)\n"
-               "     --yes                 apply: confirm at once\n\n"
+               "     --yes                 apply: confirm at once\n"
+               "     --for=SPAN            ban: how long, e.g. 90s, 15min, 1h, 2d (default: until\n"
+               "                           unbanned)\n"
+               "     --reason=TEXT         ban: why, kept with the ban and in the journal\n"
+               "     --origin=ORIGIN       bans: manual, import, ai, auto or auto:POLICY\n\n"
                "See the packetscopectl(1) man page for details.\n",
                TOP_MAX, TOP_DEFAULT, MONITOR_TOP_DEFAULT, FILTER_PRIORITY_MAX, FILTER_PRIORITY_MAX,
                PS_CONFIRM_MAX_SEC);
@@ -292,9 +312,26 @@ static int parse_interval(const char *value) {
         return 0;
 }
 
+static int parse_for(const char *value) {
+        uint64_t usec;
+
+        if (parse_time_span(value, &usec) < 0 || usec / USEC_PER_SEC > PS_BAN_SECONDS_MAX)
+                return usage_error("invalid value '%s' for --for; accepted: a time span up to ten "
+                                   "years in systemd's syntax, e.g. 90s, 15min, 1h, 2d", value);
+        arg.for_usec = usec;
+        return 0;
+}
+
+static int parse_reason(const char *value) {
+        arg.reason = value;
+        return 0;
+}
+
 static const char *const sorts[] = { "bytes", "packets", "last_seen", "first_seen", "rate", NULL };
 static const char *const families[] = { "ipv4", "ipv6", NULL };
 static const char *const modes[] = { "auto", "native", "generic", "drv", "skb", NULL };
+static const char *const origins[] = { "manual", "import", "ai", "auto", "auto:connections",
+                                       "auto:syn-rate", "auto:port-scan", "auto:url", NULL };
 
 static const VerbOption verb_options[_OPT_INDEX_RULE_FIRST] = {
         [OPT_INDEX_TOP]         = { "top", OPTION_UINT, &arg.top, 1, TOP_MAX },
@@ -315,6 +352,9 @@ static const VerbOption verb_options[_OPT_INDEX_RULE_FIRST] = {
         [OPT_INDEX_CONFIRM]     = { "confirm", OPTION_UINT, &arg.confirm_sec, 1, PS_CONFIRM_MAX_SEC },
         [OPT_INDEX_YES]         = { "yes", OPTION_FLAG },
         [OPT_INDEX_JSON_OUTPUT] = { "json-output", OPTION_FLAG },
+        [OPT_INDEX_FOR]         = { "for", OPTION_PARSE, .parse = parse_for },
+        [OPT_INDEX_REASON]      = { "reason", OPTION_PARSE, .parse = parse_reason },
+        [OPT_INDEX_ORIGIN]      = { "origin", OPTION_CHOICE, &arg.origin, .choices = origins },
 };
 
 /* The verb options, then the rule field options: bit i of arg.given is option i. */
@@ -490,6 +530,7 @@ static const char *verb_arg_name(VerbArg a) {
         case VERB_ARG_IFACE: return "an interface name";
         case VERB_ARG_FILTER_ID: return "a filter id";
         case VERB_ARG_FILE: return "a file name (or - for standard input)";
+        case VERB_ARG_ADDRESS: return "an address or CIDR";
         default: return "nothing";
         }
 }
@@ -560,7 +601,7 @@ int main(int argc, char *argv[]) {
         verb = verb_find(verbs, ELEMENTSOF(verbs), name, 0);
         if (!verb) {
                 usage_error("unknown command '%s'; accepted: status, attach, detach, connections, "
-                            "icmp, stats, monitor, filter", name);
+                            "icmp, stats, monitor, filter, ban, unban, bans, allowlist", name);
                 r = -EINVAL;
                 goto finish;
         }

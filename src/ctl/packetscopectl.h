@@ -57,6 +57,9 @@ typedef enum OptionIndex {
         OPT_INDEX_CONFIRM,
         OPT_INDEX_YES,
         OPT_INDEX_JSON_OUTPUT,
+        OPT_INDEX_FOR,
+        OPT_INDEX_REASON,
+        OPT_INDEX_ORIGIN,
         /* Then the rule field options: the fields of the rule table (rule.h) with an option. */
         _OPT_INDEX_RULE_FIRST,
 } OptionIndex;
@@ -80,6 +83,9 @@ typedef enum OptionIndex {
 #define OPT_CONFIRM     OPT_BIT(OPT_INDEX_CONFIRM)
 #define OPT_YES         OPT_BIT(OPT_INDEX_YES)
 #define OPT_JSON_OUTPUT OPT_BIT(OPT_INDEX_JSON_OUTPUT)
+#define OPT_FOR         OPT_BIT(OPT_INDEX_FOR)
+#define OPT_REASON      OPT_BIT(OPT_INDEX_REASON)
+#define OPT_ORIGIN      OPT_BIT(OPT_INDEX_ORIGIN)
 
 typedef struct Arguments {
         JsonMode json;
@@ -105,6 +111,9 @@ typedef struct Arguments {
         json_t *rule;           /* the rule of add/update/test: --json JSON with the fields on top */
         uint32_t filter_id;
         uint64_t confirm_sec;
+        uint64_t for_usec;      /* ban --for: 0 until unbanned */
+        const char *reason;     /* ban --reason */
+        const char *origin;     /* bans --origin */
 } Arguments;
 
 extern Arguments arg;
@@ -313,3 +322,8 @@ int verb_filter_import(sd_bus *bus, char **args, int n_args);
 int verb_filter_export(sd_bus *bus, char **args, int n_args);
 int verb_filter_test(sd_bus *bus, char **args, int n_args);
 int verb_filter_apply(sd_bus *bus, char **args, int n_args);
+/* ctl-bans.c */
+int verb_ban(sd_bus *bus, char **args, int n_args);
+int verb_unban(sd_bus *bus, char **args, int n_args);
+int verb_bans(sd_bus *bus, char **args, int n_args);
+int verb_allowlist(sd_bus *bus, char **args, int n_args);

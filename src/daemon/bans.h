@@ -8,6 +8,7 @@
 
 #include "addr.h"
 #include "ban-maps.h"
+#include "bus-names.h"
 #include "conf.h"
 #include "rule.h" /* cidr_to_string() */
 
@@ -62,7 +63,7 @@ typedef struct BanCallbacks {
 } BanCallbacks;
 
 #define BAN_REASON_MAX 256u
-#define BAN_SECONDS_MAX (UINT64_C(10) * 365 * 86400) /* ten years */
+#define BAN_SECONDS_MAX PS_BAN_SECONDS_MAX /* ten years */
 #define BAN_ALLOWLIST_MAX 1024u
 
 /* Counters of the store itself, for GetStatistics and the bench. */

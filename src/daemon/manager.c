@@ -19,7 +19,8 @@ int manager_new(Manager **ret) {
                 return -ENOMEM;
         config_init(&m->config);
         m->started_usec = now_usec(CLOCK_REALTIME);
-        if (filter_store_new(&m->filters) < 0) {
+        if (filter_store_new(&m->filters) < 0 || ban_store_new(&m->bans) < 0) {
+                m->filters = filter_store_free(m->filters);
                 free(m);
                 return -ENOMEM;
         }
@@ -38,6 +39,7 @@ Manager *manager_free(Manager *m) {
         if (m->filters)
                 filter_transaction_free(TAKE_PTR(m->filters->transaction));
         m->filters = filter_store_free(m->filters);
+        m->bans = ban_store_free(m->bans);
         state_done(&m->state);
         m->polkit = polkit_registry_free(m->polkit);
         sd_event_source_unref(m->poll_timer);
@@ -94,6 +96,11 @@ static void manager_remove_link(Manager *m, Link *l) {
                 }
 }
 
+/* What every link shares: the pin root, the configuration, the rule and ban maps. */
+static LinkSetup manager_link_setup(Manager *m) {
+        return (LinkSetup) { m->bpffs_root, &m->config, m->filters, ban_store_maps(m->bans) };
+}
+
 static void manager_notify_link(Manager *m, Link *l, LinkEvent event) {
         if (m->bus && m->on_link)
                 m->on_link(m, l, event);
@@ -102,6 +109,7 @@ static void manager_notify_link(Manager *m, Link *l, LinkEvent event) {
 int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
                    sd_bus_error *error) {
         _cleanup_free_ char *msg = NULL;
+        LinkSetup setup = manager_link_setup(m);
         Link *l = NULL;
         int r;
 
@@ -115,8 +123,7 @@ int manager_attach(Manager *m, const char *ifname, LinkMode mode, Link **ret,
                                          "already guarding %zu links, the MaxLinks= limit",
                                          m->n_links);
 
-        r = link_attach(&(LinkSetup) { m->bpffs_root, &m->config, m->filters }, ifname, mode, &l,
-                        &msg);
+        r = link_attach(&setup, ifname, mode, &l, &msg);
         if (r < 0) {
                 const char *name = r == -ENODEV ? PS_ERROR_NO_SUCH_INTERFACE :
                                    r == -EEXIST ? PS_ERROR_ALREADY_GUARDED : PS_ERROR_ATTACH_FAILED;
@@ -255,6 +262,7 @@ static int manager_adopt_all(Manager *m) {
                 return errno == ENOENT ? 0 : -errno;
         while ((de = readdir(d))) {
                 _cleanup_free_ char *msg = NULL;
+                LinkSetup setup = manager_link_setup(m);
                 Link *l = NULL;
                 int r;
 
@@ -266,7 +274,7 @@ static int manager_adopt_all(Manager *m) {
                                     m->config.max_links, de->d_name);
                         continue;
                 }
-                r = link_adopt(&(LinkSetup) { m->bpffs_root, &m->config, m->filters }, de->d_name,
+                r = link_adopt(&setup, de->d_name,
                                &l, &msg);
                 if (r < 0) {
                         log_struct_internal(LOG_WARNING, r,
@@ -381,6 +389,16 @@ int manager_start(Manager *m) {
                 r = filter_store_start(m->filters, m->event, m->state_dir, m->bpffs_root, &err);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the filter rules: %s",
+                                               err ? err : strerror(-r));
+        }
+        {
+                _cleanup_free_ char *err = NULL;
+
+                /* The bans too, before any link: the programs share their maps. */
+                r = ban_store_start(m->bans, m->event, m->state_dir, m->bpffs_root, &m->config,
+                                    &err);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the bans: %s",
                                                err ? err : strerror(-r));
         }
         r = manager_adopt_all(m);

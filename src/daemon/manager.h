@@ -4,6 +4,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bans.h"
 #include "bus-names.h"
 #include "conf.h"
 #include "filters.h"
@@ -42,6 +43,7 @@ struct Manager {
         State state;              /* links.json: what an admin asked to guard */
         PolkitRegistry *polkit;   /* authorization checks in flight */
         FilterStore *filters;
+        BanStore *bans;           /* shares its maps with every link's program */
         unsigned transaction_counter; /* names the transactions */
 
         sd_event_source *poll_timer;

@@ -73,6 +73,8 @@
  */
 #define PS_SMALL_SET_MAX 1000u
 
+/* Bans.Ban: seconds, at most ten years (0: until unbanned). */
+#define PS_BAN_SECONDS_MAX (UINT64_C(10) * 365 * 86400)
 /* Bans.BanBatch/UnbanBatch: entries in one call; Bans.List: rows per reply. */
 #define PS_BANS_BATCH_MAX 1000000u
 #define PS_BANS_LIST_MAX 10000u

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include "bans-bus.h"
 #include "bus-util.h"
 #include "connections-bus.h"
 #include "filters-bus.h"
@@ -187,6 +188,9 @@ int manager_bus_register(Manager *m) {
         if (r < 0)
                 return r;
         r = filters_bus_register(m);
+        if (r < 0)
+                return r;
+        r = bans_bus_register(m);
         if (r < 0)
                 return r;
         return connections_bus_register(m);
