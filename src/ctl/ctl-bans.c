@@ -294,6 +294,6 @@ int verb_allowlist(sd_bus *bus, char **args, int n_args) {
                 printf("%s\n", s);
         if (r < 0)
                 return bus_error("reading the allowlist", NULL, r);
-        print_count_legend(n, "The allowlist is empty.", "entry", "entries", "never banned");
+        print_count_legend(n, "The allowlist is empty.", "entry", "entries", "listed");
         return 0;
 }

@@ -22,11 +22,12 @@ void bans_log_banned(const Ban *b, bool extended) {
         _cleanup_free_ char *f_reason = NULL;
         const char *policy = b->origin == BAN_ORIGIN_AUTO ? ban_policy_to_string(b->policy) : NULL;
 
+        const char *origin = ban_origin_to_string(b, o, sizeof o);
+
         cidr_to_string(true, &b->cidr, a);
-        ban_origin_to_string(b, o, sizeof o);
         format_until(b->expires_usec, until);
         snprintf(f_addr, sizeof f_addr, "ADDRESS=%s", a);
-        snprintf(f_origin, sizeof f_origin, "ORIGIN=%s", o);
+        snprintf(f_origin, sizeof f_origin, "ORIGIN=%s", origin);
         snprintf(f_until, sizeof f_until, "UNTIL=%s", until);
         snprintf(f_off, sizeof f_off, "OFFENSES=%u", b->offenses);
         snprintf(f_policy, sizeof f_policy, "POLICY=%s", policy ? policy : "");
@@ -41,7 +42,7 @@ void bans_log_banned(const Ban *b, bool extended) {
                         fields[5] = f_policy;
                 log_struct_fields(LOG_NOTICE, 0, PS_MESSAGE_BAN, NULL, fields,
                                   "%s %s (%s) until %s%s%s; offense %u", a,
-                                  extended ? "banned again" : "banned", o, until,
+                                  extended ? "banned again" : "banned", origin, until,
                                   b->reason ? ": " : "", b->reason ? b->reason : "", b->offenses);
         }
 }
@@ -51,19 +52,20 @@ void bans_log_unbanned(const Ban *b, BanEnd why) {
         char f_addr[CIDR_STRING_MAX + 16], f_origin[48], f_until[48], f_off[32];
         const char *const fields[] = { f_addr, f_origin, f_until, f_off, NULL };
 
+        const char *origin = ban_origin_to_string(b, o, sizeof o);
+
         cidr_to_string(true, &b->cidr, a);
-        ban_origin_to_string(b, o, sizeof o);
         format_until(b->expires_usec, until);
         snprintf(f_addr, sizeof f_addr, "ADDRESS=%s", a);
-        snprintf(f_origin, sizeof f_origin, "ORIGIN=%s", o);
+        snprintf(f_origin, sizeof f_origin, "ORIGIN=%s", origin);
         snprintf(f_until, sizeof f_until, "UNTIL=%s", until);
         snprintf(f_off, sizeof f_off, "OFFENSES=%u", b->offenses);
         if (why == BAN_END_EXPIRED)
                 log_struct_fields(LOG_INFO, 0, PS_MESSAGE_BAN_EXPIRED, NULL, fields,
-                                  "The ban of %s (%s) expired at %s", a, o, until);
+                                  "The ban of %s (%s) expired at %s", a, origin, until);
         else
                 log_struct_fields(LOG_NOTICE, 0, PS_MESSAGE_UNBAN, NULL, fields,
-                                  "%s unbanned (was %s, until %s)", a, o, until);
+                                  "%s unbanned (was %s, until %s)", a, origin, until);
 }
 
 void bans_log_policy(const char *policy, const char *address, bool shadow, uint32_t value,

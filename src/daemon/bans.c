@@ -743,8 +743,9 @@ static int request_check(BanStore *s, const BanRequest *req, uint64_t now, Ban *
         allowed = ban_store_allowlisted(s, &req->cidr);
         if (allowed)
                 return error_setf(ret_error, -EPERM,
-                                  "%s is not banned: it covers %s, which is on the allowlist "
-                                  "(AllowlistRemove it first, or ban a range without it)",
+                                  "%s is not banned: it overlaps %s, which is on the allowlist "
+                                  "(remove it from the allowlist first, or ban a range without "
+                                  "it)",
                                   cidr_to_string(true, &req->cidr, a), cidr_to_string(true, allowed, w));
         *ret = (Ban) {
                 .cidr = req->cidr,

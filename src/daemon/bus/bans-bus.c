@@ -14,7 +14,8 @@
  * org.packetscope.Guarder1.Bans: decode, authorize (manage-bans), call the ban store, encode.
  * Bans are rows (List), not objects: a million objects would make every ObjectManager client
  * walk a million paths. Ban() answers with /org/packetscope/Guarder1/bans/<id>, an object
- * resolved on demand (never enumerated) whose properties describe that one ban.
+ * resolved on demand whose properties describe that one ban; only a small table
+ * (PS_SMALL_SET_MAX) is enumerated.
  */
 
 static int bans_bus_error(sd_bus_error *error, int r, const char *err) {
@@ -838,6 +839,22 @@ static const sd_bus_vtable ban_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+static char *ban_path_at(void *userdata, size_t i) {
+        Manager *m = userdata;
+
+        return ban_bus_path(ban_store_at(m->bans, i)->id);
+}
+
+/* Up to PS_SMALL_SET_MAX bans are listed as objects (for introspecting tools); past that none
+ * are, and List() pages through them. */
+static int ban_enumerate(sd_bus *bus, const char *path, void *userdata, char ***ret,
+                         sd_bus_error *error) {
+        Manager *m = userdata;
+        size_t n = ban_store_count(m->bans);
+
+        return bus_node_list(n <= PS_SMALL_SET_MAX ? n : 0, ban_path_at, m, ret);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Changes to signals and the journal */
 
@@ -909,6 +926,6 @@ int bans_bus_register(Manager *m) {
                                        bans_find, m);
         if (r < 0)
                 return r;
-        return sd_bus_add_fallback_vtable(m->bus, NULL, PS_OBJECT_BANS, PS_IFACE_BAN, ban_vtable,
-                                          ban_find, m);
+        return bus_add_object_family(m->bus, PS_OBJECT_BANS, PS_IFACE_BAN, ban_vtable, ban_find,
+                                     ban_enumerate, m);
 }
