@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <time.h>
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "ban-maps.h"
 #include "bans.h"
@@ -18,7 +20,7 @@
 struct BanStore {
         sd_event *event;        /* not owned */
         const char *state_dir;  /* not owned */
-        const Config *config;   /* not owned */
+        Config *config;         /* not owned; SetPolicy changes its [Bans] policies */
         BanMaps maps;
 
         Ban *bans; /* dense; the index points into it */
@@ -32,6 +34,8 @@ struct BanStore {
         size_t n_allow;
 
         sd_event_source *reap_timer;
+        struct ring_buffer *events;
+        sd_event_source *events_source;
         BanCallbacks cb;
 };
 
@@ -257,6 +261,8 @@ BanStore *ban_store_free(BanStore *s) {
         free(s->index);
         free(s->allow);
         sd_event_source_unref(s->reap_timer);
+        sd_event_source_unref(s->events_source);
+        ring_buffer__free(s->events);
         ban_maps_close(&s->maps);
         free(s);
         return NULL;
@@ -1387,8 +1393,184 @@ static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char 
         return 0;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Policies */
+
+/* The kernel's configuration from the [Bans] settings (and what SetPolicy changed since). */
+static void policies_to_kernel(const Config *c, uint64_t url_lengths, struct ps_ban_config *ret) {
+        *ret = (struct ps_ban_config) { .n_http_ports = c->n_http_ports,
+                                        .url_lengths = url_lengths };
+        for (unsigned i = 0; i < _PS_BAN_POLICY_MAX; i++)
+                ret->policy[i] = (struct ps_ban_policy_conf) {
+                        .mode = c->ban_policy[i].mode,
+                        .threshold = c->ban_policy[i].threshold,
+                        .burst = c->ban_policy[i].burst,
+                        .prefix4 = c->ban_prefix4,
+                        .prefix6 = c->ban_prefix6,
+                        .window_ns = c->ban_policy[i].window_usec * NSEC_PER_USEC,
+                        .ban_ns = c->ban_duration_usec * NSEC_PER_USEC,
+                        .repeat_factor = c->ban_repeat_factor,
+                        .repeat_max_ns = c->ban_repeat_max_usec * NSEC_PER_USEC,
+                };
+        memcpy(ret->http_ports, c->http_ports, sizeof ret->http_ports);
+}
+
+/* The URL patterns of the map made equal to the configured ones, then the configuration. */
+int ban_store_apply_policies(BanStore *s) {
+        struct ps_url_key key, next;
+        struct ps_ban_config k;
+        uint64_t lengths = 0;
+        void *prev = NULL;
+        int r;
+
+        for (uint32_t i = 0; i < s->config->n_url_patterns; i++) {
+                const char *p = s->config->url_patterns[i];
+
+                r = ban_maps_pattern_add(&s->maps, p, strlen(p), i + 1);
+                if (r < 0)
+                        return r;
+                lengths |= UINT64_C(1) << (strlen(p) - 1);
+        }
+        /* Patterns no longer configured go; the walk starts over after each delete. */
+        while (bpf_map_get_next_key(s->maps.patterns_fd, prev, &next) == 0) {
+                bool keep = false;
+
+                for (uint32_t i = 0; i < s->config->n_url_patterns && !keep; i++)
+                        keep = strlen(s->config->url_patterns[i]) == next.len &&
+                               memcmp(s->config->url_patterns[i], next.bytes, next.len) == 0;
+                if (keep) {
+                        key = next;
+                        prev = &key;
+                        continue;
+                }
+                if (bpf_map_delete_elem(s->maps.patterns_fd, &next) < 0)
+                        return -errno;
+                prev = NULL;
+        }
+        policies_to_kernel(s->config, lengths, &k);
+        return ban_maps_set_config(&s->maps, &k);
+}
+
+int ban_store_set_policy(BanStore *s, unsigned policy, const BanPolicyConf *p,
+                         char **ret_error) {
+        BanPolicyConf old;
+        int r;
+
+        if (policy >= _PS_BAN_POLICY_MAX)
+                return error_setf(ret_error, -EINVAL, "no such policy");
+        old = s->config->ban_policy[policy];
+        s->config->ban_policy[policy] = *p;
+        r = ban_store_apply_policies(s);
+        if (r < 0) {
+                s->config->ban_policy[policy] = old;
+                (void) ban_store_apply_policies(s);
+                return error_setf(ret_error, r, "cannot write the policy to the kernel: %s",
+                                  strerror(-r));
+        }
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* What the policies did (the kernel's ban events) */
+
+static int on_ban_event(void *ctx, void *data, size_t size) {
+        BanStore *s = ctx;
+        const struct ps_ban_event *e = data;
+        const char *policy;
+        char a[CIDR_STRING_MAX];
+        Cidr c;
+
+        if (size < sizeof *e || (e->family != ADDR_FAMILY_IPV4 && e->family != ADDR_FAMILY_IPV6))
+                return 0;
+        c = (Cidr) { .family = e->family, .prefixlen = e->prefixlen };
+        memcpy(c.addr, e->addr, sizeof c.addr);
+        policy = ban_policy_to_string(e->policy);
+        if (!policy)
+                return 0;
+        cidr_to_string(true, &c, a);
+
+        switch (e->kind) {
+        case PS_BAN_EVENT_SHADOW:
+                if (s->cb.policy)
+                        s->cb.policy(s, policy, a, true, e->value, e->offenses, 0, s->cb.userdata);
+                return 0;
+        case PS_BAN_EVENT_FULL:
+                log_struct_internal(LOG_WARNING, 0, PS_MESSAGE_BANS_FILLING, NULL,
+                                    "Policy %s would have banned %s but the ban table is full",
+                                    policy, a);
+                return 0;
+        case PS_BAN_EVENT_BANNED:
+        case PS_BAN_EVENT_EXTENDED: {
+                struct ps_ban v;
+                Ban *b;
+
+                /* The kernel made the ban; record it as the kernel has it. */
+                if (ban_maps_lookup(&s->maps, c.family, c.addr, c.prefixlen, &v) < 0)
+                        return 0; /* unbanned or reaped meanwhile */
+                b = store_find(s, &c);
+                if (!b) {
+                        Ban nb = {
+                                .cidr = c,
+                                .id = s->next_id++,
+                                .created_usec = now_usec(CLOCK_REALTIME),
+                        };
+
+                        if (store_reserve(s, 1) < 0)
+                                return 0;
+                        b = store_insert(s, &nb);
+                }
+                b->expires_usec = v.expires ? mono_to_realtime_usec(v.expires) : 0;
+                b->offenses = MAX(v.offenses, 1u);
+                b->origin = BAN_ORIGIN_AUTO;
+                b->policy = e->policy;
+                if (!b->reason) {
+                        char r[96];
+
+                        snprintf(r, sizeof r, "%s: %u", policy, e->value);
+                        b->reason = strdup(r);
+                }
+                v.id = b->id;
+                (void) ban_maps_insert(&s->maps, c.family, c.addr, c.prefixlen, &v, BPF_EXIST);
+                if (!cidr_is_exact(&c))
+                        (void) ban_maps_update_presence(&s->maps);
+                if (store_save(s) < 0)
+                        log_warning("Cannot write the auto-ban of %s to %s/" BANS_FILE "; the "
+                                    "kernel enforces it, and the next start takes it over", a,
+                                    s->state_dir);
+                if (s->cb.policy)
+                        s->cb.policy(s, policy, a, false, e->value, b->offenses, b->expires_usec,
+                                     s->cb.userdata);
+                if (s->cb.banned)
+                        s->cb.banned(s, b, s->cb.userdata);
+                if (s->cb.changed)
+                        s->cb.changed(s, s->cb.userdata);
+                schedule_reap(s);
+                return 0;
+        }
+        default:
+                return 0;
+        }
+}
+
+static int on_ban_events_ready(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        BanStore *s = userdata;
+        int r = ring_buffer__consume(s->events);
+
+        if (r < 0)
+                log_debug_errno(r, "Reading ban events failed: %m");
+        return 0;
+}
+
+static int start_events(BanStore *s) {
+        s->events = ring_buffer__new(s->maps.events_fd, on_ban_event, s, NULL);
+        if (!s->events)
+                return -errno;
+        return sd_event_add_io(s->event, &s->events_source, ring_buffer__epoll_fd(s->events),
+                               EPOLLIN, on_ban_events_ready, s);
+}
+
 int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const char *bpffs_root,
-                    const Config *config, char **ret_error) {
+                    Config *config, char **ret_error) {
         _cleanup_free_ char *err = NULL;
         struct adopt_ctx a = { .s = s };
         size_t loaded = 0, expired = 0, put = 0;
@@ -1443,6 +1625,16 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                          (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - t0) / 1000),
                          a.adopted, expired);
         (void) put;
+        r = ban_store_apply_policies(s);
+        if (r < 0)
+                log_warning_errno(r, "Cannot configure the auto-ban policies in the kernel: %m; "
+                                  "manual bans work, the policies keep their last settings");
+        if (event) {
+                r = start_events(s);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot read the auto-ban events: %m; the kernel "
+                                          "still bans, the daemon records them at its next start");
+        }
         schedule_reap(s);
         return 0;
 }

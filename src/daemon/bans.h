@@ -59,6 +59,9 @@ typedef struct BanCallbacks {
         void (*batch)(BanStore *s, size_t n_banned, size_t n_unbanned, BanEnd why,
                       void *userdata);
         void (*changed)(BanStore *s, void *userdata);
+        /* A policy banned (or, shadow, would have banned) a source; until 0 for shadow. */
+        void (*policy)(BanStore *s, const char *policy, const char *address, bool shadow,
+                       uint32_t value, uint32_t offenses, uint64_t until_usec, void *userdata);
         void *userdata;
 } BanCallbacks;
 
@@ -84,7 +87,13 @@ void ban_store_set_callbacks(BanStore *s, const BanCallbacks *cb);
  * Expired bans go. Borrowed: the loop, the strings and the config.
  */
 int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const char *bpffs_root,
-                    const Config *config, char **ret_error);
+                    Config *config, char **ret_error);
+
+/* Writes the auto-ban policies and URL patterns of the config to the kernel. */
+int ban_store_apply_policies(BanStore *s);
+/* SetPolicy: one policy's mode and thresholds, for the running daemon (packetscope.conf is
+ * what a restart applies). */
+int ban_store_set_policy(BanStore *s, unsigned policy, const BanPolicyConf *p, char **ret_error);
 
 /* The maps every link's program shares (LinkSetup.bans). */
 BanMaps *ban_store_maps(BanStore *s);

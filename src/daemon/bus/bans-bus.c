@@ -365,6 +365,149 @@ static int method_allowlist_change(sd_bus_message *msg, void *userdata, sd_bus_e
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Policies */
+
+static int policy_from_name(const char *name) {
+        for (unsigned i = 0; i < _PS_BAN_POLICY_MAX; i++)
+                if (streq(name, ban_policy_to_string(i)))
+                        return (int) i;
+        return -EINVAL;
+}
+
+static int read_policy_entry(const char *key, const BusValue *v, void *userdata,
+                             sd_bus_error *error) {
+        BanPolicyConf *p = userdata;
+
+        if (streq(key, "mode") && v->type == 's') {
+                if (ban_mode_from_string(v->s, &p->mode) < 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "mode '%.32s'; accepted: off, count (shadow), "
+                                                 "enforce", v->s);
+                return 0;
+        }
+        if (streq(key, "threshold") && v->type == 'u') {
+                if (v->u < 1 || v->u > 1000000)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "threshold %llu; accepted: 1 to 1000000",
+                                                 (unsigned long long) v->u);
+                p->threshold = (uint32_t) v->u;
+                return 0;
+        }
+        if (streq(key, "burst") && v->type == 'u') {
+                if (v->u < 1 || v->u > 1000000)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "burst %llu; accepted: 1 to 1000000",
+                                                 (unsigned long long) v->u);
+                p->burst = (uint32_t) v->u;
+                return 0;
+        }
+        if (streq(key, "window_usec") && v->type == 't') {
+                if (v->u < 1000 || v->u > 86400 * USEC_PER_SEC)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "window_usec %llu; accepted: 1000 (1 ms) to "
+                                                 "86400000000 (1 d)", (unsigned long long) v->u);
+                p->window_usec = v->u;
+                return 0;
+        }
+        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                 "unknown policy key '%.64s' (or wrong type); accepted: mode (s), "
+                                 "threshold (u), burst (u), window_usec (t)", key);
+}
+
+static const BusDictSpec policy_spec = {
+        .types = "sut",
+        .what = "policy key",
+        .expected = "accepted: mode (s), threshold (u), burst (u), window_usec (t)",
+};
+
+static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *err = NULL;
+        Manager *m = userdata;
+        const char *name;
+        BanPolicyConf p;
+        int idx, r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        idx = policy_from_name(name);
+        if (idx < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "no policy '%.32s'; accepted: connections, syn-rate, "
+                                         "port-scan, url", name);
+        p = m->config.ban_policy[idx];
+        r = bus_read_dict(msg, &policy_spec, read_policy_entry, &p, error);
+        if (r < 0)
+                return r;
+        r = polkit_verify(msg, PS_POLKIT_MANAGE_BANS, &m->polkit, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = ban_store_set_policy(m->bans, (unsigned) idx, &p, &err);
+        if (r < 0)
+                return bans_bus_error(error, r, err);
+        log_struct_internal(LOG_NOTICE, 0, NULL, NULL,
+                            "Auto-ban policy %s set to %s, threshold %u, burst %u, window %llu ms",
+                            name, ban_mode_to_string(p.mode), p.threshold, p.burst,
+                            (unsigned long long) (p.window_usec / 1000));
+        (void) sd_bus_emit_properties_changed(m->bus, PS_OBJECT_BANS, PS_IFACE_BANS, "Policies",
+                                              NULL);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int property_get_policies(sd_bus *bus, const char *path, const char *interface,
+                                 const char *property, sd_bus_message *reply, void *userdata,
+                                 sd_bus_error *error) {
+        Manager *m = userdata;
+        const Config *c = &m->config;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "{sa{sv}}");
+        for (unsigned i = 0; i < _PS_BAN_POLICY_MAX && r >= 0; i++) {
+                const BanPolicyConf *p = &c->ban_policy[i];
+
+                r = sd_bus_message_open_container(reply, 'e', "sa{sv}");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "s", ban_policy_to_string(i));
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+                if (r >= 0)
+                        r = bus_dict_string(reply, "mode", ban_mode_to_string(p->mode));
+                if (r >= 0)
+                        r = bus_dict_u32(reply, "threshold", p->threshold);
+                if (r >= 0)
+                        r = bus_dict_u32(reply, "burst", p->burst);
+                if (r >= 0)
+                        r = bus_dict_u64(reply, "window_usec", p->window_usec);
+                if (r >= 0)
+                        r = bus_dict_u64(reply, "duration_usec", c->ban_duration_usec);
+                if (r >= 0)
+                        r = bus_dict_u8(reply, "prefix4", c->ban_prefix4);
+                if (r >= 0)
+                        r = bus_dict_u8(reply, "prefix6", c->ban_prefix6);
+                if (r >= 0 && i == PS_BAN_POLICY_URL) {
+                        r = sd_bus_message_open_container(reply, 'e', "sv");
+                        if (r >= 0)
+                                r = sd_bus_message_append(reply, "s", "patterns");
+                        if (r >= 0)
+                                r = sd_bus_message_open_container(reply, 'v', "as");
+                        if (r >= 0)
+                                r = sd_bus_message_open_container(reply, 'a', "s");
+                        for (uint32_t k = 0; k < c->n_url_patterns && r >= 0; k++)
+                                r = sd_bus_message_append(reply, "s", c->url_patterns[k]);
+                        for (int close = 0; close < 3 && r >= 0; close++)
+                                r = sd_bus_message_close_container(reply);
+                }
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Reads */
 
 typedef enum BanSort {
@@ -746,6 +889,8 @@ static const sd_bus_vtable bans_vtable[] = {
         SD_BUS_PROPERTY("CapacityCidr", "u", property_get_count, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Allowlist", "as", property_get_allowlist, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Policies", "a{sa{sv}}", property_get_policies, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Ban", SD_BUS_ARGS("s", address, "t", seconds, "s", reason),
                                 SD_BUS_RESULT("o", ban), method_ban, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("BanBatch", SD_BUS_ARGS("aa{sv}", bans), SD_BUS_RESULT("u", count),
@@ -767,12 +912,16 @@ static const sd_bus_vtable bans_vtable[] = {
                                 method_allowlist_change, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AllowlistRemove", SD_BUS_ARGS("s", address), SD_BUS_NO_RESULT,
                                 method_allowlist_change, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetPolicy", SD_BUS_ARGS("s", name, "a{sv}", settings),
+                                SD_BUS_NO_RESULT, method_set_policy, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("History", SD_BUS_ARGS("a{sv}", query),
                                 SD_BUS_RESULT("aa{sv}", events), method_history,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("Banned", SD_BUS_ARGS("s", address, "s", origin, "s", reason,
                                                       "t", until), 0),
         SD_BUS_SIGNAL_WITH_ARGS("Unbanned", SD_BUS_ARGS("s", address, "s", why), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("PolicyTriggered", SD_BUS_ARGS("s", policy, "s", address,
+                                                               "b", shadow, "u", value), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -895,6 +1044,17 @@ static void on_batch(BanStore *s, size_t n_banned, size_t n_unbanned, BanEnd why
                                     why == BAN_END_EXPIRED ? "expired" : "lifted");
 }
 
+static void on_policy(BanStore *s, const char *policy, const char *address, bool shadow,
+                      uint32_t value, uint32_t offenses, uint64_t until_usec, void *userdata) {
+        Manager *m = userdata;
+
+        bans_log_policy(policy, address, shadow, value, offenses, until_usec);
+        if (m->bus)
+                (void) sd_bus_emit_signal(m->bus, PS_OBJECT_BANS, PS_IFACE_BANS,
+                                          "PolicyTriggered", "ssbu", policy, address, shadow,
+                                          value);
+}
+
 static void on_count_changed(BanStore *s, void *userdata) {
         Manager *m = userdata;
 
@@ -919,6 +1079,7 @@ int bans_bus_register(Manager *m) {
                 .banned = on_banned,
                 .unbanned = on_unbanned,
                 .batch = on_batch,
+                .policy = on_policy,
                 .changed = on_count_changed,
                 .userdata = m,
         });
