@@ -297,3 +297,136 @@ int verb_allowlist(sd_bus *bus, char **args, int n_args) {
         print_count_legend(n, "The allowlist is empty.", "entry", "entries", "listed");
         return 0;
 }
+
+/* autoban set POLICY key=value...: the a{sv} of SetPolicy from the words. */
+static int append_policy_setting(sd_bus_message *m, const char *word) {
+        const char *eq = strchr(word, '=');
+        _cleanup_free_ char *key = NULL;
+        uint64_t usec;
+        uint32_t n;
+
+        if (!eq)
+                return usage_error("'%s' is not KEY=VALUE; keys: mode, threshold, burst, window",
+                                   word);
+        key = strndup(word, (size_t) (eq - word));
+        if (!key)
+                return -ENOMEM;
+        eq++;
+        if (streq(key, "mode"))
+                return sd_bus_message_append(m, "{sv}", "mode", "s", eq);
+        if (streq(key, "threshold") || streq(key, "burst")) {
+                if (safe_atou32(eq, &n) < 0)
+                        return usage_error("invalid %s '%s'; accepted: a number", key, eq);
+                return sd_bus_message_append(m, "{sv}", key, "u", n);
+        }
+        if (streq(key, "window")) {
+                if (parse_time_span(eq, &usec) < 0)
+                        return usage_error("invalid window '%s'; accepted: a time span, e.g. 3s, "
+                                           "500ms, 1min", eq);
+                return sd_bus_message_append(m, "{sv}", "window_usec", "t", usec);
+        }
+        return usage_error("unknown policy key '%s'; accepted: mode, threshold, burst, window",
+                           key);
+}
+
+static int autoban_set(sd_bus *bus, const char *policy, char **words, int n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &call, PS_BUS_NAME, PS_OBJECT_BANS, PS_IFACE_BANS,
+                                           "SetPolicy");
+        if (r >= 0)
+                r = sd_bus_message_append(call, "s", policy);
+        if (r >= 0)
+                r = sd_bus_message_open_container(call, 'a', "{sv}");
+        for (int i = 0; i < n && r >= 0; i++)
+                r = append_policy_setting(call, words[i]);
+        if (r == -EINVAL)
+                return r;
+        if (r >= 0)
+                r = sd_bus_message_close_container(call);
+        if (r < 0)
+                return bus_error("building the SetPolicy call", NULL, r);
+        r = sd_bus_call(bus, call, 0, &error, &reply);
+        if (r < 0) {
+                r = bus_error("SetPolicy", &error, r);
+                sd_bus_error_free(&error);
+        }
+        return r;
+}
+
+typedef struct PolicyRow {
+        uint64_t seen;
+        const char *mode;
+        uint64_t threshold, burst, window_usec, duration_usec;
+} PolicyRow;
+
+static const BusField policy_fields[] = {
+        { "mode", BUS_FIELD_STRING, offsetof(PolicyRow, mode) },
+        { "threshold", BUS_FIELD_U64, offsetof(PolicyRow, threshold) },
+        { "burst", BUS_FIELD_U64, offsetof(PolicyRow, burst) },
+        { "window_usec", BUS_FIELD_U64, offsetof(PolicyRow, window_usec) },
+        { "duration_usec", BUS_FIELD_U64, offsetof(PolicyRow, duration_usec) },
+};
+static const BusDict policy_dict = BUS_DICT(policy_fields, PolicyRow);
+
+static int autoban_status(sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_table_ Table *t = NULL;
+        int r;
+
+        r = sd_bus_get_property(bus, PS_BUS_NAME, PS_OBJECT_BANS, PS_IFACE_BANS, "Policies", NULL,
+                                &reply, "a{sa{sv}}");
+        if (r < 0)
+                return bus_error("reading the policies", NULL, r);
+        if (arg.json != JSON_OFF)
+                return print_reply_json(reply, "Policies");
+        t = table_new("POLICY", "MODE", "THRESHOLD", "BURST", "WINDOW", "BAN", NULL);
+        if (!t)
+                return -ENOMEM;
+        table_align_right(t, (1u << 2) | (1u << 3));
+        r = sd_bus_message_enter_container(reply, 'a', "{sa{sv}}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sa{sv}")) > 0) {
+                PolicyRow p = {};
+                const char *name;
+
+                r = sd_bus_message_read(reply, "s", &name);
+                if (r >= 0)
+                        r = bus_read_dict(reply, &policy_dict, &p, NULL, NULL);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        break;
+                if ((r = table_add_cell(t, name)) < 0 || (r = table_add_cell(t, p.mode)) < 0 ||
+                    (r = table_add_cellf(t, "%" PRIu64, p.threshold)) < 0 ||
+                    (r = table_add_cellf(t, "%" PRIu64, p.burst)) < 0 ||
+                    (r = table_add_cellf(t, "%" PRIu64 "ms", p.window_usec / 1000)) < 0 ||
+                    (r = table_add_cellf(t, "%" PRIu64 "s", p.duration_usec / USEC_PER_SEC)) < 0)
+                        return r;
+        }
+        if (r < 0)
+                return bus_error("reading the policies", NULL, r);
+        return table_print(t, stdout, arg.legend);
+}
+
+int verb_autoban(sd_bus *bus, char **args, int n_args) {
+        const char *sub = n_args > 0 ? args[0] : "status";
+
+        if (streq(sub, "status") && n_args <= 1)
+                return autoban_status(bus);
+        if (streq(sub, "set") && n_args >= 3)
+                return autoban_set(bus, args[1], args + 2, n_args - 2);
+        if (streq(sub, "shadow") && n_args == 3) {
+                char mode[32];
+                char *w[] = { mode };
+                int b = parse_boolean(args[2]);
+
+                if (b < 0)
+                        return usage_error("'autoban shadow %s' takes on or off", args[1]);
+                snprintf(mode, sizeof mode, "mode=%s", b ? "count" : "enforce");
+                return autoban_set(bus, args[1], w, 1);
+        }
+        return usage_error("unknown command 'autoban %s'; accepted: autoban status, set POLICY "
+                           "KEY=VALUE..., shadow POLICY on|off", sub);
+}

@@ -73,6 +73,7 @@ static const Verb verbs[] = {
         { "bans", 0, 2, OPT_TOP | OPT_OFFSET | OPT_ADDRESS | OPT_ORIGIN | OPT_REPLACE,
           VERB_ARG_NONE, false, verb_bans },
         { "allowlist", 0, 2, 0, VERB_ARG_NONE, false, verb_allowlist },
+        { "autoban", 0, 8, 0, VERB_ARG_NONE, false, verb_autoban },
 };
 
 /* "filter COMMAND": the word after "filter " is what the command line says. */
@@ -129,7 +130,12 @@ static void help(void) {
                "  bans export              Print every ban as JSON\n"
                "  bans history             Bans, unbans and expiries from the journal\n"
                "  allowlist [list]         Addresses never banned\n"
-               "  allowlist add|remove ADDRESS[/LEN]\n\n"
+               "  allowlist add|remove ADDRESS[/LEN]\n"
+               "  autoban [status]         The automatic ban policies\n"
+               "  autoban set POLICY KEY=VALUE...\n"
+               "                           mode=off|count|enforce, threshold=, burst=, window=\n"
+               "  autoban shadow POLICY on|off\n"
+               "                           Report only (count), or ban (enforce)\n\n"
                "Options:\n"
                "  -h --help                Show this help\n"
                "     --version             Show the version\n"
@@ -601,7 +607,8 @@ int main(int argc, char *argv[]) {
         verb = verb_find(verbs, ELEMENTSOF(verbs), name, 0);
         if (!verb) {
                 usage_error("unknown command '%s'; accepted: status, attach, detach, connections, "
-                            "icmp, stats, monitor, filter, ban, unban, bans, allowlist", name);
+                            "icmp, stats, monitor, filter, ban, unban, bans, allowlist, autoban",
+                            name);
                 r = -EINVAL;
                 goto finish;
         }

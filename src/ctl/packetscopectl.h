@@ -327,3 +327,4 @@ int verb_ban(sd_bus *bus, char **args, int n_args);
 int verb_unban(sd_bus *bus, char **args, int n_args);
 int verb_bans(sd_bus *bus, char **args, int n_args);
 int verb_allowlist(sd_bus *bus, char **args, int n_args);
+int verb_autoban(sd_bus *bus, char **args, int n_args);
