@@ -125,8 +125,7 @@ struct pkt {
         __u8 l4less;         /* no transport header to classify: rules on one never match */
         __u8 reason;         /* enum ps_policy_reason of a drop no rule made */
         __u8 inner_ports;    /* the quoted header's ports were read */
-        __u8 allowlisted;    /* the source is on the ban allowlist */
-        __u8 pad;
+        __u8 pad[2];
         __u32 frag_id;       /* IPv4 identification or IPv6 fragment identification */
         /* The tuple, filled in while parsing: the flow key's fields (family, protocol,
          * addresses, ports) and what the classifier looks at besides (TCP flags, ICMP type and
@@ -147,8 +146,6 @@ struct tcp_seg {
         __u32 payload_off; /* offset of the payload in the frame */
         __u32 payload_len;
 };
-
-#include "bans.bpf.h"
 
 /* Offsets beyond this are never valid: it keeps every offset the verifier sees bounded. */
 #define PS_MAX_OFF 0x3fff
@@ -817,6 +814,11 @@ static __always_inline int frag_follow(struct pkt *p, __u64 now, struct ps_verdi
         return 1;
 }
 
+#ifndef PS_AUTOBAN
+#define PS_AUTOBAN 0
+#endif
+#include "bans.bpf.h"
+
 /*
  * Parses, classifies and accounts one IP datagram at offset off; returns -1 if it is malformed
  * (then it is passed unclassified: a header we cannot read is a header no rule can match, and
@@ -892,7 +894,7 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
         now = bpf_ktime_get_coarse_ns();
 
         /* A banned source is dropped whatever it sends, before any rule is looked at. */
-        if (ban_check(p)) {
+        if (ban_check(p, &seg, now)) {
                 p->reason = PS_REASON_BAN;
                 *action = PS_ACTION_DROP;
                 drop_event(p->ctx, &p->m, PS_DROP_SLOT_BAN, now, &p->st->drop_events_lost);
@@ -941,6 +943,18 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
 
                 flow_key_of(p, &key);
                 fv = bpf_map_lookup_elem(&flows, &key);
+#if PS_AUTOBAN
+                /* The auto-ban policies see the packet before any rule: one that bans its
+                 * source drops it. */
+                if ((p->bucket == PS_PROTO_TCP || p->bucket == PS_PROTO_UDP) &&
+                    ps_ban_policies(p->ctx, fv ? 1 + fv->state : 0)) {
+                        p->reason = PS_REASON_AUTOBAN;
+                        *action = PS_ACTION_DROP;
+                        drop_event(p->ctx, &p->m, PS_DROP_SLOT_BAN, now,
+                                   &p->st->drop_events_lost);
+                        return 0;
+                }
+#endif
                 hit = cached_verdict(fv ? &fv->verdict : NULL, &v);
         } else if (!p->l4less) {
                 struct ps_icmp_key key;

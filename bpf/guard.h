@@ -78,13 +78,9 @@ struct ps_flow_value {
         __u8 tcp_flags;    /* OR of every TCP flag byte seen */
         __u8 last_flags;   /* TCP flag byte of the last segment */
         __u8 state;        /* enum ps_flow_state */
-        __u32 ban_flags;   /* PS_FLOW_* below: what the ban policies did with this flow */
+        __u32 pad;
         struct ps_verdict_cache verdict;
 };
-
-/* ps_flow_value.ban_flags */
-#define PS_FLOW_CONN_COUNTED 1u /* this flow's SYN is counted in its source's open connections */
-#define PS_FLOW_URL_PENDING 2u  /* a request line cut short waits for the next segment */
 
 /* ICMP and ICMPv6 traffic, one entry per (family, src, dst, type, code). */
 struct ps_icmp_key {
