@@ -179,6 +179,7 @@ static const BusDictSpec batch_spec = {
 static int method_ban_batch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_free_ BanRequest *reqs = NULL;
         _cleanup_free_ char *err = NULL;
+        uint64_t t_start = now_usec(CLOCK_MONOTONIC), t_read;
         Manager *m = userdata;
         size_t n = 0, alloc = 0;
         int r;
@@ -222,9 +223,13 @@ static int method_ban_batch(sd_bus_message *msg, void *userdata, sd_bus_error *e
         r = polkit_verify(msg, PS_POLKIT_MANAGE_BANS, &m->polkit, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
+        t_read = now_usec(CLOCK_MONOTONIC);
         r = ban_store_ban_batch(m->bans, reqs, n, &err);
         if (r < 0)
                 return bans_bus_error(error, r, err);
+        log_debug("BanBatch of %zu bans: read in %llu ms, applied in %llu ms", n,
+                  (unsigned long long) (t_read - t_start) / 1000,
+                  (unsigned long long) (now_usec(CLOCK_MONOTONIC) - t_read) / 1000);
         return sd_bus_reply_method_return(msg, "u", (uint32_t) n);
 }
 
