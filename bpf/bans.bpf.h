@@ -152,6 +152,25 @@ struct ban_args {
         __u32 pad;
 };
 
+/* What crossed a threshold, for ps_policy_fire(). */
+struct fire_args {
+        __u32 src[4];
+        __u8 family;
+        __u8 policy; /* enum ps_ban_policy */
+        __u16 dport;
+        __u32 value;
+};
+
+/* Scratch of ps_policy_fire(). */
+struct fire_work {
+        struct ps_ban ban;
+        struct ps_ban_src_key key;
+        struct ps_lpm6_key k6;
+        struct ps_ban_offender off;
+        __u32 kind;
+        __u32 pad;
+};
+
 /* The arguments of the global functions below: in a per-CPU map rather than on a stack
  * that the rest of the program fills to its limit. */
 struct ban_scratch {
@@ -159,6 +178,11 @@ struct ban_scratch {
         struct ps_lpm4_key k4;    /* trie keys, off the stack */
         struct ps_lpm6_key k6;
         struct ps_flow_key flow;  /* the packet's flow */
+        struct ps_ban_src_key skey;
+        struct ps_ban_src_state sinit;
+        struct fire_args fire;    /* what ps_policy_fire() is to ban */
+        struct ps_match m;        /* a dropped packet's, for its drop sample */
+        struct fire_work work;
 };
 
 struct {
@@ -330,19 +354,22 @@ static __always_inline __u8 policy_prefix(__u8 family, const struct ps_ban_polic
         return family == PS_FAMILY_IPV4 ? pc->prefix4 : pc->prefix6;
 }
 
-/* The per-source state of the source cut to `prefixlen`, created on first sight. */
+/* The per-source state of the source cut to `prefixlen`, created on first sight; k and init
+ * are scratch space (off the stack). */
 static __always_inline struct ps_ban_src_state *src_state(__u8 family, const __u32 *src,
-                                                          __u8 prefixlen, struct ps_stats *st)
+                                                          __u8 prefixlen, struct ps_stats *st,
+                                                          struct ps_ban_src_key *k,
+                                                          struct ps_ban_src_state *init)
 {
-        struct ps_ban_src_key k;
-        struct ps_ban_src_state *s, init = {};
+        struct ps_ban_src_state *s;
 
-        src_key_of(family, src, prefixlen, &k);
-        s = bpf_map_lookup_elem(&ban_sources, &k);
+        src_key_of(family, src, prefixlen, k);
+        s = bpf_map_lookup_elem(&ban_sources, k);
         if (s)
                 return s;
-        bpf_map_update_elem(&ban_sources, &k, &init, BPF_NOEXIST);
-        s = bpf_map_lookup_elem(&ban_sources, &k);
+        __builtin_memset(init, 0, sizeof(*init));
+        bpf_map_update_elem(&ban_sources, k, init, BPF_NOEXIST);
+        s = bpf_map_lookup_elem(&ban_sources, k);
         if (!s)
                 st->ban_sources_fail++;
         return s;
@@ -372,51 +399,27 @@ static __always_inline __u64 ban_length(const struct ps_ban_policy_conf *pc, __u
         return d;
 }
 
-/* What crossed a threshold, for ps_policy_fire(). */
-struct fire_args {
-        __u32 src[4];
-        __u8 family;
-        __u8 policy; /* enum ps_ban_policy */
-        __u16 dport;
-        __u32 value;
-};
-
-/* Scratch of ps_policy_fire(): kept off the stack. */
-struct fire_work {
-        struct ps_ban ban;
-        struct ps_ban_src_key key;
-        struct ps_lpm6_key k6;
-        struct ps_ban_offender off;
-};
-
-struct {
-        __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-        __uint(max_entries, 1);
-        __type(key, __u32);
-        __type(value, struct fire_work);
-} fire_work SEC(".maps");
-
 static __always_inline void ban_event(struct xdp_md *ctx, struct ps_stats *st,
-                                      const struct fire_args *a, const struct ps_ban_src_key *k,
-                                      __u32 kind, __u64 now, __u64 expires, __u32 offenses)
+                                      const struct ban_scratch *scr, __u32 kind)
 {
         struct ps_ban_event *e = bpf_ringbuf_reserve(&ban_events, sizeof(*e), 0);
+        const struct fire_work *w = &scr->work;
 
         if (!e) {
                 st->ban_events_lost++;
                 return;
         }
-        e->time = now;
-        e->expires = expires;
-        __builtin_memcpy(e->addr, k->addr, sizeof(e->addr));
-        e->family = k->family;
-        e->prefixlen = k->prefixlen;
-        e->policy = a->policy;
+        e->time = w->ban.created;
+        e->expires = w->ban.expires;
+        __builtin_memcpy(e->addr, w->key.addr, sizeof(e->addr));
+        e->family = w->key.family;
+        e->prefixlen = w->key.prefixlen;
+        e->policy = scr->fire.policy;
         e->kind = kind;
-        e->offenses = offenses;
-        e->value = a->value;
+        e->offenses = w->ban.offenses;
+        e->value = scr->fire.value;
         e->ifindex = ctx->ingress_ifindex;
-        e->dport = a->dport;
+        e->dport = scr->fire.dport;
         e->pad = 0;
         e->pad2 = 0;
         bpf_ringbuf_submit(e, 0);
@@ -467,64 +470,67 @@ static __always_inline __u32 ban_insert(struct ps_stats *st, struct fire_work *w
  * at most once per ban length (or PS_BAN_SHADOW_QUIET_NS) per source; returns 0. A global
  * function: verified once, with a stack frame of its own.
  */
-__noinline int ps_policy_fire(struct xdp_md *ctx, struct fire_args *a)
+__noinline int ps_policy_fire(struct xdp_md *ctx)
 {
-        __u32 zero = 0, kind, offenses = 1, policy;
+        __u32 zero = 0;
+        struct ban_scratch *scr = bpf_map_lookup_elem(&ban_scratch, &zero);
         struct ps_ban_config *c = bpf_map_lookup_elem(&ban_config, &zero);
         struct ps_stats *st = bpf_map_lookup_elem(&stats, &zero);
-        struct fire_work *w = bpf_map_lookup_elem(&fire_work, &zero);
         struct ps_ban_policy_conf *pc;
         struct ps_ban_offender *o;
         struct ps_ban_src_state *s;
-        __u64 now, expires;
+        struct fire_work *w;
 
-        if (!a || !c || !st || !w || a->policy >= _PS_BAN_POLICY_MAX)
+        if (!scr || !c || !st || scr->fire.policy >= _PS_BAN_POLICY_MAX)
                 return 0;
-        policy = a->policy;
-        pc = &c->policy[policy];
-        now = bpf_ktime_get_ns();
-        src_key_of(a->family, a->src, policy_prefix(a->family, pc), &w->key);
+        w = &scr->work;
+        pc = &c->policy[scr->fire.policy];
+        __builtin_memset(&w->ban, 0, sizeof(w->ban));
+        w->ban.created = bpf_ktime_get_ns();
+        src_key_of(scr->fire.family, scr->fire.src, policy_prefix(scr->fire.family, pc),
+                   &w->key);
         o = bpf_map_lookup_elem(&ban_offenders, &w->key);
-        if (o)
-                offenses = o->offenses + 1;
-        expires = pc->ban_ns ? now + ban_length(pc, offenses) : 0;
+        w->ban.offenses = o ? o->offenses + 1 : 1;
+        w->ban.expires = pc->ban_ns ? w->ban.created + ban_length(pc, w->ban.offenses) : 0;
+        w->ban.origin = PS_BAN_ORIGIN_AUTO;
+        w->ban.policy = scr->fire.policy;
+        w->ban.prefixlen = w->key.prefixlen;
+        w->ban.family = w->key.family;
         s = bpf_map_lookup_elem(&ban_sources, &w->key);
         if (pc->mode != PS_BAN_MODE_ENFORCE) {
                 if (s) {
-                        if ((__s64) (s->shadow_until[policy] - now) > 0)
+                        __u64 *until = &s->shadow_until[scr->fire.policy & 3];
+
+                        if ((__s64) (*until - w->ban.created) > 0)
                                 return 0;
-                        s->shadow_until[policy] =
-                                now + (pc->ban_ns ? pc->ban_ns : PS_BAN_SHADOW_QUIET_NS);
+                        *until = w->ban.created +
+                                 (pc->ban_ns ? pc->ban_ns : PS_BAN_SHADOW_QUIET_NS);
                 }
-                st->policy_shadow[policy]++;
-                ban_event(ctx, st, a, &w->key, PS_BAN_EVENT_SHADOW, now, expires, offenses);
+                st->policy_shadow[scr->fire.policy & 3]++;
+                ban_event(ctx, st, scr, PS_BAN_EVENT_SHADOW);
                 return 0;
         }
-        __builtin_memset(&w->ban, 0, sizeof(w->ban));
-        w->ban.created = now;
-        w->ban.expires = expires;
-        w->ban.offenses = offenses;
-        w->ban.origin = PS_BAN_ORIGIN_AUTO;
-        w->ban.policy = policy;
-        w->ban.prefixlen = w->key.prefixlen;
-        w->ban.family = w->key.family;
-        kind = ban_insert(st, w);
-        if (kind == PS_BAN_EVENT_FULL) {
+        w->kind = ban_insert(st, w);
+        if (w->kind == PS_BAN_EVENT_FULL) {
                 /* Reported once per quiet period, not for every packet while full. */
                 if (s) {
-                        if ((__s64) (s->shadow_until[policy] - now) > 0)
+                        __u64 *until = &s->shadow_until[scr->fire.policy & 3];
+
+                        if ((__s64) (*until - w->ban.created) > 0)
                                 return 0;
-                        s->shadow_until[policy] = now + PS_BAN_SHADOW_QUIET_NS;
+                        *until = w->ban.created + PS_BAN_SHADOW_QUIET_NS;
                 }
-                ban_event(ctx, st, a, &w->key, kind, now, expires, offenses);
+                ban_event(ctx, st, scr, PS_BAN_EVENT_FULL);
                 return 0;
         }
-        w->off.last_ban = now;
-        w->off.offenses = offenses;
+        w->off.last_ban = w->ban.created;
+        w->off.offenses = w->ban.offenses;
         w->off.pad = 0;
         bpf_map_update_elem(&ban_offenders, &w->key, &w->off, BPF_ANY);
-        st->policy_triggers[policy]++;
-        ban_event(ctx, st, a, &w->key, kind, now, expires, offenses);
+        st->policy_triggers[scr->fire.policy & 3]++;
+        ban_event(ctx, st, scr, w->kind);
+        /* The packet that crossed the threshold is dropped; its ban event reports it (not
+         * drop_events: one event for it is enough). */
         return 1;
 }
 
@@ -537,6 +543,9 @@ struct url_work {
         __u32 tlen;   /* bytes of it in key.bytes */
         __u32 ended;  /* its end was seen (or PS_URL_PATTERN_MAX bytes of it) */
         __u32 cut;    /* the line ended inside the method */
+        __u64 lengths; /* the pattern lengths worth looking up */
+        __u32 wait;    /* the line is to be kept for the next segment */
+        __u32 total;   /* bytes of it */
         struct ps_url_key key;
         struct url_pending pend;
         struct ps_flow_key flow; /* in: the flow, for a request line cut short */
@@ -554,7 +563,6 @@ static __always_inline int url_target_end(__u8 c)
         return c == ' ' || c == '\r' || c == '\n';
 }
 
-#define PS_URL_WAIT (-1)
 
 /*
  * Each loop below can leave at any of its iterations, each with different constants in its
@@ -568,62 +576,27 @@ static __always_inline int url_target_end(__u8 c)
  * Matches the request line that starts this segment's payload (or continues the line cut
  * short in an earlier segment of the flow in url_work.flow) against the
  * patterns: method [A-Z]{1,16}, one SP, then the request-target compared byte for byte with
- * every pattern length that exists, longest first. Returns the length of the pattern matched,
- * 0 for none, or PS_URL_WAIT when the line ended before a pattern could be ruled out: it is
- * kept (PS_URL_LINE_MAX bytes at most) for the segment that continues it in sequence. A
+ * every pattern length that exists, longest first. Returns 1 on a match (ban_scratch.fire
+ * then says what to ban), else 0; when the line ended before a pattern could be ruled out, it
+ * is kept (PS_URL_LINE_MAX bytes at most) for the segment that continues it in sequence. A
  * global function: verified once, with a stack frame of its own.
  */
-/* The state of the pattern loop, for url_try(). */
-struct url_loop {
-        __u64 lengths;
-        __u32 tl, ended;
-        __u32 wait, matched; /* out */
-};
-
-/*
- * One pattern length, from the longest down (a bpf_loop() callback: verified once for every
- * length, where a loop would be walked once per length and path): the key, cut to that
- * length, is looked up. Returns 1 (stop) on a match.
- */
-static long url_try(__u32 index, void *data)
+__noinline int ps_url_match(struct xdp_md *ctx)
 {
-        struct url_loop *lc = data;
-        __u32 zero = 0, len = PS_URL_PATTERN_MAX - (index & (PS_URL_PATTERN_MAX - 1));
-        struct url_work *w = bpf_map_lookup_elem(&url_work, &zero);
-        struct ps_url_pattern *pat;
-
-        if (!w)
-                return 1;
-        if (len < PS_URL_PATTERN_MAX)
-                w->key.bytes[len & (PS_URL_PATTERN_MAX - 1)] = 0;
-        if (!(lc->lengths & (1ULL << (len - 1))))
-                return 0;
-        if (len > lc->tl) {
-                if (!lc->ended)
-                        lc->wait = 1;
-                return 0;
-        }
-        w->key.len = len;
-        pat = bpf_map_lookup_elem(&ban_url_patterns, &w->key);
-        if (!pat)
-                return 0;
-        __sync_fetch_and_add(&pat->hits, 1);
-        lc->matched = len;
-        return 1;
-}
-
-__noinline int ps_url_match(struct xdp_md *ctx, __u32 payload_off, __u32 payload_len, __u32 seq)
-{
-        struct url_loop lc = {};
         __u32 zero = 0, n = 0, take, total, s, tl, ended, wait = 0;
+        __u32 payload_off, payload_len, seq;
         struct url_work *w = bpf_map_lookup_elem(&url_work, &zero);
         struct ps_ban_config *c = bpf_map_lookup_elem(&ban_config, &zero);
+        struct ban_scratch *scr = bpf_map_lookup_elem(&ban_scratch, &zero);
         struct url_pending *pend;
         __u64 lengths;
 
-        if (!w || !c)
+        if (!w || !c || !scr)
                 return 0;
         lengths = c->url_lengths;
+        payload_off = scr->check.payload_off;
+        payload_len = scr->check.payload_len;
+        seq = scr->check.seq;
         pend = bpf_map_lookup_elem(&url_pending, &w->flow);
         if (pend) {
                 if (pend->next_seq == seq && pend->len < PS_URL_LINE_MAX) {
@@ -693,22 +666,43 @@ __noinline int ps_url_match(struct xdp_md *ctx, __u32 payload_off, __u32 payload
         tl = w->tlen;
         ended = w->ended;
 
+        /* Some pattern longer than what the line holds could still match it. */
+        wait = !ended && tl < PS_URL_PATTERN_MAX && (lengths >> tl) != 0;
+        /* The lengths to look up: those of patterns, no longer than the target. */
+        w->lengths = tl >= PS_URL_PATTERN_MAX ? lengths : lengths & ((1ULL << tl) - 1);
+        w->wait = wait;
+        w->total = total;
+        url_forget();
+        lengths = w->lengths;
         /* Longest first; each step clears one more byte of the key. */
-        lc.lengths = lengths;
-        lc.tl = tl;
-        lc.ended = ended;
-        bpf_loop(PS_URL_PATTERN_MAX, url_try, &lc, 0);
-        if (lc.matched)
-                return (int) lc.matched;
-        wait = lc.wait;
-        if (!wait)
+        for (__u32 len = PS_URL_PATTERN_MAX; len >= 1; len--) {
+                struct ps_url_pattern *pat;
+
+                if (len < PS_URL_PATTERN_MAX)
+                        w->key.bytes[len & (PS_URL_PATTERN_MAX - 1)] = 0;
+                if (!((lengths >> (len - 1)) & 1))
+                        continue;
+                w->key.len = len;
+                pat = bpf_map_lookup_elem(&ban_url_patterns, &w->key);
+                if (pat) {
+                        __sync_fetch_and_add(&pat->hits, 1);
+                        /* What ps_policy_fire() is to ban. */
+                        __builtin_memcpy(scr->fire.src, scr->check.src, sizeof(scr->fire.src));
+                        scr->fire.family = scr->check.family;
+                        scr->fire.policy = PS_BAN_POLICY_URL;
+                        scr->fire.dport = scr->check.dport;
+                        scr->fire.value = len;
+                        return 1;
+                }
+        }
+        url_forget();
+        if (!w->wait)
                 return 0;
-        w->pend.next_seq = seq + payload_len;
-        w->pend.len = total;
+        w->pend.next_seq = scr->check.seq + scr->check.payload_len;
+        w->pend.len = w->total;
         __builtin_memcpy(w->pend.line, w->buf, PS_URL_BUF);
-        if (bpf_map_update_elem(&url_pending, &w->flow, &w->pend, BPF_ANY) < 0)
-                return 0;
-        return PS_URL_WAIT;
+        bpf_map_update_elem(&url_pending, &w->flow, &w->pend, BPF_ANY);
+        return 0;
 }
 
 /* ---- The policies ---- */
@@ -721,36 +715,26 @@ static __always_inline int http_port(const struct ps_ban_config *c, __u16 port)
         return 0;
 }
 
-/* The per-source state of the policies, looked up once per prefix per packet. */
-struct src_cache {
-        struct ps_ban_src_state *s;
-        __u32 prefix; /* + 1; 0: nothing looked up yet */
-};
-
-static __always_inline struct ps_ban_src_state *src_of(const struct ban_args *a,
-                                                       struct ps_stats *st,
-                                                       struct src_cache *sc, __u8 prefix)
+static __always_inline struct ps_ban_src_state *src_of(struct ban_scratch *scr,
+                                                       struct ps_stats *st, __u8 prefix)
 {
-        if (sc->prefix != (__u32) prefix + 1) {
-                sc->s = src_state(a->family, a->src, prefix, st);
-                sc->prefix = (__u32) prefix + 1;
-        }
-        return sc->s;
+        return src_state(scr->check.family, scr->check.src, prefix, st, &scr->skey,
+                         &scr->sinit);
 }
 
-static __always_inline int fire(struct xdp_md *ctx, const struct ban_args *a, __u32 policy,
-                                __u32 value)
+/* A threshold was crossed: what ps_policy_fire() is to ban, in ban_scratch. Returns 1. */
+static __always_inline int fire(struct ban_scratch *scr, __u32 policy, __u32 value)
 {
-        struct fire_args f = {
-                .family = a->family,
-                .policy = policy,
-                .dport = a->dport,
-                .value = value,
-        };
-
-        __builtin_memcpy(f.src, a->src, sizeof(f.src));
-        return ps_policy_fire(ctx, &f);
+        __builtin_memcpy(scr->fire.src, scr->check.src, sizeof(scr->fire.src));
+        scr->fire.family = scr->check.family;
+        scr->fire.policy = policy;
+        scr->fire.dport = scr->check.dport;
+        scr->fire.value = value;
+        return 1;
 }
+
+#define PS_POLICY_FIRE 1
+#define PS_POLICY_URL 2
 
 /*
  * TCP connections counted toward their source's open ones, until their first FIN or RST
@@ -766,10 +750,13 @@ struct {
 /*
  * The auto-ban policies for the TCP or UDP packet in ban_scratch (ps_ban_check() saw it and
  * filled it in). flow: 0 for a flow's first packet, else 1 + its enum ps_flow_state. Returns
- * 1 when a policy banned the source on this packet: drop it. A global function: verified
- * once, on its own, and ordinary packets leave it after the configuration's lookup.
+ * PS_POLICY_FIRE when a threshold was crossed (ban_scratch.fire says what to ban: the caller
+ * calls ps_policy_fire()), PS_POLICY_URL when the URL patterns are to be looked at
+ * (ps_url_match()), else 0. The calls are the caller's because the program leaves its
+ * callees one stack frame only. A global function: verified once, on its own, and ordinary
+ * packets leave it after the configuration's lookup.
  */
-__noinline int ps_ban_policies(struct xdp_md *ctx, __u32 flow)
+__noinline int ps_ban_policies(__u32 flow)
 {
         __u32 zero = 0;
         struct ban_scratch *scr = bpf_map_lookup_elem(&ban_scratch, &zero);
@@ -777,7 +764,6 @@ __noinline int ps_ban_policies(struct xdp_md *ctx, __u32 flow)
         struct ps_stats *st = bpf_map_lookup_elem(&stats, &zero);
         struct ps_ban_policy_conf *pc;
         struct ps_ban_src_state *s;
-        struct src_cache sc = {};
         struct ban_args *a;
         int tcp, fresh, conn = 0, url = 0;
         __u64 now;
@@ -812,7 +798,7 @@ __noinline int ps_ban_policies(struct xdp_md *ctx, __u32 flow)
         pc = &c->policy[PS_BAN_POLICY_CONNECTIONS];
         if (conn) {
                 if (fresh) {
-                        s = src_of(a, st, &sc, policy_prefix(a->family, pc));
+                        s = src_of(scr, st, policy_prefix(a->family, pc));
                         if (s) {
                                 __s32 open;
 
@@ -825,13 +811,13 @@ __noinline int ps_ban_policies(struct xdp_md *ctx, __u32 flow)
                                 __sync_fetch_and_add(&s->conns, 1);
                                 open = s->conns;
                                 bpf_map_update_elem(&ban_conns, &scr->flow, &one, BPF_ANY);
-                                if (open > (__s32) pc->threshold &&
-                                    fire(ctx, a, PS_BAN_POLICY_CONNECTIONS, (__u32) open))
-                                        return 1;
+                                if (open > (__s32) pc->threshold)
+                                        return fire(scr, PS_BAN_POLICY_CONNECTIONS,
+                                                    (__u32) open);
                         }
                 } else if (bpf_map_delete_elem(&ban_conns, &scr->flow) == 0) {
                         /* The first FIN or RST of a counted connection. */
-                        s = src_of(a, st, &sc, policy_prefix(a->family, pc));
+                        s = src_of(scr, st, policy_prefix(a->family, pc));
                         if (s && s->conns > 0)
                                 __sync_fetch_and_add(&s->conns, -1);
                 }
@@ -839,7 +825,7 @@ __noinline int ps_ban_policies(struct xdp_md *ctx, __u32 flow)
 
         pc = &c->policy[PS_BAN_POLICY_SYN_RATE];
         if (fresh && pc->mode != PS_BAN_MODE_OFF && pc->threshold) {
-                s = src_of(a, st, &sc, policy_prefix(a->family, pc));
+                s = src_of(scr, st, policy_prefix(a->family, pc));
                 if (s) {
                         __u64 T = 1000000000ULL / pc->threshold;
                         __u64 burst = pc->burst ? pc->burst : 1;
@@ -847,19 +833,16 @@ __noinline int ps_ban_policies(struct xdp_md *ctx, __u32 flow)
 
                         /* GCRA: a SYN conforms while the theoretical arrival time runs at
                          * most burst - 1 intervals ahead of the clock. */
-                        if (tat - now > (burst - 1) * T) {
-                                if (fire(ctx, a, PS_BAN_POLICY_SYN_RATE, (__u32) burst + 1))
-                                        return 1;
-                        } else {
-                                s->syn_tat = tat + T;
-                        }
+                        if (tat - now > (burst - 1) * T)
+                                return fire(scr, PS_BAN_POLICY_SYN_RATE, (__u32) burst + 1);
+                        s->syn_tat = tat + T;
                 }
         }
 
         pc = &c->policy[PS_BAN_POLICY_PORT_SCAN];
         if ((fresh || (a->proto == IPPROTO_UDP && flow == 0)) &&
             pc->mode != PS_BAN_MODE_OFF && pc->threshold) {
-                s = src_of(a, st, &sc, policy_prefix(a->family, pc));
+                s = src_of(scr, st, policy_prefix(a->family, pc));
                 if (s) {
                         /* One bit of a 256-bit set per port (multiplicative hash). */
                         __u32 h = ((__u32) a->dport * 2654435761u) >> 24;
@@ -877,25 +860,32 @@ __noinline int ps_ban_policies(struct xdp_md *ctx, __u32 flow)
                                 s->scan_bits[word] |= bit;
                                 s->scan_weight += a->dport < 1024 ? 3 : 1;
                                 s->scan_last = now;
-                                if (s->scan_weight >= pc->threshold &&
-                                    fire(ctx, a, PS_BAN_POLICY_PORT_SCAN, s->scan_weight))
-                                        return 1;
+                                if (s->scan_weight >= pc->threshold)
+                                        return fire(scr, PS_BAN_POLICY_PORT_SCAN,
+                                                    s->scan_weight);
                         }
                 }
         }
 
         if (url) {
                 struct url_work *w = bpf_map_lookup_elem(&url_work, &zero);
-                int m;
 
                 if (!w)
                         return 0;
                 __builtin_memcpy(&w->flow, &scr->flow, sizeof(w->flow));
-                m = ps_url_match(ctx, a->payload_off, a->payload_len, a->seq);
-                if (m > 0 && fire(ctx, a, PS_BAN_POLICY_URL, (__u32) m))
-                        return 1;
+                return PS_POLICY_URL;
         }
         return 0;
+}
+
+/* The policies for the packet ban_check() filled in; 1: a policy banned its source, drop it. */
+static __always_inline int ban_policies(struct xdp_md *ctx, __u32 flow)
+{
+        int r = ps_ban_policies(flow);
+
+        if (r == PS_POLICY_URL)
+                r = ps_url_match(ctx);
+        return r == PS_POLICY_FIRE && ps_policy_fire(ctx);
 }
 
 #endif
