@@ -481,9 +481,10 @@ for name in sorted(shipped_ifaces):
 EOF
 }
 
-# Every kind of object exists while the introspection is walked: a link, a filter and a
-# pending transaction (the Apply adds the filter).
-ensure_guarded && root_apply || bail "cannot create a link and a transaction: $(snapshot)"
+# Every kind of object exists while the introspection is walked: a link, a filter, a
+# pending transaction (the Apply adds the filter) and a ban.
+ensure_guarded && root_apply && root_ban 192.0.2.50 ||
+        bail "cannot create a link, a transaction and a ban: $(snapshot)"
 CLASSES=$(classify "$PS_NAME" "$SHIPPED_XML" 2>&1)
 cls_status=$?
 ensure_no_transaction
