@@ -8,7 +8,7 @@
 #ifndef PACKETSCOPE_GUARD_H
 #define PACKETSCOPE_GUARD_H
 
-#define PS_ABI_VERSION 3
+#define PS_ABI_VERSION 4
 
 /* Address families as stored in keys (not AF_*: the BPF side has no libc). */
 #define PS_FAMILY_IPV4 4
@@ -129,7 +129,7 @@ struct ps_stats {
         /* Packets the parser cannot fully classify (packetscoped(8), "Packets the parser
          * cannot classify"): how many were seen, and how many their policy dropped.
          * dropped = dropped_filter + dropped_tiny_fragments + dropped_long_chains +
-         * dropped_deep_vlan. */
+         * dropped_deep_vlan + dropped_ban + dropped_autoban. */
         __u64 tiny_fragments;     /* first fragments without the whole transport header (or,
                                    * IPv6, the whole header chain) */
         __u64 long_chains;        /* IPv6 extension chains longer than PS_IPV6_MAX_EXT */
@@ -144,6 +144,17 @@ struct ps_stats {
         __u64 proto_bytes[_PS_PROTO_MAX];
         __u64 icmp_type[PS_ICMP_TYPES];   /* ICMPv4 packets per type */
         __u64 icmpv6_type[PS_ICMP_TYPES]; /* ICMPv6 packets per type */
+        /* Bans (bans below). dropped also counts dropped_ban + dropped_autoban. */
+        __u64 dropped_ban;      /* packets whose source a ban covered */
+        __u64 dropped_autoban;  /* packets a policy dropped as it banned (the crossing one,
+                                 * and every segment carrying a banned URL) */
+        __u64 ban_allowlisted;  /* packets whose source is on the allowlist (bans skipped) */
+        __u64 ban_expired_seen; /* packets that found only an expired ban (passed) */
+        __u64 bans_full;        /* auto-bans the table had no room for */
+        __u64 ban_events_lost;  /* ban events the ring buffer had no room for */
+        __u64 ban_sources_fail; /* per-source policy state that could not be created */
+        __u64 policy_triggers[4]; /* per enum ps_ban_policy: bans made (enforce) */
+        __u64 policy_shadow[4];   /* per enum ps_ban_policy: would-be bans (mode count) */
 };
 
 /*
@@ -197,6 +208,8 @@ enum ps_policy_reason {
         PS_REASON_TINY_FRAGMENT = 1,
         PS_REASON_LONG_CHAIN = 2,
         PS_REASON_DEEP_VLAN = 3,
+        PS_REASON_BAN = 4,     /* the source is banned */
+        PS_REASON_AUTOBAN = 5, /* a policy banned the source on this packet */
 };
 
 struct ps_frag_value {
@@ -208,6 +221,231 @@ struct ps_frag_value {
         __u8 reason;     /* enum ps_policy_reason */
         __u16 pad;
 };
+
+/*
+ * Bans: sources whose every packet is dropped, before filter classification. Shared by the
+ * programs of every link and pinned by the daemon under <bpffs-root>/:bans/ (PS_BANS_PIN_DIR),
+ * so that a daemon restart or crash never unbans anyone. Per packet (IPv4 and IPv6 source):
+ *
+ *   1. the allowlist (LPM tries ban_allow4/ban_allow6), only when ban_presence says it is not
+ *      empty: a hit passes the packet on to the filters, no ban and no policy applies;
+ *   2. the exact ban (hash ban_v4: key the __u32 address; ban_v6: struct ps_ban6_key): one
+ *      lookup per packet, whatever the number of bans;
+ *   3. the CIDR bans (LPM tries ban_cidr4/ban_cidr6), only when ban_presence says there are
+ *      any (or the exact ban found had expired): the longest prefix covering the source wins.
+ *
+ * A ban whose expires is not 0 and lies at or before bpf_ktime_get_ns() (CLOCK_MONOTONIC) is
+ * over: it no longer drops, even while the daemon is down, and a shorter prefix covering the
+ * same address is looked up instead (up to PS_BAN_LPM_RETRIES times). The daemon reaps
+ * expired entries. An exact ban is a /32 or /128 in the hash, never in the tries: the daemon
+ * inserts a /32 or /128 given to it into ban_v4 / ban_v6.
+ */
+#define PS_BANS_PIN_DIR ":bans" /* ':' never appears in an interface name */
+
+/* Capacities: the exact tables are sized from the configuration before the maps are created
+ * (these are the defaults); the rest are fixed. */
+#define PS_BANS_V4_DEFAULT 1000000
+#define PS_BANS_V6_DEFAULT 262144
+#define PS_BANS_CIDR_MAX 65536      /* per family */
+#define PS_BANS_ALLOW_MAX 4096      /* per family */
+#define PS_BANS_SOURCES 131072      /* per-source policy state (LRU), both families */
+#define PS_BANS_OFFENDERS 65536     /* repeat offenders the kernel remembers (LRU) */
+#define PS_BANS_EVENTS_RING (256 * 1024)
+#define PS_BAN_LPM_RETRIES 4        /* expired prefixes stepped over per packet */
+
+/* Keys. Addresses in network byte order. */
+struct ps_ban6_key {
+        __u32 addr[4];
+};
+
+/* LPM trie keys (BPF_MAP_TYPE_LPM_TRIE: prefixlen first, in bits). Address bits past the
+ * prefix must be zero in keys the daemon inserts. */
+struct ps_lpm4_key {
+        __u32 prefixlen;
+        __u32 addr;
+};
+
+struct ps_lpm6_key {
+        __u32 prefixlen;
+        __u32 addr[4];
+};
+
+enum ps_ban_origin {
+        PS_BAN_ORIGIN_MANUAL = 1,
+        PS_BAN_ORIGIN_AUTO = 2,   /* made by a policy in the kernel; policy says which */
+        PS_BAN_ORIGIN_IMPORT = 3,
+        PS_BAN_ORIGIN_AI = 4,
+};
+
+/* The value of every ban table (ban_v4, ban_v6, ban_cidr4, ban_cidr6). */
+struct ps_ban {
+        __u64 expires;   /* CLOCK_MONOTONIC ns (bpf_ktime_get_ns); 0: until unbanned */
+        __u64 created;   /* CLOCK_MONOTONIC ns */
+        __u64 packets;   /* atomic: packets dropped by this ban */
+        __u64 bytes;     /* atomic: their frame bytes */
+        __u64 last_hit;  /* CLOCK_MONOTONIC ns of the last packet dropped (0: none) */
+        __u32 id;        /* the daemon's ban id; 0 for a kernel-made ban it has not recorded */
+        __u32 offenses;  /* how many times this source has been banned, this ban included */
+        __u8 origin;     /* enum ps_ban_origin */
+        __u8 policy;     /* enum ps_ban_policy, for PS_BAN_ORIGIN_AUTO */
+        __u8 prefixlen;  /* 32 / 128 for exact bans; the trie key's prefixlen otherwise */
+        __u8 family;     /* PS_FAMILY_IPV4 / PS_FAMILY_IPV6 */
+        __u32 pad;
+};
+
+/* The value of the allowlist tries (ban_allow4, ban_allow6). */
+struct ps_allow {
+        __u64 hits;      /* atomic: packets that found their source allowlisted */
+        __u32 id;        /* the daemon's own, free to use */
+        __u32 prefixlen;
+};
+
+/* ban_presence[0], written by the daemon after every change of the tries: non-zero means the
+ * table holds at least one entry, and the program looks it up. The program adds to cidr4/cidr6
+ * when it inserts an aggregated (CIDR) auto-ban itself; the daemon writes the true counts back
+ * once it has recorded that ban (its ban event). */
+struct ps_ban_presence {
+        __u32 cidr4;
+        __u32 cidr6;
+        __u32 allow4;
+        __u32 allow6;
+};
+
+/*
+ * Auto-ban policies, decided in the kernel per source (the source address cut to the policy's
+ * prefix4 / prefix6: a /64 keeps one IPv6 host from dodging by rotating addresses). On the
+ * packet that crosses a threshold, a policy in mode enforce inserts a ban (exact hash for a
+ * full-length prefix, the trie otherwise; BPF_NOEXIST, or the expiry extended if one exists),
+ * drops that packet and emits a ps_ban_event; in mode count (shadow) it only emits the event
+ * (at most once per source per ban_ns, or per 60 s for a ban_ns of 0).
+ */
+enum ps_ban_policy {
+        PS_BAN_POLICY_CONNECTIONS = 0, /* concurrently open TCP connections per source */
+        PS_BAN_POLICY_SYN_RATE = 1,    /* new TCP connections per second, token bucket */
+        PS_BAN_POLICY_PORT_SCAN = 2,   /* scanlogd weighting of distinct destination ports */
+        PS_BAN_POLICY_URL = 3,         /* plain-HTTP request-target starting with a pattern */
+        _PS_BAN_POLICY_MAX = 4,
+};
+
+enum ps_ban_mode {
+        PS_BAN_MODE_OFF = 0,
+        PS_BAN_MODE_COUNT = 1,   /* shadow: event only, no ban, no drop */
+        PS_BAN_MODE_ENFORCE = 2,
+};
+
+/*
+ * threshold, per policy:
+ *   CONNECTIONS: the most open connections allowed; the SYN that makes threshold + 1 bans.
+ *                A flow counts from its first SYN (no ACK) to its first FIN or RST from the
+ *                source; window_ns: a source with no new SYN for that long starts again at 0
+ *                (flows evicted or closed from our side leave no trace at ingress).
+ *   SYN_RATE:    threshold SYNs per second sustained, burst SYNs at once (GCRA): the SYN
+ *                beyond the burst bans.
+ *   PORT_SCAN:   the weight that bans: a new destination port below 1024 weighs 3, others 1
+ *                (TCP SYNs and the first packet of a UDP flow); a gap longer than window_ns
+ *                between two new ports starts again at 0. The reached weight >= threshold bans.
+ *   URL:         unused (any match bans).
+ */
+struct ps_ban_policy_conf {
+        __u32 mode;        /* enum ps_ban_mode */
+        __u32 threshold;
+        __u32 burst;       /* SYN_RATE only */
+        __u8 prefix4;      /* aggregation, 1..32 (32: the address itself) */
+        __u8 prefix6;      /* 1..128 */
+        __u16 pad;
+        __u64 window_ns;   /* CONNECTIONS, PORT_SCAN: see above */
+        __u64 ban_ns;      /* ban length; 0: until unbanned */
+        /* Repeat offenders: the n-th ban of a source lasts ban_ns * repeat_factor^(n-1), at
+         * most repeat_max_ns (0: no bound). repeat_factor 0 or 1: no growth. */
+        __u32 repeat_factor;
+        __u32 pad2;
+        __u64 repeat_max_ns;
+};
+
+#define PS_BAN_HTTP_PORTS_MAX 8
+#define PS_URL_PATTERN_MAX 64  /* bytes of one pattern (M) */
+#define PS_URL_PATTERNS_MAX 256 /* patterns (N) */
+#define PS_URL_METHOD_MAX 16   /* bytes of a method token [A-Z] before its SP */
+
+/* ban_config[0], written by the daemon. */
+struct ps_ban_config {
+        struct ps_ban_policy_conf policy[_PS_BAN_POLICY_MAX];
+        __u16 http_ports[PS_BAN_HTTP_PORTS_MAX]; /* host order; the URL policy looks at TCP
+                                                  * payload to these */
+        __u32 n_http_ports;
+        __u32 pad;
+        __u64 url_lengths; /* bit L-1 set: some pattern is L bytes long (1 <= L <= 64) */
+};
+
+/* ban_url_patterns: one entry per pattern; bytes past len are zero. Matching is a prefix
+ * match of the request-target (origin-form), case-sensitive, byte for byte. */
+struct ps_url_key {
+        __u32 len;
+        __u8 bytes[PS_URL_PATTERN_MAX];
+};
+
+struct ps_url_pattern {
+        __u64 hits; /* atomic: request lines that matched it */
+        __u32 id;   /* the daemon's own */
+        __u32 pad;
+};
+
+/* A source (address cut to a prefix) as the policy state and the offender table key it. */
+struct ps_ban_src_key {
+        __u8 family;
+        __u8 prefixlen;
+        __u16 pad;
+        __u32 addr[4]; /* IPv4 in word 0; bits past prefixlen zero */
+};
+
+/* ban_offenders (LRU): how often a source was banned, for repeat-offender growth. The kernel
+ * bumps it on every auto-ban; the daemon seeds it from its state at start and may bump it
+ * for manual bans. */
+struct ps_ban_offender {
+        __u64 last_ban;  /* CLOCK_MONOTONIC ns */
+        __u32 offenses;
+        __u32 pad;
+};
+
+/* ban_sources (LRU, program-internal: the daemon never needs to read it). */
+struct ps_ban_src_state {
+        __s32 conns;        /* open connections (CONNECTIONS) */
+        __u32 scan_weight;  /* PORT_SCAN */
+        __u64 conn_last;    /* last counted SYN, ns */
+        __u64 syn_tat;      /* GCRA theoretical arrival time, ns (SYN_RATE) */
+        __u64 scan_last;    /* last new port, ns */
+        __u64 scan_bits[4]; /* 256-bit set of destination ports seen (hashed) */
+        __u64 shadow_until[_PS_BAN_POLICY_MAX]; /* no second shadow event before this */
+};
+
+/* ban_events (ring buffer): what the policies did. */
+enum ps_ban_event_kind {
+        PS_BAN_EVENT_BANNED = 1,   /* a new ban was inserted */
+        PS_BAN_EVENT_EXTENDED = 2, /* the source was banned already (expired or shorter):
+                                    * its ban was overwritten with the new expiry */
+        PS_BAN_EVENT_SHADOW = 3,   /* mode count: it would have been banned */
+        PS_BAN_EVENT_FULL = 4,     /* the table had no room: not banned (bans_full) */
+};
+
+struct ps_ban_event {
+        __u64 time;      /* CLOCK_MONOTONIC ns */
+        __u64 expires;   /* the ban's expires (0: until unbanned) */
+        __u32 addr[4];   /* the banned source or prefix; IPv4 in word 0 */
+        __u8 family;
+        __u8 prefixlen;
+        __u8 policy;     /* enum ps_ban_policy */
+        __u8 kind;       /* enum ps_ban_event_kind */
+        __u32 offenses;  /* this ban included */
+        __u32 value;     /* what crossed the threshold: connections, SYNs in the burst,
+                          * scan weight, the pattern's length */
+        __u32 ifindex;
+        __u16 dport;     /* the destination port of the packet that crossed it */
+        __u16 pad;
+        __u32 pad2;
+};
+
+/* A ban drop is sampled like a filter drop, through drop_events (classify.h), with this slot. */
+#define PS_DROP_SLOT_BAN 0xffffffffu
 
 enum ps_attach_mode {
         PS_MODE_NATIVE = 1,

@@ -45,6 +45,7 @@ typedef enum VerbArg {
         VERB_ARG_FILE,
         VERB_ARG_TRANSACTION,
         VERB_ARG_HEALTH, /* history, or set KEY=VALUE... */
+        VERB_ARG_ADDRESS,
 } VerbArg;
 
 typedef struct Verb {
@@ -75,6 +76,12 @@ static const Verb verbs[] = {
         { "filter", 0, 0, 0, VERB_ARG_NONE, false, NULL }, /* one of filter_verbs */
         /* health, health history, health set KEY=VALUE…: the words are checked by the verb */
         { "health", 0, 16, 0, VERB_ARG_HEALTH, false, verb_health, false, true },
+        { "ban", 1, 1, OPT_FOR | OPT_REASON, VERB_ARG_ADDRESS, false, verb_ban, true },
+        { "unban", 1, 1, 0, VERB_ARG_ADDRESS, false, verb_unban, true },
+        { "bans", 0, 2, OPT_TOP | OPT_OFFSET | OPT_ADDRESS | OPT_ORIGIN | OPT_REPLACE,
+          VERB_ARG_NONE, false, verb_bans, false, true },
+        { "allowlist", 0, 2, 0, VERB_ARG_NONE, false, verb_allowlist },
+        { "autoban", 0, 8, 0, VERB_ARG_NONE, false, verb_autoban },
 };
 
 /* "filter COMMAND": the word after "filter " is what the command line says. */
@@ -140,6 +147,21 @@ static void help(void) {
                "  ai analyze [...]         The analysis only\n"
                "  ai jobs | show JOB | shadow JOB SECONDS | apply JOB --confirm=S |\n"
                "  ai cancel JOB | delete JOB\n\n"
+               "Ban commands:\n"
+               "  ban ADDRESS[/LEN]        Drop every packet from it (--for, --reason)\n"
+               "  unban ADDRESS[/LEN]      Lift a ban\n"
+               "  bans [list]              List the bans (--origin, --address, --top, --offset)\n"
+               "  bans get ADDRESS         Which ban covers an address, and the allowlist\n"
+               "  bans import FILE         Add (or with --replace, set) the bans of a JSON file\n"
+               "  bans export              Print every ban as JSON\n"
+               "  bans history             Bans, unbans and expiries from the journal\n"
+               "  allowlist [list]         Addresses never banned\n"
+               "  allowlist add|remove ADDRESS[/LEN]\n"
+               "  autoban [status]         The automatic ban policies\n"
+               "  autoban set POLICY KEY=VALUE...\n"
+               "                           mode=off|count|enforce, threshold=, burst=, window=\n"
+               "  autoban shadow POLICY on|off\n"
+               "                           Report only (count), or ban (enforce)\n\n"
                "Options:\n"
                "  -h --help                Show this help\n"
                "     --version             Show the version\n"
@@ -193,7 +215,11 @@ static void help(void) {
                "                           import: keep (with a warning) or leave out rules\n"
                "                           that exactly repeat one already there\n"
                "     --confirm=SECONDS     apply: roll back unless confirmed in time (1-%u)\n"
-               "     --yes                 apply: confirm at once\n\n"
+               "     --yes                 apply: confirm at once\n"
+               "     --for=SPAN            ban: how long, e.g. 90s, 15min, 1h, 2d (default: until\n"
+               "                           unbanned)\n"
+               "     --reason=TEXT         ban: why, kept with the ban and in the journal\n"
+               "     --origin=ORIGIN       bans: manual, import, ai, auto or auto:POLICY\n\n"
                "See the packetscopectl(1) man page for details.\n",
                TOP_MAX, TOP_DEFAULT, MONITOR_TOP_DEFAULT, FILTER_PRIORITY_MAX, FILTER_PRIORITY_MAX,
                PS_CONFIRM_MAX_SEC);
@@ -316,10 +342,27 @@ static int parse_interval(const char *value) {
         return 0;
 }
 
+static int parse_for(const char *value) {
+        uint64_t usec;
+
+        if (parse_time_span(value, &usec) < 0 || usec / USEC_PER_SEC > PS_BAN_SECONDS_MAX)
+                return usage_error("invalid value '%s' for --for; accepted: a time span up to ten "
+                                   "years in systemd's syntax, e.g. 90s, 15min, 1h, 2d", value);
+        arg.for_usec = usec;
+        return 0;
+}
+
+static int parse_reason(const char *value) {
+        arg.reason = value;
+        return 0;
+}
+
 static const char *const sorts[] = { "bytes", "packets", "last_seen", "first_seen", "rate", NULL };
 static const char *const families[] = { "ipv4", "ipv6", NULL };
 static const char *const duplicates[] = { "keep", "skip", NULL };
 static const char *const modes[] = { "auto", "native", "generic", "drv", "skb", NULL };
+static const char *const origins[] = { "manual", "import", "ai", "auto", "auto:connections",
+                                       "auto:syn-rate", "auto:port-scan", "auto:url", NULL };
 
 static const VerbOption verb_options[_OPT_INDEX_RULE_FIRST] = {
         [OPT_INDEX_TOP]         = { "top", OPTION_UINT, &arg.top, 1, TOP_MAX },
@@ -343,6 +386,9 @@ static const VerbOption verb_options[_OPT_INDEX_RULE_FIRST] = {
         [OPT_INDEX_FRESH]       = { "fresh", OPTION_FLAG },
         [OPT_INDEX_DUPLICATES]  = { "duplicates", OPTION_CHOICE, &arg.duplicates,
                                     .choices = duplicates },
+        [OPT_INDEX_FOR]         = { "for", OPTION_PARSE, .parse = parse_for },
+        [OPT_INDEX_REASON]      = { "reason", OPTION_PARSE, .parse = parse_reason },
+        [OPT_INDEX_ORIGIN]      = { "origin", OPTION_CHOICE, &arg.origin, .choices = origins },
 };
 
 /* The verb options, then the rule field options: bit i of arg.given is option i. */
@@ -555,6 +601,7 @@ static const char *verb_arg_name(VerbArg a) {
         case VERB_ARG_FILE: return "a file name (or - for standard input)";
         case VERB_ARG_TRANSACTION: return "at most a transaction id";
         case VERB_ARG_HEALTH: return "history, or set and KEY=VALUE words";
+        case VERB_ARG_ADDRESS: return "an address or CIDR";
         default: return "nothing";
         }
 }
@@ -646,7 +693,8 @@ int main(int argc, char *argv[]) {
         verb = verb_find(verbs, ELEMENTSOF(verbs), name, 0);
         if (!verb) {
                 usage_error("unknown command '%s'; accepted: status, attach, detach, connections, "
-                            "icmp, stats, monitor, filter, ai, health", name);
+                            "icmp, stats, monitor, filter, ai, health, ban, unban, bans, "
+                            "allowlist, autoban", name);
                 r = -EINVAL;
                 goto finish;
         }
@@ -691,8 +739,13 @@ int main(int argc, char *argv[]) {
         (void) sd_bus_set_allow_interactive_authorization(bus, arg.ask_password);
 
         /* "health set" changes the thresholds; "health" and "health history" only read. */
+        /* Of the verbs with subcommands, these words change something. */
         if (verb->mutates ||
-            (verb->run == verb_health && n_args > 0 && streq(args[0], "set"))) {
+            (verb->run == verb_health && n_args > 0 && streq(args[0], "set")) ||
+            ((verb->run == verb_bans || verb->run == verb_allowlist ||
+              verb->run == verb_autoban) && n_args > 0 &&
+             (streq(args[0], "import") || streq(args[0], "add") || streq(args[0], "remove") ||
+              streq(args[0], "set") || streq(args[0], "shadow")))) {
                 r = polkit_agent_open();
                 if (r < 0)
                         fprintf(stderr, "packetscopectl: cannot start the polkit agent: %s\n",

@@ -59,6 +59,9 @@ typedef enum OptionIndex {
         OPT_INDEX_JSON_OUTPUT,
         OPT_INDEX_FRESH,
         OPT_INDEX_DUPLICATES,
+        OPT_INDEX_FOR,
+        OPT_INDEX_REASON,
+        OPT_INDEX_ORIGIN,
         /* Then the rule field options: the fields of the rule table (rule.h) with an option. */
         _OPT_INDEX_RULE_FIRST,
 } OptionIndex;
@@ -84,6 +87,9 @@ typedef enum OptionIndex {
 #define OPT_JSON_OUTPUT OPT_BIT(OPT_INDEX_JSON_OUTPUT)
 #define OPT_FRESH       OPT_BIT(OPT_INDEX_FRESH)
 #define OPT_DUPLICATES  OPT_BIT(OPT_INDEX_DUPLICATES)
+#define OPT_FOR         OPT_BIT(OPT_INDEX_FOR)
+#define OPT_REASON      OPT_BIT(OPT_INDEX_REASON)
+#define OPT_ORIGIN      OPT_BIT(OPT_INDEX_ORIGIN)
 
 typedef struct Arguments {
         JsonMode json;
@@ -114,6 +120,9 @@ typedef struct Arguments {
         json_t *rule;           /* the rule of add/update/test: --json JSON with the fields on top */
         uint32_t filter_id;
         uint64_t confirm_sec;
+        uint64_t for_usec;      /* ban --for: 0 until unbanned */
+        const char *reason;     /* ban --reason */
+        const char *origin;     /* bans --origin */
 } Arguments;
 
 extern Arguments arg;
@@ -355,3 +364,9 @@ int ctl_ai_main(int argc, char *argv[]);
 int verb_health(sd_bus *bus, char **args, int n_args);
 /* ctl-health.c: the words after "health", checked before anything is sent. */
 int health_check_args(char **args, int n_args);
+/* ctl-bans.c */
+int verb_ban(sd_bus *bus, char **args, int n_args);
+int verb_unban(sd_bus *bus, char **args, int n_args);
+int verb_bans(sd_bus *bus, char **args, int n_args);
+int verb_allowlist(sd_bus *bus, char **args, int n_args);
+int verb_autoban(sd_bus *bus, char **args, int n_args);

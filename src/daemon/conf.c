@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "conf.h"
+#include "bus-names.h"
 #include "guard-abi.h"
 #include "util.h"
 
@@ -45,6 +46,28 @@ void config_init(Config *c) {
                         .pressure_percent = 20,
                         .pressure_triggers = true,
                 },
+                .bans_max_v4 = PS_BANS_V4_DEFAULT,
+                .bans_max_v6 = PS_BANS_V6_DEFAULT,
+                /* The Guarder's defaults: more than 100 connections from one source, or a
+                 * request for one of its four URL prefixes, bans for an hour. The rate and
+                 * scan policies report only until tuned. */
+                .ban_policy = {
+                        [PS_BAN_POLICY_CONNECTIONS] = { PS_BAN_MODE_ENFORCE, 100, 0,
+                                                        60 * USEC_PER_SEC },
+                        [PS_BAN_POLICY_SYN_RATE] = { PS_BAN_MODE_COUNT, 50, 100, 0 },
+                        [PS_BAN_POLICY_PORT_SCAN] = { PS_BAN_MODE_COUNT, 21, 0,
+                                                      3 * USEC_PER_SEC },
+                        [PS_BAN_POLICY_URL] = { PS_BAN_MODE_ENFORCE, 0, 0, 0 },
+                },
+                .ban_duration_usec = 3600 * USEC_PER_SEC,
+                .ban_prefix4 = 32,
+                .ban_prefix6 = 64,
+                .ban_repeat_factor = 2,
+                .ban_repeat_max_usec = 7 * 86400 * USEC_PER_SEC,
+                .http_ports = { 80, 8080 },
+                .n_http_ports = 2,
+                .url_patterns = { "/admin", "/wp-admin", "/.env", "/config" },
+                .n_url_patterns = 4,
         };
 }
 
@@ -106,7 +129,8 @@ static int set_ranked_view(Config *c, const char *v) {
 }
 
 /* Space-separated lists; an empty value resets the list (as in systemd). */
-static int set_management(Config *c, const char *v) {
+static int set_cidr_list(Cidr list[static CONFIG_MANAGEMENT_MAX], uint32_t *n_list,
+                         const char *v) {
         _cleanup_free_ char *copy = strdup(v);
         char *save = NULL, *w;
         uint32_t n = 0;
@@ -119,9 +143,22 @@ static int set_management(Config *c, const char *v) {
                         return -EINVAL;
                 n++;
         }
-        memcpy(c->management, tmp, n * sizeof(Cidr));
-        c->n_management = n;
+        memcpy(list, tmp, n * sizeof(Cidr));
+        *n_list = n;
         return 0;
+}
+
+static int set_management(Config *c, const char *v) {
+        return set_cidr_list(c->management, &c->n_management, v);
+}
+static int set_bans_allowlist(Config *c, const char *v) {
+        return set_cidr_list(c->bans_allowlist, &c->n_bans_allowlist, v);
+}
+static int set_bans_v4(Config *c, const char *v) {
+        return set_u32_range(&c->bans_max_v4, v, CONFIG_BANS_MIN, CONFIG_BANS_MAX);
+}
+static int set_bans_v6(Config *c, const char *v) {
+        return set_u32_range(&c->bans_max_v6, v, CONFIG_BANS_MIN, CONFIG_BANS_MAX);
 }
 
 static int set_management_ports(Config *c, const char *v) {
@@ -358,6 +395,150 @@ static int set_pressure_triggers(Config *c, const char *v) {
         return 0;
 }
 
+bool url_pattern_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n < 1 || n > PS_URL_PATTERN_MAX || s[0] != '/')
+                return false;
+        for (; *s; s++)
+                if (!isalnum((unsigned char) *s) && !strchr("-._~!$&'()*+,;=:@/?%", *s))
+                        return false;
+        return true;
+}
+
+static const char *const ban_modes[] = {
+        [PS_BAN_MODE_OFF] = "off",
+        [PS_BAN_MODE_COUNT] = "count",
+        [PS_BAN_MODE_ENFORCE] = "enforce",
+};
+
+int ban_mode_from_string(const char *s, uint32_t *ret) {
+        for (uint32_t i = 0; i < ELEMENTSOF(ban_modes); i++)
+                if (streq(s, ban_modes[i])) {
+                        *ret = i;
+                        return 0;
+                }
+        /* "shadow" is what the documentation calls count. */
+        if (streq(s, "shadow")) {
+                *ret = PS_BAN_MODE_COUNT;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+const char *ban_mode_to_string(uint32_t mode) {
+        return mode < ELEMENTSOF(ban_modes) ? ban_modes[mode] : "unknown";
+}
+
+static int set_mode(Config *c, const char *v, unsigned policy) {
+        return ban_mode_from_string(v, &c->ban_policy[policy].mode);
+}
+static int set_conn_mode(Config *c, const char *v) {
+        return set_mode(c, v, PS_BAN_POLICY_CONNECTIONS);
+}
+static int set_syn_mode(Config *c, const char *v) {
+        return set_mode(c, v, PS_BAN_POLICY_SYN_RATE);
+}
+static int set_scan_mode(Config *c, const char *v) {
+        return set_mode(c, v, PS_BAN_POLICY_PORT_SCAN);
+}
+static int set_url_mode(Config *c, const char *v) {
+        return set_mode(c, v, PS_BAN_POLICY_URL);
+}
+static int set_max_conns(Config *c, const char *v) {
+        return set_u32_range(&c->ban_policy[PS_BAN_POLICY_CONNECTIONS].threshold, v, 1, 1000000);
+}
+static int set_syn_rate(Config *c, const char *v) {
+        return set_u32_range(&c->ban_policy[PS_BAN_POLICY_SYN_RATE].threshold, v, 1, 1000000);
+}
+static int set_syn_burst(Config *c, const char *v) {
+        return set_u32_range(&c->ban_policy[PS_BAN_POLICY_SYN_RATE].burst, v, 1, 1000000);
+}
+static int set_scan_weight(Config *c, const char *v) {
+        return set_u32_range(&c->ban_policy[PS_BAN_POLICY_PORT_SCAN].threshold, v, 1, 65535 * 3);
+}
+static int set_scan_window(Config *c, const char *v) {
+        return set_span_range(&c->ban_policy[PS_BAN_POLICY_PORT_SCAN].window_usec, v,
+                              1000, 3600 * USEC_PER_SEC);
+}
+static int set_conn_window(Config *c, const char *v) {
+        return set_span_range(&c->ban_policy[PS_BAN_POLICY_CONNECTIONS].window_usec, v,
+                              USEC_PER_SEC, 86400 * USEC_PER_SEC);
+}
+static int set_ban_duration(Config *c, const char *v) {
+        if (streq(v, "infinity")) {
+                c->ban_duration_usec = 0;
+                return 0;
+        }
+        return set_span_range(&c->ban_duration_usec, v, USEC_PER_SEC,
+                              PS_BAN_SECONDS_MAX * USEC_PER_SEC);
+}
+static int set_prefix4(Config *c, const char *v) {
+        uint32_t n;
+
+        if (set_u32_range(&n, v, 1, 32) < 0)
+                return -EINVAL;
+        c->ban_prefix4 = (uint8_t) n;
+        return 0;
+}
+static int set_prefix6(Config *c, const char *v) {
+        uint32_t n;
+
+        if (set_u32_range(&n, v, 1, 128) < 0)
+                return -EINVAL;
+        c->ban_prefix6 = (uint8_t) n;
+        return 0;
+}
+static int set_repeat_factor(Config *c, const char *v) {
+        return set_u32_range(&c->ban_repeat_factor, v, 1, 1000);
+}
+static int set_repeat_max(Config *c, const char *v) {
+        if (streq(v, "infinity")) {
+                c->ban_repeat_max_usec = 0;
+                return 0;
+        }
+        return set_span_range(&c->ban_repeat_max_usec, v, USEC_PER_SEC,
+                              PS_BAN_SECONDS_MAX * USEC_PER_SEC);
+}
+static int set_http_ports(Config *c, const char *v) {
+        _cleanup_free_ char *copy = strdup(v);
+        char *save = NULL, *w;
+        uint32_t n = 0, p;
+        uint16_t tmp[PS_BAN_HTTP_PORTS_MAX];
+
+        if (!copy)
+                return -ENOMEM;
+        for (w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+                if (n == PS_BAN_HTTP_PORTS_MAX || safe_atou32(w, &p) < 0 || p == 0 || p > 65535)
+                        return -EINVAL;
+                tmp[n++] = (uint16_t) p;
+        }
+        memcpy(c->http_ports, tmp, n * sizeof(uint16_t));
+        c->n_http_ports = n;
+        return 0;
+}
+static int set_url_patterns(Config *c, const char *v) {
+        _cleanup_free_ char *copy = strdup(v);
+        char *save = NULL, *w;
+        uint32_t n = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        /* Checked whole first: a bad list leaves the old one. */
+        for (w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
+                if (n++ == PS_URL_PATTERNS_MAX || !url_pattern_valid(w))
+                        return -EINVAL;
+        free(copy);
+        copy = strdup(v);
+        if (!copy)
+                return -ENOMEM;
+        n = 0;
+        for (w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
+                snprintf(c->url_patterns[n++], PS_URL_PATTERN_MAX + 1, "%s", w);
+        c->n_url_patterns = n;
+        return 0;
+}
+
 static const struct {
         const char *section;
         const char *key;
@@ -406,6 +587,32 @@ static const struct {
         { "Health", "PressureThresholdPercent", set_pressure_threshold,
           "a number from 1 to 99 (default 20)" },
         { "Health", "PressureTriggers", set_pressure_triggers, "yes or no (default yes)" },
+        { "Bans", "MaxBansIPv4", set_bans_v4, "an integer from 1024 to 16777216 (default 1000000)" },
+        { "Bans", "MaxBansIPv6", set_bans_v6, "an integer from 1024 to 16777216 (default 262144)" },
+        { "Bans", "Allowlist", set_bans_allowlist,
+          "up to 64 space-separated addresses or CIDRs, e.g. 192.0.2.10 2001:db8::/64" },
+        { "Bans", "ConnectionsMode", set_conn_mode, "off, count (shadow) or enforce" },
+        { "Bans", "MaxConnectionsPerSource", set_max_conns, "an integer from 1 to 1000000" },
+        { "Bans", "ConnectionsWindowSec", set_conn_window, "a time span from 1s to 1d" },
+        { "Bans", "SynRateMode", set_syn_mode, "off, count (shadow) or enforce" },
+        { "Bans", "SynRate", set_syn_rate, "new connections per second, 1 to 1000000" },
+        { "Bans", "SynBurst", set_syn_burst, "an integer from 1 to 1000000" },
+        { "Bans", "PortScanMode", set_scan_mode, "off, count (shadow) or enforce" },
+        { "Bans", "PortScanWeight", set_scan_weight,
+          "an integer from 1 to 196605 (ports below 1024 weigh 3, others 1)" },
+        { "Bans", "PortScanWindowSec", set_scan_window, "a time span from 1ms to 1h, e.g. 3s" },
+        { "Bans", "UrlMode", set_url_mode, "off, count (shadow) or enforce" },
+        { "Bans", "UrlPatterns", set_url_patterns,
+          "up to 256 space-separated prefixes of 1-64 bytes starting with '/', of the bytes a "
+          "request-target may hold (letters, digits, -._~!$&'()*+,;=:@/?%)" },
+        { "Bans", "HttpPorts", set_http_ports, "up to 8 space-separated TCP ports 1-65535" },
+        { "Bans", "BanDurationSec", set_ban_duration,
+          "a time span from 1s to ten years, e.g. 1h, or infinity" },
+        { "Bans", "SourcePrefixIPv4", set_prefix4, "a prefix length from 1 to 32" },
+        { "Bans", "SourcePrefixIPv6", set_prefix6, "a prefix length from 1 to 128" },
+        { "Bans", "RepeatFactor", set_repeat_factor, "an integer from 1 (no growth) to 1000" },
+        { "Bans", "RepeatMaxSec", set_repeat_max,
+          "a time span from 1s to ten years, or infinity" },
 };
 
 /* "[Guard], [Filters], ...": the sections of config_keys, in their order. */

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "guard-abi.h"
 
 #define CONFIG_MANAGEMENT_MAX 64
 
@@ -62,6 +63,13 @@ static inline double *health_threshold_field(HealthConfig *c, const HealthThresh
         return (double *) (void *) ((char *) c + t->offset);
 }
 #define HEALTH_MIN_DURATION_MAX_USEC (3600 * UINT64_C(1000000))
+/* One auto-ban policy as [Bans] sets it (the kernel's struct ps_ban_policy_conf, in µs). */
+typedef struct BanPolicyConf {
+        uint32_t mode;        /* enum ps_ban_mode */
+        uint32_t threshold;
+        uint32_t burst;
+        uint64_t window_usec;
+} BanPolicyConf;
 
 /* Settings from packetscope.conf(5). */
 typedef struct Config {
@@ -85,7 +93,33 @@ typedef struct Config {
         uint32_t parse_policy;
         AiConfig ai; /* [AI] */
         HealthConfig health;
+        /* [Bans] MaxBansIPv4=, MaxBansIPv6=: the exact ban tables' capacities. */
+        uint32_t bans_max_v4;
+        uint32_t bans_max_v6;
+        /* [Bans] Allowlist=: never banned, besides ManagementAddresses= and the list kept
+         * over the bus (AllowlistAdd). */
+        Cidr bans_allowlist[CONFIG_MANAGEMENT_MAX];
+        uint32_t n_bans_allowlist;
+        /* [Bans] the auto-ban policies (enum ps_ban_policy), and what they share. */
+        BanPolicyConf ban_policy[_PS_BAN_POLICY_MAX];
+        uint64_t ban_duration_usec;  /* BanDurationSec= */
+        uint8_t ban_prefix4, ban_prefix6; /* SourcePrefixIPv4=, SourcePrefixIPv6= */
+        uint32_t ban_repeat_factor;  /* RepeatFactor= */
+        uint64_t ban_repeat_max_usec; /* RepeatMaxSec= */
+        uint16_t http_ports[PS_BAN_HTTP_PORTS_MAX]; /* HttpPorts= */
+        uint32_t n_http_ports;
+        char url_patterns[PS_URL_PATTERNS_MAX][PS_URL_PATTERN_MAX + 1]; /* UrlPatterns= */
+        uint32_t n_url_patterns;
 } Config;
+
+/* Whether a URL pattern can be matched: 1-64 bytes that may appear in a request-target
+ * (RFC 3986 unreserved, sub-delims, ':', '@', '/', '?', '%'), starting with '/'. */
+bool url_pattern_valid(const char *s);
+int ban_mode_from_string(const char *s, uint32_t *ret);
+const char *ban_mode_to_string(uint32_t mode);
+
+#define CONFIG_BANS_MIN 1024u
+#define CONFIG_BANS_MAX (16u * 1024 * 1024)
 
 #define CONFIG_FLOW_TABLE_MIN 1024u
 #define CONFIG_FLOW_TABLE_MAX (64u * 1024 * 1024)

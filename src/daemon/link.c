@@ -68,6 +68,29 @@ static int link_share_filter_maps(const LinkSetup *setup, struct guard_bpf *skel
         return 0;
 }
 
+/* Every link's program enforces the one set of bans (and feeds the one set of policy state). */
+static int link_share_ban_maps(const LinkSetup *setup, struct guard_bpf *skel) {
+        const BanMaps *b = setup->bans;
+        int r;
+
+        if (!b)
+                return 0;
+        if ((r = bpf_map__reuse_fd(skel->maps.ban_v4, b->v4_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.ban_v6, b->v6_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.ban_cidr4, b->cidr4_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.ban_cidr6, b->cidr6_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.ban_allow4, b->allow4_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.ban_allow6, b->allow6_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.ban_presence, b->presence_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.ban_config, b->config_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.ban_offenders, b->offenders_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.ban_sources, b->sources_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.ban_url_patterns, b->patterns_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.ban_events, b->events_fd)) < 0)
+                return r;
+        return 0;
+}
+
 static Link *link_new(const LinkSetup *setup, const char *ifname) {
         _cleanup_free_ char *pin_name = NULL;
         Link *l = calloc(1, sizeof(Link));
@@ -227,6 +250,11 @@ int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link 
                 (void) error_setf(ret_error, 0, "cannot share the filter maps: %s", strerror(-r));
                 goto fail;
         }
+        r = link_share_ban_maps(setup, skel);
+        if (r < 0) {
+                (void) error_setf(ret_error, 0, "cannot share the ban maps: %s", strerror(-r));
+                goto fail;
+        }
         r = guard_bpf__load(skel);
         if (r < 0) {
                 (void) error_setf(ret_error, 0, "cannot load the XDP program: %s", strerror(-r));
@@ -346,6 +374,7 @@ static int link_upgrade_program(Link *l, struct ps_meta *meta, char **ret_error)
             (r = bpf_map__reuse_fd(skel->maps.stats, l->stats_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.meta, l->meta_fd)) < 0 ||
             (r = link_share_filter_maps(&l->setup, skel)) < 0 ||
+            (r = link_share_ban_maps(&l->setup, skel)) < 0 ||
             (r = guard_bpf__load(skel)) < 0) {
                 (void) error_setf(ret_error, 0,
                                   "cannot load this build's program over the pinned maps of "

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ban-maps.h"
 #include "bpf-maps.h"
 #include "conf.h"
 #include "filters.h"
@@ -12,11 +13,12 @@
 #include "guard-abi.h"
 
 /* What a link takes from the daemon: where to pin, the table sizes and the parse policy, and
- * the rule maps every link's program shares. Borrowed. */
+ * the rule and ban maps every link's program shares. Borrowed. */
 typedef struct LinkSetup {
         const char *bpffs_root;
         const Config *config;
         FilterStore *filters;
+        BanMaps *bans; /* the pinned ban maps; NULL: the program gets private, empty ones */
 } LinkSetup;
 
 typedef enum LinkMode {

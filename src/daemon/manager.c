@@ -24,7 +24,8 @@ int manager_new(Manager **ret) {
                 return -ENOMEM;
         config_init(&m->config);
         m->started_usec = now_usec(CLOCK_REALTIME);
-        if (filter_store_new(&m->filters) < 0) {
+        if (filter_store_new(&m->filters) < 0 || ban_store_new(&m->bans) < 0) {
+                m->filters = filter_store_free(m->filters);
                 free(m);
                 return -ENOMEM;
         }
@@ -51,6 +52,7 @@ Manager *manager_free(Manager *m) {
                 filter_transaction_free(TAKE_PTR(m->filters->transaction));
         m->filters = filter_store_free(m->filters);
         m->health = health_free(m->health);
+        m->bans = ban_store_free(m->bans);
         state_done(&m->state);
         m->polkit = polkit_registry_free(m->polkit);
         sd_event_source_unref(m->poll_timer);
@@ -334,6 +336,11 @@ static void manager_remove_link(Manager *m, Link *l) {
                 }
 }
 
+/* What every link shares: the pin root, the configuration, the rule and ban maps. */
+static LinkSetup manager_link_setup(Manager *m) {
+        return (LinkSetup) { m->bpffs_root, &m->config, m->filters, ban_store_maps(m->bans) };
+}
+
 static void manager_notify_link(Manager *m, Link *l, LinkEvent event) {
         if (m->bus && m->on_link)
                 m->on_link(m, l, event);
@@ -345,6 +352,7 @@ static int manager_attach_full(Manager *m, const char *ifname, LinkMode mode, bo
                                const char *who, const char *const *log_fields, Link **ret,
                                sd_bus_error *error) {
         _cleanup_free_ char *msg = NULL;
+        LinkSetup setup = manager_link_setup(m);
         Link *l = NULL;
         State before = {};
         int r;
@@ -359,8 +367,7 @@ static int manager_attach_full(Manager *m, const char *ifname, LinkMode mode, bo
                                          "already guarding %zu links, the MaxLinks= limit",
                                          m->n_links);
 
-        r = link_attach(&(LinkSetup) { m->bpffs_root, &m->config, m->filters }, ifname, mode, &l,
-                        &msg);
+        r = link_attach(&setup, ifname, mode, &l, &msg);
         if (r < 0) {
                 const char *name = r == -ENODEV ? PS_ERROR_NO_SUCH_INTERFACE :
                                    r == -EEXIST ? PS_ERROR_ALREADY_GUARDED : PS_ERROR_ATTACH_FAILED;
@@ -576,6 +583,7 @@ static int manager_adopt_all(Manager *m) {
                 return errno == ENOENT ? 0 : -errno;
         while ((de = readdir(d))) {
                 _cleanup_free_ char *msg = NULL, *ifname = NULL;
+                LinkSetup setup = manager_link_setup(m);
                 Link *l = NULL;
                 int r;
 
@@ -591,7 +599,7 @@ static int manager_adopt_all(Manager *m) {
                 /* A directory moved to its new name may be read a second time. */
                 if (r < 0 || manager_find_link(m, ifname))
                         continue;
-                r = link_adopt(&(LinkSetup) { m->bpffs_root, &m->config, m->filters }, ifname,
+                r = link_adopt(&setup, ifname,
                                &l, &msg);
                 if (r < 0) {
                         log_struct_internal(LOG_WARNING, r,
@@ -756,6 +764,16 @@ int manager_start(Manager *m) {
                 r = filter_store_start(m->filters, m->event, m->state_dir, m->bpffs_root, &err);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the filter rules: %s",
+                                               err ? err : strerror(-r));
+        }
+        {
+                _cleanup_free_ char *err = NULL;
+
+                /* The bans too, before any link: the programs share their maps. */
+                r = ban_store_start(m->bans, m->event, m->state_dir, m->bpffs_root, &m->config,
+                                    &err);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the bans: %s",
                                                err ? err : strerror(-r));
         }
         r = manager_adopt_all(m);

@@ -4,6 +4,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bans.h"
 #include "bus-names.h"
 #include "conf.h"
 #include "filters.h"
@@ -46,6 +47,7 @@ struct Manager {
         PolkitRegistry *polkit;   /* authorization checks in flight */
         FilterStore *filters;
         Ai *ai;                   /* the AI client and its jobs (ai.c) */
+        BanStore *bans;           /* shares its maps with every link's program */
         unsigned transaction_counter; /* names the transactions */
 
         sd_event_source *poll_timer;

@@ -17,6 +17,7 @@
 #define PS_OBJECT_AI PS_OBJECT_ROOT "/ai"
 #define PS_OBJECT_AI_JOBS PS_OBJECT_AI "/jobs"
 #define PS_OBJECT_HEALTH PS_OBJECT_ROOT "/health"
+#define PS_OBJECT_BANS PS_OBJECT_ROOT "/bans"
 
 #define PS_IFACE_MANAGER PS_BUS_NAME ".Manager"
 #define PS_IFACE_LINK PS_BUS_NAME ".Link"
@@ -27,6 +28,8 @@
 #define PS_IFACE_AI PS_BUS_NAME ".AI"
 #define PS_IFACE_AI_JOB PS_BUS_NAME ".AIJob"
 #define PS_IFACE_HEALTH PS_BUS_NAME ".Health"
+#define PS_IFACE_BANS PS_BUS_NAME ".Bans"
+#define PS_IFACE_BAN PS_BUS_NAME ".Ban"
 #define PS_IFACE_PROPERTIES "org.freedesktop.DBus.Properties"
 
 #define PS_ERROR_NO_SUCH_INTERFACE PS_BUS_NAME ".Error.NoSuchInterface"
@@ -47,6 +50,11 @@
 #define PS_ERROR_AI_BUSY PS_BUS_NAME ".Error.AIBusy"
 #define PS_ERROR_AI_JOB_STATE PS_BUS_NAME ".Error.AIJobState"
 #define PS_ERROR_INVALID_CONFIG PS_BUS_NAME ".Error.InvalidConfiguration"
+#define PS_ERROR_INVALID_ADDRESS PS_BUS_NAME ".Error.InvalidAddress"
+#define PS_ERROR_ALLOWLISTED PS_BUS_NAME ".Error.Allowlisted"
+#define PS_ERROR_BAN_TABLE_FULL PS_BUS_NAME ".Error.BanTableFull"
+#define PS_ERROR_NO_SUCH_BAN PS_BUS_NAME ".Error.NoSuchBan"
+#define PS_ERROR_NO_JOURNAL PS_BUS_NAME ".Error.NoJournal"
 
 /* polkit actions, one per mutating area (polkit/org.packetscope.guarder1.policy). */
 #define PS_POLKIT_MANAGE_LINKS "org.packetscope.guarder1.manage-links"
@@ -62,6 +70,7 @@
 /* Health.ListAnomalies: records per call (the daemon keeps at most 256 closed ones). */
 #define PS_ANOMALIES_LIST_DEFAULT 100u
 #define PS_ANOMALIES_LIST_MAX 1000u
+#define PS_POLKIT_MANAGE_BANS "org.packetscope.guarder1.manage-bans"
 
 /* Connections.List/ListIcmp: rows per call, and offset + limit (it bounds the top-N heap). */
 #define PS_QUERY_LIMIT_DEFAULT 100u
@@ -85,3 +94,11 @@
  * flood the bus for minutes at 100,000 rules.
  */
 #define PS_SMALL_SET_MAX 1000u
+
+/* Bans.Ban: seconds, at most ten years (0: until unbanned). */
+#define PS_BAN_SECONDS_MAX (UINT64_C(10) * 365 * 86400)
+/* Bans.BanBatch/UnbanBatch: entries in one call; Bans.List: rows per reply. */
+#define PS_BANS_BATCH_MAX 1000000u
+#define PS_BANS_LIST_MAX 10000u
+/* Bans.History: entries per reply. */
+#define PS_BANS_HISTORY_MAX 10000u

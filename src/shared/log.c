@@ -66,6 +66,10 @@ int log_get_max_level(void) {
         return log_max_level;
 }
 
+bool log_to_journal(void) {
+        return journal_ok;
+}
+
 static int log_structv(int level, int error, const char *message_id, const char *ifname,
                        const char *const *fields, const char *format, va_list ap) {
         _cleanup_free_ char *msg = NULL;

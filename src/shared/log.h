@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <syslog.h>
 
@@ -31,6 +32,12 @@
 #define PS_MESSAGE_ANOMALY_STARTED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a50"
 #define PS_MESSAGE_ANOMALY_ENDED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a51"
 #define PS_MESSAGE_RELOADED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a20"
+/* Bans: one per kind of event, with ADDRESS=, ORIGIN=, REASON=, UNTIL=, POLICY=, OFFENSES=. */
+#define PS_MESSAGE_BAN          "8a1f2d6c4b7e4e0f9a35c2d1e6b70b01"
+#define PS_MESSAGE_UNBAN        "8a1f2d6c4b7e4e0f9a35c2d1e6b70b02"
+#define PS_MESSAGE_BAN_EXPIRED  "8a1f2d6c4b7e4e0f9a35c2d1e6b70b03"
+#define PS_MESSAGE_BAN_POLICY   "8a1f2d6c4b7e4e0f9a35c2d1e6b70b04"
+#define PS_MESSAGE_BANS_FILLING "8a1f2d6c4b7e4e0f9a35c2d1e6b70b05"
 
 typedef enum LogTarget {
         LOG_TARGET_AUTO,
@@ -42,6 +49,8 @@ int log_parse_target(const char *s, LogTarget *ret);
 int log_parse_level(const char *s, int *ret);
 void log_setup(LogTarget target, int max_level);
 int log_get_max_level(void);
+/* Whether records go to the journal (where they can be read back), not to stderr. */
+bool log_to_journal(void);
 
 /* A journal entry with MESSAGE_ID= and INTERFACE= where given, and more journal fields:
  * `fields` is a NULL-terminated list of "KEY=value" (or NULL). Returns -abs(error) (or 0), so

@@ -3,8 +3,9 @@
 #
 # The shipped dbus/org.packetscope.Guarder1.xml is the contract: compare it with the live
 # introspection of every object of a running daemon (manager, a link, the connections, the
-# filters, a filter and a pending transaction), interfaces, methods and their arguments,
-# properties with type, access and change signalling, and signals. Any mismatch fails.
+# filters, a filter, a pending transaction, the bans and a ban), interfaces, methods and their
+# arguments, properties with type, access and change signalling, and signals. Any mismatch
+# fails.
 
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -42,6 +43,9 @@ ok $? "AI.SetConfig to a closed loopback port" "$out"
 out=$(rawcall "$PS_PATH/ai" org.packetscope.Guarder1.AI Analyze 'a{sv}' '[{}]')
 ok $? "AI.Analyze (an AIJob object)" "$out"
 ai_job=$(jq -r '.reply[0] // empty' <<<"$out")
+out=$(rawcall "$PS_PATH/bans" org.packetscope.Guarder1.Bans Ban sts '["192.0.2.99", 0, "introspection test"]')
+ok $? "Bans.Ban of one address (a Ban object)" "$out"
+ban=$(jq -r '.reply[0] // empty' <<<"$out")
 
 XML=$SRCDIR/dbus/org.packetscope.Guarder1.xml
 check "the shipped XML is well-formed" "$PYTHON" -c "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])" "$XML"
@@ -49,7 +53,8 @@ check "the shipped XML is well-formed" "$PYTHON" -c "import sys, xml.etree.Eleme
 # The objects this test made, which the walk must reach (the manager, the connections and the
 # filters exist always; a rule is named by the id Import returned).
 expected=("$PS_PATH/link/$A_IF" "$PS_CONNS_PATH" "$PS_PATH/filters" "$PS_PATH/filters/${rule_id:-none}"
-          "$PS_PATH/health")
+          "$PS_PATH/health" \
+          "$PS_PATH/bans" "${ban:-$PS_PATH/bans/none}")
 [ -n "$transaction" ] && expected+=("$transaction")
 expected+=("$PS_PATH/ai" "${ai_job:-$PS_PATH/ai/jobs/none}")
 results=$(timeout 120 "$PYTHON" "$PS_TESTDIR/introspect-compare.py" "$XML" "$PS_NAME" "$PS_PATH" \

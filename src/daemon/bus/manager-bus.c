@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "ai-bus.h"
+#include "bans-bus.h"
 #include "bus-util.h"
 #include "connections-bus.h"
 #include "filters-bus.h"
@@ -237,6 +238,9 @@ int manager_bus_register(Manager *m) {
         if (r < 0)
                 return r;
         r = health_bus_register(m);
+        if (r < 0)
+                return r;
+        r = bans_bus_register(m);
         if (r < 0)
                 return r;
         return connections_bus_register(m);

@@ -1,0 +1,1875 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "ban-maps.h"
+#include "bans.h"
+#include "bpf-maps.h"
+#include "log.h"
+#include "util.h"
+
+#define BANS_FILE "bans.json"
+#define BANS_FILE_MAX_BYTES (512u * 1024 * 1024)
+#define BAN_IMPORT_MAX (2u * 1024 * 1024)
+
+struct BanStore {
+        sd_event *event;        /* not owned */
+        const char *state_dir;  /* not owned */
+        Config *config;         /* not owned; SetPolicy changes its [Bans] policies */
+        BanMaps maps;
+
+        Ban *bans; /* dense; the index points into it */
+        size_t n_bans, n_alloc;
+        uint32_t *index; /* open addressing, linear probing: 0 empty, else position + 1 */
+        size_t index_size; /* a power of two, at least twice n_bans */
+        uint32_t prefix_count[2][129]; /* bans per (family, prefix length), for covering() */
+        uint32_t next_id;
+
+        Cidr *allow;
+        size_t n_allow;
+
+        sd_event_source *reap_timer;
+        struct ring_buffer *events;
+        sd_event_source *events_source;
+        BanCallbacks cb;
+};
+
+static const char *const origin_names[_BAN_ORIGIN_MAX] = {
+        [0] = NULL,
+        [BAN_ORIGIN_MANUAL] = "manual",
+        [BAN_ORIGIN_AUTO] = "auto",
+        [BAN_ORIGIN_IMPORT] = "import",
+        [BAN_ORIGIN_AI] = "ai",
+};
+
+/* The auto-ban policies by their number in the kernel's events. */
+static const char *const policy_names[_PS_BAN_POLICY_MAX] = {
+        [PS_BAN_POLICY_CONNECTIONS] = "connections",
+        [PS_BAN_POLICY_SYN_RATE] = "syn-rate",
+        [PS_BAN_POLICY_PORT_SCAN] = "port-scan",
+        [PS_BAN_POLICY_URL] = "url",
+};
+
+const char *ban_policy_to_string(unsigned p) {
+        return p < ELEMENTSOF(policy_names) ? policy_names[p] : NULL;
+}
+
+const char *ban_origin_to_string(const Ban *b, char *buf, size_t size) {
+        if (b->origin == BAN_ORIGIN_AUTO) {
+                snprintf(buf, size, "auto:%s", b->policy < ELEMENTSOF(policy_names)
+                                               ? policy_names[b->policy] : "unknown");
+                return buf;
+        }
+        return b->origin >= BAN_ORIGIN_MANUAL && b->origin < _BAN_ORIGIN_MAX
+               ? origin_names[b->origin] : "unknown";
+}
+
+int ban_origin_from_string(const char *s, BanOrigin *ret_origin, uint8_t *ret_policy) {
+        if (strncmp(s, "auto:", 5) == 0) {
+                for (size_t i = 0; i < ELEMENTSOF(policy_names); i++)
+                        if (streq(s + 5, policy_names[i])) {
+                                *ret_origin = BAN_ORIGIN_AUTO;
+                                *ret_policy = (uint8_t) i;
+                                return 0;
+                        }
+                return -EINVAL;
+        }
+        for (size_t i = BAN_ORIGIN_MANUAL; i < _BAN_ORIGIN_MAX; i++)
+                if (i != BAN_ORIGIN_AUTO && streq(s, origin_names[i])) {
+                        *ret_origin = (BanOrigin) i;
+                        *ret_policy = 0;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static unsigned fam_idx(uint8_t family) {
+        return family == ADDR_FAMILY_IPV6;
+}
+
+static bool cidr_is_exact(const Cidr *c) {
+        return c->prefixlen == (c->family == ADDR_FAMILY_IPV4 ? 32 : 128);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The index */
+
+static uint64_t cidr_hash(const Cidr *c) {
+        /* FNV-1a over what makes a key: family, length, the address words in use. */
+        uint64_t h = UINT64_C(1469598103934665603);
+        const uint8_t *p = (const uint8_t *) c->addr;
+        size_t n = c->family == ADDR_FAMILY_IPV4 ? 4 : 16;
+
+        h = (h ^ c->family) * UINT64_C(1099511628211);
+        h = (h ^ c->prefixlen) * UINT64_C(1099511628211);
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ p[i]) * UINT64_C(1099511628211);
+        /* FNV's low bits (the ones the mask keeps) follow the input's low bits: mix them all
+         * in, or neighbouring addresses fill neighbouring slots and probing goes quadratic. */
+        h ^= h >> 33;
+        h *= UINT64_C(0xff51afd7ed558ccd);
+        h ^= h >> 33;
+        h *= UINT64_C(0xc4ceb9fe1a85ec53);
+        return h ^ (h >> 33);
+}
+
+static bool cidr_equal(const Cidr *a, const Cidr *b) {
+        return a->family == b->family && a->prefixlen == b->prefixlen &&
+               memcmp(a->addr, b->addr, sizeof a->addr) == 0;
+}
+
+static size_t index_slot(BanStore *s, const Cidr *c, bool *ret_found) {
+        size_t mask = s->index_size - 1, i = cidr_hash(c) & mask;
+
+        for (;; i = (i + 1) & mask) {
+                uint32_t v = s->index[i];
+
+                if (v == 0) {
+                        *ret_found = false;
+                        return i;
+                }
+                if (cidr_equal(&s->bans[v - 1].cidr, c)) {
+                        *ret_found = true;
+                        return i;
+                }
+        }
+}
+
+static int index_rebuild(BanStore *s, size_t size) {
+        uint32_t *n = calloc(size, sizeof(uint32_t));
+
+        if (!n)
+                return -ENOMEM;
+        free(s->index);
+        s->index = n;
+        s->index_size = size;
+        for (size_t k = 0; k < s->n_bans; k++) {
+                bool found;
+                size_t i = index_slot(s, &s->bans[k].cidr, &found);
+
+                s->index[i] = (uint32_t) k + 1;
+        }
+        return 0;
+}
+
+/* Room for n more bans in the array and the index. */
+static int store_reserve(BanStore *s, size_t more) {
+        size_t want = s->n_bans + more;
+
+        if (want > s->n_alloc) {
+                size_t a = MAX(want, MAX(s->n_alloc * 2, (size_t) 64));
+                Ban *n = realloc(s->bans, a * sizeof(Ban));
+
+                if (!n)
+                        return -ENOMEM;
+                s->bans = n;
+                s->n_alloc = a;
+        }
+        if (want * 2 > s->index_size) {
+                size_t size = MAX(s->index_size, (size_t) 128);
+
+                while (want * 2 > size)
+                        size *= 2;
+                return index_rebuild(s, size);
+        }
+        return 0;
+}
+
+static Ban *store_find(BanStore *s, const Cidr *c) {
+        bool found;
+        size_t i;
+
+        if (s->n_bans == 0)
+                return NULL;
+        i = index_slot(s, c, &found);
+        return found ? &s->bans[s->index[i] - 1] : NULL;
+}
+
+/* Appends b (its reason is taken over); store_reserve() was called. */
+static Ban *store_insert(BanStore *s, const Ban *b) {
+        bool found;
+        size_t i = index_slot(s, &b->cidr, &found);
+
+        assert(!found);
+        s->bans[s->n_bans] = *b;
+        s->index[i] = (uint32_t) ++s->n_bans;
+        s->prefix_count[fam_idx(b->cidr.family)][b->cidr.prefixlen]++;
+        return &s->bans[s->n_bans - 1];
+}
+
+/* Removes the entry at index slot i (backward-shift deletion keeps probe chains whole) and
+ * moves the last ban into its place. The reason is freed. */
+static void store_remove(BanStore *s, const Cidr *c) {
+        size_t mask = s->index_size - 1, i, j, pos, last;
+        bool found;
+
+        i = index_slot(s, c, &found);
+        if (!found)
+                return;
+        pos = s->index[i] - 1;
+        s->prefix_count[fam_idx(c->family)][c->prefixlen]--;
+        free(s->bans[pos].reason);
+
+        /* Close the hole in the probe chain. */
+        j = i;
+        for (;;) {
+                size_t home;
+
+                j = (j + 1) & mask;
+                if (s->index[j] == 0)
+                        break;
+                home = cidr_hash(&s->bans[s->index[j] - 1].cidr) & mask;
+                /* Move j back to i unless its home lies cyclically in (i, j]. */
+                if ((i <= j) ? (i < home && home <= j) : (i < home || home <= j))
+                        continue;
+                s->index[i] = s->index[j];
+                i = j;
+        }
+        s->index[i] = 0;
+
+        /* Fill the array's hole with the last ban. */
+        last = --s->n_bans;
+        if (pos != last) {
+                size_t k;
+
+                s->bans[pos] = s->bans[last];
+                k = index_slot(s, &s->bans[pos].cidr, &found);
+                assert(found);
+                s->index[k] = (uint32_t) pos + 1;
+        }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+int ban_store_new(BanStore **ret) {
+        BanStore *s = calloc(1, sizeof(BanStore));
+
+        assert(ret);
+        if (!s)
+                return -ENOMEM;
+        s->maps = BAN_MAPS_INIT;
+        s->next_id = 1;
+        *ret = s;
+        return 0;
+}
+
+BanStore *ban_store_free(BanStore *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n_bans; i++)
+                free(s->bans[i].reason);
+        free(s->bans);
+        free(s->index);
+        free(s->allow);
+        sd_event_source_unref(s->reap_timer);
+        sd_event_source_unref(s->events_source);
+        ring_buffer__free(s->events);
+        ban_maps_close(&s->maps);
+        free(s);
+        return NULL;
+}
+
+void ban_store_set_callbacks(BanStore *s, const BanCallbacks *cb) {
+        s->cb = *cb;
+}
+
+BanMaps *ban_store_maps(BanStore *s) {
+        return &s->maps;
+}
+
+size_t ban_store_count(BanStore *s) {
+        return s->n_bans;
+}
+
+const Ban *ban_store_at(BanStore *s, size_t i) {
+        return i < s->n_bans ? &s->bans[i] : NULL;
+}
+
+const Ban *ban_store_find(BanStore *s, const Cidr *c) {
+        return store_find(s, c);
+}
+
+const Ban *ban_store_find_id(BanStore *s, uint32_t id) {
+        for (size_t i = 0; i < s->n_bans; i++)
+                if (s->bans[i].id == id)
+                        return &s->bans[i];
+        return NULL;
+}
+
+const Ban *ban_store_covering(BanStore *s, uint8_t family, const uint32_t addr[4]) {
+        unsigned full = family == ADDR_FAMILY_IPV4 ? 32 : 128;
+
+        /* Longest prefix first, skipping lengths no ban has: at most 33 or 129 lookups. */
+        for (int len = (int) full; len >= 0; len--) {
+                Cidr c = { .family = family, .prefixlen = (uint8_t) len };
+                const Ban *b;
+
+                if (s->prefix_count[fam_idx(family)][len] == 0)
+                        continue;
+                memcpy(c.addr, addr, sizeof c.addr);
+                if (family == ADDR_FAMILY_IPV4)
+                        c.addr[1] = c.addr[2] = c.addr[3] = 0;
+                {
+                        uint8_t *p = (uint8_t *) c.addr;
+
+                        for (unsigned b = 0; b < 16; b++) {
+                                unsigned bits = (unsigned) len > b * 8 ? MIN((unsigned) len - b * 8, 8u) : 0;
+
+                                p[b] &= bits == 0 ? 0 : (uint8_t) (0xff << (8 - bits));
+                        }
+                }
+                b = store_find(s, &c);
+                if (b)
+                        return b;
+        }
+        return NULL;
+}
+
+/* Two prefixes overlap when the shorter contains the longer's network address. */
+static bool cidr_overlaps(const Cidr *a, const Cidr *b) {
+        if (a->family != b->family)
+                return false;
+        return a->prefixlen <= b->prefixlen ? cidr_contains(a, b->family, b->addr)
+                                            : cidr_contains(b, a->family, a->addr);
+}
+
+const Cidr *ban_store_allowlisted(BanStore *s, const Cidr *c) {
+        for (size_t i = 0; i < s->n_allow; i++)
+                if (cidr_overlaps(&s->allow[i], c))
+                        return &s->allow[i];
+        if (s->config) {
+                for (uint32_t i = 0; i < s->config->n_management; i++)
+                        if (cidr_overlaps(&s->config->management[i], c))
+                                return &s->config->management[i];
+                for (uint32_t i = 0; i < s->config->n_bans_allowlist; i++)
+                        if (cidr_overlaps(&s->config->bans_allowlist[i], c))
+                                return &s->config->bans_allowlist[i];
+        }
+        return NULL;
+}
+
+void ban_store_info(BanStore *s, BanStoreInfo *ret) {
+        *ret = (BanStoreInfo) {
+                .n_bans = s->n_bans,
+                .n_exact4 = s->prefix_count[0][32],
+                .n_exact6 = s->prefix_count[1][128],
+                .capacity4 = s->maps.max_v4,
+                .capacity6 = s->maps.max_v6,
+                .capacity_cidr = PS_BANS_CIDR_MAX,
+                .n_allowlist = s->n_allow,
+        };
+        ret->n_cidr = s->n_bans - ret->n_exact4 - ret->n_exact6;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Time */
+
+/* The kernel's expiry (CLOCK_MONOTONIC ns) of a CLOCK_REALTIME µs time; 0 stays 0, and a time
+ * already over gives 1 (long past). */
+static uint64_t expiry_to_mono_ns(uint64_t expires_usec) {
+        uint64_t now_rt, now_mono;
+
+        if (expires_usec == 0)
+                return 0;
+        now_rt = now_usec(CLOCK_REALTIME);
+        now_mono = now_nsec(CLOCK_MONOTONIC);
+        if (expires_usec <= now_rt)
+                return 1;
+        return now_mono + (expires_usec - now_rt) * NSEC_PER_USEC;
+}
+
+/* The kernel's entry of a ban; with keep, its counters are kept from the entry it replaces (a
+ * new ban has none to keep: one syscall instead of two). */
+static int kernel_put_full(BanStore *s, const Ban *b, bool keep) {
+        struct ps_ban v = {};
+        uint64_t now_rt = now_usec(CLOCK_REALTIME), now_mono = now_nsec(CLOCK_MONOTONIC);
+
+        if (keep)
+                (void) ban_maps_lookup(&s->maps, b->cidr.family, b->cidr.addr, b->cidr.prefixlen,
+                                       &v);
+        v.expires = expiry_to_mono_ns(b->expires_usec);
+        v.created = b->created_usec < now_rt
+                    ? now_mono - MIN((now_rt - b->created_usec) * NSEC_PER_USEC, now_mono)
+                    : now_mono;
+        v.id = b->id;
+        v.offenses = b->offenses;
+        v.origin = b->origin;
+        v.policy = b->policy;
+        return ban_maps_insert(&s->maps, b->cidr.family, b->cidr.addr, b->cidr.prefixlen, &v,
+                               BPF_ANY);
+}
+
+static int kernel_put(BanStore *s, const Ban *b) {
+        return kernel_put_full(s, b, true);
+}
+
+static int kernel_del(BanStore *s, const Cidr *c) {
+        return ban_maps_delete(&s->maps, c->family, c->addr, c->prefixlen);
+}
+
+typedef int (*kernel_visit_t)(const Cidr *c, const struct ps_ban *v, void *userdata);
+
+struct walk_ctx {
+        uint8_t family, prefixlen; /* prefixlen 0: from the key (a trie) */
+        kernel_visit_t visit;
+        void *userdata;
+};
+
+static int walk_exact(const void *key, const void *value, void *userdata) {
+        struct walk_ctx *w = userdata;
+        Cidr c = { .family = w->family, .prefixlen = w->prefixlen };
+
+        memcpy(c.addr, key, w->family == ADDR_FAMILY_IPV4 ? 4 : 16);
+        return w->visit(&c, value, w->userdata);
+}
+
+/* The tries have no batch lookup: key by key. */
+static int walk_trie(int fd, uint8_t family, kernel_visit_t visit, void *userdata) {
+        struct ps_lpm6_key key6, next6;
+        struct ps_lpm4_key key4, next4;
+        void *key = family == ADDR_FAMILY_IPV4 ? (void *) &key4 : (void *) &key6;
+        void *next = family == ADDR_FAMILY_IPV4 ? (void *) &next4 : (void *) &next6;
+        size_t ksize = family == ADDR_FAMILY_IPV4 ? sizeof key4 : sizeof key6;
+        bool first = true;
+        int r;
+
+        for (;;) {
+                struct ps_ban v;
+                Cidr c = { .family = family };
+
+                if (bpf_map_get_next_key(fd, first ? NULL : key, next) < 0)
+                        return errno == ENOENT ? 0 : -errno;
+                first = false;
+                memcpy(key, next, ksize);
+                if (bpf_map_lookup_elem(fd, key, &v) < 0)
+                        continue; /* gone meanwhile */
+                if (family == ADDR_FAMILY_IPV4) {
+                        c.prefixlen = (uint8_t) key4.prefixlen;
+                        c.addr[0] = key4.addr;
+                } else {
+                        c.prefixlen = (uint8_t) key6.prefixlen;
+                        memcpy(c.addr, key6.addr, sizeof c.addr);
+                }
+                r = visit(&c, &v, userdata);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static int kernel_walk(BanStore *s, kernel_visit_t visit, void *userdata) {
+        struct walk_ctx w4 = { ADDR_FAMILY_IPV4, 32, visit, userdata };
+        struct walk_ctx w6 = { ADDR_FAMILY_IPV6, 128, visit, userdata };
+        int r;
+
+        r = bpf_map_walk(s->maps.v4_fd, sizeof(uint32_t), sizeof(struct ps_ban), walk_exact, &w4,
+                         NULL);
+        if (r >= 0)
+                r = bpf_map_walk(s->maps.v6_fd, sizeof(struct ps_ban6_key), sizeof(struct ps_ban),
+                                 walk_exact, &w6, NULL);
+        if (r >= 0)
+                r = walk_trie(s->maps.cidr4_fd, ADDR_FAMILY_IPV4, visit, userdata);
+        if (r >= 0)
+                r = walk_trie(s->maps.cidr6_fd, ADDR_FAMILY_IPV6, visit, userdata);
+        return r;
+}
+
+static int allow_clear_one(int fd, size_t ksize) {
+        uint8_t key[sizeof(struct ps_lpm6_key)], next[sizeof(struct ps_lpm6_key)];
+
+        /* Always the first key: each is deleted before the next is asked for. */
+        while (bpf_map_get_next_key(fd, NULL, next) == 0) {
+                memcpy(key, next, ksize);
+                if (bpf_map_delete_elem(fd, key) < 0)
+                        return -errno;
+        }
+        return errno == ENOENT ? 0 : -errno;
+}
+
+static int kernel_allow_clear(BanStore *s) {
+        int r = allow_clear_one(s->maps.allow4_fd, sizeof(struct ps_lpm4_key));
+
+        return r < 0 ? r : allow_clear_one(s->maps.allow6_fd, sizeof(struct ps_lpm6_key));
+}
+
+static int kernel_allow_put(BanStore *s, const Cidr *c) {
+        return ban_maps_allow_add(&s->maps, c->family, c->addr, c->prefixlen, 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* bans.json */
+
+typedef struct Buf {
+        char *p;
+        size_t n, alloc;
+        bool oom;
+} Buf;
+
+static void buf_grow(Buf *b, size_t more) {
+        if (b->oom || b->n + more + 1 <= b->alloc)
+                return;
+        size_t a = MAX(b->alloc * 2, b->n + more + 4096);
+        char *n = realloc(b->p, a);
+
+        if (!n) {
+                b->oom = true;
+                return;
+        }
+        b->p = n;
+        b->alloc = a;
+}
+
+static void buf_add(Buf *b, const char *s, size_t len) {
+        buf_grow(b, len);
+        if (b->oom)
+                return;
+        memcpy(b->p + b->n, s, len);
+        b->n += len;
+        b->p[b->n] = '\0';
+}
+
+static void buf_printf(Buf *b, const char *fmt, ...) _printf_(2, 3);
+static void buf_printf(Buf *b, const char *fmt, ...) {
+        va_list ap;
+        int k;
+
+        buf_grow(b, 128);
+        if (b->oom)
+                return;
+        va_start(ap, fmt);
+        k = vsnprintf(b->p + b->n, b->alloc - b->n, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+                b->oom = true;
+                return;
+        }
+        if ((size_t) k >= b->alloc - b->n) {
+                buf_grow(b, (size_t) k);
+                if (b->oom)
+                        return;
+                va_start(ap, fmt);
+                (void) vsnprintf(b->p + b->n, b->alloc - b->n, fmt, ap);
+                va_end(ap);
+        }
+        b->n += (size_t) k;
+}
+
+/* A reason holds no control characters (ban_reason_valid()): only '"' and '\' need escaping. */
+static void buf_add_json_string(Buf *b, const char *s) {
+        buf_add(b, "\"", 1);
+        for (const char *p = s; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        buf_add(b, "\\", 1);
+                buf_add(b, p, 1);
+        }
+        buf_add(b, "\"", 1);
+}
+
+/*
+ * The document is written by hand rather than through jansson: a million bans as jansson
+ * objects take several times the memory and time of the text itself. One ban per line, so
+ * that a large file stays readable with grep.
+ */
+static int store_format(BanStore *s, Buf *b) {
+        char a[CIDR_STRING_MAX], o[32];
+
+        buf_add(b, "{\"version\": 1, \"allowlist\": [", 29);
+        for (size_t i = 0; i < s->n_allow; i++)
+                buf_printf(b, "%s\"%s\"", i ? ", " : "", cidr_to_string(true, &s->allow[i], a));
+        buf_add(b, "],\n\"bans\": [", 12);
+        for (size_t i = 0; i < s->n_bans; i++) {
+                const Ban *ban = &s->bans[i];
+
+                buf_printf(b, "%s\n{\"address\": \"%s\", \"id\": %u, \"origin\": \"%s\", "
+                           "\"created\": %llu, \"expires\": %llu, \"offenses\": %u, \"reason\": ",
+                           i ? "," : "", cidr_to_string(true, &ban->cidr, a), ban->id,
+                           ban_origin_to_string(ban, o, sizeof o),
+                           (unsigned long long) ban->created_usec,
+                           (unsigned long long) ban->expires_usec, ban->offenses);
+                buf_add_json_string(b, ban->reason ? ban->reason : "");
+                buf_add(b, "}", 1);
+        }
+        buf_add(b, "\n]}\n", 4);
+        return b->oom ? -ENOMEM : 0;
+}
+
+static int store_save(BanStore *s) {
+        _cleanup_free_ char *path = NULL;
+        Buf b = {};
+        int r;
+
+        path = strjoin_path(s->state_dir, BANS_FILE);
+        if (!path)
+                return -ENOMEM;
+        r = store_format(s, &b);
+        if (r >= 0)
+                r = write_file_atomic(path, b.p, b.n, 0600);
+        free(b.p);
+        return r;
+}
+
+json_t *ban_store_export(BanStore *s) {
+        Buf b = {};
+        json_t *j;
+
+        if (store_format(s, &b) < 0) {
+                free(b.p);
+                return NULL;
+        }
+        j = json_loadb(b.p, b.n, 0, NULL);
+        free(b.p);
+        return j;
+}
+
+bool ban_reason_valid(const char *r);
+bool ban_reason_valid(const char *r) {
+        if (strlen(r) > BAN_REASON_MAX || !string_is_valid_utf8(r, BAN_REASON_MAX))
+                return false;
+        for (const unsigned char *p = (const unsigned char *) r; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+/* One entry of an import document (or bans.json). */
+static int parse_ban(json_t *o, size_t idx, BanRequest *ret, char **ret_error) {
+        const char *addr = NULL, *origin = "import", *reason = "";
+        json_int_t expires = 0, offenses = 0, seconds = 0;
+        json_t *v;
+        int r;
+
+        if (!json_is_object(o))
+                return error_setf(ret_error, -EINVAL, "ban #%zu is not an object", idx);
+        v = json_object_get(o, "address");
+        addr = json_string_value(v);
+        if (!addr)
+                return error_setf(ret_error, -EINVAL, "ban #%zu has no \"address\" string", idx);
+        *ret = (BanRequest) { .origin = BAN_ORIGIN_IMPORT };
+        r = cidr_parse(addr, true, &ret->cidr);
+        if (r < 0)
+                return error_setf(ret_error, -EINVAL,
+                                  "ban #%zu: '%.64s' is not an address or CIDR with its host bits "
+                                  "zero (e.g. 192.0.2.1, 198.51.100.0/24, 2001:db8::/48)", idx,
+                                  addr);
+        if ((v = json_object_get(o, "origin"))) {
+                origin = json_string_value(v);
+                if (!origin || ban_origin_from_string(origin, &ret->origin, &ret->policy) < 0)
+                        return error_setf(ret_error, -EINVAL,
+                                          "ban #%zu: invalid origin; accepted: manual, import, ai, "
+                                          "auto:connections, auto:syn-rate, auto:port-scan, "
+                                          "auto:url", idx);
+        }
+        if ((v = json_object_get(o, "reason"))) {
+                reason = json_string_value(v);
+                if (!reason || !ban_reason_valid(reason))
+                        return error_setf(ret_error, -EINVAL,
+                                          "ban #%zu: the reason must be a string of at most %u "
+                                          "bytes of UTF-8 without control characters", idx,
+                                          BAN_REASON_MAX);
+        }
+        if ((v = json_object_get(o, "expires"))) {
+                if (!json_is_integer(v) || (expires = json_integer_value(v)) < 0)
+                        return error_setf(ret_error, -EINVAL,
+                                          "ban #%zu: \"expires\" must be a CLOCK_REALTIME time in "
+                                          "µs, 0 for never", idx);
+        }
+        if ((v = json_object_get(o, "seconds"))) {
+                if (!json_is_integer(v) || (seconds = json_integer_value(v)) < 0 ||
+                    (uint64_t) seconds > BAN_SECONDS_MAX)
+                        return error_setf(ret_error, -EINVAL,
+                                          "ban #%zu: \"seconds\" must be 0 (until unbanned) to "
+                                          "%llu", idx, (unsigned long long) BAN_SECONDS_MAX);
+        }
+        if ((v = json_object_get(o, "offenses"))) {
+                if (!json_is_integer(v) || (offenses = json_integer_value(v)) < 0 ||
+                    offenses > UINT32_MAX)
+                        return error_setf(ret_error, -EINVAL,
+                                          "ban #%zu: \"offenses\" must be a count", idx);
+        }
+        ret->reason = reason;
+        ret->expires_usec = (uint64_t) expires;
+        ret->seconds = (uint64_t) seconds;
+        ret->offenses = (uint32_t) offenses;
+        return 0;
+}
+
+int ban_parse_import(const char *text, BanRequest **ret, size_t *ret_n, json_t **ret_doc,
+                     char **ret_error) {
+        _cleanup_free_ BanRequest *reqs = NULL;
+        json_t *doc, *bans;
+        json_error_t e;
+        size_t n;
+        int r;
+
+        if (strlen(text) > BANS_FILE_MAX_BYTES)
+                return error_setf(ret_error, -EMSGSIZE, "the document is larger than %u bytes",
+                                  BANS_FILE_MAX_BYTES);
+        doc = json_loads(text, 0, &e);
+        if (!doc)
+                return error_setf(ret_error, -EINVAL, "not JSON: %s (line %d)", e.text, e.line);
+        bans = json_is_array(doc) ? doc : json_object_get(doc, "bans");
+        if (!json_is_array(bans)) {
+                json_decref(doc);
+                return error_setf(ret_error, -EINVAL,
+                                  "expected an array of bans or {\"bans\": [...]}");
+        }
+        n = json_array_size(bans);
+        if (n > BAN_IMPORT_MAX) {
+                json_decref(doc);
+                return error_setf(ret_error, -E2BIG, "%zu bans; at most %u in one document", n,
+                                  BAN_IMPORT_MAX);
+        }
+        reqs = calloc(n + 1, sizeof(BanRequest));
+        if (!reqs) {
+                json_decref(doc);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                r = parse_ban(json_array_get(bans, i), i, &reqs[i], ret_error);
+                if (r < 0) {
+                        json_decref(doc);
+                        return r;
+                }
+        }
+        *ret = TAKE_PTR(reqs);
+        *ret_n = n;
+        *ret_doc = doc;
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Changes */
+
+/* Checks a request and fills in the ban it makes (the reason not yet copied). */
+static int request_check(BanStore *s, const BanRequest *req, uint64_t now, Ban *ret,
+                         char **ret_error) {
+        char a[CIDR_STRING_MAX], w[CIDR_STRING_MAX];
+        const Cidr *allowed;
+
+        if (req->seconds > BAN_SECONDS_MAX)
+                return error_setf(ret_error, -EINVAL,
+                                  "%llu seconds is too long; accepted: 0 (until unbanned) to "
+                                  "%llu (ten years)", (unsigned long long) req->seconds,
+                                  (unsigned long long) BAN_SECONDS_MAX);
+        if (req->reason && !ban_reason_valid(req->reason))
+                return error_setf(ret_error, -EINVAL,
+                                  "the reason must be at most %u bytes of UTF-8 without control "
+                                  "characters", BAN_REASON_MAX);
+        allowed = ban_store_allowlisted(s, &req->cidr);
+        if (allowed)
+                return error_setf(ret_error, -EPERM,
+                                  "%s is not banned: it overlaps %s, which is on the allowlist "
+                                  "(remove it from the allowlist first, or ban a range without "
+                                  "it)",
+                                  cidr_to_string(true, &req->cidr, a), cidr_to_string(true, allowed, w));
+        *ret = (Ban) {
+                .cidr = req->cidr,
+                .created_usec = now,
+                .expires_usec = req->seconds ? now + req->seconds * USEC_PER_SEC
+                                             : req->expires_usec,
+                .origin = (uint8_t) req->origin,
+                .policy = req->policy,
+                .offenses = req->offenses ? req->offenses : 1,
+        };
+        return 0;
+}
+
+static int capacity_error(BanStore *s, const Cidr *c, char **ret_error) {
+        char a[CIDR_STRING_MAX];
+        uint32_t cap = !cidr_is_exact(c) ? PS_BANS_CIDR_MAX :
+                       c->family == ADDR_FAMILY_IPV4 ? s->maps.max_v4 : s->maps.max_v6;
+
+        return error_setf(ret_error, -ENOSPC,
+                          "%s is not banned: the %s ban table is full (%u entries); raise %s= "
+                          "in [Bans] of packetscope.conf, or unban or let bans expire",
+                          cidr_to_string(true, c, a),
+                          !cidr_is_exact(c) ? "CIDR" : c->family == ADDR_FAMILY_IPV4 ? "IPv4" : "IPv6",
+                          cap,
+                          !cidr_is_exact(c) ? "MaxCidrBans" :
+                          c->family == ADDR_FAMILY_IPV4 ? "MaxBansIPv4" : "MaxBansIPv6");
+}
+
+static size_t store_count_kind(BanStore *s, const Cidr *c) {
+        if (cidr_is_exact(c))
+                return s->prefix_count[fam_idx(c->family)][c->prefixlen];
+        return s->n_bans - s->prefix_count[0][32] - s->prefix_count[1][128];
+}
+
+static uint32_t store_capacity_kind(BanStore *s, const Cidr *c) {
+        return !cidr_is_exact(c) ? PS_BANS_CIDR_MAX :
+               c->family == ADDR_FAMILY_IPV4 ? s->maps.max_v4 : s->maps.max_v6;
+}
+
+static void warn_if_filling(BanStore *s, const Cidr *c, size_t before) {
+        uint32_t cap = store_capacity_kind(s, c);
+        size_t now = store_count_kind(s, c), mark = (size_t) cap * 4 / 5;
+
+        if (before < mark && now >= mark)
+                log_struct_internal(LOG_WARNING, 0, PS_MESSAGE_BANS_FILLING, NULL,
+                                    "The %s ban table is 80%% full (%zu of %u entries); at %u new "
+                                    "bans are refused",
+                                    !cidr_is_exact(c) ? "CIDR" :
+                                    c->family == ADDR_FAMILY_IPV4 ? "IPv4" : "IPv6",
+                                    now, cap, cap);
+}
+
+static int store_update_cidr_count(BanStore *s) {
+        uint32_t n = (uint32_t) (s->n_bans - s->prefix_count[0][32] - s->prefix_count[1][128]);
+
+        (void) n;
+        return ban_maps_update_presence(&s->maps);
+}
+
+static void schedule_reap(BanStore *s);
+
+/*
+ * Applies n requests as one change: the kernel first (so enforcement starts before the reply),
+ * then the file; on any failure everything is put back as it was. For a ban that exists, the
+ * new one replaces it when it lasts longer (re-banning extends; a shorter request does not cut
+ * a longer ban short) and its offense count grows.
+ */
+static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban **ret,
+                       char **ret_error) {
+        _cleanup_free_ Ban *old = NULL;    /* the previous ban of each request, if any */
+        _cleanup_free_ uint8_t *had = NULL;
+        _cleanup_free_ Ban *made = NULL;
+        uint64_t now = now_usec(CLOCK_REALTIME), t_start = now_usec(CLOCK_MONOTONIC), t_kernel;
+        size_t done = 0, before4 = s->prefix_count[0][32], before6 = s->prefix_count[1][128];
+        size_t before_cidr = s->n_bans - before4 - before6;
+        int r;
+
+        old = calloc(n + 1, sizeof(Ban));
+        had = calloc(n + 1, 1);
+        made = calloc(n + 1, sizeof(Ban));
+        if (!old || !had || !made)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                r = request_check(s, &reqs[i], now, &made[i], ret_error);
+                if (r < 0)
+                        return n > 1 ? error_setf(ret_error, r, "ban #%zu of the batch: %s", i,
+                                                  ret_error && *ret_error ? *ret_error : "")
+                                     : r;
+        }
+        r = store_reserve(s, n);
+        if (r < 0)
+                return r;
+
+        for (done = 0; done < n; done++) {
+                Ban *cur = store_find(s, &made[done].cidr), *b;
+
+                if (cur) {
+                        had[done] = 1;
+                        old[done] = *cur;
+                        old[done].reason = NULL; /* the Ban keeps its own until committed */
+                        made[done].id = cur->id;
+                        made[done].created_usec = cur->created_usec;
+                        made[done].offenses = cur->offenses + 1;
+                        if (cur->expires_usec == 0 ||
+                            (made[done].expires_usec != 0 &&
+                             made[done].expires_usec < cur->expires_usec))
+                                made[done].expires_usec = cur->expires_usec;
+                } else
+                        made[done].id = s->next_id++;
+                r = kernel_put_full(s, &made[done], cur != NULL);
+                if (r == -ENOSPC || r == -E2BIG) {
+                        r = capacity_error(s, &made[done].cidr, ret_error);
+                        goto undo;
+                }
+                if (r < 0) {
+                        char a[CIDR_STRING_MAX];
+
+                        (void) error_setf(ret_error, r, "cannot put %s in the kernel map: %s",
+                                          cidr_to_string(true, &made[done].cidr, a), strerror(-r));
+                        goto undo;
+                }
+                if (cur) {
+                        cur->expires_usec = made[done].expires_usec;
+                        cur->offenses = made[done].offenses;
+                        cur->origin = made[done].origin;
+                        cur->policy = made[done].policy;
+                        b = cur;
+                } else
+                        b = store_insert(s, &made[done]);
+                if (reqs[done].reason && *reqs[done].reason) {
+                        /* A new reason replaces the old one; none keeps it. */
+                        if (cur) {
+                                had[done] = 2;
+                                old[done].reason = cur->reason;
+                                cur->reason = NULL;
+                        }
+                        b->reason = strdup(reqs[done].reason);
+                        if (!b->reason) {
+                                r = -ENOMEM;
+                                done++;
+                                goto undo;
+                        }
+                }
+        }
+        t_kernel = now_usec(CLOCK_MONOTONIC);
+        r = store_update_cidr_count(s);
+        if (r >= 0)
+                r = store_save(s);
+        log_debug("%zu bans: checked and put in the kernel in %llu ms, written in %llu ms", n,
+                  (unsigned long long) (t_kernel - t_start) / 1000,
+                  (unsigned long long) (now_usec(CLOCK_MONOTONIC) - t_kernel) / 1000);
+        if (r < 0) {
+                (void) error_setf(ret_error, -EROFS,
+                                  "the bans cannot be written to %s/" BANS_FILE ": %s; nothing "
+                                  "was banned", s->state_dir, strerror(-r));
+                r = -EROFS;
+                goto undo;
+        }
+        for (size_t i = 0; i < n; i++)
+                free(old[i].reason);
+        {
+                Cidr probe4 = { .family = ADDR_FAMILY_IPV4, .prefixlen = 32 };
+                Cidr probe6 = { .family = ADDR_FAMILY_IPV6, .prefixlen = 128 };
+                Cidr probec = { .family = ADDR_FAMILY_IPV4, .prefixlen = 8 };
+
+                warn_if_filling(s, &probe4, before4);
+                warn_if_filling(s, &probe6, before6);
+                warn_if_filling(s, &probec, before_cidr);
+        }
+        schedule_reap(s);
+        if (ret)
+                *ret = store_find(s, &made[n - 1].cidr);
+        if (n > BAN_TELL_EACH_MAX) {
+                if (s->cb.batch)
+                        s->cb.batch(s, n, 0, BAN_END_MANUAL, s->cb.userdata);
+        } else if (s->cb.banned)
+                for (size_t i = 0; i < n; i++) {
+                        const Ban *b = store_find(s, &made[i].cidr);
+
+                        if (b)
+                                s->cb.banned(s, b, s->cb.userdata);
+                }
+        if (s->cb.changed)
+                s->cb.changed(s, s->cb.userdata);
+        return 0;
+
+undo:
+        /* Back to what was, latest first (a batch may name one address twice). */
+        while (done > 0) {
+                Ban *cur;
+
+                done--;
+                cur = store_find(s, &made[done].cidr);
+                if (had[done]) {
+                        if (cur) {
+                                char *keep = had[done] == 2 ? NULL : TAKE_PTR(cur->reason);
+
+                                free(cur->reason);
+                                *cur = old[done];
+                                if (had[done] != 2)
+                                        cur->reason = keep;
+                                old[done].reason = NULL;
+                                (void) kernel_put(s, cur);
+                        }
+                } else if (cur) {
+                        (void) kernel_del(s, &cur->cidr);
+                        store_remove(s, &cur->cidr);
+                }
+        }
+        (void) store_update_cidr_count(s);
+        return r;
+}
+
+int ban_store_ban(BanStore *s, const BanRequest *req, const Ban **ret, char **ret_error) {
+        assert(s);
+        assert(req);
+        return store_apply(s, req, 1, ret, ret_error);
+}
+
+int ban_store_ban_batch(BanStore *s, const BanRequest *reqs, size_t n, char **ret_error) {
+        assert(s);
+        if (n == 0)
+                return 0;
+        return store_apply(s, reqs, n, NULL, ret_error);
+}
+
+/* Removes bans (all present: checked by the caller) and tells. */
+static int store_remove_many(BanStore *s, const Cidr *cs, size_t n, BanEnd why,
+                             char **ret_error) {
+        _cleanup_free_ Ban *gone = NULL;
+        size_t k = 0;
+        int r;
+
+        gone = calloc(n + 1, sizeof(Ban));
+        if (!gone)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                Ban *b = store_find(s, &cs[i]);
+
+                if (!b)
+                        continue; /* named twice */
+                r = kernel_del(s, &b->cidr);
+                if (r < 0 && r != -ENOENT) {
+                        char a[CIDR_STRING_MAX];
+
+                        (void) error_setf(ret_error, r, "cannot remove %s from the kernel map: %s",
+                                          cidr_to_string(true, &b->cidr, a), strerror(-r));
+                        goto undo;
+                }
+                gone[k] = *b;
+                b->reason = NULL; /* moved to gone[k] */
+                store_remove(s, &b->cidr);
+                k++;
+        }
+        (void) store_update_cidr_count(s);
+        r = store_save(s);
+        if (r < 0) {
+                (void) error_setf(ret_error, -EROFS,
+                                  "the bans cannot be written to %s/" BANS_FILE ": %s; nothing "
+                                  "was unbanned", s->state_dir, strerror(-r));
+                r = -EROFS;
+                goto undo;
+        }
+        for (size_t i = 0; i < k; i++) {
+                if (s->cb.unbanned && k <= BAN_TELL_EACH_MAX)
+                        s->cb.unbanned(s, &gone[i], why, s->cb.userdata);
+                free(gone[i].reason);
+        }
+        if (k > BAN_TELL_EACH_MAX && s->cb.batch)
+                s->cb.batch(s, 0, k, why, s->cb.userdata);
+        if (k > 0 && s->cb.changed)
+                s->cb.changed(s, s->cb.userdata);
+        return 0;
+
+undo:
+        (void) store_reserve(s, k);
+        while (k > 0) {
+                k--;
+                (void) kernel_put(s, &gone[k]);
+                (void) store_insert(s, &gone[k]);
+        }
+        (void) store_update_cidr_count(s);
+        return r;
+}
+
+static int unban_check(BanStore *s, const Cidr *c, size_t idx, size_t n, char **ret_error) {
+        char a[CIDR_STRING_MAX];
+        const Ban *cover;
+
+        if (store_find(s, c))
+                return 0;
+        cover = ban_store_covering(s, c->family, c->addr);
+        if (cover && cover->cidr.prefixlen < c->prefixlen) {
+                char w[CIDR_STRING_MAX];
+
+                return error_setf(ret_error, -ENOENT,
+                                  "%s%s is not banned by itself but by the range %s; unban that "
+                                  "range (or ban the rest of it)", n > 1 ? "" : "",
+                                  cidr_to_string(true, c, a), cidr_to_string(true, &cover->cidr, w));
+        }
+        if (n > 1)
+                return error_setf(ret_error, -ENOENT, "address #%zu of the batch, %s, is not "
+                                  "banned", idx, cidr_to_string(true, c, a));
+        return error_setf(ret_error, -ENOENT, "%s is not banned", cidr_to_string(true, c, a));
+}
+
+int ban_store_unban(BanStore *s, const Cidr *c, char **ret_error) {
+        int r = unban_check(s, c, 0, 1, ret_error);
+
+        if (r < 0)
+                return r;
+        return store_remove_many(s, c, 1, BAN_END_MANUAL, ret_error);
+}
+
+int ban_store_unban_batch(BanStore *s, const Cidr *cs, size_t n, char **ret_error) {
+        for (size_t i = 0; i < n; i++) {
+                int r = unban_check(s, &cs[i], i, n, ret_error);
+
+                if (r < 0)
+                        return r;
+        }
+        return store_remove_many(s, cs, n, BAN_END_MANUAL, ret_error);
+}
+
+int ban_store_replace_all(BanStore *s, const BanRequest *reqs, size_t n, char **ret_error) {
+        _cleanup_free_ Cidr *drop = NULL;
+        size_t k = 0;
+        int r;
+
+        /* Checked first so that a bad document leaves the table as it is. */
+        for (size_t i = 0; i < n; i++) {
+                Ban tmp;
+
+                r = request_check(s, &reqs[i], now_usec(CLOCK_REALTIME), &tmp, ret_error);
+                if (r < 0)
+                        return error_setf(ret_error, r, "ban #%zu: %s", i,
+                                          ret_error && *ret_error ? *ret_error : "");
+        }
+        drop = calloc(s->n_bans + 1, sizeof(Cidr));
+        if (!drop)
+                return -ENOMEM;
+        /* Bans the document does not list go; then the document's bans are applied. */
+        for (size_t i = 0; i < s->n_bans; i++) {
+                bool listed = false;
+
+                for (size_t j = 0; j < n && !listed; j++)
+                        listed = cidr_equal(&reqs[j].cidr, &s->bans[i].cidr);
+                if (!listed)
+                        drop[k++] = s->bans[i].cidr;
+        }
+        if (k > 0) {
+                r = store_remove_many(s, drop, k, BAN_END_MANUAL, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        return n > 0 ? store_apply(s, reqs, n, NULL, ret_error) : 0;
+}
+
+int ban_store_counters(BanStore *s, const Ban *b, BanCounters *ret) {
+        struct ps_ban v;
+        int r;
+
+        *ret = (BanCounters) {};
+        r = ban_maps_lookup(&s->maps, b->cidr.family, b->cidr.addr, b->cidr.prefixlen, &v);
+        if (r < 0)
+                return r;
+        ret->packets = v.packets;
+        ret->bytes = v.bytes;
+        ret->last_hit_usec = v.last_hit ? mono_to_realtime_usec(v.last_hit) : 0;
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The allowlist */
+
+static int allowlist_sync(BanStore *s) {
+        int r;
+
+        r = kernel_allow_clear(s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < s->n_allow; i++) {
+                r = kernel_allow_put(s, &s->allow[i]);
+                if (r < 0)
+                        return r;
+        }
+        if (s->config) {
+                for (uint32_t i = 0; i < s->config->n_management; i++) {
+                        r = kernel_allow_put(s, &s->config->management[i]);
+                        if (r < 0)
+                                return r;
+                }
+                for (uint32_t i = 0; i < s->config->n_bans_allowlist; i++) {
+                        r = kernel_allow_put(s, &s->config->bans_allowlist[i]);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return ban_maps_update_presence(&s->maps);
+}
+
+int ban_store_allowlist_add(BanStore *s, const Cidr *c, char **ret_error) {
+        char a[CIDR_STRING_MAX], w[CIDR_STRING_MAX];
+        Cidr *n;
+        int r;
+
+        for (size_t i = 0; i < s->n_allow; i++)
+                if (cidr_equal(&s->allow[i], c))
+                        return 0;
+        if (s->n_allow >= BAN_ALLOWLIST_MAX)
+                return error_setf(ret_error, -ENOSPC, "the allowlist holds %u entries, its limit",
+                                  BAN_ALLOWLIST_MAX);
+        for (size_t i = 0; i < s->n_bans; i++)
+                if (cidr_overlaps(&s->bans[i].cidr, c))
+                        return error_setf(ret_error, -EEXIST,
+                                          "%s overlaps the ban of %s; unban it first",
+                                          cidr_to_string(true, c, a),
+                                          cidr_to_string(true, &s->bans[i].cidr, w));
+        n = realloc(s->allow, (s->n_allow + 1) * sizeof(Cidr));
+        if (!n)
+                return -ENOMEM;
+        s->allow = n;
+        s->allow[s->n_allow++] = *c;
+        r = kernel_allow_put(s, c);
+        if (r >= 0)
+                r = ban_maps_update_presence(&s->maps);
+        if (r >= 0)
+                r = store_save(s);
+        if (r < 0) {
+                s->n_allow--;
+                (void) allowlist_sync(s);
+                return error_setf(ret_error, -EROFS,
+                                  "the allowlist cannot be written to %s/" BANS_FILE ": %s",
+                                  s->state_dir, strerror(-r));
+        }
+        return 0;
+}
+
+int ban_store_allowlist_remove(BanStore *s, const Cidr *c, char **ret_error) {
+        char a[CIDR_STRING_MAX];
+        size_t i;
+        Cidr saved;
+        int r;
+
+        for (i = 0; i < s->n_allow; i++)
+                if (cidr_equal(&s->allow[i], c))
+                        break;
+        if (i == s->n_allow)
+                return error_setf(ret_error, -ENOENT, "%s is not on the allowlist%s",
+                                  cidr_to_string(true, c, a),
+                                  ban_store_allowlisted(s, c)
+                                  ? " (an entry of ManagementAddresses= or [Bans] Allowlist= in "
+                                    "packetscope.conf covers it, which is always allowlisted)"
+                                  : "");
+        saved = s->allow[i];
+        memmove(s->allow + i, s->allow + i + 1, (s->n_allow - i - 1) * sizeof(Cidr));
+        s->n_allow--;
+        r = allowlist_sync(s);
+        if (r >= 0)
+                r = store_save(s);
+        if (r < 0) {
+                memmove(s->allow + i + 1, s->allow + i, (s->n_allow - i) * sizeof(Cidr));
+                s->allow[i] = saved;
+                s->n_allow++;
+                (void) allowlist_sync(s);
+                return error_setf(ret_error, -EROFS,
+                                  "the allowlist cannot be written to %s/" BANS_FILE ": %s",
+                                  s->state_dir, strerror(-r));
+        }
+        return 0;
+}
+
+size_t ban_store_allowlist(BanStore *s, const Cidr **ret) {
+        *ret = s->allow;
+        return s->n_allow;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Expiry */
+
+int ban_store_reap(BanStore *s) {
+        _cleanup_free_ Cidr *gone = NULL;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        size_t k = 0;
+        int r;
+
+        for (size_t i = 0; i < s->n_bans; i++)
+                if (s->bans[i].expires_usec && s->bans[i].expires_usec <= now)
+                        k++;
+        if (k == 0)
+                return 0;
+        gone = calloc(k, sizeof(Cidr));
+        if (!gone)
+                return -ENOMEM;
+        k = 0;
+        for (size_t i = 0; i < s->n_bans; i++)
+                if (s->bans[i].expires_usec && s->bans[i].expires_usec <= now)
+                        gone[k++] = s->bans[i].cidr;
+        r = store_remove_many(s, gone, k, BAN_END_EXPIRED, NULL);
+        return r < 0 ? r : (int) MIN(k, (size_t) INT32_MAX);
+}
+
+static int on_reap(sd_event_source *src, uint64_t usec, void *userdata) {
+        BanStore *s = userdata;
+        int r = ban_store_reap(s);
+
+        if (r < 0)
+                log_warning_errno(r, "Reaping expired bans failed: %m; the kernel stopped "
+                                  "enforcing them already, trying again");
+        schedule_reap(s);
+        return 0;
+}
+
+/* The timer goes off at the next expiry (at most once a second, at least every minute while
+ * something expires: the realtime clock may be stepped). */
+static void schedule_reap(BanStore *s) {
+        uint64_t next = 0, now = now_usec(CLOCK_REALTIME), delay;
+
+        if (!s->event)
+                return;
+        for (size_t i = 0; i < s->n_bans; i++)
+                if (s->bans[i].expires_usec && (next == 0 || s->bans[i].expires_usec < next))
+                        next = s->bans[i].expires_usec;
+        if (next == 0) {
+                if (s->reap_timer)
+                        (void) sd_event_source_set_enabled(s->reap_timer, SD_EVENT_OFF);
+                return;
+        }
+        delay = next > now ? next - now : 0;
+        delay = MIN(MAX(delay, (uint64_t) 200 * 1000), 60 * USEC_PER_SEC);
+        if (!s->reap_timer) {
+                if (sd_event_add_time_relative(s->event, &s->reap_timer, CLOCK_MONOTONIC, delay,
+                                               50 * 1000, on_reap, s) < 0)
+                        return;
+        } else
+                (void) sd_event_source_set_time_relative(s->reap_timer, delay);
+        (void) sd_event_source_set_enabled(s->reap_timer, SD_EVENT_ONESHOT);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Start */
+
+/* The bans of the file the kernel lacks: exact ones in batches of BPF_MAP_BATCH (one syscall
+ * each), prefixes one by one. */
+static int kernel_put_missing(BanStore *s, const uint8_t *in_kernel, size_t n, size_t *ret_put) {
+        _cleanup_free_ struct ps_ban *values = NULL;
+        _cleanup_free_ uint8_t *keys = NULL;
+        size_t put = 0;
+        int r;
+
+        values = calloc(BPF_MAP_BATCH, sizeof(struct ps_ban));
+        keys = calloc(BPF_MAP_BATCH, sizeof(struct ps_ban6_key));
+        if (!values || !keys)
+                return -ENOMEM;
+        for (uint8_t family = ADDR_FAMILY_IPV4; family <= ADDR_FAMILY_IPV6; family += 2) {
+                size_t ksize = family == ADDR_FAMILY_IPV4 ? sizeof(uint32_t) : sizeof(struct ps_ban6_key);
+                int fd = family == ADDR_FAMILY_IPV4 ? s->maps.v4_fd : s->maps.v6_fd;
+                uint32_t k = 0;
+
+                for (size_t i = 0; i <= n; i++) {
+                        const Ban *b = i < n ? &s->bans[i] : NULL;
+
+                        if (b && !in_kernel[i] && b->cidr.family == family && cidr_is_exact(&b->cidr)) {
+                                uint64_t now_rt = now_usec(CLOCK_REALTIME);
+                                uint64_t now_mono = now_nsec(CLOCK_MONOTONIC);
+
+                                memcpy(keys + k * ksize, b->cidr.addr, ksize);
+                                values[k] = (struct ps_ban) {
+                                        .expires = expiry_to_mono_ns(b->expires_usec),
+                                        .created = b->created_usec < now_rt
+                                                   ? now_mono - MIN((now_rt - b->created_usec) *
+                                                                    NSEC_PER_USEC, now_mono)
+                                                   : now_mono,
+                                        .id = b->id,
+                                        .offenses = b->offenses,
+                                        .origin = b->origin,
+                                        .policy = b->policy,
+                                        .prefixlen = b->cidr.prefixlen,
+                                        .family = family,
+                                };
+                                k++;
+                        }
+                        if (k > 0 && (k == BPF_MAP_BATCH || !b)) {
+                                LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+                                uint32_t count = k;
+
+                                r = bpf_map_update_batch(fd, keys, values, &count, &opts);
+                                if (r < 0)
+                                        return -errno;
+                                put += k;
+                                k = 0;
+                        }
+                }
+        }
+        for (size_t i = 0; i < n; i++)
+                if (!in_kernel[i] && !cidr_is_exact(&s->bans[i].cidr)) {
+                        r = kernel_put(s, &s->bans[i]);
+                        if (r < 0)
+                                return r;
+                        put++;
+                }
+        *ret_put = put;
+        return 0;
+}
+
+struct adopt_ctx {
+        BanStore *s;
+        size_t adopted;
+        uint8_t *in_kernel; /* per ban read from the file: the kernel has it already */
+        size_t n_file;
+};
+
+/* A kernel entry the file does not list: kept, as the kernel has it. */
+static int adopt_entry(const Cidr *c, const struct ps_ban *e, void *userdata) {
+        struct adopt_ctx *a = userdata;
+        uint64_t now_mono = now_nsec(CLOCK_MONOTONIC);
+        Ban b, *found;
+        int r;
+
+        found = store_find(a->s, c);
+        if (found) {
+                size_t pos = (size_t) (found - a->s->bans);
+
+                if (pos < a->n_file)
+                        a->in_kernel[pos] = 1;
+                return 0;
+        }
+        if (e->expires && e->expires <= now_mono) {
+                (void) kernel_del(a->s, c);
+                return 0;
+        }
+        r = store_reserve(a->s, 1);
+        if (r < 0)
+                return r;
+        b = (Ban) {
+                .cidr = *c,
+                .id = a->s->next_id++,
+                .created_usec = now_usec(CLOCK_REALTIME),
+                .expires_usec = e->expires ? mono_to_realtime_usec(e->expires) : 0,
+                .offenses = MAX(e->offenses, 1u),
+                .origin = e->origin >= BAN_ORIGIN_MANUAL && e->origin < _BAN_ORIGIN_MAX
+                          ? e->origin : BAN_ORIGIN_MANUAL,
+                .policy = e->policy,
+        };
+        (void) store_insert(a->s, &b);
+        a->adopted++;
+        return 0;
+}
+
+/* The value of "key": in a line of bans.json as store_format() writes it: a number (ret_u) or
+ * a string (ret_s, unescaped into buf). 0 when found. */
+static int line_field(const char *line, const char *key, uint64_t *ret_u, char *buf,
+                      size_t size) {
+        const char *p = strstr(line, key);
+        size_t k = 0;
+
+        if (!p)
+                return -ENOENT;
+        p += strlen(key);
+        if (ret_u) {
+                char *end;
+
+                errno = 0;
+                *ret_u = strtoull(p, &end, 10);
+                return end == p || errno != 0 ? -EINVAL : 0;
+        }
+        if (*p++ != '"')
+                return -EINVAL;
+        for (; *p && *p != '"'; p++) {
+                if (*p == '\\') {
+                        p++;
+                        if (*p != '"' && *p != '\\')
+                                return -EINVAL; /* not written by us: the slow path reads it */
+                }
+                if (k + 1 >= size)
+                        return -E2BIG;
+                buf[k++] = *p;
+        }
+        if (*p != '"')
+                return -EINVAL;
+        buf[k] = '\0';
+        return 0;
+}
+
+/*
+ * bans.json as this daemon writes it, one ban per line, read without building a JSON tree: a
+ * million bans in a few hundred milliseconds instead of seconds and a gigabyte. Anything
+ * unexpected (an edited file) gives -EINVAL, and the caller reads it with jansson instead.
+ */
+static int load_fast(BanStore *s, char *text, uint64_t now, size_t *ret_expired) {
+        char *line, *next;
+        size_t expired = 0, lines = 0;
+        int r;
+
+        if (strncmp(text, "{\"version\": 1, \"allowlist\": [", 29) != 0)
+                return -EINVAL;
+        for (line = text; line; line = next) {
+                char a[CIDR_STRING_MAX], o[32], reason[BAN_REASON_MAX + 1];
+                uint64_t id, created, expires, offenses;
+                BanOrigin origin;
+                uint8_t policy;
+                Ban b;
+
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                if (lines++ == 0) { /* the allowlist */
+                        char *q = strchr(line, '[');
+
+                        while (q && (q = strchr(q, '"'))) {
+                                char *e = strchr(q + 1, '"');
+                                Cidr c, *na;
+
+                                if (!e)
+                                        return -EINVAL;
+                                *e = '\0';
+                                if (cidr_parse(q + 1, true, &c) < 0 || s->n_allow >= BAN_ALLOWLIST_MAX)
+                                        return -EINVAL;
+                                na = realloc(s->allow, (s->n_allow + 1) * sizeof(Cidr));
+                                if (!na)
+                                        return -ENOMEM;
+                                s->allow = na;
+                                s->allow[s->n_allow++] = c;
+                                q = e + 1;
+                        }
+                        continue;
+                }
+                if (line[0] != '{')
+                        continue; /* "\"bans\": [", "]}" */
+                if (line_field(line, "\"id\": ", &id, NULL, 0) < 0)
+                        id = s->next_id; /* a document without ids: numbered in order */
+                if (line_field(line, "\"address\": ", NULL, a, sizeof a) < 0 ||
+                    line_field(line, "\"origin\": ", NULL, o, sizeof o) < 0 ||
+                    line_field(line, "\"created\": ", &created, NULL, 0) < 0 ||
+                    line_field(line, "\"expires\": ", &expires, NULL, 0) < 0 ||
+                    line_field(line, "\"offenses\": ", &offenses, NULL, 0) < 0 ||
+                    line_field(line, "\"reason\": ", NULL, reason, sizeof reason) < 0 ||
+                    ban_origin_from_string(o, &origin, &policy) < 0 || id == 0 ||
+                    id > UINT32_MAX || offenses > UINT32_MAX)
+                        return -EINVAL;
+                b = (Ban) {
+                        .id = (uint32_t) id,
+                        .created_usec = created,
+                        .expires_usec = expires,
+                        .offenses = MAX((uint32_t) offenses, 1u),
+                        .origin = (uint8_t) origin,
+                        .policy = policy,
+                };
+                if (cidr_parse(a, true, &b.cidr) < 0)
+                        return -EINVAL;
+                if (expires && expires <= now) {
+                        expired++;
+                        continue;
+                }
+                r = store_reserve(s, 1);
+                if (r < 0)
+                        return r;
+                if (store_find(s, &b.cidr))
+                        continue;
+                if (*reason) {
+                        b.reason = strdup(reason);
+                        if (!b.reason)
+                                return -ENOMEM;
+                }
+                (void) store_insert(s, &b);
+                s->next_id = MAX(s->next_id, b.id + 1);
+        }
+        *ret_expired = expired;
+        return 0;
+}
+
+/* Forgets what a failed fast read left. */
+static void store_clear(BanStore *s) {
+        for (size_t i = 0; i < s->n_bans; i++)
+                free(s->bans[i].reason);
+        s->n_bans = 0;
+        memset(s->prefix_count, 0, sizeof s->prefix_count);
+        if (s->index)
+                memset(s->index, 0, s->index_size * sizeof(uint32_t));
+        s->n_allow = 0;
+}
+
+static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char **ret_error) {
+        _cleanup_free_ char *path = NULL, *text = NULL, *err = NULL;
+        _cleanup_free_ BanRequest *reqs = NULL;
+        json_t *doc = NULL, *allow;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        size_t n = 0, expired = 0;
+        int r;
+
+        path = strjoin_path(s->state_dir, BANS_FILE);
+        if (!path)
+                return -ENOMEM;
+        r = read_file_full(path, BANS_FILE_MAX_BYTES, &text, NULL);
+        if (r < 0)
+                return r;
+        /* The fast reader cuts the text into lines: a document it cannot read is read again
+         * for jansson. */
+        r = load_fast(s, text, now, &expired);
+        if (r == -ENOMEM)
+                return r;
+        if (r >= 0) {
+                *ret_loaded = s->n_bans;
+                *ret_expired = expired;
+                return 0;
+        }
+        store_clear(s);
+        expired = 0;
+        text = mfree(text);
+        r = read_file_full(path, BANS_FILE_MAX_BYTES, &text, NULL);
+        if (r < 0)
+                return r;
+        r = ban_parse_import(text, &reqs, &n, &doc, &err);
+        if (r < 0)
+                return file_set_aside(path, err ? err : "unreadable", ret_error);
+        allow = json_object_get(doc, "allowlist");
+        for (size_t i = 0; i < json_array_size(allow); i++) {
+                const char *t = json_string_value(json_array_get(allow, i));
+                Cidr c, *na;
+
+                if (!t || cidr_parse(t, true, &c) < 0 || s->n_allow >= BAN_ALLOWLIST_MAX)
+                        continue;
+                na = realloc(s->allow, (s->n_allow + 1) * sizeof(Cidr));
+                if (!na) {
+                        json_decref(doc);
+                        return -ENOMEM;
+                }
+                s->allow = na;
+                s->allow[s->n_allow++] = c;
+        }
+        r = store_reserve(s, n);
+        if (r < 0) {
+                json_decref(doc);
+                return r;
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_t *o = json_array_get(json_object_get(doc, "bans"), i);
+                json_t *created = json_object_get(o, "created");
+                Ban b;
+
+                if (reqs[i].expires_usec && reqs[i].expires_usec <= now) {
+                        expired++;
+                        continue;
+                }
+                if (store_find(s, &reqs[i].cidr))
+                        continue;
+                b = (Ban) {
+                        .cidr = reqs[i].cidr,
+                        .id = s->next_id++,
+                        .created_usec = json_is_integer(created)
+                                        ? (uint64_t) json_integer_value(created) : now,
+                        .expires_usec = reqs[i].expires_usec,
+                        .offenses = MAX(reqs[i].offenses, 1u),
+                        .origin = (uint8_t) reqs[i].origin,
+                        .policy = reqs[i].policy,
+                        .reason = reqs[i].reason && *reqs[i].reason ? strdup(reqs[i].reason) : NULL,
+                };
+                (void) store_insert(s, &b);
+        }
+        json_decref(doc);
+        *ret_loaded = s->n_bans;
+        *ret_expired = expired;
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Policies */
+
+/* The kernel's configuration from the [Bans] settings (and what SetPolicy changed since). */
+static void policies_to_kernel(const Config *c, uint64_t url_lengths, struct ps_ban_config *ret) {
+        *ret = (struct ps_ban_config) { .n_http_ports = c->n_http_ports,
+                                        .url_lengths = url_lengths };
+        for (unsigned i = 0; i < _PS_BAN_POLICY_MAX; i++)
+                ret->policy[i] = (struct ps_ban_policy_conf) {
+                        .mode = c->ban_policy[i].mode,
+                        .threshold = c->ban_policy[i].threshold,
+                        .burst = c->ban_policy[i].burst,
+                        .prefix4 = c->ban_prefix4,
+                        .prefix6 = c->ban_prefix6,
+                        .window_ns = c->ban_policy[i].window_usec * NSEC_PER_USEC,
+                        .ban_ns = c->ban_duration_usec * NSEC_PER_USEC,
+                        .repeat_factor = c->ban_repeat_factor,
+                        .repeat_max_ns = c->ban_repeat_max_usec * NSEC_PER_USEC,
+                };
+        memcpy(ret->http_ports, c->http_ports, sizeof ret->http_ports);
+}
+
+/* The URL patterns of the map made equal to the configured ones, then the configuration. */
+int ban_store_apply_policies(BanStore *s) {
+        struct ps_url_key key, next;
+        struct ps_ban_config k;
+        uint64_t lengths = 0;
+        void *prev = NULL;
+        int r;
+
+        for (uint32_t i = 0; i < s->config->n_url_patterns; i++) {
+                const char *p = s->config->url_patterns[i];
+
+                r = ban_maps_pattern_add(&s->maps, p, strlen(p), i + 1);
+                if (r < 0)
+                        return r;
+                lengths |= UINT64_C(1) << (strlen(p) - 1);
+        }
+        /* Patterns no longer configured go; the walk starts over after each delete. */
+        while (bpf_map_get_next_key(s->maps.patterns_fd, prev, &next) == 0) {
+                bool keep = false;
+
+                for (uint32_t i = 0; i < s->config->n_url_patterns && !keep; i++)
+                        keep = strlen(s->config->url_patterns[i]) == next.len &&
+                               memcmp(s->config->url_patterns[i], next.bytes, next.len) == 0;
+                if (keep) {
+                        key = next;
+                        prev = &key;
+                        continue;
+                }
+                if (bpf_map_delete_elem(s->maps.patterns_fd, &next) < 0)
+                        return -errno;
+                prev = NULL;
+        }
+        policies_to_kernel(s->config, lengths, &k);
+        return ban_maps_set_config(&s->maps, &k);
+}
+
+int ban_store_set_policy(BanStore *s, unsigned policy, const BanPolicyConf *p,
+                         char **ret_error) {
+        BanPolicyConf old;
+        int r;
+
+        if (policy >= _PS_BAN_POLICY_MAX)
+                return error_setf(ret_error, -EINVAL, "no such policy");
+        old = s->config->ban_policy[policy];
+        s->config->ban_policy[policy] = *p;
+        r = ban_store_apply_policies(s);
+        if (r < 0) {
+                s->config->ban_policy[policy] = old;
+                (void) ban_store_apply_policies(s);
+                return error_setf(ret_error, r, "cannot write the policy to the kernel: %s",
+                                  strerror(-r));
+        }
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* What the policies did (the kernel's ban events) */
+
+static int on_ban_event(void *ctx, void *data, size_t size) {
+        BanStore *s = ctx;
+        const struct ps_ban_event *e = data;
+        const char *policy;
+        char a[CIDR_STRING_MAX];
+        Cidr c;
+
+        if (size < sizeof *e || (e->family != ADDR_FAMILY_IPV4 && e->family != ADDR_FAMILY_IPV6))
+                return 0;
+        c = (Cidr) { .family = e->family, .prefixlen = e->prefixlen };
+        memcpy(c.addr, e->addr, sizeof c.addr);
+        policy = ban_policy_to_string(e->policy);
+        if (!policy)
+                return 0;
+        cidr_to_string(true, &c, a);
+
+        switch (e->kind) {
+        case PS_BAN_EVENT_SHADOW:
+                if (s->cb.policy)
+                        s->cb.policy(s, policy, a, true, e->value, e->offenses, 0, s->cb.userdata);
+                return 0;
+        case PS_BAN_EVENT_FULL:
+                log_struct_internal(LOG_WARNING, 0, PS_MESSAGE_BANS_FILLING, NULL,
+                                    "Policy %s would have banned %s but the ban table is full",
+                                    policy, a);
+                return 0;
+        case PS_BAN_EVENT_BANNED:
+        case PS_BAN_EVENT_EXTENDED: {
+                struct ps_ban v;
+                Ban *b;
+
+                /* The kernel made the ban; record it as the kernel has it. */
+                if (ban_maps_lookup(&s->maps, c.family, c.addr, c.prefixlen, &v) < 0)
+                        return 0; /* unbanned or reaped meanwhile */
+                b = store_find(s, &c);
+                if (!b) {
+                        Ban nb = {
+                                .cidr = c,
+                                .id = s->next_id++,
+                                .created_usec = now_usec(CLOCK_REALTIME),
+                        };
+
+                        if (store_reserve(s, 1) < 0)
+                                return 0;
+                        b = store_insert(s, &nb);
+                }
+                b->expires_usec = v.expires ? mono_to_realtime_usec(v.expires) : 0;
+                b->offenses = MAX(v.offenses, 1u);
+                b->origin = BAN_ORIGIN_AUTO;
+                b->policy = e->policy;
+                if (!b->reason) {
+                        char r[96];
+
+                        snprintf(r, sizeof r, "%s: %u", policy, e->value);
+                        b->reason = strdup(r);
+                }
+                v.id = b->id;
+                (void) ban_maps_insert(&s->maps, c.family, c.addr, c.prefixlen, &v, BPF_EXIST);
+                if (!cidr_is_exact(&c))
+                        (void) ban_maps_update_presence(&s->maps);
+                if (store_save(s) < 0)
+                        log_warning("Cannot write the auto-ban of %s to %s/" BANS_FILE "; the "
+                                    "kernel enforces it, and the next start takes it over", a,
+                                    s->state_dir);
+                if (s->cb.policy)
+                        s->cb.policy(s, policy, a, false, e->value, b->offenses, b->expires_usec,
+                                     s->cb.userdata);
+                if (s->cb.banned)
+                        s->cb.banned(s, b, s->cb.userdata);
+                if (s->cb.changed)
+                        s->cb.changed(s, s->cb.userdata);
+                schedule_reap(s);
+                return 0;
+        }
+        default:
+                return 0;
+        }
+}
+
+static int on_ban_events_ready(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        BanStore *s = userdata;
+        int r = ring_buffer__consume(s->events);
+
+        if (r < 0)
+                log_debug_errno(r, "Reading ban events failed: %m");
+        return 0;
+}
+
+static int start_events(BanStore *s) {
+        s->events = ring_buffer__new(s->maps.events_fd, on_ban_event, s, NULL);
+        if (!s->events)
+                return -errno;
+        return sd_event_add_io(s->event, &s->events_source, ring_buffer__epoll_fd(s->events),
+                               EPOLLIN, on_ban_events_ready, s);
+}
+
+int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const char *bpffs_root,
+                    Config *config, char **ret_error) {
+        _cleanup_free_ char *err = NULL;
+        struct adopt_ctx a = { .s = s };
+        size_t loaded = 0, expired = 0, put = 0;
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+        int r;
+
+        assert(s);
+        s->event = event;
+        s->state_dir = state_dir;
+        s->config = config;
+        r = ban_maps_open(&s->maps, bpffs_root, config->bans_max_v4, config->bans_max_v6,
+                          ret_error);
+        if (r < 0)
+                return r;
+
+        r = load_file(s, &loaded, &expired, &err);
+        if (r == -EBADMSG)
+                log_struct_internal(LOG_ERR, r, PS_MESSAGE_STATE_CORRUPT, NULL,
+                                    "%s; the kernel keeps enforcing the bans it holds, which are "
+                                    "taken over", err ? err : "");
+        else if (r < 0 && r != -ENOENT)
+                return error_setf(ret_error, r, "cannot read the stored bans: %s", strerror(-r));
+
+        /* The kernel first: what it holds stays as it is (no window opens, and a restart
+         * with a million pinned bans writes nothing), what only it holds is taken over; then
+         * what only the file holds goes into the kernel. */
+        a.n_file = s->n_bans;
+        a.in_kernel = calloc(a.n_file + 1, 1);
+        if (!a.in_kernel)
+                return -ENOMEM;
+        r = kernel_walk(s, adopt_entry, &a);
+        if (r < 0)
+                log_warning_errno(r, "Cannot read the pinned ban maps: %m");
+        r = kernel_put_missing(s, a.in_kernel, a.n_file, &put);
+        if (r < 0)
+                log_warning_errno(r, "Cannot put the stored bans in the kernel: %m");
+        free(a.in_kernel);
+        (void) store_update_cidr_count(s);
+        r = allowlist_sync(s);
+        if (r < 0)
+                log_warning_errno(r, "Cannot load the allowlist into the kernel: %m");
+        if (a.adopted > 0 || expired > 0) {
+                r = store_save(s);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot write %s/" BANS_FILE ": %m", state_dir);
+        }
+        if (s->n_bans > 0 || a.adopted > 0)
+                log_info("Restored %zu ban(s) from %s in %llu ms (%zu put in the kernel, the "
+                         "rest pinned already; %zu found only in the kernel, kept; %zu expired "
+                         "meanwhile)", loaded, state_dir,
+                         (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - t0) / 1000), put,
+                         a.adopted, expired);
+        r = ban_store_apply_policies(s);
+        if (r < 0)
+                log_warning_errno(r, "Cannot configure the auto-ban policies in the kernel: %m; "
+                                  "manual bans work, the policies keep their last settings");
+        if (event) {
+                r = start_events(s);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot read the auto-ban events: %m; the kernel "
+                                          "still bans, the daemon records them at its next start");
+        }
+        schedule_reap(s);
+        return 0;
+}
