@@ -31,7 +31,7 @@ status=$?
 is "$status" 1 "--check-config with problems: exit 1"
 want="$C/packetscope.conf:2: invalid FlowTableSize='12'; accepted: an integer from 1024 to 67108864
 $C/packetscope.conf:4: unknown key 'Colour' in [Guard]; known keys: FlowTableSize, IcmpTableSize, PollIntervalSec, IdleTimeoutSec, ClosedTimeoutSec, SweepPeriodSec, MaxLinks, RankedViewMinFlows
-$C/packetscope.conf:5: unknown section [Nope]; known: [Guard], [Filters], [AI], [Health]
+$C/packetscope.conf:5: unknown section [Nope]; known: [Guard], [Filters], [AI], [Health], [Bans]
 $C/packetscope.conf.d/50-local.conf:3: invalid ManagementPorts='70000'; accepted: up to 64 space-separated TCP ports 1-65535 (default 22)"
 is "$out" "$want" "--check-config prints every problem of the file and the drop-ins as FILE:LINE: MESSAGE"
 
