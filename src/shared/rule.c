@@ -270,13 +270,16 @@ static void init_ports(const RuleField *d, Filter *f) {
 }
 
 /* In JSON a port is a number, as the Guarder wrote it, and only a range is a string "LO-HI",
- * as the option and the property spell it (any is left out, see rule_field_is_wildcard()). */
+ * as the option and the property spell it (any is left out, see rule_field_is_wildcard()).
+ * Port 0 itself stays the string "0-0": the number 0 is read back as any. */
 static json_t *ports_json(const RuleField *d, const Filter *f) {
         PortRange r = *CFIELD(f, d, PortRange);
         char buf[16];
 
-        if (r.lo == r.hi)
+        if (r.lo == r.hi && r.lo != 0)
                 return json_integer(r.lo);
+        if (r.lo == 0 && r.hi == 0)
+                return json_string("0-0");
         return json_string(port_range_to_string(r, buf));
 }
 
