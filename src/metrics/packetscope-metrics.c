@@ -25,6 +25,9 @@
 #define METRICS_LINKS_MAX 64u
 #define TEXTFILE_NAME "packetscope.prom"
 
+/* AIJob.State values, as org.packetscope.Guarder1(5) lists them. */
+static const char *const ai_states[] = { "queued", "running", "done", "failed", "cancelled" };
+
 /* A family: its HELP and TYPE once, then its samples. */
 typedef struct Family {
         const char *name, *type, *help;
@@ -76,6 +79,12 @@ static const Family F_DAEMON_CPU = { "packetscope_daemon_cpu_seconds_total", "co
         "CPU time the daemon packetscoped used" };
 static const Family F_DAEMON_RSS = { "packetscope_daemon_resident_memory_bytes", "gauge",
         "Resident memory of the daemon packetscoped" };
+/* The daemon keeps only the last MaxJobs= finished jobs and no running totals, so both AI
+ * families are gauges over the kept jobs: they fall when an old job is dropped. */
+static const Family F_AI_JOBS = { "packetscope_ai_jobs", "gauge",
+        "AI jobs the daemon keeps (at most MaxJobs= finished ones), by state" };
+static const Family F_AI_TOKENS = { "packetscope_ai_tokens_used", "gauge",
+        "Tokens used, summed over the AI jobs the daemon keeps (falls when one is dropped)" };
 
 typedef struct Output {
         FILE *f;
@@ -244,6 +253,9 @@ typedef struct Scrape {
         size_t n_rules;
         Numbers health;
         Numbers pressure;
+        bool have_ai;
+        double ai_jobs[ELEMENTSOF(ai_states)];
+        double ai_tokens;
 } Scrape;
 
 static void scrape_done(Scrape *s) {
@@ -379,6 +391,38 @@ static int read_health(sd_bus *bus, Scrape *s) {
         return numbers_read(reply, &s->pressure);
 }
 
+static int read_ai(sd_bus *bus, Scrape *s) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *path;
+        int r;
+
+        r = sd_bus_get_property(bus, PS_BUS_NAME, PS_OBJECT_AI, PS_IFACE_AI, "Jobs", NULL, &reply,
+                                "ao");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "o");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read_basic(reply, 'o', &path)) > 0) {
+                _cleanup_free_ char *state = NULL;
+                uint64_t tokens;
+
+                if (sd_bus_get_property_string(bus, PS_BUS_NAME, path, PS_IFACE_AI_JOB, "State",
+                                               NULL, &state) < 0 ||
+                    sd_bus_get_property_trivial(bus, PS_BUS_NAME, path, PS_IFACE_AI_JOB,
+                                                "TokensUsed", NULL, 't', &tokens) < 0)
+                        continue; /* dropped meanwhile */
+                for (size_t i = 0; i < ELEMENTSOF(ai_states); i++)
+                        if (streq(state, ai_states[i]))
+                                s->ai_jobs[i]++;
+                s->ai_tokens += (double) tokens;
+        }
+        if (r < 0)
+                return r;
+        s->have_ai = true;
+        return 0;
+}
+
 static void emit_per_link(Output *o, const Scrape *s, const Family *fam, const char *key) {
         double v;
 
@@ -467,6 +511,10 @@ static void emit(Output *o, const Scrape *s) {
                 sample(o, &F_DAEMON_CPU, v / 1e6, NULL);
         if (numbers_get(&s->health, "DaemonMemoryBytes", &v))
                 sample(o, &F_DAEMON_RSS, v, NULL);
+        for (size_t i = 0; i < ELEMENTSOF(ai_states) && s->have_ai; i++)
+                sample(o, &F_AI_JOBS, s->ai_jobs[i], "state", ai_states[i], NULL);
+        if (s->have_ai)
+                sample(o, &F_AI_TOKENS, s->ai_tokens, NULL);
 }
 
 /* One scrape: a bus connection of its own (the HTTP thread owns it), the text in *ret. */
@@ -493,6 +541,7 @@ static int metrics_collect(char **ret, size_t *ret_size) {
                         (void) read_capacities(bus, &s);
                         (void) read_rules(bus, &s);
                         (void) read_health(bus, &s);
+                        (void) read_ai(bus, &s);
                 }
         }
         o.f = open_memstream(&buf, &size);

@@ -5,7 +5,8 @@
 # the listener) and run as an unprivileged user, it serves /metrics in a text promtool accepts;
 # a real Prometheus on loopback scrapes it, and its query API returns the counters the bus
 # reports (a rule's hits, a link's ICMP packets, the flow table's capacity); --textfile writes
-# the same text atomically.
+# the same text atomically; the AI job families match the jobs the bus lists (one done, one
+# failed, against the scripted local server ai-server.py).
 
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -18,6 +19,20 @@ METRICS=${PACKETSCOPE_METRICS:-$BUILDDIR/src/packetscope-metrics}
 
 make_tmpdir T
 bus_start "$T/bus"
+
+# The scripted AI server, for one job that succeeds and one that fails.
+mkdir -p "$T/srv"
+"$PYTHON" "$PS_TESTDIR/ai-server.py" "$T/srv" 2>"$T/srv/log" &
+SRV_PID=$!
+defer "kill_wait $SRV_PID"
+wait_until 10 test -s "$T/srv/port" || bail "the test server did not start: $(cat "$T/srv/log")"
+daemon_setup main
+cat >>"${DAEMON_DIR[main]}/config/packetscope.conf" <<EOF
+[AI]
+Endpoint=http://127.0.0.1:$(cat "$T/srv/port")/v1/chat/completions
+TimeoutSec=10s
+MaxRetries=0
+EOF
 daemon_start main || bail "the daemon did not start: $(daemon_log main)"
 net_create A
 must "AttachLink $A_IF" attach "$A_IF" generic
@@ -37,6 +52,41 @@ rule_hits_are() {
 }
 wait_until 10 rule_hits_are 5
 ok $? "Filter.Hits of rule $RULE is 5" "$(rule_hits)"
+
+# Two AI jobs: "good" ends done, "e401" ends failed.
+ai_job_state() {
+        busctl --system --json=short get-property "$PS_NAME" "$1" \
+                org.packetscope.Guarder1.AIJob State | jq -r .data
+}
+ai_job_ended() {
+        local s
+        s=$(ai_job_state "$1")
+        [ "$s" = done ] || [ "$s" = failed ] || [ "$s" = cancelled ]
+}
+for scenario in good e401; do
+        echo "$scenario" >"$T/srv/scenario"
+        job=$(pscall "$PS_PATH/ai" org.packetscope.Guarder1.AI Generate 'a{sv}' 0 |
+              jq -r '.data[0]')
+        wait_until 30 ai_job_ended "$job"
+        ok $? "the AI job of scenario $scenario ended ($(ai_job_state "$job"))"
+done
+AI_JOBS=$(busctl --system --json=short get-property "$PS_NAME" "$PS_PATH/ai" \
+          org.packetscope.Guarder1.AI Jobs | jq -r '.data[]')
+ai_count() {
+        local n=0 j
+        for j in $AI_JOBS; do
+                [ "$(ai_job_state "$j")" = "$1" ] && n=$((n + 1))
+        done
+        echo "$n"
+}
+AI_TOKENS=0
+for j in $AI_JOBS; do
+        AI_TOKENS=$((AI_TOKENS + $(busctl --system --json=short get-property "$PS_NAME" "$j" \
+                org.packetscope.Guarder1.AIJob TokensUsed | jq -r .data)))
+done
+is "$(ai_count done) $(ai_count failed)" "1 1" "the bus lists one done and one failed AI job"
+# The server's "good" answer reports total_tokens 321; the 401 reports none.
+is "$AI_TOKENS" 321 "the jobs' TokensUsed sum to the 321 tokens the server reported"
 
 # free_port: a loopback TCP port nothing listens on.
 free_port() {
@@ -71,6 +121,13 @@ like "$M" "^packetscope_packets_dropped_total\\{link=\"$A_IF\",reason=\"filter\"
      "packetscope_packets_dropped_total{reason=filter} of $A_IF is 5"
 like "$M" '^packetscope_flow_entries_capacity\{link="[^"]+"\} 65536$' \
      "the flow table's capacity is FlowTableSize= (65536)"
+for state in done failed; do
+        like "$M" "^packetscope_ai_jobs\\{state=\"$state\"\\} 1\$" \
+             "packetscope_ai_jobs{state=$state} is 1, as on the bus"
+done
+like "$M" '^packetscope_ai_jobs\{state="running"\} 0$' "packetscope_ai_jobs{state=running} is 0"
+like "$M" "^packetscope_ai_tokens_used $AI_TOKENS\$" \
+     "packetscope_ai_tokens_used is the jobs' TokensUsed summed ($AI_TOKENS)"
 like "$M" '^packetscope_health_memory_usage_ratio 0\.[0-9]+' "a health gauge is a ratio"
 # No address in any label value.
 if grep -Eq '"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+"|"[0-9a-f:]*::[0-9a-f:]*"' <<<"$M"; then
