@@ -27,7 +27,8 @@
  * - vlan counts frames whose outer EtherType is a VLAN TPID (802.1Q or 802.1ad);
  * - every frame is either passed or dropped (by a rule: dropped_filter; by a policy:
  *   dropped_tiny_fragments, dropped_long_chains, dropped_deep_vlan; by a ban: dropped_ban,
- *   or dropped_autoban for the packet on which an auto-ban policy banned its source).
+ *   or dropped_autoban for the packet on which an auto-ban policy banned its source; by panic
+ *   mode: dropped_panic).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -818,6 +819,7 @@ static __always_inline int frag_follow(struct pkt *p, __u64 now, struct ps_verdi
 #define PS_AUTOBAN 0
 #endif
 #include "bans.bpf.h"
+#include "panic.bpf.h"
 
 /*
  * Parses, classifies and accounts one IP datagram at offset off; returns -1 if it is malformed
@@ -887,6 +889,16 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
                                 return -1;
                         r = PS_PARSE_TINY;
                 }
+        }
+
+        /* Panic mode: only management traffic goes on to bans and rules. */
+        if (panic_on() &&
+            !ps_panic_pass(&p->m, (r == 0 && !p->later_fragment ? PS_PANIC_L4 : 0) |
+                                  (p->inner_ports ? PS_PANIC_QUOTE : 0) |
+                                  (p->ttl == 255 ? PS_PANIC_ONLINK : 0))) {
+                p->reason = PS_REASON_PANIC;
+                *action = PS_ACTION_DROP;
+                return 0;
         }
 
         /* The coarse clock (jiffies resolution) costs a fraction of bpf_ktime_get_ns() here,
@@ -992,7 +1004,7 @@ int xdp_guard(struct xdp_md *ctx)
         __u64 off;
         struct pkt p;
         __u16 proto;
-        int r;
+        int r, other = 0;
 
         __builtin_memset(&p, 0, sizeof(p));
         p.ctx = ctx;
@@ -1009,17 +1021,28 @@ int xdp_guard(struct xdp_md *ctx)
                         /* Deeper than the walk: what follows the tags is not known. */
                         p.st->deep_vlan++;
                         p.st->non_ip++;
+                        other = 1;
                         if (!policy_pass(PS_POLICY_PASS_LONG_CHAINS)) {
                                 p.reason = PS_REASON_DEEP_VLAN;
                                 action = PS_ACTION_DROP;
                         }
                 } else if (r < 0) {
                         p.st->malformed++;
+                        other = 1;
                 } else if (proto == bpf_htons(ETH_P_IP) || proto == bpf_htons(ETH_P_IPV6)) {
-                        if (handle_ip(&p, proto, off, &action) < 0)
+                        if (handle_ip(&p, proto, off, &action) < 0) {
                                 p.st->malformed++;
+                                other = 1;
+                        }
                 } else {
                         p.st->non_ip++;
+                        other = proto != bpf_htons(ETH_P_ARP);
+                }
+                /* Panic mode drops what handle_ip() could not judge: frames the parser gave up
+                 * on and frames that are neither IP nor ARP. */
+                if (other && action != PS_ACTION_DROP && panic_on()) {
+                        p.reason = PS_REASON_PANIC;
+                        action = PS_ACTION_DROP;
                 }
                 if (p.bucket < _PS_PROTO_MAX) {
                         p.st->proto_packets[p.bucket]++;
@@ -1037,6 +1060,8 @@ int xdp_guard(struct xdp_md *ctx)
                                 p.st->dropped_ban++;
                         else if (p.reason == PS_REASON_AUTOBAN)
                                 p.st->dropped_autoban++;
+                        else if (p.reason == PS_REASON_PANIC)
+                                p.st->dropped_panic++;
                         else
                                 p.st->dropped_filter++;
                         verdict = XDP_DROP;

@@ -8,7 +8,7 @@
 #ifndef PACKETSCOPE_GUARD_H
 #define PACKETSCOPE_GUARD_H
 
-#define PS_ABI_VERSION 4
+#define PS_ABI_VERSION 5
 
 /* Address families as stored in keys (not AF_*: the BPF side has no libc). */
 #define PS_FAMILY_IPV4 4
@@ -155,6 +155,8 @@ struct ps_stats {
         __u64 ban_sources_fail; /* per-source policy state that could not be created */
         __u64 policy_triggers[4]; /* per enum ps_ban_policy: bans made (enforce) */
         __u64 policy_shadow[4];   /* per enum ps_ban_policy: would-be bans (mode count) */
+        /* Panic mode (below). dropped also counts dropped_panic. */
+        __u64 dropped_panic;    /* packets panic mode dropped */
 };
 
 /*
@@ -210,6 +212,7 @@ enum ps_policy_reason {
         PS_REASON_DEEP_VLAN = 3,
         PS_REASON_BAN = 4,     /* the source is banned */
         PS_REASON_AUTOBAN = 5, /* a policy banned the source on this packet */
+        PS_REASON_PANIC = 6,   /* panic mode: not management traffic */
 };
 
 struct ps_frag_value {
@@ -446,6 +449,30 @@ struct ps_ban_event {
 
 /* A ban drop is sampled like a filter drop, through drop_events (classify.h), with this slot. */
 #define PS_DROP_SLOT_BAN 0xffffffffu
+
+/*
+ * Panic mode: while panic[0].on is set, the program of every link drops every received frame
+ * right after parsing it, before bans and rules, except
+ *   - IPv4/IPv6 packets whose source lies in panic_addr4 / panic_addr6 (ManagementAddresses=);
+ *   - TCP segments to a port of panic[0].ports (ManagementPorts=);
+ *   - TCP segments from such a port carrying ACK or RST: the replies to a connection this host
+ *     opened to a management port elsewhere (a SYN without ACK from it opens nothing here);
+ *   - ICMP/ICMPv6 errors quoting a TCP header with such a port (path MTU of those sessions);
+ *   - ARP, and ICMPv6 router and neighbour discovery (types 133-136) with hop limit 255 (on-link
+ *     only, RFC 4861): without them the host loses its neighbours and the sessions with them.
+ * What passes goes on through bans and rules as usual. Frames the parser gives up on are
+ * dropped. The maps are shared by every link and pinned by the daemon under
+ * <bpffs-root>/:panic/ (PS_PANIC_PIN_DIR). Cost while off: one array lookup per frame.
+ */
+#define PS_PANIC_PIN_DIR ":panic"
+#define PS_PANIC_PORTS_MAX 64  /* ports in panic[0] */
+#define PS_PANIC_ADDR_MAX 64   /* prefixes per family in panic_addr4 / panic_addr6 */
+
+struct ps_panic {
+        __u32 on;
+        __u32 n_ports;
+        __u16 ports[PS_PANIC_PORTS_MAX]; /* host order */
+};
 
 enum ps_attach_mode {
         PS_MODE_NATIVE = 1,

@@ -15,6 +15,7 @@ typedef struct ManagerInfo {
         char **links;           /* object paths, owned */
         uint64_t flow_table_size;
         uint64_t poll_interval_usec;
+        bool panic;
 } ManagerInfo;
 
 typedef enum ManagerKey {
@@ -22,6 +23,7 @@ typedef enum ManagerKey {
         MANAGER_LINKS,
         MANAGER_FLOW_TABLE_SIZE,
         MANAGER_POLL_INTERVAL_USEC,
+        MANAGER_PANIC,
         _MANAGER_MAX,
 } ManagerKey;
 
@@ -85,6 +87,7 @@ static const BusField manager_fields[_MANAGER_MAX] = {
                                       offsetof(ManagerInfo, flow_table_size), NULL },
         [MANAGER_POLL_INTERVAL_USEC] = { "PollIntervalUSec", BUS_FIELD_U64,
                                          offsetof(ManagerInfo, poll_interval_usec), NULL },
+        [MANAGER_PANIC] = { "Panic", BUS_FIELD_BOOL, offsetof(ManagerInfo, panic), NULL },
 };
 
 typedef struct LinkInfo {
@@ -231,6 +234,9 @@ static int status_json(const ManagerInfo *info, const LinkReplies *links,
         if (json_object_set_new(out, "degraded",
                                 degraded && *degraded ? json_string(degraded) : json_null()) < 0)
                 return -ENOMEM;
+        if (BUS_SEEN(info, MANAGER_PANIC) &&
+            json_object_set_new(out, "panic", json_boolean(info->panic)) < 0)
+                return -ENOMEM;
         return print_json(out);
 }
 
@@ -294,6 +300,9 @@ static int status_text(const ManagerInfo *info, const LinkReplies *links,
                 return r;
         /* First after the version: the list does not show everything the kernel enforces. */
         if (degraded && *degraded && (r = field_add(fields, "Degraded", "%s", degraded)) < 0)
+                return r;
+        if (info->panic && (r = field_add(fields, "Panic mode", "on: only management traffic "
+                                          "passes (packetscopectl panic off ends it)")) < 0)
                 return r;
         if ((r = field_add(fields, "Links", "%zu", links->props.n)) < 0 ||
             (r = fields_add_traffic(fields, s)) < 0 ||

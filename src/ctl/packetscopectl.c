@@ -82,6 +82,7 @@ static const Verb verbs[] = {
           VERB_ARG_NONE, false, verb_bans, false, true },
         { "allowlist", 0, 2, 0, VERB_ARG_NONE, false, verb_allowlist },
         { "autoban", 0, 8, 0, VERB_ARG_NONE, false, verb_autoban },
+        { "panic", 0, 1, 0, VERB_ARG_NONE, false, verb_panic },
 };
 
 /* "filter COMMAND": the word after "filter " is what the command line says. */
@@ -162,6 +163,11 @@ static void help(void) {
                "                           mode=off|count|enforce, threshold=, burst=, window=\n"
                "  autoban shadow POLICY on|off\n"
                "                           Report only (count), or ban (enforce)\n\n"
+               "Panic mode:\n"
+               "  panic on                 Drop all received traffic on every guarded link but\n"
+               "                           management traffic (ManagementAddresses=/Ports=)\n"
+               "  panic off                End it\n"
+               "  panic [status]           Print on or off\n\n"
                "Options:\n"
                "  -h --help                Show this help\n"
                "     --version             Show the version\n"
@@ -745,7 +751,8 @@ int main(int argc, char *argv[]) {
             ((verb->run == verb_bans || verb->run == verb_allowlist ||
               verb->run == verb_autoban) && n_args > 0 &&
              (streq(args[0], "import") || streq(args[0], "add") || streq(args[0], "remove") ||
-              streq(args[0], "set") || streq(args[0], "shadow")))) {
+              streq(args[0], "set") || streq(args[0], "shadow"))) ||
+            (verb->run == verb_panic && n_args > 0 && !streq(args[0], "status"))) {
                 r = polkit_agent_open();
                 if (r < 0)
                         fprintf(stderr, "packetscopectl: cannot start the polkit agent: %s\n",

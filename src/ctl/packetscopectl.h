@@ -370,3 +370,4 @@ int verb_unban(sd_bus *bus, char **args, int n_args);
 int verb_bans(sd_bus *bus, char **args, int n_args);
 int verb_allowlist(sd_bus *bus, char **args, int n_args);
 int verb_autoban(sd_bus *bus, char **args, int n_args);
+int verb_panic(sd_bus *bus, char **args, int n_args);

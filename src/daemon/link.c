@@ -91,6 +91,20 @@ static int link_share_ban_maps(const LinkSetup *setup, struct guard_bpf *skel) {
         return 0;
 }
 
+/* Every link's program obeys the one panic flag. */
+static int link_share_panic_maps(const LinkSetup *setup, struct guard_bpf *skel) {
+        const Panic *p = setup->panic;
+        int r;
+
+        if (!p)
+                return 0;
+        if ((r = bpf_map__reuse_fd(skel->maps.panic, p->conf_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.panic_addr4, p->addr4_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.panic_addr6, p->addr6_fd)) < 0)
+                return r;
+        return 0;
+}
+
 static Link *link_new(const LinkSetup *setup, const char *ifname) {
         _cleanup_free_ char *pin_name = NULL;
         Link *l = calloc(1, sizeof(Link));
@@ -255,6 +269,11 @@ int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link 
                 (void) error_setf(ret_error, 0, "cannot share the ban maps: %s", strerror(-r));
                 goto fail;
         }
+        r = link_share_panic_maps(setup, skel);
+        if (r < 0) {
+                (void) error_setf(ret_error, 0, "cannot share the panic maps: %s", strerror(-r));
+                goto fail;
+        }
         r = guard_bpf__load(skel);
         if (r < 0) {
                 (void) error_setf(ret_error, 0, "cannot load the XDP program: %s", strerror(-r));
@@ -375,6 +394,7 @@ static int link_upgrade_program(Link *l, struct ps_meta *meta, char **ret_error)
             (r = bpf_map__reuse_fd(skel->maps.meta, l->meta_fd)) < 0 ||
             (r = link_share_filter_maps(&l->setup, skel)) < 0 ||
             (r = link_share_ban_maps(&l->setup, skel)) < 0 ||
+            (r = link_share_panic_maps(&l->setup, skel)) < 0 ||
             (r = guard_bpf__load(skel)) < 0) {
                 (void) error_setf(ret_error, 0,
                                   "cannot load this build's program over the pinned maps of "

@@ -11,6 +11,7 @@
 #include "flow-rank.h"
 #include "bus-names.h"
 #include "guard-abi.h"
+#include "panic.h"
 
 /* What a link takes from the daemon: where to pin, the table sizes and the parse policy, and
  * the rule and ban maps every link's program shares. Borrowed. */
@@ -19,6 +20,7 @@ typedef struct LinkSetup {
         const Config *config;
         FilterStore *filters;
         BanMaps *bans; /* the pinned ban maps; NULL: the program gets private, empty ones */
+        const Panic *panic; /* the pinned panic maps; NULL: private ones (panic mode off) */
 } LinkSetup;
 
 typedef enum LinkMode {

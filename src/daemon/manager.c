@@ -23,6 +23,7 @@ int manager_new(Manager **ret) {
         if (!m)
                 return -ENOMEM;
         config_init(&m->config);
+        m->panic = PANIC_INIT;
         m->started_usec = now_usec(CLOCK_REALTIME);
         if (filter_store_new(&m->filters) < 0 || ban_store_new(&m->bans) < 0) {
                 m->filters = filter_store_free(m->filters);
@@ -53,6 +54,7 @@ Manager *manager_free(Manager *m) {
         m->filters = filter_store_free(m->filters);
         m->health = health_free(m->health);
         m->bans = ban_store_free(m->bans);
+        panic_done(&m->panic);
         state_done(&m->state);
         m->polkit = polkit_registry_free(m->polkit);
         sd_event_source_unref(m->poll_timer);
@@ -99,7 +101,8 @@ void manager_update_status(Manager *m, bool force) {
                 fputs(", …", f);
         if (fclose(f) != 0)
                 return;
-        if (asprintf(&text, "%sGuarding %zu link%s%s%s%s, %zu rule%s, %" PRIu64 " drop%s/s",
+        if (asprintf(&text, "%s%sGuarding %zu link%s%s%s%s, %zu rule%s, %" PRIu64 " drop%s/s",
+                     m->panic.on ? "PANIC MODE (only management traffic passes): " : "",
                      m->filters && m->filters->degraded ?
                      "Degraded (rules enforced that no file lists; see Describe): " : "",
                      m->n_links, m->n_links == 1 ? "" : "s", m->n_links > 0 ? " (" : "", names,
@@ -178,7 +181,8 @@ static int manager_apply_policy(Manager *m) {
         return 0;
 }
 
-int manager_reload(Manager *m, char **ret_applied, char **ret_pending, char **ret_error) {
+int manager_reload(Manager *m, const char *who, const char *const *log_fields,
+                   char **ret_applied, char **ret_pending, char **ret_error) {
         _cleanup_free_ char *applied = NULL, *pending = NULL, *old_s = NULL, *new_s = NULL;
         Config n;
         char v[32];
@@ -252,22 +256,64 @@ int manager_reload(Manager *m, char **ret_applied, char **ret_pending, char **re
         if (r < 0)
                 return error_setf(ret_error, r, "cannot write the parse policy into the guarded "
                                   "interfaces' maps: %s", strerror(-r));
+        if (m->panic.conf_fd >= 0) {
+                r = panic_apply_config(&m->panic, &m->config);
+                if (r < 0)
+                        return error_setf(ret_error, r, "cannot write the management ports and "
+                                          "addresses into the panic maps: %s", strerror(-r));
+        }
         if (applied || !pending)
-                log_struct_internal(LOG_INFO, 0, PS_MESSAGE_RELOADED, NULL,
-                                    "Reloaded the configuration from %s: %s%s", m->config_dir,
-                                    applied ? "applied " : "no changes",
-                                    applied ? applied : "");
+                log_struct_fields(LOG_INFO, 0, PS_MESSAGE_RELOADED, NULL, log_fields,
+                                  "Reloaded the configuration from %s: %s%s%s%s", m->config_dir,
+                                  applied ? "applied " : "no changes", applied ? applied : "",
+                                  who ? "; asked by " : "", who ? who : "");
         if (pending)
-                log_struct_internal(LOG_NOTICE, 0, PS_MESSAGE_RELOADED, NULL,
-                                    "Reloaded the configuration: %s applies to interfaces "
-                                    "attached from now on; %s until detached and attached "
-                                    "again", pending,
-                                    m->n_links == 1 ? "the guarded interface keeps its tables"
-                                                    : "the guarded interfaces keep their tables");
+                log_struct_fields(LOG_NOTICE, 0, PS_MESSAGE_RELOADED, NULL, log_fields,
+                                  "Reloaded the configuration: %s applies to interfaces "
+                                  "attached from now on; %s until detached and attached "
+                                  "again%s%s", pending,
+                                  m->n_links == 1 ? "the guarded interface keeps its tables"
+                                                  : "the guarded interfaces keep their tables",
+                                  who ? "; asked by " : "", who ? who : "");
         manager_update_status(m, true);
         *ret_applied = TAKE_PTR(applied);
         *ret_pending = TAKE_PTR(pending);
         return 0;
+}
+
+int manager_set_panic(Manager *m, bool on, const char *who, const char *const *log_fields,
+                      sd_bus_error *error) {
+        _cleanup_free_ char *err = NULL;
+        const char *fields[8] = { on ? "PANIC=1" : "PANIC=0" };
+        size_t n = 1;
+        int r;
+
+        assert(m);
+        if (m->panic.conf_fd < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED,
+                                         "panic mode is not available: its maps could not be "
+                                         "set up at start (see the journal)");
+        if (m->panic.on == on)
+                return 0;
+        r = panic_set(&m->panic, on, &err);
+        if (r == -EROFS)
+                return sd_bus_error_setf(error, PS_ERROR_STATE_NOT_WRITABLE, "%s", err);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "%s", err ? err : strerror(-r));
+        for (size_t i = 0; log_fields && log_fields[i] && n < ELEMENTSOF(fields) - 1; i++)
+                fields[n++] = log_fields[i];
+        if (on)
+                log_struct_fields(LOG_WARNING, 0, PS_MESSAGE_PANIC, NULL, fields,
+                                  "Panic mode on: every guarded link (%zu) now drops all "
+                                  "received traffic but management traffic%s%s", m->n_links,
+                                  who ? "; asked by " : "", who ? who : "");
+        else
+                log_struct_fields(LOG_NOTICE, 0, PS_MESSAGE_PANIC, NULL, fields,
+                                  "Panic mode off: the guarded links pass and drop by their bans "
+                                  "and rules again%s%s", who ? "; asked by " : "",
+                                  who ? who : "");
+        manager_update_status(m, true);
+        return 1;
 }
 
 void manager_rollback_pending(Manager *m) {
@@ -338,7 +384,8 @@ static void manager_remove_link(Manager *m, Link *l) {
 
 /* What every link shares: the pin root, the configuration, the rule and ban maps. */
 static LinkSetup manager_link_setup(Manager *m) {
-        return (LinkSetup) { m->bpffs_root, &m->config, m->filters, ban_store_maps(m->bans) };
+        return (LinkSetup) { m->bpffs_root, &m->config, m->filters, ban_store_maps(m->bans),
+                             m->panic.conf_fd >= 0 ? &m->panic : NULL };
 }
 
 static void manager_notify_link(Manager *m, Link *l, LinkEvent event) {
@@ -775,6 +822,22 @@ int manager_start(Manager *m) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the bans: %s",
                                                err ? err : strerror(-r));
+        }
+        {
+                _cleanup_free_ char *err = NULL;
+
+                /* Panic mode too: the programs share its maps, and the flag must hold from the
+                 * first packet a program sees. */
+                r = panic_start(&m->panic, m->state_dir, m->bpffs_root, &m->config, &err);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up panic mode: %s",
+                                               err ? err : strerror(-r));
+                if (m->panic.on)
+                        log_struct_internal(LOG_WARNING, 0, PS_MESSAGE_PANIC, NULL,
+                                            "Panic mode is on (kept from before this start): "
+                                            "the guarded links drop all received traffic but "
+                                            "management traffic; 'packetscopectl panic off' "
+                                            "ends it");
         }
         r = manager_adopt_all(m);
         if (r < 0)

@@ -10,6 +10,7 @@
 #include "filters.h"
 #include "health.h"
 #include "link.h"
+#include "panic.h"
 #include "polkit.h"
 #include "state.h"
 
@@ -48,6 +49,7 @@ struct Manager {
         FilterStore *filters;
         Ai *ai;                   /* the AI client and its jobs (ai.c) */
         BanStore *bans;           /* shares its maps with every link's program */
+        Panic panic;              /* panic mode: its maps too */
         unsigned transaction_counter; /* names the transactions */
 
         sd_event_source *poll_timer;
@@ -92,7 +94,14 @@ void manager_totals(Manager *m, struct ps_stats *ret, double *ret_pps, double *r
  * problem in *ret_error, one per line. On success *ret_applied and *ret_pending (NULL when
  * empty) name the changed keys, "Key=value" separated by ", ", that took effect and that
  * wait for the next attach. */
-int manager_reload(Manager *m, char **ret_applied, char **ret_pending, char **ret_error);
+int manager_reload(Manager *m, const char *who, const char *const *log_fields,
+                   char **ret_applied, char **ret_pending, char **ret_error);
+
+/* Turns panic mode on or off on every guarded link (panic.h); logged with who asked. A change
+ * that cannot be stored is not made (StateNotWritable). Returns 1 when it changed, 0 when it
+ * was so already. */
+int manager_set_panic(Manager *m, bool on, const char *who, const char *const *log_fields,
+                      sd_bus_error *error);
 
 /* Sends STATUS= (links, rules, drops per second) to the service manager when the links or
  * rules changed, or at most every MANAGER_STATUS_INTERVAL_USEC when only the rate did. */

@@ -42,10 +42,17 @@ static char *first_path(const char *env, const char *fallback) {
 /* systemctl reload packetscope (ExecReload= sends SIGHUP): as Manager.Reload(), which logs. */
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         _cleanup_free_ char *applied = NULL, *pending = NULL, *err = NULL;
+        char uid[32], pid[32], who[96];
+        const char *fields[] = { uid, pid, NULL };
         Manager *m = userdata;
 
+        /* The sender of the signal, as the bus methods name their caller (the service manager
+         * for systemctl reload). */
+        snprintf(uid, sizeof uid, "CALLER_UID=%u", si->ssi_uid);
+        snprintf(pid, sizeof pid, "CALLER_PID=%u", si->ssi_pid);
+        snprintf(who, sizeof who, "SIGHUP from uid %u (pid %u)", si->ssi_uid, si->ssi_pid);
         (void) sd_notify(false, "RELOADING=1");
-        (void) manager_reload(m, &applied, &pending, &err);
+        (void) manager_reload(m, who, fields, &applied, &pending, &err);
         (void) sd_notify(false, "READY=1");
         return 0;
 }

@@ -438,6 +438,7 @@ static void emit(Output *o, const Scrape *s) {
                 { "dropped_tiny_fragments", "tiny_fragment" },
                 { "dropped_long_chains", "long_chain" },
                 { "dropped_deep_vlan", "deep_vlan" },
+                { "dropped_panic", "panic" },
         };
         static const char *const res[] = { "cpu", "memory", "io" };
         double v;

@@ -61,6 +61,8 @@
 #define PS_POLKIT_MANAGE_FILTERS "org.packetscope.guarder1.manage-filters"
 #define PS_POLKIT_CONFIGURE_AI "org.packetscope.guarder1.configure-ai"
 #define PS_POLKIT_GENERATE "org.packetscope.guarder1.generate"
+/* Manager.SetPanic: its own action, so that it can be granted apart from the rest. */
+#define PS_POLKIT_PANIC "org.packetscope.guarder1.panic"
 
 /* AI.Generate/Analyze: custom_prompt bytes; AIJob.Shadow: seconds. */
 #define PS_AI_PROMPT_MAX 2000u

@@ -32,6 +32,8 @@
 #define PS_MESSAGE_ANOMALY_STARTED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a50"
 #define PS_MESSAGE_ANOMALY_ENDED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a51"
 #define PS_MESSAGE_RELOADED "8a1f2d6c4b7e4e0f9a35c2d1e6b70a20"
+/* Panic mode turned on or off (PANIC=1/0), or found on at start. */
+#define PS_MESSAGE_PANIC "8a1f2d6c4b7e4e0f9a35c2d1e6b70c01"
 /* Bans: one per kind of event, with ADDRESS=, ORIGIN=, REASON=, UNTIL=, POLICY=, OFFENSES=. */
 #define PS_MESSAGE_BAN          "8a1f2d6c4b7e4e0f9a35c2d1e6b70b01"
 #define PS_MESSAGE_UNBAN        "8a1f2d6c4b7e4e0f9a35c2d1e6b70b02"

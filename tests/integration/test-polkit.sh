@@ -67,6 +67,7 @@ daemon_start main || bail "the daemon did not start: $(daemon_log main)"
 DAEMON_PID_MAIN=${DAEMON_PID[main]}
 BPFFS=${DAEMON_BPFFS[main]}
 STATE_FILE=${DAEMON_DIR[main]}/state/links.json
+PANIC_FILE=${DAEMON_DIR[main]}/state/panic.json
 FILTERS_FILE=${DAEMON_DIR[main]}/state/filters.json
 DAEMON_LOG=${DAEMON_DIR[main]}/log
 
@@ -128,6 +129,11 @@ snapshot() {
                          tr -d ' \n')"
         echo "ai: $(ai_prop Model) $(ai_jobs_summary | tr '\n' ' ')"
         echo "thresholds: $(health_thresholds)"
+        echo "panic: $(panic_prop) $(tr -d ' \n' <"$PANIC_FILE" 2>/dev/null)"
+}
+
+panic_prop() {
+        busctl --system get-property "$PS_NAME" "$PS_PATH" "$PS_MANAGER" Panic 2>&1
 }
 
 health_thresholds() {
@@ -181,6 +187,18 @@ reloaded() {
 }
 drv_effect_Manager.Reload() {
         wait_until 5 reloaded
+}
+
+# SetPanic: turned on from off; the property and the state file say so.
+drv_pre_Manager.SetPanic() {
+        ps_call root --object-path "$PS_PATH" --method "$PS_MANAGER.SetPanic" false >/dev/null
+        [ "$(panic_prop)" = "b false" ]
+}
+drv_args_Manager.SetPanic() {
+        printf '%s\n' --object-path "$PS_PATH" --method "$PS_MANAGER.SetPanic" true
+}
+drv_effect_Manager.SetPanic() {
+        [ "$(panic_prop)" = "b true" ] && [ "$(jq .panic "$PANIC_FILE")" = true ]
 }
 
 # Filters: a rule that counts UDP to the discard port, harmless whoever adds it.
@@ -547,7 +565,8 @@ READS = {"Manager.GetStatistics", "Manager.Describe", "Link.GetStatistics", "Con
 ACTIONS = {
     "Manager.AttachLink": "manage-links",
     "Manager.DetachLink": "manage-links",
-    "Manager.Reload": "manage-links",
+    "Manager.Reload": "configure",
+    "Manager.SetPanic": "panic",
     "Filters.Add": "manage-filters",
     "Filters.AddBatch": "manage-filters",
     "Filters.Import": "manage-filters",
@@ -937,7 +956,7 @@ pk_allowed() {
 wait_until 10 pk_allowed manage-links "$GRANTED_SLEEPER"
 ok $? "pkcheck: the rule grants $GRANTED org.packetscope.guarder1.manage-links" \
         "$(cat "$T/polkit/polkitd.log")"
-for a in manage-filters manage-bans configure-ai generate configure; do
+for a in manage-filters manage-bans configure-ai generate configure panic; do
         ! pk_allowed "$a" "$GRANTED_SLEEPER"
         ok $? "pkcheck: the rule does not grant $GRANTED org.packetscope.guarder1.$a"
 done

@@ -96,6 +96,7 @@ int bus_append_stats(sd_bus_message *m, const StatsView *v) {
                 { "dropped_tiny_fragments", s->dropped_tiny_fragments },
                 { "dropped_long_chains", s->dropped_long_chains },
                 { "dropped_deep_vlan", s->dropped_deep_vlan },
+                { "dropped_panic", s->dropped_panic },
                 { "flows", v->flows },         { "icmp_entries", v->icmp_entries },
         };
         int r;

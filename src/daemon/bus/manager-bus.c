@@ -34,6 +34,35 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "s", PACKETSCOPE_VERSION);
 }
 
+static int property_get_panic(sd_bus *bus, const char *path, const char *interface,
+                              const char *property, sd_bus_message *reply, void *userdata,
+                              sd_bus_error *error) {
+        Manager *m = userdata;
+
+        return sd_bus_message_append(reply, "b", (int) m->panic.on);
+}
+
+static int method_set_panic(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        BusCaller caller;
+        int enable, r;
+
+        r = sd_bus_message_read(msg, "b", &enable);
+        if (r < 0)
+                return r;
+        r = polkit_verify(msg, PS_POLKIT_PANIC, &m->polkit, error);
+        if (r <= 0)
+                return r < 0 ? r : 1; /* denied, or asked polkit: the call comes back */
+        bus_caller_get(msg, NULL, &caller);
+        r = manager_set_panic(m, enable, caller.who, caller.fields, error);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                (void) sd_bus_emit_properties_changed(m->bus, PS_OBJECT_ROOT, PS_IFACE_MANAGER,
+                                                      "Panic", NULL);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
 static int method_attach_link(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *ifname, *mode_s;
@@ -155,10 +184,15 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         Manager *m = userdata;
         int r;
 
-        r = polkit_verify(msg, PS_POLKIT_MANAGE_LINKS, &m->polkit, error);
+        BusCaller caller;
+
+        /* What the configuration says is what configure guards (it guards the health
+         * thresholds, the other part of the configuration that changes live). */
+        r = polkit_verify(msg, PS_POLKIT_CONFIGURE, &m->polkit, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = manager_reload(m, &applied, &pending, &err);
+        bus_caller_get(msg, NULL, &caller);
+        r = manager_reload(m, caller.who, caller.fields, &applied, &pending, &err);
         if (r == -EINVAL)
                 return sd_bus_error_setf(error, PS_ERROR_INVALID_CONFIG,
                                          "the configuration has problems and was not applied; "
@@ -182,6 +216,7 @@ static const sd_bus_vtable manager_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PollIntervalUSec", "t", NULL, offsetof(Manager, config.poll_interval_usec),
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Panic", "b", property_get_panic, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("AttachLink", SD_BUS_ARGS("s", ifname, "s", mode),
                                 SD_BUS_RESULT("o", link), method_attach_link,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
@@ -194,6 +229,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("as", applied, "as", pending), method_reload,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetPanic", SD_BUS_ARGS("b", enable), SD_BUS_NO_RESULT,
+                                method_set_panic, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 
