@@ -44,7 +44,9 @@ expect() {
         fi
 }
 
-expect "ai attach connections detach filter health icmp monitor stats status" ""
+expect "ai attach connections detach filter health icmp monitor panic stats status" ""
+expect "off on status" panic ""
+expect "" panic on ""
 expect "history set" health ""
 expect "memory_percent= min_duration=" health set m
 expect "connections" con

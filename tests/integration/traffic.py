@@ -4,8 +4,10 @@
 one given address (a test's own namespace or host side of its veth) and exits; every socket
 operation has a timeout, so nothing here can run away.
 
-  traffic.py tcp-server ADDR PORTFILE     accept one connection, read to EOF, close; the
-                                          chosen port is written to PORTFILE first
+  traffic.py tcp-server ADDR PORTFILE [PORT]
+                                          accept one connection, read to EOF, close; the
+                                          port (PORT, or one chosen) is written to PORTFILE
+                                          first
   traffic.py tcp-client ADDR PORT NBYTES  connect, send NBYTES, half-close, read to EOF, close
   traffic.py udp-send ADDR PORT COUNT SIZE [SPORT]
                                           COUNT datagrams of SIZE bytes from one socket
@@ -31,10 +33,10 @@ def family_of(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
-def tcp_server(addr, portfile):
+def tcp_server(addr, portfile, port=0):
     with socket.socket(family_of(addr), socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((addr, 0))
+        s.bind((addr, port))
         s.listen(1)
         s.settimeout(TIMEOUT)
         tmp = portfile + ".tmp"
@@ -112,7 +114,7 @@ def port_want(arg):
 
 def main(argv):
     if len(argv) >= 4 and argv[1] == "tcp-server":
-        tcp_server(argv[2], argv[3])
+        tcp_server(argv[2], argv[3], int(argv[4]) if len(argv) > 4 else 0)
     elif len(argv) >= 5 and argv[1] == "tcp-client":
         tcp_client(argv[2], int(argv[3]), int(argv[4]))
     elif len(argv) >= 6 and argv[1] == "udp-send":
