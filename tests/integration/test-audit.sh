@@ -3,7 +3,8 @@
 #
 # The journal as an audit trail: every change carries who asked for it (CALLER_UID=,
 # CALLER_PID= of the sender polkit checked) and what a rule matches (its summary, not only
-# its id), with plurals right; a sampled ICMP drop names its type and code, not ports.
+# its id), with plurals right; a sampled ICMP drop names its type and code, not ports; a
+# reload names its caller too.
 # The entries are caught by journal-sink.py in journald's place.
 
 set -u
@@ -56,6 +57,13 @@ ok $? "Filter.Delete of rule 0" "$out"
 audited ".MESSAGE_ID == \"$MSG_FILTERS_CHANGED\" and .FILTER_ID == \"0\" and
          (.MESSAGE | test(\"^Filter 0 deleted by uid 0 .*: drop tcp \\\\* -> \\\\*:23\"))" \
         "Filter.Delete: what the deleted rule matched, with the caller"
+
+MSG_RELOADED=$(sed -n 's/^#define PS_MESSAGE_RELOADED *"\([0-9a-f]*\)".*/\1/p' "$SRCDIR/src/shared/log.h")
+out=$(pscall "$PS_PATH" "$PS_MANAGER" Reload 2>&1)
+ok $? "Manager.Reload" "$out"
+audited ".MESSAGE_ID == \"$MSG_RELOADED\" and
+         (.MESSAGE | test(\"; asked by uid 0 \\\\(pid [0-9]+\\\\)$\"))" \
+        "Reload: RELOADED names uid 0 and its PID"
 
 # A sampled ICMP drop: type and code, no ports.
 out=$(pscall "$PS_FILTERS_PATH" "$PS_FILTERS" Add 'a{sv}' 2 rule_type s icmp icmp_type y 8 2>&1)
