@@ -52,6 +52,7 @@ static json_t *stats_json(const struct ps_stats *s, double pps, double bps, uint
         json_object_set_new(o, "dropped_long_chains",
                             json_integer((json_int_t) s->dropped_long_chains));
         json_object_set_new(o, "dropped_deep_vlan", json_integer((json_int_t) s->dropped_deep_vlan));
+        json_object_set_new(o, "dropped_panic", json_integer((json_int_t) s->dropped_panic));
         for (int p = 0; p < _PS_PROTO_MAX; p++) {
                 char key[32];
 
@@ -95,6 +96,7 @@ int manager_describe_json(Manager *m, char **ret) {
         }
         json_object_set_new(root, "version", json_string(PACKETSCOPE_VERSION));
         json_object_set_new(root, "started", json_integer((json_int_t) m->started_usec));
+        json_object_set_new(root, "panic", json_boolean(m->panic.on));
 
         json_object_set_new(config, "flow_table_size", json_integer(m->config.flow_table_size));
         json_object_set_new(config, "icmp_table_size", json_integer(m->config.icmp_table_size));

@@ -91,6 +91,8 @@ ok $? "PropertiesChanged announces Panic true" "$(tail -n 3 "$T/mon.json")"
 monitor_off
 is "$(jq -c . "$STATE/panic.json")" '{"panic":true,"version":1}' "panic.json records it"
 is "$(ctl panic status)" "on" "packetscopectl panic status: on"
+is "$(pscall "$PS_PATH" "$PS_MANAGER" Describe | jq -r '.data[0]' | jq .panic)" true \
+        "Describe says \"panic\": true"
 is "$(ctl --json=short panic status)" '{"panic":true}' "panic status --json"
 like "$(ctl status)" "Panic mode: *on" "packetscopectl status shows panic mode"
 cond=".MESSAGE_ID == \"$MSG_PANIC\" and .PANIC == \"1\" and .CALLER_UID == \"0\" and
