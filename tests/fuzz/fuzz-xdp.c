@@ -70,6 +70,9 @@ static const struct {
         { "dropped_long_chains", offsetof(struct ps_stats, dropped_long_chains) },
         { "dropped_deep_vlan", offsetof(struct ps_stats, dropped_deep_vlan) },
 #endif
+#ifdef PS_PANIC_PIN_DIR
+        { "dropped_panic", offsetof(struct ps_stats, dropped_panic) },
+#endif
 };
 
 /*
