@@ -6,6 +6,7 @@
 #include "ban-maps.h"
 #include "bpf-maps.h"
 #include "guard-abi.h"
+#include "log.h"
 #include "panic.h"
 #include "state.h"
 #include "util.h"
@@ -172,6 +173,10 @@ int panic_start(Panic *p, const char *state_dir, const char *bpffs_root, const C
                 /* No file (a first start, or it was lost): what is enforced stays, and is
                  * recorded so that a reboot keeps it too. */
                 p->on = v.on;
+                if (stored == -EBADMSG)
+                        log_struct_internal(LOG_ERR, stored, PS_MESSAGE_STATE_CORRUPT, NULL,
+                                            "%s; panic mode stays as pinned: %s", err,
+                                            p->on ? "on" : "off");
                 if (p->on)
                         (void) panic_save_file(p, true, NULL);
         }

@@ -10,7 +10,7 @@
 #     PANIC=1 record with the caller; status and panic status say so;
 #   - a daemon restart keeps it on (while the daemon is down too: the flag is pinned), and so
 #     does a "reboot" (the pins gone, only the state directory left); panic.json wins over the
-#     pinned flag at start;
+#     pinned flag at start; a corrupt one is set aside and the pinned flag kept;
 #   - a state directory that cannot be written refuses the change with StateNotWritable and
 #     the kernel keeps what it had;
 #   - packetscopectl panic off: the traffic passes again, PANIC=0 is logged.
@@ -38,6 +38,8 @@ mount -t tmpfs -o size=4m tmpfs "$STATE" && defer "umount -l '$STATE'"
 daemon_start main || bail "the daemon did not start: $(daemon_log main)"
 attach "$A_IF" || bail "cannot attach to $A_IF"
 MSG_PANIC=$(sed -n 's/^#define PS_MESSAGE_PANIC *"\([0-9a-f]*\)".*/\1/p' "$SRCDIR/src/shared/log.h")
+MSG_CORRUPT=$(sed -n 's/^#define PS_MESSAGE_STATE_CORRUPT *"\([0-9a-f]*\)".*/\1/p' \
+        "$SRCDIR/src/shared/log.h")
 
 ctl() {
         timeout 30 "$PACKETSCOPECTL" --no-ask-password "$@" 2>&1
@@ -151,6 +153,17 @@ wait_until 10 bash -c "[ -e '${DAEMON_BPFFS[main]}/$A_IF/link' ]"
 ok $? "the daemon guards $A_IF again from links.json" "$(daemon_log main 10)"
 is "$(panic_prop)" "b true" "and panic mode is on again from panic.json"
 is "$(ping_received "$A_NS" "$A_H4" 2)" 0 "pings go unanswered again"
+
+# A corrupt panic.json is set aside; the pinned flag stays and is recorded again.
+daemon_stop main
+printf '{"panic": maybe\n' >"$STATE/panic.json"
+daemon_start main || bail "the daemon did not restart: $(daemon_log main)"
+is "$(panic_prop)" "b true" "a corrupt panic.json: the pinned flag (on) stays"
+[ -e "$STATE/panic.json.corrupt" ] && [ "$(jq .panic "$STATE/panic.json")" = true ]
+ok $? "the corrupt file is kept as panic.json.corrupt and the flag recorded again" \
+        "$(ls "$STATE")"
+wait_until 10 journal_has ".MESSAGE_ID == \"$MSG_CORRUPT\" and (.MESSAGE | test(\"panic.json\"))"
+ok $? "and the journal says so (STATE_CORRUPT)" "$(journal_show ".MESSAGE_ID == \"$MSG_CORRUPT\"")"
 
 # The state file wins over the pinned flag.
 daemon_stop main
