@@ -427,6 +427,26 @@ finish:
         return r;
 }
 
+/* Whether the pinned program uses the panic maps of this daemon: they were made anew since
+ * it was loaded (their pins removed), it would obey a flag nobody sets any more. */
+static bool link_misses_panic_maps(const Link *l) {
+        struct bpf_prog_info info = {};
+        struct bpf_map_info map = {};
+        uint32_t ids[64], len = sizeof info, map_len = sizeof map;
+
+        if (!l->setup.panic || l->prog_fd < 0 ||
+            bpf_obj_get_info_by_fd(l->setup.panic->conf_fd, &map, &map_len) < 0)
+                return false;
+        info.nr_map_ids = ELEMENTSOF(ids);
+        info.map_ids = (uint64_t) (uintptr_t) ids;
+        if (bpf_obj_get_info_by_fd(l->prog_fd, &info, &len) < 0)
+                return false;
+        for (uint32_t i = 0; i < MIN(info.nr_map_ids, (uint32_t) ELEMENTSOF(ids)); i++)
+                if (ids[i] == map.id)
+                        return false;
+        return true;
+}
+
 static int open_pin(const char *dir, const char *name) {
         _cleanup_free_ char *p = strjoin_path(dir, name);
         int fd;
@@ -519,7 +539,7 @@ int link_adopt(const LinkSetup *setup, const char *ifname, Link **ret, char **re
                         goto fail;
                 }
         }
-        if (meta.build_id != program_build_id()) {
+        if (meta.build_id != program_build_id() || link_misses_panic_maps(l)) {
                 r = link_upgrade_program(l, &meta, ret_error);
                 if (r < 0)
                         goto fail; /* the old program keeps running; pins untouched */

@@ -154,6 +154,19 @@ ok $? "the daemon guards $A_IF again from links.json" "$(daemon_log main 10)"
 is "$(panic_prop)" "b true" "and panic mode is on again from panic.json"
 is "$(ping_received "$A_NS" "$A_H4" 2)" 0 "pings go unanswered again"
 
+# The panic maps' pins removed under a guarded link: the restarted daemon makes new ones, and
+# the adopted program, which still holds the old ones, is replaced by one that obeys them.
+# (The old maps still say on; the file says off, so only the new maps let pings through.)
+daemon_stop main
+rm -rf "${DAEMON_BPFFS[main]}/:panic"
+printf '{"panic": false, "version": 1}\n' >"$STATE/panic.json"
+daemon_start main || bail "the daemon did not restart: $(daemon_log main)"
+is "$(panic_prop)" "b false" "the panic maps made anew, off as panic.json says"
+is "$(ping_received "$A_NS" "$A_H4" 2)" 2 "and the adopted program of $A_IF obeys the new maps"
+out=$(ctl panic on)
+ok $? "panic on again" "$out"
+is "$(ping_received "$A_NS" "$A_H4" 2)" 0 "pings go unanswered again"
+
 # A corrupt panic.json is set aside; the pinned flag stays and is recorded again.
 daemon_stop main
 printf '{"panic": maybe\n' >"$STATE/panic.json"
