@@ -451,15 +451,22 @@ static __always_inline __u32 ban_insert(struct ps_stats *st, struct fire_work *w
         return r == 1 ? PS_BAN_EVENT_EXTENDED : PS_BAN_EVENT_BANNED;
 }
 
-/* Whether a report of the policy for w->key is due: at most one per `period` per source.
- * A source without state (evicted) is always reported. */
-static __always_inline int report_due(struct fire_work *w, __u32 policy, __u64 period)
+/* Whether a report of the policy for the source in work.key is due: at most one per
+ * `period` per source. The URL policy keeps no state of its own for a source: it is made
+ * here. A source whose state cannot be had (the LRU is being flooded) is reported. */
+static __always_inline int report_due(struct ban_scratch *scr, __u32 policy, __u64 period)
 {
+        struct fire_work *w = &scr->work;
         struct ps_ban_src_state *s = bpf_map_lookup_elem(&ban_sources, &w->key);
         __u64 *until;
 
-        if (!s)
-                return 1;
+        if (!s) {
+                __builtin_memset(&scr->sinit, 0, sizeof(scr->sinit));
+                bpf_map_update_elem(&ban_sources, &w->key, &scr->sinit, BPF_NOEXIST);
+                s = bpf_map_lookup_elem(&ban_sources, &w->key);
+                if (!s)
+                        return 1;
+        }
         until = &s->shadow_until[policy & 3];
         if ((__s64) (*until - w->ban.created) > 0)
                 return 0;
@@ -508,7 +515,7 @@ __noinline int ps_policy_fire(void)
         if (pc->mode == PS_BAN_MODE_ENFORCE)
                 return PS_FIRE_ENFORCE;
         /* Count (shadow): reported at most once per ban length (or quiet period). */
-        if (!report_due(w, policy, pc->ban_ns ? pc->ban_ns : PS_BAN_SHADOW_QUIET_NS))
+        if (!report_due(scr, policy, pc->ban_ns ? pc->ban_ns : PS_BAN_SHADOW_QUIET_NS))
                 return 0;
         w->kind = PS_BAN_EVENT_SHADOW;
         return PS_FIRE_REPORT;
@@ -533,7 +540,7 @@ __noinline int ps_policy_enforce(void)
         policy = scr->fire.policy & 3;
         w->kind = ban_insert(st, w);
         if (w->kind == PS_BAN_EVENT_FULL) {
-                if (!report_due(w, policy, PS_BAN_SHADOW_QUIET_NS))
+                if (!report_due(scr, policy, PS_BAN_SHADOW_QUIET_NS))
                         w->kind = 0;
                 return 0;
         }
