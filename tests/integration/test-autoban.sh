@@ -12,7 +12,11 @@
 #   - shadow mode (autoban shadow url on) bans nobody but reports to the journal and with
 #     PolicyTriggered;
 #   - every auto-ban is listed by packetscopectl bans with origin auto:POLICY, journaled with
-#     POLICY= and signalled with Banned.
+#     POLICY= and signalled with Banned;
+#   - a daemon started afresh (kernel maps of its own) on the state directory has the policy
+#     settings made over the bus and the repeat offenders (MaxRememberedOffenders= newest of
+#     them): a remembered source's next ban is its second, twice as long;
+#   - SetPolicy that cannot be stored is refused with StateNotWritable and changes nothing.
 
 set -u
 # shellcheck source=tests/integration/lib-promises.sh
@@ -22,6 +26,8 @@ require_root
 require ip dbus-daemon busctl jq timeout curl
 [ -x "$PACKETSCOPED" ] || bail "no daemon at $PACKETSCOPED"
 
+PS_BANS_PATH=$PS_PATH/bans
+PS_BANS=org.packetscope.Guarder1.Bans
 MSG_BAN=8a1f2d6c4b7e4e0f9a35c2d1e6b70b01
 MSG_POLICY=8a1f2d6c4b7e4e0f9a35c2d1e6b70b04
 HTTP_PORT=8080 # one of the default HttpPorts=
@@ -71,12 +77,12 @@ for a in "$CONNS" "$BURST" "$SCAN" "$WEB" "$FRIEND" "$SHADOW"; do
 done
 
 # A listener that never accepts, and a real HTTP server, on this side.
-"$PYTHON" "$PS_TESTDIR/autoban.py" listen "$A_H4" "$CONN_PORT" "$T/listen.ready" 80 &
+"$PYTHON" "$PS_TESTDIR/autoban.py" listen "$A_H4" "$CONN_PORT" "$T/listen.ready" 150 &
 LISTEN_PID=$!
 defer "kill_wait $LISTEN_PID"
 mkdir -p "$T/www"
 echo "hello from index" >"$T/www/index.html"
-timeout 90 "$PYTHON" -m http.server --bind "$A_H4" --directory "$T/www" "$HTTP_PORT" \
+timeout 150 "$PYTHON" -m http.server --bind "$A_H4" --directory "$T/www" "$HTTP_PORT" \
         >"$T/http.log" 2>&1 &
 HTTP_PID=$!
 defer "kill_wait $HTTP_PID"
@@ -177,5 +183,67 @@ is "$(ctl --json=short bans | jq -c '[.[].origin] | sort')" \
    '["auto:connections","auto:port-scan","auto:syn-rate","auto:url"]' \
    "four bans in all, one per policy"
 check "the daemon is still up" daemon_alive main
+
+# ---------------------------------------------------------------------------------------------
+# What survives: the policy settings and the repeat offenders, in the state directory
+
+check "unban $CONNS" ctl unban "$CONNS"
+check "unban $WEB" ctl unban "$WEB"
+STATE=${DAEMON_DIR[main]}/state
+is "$(jq -c '[.offenders[] | [.source, .offenses]]' "$STATE/offenders.json")" \
+   "[[\"$CONNS\",1],[\"$BURST\",1],[\"$SCAN\",1],[\"$WEB\",1]]" \
+   "offenders.json holds the four offenders, oldest first"
+is "$(jq -c 'keys' "$STATE/policies.json")" '["connections","port-scan","syn-rate","url"]' \
+   "policies.json holds the four policies set over the bus"
+check "detach $A_IF from the first daemon" \
+        pscall "$PS_PATH" "$PS_MANAGER" DetachLink s "$A_IF"
+daemon_stop main
+
+# A second daemon with kernel maps of its own: what it knows comes from the files. Its state
+# directory is a tmpfs of its own, to be made read-only later.
+daemon_setup second
+STATE2=${DAEMON_DIR[second]}/state
+mount -t tmpfs -o size=4m tmpfs "$STATE2" && defer "umount -l '$STATE2'"
+cp "$STATE/policies.json" "$STATE/offenders.json" "$STATE2/"
+cat >>"${DAEMON_DIR[second]}/config/packetscope.conf" <<-EOF
+	[Bans]
+	ConnectionsMode=off
+	SynRateMode=off
+	PortScanMode=off
+	UrlMode=off
+	BanDurationSec=10min
+	RepeatFactor=2
+	MaxRememberedOffenders=2
+	EOF
+daemon_start second || bail "the second daemon did not start: $(daemon_log second)"
+out=$(attach "$A_IF" generic 2>&1) || bail "attach failed: $out $(daemon_log second 30)"
+status=$(ctl autoban status)
+like "$(grep '^url' <<<"$status")" "^url +enforce " \
+     "url is enforced as set over the bus, not off as [Bans] says"
+like "$(grep '^syn-rate' <<<"$status")" "^syn-rate +off +5 +10 " \
+     "syn-rate keeps the threshold 5 and burst 10 set over the bus"
+
+# Of the four offenders the newest two ($SCAN, $WEB) are remembered; $CONNS is forgotten.
+is "$(http_get "$WEB" /wp-admin/)" 000 "$WEB asks for /wp-admin/ again and is dropped"
+row=$(ctl --json=short bans | jq -c --arg a "$WEB" '.[] | select(.address == $a)')
+jq_ok "its ban is its second offense" '.offenses == 2 and .origin == "auto:url"' "$row"
+left=$(( $(jq -r '.until' <<<"$row") / 1000000 - $(date +%s) ))
+ok $(( left > 1140 && left <= 1200 ? 0 : 1 )) "and lasts 20 min, twice 10 min (${left}s left)"
+check "connections on" ctl autoban set connections mode=enforce threshold=100
+is "$(autoban conns "$CONNS" "$A_H4" "$CONN_PORT" 100)" "100 0 0" "$CONNS is banned again"
+jq_ok "as a first offense: beyond MaxRememberedOffenders=2 it was forgotten" \
+        '.offenses == 1' "$(ctl --json=short bans | jq -c --arg a "$CONNS" '.[] | select(.address == $a)')"
+is "$(jq -c '[.offenders[] | [.source, .offenses]]' "$STATE2/offenders.json")" \
+   "[[\"$WEB\",2],[\"$CONNS\",1]]" "offenders.json keeps the newest two"
+
+# A setting that cannot be stored is not made.
+mount -o remount,ro "$STATE2"
+like "$(ctl autoban set port-scan mode=enforce 2>&1)" "policies.json" \
+     "SetPolicy on a read-only state directory fails, naming the file"
+like "$(call_error "$PS_BANS_PATH" "$PS_BANS" SetPolicy 'sa{sv}' '["port-scan", {"mode": ["s", "enforce"]}]')" \
+     "^$PS_ERR\.StateNotWritable: " "with StateNotWritable"
+like "$(ctl autoban status | grep '^port-scan')" "^port-scan +off " "and port-scan is still off"
+mount -o remount,rw "$STATE2"
+check "the second daemon is still up" daemon_alive second
 
 done_testing
