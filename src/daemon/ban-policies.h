@@ -36,8 +36,8 @@ typedef struct BanOffenders {
 /* Writes the settings of the policies in mask (bit: enum ps_ban_policy) to policies.json. */
 int ban_policies_save(const char *dir, const Config *c, unsigned mask);
 /* Puts the settings stored in policies.json into c and their bits into *ret_mask; a missing
- * file changes nothing. A damaged file is set aside (ret_error says why) and c is left as it
- * was. */
+ * file changes nothing. A file that is not JSON is set aside (*.corrupt); one with a policy
+ * this daemon would not write changes nothing; ret_error says why. */
 int ban_policies_load(const char *dir, Config *c, unsigned *ret_mask, char **ret_error);
 
 /* Records a ban of `source` (the offense count the kernel gave it), at `usec`; keeps at most
