@@ -143,7 +143,7 @@ is "$(http_get "$WEB" /wp-admin/)" 000 "GET /wp-admin/ gets no answer: the reque
 is "$(origin_of "$WEB")" "auto:url" "and its source is banned (auto:url)"
 is "$(http_get "$WEB" /index.html)" 000 "the banned source no longer reaches /index.html"
 is "$(http_get "$A_N4" /index.html)" 200 "another source still does"
-ok $(grep -c 'wp-admin' "$T/http.log") "the server never saw the /wp-admin/ request" \
+ok "$(grep -c 'wp-admin' "$T/http.log")" "the server never saw the /wp-admin/ request" \
    "$(cat "$T/http.log")"
 
 # ---------------------------------------------------------------------------------------------
