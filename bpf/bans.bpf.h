@@ -149,7 +149,7 @@ struct ban_args {
         __u8 proto;
         __u8 tcp_flags;
         __u8 allowlisted;   /* out of ps_ban_check() */
-        __u32 pad;
+        __u32 ifindex;      /* the packet's ingress, for ban events */
 };
 
 /* What crossed a threshold, for ps_policy_fire(). */
@@ -315,6 +315,7 @@ static __always_inline int ban_check(struct pkt *p, const struct tcp_seg *t, __u
         a->family = p->m.family;
         a->proto = p->m.proto;
         a->tcp_flags = t->flags;
+        a->ifindex = p->ctx->ingress_ifindex;
         return ps_ban_check();
 }
 
@@ -375,54 +376,40 @@ static __always_inline struct ps_ban_src_state *src_state(__u8 family, const __u
         return s;
 }
 
+#define PS_FIRE_ENFORCE 1
+#define PS_FIRE_REPORT 2
 #define PS_BAN_SHADOW_QUIET_NS (60ULL * 1000000000ULL)
 #define PS_BAN_MAX_NS (1ULL << 62) /* "until unbanned" that still adds to a clock */
 
-/* How long the n-th ban of a source lasts. */
-static __always_inline __u64 ban_length(const struct ps_ban_policy_conf *pc, __u32 offenses)
+/* a * b, or cap when that is more than cap. */
+static __always_inline __u64 mul_capped(__u64 a, __u64 b, __u64 cap)
 {
-        __u64 d = pc->ban_ns;
-
-        if (pc->repeat_factor > 1) {
-                for (__u32 i = 1; i < offenses && i < 64; i++) {
-                        if (d > PS_BAN_MAX_NS / pc->repeat_factor) {
-                                d = PS_BAN_MAX_NS;
-                                break;
-                        }
-                        d *= pc->repeat_factor;
-                        if (pc->repeat_max_ns && d >= pc->repeat_max_ns)
-                                break;
-                }
-        }
-        if (pc->repeat_max_ns && d > pc->repeat_max_ns)
-                d = pc->repeat_max_ns;
-        return d;
+        if (b && a > cap / b)
+                return cap;
+        a *= b;
+        return a > cap ? cap : a;
 }
 
-static __always_inline void ban_event(struct xdp_md *ctx, struct ps_stats *st,
-                                      const struct ban_scratch *scr, __u32 kind)
+/* How long the n-th ban of a source lasts: ban_ns times repeat_factor^(n-1), at most
+ * repeat_max_ns (or PS_BAN_MAX_NS). The power by squaring, six fixed steps for n - 1 < 64:
+ * a loop over n would have the verifier walk every count. */
+static __always_inline __u64 ban_length(const struct ps_ban_policy_conf *pc, __u32 offenses)
 {
-        struct ps_ban_event *e = bpf_ringbuf_reserve(&ban_events, sizeof(*e), 0);
-        const struct fire_work *w = &scr->work;
+        __u64 max = pc->repeat_max_ns ? pc->repeat_max_ns : PS_BAN_MAX_NS;
+        __u64 base = pc->repeat_factor, mult = 1;
+        __u32 k = offenses > 1 ? offenses - 1 : 0;
 
-        if (!e) {
-                st->ban_events_lost++;
-                return;
+        if (k > 63)
+                k = 63;
+        if (base > 1) {
+#pragma unroll
+                for (int bit = 0; bit < 6; bit++) {
+                        if (k & (1u << bit))
+                                mult = mul_capped(mult, base, max);
+                        base = mul_capped(base, base, max);
+                }
         }
-        e->time = w->ban.created;
-        e->expires = w->ban.expires;
-        __builtin_memcpy(e->addr, w->key.addr, sizeof(e->addr));
-        e->family = w->key.family;
-        e->prefixlen = w->key.prefixlen;
-        e->policy = scr->fire.policy;
-        e->kind = kind;
-        e->offenses = w->ban.offenses;
-        e->value = scr->fire.value;
-        e->ifindex = ctx->ingress_ifindex;
-        e->dport = scr->fire.dport;
-        e->pad = 0;
-        e->pad2 = 0;
-        bpf_ringbuf_submit(e, 0);
+        return mul_capped(pc->ban_ns, mult, max);
 }
 
 /* Inserts the ban w->ban for w->key, or overwrites one that is over. Returns the event kind. */
@@ -464,28 +451,57 @@ static __always_inline __u32 ban_insert(struct ps_stats *st, struct fire_work *w
         return r == 1 ? PS_BAN_EVENT_EXTENDED : PS_BAN_EVENT_BANNED;
 }
 
+/* Whether a report of the policy for the source in work.key is due: at most one per
+ * `period` per source. The URL policy keeps no state of its own for a source: it is made
+ * here. A source whose state cannot be had (the LRU is being flooded) is reported. */
+static __always_inline int report_due(struct ban_scratch *scr, __u32 policy, __u64 period)
+{
+        struct fire_work *w = &scr->work;
+        struct ps_ban_src_state *s = bpf_map_lookup_elem(&ban_sources, &w->key);
+        __u64 *until;
+
+        if (!s) {
+                __builtin_memset(&scr->sinit, 0, sizeof(scr->sinit));
+                bpf_map_update_elem(&ban_sources, &w->key, &scr->sinit, BPF_NOEXIST);
+                s = bpf_map_lookup_elem(&ban_sources, &w->key);
+                if (!s)
+                        return 1;
+        }
+        until = &s->shadow_until[policy & 3];
+        if ((__s64) (*until - w->ban.created) > 0)
+                return 0;
+        *until = w->ban.created + period;
+        return 1;
+}
+
 /*
- * A policy's threshold was crossed. Enforce: ban the source (cut to the policy's prefix),
- * remember the offense, report it; returns 1 to drop the packet. Count (shadow): report it
- * at most once per ban length (or PS_BAN_SHADOW_QUIET_NS) per source; returns 0. A global
- * function: verified once, with a stack frame of its own.
+ * A policy's threshold was crossed (ban_scratch.fire): the ban it makes, in
+ * ban_scratch.work, with the offense count and the length that repeat offenders get.
+ * Returns PS_FIRE_ENFORCE when the ban is to be inserted (ps_policy_enforce()),
+ * PS_FIRE_REPORT when it is only to be reported (count mode, and due), else 0.
+ * ps_policy_fire(), ps_policy_enforce() and ps_ban_report() are three global functions,
+ * each called by the program itself, because one doing all of it needs more stack than the
+ * program leaves a callee.
  */
-__noinline int ps_policy_fire(struct xdp_md *ctx)
+__noinline int ps_policy_fire(void)
 {
         __u32 zero = 0;
         struct ban_scratch *scr = bpf_map_lookup_elem(&ban_scratch, &zero);
         struct ps_ban_config *c = bpf_map_lookup_elem(&ban_config, &zero);
-        struct ps_stats *st = bpf_map_lookup_elem(&stats, &zero);
         struct ps_ban_policy_conf *pc;
         struct ps_ban_offender *o;
-        struct ps_ban_src_state *s;
         struct fire_work *w;
+        __u32 policy;
 
-        if (!scr || !c || !st || scr->fire.policy >= _PS_BAN_POLICY_MAX)
+        if (!scr || !c)
+                return 0;
+        policy = scr->fire.policy;
+        if (policy >= _PS_BAN_POLICY_MAX)
                 return 0;
         w = &scr->work;
-        pc = &c->policy[scr->fire.policy];
+        pc = &c->policy[policy];
         __builtin_memset(&w->ban, 0, sizeof(w->ban));
+        w->kind = 0;
         w->ban.created = bpf_ktime_get_ns();
         src_key_of(scr->fire.family, scr->fire.src, policy_prefix(scr->fire.family, pc),
                    &w->key);
@@ -493,45 +509,84 @@ __noinline int ps_policy_fire(struct xdp_md *ctx)
         w->ban.offenses = o ? o->offenses + 1 : 1;
         w->ban.expires = pc->ban_ns ? w->ban.created + ban_length(pc, w->ban.offenses) : 0;
         w->ban.origin = PS_BAN_ORIGIN_AUTO;
-        w->ban.policy = scr->fire.policy;
+        w->ban.policy = policy;
         w->ban.prefixlen = w->key.prefixlen;
         w->ban.family = w->key.family;
-        s = bpf_map_lookup_elem(&ban_sources, &w->key);
-        if (pc->mode != PS_BAN_MODE_ENFORCE) {
-                if (s) {
-                        __u64 *until = &s->shadow_until[scr->fire.policy & 3];
-
-                        if ((__s64) (*until - w->ban.created) > 0)
-                                return 0;
-                        *until = w->ban.created +
-                                 (pc->ban_ns ? pc->ban_ns : PS_BAN_SHADOW_QUIET_NS);
-                }
-                st->policy_shadow[scr->fire.policy & 3]++;
-                ban_event(ctx, st, scr, PS_BAN_EVENT_SHADOW);
+        if (pc->mode == PS_BAN_MODE_ENFORCE)
+                return PS_FIRE_ENFORCE;
+        /* Count (shadow): reported at most once per ban length (or quiet period). */
+        if (!report_due(scr, policy, pc->ban_ns ? pc->ban_ns : PS_BAN_SHADOW_QUIET_NS))
                 return 0;
-        }
+        w->kind = PS_BAN_EVENT_SHADOW;
+        return PS_FIRE_REPORT;
+}
+
+/*
+ * Enforces the ban ps_policy_fire() made: inserts it, remembers the offense. Returns 1 when
+ * the source is banned (drop the packet), 0 when the table is full; work.kind is the event
+ * to report (0: none, a full table is reported once per quiet period).
+ */
+__noinline int ps_policy_enforce(void)
+{
+        __u32 zero = 0;
+        struct ban_scratch *scr = bpf_map_lookup_elem(&ban_scratch, &zero);
+        struct ps_stats *st = bpf_map_lookup_elem(&stats, &zero);
+        struct fire_work *w;
+        __u32 policy;
+
+        if (!scr || !st)
+                return 0;
+        w = &scr->work;
+        policy = scr->fire.policy & 3;
         w->kind = ban_insert(st, w);
         if (w->kind == PS_BAN_EVENT_FULL) {
-                /* Reported once per quiet period, not for every packet while full. */
-                if (s) {
-                        __u64 *until = &s->shadow_until[scr->fire.policy & 3];
-
-                        if ((__s64) (*until - w->ban.created) > 0)
-                                return 0;
-                        *until = w->ban.created + PS_BAN_SHADOW_QUIET_NS;
-                }
-                ban_event(ctx, st, scr, PS_BAN_EVENT_FULL);
+                if (!report_due(scr, policy, PS_BAN_SHADOW_QUIET_NS))
+                        w->kind = 0;
                 return 0;
         }
         w->off.last_ban = w->ban.created;
         w->off.offenses = w->ban.offenses;
         w->off.pad = 0;
         bpf_map_update_elem(&ban_offenders, &w->key, &w->off, BPF_ANY);
-        st->policy_triggers[scr->fire.policy & 3]++;
-        ban_event(ctx, st, scr, w->kind);
-        /* The packet that crossed the threshold is dropped; its ban event reports it (not
-         * drop_events: one event for it is enough). */
+        st->policy_triggers[policy]++;
         return 1;
+}
+
+/* Reports ban_scratch.work's ban (work.kind) in ban_events. The packet that crossed a
+ * threshold is reported by this event only, not by drop_events too. */
+__noinline int ps_ban_report(void)
+{
+        __u32 zero = 0;
+        struct ban_scratch *scr = bpf_map_lookup_elem(&ban_scratch, &zero);
+        struct ps_stats *st = bpf_map_lookup_elem(&stats, &zero);
+        struct ps_ban_event *e;
+        struct fire_work *w;
+
+        if (!scr || !st || !scr->work.kind)
+                return 0;
+        w = &scr->work;
+        if (w->kind == PS_BAN_EVENT_SHADOW)
+                st->policy_shadow[scr->fire.policy & 3]++;
+        e = bpf_ringbuf_reserve(&ban_events, sizeof(*e), 0);
+        if (!e) {
+                st->ban_events_lost++;
+                return 0;
+        }
+        e->time = w->ban.created;
+        e->expires = w->ban.expires;
+        __builtin_memcpy(e->addr, w->key.addr, sizeof(e->addr));
+        e->family = w->key.family;
+        e->prefixlen = w->key.prefixlen;
+        e->policy = scr->fire.policy;
+        e->kind = w->kind;
+        e->offenses = w->ban.offenses;
+        e->value = scr->fire.value;
+        e->ifindex = scr->check.ifindex;
+        e->dport = scr->fire.dport;
+        e->pad = 0;
+        e->pad2 = 0;
+        bpf_ringbuf_submit(e, 0);
+        return 0;
 }
 
 /* ---- The URL policy: a bounded prefix match of the request-target ---- */
@@ -584,7 +639,7 @@ static __always_inline int url_target_end(__u8 c)
 __noinline int ps_url_match(struct xdp_md *ctx)
 {
         __u32 zero = 0, n = 0, take, total, s, tl, ended, wait = 0;
-        __u32 payload_off, payload_len, seq;
+        __u32 payload_off;
         struct url_work *w = bpf_map_lookup_elem(&url_work, &zero);
         struct ps_ban_config *c = bpf_map_lookup_elem(&ban_config, &zero);
         struct ban_scratch *scr = bpf_map_lookup_elem(&ban_scratch, &zero);
@@ -593,20 +648,19 @@ __noinline int ps_url_match(struct xdp_md *ctx)
 
         if (!w || !c || !scr)
                 return 0;
-        lengths = c->url_lengths;
-        payload_off = scr->check.payload_off;
-        payload_len = scr->check.payload_len;
-        seq = scr->check.seq;
+        /* The packet's values are read where they are used, not kept across the calls:
+         * the registers that survive a call are too few for them. */
         pend = bpf_map_lookup_elem(&url_pending, &w->flow);
         if (pend) {
-                if (pend->next_seq == seq && pend->len < PS_URL_LINE_MAX) {
+                if (pend->next_seq == scr->check.seq && pend->len < PS_URL_LINE_MAX) {
                         __builtin_memcpy(w->buf, pend->line, PS_URL_BUF);
                         n = pend->len;
                 }
                 bpf_map_delete_elem(&url_pending, &w->flow);
         }
         n &= PS_URL_BUF - 1;
-        take = payload_len;
+        payload_off = scr->check.payload_off;
+        take = scr->check.payload_len;
         if (take > PS_URL_LINE_MAX - n)
                 take = PS_URL_LINE_MAX - n;
         take &= PS_URL_BUF - 1;
@@ -665,6 +719,7 @@ __noinline int ps_url_match(struct xdp_md *ctx)
         url_forget();
         tl = w->tlen;
         ended = w->ended;
+        lengths = c->url_lengths;
 
         /* Some pattern longer than what the line holds could still match it. */
         wait = !ended && tl < PS_URL_PATTERN_MAX && (lengths >> tl) != 0;
@@ -881,11 +936,18 @@ __noinline int ps_ban_policies(__u32 flow)
 /* The policies for the packet ban_check() filled in; 1: a policy banned its source, drop it. */
 static __always_inline int ban_policies(struct xdp_md *ctx, __u32 flow)
 {
-        int r = ps_ban_policies(flow);
+        int r = ps_ban_policies(flow), drop = 0;
 
         if (r == PS_POLICY_URL)
                 r = ps_url_match(ctx);
-        return r == PS_POLICY_FIRE && ps_policy_fire(ctx);
+        if (r != PS_POLICY_FIRE)
+                return 0;
+        r = ps_policy_fire();
+        if (r == PS_FIRE_ENFORCE)
+                drop = ps_policy_enforce();
+        if (r)
+                ps_ban_report();
+        return drop;
 }
 
 #endif

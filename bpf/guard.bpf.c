@@ -815,9 +815,6 @@ static __always_inline int frag_follow(struct pkt *p, __u64 now, struct ps_verdi
         return 1;
 }
 
-#ifndef PS_AUTOBAN
-#define PS_AUTOBAN 0
-#endif
 #include "bans.bpf.h"
 #include "panic.bpf.h"
 
@@ -955,10 +952,8 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
 
                 flow_key_of(p, &key);
                 fv = bpf_map_lookup_elem(&flows, &key);
-#if PS_AUTOBAN
                 /* The auto-ban policies see the packet before any rule: one that bans its
-                 * source drops it. Not yet enabled: with them the callees need more stack
-                 * than the program leaves them (bpf/README.md, "Status"). */
+                 * source drops it. */
                 if ((p->bucket == PS_PROTO_TCP || p->bucket == PS_PROTO_UDP) &&
                     ban_policies(p->ctx, fv ? 1 + fv->state : 0)) {
                         /* Reported by its ban event (ban_events). */
@@ -966,7 +961,6 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
                         *action = PS_ACTION_DROP;
                         return 0;
                 }
-#endif
                 hit = cached_verdict(fv ? &fv->verdict : NULL, &v);
         } else if (!p->l4less) {
                 struct ps_icmp_key key;

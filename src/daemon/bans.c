@@ -8,6 +8,7 @@
 #include <bpf/libbpf.h>
 
 #include "ban-maps.h"
+#include "ban-policies.h"
 #include "bans.h"
 #include "bpf-maps.h"
 #include "log.h"
@@ -37,6 +38,9 @@ struct BanStore {
         struct ring_buffer *events;
         sd_event_source *events_source;
         BanCallbacks cb;
+
+        BanOffenders offenders; /* what offenders.json holds */
+        unsigned policies_set;  /* the policies SetPolicy changed (policies.json), by bit */
 };
 
 static const char *const origin_names[_BAN_ORIGIN_MAX] = {
@@ -269,6 +273,7 @@ BanStore *ban_store_free(BanStore *s) {
         sd_event_source_unref(s->reap_timer);
         sd_event_source_unref(s->events_source);
         ring_buffer__free(s->events);
+        ban_offenders_done(&s->offenders);
         ban_maps_close(&s->maps);
         free(s);
         return NULL;
@@ -1704,11 +1709,70 @@ int ban_store_set_policy(BanStore *s, unsigned policy, const BanPolicyConf *p,
                 return error_setf(ret_error, r, "cannot write the policy to the kernel: %s",
                                   strerror(-r));
         }
+        /* A setting that would not survive a restart is not made. */
+        r = ban_policies_save(s->state_dir, s->config, s->policies_set | (1u << policy));
+        if (r < 0) {
+                s->config->ban_policy[policy] = old;
+                (void) ban_store_apply_policies(s);
+                return error_setf(ret_error, -EROFS, "the policy cannot be written to %s/"
+                                  BAN_POLICIES_FILE ": %s; nothing was changed", s->state_dir,
+                                  strerror(-r));
+        }
+        s->policies_set |= 1u << policy;
         return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* What the policies did (the kernel's ban events) */
+
+/* A source the kernel banned, for the growth of its next ban after a restart. */
+static void offender_remember(BanStore *s, const Cidr *source, uint32_t offenses) {
+        int r;
+
+        if (s->config->ban_offenders_max == 0)
+                return;
+        r = ban_offenders_note(&s->offenders, source, offenses, now_usec(CLOCK_REALTIME),
+                               s->config->ban_offenders_max);
+        if (r >= 0)
+                r = ban_offenders_save(s->state_dir, &s->offenders);
+        if (r < 0)
+                log_warning_errno(r, "Cannot write %s/" BAN_OFFENDERS_FILE ": %m; the kernel "
+                                  "remembers the offense until the daemon restarts",
+                                  s->state_dir);
+}
+
+/* The stored offenders back into the kernel (its own LRU may have lost them, or they were
+ * never there: a reboot empties the pinned maps). The kernel keeps the higher count. */
+static void offenders_restore(BanStore *s) {
+        _cleanup_free_ char *err = NULL;
+        uint64_t now_real = now_usec(CLOCK_REALTIME), now_mono = now_usec(CLOCK_MONOTONIC);
+        size_t put = 0;
+        int r;
+
+        r = ban_offenders_load(s->state_dir, &s->offenders, s->config->ban_offenders_max, &err);
+        if (r < 0 || err)
+                log_warning_errno(r < 0 ? r : -EBADMSG, "Cannot read all of %s/"
+                                  BAN_OFFENDERS_FILE ": %s", s->state_dir,
+                                  err ? err : strerror(-r));
+        for (size_t i = 0; i < s->offenders.n; i++) {
+                const BanOffender *o = &s->offenders.v[i];
+                struct ps_ban_src_key k = { .family = o->source.family,
+                                            .prefixlen = o->source.prefixlen };
+                struct ps_ban_offender v = { .offenses = o->offenses }, cur;
+                uint64_t ago = now_real > o->last_usec ? now_real - o->last_usec : 0;
+
+                memcpy(k.addr, o->source.addr, sizeof k.addr);
+                v.last_ban = (ago < now_mono ? now_mono - ago : 0) * NSEC_PER_USEC;
+                if (bpf_map_lookup_elem(s->maps.offenders_fd, &k, &cur) == 0 &&
+                    cur.offenses >= v.offenses)
+                        continue;
+                if (ban_maps_offender_set(&s->maps, &k, &v) == 0)
+                        put++;
+        }
+        if (s->offenders.n > 0)
+                log_debug("%zu repeat offender(s) restored from %s/" BAN_OFFENDERS_FILE, put,
+                          s->state_dir);
+}
 
 static int on_ban_event(void *ctx, void *data, size_t size) {
         BanStore *s = ctx;
@@ -1774,6 +1838,7 @@ static int on_ban_event(void *ctx, void *data, size_t size) {
                         log_warning("Cannot write the auto-ban of %s to %s/" BANS_FILE "; the "
                                     "kernel enforces it, and the next start takes it over", a,
                                     s->state_dir);
+                offender_remember(s, &c, b->offenses);
                 if (s->cb.policy)
                         s->cb.policy(s, policy, a, false, e->value, b->offenses, b->expires_usec,
                                      s->cb.userdata);
@@ -1860,6 +1925,12 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                          "meanwhile)", loaded, state_dir,
                          (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - t0) / 1000), put,
                          a.adopted, expired);
+        err = mfree(err);
+        r = ban_policies_load(state_dir, config, &s->policies_set, &err);
+        if (r < 0)
+                log_warning_errno(r, "Cannot read the policy settings made over the bus: %s",
+                                  err ? err : strerror(-r));
+        offenders_restore(s);
         r = ban_store_apply_policies(s);
         if (r < 0)
                 log_warning_errno(r, "Cannot configure the auto-ban policies in the kernel: %m; "

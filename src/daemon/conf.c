@@ -64,6 +64,7 @@ void config_init(Config *c) {
                 .ban_prefix6 = 64,
                 .ban_repeat_factor = 2,
                 .ban_repeat_max_usec = 7 * 86400 * USEC_PER_SEC,
+                .ban_offenders_max = PS_BANS_OFFENDERS,
                 .http_ports = { 80, 8080 },
                 .n_http_ports = 2,
                 .url_patterns = { "/admin", "/wp-admin", "/.env", "/config" },
@@ -492,6 +493,9 @@ static int set_prefix6(Config *c, const char *v) {
 static int set_repeat_factor(Config *c, const char *v) {
         return set_u32_range(&c->ban_repeat_factor, v, 1, 1000);
 }
+static int set_max_offenders(Config *c, const char *v) {
+        return set_u32_range(&c->ban_offenders_max, v, 0, 1000000);
+}
 static int set_repeat_max(Config *c, const char *v) {
         if (streq(v, "infinity")) {
                 c->ban_repeat_max_usec = 0;
@@ -613,6 +617,8 @@ static const struct {
         { "Bans", "RepeatFactor", set_repeat_factor, "an integer from 1 (no growth) to 1000" },
         { "Bans", "RepeatMaxSec", set_repeat_max,
           "a time span from 1s to ten years, or infinity" },
+        { "Bans", "MaxRememberedOffenders", set_max_offenders,
+          "an integer from 0 (none kept across restarts) to 1000000 (default 65536)" },
 };
 
 /* "[Guard], [Filters], ...": the sections of config_keys, in their order. */

@@ -106,6 +106,7 @@ typedef struct Config {
         uint8_t ban_prefix4, ban_prefix6; /* SourcePrefixIPv4=, SourcePrefixIPv6= */
         uint32_t ban_repeat_factor;  /* RepeatFactor= */
         uint64_t ban_repeat_max_usec; /* RepeatMaxSec= */
+        uint32_t ban_offenders_max;  /* MaxRememberedOffenders= (in the state directory) */
         uint16_t http_ports[PS_BAN_HTTP_PORTS_MAX]; /* HttpPorts= */
         uint32_t n_http_ports;
         char url_patterns[PS_URL_PATTERNS_MAX][PS_URL_PATTERN_MAX + 1]; /* UrlPatterns= */
