@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <bpf/bpf.h>
@@ -14,6 +18,11 @@
 #include "util.h"
 
 #define BANS_FILE "bans.json"
+/* The changes since the snapshot, appended per call; bans.log.new takes them while a
+ * compaction writes the snapshot (and after one failed), and replaces bans.log once it is. */
+#define BANS_LOG "bans.log"
+#define BANS_LOG_NEW "bans.log.new"
+#define BANS_LOG_COMPACT_MIN (4u * 1024 * 1024)
 #define BANS_FILE_MAX_BYTES (512u * 1024 * 1024)
 #define BAN_IMPORT_MAX (2u * 1024 * 1024)
 
@@ -32,6 +41,15 @@ struct BanStore {
 
         Cidr *allow;
         size_t n_allow;
+
+        /* The journal: bytes appended since the last snapshot, the size of that snapshot, and
+         * the child that writes the next one. */
+        uint64_t log_bytes, log_bytes_at_fork, log_bytes_at_fork_usec, log_retry_at;
+        uint64_t snapshot_bytes;
+        bool log_to_new;
+        pid_t compactor;
+        int compactor_fd;
+        sd_event_source *compact_source;
 
         sd_event_source *reap_timer;
         struct ring_buffer *events;
@@ -254,6 +272,7 @@ int ban_store_new(BanStore **ret) {
                 return -ENOMEM;
         s->maps = BAN_MAPS_INIT;
         s->next_id = 1;
+        s->compactor_fd = -1;
         *ret = s;
         return 0;
 }
@@ -266,6 +285,11 @@ BanStore *ban_store_free(BanStore *s) {
         free(s->bans);
         free(s->index);
         free(s->allow);
+        /* A compaction under way finishes on its own: its snapshot holds what it was given,
+         * and the journal that follows it is replayed on the next start. */
+        sd_event_source_unref(s->compact_source);
+        if (s->compactor_fd >= 0)
+                close(s->compactor_fd);
         sd_event_source_unref(s->reap_timer);
         sd_event_source_unref(s->events_source);
         ring_buffer__free(s->events);
@@ -569,47 +593,297 @@ static void buf_add_json_string(Buf *b, const char *s) {
         buf_add(b, "\"", 1);
 }
 
+/* One ban as a line of bans.json (and a record of bans.log) writes it, without separators. */
+static void format_ban(Buf *b, const Ban *ban) {
+        char a[CIDR_STRING_MAX], o[32];
+
+        buf_printf(b, "{\"address\": \"%s\", \"id\": %u, \"origin\": \"%s\", "
+                   "\"created\": %llu, \"expires\": %llu, \"offenses\": %u, \"reason\": ",
+                   cidr_to_string(true, &ban->cidr, a), ban->id,
+                   ban_origin_to_string(ban, o, sizeof o),
+                   (unsigned long long) ban->created_usec,
+                   (unsigned long long) ban->expires_usec, ban->offenses);
+        buf_add_json_string(b, ban->reason ? ban->reason : "");
+        buf_add(b, "}", 1);
+}
+
 /*
  * The document is written by hand rather than through jansson: a million bans as jansson
  * objects take several times the memory and time of the text itself. One ban per line, so
  * that a large file stays readable with grep.
  */
 static int store_format(BanStore *s, Buf *b) {
-        char a[CIDR_STRING_MAX], o[32];
+        char a[CIDR_STRING_MAX];
 
         buf_add(b, "{\"version\": 1, \"allowlist\": [", 29);
         for (size_t i = 0; i < s->n_allow; i++)
                 buf_printf(b, "%s\"%s\"", i ? ", " : "", cidr_to_string(true, &s->allow[i], a));
         buf_add(b, "],\n\"bans\": [", 12);
         for (size_t i = 0; i < s->n_bans; i++) {
-                const Ban *ban = &s->bans[i];
-
-                buf_printf(b, "%s\n{\"address\": \"%s\", \"id\": %u, \"origin\": \"%s\", "
-                           "\"created\": %llu, \"expires\": %llu, \"offenses\": %u, \"reason\": ",
-                           i ? "," : "", cidr_to_string(true, &ban->cidr, a), ban->id,
-                           ban_origin_to_string(ban, o, sizeof o),
-                           (unsigned long long) ban->created_usec,
-                           (unsigned long long) ban->expires_usec, ban->offenses);
-                buf_add_json_string(b, ban->reason ? ban->reason : "");
-                buf_add(b, "}", 1);
+                buf_add(b, i ? ",\n" : "\n", i ? 2 : 1);
+                format_ban(b, &s->bans[i]);
         }
         buf_add(b, "\n]}\n", 4);
         return b->oom ? -ENOMEM : 0;
 }
 
+static char *state_path(BanStore *s, const char *file) {
+        return strjoin_path(s->state_dir, file);
+}
+
+static void compaction_stop(BanStore *s);
+
+/*
+ * The whole table as bans.json, at once; the journal it contains goes. For the rare changes
+ * that need it (a snapshot removed under the daemon); the rest append to the journal.
+ */
 static int store_save(BanStore *s) {
-        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ char *path = NULL, *log = NULL, *log_new = NULL;
         Buf b = {};
         int r;
 
-        path = strjoin_path(s->state_dir, BANS_FILE);
-        if (!path)
+        path = state_path(s, BANS_FILE);
+        log = state_path(s, BANS_LOG);
+        log_new = state_path(s, BANS_LOG_NEW);
+        if (!path || !log || !log_new)
                 return -ENOMEM;
+        /* A child writing an older snapshot must not rename it over this one. */
+        compaction_stop(s);
         r = store_format(s, &b);
         if (r >= 0)
                 r = write_file_atomic(path, b.p, b.n, 0600);
+        if (r >= 0) {
+                s->snapshot_bytes = b.n;
+                /* What the journal held is in the snapshot now; replayed on top of it after a
+                 * crash right here, it gives the same table. */
+                if ((unlink(log) < 0 && errno != ENOENT) ||
+                    (unlink(log_new) < 0 && errno != ENOENT))
+                        r = -errno;
+                else
+                        r = fsync_parent_dir(log);
+                if (r >= 0) {
+                        s->log_bytes = s->log_retry_at = 0;
+                        s->log_to_new = false;
+                }
+        }
         free(b.p);
         return r;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* bans.log: one record a line, appended and fsync'd per change before it is acknowledged:
+ *   +{ban as in bans.json}   the ban as it is now (made, extended or taken over)
+ *   -ADDRESS                 unbanned or expired
+ *   AADDRESS, RADDRESS       allowlist entry added, removed
+ * Replaying it over bans.json gives the table; a record replayed twice changes nothing. */
+
+static void compaction_maybe(BanStore *s);
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+/* Appends records durably, or not at all (a partial write is cut off again). The file is
+ * opened per call: an open writable file would keep its file system from going read-only. */
+static int log_append(BanStore *s, const Buf *b) {
+        _cleanup_free_ char *path = NULL, *snapshot = NULL;
+        _cleanup_close_ int fd = -1;
+        bool created = false;
+        struct stat st;
+        int r;
+
+        if (b->oom)
+                return -ENOMEM;
+        if (b->n == 0)
+                return 0;
+        snapshot = state_path(s, BANS_FILE);
+        path = state_path(s, s->log_to_new ? BANS_LOG_NEW : BANS_LOG);
+        if (!snapshot || !path)
+                return -ENOMEM;
+        /* Without its snapshot the journal restores nothing: bans.json was removed under us
+         * (or never written). The whole table is written again instead. */
+        if (access(snapshot, F_OK) < 0)
+                return errno == ENOENT ? store_save(s) : -errno;
+        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                created = true;
+        }
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        r = write_all(fd, b->p, b->n);
+        if (r >= 0 && fdatasync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && created)
+                r = fsync_parent_dir(path);
+        if (r < 0) {
+                /* Not acknowledged, so not replayed either. */
+                (void) ftruncate(fd, st.st_size);
+                if (created)
+                        (void) unlink(path);
+                return r;
+        }
+        s->log_bytes += b->n;
+        compaction_maybe(s);
+        return 0;
+}
+
+static void log_add_ban(Buf *b, const Ban *ban) {
+        buf_add(b, "+", 1);
+        format_ban(b, ban);
+        buf_add(b, "\n", 1);
+}
+
+static void log_add_cidr(Buf *b, char kind, const Cidr *c) {
+        char a[CIDR_STRING_MAX];
+
+        buf_printf(b, "%c%s\n", kind, cidr_to_string(true, c, a));
+}
+
+static int log_append_cidr(BanStore *s, char kind, const Cidr *c) {
+        Buf rec = {};
+        int r;
+
+        log_add_cidr(&rec, kind, c);
+        r = log_append(s, &rec);
+        free(rec.p);
+        return r;
+}
+
+static int log_append_ban(BanStore *s, const Ban *b) {
+        Buf rec = {};
+        int r;
+
+        log_add_ban(&rec, b);
+        r = log_append(s, &rec);
+        free(rec.p);
+        return r;
+}
+
+/* Compaction: a child forked with the table as it is writes bans.json from its copy of the
+ * memory while the daemon goes on; the records that follow go to bans.log.new, which replaces
+ * bans.log once the snapshot is in place. */
+
+static void compaction_stop(BanStore *s) {
+        if (s->compactor <= 0)
+                return;
+        (void) kill(s->compactor, SIGKILL);
+        (void) waitpid(s->compactor, NULL, 0);
+        s->compactor = 0;
+        s->compact_source = sd_event_source_disable_unref(s->compact_source);
+        if (s->compactor_fd >= 0)
+                close(s->compactor_fd);
+        s->compactor_fd = -1;
+        /* The snapshot may or may not have been renamed; bans.log.new keeps taking the records,
+         * and both journals are replayed. */
+}
+
+static int on_compacted(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        _cleanup_free_ char *log = NULL, *log_new = NULL;
+        BanStore *s = userdata;
+        uint64_t t_end = now_usec(CLOCK_MONOTONIC);
+        uint64_t size = 0;
+        int status = 0, r;
+
+        if (read(fd, &size, sizeof size) != (ssize_t) sizeof size)
+                size = 0;
+        (void) waitpid(s->compactor, &status, 0);
+        s->compactor = 0;
+        s->compact_source = sd_event_source_disable_unref(s->compact_source);
+        close(s->compactor_fd);
+        s->compactor_fd = -1;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || size == 0) {
+                log_warning("Compacting %s/" BANS_LOG " into " BANS_FILE " failed (%s); the "
+                            "journal is kept and replayed, compaction is tried again later",
+                            s->state_dir, WIFEXITED(status) ? strerror(WEXITSTATUS(status))
+                                                            : "the writer was killed");
+                s->log_retry_at = s->log_bytes + MAX((uint64_t) BANS_LOG_COMPACT_MIN,
+                                                     s->snapshot_bytes / 2);
+                return 0;
+        }
+        log = state_path(s, BANS_LOG);
+        log_new = state_path(s, BANS_LOG_NEW);
+        if (!log || !log_new)
+                return 0;
+        /* What came after the fork replaces what the snapshot now holds. */
+        r = rename(log_new, log) < 0 ? -errno : 0;
+        if (r == -ENOENT)
+                r = unlink(log) < 0 && errno != ENOENT ? -errno : 0;
+        if (r >= 0)
+                r = fsync_parent_dir(log);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot replace %s: %m; both journals are kept and replayed",
+                                  log);
+                return 0;
+        }
+        s->snapshot_bytes = size;
+        s->log_bytes -= MIN(s->log_bytes, s->log_bytes_at_fork);
+        s->log_retry_at = 0;
+        s->log_to_new = false;
+        log_debug("Compacted the ban journal into %s/" BANS_FILE " (%llu bytes) in %llu ms",
+                  s->state_dir, (unsigned long long) size,
+                  (unsigned long long) (t_end - s->log_bytes_at_fork_usec) / 1000);
+        return 0;
+}
+
+static void compaction_maybe(BanStore *s) {
+        _cleanup_free_ char *path = NULL;
+        int pipefd[2];
+        pid_t pid;
+
+        if (!s->event || s->compactor > 0 ||
+            s->log_bytes < MAX((uint64_t) BANS_LOG_COMPACT_MIN, s->snapshot_bytes / 2) ||
+            s->log_bytes < s->log_retry_at)
+                return;
+        path = state_path(s, BANS_FILE);
+        if (!path || pipe2(pipefd, O_CLOEXEC) < 0)
+                return;
+        pid = fork();
+        if (pid < 0) {
+                log_warning_errno(-errno, "Cannot fork to compact the ban journal: %m");
+                close(pipefd[0]);
+                close(pipefd[1]);
+                return;
+        }
+        if (pid == 0) {
+                Buf b = {};
+                uint64_t size;
+                int r;
+
+                close(pipefd[0]);
+                r = store_format(s, &b);
+                if (r >= 0)
+                        r = write_file_atomic(path, b.p, b.n, 0600);
+                size = r >= 0 ? b.n : 0;
+                (void) write(pipefd[1], &size, sizeof size);
+                _exit(r >= 0 ? 0 : -r);
+        }
+        close(pipefd[1]);
+        if (sd_event_add_io(s->event, &s->compact_source, pipefd[0], EPOLLIN | EPOLLHUP,
+                            on_compacted, s) < 0) {
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                close(pipefd[0]);
+                return;
+        }
+        s->compactor = pid;
+        s->compactor_fd = pipefd[0];
+        s->log_bytes_at_fork = s->log_bytes;
+        s->log_bytes_at_fork_usec = now_usec(CLOCK_MONOTONIC);
+        s->log_to_new = true;
 }
 
 json_t *ban_store_export(BanStore *s) {
@@ -911,8 +1185,14 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
         }
         t_kernel = now_usec(CLOCK_MONOTONIC);
         r = store_update_cidr_count(s);
-        if (r >= 0)
-                r = store_save(s);
+        if (r >= 0) {
+                Buf rec = {};
+
+                for (size_t i = 0; i < n; i++)
+                        log_add_ban(&rec, store_find(s, &made[i].cidr));
+                r = log_append(s, &rec);
+                free(rec.p);
+        }
         log_debug("%zu bans: checked and put in the kernel in %llu ms, written in %llu ms", n,
                   (unsigned long long) (t_kernel - t_start) / 1000,
                   (unsigned long long) (now_usec(CLOCK_MONOTONIC) - t_kernel) / 1000);
@@ -1020,7 +1300,14 @@ static int store_remove_many(BanStore *s, const Cidr *cs, size_t n, BanEnd why,
                 k++;
         }
         (void) store_update_cidr_count(s);
-        r = store_save(s);
+        {
+                Buf rec = {};
+
+                for (size_t i = 0; i < k; i++)
+                        log_add_cidr(&rec, '-', &gone[i].cidr);
+                r = log_append(s, &rec);
+                free(rec.p);
+        }
         if (r < 0) {
                 (void) error_setf(ret_error, -EROFS,
                                   "the bans cannot be written to %s/" BANS_FILE ": %s; nothing "
@@ -1192,7 +1479,7 @@ int ban_store_allowlist_add(BanStore *s, const Cidr *c, char **ret_error) {
         if (r >= 0)
                 r = ban_maps_update_presence(&s->maps);
         if (r >= 0)
-                r = store_save(s);
+                r = log_append_cidr(s, 'A', c);
         if (r < 0) {
                 s->n_allow--;
                 (void) allowlist_sync(s);
@@ -1224,7 +1511,7 @@ int ban_store_allowlist_remove(BanStore *s, const Cidr *c, char **ret_error) {
         s->n_allow--;
         r = allowlist_sync(s);
         if (r >= 0)
-                r = store_save(s);
+                r = log_append_cidr(s, 'R', &saved);
         if (r < 0) {
                 memmove(s->allow + i + 1, s->allow + i, (s->n_allow - i) * sizeof(Cidr));
                 s->allow[i] = saved;
@@ -1449,6 +1736,35 @@ static int line_field(const char *line, const char *key, uint64_t *ret_u, char *
         return 0;
 }
 
+/* One line as format_ban() writes it; the reason into reason (BAN_REASON_MAX + 1 bytes). */
+static int parse_ban_line(BanStore *s, const char *line, Ban *ret, char *reason) {
+        char a[CIDR_STRING_MAX], o[32];
+        uint64_t id, created, expires, offenses;
+        BanOrigin origin;
+        uint8_t policy;
+
+        if (line_field(line, "\"id\": ", &id, NULL, 0) < 0)
+                id = s->next_id; /* a document without ids: numbered in order */
+        if (line_field(line, "\"address\": ", NULL, a, sizeof a) < 0 ||
+            line_field(line, "\"origin\": ", NULL, o, sizeof o) < 0 ||
+            line_field(line, "\"created\": ", &created, NULL, 0) < 0 ||
+            line_field(line, "\"expires\": ", &expires, NULL, 0) < 0 ||
+            line_field(line, "\"offenses\": ", &offenses, NULL, 0) < 0 ||
+            line_field(line, "\"reason\": ", NULL, reason, BAN_REASON_MAX + 1) < 0 ||
+            ban_origin_from_string(o, &origin, &policy) < 0 || id == 0 ||
+            id > UINT32_MAX || offenses > UINT32_MAX)
+                return -EINVAL;
+        *ret = (Ban) {
+                .id = (uint32_t) id,
+                .created_usec = created,
+                .expires_usec = expires,
+                .offenses = MAX((uint32_t) offenses, 1u),
+                .origin = (uint8_t) origin,
+                .policy = policy,
+        };
+        return cidr_parse(a, true, &ret->cidr) < 0 ? -EINVAL : 0;
+}
+
 /*
  * bans.json as this daemon writes it, one ban per line, read without building a JSON tree: a
  * million bans in a few hundred milliseconds instead of seconds and a gigabyte. Anything
@@ -1462,10 +1778,7 @@ static int load_fast(BanStore *s, char *text, uint64_t now, size_t *ret_expired)
         if (strncmp(text, "{\"version\": 1, \"allowlist\": [", 29) != 0)
                 return -EINVAL;
         for (line = text; line; line = next) {
-                char a[CIDR_STRING_MAX], o[32], reason[BAN_REASON_MAX + 1];
-                uint64_t id, created, expires, offenses;
-                BanOrigin origin;
-                uint8_t policy;
+                char reason[BAN_REASON_MAX + 1];
                 Ban b;
 
                 next = strchr(line, '\n');
@@ -1494,28 +1807,10 @@ static int load_fast(BanStore *s, char *text, uint64_t now, size_t *ret_expired)
                 }
                 if (line[0] != '{')
                         continue; /* "\"bans\": [", "]}" */
-                if (line_field(line, "\"id\": ", &id, NULL, 0) < 0)
-                        id = s->next_id; /* a document without ids: numbered in order */
-                if (line_field(line, "\"address\": ", NULL, a, sizeof a) < 0 ||
-                    line_field(line, "\"origin\": ", NULL, o, sizeof o) < 0 ||
-                    line_field(line, "\"created\": ", &created, NULL, 0) < 0 ||
-                    line_field(line, "\"expires\": ", &expires, NULL, 0) < 0 ||
-                    line_field(line, "\"offenses\": ", &offenses, NULL, 0) < 0 ||
-                    line_field(line, "\"reason\": ", NULL, reason, sizeof reason) < 0 ||
-                    ban_origin_from_string(o, &origin, &policy) < 0 || id == 0 ||
-                    id > UINT32_MAX || offenses > UINT32_MAX)
-                        return -EINVAL;
-                b = (Ban) {
-                        .id = (uint32_t) id,
-                        .created_usec = created,
-                        .expires_usec = expires,
-                        .offenses = MAX((uint32_t) offenses, 1u),
-                        .origin = (uint8_t) origin,
-                        .policy = policy,
-                };
-                if (cidr_parse(a, true, &b.cidr) < 0)
-                        return -EINVAL;
-                if (expires && expires <= now) {
+                r = parse_ban_line(s, line, &b, reason);
+                if (r < 0)
+                        return r;
+                if (b.expires_usec && b.expires_usec <= now) {
                         expired++;
                         continue;
                 }
@@ -1536,6 +1831,125 @@ static int load_fast(BanStore *s, char *text, uint64_t now, size_t *ret_expired)
         return 0;
 }
 
+/* One record of bans.log applied to the table. */
+static int replay_record(BanStore *s, char *line, uint64_t now) {
+        char reason[BAN_REASON_MAX + 1];
+        Ban b, *cur;
+        Cidr c;
+        size_t i;
+        int r;
+
+        switch (line[0]) {
+        case '+':
+                r = parse_ban_line(s, line + 1, &b, reason);
+                if (r < 0)
+                        return r;
+                s->next_id = MAX(s->next_id, b.id + 1);
+                cur = store_find(s, &b.cidr);
+                if (b.expires_usec && b.expires_usec <= now) {
+                        if (cur) {
+                                cur->reason = mfree(cur->reason);
+                                store_remove(s, &b.cidr);
+                        }
+                        return 0;
+                }
+                if (*reason) {
+                        b.reason = strdup(reason);
+                        if (!b.reason)
+                                return -ENOMEM;
+                }
+                if (cur) {
+                        free(cur->reason);
+                        *cur = b;
+                        return 0;
+                }
+                r = store_reserve(s, 1);
+                if (r < 0) {
+                        free(b.reason);
+                        return r;
+                }
+                (void) store_insert(s, &b);
+                return 0;
+        case '-':
+                if (cidr_parse(line + 1, true, &c) < 0)
+                        return -EINVAL;
+                cur = store_find(s, &c);
+                if (cur) {
+                        free(cur->reason);
+                        cur->reason = NULL;
+                        store_remove(s, &c);
+                }
+                return 0;
+        case 'A':
+        case 'R':
+                if (cidr_parse(line + 1, true, &c) < 0)
+                        return -EINVAL;
+                for (i = 0; i < s->n_allow; i++)
+                        if (cidr_equal(&s->allow[i], &c))
+                                break;
+                if (line[0] == 'R' && i < s->n_allow) {
+                        memmove(s->allow + i, s->allow + i + 1,
+                                (s->n_allow - i - 1) * sizeof(Cidr));
+                        s->n_allow--;
+                } else if (line[0] == 'A' && i == s->n_allow && s->n_allow < BAN_ALLOWLIST_MAX) {
+                        Cidr *na = realloc(s->allow, (s->n_allow + 1) * sizeof(Cidr));
+
+                        if (!na)
+                                return -ENOMEM;
+                        s->allow = na;
+                        s->allow[s->n_allow++] = c;
+                }
+                return 0;
+        default:
+                return -EINVAL;
+        }
+}
+
+/*
+ * Replays one journal over the table. A last record without its newline was cut short by a
+ * crash before it was acknowledged: it is ignored and cut off, so that the next record starts
+ * on a line of its own. A record that cannot be read is skipped with a warning.
+ */
+static int replay_log(BanStore *s, const char *file, uint64_t now, size_t *ret_records) {
+        _cleanup_free_ char *path = state_path(s, file), *text = NULL;
+        size_t size = 0, records = 0, bad = 0;
+        char *line, *next;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_file_full(path, BANS_FILE_MAX_BYTES, &text, &size);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        for (line = text; line < text + size; line = next) {
+                next = memchr(line, '\n', (size_t) (text + size - line));
+                if (!next) {
+                        log_warning("%s ends in a record cut short (%zu bytes, no newline), "
+                                    "written by a change that was never acknowledged; ignored",
+                                    path, (size_t) (text + size - line));
+                        if (truncate(path, (off_t) (line - text)) < 0)
+                                log_warning_errno(-errno, "Cannot cut %s short: %m", path);
+                        size = (size_t) (line - text);
+                        break;
+                }
+                *next++ = '\0';
+                r = replay_record(s, line, now);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        bad++;
+                else
+                        records++;
+        }
+        if (bad > 0)
+                log_warning("%s: %zu record(s) could not be read and were skipped", path, bad);
+        s->log_bytes += size;
+        *ret_records += records;
+        return 0;
+}
+
 /* Forgets what a failed fast read left. */
 static void store_clear(BanStore *s) {
         for (size_t i = 0; i < s->n_bans; i++)
@@ -1552,15 +1966,16 @@ static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char 
         _cleanup_free_ BanRequest *reqs = NULL;
         json_t *doc = NULL, *allow;
         uint64_t now = now_usec(CLOCK_REALTIME);
-        size_t n = 0, expired = 0;
+        size_t n = 0, expired = 0, size = 0;
         int r;
 
         path = strjoin_path(s->state_dir, BANS_FILE);
         if (!path)
                 return -ENOMEM;
-        r = read_file_full(path, BANS_FILE_MAX_BYTES, &text, NULL);
+        r = read_file_full(path, BANS_FILE_MAX_BYTES, &text, &size);
         if (r < 0)
                 return r;
+        s->snapshot_bytes = size;
         /* The fast reader cuts the text into lines: a document it cannot read is read again
          * for jansson. */
         r = load_fast(s, text, now, &expired);
@@ -1770,7 +2185,7 @@ static int on_ban_event(void *ctx, void *data, size_t size) {
                 (void) ban_maps_insert(&s->maps, c.family, c.addr, c.prefixlen, &v, BPF_EXIST);
                 if (!cidr_is_exact(&c))
                         (void) ban_maps_update_presence(&s->maps);
-                if (store_save(s) < 0)
+                if (log_append_ban(s, b) < 0)
                         log_warning("Cannot write the auto-ban of %s to %s/" BANS_FILE "; the "
                                     "kernel enforces it, and the next start takes it over", a,
                                     s->state_dir);
@@ -1810,7 +2225,7 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                     Config *config, char **ret_error) {
         _cleanup_free_ char *err = NULL;
         struct adopt_ctx a = { .s = s };
-        size_t loaded = 0, expired = 0, put = 0;
+        size_t loaded = 0, expired = 0, put = 0, replayed = 0;
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         int r;
 
@@ -1830,6 +2245,22 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                                     "taken over", err ? err : "");
         else if (r < 0 && r != -ENOENT)
                 return error_setf(ret_error, r, "cannot read the stored bans: %s", strerror(-r));
+        {
+                _cleanup_free_ char *log_new = state_path(s, BANS_LOG_NEW);
+                uint64_t now = now_usec(CLOCK_REALTIME);
+
+                if (!log_new)
+                        return -ENOMEM;
+                /* The changes since the snapshot, in the order they were made. */
+                r = replay_log(s, BANS_LOG, now, &replayed);
+                if (r >= 0)
+                        r = replay_log(s, BANS_LOG_NEW, now, &replayed);
+                if (r < 0)
+                        return error_setf(ret_error, r, "cannot read the ban journal in %s: %s",
+                                          state_dir, strerror(-r));
+                s->log_to_new = access(log_new, F_OK) >= 0;
+                loaded = s->n_bans;
+        }
 
         /* The kernel first: what it holds stays as it is (no window opens, and a restart
          * with a million pinned bans writes nothing), what only it holds is taken over; then
@@ -1849,17 +2280,24 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         r = allowlist_sync(s);
         if (r < 0)
                 log_warning_errno(r, "Cannot load the allowlist into the kernel: %m");
-        if (a.adopted > 0 || expired > 0) {
-                r = store_save(s);
+        if (a.adopted > 0) {
+                /* Taken over from the kernel: recorded like any other change. The expired
+                 * ones are left to the next compaction, which does not write them. */
+                Buf rec = {};
+
+                for (size_t i = a.n_file; i < s->n_bans; i++)
+                        log_add_ban(&rec, &s->bans[i]);
+                r = log_append(s, &rec);
+                free(rec.p);
                 if (r < 0)
-                        log_warning_errno(r, "Cannot write %s/" BANS_FILE ": %m", state_dir);
+                        log_warning_errno(r, "Cannot write %s/" BANS_LOG ": %m", state_dir);
         }
         if (s->n_bans > 0 || a.adopted > 0)
-                log_info("Restored %zu ban(s) from %s in %llu ms (%zu put in the kernel, the "
-                         "rest pinned already; %zu found only in the kernel, kept; %zu expired "
-                         "meanwhile)", loaded, state_dir,
-                         (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - t0) / 1000), put,
-                         a.adopted, expired);
+                log_info("Restored %zu ban(s) from %s in %llu ms (%zu journal record(s) replayed; "
+                         "%zu put in the kernel, the rest pinned already; %zu found only in the "
+                         "kernel, kept; %zu expired meanwhile)", loaded, state_dir,
+                         (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - t0) / 1000),
+                         replayed, put, a.adopted, expired);
         r = ban_store_apply_policies(s);
         if (r < 0)
                 log_warning_errno(r, "Cannot configure the auto-ban policies in the kernel: %m; "
