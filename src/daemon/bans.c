@@ -863,7 +863,12 @@ static void compaction_maybe(BanStore *s) {
                 uint64_t size;
                 int r;
 
-                close(pipefd[0]);
+                /* Nothing of the daemon's stays open here: the bus connection held by a child
+                 * would keep the daemon's name owned after it exits, so that a restart could
+                 * not take it. */
+                if (pipefd[1] > 3)
+                        (void) close_range(3, (unsigned) pipefd[1] - 1, 0);
+                (void) close_range((unsigned) pipefd[1] + 1, ~0u, 0);
                 r = store_format(s, &b);
                 if (r >= 0)
                         r = write_file_atomic(path, b.p, b.n, 0600);
@@ -2226,7 +2231,7 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         _cleanup_free_ char *err = NULL;
         struct adopt_ctx a = { .s = s };
         size_t loaded = 0, expired = 0, put = 0, replayed = 0;
-        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC), t_read, t_replay, t_kernel;
         int r;
 
         assert(s);
@@ -2245,6 +2250,7 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                                     "taken over", err ? err : "");
         else if (r < 0 && r != -ENOENT)
                 return error_setf(ret_error, r, "cannot read the stored bans: %s", strerror(-r));
+        t_read = now_usec(CLOCK_MONOTONIC);
         {
                 _cleanup_free_ char *log_new = state_path(s, BANS_LOG_NEW);
                 uint64_t now = now_usec(CLOCK_REALTIME);
@@ -2265,6 +2271,7 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         /* The kernel first: what it holds stays as it is (no window opens, and a restart
          * with a million pinned bans writes nothing), what only it holds is taken over; then
          * what only the file holds goes into the kernel. */
+        t_replay = now_usec(CLOCK_MONOTONIC);
         a.n_file = s->n_bans;
         a.in_kernel = calloc(a.n_file + 1, 1);
         if (!a.in_kernel)
@@ -2276,6 +2283,7 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         if (r < 0)
                 log_warning_errno(r, "Cannot put the stored bans in the kernel: %m");
         free(a.in_kernel);
+        t_kernel = now_usec(CLOCK_MONOTONIC);
         (void) store_update_cidr_count(s);
         r = allowlist_sync(s);
         if (r < 0)
@@ -2293,11 +2301,15 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                         log_warning_errno(r, "Cannot write %s/" BANS_LOG ": %m", state_dir);
         }
         if (s->n_bans > 0 || a.adopted > 0)
-                log_info("Restored %zu ban(s) from %s in %llu ms (%zu journal record(s) replayed; "
+                log_info("Restored %zu ban(s) from %s in %llu ms (snapshot read in %llu ms, %zu "
+                         "journal record(s) replayed in %llu ms, kernel reconciled in %llu ms: "
                          "%zu put in the kernel, the rest pinned already; %zu found only in the "
                          "kernel, kept; %zu expired meanwhile)", loaded, state_dir,
                          (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - t0) / 1000),
-                         replayed, put, a.adopted, expired);
+                         (unsigned long long) ((t_read - t0) / 1000), replayed,
+                         (unsigned long long) ((t_replay - t_read) / 1000),
+                         (unsigned long long) ((t_kernel - t_replay) / 1000), put, a.adopted,
+                         expired);
         r = ban_store_apply_policies(s);
         if (r < 0)
                 log_warning_errno(r, "Cannot configure the auto-ban policies in the kernel: %m; "
