@@ -409,23 +409,90 @@ static uint64_t expiry_to_mono_ns(uint64_t expires_usec) {
 
 /* The kernel's entry of a ban; with keep, its counters are kept from the entry it replaces (a
  * new ban has none to keep: one syscall instead of two). */
+/* The kernel's entry for b; its counters as in *v. */
+static void ban_to_kernel(const Ban *b, struct ps_ban *v) {
+        uint64_t now_rt = now_usec(CLOCK_REALTIME), now_mono = now_nsec(CLOCK_MONOTONIC);
+
+        v->expires = expiry_to_mono_ns(b->expires_usec);
+        v->created = b->created_usec < now_rt
+                     ? now_mono - MIN((now_rt - b->created_usec) * NSEC_PER_USEC, now_mono)
+                     : now_mono;
+        v->id = b->id;
+        v->offenses = b->offenses;
+        v->origin = b->origin;
+        v->policy = b->policy;
+        v->prefixlen = b->cidr.prefixlen;
+        v->family = b->cidr.family;
+}
+
 static int kernel_put_full(BanStore *s, const Ban *b, bool keep) {
         struct ps_ban v = {};
-        uint64_t now_rt = now_usec(CLOCK_REALTIME), now_mono = now_nsec(CLOCK_MONOTONIC);
 
         if (keep)
                 (void) ban_maps_lookup(&s->maps, b->cidr.family, b->cidr.addr, b->cidr.prefixlen,
                                        &v);
-        v.expires = expiry_to_mono_ns(b->expires_usec);
-        v.created = b->created_usec < now_rt
-                    ? now_mono - MIN((now_rt - b->created_usec) * NSEC_PER_USEC, now_mono)
-                    : now_mono;
-        v.id = b->id;
-        v.offenses = b->offenses;
-        v.origin = b->origin;
-        v.policy = b->policy;
+        ban_to_kernel(b, &v);
         return ban_maps_insert(&s->maps, b->cidr.family, b->cidr.addr, b->cidr.prefixlen, &v,
                                BPF_ANY);
+}
+
+/* New exact bans of one family, put in the kernel BPF_MAP_BATCH at a time: one system call
+ * per batch rather than one per ban. */
+typedef struct KernelBatch {
+        uint8_t *keys;
+        struct ps_ban *values;
+        size_t *which; /* the position of each entry in the caller's list */
+        uint32_t n;
+        uint8_t family;
+} KernelBatch;
+
+static void kbatch_done(KernelBatch *kb) {
+        free(kb->keys);
+        free(kb->values);
+        free(kb->which);
+}
+
+static int kbatch_flush(BanStore *s, KernelBatch *kb, size_t *ret_failed) {
+        LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+        uint32_t count = kb->n;
+        int fd = kb->family == ADDR_FAMILY_IPV4 ? s->maps.v4_fd : s->maps.v6_fd;
+        int r = 0;
+
+        if (kb->n == 0)
+                return 0;
+        if (bpf_map_update_batch(fd, kb->keys, kb->values, &count, &opts) < 0) {
+                r = -errno;
+                *ret_failed = kb->which[MIN(count, kb->n - 1)];
+        }
+        kb->n = 0;
+        return r;
+}
+
+/* Adds b (exact) as entry `which`; flushes first when the family changes. */
+static int kbatch_add(BanStore *s, KernelBatch *kb, const Ban *b, size_t which,
+                      size_t *ret_failed) {
+        size_t ksize = b->cidr.family == ADDR_FAMILY_IPV4 ? sizeof(uint32_t)
+                                                          : sizeof(struct ps_ban6_key);
+        int r;
+
+        if (!kb->keys) {
+                kb->keys = calloc(BPF_MAP_BATCH, sizeof(struct ps_ban6_key));
+                kb->values = calloc(BPF_MAP_BATCH, sizeof(struct ps_ban));
+                kb->which = calloc(BPF_MAP_BATCH, sizeof(size_t));
+                if (!kb->keys || !kb->values || !kb->which)
+                        return -ENOMEM;
+        }
+        if (kb->n > 0 && kb->family != b->cidr.family) {
+                r = kbatch_flush(s, kb, ret_failed);
+                if (r < 0)
+                        return r;
+        }
+        kb->family = b->cidr.family;
+        memcpy(kb->keys + kb->n * ksize, b->cidr.addr, ksize);
+        kb->values[kb->n] = (struct ps_ban) {};
+        ban_to_kernel(b, &kb->values[kb->n]);
+        kb->which[kb->n++] = which;
+        return 0;
 }
 
 static int kernel_put(BanStore *s, const Ban *b) {
@@ -593,16 +660,38 @@ static void buf_add_json_string(Buf *b, const char *s) {
         buf_add(b, "\"", 1);
 }
 
-/* One ban as a line of bans.json (and a record of bans.log) writes it, without separators. */
+static void buf_add_str(Buf *b, const char *s) {
+        buf_add(b, s, strlen(s));
+}
+
+static void buf_add_u64(Buf *b, uint64_t v) {
+        char t[20];
+        size_t k = sizeof t;
+
+        do
+                t[--k] = (char) ('0' + v % 10);
+        while ((v /= 10) > 0);
+        buf_add(b, t + k, sizeof t - k);
+}
+
+/* One ban as a line of bans.json (and a record of bans.log), without separators. Put together
+ * piece by piece: printf's formatting was most of the cost of a large batch. */
 static void format_ban(Buf *b, const Ban *ban) {
         char a[CIDR_STRING_MAX], o[32];
 
-        buf_printf(b, "{\"address\": \"%s\", \"id\": %u, \"origin\": \"%s\", "
-                   "\"created\": %llu, \"expires\": %llu, \"offenses\": %u, \"reason\": ",
-                   cidr_to_string(true, &ban->cidr, a), ban->id,
-                   ban_origin_to_string(ban, o, sizeof o),
-                   (unsigned long long) ban->created_usec,
-                   (unsigned long long) ban->expires_usec, ban->offenses);
+        buf_add_str(b, "{\"address\": \"");
+        buf_add_str(b, cidr_to_string(true, &ban->cidr, a));
+        buf_add_str(b, "\", \"id\": ");
+        buf_add_u64(b, ban->id);
+        buf_add_str(b, ", \"origin\": \"");
+        buf_add_str(b, ban_origin_to_string(ban, o, sizeof o));
+        buf_add_str(b, "\", \"created\": ");
+        buf_add_u64(b, ban->created_usec);
+        buf_add_str(b, ", \"expires\": ");
+        buf_add_u64(b, ban->expires_usec);
+        buf_add_str(b, ", \"offenses\": ");
+        buf_add_u64(b, ban->offenses);
+        buf_add_str(b, ", \"reason\": ");
         buf_add_json_string(b, ban->reason ? ban->reason : "");
         buf_add(b, "}", 1);
 }
@@ -1116,6 +1205,8 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
         _cleanup_free_ Ban *old = NULL;    /* the previous ban of each request, if any */
         _cleanup_free_ uint8_t *had = NULL;
         _cleanup_free_ Ban *made = NULL;
+        _cleanup_(kbatch_done) KernelBatch kb = {};
+        size_t failed = 0;
         uint64_t now = now_usec(CLOCK_REALTIME), t_start = now_usec(CLOCK_MONOTONIC), t_kernel;
         size_t done = 0, before4 = s->prefix_count[0][32], before6 = s->prefix_count[1][128];
         size_t before_cidr = s->n_bans - before4 - before6;
@@ -1140,6 +1231,14 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
         for (done = 0; done < n; done++) {
                 Ban *cur = store_find(s, &made[done].cidr), *b;
 
+                /* A ban of this change that is not new, or a prefix, goes in by itself: what
+                 * the batch holds goes in first, so that it finds the kernel as it would have
+                 * one by one. */
+                if ((cur || !cidr_is_exact(&made[done].cidr)) && kb.n > 0) {
+                        r = kbatch_flush(s, &kb, &failed);
+                        if (r < 0)
+                                goto undo_batch;
+                }
                 if (cur) {
                         had[done] = 1;
                         old[done] = *cur;
@@ -1153,7 +1252,14 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
                                 made[done].expires_usec = cur->expires_usec;
                 } else
                         made[done].id = s->next_id++;
-                r = kernel_put_full(s, &made[done], cur != NULL);
+                if (!cur && cidr_is_exact(&made[done].cidr))
+                        r = kbatch_add(s, &kb, &made[done], done, &failed);
+                else
+                        r = kernel_put_full(s, &made[done], cur != NULL);
+                if (r < 0 && failed != done) {
+                        /* The family changed and the flush of the earlier ones failed. */
+                        goto undo_batch;
+                }
                 if (r == -ENOSPC || r == -E2BIG) {
                         r = capacity_error(s, &made[done].cidr, ret_error);
                         goto undo;
@@ -1187,7 +1293,17 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
                                 goto undo;
                         }
                 }
+                if (kb.n == BPF_MAP_BATCH) {
+                        r = kbatch_flush(s, &kb, &failed);
+                        if (r < 0) {
+                                done++;
+                                goto undo_batch;
+                        }
+                }
         }
+        r = kbatch_flush(s, &kb, &failed);
+        if (r < 0)
+                goto undo_batch;
         t_kernel = now_usec(CLOCK_MONOTONIC);
         r = store_update_cidr_count(s);
         if (r >= 0) {
@@ -1236,6 +1352,16 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
                 s->cb.changed(s, s->cb.userdata);
         return 0;
 
+undo_batch:
+        /* A batch of new bans did not go into the kernel; the first that did not names it. */
+        if (r == -ENOSPC || r == -E2BIG)
+                r = capacity_error(s, &made[failed].cidr, ret_error);
+        else {
+                char a[CIDR_STRING_MAX];
+
+                (void) error_setf(ret_error, r, "cannot put %s in the kernel map: %s",
+                                  cidr_to_string(true, &made[failed].cidr, a), strerror(-r));
+        }
 undo:
         /* Back to what was, latest first (a batch may name one address twice). */
         while (done > 0) {
@@ -1620,23 +1746,9 @@ static int kernel_put_missing(BanStore *s, const uint8_t *in_kernel, size_t n, s
                         const Ban *b = i < n ? &s->bans[i] : NULL;
 
                         if (b && !in_kernel[i] && b->cidr.family == family && cidr_is_exact(&b->cidr)) {
-                                uint64_t now_rt = now_usec(CLOCK_REALTIME);
-                                uint64_t now_mono = now_nsec(CLOCK_MONOTONIC);
-
                                 memcpy(keys + k * ksize, b->cidr.addr, ksize);
-                                values[k] = (struct ps_ban) {
-                                        .expires = expiry_to_mono_ns(b->expires_usec),
-                                        .created = b->created_usec < now_rt
-                                                   ? now_mono - MIN((now_rt - b->created_usec) *
-                                                                    NSEC_PER_USEC, now_mono)
-                                                   : now_mono,
-                                        .id = b->id,
-                                        .offenses = b->offenses,
-                                        .origin = b->origin,
-                                        .policy = b->policy,
-                                        .prefixlen = b->cidr.prefixlen,
-                                        .family = family,
-                                };
+                                values[k] = (struct ps_ban) {};
+                                ban_to_kernel(b, &values[k]);
                                 k++;
                         }
                         if (k > 0 && (k == BPF_MAP_BATCH || !b)) {

@@ -11,7 +11,9 @@
 #     with a warning at the next start, the records before it count, and the next ban is
 #     recorded on a line of its own (it survives another restart);
 #   - a BanBatch of 40,000 bans grows the journal past its compaction threshold: the journal is
-#     folded into bans.json in the background and a restart restores every ban.
+#     folded into bans.json in the background and a restart restores every ban;
+#   - a BanBatch that does not fit the table (MaxBansIPv4=50000) is refused as a whole with
+#     BanTableFull: none of its bans is in the kernel, the count is unchanged.
 
 set -u
 # shellcheck source=tests/integration/lib-promises.sh
@@ -37,6 +39,7 @@ STATE_REAL=$T/fs/state
 mkdir "$STATE_REAL"
 bus_start "$T/bus"
 daemon_setup main
+printf '[Bans]\nMaxBansIPv4=50000\n' >>"${DAEMON_DIR[main]}/config/packetscope.conf"
 STATE=${DAEMON_DIR[main]}/state
 LOG=${DAEMON_DIR[main]}/log
 rmdir "$STATE" && ln -s "$STATE_REAL" "$STATE"
@@ -131,6 +134,13 @@ daemon_stop main
 daemon_start main || bail "the daemon did not restart: $(daemon_log main)"
 is "$(count)" 40005 "after a restart all 40,005 bans are there"
 is "$(in_kernel 10.77.156.63)" yes "the last ban of the batch is in the kernel"
+batch=$(jq -nc '[range(0; 10000) | {address: ["s", "10.78.\(. / 256 | floor).\(. % 256)"]}]')
+printf '[%s]' "$batch" >"$T/batch2.json"
+like "$(call_error "$PS_BANS_PATH" "$PS_BANS" BanBatch 'aa{sv}' "@$T/batch2.json")" \
+     "^$PS_ERR\.BanTableFull: .*MaxBansIPv4" "a BanBatch past MaxBansIPv4 is refused with BanTableFull"
+is "$(count)" 40005 "and the count is unchanged"
+is "$(in_kernel 10.78.0.0)/$(in_kernel 10.78.39.15)" no/no \
+   "none of the refused batch is in the kernel (its first and its last ban)"
 UNBANS=("$A" "$B" "$C" "$D" 198.51.100.5)
 for a in "${UNBANS[@]}"; do unban "$a" >/dev/null; done
 
