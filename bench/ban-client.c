@@ -7,17 +7,22 @@
  *                                     bans a call; prints "COUNT SECONDS BANS_PER_SECOND"
  *   ban-client single CALLS           CALLS Ban() calls one after the other, each of a new
  *                                     address from 100.64.0.0 up; prints "MIN MEDIAN MAX" in ms
+ *   ban-client fsync DIR CALLS        the floor of one acknowledged change there: CALLS appends
+ *                                     of a 160-byte record to a file in DIR, each followed by
+ *                                     fdatasync(); prints "MIN MEDIAN MAX" in ms (no bus)
  *
  * The bus is the system bus (DBUS_SYSTEM_BUS_ADDRESS). Exits 1 on the first failed call.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEST "org.packetscope.Guarder1"
 #define BANS_PATH "/org/packetscope/Guarder1/bans"
@@ -95,6 +100,11 @@ static int batch(sd_bus *bus, unsigned long count, unsigned long per_call) {
         return 0;
 }
 
+static void print_latency(double *lat, unsigned long n) {
+        qsort(lat, n, sizeof(double), cmp_double);
+        printf("%.3f %.3f %.3f\n", lat[0], lat[n / 2], lat[n - 1]);
+}
+
 static int single(sd_bus *bus, unsigned long calls) {
         double *lat = calloc(calls, sizeof(double));
 
@@ -121,8 +131,43 @@ static int single(sd_bus *bus, unsigned long calls) {
                         return k;
                 }
         }
-        qsort(lat, calls, sizeof(double), cmp_double);
-        printf("%.3f %.3f %.3f\n", lat[0], lat[calls / 2], lat[calls - 1]);
+        print_latency(lat, calls);
+        free(lat);
+        return 0;
+}
+
+static int fsync_floor(const char *dir, unsigned long calls) {
+        char path[4096], rec[160];
+        double *lat = calloc(calls, sizeof(double));
+        int fd;
+
+        if (!lat)
+                return fail("calloc", -ENOMEM, NULL);
+        if (snprintf(path, sizeof path, "%s/fsync-floor.%d", dir, (int) getpid()) >= (int) sizeof path)
+                return fail("path", -ENAMETOOLONG, NULL);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                free(lat);
+                return fail(path, -errno, NULL);
+        }
+        memset(rec, 'x', sizeof rec);
+        rec[sizeof rec - 1] = '\n';
+        for (unsigned long i = 0; i < calls; i++) {
+                double t0 = now_s();
+
+                if (write(fd, rec, sizeof rec) != (ssize_t) sizeof rec || fdatasync(fd) < 0) {
+                        int r = -errno;
+
+                        close(fd);
+                        unlink(path);
+                        free(lat);
+                        return fail("append", r, NULL);
+                }
+                lat[i] = (now_s() - t0) * 1e3;
+        }
+        close(fd);
+        unlink(path);
+        print_latency(lat, calls);
         free(lat);
         return 0;
 }
@@ -132,11 +177,13 @@ int main(int argc, char **argv) {
         sd_bus *bus = NULL;
         int r;
 
+        if (argc == 4 && strcmp(argv[1], "fsync") == 0)
+                return parse_count(argv[3], &a) < 0 ? 2 : fsync_floor(argv[2], a) ? 1 : 0;
         if (argc < 3 || parse_count(argv[2], &a) < 0 ||
             (strcmp(argv[1], "batch") == 0 && (argc != 4 || parse_count(argv[3], &b) < 0)) ||
             (strcmp(argv[1], "single") == 0 && argc != 3) ||
             (strcmp(argv[1], "batch") != 0 && strcmp(argv[1], "single") != 0)) {
-                fprintf(stderr, "usage: ban-client batch COUNT PER_CALL | single CALLS\n");
+                fprintf(stderr, "usage: ban-client batch COUNT PER_CALL | single CALLS | fsync DIR CALLS\n");
                 return 2;
         }
         r = sd_bus_open_system(&bus);

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
@@ -52,6 +53,7 @@ struct BanStore {
         sd_event_source *compact_source;
 
         sd_event_source *reap_timer;
+        uint64_t next_expiry; /* the earliest expiry, or earlier (a ban that ended since); 0 none */
         struct ring_buffer *events;
         sd_event_source *events_source;
         BanCallbacks cb;
@@ -1193,6 +1195,8 @@ static int store_update_cidr_count(BanStore *s) {
 }
 
 static void schedule_reap(BanStore *s);
+static void expiry_note(BanStore *s, uint64_t expires_usec);
+static void expiry_recompute(BanStore *s);
 
 /*
  * Applies n requests as one change: the kernel first (so enforcement starts before the reply),
@@ -1324,8 +1328,10 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
                 r = -EROFS;
                 goto undo;
         }
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 free(old[i].reason);
+                expiry_note(s, made[i].expires_usec);
+        }
         {
                 Cidr probe4 = { .family = ADDR_FAMILY_IPV4, .prefixlen = 32 };
                 Cidr probe6 = { .family = ADDR_FAMILY_IPV6, .prefixlen = 128 };
@@ -1341,6 +1347,9 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
         if (n > BAN_TELL_EACH_MAX) {
                 if (s->cb.batch)
                         s->cb.batch(s, n, 0, BAN_END_MANUAL, s->cb.userdata);
+                /* A large batch went through megabytes of request, message and record that
+                 * malloc would otherwise keep: give them back. */
+                (void) malloc_trim(0);
         } else if (s->cb.banned)
                 for (size_t i = 0; i < n; i++) {
                         const Ban *b = store_find(s, &made[i].cidr);
@@ -1692,20 +1701,36 @@ static int on_reap(sd_event_source *src, uint64_t usec, void *userdata) {
         if (r < 0)
                 log_warning_errno(r, "Reaping expired bans failed: %m; the kernel stopped "
                                   "enforcing them already, trying again");
+        expiry_recompute(s);
         schedule_reap(s);
         return 0;
 }
 
-/* The timer goes off at the next expiry (at most once a second, at least every minute while
- * something expires: the realtime clock may be stepped). */
-static void schedule_reap(BanStore *s) {
-        uint64_t next = 0, now = now_usec(CLOCK_REALTIME), delay;
+/* The earliest expiry of the table, found by going through it: at the start and after a
+ * reap. In between the bans made lower it; the ones that end leave it early, which costs one
+ * early wake-up. */
+static void expiry_recompute(BanStore *s) {
+        uint64_t next = 0;
 
-        if (!s->event)
-                return;
         for (size_t i = 0; i < s->n_bans; i++)
                 if (s->bans[i].expires_usec && (next == 0 || s->bans[i].expires_usec < next))
                         next = s->bans[i].expires_usec;
+        s->next_expiry = next;
+}
+
+static void expiry_note(BanStore *s, uint64_t expires_usec) {
+        if (expires_usec && (s->next_expiry == 0 || expires_usec < s->next_expiry))
+                s->next_expiry = expires_usec;
+}
+
+/* The timer goes off at the next expiry (at most once a second, at least every minute while
+ * something expires: the realtime clock may be stepped). Constant time: a Ban() with a million
+ * bans held does not go through them. */
+static void schedule_reap(BanStore *s) {
+        uint64_t next = s->next_expiry, now = now_usec(CLOCK_REALTIME), delay;
+
+        if (!s->event)
+                return;
         if (next == 0) {
                 if (s->reap_timer)
                         (void) sd_event_source_set_enabled(s->reap_timer, SD_EVENT_OFF);
@@ -2313,6 +2338,7 @@ static int on_ban_event(void *ctx, void *data, size_t size) {
                         s->cb.banned(s, b, s->cb.userdata);
                 if (s->cb.changed)
                         s->cb.changed(s, s->cb.userdata);
+                expiry_note(s, b->expires_usec);
                 schedule_reap(s);
                 return 0;
         }
@@ -2432,6 +2458,9 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                         log_warning_errno(r, "Cannot read the auto-ban events: %m; the kernel "
                                           "still bans, the daemon records them at its next start");
         }
+        expiry_recompute(s);
         schedule_reap(s);
+        /* The snapshot's text and the reading's garbage go back to the system. */
+        (void) malloc_trim(0);
         return 0;
 }
