@@ -21,12 +21,12 @@ CONF
         for _ in $(seq 50); do [ -S "$dir/bus" ] && break; sleep 0.1; done
 }
 
-# bench_daemon_start BUILD: the daemon with $dir/conf and $dir/state, its log appended to
+# bench_daemon_start BUILD [ARGS...]: the daemon with $dir/conf and $dir/state, its log appended to
 # $dir/daemon.log; returns once its name is on the bus (at most 60 s).
 bench_daemon_start() {
         mkdir -p "$dir/conf" "$dir/state"
         "$1/src/packetscoped" --bpffs-root "$bpffs" --state-dir "$dir/state" \
-                --config-dir "$dir/conf" --log-target stderr 2>>"$dir/daemon.log" &
+                --config-dir "$dir/conf" --log-target stderr "${@:2}" 2>>"$dir/daemon.log" &
         daemon_pid=$!
         for _ in $(seq 600); do
                 busctl --system status org.packetscope.Guarder1 >/dev/null 2>&1 && return 0
