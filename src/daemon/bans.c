@@ -279,6 +279,8 @@ int ban_store_new(BanStore **ret) {
         return 0;
 }
 
+static void compaction_stop(BanStore *s);
+
 BanStore *ban_store_free(BanStore *s) {
         if (!s)
                 return NULL;
@@ -287,11 +289,10 @@ BanStore *ban_store_free(BanStore *s) {
         free(s->bans);
         free(s->index);
         free(s->allow);
-        /* A compaction under way finishes on its own: its snapshot holds what it was given,
-         * and the journal that follows it is replayed on the next start. */
-        sd_event_source_unref(s->compact_source);
-        if (s->compactor_fd >= 0)
-                close(s->compactor_fd);
+        /* A compaction under way is stopped: left running, its snapshot could land after
+         * the one of the next daemon's first compaction and take records back out. Stopped,
+         * the journals it would have replaced are replayed on the next start. */
+        compaction_stop(s);
         sd_event_source_unref(s->reap_timer);
         sd_event_source_unref(s->events_source);
         ring_buffer__free(s->events);
