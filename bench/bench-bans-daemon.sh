@@ -19,7 +19,7 @@ calls=${CALLS:-200}
 dir=$(mktemp -d)
 chmod 755 "$dir"
 bpffs=/sys/fs/bpf/packetscope-bench-bans-$$
-bus_pid= daemon_pid=
+bus_pid='' daemon_pid=''
 
 cleanup() {
         set +e

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash disable=SC2154,SC2034 # dir and bpffs are the caller's; so are the PIDs
 # Sourced by the daemon benchmarks: a private system bus and the daemon on it, in $dir (set by
 # the caller, mode 755), with the pins under $bpffs. Sets bus_pid and daemon_pid.
 

@@ -54,9 +54,13 @@ unban() {
 }
 # in_kernel ADDRESS: yes when the pinned IPv4 ban map holds it.
 in_kernel() {
-        local IFS=.
-        # shellcheck disable=SC2046 # the four bytes as four words
-        if bpftool map lookup pinned "$PIN" key $1 >/dev/null 2>&1; then echo yes; else echo no; fi
+        local bytes
+        IFS=. read -ra bytes <<<"$1"
+        if bpftool map lookup pinned "$PIN" key "${bytes[@]}" >/dev/null 2>&1; then
+                echo yes
+        else
+                echo no
+        fi
 }
 addresses() {
         pscall "$PS_BANS_PATH" "$PS_BANS" List 'a{sv}' 0 |
