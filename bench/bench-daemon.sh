@@ -31,25 +31,12 @@ cleanup() {
         rm -rf "$dir"
 }
 trap cleanup EXIT
+# shellcheck source=bench/lib-daemon.sh
+. "$(dirname "$0")/lib-daemon.sh"
 
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
-cat > "$dir/bus.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$dir/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/><allow own="*"/><allow send_destination="*"/><allow receive_sender="*"/>
-  </policy>
-</busconfig>
-CONF
-dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile 2>/dev/null &
-bus_pid=$!
-export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$dir/bus
-for _ in $(seq 50); do [ -S "$dir/bus" ] && break; sleep 0.1; done
+bench_bus_start
 
 ip netns add "$ns"
 ip link add "$veth" type veth peer name "${veth}p" netns "$ns"
@@ -58,13 +45,7 @@ ip -n "$ns" link set "${veth}p" up
 
 mkdir -p "$dir/conf" "$dir/state"
 printf '[Guard]\nFlowTableSize=%s\n' "$(( flows > 1048576 ? flows : 1048576 ))" > "$dir/conf/packetscope.conf"
-"$build/src/packetscoped" --bpffs-root "$bpffs" --state-dir "$dir/state" --config-dir "$dir/conf" \
-        --log-target stderr 2>"$dir/daemon.log" &
-daemon_pid=$!
-for _ in $(seq 100); do
-        busctl --system status org.packetscope.Guarder1 >/dev/null 2>&1 && break
-        sleep 0.1
-done
+bench_daemon_start "$build"
 busctl --system call org.packetscope.Guarder1 /org/packetscope/Guarder1 \
         org.packetscope.Guarder1.Manager AttachLink ss "$veth" generic >/dev/null
 "$build/bench/fill-flows" "$bpffs/$veth/flows" "$flows" >/dev/null

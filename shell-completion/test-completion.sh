@@ -44,9 +44,9 @@ expect() {
         fi
 }
 
-expect "ai attach connections detach filter health icmp monitor panic stats status" ""
 expect "off on status" panic ""
 expect "" panic on ""
+expect "ai allowlist attach autoban ban bans connections detach filter health icmp monitor panic stats status unban" ""
 expect "history set" health ""
 expect "memory_percent= min_duration=" health set m
 expect "connections" con
@@ -78,6 +78,19 @@ expect "syn" filter add --tcp-flags sy
 # bash splits "--json=" at the "=" (COMP_WORDBREAKS) before the function sees it.
 expect "off pretty short" --json = ""
 expect "short" --json = sh
+expect "--for" ban --f
+expect "--color --for --help --json --no-ask-password --no-legend --no-pager --reason --version" ban --
+expect "90d 90h 90min 90s" ban --for 90
+expect "export get history import list" bans ""
+expect "--address --color --help --json --no-ask-password --no-legend --no-pager --offset --origin --top --version" bans --
+expect "--replace" bans import --r
+expect "auto:connections auto:port-scan auto:syn-rate auto:url" bans --origin auto:
+expect "add list remove" allowlist ""
+expect "set shadow status" autoban ""
+expect "port-scan" autoban set po
+expect "burst= mode= threshold= window=" autoban set syn-rate ""
+expect "off on" autoban shadow url ""
+expect "" unban ""
 # Values after a value-taking option are not verbs: "--top 5" then the verb.
 expect "connections" --top 5 con 2>/dev/null
 # The kernel's interfaces for attach: lo is always there.
@@ -103,8 +116,17 @@ if [ -n "${PACKETSCOPED:-}" ]; then
                 Add 'a{sv}' 3 rule_type s tcp dst_port q 2323 action s drop | awk '{print $2}')
         id2=$(busctl --system call "$PS_NAME" "$PS_PATH/filters" org.packetscope.Guarder1.Filters \
                 Add 'a{sv}' 3 rule_type s udp dst_port q 2324 action s drop | awk '{print $2}')
+        busctl --system call "$PS_NAME" "$PS_PATH/bans" org.packetscope.Guarder1.Bans Ban sts \
+                192.0.2.7 0 completion >/dev/null
+        busctl --system call "$PS_NAME" "$PS_PATH/bans" org.packetscope.Guarder1.Bans Ban sts \
+                2001:db8::/64 0 completion >/dev/null
+        busctl --system call "$PS_NAME" "$PS_PATH/bans" org.packetscope.Guarder1.Bans \
+                AllowlistAdd s 198.51.100.0/24 >/dev/null
         n=$tap_n
         failed=$tap_failed
+        expect "192.0.2.7 2001:db8::/64" unban ""
+        expect "192.0.2.7" bans get 19
+        expect "198.51.100.0/24" allowlist remove ""
         expect "$A_IF" detach ""
         expect "$A_IF" connections --link ""
         expect "$(printf '%s\n' "$id1" "$id2" | sort | tr '\n' ' ' | sed 's/ $//')" filter delete ""

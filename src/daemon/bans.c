@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <bpf/bpf.h>
@@ -15,6 +20,11 @@
 #include "util.h"
 
 #define BANS_FILE "bans.json"
+/* The changes since the snapshot, appended per call; bans.log.new takes them while a
+ * compaction writes the snapshot (and after one failed), and replaces bans.log once it is. */
+#define BANS_LOG "bans.log"
+#define BANS_LOG_NEW "bans.log.new"
+#define BANS_LOG_COMPACT_MIN (4u * 1024 * 1024)
 #define BANS_FILE_MAX_BYTES (512u * 1024 * 1024)
 #define BAN_IMPORT_MAX (2u * 1024 * 1024)
 
@@ -34,7 +44,17 @@ struct BanStore {
         Cidr *allow;
         size_t n_allow;
 
+        /* The journal: bytes appended since the last snapshot, the size of that snapshot, and
+         * the child that writes the next one. */
+        uint64_t log_bytes, log_bytes_at_fork, log_bytes_at_fork_usec, log_retry_at;
+        uint64_t snapshot_bytes;
+        bool log_to_new;
+        pid_t compactor;
+        int compactor_fd;
+        sd_event_source *compact_source;
+
         sd_event_source *reap_timer;
+        uint64_t next_expiry; /* the earliest expiry, or earlier (a ban that ended since); 0 none */
         struct ring_buffer *events;
         sd_event_source *events_source;
         BanCallbacks cb;
@@ -258,9 +278,12 @@ int ban_store_new(BanStore **ret) {
                 return -ENOMEM;
         s->maps = BAN_MAPS_INIT;
         s->next_id = 1;
+        s->compactor_fd = -1;
         *ret = s;
         return 0;
 }
+
+static void compaction_stop(BanStore *s);
 
 BanStore *ban_store_free(BanStore *s) {
         if (!s)
@@ -270,6 +293,10 @@ BanStore *ban_store_free(BanStore *s) {
         free(s->bans);
         free(s->index);
         free(s->allow);
+        /* A compaction under way is stopped: left running, its snapshot could land after
+         * the one of the next daemon's first compaction and take records back out. Stopped,
+         * the journals it would have replaced are replayed on the next start. */
+        compaction_stop(s);
         sd_event_source_unref(s->reap_timer);
         sd_event_source_unref(s->events_source);
         ring_buffer__free(s->events);
@@ -390,23 +417,90 @@ static uint64_t expiry_to_mono_ns(uint64_t expires_usec) {
 
 /* The kernel's entry of a ban; with keep, its counters are kept from the entry it replaces (a
  * new ban has none to keep: one syscall instead of two). */
+/* The kernel's entry for b; its counters as in *v. */
+static void ban_to_kernel(const Ban *b, struct ps_ban *v) {
+        uint64_t now_rt = now_usec(CLOCK_REALTIME), now_mono = now_nsec(CLOCK_MONOTONIC);
+
+        v->expires = expiry_to_mono_ns(b->expires_usec);
+        v->created = b->created_usec < now_rt
+                     ? now_mono - MIN((now_rt - b->created_usec) * NSEC_PER_USEC, now_mono)
+                     : now_mono;
+        v->id = b->id;
+        v->offenses = b->offenses;
+        v->origin = b->origin;
+        v->policy = b->policy;
+        v->prefixlen = b->cidr.prefixlen;
+        v->family = b->cidr.family;
+}
+
 static int kernel_put_full(BanStore *s, const Ban *b, bool keep) {
         struct ps_ban v = {};
-        uint64_t now_rt = now_usec(CLOCK_REALTIME), now_mono = now_nsec(CLOCK_MONOTONIC);
 
         if (keep)
                 (void) ban_maps_lookup(&s->maps, b->cidr.family, b->cidr.addr, b->cidr.prefixlen,
                                        &v);
-        v.expires = expiry_to_mono_ns(b->expires_usec);
-        v.created = b->created_usec < now_rt
-                    ? now_mono - MIN((now_rt - b->created_usec) * NSEC_PER_USEC, now_mono)
-                    : now_mono;
-        v.id = b->id;
-        v.offenses = b->offenses;
-        v.origin = b->origin;
-        v.policy = b->policy;
+        ban_to_kernel(b, &v);
         return ban_maps_insert(&s->maps, b->cidr.family, b->cidr.addr, b->cidr.prefixlen, &v,
                                BPF_ANY);
+}
+
+/* New exact bans of one family, put in the kernel BPF_MAP_BATCH at a time: one system call
+ * per batch rather than one per ban. */
+typedef struct KernelBatch {
+        uint8_t *keys;
+        struct ps_ban *values;
+        size_t *which; /* the position of each entry in the caller's list */
+        uint32_t n;
+        uint8_t family;
+} KernelBatch;
+
+static void kbatch_done(KernelBatch *kb) {
+        free(kb->keys);
+        free(kb->values);
+        free(kb->which);
+}
+
+static int kbatch_flush(BanStore *s, KernelBatch *kb, size_t *ret_failed) {
+        LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+        uint32_t count = kb->n;
+        int fd = kb->family == ADDR_FAMILY_IPV4 ? s->maps.v4_fd : s->maps.v6_fd;
+        int r = 0;
+
+        if (kb->n == 0)
+                return 0;
+        if (bpf_map_update_batch(fd, kb->keys, kb->values, &count, &opts) < 0) {
+                r = -errno;
+                *ret_failed = kb->which[MIN(count, kb->n - 1)];
+        }
+        kb->n = 0;
+        return r;
+}
+
+/* Adds b (exact) as entry `which`; flushes first when the family changes. */
+static int kbatch_add(BanStore *s, KernelBatch *kb, const Ban *b, size_t which,
+                      size_t *ret_failed) {
+        size_t ksize = b->cidr.family == ADDR_FAMILY_IPV4 ? sizeof(uint32_t)
+                                                          : sizeof(struct ps_ban6_key);
+        int r;
+
+        if (!kb->keys) {
+                kb->keys = calloc(BPF_MAP_BATCH, sizeof(struct ps_ban6_key));
+                kb->values = calloc(BPF_MAP_BATCH, sizeof(struct ps_ban));
+                kb->which = calloc(BPF_MAP_BATCH, sizeof(size_t));
+                if (!kb->keys || !kb->values || !kb->which)
+                        return -ENOMEM;
+        }
+        if (kb->n > 0 && kb->family != b->cidr.family) {
+                r = kbatch_flush(s, kb, ret_failed);
+                if (r < 0)
+                        return r;
+        }
+        kb->family = b->cidr.family;
+        memcpy(kb->keys + kb->n * ksize, b->cidr.addr, ksize);
+        kb->values[kb->n] = (struct ps_ban) {};
+        ban_to_kernel(b, &kb->values[kb->n]);
+        kb->which[kb->n++] = which;
+        return 0;
 }
 
 static int kernel_put(BanStore *s, const Ban *b) {
@@ -574,47 +668,324 @@ static void buf_add_json_string(Buf *b, const char *s) {
         buf_add(b, "\"", 1);
 }
 
+static void buf_add_str(Buf *b, const char *s) {
+        buf_add(b, s, strlen(s));
+}
+
+static void buf_add_u64(Buf *b, uint64_t v) {
+        char t[20];
+        size_t k = sizeof t;
+
+        do
+                t[--k] = (char) ('0' + v % 10);
+        while ((v /= 10) > 0);
+        buf_add(b, t + k, sizeof t - k);
+}
+
+/* One ban as a line of bans.json (and a record of bans.log), without separators. Put together
+ * piece by piece: printf's formatting was most of the cost of a large batch. */
+static void format_ban(Buf *b, const Ban *ban) {
+        char a[CIDR_STRING_MAX], o[32];
+
+        buf_add_str(b, "{\"address\": \"");
+        buf_add_str(b, cidr_to_string(true, &ban->cidr, a));
+        buf_add_str(b, "\", \"id\": ");
+        buf_add_u64(b, ban->id);
+        buf_add_str(b, ", \"origin\": \"");
+        buf_add_str(b, ban_origin_to_string(ban, o, sizeof o));
+        buf_add_str(b, "\", \"created\": ");
+        buf_add_u64(b, ban->created_usec);
+        buf_add_str(b, ", \"expires\": ");
+        buf_add_u64(b, ban->expires_usec);
+        buf_add_str(b, ", \"offenses\": ");
+        buf_add_u64(b, ban->offenses);
+        buf_add_str(b, ", \"reason\": ");
+        buf_add_json_string(b, ban->reason ? ban->reason : "");
+        buf_add(b, "}", 1);
+}
+
 /*
  * The document is written by hand rather than through jansson: a million bans as jansson
  * objects take several times the memory and time of the text itself. One ban per line, so
  * that a large file stays readable with grep.
  */
 static int store_format(BanStore *s, Buf *b) {
-        char a[CIDR_STRING_MAX], o[32];
+        char a[CIDR_STRING_MAX];
 
         buf_add(b, "{\"version\": 1, \"allowlist\": [", 29);
         for (size_t i = 0; i < s->n_allow; i++)
                 buf_printf(b, "%s\"%s\"", i ? ", " : "", cidr_to_string(true, &s->allow[i], a));
         buf_add(b, "],\n\"bans\": [", 12);
         for (size_t i = 0; i < s->n_bans; i++) {
-                const Ban *ban = &s->bans[i];
-
-                buf_printf(b, "%s\n{\"address\": \"%s\", \"id\": %u, \"origin\": \"%s\", "
-                           "\"created\": %llu, \"expires\": %llu, \"offenses\": %u, \"reason\": ",
-                           i ? "," : "", cidr_to_string(true, &ban->cidr, a), ban->id,
-                           ban_origin_to_string(ban, o, sizeof o),
-                           (unsigned long long) ban->created_usec,
-                           (unsigned long long) ban->expires_usec, ban->offenses);
-                buf_add_json_string(b, ban->reason ? ban->reason : "");
-                buf_add(b, "}", 1);
+                buf_add(b, i ? ",\n" : "\n", i ? 2 : 1);
+                format_ban(b, &s->bans[i]);
         }
         buf_add(b, "\n]}\n", 4);
         return b->oom ? -ENOMEM : 0;
 }
 
+static char *state_path(BanStore *s, const char *file) {
+        return strjoin_path(s->state_dir, file);
+}
+
+static void compaction_stop(BanStore *s);
+
+/*
+ * The whole table as bans.json, at once; the journal it contains goes. For the rare changes
+ * that need it (a snapshot removed under the daemon); the rest append to the journal.
+ */
 static int store_save(BanStore *s) {
-        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ char *path = NULL, *log = NULL, *log_new = NULL;
         Buf b = {};
         int r;
 
-        path = strjoin_path(s->state_dir, BANS_FILE);
-        if (!path)
+        path = state_path(s, BANS_FILE);
+        log = state_path(s, BANS_LOG);
+        log_new = state_path(s, BANS_LOG_NEW);
+        if (!path || !log || !log_new)
                 return -ENOMEM;
+        /* A child writing an older snapshot must not rename it over this one. */
+        compaction_stop(s);
         r = store_format(s, &b);
         if (r >= 0)
                 r = write_file_atomic(path, b.p, b.n, 0600);
+        if (r >= 0) {
+                s->snapshot_bytes = b.n;
+                /* What the journal held is in the snapshot now; replayed on top of it after a
+                 * crash right here, it gives the same table. */
+                if ((unlink(log) < 0 && errno != ENOENT) ||
+                    (unlink(log_new) < 0 && errno != ENOENT))
+                        r = -errno;
+                else
+                        r = fsync_parent_dir(log);
+                if (r >= 0) {
+                        s->log_bytes = s->log_retry_at = 0;
+                        s->log_to_new = false;
+                }
+        }
         free(b.p);
         return r;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* bans.log: one record a line, appended and fsync'd per change before it is acknowledged:
+ *   +{ban as in bans.json}   the ban as it is now (made, extended or taken over)
+ *   -ADDRESS                 unbanned or expired
+ *   AADDRESS, RADDRESS       allowlist entry added, removed
+ * Replaying it over bans.json gives the table; a record replayed twice changes nothing. */
+
+static void compaction_maybe(BanStore *s);
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+/* Appends records durably, or not at all (a partial write is cut off again). The file is
+ * opened per call: an open writable file would keep its file system from going read-only. */
+static int log_append(BanStore *s, const Buf *b) {
+        _cleanup_free_ char *path = NULL, *snapshot = NULL;
+        _cleanup_close_ int fd = -1;
+        bool created = false;
+        struct stat st;
+        int r;
+
+        if (b->oom)
+                return -ENOMEM;
+        if (b->n == 0)
+                return 0;
+        snapshot = state_path(s, BANS_FILE);
+        path = state_path(s, s->log_to_new ? BANS_LOG_NEW : BANS_LOG);
+        if (!snapshot || !path)
+                return -ENOMEM;
+        /* Without its snapshot the journal restores nothing: bans.json was removed under us
+         * (or never written). The whole table is written again instead. */
+        if (access(snapshot, F_OK) < 0)
+                return errno == ENOENT ? store_save(s) : -errno;
+        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                created = true;
+        }
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        r = write_all(fd, b->p, b->n);
+        if (r >= 0 && fdatasync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && created)
+                r = fsync_parent_dir(path);
+        if (r < 0) {
+                /* Not acknowledged, so not replayed either. */
+                (void) ftruncate(fd, st.st_size);
+                if (created)
+                        (void) unlink(path);
+                return r;
+        }
+        s->log_bytes += b->n;
+        compaction_maybe(s);
+        return 0;
+}
+
+static void log_add_ban(Buf *b, const Ban *ban) {
+        buf_add(b, "+", 1);
+        format_ban(b, ban);
+        buf_add(b, "\n", 1);
+}
+
+static void log_add_cidr(Buf *b, char kind, const Cidr *c) {
+        char a[CIDR_STRING_MAX];
+
+        buf_printf(b, "%c%s\n", kind, cidr_to_string(true, c, a));
+}
+
+static int log_append_cidr(BanStore *s, char kind, const Cidr *c) {
+        Buf rec = {};
+        int r;
+
+        log_add_cidr(&rec, kind, c);
+        r = log_append(s, &rec);
+        free(rec.p);
+        return r;
+}
+
+static int log_append_ban(BanStore *s, const Ban *b) {
+        Buf rec = {};
+        int r;
+
+        log_add_ban(&rec, b);
+        r = log_append(s, &rec);
+        free(rec.p);
+        return r;
+}
+
+/* Compaction: a child forked with the table as it is writes bans.json from its copy of the
+ * memory while the daemon goes on; the records that follow go to bans.log.new, which replaces
+ * bans.log once the snapshot is in place. */
+
+static void compaction_stop(BanStore *s) {
+        if (s->compactor <= 0)
+                return;
+        (void) kill(s->compactor, SIGKILL);
+        (void) waitpid(s->compactor, NULL, 0);
+        s->compactor = 0;
+        s->compact_source = sd_event_source_disable_unref(s->compact_source);
+        if (s->compactor_fd >= 0)
+                close(s->compactor_fd);
+        s->compactor_fd = -1;
+        /* The snapshot may or may not have been renamed; bans.log.new keeps taking the records,
+         * and both journals are replayed. */
+}
+
+static int on_compacted(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        _cleanup_free_ char *log = NULL, *log_new = NULL;
+        BanStore *s = userdata;
+        uint64_t t_end = now_usec(CLOCK_MONOTONIC);
+        uint64_t size = 0;
+        int status = 0, r;
+
+        if (read(fd, &size, sizeof size) != (ssize_t) sizeof size)
+                size = 0;
+        (void) waitpid(s->compactor, &status, 0);
+        s->compactor = 0;
+        s->compact_source = sd_event_source_disable_unref(s->compact_source);
+        close(s->compactor_fd);
+        s->compactor_fd = -1;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || size == 0) {
+                log_warning("Compacting %s/" BANS_LOG " into " BANS_FILE " failed (%s); the "
+                            "journal is kept and replayed, compaction is tried again later",
+                            s->state_dir, WIFEXITED(status) ? strerror(WEXITSTATUS(status))
+                                                            : "the writer was killed");
+                s->log_retry_at = s->log_bytes + MAX((uint64_t) BANS_LOG_COMPACT_MIN,
+                                                     s->snapshot_bytes / 2);
+                return 0;
+        }
+        log = state_path(s, BANS_LOG);
+        log_new = state_path(s, BANS_LOG_NEW);
+        if (!log || !log_new)
+                return 0;
+        /* What came after the fork replaces what the snapshot now holds. */
+        r = rename(log_new, log) < 0 ? -errno : 0;
+        if (r == -ENOENT)
+                r = unlink(log) < 0 && errno != ENOENT ? -errno : 0;
+        if (r >= 0)
+                r = fsync_parent_dir(log);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot replace %s: %m; both journals are kept and replayed",
+                                  log);
+                return 0;
+        }
+        s->snapshot_bytes = size;
+        s->log_bytes -= MIN(s->log_bytes, s->log_bytes_at_fork);
+        s->log_retry_at = 0;
+        s->log_to_new = false;
+        log_debug("Compacted the ban journal into %s/" BANS_FILE " (%llu bytes) in %llu ms",
+                  s->state_dir, (unsigned long long) size,
+                  (unsigned long long) (t_end - s->log_bytes_at_fork_usec) / 1000);
+        return 0;
+}
+
+static void compaction_maybe(BanStore *s) {
+        _cleanup_free_ char *path = NULL;
+        int pipefd[2];
+        pid_t pid;
+
+        if (!s->event || s->compactor > 0 ||
+            s->log_bytes < MAX((uint64_t) BANS_LOG_COMPACT_MIN, s->snapshot_bytes / 2) ||
+            s->log_bytes < s->log_retry_at)
+                return;
+        path = state_path(s, BANS_FILE);
+        if (!path || pipe2(pipefd, O_CLOEXEC) < 0)
+                return;
+        pid = fork();
+        if (pid < 0) {
+                log_warning_errno(-errno, "Cannot fork to compact the ban journal: %m");
+                close(pipefd[0]);
+                close(pipefd[1]);
+                return;
+        }
+        if (pid == 0) {
+                Buf b = {};
+                uint64_t size;
+                int r;
+
+                /* Nothing of the daemon's stays open here: the bus connection held by a child
+                 * would keep the daemon's name owned after it exits, so that a restart could
+                 * not take it. */
+                if (pipefd[1] > 3)
+                        (void) close_range(3, (unsigned) pipefd[1] - 1, 0);
+                (void) close_range((unsigned) pipefd[1] + 1, ~0u, 0);
+                r = store_format(s, &b);
+                if (r >= 0)
+                        r = write_file_atomic(path, b.p, b.n, 0600);
+                size = r >= 0 ? b.n : 0;
+                (void) write(pipefd[1], &size, sizeof size);
+                _exit(r >= 0 ? 0 : -r);
+        }
+        close(pipefd[1]);
+        if (sd_event_add_io(s->event, &s->compact_source, pipefd[0], EPOLLIN | EPOLLHUP,
+                            on_compacted, s) < 0) {
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                close(pipefd[0]);
+                return;
+        }
+        s->compactor = pid;
+        s->compactor_fd = pipefd[0];
+        s->log_bytes_at_fork = s->log_bytes;
+        s->log_bytes_at_fork_usec = now_usec(CLOCK_MONOTONIC);
+        s->log_to_new = true;
 }
 
 json_t *ban_store_export(BanStore *s) {
@@ -830,6 +1201,8 @@ static int store_update_cidr_count(BanStore *s) {
 }
 
 static void schedule_reap(BanStore *s);
+static void expiry_note(BanStore *s, uint64_t expires_usec);
+static void expiry_recompute(BanStore *s);
 
 /*
  * Applies n requests as one change: the kernel first (so enforcement starts before the reply),
@@ -842,6 +1215,8 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
         _cleanup_free_ Ban *old = NULL;    /* the previous ban of each request, if any */
         _cleanup_free_ uint8_t *had = NULL;
         _cleanup_free_ Ban *made = NULL;
+        _cleanup_(kbatch_done) KernelBatch kb = {};
+        size_t failed = 0;
         uint64_t now = now_usec(CLOCK_REALTIME), t_start = now_usec(CLOCK_MONOTONIC), t_kernel;
         size_t done = 0, before4 = s->prefix_count[0][32], before6 = s->prefix_count[1][128];
         size_t before_cidr = s->n_bans - before4 - before6;
@@ -866,6 +1241,14 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
         for (done = 0; done < n; done++) {
                 Ban *cur = store_find(s, &made[done].cidr), *b;
 
+                /* A ban of this change that is not new, or a prefix, goes in by itself: what
+                 * the batch holds goes in first, so that it finds the kernel as it would have
+                 * one by one. */
+                if ((cur || !cidr_is_exact(&made[done].cidr)) && kb.n > 0) {
+                        r = kbatch_flush(s, &kb, &failed);
+                        if (r < 0)
+                                goto undo_batch;
+                }
                 if (cur) {
                         had[done] = 1;
                         old[done] = *cur;
@@ -879,7 +1262,14 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
                                 made[done].expires_usec = cur->expires_usec;
                 } else
                         made[done].id = s->next_id++;
-                r = kernel_put_full(s, &made[done], cur != NULL);
+                if (!cur && cidr_is_exact(&made[done].cidr))
+                        r = kbatch_add(s, &kb, &made[done], done, &failed);
+                else
+                        r = kernel_put_full(s, &made[done], cur != NULL);
+                if (r < 0 && failed != done) {
+                        /* The family changed and the flush of the earlier ones failed. */
+                        goto undo_batch;
+                }
                 if (r == -ENOSPC || r == -E2BIG) {
                         r = capacity_error(s, &made[done].cidr, ret_error);
                         goto undo;
@@ -913,11 +1303,27 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
                                 goto undo;
                         }
                 }
+                if (kb.n == BPF_MAP_BATCH) {
+                        r = kbatch_flush(s, &kb, &failed);
+                        if (r < 0) {
+                                done++;
+                                goto undo_batch;
+                        }
+                }
         }
+        r = kbatch_flush(s, &kb, &failed);
+        if (r < 0)
+                goto undo_batch;
         t_kernel = now_usec(CLOCK_MONOTONIC);
         r = store_update_cidr_count(s);
-        if (r >= 0)
-                r = store_save(s);
+        if (r >= 0) {
+                Buf rec = {};
+
+                for (size_t i = 0; i < n; i++)
+                        log_add_ban(&rec, store_find(s, &made[i].cidr));
+                r = log_append(s, &rec);
+                free(rec.p);
+        }
         log_debug("%zu bans: checked and put in the kernel in %llu ms, written in %llu ms", n,
                   (unsigned long long) (t_kernel - t_start) / 1000,
                   (unsigned long long) (now_usec(CLOCK_MONOTONIC) - t_kernel) / 1000);
@@ -928,8 +1334,10 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
                 r = -EROFS;
                 goto undo;
         }
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 free(old[i].reason);
+                expiry_note(s, made[i].expires_usec);
+        }
         {
                 Cidr probe4 = { .family = ADDR_FAMILY_IPV4, .prefixlen = 32 };
                 Cidr probe6 = { .family = ADDR_FAMILY_IPV6, .prefixlen = 128 };
@@ -945,6 +1353,9 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
         if (n > BAN_TELL_EACH_MAX) {
                 if (s->cb.batch)
                         s->cb.batch(s, n, 0, BAN_END_MANUAL, s->cb.userdata);
+                /* A large batch went through megabytes of request, message and record that
+                 * malloc would otherwise keep: give them back. */
+                (void) malloc_trim(0);
         } else if (s->cb.banned)
                 for (size_t i = 0; i < n; i++) {
                         const Ban *b = store_find(s, &made[i].cidr);
@@ -956,6 +1367,16 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
                 s->cb.changed(s, s->cb.userdata);
         return 0;
 
+undo_batch:
+        /* A batch of new bans did not go into the kernel; the first that did not names it. */
+        if (r == -ENOSPC || r == -E2BIG)
+                r = capacity_error(s, &made[failed].cidr, ret_error);
+        else {
+                char a[CIDR_STRING_MAX];
+
+                (void) error_setf(ret_error, r, "cannot put %s in the kernel map: %s",
+                                  cidr_to_string(true, &made[failed].cidr, a), strerror(-r));
+        }
 undo:
         /* Back to what was, latest first (a batch may name one address twice). */
         while (done > 0) {
@@ -1025,7 +1446,14 @@ static int store_remove_many(BanStore *s, const Cidr *cs, size_t n, BanEnd why,
                 k++;
         }
         (void) store_update_cidr_count(s);
-        r = store_save(s);
+        {
+                Buf rec = {};
+
+                for (size_t i = 0; i < k; i++)
+                        log_add_cidr(&rec, '-', &gone[i].cidr);
+                r = log_append(s, &rec);
+                free(rec.p);
+        }
         if (r < 0) {
                 (void) error_setf(ret_error, -EROFS,
                                   "the bans cannot be written to %s/" BANS_FILE ": %s; nothing "
@@ -1197,7 +1625,7 @@ int ban_store_allowlist_add(BanStore *s, const Cidr *c, char **ret_error) {
         if (r >= 0)
                 r = ban_maps_update_presence(&s->maps);
         if (r >= 0)
-                r = store_save(s);
+                r = log_append_cidr(s, 'A', c);
         if (r < 0) {
                 s->n_allow--;
                 (void) allowlist_sync(s);
@@ -1229,7 +1657,7 @@ int ban_store_allowlist_remove(BanStore *s, const Cidr *c, char **ret_error) {
         s->n_allow--;
         r = allowlist_sync(s);
         if (r >= 0)
-                r = store_save(s);
+                r = log_append_cidr(s, 'R', &saved);
         if (r < 0) {
                 memmove(s->allow + i + 1, s->allow + i, (s->n_allow - i) * sizeof(Cidr));
                 s->allow[i] = saved;
@@ -1279,20 +1707,36 @@ static int on_reap(sd_event_source *src, uint64_t usec, void *userdata) {
         if (r < 0)
                 log_warning_errno(r, "Reaping expired bans failed: %m; the kernel stopped "
                                   "enforcing them already, trying again");
+        expiry_recompute(s);
         schedule_reap(s);
         return 0;
 }
 
-/* The timer goes off at the next expiry (at most once a second, at least every minute while
- * something expires: the realtime clock may be stepped). */
-static void schedule_reap(BanStore *s) {
-        uint64_t next = 0, now = now_usec(CLOCK_REALTIME), delay;
+/* The earliest expiry of the table, found by going through it: at the start and after a
+ * reap. In between the bans made lower it; the ones that end leave it early, which costs one
+ * early wake-up. */
+static void expiry_recompute(BanStore *s) {
+        uint64_t next = 0;
 
-        if (!s->event)
-                return;
         for (size_t i = 0; i < s->n_bans; i++)
                 if (s->bans[i].expires_usec && (next == 0 || s->bans[i].expires_usec < next))
                         next = s->bans[i].expires_usec;
+        s->next_expiry = next;
+}
+
+static void expiry_note(BanStore *s, uint64_t expires_usec) {
+        if (expires_usec && (s->next_expiry == 0 || expires_usec < s->next_expiry))
+                s->next_expiry = expires_usec;
+}
+
+/* The timer goes off at the next expiry (at most once a second, at least every minute while
+ * something expires: the realtime clock may be stepped). Constant time: a Ban() with a million
+ * bans held does not go through them. */
+static void schedule_reap(BanStore *s) {
+        uint64_t next = s->next_expiry, now = now_usec(CLOCK_REALTIME), delay;
+
+        if (!s->event)
+                return;
         if (next == 0) {
                 if (s->reap_timer)
                         (void) sd_event_source_set_enabled(s->reap_timer, SD_EVENT_OFF);
@@ -1333,23 +1777,9 @@ static int kernel_put_missing(BanStore *s, const uint8_t *in_kernel, size_t n, s
                         const Ban *b = i < n ? &s->bans[i] : NULL;
 
                         if (b && !in_kernel[i] && b->cidr.family == family && cidr_is_exact(&b->cidr)) {
-                                uint64_t now_rt = now_usec(CLOCK_REALTIME);
-                                uint64_t now_mono = now_nsec(CLOCK_MONOTONIC);
-
                                 memcpy(keys + k * ksize, b->cidr.addr, ksize);
-                                values[k] = (struct ps_ban) {
-                                        .expires = expiry_to_mono_ns(b->expires_usec),
-                                        .created = b->created_usec < now_rt
-                                                   ? now_mono - MIN((now_rt - b->created_usec) *
-                                                                    NSEC_PER_USEC, now_mono)
-                                                   : now_mono,
-                                        .id = b->id,
-                                        .offenses = b->offenses,
-                                        .origin = b->origin,
-                                        .policy = b->policy,
-                                        .prefixlen = b->cidr.prefixlen,
-                                        .family = family,
-                                };
+                                values[k] = (struct ps_ban) {};
+                                ban_to_kernel(b, &values[k]);
                                 k++;
                         }
                         if (k > 0 && (k == BPF_MAP_BATCH || !b)) {
@@ -1454,6 +1884,35 @@ static int line_field(const char *line, const char *key, uint64_t *ret_u, char *
         return 0;
 }
 
+/* One line as format_ban() writes it; the reason into reason (BAN_REASON_MAX + 1 bytes). */
+static int parse_ban_line(BanStore *s, const char *line, Ban *ret, char *reason) {
+        char a[CIDR_STRING_MAX], o[32];
+        uint64_t id, created, expires, offenses;
+        BanOrigin origin;
+        uint8_t policy;
+
+        if (line_field(line, "\"id\": ", &id, NULL, 0) < 0)
+                id = s->next_id; /* a document without ids: numbered in order */
+        if (line_field(line, "\"address\": ", NULL, a, sizeof a) < 0 ||
+            line_field(line, "\"origin\": ", NULL, o, sizeof o) < 0 ||
+            line_field(line, "\"created\": ", &created, NULL, 0) < 0 ||
+            line_field(line, "\"expires\": ", &expires, NULL, 0) < 0 ||
+            line_field(line, "\"offenses\": ", &offenses, NULL, 0) < 0 ||
+            line_field(line, "\"reason\": ", NULL, reason, BAN_REASON_MAX + 1) < 0 ||
+            ban_origin_from_string(o, &origin, &policy) < 0 || id == 0 ||
+            id > UINT32_MAX || offenses > UINT32_MAX)
+                return -EINVAL;
+        *ret = (Ban) {
+                .id = (uint32_t) id,
+                .created_usec = created,
+                .expires_usec = expires,
+                .offenses = MAX((uint32_t) offenses, 1u),
+                .origin = (uint8_t) origin,
+                .policy = policy,
+        };
+        return cidr_parse(a, true, &ret->cidr) < 0 ? -EINVAL : 0;
+}
+
 /*
  * bans.json as this daemon writes it, one ban per line, read without building a JSON tree: a
  * million bans in a few hundred milliseconds instead of seconds and a gigabyte. Anything
@@ -1467,10 +1926,7 @@ static int load_fast(BanStore *s, char *text, uint64_t now, size_t *ret_expired)
         if (strncmp(text, "{\"version\": 1, \"allowlist\": [", 29) != 0)
                 return -EINVAL;
         for (line = text; line; line = next) {
-                char a[CIDR_STRING_MAX], o[32], reason[BAN_REASON_MAX + 1];
-                uint64_t id, created, expires, offenses;
-                BanOrigin origin;
-                uint8_t policy;
+                char reason[BAN_REASON_MAX + 1];
                 Ban b;
 
                 next = strchr(line, '\n');
@@ -1499,28 +1955,10 @@ static int load_fast(BanStore *s, char *text, uint64_t now, size_t *ret_expired)
                 }
                 if (line[0] != '{')
                         continue; /* "\"bans\": [", "]}" */
-                if (line_field(line, "\"id\": ", &id, NULL, 0) < 0)
-                        id = s->next_id; /* a document without ids: numbered in order */
-                if (line_field(line, "\"address\": ", NULL, a, sizeof a) < 0 ||
-                    line_field(line, "\"origin\": ", NULL, o, sizeof o) < 0 ||
-                    line_field(line, "\"created\": ", &created, NULL, 0) < 0 ||
-                    line_field(line, "\"expires\": ", &expires, NULL, 0) < 0 ||
-                    line_field(line, "\"offenses\": ", &offenses, NULL, 0) < 0 ||
-                    line_field(line, "\"reason\": ", NULL, reason, sizeof reason) < 0 ||
-                    ban_origin_from_string(o, &origin, &policy) < 0 || id == 0 ||
-                    id > UINT32_MAX || offenses > UINT32_MAX)
-                        return -EINVAL;
-                b = (Ban) {
-                        .id = (uint32_t) id,
-                        .created_usec = created,
-                        .expires_usec = expires,
-                        .offenses = MAX((uint32_t) offenses, 1u),
-                        .origin = (uint8_t) origin,
-                        .policy = policy,
-                };
-                if (cidr_parse(a, true, &b.cidr) < 0)
-                        return -EINVAL;
-                if (expires && expires <= now) {
+                r = parse_ban_line(s, line, &b, reason);
+                if (r < 0)
+                        return r;
+                if (b.expires_usec && b.expires_usec <= now) {
                         expired++;
                         continue;
                 }
@@ -1541,6 +1979,125 @@ static int load_fast(BanStore *s, char *text, uint64_t now, size_t *ret_expired)
         return 0;
 }
 
+/* One record of bans.log applied to the table. */
+static int replay_record(BanStore *s, char *line, uint64_t now) {
+        char reason[BAN_REASON_MAX + 1];
+        Ban b, *cur;
+        Cidr c;
+        size_t i;
+        int r;
+
+        switch (line[0]) {
+        case '+':
+                r = parse_ban_line(s, line + 1, &b, reason);
+                if (r < 0)
+                        return r;
+                s->next_id = MAX(s->next_id, b.id + 1);
+                cur = store_find(s, &b.cidr);
+                if (b.expires_usec && b.expires_usec <= now) {
+                        if (cur) {
+                                cur->reason = mfree(cur->reason);
+                                store_remove(s, &b.cidr);
+                        }
+                        return 0;
+                }
+                if (*reason) {
+                        b.reason = strdup(reason);
+                        if (!b.reason)
+                                return -ENOMEM;
+                }
+                if (cur) {
+                        free(cur->reason);
+                        *cur = b;
+                        return 0;
+                }
+                r = store_reserve(s, 1);
+                if (r < 0) {
+                        free(b.reason);
+                        return r;
+                }
+                (void) store_insert(s, &b);
+                return 0;
+        case '-':
+                if (cidr_parse(line + 1, true, &c) < 0)
+                        return -EINVAL;
+                cur = store_find(s, &c);
+                if (cur) {
+                        free(cur->reason);
+                        cur->reason = NULL;
+                        store_remove(s, &c);
+                }
+                return 0;
+        case 'A':
+        case 'R':
+                if (cidr_parse(line + 1, true, &c) < 0)
+                        return -EINVAL;
+                for (i = 0; i < s->n_allow; i++)
+                        if (cidr_equal(&s->allow[i], &c))
+                                break;
+                if (line[0] == 'R' && i < s->n_allow) {
+                        memmove(s->allow + i, s->allow + i + 1,
+                                (s->n_allow - i - 1) * sizeof(Cidr));
+                        s->n_allow--;
+                } else if (line[0] == 'A' && i == s->n_allow && s->n_allow < BAN_ALLOWLIST_MAX) {
+                        Cidr *na = realloc(s->allow, (s->n_allow + 1) * sizeof(Cidr));
+
+                        if (!na)
+                                return -ENOMEM;
+                        s->allow = na;
+                        s->allow[s->n_allow++] = c;
+                }
+                return 0;
+        default:
+                return -EINVAL;
+        }
+}
+
+/*
+ * Replays one journal over the table. A last record without its newline was cut short by a
+ * crash before it was acknowledged: it is ignored and cut off, so that the next record starts
+ * on a line of its own. A record that cannot be read is skipped with a warning.
+ */
+static int replay_log(BanStore *s, const char *file, uint64_t now, size_t *ret_records) {
+        _cleanup_free_ char *path = state_path(s, file), *text = NULL;
+        size_t size = 0, records = 0, bad = 0;
+        char *line, *next;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_file_full(path, BANS_FILE_MAX_BYTES, &text, &size);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        for (line = text; line < text + size; line = next) {
+                next = memchr(line, '\n', (size_t) (text + size - line));
+                if (!next) {
+                        log_warning("%s ends in a record cut short (%zu bytes, no newline), "
+                                    "written by a change that was never acknowledged; ignored",
+                                    path, (size_t) (text + size - line));
+                        if (truncate(path, (off_t) (line - text)) < 0)
+                                log_warning_errno(-errno, "Cannot cut %s short: %m", path);
+                        size = (size_t) (line - text);
+                        break;
+                }
+                *next++ = '\0';
+                r = replay_record(s, line, now);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        bad++;
+                else
+                        records++;
+        }
+        if (bad > 0)
+                log_warning("%s: %zu record(s) could not be read and were skipped", path, bad);
+        s->log_bytes += size;
+        *ret_records += records;
+        return 0;
+}
+
 /* Forgets what a failed fast read left. */
 static void store_clear(BanStore *s) {
         for (size_t i = 0; i < s->n_bans; i++)
@@ -1557,15 +2114,16 @@ static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char 
         _cleanup_free_ BanRequest *reqs = NULL;
         json_t *doc = NULL, *allow;
         uint64_t now = now_usec(CLOCK_REALTIME);
-        size_t n = 0, expired = 0;
+        size_t n = 0, expired = 0, size = 0;
         int r;
 
         path = strjoin_path(s->state_dir, BANS_FILE);
         if (!path)
                 return -ENOMEM;
-        r = read_file_full(path, BANS_FILE_MAX_BYTES, &text, NULL);
+        r = read_file_full(path, BANS_FILE_MAX_BYTES, &text, &size);
         if (r < 0)
                 return r;
+        s->snapshot_bytes = size;
         /* The fast reader cuts the text into lines: a document it cannot read is read again
          * for jansson. */
         r = load_fast(s, text, now, &expired);
@@ -1834,7 +2392,7 @@ static int on_ban_event(void *ctx, void *data, size_t size) {
                 (void) ban_maps_insert(&s->maps, c.family, c.addr, c.prefixlen, &v, BPF_EXIST);
                 if (!cidr_is_exact(&c))
                         (void) ban_maps_update_presence(&s->maps);
-                if (store_save(s) < 0)
+                if (log_append_ban(s, b) < 0)
                         log_warning("Cannot write the auto-ban of %s to %s/" BANS_FILE "; the "
                                     "kernel enforces it, and the next start takes it over", a,
                                     s->state_dir);
@@ -1846,6 +2404,7 @@ static int on_ban_event(void *ctx, void *data, size_t size) {
                         s->cb.banned(s, b, s->cb.userdata);
                 if (s->cb.changed)
                         s->cb.changed(s, s->cb.userdata);
+                expiry_note(s, b->expires_usec);
                 schedule_reap(s);
                 return 0;
         }
@@ -1875,8 +2434,8 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                     Config *config, char **ret_error) {
         _cleanup_free_ char *err = NULL;
         struct adopt_ctx a = { .s = s };
-        size_t loaded = 0, expired = 0, put = 0;
-        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+        size_t loaded = 0, expired = 0, put = 0, replayed = 0;
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC), t_read, t_replay, t_kernel;
         int r;
 
         assert(s);
@@ -1895,10 +2454,28 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                                     "taken over", err ? err : "");
         else if (r < 0 && r != -ENOENT)
                 return error_setf(ret_error, r, "cannot read the stored bans: %s", strerror(-r));
+        t_read = now_usec(CLOCK_MONOTONIC);
+        {
+                _cleanup_free_ char *log_new = state_path(s, BANS_LOG_NEW);
+                uint64_t now = now_usec(CLOCK_REALTIME);
+
+                if (!log_new)
+                        return -ENOMEM;
+                /* The changes since the snapshot, in the order they were made. */
+                r = replay_log(s, BANS_LOG, now, &replayed);
+                if (r >= 0)
+                        r = replay_log(s, BANS_LOG_NEW, now, &replayed);
+                if (r < 0)
+                        return error_setf(ret_error, r, "cannot read the ban journal in %s: %s",
+                                          state_dir, strerror(-r));
+                s->log_to_new = access(log_new, F_OK) >= 0;
+                loaded = s->n_bans;
+        }
 
         /* The kernel first: what it holds stays as it is (no window opens, and a restart
          * with a million pinned bans writes nothing), what only it holds is taken over; then
          * what only the file holds goes into the kernel. */
+        t_replay = now_usec(CLOCK_MONOTONIC);
         a.n_file = s->n_bans;
         a.in_kernel = calloc(a.n_file + 1, 1);
         if (!a.in_kernel)
@@ -1910,21 +2487,33 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         if (r < 0)
                 log_warning_errno(r, "Cannot put the stored bans in the kernel: %m");
         free(a.in_kernel);
+        t_kernel = now_usec(CLOCK_MONOTONIC);
         (void) store_update_cidr_count(s);
         r = allowlist_sync(s);
         if (r < 0)
                 log_warning_errno(r, "Cannot load the allowlist into the kernel: %m");
-        if (a.adopted > 0 || expired > 0) {
-                r = store_save(s);
+        if (a.adopted > 0) {
+                /* Taken over from the kernel: recorded like any other change. The expired
+                 * ones are left to the next compaction, which does not write them. */
+                Buf rec = {};
+
+                for (size_t i = a.n_file; i < s->n_bans; i++)
+                        log_add_ban(&rec, &s->bans[i]);
+                r = log_append(s, &rec);
+                free(rec.p);
                 if (r < 0)
-                        log_warning_errno(r, "Cannot write %s/" BANS_FILE ": %m", state_dir);
+                        log_warning_errno(r, "Cannot write %s/" BANS_LOG ": %m", state_dir);
         }
         if (s->n_bans > 0 || a.adopted > 0)
-                log_info("Restored %zu ban(s) from %s in %llu ms (%zu put in the kernel, the "
-                         "rest pinned already; %zu found only in the kernel, kept; %zu expired "
-                         "meanwhile)", loaded, state_dir,
-                         (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - t0) / 1000), put,
-                         a.adopted, expired);
+                log_info("Restored %zu ban(s) from %s in %llu ms (snapshot read in %llu ms, %zu "
+                         "journal record(s) replayed in %llu ms, kernel reconciled in %llu ms: "
+                         "%zu put in the kernel, the rest pinned already; %zu found only in the "
+                         "kernel, kept; %zu expired meanwhile)", loaded, state_dir,
+                         (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - t0) / 1000),
+                         (unsigned long long) ((t_read - t0) / 1000), replayed,
+                         (unsigned long long) ((t_replay - t_read) / 1000),
+                         (unsigned long long) ((t_kernel - t_replay) / 1000), put, a.adopted,
+                         expired);
         err = mfree(err);
         r = ban_policies_load(state_dir, config, &s->policies_set, &err);
         if (r < 0)
@@ -1941,6 +2530,9 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                         log_warning_errno(r, "Cannot read the auto-ban events: %m; the kernel "
                                           "still bans, the daemon records them at its next start");
         }
+        expiry_recompute(s);
         schedule_reap(s);
+        /* The snapshot's text and the reading's garbage go back to the system. */
+        (void) malloc_trim(0);
         return 0;
 }

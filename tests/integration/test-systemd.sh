@@ -283,6 +283,26 @@ grep -q "packetscoped\[[0-9]*\]: Guarding $IF (ifindex " <<<"$out" &&
 ok $? "journalctl -u 'packetscope*' -x shows the daemon's message with its catalog text" \
         "$(tail -n 30 <<<"$out")"
 
+# Bans.History reads the ban records back from the container's journal with sd-journal,
+# from inside the unit's sandbox.
+HIST=192.0.2.77
+ct_ctl() {
+        sys_in_ct env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+                packetscopectl --no-ask-password --no-pager "$@"
+}
+out=$(ct_ctl ban "$HIST" --reason ct-history 2>&1) && out=$(ct_ctl unban "$HIST" 2>&1)
+ok $? "packetscopectl ban $HIST, then unban it, in the container" "$out"
+history_has() {
+        ct_ctl bans history --address "$HIST" 2>/dev/null |
+                grep -Eq "$1"
+}
+wait_until 10 history_has " unban +${HIST//./\\.} "
+ok $? "packetscopectl bans history has the unban of $HIST" \
+   "$(ct_ctl bans history 2>&1 | tail -n 10)"
+history_has " ban +${HIST//./\\.} +manual .*ct-history"
+ok $? "and its ban, with the origin and the reason" \
+   "$(ct_ctl bans history 2>&1 | tail -n 10)"
+
 # ---------------------------------------------------------------------------------------------
 # systemctl stop packetscope@ps0
 

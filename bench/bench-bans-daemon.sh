@@ -1,0 +1,101 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The daemon's side of the ban benchmark, end to end over the bus (bench/ban-client):
+#   - BanBatch: BANS IPv4 bans in calls of PER_CALL, from an empty table, in bans per second;
+#   - Ban(): CALLS single calls one after the other with BANS held, round trip min/median/max;
+#   - restart: the daemon stopped and started again with BANS + CALLS bans held, the time its
+#     own log gives for the restore and the time until its name is on the bus again;
+#   - RSS with the table empty, full, and after the restart.
+# Every change is fsync'd before it is acknowledged, so the file system of the state directory
+# (mktemp -d, $TMPDIR) counts: say which one when quoting the figures.
+# Usage: bench/bench-bans-daemon.sh BUILD_DIR   (root; BANS=1000000 PER_CALL=100000 CALLS=200)
+set -euo pipefail
+
+build=${1:?usage: $0 BUILD_DIR}
+build=$(cd "$build" && pwd)
+bans=${BANS:-1000000}
+per_call=${PER_CALL:-100000}
+calls=${CALLS:-200}
+dir=$(mktemp -d)
+chmod 755 "$dir"
+bpffs=/sys/fs/bpf/packetscope-bench-bans-$$
+bus_pid='' daemon_pid=''
+
+cleanup() {
+        set +e
+        bench_daemon_stop
+        [ -n "$bus_pid" ] && kill "$bus_pid" 2>/dev/null && wait "$bus_pid" 2>/dev/null
+        [ -n "${KEEP_LOG:-}" ] && cp "$dir/daemon.log" "$KEEP_LOG"
+        rm -rf "$bpffs" "$dir"
+}
+trap cleanup EXIT
+# shellcheck source=bench/lib-daemon.sh
+. "$(dirname "$0")/lib-daemon.sh"
+
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+bench_bus_start
+mkdir -p "$dir/conf"
+# Room for the batch and the single calls (the default is 1,000,000).
+printf '[Bans]\nMaxBansIPv4=%s\n' "$(( bans + calls + 1024 ))" > "$dir/conf/packetscope.conf"
+# Debug: the daemon logs how long it took to read and to apply each BanBatch.
+bench_daemon_start "$build" --log-level debug
+
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$daemon_pid/status"; }
+# The daemon's CPU time so far (user + system) in ms: on a machine shared with other work the
+# wall times above stretch, this does not (the compacting child's time is not in it).
+cpu_ms() {
+        awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$daemon_pid/stat"
+}
+count() {
+        busctl --system get-property org.packetscope.Guarder1 /org/packetscope/Guarder1/bans \
+                org.packetscope.Guarder1.Bans Count | awk '{ print $2 }'
+}
+
+# The floor of an acknowledged change on this file system: a record appended and fdatasync'd.
+read -r sync_min sync_median sync_max < <("$build/bench/ban-client" fsync "$dir/state" "$calls")
+rss_empty=$(rss)
+cpu0=$(cpu_ms)
+read -r _ batch_s batch_rate < <("$build/bench/ban-client" batch "$bans" "$per_call")
+rss_full=$(rss)
+batch_cpu=$(( $(cpu_ms) - cpu0 ))
+# The daemon's part of the batch: its own time to read the calls and to apply them (kernel,
+# table, journal), summed over the calls.
+read -r daemon_read_ms daemon_apply_ms < <(sed -n 's/.*BanBatch of [0-9]* bans: read in \([0-9]*\) ms, applied in \([0-9]*\) ms.*/\1 \2/p' \
+        "$dir/daemon.log" | awk '{ r += $1; a += $2 } END { print r + 0, a + 0 }')
+read -r ban_min ban_median ban_max < <("$build/bench/ban-client" single "$calls")
+held=$(count)
+journal_kb=$(du -k "$dir/state/bans.log" 2>/dev/null | cut -f1)
+snapshot_kb=$(du -k "$dir/state/bans.json" 2>/dev/null | cut -f1)
+
+bench_daemon_stop
+t0=$(date +%s%N)
+bench_daemon_start "$build"
+# The bus serves the daemon from one loop: Count answers once the restore is done.
+held_after=$(count)
+t1=$(date +%s%N)
+restore_cpu=$(cpu_ms)
+restored=$(sed -n 's/.*Restored \([0-9]*\) ban(s) from [^ ]* in \([0-9]*\) ms (\([^:]*\):.*/\1 bans in \2 ms (\3)/p' \
+           "$dir/daemon.log" | tail -n 1)
+rss_after=$(rss)
+
+printf 'load average %s; ' "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'state directory           %s (%s)\n' "$dir/state" "$(stat -f -c %T "$dir/state")"
+printf 'append+fdatasync of a record, %s times   min %s ms, median %s ms, max %s ms\n' \
+        "$calls" "$sync_min" "$sync_median" "$sync_max"
+printf 'BanBatch, %s bans in calls of %s   %s s, %s bans/s   (goal >= 100,000/s)\n' \
+        "$bans" "$per_call" "$batch_s" "$batch_rate"
+printf '  of which the daemon      reading the calls %s ms, applying them %s ms (%s bans/s)\n' \
+        "$daemon_read_ms" "$daemon_apply_ms" \
+        "$(awk -v n="$bans" -v ms=$((daemon_read_ms + daemon_apply_ms)) 'BEGIN { printf "%.0f", ms ? n * 1000 / ms : 0 }')"
+printf '  the daemon'"'"'s CPU time   %s ms (%s bans per CPU second)\n' "$batch_cpu" \
+        "$(awk -v n="$bans" -v ms="$batch_cpu" 'BEGIN { printf "%.0f", ms ? n * 1000 / ms : 0 }')"
+printf 'Ban() with %s held, %s calls      min %s ms, median %s ms, max %s ms   (goal < 5 ms)\n' \
+        "$bans" "$calls" "$ban_min" "$ban_median" "$ban_max"
+printf 'held before the restart   %s bans (bans.json %s KiB, bans.log %s KiB)\n' "$held" \
+        "${snapshot_kb:-0}" "${journal_kb:-0}"
+printf 'restart: restored         %s   (goal < 1 s)\n' "$restored"
+printf 'restart: start until Count answers   %s ms, Count %s; the daemon'"'"'s CPU time until then %s ms\n' \
+        "$(( (t1 - t0) / 1000000 ))" "$held_after" "$restore_cpu"
+printf 'RSS empty / %s bans / after the restart   %s KiB / %s KiB / %s KiB   (goal < 100 MB)\n' \
+        "$bans" "$rss_empty" "$rss_full" "$rss_after"
+printf 'RSS peak after the restart %s KiB\n' "$(awk '/^VmHWM/ { print $2 }' "/proc/$daemon_pid/status")"

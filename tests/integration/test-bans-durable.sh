@@ -1,0 +1,151 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# An acknowledged ban is durable, with the real daemon on a private bus. The state directory is
+# a small tmpfs of this test, reached through the daemon's state path (a symlink):
+#   - with the tmpfs full, Ban and Unban answer StateNotWritable naming the cause, and the
+#     kernel's ban map is as it was (bpftool reads the pinned map);
+#   - with the state directory removed, Ban answers StateNotWritable; once it is back the next
+#     ban writes the whole table again, so that a restart keeps every acknowledged ban;
+#   - a journal record cut short (a crash while it was written, never acknowledged) is ignored
+#     with a warning at the next start, the records before it count, and the next ban is
+#     recorded on a line of its own (it survives another restart);
+#   - a BanBatch of 40,000 bans grows the journal past its compaction threshold: the journal is
+#     folded into bans.json in the background and a restart restores every ban;
+#   - a BanBatch that does not fit the table (MaxBansIPv4=50000) is refused as a whole with
+#     BanTableFull: none of its bans is in the kernel, the count is unchanged.
+
+set -u
+# shellcheck source=tests/integration/lib-promises.sh
+. "$(dirname "$0")/lib-promises.sh"
+
+require_root
+require dbus-daemon busctl jq timeout mount umount bpftool
+[ -x "$PACKETSCOPED" ] || bail "no daemon at $PACKETSCOPED"
+
+PS_BANS_PATH=$PS_PATH/bans
+PS_BANS=org.packetscope.Guarder1.Bans
+NOT_WRITABLE=$PS_ERR.StateNotWritable
+A=198.51.100.1 # banned while the directory is writable, unbanned only at the end
+B=198.51.100.2 # refused while the tmpfs is full, banned once there is room
+C=198.51.100.3 # refused while the directory is gone, banned once it is back
+D=198.51.100.4 # banned after the start that found the cut record
+
+make_tmpdir T
+mkdir "$T/fs"
+mount -t tmpfs -o size=24m,mode=0755 "ps-test-$$" "$T/fs" || bail "cannot mount a tmpfs"
+defer "umount -l '$T/fs'"
+STATE_REAL=$T/fs/state
+mkdir "$STATE_REAL"
+bus_start "$T/bus"
+daemon_setup main
+printf '[Bans]\nMaxBansIPv4=50000\n' >>"${DAEMON_DIR[main]}/config/packetscope.conf"
+STATE=${DAEMON_DIR[main]}/state
+LOG=${DAEMON_DIR[main]}/log
+rmdir "$STATE" && ln -s "$STATE_REAL" "$STATE"
+daemon_start main || bail "the daemon did not start: $(daemon_log main)"
+PIN=${DAEMON_BPFFS[main]}/:bans/ban_v4
+
+ban() {
+        call_error "$PS_BANS_PATH" "$PS_BANS" Ban sts "[\"$1\", 0, \"durable test\"]"
+}
+unban() {
+        call_error "$PS_BANS_PATH" "$PS_BANS" Unban s "[\"$1\"]"
+}
+# in_kernel ADDRESS: yes when the pinned IPv4 ban map holds it.
+in_kernel() {
+        local bytes
+        IFS=. read -ra bytes <<<"$1"
+        if bpftool map lookup pinned "$PIN" key "${bytes[@]}" >/dev/null 2>&1; then
+                echo yes
+        else
+                echo no
+        fi
+}
+addresses() {
+        pscall "$PS_BANS_PATH" "$PS_BANS" List 'a{sv}' 0 |
+                jq -c '[.data[0][] | .address.data] | sort'
+}
+count() {
+        busctl --system get-property "$PS_NAME" "$PS_BANS_PATH" "$PS_BANS" Count | cut -d' ' -f2
+}
+
+is "$(ban $A)" OK "Ban of $A on a writable directory"
+is "$(in_kernel $A)" yes "$A is in the kernel's map"
+
+# ---------------------------------------------------------------------------------------------
+# Full
+
+dd if=/dev/zero of="$T/fs/filler" bs=64k 2>/dev/null # until the tmpfs is full
+like "$(ban $B)" "^$NOT_WRITABLE: the bans cannot be written to $STATE/bans.json: No space left on device; nothing was banned" \
+     "full: Ban answers StateNotWritable naming the cause"
+is "$(in_kernel $B)" no "full: the refused ban is not in the kernel"
+like "$(unban $A)" "^$NOT_WRITABLE: .*No space left on device; nothing was unbanned" \
+     "full: Unban answers StateNotWritable"
+is "$(in_kernel $A)" yes "full: the refused unban left $A in the kernel"
+is "$(addresses)" "[\"$A\"]" "full: the table holds exactly $A"
+rm -f "$T/fs/filler"
+is "$(ban $B)" OK "with room again, Ban of $B works"
+is "$(in_kernel $B)" yes "$B is in the kernel's map"
+
+# ---------------------------------------------------------------------------------------------
+# Removed
+
+rm -rf "$STATE_REAL"
+like "$(ban $C)" "^$NOT_WRITABLE: the bans cannot be written to $STATE/bans.json: No such file or directory" \
+     "removed: Ban answers StateNotWritable"
+is "$(in_kernel $C)" no "removed: the refused ban is not in the kernel"
+mkdir "$STATE_REAL"
+is "$(ban $C)" OK "with the directory back, Ban of $C works"
+[ -s "$STATE_REAL/bans.json" ]
+ok $? "and bans.json was written again"
+daemon_stop main
+daemon_start main || bail "the daemon did not restart: $(daemon_log main)"
+is "$(addresses)" "[\"$A\",\"$B\",\"$C\"]" "after a restart: exactly the acknowledged bans"
+
+# ---------------------------------------------------------------------------------------------
+# A record cut short
+
+daemon_stop main
+printf '+{"address": "198.51.100.99", "id": 77, "origin": "manual", "crea' >>"$STATE_REAL/bans.log"
+daemon_start main || bail "the daemon did not start over a cut record: $(daemon_log main)"
+is "$(addresses)" "[\"$A\",\"$B\",\"$C\"]" "a cut record: ignored, the records before it count"
+like "$(grep -c 'bans.log ends in a record cut short' "$LOG")" '^[1-9]' "and the log warns about it"
+is "$(ban $D)" OK "Ban of $D after the cut record"
+daemon_stop main
+daemon_start main || bail "the daemon did not restart: $(daemon_log main)"
+is "$(addresses)" "[\"$A\",\"$B\",\"$C\",\"$D\"]" \
+   "after another restart $D is there: it was recorded on a line of its own"
+
+# ---------------------------------------------------------------------------------------------
+# Compaction
+
+batch=$(jq -nc '[range(0; 40000) | {address: ["s", "10.77.\(. / 256 | floor).\(. % 256)"]}]')
+printf '[%s]' "$batch" >"$T/batch.json"
+is "$(rawcall "$PS_BANS_PATH" "$PS_BANS" BanBatch 'aa{sv}' "@$T/batch.json" | jq -c '.reply')" \
+   "[40000]" "BanBatch of 40,000 bans"
+# The journal passed 4 MiB: a child writes bans.json, then bans.log starts over.
+compacted() {
+        [ "$(grep -c '"address": "10.77.' "$STATE_REAL/bans.json" 2>/dev/null)" = 40000 ] &&
+                [ ! -e "$STATE_REAL/bans.log.new" ] &&
+                [ "$(stat -c %s "$STATE_REAL/bans.log" 2>/dev/null || echo 0)" -lt 1048576 ]
+}
+wait_until 60 compacted
+ok $? "the journal was compacted into bans.json" \
+   "$(ls -l "$STATE_REAL"; daemon_log main 5)"
+is "$(ban 198.51.100.5)" OK "a ban after the compaction"
+daemon_stop main
+daemon_start main || bail "the daemon did not restart: $(daemon_log main)"
+is "$(count)" 40005 "after a restart all 40,005 bans are there"
+is "$(in_kernel 10.77.156.63)" yes "the last ban of the batch is in the kernel"
+batch=$(jq -nc '[range(0; 10000) | {address: ["s", "10.78.\(. / 256 | floor).\(. % 256)"]}]')
+printf '[%s]' "$batch" >"$T/batch2.json"
+like "$(call_error "$PS_BANS_PATH" "$PS_BANS" BanBatch 'aa{sv}' "@$T/batch2.json")" \
+     "^$PS_ERR\.BanTableFull: .*MaxBansIPv4" "a BanBatch past MaxBansIPv4 is refused with BanTableFull"
+is "$(count)" 40005 "and the count is unchanged"
+is "$(in_kernel 10.78.0.0)/$(in_kernel 10.78.39.15)" no/no \
+   "none of the refused batch is in the kernel (its first and its last ban)"
+UNBANS=("$A" "$B" "$C" "$D" 198.51.100.5)
+for a in "${UNBANS[@]}"; do unban "$a" >/dev/null; done
+
+done_testing
