@@ -456,6 +456,22 @@ out=$(ctl health history 2>&1)
 grep -Eq "^ *$(jq -r .id <<<"$ANOMALY" 2>/dev/null) +memory " <<<"$out"
 ok $? "packetscopectl health history lists it" "$out"
 
+# Bans.History reads the journal through the same reader: a ban and its unban, newest first.
+sys_in_ct busctl call "$PS_NAME" "$PS_PATH/bans" org.packetscope.Guarder1.Bans Ban sts \
+        192.0.2.99 600 history >/dev/null 2>&1
+sys_in_ct busctl call "$PS_NAME" "$PS_PATH/bans" org.packetscope.Guarder1.Bans Unban s \
+        192.0.2.99 >/dev/null 2>&1
+ban_events() {
+        sys_in_ct busctl --json=short call "$PS_NAME" "$PS_PATH/bans" org.packetscope.Guarder1.Bans \
+                History 'a{sv}' 1 address s 192.0.2.99 |
+                jq -r '[.data[0][] | "\(.event.data):\(.reason.data)"] | join(" ")'
+}
+ban_events_are() {
+        [ "$(ban_events)" = "$1" ]
+}
+wait_until 10 ban_events_are "unban: ban:history"
+ok $? "Bans.History reads the ban and the unban back from the journal" "$(ban_events 2>&1)"
+
 # ---------------------------------------------------------------------------------------------
 # SIGKILL: systemd restarts the daemon (Restart=on-failure); the guard stays and counts on.
 # The cached Link.Packets is waited for, not slept for: 50 echo requests must show up in it.
