@@ -51,14 +51,14 @@ static int field_double(sd_journal *j, const char *name, double *ret) {
 /* TOP_PROCESS=comm[pid] and TOP_UNIT=name as the first consumers of their lists. */
 static void read_top(sd_journal *j, Anomaly *a) {
         _cleanup_free_ char *p = NULL, *u = NULL;
-        char *open;
+        char *bracket;
         uint32_t pid;
 
-        if (journal_query_field(j, "TOP_PROCESS", &p) >= 0 && (open = strrchr(p, '[')) &&
-            endswith(open, "]")) {
-                open[strlen(open) - 1] = '\0';
-                *open = '\0';
-                if (safe_atou32(open + 1, &pid) >= 0 && *p) {
+        if (journal_query_field(j, "TOP_PROCESS", &p) >= 0 && (bracket = strrchr(p, '[')) &&
+            endswith(bracket, "]")) {
+                bracket[strlen(bracket) - 1] = '\0';
+                *bracket = '\0';
+                if (safe_atou32(bracket + 1, &pid) >= 0 && *p) {
                         a->processes[0] = (HealthProcess) { .pid = (int) pid };
                         snprintf(a->processes[0].comm, sizeof(a->processes[0].comm), "%s", p);
                         a->n_processes = 1;
