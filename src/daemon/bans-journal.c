@@ -110,6 +110,7 @@ int bans_history(const BanHistoryQuery *q, BanHistoryEntry **ret, size_t *ret_n,
                  char **ret_error) {
         const char *ids[ELEMENTSOF(history_ids)];
         _cleanup_(journal_query_closep) sd_journal *j = NULL;
+        _cleanup_free_ char *also = NULL;
         BanHistoryEntry *out = NULL;
         size_t n = 0;
         uint64_t t;
@@ -117,7 +118,9 @@ int bans_history(const BanHistoryQuery *q, BanHistoryEntry **ret, size_t *ret_n,
 
         for (size_t i = 0; i < ELEMENTSOF(history_ids); i++)
                 ids[i] = history_ids[i].id;
-        r = journal_query_open(ids, ELEMENTSOF(ids), &j, ret_error);
+        if (q->address && asprintf(&also, "ADDRESS=%s", q->address) < 0)
+                return -ENOMEM;
+        r = journal_query_open(ids, ELEMENTSOF(ids), also, &j, ret_error);
         if (r < 0)
                 return r;
         out = calloc(q->limit + 1, sizeof(BanHistoryEntry));

@@ -76,6 +76,7 @@ int health_journal_history(const AnomalyJournalQuery *q, Anomaly **ret, size_t *
         _cleanup_(journal_query_closep) sd_journal *j = NULL;
         _cleanup_free_ Anomaly *out = NULL;
         _cleanup_free_ AnomalyKey *ended = NULL;
+        _cleanup_free_ char *also = NULL;
         AnomalyJournalInfo info = { .complete = true };
         size_t n = 0, n_ended = 0;
         uint64_t t;
@@ -84,7 +85,10 @@ int health_journal_history(const AnomalyJournalQuery *q, Anomaly **ret, size_t *
         assert(q);
         assert(ret);
         assert(ret_n);
-        r = journal_query_open(ids, ELEMENTSOF(ids), &j, ret_error);
+        if (q->kind >= 0 &&
+            asprintf(&also, "HEALTH_KIND=%s", health_kind_to_string(q->kind)) < 0)
+                return -ENOMEM;
+        r = journal_query_open(ids, ELEMENTSOF(ids), also, &j, ret_error);
         if (r < 0)
                 return r;
         out = calloc(MAX(q->limit, 1u), sizeof(Anomaly));

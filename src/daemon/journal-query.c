@@ -6,7 +6,8 @@
 #include "log.h"
 #include "util.h"
 
-int journal_query_open(const char *const *ids, size_t n_ids, sd_journal **ret, char **ret_error) {
+int journal_query_open(const char *const *ids, size_t n_ids, const char *also, sd_journal **ret,
+                       char **ret_error) {
         sd_journal *j = NULL;
         int r;
 
@@ -30,6 +31,8 @@ int journal_query_open(const char *const *ids, size_t n_ids, sd_journal **ret, c
                 r = sd_journal_add_conjunction(j);
         if (r >= 0)
                 r = sd_journal_add_match(j, "SYSLOG_IDENTIFIER=packetscoped", 0);
+        if (r >= 0 && also)
+                r = sd_journal_add_match(j, also, 0);
         if (r >= 0)
                 r = sd_journal_seek_tail(j);
         if (r < 0) {

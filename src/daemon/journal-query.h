@@ -11,10 +11,12 @@
  * wrote, newest first. Callers bound their own walk (a count of entries, a time).
  */
 
-/* Opens the local system journal matched to `ids` (any of them) and SYSLOG_IDENTIFIER=
- * packetscoped, positioned after the newest record. -ENOMEDIUM, with a message saying why,
- * when the daemon does not log to a journal. */
-int journal_query_open(const char *const *ids, size_t n_ids, sd_journal **ret, char **ret_error);
+/* Opens the local system journal matched to `ids` (any of them), SYSLOG_IDENTIFIER=
+ * packetscoped and, unless NULL, the field `also` ("NAME=value"), positioned after the newest
+ * record. Filtering there, by the journal's own index, costs nothing per record skipped.
+ * -ENOMEDIUM, with a message saying why, when the daemon does not log to a journal. */
+int journal_query_open(const char *const *ids, size_t n_ids, const char *also, sd_journal **ret,
+                       char **ret_error);
 
 /* The next older matching record: 1 with its CLOCK_REALTIME time, 0 when there is none. */
 int journal_query_previous(sd_journal *j, uint64_t *ret_time_usec);
