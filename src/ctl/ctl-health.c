@@ -141,6 +141,22 @@ static const BusField anomaly_fields[] = {
 };
 static const BusDict anomaly_dict = BUS_DICT(anomaly_fields, AnomalyRow);
 
+/* The second value of ListAnomalies: whether the journal was read, and how far. */
+typedef struct HistoryInfo {
+        uint64_t seen;
+        const char *journal, *reason;
+        uint64_t entries;
+        bool complete;
+} HistoryInfo;
+
+static const BusField history_fields[] = {
+        { "journal", BUS_FIELD_STRING, offsetof(HistoryInfo, journal), NULL },
+        { "journal_entries", BUS_FIELD_U64, offsetof(HistoryInfo, entries), NULL },
+        { "complete", BUS_FIELD_BOOL, offsetof(HistoryInfo, complete), NULL },
+        { "reason", BUS_FIELD_STRING, offsetof(HistoryInfo, reason), NULL },
+};
+static const BusDict history_dict = BUS_DICT(history_fields, HistoryInfo);
+
 /* Health.ListAnomalies with state "open" or "all". */
 static int call_list_anomalies(sd_bus *bus, const char *state, sd_bus_message **ret) {
         return bus_call(bus, PS_OBJECT_HEALTH, PS_IFACE_HEALTH, "ListAnomalies", NULL, ret,
@@ -188,6 +204,20 @@ static int render_anomalies(sd_bus_message *reply, bool history) {
                 return -EIO;
         print_count_legend(n, history ? "No anomalies recorded." : "No open anomalies.",
                            "anomaly", "anomalies", history ? "recorded" : "open");
+        if (history) {
+                HistoryInfo info = { .complete = true };
+
+                r = bus_read_dict(reply, &history_dict, &info, NULL, NULL);
+                if (r < 0)
+                        return r;
+                /* To stderr, so that a script reading the table is not misled by it. */
+                if (streq_ptr(info.journal, "unavailable"))
+                        fprintf(stderr, "Only the anomalies the daemon holds: %s\n",
+                                strna(info.reason));
+                else if (!info.complete)
+                        fprintf(stderr, "Older anomalies may be in the journal: this reply read "
+                                "its newest %" PRIu64 " anomaly records.\n", info.entries);
+        }
         return 0;
 }
 

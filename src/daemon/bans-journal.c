@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdio.h>
-#include <systemd/sd-journal.h>
 #include <time.h>
 
 #include "bans-journal.h"
+#include "journal-query.h"
 #include "log.h"
 #include "util.h"
 
@@ -98,20 +98,6 @@ static const struct {
         { PS_MESSAGE_BAN_POLICY, "policy" },
 };
 
-static int entry_field(sd_journal *j, const char *name, char **ret) {
-        const void *data;
-        size_t len, n = strlen(name);
-        int r;
-
-        r = sd_journal_get_data(j, name, &data, &len);
-        if (r < 0)
-                return r;
-        if (len <= n + 1)
-                return -ENODATA;
-        *ret = strndup((const char *) data + n + 1, len - n - 1);
-        return *ret ? 0 : -ENOMEM;
-}
-
 void bans_history_free(BanHistoryEntry *e, size_t n) {
         if (!e)
                 return;
@@ -122,51 +108,32 @@ void bans_history_free(BanHistoryEntry *e, size_t n) {
 
 int bans_history(const BanHistoryQuery *q, BanHistoryEntry **ret, size_t *ret_n,
                  char **ret_error) {
-        sd_journal *j = NULL;
+        const char *ids[ELEMENTSOF(history_ids)];
+        _cleanup_(journal_query_closep) sd_journal *j = NULL;
+        _cleanup_free_ char *also = NULL;
         BanHistoryEntry *out = NULL;
         size_t n = 0;
+        uint64_t t;
         int r;
 
-        if (!log_to_journal())
-                return error_setf(ret_error, -ENOMEDIUM,
-                                  "this daemon logs to stderr, not to a journal (none runs here, "
-                                  "or --log-target=stderr): there is no history to read; the "
-                                  "current bans are in List()");
-        r = sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY | SD_JOURNAL_SYSTEM);
+        for (size_t i = 0; i < ELEMENTSOF(history_ids); i++)
+                ids[i] = history_ids[i].id;
+        if (q->address && asprintf(&also, "ADDRESS=%s", q->address) < 0)
+                return -ENOMEM;
+        r = journal_query_open(ids, ELEMENTSOF(ids), also, &j, ret_error);
         if (r < 0)
-                return error_setf(ret_error, r, "cannot open the journal: %s", strerror(-r));
-        for (size_t i = 0; i < ELEMENTSOF(history_ids); i++) {
-                char m[64];
-
-                snprintf(m, sizeof m, "MESSAGE_ID=%s", history_ids[i].id);
-                r = sd_journal_add_match(j, m, 0);
-                if (r < 0)
-                        goto finish;
-        }
-        r = sd_journal_add_conjunction(j);
-        if (r >= 0)
-                r = sd_journal_add_match(j, "SYSLOG_IDENTIFIER=packetscoped", 0);
-        if (r < 0)
-                goto finish;
+                return r;
         out = calloc(q->limit + 1, sizeof(BanHistoryEntry));
-        if (!out) {
-                r = -ENOMEM;
-                goto finish;
-        }
+        if (!out)
+                return -ENOMEM;
         /* Newest first: what an admin asks first is what happened last. */
-        r = sd_journal_seek_tail(j);
-        if (r < 0)
-                goto finish;
-        while (n < q->limit && (r = sd_journal_previous(j)) > 0) {
+        while (n < q->limit && (r = journal_query_previous(j, &t)) > 0) {
                 BanHistoryEntry e = {};
                 _cleanup_free_ char *mid = NULL, *off = NULL;
-                uint64_t t;
 
-                if (sd_journal_get_realtime_usec(j, &t) < 0)
-                        continue;
                 if (q->since_usec && t < q->since_usec)
                         break;
-                if (entry_field(j, "MESSAGE_ID", &mid) < 0)
+                if (journal_query_field(j, "MESSAGE_ID", &mid) < 0)
                         continue;
                 for (size_t i = 0; i < ELEMENTSOF(history_ids); i++)
                         if (streq(mid, history_ids[i].id))
@@ -174,31 +141,27 @@ int bans_history(const BanHistoryQuery *q, BanHistoryEntry **ret, size_t *ret_n,
                 if (!e.event)
                         continue;
                 e.time_usec = t;
-                (void) entry_field(j, "ADDRESS", &e.address);
+                (void) journal_query_field(j, "ADDRESS", &e.address);
                 if (q->address && !streq_ptr(q->address, e.address)) {
                         bans_history_free_one(&e);
                         continue;
                 }
-                (void) entry_field(j, "ORIGIN", &e.origin);
-                (void) entry_field(j, "REASON", &e.reason);
-                (void) entry_field(j, "UNTIL", &e.until);
-                (void) entry_field(j, "POLICY", &e.policy);
-                (void) entry_field(j, "MESSAGE", &e.message);
-                if (entry_field(j, "OFFENSES", &off) >= 0)
+                (void) journal_query_field(j, "ORIGIN", &e.origin);
+                (void) journal_query_field(j, "REASON", &e.reason);
+                (void) journal_query_field(j, "UNTIL", &e.until);
+                (void) journal_query_field(j, "POLICY", &e.policy);
+                (void) journal_query_field(j, "MESSAGE", &e.message);
+                if (journal_query_field(j, "OFFENSES", &off) >= 0)
                         (void) safe_atou32(off, &e.offenses);
                 out[n++] = e;
         }
-        if (r < 0)
-                goto finish;
-        *ret = TAKE_PTR(out);
+        if (r < 0) {
+                bans_history_free(out, n);
+                return error_setf(ret_error, r, "reading the journal failed: %s", strerror(-r));
+        }
+        *ret = out;
         *ret_n = n;
-        r = 0;
-finish:
-        if (r < 0 && ret_error && !*ret_error)
-                (void) error_setf(ret_error, r, "reading the journal failed: %s", strerror(-r));
-        bans_history_free(out, n);
-        sd_journal_close(j);
-        return r;
+        return 0;
 }
 
 void bans_history_free_one(BanHistoryEntry *e) {

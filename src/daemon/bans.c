@@ -43,6 +43,7 @@ struct BanStore {
 
         Cidr *allow;
         size_t n_allow;
+        uint64_t n_refused_full; /* see BanStoreInfo */
 
         /* The journal: bytes appended since the last snapshot, the size of that snapshot, and
          * the child that writes the next one. */
@@ -394,8 +395,19 @@ void ban_store_info(BanStore *s, BanStoreInfo *ret) {
                 .capacity6 = s->maps.max_v6,
                 .capacity_cidr = PS_BANS_CIDR_MAX,
                 .n_allowlist = s->n_allow,
+                .n_refused_full = s->n_refused_full,
         };
         ret->n_cidr = s->n_bans - ret->n_exact4 - ret->n_exact6;
+}
+
+void ban_store_count_origins(BanStore *s, size_t ret[_BAN_ORIGIN_MAX]) {
+        memset(ret, 0, _BAN_ORIGIN_MAX * sizeof(size_t));
+        for (size_t i = 0; i < ban_store_count(s); i++) {
+                const Ban *b = ban_store_at(s, i);
+
+                if (b && b->origin < _BAN_ORIGIN_MAX)
+                        ret[b->origin]++;
+        }
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1159,6 +1171,7 @@ static int capacity_error(BanStore *s, const Cidr *c, char **ret_error) {
         uint32_t cap = !cidr_is_exact(c) ? PS_BANS_CIDR_MAX :
                        c->family == ADDR_FAMILY_IPV4 ? s->maps.max_v4 : s->maps.max_v6;
 
+        s->n_refused_full++;
         return error_setf(ret_error, -ENOSPC,
                           "%s is not banned: the %s ban table is full (%u entries); raise %s= "
                           "in [Bans] of packetscope.conf, or unban or let bans expire",

@@ -74,6 +74,7 @@ typedef struct BanStoreInfo {
         size_t n_bans, n_exact4, n_exact6, n_cidr;
         uint32_t capacity4, capacity6, capacity_cidr;
         size_t n_allowlist;
+        uint64_t n_refused_full; /* bans refused since the start: their table was full */
 } BanStoreInfo;
 
 int ban_store_new(BanStore **ret);
@@ -131,6 +132,8 @@ const Ban *ban_store_covering(BanStore *s, uint8_t family, const uint32_t addr[4
 const Cidr *ban_store_allowlisted(BanStore *s, const Cidr *c);
 
 size_t ban_store_count(BanStore *s);
+/* How many bans of each BanOrigin there are: a walk over all of them. */
+void ban_store_count_origins(BanStore *s, size_t ret[_BAN_ORIGIN_MAX]);
 const Ban *ban_store_at(BanStore *s, size_t i);
 void ban_store_info(BanStore *s, BanStoreInfo *ret);
 

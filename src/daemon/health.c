@@ -722,9 +722,17 @@ static double kind_threshold(const Health *h, HealthKind k) {
 
 static void anomaly_log(const Anomaly *a, bool started) {
         char id[32], kind[48], value[48], threshold[48], proc[64] = "", unit[160] = "";
-        const char *fields[7];
+        char started_at[48], ended_at[48], last[48];
+        const char *fields[10];
         unsigned n = 0;
 
+        /* ANOMALY_STARTED_USEC= names the anomaly across restarts (ids start again at 1) and
+         * lets the end record alone give the whole closed anomaly back (health-journal.c). */
+        snprintf(started_at, sizeof(started_at), "ANOMALY_STARTED_USEC=%llu",
+                 (unsigned long long) a->started_usec);
+        snprintf(ended_at, sizeof(ended_at), "ANOMALY_ENDED_USEC=%llu",
+                 (unsigned long long) a->ended_usec);
+        snprintf(last, sizeof(last), "HEALTH_LAST_VALUE=%.2f", a->value);
         snprintf(id, sizeof(id), "ANOMALY_ID=%u", a->id);
         snprintf(kind, sizeof(kind), "HEALTH_KIND=%s", kind_names[a->kind]);
         snprintf(value, sizeof(value), "HEALTH_VALUE=%.2f", started ? a->value : a->peak);
@@ -733,6 +741,11 @@ static void anomaly_log(const Anomaly *a, bool started) {
         fields[n++] = kind;
         fields[n++] = value;
         fields[n++] = threshold;
+        fields[n++] = started_at;
+        if (!started) {
+                fields[n++] = ended_at;
+                fields[n++] = last;
+        }
         if (a->n_processes > 0) {
                 snprintf(proc, sizeof(proc), "TOP_PROCESS=%s[%d]", a->processes[0].comm,
                          a->processes[0].pid);

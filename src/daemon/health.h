@@ -134,3 +134,31 @@ const char *pressure_source_to_string(PressureSource s);
 
 /* Parses a pressure file's text ("some avg10=… avg60=…\nfull …"). */
 int pressure_parse(const char *text, PressureValues *ret);
+
+/* --- history from the journal (health-journal.c) --- */
+
+/* Anomaly records read per call, at most: the read runs on the loop, and 4096 records took
+ * 130-190 ms on a 2-core machine under load 11. Records of another kind than the one asked
+ * for are left out by the journal's index and are not counted. */
+#define HEALTH_JOURNAL_SCAN_MAX 2048u
+
+typedef struct AnomalyJournalQuery {
+        int kind;            /* -1: any */
+        uint64_t since_usec; /* CLOCK_REALTIME; anomalies that ended before are left out */
+        uint32_t limit;      /* anomalies returned, at most */
+        /* Those the daemon still holds (their journal records are skipped). */
+        const Anomaly *const *known;
+        size_t n_known;
+} AnomalyJournalQuery;
+
+typedef struct AnomalyJournalInfo {
+        unsigned entries;  /* records read */
+        bool complete;     /* false: stopped by HEALTH_JOURNAL_SCAN_MAX, older ones remain */
+} AnomalyJournalInfo;
+
+/* The anomalies of the journal's ANOMALY_STARTED/ANOMALY_ENDED records that are not in
+ * q->known, newest first, all closed: one whose end was never logged (the daemon stopped while
+ * it was open) has ended_usec 0. Each has at most its top process and top unit and no link
+ * rates. -ENOMEDIUM (with a message) when the daemon does not log to a journal. */
+int health_journal_history(const AnomalyJournalQuery *q, Anomaly **ret, size_t *ret_n,
+                           AnomalyJournalInfo *ret_info, char **ret_error);

@@ -86,6 +86,20 @@ static const Family F_AI_JOBS = { "packetscope_ai_jobs", "gauge",
 static const Family F_AI_TOKENS = { "packetscope_ai_tokens_used", "gauge",
         "Tokens used, summed over the AI jobs the daemon keeps (falls when one is dropped)" };
 
+static const Family F_BANS = { "packetscope_bans", "gauge",
+        "Bans held now, by origin (manual, auto, import, ai)" };
+static const Family F_BAN_CAPACITY = { "packetscope_ban_capacity", "gauge",
+        "Size of each ban table (ipv4 and ipv6 exact addresses: MaxBansIPv4=, MaxBansIPv6=; cidr)" };
+static const Family F_BAN_FULL = { "packetscope_ban_table_full_total", "counter",
+        "Bans refused because their table was full: asked for over the bus since the daemon "
+        "started (origin request), or made by a policy in the kernel on a link (origin auto)" };
+static const Family F_BAN_TRIGGERS = { "packetscope_ban_policy_triggers_total", "counter",
+        "Bans an auto-ban policy made on a link (mode enforce), or would have made (mode count)" };
+
+/* The auto-ban policies, as Bans.Policies names them. */
+static const char *const ban_policies[] = { "connections", "syn-rate", "port-scan", "url" };
+static const char *const ban_origins[] = { "manual", "auto", "import", "ai" };
+
 typedef struct Output {
         FILE *f;
         const Family *current;
@@ -253,6 +267,7 @@ typedef struct Scrape {
         size_t n_rules;
         Numbers health;
         Numbers pressure;
+        Numbers bans, ban_origins;
         bool have_ai;
         double ai_jobs[ELEMENTSOF(ai_states)];
         double ai_tokens;
@@ -268,6 +283,8 @@ static void scrape_done(Scrape *s) {
         free(s->rule_bytes);
         numbers_done(&s->health);
         numbers_done(&s->pressure);
+        numbers_done(&s->bans);
+        numbers_done(&s->ban_origins);
 }
 
 static int read_links(sd_bus *bus, Scrape *s) {
@@ -391,6 +408,20 @@ static int read_health(sd_bus *bus, Scrape *s) {
         return numbers_read(reply, &s->pressure);
 }
 
+static int read_bans(sd_bus *bus, Scrape *s) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = get_all_numbers(bus, PS_OBJECT_BANS, PS_IFACE_BANS, &s->bans);
+        if (r < 0)
+                return r;
+        r = sd_bus_get_property(bus, PS_BUS_NAME, PS_OBJECT_BANS, PS_IFACE_BANS, "CountByOrigin",
+                                NULL, &reply, "a{sv}");
+        if (r < 0)
+                return r;
+        return numbers_read(reply, &s->ban_origins);
+}
+
 static int read_ai(sd_bus *bus, Scrape *s) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *path;
@@ -439,6 +470,11 @@ static void emit(Output *o, const Scrape *s) {
                 { "dropped_long_chains", "long_chain" },
                 { "dropped_deep_vlan", "deep_vlan" },
                 { "dropped_panic", "panic" },
+                { "dropped_ban", "ban" },
+                { "dropped_autoban", "autoban" },
+        };
+        static const struct { const char *key, *label; } ban_tables[] = {
+                { "CapacityIPv4", "ipv4" }, { "CapacityIPv6", "ipv6" }, { "CapacityCidr", "cidr" },
         };
         static const char *const res[] = { "cpu", "memory", "io" };
         double v;
@@ -485,6 +521,30 @@ static void emit(Output *o, const Scrape *s) {
                         sample(o, bytes ? &F_RULE_BYTES : &F_RULE_HITS,
                                bytes ? s->rule_bytes[i] : s->rule_hits[i], "filter_id", id, NULL);
                 }
+
+        for (size_t i = 0; i < ELEMENTSOF(ban_origins); i++)
+                if (numbers_get(&s->ban_origins, ban_origins[i], &v))
+                        sample(o, &F_BANS, v, "origin", ban_origins[i], NULL);
+        for (size_t i = 0; i < ELEMENTSOF(ban_tables); i++)
+                if (numbers_get(&s->bans, ban_tables[i].key, &v))
+                        sample(o, &F_BAN_CAPACITY, v, "table", ban_tables[i].label, NULL);
+        if (numbers_get(&s->bans, "RefusedTableFull", &v))
+                sample(o, &F_BAN_FULL, v, "origin", "request", NULL);
+        for (size_t i = 0; i < s->n_links; i++)
+                if (numbers_get(&s->link_stats[i], "bans_full", &v))
+                        sample(o, &F_BAN_FULL, v, "origin", "auto", "link", s->link_names[i], NULL);
+        for (size_t i = 0; i < s->n_links; i++)
+                for (size_t p = 0; p < ELEMENTSOF(ban_policies); p++)
+                        for (int shadow = 0; shadow < 2; shadow++) {
+                                char key[48];
+
+                                snprintf(key, sizeof key, "policy_%s.%s",
+                                         shadow ? "shadow" : "triggers", ban_policies[p]);
+                                if (numbers_get(&s->link_stats[i], key, &v))
+                                        sample(o, &F_BAN_TRIGGERS, v, "link", s->link_names[i],
+                                               "policy", ban_policies[p], "mode",
+                                               shadow ? "count" : "enforce", NULL);
+                        }
 
         if (numbers_get(&s->health, "CPUPercent", &v))
                 sample(o, &F_CPU, v / 100, NULL);
@@ -542,6 +602,7 @@ static int metrics_collect(char **ret, size_t *ret_size) {
                         (void) read_capacities(bus, &s);
                         (void) read_rules(bus, &s);
                         (void) read_health(bus, &s);
+                        (void) read_bans(bus, &s);
                         (void) read_ai(bus, &s);
                 }
         }

@@ -195,6 +195,16 @@ ok $? "AnomalyEnded cpu once nothing can be over 100 % for 2 s" "$(anomalies all
 jq_ok "ListAnomalies state=closed has it, with its end after its start" \
       'any(.[]; .kind == "cpu" and .ended > .started and (.open | not))' "$(anomalies closed)"
 check "AnomalyStarted cpu was seen too" saw_signal AnomalyStarted cpu
+# This daemon logs to stderr: the reply says the journal could not be read, instead of failing.
+hist=$(pscall "$HEALTH_PATH" "$HEALTH" ListAnomalies 'a{sv}' 1 state s closed)
+is "$(jq -r '.data[1].journal.data' <<<"$hist")" unavailable \
+   "ListAnomalies' second value: journal unavailable (the daemon logs to stderr)"
+like "$(jq -r '.data[1].reason.data' <<<"$hist")" 'logs to stderr' "... and its reason says so"
+is "$(jq -r '[.data[0][].source.data] | unique | join(",")' <<<"$hist")" daemon \
+   "every anomaly of that reply is one the daemon holds (source daemon)"
+out=$("$PACKETSCOPECTL" health history 2>&1 >/dev/null)
+like "$out" '^Only the anomalies the daemon holds: .*logs to stderr' \
+     "packetscopectl health history says on stderr that the journal was not read"
 kill_wait "$MON_PID"
 MON_PID=
 

@@ -6,7 +6,8 @@
 # a real Prometheus on loopback scrapes it, and its query API returns the counters the bus
 # reports (a rule's hits, a link's ICMP packets, the flow table's capacity); --textfile writes
 # the same text atomically; the AI job families match the jobs the bus lists (one done, one
-# failed, against the scripted local server ai-server.py).
+# failed, against the scripted local server ai-server.py); the ban families match the bans the
+# test made (by origin, a full table's refusal, the pings a ban dropped).
 
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -32,6 +33,8 @@ cat >>"${DAEMON_DIR[main]}/config/packetscope.conf" <<EOF
 Endpoint=http://127.0.0.1:$(cat "$T/srv/port")/v1/chat/completions
 TimeoutSec=10s
 MaxRetries=0
+[Bans]
+MaxBansIPv4=1024
 EOF
 daemon_start main || bail "the daemon did not start: $(daemon_log main)"
 net_create A
@@ -88,6 +91,31 @@ is "$(ai_count done) $(ai_count failed)" "1 1" "the bus lists one done and one f
 # The server's "good" answer reports total_tokens 321; the 401 reports none.
 is "$AI_TOKENS" 321 "the jobs' TokensUsed sum to the 321 tokens the server reported"
 
+# Bans of each origin a caller can give: the peer (manual), one import, one AI range; then the
+# IPv4 table (MaxBansIPv4=1024) filled with 1022 more manual bans, so that one more is refused.
+BANS_PATH=$PS_PATH/bans
+BANS=org.packetscope.Guarder1.Bans
+out=$(pscall "$BANS_PATH" "$BANS" Ban sts "$A_N4" 600 metrics 2>&1)
+ok $? "Bans.Ban of the peer $A_N4" "$out"
+batch=$(jq -nc '[{address: ["s", "192.0.2.7"], origin: ["s", "import"]},
+                 {address: ["s", "198.51.100.0/24"], origin: ["s", "ai"]}]
+                + [range(0; 1022) | {address: ["s", "198.18.\(. / 256 | floor).\(. % 256)"]}]')
+is "$(rawcall "$BANS_PATH" "$BANS" BanBatch 'aa{sv}' "[$batch]" | jq -c '.reply')" "[1024]" \
+   "BanBatch of one import ban, one AI range and 1022 manual bans"
+like "$(call_error "$BANS_PATH" "$BANS" Ban sts '["198.19.9.9", 0, ""]')" "^$PS_ERR\.BanTableFull: " \
+     "one more ban is refused: the IPv4 table is full"
+is "$(ping_received "$A_NS" "$A_H4" 3)" 0 "the ban drops the peer's three pings"
+ban_drops() {
+        stats_get "$PS_PATH/link/$A_IF" "$PS_LINK" | jq -r '.dropped_ban'
+}
+ban_drops_are() {
+        [ "$(ban_drops)" = "$1" ]
+}
+wait_until 10 ban_drops_are 3
+ok $? "the link's dropped_ban is 3" "$(ban_drops)"
+CIDR_CAP=$(busctl --system --json=short get-property "$PS_NAME" "$BANS_PATH" "$BANS" CapacityCidr |
+           jq -r .data)
+
 # free_port: a loopback TCP port nothing listens on.
 free_port() {
         local p
@@ -129,6 +157,22 @@ like "$M" '^packetscope_ai_jobs\{state="running"\} 0$' "packetscope_ai_jobs{stat
 like "$M" "^packetscope_ai_tokens_used $AI_TOKENS\$" \
      "packetscope_ai_tokens_used is the jobs' TokensUsed summed ($AI_TOKENS)"
 like "$M" '^packetscope_health_memory_usage_ratio 0\.[0-9]+' "a health gauge is a ratio"
+for o in manual:1023 import:1 ai:1 auto:0; do
+        like "$M" "^packetscope_bans\\{origin=\"${o%%:*}\"\\} ${o#*:}\$" \
+             "packetscope_bans{origin=${o%%:*}} is ${o#*:}"
+done
+like "$M" '^packetscope_ban_capacity\{table="ipv4"\} 1024$' \
+     "packetscope_ban_capacity{table=ipv4} is MaxBansIPv4= (1024)"
+like "$M" '^packetscope_ban_capacity\{table="ipv6"\} 262144$' \
+     "packetscope_ban_capacity{table=ipv6} is the default MaxBansIPv6= (262144)"
+like "$M" "^packetscope_ban_capacity\\{table=\"cidr\"\\} $CIDR_CAP\$" \
+     "packetscope_ban_capacity{table=cidr} is CapacityCidr ($CIDR_CAP)"
+like "$M" '^packetscope_ban_table_full_total\{origin="request"\} 1$' \
+     "packetscope_ban_table_full_total{origin=request} is 1, the one refused ban"
+like "$M" "^packetscope_packets_dropped_total\\{link=\"$A_IF\",reason=\"ban\"\\} 3\$" \
+     "packetscope_packets_dropped_total{reason=ban} of $A_IF is 3"
+like "$M" "^packetscope_ban_policy_triggers_total\\{link=\"$A_IF\",policy=\"syn-rate\",mode=\"enforce\"\\} 0\$" \
+     "packetscope_ban_policy_triggers_total has the syn-rate policy (0: no policy is on)"
 # No address in any label value.
 if grep -Eq '"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+"|"[0-9a-f:]*::[0-9a-f:]*"' <<<"$M"; then
         ok 1 "no label value is an address" "$(grep -E '[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+' <<<"$M")"

@@ -19,7 +19,7 @@ set -u
 . "$(dirname "$0")/lib-system.sh"
 
 require_root
-require systemd-nspawn nsenter unshare meson ninja ip ping findmnt /usr/bin/python3
+require systemd-nspawn nsenter unshare meson ninja ip ping findmnt jq /usr/bin/python3
 [ -f "$BUILDDIR/build.ninja" ] || bail "no build directory at $BUILDDIR (set BUILDDIR)"
 
 T0=$(sys_now_ms)
@@ -200,6 +200,11 @@ sys.exit(1)' "$id" "$IF"
 # systemctl start packetscope@ps0, the first command after the install. The container has no
 # bpffs (an empty tmpfs at /sys/fs/bpf), as containers often do: packetscope-bpffs.service must
 # provide one, or pinning fails.
+
+# The health monitor samples every second here, so that an anomaly opens and closes within the
+# test's time (the default is 10 s).
+sys_in_ct sh -c 'mkdir -p /etc/packetscope/packetscope.conf.d &&
+        printf "[Health]\nHealthIntervalSec=1\n" >/etc/packetscope/packetscope.conf.d/50-ci.conf'
 
 t=$(sys_now_ms)
 out=$(sys_in_ct timeout 60 systemctl start "packetscope@$IF.service" 2>&1)
@@ -382,6 +387,42 @@ ok $? "D-Bus activation: a call starts the stopped packetscope.service" \
         "before: $before, after: $after" "$out"
 
 # ---------------------------------------------------------------------------------------------
+# An anomaly outlives the daemon that saw it: opened and closed through `packetscopectl health
+# set` (memory over 1 %, then over 100 %), it is read back from the journal after the restart
+# below, where the new daemon holds none.
+ctl() {
+        sys_in_ct env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+                packetscopectl "$@"
+}
+# memory_anomaly SOURCE: the newest closed memory anomaly ListAnomalies gives from SOURCE
+# (daemon or journal), as {id, started, ended, peak, threshold}; the peak to two decimals, as
+# the journal records keep it.
+memory_anomaly() {
+        sys_in_ct busctl --json=short call "$PS_NAME" "$PS_PATH/health" \
+                org.packetscope.Guarder1.Health ListAnomalies 'a{sv}' 2 state s closed kind s memory |
+                jq -c --arg src "$1" '[.data[0][] | select(.source.data == $src)
+                        | {id: .id.data, started: .started.data, ended: .ended.data,
+                           peak: (.peak.data * 100 | round / 100),
+                           threshold: .threshold.data}] | first // empty'
+}
+t=$(sys_now_ms)
+out=$(ctl health set min_duration=0 memory_percent=1 2>&1)
+memory_open() {
+        sys_in_ct busctl --json=short call "$PS_NAME" "$PS_PATH/health" \
+                org.packetscope.Guarder1.Health ListAnomalies 'a{sv}' 2 state s open kind s memory |
+                jq -e '.data[0] | length == 1' >/dev/null
+}
+wait_until 15 memory_open
+out="$out$(ctl health set memory_percent=100 2>&1)"
+memory_closed() {
+        [ -n "$(memory_anomaly daemon)" ]
+}
+wait_until 15 memory_closed
+ANOMALY=$(memory_anomaly daemon)
+[ -n "$ANOMALY" ] && [ "$(jq -r .threshold <<<"$ANOMALY")" = 1 ]
+ok $? "health set memory_percent=1, then 100: a memory anomaly opened and closed ($(($(sys_now_ms) - t)) ms)" \
+        "$out" "$ANOMALY" "$(ctl health history 2>&1 | head -n 10)"
+
 # A restart never leaves the interface unguarded. Guard it again (through the instance unit when
 # it works), then poll XDP on the interface every few milliseconds across the restart.
 
@@ -422,6 +463,34 @@ ok $? "the restarted daemon adopted the guard (Links lists $IF)" "$(links 2>&1)"
 wait_until 10 journal_has "$MSG_ADOPTED"
 ok $? "the adoption is in the journal (MESSAGE_ID=$MSG_ADOPTED, INTERFACE=$IF)" \
         "$(sys_in_ct journalctl -u packetscope.service --no-pager | tail -n 20)"
+
+# The restarted daemon holds no anomaly; ListAnomalies and `health history` read it back from
+# the journal with the figures the first daemon gave.
+from_journal=$(memory_anomaly journal)
+[ -n "$ANOMALY" ] && [ "$from_journal" = "$ANOMALY" ]
+ok $? "after the restart ListAnomalies gives the anomaly back from the journal, the same figures" \
+        "before: $ANOMALY" "after: $from_journal" \
+        "$(sys_in_ct journalctl -u packetscope.service -o verbose --no-pager \
+                MESSAGE_ID="$(msg_id PS_MESSAGE_ANOMALY_ENDED)" 2>&1 | tail -n 30)"
+out=$(ctl health history 2>&1)
+grep -Eq "^ *$(jq -r .id <<<"$ANOMALY" 2>/dev/null) +memory " <<<"$out"
+ok $? "packetscopectl health history lists it" "$out"
+
+# Bans.History reads the journal through the same reader: a ban and its unban, newest first.
+sys_in_ct busctl call "$PS_NAME" "$PS_PATH/bans" org.packetscope.Guarder1.Bans Ban sts \
+        192.0.2.99 600 history >/dev/null 2>&1
+sys_in_ct busctl call "$PS_NAME" "$PS_PATH/bans" org.packetscope.Guarder1.Bans Unban s \
+        192.0.2.99 >/dev/null 2>&1
+ban_events() {
+        sys_in_ct busctl --json=short call "$PS_NAME" "$PS_PATH/bans" org.packetscope.Guarder1.Bans \
+                History 'a{sv}' 1 address s 192.0.2.99 |
+                jq -r '[.data[0][] | "\(.event.data):\(.reason.data)"] | join(" ")'
+}
+ban_events_are() {
+        [ "$(ban_events)" = "$1" ]
+}
+wait_until 10 ban_events_are "unban: ban:history"
+ok $? "Bans.History reads the ban and the unban back from the journal" "$(ban_events 2>&1)"
 
 # ---------------------------------------------------------------------------------------------
 # SIGKILL: systemd restarts the daemon (Restart=on-failure); the guard stays and counts on.

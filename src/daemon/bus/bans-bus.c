@@ -861,7 +861,30 @@ static int property_get_count(sd_bus *bus, const char *path, const char *interfa
                 return sd_bus_message_append(reply, "u", i.capacity4);
         if (streq(property, "CapacityIPv6"))
                 return sd_bus_message_append(reply, "u", i.capacity6);
+        if (streq(property, "RefusedTableFull"))
+                return sd_bus_message_append(reply, "t", i.n_refused_full);
         return sd_bus_message_append(reply, "u", i.capacity_cidr);
+}
+
+static int property_get_count_by_origin(sd_bus *bus, const char *path, const char *interface,
+                                        const char *property, sd_bus_message *reply,
+                                        void *userdata, sd_bus_error *error) {
+        static const char *const names[_BAN_ORIGIN_MAX] = {
+                [BAN_ORIGIN_MANUAL] = "manual", [BAN_ORIGIN_AUTO] = "auto",
+                [BAN_ORIGIN_IMPORT] = "import", [BAN_ORIGIN_AI] = "ai",
+        };
+        Manager *m = userdata;
+        size_t n[_BAN_ORIGIN_MAX];
+        int r;
+
+        ban_store_count_origins(m->bans, n);
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        for (size_t i = 0; i < _BAN_ORIGIN_MAX && r >= 0; i++)
+                if (names[i])
+                        r = bus_dict_u32(reply, names[i], (uint32_t) n[i]);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
 }
 
 static int property_get_allowlist(sd_bus *bus, const char *path, const char *interface,
@@ -892,6 +915,8 @@ static const sd_bus_vtable bans_vtable[] = {
         SD_BUS_PROPERTY("CapacityIPv4", "u", property_get_count, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("CapacityIPv6", "u", property_get_count, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("CapacityCidr", "u", property_get_count, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("CountByOrigin", "a{sv}", property_get_count_by_origin, 0, 0),
+        SD_BUS_PROPERTY("RefusedTableFull", "t", property_get_count, 0, 0),
         SD_BUS_PROPERTY("Allowlist", "as", property_get_allowlist, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Policies", "a{sa{sv}}", property_get_policies, 0,

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "addr.h"
+#include "bans.h"
 #include "bus-util.h"
 #include "filter-transaction.h"
 #include "util.h"
@@ -98,6 +99,10 @@ int bus_append_stats(sd_bus_message *m, const StatsView *v) {
                 { "dropped_deep_vlan", s->dropped_deep_vlan },
                 { "dropped_panic", s->dropped_panic },
                 { "flows", v->flows },         { "icmp_entries", v->icmp_entries },
+                { "dropped_ban", s->dropped_ban },
+                { "dropped_autoban", s->dropped_autoban },
+                { "ban_allowlisted", s->ban_allowlisted },
+                { "bans_full", s->bans_full },
         };
         int r;
 
@@ -114,6 +119,17 @@ int bus_append_stats(sd_bus_message *m, const StatsView *v) {
                         return r;
                 snprintf(key, sizeof key, "%s_bytes", proto_names[p]);
                 if ((r = bus_dict_u64(m, key, s->proto_bytes[p])) < 0)
+                        return r;
+        }
+        /* Per policy: bans made (enforce) and would-be bans (mode count). */
+        for (unsigned p = 0; p < ELEMENTSOF(s->policy_triggers) && ban_policy_to_string(p); p++) {
+                char key[48];
+
+                snprintf(key, sizeof key, "policy_triggers.%s", ban_policy_to_string(p));
+                if ((r = bus_dict_u64(m, key, s->policy_triggers[p])) < 0)
+                        return r;
+                snprintf(key, sizeof key, "policy_shadow.%s", ban_policy_to_string(p));
+                if ((r = bus_dict_u64(m, key, s->policy_shadow[p])) < 0)
                         return r;
         }
         if ((r = append_type_counts(m, "icmp_types", s->icmp_type)) < 0 ||

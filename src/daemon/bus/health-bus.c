@@ -243,7 +243,7 @@ static int anomaly_query_visit(const char *key, const BusValue *v, void *userdat
                                  "kind (s), limit (u), since (t, µs since the epoch)", key);
 }
 
-static int append_anomaly(sd_bus_message *reply, const Anomaly *a) {
+static int append_anomaly(sd_bus_message *reply, const Anomaly *a, const char *source) {
         int r;
 
         if ((r = sd_bus_message_open_container(reply, 'a', "{sv}")) < 0 ||
@@ -254,7 +254,8 @@ static int append_anomaly(sd_bus_message *reply, const Anomaly *a) {
             (r = bus_dict_double(reply, "peak", a->peak)) < 0 ||
             (r = bus_dict_double(reply, "threshold", a->threshold)) < 0 ||
             (r = bus_dict_u64(reply, "started", a->started_usec)) < 0 ||
-            (r = bus_dict_u64(reply, "ended", a->ended_usec)) < 0)
+            (r = bus_dict_u64(reply, "ended", a->ended_usec)) < 0 ||
+            (r = bus_dict_string(reply, "source", source)) < 0)
                 return r;
 
         if ((r = sd_bus_message_open_container(reply, 'e', "sv")) < 0 ||
@@ -326,6 +327,20 @@ static int append_anomaly(sd_bus_message *reply, const Anomaly *a) {
         return sd_bus_message_close_container(reply);
 }
 
+/* The second value of the reply: where the anomalies came from and whether more are older. */
+static int append_history_info(sd_bus_message *reply, const char *journal,
+                               const AnomalyJournalInfo *info, const char *reason) {
+        int r;
+
+        if ((r = sd_bus_message_open_container(reply, 'a', "{sv}")) < 0 ||
+            (r = bus_dict_string(reply, "journal", journal)) < 0 ||
+            (r = bus_dict_u32(reply, "journal_entries", info->entries)) < 0 ||
+            (r = bus_dict_bool(reply, "complete", info->complete)) < 0 ||
+            (r = bus_dict_string(reply, "reason", reason ? reason : "")) < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
 static int method_list_anomalies(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         static const BusDictSpec spec = {
                 .types = "sut",
@@ -334,7 +349,14 @@ static int method_list_anomalies(sd_bus_message *msg, void *userdata, sd_bus_err
         };
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         AnomalyQuery q = { .state = -1, .kind = -1, .limit = PS_ANOMALIES_LIST_DEFAULT };
+        AnomalyJournalInfo info = { .complete = true };
+        _cleanup_free_ const Anomaly **known = NULL;
+        _cleanup_free_ Anomaly *old = NULL;
+        _cleanup_free_ char *reason = NULL;
+        const char *journal = "not-needed";
         Manager *m = userdata;
+        unsigned n_mem = m->health ? health_n_anomalies(m->health) : 0;
+        size_t n_old = 0;
         uint32_t n = 0;
         int r;
 
@@ -344,19 +366,51 @@ static int method_list_anomalies(sd_bus_message *msg, void *userdata, sd_bus_err
         r = bus_reply_open(msg, 'a', "a{sv}", &reply);
         if (r < 0)
                 return r;
-        for (unsigned i = 0; m->health && i < health_n_anomalies(m->health) && n < q.limit; i++) {
+        for (unsigned i = 0; i < n_mem && n < q.limit; i++) {
                 const Anomaly *a = health_anomaly_at(m->health, i);
 
                 if ((q.state == 1 && a->ended_usec != 0) || (q.state == 0 && a->ended_usec == 0) ||
                     (q.kind >= 0 && a->kind != (HealthKind) q.kind) ||
                     (a->ended_usec != 0 && a->ended_usec < q.since_usec))
                         continue;
-                r = append_anomaly(reply, a);
+                r = append_anomaly(reply, a, "daemon");
                 if (r < 0)
                         return r;
                 n++;
         }
-        return bus_reply_close_send(reply);
+        /* What the daemon no longer holds (or never held: an earlier run) is in the journal,
+         * older than all it holds; read only as far as the limit needs. */
+        if (q.state != 1 && n < q.limit) {
+                AnomalyJournalQuery jq = {
+                        .kind = q.kind, .since_usec = q.since_usec, .limit = q.limit - n,
+                        .n_known = n_mem,
+                };
+
+                known = calloc(MAX(n_mem, 1u), sizeof(Anomaly *));
+                if (!known)
+                        return -ENOMEM;
+                for (unsigned i = 0; i < n_mem; i++)
+                        known[i] = health_anomaly_at(m->health, i);
+                jq.known = known;
+                r = health_journal_history(&jq, &old, &n_old, &info, &reason);
+                if (r == -ENOMEM)
+                        return r;
+                journal = r < 0 ? "unavailable" : "read";
+                if (r < 0)
+                        info = (AnomalyJournalInfo) { .complete = false };
+        }
+        for (size_t i = 0; i < n_old; i++) {
+                r = append_anomaly(reply, &old[i], "journal");
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        r = append_history_info(reply, journal, &info, reason);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
 }
 
 static const sd_bus_vtable health_vtable[] = {
@@ -382,7 +436,8 @@ static const sd_bus_vtable health_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("SetThresholds", SD_BUS_ARGS("a{sv}", thresholds), SD_BUS_NO_RESULT,
                                 method_set_thresholds, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListAnomalies", SD_BUS_ARGS("a{sv}", query),
-                                SD_BUS_RESULT("aa{sv}", anomalies), method_list_anomalies,
+                                SD_BUS_RESULT("aa{sv}", anomalies, "a{sv}", history),
+                                method_list_anomalies,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("AnomalyStarted",
                                 SD_BUS_ARGS("u", id, "s", kind, "d", value, "d", threshold), 0),
