@@ -242,13 +242,11 @@ static long count_entries(int fd) {
 enum { PKT_UDP4, PKT_SYN4, PKT_ICMP4, PKT_UDP6, PKT_ICMP4_ERR, N_PKTS };
 static const char *const pkt_names[N_PKTS] = { "udp4", "syn4", "icmp4", "udp6", "icmp4-err" };
 
-static void build_flow_packet(struct pkt *p, unsigned entry) {
+/* An IPv4 UDP datagram or TCP SYN from a (network order) to BENCH_DST. */
+static void build_v4_packet(struct pkt *p, uint32_t a, uint16_t sport, uint8_t proto,
+                            uint16_t dport) {
         char src[INET_ADDRSTRLEN];
-        uint32_t a;
-        uint16_t sport, dport;
-        uint8_t proto;
 
-        bench_flow(entry, &a, &sport, &proto, &dport);
         inet_ntop(AF_INET, &a, src, sizeof(src));
         pkt_init(p);
         pkt_eth(p, 0x0800, 0, NULL);
@@ -259,6 +257,15 @@ static void build_flow_packet(struct pkt *p, unsigned entry) {
                 pkt_tcp(p, &(struct tcp_opts) { .sport = sport, .dport = dport, .seq = 1,
                                                 .flags = TCP_SYN, .window = 64240 });
         pkt_finish(p, 64);
+}
+
+static void build_flow_packet(struct pkt *p, unsigned entry) {
+        uint32_t a;
+        uint16_t sport, dport;
+        uint8_t proto;
+
+        bench_flow(entry, &a, &sport, &proto, &dport);
+        build_v4_packet(p, a, sport, proto, dport);
 }
 
 static void build_packet(struct pkt *p, int kind) {
@@ -409,16 +416,9 @@ static int measure_hot(const struct options *o, struct result *res) {
  */
 static void build_flood_packet(struct pkt *p, unsigned round, unsigned n) {
         uint64_t i = (uint64_t) round * TABLE_RUNS + n;
-        uint32_t a = htonl(0x64400000u + (uint32_t) (i & 0x3fffff));
-        char src[INET_ADDRSTRLEN];
 
-        inet_ntop(AF_INET, &a, src, sizeof(src));
-        pkt_init(p);
-        pkt_eth(p, 0x0800, 0, NULL);
-        pkt_ipv4(p, src, BENCH_DST, IPPROTO_TCP, &(struct ip4_opts) { .ttl = 57, .id = 1 });
-        pkt_tcp(p, &(struct tcp_opts) { .sport = (uint16_t) (1024 + (i >> 22)), .dport = 80,
-                                        .seq = 1, .flags = TCP_SYN, .window = 64240 });
-        pkt_finish(p, 64);
+        build_v4_packet(p, htonl(0x64400000u + (uint32_t) (i & 0x3fffff)),
+                        (uint16_t) (1024 + (i >> 22)), IPPROTO_TCP, 80);
 }
 
 /* spread 0: the SYN flood (build_flood_packet()), TABLE_RUNS packets per program and round. */
