@@ -46,6 +46,9 @@
 #include "bare.skel.h"
 #include "flowmin.h"
 #include "flowmin.skel.h"
+#include "guard-stage1.skel.h"
+#include "guard-stage2.skel.h"
+#include "guard-stage3.skel.h"
 #include "packet.h"
 
 #define FLOW_TABLE_SIZE 1048576u
@@ -57,8 +60,14 @@
  * sources. */
 #define BENCH_DST "192.0.2.1"
 
-enum { PROG_GUARD, PROG_FLOWMIN, PROG_BARE, PROG_XDP_FILTER, N_PROGS };
-static const char *const prog_label[N_PROGS] = { "guard", "flow-floor", "bare", "xdp-filter" };
+/* The guard cut short after a stage (PS_BENCH_STAGE): parsing and its counters; + the allowlist
+ * and ban check; + the flow (or ICMP) table lookup and classification (for a known flow under
+ * an unchanged rule set: its cached verdict). The whole guard adds the table update or insert
+ * to the last. */
+enum { PROG_GUARD, PROG_FLOWMIN, PROG_BARE, PROG_XDP_FILTER, PROG_PARSE, PROG_BANS, PROG_CLASSIFY,
+       N_PROGS };
+static const char *const prog_label[N_PROGS] = { "guard", "flow-floor", "bare", "xdp-filter",
+                                                 "parse", "+bans", "+classify" };
 
 struct options {
         bool json;
@@ -69,7 +78,7 @@ struct options {
         const char *xdp_filter;
 };
 
-static int prog_fd[N_PROGS] = { -1, -1, -1, -1 };
+static int prog_fd[N_PROGS] = { -1, -1, -1, -1, -1, -1, -1 };
 
 static int fail(const char *fmt, ...) {
         va_list ap;
@@ -233,13 +242,11 @@ static long count_entries(int fd) {
 enum { PKT_UDP4, PKT_SYN4, PKT_ICMP4, PKT_UDP6, PKT_ICMP4_ERR, N_PKTS };
 static const char *const pkt_names[N_PKTS] = { "udp4", "syn4", "icmp4", "udp6", "icmp4-err" };
 
-static void build_flow_packet(struct pkt *p, unsigned entry) {
+/* An IPv4 UDP datagram or TCP SYN from a (network order) to BENCH_DST. */
+static void build_v4_packet(struct pkt *p, uint32_t a, uint16_t sport, uint8_t proto,
+                            uint16_t dport) {
         char src[INET_ADDRSTRLEN];
-        uint32_t a;
-        uint16_t sport, dport;
-        uint8_t proto;
 
-        bench_flow(entry, &a, &sport, &proto, &dport);
         inet_ntop(AF_INET, &a, src, sizeof(src));
         pkt_init(p);
         pkt_eth(p, 0x0800, 0, NULL);
@@ -250,6 +257,15 @@ static void build_flow_packet(struct pkt *p, unsigned entry) {
                 pkt_tcp(p, &(struct tcp_opts) { .sport = sport, .dport = dport, .seq = 1,
                                                 .flags = TCP_SYN, .window = 64240 });
         pkt_finish(p, 64);
+}
+
+static void build_flow_packet(struct pkt *p, unsigned entry) {
+        uint32_t a;
+        uint16_t sport, dport;
+        uint8_t proto;
+
+        bench_flow(entry, &a, &sport, &proto, &dport);
+        build_v4_packet(p, a, sport, proto, dport);
 }
 
 static void build_packet(struct pkt *p, int kind) {
@@ -318,14 +334,19 @@ struct result {
         double ns[N_PROGS]; /* median ns per packet; < 0: not measured (no xdp-filter) */
         double lo[N_PROGS]; /* the fastest round */
         double hi[N_PROGS]; /* the slowest round */
+        double kern[N_PROGS]; /* hot mode: the kernel's median figure, < 0 when not measured */
 };
 
 static int measure_hot(const struct options *o, struct result *res) {
         struct pkt pkts[N_PKTS];
         double *v = calloc((size_t) N_PKTS * N_PROGS * o->rounds, sizeof(double));
+        double *kv = calloc((size_t) N_PKTS * N_PROGS * o->rounds, sizeof(double));
 
-        if (!v)
+        if (!v || !kv) {
+                free(v);
+                free(kv);
                 return -ENOMEM;
+        }
         for (int k = 0; k < N_PKTS; k++)
                 build_packet(&pkts[k], k);
         for (unsigned r = 0; r < o->rounds; r++)
@@ -343,10 +364,13 @@ static int measure_hot(const struct options *o, struct result *res) {
                                 e = test_run(prog_fd[p], &pkts[k], o->repeat, &cpu, &kern);
                                 if (e < 0) {
                                         free(v);
+                                        free(kv);
                                         return e;
                                 }
                                 v[((size_t) k * N_PROGS + (size_t) p) * o->rounds + r] =
                                         cpu / o->repeat;
+                                kv[((size_t) k * N_PROGS + (size_t) p) * o->rounds + r] =
+                                        (double) kern / o->repeat;
                                 if (o->verbose)
                                         fprintf(stderr, "round %u hot %s %s: %.1f ns "
                                                 "(kernel %.0f)\n", r, pkt_names[k],
@@ -356,13 +380,19 @@ static int measure_hot(const struct options *o, struct result *res) {
         for (int k = 0; k < N_PKTS; k++) {
                 res[k] = (struct result) { .mode = "hot", .packet = pkt_names[k], .spread = 1 };
                 for (int p = 0; p < N_PROGS; p++) {
-                        res[k].ns[p] = res[k].lo[p] = res[k].hi[p] = -1;
-                        if (prog_fd[p] >= 0)
-                                spread_of(&v[((size_t) k * N_PROGS + (size_t) p) * o->rounds],
-                                          o->rounds, &res[k].ns[p], &res[k].lo[p], &res[k].hi[p]);
+                        double lo, hi;
+
+                        res[k].ns[p] = res[k].lo[p] = res[k].hi[p] = res[k].kern[p] = -1;
+                        if (prog_fd[p] < 0)
+                                continue;
+                        spread_of(&v[((size_t) k * N_PROGS + (size_t) p) * o->rounds],
+                                  o->rounds, &res[k].ns[p], &res[k].lo[p], &res[k].hi[p]);
+                        spread_of(&kv[((size_t) k * N_PROGS + (size_t) p) * o->rounds],
+                                  o->rounds, &res[k].kern[p], &lo, &hi);
                 }
         }
         free(v);
+        free(kv);
         return 0;
 }
 
@@ -377,6 +407,21 @@ static int measure_hot(const struct options *o, struct result *res) {
  */
 #define TABLE_RUNS 100000u
 
+/*
+ * A spoofed SYN flood: every packet a TCP SYN to port 80 from a source no packet came from
+ * before (100.64.0.0/10 address by address, then the next source port), so each one pays the
+ * allowlist and ban check, classification and a flow insert into the full table (which evicts
+ * the least recently used entry). Packet `n` of round `round`: every program sees the same
+ * sources, each new to its own table.
+ */
+static void build_flood_packet(struct pkt *p, unsigned round, unsigned n) {
+        uint64_t i = (uint64_t) round * TABLE_RUNS + n;
+
+        build_v4_packet(p, htonl(0x64400000u + (uint32_t) (i & 0x3fffff)),
+                        (uint16_t) (1024 + (i >> 22)), IPPROTO_TCP, 80);
+}
+
+/* spread 0: the SYN flood (build_flood_packet()), TABLE_RUNS packets per program and round. */
 static int measure_table(const struct options *o, int kind, unsigned spread,
                          struct result *res) {
         double *v = calloc((size_t) N_PROGS * o->rounds, sizeof(double));
@@ -394,12 +439,17 @@ static int measure_table(const struct options *o, int kind, unsigned spread,
                         if (prog_fd[p] < 0)
                                 continue;
                         for (unsigned n = 0; n < runs; n++) {
-                                unsigned j = (unsigned) ((uint64_t) (n % spread) * pairs / spread);
                                 double cpu;
                                 uint64_t kern;
                                 int e;
 
-                                build_flow_packet(&pkt, 2 * j + (kind == PKT_SYN4));
+                                if (spread) {
+                                        unsigned j = (unsigned) ((uint64_t) (n % spread) * pairs /
+                                                                 spread);
+
+                                        build_flow_packet(&pkt, 2 * j + (kind == PKT_SYN4));
+                                } else
+                                        build_flood_packet(&pkt, r, n);
                                 e = test_run(prog_fd[p], &pkt, 1, &cpu, &kern);
                                 if (e < 0) {
                                         free(v);
@@ -413,9 +463,10 @@ static int measure_table(const struct options *o, int kind, unsigned spread,
                                         pkt_names[kind], spread, prog_label[p],
                                         (double) total / runs);
                 }
-        *res = (struct result) { .mode = "table", .packet = pkt_names[kind], .spread = spread };
+        *res = (struct result) { .mode = spread ? "table" : "flood", .packet = pkt_names[kind],
+                                 .spread = spread ? spread : runs };
         for (int p = 0; p < N_PROGS; p++) {
-                res->ns[p] = res->lo[p] = res->hi[p] = -1;
+                res->ns[p] = res->lo[p] = res->hi[p] = res->kern[p] = -1;
                 if (prog_fd[p] >= 0)
                         spread_of(&v[(size_t) p * o->rounds], o->rounds, &res->ns[p], &res->lo[p],
                                   &res->hi[p]);
@@ -483,6 +534,63 @@ static void print_text(const struct options *o, const struct result *res, size_t
                         printf(" %12s", "-");
                 putchar('\n');
         }
+
+        /* Each stage's price is the difference between neighbouring columns, measured in the
+         * same rounds. */
+        printf("\nper stage: the guard cut short after each stage (medians, ns per packet; "
+               "in brackets what the stage adds)\n");
+        printf("%-6s %-10s %6s %8s %16s %16s %19s %8s\n", "mode", "packet", "N", "parse",
+               "+bans", "+classify", "+flow update=guard", "bare");
+        for (size_t i = 0; i < n; i++) {
+                const struct result *r = &res[i];
+                char cell[3][32];
+                static const int col[3] = { PROG_BANS, PROG_CLASSIFY, PROG_GUARD };
+                int prev = PROG_PARSE;
+
+                for (int c = 0; c < 3; c++) {
+                        snprintf(cell[c], sizeof(cell[c]), "%.1f [%+.1f]", r->ns[col[c]],
+                                 r->ns[col[c]] - r->ns[prev]);
+                        prev = col[c];
+                }
+                printf("%-6s %-10s %6u %8.1f %16s %16s %19s %8.1f\n", r->mode, r->packet,
+                       r->spread, r->ns[PROG_PARSE], cell[0], cell[1], cell[2], r->ns[PROG_BARE]);
+        }
+
+        for (size_t i = 0; i < n; i++)
+                if (!strcmp(res[i].mode, "flood"))
+                        printf("\nSYN flood, every packet from a new source, Mpps per core "
+                               "(1000 / kernel ns per packet): guard %.2f, flow floor %.2f, "
+                               "xdp-filter %.2f, bare %.2f\n", 1e3 / res[i].ns[PROG_GUARD],
+                               1e3 / res[i].ns[PROG_FLOWMIN],
+                               have(&res[i], PROG_XDP_FILTER) ? 1e3 / res[i].ns[PROG_XDP_FILTER] : 0,
+                               1e3 / res[i].ns[PROG_BARE]);
+
+        /* CPU time includes what the kernel's own figure leaves out (each run's swap into the
+         * XDP dispatcher and back, spread over its repetitions, and the interrupts that hit
+         * it); the kernel's is whole ns per repetition. Both, side by side. */
+        printf("\nhot, the kernel's own duration per repetition (medians, whole ns) against CPU "
+               "time\n%-10s %16s %16s %16s %16s %12s %12s\n", "packet", "guard", "flow floor",
+               "bare", "xdp-filter", "guard/xdp-f", "by CPU time");
+        for (size_t i = 0; i < n; i++) {
+                const struct result *r = &res[i];
+                char cell[4][32];
+
+                if (r->kern[PROG_GUARD] < 0)
+                        continue;
+                for (int p = 0; p < 4; p++)
+                        if (r->kern[p] >= 0)
+                                snprintf(cell[p], sizeof(cell[p]), "%.0f (cpu %.1f)", r->kern[p],
+                                         r->ns[p]);
+                        else
+                                snprintf(cell[p], sizeof(cell[p]), "-");
+                printf("%-10s %16s %16s %16s %16s", r->packet, cell[PROG_GUARD],
+                       cell[PROG_FLOWMIN], cell[PROG_BARE], cell[PROG_XDP_FILTER]);
+                if (have(r, PROG_XDP_FILTER) && r->kern[PROG_XDP_FILTER] > 0)
+                        printf(" %12.2f %12.2f\n", r->kern[PROG_GUARD] / r->kern[PROG_XDP_FILTER],
+                               r->ns[PROG_GUARD] / r->ns[PROG_XDP_FILTER]);
+                else
+                        printf(" %12s %12s\n", "-", "-");
+        }
 }
 
 static void json_string(const char *s) {
@@ -497,7 +605,8 @@ static void json_string(const char *s) {
 
 static void print_json(const struct options *o, const struct result *res, size_t n,
                        const char *xdp_filter, long entries, const char *load_before) {
-        static const char *const key[N_PROGS] = { "guard", "flow_floor", "bare", "xdp_filter" };
+        static const char *const key[N_PROGS] = { "guard", "flow_floor", "bare", "xdp_filter",
+                                                  "stage_parse", "stage_bans", "stage_flow" };
         char load_after[64];
         struct utsname u;
 
@@ -526,6 +635,9 @@ static void print_json(const struct options *o, const struct result *res, size_t
                         if (have(r, p))
                                 printf(",\"%s_ns\":%.2f,\"%s_min_ns\":%.2f,\"%s_max_ns\":%.2f",
                                        key[p], r->ns[p], key[p], r->lo[p], key[p], r->hi[p]);
+                for (int p = 0; p < N_PROGS; p++)
+                        if (r->kern[p] >= 0)
+                                printf(",\"%s_kernel_ns\":%.2f", key[p], r->kern[p]);
                         else
                                 printf(",\"%s_ns\":null", key[p]);
                 printf(",\"guard_over_bare\":%.3f", r->ns[PROG_GUARD] / r->ns[PROG_BARE]);
@@ -588,8 +700,11 @@ int main(int argc, char *argv[]) {
         };
         static const unsigned spreads[] = { 1000, 100000 };
         struct options o = { .rounds = 7, .repeat = 1000000, .flows = 1000000 };
-        struct result res[N_PKTS + 2 * 2];
+        struct result res[N_PKTS + 2 * 2 + 1];
         struct guard_bpf *guard = NULL;
+        struct guard_stage1_bpf *stage1 = NULL;
+        struct guard_stage2_bpf *stage2 = NULL;
+        struct guard_stage3_bpf *stage3 = NULL;
         struct bare_bpf *bare = NULL;
         struct flowmin_bpf *flowmin = NULL;
         char load_before[64];
@@ -656,6 +771,31 @@ int main(int argc, char *argv[]) {
                 goto out;
         }
         prog_fd[PROG_GUARD] = bpf_program__fd(guard->progs.xdp_guard);
+
+        /* The stage variants, loaded like the guard: the same table size, the same flows. */
+#define LOAD_STAGE(var, n, id)                                                                 \
+        do {                                                                                   \
+                var = guard_stage##n##_bpf__open();                                            \
+                if (!var) {                                                                    \
+                        fail("cannot open stage %d: %s", n, strerror(errno));                  \
+                        goto out;                                                              \
+                }                                                                              \
+                bpf_map__set_max_entries(var->maps.flows, FLOW_TABLE_SIZE);                    \
+                r = guard_stage##n##_bpf__load(var);                                           \
+                if (r < 0) {                                                                   \
+                        fail("cannot load stage %d: %s", n, strerror(-r));                     \
+                        goto out;                                                              \
+                }                                                                              \
+                prog_fd[id] = bpf_program__fd(var->progs.xdp_guard);                           \
+                if (o.flows && (r = fill_flows(bpf_map__fd(var->maps.flows), o.flows)) < 0) {  \
+                        fail("cannot fill stage %d's flow table: %s", n, strerror(-r));        \
+                        goto out;                                                              \
+                }                                                                              \
+        } while (0)
+        LOAD_STAGE(stage1, 1, PROG_PARSE);
+        LOAD_STAGE(stage2, 2, PROG_BANS);
+        LOAD_STAGE(stage3, 3, PROG_CLASSIFY);
+#undef LOAD_STAGE
 
         bare = bare_bpf__open_and_load();
         if (!bare) {
@@ -733,6 +873,14 @@ int main(int argc, char *argv[]) {
                                 n_res++;
                         }
                 }
+        if (o.flows) {
+                r = measure_table(&o, PKT_SYN4, 0, &res[n_res]);
+                if (r < 0) {
+                        fail("test run failed: %s", strerror(-r));
+                        goto out;
+                }
+                n_res++;
+        }
 
         if (o.json)
                 print_json(&o, res, n_res, xf_path, entries, load_before);
@@ -743,6 +891,9 @@ out:
         bpf_object__close(xf);
         flowmin_bpf__destroy(flowmin);
         bare_bpf__destroy(bare);
+        guard_stage3_bpf__destroy(stage3);
+        guard_stage2_bpf__destroy(stage2);
+        guard_stage1_bpf__destroy(stage1);
         guard_bpf__destroy(guard);
         free(xf_path);
         return ret;

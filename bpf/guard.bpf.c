@@ -818,6 +818,14 @@ static __always_inline int frag_follow(struct pkt *p, __u64 now, struct ps_verdi
 #include "bans.bpf.h"
 #include "panic.bpf.h"
 
+/* Benchmark builds only (bench/meson.build): a nonzero PS_BENCH_STAGE ends handle_ip() after
+ * that stage, so bench-xdp can price each one: 1 parsing and its counters, 2 + the allowlist
+ * and ban check, 3 + the flow lookup and classification (or the flow's cached verdict),
+ * without the flow update. The program the daemon loads is always whole (0). */
+#ifndef PS_BENCH_STAGE
+#define PS_BENCH_STAGE 0
+#endif
+
 /*
  * Parses, classifies and accounts one IP datagram at offset off; returns -1 if it is malformed
  * (then it is passed unclassified: a header we cannot read is a header no rule can match, and
@@ -901,6 +909,8 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
         /* The coarse clock (jiffies resolution) costs a fraction of bpf_ktime_get_ns() here,
          * and first/last seen need no better than milliseconds. */
         now = bpf_ktime_get_coarse_ns();
+        if (PS_BENCH_STAGE == 1)
+                return 0;
 
         /* A banned source is dropped whatever it sends, before any rule is looked at. */
         if (ban_check(p, &seg, now)) {
@@ -909,6 +919,8 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
                 drop_event(p->ctx, &p->m, PS_DROP_SLOT_BAN, now, &p->st->drop_events_lost);
                 return 0;
         }
+        if (PS_BENCH_STAGE == 2)
+                return 0;
 
         if (r > 0 || p->later_fragment) {
                 if (r == PS_PARSE_TINY) {
@@ -976,6 +988,8 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
                           !p->inner_ports ? PS_CLS_NO_QPORTS : 0), &v);
         decide(p, now, &v);
         *action = v.action;
+        if (PS_BENCH_STAGE == 3)
+                return 0;
         if (p->fragmented && !p->later_fragment)
                 frag_remember(p, now, &v);
 
