@@ -190,8 +190,9 @@ static int conn_row_parse(GVariant *dict, PsConnRow **ret_row)
         return 0;
 }
 
-/* rows: the aa{sv} of Connections.List, in the daemon's order (best first). */
-int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows)
+/* rows: an aa{sv} of rows, each turned into one element by parse (freed by free_row). */
+static int rows_parse(GVariant *rows, int (*parse)(GVariant *, gpointer *), GDestroyNotify free_row,
+                      GPtrArray **ret_rows)
 {
         g_autoptr(GPtrArray) out = NULL;
         GVariantIter it;
@@ -199,11 +200,11 @@ int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows)
 
         if (!rows || !g_variant_is_of_type(rows, G_VARIANT_TYPE("aa{sv}")))
                 return -EINVAL;
-        out = g_ptr_array_new_with_free_func((GDestroyNotify) ps_conn_row_free);
+        out = g_ptr_array_new_with_free_func(free_row);
         g_variant_iter_init(&it, rows);
         while ((dict = g_variant_iter_next_value(&it))) {
-                PsConnRow *row;
-                int r = conn_row_parse(dict, &row);
+                gpointer row;
+                int r = parse(dict, &row);
 
                 g_variant_unref(dict);
                 if (r < 0)
@@ -212,6 +213,66 @@ int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows)
         }
         *ret_rows = g_steal_pointer(&out);
         return 0;
+}
+
+/* rows: the aa{sv} of Connections.List, in the daemon's order (best first). */
+int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows)
+{
+        return rows_parse(rows, (int (*)(GVariant *, gpointer *)) conn_row_parse,
+                          (GDestroyNotify) ps_conn_row_free, ret_rows);
+}
+
+void ps_ban_row_free(PsBanRow *row)
+{
+        if (!row)
+                return;
+        g_free(row->address);
+        g_free(row->origin);
+        g_free(row->reason);
+        g_free(row);
+}
+
+static int ban_row_parse(GVariant *dict, PsBanRow **ret_row)
+{
+        g_auto(GVariantDict) d;
+        PsBanRow *row = g_new0(PsBanRow, 1);
+
+        g_variant_dict_init(&d, dict);
+        if (dict_str(&d, "address", &row->address) < 0 ||
+            dict_str(&d, "origin", &row->origin) == -EBADMSG ||
+            dict_str(&d, "reason", &row->reason) == -EBADMSG ||
+            dict_u64(&d, "until", &row->until_usec) == -EBADMSG ||
+            dict_u64(&d, "packets", &row->packets) == -EBADMSG ||
+            (g_variant_dict_contains(&d, "offenses") &&
+             !g_variant_dict_lookup(&d, "offenses", "u", &row->offenses))) {
+                ps_ban_row_free(row);
+                return -EBADMSG;
+        }
+        if (!row->origin)
+                row->origin = g_strdup("");
+        if (!row->reason)
+                row->reason = g_strdup("");
+        *ret_row = row;
+        return 0;
+}
+
+/* rows: the aa{sv} of Bans.List, in the daemon's order. */
+int ps_ban_rows_parse(GVariant *rows, GPtrArray **ret_rows)
+{
+        return rows_parse(rows, (int (*)(GVariant *, gpointer *)) ban_row_parse,
+                          (GDestroyNotify) ps_ban_row_free, ret_rows);
+}
+
+char *ps_ban_until_text(guint64 until_usec, GTimeZone *tz)
+{
+        g_autoptr(GDateTime) utc = NULL, t = NULL;
+
+        if (until_usec == 0)
+                return g_strdup(_("until unbanned"));
+        utc = g_date_time_new_from_unix_utc((gint64) (until_usec / G_USEC_PER_SEC));
+        if (utc)
+                t = g_date_time_to_timezone(utc, tz);
+        return t ? g_date_time_format(t, "%Y-%m-%d %H:%M:%S") : g_strdup("?");
 }
 
 void ps_rule_row_free(PsRuleRow *row)

@@ -61,6 +61,15 @@ typedef struct PsConnRow {
         guint64 bytes;
 } PsConnRow;
 
+typedef struct PsBanRow {
+        char *address;          /* an address or a prefix */
+        char *origin;           /* manual, import, ai or auto:POLICY */
+        char *reason;
+        guint64 until_usec;     /* CLOCK_REALTIME; 0: until unbanned */
+        guint64 packets;        /* dropped by this ban */
+        guint32 offenses;
+} PsBanRow;
+
 typedef struct PsRuleRow {
         guint32 id;
         char *path;
@@ -128,6 +137,11 @@ double ps_link_history_peak(const PsLinkRow *row, gint64 since_usec);
 
 void ps_conn_row_free(PsConnRow *row);
 int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows);
+
+void ps_ban_row_free(PsBanRow *row);
+int ps_ban_rows_parse(GVariant *rows, GPtrArray **ret_rows);
+/* When a ban ends, in tz: "2026-11-30 21:05:00", or "until unbanned" for 0. */
+char *ps_ban_until_text(guint64 until_usec, GTimeZone *tz);
 
 void ps_rule_row_free(PsRuleRow *row);
 int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row);

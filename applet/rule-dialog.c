@@ -162,9 +162,8 @@ static gboolean delete_event(GtkWidget *widget, GdkEvent *event, RuleDialog *rd)
         return rd->busy;
 }
 
-/* A labelled field: the label's mnemonic focuses it, and it is the field's accessible name. */
-static GtkWidget *field(GtkGrid *grid, int row, const char *mnemonic, const char *name,
-                        GtkWidget *widget, const char *tooltip)
+GtkWidget *ps_dialog_field(GtkGrid *grid, int row, const char *mnemonic, const char *name,
+                           GtkWidget *widget, const char *tooltip)
 {
         GtkWidget *label = gtk_label_new_with_mnemonic(mnemonic);
 
@@ -179,7 +178,7 @@ static GtkWidget *field(GtkGrid *grid, int row, const char *mnemonic, const char
         return widget;
 }
 
-static GtkWidget *entry(const char *text, const char *placeholder)
+GtkWidget *ps_dialog_entry(const char *text, const char *placeholder)
 {
         GtkWidget *e = gtk_entry_new();
 
@@ -187,6 +186,18 @@ static GtkWidget *entry(const char *text, const char *placeholder)
         gtk_entry_set_placeholder_text(GTK_ENTRY(e), placeholder);
         gtk_entry_set_activates_default(GTK_ENTRY(e), TRUE);
         return e;
+}
+
+/* Where a dialog shows the daemon's answer when it is not yes. */
+GtkWidget *ps_dialog_error_label(void)
+{
+        GtkWidget *l = gtk_label_new("");
+
+        gtk_label_set_xalign(GTK_LABEL(l), 0);
+        gtk_label_set_line_wrap(GTK_LABEL(l), TRUE);
+        gtk_label_set_selectable(GTK_LABEL(l), TRUE);
+        gtk_label_set_max_width_chars(GTK_LABEL(l), 60);
+        return l;
 }
 
 static void trial_toggled(GtkToggleButton *trial, RuleDialog *rd)
@@ -236,29 +247,33 @@ void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id)
         gtk_combo_box_text_append(GTK_COMBO_BOX_TEXT(rd->action), "count", "count");
         if (!gtk_combo_box_set_active_id(GTK_COMBO_BOX(rd->action), orig ? orig->action : "drop"))
                 gtk_combo_box_set_active_id(GTK_COMBO_BOX(rd->action), "drop");
-        field(GTK_GRID(grid), row++, _("Ac_tion"), _("Action"), rd->action,
-              _("drop: the packet goes no further; pass: an exception to drop rules; count: only counted"));
-        rd->protocol = field(GTK_GRID(grid), row++, _("_Protocol"), _("Protocol"),
-                             entry(orig ? orig->protocol : NULL, _("any")),
-                             _("tcp, udp, icmp, icmpv6, sctp, gre, esp, ah, udplite or a number"));
-        rd->src_ip = field(GTK_GRID(grid), row++, _("S_ource address"), _("Source address"),
-                           entry(orig ? orig->src_ip : NULL, _("any")),
-                           _("The remote address: an address or a prefix such as 192.0.2.0/24"));
-        rd->src_port = field(GTK_GRID(grid), row++, _("So_urce port"), _("Source port"),
-                             entry(orig ? orig->src_port : NULL, _("any")),
-                             _("A port or a range LO-HI"));
-        rd->dst_ip = field(GTK_GRID(grid), row++, _("D_estination address"),
-                           _("Destination address"), entry(orig ? orig->dst_ip : NULL, _("any")),
-                           _("The local address: an address or a prefix"));
-        rd->dst_port = field(GTK_GRID(grid), row++, _("Destinatio_n port"), _("Destination port"),
-                             entry(orig ? orig->dst_port : NULL, _("any")),
-                             _("A port or a range LO-HI"));
+        ps_dialog_field(GTK_GRID(grid), row++, _("Ac_tion"), _("Action"), rd->action,
+                        _("drop: the packet goes no further; pass: an exception to drop rules; count: only counted"));
+        rd->protocol = ps_dialog_field(GTK_GRID(grid), row++, _("_Protocol"), _("Protocol"),
+                                       ps_dialog_entry(orig ? orig->protocol : NULL, _("any")),
+                                       _("tcp, udp, icmp, icmpv6, sctp, gre, esp, ah, udplite or a number"));
+        rd->src_ip = ps_dialog_field(GTK_GRID(grid), row++, _("S_ource address"),
+                                     _("Source address"),
+                                     ps_dialog_entry(orig ? orig->src_ip : NULL, _("any")),
+                                     _("The remote address: an address or a prefix such as 192.0.2.0/24"));
+        rd->src_port = ps_dialog_field(GTK_GRID(grid), row++, _("So_urce port"), _("Source port"),
+                                       ps_dialog_entry(orig ? orig->src_port : NULL, _("any")),
+                                       _("A port or a range LO-HI"));
+        rd->dst_ip = ps_dialog_field(GTK_GRID(grid), row++, _("D_estination address"),
+                                     _("Destination address"),
+                                     ps_dialog_entry(orig ? orig->dst_ip : NULL, _("any")),
+                                     _("The local address: an address or a prefix"));
+        rd->dst_port = ps_dialog_field(GTK_GRID(grid), row++, _("Destinatio_n port"),
+                                       _("Destination port"),
+                                       ps_dialog_entry(orig ? orig->dst_port : NULL, _("any")),
+                                       _("A port or a range LO-HI"));
         if (orig && orig->icmp_type != 255)
                 icmp = g_strdup_printf("%u", orig->icmp_type);
-        rd->icmp_type = field(GTK_GRID(grid), row++, _("_ICMP type"), _("ICMP type"),
-                              entry(icmp, _("any")), _("0 to 254 (8: echo request)"));
-        rd->comment = field(GTK_GRID(grid), row++, _("Co_mment"), _("Comment"),
-                            entry(orig ? orig->comment : NULL, ""), NULL);
+        rd->icmp_type = ps_dialog_field(GTK_GRID(grid), row++, _("_ICMP type"), _("ICMP type"),
+                                        ps_dialog_entry(icmp, _("any")),
+                                        _("0 to 254 (8: echo request)"));
+        rd->comment = ps_dialog_field(GTK_GRID(grid), row++, _("Co_mment"), _("Comment"),
+                                      ps_dialog_entry(orig ? orig->comment : NULL, ""), NULL);
         rd->enabled = gtk_check_button_new_with_mnemonic(_("Ena_bled"));
         gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(rd->enabled), orig ? orig->enabled : TRUE);
         gtk_grid_attach(GTK_GRID(grid), rd->enabled, 1, row++, 1, 1);
@@ -276,11 +291,7 @@ void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id)
                 gtk_box_pack_start(GTK_BOX(w), gtk_label_new(_("seconds")), FALSE, FALSE, 0);
                 gtk_grid_attach(GTK_GRID(grid), w, 1, row++, 1, 1);
         }
-        rd->error = gtk_label_new("");
-        gtk_label_set_xalign(GTK_LABEL(rd->error), 0);
-        gtk_label_set_line_wrap(GTK_LABEL(rd->error), TRUE);
-        gtk_label_set_selectable(GTK_LABEL(rd->error), TRUE);
-        gtk_label_set_max_width_chars(GTK_LABEL(rd->error), 60);
+        rd->error = ps_dialog_error_label();
         gtk_grid_attach(GTK_GRID(grid), rd->error, 0, row++, 2, 1);
         gtk_widget_show_all(rd->dialog);
         gtk_widget_hide(rd->error);

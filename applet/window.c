@@ -46,9 +46,16 @@ struct PsWindow {
         GtkListStore *conns;
         GtkListStore *drops;
         guint n_drops;
+        GtkWidget *bans_page;   /* shown only when the daemon has the Bans interface */
+        GtkWidget *bans_count;
+        GtkWidget *bans_tree;
+        GtkListStore *bans;
+        GtkWidget *unban;
+        GtkListStore *allowlist;
 };
 
 enum { CONN_PROTOCOL, CONN_REMOTE, CONN_LOCAL, CONN_STATE, CONN_PACKETS, CONN_BYTES, CONN_N };
+enum { BAN_ADDRESS, BAN_ORIGIN, BAN_REASON, BAN_UNTIL, BAN_PACKETS, BAN_OFFENSES, BAN_N };
 enum { DROP_TIME, DROP_RULE, DROP_LINK, DROP_PROTOCOL, DROP_SRC, DROP_DST, DROP_N };
 
 void ps_set_accessible_name(GtkWidget *w, const char *name)
@@ -403,6 +410,123 @@ static GtkWidget *tree_new(GtkListStore *store, const char *a11y, const char *co
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Bans */
+
+/* The address of the selected ban, NULL without one. */
+static char *bans_selected(PsWindow *w)
+{
+        GtkTreeSelection *sel = gtk_tree_view_get_selection(GTK_TREE_VIEW(w->bans_tree));
+        GtkTreeModel *model;
+        GtkTreeIter iter;
+        char *address = NULL;
+
+        if (gtk_tree_selection_get_selected(sel, &model, &iter))
+                gtk_tree_model_get(model, &iter, BAN_ADDRESS, &address, -1);
+        return address;
+}
+
+/* The rows are updated in place, so that the selection and the keyboard's cursor stay where
+ * they are over the polls; a selection that would now fall on another address is dropped
+ * rather than left on a ban the user did not choose. */
+static void bans_update(PsWindow *w)
+{
+        g_autoptr(GTimeZone) tz = g_time_zone_new_local();
+        g_autofree char *selected = bans_selected(w), *now_selected = NULL;
+        g_autofree char *count = NULL;
+        GtkTreeModel *model = GTK_TREE_MODEL(w->bans);
+        const char *const *allow;
+        GtkTreeIter iter;
+        gboolean more;
+        guint n;
+
+        gtk_widget_set_visible(w->bans_page, w->app->bans != NULL);
+        if (!w->app->bans)
+                return;
+        n = ps_bans_get_count(w->app->bans);
+        count = g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "%u ban held", "%u bans held", n), n);
+        gtk_label_set_text(GTK_LABEL(w->bans_count), count);
+        more = gtk_tree_model_get_iter_first(model, &iter);
+        for (guint i = 0; i < w->app->ban_rows->len; i++) {
+                const PsBanRow *row = w->app->ban_rows->pdata[i];
+                g_autofree char *until = ps_ban_until_text(row->until_usec, tz);
+
+                if (!more)
+                        gtk_list_store_append(w->bans, &iter);
+                gtk_list_store_set(w->bans, &iter, BAN_ADDRESS, row->address, BAN_ORIGIN,
+                                   row->origin, BAN_REASON, row->reason, BAN_UNTIL, until,
+                                   BAN_PACKETS, row->packets, BAN_OFFENSES, row->offenses, -1);
+                more = more && gtk_tree_model_iter_next(model, &iter);
+        }
+        while (more)
+                more = gtk_list_store_remove(w->bans, &iter);
+        now_selected = bans_selected(w);
+        if (g_strcmp0(selected, now_selected) != 0)
+                gtk_tree_selection_unselect_all(
+                        gtk_tree_view_get_selection(GTK_TREE_VIEW(w->bans_tree)));
+
+        gtk_list_store_clear(w->allowlist);
+        allow = ps_bans_get_allowlist(w->app->bans);
+        for (guint i = 0; allow && allow[i]; i++)
+                gtk_list_store_insert_with_values(w->allowlist, NULL, -1, 0, allow[i], -1);
+}
+
+static void ban_selection_changed(GtkTreeSelection *sel, PsWindow *w)
+{
+        gtk_widget_set_sensitive(w->unban, gtk_tree_selection_count_selected_rows(sel) > 0);
+}
+
+static void ban_add(GtkButton *button, PsWindow *w)
+{
+        ps_ban_dialog_run(w->app, GTK_WINDOW(w->window));
+}
+
+static void ban_lift(GtkButton *button, PsWindow *w)
+{
+        g_autofree char *address = bans_selected(w);
+
+        if (address)
+                app_unban(w->app, address);
+}
+
+static GtkWidget *bans_page_new(PsWindow *w)
+{
+        static const char *const ban_titles[] = {
+                N_("Address"), N_("Origin"), N_("Reason"), N_("Until"), N_("Packets dropped"),
+                N_("Offenses"),
+        };
+        static const char *const allow_titles[] = { N_("Never banned") };
+        GtkWidget *page = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+        GtkWidget *bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6), *b, *tv;
+        GtkTreeSelection *sel;
+
+        b = gtk_button_new_with_mnemonic(_("Ban an addre_ss…"));
+        g_signal_connect(b, "clicked", G_CALLBACK(ban_add), w);
+        gtk_box_pack_start(GTK_BOX(bar), b, FALSE, FALSE, 0);
+        w->unban = gtk_button_new_with_mnemonic(_("_Unban"));
+        gtk_widget_set_tooltip_text(w->unban, _("Lift the selected ban"));
+        gtk_widget_set_sensitive(w->unban, FALSE);
+        g_signal_connect(w->unban, "clicked", G_CALLBACK(ban_lift), w);
+        gtk_box_pack_start(GTK_BOX(bar), w->unban, FALSE, FALSE, 0);
+        w->bans_count = label_new("", FALSE);
+        gtk_box_pack_end(GTK_BOX(bar), w->bans_count, FALSE, FALSE, 0);
+        gtk_box_pack_start(GTK_BOX(page), bar, FALSE, FALSE, 0);
+
+        w->bans = gtk_list_store_new(BAN_N, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING,
+                                     G_TYPE_STRING, G_TYPE_UINT64, G_TYPE_UINT);
+        w->bans_tree = tree_new(w->bans, _("Bans"), ban_titles, BAN_N, FALSE);
+        sel = gtk_tree_view_get_selection(GTK_TREE_VIEW(w->bans_tree));
+        g_signal_connect(sel, "changed", G_CALLBACK(ban_selection_changed), w);
+        gtk_box_pack_start(GTK_BOX(page), scrolled(w->bans_tree), TRUE, TRUE, 0);
+
+        gtk_box_pack_start(GTK_BOX(page), label_new(_("Allowlist"), TRUE), FALSE, FALSE, 0);
+        w->allowlist = gtk_list_store_new(1, G_TYPE_STRING);
+        tv = tree_new(w->allowlist, _("Allowlist"), allow_titles, 1, FALSE);
+        gtk_widget_set_size_request(tv, -1, 90);
+        gtk_box_pack_start(GTK_BOX(page), scrolled(tv), FALSE, TRUE, 0);
+        return page;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 
 void ps_window_show_error(PsWindow *w, const char *text)
 {
@@ -500,6 +624,7 @@ void ps_window_update(PsWindow *w)
         links_update(w);
         rules_update(w);
         conns_update(w);
+        bans_update(w);
 }
 
 gboolean ps_window_visible(PsWindow *w)
@@ -595,8 +720,11 @@ PsWindow *ps_window_new(App *app)
         tv = tree_new(w->drops, _("Recent drops"), drop_titles, DROP_N, FALSE);
         page(notebook, scrolled(tv), _("Recent _drops"));
 
+        w->bans_page = page(notebook, bans_page_new(w), _("Ba_ns"));
+
         for (guint i = app->drops.n; i > 0; i--)
                 ps_window_add_drop(w, ps_drop_ring_get(&app->drops, i - 1));
         gtk_widget_show_all(box);
+        bans_update(w);
         return w;
 }

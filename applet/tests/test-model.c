@@ -136,6 +136,53 @@ Test(model, connection_row_without_addresses_is_refused)
         cr_assert_null(out);
 }
 
+Test(model, ban_rows)
+{
+        /* 1764536700 s is 2025-11-30 21:05:00 UTC. */
+        g_autoptr(GVariant) rows = g_variant_ref_sink(g_variant_new_parsed(
+                "[{'address': <'192.0.2.7'>, 'id': <uint32 3>, 'origin': <'manual'>,"
+                "  'reason': <'scanner'>, 'created': <uint64 1764536000000000>,"
+                "  'until': <uint64 1764536700000000>, 'offenses': <uint32 2>,"
+                "  'packets': <uint64 17>, 'bytes': <uint64 1020>, 'last_hit': <uint64 0>},"
+                " {'address': <'2001:db8::/48'>, 'origin': <'auto:syn'>, 'until': <uint64 0>}]"));
+        g_autoptr(GPtrArray) out = NULL;
+        g_autoptr(GTimeZone) utc = g_time_zone_new_utc();
+        g_autofree char *until0 = NULL, *until1 = NULL;
+        PsBanRow *a, *b;
+
+        cr_assert_eq(ps_ban_rows_parse(rows, &out), 0);
+        cr_assert_eq(out->len, 2);
+        a = out->pdata[0];
+        b = out->pdata[1];
+        cr_assert_str_eq(a->address, "192.0.2.7");
+        cr_assert_str_eq(a->origin, "manual");
+        cr_assert_str_eq(a->reason, "scanner");
+        cr_assert_eq(a->until_usec, 1764536700000000ULL);
+        cr_assert_eq(a->packets, 17);
+        cr_assert_eq(a->offenses, 2);
+        cr_assert_str_eq(b->address, "2001:db8::/48");
+        cr_assert_str_eq(b->origin, "auto:syn");
+        cr_assert_str_eq(b->reason, "");
+        cr_assert_eq(b->packets, 0);
+        until0 = ps_ban_until_text(a->until_usec, utc);
+        until1 = ps_ban_until_text(b->until_usec, utc);
+        cr_assert_str_eq(until0, "2025-11-30 21:05:00");
+        cr_assert_str_eq(until1, "until unbanned");
+}
+
+Test(model, ban_row_of_wrong_type_is_refused)
+{
+        g_autoptr(GVariant) no_address = g_variant_ref_sink(g_variant_new_parsed(
+                "[{'origin': <'manual'>}]"));
+        g_autoptr(GVariant) packets_u32 = g_variant_ref_sink(g_variant_new_parsed(
+                "[{'address': <'192.0.2.7'>, 'packets': <uint32 5>}]"));
+        GPtrArray *out = NULL;
+
+        cr_assert_eq(ps_ban_rows_parse(no_address, &out), -EBADMSG);
+        cr_assert_eq(ps_ban_rows_parse(packets_u32, &out), -EBADMSG);
+        cr_assert_null(out);
+}
+
 Test(model, rule_rows)
 {
         g_autoptr(GVariant) rules = g_variant_ref_sink(g_variant_new_parsed(
