@@ -42,7 +42,7 @@ exec 1>&3 3>&-
 . "${SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib-system.sh"
 
 require_root
-require Xvfb import identify jq busctl ip ping /usr/bin/python3
+require Xvfb import identify jq busctl ip ping xdotool /usr/bin/python3
 [ -x /usr/lib/polkit-1/polkitd ] || skip_all "polkitd is not installed"
 [ -x "$PACKETSCOPED" ] || bail "no daemon at $PACKETSCOPED (set PACKETSCOPED or BUILDDIR)"
 APPLET=${PACKETSCOPE_APPLET:-$BUILDDIR/applet/packetscope-applet}
@@ -258,6 +258,76 @@ KEPT=$(rule_field "applet kept" id)
 is "$(rule_field "applet kept" dst_port)" 7 "the daemon kept the confirmed rule $KEPT"
 N_RULES=$(n_rules)
 
+# --- bans by the keyboard alone: real key presses (xdotool, through the X server's XTEST, the
+# way a keyboard's reach GTK) into the window on the Bans page, the dialog's fields filled by
+# typing, Tab between controls, Enter and space to activate; the daemon's table read back
+# with packetscopectl.
+BANS_PATH=$PS_PATH/bans
+BANS=org.packetscope.Guarder1.Bans
+BAN_ADDR=198.51.100.77
+ctl() {
+        timeout 30 "$PACKETSCOPECTL" --no-ask-password "$@"
+}
+# ban_of ADDRESS: the daemon's row of that ban ({} if none) as packetscopectl lists it
+ban_of() {
+        ctl --json=short bans list |
+                jq -c --arg a "$1" '[.[] | select(.address == $a)] | .[0] // {} |
+                                    {address, origin, reason, created, until}'
+}
+# xkeys DISPLAY TITLE-REGEX KEY...: the keyboard focus to that window (what a window manager
+# does when it is clicked or raised), then the keys pressed, one at a time
+xkeys() {
+        local d=$1 title=$2 wid
+        shift 2
+        wid=$(DISPLAY=$d timeout 30 xdotool search --sync --onlyvisible --name "$title" |
+                head -n 1)
+        [ -n "$wid" ] || return 1
+        DISPLAY=$d xdotool windowfocus --sync "$wid" || return 1
+        DISPLAY=$d xdotool key --delay 80 "$@"
+}
+# xtype DISPLAY TEXT: typed into the focused control
+xtype() {
+        DISPLAY=$1 xdotool type --delay 40 "$2"
+}
+got=$(win page Bans :: text "^0 bans held$" 30)
+ok $? "the daemon has the Bans interface: the window shows the Bans page, with no bans held" \
+   "$got" "$(tail -n 3 "$T/window.log")"
+# Alt+N shows the Bans page with the focus on its tab; Tab reaches "Ban an address…" (the page's
+# first control), Enter opens the dialog with the focus in its Address field.
+xkeys "$DISPLAY" '^packetscope$' alt+n Tab Return &&
+        xkeys "$DISPLAY" '^New ban$' ctrl+a
+ok $? "Alt+N, Tab, Enter: the ban dialog opens" "$(tail -n 3 "$T/applet.log")"
+xtype "$DISPLAY" "$BAN_ADDR" && xkeys "$DISPLAY" '^New ban$' Tab ctrl+a &&
+        xtype "$DISPLAY" 30 && xkeys "$DISPLAY" '^New ban$' Tab && xtype "$DISPLAY" "by keyboard" &&
+        xkeys "$DISPLAY" '^New ban$' Return
+ok $? "the address, 30 minutes and a reason typed, Enter pressed"
+ban_is() {
+        [ "$(ban_of "$BAN_ADDR" | jq -r .reason)" = "$1" ]
+}
+wait_until 30 ban_is "by keyboard"
+row=$(ban_of "$BAN_ADDR")
+is "$(jq -c '{address, origin, reason, minutes: ((.until - .created) / 60000000 | round)}' \
+        <<<"$row")" \
+   "{\"address\":\"$BAN_ADDR\",\"origin\":\"manual\",\"reason\":\"by keyboard\",\"minutes\":30}" \
+   "packetscopectl lists the ban as typed: $BAN_ADDR, manual, 'by keyboard', for 30 minutes"
+got=$(win gone "^New ban$" :: text "^$BAN_ADDR\$" 30 :: text "^by keyboard\$" :: \
+        text "^1 ban held$" 30)
+ok $? "the dialog closed and the Bans page lists the ban (from the Banned signal)" "$got" \
+   "$(tail -n 3 "$T/window.log")"
+screenshot window-bans
+# Unban: Alt+N, Tab past "Ban an address…" and the Unban button (not focusable while nothing
+# is selected) into the list, space selects the ban under the cursor, Shift+Tab back to
+# Unban, space presses it.
+xkeys "$DISPLAY" '^packetscope$' alt+n Tab Tab space shift+Tab space
+ok $? "Alt+N, Tab, Tab, space, Shift+Tab, space: the ban selected and Unban pressed"
+ban_gone() {
+        [ "$(ban_of "$BAN_ADDR")" = '{"address":null,"origin":null,"reason":null,"created":null,"until":null}' ]
+}
+wait_until 30 ban_gone
+ok $? "packetscopectl lists no ban of $BAN_ADDR any more" "$(ban_of "$BAN_ADDR")"
+got=$(win gone "^$BAN_ADDR\$" 30 :: text "^0 bans held$" 30)
+ok $? "the window's list lost it (the Unbanned signal)" "$got" "$(tail -n 3 "$T/window.log")"
+
 # --- a user polkit refuses: its own session bus, display and applet. Not root's display: the
 # user's AT-SPI bus launcher would announce itself on that display's root window, where
 # root's AT-SPI clients would then look.
@@ -325,8 +395,21 @@ got=$(uwin click "Regel $KEPT bearbeiten" :: click Löschen :: text "^Nicht bere
 ok $? "as $PSUSER: Delete and Add in the rule dialog say the change was not authorized" "$got" \
    "$(tail -n 3 "$T/uwindow.log")" "$(tail -n 5 "$T/uapplet.log")"
 screenshot window-denied "$UDISPLAY"
+# The keyboard in the refused user's window: a ban asked for the same way is refused, the
+# dialog says so in German and stays open, and the daemon has no such ban.
+uwin click Abbrechen :: gone "^Neue Regel$" >/dev/null
+ok $? "as $PSUSER: the refused rule dialog is closed" "$(tail -n 3 "$T/uwindow.log")"
+xkeys "$UDISPLAY" '^packetscope$' alt+p Tab Return && xkeys "$UDISPLAY" '^Neue Sperre$' ctrl+a &&
+        xtype "$UDISPLAY" "$BAN_ADDR" && xkeys "$UDISPLAY" '^Neue Sperre$' Return
+ok $? "as $PSUSER: Alt+P, Tab, Enter, the address typed, Enter"
+got=$(uwin text "^Nicht berechtigt: " 60 :: text "^Neue Sperre$")
+ok $? "as $PSUSER: the ban dialog says, in German, that the ban was not authorized, and stays" \
+   "open" "$got" "$(tail -n 3 "$T/uwindow.log")" "$(tail -n 5 "$T/uapplet.log")"
+
 is "$(n_rules) $(rule_field "applet kept" id) $(rule_field "applet refused" id)" "$N_RULES $KEPT " \
    "the daemon's rules are unchanged: rule $KEPT is there, nothing was added"
+ban_gone
+ok $? "and it holds no ban of $BAN_ADDR" "$(ban_of "$BAN_ADDR")"
 kill_wait "$UAPPLET_PID"
 
 # --- notifications, switched on in the running applet: a drop, then the daemon gone within
