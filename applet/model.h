@@ -85,6 +85,16 @@ typedef struct PsRuleRow {
         char *src_port;
         char *dst_port;
         guint8 icmp_type;       /* 255: any */
+        guint8 icmp_code;       /* 255: any */
+        /* The datagram an ICMP error quotes ("" for any). */
+        char *inner_protocol;
+        char *inner_src_ip;
+        char *inner_dst_ip;
+        char *inner_src_port;
+        char *inner_dst_port;
+        gint32 priority;
+        guint64 timeout_sec;    /* 0: permanent */
+        gboolean log;
 } PsRuleRow;
 
 /* What the rule dialog holds: text as typed ("" for any; icmp_type "" for any). */
@@ -96,8 +106,17 @@ typedef struct PsRuleForm {
         const char *dst_ip;
         const char *dst_port;
         const char *icmp_type;
+        const char *icmp_code;
+        const char *inner_protocol;
+        const char *inner_src_ip;
+        const char *inner_src_port;
+        const char *inner_dst_ip;
+        const char *inner_dst_port;
+        const char *priority;   /* "" for the default, 0 */
+        const char *timeout;    /* seconds, "" for permanent */
         const char *comment;
         gboolean enabled;
+        gboolean no_log;        /* the rule's drops are not logged nor signalled */
 } PsRuleForm;
 
 typedef struct PsDropRow {

@@ -209,7 +209,7 @@ n_rules() {
 N_RULES=$(n_rules)
 got=$(win page Rules :: click "Add rule…" :: unnamed :: keyboard "Add rule…" Protocol \
         "Source address" "Source port" "Destination address" "Destination port" "ICMP type" \
-        Comment Add Cancel :: click Cancel :: gone "^New rule$")
+        Priority "Log drops" Comment Add Cancel :: click Cancel :: gone "^New rule$")
 ok $? "every control of the window and the rule dialog has an accessible name and takes the" \
    "focus, and the dialog's fields and buttons have mnemonics" "$got" \
    "$(tail -n 3 "$T/window.log")"
@@ -234,6 +234,31 @@ win click "Edit rule $NEW" :: click Delete :: gone "^Rule $NEW\$" :: gone "^Edit
         >/dev/null
 ok $? "rule $NEW is deleted from its dialog and leaves the list" "$(tail -n 3 "$T/window.log")"
 is "$(rule_field "applet edit" id)" "" "the daemon has no rule $NEW any more"
+
+# The fields of an ICMP error rule, its priority, timeout and logging: port unreachable
+# quoting a UDP datagram to port 53, not logged, read back from the daemon field by field.
+win click "Add rule…" :: set Protocol icmp :: set "ICMP type" 3 :: set "ICMP code" 3 :: \
+        set "Quoted protocol" udp :: set "Quoted destination address" 192.0.2.53 :: \
+        set "Quoted destination port" 53 :: set Priority 7 :: set "Timeout in seconds" 900 :: \
+        click "Log drops" :: set Comment "applet icmp error" :: click Add :: \
+        gone "^New rule$" >/dev/null
+ok $? "an ICMP error rule is added through the dialog" "$(tail -n 3 "$T/window.log")" \
+   "$(tail -n 3 "$T/applet.log")"
+got=""
+for f in icmp_type icmp_code inner_protocol inner_dst_ip inner_dst_port priority timeout log; do
+        got="$got $f=$(rule_field "applet icmp error" $f)"
+done
+is "$got" " icmp_type=3 icmp_code=3 inner_protocol=udp inner_dst_ip=192.0.2.53 inner_dst_port=53 priority=7 timeout=900 log=false" \
+   "the daemon has its ICMP type and code, the quoted datagram, priority 7, timeout 900 s, not logged"
+ICMPERR=$(rule_field "applet icmp error" id)
+win click "Edit rule $ICMPERR" :: set Priority "" :: set "Timeout in seconds" "" :: \
+        click "Log drops" :: click Save :: gone "^Rule $ICMPERR\$" >/dev/null
+ok $? "rule $ICMPERR's priority and timeout emptied and logging switched on in its dialog" \
+   "$(tail -n 3 "$T/window.log")"
+is "$(rule_field "applet icmp error" priority) $(rule_field "applet icmp error" timeout) $(rule_field "applet icmp error" log)" \
+   "0 0 true" "the daemon's rule $ICMPERR has priority 0, no timeout and is logged"
+pscall "$FILTERS_PATH/$ICMPERR" "$FILTER" Delete >/dev/null
+ok $? "rule $ICMPERR is deleted again"
 
 # --- on trial: Filters.Apply, the countdown, Roll back, and Confirm
 trial() {

@@ -435,6 +435,54 @@ Test(model, rule_form_for_update_sends_the_changes_only)
         ps_rule_row_free(row);
 }
 
+Test(model, rule_form_icmp_error_priority_timeout_log)
+{
+        /* Destination unreachable (3), port unreachable (3), quoting a UDP datagram to 53. */
+        PsRuleForm form = { .action = "drop", .protocol = "icmp", .icmp_type = "3",
+                            .icmp_code = " 3 ", .inner_protocol = "udp",
+                            .inner_dst_ip = "192.0.2.53", .inner_dst_port = "53",
+                            .inner_src_port = "any", .priority = "-5", .timeout = "600",
+                            .comment = "", .enabled = TRUE, .no_log = TRUE };
+        g_autoptr(GVariant) v = ps_rule_form_build(&form, NULL);
+        g_autofree char *p = printed(v), *q = NULL, *r = NULL;
+        g_autoptr(GVariant) w = NULL, none = NULL;
+        PsRuleRow *row = one_rule(
+                "{'id': <uint32 4>, 'protocol': <'icmp'>, 'action': <'drop'>, 'enabled': <true>,"
+                " 'icmp_type': <byte 3>, 'icmp_code': <byte 3>, 'inner_protocol': <'udp'>,"
+                " 'inner_src_ip': <''>, 'inner_dst_ip': <'192.0.2.53'>,"
+                " 'inner_src_port': <'any'>, 'inner_dst_port': <'53'>, 'priority': <-5>,"
+                " 'timeout': <uint64 600>, 'log': <false>}");
+        PsRuleForm same = form;
+
+        cr_assert_str_eq(p, "{'action': <'drop'>, 'protocol': <'icmp'>, 'icmp_type': <'3'>, "
+                            "'icmp_code': <'3'>, 'inner_protocol': <'udp'>, "
+                            "'inner_dst_ip': <'192.0.2.53'>, 'inner_dst_port': <'53'>, "
+                            "'priority': <'-5'>, 'timeout': <'600'>, 'enabled': <true>, "
+                            "'log': <false>}");
+        cr_assert_eq(row->icmp_code, 3);
+        cr_assert_str_eq(row->inner_protocol, "udp");
+        cr_assert_str_eq(row->inner_src_ip, "");
+        cr_assert_str_eq(row->inner_dst_ip, "192.0.2.53");
+        cr_assert_str_eq(row->inner_src_port, "");
+        cr_assert_str_eq(row->inner_dst_port, "53");
+        cr_assert_eq(row->priority, -5);
+        cr_assert_eq(row->timeout_sec, 600);
+        cr_assert_not(row->log);
+        none = ps_rule_form_build(&same, row);
+        cr_assert_null(none, "unchanged: %s", (q = printed(none)));
+        /* Emptied: the code any (255), the priority and the timeout back to 0, logged again. */
+        same.icmp_code = "";
+        same.priority = "";
+        same.timeout = " ";
+        same.no_log = FALSE;
+        same.inner_dst_port = "";
+        w = ps_rule_form_build(&same, row);
+        r = printed(w);
+        cr_assert_str_eq(r, "{'icmp_code': <byte 0xff>, 'inner_dst_port': <''>, "
+                            "'priority': <'0'>, 'timeout': <'0'>, 'log': <true>}");
+        ps_rule_row_free(row);
+}
+
 Test(model, denials)
 {
         cr_assert(ps_error_is_denial("org.freedesktop.DBus.Error.AccessDenied"));
