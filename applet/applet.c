@@ -13,6 +13,7 @@
 #include "applet.h"
 
 static void app_poll_schedule(App *app);
+static void change_done(GObject *source, GAsyncResult *res, gpointer data);
 
 static gint64 now_usec(void)
 {
@@ -323,6 +324,37 @@ void app_refresh_bans(App *app)
         ps_bans_call_list(app->bans, g_variant_builder_end(&q), app->cancel, bans_done, app);
 }
 
+static void anomalies_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+        App *app = data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) rows_v = NULL;
+        GPtrArray *rows;
+
+        if (!ps_health_call_list_anomalies_finish(PS_HEALTH(source), &rows_v, res, &error))
+                return;
+        if (ps_anomaly_rows_parse(rows_v, &rows) < 0) {
+                g_warning("the daemon sent anomalies of unexpected types");
+                return;
+        }
+        g_ptr_array_unref(app->anomalies);
+        app->anomalies = rows;
+        if (app->window)
+                ps_window_update(app->window);
+}
+
+static void anomalies_refresh(App *app)
+{
+        GVariantBuilder q;
+
+        if (!app->health)
+                return;
+        g_variant_builder_init(&q, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&q, "{sv}", "state", g_variant_new_string("open"));
+        ps_health_call_list_anomalies(app->health, g_variant_builder_end(&q), app->cancel,
+                                      anomalies_done, app);
+}
+
 static gboolean poll_tick(gpointer data)
 {
         App *app = data;
@@ -464,7 +496,16 @@ void app_rule_set_enabled(App *app, guint32 id, gboolean enabled)
         app_change(app, iface, enabled ? "Enable" : "Disable", NULL, rule_call_done, rc);
 }
 
-static void unban_done(GObject *source, GAsyncResult *res, gpointer data)
+void app_unban(App *app, const char *address)
+{
+        if (!app->bans)
+                return;
+        app_change(app, G_DBUS_PROXY(app->bans), "Unban", g_variant_new("(s)", address),
+                   change_done, app);
+}
+
+/* Any change whose answer only matters when it is a refusal or an error: the window says so. */
+static void change_done(GObject *source, GAsyncResult *res, gpointer data)
 {
         App *app = data;
         g_autoptr(GError) error = NULL;
@@ -475,15 +516,38 @@ static void unban_done(GObject *source, GAsyncResult *res, gpointer data)
 
                 ps_window_show_error(app->window, text);
         }
-        app_refresh_bans(app);
 }
 
-void app_unban(App *app, const char *address)
+/* A custom prompt, or the default security analysis when none is typed. */
+void app_ai_generate(App *app, const char *prompt)
 {
-        if (!app->bans)
+        g_autofree char *p = g_strstrip(g_strdup(prompt ? prompt : ""));
+        GVariantBuilder o;
+
+        if (!app->ai)
                 return;
-        app_change(app, G_DBUS_PROXY(app->bans), "Unban", g_variant_new("(s)", address),
-                   unban_done, app);
+        g_variant_builder_init(&o, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&o, "{sv}", "analyze_type",
+                              g_variant_new_string(*p ? "custom" : "security"));
+        if (*p)
+                g_variant_builder_add(&o, "{sv}", "custom_prompt", g_variant_new_string(p));
+        app_change(app, G_DBUS_PROXY(app->ai), "Generate", g_variant_new("(a{sv})", &o),
+                   change_done, app);
+}
+
+void app_ai_job_call(App *app, const char *path, const char *method, guint32 seconds)
+{
+        g_autoptr(GDBusInterface) job = NULL;
+
+        if (app->objects)
+                job = g_dbus_object_manager_get_interface(app->objects, path,
+                                                          "org.packetscope.Guarder1.AIJob");
+        if (!job) {
+                if (app->window)
+                        ps_window_show_error(app->window, _("The job is gone"));
+                return;
+        }
+        app_change(app, G_DBUS_PROXY(job), method, g_variant_new("(u)", seconds), change_done, app);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -584,6 +648,47 @@ static void bans_adopt(App *app, GDBusObject *object)
         on_ban_signal(app);
 }
 
+static void health_forget(App *app)
+{
+        if (!app->health)
+                return;
+        g_signal_handlers_disconnect_by_data(app->health, app);
+        g_clear_object(&app->health);
+        g_ptr_array_set_size(app->anomalies, 0);
+}
+
+/* The Health tab shows only when the daemon has the interface; its figures come with one
+ * PropertiesChanged per sample, the open anomalies with AnomalyStarted and AnomalyEnded. */
+static void health_adopt(App *app, GDBusObject *object)
+{
+        PsHealth *health = ps_object_get_health(PS_OBJECT(object));
+
+        if (!health)
+                return;
+        health_forget(app);
+        app->health = health;
+        g_signal_connect_swapped(health, "anomaly-started", G_CALLBACK(anomalies_refresh), app);
+        g_signal_connect_swapped(health, "anomaly-ended", G_CALLBACK(anomalies_refresh), app);
+        g_signal_connect_swapped(health, "g-properties-changed", G_CALLBACK(app_update), app);
+        anomalies_refresh(app);
+}
+
+/* The AI tab shows only when the daemon has the interface; each job's state, analysis and
+ * shadow come with its PropertiesChanged. */
+static void ai_adopt(App *app, GDBusObject *object)
+{
+        PsAIJob *job = ps_object_peek_aijob(PS_OBJECT(object));
+        PsAI *ai = ps_object_get_ai(PS_OBJECT(object));
+
+        if (job)
+                g_signal_connect_swapped(job, "g-properties-changed", G_CALLBACK(app_update),
+                                         app);
+        if (!ai)
+                return;
+        g_clear_object(&app->ai);
+        app->ai = ai;
+}
+
 static void object_added(GDBusObjectManager *om, GDBusObject *object, gpointer data)
 {
         App *app = data;
@@ -597,6 +702,10 @@ static void object_added(GDBusObjectManager *om, GDBusObject *object, gpointer d
                 transaction_adopt(app, object);
         else if (ps_object_peek_bans(PS_OBJECT(object)))
                 bans_adopt(app, object);
+        else if (ps_object_peek_health(PS_OBJECT(object)))
+                health_adopt(app, object);
+        else
+                ai_adopt(app, object);
         app_update(app);
 }
 
@@ -614,6 +723,10 @@ static void object_removed(GDBusObjectManager *om, GDBusObject *object, gpointer
         }
         if (app->bans && (PsBans *) ps_object_peek_bans(PS_OBJECT(object)) == app->bans)
                 bans_forget(app);
+        if (app->health && (PsHealth *) ps_object_peek_health(PS_OBJECT(object)) == app->health)
+                health_forget(app);
+        if (app->ai && (PsAI *) ps_object_peek_ai(PS_OBJECT(object)) == app->ai)
+                g_clear_object(&app->ai);
         app_update(app);
 }
 
@@ -691,6 +804,10 @@ static void objects_ready(GObject *source, GAsyncResult *res, gpointer data)
                         transaction_adopt(app, l->data);
                 else if (ps_object_peek_bans(PS_OBJECT(l->data)))
                         bans_adopt(app, l->data);
+                else if (ps_object_peek_health(PS_OBJECT(l->data)))
+                        health_adopt(app, l->data);
+                else
+                        ai_adopt(app, l->data);
         g_list_free_full(objects, g_object_unref);
         app_update(app);
 }
@@ -706,6 +823,8 @@ static void daemon_forget(App *app)
                 transaction_shown(app);
         }
         bans_forget(app);
+        health_forget(app);
+        g_clear_object(&app->ai);
         g_clear_object(&app->objects);
         g_clear_object(&app->filters);
         g_hash_table_remove_all(app->links);
@@ -877,6 +996,7 @@ int main(int argc, char **argv)
         app.rules = g_ptr_array_new_with_free_func((GDestroyNotify) ps_rule_row_free);
         app.conns = g_ptr_array_new_with_free_func((GDestroyNotify) ps_conn_row_free);
         app.ban_rows = g_ptr_array_new_with_free_func((GDestroyNotify) ps_ban_row_free);
+        app.anomalies = g_ptr_array_new_with_free_func((GDestroyNotify) ps_anomaly_row_free);
         ps_drop_ring_init(&app.drops);
         ps_notify_gate_init(&app.gate, PS_NOTIFY_INTERVAL_SEC * G_USEC_PER_SEC);
 
@@ -893,6 +1013,7 @@ int main(int argc, char **argv)
         g_ptr_array_unref(app.rules);
         g_ptr_array_unref(app.conns);
         g_ptr_array_unref(app.ban_rows);
+        g_ptr_array_unref(app.anomalies);
         ps_drop_ring_clear(&app.drops);
         return status;
 }

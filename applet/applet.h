@@ -25,6 +25,9 @@
 #define PS_NOTIFY_INTERVAL_SEC 30
 /* A change waits this long for polkit's agent (the user typing a password). */
 #define PS_CHANGE_TIMEOUT_MS 120000
+/* How long an AI job's rules are shadowed, and the confirm time of their Apply. */
+#define PS_AI_SHADOW_SEC 60
+#define PS_AI_CONFIRM_SEC 60
 /* The trial a new rule may be added on: seconds to confirm it in (Filters.Apply). */
 #define PS_TRIAL_SEC_DEFAULT 60
 
@@ -45,6 +48,9 @@ typedef struct App {
         GPtrArray *conns;               /* PsConnRow */
         PsBans *bans;                   /* NULL: the daemon has no Bans interface */
         GPtrArray *ban_rows;            /* PsBanRow, newest first */
+        PsAI *ai;                       /* NULL: the daemon has no AI interface */
+        PsHealth *health;               /* NULL: the daemon has no Health interface */
+        GPtrArray *anomalies;           /* PsAnomalyRow, the open ones, oldest first */
         PsDropRing drops;
         gint64 last_drop_usec;          /* monotonic time of the latest drop seen */
         guint64 drops_seen_by_signal;
@@ -81,6 +87,9 @@ void app_change(App *app, GDBusProxy *proxy, const char *method, GVariant *param
 char *app_change_error(GError *error);
 void app_transaction_end(App *app, gboolean confirm);
 void app_refresh_bans(App *app);
+void app_ai_generate(App *app, const char *prompt);
+/* Shadow(seconds) or Apply(seconds) of the AI job at path. */
+void app_ai_job_call(App *app, const char *path, const char *method, guint32 seconds);
 void app_unban(App *app, const char *address);
 
 /* The dialogs' labelled fields: the label's mnemonic focuses the field, and it is the

@@ -263,16 +263,76 @@ int ps_ban_rows_parse(GVariant *rows, GPtrArray **ret_rows)
                           (GDestroyNotify) ps_ban_row_free, ret_rows);
 }
 
+void ps_anomaly_row_free(PsAnomalyRow *row)
+{
+        if (!row)
+                return;
+        g_free(row->kind);
+        g_free(row);
+}
+
+static int dict_double(GVariantDict *d, const char *key, double *ret)
+{
+        if (!g_variant_dict_lookup(d, key, "d", ret))
+                return g_variant_dict_contains(d, key) ? -EBADMSG : -ENOENT;
+        return 0;
+}
+
+/* A closed anomaly is parsed to NULL: it is left out. */
+static int anomaly_row_parse(GVariant *dict, PsAnomalyRow **ret_row)
+{
+        g_auto(GVariantDict) d;
+        gboolean open = FALSE;
+        PsAnomalyRow *row = g_new0(PsAnomalyRow, 1);
+
+        g_variant_dict_init(&d, dict);
+        if (!g_variant_dict_lookup(&d, "id", "u", &row->id) ||
+            !g_variant_dict_lookup(&d, "open", "b", &open) ||
+            dict_str(&d, "kind", &row->kind) < 0 ||
+            dict_double(&d, "value", &row->value) == -EBADMSG ||
+            dict_double(&d, "peak", &row->peak) == -EBADMSG ||
+            dict_double(&d, "threshold", &row->threshold) == -EBADMSG ||
+            dict_u64(&d, "started", &row->started_usec) == -EBADMSG) {
+                ps_anomaly_row_free(row);
+                return -EBADMSG;
+        }
+        if (!open)
+                g_clear_pointer(&row, ps_anomaly_row_free);
+        *ret_row = row;
+        return 0;
+}
+
+int ps_anomaly_rows_parse(GVariant *rows, GPtrArray **ret_rows)
+{
+        int r = rows_parse(rows, (int (*)(GVariant *, gpointer *)) anomaly_row_parse,
+                           (GDestroyNotify) ps_anomaly_row_free, ret_rows);
+
+        if (r < 0)
+                return r;
+        for (guint i = (*ret_rows)->len; i > 0; i--)
+                if (!(*ret_rows)->pdata[i - 1])
+                        g_ptr_array_remove_index(*ret_rows, i - 1);
+        return 0;
+}
+
+const char *ps_anomaly_unit(const char *kind)
+{
+        return g_strcmp0(kind, "disk") == 0 ? "MB/s" : "%";
+}
+
+char *ps_realtime_text(guint64 usec, GTimeZone *tz)
+{
+        g_autoptr(GDateTime) utc = g_date_time_new_from_unix_utc((gint64) (usec / G_USEC_PER_SEC));
+        g_autoptr(GDateTime) t = utc ? g_date_time_to_timezone(utc, tz) : NULL;
+
+        return t ? g_date_time_format(t, "%Y-%m-%d %H:%M:%S") : g_strdup("?");
+}
+
 char *ps_ban_until_text(guint64 until_usec, GTimeZone *tz)
 {
-        g_autoptr(GDateTime) utc = NULL, t = NULL;
-
         if (until_usec == 0)
                 return g_strdup(_("until unbanned"));
-        utc = g_date_time_new_from_unix_utc((gint64) (until_usec / G_USEC_PER_SEC));
-        if (utc)
-                t = g_date_time_to_timezone(utc, tz);
-        return t ? g_date_time_format(t, "%Y-%m-%d %H:%M:%S") : g_strdup("?");
+        return ps_realtime_text(until_usec, tz);
 }
 
 void ps_rule_row_free(PsRuleRow *row)

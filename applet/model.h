@@ -70,6 +70,15 @@ typedef struct PsBanRow {
         guint32 offenses;
 } PsBanRow;
 
+typedef struct PsAnomalyRow {
+        guint32 id;
+        char *kind;             /* cpu, memory, disk, cpu-pressure, memory-pressure, io-pressure */
+        double value;           /* the latest reading */
+        double peak;
+        double threshold;
+        guint64 started_usec;   /* CLOCK_REALTIME */
+} PsAnomalyRow;
+
 typedef struct PsRuleRow {
         guint32 id;
         char *path;
@@ -159,8 +168,16 @@ int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows);
 
 void ps_ban_row_free(PsBanRow *row);
 int ps_ban_rows_parse(GVariant *rows, GPtrArray **ret_rows);
+/* A CLOCK_REALTIME time in tz: "2026-11-30 21:05:00". */
+char *ps_realtime_text(guint64 usec, GTimeZone *tz);
 /* When a ban ends, in tz: "2026-11-30 21:05:00", or "until unbanned" for 0. */
 char *ps_ban_until_text(guint64 until_usec, GTimeZone *tz);
+
+void ps_anomaly_row_free(PsAnomalyRow *row);
+/* rows: the aa{sv} of Health.ListAnomalies; only the open anomalies are kept. */
+int ps_anomaly_rows_parse(GVariant *rows, GPtrArray **ret_rows);
+/* The unit of a kind's readings: "MB/s" for disk, "%" for the others. */
+const char *ps_anomaly_unit(const char *kind);
 
 void ps_rule_row_free(PsRuleRow *row);
 int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row);

@@ -72,6 +72,17 @@ export DISPLAY=:$(cat "$T/display")
 bus_start "$T/bus"
 sys_polkit_start "$T/polkit"
 net_create A
+# The AI's model: the integration tests' chat-completions server on 127.0.0.1, its answer
+# scripted ("good": an analysis, two suggestions, two rules).
+mkdir -p "$T/srv"
+echo good >"$T/srv/scenario"
+"$PYTHON" "$PS_TESTDIR/ai-server.py" "$T/srv" 2>"$T/srv/log" &
+SRV_PID=$!
+defer "kill_wait $SRV_PID"
+wait_until 10 test -s "$T/srv/port" || bail "the AI test server did not start: $(cat "$T/srv/log")"
+daemon_setup main
+printf '[AI]\nEndpoint=http://127.0.0.1:%s/v1/chat/completions\nTimeoutSec=10s\nMaxRetries=1\n' \
+        "$(cat "$T/srv/port")" >>"${DAEMON_DIR[main]}/config/packetscope.conf"
 daemon_start main || bail "the daemon did not start: $(daemon_log main)"
 attach "$A_IF" || bail "AttachLink $A_IF failed: $(daemon_log main)"
 
@@ -352,6 +363,73 @@ wait_until 30 ban_gone
 ok $? "packetscopectl lists no ban of $BAN_ADDR any more" "$(ban_of "$BAN_ADDR")"
 got=$(win gone "^$BAN_ADDR\$" 30 :: text "^0 bans held$" 30)
 ok $? "the window's list lost it (the Unbanned signal)" "$got" "$(tail -n 3 "$T/window.log")"
+
+# --- health: the page the Health interface brings, its figures, and an anomaly opened by a
+# threshold every machine crosses (memory over 1 %) and ended when the threshold is put back
+HEALTH_PATH=$PS_PATH/health
+HEALTH=org.packetscope.Guarder1.Health
+threshold_of() {
+        busctl --system --json=short get-property "$PS_NAME" "$HEALTH_PATH" "$HEALTH" Thresholds |
+                jq -r --arg k "$1" '.data[$k].data'
+}
+memory_anomalies() {
+        pscall "$HEALTH_PATH" "$HEALTH" ListAnomalies 'a{sv}' 1 state s open |
+                jq '[.data[0][] | select(.kind.data == "memory")] | length'
+}
+memory_anomalies_are() {
+        [ "$(memory_anomalies)" = "$1" ]
+}
+got=$(win page Health :: text "^CPU in use: [0-9]+\.[0-9] %$" 30 :: \
+        text "^Memory in use: [0-9]+\.[0-9] %$" :: text "^[0-9]+ open anomal(y|ies)$")
+ok $? "the daemon has the Health interface: the window's Health page shows CPU, memory and" \
+   "the open anomalies" "$got" "$(tail -n 3 "$T/window.log")"
+MEM_THRESHOLD=$(threshold_of memory_percent)
+MIN_DURATION=$(threshold_of min_duration_usec)
+set_thresholds() {
+        pscall "$HEALTH_PATH" "$HEALTH" SetThresholds 'a{sv}' 2 memory_percent d "$1" \
+                min_duration_usec t "$2" >/dev/null
+}
+set_thresholds 1 0
+ok $? "Health.SetThresholds memory_percent=1 min_duration_usec=0"
+wait_until 60 memory_anomalies_are 1
+ok $? "the daemon opened a memory anomaly" "$(memory_anomalies)"
+got=$(win text "^memory\$" 30 :: text "^1\.0 %\$")
+ok $? "the Health page lists it (AnomalyStarted): kind memory, threshold 1.0 %" "$got" \
+   "$(tail -n 3 "$T/window.log")"
+screenshot window-health
+set_thresholds "$MEM_THRESHOLD" "$MIN_DURATION"
+ok $? "the thresholds are put back: memory_percent=$MEM_THRESHOLD min_duration_usec=$MIN_DURATION"
+wait_until 60 memory_anomalies_are 0
+ok $? "the daemon ended the memory anomaly" "$(memory_anomalies)"
+got=$(win gone "^memory\$" 30)
+ok $? "the Health page no longer lists it (AnomalyEnded)" "$got" "$(tail -n 3 "$T/window.log")"
+
+# --- AI: a job generated from a prompt, its analysis and suggestions read, its rules applied
+# on trial (the countdown) and rolled back, each step read back from the daemon
+AI_PATH=$PS_PATH/ai
+AI=org.packetscope.Guarder1.AI
+ai_jobs() {
+        busctl --system --json=short get-property "$PS_NAME" "$AI_PATH" "$AI" Jobs | jq -c '.data'
+}
+is "$(ai_jobs)" "[]" "the daemon has no AI job yet"
+got=$(win page AI :: set Prompt "which hosts probe telnet" :: click Generate :: \
+        text "^Job [0-9]+: done, 2 rules proposed$" 60 :: \
+        text "^Two hosts probe Telnet; SSDP floods from one network\\.$" :: \
+        text "^• Close Telnet" :: text "Rate-limit SSDP$")
+ok $? "AI: a prompt typed, Generate clicked; the job is shown done with its analysis, two" \
+   "suggestions and two rules" "$got" "$(tail -n 3 "$T/window.log")" "$(tail -n 3 "$T/applet.log")"
+JOB=$(ai_jobs | jq -r '.[0]')
+is "$(busctl --system --json=short get-property "$PS_NAME" "$JOB" "${AI}Job" State | jq -r .data)" \
+   done "the daemon's job $JOB is done"
+grep -q "which hosts probe telnet" "$T/srv/requests.jsonl"
+ok $? "the prompt reached the model"
+screenshot window-ai
+got=$(win click "Apply on trial" :: text "^Rolls back in [0-9]+ seconds unless confirmed$" 30)
+ok $? "Apply on trial: the countdown shows" "$got" "$(tail -n 3 "$T/window.log")"
+is "$(rule_field "Block Telnet" dst_port)" 23 "the daemon applied the job's rule 'Block Telnet'"
+win click "Roll back" :: gone "^Rolls back in" 30 >/dev/null
+ok $? "Roll back: the countdown goes" "$(tail -n 3 "$T/window.log")"
+is "$(rule_field "Block Telnet" dst_port)" "" "the daemon rolled the job's rules back"
 
 # --- a user polkit refuses: its own session bus, display and applet. Not root's display: the
 # user's AT-SPI bus launcher would announce itself on that display's root window, where

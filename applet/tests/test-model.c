@@ -183,6 +183,40 @@ Test(model, ban_row_of_wrong_type_is_refused)
         cr_assert_null(out);
 }
 
+Test(model, anomaly_rows_keep_the_open_ones)
+{
+        g_autoptr(GVariant) rows = g_variant_ref_sink(g_variant_new_parsed(
+                "[{'id': <uint32 4>, 'kind': <'memory'>, 'open': <true>, 'value': <71.5>,"
+                "  'peak': <73.25>, 'threshold': <70.0>, 'started': <uint64 1764536700000000>,"
+                "  'ended': <uint64 0>, 'processes': <@aa{sv} []>},"
+                " {'id': <uint32 2>, 'kind': <'cpu'>, 'open': <false>, 'value': <12.0>,"
+                "  'peak': <99.0>, 'threshold': <90.0>, 'started': <uint64 1>,"
+                "  'ended': <uint64 2>},"
+                " {'id': <uint32 5>, 'kind': <'disk'>, 'open': <true>, 'value': <61.0>,"
+                "  'peak': <61.0>, 'threshold': <20.0>, 'started': <uint64 3>}]"));
+        g_autoptr(GVariant) bad = g_variant_ref_sink(g_variant_new_parsed(
+                "[{'id': <uint32 4>, 'kind': <'memory'>, 'open': <true>, 'value': <uint32 71>}]"));
+        g_autoptr(GPtrArray) out = NULL;
+        GPtrArray *none = NULL;
+        PsAnomalyRow *a, *b;
+
+        cr_assert_eq(ps_anomaly_rows_parse(rows, &out), 0);
+        cr_assert_eq(out->len, 2);
+        a = out->pdata[0];
+        b = out->pdata[1];
+        cr_assert_eq(a->id, 4);
+        cr_assert_str_eq(a->kind, "memory");
+        cr_assert_float_eq(a->value, 71.5, 1e-9);
+        cr_assert_float_eq(a->peak, 73.25, 1e-9);
+        cr_assert_float_eq(a->threshold, 70.0, 1e-9);
+        cr_assert_eq(a->started_usec, 1764536700000000ULL);
+        cr_assert_eq(b->id, 5);
+        cr_assert_str_eq(ps_anomaly_unit(a->kind), "%");
+        cr_assert_str_eq(ps_anomaly_unit(b->kind), "MB/s");
+        cr_assert_eq(ps_anomaly_rows_parse(bad, &none), -EBADMSG);
+        cr_assert_null(none);
+}
+
 Test(model, rule_rows)
 {
         g_autoptr(GVariant) rules = g_variant_ref_sink(g_variant_new_parsed(
