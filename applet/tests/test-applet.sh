@@ -431,6 +431,16 @@ win click "Roll back" :: gone "^Rolls back in" 30 >/dev/null
 ok $? "Roll back: the countdown goes" "$(tail -n 3 "$T/window.log")"
 is "$(rule_field "Block Telnet" dst_port)" "" "the daemon rolled the job's rules back"
 
+# Every control of the three pages and of the ban dialog: a name, the focus, the mnemonics.
+got=$(win page Bans :: unnamed :: keyboard "Ban an address…" Unban :: \
+        click "Ban an address…" :: unnamed :: \
+        keyboard "Address to ban" "Minutes banned" Reason Ban Cancel :: click Cancel :: \
+        gone "^New ban$" :: page Health :: unnamed :: keyboard :: page AI :: unnamed :: \
+        keyboard Prompt Generate Shadow "Apply on trial")
+ok $? "every control of the Bans, Health and AI pages and of the ban dialog has an accessible" \
+   "name and takes the focus, and their buttons and fields have mnemonics" "$got" \
+   "$(tail -n 3 "$T/window.log")"
+
 # --- a user polkit refuses: its own session bus, display and applet. Not root's display: the
 # user's AT-SPI bus launcher would announce itself on that display's root window, where
 # root's AT-SPI clients would then look.
