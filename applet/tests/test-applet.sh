@@ -81,7 +81,8 @@ SRV_PID=$!
 defer "kill_wait $SRV_PID"
 wait_until 10 test -s "$T/srv/port" || bail "the AI test server did not start: $(cat "$T/srv/log")"
 daemon_setup main
-printf '[AI]\nEndpoint=http://127.0.0.1:%s/v1/chat/completions\nTimeoutSec=10s\nMaxRetries=1\n' \
+# A health sample every 2 s: the anomaly the test opens and ends is seen within seconds.
+printf '[AI]\nEndpoint=http://127.0.0.1:%s/v1/chat/completions\nTimeoutSec=10s\nMaxRetries=1\n[Health]\nHealthIntervalSec=2s\n' \
         "$(cat "$T/srv/port")" >>"${DAEMON_DIR[main]}/config/packetscope.conf"
 daemon_start main || bail "the daemon did not start: $(daemon_log main)"
 attach "$A_IF" || bail "AttachLink $A_IF failed: $(daemon_log main)"
