@@ -586,7 +586,8 @@ static void health_update(PsWindow *w)
         if (!h)
                 return;
         label_printf(w->health_cpu, _("CPU in use: %.1f %%"), ps_health_get_cpupercent(h));
-        label_printf(w->health_memory, _("Memory in use: %.1f %%"), ps_health_get_memory_percent(h));
+        label_printf(w->health_memory, _("Memory in use: %.1f %%"),
+                     ps_health_get_memory_percent(h));
         label_printf(w->health_disk, _("Disks: %.1f MB/s read, %.1f MB/s written"),
                      ps_health_get_disk_read_mbps(h), ps_health_get_disk_write_mbps(h));
         pressure = ps_health_get_pressure(h);
