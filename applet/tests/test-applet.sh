@@ -365,6 +365,17 @@ ok $? "packetscopectl lists no ban of $BAN_ADDR any more" "$(ban_of "$BAN_ADDR")
 got=$(win gone "^$BAN_ADDR\$" 30 :: text "^0 bans held$" 30)
 ok $? "the window's list lost it (the Unbanned signal)" "$got" "$(tail -n 3 "$T/window.log")"
 
+# The allowlist view follows the Allowlist property (its PropertiesChanged).
+ALLOW_ADDR=203.0.113.9
+pscall "$BANS_PATH" "$BANS" AllowlistAdd s "$ALLOW_ADDR" >/dev/null
+ok $? "Bans.AllowlistAdd $ALLOW_ADDR"
+got=$(win text "^$ALLOW_ADDR\$" 30)
+ok $? "the Bans page's allowlist shows $ALLOW_ADDR" "$got" "$(tail -n 3 "$T/window.log")"
+pscall "$BANS_PATH" "$BANS" AllowlistRemove s "$ALLOW_ADDR" >/dev/null
+ok $? "Bans.AllowlistRemove $ALLOW_ADDR"
+got=$(win gone "^$ALLOW_ADDR\$" 30)
+ok $? "and no longer once it is removed" "$got" "$(tail -n 3 "$T/window.log")"
+
 # --- health: the page the Health interface brings, its figures, and an anomaly opened by a
 # threshold every machine crosses (memory over 1 %) and ended when the threshold is put back
 HEALTH_PATH=$PS_PATH/health
