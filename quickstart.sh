@@ -36,9 +36,10 @@ PACKAGES=(
         # the Debian package: dpkg-buildpackage, dh with meson, lintian; completion's home
         dpkg-dev debhelper fakeroot lintian bash-completion
         # the desktop applet (GTK 3, the tray, notifications, the generated bus client, its
-        # message catalogue) and its headless test (a virtual X server, AT-SPI, screenshots)
+        # message catalogue) and its headless test (a virtual X server, AT-SPI, real key
+        # presses, screenshots)
         libgtk-3-dev libayatana-appindicator3-dev libnotify-dev libglib2.0-dev-bin gettext
-        xvfb imagemagick python3-dogtail python3-gi gir1.2-atspi-2.0 at-spi2-core
+        xvfb imagemagick python3-dogtail python3-gi gir1.2-atspi-2.0 at-spi2-core xdotool
 )
 
 die() {

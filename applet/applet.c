@@ -13,6 +13,7 @@
 #include "applet.h"
 
 static void app_poll_schedule(App *app);
+static void change_done(GObject *source, GAsyncResult *res, gpointer data);
 
 static gint64 now_usec(void)
 {
@@ -292,6 +293,68 @@ static void conns_refresh(App *app)
                                app);
 }
 
+static void bans_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+        App *app = data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) rows_v = NULL;
+        GPtrArray *rows;
+
+        if (!ps_bans_call_list_finish(PS_BANS(source), &rows_v, res, &error))
+                return;
+        if (ps_ban_rows_parse(rows_v, &rows) < 0) {
+                g_warning("the daemon sent ban rows of unexpected types");
+                return;
+        }
+        g_ptr_array_unref(app->ban_rows);
+        app->ban_rows = rows;
+        if (app->window)
+                ps_window_update(app->window);
+}
+
+void app_refresh_bans(App *app)
+{
+        GVariantBuilder q;
+
+        if (!app->bans)
+                return;
+        g_variant_builder_init(&q, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&q, "{sv}", "limit", g_variant_new_uint32(PS_BANS_SHOWN));
+        g_variant_builder_add(&q, "{sv}", "sort", g_variant_new_string("created"));
+        ps_bans_call_list(app->bans, g_variant_builder_end(&q), app->cancel, bans_done, app);
+}
+
+static void anomalies_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+        App *app = data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) rows_v = NULL;
+        GPtrArray *rows;
+
+        if (!ps_health_call_list_anomalies_finish(PS_HEALTH(source), &rows_v, res, &error))
+                return;
+        if (ps_anomaly_rows_parse(rows_v, &rows) < 0) {
+                g_warning("the daemon sent anomalies of unexpected types");
+                return;
+        }
+        g_ptr_array_unref(app->anomalies);
+        app->anomalies = rows;
+        if (app->window)
+                ps_window_update(app->window);
+}
+
+static void anomalies_refresh(App *app)
+{
+        GVariantBuilder q;
+
+        if (!app->health)
+                return;
+        g_variant_builder_init(&q, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&q, "{sv}", "state", g_variant_new_string("open"));
+        ps_health_call_list_anomalies(app->health, g_variant_builder_end(&q), app->cancel,
+                                      anomalies_done, app);
+}
+
 static gboolean poll_tick(gpointer data)
 {
         App *app = data;
@@ -306,6 +369,7 @@ static gboolean poll_tick(gpointer data)
         if (app->window && ps_window_visible(app->window)) {
                 app_refresh_rules(app);
                 conns_refresh(app);
+                app_refresh_bans(app);
         }
         return G_SOURCE_CONTINUE;
 }
@@ -432,6 +496,60 @@ void app_rule_set_enabled(App *app, guint32 id, gboolean enabled)
         app_change(app, iface, enabled ? "Enable" : "Disable", NULL, rule_call_done, rc);
 }
 
+void app_unban(App *app, const char *address)
+{
+        if (!app->bans)
+                return;
+        app_change(app, G_DBUS_PROXY(app->bans), "Unban", g_variant_new("(s)", address),
+                   change_done, app);
+}
+
+/* Any change whose answer only matters when it is a refusal or an error: the window says so. */
+static void change_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+        App *app = data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = g_dbus_proxy_call_finish(G_DBUS_PROXY(source), res, &error);
+
+        if (!reply && !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED) && app->window) {
+                g_autofree char *text = app_change_error(error);
+
+                ps_window_show_error(app->window, text);
+        }
+}
+
+/* A custom prompt, or the default security analysis when none is typed. */
+void app_ai_generate(App *app, const char *prompt)
+{
+        g_autofree char *p = g_strstrip(g_strdup(prompt ? prompt : ""));
+        GVariantBuilder o;
+
+        if (!app->ai)
+                return;
+        g_variant_builder_init(&o, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&o, "{sv}", "analyze_type",
+                              g_variant_new_string(*p ? "custom" : "security"));
+        if (*p)
+                g_variant_builder_add(&o, "{sv}", "custom_prompt", g_variant_new_string(p));
+        app_change(app, G_DBUS_PROXY(app->ai), "Generate", g_variant_new("(a{sv})", &o),
+                   change_done, app);
+}
+
+void app_ai_job_call(App *app, const char *path, const char *method, guint32 seconds)
+{
+        g_autoptr(GDBusInterface) job = NULL;
+
+        if (app->objects)
+                job = g_dbus_object_manager_get_interface(app->objects, path,
+                                                          "org.packetscope.Guarder1.AIJob");
+        if (!job) {
+                if (app->window)
+                        ps_window_show_error(app->window, _("The job is gone"));
+                return;
+        }
+        app_change(app, G_DBUS_PROXY(job), method, g_variant_new("(u)", seconds), change_done, app);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* The pending Apply: shown with its countdown whoever started it (this window or
  * packetscopectl filter apply), ended by Confirm or Roll back, or by its deadline. */
@@ -500,6 +618,77 @@ static void link_added(App *app, const char *path)
         link_poll(app, path);
 }
 
+static void on_ban_signal(App *app)
+{
+        if (app->window)
+                app_refresh_bans(app);
+}
+
+static void bans_forget(App *app)
+{
+        if (!app->bans)
+                return;
+        g_signal_handlers_disconnect_by_data(app->bans, app);
+        g_clear_object(&app->bans);
+        g_ptr_array_set_size(app->ban_rows, 0);
+}
+
+/* The Bans tab shows only when the daemon has the interface. */
+static void bans_adopt(App *app, GDBusObject *object)
+{
+        PsBans *bans = ps_object_get_bans(PS_OBJECT(object));
+
+        if (!bans)
+                return;
+        bans_forget(app);
+        app->bans = bans;
+        g_signal_connect_swapped(bans, "banned", G_CALLBACK(on_ban_signal), app);
+        g_signal_connect_swapped(bans, "unbanned", G_CALLBACK(on_ban_signal), app);
+        g_signal_connect_swapped(bans, "notify::allowlist", G_CALLBACK(app_update), app);
+        on_ban_signal(app);
+}
+
+static void health_forget(App *app)
+{
+        if (!app->health)
+                return;
+        g_signal_handlers_disconnect_by_data(app->health, app);
+        g_clear_object(&app->health);
+        g_ptr_array_set_size(app->anomalies, 0);
+}
+
+/* The Health tab shows only when the daemon has the interface; its figures come with one
+ * PropertiesChanged per sample, the open anomalies with AnomalyStarted and AnomalyEnded. */
+static void health_adopt(App *app, GDBusObject *object)
+{
+        PsHealth *health = ps_object_get_health(PS_OBJECT(object));
+
+        if (!health)
+                return;
+        health_forget(app);
+        app->health = health;
+        g_signal_connect_swapped(health, "anomaly-started", G_CALLBACK(anomalies_refresh), app);
+        g_signal_connect_swapped(health, "anomaly-ended", G_CALLBACK(anomalies_refresh), app);
+        g_signal_connect_swapped(health, "g-properties-changed", G_CALLBACK(app_update), app);
+        anomalies_refresh(app);
+}
+
+/* The AI tab shows only when the daemon has the interface; each job's state, analysis and
+ * shadow come with its PropertiesChanged. */
+static void ai_adopt(App *app, GDBusObject *object)
+{
+        PsAIJob *job = ps_object_peek_aijob(PS_OBJECT(object));
+        PsAI *ai = ps_object_get_ai(PS_OBJECT(object));
+
+        if (job)
+                g_signal_connect_swapped(job, "g-properties-changed", G_CALLBACK(app_update),
+                                         app);
+        if (!ai)
+                return;
+        g_clear_object(&app->ai);
+        app->ai = ai;
+}
+
 static void object_added(GDBusObjectManager *om, GDBusObject *object, gpointer data)
 {
         App *app = data;
@@ -511,6 +700,12 @@ static void object_added(GDBusObjectManager *om, GDBusObject *object, gpointer d
                 app_refresh_rules(app);
         else if (ps_object_peek_transaction(PS_OBJECT(object)))
                 transaction_adopt(app, object);
+        else if (ps_object_peek_bans(PS_OBJECT(object)))
+                bans_adopt(app, object);
+        else if (ps_object_peek_health(PS_OBJECT(object)))
+                health_adopt(app, object);
+        else
+                ai_adopt(app, object);
         app_update(app);
 }
 
@@ -526,6 +721,12 @@ static void object_removed(GDBusObjectManager *om, GDBusObject *object, gpointer
                 g_clear_object(&app->transaction);
                 transaction_shown(app);
         }
+        if (app->bans && (PsBans *) ps_object_peek_bans(PS_OBJECT(object)) == app->bans)
+                bans_forget(app);
+        if (app->health && (PsHealth *) ps_object_peek_health(PS_OBJECT(object)) == app->health)
+                health_forget(app);
+        if (app->ai && (PsAI *) ps_object_peek_ai(PS_OBJECT(object)) == app->ai)
+                g_clear_object(&app->ai);
         app_update(app);
 }
 
@@ -601,6 +802,12 @@ static void objects_ready(GObject *source, GAsyncResult *res, gpointer data)
                         link_added(app, g_dbus_object_get_object_path(l->data));
                 else if (ps_object_peek_transaction(PS_OBJECT(l->data)))
                         transaction_adopt(app, l->data);
+                else if (ps_object_peek_bans(PS_OBJECT(l->data)))
+                        bans_adopt(app, l->data);
+                else if (ps_object_peek_health(PS_OBJECT(l->data)))
+                        health_adopt(app, l->data);
+                else
+                        ai_adopt(app, l->data);
         g_list_free_full(objects, g_object_unref);
         app_update(app);
 }
@@ -615,6 +822,9 @@ static void daemon_forget(App *app)
                 g_clear_object(&app->transaction);
                 transaction_shown(app);
         }
+        bans_forget(app);
+        health_forget(app);
+        g_clear_object(&app->ai);
         g_clear_object(&app->objects);
         g_clear_object(&app->filters);
         g_hash_table_remove_all(app->links);
@@ -785,6 +995,8 @@ int main(int argc, char **argv)
                                           (GDestroyNotify) ps_link_row_free);
         app.rules = g_ptr_array_new_with_free_func((GDestroyNotify) ps_rule_row_free);
         app.conns = g_ptr_array_new_with_free_func((GDestroyNotify) ps_conn_row_free);
+        app.ban_rows = g_ptr_array_new_with_free_func((GDestroyNotify) ps_ban_row_free);
+        app.anomalies = g_ptr_array_new_with_free_func((GDestroyNotify) ps_anomaly_row_free);
         ps_drop_ring_init(&app.drops);
         ps_notify_gate_init(&app.gate, PS_NOTIFY_INTERVAL_SEC * G_USEC_PER_SEC);
 
@@ -800,6 +1012,8 @@ int main(int argc, char **argv)
         g_hash_table_unref(app.links);
         g_ptr_array_unref(app.rules);
         g_ptr_array_unref(app.conns);
+        g_ptr_array_unref(app.ban_rows);
+        g_ptr_array_unref(app.anomalies);
         ps_drop_ring_clear(&app.drops);
         return status;
 }

@@ -11,6 +11,7 @@
 #define PS_BUS_PATH "/org/packetscope/Guarder1"
 #define PS_FILTERS_PATH PS_BUS_PATH "/filters"
 #define PS_CONNS_PATH PS_BUS_PATH "/connections"
+#define PS_BANS_PATH PS_BUS_PATH "/bans"
 
 /* The bounded polls for what the daemon does not signal (the Link counters, rule hits and
  * connections are marked EmitsChangedSignal="false" in its XML). */
@@ -19,10 +20,14 @@
 /* The most rules and connections the window lists. */
 #define PS_RULES_SHOWN 1000
 #define PS_CONNS_SHOWN 50
+#define PS_BANS_SHOWN 500
 /* At most one notification per this many seconds (--notify-interval). */
 #define PS_NOTIFY_INTERVAL_SEC 30
 /* A change waits this long for polkit's agent (the user typing a password). */
 #define PS_CHANGE_TIMEOUT_MS 120000
+/* How long an AI job's rules are shadowed, and the confirm time of their Apply. */
+#define PS_AI_SHADOW_SEC 60
+#define PS_AI_CONFIRM_SEC 60
 /* The trial a new rule may be added on: seconds to confirm it in (Filters.Apply). */
 #define PS_TRIAL_SEC_DEFAULT 60
 
@@ -41,6 +46,11 @@ typedef struct App {
         GHashTable *links;              /* object path -> PsLinkRow */
         GPtrArray *rules;               /* PsRuleRow, in the daemon's order */
         GPtrArray *conns;               /* PsConnRow */
+        PsBans *bans;                   /* NULL: the daemon has no Bans interface */
+        GPtrArray *ban_rows;            /* PsBanRow, newest first */
+        PsAI *ai;                       /* NULL: the daemon has no AI interface */
+        PsHealth *health;               /* NULL: the daemon has no Health interface */
+        GPtrArray *anomalies;           /* PsAnomalyRow, the open ones, oldest first */
         PsDropRing drops;
         gint64 last_drop_usec;          /* monotonic time of the latest drop seen */
         guint64 drops_seen_by_signal;
@@ -76,6 +86,19 @@ void app_change(App *app, GDBusProxy *proxy, const char *method, GVariant *param
                 GAsyncReadyCallback callback, gpointer data);
 char *app_change_error(GError *error);
 void app_transaction_end(App *app, gboolean confirm);
+void app_refresh_bans(App *app);
+void app_ai_generate(App *app, const char *prompt);
+/* Shadow(seconds) or Apply(seconds) of the AI job at path. */
+void app_ai_job_call(App *app, const char *path, const char *method, guint32 seconds);
+void app_unban(App *app, const char *address);
+
+/* The dialogs' labelled fields: the label's mnemonic focuses the field, and it is the
+ * field's accessible name. */
+GtkWidget *ps_dialog_field(GtkGrid *grid, int row, const char *mnemonic, const char *name,
+                           GtkWidget *widget, const char *tooltip);
+GtkWidget *ps_dialog_entry(const char *text, const char *placeholder);
+GtkWidget *ps_dialog_error_label(void);
+void ps_ban_dialog_run(App *app, GtkWindow *parent);
 
 void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id);
 void ps_set_accessible_name(GtkWidget *w, const char *name);

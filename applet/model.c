@@ -190,8 +190,9 @@ static int conn_row_parse(GVariant *dict, PsConnRow **ret_row)
         return 0;
 }
 
-/* rows: the aa{sv} of Connections.List, in the daemon's order (best first). */
-int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows)
+/* rows: an aa{sv} of rows, each turned into one element by parse (freed by free_row). */
+static int rows_parse(GVariant *rows, int (*parse)(GVariant *, gpointer *), GDestroyNotify free_row,
+                      GPtrArray **ret_rows)
 {
         g_autoptr(GPtrArray) out = NULL;
         GVariantIter it;
@@ -199,11 +200,11 @@ int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows)
 
         if (!rows || !g_variant_is_of_type(rows, G_VARIANT_TYPE("aa{sv}")))
                 return -EINVAL;
-        out = g_ptr_array_new_with_free_func((GDestroyNotify) ps_conn_row_free);
+        out = g_ptr_array_new_with_free_func(free_row);
         g_variant_iter_init(&it, rows);
         while ((dict = g_variant_iter_next_value(&it))) {
-                PsConnRow *row;
-                int r = conn_row_parse(dict, &row);
+                gpointer row;
+                int r = parse(dict, &row);
 
                 g_variant_unref(dict);
                 if (r < 0)
@@ -212,6 +213,126 @@ int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows)
         }
         *ret_rows = g_steal_pointer(&out);
         return 0;
+}
+
+/* rows: the aa{sv} of Connections.List, in the daemon's order (best first). */
+int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows)
+{
+        return rows_parse(rows, (int (*)(GVariant *, gpointer *)) conn_row_parse,
+                          (GDestroyNotify) ps_conn_row_free, ret_rows);
+}
+
+void ps_ban_row_free(PsBanRow *row)
+{
+        if (!row)
+                return;
+        g_free(row->address);
+        g_free(row->origin);
+        g_free(row->reason);
+        g_free(row);
+}
+
+static int ban_row_parse(GVariant *dict, PsBanRow **ret_row)
+{
+        g_auto(GVariantDict) d;
+        PsBanRow *row = g_new0(PsBanRow, 1);
+
+        g_variant_dict_init(&d, dict);
+        if (dict_str(&d, "address", &row->address) < 0 ||
+            dict_str(&d, "origin", &row->origin) == -EBADMSG ||
+            dict_str(&d, "reason", &row->reason) == -EBADMSG ||
+            dict_u64(&d, "until", &row->until_usec) == -EBADMSG ||
+            dict_u64(&d, "packets", &row->packets) == -EBADMSG ||
+            (g_variant_dict_contains(&d, "offenses") &&
+             !g_variant_dict_lookup(&d, "offenses", "u", &row->offenses))) {
+                ps_ban_row_free(row);
+                return -EBADMSG;
+        }
+        if (!row->origin)
+                row->origin = g_strdup("");
+        if (!row->reason)
+                row->reason = g_strdup("");
+        *ret_row = row;
+        return 0;
+}
+
+/* rows: the aa{sv} of Bans.List, in the daemon's order. */
+int ps_ban_rows_parse(GVariant *rows, GPtrArray **ret_rows)
+{
+        return rows_parse(rows, (int (*)(GVariant *, gpointer *)) ban_row_parse,
+                          (GDestroyNotify) ps_ban_row_free, ret_rows);
+}
+
+void ps_anomaly_row_free(PsAnomalyRow *row)
+{
+        if (!row)
+                return;
+        g_free(row->kind);
+        g_free(row);
+}
+
+static int dict_double(GVariantDict *d, const char *key, double *ret)
+{
+        if (!g_variant_dict_lookup(d, key, "d", ret))
+                return g_variant_dict_contains(d, key) ? -EBADMSG : -ENOENT;
+        return 0;
+}
+
+/* A closed anomaly is parsed to NULL: it is left out. */
+static int anomaly_row_parse(GVariant *dict, PsAnomalyRow **ret_row)
+{
+        g_auto(GVariantDict) d;
+        gboolean open = FALSE;
+        PsAnomalyRow *row = g_new0(PsAnomalyRow, 1);
+
+        g_variant_dict_init(&d, dict);
+        if (!g_variant_dict_lookup(&d, "id", "u", &row->id) ||
+            !g_variant_dict_lookup(&d, "open", "b", &open) ||
+            dict_str(&d, "kind", &row->kind) < 0 ||
+            dict_double(&d, "value", &row->value) == -EBADMSG ||
+            dict_double(&d, "peak", &row->peak) == -EBADMSG ||
+            dict_double(&d, "threshold", &row->threshold) == -EBADMSG ||
+            dict_u64(&d, "started", &row->started_usec) == -EBADMSG) {
+                ps_anomaly_row_free(row);
+                return -EBADMSG;
+        }
+        if (!open)
+                g_clear_pointer(&row, ps_anomaly_row_free);
+        *ret_row = row;
+        return 0;
+}
+
+int ps_anomaly_rows_parse(GVariant *rows, GPtrArray **ret_rows)
+{
+        int r = rows_parse(rows, (int (*)(GVariant *, gpointer *)) anomaly_row_parse,
+                           (GDestroyNotify) ps_anomaly_row_free, ret_rows);
+
+        if (r < 0)
+                return r;
+        for (guint i = (*ret_rows)->len; i > 0; i--)
+                if (!(*ret_rows)->pdata[i - 1])
+                        g_ptr_array_remove_index(*ret_rows, i - 1);
+        return 0;
+}
+
+const char *ps_anomaly_unit(const char *kind)
+{
+        return g_strcmp0(kind, "disk") == 0 ? "MB/s" : "%";
+}
+
+char *ps_realtime_text(guint64 usec, GTimeZone *tz)
+{
+        g_autoptr(GDateTime) utc = g_date_time_new_from_unix_utc((gint64) (usec / G_USEC_PER_SEC));
+        g_autoptr(GDateTime) t = utc ? g_date_time_to_timezone(utc, tz) : NULL;
+
+        return t ? g_date_time_format(t, "%Y-%m-%d %H:%M:%S") : g_strdup("?");
+}
+
+char *ps_ban_until_text(guint64 until_usec, GTimeZone *tz)
+{
+        if (until_usec == 0)
+                return g_strdup(_("until unbanned"));
+        return ps_realtime_text(until_usec, tz);
 }
 
 void ps_rule_row_free(PsRuleRow *row)
@@ -227,6 +348,11 @@ void ps_rule_row_free(PsRuleRow *row)
         g_free(row->dst_ip);
         g_free(row->src_port);
         g_free(row->dst_port);
+        g_free(row->inner_protocol);
+        g_free(row->inner_src_ip);
+        g_free(row->inner_dst_ip);
+        g_free(row->inner_src_port);
+        g_free(row->inner_dst_port);
         g_free(row);
 }
 
@@ -310,7 +436,18 @@ int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row)
         row->dst_port = field_text(&d, "dst_port");
         if (!g_variant_dict_lookup(&d, "icmp_type", "y", &row->icmp_type))
                 row->icmp_type = 255;
-        if (dict_u64(&d, "hits", &row->hits) == -EBADMSG) {
+        if (!g_variant_dict_lookup(&d, "icmp_code", "y", &row->icmp_code))
+                row->icmp_code = 255;
+        row->inner_protocol = field_text(&d, "inner_protocol");
+        row->inner_src_ip = field_text(&d, "inner_src_ip");
+        row->inner_dst_ip = field_text(&d, "inner_dst_ip");
+        row->inner_src_port = field_text(&d, "inner_src_port");
+        row->inner_dst_port = field_text(&d, "inner_dst_port");
+        if (!g_variant_dict_lookup(&d, "log", "b", &row->log))
+                row->log = TRUE;        /* the documented default */
+        g_variant_dict_lookup(&d, "priority", "i", &row->priority);
+        if (dict_u64(&d, "hits", &row->hits) == -EBADMSG ||
+            dict_u64(&d, "timeout", &row->timeout_sec) == -EBADMSG) {
                 ps_rule_row_free(row);
                 return -EBADMSG;
         }
@@ -320,25 +457,8 @@ int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row)
 
 int ps_rule_rows_parse(GVariant *rules, GPtrArray **ret_rows)
 {
-        g_autoptr(GPtrArray) out = NULL;
-        GVariantIter it;
-        GVariant *dict;
-
-        if (!rules || !g_variant_is_of_type(rules, G_VARIANT_TYPE("aa{sv}")))
-                return -EINVAL;
-        out = g_ptr_array_new_with_free_func((GDestroyNotify) ps_rule_row_free);
-        g_variant_iter_init(&it, rules);
-        while ((dict = g_variant_iter_next_value(&it))) {
-                PsRuleRow *row;
-                int r = ps_rule_row_parse(dict, &row);
-
-                g_variant_unref(dict);
-                if (r < 0)
-                        return r;
-                g_ptr_array_add(out, row);
-        }
-        *ret_rows = g_steal_pointer(&out);
-        return 0;
+        return rows_parse(rules, (int (*)(GVariant *, gpointer *)) ps_rule_row_parse,
+                          (GDestroyNotify) ps_rule_row_free, ret_rows);
 }
 
 static void drop_row_clear(PsDropRow *row)
@@ -498,10 +618,37 @@ static void form_add_text(GVariantBuilder *b, const char *key, const char *typed
                 g_variant_builder_add(b, "{sv}", key, g_variant_new_string(now));
 }
 
+/* An ICMP type or code: a number the daemon parses (and names in its error when it cannot);
+ * empty is any, which a change says with the field's own "any", 255. */
+static void form_add_icmp(GVariantBuilder *b, const char *key, const char *typed, guint8 orig)
+{
+        g_autofree char *now = g_strstrip(g_strdup(typed ? typed : ""));
+        g_autofree char *before = orig != 255 ? g_strdup_printf("%u", orig) : NULL;
+
+        if (*now && (!before || !g_str_equal(now, before)))
+                g_variant_builder_add(b, "{sv}", key, g_variant_new_string(now));
+        else if (!*now && before)
+                g_variant_builder_add(b, "{sv}", key, g_variant_new_byte(255));
+}
+
+/* A number with a default of 0 (priority, timeout): sent as typed, for the daemon to parse,
+ * when it differs from what the rule has (a new rule: from 0); empty is 0. */
+static void form_add_number(GVariantBuilder *b, const char *key, const char *typed,
+                            const char *orig)
+{
+        g_autofree char *now = g_strstrip(g_strdup(typed ? typed : ""));
+
+        if (!*now) {
+                g_free(now);
+                now = g_strdup("0");
+        }
+        if (!g_str_equal(now, orig))
+                g_variant_builder_add(b, "{sv}", key, g_variant_new_string(now));
+}
+
 GVariant *ps_rule_form_build(const PsRuleForm *form, const PsRuleRow *orig)
 {
-        g_autofree char *icmp = g_strstrip(g_strdup(form->icmp_type ? form->icmp_type : ""));
-        g_autofree char *orig_icmp = NULL;
+        g_autofree char *orig_priority = NULL, *orig_timeout = NULL;
         g_autofree char *comment = g_strstrip(g_strdup(form->comment ? form->comment : ""));
         gboolean adding = orig == NULL;
         GVariantBuilder b;
@@ -515,18 +662,29 @@ GVariant *ps_rule_form_build(const PsRuleForm *form, const PsRuleRow *orig)
         form_add_text(&b, "src_port", form->src_port, adding ? NULL : orig->src_port, adding);
         form_add_text(&b, "dst_ip", form->dst_ip, adding ? NULL : orig->dst_ip, adding);
         form_add_text(&b, "dst_port", form->dst_port, adding ? NULL : orig->dst_port, adding);
-        /* A number the daemon parses (and names in its error when it cannot); empty is any,
-         * which a change says with the field's own "any", 255. */
-        if (!adding && orig->icmp_type != 255)
-                orig_icmp = g_strdup_printf("%u", orig->icmp_type);
-        if (*icmp && (adding || !orig_icmp || !g_str_equal(icmp, orig_icmp)))
-                g_variant_builder_add(&b, "{sv}", "icmp_type", g_variant_new_string(icmp));
-        else if (!*icmp && orig_icmp)
-                g_variant_builder_add(&b, "{sv}", "icmp_type", g_variant_new_byte(255));
+        form_add_icmp(&b, "icmp_type", form->icmp_type, adding ? 255 : orig->icmp_type);
+        form_add_icmp(&b, "icmp_code", form->icmp_code, adding ? 255 : orig->icmp_code);
+        form_add_text(&b, "inner_protocol", form->inner_protocol,
+                      adding ? NULL : orig->inner_protocol, adding);
+        form_add_text(&b, "inner_src_ip", form->inner_src_ip, adding ? NULL : orig->inner_src_ip,
+                      adding);
+        form_add_text(&b, "inner_src_port", form->inner_src_port,
+                      adding ? NULL : orig->inner_src_port, adding);
+        form_add_text(&b, "inner_dst_ip", form->inner_dst_ip, adding ? NULL : orig->inner_dst_ip,
+                      adding);
+        form_add_text(&b, "inner_dst_port", form->inner_dst_port,
+                      adding ? NULL : orig->inner_dst_port, adding);
+        orig_priority = g_strdup_printf("%d", adding ? 0 : orig->priority);
+        form_add_number(&b, "priority", form->priority, orig_priority);
+        orig_timeout = g_strdup_printf("%" G_GUINT64_FORMAT, adding ? 0 : orig->timeout_sec);
+        form_add_number(&b, "timeout", form->timeout, orig_timeout);
         if ((adding && *comment) || (!adding && !g_str_equal(comment, orig->comment)))
                 g_variant_builder_add(&b, "{sv}", "comment", g_variant_new_string(comment));
         if (adding || !form->enabled != !orig->enabled)
                 g_variant_builder_add(&b, "{sv}", "enabled", g_variant_new_boolean(form->enabled));
+        /* Logged is the default: a new rule says so only when it is not. */
+        if (adding ? form->no_log : !form->no_log != !!orig->log)
+                g_variant_builder_add(&b, "{sv}", "log", g_variant_new_boolean(!form->no_log));
         v = g_variant_ref_sink(g_variant_builder_end(&b));
         if (g_variant_n_children(v) == 0)
                 g_clear_pointer(&v, g_variant_unref);

@@ -61,6 +61,24 @@ typedef struct PsConnRow {
         guint64 bytes;
 } PsConnRow;
 
+typedef struct PsBanRow {
+        char *address;          /* an address or a prefix */
+        char *origin;           /* manual, import, ai or auto:POLICY */
+        char *reason;
+        guint64 until_usec;     /* CLOCK_REALTIME; 0: until unbanned */
+        guint64 packets;        /* dropped by this ban */
+        guint32 offenses;
+} PsBanRow;
+
+typedef struct PsAnomalyRow {
+        guint32 id;
+        char *kind;             /* cpu, memory, disk, cpu-pressure, memory-pressure, io-pressure */
+        double value;           /* the latest reading */
+        double peak;
+        double threshold;
+        guint64 started_usec;   /* CLOCK_REALTIME */
+} PsAnomalyRow;
+
 typedef struct PsRuleRow {
         guint32 id;
         char *path;
@@ -76,6 +94,16 @@ typedef struct PsRuleRow {
         char *src_port;
         char *dst_port;
         guint8 icmp_type;       /* 255: any */
+        guint8 icmp_code;       /* 255: any */
+        /* The datagram an ICMP error quotes ("" for any). */
+        char *inner_protocol;
+        char *inner_src_ip;
+        char *inner_dst_ip;
+        char *inner_src_port;
+        char *inner_dst_port;
+        gint32 priority;
+        guint64 timeout_sec;    /* 0: permanent */
+        gboolean log;
 } PsRuleRow;
 
 /* What the rule dialog holds: text as typed ("" for any; icmp_type "" for any). */
@@ -87,8 +115,17 @@ typedef struct PsRuleForm {
         const char *dst_ip;
         const char *dst_port;
         const char *icmp_type;
+        const char *icmp_code;
+        const char *inner_protocol;
+        const char *inner_src_ip;
+        const char *inner_src_port;
+        const char *inner_dst_ip;
+        const char *inner_dst_port;
+        const char *priority;   /* "" for the default, 0 */
+        const char *timeout;    /* seconds, "" for permanent */
         const char *comment;
         gboolean enabled;
+        gboolean no_log;        /* the rule's drops are not logged nor signalled */
 } PsRuleForm;
 
 typedef struct PsDropRow {
@@ -128,6 +165,19 @@ double ps_link_history_peak(const PsLinkRow *row, gint64 since_usec);
 
 void ps_conn_row_free(PsConnRow *row);
 int ps_conn_rows_parse(GVariant *rows, GPtrArray **ret_rows);
+
+void ps_ban_row_free(PsBanRow *row);
+int ps_ban_rows_parse(GVariant *rows, GPtrArray **ret_rows);
+/* A CLOCK_REALTIME time in tz: "2026-11-30 21:05:00". */
+char *ps_realtime_text(guint64 usec, GTimeZone *tz);
+/* When a ban ends, in tz: "2026-11-30 21:05:00", or "until unbanned" for 0. */
+char *ps_ban_until_text(guint64 until_usec, GTimeZone *tz);
+
+void ps_anomaly_row_free(PsAnomalyRow *row);
+/* rows: the aa{sv} of Health.ListAnomalies; only the open anomalies are kept. */
+int ps_anomaly_rows_parse(GVariant *rows, GPtrArray **ret_rows);
+/* The unit of a kind's readings: "MB/s" for disk, "%" for the others. */
+const char *ps_anomaly_unit(const char *kind);
 
 void ps_rule_row_free(PsRuleRow *row);
 int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row);

@@ -23,8 +23,17 @@ typedef struct RuleDialog {
         GtkWidget *dst_ip;
         GtkWidget *dst_port;
         GtkWidget *icmp_type;
+        GtkWidget *icmp_code;
+        GtkWidget *inner_protocol;
+        GtkWidget *inner_src_ip;
+        GtkWidget *inner_src_port;
+        GtkWidget *inner_dst_ip;
+        GtkWidget *inner_dst_port;
+        GtkWidget *priority;
+        GtkWidget *timeout;
         GtkWidget *comment;
         GtkWidget *enabled;
+        GtkWidget *log;
         GtkWidget *trial;
         GtkWidget *trial_sec;
         GtkWidget *error;
@@ -83,8 +92,17 @@ static void submit(RuleDialog *rd)
                 .dst_ip = gtk_entry_get_text(GTK_ENTRY(rd->dst_ip)),
                 .dst_port = gtk_entry_get_text(GTK_ENTRY(rd->dst_port)),
                 .icmp_type = gtk_entry_get_text(GTK_ENTRY(rd->icmp_type)),
+                .icmp_code = gtk_entry_get_text(GTK_ENTRY(rd->icmp_code)),
+                .inner_protocol = gtk_entry_get_text(GTK_ENTRY(rd->inner_protocol)),
+                .inner_src_ip = gtk_entry_get_text(GTK_ENTRY(rd->inner_src_ip)),
+                .inner_src_port = gtk_entry_get_text(GTK_ENTRY(rd->inner_src_port)),
+                .inner_dst_ip = gtk_entry_get_text(GTK_ENTRY(rd->inner_dst_ip)),
+                .inner_dst_port = gtk_entry_get_text(GTK_ENTRY(rd->inner_dst_port)),
+                .priority = gtk_entry_get_text(GTK_ENTRY(rd->priority)),
+                .timeout = gtk_entry_get_text(GTK_ENTRY(rd->timeout)),
                 .comment = gtk_entry_get_text(GTK_ENTRY(rd->comment)),
                 .enabled = gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(rd->enabled)),
+                .no_log = !gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(rd->log)),
         };
 
         if (!form.action)
@@ -162,9 +180,8 @@ static gboolean delete_event(GtkWidget *widget, GdkEvent *event, RuleDialog *rd)
         return rd->busy;
 }
 
-/* A labelled field: the label's mnemonic focuses it, and it is the field's accessible name. */
-static GtkWidget *field(GtkGrid *grid, int row, const char *mnemonic, const char *name,
-                        GtkWidget *widget, const char *tooltip)
+GtkWidget *ps_dialog_field(GtkGrid *grid, int row, const char *mnemonic, const char *name,
+                           GtkWidget *widget, const char *tooltip)
 {
         GtkWidget *label = gtk_label_new_with_mnemonic(mnemonic);
 
@@ -179,7 +196,7 @@ static GtkWidget *field(GtkGrid *grid, int row, const char *mnemonic, const char
         return widget;
 }
 
-static GtkWidget *entry(const char *text, const char *placeholder)
+GtkWidget *ps_dialog_entry(const char *text, const char *placeholder)
 {
         GtkWidget *e = gtk_entry_new();
 
@@ -187,6 +204,18 @@ static GtkWidget *entry(const char *text, const char *placeholder)
         gtk_entry_set_placeholder_text(GTK_ENTRY(e), placeholder);
         gtk_entry_set_activates_default(GTK_ENTRY(e), TRUE);
         return e;
+}
+
+/* Where a dialog shows the daemon's answer when it is not yes. */
+GtkWidget *ps_dialog_error_label(void)
+{
+        GtkWidget *l = gtk_label_new("");
+
+        gtk_label_set_xalign(GTK_LABEL(l), 0);
+        gtk_label_set_line_wrap(GTK_LABEL(l), TRUE);
+        gtk_label_set_selectable(GTK_LABEL(l), TRUE);
+        gtk_label_set_max_width_chars(GTK_LABEL(l), 60);
+        return l;
 }
 
 static void trial_toggled(GtkToggleButton *trial, RuleDialog *rd)
@@ -199,7 +228,8 @@ void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id)
         const PsRuleRow *orig = id ? app_rule_find(app, id) : NULL;
         RuleDialog *rd;
         GtkWidget *content, *grid, *w;
-        g_autofree char *title = NULL, *icmp = NULL;
+        g_autofree char *title = NULL, *icmp = NULL, *code = NULL, *priority = NULL;
+        g_autofree char *timeout = NULL;
         int row = 0;
 
         if (id && !orig)
@@ -236,32 +266,82 @@ void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id)
         gtk_combo_box_text_append(GTK_COMBO_BOX_TEXT(rd->action), "count", "count");
         if (!gtk_combo_box_set_active_id(GTK_COMBO_BOX(rd->action), orig ? orig->action : "drop"))
                 gtk_combo_box_set_active_id(GTK_COMBO_BOX(rd->action), "drop");
-        field(GTK_GRID(grid), row++, _("Ac_tion"), _("Action"), rd->action,
-              _("drop: the packet goes no further; pass: an exception to drop rules; count: only counted"));
-        rd->protocol = field(GTK_GRID(grid), row++, _("_Protocol"), _("Protocol"),
-                             entry(orig ? orig->protocol : NULL, _("any")),
-                             _("tcp, udp, icmp, icmpv6, sctp, gre, esp, ah, udplite or a number"));
-        rd->src_ip = field(GTK_GRID(grid), row++, _("S_ource address"), _("Source address"),
-                           entry(orig ? orig->src_ip : NULL, _("any")),
-                           _("The remote address: an address or a prefix such as 192.0.2.0/24"));
-        rd->src_port = field(GTK_GRID(grid), row++, _("So_urce port"), _("Source port"),
-                             entry(orig ? orig->src_port : NULL, _("any")),
-                             _("A port or a range LO-HI"));
-        rd->dst_ip = field(GTK_GRID(grid), row++, _("D_estination address"),
-                           _("Destination address"), entry(orig ? orig->dst_ip : NULL, _("any")),
-                           _("The local address: an address or a prefix"));
-        rd->dst_port = field(GTK_GRID(grid), row++, _("Destinatio_n port"), _("Destination port"),
-                             entry(orig ? orig->dst_port : NULL, _("any")),
-                             _("A port or a range LO-HI"));
+        ps_dialog_field(GTK_GRID(grid), row++, _("Ac_tion"), _("Action"), rd->action,
+                        _("drop: the packet goes no further; pass: an exception to drop rules; count: only counted"));
+        rd->protocol = ps_dialog_field(GTK_GRID(grid), row++, _("_Protocol"), _("Protocol"),
+                                       ps_dialog_entry(orig ? orig->protocol : NULL, _("any")),
+                                       _("tcp, udp, icmp, icmpv6, sctp, gre, esp, ah, udplite or a number"));
+        rd->src_ip = ps_dialog_field(GTK_GRID(grid), row++, _("S_ource address"),
+                                     _("Source address"),
+                                     ps_dialog_entry(orig ? orig->src_ip : NULL, _("any")),
+                                     _("The remote address: an address or a prefix such as 192.0.2.0/24"));
+        rd->src_port = ps_dialog_field(GTK_GRID(grid), row++, _("So_urce port"), _("Source port"),
+                                       ps_dialog_entry(orig ? orig->src_port : NULL, _("any")),
+                                       _("A port or a range LO-HI"));
+        rd->dst_ip = ps_dialog_field(GTK_GRID(grid), row++, _("D_estination address"),
+                                     _("Destination address"),
+                                     ps_dialog_entry(orig ? orig->dst_ip : NULL, _("any")),
+                                     _("The local address: an address or a prefix"));
+        rd->dst_port = ps_dialog_field(GTK_GRID(grid), row++, _("Destinatio_n port"),
+                                       _("Destination port"),
+                                       ps_dialog_entry(orig ? orig->dst_port : NULL, _("any")),
+                                       _("A port or a range LO-HI"));
         if (orig && orig->icmp_type != 255)
                 icmp = g_strdup_printf("%u", orig->icmp_type);
-        rd->icmp_type = field(GTK_GRID(grid), row++, _("_ICMP type"), _("ICMP type"),
-                              entry(icmp, _("any")), _("0 to 254 (8: echo request)"));
-        rd->comment = field(GTK_GRID(grid), row++, _("Co_mment"), _("Comment"),
-                            entry(orig ? orig->comment : NULL, ""), NULL);
+        rd->icmp_type = ps_dialog_field(GTK_GRID(grid), row++, _("_ICMP type"), _("ICMP type"),
+                                        ps_dialog_entry(icmp, _("any")),
+                                        _("0 to 254 (8: echo request)"));
+        if (orig && orig->icmp_code != 255)
+                code = g_strdup_printf("%u", orig->icmp_code);
+        rd->icmp_code = ps_dialog_field(GTK_GRID(grid), row++, _("ICMP code"), _("ICMP code"),
+                                        ps_dialog_entry(code, _("any")),
+                                        _("0 to 254, with an ICMP type"));
+        /* An ICMP error quotes the start of the datagram it is about: these match that. */
+        rd->inner_protocol = ps_dialog_field(GTK_GRID(grid), row++, _("Quoted protocol"),
+                                             _("Quoted protocol"),
+                                             ps_dialog_entry(orig ? orig->inner_protocol : NULL,
+                                                             _("any")),
+                                             _("The protocol of the datagram an ICMP error quotes"));
+        rd->inner_src_ip = ps_dialog_field(GTK_GRID(grid), row++, _("Quoted source address"),
+                                           _("Quoted source address"),
+                                           ps_dialog_entry(orig ? orig->inner_src_ip : NULL,
+                                                           _("any")),
+                                           _("The source of the datagram an ICMP error quotes"));
+        rd->inner_src_port = ps_dialog_field(GTK_GRID(grid), row++, _("Quoted source port"),
+                                             _("Quoted source port"),
+                                             ps_dialog_entry(orig ? orig->inner_src_port : NULL,
+                                                             _("any")),
+                                             _("A port or a range LO-HI"));
+        rd->inner_dst_ip = ps_dialog_field(GTK_GRID(grid), row++, _("Quoted destination address"),
+                                           _("Quoted destination address"),
+                                           ps_dialog_entry(orig ? orig->inner_dst_ip : NULL,
+                                                           _("any")),
+                                           _("The destination of the datagram an ICMP error quotes"));
+        rd->inner_dst_port = ps_dialog_field(GTK_GRID(grid), row++, _("Quoted destination port"),
+                                             _("Quoted destination port"),
+                                             ps_dialog_entry(orig ? orig->inner_dst_port : NULL,
+                                                             _("any")),
+                                             _("A port or a range LO-HI"));
+        if (orig)
+                priority = g_strdup_printf("%d", orig->priority);
+        rd->priority = ps_dialog_field(GTK_GRID(grid), row++, _("Priorit_y"), _("Priority"),
+                                       ps_dialog_entry(priority, "0"),
+                                       _("-1000000 to 1000000: of two matching rules the higher decides"));
+        if (orig && orig->timeout_sec)
+                timeout = g_strdup_printf("%" G_GUINT64_FORMAT, orig->timeout_sec);
+        rd->timeout = ps_dialog_field(GTK_GRID(grid), row++, _("Timeout"), _("Timeout in seconds"),
+                                      ps_dialog_entry(timeout, _("permanent")),
+                                      _("Seconds until the rule removes itself; empty or 0: permanent"));
+        rd->comment = ps_dialog_field(GTK_GRID(grid), row++, _("Co_mment"), _("Comment"),
+                                      ps_dialog_entry(orig ? orig->comment : NULL, ""), NULL);
         rd->enabled = gtk_check_button_new_with_mnemonic(_("Ena_bled"));
         gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(rd->enabled), orig ? orig->enabled : TRUE);
         gtk_grid_attach(GTK_GRID(grid), rd->enabled, 1, row++, 1, 1);
+        rd->log = gtk_check_button_new_with_mnemonic(_("_Log drops"));
+        gtk_widget_set_tooltip_text(rd->log,
+                                    _("Sampled drops go to the journal and out as the Dropped signal"));
+        gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(rd->log), orig ? orig->log : TRUE);
+        gtk_grid_attach(GTK_GRID(grid), rd->log, 1, row++, 1, 1);
         if (!id) {
                 w = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
                 rd->trial = gtk_check_button_new_with_mnemonic(
@@ -276,11 +356,7 @@ void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id)
                 gtk_box_pack_start(GTK_BOX(w), gtk_label_new(_("seconds")), FALSE, FALSE, 0);
                 gtk_grid_attach(GTK_GRID(grid), w, 1, row++, 1, 1);
         }
-        rd->error = gtk_label_new("");
-        gtk_label_set_xalign(GTK_LABEL(rd->error), 0);
-        gtk_label_set_line_wrap(GTK_LABEL(rd->error), TRUE);
-        gtk_label_set_selectable(GTK_LABEL(rd->error), TRUE);
-        gtk_label_set_max_width_chars(GTK_LABEL(rd->error), 60);
+        rd->error = ps_dialog_error_label();
         gtk_grid_attach(GTK_GRID(grid), rd->error, 0, row++, 2, 1);
         gtk_widget_show_all(rd->dialog);
         gtk_widget_hide(rd->error);

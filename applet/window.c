@@ -4,6 +4,7 @@
  * their enable switches, and the latest drops. Widgets are updated in place (not rebuilt on
  * every poll), so that keyboard focus and assistive technologies keep their place.
  */
+#include <string.h>
 #include <glib/gi18n.h>
 
 #include "applet.h"
@@ -46,9 +47,34 @@ struct PsWindow {
         GtkListStore *conns;
         GtkListStore *drops;
         guint n_drops;
+        GtkWidget *bans_page;   /* shown only when the daemon has the Bans interface */
+        GtkWidget *bans_count;
+        GtkWidget *bans_tree;
+        GtkListStore *bans;
+        GtkWidget *unban;
+        GtkListStore *allowlist;
+        GtkWidget *health_page; /* shown only when the daemon has the Health interface */
+        GtkWidget *health_cpu;
+        GtkWidget *health_memory;
+        GtkWidget *health_disk;
+        GtkWidget *health_pressure;
+        GtkWidget *health_open;
+        GtkListStore *anomalies;
+        GtkWidget *ai_page;     /* shown only when the daemon has the AI interface */
+        GtkWidget *ai_prompt;
+        GtkWidget *ai_jobs_tree;
+        GtkListStore *ai_jobs;
+        GtkWidget *ai_state;
+        GtkWidget *ai_analysis;
+        GtkWidget *ai_suggestions;
+        GtkWidget *ai_shadow;
+        GtkWidget *ai_apply;
 };
 
 enum { CONN_PROTOCOL, CONN_REMOTE, CONN_LOCAL, CONN_STATE, CONN_PACKETS, CONN_BYTES, CONN_N };
+enum { BAN_ADDRESS, BAN_ORIGIN, BAN_REASON, BAN_UNTIL, BAN_PACKETS, BAN_OFFENSES, BAN_N };
+enum { ANOMALY_KIND, ANOMALY_SINCE, ANOMALY_VALUE, ANOMALY_PEAK, ANOMALY_THRESHOLD, ANOMALY_N };
+enum { JOB_NUMBER, JOB_STATE, JOB_CREATED, JOB_PATH, JOB_N };
 enum { DROP_TIME, DROP_RULE, DROP_LINK, DROP_PROTOCOL, DROP_SRC, DROP_DST, DROP_N };
 
 void ps_set_accessible_name(GtkWidget *w, const char *name)
@@ -403,6 +429,443 @@ static GtkWidget *tree_new(GtkListStore *store, const char *a11y, const char *co
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Bans */
+
+/* The string in column of the selected row, NULL without one. */
+static char *tree_selected(GtkWidget *tree, int column)
+{
+        GtkTreeSelection *sel = gtk_tree_view_get_selection(GTK_TREE_VIEW(tree));
+        GtkTreeModel *model;
+        GtkTreeIter iter;
+        char *text = NULL;
+
+        if (gtk_tree_selection_get_selected(sel, &model, &iter))
+                gtk_tree_model_get(model, &iter, column, &text, -1);
+        return text;
+}
+
+/* The address of the selected ban, NULL without one. */
+static char *bans_selected(PsWindow *w)
+{
+        return tree_selected(w->bans_tree, BAN_ADDRESS);
+}
+
+/* The rows are updated in place, so that the selection and the keyboard's cursor stay where
+ * they are over the polls; a selection that would now fall on another address is dropped
+ * rather than left on a ban the user did not choose. */
+static void bans_update(PsWindow *w)
+{
+        g_autoptr(GTimeZone) tz = g_time_zone_new_local();
+        g_autofree char *selected = bans_selected(w), *now_selected = NULL;
+        g_autofree char *count = NULL;
+        GtkTreeModel *model = GTK_TREE_MODEL(w->bans);
+        const char *const *allow;
+        GtkTreeIter iter;
+        gboolean more;
+        guint n;
+
+        gtk_widget_set_visible(w->bans_page, w->app->bans != NULL);
+        if (!w->app->bans)
+                return;
+        n = ps_bans_get_count(w->app->bans);
+        count = g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "%u ban held", "%u bans held", n), n);
+        gtk_label_set_text(GTK_LABEL(w->bans_count), count);
+        more = gtk_tree_model_get_iter_first(model, &iter);
+        for (guint i = 0; i < w->app->ban_rows->len; i++) {
+                const PsBanRow *row = w->app->ban_rows->pdata[i];
+                g_autofree char *until = ps_ban_until_text(row->until_usec, tz);
+
+                if (!more)
+                        gtk_list_store_append(w->bans, &iter);
+                gtk_list_store_set(w->bans, &iter, BAN_ADDRESS, row->address, BAN_ORIGIN,
+                                   row->origin, BAN_REASON, row->reason, BAN_UNTIL, until,
+                                   BAN_PACKETS, row->packets, BAN_OFFENSES, row->offenses, -1);
+                more = more && gtk_tree_model_iter_next(model, &iter);
+        }
+        while (more)
+                more = gtk_list_store_remove(w->bans, &iter);
+        now_selected = bans_selected(w);
+        if (g_strcmp0(selected, now_selected) != 0)
+                gtk_tree_selection_unselect_all(
+                        gtk_tree_view_get_selection(GTK_TREE_VIEW(w->bans_tree)));
+
+        gtk_list_store_clear(w->allowlist);
+        allow = ps_bans_get_allowlist(w->app->bans);
+        for (guint i = 0; allow && allow[i]; i++)
+                gtk_list_store_insert_with_values(w->allowlist, NULL, -1, 0, allow[i], -1);
+}
+
+static void ban_selection_changed(GtkTreeSelection *sel, PsWindow *w)
+{
+        gtk_widget_set_sensitive(w->unban, gtk_tree_selection_count_selected_rows(sel) > 0);
+}
+
+static void ban_add(GtkButton *button, PsWindow *w)
+{
+        ps_ban_dialog_run(w->app, GTK_WINDOW(w->window));
+}
+
+static void ban_lift(GtkButton *button, PsWindow *w)
+{
+        g_autofree char *address = bans_selected(w);
+
+        if (address)
+                app_unban(w->app, address);
+}
+
+static GtkWidget *bans_page_new(PsWindow *w)
+{
+        static const char *const ban_titles[] = {
+                N_("Address"), N_("Origin"), N_("Reason"), N_("Until"), N_("Packets dropped"),
+                N_("Offenses"),
+        };
+        static const char *const allow_titles[] = { N_("Never banned") };
+        GtkWidget *page = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+        GtkWidget *bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6), *b, *tv;
+        GtkTreeSelection *sel;
+
+        b = gtk_button_new_with_mnemonic(_("Ban an addre_ss…"));
+        g_signal_connect(b, "clicked", G_CALLBACK(ban_add), w);
+        gtk_box_pack_start(GTK_BOX(bar), b, FALSE, FALSE, 0);
+        w->unban = gtk_button_new_with_mnemonic(_("_Unban"));
+        gtk_widget_set_tooltip_text(w->unban, _("Lift the selected ban"));
+        gtk_widget_set_sensitive(w->unban, FALSE);
+        g_signal_connect(w->unban, "clicked", G_CALLBACK(ban_lift), w);
+        gtk_box_pack_start(GTK_BOX(bar), w->unban, FALSE, FALSE, 0);
+        w->bans_count = label_new("", FALSE);
+        gtk_box_pack_end(GTK_BOX(bar), w->bans_count, FALSE, FALSE, 0);
+        gtk_box_pack_start(GTK_BOX(page), bar, FALSE, FALSE, 0);
+
+        w->bans = gtk_list_store_new(BAN_N, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING,
+                                     G_TYPE_STRING, G_TYPE_UINT64, G_TYPE_UINT);
+        w->bans_tree = tree_new(w->bans, _("Bans"), ban_titles, BAN_N, FALSE);
+        sel = gtk_tree_view_get_selection(GTK_TREE_VIEW(w->bans_tree));
+        g_signal_connect(sel, "changed", G_CALLBACK(ban_selection_changed), w);
+        gtk_box_pack_start(GTK_BOX(page), scrolled(w->bans_tree), TRUE, TRUE, 0);
+
+        gtk_box_pack_start(GTK_BOX(page), label_new(_("Allowlist"), TRUE), FALSE, FALSE, 0);
+        w->allowlist = gtk_list_store_new(1, G_TYPE_STRING);
+        tv = tree_new(w->allowlist, _("Allowlist"), allow_titles, 1, FALSE);
+        gtk_widget_set_size_request(tv, -1, 90);
+        gtk_box_pack_start(GTK_BOX(page), scrolled(tv), FALSE, TRUE, 0);
+        return page;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Health */
+
+static void label_printf(GtkWidget *label, const char *format, ...) G_GNUC_PRINTF(2, 3);
+static void label_printf(GtkWidget *label, const char *format, ...)
+{
+        g_autofree char *text = NULL;
+        va_list ap;
+
+        va_start(ap, format);
+        text = g_strdup_vprintf(format, ap);
+        va_end(ap);
+        gtk_label_set_text(GTK_LABEL(label), text);
+}
+
+static double pressure_of(GVariant *pressure, const char *key)
+{
+        double v = 0;
+
+        if (pressure)
+                g_variant_lookup(pressure, key, "d", &v);
+        return v;
+}
+
+static void health_update(PsWindow *w)
+{
+        PsHealth *h = w->app->health;
+        g_autoptr(GTimeZone) tz = g_time_zone_new_local();
+        GVariant *pressure;
+        guint n;
+
+        gtk_widget_set_visible(w->health_page, h != NULL);
+        if (!h)
+                return;
+        label_printf(w->health_cpu, _("CPU in use: %.1f %%"), ps_health_get_cpupercent(h));
+        label_printf(w->health_memory, _("Memory in use: %.1f %%"),
+                     ps_health_get_memory_percent(h));
+        label_printf(w->health_disk, _("Disks: %.1f MB/s read, %.1f MB/s written"),
+                     ps_health_get_disk_read_mbps(h), ps_health_get_disk_write_mbps(h));
+        pressure = ps_health_get_pressure(h);
+        if (pressure && g_variant_n_children(pressure) > 0)
+                label_printf(w->health_pressure,
+                             _("Pressure over 10 s: CPU %.1f %%, memory %.1f %%, I/O %.1f %%"),
+                             pressure_of(pressure, "cpu.some.avg10"),
+                             pressure_of(pressure, "memory.some.avg10"),
+                             pressure_of(pressure, "io.some.avg10"));
+        else
+                label_printf(w->health_pressure, "%s", _("Pressure: not reported by this kernel"));
+        n = ps_health_get_open_anomalies(h);
+        label_printf(w->health_open, g_dngettext(GETTEXT_PACKAGE, "%u open anomaly",
+                                                 "%u open anomalies", n), n);
+        gtk_list_store_clear(w->anomalies);
+        for (guint i = 0; i < w->app->anomalies->len; i++) {
+                const PsAnomalyRow *row = w->app->anomalies->pdata[i];
+                const char *unit = ps_anomaly_unit(row->kind);
+                g_autofree char *since = ps_realtime_text(row->started_usec, tz);
+                g_autofree char *value = g_strdup_printf("%.1f %s", row->value, unit);
+                g_autofree char *peak = g_strdup_printf("%.1f %s", row->peak, unit);
+                g_autofree char *threshold = g_strdup_printf("%.1f %s", row->threshold, unit);
+
+                gtk_list_store_insert_with_values(w->anomalies, NULL, -1, ANOMALY_KIND, row->kind,
+                                                  ANOMALY_SINCE, since, ANOMALY_VALUE, value,
+                                                  ANOMALY_PEAK, peak, ANOMALY_THRESHOLD, threshold,
+                                                  -1);
+        }
+}
+
+static GtkWidget *health_page_new(PsWindow *w)
+{
+        static const char *const titles[] = {
+                N_("Kind"), N_("Since"), N_("Reading"), N_("Peak"), N_("Threshold"),
+        };
+        GtkWidget *page = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6), *tv;
+
+        w->health_cpu = label_new("", FALSE);
+        w->health_memory = label_new("", FALSE);
+        w->health_disk = label_new("", FALSE);
+        w->health_pressure = label_new("", FALSE);
+        w->health_open = label_new("", TRUE);
+        gtk_box_pack_start(GTK_BOX(page), w->health_cpu, FALSE, FALSE, 0);
+        gtk_box_pack_start(GTK_BOX(page), w->health_memory, FALSE, FALSE, 0);
+        gtk_box_pack_start(GTK_BOX(page), w->health_disk, FALSE, FALSE, 0);
+        gtk_box_pack_start(GTK_BOX(page), w->health_pressure, FALSE, FALSE, 0);
+        gtk_box_pack_start(GTK_BOX(page), w->health_open, FALSE, FALSE, 0);
+        w->anomalies = gtk_list_store_new(ANOMALY_N, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING,
+                                          G_TYPE_STRING, G_TYPE_STRING);
+        tv = tree_new(w->anomalies, _("Open anomalies"), titles, ANOMALY_N, FALSE);
+        gtk_box_pack_start(GTK_BOX(page), scrolled(tv), TRUE, TRUE, 0);
+        return page;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* AI */
+
+static char *ai_selected(PsWindow *w)
+{
+        return tree_selected(w->ai_jobs_tree, JOB_PATH);
+}
+
+static gint jobs_by_path(gconstpointer a, gconstpointer b)
+{
+        const char *pa = g_dbus_object_get_object_path(*(GDBusObject **) a);
+        const char *pb = g_dbus_object_get_object_path(*(GDBusObject **) b);
+        const char *na = strrchr(pa, '/'), *nb = strrchr(pb, '/');
+        guint64 ia = g_ascii_strtoull(na ? na + 1 : pa, NULL, 10);
+        guint64 ib = g_ascii_strtoull(nb ? nb + 1 : pb, NULL, 10);
+
+        return ia < ib ? -1 : ia > ib;
+}
+
+/* What the job found, the state it is in, and which of Shadow and Apply it allows. */
+static void ai_job_show(PsWindow *w, PsAIJob *job)
+{
+        g_autoptr(GString) sugg = g_string_new("");
+        g_autoptr(GVariant) filters = NULL;
+        g_autofree char *state = NULL;
+        const char *const *list;
+        const char *err, *shadow, *tx;
+        gboolean done;
+        gsize n_rules = 0;
+
+        if (!job) {
+                gtk_label_set_text(GTK_LABEL(w->ai_state), _("No job yet"));
+                gtk_label_set_text(GTK_LABEL(w->ai_analysis), "");
+                gtk_label_set_text(GTK_LABEL(w->ai_suggestions), "");
+                gtk_widget_set_sensitive(w->ai_shadow, FALSE);
+                gtk_widget_set_sensitive(w->ai_apply, FALSE);
+                return;
+        }
+        done = g_strcmp0(ps_aijob_get_state(job), "done") == 0;
+        filters = ps_aijob_dup_filters(job);
+        if (filters)
+                n_rules = g_variant_n_children(filters);
+        err = ps_aijob_get_error(job);
+        shadow = ps_aijob_get_shadow_state(job);
+        tx = ps_aijob_get_transaction(job);
+        state = g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "Job %s: %s, %u rule proposed",
+                                            "Job %s: %s, %u rules proposed", (gulong) n_rules),
+                                strrchr(g_dbus_proxy_get_object_path(G_DBUS_PROXY(job)), '/') + 1,
+                                ps_aijob_get_state(job), (guint) n_rules);
+        if (err && *err) {
+                g_autofree char *s = g_strdup_printf(_("%s; error: %s"), state, err);
+
+                g_free(state);
+                state = g_steal_pointer(&s);
+        }
+        if (shadow && *shadow && g_strcmp0(shadow, "none") != 0) {
+                g_autofree char *s = g_strdup_printf(_("%s; shadow: %s"), state, shadow);
+
+                g_free(state);
+                state = g_steal_pointer(&s);
+        }
+        gtk_label_set_text(GTK_LABEL(w->ai_state), state);
+        gtk_label_set_text(GTK_LABEL(w->ai_analysis), ps_aijob_get_analysis(job) ?: "");
+        list = ps_aijob_get_suggestions(job);
+        for (guint i = 0; list && list[i]; i++)
+                g_string_append_printf(sugg, "%s• %s", i ? "\n" : "", list[i]);
+        gtk_label_set_text(GTK_LABEL(w->ai_suggestions), sugg->str);
+        gtk_widget_set_sensitive(w->ai_shadow, done && n_rules > 0 &&
+                                 g_strcmp0(shadow, "running") != 0);
+        gtk_widget_set_sensitive(w->ai_apply, done && n_rules > 0 && !(tx && *tx));
+}
+
+/* The jobs by number, updated in place (the selection stays on its job); the selected job,
+ * or else the newest, is shown below them. */
+static void ai_update(PsWindow *w)
+{
+        g_autoptr(GTimeZone) tz = g_time_zone_new_local();
+        g_autofree char *selected = NULL, *now_selected = NULL;
+        g_autoptr(GPtrArray) jobs = g_ptr_array_new_with_free_func(g_object_unref);
+        GtkTreeModel *model = GTK_TREE_MODEL(w->ai_jobs);
+        PsAIJob *shown = NULL;
+        GtkTreeIter iter;
+        gboolean more;
+        GList *objects;
+
+        gtk_widget_set_visible(w->ai_page, w->app->ai != NULL);
+        if (!w->app->ai || !w->app->objects)
+                return;
+        selected = ai_selected(w);
+        objects = g_dbus_object_manager_get_objects(w->app->objects);
+        for (GList *l = objects; l; l = l->next)
+                if (ps_object_peek_aijob(PS_OBJECT(l->data)))
+                        g_ptr_array_add(jobs, g_object_ref(l->data));
+        g_list_free_full(objects, g_object_unref);
+        g_ptr_array_sort(jobs, jobs_by_path);
+        more = gtk_tree_model_get_iter_first(model, &iter);
+        for (guint i = 0; i < jobs->len; i++) {
+                PsAIJob *job = ps_object_peek_aijob(PS_OBJECT(jobs->pdata[i]));
+                const char *path = g_dbus_object_get_object_path(jobs->pdata[i]);
+                g_autofree char *created = ps_realtime_text(ps_aijob_get_created(job), tz);
+
+                if (!more)
+                        gtk_list_store_append(w->ai_jobs, &iter);
+                gtk_list_store_set(w->ai_jobs, &iter, JOB_NUMBER, strrchr(path, '/') + 1,
+                                   JOB_STATE, ps_aijob_get_state(job), JOB_CREATED, created,
+                                   JOB_PATH, path, -1);
+                more = more && gtk_tree_model_iter_next(model, &iter);
+                if (g_strcmp0(path, selected) == 0 || (!selected && i + 1 == jobs->len))
+                        shown = job;
+        }
+        while (more)
+                more = gtk_list_store_remove(w->ai_jobs, &iter);
+        now_selected = ai_selected(w);
+        if (g_strcmp0(selected, now_selected) != 0) {
+                gtk_tree_selection_unselect_all(
+                        gtk_tree_view_get_selection(GTK_TREE_VIEW(w->ai_jobs_tree)));
+                shown = NULL;
+        }
+        ai_job_show(w, shown);
+}
+
+static void ai_generate(GtkButton *button, PsWindow *w)
+{
+        app_ai_generate(w->app, gtk_entry_get_text(GTK_ENTRY(w->ai_prompt)));
+}
+
+/* The job the details show: the selected one, or else the newest. */
+static char *ai_shown_path(PsWindow *w)
+{
+        GtkTreeModel *model = GTK_TREE_MODEL(w->ai_jobs);
+        char *path = ai_selected(w);
+        int n = gtk_tree_model_iter_n_children(model, NULL);
+        GtkTreeIter iter;
+
+        if (!path && n > 0 && gtk_tree_model_iter_nth_child(model, &iter, NULL, n - 1))
+                gtk_tree_model_get(model, &iter, JOB_PATH, &path, -1);
+        return path;
+}
+
+static void ai_shadow(GtkButton *button, PsWindow *w)
+{
+        g_autofree char *path = ai_shown_path(w);
+
+        if (path)
+                app_ai_job_call(w->app, path, "Shadow", PS_AI_SHADOW_SEC);
+}
+
+static void ai_apply(GtkButton *button, PsWindow *w)
+{
+        g_autofree char *path = ai_shown_path(w);
+
+        if (path)
+                app_ai_job_call(w->app, path, "Apply", PS_AI_CONFIRM_SEC);
+}
+
+static void ai_selection_changed(GtkTreeSelection *sel, PsWindow *w)
+{
+        g_autofree char *path = ai_shown_path(w);
+        g_autoptr(GDBusInterface) job = NULL;
+
+        if (path && w->app->objects)
+                job = g_dbus_object_manager_get_interface(w->app->objects, path,
+                                                          "org.packetscope.Guarder1.AIJob");
+        ai_job_show(w, job ? PS_AIJOB(job) : NULL);
+}
+
+static GtkWidget *ai_page_new(PsWindow *w)
+{
+        static const char *const titles[] = { N_("Job"), N_("State"), N_("Created") };
+        GtkWidget *page = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+        GtkWidget *bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6), *b, *label;
+        g_autofree char *shadow_tip = g_strdup_printf(
+                _("Count what the proposed rules would match for %u seconds, dropping nothing"),
+                PS_AI_SHADOW_SEC);
+        g_autofree char *apply_tip = g_strdup_printf(
+                _("Add the proposed rules on trial: they are rolled back unless confirmed within %u seconds"),
+                PS_AI_CONFIRM_SEC);
+
+        label = gtk_label_new_with_mnemonic(_("_Prompt"));
+        w->ai_prompt = gtk_entry_new();
+        gtk_entry_set_placeholder_text(GTK_ENTRY(w->ai_prompt), _("a security analysis"));
+        gtk_label_set_mnemonic_widget(GTK_LABEL(label), w->ai_prompt);
+        ps_set_accessible_name(w->ai_prompt, _("Prompt"));
+        gtk_widget_set_hexpand(w->ai_prompt, TRUE);
+        b = gtk_button_new_with_mnemonic(_("_Generate"));
+        gtk_widget_set_tooltip_text(b, _("Ask the model for an analysis and rules"));
+        g_signal_connect(b, "clicked", G_CALLBACK(ai_generate), w);
+        gtk_box_pack_start(GTK_BOX(bar), label, FALSE, FALSE, 0);
+        gtk_box_pack_start(GTK_BOX(bar), w->ai_prompt, TRUE, TRUE, 0);
+        gtk_box_pack_start(GTK_BOX(bar), b, FALSE, FALSE, 0);
+        gtk_box_pack_start(GTK_BOX(page), bar, FALSE, FALSE, 0);
+
+        w->ai_jobs = gtk_list_store_new(JOB_N, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING,
+                                        G_TYPE_STRING);
+        w->ai_jobs_tree = tree_new(w->ai_jobs, _("AI jobs"), titles, 3, FALSE);
+        g_signal_connect(gtk_tree_view_get_selection(GTK_TREE_VIEW(w->ai_jobs_tree)), "changed",
+                         G_CALLBACK(ai_selection_changed), w);
+        gtk_widget_set_size_request(w->ai_jobs_tree, -1, 100);
+        gtk_box_pack_start(GTK_BOX(page), scrolled(w->ai_jobs_tree), FALSE, TRUE, 0);
+
+        w->ai_state = label_new("", TRUE);
+        w->ai_analysis = label_new("", FALSE);
+        w->ai_suggestions = label_new("", FALSE);
+        gtk_label_set_line_wrap(GTK_LABEL(w->ai_analysis), TRUE);
+        gtk_label_set_selectable(GTK_LABEL(w->ai_analysis), TRUE);
+        gtk_label_set_line_wrap(GTK_LABEL(w->ai_suggestions), TRUE);
+        gtk_box_pack_start(GTK_BOX(page), w->ai_state, FALSE, FALSE, 0);
+        gtk_box_pack_start(GTK_BOX(page), w->ai_analysis, FALSE, FALSE, 0);
+        gtk_box_pack_start(GTK_BOX(page), w->ai_suggestions, FALSE, FALSE, 0);
+
+        bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+        w->ai_shadow = gtk_button_new_with_mnemonic(_("Shado_w"));
+        gtk_widget_set_tooltip_text(w->ai_shadow, shadow_tip);
+        g_signal_connect(w->ai_shadow, "clicked", G_CALLBACK(ai_shadow), w);
+        w->ai_apply = gtk_button_new_with_mnemonic(_("_Apply on trial"));
+        gtk_widget_set_tooltip_text(w->ai_apply, apply_tip);
+        g_signal_connect(w->ai_apply, "clicked", G_CALLBACK(ai_apply), w);
+        gtk_box_pack_start(GTK_BOX(bar), w->ai_shadow, FALSE, FALSE, 0);
+        gtk_box_pack_start(GTK_BOX(bar), w->ai_apply, FALSE, FALSE, 0);
+        gtk_box_pack_start(GTK_BOX(page), bar, FALSE, FALSE, 0);
+        return page;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 
 void ps_window_show_error(PsWindow *w, const char *text)
 {
@@ -500,6 +963,9 @@ void ps_window_update(PsWindow *w)
         links_update(w);
         rules_update(w);
         conns_update(w);
+        bans_update(w);
+        health_update(w);
+        ai_update(w);
 }
 
 gboolean ps_window_visible(PsWindow *w)
@@ -595,8 +1061,15 @@ PsWindow *ps_window_new(App *app)
         tv = tree_new(w->drops, _("Recent drops"), drop_titles, DROP_N, FALSE);
         page(notebook, scrolled(tv), _("Recent _drops"));
 
+        w->bans_page = page(notebook, bans_page_new(w), _("Ba_ns"));
+        w->health_page = page(notebook, health_page_new(w), _("_Health"));
+        w->ai_page = page(notebook, ai_page_new(w), _("A_I"));
+
         for (guint i = app->drops.n; i > 0; i--)
                 ps_window_add_drop(w, ps_drop_ring_get(&app->drops, i - 1));
         gtk_widget_show_all(box);
+        bans_update(w);
+        health_update(w);
+        ai_update(w);
         return w;
 }

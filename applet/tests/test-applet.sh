@@ -42,7 +42,7 @@ exec 1>&3 3>&-
 . "${SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib-system.sh"
 
 require_root
-require Xvfb import identify jq busctl ip ping /usr/bin/python3
+require Xvfb import identify jq busctl ip ping xdotool /usr/bin/python3
 [ -x /usr/lib/polkit-1/polkitd ] || skip_all "polkitd is not installed"
 [ -x "$PACKETSCOPED" ] || bail "no daemon at $PACKETSCOPED (set PACKETSCOPED or BUILDDIR)"
 APPLET=${PACKETSCOPE_APPLET:-$BUILDDIR/applet/packetscope-applet}
@@ -72,6 +72,18 @@ export DISPLAY=:$(cat "$T/display")
 bus_start "$T/bus"
 sys_polkit_start "$T/polkit"
 net_create A
+# The AI's model: the integration tests' chat-completions server on 127.0.0.1, its answer
+# scripted ("good": an analysis, two suggestions, two rules).
+mkdir -p "$T/srv"
+echo good >"$T/srv/scenario"
+"$PYTHON" "$PS_TESTDIR/ai-server.py" "$T/srv" 2>"$T/srv/log" &
+SRV_PID=$!
+defer "kill_wait $SRV_PID"
+wait_until 10 test -s "$T/srv/port" || bail "the AI test server did not start: $(cat "$T/srv/log")"
+daemon_setup main
+# A health sample every 2 s: the anomaly the test opens and ends is seen within seconds.
+printf '[AI]\nEndpoint=http://127.0.0.1:%s/v1/chat/completions\nTimeoutSec=10s\nMaxRetries=1\n[Health]\nHealthIntervalSec=2s\n' \
+        "$(cat "$T/srv/port")" >>"${DAEMON_DIR[main]}/config/packetscope.conf"
 daemon_start main || bail "the daemon did not start: $(daemon_log main)"
 attach "$A_IF" || bail "AttachLink $A_IF failed: $(daemon_log main)"
 
@@ -209,7 +221,7 @@ n_rules() {
 N_RULES=$(n_rules)
 got=$(win page Rules :: click "Add rule…" :: unnamed :: keyboard "Add rule…" Protocol \
         "Source address" "Source port" "Destination address" "Destination port" "ICMP type" \
-        Comment Add Cancel :: click Cancel :: gone "^New rule$")
+        Priority "Log drops" Comment Add Cancel :: click Cancel :: gone "^New rule$")
 ok $? "every control of the window and the rule dialog has an accessible name and takes the" \
    "focus, and the dialog's fields and buttons have mnemonics" "$got" \
    "$(tail -n 3 "$T/window.log")"
@@ -235,6 +247,31 @@ win click "Edit rule $NEW" :: click Delete :: gone "^Rule $NEW\$" :: gone "^Edit
 ok $? "rule $NEW is deleted from its dialog and leaves the list" "$(tail -n 3 "$T/window.log")"
 is "$(rule_field "applet edit" id)" "" "the daemon has no rule $NEW any more"
 
+# The fields of an ICMP error rule, its priority, timeout and logging: port unreachable
+# quoting a UDP datagram to port 53, not logged, read back from the daemon field by field.
+win click "Add rule…" :: set Protocol icmp :: set "ICMP type" 3 :: set "ICMP code" 3 :: \
+        set "Quoted protocol" udp :: set "Quoted destination address" 192.0.2.53 :: \
+        set "Quoted destination port" 53 :: set Priority 7 :: set "Timeout in seconds" 900 :: \
+        click "Log drops" :: set Comment "applet icmp error" :: click Add :: \
+        gone "^New rule$" >/dev/null
+ok $? "an ICMP error rule is added through the dialog" "$(tail -n 3 "$T/window.log")" \
+   "$(tail -n 3 "$T/applet.log")"
+got=""
+for f in icmp_type icmp_code inner_protocol inner_dst_ip inner_dst_port priority timeout log; do
+        got="$got $f=$(rule_field "applet icmp error" $f)"
+done
+is "$got" " icmp_type=3 icmp_code=3 inner_protocol=udp inner_dst_ip=192.0.2.53 inner_dst_port=53 priority=7 timeout=900 log=false" \
+   "the daemon has its ICMP type and code, the quoted datagram, priority 7, timeout 900 s, not logged"
+ICMPERR=$(rule_field "applet icmp error" id)
+win click "Edit rule $ICMPERR" :: set Priority "" :: set "Timeout in seconds" "" :: \
+        click "Log drops" :: click Save :: gone "^Rule $ICMPERR\$" >/dev/null
+ok $? "rule $ICMPERR's priority and timeout emptied and logging switched on in its dialog" \
+   "$(tail -n 3 "$T/window.log")"
+is "$(rule_field "applet icmp error" priority) $(rule_field "applet icmp error" timeout) $(rule_field "applet icmp error" log)" \
+   "0 0 true" "the daemon's rule $ICMPERR has priority 0, no timeout and is logged"
+pscall "$FILTERS_PATH/$ICMPERR" "$FILTER" Delete >/dev/null
+ok $? "rule $ICMPERR is deleted again"
+
 # --- on trial: Filters.Apply, the countdown, Roll back, and Confirm
 trial() {
         win click "Add rule…" :: set Protocol tcp :: set "Destination port" 7 :: \
@@ -257,6 +294,164 @@ ok $? "Confirm: the window says so and the countdown goes" "$(tail -n 3 "$T/wind
 KEPT=$(rule_field "applet kept" id)
 is "$(rule_field "applet kept" dst_port)" 7 "the daemon kept the confirmed rule $KEPT"
 N_RULES=$(n_rules)
+
+# --- bans by the keyboard alone: real key presses (xdotool, through the X server's XTEST, the
+# way a keyboard's reach GTK) into the window on the Bans page, the dialog's fields filled by
+# typing, Tab between controls, Enter and space to activate; the daemon's table read back
+# with packetscopectl.
+BANS_PATH=$PS_PATH/bans
+BANS=org.packetscope.Guarder1.Bans
+BAN_ADDR=198.51.100.77
+ctl() {
+        timeout 30 "$PACKETSCOPECTL" --no-ask-password "$@"
+}
+# ban_of ADDRESS: the daemon's row of that ban ({} if none) as packetscopectl lists it
+ban_of() {
+        ctl --json=short bans list |
+                jq -c --arg a "$1" '[.[] | select(.address == $a)] | .[0] // {} |
+                                    {address, origin, reason, created, until}'
+}
+# xkeys DISPLAY TITLE-REGEX KEY...: the keyboard focus to that window (what a window manager
+# does when it is clicked or raised), then the keys pressed, one at a time
+xkeys() {
+        local d=$1 title=$2 wid
+        shift 2
+        wid=$(DISPLAY=$d timeout 30 xdotool search --sync --onlyvisible --name "$title" |
+                head -n 1)
+        [ -n "$wid" ] || return 1
+        DISPLAY=$d xdotool windowfocus --sync "$wid" || return 1
+        DISPLAY=$d xdotool key --delay 80 "$@"
+}
+# xtype DISPLAY TEXT: typed into the focused control
+xtype() {
+        DISPLAY=$1 xdotool type --delay 40 "$2"
+}
+got=$(win page Bans :: text "^0 bans held$" 30)
+ok $? "the daemon has the Bans interface: the window shows the Bans page, with no bans held" \
+   "$got" "$(tail -n 3 "$T/window.log")"
+# Alt+N shows the Bans page with the focus on its tab; Tab reaches "Ban an address…" (the page's
+# first control), Enter opens the dialog with the focus in its Address field.
+xkeys "$DISPLAY" '^packetscope$' alt+n Tab Return &&
+        xkeys "$DISPLAY" '^New ban$' ctrl+a
+ok $? "Alt+N, Tab, Enter: the ban dialog opens" "$(tail -n 3 "$T/applet.log")"
+xtype "$DISPLAY" "$BAN_ADDR" && xkeys "$DISPLAY" '^New ban$' Tab ctrl+a &&
+        xtype "$DISPLAY" 30 && xkeys "$DISPLAY" '^New ban$' Tab && xtype "$DISPLAY" "by keyboard" &&
+        xkeys "$DISPLAY" '^New ban$' Return
+ok $? "the address, 30 minutes and a reason typed, Enter pressed"
+ban_is() {
+        [ "$(ban_of "$BAN_ADDR" | jq -r .reason)" = "$1" ]
+}
+wait_until 30 ban_is "by keyboard"
+row=$(ban_of "$BAN_ADDR")
+is "$(jq -c '{address, origin, reason, minutes: ((.until - .created) / 60000000 | round)}' \
+        <<<"$row")" \
+   "{\"address\":\"$BAN_ADDR\",\"origin\":\"manual\",\"reason\":\"by keyboard\",\"minutes\":30}" \
+   "packetscopectl lists the ban as typed: $BAN_ADDR, manual, 'by keyboard', for 30 minutes"
+got=$(win gone "^New ban$" :: text "^$BAN_ADDR\$" 30 :: text "^by keyboard\$" :: \
+        text "^1 ban held$" 30)
+ok $? "the dialog closed and the Bans page lists the ban (from the Banned signal)" "$got" \
+   "$(tail -n 3 "$T/window.log")"
+screenshot window-bans
+# Unban: Alt+N, Tab past "Ban an address…" and the Unban button (not focusable while nothing
+# is selected) into the list, space selects the ban under the cursor, Shift+Tab back to
+# Unban, space presses it.
+xkeys "$DISPLAY" '^packetscope$' alt+n Tab Tab space shift+Tab space
+ok $? "Alt+N, Tab, Tab, space, Shift+Tab, space: the ban selected and Unban pressed"
+ban_gone() {
+        [ "$(ban_of "$BAN_ADDR")" = '{"address":null,"origin":null,"reason":null,"created":null,"until":null}' ]
+}
+wait_until 30 ban_gone
+ok $? "packetscopectl lists no ban of $BAN_ADDR any more" "$(ban_of "$BAN_ADDR")"
+got=$(win gone "^$BAN_ADDR\$" 30 :: text "^0 bans held$" 30)
+ok $? "the window's list lost it (the Unbanned signal)" "$got" "$(tail -n 3 "$T/window.log")"
+
+# The allowlist view follows the Allowlist property (its PropertiesChanged).
+ALLOW_ADDR=203.0.113.9
+pscall "$BANS_PATH" "$BANS" AllowlistAdd s "$ALLOW_ADDR" >/dev/null
+ok $? "Bans.AllowlistAdd $ALLOW_ADDR"
+got=$(win text "^$ALLOW_ADDR\$" 30)
+ok $? "the Bans page's allowlist shows $ALLOW_ADDR" "$got" "$(tail -n 3 "$T/window.log")"
+pscall "$BANS_PATH" "$BANS" AllowlistRemove s "$ALLOW_ADDR" >/dev/null
+ok $? "Bans.AllowlistRemove $ALLOW_ADDR"
+got=$(win gone "^$ALLOW_ADDR\$" 30)
+ok $? "and no longer once it is removed" "$got" "$(tail -n 3 "$T/window.log")"
+
+# --- health: the page the Health interface brings, its figures, and an anomaly opened by a
+# threshold every machine crosses (memory over 1 %) and ended when the threshold is put back
+HEALTH_PATH=$PS_PATH/health
+HEALTH=org.packetscope.Guarder1.Health
+threshold_of() {
+        busctl --system --json=short get-property "$PS_NAME" "$HEALTH_PATH" "$HEALTH" Thresholds |
+                jq -r --arg k "$1" '.data[$k].data'
+}
+memory_anomalies() {
+        pscall "$HEALTH_PATH" "$HEALTH" ListAnomalies 'a{sv}' 1 state s open |
+                jq '[.data[0][] | select(.kind.data == "memory")] | length'
+}
+memory_anomalies_are() {
+        [ "$(memory_anomalies)" = "$1" ]
+}
+got=$(win page Health :: text "^CPU in use: [0-9]+\.[0-9] %$" 30 :: \
+        text "^Memory in use: [0-9]+\.[0-9] %$" :: text "^[0-9]+ open anomal(y|ies)$")
+ok $? "the daemon has the Health interface: the window's Health page shows CPU, memory and" \
+   "the open anomalies" "$got" "$(tail -n 3 "$T/window.log")"
+MEM_THRESHOLD=$(threshold_of memory_percent)
+MIN_DURATION=$(threshold_of min_duration_usec)
+set_thresholds() {
+        pscall "$HEALTH_PATH" "$HEALTH" SetThresholds 'a{sv}' 2 memory_percent d "$1" \
+                min_duration_usec t "$2" >/dev/null
+}
+set_thresholds 1 0
+ok $? "Health.SetThresholds memory_percent=1 min_duration_usec=0"
+wait_until 60 memory_anomalies_are 1
+ok $? "the daemon opened a memory anomaly" "$(memory_anomalies)"
+got=$(win text "^memory\$" 30 :: text "^1\.0 %\$")
+ok $? "the Health page lists it (AnomalyStarted): kind memory, threshold 1.0 %" "$got" \
+   "$(tail -n 3 "$T/window.log")"
+screenshot window-health
+set_thresholds "$MEM_THRESHOLD" "$MIN_DURATION"
+ok $? "the thresholds are put back: memory_percent=$MEM_THRESHOLD min_duration_usec=$MIN_DURATION"
+wait_until 60 memory_anomalies_are 0
+ok $? "the daemon ended the memory anomaly" "$(memory_anomalies)"
+got=$(win gone "^memory\$" 30)
+ok $? "the Health page no longer lists it (AnomalyEnded)" "$got" "$(tail -n 3 "$T/window.log")"
+
+# --- AI: a job generated from a prompt, its analysis and suggestions read, its rules applied
+# on trial (the countdown) and rolled back, each step read back from the daemon
+AI_PATH=$PS_PATH/ai
+AI=org.packetscope.Guarder1.AI
+ai_jobs() {
+        busctl --system --json=short get-property "$PS_NAME" "$AI_PATH" "$AI" Jobs | jq -c '.data'
+}
+is "$(ai_jobs)" "[]" "the daemon has no AI job yet"
+got=$(win page AI :: set Prompt "which hosts probe telnet" :: click Generate :: \
+        text "^Job [0-9]+: done, 2 rules proposed$" 60 :: \
+        text "^Two hosts probe Telnet; SSDP floods from one network\\.$" :: \
+        text "^• Close Telnet" :: text "Rate-limit SSDP$")
+ok $? "AI: a prompt typed, Generate clicked; the job is shown done with its analysis, two" \
+   "suggestions and two rules" "$got" "$(tail -n 3 "$T/window.log")" "$(tail -n 3 "$T/applet.log")"
+JOB=$(ai_jobs | jq -r '.[0]')
+is "$(busctl --system --json=short get-property "$PS_NAME" "$JOB" "${AI}Job" State | jq -r .data)" \
+   done "the daemon's job $JOB is done"
+grep -q "which hosts probe telnet" "$T/srv/requests.jsonl"
+ok $? "the prompt reached the model"
+screenshot window-ai
+got=$(win click "Apply on trial" :: text "^Rolls back in [0-9]+ seconds unless confirmed$" 30)
+ok $? "Apply on trial: the countdown shows" "$got" "$(tail -n 3 "$T/window.log")"
+is "$(rule_field "Block Telnet" dst_port)" 23 "the daemon applied the job's rule 'Block Telnet'"
+win click "Roll back" :: gone "^Rolls back in" 30 >/dev/null
+ok $? "Roll back: the countdown goes" "$(tail -n 3 "$T/window.log")"
+is "$(rule_field "Block Telnet" dst_port)" "" "the daemon rolled the job's rules back"
+
+# Every control of the three pages and of the ban dialog: a name, the focus, the mnemonics.
+got=$(win page Bans :: unnamed :: keyboard "Ban an address…" Unban :: \
+        click "Ban an address…" :: unnamed :: \
+        keyboard "Address to ban" "Minutes banned" Reason Ban Cancel :: click Cancel :: \
+        gone "^New ban$" :: page Health :: unnamed :: keyboard :: page AI :: unnamed :: \
+        keyboard Prompt Generate Shadow "Apply on trial")
+ok $? "every control of the Bans, Health and AI pages and of the ban dialog has an accessible" \
+   "name and takes the focus, and their buttons and fields have mnemonics" "$got" \
+   "$(tail -n 3 "$T/window.log")"
 
 # --- a user polkit refuses: its own session bus, display and applet. Not root's display: the
 # user's AT-SPI bus launcher would announce itself on that display's root window, where
@@ -325,8 +520,21 @@ got=$(uwin click "Regel $KEPT bearbeiten" :: click Löschen :: text "^Nicht bere
 ok $? "as $PSUSER: Delete and Add in the rule dialog say the change was not authorized" "$got" \
    "$(tail -n 3 "$T/uwindow.log")" "$(tail -n 5 "$T/uapplet.log")"
 screenshot window-denied "$UDISPLAY"
+# The keyboard in the refused user's window: a ban asked for the same way is refused, the
+# dialog says so in German and stays open, and the daemon has no such ban.
+uwin click Abbrechen :: gone "^Neue Regel$" >/dev/null
+ok $? "as $PSUSER: the refused rule dialog is closed" "$(tail -n 3 "$T/uwindow.log")"
+xkeys "$UDISPLAY" '^packetscope$' alt+p Tab Return && xkeys "$UDISPLAY" '^Neue Sperre$' ctrl+a &&
+        xtype "$UDISPLAY" "$BAN_ADDR" && xkeys "$UDISPLAY" '^Neue Sperre$' Return
+ok $? "as $PSUSER: Alt+P, Tab, Enter, the address typed, Enter"
+got=$(uwin text "^Nicht berechtigt: " 60 :: text "^Neue Sperre$")
+ok $? "as $PSUSER: the ban dialog says, in German, that the ban was not authorized, and stays" \
+   "open" "$got" "$(tail -n 3 "$T/uwindow.log")" "$(tail -n 5 "$T/uapplet.log")"
+
 is "$(n_rules) $(rule_field "applet kept" id) $(rule_field "applet refused" id)" "$N_RULES $KEPT " \
    "the daemon's rules are unchanged: rule $KEPT is there, nothing was added"
+ban_gone
+ok $? "and it holds no ban of $BAN_ADDR" "$(ban_of "$BAN_ADDR")"
 kill_wait "$UAPPLET_PID"
 
 # --- notifications, switched on in the running applet: a drop, then the daemon gone within

@@ -136,6 +136,87 @@ Test(model, connection_row_without_addresses_is_refused)
         cr_assert_null(out);
 }
 
+Test(model, ban_rows)
+{
+        /* 1764536700 s is 2025-11-30 21:05:00 UTC. */
+        g_autoptr(GVariant) rows = g_variant_ref_sink(g_variant_new_parsed(
+                "[{'address': <'192.0.2.7'>, 'id': <uint32 3>, 'origin': <'manual'>,"
+                "  'reason': <'scanner'>, 'created': <uint64 1764536000000000>,"
+                "  'until': <uint64 1764536700000000>, 'offenses': <uint32 2>,"
+                "  'packets': <uint64 17>, 'bytes': <uint64 1020>, 'last_hit': <uint64 0>},"
+                " {'address': <'2001:db8::/48'>, 'origin': <'auto:syn'>, 'until': <uint64 0>}]"));
+        g_autoptr(GPtrArray) out = NULL;
+        g_autoptr(GTimeZone) utc = g_time_zone_new_utc();
+        g_autofree char *until0 = NULL, *until1 = NULL;
+        PsBanRow *a, *b;
+
+        cr_assert_eq(ps_ban_rows_parse(rows, &out), 0);
+        cr_assert_eq(out->len, 2);
+        a = out->pdata[0];
+        b = out->pdata[1];
+        cr_assert_str_eq(a->address, "192.0.2.7");
+        cr_assert_str_eq(a->origin, "manual");
+        cr_assert_str_eq(a->reason, "scanner");
+        cr_assert_eq(a->until_usec, 1764536700000000ULL);
+        cr_assert_eq(a->packets, 17);
+        cr_assert_eq(a->offenses, 2);
+        cr_assert_str_eq(b->address, "2001:db8::/48");
+        cr_assert_str_eq(b->origin, "auto:syn");
+        cr_assert_str_eq(b->reason, "");
+        cr_assert_eq(b->packets, 0);
+        until0 = ps_ban_until_text(a->until_usec, utc);
+        until1 = ps_ban_until_text(b->until_usec, utc);
+        cr_assert_str_eq(until0, "2025-11-30 21:05:00");
+        cr_assert_str_eq(until1, "until unbanned");
+}
+
+Test(model, ban_row_of_wrong_type_is_refused)
+{
+        g_autoptr(GVariant) no_address = g_variant_ref_sink(g_variant_new_parsed(
+                "[{'origin': <'manual'>}]"));
+        g_autoptr(GVariant) packets_u32 = g_variant_ref_sink(g_variant_new_parsed(
+                "[{'address': <'192.0.2.7'>, 'packets': <uint32 5>}]"));
+        GPtrArray *out = NULL;
+
+        cr_assert_eq(ps_ban_rows_parse(no_address, &out), -EBADMSG);
+        cr_assert_eq(ps_ban_rows_parse(packets_u32, &out), -EBADMSG);
+        cr_assert_null(out);
+}
+
+Test(model, anomaly_rows_keep_the_open_ones)
+{
+        g_autoptr(GVariant) rows = g_variant_ref_sink(g_variant_new_parsed(
+                "[{'id': <uint32 4>, 'kind': <'memory'>, 'open': <true>, 'value': <71.5>,"
+                "  'peak': <73.25>, 'threshold': <70.0>, 'started': <uint64 1764536700000000>,"
+                "  'ended': <uint64 0>, 'processes': <@aa{sv} []>},"
+                " {'id': <uint32 2>, 'kind': <'cpu'>, 'open': <false>, 'value': <12.0>,"
+                "  'peak': <99.0>, 'threshold': <90.0>, 'started': <uint64 1>,"
+                "  'ended': <uint64 2>},"
+                " {'id': <uint32 5>, 'kind': <'disk'>, 'open': <true>, 'value': <61.0>,"
+                "  'peak': <61.0>, 'threshold': <20.0>, 'started': <uint64 3>}]"));
+        g_autoptr(GVariant) bad = g_variant_ref_sink(g_variant_new_parsed(
+                "[{'id': <uint32 4>, 'kind': <'memory'>, 'open': <true>, 'value': <uint32 71>}]"));
+        g_autoptr(GPtrArray) out = NULL;
+        GPtrArray *none = NULL;
+        PsAnomalyRow *a, *b;
+
+        cr_assert_eq(ps_anomaly_rows_parse(rows, &out), 0);
+        cr_assert_eq(out->len, 2);
+        a = out->pdata[0];
+        b = out->pdata[1];
+        cr_assert_eq(a->id, 4);
+        cr_assert_str_eq(a->kind, "memory");
+        cr_assert_float_eq(a->value, 71.5, 1e-9);
+        cr_assert_float_eq(a->peak, 73.25, 1e-9);
+        cr_assert_float_eq(a->threshold, 70.0, 1e-9);
+        cr_assert_eq(a->started_usec, 1764536700000000ULL);
+        cr_assert_eq(b->id, 5);
+        cr_assert_str_eq(ps_anomaly_unit(a->kind), "%");
+        cr_assert_str_eq(ps_anomaly_unit(b->kind), "MB/s");
+        cr_assert_eq(ps_anomaly_rows_parse(bad, &none), -EBADMSG);
+        cr_assert_null(none);
+}
+
 Test(model, rule_rows)
 {
         g_autoptr(GVariant) rules = g_variant_ref_sink(g_variant_new_parsed(
@@ -385,6 +466,54 @@ Test(model, rule_form_for_update_sends_the_changes_only)
         w = ps_rule_form_build(&changed, row);
         q = printed(w);
         cr_assert_str_eq(q, "{'action': <'count'>, 'icmp_type': <byte 0xff>}");
+        ps_rule_row_free(row);
+}
+
+Test(model, rule_form_icmp_error_priority_timeout_log)
+{
+        /* Destination unreachable (3), port unreachable (3), quoting a UDP datagram to 53. */
+        PsRuleForm form = { .action = "drop", .protocol = "icmp", .icmp_type = "3",
+                            .icmp_code = " 3 ", .inner_protocol = "udp",
+                            .inner_dst_ip = "192.0.2.53", .inner_dst_port = "53",
+                            .inner_src_port = "any", .priority = "-5", .timeout = "600",
+                            .comment = "", .enabled = TRUE, .no_log = TRUE };
+        g_autoptr(GVariant) v = ps_rule_form_build(&form, NULL);
+        g_autofree char *p = printed(v), *q = NULL, *r = NULL;
+        g_autoptr(GVariant) w = NULL, none = NULL;
+        PsRuleRow *row = one_rule(
+                "{'id': <uint32 4>, 'protocol': <'icmp'>, 'action': <'drop'>, 'enabled': <true>,"
+                " 'icmp_type': <byte 3>, 'icmp_code': <byte 3>, 'inner_protocol': <'udp'>,"
+                " 'inner_src_ip': <''>, 'inner_dst_ip': <'192.0.2.53'>,"
+                " 'inner_src_port': <'any'>, 'inner_dst_port': <'53'>, 'priority': <-5>,"
+                " 'timeout': <uint64 600>, 'log': <false>}");
+        PsRuleForm same = form;
+
+        cr_assert_str_eq(p, "{'action': <'drop'>, 'protocol': <'icmp'>, 'icmp_type': <'3'>, "
+                            "'icmp_code': <'3'>, 'inner_protocol': <'udp'>, "
+                            "'inner_dst_ip': <'192.0.2.53'>, 'inner_dst_port': <'53'>, "
+                            "'priority': <'-5'>, 'timeout': <'600'>, 'enabled': <true>, "
+                            "'log': <false>}");
+        cr_assert_eq(row->icmp_code, 3);
+        cr_assert_str_eq(row->inner_protocol, "udp");
+        cr_assert_str_eq(row->inner_src_ip, "");
+        cr_assert_str_eq(row->inner_dst_ip, "192.0.2.53");
+        cr_assert_str_eq(row->inner_src_port, "");
+        cr_assert_str_eq(row->inner_dst_port, "53");
+        cr_assert_eq(row->priority, -5);
+        cr_assert_eq(row->timeout_sec, 600);
+        cr_assert_not(row->log);
+        none = ps_rule_form_build(&same, row);
+        cr_assert_null(none, "unchanged: %s", (q = printed(none)));
+        /* Emptied: the code any (255), the priority and the timeout back to 0, logged again. */
+        same.icmp_code = "";
+        same.priority = "";
+        same.timeout = " ";
+        same.no_log = FALSE;
+        same.inner_dst_port = "";
+        w = ps_rule_form_build(&same, row);
+        r = printed(w);
+        cr_assert_str_eq(r, "{'icmp_code': <byte 0xff>, 'inner_dst_port': <''>, "
+                            "'priority': <'0'>, 'timeout': <'0'>, 'log': <true>}");
         ps_rule_row_free(row);
 }
 
