@@ -329,9 +329,11 @@ static void anomalies_done(GObject *source, GAsyncResult *res, gpointer data)
         App *app = data;
         g_autoptr(GError) error = NULL;
         g_autoptr(GVariant) rows_v = NULL;
+        g_autoptr(GVariant) history = NULL; /* only open anomalies are asked for: no journal read */
         GPtrArray *rows;
 
-        if (!ps_health_call_list_anomalies_finish(PS_HEALTH(source), &rows_v, res, &error))
+        if (!ps_health_call_list_anomalies_finish(PS_HEALTH(source), &rows_v, &history, res,
+                                                  &error))
                 return;
         if (ps_anomaly_rows_parse(rows_v, &rows) < 0) {
                 g_warning("the daemon sent anomalies of unexpected types");
