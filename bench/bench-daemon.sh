@@ -1,8 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # The daemon's side of the benchmark: with 1,000,000 flows in the table, how much memory and
-# CPU the idle daemon uses, and how long a top-20 query takes end to end through the client.
-# Usage: bench/bench-daemon.sh BUILD_DIR   (root; IDLE_SECONDS=60 FLOWS=1000000 QUERIES=20)
+# CPU the idle daemon uses, and how long a top-20 query takes end to end through the client;
+# then, with RULES rules, whether a large import blocks the daemon's loop (bench-loop).
+# Usage: bench/bench-daemon.sh BUILD_DIR
+#        (root; IDLE_SECONDS=60 FLOWS=1000000 QUERIES=20 RULES=100000; 0 skips a part)
 set -euo pipefail
 
 build=${1:?usage: $0 BUILD_DIR}
@@ -10,6 +12,7 @@ build=$(cd "$build" && pwd)
 idle=${IDLE_SECONDS:-60}
 flows=${FLOWS:-1000000}
 queries=${QUERIES:-20}
+rules=${RULES:-100000}
 ns=psb-$$
 veth=psb$$
 dir=$(mktemp -d)
@@ -57,7 +60,7 @@ ip link set "$veth" up
 ip -n "$ns" link set "${veth}p" up
 
 mkdir -p "$dir/conf" "$dir/state"
-printf '[Guard]\nFlowTableSize=%s\n' "$(( flows > 1048576 ? flows : 1048576 ))" > "$dir/conf/packetscope.conf"
+printf '[Guard]\nFlowTableSize=%s\n[Filters]\nManagementPorts=\n' "$(( flows > 1048576 ? flows : 1048576 ))" > "$dir/conf/packetscope.conf"
 "$build/src/packetscoped" --bpffs-root "$bpffs" --state-dir "$dir/state" --config-dir "$dir/conf" \
         --log-target stderr 2>"$dir/daemon.log" &
 daemon_pid=$!
@@ -67,6 +70,9 @@ for _ in $(seq 100); do
 done
 busctl --system call org.packetscope.Guarder1 /org/packetscope/Guarder1 \
         org.packetscope.Guarder1.Manager AttachLink ss "$veth" generic >/dev/null
+printf 'load average before        %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+flows_part() {
 "$build/bench/fill-flows" "$bpffs/$veth/flows" "$flows" >/dev/null
 
 ticks=$(getconf CLK_TCK)
@@ -125,3 +131,8 @@ if [ -n "$ranked_age" ]; then
 else
         printf 'top-20, ranked view                    not ready within 300 s (no complete sweep pass)\n'
 fi
+}
+
+[ "$flows" -gt 0 ] && flows_part
+[ "$rules" -gt 0 ] && "$build/bench/bench-loop" "$rules"
+printf 'load average after         %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
