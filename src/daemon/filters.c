@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -607,38 +608,60 @@ static void prev_generation_end(FilterStore *s, char *tmp, bool written) {
         free(tmp);
 }
 
+/* One rule as it is stored: its fields and, internal, the counter slot that keeps its counters
+ * across restarts; the counters themselves stay in the kernel. Kept with the rule: the next
+ * change of the set writes it again as it is. */
+static const char *stored_rule_text(Filter *f) {
+        const char *cached = filter_text_get(f);
+        _cleanup_free_ char *text = NULL;
+        json_t *o;
+
+        if (cached)
+                return cached;
+        o = filter_to_json(f);
+        if (!o)
+                return NULL;
+        json_object_set_new(o, "slot", json_integer(f->slot));
+        json_object_del(o, "hits");
+        json_object_del(o, "bytes");
+        json_object_del(o, "last_hit_usec");
+        /* Compact: a big set stays a fraction of the read limit. */
+        text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(o);
+        if (!text || filter_text_set(f, text) < 0)
+                return NULL;
+        return filter_text_get(f);
+}
+
+/* {"filters":[...],"next_id":N,"version":1}, written rule by rule: the same text json_dumps()
+ * makes of the whole tree with sorted keys, without building a tree of 100,000 objects first
+ * (that and freeing it was most of the time a big change took). */
 static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
                            char **ret_error) {
         _cleanup_free_ char *text = NULL;
-        json_t *root, *list = json_array();
+        size_t size = 0;
+        FILE *f;
         char *prev;
         int r;
 
         assert(s);
-        if (!list)
+        f = open_memstream(&text, &size);
+        if (!f)
                 return -ENOMEM;
+        fputs("{\"filters\":[", f);
         for (size_t i = 0; i < n; i++) {
-                json_t *o = filter_to_json(rules[i]);
+                const char *o = stored_rule_text(rules[i]);
 
                 if (!o) {
-                        json_decref(list);
+                        fclose(f);
                         return -ENOMEM;
                 }
-                /* Internal: keeps the counters of a rule across restarts. */
-                json_object_set_new(o, "slot", json_integer(rules[i]->slot));
-                json_object_del(o, "hits");
-                json_object_del(o, "bytes");
-                json_object_del(o, "last_hit_usec");
-                json_array_append_new(list, o);
+                if (i > 0)
+                        fputc(',', f);
+                fputs(o, f);
         }
-        root = json_pack("{s:i, s:I, s:o}", "version", 1, "next_id", (json_int_t) next_id,
-                         "filters", list); /* "o" steals list */
-        if (!root)
-                return -ENOMEM;
-        /* Compact: a big set stays a fraction of the read limit. */
-        text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
-        json_decref(root);
-        if (!text)
+        fprintf(f, "],\"next_id\":%" PRIu32 ",\"version\":1}", next_id);
+        if (fclose(f) != 0 || !text)
                 return -ENOMEM;
         prev = prev_generation_begin(s);
         r = state_write_file(s->state_dir, FILTERS_FILE, text, ret_error);
