@@ -608,9 +608,10 @@ static void prev_generation_end(FilterStore *s, char *tmp, bool written) {
         free(tmp);
 }
 
-/* One rule as it is stored: its fields and, internal, the counter slot that keeps its counters
- * across restarts; the counters themselves stay in the kernel. Kept with the rule: the next
- * change of the set writes it again as it is. */
+/* One rule as it is stored: its fields but those at their default (the loader restores them,
+ * as Import does) and, internal, the counter slot that keeps its counters across restarts; the
+ * counters themselves stay in the kernel. Kept with the rule: the next change of the set
+ * writes it again as it is. */
 static const char *stored_rule_text(Filter *f) {
         const char *cached = filter_text_get(f);
         _cleanup_free_ char *text = NULL;
@@ -621,10 +622,11 @@ static const char *stored_rule_text(Filter *f) {
         o = filter_to_json(f);
         if (!o)
                 return NULL;
-        json_object_set_new(o, "slot", json_integer(f->slot));
+        drop_defaults(o);
         json_object_del(o, "hits");
         json_object_del(o, "bytes");
         json_object_del(o, "last_hit_usec");
+        json_object_set_new(o, "slot", json_integer(f->slot));
         /* Compact: a big set stays a fraction of the read limit. */
         text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(o);
@@ -633,36 +635,43 @@ static const char *stored_rule_text(Filter *f) {
         return filter_text_get(f);
 }
 
-/* {"filters":[...],"next_id":N,"version":1}, written rule by rule: the same text json_dumps()
- * makes of the whole tree with sorted keys, without building a tree of 100,000 objects first
- * (that and freeing it was most of the time a big change took). */
+/* {"filters":[...],"next_id":N,"version":1}, put together from the rules' stored texts in one
+ * buffer: no tree of 100,000 JSON objects is built and freed for a change of one rule. */
 static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
                            char **ret_error) {
+        _cleanup_free_ const char **parts = NULL;
         _cleanup_free_ char *text = NULL;
-        size_t size = 0;
-        FILE *f;
+        static const char head[] = "{\"filters\":[";
+        char tail[64];
+        size_t size, at = sizeof head - 1;
         char *prev;
         int r;
 
         assert(s);
-        f = open_memstream(&text, &size);
-        if (!f)
+        parts = calloc(n + 1, sizeof(char *));
+        if (!parts)
                 return -ENOMEM;
-        fputs("{\"filters\":[", f);
+        r = snprintf(tail, sizeof tail, "],\"next_id\":%" PRIu32 ",\"version\":1}", next_id);
+        size = sizeof head + (size_t) r;
         for (size_t i = 0; i < n; i++) {
-                const char *o = stored_rule_text(rules[i]);
-
-                if (!o) {
-                        fclose(f);
+                parts[i] = stored_rule_text(rules[i]);
+                if (!parts[i])
                         return -ENOMEM;
-                }
-                if (i > 0)
-                        fputc(',', f);
-                fputs(o, f);
+                size += strlen(parts[i]) + 1;
         }
-        fprintf(f, "],\"next_id\":%" PRIu32 ",\"version\":1}", next_id);
-        if (fclose(f) != 0 || !text)
+        text = malloc(size);
+        if (!text)
                 return -ENOMEM;
+        memcpy(text, head, at);
+        for (size_t i = 0; i < n; i++) {
+                size_t len = strlen(parts[i]);
+
+                if (i > 0)
+                        text[at++] = ',';
+                memcpy(text + at, parts[i], len);
+                at += len;
+        }
+        memcpy(text + at, tail, strlen(tail) + 1);
         prev = prev_generation_begin(s);
         r = state_write_file(s->state_dir, FILTERS_FILE, text, ret_error);
         prev_generation_end(s, prev, r >= 0);
