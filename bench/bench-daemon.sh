@@ -134,5 +134,8 @@ fi
 }
 
 [ "$flows" -gt 0 ] && flows_part
-[ "$rules" -gt 0 ] && "$build/bench/bench-loop" "$rules"
+if [ "$rules" -gt 0 ]; then
+        "$build/bench/bench-loop" "$rules"
+        printf 'filters.json               %s bytes\n' "$(stat -c %s "$dir/state/filters.json")"
+fi
 printf 'load average after         %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
