@@ -73,31 +73,31 @@ busctl --system call org.packetscope.Guarder1 /org/packetscope/Guarder1 \
 printf 'load average before        %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 flows_part() {
-"$build/bench/fill-flows" "$bpffs/$veth/flows" "$flows" >/dev/null
+        "$build/bench/fill-flows" "$bpffs/$veth/flows" "$flows" >/dev/null
 
-ticks=$(getconf CLK_TCK)
-cpu() { awk '{ print $14 + $15 }' "/proc/$daemon_pid/stat"; }
-# Let the first sweep slices and the allocation settle before measuring.
-sleep 2
-c0=$(cpu); t0=$(date +%s%N)
-sleep "$idle"
-c1=$(cpu); t1=$(date +%s%N)
-rss_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$daemon_pid/status")
-hwm_kb=$(awk '/^VmHWM/ { print $2 }' "/proc/$daemon_pid/status")
-cpu_pct=$(awk -v c=$((c1 - c0)) -v hz="$ticks" -v ns=$((t1 - t0)) \
-        'BEGIN { printf "%.3f", 100 * (c / hz) / (ns / 1e9) }')
+        ticks=$(getconf CLK_TCK)
+        cpu() { awk '{ print $14 + $15 }' "/proc/$daemon_pid/stat"; }
+        # Let the first sweep slices and the allocation settle before measuring.
+        sleep 2
+        c0=$(cpu); t0=$(date +%s%N)
+        sleep "$idle"
+        c1=$(cpu); t1=$(date +%s%N)
+        rss_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$daemon_pid/status")
+        hwm_kb=$(awk '/^VmHWM/ { print $2 }' "/proc/$daemon_pid/status")
+        cpu_pct=$(awk -v c=$((c1 - c0)) -v hz="$ticks" -v ns=$((t1 - t0)) \
+                'BEGIN { printf "%.3f", 100 * (c / hz) / (ns / 1e9) }')
 
-# top-20 through the client, QUERIES times: "median max" in microseconds.
-top20() {
-        local lat=() s e
-        for _ in $(seq "$queries"); do
-                s=$(date +%s%N)
-                "$build/src/packetscopectl" connections --top 20 --json "$@" >/dev/null
-                e=$(date +%s%N)
-                lat+=($(( (e - s) / 1000 )))
-        done
-        printf '%s\n' "${lat[@]}" | sort -n |
-                awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)], a[NR] }'
+        # top-20 through the client, QUERIES times: "median max" in microseconds.
+        top20() {
+                local lat=() s e
+                for _ in $(seq "$queries"); do
+                        s=$(date +%s%N)
+                        "$build/src/packetscopectl" connections --top 20 --json "$@" >/dev/null
+                        e=$(date +%s%N)
+                        lat+=($(( (e - s) / 1000 )))
+                done
+                printf '%s\n' "${lat[@]}" | sort -n |
+                        awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)], a[NR] }'
 }
 ms() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
 
