@@ -1,8 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # The daemon's side of the benchmark: with 1,000,000 flows in the table, how much memory and
-# CPU the idle daemon uses, and how long a top-20 query takes end to end through the client.
-# Usage: bench/bench-daemon.sh BUILD_DIR   (root; IDLE_SECONDS=60 FLOWS=1000000 QUERIES=20)
+# CPU the idle daemon uses, and how long a top-20 query takes end to end through the client;
+# then, with RULES rules, whether a large import blocks the daemon's loop (bench-loop).
+# Usage: bench/bench-daemon.sh BUILD_DIR
+#        (root; IDLE_SECONDS=60 FLOWS=1000000 QUERIES=20 RULES=100000; 0 skips a part)
 set -euo pipefail
 
 build=${1:?usage: $0 BUILD_DIR}
@@ -10,6 +12,7 @@ build=$(cd "$build" && pwd)
 idle=${IDLE_SECONDS:-60}
 flows=${FLOWS:-1000000}
 queries=${QUERIES:-20}
+rules=${RULES:-100000}
 ns=psb-$$
 veth=psb$$
 dir=$(mktemp -d)
@@ -44,35 +47,38 @@ ip link set "$veth" up
 ip -n "$ns" link set "${veth}p" up
 
 mkdir -p "$dir/conf" "$dir/state"
-printf '[Guard]\nFlowTableSize=%s\n' "$(( flows > 1048576 ? flows : 1048576 ))" > "$dir/conf/packetscope.conf"
+printf '[Guard]\nFlowTableSize=%s\n[Filters]\nManagementPorts=\n' "$(( flows > 1048576 ? flows : 1048576 ))" > "$dir/conf/packetscope.conf"
 bench_daemon_start "$build"
 busctl --system call org.packetscope.Guarder1 /org/packetscope/Guarder1 \
         org.packetscope.Guarder1.Manager AttachLink ss "$veth" generic >/dev/null
-"$build/bench/fill-flows" "$bpffs/$veth/flows" "$flows" >/dev/null
+printf 'load average before        %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 
-ticks=$(getconf CLK_TCK)
-cpu() { awk '{ print $14 + $15 }' "/proc/$daemon_pid/stat"; }
-# Let the first sweep slices and the allocation settle before measuring.
-sleep 2
-c0=$(cpu); t0=$(date +%s%N)
-sleep "$idle"
-c1=$(cpu); t1=$(date +%s%N)
-rss_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$daemon_pid/status")
-hwm_kb=$(awk '/^VmHWM/ { print $2 }' "/proc/$daemon_pid/status")
-cpu_pct=$(awk -v c=$((c1 - c0)) -v hz="$ticks" -v ns=$((t1 - t0)) \
-        'BEGIN { printf "%.3f", 100 * (c / hz) / (ns / 1e9) }')
+flows_part() {
+        "$build/bench/fill-flows" "$bpffs/$veth/flows" "$flows" >/dev/null
 
-# top-20 through the client, QUERIES times: "median max" in microseconds.
-top20() {
-        local lat=() s e
-        for _ in $(seq "$queries"); do
-                s=$(date +%s%N)
-                "$build/src/packetscopectl" connections --top 20 --json "$@" >/dev/null
-                e=$(date +%s%N)
-                lat+=($(( (e - s) / 1000 )))
-        done
-        printf '%s\n' "${lat[@]}" | sort -n |
-                awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)], a[NR] }'
+        ticks=$(getconf CLK_TCK)
+        cpu() { awk '{ print $14 + $15 }' "/proc/$daemon_pid/stat"; }
+        # Let the first sweep slices and the allocation settle before measuring.
+        sleep 2
+        c0=$(cpu); t0=$(date +%s%N)
+        sleep "$idle"
+        c1=$(cpu); t1=$(date +%s%N)
+        rss_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$daemon_pid/status")
+        hwm_kb=$(awk '/^VmHWM/ { print $2 }' "/proc/$daemon_pid/status")
+        cpu_pct=$(awk -v c=$((c1 - c0)) -v hz="$ticks" -v ns=$((t1 - t0)) \
+                'BEGIN { printf "%.3f", 100 * (c / hz) / (ns / 1e9) }')
+
+        # top-20 through the client, QUERIES times: "median max" in microseconds.
+        top20() {
+                local lat=() s e
+                for _ in $(seq "$queries"); do
+                        s=$(date +%s%N)
+                        "$build/src/packetscopectl" connections --top 20 --json "$@" >/dev/null
+                        e=$(date +%s%N)
+                        lat+=($(( (e - s) / 1000 )))
+                done
+                printf '%s\n' "${lat[@]}" | sort -n |
+                        awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)], a[NR] }'
 }
 ms() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
 
@@ -106,3 +112,11 @@ if [ -n "$ranked_age" ]; then
 else
         printf 'top-20, ranked view                    not ready within 300 s (no complete sweep pass)\n'
 fi
+}
+
+[ "$flows" -gt 0 ] && flows_part
+if [ "$rules" -gt 0 ]; then
+        "$build/bench/bench-loop" "$rules"
+        printf 'filters.json               %s bytes\n' "$(stat -c %s "$dir/state/filters.json")"
+fi
+printf 'load average after         %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"

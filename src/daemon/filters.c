@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -607,39 +608,70 @@ static void prev_generation_end(FilterStore *s, char *tmp, bool written) {
         free(tmp);
 }
 
+/* One rule as it is stored: its fields but those at their default (the loader restores them,
+ * as Import does) and, internal, the counter slot that keeps its counters across restarts; the
+ * counters themselves stay in the kernel. Kept with the rule: the next change of the set
+ * writes it again as it is. */
+static const char *stored_rule_text(Filter *f) {
+        const char *cached = filter_text_get(f);
+        _cleanup_free_ char *text = NULL;
+        json_t *o;
+
+        if (cached)
+                return cached;
+        o = filter_to_json(f);
+        if (!o)
+                return NULL;
+        drop_defaults(o);
+        json_object_del(o, "hits");
+        json_object_del(o, "bytes");
+        json_object_del(o, "last_hit_usec");
+        json_object_set_new(o, "slot", json_integer(f->slot));
+        /* Compact: a big set stays a fraction of the read limit. */
+        text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(o);
+        if (!text || filter_text_set(f, text) < 0)
+                return NULL;
+        return filter_text_get(f);
+}
+
+/* {"filters":[...],"next_id":N,"version":1}, put together from the rules' stored texts in one
+ * buffer: no tree of 100,000 JSON objects is built and freed for a change of one rule. */
 static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
                            char **ret_error) {
+        _cleanup_free_ const char **parts = NULL;
         _cleanup_free_ char *text = NULL;
-        json_t *root, *list = json_array();
+        static const char head[] = "{\"filters\":[";
+        char tail[64];
+        size_t size, at = sizeof head - 1;
         char *prev;
         int r;
 
         assert(s);
-        if (!list)
+        parts = calloc(n + 1, sizeof(char *));
+        if (!parts)
                 return -ENOMEM;
+        r = snprintf(tail, sizeof tail, "],\"next_id\":%" PRIu32 ",\"version\":1}", next_id);
+        size = sizeof head + (size_t) r;
         for (size_t i = 0; i < n; i++) {
-                json_t *o = filter_to_json(rules[i]);
-
-                if (!o) {
-                        json_decref(list);
+                parts[i] = stored_rule_text(rules[i]);
+                if (!parts[i])
                         return -ENOMEM;
-                }
-                /* Internal: keeps the counters of a rule across restarts. */
-                json_object_set_new(o, "slot", json_integer(rules[i]->slot));
-                json_object_del(o, "hits");
-                json_object_del(o, "bytes");
-                json_object_del(o, "last_hit_usec");
-                json_array_append_new(list, o);
+                size += strlen(parts[i]) + 1;
         }
-        root = json_pack("{s:i, s:I, s:o}", "version", 1, "next_id", (json_int_t) next_id,
-                         "filters", list); /* "o" steals list */
-        if (!root)
-                return -ENOMEM;
-        /* Compact: a big set stays a fraction of the read limit. */
-        text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
-        json_decref(root);
+        text = malloc(size);
         if (!text)
                 return -ENOMEM;
+        memcpy(text, head, at);
+        for (size_t i = 0; i < n; i++) {
+                size_t len = strlen(parts[i]);
+
+                if (i > 0)
+                        text[at++] = ',';
+                memcpy(text + at, parts[i], len);
+                at += len;
+        }
+        memcpy(text + at, tail, strlen(tail) + 1);
         prev = prev_generation_begin(s);
         r = state_write_file(s->state_dir, FILTERS_FILE, text, ret_error);
         prev_generation_end(s, prev, r >= 0);

@@ -579,9 +579,75 @@ void filter_init(Filter *f) {
                         rule_fields[i].init(&rule_fields[i], f);
 }
 
+struct FilterText {
+        unsigned n_ref;
+        Filter key;    /* the rule it was made of, as filter_text_key() leaves it */
+        char *comment; /* and its comment */
+        char text[];
+};
+
+static void filter_text_unref(FilterText *t) {
+        if (t && --t->n_ref == 0) {
+                free(t->comment);
+                free(t);
+        }
+}
+
+/* The fields the stored text is made of: not the pointers, counters or `force`. A byte
+ * compare: padding that differs only costs a new text. */
+static void filter_text_key(const Filter *f, Filter *ret) {
+        memcpy(ret, f, sizeof(Filter));
+        ret->comment = NULL;
+        ret->store = NULL;
+        ret->text = NULL;
+        ret->force = false;
+        ret->hits = ret->bytes = ret->last_hit_usec = 0;
+}
+
+const char *filter_text_get(const Filter *f) {
+        Filter key;
+
+        assert(f);
+        if (!f->text)
+                return NULL;
+        filter_text_key(f, &key);
+        if (memcmp(&key, &f->text->key, sizeof(Filter)) != 0 ||
+            !streq(strempty(f->comment), strempty(f->text->comment)))
+                return NULL;
+        return f->text->text;
+}
+
+int filter_text_set(Filter *f, const char *text) {
+        size_t len;
+        FilterText *t;
+
+        assert(f);
+        assert(text);
+        len = strlen(text);
+        t = malloc(sizeof(FilterText) + len + 1);
+        if (!t)
+                return -ENOMEM;
+        t->n_ref = 1;
+        t->comment = NULL;
+        if (f->comment) {
+                t->comment = strdup(f->comment);
+                if (!t->comment) {
+                        free(t);
+                        return -ENOMEM;
+                }
+        }
+        filter_text_key(f, &t->key);
+        memcpy(t->text, text, len + 1);
+        filter_text_unref(f->text);
+        f->text = t;
+        return 0;
+}
+
 void filter_done(Filter *f) {
         assert(f);
         f->comment = mfree(f->comment);
+        filter_text_unref(f->text);
+        f->text = NULL;
 }
 
 Filter *filter_free(Filter *f) {
@@ -605,11 +671,15 @@ int filter_copy(Filter *dst, const Filter *src) {
         assert(src);
         *dst = *src;
         dst->comment = NULL;
+        dst->text = NULL;
         if (src->comment) {
                 dst->comment = strdup(src->comment);
                 if (!dst->comment)
                         return -ENOMEM;
         }
+        dst->text = src->text;
+        if (dst->text)
+                dst->text->n_ref++;
         return 0;
 }
 

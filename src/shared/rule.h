@@ -44,6 +44,8 @@ typedef struct PortRange {
 
 typedef struct FilterStore FilterStore;
 
+typedef struct FilterText FilterText;
+
 typedef struct Filter {
         uint32_t id;
         RuleType rule_type;
@@ -68,6 +70,7 @@ typedef struct Filter {
         uint64_t created_usec;  /* CLOCK_REALTIME */
         uint32_t slot;          /* kernel counter slot */
         FilterStore *store;     /* the store holding it, for the counters; not owned */
+        FilterText *text;       /* its stored form, shared by its copies (filter_text_get) */
         /* read from the kernel */
         uint64_t hits, bytes, last_hit_usec;
 } Filter;
@@ -88,6 +91,15 @@ Filter *filter_free(Filter *f);
 /* A new rule holding the defaults. */
 Filter *filter_new(void);
 int filter_copy(Filter *dst, const Filter *src);
+
+/*
+ * The daemon keeps each rule's stored text (one element of filters.json) with the rule, so that
+ * a change of one rule among 100,000 writes the file without serialising the 99,999 others
+ * again. filter_text_get() returns it only while every field it was made from still holds the
+ * value it had (a changed copy gets NULL); counters and `store` do not count.
+ */
+const char *filter_text_get(const Filter *f);
+int filter_text_set(Filter *f, const char *text);
 static inline void filter_freep(Filter **f) {
         filter_free(*f);
 }

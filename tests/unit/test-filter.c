@@ -646,3 +646,54 @@ Test(filter, old_spellings_and_bus_rows_print_one_shape) {
         json_decref(in);
         json_decref(row);
 }
+
+/* The stored text kept with a rule: shared by an unchanged copy, never handed out once a field
+ * it was made of changed (an update works on a copy), untouched by the counters. */
+Test(filter, stored_text_follows_the_fields) {
+        _cleanup_free_ char *err = NULL;
+        json_t *in = json_loads("{\"rule_type\": \"udp\", \"src_ip\": \"192.0.2.7\", "
+                                "\"dst_port\": 53, \"comment\": \"dns\"}", 0, NULL);
+        json_t *up;
+        Filter f, copy, other;
+
+        filter_init(&f);
+        cr_assert_eq(filter_from_json(&f, in, FILTER_PARSE_IMPORT, &err), 0, "%s", err ? err : "");
+        cr_expect_null(filter_text_get(&f), "no text before one is set");
+        cr_assert_eq(filter_text_set(&f, "{\"x\":1}"), 0);
+        cr_expect_str_eq(filter_text_get(&f), "{\"x\":1}");
+
+        f.hits = 5;
+        f.bytes = 500;
+        f.last_hit_usec = 42;
+        cr_expect_str_eq(filter_text_get(&f), "{\"x\":1}", "counters do not count");
+
+        cr_assert_eq(filter_copy(&copy, &f), 0);
+        cr_expect_str_eq(filter_text_get(&copy), "{\"x\":1}", "an unchanged copy shares it");
+        copy.slot = 7;
+        cr_expect_null(filter_text_get(&copy), "a new slot");
+        cr_expect_str_eq(filter_text_get(&f), "{\"x\":1}", "the original keeps it");
+        filter_done(&copy);
+
+        cr_assert_eq(filter_copy(&copy, &f), 0);
+        up = json_loads("{\"dst_port\": 54}", 0, NULL);
+        cr_assert_eq(filter_from_json(&copy, up, FILTER_PARSE_UPDATE, &err), 0);
+        json_decref(up);
+        cr_expect_null(filter_text_get(&copy), "an updated port");
+        filter_done(&copy);
+
+        cr_assert_eq(filter_copy(&copy, &f), 0);
+        up = json_loads("{\"comment\": \"dns2\"}", 0, NULL);
+        cr_assert_eq(filter_from_json(&copy, up, FILTER_PARSE_UPDATE, &err), 0);
+        json_decref(up);
+        cr_expect_null(filter_text_get(&copy), "an updated comment");
+        filter_done(&copy);
+
+        cr_assert_eq(filter_copy(&other, &f), 0);
+        other.enabled = !other.enabled;
+        cr_expect_null(filter_text_get(&other), "enabled changed");
+        filter_done(&other);
+
+        cr_expect_str_eq(filter_text_get(&f), "{\"x\":1}");
+        filter_done(&f);
+        json_decref(in);
+}

@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Does a large rule change block the daemon's loop? Imports RULES rules (mode replace) on one
+ * bus connection while another reads the Filters.Count property every 10 ms, and prints the
+ * distribution of those reads' latencies; then walks the set with ListRange, page by page, and
+ * times one Add with the set held. Run against a daemon on the bus that DBUS_SYSTEM_BUS_ADDRESS
+ * names (bench-daemon.sh starts one).
+ * Usage: bench-loop [RULES]   (default 100000)
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+#include <unistd.h>
+
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+
+static void freep(void *p) {
+        free(*(void **) p);
+}
+
+#include "bus-names.h"
+
+#define PROBE_PERIOD_USEC 10000
+#define PROBE_MAX 100000
+#define CALL_TIMEOUT_USEC (120ULL * 1000000)
+
+static uint64_t now_us(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* The integration test's mix of five shapes, one rule a line's worth of JSON. */
+static char *make_rules(unsigned n) {
+        static const unsigned ports[] = { 22, 25, 53, 80, 110, 123, 143, 161, 389, 443, 445, 465,
+                                          587, 636, 993, 995, 1433, 1521, 3306, 3389, 5432, 5900,
+                                          6379, 8080, 8443 };
+        size_t cap = (size_t) n * 96 + 16, len = 0;
+        char *s = malloc(cap);
+
+        if (!s)
+                return NULL;
+        s[len++] = '[';
+        for (unsigned i = 0; i < n; i++) {
+                unsigned k = i % 5, m = i / 5, port = ports[m % 25];
+                int w;
+
+                if (k == 0)
+                        w = snprintf(s + len, cap - len,
+                                     "{\"rule_type\":\"tcp\",\"src_ip\":\"100.%u.%u.%u\","
+                                     "\"dst_port\":%u}", 64 + (m >> 16), m >> 8 & 255, m & 255,
+                                     port);
+                else if (k == 1)
+                        w = snprintf(s + len, cap - len,
+                                     "{\"rule_type\":\"udp\",\"src_ip\":\"100.%u.%u.0/24\","
+                                     "\"dst_port\":%u}", 128 + (m >> 8), m & 255, port);
+                else if (k == 2)
+                        w = snprintf(s + len, cap - len,
+                                     "{\"rule_type\":\"tcp\",\"src_ip\":\"2001:db8:%x::%x\","
+                                     "\"dst_port\":%u}", m >> 16, m & 0xffff, port);
+                else if (k == 3)
+                        w = snprintf(s + len, cap - len,
+                                     "{\"rule_type\":\"icmp\",\"src_ip\":\"198.18.%u.%u\","
+                                     "\"icmp_type\":8}", m >> 8 & 255, m & 255);
+                else
+                        w = snprintf(s + len, cap - len,
+                                     "{\"src_ip\":\"198.19.%u.%u\",\"action\":\"drop\"}",
+                                     m >> 8 & 255, m & 255);
+                if (w < 0 || (size_t) w >= cap - len - 2) {
+                        free(s);
+                        return NULL;
+                }
+                len += (size_t) w;
+                s[len++] = i + 1 < n ? ',' : ']';
+        }
+        if (n == 0)
+                s[len++] = ']';
+        s[len] = '\0';
+        return s;
+}
+
+struct import {
+        const char *json;
+        uint64_t start_us, end_us;
+        uint32_t first_id;
+        unsigned ids;
+        int r;
+        atomic_bool done;
+};
+
+static void *import_thread(void *userdata) {
+        struct import *im = userdata;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus_message *m = NULL;
+        sd_bus *bus = NULL;
+        const void *ids;
+        size_t size = 0;
+        int r;
+
+        r = sd_bus_open_system(&bus);
+        if (r >= 0)
+                r = sd_bus_message_new_method_call(bus, &m, PS_BUS_NAME, PS_OBJECT_FILTERS,
+                                                   PS_IFACE_FILTERS, "Import");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ss", im->json, "replace");
+        im->start_us = now_us();
+        if (r >= 0)
+                r = sd_bus_call(bus, m, CALL_TIMEOUT_USEC, &error, &reply);
+        im->end_us = now_us();
+        if (r >= 0)
+                r = sd_bus_message_read_array(reply, 'u', &ids, &size);
+        if (r < 0)
+                fprintf(stderr, "bench-loop: Import: %s\n",
+                        error.message ? error.message : strerror(-r));
+        im->ids = (unsigned) (size / sizeof(uint32_t));
+        if (im->ids > 0)
+                im->first_id = *(const uint32_t *) ids;
+        im->r = r;
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+        sd_bus_message_unref(m);
+        sd_bus_flush_close_unref(bus);
+        atomic_store(&im->done, true);
+        return NULL;
+}
+
+static int get_count(sd_bus *bus, uint32_t *ret) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_get_property_trivial(bus, PS_BUS_NAME, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
+                                        "Count", &error, 'u', ret);
+        sd_bus_error_free(&error);
+        return r;
+}
+
+/* The daemon's CPU time so far, user and system, in ms: on a loaded machine the wall time of
+ * a phase says more about the neighbours than about the daemon. */
+static pid_t daemon_pid;
+
+static double daemon_cpu_ms(void) {
+        char path[64], buf[1024], *p;
+        unsigned long utime = 0, stime = 0;
+        FILE *f;
+
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) daemon_pid);
+        f = fopen(path, "re");
+        if (!f)
+                return 0;
+        p = fgets(buf, sizeof buf, f) ? strrchr(buf, ')') : NULL;
+        fclose(f);
+        /* After the name: state, then fields 4..13, then utime (14) and stime (15). */
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+                         &stime) != 2)
+                return 0;
+        return (double) (utime + stime) * 1000.0 / (double) sysconf(_SC_CLK_TCK);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+static double ms(uint64_t us) {
+        return (double) us / 1000.0;
+}
+
+/* Every rule, PAGE at a time: how many came back. */
+static int walk(sd_bus *bus, uint32_t page, unsigned *ret) {
+        unsigned total = 0;
+
+        for (uint32_t offset = 0;; offset += page) {
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+                unsigned n = 0;
+                int r;
+
+                r = sd_bus_call_method(bus, PS_BUS_NAME, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
+                                       "ListRange", &error, &reply, "uu", offset, page);
+                if (r < 0) {
+                        fprintf(stderr, "bench-loop: ListRange: %s\n",
+                                error.message ? error.message : strerror(-r));
+                        sd_bus_error_free(&error);
+                        return r;
+                }
+                r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
+                while (r >= 0 && (r = sd_bus_message_skip(reply, "a{sv}")) > 0)
+                        n++;
+                sd_bus_message_unref(reply);
+                if (r < 0)
+                        return r;
+                total += n;
+                if (n < page)
+                        break;
+        }
+        *ret = total;
+        return 0;
+}
+
+/* Deletes rule `id` and adds one: the set may be full. */
+static int delete_add_one(sd_bus *bus, uint32_t id, uint64_t *ret_del_us, uint64_t *ret_us) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        _cleanup_free_ char *path = NULL;
+        uint64_t t0 = now_us();
+        int r;
+
+        if (asprintf(&path, "%s/%u", PS_OBJECT_FILTERS, id) < 0)
+                return -ENOMEM;
+        r = sd_bus_call_method(bus, PS_BUS_NAME, path, PS_IFACE_FILTER, "Delete", &error, NULL,
+                               "");
+        *ret_del_us = now_us() - t0;
+        if (r < 0) {
+                fprintf(stderr, "bench-loop: Delete: %s\n",
+                        error.message ? error.message : strerror(-r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        t0 = now_us();
+        r = sd_bus_call_method(bus, PS_BUS_NAME, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Add",
+                               &error, &reply, "a{sv}", 3, "rule_type", "s", "udp", "src_ip",
+                               "s", "203.0.113.7", "dst_port", "q", (uint16_t) 4242);
+        *ret_us = now_us() - t0;
+        if (r < 0)
+                fprintf(stderr, "bench-loop: Add: %s\n",
+                        error.message ? error.message : strerror(-r));
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+int main(int argc, char **argv) {
+        unsigned n_rules = argc > 1 ? (unsigned) strtoul(argv[1], NULL, 10) : 100000;
+        static uint64_t lat[PROBE_MAX];
+        struct import im = {};
+        uint64_t next, add_us, del_us, t0, walk_us;
+        double cpu;
+        unsigned n = 0, over50 = 0, walked = 0;
+        sd_bus *bus = NULL;
+        pthread_t thread;
+        uint32_t count;
+        int r;
+
+        im.json = make_rules(n_rules);
+        if (!im.json)
+                return 1;
+        r = sd_bus_open_system(&bus);
+        if (r >= 0)
+                r = sd_bus_set_method_call_timeout(bus, CALL_TIMEOUT_USEC);
+        if (r < 0 || get_count(bus, &count) < 0) {
+                fprintf(stderr, "bench-loop: no daemon on the bus\n");
+                return 1;
+        }
+        {
+                sd_bus_creds *creds = NULL;
+
+                if (sd_bus_get_name_creds(bus, PS_BUS_NAME, SD_BUS_CREDS_PID, &creds) >= 0)
+                        (void) sd_bus_creds_get_pid(creds, &daemon_pid);
+                sd_bus_creds_unref(creds);
+        }
+        cpu = daemon_cpu_ms();
+        if (pthread_create(&thread, NULL, import_thread, &im) != 0)
+                return 1;
+        next = now_us();
+        while (!atomic_load(&im.done) && n < PROBE_MAX) {
+                uint64_t s = now_us();
+
+                r = get_count(bus, &count);
+                if (r < 0) {
+                        fprintf(stderr, "bench-loop: Get(Count): %s\n", strerror(-r));
+                        break;
+                }
+                lat[n++] = now_us() - s;
+                next += PROBE_PERIOD_USEC;
+                s = now_us();
+                if (next > s) {
+                        struct timespec ts = { 0, (long) (next - s) * 1000 };
+
+                        nanosleep(&ts, NULL);
+                } else
+                        next = s;
+        }
+        pthread_join(thread, NULL);
+        if (im.r < 0 || n == 0)
+                return 1;
+        qsort(lat, n, sizeof lat[0], cmp_u64);
+        for (unsigned i = 0; i < n; i++)
+                over50 += lat[i] >= 50000;
+        printf("import of %u rules (replace)     %.1f ms end to end (the daemon's CPU: %.0f ms), "
+               "%u ids returned   (goal < 1000 ms)\n", n_rules, ms(im.end_us - im.start_us),
+               daemon_cpu_ms() - cpu, im.ids);
+        printf("Count reads meanwhile, every 10 ms  %u: median %.2f ms, p99 %.2f ms, max %.2f ms, "
+               "%u at 50 ms or more   (goal every one < 50 ms)\n",
+               n, ms(lat[n / 2]), ms(lat[(size_t) ((n - 1) * 0.99)]), ms(lat[n - 1]), over50);
+
+        cpu = daemon_cpu_ms();
+        t0 = now_us();
+        r = walk(bus, PS_FILTERS_LIST_MAX, &walked);
+        walk_us = now_us() - t0;
+        if (r < 0)
+                return 1;
+        printf("ListRange walk, pages of %u        %.1f ms for %u rules (the daemon's CPU: %.0f ms)"
+               "   (goal < 1000 ms)\n", PS_FILTERS_LIST_MAX, ms(walk_us), walked,
+               daemon_cpu_ms() - cpu);
+        cpu = daemon_cpu_ms();
+
+        if (delete_add_one(bus, im.first_id, &del_us, &add_us) < 0)
+                return 1;
+        printf("one Delete, then one Add, with %u rules held   %.2f ms, %.2f ms (the daemon's CPU "
+               "for both: %.0f ms)   (goal < 10 ms)\n", walked, ms(del_us), ms(add_us),
+               daemon_cpu_ms() - cpu);
+        sd_bus_flush_close_unref(bus);
+        free((char *) im.json);
+        return 0;
+}
