@@ -44,6 +44,7 @@ struct BanStore {
         Cidr *allow;
         size_t n_allow;
         uint64_t n_refused_full; /* see BanStoreInfo */
+        BanTotals totals;
 
         /* The journal: bytes appended since the last snapshot, the size of that snapshot, and
          * the child that writes the next one. */
@@ -398,6 +399,18 @@ void ban_store_info(BanStore *s, BanStoreInfo *ret) {
                 .n_refused_full = s->n_refused_full,
         };
         ret->n_cidr = s->n_bans - ret->n_exact4 - ret->n_exact6;
+}
+
+void ban_store_totals(BanStore *s, BanTotals *ret) {
+        *ret = s->totals;
+}
+
+static void totals_created(BanStore *s, const Ban *b) {
+        if (b->origin == BAN_ORIGIN_AUTO) {
+                if (b->policy < _PS_BAN_POLICY_MAX)
+                        s->totals.created_auto[b->policy]++;
+        } else if (b->origin < _BAN_ORIGIN_MAX)
+                s->totals.created[b->origin]++;
 }
 
 void ban_store_count_origins(BanStore *s, size_t ret[_BAN_ORIGIN_MAX]) {
@@ -1350,6 +1363,8 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
         for (size_t i = 0; i < n; i++) {
                 free(old[i].reason);
                 expiry_note(s, made[i].expires_usec);
+                if (!had[i])
+                        totals_created(s, &made[i]);
         }
         {
                 Cidr probe4 = { .family = ADDR_FAMILY_IPV4, .prefixlen = 32 };
@@ -1479,6 +1494,10 @@ static int store_remove_many(BanStore *s, const Cidr *cs, size_t n, BanEnd why,
                         s->cb.unbanned(s, &gone[i], why, s->cb.userdata);
                 free(gone[i].reason);
         }
+        if (why == BAN_END_EXPIRED)
+                s->totals.expired += k;
+        else
+                s->totals.unbanned += k;
         if (k > BAN_TELL_EACH_MAX && s->cb.batch)
                 s->cb.batch(s, 0, k, why, s->cb.userdata);
         if (k > 0 && s->cb.changed)
@@ -2390,6 +2409,7 @@ static int on_ban_event(void *ctx, void *data, size_t size) {
                         if (store_reserve(s, 1) < 0)
                                 return 0;
                         b = store_insert(s, &nb);
+                        s->totals.created_auto[e->policy]++;
                 }
                 b->expires_usec = v.expires ? mono_to_realtime_usec(v.expires) : 0;
                 b->offenses = MAX(v.offenses, 1u);

@@ -137,6 +137,15 @@ void ban_store_count_origins(BanStore *s, size_t ret[_BAN_ORIGIN_MAX]);
 const Ban *ban_store_at(BanStore *s, size_t i);
 void ban_store_info(BanStore *s, BanStoreInfo *ret);
 
+/* Bans made and ended since the daemon started (Bans.Totals): a re-ban that extends a ban is
+ * not counted again; an import that replaces the table counts what it drops as unbanned. */
+typedef struct BanTotals {
+        uint64_t created[_BAN_ORIGIN_MAX]; /* all but BAN_ORIGIN_AUTO */
+        uint64_t created_auto[_PS_BAN_POLICY_MAX];
+        uint64_t expired, unbanned;
+} BanTotals;
+void ban_store_totals(BanStore *s, BanTotals *ret);
+
 /* Per-ban counters from the kernel (0 when the entry has none). */
 typedef struct BanCounters {
         uint64_t packets, bytes, last_hit_usec;

@@ -98,6 +98,10 @@ static const Family F_BAN_TRIGGERS = { "packetscope_ban_policy_triggers_total", 
 
 /* The auto-ban policies, as Bans.Policies names them. */
 static const char *const ban_policies[] = { "connections", "syn-rate", "port-scan", "url" };
+static const Family F_BANS_CREATED = { "packetscope_bans_created_total", "counter",
+        "Bans made since the daemon started, by origin (manual, import, ai, auto with its policy)" };
+static const Family F_BANS_REMOVED = { "packetscope_bans_removed_total", "counter",
+        "Bans ended since the daemon started, by why (expired, unbanned)" };
 static const char *const ban_origins[] = { "manual", "auto", "import", "ai" };
 
 typedef struct Output {
@@ -176,6 +180,25 @@ static bool numbers_get(const Numbers *n, const char *key, double *ret) {
         return false;
 }
 
+static int numbers_add(Numbers *ret, const char *key, double v) {
+        char **k;
+        double *vals;
+
+        k = reallocarray(ret->keys, ret->n + 1, sizeof(char *));
+        if (!k)
+                return -ENOMEM;
+        ret->keys = k;
+        vals = reallocarray(ret->values, ret->n + 1, sizeof(double));
+        if (!vals)
+                return -ENOMEM;
+        ret->values = vals;
+        ret->keys[ret->n] = strdup(key);
+        if (!ret->keys[ret->n])
+                return -ENOMEM;
+        ret->values[ret->n++] = v;
+        return 0;
+}
+
 static int numbers_read(sd_bus_message *m, Numbers *ret) {
         int r;
 
@@ -191,9 +214,6 @@ static int numbers_read(sd_bus_message *m, Numbers *ret) {
                     (r = sd_bus_message_peek_type(m, &type, &contents)) < 0)
                         return r;
                 if (streq(contents, "t") || streq(contents, "u") || streq(contents, "d")) {
-                        char **k;
-                        double *vals;
-
                         if ((r = sd_bus_message_enter_container(m, 'v', contents)) < 0)
                                 return r;
                         if (contents[0] == 't') {
@@ -208,18 +228,9 @@ static int numbers_read(sd_bus_message *m, Numbers *ret) {
                                 r = sd_bus_message_read_basic(m, 'd', &v);
                         if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0)
                                 return r;
-                        k = reallocarray(ret->keys, ret->n + 1, sizeof(char *));
-                        if (!k)
-                                return -ENOMEM;
-                        ret->keys = k;
-                        vals = reallocarray(ret->values, ret->n + 1, sizeof(double));
-                        if (!vals)
-                                return -ENOMEM;
-                        ret->values = vals;
-                        ret->keys[ret->n] = strdup(key);
-                        if (!ret->keys[ret->n])
-                                return -ENOMEM;
-                        ret->values[ret->n++] = v;
+                        r = numbers_add(ret, key, v);
+                        if (r < 0)
+                                return r;
                 } else if ((r = sd_bus_message_skip(m, "v")) < 0)
                         return r;
                 if ((r = sd_bus_message_exit_container(m)) < 0)
@@ -267,7 +278,7 @@ typedef struct Scrape {
         size_t n_rules;
         Numbers health;
         Numbers pressure;
-        Numbers bans, ban_origins;
+        Numbers bans, ban_origins, ban_totals;
         bool have_ai;
         double ai_jobs[ELEMENTSOF(ai_states)];
         double ai_tokens;
@@ -285,6 +296,7 @@ static void scrape_done(Scrape *s) {
         numbers_done(&s->pressure);
         numbers_done(&s->bans);
         numbers_done(&s->ban_origins);
+        numbers_done(&s->ban_totals);
 }
 
 static int read_links(sd_bus *bus, Scrape *s) {
@@ -419,7 +431,28 @@ static int read_bans(sd_bus *bus, Scrape *s) {
                                 NULL, &reply, "a{sv}");
         if (r < 0)
                 return r;
-        return numbers_read(reply, &s->ban_origins);
+        r = numbers_read(reply, &s->ban_origins);
+        if (r < 0)
+                return r;
+        reply = sd_bus_message_unref(reply);
+        r = sd_bus_get_property(bus, PS_BUS_NAME, PS_OBJECT_BANS, PS_IFACE_BANS, "Totals", NULL,
+                                &reply, "a{st}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "{st}");
+        if (r < 0)
+                return r;
+        for (;;) {
+                const char *key;
+                uint64_t v;
+
+                r = sd_bus_message_read(reply, "{st}", &key, &v);
+                if (r <= 0)
+                        return r;
+                r = numbers_add(&s->ban_totals, key, (double) v);
+                if (r < 0)
+                        return r;
+        }
 }
 
 static int read_ai(sd_bus *bus, Scrape *s) {
@@ -525,6 +558,27 @@ static void emit(Output *o, const Scrape *s) {
         for (size_t i = 0; i < ELEMENTSOF(ban_origins); i++)
                 if (numbers_get(&s->ban_origins, ban_origins[i], &v))
                         sample(o, &F_BANS, v, "origin", ban_origins[i], NULL);
+        for (size_t i = 0; i < ELEMENTSOF(ban_origins); i++) {
+                char key[48];
+
+                if (streq(ban_origins[i], "auto"))
+                        continue;
+                snprintf(key, sizeof key, "created.%s", ban_origins[i]);
+                if (numbers_get(&s->ban_totals, key, &v))
+                        sample(o, &F_BANS_CREATED, v, "origin", ban_origins[i], NULL);
+        }
+        for (size_t p = 0; p < ELEMENTSOF(ban_policies); p++) {
+                char key[48];
+
+                snprintf(key, sizeof key, "created.auto:%s", ban_policies[p]);
+                if (numbers_get(&s->ban_totals, key, &v))
+                        sample(o, &F_BANS_CREATED, v, "origin", "auto", "policy",
+                               ban_policies[p], NULL);
+        }
+        if (numbers_get(&s->ban_totals, "expired", &v))
+                sample(o, &F_BANS_REMOVED, v, "why", "expired", NULL);
+        if (numbers_get(&s->ban_totals, "unbanned", &v))
+                sample(o, &F_BANS_REMOVED, v, "why", "unbanned", NULL);
         for (size_t i = 0; i < ELEMENTSOF(ban_tables); i++)
                 if (numbers_get(&s->bans, ban_tables[i].key, &v))
                         sample(o, &F_BAN_CAPACITY, v, "table", ban_tables[i].label, NULL);

@@ -115,6 +115,18 @@ wait_until 10 ban_drops_are 3
 ok $? "the link's dropped_ban is 3" "$(ban_drops)"
 CIDR_CAP=$(busctl --system --json=short get-property "$PS_NAME" "$BANS_PATH" "$BANS" CapacityCidr |
            jq -r .data)
+# Two more manual bans in the IPv6 table: one for a second that expires, one unbanned.
+out=$(pscall "$BANS_PATH" "$BANS" Ban sts 2001:db8::1 1 expires 2>&1)
+ok $? "Bans.Ban of 2001:db8::1 for 1 s" "$out"
+out=$(pscall "$BANS_PATH" "$BANS" Ban sts 2001:db8::2 600 lifted 2>&1 &&
+      pscall "$BANS_PATH" "$BANS" Unban s 2001:db8::2 2>&1)
+ok $? "Bans.Ban and Bans.Unban of 2001:db8::2" "$out"
+ban_count_is() {
+        [ "$(busctl --system --json=short get-property "$PS_NAME" "$BANS_PATH" "$BANS" Count |
+             jq -r .data)" = "$1" ]
+}
+wait_until 15 ban_count_is 1025
+ok $? "2001:db8::1 expired and was reaped: 1025 bans held"
 
 # free_port: a loopback TCP port nothing listens on.
 free_port() {
@@ -160,6 +172,19 @@ like "$M" '^packetscope_health_memory_usage_ratio 0\.[0-9]+' "a health gauge is 
 for o in manual:1023 import:1 ai:1 auto:0; do
         like "$M" "^packetscope_bans\\{origin=\"${o%%:*}\"\\} ${o#*:}\$" \
              "packetscope_bans{origin=${o%%:*}} is ${o#*:}"
+done
+# Made since the start: those held, the refused one not, and the two IPv6 bans that ended.
+for o in manual:1025 import:1 ai:1; do
+        like "$M" "^packetscope_bans_created_total\\{origin=\"${o%%:*}\"\\} ${o#*:}\$" \
+             "packetscope_bans_created_total{origin=${o%%:*}} is ${o#*:}"
+done
+for p in connections syn-rate port-scan url; do
+        like "$M" "^packetscope_bans_created_total\\{origin=\"auto\",policy=\"$p\"\\} 0\$" \
+             "packetscope_bans_created_total{origin=auto,policy=$p} is 0"
+done
+for w in expired unbanned; do
+        like "$M" "^packetscope_bans_removed_total\\{why=\"$w\"\\} 1\$" \
+             "packetscope_bans_removed_total{why=$w} is 1"
 done
 like "$M" '^packetscope_ban_capacity\{table="ipv4"\} 1024$' \
      "packetscope_ban_capacity{table=ipv4} is MaxBansIPv4= (1024)"

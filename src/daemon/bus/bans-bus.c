@@ -887,6 +887,36 @@ static int property_get_count_by_origin(sd_bus *bus, const char *path, const cha
         return sd_bus_message_close_container(reply);
 }
 
+static int property_get_totals(sd_bus *bus, const char *path, const char *interface,
+                               const char *property, sd_bus_message *reply, void *userdata,
+                               sd_bus_error *error) {
+        static const char *const names[_BAN_ORIGIN_MAX] = {
+                [BAN_ORIGIN_MANUAL] = "created.manual", [BAN_ORIGIN_IMPORT] = "created.import",
+                [BAN_ORIGIN_AI] = "created.ai",
+        };
+        Manager *m = userdata;
+        BanTotals t;
+        int r;
+
+        ban_store_totals(m->bans, &t);
+        r = sd_bus_message_open_container(reply, 'a', "{st}");
+        for (size_t i = 0; i < _BAN_ORIGIN_MAX && r >= 0; i++)
+                if (names[i])
+                        r = sd_bus_message_append(reply, "{st}", names[i], t.created[i]);
+        for (unsigned p = 0; p < _PS_BAN_POLICY_MAX && r >= 0; p++) {
+                char key[48];
+
+                snprintf(key, sizeof key, "created.auto:%s", ban_policy_to_string(p));
+                r = sd_bus_message_append(reply, "{st}", key, t.created_auto[p]);
+        }
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{st}{st}", "expired", t.expired, "unbanned",
+                                          t.unbanned);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
 static int property_get_allowlist(sd_bus *bus, const char *path, const char *interface,
                                   const char *property, sd_bus_message *reply, void *userdata,
                                   sd_bus_error *error) {
@@ -917,6 +947,7 @@ static const sd_bus_vtable bans_vtable[] = {
         SD_BUS_PROPERTY("CapacityCidr", "u", property_get_count, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("CountByOrigin", "a{sv}", property_get_count_by_origin, 0, 0),
         SD_BUS_PROPERTY("RefusedTableFull", "t", property_get_count, 0, 0),
+        SD_BUS_PROPERTY("Totals", "a{st}", property_get_totals, 0, 0),
         SD_BUS_PROPERTY("Allowlist", "as", property_get_allowlist, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Policies", "a{sa{sv}}", property_get_policies, 0,
