@@ -58,6 +58,15 @@ static int by_value(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
+/* Tells the program which ban tables to look up, as the daemon's ban_maps_update_presence()
+ * does after filling them. */
+static int mark_present(struct guard_bpf *g, const struct ps_ban_presence *pr) {
+        uint32_t key = PS_BAN_PRESENCE_DAEMON;
+
+        return bpf_map_update_elem(bpf_map__fd(g->maps.ban_presence), &key, pr, BPF_ANY) < 0
+               ? -errno : 0;
+}
+
 static int put_exact(int fd, uint32_t addr_be) {
         struct ps_ban v = { .id = 1, .offenses = 1, .prefixlen = 32, .family = PS_FAMILY_IPV4 };
 
@@ -91,8 +100,6 @@ static int fill_exact(int fd, unsigned n, uint32_t banned_be) {
  * with PER_LENGTH prefixes: the banned source's own and others below 128.0.0.0. */
 static int fill_cidr(struct guard_bpf *g, unsigned lengths, uint32_t banned) {
         int fd = bpf_map__fd(g->maps.ban_cidr4);
-        struct ps_ban_presence pr = { .cidr4 = 1 };
-        uint32_t zero = 0;
 
         for (unsigned i = 0; i < lengths; i++) {
                 unsigned len = lengths == 1 ? 24 : 32 - i * (32 / lengths);
@@ -108,8 +115,7 @@ static int fill_cidr(struct guard_bpf *g, unsigned lengths, uint32_t banned) {
                                 return -errno;
                 }
         }
-        return bpf_map_update_elem(bpf_map__fd(g->maps.ban_presence), &zero, &pr, BPF_ANY) < 0
-               ? -errno : 0;
+        return mark_present(g, &(struct ps_ban_presence) { .cidr4 = 1 });
 }
 
 static void frame(struct pkt *p, const char *src) {
@@ -208,6 +214,8 @@ int main(int argc, char **argv) {
         }
         if (put_exact(bpf_map__fd(g[T_EXACT1]->maps.ban_v4), banned) < 0 ||
             fill_exact(bpf_map__fd(g[T_EXACT1M]->maps.ban_v4), EXACT_MANY, banned) < 0 ||
+            mark_present(g[T_EXACT1], &(struct ps_ban_presence) { .exact4 = 1 }) < 0 ||
+            mark_present(g[T_EXACT1M], &(struct ps_ban_presence) { .exact4 = 1 }) < 0 ||
             fill_cidr(g[T_CIDR1], 1, ntohl(banned)) < 0 ||
             fill_cidr(g[T_CIDR8], 8, ntohl(banned)) < 0 ||
             fill_cidr(g[T_CIDR32], 32, ntohl(banned)) < 0) {

@@ -4,8 +4,8 @@
  * README.md for the reasoning and the approximations). Included once, by guard.bpf.c, after
  * its packet structures.
  *
- * Cost for a packet of a source that is not banned: one array lookup (ban_presence), one
- * hash lookup (ban_v4 or ban_v6), and the tries only when they hold entries. The policies
+ * Cost for a packet of a source that is not banned: two array lookups (ban_presence), and the
+ * exact hash and the tries only when they may hold entries. The policies
  * look at TCP SYN, FIN and RST segments, the first packet of a UDP flow and the payload of
  * segments to the HTTP ports; every other packet leaves after one array lookup (ban_config).
  */
@@ -63,7 +63,7 @@ struct {
 
 struct {
         __uint(type, BPF_MAP_TYPE_ARRAY);
-        __uint(max_entries, 1);
+        __uint(max_entries, 2); /* PS_BAN_PRESENCE_DAEMON, PS_BAN_PRESENCE_KERNEL */
         __type(key, __u32);
         __type(value, struct ps_ban_presence);
 } ban_presence SEC(".maps");
@@ -245,6 +245,13 @@ static __always_inline int allowlisted(struct ban_scratch *sc, const struct ps_b
         return 1;
 }
 
+/* Whether a ban table may hold entries (guard.h, struct ps_ban_presence): the daemon counted
+ * it non-empty, or the program inserted into it since the daemon last counted. */
+static __always_inline int table_present(__u32 daemon, __u32 kernel, __u32 kernel_seen)
+{
+        return daemon || kernel != kernel_seen;
+}
+
 /*
  * The ban verdict for a source: 1 to drop (a ban covers it), 0 to go on; a->allowlisted set
  * when the allowlist covers it. The exact ban is looked up first: it is the longest prefix
@@ -252,16 +259,17 @@ static __always_inline int allowlisted(struct ban_scratch *sc, const struct ps_b
  */
 __noinline int ps_ban_check(void)
 {
-        __u32 zero = 0;
+        __u32 zero = 0, one = PS_BAN_PRESENCE_KERNEL;
         struct ban_scratch *sc = bpf_map_lookup_elem(&ban_scratch, &zero);
         struct ps_ban_presence *pr = bpf_map_lookup_elem(&ban_presence, &zero);
+        struct ps_ban_presence *pk = bpf_map_lookup_elem(&ban_presence, &one);
         struct ps_stats *st = bpf_map_lookup_elem(&stats, &zero);
         struct ban_args *a;
-        struct ps_ban *b;
+        struct ps_ban *b = NULL;
         __u64 now = 0;
         int cidr;
 
-        if (!sc || !pr || !st)
+        if (!sc || !pr || !pk || !st)
                 return 0;
         a = &sc->check;
         a->allowlisted = 0;
@@ -271,11 +279,13 @@ __noinline int ps_ban_check(void)
                 return 0;
         }
         if (a->family == PS_FAMILY_IPV4) {
-                b = bpf_map_lookup_elem(&ban_v4, &a->src[0]);
-                cidr = pr->cidr4;
+                if (table_present(pr->exact4, pk->exact4, pr->kernel_exact4))
+                        b = bpf_map_lookup_elem(&ban_v4, &a->src[0]);
+                cidr = table_present(pr->cidr4, pk->cidr4, pr->kernel_cidr4);
         } else {
-                b = bpf_map_lookup_elem(&ban_v6, a->src);
-                cidr = pr->cidr6;
+                if (table_present(pr->exact6, pk->exact6, pr->kernel_exact6))
+                        b = bpf_map_lookup_elem(&ban_v6, a->src);
+                cidr = table_present(pr->cidr6, pk->cidr6, pr->kernel_cidr6);
         }
         if (b && !ban_active(b, &now)) {
                 st->ban_expired_seen++;
@@ -412,11 +422,17 @@ static __always_inline __u64 ban_length(const struct ps_ban_policy_conf *pc, __u
         return mul_capped(pc->ban_ns, mult, max);
 }
 
-/* Inserts the ban w->ban for w->key, or overwrites one that is over. Returns the event kind. */
+/*
+ * Inserts the ban w->ban for w->key, or overwrites one that is over. Returns the event kind.
+ * The program's count in ban_presence goes up after the insert (guard.h): from then on every
+ * packet looks the table up, whatever the daemon last counted.
+ */
 static __always_inline __u32 ban_insert(struct ps_stats *st, struct fire_work *w)
 {
-        __u32 zero = 0;
+        __u32 one = PS_BAN_PRESENCE_KERNEL;
+        struct ps_ban_presence *pk = bpf_map_lookup_elem(&ban_presence, &one);
         struct ps_ban_src_key *k = &w->key;
+        __u32 *count = NULL;
         long r;
 
         if (k->family == PS_FAMILY_IPV4 && k->prefixlen == 32) {
@@ -424,26 +440,26 @@ static __always_inline __u32 ban_insert(struct ps_stats *st, struct fire_work *w
                 /* It exists and is over, or the packet would not have come this far. */
                 if (r == -17 /* EEXIST */)
                         r = bpf_map_update_elem(&ban_v4, &k->addr[0], &w->ban, BPF_EXIST) ? r : 1;
+                if (pk)
+                        count = &pk->exact4;
         } else if (k->family == PS_FAMILY_IPV6 && k->prefixlen == 128) {
                 r = bpf_map_update_elem(&ban_v6, k->addr, &w->ban, BPF_NOEXIST);
                 if (r == -17)
                         r = bpf_map_update_elem(&ban_v6, k->addr, &w->ban, BPF_EXIST) ? r : 1;
+                if (pk)
+                        count = &pk->exact6;
         } else {
-                struct ps_ban_presence *pr = bpf_map_lookup_elem(&ban_presence, &zero);
-
                 w->k6.prefixlen = k->prefixlen;
                 __builtin_memcpy(w->k6.addr, k->addr, sizeof(w->k6.addr));
                 /* struct ps_lpm4_key is the first 8 bytes of the IPv6 one. */
                 r = bpf_map_update_elem(k->family == PS_FAMILY_IPV4 ? (void *) &ban_cidr4 :
                                                                       (void *) &ban_cidr6,
                                         &w->k6, &w->ban, BPF_ANY);
-                if (r == 0 && pr) {
-                        if (k->family == PS_FAMILY_IPV4)
-                                __sync_fetch_and_add(&pr->cidr4, 1);
-                        else
-                                __sync_fetch_and_add(&pr->cidr6, 1);
-                }
+                if (pk)
+                        count = k->family == PS_FAMILY_IPV4 ? &pk->cidr4 : &pk->cidr6;
         }
+        if (r >= 0 && count)
+                __sync_fetch_and_add(count, 1);
         if (r < 0) {
                 st->bans_full++;
                 return PS_BAN_EVENT_FULL;

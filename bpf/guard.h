@@ -8,7 +8,7 @@
 #ifndef PACKETSCOPE_GUARD_H
 #define PACKETSCOPE_GUARD_H
 
-#define PS_ABI_VERSION 5
+#define PS_ABI_VERSION 6
 
 /* Address families as stored in keys (not AF_*: the BPF side has no libc). */
 #define PS_FAMILY_IPV4 4
@@ -233,7 +233,8 @@ struct ps_frag_value {
  *   1. the allowlist (LPM tries ban_allow4/ban_allow6), only when ban_presence says it is not
  *      empty: a hit passes the packet on to the filters, no ban and no policy applies;
  *   2. the exact ban (hash ban_v4: key the __u32 address; ban_v6: struct ps_ban6_key): one
- *      lookup per packet, whatever the number of bans;
+ *      lookup per packet, whatever the number of bans, only when ban_presence says the table
+ *      may hold entries;
  *   3. the CIDR bans (LPM tries ban_cidr4/ban_cidr6), only when ban_presence says there are
  *      any (or the exact ban found had expired): the longest prefix covering the source wins.
  *
@@ -303,15 +304,35 @@ struct ps_allow {
         __u32 prefixlen;
 };
 
-/* ban_presence[0], written by the daemon after every change of the tries: non-zero means the
- * table holds at least one entry, and the program looks it up. The program adds to cidr4/cidr6
- * when it inserts an aggregated (CIDR) auto-ban itself; the daemon writes the true counts back
- * once it has recorded that ban (its ban event). */
+/*
+ * ban_presence: which ban tables hold entries, so that a packet looks up only those (an empty
+ * table still costs a lookup, and the exact hashes hundreds of ns over many sources). Two
+ * entries, each written by one side only:
+ *
+ *   [PS_BAN_PRESENCE_DAEMON] written by the daemon: non-zero cidr4 ... exact6 when it counted
+ *      that table non-empty (or is about to insert into it); kernel_* the values of the
+ *      kernel's entry it had read before counting;
+ *   [PS_BAN_PRESENCE_KERNEL] written by the program: cidr4/cidr6/exact4/exact6 count the bans
+ *      the policies inserted (atomically, after the insert); allow4/allow6 and kernel_* stay 0.
+ *
+ * A table is looked up when the daemon's count is non-zero or the kernel's count differs from
+ * the daemon's kernel_* copy. The daemon clears a count only after reading the kernel's entry
+ * and then finding the table empty, so a ban the kernel inserts after that count makes the two
+ * differ: no moment exists at which a ban in a table is skipped.
+ */
+#define PS_BAN_PRESENCE_DAEMON 0
+#define PS_BAN_PRESENCE_KERNEL 1
 struct ps_ban_presence {
         __u32 cidr4;
         __u32 cidr6;
         __u32 allow4;
         __u32 allow6;
+        __u32 exact4;
+        __u32 exact6;
+        __u32 kernel_cidr4;
+        __u32 kernel_cidr6;
+        __u32 kernel_exact4;
+        __u32 kernel_exact6;
 };
 
 /*

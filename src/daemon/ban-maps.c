@@ -30,7 +30,7 @@ static const BpfMapSpec ban_map_specs[_MAP_MAX] = {
         [MAP_ALLOW6] = { "ban_allow6", BPF_MAP_TYPE_LPM_TRIE, sizeof(struct ps_lpm6_key),
                          sizeof(struct ps_allow), PS_BANS_ALLOW_MAX, BPF_F_NO_PREALLOC },
         [MAP_PRESENCE] = { "ban_presence", BPF_MAP_TYPE_ARRAY, 4,
-                           sizeof(struct ps_ban_presence), 1, 0 },
+                           sizeof(struct ps_ban_presence), 2, 0 },
         [MAP_CONFIG] = { "ban_config", BPF_MAP_TYPE_ARRAY, 4, sizeof(struct ps_ban_config), 1,
                          0 },
         [MAP_OFFENDERS] = { "ban_offenders", BPF_MAP_TYPE_LRU_HASH,
@@ -174,11 +174,39 @@ static int entry_of(BanMaps *m, bool allow, uint8_t family, const uint32_t addr[
         return allow ? m->allow6_fd : m->cidr6_fd;
 }
 
+/* The daemon's count of the table behind fd in ban_presence, or NULL for another map. */
+static uint32_t *presence_count(BanMaps *m, int fd, struct ps_ban_presence *p) {
+        return fd == m->v4_fd ? &p->exact4 : fd == m->v6_fd ? &p->exact6 :
+               fd == m->cidr4_fd ? &p->cidr4 : fd == m->cidr6_fd ? &p->cidr6 :
+               fd == m->allow4_fd ? &p->allow4 : fd == m->allow6_fd ? &p->allow6 : NULL;
+}
+
+/* Makes the program look up the table behind fd before an entry goes in: an entry is never
+ * in a table the program skips. Only the daemon writes its own entry of ban_presence, so
+ * reading and writing it back loses nothing. */
+static int presence_raise(BanMaps *m, int fd) {
+        struct ps_ban_presence p;
+        uint32_t key = PS_BAN_PRESENCE_DAEMON, *count;
+
+        if (bpf_map_lookup_elem(m->presence_fd, &key, &p) < 0)
+                return -errno;
+        count = presence_count(m, fd, &p);
+        if (!count || *count)
+                return 0;
+        *count = 1;
+        return bpf_map_update_elem(m->presence_fd, &key, &p, BPF_ANY) < 0 ? -errno : 0;
+}
+
+int ban_maps_presence_raise_exact(BanMaps *m, uint8_t family) {
+        assert(m);
+        return presence_raise(m, family == PS_FAMILY_IPV4 ? m->v4_fd : m->v6_fd);
+}
+
 int ban_maps_insert(BanMaps *m, uint8_t family, const uint32_t addr[4], uint8_t prefixlen,
                     const struct ps_ban *v, uint64_t flags) {
         uint8_t key[sizeof(struct ps_lpm6_key)];
         struct ps_ban val;
-        int fd;
+        int fd, r;
 
         assert(m);
         assert(addr);
@@ -186,6 +214,9 @@ int ban_maps_insert(BanMaps *m, uint8_t family, const uint32_t addr[4], uint8_t 
         fd = entry_of(m, false, family, addr, prefixlen, key);
         if (fd < 0)
                 return fd;
+        r = presence_raise(m, fd);
+        if (r < 0)
+                return r;
         val = *v;
         val.family = family;
         val.prefixlen = prefixlen;
@@ -229,13 +260,16 @@ int ban_maps_allow_add(BanMaps *m, uint8_t family, const uint32_t addr[4], uint8
                        uint32_t id) {
         uint8_t key[sizeof(struct ps_lpm6_key)];
         struct ps_allow val = { .id = id, .prefixlen = prefixlen };
-        int fd;
+        int fd, r;
 
         assert(m);
         assert(addr);
         fd = entry_of(m, true, family, addr, prefixlen, key);
         if (fd < 0)
                 return fd;
+        r = presence_raise(m, fd);
+        if (r < 0)
+                return r;
         return bpf_map_update_elem(fd, key, &val, BPF_ANY) < 0 ? -errno : 0;
 }
 
@@ -252,7 +286,7 @@ int ban_maps_allow_remove(BanMaps *m, uint8_t family, const uint32_t addr[4],
         return bpf_map_delete_elem(fd, key) < 0 ? -errno : 0;
 }
 
-/* Entries of a trie, counted up to `enough` (presence needs only zero or not). */
+/* Entries of a table, counted up to `enough` (presence needs only zero or not). */
 static int count_keys(int fd, size_t key_size, uint32_t enough, uint32_t *ret) {
         uint8_t key[sizeof(struct ps_lpm6_key)], next[sizeof(struct ps_lpm6_key)];
         uint32_t n = 0;
@@ -271,19 +305,31 @@ static int count_keys(int fd, size_t key_size, uint32_t enough, uint32_t *ret) {
 }
 
 int ban_maps_update_presence(BanMaps *m) {
-        struct ps_ban_presence p = {};
-        uint32_t zero = 0;
+        struct ps_ban_presence p = {}, k = {};
+        uint32_t key = PS_BAN_PRESENCE_KERNEL;
         int r;
 
         assert(m);
-        /* Any non-zero value makes the program look the trie up; exact counts are not needed,
-         * and stopping at one keeps this cheap at any size. */
-        if ((r = count_keys(m->cidr4_fd, sizeof(struct ps_lpm4_key), 1, &p.cidr4)) < 0 ||
+        /* The program's counts first, then the tables: a ban the program inserts after its
+         * table was counted raised its count after this read, so the program keeps looking
+         * that table up whatever the count below says (guard.h, struct ps_ban_presence). */
+        if (bpf_map_lookup_elem(m->presence_fd, &key, &k) < 0)
+                return -errno;
+        p.kernel_cidr4 = k.cidr4;
+        p.kernel_cidr6 = k.cidr6;
+        p.kernel_exact4 = k.exact4;
+        p.kernel_exact6 = k.exact6;
+        /* Any non-zero value makes the program look the table up; exact counts are not
+         * needed, and stopping at one keeps this cheap at any size. */
+        if ((r = count_keys(m->v4_fd, sizeof(uint32_t), 1, &p.exact4)) < 0 ||
+            (r = count_keys(m->v6_fd, sizeof(struct ps_ban6_key), 1, &p.exact6)) < 0 ||
+            (r = count_keys(m->cidr4_fd, sizeof(struct ps_lpm4_key), 1, &p.cidr4)) < 0 ||
             (r = count_keys(m->cidr6_fd, sizeof(struct ps_lpm6_key), 1, &p.cidr6)) < 0 ||
             (r = count_keys(m->allow4_fd, sizeof(struct ps_lpm4_key), 1, &p.allow4)) < 0 ||
             (r = count_keys(m->allow6_fd, sizeof(struct ps_lpm6_key), 1, &p.allow6)) < 0)
                 return r;
-        return bpf_map_update_elem(m->presence_fd, &zero, &p, BPF_ANY) < 0 ? -errno : 0;
+        key = PS_BAN_PRESENCE_DAEMON;
+        return bpf_map_update_elem(m->presence_fd, &key, &p, BPF_ANY) < 0 ? -errno : 0;
 }
 
 int ban_maps_set_config(BanMaps *m, const struct ps_ban_config *c) {

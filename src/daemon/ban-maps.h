@@ -16,7 +16,7 @@ typedef struct BanMaps {
         int v4_fd, v6_fd;         /* exact bans: hash __u32 / struct ps_ban6_key -> ps_ban */
         int cidr4_fd, cidr6_fd;   /* LPM tries ps_lpm4_key / ps_lpm6_key -> ps_ban */
         int allow4_fd, allow6_fd; /* LPM tries -> struct ps_allow */
-        int presence_fd;          /* array[1] struct ps_ban_presence */
+        int presence_fd;          /* array[2] struct ps_ban_presence */
         int config_fd;            /* array[1] struct ps_ban_config */
         int offenders_fd;         /* LRU struct ps_ban_src_key -> struct ps_ban_offender */
         int sources_fd;           /* LRU struct ps_ban_src_key -> struct ps_ban_src_state */
@@ -60,9 +60,14 @@ int ban_maps_allow_add(BanMaps *m, uint8_t family, const uint32_t addr[4], uint8
 int ban_maps_allow_remove(BanMaps *m, uint8_t family, const uint32_t addr[4],
                           uint8_t prefixlen);
 
-/* Counts the entries of the tries and writes ban_presence (call after changing the tries,
- * and after recording a kernel-made CIDR ban). */
+/* Counts the entries of every ban table and writes the daemon's entry of ban_presence (call
+ * after removing entries, and after recording a kernel-made CIDR ban): an empty table is no
+ * longer looked up per packet. Inserting through ban_maps_insert() / ban_maps_allow_add()
+ * raises the table's count first by itself. */
 int ban_maps_update_presence(BanMaps *m);
+/* Raises the count of an exact table in ban_presence: call before inserting into it other
+ * than through ban_maps_insert() (a batch update of m->v4_fd / m->v6_fd). */
+int ban_maps_presence_raise_exact(BanMaps *m, uint8_t family);
 
 /* The policy configuration (whole struct). */
 int ban_maps_set_config(BanMaps *m, const struct ps_ban_config *c);

@@ -493,6 +493,13 @@ static int kbatch_flush(BanStore *s, KernelBatch *kb, size_t *ret_failed) {
 
         if (kb->n == 0)
                 return 0;
+        r = ban_maps_presence_raise_exact(&s->maps, kb->family == ADDR_FAMILY_IPV4 ?
+                                                            PS_FAMILY_IPV4 : PS_FAMILY_IPV6);
+        if (r < 0) {
+                *ret_failed = kb->which[0];
+                kb->n = 0;
+                return r;
+        }
         if (bpf_map_update_batch(fd, kb->keys, kb->values, &count, &opts) < 0) {
                 r = -errno;
                 *ret_failed = kb->which[MIN(count, kb->n - 1)];

@@ -265,6 +265,49 @@ Test(bans, tries_are_skipped_while_presence_says_empty) {
         cr_assert_eq(syn("192.0.2.9", 2, 80), DROP);
 }
 
+static struct ps_ban_presence presence(uint32_t which) {
+        struct ps_ban_presence p;
+
+        cr_assert_eq(bpf_map_lookup_elem(bm.presence_fd, &which, &p), 0);
+        return p;
+}
+
+/* Puts a ban into ban_v4 behind the daemon's map code, as nothing but the program's own
+ * insert does: whether the program looks it up tells whether it looks the table up at all. */
+static void ban_v4_behind(const char *addr) {
+        struct ps_ban v = { .origin = PS_BAN_ORIGIN_MANUAL, .prefixlen = 32,
+                            .family = PS_FAMILY_IPV4 };
+        uint32_t a = inet_addr(addr);
+
+        cr_assert_eq(bpf_map_update_elem(bm.v4_fd, &a, &v, BPF_NOEXIST), 0);
+}
+
+Test(bans, the_exact_tables_are_skipped_while_presence_says_empty) {
+        uint32_t a[4] = { htonl(0xc0000209) };
+
+        cr_assert_eq(ban_maps_update_presence(&bm), 0);
+        cr_assert_eq(presence(PS_BAN_PRESENCE_DAEMON).exact4, 0);
+        ban_v4_behind("192.0.2.9");
+        cr_assert_eq(syn("192.0.2.9", 1, 80), PASS);
+        cr_assert_eq(ban_maps_update_presence(&bm), 0);
+        cr_assert_eq(presence(PS_BAN_PRESENCE_DAEMON).exact4, 1);
+        cr_assert_eq(syn("192.0.2.9", 2, 80), DROP);
+        /* The last ban gone: counted empty, skipped again. */
+        cr_assert_eq(ban_maps_delete(&bm, PS_FAMILY_IPV4, a, 32), 0);
+        cr_assert_eq(ban_maps_update_presence(&bm), 0);
+        cr_assert_eq(presence(PS_BAN_PRESENCE_DAEMON).exact4, 0);
+        ban_v4_behind("192.0.2.10");
+        cr_assert_eq(syn("192.0.2.10", 1, 80), PASS);
+        /* The daemon's own insert raises the count before the entry goes in. */
+        cr_assert_eq(ban_maps_insert(&bm, PS_FAMILY_IPV4, a, 32,
+                                     &(struct ps_ban) { .origin = PS_BAN_ORIGIN_MANUAL },
+                                     BPF_ANY), 0);
+        cr_assert_eq(presence(PS_BAN_PRESENCE_DAEMON).exact4, 1);
+        cr_assert_eq(syn("192.0.2.9", 3, 80), DROP);
+        cr_assert_eq(syn("192.0.2.10", 2, 80), DROP);
+        cr_assert_eq(stats().dropped_ban, 3);
+}
+
 Test(bans, expired_bans_no_longer_drop) {
         uint64_t now = mono_ns();
 
@@ -414,6 +457,41 @@ static void auto_banned(const char *addr, uint8_t prefixlen, uint8_t policy, uin
         cr_assert_eq(b.prefixlen, prefixlen);
         cr_assert_eq(b.expires - b.created, length_ns, "%llu ns",
                      (unsigned long long) (b.expires - b.created));
+}
+
+Test(bans, an_auto_ban_is_enforced_while_the_daemon_counts_the_table_empty) {
+        uint32_t a[4] = { htonl(0xc0000232) };
+        struct ps_ban_presence d, k;
+
+        cr_assert_eq(ban_maps_update_presence(&bm), 0);
+        only(PS_BAN_POLICY_SYN_RATE, MODE_ENFORCE, 1, 1, 0, 0);
+        cr_assert_eq(syn("192.0.2.50", 1000, 443), PASS);
+        cr_assert_eq(syn("192.0.2.50", 1001, 443), DROP);
+        d = presence(PS_BAN_PRESENCE_DAEMON);
+        k = presence(PS_BAN_PRESENCE_KERNEL);
+        cr_assert_eq(d.exact4, 0);
+        cr_assert_eq(d.kernel_exact4, 0);
+        cr_assert_eq(k.exact4, 1);
+        /* The next packet of the source, before the daemon has counted anything: dropped by
+         * the ban, not by the policy. */
+        cr_assert_eq(udp("192.0.2.50", 1000, 53), DROP);
+        cr_assert_eq(stats().dropped_ban, 1);
+        cr_assert_eq(stats().dropped_autoban, 1);
+        /* The daemon counts: the table holds the ban. */
+        cr_assert_eq(ban_maps_update_presence(&bm), 0);
+        d = presence(PS_BAN_PRESENCE_DAEMON);
+        cr_assert_eq(d.exact4, 1);
+        cr_assert_eq(d.kernel_exact4, 1);
+        cr_assert_eq(udp("192.0.2.50", 1001, 53), DROP);
+        /* Reaped: the daemon's count and its copy of the program's say skip. */
+        cr_assert_eq(ban_maps_delete(&bm, PS_FAMILY_IPV4, a, 32), 0);
+        cr_assert_eq(ban_maps_update_presence(&bm), 0);
+        d = presence(PS_BAN_PRESENCE_DAEMON);
+        cr_assert_eq(d.exact4, 0);
+        cr_assert_eq(d.kernel_exact4, 1);
+        ban_v4_behind("192.0.2.51");
+        cr_assert_eq(udp("192.0.2.51", 1000, 53), PASS);
+        cr_assert_eq(stats().dropped_ban, 2);
 }
 
 Test(bans, connections_ban_the_syn_past_the_threshold) {
