@@ -544,11 +544,11 @@ static __always_inline int icmp_is_error(__u8 family, __u8 type)
 }
 
 /*
- * The flow entry of the packet's tuple, created on first sight. Counters that two CPUs may
- * bump at once (packets, bytes, retransmits) are atomic; the rest is last-writer-wins.
- * tcp_flags is a byte and BPF atomics work on 32/64-bit words only, so it is a plain OR: a
- * flag can be lost only when two CPUs handle segments of the same flow in the same instant,
- * which RSS makes rare.
+ * The flow entry of the packet's tuple, created on first sight. Every field is a plain store
+ * or addition (guard.h, struct ps_flow_value): the counters (packets, bytes, retransmits) and
+ * the OR of tcp_flags lose an update only when two CPUs handle packets of the same flow in the
+ * same instant, which RSS, steering a flow to one queue, makes rare; an atomic addition cost
+ * a locked instruction per counter and packet. The rest is last-writer-wins.
  */
 /* Keeps a verdict reached by classification, if its rule set allows it to be reused. */
 static __always_inline void verdict_store(struct ps_verdict_cache *c, const struct ps_verdict *vd)
@@ -613,8 +613,8 @@ static __always_inline void flow_account(struct pkt *p, const struct tcp_seg *t,
                         return;
                 }
         }
-        __sync_fetch_and_add(&v->packets, 1);
-        __sync_fetch_and_add(&v->bytes, p->len);
+        v->packets++;
+        v->bytes += p->len;
         v->last_seen = now;
         v->ip_id = p->ip_id;
         v->ttl = p->ttl;
@@ -646,7 +646,7 @@ static __always_inline void flow_account(struct pkt *p, const struct tcp_seg *t,
          * arithmetic survives the wrap at 2^32. Pure ACKs neither count nor move the mark. */
         if (!fresh && t->seg_len) {
                 if ((__s32) (t->seq_end - v->max_seq_end) <= 0)
-                        __sync_fetch_and_add(&v->retransmits, 1);
+                        v->retransmits++;
                 else
                         v->max_seq_end = t->seq_end;
         }
@@ -818,6 +818,21 @@ static __always_inline int frag_follow(struct pkt *p, __u64 now, struct ps_verdi
 #include "bans.bpf.h"
 #include "panic.bpf.h"
 
+/*
+ * Whether the auto-ban policies can have anything to say about this TCP or UDP packet (fv: its
+ * flow entry, NULL for a new flow). They look at a flow's first packet, TCP SYN, FIN and RST,
+ * and TCP payload (request lines); every other packet of a known flow, most of them, skips the
+ * call and its three map lookups.
+ */
+static __always_inline int policies_look_at(const struct pkt *p, const struct tcp_seg *t,
+                                            const struct ps_flow_value *fv)
+{
+        if (!fv)
+                return 1;
+        return p->bucket == PS_PROTO_TCP &&
+               ((t->flags & (PS_TCP_SYN | PS_TCP_FIN | PS_TCP_RST)) || t->payload_len);
+}
+
 /* Benchmark builds only (bench/meson.build): a nonzero PS_BENCH_STAGE ends handle_ip() after
  * that stage, so bench-xdp can price each one: 1 parsing and its counters, 2 + the allowlist
  * and ban check, 3 + the flow lookup and classification (or the flow's cached verdict),
@@ -967,6 +982,7 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
                 /* The auto-ban policies see the packet before any rule: one that bans its
                  * source drops it. */
                 if ((p->bucket == PS_PROTO_TCP || p->bucket == PS_PROTO_UDP) &&
+                    policies_look_at(p, &seg, fv) &&
                     ban_policies(p->ctx, fv ? 1 + fv->state : 0)) {
                         /* Reported by its ban event (ban_events). */
                         p->reason = PS_REASON_AUTOBAN;

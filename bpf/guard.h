@@ -63,23 +63,29 @@ struct ps_flow_key {
         __u32 dst[4];
 };
 
+/*
+ * 72 bytes (80 before): what a packet reads or writes comes first, in 64 bytes, the verdict
+ * it reads first of all; first_seen, written once, last. A UDP packet touches the first 44
+ * bytes, a TCP segment the first 64. The counters are plain additions, not atomics: RSS hands
+ * a flow's packets to one CPU, and an increment is lost only when two CPUs update the same
+ * flow in the same instant (the per-CPU stats stay exact whatever the CPUs do).
+ */
 struct ps_flow_value {
-        __u64 packets;     /* atomic */
-        __u64 bytes;       /* atomic; frame length as seen by XDP */
-        __u64 first_seen;  /* CLOCK_MONOTONIC (coarse) ns */
+        struct ps_verdict_cache verdict;
+        __u64 packets;     /* racy, see above */
+        __u64 bytes;       /* racy; frame length as seen by XDP */
         __u64 last_seen;   /* CLOCK_MONOTONIC (coarse) ns */
-        __u64 retransmits; /* atomic; TCP segments carrying data whose seq is not ahead */
+        __u16 ip_id;       /* last IPv4 identification (host order); 0 for IPv6 */
+        __u8 ttl;          /* last TTL / hop limit */
+        __u8 state;        /* enum ps_flow_state */
+        __u8 tcp_flags;    /* OR of every TCP flag byte seen */
+        __u8 last_flags;   /* TCP flag byte of the last segment */
+        __u16 window;      /* last TCP window (host order, unscaled) */
         __u32 seq;         /* last TCP sequence number (host order) */
         __u32 ack;         /* last TCP acknowledgement number (host order) */
         __u32 max_seq_end; /* highest seq + payload length seen, for the retransmit estimate */
-        __u16 window;      /* last TCP window (host order, unscaled) */
-        __u16 ip_id;       /* last IPv4 identification (host order); 0 for IPv6 */
-        __u8 ttl;          /* last TTL / hop limit */
-        __u8 tcp_flags;    /* OR of every TCP flag byte seen */
-        __u8 last_flags;   /* TCP flag byte of the last segment */
-        __u8 state;        /* enum ps_flow_state */
-        __u32 pad;
-        struct ps_verdict_cache verdict;
+        __u32 retransmits; /* racy; TCP segments carrying data whose seq is not ahead */
+        __u64 first_seen;  /* CLOCK_MONOTONIC (coarse) ns */
 };
 
 /* ICMP and ICMPv6 traffic, one entry per (family, src, dst, type, code). */

@@ -6,6 +6,9 @@
  * Needs root.
  */
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <criterion/criterion.h>
@@ -1715,4 +1718,81 @@ Test(guard, every_truncation, .timeout = 240) {
                 map_clear(skel->maps.icmp_flows);
         }
         cr_log_info("%u truncated runs", runs);
+}
+
+/* ---- two CPUs at once ---- */
+
+struct cpu_run {
+        int cpu;
+        const struct pkt *p;
+        int repeat;
+        int err;
+};
+
+/* Runs the frame `repeat` times in one BPF_PROG_TEST_RUN on one CPU (the thread pinned there:
+ * the kernel runs the program where the caller is). */
+static void *run_on_cpu(void *arg) {
+        struct cpu_run *c = arg;
+        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = c->p->data,
+                    .data_size_in = (uint32_t) c->p->len, .repeat = c->repeat);
+        cpu_set_t set;
+
+        CPU_ZERO(&set);
+        CPU_SET(c->cpu, &set);
+        c->err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+        if (c->err == 0 && bpf_prog_test_run_opts(bpf_program__fd(skel->progs.xdp_guard), &o) < 0)
+                c->err = errno;
+        if (c->err == 0 && o.retval != XDP_PASS_CODE)
+                c->err = EPROTO;
+        return NULL;
+}
+
+/* Both CPUs run the same flow's packet at the same time. The per-CPU counters stay exact; the
+ * flow's counters are plain additions (guard.h, struct ps_flow_value): never more than was
+ * sent, whole packets only, at least what one CPU sent (a lost update loses one of the two
+ * CPUs' increments, never both). A flow only one CPU sees is exact. */
+Test(guard, two_cpus_at_once) {
+        enum { N = 200000 };
+        struct pkt shared, alone;
+        struct cpu_run runs[2], solo;
+        pthread_t t[2];
+        struct ps_flow_value v;
+        struct ps_stats s;
+
+        if (libbpf_num_possible_cpus() < 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2)
+                cr_assert_fail("this test needs two online CPUs");
+        udp4(&shared, REMOTE4, 4000, LOCAL4, 53, &(struct ip4_opts) { .ttl = 64, .id = 1 }, 18);
+        udp4(&alone, OTHER4, 4001, LOCAL4, 53, &(struct ip4_opts) { .ttl = 64, .id = 1 }, 18);
+        cr_assert_eq(shared.len, 60);
+        for (int i = 0; i < 2; i++) {
+                runs[i] = (struct cpu_run) { .cpu = i, .p = &shared, .repeat = N };
+                cr_assert_eq(pthread_create(&t[i], NULL, run_on_cpu, &runs[i]), 0);
+        }
+        for (int i = 0; i < 2; i++) {
+                cr_assert_eq(pthread_join(t[i], NULL), 0);
+                cr_assert_eq(runs[i].err, 0, "CPU %d: %s", i, strerror(runs[i].err));
+        }
+        solo = (struct cpu_run) { .cpu = 1, .p = &alone, .repeat = N };
+        run_on_cpu(&solo);
+        cr_assert_eq(solo.err, 0, "%s", strerror(solo.err));
+
+        stats_read(&s);
+        cr_assert_eq(s.packets, 3 * N);
+        cr_assert_eq(s.passed, 3 * N);
+        cr_assert_eq(s.bytes, 3 * N * 60);
+        cr_assert_eq(s.proto_packets[PS_PROTO_UDP], 3 * N);
+        cr_assert_eq(s.proto_bytes[PS_PROTO_UDP], 3 * N * 60);
+
+        v = flow_at(PS_FAMILY_IPV4, IPPROTO_UDP, REMOTE4, 4000, LOCAL4, 53);
+        cr_log_info("shared flow: %llu of %d packets counted, %llu of %d bytes",
+                    (unsigned long long) v.packets, 2 * N, (unsigned long long) v.bytes,
+                    2 * N * 60);
+        cr_assert_leq(v.packets, 2 * N);
+        cr_assert_geq(v.packets, N);
+        cr_assert_leq(v.bytes, 2 * N * 60);
+        cr_assert_geq(v.bytes, N * 60);
+        cr_assert_eq(v.bytes % 60, 0);
+        v = flow_at(PS_FAMILY_IPV4, IPPROTO_UDP, OTHER4, 4001, LOCAL4, 53);
+        cr_assert_eq(v.packets, N);
+        cr_assert_eq(v.bytes, N * 60);
 }
