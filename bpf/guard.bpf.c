@@ -58,12 +58,20 @@ struct {
         __type(value, struct ps_icmp_value);
 } icmp_flows SEC(".maps");
 
+/* struct ps_stats without its last member, icmp: the per-type counts are icmp_stats. */
+struct {
+        __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+        __uint(max_entries, 1);
+        __uint(key_size, sizeof(__u32));
+        __uint(value_size, PS_STATS_MAP_SIZE);
+} stats SEC(".maps");
+
 struct {
         __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
         __uint(max_entries, 1);
         __type(key, __u32);
-        __type(value, struct ps_stats);
-} stats SEC(".maps");
+        __type(value, struct ps_icmp_stats);
+} icmp_stats SEC(".maps");
 
 /* The first fragments' verdicts, for the later fragments; see struct ps_frag_key. Not pinned:
  * the program holds it, and a program swapped in starts with an empty one (a later fragment
@@ -733,16 +741,21 @@ static __always_inline int cached_verdict(const struct ps_verdict_cache *c, stru
 static __always_inline int parse_icmp(struct pkt *p, __u64 off, int *ret_is_error)
 {
         __u8 *h = hdr(p, off, 8, p->l3_end);
+        struct ps_icmp_stats *types;
+        __u32 zero = 0;
         int is_error, r = 0;
 
         if (!h)
                 return -1;
         p->m.icmp_type = h[0];
         p->m.icmp_code = h[1];
-        if (p->m.family == PS_FAMILY_IPV4)
-                p->st->icmp_type[p->m.icmp_type]++;
-        else
-                p->st->icmpv6_type[p->m.icmp_type]++;
+        types = bpf_map_lookup_elem(&icmp_stats, &zero);
+        if (types) {
+                if (p->m.family == PS_FAMILY_IPV4)
+                        types->icmp_type[p->m.icmp_type]++;
+                else
+                        types->icmpv6_type[p->m.icmp_type]++;
+        }
         is_error = icmp_is_error(p->m.family, p->m.icmp_type);
         if (is_error) {
                 p->st->icmp_errors++;

@@ -65,10 +65,12 @@ static json_t *stats_json(const struct ps_stats *s, double pps, double bps, uint
                 char key[8];
 
                 snprintf(key, sizeof key, "%u", t);
-                if (s->icmp_type[t])
-                        json_object_set_new(types, key, json_integer((json_int_t) s->icmp_type[t]));
-                if (s->icmpv6_type[t])
-                        json_object_set_new(types6, key, json_integer((json_int_t) s->icmpv6_type[t]));
+                if (s->icmp.icmp_type[t])
+                        json_object_set_new(types, key,
+                                            json_integer((json_int_t) s->icmp.icmp_type[t]));
+                if (s->icmp.icmpv6_type[t])
+                        json_object_set_new(types6, key,
+                                            json_integer((json_int_t) s->icmp.icmpv6_type[t]));
         }
         json_object_set_new(o, "icmp_types", types);
         json_object_set_new(o, "icmpv6_types", types6);

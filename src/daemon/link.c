@@ -15,7 +15,8 @@
 #include "link.h"
 #include "util.h"
 
-static const char *const pin_names[] = { "link", "prog", "flows", "icmp_flows", "stats", "meta" };
+static const char *const pin_names[] = { "link", "prog", "flows", "icmp_flows", "stats",
+                                         "icmp_stats", "meta" };
 
 static void link_measure_memory(Link *l);
 
@@ -112,7 +113,8 @@ static Link *link_new(const LinkSetup *setup, const char *ifname) {
         if (!l)
                 return NULL;
         l->setup = *setup;
-        l->link_fd = l->prog_fd = l->flows_fd = l->icmp_fd = l->stats_fd = l->meta_fd = -1;
+        l->link_fd = l->prog_fd = l->flows_fd = l->icmp_fd = l->stats_fd = l->icmp_stats_fd =
+                l->meta_fd = -1;
         l->name = strdup(ifname);
         if (ifname_to_pin_name(ifname, &pin_name) < 0)
                 return link_free(l);
@@ -136,6 +138,7 @@ Link *link_free(Link *l) {
         safe_close(l->flows_fd);
         safe_close(l->icmp_fd);
         safe_close(l->stats_fd);
+        safe_close(l->icmp_stats_fd);
         safe_close(l->meta_fd);
         bpf_map_sweeper_done(&l->flow_sweeper);
         bpf_map_sweeper_done(&l->icmp_sweeper);
@@ -330,9 +333,10 @@ int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link 
         l->flows_fd = dup(bpf_map__fd(skel->maps.flows));
         l->icmp_fd = dup(bpf_map__fd(skel->maps.icmp_flows));
         l->stats_fd = dup(bpf_map__fd(skel->maps.stats));
+        l->icmp_stats_fd = dup(bpf_map__fd(skel->maps.icmp_stats));
         l->meta_fd = dup(bpf_map__fd(skel->maps.meta));
         if (l->prog_fd < 0 || l->flows_fd < 0 || l->icmp_fd < 0 || l->stats_fd < 0 ||
-            l->meta_fd < 0) {
+            l->icmp_stats_fd < 0 || l->meta_fd < 0) {
                 r = -errno;
                 (void) error_setf(ret_error, 0, "cannot duplicate descriptors: %s", strerror(-r));
                 goto fail;
@@ -350,6 +354,7 @@ int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link 
         if ((r = pin_fd(l->flows_fd, l->pin_dir, "flows")) < 0 ||
             (r = pin_fd(l->icmp_fd, l->pin_dir, "icmp_flows")) < 0 ||
             (r = pin_fd(l->stats_fd, l->pin_dir, "stats")) < 0 ||
+            (r = pin_fd(l->icmp_stats_fd, l->pin_dir, "icmp_stats")) < 0 ||
             (r = pin_fd(l->meta_fd, l->pin_dir, "meta")) < 0 ||
             (r = pin_fd(l->prog_fd, l->pin_dir, "prog")) < 0 ||
             (r = pin_fd(l->link_fd, l->pin_dir, "link")) < 0) {
@@ -391,6 +396,7 @@ static int link_upgrade_program(Link *l, struct ps_meta *meta, char **ret_error)
         if ((r = bpf_map__reuse_fd(skel->maps.flows, l->flows_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.icmp_flows, l->icmp_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.stats, l->stats_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.icmp_stats, l->icmp_stats_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.meta, l->meta_fd)) < 0 ||
             (r = link_share_filter_maps(&l->setup, skel)) < 0 ||
             (r = link_share_ban_maps(&l->setup, skel)) < 0 ||
@@ -504,6 +510,7 @@ int link_adopt(const LinkSetup *setup, const char *ifname, Link **ret, char **re
         l->flows_fd = open_pin(l->pin_dir, "flows");
         l->icmp_fd = open_pin(l->pin_dir, "icmp_flows");
         l->stats_fd = open_pin(l->pin_dir, "stats");
+        l->icmp_stats_fd = open_pin(l->pin_dir, "icmp_stats");
         l->meta_fd = open_pin(l->pin_dir, "meta");
         /* From the pin, not by id: opening a program by id needs CAP_SYS_ADMIN. */
         l->prog_fd = open_pin(l->pin_dir, "prog");
@@ -512,11 +519,18 @@ int link_adopt(const LinkSetup *setup, const char *ifname, Link **ret, char **re
                 r = -ESTALE;
                 goto stale;
         }
+        /* The ABI first: pins of an older program lack icmp_stats, and that is what the
+         * version says, not an incomplete set. */
         if (bpf_map_lookup_elem(l->meta_fd, &zero, &meta) < 0 ||
             meta.abi_version != PS_ABI_VERSION) {
                 (void) error_setf(ret_error, 0,
                                   "the pins in %s were made by ABI version %u, this daemon "
                                   "speaks %u; removing them", l->pin_dir, meta.abi_version, PS_ABI_VERSION);
+                r = -ESTALE;
+                goto stale;
+        }
+        if (l->icmp_stats_fd < 0) {
+                (void) error_setf(ret_error, 0, "incomplete pins in %s", l->pin_dir);
                 r = -ESTALE;
                 goto stale;
         }
@@ -588,7 +602,7 @@ int bpf_fd_memlock(int fd, uint64_t *ret) {
 /* What the maps of this link hold in the kernel: the connection and ICMP tables (preallocated
  * in full), the counters and the meta map. Read once: preallocated maps do not grow. */
 static void link_measure_memory(Link *l) {
-        const int fds[] = { l->flows_fd, l->icmp_fd, l->stats_fd, l->meta_fd };
+        const int fds[] = { l->flows_fd, l->icmp_fd, l->stats_fd, l->icmp_stats_fd, l->meta_fd };
 
         l->kernel_memory = 0;
         for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
@@ -608,8 +622,21 @@ void ps_stats_add(struct ps_stats *sum, const struct ps_stats *s) {
                 a[i] += b[i];
 }
 
+/* Adds one CPU's value of the stats map (struct ps_stats up to icmp) or of icmp_stats. */
 static void stats_add(void *sum, const void *cpu_value) {
-        ps_stats_add(sum, cpu_value);
+        uint64_t *a = sum;
+        const uint64_t *b = cpu_value;
+
+        for (size_t i = 0; i < PS_STATS_MAP_SIZE / sizeof(uint64_t); i++)
+                a[i] += b[i];
+}
+
+static void icmp_stats_add(void *sum, const void *cpu_value) {
+        uint64_t *a = sum;
+        const uint64_t *b = cpu_value;
+
+        for (size_t i = 0; i < sizeof(struct ps_icmp_stats) / sizeof(uint64_t); i++)
+                a[i] += b[i];
 }
 
 int link_read_stats(Link *l, struct ps_stats *ret) {
@@ -619,7 +646,11 @@ int link_read_stats(Link *l, struct ps_stats *ret) {
 
         assert(l);
         assert(ret);
-        r = bpf_map_sum_percpu(l->stats_fd, &zero, sizeof(struct ps_stats), stats_add, &sum);
+        r = bpf_map_sum_percpu(l->stats_fd, &zero, PS_STATS_MAP_SIZE, stats_add, &sum);
+        if (r < 0)
+                return r;
+        r = bpf_map_sum_percpu(l->icmp_stats_fd, &zero, sizeof(struct ps_icmp_stats),
+                               icmp_stats_add, &sum.icmp);
         if (r < 0)
                 return r;
         *ret = sum;

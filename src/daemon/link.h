@@ -43,7 +43,7 @@ typedef struct Link {
         char *pin_dir;
         char *object_path;
 
-        int link_fd, prog_fd, flows_fd, icmp_fd, stats_fd, meta_fd;
+        int link_fd, prog_fd, flows_fd, icmp_fd, stats_fd, icmp_stats_fd, meta_fd;
         uint32_t flow_table_size, icmp_table_size;
         uint64_t kernel_memory; /* bytes the kernel charges for the maps pinned for it */
         bool upgraded; /* adoption swapped in this build's program */

@@ -182,8 +182,9 @@ static struct ps_stats stats(void) {
 
         cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(skel->maps.stats), &zero, per), 0);
         for (int c = 0; c < n; c++)
-                for (size_t w = 0; w < sizeof(sum) / 8; w++)
-                        ((uint64_t *) &sum)[w] += ((uint64_t *) &per[c])[w];
+                for (size_t w = 0; w < PS_STATS_MAP_SIZE / 8; w++)
+                        ((uint64_t *) &sum)[w] +=
+                                ((uint64_t *) ((uint8_t *) per + c * PS_STATS_MAP_SIZE))[w];
         return sum;
 }
 

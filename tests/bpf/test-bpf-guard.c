@@ -89,6 +89,7 @@ static void run(const struct pkt *p) {
 static void stats_read(struct ps_stats *sum) {
         int n = libbpf_num_possible_cpus();
         struct ps_stats *per;
+        struct ps_icmp_stats *icmp;
         uint32_t zero = 0;
 
         cr_assert_gt(n, 0);
@@ -96,11 +97,20 @@ static void stats_read(struct ps_stats *sum) {
         cr_assert_not_null(per);
         cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(skel->maps.stats), &zero, per), 0);
         memset(sum, 0, sizeof(*sum));
-        /* struct ps_stats is made of __u64 only: sum it word by word. */
+        /* struct ps_stats is made of __u64 only: sum it word by word. The stats map holds it
+         * up to icmp, and icmp_stats holds icmp. */
         for (int c = 0; c < n; c++)
-                for (size_t w = 0; w < sizeof(*sum) / 8; w++)
-                        ((uint64_t *) sum)[w] += ((uint64_t *) &per[c])[w];
+                for (size_t w = 0; w < PS_STATS_MAP_SIZE / 8; w++)
+                        ((uint64_t *) sum)[w] +=
+                                ((uint64_t *) ((uint8_t *) per + c * PS_STATS_MAP_SIZE))[w];
         free(per);
+        icmp = calloc((size_t) n, sizeof(*icmp));
+        cr_assert_not_null(icmp);
+        cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(skel->maps.icmp_stats), &zero, icmp), 0);
+        for (int c = 0; c < n; c++)
+                for (size_t w = 0; w < sizeof(*icmp) / 8; w++)
+                        ((uint64_t *) &sum->icmp)[w] += ((uint64_t *) &icmp[c])[w];
+        free(icmp);
 }
 
 static const struct {
@@ -140,14 +150,14 @@ static void stats_expect(const struct ps_stats *exp) {
                              (unsigned long long) exp->proto_bytes[b]);
         }
         for (int t = 0; t < PS_ICMP_TYPES; t++) {
-                cr_assert_eq(got.icmp_type[t], exp->icmp_type[t],
-                             "stats.icmp_type[%d] is %llu, expected %llu", t,
-                             (unsigned long long) got.icmp_type[t],
-                             (unsigned long long) exp->icmp_type[t]);
-                cr_assert_eq(got.icmpv6_type[t], exp->icmpv6_type[t],
-                             "stats.icmpv6_type[%d] is %llu, expected %llu", t,
-                             (unsigned long long) got.icmpv6_type[t],
-                             (unsigned long long) exp->icmpv6_type[t]);
+                cr_assert_eq(got.icmp.icmp_type[t], exp->icmp.icmp_type[t],
+                             "stats.icmp.icmp_type[%d] is %llu, expected %llu", t,
+                             (unsigned long long) got.icmp.icmp_type[t],
+                             (unsigned long long) exp->icmp.icmp_type[t]);
+                cr_assert_eq(got.icmp.icmpv6_type[t], exp->icmp.icmpv6_type[t],
+                             "stats.icmp.icmpv6_type[%d] is %llu, expected %llu", t,
+                             (unsigned long long) got.icmp.icmpv6_type[t],
+                             (unsigned long long) exp->icmp.icmpv6_type[t]);
         }
 }
 
@@ -1244,7 +1254,7 @@ Test(guard, icmp_echo) {
         exp_frame(&e, PS_PROTO_ICMP, 98);
         exp_frame(&e, PS_PROTO_ICMP, 98);
         e.ipv4 += 2;
-        e.icmp_type[8] = 2;
+        e.icmp.icmp_type[8] = 2;
 
         pkt_init(&p);
         pkt_eth(&p, 0x0800, 0, NULL);
@@ -1254,7 +1264,7 @@ Test(guard, icmp_echo) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4++;
-        e.icmp_type[0] = 1;
+        e.icmp.icmp_type[0] = 1;
 
         v = icmp_get(&k);
         cr_assert_eq(v.packets, 2);
@@ -1297,7 +1307,7 @@ Test(guard, icmp_errors) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4++;
-        e.icmp_type[3]++;
+        e.icmp.icmp_type[3]++;
         e.icmp_errors++;
         v = icmp_at(PS_FAMILY_IPV4, 3, 3, REMOTE4, LOCAL4);
         cr_assert_eq(v.packets, 1);
@@ -1309,7 +1319,7 @@ Test(guard, icmp_errors) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4++;
-        e.icmp_type[11]++;
+        e.icmp.icmp_type[11]++;
         e.icmp_errors++;
         v = icmp_at(PS_FAMILY_IPV4, 11, 0, REMOTE4, LOCAL4);
         check_inner(&v, PS_FAMILY_IPV4, IPPROTO_TCP, LOCAL4, OTHER4, 40002, 443);
@@ -1319,7 +1329,7 @@ Test(guard, icmp_errors) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4++;
-        e.icmp_type[11]++;
+        e.icmp.icmp_type[11]++;
         e.icmp_errors++;
         v = icmp_at(PS_FAMILY_IPV4, 11, 1, REMOTE4, LOCAL4);
         check_inner(&v, PS_FAMILY_IPV4, IPPROTO_TCP, LOCAL4, OTHER4, 0x9c42, 443);
@@ -1330,7 +1340,7 @@ Test(guard, icmp_errors) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4++;
-        e.icmp_type[3]++;
+        e.icmp.icmp_type[3]++;
         e.icmp_errors++;
         v = icmp_at(PS_FAMILY_IPV4, 3, 1, REMOTE4, LOCAL4);
         check_inner(&v, PS_FAMILY_IPV4, IPPROTO_UDP, LOCAL4, OTHER4, 40001, 33434);
@@ -1342,7 +1352,7 @@ Test(guard, icmp_errors) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4++;
-        e.icmp_type[11]++;
+        e.icmp.icmp_type[11]++;
         e.icmp_errors++;
         v = icmp_at(PS_FAMILY_IPV4, 11, 1, REMOTE4, LOCAL4);
         cr_assert_eq(v.packets, 2);
@@ -1359,9 +1369,9 @@ Test(guard, icmp_errors) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4 += 3;
-        e.icmp_type[4]++;
-        e.icmp_type[5]++;
-        e.icmp_type[12]++;
+        e.icmp.icmp_type[4]++;
+        e.icmp.icmp_type[5]++;
+        e.icmp.icmp_type[12]++;
         e.icmp_errors += 3;
         v = icmp_at(PS_FAMILY_IPV4, 12, 0, REMOTE4, LOCAL4);
         check_inner(&v, PS_FAMILY_IPV4, IPPROTO_TCP, LOCAL4, OTHER4, 0x9c42, 443);
@@ -1369,7 +1379,7 @@ Test(guard, icmp_errors) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4++;
-        e.icmp_type[13]++;
+        e.icmp.icmp_type[13]++;
         v = icmp_at(PS_FAMILY_IPV4, 13, 0, REMOTE4, LOCAL4);
         cr_assert_eq(v.is_error, 0);
         cr_assert_eq(v.inner_family, 0);
@@ -1391,7 +1401,7 @@ Test(guard, icmp_error_short_quotes) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4++;
-        e.icmp_type[3]++;
+        e.icmp.icmp_type[3]++;
         e.icmp_errors++;
         v = icmp_get(&k);
         check_inner(&v, PS_FAMILY_IPV4, IPPROTO_UDP, LOCAL4,
@@ -1400,7 +1410,7 @@ Test(guard, icmp_error_short_quotes) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4++;
-        e.icmp_type[3]++;
+        e.icmp.icmp_type[3]++;
         e.icmp_errors++;
         v = icmp_get(&k);
         check_inner(&v, PS_FAMILY_IPV4, IPPROTO_UDP, LOCAL4,
@@ -1413,7 +1423,7 @@ Test(guard, icmp_error_short_quotes) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4++;
-        e.icmp_type[3]++;
+        e.icmp.icmp_type[3]++;
         e.icmp_errors++;
         e.malformed++;
         stats_expect(&e);
@@ -1424,7 +1434,7 @@ Test(guard, icmp_error_short_quotes) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4++;
-        e.icmp_type[3]++;
+        e.icmp.icmp_type[3]++;
         e.icmp_errors++;
         v = icmp_get(&k);
         check_inner(&v, PS_FAMILY_IPV4, IPPROTO_UDP, LOCAL4,
@@ -1439,7 +1449,7 @@ Test(guard, icmp_error_short_quotes) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMP, p.len);
         e.ipv4++;
-        e.icmp_type[3]++;
+        e.icmp.icmp_type[3]++;
         e.icmp_errors++;
         e.malformed++;
         v = icmp_get(&k);
@@ -1486,7 +1496,7 @@ Test(guard, icmpv6) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMPV6, p.len);
         e.ipv6++;
-        e.icmpv6_type[128]++;
+        e.icmp.icmpv6_type[128]++;
         v = icmp_at(PS_FAMILY_IPV6, 128, 0, REMOTE6, LOCAL6);
         cr_assert_eq(v.packets, 1);
         cr_assert_eq(v.bytes, p.len);
@@ -1498,7 +1508,7 @@ Test(guard, icmpv6) {
                 run(&p);
                 exp_frame(&e, PS_PROTO_ICMPV6, p.len);
                 e.ipv6++;
-                e.icmpv6_type[type]++;
+                e.icmp.icmpv6_type[type]++;
                 e.icmp_errors++;
                 v = icmp_at(PS_FAMILY_IPV6, type, type == 1 ? 4 : 0, REMOTE6, LOCAL6);
                 check_inner(&v, PS_FAMILY_IPV6, IPPROTO_UDP, LOCAL6, OTHER6, 40003, 33435);
@@ -1509,7 +1519,7 @@ Test(guard, icmpv6) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMPV6, p.len);
         e.ipv6++;
-        e.icmpv6_type[3]++;
+        e.icmp.icmpv6_type[3]++;
         e.icmp_errors++;
         v = icmp_at(PS_FAMILY_IPV6, 3, 1, REMOTE6, LOCAL6);
         check_inner(&v, PS_FAMILY_IPV6, IPPROTO_UDP, LOCAL6, OTHER6, 40003, 33435);
@@ -1527,7 +1537,7 @@ Test(guard, icmpv6) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMPV6, p.len);
         e.ipv6++;
-        e.icmpv6_type[3]++;
+        e.icmp.icmpv6_type[3]++;
         e.icmp_errors++;
         v = icmp_at(PS_FAMILY_IPV6, 3, 1, REMOTE6, LOCAL6);
         cr_assert_eq(v.packets, 2);
@@ -1544,7 +1554,7 @@ Test(guard, icmpv6) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMPV6, p.len);
         e.ipv6++;
-        e.icmpv6_type[1]++;
+        e.icmp.icmpv6_type[1]++;
         e.icmp_errors++;
         e.malformed++;
         v = icmp_at(PS_FAMILY_IPV6, 1, 0, REMOTE6, LOCAL6);
@@ -1561,7 +1571,7 @@ Test(guard, icmpv6) {
         run(&p);
         exp_frame(&e, PS_PROTO_ICMPV6, p.len);
         e.ipv6++;
-        e.icmpv6_type[135]++;
+        e.icmp.icmpv6_type[135]++;
 
         expect_tables(0, 8);
         stats_expect(&e);

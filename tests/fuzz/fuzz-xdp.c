@@ -148,8 +148,9 @@ static void stats_read(struct ps_stats *sum) {
         memset(sum, 0, sizeof *sum);
         /* struct ps_stats is made of __u64 only: summed word by word. */
         for (int c = 0; c < ncpus; c++)
-                for (size_t w = 0; w < sizeof *sum / 8; w++)
-                        ((uint64_t *) sum)[w] += ((uint64_t *) &per_cpu[c])[w];
+                for (size_t w = 0; w < PS_STATS_MAP_SIZE / 8; w++)
+                        ((uint64_t *) sum)[w] +=
+                                ((uint64_t *) ((uint8_t *) per_cpu + c * PS_STATS_MAP_SIZE))[w];
 }
 
 /* The hits of every rule's slot into hits[]; returns the sum over the drop rules. */

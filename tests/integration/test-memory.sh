@@ -28,7 +28,7 @@ link_prop() {
 }
 pins_memlock() {
         local root=$1 ifname=$2 sum=0 m v
-        for m in flows icmp_flows stats meta; do
+        for m in flows icmp_flows stats icmp_stats meta; do
                 v=$(memlock "$root/$ifname/$m")
                 [[ "$v" =~ ^[0-9]+$ ]] || { echo "no memlock for $m"; return 1; }
                 sum=$((sum + v))

@@ -132,8 +132,8 @@ int bus_append_stats(sd_bus_message *m, const StatsView *v) {
                 if ((r = bus_dict_u64(m, key, s->policy_shadow[p])) < 0)
                         return r;
         }
-        if ((r = append_type_counts(m, "icmp_types", s->icmp_type)) < 0 ||
-            (r = append_type_counts(m, "icmpv6_types", s->icmpv6_type)) < 0 ||
+        if ((r = append_type_counts(m, "icmp_types", s->icmp.icmp_type)) < 0 ||
+            (r = append_type_counts(m, "icmpv6_types", s->icmp.icmpv6_type)) < 0 ||
             (r = bus_dict_double(m, "pps", v->pps)) < 0 ||
             (r = bus_dict_double(m, "bps", v->bps)) < 0 ||
             (r = bus_dict_u32(m, "links", v->links)) < 0)
