@@ -421,8 +421,9 @@ static void build_flood_packet(struct pkt *p, unsigned round, unsigned n) {
                         (uint16_t) (1024 + (i >> 22)), IPPROTO_TCP, 80);
 }
 
-/* spread 0: the SYN flood (build_flood_packet()), TABLE_RUNS packets per program and round. */
-static int measure_table(const struct options *o, int kind, unsigned spread,
+/* spread 0: the SYN flood (build_flood_packet()), TABLE_RUNS packets per program and round;
+ * round_base: the first round's number there (another flood, other sources). */
+static int measure_table(const struct options *o, int kind, unsigned spread, unsigned round_base,
                          struct result *res) {
         double *v = calloc((size_t) N_PROGS * o->rounds, sizeof(double));
         unsigned pairs = o->flows / 2 ? o->flows / 2 : 1;
@@ -449,7 +450,7 @@ static int measure_table(const struct options *o, int kind, unsigned spread,
 
                                         build_flow_packet(&pkt, 2 * j + (kind == PKT_SYN4));
                                 } else
-                                        build_flood_packet(&pkt, r, n);
+                                        build_flood_packet(&pkt, round_base + r, n);
                                 e = test_run(prog_fd[p], &pkt, 1, &cpu, &kern);
                                 if (e < 0) {
                                         free(v);
@@ -473,6 +474,35 @@ static int measure_table(const struct options *o, int kind, unsigned spread,
         }
         free(v);
         return 0;
+}
+
+/*
+ * The auto-ban policies as the daemon configures them by default (packetscope.conf(5)):
+ * connections (100, window 60 s) and URL patterns enforced, the SYN rate (50/s, burst 100) and
+ * port scans (weight 21, window 3 s) counted, sources as /32 and /64, bans of an hour growing
+ * twofold up to a week; HTTP on ports 80 and 8080. In a spoofed flood no source crosses a
+ * threshold: each SYN pays the policies' per-source state (ban_sources) and nothing more.
+ */
+static int policies_on(struct bpf_map *config) {
+        struct ps_ban_config c = { .http_ports = { 80, 8080 }, .n_http_ports = 2 };
+        static const struct { uint32_t mode, threshold, burst; uint64_t window_ns; } d[] = {
+                [PS_BAN_POLICY_CONNECTIONS] = { PS_BAN_MODE_ENFORCE, 100, 0, 60000000000ull },
+                [PS_BAN_POLICY_SYN_RATE] = { PS_BAN_MODE_COUNT, 50, 100, 0 },
+                [PS_BAN_POLICY_PORT_SCAN] = { PS_BAN_MODE_COUNT, 21, 0, 3000000000ull },
+                [PS_BAN_POLICY_URL] = { PS_BAN_MODE_ENFORCE, 0, 0, 0 },
+        };
+        uint32_t zero = 0;
+
+        for (int i = 0; i < _PS_BAN_POLICY_MAX; i++)
+                c.policy[i] = (struct ps_ban_policy_conf) {
+                        .mode = d[i].mode, .threshold = d[i].threshold, .burst = d[i].burst,
+                        .prefix4 = 32, .prefix6 = 64, .window_ns = d[i].window_ns,
+                        .ban_ns = 3600000000000ull, .repeat_factor = 2,
+                        .repeat_max_ns = 7 * 86400000000000ull,
+                };
+        /* The patterns themselves are never reached: no SYN carries a request line. */
+        c.url_lengths = (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8);
+        return bpf_map_update_elem(bpf_map__fd(config), &zero, &c, BPF_ANY) < 0 ? -errno : 0;
 }
 
 /* ---- output ---- */
@@ -558,9 +588,12 @@ static void print_text(const struct options *o, const struct result *res, size_t
 
         for (size_t i = 0; i < n; i++)
                 if (!strcmp(res[i].mode, "flood"))
-                        printf("\nSYN flood, every packet from a new source, Mpps per core "
+                        printf("\nSYN flood%s, every packet from a new source, Mpps per core "
                                "(1000 / kernel ns per packet): guard %.2f, flow floor %.2f, "
-                               "xdp-filter %.2f, bare %.2f\n", 1e3 / res[i].ns[PROG_GUARD],
+                               "xdp-filter %.2f, bare %.2f\n",
+                               strcmp(res[i].packet, "syn4") ? ", the default auto-ban policies on"
+                                                             : "",
+                               1e3 / res[i].ns[PROG_GUARD],
                                1e3 / res[i].ns[PROG_FLOWMIN],
                                have(&res[i], PROG_XDP_FILTER) ? 1e3 / res[i].ns[PROG_XDP_FILTER] : 0,
                                1e3 / res[i].ns[PROG_BARE]);
@@ -700,7 +733,7 @@ int main(int argc, char *argv[]) {
         };
         static const unsigned spreads[] = { 1000, 100000 };
         struct options o = { .rounds = 7, .repeat = 1000000, .flows = 1000000 };
-        struct result res[N_PKTS + 2 * 2 + 1];
+        struct result res[N_PKTS + 2 * 2 + 2];
         struct guard_bpf *guard = NULL;
         struct guard_stage1_bpf *stage1 = NULL;
         struct guard_stage2_bpf *stage2 = NULL;
@@ -865,7 +898,7 @@ int main(int argc, char *argv[]) {
                         if (spreads[s] > o.flows / 2)
                                 continue;
                         for (int kind = PKT_UDP4; kind <= PKT_SYN4; kind++) {
-                                r = measure_table(&o, kind, spreads[s], &res[n_res]);
+                                r = measure_table(&o, kind, spreads[s], 0, &res[n_res]);
                                 if (r < 0) {
                                         fail("test run failed: %s", strerror(-r));
                                         goto out;
@@ -874,11 +907,25 @@ int main(int argc, char *argv[]) {
                         }
                 }
         if (o.flows) {
-                r = measure_table(&o, PKT_SYN4, 0, &res[n_res]);
+                r = measure_table(&o, PKT_SYN4, 0, 0, &res[n_res]);
                 if (r < 0) {
                         fail("test run failed: %s", strerror(-r));
                         goto out;
                 }
+                n_res++;
+                /* The same flood again, from other sources, with the policies on in the
+                 * programs that reach them (the guard, and the stage that classifies). */
+                if ((r = policies_on(guard->maps.ban_config)) < 0 ||
+                    (r = policies_on(stage3->maps.ban_config)) < 0) {
+                        fail("cannot turn the policies on: %s", strerror(-r));
+                        goto out;
+                }
+                r = measure_table(&o, PKT_SYN4, 0, o.rounds, &res[n_res]);
+                if (r < 0) {
+                        fail("test run failed: %s", strerror(-r));
+                        goto out;
+                }
+                res[n_res].packet = "syn4+pol";
                 n_res++;
         }
 
