@@ -672,7 +672,7 @@ static void print_json(const struct options *o, const struct result *res, size_t
                         if (r->kern[p] >= 0)
                                 printf(",\"%s_kernel_ns\":%.2f", key[p], r->kern[p]);
                         else
-                                printf(",\"%s_ns\":null", key[p]);
+                                printf(",\"%s_kernel_ns\":null", key[p]);
                 printf(",\"guard_over_bare\":%.3f", r->ns[PROG_GUARD] / r->ns[PROG_BARE]);
                 if (have(r, PROG_FLOWMIN))
                         printf(",\"guard_over_flow_floor\":%.3f",
