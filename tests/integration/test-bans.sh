@@ -9,7 +9,8 @@
 #   - the allowlist: a ban covering an allowlisted address is refused with Error.Allowlisted;
 #   - bad input gets named errors and changes nothing;
 #   - a ban --for 2s lets traffic through after 2 s with the daemon stopped, and the restarted
-#     daemon records the expiry;
+#     daemon records the expiry; ban_presence tells the program to look the exact table up
+#     while the ban lasts, and no longer once it is reaped;
 #   - a restart keeps every ban (the pinned maps drop while the daemon is down) with its reason;
 #   - a state directory that cannot be written refuses the ban (StateNotWritable) and leaves
 #     the kernel as it was;
@@ -20,7 +21,7 @@ set -u
 . "$(dirname "$0")/lib-promises.sh"
 
 require_root
-require ip dbus-daemon busctl jq timeout ping
+require ip dbus-daemon busctl jq timeout ping bpftool
 [ -x "$PACKETSCOPED" ] || bail "no daemon at $PACKETSCOPED"
 
 PS_BANS_PATH=$PS_PATH/bans
@@ -40,6 +41,17 @@ bans_json() {
 
 ban_packets() {
         bans_json | jq -r --arg a "$1" '.[] | select(.address == $a) | .packets'
+}
+
+# exact_present: the daemon's count of the exact IPv4 table in the pinned ban_presence (entry 0,
+# bytes 16-19: struct ps_ban_presence in bpf/guard.h), 0 or not; while it is 0 (and the program
+# has inserted no ban since) packets skip the table.
+exact_present() {
+        bpftool -j map lookup pinned "${DAEMON_BPFFS[main]}/:bans/ban_presence" key 0 0 0 0 |
+                jq -r '[.value[16:20][] | ltrimstr("0x") | tonumber] | add'
+}
+exact_absent() {
+        [ "$(exact_present)" = 0 ]
 }
 
 make_tmpdir T
@@ -133,6 +145,8 @@ check "the daemon is still up" daemon_alive main
 # Expiry in the kernel with the daemon stopped, then a restart that keeps every ban
 
 check "ban $A_N4 --for 2s" ctl ban "$A_N4" --for 2s --reason short
+# Read at once: the ban ends in 2 s, and the running daemon reaps it then.
+ge "$(exact_present)" 1 "ban_presence tells the program to look the exact IPv4 table up"
 check "ban $NET6 until unbanned" ctl ban "$NET6" --reason "kept across restarts"
 is "$(ping_received "$A_NS" "$A_H4" 1)" 0 "the 2 s ban drops at once"
 T_BAN=$(date +%s%N)
@@ -150,6 +164,9 @@ jq_ok "after the restart the /64 ban is listed with its reason, the expired one 
         "$rows"
 wait_until 10 journal_has ".MESSAGE_ID == \"$MSG_EXPIRED\" and .ADDRESS == \"$A_N4\"" ||
         ok 1 "the expiry is in the journal" "$(journal_show 'true')"
+wait_until 10 exact_absent
+ok $? "the last exact ban reaped, ban_presence says the exact IPv4 table is empty" \
+   "$(bpftool -j map lookup pinned "${DAEMON_BPFFS[main]}/:bans/ban_presence" key 0 0 0 0)"
 is "$(ping_received "$A_NS" "$A_H6" 2 -6)" 0 "the /64 still drops after the restart"
 check "unban $NET6" ctl unban "$NET6"
 

@@ -51,9 +51,9 @@ is "$(link_prop "$A_IF" FlowTableSize)/$(link_prop "$A_IF" IcmpTableSize)" 65536
 
 # packetscoped(8): an entry costs 48 + key + value (each rounded up to 8 bytes), plus 16 bytes
 # of bucket per power of two above the table size; the connection key is 40 bytes and its
-# value 80. Within 1% (the map's own header, the kernel's build).
+# value 72. Within 1% (the map's own header, the kernel's build).
 flows=$(memlock "$ROOT/$A_IF/flows")
-formula=$((65536 * (48 + 40 + 80) + 65536 * 16))
+formula=$((65536 * (48 + 40 + 72) + 65536 * 16))
 diff=$((flows > formula ? flows - formula : formula - flows))
 [ $((diff * 100)) -le "$formula" ]
 ok $? "the connection table takes $flows bytes; the man page's formula says $formula"
