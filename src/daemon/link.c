@@ -622,21 +622,19 @@ void ps_stats_add(struct ps_stats *sum, const struct ps_stats *s) {
                 a[i] += b[i];
 }
 
-/* Adds one CPU's value of the stats map (struct ps_stats up to icmp) or of icmp_stats. */
-static void stats_add(void *sum, const void *cpu_value) {
-        uint64_t *a = sum;
-        const uint64_t *b = cpu_value;
+/* Adds one CPU's value of the stats map (struct ps_stats up to icmp, __u64 words only) or of
+ * icmp_stats. */
+static void words_add(uint64_t *sum, const uint64_t *v, size_t size) {
+        for (size_t i = 0; i < size / sizeof(uint64_t); i++)
+                sum[i] += v[i];
+}
 
-        for (size_t i = 0; i < PS_STATS_MAP_SIZE / sizeof(uint64_t); i++)
-                a[i] += b[i];
+static void stats_add(void *sum, const void *cpu_value) {
+        words_add(sum, cpu_value, PS_STATS_MAP_SIZE);
 }
 
 static void icmp_stats_add(void *sum, const void *cpu_value) {
-        uint64_t *a = sum;
-        const uint64_t *b = cpu_value;
-
-        for (size_t i = 0; i < sizeof(struct ps_icmp_stats) / sizeof(uint64_t); i++)
-                a[i] += b[i];
+        words_add(sum, cpu_value, sizeof(struct ps_icmp_stats));
 }
 
 int link_read_stats(Link *l, struct ps_stats *ret) {
