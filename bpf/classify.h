@@ -66,12 +66,14 @@ struct ps_filter_key {
         struct ps_match match; /* the rule's values, already masked */
 };
 
-/* The best rules for one (shape, key); ranks order rules: higher wins (priority, then age). */
+/* The best rules for one (shape, key); ranks order rules: higher wins (priority, then age).
+ * Ranks are sparse 64-bit numbers, so that a new rule can be ranked between two others without
+ * renumbering the set (see filter-compile.c). */
 struct ps_filter_value {
-        __u32 rank;        /* 0: no deciding rule here */
+        __u64 rank;        /* 0: no deciding rule here */
+        __u64 count_rank;  /* 0: no count rule here */
         __u32 slot;        /* counter slot of the deciding rule */
         __u32 action;      /* enum ps_filter_action of the deciding rule */
-        __u32 count_rank;  /* 0: no count rule here */
         __u32 count_slot;
         __u32 pad;
 };
