@@ -112,19 +112,23 @@ static int cmp_rules(const void *x, const void *y) {
         return filter_beats(a, b) ? -1 : 1;
 }
 
+/* Ranges up to PORT_RANGE_EXACT_MAX ports always become exact ports, up to
+ * PORT_RANGE_WIDE_MAX in a set whose entries stay within WIDE_ENTRIES_MAX ("wide"). */
+#define PORT_RANGE_EXACT_MAX 32u
+#define PORT_RANGE_WIDE_MAX 1024u
+#define WIDE_ENTRIES_MAX (PS_FILTER_MAX_ENTRIES / 2)
+
 typedef struct PortBlocks {
         size_t n;
-        uint16_t v[34], m[34];
+        uint16_t v[PORT_RANGE_WIDE_MAX], m[PORT_RANGE_WIDE_MAX];
 } PortBlocks;
 
-/* Ranges up to this many ports become exact ports: a few more entries, but every block size
- * of a split range is a shape of its own, and shapes are what each packet pays for. */
-#define PORT_RANGE_EXACT_MAX 32u
-
-static void blocks_of(PortRange r, PortBlocks *b) {
+/* Ranges up to `exact_max` ports become exact ports: more entries, but every block size of a
+ * split range is a shape of its own, and shapes are what each packet pays for. */
+static void blocks_of(PortRange r, uint32_t exact_max, PortBlocks *b) {
         uint32_t span = (uint32_t) r.hi - r.lo + 1;
 
-        if (span > 1 && span <= PORT_RANGE_EXACT_MAX) {
+        if (span > 1 && span <= exact_max) {
                 for (uint32_t i = 0; i < span; i++) {
                         b->v[i] = (uint16_t) (r.lo + i);
                         b->m[i] = 0xffff;
@@ -157,19 +161,28 @@ static void *grow(void **p, size_t *alloc, size_t n, size_t size) {
 
 /* The (shape, key) entries of one rule, appended to *entries: shapes it needs that `masks`
  * lacks are added to it. */
-static int rule_compile(const Filter *f, uint64_t rank, uint32_t *n_shapes, struct ps_match *masks,
-                        FilterEntry **entries, size_t *n_entries, size_t *alloc,
-                        char **ret_error) {
+static int rule_compile(const Filter *f, bool wide, uint64_t rank, uint32_t *n_shapes,
+                        struct ps_match *masks, FilterEntry **entries, size_t *n_entries,
+                        size_t *alloc, char **ret_error) {
         struct ps_match key, mask;
         PortBlocks sp, dp, isp, idp;
-        size_t product;
+        size_t product = 0;
 
         rule_base(f, &key, &mask);
-        blocks_of(f->src_port, &sp);
-        blocks_of(f->dst_port, &dp);
-        blocks_of(f->inner_src_port, &isp);
-        blocks_of(f->inner_dst_port, &idp);
-        product = sp.n * dp.n * isp.n * idp.n;
+        /* Wide: ranges up to PORT_RANGE_WIDE_MAX ports exact, as long as the rule stays within
+         * PORT_RANGE_WIDE_MAX entries; the same rule always gives the same entries in a set of
+         * one kind, which is what lets filter_index_remove() find them. */
+        for (int pass = wide ? 0 : 1; pass < 2; pass++) {
+                uint32_t exact = pass == 0 ? PORT_RANGE_WIDE_MAX : PORT_RANGE_EXACT_MAX;
+
+                blocks_of(f->src_port, exact, &sp);
+                blocks_of(f->dst_port, exact, &dp);
+                blocks_of(f->inner_src_port, exact, &isp);
+                blocks_of(f->inner_dst_port, exact, &idp);
+                product = sp.n * dp.n * isp.n * idp.n;
+                if (pass == 0 && product <= PORT_RANGE_WIDE_MAX)
+                        break;
+        }
         if (product > FILTER_ENTRIES_PER_RULE_MAX)
                 return error_setf(ret_error, -E2BIG,
                                   "rule %u: its port ranges split into %zu entries; "
@@ -259,6 +272,7 @@ int filter_compile_indexed(Filter *const *rules, size_t n, FilterSet *ret, Filte
         FilterSet s = {};
         FilterEntry *raw = NULL;
         size_t n_enabled = 0, n_raw = 0, alloc = 0;
+        bool wide = true;
         int r = 0;
 
         assert(rules || n == 0);
@@ -278,29 +292,43 @@ int filter_compile_indexed(Filter *const *rules, size_t n, FilterSet *ret, Filte
         if (n_enabled > 0) /* order may be NULL then, which qsort() must not be given */
                 qsort(order, n_enabled, sizeof(Filter *), cmp_rules);
 
-        for (size_t i = 0; i < n_enabled; i++) {
-                /* The first in order ranks highest. */
-                r = rule_compile(order[i], RANK_BASE + (uint64_t) (n_enabled - i) * RANK_GAP,
-                                 &s.n_shapes, s.masks, &raw, &n_raw, &alloc, ret_error);
-                if (r < 0)
-                        goto fail;
-        }
-
-        /* Rules that share a (shape, key) become one entry holding the best of each kind. */
-        if (n_raw > 0)
-                qsort(raw, n_raw, sizeof(FilterEntry), cmp_contrib_qsort);
-        s.entries = malloc((n_raw ? n_raw : 1) * sizeof(FilterEntry));
-        if (!s.entries) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        for (size_t i = 0; i < n_raw; i++) {
-                if (s.n_entries > 0 && memcmp(&s.entries[s.n_entries - 1].key, &raw[i].key,
-                                              sizeof raw[i].key) == 0) {
-                        value_merge(&s.entries[s.n_entries - 1].value, &raw[i].value);
-                        continue;
+        /* Wide port ranges first; a set they would take more than half the entries for
+         * (room left for single changes) splits its ranges into blocks instead. */
+        for (int pass = 0; pass < 2; pass++) {
+                wide = pass == 0;
+                if (pass > 0) {
+                        filter_set_done(&s);
+                        s = (FilterSet) {};
+                        n_raw = 0;
                 }
-                s.entries[s.n_entries++] = raw[i];
+                for (size_t i = 0; i < n_enabled; i++) {
+                        /* The first in order ranks highest. */
+                        r = rule_compile(order[i], wide,
+                                         RANK_BASE + (uint64_t) (n_enabled - i) * RANK_GAP,
+                                         &s.n_shapes, s.masks, &raw, &n_raw, &alloc, ret_error);
+                        if (r < 0)
+                                goto fail;
+                }
+
+                /* Rules that share a (shape, key) become one entry holding the best of each
+                 * kind. */
+                if (n_raw > 0)
+                        qsort(raw, n_raw, sizeof(FilterEntry), cmp_contrib_qsort);
+                s.entries = malloc((n_raw ? n_raw : 1) * sizeof(FilterEntry));
+                if (!s.entries) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                for (size_t i = 0; i < n_raw; i++) {
+                        if (s.n_entries > 0 && memcmp(&s.entries[s.n_entries - 1].key,
+                                                      &raw[i].key, sizeof raw[i].key) == 0) {
+                                value_merge(&s.entries[s.n_entries - 1].value, &raw[i].value);
+                                continue;
+                        }
+                        s.entries[s.n_entries++] = raw[i];
+                }
+                if (s.n_entries <= WIDE_ENTRIES_MAX)
+                        break;
         }
         if (s.n_entries > PS_FILTER_MAX_ENTRIES) {
                 (void) error_setf(ret_error, 0,
@@ -312,6 +340,7 @@ int filter_compile_indexed(Filter *const *rules, size_t n, FilterSet *ret, Filte
         s.n_rules = n_enabled;
         if (ret_index) {
                 FilterIndex ix = {
+                        .wide = wide,
                         .n_shapes = s.n_shapes,
                         .pool = raw,
                         .n_pool = n_raw,
@@ -483,12 +512,15 @@ int filter_index_add(FilterIndex *ix, const Filter *f, FilterDelta *d, char **re
         rank.rank = above - MAX((above - below) / 1024, (uint64_t) 1);
 
         memcpy(masks, ix->masks, sizeof masks);
-        r = rule_compile(f, rank.rank, &n_shapes, masks, &mine, &n_mine, &alloc, ret_error);
+        r = rule_compile(f, ix->wide, rank.rank, &n_shapes, masks, &mine, &n_mine, &alloc,
+                         ret_error);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n_mine; i++)
                 if (!key_present(ix, &mine[i].key))
                         new_keys++;
+        if (ix->wide && ix->n_entries + new_keys > WIDE_ENTRIES_MAX)
+                return -ERANGE; /* the whole set again, with its ranges in blocks */
         if (ix->n_entries + new_keys > PS_FILTER_MAX_ENTRIES)
                 return error_setf(ret_error, -E2BIG,
                                   "the rule set would compile to %zu classifier entries; "
@@ -556,7 +588,7 @@ int filter_index_remove(FilterIndex *ix, const Filter *f, FilterDelta *d) {
                 return -ENOENT;
         rank.rank = ix->order[pos].rank;
         memcpy(masks, ix->masks, sizeof masks);
-        r = rule_compile(f, rank.rank, &n_shapes, masks, &mine, &n_mine, &alloc, NULL);
+        r = rule_compile(f, ix->wide, rank.rank, &n_shapes, masks, &mine, &n_mine, &alloc, NULL);
         if (r < 0)
                 return r;
         if (n_shapes != ix->n_shapes)

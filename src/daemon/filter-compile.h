@@ -41,6 +41,7 @@ typedef struct FilterRank {
  * first (a kernel entry is the best of a run of equal keys), and the rules by rank.
  */
 typedef struct FilterIndex {
+        bool wide; /* port ranges up to 1,024 ports as exact ports (filter-compile.c) */
         uint32_t n_shapes;
         struct ps_match masks[PS_FILTER_MAX_SHAPES];
         FilterEntry *pool; /* contributions; value: one rule's half (rank or count_rank) */
