@@ -17,9 +17,10 @@ typedef void (*filter_store_changed_t)(FilterStore *s, const uint32_t *old_ids, 
 /*
  * The rule set: the rules in memory, their copy in $STATE_DIRECTORY/filters.json and the
  * compiled form in the kernel maps shared by every guarded link (pinned in
- * <bpffs-root>/:filters/). Every change builds a whole new list, compiles it into the inactive
- * bank, flips the bank, and only then replaces the list and the file: a change that fails at
- * any step leaves the kernel, the memory and the file as they were.
+ * <bpffs-root>/:filters/). A whole new set is compiled into the inactive bank, the bank is
+ * flipped, and only then the list and the file are replaced; a change of one rule writes only
+ * that rule's entries into the active bank (filter_store_add_one(), filter_store_change_one()).
+ * A change that fails at any step leaves the kernel, the memory and the file as they were.
  */
 struct FilterStore {
         sd_event *event;        /* not owned */
