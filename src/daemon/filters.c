@@ -1200,6 +1200,36 @@ whole: {
         }
 }
 
+/* filter_store_change_one() through filter_store_replace(): a new list, compiled whole. */
+static int store_change_whole(FilterStore *s, size_t idx, Filter *changed, bool persist,
+                              char **ret_error) {
+        _cleanup_filter_list_ FilterList whole = {};
+        int r;
+
+        r = filter_store_snapshot(s, &whole.rules, &whole.n);
+        if (r < 0)
+                return r;
+        filter_free(whole.rules[idx]);
+        if (changed)
+                whole.rules[idx] = changed;
+        else {
+                memmove(whole.rules + idx, whole.rules + idx + 1,
+                        (whole.n - idx - 1) * sizeof(Filter *));
+                whole.n--;
+        }
+        r = filter_store_replace(s, whole.rules, whole.n, persist, ret_error);
+        if (r < 0) {
+                if (changed) { /* stays the caller's */
+                        memmove(whole.rules + idx, whole.rules + idx + 1,
+                                (whole.n - idx - 1) * sizeof(Filter *));
+                        whole.n--;
+                }
+                return r;
+        }
+        whole = (FilterList) {};
+        return 0;
+}
+
 int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool persist,
                             char **ret_error) {
         _cleanup_(filter_delta_done) FilterDelta d = {}, gone = {};
@@ -1225,33 +1255,8 @@ int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool p
                 if (!changed->timeout_sec)
                         changed->expires_usec = 0;
         }
-        if (!s->index_valid || s->degraded) {
-                /* The whole-set path, with a new list. */
-                _cleanup_filter_list_ FilterList whole = {};
-
-                r = filter_store_snapshot(s, &whole.rules, &whole.n);
-                if (r < 0)
-                        return r;
-                filter_free(whole.rules[idx]);
-                if (changed)
-                        whole.rules[idx] = changed;
-                else {
-                        memmove(whole.rules + idx, whole.rules + idx + 1,
-                                (whole.n - idx - 1) * sizeof(Filter *));
-                        whole.n--;
-                }
-                r = filter_store_replace(s, whole.rules, whole.n, persist, ret_error);
-                if (r < 0) {
-                        if (changed) { /* stays the caller's */
-                                memmove(whole.rules + idx, whole.rules + idx + 1,
-                                        (whole.n - idx - 1) * sizeof(Filter *));
-                                whole.n--;
-                        }
-                        return r;
-                }
-                whole = (FilterList) {};
-                return 0;
-        }
+        if (!s->index_valid || s->degraded)
+                return store_change_whole(s, idx, changed, persist, ret_error);
         old_ids = store_ids(s);
         list = malloc((s->n_rules + 1) * sizeof(Filter *));
         if (!old_ids || !list)
@@ -1268,11 +1273,23 @@ int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool p
         /* In the index the old rule goes first (the new one is ranked in its place), but the
          * kernel gets the new rule's entries first and only then loses the old one's. */
         r = filter_index_remove(&s->index, old, &gone);
-        if (r >= 0 && changed)
-                r = filter_index_add(&s->index, changed, &d, ret_error);
         if (r < 0) {
                 (void) store_resync(s);
                 return r;
+        }
+        if (changed) {
+                r = filter_index_add(&s->index, changed, &d, ret_error);
+                if (r < 0) {
+                        _cleanup_(filter_delta_done) FilterDelta back = {};
+
+                        /* Refused (a limit): the old rule back into the index, ranked between
+                         * the same neighbours, so the kernel, never touched, still agrees. */
+                        if (filter_index_add(&s->index, old, &back, NULL) < 0)
+                                (void) store_resync(s);
+                        if (r == -ERANGE) /* no rank left there: the whole set again */
+                                return store_change_whole(s, idx, changed, persist, ret_error);
+                        return r;
+                }
         }
         for (size_t i = 0; i < gone.n_keys && r >= 0; i++)
                 r = filter_delta_push(&d, &gone.keys[i]);
