@@ -13,6 +13,7 @@
 
 #include "filter-compile.h"
 #include "../common/ref-gen.h"
+#include "../common/ref-filter.h"
 #include "filter-pkt.h"
 #include "filters.h"
 #include "util.h"
@@ -179,25 +180,6 @@ Test(bpf_filter, ipv6_and_icmp_inner) {
 /* The rules go to the daemon the documented way, as JSON (Import's form, which takes id and
  * created, so that ages can tie); the slot is the id. A set over the shape limit loses its
  * last rules until it compiles: the random sets test matching, not the limits. */
-static Filter *ref_filter(const struct ref_rule *rr) {
-        char text[1024], *err = NULL;
-        json_error_t je;
-        Filter *f;
-        json_t *o;
-
-        ref_rule_json(rr, text, sizeof text);
-        o = json_loads(text, 0, &je);
-        cr_assert_not_null(o, "%s: %s", text, je.text);
-        f = calloc(1, sizeof(Filter));
-        cr_assert_not_null(f);
-        filter_init(f);
-        cr_assert_eq(filter_from_json(f, o, FILTER_PARSE_IMPORT, &err), 0,
-                     "the documented rule %s is refused: %s", text, err ? err : "");
-        json_decref(o);
-        f->slot = f->id;
-        return f;
-}
-
 static size_t load_ref(const struct ref_rule *rr, size_t n) {
         Filter *rules[64];
         FilterSet set;

@@ -11,6 +11,7 @@
 #include "util.h"
 #include "../bpf/filter-pkt.h"
 #include "../common/ref-gen.h"
+#include "../common/ref-filter.h"
 
 #ifndef GUARDER_DIR
 #define GUARDER_DIR "tests/guarder"
@@ -401,24 +402,6 @@ static void tss_classify(const FilterSet *s, const struct ps_match *p, uint64_t 
         *ret_rank = best;
         *ret_slot = slot;
         *ret_count_slot = cbest > best ? cslot : UINT32_MAX;
-}
-
-/* The rule a reference rule describes, as an import reads it; its slot is its id. */
-static Filter *ref_filter(const struct ref_rule *rr) {
-        char text[1024], *err = NULL;
-        Filter *f = calloc(1, sizeof(Filter));
-        json_t *o;
-
-        ref_rule_json(rr, text, sizeof text);
-        o = json_loads(text, 0, NULL);
-        cr_assert_not_null(o, "%s", text);
-        cr_assert_not_null(f);
-        filter_init(f);
-        cr_assert_eq(filter_from_json(f, o, FILTER_PARSE_IMPORT, &err), 0, "%s: %s", text,
-                     err ? err : "");
-        json_decref(o);
-        f->slot = f->id;
-        return f;
 }
 
 Test(filter, compiled_set_agrees_with_reference) {
