@@ -629,9 +629,11 @@ Test(filter, ranks_between_neighbours_last) {
                         break;
                 added++;
         }
-        /* 64-bit ranks, a gap shrinking by 1/1024 per rule: ~40,000 at the bottom. */
-        cr_assert_gt(added, 20000, "only %u rules added in a row", added);
-        cr_assert(r == 0 || r == -ERANGE, "%d", r);
+        /* 64-bit ranks, a gap shrinking by 1/1024 per rule: about 40,000 at the bottom of an
+         * empty set, then no rank is left and the index says so. */
+        cr_assert_gt(added, 30000, "only %u rules added in a row", added);
+        cr_assert_lt(added, 100000);
+        cr_assert_eq(r, -ERANGE, "%d", r);
         /* Every rank stays strictly ordered. */
         for (size_t i = 1; i < ix.n_order; i++)
                 cr_assert_gt(ix.order[i - 1].rank, ix.order[i].rank);
