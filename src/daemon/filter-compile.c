@@ -482,6 +482,17 @@ static bool key_present(const FilterIndex *ix, const struct ps_filter_key *k) {
         return filter_index_value(ix, k, &v);
 }
 
+/* A delta remembers the shape count before its first change; a disabled rule has no entries:
+ * false, nothing to do. */
+static bool delta_begin(const FilterIndex *ix, const Filter *f, FilterDelta *d) {
+        assert(ix);
+        assert(f);
+        assert(d);
+        if (!d->n_keys && !d->shapes_grown)
+                d->n_shapes_before = ix->n_shapes;
+        return f->enabled;
+}
+
 int filter_index_add(FilterIndex *ix, const Filter *f, FilterDelta *d, char **ret_error) {
         _cleanup_free_ FilterEntry *mine = NULL;
         size_t n_mine = 0, alloc = 0, pos, new_keys = 0;
@@ -491,12 +502,7 @@ int filter_index_add(FilterIndex *ix, const Filter *f, FilterDelta *d, char **re
         uint64_t above, below;
         int r;
 
-        assert(ix);
-        assert(f);
-        assert(d);
-        if (!d->n_keys && !d->shapes_grown)
-                d->n_shapes_before = ix->n_shapes;
-        if (!f->enabled)
+        if (!delta_begin(ix, f, d))
                 return 0;
         if (ix->n_order >= PS_FILTER_MAX_RULES)
                 return error_setf(ret_error, -E2BIG, "%zu enabled rules; accepted: at most %u",
@@ -575,12 +581,7 @@ int filter_index_remove(FilterIndex *ix, const Filter *f, FilterDelta *d) {
         FilterRank rank = rank_of(f);
         int r;
 
-        assert(ix);
-        assert(f);
-        assert(d);
-        if (!d->n_keys && !d->shapes_grown)
-                d->n_shapes_before = ix->n_shapes;
-        if (!f->enabled)
+        if (!delta_begin(ix, f, d))
                 return 0;
         pos = order_position(ix, &rank);
         if (pos >= ix->n_order || rank_beats(&ix->order[pos], &rank) ||

@@ -425,6 +425,16 @@ static int kernel_flip_back(FilterStore *s, uint32_t old_state, size_t old_shape
 static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
                            char **ret_error);
 
+/* A rule's creation time if it has none, and its expiry from its timeout (now: realtime). */
+static void rule_times(Filter *f, uint64_t now) {
+        if (f->created_usec == 0)
+                f->created_usec = now;
+        if (f->timeout_sec && f->expires_usec == 0)
+                f->expires_usec = now + f->timeout_sec * USEC_PER_SEC;
+        if (!f->timeout_sec)
+                f->expires_usec = 0;
+}
+
 int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                          char **ret_error) {
         _cleanup_free_ size_t *new_idx = NULL;
@@ -463,12 +473,7 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                         f->id = next_id++;
                 else if (f->id >= next_id)
                         next_id = f->id + 1;
-                if (f->created_usec == 0)
-                        f->created_usec = now;
-                if (f->timeout_sec && f->expires_usec == 0)
-                        f->expires_usec = now + f->timeout_sec * USEC_PER_SEC;
-                if (!f->timeout_sec)
-                        f->expires_usec = 0;
+                rule_times(f, now);
         }
         r = find_duplicate(rules, n, false, &dup);
         if (r < 0)
@@ -1074,15 +1079,22 @@ static int store_resync(FilterStore *s) {
         return 0;
 }
 
-/* Writes a single change's delta into the kernel; on failure puts the kernel back in line
- * with the list (the change is then not made). */
-static int store_apply(FilterStore *s, const FilterDelta *d) {
+/* Writes a single change's delta into the kernel; on failure puts the kernel and the index
+ * back in line with the list (the change is then not made). */
+static int store_apply(FilterStore *s, const FilterDelta *d, char **ret_error) {
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         int r;
 
         r = filter_kernel_apply(s->state_fd, s->banks_fd, s->rules_fd, &s->state, &s->index, d);
-        if (r < 0)
+        if (r < 0) {
+                (void) error_setf(ret_error, 0, "writing the change into the kernel failed: %s",
+                                  strerror(-r));
+                if (store_resync(s) < 0)
+                        log_struct_internal(LOG_CRIT, r, PS_MESSAGE_STATE_NOT_WRITABLE, NULL,
+                                            "Cannot load the rule set into the kernel again "
+                                            "after a failed change");
                 return r;
+        }
         s->n_shapes = s->index.n_shapes;
         s->n_entries = s->index.n_entries;
         s->last_apply_usec = now_usec(CLOCK_MONOTONIC) - t0;
@@ -1131,12 +1143,7 @@ int filter_store_add_one(FilterStore *s, Filter *f, bool persist, uint32_t *ret_
                 f->id = next_id++;
         else if (id >= next_id)
                 next_id = id + 1;
-        if (f->created_usec == 0)
-                f->created_usec = now;
-        if (f->timeout_sec && f->expires_usec == 0)
-                f->expires_usec = now + f->timeout_sec * USEC_PER_SEC;
-        if (!f->timeout_sec)
-                f->expires_usec = 0;
+        rule_times(f, now);
         (void) zero_counter(s, f->slot);
 
         r = filter_index_add(&s->index, f, &d, ret_error);
@@ -1148,17 +1155,9 @@ int filter_store_add_one(FilterStore *s, Filter *f, bool persist, uint32_t *ret_
         }
         if (r < 0)
                 goto fail;
-        r = store_apply(s, &d);
-        if (r < 0) {
-                (void) error_setf(ret_error, 0, "adding the rule to the kernel failed: %s",
-                                  strerror(-r));
-                (void) filter_index_remove(&s->index, f, &(FilterDelta) {});
-                if (store_resync(s) < 0)
-                        log_struct_internal(LOG_CRIT, r, PS_MESSAGE_STATE_NOT_WRITABLE, NULL,
-                                            "Cannot load the rule set into the kernel again "
-                                            "after a failed change");
+        r = store_apply(s, &d, ret_error);
+        if (r < 0)
                 goto fail;
-        }
         if (persist) {
                 s->rules[s->n_rules] = f;
                 r = store_save_list(s, s->rules, s->n_rules + 1, next_id, ret_error);
@@ -1166,7 +1165,7 @@ int filter_store_add_one(FilterStore *s, Filter *f, bool persist, uint32_t *ret_
                         _cleanup_(filter_delta_done) FilterDelta undo = {};
 
                         if (filter_index_remove(&s->index, f, &undo) < 0 ||
-                            store_apply(s, &undo) < 0)
+                            store_apply(s, &undo, NULL) < 0)
                                 (void) store_resync(s);
                         goto fail;
                 }
@@ -1247,14 +1246,8 @@ int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool p
                 return error_setf(ret_error, -ENOENT, "no filter %u", id);
         old = s->rules[idx];
         assert(!changed || (changed->id == id && changed->slot == old->slot));
-        if (changed) {
-                /* As filter_store_replace() sets them. */
-                if (changed->timeout_sec && changed->expires_usec == 0)
-                        changed->expires_usec = now_usec(CLOCK_REALTIME) +
-                                                changed->timeout_sec * USEC_PER_SEC;
-                if (!changed->timeout_sec)
-                        changed->expires_usec = 0;
-        }
+        if (changed)
+                rule_times(changed, now_usec(CLOCK_REALTIME));
         if (!s->index_valid || s->degraded)
                 return store_change_whole(s, idx, changed, persist, ret_error);
         old_ids = store_ids(s);
@@ -1294,16 +1287,9 @@ int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool p
         for (size_t i = 0; i < gone.n_keys && r >= 0; i++)
                 r = filter_delta_push(&d, &gone.keys[i]);
         if (r >= 0)
-                r = store_apply(s, &d);
-        if (r < 0) {
-                (void) error_setf(ret_error, 0, "changing the rule in the kernel failed: %s",
-                                  strerror(-r));
-                if (store_resync(s) < 0)
-                        log_struct_internal(LOG_CRIT, r, PS_MESSAGE_STATE_NOT_WRITABLE, NULL,
-                                            "Cannot load the rule set into the kernel again "
-                                            "after a failed change");
+                r = store_apply(s, &d, ret_error);
+        if (r < 0)
                 return r;
-        }
         if (persist) {
                 r = store_save_list(s, list, n, s->next_id, ret_error);
                 if (r < 0) {
@@ -1311,7 +1297,7 @@ int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool p
 
                         if ((changed && filter_index_remove(&s->index, changed, &undo) < 0) ||
                             filter_index_add(&s->index, old, &undo, NULL) < 0 ||
-                            store_apply(s, &undo) < 0)
+                            store_apply(s, &undo, NULL) < 0)
                                 (void) store_resync(s);
                         return r;
                 }

@@ -333,16 +333,7 @@ Test(bpf_filter, single_changes_agree_with_reference, .timeout = 200) {
                 char *err = NULL;
                 int r;
 
-                for (size_t i = 0; i < n; i++) {
-                        ref_random_rule(&g, &rr[i], next_id++);
-                        ptrs[i] = ref_filter(&rr[i]);
-                }
-                while ((r = filter_compile_indexed(ptrs, n, &set, &ix, &err)) == -E2BIG && n > 0) {
-                        free(err);
-                        err = NULL;
-                        filter_free(ptrs[--n]);
-                }
-                cr_assert_eq(r, 0, "%s", err ? err : "");
+                n = ref_random_indexed(&g, rr, ptrs, n, &next_id, &set, &ix);
                 cr_assert_eq(filter_kernel_load(fds[0], fds[1], fds[2], &state, &set), 0);
                 filter_set_done(&set);
                 for (int k = 0; k < CHANGE_PACKETS; k++)

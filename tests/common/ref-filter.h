@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 
+#include "filter-compile.h"
 #include "ref-gen.h"
 #include "rule.h"
 
@@ -28,4 +29,25 @@ static inline Filter *ref_filter(const struct ref_rule *rr) {
         json_decref(o);
         f->slot = f->id;
         return f;
+}
+
+/* n random rules (ids from *next_id on) compiled with their index; a set over a limit loses its
+ * last rules until it compiles, as a user would have to: returns how many are left. */
+static inline size_t ref_random_indexed(struct ref_rng *g, struct ref_rule *rr, Filter **ptrs,
+                                        size_t n, uint32_t *next_id, FilterSet *set,
+                                        FilterIndex *ix) {
+        char *err = NULL;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                ref_random_rule(g, &rr[i], (*next_id)++);
+                ptrs[i] = ref_filter(&rr[i]);
+        }
+        while ((r = filter_compile_indexed(ptrs, n, set, ix, &err)) == -E2BIG && n > 0) {
+                free(err);
+                err = NULL;
+                filter_free(ptrs[--n]);
+        }
+        cr_assert_eq(r, 0, "%s", err ? err : "");
+        return n;
 }
