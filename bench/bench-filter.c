@@ -629,19 +629,29 @@ struct result {
         double guard[N_SETS];
         double xf[N_SETS]; /* < 0: not measured */
         double bare;
+        /* the spread of the rounds */
+        double guard_min[N_SETS], guard_max[N_SETS], xf_min[N_SETS], xf_max[N_SETS];
 };
 
 static void store_result(struct result *res, const struct options *o, const double *v) {
         for (int i = 0; i < N_PROGS; i++) {
                 const struct prog *p = &progs[i];
-                double m = p->fd < 0 ? -1 : median((double *) &v[(size_t) i * o->rounds],
-                                                   o->rounds);
+                double *rounds = (double *) &v[(size_t) i * o->rounds];
+                /* median() sorts: the first and the last round are then the fastest and the
+                 * slowest. */
+                double m = p->fd < 0 ? -1 : median(rounds, o->rounds);
+                double lo = p->fd < 0 ? -1 : rounds[0];
+                double hi = p->fd < 0 ? -1 : rounds[o->rounds - 1];
 
-                if (p->kind == PROG_GUARD)
+                if (p->kind == PROG_GUARD) {
                         res->guard[p->set] = m;
-                else if (p->kind == PROG_XDP_FILTER)
+                        res->guard_min[p->set] = lo;
+                        res->guard_max[p->set] = hi;
+                } else if (p->kind == PROG_XDP_FILTER) {
                         res->xf[p->set] = m;
-                else
+                        res->xf_min[p->set] = lo;
+                        res->xf_max[p->set] = hi;
+                } else
                         res->bare = m;
         }
 }
@@ -740,8 +750,12 @@ static int measure_table(const struct options *o, int kind, struct result *res) 
 
 /* ---- applying a big set ---- */
 
+#define SINGLE_REPS 31
+
 struct apply_result {
         size_t rules;
+        /* one rule added, then deleted, with the set held: index + kernel, ms; min/median/max */
+        double add_ms[3], delete_ms[3];
         double apply_compile, apply_load;   /* ms, into fresh maps */
         double first_compile, first_load;   /* replace, the other bank empty */
         double steady_compile, steady_load; /* replace, the other bank holds the set before */
@@ -776,6 +790,68 @@ static int timed_load(int fds[3], uint32_t *state, struct rule_set *s, double *r
         return r;
 }
 
+static void spread(double *v, unsigned n, double ret[3]) {
+        ret[1] = median(v, n); /* sorts */
+        ret[0] = v[0];
+        ret[2] = v[n - 1];
+}
+
+/*
+ * One Delete and one Add with the set `s` held, as the daemon makes them: a rule of the set
+ * out of the index the daemon keeps (filter_index_remove) and its entries out of the active
+ * bank (filter_kernel_apply), then back in (filter_index_add, ranked between its neighbours).
+ * As bench-loop: the set is full, so the Add comes after the Delete.
+ */
+static int measure_single(int fds[3], uint32_t *state, struct rule_set *s,
+                          struct apply_result *res) {
+        double add[SINGLE_REPS], del[SINGLE_REPS];
+        uint64_t saved_rng = rng_state;
+        FilterIndex ix;
+        FilterSet set;
+        char *err = NULL;
+        int r;
+
+        r = filter_compile_indexed(s->rules, s->n, &set, &ix, &err);
+        if (r < 0) {
+                fail("cannot compile %zu rules: %s", s->n, err ? err : strerror(-r));
+                free(err);
+                return r;
+        }
+        r = filter_kernel_load(fds[0], fds[1], fds[2], state, &set);
+        filter_set_done(&set);
+        rng_state = SEED ^ 0xadd;
+        for (unsigned i = 0; i < SINGLE_REPS && r >= 0; i++) {
+                const Filter *f = s->rules[rng_below((uint32_t) s->n)];
+                FilterDelta d = {}, e = {};
+                double t0, t1, t2;
+
+                t0 = wall_ms();
+                r = filter_index_remove(&ix, f, &d);
+                if (r >= 0)
+                        r = filter_kernel_apply(fds[0], fds[1], fds[2], state, &ix, &d);
+                t1 = wall_ms();
+                if (r >= 0)
+                        r = filter_index_add(&ix, f, &e, &err);
+                if (r >= 0)
+                        r = filter_kernel_apply(fds[0], fds[1], fds[2], state, &ix, &e);
+                t2 = wall_ms();
+                del[i] = t1 - t0;
+                add[i] = t2 - t1;
+                filter_delta_done(&d);
+                filter_delta_done(&e);
+        }
+        filter_index_done(&ix);
+        rng_state = saved_rng;
+        if (r < 0) {
+                fail("one rule with %zu held: %s", s->n, err ? err : strerror(-r));
+                free(err);
+                return r;
+        }
+        spread(add, SINGLE_REPS, res->add_ms);
+        spread(del, SINGLE_REPS, res->delete_ms);
+        return 0;
+}
+
 /*
  * Fresh maps shaped like the guard's (the daemon's first start), then a, b, a, b: the first
  * replacement finds the other bank empty, the later ones first delete the set before last
@@ -803,19 +879,21 @@ static int measure_apply(const struct guard_bpf *ref, struct rule_set *a, struct
                         r = timed_load(fds, &state, a, &sc[2 * rep], &sl[2 * rep]);
                 if (r >= 0)
                         r = timed_load(fds, &state, b, &sc[2 * rep + 1], &sl[2 * rep + 1]);
+                if (r >= 0 && rep == 0)
+                        r = measure_single(fds, &state, a, res);
                 for (int i = 0; i < 3; i++)
                         if (fds[i] >= 0)
                                 close(fds[i]);
         }
         if (r < 0)
                 return r;
-        *res = (struct apply_result) {
-                .rules = a->n,
-                .apply_compile = median(ac, APPLY_REPS), .apply_load = median(al, APPLY_REPS),
-                .first_compile = median(fc, APPLY_REPS), .first_load = median(fl, APPLY_REPS),
-                .steady_compile = median(sc, 2 * APPLY_REPS),
-                .steady_load = median(sl, 2 * APPLY_REPS),
-        };
+        res->rules = a->n;
+        res->apply_compile = median(ac, APPLY_REPS);
+        res->apply_load = median(al, APPLY_REPS);
+        res->first_compile = median(fc, APPLY_REPS);
+        res->first_load = median(fl, APPLY_REPS);
+        res->steady_compile = median(sc, 2 * APPLY_REPS);
+        res->steady_load = median(sl, 2 * APPLY_REPS);
         return 0;
 }
 
@@ -860,7 +938,11 @@ static void print_result(const struct result *r, const struct rule_set *sets) {
                 printf(" %9u", set_rules[s]);
         putchar('\n');
         print_row("guard", r->guard, " %9.1f");
+        print_row("  min", r->guard_min, " %9.1f");
+        print_row("  max", r->guard_max, " %9.1f");
         print_row("xdp-filter", r->xf, " %9.1f");
+        print_row("  min", r->xf_min, " %9.1f");
+        print_row("  max", r->xf_max, " %9.1f");
         print_row("bare", b, " %9.1f");
         print_row("guard - bare", d, " %9.1f");
         print_row("guard / xdp-filter", q, " %9.2f");
@@ -883,8 +965,8 @@ static void print_text(const struct options *o, const struct rule_set *sets,
         struct utsname u;
 
         uname(&u);
-        printf("Filter classifier cost under BPF_PROG_TEST_RUN: median of %u rounds, ns per "
-               "packet\n", o->rounds);
+        printf("Filter classifier cost under BPF_PROG_TEST_RUN: median of %u rounds (min and "
+               "max below it), ns per packet\n", o->rounds);
         printf("kernel %s, %ld CPUs, run pinned to CPU %d; load average %.2f %.2f %.2f at start, "
                "%.2f %.2f %.2f at end\n", u.release, sysconf(_SC_NPROCESSORS_ONLN), cpu,
                load0[0], load0[1], load0[2], load1[0], load1[1], load1[2]);
@@ -918,6 +1000,11 @@ static void print_text(const struct options *o, const struct rule_set *sets,
         printf("replacing them by another %zu, steady state (the set before last deleted from the "
                "bank first): compile %.1f ms + load %.1f ms = %.1f ms\n", ap->rules,
                ap->steady_compile, ap->steady_load, ap->steady_compile + ap->steady_load);
+        printf("one rule deleted with %zu held, index + kernel (wall time, min/median/max of "
+               "%u): %.3f / %.3f / %.3f ms\n", ap->rules, SINGLE_REPS, ap->delete_ms[0],
+               ap->delete_ms[1], ap->delete_ms[2]);
+        printf("that rule added back: %.3f / %.3f / %.3f ms (goal well < 5 ms: %s)\n",
+               ap->add_ms[0], ap->add_ms[1], ap->add_ms[2], ap->add_ms[2] < 5 ? "met" : "missed");
 }
 
 static void print_json_array(const double *v) {
@@ -969,8 +1056,16 @@ static void print_json(const struct options *o, const struct rule_set *sets,
                        i ? "," : "", r->mode, pkt_names[r->kind],
                        r->kind == PKT_MATCH4 ? "true" : "false");
                 print_json_array(r->guard);
+                printf(",\"guard_min_ns\":");
+                print_json_array(r->guard_min);
+                printf(",\"guard_max_ns\":");
+                print_json_array(r->guard_max);
                 printf(",\"xdp_filter_ns\":");
                 print_json_array(r->xf);
+                printf(",\"xdp_filter_min_ns\":");
+                print_json_array(r->xf_min);
+                printf(",\"xdp_filter_max_ns\":");
+                print_json_array(r->xf_max);
                 printf(",\"bare_ns\":%.2f,\"guard_minus_bare_ns\":", r->bare);
                 print_json_array(d);
                 printf(",\"guard_over_xdp_filter\":");
@@ -983,9 +1078,11 @@ static void print_json(const struct options *o, const struct rule_set *sets,
         }
         printf("],\"apply\":{\"rules\":%zu,\"apply_compile_ms\":%.2f,\"apply_load_ms\":%.2f,"
                "\"replace_first_compile_ms\":%.2f,\"replace_first_load_ms\":%.2f,"
-               "\"replace_steady_compile_ms\":%.2f,\"replace_steady_load_ms\":%.2f}}\n",
+               "\"replace_steady_compile_ms\":%.2f,\"replace_steady_load_ms\":%.2f,"
+               "\"add_one_ms\":[%.3f,%.3f,%.3f],\"delete_one_ms\":[%.3f,%.3f,%.3f]}}\n",
                ap->rules, ap->apply_compile, ap->apply_load, ap->first_compile, ap->first_load,
-               ap->steady_compile, ap->steady_load);
+               ap->steady_compile, ap->steady_load, ap->add_ms[0], ap->add_ms[1], ap->add_ms[2],
+               ap->delete_ms[0], ap->delete_ms[1], ap->delete_ms[2]);
 }
 
 /* ---- main ---- */

@@ -83,14 +83,14 @@ static __always_inline void mask_match(struct ps_match *out, const struct ps_mat
 struct classify_ctx {
         const struct ps_match *pkt;
         struct ps_filter_bank *bank;
+        __u64 best;
+        __u64 cbest;
         __u32 bank_index;
-        __u32 best;
-        __u32 cbest;
-        __u32 action;
         __u32 slot;
         __u32 count_slot;
-        __u32 lacks; /* PS_CLS_* */
-        __u32 pad;
+        /* 16 bits each: the frame stays at the size it had with 32-bit ranks. */
+        __u16 action;
+        __u16 lacks; /* PS_CLS_* */
         struct ps_filter_key key;
 };
 
@@ -150,7 +150,7 @@ static long classify_shape(__u32 i, struct classify_ctx *c)
                 return 0;
         if (e->rank > c->best) {
                 c->best = e->rank;
-                c->action = e->action;
+                c->action = (__u16) e->action;
                 c->slot = e->slot;
         }
         if (e->count_rank > c->cbest) {
@@ -175,7 +175,7 @@ static __always_inline void classify(const struct ps_match *pkt, __u32 lacks, st
         v->state = *state;
         __builtin_memset(&c, 0, sizeof(c));
         c.pkt = pkt;
-        c.lacks = lacks;
+        c.lacks = (__u16) lacks;
         c.bank_index = v->state & PS_FILTER_STATE_BANK;
         c.bank = bpf_map_lookup_elem(&filter_banks, &c.bank_index);
         if (!c.bank || c.bank->n_shapes == 0)

@@ -11,11 +11,13 @@
  * rules. A hit tells the best rule of that (shape, key) already resolved by the daemon; the best
  * over all shapes (the highest rank) decides.
  *
- * Atomic updates: two banks. The daemon fills the inactive bank (shapes and entries), then
- * flips `filter_state` (one 4-byte value: generation << 2 | cacheable << 1 | bank). A packet
- * reads the state once
- * and sees one whole bank. The bank just left keeps its entries until the next change, which
- * clears it before filling it again: a packet still reading it never sees it half gone.
+ * Atomic updates: two banks. A whole new set goes into the inactive bank (shapes and
+ * entries), then the daemon flips `filter_state` (one 4-byte value: generation << 2 |
+ * cacheable << 1 | bank). A packet reads the state once and sees one whole bank. The bank just
+ * left keeps its entries until the next whole set, which clears it before filling it again: a
+ * packet still reading it never sees it half gone. A change of one rule is written into the
+ * active bank entry by entry, in an order that lets every packet see the set before or the
+ * set after, then the generation goes up (bpf/README.md, "Changing one rule").
  */
 #ifndef PACKETSCOPE_CLASSIFY_H
 #define PACKETSCOPE_CLASSIFY_H
@@ -66,12 +68,14 @@ struct ps_filter_key {
         struct ps_match match; /* the rule's values, already masked */
 };
 
-/* The best rules for one (shape, key); ranks order rules: higher wins (priority, then age). */
+/* The best rules for one (shape, key); ranks order rules: higher wins (priority, then age).
+ * Ranks are sparse 64-bit numbers, so that a new rule can be ranked between two others without
+ * renumbering the set (see filter-compile.c). */
 struct ps_filter_value {
-        __u32 rank;        /* 0: no deciding rule here */
+        __u64 rank;        /* 0: no deciding rule here */
+        __u64 count_rank;  /* 0: no count rule here */
         __u32 slot;        /* counter slot of the deciding rule */
         __u32 action;      /* enum ps_filter_action of the deciding rule */
-        __u32 count_rank;  /* 0: no count rule here */
         __u32 count_slot;
         __u32 pad;
 };

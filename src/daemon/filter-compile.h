@@ -27,6 +27,61 @@ typedef struct FilterSet {
 int filter_compile(Filter *const *rules, size_t n, FilterSet *ret, char **ret_error);
 void filter_set_done(FilterSet *s);
 
+/* What the index keeps of a rule: its rank and what orders it (filter_beats()). */
+typedef struct FilterRank {
+        uint64_t rank;
+        uint64_t created_usec;
+        int32_t priority;
+        uint32_t id;
+} FilterRank;
+
+/*
+ * The compiled set as the daemon keeps it, so that one rule can be added or removed without
+ * compiling the others again: every rule's (shape, key) contributions, sorted by key then best
+ * first (a kernel entry is the best of a run of equal keys), and the rules by rank.
+ */
+typedef struct FilterIndex {
+        bool wide; /* port ranges up to 1,024 ports as exact ports (filter-compile.c) */
+        uint32_t n_shapes;
+        struct ps_match masks[PS_FILTER_MAX_SHAPES];
+        FilterEntry *pool; /* contributions; value: one rule's half (rank or count_rank) */
+        size_t n_pool, alloc_pool;
+        uint32_t *free_ids; /* pool entries removed, for reuse */
+        size_t n_free, alloc_free;
+        uint32_t *sorted; /* pool indices by key, then best first */
+        size_t n_sorted, alloc_sorted;
+        FilterRank *order; /* enabled rules, best first */
+        size_t n_order, alloc_order;
+        size_t n_entries; /* distinct keys: entries in the kernel */
+} FilterIndex;
+
+/* The kernel entries one or more single-rule changes touched, in the order they must be
+ * written, and whether shapes were added (from n_shapes_before up). */
+typedef struct FilterDelta {
+        struct ps_filter_key *keys;
+        size_t n_keys, alloc_keys;
+        uint32_t n_shapes_before;
+        bool shapes_grown;
+} FilterDelta;
+
+/* filter_compile() that also returns the index of the set. */
+int filter_compile_indexed(Filter *const *rules, size_t n, FilterSet *ret, FilterIndex *ret_index,
+                           char **ret_error);
+void filter_index_done(FilterIndex *ix);
+void filter_delta_done(FilterDelta *d);
+/* Appends a key to the delta unless it is there already. */
+int filter_delta_push(FilterDelta *d, const struct ps_filter_key *k);
+/* Adds one rule (its id, slot, priority and creation time set). -ERANGE: no rank is left
+ * between its neighbours; compile the whole set instead. On any error the index may be
+ * partly changed only for -ENOMEM; the caller then compiles the whole set again. */
+int filter_index_add(FilterIndex *ix, const Filter *f, FilterDelta *d, char **ret_error);
+/* Removes a rule that filter_index_add() or the compiler put in, as it was then. */
+int filter_index_remove(FilterIndex *ix, const Filter *f, FilterDelta *d);
+/* The kernel value of a key: false when no rule is left there (the entry goes). */
+bool filter_index_value(const FilterIndex *ix, const struct ps_filter_key *key,
+                        struct ps_filter_value *ret);
+bool filter_index_cacheable(const FilterIndex *ix);
+
 /* Splits a port range into aligned power-of-two blocks (value, mask); returns the count. */
 size_t port_range_blocks(PortRange r, uint16_t *values, uint16_t *masks, size_t max);
 

@@ -59,6 +59,7 @@ FilterStore *filter_store_free(FilterStore *s) {
         sd_event_source_unref(s->expiry_timer);
         free(s->slot_used);
         free(s->degraded);
+        filter_index_done(&s->index);
         free(s);
         return NULL;
 }
@@ -201,6 +202,53 @@ int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, uint32_t *state
          * verdict cached in a flow entry stale. */
         next = (((*state >> PS_FILTER_STATE_GEN_SHIFT) + 1) << PS_FILTER_STATE_GEN_SHIFT) |
                (cacheable ? PS_FILTER_STATE_CACHEABLE : 0) | bank;
+        if (bpf_map_update_elem(state_fd, &zero, &next, BPF_ANY) < 0)
+                return -errno;
+        *state = next;
+        return 0;
+}
+
+int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
+                        const FilterIndex *ix, const FilterDelta *d) {
+        uint32_t bank = *state & PS_FILTER_STATE_BANK, zero = 0, next;
+        _cleanup_free_ struct ps_filter_bank *b = NULL;
+
+        assert(state);
+        assert(ix);
+        assert(d);
+        if (d->shapes_grown) {
+                /* New shapes: their masks first, under the old count, so no packet reads
+                 * them yet; the count goes up only once their entries are in. */
+                b = calloc(1, sizeof *b);
+                if (!b)
+                        return -ENOMEM;
+                b->n_shapes = d->n_shapes_before;
+                memcpy(b->masks, ix->masks, sizeof(struct ps_match) * ix->n_shapes);
+                if (bpf_map_update_elem(banks_fd, &bank, b, BPF_ANY) < 0)
+                        return -errno;
+        }
+        /* One entry at a time, each replaced whole (a hash map update swaps the element under
+         * RCU); the keys come in the order the delta lists them: a changed rule's new entries
+         * before its old ones go. */
+        for (size_t i = 0; i < d->n_keys; i++) {
+                struct ps_filter_key k = d->keys[i];
+                struct ps_filter_value v;
+
+                k.shape += bank * PS_FILTER_MAX_SHAPES;
+                if (filter_index_value(ix, &d->keys[i], &v)) {
+                        if (bpf_map_update_elem(rules_fd, &k, &v, BPF_ANY) < 0)
+                                return -errno;
+                } else if (bpf_map_delete_elem(rules_fd, &k) < 0 && errno != ENOENT)
+                        return -errno;
+        }
+        if (d->shapes_grown) {
+                b->n_shapes = ix->n_shapes;
+                if (bpf_map_update_elem(banks_fd, &bank, b, BPF_ANY) < 0)
+                        return -errno;
+        }
+        /* Same bank, a new generation: verdicts cached in flow entries are stale now. */
+        next = (((*state >> PS_FILTER_STATE_GEN_SHIFT) + 1) << PS_FILTER_STATE_GEN_SHIFT) |
+               (filter_index_cacheable(ix) ? PS_FILTER_STATE_CACHEABLE : 0) | bank;
         if (bpf_map_update_elem(state_fd, &zero, &next, BPF_ANY) < 0)
                 return -errno;
         *state = next;
@@ -377,6 +425,16 @@ static int kernel_flip_back(FilterStore *s, uint32_t old_state, size_t old_shape
 static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
                            char **ret_error);
 
+/* A rule's creation time if it has none, and its expiry from its timeout (now: realtime). */
+static void rule_times(Filter *f, uint64_t now) {
+        if (f->created_usec == 0)
+                f->created_usec = now;
+        if (f->timeout_sec && f->expires_usec == 0)
+                f->expires_usec = now + f->timeout_sec * USEC_PER_SEC;
+        if (!f->timeout_sec)
+                f->expires_usec = 0;
+}
+
 int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                          char **ret_error) {
         _cleanup_free_ size_t *new_idx = NULL;
@@ -385,6 +443,7 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         uint32_t next_id = s->next_id, cursor = 0, old_state = s->state;
         uint64_t now = now_usec(CLOCK_REALTIME);
         FilterSet set = {};
+        _cleanup_(filter_index_done) FilterIndex index = {};
         Filter **old = s->rules;
         size_t n_old = s->n_rules;
         _cleanup_free_ uint32_t *old_ids = NULL;
@@ -414,12 +473,7 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                         f->id = next_id++;
                 else if (f->id >= next_id)
                         next_id = f->id + 1;
-                if (f->created_usec == 0)
-                        f->created_usec = now;
-                if (f->timeout_sec && f->expires_usec == 0)
-                        f->expires_usec = now + f->timeout_sec * USEC_PER_SEC;
-                if (!f->timeout_sec)
-                        f->expires_usec = 0;
+                rule_times(f, now);
         }
         r = find_duplicate(rules, n, false, &dup);
         if (r < 0)
@@ -469,7 +523,7 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                 new_idx[n_new++] = i;
         }
 
-        r = filter_compile(rules, n, &set, ret_error);
+        r = filter_compile_indexed(rules, n, &set, &index, ret_error);
         if (r < 0)
                 goto undo_slots;
         r = kernel_load(s, &set);
@@ -506,6 +560,10 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         memset(s->slot_used, 0, PS_FILTER_SLOTS);
         for (size_t i = 0; i < n; i++)
                 s->slot_used[rules[i]->slot] = 1;
+        filter_index_done(&s->index);
+        s->index = index;
+        index = (FilterIndex) {};
+        s->index_valid = true;
         s->rules = rules;
         s->n_rules = n;
         s->next_id = next_id;
@@ -1000,8 +1058,282 @@ void filter_store_set_change_callback(FilterStore *s, filter_store_changed_t cb,
         s->userdata = userdata;
 }
 
+/* The kernel and the index again from the list, after a single change failed half way. */
+static int store_resync(FilterStore *s) {
+        _cleanup_(filter_index_done) FilterIndex index = {};
+        FilterSet set = {};
+        int r;
+
+        s->index_valid = false;
+        r = filter_compile_indexed(s->rules, s->n_rules, &set, &index, NULL);
+        if (r < 0)
+                return r;
+        r = kernel_load(s, &set);
+        filter_set_done(&set);
+        if (r < 0)
+                return r;
+        filter_index_done(&s->index);
+        s->index = index;
+        index = (FilterIndex) {};
+        s->index_valid = true;
+        return 0;
+}
+
+/* Writes a single change's delta into the kernel; on failure puts the kernel and the index
+ * back in line with the list (the change is then not made). */
+static int store_apply(FilterStore *s, const FilterDelta *d, char **ret_error) {
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+        int r;
+
+        r = filter_kernel_apply(s->state_fd, s->banks_fd, s->rules_fd, &s->state, &s->index, d);
+        if (r < 0) {
+                (void) error_setf(ret_error, 0, "writing the change into the kernel failed: %s",
+                                  strerror(-r));
+                if (store_resync(s) < 0)
+                        log_struct_internal(LOG_CRIT, r, PS_MESSAGE_STATE_NOT_WRITABLE, NULL,
+                                            "Cannot load the rule set into the kernel again "
+                                            "after a failed change");
+                return r;
+        }
+        s->n_shapes = s->index.n_shapes;
+        s->n_entries = s->index.n_entries;
+        s->last_apply_usec = now_usec(CLOCK_MONOTONIC) - t0;
+        return 0;
+}
+
+static uint32_t *store_ids(FilterStore *s) {
+        uint32_t *ids = malloc((s->n_rules + 1) * sizeof(uint32_t));
+
+        for (size_t i = 0; ids && i < s->n_rules; i++)
+                ids[i] = s->rules[i]->id;
+        return ids;
+}
+
+static int store_commit_whole(FilterStore *s, FilterList *add, bool replace, bool persist,
+                              uint32_t *ret_ids, char **ret_error);
+
+int filter_store_add_one(FilterStore *s, Filter *f, bool persist, uint32_t *ret_id,
+                         char **ret_error) {
+        _cleanup_(filter_delta_done) FilterDelta d = {};
+        _cleanup_free_ uint32_t *old_ids = NULL;
+        uint32_t next_id = s->next_id, id = f->id;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        Filter **grown;
+        int r;
+
+        assert(s);
+        assert(f);
+        /* What the whole-set path does better: a degraded set, a rule that brings its own
+         * counter slot (a rollback), a full set or no free slot (it reuses removed ones). */
+        if (!s->index_valid || s->degraded || f->slot != SLOT_NONE ||
+            s->n_rules >= PS_FILTER_MAX_RULES)
+                goto whole;
+        if (id != UINT32_MAX && filter_store_find(s, id))
+                return error_setf(ret_error, -EEXIST,
+                                  "duplicate rule id %u; every id must be unique", id);
+        old_ids = store_ids(s);
+        grown = realloc(s->rules, (s->n_rules + 2) * sizeof(Filter *));
+        if (!old_ids || !grown)
+                return -ENOMEM;
+        s->rules = grown;
+        if (alloc_slot(s, &f->slot) < 0)
+                goto whole;
+        /* As filter_store_replace() assigns them. */
+        if (id == UINT32_MAX)
+                f->id = next_id++;
+        else if (id >= next_id)
+                next_id = id + 1;
+        rule_times(f, now);
+        (void) zero_counter(s, f->slot);
+
+        r = filter_index_add(&s->index, f, &d, ret_error);
+        if (r == -ERANGE) {
+                s->slot_used[f->slot] = 0;
+                f->slot = SLOT_NONE;
+                f->id = id;
+                goto whole;
+        }
+        if (r < 0)
+                goto fail;
+        r = store_apply(s, &d, ret_error);
+        if (r < 0)
+                goto fail;
+        if (persist) {
+                s->rules[s->n_rules] = f;
+                r = store_save_list(s, s->rules, s->n_rules + 1, next_id, ret_error);
+                if (r < 0) {
+                        _cleanup_(filter_delta_done) FilterDelta undo = {};
+
+                        if (filter_index_remove(&s->index, f, &undo) < 0 ||
+                            store_apply(s, &undo, NULL) < 0)
+                                (void) store_resync(s);
+                        goto fail;
+                }
+        }
+        s->rules[s->n_rules++] = f;
+        s->next_id = next_id;
+        f->store = s;
+        store_schedule_expiry(s);
+        if (ret_id)
+                *ret_id = f->id;
+        if (s->on_change)
+                s->on_change(s, old_ids, s->n_rules - 1, s->userdata);
+        return 0;
+fail:
+        s->slot_used[f->slot] = 0;
+        f->slot = SLOT_NONE;
+        f->id = id;
+        return r;
+whole: {
+                FilterList add = {};
+
+                add.rules = malloc(2 * sizeof(Filter *));
+                if (!add.rules)
+                        return -ENOMEM;
+                add.rules[0] = f;
+                add.n = 1;
+                r = store_commit_whole(s, &add, false, persist, ret_id, ret_error);
+                if (r < 0)
+                        free(add.rules); /* f stays the caller's */
+                return r;
+        }
+}
+
+/* filter_store_change_one() through filter_store_replace(): a new list, compiled whole. */
+static int store_change_whole(FilterStore *s, size_t idx, Filter *changed, bool persist,
+                              char **ret_error) {
+        _cleanup_filter_list_ FilterList whole = {};
+        int r;
+
+        r = filter_store_snapshot(s, &whole.rules, &whole.n);
+        if (r < 0)
+                return r;
+        filter_free(whole.rules[idx]);
+        if (changed)
+                whole.rules[idx] = changed;
+        else {
+                memmove(whole.rules + idx, whole.rules + idx + 1,
+                        (whole.n - idx - 1) * sizeof(Filter *));
+                whole.n--;
+        }
+        r = filter_store_replace(s, whole.rules, whole.n, persist, ret_error);
+        if (r < 0) {
+                if (changed) { /* stays the caller's */
+                        memmove(whole.rules + idx, whole.rules + idx + 1,
+                                (whole.n - idx - 1) * sizeof(Filter *));
+                        whole.n--;
+                }
+                return r;
+        }
+        whole = (FilterList) {};
+        return 0;
+}
+
+int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool persist,
+                            char **ret_error) {
+        _cleanup_(filter_delta_done) FilterDelta d = {}, gone = {};
+        _cleanup_free_ uint32_t *old_ids = NULL;
+        _cleanup_free_ Filter **list = NULL;
+        size_t idx = SIZE_MAX, n;
+        Filter *old;
+        int r;
+
+        assert(s);
+        for (size_t i = 0; i < s->n_rules; i++)
+                if (s->rules[i]->id == id)
+                        idx = i;
+        if (idx == SIZE_MAX)
+                return error_setf(ret_error, -ENOENT, "no filter %u", id);
+        old = s->rules[idx];
+        assert(!changed || (changed->id == id && changed->slot == old->slot));
+        if (changed)
+                rule_times(changed, now_usec(CLOCK_REALTIME));
+        if (!s->index_valid || s->degraded)
+                return store_change_whole(s, idx, changed, persist, ret_error);
+        old_ids = store_ids(s);
+        list = malloc((s->n_rules + 1) * sizeof(Filter *));
+        if (!old_ids || !list)
+                return -ENOMEM;
+        memcpy(list, s->rules, s->n_rules * sizeof(Filter *));
+        n = s->n_rules;
+        if (changed)
+                list[idx] = changed;
+        else {
+                memmove(list + idx, list + idx + 1, (n - idx - 1) * sizeof(Filter *));
+                n--;
+        }
+
+        /* In the index the old rule goes first (the new one is ranked in its place), but the
+         * kernel gets the new rule's entries first and only then loses the old one's. */
+        r = filter_index_remove(&s->index, old, &gone);
+        if (r < 0) {
+                (void) store_resync(s);
+                return r;
+        }
+        if (changed) {
+                r = filter_index_add(&s->index, changed, &d, ret_error);
+                if (r < 0) {
+                        _cleanup_(filter_delta_done) FilterDelta back = {};
+
+                        /* Refused (a limit): the old rule back into the index, ranked between
+                         * the same neighbours, so the kernel, never touched, still agrees. */
+                        if (filter_index_add(&s->index, old, &back, NULL) < 0)
+                                (void) store_resync(s);
+                        if (r == -ERANGE) /* no rank left there: the whole set again */
+                                return store_change_whole(s, idx, changed, persist, ret_error);
+                        return r;
+                }
+        }
+        for (size_t i = 0; i < gone.n_keys && r >= 0; i++)
+                r = filter_delta_push(&d, &gone.keys[i]);
+        if (r >= 0)
+                r = store_apply(s, &d, ret_error);
+        if (r < 0)
+                return r;
+        if (persist) {
+                r = store_save_list(s, list, n, s->next_id, ret_error);
+                if (r < 0) {
+                        _cleanup_(filter_delta_done) FilterDelta undo = {};
+
+                        if ((changed && filter_index_remove(&s->index, changed, &undo) < 0) ||
+                            filter_index_add(&s->index, old, &undo, NULL) < 0 ||
+                            store_apply(s, &undo, NULL) < 0)
+                                (void) store_resync(s);
+                        return r;
+                }
+        }
+        free(s->rules);
+        s->rules = TAKE_PTR(list);
+        s->n_rules = n;
+        if (changed)
+                changed->store = s;
+        else
+                s->slot_used[old->slot] = 0; /* rests until the allocator comes round again */
+        filter_free(old);
+        store_schedule_expiry(s);
+        if (s->on_change)
+                s->on_change(s, old_ids, n + (changed ? 0 : 1), s->userdata);
+        return 0;
+}
+
 int filter_store_commit(FilterStore *s, FilterList *add, bool replace, bool persist,
                         uint32_t *ret_ids, char **ret_error) {
+        int r;
+
+        assert(s);
+        assert(add);
+        if (replace || add->n != 1 || s->degraded)
+                return store_commit_whole(s, add, replace, persist, ret_ids, ret_error);
+        r = filter_store_add_one(s, add->rules[0], persist, ret_ids, ret_error);
+        if (r < 0)
+                return r;
+        free(add->rules);
+        *add = (FilterList) {};
+        return 0;
+}
+
+static int store_commit_whole(FilterStore *s, FilterList *add, bool replace, bool persist,
+                              uint32_t *ret_ids, char **ret_error) {
         _cleanup_filter_list_ FilterList list = {};
         size_t copies = 0;
         Filter **grown;
@@ -1039,6 +1371,35 @@ int filter_store_commit(FilterStore *s, FilterList *add, bool replace, bool pers
                 ret_ids[i] = add->rules[i]->id;
         free(add->rules);
         *add = (FilterList) {};
+        return 0;
+}
+
+int filter_store_prepare_one(FilterStore *s, uint32_t id, json_t *update, Filter **ret,
+                             char **ret_error) {
+        _cleanup_filter_ Filter *f = NULL;
+        Filter *target;
+        int r;
+
+        assert(s);
+        assert(ret);
+        target = filter_store_find(s, id);
+        if (!target)
+                return error_setf(ret_error, -ENOENT, "no filter %u", id);
+        f = malloc(sizeof(Filter));
+        if (!f)
+                return -ENOMEM;
+        r = filter_copy(f, target);
+        if (r < 0) {
+                free(TAKE_PTR(f));
+                return r;
+        }
+        r = filter_from_json(f, update, FILTER_PARSE_UPDATE, ret_error);
+        if (r < 0)
+                return r;
+        if (json_object_get(update, "timeout"))
+                f->expires_usec = 0; /* counts again from now */
+        f->store = NULL;
+        *ret = TAKE_PTR(f);
         return 0;
 }
 

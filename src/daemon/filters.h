@@ -17,9 +17,10 @@ typedef void (*filter_store_changed_t)(FilterStore *s, const uint32_t *old_ids, 
 /*
  * The rule set: the rules in memory, their copy in $STATE_DIRECTORY/filters.json and the
  * compiled form in the kernel maps shared by every guarded link (pinned in
- * <bpffs-root>/:filters/). Every change builds a whole new list, compiles it into the inactive
- * bank, flips the bank, and only then replaces the list and the file: a change that fails at
- * any step leaves the kernel, the memory and the file as they were.
+ * <bpffs-root>/:filters/). A whole new set is compiled into the inactive bank, the bank is
+ * flipped, and only then the list and the file are replaced; a change of one rule writes only
+ * that rule's entries into the active bank (filter_store_add_one(), filter_store_change_one()).
+ * A change that fails at any step leaves the kernel, the memory and the file as they were.
  */
 struct FilterStore {
         sd_event *event;        /* not owned */
@@ -34,6 +35,8 @@ struct FilterStore {
         uint8_t *slot_used; /* PS_FILTER_SLOTS bytes */
 
         size_t n_shapes, n_entries; /* of the active set */
+        FilterIndex index;          /* the active set, for changes of one rule */
+        bool index_valid;
         uint64_t last_apply_usec;   /* how long the last kernel update took */
 
         sd_event_source *expiry_timer;
@@ -123,6 +126,27 @@ int filter_store_save(FilterStore *s, char **ret_error);
  * filter_state before, and after on success. Used by the store, the tests and the bench. */
 int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
                        const FilterSet *set);
+/* Writes what changed in the index (d) into the active bank, in an order that lets every
+ * packet see the set before or the set after (bpf/README.md, "Changing one rule"), and starts
+ * a new generation. Used by the store, the tests and the bench. */
+int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
+                        const FilterIndex *ix, const FilterDelta *d);
+
+/*
+ * Adds one rule without compiling or loading the others again: the kernel gets its entries
+ * in the active bank (falls back to filter_store_commit()'s whole-set path when the rule
+ * cannot be ranked in place). Ownership of f passes to the store on success; *ret_id its id.
+ */
+int filter_store_add_one(FilterStore *s, Filter *f, bool persist, uint32_t *ret_id,
+                         char **ret_error);
+/* Removes one rule the same way (id), or replaces it by `changed` (same id and slot; owned
+ * by the store on success). */
+int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool persist,
+                            char **ret_error);
+/* A copy of rule `id` with `update` (Filter.Update's fields) applied, for
+ * filter_store_change_one(). */
+int filter_store_prepare_one(FilterStore *s, uint32_t id, json_t *update, Filter **ret,
+                             char **ret_error);
 json_t *filter_store_export(FilterStore *s);
 
 /* The deciding rules of the kernel's active set as opaque entries (counter slot, action,

@@ -13,6 +13,7 @@
 
 #include "filter-compile.h"
 #include "../common/ref-gen.h"
+#include "../common/ref-filter.h"
 #include "filter-pkt.h"
 #include "filters.h"
 #include "util.h"
@@ -186,21 +187,8 @@ static size_t load_ref(const struct ref_rule *rr, size_t n) {
         int r;
 
         cr_assert_leq(n, 64);
-        for (size_t i = 0; i < n; i++) {
-                char text[1024];
-                json_error_t je;
-                json_t *o;
-
-                ref_rule_json(&rr[i], text, sizeof text);
-                o = json_loads(text, 0, &je);
-                cr_assert_not_null(o, "%s: %s", text, je.text);
-                rules[i] = calloc(1, sizeof(Filter));
-                filter_init(rules[i]);
-                cr_assert_eq(filter_from_json(rules[i], o, FILTER_PARSE_IMPORT, &err), 0,
-                             "the documented rule %s is refused: %s", text, err ? err : "");
-                json_decref(o);
-                rules[i]->slot = rules[i]->id;
-        }
+        for (size_t i = 0; i < n; i++)
+                rules[i] = ref_filter(&rr[i]);
         for (;;) {
                 r = filter_compile(rules, n, &set, &err);
                 if (r != -E2BIG || n == 1)
@@ -317,6 +305,131 @@ Test(bpf_filter, random_sets_agree_with_reference, .timeout = 280) {
         cr_assert_gt(cases - drops, 1000);
         cr_assert_gt(counted, 300);
         cr_assert_eq(bad, 0, "%u of %u cases or counters disagree", bad, cases);
+}
+
+/* --- one rule at a time (what Add, Update and Delete do), against the reference matcher --- */
+
+#define CHANGE_RULES_MAX 40
+#define CHANGE_PACKETS 30
+
+/* A random set loaded whole, then changed one rule at a time into the active bank
+ * (filter_index_*, filter_kernel_apply); after each change the same packets again (their flows'
+ * cached verdicts must not outlive the change) and new ones, each against the reference matcher
+ * over the list as it then is. */
+Test(bpf_filter, single_changes_agree_with_reference, .timeout = 200) {
+        struct ref_rng g = { 9001 };
+        unsigned cases = 0, bad = 0, drops = 0, changes = 0, grown = 0;
+        int fds[3] = { bpf_map__fd(skel->maps.filter_state), bpf_map__fd(skel->maps.filter_banks),
+                       bpf_map__fd(skel->maps.filter_rules) };
+
+        for (int round = 0; round < 16; round++) {
+                struct ref_rule rr[CHANGE_RULES_MAX];
+                Filter *ptrs[CHANGE_RULES_MAX];
+                struct ref_pkt pkts[CHANGE_PACKETS];
+                size_t n = ref_rnd(&g, 20);
+                uint32_t next_id = 0;
+                FilterIndex ix;
+                FilterSet set;
+                char *err = NULL;
+                int r;
+
+                n = ref_random_indexed(&g, rr, ptrs, n, &next_id, &set, &ix);
+                cr_assert_eq(filter_kernel_load(fds[0], fds[1], fds[2], &state, &set), 0);
+                filter_set_done(&set);
+                for (int k = 0; k < CHANGE_PACKETS; k++)
+                        ref_random_pkt(&g, &pkts[k]);
+
+                for (int op = 0; op < 10; op++) {
+                        int kind = (int) ref_rnd(&g, 3);
+                        size_t i = n ? ref_rnd(&g, (uint32_t) n) : 0;
+                        FilterDelta d = {}, gone = {};
+                        Filter *nf = NULL;
+                        struct ref_rule nr;
+
+                        if (kind == 1 && n > 0) { /* delete */
+                                cr_assert_eq(filter_index_remove(&ix, ptrs[i], &d), 0);
+                                filter_free(ptrs[i]);
+                                memmove(ptrs + i, ptrs + i + 1, (n - i - 1) * sizeof(Filter *));
+                                memmove(rr + i, rr + i + 1, (n - i - 1) * sizeof(rr[0]));
+                                n--;
+                        } else if (kind == 2 && n > 0) { /* update: same id, age and slot */
+                                ref_random_rule(&g, &nr, rr[i].id);
+                                nr.created = rr[i].created;
+                                nf = ref_filter(&nr);
+                                cr_assert_eq(filter_index_remove(&ix, ptrs[i], &gone), 0);
+                                r = filter_index_add(&ix, nf, &d, &err);
+                                if (r == -E2BIG) { /* one shape too many: refused */
+                                        free(err);
+                                        err = NULL;
+                                        filter_free(nf);
+                                        cr_assert_eq(filter_index_add(&ix, ptrs[i], &d, NULL), 0);
+                                        nf = ptrs[i];
+                                        nr = rr[i];
+                                } else {
+                                        cr_assert_eq(r, 0, "%s", err ? err : "");
+                                        filter_free(ptrs[i]);
+                                }
+                                /* As the store orders them: the new entries first. */
+                                for (size_t k = 0; k < gone.n_keys; k++)
+                                        cr_assert_eq(filter_delta_push(&d, &gone.keys[k]), 0);
+                                ptrs[i] = nf;
+                                rr[i] = nr;
+                        } else if (n < CHANGE_RULES_MAX) { /* add */
+                                ref_random_rule(&g, &rr[n], next_id++);
+                                ptrs[n] = ref_filter(&rr[n]);
+                                r = filter_index_add(&ix, ptrs[n], &d, &err);
+                                if (r == -E2BIG) {
+                                        free(err);
+                                        err = NULL;
+                                        filter_free(ptrs[n]);
+                                } else {
+                                        cr_assert_eq(r, 0, "%s", err ? err : "");
+                                        n++;
+                                }
+                        }
+                        grown += d.shapes_grown;
+                        cr_assert_eq(filter_kernel_apply(fds[0], fds[1], fds[2], &state, &ix, &d), 0);
+                        filter_delta_done(&d);
+                        filter_delta_done(&gone);
+                        changes++;
+
+                        for (int k = 0; k < 2 * CHANGE_PACKETS; k++) {
+                                const struct ref_rule *dr, *cr;
+                                struct ref_pkt p;
+                                int want, got;
+
+                                /* The round's packets again, then new ones. */
+                                if (k < CHANGE_PACKETS)
+                                        p = pkts[k];
+                                else
+                                        ref_random_pkt(&g, &p);
+                                ref_classify(rr, n, &p, &dr, &cr);
+                                want = dr && dr->action == REF_DROP ? XDP_DROP : XDP_PASS;
+                                got = run_ref(&p);
+                                cases++;
+                                drops += want == XDP_DROP;
+                                if (want != got && ++bad <= 3) {
+                                        char desc[512];
+
+                                        describe(&p, desc, sizeof desc);
+                                        cr_log_error("round %d change %d: %s: want %s (rule %d)",
+                                                     round, op, desc,
+                                                     want == XDP_DROP ? "drop" : "pass",
+                                                     dr ? (int) dr->id : -1);
+                                }
+                        }
+                }
+                filter_index_done(&ix);
+                for (size_t i = 0; i < n; i++)
+                        filter_free(ptrs[i]);
+        }
+        cr_log_info("%u changes (%u added shapes), %u cases, %u dropped", changes, grown, cases,
+                    drops);
+        cr_assert_eq(changes, 160);
+        cr_assert_gt(grown, 20, "only %u changes added a shape", grown);
+        cr_assert_gt(drops, cases / 10, "only %u of %u cases drop", drops, cases);
+        cr_assert_gt(cases - drops, cases / 10);
+        cr_assert_eq(bad, 0, "%u of %u cases disagree", bad, cases);
 }
 
 /* --- verdicts computed by hand from the manual, not by any matcher --- */

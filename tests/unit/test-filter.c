@@ -11,6 +11,7 @@
 #include "util.h"
 #include "../bpf/filter-pkt.h"
 #include "../common/ref-gen.h"
+#include "../common/ref-filter.h"
 
 #ifndef GUARDER_DIR
 #define GUARDER_DIR "tests/guarder"
@@ -373,9 +374,10 @@ static int cmp_key(const void *a, const void *b) {
         return memcmp(a, &((const FilterEntry *) b)->key, sizeof(struct ps_filter_key));
 }
 
-static void tss_classify(const FilterSet *s, const struct ps_match *p, uint32_t *ret_rank,
+static void tss_classify(const FilterSet *s, const struct ps_match *p, uint64_t *ret_rank,
                          uint32_t *ret_slot, uint32_t *ret_count_slot) {
-        uint32_t best = 0, slot = UINT32_MAX, cbest = 0, cslot = UINT32_MAX;
+        uint64_t best = 0, cbest = 0;
+        uint32_t slot = UINT32_MAX, cslot = UINT32_MAX;
 
         for (uint32_t i = 0; i < s->n_shapes; i++) {
                 struct ps_filter_key k = { .shape = i };
@@ -415,19 +417,8 @@ Test(filter, compiled_set_agrees_with_reference) {
                 int r;
 
                 for (size_t i = 0; i < n; i++) {
-                        char text[1024];
-                        json_t *o;
-
                         ref_random_rule(&g, &rr[i], (uint32_t) i);
-                        ref_rule_json(&rr[i], text, sizeof text);
-                        o = json_loads(text, 0, NULL);
-                        cr_assert_not_null(o, "%s", text);
-                        ptrs[i] = calloc(1, sizeof(Filter));
-                        filter_init(ptrs[i]);
-                        cr_assert_eq(filter_from_json(ptrs[i], o, FILTER_PARSE_IMPORT, &err), 0,
-                                     "%s: %s", text, err ? err : "");
-                        json_decref(o);
-                        ptrs[i]->slot = ptrs[i]->id;
+                        ptrs[i] = ref_filter(&rr[i]);
                 }
                 /* over the shape limit: fewer rules, as a user would have to */
                 while ((r = filter_compile(ptrs, n, &set, &err)) == -E2BIG && n > 1) {
@@ -440,7 +431,8 @@ Test(filter, compiled_set_agrees_with_reference) {
                         const struct ref_rule *d, *c;
                         struct ref_pkt p;
                         struct ps_match m;
-                        uint32_t rank, slot, cslot;
+                        uint64_t rank;
+                        uint32_t slot, cslot;
 
                         ref_random_pkt(&g, &p);
                         m = ref_to_match(&p);
@@ -458,6 +450,185 @@ Test(filter, compiled_set_agrees_with_reference) {
         cr_assert_eq(cases, 20000);
         cr_assert_gt(drops, 2000, "only %u of %u cases drop", drops, cases);
         cr_assert_eq(disagreements, 0, "%u of %u cases disagree", disagreements, cases);
+}
+
+/* --- one rule at a time: the index the daemon keeps, against the reference matcher --- */
+
+/* What the kernel would find with the index's entries: as tss_classify(). */
+static void index_classify(const FilterIndex *ix, const struct ps_match *p, uint32_t *ret_slot,
+                           uint32_t *ret_count_slot) {
+        uint64_t best = 0, cbest = 0;
+        uint32_t slot = UINT32_MAX, cslot = UINT32_MAX;
+
+        for (uint32_t i = 0; i < ix->n_shapes; i++) {
+                struct ps_filter_key k = { .shape = i };
+                const uint8_t *pm = (const uint8_t *) p, *mm = (const uint8_t *) &ix->masks[i];
+                uint8_t *km = (uint8_t *) &k.match;
+                struct ps_filter_value v;
+
+                for (size_t b = 0; b < sizeof(struct ps_match); b++)
+                        km[b] = pm[b] & mm[b];
+                if (!filter_index_value(ix, &k, &v))
+                        continue;
+                if (v.rank > best) {
+                        best = v.rank;
+                        slot = v.slot;
+                }
+                if (v.count_rank > cbest) {
+                        cbest = v.count_rank;
+                        cslot = v.count_slot;
+                }
+        }
+        *ret_slot = slot;
+        *ret_count_slot = cbest > best ? cslot : UINT32_MAX;
+}
+
+#define INDEX_RULES_MAX 48
+
+/* Random adds, removals and updates, one rule at a time, each checked on random packets
+ * against the reference matcher over the list as it then is, and the index's entry count
+ * against a compile of that list from scratch. */
+Test(filter, single_changes_agree_with_reference) {
+        struct ref_rng g = { 2024 };
+        unsigned cases = 0, disagreements = 0, drops = 0, ops[3] = {};
+
+        for (int round = 0; round < 40; round++) {
+                struct ref_rule rr[INDEX_RULES_MAX];
+                Filter *ptrs[INDEX_RULES_MAX];
+                size_t n = ref_rnd(&g, 24);
+                uint32_t next_id = 0;
+                FilterIndex ix;
+                FilterSet set;
+                char *err = NULL;
+                int r;
+
+                n = ref_random_indexed(&g, rr, ptrs, n, &next_id, &set, &ix);
+                filter_set_done(&set);
+
+                for (int op = 0; op < 25; op++) {
+                        int kind = (int) ref_rnd(&g, 3);
+                        FilterDelta d = {};
+                        size_t i = n ? ref_rnd(&g, (uint32_t) n) : 0;
+
+                        if (kind == 0 || n == 0) {
+                                if (n == INDEX_RULES_MAX)
+                                        continue;
+                                ref_random_rule(&g, &rr[n], next_id++);
+                                ptrs[n] = ref_filter(&rr[n]);
+                                r = filter_index_add(&ix, ptrs[n], &d, &err);
+                                if (r == -E2BIG) { /* one shape too many: refused whole */
+                                        free(err);
+                                        err = NULL;
+                                        filter_free(ptrs[n]);
+                                        filter_delta_done(&d);
+                                        continue;
+                                }
+                                cr_assert_eq(r, 0, "add: %d %s", r, err ? err : "");
+                                n++;
+                                ops[0]++;
+                        } else if (kind == 1) {
+                                cr_assert_eq(filter_index_remove(&ix, ptrs[i], &d), 0);
+                                filter_free(ptrs[i]);
+                                memmove(ptrs + i, ptrs + i + 1, (n - i - 1) * sizeof(Filter *));
+                                memmove(rr + i, rr + i + 1, (n - i - 1) * sizeof(rr[0]));
+                                n--;
+                                ops[1]++;
+                        } else {
+                                /* Update: other fields, the same id, age and slot. */
+                                struct ref_rule nr;
+                                Filter *nf;
+
+                                ref_random_rule(&g, &nr, rr[i].id);
+                                nr.created = rr[i].created;
+                                nf = ref_filter(&nr);
+                                cr_assert_eq(filter_index_remove(&ix, ptrs[i], &d), 0);
+                                r = filter_index_add(&ix, nf, &d, &err);
+                                if (r == -E2BIG) {
+                                        free(err);
+                                        err = NULL;
+                                        filter_free(nf);
+                                        cr_assert_eq(filter_index_add(&ix, ptrs[i], &d, NULL), 0);
+                                        filter_delta_done(&d);
+                                        continue;
+                                }
+                                cr_assert_eq(r, 0, "update: %d %s", r, err ? err : "");
+                                filter_free(ptrs[i]);
+                                ptrs[i] = nf;
+                                rr[i] = nr;
+                                ops[2]++;
+                        }
+                        filter_delta_done(&d);
+
+                        cr_assert_eq(filter_compile(ptrs, n, &set, &err), 0, "%s", err ? err : "");
+                        cr_assert_eq(ix.n_entries, set.n_entries, "round %d op %d", round, op);
+                        filter_set_done(&set);
+                        for (int k = 0; k < 30; k++) {
+                                const struct ref_rule *dr, *cr;
+                                struct ref_pkt p;
+                                struct ps_match m;
+                                uint32_t slot, cslot;
+
+                                ref_random_pkt(&g, &p);
+                                m = ref_to_match(&p);
+                                ref_classify(rr, n, &p, &dr, &cr);
+                                index_classify(&ix, &m, &slot, &cslot);
+                                cases++;
+                                drops += dr && dr->action == REF_DROP;
+                                if ((dr ? dr->id : UINT32_MAX) != slot ||
+                                    (cr ? cr->id : UINT32_MAX) != cslot)
+                                        disagreements++;
+                        }
+                }
+                filter_index_done(&ix);
+                for (size_t i = 0; i < n; i++)
+                        filter_free(ptrs[i]);
+        }
+        cr_assert_gt(ops[0], 200, "%u adds", ops[0]);
+        cr_assert_gt(ops[1], 200, "%u removals", ops[1]);
+        cr_assert_gt(ops[2], 200, "%u updates", ops[2]);
+        cr_assert_gt(cases, 25000, "%u cases", cases);
+        cr_assert_gt(drops, cases / 10, "only %u of %u cases drop", drops, cases);
+        cr_assert_eq(disagreements, 0, "%u of %u cases disagree", disagreements, cases);
+}
+
+/* Rules added at the same place again and again (the newest of one priority, the case of
+ * every Add) use up the rank gap slowly: thousands fit before the whole set must be
+ * compiled again, and then the index says so (-ERANGE) instead of misordering them. */
+Test(filter, ranks_between_neighbours_last) {
+        Filter *f = NULL;
+        FilterIndex ix;
+        FilterSet set;
+        char *err = NULL;
+        unsigned added = 0;
+        int r = 0;
+
+        cr_assert_eq(filter_compile_indexed(NULL, 0, &set, &ix, &err), 0);
+        filter_set_done(&set);
+        for (uint32_t id = 0; id < 100000; id++) {
+                FilterDelta d = {};
+
+                f = filter_new();
+                cr_assert_not_null(f);
+                f->id = f->slot = id;
+                f->created_usec = 1000 + id;
+                f->protocol = IPPROTO_TCP;
+                f->dst_port = (PortRange) { (uint16_t) (1 + id % 60000), (uint16_t) (1 + id % 60000) };
+                r = filter_index_add(&ix, f, &d, &err);
+                filter_delta_done(&d);
+                filter_free(f);
+                if (r < 0)
+                        break;
+                added++;
+        }
+        /* 64-bit ranks, a gap shrinking by 1/1024 per rule: about 40,000 at the bottom of an
+         * empty set, then no rank is left and the index says so. */
+        cr_assert_gt(added, 30000, "only %u rules added in a row", added);
+        cr_assert_lt(added, 100000);
+        cr_assert_eq(r, -ERANGE, "%d", r);
+        /* Every rank stays strictly ordered. */
+        for (size_t i = 1; i < ix.n_order; i++)
+                cr_assert_gt(ix.order[i - 1].rank, ix.order[i].rank);
+        filter_index_done(&ix);
 }
 
 Test(filter, limits_are_named) {

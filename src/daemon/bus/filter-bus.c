@@ -52,15 +52,17 @@ static int filter_property_get(sd_bus *bus, const char *path, const char *interf
 /* Update/Enable/Disable/Delete: a new list where one rule is changed or gone. */
 static int change_one(Manager *m, sd_bus_message *msg, Filter *target, json_t *update,
                       sd_bus_error *error) {
-        _cleanup_filter_list_ FilterList list = {};
+        _cleanup_filter_ Filter *changed = NULL;
         _cleanup_free_ char *err = NULL, *summary = NULL;
         uint32_t id = target->id;
-        Filter *changed = NULL;
         int r;
 
-        r = filter_store_prepare_change(m->filters, id, update, &list, &changed, &err);
-        if (r < 0)
-                return filters_bus_error(error, r, err);
+        /* One rule changes: the store changes it alone, without a copy of the others. */
+        if (update) {
+                r = filter_store_prepare_one(m->filters, id, update, &changed, &err);
+                if (r < 0)
+                        return filters_bus_error(error, r, err);
+        }
         /* What the rule matches: as changed, or as it was when it goes. */
         r = filter_summary(changed ? changed : target, &summary);
         if (r < 0)
@@ -75,10 +77,10 @@ static int change_one(Manager *m, sd_bus_message *msg, Filter *target, json_t *u
         }
         if (r <= 0)
                 return r < 0 ? r : 1;
-        r = filter_store_replace(m->filters, list.rules, list.n, true, &err);
+        r = filter_store_change_one(m->filters, id, changed, true, &err);
         if (r < 0)
                 return filters_bus_error(error, r, err);
-        list = (FilterList) {}; /* the store's now */
+        changed = NULL; /* the store's now */
         if (update && m->bus) {
                 _cleanup_free_ char *path = filter_bus_path(id);
 
