@@ -320,6 +320,48 @@ Test(flow_rank, keeps_the_best_of_a_pass_per_sort) {
         flow_rank_done(&r);
 }
 
+/* A query re-reads the best 4 x (offset + limit) candidates of the pass, at least 64. */
+Test(flow_rank, a_query_reads_the_best_few_candidates) {
+        FlowRank r;
+        Query q;
+
+        cr_assert_eq(flow_rank_init(&r), 0);
+        query_init(&q, QUERY_FLOWS);
+        flow_rank_pass_begin(&r, 1);
+        for (uint16_t p = 1; p <= 3000; p++)
+                offer_flow(&r, p, 3001 - p, p);
+        flow_rank_pass_done(&r);
+        /* Sorted best first by bytes: ports 3000, 2999, ... */
+        for (size_t i = 0; i < 300; i++)
+                cr_assert_eq(r.ready[FLOW_RANK_BYTES].heap[i].flow.key.sport, htons(3000 - i),
+                             "bytes rank %zu", i);
+        for (size_t i = 0; i < 300; i++)
+                cr_assert_eq(r.ready[FLOW_RANK_PACKETS].heap[i].flow.key.sport, htons(1 + i),
+                             "packets rank %zu", i);
+        q.limit = 20;
+        cr_assert_eq(flow_rank_reads(&r, FLOW_RANK_BYTES, &q), 80);
+        q.limit = 5;
+        cr_assert_eq(flow_rank_reads(&r, FLOW_RANK_BYTES, &q), 64, "at least 64");
+        q.limit = 100;
+        q.offset = 50;
+        cr_assert_eq(flow_rank_reads(&r, FLOW_RANK_BYTES, &q), 600);
+        q.limit = 1000;
+        q.offset = 24;
+        cr_assert_eq(flow_rank_reads(&r, FLOW_RANK_BYTES, &q), 1024, "at most the depth");
+
+        /* A pass that saw fewer flows than that: all of them. */
+        flow_rank_pass_begin(&r, 2);
+        for (uint16_t p = 1; p <= 10; p++)
+                offer_flow(&r, p, p, p);
+        flow_rank_pass_done(&r);
+        q.limit = 20;
+        q.offset = 0;
+        cr_assert_eq(flow_rank_reads(&r, FLOW_RANK_PACKETS, &q), 10);
+        cr_assert_eq(r.ready[FLOW_RANK_PACKETS].heap[0].flow.key.sport, htons(10));
+        cr_assert_eq(r.ready[FLOW_RANK_PACKETS].heap[9].flow.key.sport, htons(1));
+        flow_rank_done(&r);
+}
+
 Test(flow_rank, answers_only_what_it_can) {
         FlowRank r;
         FlowRankSort sort;
