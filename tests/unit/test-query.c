@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 
+#include "bpf-maps.h"
 #include "flow-rank.h"
 #include "flow-table.h"
 #include "query.h"
@@ -410,4 +412,41 @@ Test(flow_rank, answers_only_what_it_can) {
 Test(query, fresh_needs_a_boolean) {
         expect_error(QUERY_FLOWS, "fresh", S("yes"), "expected a boolean (b)");
         expect_error(QUERY_ICMP, "fresh", U('b', 1), "unknown query key 'fresh'");
+}
+
+/* A real hash map whose values are a last-seen time: 5000 entries, all expired. */
+static bool value_expired(const void *key, const void *value, uint64_t now_ns, void *userdata) {
+        return *(const uint64_t *) value < now_ns;
+}
+
+Test(sweeper, deletes_at_most_the_bound_per_step_and_resumes_in_the_batch) {
+        LIBBPF_OPTS(bpf_map_create_opts, opts);
+        BpfMapSweeper s;
+        bool done;
+        int fd, r;
+        uint32_t k, left = 0;
+        uint64_t v = 1;
+
+        fd = bpf_map_create(BPF_MAP_TYPE_HASH, "sweeptest", sizeof k, sizeof v, 8192, &opts);
+        cr_assert_geq(fd, 0, "bpf_map_create: %s (the unit tests run as root)", strerror(errno));
+        for (k = 0; k < 5000; k++)
+                cr_assert_eq(bpf_map_update_elem(fd, &k, &v, BPF_ANY), 0);
+        cr_assert_eq(bpf_map_sweeper_init(&s, sizeof k, sizeof v), 0);
+
+        /* A budget of the whole table: the bound stops the step, not the budget. */
+        r = bpf_map_sweeper_step(&s, fd, 10000, 100, value_expired, NULL, &done);
+        cr_assert_eq(r, 2048);
+        cr_assert_not(done);
+        r = bpf_map_sweeper_step(&s, fd, 10000, 100, value_expired, NULL, &done);
+        cr_assert_eq(r, 2048);
+        cr_assert_not(done);
+        r = bpf_map_sweeper_step(&s, fd, 10000, 100, value_expired, NULL, &done);
+        cr_assert_eq(r, 5000 - 2 * 2048, "the rest, those left in a batch included");
+        cr_assert(done);
+        for (k = 0; k < 5000; k++)
+                left += bpf_map_lookup_elem(fd, &k, &v) == 0;
+        cr_assert_eq(left, 0, "every entry deleted once the pass is done");
+        cr_assert_eq(s.expired_total, 5000);
+        bpf_map_sweeper_done(&s);
+        close(fd);
 }
