@@ -5,7 +5,8 @@
 # phase by phase (bench-list); then, with RULES rules, whether a large import blocks the
 # daemon's loop (bench-loop). Every figure sampled more than once is given as min/median/max.
 # Usage: bench/bench-daemon.sh BUILD_DIR
-#        (root; IDLE_SECONDS=60 FLOWS=1000000 QUERIES=20 RULES=100000; 0 skips a part)
+#        (root; IDLE_SECONDS=60 FLOWS=1000000 QUERIES=20 EXPIRY_SECONDS=30 RULES=100000;
+#        0 skips a part)
 set -euo pipefail
 
 build=${1:?usage: $0 BUILD_DIR}
@@ -14,6 +15,7 @@ idle=${IDLE_SECONDS:-60}
 flows=${FLOWS:-1000000}
 queries=${QUERIES:-20}
 rules=${RULES:-100000}
+expiry=${EXPIRY_SECONDS:-30}
 ns=psb-$$
 veth=psb$$
 dir=$(mktemp -d)
@@ -150,7 +152,28 @@ flows_part() {
         printf 'RSS after the queries     %s KiB\n' "$(awk '/^VmRSS/ { print $2 }' "/proc/$daemon_pid/status")"
 }
 
+# Every flow stamped as last seen 400 s ago, past the default IdleTimeoutSec= (300 s): the
+# sweep finds each slice expired and deletes what its bound lets it. The loop thread's CPU per
+# second over EXPIRY_SECONDS, then the query's phases while the expiry goes on.
+expiry_part() {
+        local c_prev c_now i cpu_sec=()
+
+        "$build/bench/fill-flows" "$bpffs/$veth/flows" "$flows" 400 >/dev/null
+        read -r c_prev _ < "/proc/$daemon_pid/schedstat"
+        for ((i = 0; i < expiry; i++)); do
+                sleep 1
+                read -r c_now _ < "/proc/$daemon_pid/schedstat"
+                cpu_sec+=($((c_now - c_prev)))
+                c_prev=$c_now
+        done
+        printf '%s flows expired at once: per second (one poll, one slice), ms of CPU over %s s   %s\n' \
+                "$flows" "$expiry" "$(printf '%s\n' "${cpu_sec[@]}" | mmm 1000000 2)"
+        printf 'while they expire, phase by phase (bench-list):\n'
+        "$build/bench/bench-list" "$daemon_pid" "$queries" 20
+}
+
 [ "$flows" -gt 0 ] && flows_part
+[ "$flows" -gt 0 ] && [ "$expiry" -gt 0 ] && expiry_part
 if [ "$rules" -gt 0 ]; then
         "$build/bench/bench-loop" "$rules"
         printf 'filters.json               %s bytes\n' "$(stat -c %s "$dir/state/filters.json")"
