@@ -2,7 +2,9 @@
 /*
  * Bench helper: fills a pinned packetscope flow table with N distinct flows, as if N remote
  * endpoints had talked to this host, so that the daemon's idle cost and query latency can be
- * measured on a full table. Usage: fill-flows PINNED_FLOWS_MAP N
+ * measured on a full table. Usage: fill-flows PINNED_FLOWS_MAP N [AGE_SEC]
+ * AGE_SEC stamps every flow as last seen that many seconds ago (default 0: now), so that a
+ * table past IdleTimeoutSec= can be made at once to measure its expiry.
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -20,13 +22,14 @@
 int main(int argc, char *argv[]) {
         static struct ps_flow_key keys[CHUNK];
         static struct ps_flow_value values[CHUNK];
-        unsigned long n, done = 0;
+        unsigned long n, age = 0, done = 0;
         struct timespec ts;
+        __u64 stamp;
         char *end;
         int fd;
 
-        if (argc != 3) {
-                fprintf(stderr, "usage: %s PINNED_FLOWS_MAP N\n", argv[0]);
+        if (argc != 3 && argc != 4) {
+                fprintf(stderr, "usage: %s PINNED_FLOWS_MAP N [AGE_SEC]\n", argv[0]);
                 return 2;
         }
         errno = 0;
@@ -35,12 +38,26 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "N must be 1 to 67108864, got '%s'\n", argv[2]);
                 return 2;
         }
+        if (argc == 4) {
+                errno = 0;
+                age = strtoul(argv[3], &end, 10);
+                if (errno || *end || age > 86400) {
+                        fprintf(stderr, "AGE_SEC must be 0 to 86400, got '%s'\n", argv[3]);
+                        return 2;
+                }
+        }
         fd = bpf_obj_get(argv[1]);
         if (fd < 0) {
                 fprintf(stderr, "cannot open %s: %s\n", argv[1], strerror(errno));
                 return 1;
         }
         clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        stamp = (__u64) ts.tv_sec * 1000000000ull + (__u64) ts.tv_nsec;
+        if (age * 1000000000ull >= stamp) {
+                fprintf(stderr, "the system has been up for less than %lu s\n", age);
+                return 2;
+        }
+        stamp -= age * 1000000000ull;
         srand(42);
         while (done < n) {
                 __u32 count = (__u32) (n - done < CHUNK ? n - done : CHUNK);
@@ -58,7 +75,7 @@ int main(int argc, char *argv[]) {
                         keys[i].dport = (id & 1) ? 53 : 443;
                         values[i] = (struct ps_flow_value) {
                                 .packets = 1 + (__u64) (rand() % 1000),
-                                .first_seen = (__u64) ts.tv_sec * 1000000000ull + (__u64) ts.tv_nsec,
+                                .first_seen = stamp,
                                 .ttl = 64,
                                 .state = (id & 1) ? PS_STATE_NONE : PS_STATE_ESTABLISHED,
                         };

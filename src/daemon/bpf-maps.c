@@ -86,20 +86,30 @@ int bpf_map_sweeper_step(BpfMapSweeper *s, int map_fd, size_t budget, uint64_t n
                 return -ENOMEM;
         *ret_pass_done = false;
         while (examined < budget) {
-                uint32_t n = (uint32_t) MIN((size_t) BPF_MAP_BATCH, budget - examined);
-                int more;
+                if (s->batch_next >= s->batch_n) {
+                        uint32_t n = (uint32_t) MIN((size_t) BPF_MAP_BATCH, budget - examined);
+                        int more;
 
-                /* A bucket larger than the slice would give ENOSPC: never ask for fewer than
-                 * a reasonable bucket. */
-                n = MAX(n, 256u);
-                more = lookup_batch(map_fd, !s->started, &s->cursor, s->keys, s->values, &n);
-                if (more < 0)
-                        return more;
-                s->started = true;
-                for (uint32_t i = 0; i < n; i++) {
-                        const void *k = (uint8_t *) s->keys + i * s->key_size;
-                        const void *v = (uint8_t *) s->values + i * s->value_size;
+                        /* A bucket larger than the slice would give ENOSPC: never ask for fewer
+                         * than a reasonable bucket. */
+                        n = MAX(n, 256u);
+                        more = lookup_batch(map_fd, !s->started, &s->cursor, s->keys, s->values,
+                                            &n);
+                        if (more < 0)
+                                return more;
+                        s->started = true;
+                        s->batch_n = n;
+                        s->batch_next = 0;
+                        s->batch_more = more;
+                }
+                for (; s->batch_next < s->batch_n; s->batch_next++) {
+                        const void *k = (uint8_t *) s->keys + s->batch_next * s->key_size;
+                        const void *v = (uint8_t *) s->values + s->batch_next * s->value_size;
 
+                        if (deleted >= (int) BPF_MAP_SWEEP_DELETES_MAX)
+                                goto out;
+                        examined++;
+                        s->seen++;
                         if (!is_expired(k, v, now_ns, userdata))
                                 continue;
                         /* Re-read right before deleting: a packet may have refreshed the entry
@@ -110,10 +120,9 @@ int bpf_map_sweeper_step(BpfMapSweeper *s, int map_fd, size_t budget, uint64_t n
                         if (bpf_map_delete_elem(map_fd, k) == 0)
                                 deleted++;
                 }
-                examined += n;
-                s->seen += n;
-                if (!more) {
+                if (!s->batch_more) {
                         s->started = false;
+                        s->batch_n = s->batch_next = 0;
                         s->last_count = s->seen >= (uint64_t) deleted ? s->seen : 0;
                         s->have_count = true;
                         s->seen = 0;
@@ -121,6 +130,7 @@ int bpf_map_sweeper_step(BpfMapSweeper *s, int map_fd, size_t budget, uint64_t n
                         break;
                 }
         }
+out:
         s->expired_total += (uint64_t) deleted;
         return deleted;
 }

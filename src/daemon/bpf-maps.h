@@ -30,15 +30,26 @@ typedef struct BpfMapSweeper {
         uint64_t expired_total;
         void *keys, *values; /* BPF_MAP_BATCH-sized buffers */
         size_t key_size, value_size;
+        /* The last batch read: entries [batch_next, batch_n) are still to be examined (a step
+         * that reached its deletion bound left them), batch_more: the table goes on after it. */
+        uint32_t batch_n, batch_next;
+        bool batch_more;
 } BpfMapSweeper;
+
+/* The most entries one step deletes: each is read again and deleted, two system calls (1-3 us
+ * each on a small VM, more under load), so a step that finds a table's worth of entries expired
+ * at once keeps the loop for tens of milliseconds at most and goes on at the next step. */
+#define BPF_MAP_SWEEP_DELETES_MAX 2048u
 
 int bpf_map_sweeper_init(BpfMapSweeper *s, size_t key_size, size_t value_size);
 void bpf_map_sweeper_done(BpfMapSweeper *s);
 
 /*
  * Examines up to `budget` entries from where the last call stopped and deletes those idle for
- * longer than their timeout. `is_expired` decides per entry. Returns the number deleted; sets
- * *ret_pass_done when the end of the table was reached (the next call starts over).
+ * longer than their timeout, at most BPF_MAP_SWEEP_DELETES_MAX of them (the entries after the
+ * last one deleted wait for the next call). `is_expired` decides per entry. Returns the number
+ * deleted; sets *ret_pass_done when the end of the table was reached (the next call starts
+ * over).
  */
 typedef bool (*bpf_map_expired_t)(const void *key, const void *value, uint64_t now_ns,
                                   void *userdata);

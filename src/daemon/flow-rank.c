@@ -55,6 +55,9 @@ void flow_rank_pass_done(FlowRank *r) {
                 r->ready[i] = r->building[i];
                 r->building[i] = t;
                 r->building[i].size = 0;
+                /* Once a pass, so that a query can take the best few (the building side is
+                 * refilled from empty, so its heap order is not needed after the swap). */
+                topn_sort(&r->ready[i]);
         }
         r->ready_since_ns = r->building_since_ns;
         r->have_ready = true;
@@ -72,4 +75,11 @@ bool flow_rank_answers(const FlowRank *r, const Query *q, uint64_t flows, uint32
                         return true;
                 }
         return false;
+}
+
+size_t flow_rank_reads(const FlowRank *r, FlowRankSort sort, const Query *q) {
+        uint64_t want = ((uint64_t) q->offset + q->limit) * FLOW_RANK_READ_FACTOR;
+
+        want = MAX(want, (uint64_t) FLOW_RANK_READ_MIN);
+        return (size_t) MIN(want, (uint64_t) r->ready[sort].size);
 }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 
+#include "bpf-maps.h"
 #include "flow-rank.h"
 #include "flow-table.h"
 #include "query.h"
@@ -320,6 +322,48 @@ Test(flow_rank, keeps_the_best_of_a_pass_per_sort) {
         flow_rank_done(&r);
 }
 
+/* A query re-reads the best 4 x (offset + limit) candidates of the pass, at least 64. */
+Test(flow_rank, a_query_reads_the_best_few_candidates) {
+        FlowRank r;
+        Query q;
+
+        cr_assert_eq(flow_rank_init(&r), 0);
+        query_init(&q, QUERY_FLOWS);
+        flow_rank_pass_begin(&r, 1);
+        for (uint16_t p = 1; p <= 3000; p++)
+                offer_flow(&r, p, 3001 - p, p);
+        flow_rank_pass_done(&r);
+        /* Sorted best first by bytes: ports 3000, 2999, ... */
+        for (size_t i = 0; i < 300; i++)
+                cr_assert_eq(r.ready[FLOW_RANK_BYTES].heap[i].flow.key.sport, htons(3000 - i),
+                             "bytes rank %zu", i);
+        for (size_t i = 0; i < 300; i++)
+                cr_assert_eq(r.ready[FLOW_RANK_PACKETS].heap[i].flow.key.sport, htons(1 + i),
+                             "packets rank %zu", i);
+        q.limit = 20;
+        cr_assert_eq(flow_rank_reads(&r, FLOW_RANK_BYTES, &q), 80);
+        q.limit = 5;
+        cr_assert_eq(flow_rank_reads(&r, FLOW_RANK_BYTES, &q), 64, "at least 64");
+        q.limit = 100;
+        q.offset = 50;
+        cr_assert_eq(flow_rank_reads(&r, FLOW_RANK_BYTES, &q), 600);
+        q.limit = 1000;
+        q.offset = 24;
+        cr_assert_eq(flow_rank_reads(&r, FLOW_RANK_BYTES, &q), 1024, "at most the depth");
+
+        /* A pass that saw fewer flows than that: all of them. */
+        flow_rank_pass_begin(&r, 2);
+        for (uint16_t p = 1; p <= 10; p++)
+                offer_flow(&r, p, p, p);
+        flow_rank_pass_done(&r);
+        q.limit = 20;
+        q.offset = 0;
+        cr_assert_eq(flow_rank_reads(&r, FLOW_RANK_PACKETS, &q), 10);
+        cr_assert_eq(r.ready[FLOW_RANK_PACKETS].heap[0].flow.key.sport, htons(10));
+        cr_assert_eq(r.ready[FLOW_RANK_PACKETS].heap[9].flow.key.sport, htons(1));
+        flow_rank_done(&r);
+}
+
 Test(flow_rank, answers_only_what_it_can) {
         FlowRank r;
         FlowRankSort sort;
@@ -368,4 +412,41 @@ Test(flow_rank, answers_only_what_it_can) {
 Test(query, fresh_needs_a_boolean) {
         expect_error(QUERY_FLOWS, "fresh", S("yes"), "expected a boolean (b)");
         expect_error(QUERY_ICMP, "fresh", U('b', 1), "unknown query key 'fresh'");
+}
+
+/* A real hash map whose values are a last-seen time: 5000 entries, all expired. */
+static bool value_expired(const void *key, const void *value, uint64_t now_ns, void *userdata) {
+        return *(const uint64_t *) value < now_ns;
+}
+
+Test(sweeper, deletes_at_most_the_bound_per_step_and_resumes_in_the_batch) {
+        LIBBPF_OPTS(bpf_map_create_opts, opts);
+        BpfMapSweeper s;
+        bool done;
+        int fd, r;
+        uint32_t k, left = 0;
+        uint64_t v = 1;
+
+        fd = bpf_map_create(BPF_MAP_TYPE_HASH, "sweeptest", sizeof k, sizeof v, 8192, &opts);
+        cr_assert_geq(fd, 0, "bpf_map_create: %s (the unit tests run as root)", strerror(errno));
+        for (k = 0; k < 5000; k++)
+                cr_assert_eq(bpf_map_update_elem(fd, &k, &v, BPF_ANY), 0);
+        cr_assert_eq(bpf_map_sweeper_init(&s, sizeof k, sizeof v), 0);
+
+        /* A budget of the whole table: the bound stops the step, not the budget. */
+        r = bpf_map_sweeper_step(&s, fd, 10000, 100, value_expired, NULL, &done);
+        cr_assert_eq(r, 2048);
+        cr_assert_not(done);
+        r = bpf_map_sweeper_step(&s, fd, 10000, 100, value_expired, NULL, &done);
+        cr_assert_eq(r, 2048);
+        cr_assert_not(done);
+        r = bpf_map_sweeper_step(&s, fd, 10000, 100, value_expired, NULL, &done);
+        cr_assert_eq(r, 5000 - 2 * 2048, "the rest, those left in a batch included");
+        cr_assert(done);
+        for (k = 0; k < 5000; k++)
+                left += bpf_map_lookup_elem(fd, &k, &v) == 0;
+        cr_assert_eq(left, 0, "every entry deleted once the pass is done");
+        cr_assert_eq(s.expired_total, 5000);
+        bpf_map_sweeper_done(&s);
+        close(fd);
 }

@@ -59,12 +59,14 @@ static int append_ranked_row(sd_bus_message *reply, const char *link, const TopE
         return sd_bus_message_close_container(reply);
 }
 
-/* The ranked view's candidates of one link, each read again from the kernel so the counters
- * are live; a flow that expired since the pass is gone from the map and skipped. */
+/* The best of the ranked view's candidates of one link (flow_rank_reads()), each read again
+ * from the kernel so the counters are live; a flow that expired since the pass is gone from the
+ * map and skipped. */
 static int collect_ranked(Link *l, FlowRankSort sort, struct collect_ctx *c) {
         const TopN *cand = &l->flow_rank.ready[sort];
+        size_t n = flow_rank_reads(&l->flow_rank, sort, c->q);
 
-        for (size_t i = 0; i < cand->size; i++) {
+        for (size_t i = 0; i < n; i++) {
                 const struct ps_flow_key *k = &cand->heap[i].flow.key;
                 struct ps_flow_value v;
 
