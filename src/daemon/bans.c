@@ -19,7 +19,10 @@
 #include "log.h"
 #include "util.h"
 
-#define BANS_FILE "bans.json"
+/* The snapshot (see store_format_snapshot()); bans.json was its text form before: read once
+ * at start and replaced by it. */
+#define BANS_FILE "bans.snapshot"
+#define BANS_FILE_JSON "bans.json"
 /* The changes since the snapshot, appended per call; bans.log.new takes them while a
  * compaction writes the snapshot (and after one failed), and replaces bans.log once it is. */
 #define BANS_LOG "bans.log"
@@ -61,6 +64,7 @@ struct BanStore {
         sd_event_source *events_source;
         BanCallbacks cb;
 
+        bool convert_json; /* read from bans.json: the snapshot replaces it after the start */
         BanOffenders offenders; /* what offenders.json holds */
         unsigned policies_set;  /* the policies SetPolicy changed (policies.json), by bit */
 };
@@ -625,7 +629,7 @@ static int kernel_allow_put(BanStore *s, const Cidr *c) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* bans.json */
+/* The snapshot, the journal and the export (bans.json's format) */
 
 typedef struct Buf {
         char *p;
@@ -707,7 +711,7 @@ static void buf_add_u64(Buf *b, uint64_t v) {
         buf_add(b, t + k, sizeof t - k);
 }
 
-/* One ban as a line of bans.json (and a record of bans.log), without separators. Put together
+/* One ban as a line of an export (and a record of bans.log), without separators. Put together
  * piece by piece: printf's formatting was most of the cost of a large batch. */
 static void format_ban(Buf *b, const Ban *ban) {
         char a[CIDR_STRING_MAX], o[32];
@@ -749,6 +753,120 @@ static int store_format(BanStore *s, Buf *b) {
         return b->oom ? -ENOMEM : 0;
 }
 
+/*
+ * The snapshot on disk, bans.snapshot: binary, in the host's byte order (it never leaves the
+ * machine; Export() gives the portable JSON). A header, the allowlist, then per ban a
+ * fixed-size head followed by the bytes of its reason. A start reads it front to back through
+ * a small buffer, so that neither the file nor a parsed form of it is ever held whole: a
+ * million bans are read in about the time it takes to put them in the index.
+ */
+#define BANS_SNAPSHOT_MAGIC "PSBANS\n"
+#define BANS_SNAPSHOT_VERSION 1u
+#define BANS_SNAPSHOT_MAX (16u * 1024 * 1024) /* bans; the tables hold far fewer */
+
+struct snapshot_header {
+        char magic[8]; /* BANS_SNAPSHOT_MAGIC with its NUL */
+        uint32_t version;
+        uint32_t ban_size; /* sizeof(struct snapshot_ban) */
+        uint64_t n_bans;
+        uint32_t n_allow;
+        uint32_t next_id;
+        uint64_t checksum; /* snapshot_fold() over the items after the header, in order */
+        uint64_t reserved[3];
+};
+
+struct snapshot_cidr {
+        uint8_t family, prefixlen;
+        uint16_t pad;
+        uint32_t addr[4];
+};
+
+struct snapshot_ban {
+        uint8_t family, prefixlen, origin, policy;
+        uint32_t id;
+        uint32_t addr[4];
+        uint64_t created_usec, expires_usec;
+        uint32_t offenses;
+        uint16_t reason_len; /* the bytes that follow, without a NUL */
+        uint16_t pad;
+};
+
+_Static_assert(sizeof(struct snapshot_header) == 64, "snapshot header layout");
+_Static_assert(sizeof(struct snapshot_ban) == 48, "snapshot ban layout");
+
+/* A 64-bit checksum folded item by item, eight bytes at a step: a torn or edited file is
+ * caught without costing the start more than a pass over bytes it reads anyway. */
+static uint64_t snapshot_fold(uint64_t h, const void *p, size_t n) {
+        const uint8_t *q = p;
+
+        for (; n >= 8; n -= 8, q += 8) {
+                uint64_t w;
+
+                memcpy(&w, q, 8);
+                h = (h ^ w) * UINT64_C(0x100000001b3);
+                h ^= h >> 29;
+        }
+        for (; n > 0; n--, q++)
+                h = (h ^ *q) * UINT64_C(0x100000001b3);
+        return h;
+}
+
+#define SNAPSHOT_FOLD_SEED UINT64_C(0xcbf29ce484222325)
+
+static void snapshot_add(Buf *b, uint64_t *h, const void *p, size_t n) {
+        buf_add(b, p, n);
+        *h = snapshot_fold(*h, p, n);
+}
+
+static int store_format_snapshot(BanStore *s, Buf *b) {
+        struct snapshot_header hd = {
+                .magic = BANS_SNAPSHOT_MAGIC,
+                .version = BANS_SNAPSHOT_VERSION,
+                .ban_size = sizeof(struct snapshot_ban),
+                .n_bans = s->n_bans,
+                .n_allow = (uint32_t) s->n_allow,
+                .next_id = s->next_id,
+        };
+        uint64_t h = SNAPSHOT_FOLD_SEED;
+
+        /* Once, for the heads and a guess at the reasons: no doubling through 60 MB. */
+        buf_grow(b, sizeof hd + s->n_allow * sizeof(struct snapshot_cidr) +
+                    s->n_bans * (sizeof(struct snapshot_ban) + 16));
+        buf_add(b, (const char *) &hd, sizeof hd);
+        for (size_t i = 0; i < s->n_allow; i++) {
+                struct snapshot_cidr c = { .family = s->allow[i].family,
+                                           .prefixlen = s->allow[i].prefixlen };
+
+                memcpy(c.addr, s->allow[i].addr, sizeof c.addr);
+                snapshot_add(b, &h, &c, sizeof c);
+        }
+        for (size_t i = 0; i < s->n_bans; i++) {
+                const Ban *ban = &s->bans[i];
+                size_t len = ban->reason ? strlen(ban->reason) : 0;
+                struct snapshot_ban r = {
+                        .family = ban->cidr.family,
+                        .prefixlen = ban->cidr.prefixlen,
+                        .origin = ban->origin,
+                        .policy = ban->policy,
+                        .id = ban->id,
+                        .created_usec = ban->created_usec,
+                        .expires_usec = ban->expires_usec,
+                        .offenses = ban->offenses,
+                        .reason_len = (uint16_t) MIN(len, (size_t) BAN_REASON_MAX),
+                };
+
+                memcpy(r.addr, ban->cidr.addr, sizeof r.addr);
+                snapshot_add(b, &h, &r, sizeof r);
+                if (r.reason_len > 0)
+                        snapshot_add(b, &h, ban->reason, r.reason_len);
+        }
+        if (b->oom)
+                return -ENOMEM;
+        hd.checksum = h;
+        memcpy(b->p, &hd, sizeof hd);
+        return 0;
+}
+
 static char *state_path(BanStore *s, const char *file) {
         return strjoin_path(s->state_dir, file);
 }
@@ -756,7 +874,7 @@ static char *state_path(BanStore *s, const char *file) {
 static void compaction_stop(BanStore *s);
 
 /*
- * The whole table as bans.json, at once; the journal it contains goes. For the rare changes
+ * The whole table as the snapshot, at once; the journal it contains goes. For the rare changes
  * that need it (a snapshot removed under the daemon); the rest append to the journal.
  */
 static int store_save(BanStore *s) {
@@ -771,7 +889,7 @@ static int store_save(BanStore *s) {
                 return -ENOMEM;
         /* A child writing an older snapshot must not rename it over this one. */
         compaction_stop(s);
-        r = store_format(s, &b);
+        r = store_format_snapshot(s, &b);
         if (r >= 0)
                 r = write_file_atomic(path, b.p, b.n, 0600);
         if (r >= 0) {
@@ -794,10 +912,10 @@ static int store_save(BanStore *s) {
 
 /* ------------------------------------------------------------------------------------------ */
 /* bans.log: one record a line, appended and fsync'd per change before it is acknowledged:
- *   +{ban as in bans.json}   the ban as it is now (made, extended or taken over)
+ *   +{ban as in Export()}    the ban as it is now (made, extended or taken over)
  *   -ADDRESS                 unbanned or expired
  *   AADDRESS, RADDRESS       allowlist entry added, removed
- * Replaying it over bans.json gives the table; a record replayed twice changes nothing. */
+ * Replaying it over the snapshot gives the table; a record replayed twice changes nothing. */
 
 static void compaction_maybe(BanStore *s);
 
@@ -833,7 +951,7 @@ static int log_append(BanStore *s, const Buf *b) {
         path = state_path(s, s->log_to_new ? BANS_LOG_NEW : BANS_LOG);
         if (!snapshot || !path)
                 return -ENOMEM;
-        /* Without its snapshot the journal restores nothing: bans.json was removed under us
+        /* Without its snapshot the journal restores nothing: it was removed under us
          * (or never written). The whole table is written again instead. */
         if (access(snapshot, F_OK) < 0)
                 return errno == ENOENT ? store_save(s) : -errno;
@@ -895,7 +1013,7 @@ static int log_append_ban(BanStore *s, const Ban *b) {
         return r;
 }
 
-/* Compaction: a child forked with the table as it is writes bans.json from its copy of the
+/* Compaction: a child forked with the table as it is writes the snapshot from its copy of the
  * memory while the daemon goes on; the records that follow go to bans.log.new, which replaces
  * bans.log once the snapshot is in place. */
 
@@ -991,7 +1109,7 @@ static void compaction_maybe(BanStore *s) {
                 if (pipefd[1] > 3)
                         (void) close_range(3, (unsigned) pipefd[1] - 1, 0);
                 (void) close_range((unsigned) pipefd[1] + 1, ~0u, 0);
-                r = store_format(s, &b);
+                r = store_format_snapshot(s, &b);
                 if (r >= 0)
                         r = write_file_atomic(path, b.p, b.n, 0600);
                 size = r >= 0 ? b.n : 0;
@@ -2141,7 +2259,164 @@ static void store_clear(BanStore *s) {
         s->n_allow = 0;
 }
 
-static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char **ret_error) {
+/* The snapshot read front to back through a buffer of SNAPSHOT_READ_BUF bytes. */
+#define SNAPSHOT_READ_BUF (1u << 20)
+
+typedef struct SnapshotReader {
+        int fd;
+        char *buf;
+        size_t pos, len;
+        uint64_t h;
+} SnapshotReader;
+
+/* The next n bytes (at most SNAPSHOT_READ_BUF), folded into the checksum; NULL with errno set
+ * when the file ends before them (EBADMSG) or cannot be read. */
+static const void *snapshot_take(SnapshotReader *rd, size_t n) {
+        const char *p;
+
+        if (rd->len - rd->pos < n) {
+                memmove(rd->buf, rd->buf + rd->pos, rd->len - rd->pos);
+                rd->len -= rd->pos;
+                rd->pos = 0;
+                while (rd->len < n) {
+                        ssize_t k = read(rd->fd, rd->buf + rd->len, SNAPSHOT_READ_BUF - rd->len);
+
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k <= 0) {
+                                if (k == 0)
+                                        errno = EBADMSG;
+                                return NULL;
+                        }
+                        rd->len += (size_t) k;
+                }
+        }
+        p = rd->buf + rd->pos;
+        rd->pos += n;
+        rd->h = snapshot_fold(rd->h, p, n);
+        return p;
+}
+
+static bool snapshot_cidr_valid(uint8_t family, uint8_t prefixlen) {
+        return (family == ADDR_FAMILY_IPV4 && prefixlen <= 32) ||
+               (family == ADDR_FAMILY_IPV6 && prefixlen <= 128);
+}
+
+/* Reads the snapshot into the (empty) table: its bans at once into one array and one index.
+ * -EBADMSG with *ret_why when the file is not a whole snapshot of this version. */
+static int load_snapshot(BanStore *s, int fd, uint64_t now, size_t *ret_expired,
+                         const char **ret_why) {
+        _cleanup_free_ char *buf = malloc(SNAPSHOT_READ_BUF);
+        SnapshotReader rd = { .fd = fd, .buf = buf };
+        struct snapshot_header hd;
+        const void *p;
+        size_t expired = 0;
+        char tail;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        p = snapshot_take(&rd, sizeof hd);
+        if (!p)
+                goto short_read;
+        memcpy(&hd, p, sizeof hd);
+        rd.h = SNAPSHOT_FOLD_SEED;
+        if (memcmp(hd.magic, BANS_SNAPSHOT_MAGIC, sizeof hd.magic) != 0 ||
+            hd.version != BANS_SNAPSHOT_VERSION || hd.ban_size != sizeof(struct snapshot_ban)) {
+                *ret_why = "not a ban snapshot of this version";
+                return -EBADMSG;
+        }
+        if (hd.n_bans > BANS_SNAPSHOT_MAX || hd.n_allow > BAN_ALLOWLIST_MAX) {
+                *ret_why = "counts out of range";
+                return -EBADMSG;
+        }
+        if (hd.n_allow > 0) {
+                Cidr *na = reallocarray(s->allow, hd.n_allow, sizeof(Cidr));
+
+                if (!na)
+                        return -ENOMEM;
+                s->allow = na;
+        }
+        for (uint32_t i = 0; i < hd.n_allow; i++) {
+                struct snapshot_cidr c;
+
+                p = snapshot_take(&rd, sizeof c);
+                if (!p)
+                        goto short_read;
+                memcpy(&c, p, sizeof c);
+                if (!snapshot_cidr_valid(c.family, c.prefixlen))
+                        goto bad_entry;
+                s->allow[s->n_allow] = (Cidr) { .family = c.family, .prefixlen = c.prefixlen };
+                memcpy(s->allow[s->n_allow++].addr, c.addr, sizeof c.addr);
+        }
+        r = store_reserve(s, (size_t) hd.n_bans);
+        if (r < 0)
+                return r;
+        for (uint64_t i = 0; i < hd.n_bans; i++) {
+                struct snapshot_ban e;
+                const char *reason = NULL;
+                Ban b;
+
+                p = snapshot_take(&rd, sizeof e);
+                if (!p)
+                        goto short_read;
+                memcpy(&e, p, sizeof e);
+                if (!snapshot_cidr_valid(e.family, e.prefixlen) || e.id == 0 ||
+                    e.origin < BAN_ORIGIN_MANUAL || e.origin >= _BAN_ORIGIN_MAX ||
+                    e.reason_len > BAN_REASON_MAX)
+                        goto bad_entry;
+                if (e.reason_len > 0) {
+                        reason = snapshot_take(&rd, e.reason_len);
+                        if (!reason)
+                                goto short_read;
+                }
+                if (e.expires_usec && e.expires_usec <= now) {
+                        expired++;
+                        continue;
+                }
+                b = (Ban) {
+                        .cidr = { .family = e.family, .prefixlen = e.prefixlen },
+                        .id = e.id,
+                        .created_usec = e.created_usec,
+                        .expires_usec = e.expires_usec,
+                        .offenses = MAX(e.offenses, 1u),
+                        .origin = e.origin,
+                        .policy = e.policy,
+                };
+                memcpy(b.cidr.addr, e.addr, sizeof e.addr);
+                if (store_find(s, &b.cidr))
+                        continue;
+                if (reason) {
+                        b.reason = strndup(reason, e.reason_len);
+                        if (!b.reason)
+                                return -ENOMEM;
+                }
+                (void) store_insert(s, &b);
+                s->next_id = MAX(s->next_id, b.id + 1);
+        }
+        if (rd.pos != rd.len || read(fd, &tail, 1) != 0) {
+                *ret_why = "bytes past its last ban";
+                return -EBADMSG;
+        }
+        if (rd.h != hd.checksum) {
+                *ret_why = "checksum mismatch";
+                return -EBADMSG;
+        }
+        s->next_id = MAX(s->next_id, hd.next_id);
+        *ret_expired = expired;
+        return 0;
+
+short_read:
+        if (errno != EBADMSG)
+                return -errno;
+        *ret_why = "cut short";
+        return -EBADMSG;
+bad_entry:
+        *ret_why = "an entry out of range";
+        return -EBADMSG;
+}
+
+static int load_json_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char **ret_error) {
         _cleanup_free_ char *path = NULL, *text = NULL, *err = NULL;
         _cleanup_free_ BanRequest *reqs = NULL;
         json_t *doc = NULL, *allow;
@@ -2149,7 +2424,7 @@ static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char 
         size_t n = 0, expired = 0, size = 0;
         int r;
 
-        path = strjoin_path(s->state_dir, BANS_FILE);
+        path = strjoin_path(s->state_dir, BANS_FILE_JSON);
         if (!path)
                 return -ENOMEM;
         r = read_file_full(path, BANS_FILE_MAX_BYTES, &text, &size);
@@ -2222,6 +2497,38 @@ static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char 
         json_decref(doc);
         *ret_loaded = s->n_bans;
         *ret_expired = expired;
+        return 0;
+}
+
+/* The snapshot, or else the bans.json an older version wrote (converted once the start is
+ * done: see ban_store_start()). */
+static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char **ret_error) {
+        _cleanup_free_ char *path = state_path(s, BANS_FILE);
+        _cleanup_close_ int fd = -1;
+        const char *why = NULL;
+        struct stat st;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                r = load_json_file(s, ret_loaded, ret_expired, ret_error);
+                if (r >= 0)
+                        s->convert_json = true;
+                return r;
+        }
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return -errno;
+        s->snapshot_bytes = (uint64_t) st.st_size;
+        r = load_snapshot(s, fd, now_usec(CLOCK_REALTIME), ret_expired, &why);
+        if (r == -EBADMSG) {
+                store_clear(s);
+                return file_set_aside(path, why, ret_error);
+        }
+        if (r < 0)
+                return r;
+        *ret_loaded = s->n_bans;
         return 0;
 }
 
@@ -2525,7 +2832,22 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         r = allowlist_sync(s);
         if (r < 0)
                 log_warning_errno(r, "Cannot load the allowlist into the kernel: %m");
-        if (a.adopted > 0) {
+        if (s->convert_json) {
+                /* The table as an older version stored it (with its journal, and what was
+                 * taken over) becomes a snapshot; bans.json goes once that is in place. */
+                _cleanup_free_ char *json = state_path(s, BANS_FILE_JSON);
+
+                r = json ? store_save(s) : -ENOMEM;
+                if (r >= 0 && unlink(json) < 0)
+                        r = -errno;
+                if (r < 0)
+                        log_warning_errno(r, "Cannot replace %s/" BANS_FILE_JSON " by "
+                                          BANS_FILE ": %m; it is read again at the next start",
+                                          state_dir);
+                else
+                        log_info("Converted %s/" BANS_FILE_JSON " into " BANS_FILE, state_dir);
+                s->convert_json = false;
+        } else if (a.adopted > 0) {
                 /* Taken over from the kernel: recorded like any other change. The expired
                  * ones are left to the next compaction, which does not write them. */
                 Buf rec = {};
