@@ -65,7 +65,7 @@ read -r daemon_read_ms daemon_apply_ms < <(sed -n 's/.*BanBatch of [0-9]* bans: 
 read -r ban_min ban_median ban_max < <("$build/bench/ban-client" single "$calls")
 held=$(count)
 journal_kb=$(du -k "$dir/state/bans.log" 2>/dev/null | cut -f1)
-snapshot_kb=$(du -k "$dir/state/bans.json" 2>/dev/null | cut -f1)
+snapshot_kb=$(du -k "$dir/state/bans.snapshot" 2>/dev/null | cut -f1)
 
 bench_daemon_stop
 t0=$(date +%s%N)
@@ -91,7 +91,7 @@ printf '  the daemon'"'"'s CPU time   %s ms (%s bans per CPU second)\n' "$batch_
         "$(awk -v n="$bans" -v ms="$batch_cpu" 'BEGIN { printf "%.0f", ms ? n * 1000 / ms : 0 }')"
 printf 'Ban() with %s held, %s calls      min %s ms, median %s ms, max %s ms   (goal < 5 ms)\n' \
         "$bans" "$calls" "$ban_min" "$ban_median" "$ban_max"
-printf 'held before the restart   %s bans (bans.json %s KiB, bans.log %s KiB)\n' "$held" \
+printf 'held before the restart   %s bans (bans.snapshot %s KiB, bans.log %s KiB)\n' "$held" \
         "${snapshot_kb:-0}" "${journal_kb:-0}"
 printf 'restart: restored         %s   (goal < 1 s)\n' "$restored"
 printf 'restart: start until Count answers   %s ms, Count %s; the daemon'"'"'s CPU time until then %s ms\n' \

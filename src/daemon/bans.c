@@ -66,6 +66,7 @@ struct BanStore {
 
         bool convert_json; /* read from bans.json: the snapshot replaces it after the start */
         BanOffenders offenders; /* what offenders.json holds */
+        sd_event_source *offenders_timer; /* forgets them after RememberOffendersSec= */
         unsigned policies_set;  /* the policies SetPolicy changed (policies.json), by bit */
 };
 
@@ -304,6 +305,7 @@ BanStore *ban_store_free(BanStore *s) {
          * the journals it would have replaced are replayed on the next start. */
         compaction_stop(s);
         sd_event_source_unref(s->reap_timer);
+        sd_event_source_unref(s->offenders_timer);
         sd_event_source_unref(s->events_source);
         ring_buffer__free(s->events);
         ban_offenders_done(&s->offenders);
@@ -2638,6 +2640,8 @@ static void offender_remember(BanStore *s, const Cidr *source, uint32_t offenses
                                   s->state_dir);
 }
 
+static void offenders_forget(BanStore *s);
+
 /* The stored offenders back into the kernel (its own LRU may have lost them, or they were
  * never there: a reboot empties the pinned maps). The kernel keeps the higher count. */
 static void offenders_restore(BanStore *s) {
@@ -2651,6 +2655,8 @@ static void offenders_restore(BanStore *s) {
                 log_warning_errno(r < 0 ? r : -EBADMSG, "Cannot read all of %s/"
                                   BAN_OFFENDERS_FILE ": %s", s->state_dir,
                                   err ? err : strerror(-r));
+        /* Those past RememberOffendersSec= go before they reach the kernel. */
+        offenders_forget(s);
         for (size_t i = 0; i < s->offenders.n; i++) {
                 const BanOffender *o = &s->offenders.v[i];
                 struct ps_ban_src_key k = { .family = o->source.family,
@@ -2669,6 +2675,62 @@ static void offenders_restore(BanStore *s) {
         if (s->offenders.n > 0)
                 log_debug("%zu repeat offender(s) restored from %s/" BAN_OFFENDERS_FILE, put,
                           s->state_dir);
+}
+
+static bool offender_stale(const void *key, const void *value, uint64_t now_ns, void *userdata) {
+        const struct ps_ban_offender *o = value;
+        uint64_t keep_ns = *(const uint64_t *) userdata;
+
+        return now_ns > keep_ns && o->last_ban < now_ns - keep_ns;
+}
+
+/* Forgets the offenders last banned longer than RememberOffendersSec= ago, in offenders.json
+ * and in the kernel's table (which bumps whatever it finds, however old). */
+static void offenders_forget(BanStore *s) {
+        uint64_t keep = s->config->ban_offenders_keep_usec, now = now_usec(CLOCK_REALTIME);
+        uint64_t keep_ns = keep * NSEC_PER_USEC;
+        BpfMapSweeper sw;
+        size_t gone = 0;
+        bool done;
+        int r;
+
+        if (keep == 0)
+                return;
+        if (now > keep && ban_offenders_forget(&s->offenders, now - keep) > 0) {
+                r = ban_offenders_save(s->state_dir, &s->offenders);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot write %s/" BAN_OFFENDERS_FILE ": %m",
+                                          s->state_dir);
+        }
+        if (s->maps.offenders_fd < 0 ||
+            bpf_map_sweeper_init(&sw, sizeof(struct ps_ban_src_key),
+                                 sizeof(struct ps_ban_offender)) < 0)
+                return;
+        r = bpf_map_sweeper_step(&sw, s->maps.offenders_fd, SIZE_MAX, now_nsec(CLOCK_MONOTONIC),
+                                 offender_stale, &keep_ns, &done);
+        bpf_map_sweeper_done(&sw);
+        if (r < 0)
+                log_debug_errno(r, "Cannot sweep the kernel's repeat offenders: %m");
+        else
+                gone = (size_t) r;
+        if (gone > 0)
+                log_debug("%zu repeat offender(s) forgotten in the kernel, last banned more than "
+                          "RememberOffendersSec= ago", gone);
+}
+
+/* An eighth of RememberOffendersSec=, between 1 s and 10 min: how late an offender may be
+ * forgotten. */
+static uint64_t offenders_period(const Config *c) {
+        return MIN(MAX(c->ban_offenders_keep_usec / 8, USEC_PER_SEC), 600 * USEC_PER_SEC);
+}
+
+static int on_offenders_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        BanStore *s = userdata;
+
+        offenders_forget(s);
+        (void) sd_event_source_set_time_relative(src, offenders_period(s->config));
+        (void) sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        return 0;
 }
 
 static int on_ban_event(void *ctx, void *data, size_t size) {
@@ -2884,6 +2946,13 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                 if (r < 0)
                         log_warning_errno(r, "Cannot read the auto-ban events: %m; the kernel "
                                           "still bans, the daemon records them at its next start");
+        }
+        if (event && config->ban_offenders_keep_usec > 0) {
+                r = sd_event_add_time_relative(event, &s->offenders_timer, CLOCK_MONOTONIC,
+                                               offenders_period(config), USEC_PER_SEC,
+                                               on_offenders_timer, s);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot schedule forgetting the repeat offenders: %m");
         }
         expiry_recompute(s);
         schedule_reap(s);

@@ -15,7 +15,7 @@
 /*
  * The ban table: addresses and ranges whose packets the XDP program drops, with the allowlist
  * that no ban may cover. Three copies agree: the table in memory (an open-addressing index over
- * a dense array, so that a million bans cost about 60 bytes each), $STATE_DIRECTORY/bans.json
+ * a dense array, so that a million bans cost about 60 bytes each), $STATE_DIRECTORY/bans.snapshot
  * (written atomically after every change) and the kernel maps shared by every guarded link,
  * pinned in <bpffs-root>/:bans. The kernel enforces the expiry on its own clock, so a ban ends
  * on time with the daemon stopped; the daemon reaps what expired and says so.
@@ -82,7 +82,7 @@ BanStore *ban_store_free(BanStore *s);
 void ban_store_set_callbacks(BanStore *s, const BanCallbacks *cb);
 
 /*
- * Opens or creates the pinned maps, loads bans.json and reconciles both: a ban in the file is
+ * Opens or creates the pinned maps, loads the snapshot and reconciles both: a ban in the file is
  * put in the maps, a ban in the maps that the file lacks is kept (an auto-ban made while the
  * daemon was down, or a change whose file write was cut short): a restart never unbans anyone.
  * Expired bans go. Borrowed: the loop, the strings and the config.
