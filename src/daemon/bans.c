@@ -65,6 +65,10 @@ struct BanStore {
         BanCallbacks cb;
 
         bool convert_json; /* read from bans.json: the snapshot replaces it after the start */
+        /* The reasons of the bans read from the snapshot, in one block (a ban repeating the
+         * reason of the one before shares its string); reason_free() leaves them be. */
+        char *reasons;
+        size_t reasons_size;
         BanOffenders offenders; /* what offenders.json holds */
         sd_event_source *offenders_timer; /* forgets them after RememberOffendersSec= */
         unsigned policies_set;  /* the policies SetPolicy changed (policies.json), by bit */
@@ -130,6 +134,11 @@ static bool cidr_is_exact(const Cidr *c) {
 /* ------------------------------------------------------------------------------------------ */
 /* The index */
 
+static void reason_free(BanStore *s, char *p) {
+        if (p && !(p >= s->reasons && p < s->reasons + s->reasons_size))
+                free(p);
+}
+
 static uint64_t cidr_hash(const Cidr *c) {
         /* FNV-1a over what makes a key: family, length, the address words in use. */
         uint64_t h = UINT64_C(1469598103934665603);
@@ -183,6 +192,34 @@ static int index_rebuild(BanStore *s, size_t size) {
                 bool found;
                 size_t i = index_slot(s, &s->bans[k].cidr, &found);
 
+                s->index[i] = (uint32_t) k + 1;
+        }
+        return 0;
+}
+
+/* How many bans ahead the bulk loops fetch the memory they will touch: a million random
+ * accesses into a 16 MB index are otherwise a million waits for memory. */
+#define INDEX_AHEAD 8
+
+/* The index over the bans put in the array without it (the snapshot's, all at once), the
+ * array read in order. -EEXIST when two of them have the same address. */
+static int index_build(BanStore *s) {
+        size_t mask = s->index_size - 1;
+
+        for (size_t k = 0; k < s->n_bans; k++) {
+                size_t i = cidr_hash(&s->bans[k].cidr) & mask;
+
+                if (k + INDEX_AHEAD < s->n_bans)
+                        __builtin_prefetch(&s->index[cidr_hash(&s->bans[k + INDEX_AHEAD].cidr) &
+                                                     mask], 1);
+                for (;; i = (i + 1) & mask) {
+                        uint32_t v = s->index[i];
+
+                        if (v == 0)
+                                break;
+                        if (cidr_equal(&s->bans[v - 1].cidr, &s->bans[k].cidr))
+                                return -EEXIST;
+                }
                 s->index[i] = (uint32_t) k + 1;
         }
         return 0;
@@ -244,7 +281,7 @@ static void store_remove(BanStore *s, const Cidr *c) {
                 return;
         pos = s->index[i] - 1;
         s->prefix_count[fam_idx(c->family)][c->prefixlen]--;
-        free(s->bans[pos].reason);
+        reason_free(s, s->bans[pos].reason);
 
         /* Close the hole in the probe chain. */
         j = i;
@@ -296,7 +333,8 @@ BanStore *ban_store_free(BanStore *s) {
         if (!s)
                 return NULL;
         for (size_t i = 0; i < s->n_bans; i++)
-                free(s->bans[i].reason);
+                reason_free(s, s->bans[i].reason);
+        free(s->reasons);
         free(s->bans);
         free(s->index);
         free(s->allow);
@@ -548,14 +586,45 @@ struct walk_ctx {
         uint8_t family, prefixlen; /* prefixlen 0: from the key (a trie) */
         kernel_visit_t visit;
         void *userdata;
+        BanStore *store;
+        uint32_t slots[BPF_MAP_BATCH];
 };
 
-static int walk_exact(const void *key, const void *value, void *userdata) {
+/* A batch of an exact table. The visitor looks each entry up in the table: the index slots
+ * of the whole batch, then the bans they point to, are fetched first, so that the lookups
+ * wait for memory once per batch instead of once per entry. */
+static int walk_exact(const void *keys, const void *values, size_t n, void *userdata) {
         struct walk_ctx *w = userdata;
-        Cidr c = { .family = w->family, .prefixlen = w->prefixlen };
+        size_t ksize = w->family == ADDR_FAMILY_IPV4 ? 4 : 16;
+        BanStore *s = w->store;
+        int r;
 
-        memcpy(c.addr, key, w->family == ADDR_FAMILY_IPV4 ? 4 : 16);
-        return w->visit(&c, value, w->userdata);
+        if (s->index_size > 0) {
+                size_t mask = s->index_size - 1;
+
+                for (size_t i = 0; i < n; i++) {
+                        Cidr c = { .family = w->family, .prefixlen = w->prefixlen };
+
+                        memcpy(c.addr, (const uint8_t *) keys + i * ksize, ksize);
+                        w->slots[i] = (uint32_t) (cidr_hash(&c) & mask);
+                        __builtin_prefetch(&s->index[w->slots[i]]);
+                }
+                for (size_t i = 0; i < n; i++) {
+                        uint32_t v = s->index[w->slots[i]];
+
+                        if (v > 0)
+                                __builtin_prefetch(&s->bans[v - 1]);
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                Cidr c = { .family = w->family, .prefixlen = w->prefixlen };
+
+                memcpy(c.addr, (const uint8_t *) keys + i * ksize, ksize);
+                r = w->visit(&c, (const struct ps_ban *) values + i, w->userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* The tries have no batch lookup: key by key. */
@@ -592,15 +661,19 @@ static int walk_trie(int fd, uint8_t family, kernel_visit_t visit, void *userdat
 }
 
 static int kernel_walk(BanStore *s, kernel_visit_t visit, void *userdata) {
-        struct walk_ctx w4 = { ADDR_FAMILY_IPV4, 32, visit, userdata };
-        struct walk_ctx w6 = { ADDR_FAMILY_IPV6, 128, visit, userdata };
+        _cleanup_free_ struct walk_ctx *w = malloc(sizeof *w);
         int r;
 
-        r = bpf_map_walk(s->maps.v4_fd, sizeof(uint32_t), sizeof(struct ps_ban), walk_exact, &w4,
-                         NULL);
-        if (r >= 0)
-                r = bpf_map_walk(s->maps.v6_fd, sizeof(struct ps_ban6_key), sizeof(struct ps_ban),
-                                 walk_exact, &w6, NULL);
+        if (!w)
+                return -ENOMEM;
+        *w = (struct walk_ctx) { ADDR_FAMILY_IPV4, 32, visit, userdata, s };
+        r = bpf_map_walk_batches(s->maps.v4_fd, sizeof(uint32_t), sizeof(struct ps_ban),
+                                 walk_exact, w, NULL);
+        if (r >= 0) {
+                *w = (struct walk_ctx) { ADDR_FAMILY_IPV6, 128, visit, userdata, s };
+                r = bpf_map_walk_batches(s->maps.v6_fd, sizeof(struct ps_ban6_key),
+                                         sizeof(struct ps_ban), walk_exact, w, NULL);
+        }
         if (r >= 0)
                 r = walk_trie(s->maps.cidr4_fd, ADDR_FAMILY_IPV4, visit, userdata);
         if (r >= 0)
@@ -774,7 +847,8 @@ struct snapshot_header {
         uint32_t n_allow;
         uint32_t next_id;
         uint64_t checksum; /* snapshot_fold() over the items after the header, in order */
-        uint64_t reserved[3];
+        uint64_t reason_bytes; /* the reasons' lengths summed */
+        uint64_t reserved[2];
 };
 
 struct snapshot_cidr {
@@ -861,6 +935,7 @@ static int store_format_snapshot(BanStore *s, Buf *b) {
                 snapshot_add(b, &h, &r, sizeof r);
                 if (r.reason_len > 0)
                         snapshot_add(b, &h, ban->reason, r.reason_len);
+                hd.reason_bytes += r.reason_len;
         }
         if (b->oom)
                 return -ENOMEM;
@@ -1481,7 +1556,7 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
                 goto undo;
         }
         for (size_t i = 0; i < n; i++) {
-                free(old[i].reason);
+                reason_free(s, old[i].reason);
                 expiry_note(s, made[i].expires_usec);
                 if (!had[i])
                         totals_created(s, &made[i]);
@@ -1536,7 +1611,7 @@ undo:
                         if (cur) {
                                 char *keep = had[done] == 2 ? NULL : TAKE_PTR(cur->reason);
 
-                                free(cur->reason);
+                                reason_free(s, cur->reason);
                                 *cur = old[done];
                                 if (had[done] != 2)
                                         cur->reason = keep;
@@ -1612,7 +1687,7 @@ static int store_remove_many(BanStore *s, const Cidr *cs, size_t n, BanEnd why,
         for (size_t i = 0; i < k; i++) {
                 if (s->cb.unbanned && k <= BAN_TELL_EACH_MAX)
                         s->cb.unbanned(s, &gone[i], why, s->cb.userdata);
-                free(gone[i].reason);
+                reason_free(s, gone[i].reason);
         }
         if (why == BAN_END_EXPIRED)
                 s->totals.expired += k;
@@ -1962,12 +2037,13 @@ struct adopt_ctx {
         size_t adopted;
         uint8_t *in_kernel; /* per ban read from the file: the kernel has it already */
         size_t n_file;
+        uint64_t now_mono; /* ns */
 };
 
 /* A kernel entry the file does not list: kept, as the kernel has it. */
 static int adopt_entry(const Cidr *c, const struct ps_ban *e, void *userdata) {
         struct adopt_ctx *a = userdata;
-        uint64_t now_mono = now_nsec(CLOCK_MONOTONIC);
+        uint64_t now_mono = a->now_mono;
         Ban b, *found;
         int r;
 
@@ -2148,7 +2224,7 @@ static int replay_record(BanStore *s, char *line, uint64_t now) {
                 cur = store_find(s, &b.cidr);
                 if (b.expires_usec && b.expires_usec <= now) {
                         if (cur) {
-                                cur->reason = mfree(cur->reason);
+                                reason_free(s, TAKE_PTR(cur->reason));
                                 store_remove(s, &b.cidr);
                         }
                         return 0;
@@ -2159,13 +2235,13 @@ static int replay_record(BanStore *s, char *line, uint64_t now) {
                                 return -ENOMEM;
                 }
                 if (cur) {
-                        free(cur->reason);
+                        reason_free(s, cur->reason);
                         *cur = b;
                         return 0;
                 }
                 r = store_reserve(s, 1);
                 if (r < 0) {
-                        free(b.reason);
+                        reason_free(s, b.reason);
                         return r;
                 }
                 (void) store_insert(s, &b);
@@ -2175,7 +2251,7 @@ static int replay_record(BanStore *s, char *line, uint64_t now) {
                         return -EINVAL;
                 cur = store_find(s, &c);
                 if (cur) {
-                        free(cur->reason);
+                        reason_free(s, cur->reason);
                         cur->reason = NULL;
                         store_remove(s, &c);
                 }
@@ -2253,7 +2329,9 @@ static int replay_log(BanStore *s, const char *file, uint64_t now, size_t *ret_r
 /* Forgets what a failed fast read left. */
 static void store_clear(BanStore *s) {
         for (size_t i = 0; i < s->n_bans; i++)
-                free(s->bans[i].reason);
+                reason_free(s, s->bans[i].reason);
+        s->reasons = mfree(s->reasons);
+        s->reasons_size = 0;
         s->n_bans = 0;
         memset(s->prefix_count, 0, sizeof s->prefix_count);
         if (s->index)
@@ -2306,11 +2384,14 @@ static bool snapshot_cidr_valid(uint8_t family, uint8_t prefixlen) {
 
 /* Reads the snapshot into the (empty) table: its bans at once into one array and one index.
  * -EBADMSG with *ret_why when the file is not a whole snapshot of this version. */
-static int load_snapshot(BanStore *s, int fd, uint64_t now, size_t *ret_expired,
+static int load_snapshot(BanStore *s, int fd, uint64_t size, uint64_t now, size_t *ret_expired,
                          const char **ret_why) {
         _cleanup_free_ char *buf = malloc(SNAPSHOT_READ_BUF);
         SnapshotReader rd = { .fd = fd, .buf = buf };
         struct snapshot_header hd;
+        uint64_t used = 0, arena_nuls = 0; /* reason bytes and strings put in the block */
+        char *last = NULL;                  /* the last reason put there */
+        size_t last_len = 0;
         const void *p;
         size_t expired = 0;
         char tail;
@@ -2328,8 +2409,13 @@ static int load_snapshot(BanStore *s, int fd, uint64_t now, size_t *ret_expired,
                 *ret_why = "not a ban snapshot of this version";
                 return -EBADMSG;
         }
-        if (hd.n_bans > BANS_SNAPSHOT_MAX || hd.n_allow > BAN_ALLOWLIST_MAX) {
-                *ret_why = "counts out of range";
+        /* The header's counts give the file's size: a header that does not match is not
+         * trusted with an allocation. */
+        if (hd.n_bans > BANS_SNAPSHOT_MAX || hd.n_allow > BAN_ALLOWLIST_MAX ||
+            hd.reason_bytes > hd.n_bans * BAN_REASON_MAX ||
+            size != sizeof hd + hd.n_allow * sizeof(struct snapshot_cidr) +
+                    hd.n_bans * sizeof(struct snapshot_ban) + hd.reason_bytes) {
+                *ret_why = "its header does not match its size";
                 return -EBADMSG;
         }
         if (hd.n_allow > 0) {
@@ -2354,6 +2440,14 @@ static int load_snapshot(BanStore *s, int fd, uint64_t now, size_t *ret_expired,
         r = store_reserve(s, (size_t) hd.n_bans);
         if (r < 0)
                 return r;
+        /* Room for every reason with its NUL; what the sharing leaves unused is never
+         * touched, so it takes address space, not memory. */
+        if (hd.reason_bytes > 0) {
+                s->reasons_size = (size_t) (hd.reason_bytes + hd.n_bans);
+                s->reasons = malloc(s->reasons_size);
+                if (!s->reasons)
+                        return -ENOMEM;
+        }
         for (uint64_t i = 0; i < hd.n_bans; i++) {
                 struct snapshot_ban e;
                 const char *reason = NULL;
@@ -2386,14 +2480,26 @@ static int load_snapshot(BanStore *s, int fd, uint64_t now, size_t *ret_expired,
                         .policy = e.policy,
                 };
                 memcpy(b.cidr.addr, e.addr, sizeof e.addr);
-                if (store_find(s, &b.cidr))
-                        continue;
                 if (reason) {
-                        b.reason = strndup(reason, e.reason_len);
-                        if (!b.reason)
-                                return -ENOMEM;
+                        if (e.reason_len > hd.reason_bytes - used) {
+                                *ret_why = "reasons longer than the header says";
+                                return -EBADMSG;
+                        }
+                        if (last && last_len == e.reason_len &&
+                            memcmp(last, reason, e.reason_len) == 0)
+                                b.reason = last;
+                        else {
+                                b.reason = last = s->reasons + used + arena_nuls;
+                                memcpy(b.reason, reason, e.reason_len);
+                                b.reason[e.reason_len] = '\0';
+                                used += e.reason_len;
+                                arena_nuls++;
+                                last_len = e.reason_len;
+                        }
                 }
-                (void) store_insert(s, &b);
+                /* Into the array only; the index follows at once, below. */
+                s->bans[s->n_bans++] = b;
+                s->prefix_count[fam_idx(b.cidr.family)][b.cidr.prefixlen]++;
                 s->next_id = MAX(s->next_id, b.id + 1);
         }
         if (rd.pos != rd.len || read(fd, &tail, 1) != 0) {
@@ -2402,6 +2508,10 @@ static int load_snapshot(BanStore *s, int fd, uint64_t now, size_t *ret_expired,
         }
         if (rd.h != hd.checksum) {
                 *ret_why = "checksum mismatch";
+                return -EBADMSG;
+        }
+        if (index_build(s) < 0) {
+                *ret_why = "an address listed twice";
                 return -EBADMSG;
         }
         s->next_id = MAX(s->next_id, hd.next_id);
@@ -2523,7 +2633,8 @@ static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char 
         if (fd < 0 || fstat(fd, &st) < 0)
                 return -errno;
         s->snapshot_bytes = (uint64_t) st.st_size;
-        r = load_snapshot(s, fd, now_usec(CLOCK_REALTIME), ret_expired, &why);
+        r = load_snapshot(s, fd, (uint64_t) st.st_size, now_usec(CLOCK_REALTIME), ret_expired,
+                          &why);
         if (r == -EBADMSG) {
                 store_clear(s);
                 return file_set_aside(path, why, ret_error);
@@ -2838,6 +2949,7 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         struct adopt_ctx a = { .s = s };
         size_t loaded = 0, expired = 0, put = 0, replayed = 0;
         uint64_t t0 = now_usec(CLOCK_MONOTONIC), t_read, t_replay, t_kernel;
+        uint64_t cpu0 = now_usec(CLOCK_PROCESS_CPUTIME_ID);
         int r;
 
         assert(s);
@@ -2882,6 +2994,7 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         a.in_kernel = calloc(a.n_file + 1, 1);
         if (!a.in_kernel)
                 return -ENOMEM;
+        a.now_mono = now_nsec(CLOCK_MONOTONIC);
         r = kernel_walk(s, adopt_entry, &a);
         if (r < 0)
                 log_warning_errno(r, "Cannot read the pinned ban maps: %m");
@@ -2923,13 +3036,16 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         }
         if (s->n_bans > 0 || a.adopted > 0)
                 log_info("Restored %zu ban(s) from %s in %llu ms (snapshot read in %llu ms, %zu "
-                         "journal record(s) replayed in %llu ms, kernel reconciled in %llu ms: "
-                         "%zu put in the kernel, the rest pinned already; %zu found only in the "
-                         "kernel, kept; %zu expired meanwhile)", loaded, state_dir,
+                         "journal record(s) replayed in %llu ms, kernel reconciled in %llu ms, "
+                         "%llu ms of CPU in all: %zu put in the kernel, the rest pinned already; "
+                         "%zu found only in the kernel, kept; %zu expired meanwhile)", loaded,
+                         state_dir,
                          (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - t0) / 1000),
                          (unsigned long long) ((t_read - t0) / 1000), replayed,
                          (unsigned long long) ((t_replay - t_read) / 1000),
-                         (unsigned long long) ((t_kernel - t_replay) / 1000), put, a.adopted,
+                         (unsigned long long) ((t_kernel - t_replay) / 1000),
+                         (unsigned long long) ((now_usec(CLOCK_PROCESS_CPUTIME_ID) - cpu0) / 1000),
+                         put, a.adopted,
                          expired);
         err = mfree(err);
         r = ban_policies_load(state_dir, config, &s->policies_set, &err);

@@ -25,8 +25,34 @@ static int lookup_batch(int fd, bool first, uint64_t *cursor, void *keys, void *
         return 1;
 }
 
+struct walk_each {
+        size_t key_size, value_size;
+        bpf_map_visit_t visit;
+        void *userdata;
+};
+
+static int visit_each(const void *keys, const void *values, size_t n, void *userdata) {
+        struct walk_each *w = userdata;
+
+        for (size_t i = 0; i < n; i++) {
+                int r = w->visit((const uint8_t *) keys + i * w->key_size,
+                                 (const uint8_t *) values + i * w->value_size, w->userdata);
+
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int bpf_map_walk(int map_fd, size_t key_size, size_t value_size, bpf_map_visit_t visit,
                  void *userdata, uint64_t *ret_count) {
+        struct walk_each w = { key_size, value_size, visit, userdata };
+
+        return bpf_map_walk_batches(map_fd, key_size, value_size, visit_each, &w, ret_count);
+}
+
+int bpf_map_walk_batches(int map_fd, size_t key_size, size_t value_size,
+                         bpf_map_batch_visit_t visit, void *userdata, uint64_t *ret_count) {
         _cleanup_free_ void *keys = NULL, *values = NULL;
         uint64_t cursor = 0, total = 0;
         bool first = true;
@@ -45,12 +71,9 @@ int bpf_map_walk(int map_fd, size_t key_size, size_t value_size, bpf_map_visit_t
                 if (more < 0)
                         return more;
                 first = false;
-                for (uint32_t i = 0; i < n; i++) {
-                        r = visit((uint8_t *) keys + i * key_size,
-                                  (uint8_t *) values + i * value_size, userdata);
-                        if (r < 0)
-                                return r;
-                }
+                r = visit(keys, values, n, userdata);
+                if (r < 0)
+                        return r;
                 total += n;
                 if (!more)
                         break;

@@ -20,6 +20,11 @@ typedef int (*bpf_map_visit_t)(const void *key, const void *value, void *userdat
 /* Walks the whole map; the callback returning < 0 stops the walk with that error. */
 int bpf_map_walk(int map_fd, size_t key_size, size_t value_size, bpf_map_visit_t visit,
                  void *userdata, uint64_t *ret_count);
+/* The same, a batch (at most BPF_MAP_BATCH entries, keys and values packed) per call. */
+typedef int (*bpf_map_batch_visit_t)(const void *keys, const void *values, size_t n,
+                                     void *userdata);
+int bpf_map_walk_batches(int map_fd, size_t key_size, size_t value_size,
+                         bpf_map_batch_visit_t visit, void *userdata, uint64_t *ret_count);
 
 typedef struct BpfMapSweeper {
         uint64_t cursor;   /* opaque batch token of the next slice */
