@@ -3076,3 +3076,107 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         (void) malloc_trim(0);
         return 0;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* The bans as the AI summary gives them */
+
+typedef struct SummaryHit {
+        Cidr cidr;
+        uint64_t packets, bytes;
+} SummaryHit;
+
+struct summary_ctx {
+        SummaryHit *top;
+        size_t n, max;
+};
+
+/* Keeps the max bans with the most packets dropped, most first. */
+static int summary_visit(const Cidr *c, const struct ps_ban *v, void *userdata) {
+        struct summary_ctx *x = userdata;
+        size_t i;
+
+        if (v->packets == 0 || (x->n == x->max && v->packets <= x->top[x->n - 1].packets))
+                return 0;
+        i = x->n < x->max ? x->n++ : x->n - 1;
+        for (; i > 0 && x->top[i - 1].packets < v->packets; i--)
+                x->top[i] = x->top[i - 1];
+        x->top[i] = (SummaryHit) { .cidr = *c, .packets = v->packets, .bytes = v->bytes };
+        return 0;
+}
+
+static json_t *summary_ban(const Ban *b, const char *a) {
+        char o[32];
+
+        return json_pack("{s:s, s:s, s:s%, s:I}", "address", a,
+                         "origin", ban_origin_to_string(b, o, sizeof o),
+                         "reason", b->reason ? b->reason : "",
+                         (size_t) MIN(b->reason ? strlen(b->reason) : 0, (size_t) 64),
+                         "offenses", (json_int_t) b->offenses);
+}
+
+json_t *ban_store_summary(BanStore *s, size_t top) {
+        _cleanup_free_ SummaryHit *hits = calloc(top + 1, sizeof(SummaryHit));
+        _cleanup_free_ const Ban **recent = calloc(top + 1, sizeof(Ban *));
+        struct summary_ctx x = { .top = hits, .max = top };
+        size_t origins[_BAN_ORIGIN_MAX], n_recent = 0;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        json_t *o, *by_origin, *dropping, *auto_bans;
+
+        if (!hits || !recent)
+                return NULL;
+        ban_store_count_origins(s, origins);
+        /* The most recent auto-bans: one pass over the table, the newest kept in order. */
+        for (size_t k = 0; k < s->n_bans && top > 0; k++) {
+                const Ban *b = &s->bans[k];
+                size_t i;
+
+                if (b->origin != BAN_ORIGIN_AUTO ||
+                    (n_recent == top && b->created_usec <= recent[n_recent - 1]->created_usec))
+                        continue;
+                i = n_recent < top ? n_recent++ : n_recent - 1;
+                for (; i > 0 && recent[i - 1]->created_usec < b->created_usec; i--)
+                        recent[i] = recent[i - 1];
+                recent[i] = b;
+        }
+        if (top > 0)
+                (void) kernel_walk(s, summary_visit, &x);
+
+        by_origin = json_object();
+        dropping = json_array();
+        auto_bans = json_array();
+        o = json_pack("{s:I, s:o, s:o, s:o}", "total", (json_int_t) s->n_bans,
+                      "by_origin", by_origin, "top_by_drops", dropping,
+                      "recent_auto_bans", auto_bans);
+        if (!o)
+                return NULL;
+        for (unsigned i = BAN_ORIGIN_MANUAL; i < _BAN_ORIGIN_MAX; i++)
+                json_object_set_new(by_origin, origin_names[i], json_integer((json_int_t) origins[i]));
+        for (size_t i = 0; i < x.n; i++) {
+                const Ban *b = store_find(s, &hits[i].cidr);
+                char a[CIDR_STRING_MAX];
+                json_t *e;
+
+                if (!b)
+                        continue; /* in the kernel only, not yet recorded */
+                e = summary_ban(b, cidr_to_string(true, &b->cidr, a));
+                if (!e)
+                        continue;
+                json_object_set_new(e, "packets_dropped", json_integer((json_int_t) hits[i].packets));
+                json_object_set_new(e, "bytes_dropped", json_integer((json_int_t) hits[i].bytes));
+                json_array_append_new(dropping, e);
+        }
+        for (size_t i = 0; i < n_recent; i++) {
+                const Ban *b = recent[i];
+                char a[CIDR_STRING_MAX];
+                json_t *e = summary_ban(b, cidr_to_string(true, &b->cidr, a));
+
+                if (!e)
+                        continue;
+                json_object_set_new(e, "seconds_ago",
+                                    json_integer((json_int_t) (now > b->created_usec
+                                                               ? (now - b->created_usec) / USEC_PER_SEC
+                                                               : 0)));
+                json_array_append_new(auto_bans, e);
+        }
+        return o;
+}

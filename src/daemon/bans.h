@@ -152,6 +152,11 @@ typedef struct BanCounters {
 } BanCounters;
 int ban_store_counters(BanStore *s, const Ban *b, BanCounters *ret);
 
+/* What the AI summary says of the bans: how many by origin, the `top` bans that dropped the
+ * most packets (one pass over the kernel's tables) and the `top` newest auto-bans, each with
+ * its origin, reason (64 characters at most) and offense count. NULL without memory. */
+json_t *ban_store_summary(BanStore *s, size_t top);
+
 int ban_store_allowlist_add(BanStore *s, const Cidr *c, char **ret_error);
 int ban_store_allowlist_remove(BanStore *s, const Cidr *c, char **ret_error);
 size_t ban_store_allowlist(BanStore *s, const Cidr **ret);
