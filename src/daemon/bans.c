@@ -71,6 +71,12 @@ struct BanStore {
         size_t reasons_size;
         BanOffenders offenders; /* what offenders.json holds */
         sd_event_source *offenders_timer; /* forgets them after RememberOffendersSec= */
+        /* The reconciliation of the exact tables after the start (reconcile_start()). */
+        sd_event_source *reconcile_source;
+        BpfMapSweeper reconcile_walk;
+        struct walk_ctx *reconcile_ctx;
+        uint64_t reconcile_usec, reconcile_cpu_usec;
+        size_t reconcile_adopted;
         unsigned policies_set;  /* the policies SetPolicy changed (policies.json), by bit */
 };
 
@@ -344,6 +350,9 @@ BanStore *ban_store_free(BanStore *s) {
         compaction_stop(s);
         sd_event_source_unref(s->reap_timer);
         sd_event_source_unref(s->offenders_timer);
+        sd_event_source_disable_unref(s->reconcile_source);
+        bpf_map_sweeper_done(&s->reconcile_walk);
+        free(s->reconcile_ctx);
         sd_event_source_unref(s->events_source);
         ring_buffer__free(s->events);
         ban_offenders_done(&s->offenders);
@@ -1503,6 +1512,7 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
                         goto undo;
                 }
                 if (cur) {
+                        cur->unseen = false; /* the kernel has it now */
                         cur->expires_usec = made[done].expires_usec;
                         cur->offenses = made[done].offenses;
                         cur->origin = made[done].origin;
@@ -1983,14 +1993,30 @@ static void schedule_reap(BanStore *s) {
 /* ------------------------------------------------------------------------------------------ */
 /* Start */
 
-/* The bans of the file the kernel lacks: exact ones in batches of BPF_MAP_BATCH (one syscall
- * each), prefixes one by one. */
-static int kernel_put_missing(BanStore *s, const uint8_t *in_kernel, size_t n, size_t *ret_put) {
+/* The bans read from the state directory that were not found in the kernel, of one kind
+ * (exact or prefixes), go in: exact ones in batches of BPF_MAP_BATCH (one syscall each),
+ * prefixes one by one. */
+static int kernel_put_unseen(BanStore *s, bool exact, size_t *ret_put) {
         _cleanup_free_ struct ps_ban *values = NULL;
         _cleanup_free_ uint8_t *keys = NULL;
-        size_t put = 0;
+        size_t put = 0, n = s->n_bans;
         int r;
 
+        if (!exact) {
+                for (size_t i = 0; i < n; i++) {
+                        Ban *b = &s->bans[i];
+
+                        if (!b->unseen || cidr_is_exact(&b->cidr))
+                                continue;
+                        b->unseen = false;
+                        r = kernel_put(s, b);
+                        if (r < 0)
+                                return r;
+                        put++;
+                }
+                *ret_put += put;
+                return 0;
+        }
         values = calloc(BPF_MAP_BATCH, sizeof(struct ps_ban));
         keys = calloc(BPF_MAP_BATCH, sizeof(struct ps_ban6_key));
         if (!values || !keys)
@@ -2001,15 +2027,18 @@ static int kernel_put_missing(BanStore *s, const uint8_t *in_kernel, size_t n, s
                 uint32_t k = 0;
 
                 for (size_t i = 0; i <= n; i++) {
-                        const Ban *b = i < n ? &s->bans[i] : NULL;
+                        Ban *b = i < n ? &s->bans[i] : NULL;
 
-                        if (b && !in_kernel[i] && b->cidr.family == family && cidr_is_exact(&b->cidr)) {
+                        if (b && b->unseen && b->cidr.family == family && cidr_is_exact(&b->cidr)) {
+                                b->unseen = false;
                                 memcpy(keys + k * ksize, b->cidr.addr, ksize);
                                 values[k] = (struct ps_ban) {};
                                 ban_to_kernel(b, &values[k]);
                                 k++;
                         }
                         if (k > 0 && (k == BPF_MAP_BATCH || !b)) {
+                                /* BPF_ANY: a batch update takes no other flag. A ban made or
+                                 * changed since the start is no longer unseen. */
                                 LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
                                 uint32_t count = k;
 
@@ -2021,26 +2050,18 @@ static int kernel_put_missing(BanStore *s, const uint8_t *in_kernel, size_t n, s
                         }
                 }
         }
-        for (size_t i = 0; i < n; i++)
-                if (!in_kernel[i] && !cidr_is_exact(&s->bans[i].cidr)) {
-                        r = kernel_put(s, &s->bans[i]);
-                        if (r < 0)
-                                return r;
-                        put++;
-                }
-        *ret_put = put;
+        *ret_put += put;
         return 0;
 }
 
 struct adopt_ctx {
         BanStore *s;
         size_t adopted;
-        uint8_t *in_kernel; /* per ban read from the file: the kernel has it already */
-        size_t n_file;
         uint64_t now_mono; /* ns */
+        Buf rec;           /* the journal records of the bans taken over */
 };
 
-/* A kernel entry the file does not list: kept, as the kernel has it. */
+/* A kernel entry: found in the table, or else taken over as the kernel has it. */
 static int adopt_entry(const Cidr *c, const struct ps_ban *e, void *userdata) {
         struct adopt_ctx *a = userdata;
         uint64_t now_mono = a->now_mono;
@@ -2049,10 +2070,7 @@ static int adopt_entry(const Cidr *c, const struct ps_ban *e, void *userdata) {
 
         found = store_find(a->s, c);
         if (found) {
-                size_t pos = (size_t) (found - a->s->bans);
-
-                if (pos < a->n_file)
-                        a->in_kernel[pos] = 1;
+                found->unseen = false;
                 return 0;
         }
         if (e->expires && e->expires <= now_mono) {
@@ -2072,9 +2090,117 @@ static int adopt_entry(const Cidr *c, const struct ps_ban *e, void *userdata) {
                           ? e->origin : BAN_ORIGIN_MANUAL,
                 .policy = e->policy,
         };
-        (void) store_insert(a->s, &b);
+        log_add_ban(&a->rec, store_insert(a->s, &b));
         a->adopted++;
         return 0;
+}
+
+/* Records what a step of the reconciliation took over from the kernel, like any other
+ * change (the expired ones are left to the next compaction, which does not write them). */
+static void adopt_record(BanStore *s, struct adopt_ctx *a) {
+        int r = log_append(s, &a->rec);
+
+        if (r < 0)
+                log_warning_errno(r, "Cannot write %s/" BANS_LOG ": %m", s->state_dir);
+        a->rec.p = mfree(a->rec.p);
+        a->rec.n = a->rec.alloc = 0;
+        a->rec.oom = false;
+}
+
+/*
+ * The exact tables (up to millions of entries) are reconciled after the start, in steps of
+ * RECONCILE_STEP entries from the event loop at idle priority, so that the bus answers as soon
+ * as the state directory is read: nothing is lifted meanwhile (the kernel enforces what it
+ * holds), a ban the kernel holds alone is taken over when its step comes, and the bans only
+ * the state directory had go in at the end.
+ */
+#define RECONCILE_STEP (16u * BPF_MAP_BATCH)
+
+static void reconcile_finish(BanStore *s) {
+        uint64_t cpu0 = now_usec(CLOCK_PROCESS_CPUTIME_ID);
+        size_t put = 0;
+        int r;
+
+        r = kernel_put_unseen(s, true, &put);
+        if (r < 0)
+                log_warning_errno(r, "Cannot put the stored bans in the kernel: %m");
+        s->reconcile_cpu_usec += now_usec(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+        log_info("Reconciled %zu ban(s) with the kernel's exact tables in %llu ms (%llu ms of "
+                 "CPU): %zu put in the kernel, the rest pinned already; %zu found only in the "
+                 "kernel, taken over", s->n_bans,
+                 (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - s->reconcile_usec) / 1000),
+                 (unsigned long long) (s->reconcile_cpu_usec / 1000), put, s->reconcile_adopted);
+        s->reconcile_source = sd_event_source_disable_unref(s->reconcile_source);
+        bpf_map_sweeper_done(&s->reconcile_walk);
+        s->reconcile_ctx = mfree(s->reconcile_ctx);
+        if (s->cb.changed)
+                s->cb.changed(s, s->cb.userdata);
+}
+
+/* One step; true once both exact tables were walked. */
+static bool reconcile_step(BanStore *s) {
+        struct adopt_ctx a = { .s = s, .now_mono = now_nsec(CLOCK_MONOTONIC) };
+        struct walk_ctx *w = s->reconcile_ctx;
+        uint64_t cpu0 = now_usec(CLOCK_PROCESS_CPUTIME_ID);
+        bool v4 = w->family == ADDR_FAMILY_IPV4, done = false;
+        int r;
+
+        w->visit = adopt_entry;
+        w->userdata = &a;
+        r = bpf_map_walk_step(&s->reconcile_walk, v4 ? s->maps.v4_fd : s->maps.v6_fd,
+                              RECONCILE_STEP, walk_exact, w, &done);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot read the pinned ban maps: %m");
+                done = true;
+        }
+        adopt_record(s, &a);
+        s->reconcile_adopted += a.adopted;
+        s->reconcile_cpu_usec += now_usec(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+        if (!done)
+                return false;
+        if (!v4)
+                return true;
+        bpf_map_sweeper_done(&s->reconcile_walk);
+        if (bpf_map_sweeper_init(&s->reconcile_walk, sizeof(struct ps_ban6_key),
+                                 sizeof(struct ps_ban)) < 0)
+                return true;
+        w->family = ADDR_FAMILY_IPV6;
+        w->prefixlen = 128;
+        return false;
+}
+
+static int on_reconcile(sd_event_source *src, void *userdata) {
+        BanStore *s = userdata;
+
+        if (reconcile_step(s))
+                reconcile_finish(s);
+        return 0;
+}
+
+static int reconcile_start(BanStore *s) {
+        int r;
+
+        s->reconcile_ctx = calloc(1, sizeof(struct walk_ctx));
+        if (!s->reconcile_ctx)
+                return -ENOMEM;
+        *s->reconcile_ctx = (struct walk_ctx) { .family = ADDR_FAMILY_IPV4, .prefixlen = 32,
+                                                .store = s };
+        r = bpf_map_sweeper_init(&s->reconcile_walk, sizeof(uint32_t), sizeof(struct ps_ban));
+        if (r < 0)
+                return r;
+        s->reconcile_usec = now_usec(CLOCK_MONOTONIC);
+        if (!s->event) {
+                while (!reconcile_step(s))
+                        ;
+                reconcile_finish(s);
+                return 0;
+        }
+        r = sd_event_add_defer(s->event, &s->reconcile_source, on_reconcile, s);
+        if (r >= 0)
+                r = sd_event_source_set_priority(s->reconcile_source, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->reconcile_source, SD_EVENT_ON);
+        return r;
 }
 
 /* The value of "key": in a line of bans.json as store_format() writes it: a number (ret_u) or
@@ -2891,6 +3017,7 @@ static int on_ban_event(void *ctx, void *data, size_t size) {
                         b = store_insert(s, &nb);
                         s->totals.created_auto[e->policy]++;
                 }
+                b->unseen = false;
                 b->expires_usec = v.expires ? mono_to_realtime_usec(v.expires) : 0;
                 b->offenses = MAX(v.offenses, 1u);
                 b->origin = BAN_ORIGIN_AUTO;
@@ -2988,20 +3115,20 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
 
         /* The kernel first: what it holds stays as it is (no window opens, and a restart
          * with a million pinned bans writes nothing), what only it holds is taken over; then
-         * what only the file holds goes into the kernel. */
+         * what only the file holds goes into the kernel. The prefix tries (small) now, the
+         * exact tables from the event loop once the bus answers (reconcile_start()). */
         t_replay = now_usec(CLOCK_MONOTONIC);
-        a.n_file = s->n_bans;
-        a.in_kernel = calloc(a.n_file + 1, 1);
-        if (!a.in_kernel)
-                return -ENOMEM;
+        for (size_t i = 0; i < s->n_bans; i++)
+                s->bans[i].unseen = true;
         a.now_mono = now_nsec(CLOCK_MONOTONIC);
-        r = kernel_walk(s, adopt_entry, &a);
+        r = walk_trie(s->maps.cidr4_fd, ADDR_FAMILY_IPV4, adopt_entry, &a);
+        if (r >= 0)
+                r = walk_trie(s->maps.cidr6_fd, ADDR_FAMILY_IPV6, adopt_entry, &a);
         if (r < 0)
                 log_warning_errno(r, "Cannot read the pinned ban maps: %m");
-        r = kernel_put_missing(s, a.in_kernel, a.n_file, &put);
+        r = kernel_put_unseen(s, false, &put);
         if (r < 0)
                 log_warning_errno(r, "Cannot put the stored bans in the kernel: %m");
-        free(a.in_kernel);
         t_kernel = now_usec(CLOCK_MONOTONIC);
         (void) store_update_cidr_count(s);
         r = allowlist_sync(s);
@@ -3022,23 +3149,14 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                 else
                         log_info("Converted %s/" BANS_FILE_JSON " into " BANS_FILE, state_dir);
                 s->convert_json = false;
-        } else if (a.adopted > 0) {
-                /* Taken over from the kernel: recorded like any other change. The expired
-                 * ones are left to the next compaction, which does not write them. */
-                Buf rec = {};
-
-                for (size_t i = a.n_file; i < s->n_bans; i++)
-                        log_add_ban(&rec, &s->bans[i]);
-                r = log_append(s, &rec);
-                free(rec.p);
-                if (r < 0)
-                        log_warning_errno(r, "Cannot write %s/" BANS_LOG ": %m", state_dir);
         }
+        adopt_record(s, &a);
         if (s->n_bans > 0 || a.adopted > 0)
                 log_info("Restored %zu ban(s) from %s in %llu ms (snapshot read in %llu ms, %zu "
-                         "journal record(s) replayed in %llu ms, kernel reconciled in %llu ms, "
-                         "%llu ms of CPU in all: %zu put in the kernel, the rest pinned already; "
-                         "%zu found only in the kernel, kept; %zu expired meanwhile)", loaded,
+                         "journal record(s) replayed in %llu ms, prefix tables reconciled in %llu "
+                         "ms, %llu ms of CPU in all: %zu prefix ban(s) put in the kernel; %zu "
+                         "found only in the kernel, kept; %zu expired meanwhile; the exact tables "
+                         "are reconciled next, while the bus is served)", loaded,
                          state_dir,
                          (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - t0) / 1000),
                          (unsigned long long) ((t_read - t0) / 1000), replayed,
@@ -3072,6 +3190,10 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         }
         expiry_recompute(s);
         schedule_reap(s);
+        r = reconcile_start(s);
+        if (r < 0)
+                log_warning_errno(r, "Cannot reconcile the stored bans with the kernel's: %m; "
+                                  "the kernel keeps enforcing what it holds");
         /* The snapshot's text and the reading's garbage go back to the system. */
         (void) malloc_trim(0);
         return 0;

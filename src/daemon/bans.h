@@ -38,6 +38,7 @@ typedef struct Ban {
         uint32_t offenses;
         uint8_t origin; /* BanOrigin */
         uint8_t policy; /* for BAN_ORIGIN_AUTO */
+        bool unseen;    /* read from the state directory, not yet found in the kernel */
         char *reason;   /* NULL when none was given */
 } Ban;
 

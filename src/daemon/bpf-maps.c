@@ -99,6 +99,32 @@ void bpf_map_sweeper_done(BpfMapSweeper *s) {
         s->values = mfree(s->values);
 }
 
+int bpf_map_walk_step(BpfMapSweeper *s, int map_fd, size_t budget, bpf_map_batch_visit_t visit,
+                      void *userdata, bool *ret_pass_done) {
+        size_t examined = 0;
+
+        *ret_pass_done = false;
+        while (examined < budget) {
+                uint32_t n = BPF_MAP_BATCH;
+                int more, r;
+
+                more = lookup_batch(map_fd, !s->started, &s->cursor, s->keys, s->values, &n);
+                if (more < 0)
+                        return more;
+                s->started = true;
+                r = visit(s->keys, s->values, n, userdata);
+                if (r < 0)
+                        return r;
+                examined += n;
+                if (!more) {
+                        s->started = false;
+                        *ret_pass_done = true;
+                        break;
+                }
+        }
+        return 0;
+}
+
 int bpf_map_sweeper_step(BpfMapSweeper *s, int map_fd, size_t budget, uint64_t now_ns,
                          bpf_map_expired_t is_expired, void *userdata, bool *ret_pass_done) {
         _cleanup_free_ void *check = malloc(s->value_size);

@@ -50,6 +50,11 @@ typedef bool (*bpf_map_expired_t)(const void *key, const void *value, uint64_t n
 int bpf_map_sweeper_step(BpfMapSweeper *s, int map_fd, size_t budget, uint64_t now_ns,
                          bpf_map_expired_t is_expired, void *userdata, bool *ret_pass_done);
 
+/* Visits up to `budget` entries (whole batches) from where the last call stopped; sets
+ * *ret_pass_done at the end of the table (the next call starts over). */
+int bpf_map_walk_step(BpfMapSweeper *s, int map_fd, size_t budget, bpf_map_batch_visit_t visit,
+                      void *userdata, bool *ret_pass_done);
+
 /* The number of possible CPUs: the length of a per-CPU value. */
 int bpf_possible_cpus(void);
 /* Reads the per-CPU values of `key` and adds each CPU's into *sum with `add`. */
