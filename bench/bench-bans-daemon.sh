@@ -69,6 +69,7 @@ journal_kb=$(du -k "$dir/state/bans.log" 2>/dev/null | cut -f1)
 snapshot_kb=$(du -k "$dir/state/bans.snapshot" 2>/dev/null | cut -f1)
 
 bench_daemon_stop
+reconciles=$(grep -c 'Reconciled .* exact tables' "$dir/daemon.log" || true)
 t0=$(date +%s%N)
 bench_daemon_start "$build"
 # The bus serves the daemon from one loop: Count answers once the restore is done.
@@ -78,7 +79,10 @@ restore_cpu=$(cpu_ms)
 restored=$(sed -n 's/.*Restored \([0-9]*\) ban(s) from [^ ]* in \([0-9]*\) ms (\([^:]*\):.*/\1 bans in \2 ms (\3)/p' \
            "$dir/daemon.log" | tail -n 1)
 # Then the exact tables are walked from the daemon's loop; the log says when that is done.
-for _ in $(seq 1200); do grep -q 'Reconciled .* exact tables' "$dir/daemon.log" && break; sleep 0.1; done
+for _ in $(seq 1200); do
+        [ "$(grep -c 'Reconciled .* exact tables' "$dir/daemon.log")" -gt "$reconciles" ] && break
+        sleep 0.1
+done
 reconciled=$(sed -n 's/.*Reconciled \([0-9]*\) ban(s) with the kernel.s exact tables in \(.*\): \([0-9]*\) put.*/\2, \3 put in the kernel/p' \
              "$dir/daemon.log" | tail -n 1)
 rss_after=$(rss)
