@@ -186,6 +186,8 @@ static size_t index_slot(BanStore *s, const Cidr *c, bool *ret_found) {
         }
 }
 
+static int index_build(BanStore *s);
+
 static int index_rebuild(BanStore *s, size_t size) {
         uint32_t *n = calloc(size, sizeof(uint32_t));
 
@@ -194,21 +196,17 @@ static int index_rebuild(BanStore *s, size_t size) {
         free(s->index);
         s->index = n;
         s->index_size = size;
-        for (size_t k = 0; k < s->n_bans; k++) {
-                bool found;
-                size_t i = index_slot(s, &s->bans[k].cidr, &found);
-
-                s->index[i] = (uint32_t) k + 1;
-        }
-        return 0;
+        /* The bans are distinct: index_build() finds no pair. */
+        return index_build(s);
 }
 
 /* How many bans ahead the bulk loops fetch the memory they will touch: a million random
  * accesses into a 16 MB index are otherwise a million waits for memory. */
 #define INDEX_AHEAD 8
 
-/* The index over the bans put in the array without it (the snapshot's, all at once), the
- * array read in order. -EEXIST when two of them have the same address. */
+/* The index over the bans put in the array without it (the snapshot's, all at once; or all
+ * of them into a larger index), the array read in order. -EEXIST when two of them have the
+ * same address. */
 static int index_build(BanStore *s) {
         size_t mask = s->index_size - 1;
 
