@@ -4,7 +4,8 @@
 #   - BanBatch: BANS IPv4 bans in calls of PER_CALL, from an empty table, in bans per second;
 #   - Ban(): CALLS single calls one after the other with BANS held, round trip min/median/max;
 #   - restart: the daemon stopped and started again with BANS + CALLS bans held, the time its
-#     own log gives for the restore and the time until its name is on the bus again;
+#     own log gives for the restore, the time until Count answers, and the time of the walk of
+#     the pinned exact tables that follows from the daemon's loop;
 #   - RSS with the table empty, full, and after the restart.
 # Every change is fsync'd before it is acknowledged, so the file system of the state directory
 # (mktemp -d, $TMPDIR) counts: say which one when quoting the figures.
@@ -65,9 +66,10 @@ read -r daemon_read_ms daemon_apply_ms < <(sed -n 's/.*BanBatch of [0-9]* bans: 
 read -r ban_min ban_median ban_max < <("$build/bench/ban-client" single "$calls")
 held=$(count)
 journal_kb=$(du -k "$dir/state/bans.log" 2>/dev/null | cut -f1)
-snapshot_kb=$(du -k "$dir/state/bans.json" 2>/dev/null | cut -f1)
+snapshot_kb=$(du -k "$dir/state/bans.snapshot" 2>/dev/null | cut -f1)
 
 bench_daemon_stop
+reconciles=$(grep -c 'Reconciled .* exact tables' "$dir/daemon.log" || true)
 t0=$(date +%s%N)
 bench_daemon_start "$build"
 # The bus serves the daemon from one loop: Count answers once the restore is done.
@@ -76,6 +78,13 @@ t1=$(date +%s%N)
 restore_cpu=$(cpu_ms)
 restored=$(sed -n 's/.*Restored \([0-9]*\) ban(s) from [^ ]* in \([0-9]*\) ms (\([^:]*\):.*/\1 bans in \2 ms (\3)/p' \
            "$dir/daemon.log" | tail -n 1)
+# Then the exact tables are walked from the daemon's loop; the log says when that is done.
+for _ in $(seq 1200); do
+        [ "$(grep -c 'Reconciled .* exact tables' "$dir/daemon.log")" -gt "$reconciles" ] && break
+        sleep 0.1
+done
+reconciled=$(sed -n 's/.*Reconciled \([0-9]*\) ban(s) with the kernel.s exact tables in \(.*\): \([0-9]*\) put.*/\2, \3 put in the kernel/p' \
+             "$dir/daemon.log" | tail -n 1)
 rss_after=$(rss)
 
 printf 'load average %s; ' "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -91,11 +100,13 @@ printf '  the daemon'"'"'s CPU time   %s ms (%s bans per CPU second)\n' "$batch_
         "$(awk -v n="$bans" -v ms="$batch_cpu" 'BEGIN { printf "%.0f", ms ? n * 1000 / ms : 0 }')"
 printf 'Ban() with %s held, %s calls      min %s ms, median %s ms, max %s ms   (goal < 5 ms)\n' \
         "$bans" "$calls" "$ban_min" "$ban_median" "$ban_max"
-printf 'held before the restart   %s bans (bans.json %s KiB, bans.log %s KiB)\n' "$held" \
+printf 'held before the restart   %s bans (bans.snapshot %s KiB, bans.log %s KiB)\n' "$held" \
         "${snapshot_kb:-0}" "${journal_kb:-0}"
 printf 'restart: restored         %s   (goal < 1 s)\n' "$restored"
 printf 'restart: start until Count answers   %s ms, Count %s; the daemon'"'"'s CPU time until then %s ms\n' \
         "$(( (t1 - t0) / 1000000 ))" "$held_after" "$restore_cpu"
+printf 'restart: then the exact tables reconciled in %s; the daemon'"'"'s CPU time by then %s ms\n' \
+        "${reconciled:-?}" "$(cpu_ms)"
 printf 'RSS empty / %s bans / after the restart   %s KiB / %s KiB / %s KiB   (goal < 100 MB)\n' \
         "$bans" "$rss_empty" "$rss_full" "$rss_after"
 printf 'RSS peak after the restart %s KiB\n' "$(awk '/^VmHWM/ { print $2 }' "/proc/$daemon_pid/status")"

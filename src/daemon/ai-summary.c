@@ -52,6 +52,13 @@ void ai_summary_done(AiSummary *s) {
         s->sources = mfree(s->sources);
         json_decref(s->rules);
         s->rules = NULL;
+        json_decref(s->bans);
+        s->bans = NULL;
+}
+
+void ai_summary_set_bans(AiSummary *s, json_t *bans) {
+        json_decref(s->bans);
+        s->bans = bans;
 }
 
 /* Keeps the n largest by `value` in a fixed array: the smallest is replaced when a larger one
@@ -470,6 +477,8 @@ int ai_summary_to_string(AiSummary *s, char **ret) {
         }
         /* A copy: shortening it below must not touch the summary's own list. */
         json_object_set_new(o, "rules", json_deep_copy(s->rules));
+        if (s->bans)
+                json_object_set_new(o, "bans", json_deep_copy(s->bans));
 
         /* Over the cap: the tails of the lists go, a few entries at a time, round robin. */
         for (;;) {

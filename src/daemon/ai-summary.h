@@ -21,6 +21,8 @@
  */
 
 #define AI_SUMMARY_TOP_FLOWS 25
+/* Bans in each list of the bans section (include_bans). */
+#define AI_SUMMARY_BANS_TOP 10
 #define AI_SUMMARY_SOURCES 20
 #define AI_SUMMARY_SOURCES_TRACKED 4096
 #define AI_SUMMARY_ICMP 30
@@ -74,6 +76,7 @@ typedef struct AiSummary {
         bool have_stats;
         double pps, bps;
         json_t *rules; /* array */
+        json_t *bans;  /* ban_store_summary(), when include_bans asked for it; owned */
         size_t rules_seen;
 } AiSummary;
 
@@ -84,6 +87,8 @@ void ai_summary_add_flow(AiSummary *s, const struct ps_flow_key *k, const struct
 void ai_summary_add_icmp(AiSummary *s, const struct ps_icmp_key *k, const struct ps_icmp_value *v);
 void ai_summary_set_stats(AiSummary *s, const struct ps_stats *stats, double pps, double bps);
 int ai_summary_add_rule(AiSummary *s, const Filter *f);
+/* The bans section (ban_store_summary()); takes it over. */
+void ai_summary_set_bans(AiSummary *s, json_t *bans);
 
 /* The summary as a JSON document of at most AI_SUMMARY_MAX_CHARS characters, with '<' and '>'
  * escaped so that no string in it can close the data block it is sent in. */

@@ -809,6 +809,13 @@ static int job_build(AiJob *j, char **ret_body) {
         }
         manager_totals(m, &total, &pps, &bps, NULL, NULL);
         ai_summary_set_stats(&s, &total, pps, bps);
+        if (j->options.include_bans && m->bans) {
+                json_t *bans = ban_store_summary(m->bans, AI_SUMMARY_BANS_TOP);
+
+                if (!bans)
+                        return -ENOMEM;
+                ai_summary_set_bans(&s, bans);
+        }
         for (size_t i = 0; i < m->filters->n_rules; i++) {
                 const Filter *f = m->filters->rules[i];
 

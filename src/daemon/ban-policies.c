@@ -152,6 +152,18 @@ int ban_offenders_note(BanOffenders *o, const Cidr *source, uint32_t offenses, u
         return 0;
 }
 
+size_t ban_offenders_forget(BanOffenders *o, uint64_t usec) {
+        size_t k = 0;
+
+        /* Not by position: a note may carry an older time than the one before it. */
+        for (size_t i = 0; i < o->n; i++)
+                if (o->v[i].last_usec >= usec)
+                        o->v[k++] = o->v[i];
+        k = o->n - k;
+        o->n -= k;
+        return k;
+}
+
 int ban_offenders_save(const char *dir, const BanOffenders *o) {
         json_t *list = json_array(), *root = json_pack("{s:o}", "offenders", list);
         int r = root ? 0 : -ENOMEM;

@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * What the auto-ban policies keep in the state directory beside bans.json:
+ * What the auto-ban policies keep in the state directory beside the ban snapshot:
  *   policies.json  the settings of the policies SetPolicy changed; they override [Bans]
  *                  for those policies (the file names each one it holds; removing it goes
  *                  back to [Bans]);
@@ -44,6 +44,8 @@ int ban_policies_load(const char *dir, Config *c, unsigned *ret_mask, char **ret
  * max offenders, forgetting the oldest first. */
 int ban_offenders_note(BanOffenders *o, const Cidr *source, uint32_t offenses, uint64_t usec,
                        size_t max);
+/* Forgets the offenders last banned before `usec`; returns how many. */
+size_t ban_offenders_forget(BanOffenders *o, uint64_t usec);
 int ban_offenders_save(const char *dir, const BanOffenders *o);
 /* Reads offenders.json (the newest max of it); a missing file is an empty list. */
 int ban_offenders_load(const char *dir, BanOffenders *o, size_t max, char **ret_error);

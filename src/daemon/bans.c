@@ -19,7 +19,10 @@
 #include "log.h"
 #include "util.h"
 
-#define BANS_FILE "bans.json"
+/* The snapshot (see store_format_snapshot()); bans.json was its text form before: read once
+ * at start and replaced by it. */
+#define BANS_FILE "bans.snapshot"
+#define BANS_FILE_JSON "bans.json"
 /* The changes since the snapshot, appended per call; bans.log.new takes them while a
  * compaction writes the snapshot (and after one failed), and replaces bans.log once it is. */
 #define BANS_LOG "bans.log"
@@ -61,7 +64,19 @@ struct BanStore {
         sd_event_source *events_source;
         BanCallbacks cb;
 
+        bool convert_json; /* read from bans.json: the snapshot replaces it after the start */
+        /* The reasons of the bans read from the snapshot, in one block (a ban repeating the
+         * reason of the one before shares its string); reason_free() leaves them be. */
+        char *reasons;
+        size_t reasons_size;
         BanOffenders offenders; /* what offenders.json holds */
+        sd_event_source *offenders_timer; /* forgets them after RememberOffendersSec= */
+        /* The reconciliation of the exact tables after the start (reconcile_start()). */
+        sd_event_source *reconcile_source;
+        BpfMapSweeper reconcile_walk;
+        struct walk_ctx *reconcile_ctx;
+        uint64_t reconcile_usec, reconcile_cpu_usec;
+        size_t reconcile_adopted;
         unsigned policies_set;  /* the policies SetPolicy changed (policies.json), by bit */
 };
 
@@ -125,6 +140,11 @@ static bool cidr_is_exact(const Cidr *c) {
 /* ------------------------------------------------------------------------------------------ */
 /* The index */
 
+static void reason_free(BanStore *s, char *p) {
+        if (p && !(p >= s->reasons && p < s->reasons + s->reasons_size))
+                free(p);
+}
+
 static uint64_t cidr_hash(const Cidr *c) {
         /* FNV-1a over what makes a key: family, length, the address words in use. */
         uint64_t h = UINT64_C(1469598103934665603);
@@ -166,6 +186,8 @@ static size_t index_slot(BanStore *s, const Cidr *c, bool *ret_found) {
         }
 }
 
+static int index_build(BanStore *s);
+
 static int index_rebuild(BanStore *s, size_t size) {
         uint32_t *n = calloc(size, sizeof(uint32_t));
 
@@ -174,10 +196,34 @@ static int index_rebuild(BanStore *s, size_t size) {
         free(s->index);
         s->index = n;
         s->index_size = size;
-        for (size_t k = 0; k < s->n_bans; k++) {
-                bool found;
-                size_t i = index_slot(s, &s->bans[k].cidr, &found);
+        /* The bans are distinct: index_build() finds no pair. */
+        return index_build(s);
+}
 
+/* How many bans ahead the bulk loops fetch the memory they will touch: a million random
+ * accesses into a 16 MB index are otherwise a million waits for memory. */
+#define INDEX_AHEAD 8
+
+/* The index over the bans put in the array without it (the snapshot's, all at once; or all
+ * of them into a larger index), the array read in order. -EEXIST when two of them have the
+ * same address. */
+static int index_build(BanStore *s) {
+        size_t mask = s->index_size - 1;
+
+        for (size_t k = 0; k < s->n_bans; k++) {
+                size_t i = cidr_hash(&s->bans[k].cidr) & mask;
+
+                if (k + INDEX_AHEAD < s->n_bans)
+                        __builtin_prefetch(&s->index[cidr_hash(&s->bans[k + INDEX_AHEAD].cidr) &
+                                                     mask], 1);
+                for (;; i = (i + 1) & mask) {
+                        uint32_t v = s->index[i];
+
+                        if (v == 0)
+                                break;
+                        if (cidr_equal(&s->bans[v - 1].cidr, &s->bans[k].cidr))
+                                return -EEXIST;
+                }
                 s->index[i] = (uint32_t) k + 1;
         }
         return 0;
@@ -239,7 +285,7 @@ static void store_remove(BanStore *s, const Cidr *c) {
                 return;
         pos = s->index[i] - 1;
         s->prefix_count[fam_idx(c->family)][c->prefixlen]--;
-        free(s->bans[pos].reason);
+        reason_free(s, s->bans[pos].reason);
 
         /* Close the hole in the probe chain. */
         j = i;
@@ -291,7 +337,8 @@ BanStore *ban_store_free(BanStore *s) {
         if (!s)
                 return NULL;
         for (size_t i = 0; i < s->n_bans; i++)
-                free(s->bans[i].reason);
+                reason_free(s, s->bans[i].reason);
+        free(s->reasons);
         free(s->bans);
         free(s->index);
         free(s->allow);
@@ -300,6 +347,10 @@ BanStore *ban_store_free(BanStore *s) {
          * the journals it would have replaced are replayed on the next start. */
         compaction_stop(s);
         sd_event_source_unref(s->reap_timer);
+        sd_event_source_unref(s->offenders_timer);
+        sd_event_source_disable_unref(s->reconcile_source);
+        bpf_map_sweeper_done(&s->reconcile_walk);
+        free(s->reconcile_ctx);
         sd_event_source_unref(s->events_source);
         ring_buffer__free(s->events);
         ban_offenders_done(&s->offenders);
@@ -549,14 +600,45 @@ struct walk_ctx {
         uint8_t family, prefixlen; /* prefixlen 0: from the key (a trie) */
         kernel_visit_t visit;
         void *userdata;
+        BanStore *store;
+        uint32_t slots[BPF_MAP_BATCH];
 };
 
-static int walk_exact(const void *key, const void *value, void *userdata) {
+/* A batch of an exact table. The visitor looks each entry up in the table: the index slots
+ * of the whole batch, then the bans they point to, are fetched first, so that the lookups
+ * wait for memory once per batch instead of once per entry. */
+static int walk_exact(const void *keys, const void *values, size_t n, void *userdata) {
         struct walk_ctx *w = userdata;
-        Cidr c = { .family = w->family, .prefixlen = w->prefixlen };
+        size_t ksize = w->family == ADDR_FAMILY_IPV4 ? 4 : 16;
+        BanStore *s = w->store;
+        int r;
 
-        memcpy(c.addr, key, w->family == ADDR_FAMILY_IPV4 ? 4 : 16);
-        return w->visit(&c, value, w->userdata);
+        if (s->index_size > 0) {
+                size_t mask = s->index_size - 1;
+
+                for (size_t i = 0; i < n; i++) {
+                        Cidr c = { .family = w->family, .prefixlen = w->prefixlen };
+
+                        memcpy(c.addr, (const uint8_t *) keys + i * ksize, ksize);
+                        w->slots[i] = (uint32_t) (cidr_hash(&c) & mask);
+                        __builtin_prefetch(&s->index[w->slots[i]]);
+                }
+                for (size_t i = 0; i < n; i++) {
+                        uint32_t v = s->index[w->slots[i]];
+
+                        if (v > 0)
+                                __builtin_prefetch(&s->bans[v - 1]);
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                Cidr c = { .family = w->family, .prefixlen = w->prefixlen };
+
+                memcpy(c.addr, (const uint8_t *) keys + i * ksize, ksize);
+                r = w->visit(&c, (const struct ps_ban *) values + i, w->userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* The tries have no batch lookup: key by key. */
@@ -593,15 +675,19 @@ static int walk_trie(int fd, uint8_t family, kernel_visit_t visit, void *userdat
 }
 
 static int kernel_walk(BanStore *s, kernel_visit_t visit, void *userdata) {
-        struct walk_ctx w4 = { ADDR_FAMILY_IPV4, 32, visit, userdata };
-        struct walk_ctx w6 = { ADDR_FAMILY_IPV6, 128, visit, userdata };
+        _cleanup_free_ struct walk_ctx *w = malloc(sizeof *w);
         int r;
 
-        r = bpf_map_walk(s->maps.v4_fd, sizeof(uint32_t), sizeof(struct ps_ban), walk_exact, &w4,
-                         NULL);
-        if (r >= 0)
-                r = bpf_map_walk(s->maps.v6_fd, sizeof(struct ps_ban6_key), sizeof(struct ps_ban),
-                                 walk_exact, &w6, NULL);
+        if (!w)
+                return -ENOMEM;
+        *w = (struct walk_ctx) { ADDR_FAMILY_IPV4, 32, visit, userdata, s };
+        r = bpf_map_walk_batches(s->maps.v4_fd, sizeof(uint32_t), sizeof(struct ps_ban),
+                                 walk_exact, w, NULL);
+        if (r >= 0) {
+                *w = (struct walk_ctx) { ADDR_FAMILY_IPV6, 128, visit, userdata, s };
+                r = bpf_map_walk_batches(s->maps.v6_fd, sizeof(struct ps_ban6_key),
+                                         sizeof(struct ps_ban), walk_exact, w, NULL);
+        }
         if (r >= 0)
                 r = walk_trie(s->maps.cidr4_fd, ADDR_FAMILY_IPV4, visit, userdata);
         if (r >= 0)
@@ -632,7 +718,7 @@ static int kernel_allow_put(BanStore *s, const Cidr *c) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* bans.json */
+/* The snapshot, the journal and the export (bans.json's format) */
 
 typedef struct Buf {
         char *p;
@@ -714,7 +800,7 @@ static void buf_add_u64(Buf *b, uint64_t v) {
         buf_add(b, t + k, sizeof t - k);
 }
 
-/* One ban as a line of bans.json (and a record of bans.log), without separators. Put together
+/* One ban as a line of an export (and a record of bans.log), without separators. Put together
  * piece by piece: printf's formatting was most of the cost of a large batch. */
 static void format_ban(Buf *b, const Ban *ban) {
         char a[CIDR_STRING_MAX], o[32];
@@ -756,6 +842,122 @@ static int store_format(BanStore *s, Buf *b) {
         return b->oom ? -ENOMEM : 0;
 }
 
+/*
+ * The snapshot on disk, bans.snapshot: binary, in the host's byte order (it never leaves the
+ * machine; Export() gives the portable JSON). A header, the allowlist, then per ban a
+ * fixed-size head followed by the bytes of its reason. A start reads it front to back through
+ * a small buffer, so that neither the file nor a parsed form of it is ever held whole: a
+ * million bans are read in about the time it takes to put them in the index.
+ */
+#define BANS_SNAPSHOT_MAGIC "PSBANS\n"
+#define BANS_SNAPSHOT_VERSION 1u
+#define BANS_SNAPSHOT_MAX (16u * 1024 * 1024) /* bans; the tables hold far fewer */
+
+struct snapshot_header {
+        char magic[8]; /* BANS_SNAPSHOT_MAGIC with its NUL */
+        uint32_t version;
+        uint32_t ban_size; /* sizeof(struct snapshot_ban) */
+        uint64_t n_bans;
+        uint32_t n_allow;
+        uint32_t next_id;
+        uint64_t checksum; /* snapshot_fold() over the items after the header, in order */
+        uint64_t reason_bytes; /* the reasons' lengths summed */
+        uint64_t reserved[2];
+};
+
+struct snapshot_cidr {
+        uint8_t family, prefixlen;
+        uint16_t pad;
+        uint32_t addr[4];
+};
+
+struct snapshot_ban {
+        uint8_t family, prefixlen, origin, policy;
+        uint32_t id;
+        uint32_t addr[4];
+        uint64_t created_usec, expires_usec;
+        uint32_t offenses;
+        uint16_t reason_len; /* the bytes that follow, without a NUL */
+        uint16_t pad;
+};
+
+_Static_assert(sizeof(struct snapshot_header) == 64, "snapshot header layout");
+_Static_assert(sizeof(struct snapshot_ban) == 48, "snapshot ban layout");
+
+/* A 64-bit checksum folded item by item, eight bytes at a step: a torn or edited file is
+ * caught without costing the start more than a pass over bytes it reads anyway. */
+static uint64_t snapshot_fold(uint64_t h, const void *p, size_t n) {
+        const uint8_t *q = p;
+
+        for (; n >= 8; n -= 8, q += 8) {
+                uint64_t w;
+
+                memcpy(&w, q, 8);
+                h = (h ^ w) * UINT64_C(0x100000001b3);
+                h ^= h >> 29;
+        }
+        for (; n > 0; n--, q++)
+                h = (h ^ *q) * UINT64_C(0x100000001b3);
+        return h;
+}
+
+#define SNAPSHOT_FOLD_SEED UINT64_C(0xcbf29ce484222325)
+
+static void snapshot_add(Buf *b, uint64_t *h, const void *p, size_t n) {
+        buf_add(b, p, n);
+        *h = snapshot_fold(*h, p, n);
+}
+
+static int store_format_snapshot(BanStore *s, Buf *b) {
+        struct snapshot_header hd = {
+                .magic = BANS_SNAPSHOT_MAGIC,
+                .version = BANS_SNAPSHOT_VERSION,
+                .ban_size = sizeof(struct snapshot_ban),
+                .n_bans = s->n_bans,
+                .n_allow = (uint32_t) s->n_allow,
+                .next_id = s->next_id,
+        };
+        uint64_t h = SNAPSHOT_FOLD_SEED;
+
+        /* Once, for the heads and a guess at the reasons: no doubling through 60 MB. */
+        buf_grow(b, sizeof hd + s->n_allow * sizeof(struct snapshot_cidr) +
+                    s->n_bans * (sizeof(struct snapshot_ban) + 16));
+        buf_add(b, (const char *) &hd, sizeof hd);
+        for (size_t i = 0; i < s->n_allow; i++) {
+                struct snapshot_cidr c = { .family = s->allow[i].family,
+                                           .prefixlen = s->allow[i].prefixlen };
+
+                memcpy(c.addr, s->allow[i].addr, sizeof c.addr);
+                snapshot_add(b, &h, &c, sizeof c);
+        }
+        for (size_t i = 0; i < s->n_bans; i++) {
+                const Ban *ban = &s->bans[i];
+                size_t len = ban->reason ? strlen(ban->reason) : 0;
+                struct snapshot_ban r = {
+                        .family = ban->cidr.family,
+                        .prefixlen = ban->cidr.prefixlen,
+                        .origin = ban->origin,
+                        .policy = ban->policy,
+                        .id = ban->id,
+                        .created_usec = ban->created_usec,
+                        .expires_usec = ban->expires_usec,
+                        .offenses = ban->offenses,
+                        .reason_len = (uint16_t) MIN(len, (size_t) BAN_REASON_MAX),
+                };
+
+                memcpy(r.addr, ban->cidr.addr, sizeof r.addr);
+                snapshot_add(b, &h, &r, sizeof r);
+                if (r.reason_len > 0)
+                        snapshot_add(b, &h, ban->reason, r.reason_len);
+                hd.reason_bytes += r.reason_len;
+        }
+        if (b->oom)
+                return -ENOMEM;
+        hd.checksum = h;
+        memcpy(b->p, &hd, sizeof hd);
+        return 0;
+}
+
 static char *state_path(BanStore *s, const char *file) {
         return strjoin_path(s->state_dir, file);
 }
@@ -763,7 +965,7 @@ static char *state_path(BanStore *s, const char *file) {
 static void compaction_stop(BanStore *s);
 
 /*
- * The whole table as bans.json, at once; the journal it contains goes. For the rare changes
+ * The whole table as the snapshot, at once; the journal it contains goes. For the rare changes
  * that need it (a snapshot removed under the daemon); the rest append to the journal.
  */
 static int store_save(BanStore *s) {
@@ -778,7 +980,7 @@ static int store_save(BanStore *s) {
                 return -ENOMEM;
         /* A child writing an older snapshot must not rename it over this one. */
         compaction_stop(s);
-        r = store_format(s, &b);
+        r = store_format_snapshot(s, &b);
         if (r >= 0)
                 r = write_file_atomic(path, b.p, b.n, 0600);
         if (r >= 0) {
@@ -801,10 +1003,10 @@ static int store_save(BanStore *s) {
 
 /* ------------------------------------------------------------------------------------------ */
 /* bans.log: one record a line, appended and fsync'd per change before it is acknowledged:
- *   +{ban as in bans.json}   the ban as it is now (made, extended or taken over)
+ *   +{ban as in Export()}    the ban as it is now (made, extended or taken over)
  *   -ADDRESS                 unbanned or expired
  *   AADDRESS, RADDRESS       allowlist entry added, removed
- * Replaying it over bans.json gives the table; a record replayed twice changes nothing. */
+ * Replaying it over the snapshot gives the table; a record replayed twice changes nothing. */
 
 static void compaction_maybe(BanStore *s);
 
@@ -840,7 +1042,7 @@ static int log_append(BanStore *s, const Buf *b) {
         path = state_path(s, s->log_to_new ? BANS_LOG_NEW : BANS_LOG);
         if (!snapshot || !path)
                 return -ENOMEM;
-        /* Without its snapshot the journal restores nothing: bans.json was removed under us
+        /* Without its snapshot the journal restores nothing: it was removed under us
          * (or never written). The whole table is written again instead. */
         if (access(snapshot, F_OK) < 0)
                 return errno == ENOENT ? store_save(s) : -errno;
@@ -902,7 +1104,7 @@ static int log_append_ban(BanStore *s, const Ban *b) {
         return r;
 }
 
-/* Compaction: a child forked with the table as it is writes bans.json from its copy of the
+/* Compaction: a child forked with the table as it is writes the snapshot from its copy of the
  * memory while the daemon goes on; the records that follow go to bans.log.new, which replaces
  * bans.log once the snapshot is in place. */
 
@@ -998,7 +1200,7 @@ static void compaction_maybe(BanStore *s) {
                 if (pipefd[1] > 3)
                         (void) close_range(3, (unsigned) pipefd[1] - 1, 0);
                 (void) close_range((unsigned) pipefd[1] + 1, ~0u, 0);
-                r = store_format(s, &b);
+                r = store_format_snapshot(s, &b);
                 if (r >= 0)
                         r = write_file_atomic(path, b.p, b.n, 0600);
                 size = r >= 0 ? b.n : 0;
@@ -1315,6 +1517,7 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
                         goto undo;
                 }
                 if (cur) {
+                        cur->unseen = false; /* the kernel has it now */
                         cur->expires_usec = made[done].expires_usec;
                         cur->offenses = made[done].offenses;
                         cur->origin = made[done].origin;
@@ -1368,7 +1571,7 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
                 goto undo;
         }
         for (size_t i = 0; i < n; i++) {
-                free(old[i].reason);
+                reason_free(s, old[i].reason);
                 expiry_note(s, made[i].expires_usec);
                 if (!had[i])
                         totals_created(s, &made[i]);
@@ -1423,7 +1626,7 @@ undo:
                         if (cur) {
                                 char *keep = had[done] == 2 ? NULL : TAKE_PTR(cur->reason);
 
-                                free(cur->reason);
+                                reason_free(s, cur->reason);
                                 *cur = old[done];
                                 if (had[done] != 2)
                                         cur->reason = keep;
@@ -1499,7 +1702,7 @@ static int store_remove_many(BanStore *s, const Cidr *cs, size_t n, BanEnd why,
         for (size_t i = 0; i < k; i++) {
                 if (s->cb.unbanned && k <= BAN_TELL_EACH_MAX)
                         s->cb.unbanned(s, &gone[i], why, s->cb.userdata);
-                free(gone[i].reason);
+                reason_free(s, gone[i].reason);
         }
         if (why == BAN_END_EXPIRED)
                 s->totals.expired += k;
@@ -1795,14 +1998,30 @@ static void schedule_reap(BanStore *s) {
 /* ------------------------------------------------------------------------------------------ */
 /* Start */
 
-/* The bans of the file the kernel lacks: exact ones in batches of BPF_MAP_BATCH (one syscall
- * each), prefixes one by one. */
-static int kernel_put_missing(BanStore *s, const uint8_t *in_kernel, size_t n, size_t *ret_put) {
+/* The bans read from the state directory that were not found in the kernel, of one kind
+ * (exact or prefixes), go in: exact ones in batches of BPF_MAP_BATCH (one syscall each),
+ * prefixes one by one. */
+static int kernel_put_unseen(BanStore *s, bool exact, size_t *ret_put) {
         _cleanup_free_ struct ps_ban *values = NULL;
         _cleanup_free_ uint8_t *keys = NULL;
-        size_t put = 0;
+        size_t put = 0, n = s->n_bans;
         int r;
 
+        if (!exact) {
+                for (size_t i = 0; i < n; i++) {
+                        Ban *b = &s->bans[i];
+
+                        if (!b->unseen || cidr_is_exact(&b->cidr))
+                                continue;
+                        b->unseen = false;
+                        r = kernel_put(s, b);
+                        if (r < 0)
+                                return r;
+                        put++;
+                }
+                *ret_put += put;
+                return 0;
+        }
         values = calloc(BPF_MAP_BATCH, sizeof(struct ps_ban));
         keys = calloc(BPF_MAP_BATCH, sizeof(struct ps_ban6_key));
         if (!values || !keys)
@@ -1813,15 +2032,18 @@ static int kernel_put_missing(BanStore *s, const uint8_t *in_kernel, size_t n, s
                 uint32_t k = 0;
 
                 for (size_t i = 0; i <= n; i++) {
-                        const Ban *b = i < n ? &s->bans[i] : NULL;
+                        Ban *b = i < n ? &s->bans[i] : NULL;
 
-                        if (b && !in_kernel[i] && b->cidr.family == family && cidr_is_exact(&b->cidr)) {
+                        if (b && b->unseen && b->cidr.family == family && cidr_is_exact(&b->cidr)) {
+                                b->unseen = false;
                                 memcpy(keys + k * ksize, b->cidr.addr, ksize);
                                 values[k] = (struct ps_ban) {};
                                 ban_to_kernel(b, &values[k]);
                                 k++;
                         }
                         if (k > 0 && (k == BPF_MAP_BATCH || !b)) {
+                                /* BPF_ANY: a batch update takes no other flag. A ban made or
+                                 * changed since the start is no longer unseen. */
                                 LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
                                 uint32_t count = k;
 
@@ -1833,37 +2055,27 @@ static int kernel_put_missing(BanStore *s, const uint8_t *in_kernel, size_t n, s
                         }
                 }
         }
-        for (size_t i = 0; i < n; i++)
-                if (!in_kernel[i] && !cidr_is_exact(&s->bans[i].cidr)) {
-                        r = kernel_put(s, &s->bans[i]);
-                        if (r < 0)
-                                return r;
-                        put++;
-                }
-        *ret_put = put;
+        *ret_put += put;
         return 0;
 }
 
 struct adopt_ctx {
         BanStore *s;
         size_t adopted;
-        uint8_t *in_kernel; /* per ban read from the file: the kernel has it already */
-        size_t n_file;
+        uint64_t now_mono; /* ns */
+        Buf rec;           /* the journal records of the bans taken over */
 };
 
-/* A kernel entry the file does not list: kept, as the kernel has it. */
+/* A kernel entry: found in the table, or else taken over as the kernel has it. */
 static int adopt_entry(const Cidr *c, const struct ps_ban *e, void *userdata) {
         struct adopt_ctx *a = userdata;
-        uint64_t now_mono = now_nsec(CLOCK_MONOTONIC);
+        uint64_t now_mono = a->now_mono;
         Ban b, *found;
         int r;
 
         found = store_find(a->s, c);
         if (found) {
-                size_t pos = (size_t) (found - a->s->bans);
-
-                if (pos < a->n_file)
-                        a->in_kernel[pos] = 1;
+                found->unseen = false;
                 return 0;
         }
         if (e->expires && e->expires <= now_mono) {
@@ -1883,9 +2095,117 @@ static int adopt_entry(const Cidr *c, const struct ps_ban *e, void *userdata) {
                           ? e->origin : BAN_ORIGIN_MANUAL,
                 .policy = e->policy,
         };
-        (void) store_insert(a->s, &b);
+        log_add_ban(&a->rec, store_insert(a->s, &b));
         a->adopted++;
         return 0;
+}
+
+/* Records what a step of the reconciliation took over from the kernel, like any other
+ * change (the expired ones are left to the next compaction, which does not write them). */
+static void adopt_record(BanStore *s, struct adopt_ctx *a) {
+        int r = log_append(s, &a->rec);
+
+        if (r < 0)
+                log_warning_errno(r, "Cannot write %s/" BANS_LOG ": %m", s->state_dir);
+        a->rec.p = mfree(a->rec.p);
+        a->rec.n = a->rec.alloc = 0;
+        a->rec.oom = false;
+}
+
+/*
+ * The exact tables (up to millions of entries) are reconciled after the start, in steps of
+ * RECONCILE_STEP entries from the event loop at idle priority, so that the bus answers as soon
+ * as the state directory is read: nothing is lifted meanwhile (the kernel enforces what it
+ * holds), a ban the kernel holds alone is taken over when its step comes, and the bans only
+ * the state directory had go in at the end.
+ */
+#define RECONCILE_STEP (16u * BPF_MAP_BATCH)
+
+static void reconcile_finish(BanStore *s) {
+        uint64_t cpu0 = now_usec(CLOCK_PROCESS_CPUTIME_ID);
+        size_t put = 0;
+        int r;
+
+        r = kernel_put_unseen(s, true, &put);
+        if (r < 0)
+                log_warning_errno(r, "Cannot put the stored bans in the kernel: %m");
+        s->reconcile_cpu_usec += now_usec(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+        log_info("Reconciled %zu ban(s) with the kernel's exact tables in %llu ms (%llu ms of "
+                 "CPU): %zu put in the kernel, the rest pinned already; %zu found only in the "
+                 "kernel, taken over", s->n_bans,
+                 (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - s->reconcile_usec) / 1000),
+                 (unsigned long long) (s->reconcile_cpu_usec / 1000), put, s->reconcile_adopted);
+        s->reconcile_source = sd_event_source_disable_unref(s->reconcile_source);
+        bpf_map_sweeper_done(&s->reconcile_walk);
+        s->reconcile_ctx = mfree(s->reconcile_ctx);
+        if (s->cb.changed)
+                s->cb.changed(s, s->cb.userdata);
+}
+
+/* One step; true once both exact tables were walked. */
+static bool reconcile_step(BanStore *s) {
+        struct adopt_ctx a = { .s = s, .now_mono = now_nsec(CLOCK_MONOTONIC) };
+        struct walk_ctx *w = s->reconcile_ctx;
+        uint64_t cpu0 = now_usec(CLOCK_PROCESS_CPUTIME_ID);
+        bool v4 = w->family == ADDR_FAMILY_IPV4, done = false;
+        int r;
+
+        w->visit = adopt_entry;
+        w->userdata = &a;
+        r = bpf_map_walk_step(&s->reconcile_walk, v4 ? s->maps.v4_fd : s->maps.v6_fd,
+                              RECONCILE_STEP, walk_exact, w, &done);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot read the pinned ban maps: %m");
+                done = true;
+        }
+        adopt_record(s, &a);
+        s->reconcile_adopted += a.adopted;
+        s->reconcile_cpu_usec += now_usec(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+        if (!done)
+                return false;
+        if (!v4)
+                return true;
+        bpf_map_sweeper_done(&s->reconcile_walk);
+        if (bpf_map_sweeper_init(&s->reconcile_walk, sizeof(struct ps_ban6_key),
+                                 sizeof(struct ps_ban)) < 0)
+                return true;
+        w->family = ADDR_FAMILY_IPV6;
+        w->prefixlen = 128;
+        return false;
+}
+
+static int on_reconcile(sd_event_source *src, void *userdata) {
+        BanStore *s = userdata;
+
+        if (reconcile_step(s))
+                reconcile_finish(s);
+        return 0;
+}
+
+static int reconcile_start(BanStore *s) {
+        int r;
+
+        s->reconcile_ctx = calloc(1, sizeof(struct walk_ctx));
+        if (!s->reconcile_ctx)
+                return -ENOMEM;
+        *s->reconcile_ctx = (struct walk_ctx) { .family = ADDR_FAMILY_IPV4, .prefixlen = 32,
+                                                .store = s };
+        r = bpf_map_sweeper_init(&s->reconcile_walk, sizeof(uint32_t), sizeof(struct ps_ban));
+        if (r < 0)
+                return r;
+        s->reconcile_usec = now_usec(CLOCK_MONOTONIC);
+        if (!s->event) {
+                while (!reconcile_step(s))
+                        ;
+                reconcile_finish(s);
+                return 0;
+        }
+        r = sd_event_add_defer(s->event, &s->reconcile_source, on_reconcile, s);
+        if (r >= 0)
+                r = sd_event_source_set_priority(s->reconcile_source, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->reconcile_source, SD_EVENT_ON);
+        return r;
 }
 
 /* The value of "key": in a line of bans.json as store_format() writes it: a number (ret_u) or
@@ -2035,7 +2355,7 @@ static int replay_record(BanStore *s, char *line, uint64_t now) {
                 cur = store_find(s, &b.cidr);
                 if (b.expires_usec && b.expires_usec <= now) {
                         if (cur) {
-                                cur->reason = mfree(cur->reason);
+                                reason_free(s, TAKE_PTR(cur->reason));
                                 store_remove(s, &b.cidr);
                         }
                         return 0;
@@ -2046,13 +2366,13 @@ static int replay_record(BanStore *s, char *line, uint64_t now) {
                                 return -ENOMEM;
                 }
                 if (cur) {
-                        free(cur->reason);
+                        reason_free(s, cur->reason);
                         *cur = b;
                         return 0;
                 }
                 r = store_reserve(s, 1);
                 if (r < 0) {
-                        free(b.reason);
+                        reason_free(s, b.reason);
                         return r;
                 }
                 (void) store_insert(s, &b);
@@ -2062,7 +2382,7 @@ static int replay_record(BanStore *s, char *line, uint64_t now) {
                         return -EINVAL;
                 cur = store_find(s, &c);
                 if (cur) {
-                        free(cur->reason);
+                        reason_free(s, cur->reason);
                         cur->reason = NULL;
                         store_remove(s, &c);
                 }
@@ -2140,7 +2460,9 @@ static int replay_log(BanStore *s, const char *file, uint64_t now, size_t *ret_r
 /* Forgets what a failed fast read left. */
 static void store_clear(BanStore *s) {
         for (size_t i = 0; i < s->n_bans; i++)
-                free(s->bans[i].reason);
+                reason_free(s, s->bans[i].reason);
+        s->reasons = mfree(s->reasons);
+        s->reasons_size = 0;
         s->n_bans = 0;
         memset(s->prefix_count, 0, sizeof s->prefix_count);
         if (s->index)
@@ -2148,7 +2470,196 @@ static void store_clear(BanStore *s) {
         s->n_allow = 0;
 }
 
-static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char **ret_error) {
+/* The snapshot read front to back through a buffer of SNAPSHOT_READ_BUF bytes. */
+#define SNAPSHOT_READ_BUF (1u << 20)
+
+typedef struct SnapshotReader {
+        int fd;
+        char *buf;
+        size_t pos, len;
+        uint64_t h;
+} SnapshotReader;
+
+/* The next n bytes (at most SNAPSHOT_READ_BUF), folded into the checksum; NULL with errno set
+ * when the file ends before them (EBADMSG) or cannot be read. */
+static const void *snapshot_take(SnapshotReader *rd, size_t n) {
+        const char *p;
+
+        if (rd->len - rd->pos < n) {
+                memmove(rd->buf, rd->buf + rd->pos, rd->len - rd->pos);
+                rd->len -= rd->pos;
+                rd->pos = 0;
+                while (rd->len < n) {
+                        ssize_t k = read(rd->fd, rd->buf + rd->len, SNAPSHOT_READ_BUF - rd->len);
+
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k <= 0) {
+                                if (k == 0)
+                                        errno = EBADMSG;
+                                return NULL;
+                        }
+                        rd->len += (size_t) k;
+                }
+        }
+        p = rd->buf + rd->pos;
+        rd->pos += n;
+        rd->h = snapshot_fold(rd->h, p, n);
+        return p;
+}
+
+static bool snapshot_cidr_valid(uint8_t family, uint8_t prefixlen) {
+        return (family == ADDR_FAMILY_IPV4 && prefixlen <= 32) ||
+               (family == ADDR_FAMILY_IPV6 && prefixlen <= 128);
+}
+
+/* Reads the snapshot into the (empty) table: its bans at once into one array and one index.
+ * -EBADMSG with *ret_why when the file is not a whole snapshot of this version. */
+static int load_snapshot(BanStore *s, int fd, uint64_t size, uint64_t now, size_t *ret_expired,
+                         const char **ret_why) {
+        _cleanup_free_ char *buf = malloc(SNAPSHOT_READ_BUF);
+        SnapshotReader rd = { .fd = fd, .buf = buf };
+        struct snapshot_header hd;
+        uint64_t used = 0, arena_nuls = 0; /* reason bytes and strings put in the block */
+        char *last = NULL;                  /* the last reason put there */
+        size_t last_len = 0;
+        const void *p;
+        size_t expired = 0;
+        char tail;
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        p = snapshot_take(&rd, sizeof hd);
+        if (!p)
+                goto short_read;
+        memcpy(&hd, p, sizeof hd);
+        rd.h = SNAPSHOT_FOLD_SEED;
+        if (memcmp(hd.magic, BANS_SNAPSHOT_MAGIC, sizeof hd.magic) != 0 ||
+            hd.version != BANS_SNAPSHOT_VERSION || hd.ban_size != sizeof(struct snapshot_ban)) {
+                *ret_why = "not a ban snapshot of this version";
+                return -EBADMSG;
+        }
+        /* The header's counts give the file's size: a header that does not match is not
+         * trusted with an allocation. */
+        if (hd.n_bans > BANS_SNAPSHOT_MAX || hd.n_allow > BAN_ALLOWLIST_MAX ||
+            hd.reason_bytes > hd.n_bans * BAN_REASON_MAX ||
+            size != sizeof hd + hd.n_allow * sizeof(struct snapshot_cidr) +
+                    hd.n_bans * sizeof(struct snapshot_ban) + hd.reason_bytes) {
+                *ret_why = "its header does not match its size";
+                return -EBADMSG;
+        }
+        if (hd.n_allow > 0) {
+                Cidr *na = reallocarray(s->allow, hd.n_allow, sizeof(Cidr));
+
+                if (!na)
+                        return -ENOMEM;
+                s->allow = na;
+        }
+        for (uint32_t i = 0; i < hd.n_allow; i++) {
+                struct snapshot_cidr c;
+
+                p = snapshot_take(&rd, sizeof c);
+                if (!p)
+                        goto short_read;
+                memcpy(&c, p, sizeof c);
+                if (!snapshot_cidr_valid(c.family, c.prefixlen))
+                        goto bad_entry;
+                s->allow[s->n_allow] = (Cidr) { .family = c.family, .prefixlen = c.prefixlen };
+                memcpy(s->allow[s->n_allow++].addr, c.addr, sizeof c.addr);
+        }
+        r = store_reserve(s, (size_t) hd.n_bans);
+        if (r < 0)
+                return r;
+        /* Room for every reason with its NUL; what the sharing leaves unused is never
+         * touched, so it takes address space, not memory. */
+        if (hd.reason_bytes > 0) {
+                s->reasons_size = (size_t) (hd.reason_bytes + hd.n_bans);
+                s->reasons = malloc(s->reasons_size);
+                if (!s->reasons)
+                        return -ENOMEM;
+        }
+        for (uint64_t i = 0; i < hd.n_bans; i++) {
+                struct snapshot_ban e;
+                const char *reason = NULL;
+                Ban b;
+
+                p = snapshot_take(&rd, sizeof e);
+                if (!p)
+                        goto short_read;
+                memcpy(&e, p, sizeof e);
+                if (!snapshot_cidr_valid(e.family, e.prefixlen) || e.id == 0 ||
+                    e.origin < BAN_ORIGIN_MANUAL || e.origin >= _BAN_ORIGIN_MAX ||
+                    e.reason_len > BAN_REASON_MAX)
+                        goto bad_entry;
+                if (e.reason_len > 0) {
+                        reason = snapshot_take(&rd, e.reason_len);
+                        if (!reason)
+                                goto short_read;
+                }
+                if (e.expires_usec && e.expires_usec <= now) {
+                        expired++;
+                        continue;
+                }
+                b = (Ban) {
+                        .cidr = { .family = e.family, .prefixlen = e.prefixlen },
+                        .id = e.id,
+                        .created_usec = e.created_usec,
+                        .expires_usec = e.expires_usec,
+                        .offenses = MAX(e.offenses, 1u),
+                        .origin = e.origin,
+                        .policy = e.policy,
+                };
+                memcpy(b.cidr.addr, e.addr, sizeof e.addr);
+                if (reason) {
+                        if (e.reason_len > hd.reason_bytes - used) {
+                                *ret_why = "reasons longer than the header says";
+                                return -EBADMSG;
+                        }
+                        if (last && last_len == e.reason_len &&
+                            memcmp(last, reason, e.reason_len) == 0)
+                                b.reason = last;
+                        else {
+                                b.reason = last = s->reasons + used + arena_nuls;
+                                memcpy(b.reason, reason, e.reason_len);
+                                b.reason[e.reason_len] = '\0';
+                                used += e.reason_len;
+                                arena_nuls++;
+                                last_len = e.reason_len;
+                        }
+                }
+                /* Into the array only; the index follows at once, below. */
+                s->bans[s->n_bans++] = b;
+                s->prefix_count[fam_idx(b.cidr.family)][b.cidr.prefixlen]++;
+                s->next_id = MAX(s->next_id, b.id + 1);
+        }
+        if (rd.pos != rd.len || read(fd, &tail, 1) != 0) {
+                *ret_why = "bytes past its last ban";
+                return -EBADMSG;
+        }
+        if (rd.h != hd.checksum) {
+                *ret_why = "checksum mismatch";
+                return -EBADMSG;
+        }
+        if (index_build(s) < 0) {
+                *ret_why = "an address listed twice";
+                return -EBADMSG;
+        }
+        s->next_id = MAX(s->next_id, hd.next_id);
+        *ret_expired = expired;
+        return 0;
+
+short_read:
+        if (errno != EBADMSG)
+                return -errno;
+        *ret_why = "cut short";
+        return -EBADMSG;
+bad_entry:
+        *ret_why = "an entry out of range";
+        return -EBADMSG;
+}
+
+static int load_json_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char **ret_error) {
         _cleanup_free_ char *path = NULL, *text = NULL, *err = NULL;
         _cleanup_free_ BanRequest *reqs = NULL;
         json_t *doc = NULL, *allow;
@@ -2156,7 +2667,7 @@ static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char 
         size_t n = 0, expired = 0, size = 0;
         int r;
 
-        path = strjoin_path(s->state_dir, BANS_FILE);
+        path = strjoin_path(s->state_dir, BANS_FILE_JSON);
         if (!path)
                 return -ENOMEM;
         r = read_file_full(path, BANS_FILE_MAX_BYTES, &text, &size);
@@ -2229,6 +2740,39 @@ static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char 
         json_decref(doc);
         *ret_loaded = s->n_bans;
         *ret_expired = expired;
+        return 0;
+}
+
+/* The snapshot, or else the bans.json an older version wrote (converted once the start is
+ * done: see ban_store_start()). */
+static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char **ret_error) {
+        _cleanup_free_ char *path = state_path(s, BANS_FILE);
+        _cleanup_close_ int fd = -1;
+        const char *why = NULL;
+        struct stat st;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                r = load_json_file(s, ret_loaded, ret_expired, ret_error);
+                if (r >= 0)
+                        s->convert_json = true;
+                return r;
+        }
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return -errno;
+        s->snapshot_bytes = (uint64_t) st.st_size;
+        r = load_snapshot(s, fd, (uint64_t) st.st_size, now_usec(CLOCK_REALTIME), ret_expired,
+                          &why);
+        if (r == -EBADMSG) {
+                store_clear(s);
+                return file_set_aside(path, why, ret_error);
+        }
+        if (r < 0)
+                return r;
+        *ret_loaded = s->n_bans;
         return 0;
 }
 
@@ -2338,6 +2882,8 @@ static void offender_remember(BanStore *s, const Cidr *source, uint32_t offenses
                                   s->state_dir);
 }
 
+static void offenders_forget(BanStore *s);
+
 /* The stored offenders back into the kernel (its own LRU may have lost them, or they were
  * never there: a reboot empties the pinned maps). The kernel keeps the higher count. */
 static void offenders_restore(BanStore *s) {
@@ -2351,6 +2897,8 @@ static void offenders_restore(BanStore *s) {
                 log_warning_errno(r < 0 ? r : -EBADMSG, "Cannot read all of %s/"
                                   BAN_OFFENDERS_FILE ": %s", s->state_dir,
                                   err ? err : strerror(-r));
+        /* Those past RememberOffendersSec= go before they reach the kernel. */
+        offenders_forget(s);
         for (size_t i = 0; i < s->offenders.n; i++) {
                 const BanOffender *o = &s->offenders.v[i];
                 struct ps_ban_src_key k = { .family = o->source.family,
@@ -2369,6 +2917,62 @@ static void offenders_restore(BanStore *s) {
         if (s->offenders.n > 0)
                 log_debug("%zu repeat offender(s) restored from %s/" BAN_OFFENDERS_FILE, put,
                           s->state_dir);
+}
+
+static bool offender_stale(const void *key, const void *value, uint64_t now_ns, void *userdata) {
+        const struct ps_ban_offender *o = value;
+        uint64_t keep_ns = *(const uint64_t *) userdata;
+
+        return now_ns > keep_ns && o->last_ban < now_ns - keep_ns;
+}
+
+/* Forgets the offenders last banned longer than RememberOffendersSec= ago, in offenders.json
+ * and in the kernel's table (which bumps whatever it finds, however old). */
+static void offenders_forget(BanStore *s) {
+        uint64_t keep = s->config->ban_offenders_keep_usec, now = now_usec(CLOCK_REALTIME);
+        uint64_t keep_ns = keep * NSEC_PER_USEC;
+        BpfMapSweeper sw;
+        size_t gone = 0;
+        bool done;
+        int r;
+
+        if (keep == 0)
+                return;
+        if (now > keep && ban_offenders_forget(&s->offenders, now - keep) > 0) {
+                r = ban_offenders_save(s->state_dir, &s->offenders);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot write %s/" BAN_OFFENDERS_FILE ": %m",
+                                          s->state_dir);
+        }
+        if (s->maps.offenders_fd < 0 ||
+            bpf_map_sweeper_init(&sw, sizeof(struct ps_ban_src_key),
+                                 sizeof(struct ps_ban_offender)) < 0)
+                return;
+        r = bpf_map_sweeper_step(&sw, s->maps.offenders_fd, SIZE_MAX, now_nsec(CLOCK_MONOTONIC),
+                                 offender_stale, &keep_ns, &done);
+        bpf_map_sweeper_done(&sw);
+        if (r < 0)
+                log_debug_errno(r, "Cannot sweep the kernel's repeat offenders: %m");
+        else
+                gone = (size_t) r;
+        if (gone > 0)
+                log_debug("%zu repeat offender(s) forgotten in the kernel, last banned more than "
+                          "RememberOffendersSec= ago", gone);
+}
+
+/* An eighth of RememberOffendersSec=, between 1 s and 10 min: how late an offender may be
+ * forgotten. */
+static uint64_t offenders_period(const Config *c) {
+        return MIN(MAX(c->ban_offenders_keep_usec / 8, USEC_PER_SEC), 600 * USEC_PER_SEC);
+}
+
+static int on_offenders_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        BanStore *s = userdata;
+
+        offenders_forget(s);
+        (void) sd_event_source_set_time_relative(src, offenders_period(s->config));
+        (void) sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+        return 0;
 }
 
 static int on_ban_event(void *ctx, void *data, size_t size) {
@@ -2418,6 +3022,7 @@ static int on_ban_event(void *ctx, void *data, size_t size) {
                         b = store_insert(s, &nb);
                         s->totals.created_auto[e->policy]++;
                 }
+                b->unseen = false;
                 b->expires_usec = v.expires ? mono_to_realtime_usec(v.expires) : 0;
                 b->offenses = MAX(v.offenses, 1u);
                 b->origin = BAN_ORIGIN_AUTO;
@@ -2476,6 +3081,7 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         struct adopt_ctx a = { .s = s };
         size_t loaded = 0, expired = 0, put = 0, replayed = 0;
         uint64_t t0 = now_usec(CLOCK_MONOTONIC), t_read, t_replay, t_kernel;
+        uint64_t cpu0 = now_usec(CLOCK_PROCESS_CPUTIME_ID);
         int r;
 
         assert(s);
@@ -2514,45 +3120,55 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
 
         /* The kernel first: what it holds stays as it is (no window opens, and a restart
          * with a million pinned bans writes nothing), what only it holds is taken over; then
-         * what only the file holds goes into the kernel. */
+         * what only the file holds goes into the kernel. The prefix tries (small) now, the
+         * exact tables from the event loop once the bus answers (reconcile_start()). */
         t_replay = now_usec(CLOCK_MONOTONIC);
-        a.n_file = s->n_bans;
-        a.in_kernel = calloc(a.n_file + 1, 1);
-        if (!a.in_kernel)
-                return -ENOMEM;
-        r = kernel_walk(s, adopt_entry, &a);
+        for (size_t i = 0; i < s->n_bans; i++)
+                s->bans[i].unseen = true;
+        a.now_mono = now_nsec(CLOCK_MONOTONIC);
+        r = walk_trie(s->maps.cidr4_fd, ADDR_FAMILY_IPV4, adopt_entry, &a);
+        if (r >= 0)
+                r = walk_trie(s->maps.cidr6_fd, ADDR_FAMILY_IPV6, adopt_entry, &a);
         if (r < 0)
                 log_warning_errno(r, "Cannot read the pinned ban maps: %m");
-        r = kernel_put_missing(s, a.in_kernel, a.n_file, &put);
+        r = kernel_put_unseen(s, false, &put);
         if (r < 0)
                 log_warning_errno(r, "Cannot put the stored bans in the kernel: %m");
-        free(a.in_kernel);
         t_kernel = now_usec(CLOCK_MONOTONIC);
         (void) store_update_cidr_count(s);
         r = allowlist_sync(s);
         if (r < 0)
                 log_warning_errno(r, "Cannot load the allowlist into the kernel: %m");
-        if (a.adopted > 0) {
-                /* Taken over from the kernel: recorded like any other change. The expired
-                 * ones are left to the next compaction, which does not write them. */
-                Buf rec = {};
+        if (s->convert_json) {
+                /* The table as an older version stored it (with its journal, and what was
+                 * taken over) becomes a snapshot; bans.json goes once that is in place. */
+                _cleanup_free_ char *json = state_path(s, BANS_FILE_JSON);
 
-                for (size_t i = a.n_file; i < s->n_bans; i++)
-                        log_add_ban(&rec, &s->bans[i]);
-                r = log_append(s, &rec);
-                free(rec.p);
+                r = json ? store_save(s) : -ENOMEM;
+                if (r >= 0 && unlink(json) < 0)
+                        r = -errno;
                 if (r < 0)
-                        log_warning_errno(r, "Cannot write %s/" BANS_LOG ": %m", state_dir);
+                        log_warning_errno(r, "Cannot replace %s/" BANS_FILE_JSON " by "
+                                          BANS_FILE ": %m; it is read again at the next start",
+                                          state_dir);
+                else
+                        log_info("Converted %s/" BANS_FILE_JSON " into " BANS_FILE, state_dir);
+                s->convert_json = false;
         }
+        adopt_record(s, &a);
         if (s->n_bans > 0 || a.adopted > 0)
                 log_info("Restored %zu ban(s) from %s in %llu ms (snapshot read in %llu ms, %zu "
-                         "journal record(s) replayed in %llu ms, kernel reconciled in %llu ms: "
-                         "%zu put in the kernel, the rest pinned already; %zu found only in the "
-                         "kernel, kept; %zu expired meanwhile)", loaded, state_dir,
+                         "journal record(s) replayed in %llu ms, prefix tables reconciled in %llu "
+                         "ms, %llu ms of CPU in all: %zu prefix ban(s) put in the kernel; %zu "
+                         "found only in the kernel, kept; %zu expired meanwhile; the exact tables "
+                         "are reconciled next, while the bus is served)", loaded,
+                         state_dir,
                          (unsigned long long) ((now_usec(CLOCK_MONOTONIC) - t0) / 1000),
                          (unsigned long long) ((t_read - t0) / 1000), replayed,
                          (unsigned long long) ((t_replay - t_read) / 1000),
-                         (unsigned long long) ((t_kernel - t_replay) / 1000), put, a.adopted,
+                         (unsigned long long) ((t_kernel - t_replay) / 1000),
+                         (unsigned long long) ((now_usec(CLOCK_PROCESS_CPUTIME_ID) - cpu0) / 1000),
+                         put, a.adopted,
                          expired);
         err = mfree(err);
         r = ban_policies_load(state_dir, config, &s->policies_set, &err);
@@ -2570,9 +3186,124 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                         log_warning_errno(r, "Cannot read the auto-ban events: %m; the kernel "
                                           "still bans, the daemon records them at its next start");
         }
+        if (event && config->ban_offenders_keep_usec > 0) {
+                r = sd_event_add_time_relative(event, &s->offenders_timer, CLOCK_MONOTONIC,
+                                               offenders_period(config), USEC_PER_SEC,
+                                               on_offenders_timer, s);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot schedule forgetting the repeat offenders: %m");
+        }
         expiry_recompute(s);
         schedule_reap(s);
+        r = reconcile_start(s);
+        if (r < 0)
+                log_warning_errno(r, "Cannot reconcile the stored bans with the kernel's: %m; "
+                                  "the kernel keeps enforcing what it holds");
         /* The snapshot's text and the reading's garbage go back to the system. */
         (void) malloc_trim(0);
         return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The bans as the AI summary gives them */
+
+typedef struct SummaryHit {
+        Cidr cidr;
+        uint64_t packets, bytes;
+} SummaryHit;
+
+struct summary_ctx {
+        SummaryHit *top;
+        size_t n, max;
+};
+
+/* Keeps the max bans with the most packets dropped, most first. */
+static int summary_visit(const Cidr *c, const struct ps_ban *v, void *userdata) {
+        struct summary_ctx *x = userdata;
+        size_t i;
+
+        if (v->packets == 0 || (x->n == x->max && v->packets <= x->top[x->n - 1].packets))
+                return 0;
+        i = x->n < x->max ? x->n++ : x->n - 1;
+        for (; i > 0 && x->top[i - 1].packets < v->packets; i--)
+                x->top[i] = x->top[i - 1];
+        x->top[i] = (SummaryHit) { .cidr = *c, .packets = v->packets, .bytes = v->bytes };
+        return 0;
+}
+
+static json_t *summary_ban(const Ban *b, const char *a) {
+        char o[32];
+
+        return json_pack("{s:s, s:s, s:s%, s:I}", "address", a,
+                         "origin", ban_origin_to_string(b, o, sizeof o),
+                         "reason", b->reason ? b->reason : "",
+                         (size_t) MIN(b->reason ? strlen(b->reason) : 0, (size_t) 64),
+                         "offenses", (json_int_t) b->offenses);
+}
+
+json_t *ban_store_summary(BanStore *s, size_t top) {
+        _cleanup_free_ SummaryHit *hits = calloc(top + 1, sizeof(SummaryHit));
+        _cleanup_free_ const Ban **recent = calloc(top + 1, sizeof(Ban *));
+        struct summary_ctx x = { .top = hits, .max = top };
+        size_t origins[_BAN_ORIGIN_MAX], n_recent = 0;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        json_t *o, *by_origin, *dropping, *auto_bans;
+
+        if (!hits || !recent)
+                return NULL;
+        ban_store_count_origins(s, origins);
+        /* The most recent auto-bans: one pass over the table, the newest kept in order. */
+        for (size_t k = 0; k < s->n_bans && top > 0; k++) {
+                const Ban *b = &s->bans[k];
+                size_t i;
+
+                if (b->origin != BAN_ORIGIN_AUTO ||
+                    (n_recent == top && b->created_usec <= recent[n_recent - 1]->created_usec))
+                        continue;
+                i = n_recent < top ? n_recent++ : n_recent - 1;
+                for (; i > 0 && recent[i - 1]->created_usec < b->created_usec; i--)
+                        recent[i] = recent[i - 1];
+                recent[i] = b;
+        }
+        if (top > 0)
+                (void) kernel_walk(s, summary_visit, &x);
+
+        by_origin = json_object();
+        dropping = json_array();
+        auto_bans = json_array();
+        o = json_pack("{s:I, s:o, s:o, s:o}", "total", (json_int_t) s->n_bans,
+                      "by_origin", by_origin, "top_by_drops", dropping,
+                      "recent_auto_bans", auto_bans);
+        if (!o)
+                return NULL;
+        for (unsigned i = BAN_ORIGIN_MANUAL; i < _BAN_ORIGIN_MAX; i++)
+                json_object_set_new(by_origin, origin_names[i], json_integer((json_int_t) origins[i]));
+        for (size_t i = 0; i < x.n; i++) {
+                const Ban *b = store_find(s, &hits[i].cidr);
+                char a[CIDR_STRING_MAX];
+                json_t *e;
+
+                if (!b)
+                        continue; /* in the kernel only, not yet recorded */
+                e = summary_ban(b, cidr_to_string(true, &b->cidr, a));
+                if (!e)
+                        continue;
+                json_object_set_new(e, "packets_dropped", json_integer((json_int_t) hits[i].packets));
+                json_object_set_new(e, "bytes_dropped", json_integer((json_int_t) hits[i].bytes));
+                json_array_append_new(dropping, e);
+        }
+        for (size_t i = 0; i < n_recent; i++) {
+                const Ban *b = recent[i];
+                char a[CIDR_STRING_MAX];
+                json_t *e = summary_ban(b, cidr_to_string(true, &b->cidr, a));
+
+                if (!e)
+                        continue;
+                json_object_set_new(e, "seconds_ago",
+                                    json_integer((json_int_t) (now > b->created_usec
+                                                               ? (now - b->created_usec) / USEC_PER_SEC
+                                                               : 0)));
+                json_array_append_new(auto_bans, e);
+        }
+        return o;
 }

@@ -15,7 +15,7 @@
 /*
  * The ban table: addresses and ranges whose packets the XDP program drops, with the allowlist
  * that no ban may cover. Three copies agree: the table in memory (an open-addressing index over
- * a dense array, so that a million bans cost about 60 bytes each), $STATE_DIRECTORY/bans.json
+ * a dense array, so that a million bans cost about 60 bytes each), $STATE_DIRECTORY/bans.snapshot
  * (written atomically after every change) and the kernel maps shared by every guarded link,
  * pinned in <bpffs-root>/:bans. The kernel enforces the expiry on its own clock, so a ban ends
  * on time with the daemon stopped; the daemon reaps what expired and says so.
@@ -38,6 +38,7 @@ typedef struct Ban {
         uint32_t offenses;
         uint8_t origin; /* BanOrigin */
         uint8_t policy; /* for BAN_ORIGIN_AUTO */
+        bool unseen;    /* read from the state directory, not yet found in the kernel */
         char *reason;   /* NULL when none was given */
 } Ban;
 
@@ -82,7 +83,7 @@ BanStore *ban_store_free(BanStore *s);
 void ban_store_set_callbacks(BanStore *s, const BanCallbacks *cb);
 
 /*
- * Opens or creates the pinned maps, loads bans.json and reconciles both: a ban in the file is
+ * Opens or creates the pinned maps, loads the snapshot and reconciles both: a ban in the file is
  * put in the maps, a ban in the maps that the file lacks is kept (an auto-ban made while the
  * daemon was down, or a change whose file write was cut short): a restart never unbans anyone.
  * Expired bans go. Borrowed: the loop, the strings and the config.
@@ -151,6 +152,11 @@ typedef struct BanCounters {
         uint64_t packets, bytes, last_hit_usec;
 } BanCounters;
 int ban_store_counters(BanStore *s, const Ban *b, BanCounters *ret);
+
+/* What the AI summary says of the bans: how many by origin, the `top` bans that dropped the
+ * most packets (one pass over the kernel's tables) and the `top` newest auto-bans, each with
+ * its origin, reason (64 characters at most) and offense count. NULL without memory. */
+json_t *ban_store_summary(BanStore *s, size_t top);
 
 int ban_store_allowlist_add(BanStore *s, const Cidr *c, char **ret_error);
 int ban_store_allowlist_remove(BanStore *s, const Cidr *c, char **ret_error);

@@ -25,8 +25,34 @@ static int lookup_batch(int fd, bool first, uint64_t *cursor, void *keys, void *
         return 1;
 }
 
+struct walk_each {
+        size_t key_size, value_size;
+        bpf_map_visit_t visit;
+        void *userdata;
+};
+
+static int visit_each(const void *keys, const void *values, size_t n, void *userdata) {
+        struct walk_each *w = userdata;
+
+        for (size_t i = 0; i < n; i++) {
+                int r = w->visit((const uint8_t *) keys + i * w->key_size,
+                                 (const uint8_t *) values + i * w->value_size, w->userdata);
+
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int bpf_map_walk(int map_fd, size_t key_size, size_t value_size, bpf_map_visit_t visit,
                  void *userdata, uint64_t *ret_count) {
+        struct walk_each w = { key_size, value_size, visit, userdata };
+
+        return bpf_map_walk_batches(map_fd, key_size, value_size, visit_each, &w, ret_count);
+}
+
+int bpf_map_walk_batches(int map_fd, size_t key_size, size_t value_size,
+                         bpf_map_batch_visit_t visit, void *userdata, uint64_t *ret_count) {
         _cleanup_free_ void *keys = NULL, *values = NULL;
         uint64_t cursor = 0, total = 0;
         bool first = true;
@@ -45,12 +71,9 @@ int bpf_map_walk(int map_fd, size_t key_size, size_t value_size, bpf_map_visit_t
                 if (more < 0)
                         return more;
                 first = false;
-                for (uint32_t i = 0; i < n; i++) {
-                        r = visit((uint8_t *) keys + i * key_size,
-                                  (uint8_t *) values + i * value_size, userdata);
-                        if (r < 0)
-                                return r;
-                }
+                r = visit(keys, values, n, userdata);
+                if (r < 0)
+                        return r;
                 total += n;
                 if (!more)
                         break;
@@ -74,6 +97,32 @@ int bpf_map_sweeper_init(BpfMapSweeper *s, size_t key_size, size_t value_size) {
 void bpf_map_sweeper_done(BpfMapSweeper *s) {
         s->keys = mfree(s->keys);
         s->values = mfree(s->values);
+}
+
+int bpf_map_walk_step(BpfMapSweeper *s, int map_fd, size_t budget, bpf_map_batch_visit_t visit,
+                      void *userdata, bool *ret_pass_done) {
+        size_t examined = 0;
+
+        *ret_pass_done = false;
+        while (examined < budget) {
+                uint32_t n = BPF_MAP_BATCH;
+                int more, r;
+
+                more = lookup_batch(map_fd, !s->started, &s->cursor, s->keys, s->values, &n);
+                if (more < 0)
+                        return more;
+                s->started = true;
+                r = visit(s->keys, s->values, n, userdata);
+                if (r < 0)
+                        return r;
+                examined += n;
+                if (!more) {
+                        s->started = false;
+                        *ret_pass_done = true;
+                        break;
+                }
+        }
+        return 0;
 }
 
 int bpf_map_sweeper_step(BpfMapSweeper *s, int map_fd, size_t budget, uint64_t now_ns,

@@ -20,6 +20,11 @@ typedef int (*bpf_map_visit_t)(const void *key, const void *value, void *userdat
 /* Walks the whole map; the callback returning < 0 stops the walk with that error. */
 int bpf_map_walk(int map_fd, size_t key_size, size_t value_size, bpf_map_visit_t visit,
                  void *userdata, uint64_t *ret_count);
+/* The same, a batch (at most BPF_MAP_BATCH entries, keys and values packed) per call. */
+typedef int (*bpf_map_batch_visit_t)(const void *keys, const void *values, size_t n,
+                                     void *userdata);
+int bpf_map_walk_batches(int map_fd, size_t key_size, size_t value_size,
+                         bpf_map_batch_visit_t visit, void *userdata, uint64_t *ret_count);
 
 typedef struct BpfMapSweeper {
         uint64_t cursor;   /* opaque batch token of the next slice */
@@ -55,6 +60,11 @@ typedef bool (*bpf_map_expired_t)(const void *key, const void *value, uint64_t n
                                   void *userdata);
 int bpf_map_sweeper_step(BpfMapSweeper *s, int map_fd, size_t budget, uint64_t now_ns,
                          bpf_map_expired_t is_expired, void *userdata, bool *ret_pass_done);
+
+/* Visits up to `budget` entries (whole batches) from where the last call stopped; sets
+ * *ret_pass_done at the end of the table (the next call starts over). */
+int bpf_map_walk_step(BpfMapSweeper *s, int map_fd, size_t budget, bpf_map_batch_visit_t visit,
+                      void *userdata, bool *ret_pass_done);
 
 /* The number of possible CPUs: the length of a per-CPU value. */
 int bpf_possible_cpus(void);

@@ -65,6 +65,7 @@ void config_init(Config *c) {
                 .ban_repeat_factor = 2,
                 .ban_repeat_max_usec = 7 * 86400 * USEC_PER_SEC,
                 .ban_offenders_max = PS_BANS_OFFENDERS,
+                .ban_offenders_keep_usec = 7 * 86400 * USEC_PER_SEC,
                 .http_ports = { 80, 8080 },
                 .n_http_ports = 2,
                 .url_patterns = { "/admin", "/wp-admin", "/.env", "/config" },
@@ -496,6 +497,14 @@ static int set_repeat_factor(Config *c, const char *v) {
 static int set_max_offenders(Config *c, const char *v) {
         return set_u32_range(&c->ban_offenders_max, v, 0, 1000000);
 }
+static int set_offenders_keep(Config *c, const char *v) {
+        if (streq(v, "infinity")) {
+                c->ban_offenders_keep_usec = 0;
+                return 0;
+        }
+        return set_span_range(&c->ban_offenders_keep_usec, v, USEC_PER_SEC,
+                              PS_BAN_SECONDS_MAX * USEC_PER_SEC);
+}
 static int set_repeat_max(Config *c, const char *v) {
         if (streq(v, "infinity")) {
                 c->ban_repeat_max_usec = 0;
@@ -619,6 +628,8 @@ static const struct {
           "a time span from 1s to ten years, or infinity" },
         { "Bans", "MaxRememberedOffenders", set_max_offenders,
           "an integer from 0 (none kept across restarts) to 1000000 (default 65536)" },
+        { "Bans", "RememberOffendersSec", set_offenders_keep,
+          "a time span from 1s to ten years, e.g. 7d, or infinity" },
 };
 
 /* "[Guard], [Filters], ...": the sections of config_keys, in their order. */

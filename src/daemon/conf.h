@@ -107,6 +107,7 @@ typedef struct Config {
         uint32_t ban_repeat_factor;  /* RepeatFactor= */
         uint64_t ban_repeat_max_usec; /* RepeatMaxSec= */
         uint32_t ban_offenders_max;  /* MaxRememberedOffenders= (in the state directory) */
+        uint64_t ban_offenders_keep_usec; /* RememberOffendersSec=; 0: for ever */
         uint16_t http_ports[PS_BAN_HTTP_PORTS_MAX]; /* HttpPorts= */
         uint32_t n_http_ports;
         char url_patterns[PS_URL_PATTERNS_MAX][PS_URL_PATTERN_MAX + 1]; /* UrlPatterns= */

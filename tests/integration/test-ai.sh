@@ -200,6 +200,28 @@ summary_len=$(jq -r '.traffic | tojson | length' <<<"$data")
 ok $((!(summary_len > 0 && summary_len <= 16000))) "the summary is within its cap ($summary_len characters)"
 ge "$(jq '.traffic.icmp | length' <<<"$data")" 1 "the summary has the ICMP entries"
 
+# include_bans: the bans section of the summary (count by origin, the bans that dropped most,
+# the newest auto-bans); absent when not asked for.
+request_data() {
+        requests_of good | tail -1 | jq -r '.body | fromjson | .messages[1].content' |
+                sed -n '/^<<<DATA$/,/^DATA>>>$/p' | sed '1d;$d'
+}
+pscall "$PS_PATH/bans" org.packetscope.Guarder1.Bans Ban sts "$A_N4" 0 "ai summary test" >/dev/null
+ok $? "ban $A_N4 for the bans section"
+is "$(ping_received "$A_NS" "$A_H4" 2)" 0 "its 2 pings are dropped"
+: >"$T/srv/requests.jsonl"
+run_job good Generate 2 analyze_type s security include_bans b true
+is "$(request_data | jq -c '.traffic.bans | {total, manual: .by_origin.manual, auto: .by_origin.auto, recent: (.recent_auto_bans | length)}')" \
+   '{"total":1,"manual":1,"auto":0,"recent":0}' "include_bans: the bans section counts the one manual ban"
+is "$(request_data | jq -c '.traffic.bans.top_by_drops | map({address, origin, reason, packets_dropped})')" \
+   "[{\"address\":\"$A_N4\",\"origin\":\"manual\",\"reason\":\"ai summary test\",\"packets_dropped\":2}]" \
+   "include_bans: the ban that dropped the 2 pings leads top_by_drops"
+: >"$T/srv/requests.jsonl"
+run_job good Generate 2 analyze_type s security include_bans b false
+is "$(request_data | jq -c '.traffic | has("bans")')" false "include_bans false: no bans section"
+pscall "$PS_PATH/bans" org.packetscope.Guarder1.Bans Unban s "$A_N4" >/dev/null
+ok $? "unban $A_N4"
+
 # ---------------------------------------------------------------------------------------------
 # Answers that are done, with verdicts
 

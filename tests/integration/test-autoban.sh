@@ -17,13 +17,15 @@
 #     settings made over the bus and the repeat offenders (MaxRememberedOffenders= newest of
 #     them): a remembered source's next ban is its second, twice as long;
 #   - SetPolicy that cannot be stored is refused with StateNotWritable and changes nothing.
+#   - RememberOffendersSec=15s: a stored offender banned an hour ago is forgotten at start
+#     (file and kernel), one banned just now is restored and forgotten 15 s later.
 
 set -u
 # shellcheck source=tests/integration/lib-promises.sh
 . "$(dirname "$0")/lib-promises.sh"
 
 require_root
-require ip dbus-daemon busctl jq timeout curl
+require ip dbus-daemon busctl jq timeout curl bpftool
 [ -x "$PACKETSCOPED" ] || bail "no daemon at $PACKETSCOPED"
 
 PS_BANS_PATH=$PS_PATH/bans
@@ -245,5 +247,35 @@ like "$(call_error "$PS_BANS_PATH" "$PS_BANS" SetPolicy 'sa{sv}' '["port-scan", 
 like "$(ctl autoban status | grep '^port-scan')" "^port-scan +off " "and port-scan is still off"
 mount -o remount,rw "$STATE2"
 check "the second daemon is still up" daemon_alive second
+
+# RememberOffendersSec=: an offender last banned longer ago than that is forgotten, in
+# offenders.json and in the kernel's offender table, at start and while the daemon runs.
+OLD_SRC=192.0.2.77 NEW_SRC=192.0.2.78
+# in_offenders ADDRESS: yes when the kernel's offender table holds it (key: family, prefix
+# length, 2 bytes of padding, then the address).
+in_offenders() {
+        local hex
+        hex=$(printf '0x%02x ' ${1//./ })
+        bpftool -j map dump pinned "${DAEMON_BPFFS[second]}/:bans/ban_offenders" 2>/dev/null |
+                jq -r --arg h "${hex% }" 'if any(.[]; .key[4:8] | join(" ") == $h) then "yes" else "no" end'
+}
+daemon_stop second
+now=$(date +%s%6N)
+jq -nc --argjson old $((now - 3600000000)) --argjson new "$now" --arg o "$OLD_SRC" --arg n "$NEW_SRC" \
+   '{offenders: [{source: $o, offenses: 3, last_usec: $old}, {source: $n, offenses: 2, last_usec: $new}]}' \
+   >"$STATE2/offenders.json"
+echo 'RememberOffendersSec=15s' >>"${DAEMON_DIR[second]}/config/packetscope.conf"
+daemon_start second || bail "the second daemon did not restart: $(daemon_log second)"
+is "$(jq -c '[.offenders[].source]' "$STATE2/offenders.json")" "[\"$NEW_SRC\"]" \
+   "RememberOffendersSec=15s: the offender banned an hour ago is forgotten at start"
+is "$(in_offenders "$OLD_SRC")/$(in_offenders "$NEW_SRC")" no/yes \
+   "the kernel's offender table holds the recent one only"
+forgotten() {
+        [ "$(in_offenders "$NEW_SRC")" = no ] &&
+                [ "$(jq -c '.offenders' "$STATE2/offenders.json")" = "[]" ]
+}
+wait_until 60 forgotten
+ok $? "15 s later the recent one is forgotten too, in the file and in the kernel" \
+   "$(in_offenders "$NEW_SRC") $(cat "$STATE2/offenders.json")"
 
 done_testing

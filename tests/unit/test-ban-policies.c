@@ -76,6 +76,29 @@ Test(ban_policies, offenders_oldest_forgotten_first) {
         ban_offenders_done(&o);
 }
 
+Test(ban_policies, offenders_forgotten_after_their_time) {
+        BanOffenders o = {};
+        Cidr a = src("192.0.2.1"), b = src("192.0.2.2"), c = src("192.0.2.3");
+
+        cr_assert_eq(ban_offenders_note(&o, &a, 3, 1000, 10), 0);
+        cr_assert_eq(ban_offenders_note(&o, &b, 1, 5000, 10), 0);
+        cr_assert_eq(ban_offenders_note(&o, &c, 2, 3000, 10), 0);
+        /* Last banned before 3000: only a; c (3000 itself) stays. */
+        cr_assert_eq(ban_offenders_forget(&o, 3000), 1);
+        cr_assert_eq(o.n, 2);
+        cr_assert_eq(o.v[0].source.addr[0], b.addr[0]);
+        cr_assert_eq(o.v[1].source.addr[0], c.addr[0]);
+        cr_assert_eq(o.v[1].offenses, 2);
+        /* b is newer than c though noted before it: it outlives c. */
+        cr_assert_eq(ban_offenders_forget(&o, 4000), 1);
+        cr_assert_eq(o.n, 1);
+        cr_assert_eq(o.v[0].source.addr[0], b.addr[0]);
+        cr_assert_eq(ban_offenders_forget(&o, 4000), 0);
+        cr_assert_eq(ban_offenders_forget(&o, 6000), 1);
+        cr_assert_eq(o.n, 0);
+        ban_offenders_done(&o);
+}
+
 Test(ban_policies, offenders_round_trip_keeps_the_newest) {
         BanOffenders o = {}, back = {};
         char *err = NULL;
