@@ -2047,6 +2047,13 @@ static int kernel_put_unseen(BanStore *s, bool exact, size_t *ret_put) {
                                 LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
                                 uint32_t count = k;
 
+                                /* the program looks at the exact table only once told it
+                                 * may hold something: say so before the entries land */
+                                r = ban_maps_presence_raise_exact(&s->maps,
+                                                                  family == ADDR_FAMILY_IPV4 ?
+                                                                  PS_FAMILY_IPV4 : PS_FAMILY_IPV6);
+                                if (r < 0)
+                                        return r;
                                 r = bpf_map_update_batch(fd, keys, values, &count, &opts);
                                 if (r < 0)
                                         return -errno;
