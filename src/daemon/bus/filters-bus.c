@@ -265,11 +265,112 @@ static int parse_mode(const char *mode, bool *ret_replace, sd_bus_error *error) 
         return 0;
 }
 
+/*
+ * Import, off the loop: the text is read in a thread, then (on the loop) authorized and checked
+ * by the lock-out guard, then compiled, loaded and stored in a thread again; meanwhile the loop
+ * answers every other call, and other set changes get ChangeInProgress. The reply comes when
+ * the set is in the kernel and in filters.json.
+ */
+typedef struct ImportCall {
+        Manager *m;
+        sd_bus_message *msg;
+        const char *text; /* in msg */
+        bool replace;
+        FilterList add;
+        uint32_t *ids;
+        size_t n;
+        int r;
+        char *error;
+} ImportCall;
+
+static void import_call_free(ImportCall *c) {
+        if (!c)
+                return;
+        sd_bus_message_unref(c->msg);
+        filter_list_done(&c->add);
+        free(c->ids);
+        free(c->error);
+        free(c);
+}
+
+static void import_reply_error(ImportCall *c, int r, const char *err) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        r = filters_bus_error(&error, r, err);
+        if (!sd_bus_error_is_set(&error))
+                (void) sd_bus_error_set_errno(&error, r);
+        (void) sd_bus_reply_method_error(c->msg, &error);
+}
+
+static void import_committed(FilterStore *s, int r, const char *err, void *userdata) {
+        ImportCall *c = userdata;
+
+        if (r < 0) {
+                import_reply_error(c, r, err);
+                import_call_free(c);
+                return;
+        }
+        {
+                BusCaller caller;
+
+                bus_caller_get(c->msg, NULL, &caller);
+                log_struct_fields(LOG_INFO, 0, PS_MESSAGE_FILTERS_CHANGED, NULL, caller.fields,
+                                  "Imported %zu filter%s (%s) by %s", c->n, c->n == 1 ? "" : "s",
+                                  c->replace ? "replace" : "merge", caller.who);
+        }
+        (void) reply_ids(c->msg, c->ids, c->n);
+        import_call_free(c);
+}
+
+static void import_parse_work(void *data) {
+        ImportCall *c = data;
+
+        c->r = filter_parse_import(c->text, c->replace, &c->add, &c->error);
+}
+
+static void import_parsed(void *data, bool cancelled) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *err = NULL, *what = NULL;
+        ImportCall *c = data;
+        Manager *m = c->m;
+        int r;
+
+        m->filters->busy = mfree(m->filters->busy);
+        if (cancelled || c->r < 0) {
+                if (!cancelled)
+                        import_reply_error(c, c->r, c->error);
+                import_call_free(c);
+                return;
+        }
+        r = authorize_change(m, c->msg, &c->add, "import", &error);
+        if (r == 0) {
+                /* polkit answers later, and the call runs again then. */
+                import_call_free(c);
+                return;
+        }
+        if (r > 0) {
+                c->n = c->add.n;
+                c->ids = calloc(c->n + 1, sizeof(uint32_t));
+                if (asprintf(&what, "an import of %zu rules", c->n) < 0)
+                        what = NULL;
+                r = c->ids && what ? filter_store_commit_async(m->filters, &c->add, c->replace,
+                                                               what, c->ids, import_committed,
+                                                               c, &err)
+                                   : -ENOMEM;
+                if (r >= 0)
+                        return; /* import_committed() answers */
+                r = filters_bus_error(&error, r, err);
+        }
+        if (!sd_bus_error_is_set(&error))
+                (void) sd_bus_error_set_errno(&error, r);
+        (void) sd_bus_reply_method_error(c->msg, &error);
+        import_call_free(c);
+}
+
 static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        _cleanup_filter_list_ FilterList add = {};
-        _cleanup_free_ char *err = NULL;
         Manager *m = userdata;
         const char *text, *mode;
+        ImportCall *c;
         bool replace;
         int r;
 
@@ -279,13 +380,24 @@ static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = parse_mode(mode, &replace, error);
         if (r < 0)
                 return r;
-        r = filter_parse_import(text, replace, &add, &err);
+        r = filters_bus_refuse_if_pending(m, error);
         if (r < 0)
-                return filters_bus_error(error, r, err);
-        r = authorize_change(m, msg, &add, "import", error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
-        return commit_and_reply_ids(m, msg, &add, replace, replace ? "replace" : "merge", error);
+                return r;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        *c = (ImportCall) { .m = m, .msg = sd_bus_message_ref(msg), .text = text,
+                            .replace = replace };
+        /* Set while the text is read too: one large change at a time. */
+        m->filters->busy = strdup("an import");
+        r = m->filters->busy ? filter_store_offload(m->filters, import_parse_work, import_parsed, c)
+                             : -ENOMEM;
+        if (r < 0) {
+                m->filters->busy = mfree(m->filters->busy);
+                import_call_free(c);
+                return r;
+        }
+        return 1;
 }
 
 /* Test(): which current flows and ICMP entries would this rule match? Nothing is changed. */
