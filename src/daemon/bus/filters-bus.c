@@ -266,7 +266,7 @@ static int parse_mode(const char *mode, bool *ret_replace, sd_bus_error *error) 
 }
 
 /*
- * Import, off the loop: the text is read in a thread, then (on the loop) authorized and checked
+ * Import, off the loop: authorized, then the text is read in a thread, then (on the loop) checked
  * by the lock-out guard, then compiled, loaded and stored in a thread again; meanwhile the loop
  * answers every other call, and other set changes get ChangeInProgress. The reply comes when
  * the set is in the kernel and in filters.json.
@@ -342,13 +342,10 @@ static void import_parsed(void *data, bool cancelled) {
                 import_call_free(c);
                 return;
         }
-        r = authorize_change(m, c->msg, &c->add, "import", &error);
-        if (r == 0) {
-                /* polkit answers later, and the call runs again then. */
-                import_call_free(c);
-                return;
-        }
-        if (r > 0) {
+        /* Authorized already (method_import()): polkit's answer is used up once the call
+         * has run, so it cannot be asked here. */
+        r = filters_bus_check_lockout(m, &c->add, "import", &error);
+        if (r >= 0) {
                 c->n = c->add.n;
                 c->ids = calloc(c->n + 1, sizeof(uint32_t));
                 if (asprintf(&what, "an import of %zu rules", c->n) < 0)
@@ -383,6 +380,11 @@ static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = filters_bus_refuse_if_pending(m, error);
         if (r < 0)
                 return r;
+        /* Authorized before the document is read: the answer of an asynchronous check is
+         * only there while the requeued call runs, not when the thread is done. */
+        r = polkit_verify(msg, PS_POLKIT_MANAGE_FILTERS, &m->polkit, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
