@@ -552,30 +552,77 @@ static int cmp_id(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
+/* Ids below this are looked up in a bitmap (2 MiB at most), built in one pass over a list;
+ * a set whose ids reach higher is sorted and searched instead. */
+#define ID_BITMAP_LIMIT (16u * 1024 * 1024)
+
+typedef struct IdSet {
+        uint32_t *ids; /* sorted, when no bitmap */
+        size_t n;
+        uint8_t *bits;
+} IdSet;
+
+static void id_set_done(IdSet *set) {
+        free(set->ids);
+        free(set->bits);
+}
+
+static int id_set_init(IdSet *set, const uint32_t *ids, size_t n, uint32_t limit) {
+        *set = (IdSet) { .n = n };
+        if (limit <= ID_BITMAP_LIMIT) {
+                set->bits = calloc(limit / 8 + 1, 1);
+                if (!set->bits)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++)
+                        set->bits[ids[i] / 8] |= (uint8_t) (1u << (ids[i] % 8));
+                return 0;
+        }
+        set->ids = malloc((n + 1) * sizeof(uint32_t));
+        if (!set->ids)
+                return -ENOMEM;
+        memcpy(set->ids, ids, n * sizeof(uint32_t));
+        qsort(set->ids, n, sizeof(uint32_t), cmp_id);
+        return 0;
+}
+
+static bool id_set_has(const IdSet *set, uint32_t id) {
+        if (set->bits)
+                return set->bits[id / 8] & (1u << (id % 8));
+        return bsearch(&id, set->ids, set->n, sizeof(uint32_t), cmp_id);
+}
+
 /* Turns a change of the set into signals: per rule for a small change, one Reloaded for a big
  * one (PS_SMALL_SET_MAX). */
 static void on_filters_changed(FilterStore *s, const uint32_t *old_ids, size_t n_old,
                                void *userdata) {
         Manager *m = userdata;
-        _cleanup_free_ uint32_t *old_sorted = NULL, *new_sorted = NULL;
+        _cleanup_free_ uint32_t *new_ids = NULL;
+        IdSet old_set = {}, new_set = {};
         size_t n_added = 0, n_removed = 0;
+        uint32_t limit = 0;
 
         if (!m->bus)
                 return;
-        old_sorted = malloc((n_old + 1) * sizeof(uint32_t));
-        new_sorted = malloc((s->n_rules + 1) * sizeof(uint32_t));
-        if (!old_sorted || !new_sorted)
+        new_ids = malloc((s->n_rules + 1) * sizeof(uint32_t));
+        if (!new_ids)
                 return;
-        memcpy(old_sorted, old_ids, n_old * sizeof(uint32_t));
-        for (size_t i = 0; i < s->n_rules; i++)
-                new_sorted[i] = s->rules[i]->id;
-        qsort(old_sorted, n_old, sizeof(uint32_t), cmp_id);
-        qsort(new_sorted, s->n_rules, sizeof(uint32_t), cmp_id);
+        for (size_t i = 0; i < s->n_rules; i++) {
+                new_ids[i] = s->rules[i]->id;
+                limit = MAX(limit, new_ids[i]);
+        }
         for (size_t i = 0; i < n_old; i++)
-                if (!bsearch(&old_sorted[i], new_sorted, s->n_rules, sizeof(uint32_t), cmp_id))
+                limit = MAX(limit, old_ids[i]);
+        if (id_set_init(&old_set, old_ids, n_old, limit) < 0 ||
+            id_set_init(&new_set, new_ids, s->n_rules, limit) < 0) {
+                id_set_done(&old_set);
+                id_set_done(&new_set);
+                return;
+        }
+        for (size_t i = 0; i < n_old; i++)
+                if (!id_set_has(&new_set, old_ids[i]))
                         n_removed++;
         for (size_t i = 0; i < s->n_rules; i++)
-                if (!bsearch(&new_sorted[i], old_sorted, n_old, sizeof(uint32_t), cmp_id))
+                if (!id_set_has(&old_set, new_ids[i]))
                         n_added++;
 
         if (n_added + n_removed > PS_SMALL_SET_MAX) {
@@ -585,20 +632,20 @@ static void on_filters_changed(FilterStore *s, const uint32_t *old_ids, size_t n
                 for (size_t i = 0; i < n_old; i++) {
                         _cleanup_free_ char *path = NULL;
 
-                        if (bsearch(&old_sorted[i], new_sorted, s->n_rules, sizeof(uint32_t), cmp_id))
+                        if (id_set_has(&new_set, old_ids[i]))
                                 continue;
-                        path = filter_bus_path(old_sorted[i]);
+                        path = filter_bus_path(old_ids[i]);
                         if (!path)
                                 continue;
                         (void) sd_bus_emit_interfaces_removed(m->bus, path, PS_IFACE_FILTER, NULL);
                         (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
-                                                  "FilterRemoved", "uo", old_sorted[i], path);
+                                                  "FilterRemoved", "uo", old_ids[i], path);
                 }
                 for (size_t i = 0; i < s->n_rules; i++) {
                         uint32_t id = s->rules[i]->id;
                         _cleanup_free_ char *path = NULL;
 
-                        if (bsearch(&id, old_sorted, n_old, sizeof(uint32_t), cmp_id))
+                        if (id_set_has(&old_set, id))
                                 continue;
                         path = filter_bus_path(id);
                         if (!path)
@@ -610,6 +657,8 @@ static void on_filters_changed(FilterStore *s, const uint32_t *old_ids, size_t n
         }
         (void) sd_bus_emit_properties_changed(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Count",
                                               "Shapes", "Entries", "Degraded", NULL);
+        id_set_done(&old_set);
+        id_set_done(&new_set);
 }
 
 /* Filters and Filter share the node /filters, and sd-bus wants all vtables of one node to be
