@@ -1112,7 +1112,15 @@ static void shadow_end(AiJob *j) {
 }
 
 static int on_shadow_end(sd_event_source *s, uint64_t usec, void *userdata) {
-        shadow_end(userdata);
+        AiJob *j = userdata;
+
+        /* The shadow rules cannot be taken out while an import is applied: a second later. */
+        if (j->ai->manager->filters->busy) {
+                (void) sd_event_source_set_time_relative(s, USEC_PER_SEC);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        shadow_end(j);
         return 0;
 }
 

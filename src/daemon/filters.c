@@ -2,7 +2,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -19,6 +23,8 @@
 /* What the store accepts must read back: 100,000 rules with 1 KiB comments and every field. */
 #define FILTERS_FILE_MAX (256u * 1024 * 1024)
 #define SLOT_NONE UINT32_MAX
+/* The niceness of the thread that applies a large change (see offload_thread()). */
+#define OFFLOAD_NICE 10
 
 static const BpfMapSpec filter_maps[] = {
         { "filter_state", BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0 },
@@ -47,6 +53,8 @@ int filter_store_new(FilterStore **ret) {
         return 0;
 }
 
+static void offload_end(FilterStore *s, bool cancelled);
+
 FilterStore *filter_store_free(FilterStore *s) {
         if (!s)
                 return NULL;
@@ -56,8 +64,13 @@ FilterStore *filter_store_free(FilterStore *s) {
         safe_close(s->rules_fd);
         safe_close(s->counters_fd);
         safe_close(s->events_fd);
+        /* A change still in its thread: waited for, then ended as cancelled (its caller hears
+         * -ECANCELED, the kernel keeps whatever it got: the next start loads filters.json). */
+        if (s->offload)
+                offload_end(s, true);
         sd_event_source_unref(s->expiry_timer);
         free(s->slot_used);
+        free(s->busy);
         free(s->degraded);
         filter_index_done(&s->index);
         free(s);
@@ -308,9 +321,9 @@ static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata) {
         uint64_t now = now_usec(CLOCK_REALTIME);
         int r;
 
-        /* Not while a confirm-or-rollback change is open: its outcome decides what is stored.
-         * Try again in a second. */
-        if (s->transaction) {
+        /* Not while a confirm-or-rollback change is open (its outcome decides what is stored)
+         * nor while a large change is applied off the loop: try again in a second. */
+        if (s->transaction || s->busy) {
                 (void) sd_event_source_set_time(es, now + USEC_PER_SEC);
                 (void) sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
                 return 0;
@@ -405,20 +418,17 @@ static int reuse_slot(FilterStore *s, uint8_t *taken, uint32_t *cursor, uint32_t
         return -ENOSPC;
 }
 
-/* Puts the bank that was active before the last kernel_load() back (it is left intact until
+/* Puts the bank that was active before the change's kernel load back (it is left intact until
  * the next load clears it), with a new generation so that no cached verdict of the undone set
  * survives. */
-static int kernel_flip_back(FilterStore *s, uint32_t old_state, size_t old_shapes,
-                            size_t old_entries) {
+static int kernel_flip_back(int state_fd, uint32_t *state, uint32_t old_state) {
         uint32_t zero = 0, next;
 
-        next = (((s->state >> PS_FILTER_STATE_GEN_SHIFT) + 1) << PS_FILTER_STATE_GEN_SHIFT) |
+        next = (((*state >> PS_FILTER_STATE_GEN_SHIFT) + 1) << PS_FILTER_STATE_GEN_SHIFT) |
                (old_state & (PS_FILTER_STATE_CACHEABLE | PS_FILTER_STATE_BANK));
-        if (bpf_map_update_elem(s->state_fd, &zero, &next, BPF_ANY) < 0)
+        if (bpf_map_update_elem(state_fd, &zero, &next, BPF_ANY) < 0)
                 return -errno;
-        s->state = next;
-        s->n_shapes = old_shapes;
-        s->n_entries = old_entries;
+        *state = next;
         return 0;
 }
 
@@ -435,19 +445,54 @@ static void rule_times(Filter *f, uint64_t now) {
                 f->expires_usec = 0;
 }
 
-int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
-                         char **ret_error) {
-        _cleanup_free_ size_t *new_idx = NULL;
-        _cleanup_free_ uint8_t *taken = NULL, *reused = NULL;
-        size_t n_new = 0, n_reused = 0, old_shapes = s->n_shapes, old_entries = s->n_entries;
-        uint32_t next_id = s->next_id, cursor = 0, old_state = s->state;
+/*
+ * One change of the set in three steps: prepare (ids, slots: on the loop), work (counters of
+ * fresh slots, compile, kernel load, filters.json: touches nothing the loop reads, so it may
+ * run in a thread) and finish (the list, the slots, the callbacks: on the loop again).
+ */
+typedef struct FilterChange {
+        FilterStore *s;
+        Filter **rules;
+        size_t n;
+        bool persist;
+        uint32_t next_id, old_state, state;
+        size_t n_shapes, n_entries;
+        uint64_t apply_usec;
+        size_t *new_idx, n_new;
+        uint8_t *reused;
+        size_t n_reused;
+        FilterIndex index; /* of the new set, for later changes of one rule */
+        int r;
+        char *error;
+} FilterChange;
+
+static void change_free(FilterChange *c) {
+        if (!c)
+                return;
+        free(c->new_idx);
+        free(c->reused);
+        free(c->error);
+        filter_index_done(&c->index);
+        free(c);
+}
+
+/* Fresh slots go back to the free pool; reused ones still belong to the old rules. */
+static void change_undo_slots(FilterChange *c) {
+        for (size_t k = 0; k < c->n_new; k++) {
+                uint32_t slot = c->rules[c->new_idx[k]]->slot;
+
+                if (!c->reused || !c->reused[slot])
+                        c->s->slot_used[slot] = 0;
+                c->rules[c->new_idx[k]]->slot = SLOT_NONE;
+        }
+}
+
+static int change_prepare(FilterStore *s, Filter **rules, size_t n, bool persist,
+                          FilterChange **ret, char **ret_error) {
+        _cleanup_free_ uint8_t *taken = NULL;
+        FilterChange *c;
+        uint32_t cursor = 0, dup;
         uint64_t now = now_usec(CLOCK_REALTIME);
-        FilterSet set = {};
-        _cleanup_(filter_index_done) FilterIndex index = {};
-        Filter **old = s->rules;
-        size_t n_old = s->n_rules;
-        _cleanup_free_ uint32_t *old_ids = NULL;
-        uint32_t dup;
         int r;
 
         assert(s);
@@ -458,38 +503,44 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                                   PS_FILTER_MAX_RULES);
                 return -E2BIG;
         }
-        new_idx = calloc(n + 1, sizeof(size_t));
-        old_ids = calloc(n_old + 1, sizeof(uint32_t));
-        if (!new_idx || !old_ids)
+        c = calloc(1, sizeof *c);
+        if (!c)
                 return -ENOMEM;
-        for (size_t i = 0; i < n_old; i++)
-                old_ids[i] = old[i]->id;
+        *c = (FilterChange) { .s = s, .rules = rules, .n = n, .persist = persist,
+                              .next_id = s->next_id, .old_state = s->state, .state = s->state };
+        c->new_idx = calloc(n + 1, sizeof(size_t));
+        if (!c->new_idx) {
+                change_free(c);
+                return -ENOMEM;
+        }
 
         /* ids: new rules get the next free one; imported ids must be unique. */
         for (size_t i = 0; i < n; i++) {
                 Filter *f = rules[i];
 
                 if (f->slot == SLOT_NONE && f->id == UINT32_MAX)
-                        f->id = next_id++;
-                else if (f->id >= next_id)
-                        next_id = f->id + 1;
+                        f->id = c->next_id++;
+                else if (f->id >= c->next_id)
+                        c->next_id = f->id + 1;
                 rule_times(f, now);
         }
         r = find_duplicate(rules, n, false, &dup);
-        if (r < 0)
+        if (r > 0)
+                r = error_setf(ret_error, -EEXIST, "duplicate rule id %u; every id must be unique",
+                               dup);
+        if (r < 0) {
+                change_free(c);
                 return r;
-        if (r > 0) {
-                return error_setf(ret_error, -EEXIST,
-                                  "duplicate rule id %u; every id must be unique", dup);
         }
 
-        /* Counter slots: kept by surviving rules, fresh (zeroed) for new ones; when the free
-         * ones run out, those of removed rules (zeroed at the flip, below). */
+        /* Counter slots: kept by surviving rules, fresh (zeroed by the work) for new ones;
+         * when the free ones run out, those of removed rules (zeroed after the flip). */
         r = find_duplicate(rules, n, true, &dup);
-        if (r < 0)
+        if (r > 0)
+                r = error_setf(ret_error, -EEXIST, "two rules share counter slot %u", dup);
+        if (r < 0) {
+                change_free(c);
                 return r;
-        if (r > 0) {
-                return error_setf(ret_error, -EEXIST, "two rules share counter slot %u", dup);
         }
         for (size_t i = 0; i < n; i++) {
                 if (rules[i]->slot != SLOT_NONE)
@@ -498,10 +549,10 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                 if (r < 0) {
                         if (!taken) {
                                 taken = calloc(PS_FILTER_SLOTS, 1);
-                                reused = calloc(PS_FILTER_SLOTS, 1);
-                                if (!taken || !reused) {
+                                c->reused = calloc(PS_FILTER_SLOTS, 1);
+                                if (!taken || !c->reused) {
                                         r = -ENOMEM;
-                                        goto undo_slots;
+                                        goto undo;
                                 }
                                 for (size_t k = 0; k < n; k++)
                                         if (rules[k]->slot != SLOT_NONE)
@@ -511,39 +562,61 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                         if (r < 0) {
                                 (void) error_setf(ret_error, 0, "no free counter slot left (%u)",
                                                   PS_FILTER_SLOTS);
-                                goto undo_slots;
+                                goto undo;
                         }
-                        reused[rules[i]->slot] = 1;
-                        n_reused++;
-                } else {
-                        if (taken)
-                                taken[rules[i]->slot] = 1;
-                        (void) zero_counter(s, rules[i]->slot);
-                }
-                new_idx[n_new++] = i;
+                        c->reused[rules[i]->slot] = 1;
+                        c->n_reused++;
+                } else if (taken)
+                        taken[rules[i]->slot] = 1;
+                c->new_idx[c->n_new++] = i;
         }
+        *ret = c;
+        return 0;
 
-        r = filter_compile_indexed(rules, n, &set, &index, ret_error);
+undo:
+        change_undo_slots(c);
+        change_free(c);
+        return r;
+}
+
+/* Reads and writes only the change, the kernel maps and the state directory. */
+static void change_work(FilterChange *c) {
+        FilterStore *s = c->s;
+        FilterSet set = {};
+        uint64_t t0;
+        int r;
+
+        for (size_t k = 0; k < c->n_new; k++) {
+                uint32_t slot = c->rules[c->new_idx[k]]->slot;
+
+                if (!c->reused || !c->reused[slot])
+                        (void) zero_counter(s, slot);
+        }
+        r = filter_compile_indexed(c->rules, c->n, &set, &c->index, &c->error);
         if (r < 0)
-                goto undo_slots;
-        r = kernel_load(s, &set);
+                goto fail;
+        t0 = now_usec(CLOCK_MONOTONIC);
+        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, &c->state, &set);
+        c->n_shapes = set.n_shapes;
+        c->n_entries = set.n_entries;
         filter_set_done(&set);
         if (r < 0) {
-                (void) error_setf(ret_error, 0,
+                (void) error_setf(&c->error, 0,
                                   "loading the rule set into the kernel failed: %s", strerror(-r));
-                goto undo_slots;
+                goto fail;
         }
+        c->apply_usec = now_usec(CLOCK_MONOTONIC) - t0;
         /* The removed rules these slots counted for are out of the kernel now. */
-        for (uint32_t k = 0; n_reused > 0 && k < PS_FILTER_SLOTS; k++)
-                if (reused[k])
+        for (uint32_t k = 0; c->n_reused > 0 && k < PS_FILTER_SLOTS; k++)
+                if (c->reused[k])
                         (void) zero_counter(s, k);
 
         /* Acknowledged means stored: if the file cannot take the new set, the kernel goes
          * back to the old one and nothing of the change remains. */
-        if (persist) {
-                r = store_save_list(s, rules, n, next_id, ret_error);
+        if (c->persist) {
+                r = store_save_list(s, c->rules, c->n, c->next_id, &c->error);
                 if (r < 0) {
-                        int k = kernel_flip_back(s, old_state, old_shapes, old_entries);
+                        int k = kernel_flip_back(s->state_fd, &c->state, c->old_state);
 
                         if (k < 0)
                                 log_struct_internal(LOG_CRIT, k, PS_MESSAGE_STATE_NOT_WRITABLE,
@@ -551,28 +624,66 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                                                     "back into the kernel: %s; the kernel "
                                                     "enforces a set that is not stored",
                                                     strerror(-k));
-                        goto undo_slots;
+                        goto fail;
                 }
         }
+        c->r = 0;
+        return;
+fail:
+        c->r = r;
+}
+
+/* Ends the change: on success the store owns the rules and the old list is freed; on failure
+ * the caller keeps them. Frees the change; returns its result. */
+static int change_finish(FilterChange *c, char **ret_error) {
+        FilterStore *s = c->s;
+        Filter **old = s->rules;
+        size_t n_old = s->n_rules;
+        _cleanup_free_ uint32_t *old_ids = NULL;
+        int r = c->r;
+
+        /* The kernel enforces what c->state says, whatever the outcome. */
+        if (c->state != s->state) {
+                s->state = c->state;
+                if (r >= 0) {
+                        s->n_shapes = c->n_shapes;
+                        s->n_entries = c->n_entries;
+                        s->last_apply_usec = c->apply_usec;
+                }
+        }
+        if (r < 0) {
+                /* A kernel that did not go back to the old set no longer matches the index. */
+                if (c->state != c->old_state)
+                        s->index_valid = false;
+                if (ret_error && c->error)
+                        *ret_error = TAKE_PTR(c->error);
+                change_undo_slots(c);
+                change_free(c);
+                return r;
+        }
+        old_ids = calloc(n_old + 1, sizeof(uint32_t));
+        for (size_t i = 0; old_ids && i < n_old; i++)
+                old_ids[i] = old[i]->id;
 
         /* Committed: exactly the slots of the new list are in use (a rollback brings back
          * rules whose slots the transaction had released). */
         memset(s->slot_used, 0, PS_FILTER_SLOTS);
-        for (size_t i = 0; i < n; i++)
-                s->slot_used[rules[i]->slot] = 1;
+        for (size_t i = 0; i < c->n; i++)
+                s->slot_used[c->rules[i]->slot] = 1;
         filter_index_done(&s->index);
-        s->index = index;
-        index = (FilterIndex) {};
+        s->index = c->index;
+        c->index = (FilterIndex) {};
         s->index_valid = true;
-        s->rules = rules;
-        s->n_rules = n;
-        s->next_id = next_id;
-        for (size_t i = 0; i < n; i++)
-                rules[i]->store = s;
+        s->rules = c->rules;
+        s->n_rules = c->n;
+        s->next_id = c->next_id;
+        for (size_t i = 0; i < c->n; i++)
+                c->rules[i]->store = s;
+        change_free(c);
         if (s->degraded) {
                 log_struct_internal(LOG_NOTICE, 0, PS_MESSAGE_DEGRADED, NULL,
                                     "The kernel's unlisted rule set was replaced by %zu listed "
-                                    "rule(s); no longer degraded", n);
+                                    "rule(s); no longer degraded", s->n_rules);
                 s->degraded = mfree(s->degraded);
                 /* The service status said "Degraded" since the start. */
                 (void) sd_notify(false, "STATUS=Rule set replaced; no longer degraded");
@@ -580,19 +691,191 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
         filter_list_free(old, n_old);
         store_schedule_expiry(s);
         if (s->on_change)
-                s->on_change(s, old_ids, n_old, s->userdata);
+                s->on_change(s, old_ids ? old_ids : (const uint32_t[]) { 0 }, old_ids ? n_old : 0,
+                             s->userdata);
         return 0;
+}
 
-undo_slots:
-        /* Fresh slots go back to the free pool; reused ones still belong to the old rules. */
-        for (size_t k = 0; k < n_new; k++) {
-                uint32_t slot = rules[new_idx[k]]->slot;
+static int refuse_if_busy(FilterStore *s, char **ret_error) {
+        if (!s->busy)
+                return 0;
+        return error_setf(ret_error, -EBUSY,
+                          "%s is being applied; set changes are taken one at a time: try again "
+                          "when it is done", s->busy);
+}
 
-                if (!reused || !reused[slot])
-                        s->slot_used[slot] = 0;
-                rules[new_idx[k]]->slot = SLOT_NONE;
+int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
+                         char **ret_error) {
+        FilterChange *c;
+        int r;
+
+        assert(s);
+        r = refuse_if_busy(s, ret_error);
+        if (r < 0)
+                return r;
+        r = change_prepare(s, rules, n, persist, &c, ret_error);
+        if (r < 0)
+                return r;
+        change_work(c);
+        return change_finish(c, ret_error);
+}
+
+/* Off the loop: a thread does the work, an eventfd brings the loop back to the rest. */
+struct FilterOffload {
+        FilterStore *s;
+        filter_offload_work_t work;
+        filter_offload_done_t done;
+        void *data;
+        pthread_t thread;
+        int efd;
+        sd_event_source *source;
+};
+
+static void *offload_thread(void *p) {
+        struct FilterOffload *o = p;
+        uint64_t one = 1;
+
+        /* Behind the loop for the CPU: on a busy machine its calls come first, the change a
+         * little later. (Per thread on Linux; failing it only costs the loop some latency.) */
+        (void) setpriority(PRIO_PROCESS, (id_t) gettid(), OFFLOAD_NICE);
+        o->work(o->data);
+        /* An eventfd write of 8 bytes does not fail short; if it failed at all the loop would
+         * never finish the change, so say so loudly. */
+        if (write(o->efd, &one, sizeof one) != sizeof one)
+                log_error_errno(-errno, "Cannot wake the loop after a rule set change");
+        return NULL;
+}
+
+static void offload_end(FilterStore *s, bool cancelled) {
+        struct FilterOffload *o = TAKE_PTR(s->offload);
+
+        (void) pthread_join(o->thread, NULL);
+        sd_event_source_unref(o->source);
+        safe_close(o->efd);
+        o->done(o->data, cancelled);
+        free(o);
+}
+
+static int on_offload_done(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        offload_end(userdata, false);
+        return 0;
+}
+
+int filter_store_offload(FilterStore *s, filter_offload_work_t work, filter_offload_done_t done,
+                         void *data) {
+        struct FilterOffload *o;
+        int r;
+
+        assert(s);
+        assert(work);
+        assert(done);
+        if (s->offload || !s->event)
+                return -EBUSY;
+        o = calloc(1, sizeof *o);
+        if (!o)
+                return -ENOMEM;
+        *o = (struct FilterOffload) { .s = s, .work = work, .done = done, .data = data };
+        o->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (o->efd < 0) {
+                free(o);
+                return -errno;
         }
-        return r;
+        r = sd_event_add_io(s->event, &o->source, o->efd, EPOLLIN, on_offload_done, s);
+        if (r >= 0) {
+                r = -pthread_create(&o->thread, NULL, offload_thread, o);
+                if (r < 0)
+                        o->source = sd_event_source_unref(o->source);
+        }
+        if (r < 0) {
+                safe_close(o->efd);
+                free(o);
+                return r;
+        }
+        s->offload = o;
+        return 0;
+}
+
+static int commit_list(FilterStore *s, FilterList *add, bool replace, FilterList *ret,
+                       size_t *ret_copies);
+
+struct async_commit {
+        FilterChange *c;
+        FilterList list;  /* what the change holds: copies of the old rules, then the new */
+        size_t copies;
+        filter_change_done_t done;
+        void *userdata;
+};
+
+static void async_commit_work(void *data) {
+        struct async_commit *a = data;
+
+        change_work(a->c);
+}
+
+static void async_commit_done(void *data, bool cancelled) {
+        struct async_commit *a = data;
+        FilterStore *s = a->c->s;
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        if (cancelled)
+                a->c->r = -ECANCELED;
+        s->busy = mfree(s->busy);
+        r = change_finish(a->c, &err);
+        if (r >= 0)
+                a->list = (FilterList) {}; /* the store owns them now */
+        a->done(s, r, err, a->userdata);
+        filter_list_done(&a->list);
+        free(a);
+}
+
+int filter_store_commit_async(FilterStore *s, FilterList *add, bool replace, const char *what,
+                              uint32_t *ret_ids, filter_change_done_t done, void *userdata,
+                              char **ret_error) {
+        struct async_commit *a;
+        int r;
+
+        assert(s);
+        assert(add);
+        assert(what);
+        assert(done);
+        r = refuse_if_busy(s, ret_error);
+        if (r < 0)
+                return r;
+        if (!replace && s->degraded)
+                return error_setf(ret_error, -ESTALE,
+                                  "the rule set is degraded (%s): the kernel enforces rules no "
+                                  "readable file lists; Import a whole set with mode 'replace' "
+                                  "(an empty one, '[]', clears them) before adding rules",
+                                  s->degraded);
+        a = calloc(1, sizeof *a);
+        if (!a)
+                return -ENOMEM;
+        *a = (struct async_commit) { .done = done, .userdata = userdata };
+        r = commit_list(s, add, replace, &a->list, &a->copies);
+        if (r >= 0)
+                r = change_prepare(s, a->list.rules, a->list.n, true, &a->c, ret_error);
+        if (r >= 0) {
+                s->busy = strdup(what);
+                r = s->busy ? filter_store_offload(s, async_commit_work, async_commit_done, a)
+                            : -ENOMEM;
+                if (r < 0) {
+                        s->busy = mfree(s->busy);
+                        change_undo_slots(a->c);
+                        change_free(a->c);
+                }
+        }
+        if (r < 0) {
+                a->list.n = a->copies; /* the added rules stay the caller's */
+                filter_list_done(&a->list);
+                free(a);
+                return r;
+        }
+        for (size_t i = 0; ret_ids && i < add->n; i++)
+                ret_ids[i] = add->rules[i]->id;
+        free(add->rules);
+        *add = (FilterList) {};
+        return 0;
 }
 
 /* Export leaves out the fields that hold their default (an import restores them), so that a
@@ -1123,6 +1406,9 @@ int filter_store_add_one(FilterStore *s, Filter *f, bool persist, uint32_t *ret_
 
         assert(s);
         assert(f);
+        r = refuse_if_busy(s, ret_error);
+        if (r < 0)
+                return r;
         /* What the whole-set path does better: a degraded set, a rule that brings its own
          * counter slot (a rollback), a full set or no free slot (it reuses removed ones). */
         if (!s->index_valid || s->degraded || f->slot != SLOT_NONE ||
@@ -1239,6 +1525,9 @@ int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool p
         int r;
 
         assert(s);
+        r = refuse_if_busy(s, ret_error);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < s->n_rules; i++)
                 if (s->rules[i]->id == id)
                         idx = i;
@@ -1332,23 +1621,15 @@ int filter_store_commit(FilterStore *s, FilterList *add, bool replace, bool pers
         return 0;
 }
 
-static int store_commit_whole(FilterStore *s, FilterList *add, bool replace, bool persist,
-                              uint32_t *ret_ids, char **ret_error) {
+/* The list a change leads to: copies of the old rules (unless `replace`), then those of
+ * `add`, which stay the caller's until the change is committed. */
+static int commit_list(FilterStore *s, FilterList *add, bool replace, FilterList *ret,
+                       size_t *ret_copies) {
         _cleanup_filter_list_ FilterList list = {};
         size_t copies = 0;
         Filter **grown;
         int r;
 
-        assert(s);
-        assert(add);
-        /* Merging into the list would replace the kernel's opaque set with the few rules
-         * given, silently: only a whole new set (or an empty one, to clear) may replace it. */
-        if (!replace && s->degraded)
-                return error_setf(ret_error, -ESTALE,
-                                  "the rule set is degraded (%s): the kernel enforces rules no "
-                                  "readable file lists; Import a whole set with mode 'replace' "
-                                  "(an empty one, '[]', clears them) before adding rules",
-                                  s->degraded);
         if (!replace) {
                 r = filter_store_snapshot(s, &list.rules, &list.n);
                 if (r < 0)
@@ -1361,6 +1642,34 @@ static int store_commit_whole(FilterStore *s, FilterList *add, bool replace, boo
         list.rules = grown;
         memcpy(list.rules + copies, add->rules, add->n * sizeof(Filter *));
         list.n = copies + add->n;
+        *ret = list;
+        *ret_copies = copies;
+        list = (FilterList) {};
+        return 0;
+}
+
+static int store_commit_whole(FilterStore *s, FilterList *add, bool replace, bool persist,
+                              uint32_t *ret_ids, char **ret_error) {
+        _cleanup_filter_list_ FilterList list = {};
+        size_t copies = 0;
+        int r;
+
+        assert(s);
+        assert(add);
+        /* Merging into the list would replace the kernel's opaque set with the few rules
+         * given, silently: only a whole new set (or an empty one, to clear) may replace it. */
+        if (!replace && s->degraded)
+                return error_setf(ret_error, -ESTALE,
+                                  "the rule set is degraded (%s): the kernel enforces rules no "
+                                  "readable file lists; Import a whole set with mode 'replace' "
+                                  "(an empty one, '[]', clears them) before adding rules",
+                                  s->degraded);
+        r = refuse_if_busy(s, ret_error);
+        if (r < 0)
+                return r;
+        r = commit_list(s, add, replace, &list, &copies);
+        if (r < 0)
+                return r;
         r = filter_store_replace(s, list.rules, list.n, persist, ret_error);
         if (r < 0) {
                 list.n = copies; /* the added rules stay the caller's */

@@ -47,6 +47,11 @@ struct FilterStore {
          * replacing change ends it. */
         char *degraded;
 
+        /* A set change applied off the loop (filter_store_commit_async), and what it is, for
+         * the error every other change gets meanwhile; NULL when none. */
+        struct FilterOffload *offload;
+        char *busy;
+
         filter_store_changed_t on_change;
         void *userdata; /* the owner's, for the callback and whoever finds a rule */
 };
@@ -76,7 +81,7 @@ Filter *filter_store_find(FilterStore *s, uint32_t id);
  * store on success; on failure the caller keeps it). Assigns ids, slots and times to new
  * rules, compiles, loads the kernel, persists unless `persist` is false. When filters.json
  * cannot be written the kernel is put back to the old set and -EROFS returned (see
- * state_write_file()).
+ * state_write_file()). -EBUSY while a change of filter_store_commit_async() is applied.
  */
 int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
                          char **ret_error);
@@ -103,6 +108,32 @@ int filter_store_commit(FilterStore *s, FilterList *add, bool replace, bool pers
  */
 int filter_store_prepare_change(FilterStore *s, uint32_t id, json_t *update, FilterList *ret,
                                 Filter **ret_changed, char **ret_error);
+
+/*
+ * Work off the loop: `work(data)` runs in a thread, then `done(data, cancelled)` on the loop
+ * (cancelled when the store is freed first, after the thread ended). One at a time: -EBUSY
+ * while another runs. The work must touch nothing the loop reads or writes meanwhile.
+ */
+typedef void (*filter_offload_work_t)(void *data);
+typedef void (*filter_offload_done_t)(void *data, bool cancelled);
+int filter_store_offload(FilterStore *s, filter_offload_work_t work, filter_offload_done_t done,
+                         void *data);
+
+/* Told on the loop when a change of filter_store_commit_async() is done: r < 0 and (maybe) a
+ * message when it failed, and then nothing of it remains. */
+typedef void (*filter_change_done_t)(FilterStore *s, int r, const char *error, void *userdata);
+
+/*
+ * filter_store_commit() (persisted) without blocking the loop: ids and counter slots are given
+ * at once (ret_ids, add->n long), the compile, the kernel load and filters.json are done in a
+ * thread, and until `done` is told, the list, the kernel and the file stay the old set, and
+ * every other change of the set (this, filter_store_commit(), filter_store_replace()) fails
+ * with -EBUSY naming `what`. On success the rules belong to the change and `add` is empty; on
+ * failure (-EBUSY, -ESTALE, preparation errors) `add` is unchanged.
+ */
+int filter_store_commit_async(FilterStore *s, FilterList *add, bool replace, const char *what,
+                              uint32_t *ret_ids, filter_change_done_t done, void *userdata,
+                              char **ret_error);
 
 /*
  * The lock-out guard: an enabled drop rule must not cut a management address off from a

@@ -42,6 +42,7 @@
 #define PS_ERROR_LOCKOUT PS_BUS_NAME ".Error.WouldLockOut"
 #define PS_ERROR_FILTER_FAILED PS_BUS_NAME ".Error.FilterUpdateFailed"
 #define PS_ERROR_TRANSACTION_PENDING PS_BUS_NAME ".Error.TransactionPending"
+#define PS_ERROR_CHANGE_IN_PROGRESS PS_BUS_NAME ".Error.ChangeInProgress"
 #define PS_ERROR_NO_SUCH_TRANSACTION PS_BUS_NAME ".Error.NoSuchTransaction"
 #define PS_ERROR_AUTH_FAILED PS_BUS_NAME ".Error.AuthorizationFailed"
 /* A change that could not be written to the state directory; nothing of it was made. */

@@ -7,10 +7,15 @@ bytes that are not UTF-8 (every binding refuses to marshal them).
 
   rawbus.py call DEST PATH INTERFACE METHOD SIGNATURE ARGS-JSON
   rawbus.py latency DEST PATH INTERFACE METHOD SECONDS
+  rawbus.py until FILE SECONDS DEST PATH INTERFACE METHOD SIGNATURE ARGS-JSON
 
 latency calls METHOD (no arguments) over one connection, one call after the other with 50 ms
 between them, for SECONDS, and prints {"calls": N, "max_ms": M, "errors": E}: the round trips
 alone, without a process start per call, with the median and the 90th percentile.
+
+until makes the call over one connection again and again, 50 ms apart, until FILE exists or
+SECONDS have passed, and prints one JSON object per call: {"ms": round trip, "at": the
+CLOCK_REALTIME nanoseconds when the answer came, and "reply" or "error" as for call}.
 
 ARGS-JSON is a JSON array with one value per complete type of SIGNATURE. A variant is written
 ["sig", value]; a dictionary as a JSON object; a string may also be {"hex": "..."} (raw bytes,
@@ -283,9 +288,27 @@ def latency(argv):
     return 0
 
 
+def until(argv):
+    import time
+    stop, seconds, dest, path, iface, member, sig, args = argv[2:10]
+    conn = Connection(os.environ.get("DBUS_SYSTEM_BUS_ADDRESS",
+                                     "unix:path=/run/dbus/system_bus_socket"))
+    end = time.monotonic() + float(seconds)
+    while not os.path.exists(stop) and time.monotonic() < end:
+        t0 = time.monotonic()
+        result = conn.call(dest, path, iface, member, sig, json.loads(args))
+        result["ms"] = round((time.monotonic() - t0) * 1000, 2)
+        result["at"] = time.time_ns()
+        print(json.dumps(result), flush=True)
+        time.sleep(0.05)
+    return 0
+
+
 def main(argv):
     if len(argv) == 7 and argv[1] == "latency":
         return latency(argv)
+    if len(argv) == 10 and argv[1] == "until":
+        return until(argv)
     if len(argv) != 8 or argv[1] != "call":
         sys.stderr.write(__doc__)
         return 2

@@ -616,21 +616,47 @@ rules[50000] = {"rule_type": "udp", "src_ip": n4, "dst_port": mid_port, "comment
 with open(path, "w") as f:
     json.dump([json.dumps(rules, separators=(",", ":")), "replace"], f)
 EOF
-# How long the bus waits meanwhile: a property read sent 1 s into the call.
-(
-        sleep 1
-        t=$(date +%s%N)
-        busctl --system --timeout=150 get-property "$PS_NAME" "$FILTERS_PATH" "$FILTERS" Count \
-                >/dev/null 2>&1
-        echo $((($(date +%s%N) - t) / 1000000)) >"$T/probe.ms"
-) &
-probe=$!
+# The loop is not blocked meanwhile: Count, read every 50 ms on one connection from the call on,
+# is answered within 500 ms each time and shows the old set until the import has answered;
+# set changes sent meanwhile (an empty AddBatch, every 50 ms on another connection) are
+# refused by name, ChangeInProgress, while the import is applied.
+count_before=$(busctl --system get-property "$PS_NAME" "$FILTERS_PATH" "$FILTERS" Count |
+               cut -d' ' -f2)
+rm -f "$T/import.done"
+timeout 200 "$PYTHON" "$PS_TESTDIR/rawbus.py" until "$T/import.done" 180 "$PS_NAME" \
+        "$FILTERS_PATH" org.freedesktop.DBus.Properties Get ss "[\"$FILTERS\", \"Count\"]" \
+        >"$T/reads" &
+reads=$!
+timeout 200 "$PYTHON" "$PS_TESTDIR/rawbus.py" until "$T/import.done" 180 "$PS_NAME" \
+        "$FILTERS_PATH" "$FILTERS" AddBatch 'aa{sv}' '[[]]' >"$T/changes" &
+changes=$!
+t_send=$(date +%s%N)
 out=$(timeout 160 "$PYTHON" "$PS_TESTDIR/craft.py" timed-call "$PS_NAME" "$FILTERS_PATH" "$FILTERS" \
         Import ss "@$T/r100k.json")
 status=$?
-wait "$probe"
-diag "a property read sent 1 s into the call was answered after $(cat "$T/probe.ms" 2>/dev/null) ms" \
-     "(busctl gives up after 25 s)"
+touch "$T/import.done"
+wait "$reads" "$changes"
+import_ms=$(jq -r '.ms // 0' <<<"$out" 2>/dev/null)
+# The reply cannot have come before t_send + ms (the call left after t_send): what was
+# answered 100 ms before that was surely answered while the import ran.
+during=$((t_send + ${import_ms%.*} * 1000000 - 100000000))
+read -r n_during max_ms counts <<<"$(jq -rs --argjson d "$during" '
+        map(select(.at < $d)) |
+        "\(length) \(map(.ms) | max // 0 | floor) \(map(.reply[0][1] | tostring) | unique | join(","))"' \
+        "$T/reads")"
+diag "$n_during Count reads while the import ran ($import_ms ms): the slowest took $max_ms ms"
+ok "$([ "$n_during" -ge 3 ] && echo 0 || echo 1)" \
+   "at least 3 Count reads were answered while the import ran ($n_during)"
+ok "$([ "$n_during" -ge 1 ] && [ "$max_ms" -lt 500 ] && echo 0 || echo 1)" \
+   "every one within 500 ms (the slowest: $max_ms ms)"
+is "$counts" "$count_before" "each showed the set before the import ($count_before rules)"
+read -r n_refused others <<<"$(jq -rs --arg e "$PS_ERR.ChangeInProgress" '
+        "\(map(select(.error == $e and (.message | test("^an import.* is being applied"))))
+            | length) \(map(select(.error != $e) | .error // "OK") | unique | join(","))"' \
+        "$T/changes")"
+ok "$([ "$n_refused" -ge 1 ] && echo 0 || echo 1)" \
+   "$n_refused set changes sent meanwhile were refused: ChangeInProgress, naming the import"
+like "${others:-OK}" "^OK$" "the others (before the daemon had the import, or after) worked"
 # Every later call would wait for the same blocked daemon: stop here when the call failed.
 ok "$status" "Import (replace) of 100,000 rules" "$(head -c 2000 <<<"$out")" ||
         bail "the import of 100,000 rules did not complete within 150 s"

@@ -397,8 +397,9 @@ static int method_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return r < 0 ? r : 1;
         r = ai_job_shadow(j, seconds, &err);
         if (r < 0)
-                return r == -EBUSY && m->filters->transaction ? filters_bus_refuse_if_pending(m, error)
-                                                              : ai_bus_error(error, r, err);
+                return r == -EBUSY && (m->filters->transaction || m->filters->busy)
+                               ? filters_bus_refuse_if_pending(m, error)
+                               : ai_bus_error(error, r, err);
         return sd_bus_reply_method_return(msg, NULL);
 }
 

@@ -544,6 +544,9 @@ int filters_bus_error(sd_bus_error *error, int r, const char *err) {
         case -EMSGSIZE:
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s",
                                          err ? err : strerror(-r));
+        case -EBUSY: /* a large change of the set is being applied off the loop */
+                return sd_bus_error_setf(error, PS_ERROR_CHANGE_IN_PROGRESS, "%s",
+                                         err ? err : strerror(-r));
         case -EROFS: /* the store's "cannot write filters.json", whatever the cause */
                 return sd_bus_error_setf(error, PS_ERROR_STATE_NOT_WRITABLE, "%s",
                                          err ? err : strerror(-r));
@@ -560,6 +563,10 @@ int filters_bus_refuse_if_pending(Manager *m, sd_bus_error *error) {
                                          "a confirm-or-rollback transaction (%s) is pending; "
                                          "confirm it or let it roll back first",
                                          m->filters->transaction->path);
+        if (m->filters->busy)
+                return sd_bus_error_setf(error, PS_ERROR_CHANGE_IN_PROGRESS,
+                                         "%s is being applied; set changes are taken one at a "
+                                         "time: try again when it is done", m->filters->busy);
         return 0;
 }
 

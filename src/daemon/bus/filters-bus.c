@@ -265,11 +265,109 @@ static int parse_mode(const char *mode, bool *ret_replace, sd_bus_error *error) 
         return 0;
 }
 
+/*
+ * Import, off the loop: authorized, then the text is read in a thread, then (on the loop) checked
+ * by the lock-out guard, then compiled, loaded and stored in a thread again; meanwhile the loop
+ * answers every other call, and other set changes get ChangeInProgress. The reply comes when
+ * the set is in the kernel and in filters.json.
+ */
+typedef struct ImportCall {
+        Manager *m;
+        sd_bus_message *msg;
+        const char *text; /* in msg */
+        bool replace;
+        FilterList add;
+        uint32_t *ids;
+        size_t n;
+        int r;
+        char *error;
+} ImportCall;
+
+static void import_call_free(ImportCall *c) {
+        if (!c)
+                return;
+        sd_bus_message_unref(c->msg);
+        filter_list_done(&c->add);
+        free(c->ids);
+        free(c->error);
+        free(c);
+}
+
+static void import_reply_error(ImportCall *c, int r, const char *err) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        r = filters_bus_error(&error, r, err);
+        if (!sd_bus_error_is_set(&error))
+                (void) sd_bus_error_set_errno(&error, r);
+        (void) sd_bus_reply_method_error(c->msg, &error);
+}
+
+static void import_committed(FilterStore *s, int r, const char *err, void *userdata) {
+        ImportCall *c = userdata;
+
+        if (r < 0) {
+                import_reply_error(c, r, err);
+                import_call_free(c);
+                return;
+        }
+        {
+                BusCaller caller;
+
+                bus_caller_get(c->msg, NULL, &caller);
+                log_struct_fields(LOG_INFO, 0, PS_MESSAGE_FILTERS_CHANGED, NULL, caller.fields,
+                                  "Imported %zu filter%s (%s) by %s", c->n, c->n == 1 ? "" : "s",
+                                  c->replace ? "replace" : "merge", caller.who);
+        }
+        (void) reply_ids(c->msg, c->ids, c->n);
+        import_call_free(c);
+}
+
+static void import_parse_work(void *data) {
+        ImportCall *c = data;
+
+        c->r = filter_parse_import(c->text, c->replace, &c->add, &c->error);
+}
+
+static void import_parsed(void *data, bool cancelled) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *err = NULL, *what = NULL;
+        ImportCall *c = data;
+        Manager *m = c->m;
+        int r;
+
+        m->filters->busy = mfree(m->filters->busy);
+        if (cancelled || c->r < 0) {
+                if (!cancelled)
+                        import_reply_error(c, c->r, c->error);
+                import_call_free(c);
+                return;
+        }
+        /* Authorized already (method_import()): polkit's answer is used up once the call
+         * has run, so it cannot be asked here. */
+        r = filters_bus_check_lockout(m, &c->add, "import", &error);
+        if (r >= 0) {
+                c->n = c->add.n;
+                c->ids = calloc(c->n + 1, sizeof(uint32_t));
+                if (asprintf(&what, "an import of %zu rules", c->n) < 0)
+                        what = NULL;
+                r = c->ids && what ? filter_store_commit_async(m->filters, &c->add, c->replace,
+                                                               what, c->ids, import_committed,
+                                                               c, &err)
+                                   : -ENOMEM;
+                if (r >= 0)
+                        return; /* import_committed() answers */
+                r = filters_bus_error(&error, r, err);
+        }
+        if (!sd_bus_error_is_set(&error))
+                (void) sd_bus_error_set_errno(&error, r);
+        (void) sd_bus_reply_method_error(c->msg, &error);
+        import_call_free(c);
+}
+
 static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        _cleanup_filter_list_ FilterList add = {};
-        _cleanup_free_ char *err = NULL;
         Manager *m = userdata;
         const char *text, *mode;
+        ImportCall *c;
         bool replace;
         int r;
 
@@ -279,13 +377,29 @@ static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = parse_mode(mode, &replace, error);
         if (r < 0)
                 return r;
-        r = filter_parse_import(text, replace, &add, &err);
+        r = filters_bus_refuse_if_pending(m, error);
         if (r < 0)
-                return filters_bus_error(error, r, err);
-        r = authorize_change(m, msg, &add, "import", error);
+                return r;
+        /* Authorized before the document is read: the answer of an asynchronous check is
+         * only there while the requeued call runs, not when the thread is done. */
+        r = polkit_verify(msg, PS_POLKIT_MANAGE_FILTERS, &m->polkit, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        return commit_and_reply_ids(m, msg, &add, replace, replace ? "replace" : "merge", error);
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        *c = (ImportCall) { .m = m, .msg = sd_bus_message_ref(msg), .text = text,
+                            .replace = replace };
+        /* Set while the text is read too: one large change at a time. */
+        m->filters->busy = strdup("an import");
+        r = m->filters->busy ? filter_store_offload(m->filters, import_parse_work, import_parsed, c)
+                             : -ENOMEM;
+        if (r < 0) {
+                m->filters->busy = mfree(m->filters->busy);
+                import_call_free(c);
+                return r;
+        }
+        return 1;
 }
 
 /* Test(): which current flows and ICMP entries would this rule match? Nothing is changed. */
@@ -438,30 +552,77 @@ static int cmp_id(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
+/* Ids below this are looked up in a bitmap (2 MiB at most), built in one pass over a list;
+ * a set whose ids reach higher is sorted and searched instead. */
+#define ID_BITMAP_LIMIT (16u * 1024 * 1024)
+
+typedef struct IdSet {
+        uint32_t *ids; /* sorted, when no bitmap */
+        size_t n;
+        uint8_t *bits;
+} IdSet;
+
+static void id_set_done(IdSet *set) {
+        free(set->ids);
+        free(set->bits);
+}
+
+static int id_set_init(IdSet *set, const uint32_t *ids, size_t n, uint32_t limit) {
+        *set = (IdSet) { .n = n };
+        if (limit <= ID_BITMAP_LIMIT) {
+                set->bits = calloc(limit / 8 + 1, 1);
+                if (!set->bits)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++)
+                        set->bits[ids[i] / 8] |= (uint8_t) (1u << (ids[i] % 8));
+                return 0;
+        }
+        set->ids = malloc((n + 1) * sizeof(uint32_t));
+        if (!set->ids)
+                return -ENOMEM;
+        memcpy(set->ids, ids, n * sizeof(uint32_t));
+        qsort(set->ids, n, sizeof(uint32_t), cmp_id);
+        return 0;
+}
+
+static bool id_set_has(const IdSet *set, uint32_t id) {
+        if (set->bits)
+                return set->bits[id / 8] & (1u << (id % 8));
+        return bsearch(&id, set->ids, set->n, sizeof(uint32_t), cmp_id);
+}
+
 /* Turns a change of the set into signals: per rule for a small change, one Reloaded for a big
  * one (PS_SMALL_SET_MAX). */
 static void on_filters_changed(FilterStore *s, const uint32_t *old_ids, size_t n_old,
                                void *userdata) {
         Manager *m = userdata;
-        _cleanup_free_ uint32_t *old_sorted = NULL, *new_sorted = NULL;
+        _cleanup_free_ uint32_t *new_ids = NULL;
+        IdSet old_set = {}, new_set = {};
         size_t n_added = 0, n_removed = 0;
+        uint32_t limit = 0;
 
         if (!m->bus)
                 return;
-        old_sorted = malloc((n_old + 1) * sizeof(uint32_t));
-        new_sorted = malloc((s->n_rules + 1) * sizeof(uint32_t));
-        if (!old_sorted || !new_sorted)
+        new_ids = malloc((s->n_rules + 1) * sizeof(uint32_t));
+        if (!new_ids)
                 return;
-        memcpy(old_sorted, old_ids, n_old * sizeof(uint32_t));
-        for (size_t i = 0; i < s->n_rules; i++)
-                new_sorted[i] = s->rules[i]->id;
-        qsort(old_sorted, n_old, sizeof(uint32_t), cmp_id);
-        qsort(new_sorted, s->n_rules, sizeof(uint32_t), cmp_id);
+        for (size_t i = 0; i < s->n_rules; i++) {
+                new_ids[i] = s->rules[i]->id;
+                limit = MAX(limit, new_ids[i]);
+        }
         for (size_t i = 0; i < n_old; i++)
-                if (!bsearch(&old_sorted[i], new_sorted, s->n_rules, sizeof(uint32_t), cmp_id))
+                limit = MAX(limit, old_ids[i]);
+        if (id_set_init(&old_set, old_ids, n_old, limit) < 0 ||
+            id_set_init(&new_set, new_ids, s->n_rules, limit) < 0) {
+                id_set_done(&old_set);
+                id_set_done(&new_set);
+                return;
+        }
+        for (size_t i = 0; i < n_old; i++)
+                if (!id_set_has(&new_set, old_ids[i]))
                         n_removed++;
         for (size_t i = 0; i < s->n_rules; i++)
-                if (!bsearch(&new_sorted[i], old_sorted, n_old, sizeof(uint32_t), cmp_id))
+                if (!id_set_has(&old_set, new_ids[i]))
                         n_added++;
 
         if (n_added + n_removed > PS_SMALL_SET_MAX) {
@@ -471,20 +632,20 @@ static void on_filters_changed(FilterStore *s, const uint32_t *old_ids, size_t n
                 for (size_t i = 0; i < n_old; i++) {
                         _cleanup_free_ char *path = NULL;
 
-                        if (bsearch(&old_sorted[i], new_sorted, s->n_rules, sizeof(uint32_t), cmp_id))
+                        if (id_set_has(&new_set, old_ids[i]))
                                 continue;
-                        path = filter_bus_path(old_sorted[i]);
+                        path = filter_bus_path(old_ids[i]);
                         if (!path)
                                 continue;
                         (void) sd_bus_emit_interfaces_removed(m->bus, path, PS_IFACE_FILTER, NULL);
                         (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
-                                                  "FilterRemoved", "uo", old_sorted[i], path);
+                                                  "FilterRemoved", "uo", old_ids[i], path);
                 }
                 for (size_t i = 0; i < s->n_rules; i++) {
                         uint32_t id = s->rules[i]->id;
                         _cleanup_free_ char *path = NULL;
 
-                        if (bsearch(&id, old_sorted, n_old, sizeof(uint32_t), cmp_id))
+                        if (id_set_has(&old_set, id))
                                 continue;
                         path = filter_bus_path(id);
                         if (!path)
@@ -496,6 +657,8 @@ static void on_filters_changed(FilterStore *s, const uint32_t *old_ids, size_t n
         }
         (void) sd_bus_emit_properties_changed(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Count",
                                               "Shapes", "Entries", "Degraded", NULL);
+        id_set_done(&old_set);
+        id_set_done(&new_set);
 }
 
 /* Filters and Filter share the node /filters, and sd-bus wants all vtables of one node to be
