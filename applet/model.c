@@ -335,6 +335,33 @@ char *ps_ban_until_text(guint64 until_usec, GTimeZone *tz)
         return ps_realtime_text(until_usec, tz);
 }
 
+const char *ps_ban_note_summary(const char *origin)
+{
+        if (g_str_has_prefix(origin ? origin : "", "auto:"))
+                return _("Address banned automatically");
+        return _("Address banned");
+}
+
+char *ps_ban_note_body(const char *address, const char *origin, const char *reason,
+                       guint64 until_usec, GTimeZone *tz)
+{
+        g_autofree char *when = until_usec ? ps_realtime_text(until_usec, tz) : NULL;
+        g_autofree char *until = when ? g_strdup_printf(_("until %s"), when) :
+                                        g_strdup(_("until unbanned"));
+
+        if (!reason || !*reason)
+                return g_strdup_printf(_("%s banned %s (%s)"), address, until, origin);
+        return g_strdup_printf(_("%s banned %s (%s): %s"), address, until, origin, reason);
+}
+
+char *ps_anomaly_note_body(const char *kind, double value, double threshold)
+{
+        const char *unit = ps_anomaly_unit(kind);
+
+        return g_strdup_printf(_("%s at %.1f %s, over its threshold of %.1f %s"), kind, value,
+                               unit, threshold, unit);
+}
+
 void ps_rule_row_free(PsRuleRow *row)
 {
         if (!row)
@@ -532,9 +559,16 @@ PsState ps_state_compute(gboolean daemon_present, guint n_links, gint64 last_dro
         return PS_STATE_GUARDING;
 }
 
+PsState ps_state_with_panic(PsState state, gboolean panic)
+{
+        return panic && state != PS_STATE_GONE ? PS_STATE_PANIC : state;
+}
+
 const char *ps_state_icon_name(PsState state)
 {
         switch (state) {
+        case PS_STATE_PANIC:
+                return "packetscope-panic";
         case PS_STATE_GONE:
                 return "packetscope-gone";
         case PS_STATE_IDLE:
@@ -556,6 +590,8 @@ const char *ps_state_title(PsState state)
                 return _("Nothing guarded");
         case PS_STATE_DROPPING:
                 return _("Dropping packets");
+        case PS_STATE_PANIC:
+                return _("Panic mode");
         case PS_STATE_GUARDING:
         default:
                 return _("Guarding");

@@ -15,6 +15,7 @@ typedef enum PsState {
         PS_STATE_IDLE,          /* the daemon runs, no link is guarded */
         PS_STATE_GUARDING,      /* links guarded, nothing dropped lately */
         PS_STATE_DROPPING,      /* a rule dropped packets within the last PS_DROP_RECENT_USEC */
+        PS_STATE_PANIC,         /* panic mode: all traffic but management is dropped */
 } PsState;
 
 /* How long a drop keeps the "dropping now" state. */
@@ -179,6 +180,14 @@ int ps_anomaly_rows_parse(GVariant *rows, GPtrArray **ret_rows);
 /* The unit of a kind's readings: "MB/s" for disk, "%" for the others. */
 const char *ps_anomaly_unit(const char *kind);
 
+/* The notification of a Banned signal: "Address banned" (automatically, for an auto: origin),
+ * and "ADDRESS banned until WHEN (ORIGIN): REASON". */
+const char *ps_ban_note_summary(const char *origin);
+char *ps_ban_note_body(const char *address, const char *origin, const char *reason,
+                       guint64 until_usec, GTimeZone *tz);
+/* The notification of AnomalyStarted: "memory at 43.2 %, over its threshold of 1.0 %". */
+char *ps_anomaly_note_body(const char *kind, double value, double threshold);
+
 void ps_rule_row_free(PsRuleRow *row);
 int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row);
 int ps_rule_rows_parse(GVariant *rules, GPtrArray **ret_rows);
@@ -198,6 +207,9 @@ const PsDropRow *ps_drop_ring_get(const PsDropRing *ring, guint i);
 
 PsState ps_state_compute(gboolean daemon_present, guint n_links, gint64 last_drop_usec,
                          gint64 now_usec);
+/* Panic mode (the Manager's Panic property) outranks every state but the daemon gone: it
+ * holds for links attached later too. */
+PsState ps_state_with_panic(PsState state, gboolean panic);
 const char *ps_state_icon_name(PsState state);
 const char *ps_state_title(PsState state);
 char *ps_tooltip_body(PsState state, guint n_links, double pps, double drops_per_sec);

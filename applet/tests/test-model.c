@@ -170,6 +170,23 @@ Test(model, ban_rows)
         cr_assert_str_eq(until1, "until unbanned");
 }
 
+Test(model, ban_and_anomaly_notification_texts)
+{
+        g_autoptr(GTimeZone) utc = g_time_zone_new_utc();
+        g_autofree char *manual = ps_ban_note_body("192.0.2.7", "manual", "probing",
+                                                   1764536700000000ULL, utc);
+        g_autofree char *autoban = ps_ban_note_body("2001:db8::/64", "auto:syn", "", 0, utc);
+        g_autofree char *memory = ps_anomaly_note_body("memory", 43.25, 1);
+        g_autofree char *disk = ps_anomaly_note_body("disk", 120.04, 100);
+
+        cr_assert_str_eq(ps_ban_note_summary("manual"), "Address banned");
+        cr_assert_str_eq(ps_ban_note_summary("auto:syn"), "Address banned automatically");
+        cr_assert_str_eq(manual, "192.0.2.7 banned until 2025-11-30 21:05:00 (manual): probing");
+        cr_assert_str_eq(autoban, "2001:db8::/64 banned until unbanned (auto:syn)");
+        cr_assert_str_eq(memory, "memory at 43.2 %, over its threshold of 1.0 %");
+        cr_assert_str_eq(disk, "disk at 120.0 MB/s, over its threshold of 100.0 MB/s");
+}
+
 Test(model, ban_row_of_wrong_type_is_refused)
 {
         g_autoptr(GVariant) no_address = g_variant_ref_sink(g_variant_new_parsed(
@@ -312,10 +329,16 @@ Test(model, state)
         cr_assert_eq(ps_state_compute(TRUE, 2, 0, now), PS_STATE_GUARDING);
         cr_assert_eq(ps_state_compute(TRUE, 2, now - 9 * SEC, now), PS_STATE_DROPPING);
         cr_assert_eq(ps_state_compute(TRUE, 2, now - 10 * SEC, now), PS_STATE_GUARDING);
+        cr_assert_eq(ps_state_with_panic(PS_STATE_GUARDING, TRUE), PS_STATE_PANIC);
+        cr_assert_eq(ps_state_with_panic(PS_STATE_IDLE, TRUE), PS_STATE_PANIC);
+        cr_assert_eq(ps_state_with_panic(PS_STATE_DROPPING, FALSE), PS_STATE_DROPPING);
+        cr_assert_eq(ps_state_with_panic(PS_STATE_GONE, TRUE), PS_STATE_GONE);
         cr_assert_str_eq(ps_state_icon_name(PS_STATE_GONE), "packetscope-gone");
         cr_assert_str_eq(ps_state_icon_name(PS_STATE_IDLE), "packetscope-idle");
         cr_assert_str_eq(ps_state_icon_name(PS_STATE_GUARDING), "packetscope-guarding");
         cr_assert_str_eq(ps_state_icon_name(PS_STATE_DROPPING), "packetscope-dropping");
+        cr_assert_str_eq(ps_state_icon_name(PS_STATE_PANIC), "packetscope-panic");
+        cr_assert_str_eq(ps_state_title(PS_STATE_PANIC), "Panic mode");
         cr_assert_str_eq(ps_state_title(PS_STATE_GONE), "No connection to the daemon");
 }
 
