@@ -102,6 +102,8 @@ GtkWidget *ps_dialog_field(GtkGrid *grid, int row, const char *mnemonic, const c
 GtkWidget *ps_dialog_entry(const char *text, const char *placeholder);
 GtkWidget *ps_dialog_error_label(void);
 void ps_ban_dialog_run(App *app, GtkWindow *parent);
+/* Health.SetThresholds with the thresholds changed in the dialog. */
+void ps_threshold_dialog_run(App *app, GtkWindow *parent);
 
 void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id);
 void ps_set_accessible_name(GtkWidget *w, const char *name);

@@ -96,6 +96,8 @@ typedef struct PsRuleRow {
         char *dst_port;
         guint8 icmp_type;       /* 255: any */
         guint8 icmp_code;       /* 255: any */
+        guint8 tcp_flags;       /* the flags that must be set, among those of the mask */
+        guint8 tcp_flags_mask;  /* the flags looked at; 0: any */
         /* The datagram an ICMP error quotes ("" for any). */
         char *inner_protocol;
         char *inner_src_ip;
@@ -117,6 +119,8 @@ typedef struct PsRuleForm {
         const char *dst_port;
         const char *icmp_type;
         const char *icmp_code;
+        guint8 tcp_set;         /* TCP flags that must be set */
+        guint8 tcp_clear;       /* TCP flags that must be clear */
         const char *inner_protocol;
         const char *inner_src_ip;
         const char *inner_src_port;
@@ -195,6 +199,27 @@ int ps_rule_rows_parse(GVariant *rules, GPtrArray **ret_rows);
  * Filter.Update (only the fields that differ from orig). Values are passed as typed: the
  * daemon validates them and its error names the field. NULL when nothing changed. */
 GVariant *ps_rule_form_build(const PsRuleForm *form, const PsRuleRow *orig);
+/* The TCP flags by bit, FIN (bit 0) to CWR (bit 7), as the daemon's documentation names them. */
+extern const char *const ps_tcp_flag_names[8];
+
+/* The health thresholds as typed in their dialog ("" leaves one as it is). */
+typedef struct PsThresholdForm {
+        const char *cpu_percent;
+        const char *memory_percent;
+        const char *disk_mbps;
+        const char *pressure_percent;
+        const char *min_duration_sec;   /* seconds, fractions allowed */
+} PsThresholdForm;
+
+/* The a{sv} for Health.SetThresholds with the thresholds that differ from current (the
+ * Thresholds property): *ret NULL when none does. -EINVAL when a field is not a number,
+ * *ret_bad then names its key; the ranges are the daemon's to check (its error says them). */
+int ps_threshold_form_build(const PsThresholdForm *form, GVariant *current, GVariant **ret,
+                            const char **ret_bad);
+/* A threshold of the Thresholds property as the dialog shows it ("" when it lacks it);
+ * min_duration_usec in seconds. */
+char *ps_threshold_text(GVariant *current, const char *key);
+
 /* Whether a D-Bus error name is polkit's (or the daemon's) refusal of the caller. */
 gboolean ps_error_is_denial(const char *error_name);
 /* "Rolls back in 42 s unless confirmed": the whole seconds left, rounded up, never below 0. */

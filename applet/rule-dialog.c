@@ -24,6 +24,8 @@ typedef struct RuleDialog {
         GtkWidget *dst_port;
         GtkWidget *icmp_type;
         GtkWidget *icmp_code;
+        GtkWidget *tcp_set[8];          /* by flag bit, FIN first */
+        GtkWidget *tcp_clear[8];
         GtkWidget *inner_protocol;
         GtkWidget *inner_src_ip;
         GtkWidget *inner_src_port;
@@ -107,6 +109,12 @@ static void submit(RuleDialog *rd)
 
         if (!form.action)
                 form.action = "drop";
+        for (guint i = 0; i < G_N_ELEMENTS(rd->tcp_set); i++) {
+                if (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(rd->tcp_set[i])))
+                        form.tcp_set |= 1u << i;
+                if (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(rd->tcp_clear[i])))
+                        form.tcp_clear |= 1u << i;
+        }
         if (rd->id && !orig) {
                 show_error(rd, _("The rule is gone"));
                 return;
@@ -223,6 +231,56 @@ static void trial_toggled(GtkToggleButton *trial, RuleDialog *rd)
         gtk_widget_set_sensitive(rd->trial_sec, gtk_toggle_button_get_active(trial));
 }
 
+/* A flag cannot be both set and clear: marking it one way unmarks the other. */
+static void tcp_flag_toggled(GtkToggleButton *b, GtkToggleButton *other)
+{
+        if (gtk_toggle_button_get_active(b))
+                gtk_toggle_button_set_active(other, FALSE);
+}
+
+/* Two rows of the eight TCP flags: those that must be set, those that must be clear; a flag
+ * in neither is not looked at. */
+static int tcp_flags_rows(RuleDialog *rd, GtkGrid *grid, int row, const PsRuleRow *orig)
+{
+        const char *const titles[2] = { _("TCP flags set"), _("TCP flags clear") };
+        /* TRANSLATORS: the accessible name of a TCP flag's check box, e.g. "SYN set" */
+        const char *const names[2] = { _("%s set"), _("%s clear") };
+        GtkWidget **checks[2] = { rd->tcp_set, rd->tcp_clear };
+        guint8 want[2] = { 0, 0 };
+
+        if (orig) {
+                want[0] = orig->tcp_flags & orig->tcp_flags_mask;
+                want[1] = orig->tcp_flags_mask & ~orig->tcp_flags;
+        }
+        for (int r = 0; r < 2; r++) {
+                GtkWidget *label = gtk_label_new(titles[r]);
+                GtkWidget *box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 2);
+
+                gtk_label_set_xalign(GTK_LABEL(label), 1);
+                for (guint i = 0; i < 8; i++) {
+                        g_autofree char *name = g_strdup_printf(names[r], ps_tcp_flag_names[i]);
+
+                        checks[r][i] = gtk_check_button_new_with_label(ps_tcp_flag_names[i]);
+                        ps_set_accessible_name(checks[r][i], name);
+                        gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(checks[r][i]),
+                                                     want[r] & (1u << i));
+                        gtk_box_pack_start(GTK_BOX(box), checks[r][i], FALSE, FALSE, 0);
+                }
+                gtk_widget_set_tooltip_text(box, r == 0 ?
+                                            _("With protocol tcp: the segments with these flags set") :
+                                            _("With protocol tcp: the segments with these flags clear"));
+                gtk_grid_attach(grid, label, 0, row, 1, 1);
+                gtk_grid_attach(grid, box, 1, row++, 1, 1);
+        }
+        for (guint i = 0; i < 8; i++) {
+                g_signal_connect(rd->tcp_set[i], "toggled", G_CALLBACK(tcp_flag_toggled),
+                                 rd->tcp_clear[i]);
+                g_signal_connect(rd->tcp_clear[i], "toggled", G_CALLBACK(tcp_flag_toggled),
+                                 rd->tcp_set[i]);
+        }
+        return row;
+}
+
 void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id)
 {
         const PsRuleRow *orig = id ? app_rule_find(app, id) : NULL;
@@ -296,6 +354,7 @@ void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id)
         rd->icmp_code = ps_dialog_field(GTK_GRID(grid), row++, _("ICMP code"), _("ICMP code"),
                                         ps_dialog_entry(code, _("any")),
                                         _("0 to 254, with an ICMP type"));
+        row = tcp_flags_rows(rd, GTK_GRID(grid), row, orig);
         /* An ICMP error quotes the start of the datagram it is about: these match that. */
         rd->inner_protocol = ps_dialog_field(GTK_GRID(grid), row++, _("Quoted protocol"),
                                              _("Quoted protocol"),

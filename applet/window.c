@@ -638,12 +638,17 @@ static void health_update(PsWindow *w)
         }
 }
 
+static void thresholds_edit(GtkButton *button, PsWindow *w)
+{
+        ps_threshold_dialog_run(w->app, GTK_WINDOW(w->window));
+}
+
 static GtkWidget *health_page_new(PsWindow *w)
 {
         static const char *const titles[] = {
                 N_("Kind"), N_("Since"), N_("Reading"), N_("Peak"), N_("Threshold"),
         };
-        GtkWidget *page = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6), *tv;
+        GtkWidget *page = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6), *tv, *b;
 
         w->health_cpu = label_new("", FALSE);
         w->health_memory = label_new("", FALSE);
@@ -659,6 +664,11 @@ static GtkWidget *health_page_new(PsWindow *w)
                                           G_TYPE_STRING, G_TYPE_STRING);
         tv = tree_new(w->anomalies, _("Open anomalies"), titles, ANOMALY_N, FALSE);
         gtk_box_pack_start(GTK_BOX(page), scrolled(tv), TRUE, TRUE, 0);
+        b = gtk_button_new_with_mnemonic(_("_Thresholds…"));
+        gtk_widget_set_tooltip_text(b, _("Change what opens an anomaly"));
+        gtk_widget_set_halign(b, GTK_ALIGN_START);
+        g_signal_connect(b, "clicked", G_CALLBACK(thresholds_edit), w);
+        gtk_box_pack_start(GTK_BOX(page), b, FALSE, FALSE, 0);
         return page;
 }
 

@@ -492,6 +492,68 @@ Test(model, rule_form_for_update_sends_the_changes_only)
         ps_rule_row_free(row);
 }
 
+Test(model, rule_form_tcp_flags)
+{
+        /* SYN set, ACK clear (a connection's first segment): flags 2, mask 2 | 16. */
+        PsRuleForm form = { .action = "drop", .protocol = "tcp", .tcp_set = 2,
+                            .tcp_clear = 16, .comment = "", .enabled = TRUE };
+        g_autoptr(GVariant) v = ps_rule_form_build(&form, NULL);
+        g_autofree char *p = printed(v);
+        PsRuleRow *row = one_rule(
+                "{'id': <uint32 4>, 'protocol': <'tcp'>, 'action': <'drop'>,"
+                " 'tcp_flags': <byte 2>, 'tcp_flags_mask': <byte 18>, 'enabled': <true>,"
+                " 'comment': <''>}");
+        PsRuleForm same = { .action = "drop", .protocol = "tcp", .tcp_set = 2, .tcp_clear = 16,
+                            .comment = "", .enabled = TRUE };
+        PsRuleForm none = same;
+        g_autoptr(GVariant) unchanged = ps_rule_form_build(&same, row);
+        g_autoptr(GVariant) cleared = NULL;
+        g_autofree char *q = NULL;
+
+        cr_assert_str_eq(p, "{'action': <'drop'>, 'protocol': <'tcp'>, "
+                            "'tcp_flags': <byte 0x02>, 'tcp_flags_mask': <byte 0x12>, "
+                            "'enabled': <true>}");
+        cr_assert_eq(row->tcp_flags, 2);
+        cr_assert_eq(row->tcp_flags_mask, 18);
+        cr_assert_null(unchanged);
+        /* Every flag unmarked again is any: both 0. */
+        none.tcp_set = none.tcp_clear = 0;
+        cleared = ps_rule_form_build(&none, row);
+        q = printed(cleared);
+        cr_assert_str_eq(q, "{'tcp_flags': <byte 0x00>, 'tcp_flags_mask': <byte 0x00>}");
+        cr_assert_str_eq(ps_tcp_flag_names[1], "SYN");
+        cr_assert_str_eq(ps_tcp_flag_names[4], "ACK");
+        ps_rule_row_free(row);
+}
+
+Test(model, threshold_form)
+{
+        g_autoptr(GVariant) current = g_variant_ref_sink(g_variant_new_parsed(
+                "{'cpu_percent': <80.0>, 'memory_percent': <85.0>, 'disk_mbps': <100.0>,"
+                " 'pressure_percent': <20.0>, 'min_duration_usec': <uint64 20000000>}"));
+        PsThresholdForm same = { "80", "85", "100", "20", "20" };
+        PsThresholdForm changed = { " 90 ", "85", "", "20", "1.5" };
+        PsThresholdForm bad = { "80", "lots", "100", "20", "20" };
+        g_autoptr(GVariant) none = NULL, v = NULL, w = NULL;
+        g_autofree char *p = NULL, *cpu = NULL, *dur = NULL, *missing = NULL;
+        const char *field = NULL;
+
+        cr_assert_eq(ps_threshold_form_build(&same, current, &none, &field), 0);
+        cr_assert_null(none);
+        cr_assert_eq(ps_threshold_form_build(&changed, current, &v, &field), 0);
+        p = printed(v);
+        cr_assert_str_eq(p, "{'cpu_percent': <90.0>, 'min_duration_usec': <uint64 1500000>}");
+        cr_assert_eq(ps_threshold_form_build(&bad, current, &w, &field), -EINVAL);
+        cr_assert_null(w);
+        cr_assert_str_eq(field, "memory_percent");
+        cpu = ps_threshold_text(current, "cpu_percent");
+        dur = ps_threshold_text(current, "min_duration_usec");
+        missing = ps_threshold_text(current, "nonesuch");
+        cr_assert_str_eq(cpu, "80");
+        cr_assert_str_eq(dur, "20");
+        cr_assert_str_eq(missing, "");
+}
+
 Test(model, rule_form_icmp_error_priority_timeout_log)
 {
         /* Destination unreachable (3), port unreachable (3), quoting a UDP datagram to 53. */
