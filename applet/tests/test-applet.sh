@@ -17,13 +17,20 @@
 #     the dialog;
 #   - a rule added through the dialog (first with a port the daemon refuses: its message is
 #     shown in the dialog and nothing is added), changed, and deleted, each read back from
-#     the daemon; a rule added on trial (Filters.Apply): the countdown, Roll back and Confirm;
-#   - the same switch, the dialog's Add and its Delete in the applet of a user polkit refuses
-#     (its own session bus, no authentication agent, the German catalogue): the window says
-#     so in German, and the daemon's rules are unchanged;
+#     the daemon; its TCP flags (SYN set, ACK clear) as tcp_flags and tcp_flags_mask; a rule
+#     added on trial (Filters.Apply): the countdown, Roll back and Confirm;
+#   - Unban behind a confirm dialog showing the ban's address, origin and reason; the health
+#     thresholds changed in their dialog; AI jobs cancelled while the model hangs, and
+#     deleted;
+#   - panic mode entered and left through confirm dialogs: the banner, the tray's panic icon,
+#     the pings it drops, the daemon's Panic property;
+#   - the same switch, the dialog's Add and its Delete, a ban, panic mode and an AI job in the
+#     applet of a user polkit refuses (its own session bus, no authentication agent, the
+#     German catalogue): the window says so in German, and the daemon's state is unchanged;
 #   - notifications (notify-server.py records them): none while they are off (the default);
 #     switched on, a drop and then the daemon gone give exactly two, the second held back to
-#     the end of the interval (--notify-interval=4);
+#     the end of the interval (--notify-interval=4); a ban is one, a batch of 50 bans two (the
+#     last summing up the 48 between), an anomaly one, and none once switched off;
 #   - nothing guarded: the link detached, the tray says so;
 #   - screenshots of the screen in each state, kept in the build directory and checked not
 #     blank.
@@ -705,7 +712,7 @@ is "$(notes '.notes | length')" 2 "no notification beyond those two"
 # --- notifications of bans and anomalies, through the same gate (one per interval): a ban is
 # one notification; 50 bans at once are two, the first at once and the last at the end of the
 # interval summing up the 48 between; an anomaly is one; switched off, none
-sleep $((NOTIFY_INTERVAL + 1))  # the gate is open again
+# The gate is open: the daemon-gone notification is more than an interval old.
 pscall "$BANS_PATH" "$BANS" Ban sts 192.0.2.201 600 "probing telnet" >/dev/null
 ok $? "Bans.Ban 192.0.2.201 for 10 minutes"
 wait_until 30 has_note 3
@@ -744,7 +751,6 @@ wait_until 60 memory_anomalies_are 0
 ok $? "the daemon ended the memory anomaly" "$(memory_anomalies)"
 "$APPLET" --no-notify >>"$T/applet.log" 2>&1
 ok $? "packetscope-applet --no-notify reaches the running applet"
-sleep $((NOTIFY_INTERVAL + 1))
 pscall "$BANS_PATH" "$BANS" Ban sts 192.0.2.202 600 "after off" >/dev/null
 ok $? "Bans.Ban 192.0.2.202 with notifications switched off"
 got=$(win page Bans :: text "^192\.0\.2\.202\$" 30)
