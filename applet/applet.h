@@ -101,6 +101,19 @@ GtkWidget *ps_dialog_field(GtkGrid *grid, int row, const char *mnemonic, const c
                            GtkWidget *widget, const char *tooltip);
 GtkWidget *ps_dialog_entry(const char *text, const char *placeholder);
 GtkWidget *ps_dialog_error_label(void);
+/* The dialogs that ask the daemon for a change (Cancel and ok_label, OK the default) stay
+ * open until it answers: busy, their buttons are off and they do not close. */
+GtkWidget *ps_dialog_new(const char *title, GtkWindow *parent, const char *ok_label);
+/* The grid of a dialog's labelled fields, in its content area. */
+GtkWidget *ps_dialog_grid(GtkWidget *dialog);
+void ps_dialog_set_busy(GtkWidget *dialog, gboolean busy);
+gboolean ps_dialog_busy(GtkWidget *dialog);
+void ps_dialog_show_error(GtkWidget *label, const char *text);
+/* The daemon's answer to a dialog's change: TRUE for yes. Otherwise the dialog shows what it
+ * said in error_label, or is destroyed (with what it holds) when the call was cancelled,
+ * the daemon having gone. */
+gboolean ps_dialog_call_finish(GtkWidget *dialog, GtkWidget *error_label, GObject *source,
+                               GAsyncResult *res);
 void ps_ban_dialog_run(App *app, GtkWindow *parent);
 /* Health.SetThresholds with the thresholds changed in the dialog. */
 void ps_threshold_dialog_run(App *app, GtkWindow *parent);

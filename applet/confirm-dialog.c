@@ -16,7 +16,6 @@ typedef struct ConfirmDialog {
         GDBusProxy *proxy;
         char *method;
         GVariant *params;
-        gboolean busy;
 } ConfirmDialog;
 
 static void confirm_dialog_free(ConfirmDialog *cd)
@@ -27,52 +26,27 @@ static void confirm_dialog_free(ConfirmDialog *cd)
         g_free(cd);
 }
 
-static void set_busy(ConfirmDialog *cd, gboolean busy)
-{
-        cd->busy = busy;
-        gtk_dialog_set_response_sensitive(GTK_DIALOG(cd->dialog), GTK_RESPONSE_OK, !busy);
-        gtk_dialog_set_response_sensitive(GTK_DIALOG(cd->dialog), GTK_RESPONSE_CANCEL, !busy);
-}
-
 static void confirm_done(GObject *source, GAsyncResult *res, gpointer data)
 {
         ConfirmDialog *cd = data;
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) reply = g_dbus_proxy_call_finish(G_DBUS_PROXY(source), res, &error);
 
-        if (!reply && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-                gtk_widget_destroy(cd->dialog);
+        if (!ps_dialog_call_finish(cd->dialog, cd->error, source, res))
                 return;
-        }
-        set_busy(cd, FALSE);
-        if (!reply) {
-                g_autofree char *text = app_change_error(error);
-
-                gtk_label_set_text(GTK_LABEL(cd->error), text);
-                ps_set_accessible_name(cd->error, text);
-                gtk_widget_show(cd->error);
-                return;
-        }
         app_update(cd->app);
         gtk_widget_destroy(cd->dialog);
 }
 
 static void response(GtkDialog *dialog, int response_id, ConfirmDialog *cd)
 {
-        if (cd->busy)
+        if (ps_dialog_busy(cd->dialog))
                 return;
         if (response_id != GTK_RESPONSE_OK) {
                 gtk_widget_destroy(cd->dialog);
                 return;
         }
         gtk_widget_hide(cd->error);
-        set_busy(cd, TRUE);
+        ps_dialog_set_busy(cd->dialog, TRUE);
         app_change(cd->app, cd->proxy, cd->method, g_variant_ref(cd->params), confirm_done, cd);
-}
-
-static gboolean delete_event(GtkWidget *widget, GdkEvent *event, ConfirmDialog *cd)
-{
-        return cd->busy;
 }
 
 /* text: what the change does, one label per line; the last line is the question. */
@@ -87,16 +61,12 @@ void ps_confirm_dialog_run(App *app, GtkWindow *parent, const char *title,
         cd->proxy = g_object_ref(proxy);
         cd->method = g_strdup(method);
         cd->params = g_variant_ref_sink(params);
-        cd->dialog = gtk_dialog_new_with_buttons(title, parent,
-                                                 GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
-                                                 _("_Cancel"), GTK_RESPONSE_CANCEL,
-                                                 ok_label, GTK_RESPONSE_OK, NULL);
+        cd->dialog = ps_dialog_new(title, parent, ok_label);
         /* Enter cancels: the change is confirmed by its own button only. */
         gtk_dialog_set_default_response(GTK_DIALOG(cd->dialog), GTK_RESPONSE_CANCEL);
         g_object_set_data_full(G_OBJECT(cd->dialog), "ps-confirm-dialog", cd,
                                (GDestroyNotify) confirm_dialog_free);
         g_signal_connect(cd->dialog, "response", G_CALLBACK(response), cd);
-        g_signal_connect(cd->dialog, "delete-event", G_CALLBACK(delete_event), cd);
 
         box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
         gtk_container_set_border_width(GTK_CONTAINER(box), 12);

@@ -50,17 +50,14 @@ static void rule_dialog_free(RuleDialog *rd)
 static void set_busy(RuleDialog *rd, gboolean busy)
 {
         rd->busy = busy;
-        gtk_dialog_set_response_sensitive(GTK_DIALOG(rd->dialog), GTK_RESPONSE_OK, !busy);
-        gtk_dialog_set_response_sensitive(GTK_DIALOG(rd->dialog), GTK_RESPONSE_CANCEL, !busy);
+        ps_dialog_set_busy(rd->dialog, busy);
         if (rd->id)
                 gtk_dialog_set_response_sensitive(GTK_DIALOG(rd->dialog), RESPONSE_DELETE, !busy);
 }
 
 static void show_error(RuleDialog *rd, const char *text)
 {
-        gtk_label_set_text(GTK_LABEL(rd->error), text);
-        ps_set_accessible_name(rd->error, text);
-        gtk_widget_show(rd->error);
+        ps_dialog_show_error(rd->error, text);
 }
 
 /* Any answer of the daemon: success closes the dialog, an error stays in it. */
@@ -202,6 +199,76 @@ GtkWidget *ps_dialog_field(GtkGrid *grid, int row, const char *mnemonic, const c
         gtk_grid_attach(grid, label, 0, row, 1, 1);
         gtk_grid_attach(grid, widget, 1, row, 1, 1);
         return widget;
+}
+
+/* A dialog waiting for the daemon's answer: its buttons are off, and it does not close. */
+void ps_dialog_set_busy(GtkWidget *dialog, gboolean busy)
+{
+        g_object_set_data(G_OBJECT(dialog), "ps-busy", GINT_TO_POINTER(busy));
+        gtk_dialog_set_response_sensitive(GTK_DIALOG(dialog), GTK_RESPONSE_OK, !busy);
+        gtk_dialog_set_response_sensitive(GTK_DIALOG(dialog), GTK_RESPONSE_CANCEL, !busy);
+}
+
+gboolean ps_dialog_busy(GtkWidget *dialog)
+{
+        return GPOINTER_TO_INT(g_object_get_data(G_OBJECT(dialog), "ps-busy"));
+}
+
+static gboolean busy_delete_event(GtkWidget *dialog, GdkEvent *event, gpointer data)
+{
+        return ps_dialog_busy(dialog);
+}
+
+void ps_dialog_show_error(GtkWidget *label, const char *text)
+{
+        gtk_label_set_text(GTK_LABEL(label), text);
+        ps_set_accessible_name(label, text);
+        gtk_widget_show(label);
+}
+
+gboolean ps_dialog_call_finish(GtkWidget *dialog, GtkWidget *error_label, GObject *source,
+                               GAsyncResult *res)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = g_dbus_proxy_call_finish(G_DBUS_PROXY(source), res, &error);
+
+        if (!reply && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+                gtk_widget_destroy(dialog);
+                return FALSE;
+        }
+        ps_dialog_set_busy(dialog, FALSE);
+        if (!reply) {
+                g_autofree char *text = app_change_error(error);
+
+                ps_dialog_show_error(error_label, text);
+                return FALSE;
+        }
+        return TRUE;
+}
+
+GtkWidget *ps_dialog_new(const char *title, GtkWindow *parent, const char *ok_label)
+{
+        GtkWidget *dialog = gtk_dialog_new_with_buttons(title, parent,
+                                                        GTK_DIALOG_MODAL |
+                                                        GTK_DIALOG_DESTROY_WITH_PARENT,
+                                                        _("_Cancel"), GTK_RESPONSE_CANCEL,
+                                                        ok_label, GTK_RESPONSE_OK, NULL);
+
+        gtk_dialog_set_default_response(GTK_DIALOG(dialog), GTK_RESPONSE_OK);
+        g_signal_connect(dialog, "delete-event", G_CALLBACK(busy_delete_event), NULL);
+        return dialog;
+}
+
+GtkWidget *ps_dialog_grid(GtkWidget *dialog)
+{
+        GtkWidget *grid = gtk_grid_new();
+
+        gtk_grid_set_row_spacing(GTK_GRID(grid), 6);
+        gtk_grid_set_column_spacing(GTK_GRID(grid), 12);
+        gtk_container_set_border_width(GTK_CONTAINER(grid), 12);
+        gtk_box_pack_start(GTK_BOX(gtk_dialog_get_content_area(GTK_DIALOG(dialog))), grid, TRUE,
+                           TRUE, 0);
+        return grid;
 }
 
 GtkWidget *ps_dialog_entry(const char *text, const char *placeholder)

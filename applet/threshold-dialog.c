@@ -14,7 +14,6 @@ typedef struct ThresholdDialog {
         GtkWidget *dialog;
         GtkWidget *fields[5];
         GtkWidget *error;
-        gboolean busy;
 } ThresholdDialog;
 
 /* The keys in the order of the fields. */
@@ -22,38 +21,12 @@ static const char *const keys[5] = {
         "cpu_percent", "memory_percent", "disk_mbps", "pressure_percent", "min_duration_usec",
 };
 
-static void set_busy(ThresholdDialog *td, gboolean busy)
-{
-        td->busy = busy;
-        gtk_dialog_set_response_sensitive(GTK_DIALOG(td->dialog), GTK_RESPONSE_OK, !busy);
-        gtk_dialog_set_response_sensitive(GTK_DIALOG(td->dialog), GTK_RESPONSE_CANCEL, !busy);
-}
-
-static void show_error(ThresholdDialog *td, const char *text)
-{
-        gtk_label_set_text(GTK_LABEL(td->error), text);
-        ps_set_accessible_name(td->error, text);
-        gtk_widget_show(td->error);
-}
-
 static void set_done(GObject *source, GAsyncResult *res, gpointer data)
 {
         ThresholdDialog *td = data;
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) reply = g_dbus_proxy_call_finish(G_DBUS_PROXY(source), res, &error);
 
-        if (!reply && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+        if (ps_dialog_call_finish(td->dialog, td->error, source, res))
                 gtk_widget_destroy(td->dialog);
-                return;
-        }
-        set_busy(td, FALSE);
-        if (!reply) {
-                g_autofree char *text = app_change_error(error);
-
-                show_error(td, text);
-                return;
-        }
-        gtk_widget_destroy(td->dialog);
 }
 
 static const char *field_text(ThresholdDialog *td, guint i)
@@ -68,14 +41,14 @@ static void response(GtkDialog *dialog, int response_id, ThresholdDialog *td)
         const char *bad = NULL;
         PsThresholdForm form;
 
-        if (td->busy)
+        if (ps_dialog_busy(td->dialog))
                 return;
         if (response_id != GTK_RESPONSE_OK) {
                 gtk_widget_destroy(td->dialog);
                 return;
         }
         if (!td->app->health) {
-                show_error(td, _("No connection to the daemon"));
+                ps_dialog_show_error(td->error, _("No connection to the daemon"));
                 return;
         }
         form = (PsThresholdForm) {
@@ -91,7 +64,7 @@ static void response(GtkDialog *dialog, int response_id, ThresholdDialog *td)
         if (ps_threshold_form_build(&form, current, &changed, &bad) < 0) {
                 g_autofree char *text = g_strdup_printf(_("Not a number: %s"), bad);
 
-                show_error(td, text);
+                ps_dialog_show_error(td->error, text);
                 return;
         }
         if (!changed) {
@@ -99,14 +72,9 @@ static void response(GtkDialog *dialog, int response_id, ThresholdDialog *td)
                 return;
         }
         gtk_widget_hide(td->error);
-        set_busy(td, TRUE);
+        ps_dialog_set_busy(td->dialog, TRUE);
         app_change(td->app, G_DBUS_PROXY(td->app->health), "SetThresholds",
                    g_variant_new("(@a{sv})", changed), set_done, td);
-}
-
-static gboolean delete_event(GtkWidget *widget, GdkEvent *event, ThresholdDialog *td)
-{
-        return td->busy;
 }
 
 void ps_threshold_dialog_run(App *app, GtkWindow *parent)
@@ -128,28 +96,17 @@ void ps_threshold_dialog_run(App *app, GtkWindow *parent)
         };
         g_autoptr(GVariant) current = NULL;
         ThresholdDialog *td;
-        GtkWidget *content, *grid;
+        GtkWidget *grid;
 
         if (!app->health)
                 return;
         current = ps_health_dup_thresholds(app->health);
         td = g_new0(ThresholdDialog, 1);
         td->app = app;
-        td->dialog = gtk_dialog_new_with_buttons(_("Health thresholds"), parent,
-                                                 GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
-                                                 _("_Cancel"), GTK_RESPONSE_CANCEL,
-                                                 _("_Set"), GTK_RESPONSE_OK, NULL);
-        gtk_dialog_set_default_response(GTK_DIALOG(td->dialog), GTK_RESPONSE_OK);
+        td->dialog = ps_dialog_new(_("Health thresholds"), parent, _("_Set"));
         g_object_set_data_full(G_OBJECT(td->dialog), "ps-threshold-dialog", td, g_free);
         g_signal_connect(td->dialog, "response", G_CALLBACK(response), td);
-        g_signal_connect(td->dialog, "delete-event", G_CALLBACK(delete_event), td);
-
-        grid = gtk_grid_new();
-        gtk_grid_set_row_spacing(GTK_GRID(grid), 6);
-        gtk_grid_set_column_spacing(GTK_GRID(grid), 12);
-        gtk_container_set_border_width(GTK_CONTAINER(grid), 12);
-        content = gtk_dialog_get_content_area(GTK_DIALOG(td->dialog));
-        gtk_box_pack_start(GTK_BOX(content), grid, TRUE, TRUE, 0);
+        grid = ps_dialog_grid(td->dialog);
         for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
                 g_autofree char *text = current ? ps_threshold_text(current, keys[i]) : NULL;
 
