@@ -76,10 +76,13 @@ void app_update(App *app)
         if (app->present && !app->objects)
                 return;
         pps = total_pps(app, &dps);
-        app->state = ps_state_compute(app->present, n_links, app->last_drop_usec, now_usec());
+        app->state = ps_state_with_panic(ps_state_compute(app->present, n_links,
+                                                          app->last_drop_usec, now_usec()),
+                                         app_panic(app));
         body = ps_tooltip_body(app->state, n_links, pps, dps);
         ps_tray_set_state(app->tray, ps_state_icon_name(app->state), ps_state_title(app->state),
-                          app->state == PS_STATE_DROPPING || app->state == PS_STATE_GONE);
+                          app->state == PS_STATE_DROPPING || app->state == PS_STATE_GONE ||
+                          app->state == PS_STATE_PANIC);
         ps_tray_set_tooltip(app->tray, ps_state_title(app->state), body);
         if (app->window)
                 ps_window_update(app->window);
@@ -95,24 +98,23 @@ static void notify_show(const char *summary, const char *body, const char *icon)
 
 static void notify_held_clear(App *app)
 {
-        app->held = FALSE;
-        g_clear_pointer(&app->held_drop.link, g_free);
-        g_clear_pointer(&app->held_drop.protocol, g_free);
-        g_clear_pointer(&app->held_drop.src, g_free);
-        g_clear_pointer(&app->held_drop.dst, g_free);
+        g_clear_pointer(&app->held_summary, g_free);
+        g_clear_pointer(&app->held_body, g_free);
+        app->held_icon = NULL;
 }
 
 static gboolean notify_flush_cb(gpointer data);
 
 /* Shows the held event if the gate lets it through, and otherwise comes back when it will:
- * at most one notification per interval, the latest event of a busy interval shown at its
- * end with the number of the others. */
+ * at most one notification per interval whatever its kind (drops, bans, anomalies, the
+ * daemon gone), the latest event of a busy interval shown at its end with the number of the
+ * others. */
 static void notify_flush(App *app)
 {
         g_autofree char *body = NULL;
         guint held = 0, more;
 
-        if (!app->held || app->notify_flush_id)
+        if (!app->held_summary || app->notify_flush_id)
                 return;
         if (!ps_notify_gate_allow(&app->gate, now_usec(), &held)) {
                 gint64 wait = app->gate.last_usec + app->gate.interval_usec - now_usec();
@@ -122,25 +124,11 @@ static void notify_flush(App *app)
         }
         /* held counts the events the gate held back, the one shown now among them. */
         more = held > 0 ? held - 1 : 0;
-        if (app->held_gone)
-                notify_show(_("No connection to the daemon"), _("packetscoped is not running"),
-                            "packetscope-gone");
-        else {
-                const PsDropRow *row = &app->held_drop;
-
-                if (more > 0)
-                        body = g_strdup_printf(g_dngettext(GETTEXT_PACKAGE,
-                                                           "Rule %u dropped %s from %s to %s on %s (and %u more event)",
-                                                           "Rule %u dropped %s from %s to %s on %s (and %u more events)",
-                                                           more),
-                                               row->rule_id, row->protocol, row->src, row->dst,
-                                               row->link, more);
-                else
-                        body = g_strdup_printf(_("Rule %u dropped %s from %s to %s on %s"),
-                                               row->rule_id, row->protocol, row->src, row->dst,
-                                               row->link);
-                notify_show(_("Packets dropped"), body, "packetscope-dropping");
-        }
+        if (more > 0)
+                body = g_strdup_printf(g_dngettext(GETTEXT_PACKAGE, "%s (and %u more event)",
+                                                   "%s (and %u more events)", more),
+                                       app->held_body, more);
+        notify_show(app->held_summary, body ? body : app->held_body, app->held_icon);
         notify_held_clear(app);
 }
 
@@ -153,26 +141,47 @@ static gboolean notify_flush_cb(gpointer data)
         return G_SOURCE_REMOVE;
 }
 
-/* row: a drop, or NULL for the daemon gone. The newest event replaces the one held. */
-static void notify_event(App *app, const PsDropRow *row)
+/* The newest event replaces the one held (both texts are taken). */
+static void notify_event(App *app, char *summary, char *body, const char *icon)
 {
-        if (!app->notify)
+        if (!app->notify) {
+                g_free(summary);
+                g_free(body);
                 return;
-        notify_held_clear(app);
-        app->held = TRUE;
-        app->held_gone = row == NULL;
-        if (row) {
-                app->held_drop.rule_id = row->rule_id;
-                app->held_drop.link = g_strdup(row->link);
-                app->held_drop.protocol = g_strdup(row->protocol);
-                app->held_drop.src = g_strdup(row->src);
-                app->held_drop.dst = g_strdup(row->dst);
         }
+        notify_held_clear(app);
+        app->held_summary = summary;
+        app->held_body = body;
+        app->held_icon = icon;
         if (app->notify_flush_id)
                 /* Counted now; shown (or summed up) when the timer fires. */
                 app->gate.suppressed++;
         else
                 notify_flush(app);
+}
+
+static void notify_drop(App *app, const PsDropRow *row)
+{
+        notify_event(app, g_strdup(_("Packets dropped")),
+                     g_strdup_printf(_("Rule %u dropped %s from %s to %s on %s"), row->rule_id,
+                                     row->protocol, row->src, row->dst, row->link),
+                     "packetscope-dropping");
+}
+
+static void on_banned(PsBans *bans, const char *address, const char *origin, const char *reason,
+                      guint64 until, App *app)
+{
+        g_autoptr(GTimeZone) tz = g_time_zone_new_local();
+
+        notify_event(app, g_strdup(ps_ban_note_summary(origin)),
+                     ps_ban_note_body(address, origin, reason, until, tz), "packetscope-dropping");
+}
+
+static void on_anomaly_started(PsHealth *health, guint id, const char *kind, double value,
+                               double threshold, App *app)
+{
+        notify_event(app, g_strdup(_("Health anomaly")),
+                     ps_anomaly_note_body(kind, value, threshold), "packetscope-dropping");
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -498,12 +507,9 @@ void app_rule_set_enabled(App *app, guint32 id, gboolean enabled)
         app_change(app, iface, enabled ? "Enable" : "Disable", NULL, rule_call_done, rc);
 }
 
-void app_unban(App *app, const char *address)
+gboolean app_panic(App *app)
 {
-        if (!app->bans)
-                return;
-        app_change(app, G_DBUS_PROXY(app->bans), "Unban", g_variant_new("(s)", address),
-                   change_done, app);
+        return app->present && app->manager && ps_manager_get_panic(app->manager);
 }
 
 /* Any change whose answer only matters when it is a refusal or an error: the window says so. */
@@ -537,7 +543,7 @@ void app_ai_generate(App *app, const char *prompt)
                    change_done, app);
 }
 
-void app_ai_job_call(App *app, const char *path, const char *method, guint32 seconds)
+void app_ai_job_call(App *app, const char *path, const char *method, GVariant *params)
 {
         g_autoptr(GDBusInterface) job = NULL;
 
@@ -545,11 +551,13 @@ void app_ai_job_call(App *app, const char *path, const char *method, guint32 sec
                 job = g_dbus_object_manager_get_interface(app->objects, path,
                                                           "org.packetscope.Guarder1.AIJob");
         if (!job) {
+                if (params)
+                        g_variant_unref(g_variant_ref_sink(params));
                 if (app->window)
                         ps_window_show_error(app->window, _("The job is gone"));
                 return;
         }
-        app_change(app, G_DBUS_PROXY(job), method, g_variant_new("(u)", seconds), change_done, app);
+        app_change(app, G_DBUS_PROXY(job), method, params, change_done, app);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -646,6 +654,7 @@ static void bans_adopt(App *app, GDBusObject *object)
         app->bans = bans;
         g_signal_connect_swapped(bans, "banned", G_CALLBACK(on_ban_signal), app);
         g_signal_connect_swapped(bans, "unbanned", G_CALLBACK(on_ban_signal), app);
+        g_signal_connect(bans, "banned", G_CALLBACK(on_banned), app);
         g_signal_connect_swapped(bans, "notify::allowlist", G_CALLBACK(app_update), app);
         on_ban_signal(app);
 }
@@ -671,6 +680,7 @@ static void health_adopt(App *app, GDBusObject *object)
         app->health = health;
         g_signal_connect_swapped(health, "anomaly-started", G_CALLBACK(anomalies_refresh), app);
         g_signal_connect_swapped(health, "anomaly-ended", G_CALLBACK(anomalies_refresh), app);
+        g_signal_connect(health, "anomaly-started", G_CALLBACK(on_anomaly_started), app);
         g_signal_connect_swapped(health, "g-properties-changed", G_CALLBACK(app_update), app);
         anomalies_refresh(app);
 }
@@ -748,7 +758,7 @@ static void on_dropped(PsFilters *filters, guint rule_id, const char *link, cons
         app_note_drop(app);
         if (app->window)
                 ps_window_add_drop(app->window, row);
-        notify_event(app, row);
+        notify_drop(app, row);
         app_update(app);
 }
 
@@ -780,6 +790,24 @@ static void filters_ready(GObject *source, GAsyncResult *res, gpointer data)
         g_signal_connect_swapped(filters, "reloaded", G_CALLBACK(app_refresh_rules), app);
         if (app->window)
                 app_refresh_rules(app);
+}
+
+static void manager_ready(GObject *source, GAsyncResult *res, gpointer data)
+{
+        App *app = data;
+        g_autoptr(GError) error = NULL;
+        PsManager *manager = ps_manager_proxy_new_finish(res, &error);
+
+        if (!manager) {
+                if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                        g_warning("the daemon's manager object: %s", error->message);
+                return;
+        }
+        g_clear_object(&app->manager);
+        app->manager = manager;
+        /* Panic is signalled with PropertiesChanged. */
+        g_signal_connect_swapped(manager, "notify::panic", G_CALLBACK(app_update), app);
+        app_update(app);
 }
 
 static void objects_ready(GObject *source, GAsyncResult *res, gpointer data)
@@ -829,6 +857,9 @@ static void daemon_forget(App *app)
         g_clear_object(&app->ai);
         g_clear_object(&app->objects);
         g_clear_object(&app->filters);
+        if (app->manager)
+                g_signal_handlers_disconnect_by_data(app->manager, app);
+        g_clear_object(&app->manager);
         g_hash_table_remove_all(app->links);
         g_ptr_array_set_size(app->rules, 0);
         g_ptr_array_set_size(app->conns, 0);
@@ -847,6 +878,8 @@ static void name_appeared(GDBusConnection *bus, const char *name, const char *ow
                                      PS_BUS_NAME, PS_BUS_PATH, app->cancel, objects_ready, app);
         ps_filters_proxy_new(bus, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, PS_BUS_NAME,
                              PS_FILTERS_PATH, app->cancel, filters_ready, app);
+        ps_manager_proxy_new(bus, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, PS_BUS_NAME, PS_BUS_PATH,
+                             app->cancel, manager_ready, app);
         app_update(app);
 }
 
@@ -860,7 +893,8 @@ static void name_vanished(GDBusConnection *bus, const char *name, gpointer data)
         app->present = FALSE;
         daemon_forget(app);
         if (was && app->was_present)
-                notify_event(app, NULL);
+                notify_event(app, g_strdup(_("No connection to the daemon")),
+                             g_strdup(_("packetscoped is not running")), "packetscope-gone");
         app_update(app);
 }
 
@@ -892,7 +926,7 @@ static GtkWidget *menu_build(App *app)
         item = gtk_menu_item_new_with_mnemonic(_("_Open packetscope"));
         g_signal_connect_swapped(item, "activate", G_CALLBACK(show_window), app);
         gtk_menu_shell_append(GTK_MENU_SHELL(menu), item);
-        item = gtk_check_menu_item_new_with_mnemonic(_("_Notify about drops"));
+        item = gtk_check_menu_item_new_with_mnemonic(_("_Notify about drops, bans and anomalies"));
         gtk_check_menu_item_set_active(GTK_CHECK_MENU_ITEM(item), app->notify);
         g_signal_connect(item, "toggled", G_CALLBACK(notify_toggled), app);
         gtk_menu_shell_append(GTK_MENU_SHELL(menu), item);
@@ -929,6 +963,8 @@ static int app_command_line(GApplication *gapp, GApplicationCommandLine *cmdline
         /* --notify given to a second applet reaches the running one, like the menu's switch. */
         if (g_variant_dict_contains(opts, "notify") && app->notify_item)
                 gtk_check_menu_item_set_active(GTK_CHECK_MENU_ITEM(app->notify_item), TRUE);
+        if (g_variant_dict_contains(opts, "no-notify") && app->notify_item)
+                gtk_check_menu_item_set_active(GTK_CHECK_MENU_ITEM(app->notify_item), FALSE);
         if (g_variant_dict_contains(opts, "open-window"))
                 show_window(app);
         return 0;
@@ -977,6 +1013,8 @@ int main(int argc, char **argv)
                   N_("Open the window (of the running applet, if there is one)"), NULL },
                 { "notify", 0, 0, G_OPTION_ARG_NONE, NULL,
                   N_("Switch notifications on (in the running applet, if there is one)"), NULL },
+                { "no-notify", 0, 0, G_OPTION_ARG_NONE, NULL,
+                  N_("Switch notifications off (in the running applet, if there is one)"), NULL },
                 { "notify-interval", 0, 0, G_OPTION_ARG_INT, NULL,
                   N_("At most one notification per this many seconds (default 30)"),
                   N_("SECONDS") },

@@ -40,6 +40,7 @@ typedef struct App {
         gboolean present;
         GDBusObjectManager *objects;    /* the generated PsObjectManagerClient */
         PsFilters *filters;
+        PsManager *manager;             /* its Panic property */
         guint dropped_sub;
         GCancellable *cancel;           /* every call of the current daemon connection */
 
@@ -65,9 +66,10 @@ typedef struct App {
         gboolean notify;
         PsNotifyGate gate;
         guint notify_flush_id;          /* the gate opens again: show what it held */
-        gboolean held;                  /* an event waits for the gate */
-        gboolean held_gone;             /* ... the daemon gone, or else the drop in held_drop */
-        PsDropRow held_drop;
+        /* The event that waits for the gate, as its notification would say it. */
+        char *held_summary;             /* NULL: none waits */
+        char *held_body;
+        const char *held_icon;
         gboolean was_present;           /* the daemon was seen since the applet started */
 
         PsTransaction *transaction;     /* the pending Apply, whoever asked for it */
@@ -88,9 +90,10 @@ char *app_change_error(GError *error);
 void app_transaction_end(App *app, gboolean confirm);
 void app_refresh_bans(App *app);
 void app_ai_generate(App *app, const char *prompt);
-/* Shadow(seconds) or Apply(seconds) of the AI job at path. */
-void app_ai_job_call(App *app, const char *path, const char *method, guint32 seconds);
-void app_unban(App *app, const char *address);
+/* A method of the AI job at path: Shadow(seconds), Apply(seconds), Cancel() or Delete()
+ * (params NULL). */
+void app_ai_job_call(App *app, const char *path, const char *method, GVariant *params);
+gboolean app_panic(App *app);
 
 /* The dialogs' labelled fields: the label's mnemonic focuses the field, and it is the
  * field's accessible name. */
@@ -98,7 +101,22 @@ GtkWidget *ps_dialog_field(GtkGrid *grid, int row, const char *mnemonic, const c
                            GtkWidget *widget, const char *tooltip);
 GtkWidget *ps_dialog_entry(const char *text, const char *placeholder);
 GtkWidget *ps_dialog_error_label(void);
+/* The dialogs that ask the daemon for a change (Cancel and ok_label, OK the default) stay
+ * open until it answers: busy, their buttons are off and they do not close. */
+GtkWidget *ps_dialog_new(const char *title, GtkWindow *parent, const char *ok_label);
+/* The grid of a dialog's labelled fields, in its content area. */
+GtkWidget *ps_dialog_grid(GtkWidget *dialog);
+void ps_dialog_set_busy(GtkWidget *dialog, gboolean busy);
+gboolean ps_dialog_busy(GtkWidget *dialog);
+void ps_dialog_show_error(GtkWidget *label, const char *text);
+/* The daemon's answer to a dialog's change: TRUE for yes. Otherwise the dialog shows what it
+ * said in error_label, or is destroyed (with what it holds) when the call was cancelled,
+ * the daemon having gone. */
+gboolean ps_dialog_call_finish(GtkWidget *dialog, GtkWidget *error_label, GObject *source,
+                               GAsyncResult *res);
 void ps_ban_dialog_run(App *app, GtkWindow *parent);
+/* Health.SetThresholds with the thresholds changed in the dialog. */
+void ps_threshold_dialog_run(App *app, GtkWindow *parent);
 
 void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id);
 void ps_set_accessible_name(GtkWidget *w, const char *name);
@@ -112,3 +130,10 @@ void ps_window_show_error(PsWindow *w, const char *text);
 void ps_window_rule_done(PsWindow *w, guint32 id);
 /* deadline_usec: realtime; 0 hides the countdown. */
 void ps_window_transaction(PsWindow *w, gint64 deadline_usec);
+/* A change asked of the daemon once the user confirmed it; text: NULL-terminated lines, the
+ * last one the question. */
+void ps_confirm_dialog_run(App *app, GtkWindow *parent, const char *title,
+                           const char *const *text, const char *ok_label, GDBusProxy *proxy,
+                           const char *method, GVariant *params);
+/* Asks whether to enter (or leave) panic mode (Manager.SetPanic). */
+void ps_panic_dialog_run(App *app, GtkWindow *parent, gboolean enable);

@@ -16,40 +16,14 @@ typedef struct BanDialog {
         GtkWidget *minutes;
         GtkWidget *reason;
         GtkWidget *error;
-        gboolean busy;
 } BanDialog;
-
-static void set_busy(BanDialog *bd, gboolean busy)
-{
-        bd->busy = busy;
-        gtk_dialog_set_response_sensitive(GTK_DIALOG(bd->dialog), GTK_RESPONSE_OK, !busy);
-        gtk_dialog_set_response_sensitive(GTK_DIALOG(bd->dialog), GTK_RESPONSE_CANCEL, !busy);
-}
-
-static void show_error(BanDialog *bd, const char *text)
-{
-        gtk_label_set_text(GTK_LABEL(bd->error), text);
-        ps_set_accessible_name(bd->error, text);
-        gtk_widget_show(bd->error);
-}
 
 static void ban_done(GObject *source, GAsyncResult *res, gpointer data)
 {
         BanDialog *bd = data;
-        g_autoptr(GError) error = NULL;
-        g_autoptr(GVariant) reply = g_dbus_proxy_call_finish(G_DBUS_PROXY(source), res, &error);
 
-        if (!reply && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-                gtk_widget_destroy(bd->dialog);
+        if (!ps_dialog_call_finish(bd->dialog, bd->error, source, res))
                 return;
-        }
-        set_busy(bd, FALSE);
-        if (!reply) {
-                g_autofree char *text = app_change_error(error);
-
-                show_error(bd, text);
-                return;
-        }
         app_refresh_bans(bd->app);
         gtk_widget_destroy(bd->dialog);
 }
@@ -58,21 +32,21 @@ static void response(GtkDialog *dialog, int response_id, BanDialog *bd)
 {
         guint64 seconds;
 
-        if (bd->busy)
+        if (ps_dialog_busy(bd->dialog))
                 return;
         if (response_id != GTK_RESPONSE_OK) {
                 gtk_widget_destroy(bd->dialog);
                 return;
         }
         if (!bd->app->bans) {
-                show_error(bd, _("No connection to the daemon"));
+                ps_dialog_show_error(bd->error, _("No connection to the daemon"));
                 return;
         }
         /* The spin button's text is what the user sees: read it even if Enter came first. */
         gtk_spin_button_update(GTK_SPIN_BUTTON(bd->minutes));
         seconds = (guint64) gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(bd->minutes)) * 60;
         gtk_widget_hide(bd->error);
-        set_busy(bd, TRUE);
+        ps_dialog_set_busy(bd->dialog, TRUE);
         /* The address is passed as typed: the daemon's message says what it accepts. */
         app_change(bd->app, G_DBUS_PROXY(bd->app->bans), "Ban",
                    g_variant_new("(sts)", gtk_entry_get_text(GTK_ENTRY(bd->address)), seconds,
@@ -80,33 +54,17 @@ static void response(GtkDialog *dialog, int response_id, BanDialog *bd)
                    ban_done, bd);
 }
 
-static gboolean delete_event(GtkWidget *widget, GdkEvent *event, BanDialog *bd)
-{
-        return bd->busy;
-}
-
 void ps_ban_dialog_run(App *app, GtkWindow *parent)
 {
         BanDialog *bd = g_new0(BanDialog, 1);
-        GtkWidget *content, *grid;
+        GtkWidget *grid;
         int row = 0;
 
         bd->app = app;
-        bd->dialog = gtk_dialog_new_with_buttons(_("New ban"), parent,
-                                                 GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
-                                                 _("_Cancel"), GTK_RESPONSE_CANCEL,
-                                                 _("_Ban"), GTK_RESPONSE_OK, NULL);
-        gtk_dialog_set_default_response(GTK_DIALOG(bd->dialog), GTK_RESPONSE_OK);
+        bd->dialog = ps_dialog_new(_("New ban"), parent, _("_Ban"));
         g_object_set_data_full(G_OBJECT(bd->dialog), "ps-ban-dialog", bd, g_free);
         g_signal_connect(bd->dialog, "response", G_CALLBACK(response), bd);
-        g_signal_connect(bd->dialog, "delete-event", G_CALLBACK(delete_event), bd);
-
-        grid = gtk_grid_new();
-        gtk_grid_set_row_spacing(GTK_GRID(grid), 6);
-        gtk_grid_set_column_spacing(GTK_GRID(grid), 12);
-        gtk_container_set_border_width(GTK_CONTAINER(grid), 12);
-        content = gtk_dialog_get_content_area(GTK_DIALOG(bd->dialog));
-        gtk_box_pack_start(GTK_BOX(content), grid, TRUE, TRUE, 0);
+        grid = ps_dialog_grid(bd->dialog);
 
         bd->address = ps_dialog_field(GTK_GRID(grid), row++, _("_Address"), _("Address to ban"),
                                       ps_dialog_entry(NULL, "192.0.2.7"),

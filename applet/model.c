@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <glib/gi18n.h>
 
@@ -335,6 +336,33 @@ char *ps_ban_until_text(guint64 until_usec, GTimeZone *tz)
         return ps_realtime_text(until_usec, tz);
 }
 
+const char *ps_ban_note_summary(const char *origin)
+{
+        if (g_str_has_prefix(origin ? origin : "", "auto:"))
+                return _("Address banned automatically");
+        return _("Address banned");
+}
+
+char *ps_ban_note_body(const char *address, const char *origin, const char *reason,
+                       guint64 until_usec, GTimeZone *tz)
+{
+        g_autofree char *when = until_usec ? ps_realtime_text(until_usec, tz) : NULL;
+        g_autofree char *until = when ? g_strdup_printf(_("until %s"), when) :
+                                        g_strdup(_("until unbanned"));
+
+        if (!reason || !*reason)
+                return g_strdup_printf(_("%s banned %s (%s)"), address, until, origin);
+        return g_strdup_printf(_("%s banned %s (%s): %s"), address, until, origin, reason);
+}
+
+char *ps_anomaly_note_body(const char *kind, double value, double threshold)
+{
+        const char *unit = ps_anomaly_unit(kind);
+
+        return g_strdup_printf(_("%s at %.1f %s, over its threshold of %.1f %s"), kind, value,
+                               unit, threshold, unit);
+}
+
 void ps_rule_row_free(PsRuleRow *row)
 {
         if (!row)
@@ -438,6 +466,8 @@ int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row)
                 row->icmp_type = 255;
         if (!g_variant_dict_lookup(&d, "icmp_code", "y", &row->icmp_code))
                 row->icmp_code = 255;
+        g_variant_dict_lookup(&d, "tcp_flags", "y", &row->tcp_flags);
+        g_variant_dict_lookup(&d, "tcp_flags_mask", "y", &row->tcp_flags_mask);
         row->inner_protocol = field_text(&d, "inner_protocol");
         row->inner_src_ip = field_text(&d, "inner_src_ip");
         row->inner_dst_ip = field_text(&d, "inner_dst_ip");
@@ -532,9 +562,16 @@ PsState ps_state_compute(gboolean daemon_present, guint n_links, gint64 last_dro
         return PS_STATE_GUARDING;
 }
 
+PsState ps_state_with_panic(PsState state, gboolean panic)
+{
+        return panic && state != PS_STATE_GONE ? PS_STATE_PANIC : state;
+}
+
 const char *ps_state_icon_name(PsState state)
 {
         switch (state) {
+        case PS_STATE_PANIC:
+                return "packetscope-panic";
         case PS_STATE_GONE:
                 return "packetscope-gone";
         case PS_STATE_IDLE:
@@ -556,6 +593,8 @@ const char *ps_state_title(PsState state)
                 return _("Nothing guarded");
         case PS_STATE_DROPPING:
                 return _("Dropping packets");
+        case PS_STATE_PANIC:
+                return _("Panic mode");
         case PS_STATE_GUARDING:
         default:
                 return _("Guarding");
@@ -646,6 +685,23 @@ static void form_add_number(GVariantBuilder *b, const char *key, const char *typ
                 g_variant_builder_add(b, "{sv}", key, g_variant_new_string(now));
 }
 
+const char *const ps_tcp_flag_names[8] = {
+        "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR",
+};
+
+/* The flags that must be set and those that must be clear are the daemon's flags and mask:
+ * the mask is every flag looked at. Both are always sent together (the daemon takes a lone
+ * tcp_flags as its own mask), a set flag winning over the same flag marked clear. */
+static void form_add_tcp_flags(GVariantBuilder *b, const PsRuleForm *form, const PsRuleRow *orig)
+{
+        guint8 flags = form->tcp_set, mask = form->tcp_set | form->tcp_clear;
+
+        if (orig ? flags == orig->tcp_flags && mask == orig->tcp_flags_mask : mask == 0)
+                return;
+        g_variant_builder_add(b, "{sv}", "tcp_flags", g_variant_new_byte(flags));
+        g_variant_builder_add(b, "{sv}", "tcp_flags_mask", g_variant_new_byte(mask));
+}
+
 GVariant *ps_rule_form_build(const PsRuleForm *form, const PsRuleRow *orig)
 {
         g_autofree char *orig_priority = NULL, *orig_timeout = NULL;
@@ -664,6 +720,7 @@ GVariant *ps_rule_form_build(const PsRuleForm *form, const PsRuleRow *orig)
         form_add_text(&b, "dst_port", form->dst_port, adding ? NULL : orig->dst_port, adding);
         form_add_icmp(&b, "icmp_type", form->icmp_type, adding ? 255 : orig->icmp_type);
         form_add_icmp(&b, "icmp_code", form->icmp_code, adding ? 255 : orig->icmp_code);
+        form_add_tcp_flags(&b, form, orig);
         form_add_text(&b, "inner_protocol", form->inner_protocol,
                       adding ? NULL : orig->inner_protocol, adding);
         form_add_text(&b, "inner_src_ip", form->inner_src_ip, adding ? NULL : orig->inner_src_ip,
@@ -689,6 +746,104 @@ GVariant *ps_rule_form_build(const PsRuleForm *form, const PsRuleRow *orig)
         if (g_variant_n_children(v) == 0)
                 g_clear_pointer(&v, g_variant_unref);
         return v;
+}
+
+static gboolean parse_double(const char *typed, double *ret)
+{
+        g_autofree char *t = g_strstrip(g_strdup(typed ? typed : ""));
+        char *end = NULL;
+        double v;
+
+        if (!*t)
+                return FALSE;
+        v = g_ascii_strtod(t, &end);
+        if (*end || !isfinite(v))
+                return FALSE;
+        *ret = v;
+        return TRUE;
+}
+
+static gboolean typed_empty(const char *typed)
+{
+        g_autofree char *t = g_strstrip(g_strdup(typed ? typed : ""));
+
+        return !*t;
+}
+
+int ps_threshold_form_build(const PsThresholdForm *form, GVariant *current, GVariant **ret,
+                            const char **ret_bad)
+{
+        const struct {
+                const char *key;
+                const char *typed;
+        } percent[] = {
+                { "cpu_percent", form->cpu_percent },
+                { "memory_percent", form->memory_percent },
+                { "disk_mbps", form->disk_mbps },
+                { "pressure_percent", form->pressure_percent },
+        };
+        GVariantDict cur;
+        GVariantBuilder b;
+        GVariant *v;
+        guint64 old_usec = 0, usec;
+        double x, old;
+
+        *ret = NULL;
+        g_variant_dict_init(&cur, current);
+        g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+        for (guint i = 0; i < G_N_ELEMENTS(percent); i++) {
+                if (typed_empty(percent[i].typed))
+                        continue;
+                if (!parse_double(percent[i].typed, &x)) {
+                        *ret_bad = percent[i].key;
+                        g_variant_dict_clear(&cur);
+                        g_variant_builder_clear(&b);
+                        return -EINVAL;
+                }
+                if (!g_variant_dict_lookup(&cur, percent[i].key, "d", &old) || old != x)
+                        g_variant_builder_add(&b, "{sv}", percent[i].key, g_variant_new_double(x));
+        }
+        if (!typed_empty(form->min_duration_sec)) {
+                if (!parse_double(form->min_duration_sec, &x) || x < 0 || x > 1e7) {
+                        *ret_bad = "min_duration_usec";
+                        g_variant_dict_clear(&cur);
+                        g_variant_builder_clear(&b);
+                        return -EINVAL;
+                }
+                usec = (guint64) (x * G_USEC_PER_SEC + 0.5);
+                if (!g_variant_dict_lookup(&cur, "min_duration_usec", "t", &old_usec) ||
+                    old_usec != usec)
+                        g_variant_builder_add(&b, "{sv}", "min_duration_usec",
+                                              g_variant_new_uint64(usec));
+        }
+        g_variant_dict_clear(&cur);
+        v = g_variant_ref_sink(g_variant_builder_end(&b));
+        if (g_variant_n_children(v) == 0)
+                g_clear_pointer(&v, g_variant_unref);
+        *ret = v;
+        return 0;
+}
+
+char *ps_threshold_text(GVariant *current, const char *key)
+{
+        GVariantDict cur;
+        char buf[G_ASCII_DTOSTR_BUF_SIZE];
+        guint64 usec;
+        double d;
+        char *text = g_strdup("");
+
+        g_variant_dict_init(&cur, current);
+        if (g_str_equal(key, "min_duration_usec") &&
+            g_variant_dict_lookup(&cur, key, "t", &usec)) {
+                g_free(text);
+                text = g_strdup(g_ascii_formatd(buf, sizeof(buf), "%g",
+                                                (double) usec / G_USEC_PER_SEC));
+        } else if (g_variant_dict_lookup(&cur, key, "d", &d)) {
+                g_free(text);
+                text = g_strdup(g_ascii_formatd(buf, sizeof(buf), "%g", d));
+        }
+        g_variant_dict_clear(&cur);
+        return text;
 }
 
 gboolean ps_error_is_denial(const char *error_name)

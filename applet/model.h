@@ -15,6 +15,7 @@ typedef enum PsState {
         PS_STATE_IDLE,          /* the daemon runs, no link is guarded */
         PS_STATE_GUARDING,      /* links guarded, nothing dropped lately */
         PS_STATE_DROPPING,      /* a rule dropped packets within the last PS_DROP_RECENT_USEC */
+        PS_STATE_PANIC,         /* panic mode: all traffic but management is dropped */
 } PsState;
 
 /* How long a drop keeps the "dropping now" state. */
@@ -95,6 +96,8 @@ typedef struct PsRuleRow {
         char *dst_port;
         guint8 icmp_type;       /* 255: any */
         guint8 icmp_code;       /* 255: any */
+        guint8 tcp_flags;       /* the flags that must be set, among those of the mask */
+        guint8 tcp_flags_mask;  /* the flags looked at; 0: any */
         /* The datagram an ICMP error quotes ("" for any). */
         char *inner_protocol;
         char *inner_src_ip;
@@ -116,6 +119,8 @@ typedef struct PsRuleForm {
         const char *dst_port;
         const char *icmp_type;
         const char *icmp_code;
+        guint8 tcp_set;         /* TCP flags that must be set */
+        guint8 tcp_clear;       /* TCP flags that must be clear */
         const char *inner_protocol;
         const char *inner_src_ip;
         const char *inner_src_port;
@@ -179,6 +184,14 @@ int ps_anomaly_rows_parse(GVariant *rows, GPtrArray **ret_rows);
 /* The unit of a kind's readings: "MB/s" for disk, "%" for the others. */
 const char *ps_anomaly_unit(const char *kind);
 
+/* The notification of a Banned signal: "Address banned" (automatically, for an auto: origin),
+ * and "ADDRESS banned until WHEN (ORIGIN): REASON". */
+const char *ps_ban_note_summary(const char *origin);
+char *ps_ban_note_body(const char *address, const char *origin, const char *reason,
+                       guint64 until_usec, GTimeZone *tz);
+/* The notification of AnomalyStarted: "memory at 43.2 %, over its threshold of 1.0 %". */
+char *ps_anomaly_note_body(const char *kind, double value, double threshold);
+
 void ps_rule_row_free(PsRuleRow *row);
 int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row);
 int ps_rule_rows_parse(GVariant *rules, GPtrArray **ret_rows);
@@ -186,6 +199,27 @@ int ps_rule_rows_parse(GVariant *rules, GPtrArray **ret_rows);
  * Filter.Update (only the fields that differ from orig). Values are passed as typed: the
  * daemon validates them and its error names the field. NULL when nothing changed. */
 GVariant *ps_rule_form_build(const PsRuleForm *form, const PsRuleRow *orig);
+/* The TCP flags by bit, FIN (bit 0) to CWR (bit 7), as the daemon's documentation names them. */
+extern const char *const ps_tcp_flag_names[8];
+
+/* The health thresholds as typed in their dialog ("" leaves one as it is). */
+typedef struct PsThresholdForm {
+        const char *cpu_percent;
+        const char *memory_percent;
+        const char *disk_mbps;
+        const char *pressure_percent;
+        const char *min_duration_sec;   /* seconds, fractions allowed */
+} PsThresholdForm;
+
+/* The a{sv} for Health.SetThresholds with the thresholds that differ from current (the
+ * Thresholds property): *ret NULL when none does. -EINVAL when a field is not a number,
+ * *ret_bad then names its key; the ranges are the daemon's to check (its error says them). */
+int ps_threshold_form_build(const PsThresholdForm *form, GVariant *current, GVariant **ret,
+                            const char **ret_bad);
+/* A threshold of the Thresholds property as the dialog shows it ("" when it lacks it);
+ * min_duration_usec in seconds. */
+char *ps_threshold_text(GVariant *current, const char *key);
+
 /* Whether a D-Bus error name is polkit's (or the daemon's) refusal of the caller. */
 gboolean ps_error_is_denial(const char *error_name);
 /* "Rolls back in 42 s unless confirmed": the whole seconds left, rounded up, never below 0. */
@@ -198,6 +232,9 @@ const PsDropRow *ps_drop_ring_get(const PsDropRing *ring, guint i);
 
 PsState ps_state_compute(gboolean daemon_present, guint n_links, gint64 last_drop_usec,
                          gint64 now_usec);
+/* Panic mode (the Manager's Panic property) outranks every state but the daemon gone: it
+ * holds for links attached later too. */
+PsState ps_state_with_panic(PsState state, gboolean panic);
 const char *ps_state_icon_name(PsState state);
 const char *ps_state_title(PsState state);
 char *ps_tooltip_body(PsState state, guint n_links, double pps, double drops_per_sec);

@@ -24,6 +24,8 @@ typedef struct RuleDialog {
         GtkWidget *dst_port;
         GtkWidget *icmp_type;
         GtkWidget *icmp_code;
+        GtkWidget *tcp_set[8];          /* by flag bit, FIN first */
+        GtkWidget *tcp_clear[8];
         GtkWidget *inner_protocol;
         GtkWidget *inner_src_ip;
         GtkWidget *inner_src_port;
@@ -48,17 +50,14 @@ static void rule_dialog_free(RuleDialog *rd)
 static void set_busy(RuleDialog *rd, gboolean busy)
 {
         rd->busy = busy;
-        gtk_dialog_set_response_sensitive(GTK_DIALOG(rd->dialog), GTK_RESPONSE_OK, !busy);
-        gtk_dialog_set_response_sensitive(GTK_DIALOG(rd->dialog), GTK_RESPONSE_CANCEL, !busy);
+        ps_dialog_set_busy(rd->dialog, busy);
         if (rd->id)
                 gtk_dialog_set_response_sensitive(GTK_DIALOG(rd->dialog), RESPONSE_DELETE, !busy);
 }
 
 static void show_error(RuleDialog *rd, const char *text)
 {
-        gtk_label_set_text(GTK_LABEL(rd->error), text);
-        ps_set_accessible_name(rd->error, text);
-        gtk_widget_show(rd->error);
+        ps_dialog_show_error(rd->error, text);
 }
 
 /* Any answer of the daemon: success closes the dialog, an error stays in it. */
@@ -107,6 +106,12 @@ static void submit(RuleDialog *rd)
 
         if (!form.action)
                 form.action = "drop";
+        for (guint i = 0; i < G_N_ELEMENTS(rd->tcp_set); i++) {
+                if (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(rd->tcp_set[i])))
+                        form.tcp_set |= 1u << i;
+                if (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(rd->tcp_clear[i])))
+                        form.tcp_clear |= 1u << i;
+        }
         if (rd->id && !orig) {
                 show_error(rd, _("The rule is gone"));
                 return;
@@ -196,6 +201,76 @@ GtkWidget *ps_dialog_field(GtkGrid *grid, int row, const char *mnemonic, const c
         return widget;
 }
 
+/* A dialog waiting for the daemon's answer: its buttons are off, and it does not close. */
+void ps_dialog_set_busy(GtkWidget *dialog, gboolean busy)
+{
+        g_object_set_data(G_OBJECT(dialog), "ps-busy", GINT_TO_POINTER(busy));
+        gtk_dialog_set_response_sensitive(GTK_DIALOG(dialog), GTK_RESPONSE_OK, !busy);
+        gtk_dialog_set_response_sensitive(GTK_DIALOG(dialog), GTK_RESPONSE_CANCEL, !busy);
+}
+
+gboolean ps_dialog_busy(GtkWidget *dialog)
+{
+        return GPOINTER_TO_INT(g_object_get_data(G_OBJECT(dialog), "ps-busy"));
+}
+
+static gboolean busy_delete_event(GtkWidget *dialog, GdkEvent *event, gpointer data)
+{
+        return ps_dialog_busy(dialog);
+}
+
+void ps_dialog_show_error(GtkWidget *label, const char *text)
+{
+        gtk_label_set_text(GTK_LABEL(label), text);
+        ps_set_accessible_name(label, text);
+        gtk_widget_show(label);
+}
+
+gboolean ps_dialog_call_finish(GtkWidget *dialog, GtkWidget *error_label, GObject *source,
+                               GAsyncResult *res)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GVariant) reply = g_dbus_proxy_call_finish(G_DBUS_PROXY(source), res, &error);
+
+        if (!reply && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+                gtk_widget_destroy(dialog);
+                return FALSE;
+        }
+        ps_dialog_set_busy(dialog, FALSE);
+        if (!reply) {
+                g_autofree char *text = app_change_error(error);
+
+                ps_dialog_show_error(error_label, text);
+                return FALSE;
+        }
+        return TRUE;
+}
+
+GtkWidget *ps_dialog_new(const char *title, GtkWindow *parent, const char *ok_label)
+{
+        GtkWidget *dialog = gtk_dialog_new_with_buttons(title, parent,
+                                                        GTK_DIALOG_MODAL |
+                                                        GTK_DIALOG_DESTROY_WITH_PARENT,
+                                                        _("_Cancel"), GTK_RESPONSE_CANCEL,
+                                                        ok_label, GTK_RESPONSE_OK, NULL);
+
+        gtk_dialog_set_default_response(GTK_DIALOG(dialog), GTK_RESPONSE_OK);
+        g_signal_connect(dialog, "delete-event", G_CALLBACK(busy_delete_event), NULL);
+        return dialog;
+}
+
+GtkWidget *ps_dialog_grid(GtkWidget *dialog)
+{
+        GtkWidget *grid = gtk_grid_new();
+
+        gtk_grid_set_row_spacing(GTK_GRID(grid), 6);
+        gtk_grid_set_column_spacing(GTK_GRID(grid), 12);
+        gtk_container_set_border_width(GTK_CONTAINER(grid), 12);
+        gtk_box_pack_start(GTK_BOX(gtk_dialog_get_content_area(GTK_DIALOG(dialog))), grid, TRUE,
+                           TRUE, 0);
+        return grid;
+}
+
 GtkWidget *ps_dialog_entry(const char *text, const char *placeholder)
 {
         GtkWidget *e = gtk_entry_new();
@@ -221,6 +296,56 @@ GtkWidget *ps_dialog_error_label(void)
 static void trial_toggled(GtkToggleButton *trial, RuleDialog *rd)
 {
         gtk_widget_set_sensitive(rd->trial_sec, gtk_toggle_button_get_active(trial));
+}
+
+/* A flag cannot be both set and clear: marking it one way unmarks the other. */
+static void tcp_flag_toggled(GtkToggleButton *b, GtkToggleButton *other)
+{
+        if (gtk_toggle_button_get_active(b))
+                gtk_toggle_button_set_active(other, FALSE);
+}
+
+/* Two rows of the eight TCP flags: those that must be set, those that must be clear; a flag
+ * in neither is not looked at. */
+static int tcp_flags_rows(RuleDialog *rd, GtkGrid *grid, int row, const PsRuleRow *orig)
+{
+        const char *const titles[2] = { _("TCP flags set"), _("TCP flags clear") };
+        /* TRANSLATORS: the accessible name of a TCP flag's check box, e.g. "SYN set" */
+        const char *const names[2] = { _("%s set"), _("%s clear") };
+        GtkWidget **checks[2] = { rd->tcp_set, rd->tcp_clear };
+        guint8 want[2] = { 0, 0 };
+
+        if (orig) {
+                want[0] = orig->tcp_flags & orig->tcp_flags_mask;
+                want[1] = orig->tcp_flags_mask & ~orig->tcp_flags;
+        }
+        for (int r = 0; r < 2; r++) {
+                GtkWidget *label = gtk_label_new(titles[r]);
+                GtkWidget *box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 2);
+
+                gtk_label_set_xalign(GTK_LABEL(label), 1);
+                for (guint i = 0; i < 8; i++) {
+                        g_autofree char *name = g_strdup_printf(names[r], ps_tcp_flag_names[i]);
+
+                        checks[r][i] = gtk_check_button_new_with_label(ps_tcp_flag_names[i]);
+                        ps_set_accessible_name(checks[r][i], name);
+                        gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(checks[r][i]),
+                                                     want[r] & (1u << i));
+                        gtk_box_pack_start(GTK_BOX(box), checks[r][i], FALSE, FALSE, 0);
+                }
+                gtk_widget_set_tooltip_text(box, r == 0 ?
+                                            _("With protocol tcp: the segments with these flags set") :
+                                            _("With protocol tcp: the segments with these flags clear"));
+                gtk_grid_attach(grid, label, 0, row, 1, 1);
+                gtk_grid_attach(grid, box, 1, row++, 1, 1);
+        }
+        for (guint i = 0; i < 8; i++) {
+                g_signal_connect(rd->tcp_set[i], "toggled", G_CALLBACK(tcp_flag_toggled),
+                                 rd->tcp_clear[i]);
+                g_signal_connect(rd->tcp_clear[i], "toggled", G_CALLBACK(tcp_flag_toggled),
+                                 rd->tcp_set[i]);
+        }
+        return row;
 }
 
 void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id)
@@ -296,6 +421,7 @@ void ps_rule_dialog_run(App *app, GtkWindow *parent, guint32 id)
         rd->icmp_code = ps_dialog_field(GTK_GRID(grid), row++, _("ICMP code"), _("ICMP code"),
                                         ps_dialog_entry(code, _("any")),
                                         _("0 to 254, with an ICMP type"));
+        row = tcp_flags_rows(rd, GTK_GRID(grid), row, orig);
         /* An ICMP error quotes the start of the datagram it is about: these match that. */
         rd->inner_protocol = ps_dialog_field(GTK_GRID(grid), row++, _("Quoted protocol"),
                                              _("Quoted protocol"),

@@ -36,6 +36,8 @@ struct PsWindow {
         GtkWidget *state;
         GtkWidget *error;
         GtkWidget *transaction;         /* the countdown bar of a pending Apply */
+        GtkWidget *panic_bar;           /* shown while the daemon is in panic mode */
+        GtkWidget *panic_enter;
         GtkWidget *countdown;
         gint64 deadline_usec;
         guint countdown_id;
@@ -69,6 +71,8 @@ struct PsWindow {
         GtkWidget *ai_suggestions;
         GtkWidget *ai_shadow;
         GtkWidget *ai_apply;
+        GtkWidget *ai_cancel;
+        GtkWidget *ai_delete;
 };
 
 enum { CONN_PROTOCOL, CONN_REMOTE, CONN_LOCAL, CONN_STATE, CONN_PACKETS, CONN_BYTES, CONN_N };
@@ -505,12 +509,28 @@ static void ban_add(GtkButton *button, PsWindow *w)
         ps_ban_dialog_run(w->app, GTK_WINDOW(w->window));
 }
 
+/* Unban asks first, showing the ban it would lift: the list may have moved under the
+ * keyboard's cursor since it was selected. */
 static void ban_lift(GtkButton *button, PsWindow *w)
 {
         g_autofree char *address = bans_selected(w);
+        g_autofree char *origin = tree_selected(w->bans_tree, BAN_ORIGIN);
+        g_autofree char *reason = tree_selected(w->bans_tree, BAN_REASON);
+        g_autofree char *a = NULL, *o = NULL, *r = NULL;
+        const char *text[5] = {};
 
-        if (address)
-                app_unban(w->app, address);
+        if (!address || !w->app->bans)
+                return;
+        a = g_strdup_printf(_("Address: %s"), address);
+        o = g_strdup_printf(_("Origin: %s"), origin ? origin : "");
+        r = g_strdup_printf(_("Reason: %s"), reason && *reason ? reason : _("none given"));
+        text[0] = a;
+        text[1] = o;
+        text[2] = r;
+        text[3] = _("Lift this ban now?");
+        ps_confirm_dialog_run(w->app, GTK_WINDOW(w->window), _("Unban"), text, _("_Unban"),
+                              G_DBUS_PROXY(w->app->bans), "Unban",
+                              g_variant_new("(s)", address));
 }
 
 static GtkWidget *bans_page_new(PsWindow *w)
@@ -618,12 +638,17 @@ static void health_update(PsWindow *w)
         }
 }
 
+static void thresholds_edit(GtkButton *button, PsWindow *w)
+{
+        ps_threshold_dialog_run(w->app, GTK_WINDOW(w->window));
+}
+
 static GtkWidget *health_page_new(PsWindow *w)
 {
         static const char *const titles[] = {
                 N_("Kind"), N_("Since"), N_("Reading"), N_("Peak"), N_("Threshold"),
         };
-        GtkWidget *page = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6), *tv;
+        GtkWidget *page = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6), *tv, *b;
 
         w->health_cpu = label_new("", FALSE);
         w->health_memory = label_new("", FALSE);
@@ -639,6 +664,11 @@ static GtkWidget *health_page_new(PsWindow *w)
                                           G_TYPE_STRING, G_TYPE_STRING);
         tv = tree_new(w->anomalies, _("Open anomalies"), titles, ANOMALY_N, FALSE);
         gtk_box_pack_start(GTK_BOX(page), scrolled(tv), TRUE, TRUE, 0);
+        b = gtk_button_new_with_mnemonic(_("_Thresholds…"));
+        gtk_widget_set_tooltip_text(b, _("Change what opens an anomaly"));
+        gtk_widget_set_halign(b, GTK_ALIGN_START);
+        g_signal_connect(b, "clicked", G_CALLBACK(thresholds_edit), w);
+        gtk_box_pack_start(GTK_BOX(page), b, FALSE, FALSE, 0);
         return page;
 }
 
@@ -669,7 +699,7 @@ static void ai_job_show(PsWindow *w, PsAIJob *job)
         g_autofree char *state = NULL;
         const char *const *list;
         const char *err, *shadow, *tx;
-        gboolean done;
+        gboolean done, pending;
         gsize n_rules = 0;
 
         if (!job) {
@@ -678,9 +708,16 @@ static void ai_job_show(PsWindow *w, PsAIJob *job)
                 gtk_label_set_text(GTK_LABEL(w->ai_suggestions), "");
                 gtk_widget_set_sensitive(w->ai_shadow, FALSE);
                 gtk_widget_set_sensitive(w->ai_apply, FALSE);
+                gtk_widget_set_sensitive(w->ai_cancel, FALSE);
+                gtk_widget_set_sensitive(w->ai_delete, FALSE);
                 return;
         }
         done = g_strcmp0(ps_aijob_get_state(job), "done") == 0;
+        pending = g_strcmp0(ps_aijob_get_state(job), "queued") == 0 ||
+                  g_strcmp0(ps_aijob_get_state(job), "running") == 0;
+        /* Cancel while it may still end by itself, Delete once it has. */
+        gtk_widget_set_sensitive(w->ai_cancel, pending);
+        gtk_widget_set_sensitive(w->ai_delete, !pending);
         filters = ps_aijob_dup_filters(job);
         if (filters)
                 n_rules = g_variant_n_children(filters);
@@ -786,7 +823,8 @@ static void ai_shadow(GtkButton *button, PsWindow *w)
         g_autofree char *path = ai_shown_path(w);
 
         if (path)
-                app_ai_job_call(w->app, path, "Shadow", PS_AI_SHADOW_SEC);
+                app_ai_job_call(w->app, path, "Shadow",
+                                g_variant_new("(u)", PS_AI_SHADOW_SEC));
 }
 
 static void ai_apply(GtkButton *button, PsWindow *w)
@@ -794,7 +832,24 @@ static void ai_apply(GtkButton *button, PsWindow *w)
         g_autofree char *path = ai_shown_path(w);
 
         if (path)
-                app_ai_job_call(w->app, path, "Apply", PS_AI_CONFIRM_SEC);
+                app_ai_job_call(w->app, path, "Apply",
+                                g_variant_new("(u)", PS_AI_CONFIRM_SEC));
+}
+
+static void ai_cancel(GtkButton *button, PsWindow *w)
+{
+        g_autofree char *path = ai_shown_path(w);
+
+        if (path)
+                app_ai_job_call(w->app, path, "Cancel", NULL);
+}
+
+static void ai_delete(GtkButton *button, PsWindow *w)
+{
+        g_autofree char *path = ai_shown_path(w);
+
+        if (path)
+                app_ai_job_call(w->app, path, "Delete", NULL);
 }
 
 static void ai_selection_changed(GtkTreeSelection *sel, PsWindow *w)
@@ -861,6 +916,14 @@ static GtkWidget *ai_page_new(PsWindow *w)
         g_signal_connect(w->ai_apply, "clicked", G_CALLBACK(ai_apply), w);
         gtk_box_pack_start(GTK_BOX(bar), w->ai_shadow, FALSE, FALSE, 0);
         gtk_box_pack_start(GTK_BOX(bar), w->ai_apply, FALSE, FALSE, 0);
+        w->ai_delete = gtk_button_new_with_mnemonic(_("Dele_te job"));
+        gtk_widget_set_tooltip_text(w->ai_delete, _("Forget the finished job"));
+        g_signal_connect(w->ai_delete, "clicked", G_CALLBACK(ai_delete), w);
+        gtk_box_pack_end(GTK_BOX(bar), w->ai_delete, FALSE, FALSE, 0);
+        w->ai_cancel = gtk_button_new_with_mnemonic(_("Canc_el job"));
+        gtk_widget_set_tooltip_text(w->ai_cancel, _("End the queued or running job"));
+        g_signal_connect(w->ai_cancel, "clicked", G_CALLBACK(ai_cancel), w);
+        gtk_box_pack_end(GTK_BOX(bar), w->ai_cancel, FALSE, FALSE, 0);
         gtk_box_pack_start(GTK_BOX(page), bar, FALSE, FALSE, 0);
         return page;
 }
@@ -936,6 +999,45 @@ static GtkWidget *transaction_bar(PsWindow *w)
         return bar;
 }
 
+static void panic_leave(GtkButton *button, PsWindow *w)
+{
+        ps_panic_dialog_run(w->app, GTK_WINDOW(w->window), FALSE);
+}
+
+static void panic_enter(GtkButton *button, PsWindow *w)
+{
+        ps_panic_dialog_run(w->app, GTK_WINDOW(w->window), TRUE);
+}
+
+/* The banner of panic mode, at the top of every page: it changes what every page means. */
+static GtkWidget *panic_bar(PsWindow *w)
+{
+        GtkWidget *bar = gtk_info_bar_new(), *label, *b;
+
+        gtk_info_bar_set_message_type(GTK_INFO_BAR(bar), GTK_MESSAGE_ERROR);
+        label = label_new(_("Panic mode: all traffic except management is dropped"), TRUE);
+        gtk_label_set_line_wrap(GTK_LABEL(label), TRUE);
+        gtk_container_add(GTK_CONTAINER(gtk_info_bar_get_content_area(GTK_INFO_BAR(bar))),
+                          label);
+        b = gtk_button_new_with_mnemonic(_("Lea_ve panic mode…"));
+        gtk_widget_set_tooltip_text(b, _("Let the guarded interfaces pass traffic again"));
+        g_signal_connect(b, "clicked", G_CALLBACK(panic_leave), w);
+        gtk_container_add(GTK_CONTAINER(gtk_info_bar_get_action_area(GTK_INFO_BAR(bar))), b);
+        /* Shown and hidden as a whole, never by the window's show_all. */
+        gtk_widget_show_all(bar);
+        gtk_widget_hide(bar);
+        gtk_widget_set_no_show_all(bar, TRUE);
+        return bar;
+}
+
+static void panic_update(PsWindow *w)
+{
+        gboolean panic = app_panic(w->app);
+
+        gtk_widget_set_visible(w->panic_bar, panic);
+        gtk_widget_set_sensitive(w->panic_enter, w->app->manager && !panic);
+}
+
 static void rule_add(GtkButton *button, PsWindow *w)
 {
         ps_rule_dialog_run(w->app, GTK_WINDOW(w->window), 0);
@@ -960,6 +1062,7 @@ void ps_window_update(PsWindow *w)
 
                 gtk_label_set_text(GTK_LABEL(w->state), text);
         }
+        panic_update(w);
         links_update(w);
         rules_update(w);
         conns_update(w);
@@ -1000,7 +1103,7 @@ PsWindow *ps_window_new(App *app)
                 N_("Time"), N_("Rule"), N_("Link"), N_("Protocol"), N_("Source"), N_("Destination"),
         };
         PsWindow *w = g_new0(PsWindow, 1);
-        GtkWidget *box, *notebook, *tv, *rules_page, *button;
+        GtkWidget *box, *notebook, *tv, *links_page, *rules_page, *button;
 
         w->app = app;
         w->links = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
@@ -1025,6 +1128,8 @@ PsWindow *ps_window_new(App *app)
         gtk_label_set_selectable(GTK_LABEL(w->error), TRUE);
         gtk_widget_set_no_show_all(w->error, TRUE);
         gtk_box_pack_start(GTK_BOX(box), w->error, FALSE, FALSE, 0);
+        w->panic_bar = panic_bar(w);
+        gtk_box_pack_start(GTK_BOX(box), w->panic_bar, FALSE, FALSE, 0);
         w->transaction = transaction_bar(w);
         gtk_box_pack_start(GTK_BOX(box), w->transaction, FALSE, FALSE, 0);
 
@@ -1036,7 +1141,16 @@ PsWindow *ps_window_new(App *app)
         ps_set_accessible_name(w->links_box, _("Links"));
         w->no_links = gtk_label_new(_("No link is guarded"));
         gtk_list_box_set_placeholder(GTK_LIST_BOX(w->links_box), w->no_links);
-        page(notebook, scrolled(w->links_box), _("_Links"));
+        links_page = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+        gtk_box_pack_start(GTK_BOX(links_page), scrolled(w->links_box), TRUE, TRUE, 0);
+        w->panic_enter = gtk_button_new_with_mnemonic(_("_Enter panic mode…"));
+        gtk_widget_set_tooltip_text(w->panic_enter,
+                                    _("Drop all received traffic except management traffic on "
+                                      "every guarded interface"));
+        gtk_widget_set_halign(w->panic_enter, GTK_ALIGN_START);
+        g_signal_connect(w->panic_enter, "clicked", G_CALLBACK(panic_enter), w);
+        gtk_box_pack_start(GTK_BOX(links_page), w->panic_enter, FALSE, FALSE, 0);
+        page(notebook, links_page, _("_Links"));
 
         w->conns = gtk_list_store_new(CONN_N, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING,
                                       G_TYPE_STRING, G_TYPE_UINT64, G_TYPE_UINT64);
@@ -1068,6 +1182,7 @@ PsWindow *ps_window_new(App *app)
         for (guint i = app->drops.n; i > 0; i--)
                 ps_window_add_drop(w, ps_drop_ring_get(&app->drops, i - 1));
         gtk_widget_show_all(box);
+        panic_update(w);
         bans_update(w);
         health_update(w);
         ai_update(w);

@@ -17,13 +17,20 @@
 #     the dialog;
 #   - a rule added through the dialog (first with a port the daemon refuses: its message is
 #     shown in the dialog and nothing is added), changed, and deleted, each read back from
-#     the daemon; a rule added on trial (Filters.Apply): the countdown, Roll back and Confirm;
-#   - the same switch, the dialog's Add and its Delete in the applet of a user polkit refuses
-#     (its own session bus, no authentication agent, the German catalogue): the window says
-#     so in German, and the daemon's rules are unchanged;
+#     the daemon; its TCP flags (SYN set, ACK clear) as tcp_flags and tcp_flags_mask; a rule
+#     added on trial (Filters.Apply): the countdown, Roll back and Confirm;
+#   - Unban behind a confirm dialog showing the ban's address, origin and reason; the health
+#     thresholds changed in their dialog; AI jobs cancelled while the model hangs, and
+#     deleted;
+#   - panic mode entered and left through confirm dialogs: the banner, the tray's panic icon,
+#     the pings it drops, the daemon's Panic property;
+#   - the same switch, the dialog's Add and its Delete, a ban, panic mode and an AI job in the
+#     applet of a user polkit refuses (its own session bus, no authentication agent, the
+#     German catalogue): the window says so in German, and the daemon's state is unchanged;
 #   - notifications (notify-server.py records them): none while they are off (the default);
 #     switched on, a drop and then the daemon gone give exactly two, the second held back to
-#     the end of the interval (--notify-interval=4);
+#     the end of the interval (--notify-interval=4); a ban is one, a batch of 50 bans two (the
+#     last summing up the 48 between), an anomaly one, and none once switched off;
 #   - nothing guarded: the link detached, the tray says so;
 #   - screenshots of the screen in each state, kept in the build directory and checked not
 #     blank.
@@ -81,8 +88,10 @@ SRV_PID=$!
 defer "kill_wait $SRV_PID"
 wait_until 10 test -s "$T/srv/port" || bail "the AI test server did not start: $(cat "$T/srv/log")"
 daemon_setup main
-# A health sample every 2 s: the anomaly the test opens and ends is seen within seconds.
-printf '[AI]\nEndpoint=http://127.0.0.1:%s/v1/chat/completions\nTimeoutSec=10s\nMaxRetries=1\n[Health]\nHealthIntervalSec=2s\n' \
+# A health sample every 2 s: the anomaly the test opens and ends is seen within seconds. The
+# other thresholds out of reach, so that the load of a busy machine opens no anomaly of its
+# own (each would be a notification once they are on).
+printf '[AI]\nEndpoint=http://127.0.0.1:%s/v1/chat/completions\nTimeoutSec=10s\nMaxRetries=1\n[Health]\nHealthIntervalSec=2s\nCPUThresholdPercent=100\nPressureThresholdPercent=99\nPressureTriggers=no\nDiskIOThresholdMBps=1000000\n' \
         "$(cat "$T/srv/port")" >>"${DAEMON_DIR[main]}/config/packetscope.conf"
 daemon_start main || bail "the daemon did not start: $(daemon_log main)"
 attach "$A_IF" || bail "AttachLink $A_IF failed: $(daemon_log main)"
@@ -272,6 +281,23 @@ is "$(rule_field "applet icmp error" priority) $(rule_field "applet icmp error" 
 pscall "$FILTERS_PATH/$ICMPERR" "$FILTER" Delete >/dev/null
 ok $? "rule $ICMPERR is deleted again"
 
+# The TCP flags: SYN set and ACK clear (a connection's first segment) are flags 2, mask 18;
+# ACK unmarked again in the rule's dialog leaves flags 2, mask 2.
+win click "Add rule…" :: set Protocol tcp :: set "Destination port" 8080 :: click "SYN set" :: \
+        click "ACK clear" :: set Comment "applet syn" :: click Add :: gone "^New rule$" >/dev/null
+ok $? "a rule with TCP flags is added through the dialog" "$(tail -n 3 "$T/window.log")" \
+   "$(tail -n 3 "$T/applet.log")"
+is "$(rule_field "applet syn" tcp_flags) $(rule_field "applet syn" tcp_flags_mask)" "2 18" \
+   "the daemon's rule has tcp_flags 2 (SYN) and tcp_flags_mask 18 (SYN, ACK)"
+SYNRULE=$(rule_field "applet syn" id)
+win click "Edit rule $SYNRULE" :: click "ACK clear" :: click Save :: gone "^Rule $SYNRULE\$" \
+        >/dev/null
+ok $? "rule $SYNRULE's ACK unmarked in its dialog" "$(tail -n 3 "$T/window.log")"
+is "$(rule_field "applet syn" tcp_flags) $(rule_field "applet syn" tcp_flags_mask)" "2 2" \
+   "the daemon's rule $SYNRULE has tcp_flags 2 and tcp_flags_mask 2: SYN set, ACK not looked at"
+pscall "$FILTERS_PATH/$SYNRULE" "$FILTER" Delete >/dev/null
+ok $? "rule $SYNRULE is deleted again"
+
 # --- on trial: Filters.Apply, the countdown, Roll back, and Confirm
 trial() {
         win click "Add rule…" :: set Protocol tcp :: set "Destination port" 7 :: \
@@ -357,6 +383,14 @@ screenshot window-bans
 # Unban, space presses it.
 xkeys "$DISPLAY" '^packetscope$' alt+n Tab Tab space shift+Tab space
 ok $? "Alt+N, Tab, Tab, space, Shift+Tab, space: the ban selected and Unban pressed"
+got=$(win text "^Address: $BAN_ADDR\$" 30 :: text "^Origin: manual\$" :: \
+        text "^Reason: by keyboard\$" :: text "^Lift this ban now\?\$")
+ok $? "Unban asks first, showing the ban's address, origin and reason" "$got" \
+   "$(tail -n 3 "$T/window.log")"
+is "$(ban_of "$BAN_ADDR" | jq -r .address)" "$BAN_ADDR" "asked, not yet lifted: the ban is held"
+screenshot dialog-unban
+xkeys "$DISPLAY" '^Unban$' alt+u
+ok $? "Alt+U in the dialog confirms"
 ban_gone() {
         [ "$(ban_of "$BAN_ADDR")" = '{"address":null,"origin":null,"reason":null,"created":null,"until":null}' ]
 }
@@ -415,6 +449,21 @@ wait_until 60 memory_anomalies_are 0
 ok $? "the daemon ended the memory anomaly" "$(memory_anomalies)"
 got=$(win gone "^memory\$" 30)
 ok $? "the Health page no longer lists it (AnomalyEnded)" "$got" "$(tail -n 3 "$T/window.log")"
+is "$(notes '.notes | length')" 0 "notifications off: none for the ban nor the anomaly either"
+# The thresholds dialog: a value that is no number is refused in the dialog; the CPU threshold
+# and the minimum duration changed there are the daemon's, read back from Thresholds.
+got=$(win click "Thresholds…" :: text "^Health thresholds$" 30 :: set "Memory threshold" lots :: \
+        click Set :: text "^Not a number: memory_percent$" 30 :: \
+        set "Memory threshold" "$MEM_THRESHOLD" :: set "CPU threshold" 99.5 :: \
+        set "Minimum duration" 30 :: click Set :: gone "^Health thresholds$" 30)
+ok $? "Thresholds…: a field that is not a number is refused in the dialog, then CPU 99.5 % and \
+30 s are set" "$got" "$(tail -n 3 "$T/window.log")" "$(tail -n 3 "$T/applet.log")"
+is "$(threshold_of cpu_percent) $(threshold_of memory_percent) $(threshold_of min_duration_usec)" \
+   "99.5 $MEM_THRESHOLD 30000000" \
+   "the daemon's thresholds: cpu_percent 99.5, memory_percent unchanged, min_duration_usec 30 s"
+pscall "$HEALTH_PATH" "$HEALTH" SetThresholds 'a{sv}' 2 cpu_percent d 100 \
+        min_duration_usec t "$MIN_DURATION" >/dev/null
+ok $? "the thresholds are put back: cpu_percent=100 min_duration_usec=$MIN_DURATION"
 
 # --- AI: a job generated from a prompt, its analysis and suggestions read, its rules applied
 # on trial (the countdown) and rolled back, each step read back from the daemon
@@ -442,16 +491,65 @@ is "$(rule_field "Block Telnet" dst_port)" 23 "the daemon applied the job's rule
 win click "Roll back" :: gone "^Rolls back in" 30 >/dev/null
 ok $? "Roll back: the countdown goes" "$(tail -n 3 "$T/window.log")"
 is "$(rule_field "Block Telnet" dst_port)" "" "the daemon rolled the job's rules back"
+win click "Delete job" :: gone "^Job $(basename "$JOB"): " 30 >/dev/null
+ok $? "Delete job: the finished job leaves the page" "$(tail -n 3 "$T/window.log")"
+is "$(ai_jobs)" "[]" "the daemon forgot job $JOB"
+# A job the model never answers (the server holds the request): cancelled while it runs.
+echo hang >"$T/srv/scenario"
+got=$(win click Generate :: text "^Job [0-9]+: (queued|running), 0 rules proposed$" 30 :: \
+        click "Cancel job" :: \
+        text "^Job [0-9]+: cancelled, 0 rules proposed; error: cancelled on request$" 30)
+ok $? "a job the model does not answer is shown running, and Cancel job cancels it" "$got" \
+   "$(tail -n 3 "$T/window.log")" "$(tail -n 3 "$T/applet.log")"
+JOB=$(ai_jobs | jq -r '.[0]')
+is "$(busctl --system --json=short get-property "$PS_NAME" "$JOB" "${AI}Job" State | jq -r .data)" \
+   cancelled "the daemon's job $JOB is cancelled"
+win click "Delete job" :: gone "^Job $(basename "$JOB"): " 30 >/dev/null
+ok $? "Delete job: the cancelled job leaves the page" "$(tail -n 3 "$T/window.log")"
+is "$(ai_jobs)" "[]" "the daemon has no AI job left"
+echo good >"$T/srv/scenario"
 
 # Every control of the three pages and of the ban dialog: a name, the focus, the mnemonics.
 got=$(win page Bans :: unnamed :: keyboard "Ban an address…" Unban :: \
         click "Ban an address…" :: unnamed :: \
         keyboard "Address to ban" "Minutes banned" Reason Ban Cancel :: click Cancel :: \
         gone "^New ban$" :: page Health :: unnamed :: keyboard :: page AI :: unnamed :: \
-        keyboard Prompt Generate Shadow "Apply on trial")
-ok $? "every control of the Bans, Health and AI pages and of the ban dialog has an accessible" \
-   "name and takes the focus, and their buttons and fields have mnemonics" "$got" \
+        keyboard Prompt Generate Shadow "Apply on trial" "Cancel job" "Delete job" :: \
+        page Links :: unnamed :: keyboard "Enter panic mode…")
+ok $? "every control of the Bans, Health, AI and Links pages and of the ban dialog has an \
+accessible name and takes the focus, and their buttons and fields have mnemonics" "$got" \
    "$(tail -n 3 "$T/window.log")"
+
+# --- panic mode: entered from the window behind a confirm dialog, shown by a banner and by
+# the tray, and left the same way; each step read back from the daemon's Panic property
+panic_is() {
+        [ "$(busctl --system get-property "$PS_NAME" "$PS_PATH" "$PS_MANAGER" Panic)" = "b $1" ]
+}
+panic_is false
+ok $? "the daemon is not in panic mode"
+got=$(win page Links :: click "Enter panic mode…" :: text "^Enter panic mode now\?\$" 30)
+ok $? "Enter panic mode… asks first" "$got" "$(tail -n 3 "$T/window.log")"
+panic_is false
+ok $? "asked, not yet done: the daemon is not in panic mode"
+got=$(win click "Enter panic mode" :: gone "^Enter panic mode now" 30 :: \
+        text "^Panic mode: all traffic except management is dropped\$" 30)
+ok $? "confirmed: the dialog closes and the window shows the panic banner" "$got" \
+   "$(tail -n 3 "$T/window.log")" "$(tail -n 3 "$T/applet.log")"
+wait_until 30 panic_is true
+ok $? "the daemon is in panic mode"
+expect_tray packetscope-panic NeedsAttention "^packetscope: Panic mode\\\\. 1 link guarded, " \
+        "panic mode: icon panic, status NeedsAttention, the title says panic mode"
+is "$(ping_ns 3)" 0 "panic mode drops the 3 pings (no rule does)"
+screenshot window-panic
+got=$(win click "Leave panic mode…" :: text "^Leave panic mode now\?\$" 30 :: \
+        click "Leave panic mode" :: gone "^Panic mode: all traffic" 30)
+ok $? "Leave panic mode… asks, and confirmed the banner goes" "$got" \
+   "$(tail -n 3 "$T/window.log")"
+wait_until 30 panic_is false
+ok $? "the daemon left panic mode"
+expect_tray packetscope-guarding Active "^packetscope: Guarding\\\\. " \
+        "panic mode left: icon guarding again"
+is "$(ping_ns 3)" 3 "3 pings answered again"
 
 # --- a user polkit refuses: its own session bus, display and applet. Not root's display: the
 # user's AT-SPI bus launcher would announce itself on that display's root window, where
@@ -531,6 +629,24 @@ got=$(uwin text "^Nicht berechtigt: " 60 :: text "^Neue Sperre$")
 ok $? "as $PSUSER: the ban dialog says, in German, that the ban was not authorized, and stays" \
    "open" "$got" "$(tail -n 3 "$T/uwindow.log")" "$(tail -n 5 "$T/uapplet.log")"
 
+uwin click Abbrechen :: gone "^Neue Sperre$" >/dev/null
+ok $? "as $PSUSER: the refused ban dialog is closed" "$(tail -n 3 "$T/uwindow.log")"
+# Panic mode and an AI job, refused the same way: the window says so, the daemon is unchanged.
+got=$(uwin page Schnittstellen :: click "Panikmodus einschalten…" :: \
+        click "Panikmodus einschalten" :: text "^Nicht berechtigt: " 60 :: \
+        text "^Panikmodus jetzt einschalten\?$")
+ok $? "as $PSUSER: panic mode confirmed in its dialog is not authorized, said in German, and \
+the dialog stays open" "$got" "$(tail -n 3 "$T/uwindow.log")" "$(tail -n 5 "$T/uapplet.log")"
+screenshot dialog-panic-denied "$UDISPLAY"
+uwin click Abbrechen :: gone "^Panikmodus jetzt einschalten" >/dev/null
+ok $? "as $PSUSER: the refused panic dialog is closed" "$(tail -n 3 "$T/uwindow.log")"
+panic_is false
+ok $? "the daemon is not in panic mode"
+got=$(uwin page KI :: set Frage "refused" :: click Generieren :: text "^Nicht berechtigt: " 60)
+ok $? "as $PSUSER: Generate on the AI page says, in German, that it was not authorized" \
+   "$got" "$(tail -n 3 "$T/uwindow.log")" "$(tail -n 5 "$T/uapplet.log")"
+is "$(ai_jobs)" "[]" "the daemon has no AI job"
+
 is "$(n_rules) $(rule_field "applet kept" id) $(rule_field "applet refused" id)" "$N_RULES $KEPT " \
    "the daemon's rules are unchanged: rule $KEPT is there, nothing was added"
 ban_gone
@@ -589,9 +705,62 @@ ok $? "the window says nothing is guarded" "$got"
 screenshot window-idle
 is "$(jq -r .registrations "$T/sni.json")" 1 "the item stayed registered once throughout"
 is "$(jq -c '[.icons[]] | unique' "$T/sni.json")" \
-   '["packetscope-dropping","packetscope-gone","packetscope-guarding","packetscope-idle"]' \
-   "the item showed exactly the icons guarding, dropping, gone and nothing guarded"
+   '["packetscope-dropping","packetscope-gone","packetscope-guarding","packetscope-idle","packetscope-panic"]' \
+   "the item showed exactly the icons guarding, dropping, gone, nothing guarded and panic"
 is "$(notes '.notes | length')" 2 "no notification beyond those two"
+
+# --- notifications of bans and anomalies, through the same gate (one per interval): a ban is
+# one notification; 50 bans at once are two, the first at once and the last at the end of the
+# interval summing up the 48 between; an anomaly is one; switched off, none
+# The gate is open: the daemon-gone notification is more than an interval old.
+pscall "$BANS_PATH" "$BANS" Ban sts 192.0.2.201 600 "probing telnet" >/dev/null
+ok $? "Bans.Ban 192.0.2.201 for 10 minutes"
+wait_until 30 has_note 3
+is "$(notes '.notes[2] | [.summary, .icon]')" '["Address banned","packetscope-dropping"]' \
+   "the ban is notified"
+like "$(notes '.notes[2].body')" \
+     '^"192\.0\.2\.201 banned until [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} \(manual\): probing telnet"$' \
+     "with its address, end, origin and reason"
+sleep $((NOTIFY_INTERVAL + 1))
+BATCH=$(for i in $(seq 1 50); do
+        printf '{"address":["s","198.51.100.%d"],"reason":["s","burst"]},' "$i"
+done)
+is "$(rawcall "$BANS_PATH" "$BANS" BanBatch 'aa{sv}' "[[${BATCH%,}]]" | jq -c .reply)" "[50]" \
+   "Bans.BanBatch of 50 addresses"
+wait_until $((NOTIFY_INTERVAL + 30)) has_note 5
+is "$(notes '[.notes[3:][] | .summary]')" '["Address banned","Address banned"]' \
+   "the 50 bans are two notifications"
+like "$(notes '.notes[3].body')" '^"198\.51\.100\.1 banned until .* \(manual\): burst"$' \
+     "the first ban at once"
+like "$(notes '.notes[4].body')" \
+     '^"198\.51\.100\.50 banned until .* \(manual\): burst \(and 48 more events\)"$' \
+     "the last one at the end of the interval, with the 48 between summed up"
+gap=$(notes '(.notes[4].time - .notes[3].time) * 1000 | floor')
+ok "$([ "${gap:-0}" -ge $((NOTIFY_INTERVAL * 1000 - 500)) ] && echo 0 || echo 1)" \
+   "the second came ${gap} ms after the first (interval ${NOTIFY_INTERVAL} s)"
+sleep $((NOTIFY_INTERVAL + 1))
+set_thresholds 1 0
+ok $? "Health.SetThresholds memory_percent=1 min_duration_usec=0"
+wait_until 60 has_note 6
+is "$(notes '.notes[5] | .summary')" '"Health anomaly"' "the anomaly is notified"
+like "$(notes '.notes[5].body')" '^"memory at [0-9]+\.[0-9] %, over its threshold of 1\.0 %"$' \
+     "with its kind, reading and threshold"
+set_thresholds "$MEM_THRESHOLD" "$MIN_DURATION"
+ok $? "the thresholds are put back"
+wait_until 60 memory_anomalies_are 0
+ok $? "the daemon ended the memory anomaly" "$(memory_anomalies)"
+"$APPLET" --no-notify >>"$T/applet.log" 2>&1
+ok $? "packetscope-applet --no-notify reaches the running applet"
+pscall "$BANS_PATH" "$BANS" Ban sts 192.0.2.202 600 "after off" >/dev/null
+ok $? "Bans.Ban 192.0.2.202 with notifications switched off"
+got=$(win page Bans :: text "^192\.0\.2\.202\$" 30)
+ok $? "the window lists the ban (the Banned signal reached the applet)" "$got" \
+   "$(tail -n 3 "$T/window.log")"
+sleep $((NOTIFY_INTERVAL + 1))
+is "$(notes '.notes | length')" 6 "switched off: no notification for it, even after the interval" \
+   "$(notes '.notes[6:]')"
+screenshot window-bans-notified
+
 kill -0 "$APPLET_PID" 2>/dev/null
 ok $? "the applet is still running" "$(tail -n 5 "$T/applet.log")"
 

@@ -170,6 +170,23 @@ Test(model, ban_rows)
         cr_assert_str_eq(until1, "until unbanned");
 }
 
+Test(model, ban_and_anomaly_notification_texts)
+{
+        g_autoptr(GTimeZone) utc = g_time_zone_new_utc();
+        g_autofree char *manual = ps_ban_note_body("192.0.2.7", "manual", "probing",
+                                                   1764536700000000ULL, utc);
+        g_autofree char *autoban = ps_ban_note_body("2001:db8::/64", "auto:syn", "", 0, utc);
+        g_autofree char *memory = ps_anomaly_note_body("memory", 43.25, 1);
+        g_autofree char *disk = ps_anomaly_note_body("disk", 120.04, 100);
+
+        cr_assert_str_eq(ps_ban_note_summary("manual"), "Address banned");
+        cr_assert_str_eq(ps_ban_note_summary("auto:syn"), "Address banned automatically");
+        cr_assert_str_eq(manual, "192.0.2.7 banned until 2025-11-30 21:05:00 (manual): probing");
+        cr_assert_str_eq(autoban, "2001:db8::/64 banned until unbanned (auto:syn)");
+        cr_assert_str_eq(memory, "memory at 43.2 %, over its threshold of 1.0 %");
+        cr_assert_str_eq(disk, "disk at 120.0 MB/s, over its threshold of 100.0 MB/s");
+}
+
 Test(model, ban_row_of_wrong_type_is_refused)
 {
         g_autoptr(GVariant) no_address = g_variant_ref_sink(g_variant_new_parsed(
@@ -312,10 +329,16 @@ Test(model, state)
         cr_assert_eq(ps_state_compute(TRUE, 2, 0, now), PS_STATE_GUARDING);
         cr_assert_eq(ps_state_compute(TRUE, 2, now - 9 * SEC, now), PS_STATE_DROPPING);
         cr_assert_eq(ps_state_compute(TRUE, 2, now - 10 * SEC, now), PS_STATE_GUARDING);
+        cr_assert_eq(ps_state_with_panic(PS_STATE_GUARDING, TRUE), PS_STATE_PANIC);
+        cr_assert_eq(ps_state_with_panic(PS_STATE_IDLE, TRUE), PS_STATE_PANIC);
+        cr_assert_eq(ps_state_with_panic(PS_STATE_DROPPING, FALSE), PS_STATE_DROPPING);
+        cr_assert_eq(ps_state_with_panic(PS_STATE_GONE, TRUE), PS_STATE_GONE);
         cr_assert_str_eq(ps_state_icon_name(PS_STATE_GONE), "packetscope-gone");
         cr_assert_str_eq(ps_state_icon_name(PS_STATE_IDLE), "packetscope-idle");
         cr_assert_str_eq(ps_state_icon_name(PS_STATE_GUARDING), "packetscope-guarding");
         cr_assert_str_eq(ps_state_icon_name(PS_STATE_DROPPING), "packetscope-dropping");
+        cr_assert_str_eq(ps_state_icon_name(PS_STATE_PANIC), "packetscope-panic");
+        cr_assert_str_eq(ps_state_title(PS_STATE_PANIC), "Panic mode");
         cr_assert_str_eq(ps_state_title(PS_STATE_GONE), "No connection to the daemon");
 }
 
@@ -467,6 +490,68 @@ Test(model, rule_form_for_update_sends_the_changes_only)
         q = printed(w);
         cr_assert_str_eq(q, "{'action': <'count'>, 'icmp_type': <byte 0xff>}");
         ps_rule_row_free(row);
+}
+
+Test(model, rule_form_tcp_flags)
+{
+        /* SYN set, ACK clear (a connection's first segment): flags 2, mask 2 | 16. */
+        PsRuleForm form = { .action = "drop", .protocol = "tcp", .tcp_set = 2,
+                            .tcp_clear = 16, .comment = "", .enabled = TRUE };
+        g_autoptr(GVariant) v = ps_rule_form_build(&form, NULL);
+        g_autofree char *p = printed(v);
+        PsRuleRow *row = one_rule(
+                "{'id': <uint32 4>, 'protocol': <'tcp'>, 'action': <'drop'>,"
+                " 'tcp_flags': <byte 2>, 'tcp_flags_mask': <byte 18>, 'enabled': <true>,"
+                " 'comment': <''>}");
+        PsRuleForm same = { .action = "drop", .protocol = "tcp", .tcp_set = 2, .tcp_clear = 16,
+                            .comment = "", .enabled = TRUE };
+        PsRuleForm none = same;
+        g_autoptr(GVariant) unchanged = ps_rule_form_build(&same, row);
+        g_autoptr(GVariant) cleared = NULL;
+        g_autofree char *q = NULL;
+
+        cr_assert_str_eq(p, "{'action': <'drop'>, 'protocol': <'tcp'>, "
+                            "'tcp_flags': <byte 0x02>, 'tcp_flags_mask': <byte 0x12>, "
+                            "'enabled': <true>}");
+        cr_assert_eq(row->tcp_flags, 2);
+        cr_assert_eq(row->tcp_flags_mask, 18);
+        cr_assert_null(unchanged);
+        /* Every flag unmarked again is any: both 0. */
+        none.tcp_set = none.tcp_clear = 0;
+        cleared = ps_rule_form_build(&none, row);
+        q = printed(cleared);
+        cr_assert_str_eq(q, "{'tcp_flags': <byte 0x00>, 'tcp_flags_mask': <byte 0x00>}");
+        cr_assert_str_eq(ps_tcp_flag_names[1], "SYN");
+        cr_assert_str_eq(ps_tcp_flag_names[4], "ACK");
+        ps_rule_row_free(row);
+}
+
+Test(model, threshold_form)
+{
+        g_autoptr(GVariant) current = g_variant_ref_sink(g_variant_new_parsed(
+                "{'cpu_percent': <80.0>, 'memory_percent': <85.0>, 'disk_mbps': <100.0>,"
+                " 'pressure_percent': <20.0>, 'min_duration_usec': <uint64 20000000>}"));
+        PsThresholdForm same = { "80", "85", "100", "20", "20" };
+        PsThresholdForm changed = { " 90 ", "85", "", "20", "1.5" };
+        PsThresholdForm bad = { "80", "lots", "100", "20", "20" };
+        g_autoptr(GVariant) none = NULL, v = NULL, w = NULL;
+        g_autofree char *p = NULL, *cpu = NULL, *dur = NULL, *missing = NULL;
+        const char *field = NULL;
+
+        cr_assert_eq(ps_threshold_form_build(&same, current, &none, &field), 0);
+        cr_assert_null(none);
+        cr_assert_eq(ps_threshold_form_build(&changed, current, &v, &field), 0);
+        p = printed(v);
+        cr_assert_str_eq(p, "{'cpu_percent': <90.0>, 'min_duration_usec': <uint64 1500000>}");
+        cr_assert_eq(ps_threshold_form_build(&bad, current, &w, &field), -EINVAL);
+        cr_assert_null(w);
+        cr_assert_str_eq(field, "memory_percent");
+        cpu = ps_threshold_text(current, "cpu_percent");
+        dur = ps_threshold_text(current, "min_duration_usec");
+        missing = ps_threshold_text(current, "nonesuch");
+        cr_assert_str_eq(cpu, "80");
+        cr_assert_str_eq(dur, "20");
+        cr_assert_str_eq(missing, "");
 }
 
 Test(model, rule_form_icmp_error_priority_timeout_log)
