@@ -23,6 +23,26 @@ DEFINE_BUS_DICT(double, double, "d")
 DEFINE_BUS_DICT(bool, int, "b")
 DEFINE_BUS_DICT(string, const char *, "s")
 
+int bus_dict_rows_open(sd_bus_message *m, const char *key) {
+        int r;
+
+        if ((r = sd_bus_message_open_container(m, 'e', "sv")) < 0 ||
+            (r = sd_bus_message_append(m, "s", key)) < 0 ||
+            (r = sd_bus_message_open_container(m, 'v', "aa{sv}")) < 0)
+                return r;
+        return sd_bus_message_open_container(m, 'a', "a{sv}");
+}
+
+int bus_dict_rows_close(sd_bus_message *m) {
+        int r;
+
+        /* the array, the variant, the entry */
+        for (int i = 0; i < 3; i++)
+                if ((r = sd_bus_message_close_container(m)) < 0)
+                        return r;
+        return 0;
+}
+
 int bus_add_object_family(sd_bus *bus, const char *prefix, const char *interface,
                           const sd_bus_vtable *vtable, sd_bus_object_find_t find,
                           sd_bus_node_enumerator_t enumerate, void *userdata) {

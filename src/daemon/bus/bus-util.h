@@ -17,6 +17,10 @@ int bus_dict_u8(sd_bus_message *m, const char *key, uint8_t v);
 int bus_dict_double(sd_bus_message *m, const char *key, double v);
 int bus_dict_bool(sd_bus_message *m, const char *key, int v);
 int bus_dict_string(sd_bus_message *m, const char *key, const char *v);
+/* An entry whose value is a list of dictionaries (s -> v of aa{sv}): open, append each row as
+ * its own a{sv}, close. */
+int bus_dict_rows_open(sd_bus_message *m, const char *key);
+int bus_dict_rows_close(sd_bus_message *m);
 
 /* Objects under `prefix`, one per item `find` resolves, listed by `enumerate` (links, rules,
  * transactions): a fallback vtable and its node enumerator. */

@@ -258,10 +258,7 @@ static int append_anomaly(sd_bus_message *reply, const Anomaly *a, const char *s
             (r = bus_dict_string(reply, "source", source)) < 0)
                 return r;
 
-        if ((r = sd_bus_message_open_container(reply, 'e', "sv")) < 0 ||
-            (r = sd_bus_message_append(reply, "s", "processes")) < 0 ||
-            (r = sd_bus_message_open_container(reply, 'v', "aa{sv}")) < 0 ||
-            (r = sd_bus_message_open_container(reply, 'a', "a{sv}")) < 0)
+        if ((r = bus_dict_rows_open(reply, "processes")) < 0)
                 return r;
         for (unsigned i = 0; i < a->n_processes; i++) {
                 const HealthProcess *p = &a->processes[i];
@@ -276,15 +273,10 @@ static int append_anomaly(sd_bus_message *reply, const Anomaly *a, const char *s
                     (r = sd_bus_message_close_container(reply)) < 0)
                         return r;
         }
-        if ((r = sd_bus_message_close_container(reply)) < 0 ||
-            (r = sd_bus_message_close_container(reply)) < 0 ||
-            (r = sd_bus_message_close_container(reply)) < 0)
+        if ((r = bus_dict_rows_close(reply)) < 0)
                 return r;
 
-        if ((r = sd_bus_message_open_container(reply, 'e', "sv")) < 0 ||
-            (r = sd_bus_message_append(reply, "s", "units")) < 0 ||
-            (r = sd_bus_message_open_container(reply, 'v', "aa{sv}")) < 0 ||
-            (r = sd_bus_message_open_container(reply, 'a', "a{sv}")) < 0)
+        if ((r = bus_dict_rows_open(reply, "units")) < 0)
                 return r;
         for (unsigned i = 0; i < a->n_units; i++) {
                 const HealthUnit *u = &a->units[i];
@@ -298,15 +290,10 @@ static int append_anomaly(sd_bus_message *reply, const Anomaly *a, const char *s
                     (r = sd_bus_message_close_container(reply)) < 0)
                         return r;
         }
-        if ((r = sd_bus_message_close_container(reply)) < 0 ||
-            (r = sd_bus_message_close_container(reply)) < 0 ||
-            (r = sd_bus_message_close_container(reply)) < 0)
+        if ((r = bus_dict_rows_close(reply)) < 0)
                 return r;
 
-        if ((r = sd_bus_message_open_container(reply, 'e', "sv")) < 0 ||
-            (r = sd_bus_message_append(reply, "s", "links")) < 0 ||
-            (r = sd_bus_message_open_container(reply, 'v', "aa{sv}")) < 0 ||
-            (r = sd_bus_message_open_container(reply, 'a', "a{sv}")) < 0)
+        if ((r = bus_dict_rows_open(reply, "links")) < 0)
                 return r;
         for (unsigned i = 0; i < a->n_links; i++) {
                 const HealthLinkRate *l = &a->links[i];
@@ -320,9 +307,7 @@ static int append_anomaly(sd_bus_message *reply, const Anomaly *a, const char *s
                     (r = sd_bus_message_close_container(reply)) < 0)
                         return r;
         }
-        if ((r = sd_bus_message_close_container(reply)) < 0 ||
-            (r = sd_bus_message_close_container(reply)) < 0 ||
-            (r = sd_bus_message_close_container(reply)) < 0)
+        if ((r = bus_dict_rows_close(reply)) < 0)
                 return r;
         return sd_bus_message_close_container(reply);
 }
