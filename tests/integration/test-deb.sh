@@ -97,10 +97,12 @@ APPLET_FILES="/etc/xdg/autostart/org.packetscope.Applet.desktop
 /usr/share/icons/hicolor/scalable/status/packetscope-gone.svg
 /usr/share/icons/hicolor/scalable/status/packetscope-guarding.svg
 /usr/share/icons/hicolor/scalable/status/packetscope-idle.svg
+/usr/share/icons/hicolor/scalable/status/packetscope-panic.svg
 /usr/share/icons/hicolor/symbolic/status/packetscope-dropping-symbolic.svg
 /usr/share/icons/hicolor/symbolic/status/packetscope-gone-symbolic.svg
 /usr/share/icons/hicolor/symbolic/status/packetscope-guarding-symbolic.svg
 /usr/share/icons/hicolor/symbolic/status/packetscope-idle-symbolic.svg
+/usr/share/icons/hicolor/symbolic/status/packetscope-panic-symbolic.svg
 /usr/share/locale/de/LC_MESSAGES/packetscope-applet.mo
 /usr/share/man/man1/packetscope-applet.1.gz"
 if [ -n "$APPLET_DEB" ]; then
