@@ -104,7 +104,8 @@ static void make_tuple(FuzzReader *rd, Filter *const *rules, size_t n, struct ps
 /* The XDP program's lookup (classify.bpf.h), over the entries of one bank. */
 static void classify(const FilterSet *set, const struct ps_match *pkt, uint32_t *ret_action,
                      uint32_t *ret_slot, bool *ret_has_count, uint32_t *ret_count_slot) {
-        uint32_t best = 0, cbest = 0, action = 0, slot = 0, count_slot = 0;
+        uint64_t best = 0, cbest = 0; /* ranks are 64-bit (struct ps_filter_value) */
+        uint32_t action = 0, slot = 0, count_slot = 0;
 
         for (size_t e = 0; e < set->n_entries; e++) {
                 const FilterEntry *x = &set->entries[e];
