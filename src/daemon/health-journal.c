@@ -86,8 +86,10 @@ int health_journal_history(const AnomalyJournalQuery *q, Anomaly **ret, size_t *
         assert(ret);
         assert(ret_n);
         if (q->kind >= 0 &&
-            asprintf(&also, "HEALTH_KIND=%s", health_kind_to_string(q->kind)) < 0)
+            asprintf(&also, "HEALTH_KIND=%s", health_kind_to_string(q->kind)) < 0) {
+                also = NULL; /* asprintf() leaves it undefined, and the cleanup frees it */
                 return -ENOMEM;
+        }
         r = journal_query_open(ids, ELEMENTSOF(ids), also, &j, ret_error);
         if (r < 0)
                 return r;
