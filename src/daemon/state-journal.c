@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,7 +96,7 @@ int state_journal_append(StateJournal *j, const void *p, size_t n) {
                 return -errno;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        r = created && j->header[0] ? write_all(fd, j->header, strlen(j->header)) : 0;
+        r = created ? write_all(fd, (const char *) j->header, j->header_len) : 0;
         if (r >= 0)
                 r = write_all(fd, p, n);
         if (r >= 0 && fdatasync(fd) < 0)
@@ -109,7 +110,7 @@ int state_journal_append(StateJournal *j, const void *p, size_t n) {
                         (void) unlink(path);
                 return r;
         }
-        j->log_bytes += n + (created ? strlen(j->header) : 0);
+        j->log_bytes += n + (created ? j->header_len : 0);
         return 0;
 }
 
@@ -167,13 +168,14 @@ static int on_compacted(sd_event_source *src, int fd, uint32_t revents, void *us
 
 void state_journal_compact_maybe(StateJournal *j) {
         int pipefd[2];
-        pid_t pid;
+        pid_t pid, parent;
 
         if (!j->event || j->compactor > 0 || j->log_bytes < compact_due(j) ||
             j->log_bytes < j->retry_at)
                 return;
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return;
+        parent = getpid();
         pid = fork();
         if (pid < 0) {
                 log_warning_errno(-errno, "Cannot fork to compact the %s: %m", j->what);
@@ -184,6 +186,11 @@ void state_journal_compact_maybe(StateJournal *j) {
         if (pid == 0) {
                 uint64_t size = 0;
                 int r;
+
+                /* A daemon killed meanwhile must not have its snapshot land under the next
+                 * one, after that one wrote its own. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(ECHILD);
 
                 /* Nothing of the daemon's stays open here: the bus connection held by a child
                  * would keep the daemon's name owned after it exits, so that a restart could

@@ -19,8 +19,8 @@
  * idempotent, since a crash between the steps of a compaction replays records the snapshot
  * already holds.
  *
- * The journal may begin with a header line (header, when set): written whenever a journal file
- * is created, so that a reader can tell the snapshot a journal belongs to.
+ * A journal may begin with a header (header_len bytes of header, when set): written whenever a
+ * journal file is created, so that a reader can tell the snapshot a journal belongs to.
  */
 
 typedef struct StateJournal StateJournal;
@@ -40,7 +40,8 @@ struct StateJournal {
         uint64_t compact_min;
         state_journal_write_t write_snapshot;
         void *userdata;
-        char header[64]; /* "" for none */
+        uint8_t header[64]; /* written first into a journal file it creates */
+        size_t header_len;  /* 0 for none */
 
         /* Bytes appended since the last snapshot, and the size of that snapshot. */
         uint64_t log_bytes, log_bytes_at_fork, fork_usec, retry_at;
