@@ -1039,10 +1039,10 @@ static int store_write_list(FilterStore *s, Filter **rules, size_t n, uint32_t n
 }
 
 static void journal_set_gen(FilterStore *s, uint64_t gen) {
-        s->journal_gen = gen;
         int k = snprintf((char *) s->journal.header, sizeof s->journal.header,
                          "{\"journal\":%" PRIu64 "}\n", gen);
 
+        s->journal_gen = gen;
         s->journal.header_len = k > 0 ? (size_t) k : 0;
 }
 
@@ -1059,9 +1059,14 @@ static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t ne
         journal_set_gen(s, s->journal_gen + 1);
         s->journal.snapshot_bytes = size;
         r = state_journal_reset(&s->journal);
+        /* A journal left behind names the snapshot before and is ignored at the next start;
+         * records appended to it would be too, so the changes of one rule write the whole
+         * set until one can remove it. */
+        s->journal_stale = r < 0;
         if (r < 0)
-                /* The new header makes the old journals ignored at the next start. */
-                log_warning_errno(r, "Cannot remove the rule journal in %s: %m", s->state_dir);
+                log_warning_errno(r, "Cannot remove the rule journal in %s: %m; changes of one "
+                                  "rule write %s whole until it can be", s->state_dir,
+                                  FILTERS_FILE);
         return 0;
 }
 
@@ -1121,7 +1126,7 @@ static int store_save_one(FilterStore *s, const char *op, const Filter *f, uint3
 
         if (!path)
                 return -ENOMEM;
-        if (access(path, F_OK) < 0 && errno == ENOENT) {
+        if (s->journal_stale || (access(path, F_OK) < 0 && errno == ENOENT)) {
                 state_journal_stop(&s->journal);
                 return store_save_list(s, rules, n, next_id, ret_error);
         }

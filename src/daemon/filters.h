@@ -58,6 +58,7 @@ struct FilterStore {
          * written whole: a journal belongs to the snapshot whose number its header names. */
         StateJournal journal;
         uint64_t journal_gen;
+        bool journal_stale; /* the last whole write could not remove the journal */
 
         filter_store_changed_t on_change;
         void *userdata; /* the owner's, for the callback and whoever finds a rule */
