@@ -17,6 +17,7 @@
 #include "bans.h"
 #include "bpf-maps.h"
 #include "log.h"
+#include "state-journal.h"
 #include "util.h"
 
 /* The snapshot (see store_format_snapshot()); bans.json was its text form before: read once
@@ -49,14 +50,8 @@ struct BanStore {
         uint64_t n_refused_full; /* see BanStoreInfo */
         BanTotals totals;
 
-        /* The journal: bytes appended since the last snapshot, the size of that snapshot, and
-         * the child that writes the next one. */
-        uint64_t log_bytes, log_bytes_at_fork, log_bytes_at_fork_usec, log_retry_at;
-        uint64_t snapshot_bytes;
-        bool log_to_new;
-        pid_t compactor;
-        int compactor_fd;
-        sd_event_source *compact_source;
+        /* The snapshot and the journal of the changes since (bans.log, bans.log.new). */
+        StateJournal journal;
 
         sd_event_source *reap_timer;
         uint64_t next_expiry; /* the earliest expiry, or earlier (a ban that ended since); 0 none */
@@ -326,12 +321,10 @@ int ban_store_new(BanStore **ret) {
                 return -ENOMEM;
         s->maps = BAN_MAPS_INIT;
         s->next_id = 1;
-        s->compactor_fd = -1;
+        state_journal_init(&s->journal);
         *ret = s;
         return 0;
 }
-
-static void compaction_stop(BanStore *s);
 
 BanStore *ban_store_free(BanStore *s) {
         if (!s)
@@ -345,7 +338,7 @@ BanStore *ban_store_free(BanStore *s) {
         /* A compaction under way is stopped: left running, its snapshot could land after
          * the one of the next daemon's first compaction and take records back out. Stopped,
          * the journals it would have replaced are replayed on the next start. */
-        compaction_stop(s);
+        state_journal_stop(&s->journal);
         sd_event_source_unref(s->reap_timer);
         sd_event_source_unref(s->offenders_timer);
         sd_event_source_disable_unref(s->reconcile_source);
@@ -962,43 +955,39 @@ static char *state_path(BanStore *s, const char *file) {
         return strjoin_path(s->state_dir, file);
 }
 
-static void compaction_stop(BanStore *s);
+/* The whole table written as the snapshot; in the compacting child too. */
+static int store_write_snapshot(void *userdata, uint64_t *ret_size) {
+        BanStore *s = userdata;
+        _cleanup_free_ char *path = state_path(s, BANS_FILE);
+        Buf b = {};
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = store_format_snapshot(s, &b);
+        if (r >= 0)
+                r = write_file_atomic(path, b.p, b.n, 0600);
+        if (r >= 0)
+                *ret_size = b.n;
+        free(b.p);
+        return r;
+}
 
 /*
  * The whole table as the snapshot, at once; the journal it contains goes. For the rare changes
  * that need it (a snapshot removed under the daemon); the rest append to the journal.
  */
 static int store_save(BanStore *s) {
-        _cleanup_free_ char *path = NULL, *log = NULL, *log_new = NULL;
-        Buf b = {};
+        uint64_t size = 0;
         int r;
 
-        path = state_path(s, BANS_FILE);
-        log = state_path(s, BANS_LOG);
-        log_new = state_path(s, BANS_LOG_NEW);
-        if (!path || !log || !log_new)
-                return -ENOMEM;
         /* A child writing an older snapshot must not rename it over this one. */
-        compaction_stop(s);
-        r = store_format_snapshot(s, &b);
-        if (r >= 0)
-                r = write_file_atomic(path, b.p, b.n, 0600);
-        if (r >= 0) {
-                s->snapshot_bytes = b.n;
-                /* What the journal held is in the snapshot now; replayed on top of it after a
-                 * crash right here, it gives the same table. */
-                if ((unlink(log) < 0 && errno != ENOENT) ||
-                    (unlink(log_new) < 0 && errno != ENOENT))
-                        r = -errno;
-                else
-                        r = fsync_parent_dir(log);
-                if (r >= 0) {
-                        s->log_bytes = s->log_retry_at = 0;
-                        s->log_to_new = false;
-                }
-        }
-        free(b.p);
-        return r;
+        state_journal_stop(&s->journal);
+        r = store_write_snapshot(s, &size);
+        if (r < 0)
+                return r;
+        s->journal.snapshot_bytes = size;
+        return state_journal_reset(&s->journal);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1006,70 +995,20 @@ static int store_save(BanStore *s) {
  *   +{ban as in Export()}    the ban as it is now (made, extended or taken over)
  *   -ADDRESS                 unbanned or expired
  *   AADDRESS, RADDRESS       allowlist entry added, removed
- * Replaying it over the snapshot gives the table; a record replayed twice changes nothing. */
+ * Replaying it over the snapshot gives the table; a record replayed twice changes nothing.
+ * Compacted by state_journal_compact_maybe() (see state-journal.h). */
 
-static void compaction_maybe(BanStore *s);
-
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
-/* Appends records durably, or not at all (a partial write is cut off again). The file is
- * opened per call: an open writable file would keep its file system from going read-only. */
 static int log_append(BanStore *s, const Buf *b) {
-        _cleanup_free_ char *path = NULL, *snapshot = NULL;
-        _cleanup_close_ int fd = -1;
-        bool created = false;
-        struct stat st;
         int r;
 
         if (b->oom)
                 return -ENOMEM;
-        if (b->n == 0)
-                return 0;
-        snapshot = state_path(s, BANS_FILE);
-        path = state_path(s, s->log_to_new ? BANS_LOG_NEW : BANS_LOG);
-        if (!snapshot || !path)
-                return -ENOMEM;
-        /* Without its snapshot the journal restores nothing: it was removed under us
-         * (or never written). The whole table is written again instead. */
-        if (access(snapshot, F_OK) < 0)
-                return errno == ENOENT ? store_save(s) : -errno;
-        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-        if (fd < 0 && errno == ENOENT) {
-                fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-                created = true;
-        }
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        r = write_all(fd, b->p, b->n);
-        if (r >= 0 && fdatasync(fd) < 0)
-                r = -errno;
-        if (r >= 0 && created)
-                r = fsync_parent_dir(path);
-        if (r < 0) {
-                /* Not acknowledged, so not replayed either. */
-                (void) ftruncate(fd, st.st_size);
-                if (created)
-                        (void) unlink(path);
-                return r;
-        }
-        s->log_bytes += b->n;
-        compaction_maybe(s);
-        return 0;
+        r = state_journal_append(&s->journal, b->p, b->n);
+        if (r == -ENOENT)
+                return store_save(s);
+        if (r >= 0)
+                state_journal_compact_maybe(&s->journal);
+        return r;
 }
 
 static void log_add_ban(Buf *b, const Ban *ban) {
@@ -1102,124 +1041,6 @@ static int log_append_ban(BanStore *s, const Ban *b) {
         r = log_append(s, &rec);
         free(rec.p);
         return r;
-}
-
-/* Compaction: a child forked with the table as it is writes the snapshot from its copy of the
- * memory while the daemon goes on; the records that follow go to bans.log.new, which replaces
- * bans.log once the snapshot is in place. */
-
-static void compaction_stop(BanStore *s) {
-        if (s->compactor <= 0)
-                return;
-        (void) kill(s->compactor, SIGKILL);
-        (void) waitpid(s->compactor, NULL, 0);
-        s->compactor = 0;
-        s->compact_source = sd_event_source_disable_unref(s->compact_source);
-        if (s->compactor_fd >= 0)
-                close(s->compactor_fd);
-        s->compactor_fd = -1;
-        /* The snapshot may or may not have been renamed; bans.log.new keeps taking the records,
-         * and both journals are replayed. */
-}
-
-static int on_compacted(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        _cleanup_free_ char *log = NULL, *log_new = NULL;
-        BanStore *s = userdata;
-        uint64_t t_end = now_usec(CLOCK_MONOTONIC);
-        uint64_t size = 0;
-        int status = 0, r;
-
-        if (read(fd, &size, sizeof size) != (ssize_t) sizeof size)
-                size = 0;
-        (void) waitpid(s->compactor, &status, 0);
-        s->compactor = 0;
-        s->compact_source = sd_event_source_disable_unref(s->compact_source);
-        close(s->compactor_fd);
-        s->compactor_fd = -1;
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || size == 0) {
-                log_warning("Compacting %s/" BANS_LOG " into " BANS_FILE " failed (%s); the "
-                            "journal is kept and replayed, compaction is tried again later",
-                            s->state_dir, WIFEXITED(status) ? strerror(WEXITSTATUS(status))
-                                                            : "the writer was killed");
-                s->log_retry_at = s->log_bytes + MAX((uint64_t) BANS_LOG_COMPACT_MIN,
-                                                     s->snapshot_bytes / 2);
-                return 0;
-        }
-        log = state_path(s, BANS_LOG);
-        log_new = state_path(s, BANS_LOG_NEW);
-        if (!log || !log_new)
-                return 0;
-        /* What came after the fork replaces what the snapshot now holds. */
-        r = rename(log_new, log) < 0 ? -errno : 0;
-        if (r == -ENOENT)
-                r = unlink(log) < 0 && errno != ENOENT ? -errno : 0;
-        if (r >= 0)
-                r = fsync_parent_dir(log);
-        if (r < 0) {
-                log_warning_errno(r, "Cannot replace %s: %m; both journals are kept and replayed",
-                                  log);
-                return 0;
-        }
-        s->snapshot_bytes = size;
-        s->log_bytes -= MIN(s->log_bytes, s->log_bytes_at_fork);
-        s->log_retry_at = 0;
-        s->log_to_new = false;
-        log_debug("Compacted the ban journal into %s/" BANS_FILE " (%llu bytes) in %llu ms",
-                  s->state_dir, (unsigned long long) size,
-                  (unsigned long long) (t_end - s->log_bytes_at_fork_usec) / 1000);
-        return 0;
-}
-
-static void compaction_maybe(BanStore *s) {
-        _cleanup_free_ char *path = NULL;
-        int pipefd[2];
-        pid_t pid;
-
-        if (!s->event || s->compactor > 0 ||
-            s->log_bytes < MAX((uint64_t) BANS_LOG_COMPACT_MIN, s->snapshot_bytes / 2) ||
-            s->log_bytes < s->log_retry_at)
-                return;
-        path = state_path(s, BANS_FILE);
-        if (!path || pipe2(pipefd, O_CLOEXEC) < 0)
-                return;
-        pid = fork();
-        if (pid < 0) {
-                log_warning_errno(-errno, "Cannot fork to compact the ban journal: %m");
-                close(pipefd[0]);
-                close(pipefd[1]);
-                return;
-        }
-        if (pid == 0) {
-                Buf b = {};
-                uint64_t size;
-                int r;
-
-                /* Nothing of the daemon's stays open here: the bus connection held by a child
-                 * would keep the daemon's name owned after it exits, so that a restart could
-                 * not take it. */
-                if (pipefd[1] > 3)
-                        (void) close_range(3, (unsigned) pipefd[1] - 1, 0);
-                (void) close_range((unsigned) pipefd[1] + 1, ~0u, 0);
-                r = store_format_snapshot(s, &b);
-                if (r >= 0)
-                        r = write_file_atomic(path, b.p, b.n, 0600);
-                size = r >= 0 ? b.n : 0;
-                (void) write(pipefd[1], &size, sizeof size);
-                _exit(r >= 0 ? 0 : -r);
-        }
-        close(pipefd[1]);
-        if (sd_event_add_io(s->event, &s->compact_source, pipefd[0], EPOLLIN | EPOLLHUP,
-                            on_compacted, s) < 0) {
-                (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
-                close(pipefd[0]);
-                return;
-        }
-        s->compactor = pid;
-        s->compactor_fd = pipefd[0];
-        s->log_bytes_at_fork = s->log_bytes;
-        s->log_bytes_at_fork_usec = now_usec(CLOCK_MONOTONIC);
-        s->log_to_new = true;
 }
 
 json_t *ban_store_export(BanStore *s) {
@@ -2419,49 +2240,30 @@ static int replay_record(BanStore *s, char *line, uint64_t now) {
         }
 }
 
-/*
- * Replays one journal over the table. A last record without its newline was cut short by a
- * crash before it was acknowledged: it is ignored and cut off, so that the next record starts
- * on a line of its own. A record that cannot be read is skipped with a warning.
- */
+struct replay_ctx {
+        BanStore *s;
+        uint64_t now;
+};
+
+static int replay_one(void *userdata, char *line) {
+        struct replay_ctx *c = userdata;
+
+        return replay_record(c->s, line, c->now);
+}
+
+/* Replays one journal over the table (see state_journal_replay()); a record that cannot be read
+ * is skipped with a warning. */
 static int replay_log(BanStore *s, const char *file, uint64_t now, size_t *ret_records) {
-        _cleanup_free_ char *path = state_path(s, file), *text = NULL;
-        size_t size = 0, records = 0, bad = 0;
-        char *line, *next;
+        struct replay_ctx c = { .s = s, .now = now };
+        size_t bad = 0;
         int r;
 
-        if (!path)
-                return -ENOMEM;
-        r = read_file_full(path, BANS_FILE_MAX_BYTES, &text, &size);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        for (line = text; line < text + size; line = next) {
-                next = memchr(line, '\n', (size_t) (text + size - line));
-                if (!next) {
-                        log_warning("%s ends in a record cut short (%zu bytes, no newline), "
-                                    "written by a change that was never acknowledged; ignored",
-                                    path, (size_t) (text + size - line));
-                        if (truncate(path, (off_t) (line - text)) < 0)
-                                log_warning_errno(-errno, "Cannot cut %s short: %m", path);
-                        size = (size_t) (line - text);
-                        break;
-                }
-                *next++ = '\0';
-                r = replay_record(s, line, now);
-                if (r == -ENOMEM)
-                        return r;
-                if (r < 0)
-                        bad++;
-                else
-                        records++;
-        }
-        if (bad > 0)
-                log_warning("%s: %zu record(s) could not be read and were skipped", path, bad);
-        s->log_bytes += size;
-        *ret_records += records;
-        return 0;
+        r = state_journal_replay(&s->journal, file, BANS_FILE_MAX_BYTES, replay_one, &c,
+                                 ret_records, &bad, NULL);
+        if (r >= 0 && bad > 0)
+                log_warning("%s/%s: %zu record(s) could not be read and were skipped",
+                            s->state_dir, file, bad);
+        return r;
 }
 
 /* Forgets what a failed fast read left. */
@@ -2680,7 +2482,7 @@ static int load_json_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, 
         r = read_file_full(path, BANS_FILE_MAX_BYTES, &text, &size);
         if (r < 0)
                 return r;
-        s->snapshot_bytes = size;
+        s->journal.snapshot_bytes = size;
         /* The fast reader cuts the text into lines: a document it cannot read is read again
          * for jansson. */
         r = load_fast(s, text, now, &expired);
@@ -2770,7 +2572,7 @@ static int load_file(BanStore *s, size_t *ret_loaded, size_t *ret_expired, char 
         }
         if (fd < 0 || fstat(fd, &st) < 0)
                 return -errno;
-        s->snapshot_bytes = (uint64_t) st.st_size;
+        s->journal.snapshot_bytes = (uint64_t) st.st_size;
         r = load_snapshot(s, fd, (uint64_t) st.st_size, now_usec(CLOCK_REALTIME), ret_expired,
                           &why);
         if (r == -EBADMSG) {
@@ -3094,6 +2896,15 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         assert(s);
         s->event = event;
         s->state_dir = state_dir;
+        s->journal.event = event;
+        s->journal.state_dir = state_dir;
+        s->journal.snapshot = BANS_FILE;
+        s->journal.log = BANS_LOG;
+        s->journal.log_new = BANS_LOG_NEW;
+        s->journal.what = "ban journal";
+        s->journal.compact_min = BANS_LOG_COMPACT_MIN;
+        s->journal.write_snapshot = store_write_snapshot;
+        s->journal.userdata = s;
         s->config = config;
         r = ban_maps_open(&s->maps, bpffs_root, config->bans_max_v4, config->bans_max_v6,
                           ret_error);
@@ -3121,7 +2932,7 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                 if (r < 0)
                         return error_setf(ret_error, r, "cannot read the ban journal in %s: %s",
                                           state_dir, strerror(-r));
-                s->log_to_new = access(log_new, F_OK) >= 0;
+                s->journal.to_new = access(log_new, F_OK) >= 0;
                 loaded = s->n_bans;
         }
 

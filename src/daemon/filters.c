@@ -22,6 +22,12 @@
 #define FILTERS_PREV_FILE "filters.json.prev"
 /* What the store accepts must read back: 100,000 rules with 1 KiB comments and every field. */
 #define FILTERS_FILE_MAX (256u * 1024 * 1024)
+/* The changes of one rule since filters.json, one record a line; filters.log.new takes them
+ * while a compaction writes filters.json, and replaces filters.log once it is. */
+#define FILTERS_LOG "filters.log"
+#define FILTERS_LOG_NEW "filters.log.new"
+/* Compacted once the journal is half the snapshot's size, and at least this. */
+#define FILTERS_LOG_COMPACT_MIN (64u * 1024)
 #define SLOT_NONE UINT32_MAX
 /* The niceness of the thread that applies a large change (see offload_thread()). */
 #define OFFLOAD_NICE 10
@@ -44,6 +50,7 @@ int filter_store_new(FilterStore **ret) {
         if (!s)
                 return -ENOMEM;
         s->state_fd = s->banks_fd = s->rules_fd = s->counters_fd = s->events_fd = -1;
+        state_journal_init(&s->journal);
         s->slot_used = calloc(PS_FILTER_SLOTS, 1);
         if (!s->slot_used) {
                 free(s);
@@ -68,6 +75,9 @@ FilterStore *filter_store_free(FilterStore *s) {
          * -ECANCELED, the kernel keeps whatever it got: the next start loads filters.json). */
         if (s->offload)
                 offload_end(s, true);
+        /* Stopped, the journals a compaction would have replaced are replayed at the next
+         * start. */
+        state_journal_stop(&s->journal);
         sd_event_source_unref(s->expiry_timer);
         free(s->slot_used);
         free(s->busy);
@@ -497,6 +507,10 @@ static int change_prepare(FilterStore *s, Filter **rules, size_t n, bool persist
 
         assert(s);
         assert(rules || n == 0);
+        /* The set is written whole (maybe off the loop): a compaction's older snapshot must not
+         * land over it. */
+        if (persist)
+                state_journal_stop(&s->journal);
         if (n > PS_FILTER_MAX_RULES) {
                 (void) error_setf(ret_error, 0,
                                   "the rule set would hold %zu rules; accepted: at most %u", n,
@@ -976,14 +990,16 @@ static const char *stored_rule_text(Filter *f) {
         return filter_text_get(f);
 }
 
-/* {"filters":[...],"next_id":N,"version":1}, put together from the rules' stored texts in one
- * buffer: no tree of 100,000 JSON objects is built and freed for a change of one rule. */
-static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
-                           char **ret_error) {
+/* {"filters":[...],"journal":G,"next_id":N,"version":1}, put together from the rules' stored
+ * texts in one buffer: no tree of 100,000 JSON objects is built and freed for a change of one
+ * rule. Written whole with gen = journal_gen + 1 (the journals of the one before no longer
+ * apply), and by a compaction with gen = journal_gen (its journals still do). */
+static int store_write_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
+                            uint64_t gen, uint64_t *ret_size, char **ret_error) {
         _cleanup_free_ const char **parts = NULL;
         _cleanup_free_ char *text = NULL;
         static const char head[] = "{\"filters\":[";
-        char tail[64];
+        char tail[96];
         size_t size, at = sizeof head - 1;
         char *prev;
         int r;
@@ -992,7 +1008,8 @@ static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t ne
         parts = calloc(n + 1, sizeof(char *));
         if (!parts)
                 return -ENOMEM;
-        r = snprintf(tail, sizeof tail, "],\"next_id\":%" PRIu32 ",\"version\":1}", next_id);
+        r = snprintf(tail, sizeof tail, "],\"journal\":%" PRIu64 ",\"next_id\":%" PRIu32
+                     ",\"version\":1}", gen, next_id);
         size = sizeof head + (size_t) r;
         for (size_t i = 0; i < n; i++) {
                 parts[i] = stored_rule_text(rules[i]);
@@ -1016,18 +1033,147 @@ static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t ne
         prev = prev_generation_begin(s);
         r = state_write_file(s->state_dir, FILTERS_FILE, text, ret_error);
         prev_generation_end(s, prev, r >= 0);
+        if (r >= 0 && ret_size)
+                *ret_size = at + strlen(tail);
         return r;
 }
 
+static void journal_set_gen(FilterStore *s, uint64_t gen) {
+        int k = snprintf((char *) s->journal.header, sizeof s->journal.header,
+                         "{\"journal\":%" PRIu64 "}\n", gen);
+
+        s->journal_gen = gen;
+        s->journal.header_len = k > 0 ? (size_t) k : 0;
+}
+
+/* The whole set; the journal it replaces goes. The caller stopped any compaction on the loop
+ * (this may run in the offload thread). */
+static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
+                           char **ret_error) {
+        uint64_t size = 0;
+        int r;
+
+        r = store_write_list(s, rules, n, next_id, s->journal_gen + 1, &size, ret_error);
+        if (r < 0)
+                return r;
+        journal_set_gen(s, s->journal_gen + 1);
+        s->journal.snapshot_bytes = size;
+        r = state_journal_reset(&s->journal);
+        /* A journal left behind names the snapshot before and is ignored at the next start;
+         * records appended to it would be too, so the changes of one rule write the whole
+         * set until one can remove it. */
+        s->journal_stale = r < 0;
+        if (r < 0)
+                log_warning_errno(r, "Cannot remove the rule journal in %s: %m; changes of one "
+                                  "rule write %s whole until it can be", s->state_dir,
+                                  FILTERS_FILE);
+        return 0;
+}
+
+/* The compacting child's snapshot: the set as the loop holds it, same journal number. */
+static int store_write_compacted(void *userdata, uint64_t *ret_size) {
+        FilterStore *s = userdata;
+
+        return store_write_list(s, s->rules, s->n_rules, s->next_id, s->journal_gen, ret_size,
+                                NULL);
+}
+
 int filter_store_save(FilterStore *s, char **ret_error) {
+        state_journal_stop(&s->journal);
         return store_save_list(s, s->rules, s->n_rules, s->next_id, ret_error);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* filters.log: after a header {"journal":G} naming the snapshot it belongs to, one record a
+ * line, appended and fdatasync'd before the change is acknowledged:
+ *   {"add":RULE}      a rule added at the end of the list (RULE as filters.json holds it)
+ *   {"change":RULE}   the rule with RULE's id replaced in its place
+ *   {"remove":ID}     the rule with that id removed
+ * Each replays idempotently: a compaction that crashed half way replays records the snapshot
+ * already holds. */
+
+static int journal_append(FilterStore *s, const char *op, const Filter *f, uint32_t id,
+                          char **ret_error) {
+        _cleanup_free_ char *rec = NULL;
+        const char *text = NULL;
+        int r;
+
+        if (f) {
+                text = stored_rule_text((Filter *) f);
+                if (!text)
+                        return -ENOMEM;
+                r = asprintf(&rec, "{\"%s\":%s}\n", op, text);
+        } else
+                r = asprintf(&rec, "{\"remove\":%" PRIu32 "}\n", id);
+        if (r < 0)
+                return -ENOMEM;
+        r = state_journal_append(&s->journal, rec, (size_t) r);
+        if (r >= 0)
+                return 0;
+        log_struct_internal(LOG_ERR, r, PS_MESSAGE_STATE_NOT_WRITABLE, NULL,
+                            "Cannot write %s/%s: %s", s->state_dir,
+                            s->journal.to_new ? FILTERS_LOG_NEW : FILTERS_LOG, strerror(-r));
+        return error_setf(ret_error, -EROFS, "cannot write %s/%s: %s; the change was not made",
+                          s->state_dir, s->journal.to_new ? FILTERS_LOG_NEW : FILTERS_LOG,
+                          strerror(-r));
+}
+
+/* One change of one rule made durable: a record, or, without a snapshot to append to, the
+ * whole list (rules[0..n)) as the snapshot. */
+static int store_save_one(FilterStore *s, const char *op, const Filter *f, uint32_t id,
+                          Filter **rules, size_t n, uint32_t next_id, char **ret_error) {
+        _cleanup_free_ char *path = strjoin_path(s->state_dir, FILTERS_FILE);
+
+        if (!path)
+                return -ENOMEM;
+        if (s->journal_stale || (access(path, F_OK) < 0 && errno == ENOENT)) {
+                state_journal_stop(&s->journal);
+                return store_save_list(s, rules, n, next_id, ret_error);
+        }
+        return journal_append(s, op, f, id, ret_error);
+}
+
+/* One rule as filters.json and its journal hold it; *why says what is wrong with one that is
+ * not. Its slot is the caller's to check against the others. */
+static int rule_from_stored(json_t *stored, Filter **ret, char why[static 256]) {
+        json_t *o = json_deep_copy(stored);
+        json_t *slot = o ? json_object_get(o, "slot") : NULL;
+        _cleanup_free_ char *err = NULL;
+        Filter *f;
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        if (!json_is_integer(slot) || json_integer_value(slot) < 0 ||
+            json_integer_value(slot) >= PS_FILTER_SLOTS) {
+                json_decref(o);
+                snprintf(why, 256, "a rule lacks a valid slot");
+                return -EINVAL;
+        }
+        f = calloc(1, sizeof(Filter));
+        if (!f) {
+                json_decref(o);
+                return -ENOMEM;
+        }
+        filter_init(f);
+        f->slot = (uint32_t) json_integer_value(slot);
+        json_object_del(o, "slot");
+        r = filter_from_json(f, o, FILTER_PARSE_IMPORT, &err);
+        json_decref(o);
+        if (r < 0) {
+                snprintf(why, 256, "%s", err ? err : "invalid");
+                filter_free(f);
+                return r == -ENOMEM ? r : -EINVAL;
+        }
+        *ret = f;
+        return 0;
 }
 
 /* Reads filters.json (or its previous generation) into a fresh list. */
 static int store_load_file(FilterStore *s, const char *file, Filter ***ret, size_t *ret_n,
                            uint32_t *ret_next, char **ret_error) {
         _cleanup_free_ char *path = strjoin_path(s->state_dir, file);
-        json_t *root, *list, *nid;
+        json_t *root, *list, *nid, *gen;
         Filter **rules = NULL;
         size_t n = 0, i;
         int r;
@@ -1039,6 +1185,7 @@ static int store_load_file(FilterStore *s, const char *file, Filter ***ret, size
                 return r;
         list = json_object_get(root, "filters");
         nid = json_object_get(root, "next_id");
+        gen = json_object_get(root, "journal");
         if (!json_is_array(list) || !json_is_integer(nid)) {
                 json_decref(root);
                 return file_set_aside(path, "no \"filters\" array or \"next_id\"", ret_error);
@@ -1049,42 +1196,182 @@ static int store_load_file(FilterStore *s, const char *file, Filter ***ret, size
                 return -ENOMEM;
         }
         for (i = 0; i < json_array_size(list); i++) {
-                json_t *o = json_deep_copy(json_array_get(list, i));
-                json_t *slot = o ? json_object_get(o, "slot") : NULL;
-                _cleanup_free_ char *err = NULL;
-                Filter *f = calloc(1, sizeof(Filter));
+                char why[256], what[300];
+                Filter *f = NULL;
 
-                if (!o || !f || !json_is_integer(slot) || json_integer_value(slot) < 0 ||
-                    json_integer_value(slot) >= PS_FILTER_SLOTS) {
-                        json_decref(o);
-                        free(f);
-                        filter_list_free(rules, n);
-                        json_decref(root);
-                        return file_set_aside(path, "a rule lacks a valid slot", ret_error);
+                r = rule_from_stored(json_array_get(list, i), &f, why);
+                if (r >= 0 && s->slot_used[f->slot]) {
+                        snprintf(why, sizeof why, "slot used twice");
+                        filter_free(TAKE_PTR(f));
+                        r = -EINVAL;
                 }
-                filter_init(f);
-                f->slot = (uint32_t) json_integer_value(slot);
-                json_object_del(o, "slot");
-                r = filter_from_json(f, o, FILTER_PARSE_IMPORT, &err);
-                json_decref(o);
-                if (r < 0 || s->slot_used[f->slot]) {
-                        char why[512];
-
-                        snprintf(why, sizeof why, "rule %zu: %s", i,
-                                 r < 0 ? (err ? err : "invalid") : "slot used twice");
-                        filter_free(f);
+                if (r < 0) {
                         filter_list_free(rules, n);
                         memset(s->slot_used, 0, PS_FILTER_SLOTS);
                         json_decref(root);
-                        return file_set_aside(path, why, ret_error);
+                        if (r == -ENOMEM)
+                                return r;
+                        snprintf(what, sizeof what, "rule %zu: %s", i, why);
+                        return file_set_aside(path, what, ret_error);
                 }
                 s->slot_used[f->slot] = 1;
                 rules[n++] = f;
         }
         *ret_next = (uint32_t) json_integer_value(nid);
+        journal_set_gen(s, json_is_integer(gen) ? (uint64_t) json_integer_value(gen) : 0);
         json_decref(root);
         *ret = rules;
         *ret_n = n;
+        return 0;
+}
+
+/* The list being restored, and the journal being replayed over it. */
+typedef struct FilterReplay {
+        FilterStore *s;
+        Filter **rules;
+        size_t n, alloc;
+        uint32_t next;
+        bool skip;          /* the records of a journal of an earlier snapshot */
+        size_t ignored;     /* ... how many */
+        char why[256];      /* what is wrong with the first record refused */
+} FilterReplay;
+
+static ssize_t replay_find(FilterReplay *c, uint32_t id) {
+        for (size_t i = c->n; i > 0; i--)
+                if (c->rules[i - 1]->id == id)
+                        return (ssize_t) (i - 1);
+        return -1;
+}
+
+static int replay_record(void *userdata, char *line) {
+        FilterReplay *c = userdata;
+        json_t *root = json_loads(line, 0, NULL), *v;
+        Filter *f = NULL;
+        ssize_t at;
+        int r = 0;
+
+        if (!json_is_object(root)) {
+                json_decref(root);
+                snprintf(c->why, sizeof c->why, "not a JSON object");
+                return -EINVAL;
+        }
+        if ((v = json_object_get(root, "journal"))) {
+                c->skip = !json_is_integer(v) ||
+                          (uint64_t) json_integer_value(v) != c->s->journal_gen;
+                goto out;
+        }
+        if (c->skip) {
+                c->ignored++;
+                goto out;
+        }
+        if ((v = json_object_get(root, "remove"))) {
+                if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                    json_integer_value(v) > UINT32_MAX) {
+                        snprintf(c->why, sizeof c->why, "a removal without a rule id");
+                        r = -EINVAL;
+                        goto out;
+                }
+                at = replay_find(c, (uint32_t) json_integer_value(v));
+                if (at >= 0) {
+                        c->s->slot_used[c->rules[at]->slot] = 0;
+                        filter_free(c->rules[at]);
+                        memmove(c->rules + at, c->rules + at + 1,
+                                (c->n - (size_t) at - 1) * sizeof(Filter *));
+                        c->n--;
+                }
+                goto out;
+        }
+        v = json_object_get(root, "add");
+        if (!v)
+                v = json_object_get(root, "change");
+        if (!json_is_object(v)) {
+                snprintf(c->why, sizeof c->why, "no add, change or remove");
+                r = -EINVAL;
+                goto out;
+        }
+        r = rule_from_stored(v, &f, c->why);
+        if (r < 0)
+                goto out;
+        /* Replayed again (after a compaction that did not finish), or a change: in its place. */
+        at = replay_find(c, f->id);
+        if (at >= 0)
+                c->s->slot_used[c->rules[at]->slot] = 0;
+        if (c->s->slot_used[f->slot]) {
+                if (at >= 0)
+                        c->s->slot_used[c->rules[at]->slot] = 1;
+                snprintf(c->why, sizeof c->why, "rule %" PRIu32 ": slot used twice", f->id);
+                filter_free(f);
+                r = -EINVAL;
+                goto out;
+        }
+        c->s->slot_used[f->slot] = 1;
+        if (f->id >= c->next)
+                c->next = f->id + 1;
+        if (at >= 0) {
+                filter_free(c->rules[at]);
+                c->rules[at] = f;
+                goto out;
+        }
+        if (c->n + 1 >= c->alloc) {
+                Filter **grown = realloc(c->rules, (c->alloc * 2 + 16) * sizeof(Filter *));
+
+                if (!grown) {
+                        c->s->slot_used[f->slot] = 0;
+                        filter_free(f);
+                        r = -ENOMEM;
+                        goto out;
+                }
+                c->rules = grown;
+                c->alloc = c->alloc * 2 + 16;
+        }
+        c->rules[c->n++] = f;
+out:
+        json_decref(root);
+        return r;
+}
+
+int filter_store_replay_text(FilterStore *s, Filter ***rules, size_t *n, uint32_t *next,
+                             char *text, size_t *size, size_t *ret_records, size_t *ret_bad,
+                             size_t *ret_first_bad) {
+        FilterReplay c = { .s = s, .rules = *rules, .n = *n, .alloc = *n + 1, .next = *next,
+                           .skip = true };
+        int r;
+
+        r = state_journal_replay_text(text, size, replay_record, &c, ret_records, ret_bad,
+                                      ret_first_bad);
+        *rules = c.rules;
+        *n = c.n;
+        *next = c.next;
+        return r;
+}
+
+/* filters.log, then filters.log.new, over the list read from the snapshot. A record that cannot
+ * be read in the middle of a journal leaves the set after it unknown: the journal is set aside
+ * (-EBADMSG, *ret_error names it) and the caller degrades as for a corrupt filters.json. */
+static int store_replay(FilterStore *s, FilterReplay *c, size_t *ret_records,
+                        char **ret_error) {
+        static const char *const files[] = { FILTERS_LOG, FILTERS_LOG_NEW };
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                size_t bad = 0, first_bad = 0;
+
+                c->skip = true; /* until the header says whose journal it is */
+                r = state_journal_replay(&s->journal, files[i], FILTERS_FILE_MAX, replay_record,
+                                         c, ret_records, &bad, &first_bad);
+                if (r < 0)
+                        return error_setf(ret_error, r, "cannot read %s/%s: %s", s->state_dir,
+                                          files[i], strerror(-r));
+                if (bad > 0) {
+                        _cleanup_free_ char *path = strjoin_path(s->state_dir, files[i]);
+                        char what[320];
+
+                        if (!path)
+                                return -ENOMEM;
+                        snprintf(what, sizeof what, "record %zu: %s", first_bad, c->why);
+                        return file_set_aside(path, what, ret_error);
+                }
+        }
         return 0;
 }
 
@@ -1192,7 +1479,7 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
         _cleanup_free_ char *dir = NULL;
         _cleanup_free_ char *err = NULL;
         Filter **rules = NULL;
-        size_t n = 0, expired = 0;
+        size_t n = 0, expired = 0, replayed = 0;
         uint32_t next = 0, zero = 0;
         bool recovered = false, stamped = false;
         int fds[5], r;
@@ -1203,6 +1490,15 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
         s->event = event;
         s->state_dir = state_dir;
         s->bpffs_root = bpffs_root;
+        s->journal.event = event;
+        s->journal.state_dir = state_dir;
+        s->journal.snapshot = FILTERS_FILE;
+        s->journal.log = FILTERS_LOG;
+        s->journal.log_new = FILTERS_LOG_NEW;
+        s->journal.what = "rule journal";
+        s->journal.compact_min = FILTERS_LOG_COMPACT_MIN;
+        s->journal.write_snapshot = store_write_compacted;
+        s->journal.userdata = s;
         dir = strjoin_path(bpffs_root, FILTERS_PIN_DIR);
         if (!dir)
                 return -ENOMEM;
@@ -1259,6 +1555,41 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
         if (r < 0) {
                 return error_setf(ret_error, r, "cannot read the stored filters: %s", strerror(-r));
         }
+        {
+                _cleanup_free_ char *snap = strjoin_path(state_dir, FILTERS_FILE);
+                _cleanup_free_ char *log_new = strjoin_path(state_dir, FILTERS_LOG_NEW);
+                FilterReplay c = { .s = s, .rules = rules, .n = n, .alloc = n + 1, .next = next };
+                struct stat st;
+
+                if (!snap || !log_new) {
+                        filter_list_free(rules, n);
+                        return -ENOMEM;
+                }
+                if (stat(snap, &st) >= 0)
+                        s->journal.snapshot_bytes = (uint64_t) st.st_size;
+                /* The changes of one rule since the snapshot, in the order they were made. */
+                r = store_replay(s, &c, &replayed, &err);
+                rules = c.rules;
+                n = c.n;
+                next = c.next;
+                if (r == -EBADMSG) {
+                        filter_list_free(rules, n);
+                        memset(s->slot_used, 0, PS_FILTER_SLOTS);
+                        return store_degrade(s, err);
+                }
+                if (r < 0) {
+                        filter_list_free(rules, n);
+                        return r == -ENOMEM ? r : error_setf(ret_error, r, "%s", err);
+                }
+                if (c.ignored > 0) {
+                        /* Left by a crash before the journal of the snapshot before this one
+                         * was removed: the snapshot holds what it said. */
+                        log_info("Ignored %zu record(s) of a rule journal of an earlier "
+                                 "snapshot in %s", c.ignored, state_dir);
+                        stamped = true; /* the snapshot is written again, the journal goes */
+                }
+                s->journal.to_new = access(log_new, F_OK) >= 0;
+        }
         s->next_id = next;
         /* Rules that timed out while the daemon was away go now. */
         {
@@ -1293,8 +1624,9 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
                  * expire again, and missing times are given again, at the next start. */
                 (void) filter_store_save(s, &werr);
         }
-        log_info("Restored %zu filter rule(s) from %s (%zu shape(s), %zu classifier entries)", n,
-                 s->state_dir, s->n_shapes, s->n_entries);
+        log_info("Restored %zu filter rule(s) from %s (%zu journal record(s) replayed; %zu "
+                 "shape(s), %zu classifier entries)", n, s->state_dir, replayed, s->n_shapes,
+                 s->n_entries);
         return 0;
 }
 
@@ -1446,7 +1778,8 @@ int filter_store_add_one(FilterStore *s, Filter *f, bool persist, uint32_t *ret_
                 goto fail;
         if (persist) {
                 s->rules[s->n_rules] = f;
-                r = store_save_list(s, s->rules, s->n_rules + 1, next_id, ret_error);
+                r = store_save_one(s, "add", f, 0, s->rules, s->n_rules + 1, next_id,
+                                   ret_error);
                 if (r < 0) {
                         _cleanup_(filter_delta_done) FilterDelta undo = {};
 
@@ -1459,6 +1792,9 @@ int filter_store_add_one(FilterStore *s, Filter *f, bool persist, uint32_t *ret_
         s->rules[s->n_rules++] = f;
         s->next_id = next_id;
         f->store = s;
+        /* Only now: the compacting child copies the list with this rule in it. */
+        if (persist)
+                state_journal_compact_maybe(&s->journal);
         store_schedule_expiry(s);
         if (ret_id)
                 *ret_id = f->id;
@@ -1580,7 +1916,8 @@ int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool p
         if (r < 0)
                 return r;
         if (persist) {
-                r = store_save_list(s, list, n, s->next_id, ret_error);
+                r = store_save_one(s, changed ? "change" : "remove", changed, id, list, n,
+                                   s->next_id, ret_error);
                 if (r < 0) {
                         _cleanup_(filter_delta_done) FilterDelta undo = {};
 
@@ -1599,6 +1936,8 @@ int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool p
         else
                 s->slot_used[old->slot] = 0; /* rests until the allocator comes round again */
         filter_free(old);
+        if (persist)
+                state_journal_compact_maybe(&s->journal);
         store_schedule_expiry(s);
         if (s->on_change)
                 s->on_change(s, old_ids, n + (changed ? 0 : 1), s->userdata);

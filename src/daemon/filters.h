@@ -6,6 +6,7 @@
 #include "conf.h"
 #include "filter-compile.h"
 #include "rule.h"
+#include "state-journal.h"
 
 typedef struct FilterStore FilterStore;
 typedef struct FilterTransaction FilterTransaction;
@@ -51,6 +52,13 @@ struct FilterStore {
          * the error every other change gets meanwhile; NULL when none. */
         struct FilterOffload *offload;
         char *busy;
+
+        /* filters.json is the snapshot; a change of one rule appends a record to filters.log
+         * instead of writing it whole (see state-journal.h). journal_gen numbers the snapshots
+         * written whole: a journal belongs to the snapshot whose number its header names. */
+        StateJournal journal;
+        uint64_t journal_gen;
+        bool journal_stale; /* the last whole write could not remove the journal */
 
         filter_store_changed_t on_change;
         void *userdata; /* the owner's, for the callback and whoever finds a rule */
@@ -152,6 +160,13 @@ int filter_parse_import(const char *text, bool keep_ids, FilterList *ret, char *
 /* Writes the set in memory to filters.json: -EROFS (logged, *ret_error saying which file and
  * why) when it cannot be written. */
 int filter_store_save(FilterStore *s, char **ret_error);
+
+/* Replays the text of a rule journal (filters.log) over rules[0..n) (allocated, at least n + 1
+ * long; grown as needed) as the start does, marking the slots in s->slot_used; what
+ * state_journal_replay_text() returns. For the tests. */
+int filter_store_replay_text(FilterStore *s, Filter ***rules, size_t *n, uint32_t *next,
+                             char *text, size_t *size, size_t *ret_records, size_t *ret_bad,
+                             size_t *ret_first_bad);
 
 /* Fills the inactive bank of these maps with the set and flips to it; *state is the value of
  * filter_state before, and after on success. Used by the store, the tests and the bench. */

@@ -323,6 +323,24 @@ daemon_stop() {
         wait "$pid"
 }
 
+# stored_rules STATE-DIR: the rules a start would read there, as a JSON array: filters.json with
+# the records of filters.log and filters.log.new replayed over it (those of a journal whose
+# header names another snapshot are ignored); see packetscoped(8), FILES.
+stored_rules() {
+        cat "$1/filters.log" "$1/filters.log.new" 2>/dev/null |
+                jq -cn --slurpfile snap "$1/filters.json" '
+                reduce inputs as $r ({gen: ($snap[0].journal // 0), skip: true,
+                                      f: $snap[0].filters};
+                        if $r.journal != null then .skip = ($r.journal != .gen)
+                        elif .skip then .
+                        elif $r.remove != null then .f |= map(select(.id != $r.remove))
+                        else ($r.add // $r.change) as $x |
+                                if any(.f[]; .id == $x.id)
+                                then .f |= map(if .id == $x.id then $x else . end)
+                                else .f += [$x] end
+                        end) | .f'
+}
+
 daemon_alive() {
         kill -0 "${DAEMON_PID[$1]}" 2>/dev/null && daemon_owns_name "$1"
 }

@@ -8,6 +8,7 @@ bytes that are not UTF-8 (every binding refuses to marshal them).
   rawbus.py call DEST PATH INTERFACE METHOD SIGNATURE ARGS-JSON
   rawbus.py latency DEST PATH INTERFACE METHOD SECONDS
   rawbus.py until FILE SECONDS DEST PATH INTERFACE METHOD SIGNATURE ARGS-JSON
+  rawbus.py batch DEST FILE
 
 latency calls METHOD (no arguments) over one connection, one call after the other with 50 ms
 between them, for SECONDS, and prints {"calls": N, "max_ms": M, "errors": E}: the round trips
@@ -17,6 +18,8 @@ until makes the call over one connection again and again, 50 ms apart, until FIL
 SECONDS have passed, and prints one JSON object per call: {"ms": round trip, "at": the
 CLOCK_REALTIME nanoseconds when the answer came, and "reply" or "error" as for call}.
 
+batch makes the calls FILE lists, one JSON array [PATH, INTERFACE, METHOD, SIGNATURE, ARGS] a
+line, one after the other over one connection, and prints one JSON object per call as call does.
 ARGS-JSON is a JSON array with one value per complete type of SIGNATURE. A variant is written
 ["sig", value]; a dictionary as a JSON object; a string may also be {"hex": "..."} (raw bytes,
 not checked) or {"repeat": "x", "count": N}. ARGS-JSON may also be @FILE, to read it from FILE
@@ -304,7 +307,20 @@ def until(argv):
     return 0
 
 
+def batch(argv):
+    dest, path = argv[2:4]
+    conn = Connection(os.environ.get("DBUS_SYSTEM_BUS_ADDRESS",
+                                     "unix:path=/run/dbus/system_bus_socket"))
+    with open(path) as f:
+        for line in f:
+            opath, iface, member, sig, args = json.loads(line)
+            print(json.dumps(conn.call(dest, opath, iface, member, sig, args)), flush=True)
+    return 0
+
+
 def main(argv):
+    if len(argv) == 4 and argv[1] == "batch":
+        return batch(argv)
     if len(argv) == 7 and argv[1] == "latency":
         return latency(argv)
     if len(argv) == 10 and argv[1] == "until":

@@ -437,7 +437,8 @@ monitor_stop FilterRemoved 1
 is "$(signals FilterRemoved "[$TID,\"$FILTERS_PATH/$TID\"]")" 1 "FilterRemoved($TID) at expiry"
 expired_on_time "$TID" "$EXPIRES" 15000 "it expired at its deadline, not before"
 is "$(ping_ns 3)" 3 "pings answered again"
-jq_ok "filters.json no longer holds it" '.filters == []' "$(cat "$FJ")"
+jq_ok "the stored set (filters.json and its journal) no longer holds it" '. == []' \
+      "$(stored_rules "$STATE")"
 
 # Across a restart the rule keeps its original deadline (not restart + timeout): the daemon is
 # down for 5 s, so a deadline counted from the restart would come 5 s late or more. 40 s: time

@@ -54,7 +54,10 @@ restart() {
 }
 
 is "$(add_udp_drop $P1 first)" OK "Add of the first rule (udp/$P1)"
-is "$(add_udp_drop $P2 second)" OK "Add of the second rule (udp/$P2)"
+# Through an Import (merge), which writes filters.json whole: the set of the first rule alone
+# becomes filters.json.prev. (A second Add would be a record in filters.log.)
+is "$(call_error "$FILTERS_PATH" "$FILTERS" Import ss "[\"[{\\\"rule_type\\\": \\\"udp\\\", \\\"dst_port\\\": $P2, \\\"comment\\\": \\\"second\\\"}]\", \"merge\"]")" \
+   OK "Import (merge) of the second rule (udp/$P2)"
 is "$(udp_arrived $P1) $(udp_arrived $P2)" "0 0" "both are enforced"
 
 # ---------------------------------------------------------------------------------------------

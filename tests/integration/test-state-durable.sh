@@ -72,12 +72,13 @@ is "$(udp_arrived $P1)" 0 "udp/$P1 is dropped"
 
 mount -o remount,ro "$T/fs" || bail "cannot make the tmpfs read-only"
 out=$(add_udp_drop $P2 refused-ro)
-is "$out" "$NOT_WRITABLE: cannot write $STATE/filters.json: Read-only file system; the change was not made" \
+# One Add appends a record to filters.log (made now: the first Add wrote filters.json whole).
+is "$out" "$NOT_WRITABLE: cannot write $STATE/filters.log: Read-only file system; the change was not made" \
    "read-only: Add answers StateNotWritable naming the file and the cause"
 is "$(count)" 1 "read-only: Count is still 1"
 is "$(udp_arrived $P2)" 3 "read-only: the refused rule is not enforced (udp/$P2 arrives)"
 is "$(udp_arrived $P1)" 0 "read-only: the acknowledged rule still is"
-like "$(grep -c "Cannot write $STATE/filters.json: Read-only file system" "$LOG")" '^[1-9]' \
+like "$(grep -c "Cannot write $STATE/filters.log: Read-only file system" "$LOG")" '^[1-9]' \
      "read-only: the journal says which file and why"
 out=$(call_error "$PS_PATH" "$PS_MANAGER" AttachLink ss "[\"$B_IF\", \"generic\"]")
 is "$out" "$NOT_WRITABLE: cannot write $STATE/links.json: Read-only file system; the change was not made" \
@@ -98,9 +99,18 @@ is "$(count)" 2 "writable again: Count is 2"
 # ---------------------------------------------------------------------------------------------
 # Full
 
+# The set written whole again (its export imported in its place): filters.json holds both rules
+# and filters.log is gone, so that the next Add must allocate a block for a new one. (A record
+# that fits in the last block of an existing journal is stored, full or not.)
+out=$(busctl --system --json=short call "$PS_NAME" "$FILTERS_PATH" "$FILTERS" Export |
+        jq -r '.data[0]')
+busctl --system call "$PS_NAME" "$FILTERS_PATH" "$FILTERS" Import ss "$out" replace >/dev/null
+ok $? "the set of two rules imported in its own place"
+ok "$([ ! -e "$STATE/filters.log" ] && [ "$(jq '.filters | length' "$STATE/filters.json")" = 2 ] &&
+      echo 0 || echo 1)" "filters.json holds both rules, filters.log is gone" "$(ls -l "$STATE")"
 dd if=/dev/zero of="$T/fs/filler" bs=64k 2>/dev/null
 out=$(add_udp_drop $P2 refused-full)
-is "$out" "$NOT_WRITABLE: cannot write $STATE/filters.json: No space left on device; the change was not made" \
+is "$out" "$NOT_WRITABLE: cannot write $STATE/filters.log: No space left on device; the change was not made" \
    "full: Add answers StateNotWritable"
 is "$(count)" 2 "full: Count is still 2"
 is "$(udp_arrived $P2)" 3 "full: the refused rule is not enforced"

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The rule journal (filters.log) read back: the header that ties it to its snapshot, add,
+ * change and remove records, the same record replayed twice (a compaction that did not
+ * finish), a record cut short at the end, and a damaged one in the middle.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "filters.h"
+#include "state-journal.h"
+#include "util.h"
+
+static FilterStore *s;
+static Filter **rules;
+static size_t n;
+static uint32_t next;
+static size_t records, bad, first_bad;
+
+static void setup(void) {
+        cr_assert_eq(filter_store_new(&s), 0);
+        s->journal_gen = 7;
+        rules = calloc(1, sizeof(Filter *));
+        n = 0;
+        next = 1;
+        records = bad = first_bad = 0;
+}
+
+static void teardown(void) {
+        filter_list_free(rules, n);
+        filter_store_free(s);
+}
+
+TestSuite(journal, .init = setup, .fini = teardown);
+
+/* Replays text; what state_journal_replay_text() returned, *kept the bytes it kept. */
+static int replay(const char *text, size_t *kept) {
+        char *t = strdup(text);
+        size_t size = strlen(text);
+        int r;
+
+        cr_assert_not_null(t);
+        r = filter_store_replay_text(s, &rules, &n, &next, t, &size, &records, &bad, &first_bad);
+        free(t);
+        if (kept)
+                *kept = size;
+        return r;
+}
+
+#define RULE(id, slot, port, comment)                                                            \
+        "{\"comment\":\"" comment "\",\"dst_port\":" #port ",\"id\":" #id                        \
+        ",\"rule_type\":\"udp\",\"slot\":" #slot "}"
+
+Test(journal, add_change_remove) {
+        cr_assert_eq(replay("{\"journal\":7}\n"
+                            "{\"add\":" RULE(1, 0, 53, "a") "}\n"
+                            "{\"add\":" RULE(2, 1, 54, "b") "}\n"
+                            "{\"add\":" RULE(3, 2, 55, "c") "}\n"
+                            "{\"change\":" RULE(1, 0, 60, "a2") "}\n"
+                            "{\"remove\":2}\n", NULL), 0);
+        cr_assert_eq(bad, 0);
+        cr_assert_eq(n, 2);
+        cr_assert_eq(rules[0]->id, 1);
+        cr_assert_str_eq(rules[0]->comment, "a2");
+        cr_assert_eq(rules[0]->dst_port.lo, 60);
+        cr_assert_eq(rules[1]->id, 3);
+        cr_assert_eq(rules[1]->slot, 2);
+        cr_assert_eq(next, 4);
+        cr_assert_eq(s->slot_used[0], 1);
+        cr_assert_eq(s->slot_used[1], 0); /* rule 2's, removed */
+        cr_assert_eq(s->slot_used[2], 1);
+}
+
+Test(journal, replayed_twice_changes_nothing) {
+        const char *text = "{\"journal\":7}\n"
+                           "{\"add\":" RULE(1, 0, 53, "a") "}\n"
+                           "{\"add\":" RULE(2, 1, 54, "b") "}\n"
+                           "{\"remove\":1}\n";
+
+        cr_assert_eq(replay(text, NULL), 0);
+        cr_assert_eq(replay(text, NULL), 0);
+        cr_assert_eq(bad, 0);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(rules[0]->id, 2);
+        cr_assert_eq(next, 3);
+}
+
+Test(journal, journal_of_another_snapshot_ignored) {
+        cr_assert_eq(replay("{\"journal\":6}\n"
+                            "{\"add\":" RULE(1, 0, 53, "a") "}\n", NULL), 0);
+        cr_assert_eq(n, 0);
+        cr_assert_eq(bad, 0);
+        /* and one without a header at all */
+        cr_assert_eq(replay("{\"add\":" RULE(1, 0, 53, "a") "}\n", NULL), 0);
+        cr_assert_eq(n, 0);
+}
+
+Test(journal, torn_last_record_cut_off) {
+        size_t kept;
+        const char *whole = "{\"journal\":7}\n{\"add\":" RULE(5, 3, 53, "a") "}\n";
+        char text[512];
+
+        snprintf(text, sizeof text, "%s{\"add\":{\"comment\":\"b\",\"dst_po", whole);
+        cr_assert_eq(replay(text, &kept), 1);
+        cr_assert_eq(kept, strlen(whole));
+        cr_assert_eq(bad, 0);
+        cr_assert_eq(records, 2);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(rules[0]->id, 5);
+        cr_assert_eq(next, 6);
+}
+
+Test(journal, damaged_record_in_the_middle) {
+        cr_assert_eq(replay("{\"journal\":7}\n"
+                            "{\"add\":" RULE(1, 0, 53, "a") "}\n"
+                            "{\"add\":{\"rule_ty\n"
+                            "{\"add\":" RULE(2, 1, 54, "b") "}\n"
+                            "{\"bogus\":1}\n", NULL), 0);
+        cr_assert_eq(bad, 2);
+        cr_assert_eq(first_bad, 3);
+}
+
+Test(journal, slot_of_another_rule_refused) {
+        cr_assert_eq(replay("{\"journal\":7}\n"
+                            "{\"add\":" RULE(1, 4, 53, "a") "}\n"
+                            "{\"add\":" RULE(2, 4, 54, "b") "}\n"
+                            "{\"add\":{\"id\":3,\"rule_type\":\"udp\"}}\n", NULL), 0);
+        cr_assert_eq(bad, 2);
+        cr_assert_eq(first_bad, 3);
+        cr_assert_eq(n, 1);
+}
