@@ -2511,7 +2511,7 @@ static bool all_zero(const uint8_t *p, size_t n) {
  */
 static int replay_binary(BanStore *s, const char *path, const uint8_t *p, size_t size,
                          unsigned which, uint64_t now, size_t *ret_records) {
-        size_t off = sizeof(struct ban_log_header), end, rsize = 0, reason_bytes = 0, n_ban = 0;
+        size_t off = sizeof(struct ban_log_header), end, rsize = 0, reason_bytes = 0;
         size_t records = 0, used = 0;
         const char *last = NULL;
         BanRecord rec;
@@ -2532,10 +2532,8 @@ static int replay_binary(BanStore *s, const char *path, const uint8_t *p, size_t
                         r = ban_record_decode(p + off, size - off, &rec, &rsize);
                         if (r < 0)
                                 break;
-                        if (rec.type == BAN_RECORD_BAN) {
-                                n_ban++;
+                        if (rec.type == BAN_RECORD_BAN)
                                 reason_bytes += rec.reason_len + 1;
-                        }
                 }
         end = off;
         if (end < size) {
@@ -2566,9 +2564,6 @@ static int replay_binary(BanStore *s, const char *path, const uint8_t *p, size_t
                         return -ENOMEM;
                 s->log_reasons_size[which] = reason_bytes;
         }
-        r = store_reserve(s, n_ban);
-        if (r < 0)
-                return r;
         for (off = sizeof(struct ban_log_header); off < end; off += rsize) {
                 (void) ban_record_decode(p + off, end - off, &rec, &rsize);
                 if (rec.ban.reason) {
