@@ -69,6 +69,7 @@ struct BanStore {
         /* A journal not to append to (of the text format, or unreadable past a point) was read:
          * a snapshot of the table replaces it after the start. */
         bool log_rewrite;
+        size_t replay_room; /* at most as many bans as the journals hold records */
         /* The reasons of the bans read from bans.log and bans.log.new, one block each. */
         char *log_reasons[2];
         size_t log_reasons_size[2];
@@ -2604,7 +2605,7 @@ static int replay_log(BanStore *s, const char *file, unsigned which, uint64_t no
                 return r;
         if (size == 0)
                 return 0;
-        if (strchr("+-AR", text[0]))
+        if (text[0] && strchr("+-AR", text[0]))
                 return replay_text(s, path, text, size, now, ret_records);
         return replay_binary(s, path, (const uint8_t *) text, size, which, now, ret_records);
 }
@@ -2719,7 +2720,9 @@ static int load_snapshot(BanStore *s, int fd, uint64_t size, uint64_t now, size_
                 s->allow[s->n_allow] = (Cidr) { .family = c.family, .prefixlen = c.prefixlen };
                 memcpy(s->allow[s->n_allow++].addr, c.addr, sizeof c.addr);
         }
-        r = store_reserve(s, (size_t) hd.n_bans);
+        /* With room for the bans the journals may add: grown during the replay, the array of
+         * a million bans was copied into fresh memory, most of the replay's time. */
+        r = store_reserve(s, (size_t) hd.n_bans + s->replay_room);
         if (r < 0)
                 return r;
         /* Room for every reason with its NUL; what the sharing leaves unused is never
@@ -3244,6 +3247,17 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         if (r < 0)
                 return r;
 
+        {
+                static const char *const logs[] = { BANS_LOG, BANS_LOG_NEW };
+
+                for (size_t i = 0; i < ELEMENTSOF(logs); i++) {
+                        _cleanup_free_ char *p = state_path(s, logs[i]);
+                        struct stat st;
+
+                        if (p && stat(p, &st) >= 0)
+                                s->replay_room += (size_t) st.st_size / ban_record_size(0);
+                }
+        }
         r = load_file(s, &loaded, &expired, &err);
         if (r == -EBADMSG)
                 log_struct_internal(LOG_ERR, r, PS_MESSAGE_STATE_CORRUPT, NULL,
