@@ -102,10 +102,10 @@ journal=${JOURNAL:-100000}
 "$build/bench/ban-client" batch "$journal" "$journal" >/dev/null
 journal2_kb=$(du -k "$dir/state/bans.log" 2>/dev/null | cut -f1)
 bench_daemon_stop
-t0=$(date +%s%N)
+t2=$(date +%s%N)
 bench_daemon_start "$build"
 held_after2=$(count)
-t1=$(date +%s%N)
+t3=$(date +%s%N)
 restored2=$(sed -n 's/.*Restored \([0-9]*\) ban(s) from [^ ]* in \([0-9]*\) ms (\([^:]*\):.*/\1 bans in \2 ms (\3)/p' \
             "$dir/daemon.log" | tail -n 1)
 restore2_cpu=$(cpu_ms)
@@ -138,4 +138,4 @@ printf 'RSS peak after the restart %s KiB\n' "$peak_after"
 printf 'restart with a journal of %s records (bans.log %s KiB): restored %s\n' "$journal" \
         "${journal2_kb:-0}" "$restored2"
 printf '  start until Count answers %s ms, Count %s; the daemon'"'"'s CPU time until then %s ms\n' \
-        "$(( (t1 - t0) / 1000000 ))" "$held_after2" "$restore2_cpu"
+        "$(( (t3 - t2) / 1000000 ))" "$held_after2" "$restore2_cpu"
