@@ -2510,6 +2510,13 @@ static bool all_zero(const uint8_t *p, size_t n) {
         return true;
 }
 
+/* Cuts a journal back to its first size bytes; one without even its header goes, so that
+ * the next record starts a new file with one. */
+static void log_cut(const char *path, size_t size) {
+        if (size == 0 ? unlink(path) < 0 : truncate(path, (off_t) size) < 0)
+                log_warning_errno(-errno, "Cannot cut %s short: %m", path);
+}
+
 /*
  * A journal of binary records, read whole into one buffer. A first pass checks the records and
  * sums their reasons, which then go into one block (a ban repeating the reason of the record
@@ -2530,8 +2537,7 @@ static int replay_binary(BanStore *s, const char *path, const uint8_t *p, size_t
         if (r == -EAGAIN) {
                 log_warning("%s ends in its header cut short (%zu bytes); the file is empty",
                             path, size);
-                if (truncate(path, 0) < 0)
-                        log_warning_errno(-errno, "Cannot cut %s short: %m", path);
+                log_cut(path, 0);
                 return 0;
         }
         if (r < 0)
@@ -2551,8 +2557,7 @@ static int replay_binary(BanStore *s, const char *path, const uint8_t *p, size_t
                         log_warning("%s ends in a record cut short (%zu bytes), written by a "
                                     "change that was never acknowledged; ignored", path,
                                     size - end);
-                        if (truncate(path, (off_t) end) < 0)
-                                log_warning_errno(-errno, "Cannot cut %s short: %m", path);
+                        log_cut(path, end);
                 } else {
                         _cleanup_free_ char *aside =
                                 state_path(s, which ? BANS_LOG_NEW ".corrupt" : BANS_LOG ".corrupt");
