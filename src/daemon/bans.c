@@ -816,7 +816,7 @@ static void buf_add_u64(Buf *b, uint64_t v) {
         buf_add(b, t + k, sizeof t - k);
 }
 
-/* One ban as a line of an export (and a record of bans.log), without separators. Put together
+/* One ban as a line of an export (the format bans.json had), without separators. Put together
  * piece by piece: printf's formatting was most of the cost of a large batch. */
 static void format_ban(Buf *b, const Ban *ban) {
         char a[CIDR_STRING_MAX], o[32];
