@@ -5,6 +5,11 @@
  *
  *   ban-client batch COUNT PER_CALL   BanBatch of COUNT IPv4 /32s from 16.0.0.0 up, PER_CALL
  *                                     bans a call; prints "COUNT SECONDS BANS_PER_SECOND"
+ *   ban-client floor COUNT PER_CALL   the same calls, each with one more entry, without an
+ *                                     address, at its end: the daemon reads the whole call and
+ *                                     refuses it (InvalidArgs), nothing is banned. The cost of
+ *                                     the bus and of reading the message, without the checks,
+ *                                     the kernel and the journal; prints as batch does
  *   ban-client single CALLS           CALLS Ban() calls one after the other, each of a new
  *                                     address from 100.64.0.0 up; prints "MIN MEDIAN MAX" in ms
  *   ban-client fsync DIR CALLS        the floor of one acknowledged change there: CALLS appends
@@ -16,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +68,7 @@ static int fail(const char *what, int r, const sd_bus_error *e) {
         return 1;
 }
 
-static int batch(sd_bus *bus, unsigned long count, unsigned long per_call) {
+static int batch(sd_bus *bus, unsigned long count, unsigned long per_call, bool floor) {
         double t0 = now_s(), t;
         unsigned long done = 0;
 
@@ -81,12 +87,26 @@ static int batch(sd_bus *bus, unsigned long count, unsigned long per_call) {
                         addr4(0x10000000u, (uint32_t) (done + i), a);
                         r = sd_bus_message_append(m, "a{sv}", 1, "address", "s", a);
                 }
+                if (r >= 0 && floor)
+                        r = sd_bus_message_append(m, "a{sv}", 0);
                 if (r >= 0)
                         r = sd_bus_message_close_container(m);
                 if (r >= 0)
                         r = sd_bus_call(bus, m, CALL_TIMEOUT_USEC, &e, &reply);
                 sd_bus_message_unref(m);
                 sd_bus_message_unref(reply);
+                if (floor) {
+                        /* Refused as it should be, after the whole call was read. */
+                        if (r >= 0 || !sd_bus_error_has_name(&e, SD_BUS_ERROR_INVALID_ARGS) ||
+                            !strstr(e.message, "has no address")) {
+                                int k = fail("BanBatch (floor)", r < 0 ? r : -EBADMSG, &e);
+
+                                sd_bus_error_free(&e);
+                                return k;
+                        }
+                        sd_bus_error_free(&e);
+                        r = 0;
+                }
                 if (r < 0) {
                         int k = fail("BanBatch", r, &e);
 
@@ -179,17 +199,19 @@ int main(int argc, char **argv) {
 
         if (argc == 4 && strcmp(argv[1], "fsync") == 0)
                 return parse_count(argv[3], &a) < 0 ? 2 : fsync_floor(argv[2], a) ? 1 : 0;
+        bool batched = argc > 1 && (strcmp(argv[1], "batch") == 0 || strcmp(argv[1], "floor") == 0);
+
         if (argc < 3 || parse_count(argv[2], &a) < 0 ||
-            (strcmp(argv[1], "batch") == 0 && (argc != 4 || parse_count(argv[3], &b) < 0)) ||
+            (batched && (argc != 4 || parse_count(argv[3], &b) < 0)) ||
             (strcmp(argv[1], "single") == 0 && argc != 3) ||
-            (strcmp(argv[1], "batch") != 0 && strcmp(argv[1], "single") != 0)) {
-                fprintf(stderr, "usage: ban-client batch COUNT PER_CALL | single CALLS | fsync DIR CALLS\n");
+            (!batched && strcmp(argv[1], "single") != 0)) {
+                fprintf(stderr, "usage: ban-client batch|floor COUNT PER_CALL | single CALLS | fsync DIR CALLS\n");
                 return 2;
         }
         r = sd_bus_open_system(&bus);
         if (r < 0)
                 return fail("cannot connect to the system bus", r, NULL);
-        r = strcmp(argv[1], "batch") == 0 ? batch(bus, a, b) : single(bus, a);
+        r = batched ? batch(bus, a, b, strcmp(argv[1], "floor") == 0) : single(bus, a);
         sd_bus_flush_close_unref(bus);
         return r;
 }

@@ -2,10 +2,14 @@
 # SPDX-License-Identifier: MIT
 # The daemon's side of the ban benchmark, end to end over the bus (bench/ban-client):
 #   - BanBatch: BANS IPv4 bans in calls of PER_CALL, from an empty table, in bans per second;
+#     first the same calls each refused after it was read whole (ban-client floor): what the bus
+#     and the reading of the message cost by themselves;
 #   - Ban(): CALLS single calls one after the other with BANS held, round trip min/median/max;
 #   - restart: the daemon stopped and started again with BANS + CALLS bans held, the time its
 #     own log gives for the restore, the time until Count answers, and the time of the walk of
 #     the pinned exact tables that follows from the daemon's loop;
+#   - a journal to replay: BanBatch of JOURNAL bans again (the first of the table, extended),
+#     which stay in bans.log, then a second restart and the time its log gives for the restore;
 #   - RSS with the table empty, full, and after the restart.
 # Every change is fsync'd before it is acknowledged, so the file system of the state directory
 # (mktemp -d, $TMPDIR) counts: say which one when quoting the figures.
@@ -56,6 +60,11 @@ count() {
 read -r sync_min sync_median sync_max < <("$build/bench/ban-client" fsync "$dir/state" "$calls")
 rss_empty=$(rss)
 cpu0=$(cpu_ms)
+# (A build whose ban-client has no floor mode prints n/a.)
+read -r _ floor_s floor_rate < <("$build/bench/ban-client" floor "$bans" "$per_call" 2>/dev/null ||
+                                 echo "- n/a n/a")
+floor_cpu=$(( $(cpu_ms) - cpu0 ))
+cpu0=$(cpu_ms)
 read -r _ batch_s batch_rate < <("$build/bench/ban-client" batch "$bans" "$per_call")
 rss_full=$(rss)
 batch_cpu=$(( $(cpu_ms) - cpu0 ))
@@ -86,6 +95,20 @@ done
 reconciled=$(sed -n 's/.*Reconciled \([0-9]*\) ban(s) with the kernel.s exact tables in \(.*\): \([0-9]*\) put.*/\2, \3 put in the kernel/p' \
              "$dir/daemon.log" | tail -n 1)
 rss_after=$(rss)
+peak_after=$(awk '/^VmHWM/ { print $2 }' "/proc/$daemon_pid/status")
+
+# A journal of JOURNAL records over the snapshot, replayed by a second restart.
+journal=${JOURNAL:-100000}
+"$build/bench/ban-client" batch "$journal" "$journal" >/dev/null
+journal2_kb=$(du -k "$dir/state/bans.log" 2>/dev/null | cut -f1)
+bench_daemon_stop
+t2=$(date +%s%N)
+bench_daemon_start "$build"
+held_after2=$(count)
+t3=$(date +%s%N)
+restored2=$(sed -n 's/.*Restored \([0-9]*\) ban(s) from [^ ]* in \([0-9]*\) ms (\([^:]*\):.*/\1 bans in \2 ms (\3)/p' \
+            "$dir/daemon.log" | tail -n 1)
+restore2_cpu=$(cpu_ms)
 
 printf 'load average %s; ' "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'state directory           %s (%s)\n' "$dir/state" "$(stat -f -c %T "$dir/state")"
@@ -93,6 +116,8 @@ printf 'append+fdatasync of a record, %s times   min %s ms, median %s ms, max %s
         "$calls" "$sync_min" "$sync_median" "$sync_max"
 printf 'BanBatch, %s bans in calls of %s   %s s, %s bans/s   (goal >= 100,000/s)\n' \
         "$bans" "$per_call" "$batch_s" "$batch_rate"
+printf '  the floor: the same calls refused once read   %s s, %s bans/s; the daemon'"'"'s CPU time %s ms\n' \
+        "$floor_s" "$floor_rate" "$floor_cpu"
 printf '  of which the daemon      reading the calls %s ms, applying them %s ms (%s bans/s)\n' \
         "$daemon_read_ms" "$daemon_apply_ms" \
         "$(awk -v n="$bans" -v ms=$((daemon_read_ms + daemon_apply_ms)) 'BEGIN { printf "%.0f", ms ? n * 1000 / ms : 0 }')"
@@ -109,4 +134,8 @@ printf 'restart: then the exact tables reconciled in %s; the daemon'"'"'s CPU ti
         "${reconciled:-?}" "$(cpu_ms)"
 printf 'RSS empty / %s bans / after the restart   %s KiB / %s KiB / %s KiB   (goal < 100 MB)\n' \
         "$bans" "$rss_empty" "$rss_full" "$rss_after"
-printf 'RSS peak after the restart %s KiB\n' "$(awk '/^VmHWM/ { print $2 }' "/proc/$daemon_pid/status")"
+printf 'RSS peak after the restart %s KiB\n' "$peak_after"
+printf 'restart with a journal of %s records (bans.log %s KiB): restored %s\n' "$journal" \
+        "${journal2_kb:-0}" "$restored2"
+printf '  start until Count answers %s ms, Count %s; the daemon'"'"'s CPU time until then %s ms\n' \
+        "$(( (t3 - t2) / 1000000 ))" "$held_after2" "$restore2_cpu"

@@ -13,6 +13,7 @@
 #include <bpf/libbpf.h>
 
 #include "ban-maps.h"
+#include "ban-record.h"
 #include "ban-policies.h"
 #include "bans.h"
 #include "bpf-maps.h"
@@ -60,6 +61,13 @@ struct BanStore {
         BanCallbacks cb;
 
         bool convert_json; /* read from bans.json: the snapshot replaces it after the start */
+        /* A journal not to append to (of the text format, or unreadable past a point) was read:
+         * a snapshot of the table replaces it after the start. */
+        bool log_rewrite;
+        size_t replay_room; /* at most as many bans as the journals hold records */
+        /* The reasons of the bans read from bans.log and bans.log.new, one block each. */
+        char *log_reasons[2];
+        size_t log_reasons_size[2];
         /* The reasons of the bans read from the snapshot, in one block (a ban repeating the
          * reason of the one before shares its string); reason_free() leaves them be. */
         char *reasons;
@@ -135,8 +143,14 @@ static bool cidr_is_exact(const Cidr *c) {
 /* ------------------------------------------------------------------------------------------ */
 /* The index */
 
+static bool in_block(const char *p, const char *block, size_t size) {
+        return block && p >= block && p < block + size;
+}
+
 static void reason_free(BanStore *s, char *p) {
-        if (p && !(p >= s->reasons && p < s->reasons + s->reasons_size))
+        if (p && !in_block(p, s->reasons, s->reasons_size) &&
+            !in_block(p, s->log_reasons[0], s->log_reasons_size[0]) &&
+            !in_block(p, s->log_reasons[1], s->log_reasons_size[1]))
                 free(p);
 }
 
@@ -332,6 +346,8 @@ BanStore *ban_store_free(BanStore *s) {
         for (size_t i = 0; i < s->n_bans; i++)
                 reason_free(s, s->bans[i].reason);
         free(s->reasons);
+        free(s->log_reasons[0]);
+        free(s->log_reasons[1]);
         free(s->bans);
         free(s->index);
         free(s->allow);
@@ -793,7 +809,7 @@ static void buf_add_u64(Buf *b, uint64_t v) {
         buf_add(b, t + k, sizeof t - k);
 }
 
-/* One ban as a line of an export (and a record of bans.log), without separators. Put together
+/* One ban as a line of an export (the format bans.json had), without separators. Put together
  * piece by piece: printf's formatting was most of the cost of a large batch. */
 static void format_ban(Buf *b, const Ban *ban) {
         char a[CIDR_STRING_MAX], o[32];
@@ -853,7 +869,7 @@ struct snapshot_header {
         uint64_t n_bans;
         uint32_t n_allow;
         uint32_t next_id;
-        uint64_t checksum; /* snapshot_fold() over the items after the header, in order */
+        uint64_t checksum; /* ban_fold() over the items after the header, in order */
         uint64_t reason_bytes; /* the reasons' lengths summed */
         uint64_t reserved[2];
 };
@@ -877,28 +893,9 @@ struct snapshot_ban {
 _Static_assert(sizeof(struct snapshot_header) == 64, "snapshot header layout");
 _Static_assert(sizeof(struct snapshot_ban) == 48, "snapshot ban layout");
 
-/* A 64-bit checksum folded item by item, eight bytes at a step: a torn or edited file is
- * caught without costing the start more than a pass over bytes it reads anyway. */
-static uint64_t snapshot_fold(uint64_t h, const void *p, size_t n) {
-        const uint8_t *q = p;
-
-        for (; n >= 8; n -= 8, q += 8) {
-                uint64_t w;
-
-                memcpy(&w, q, 8);
-                h = (h ^ w) * UINT64_C(0x100000001b3);
-                h ^= h >> 29;
-        }
-        for (; n > 0; n--, q++)
-                h = (h ^ *q) * UINT64_C(0x100000001b3);
-        return h;
-}
-
-#define SNAPSHOT_FOLD_SEED UINT64_C(0xcbf29ce484222325)
-
 static void snapshot_add(Buf *b, uint64_t *h, const void *p, size_t n) {
         buf_add(b, p, n);
-        *h = snapshot_fold(*h, p, n);
+        *h = ban_fold(*h, p, n);
 }
 
 static int store_format_snapshot(BanStore *s, Buf *b) {
@@ -910,7 +907,7 @@ static int store_format_snapshot(BanStore *s, Buf *b) {
                 .n_allow = (uint32_t) s->n_allow,
                 .next_id = s->next_id,
         };
-        uint64_t h = SNAPSHOT_FOLD_SEED;
+        uint64_t h = BAN_FOLD_SEED;
 
         /* Once, for the heads and a guess at the reasons: no doubling through 60 MB. */
         buf_grow(b, sizeof hd + s->n_allow * sizeof(struct snapshot_cidr) +
@@ -987,14 +984,18 @@ static int store_save(BanStore *s) {
         if (r < 0)
                 return r;
         s->journal.snapshot_bytes = size;
-        return state_journal_reset(&s->journal);
+        r = state_journal_reset(&s->journal);
+        if (r >= 0)
+                s->log_rewrite = false;
+        return r;
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* bans.log: one record a line, appended and fsync'd per change before it is acknowledged:
- *   +{ban as in Export()}    the ban as it is now (made, extended or taken over)
- *   -ADDRESS                 unbanned or expired
- *   AADDRESS, RADDRESS       allowlist entry added, removed
+/* bans.log: binary records (ban-record.h) after a header, each batch appended with one write
+ * and fdatasync'd before it is acknowledged: a ban as it is now (made, extended or taken over),
+ * an unban, an expiry, an allowlist entry added or removed. bans.log of the versions before
+ * held one text record a line ("+{ban}", "-ADDRESS", "AADDRESS", "RADDRESS"): it is read once
+ * and replaced by a snapshot.
  * Replaying it over the snapshot gives the table; a record replayed twice changes nothing.
  * Compacted by state_journal_compact_maybe() (see state-journal.h). */
 
@@ -1003,6 +1004,12 @@ static int log_append(BanStore *s, const Buf *b) {
 
         if (b->oom)
                 return -ENOMEM;
+        if (b->n == 0)
+                return 0;
+        /* The journal read at the start is not one to append to and could not be replaced
+         * then: the table goes whole into a snapshot, which replaces it. */
+        if (s->log_rewrite)
+                return store_save(s);
         r = state_journal_append(&s->journal, b->p, b->n);
         if (r == -ENOENT)
                 return store_save(s);
@@ -1011,23 +1018,26 @@ static int log_append(BanStore *s, const Buf *b) {
         return r;
 }
 
+static void log_add(Buf *b, BanRecordType type, const Ban *ban, const Cidr *c) {
+        buf_grow(b, ban_record_size(BAN_REASON_MAX));
+        if (b->oom)
+                return;
+        b->n += ban_record_encode(b->p + b->n, type, ban, c);
+}
+
 static void log_add_ban(Buf *b, const Ban *ban) {
-        buf_add(b, "+", 1);
-        format_ban(b, ban);
-        buf_add(b, "\n", 1);
+        log_add(b, BAN_RECORD_BAN, ban, NULL);
 }
 
-static void log_add_cidr(Buf *b, char kind, const Cidr *c) {
-        char a[CIDR_STRING_MAX];
-
-        buf_printf(b, "%c%s\n", kind, cidr_to_string(true, c, a));
+static void log_add_cidr(Buf *b, BanRecordType type, const Cidr *c) {
+        log_add(b, type, NULL, c);
 }
 
-static int log_append_cidr(BanStore *s, char kind, const Cidr *c) {
+static int log_append_cidr(BanStore *s, BanRecordType type, const Cidr *c) {
         Buf rec = {};
         int r;
 
-        log_add_cidr(&rec, kind, c);
+        log_add_cidr(&rec, type, c);
         r = log_append(s, &rec);
         free(rec.p);
         return r;
@@ -1295,7 +1305,15 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
                 return r;
 
         for (done = 0; done < n; done++) {
-                Ban *cur = store_find(s, &made[done].cidr), *b;
+                Ban *cur, *b;
+
+                /* The index slot a ban a few ahead will look up, fetched now: a batch of
+                 * random addresses otherwise waits for memory at every one. The index is not
+                 * rebuilt within the loop (reserved above). */
+                if (done + INDEX_AHEAD < n)
+                        __builtin_prefetch(&s->index[cidr_hash(&made[done + INDEX_AHEAD].cidr) &
+                                                     (s->index_size - 1)]);
+                cur = store_find(s, &made[done].cidr);
 
                 /* A ban of this change that is not new, or a prefix, goes in by itself: what
                  * the batch holds goes in first, so that it finds the kernel as it would have
@@ -1376,6 +1394,8 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
         if (r >= 0) {
                 Buf rec = {};
 
+                /* One buffer for the batch, reasons of about 16 bytes foreseen. */
+                buf_grow(&rec, n * ban_record_size(16));
                 for (size_t i = 0; i < n; i++)
                         log_add_ban(&rec, store_find(s, &made[i].cidr));
                 r = log_append(s, &rec);
@@ -1508,8 +1528,12 @@ static int store_remove_many(BanStore *s, const Cidr *cs, size_t n, BanEnd why,
         {
                 Buf rec = {};
 
+                /* One buffer for the batch: no doubling through megabytes. */
+                buf_grow(&rec, k * ban_record_size(0));
                 for (size_t i = 0; i < k; i++)
-                        log_add_cidr(&rec, '-', &gone[i].cidr);
+                        log_add_cidr(&rec, why == BAN_END_EXPIRED ? BAN_RECORD_EXPIRE
+                                                                  : BAN_RECORD_UNBAN,
+                                     &gone[i].cidr);
                 r = log_append(s, &rec);
                 free(rec.p);
         }
@@ -1688,7 +1712,7 @@ int ban_store_allowlist_add(BanStore *s, const Cidr *c, char **ret_error) {
         if (r >= 0)
                 r = ban_maps_update_presence(&s->maps);
         if (r >= 0)
-                r = log_append_cidr(s, 'A', c);
+                r = log_append_cidr(s, BAN_RECORD_ALLOW_ADD, c);
         if (r < 0) {
                 s->n_allow--;
                 (void) allowlist_sync(s);
@@ -1720,7 +1744,7 @@ int ban_store_allowlist_remove(BanStore *s, const Cidr *c, char **ret_error) {
         s->n_allow--;
         r = allowlist_sync(s);
         if (r >= 0)
-                r = log_append_cidr(s, 'R', &saved);
+                r = log_append_cidr(s, BAN_RECORD_ALLOW_REMOVE, &saved);
         if (r < 0) {
                 memmove(s->allow + i + 1, s->allow + i, (s->n_allow - i) * sizeof(Cidr));
                 s->allow[i] = saved;
@@ -2166,73 +2190,61 @@ static int load_fast(BanStore *s, char *text, uint64_t now, size_t *ret_expired)
         return 0;
 }
 
-/* One record of bans.log applied to the table. */
-static int replay_record(BanStore *s, char *line, uint64_t now) {
-        char reason[BAN_REASON_MAX + 1];
-        Ban b, *cur;
-        Cidr c;
+/* One record of the journal applied to the table; a ban's reason is the table's from here on. */
+static int replay_apply(BanStore *s, BanRecordType type, Ban *b, uint64_t now) {
+        Ban *cur = type == BAN_RECORD_ALLOW_ADD || type == BAN_RECORD_ALLOW_REMOVE
+                   ? NULL : store_find(s, &b->cidr);
         size_t i;
         int r;
 
-        switch (line[0]) {
-        case '+':
-                r = parse_ban_line(s, line + 1, &b, reason);
-                if (r < 0)
-                        return r;
-                s->next_id = MAX(s->next_id, b.id + 1);
-                cur = store_find(s, &b.cidr);
-                if (b.expires_usec && b.expires_usec <= now) {
+        switch (type) {
+        case BAN_RECORD_BAN:
+                s->next_id = MAX(s->next_id, b->id + 1);
+                b->unseen = false;
+                if (b->expires_usec && b->expires_usec <= now) {
+                        reason_free(s, b->reason);
                         if (cur) {
                                 reason_free(s, TAKE_PTR(cur->reason));
-                                store_remove(s, &b.cidr);
+                                store_remove(s, &b->cidr);
                         }
                         return 0;
                 }
-                if (*reason) {
-                        b.reason = strdup(reason);
-                        if (!b.reason)
-                                return -ENOMEM;
-                }
                 if (cur) {
                         reason_free(s, cur->reason);
-                        *cur = b;
+                        *cur = *b;
                         return 0;
                 }
                 r = store_reserve(s, 1);
                 if (r < 0) {
-                        reason_free(s, b.reason);
+                        reason_free(s, b->reason);
                         return r;
                 }
-                (void) store_insert(s, &b);
+                (void) store_insert(s, b);
                 return 0;
-        case '-':
-                if (cidr_parse(line + 1, true, &c) < 0)
-                        return -EINVAL;
-                cur = store_find(s, &c);
+        case BAN_RECORD_UNBAN:
+        case BAN_RECORD_EXPIRE:
                 if (cur) {
-                        reason_free(s, cur->reason);
-                        cur->reason = NULL;
-                        store_remove(s, &c);
+                        reason_free(s, TAKE_PTR(cur->reason));
+                        store_remove(s, &b->cidr);
                 }
                 return 0;
-        case 'A':
-        case 'R':
-                if (cidr_parse(line + 1, true, &c) < 0)
-                        return -EINVAL;
+        case BAN_RECORD_ALLOW_ADD:
+        case BAN_RECORD_ALLOW_REMOVE:
                 for (i = 0; i < s->n_allow; i++)
-                        if (cidr_equal(&s->allow[i], &c))
+                        if (cidr_equal(&s->allow[i], &b->cidr))
                                 break;
-                if (line[0] == 'R' && i < s->n_allow) {
+                if (type == BAN_RECORD_ALLOW_REMOVE && i < s->n_allow) {
                         memmove(s->allow + i, s->allow + i + 1,
                                 (s->n_allow - i - 1) * sizeof(Cidr));
                         s->n_allow--;
-                } else if (line[0] == 'A' && i == s->n_allow && s->n_allow < BAN_ALLOWLIST_MAX) {
+                } else if (type == BAN_RECORD_ALLOW_ADD && i == s->n_allow &&
+                           s->n_allow < BAN_ALLOWLIST_MAX) {
                         Cidr *na = realloc(s->allow, (s->n_allow + 1) * sizeof(Cidr));
 
                         if (!na)
                                 return -ENOMEM;
                         s->allow = na;
-                        s->allow[s->n_allow++] = c;
+                        s->allow[s->n_allow++] = b->cidr;
                 }
                 return 0;
         default:
@@ -2240,30 +2252,192 @@ static int replay_record(BanStore *s, char *line, uint64_t now) {
         }
 }
 
-struct replay_ctx {
-        BanStore *s;
-        uint64_t now;
-};
-
-static int replay_one(void *userdata, char *line) {
-        struct replay_ctx *c = userdata;
-
-        return replay_record(c->s, line, c->now);
-}
-
-/* Replays one journal over the table (see state_journal_replay()); a record that cannot be read
- * is skipped with a warning. */
-static int replay_log(BanStore *s, const char *file, uint64_t now, size_t *ret_records) {
-        struct replay_ctx c = { .s = s, .now = now };
-        size_t bad = 0;
+/* One line of a journal of the text format (before the binary records) applied. */
+static int replay_text_record(BanStore *s, char *line, uint64_t now) {
+        char reason[BAN_REASON_MAX + 1];
+        BanRecordType type;
+        Ban b = {};
         int r;
 
-        r = state_journal_replay(&s->journal, file, BANS_FILE_MAX_BYTES, replay_one, &c,
-                                 ret_records, &bad, NULL);
-        if (r >= 0 && bad > 0)
-                log_warning("%s/%s: %zu record(s) could not be read and were skipped",
-                            s->state_dir, file, bad);
-        return r;
+        switch (line[0]) {
+        case '+':
+                r = parse_ban_line(s, line + 1, &b, reason);
+                if (r < 0)
+                        return r;
+                if (*reason) {
+                        b.reason = strdup(reason);
+                        if (!b.reason)
+                                return -ENOMEM;
+                }
+                return replay_apply(s, BAN_RECORD_BAN, &b, now);
+        case '-':
+                type = BAN_RECORD_UNBAN;
+                break;
+        case 'A':
+                type = BAN_RECORD_ALLOW_ADD;
+                break;
+        case 'R':
+                type = BAN_RECORD_ALLOW_REMOVE;
+                break;
+        default:
+                return -EINVAL;
+        }
+        if (cidr_parse(line + 1, true, &b.cidr) < 0)
+                return -EINVAL;
+        return replay_apply(s, type, &b, now);
+}
+
+/* A journal of the text format. A last record without its newline was cut short by a crash
+ * before it was acknowledged: it is ignored. A record that cannot be read is skipped with a
+ * warning. The snapshot written after the start replaces the file. */
+static int replay_text(BanStore *s, const char *path, char *text, size_t size,
+                       uint64_t now, size_t *ret_records) {
+        size_t records = 0, bad = 0;
+        char *line, *next;
+        int r;
+
+        for (line = text; line < text + size; line = next) {
+                next = memchr(line, '\n', (size_t) (text + size - line));
+                if (!next) {
+                        log_warning("%s ends in a record cut short (%zu bytes, no newline), "
+                                    "written by a change that was never acknowledged; ignored",
+                                    path, (size_t) (text + size - line));
+                        break;
+                }
+                *next++ = '\0';
+                r = replay_text_record(s, line, now);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        bad++;
+                else
+                        records++;
+        }
+        if (bad > 0)
+                log_warning("%s: %zu record(s) could not be read and were skipped", path, bad);
+        s->log_rewrite = true;
+        *ret_records += records;
+        return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (p[i])
+                        return false;
+        return true;
+}
+
+/* Cuts a journal back to its first size bytes; one without even its header goes, so that
+ * the next record starts a new file with one. */
+static void log_cut(const char *path, size_t size) {
+        if (size == 0 ? unlink(path) < 0 : truncate(path, (off_t) size) < 0)
+                log_warning_errno(-errno, "Cannot cut %s short: %m", path);
+}
+
+/*
+ * A journal of binary records, read whole into one buffer. A first pass checks the records and
+ * sums their reasons, which then go into one block (a ban repeating the reason of the record
+ * before shares its string): no allocation per record. A record cut short at the end (or
+ * followed by nothing but zeros: a crash before the size was synced) was never acknowledged:
+ * it is cut off. A bad record before the end stops the replay there; the file is kept beside
+ * as FILE.corrupt and the snapshot written after the start takes the table as it was read.
+ */
+static int replay_binary(BanStore *s, const char *path, const uint8_t *p, size_t size,
+                         unsigned which, uint64_t now, size_t *ret_records) {
+        size_t off = sizeof(struct ban_log_header), end, rsize = 0, reason_bytes = 0;
+        size_t records = 0, used = 0;
+        const char *last = NULL;
+        BanRecord rec;
+        int r = 0;
+
+        r = ban_log_header_check(p, size);
+        if (r == -EAGAIN) {
+                log_warning("%s ends in its header cut short (%zu bytes); the file is empty",
+                            path, size);
+                log_cut(path, 0);
+                return 0;
+        }
+        if (r < 0)
+                off = 0; /* nothing of it is read */
+        else
+                for (; off < size; off += rsize) {
+                        r = ban_record_decode(p + off, size - off, &rec, &rsize);
+                        if (r < 0)
+                                break;
+                        if (rec.type == BAN_RECORD_BAN)
+                                reason_bytes += rec.reason_len + 1;
+                }
+        end = off;
+        if (end < size) {
+                if (r == -EAGAIN ||
+                    (r == -EBADMSG && (end + rsize >= size || all_zero(p + end, size - end)))) {
+                        log_warning("%s ends in a record cut short (%zu bytes), written by a "
+                                    "change that was never acknowledged; ignored", path,
+                                    size - end);
+                        log_cut(path, end);
+                } else {
+                        _cleanup_free_ char *aside =
+                                state_path(s, which ? BANS_LOG_NEW ".corrupt" : BANS_LOG ".corrupt");
+
+                        log_struct_internal(LOG_ERR, 0, PS_MESSAGE_STATE_CORRUPT, NULL,
+                                            "%s cannot be read from byte %zu on (of %zu); the "
+                                            "bans before are restored, the file is kept as "
+                                            "%s.corrupt", path, end, size, path);
+                        if (!aside || rename(path, aside) < 0)
+                                log_warning_errno(aside ? -errno : -ENOMEM,
+                                                  "Cannot keep %s aside: %m", path);
+                        s->log_rewrite = true;
+                }
+        }
+        if (reason_bytes > 0) {
+                s->log_reasons[which] = malloc(reason_bytes);
+                if (!s->log_reasons[which])
+                        return -ENOMEM;
+                s->log_reasons_size[which] = reason_bytes;
+        }
+        for (off = sizeof(struct ban_log_header); off < end; off += rsize) {
+                (void) ban_record_decode(p + off, end - off, &rec, &rsize);
+                if (rec.ban.reason) {
+                        if (last && strcmp(last, rec.ban.reason) == 0)
+                                rec.ban.reason = (char *) last;
+                        else {
+                                char *q = s->log_reasons[which] + used;
+
+                                memcpy(q, rec.ban.reason, rec.reason_len + 1);
+                                used += rec.reason_len + 1;
+                                rec.ban.reason = q;
+                                last = q;
+                        }
+                }
+                r = replay_apply(s, rec.type, &rec.ban, now);
+                if (r < 0)
+                        return r;
+                records++;
+        }
+        s->journal.log_bytes += end;
+        *ret_records += records;
+        return 0;
+}
+
+/* Replays one journal (which: 0 bans.log, 1 bans.log.new) over the table. */
+static int replay_log(BanStore *s, const char *file, unsigned which, uint64_t now,
+                      size_t *ret_records) {
+        _cleanup_free_ char *path = state_path(s, file), *text = NULL;
+        size_t size = 0;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_file_full(path, BANS_FILE_MAX_BYTES, &text, &size);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (size == 0)
+                return 0;
+        if (text[0] && strchr("+-AR", text[0]))
+                return replay_text(s, path, text, size, now, ret_records);
+        return replay_binary(s, path, (const uint8_t *) text, size, which, now, ret_records);
 }
 
 /* Forgets what a failed fast read left. */
@@ -2272,6 +2446,10 @@ static void store_clear(BanStore *s) {
                 reason_free(s, s->bans[i].reason);
         s->reasons = mfree(s->reasons);
         s->reasons_size = 0;
+        for (size_t i = 0; i < ELEMENTSOF(s->log_reasons); i++) {
+                s->log_reasons[i] = mfree(s->log_reasons[i]);
+                s->log_reasons_size[i] = 0;
+        }
         s->n_bans = 0;
         memset(s->prefix_count, 0, sizeof s->prefix_count);
         if (s->index)
@@ -2313,13 +2491,8 @@ static const void *snapshot_take(SnapshotReader *rd, size_t n) {
         }
         p = rd->buf + rd->pos;
         rd->pos += n;
-        rd->h = snapshot_fold(rd->h, p, n);
+        rd->h = ban_fold(rd->h, p, n);
         return p;
-}
-
-static bool snapshot_cidr_valid(uint8_t family, uint8_t prefixlen) {
-        return (family == ADDR_FAMILY_IPV4 && prefixlen <= 32) ||
-               (family == ADDR_FAMILY_IPV6 && prefixlen <= 128);
 }
 
 /* Reads the snapshot into the (empty) table: its bans at once into one array and one index.
@@ -2343,7 +2516,7 @@ static int load_snapshot(BanStore *s, int fd, uint64_t size, uint64_t now, size_
         if (!p)
                 goto short_read;
         memcpy(&hd, p, sizeof hd);
-        rd.h = SNAPSHOT_FOLD_SEED;
+        rd.h = BAN_FOLD_SEED;
         if (memcmp(hd.magic, BANS_SNAPSHOT_MAGIC, sizeof hd.magic) != 0 ||
             hd.version != BANS_SNAPSHOT_VERSION || hd.ban_size != sizeof(struct snapshot_ban)) {
                 *ret_why = "not a ban snapshot of this version";
@@ -2372,12 +2545,14 @@ static int load_snapshot(BanStore *s, int fd, uint64_t size, uint64_t now, size_
                 if (!p)
                         goto short_read;
                 memcpy(&c, p, sizeof c);
-                if (!snapshot_cidr_valid(c.family, c.prefixlen))
+                if (!ban_record_cidr_valid(c.family, c.prefixlen))
                         goto bad_entry;
                 s->allow[s->n_allow] = (Cidr) { .family = c.family, .prefixlen = c.prefixlen };
                 memcpy(s->allow[s->n_allow++].addr, c.addr, sizeof c.addr);
         }
-        r = store_reserve(s, (size_t) hd.n_bans);
+        /* With room for the bans the journals may add: grown during the replay, the array of
+         * a million bans was copied into fresh memory, most of the replay's time. */
+        r = store_reserve(s, (size_t) hd.n_bans + s->replay_room);
         if (r < 0)
                 return r;
         /* Room for every reason with its NUL; what the sharing leaves unused is never
@@ -2397,7 +2572,7 @@ static int load_snapshot(BanStore *s, int fd, uint64_t size, uint64_t now, size_
                 if (!p)
                         goto short_read;
                 memcpy(&e, p, sizeof e);
-                if (!snapshot_cidr_valid(e.family, e.prefixlen) || e.id == 0 ||
+                if (!ban_record_cidr_valid(e.family, e.prefixlen) || e.id == 0 ||
                     e.origin < BAN_ORIGIN_MANUAL || e.origin >= _BAN_ORIGIN_MAX ||
                     e.reason_len > BAN_REASON_MAX)
                         goto bad_entry;
@@ -2905,12 +3080,31 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
         s->journal.compact_min = BANS_LOG_COMPACT_MIN;
         s->journal.write_snapshot = store_write_snapshot;
         s->journal.userdata = s;
+        {
+                struct ban_log_header hd;
+
+                _Static_assert(sizeof hd <= sizeof s->journal.header, "journal header size");
+                ban_log_header_init(&hd);
+                memcpy(s->journal.header, &hd, sizeof hd);
+                s->journal.header_len = sizeof hd;
+        }
         s->config = config;
         r = ban_maps_open(&s->maps, bpffs_root, config->bans_max_v4, config->bans_max_v6,
                           ret_error);
         if (r < 0)
                 return r;
 
+        {
+                static const char *const logs[] = { BANS_LOG, BANS_LOG_NEW };
+
+                for (size_t i = 0; i < ELEMENTSOF(logs); i++) {
+                        _cleanup_free_ char *p = state_path(s, logs[i]);
+                        struct stat st;
+
+                        if (p && stat(p, &st) >= 0)
+                                s->replay_room += (size_t) st.st_size / ban_record_size(0);
+                }
+        }
         r = load_file(s, &loaded, &expired, &err);
         if (r == -EBADMSG)
                 log_struct_internal(LOG_ERR, r, PS_MESSAGE_STATE_CORRUPT, NULL,
@@ -2926,9 +3120,9 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                 if (!log_new)
                         return -ENOMEM;
                 /* The changes since the snapshot, in the order they were made. */
-                r = replay_log(s, BANS_LOG, now, &replayed);
+                r = replay_log(s, BANS_LOG, 0, now, &replayed);
                 if (r >= 0)
-                        r = replay_log(s, BANS_LOG_NEW, now, &replayed);
+                        r = replay_log(s, BANS_LOG_NEW, 1, now, &replayed);
                 if (r < 0)
                         return error_setf(ret_error, r, "cannot read the ban journal in %s: %s",
                                           state_dir, strerror(-r));
@@ -2972,6 +3166,18 @@ int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const c
                 else
                         log_info("Converted %s/" BANS_FILE_JSON " into " BANS_FILE, state_dir);
                 s->convert_json = false;
+        }
+        if (s->log_rewrite) {
+                /* The journal read was of the text format (or unreadable past a point): the
+                 * table as read goes into a snapshot, which replaces it. */
+                r = store_save(s);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot replace the ban journal in %s by a "
+                                          "snapshot: %m; tried again at the next change",
+                                          state_dir);
+                else
+                        log_info("Replaced the ban journal in %s by %s/" BANS_FILE
+                                 " (%zu ban(s))", state_dir, state_dir, s->n_bans);
         }
         adopt_record(s, &a);
         if (s->n_bans > 0 || a.adopted > 0)

@@ -96,7 +96,8 @@ int state_journal_append(StateJournal *j, const void *p, size_t n) {
                 return -errno;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        r = created ? write_all(fd, (const char *) j->header, j->header_len) : 0;
+        /* A new journal, or one whose header was cut short by a crash and cut off. */
+        r = st.st_size == 0 ? write_all(fd, (const char *) j->header, j->header_len) : 0;
         if (r >= 0)
                 r = write_all(fd, p, n);
         if (r >= 0 && fdatasync(fd) < 0)
@@ -110,7 +111,7 @@ int state_journal_append(StateJournal *j, const void *p, size_t n) {
                         (void) unlink(path);
                 return r;
         }
-        j->log_bytes += n + (created ? j->header_len : 0);
+        j->log_bytes += n + (st.st_size == 0 ? j->header_len : 0);
         return 0;
 }
 

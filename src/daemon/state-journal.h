@@ -20,7 +20,7 @@
  * already holds.
  *
  * A journal may begin with a header (header_len bytes of header, when set): written whenever a
- * journal file is created, so that a reader can tell the snapshot a journal belongs to.
+ * journal file is created (or found empty), so that a reader can tell what format it holds.
  */
 
 typedef struct StateJournal StateJournal;
@@ -40,7 +40,7 @@ struct StateJournal {
         uint64_t compact_min;
         state_journal_write_t write_snapshot;
         void *userdata;
-        uint8_t header[64]; /* written first into a journal file it creates */
+        uint8_t header[64]; /* written first into a journal file that is empty */
         size_t header_len;  /* 0 for none */
 
         /* Bytes appended since the last snapshot, and the size of that snapshot. */

@@ -7,13 +7,17 @@
 #     kernel's ban map is as it was (bpftool reads the pinned map);
 #   - with the state directory removed, Ban answers StateNotWritable; once it is back the next
 #     ban writes the whole table again, so that a restart keeps every acknowledged ban;
-#   - a journal record cut short (a crash while it was written, never acknowledged) is ignored
-#     with a warning at the next start, the records before it count, and the next ban is
-#     recorded on a line of its own (it survives another restart);
+#   - a journal of the text format (before the binary records) is replayed once, exactly (reason,
+#     offenses, origin; a record cut short at its end ignored) and replaced by a snapshot;
+#   - a binary journal record cut short (a crash while it was written, never acknowledged) is
+#     ignored with a warning at the next start and cut off, the records before it count, and
+#     the next ban is recorded after it (it survives another restart); a record changed on
+#     disk before the end stops the replay there, the file is kept as bans.log.corrupt and the
+#     bans the kernel still holds are taken over;
 #   - a BanBatch of 40,000 bans grows the journal past its compaction threshold: the journal is
 #     folded into the snapshot (bans.snapshot) in the background and a restart restores every
 #     ban;
-#   - across that restart (stop, restore of 40,005 bans, start) a banned source pings every
+#   - across that restart (stop, restore of 40,007 bans, start) a banned source pings every
 #     20 ms through a guarded veth and not one ping comes back: the pinned maps keep enforcing
 #     while the daemon is down and while it restores;
 #   - a bans.json written by an older version (and no snapshot) is read once, its bans are
@@ -111,18 +115,62 @@ daemon_start main || bail "the daemon did not restart: $(daemon_log main)"
 is "$(addresses)" "[\"$A\",\"$B\",\"$C\"]" "after a restart: exactly the acknowledged bans"
 
 # ---------------------------------------------------------------------------------------------
-# A record cut short
+# A journal of the text format (before the binary records), ending in a record cut short
 
 daemon_stop main
-printf '+{"address": "198.51.100.99", "id": 77, "origin": "manual", "crea' >>"$STATE_REAL/bans.log"
+cat >"$STATE_REAL/bans.log" <<TEXT
++{"address": "198.51.100.98", "id": 76, "origin": "manual", "created": 1764547200000000, "expires": 0, "offenses": 1, "reason": "unbanned next"}
++{"address": "$D", "id": 77, "origin": "import", "created": 1764547200000000, "expires": 0, "offenses": 4, "reason": "from the text journal"}
+-198.51.100.98
+TEXT
+printf '+{"address": "198.51.100.99", "id": 78, "origin": "manual", "crea' >>"$STATE_REAL/bans.log"
+daemon_start main || bail "the daemon did not start over a text journal: $(daemon_log main)"
+is "$(addresses)" "[\"$A\",\"$B\",\"$C\",\"$D\"]" \
+   "a text journal: its records replayed over the snapshot, the one cut short ignored"
+is "$(pscall "$PS_BANS_PATH" "$PS_BANS" Get s "$D" | jq -c '.data[0].ban.data | {r: .reason.data, o: .offenses.data, g: .origin.data}')" \
+   '{"r":"from the text journal","o":4,"g":"import"}' "$D is restored with its reason, offenses and origin"
+like "$(grep -c 'bans.log ends in a record cut short' "$LOG")" '^[1-9]' "the log warns about the cut record"
+is "$([ -e "$STATE_REAL/bans.log" ] && echo kept || echo gone)" gone \
+   "the text journal was replaced by a snapshot"
+like "$(grep -c 'Replaced the ban journal' "$LOG")" '^[1-9]' "and the log says so"
+
+# ---------------------------------------------------------------------------------------------
+# A binary record cut short (a crash while it was written, never acknowledged)
+
+F=198.51.100.6
+G=198.51.100.7
+is "$(ban $F)" OK "Ban of $F"
+is "$(head -c 8 "$STATE_REAL/bans.log")" PSBANLG "bans.log is a journal of binary records"
+daemon_stop main
+size=$(stat -c %s "$STATE_REAL/bans.log")
+# The first 40 bytes of the record of F again: a head cut short.
+tail -c +17 "$STATE_REAL/bans.log" | head -c 40 >"$T/cut"
+cat "$T/cut" >>"$STATE_REAL/bans.log"
 daemon_start main || bail "the daemon did not start over a cut record: $(daemon_log main)"
-is "$(addresses)" "[\"$A\",\"$B\",\"$C\"]" "a cut record: ignored, the records before it count"
-like "$(grep -c 'bans.log ends in a record cut short' "$LOG")" '^[1-9]' "and the log warns about it"
-is "$(ban $D)" OK "Ban of $D after the cut record"
+is "$(addresses)" "[\"$A\",\"$B\",\"$C\",\"$D\",\"$F\"]" \
+   "a cut binary record: ignored, the records before it count"
+like "$(grep -c 'bans.log ends in a record cut short (40 bytes)' "$LOG")" '^[1-9]' \
+     "and the log warns about it"
+is "$(stat -c %s "$STATE_REAL/bans.log")" "$size" "the cut record was cut off the file"
+is "$(ban $G)" OK "Ban of $G after the cut record"
 daemon_stop main
 daemon_start main || bail "the daemon did not restart: $(daemon_log main)"
-is "$(addresses)" "[\"$A\",\"$B\",\"$C\",\"$D\"]" \
-   "after another restart $D is there: it was recorded on a line of its own"
+is "$(addresses)" "[\"$A\",\"$B\",\"$C\",\"$D\",\"$F\",\"$G\"]" \
+   "after another restart $G is there: it was recorded after the cut"
+
+# A record changed on disk before the end (not a crash: a bad disk or an edit)
+daemon_stop main
+# A byte of F's address, in the first record after the 16-byte header; G's record follows.
+printf '\xff' | dd of="$STATE_REAL/bans.log" bs=1 seek=$((16 + 30)) conv=notrunc 2>/dev/null
+daemon_start main || bail "the daemon did not start over a changed record: $(daemon_log main)"
+like "$(grep -c 'bans.log cannot be read from byte 16 ' "$LOG")" '^[1-9]' \
+     "a changed record: the replay stops there and says so"
+is "$([ -s "$STATE_REAL/bans.log.corrupt" ] && echo kept)" kept "the journal is kept as bans.log.corrupt"
+# F and G stayed in the pinned tables: taken over once the exact tables are walked.
+all_six() { [ "$(addresses)" = "[\"$A\",\"$B\",\"$C\",\"$D\",\"$F\",\"$G\"]" ]; }
+wait_until 60 all_six
+ok $? "the bans the kernel still held are taken over: none is lost" "$(addresses)"
+rm -f "$STATE_REAL/bans.log.corrupt"
 
 # ---------------------------------------------------------------------------------------------
 # Compaction
@@ -132,7 +180,9 @@ out=$(attach "$N_IF" generic 2>&1) || bail "attach failed: $out $(daemon_log mai
 is "$(ping_received "$N_NS" "$N_H4" 2)" 2 "before its ban, pings from $N_N4 come back"
 is "$(ban "$N_N4")" OK "Ban of $N_N4, the pinging source"
 
-batch=$(jq -nc '[range(0; 40000) | {address: ["s", "10.77.\(. / 256 | floor).\(. % 256)"]}]')
+# Each with a reason of 64 bytes, so that the 40,000 records pass the 4 MiB of the threshold.
+batch=$(jq -nc '[range(0; 40000) | {address: ["s", "10.77.\(. / 256 | floor).\(. % 256)"],
+                                    reason: ["s", "batch of the compaction test, reason of sixty-four bytes, ok"]}]')
 printf '[%s]' "$batch" >"$T/batch.json"
 is "$(rawcall "$PS_BANS_PATH" "$PS_BANS" BanBatch 'aa{sv}' "@$T/batch.json" | jq -c '.reply')" \
    "[40000]" "BanBatch of 40,000 bans"
@@ -142,7 +192,7 @@ snapshot_bans() {
         od -An -tu8 -j16 -N8 "$STATE_REAL/bans.snapshot" 2>/dev/null | tr -d ' '
 }
 compacted() {
-        [ "$(snapshot_bans)" = 40005 ] &&
+        [ "$(snapshot_bans)" = 40007 ] &&
                 [ ! -e "$STATE_REAL/bans.log.new" ] &&
                 [ "$(stat -c %s "$STATE_REAL/bans.log" 2>/dev/null || echo 0)" -lt 1048576 ]
 }
@@ -161,15 +211,15 @@ ok $? "the daemon was back while the pings were still being sent"
 wait "$ping_pid"
 is "$(sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\1 \2/p' "$T/ping.out")" \
    "400 0" "400 pings across the stop and the restore: not one came back"
-is "$(count)" 40006 "after a restart all 40,006 bans are there"
-like "$(grep -o 'Restored [0-9]* ban(s)' "$LOG" | tail -n 1)" '^Restored 40006 ban' \
+is "$(count)" 40008 "after a restart all 40,008 bans are there"
+like "$(grep -o 'Restored [0-9]* ban(s)' "$LOG" | tail -n 1)" '^Restored 40008 ban' \
      "the daemon's log says it restored them"
 is "$(in_kernel 10.77.156.63)" yes "the last ban of the batch is in the kernel"
 batch=$(jq -nc '[range(0; 10000) | {address: ["s", "10.78.\(. / 256 | floor).\(. % 256)"]}]')
 printf '[%s]' "$batch" >"$T/batch2.json"
 like "$(call_error "$PS_BANS_PATH" "$PS_BANS" BanBatch 'aa{sv}' "@$T/batch2.json")" \
      "^$PS_ERR\.BanTableFull: .*MaxBansIPv4" "a BanBatch past MaxBansIPv4 is refused with BanTableFull"
-is "$(count)" 40006 "and the count is unchanged"
+is "$(count)" 40008 "and the count is unchanged"
 is "$(in_kernel 10.78.0.0)/$(in_kernel 10.78.39.15)" no/no \
    "none of the refused batch is in the kernel (its first and its last ban)"
 
@@ -191,16 +241,16 @@ is "$(pscall "$PS_BANS_PATH" "$PS_BANS" Get s "$E" | jq -c '.data[0].ban.data | 
 is "$(in_kernel $E)" yes "and put into the kernel"
 is "$([ -e "$STATE_REAL/bans.json" ] && echo kept || echo gone)/$([ -s "$STATE_REAL/bans.snapshot" ] && echo written)" \
    gone/written "bans.json was replaced by bans.snapshot"
-# The exact tables are reconciled once the bus answers: the 40,006 bans only the kernel holds
+# The exact tables are reconciled once the bus answers: the 40,008 bans only the kernel holds
 # now are taken over (and journaled) then.
-reconciled() { [ "$(count)" = 40007 ]; }
+reconciled() { [ "$(count)" = 40009 ]; }
 wait_until 60 reconciled
-ok $? "the 40,006 bans only the kernel held are taken over: 40,007" "$(count)"
+ok $? "the 40,008 bans only the kernel held are taken over: 40,009" "$(count)"
 daemon_stop main
 daemon_start main || bail "the daemon did not restart: $(daemon_log main)"
-is "$(count)" 40007 "after another restart, from the snapshot: 40,007 bans"
+is "$(count)" 40009 "after another restart, from the snapshot: 40,009 bans"
 
-UNBANS=("$A" "$B" "$C" "$D" 198.51.100.5 "$N_N4" "$E")
+UNBANS=("$A" "$B" "$C" "$D" "$F" "$G" 198.51.100.5 "$N_N4" "$E")
 for a in "${UNBANS[@]}"; do unban "$a" >/dev/null; done
 
 done_testing
