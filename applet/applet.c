@@ -634,13 +634,21 @@ static void on_ban_signal(App *app)
                 app_refresh_bans(app);
 }
 
+/* A tab's proxy let go, with the handlers it had and the rows it showed. */
+static void proxy_forget(App *app, gpointer proxy_slot, GPtrArray *rows)
+{
+        GObject **proxy = proxy_slot;
+
+        if (!*proxy)
+                return;
+        g_signal_handlers_disconnect_by_data(*proxy, app);
+        g_clear_object(proxy);
+        g_ptr_array_set_size(rows, 0);
+}
+
 static void bans_forget(App *app)
 {
-        if (!app->bans)
-                return;
-        g_signal_handlers_disconnect_by_data(app->bans, app);
-        g_clear_object(&app->bans);
-        g_ptr_array_set_size(app->ban_rows, 0);
+        proxy_forget(app, &app->bans, app->ban_rows);
 }
 
 /* The Bans tab shows only when the daemon has the interface. */
@@ -661,11 +669,7 @@ static void bans_adopt(App *app, GDBusObject *object)
 
 static void health_forget(App *app)
 {
-        if (!app->health)
-                return;
-        g_signal_handlers_disconnect_by_data(app->health, app);
-        g_clear_object(&app->health);
-        g_ptr_array_set_size(app->anomalies, 0);
+        proxy_forget(app, &app->health, app->anomalies);
 }
 
 /* The Health tab shows only when the daemon has the interface; its figures come with one
@@ -701,23 +705,32 @@ static void ai_adopt(App *app, GDBusObject *object)
         app->ai = ai;
 }
 
-static void object_added(GDBusObjectManager *om, GDBusObject *object, gpointer data)
+/* An object of the daemon's, at the start or when it appears: each kind to its tab. */
+static void object_adopt(App *app, GDBusObject *object)
 {
-        App *app = data;
-        PsLink *link = ps_object_peek_link(PS_OBJECT(object));
+        PsObject *o = PS_OBJECT(object);
 
-        if (link)
+        if (ps_object_peek_link(o))
                 link_added(app, g_dbus_object_get_object_path(object));
-        else if (ps_object_peek_filter(PS_OBJECT(object)) && app->window)
-                app_refresh_rules(app);
-        else if (ps_object_peek_transaction(PS_OBJECT(object)))
+        else if (ps_object_peek_filter(o))
+                return; /* the rules are read whole when the window shows them */
+        else if (ps_object_peek_transaction(o))
                 transaction_adopt(app, object);
-        else if (ps_object_peek_bans(PS_OBJECT(object)))
+        else if (ps_object_peek_bans(o))
                 bans_adopt(app, object);
-        else if (ps_object_peek_health(PS_OBJECT(object)))
+        else if (ps_object_peek_health(o))
                 health_adopt(app, object);
         else
                 ai_adopt(app, object);
+}
+
+static void object_added(GDBusObjectManager *om, GDBusObject *object, gpointer data)
+{
+        App *app = data;
+
+        if (ps_object_peek_filter(PS_OBJECT(object)) && app->window)
+                app_refresh_rules(app);
+        object_adopt(app, object);
         app_update(app);
 }
 
@@ -828,16 +841,7 @@ static void objects_ready(GObject *source, GAsyncResult *res, gpointer data)
         g_signal_connect(om, "object-removed", G_CALLBACK(object_removed), app);
         objects = g_dbus_object_manager_get_objects(om);
         for (GList *l = objects; l; l = l->next)
-                if (ps_object_peek_link(PS_OBJECT(l->data)))
-                        link_added(app, g_dbus_object_get_object_path(l->data));
-                else if (ps_object_peek_transaction(PS_OBJECT(l->data)))
-                        transaction_adopt(app, l->data);
-                else if (ps_object_peek_bans(PS_OBJECT(l->data)))
-                        bans_adopt(app, l->data);
-                else if (ps_object_peek_health(PS_OBJECT(l->data)))
-                        health_adopt(app, l->data);
-                else
-                        ai_adopt(app, l->data);
+                object_adopt(app, l->data);
         g_list_free_full(objects, g_object_unref);
         app_update(app);
 }
