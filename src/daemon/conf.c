@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <stdarg.h>
@@ -163,23 +164,34 @@ static int set_bans_v6(Config *c, const char *v) {
         return set_u32_range(&c->bans_max_v6, v, CONFIG_BANS_MIN, CONFIG_BANS_MAX);
 }
 
-static int set_management_ports(Config *c, const char *v) {
+/* A list of ports (1-65535) separated by blanks, at most max of them; out is left as it was
+ * when the list is refused. */
+static int set_port_list(uint16_t *out, uint32_t *ret_n, uint32_t max, const char *v) {
         _cleanup_free_ char *copy = strdup(v);
         char *save = NULL, *w;
         uint32_t n = 0, p;
-        uint16_t tmp[CONFIG_MANAGEMENT_MAX];
+        uint16_t tmp[MAX(CONFIG_MANAGEMENT_MAX, PS_BAN_HTTP_PORTS_MAX)];
 
+        assert(max <= ELEMENTSOF(tmp));
         if (!copy)
                 return -ENOMEM;
         for (w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
-                if (n == CONFIG_MANAGEMENT_MAX || safe_atou32(w, &p) < 0 || p == 0 || p > 65535)
+                if (n == max || safe_atou32(w, &p) < 0 || p == 0 || p > 65535)
                         return -EINVAL;
                 tmp[n++] = (uint16_t) p;
         }
-        memcpy(c->management_ports, tmp, n * sizeof(uint16_t));
-        c->n_management_ports = n;
-        c->management_ports_set = true;
+        memcpy(out, tmp, n * sizeof(uint16_t));
+        *ret_n = n;
         return 0;
+}
+
+static int set_management_ports(Config *c, const char *v) {
+        int r = set_port_list(c->management_ports, &c->n_management_ports,
+                              CONFIG_MANAGEMENT_MAX, v);
+
+        if (r >= 0)
+                c->management_ports_set = true;
+        return r;
 }
 
 /* drop|pass for one PS_POLICY_* bit. */
@@ -514,21 +526,7 @@ static int set_repeat_max(Config *c, const char *v) {
                               PS_BAN_SECONDS_MAX * USEC_PER_SEC);
 }
 static int set_http_ports(Config *c, const char *v) {
-        _cleanup_free_ char *copy = strdup(v);
-        char *save = NULL, *w;
-        uint32_t n = 0, p;
-        uint16_t tmp[PS_BAN_HTTP_PORTS_MAX];
-
-        if (!copy)
-                return -ENOMEM;
-        for (w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
-                if (n == PS_BAN_HTTP_PORTS_MAX || safe_atou32(w, &p) < 0 || p == 0 || p > 65535)
-                        return -EINVAL;
-                tmp[n++] = (uint16_t) p;
-        }
-        memcpy(c->http_ports, tmp, n * sizeof(uint16_t));
-        c->n_http_ports = n;
-        return 0;
+        return set_port_list(c->http_ports, &c->n_http_ports, PS_BAN_HTTP_PORTS_MAX, v);
 }
 static int set_url_patterns(Config *c, const char *v) {
         _cleanup_free_ char *copy = strdup(v);
