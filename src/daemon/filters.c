@@ -28,6 +28,9 @@
 #define FILTERS_LOG_NEW "filters.log.new"
 /* Compacted once the journal is half the snapshot's size, and at least this. */
 #define FILTERS_LOG_COMPACT_MIN (64u * 1024)
+/* Present while the daemon is degraded (why, as text): the state outlives a restart, since the
+ * kernel keeps enforcing the rules no file lists. */
+#define FILTERS_DEGRADED_FILE "filters.degraded"
 #define SLOT_NONE UINT32_MAX
 /* The niceness of the thread that applies a large change (see offload_thread()). */
 #define OFFLOAD_NICE 10
@@ -701,6 +704,14 @@ static int change_finish(FilterChange *c, char **ret_error) {
                 s->degraded = mfree(s->degraded);
                 /* The service status said "Degraded" since the start. */
                 (void) sd_notify(false, "STATUS=Rule set replaced; no longer degraded");
+                {
+                        /* A start would also see filters.json newer than the mark. */
+                        _cleanup_free_ char *marker =
+                                strjoin_path(s->state_dir, FILTERS_DEGRADED_FILE);
+
+                        if (marker && unlink(marker) < 0 && errno != ENOENT)
+                                log_warning_errno(-errno, "Cannot remove %s: %m", marker);
+                }
         }
         filter_list_free(old, n_old);
         store_schedule_expiry(s);
@@ -1446,7 +1457,7 @@ int filter_store_kernel_rules(FilterStore *s, size_t max, json_t **ret, size_t *
 
 /* No readable rule file: if the kernel still enforces a set, the list is empty while rules
  * are enforced, and the daemon says so instead of pretending there are none. */
-static int store_degrade(FilterStore *s, const char *why) {
+static int store_degrade_mark(FilterStore *s, const char *why, bool mark) {
         struct kernel_walk w;
         int r;
 
@@ -1467,10 +1478,66 @@ static int store_degrade(FilterStore *s, const char *why) {
                 s->degraded = NULL;
                 return -ENOMEM;
         }
+        if (mark) {
+                _cleanup_free_ char *marker = strjoin_path(s->state_dir, FILTERS_DEGRADED_FILE);
+
+                r = marker ? write_file_atomic(marker, why, strlen(why), 0600) : -ENOMEM;
+                if (r < 0)
+                        log_warning_errno(r, "Cannot write %s/" FILTERS_DEGRADED_FILE
+                                          " (a restart would not know it is degraded): %m",
+                                          s->state_dir);
+        }
         log_struct_internal(LOG_CRIT, 0, PS_MESSAGE_DEGRADED, NULL,
                             "Degraded: %s. They stay enforced; Describe() lists them by counter "
                             "slot, and Import with mode 'replace' (of a saved set, or '[]' to "
                             "clear them) ends this", s->degraded);
+        return 0;
+}
+
+static int store_degrade(FilterStore *s, const char *why) {
+        return store_degrade_mark(s, why, true);
+}
+
+/*
+ * Degraded before the restart: what the kernel enforces is still what no file lists, unless
+ * the kernel lost it (a reboot) or a set replaced it since (filters.json newer than the mark).
+ * 1 when still degraded; 0 to read the files as usual.
+ */
+static int store_degraded_before(FilterStore *s) {
+        _cleanup_free_ char *marker = strjoin_path(s->state_dir, FILTERS_DEGRADED_FILE);
+        _cleanup_free_ char *snap = strjoin_path(s->state_dir, FILTERS_FILE);
+        _cleanup_free_ char *why = NULL, *text = NULL;
+        struct stat m, f;
+        size_t size = 0;
+        int r;
+
+        if (!marker || !snap)
+                return -ENOMEM;
+        r = read_file_full(marker, 4096, &text, &size);
+        if (r == -ENOENT)
+                return 0;
+        if (r >= 0 && stat(marker, &m) >= 0 && stat(snap, &f) >= 0 &&
+            (f.st_mtim.tv_sec > m.st_mtim.tv_sec ||
+             (f.st_mtim.tv_sec == m.st_mtim.tv_sec && f.st_mtim.tv_nsec > m.st_mtim.tv_nsec)))
+                r = -ESTALE;
+        if (r >= 0) {
+                struct kernel_walk w;
+                size_t enforced;
+
+                r = kernel_rules_walk(s, &w);
+                enforced = w.n;
+                free(w.rules);
+                if (r >= 0 && enforced > 0) {
+                        if (asprintf(&why, "degraded since an earlier start: %.*s", (int) size,
+                                     text) < 0)
+                                return -ENOMEM;
+                        r = store_degrade_mark(s, why, false);
+                        return r < 0 ? r : 1;
+                }
+        }
+        /* Nothing of it is left to keep: the files say what is enforced. */
+        if (unlink(marker) < 0 && errno != ENOENT)
+                log_warning_errno(-errno, "Cannot remove %s: %m", marker);
         return 0;
 }
 
@@ -1525,6 +1592,10 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
         s->counters_fd = fds[3];
         s->events_fd = fds[4];
         (void) bpf_map_lookup_elem(s->state_fd, &zero, &s->state);
+
+        r = store_degraded_before(s);
+        if (r != 0)
+                return r < 0 ? r : 0;
 
         r = store_load_file(s, FILTERS_FILE, &rules, &n, &next, &err);
         if (r == -EBADMSG || r == -ENOENT) {

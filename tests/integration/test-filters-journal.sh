@@ -9,7 +9,8 @@
 #   - a record cut short at the end (a crash while it was written) is ignored with a warning,
 #     and the next record starts on a line of its own;
 #   - a record that cannot be read in the middle of the journal: the journal is set aside and
-#     the daemon says it is degraded, as for a corrupt filters.json;
+#     the daemon says it is degraded, as for a corrupt filters.json, and stays so across a
+#     restart until an Import (replace);
 #   - Import (replace) writes filters.json whole and the journal goes.
 
 set -u
@@ -138,8 +139,23 @@ ok "$([ -e "$STATE/filters.log.corrupt" ] && [ ! -e "$STATE/filters.log" ] && ec
    "the damaged journal is kept as filters.log.corrupt" "$(ls -l "$STATE")"
 like "$(grep -F "filters.log is corrupt (record 2:" "$LOG" | tail -n 1)" "Degraded: .*kept as $STATE/filters.log.corrupt" \
      "the daemon says the journal is corrupt, which record, and that it is degraded"
+degraded() {
+        busctl --system get-property "$PS_NAME" "$FP" "$FI" Degraded
+}
+like "$(degraded)" '^s ".*filters.log is corrupt.*the kernel enforces 3 rule\(s\) no file lists"$' \
+     "Filters.Degraded says why"
+kill9
+daemon_start main || bail "the daemon did not start degraded: $(daemon_log main)"
+like "$(degraded)" '^s "degraded since an earlier start: .*filters.log is corrupt.*the kernel enforces 3 rule\(s\) no file lists"$' \
+     "after a restart it is still degraded: the kernel enforces what no file lists"
+is "$(listing)" "[]" "and lists no rule rather than filters.json's older set"
 is "$(busctl --system --json=short call "$PS_NAME" "$FP" "$FI" Import ss '[]' replace >/dev/null &&
       listing)" "[]" "Import (replace) ends it"
+is "$(degraded) $([ -e "$STATE/filters.degraded" ] && echo marked || echo unmarked)" 's "" unmarked' \
+   "no longer degraded, and the mark in the state directory is gone"
+kill9
+daemon_start main || bail "the daemon did not come back: $(daemon_log main)"
+is "$(degraded) $(listing)" 's "" []' "after a restart: not degraded, no rules"
 
 diag "this test took $(($(date +%s) - t0)) s"
 done_testing
