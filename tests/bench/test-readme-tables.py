@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """README.md's performance tables are what bench/readme-tables makes of the bench/run-all log
-kept beside this script (run-all.log, recorded by `sudo bench/run-all --update-readme`), and the
-program still reads what each bench prints: the lines every table needs are in the benches'
-sources; a line changed or missing in a log stops it with the bench named and README.md
-untouched; lines no table reads are left out. TAP output; no root, no bench run."""
+kept beside this script (run-all.log, written with them by `sudo bench/run-all --update-readme`),
+and the program reads what each bench prints: on a recorded run (sample-run.log, a `--rounds 1`
+run kept as it was) the tables hold rows read off that log by hand; a line changed or missing
+stops it with the bench named and README.md untouched; lines no table reads are left out; and
+the benches' sources still print every line the tables read. TAP output; no root, no bench
+run."""
 
 import contextlib
 import importlib.machinery
@@ -18,6 +20,7 @@ import tempfile
 
 SRC = os.environ.get("SRCDIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LOG = os.path.join(SRC, "tests", "bench", "run-all.log")
+SAMPLE = os.path.join(SRC, "tests", "bench", "sample-run.log")
 README = os.path.join(SRC, "README.md")
 
 loader = importlib.machinery.SourceFileLoader("readme_tables", os.path.join(SRC, "bench", "readme-tables"))
@@ -25,7 +28,7 @@ spec = importlib.util.spec_from_loader("readme_tables", loader)
 gen = importlib.util.module_from_spec(spec)
 loader.exec_module(gen)
 
-# Rows as the log prints their figures, read off run-all.log by hand, not from the program: a
+# Rows as sample-run.log prints their figures, read off it by hand, not from the program: a
 # column read from the wrong place, a ratio or a goal's verdict computed wrongly, changes them.
 EXPECTED_ROWS = [
     ('machine: the load average',
@@ -203,11 +206,11 @@ def main():
 
 
 def tests(tmp):
-    log, readme = read(LOG), read(README)
+    log, readme = read(SAMPLE), read(README)
 
     # The tables of the recorded run.
-    rc, tables, err = run(LOG)
-    check(rc == 0 and not err, "readme-tables reads the recorded log", err)
+    rc, tables, err = run(SAMPLE)
+    check(rc == 0 and not err, "readme-tables reads sample-run.log", err)
     for name in gen.TABLES:
         m = re.search(r"<!-- bench:%s begin -->\n\n(.*?)\n\n<!-- bench:%s end -->" % (name, name),
                       tables, re.S)
@@ -245,7 +248,7 @@ def tests(tmp):
     for pattern, repl, bench in CHANGES:
         text = re.sub(pattern, repl, log, flags=re.M)
         if text == log:
-            check(False, "/%s/ changes something in run-all.log" % pattern)
+            check(False, "/%s/ changes something in sample-run.log" % pattern)
             continue
         write(changed, text)
         write(copy, readme)
@@ -280,6 +283,8 @@ def tests(tmp):
     check(row in out.splitlines(), "a block more in bench-filter is a row more of its table")
     check([l for l in out.splitlines() if "synflood" not in l] == lines,
           "the other tables are as before")
+    rc, _, err = run(LOG)
+    check(rc == 0 and not err, "readme-tables reads run-all.log", err)
 
     # The benches still print what the tables read.
     sources = {}
