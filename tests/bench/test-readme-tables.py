@@ -74,7 +74,7 @@ EXPECTED_ROWS = [
 # (file, a string its output code must hold for a line a table reads)
 PRINTS = [
     ('bench/run-all', 'echo "## $name"'),
-    ('bench/run-all', 'took $((SECONDS - t0)) s"'),
+    ('bench/run-all', 'took $((SECONDS - t0)) s; load average before $load0, after $(cut'),
     ('bench/run-all', '# load average at the start:'),
     ('bench/run-all', '# load average at the end:'),
     ('bench/run-all', '# run-all took'),
