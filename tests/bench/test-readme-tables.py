@@ -80,7 +80,10 @@ EXPECTED_ROWS = [
 # (file, a string its output code must hold for a line a table reads)
 PRINTS = [
     ('bench/run-all', 'echo "## $name"'),
-    ('bench/run-all', 'took $((SECONDS - t0)) s; load average before $load0, after $(cut'),
+    ('bench/run-all', 'took $((SECONDS - t0)) s; load average before $load0,'),
+    ('bench/run-all', '"after $(cut -d\' \' -f1-3 /proc/loadavg)"'),
+    ('bench/run-all', 'echo "# $(uname -srm); $(nproc) CPUs; $model"'),
+    ('bench/run-all', 'echo "# $system; $(date -u \'+%Y-%m-%d %H:%M UTC\'); rounds $rounds"'),
     ('bench/run-all', '# load average at the start:'),
     ('bench/run-all', '# load average at the end:'),
     ('bench/run-all', '# run-all took'),
