@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The ban verbs: ban, unban, bans (list, get, import, export, history) and allowlist. */
+#include <fcntl.h>
 #include <inttypes.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "packetscopectl.h"
 
@@ -134,15 +138,72 @@ static int bans_get(sd_bus *bus, const char *address) {
         return print_reply_json(reply, "Get");
 }
 
-static int bans_import(sd_bus *bus, const char *file) {
+/* Whether the text starts, after white space, as a JSON document does: then it is an export
+ * document for Import; otherwise ban lines for BanFile. */
+static bool looks_like_json(const char *p, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n')
+                        continue;
+                return p[i] == '{' || p[i] == '[';
+        }
+        return false;
+}
+
+static int write_all_fd(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+/* Text read from standard input, in a sealed memfd: the daemon reads a file, never a pipe. */
+static int text_to_memfd(const char *text, size_t n) {
+        _cleanup_close_ int fd = memfd_create("packetscopectl-bans", MFD_CLOEXEC |
+                                                                     MFD_ALLOW_SEALING);
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        r = write_all_fd(fd, text, n);
+        if (r < 0)
+                return r;
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+/* Ban lines through BanFile: the file itself crosses the bus, as a descriptor. */
+static int bans_import_lines(sd_bus *bus, int fd) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ char *text = NULL;
         uint32_t n;
         int r;
 
-        r = read_input(file, &text);
+        if (arg.given & OPT_REPLACE)
+                return usage_error("--replace takes a JSON export document; a file of ban lines "
+                                   "is added to the bans held");
+        r = bus_call(bus, PS_OBJECT_BANS, PS_IFACE_BANS, "BanFile", NULL, &reply, "hs", fd,
+                     "import");
         if (r < 0)
                 return r;
+        r = sd_bus_message_read(reply, "u", &n);
+        if (r < 0)
+                return bus_error("reading the BanFile reply", NULL, r);
+        printf("%" PRIu32 " bans imported.\n", n);
+        return 0;
+}
+
+static int bans_import_json(sd_bus *bus, const char *text) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        uint32_t n;
+        int r;
+
         r = bus_call(bus, PS_OBJECT_BANS, PS_IFACE_BANS, "Import", NULL, &reply, "ss", text,
                      (arg.given & OPT_REPLACE) ? "replace" : "merge");
         if (r < 0)
@@ -152,6 +213,68 @@ static int bans_import(sd_bus *bus, const char *file) {
                 return bus_error("reading the Import reply", NULL, r);
         printf("%" PRIu32 " bans imported.\n", n);
         return 0;
+}
+
+/* A JSON export document goes to Import; ban lines (one a line: ADDRESS [DURATION [REASON]])
+ * to BanFile, which takes the open file: a regular file as it is, standard input copied into a
+ * sealed memfd. */
+static int bans_import(sd_bus *bus, const char *file) {
+        _cleanup_free_ char *text = NULL;
+        _cleanup_close_ int fd = -1, mfd = -1;
+        char head[4096];
+        struct stat st;
+        ssize_t k;
+        int r;
+
+        if (streq(file, "-")) {
+                r = read_input(file, &text);
+                if (r < 0)
+                        return r;
+                if (looks_like_json(text, strlen(text)))
+                        return bans_import_json(bus, text);
+                mfd = text_to_memfd(text, strlen(text));
+                if (mfd < 0) {
+                        fprintf(stderr, "packetscopectl: cannot put standard input in a memfd: "
+                                "%s\n", strerror(-mfd));
+                        return mfd;
+                }
+                return bans_import_lines(bus, mfd);
+        }
+        fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                r = -errno;
+                fprintf(stderr, "packetscopectl: cannot open '%s': %s\n", file, strerror(-r));
+                return r;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                /* A pipe or a device: read as standard input is. */
+                r = read_input(file, &text);
+                if (r < 0)
+                        return r;
+                if (looks_like_json(text, strlen(text)))
+                        return bans_import_json(bus, text);
+                mfd = text_to_memfd(text, strlen(text));
+                if (mfd < 0) {
+                        fprintf(stderr, "packetscopectl: cannot put '%s' in a memfd: %s\n",
+                                file, strerror(-mfd));
+                        return mfd;
+                }
+                return bans_import_lines(bus, mfd);
+        }
+        do
+                k = pread(fd, head, sizeof head, 0);
+        while (k < 0 && errno == EINTR);
+        if (k < 0) {
+                r = -errno;
+                fprintf(stderr, "packetscopectl: cannot read '%s': %s\n", file, strerror(-r));
+                return r;
+        }
+        if (!looks_like_json(head, (size_t) k))
+                return bans_import_lines(bus, fd);
+        r = read_input(file, &text);
+        if (r < 0)
+                return r;
+        return bans_import_json(bus, text);
 }
 
 static int bans_export(sd_bus *bus) {

@@ -1183,6 +1183,149 @@ int ban_parse_import(const char *text, BanRequest **ret, size_t *ret_n, json_t *
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Ban lines (BanFile) */
+
+static bool line_space(char c) {
+        return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* The next word of a line at *p (spaces before it skipped), NUL-terminated in place; NULL at
+ * the line's end. */
+static char *line_word(char **p, char *end) {
+        char *w = *p, *e;
+
+        while (w < end && line_space(*w))
+                w++;
+        if (w == end)
+                return NULL;
+        for (e = w; e < end && !line_space(*e); e++)
+                ;
+        *e = '\0';
+        *p = e < end ? e + 1 : end;
+        return w;
+}
+
+static int line_request(BanStore *s, char *line, char *end, size_t lineno, BanOrigin origin,
+                        BanRequest *ret, bool *ret_empty, char **ret_error) {
+        char a[CIDR_STRING_MAX], w[CIDR_STRING_MAX];
+        char *p = line, *address, *span, *reason;
+        const Cidr *allowed;
+        uint64_t usec;
+        int r;
+
+        while (p < end && line_space(*p))
+                p++;
+        if (p == end || *p == '#') {
+                *ret_empty = true;
+                return 0;
+        }
+        *ret_empty = false;
+        *ret = (BanRequest) { .origin = origin };
+        address = line_word(&p, end);
+        r = cidr_parse(address, true, &ret->cidr);
+        if (r == -ERANGE)
+                return error_setf(ret_error, -EADDRNOTAVAIL,
+                                  "line %zu: '%.64s' has a prefix length too long; accepted: "
+                                  "0-32 for IPv4, 0-128 for IPv6", lineno, address);
+        if (r == -EADDRNOTAVAIL)
+                return error_setf(ret_error, -EADDRNOTAVAIL,
+                                  "line %zu: '%.64s' has bits set past its prefix; write the "
+                                  "network address (e.g. 198.51.100.0/24)", lineno, address);
+        if (r < 0)
+                return error_setf(ret_error, -EADDRNOTAVAIL,
+                                  "line %zu: '%.64s' is not an address or CIDR; accepted: "
+                                  "ADDRESS[/PREFIX] [DURATION [REASON]], e.g. '192.0.2.1', "
+                                  "'198.51.100.0/24 12h', '2001:db8::/48 0 scanner'", lineno,
+                                  address);
+        span = line_word(&p, end);
+        if (span) {
+                r = parse_time_span(span, &usec);
+                if (r < 0 || usec / USEC_PER_SEC > BAN_SECONDS_MAX)
+                        return error_setf(ret_error, -EINVAL,
+                                          "line %zu: '%.32s' is not a ban duration; accepted: one "
+                                          "word, a time span of at most ten years (3600, 90s, "
+                                          "30min, 12h, 7d) or 0 for until unbanned", lineno,
+                                          span);
+                /* A span under a second would be "until unbanned": round it up. */
+                ret->seconds = usec / USEC_PER_SEC + (usec % USEC_PER_SEC != 0);
+                if (ret->seconds > BAN_SECONDS_MAX)
+                        ret->seconds = BAN_SECONDS_MAX;
+        }
+        /* The rest of the line, without the spaces around it. */
+        while (p < end && line_space(*p))
+                p++;
+        while (end > p && line_space(end[-1]))
+                end--;
+        *end = '\0';
+        reason = p;
+        if (*reason && !ban_reason_valid(reason))
+                return error_setf(ret_error, -EINVAL,
+                                  "line %zu: the reason must be at most %u bytes of UTF-8 "
+                                  "without control characters", lineno, BAN_REASON_MAX);
+        ret->reason = *reason ? reason : NULL;
+        allowed = ban_store_allowlisted(s, &ret->cidr);
+        if (allowed)
+                return error_setf(ret_error, -EPERM,
+                                  "line %zu: %s is not banned: it overlaps %s, which is on the "
+                                  "allowlist (remove it from the allowlist first, or ban a range "
+                                  "without it); nothing was banned", lineno,
+                                  cidr_to_string(true, &ret->cidr, a),
+                                  cidr_to_string(true, allowed, w));
+        return 0;
+}
+
+int ban_store_parse_lines(BanStore *s, char *text, size_t size, BanOrigin origin,
+                          BanRequest **ret, size_t *ret_n, char **ret_error) {
+        _cleanup_free_ BanRequest *reqs = NULL;
+        size_t n = 0, alloc = 0, lineno = 0;
+        char *line, *next;
+        int r;
+
+        assert(s);
+        assert(text);
+        assert(ret);
+        assert(ret_n);
+        if (size > PS_BANS_FILE_MAX_BYTES)
+                return error_setf(ret_error, -EMSGSIZE,
+                                  "the file has %zu bytes; at most %u are read", size,
+                                  PS_BANS_FILE_MAX_BYTES);
+        for (line = text; line < text + size; line = next) {
+                char *end = memchr(line, '\n', (size_t) (text + size - line));
+                bool empty;
+
+                if (!end)
+                        end = text + size;
+                next = end + 1;
+                lineno++;
+                if (memchr(line, '\0', (size_t) (end - line)))
+                        return error_setf(ret_error, -EINVAL,
+                                          "line %zu holds a NUL byte; accepted: text, one ban a "
+                                          "line", lineno);
+                if (n == alloc) {
+                        BanRequest *nr;
+
+                        if (n >= PS_BANS_BATCH_MAX)
+                                return error_setf(ret_error, -E2BIG,
+                                                  "line %zu: more than %u bans in one file",
+                                                  lineno, PS_BANS_BATCH_MAX);
+                        alloc = MIN(MAX(alloc * 2, (size_t) 256), (size_t) PS_BANS_BATCH_MAX);
+                        nr = realloc(reqs, alloc * sizeof(BanRequest));
+                        if (!nr)
+                                return -ENOMEM;
+                        reqs = nr;
+                }
+                r = line_request(s, line, end, lineno, origin, &reqs[n], &empty, ret_error);
+                if (r < 0)
+                        return r;
+                if (!empty)
+                        n++;
+        }
+        *ret = TAKE_PTR(reqs);
+        *ret_n = n;
+        return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Changes */
 
 /* Checks a request and fills in the ban it makes (the reason not yet copied). */

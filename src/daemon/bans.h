@@ -173,6 +173,20 @@ int ban_parse_import(const char *text, BanRequest **ret, size_t *ret_n, json_t *
                      char **ret_error);
 int ban_store_replace_all(BanStore *s, const BanRequest *reqs, size_t n, char **ret_error);
 
+/*
+ * Reads ban lines (BanFile) into requests of this origin, checked as the change checks them
+ * (address, duration, reason, allowlist), every line before any is applied. A line is
+ *     ADDRESS[/PREFIX] [DURATION [REASON...]]
+ * DURATION one word, a time span ("3600", "90s", "12h", "7d"; 0 or none: until unbanned), the
+ * rest of the line the reason; blank lines and lines starting with '#' are skipped. text holds
+ * size bytes and a NUL after them, and is changed in place (the reasons point into it).
+ * An error names the line (from 1) and what is accepted: -EADDRNOTAVAIL a bad address, -EPERM
+ * an allowlisted one, -E2BIG more than PS_BANS_BATCH_MAX bans, -EMSGSIZE more than
+ * PS_BANS_FILE_MAX_BYTES bytes, -EINVAL the rest.
+ */
+int ban_store_parse_lines(BanStore *s, char *text, size_t size, BanOrigin origin,
+                          BanRequest **ret, size_t *ret_n, char **ret_error);
+
 const char *ban_origin_to_string(const Ban *b, char *buf, size_t size);
 int ban_origin_from_string(const char *s, BanOrigin *ret_origin, uint8_t *ret_policy);
 /* "connections", "syn-rate", "port-scan", "url" for enum ps_ban_policy; NULL beyond. */

@@ -56,6 +56,7 @@
 #define PS_ERROR_BAN_TABLE_FULL PS_BUS_NAME ".Error.BanTableFull"
 #define PS_ERROR_NO_SUCH_BAN PS_BUS_NAME ".Error.NoSuchBan"
 #define PS_ERROR_NO_JOURNAL PS_BUS_NAME ".Error.NoJournal"
+#define PS_ERROR_NOT_REGULAR_FILE PS_BUS_NAME ".Error.NotARegularFile"
 
 /* polkit actions, one per mutating area (polkit/org.packetscope.guarder1.policy). */
 #define PS_POLKIT_MANAGE_LINKS "org.packetscope.guarder1.manage-links"
@@ -103,5 +104,7 @@
 /* Bans.BanBatch/UnbanBatch: entries in one call; Bans.List: rows per reply. */
 #define PS_BANS_BATCH_MAX 1000000u
 #define PS_BANS_LIST_MAX 10000u
+/* Bans.BanFile: the bytes of the file read (its lines are at most PS_BANS_BATCH_MAX bans). */
+#define PS_BANS_FILE_MAX_BYTES (64u * 1024 * 1024)
 /* Bans.History: entries per reply. */
 #define PS_BANS_HISTORY_MAX 10000u

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdio.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bans-bus.h"
 #include "bans-journal.h"
@@ -25,6 +27,8 @@ static int bans_bus_error(sd_bus_error *error, int r, const char *err) {
         case -EINVAL:
         case -EEXIST:
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s", msg);
+        case -EADDRNOTAVAIL:
+                return sd_bus_error_setf(error, PS_ERROR_INVALID_ADDRESS, "%s", msg);
         case -EPERM:
                 return sd_bus_error_setf(error, PS_ERROR_ALLOWLISTED, "%s", msg);
         case -ENOSPC:
@@ -233,6 +237,112 @@ static int method_ban_batch(sd_bus_message *msg, void *userdata, sd_bus_error *e
         if (r < 0)
                 return bans_bus_error(error, r, err);
         log_debug("BanBatch of %zu bans: read in %llu ms, applied in %llu ms", n,
+                  (unsigned long long) (t_read - t_start) / 1000,
+                  (unsigned long long) (now_usec(CLOCK_MONOTONIC) - t_read) / 1000);
+        return sd_bus_reply_method_return(msg, "u", (uint32_t) n);
+}
+
+static const char *file_kind(mode_t mode) {
+        switch (mode & S_IFMT) {
+        case S_IFIFO:
+                return "pipe";
+        case S_IFSOCK:
+                return "socket";
+        case S_IFDIR:
+                return "directory";
+        case S_IFCHR:
+                return "character device";
+        case S_IFBLK:
+                return "block device";
+        default:
+                return "special file";
+        }
+}
+
+/* The file of a BanFile call, whole and NUL-terminated: a regular file or a memfd of at most
+ * PS_BANS_FILE_MAX_BYTES, read with pread() from its start (the caller's offset is neither used
+ * nor moved). A file is read in one go: a bounded read of a local file, as the snapshot is. */
+static int read_ban_file(int fd, char **ret, size_t *ret_size, sd_bus_error *error) {
+        _cleanup_free_ char *text = NULL;
+        struct stat st;
+        size_t size = 0, want;
+
+        if (fstat(fd, &st) < 0)
+                return sd_bus_error_set_errnof(error, errno,
+                                               "cannot look at the file descriptor: %s",
+                                               strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return sd_bus_error_setf(error, PS_ERROR_NOT_REGULAR_FILE,
+                                         "the file descriptor is a %s; accepted: a regular file "
+                                         "or a memfd, open for reading",
+                                         file_kind(st.st_mode));
+        if (st.st_size > (off_t) PS_BANS_FILE_MAX_BYTES)
+                return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED,
+                                         "the file has %lld bytes; at most %u are read (split it, "
+                                         "or use BanBatch)", (long long) st.st_size,
+                                         PS_BANS_FILE_MAX_BYTES);
+        want = (size_t) st.st_size;
+        text = malloc(want + 2);
+        if (!text)
+                return -ENOMEM;
+        /* One byte more than fstat() said: a file that grows while it is read is refused. */
+        while (size <= want) {
+                ssize_t k = pread(fd, text + size, want + 1 - size, (off_t) size);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "cannot read the file: %s; accepted: a regular "
+                                                 "file or a memfd, open for reading",
+                                                 strerror(errno));
+                if (k == 0)
+                        break;
+                size += (size_t) k;
+        }
+        if (size > want)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "the file grew while it was read; pass a sealed memfd, or "
+                                         "a file that nothing writes meanwhile");
+        text[size] = '\0';
+        *ret = TAKE_PTR(text);
+        *ret_size = size;
+        return 0;
+}
+
+static int method_ban_file(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ BanRequest *reqs = NULL;
+        _cleanup_free_ char *err = NULL, *text = NULL;
+        uint64_t t_start = now_usec(CLOCK_MONOTONIC), t_read;
+        BanOrigin origin = BAN_ORIGIN_IMPORT;
+        Manager *m = userdata;
+        const char *o;
+        size_t n = 0, size = 0;
+        uint8_t policy;
+        int fd, r;
+
+        r = sd_bus_message_read(msg, "hs", &fd, &o);
+        if (r < 0)
+                return r;
+        if (!streq(o, "") && ((!streq(o, "manual") && !streq(o, "import") && !streq(o, "ai")) ||
+                              ban_origin_from_string(o, &origin, &policy) < 0))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "origin '%.32s'; accepted: manual, import, ai (empty: "
+                                         "import)", o);
+        r = read_ban_file(fd, &text, &size, error);
+        if (r < 0)
+                return r;
+        r = ban_store_parse_lines(m->bans, text, size, origin, &reqs, &n, &err);
+        if (r < 0)
+                return bans_bus_error(error, r, err);
+        r = polkit_verify(msg, PS_POLKIT_MANAGE_BANS, &m->polkit, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        t_read = now_usec(CLOCK_MONOTONIC);
+        r = ban_store_ban_batch(m->bans, reqs, n, &err);
+        if (r < 0)
+                return bans_bus_error(error, r, err);
+        log_debug("BanFile of %zu bans (%zu bytes): read in %llu ms, applied in %llu ms", n, size,
                   (unsigned long long) (t_read - t_start) / 1000,
                   (unsigned long long) (now_usec(CLOCK_MONOTONIC) - t_read) / 1000);
         return sd_bus_reply_method_return(msg, "u", (uint32_t) n);
@@ -961,6 +1071,9 @@ static const sd_bus_vtable bans_vtable[] = {
                                 SD_BUS_RESULT("o", ban), method_ban, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("BanBatch", SD_BUS_ARGS("aa{sv}", bans), SD_BUS_RESULT("u", count),
                                 method_ban_batch, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("BanFile", SD_BUS_ARGS("h", fd, "s", origin),
+                                SD_BUS_RESULT("u", count), method_ban_file,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Unban", SD_BUS_ARGS("s", address), SD_BUS_NO_RESULT,
                                 method_unban, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("UnbanBatch", SD_BUS_ARGS("as", addresses), SD_BUS_NO_RESULT,
