@@ -75,6 +75,29 @@ size_t ban_record_encode(void *p, BanRecordType type, const Ban *b, const Cidr *
         return ban_record_size(len);
 }
 
+size_t ban_record_read(const void *p, BanRecord *ret) {
+        const uint8_t *q = p;
+        struct ban_record_head h;
+
+        memcpy(&h, q, sizeof h);
+        *ret = (BanRecord) {
+                .type = (BanRecordType) h.type,
+                .ban = {
+                        .cidr = { .family = h.family, .prefixlen = h.prefixlen },
+                        .id = h.id,
+                        .created_usec = h.created_usec,
+                        .expires_usec = h.expires_usec,
+                        .offenses = h.offenses,
+                        .origin = h.origin,
+                        .policy = h.policy,
+                        .reason = h.reason_len > 0 ? (char *) q + sizeof h : NULL,
+                },
+                .reason_len = h.reason_len,
+        };
+        memcpy(ret->ban.cidr.addr, h.addr, sizeof h.addr);
+        return ban_record_size(h.reason_len);
+}
+
 int ban_record_decode(const void *p, size_t n, BanRecord *ret, size_t *ret_size) {
         const uint8_t *q = p;
         struct ban_record_head h;
@@ -95,21 +118,6 @@ int ban_record_decode(const void *p, size_t n, BanRecord *ret, size_t *ret_size)
             (h.type == BAN_RECORD_BAN && (h.id == 0 || h.origin == 0 ||
                                           h.origin >= _BAN_ORIGIN_MAX)))
                 return -EBADMSG;
-        *ret = (BanRecord) {
-                .type = (BanRecordType) h.type,
-                .ban = {
-                        .cidr = { .family = h.family, .prefixlen = h.prefixlen },
-                        .id = h.id,
-                        .created_usec = h.created_usec,
-                        .expires_usec = h.expires_usec,
-                        .offenses = h.offenses,
-                        .origin = h.origin,
-                        .policy = h.policy,
-                        .reason = h.reason_len > 0 ? (char *) q + sizeof h : NULL,
-                },
-                .reason_len = h.reason_len,
-        };
-        memcpy(ret->ban.cidr.addr, h.addr, sizeof h.addr);
-        *ret_size = size;
+        *ret_size = ban_record_read(p, ret);
         return 0;
 }

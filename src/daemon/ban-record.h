@@ -79,3 +79,6 @@ typedef struct BanRecord {
 /* Reads the record at the start of p[0..n). 0 with *ret_size its bytes; -EAGAIN when it
  * reaches past n (cut short); -EBADMSG when its checksum or a field is wrong. */
 int ban_record_decode(const void *p, size_t n, BanRecord *ret, size_t *ret_size);
+/* A record that ban_record_decode() accepted, read again without its checks (the checksum
+ * is the most of a replay's second pass). Returns its size. */
+size_t ban_record_read(const void *p, BanRecord *ret);

@@ -91,6 +91,10 @@ void ban_store_set_callbacks(BanStore *s, const BanCallbacks *cb);
 int ban_store_start(BanStore *s, sd_event *event, const char *state_dir, const char *bpffs_root,
                     Config *config, char **ret_error);
 
+/* A clean stop (SIGTERM): a journal long enough to slow the next start down is folded into
+ * the snapshot now (one write of the table, bounded by its size). Logs what it did. */
+void ban_store_stop(BanStore *s);
+
 /* Writes the auto-ban policies and URL patterns of the config to the kernel. */
 int ban_store_apply_policies(BanStore *s);
 /* SetPolicy: one policy's mode and thresholds, for the running daemon (packetscope.conf is

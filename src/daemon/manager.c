@@ -322,6 +322,12 @@ void manager_rollback_pending(Manager *m) {
                                          "was still pending when the daemon stopped", NULL);
 }
 
+void manager_stop(Manager *m) {
+        assert(m);
+        manager_rollback_pending(m);
+        ban_store_stop(m->bans);
+}
+
 Link *manager_find_link(Manager *m, const char *name) {
         assert(m);
         assert(name);

@@ -112,6 +112,10 @@ void manager_update_status(Manager *m, bool force);
  * unconfirmed change is undone. */
 void manager_rollback_pending(Manager *m);
 
+/* A clean stop, once the loop has ended: manager_rollback_pending(), then the ban journal folded
+ * into its snapshot when it is long (ban_store_stop()), so that the next start is quick. */
+void manager_stop(Manager *m);
+
 /* drop-events.c: the sampled drops of every link to the journal and to on_drop. */
 int manager_start_drop_events(Manager *m);
 void manager_stop_drop_events(Manager *m);

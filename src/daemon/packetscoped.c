@@ -195,8 +195,8 @@ static int run(int argc, char *argv[]) {
         manager_update_status(m, true);
 
         r = sd_event_loop(m->event);
-        manager_rollback_pending(m);
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down; pinned guards stay attached");
+        manager_stop(m);
         if (r < 0)
                 log_error_errno(r, "Event loop failed: %m");
         else

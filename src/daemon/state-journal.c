@@ -53,6 +53,22 @@ int state_journal_reset(StateJournal *j) {
         return 0;
 }
 
+int state_journal_flush(StateJournal *j, uint64_t min_bytes) {
+        uint64_t size = 0;
+        int r;
+
+        if (!j->write_snapshot || j->log_bytes == 0 || j->log_bytes < min_bytes)
+                return 0;
+        /* Its snapshot would be older than this one. */
+        state_journal_stop(j);
+        r = j->write_snapshot(j->userdata, &size);
+        if (r < 0)
+                return r;
+        j->snapshot_bytes = size;
+        r = state_journal_reset(j);
+        return r < 0 ? r : 1;
+}
+
 static int write_all(int fd, const char *p, size_t n) {
         while (n > 0) {
                 ssize_t k = write(fd, p, n);

@@ -61,6 +61,13 @@ void state_journal_stop(StateJournal *j);
 /* After the snapshot was written whole: the journals it contains go. */
 int state_journal_reset(StateJournal *j);
 
+/* A clean stop: when the journals hold at least min_bytes, the snapshot is written now (a
+ * compaction under way is stopped first) and the journals go, so that the next start reads the
+ * snapshot alone instead of replaying them. Bounded by the table's size: one snapshot write.
+ * 1 when it wrote one, 0 when the journals were shorter, < 0 when the write failed (then they
+ * are kept and replayed). */
+int state_journal_flush(StateJournal *j, uint64_t min_bytes);
+
 /* Appends records durably, or not at all (a partial write is cut off again). -ENOENT when
  * there is no snapshot to append to: the caller writes the whole table instead. */
 int state_journal_append(StateJournal *j, const void *p, size_t n);

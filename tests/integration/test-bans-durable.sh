@@ -17,7 +17,9 @@
 #   - a BanBatch of 40,000 bans grows the journal past its compaction threshold: the journal is
 #     folded into the snapshot (bans.snapshot) in the background and a restart restores every
 #     ban;
-#   - across that restart (stop, restore of 40,007 bans, start) a banned source pings every
+#   - a journal of more than 1 MiB (20,000 bans extended) is folded into the snapshot by the
+#     clean stop that follows, and the start replays no journal;
+#   - across that restart (stop, restore of 40,008 bans, start) a banned source pings every
 #     20 ms through a guarded veth and not one ping comes back: the pinned maps keep enforcing
 #     while the daemon is down and while it restores;
 #   - a bans.json written by an older version (and no snapshot) is read once, its bans are
@@ -200,6 +202,15 @@ wait_until 60 compacted
 ok $? "the journal was compacted into bans.snapshot" \
    "$(ls -l "$STATE_REAL"; daemon_log main 5)"
 is "$(ban 198.51.100.5)" OK "a ban after the compaction"
+# A journal of more than 1 MiB, short of the next compaction (20,000 of the bans extended): the
+# clean stop below folds it into the snapshot, and the start replays no journal.
+batch=$(jq -nc '[range(0; 20000) | {address: ["s", "10.77.\(. / 256 | floor).\(. % 256)"],
+                                    reason: ["s", "batch of the stop test, a reason of sixty-four bytes, ok ok ok"]}]')
+printf '[%s]' "$batch" >"$T/batch3.json"
+is "$(rawcall "$PS_BANS_PATH" "$PS_BANS" BanBatch 'aa{sv}' "@$T/batch3.json" | jq -c '.reply')" \
+   "[20000]" "BanBatch extending 20,000 of them"
+ge "$(stat -c %s "$STATE_REAL/bans.log" 2>/dev/null || echo 0)" 1048576 \
+   "the journal holds more than 1 MiB"
 # Pings every 20 ms for 8 s, across the stop, the restore and the start.
 in_ns "$N_NS" ping -n -q -c 400 -i 0.02 -W 1 "$N_H4" >"$T/ping.out" 2>&1 &
 ping_pid=$!
@@ -214,6 +225,10 @@ is "$(sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\1 \2/p' 
 is "$(count)" 40008 "after a restart all 40,008 bans are there"
 like "$(grep -o 'Restored [0-9]* ban(s)' "$LOG" | tail -n 1)" '^Restored 40008 ban' \
      "the daemon's log says it restored them"
+grep -q 'Wrote 40008 ban(s) to .* at the stop' "$LOG"
+ok $? "the clean stop wrote the snapshot, the journal folded in" "$(tail -n 5 "$LOG")"
+like "$(grep -o 'Restored [0-9]* ban(s) .*' "$LOG" | tail -n 1)" ', 0 journal record\(s\) replayed' \
+     "and the start replayed no journal record"
 is "$(in_kernel 10.77.156.63)" yes "the last ban of the batch is in the kernel"
 batch=$(jq -nc '[range(0; 10000) | {address: ["s", "10.78.\(. / 256 | floor).\(. % 256)"]}]')
 printf '[%s]' "$batch" >"$T/batch2.json"

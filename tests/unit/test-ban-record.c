@@ -63,6 +63,14 @@ Test(ban_record, ban_round_trip) {
         /* The reason is read in place, NUL-terminated. */
         cr_assert_str_eq(r.ban.reason, "ssh brute force");
         cr_assert_eq((uint8_t *) r.ban.reason, buf + 56);
+
+        /* The replay's second pass reads it again without the checks: the same record. */
+        {
+                BanRecord again;
+
+                cr_assert_eq(ban_record_read(buf, &again), n);
+                cr_assert_eq(memcmp(&again, &r, sizeof r), 0);
+        }
 }
 
 Test(ban_record, cidr_records_and_no_reason) {

@@ -5,8 +5,13 @@
  * finish), a record cut short at the end, and a damaged one in the middle.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "filters.h"
 #include "state-journal.h"
@@ -129,4 +134,96 @@ Test(journal, slot_of_another_rule_refused) {
         cr_assert_eq(bad, 2);
         cr_assert_eq(first_bad, 3);
         cr_assert_eq(n, 1);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* state_journal_flush() on a real directory; the snapshot writer counts its calls. */
+
+static unsigned snapshots_written;
+static int snapshot_fail;
+
+static int write_test_snapshot(void *userdata, uint64_t *ret_size) {
+        char *path = strjoin_path(userdata, "t.snapshot");
+        int r;
+
+        cr_assert_not_null(path);
+        snapshots_written++;
+        r = snapshot_fail ? snapshot_fail : write_file_atomic(path, "snapshot\n", 9, 0600);
+        free(path);
+        if (r >= 0)
+                *ret_size = 9;
+        return r;
+}
+
+static bool exists(const char *dir, const char *file) {
+        char *p = strjoin_path(dir, file);
+        bool r = access(p, F_OK) == 0;
+
+        free(p);
+        return r;
+}
+
+Test(flush, long_journal_folded_short_one_kept) {
+        char dir[] = "/tmp/test-state-journal-XXXXXX";
+        StateJournal j;
+        char rec[64];
+
+        cr_assert_not_null(mkdtemp(dir));
+        state_journal_init(&j);
+        j.state_dir = dir;
+        j.snapshot = "t.snapshot";
+        j.log = "t.log";
+        j.log_new = "t.log.new";
+        j.what = "test journal";
+        j.write_snapshot = write_test_snapshot;
+        j.userdata = dir;
+        snapshots_written = 0;
+        snapshot_fail = 0;
+        cr_assert_eq(write_test_snapshot(dir, &j.snapshot_bytes), 0);
+        snapshots_written = 0;
+
+        /* Nothing appended: nothing to fold. */
+        cr_assert_eq(state_journal_flush(&j, 0), 0);
+        cr_assert_eq(snapshots_written, 0);
+
+        memset(rec, 'r', sizeof rec);
+        rec[sizeof rec - 1] = '\n';
+        for (int i = 0; i < 4; i++)
+                cr_assert_eq(state_journal_append(&j, rec, sizeof rec), 0);
+        cr_assert_eq(j.log_bytes, 4 * sizeof rec);
+        cr_assert(exists(dir, "t.log"));
+
+        /* Shorter than asked: kept, no snapshot written. */
+        cr_assert_eq(state_journal_flush(&j, 4 * sizeof rec + 1), 0);
+        cr_assert_eq(snapshots_written, 0);
+        cr_assert(exists(dir, "t.log"));
+
+        /* A snapshot that cannot be written: the journal is kept, to be replayed. */
+        snapshot_fail = -EIO;
+        cr_assert_eq(state_journal_flush(&j, 4 * sizeof rec), -EIO);
+        cr_assert(exists(dir, "t.log"));
+        cr_assert_eq(j.log_bytes, 4 * sizeof rec);
+
+        /* Long enough: one snapshot, and the journals go. */
+        snapshot_fail = 0;
+        snapshots_written = 0;
+        j.to_new = true; /* as during a compaction: the second journal goes too */
+        cr_assert_eq(state_journal_append(&j, rec, sizeof rec), 0);
+        cr_assert(exists(dir, "t.log.new"));
+        cr_assert_eq(state_journal_flush(&j, 4 * sizeof rec), 1);
+        cr_assert_eq(snapshots_written, 1);
+        cr_assert(!exists(dir, "t.log"));
+        cr_assert(!exists(dir, "t.log.new"));
+        cr_assert(exists(dir, "t.snapshot"));
+        cr_assert_eq(j.log_bytes, 0);
+        cr_assert_eq(j.snapshot_bytes, 9);
+        cr_assert(!j.to_new);
+
+        {
+                char *p = strjoin_path(dir, "t.snapshot");
+
+                (void) unlink(p);
+                free(p);
+        }
+        (void) rmdir(dir);
 }
