@@ -1327,6 +1327,7 @@ int ban_store_parse_lines(BanStore *s, char *text, size_t size, BanOrigin origin
                                   PS_BANS_FILE_MAX_BYTES);
         for (line = text; line < text + size; line = next) {
                 char *end = memchr(line, '\n', (size_t) (text + size - line));
+                BanRequest req;
                 bool empty;
 
                 if (!end)
@@ -1337,6 +1338,11 @@ int ban_store_parse_lines(BanStore *s, char *text, size_t size, BanOrigin origin
                         return error_setf(ret_error, -EINVAL,
                                           "line %zu holds a NUL byte; accepted: text, one ban a "
                                           "line", lineno);
+                r = line_request(s, line, end, lineno, origin, &req, &empty, ret_error);
+                if (r < 0)
+                        return r;
+                if (empty)
+                        continue;
                 if (n == alloc) {
                         BanRequest *nr;
 
@@ -1350,11 +1356,7 @@ int ban_store_parse_lines(BanStore *s, char *text, size_t size, BanOrigin origin
                                 return -ENOMEM;
                         reqs = nr;
                 }
-                r = line_request(s, line, end, lineno, origin, &reqs[n], &empty, ret_error);
-                if (r < 0)
-                        return r;
-                if (!empty)
-                        n++;
+                reqs[n++] = req;
         }
         *ret = TAKE_PTR(reqs);
         *ret_n = n;

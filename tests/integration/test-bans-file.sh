@@ -11,7 +11,8 @@
 #   - a ban covering an allowlisted address refuses the whole file with Error.Allowlisted,
 #     naming the line;
 #   - a descriptor that is not a regular file (a pipe, a directory) is refused with
-#     Error.NotARegularFile; a file over 64 MiB with Error.LimitExceeded;
+#     Error.NotARegularFile; a file over 64 MiB, or of more than 1,000,000 bans, with
+#     Error.LimitExceeded;
 #   - an unprivileged caller is refused and nothing is banned (the bus policy or polkit; the
 #     polkit side of it is in test-polkit.sh).
 
@@ -179,6 +180,11 @@ truncate -s $((64 * 1024 * 1024 + 1)) "$T/big.txt"
 like "$(ban_file 7 import 7<"$T/big.txt")" \
      "$PS_ERR\.LimitExceeded: the file has 67108865 bytes; at most 67108864" \
      "a file over 64 MiB is refused with LimitExceeded"
+awk 'BEGIN { for (i = 0; i <= 1000000; i++)
+                     printf "10.%d.%d.%d\n", i / 65536 % 256, i / 256 % 256, i % 256 }' >"$T/many.txt"
+like "$(ban_file 7 import 7<"$T/many.txt")" \
+     "$PS_ERR\.LimitExceeded: line 1000001: more than 1000000 bans in one file" \
+     "a file of 1,000,001 bans is refused with LimitExceeded, naming the line past the limit"
 is "$(ban_count)" "$held" "nothing was banned by them"
 
 # ---------------------------------------------------------------------------------------------
