@@ -491,6 +491,15 @@ drv_args_Bans.BanBatch() {
 }
 drv_effect_Bans.BanBatch() { [ "$(bans_get 192.0.2.52)" = true ]; }
 
+drv_pre_Bans.BanFile() { root_unban 192.0.2.56; }
+# The file is on descriptor 7 of this script (opened below); gdbus passes it on.
+drv_args_Bans.BanFile() {
+        printf '%s\n' --object-path "$PS_BANS_PATH" --method "$PS_BANS.BanFile" 7 import
+}
+drv_effect_Bans.BanFile() { [ "$(bans_get 192.0.2.56)" = true ]; }
+printf '192.0.2.56 1h polkit test\n' >"$T/banfile.txt"
+exec 7<"$T/banfile.txt"
+
 drv_pre_Bans.Import() { root_unban 192.0.2.55; }
 drv_args_Bans.Import() {
         printf '%s\n' --object-path "$PS_BANS_PATH" --method "$PS_BANS.Import" \
@@ -580,6 +589,7 @@ ACTIONS = {
     "Health.SetThresholds": "configure",
     "Bans.Ban": "manage-bans",
     "Bans.BanBatch": "manage-bans",
+    "Bans.BanFile": "manage-bans",
     "Bans.Unban": "manage-bans",
     "Bans.UnbanBatch": "manage-bans",
     "Bans.Import": "manage-bans",
