@@ -10,6 +10,9 @@
  *                                     refuses it (InvalidArgs), nothing is banned. The cost of
  *                                     the bus and of reading the message, without the checks,
  *                                     the kernel and the journal; prints as batch does
+ *   ban-client file COUNT PER_CALL    the same bans through BanFile: PER_CALL ban lines a call
+ *                                     ("ADDRESS" each), written into a sealed memfd whose
+ *                                     descriptor is the call; prints as batch does
  *   ban-client single CALLS           CALLS Ban() calls one after the other, each of a new
  *                                     address from 100.64.0.0 up; prints "MIN MEDIAN MAX" in ms
  *   ban-client fsync DIR CALLS        the floor of one acknowledged change there: CALLS appends
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
 #include <unistd.h>
@@ -120,6 +124,89 @@ static int batch(sd_bus *bus, unsigned long count, unsigned long per_call, bool 
         return 0;
 }
 
+/* The lines of one call in a sealed memfd, as packetscopectl bans import passes standard
+ * input; built inside the timed loop, as batch() builds its message. */
+static int lines_memfd(unsigned long first, unsigned long n, char **buf, size_t *alloc) {
+        size_t used = 0;
+        int fd;
+
+        if (*alloc < n * (INET_ADDRSTRLEN + 1)) {
+                char *nb = realloc(*buf, n * (INET_ADDRSTRLEN + 1));
+
+                if (!nb)
+                        return -ENOMEM;
+                *buf = nb;
+                *alloc = n * (INET_ADDRSTRLEN + 1);
+        }
+        for (unsigned long i = 0; i < n; i++) {
+                addr4(0x10000000u, (uint32_t) (first + i), *buf + used);
+                used += strlen(*buf + used);
+                (*buf)[used++] = '\n';
+        }
+        fd = memfd_create("ban-client", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        for (size_t off = 0; off < used;) {
+                ssize_t k = write(fd, *buf + off, used - off);
+
+                if (k < 0) {
+                        int r = -errno;
+
+                        close(fd);
+                        return r;
+                }
+                off += (size_t) k;
+        }
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+static int file_calls(sd_bus *bus, unsigned long count, unsigned long per_call) {
+        double t0 = now_s(), t;
+        unsigned long done = 0;
+        size_t alloc = 0;
+        char *buf = NULL;
+
+        while (done < count) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+                unsigned long n = count - done < per_call ? count - done : per_call;
+                uint32_t got = 0;
+                int fd, r;
+
+                fd = lines_memfd(done, n, &buf, &alloc);
+                if (fd < 0) {
+                        free(buf);
+                        return fail("memfd", fd, NULL);
+                }
+                r = sd_bus_call_method(bus, DEST, BANS_PATH, BANS_IFACE, "BanFile", &e, &reply,
+                                       "hs", fd, "manual");
+                close(fd);
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "u", &got);
+                sd_bus_message_unref(reply);
+                if (r >= 0 && got != n)
+                        r = -EBADMSG;
+                if (r < 0) {
+                        int k = fail("BanFile", r, &e);
+
+                        sd_bus_error_free(&e);
+                        free(buf);
+                        return k;
+                }
+                done += n;
+        }
+        t = now_s() - t0;
+        free(buf);
+        printf("%lu %.3f %.0f\n", count, t, (double) count / t);
+        return 0;
+}
+
 static void print_latency(double *lat, unsigned long n) {
         qsort(lat, n, sizeof(double), cmp_double);
         printf("%.3f %.3f %.3f\n", lat[0], lat[n / 2], lat[n - 1]);
@@ -199,19 +286,24 @@ int main(int argc, char **argv) {
 
         if (argc == 4 && strcmp(argv[1], "fsync") == 0)
                 return parse_count(argv[3], &a) < 0 ? 2 : fsync_floor(argv[2], a) ? 1 : 0;
-        bool batched = argc > 1 && (strcmp(argv[1], "batch") == 0 || strcmp(argv[1], "floor") == 0);
+        bool batched = argc > 1 && (strcmp(argv[1], "batch") == 0 || strcmp(argv[1], "floor") == 0 ||
+                                    strcmp(argv[1], "file") == 0);
 
         if (argc < 3 || parse_count(argv[2], &a) < 0 ||
             (batched && (argc != 4 || parse_count(argv[3], &b) < 0)) ||
             (strcmp(argv[1], "single") == 0 && argc != 3) ||
             (!batched && strcmp(argv[1], "single") != 0)) {
-                fprintf(stderr, "usage: ban-client batch|floor COUNT PER_CALL | single CALLS | fsync DIR CALLS\n");
+                fprintf(stderr, "usage: ban-client batch|floor|file COUNT PER_CALL | single CALLS | "
+                        "fsync DIR CALLS\n");
                 return 2;
         }
         r = sd_bus_open_system(&bus);
         if (r < 0)
                 return fail("cannot connect to the system bus", r, NULL);
-        r = batched ? batch(bus, a, b, strcmp(argv[1], "floor") == 0) : single(bus, a);
+        if (strcmp(argv[1], "file") == 0)
+                r = file_calls(bus, a, b);
+        else
+                r = batched ? batch(bus, a, b, strcmp(argv[1], "floor") == 0) : single(bus, a);
         sd_bus_flush_close_unref(bus);
         return r;
 }

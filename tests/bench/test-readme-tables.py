@@ -122,6 +122,7 @@ PRINTS = [
     ('bench/bench-bans-daemon.sh', 'RSS empty / %s bans / after the restart   %s KiB / %s KiB / %s KiB'),
     ('bench/bench-bans-daemon.sh', 'RSS peak after the restart %s KiB'),
     ('bench/bench-bans-daemon.sh', 'restart with a journal of %s records (bans.log %s KiB): restored %s'),
+    ('bench/bench-bans-daemon.sh', 'BanFile, %s bans in files of %s lines   %s s, %s bans/s'),
     ('bench/bench-daemon.sh', 'load average before        %s'),
     ('bench/bench-daemon.sh', 'load average after         %s'),
     ('bench/bench-daemon.sh', 'flows in table            %s (filled in'),
