@@ -8,11 +8,13 @@
  * the rule's values under that mask. Pairs with the same mask share one shape. Per packet, the
  * program masks its tuple with each shape in turn and does one hash lookup per shape: the cost
  * follows the number of distinct shapes (at most PS_FILTER_MAX_SHAPES), never the number of
- * rules. A hit tells the best rule of that (shape, key) already resolved by the daemon; the best
+ * rules. Shapes whose entries cannot match the packet's family and protocol are skipped
+ * (ps_filter_bank.classes), and shapes without IPv6 address words 1-3 are looked up under a
+ * short key in a map of their own (struct ps_filter_key4). A hit tells the best rule of that (shape, key) already resolved by the daemon; the best
  * over all shapes (the highest rank) decides.
  *
- * Atomic updates: two banks. A whole new set goes into the inactive bank (shapes and
- * entries), then the daemon flips `filter_state` (one 4-byte value: generation << 2 |
+ * Atomic updates: two banks. A whole new set goes into the inactive bank (entries in both
+ * maps, shapes), then the daemon flips `filter_state` (one 4-byte value: generation << 2 |
  * cacheable << 1 | bank). A packet reads the state once and sees one whole bank. The bank just
  * left keeps its entries until the next whole set, which clears it before filling it again: a
  * packet still reading it never sees it half gone. A change of one rule is written into the
