@@ -10,8 +10,9 @@
  * follows the number of distinct shapes (at most PS_FILTER_MAX_SHAPES), never the number of
  * rules. Shapes whose entries cannot match the packet's family and protocol are skipped
  * (ps_filter_bank.classes), and shapes without IPv6 address words 1-3 are looked up under a
- * short key in a map of their own (struct ps_filter_key4). A hit tells the best rule of that (shape, key) already resolved by the daemon; the best
- * over all shapes (the highest rank) decides.
+ * short key in a map of their own (struct ps_filter_key4). A hit tells the best rule of that
+ * (shape, key) already resolved by the daemon; the best over all shapes (the highest rank)
+ * decides.
  *
  * Atomic updates: two banks. A whole new set goes into the inactive bank (entries in both
  * maps, shapes), then the daemon flips `filter_state` (one 4-byte value: generation << 2 |

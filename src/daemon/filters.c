@@ -385,7 +385,8 @@ static int kernel_load(FilterStore *s, const FilterSet *set) {
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         int r;
 
-        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, &s->state, set);
+        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, &s->state,
+                               set);
         if (r < 0)
                 return r;
         s->n_shapes = set->n_shapes;
@@ -713,7 +714,8 @@ static void change_work(FilterChange *c) {
         if (r < 0)
                 goto fail;
         t0 = now_usec(CLOCK_MONOTONIC);
-        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, &c->state, &set);
+        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, &c->state,
+                               &set);
         c->n_shapes = set.n_shapes;
         c->n_entries = set.n_entries;
         filter_set_done(&set);
@@ -1500,7 +1502,8 @@ static int kernel_visit(const void *key, const void *value, void *userdata) {
         const struct ps_filter_value *v = value;
         struct kernel_walk *w = userdata;
 
-        if (key_shape(key) / PS_FILTER_MAX_SHAPES != w->bank || v->rank == 0 || v->slot >= PS_FILTER_SLOTS)
+        if (key_shape(key) / PS_FILTER_MAX_SHAPES != w->bank || v->rank == 0 ||
+            v->slot >= PS_FILTER_SLOTS)
                 return 0;
         if (w->rules[v->slot].entries++ == 0)
                 w->n++;
@@ -1877,7 +1880,8 @@ static int store_apply(FilterStore *s, const FilterDelta *d, char **ret_error) {
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         int r;
 
-        r = filter_kernel_apply(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, &s->state, &s->index, d);
+        r = filter_kernel_apply(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, &s->state,
+                                &s->index, d);
         if (r < 0) {
                 (void) error_setf(ret_error, 0, "writing the change into the kernel failed: %s",
                                   strerror(-r));

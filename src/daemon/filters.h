@@ -170,13 +170,13 @@ int filter_store_replay_text(FilterStore *s, Filter ***rules, size_t *n, uint32_
 
 /* Fills the inactive bank of these maps with the set and flips to it; *state is the value of
  * filter_state before, and after on success. Used by the store, the tests and the bench. */
-int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd, uint32_t *state,
-                       const FilterSet *set);
+int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd,
+                       uint32_t *state, const FilterSet *set);
 /* Writes what changed in the index (d) into the active bank, in an order that lets every
  * packet see the set before or the set after (bpf/README.md, "Changing one rule"), and starts
  * a new generation. Used by the store, the tests and the bench. */
-int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, int rules4_fd, uint32_t *state,
-                        const FilterIndex *ix, const FilterDelta *d);
+int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, int rules4_fd,
+                        uint32_t *state, const FilterIndex *ix, const FilterDelta *d);
 
 /*
  * Adds one rule without compiling or loading the others again: the kernel gets its entries

@@ -367,7 +367,8 @@ Test(bpf_filter, single_changes_agree_with_reference, .timeout = 200) {
         struct ref_rng g = { 9001 };
         unsigned cases = 0, bad = 0, drops = 0, changes = 0, grown = 0;
         int fds[4] = { bpf_map__fd(skel->maps.filter_state), bpf_map__fd(skel->maps.filter_banks),
-                       bpf_map__fd(skel->maps.filter_rules), bpf_map__fd(skel->maps.filter_rules4) };
+                       bpf_map__fd(skel->maps.filter_rules),
+                       bpf_map__fd(skel->maps.filter_rules4) };
 
         for (int round = 0; round < 16; round++) {
                 struct ref_rule rr[CHANGE_RULES_MAX];
@@ -435,7 +436,8 @@ Test(bpf_filter, single_changes_agree_with_reference, .timeout = 200) {
                                 }
                         }
                         grown += d.shapes_grown;
-                        cr_assert_eq(filter_kernel_apply(fds[0], fds[1], fds[2], fds[3], &state, &ix, &d), 0);
+                        cr_assert_eq(filter_kernel_apply(fds[0], fds[1], fds[2], fds[3], &state,
+                                                         &ix, &d), 0);
                         filter_delta_done(&d);
                         filter_delta_done(&gone);
                         changes++;
