@@ -277,7 +277,8 @@ struct rule_set {
         size_t n;
         uint32_t match_src; /* network order: the /32 the middle rule drops */
         unsigned n_shapes;
-        unsigned n_v6_shapes; /* shapes an IPv4 packet skips (see classify_shape()) */
+        unsigned n_v6_shapes; /* shapes of IPv6 prefixes longer than /32 */
+        uint8_t classes[PS_FILTER_MAX_SHAPES]; /* PS_CLASS_*: as the daemon sets the bank's */
         size_t n_entries;
         /* what xdp-filter's maps hold of it */
         size_t xf_ports, xf_v4, xf_v6, xf_not_held;
@@ -467,7 +468,7 @@ static int load_xdp_filter(const char *path, struct bpf_object **ret, int *ret_f
  * flow (or every packet under a set that looks at TCP flags) does. */
 static bool no_flow_cache;
 
-static int load_rules(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
+static int load_rules(int state_fd, int banks_fd, int rules_fd, int rules4_fd, uint32_t *state,
                       struct rule_set *s) {
         FilterSet set;
         char *err = NULL;
@@ -479,7 +480,7 @@ static int load_rules(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
                 free(err);
                 return r;
         }
-        r = filter_kernel_load(state_fd, banks_fd, rules_fd, state, &set);
+        r = filter_kernel_load(state_fd, banks_fd, rules_fd, rules4_fd, state, &set);
         if (r == 0 && no_flow_cache) {
                 uint32_t zero = 0;
 
@@ -495,6 +496,14 @@ static int load_rules(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
 
                 if (m->src[1] | m->src[2] | m->src[3] | m->dst[1] | m->dst[2] | m->dst[3])
                         s->n_v6_shapes++;
+        }
+        /* Which packets look each shape up (classify_shape() skips the others). */
+        memset(s->classes, 0, sizeof s->classes);
+        for (size_t i = 0; i < set.n_entries; i++) {
+                const FilterEntry *e = &set.entries[i];
+
+                s->classes[e->key.shape] |= filter_entry_classes(&set.masks[e->key.shape],
+                                                                 &e->key.match);
         }
         filter_set_done(&set);
         return r;
@@ -512,7 +521,8 @@ static int load_guard(struct rule_set *s, struct guard_bpf **ret) {
         r = guard_bpf__load(g);
         if (r == 0)
                 r = load_rules(bpf_map__fd(g->maps.filter_state), bpf_map__fd(g->maps.filter_banks),
-                               bpf_map__fd(g->maps.filter_rules), &state, s);
+                               bpf_map__fd(g->maps.filter_rules),
+                               bpf_map__fd(g->maps.filter_rules4), &state, s);
         if (r < 0) {
                 guard_bpf__destroy(g);
                 return r;
@@ -769,7 +779,7 @@ static int clone_map(const struct bpf_map *m) {
         return fd < 0 ? -errno : fd;
 }
 
-static int timed_load(int fds[3], uint32_t *state, struct rule_set *s, double *ret_compile,
+static int timed_load(int fds[4], uint32_t *state, struct rule_set *s, double *ret_compile,
                       double *ret_load) {
         FilterSet set;
         char *err = NULL;
@@ -783,7 +793,7 @@ static int timed_load(int fds[3], uint32_t *state, struct rule_set *s, double *r
                 return r;
         }
         t1 = wall_ms();
-        r = filter_kernel_load(fds[0], fds[1], fds[2], state, &set);
+        r = filter_kernel_load(fds[0], fds[1], fds[2], fds[3], state, &set);
         *ret_load = wall_ms() - t1;
         *ret_compile = t1 - t0;
         filter_set_done(&set);
@@ -802,7 +812,7 @@ static void spread(double *v, unsigned n, double ret[3]) {
  * bank (filter_kernel_apply), then back in (filter_index_add, ranked between its neighbours).
  * As bench-loop: the set is full, so the Add comes after the Delete.
  */
-static int measure_single(int fds[3], uint32_t *state, struct rule_set *s,
+static int measure_single(int fds[4], uint32_t *state, struct rule_set *s,
                           struct apply_result *res) {
         double add[SINGLE_REPS], del[SINGLE_REPS];
         uint64_t saved_rng = rng_state;
@@ -817,7 +827,7 @@ static int measure_single(int fds[3], uint32_t *state, struct rule_set *s,
                 free(err);
                 return r;
         }
-        r = filter_kernel_load(fds[0], fds[1], fds[2], state, &set);
+        r = filter_kernel_load(fds[0], fds[1], fds[2], fds[3], state, &set);
         filter_set_done(&set);
         rng_state = SEED ^ 0xadd;
         for (unsigned i = 0; i < SINGLE_REPS && r >= 0; i++) {
@@ -828,12 +838,12 @@ static int measure_single(int fds[3], uint32_t *state, struct rule_set *s,
                 t0 = wall_ms();
                 r = filter_index_remove(&ix, f, &d);
                 if (r >= 0)
-                        r = filter_kernel_apply(fds[0], fds[1], fds[2], state, &ix, &d);
+                        r = filter_kernel_apply(fds[0], fds[1], fds[2], fds[3], state, &ix, &d);
                 t1 = wall_ms();
                 if (r >= 0)
                         r = filter_index_add(&ix, f, &e, &err);
                 if (r >= 0)
-                        r = filter_kernel_apply(fds[0], fds[1], fds[2], state, &ix, &e);
+                        r = filter_kernel_apply(fds[0], fds[1], fds[2], fds[3], state, &ix, &e);
                 t2 = wall_ms();
                 del[i] = t1 - t0;
                 add[i] = t2 - t1;
@@ -864,11 +874,12 @@ static int measure_apply(const struct guard_bpf *ref, struct rule_set *a, struct
         int r = 0;
 
         for (unsigned rep = 0; rep < APPLY_REPS && r >= 0; rep++) {
-                int fds[3] = { clone_map(ref->maps.filter_state), clone_map(ref->maps.filter_banks),
-                               clone_map(ref->maps.filter_rules) };
+                int fds[4] = { clone_map(ref->maps.filter_state), clone_map(ref->maps.filter_banks),
+                               clone_map(ref->maps.filter_rules),
+                               clone_map(ref->maps.filter_rules4) };
                 uint32_t state = 0;
 
-                for (int i = 0; i < 3; i++)
+                for (int i = 0; i < 4; i++)
                         if (fds[i] < 0)
                                 r = fds[i];
                 if (r >= 0)
@@ -881,7 +892,7 @@ static int measure_apply(const struct guard_bpf *ref, struct rule_set *a, struct
                         r = timed_load(fds, &state, b, &sc[2 * rep + 1], &sl[2 * rep + 1]);
                 if (r >= 0 && rep == 0)
                         r = measure_single(fds, &state, a, res);
-                for (int i = 0; i < 3; i++)
+                for (int i = 0; i < 4; i++)
                         if (fds[i] >= 0)
                                 close(fds[i]);
         }
@@ -903,11 +914,17 @@ static double ratio_big_one(const struct result *r) {
         return r->guard[BIG_SET] / r->guard[1];
 }
 
-/* Hash lookups the classifier does for this packet with set s. */
+/* Hash lookups the classifier does for this packet with set s: the shapes with an entry of
+ * the packet's family and protocol. */
 static unsigned lookups(const struct rule_set *s, int kind) {
-        bool v6 = kind == PKT_UDP6;
+        uint8_t class = ps_filter_class(kind == PKT_UDP6 ? PS_FAMILY_IPV6 : PS_FAMILY_IPV4,
+                                        kind == PKT_SYN4 ? IPPROTO_TCP :
+                                        kind == PKT_ICMP4 ? IPPROTO_ICMP : IPPROTO_UDP);
+        unsigned n = 0;
 
-        return s->n_shapes - (v6 ? 0 : s->n_v6_shapes);
+        for (unsigned i = 0; i < s->n_shapes; i++)
+                n += !!(s->classes[i] & class);
+        return n;
 }
 
 static void print_row(const char *label, const double *v, const char *fmt) {

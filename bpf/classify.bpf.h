@@ -32,6 +32,15 @@ struct {
         __type(value, struct ps_filter_value);
 } filter_rules SEC(".maps");
 
+/* The entries of the shapes with PS_SHAPE_KEY4 (classify.h, struct ps_match4). */
+struct {
+        __uint(type, BPF_MAP_TYPE_HASH);
+        __uint(max_entries, 2 * PS_FILTER_MAX_ENTRIES);
+        __uint(map_flags, BPF_F_NO_PREALLOC);
+        __type(key, struct ps_filter_key4);
+        __type(value, struct ps_filter_value);
+} filter_rules4 SEC(".maps");
+
 struct {
         __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
         __uint(max_entries, PS_FILTER_SLOTS);
@@ -79,6 +88,24 @@ static __always_inline void mask_match(struct ps_match *out, const struct ps_mat
                 o[i] = a[i] & m[i];
 }
 
+/* The same for a PS_SHAPE_KEY4 shape: its mask has nothing in address words 1-3. In 32-bit
+ * words, since the key sits at offset 4 (the stack is only read and written aligned). */
+static __always_inline void mask_match4(struct ps_match4 *out, const struct ps_match *in,
+                                        const struct ps_match *mask)
+{
+        const __u32 *a = (const __u32 *) in, *m = (const __u32 *) mask;
+        __u32 *o = (__u32 *) out;
+
+        /* family .. inner_dport: the first 16 bytes of both. */
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+                o[i] = a[i] & m[i];
+        out->src = in->src[0] & mask->src[0];
+        out->dst = in->dst[0] & mask->dst[0];
+        out->inner_src = in->inner_src[0] & mask->inner_src[0];
+        out->inner_dst = in->inner_dst[0] & mask->inner_dst[0];
+}
+
 /* State of one classification, shared with the per-shape callback. */
 struct classify_ctx {
         const struct ps_match *pkt;
@@ -88,10 +115,15 @@ struct classify_ctx {
         __u32 bank_index;
         __u32 slot;
         __u32 count_slot;
-        /* 16 bits each: the frame stays at the size it had with 32-bit ranks. */
+        /* Narrow: the frame stays at the size it had with 32-bit ranks, and the key's match
+         * 8-byte aligned (mask_match() writes it in 64-bit words). */
         __u16 action;
-        __u16 lacks; /* PS_CLS_* */
-        struct ps_filter_key key;
+        __u8 lacks; /* PS_CLS_* */
+        __u8 class; /* PS_CLASS_* of the packet (0: none known, no shape skipped for it) */
+        union {
+                struct ps_filter_key key;
+                struct ps_filter_key4 key4;
+        };
 };
 
 /* What the packet lacks, for classify(): a shape that looks at a field the packet does not
@@ -127,14 +159,13 @@ static long classify_shape(__u32 i, struct classify_ctx *c)
          * stops the compiler from reusing its unmasked copy of i. */
         asm volatile("" : "+r"(i));
         i &= PS_FILTER_MAX_SHAPES - 1;
-        m = &c->bank->masks[i];
-        /* The lookup is most of a shape's cost: skip the shapes an IPv4 packet cannot match.
-         * Only an IPv6 prefix longer than /32 puts mask bits in address words 1-3 (IPv4 lives
-         * in word 0), and a rule with an address always has its family in the shape, so
-         * every entry of such a shape is IPv6. Shorter prefixes stay ambiguous: looked up. */
-        if (c->pkt->family == PS_FAMILY_IPV4 &&
-            (m->src[1] | m->src[2] | m->src[3] | m->dst[1] | m->dst[2] | m->dst[3]))
+        /* The lookup is most of a shape's cost: skip the shapes with no entry of the
+         * packet's family and protocol (the daemon keeps classes[] a superset of what the
+         * shape's entries can match). This also skips, for an IPv4 packet, every shape of
+         * IPv6 prefixes longer than /32. */
+        if (c->class && !(c->bank->classes[i] & c->class))
                 return 0;
+        m = &c->bank->masks[i];
         if (c->lacks) {
                 if ((c->lacks & PS_CLS_NO_L4) && mask_has_l4(m))
                         return 0;
@@ -143,9 +174,16 @@ static long classify_shape(__u32 i, struct classify_ctx *c)
                 if ((c->lacks & PS_CLS_NO_QPORTS) && (m->inner_sport | m->inner_dport))
                         return 0;
         }
-        c->key.shape = c->bank_index * PS_FILTER_MAX_SHAPES + i;
-        mask_match(&c->key.match, c->pkt, m);
-        e = bpf_map_lookup_elem(&filter_rules, &c->key);
+        if (c->bank->flags[i] & PS_SHAPE_KEY4) {
+                c->key4.shape = c->bank_index * PS_FILTER_MAX_SHAPES + i;
+                mask_match4(&c->key4.match, c->pkt, m);
+                e = bpf_map_lookup_elem(&filter_rules4, &c->key4);
+        } else {
+                c->key.shape = c->bank_index * PS_FILTER_MAX_SHAPES + i;
+                c->key.pad = 0; /* key4 shares these bytes */
+                mask_match(&c->key.match, c->pkt, m);
+                e = bpf_map_lookup_elem(&filter_rules, &c->key);
+        }
         if (!e)
                 return 0;
         if (e->rank > c->best) {
@@ -175,7 +213,8 @@ static __always_inline void classify(const struct ps_match *pkt, __u32 lacks, st
         v->state = *state;
         __builtin_memset(&c, 0, sizeof(c));
         c.pkt = pkt;
-        c.lacks = (__u16) lacks;
+        c.lacks = (__u8) lacks;
+        c.class = ps_filter_class(pkt->family, pkt->proto);
         c.bank_index = v->state & PS_FILTER_STATE_BANK;
         c.bank = bpf_map_lookup_elem(&filter_banks, &c.bank_index);
         if (!c.bank || c.bank->n_shapes == 0)

@@ -8,11 +8,14 @@
  * the rule's values under that mask. Pairs with the same mask share one shape. Per packet, the
  * program masks its tuple with each shape in turn and does one hash lookup per shape: the cost
  * follows the number of distinct shapes (at most PS_FILTER_MAX_SHAPES), never the number of
- * rules. A hit tells the best rule of that (shape, key) already resolved by the daemon; the best
- * over all shapes (the highest rank) decides.
+ * rules. Shapes whose entries cannot match the packet's family and protocol are skipped
+ * (ps_filter_bank.classes), and shapes without IPv6 address words 1-3 are looked up under a
+ * short key in a map of their own (struct ps_filter_key4). A hit tells the best rule of that
+ * (shape, key) already resolved by the daemon; the best over all shapes (the highest rank)
+ * decides.
  *
- * Atomic updates: two banks. A whole new set goes into the inactive bank (shapes and
- * entries), then the daemon flips `filter_state` (one 4-byte value: generation << 2 |
+ * Atomic updates: two banks. A whole new set goes into the inactive bank (entries in both
+ * maps, shapes), then the daemon flips `filter_state` (one 4-byte value: generation << 2 |
  * cacheable << 1 | bank). A packet reads the state once and sees one whole bank. The bank just
  * left keeps its entries until the next whole set, which clears it before filling it again: a
  * packet still reading it never sees it half gone. A change of one rule is written into the
@@ -68,6 +71,37 @@ struct ps_filter_key {
         struct ps_match match; /* the rule's values, already masked */
 };
 
+/* The key of filter_rules4: struct ps_match without address words 1-3. A shape whose mask
+ * looks at word 0 of the addresses at most (IPv4 addresses, IPv6 prefixes up to /32, no
+ * address at all) zeroes words 1-3 of every key, so this key is the same key, 52 bytes
+ * shorter: hashing and comparing it is what a lookup mostly costs. It holds the entries of
+ * such shapes whatever their family, and a packet of either family looks them up with it. */
+struct ps_match4 {
+        __u8 family;
+        __u8 proto;
+        __u8 icmp_type;
+        __u8 icmp_code;
+        __u8 tcp_flags;
+        __u8 inner_proto;
+        __u16 pad;
+        __u16 sport;
+        __u16 dport;
+        __u16 inner_sport;
+        __u16 inner_dport;
+        __u32 src;        /* word 0 of struct ps_match's */
+        __u32 dst;
+        __u32 inner_src;
+        __u32 inner_dst;
+};
+
+struct ps_filter_key4 {
+        __u32 shape; /* as in struct ps_filter_key */
+        struct ps_match4 match;
+};
+
+_Static_assert(sizeof(struct ps_match4) == 32, "struct ps_match4 is 32 bytes");
+_Static_assert(sizeof(struct ps_filter_key4) == 36, "struct ps_filter_key4 is 36 bytes");
+
 /* The best rules for one (shape, key); ranks order rules: higher wins (priority, then age).
  * Ranks are sparse 64-bit numbers, so that a new rule can be ranked between two others without
  * renumbering the set (see filter-compile.c). */
@@ -80,11 +114,51 @@ struct ps_filter_value {
         __u32 pad;
 };
 
-/* filter_info[bank]: the shapes of that bank. */
+/* ps_filter_bank.flags[shape] */
+#define PS_SHAPE_KEY4 1 /* its entries are in filter_rules4 (see struct ps_match4) */
+
+/* A packet's class: its family crossed with its protocol (ICMP for IPv4, ICMPv6 for IPv6).
+ * ps_filter_bank.classes[shape] has the bit of every class an entry of the shape can match;
+ * a packet whose class bit a shape lacks skips that shape's lookup. */
+#define PS_CLASS_V4_TCP 0x01
+#define PS_CLASS_V4_UDP 0x02
+#define PS_CLASS_V4_ICMP 0x04
+#define PS_CLASS_V4_OTHER 0x08
+#define PS_CLASS_V6_TCP 0x10
+#define PS_CLASS_V6_UDP 0x20
+#define PS_CLASS_V6_ICMP 0x40
+#define PS_CLASS_V6_OTHER 0x80
+#define PS_CLASS_V4 0x0f
+#define PS_CLASS_V6 0xf0
+
+/* The class bit of a packet (family: PS_FAMILY_IPV4 4, PS_FAMILY_IPV6 6, guard.h); 0 for a
+ * family the classifier does not know. */
+static inline __u8 ps_filter_class(__u8 family, __u8 proto)
+{
+        __u8 c;
+
+        if (proto == 6)
+                c = PS_CLASS_V4_TCP;
+        else if (proto == 17)
+                c = PS_CLASS_V4_UDP;
+        else if (proto == (family == 6 ? 58 : 1))
+                c = PS_CLASS_V4_ICMP;
+        else
+                c = PS_CLASS_V4_OTHER;
+        if (family == 4)
+                return c;
+        if (family == 6)
+                return (__u8) (c << 4);
+        return 0;
+}
+
+/* filter_banks[bank]: the shapes of that bank. */
 struct ps_filter_bank {
         __u32 n_shapes;
         __u32 pad;
         struct ps_match masks[PS_FILTER_MAX_SHAPES];
+        __u8 flags[PS_FILTER_MAX_SHAPES];   /* PS_SHAPE_* */
+        __u8 classes[PS_FILTER_MAX_SHAPES]; /* PS_CLASS_* */
 };
 
 /* Per-CPU counters of one rule (filter_counters[slot]). */

@@ -627,6 +627,60 @@ bool filter_index_cacheable(const FilterIndex *ix) {
         return true;
 }
 
+bool filter_mask_key4(const struct ps_match *mask) {
+        assert(mask);
+        for (int i = 1; i < 4; i++)
+                if (mask->src[i] | mask->dst[i] | mask->inner_src[i] | mask->inner_dst[i])
+                        return false;
+        return true;
+}
+
+void filter_key4_of(const struct ps_filter_key *k, struct ps_filter_key4 *ret) {
+        const struct ps_match *m = &k->match;
+
+        assert(k);
+        assert(ret);
+        *ret = (struct ps_filter_key4) {
+                .shape = k->shape,
+                .match = {
+                        .family = m->family,
+                        .proto = m->proto,
+                        .icmp_type = m->icmp_type,
+                        .icmp_code = m->icmp_code,
+                        .tcp_flags = m->tcp_flags,
+                        .inner_proto = m->inner_proto,
+                        .pad = m->pad,
+                        .sport = m->sport,
+                        .dport = m->dport,
+                        .inner_sport = m->inner_sport,
+                        .inner_dport = m->inner_dport,
+                        .src = m->src[0],
+                        .dst = m->dst[0],
+                        .inner_src = m->inner_src[0],
+                        .inner_dst = m->inner_dst[0],
+                },
+        };
+}
+
+uint8_t filter_entry_classes(const struct ps_match *mask, const struct ps_match *key) {
+        static const uint8_t families[] = { PS_FAMILY_IPV4, PS_FAMILY_IPV6 };
+        uint8_t classes = 0;
+
+        assert(mask);
+        assert(key);
+        /* Every (family, protocol) a packet can have under the mask and key; a partly masked
+         * field (none is, today) counts as a wildcard, which only costs a lookup. */
+        for (size_t f = 0; f < ELEMENTSOF(families); f++) {
+                if (mask->family == 0xff && key->family != families[f])
+                        continue;
+                if (mask->proto == 0xff)
+                        classes |= ps_filter_class(families[f], key->proto);
+                else
+                        classes |= families[f] == PS_FAMILY_IPV4 ? PS_CLASS_V4 : PS_CLASS_V6;
+        }
+        return classes;
+}
+
 static bool in_range(PortRange r, uint16_t p) {
         return p >= r.lo && p <= r.hi;
 }

@@ -82,6 +82,14 @@ bool filter_index_value(const FilterIndex *ix, const struct ps_filter_key *key,
                         struct ps_filter_value *ret);
 bool filter_index_cacheable(const FilterIndex *ix);
 
+/* Whether a shape's entries go into filter_rules4 (PS_SHAPE_KEY4): its mask looks at no
+ * address word but the first. */
+bool filter_mask_key4(const struct ps_match *mask);
+/* The filter_rules4 key of a key of such a shape (its address words 1-3 are zero). */
+void filter_key4_of(const struct ps_filter_key *k, struct ps_filter_key4 *ret);
+/* The PS_CLASS_* bits of the packets an entry (its shape's mask, its key) can match. */
+uint8_t filter_entry_classes(const struct ps_match *mask, const struct ps_match *key);
+
 /* Splits a port range into aligned power-of-two blocks (value, mask); returns the count. */
 size_t port_range_blocks(PortRange r, uint16_t *values, uint16_t *masks, size_t max);
 

@@ -40,6 +40,8 @@ static const BpfMapSpec filter_maps[] = {
         { "filter_banks", BPF_MAP_TYPE_ARRAY, 4, sizeof(struct ps_filter_bank), 2, 0 },
         { "filter_rules", BPF_MAP_TYPE_HASH, sizeof(struct ps_filter_key),
           sizeof(struct ps_filter_value), 2 * PS_FILTER_MAX_ENTRIES, BPF_F_NO_PREALLOC },
+        { "filter_rules4", BPF_MAP_TYPE_HASH, sizeof(struct ps_filter_key4),
+          sizeof(struct ps_filter_value), 2 * PS_FILTER_MAX_ENTRIES, BPF_F_NO_PREALLOC },
         { "filter_counters", BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct ps_filter_counter),
           PS_FILTER_SLOTS, 0 },
         { "drop_events", BPF_MAP_TYPE_RINGBUF, 0, 0, PS_DROP_EVENTS_RING, 0 },
@@ -52,7 +54,7 @@ int filter_store_new(FilterStore **ret) {
         s = calloc(1, sizeof(FilterStore));
         if (!s)
                 return -ENOMEM;
-        s->state_fd = s->banks_fd = s->rules_fd = s->counters_fd = s->events_fd = -1;
+        s->state_fd = s->banks_fd = s->rules_fd = s->rules4_fd = s->counters_fd = s->events_fd = -1;
         state_journal_init(&s->journal);
         s->slot_used = calloc(PS_FILTER_SLOTS, 1);
         if (!s->slot_used) {
@@ -72,6 +74,7 @@ FilterStore *filter_store_free(FilterStore *s) {
         safe_close(s->state_fd);
         safe_close(s->banks_fd);
         safe_close(s->rules_fd);
+        safe_close(s->rules4_fd);
         safe_close(s->counters_fd);
         safe_close(s->events_fd);
         /* A change still in its thread: waited for, then ended as cancelled (its caller hears
@@ -90,12 +93,13 @@ FilterStore *filter_store_free(FilterStore *s) {
         return NULL;
 }
 
-int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *counters,
-                     int *events) {
+int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *rules4,
+                     int *counters, int *events) {
         assert(s);
         assert(state);
         assert(banks);
         assert(rules);
+        assert(rules4);
         assert(counters);
         assert(events);
         if (s->state_fd < 0)
@@ -104,6 +108,7 @@ int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *co
         *state = s->state_fd;
         *banks = s->banks_fd;
         *rules = s->rules_fd;
+        *rules4 = s->rules4_fd;
         *counters = s->counters_fd;
         return 0;
 }
@@ -136,39 +141,47 @@ static int alloc_slot(FilterStore *s, uint32_t *ret) {
         return -ENOSPC;
 }
 
+/* The shape of a key of filter_rules or filter_rules4: the first word of both. */
+static uint32_t key_shape(const void *key) {
+        uint32_t shape;
+
+        memcpy(&shape, key, sizeof shape);
+        return shape;
+}
+
 struct doomed {
         uint32_t bank;
-        struct ps_filter_key *keys;
+        size_t key_size;
+        uint8_t *keys;
         size_t n, alloc;
 };
 
 static int collect_bank(const void *key, const void *value, void *userdata) {
-        const struct ps_filter_key *k = key;
         struct doomed *d = userdata;
 
-        if (k->shape / PS_FILTER_MAX_SHAPES != d->bank)
+        if (key_shape(key) / PS_FILTER_MAX_SHAPES != d->bank)
                 return 0;
         if (d->n == d->alloc) {
                 size_t alloc = d->alloc ? d->alloc * 2 : 4096;
-                struct ps_filter_key *nd = realloc(d->keys, alloc * sizeof *nd);
+                uint8_t *nd = reallocarray(d->keys, alloc, d->key_size);
 
                 if (!nd)
                         return -ENOMEM;
                 d->keys = nd;
                 d->alloc = alloc;
         }
-        d->keys[d->n++] = *k;
+        memcpy(d->keys + d->n++ * d->key_size, key, d->key_size);
         return 0;
 }
 
-/* Deletes every entry of one bank (the inactive one: the set before last). */
-static int clear_bank(int rules_fd, uint32_t bank) {
-        struct doomed d = { .bank = bank };
-        _cleanup_free_ struct ps_filter_key *keys = NULL;
+/* Deletes every entry of one bank (the inactive one: the set before last) from one map. */
+static int clear_bank_of(int rules_fd, size_t key_size, uint32_t bank) {
+        struct doomed d = { .bank = bank, .key_size = key_size };
+        _cleanup_free_ uint8_t *keys = NULL;
         int r;
 
-        r = bpf_map_walk(rules_fd, sizeof(struct ps_filter_key), sizeof(struct ps_filter_value),
-                         collect_bank, &d, NULL);
+        r = bpf_map_walk(rules_fd, key_size, sizeof(struct ps_filter_value), collect_bank, &d,
+                         NULL);
         keys = d.keys;
         if (r < 0)
                 return r;
@@ -176,48 +189,103 @@ static int clear_bank(int rules_fd, uint32_t bank) {
                 LIBBPF_OPTS(bpf_map_batch_opts, opts);
                 uint32_t n = (uint32_t) MIN(d.n - done, (size_t) 65536);
 
-                if (bpf_map_delete_batch(rules_fd, keys + done, &n, &opts) < 0 && errno != ENOENT)
+                if (bpf_map_delete_batch(rules_fd, keys + done * key_size, &n, &opts) < 0 &&
+                    errno != ENOENT)
                         return -errno;
                 done += n ? n : 1;
         }
         return 0;
 }
 
-int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
-                       const FilterSet *set) {
-        uint32_t bank = (*state & PS_FILTER_STATE_BANK) ^ 1, zero = 0, next;
-        bool cacheable = true;
-        struct ps_filter_bank *b = NULL;
+static int clear_bank(int rules_fd, int rules4_fd, uint32_t bank) {
         int r;
 
-        r = clear_bank(rules_fd, bank);
+        r = clear_bank_of(rules_fd, sizeof(struct ps_filter_key), bank);
+        if (r < 0)
+                return r;
+        return clear_bank_of(rules4_fd, sizeof(struct ps_filter_key4), bank);
+}
+
+/* Batches of entries for one of the two maps. */
+struct load_batch {
+        int fd;
+        uint32_t n;
+        union {
+                struct ps_filter_key keys[256];
+                struct ps_filter_key4 keys4[256];
+        };
+        struct ps_filter_value values[256];
+};
+
+static int load_batch_flush(struct load_batch *b) {
+        LIBBPF_OPTS(bpf_map_batch_opts, opts);
+        uint32_t n = b->n;
+
+        if (n == 0)
+                return 0;
+        /* keys and keys4 start at the same address: the map's key size says which. */
+        if (bpf_map_update_batch(b->fd, b->keys, b->values, &n, &opts) < 0)
+                return -errno;
+        b->n = 0;
+        return 0;
+}
+
+int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd, uint32_t *state,
+                       const FilterSet *set) {
+        uint32_t bank = (*state & PS_FILTER_STATE_BANK) ^ 1, zero = 0, next;
+        _cleanup_free_ struct load_batch *wide = NULL, *narrow = NULL;
+        _cleanup_free_ struct ps_filter_bank *b = NULL;
+        bool cacheable = true;
+        int r;
+
+        r = clear_bank(rules_fd, rules4_fd, bank);
         if (r < 0)
                 return r;
         b = calloc(1, sizeof *b);
-        if (!b)
+        wide = calloc(1, sizeof *wide);
+        narrow = calloc(1, sizeof *narrow);
+        if (!b || !wide || !narrow)
                 return -ENOMEM;
+        wide->fd = rules_fd;
+        narrow->fd = rules4_fd;
         b->n_shapes = set->n_shapes;
         memcpy(b->masks, set->masks, sizeof(struct ps_match) * set->n_shapes);
-        r = bpf_map_update_elem(banks_fd, &bank, b, BPF_ANY) < 0 ? -errno : 0;
-        free(b);
+        for (uint32_t i = 0; i < set->n_shapes; i++)
+                if (filter_mask_key4(&set->masks[i]))
+                        b->flags[i] |= PS_SHAPE_KEY4;
+
+        /* The entries first, then the bank that says where they are and which packets look:
+         * nothing reads this bank before the flip anyway. */
+        for (size_t i = 0; i < set->n_entries; i++) {
+                const FilterEntry *e = &set->entries[i];
+                uint32_t shape = e->key.shape;
+                struct load_batch *to;
+
+                assert(shape < set->n_shapes);
+                b->classes[shape] |= filter_entry_classes(&set->masks[shape], &e->key.match);
+                if (b->flags[shape] & PS_SHAPE_KEY4) {
+                        to = narrow;
+                        filter_key4_of(&e->key, &to->keys4[to->n]);
+                        to->keys4[to->n].shape += bank * PS_FILTER_MAX_SHAPES;
+                } else {
+                        to = wide;
+                        to->keys[to->n] = e->key;
+                        to->keys[to->n].shape += bank * PS_FILTER_MAX_SHAPES;
+                }
+                to->values[to->n++] = e->value;
+                if (to->n == ELEMENTSOF(to->values)) {
+                        r = load_batch_flush(to);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        r = load_batch_flush(wide);
+        if (r >= 0)
+                r = load_batch_flush(narrow);
         if (r < 0)
                 return r;
-
-        for (size_t done = 0; done < set->n_entries;) {
-                LIBBPF_OPTS(bpf_map_batch_opts, opts);
-                struct ps_filter_key keys[256];
-                struct ps_filter_value values[256];
-                uint32_t n = (uint32_t) MIN(set->n_entries - done, (size_t) 256);
-
-                for (uint32_t i = 0; i < n; i++) {
-                        keys[i] = set->entries[done + i].key;
-                        keys[i].shape += bank * PS_FILTER_MAX_SHAPES;
-                        values[i] = set->entries[done + i].value;
-                }
-                if (bpf_map_update_batch(rules_fd, keys, values, &n, &opts) < 0)
-                        return -errno;
-                done += n;
-        }
+        if (bpf_map_update_elem(banks_fd, &bank, b, BPF_ANY) < 0)
+                return -errno;
 
         /* A set that looks at TCP flags decides packet by packet, not flow by flow. */
         for (uint32_t i = 0; i < set->n_shapes; i++)
@@ -234,37 +302,69 @@ int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, uint32_t *state
         return 0;
 }
 
-int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, uint32_t *state,
+int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, int rules4_fd, uint32_t *state,
                         const FilterIndex *ix, const FilterDelta *d) {
         uint32_t bank = *state & PS_FILTER_STATE_BANK, zero = 0, next;
         _cleanup_free_ struct ps_filter_bank *b = NULL;
+        bool bank_changed;
 
         assert(state);
         assert(ix);
         assert(d);
+        b = calloc(1, sizeof *b);
+        if (!b)
+                return -ENOMEM;
+        if (bpf_map_lookup_elem(banks_fd, &bank, b) < 0)
+                return -errno;
+        bank_changed = d->shapes_grown;
         if (d->shapes_grown) {
-                /* New shapes: their masks first, under the old count, so no packet reads
-                 * them yet; the count goes up only once their entries are in. */
-                b = calloc(1, sizeof *b);
-                if (!b)
-                        return -ENOMEM;
+                /* New shapes: their masks and flags first, under the old count, so no packet
+                 * reads them yet; the count goes up only once their entries are in. */
                 b->n_shapes = d->n_shapes_before;
                 memcpy(b->masks, ix->masks, sizeof(struct ps_match) * ix->n_shapes);
-                if (bpf_map_update_elem(banks_fd, &bank, b, BPF_ANY) < 0)
-                        return -errno;
+                for (uint32_t i = d->n_shapes_before; i < ix->n_shapes; i++)
+                        b->flags[i] = filter_mask_key4(&ix->masks[i]) ? PS_SHAPE_KEY4 : 0;
         }
+        /* The classes of the entries to be written join their shapes' before the entries do
+         * (a class with no entry costs a packet one lookup, an entry without its class would
+         * go unseen). Classes are not taken away here: the next whole load recomputes them. */
+        for (size_t i = 0; i < d->n_keys; i++) {
+                uint32_t shape = d->keys[i].shape;
+                struct ps_filter_value v;
+                uint8_t classes;
+
+                if (shape >= ix->n_shapes || !filter_index_value(ix, &d->keys[i], &v))
+                        continue;
+                classes = filter_entry_classes(&ix->masks[shape], &d->keys[i].match);
+                if ((b->classes[shape] | classes) != b->classes[shape]) {
+                        b->classes[shape] |= classes;
+                        bank_changed = true;
+                }
+        }
+        if (bank_changed && bpf_map_update_elem(banks_fd, &bank, b, BPF_ANY) < 0)
+                return -errno;
         /* One entry at a time, each replaced whole (a hash map update swaps the element under
          * RCU); the keys come in the order the delta lists them: a changed rule's new entries
          * before its old ones go. */
         for (size_t i = 0; i < d->n_keys; i++) {
                 struct ps_filter_key k = d->keys[i];
+                struct ps_filter_key4 k4;
                 struct ps_filter_value v;
+                const void *key = &k;
+                int fd = rules_fd;
 
+                if (k.shape >= PS_FILTER_MAX_SHAPES)
+                        return -EINVAL;
                 k.shape += bank * PS_FILTER_MAX_SHAPES;
+                if (b->flags[d->keys[i].shape] & PS_SHAPE_KEY4) {
+                        filter_key4_of(&k, &k4);
+                        key = &k4;
+                        fd = rules4_fd;
+                }
                 if (filter_index_value(ix, &d->keys[i], &v)) {
-                        if (bpf_map_update_elem(rules_fd, &k, &v, BPF_ANY) < 0)
+                        if (bpf_map_update_elem(fd, key, &v, BPF_ANY) < 0)
                                 return -errno;
-                } else if (bpf_map_delete_elem(rules_fd, &k) < 0 && errno != ENOENT)
+                } else if (bpf_map_delete_elem(fd, key) < 0 && errno != ENOENT)
                         return -errno;
         }
         if (d->shapes_grown) {
@@ -285,7 +385,8 @@ static int kernel_load(FilterStore *s, const FilterSet *set) {
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         int r;
 
-        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, &s->state, set);
+        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, &s->state,
+                               set);
         if (r < 0)
                 return r;
         s->n_shapes = set->n_shapes;
@@ -613,7 +714,8 @@ static void change_work(FilterChange *c) {
         if (r < 0)
                 goto fail;
         t0 = now_usec(CLOCK_MONOTONIC);
-        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, &c->state, &set);
+        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, &c->state,
+                               &set);
         c->n_shapes = set.n_shapes;
         c->n_entries = set.n_entries;
         filter_set_done(&set);
@@ -1397,11 +1499,11 @@ struct kernel_walk {
 };
 
 static int kernel_visit(const void *key, const void *value, void *userdata) {
-        const struct ps_filter_key *k = key;
         const struct ps_filter_value *v = value;
         struct kernel_walk *w = userdata;
 
-        if (k->shape / PS_FILTER_MAX_SHAPES != w->bank || v->rank == 0 || v->slot >= PS_FILTER_SLOTS)
+        if (key_shape(key) / PS_FILTER_MAX_SHAPES != w->bank || v->rank == 0 ||
+            v->slot >= PS_FILTER_SLOTS)
                 return 0;
         if (w->rules[v->slot].entries++ == 0)
                 w->n++;
@@ -1412,11 +1514,17 @@ static int kernel_visit(const void *key, const void *value, void *userdata) {
 
 /* The deciding rules of the active bank, one per counter slot: all the kernel knows of them. */
 static int kernel_rules_walk(FilterStore *s, struct kernel_walk *w) {
+        int r;
+
         *w = (struct kernel_walk) { .bank = s->state & PS_FILTER_STATE_BANK };
         w->rules = calloc(PS_FILTER_SLOTS, sizeof(struct kernel_rule));
         if (!w->rules)
                 return -ENOMEM;
-        return bpf_map_walk(s->rules_fd, sizeof(struct ps_filter_key),
+        r = bpf_map_walk(s->rules_fd, sizeof(struct ps_filter_key),
+                         sizeof(struct ps_filter_value), kernel_visit, w, NULL);
+        if (r < 0)
+                return r;
+        return bpf_map_walk(s->rules4_fd, sizeof(struct ps_filter_key4),
                             sizeof(struct ps_filter_value), kernel_visit, w, NULL);
 }
 
@@ -1549,7 +1657,7 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
         size_t n = 0, expired = 0, replayed = 0;
         uint32_t next = 0, zero = 0;
         bool recovered = false, stamped = false;
-        int fds[5], r;
+        int fds[ELEMENTSOF(filter_maps)], r;
 
         assert(s);
         assert(state_dir);
@@ -1589,8 +1697,9 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
         s->state_fd = fds[0];
         s->banks_fd = fds[1];
         s->rules_fd = fds[2];
-        s->counters_fd = fds[3];
-        s->events_fd = fds[4];
+        s->rules4_fd = fds[3];
+        s->counters_fd = fds[4];
+        s->events_fd = fds[5];
         (void) bpf_map_lookup_elem(s->state_fd, &zero, &s->state);
 
         r = store_degraded_before(s);
@@ -1771,7 +1880,8 @@ static int store_apply(FilterStore *s, const FilterDelta *d, char **ret_error) {
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         int r;
 
-        r = filter_kernel_apply(s->state_fd, s->banks_fd, s->rules_fd, &s->state, &s->index, d);
+        r = filter_kernel_apply(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, &s->state,
+                                &s->index, d);
         if (r < 0) {
                 (void) error_setf(ret_error, 0, "writing the change into the kernel failed: %s",
                                   strerror(-r));

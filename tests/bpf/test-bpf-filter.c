@@ -42,7 +42,8 @@ static void load_rules(Filter **rules, size_t n) {
         cr_assert_eq(filter_compile(rules, n, &set, &err), 0, "%s", err ? err : "");
         cr_assert_eq(filter_kernel_load(bpf_map__fd(skel->maps.filter_state),
                                         bpf_map__fd(skel->maps.filter_banks),
-                                        bpf_map__fd(skel->maps.filter_rules), &state, &set), 0);
+                                        bpf_map__fd(skel->maps.filter_rules),
+                                        bpf_map__fd(skel->maps.filter_rules4), &state, &set), 0);
         filter_set_done(&set);
 }
 
@@ -200,11 +201,45 @@ static size_t load_ref(const struct ref_rule *rr, size_t n) {
         cr_assert_eq(r, 0, "%s", err ? err : "");
         cr_assert_eq(filter_kernel_load(bpf_map__fd(skel->maps.filter_state),
                                         bpf_map__fd(skel->maps.filter_banks),
-                                        bpf_map__fd(skel->maps.filter_rules), &state, &set), 0);
+                                        bpf_map__fd(skel->maps.filter_rules),
+                                        bpf_map__fd(skel->maps.filter_rules4), &state, &set), 0);
         filter_set_done(&set);
         for (size_t i = 0; i < n; i++)
                 filter_free(rules[i]);
         return n;
+}
+
+/* Entries of the active bank in one of the two rule maps (filter_rules: struct ps_filter_key,
+ * filter_rules4: struct ps_filter_key4), of one family (0: of any, or of none). */
+static size_t bank_entries(int fd, size_t key_size, int family) {
+        uint8_t key[sizeof(struct ps_filter_key)], next[sizeof(struct ps_filter_key)];
+        size_t family_at = key_size == sizeof(struct ps_filter_key) ?
+                offsetof(struct ps_filter_key, match.family) :
+                offsetof(struct ps_filter_key4, match.family);
+        void *prev = NULL;
+        size_t n = 0;
+
+        while (bpf_map_get_next_key(fd, prev, next) == 0) {
+                uint32_t shape;
+
+                memcpy(&shape, next, sizeof shape);
+                if (shape / PS_FILTER_MAX_SHAPES == (state & PS_FILTER_STATE_BANK) &&
+                    (family == 0 || next[family_at] == family))
+                        n++;
+                memcpy(key, next, key_size);
+                prev = key;
+        }
+        return n;
+}
+
+static size_t wide_entries(int family) {
+        return bank_entries(bpf_map__fd(skel->maps.filter_rules), sizeof(struct ps_filter_key),
+                            family);
+}
+
+static size_t short_entries(int family) {
+        return bank_entries(bpf_map__fd(skel->maps.filter_rules4),
+                            sizeof(struct ps_filter_key4), family);
 }
 
 static int run_ref(const struct ref_pkt *p) {
@@ -227,6 +262,10 @@ static void describe(const struct ref_pkt *p, char *buf, size_t size) {
                  p->inner_dport);
 }
 
+/* Rounds whose set kept entries in both maps, and IPv6 entries (prefixes up to /32) in the
+ * short-key map: what the comparison covers of the two maps. */
+static unsigned rounds_both_maps, rounds_short_v6;
+
 static void random_rounds(uint64_t seed, int rounds, int packets, unsigned *ret_cases,
                           unsigned *ret_bad, unsigned *ret_drops, unsigned *ret_counted) {
         struct ref_rng g = { seed };
@@ -239,6 +278,8 @@ static void random_rounds(uint64_t seed, int rounds, int packets, unsigned *ret_
                 for (size_t i = 0; i < n; i++)
                         ref_random_rule(&g, &rr[i], (uint32_t) i);
                 n = load_ref(rr, n);
+                rounds_both_maps += wide_entries(0) > 0 && short_entries(0) > 0;
+                rounds_short_v6 += short_entries(PS_FAMILY_IPV6) > 0;
                 for (size_t i = 0; i < n; i++)
                         before[i] = hits((uint32_t) i);
                 for (int k = 0; k < packets; k++) {
@@ -304,6 +345,12 @@ Test(bpf_filter, random_sets_agree_with_reference, .timeout = 280) {
         cr_assert_gt(drops, 1000, "only %u of %u cases drop", drops, cases);
         cr_assert_gt(cases - drops, 1000);
         cr_assert_gt(counted, 300);
+        /* Both rule maps in one set, and IPv6 under the short key, must be common too. */
+        cr_log_info("%u rounds with both maps, %u with IPv6 short keys", rounds_both_maps,
+                    rounds_short_v6);
+        cr_assert_gt(rounds_both_maps, 30, "only %u of 120 sets use both maps", rounds_both_maps);
+        cr_assert_gt(rounds_short_v6, 30, "only %u of 120 sets have IPv6 short keys",
+                     rounds_short_v6);
         cr_assert_eq(bad, 0, "%u of %u cases or counters disagree", bad, cases);
 }
 
@@ -319,8 +366,9 @@ Test(bpf_filter, random_sets_agree_with_reference, .timeout = 280) {
 Test(bpf_filter, single_changes_agree_with_reference, .timeout = 200) {
         struct ref_rng g = { 9001 };
         unsigned cases = 0, bad = 0, drops = 0, changes = 0, grown = 0;
-        int fds[3] = { bpf_map__fd(skel->maps.filter_state), bpf_map__fd(skel->maps.filter_banks),
-                       bpf_map__fd(skel->maps.filter_rules) };
+        int fds[4] = { bpf_map__fd(skel->maps.filter_state), bpf_map__fd(skel->maps.filter_banks),
+                       bpf_map__fd(skel->maps.filter_rules),
+                       bpf_map__fd(skel->maps.filter_rules4) };
 
         for (int round = 0; round < 16; round++) {
                 struct ref_rule rr[CHANGE_RULES_MAX];
@@ -334,7 +382,7 @@ Test(bpf_filter, single_changes_agree_with_reference, .timeout = 200) {
                 int r;
 
                 n = ref_random_indexed(&g, rr, ptrs, n, &next_id, &set, &ix);
-                cr_assert_eq(filter_kernel_load(fds[0], fds[1], fds[2], &state, &set), 0);
+                cr_assert_eq(filter_kernel_load(fds[0], fds[1], fds[2], fds[3], &state, &set), 0);
                 filter_set_done(&set);
                 for (int k = 0; k < CHANGE_PACKETS; k++)
                         ref_random_pkt(&g, &pkts[k]);
@@ -388,7 +436,8 @@ Test(bpf_filter, single_changes_agree_with_reference, .timeout = 200) {
                                 }
                         }
                         grown += d.shapes_grown;
-                        cr_assert_eq(filter_kernel_apply(fds[0], fds[1], fds[2], &state, &ix, &d), 0);
+                        cr_assert_eq(filter_kernel_apply(fds[0], fds[1], fds[2], fds[3], &state,
+                                                         &ix, &d), 0);
                         filter_delta_done(&d);
                         filter_delta_done(&gone);
                         changes++;
@@ -634,6 +683,50 @@ Test(bpf_filter, hand_icmp_and_quoted) {
         };
 
         check_cases(json, ELEMENTSOF(json), NULL, cases, ELEMENTSOF(cases));
+}
+
+/* Shapes that look at address word 0 at most (IPv4, IPv6 up to /32, no address) are kept under
+ * the short key of filter_rules4, whatever their family; the others under the full key. Both
+ * kinds in one set, packets of both families through both. */
+Test(bpf_filter, hand_short_and_full_keys) {
+        const char *json[] = {
+                /* 0: IPv6 /32: short key, matched by IPv6 packets */
+                "{\"protocol\": \"udp\", \"src_ip\": \"2001:db8::/32\", \"dst_port\": 53}",
+                /* 1: IPv6 /48: full key, beats 0 */
+                "{\"protocol\": \"udp\", \"src_ip\": \"2001:db8:1::/48\", \"dst_port\": 53, "
+                "\"action\": \"pass\", \"priority\": 5}",
+                /* 2: no family: short key, both families */
+                "{\"rule_type\": \"tcp\", \"dst_port\": 22}",
+                /* 3: IPv4 quoted destination: short key */
+                "{\"rule_type\": \"icmp\", \"icmp_type\": 3, \"inner_protocol\": \"udp\", "
+                "\"inner_dst_ip\": \"198.51.100.0/24\"}",
+                /* 4: IPv6 quoted destination /64: full key */
+                "{\"protocol\": \"icmpv6\", \"icmp_type\": 1, \"inner_protocol\": \"udp\", "
+                "\"inner_dst_ip\": \"2001:db8:ff::/64\"}",
+                /* 5: ICMP, no address: IPv4 (the protocol gives it its family), short key */
+                "{\"protocol\": \"icmp\", \"icmp_type\": 8, \"action\": \"pass\", \"priority\": 9}",
+        };
+        struct ref_pkt unreach = icmp("192.0.2.7", 3, 3), unreach6 = icmp("2001:db8:1::1", 1, 4);
+        const struct hand_case cases[] = {
+                { pkt(17, "2001:db8:2::5", 4000, "2001:db8:ff::1", 53), XDP_DROP, "IPv6 in the /32" },
+                { pkt(17, "2001:db8:1::5", 4000, "2001:db8:ff::1", 53), XDP_PASS, "the /48 beats it" },
+                { pkt(17, "2001:db9::5", 4000, "2001:db8:ff::1", 53), XDP_PASS, "outside the /32" },
+                { pkt(17, "32.1.13.184", 4000, "192.0.2.1", 53), XDP_PASS, "IPv4 with the /32's first word" },
+                { pkt(6, "2001:db9::5", 4000, "2001:db8:ff::1", 22), XDP_DROP, "IPv6 TCP 22" },
+                { pkt(6, "198.51.100.1", 4000, "192.0.2.1", 22), XDP_DROP, "IPv4 TCP 22" },
+                { pkt(17, "198.51.100.1", 4000, "192.0.2.1", 22), XDP_PASS, "UDP 22" },
+                { quoting(unreach, 17, "192.0.2.1", 40000, "198.51.100.9", 53), XDP_DROP, "quoting UDP to the /24" },
+                { quoting(unreach, 17, "192.0.2.1", 40000, "198.51.101.9", 53), XDP_PASS, "quoting UDP elsewhere" },
+                { quoting(unreach6, 17, "2001:db8:1::1", 40000, "2001:db8:ff::9", 53), XDP_DROP, "ICMPv6 quoting UDP to the /64" },
+                { quoting(unreach6, 17, "2001:db8:1::1", 40000, "2001:db8:fe::9", 53), XDP_PASS, "ICMPv6 quoting UDP elsewhere" },
+                { icmp("192.0.2.7", 8, 0), XDP_PASS, "ICMP echo" },
+        };
+
+        check_cases(json, ELEMENTSOF(json), NULL, cases, ELEMENTSOF(cases));
+        cr_assert_eq(short_entries(PS_FAMILY_IPV6), 1, "rule 0 has the short key");
+        cr_assert_eq(short_entries(PS_FAMILY_IPV4), 2, "rules 3 and 5 have the short key");
+        cr_assert_eq(short_entries(0), 4, "rules 0, 2, 3 and 5 have the short key");
+        cr_assert_eq(wide_entries(0), 2, "rules 1 and 4 have the full key");
 }
 
 Test(bpf_filter, hand_count_rules) {

@@ -452,6 +452,125 @@ Test(filter, compiled_set_agrees_with_reference) {
         cr_assert_eq(disagreements, 0, "%u of %u cases disagree", disagreements, cases);
 }
 
+/* Which packets look a shape up (its classes) and which key it is looked up with: what the
+ * daemon writes into the bank for the kernel to skip on. One rule per set, exact answers. */
+Test(filter, shape_classes_and_short_keys) {
+        static const struct {
+                const char *json;
+                uint8_t classes;
+                bool key4;
+        } cases[] = {
+                { "{\"protocol\": \"tcp\", \"dst_port\": 22}", PS_CLASS_V4_TCP | PS_CLASS_V6_TCP, true },
+                { "{\"src_ip\": \"192.0.2.0/24\"}", PS_CLASS_V4, true },
+                { "{\"src_ip\": \"2001:db8::/32\", \"protocol\": \"udp\"}", PS_CLASS_V6_UDP, true },
+                { "{\"dst_ip\": \"2001:db8::/33\"}", PS_CLASS_V6, false },
+                { "{\"rule_type\": \"icmp\", \"icmp_type\": 8}", PS_CLASS_V4_ICMP, true },
+                { "{\"protocol\": \"icmpv6\", \"icmp_type\": 128}", PS_CLASS_V6_ICMP, true },
+                { "{\"protocol\": \"gre\"}", PS_CLASS_V4_OTHER | PS_CLASS_V6_OTHER, true },
+                { "{\"dst_ip\": \"2001:db8::1\", \"protocol\": \"sctp\"}", PS_CLASS_V6_OTHER, false },
+                { "{\"protocol\": \"icmpv6\", \"icmp_type\": 1, \"inner_protocol\": \"udp\", "
+                  "\"inner_dst_ip\": \"2001:db8:ff::/64\"}", PS_CLASS_V6_ICMP, false },
+                { "{\"rule_type\": \"icmp\", \"icmp_type\": 3, \"inner_protocol\": \"udp\", "
+                  "\"inner_src_ip\": \"198.51.100.0/24\"}", PS_CLASS_V4_ICMP, true },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Filter f, *fp = &f;
+                FilterSet set;
+                char *err = NULL;
+
+                expect_ok(cases[i].json, &f);
+                cr_assert_eq(filter_compile(&fp, 1, &set, &err), 0, "%s: %s", cases[i].json,
+                             err ? err : "");
+                cr_assert_eq(set.n_shapes, 1);
+                cr_assert_eq(set.n_entries, 1);
+                cr_assert_eq(filter_entry_classes(&set.masks[0], &set.entries[0].key.match),
+                             cases[i].classes, "%s: classes %#x, want %#x", cases[i].json,
+                             filter_entry_classes(&set.masks[0], &set.entries[0].key.match),
+                             cases[i].classes);
+                cr_assert_eq(filter_mask_key4(&set.masks[0]), cases[i].key4, "%s", cases[i].json);
+                filter_set_done(&set);
+                filter_done(&f);
+        }
+}
+
+/* On random sets: every entry a packet finds is in a shape whose classes hold the packet's
+ * class (a skipped shape never held its verdict), and a short-key shape loses nothing of its
+ * keys (address words 1-3 are zero in all of them). */
+Test(filter, shape_classes_cover_every_hit) {
+        struct ref_rng g = { 4711 };
+        unsigned hits = 0, short_hits = 0, v6_short_hits = 0;
+
+        for (int round = 0; round < 200; round++) {
+                struct ref_rule rr[40];
+                Filter *ptrs[40];
+                size_t n = 1 + ref_rnd(&g, 40);
+                uint8_t classes[PS_FILTER_MAX_SHAPES] = { 0 };
+                FilterSet set;
+                char *err = NULL;
+                int r;
+
+                for (size_t i = 0; i < n; i++) {
+                        ref_random_rule(&g, &rr[i], (uint32_t) i);
+                        ptrs[i] = ref_filter(&rr[i]);
+                }
+                while ((r = filter_compile(ptrs, n, &set, &err)) == -E2BIG && n > 1) {
+                        free(err);
+                        err = NULL;
+                        filter_free(ptrs[--n]);
+                }
+                cr_assert_eq(r, 0, "%s", err ? err : "");
+                for (size_t e = 0; e < set.n_entries; e++) {
+                        const FilterEntry *x = &set.entries[e];
+                        const struct ps_match *k = &x->key.match;
+
+                        classes[x->key.shape] |= filter_entry_classes(&set.masks[x->key.shape], k);
+                        if (filter_mask_key4(&set.masks[x->key.shape]))
+                                for (int w = 1; w < 4; w++)
+                                        cr_assert_eq(k->src[w] | k->dst[w] | k->inner_src[w] |
+                                                     k->inner_dst[w], 0);
+                }
+                for (int t = 0; t < 100; t++) {
+                        struct ref_pkt p;
+                        struct ps_match m;
+                        uint8_t class;
+
+                        ref_random_pkt(&g, &p);
+                        m = ref_to_match(&p);
+                        class = ps_filter_class(m.family, m.proto);
+                        cr_assert_neq(class, 0);
+                        for (size_t e = 0; e < set.n_entries; e++) {
+                                const FilterEntry *x = &set.entries[e];
+                                const uint8_t *pm = (const uint8_t *) &m;
+                                const uint8_t *mm = (const uint8_t *) &set.masks[x->key.shape];
+                                const uint8_t *km = (const uint8_t *) &x->key.match;
+                                bool hit = true;
+
+                                for (size_t b = 0; b < sizeof m && hit; b++)
+                                        hit = (pm[b] & mm[b]) == km[b];
+                                if (!hit)
+                                        continue;
+                                hits++;
+                                if (filter_mask_key4(&set.masks[x->key.shape])) {
+                                        short_hits++;
+                                        v6_short_hits += m.family == PS_FAMILY_IPV6;
+                                }
+                                cr_assert(classes[x->key.shape] & class,
+                                          "round %d: a packet of class %#x hits shape %u of "
+                                          "classes %#x", round, class, x->key.shape,
+                                          classes[x->key.shape]);
+                        }
+                }
+                filter_set_done(&set);
+                for (size_t i = 0; i < n; i++)
+                        filter_free(ptrs[i]);
+        }
+        /* The sets must hit both kinds of shapes, and IPv6 packets short-key ones. */
+        cr_assert_gt(hits - short_hits, 500, "%u hits of full-key shapes", hits - short_hits);
+        cr_assert_gt(short_hits, 500, "%u hits of short-key shapes", short_hits);
+        cr_assert_gt(v6_short_hits, 100, "%u IPv6 hits of short-key shapes", v6_short_hits);
+}
+
 /* --- one rule at a time: the index the daemon keeps, against the reference matcher --- */
 
 /* What the kernel would find with the index's entries: as tss_classify(). */
