@@ -195,6 +195,21 @@ int filter_store_prepare_one(FilterStore *s, uint32_t id, json_t *update, Filter
                              char **ret_error);
 json_t *filter_store_export(FilterStore *s);
 
+/*
+ * The set with its counters as one compact JSON document in a sealed memfd (F_SEAL_WRITE,
+ * SHRINK, GROW and SEAL, offset 0): {"columns": [KEY, ...], "rows": [[VALUE, ...], ...]}, the
+ * columns the keys of List()'s a{sv} but "path", the values what List() carries for them.
+ * *ret_fd is the caller's. What Filters.ListFd() sends.
+ */
+int filter_store_list_memfd(FilterStore *s, int *ret_fd);
+
+/* Checks that fd can be an import document before anyone waits for it: a regular file or a
+ * memfd (-EBADF otherwise), at most PS_IMPORT_FD_MAX_BYTES long (-EFBIG); with a message. */
+int filter_import_fd_check(int fd, char **ret_error);
+/* Reads the import document of fd from offset 0 (a file that grew meanwhile gets -EFBIG, one
+ * that holds a NUL byte -EINVAL) and parses it as filter_parse_import() does. */
+int filter_parse_import_fd(int fd, bool keep_ids, FilterList *ret, char **ret_error);
+
 /* The deciding rules of the kernel's active set as opaque entries (counter slot, action,
  * classifier entries, hits, bytes, last_hit), at most `max`; *ret_total counts them all. What a
  * degraded store can show of the rules it enforces but cannot list. */

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 
@@ -916,6 +917,43 @@ int rule_field_append(sd_bus_message *m, const RuleField *d, const Filter *f) {
         case 'x': return sd_bus_message_append_basic(m, 'x', &v.i);
         default: return sd_bus_message_append_basic(m, 't', &v.u);
         }
+}
+
+int json_print_string(FILE *out, const char *s) {
+        assert(out);
+        assert(s);
+        putc_unlocked('"', out);
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                if (*p == '"' || *p == '\\') {
+                        putc_unlocked('\\', out);
+                        putc_unlocked(*p, out);
+                } else if (*p < 0x20)
+                        fprintf(out, "\\u%04x", *p);
+                else
+                        putc_unlocked(*p, out); /* UTF-8 as it is: input is checked to be UTF-8 */
+        }
+        putc_unlocked('"', out);
+        return ferror(out) ? -EIO : 0;
+}
+
+int rule_field_print_json(FILE *out, const RuleField *d, const Filter *f) {
+        RuleValue v;
+
+        assert(out);
+        assert(d);
+        assert(f);
+        field_value(d, f, &v);
+        switch (d->bus_type) {
+        case 's': return json_print_string(out, v.s ? v.s : "");
+        case 'b': fputs(v.u ? "true" : "false", out); break;
+        case 'y': fprintf(out, "%u", (unsigned) (uint8_t) v.u); break;
+        case 'q': fprintf(out, "%u", (unsigned) (uint16_t) v.u); break;
+        case 'u': fprintf(out, "%" PRIu32, (uint32_t) v.u); break;
+        case 'i': fprintf(out, "%" PRIi32, (int32_t) v.i); break;
+        case 'x': fprintf(out, "%" PRIi64, v.i); break;
+        default: fprintf(out, "%" PRIu64, v.u); break;
+        }
+        return ferror(out) ? -EIO : 0;
 }
 
 json_t *filter_to_json(const Filter *f) {

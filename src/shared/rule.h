@@ -219,6 +219,11 @@ static inline const char *rule_field_json_key(const RuleField *d) {
         return d->json_key ? d->json_key : d->key;
 }
 int rule_field_append(sd_bus_message *m, const RuleField *d, const Filter *f);
+/* The field's bus value as one JSON scalar (a string, a number, true or false) on out: the
+ * values of Filters.ListFd()'s rows. */
+int rule_field_print_json(FILE *out, const RuleField *d, const Filter *f);
+/* A JSON string, quotes included, on out. */
+int json_print_string(FILE *out, const char *s);
 
 /* "rule_type, protocol, …, force": what a caller may set, for error messages. */
 const char *rule_known_fields(void);
