@@ -919,41 +919,86 @@ int rule_field_append(sd_bus_message *m, const RuleField *d, const Filter *f) {
         }
 }
 
-int json_print_string(FILE *out, const char *s) {
-        assert(out);
-        assert(s);
-        putc_unlocked('"', out);
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-                if (*p == '"' || *p == '\\') {
-                        putc_unlocked('\\', out);
-                        putc_unlocked(*p, out);
-                } else if (*p < 0x20)
-                        fprintf(out, "\\u%04x", *p);
-                else
-                        putc_unlocked(*p, out); /* UTF-8 as it is: input is checked to be UTF-8 */
+void text_buf_put(TextBuf *b, const char *s, size_t n) {
+        if (b->oom)
+                return;
+        if (b->allocated - b->size < n + 1) {
+                size_t want = MAX(b->allocated * 2, b->size + n + 1);
+                char *p = realloc(b->data, MAX(want, (size_t) 65536));
+
+                if (!p) {
+                        b->oom = true;
+                        return;
+                }
+                b->data = p;
+                b->allocated = MAX(want, (size_t) 65536);
         }
-        putc_unlocked('"', out);
-        return ferror(out) ? -EIO : 0;
+        memcpy(b->data + b->size, s, n);
+        b->size += n;
+        b->data[b->size] = '\0';
 }
 
-int rule_field_print_json(FILE *out, const RuleField *d, const Filter *f) {
+void text_buf_put_u64(TextBuf *b, uint64_t v) {
+        char digits[20], *p = digits + sizeof digits;
+
+        do {
+                *--p = (char) ('0' + v % 10);
+                v /= 10;
+        } while (v > 0);
+        text_buf_put(b, p, (size_t) (digits + sizeof digits - p));
+}
+
+void text_buf_put_i64(TextBuf *b, int64_t v) {
+        if (v < 0) {
+                text_buf_put(b, "-", 1);
+                text_buf_put_u64(b, (uint64_t) -(v + 1) + 1);
+        } else
+                text_buf_put_u64(b, (uint64_t) v);
+}
+
+void text_buf_put_json_string(TextBuf *b, const char *s) {
+        const char *run = s;
+
+        text_buf_put(b, "\"", 1);
+        /* Runs of plain bytes in one copy; UTF-8 as it is: input is checked to be UTF-8. */
+        for (const char *p = s; *p; p++) {
+                unsigned char c = (unsigned char) *p;
+                char esc[8];
+
+                if (c != '"' && c != '\\' && c >= 0x20)
+                        continue;
+                text_buf_put(b, run, (size_t) (p - run));
+                if (c == '"' || c == '\\') {
+                        esc[0] = '\\';
+                        esc[1] = (char) c;
+                        text_buf_put(b, esc, 2);
+                } else {
+                        snprintf(esc, sizeof esc, "\\u%04x", c);
+                        text_buf_put(b, esc, 6);
+                }
+                run = p + 1;
+        }
+        text_buf_put(b, run, strlen(run));
+        text_buf_put(b, "\"", 1);
+}
+
+void rule_field_put_json(TextBuf *b, const RuleField *d, const Filter *f) {
         RuleValue v;
 
-        assert(out);
+        assert(b);
         assert(d);
         assert(f);
         field_value(d, f, &v);
         switch (d->bus_type) {
-        case 's': return json_print_string(out, v.s ? v.s : "");
-        case 'b': fputs(v.u ? "true" : "false", out); break;
-        case 'y': fprintf(out, "%u", (unsigned) (uint8_t) v.u); break;
-        case 'q': fprintf(out, "%u", (unsigned) (uint16_t) v.u); break;
-        case 'u': fprintf(out, "%" PRIu32, (uint32_t) v.u); break;
-        case 'i': fprintf(out, "%" PRIi32, (int32_t) v.i); break;
-        case 'x': fprintf(out, "%" PRIi64, v.i); break;
-        default: fprintf(out, "%" PRIu64, v.u); break;
+        case 's': text_buf_put_json_string(b, v.s ? v.s : ""); break;
+        case 'b': text_buf_puts(b, v.u ? "true" : "false"); break;
+        case 'y': text_buf_put_u64(b, (uint8_t) v.u); break;
+        case 'q': text_buf_put_u64(b, (uint16_t) v.u); break;
+        case 'u': text_buf_put_u64(b, (uint32_t) v.u); break;
+        case 'i': text_buf_put_i64(b, (int32_t) v.i); break;
+        case 'x': text_buf_put_i64(b, v.i); break;
+        default: text_buf_put_u64(b, v.u); break;
         }
-        return ferror(out) ? -EIO : 0;
 }
 
 json_t *filter_to_json(const Filter *f) {
