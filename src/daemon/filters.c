@@ -66,6 +66,7 @@ int filter_store_new(FilterStore **ret) {
 }
 
 static void offload_end(FilterStore *s, bool cancelled);
+static void list_job_end(struct FilterListJob *j, bool cancelled);
 
 FilterStore *filter_store_free(FilterStore *s) {
         if (!s)
@@ -80,6 +81,9 @@ FilterStore *filter_store_free(FilterStore *s) {
          * -ECANCELED, the kernel keeps whatever it got: the next start loads filters.json). */
         if (s->offload)
                 offload_end(s, true);
+        /* Rule lists being written: waited for (they touch only their copies), then ended. */
+        while (s->list_jobs)
+                list_job_end(s->list_jobs, true);
         /* Stopped, the journals a compaction would have replaced are replayed at the next
          * start. */
         state_journal_stop(&s->journal);
@@ -949,13 +953,46 @@ json_t *filter_store_export(FilterStore *s) {
         return a;
 }
 
-int filter_store_list_memfd(FilterStore *s, int *ret_fd) {
+/*
+ * A ListFd document written off the loop. The thread touches only what the job owns: the
+ * copies of the rules (their comments in one buffer), its own duplicate of the counters map's
+ * fd, and the memfd; the loop may change or free the set meanwhile.
+ */
+typedef struct FilterListJob {
+        FilterStore *s;
+        Filter *rules; /* copies: no `text`, `comment` pointing into comments */
+        size_t n;
+        char *comments;
+        int counters_fd;
+        int efd;
+        sd_event_source *source;
+        pthread_t thread;
+        int r, fd;
+        filter_list_done_t done;
+        void *userdata;
+        struct FilterListJob *next;
+} FilterListJob;
+
+static void list_job_free(FilterListJob *j) {
+        free(j->rules);
+        free(j->comments);
+        safe_close(j->counters_fd);
+        safe_close(j->efd);
+        safe_close(j->fd);
+        sd_event_source_unref(j->source);
+        free(j);
+}
+
+static int counters_sum_all(int counters_fd, struct ps_filter_counter **ret_sum);
+
+static int list_write(FilterListJob *j) {
+        _cleanup_free_ struct ps_filter_counter *sum = NULL;
         _cleanup_close_ int fd = -EBADF;
         _cleanup_(text_buf_done) TextBuf b = {};
         const char *sep = "";
 
-        assert(s);
-        assert(ret_fd);
+        /* Without counters (a kernel without batch lookups) the rows say 0. */
+        (void) counters_sum_all(j->counters_fd, &sum);
         fd = memfd_create("packetscope-filters", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0)
                 return -errno;
@@ -968,10 +1005,14 @@ int filter_store_list_memfd(FilterStore *s, int *ret_fd) {
                 sep = ",";
         }
         text_buf_puts(&b, "],\"rows\":[");
-        (void) filter_store_read_counters(s);
-        for (size_t k = 0; k < s->n_rules; k++) {
-                Filter *f = s->rules[k];
+        for (size_t k = 0; k < j->n; k++) {
+                Filter *f = &j->rules[k];
 
+                if (sum && f->slot < PS_FILTER_SLOTS) {
+                        f->hits = sum[f->slot].hits;
+                        f->bytes = sum[f->slot].bytes;
+                        f->last_hit_usec = mono_to_realtime_usec(sum[f->slot].last_hit);
+                }
                 text_buf_puts(&b, k > 0 ? ",[" : "[");
                 sep = "";
                 for (size_t i = 0; i < rule_fields_n; i++) {
@@ -1000,7 +1041,99 @@ int filter_store_list_memfd(FilterStore *s, int *ret_fd) {
                 return -errno;
         if (lseek(fd, 0, SEEK_SET) < 0)
                 return -errno;
-        *ret_fd = TAKE_FD(fd);
+        j->fd = TAKE_FD(fd);
+        return 0;
+}
+
+static void *list_thread(void *p) {
+        FilterListJob *j = p;
+        uint64_t one = 1;
+
+        (void) setpriority(PRIO_PROCESS, (id_t) gettid(), OFFLOAD_NICE);
+        j->r = list_write(j);
+        if (write(j->efd, &one, sizeof one) != sizeof one)
+                log_error_errno(-errno, "Cannot wake the loop after writing a rule list");
+        return NULL;
+}
+
+/* Joins the job's thread, tells its caller and frees it. */
+static void list_job_end(FilterListJob *j, bool cancelled) {
+        FilterStore *s = j->s;
+        int fd;
+
+        (void) pthread_join(j->thread, NULL);
+        for (FilterListJob **p = &s->list_jobs; *p; p = &(*p)->next)
+                if (*p == j) {
+                        *p = j->next;
+                        s->n_list_jobs--;
+                        break;
+                }
+        fd = cancelled || j->r < 0 ? -1 : TAKE_FD(j->fd);
+        j->done(s, cancelled ? -ECANCELED : j->r, fd, j->userdata);
+        list_job_free(j);
+}
+
+static int on_list_done(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        list_job_end(userdata, false);
+        return 0;
+}
+
+int filter_store_list_memfd(FilterStore *s, filter_list_done_t done, void *userdata) {
+        FilterListJob *j;
+        size_t comments = 0, at = 0;
+        int r;
+
+        assert(s);
+        assert(done);
+        if (!s->event)
+                return -ENXIO;
+        if (s->n_list_jobs >= FILTER_LIST_JOBS_MAX)
+                return -EBUSY;
+        j = calloc(1, sizeof *j);
+        if (!j)
+                return -ENOMEM;
+        *j = (FilterListJob) { .s = s, .n = s->n_rules, .counters_fd = -EBADF, .efd = -EBADF,
+                               .fd = -EBADF, .done = done, .userdata = userdata };
+        for (size_t k = 0; k < s->n_rules; k++)
+                comments += s->rules[k]->comment ? strlen(s->rules[k]->comment) + 1 : 0;
+        j->rules = malloc((s->n_rules + 1) * sizeof(Filter));
+        j->comments = malloc(comments + 1);
+        if (!j->rules || !j->comments) {
+                list_job_free(j);
+                return -ENOMEM;
+        }
+        /* The set as it is now, in two copies of plain memory: no allocation per rule. */
+        for (size_t k = 0; k < s->n_rules; k++) {
+                const Filter *f = s->rules[k];
+                Filter *c = &j->rules[k];
+
+                memcpy(c, f, sizeof(Filter));
+                c->text = NULL;
+                c->store = NULL;
+                if (f->comment) {
+                        size_t len = strlen(f->comment) + 1;
+
+                        c->comment = memcpy(j->comments + at, f->comment, len);
+                        at += len;
+                }
+        }
+        j->counters_fd = s->counters_fd >= 0 ? fcntl(s->counters_fd, F_DUPFD_CLOEXEC, 3) : -EBADF;
+        j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (j->efd < 0) {
+                r = -errno;
+                list_job_free(j);
+                return r;
+        }
+        r = sd_event_add_io(s->event, &j->source, j->efd, EPOLLIN, on_list_done, j);
+        if (r >= 0)
+                r = -pthread_create(&j->thread, NULL, list_thread, j);
+        if (r < 0) {
+                list_job_free(j);
+                return r;
+        }
+        j->next = s->list_jobs;
+        s->list_jobs = j;
+        s->n_list_jobs++;
         return 0;
 }
 
@@ -1808,20 +1941,34 @@ static int counters_visit(const void *keys, const void *values, size_t n, void *
         return 0;
 }
 
-static int read_counters_batched(FilterStore *s) {
+/* Every slot's counters summed over the CPUs, by batch lookups: PS_FILTER_SLOTS of them. */
+static int counters_sum_all(int counters_fd, struct ps_filter_counter **ret_sum) {
         _cleanup_free_ struct ps_filter_counter *sum = NULL;
         struct counter_sums c = { .ncpus = libbpf_num_possible_cpus() };
         int r;
 
+        if (counters_fd < 0)
+                return -EBADF;
         if (c.ncpus <= 0)
                 return c.ncpus < 0 ? c.ncpus : -EINVAL;
         sum = calloc(PS_FILTER_SLOTS, sizeof *sum);
         if (!sum)
                 return -ENOMEM;
         c.sum = sum;
-        r = bpf_map_walk_batches(s->counters_fd, sizeof(uint32_t),
+        r = bpf_map_walk_batches(counters_fd, sizeof(uint32_t),
                                  (size_t) c.ncpus * sizeof(struct ps_filter_counter),
                                  counters_visit, &c, NULL);
+        if (r < 0)
+                return r;
+        *ret_sum = TAKE_PTR(sum);
+        return 0;
+}
+
+static int read_counters_batched(FilterStore *s) {
+        _cleanup_free_ struct ps_filter_counter *sum = NULL;
+        int r;
+
+        r = counters_sum_all(s->counters_fd, &sum);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < s->n_rules; i++) {

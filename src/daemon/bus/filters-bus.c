@@ -431,18 +431,42 @@ static int method_import_fd(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return import_begin(userdata, msg, NULL, fd, mode, error);
 }
 
+static void list_fd_done(FilterStore *s, int r, int fd, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = userdata;
+        _cleanup_close_ int owned = fd;
+
+        if (r == -ECANCELED) /* the daemon is stopping: no answer */
+                return;
+        if (r < 0) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+                (void) sd_bus_error_set_errnof(&error, r, "cannot write the rule set to a memfd: "
+                                               "%s", strerror(-r));
+                (void) sd_bus_reply_method_error(msg, &error);
+                return;
+        }
+        (void) sd_bus_reply_method_return(msg, "h", owned); /* the reply holds a copy */
+}
+
 /* The whole set with its counters in a sealed memfd, one document: no bus message to fit,
- * and no key repeated 100,000 times. Open to every caller, as List is. */
+ * and no key repeated 100,000 times. The loop only copies the rules; the document is written
+ * in a thread. Open to every caller, as List is. */
 static int method_list_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        _cleanup_close_ int fd = -EBADF;
         Manager *m = userdata;
         int r;
 
-        r = filter_store_list_memfd(m->filters, &fd);
+        r = filter_store_list_memfd(m->filters, list_fd_done, sd_bus_message_ref(msg));
         if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "cannot write the rule set to a memfd: %s",
+                sd_bus_message_unref(msg);
+        if (r == -EBUSY)
+                return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED,
+                                         "%u ListFd calls are being answered; accepted: at most "
+                                         "%u at once, call again when one is done",
+                                         FILTER_LIST_JOBS_MAX, FILTER_LIST_JOBS_MAX);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "cannot list the rule set: %s",
                                                strerror(-r));
-        return sd_bus_reply_method_return(msg, "h", fd); /* the reply holds a copy */
+        return 1;
 }
 
 /* Test(): which current flows and ICMP entries would this rule match? Nothing is changed. */
