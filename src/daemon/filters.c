@@ -968,6 +968,9 @@ typedef struct FilterListJob {
         sd_event_source *source;
         pthread_t thread;
         int r, fd;
+        /* CLOCK_REALTIME - CLOCK_MONOTONIC in µs, taken on the loop: the thread must not read
+         * the offset the loop updates (mono_to_realtime_usec()). */
+        int64_t realtime_offset_usec;
         filter_list_done_t done;
         void *userdata;
         struct FilterListJob *next;
@@ -1009,9 +1012,13 @@ static int list_write(FilterListJob *j) {
                 Filter *f = &j->rules[k];
 
                 if (sum && f->slot < PS_FILTER_SLOTS) {
+                        int64_t last = sum[f->slot].last_hit == 0 ? 0 :
+                                       (int64_t) (sum[f->slot].last_hit / NSEC_PER_USEC) +
+                                       j->realtime_offset_usec;
+
                         f->hits = sum[f->slot].hits;
                         f->bytes = sum[f->slot].bytes;
-                        f->last_hit_usec = mono_to_realtime_usec(sum[f->slot].last_hit);
+                        f->last_hit_usec = last > 0 ? (uint64_t) last : 0;
                 }
                 text_buf_puts(&b, k > 0 ? ",[" : "[");
                 sep = "";
@@ -1118,6 +1125,7 @@ int filter_store_list_memfd(FilterStore *s, filter_list_done_t done, void *userd
                 }
         }
         j->counters_fd = s->counters_fd >= 0 ? fcntl(s->counters_fd, F_DUPFD_CLOEXEC, 3) : -EBADF;
+        j->realtime_offset_usec = (int64_t) mono_to_realtime_usec(NSEC_PER_USEC) - 1;
         j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (j->efd < 0) {
                 r = -errno;
