@@ -3,18 +3,24 @@
  * Does a large rule change block the daemon's loop? Imports RULES rules (mode replace) on one
  * bus connection while another reads the Filters.Count property every 10 ms, and prints the
  * distribution of those reads' latencies; then walks the set with ListRange, page by page, and
- * times one Add with the set held. Run against a daemon on the bus that DBUS_SYSTEM_BUS_ADDRESS
- * names (bench-daemon.sh starts one).
+ * times one Add with the set held; then, side by side in rounds, Import against ImportFd (the
+ * same document, through a sealed memfd) with the same Count reads, and the ListRange walk with
+ * every field read against ListFd with its document parsed. Run against a daemon on the bus
+ * that DBUS_SYSTEM_BUS_ADDRESS names (bench-daemon.sh starts one).
  * Usage: bench-loop [RULES]   (default 100000)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,8 +93,14 @@ static char *make_rules(unsigned n) {
         return s;
 }
 
+static int list_fd_parse(sd_bus *bus, unsigned *ret, size_t *ret_bytes);
+
 struct import {
         const char *json;
+        bool fd;   /* ImportFd with a sealed memfd, not Import with a string */
+        bool list; /* no import: ListFd and its document parsed, for the Count reads meanwhile */
+        unsigned rows;
+        size_t bytes;
         uint64_t start_us, end_us;
         uint32_t first_id;
         unsigned ids;
@@ -106,21 +118,44 @@ static void *import_thread(void *userdata) {
         size_t size = 0;
         int r;
 
+        int fd = -1;
+
         r = sd_bus_open_system(&bus);
+        if (r >= 0 && im->list) {
+                im->start_us = now_us();
+                im->r = list_fd_parse(bus, &im->rows, &im->bytes);
+                im->end_us = now_us();
+                sd_bus_flush_close_unref(bus);
+                atomic_store(&im->done, true);
+                return NULL;
+        }
         if (r >= 0)
                 r = sd_bus_message_new_method_call(bus, &m, PS_BUS_NAME, PS_OBJECT_FILTERS,
-                                                   PS_IFACE_FILTERS, "Import");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "ss", im->json, "replace");
+                                                   PS_IFACE_FILTERS, im->fd ? "ImportFd" : "Import");
         im->start_us = now_us();
+        /* The memfd is written and sealed inside the timed span: it is part of the call's cost. */
+        if (r >= 0 && im->fd) {
+                size_t len = strlen(im->json);
+
+                fd = memfd_create("bench-loop", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+                if (fd < 0 || write(fd, im->json, len) != (ssize_t) len ||
+                    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW |
+                                           F_SEAL_SEAL) < 0)
+                        r = -errno;
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "hs", fd, "replace");
+        } else if (r >= 0)
+                r = sd_bus_message_append(m, "ss", im->json, "replace");
         if (r >= 0)
                 r = sd_bus_call(bus, m, CALL_TIMEOUT_USEC, &error, &reply);
         im->end_us = now_us();
         if (r >= 0)
                 r = sd_bus_message_read_array(reply, 'u', &ids, &size);
         if (r < 0)
-                fprintf(stderr, "bench-loop: Import: %s\n",
+                fprintf(stderr, "bench-loop: %s: %s\n", im->fd ? "ImportFd" : "Import",
                         error.message ? error.message : strerror(-r));
+        if (fd >= 0)
+                close(fd);
         im->ids = (unsigned) (size / sizeof(uint32_t));
         if (im->ids > 0)
                 im->first_id = *(const uint32_t *) ids;
@@ -242,6 +277,194 @@ static int delete_add_one(sd_bus *bus, uint32_t id, uint64_t *ret_del_us, uint64
         return r;
 }
 
+/* One import on its own connection while this one reads Count every 10 ms: the reads'
+ * latencies sorted into lat (at most PROBE_MAX), their number in *ret_n. */
+static int import_probed(sd_bus *bus, struct import *im, uint64_t *lat, unsigned *ret_n) {
+        pthread_t thread;
+        uint64_t next;
+        uint32_t count;
+        unsigned n = 0;
+        int r;
+
+        atomic_store(&im->done, false);
+        if (pthread_create(&thread, NULL, import_thread, im) != 0)
+                return -EAGAIN;
+        next = now_us();
+        while (!atomic_load(&im->done) && n < PROBE_MAX) {
+                uint64_t s = now_us();
+
+                r = get_count(bus, &count);
+                if (r < 0) {
+                        fprintf(stderr, "bench-loop: Get(Count): %s\n", strerror(-r));
+                        break;
+                }
+                lat[n++] = now_us() - s;
+                next += PROBE_PERIOD_USEC;
+                s = now_us();
+                if (next > s) {
+                        struct timespec ts = { 0, (long) (next - s) * 1000 };
+
+                        nanosleep(&ts, NULL);
+                } else
+                        next = s;
+        }
+        pthread_join(thread, NULL);
+        if (im->r < 0 || n == 0)
+                return im->r < 0 ? im->r : -EIO;
+        qsort(lat, n, sizeof lat[0], cmp_u64);
+        *ret_n = n;
+        return 0;
+}
+
+/* Every rule through ListRange, each dictionary's every key read and value skipped (what a
+ * client that reads the rows does at least): how many. */
+static int walk_read(sd_bus *bus, unsigned *ret) {
+        unsigned total = 0;
+
+        for (uint32_t offset = 0;; offset += PS_FILTERS_LIST_MAX) {
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+                unsigned n = 0;
+                int r;
+
+                r = sd_bus_call_method(bus, PS_BUS_NAME, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
+                                       "ListRange", &error, &reply, "uu", offset,
+                                       PS_FILTERS_LIST_MAX);
+                sd_bus_error_free(&error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
+                while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'a', "{sv}")) > 0) {
+                        const char *key;
+
+                        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                                if ((r = sd_bus_message_read(reply, "s", &key)) < 0 ||
+                                    (r = sd_bus_message_skip(reply, "v")) < 0 ||
+                                    (r = sd_bus_message_exit_container(reply)) < 0)
+                                        break;
+                        }
+                        if (r < 0 || (r = sd_bus_message_exit_container(reply)) < 0)
+                                break;
+                        n++;
+                }
+                sd_bus_message_unref(reply);
+                if (r < 0)
+                        return r;
+                total += n;
+                if (n < PS_FILTERS_LIST_MAX)
+                        break;
+        }
+        *ret = total;
+        return 0;
+}
+
+/* ListFd, its document mapped and parsed by jansson: how many rows. */
+static int list_fd_parse(sd_bus *bus, unsigned *ret, size_t *ret_bytes) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        json_t *doc = NULL;
+        struct stat st;
+        void *p;
+        int fd, r;
+
+        r = sd_bus_call_method(bus, PS_BUS_NAME, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "ListFd",
+                               &error, &reply, "");
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "h", &fd);
+        if (r >= 0 && fstat(fd, &st) < 0)
+                r = -errno;
+        if (r >= 0) {
+                p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+                if (p == MAP_FAILED)
+                        r = -errno;
+                else {
+                        doc = json_loadb(p, (size_t) st.st_size, 0, NULL);
+                        munmap(p, (size_t) st.st_size);
+                        if (!doc)
+                                r = -EBADMSG;
+                }
+        }
+        if (r < 0)
+                fprintf(stderr, "bench-loop: ListFd: %s\n",
+                        error.message ? error.message : strerror(-r));
+        else {
+                *ret = (unsigned) json_array_size(json_object_get(doc, "rows"));
+                *ret_bytes = (size_t) st.st_size;
+        }
+        json_decref(doc);
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+#define FD_ROUNDS 3
+
+static void print_mmm(const char *what, uint64_t *v, unsigned n) {
+        qsort(v, n, sizeof v[0], cmp_u64);
+        printf("%s %.1f / %.1f / %.1f ms", what, ms(v[0]), ms(v[n / 2]), ms(v[n - 1]));
+}
+
+/* Import against ImportFd and the read walk against ListFd, alternated FD_ROUNDS times. */
+static int fd_rounds(sd_bus *bus, struct import *im, unsigned n_rules, uint64_t *lat) {
+        uint64_t wall[2][FD_ROUNDS], stall[2][FD_ROUNDS], p99[2][FD_ROUNDS], cpu[2][FD_ROUNDS];
+        uint64_t list[2][FD_ROUNDS], list_cpu[2][FD_ROUNDS], list_stall[FD_ROUNDS];
+        struct import lf = { .list = true };
+        unsigned rows[2] = {}, n;
+        size_t bytes = 0;
+        int r;
+
+        for (unsigned k = 0; k < FD_ROUNDS; k++)
+                for (unsigned f = 0; f < 2; f++) {
+                        double c = daemon_cpu_ms();
+                        uint64_t t0;
+
+                        im->fd = f;
+                        r = import_probed(bus, im, lat, &n);
+                        if (r < 0)
+                                return r;
+                        wall[f][k] = im->end_us - im->start_us;
+                        stall[f][k] = lat[n - 1];
+                        p99[f][k] = lat[(size_t) ((n - 1) * 0.99)];
+                        cpu[f][k] = (uint64_t) ((daemon_cpu_ms() - c) * 1000);
+
+                        c = daemon_cpu_ms();
+                        t0 = now_us();
+                        if (f) {
+                                r = import_probed(bus, &lf, lat, &n);
+                                rows[f] = lf.rows;
+                                bytes = lf.bytes;
+                                list[f][k] = lf.end_us - lf.start_us;
+                                list_stall[k] = r >= 0 ? lat[n - 1] : 0;
+                        } else {
+                                r = walk_read(bus, &rows[f]);
+                                list[f][k] = now_us() - t0;
+                        }
+                        list_cpu[f][k] = (uint64_t) ((daemon_cpu_ms() - c) * 1000);
+                        if (r < 0)
+                                return r;
+                }
+        printf("fd: %u rules, %u rounds alternated, each figure min / median / max\n", n_rules,
+               FD_ROUNDS);
+        for (unsigned f = 0; f < 2; f++) {
+                printf("fd: %-8s (replace)", f ? "ImportFd" : "Import");
+                print_mmm("  end to end", wall[f], FD_ROUNDS);
+                print_mmm(";  the daemon's CPU", cpu[f], FD_ROUNDS);
+                print_mmm(";  slowest Count read", stall[f], FD_ROUNDS);
+                print_mmm(";  p99", p99[f], FD_ROUNDS);
+                putchar('\n');
+        }
+        printf("fd: %-36s", "ListRange walk, every key read");
+        print_mmm("", list[0], FD_ROUNDS);
+        print_mmm(";  the daemon's CPU", list_cpu[0], FD_ROUNDS);
+        printf(";  %u rules\n", rows[0]);
+        printf("fd: %-36s", "ListFd, the document parsed (jansson)");
+        print_mmm("", list[1], FD_ROUNDS);
+        print_mmm(";  the daemon's CPU", list_cpu[1], FD_ROUNDS);
+        print_mmm(";  slowest Count read meanwhile", list_stall, FD_ROUNDS);
+        printf(";  %u rules, %zu bytes\n", rows[1], bytes);
+        return 0;
+}
+
 int main(int argc, char **argv) {
         unsigned n_rules = argc > 1 ? (unsigned) strtoul(argv[1], NULL, 10) : 100000;
         static uint64_t lat[PROBE_MAX];
@@ -334,6 +557,8 @@ int main(int argc, char **argv) {
         printf("  Delete min/median/max  %.2f / %.2f / %.2f ms;  Add min/median/max  %.2f / %.2f / "
                "%.2f ms\n", ms(pair_del[0]), ms(pair_del[PAIRS / 2]), ms(pair_del[PAIRS - 1]),
                ms(pair_add[0]), ms(pair_add[PAIRS / 2]), ms(pair_add[PAIRS - 1]));
+        if (fd_rounds(bus, &im, n_rules, lat) < 0)
+                return 1;
         sd_bus_flush_close_unref(bus);
         free((char *) im.json);
         return 0;

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The filter verbs but apply: the rule set page by page (Filters.ListRange) read into FilterRows
+ * The filter verbs but apply: the rule set in one document (Filters.ListFd) read into FilterRows
  * and shown as a table or one rule's fields, and the calls that change one rule or the set.
  */
 #include <assert.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "packetscopectl.h"
 
@@ -68,59 +71,176 @@ static int no_such_filter(uint32_t id) {
         return -ENOENT;
 }
 
-static int filter_rows_read(sd_bus_message *page, FilterRow **ret, size_t *ret_n) {
-        static const BusDict dict = BUS_DICT(filter_fields, FilterRow);
-        static const FilterRow initial = {};
-        void *rows = NULL;
-        int r;
+/* The most of ListFd's document this client reads: 100,000 rules with the longest comments
+ * (1024 bytes, escaped) stay below it. */
+#define LIST_FD_MAX (256u * 1024 * 1024)
 
-        r = bus_read_rows(page, &dict, sizeof(FilterRow), &initial, &rows, ret_n);
-        if (r < 0) {
-                fprintf(stderr, "packetscopectl: cannot parse the reply of ListRange: %s\n",
-                        strerror(-r));
-                return r;
+/* The rule set as Filters.ListFd() writes it: the document, and its rows read into FilterRows
+ * whose strings point into it. */
+typedef struct RuleSet {
+        json_t *doc;
+        json_t *columns, *rows; /* borrowed from doc */
+        FilterRow *filter_rows;
+        size_t n;
+} RuleSet;
+
+static void rule_set_done(RuleSet *set) {
+        free(set->filter_rows);
+        json_decref(set->doc);
+        *set = (RuleSet) {};
+}
+
+/* The document of the memfd, parsed. */
+static int list_fd_read(int fd, json_t **ret) {
+        json_error_t jerr;
+        struct stat st;
+        void *p;
+        json_t *doc;
+
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                fputs("packetscopectl: the reply of ListFd is not a memfd\n", stderr);
+                return -EBADMSG;
         }
-        *ret = rows;
+        if ((uint64_t) st.st_size > LIST_FD_MAX) {
+                fprintf(stderr, "packetscopectl: the reply of ListFd is %lld bytes; this client "
+                        "reads at most %u\n", (long long) st.st_size, LIST_FD_MAX);
+                return -EFBIG;
+        }
+        if (st.st_size == 0) {
+                fputs("packetscopectl: the reply of ListFd is empty\n", stderr);
+                return -EBADMSG;
+        }
+        p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED)
+                return -errno;
+        doc = json_loadb(p, (size_t) st.st_size, 0, &jerr);
+        (void) munmap(p, (size_t) st.st_size);
+        if (!doc) {
+                fprintf(stderr, "packetscopectl: cannot parse the reply of ListFd: line %d column "
+                        "%d: %s\n", jerr.line, jerr.column, jerr.text);
+                return -EBADMSG;
+        }
+        *ret = doc;
         return 0;
 }
 
-/* Every rule, page by page (ListRange): List() alone is refused for big sets, whose answer
- * would not fit one bus message. The rows' strings live in the pages. */
-static int list_all_filters(sd_bus *bus, BusReplies *ret) {
-        uint32_t offset = 0;
-        int r;
+/* One row's values into a FilterRow: map[c] is the field of column c, or -1 for a column this
+ * client does not know. A value of another type than its field's is left out. */
+static void filter_row_from_json(FilterRow *row, json_t *values, const ssize_t *map) {
+        size_t c;
+        json_t *v;
+
+        *row = (FilterRow) {};
+        json_array_foreach(values, c, v) {
+                const BusField *f;
+                void *field;
+
+                if (map[c] < 0)
+                        continue;
+                f = &filter_fields[map[c]];
+                field = (uint8_t *) row + f->offset;
+                if (f->kind == BUS_FIELD_STRING && json_is_string(v))
+                        *(const char **) field = json_string_value(v);
+                else if (f->kind == BUS_FIELD_U64 && json_is_integer(v))
+                        *(uint64_t *) field = json_integer_value(v) < 0 ? 0 :
+                                              (uint64_t) json_integer_value(v);
+                else if (f->kind == BUS_FIELD_I64 && json_is_integer(v))
+                        *(int64_t *) field = json_integer_value(v);
+                else if (f->kind == BUS_FIELD_BOOL && json_is_boolean(v))
+                        *(bool *) field = json_is_true(v);
+                else
+                        continue;
+                row->seen |= UINT64_C(1) << map[c];
+        }
+}
+
+/* Every rule with its counters, in one call (Filters.ListFd). */
+static int rule_set_fetch(sd_bus *bus, RuleSet *ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ ssize_t *map = NULL;
+        RuleSet set = {};
+        size_t n_columns;
+        int fd, r;
 
         assert(bus);
         assert(ret);
 
-        for (;;) {
-                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-                uint32_t n = 0;
-
-                r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "ListRange", NULL, &reply,
-                             "uu", offset, PS_FILTERS_LIST_MAX);
-                if (r < 0)
-                        return r;
-                /* Count the rows without reading them: that is for the caller. */
-                r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
-                while (r >= 0 && (r = sd_bus_message_skip(reply, "a{sv}")) > 0)
-                        n++;
-                if (r < 0) {
-                        fprintf(stderr, "packetscopectl: cannot parse the reply of ListRange: %s\n",
-                                strerror(-r));
-                        return r;
-                }
-                r = sd_bus_message_rewind(reply, true);
-                if (r < 0)
-                        return r;
-                r = bus_replies_push(ret, reply);
-                if (r < 0)
-                        return r;
-                TAKE_PTR(reply);
-                if (n < PS_FILTERS_LIST_MAX)
-                        break;
-                offset += PS_FILTERS_LIST_MAX;
+        r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "ListFd", NULL, &reply, NULL);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "h", &fd); /* borrowed from the reply */
+        if (r < 0)
+                return bus_error("reading the ListFd reply", NULL, r);
+        r = list_fd_read(fd, &set.doc);
+        if (r < 0)
+                return r;
+        set.columns = json_object_get(set.doc, "columns");
+        set.rows = json_object_get(set.doc, "rows");
+        if (!json_is_array(set.columns) || !json_is_array(set.rows)) {
+                fputs("packetscopectl: the reply of ListFd has no \"columns\" and \"rows\" "
+                      "arrays\n", stderr);
+                rule_set_done(&set);
+                return -EBADMSG;
         }
+        n_columns = json_array_size(set.columns);
+        map = calloc(n_columns + 1, sizeof(ssize_t));
+        set.n = json_array_size(set.rows);
+        set.filter_rows = calloc(set.n + 1, sizeof(FilterRow));
+        if (!map || !set.filter_rows) {
+                rule_set_done(&set);
+                return -ENOMEM;
+        }
+        for (size_t c = 0; c < n_columns; c++) {
+                const char *key = json_string_value(json_array_get(set.columns, c));
+
+                map[c] = -1;
+                for (size_t i = 0; key && i < ELEMENTSOF(filter_fields); i++)
+                        if (streq(filter_fields[i].key, key))
+                                map[c] = (ssize_t) i;
+        }
+        for (size_t k = 0; k < set.n; k++) {
+                json_t *values = json_array_get(set.rows, k);
+
+                if (!json_is_array(values) || json_array_size(values) != n_columns) {
+                        fprintf(stderr, "packetscopectl: row %zu of the reply of ListFd is not "
+                                "an array of %zu values\n", k, n_columns);
+                        rule_set_done(&set);
+                        return -EBADMSG;
+                }
+                filter_row_from_json(&set.filter_rows[k], values, map);
+        }
+        *ret = set;
+        return 0;
+}
+
+/* Row k as List() would have carried it, as JSON: the columns with their values and the
+ * object path after the id. */
+static int rule_set_row_json(const RuleSet *set, size_t k, json_t **ret) {
+        _cleanup_json_ json_t *o = json_object();
+        json_t *values = json_array_get(set->rows, k);
+        size_t c;
+        json_t *v;
+
+        if (!o)
+                return -ENOMEM;
+        json_array_foreach(values, c, v) {
+                const char *key = json_string_value(json_array_get(set->columns, c));
+
+                if (!key)
+                        continue;
+                /* json_object_set steals nothing: the value stays the document's too. */
+                if (json_object_set(o, key, v) < 0)
+                        return -ENOMEM;
+                if (streq(key, "id") && json_is_integer(v)) {
+                        char path[sizeof(PS_OBJECT_FILTERS "/") + 20];
+
+                        snprintf(path, sizeof path, PS_OBJECT_FILTERS "/%" JSON_INTEGER_FORMAT,
+                                 json_integer_value(v));
+                        if (json_object_set_new(o, "path", json_string(path)) < 0)
+                                return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(o);
         return 0;
 }
 
@@ -445,7 +565,7 @@ static int render_filter(FILE *f, const FilterRow *row, uint64_t now) {
         return table_print(t, f, false);
 }
 
-/* A row of ListRange in the one shape of a rule, the shape of an export (and the path). */
+/* A row of ListFd in the one shape of a rule, the shape of an export (and the path). */
 static int rule_json(const json_t *row, json_t **ret) {
         _cleanup_free_ char *err = NULL;
         int r;
@@ -456,109 +576,70 @@ static int rule_json(const json_t *row, json_t **ret) {
         return r;
 }
 
-static int filter_list_json(const BusReplies *p) {
+static int filter_list_json(const RuleSet *set) {
         _cleanup_json_ json_t *all = json_array();
         int r;
 
         if (!all)
                 return -ENOMEM;
-        for (size_t i = 0; i < p->n; i++) {
-                _cleanup_json_ json_t *page = NULL;
+        for (size_t k = 0; k < set->n; k++) {
+                _cleanup_json_ json_t *row = NULL;
+                json_t *rule = NULL;
 
-                r = json_from_reply(p->replies[i], "ListRange", &page);
+                r = rule_set_row_json(set, k, &row);
+                if (r >= 0)
+                        r = rule_json(row, &rule);
                 if (r < 0)
                         return r;
-                for (size_t k = 0; k < json_array_size(page); k++) {
-                        json_t *rule = NULL;
-
-                        r = rule_json(json_array_get(page, k), &rule);
-                        if (r < 0)
-                                return r;
-                        if (json_array_append_new(all, rule) < 0)
-                                return -ENOMEM;
-                }
+                if (json_array_append_new(all, rule) < 0)
+                        return -ENOMEM;
         }
         return print_json(all);
 }
 
 int verb_filter_list(sd_bus *bus, char **args, int n_args) {
-        _cleanup_(bus_replies_done) BusReplies p = {};
-        _cleanup_free_ FilterRow *rows = NULL;
-        size_t n = 0;
+        _cleanup_(rule_set_done) RuleSet set = {};
         int r;
 
-        r = list_all_filters(bus, &p);
+        r = rule_set_fetch(bus, &set);
         if (r < 0)
                 return r;
         if (arg.json != JSON_OFF)
-                return filter_list_json(&p);
-        for (size_t i = 0; i < p.n; i++) {
-                _cleanup_free_ FilterRow *page = NULL;
-                FilterRow *all;
-                size_t k;
-
-                r = filter_rows_read(p.replies[i], &page, &k);
-                if (r < 0)
-                        return r;
-                all = reallocarray(rows, n + k + 1, sizeof(FilterRow));
-                if (!all)
-                        return -ENOMEM;
-                rows = all;
-                memcpy(rows + n, page, k * sizeof(FilterRow));
-                n += k;
-        }
-        if (n > 0) {
-                r = render_filters(stdout, rows, n, now_usec(CLOCK_REALTIME), arg.legend);
+                return filter_list_json(&set);
+        if (set.n > 0) {
+                r = render_filters(stdout, set.filter_rows, set.n, now_usec(CLOCK_REALTIME),
+                                   arg.legend);
                 if (r < 0)
                         return r;
         }
-        print_count_legend(n, "No filters.", "filter", "filters", "listed");
+        print_count_legend(set.n, "No filters.", "filter", "filters", "listed");
         return 0;
 }
 
-/* Row k of a page as JSON: the page read again from its start, the rows before it skipped. */
-static int filter_row_json(sd_bus_message *page, size_t k, json_t **ret) {
-        int r;
-
-        r = sd_bus_message_rewind(page, true);
-        if (r >= 0)
-                r = sd_bus_message_enter_container(page, 'a', "a{sv}");
-        for (size_t i = 0; r >= 0 && i < k; i++)
-                r = sd_bus_message_skip(page, "a{sv}");
-        if (r >= 0)
-                r = json_from_bus(page, ret);
-        return r;
-}
-
 int verb_filter_show(sd_bus *bus, char **args, int n_args) {
-        _cleanup_(bus_replies_done) BusReplies p = {};
+        _cleanup_(rule_set_done) RuleSet set = {};
         int r;
 
-        /* ListRange carries every field, the path and the counters in one reply. */
-        r = list_all_filters(bus, &p);
+        /* ListFd carries every field and the counters in one reply. */
+        r = rule_set_fetch(bus, &set);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < p.n; i++) {
-                _cleanup_free_ FilterRow *rows = NULL;
-                size_t n;
+        for (size_t k = 0; k < set.n; k++) {
+                FilterRow row = set.filter_rows[k];
+                _cleanup_json_ json_t *j = NULL, *rule = NULL;
+                char path[sizeof(PS_OBJECT_FILTERS "/") + 20];
 
-                r = filter_rows_read(p.replies[i], &rows, &n);
-                if (r < 0)
-                        return r;
-                for (size_t k = 0; k < n; k++) {
-                        _cleanup_json_ json_t *j = NULL;
-
-                        if (!BUS_SEEN(&rows[k], FILTER_ID) || rows[k].id != arg.filter_id)
-                                continue;
-                        if (arg.json == JSON_OFF)
-                                return render_filter(stdout, &rows[k], now_usec(CLOCK_REALTIME));
-                        _cleanup_json_ json_t *rule = NULL;
-
-                        r = filter_row_json(p.replies[i], k, &j);
-                        if (r >= 0)
-                                r = rule_json(j, &rule);
-                        return r < 0 ? r : print_json(rule);
+                if (!BUS_SEEN(&row, FILTER_ID) || row.id != arg.filter_id)
+                        continue;
+                if (arg.json == JSON_OFF) {
+                        snprintf(path, sizeof path, PS_OBJECT_FILTERS "/%" PRIu64, row.id);
+                        row.path = path;
+                        return render_filter(stdout, &row, now_usec(CLOCK_REALTIME));
                 }
+                r = rule_set_row_json(&set, k, &j);
+                if (r >= 0)
+                        r = rule_json(j, &rule);
+                return r < 0 ? r : print_json(rule);
         }
         return no_such_filter(arg.filter_id);
 }
@@ -799,8 +880,30 @@ static int check_duplicates(sd_bus *bus, const json_t *before, const uint32_t *i
         return r;
 }
 
+/* A memfd that holds text, sealed against every change: what ImportFd reads. */
+static int memfd_sealed(const char *text, size_t size, int *ret) {
+        _cleanup_close_ int fd = memfd_create("packetscopectl-import", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+        if (fd < 0)
+                return -errno;
+        for (size_t done = 0; done < size;) {
+                ssize_t n = write(fd, text + done, size - done);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                done += (size_t) n;
+        }
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+                return -errno;
+        *ret = TAKE_FD(fd);
+        return 0;
+}
+
 int verb_filter_import(sd_bus *bus, char **args, int n_args) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_close_ int fd = -1;
         _cleanup_json_ json_t *before = NULL, *out = NULL;
         _cleanup_free_ char *text = NULL;
         _cleanup_free_ bool *keep = NULL;
@@ -821,8 +924,15 @@ int verb_filter_import(sd_bus *bus, char **args, int n_args) {
                 if (r < 0)
                         return r;
         }
-        /* As it is: the daemon parses it, with line and column in its errors. */
-        r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Import", NULL, &reply, "ss", text,
+        /* As it is: the daemon parses it, with line and column in its errors. A sealed memfd
+         * rather than a string: the bus need not carry megabytes of it. */
+        r = memfd_sealed(text, strlen(text), &fd);
+        if (r < 0) {
+                fprintf(stderr, "packetscopectl: cannot pass the rules to the daemon: %s\n",
+                        strerror(-r));
+                return r;
+        }
+        r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "ImportFd", NULL, &reply, "hs", fd,
                      replace ? "replace" : "merge");
         if (r < 0)
                 return r;

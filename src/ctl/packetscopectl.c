@@ -765,6 +765,9 @@ int main(int argc, char *argv[]) {
         polkit_agent_close();
         if (r == -ENOMEM)
                 fputs("packetscopectl: out of memory\n", stderr);
+        else if (r == -E2BIG) /* only a table past its cap returns it, and says nothing */
+                fprintf(stderr, "packetscopectl: the output has more than %u table cells; use "
+                        "--json\n", TABLE_CELLS_MAX);
         else if (r == -EIO && ferror(stdout))
                 fputs("packetscopectl: cannot write the output\n", stderr);
         if (fflush(stdout) != 0 && r >= 0) {

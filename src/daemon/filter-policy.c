@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "bus-names.h"
@@ -86,7 +88,8 @@ int filter_check_lockout(const Config *c, const Filter *f, char **ret_error) {
         return 0;
 }
 
-int filter_parse_import(const char *text, bool keep_ids, FilterList *ret, char **ret_error) {
+static int filter_parse_import_limit(const char *text, size_t max, bool keep_ids,
+                                     FilterList *ret, char **ret_error) {
         _cleanup_filter_list_ FilterList rules = {};
         _cleanup_json_ json_t *root = NULL;
         json_error_t jerr;
@@ -97,10 +100,9 @@ int filter_parse_import(const char *text, bool keep_ids, FilterList *ret, char *
 
         assert(text);
         assert(ret);
-        if (strlen(text) > PS_IMPORT_MAX_BYTES)
+        if (strlen(text) > max)
                 return error_setf(ret_error, -EMSGSIZE, "the import is %zu bytes; accepted: at most "
-                                  "%u (split it, or use AddBatch)", strlen(text),
-                                  PS_IMPORT_MAX_BYTES);
+                                  "%zu (split it, or use ImportFd)", strlen(text), max);
         root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
         if (!root)
                 return error_setf(ret_error, -EINVAL, "the import is not valid JSON: line %d "
@@ -140,4 +142,73 @@ int filter_parse_import(const char *text, bool keep_ids, FilterList *ret, char *
         *ret = rules;
         rules = (FilterList) {};
         return 0;
+}
+
+int filter_parse_import(const char *text, bool keep_ids, FilterList *ret, char **ret_error) {
+        return filter_parse_import_limit(text, PS_IMPORT_MAX_BYTES, keep_ids, ret, ret_error);
+}
+
+static const char *file_type_name(mode_t mode) {
+        return S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a pipe" :
+               S_ISSOCK(mode) ? "a socket" : S_ISCHR(mode) ? "a character device" :
+               S_ISBLK(mode) ? "a block device" : "neither";
+}
+
+int filter_import_fd_check(int fd, char **ret_error) {
+        struct stat st;
+        int flags;
+
+        if (fstat(fd, &st) < 0)
+                return error_setf(ret_error, -EBADF, "cannot read the import's file descriptor: "
+                                  "%s", strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return error_setf(ret_error, -EBADF, "the import's file descriptor is %s; "
+                                  "accepted: a regular file or a memfd open for reading",
+                                  file_type_name(st.st_mode));
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || (flags & O_PATH) || (flags & O_ACCMODE) == O_WRONLY)
+                return error_setf(ret_error, -EBADF, "the import's file descriptor is not open "
+                                  "for reading; accepted: a regular file or a memfd open for "
+                                  "reading");
+        if (st.st_size > PS_IMPORT_FD_MAX_BYTES)
+                return error_setf(ret_error, -EFBIG, "the import is %lld bytes; accepted: at "
+                                  "most %u", (long long) st.st_size, PS_IMPORT_FD_MAX_BYTES);
+        return 0;
+}
+
+int filter_parse_import_fd(int fd, bool keep_ids, FilterList *ret, char **ret_error) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        const char *nul;
+        int r;
+
+        r = filter_import_fd_check(fd, ret_error);
+        if (r < 0)
+                return r;
+        /* One byte more than accepted: a file that grew past the bound is seen to. */
+        text = malloc(PS_IMPORT_FD_MAX_BYTES + 2);
+        if (!text)
+                return -ENOMEM;
+        while (size <= PS_IMPORT_FD_MAX_BYTES) {
+                ssize_t n = pread(fd, text + size, PS_IMPORT_FD_MAX_BYTES + 1 - size, (off_t) size);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return error_setf(ret_error, -EBADF, "cannot read the import's file "
+                                          "descriptor: %s", strerror(errno));
+                if (n == 0)
+                        break;
+                size += (size_t) n;
+        }
+        if (size > PS_IMPORT_FD_MAX_BYTES)
+                return error_setf(ret_error, -EFBIG, "the import is more than %u bytes; "
+                                  "accepted: at most %u", PS_IMPORT_FD_MAX_BYTES,
+                                  PS_IMPORT_FD_MAX_BYTES);
+        nul = memchr(text, '\0', size);
+        if (nul)
+                return error_setf(ret_error, -EINVAL, "the import is not valid JSON: a NUL byte "
+                                  "at byte offset %zu", (size_t) (nul - text));
+        text[size] = '\0';
+        return filter_parse_import_limit(text, PS_IMPORT_FD_MAX_BYTES, keep_ids, ret, ret_error);
 }

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -66,6 +68,7 @@ int filter_store_new(FilterStore **ret) {
 }
 
 static void offload_end(FilterStore *s, bool cancelled);
+static void list_job_end(struct FilterListJob *j, bool cancelled);
 
 FilterStore *filter_store_free(FilterStore *s) {
         if (!s)
@@ -81,6 +84,9 @@ FilterStore *filter_store_free(FilterStore *s) {
          * -ECANCELED, the kernel keeps whatever it got: the next start loads filters.json). */
         if (s->offload)
                 offload_end(s, true);
+        /* Rule lists being written: waited for (they touch only their copies), then ended. */
+        while (s->list_jobs)
+                list_job_end(s->list_jobs, true);
         /* Stopped, the journals a compaction would have replaced are replayed at the next
          * start. */
         state_journal_stop(&s->journal);
@@ -1049,6 +1055,198 @@ json_t *filter_store_export(FilterStore *s) {
         return a;
 }
 
+/*
+ * A ListFd document written off the loop. The thread touches only what the job owns: the
+ * copies of the rules (their comments in one buffer), its own duplicate of the counters map's
+ * fd, and the memfd; the loop may change or free the set meanwhile.
+ */
+typedef struct FilterListJob {
+        FilterStore *s;
+        Filter *rules; /* copies: no `text`, `comment` pointing into comments */
+        size_t n;
+        char *comments;
+        int counters_fd;
+        int efd;
+        sd_event_source *source;
+        pthread_t thread;
+        int r, fd;
+        /* CLOCK_REALTIME - CLOCK_MONOTONIC in µs, taken on the loop: the thread must not read
+         * the offset the loop updates (mono_to_realtime_usec()). */
+        int64_t realtime_offset_usec;
+        filter_list_done_t done;
+        void *userdata;
+        struct FilterListJob *next;
+} FilterListJob;
+
+static void list_job_free(FilterListJob *j) {
+        free(j->rules);
+        free(j->comments);
+        safe_close(j->counters_fd);
+        safe_close(j->efd);
+        safe_close(j->fd);
+        sd_event_source_unref(j->source);
+        free(j);
+}
+
+static int counters_sum_all(int counters_fd, struct ps_filter_counter **ret_sum);
+
+static int list_write(FilterListJob *j) {
+        _cleanup_free_ struct ps_filter_counter *sum = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_(text_buf_done) TextBuf b = {};
+        const char *sep = "";
+
+        /* Without counters (a kernel without batch lookups) the rows say 0. */
+        (void) counters_sum_all(j->counters_fd, &sum);
+        fd = memfd_create("packetscope-filters", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        text_buf_puts(&b, "{\"columns\":[");
+        for (size_t i = 0; i < rule_fields_n; i++) {
+                if (!(rule_fields[i].flags & RULE_FIELD_OUTPUT))
+                        continue;
+                text_buf_puts(&b, sep);
+                text_buf_put_json_string(&b, rule_fields[i].key);
+                sep = ",";
+        }
+        text_buf_puts(&b, "],\"rows\":[");
+        for (size_t k = 0; k < j->n; k++) {
+                Filter *f = &j->rules[k];
+
+                if (sum && f->slot < PS_FILTER_SLOTS) {
+                        int64_t last = sum[f->slot].last_hit == 0 ? 0 :
+                                       (int64_t) (sum[f->slot].last_hit / NSEC_PER_USEC) +
+                                       j->realtime_offset_usec;
+
+                        f->hits = sum[f->slot].hits;
+                        f->bytes = sum[f->slot].bytes;
+                        f->last_hit_usec = last > 0 ? (uint64_t) last : 0;
+                }
+                text_buf_puts(&b, k > 0 ? ",[" : "[");
+                sep = "";
+                for (size_t i = 0; i < rule_fields_n; i++) {
+                        if (!(rule_fields[i].flags & RULE_FIELD_OUTPUT))
+                                continue;
+                        text_buf_puts(&b, sep);
+                        rule_field_put_json(&b, &rule_fields[i], f);
+                        sep = ",";
+                }
+                text_buf_puts(&b, "]");
+        }
+        text_buf_puts(&b, "]}\n");
+        if (b.oom)
+                return -ENOMEM;
+        for (size_t done = 0; done < b.size;) {
+                ssize_t n = write(fd, b.data + done, b.size - done);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                done += (size_t) n;
+        }
+        /* Nobody may change it once it is sent, not even us. */
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+                return -errno;
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return -errno;
+        j->fd = TAKE_FD(fd);
+        return 0;
+}
+
+static void *list_thread(void *p) {
+        FilterListJob *j = p;
+        uint64_t one = 1;
+
+        (void) setpriority(PRIO_PROCESS, (id_t) gettid(), OFFLOAD_NICE);
+        j->r = list_write(j);
+        if (write(j->efd, &one, sizeof one) != sizeof one)
+                log_error_errno(-errno, "Cannot wake the loop after writing a rule list");
+        return NULL;
+}
+
+/* Joins the job's thread, tells its caller and frees it. */
+static void list_job_end(FilterListJob *j, bool cancelled) {
+        FilterStore *s = j->s;
+        int fd;
+
+        (void) pthread_join(j->thread, NULL);
+        for (FilterListJob **p = &s->list_jobs; *p; p = &(*p)->next)
+                if (*p == j) {
+                        *p = j->next;
+                        s->n_list_jobs--;
+                        break;
+                }
+        fd = cancelled || j->r < 0 ? -1 : TAKE_FD(j->fd);
+        j->done(s, cancelled ? -ECANCELED : j->r, fd, j->userdata);
+        list_job_free(j);
+}
+
+static int on_list_done(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        list_job_end(userdata, false);
+        return 0;
+}
+
+int filter_store_list_memfd(FilterStore *s, filter_list_done_t done, void *userdata) {
+        FilterListJob *j;
+        size_t comments = 0, at = 0;
+        int r;
+
+        assert(s);
+        assert(done);
+        if (!s->event)
+                return -ENXIO;
+        if (s->n_list_jobs >= FILTER_LIST_JOBS_MAX)
+                return -EBUSY;
+        j = calloc(1, sizeof *j);
+        if (!j)
+                return -ENOMEM;
+        *j = (FilterListJob) { .s = s, .n = s->n_rules, .counters_fd = -EBADF, .efd = -EBADF,
+                               .fd = -EBADF, .done = done, .userdata = userdata };
+        for (size_t k = 0; k < s->n_rules; k++)
+                comments += s->rules[k]->comment ? strlen(s->rules[k]->comment) + 1 : 0;
+        j->rules = malloc((s->n_rules + 1) * sizeof(Filter));
+        j->comments = malloc(comments + 1);
+        if (!j->rules || !j->comments) {
+                list_job_free(j);
+                return -ENOMEM;
+        }
+        /* The set as it is now, in two copies of plain memory: no allocation per rule. */
+        for (size_t k = 0; k < s->n_rules; k++) {
+                const Filter *f = s->rules[k];
+                Filter *c = &j->rules[k];
+
+                memcpy(c, f, sizeof(Filter));
+                c->text = NULL;
+                c->store = NULL;
+                if (f->comment) {
+                        size_t len = strlen(f->comment) + 1;
+
+                        c->comment = memcpy(j->comments + at, f->comment, len);
+                        at += len;
+                }
+        }
+        j->counters_fd = s->counters_fd >= 0 ? fcntl(s->counters_fd, F_DUPFD_CLOEXEC, 3) : -EBADF;
+        j->realtime_offset_usec = (int64_t) mono_to_realtime_usec(NSEC_PER_USEC) - 1;
+        j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (j->efd < 0) {
+                r = -errno;
+                list_job_free(j);
+                return r;
+        }
+        r = sd_event_add_io(s->event, &j->source, j->efd, EPOLLIN, on_list_done, j);
+        if (r >= 0)
+                r = -pthread_create(&j->thread, NULL, list_thread, j);
+        if (r < 0) {
+                list_job_free(j);
+                return r;
+        }
+        j->next = s->list_jobs;
+        s->list_jobs = j;
+        s->n_list_jobs++;
+        return 0;
+}
+
 /* The current filters.json, hard-linked as filters.json.prev.tmp before it is replaced: once
  * the new file is in place this becomes filters.json.prev, the generation before; if the write
  * fails it goes and the old filters.json.prev stays (replacing that first would free its space,
@@ -1834,11 +2032,81 @@ int filter_store_read_counter(FilterStore *s, Filter *f) {
         return 0;
 }
 
+/* From this many rules on, the counters are read in batches of the whole map rather than
+ * one lookup per rule: a quarter of the slots in use costs about the same either way, and at
+ * 100,000 rules the lookups took most of ListFd's time on the loop. */
+#define COUNTERS_BATCH_MIN (PS_FILTER_SLOTS / 4)
+
+struct counter_sums {
+        struct ps_filter_counter *sum; /* PS_FILTER_SLOTS */
+        int ncpus;
+};
+
+static int counters_visit(const void *keys, const void *values, size_t n, void *userdata) {
+        struct counter_sums *c = userdata;
+        size_t stride = (size_t) c->ncpus * sizeof(struct ps_filter_counter);
+
+        for (size_t i = 0; i < n; i++) {
+                uint32_t slot = ((const uint32_t *) keys)[i];
+
+                if (slot >= PS_FILTER_SLOTS)
+                        continue;
+                for (int cpu = 0; cpu < c->ncpus; cpu++)
+                        counter_add(&c->sum[slot], (const uint8_t *) values + i * stride +
+                                                   (size_t) cpu * sizeof(struct ps_filter_counter));
+        }
+        return 0;
+}
+
+/* Every slot's counters summed over the CPUs, by batch lookups: PS_FILTER_SLOTS of them. */
+static int counters_sum_all(int counters_fd, struct ps_filter_counter **ret_sum) {
+        _cleanup_free_ struct ps_filter_counter *sum = NULL;
+        struct counter_sums c = { .ncpus = libbpf_num_possible_cpus() };
+        int r;
+
+        if (counters_fd < 0)
+                return -EBADF;
+        if (c.ncpus <= 0)
+                return c.ncpus < 0 ? c.ncpus : -EINVAL;
+        sum = calloc(PS_FILTER_SLOTS, sizeof *sum);
+        if (!sum)
+                return -ENOMEM;
+        c.sum = sum;
+        r = bpf_map_walk_batches(counters_fd, sizeof(uint32_t),
+                                 (size_t) c.ncpus * sizeof(struct ps_filter_counter),
+                                 counters_visit, &c, NULL);
+        if (r < 0)
+                return r;
+        *ret_sum = TAKE_PTR(sum);
+        return 0;
+}
+
+static int read_counters_batched(FilterStore *s) {
+        _cleanup_free_ struct ps_filter_counter *sum = NULL;
+        int r;
+
+        r = counters_sum_all(s->counters_fd, &sum);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < s->n_rules; i++) {
+                Filter *f = s->rules[i];
+
+                if (f->slot >= PS_FILTER_SLOTS)
+                        continue;
+                f->hits = sum[f->slot].hits;
+                f->bytes = sum[f->slot].bytes;
+                f->last_hit_usec = mono_to_realtime_usec(sum[f->slot].last_hit);
+        }
+        return 0;
+}
+
 int filter_store_read_counters(FilterStore *s) {
         int r;
 
-        /* One lookup per rule: cheaper than copying every slot of every CPU when few are used,
-         * and List() is not on a hot path. */
+        if (s->n_rules >= COUNTERS_BATCH_MIN && read_counters_batched(s) >= 0)
+                return 0;
+        /* One lookup per rule: cheaper than copying every slot of every CPU when few are used
+         * (and what is left when the kernel has no batch lookup for the map). */
         for (size_t i = 0; i < s->n_rules; i++) {
                 r = filter_store_read_counter(s, s->rules[i]);
                 if (r < 0)

@@ -53,6 +53,10 @@ struct FilterStore {
         struct FilterOffload *offload;
         char *busy;
 
+        /* ListFd documents being written in their threads (filter_store_list_memfd()). */
+        struct FilterListJob *list_jobs;
+        size_t n_list_jobs;
+
         /* filters.json is the snapshot; a change of one rule appends a record to filters.log
          * instead of writing it whole (see state-journal.h). journal_gen numbers the snapshots
          * written whole: a journal belongs to the snapshot whose number its header names. */
@@ -194,6 +198,30 @@ int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool p
 int filter_store_prepare_one(FilterStore *s, uint32_t id, json_t *update, Filter **ret,
                              char **ret_error);
 json_t *filter_store_export(FilterStore *s);
+
+/* Told on the loop when filter_store_list_memfd() is done: the memfd (the callee's to close)
+ * or r < 0; r == -ECANCELED when the store is freed first (fd -1). */
+typedef void (*filter_list_done_t)(FilterStore *s, int r, int fd, void *userdata);
+
+/* ListFd documents being written at once, at most; each holds a copy of the set meanwhile. */
+#define FILTER_LIST_JOBS_MAX 4
+
+/*
+ * The set with its counters as one compact JSON document in a sealed memfd (F_SEAL_WRITE,
+ * SHRINK, GROW and SEAL, offset 0): {"columns": [KEY, ...], "rows": [[VALUE, ...], ...]}, the
+ * columns the keys of List()'s a{sv} but "path", the values what List() carries for them.
+ * What Filters.ListFd() sends. The loop only copies the rules (the set as it is now); the
+ * counters are read and the document written in a thread, and `done` is told on the loop.
+ * -EBUSY when FILTER_LIST_JOBS_MAX are running.
+ */
+int filter_store_list_memfd(FilterStore *s, filter_list_done_t done, void *userdata);
+
+/* Checks that fd can be an import document before anyone waits for it: a regular file or a
+ * memfd (-EBADF otherwise), at most PS_IMPORT_FD_MAX_BYTES long (-EFBIG); with a message. */
+int filter_import_fd_check(int fd, char **ret_error);
+/* Reads the import document of fd from offset 0 (a file that grew meanwhile gets -EFBIG, one
+ * that holds a NUL byte -EINVAL) and parses it as filter_parse_import() does. */
+int filter_parse_import_fd(int fd, bool keep_ids, FilterList *ret, char **ret_error);
 
 /* The deciding rules of the kernel's active set as opaque entries (counter slot, action,
  * classifier entries, hits, bytes, last_hit), at most `max`; *ret_total counts them all. What a

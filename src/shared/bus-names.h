@@ -85,6 +85,9 @@
 #define PS_FILTERS_LIST_MAX 10000u
 /* Filters.Import: the JSON text; Filters.Export: the JSON text it may answer with. */
 #define PS_IMPORT_MAX_BYTES (8u * 1024 * 1024)
+/* ImportFd reads its document from a file: no bus message to fit, only the memory a parse
+ * costs (about ten times the text); room for 100,000 rules of 300 bytes each. */
+#define PS_IMPORT_FD_MAX_BYTES (32u * 1024 * 1024)
 #define PS_EXPORT_MAX_BYTES (24u * 1024 * 1024)
 /* Filters.Test: matching connections it answers with at most. */
 #define PS_TEST_ROWS_MAX 1000u

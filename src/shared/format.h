@@ -65,7 +65,9 @@ typedef enum TableAlign {
 } TableAlign;
 
 #define TABLE_COLUMNS_MAX 32
-#define TABLE_CELLS_MAX (1024u * 1024u) /* a hard cap on what a caller can add */
+/* A hard cap on what a caller can add: the biggest table the client builds, the rule list at
+ * 100,000 rules (the most a set holds) by 12 columns, fits with room to spare. */
+#define TABLE_CELLS_MAX (4u * 1024u * 1024u)
 
 typedef struct Table Table;
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 
@@ -915,6 +916,88 @@ int rule_field_append(sd_bus_message *m, const RuleField *d, const Filter *f) {
         case 'i': { int32_t x = (int32_t) v.i; return sd_bus_message_append_basic(m, 'i', &x); }
         case 'x': return sd_bus_message_append_basic(m, 'x', &v.i);
         default: return sd_bus_message_append_basic(m, 't', &v.u);
+        }
+}
+
+void text_buf_put(TextBuf *b, const char *s, size_t n) {
+        if (b->oom)
+                return;
+        if (b->allocated - b->size < n + 1) {
+                size_t want = MAX(b->allocated * 2, b->size + n + 1);
+                char *p = realloc(b->data, MAX(want, (size_t) 65536));
+
+                if (!p) {
+                        b->oom = true;
+                        return;
+                }
+                b->data = p;
+                b->allocated = MAX(want, (size_t) 65536);
+        }
+        memcpy(b->data + b->size, s, n);
+        b->size += n;
+        b->data[b->size] = '\0';
+}
+
+void text_buf_put_u64(TextBuf *b, uint64_t v) {
+        char digits[20], *p = digits + sizeof digits;
+
+        do {
+                *--p = (char) ('0' + v % 10);
+                v /= 10;
+        } while (v > 0);
+        text_buf_put(b, p, (size_t) (digits + sizeof digits - p));
+}
+
+void text_buf_put_i64(TextBuf *b, int64_t v) {
+        if (v < 0) {
+                text_buf_put(b, "-", 1);
+                text_buf_put_u64(b, (uint64_t) -(v + 1) + 1);
+        } else
+                text_buf_put_u64(b, (uint64_t) v);
+}
+
+void text_buf_put_json_string(TextBuf *b, const char *s) {
+        const char *run = s;
+
+        text_buf_put(b, "\"", 1);
+        /* Runs of plain bytes in one copy; UTF-8 as it is: input is checked to be UTF-8. */
+        for (const char *p = s; *p; p++) {
+                unsigned char c = (unsigned char) *p;
+                char esc[8];
+
+                if (c != '"' && c != '\\' && c >= 0x20)
+                        continue;
+                text_buf_put(b, run, (size_t) (p - run));
+                if (c == '"' || c == '\\') {
+                        esc[0] = '\\';
+                        esc[1] = (char) c;
+                        text_buf_put(b, esc, 2);
+                } else {
+                        snprintf(esc, sizeof esc, "\\u%04x", c);
+                        text_buf_put(b, esc, 6);
+                }
+                run = p + 1;
+        }
+        text_buf_put(b, run, strlen(run));
+        text_buf_put(b, "\"", 1);
+}
+
+void rule_field_put_json(TextBuf *b, const RuleField *d, const Filter *f) {
+        RuleValue v;
+
+        assert(b);
+        assert(d);
+        assert(f);
+        field_value(d, f, &v);
+        switch (d->bus_type) {
+        case 's': text_buf_put_json_string(b, v.s ? v.s : ""); break;
+        case 'b': text_buf_puts(b, v.u ? "true" : "false"); break;
+        case 'y': text_buf_put_u64(b, (uint8_t) v.u); break;
+        case 'q': text_buf_put_u64(b, (uint16_t) v.u); break;
+        case 'u': text_buf_put_u64(b, (uint32_t) v.u); break;
+        case 'i': text_buf_put_i64(b, (int32_t) v.i); break;
+        case 'x': text_buf_put_i64(b, v.i); break;
+        default: text_buf_put_u64(b, v.u); break;
         }
 }
 

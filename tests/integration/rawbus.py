@@ -26,14 +26,24 @@ not checked) or {"repeat": "x", "count": N}. ARGS-JSON may also be @FILE, to rea
 (a command line argument is limited to 128 KiB). The bus address comes from
 DBUS_SYSTEM_BUS_ADDRESS (unix:path=... only).
 
+A file descriptor ("h") is passed as one of: {"file": PATH} (opened for reading, or with
+"write": true for writing only), {"memfd": TEXT} (sealed against writes unless "seal": false),
+{"pipe": TEXT} (the read end of a pipe that holds TEXT), {"socket": true} (one end of a socket
+pair), {"path": PATH} (an O_PATH descriptor). A descriptor in a reply (at the top level) is
+printed as {"fd": {"type": "regular"|..., "size": N, "seals": [...], "offset": N, "text": the
+contents from offset 0}}.
+
 Prints one JSON object and exits 0 for {"reply": [...]}, 1 for {"error": NAME, "message": TEXT},
 3 for {"disconnected": true} (the bus dropped the connection: what it does to a sender of an
 invalid message).
 """
 
+import array
+import fcntl
 import json
 import os
 import socket
+import stat
 import struct
 import sys
 
@@ -73,10 +83,62 @@ FIXED = {"y": "B", "b": "I", "n": "h", "q": "H", "i": "i", "u": "I", "x": "q", "
          "d": "d", "h": "I"}
 
 
+def open_fd(v):
+    """The file descriptor an "h" argument describes (see the module's help)."""
+    if "file" in v:
+        return os.open(v["file"], os.O_WRONLY if v.get("write") else os.O_RDONLY)
+    if "path" in v:
+        return os.open(v["path"], os.O_PATH)
+    if "memfd" in v:
+        fd = os.memfd_create("rawbus", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        os.write(fd, v["memfd"].encode())
+        if v.get("seal", True):
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK |
+                        fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+        return fd
+    if "pipe" in v:
+        r, w = os.pipe()
+        os.write(w, v["pipe"].encode())
+        os.close(w)
+        return r
+    if "socket" in v:
+        a, b = socket.socketpair()
+        b.close()
+        return a.detach()
+    raise ValueError("unsupported file descriptor %r" % v)
+
+
+SEALS = [("seal", getattr(fcntl, "F_SEAL_SEAL", 1)), ("shrink", getattr(fcntl, "F_SEAL_SHRINK", 2)),
+         ("grow", getattr(fcntl, "F_SEAL_GROW", 4)), ("write", getattr(fcntl, "F_SEAL_WRITE", 8))]
+
+
+def describe_fd(fd):
+    """What a descriptor received in a reply is, and what it holds from offset 0."""
+    st = os.fstat(fd)
+    out = {"type": "regular" if stat.S_ISREG(st.st_mode) else "other", "size": st.st_size,
+           "offset": os.lseek(fd, 0, os.SEEK_CUR)}
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        out["seals"] = [name for name, bit in SEALS if seals & bit]
+    except OSError:
+        out["seals"] = None
+    data, pos = b"", 0
+    while True:
+        chunk = os.pread(fd, 1 << 20, pos)
+        if not chunk:
+            break
+        data += chunk
+        pos += len(chunk)
+    out["text"] = data.decode("utf-8", "replace")
+    os.close(fd)
+    return out
+
+
 class Writer:
     def __init__(self, base=0):
         self.buf = bytearray()
         self.base = base  # alignment is relative to the start of the message
+        self.fds = []
 
     def align(self, n):
         while (self.base + len(self.buf)) % n:
@@ -91,6 +153,9 @@ class Writer:
 
     def put(self, t, v):
         c = t[0]
+        if c == "h" and isinstance(v, dict):
+            self.fds.append(open_fd(v))
+            v = len(self.fds) - 1
         if c in FIXED:
             self.align(ALIGN[c])
             if c == "b":
@@ -198,11 +263,14 @@ class Connection:
         self.sock.connect(path)
         self.serial = 0
         self.rbuf = b""
+        self.rfds = []
         uid = str(os.geteuid()).encode().hex()
         self.sock.sendall(b"\0AUTH EXTERNAL " + uid.encode() + b"\r\n")
         line = self.readline()
         if not line.startswith(b"OK"):
             raise SystemExit("authentication refused: %r" % line)
+        self.sock.sendall(b"NEGOTIATE_UNIX_FD\r\n")
+        self.unix_fds = self.readline().startswith(b"AGREE_UNIX_FD")
         self.sock.sendall(b"BEGIN\r\n")
         self.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                   "Hello", "", [])
@@ -219,7 +287,8 @@ class Connection:
     def recv_exact(self, n):
         while len(self.rbuf) < n:
             try:
-                chunk = self.sock.recv(max(65536, n - len(self.rbuf)))
+                chunk, fds, _, _ = socket.recv_fds(self.sock, max(65536, n - len(self.rbuf)), 16)
+                self.rfds += fds
             except ConnectionResetError:
                 chunk = b""
             if not chunk:
@@ -238,12 +307,23 @@ class Connection:
             fields.insert(1, (2, ["s", iface]))
         if sig:
             fields.append((8, ["g", sig]))
+        if body.fds:
+            fields.append((9, ["u", len(body.fds)]))
         hdr = Writer()
         hdr.buf += struct.pack("<cBBBII", b"l", 1, 0, 1, len(body.buf), self.serial)
         hdr.put("a(yv)", fields)
         hdr.align(8)
         try:
-            self.sock.sendall(bytes(hdr.buf) + bytes(body.buf))
+            data = bytes(hdr.buf) + bytes(body.buf)
+            if body.fds:
+                # The descriptors go with the first byte; the rest as usual.
+                sent = self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                   array.array("i", body.fds))])
+                self.sock.sendall(data[sent:])
+                for fd in body.fds:
+                    os.close(fd)
+            else:
+                self.sock.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
             raise Disconnected()
         return self.wait_reply(self.serial)
@@ -260,11 +340,18 @@ class Connection:
             rest = self.recv_exact(hdr_len - 16 + body_len)
             msg = fixed + rest
             fields = dict((k, v[1]) for k, v in Reader(msg, 12).get("a(yv)"))
+            nfds = fields.get(9, 0)
+            fds, self.rfds = self.rfds[:nfds], self.rfds[nfds:]
             if fields.get(5) != serial:
+                for fd in fds:
+                    os.close(fd)
                 continue
             sig = fields.get(8, "")
             r = Reader(msg, hdr_len, hdr_len)
-            values = [r.get(t) for t in split_types(sig)]
+            types = split_types(sig)
+            values = [r.get(t) for t in types]
+            values = [{"fd": describe_fd(fds[v])} if t == "h" and v < len(fds) else v
+                      for t, v in zip(types, values)]
             if mtype == 3:
                 return {"error": fields.get(4, ""), "message": values[0] if values else ""}
             return {"reply": values}

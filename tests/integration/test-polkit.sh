@@ -278,6 +278,18 @@ drv_args_Filters.Import() {
 }
 drv_effect_Filters.Import() { drv_effect_Filters.Add; }
 
+# The document on fd 7 of this shell, opened afresh for each call: gdbus passes its own fd 7
+# for the handle 7, also when setpriv runs it as another user.
+drv_pre_Filters.ImportFd() {
+        drv_pre_Filters.Add
+        printf '%s\n' "$RULE_JSON" >"$T/import-fd.json"
+        exec 7<"$T/import-fd.json"
+}
+drv_args_Filters.ImportFd() {
+        printf '%s\n' --object-path "$PS_FILTERS_PATH" --method "$PS_FILTERS.ImportFd" 7 merge
+}
+drv_effect_Filters.ImportFd() { drv_effect_Filters.Add; }
+
 drv_pre_Filters.Apply() { drv_pre_Filters.Add; }
 drv_args_Filters.Apply() {
         printf '%s\n' --object-path "$PS_FILTERS_PATH" --method "$PS_FILTERS.Apply" "[$RULE]" merge 120
@@ -568,7 +580,8 @@ import xml.etree.ElementTree as ET
 
 bus_name, shipped = sys.argv[1], sys.argv[2]
 READS = {"Manager.GetStatistics", "Manager.Describe", "Link.GetStatistics", "Connections.List",
-         "Connections.ListIcmp", "Filters.List", "Filters.ListRange", "Filters.Export",
+         "Connections.ListIcmp", "Filters.List", "Filters.ListRange", "Filters.ListFd",
+         "Filters.Export",
          "Filters.Test", "Health.ListAnomalies", "Bans.List", "Bans.Get", "Bans.Export",
          "Bans.History"}
 ACTIONS = {
@@ -579,6 +592,7 @@ ACTIONS = {
     "Filters.Add": "manage-filters",
     "Filters.AddBatch": "manage-filters",
     "Filters.Import": "manage-filters",
+    "Filters.ImportFd": "manage-filters",
     "Filters.Apply": "manage-filters",
     "Transaction.Confirm": "manage-filters",
     "Transaction.Rollback": "manage-filters",
@@ -725,6 +739,7 @@ declare -A READ_ARGS=(
         [Connections.ListIcmp]="a{sv} 1 limit u 10"
         [Filters.List]=""
         [Filters.ListRange]="uu 0 10"
+        [Filters.ListFd]=""
         [Filters.Export]=""
         [Filters.Test]="a{sv} 3 rule_type s udp dst_port u 9 action s count"
         [Health.ListAnomalies]="a{sv} 1 state s all"

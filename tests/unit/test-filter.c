@@ -987,3 +987,38 @@ Test(filter, stored_text_follows_the_fields) {
         filter_done(&f);
         json_decref(in);
 }
+
+/* ListFd's values: a string's quotes, backslashes and control bytes escaped, UTF-8 kept,
+ * integers of either sign, booleans; the document must stay valid JSON whatever a comment holds. */
+Test(filter, list_fd_values) {
+        _cleanup_(text_buf_done) TextBuf b = {}, u = {};
+        _cleanup_json_ json_t *doc = NULL;
+        Filter f;
+
+        text_buf_puts(&b, "[");
+        text_buf_put_json_string(&b, "q\"b\\s\x01\x1f \xc3\xa9");
+        text_buf_puts(&b, ",");
+        text_buf_put_i64(&b, INT64_MIN);
+        text_buf_puts(&b, ",");
+        text_buf_put_i64(&b, 0);
+        filter_init(&f);
+        f.priority = -7;
+        for (size_t i = 0; i < rule_fields_n; i++)
+                if (rule_fields[i].flags & RULE_FIELD_OUTPUT) {
+                        text_buf_puts(&b, ",");
+                        rule_field_put_json(&b, &rule_fields[i], &f);
+                }
+        text_buf_puts(&b, "]");
+        filter_done(&f);
+        cr_assert(!b.oom);
+        cr_assert(strncmp(b.data, "[\"q\\\"b\\\\s\\u0001\\u001f \xc3\xa9\",-9223372036854775808,0,",
+                          strlen("[\"q\\\"b\\\\s\\u0001\\u001f \xc3\xa9\",-9223372036854775808,0,")) == 0,
+                  "%s", b.data);
+        doc = json_loads(b.data, 0, NULL);
+        cr_assert(doc, "not JSON: %s", b.data);
+        cr_assert_str_eq(json_string_value(json_array_get(doc, 0)), "q\"b\\s\x01\x1f \xc3\xa9");
+        cr_assert_eq(json_integer_value(json_array_get(doc, 1)), INT64_MIN);
+        cr_assert(strstr(b.data, ",-7,"), "priority -7 missing: %s", b.data);
+        text_buf_put_u64(&u, UINT64_MAX);
+        cr_assert_str_eq(u.data, "18446744073709551615");
+}

@@ -559,9 +559,11 @@ int filters_bus_error(sd_bus_error *error, int r, const char *err) {
                                          err ? err : strerror(-r));
         case -E2BIG:
         case -ENOSPC:
+        case -EFBIG: /* an import file past its bound */
                 return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED, "%s",
                                          err ? err : strerror(-r));
         case -EMSGSIZE:
+        case -EBADF: /* an import's file descriptor that cannot be read */
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s",
                                          err ? err : strerror(-r));
         case -EBUSY: /* a large change of the set is being applied off the loop */

@@ -274,7 +274,8 @@ static int parse_mode(const char *mode, bool *ret_replace, sd_bus_error *error) 
 typedef struct ImportCall {
         Manager *m;
         sd_bus_message *msg;
-        const char *text; /* in msg */
+        const char *text; /* in msg; NULL when the document comes from fd */
+        int fd;           /* in msg, ImportFd's; -1 for Import */
         bool replace;
         FilterList add;
         uint32_t *ids;
@@ -325,7 +326,9 @@ static void import_committed(FilterStore *s, int r, const char *err, void *userd
 static void import_parse_work(void *data) {
         ImportCall *c = data;
 
-        c->r = filter_parse_import(c->text, c->replace, &c->add, &c->error);
+        /* The file is read here too: a slow file system holds up the thread, not the loop. */
+        c->r = c->text ? filter_parse_import(c->text, c->replace, &c->add, &c->error)
+                       : filter_parse_import_fd(c->fd, c->replace, &c->add, &c->error);
 }
 
 static void import_parsed(void *data, bool cancelled) {
@@ -364,19 +367,24 @@ static void import_parsed(void *data, bool cancelled) {
         import_call_free(c);
 }
 
-static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Manager *m = userdata;
-        const char *text, *mode;
+/* Import and ImportFd: the document is `text`, or read from `fd` (both in msg). */
+static int import_begin(Manager *m, sd_bus_message *msg, const char *text, int fd,
+                        const char *mode, sd_bus_error *error) {
         ImportCall *c;
         bool replace;
         int r;
 
-        r = sd_bus_message_read(msg, "ss", &text, &mode);
-        if (r < 0)
-                return r;
         r = parse_mode(mode, &replace, error);
         if (r < 0)
                 return r;
+        if (!text) {
+                _cleanup_free_ char *err = NULL;
+
+                /* What the file is can be told at once; its contents only in the thread. */
+                r = filter_import_fd_check(fd, &err);
+                if (r < 0)
+                        return filters_bus_error(error, r, err);
+        }
         r = filters_bus_refuse_if_pending(m, error);
         if (r < 0)
                 return r;
@@ -388,7 +396,7 @@ static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
-        *c = (ImportCall) { .m = m, .msg = sd_bus_message_ref(msg), .text = text,
+        *c = (ImportCall) { .m = m, .msg = sd_bus_message_ref(msg), .text = text, .fd = fd,
                             .replace = replace };
         /* Set while the text is read too: one large change at a time. */
         m->filters->busy = strdup("an import");
@@ -399,6 +407,65 @@ static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 import_call_free(c);
                 return r;
         }
+        return 1;
+}
+
+static int method_import(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *text, *mode;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &text, &mode);
+        if (r < 0)
+                return r;
+        return import_begin(userdata, msg, text, -1, mode, error);
+}
+
+static int method_import_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *mode;
+        int fd, r;
+
+        /* The fd belongs to msg, which the call holds until it has answered. */
+        r = sd_bus_message_read(msg, "hs", &fd, &mode);
+        if (r < 0)
+                return r;
+        return import_begin(userdata, msg, NULL, fd, mode, error);
+}
+
+static void list_fd_done(FilterStore *s, int r, int fd, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = userdata;
+        _cleanup_close_ int owned = fd;
+
+        if (r == -ECANCELED) /* the daemon is stopping: no answer */
+                return;
+        if (r < 0) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+                (void) sd_bus_error_set_errnof(&error, r, "cannot write the rule set to a memfd: "
+                                               "%s", strerror(-r));
+                (void) sd_bus_reply_method_error(msg, &error);
+                return;
+        }
+        (void) sd_bus_reply_method_return(msg, "h", owned); /* the reply holds a copy */
+}
+
+/* The whole set with its counters in a sealed memfd, one document: no bus message to fit,
+ * and no key repeated 100,000 times. The loop only copies the rules; the document is written
+ * in a thread. Open to every caller, as List is. */
+static int method_list_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int r;
+
+        r = filter_store_list_memfd(m->filters, list_fd_done, sd_bus_message_ref(msg));
+        if (r < 0)
+                sd_bus_message_unref(msg);
+        if (r == -EBUSY)
+                return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED,
+                                         "%u ListFd calls are being answered; accepted: at most "
+                                         "%u at once, call again when one is done",
+                                         FILTER_LIST_JOBS_MAX, FILTER_LIST_JOBS_MAX);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "cannot list the rule set: %s",
+                                               strerror(-r));
         return 1;
 }
 
@@ -532,6 +599,11 @@ static const sd_bus_vtable filters_vtable[] = {
                                 method_import, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Export", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json),
                                 method_export, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListFd", SD_BUS_NO_ARGS, SD_BUS_RESULT("h", rules),
+                                method_list_fd, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ImportFd", SD_BUS_ARGS("h", fd, "s", mode),
+                                SD_BUS_RESULT("au", ids), method_import_fd,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Test", SD_BUS_ARGS("a{sv}", rule), SD_BUS_RESULT("aa{sv}", matches),
                                 method_test, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Apply", SD_BUS_ARGS("aa{sv}", rules, "s", mode, "u", confirm_seconds),
