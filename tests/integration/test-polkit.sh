@@ -503,14 +503,17 @@ drv_args_Bans.BanBatch() {
 }
 drv_effect_Bans.BanBatch() { [ "$(bans_get 192.0.2.52)" = true ]; }
 
-drv_pre_Bans.BanFile() { root_unban 192.0.2.56; }
-# The file is on descriptor 7 of this script (opened below); gdbus passes it on.
+# The file on descriptor 7 of this shell, opened afresh for each call (Filters.ImportFd uses
+# descriptor 7 too); gdbus passes it on.
+drv_pre_Bans.BanFile() {
+        root_unban 192.0.2.56
+        printf '192.0.2.56 1h polkit test\n' >"$T/banfile.txt"
+        exec 7<"$T/banfile.txt"
+}
 drv_args_Bans.BanFile() {
         printf '%s\n' --object-path "$PS_BANS_PATH" --method "$PS_BANS.BanFile" 7 import
 }
 drv_effect_Bans.BanFile() { [ "$(bans_get 192.0.2.56)" = true ]; }
-printf '192.0.2.56 1h polkit test\n' >"$T/banfile.txt"
-exec 7<"$T/banfile.txt"
 
 drv_pre_Bans.Import() { root_unban 192.0.2.55; }
 drv_args_Bans.Import() {
