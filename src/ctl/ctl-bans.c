@@ -2,7 +2,6 @@
 /* The ban verbs: ban, unban, bans (list, get, import, export, history) and allowlist. */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -149,36 +148,6 @@ static bool looks_like_json(const char *p, size_t n) {
         return false;
 }
 
-static int write_all_fd(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
-/* Text read from standard input, in a sealed memfd: the daemon reads a file, never a pipe. */
-static int text_to_memfd(const char *text, size_t n) {
-        _cleanup_close_ int fd = memfd_create("packetscopectl-bans", MFD_CLOEXEC |
-                                                                     MFD_ALLOW_SEALING);
-        int r;
-
-        if (fd < 0)
-                return -errno;
-        r = write_all_fd(fd, text, n);
-        if (r < 0)
-                return r;
-        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-                return -errno;
-        return TAKE_FD(fd);
-}
-
 /* Ban lines through BanFile: the file itself crosses the bus, as a descriptor. */
 static int bans_import_lines(sd_bus *bus, int fd) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -232,7 +201,7 @@ static int bans_import(sd_bus *bus, const char *file) {
                         return r;
                 if (looks_like_json(text, strlen(text)))
                         return bans_import_json(bus, text);
-                mfd = text_to_memfd(text, strlen(text));
+                mfd = memfd_new_sealed("packetscopectl-bans", text, strlen(text));
                 if (mfd < 0) {
                         fprintf(stderr, "packetscopectl: cannot put standard input in a memfd: "
                                 "%s\n", strerror(-mfd));
@@ -253,7 +222,7 @@ static int bans_import(sd_bus *bus, const char *file) {
                         return r;
                 if (looks_like_json(text, strlen(text)))
                         return bans_import_json(bus, text);
-                mfd = text_to_memfd(text, strlen(text));
+                mfd = memfd_new_sealed("packetscopectl-bans", text, strlen(text));
                 if (mfd < 0) {
                         fprintf(stderr, "packetscopectl: cannot put '%s' in a memfd: %s\n",
                                 file, strerror(-mfd));

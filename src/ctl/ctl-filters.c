@@ -880,27 +880,6 @@ static int check_duplicates(sd_bus *bus, const json_t *before, const uint32_t *i
         return r;
 }
 
-/* A memfd that holds text, sealed against every change: what ImportFd reads. */
-static int memfd_sealed(const char *text, size_t size, int *ret) {
-        _cleanup_close_ int fd = memfd_create("packetscopectl-import", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-
-        if (fd < 0)
-                return -errno;
-        for (size_t done = 0; done < size;) {
-                ssize_t n = write(fd, text + done, size - done);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                done += (size_t) n;
-        }
-        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-                return -errno;
-        *ret = TAKE_FD(fd);
-        return 0;
-}
-
 int verb_filter_import(sd_bus *bus, char **args, int n_args) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_close_ int fd = -1;
@@ -926,11 +905,11 @@ int verb_filter_import(sd_bus *bus, char **args, int n_args) {
         }
         /* As it is: the daemon parses it, with line and column in its errors. A sealed memfd
          * rather than a string: the bus need not carry megabytes of it. */
-        r = memfd_sealed(text, strlen(text), &fd);
-        if (r < 0) {
+        fd = memfd_new_sealed("packetscopectl-import", text, strlen(text));
+        if (fd < 0) {
                 fprintf(stderr, "packetscopectl: cannot pass the rules to the daemon: %s\n",
-                        strerror(-r));
-                return r;
+                        strerror(-fd));
+                return fd;
         }
         r = bus_call(bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "ImportFd", NULL, &reply, "hs", fd,
                      replace ? "replace" : "merge");

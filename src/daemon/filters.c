@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -1092,15 +1091,12 @@ static int counters_sum_all(int counters_fd, struct ps_filter_counter **ret_sum)
 
 static int list_write(FilterListJob *j) {
         _cleanup_free_ struct ps_filter_counter *sum = NULL;
-        _cleanup_close_ int fd = -EBADF;
         _cleanup_(text_buf_done) TextBuf b = {};
         const char *sep = "";
+        int fd;
 
         /* Without counters (a kernel without batch lookups) the rows say 0. */
         (void) counters_sum_all(j->counters_fd, &sum);
-        fd = memfd_create("packetscope-filters", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (fd < 0)
-                return -errno;
         text_buf_puts(&b, "{\"columns\":[");
         for (size_t i = 0; i < rule_fields_n; i++) {
                 if (!(rule_fields[i].flags & RULE_FIELD_OUTPUT))
@@ -1136,21 +1132,10 @@ static int list_write(FilterListJob *j) {
         text_buf_puts(&b, "]}\n");
         if (b.oom)
                 return -ENOMEM;
-        for (size_t done = 0; done < b.size;) {
-                ssize_t n = write(fd, b.data + done, b.size - done);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                done += (size_t) n;
-        }
-        /* Nobody may change it once it is sent, not even us. */
-        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-                return -errno;
-        if (lseek(fd, 0, SEEK_SET) < 0)
-                return -errno;
-        j->fd = TAKE_FD(fd);
+        fd = memfd_new_sealed("packetscope-filters", b.data, b.size);
+        if (fd < 0)
+                return fd;
+        j->fd = fd;
         return 0;
 }
 

@@ -69,21 +69,6 @@ int state_journal_flush(StateJournal *j, uint64_t min_bytes) {
         return r < 0 ? r : 1;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 /* The file is opened per call: an open writable file would keep its file system from going
  * read-only. */
 int state_journal_append(StateJournal *j, const void *p, size_t n) {
@@ -113,7 +98,7 @@ int state_journal_append(StateJournal *j, const void *p, size_t n) {
         if (fstat(fd, &st) < 0)
                 return -errno;
         /* A new journal, or one whose header was cut short by a crash and cut off. */
-        r = st.st_size == 0 ? write_all(fd, (const char *) j->header, j->header_len) : 0;
+        r = st.st_size == 0 ? write_all(fd, j->header, j->header_len) : 0;
         if (r >= 0)
                 r = write_all(fd, p, n);
         if (r >= 0 && fdatasync(fd) < 0)

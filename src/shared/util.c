@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -248,10 +249,43 @@ int fsync_parent_dir(const char *path) {
         return fsync(fd) < 0 ? -errno : 0;
 }
 
+int write_all(int fd, const void *data, size_t size) {
+        const char *p = data;
+
+        while (size > 0) {
+                ssize_t n = write(fd, p, size);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                size -= (size_t) n;
+        }
+        return 0;
+}
+
+int memfd_new_sealed(const char *name, const void *data, size_t size) {
+        _cleanup_close_ int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        r = write_all(fd, data, size);
+        if (r < 0)
+                return r;
+        /* Nobody may change it once it is sent, not even its writer. */
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+                return -errno;
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
 int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;
-        const char *p = data;
         int r;
 
         if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0)
@@ -261,16 +295,10 @@ int write_file_atomic(const char *path, const void *data, size_t size, unsigned 
                 return -errno;
         if (fchmod(fd, mode) < 0)
                 goto fail;
-        while (size > 0) {
-                ssize_t n = write(fd, p, size);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        goto fail;
-                }
-                p += n;
-                size -= (size_t) n;
+        r = write_all(fd, data, size);
+        if (r < 0) {
+                errno = -r;
+                goto fail;
         }
         if (fsync(fd) < 0)
                 goto fail;

@@ -111,6 +111,12 @@ int fsync_parent_dir(const char *path);
 /* Writes data to path atomically and durably: a temp file beside it, fsync, rename, fsync of
  * the directory. On failure the file is as it was (the temp file is removed), except when only
  * the last fsync failed: then the new content is in place but may not survive a crash. */
+/* Writes all of data, or fails with -errno (EINTR is retried). */
+int write_all(int fd, const void *data, size_t size);
+/* A memfd holding data at offset 0, sealed against every change (write, shrink, grow, more
+ * seals): what a method that takes a file descriptor can trust not to change under it.
+ * Returns the descriptor (close-on-exec) or -errno. */
+int memfd_new_sealed(const char *name, const void *data, size_t size);
 int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode);
 
 /* Reads a whole file (at most max_size bytes) into a NUL-terminated buffer. */
