@@ -833,17 +833,24 @@ static __always_inline int frag_follow(struct pkt *p, __u64 now, struct ps_verdi
 
 /*
  * Whether the auto-ban policies can have anything to say about this TCP or UDP packet (fv: its
- * flow entry, NULL for a new flow). They look at a flow's first packet, TCP SYN, FIN and RST,
- * and TCP payload (request lines); every other packet of a known flow, most of them, skips the
- * call and its three map lookups.
+ * flow entry, NULL for a new flow). They look at a flow's first packet, a SYN that opens a
+ * connection, FIN and RST, and TCP payload (request lines); every other packet of a known
+ * flow, most of them, skips the call and its three map lookups. The SYN test is
+ * ps_ban_policies()'s own (`fresh`): a SYN without ACK on a flow that was closed (FIN or RST)
+ * opens a new connection on its tuple; a retransmitted SYN, or a SYN-ACK, of a flow that is
+ * still open counts nowhere.
  */
 static __always_inline int policies_look_at(const struct pkt *p, const struct tcp_seg *t,
                                             const struct ps_flow_value *fv)
 {
         if (!fv)
                 return 1;
-        return p->bucket == PS_PROTO_TCP &&
-               ((t->flags & (PS_TCP_SYN | PS_TCP_FIN | PS_TCP_RST)) || t->payload_len);
+        if (p->bucket != PS_PROTO_TCP)
+                return 0;
+        if ((t->flags & (PS_TCP_FIN | PS_TCP_RST)) || t->payload_len)
+                return 1;
+        return (t->flags & (PS_TCP_SYN | PS_TCP_ACK)) == PS_TCP_SYN &&
+               (fv->state == PS_STATE_FIN || fv->state == PS_STATE_RST);
 }
 
 /* Benchmark builds only (bench/meson.build): a nonzero PS_BENCH_STAGE ends handle_ip() after
