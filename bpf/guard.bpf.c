@@ -403,6 +403,13 @@ static __always_inline int parse_ipv6(struct pkt *p, __u64 off, __u64 *ret_l4)
         __builtin_memcpy(p->m.src, &ip6->saddr, sizeof(p->m.src));
         __builtin_memcpy(p->m.dst, &ip6->daddr, sizeof(p->m.dst));
         p->ttl = ip6->hop_limit;
+        /* Most datagrams carry no extension header: their upper layer follows the fixed
+         * header, and the walk (a call) would stop at its first test. */
+        if (!ipv6_is_ext(ip6->nexthdr)) {
+                p->m.proto = ip6->nexthdr;
+                *ret_l4 = off;
+                return 0;
+        }
         w.off = off;
         w.limit = p->l3_end;
         w.nh = ip6->nexthdr;
