@@ -303,6 +303,27 @@ __noinline int ps_ban_check(void)
         return 1;
 }
 
+/*
+ * Whether any table of the packet's family may hold an entry, from both ban_presence entries
+ * (the same test as ps_ban_check()'s): the usual answer, no, costs two array reads here, in
+ * the caller, and spares the packet the call and the lookups in it. Without an entry
+ * (never, for an array of two) the answer is yes: the gate fails closed.
+ */
+static __always_inline int ban_tables_present(__u8 family)
+{
+        __u32 zero = 0, one = PS_BAN_PRESENCE_KERNEL;
+        struct ps_ban_presence *pr = bpf_map_lookup_elem(&ban_presence, &zero);
+        struct ps_ban_presence *pk = bpf_map_lookup_elem(&ban_presence, &one);
+
+        if (!pr || !pk)
+                return 1;
+        if (family == PS_FAMILY_IPV4)
+                return pr->allow4 || table_present(pr->exact4, pk->exact4, pr->kernel_exact4) ||
+                       table_present(pr->cidr4, pk->cidr4, pr->kernel_cidr4);
+        return pr->allow6 || table_present(pr->exact6, pk->exact6, pr->kernel_exact6) ||
+               table_present(pr->cidr6, pk->cidr6, pr->kernel_cidr6);
+}
+
 /* Fills in the packet's ban_args and checks it; 1: a ban covers the source, drop it. */
 static __always_inline int ban_check(struct pkt *p, const struct tcp_seg *t, __u64 now)
 {
@@ -312,6 +333,7 @@ static __always_inline int ban_check(struct pkt *p, const struct tcp_seg *t, __u
 
         if (!sc)
                 return 0;
+        /* Filled in whatever the tables hold: the policies read it too. */
         a = &sc->check;
         __builtin_memcpy(a->src, p->m.src, sizeof(a->src));
         __builtin_memcpy(a->dst, p->m.dst, sizeof(a->dst));
@@ -325,7 +347,10 @@ static __always_inline int ban_check(struct pkt *p, const struct tcp_seg *t, __u
         a->family = p->m.family;
         a->proto = p->m.proto;
         a->tcp_flags = t->flags;
+        a->allowlisted = 0;
         a->ifindex = p->ctx->ingress_ifindex;
+        if (!ban_tables_present(p->m.family))
+                return 0;
         return ps_ban_check();
 }
 

@@ -403,6 +403,13 @@ static __always_inline int parse_ipv6(struct pkt *p, __u64 off, __u64 *ret_l4)
         __builtin_memcpy(p->m.src, &ip6->saddr, sizeof(p->m.src));
         __builtin_memcpy(p->m.dst, &ip6->daddr, sizeof(p->m.dst));
         p->ttl = ip6->hop_limit;
+        /* Most datagrams carry no extension header: their upper layer follows the fixed
+         * header, and the walk (a call) would stop at its first test. */
+        if (!ipv6_is_ext(ip6->nexthdr)) {
+                p->m.proto = ip6->nexthdr;
+                *ret_l4 = off;
+                return 0;
+        }
         w.off = off;
         w.limit = p->l3_end;
         w.nh = ip6->nexthdr;
@@ -678,8 +685,10 @@ static __always_inline void icmp_account(struct pkt *p, int is_error, __u64 now,
                         return;
                 }
         }
-        __sync_fetch_and_add(&v->packets, 1);
-        __sync_fetch_and_add(&v->bytes, p->len);
+        /* Plain additions, as in a flow entry (flow_account()): a locked addition per counter
+         * and message cost more than the rest of the update. */
+        v->packets++;
+        v->bytes += p->len;
         v->last_seen = now;
         if (!is_error) {
                 /* Only messages without a quote: an error's inner header varies per packet. */
@@ -833,17 +842,24 @@ static __always_inline int frag_follow(struct pkt *p, __u64 now, struct ps_verdi
 
 /*
  * Whether the auto-ban policies can have anything to say about this TCP or UDP packet (fv: its
- * flow entry, NULL for a new flow). They look at a flow's first packet, TCP SYN, FIN and RST,
- * and TCP payload (request lines); every other packet of a known flow, most of them, skips the
- * call and its three map lookups.
+ * flow entry, NULL for a new flow). They look at a flow's first packet, a SYN that opens a
+ * connection, FIN and RST, and TCP payload (request lines); every other packet of a known
+ * flow, most of them, skips the call and its three map lookups. The SYN test is
+ * ps_ban_policies()'s own (`fresh`): a SYN without ACK on a flow that was closed (FIN or RST)
+ * opens a new connection on its tuple; a retransmitted SYN, or a SYN-ACK, of a flow that is
+ * still open counts nowhere.
  */
 static __always_inline int policies_look_at(const struct pkt *p, const struct tcp_seg *t,
                                             const struct ps_flow_value *fv)
 {
         if (!fv)
                 return 1;
-        return p->bucket == PS_PROTO_TCP &&
-               ((t->flags & (PS_TCP_SYN | PS_TCP_FIN | PS_TCP_RST)) || t->payload_len);
+        if (p->bucket != PS_PROTO_TCP)
+                return 0;
+        if ((t->flags & (PS_TCP_FIN | PS_TCP_RST)) || t->payload_len)
+                return 1;
+        return (t->flags & (PS_TCP_SYN | PS_TCP_ACK)) == PS_TCP_SYN &&
+               (fv->state == PS_STATE_FIN || fv->state == PS_STATE_RST);
 }
 
 /* Benchmark builds only (bench/meson.build): a nonzero PS_BENCH_STAGE ends handle_ip() after

@@ -98,9 +98,11 @@ struct ps_icmp_key {
         __u32 dst[4];
 };
 
+/* The counters are plain additions, racy as a flow entry's (struct ps_flow_value): RSS
+ * hashes a message by its addresses, so one pair's messages reach one CPU. */
 struct ps_icmp_value {
-        __u64 packets;    /* atomic */
-        __u64 bytes;      /* atomic */
+        __u64 packets;    /* racy, see above */
+        __u64 bytes;      /* racy */
         __u64 first_seen; /* CLOCK_MONOTONIC (coarse) ns */
         __u64 last_seen;
         /* The quoted header of the last error message seen (is_error set), else zero. */

@@ -531,6 +531,28 @@ Test(bans, connections_ban_the_syn_past_the_threshold) {
         cr_assert_eq(s.policy_shadow[PS_BAN_POLICY_CONNECTIONS], 0);
 }
 
+/* A known flow's SYN skips the policies unless it opens a connection: only on a tuple closed
+ * by a FIN or an RST does it count again; a retransmitted SYN or a SYN-ACK never does. */
+Test(bans, a_syn_counts_again_only_on_a_closed_tuple) {
+        struct ps_ban b;
+
+        only(PS_BAN_POLICY_CONNECTIONS, MODE_ENFORCE, 1, 0, 0, 60 * SEC_NS);
+        cr_assert_eq(syn("192.0.2.12", 1000, 22), PASS);
+        cr_assert_eq(syn("192.0.2.12", 1000, 22), PASS);
+        cr_assert_eq(tcp("192.0.2.12", 1000, 22, TCP_SYN | TCP_ACK, 1000, NULL, 0), PASS);
+        /* Closed by a FIN, reopened by a SYN: counted, still one open. */
+        cr_assert_eq(tcp("192.0.2.12", 1000, 22, TCP_FIN | TCP_ACK, 2000, NULL, 0), PASS);
+        cr_assert_eq(syn("192.0.2.12", 1000, 22), PASS);
+        /* Closed by an RST, reopened: counted again. */
+        cr_assert_eq(tcp("192.0.2.12", 1000, 22, TCP_RST, 2000, NULL, 0), PASS);
+        cr_assert_eq(syn("192.0.2.12", 1000, 22), PASS);
+        no_event();
+        cr_assert(!get_ban("192.0.2.12", 32, &b));
+        /* Had a reopening SYN gone uncounted, the count would be 0 here and this one pass. */
+        cr_assert_eq(syn("192.0.2.12", 1001, 22), DROP);
+        one_event(PS_BAN_POLICY_CONNECTIONS, PS_BAN_EVENT_BANNED, 2, 22);
+}
+
 Test(bans, syn_rate_bans_the_syn_past_the_burst) {
         /* One per second sustained, four at once: SYNs 1-4 conform, the fifth bans (the five
          * are sent within a second: a token comes back only after one). */
