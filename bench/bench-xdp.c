@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "classify.h"
 #include "guard.h"
 #include "guard.skel.h"
 #include "bare.skel.h"
@@ -132,6 +133,15 @@ static void bench_flow(unsigned i, uint32_t *ret_src, uint16_t *ret_sport, uint8
         *ret_dport = i & 1 ? 80 : 53;
         *ret_src = htonl(0xc6120000u + (j & 0x1ffff)); /* 198.18.0.0/15 */
         *ret_sport = (uint16_t) (1024 + (j >> 17));
+}
+
+/* The filter state the daemon leaves with no rule loaded (filter_kernel_load() of an empty
+ * set): generation 1, bank 0 (no shape), verdicts cacheable. A known flow then takes its cached
+ * verdict, as on a guarded link; the map's zero would make every packet classify. */
+static int empty_rule_set(int state_fd) {
+        uint32_t zero = 0, state = (1u << PS_FILTER_STATE_GEN_SHIFT) | PS_FILTER_STATE_CACHEABLE;
+
+        return bpf_map_update_elem(state_fd, &zero, &state, BPF_ANY) < 0 ? -errno : 0;
 }
 
 static int fill_flows(int fd, unsigned n) {
@@ -804,6 +814,11 @@ int main(int argc, char *argv[]) {
                 goto out;
         }
         prog_fd[PROG_GUARD] = bpf_program__fd(guard->progs.xdp_guard);
+        r = empty_rule_set(bpf_map__fd(guard->maps.filter_state));
+        if (r < 0) {
+                fail("cannot set the guard's filter state: %s", strerror(-r));
+                goto out;
+        }
 
         /* The stage variants, loaded like the guard: the same table size, the same flows. */
 #define LOAD_STAGE(var, n, id)                                                                 \
@@ -820,6 +835,10 @@ int main(int argc, char *argv[]) {
                         goto out;                                                              \
                 }                                                                              \
                 prog_fd[id] = bpf_program__fd(var->progs.xdp_guard);                           \
+                if ((r = empty_rule_set(bpf_map__fd(var->maps.filter_state))) < 0) {           \
+                        fail("cannot set stage %d's filter state: %s", n, strerror(-r));       \
+                        goto out;                                                              \
+                }                                                                              \
                 if (o.flows && (r = fill_flows(bpf_map__fd(var->maps.flows), o.flows)) < 0) {  \
                         fail("cannot fill stage %d's flow table: %s", n, strerror(-r));        \
                         goto out;                                                              \
