@@ -706,16 +706,25 @@ undo:
 /* Reads and writes only the change, the kernel maps and the state directory. */
 static void change_work(FilterChange *c) {
         FilterStore *s = c->s;
+        _cleanup_free_ uint32_t *zero = NULL;
         FilterSet set = {};
+        size_t n_zero = 0;
         uint64_t t0;
         int r;
 
+        zero = calloc(c->n_new + 1, sizeof(uint32_t));
         for (size_t k = 0; k < c->n_new; k++) {
                 uint32_t slot = c->rules[c->new_idx[k]]->slot;
 
-                if (!c->reused || !c->reused[slot])
+                if (c->reused && c->reused[slot])
+                        continue;
+                if (zero)
+                        zero[n_zero++] = slot;
+                else
                         (void) zero_counter(s, slot);
         }
+        (void) bpf_map_zero_percpu_keys(s->counters_fd, zero, n_zero,
+                                        sizeof(struct ps_filter_counter));
         r = filter_compile_indexed(c->rules, c->n, &set, &c->index, &c->error);
         if (r < 0)
                 goto fail;
