@@ -227,6 +227,40 @@ int bpf_map_zero_percpu(int map_fd, const void *key, size_t value_size) {
         return bpf_map_update_elem(map_fd, key, z, BPF_ANY) < 0 ? -errno : 0;
 }
 
+int bpf_map_zero_percpu_keys(int map_fd, const uint32_t *keys, size_t n, size_t value_size) {
+        _cleanup_free_ void *z = NULL;
+        int ncpus = bpf_possible_cpus(), r = 0;
+        size_t chunk;
+
+        assert(keys || n == 0);
+        if (ncpus < 0)
+                return ncpus;
+        if (n == 0)
+                return 0;
+        /* Zeroes for a chunk of keys, at most 1 MiB of them. */
+        chunk = MAX((size_t) 1, ((size_t) 1 << 20) / ((size_t) ncpus * value_size));
+        chunk = MIN(chunk, n);
+        z = calloc(chunk * (size_t) ncpus, value_size);
+        if (!z)
+                return -ENOMEM;
+        for (size_t done = 0; done < n;) {
+                LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+                size_t len = MIN(chunk, n - done);
+                uint32_t count = (uint32_t) len;
+
+                /* A kernel without batch updates, or one that stopped part way (what `count`
+                 * then says is not reliable on every kernel): the chunk again, key by key;
+                 * zeroing twice does no harm. */
+                if (bpf_map_update_batch(map_fd, keys + done, z, &count, &opts) < 0)
+                        for (size_t k = done; k < done + len; k++)
+                                if (bpf_map_update_elem(map_fd, &keys[k], z, BPF_ANY) < 0 &&
+                                    r == 0)
+                                        r = -errno;
+                done += len;
+        }
+        return r;
+}
+
 int bpf_map_pin_or_create(const char *dir, const BpfMapSpec *spec) {
         _cleanup_free_ char *path = NULL;
         struct bpf_map_info info = {};

@@ -705,16 +705,25 @@ undo:
 /* Reads and writes only the change, the kernel maps and the state directory. */
 static void change_work(FilterChange *c) {
         FilterStore *s = c->s;
+        _cleanup_free_ uint32_t *zero = NULL;
         FilterSet set = {};
+        size_t n_zero = 0;
         uint64_t t0;
         int r;
 
+        zero = calloc(c->n_new + 1, sizeof(uint32_t));
         for (size_t k = 0; k < c->n_new; k++) {
                 uint32_t slot = c->rules[c->new_idx[k]]->slot;
 
-                if (!c->reused || !c->reused[slot])
+                if (c->reused && c->reused[slot])
+                        continue;
+                if (zero)
+                        zero[n_zero++] = slot;
+                else
                         (void) zero_counter(s, slot);
         }
+        (void) bpf_map_zero_percpu_keys(s->counters_fd, zero, n_zero,
+                                        sizeof(struct ps_filter_counter));
         r = filter_compile_indexed(c->rules, c->n, &set, &c->index, &c->error);
         if (r < 0)
                 goto fail;
@@ -1010,24 +1019,25 @@ int filter_store_commit_async(FilterStore *s, FilterList *add, bool replace, con
         return 0;
 }
 
-/* Export leaves out the fields that hold their default (an import restores them), so that a
- * 100,000-rule set fits one bus message; id, rule_type, action, enabled and created stay. */
-static void drop_defaults(json_t *o) {
-        static const struct {
-                const char *key;
-                const char *s;
-                long long i;
-        } defaults[] = {
-                { "src_ip", "", 0 }, { "dst_ip", "", 0 }, { "inner_src_ip", "", 0 },
-                { "inner_dst_ip", "", 0 }, { "inner_protocol", "any", 0 }, { "comment", "", 0 },
-                { "src_port", NULL, 0 }, { "dst_port", NULL, 0 }, { "inner_src_port", NULL, 0 },
-                { "inner_dst_port", NULL, 0 }, { "tcp_flags", NULL, 0 },
-                { "tcp_flags_mask", NULL, 0 }, { "icmp_type", NULL, 255 },
-                { "icmp_code", NULL, 255 }, { "priority", NULL, 0 }, { "timeout_sec", NULL, 0 },
-                { "expires_usec", NULL, 0 }, { "hits", NULL, 0 }, { "bytes", NULL, 0 },
-                { "last_hit_usec", NULL, 0 },
-        };
+/* The fields' defaults as Export and filters.json leave them out (an import restores them), so
+ * that a 100,000-rule set fits one bus message; id, rule_type, action, enabled and created
+ * stay. */
+static const struct {
+        const char *key;
+        const char *s;
+        long long i;
+} defaults[] = {
+        { "src_ip", "", 0 }, { "dst_ip", "", 0 }, { "inner_src_ip", "", 0 },
+        { "inner_dst_ip", "", 0 }, { "inner_protocol", "any", 0 }, { "comment", "", 0 },
+        { "src_port", NULL, 0 }, { "dst_port", NULL, 0 }, { "inner_src_port", NULL, 0 },
+        { "inner_dst_port", NULL, 0 }, { "tcp_flags", NULL, 0 },
+        { "tcp_flags_mask", NULL, 0 }, { "icmp_type", NULL, 255 },
+        { "icmp_code", NULL, 255 }, { "priority", NULL, 0 }, { "timeout_sec", NULL, 0 },
+        { "expires_usec", NULL, 0 }, { "hits", NULL, 0 }, { "bytes", NULL, 0 },
+        { "last_hit_usec", NULL, 0 },
+};
 
+static void drop_defaults(json_t *o) {
         for (size_t i = 0; i < ELEMENTSOF(defaults); i++) {
                 json_t *v = json_object_get(o, defaults[i].key);
 
@@ -1261,76 +1271,130 @@ static void prev_generation_end(FilterStore *s, char *tmp, bool written) {
 
 /* One rule as it is stored: its fields but those at their default (the loader restores them,
  * as Import does) and, internal, the counter slot that keeps its counters across restarts; the
- * counters themselves stay in the kernel. Kept with the rule: the next change of the set
- * writes it again as it is. */
+ * counters themselves stay in the kernel. Written straight into the buffer, keys in the order
+ * of json_dumps(JSON_SORT_KEYS), which wrote it before: the bytes are the same, without a tree
+ * of JSON objects built, dumped and freed per rule (most of an import's write of 100,000). */
+typedef struct StoredKey {
+        const char *key;
+        size_t field;     /* in rule_fields, or SIZE_MAX: "slot" */
+        char def[24];     /* the default's JSON text: a field holding it is left out; "" none */
+} StoredKey;
+
+static StoredKey stored_keys[64];
+static size_t stored_keys_n;
+static pthread_once_t stored_keys_once = PTHREAD_ONCE_INIT;
+
+static int cmp_stored_key(const void *a, const void *b) {
+        return strcmp(((const StoredKey *) a)->key, ((const StoredKey *) b)->key);
+}
+
+static void stored_keys_init(void) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < rule_fields_n; i++) {
+                const RuleField *d = &rule_fields[i];
+                StoredKey *k = &stored_keys[n];
+
+                /* The counters stay in the kernel. */
+                if (!(d->flags & RULE_FIELD_OUTPUT) || (d->flags & RULE_FIELD_COUNTER))
+                        continue;
+                *k = (StoredKey) { .key = rule_field_json_key(d), .field = i };
+                for (size_t j = 0; j < ELEMENTSOF(defaults); j++)
+                        if (streq(defaults[j].key, k->key)) {
+                                if (defaults[j].s)
+                                        (void) snprintf(k->def, sizeof k->def, "\"%s\"",
+                                                        defaults[j].s);
+                                else
+                                        (void) snprintf(k->def, sizeof k->def, "%lld",
+                                                        defaults[j].i);
+                        }
+                n++;
+        }
+        stored_keys[n++] = (StoredKey) { .key = "slot", .field = SIZE_MAX };
+        assert(n <= ELEMENTSOF(stored_keys));
+        qsort(stored_keys, n, sizeof(StoredKey), cmp_stored_key);
+        stored_keys_n = n;
+}
+
+static void stored_rule_put(TextBuf *b, const Filter *f) {
+        const char *sep = "{";
+
+        (void) pthread_once(&stored_keys_once, stored_keys_init);
+        for (size_t i = 0; i < stored_keys_n; i++) {
+                const StoredKey *k = &stored_keys[i];
+                size_t mark = b->size, at;
+
+                if (k->field != SIZE_MAX && rule_field_is_wildcard(&rule_fields[k->field], f))
+                        continue;
+                text_buf_puts(b, sep);
+                text_buf_put_json_string(b, k->key);
+                text_buf_put(b, ":", 1);
+                at = b->size;
+                if (k->field == SIZE_MAX) {
+                        text_buf_put_u64(b, f->slot);
+                } else {
+                        rule_field_put_json_typed(b, &rule_fields[k->field], f);
+                        /* At its default: taken back. */
+                        if (k->def[0] && !b->oom && b->size - at == strlen(k->def) &&
+                            memcmp(b->data + at, k->def, b->size - at) == 0) {
+                                b->size = mark;
+                                b->data[mark] = '\0';
+                                continue;
+                        }
+                }
+                sep = ",";
+        }
+        text_buf_puts(b, streq(sep, "{") ? "{}" : "}");
+}
+
+/* Kept with the rule (a journal record of one rule): the next change of the set writes it
+ * again as it is. */
 static const char *stored_rule_text(Filter *f) {
         const char *cached = filter_text_get(f);
-        _cleanup_free_ char *text = NULL;
-        json_t *o;
+        _cleanup_(text_buf_done) TextBuf b = {};
 
         if (cached)
                 return cached;
-        o = filter_to_json(f);
-        if (!o)
-                return NULL;
-        drop_defaults(o);
-        json_object_del(o, "hits");
-        json_object_del(o, "bytes");
-        json_object_del(o, "last_hit_usec");
-        json_object_set_new(o, "slot", json_integer(f->slot));
-        /* Compact: a big set stays a fraction of the read limit. */
-        text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-        json_decref(o);
-        if (!text || filter_text_set(f, text) < 0)
+        stored_rule_put(&b, f);
+        if (b.oom || filter_text_set(f, b.data) < 0)
                 return NULL;
         return filter_text_get(f);
 }
 
-/* {"filters":[...],"journal":G,"next_id":N,"version":1}, put together from the rules' stored
- * texts in one buffer: no tree of 100,000 JSON objects is built and freed for a change of one
- * rule. Written whole with gen = journal_gen + 1 (the journals of the one before no longer
+/* {"filters":[...],"journal":G,"next_id":N,"version":1}, written rule by rule into one buffer
+ * (a rule's kept text when it has one): no tree of 100,000 JSON objects is built and freed.
+ * Written whole with gen = journal_gen + 1 (the journals of the one before no longer
  * apply), and by a compaction with gen = journal_gen (its journals still do). */
 static int store_write_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
                             uint64_t gen, uint64_t *ret_size, char **ret_error) {
-        _cleanup_free_ const char **parts = NULL;
-        _cleanup_free_ char *text = NULL;
-        static const char head[] = "{\"filters\":[";
+        _cleanup_(text_buf_done) TextBuf b = {};
         char tail[96];
-        size_t size, at = sizeof head - 1;
         char *prev;
         int r;
 
         assert(s);
-        parts = calloc(n + 1, sizeof(char *));
-        if (!parts)
-                return -ENOMEM;
         r = snprintf(tail, sizeof tail, "],\"journal\":%" PRIu64 ",\"next_id\":%" PRIu32
                      ",\"version\":1}", gen, next_id);
-        size = sizeof head + (size_t) r;
+        assert(r > 0 && (size_t) r < sizeof tail);
+        text_buf_puts(&b, "{\"filters\":[");
         for (size_t i = 0; i < n; i++) {
-                parts[i] = stored_rule_text(rules[i]);
-                if (!parts[i])
-                        return -ENOMEM;
-                size += strlen(parts[i]) + 1;
-        }
-        text = malloc(size);
-        if (!text)
-                return -ENOMEM;
-        memcpy(text, head, at);
-        for (size_t i = 0; i < n; i++) {
-                size_t len = strlen(parts[i]);
+                const char *cached = filter_text_get(rules[i]);
 
                 if (i > 0)
-                        text[at++] = ',';
-                memcpy(text + at, parts[i], len);
-                at += len;
+                        text_buf_put(&b, ",", 1);
+                if (cached)
+                        text_buf_puts(&b, cached);
+                else
+                        stored_rule_put(&b, rules[i]);
         }
-        memcpy(text + at, tail, strlen(tail) + 1);
+        text_buf_puts(&b, tail);
+        if (b.oom)
+                return -ENOMEM;
         prev = prev_generation_begin(s);
-        r = state_write_file(s->state_dir, FILTERS_FILE, text, ret_error);
+        r = state_write_file(s->state_dir, FILTERS_FILE, b.data, ret_error);
         prev_generation_end(s, prev, r >= 0);
         if (r >= 0 && ret_size)
-                *ret_size = at + strlen(tail);
+                *ret_size = b.size;
         return r;
 }
 

@@ -968,12 +968,15 @@ void text_buf_put_json_string(TextBuf *b, const char *s) {
                 if (c != '"' && c != '\\' && c >= 0x20)
                         continue;
                 text_buf_put(b, run, (size_t) (p - run));
-                if (c == '"' || c == '\\') {
-                        esc[0] = '\\';
-                        esc[1] = (char) c;
+                /* The escapes jansson's json_dumps() writes, so that a file written here is
+                 * byte for byte what it wrote before (filters.json). */
+                esc[0] = '\\';
+                esc[1] = c == '"' || c == '\\' ? (char) c : c == '\b' ? 'b' : c == '\f' ? 'f' :
+                         c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : 0;
+                if (esc[1])
                         text_buf_put(b, esc, 2);
-                } else {
-                        snprintf(esc, sizeof esc, "\\u%04x", c);
+                else {
+                        snprintf(esc, sizeof esc, "\\u%04X", c);
                         text_buf_put(b, esc, 6);
                 }
                 run = p + 1;
@@ -998,6 +1001,35 @@ void rule_field_put_json(TextBuf *b, const RuleField *d, const Filter *f) {
         case 'i': text_buf_put_i64(b, (int32_t) v.i); break;
         case 'x': text_buf_put_i64(b, v.i); break;
         default: text_buf_put_u64(b, v.u); break;
+        }
+}
+
+void rule_field_put_json_typed(TextBuf *b, const RuleField *d, const Filter *f) {
+        RuleValue v;
+
+        assert(b);
+        assert(d);
+        assert(f);
+        /* The ports as ports_json() gives them: one port a number, a range a string. */
+        if (d->to_json == ports_json) {
+                PortRange r = *CFIELD(f, d, PortRange);
+                char buf[16];
+
+                if (r.lo == r.hi && r.lo != 0)
+                        text_buf_put_u64(b, r.lo);
+                else
+                        text_buf_put_json_string(b, r.lo == 0 && r.hi == 0 ? "0-0" :
+                                                    port_range_to_string(r, buf));
+                return;
+        }
+        assert(!d->to_json);
+        field_value(d, f, &v);
+        switch (d->bus_type) {
+        case 's': text_buf_put_json_string(b, v.s ? v.s : ""); break;
+        case 'b': text_buf_puts(b, v.u ? "true" : "false"); break;
+        case 'i': case 'n': case 'x': text_buf_put_i64(b, v.i); break;
+        /* json_integer() takes a signed 64-bit value. */
+        default: text_buf_put_i64(b, (int64_t) v.u); break;
         }
 }
 

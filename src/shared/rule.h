@@ -243,6 +243,9 @@ static inline void text_buf_done(TextBuf *b) {
 /* The field's bus value as one JSON scalar (a string, a number, true or false): the values of
  * Filters.ListFd()'s rows. */
 void rule_field_put_json(TextBuf *b, const RuleField *d, const Filter *f);
+/* The same value as rule_field_to_json() gives, written as json_dumps() would write it (a
+ * single port a number): the stored rules of filters.json, without a tree per rule. */
+void rule_field_put_json_typed(TextBuf *b, const RuleField *d, const Filter *f);
 
 /* "rule_type, protocol, …, force": what a caller may set, for error messages. */
 const char *rule_known_fields(void);

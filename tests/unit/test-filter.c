@@ -1011,8 +1011,8 @@ Test(filter, list_fd_values) {
         text_buf_puts(&b, "]");
         filter_done(&f);
         cr_assert(!b.oom);
-        cr_assert(strncmp(b.data, "[\"q\\\"b\\\\s\\u0001\\u001f \xc3\xa9\",-9223372036854775808,0,",
-                          strlen("[\"q\\\"b\\\\s\\u0001\\u001f \xc3\xa9\",-9223372036854775808,0,")) == 0,
+        cr_assert(strncmp(b.data, "[\"q\\\"b\\\\s\\u0001\\u001F \xc3\xa9\",-9223372036854775808,0,",
+                          strlen("[\"q\\\"b\\\\s\\u0001\\u001F \xc3\xa9\",-9223372036854775808,0,")) == 0,
                   "%s", b.data);
         doc = json_loads(b.data, 0, NULL);
         cr_assert(doc, "not JSON: %s", b.data);
@@ -1021,4 +1021,54 @@ Test(filter, list_fd_values) {
         cr_assert(strstr(b.data, ",-7,"), "priority -7 missing: %s", b.data);
         text_buf_put_u64(&u, UINT64_MAX);
         cr_assert_str_eq(u.data, "18446744073709551615");
+}
+
+/* filters.json's writer puts each field with rule_field_put_json_typed() where it used to dump
+ * rule_field_to_json() with jansson: for rules of every shape, and comments holding every
+ * escape jansson writes, the bytes must be json_dumps()'s, or files written before and after
+ * would differ and a round trip through the file would change the rule. */
+Test(filter, typed_values_are_json_dumps_bytes) {
+        static const char *const rules[] = {
+                "{\"rule_type\": \"tcp\", \"src_ip\": \"192.0.2.0/24\", \"dst_port\": 22}",
+                "{\"rule_type\": \"udp\", \"dst_port\": \"8000-8999\", \"src_port\": 53, "
+                "\"priority\": -7, \"action\": \"pass\", \"enabled\": false}",
+                "{\"rule_type\": \"icmp\", \"icmp_type\": 8, \"icmp_code\": 0, \"log\": false, "
+                "\"comment\": \"tab\\there\\nnew \\\"q\\\" \\\\ \\b\\f\\r \\u0001\\u001a\\u007f \\u00e9\"}",
+                "{\"rule_type\": \"tcp\", \"tcp_flags\": 2, \"tcp_flags_mask\": 18, "
+                "\"dst_ip\": \"2001:db8::/64\", \"timeout\": 60}",
+                "{\"rule_type\": \"basic\", \"src_ip\": \"198.51.100.7\"}",
+        };
+
+        for (size_t k = 0; k < ELEMENTSOF(rules); k++) {
+                _cleanup_json_ json_t *in = json_loads(rules[k], 0, NULL);
+                char *err = NULL;
+                Filter f;
+
+                cr_assert_not_null(in, "%s", rules[k]);
+                filter_init(&f);
+                cr_assert_eq(filter_from_json(&f, in, 0, &err), 0, "%s: %s", rules[k],
+                             err ? err : "");
+                f.id = 4000000000u;
+                f.created_usec = 1700000000000000;
+                for (size_t i = 0; i < rule_fields_n; i++) {
+                        const RuleField *d = &rule_fields[i];
+                        _cleanup_(text_buf_done) TextBuf b = {};
+                        _cleanup_json_ json_t *a = NULL;
+                        char *want;
+
+                        if (!(d->flags & RULE_FIELD_OUTPUT))
+                                continue;
+                        a = json_array();
+                        cr_assert_eq(json_array_append_new(a, rule_field_to_json(d, &f)), 0);
+                        want = json_dumps(a, JSON_COMPACT);
+                        cr_assert_not_null(want);
+                        text_buf_puts(&b, "[");
+                        rule_field_put_json_typed(&b, d, &f);
+                        text_buf_puts(&b, "]");
+                        cr_assert(!b.oom);
+                        cr_expect_str_eq(b.data, want, "rule %zu, field %s", k, d->key);
+                        free(want);
+                }
+                filter_done(&f);
+        }
 }

@@ -450,3 +450,43 @@ Test(sweeper, deletes_at_most_the_bound_per_step_and_resumes_in_the_batch) {
         bpf_map_sweeper_done(&s);
         close(fd);
 }
+
+/* A new set's counter slots are zeroed in batches: every key given must read 0 on every CPU
+ * afterwards, across more than one chunk (1 MiB of zeroes), and no other key may change. */
+Test(bpf_maps, zero_percpu_keys_zeroes_exactly_the_keys_given) {
+        LIBBPF_OPTS(bpf_map_create_opts, opts);
+        const uint32_t entries = 65536, value_size = 24;
+        int ncpus = bpf_possible_cpus(), fd;
+        uint32_t *keys, n = 0;
+        bool *given;
+        uint8_t *v;
+
+        cr_assert_gt(ncpus, 0);
+        fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "zerotest", sizeof(uint32_t), value_size,
+                            entries, &opts);
+        cr_assert_geq(fd, 0, "bpf_map_create: %s (the unit tests run as root)", strerror(errno));
+        v = malloc((size_t) ncpus * value_size);
+        keys = calloc(entries, sizeof(uint32_t));
+        given = calloc(entries, sizeof(bool));
+        cr_assert(v && keys && given);
+        memset(v, 0xab, (size_t) ncpus * value_size);
+        /* Two keys in three, from the top down (not in map order). */
+        for (uint32_t k = 0; k < entries; k++) {
+                cr_assert_eq(bpf_map_update_elem(fd, &k, v, BPF_ANY), 0);
+                if (k % 3 != 1) {
+                        keys[n++] = entries - 1 - k;
+                        given[entries - 1 - k] = true;
+                }
+        }
+        cr_assert_eq(bpf_map_zero_percpu_keys(fd, keys, n, value_size), 0);
+        for (uint32_t k = 0; k < entries; k++) {
+                cr_assert_eq(bpf_map_lookup_elem(fd, &k, v), 0);
+                for (size_t b = 0; b < (size_t) ncpus * value_size; b++)
+                        cr_assert_eq(v[b], given[k] ? 0 : 0xab, "key %u (%s), byte %zu: %u", k,
+                                     given[k] ? "given" : "not given", b, v[b]);
+        }
+        free(given);
+        free(keys);
+        free(v);
+        close(fd);
+}
