@@ -81,6 +81,9 @@ struct BanStore {
         sd_event_source *offenders_timer; /* forgets them after RememberOffendersSec= */
         /* The reconciliation of the exact tables after the start (reconcile_start()). */
         sd_event_source *reconcile_source;
+        /* Gives freed memory back once a large change's call is answered and its message
+         * freed (store_trim_soon()). */
+        sd_event_source *trim_source;
         BpfMapSweeper reconcile_walk;
         struct walk_ctx *reconcile_ctx;
         uint64_t reconcile_usec, reconcile_cpu_usec;
@@ -372,6 +375,7 @@ BanStore *ban_store_free(BanStore *s) {
         sd_event_source_unref(s->reap_timer);
         sd_event_source_unref(s->offenders_timer);
         sd_event_source_disable_unref(s->reconcile_source);
+        sd_event_source_disable_unref(s->trim_source);
         bpf_map_sweeper_done(&s->reconcile_walk);
         free(s->reconcile_ctx);
         sd_event_source_unref(s->events_source);
@@ -1457,6 +1461,32 @@ static void expiry_recompute(BanStore *s);
  * new one replaces it when it lasts longer (re-banning extends; a shorter request does not cut
  * a longer ban short) and its offense count grows.
  */
+static int on_trim(sd_event_source *src, void *userdata) {
+        (void) malloc_trim(0);
+        return 0;
+}
+
+/* A large batch went through megabytes of request, message and record that malloc would
+ * otherwise keep. Most of it (the bus message, the parsed requests) is freed only after the
+ * call is answered: the trim runs then, from the loop, once. */
+static void store_trim_soon(BanStore *s) {
+        int r;
+
+        if (!s->event) {
+                (void) malloc_trim(0);
+                return;
+        }
+        if (!s->trim_source) {
+                r = sd_event_add_defer(s->event, &s->trim_source, on_trim, s);
+                if (r < 0) {
+                        (void) malloc_trim(0);
+                        return;
+                }
+                (void) sd_event_source_set_description(s->trim_source, "bans-trim");
+        }
+        (void) sd_event_source_set_enabled(s->trim_source, SD_EVENT_ONESHOT);
+}
+
 static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban **ret,
                        char **ret_error) {
         _cleanup_free_ Ban *old = NULL;    /* the previous ban of each request, if any */
@@ -1613,9 +1643,7 @@ static int store_apply(BanStore *s, const BanRequest *reqs, size_t n, const Ban 
         if (n > BAN_TELL_EACH_MAX) {
                 if (s->cb.batch)
                         s->cb.batch(s, n, 0, BAN_END_MANUAL, s->cb.userdata);
-                /* A large batch went through megabytes of request, message and record that
-                 * malloc would otherwise keep: give them back. */
-                (void) malloc_trim(0);
+                store_trim_soon(s);
         } else if (s->cb.banned)
                 for (size_t i = 0; i < n; i++) {
                         const Ban *b = store_find(s, &made[i].cidr);

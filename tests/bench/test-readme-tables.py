@@ -151,6 +151,11 @@ PRINTS = [
     ('bench/bench-loop.c', 'one Delete, then one Add, with %u rules held   %.2f ms, %.2f ms (medians of %u; the '),
     ('bench/bench-loop.c', "daemon's CPU for both: %.1f ms)"),
     ('bench/bench-loop.c', 'Delete min/median/max  %.2f / %.2f / %.2f ms;  Add min/median/max  %.2f / %.2f / '),
+    ('bench/bench-loop.c', 'fd: %u rules, %u rounds alternated, each figure min / median / max'),
+    ('bench/bench-loop.c', 'fd: %-8s (replace)'),
+    ('bench/bench-loop.c', '"ListFd, the document parsed (jansson)"'),
+    ('bench/bench-loop.c', '";  the daemon\'s CPU"'),
+    ('bench/bench-loop.c', '"%s %.1f / %.1f / %.1f ms"'),
 ]
 
 # (what to change in the log, as re.sub with re.M, the bench the error must name)
