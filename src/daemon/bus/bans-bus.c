@@ -329,15 +329,17 @@ static int method_ban_file(sd_bus_message *msg, void *userdata, sd_bus_error *er
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "origin '%.32s'; accepted: manual, import, ai (empty: "
                                          "import)", o);
+        /* Asked before the file is read: up to 64 MiB read and parsed is work that only a
+         * caller who may ban gets the daemon to do. */
+        r = polkit_verify(msg, PS_POLKIT_MANAGE_BANS, &m->polkit, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         r = read_ban_file(fd, &text, &size, error);
         if (r < 0)
                 return r;
         r = ban_store_parse_lines(m->bans, text, size, origin, &reqs, &n, &err);
         if (r < 0)
                 return bans_bus_error(error, r, err);
-        r = polkit_verify(msg, PS_POLKIT_MANAGE_BANS, &m->polkit, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
         t_read = now_usec(CLOCK_MONOTONIC);
         r = ban_store_ban_batch(m->bans, reqs, n, &err);
         if (r < 0)
