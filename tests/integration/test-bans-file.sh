@@ -190,21 +190,23 @@ is "$(ban_count)" "$held" "nothing was banned by them"
 # ---------------------------------------------------------------------------------------------
 # An unprivileged caller
 
+# nobody_ban_file FILE: BanFile of FILE called as uid $NOBODY; the reply or the error.
+nobody_ban_file() {
+        setpriv --reuid="$NOBODY" --regid="$NOBODY" --clear-groups env HOME=/ \
+                timeout 60 gdbus call --system --dest "$PS_NAME" --object-path "$PS_BANS_PATH" \
+                --method "$PS_BANS.BanFile" 7 import 7<"$1" 2>&1
+}
 printf '192.0.2.250\n' >"$T/nobody.txt"
-out=$(setpriv --reuid="$NOBODY" --regid="$NOBODY" --clear-groups env HOME=/ \
-        timeout 60 gdbus call --system --dest "$PS_NAME" --object-path "$PS_BANS_PATH" \
-        --method "$PS_BANS.BanFile" 7 import 7<"$T/nobody.txt" 2>&1)
-like "$out" "AccessDenied|AuthorizationFailed|InteractiveAuthorizationRequired" \
+like "$(nobody_ban_file "$T/nobody.txt")" \
+     "AccessDenied|AuthorizationFailed|InteractiveAuthorizationRequired" \
      "BanFile from nobody is refused"
 is "$(bans_json | jq '[.[] | select(.address == "192.0.2.250")] | length')" 0 \
    "and 192.0.2.250 is not banned"
 # Authorization comes before the file is read: a file the daemon would refuse once read (here
 # a line that is no address) gets nobody AccessDenied, not the verdict on its content.
 printf 'not-an-address\n' >"$T/nobody-bad.txt"
-out=$(setpriv --reuid="$NOBODY" --regid="$NOBODY" --clear-groups env HOME=/ \
-        timeout 60 gdbus call --system --dest "$PS_NAME" --object-path "$PS_BANS_PATH" \
-        --method "$PS_BANS.BanFile" 7 import 7<"$T/nobody-bad.txt" 2>&1)
-like "$out" "AccessDenied|AuthorizationFailed|InteractiveAuthorizationRequired" \
+like "$(nobody_ban_file "$T/nobody-bad.txt")" \
+     "AccessDenied|AuthorizationFailed|InteractiveAuthorizationRequired" \
      "a bad file from nobody is refused for who sent it, before it is read"
 check "the daemon is still up" daemon_alive main
 
