@@ -469,11 +469,10 @@ int main(int argc, char **argv) {
         unsigned n_rules = argc > 1 ? (unsigned) strtoul(argv[1], NULL, 10) : 100000;
         static uint64_t lat[PROBE_MAX];
         struct import im = {};
-        uint64_t next, add_us, del_us, t0, walk_us, pair_del[PAIRS], pair_add[PAIRS];
+        uint64_t add_us, del_us, t0, walk_us, pair_del[PAIRS], pair_add[PAIRS];
         double cpu;
         unsigned n = 0, over50 = 0, walked = 0;
         sd_bus *bus = NULL;
-        pthread_t thread;
         uint32_t count;
         int r;
 
@@ -495,31 +494,8 @@ int main(int argc, char **argv) {
                 sd_bus_creds_unref(creds);
         }
         cpu = daemon_cpu_ms();
-        if (pthread_create(&thread, NULL, import_thread, &im) != 0)
+        if (import_probed(bus, &im, lat, &n) < 0)
                 return 1;
-        next = now_us();
-        while (!atomic_load(&im.done) && n < PROBE_MAX) {
-                uint64_t s = now_us();
-
-                r = get_count(bus, &count);
-                if (r < 0) {
-                        fprintf(stderr, "bench-loop: Get(Count): %s\n", strerror(-r));
-                        break;
-                }
-                lat[n++] = now_us() - s;
-                next += PROBE_PERIOD_USEC;
-                s = now_us();
-                if (next > s) {
-                        struct timespec ts = { 0, (long) (next - s) * 1000 };
-
-                        nanosleep(&ts, NULL);
-                } else
-                        next = s;
-        }
-        pthread_join(thread, NULL);
-        if (im.r < 0 || n == 0)
-                return 1;
-        qsort(lat, n, sizeof lat[0], cmp_u64);
         for (unsigned i = 0; i < n; i++)
                 over50 += lat[i] >= 50000;
         printf("import of %u rules (replace)     %.1f ms end to end (the daemon's CPU: %.0f ms), "
