@@ -279,12 +279,16 @@ struct rule_set {
         unsigned n_shapes;
         unsigned n_v6_shapes; /* shapes of IPv6 prefixes longer than /32 */
         uint8_t classes[PS_FILTER_MAX_SHAPES]; /* PS_CLASS_*: as the daemon sets the bank's */
+        uint8_t flags[PS_FILTER_MAX_SHAPES];   /* PS_SHAPE_*: the same */
+        uint64_t *gates;                       /* a copy of the bank's gate words */
         size_t n_entries;
         /* what xdp-filter's maps hold of it */
         size_t xf_ports, xf_v4, xf_v6, xf_not_held;
 };
 
 static void rule_set_done(struct rule_set *s) {
+        free(s->gates);
+        s->gates = NULL;
         filter_list_free(s->rules, s->n);
         s->rules = NULL;
         s->n = 0;
@@ -468,8 +472,8 @@ static int load_xdp_filter(const char *path, struct bpf_object **ret, int *ret_f
  * flow (or every packet under a set that looks at TCP flags) does. */
 static bool no_flow_cache;
 
-static int load_rules(int state_fd, int banks_fd, int rules_fd, int rules4_fd, uint32_t *state,
-                      struct rule_set *s) {
+static int load_rules(int state_fd, int banks_fd, int rules_fd, int rules4_fd, int gates_fd,
+                      uint32_t *state, struct rule_set *s) {
         FilterSet set;
         char *err = NULL;
         int r;
@@ -480,7 +484,7 @@ static int load_rules(int state_fd, int banks_fd, int rules_fd, int rules4_fd, u
                 free(err);
                 return r;
         }
-        r = filter_kernel_load(state_fd, banks_fd, rules_fd, rules4_fd, state, &set);
+        r = filter_kernel_load(state_fd, banks_fd, rules_fd, rules4_fd, gates_fd, state, &set);
         if (r == 0 && no_flow_cache) {
                 uint32_t zero = 0;
 
@@ -497,13 +501,25 @@ static int load_rules(int state_fd, int banks_fd, int rules_fd, int rules4_fd, u
                 if (m->src[1] | m->src[2] | m->src[3] | m->dst[1] | m->dst[2] | m->dst[3])
                         s->n_v6_shapes++;
         }
-        /* Which packets look each shape up (classify_shape() skips the others). */
+        /* Which packets look each shape up (classify_shape() skips the others): the classes
+         * and the gates, as the daemon's loader computes them. */
         memset(s->classes, 0, sizeof s->classes);
-        for (size_t i = 0; i < set.n_entries; i++) {
+        for (unsigned i = 0; i < set.n_shapes; i++)
+                s->flags[i] = filter_shape_flags(&set.masks[i]);
+        free(s->gates);
+        s->gates = calloc(PS_GATE_BANK_WORDS, sizeof(uint64_t));
+        if (!s->gates && r == 0)
+                r = -ENOMEM;
+        for (size_t i = 0; s->gates && i < set.n_entries; i++) {
                 const FilterEntry *e = &set.entries[i];
+                FilterGateWord w[FILTER_GATE_WORDS_MAX];
+                size_t n;
 
                 s->classes[e->key.shape] |= filter_entry_classes(&set.masks[e->key.shape],
                                                                  &e->key.match);
+                n = filter_gate_words(s->flags[e->key.shape], e->key.shape, &e->key.match, w);
+                for (size_t j = 0; j < n; j++)
+                        s->gates[w[j].index] |= w[j].bits;
         }
         filter_set_done(&set);
         return r;
@@ -522,7 +538,8 @@ static int load_guard(struct rule_set *s, struct guard_bpf **ret) {
         if (r == 0)
                 r = load_rules(bpf_map__fd(g->maps.filter_state), bpf_map__fd(g->maps.filter_banks),
                                bpf_map__fd(g->maps.filter_rules),
-                               bpf_map__fd(g->maps.filter_rules4), &state, s);
+                               bpf_map__fd(g->maps.filter_rules4),
+                               bpf_map__fd(g->maps.filter_gates), &state, s);
         if (r < 0) {
                 guard_bpf__destroy(g);
                 return r;
@@ -779,7 +796,7 @@ static int clone_map(const struct bpf_map *m) {
         return fd < 0 ? -errno : fd;
 }
 
-static int timed_load(int fds[4], uint32_t *state, struct rule_set *s, double *ret_compile,
+static int timed_load(int fds[5], uint32_t *state, struct rule_set *s, double *ret_compile,
                       double *ret_load) {
         FilterSet set;
         char *err = NULL;
@@ -793,7 +810,7 @@ static int timed_load(int fds[4], uint32_t *state, struct rule_set *s, double *r
                 return r;
         }
         t1 = wall_ms();
-        r = filter_kernel_load(fds[0], fds[1], fds[2], fds[3], state, &set);
+        r = filter_kernel_load(fds[0], fds[1], fds[2], fds[3], fds[4], state, &set);
         *ret_load = wall_ms() - t1;
         *ret_compile = t1 - t0;
         filter_set_done(&set);
@@ -812,7 +829,7 @@ static void spread(double *v, unsigned n, double ret[3]) {
  * bank (filter_kernel_apply), then back in (filter_index_add, ranked between its neighbours).
  * As bench-loop: the set is full, so the Add comes after the Delete.
  */
-static int measure_single(int fds[4], uint32_t *state, struct rule_set *s,
+static int measure_single(int fds[5], uint32_t *state, struct rule_set *s,
                           struct apply_result *res) {
         double add[SINGLE_REPS], del[SINGLE_REPS];
         uint64_t saved_rng = rng_state;
@@ -827,7 +844,7 @@ static int measure_single(int fds[4], uint32_t *state, struct rule_set *s,
                 free(err);
                 return r;
         }
-        r = filter_kernel_load(fds[0], fds[1], fds[2], fds[3], state, &set);
+        r = filter_kernel_load(fds[0], fds[1], fds[2], fds[3], fds[4], state, &set);
         filter_set_done(&set);
         rng_state = SEED ^ 0xadd;
         for (unsigned i = 0; i < SINGLE_REPS && r >= 0; i++) {
@@ -838,12 +855,12 @@ static int measure_single(int fds[4], uint32_t *state, struct rule_set *s,
                 t0 = wall_ms();
                 r = filter_index_remove(&ix, f, &d);
                 if (r >= 0)
-                        r = filter_kernel_apply(fds[0], fds[1], fds[2], fds[3], state, &ix, &d);
+                        r = filter_kernel_apply(fds[0], fds[1], fds[2], fds[3], fds[4], state, &ix, &d);
                 t1 = wall_ms();
                 if (r >= 0)
                         r = filter_index_add(&ix, f, &e, &err);
                 if (r >= 0)
-                        r = filter_kernel_apply(fds[0], fds[1], fds[2], fds[3], state, &ix, &e);
+                        r = filter_kernel_apply(fds[0], fds[1], fds[2], fds[3], fds[4], state, &ix, &e);
                 t2 = wall_ms();
                 del[i] = t1 - t0;
                 add[i] = t2 - t1;
@@ -874,12 +891,13 @@ static int measure_apply(const struct guard_bpf *ref, struct rule_set *a, struct
         int r = 0;
 
         for (unsigned rep = 0; rep < APPLY_REPS && r >= 0; rep++) {
-                int fds[4] = { clone_map(ref->maps.filter_state), clone_map(ref->maps.filter_banks),
+                int fds[5] = { clone_map(ref->maps.filter_state), clone_map(ref->maps.filter_banks),
                                clone_map(ref->maps.filter_rules),
-                               clone_map(ref->maps.filter_rules4) };
+                               clone_map(ref->maps.filter_rules4),
+                               clone_map(ref->maps.filter_gates) };
                 uint32_t state = 0;
 
-                for (int i = 0; i < 4; i++)
+                for (int i = 0; i < 5; i++)
                         if (fds[i] < 0)
                                 r = fds[i];
                 if (r >= 0)
@@ -892,7 +910,7 @@ static int measure_apply(const struct guard_bpf *ref, struct rule_set *a, struct
                         r = timed_load(fds, &state, b, &sc[2 * rep + 1], &sl[2 * rep + 1]);
                 if (r >= 0 && rep == 0)
                         r = measure_single(fds, &state, a, res);
-                for (int i = 0; i < 4; i++)
+                for (int i = 0; i < 5; i++)
                         if (fds[i] >= 0)
                                 close(fds[i]);
         }
@@ -914,16 +932,40 @@ static double ratio_big_one(const struct result *r) {
         return r->guard[BIG_SET] / r->guard[1];
 }
 
-/* Hash lookups the classifier does for this packet with set s: the shapes with an entry of
- * the packet's family and protocol. */
+/* Hash lookups the classifier does for the hot packet of this kind with set s: the shapes
+ * with an entry of the packet's family and protocol whose gates let it through. */
 static unsigned lookups(const struct rule_set *s, int kind) {
-        uint8_t class = ps_filter_class(kind == PKT_UDP6 ? PS_FAMILY_IPV6 : PS_FAMILY_IPV4,
-                                        kind == PKT_SYN4 ? IPPROTO_TCP :
-                                        kind == PKT_ICMP4 ? IPPROTO_ICMP : IPPROTO_UDP);
+        struct ps_match m = {
+                .family = kind == PKT_UDP6 ? PS_FAMILY_IPV6 : PS_FAMILY_IPV4,
+                .proto = kind == PKT_SYN4 ? IPPROTO_TCP : kind == PKT_ICMP4 ? IPPROTO_ICMP :
+                                                                             IPPROTO_UDP,
+        };
+        uint8_t class = ps_filter_class(m.family, m.proto);
         unsigned n = 0;
 
+        switch (kind) {
+        case PKT_UDP6:
+                inet_pton(AF_INET6, "2001:db8::1", m.src);
+                m.sport = 1024;
+                m.dport = 53;
+                break;
+        case PKT_ICMP4:
+                inet_pton(AF_INET, "198.18.0.1", m.src);
+                m.icmp_type = 8;
+                break;
+        default:
+                if (kind == PKT_MATCH4)
+                        m.src[0] = s->match_src;
+                else
+                        inet_pton(AF_INET, "198.18.0.1", m.src);
+                m.sport = 1024;
+                m.dport = kind == PKT_SYN4 ? 80 : 53;
+                m.tcp_flags = kind == PKT_SYN4 ? 0x02 : 0;
+                break;
+        }
         for (unsigned i = 0; i < s->n_shapes; i++)
-                n += !!(s->classes[i] & class);
+                n += (s->classes[i] & class) && s->gates &&
+                     filter_gates_pass(s->flags[i], i, s->gates, &m);
         return n;
 }
 

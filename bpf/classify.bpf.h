@@ -41,6 +41,16 @@ struct {
         __type(value, struct ps_filter_value);
 } filter_rules4 SEC(".maps");
 
+/* The gates of both banks (classify.h, PS_GATE_*); the daemon writes a whole load's through a
+ * mapping of the array. */
+struct {
+        __uint(type, BPF_MAP_TYPE_ARRAY);
+        __uint(max_entries, 2 * PS_GATE_BANK_WORDS);
+        __uint(map_flags, BPF_F_MMAPABLE);
+        __type(key, __u32);
+        __type(value, __u64);
+} filter_gates SEC(".maps");
+
 struct {
         __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
         __uint(max_entries, PS_FILTER_SLOTS);
@@ -146,12 +156,58 @@ static __always_inline int mask_has_l4(const struct ps_match *m)
                mask_has_inner(m);
 }
 
+/* One word of the gates of the bank c->bank_index (a lookup the verifier inlines: an array
+ * of plain words). NULL only for an index past the array, which the offsets rule out. */
+static __always_inline __u64 *gate_word(const struct classify_ctx *c, __u32 off)
+{
+        __u32 idx = (c->bank_index ? PS_GATE_BANK_WORDS : 0) + off;
+
+        return bpf_map_lookup_elem(&filter_gates, &idx);
+}
+
+/* Whether the gates of shape i (flags f) let the packet through: false when some field the
+ * shape looks at whole has a value no entry of the shape has. Read per shape rather than once
+ * per packet: each is one array read, and the program's stack has no room to keep them. A
+ * word that cannot be read lets the packet through (the lookup is done, the verdict stays
+ * exact). */
+static __always_inline int gates_pass(const struct classify_ctx *c, __u32 i, __u8 f)
+{
+        const struct ps_match *p = c->pkt;
+        __u64 *w;
+        __u32 bit;
+
+        if (f & PS_SHAPE_GATE_DPORT) {
+                w = gate_word(c, p->dport);
+                if (w && !((*w >> i) & 1))
+                        return 0;
+        }
+        if (f & PS_SHAPE_GATE_TYPE) {
+                w = gate_word(c, PS_GATE_TYPE_OFF + p->icmp_type);
+                if (w && !((*w >> i) & 1))
+                        return 0;
+        }
+        if (f & PS_SHAPE_GATE_SRC24) {
+                bit = ps_gate_src24(p->src[0]);
+                w = gate_word(c, PS_GATE_SRC24_OFF + (bit >> 6));
+                if (w && !((*w >> (bit & 63)) & 1))
+                        return 0;
+        }
+        if (f & PS_SHAPE_GATE_SRC64) {
+                bit = ps_gate_hash64(p->src[0], p->src[1]);
+                w = gate_word(c, PS_GATE_SRC64_OFF + (bit >> 6));
+                if (w && !((*w >> (bit & 63)) & 1))
+                        return 0;
+        }
+        return 1;
+}
+
 /* One shape: mask the tuple, one hash lookup. Run through bpf_loop() so that the verifier
  * checks this body once instead of once per shape and call site. */
 static long classify_shape(__u32 i, struct classify_ctx *c)
 {
         const struct ps_match *m;
         struct ps_filter_value *e;
+        __u8 f;
 
         if (i >= PS_FILTER_MAX_SHAPES || i >= c->bank->n_shapes)
                 return 1;
@@ -165,6 +221,11 @@ static long classify_shape(__u32 i, struct classify_ctx *c)
          * IPv6 prefixes longer than /32. */
         if (c->class && !(c->bank->classes[i] & c->class))
                 return 0;
+        /* Then the gates: no entry of the shape has the packet's value of a field the shape
+         * looks at whole. */
+        f = c->bank->flags[i];
+        if ((f & PS_SHAPE_GATES) && !gates_pass(c, i, f))
+                return 0;
         m = &c->bank->masks[i];
         if (c->lacks) {
                 if ((c->lacks & PS_CLS_NO_L4) && mask_has_l4(m))
@@ -174,7 +235,7 @@ static long classify_shape(__u32 i, struct classify_ctx *c)
                 if ((c->lacks & PS_CLS_NO_QPORTS) && (m->inner_sport | m->inner_dport))
                         return 0;
         }
-        if (c->bank->flags[i] & PS_SHAPE_KEY4) {
+        if (f & PS_SHAPE_KEY4) {
                 c->key4.shape = c->bank_index * PS_FILTER_MAX_SHAPES + i;
                 mask_match4(&c->key4.match, c->pkt, m);
                 e = bpf_map_lookup_elem(&filter_rules4, &c->key4);

@@ -112,9 +112,10 @@ static int on_ring_readable(sd_event_source *s, int fd, uint32_t revents, void *
 }
 
 int manager_start_drop_events(Manager *m) {
-        int state, banks, rules, rules4, counters, events, r;
+        int state, banks, rules, rules4, gates, counters, events, r;
 
-        r = filter_store_fds(m->filters, &state, &banks, &rules, &rules4, &counters, &events);
+        r = filter_store_fds(m->filters, &state, &banks, &rules, &rules4, &gates, &counters,
+                             &events);
         if (r < 0)
                 return r;
         m->drop_ring = ring_buffer__new(events, on_drop_event, m, NULL);

@@ -662,6 +662,59 @@ void filter_key4_of(const struct ps_filter_key *k, struct ps_filter_key4 *ret) {
         };
 }
 
+uint8_t filter_shape_flags(const struct ps_match *mask) {
+        uint8_t flags = 0;
+
+        assert(mask);
+        if (filter_mask_key4(mask))
+                flags |= PS_SHAPE_KEY4;
+        if (mask->dport == 0xffff)
+                flags |= PS_SHAPE_GATE_DPORT;
+        if (mask->icmp_type == 0xff)
+                flags |= PS_SHAPE_GATE_TYPE;
+        if ((ntohl(mask->src[0]) & 0xffffff00u) == 0xffffff00u)
+                flags |= PS_SHAPE_GATE_SRC24;
+        if (mask->src[0] == UINT32_MAX && mask->src[1] == UINT32_MAX)
+                flags |= PS_SHAPE_GATE_SRC64;
+        return flags;
+}
+
+size_t filter_gate_words(uint8_t flags, uint32_t shape, const struct ps_match *key,
+                         FilterGateWord ret[static FILTER_GATE_WORDS_MAX]) {
+        size_t n = 0;
+        uint32_t bit;
+
+        assert(key);
+        assert(shape < PS_FILTER_MAX_SHAPES);
+        if (flags & PS_SHAPE_GATE_DPORT)
+                ret[n++] = (FilterGateWord) { key->dport, UINT32_C(1) << shape };
+        if (flags & PS_SHAPE_GATE_TYPE)
+                ret[n++] = (FilterGateWord) { PS_GATE_TYPE_OFF + key->icmp_type,
+                                              UINT32_C(1) << shape };
+        if (flags & PS_SHAPE_GATE_SRC24) {
+                bit = ps_gate_src24(key->src[0]);
+                ret[n++] = (FilterGateWord) { PS_GATE_SRC24_OFF + (bit >> 6),
+                                              UINT64_C(1) << (bit & 63) };
+        }
+        if (flags & PS_SHAPE_GATE_SRC64) {
+                bit = ps_gate_hash64(key->src[0], key->src[1]);
+                ret[n++] = (FilterGateWord) { PS_GATE_SRC64_OFF + (bit >> 6),
+                                              UINT64_C(1) << (bit & 63) };
+        }
+        return n;
+}
+
+bool filter_gates_pass(uint8_t flags, uint32_t shape, const uint64_t *region,
+                       const struct ps_match *pkt) {
+        FilterGateWord w[FILTER_GATE_WORDS_MAX];
+        size_t n = filter_gate_words(flags, shape, pkt, w);
+
+        for (size_t i = 0; i < n; i++)
+                if (!(region[w[i].index] & w[i].bits))
+                        return false;
+        return true;
+}
+
 uint8_t filter_entry_classes(const struct ps_match *mask, const struct ps_match *key) {
         static const uint8_t families[] = { PS_FAMILY_IPV4, PS_FAMILY_IPV6 };
         uint8_t classes = 0;

@@ -87,6 +87,20 @@ bool filter_index_cacheable(const FilterIndex *ix);
 bool filter_mask_key4(const struct ps_match *mask);
 /* The filter_rules4 key of a key of such a shape (its address words 1-3 are zero). */
 void filter_key4_of(const struct ps_filter_key *k, struct ps_filter_key4 *ret);
+/* PS_SHAPE_* of a shape: its key map and its gates (classify.h), from its mask alone. */
+uint8_t filter_shape_flags(const struct ps_match *mask);
+/* The gate words (index in a bank's region of filter_gates) and the bits of each that an
+ * entry of a shape with these flags needs set; and, for a packet, whether the gates let it
+ * reach the shape (the classifier's test, for the benches and the tests). */
+typedef struct FilterGateWord {
+        uint32_t index;
+        uint64_t bits;
+} FilterGateWord;
+#define FILTER_GATE_WORDS_MAX 4
+size_t filter_gate_words(uint8_t flags, uint32_t shape, const struct ps_match *key,
+                         FilterGateWord ret[static FILTER_GATE_WORDS_MAX]);
+bool filter_gates_pass(uint8_t flags, uint32_t shape, const uint64_t *region,
+                       const struct ps_match *pkt);
 /* The PS_CLASS_* bits of the packets an entry (its shape's mask, its key) can match. */
 uint8_t filter_entry_classes(const struct ps_match *mask, const struct ps_match *key);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -46,6 +47,7 @@ static const BpfMapSpec filter_maps[] = {
         { "filter_counters", BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct ps_filter_counter),
           PS_FILTER_SLOTS, 0 },
         { "drop_events", BPF_MAP_TYPE_RINGBUF, 0, 0, PS_DROP_EVENTS_RING, 0 },
+        { "filter_gates", BPF_MAP_TYPE_ARRAY, 4, 8, 2 * PS_GATE_BANK_WORDS, BPF_F_MMAPABLE },
 };
 
 int filter_store_new(FilterStore **ret) {
@@ -56,6 +58,7 @@ int filter_store_new(FilterStore **ret) {
         if (!s)
                 return -ENOMEM;
         s->state_fd = s->banks_fd = s->rules_fd = s->rules4_fd = s->counters_fd = s->events_fd = -1;
+        s->gates_fd = -1;
         state_journal_init(&s->journal);
         s->slot_used = calloc(PS_FILTER_SLOTS, 1);
         if (!s->slot_used) {
@@ -79,6 +82,7 @@ FilterStore *filter_store_free(FilterStore *s) {
         safe_close(s->rules4_fd);
         safe_close(s->counters_fd);
         safe_close(s->events_fd);
+        safe_close(s->gates_fd);
         /* A change still in its thread: waited for, then ended as cancelled (its caller hears
          * -ECANCELED, the kernel keeps whatever it got: the next start loads filters.json). */
         if (s->offload)
@@ -99,12 +103,13 @@ FilterStore *filter_store_free(FilterStore *s) {
 }
 
 int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *rules4,
-                     int *counters, int *events) {
+                     int *gates, int *counters, int *events) {
         assert(s);
         assert(state);
         assert(banks);
         assert(rules);
         assert(rules4);
+        assert(gates);
         assert(counters);
         assert(events);
         if (s->state_fd < 0)
@@ -114,6 +119,7 @@ int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *ru
         *banks = s->banks_fd;
         *rules = s->rules_fd;
         *rules4 = s->rules4_fd;
+        *gates = s->gates_fd;
         *counters = s->counters_fd;
         return 0;
 }
@@ -235,12 +241,17 @@ static int load_batch_flush(struct load_batch *b) {
         return 0;
 }
 
-int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd, uint32_t *state,
-                       const FilterSet *set) {
+/* The whole filter_gates array, mapped (both banks: a mapping starts at the first value). */
+#define GATES_MAP_BYTES ((size_t) 2 * PS_GATE_BANK_WORDS * sizeof(uint64_t))
+
+int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd, int gates_fd,
+                       uint32_t *state, const FilterSet *set) {
         uint32_t bank = (*state & PS_FILTER_STATE_BANK) ^ 1, zero = 0, next;
+        uint64_t *gates;
         _cleanup_free_ struct load_batch *wide = NULL, *narrow = NULL;
         _cleanup_free_ struct ps_filter_bank *b = NULL;
         bool cacheable = true;
+        void *map;
         int r;
 
         r = clear_bank(rules_fd, rules4_fd, bank);
@@ -255,9 +266,28 @@ int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd, 
         narrow->fd = rules4_fd;
         b->n_shapes = set->n_shapes;
         memcpy(b->masks, set->masks, sizeof(struct ps_match) * set->n_shapes);
-        for (uint32_t i = 0; i < set->n_shapes; i++)
-                if (filter_mask_key4(&set->masks[i]))
-                        b->flags[i] |= PS_SHAPE_KEY4;
+        for (uint32_t i = 0; i < set->n_shapes; i++) {
+                b->flags[i] = filter_shape_flags(&set->masks[i]);
+                b->gates |= b->flags[i] & PS_SHAPE_GATES;
+        }
+
+        /* The gates of the inactive bank, computed afresh: no packet reads them before the
+         * flip. */
+        map = mmap(NULL, GATES_MAP_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, gates_fd, 0);
+        if (map == MAP_FAILED)
+                return -errno;
+        gates = (uint64_t *) map + (size_t) bank * PS_GATE_BANK_WORDS;
+        memset(gates, 0, PS_GATE_BANK_WORDS * sizeof(uint64_t));
+        for (size_t i = 0; i < set->n_entries; i++) {
+                const FilterEntry *e = &set->entries[i];
+                FilterGateWord w[FILTER_GATE_WORDS_MAX];
+                size_t n = filter_gate_words(b->flags[e->key.shape], e->key.shape,
+                                             &e->key.match, w);
+
+                for (size_t j = 0; j < n; j++)
+                        gates[w[j].index] |= w[j].bits;
+        }
+        (void) munmap(map, GATES_MAP_BYTES);
 
         /* The entries first, then the bank that says where they are and which packets look:
          * nothing reads this bank before the flip anyway. */
@@ -307,8 +337,24 @@ int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd, 
         return 0;
 }
 
-int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, int rules4_fd, uint32_t *state,
-                        const FilterIndex *ix, const FilterDelta *d) {
+/* ORs bits into one word of the gates of a bank (a single change: the daemon is the only
+ * writer, packets only read). */
+static int gate_word_or(int gates_fd, uint32_t bank, const FilterGateWord *w) {
+        uint32_t idx = bank * PS_GATE_BANK_WORDS + w->index;
+        uint64_t v;
+
+        if (bpf_map_lookup_elem(gates_fd, &idx, &v) < 0)
+                return -errno;
+        if ((v | w->bits) == v)
+                return 0;
+        v |= w->bits;
+        if (bpf_map_update_elem(gates_fd, &idx, &v, BPF_ANY) < 0)
+                return -errno;
+        return 0;
+}
+
+int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, int rules4_fd, int gates_fd,
+                        uint32_t *state, const FilterIndex *ix, const FilterDelta *d) {
         uint32_t bank = *state & PS_FILTER_STATE_BANK, zero = 0, next;
         _cleanup_free_ struct ps_filter_bank *b = NULL;
         bool bank_changed;
@@ -327,8 +373,10 @@ int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, int rules4_fd,
                  * reads them yet; the count goes up only once their entries are in. */
                 b->n_shapes = d->n_shapes_before;
                 memcpy(b->masks, ix->masks, sizeof(struct ps_match) * ix->n_shapes);
-                for (uint32_t i = d->n_shapes_before; i < ix->n_shapes; i++)
-                        b->flags[i] = filter_mask_key4(&ix->masks[i]) ? PS_SHAPE_KEY4 : 0;
+                for (uint32_t i = d->n_shapes_before; i < ix->n_shapes; i++) {
+                        b->flags[i] = filter_shape_flags(&ix->masks[i]);
+                        b->gates |= b->flags[i] & PS_SHAPE_GATES;
+                }
         }
         /* The classes of the entries to be written join their shapes' before the entries do
          * (a class with no entry costs a packet one lookup, an entry without its class would
@@ -344,6 +392,18 @@ int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, int rules4_fd,
                 if ((b->classes[shape] | classes) != b->classes[shape]) {
                         b->classes[shape] |= classes;
                         bank_changed = true;
+                }
+                /* The same for the gates: the entry's bits are set before it is written. */
+                {
+                        FilterGateWord w[FILTER_GATE_WORDS_MAX];
+                        size_t n = filter_gate_words(b->flags[shape], shape, &d->keys[i].match, w);
+                        int r;
+
+                        for (size_t j = 0; j < n; j++) {
+                                r = gate_word_or(gates_fd, bank, &w[j]);
+                                if (r < 0)
+                                        return r;
+                        }
                 }
         }
         if (bank_changed && bpf_map_update_elem(banks_fd, &bank, b, BPF_ANY) < 0)
@@ -390,8 +450,8 @@ static int kernel_load(FilterStore *s, const FilterSet *set) {
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         int r;
 
-        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, &s->state,
-                               set);
+        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, s->gates_fd,
+                               &s->state, set);
         if (r < 0)
                 return r;
         s->n_shapes = set->n_shapes;
@@ -728,8 +788,8 @@ static void change_work(FilterChange *c) {
         if (r < 0)
                 goto fail;
         t0 = now_usec(CLOCK_MONOTONIC);
-        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, &c->state,
-                               &set);
+        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, s->gates_fd,
+                               &c->state, &set);
         c->n_shapes = set.n_shapes;
         c->n_entries = set.n_entries;
         filter_set_done(&set);
@@ -1947,6 +2007,7 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
         s->rules4_fd = fds[3];
         s->counters_fd = fds[4];
         s->events_fd = fds[5];
+        s->gates_fd = fds[6];
         (void) bpf_map_lookup_elem(s->state_fd, &zero, &s->state);
 
         r = store_degraded_before(s);
@@ -2197,8 +2258,8 @@ static int store_apply(FilterStore *s, const FilterDelta *d, char **ret_error) {
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         int r;
 
-        r = filter_kernel_apply(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, &s->state,
-                                &s->index, d);
+        r = filter_kernel_apply(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, s->gates_fd,
+                                &s->state, &s->index, d);
         if (r < 0) {
                 (void) error_setf(ret_error, 0, "writing the change into the kernel failed: %s",
                                   strerror(-r));

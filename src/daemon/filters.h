@@ -31,7 +31,7 @@ struct FilterStore {
         size_t n_rules;
         uint32_t next_id;
 
-        int state_fd, banks_fd, rules_fd, rules4_fd, counters_fd, events_fd;
+        int state_fd, banks_fd, rules_fd, rules4_fd, counters_fd, events_fd, gates_fd;
         uint32_t state; /* filter_state: generation << 2 | cacheable << 1 | active bank */
         uint8_t *slot_used; /* PS_FILTER_SLOTS bytes */
 
@@ -83,7 +83,7 @@ int filter_store_start(FilterStore *s, sd_event *event, const char *state_dir,
                        const char *bpffs_root, char **ret_error);
 
 /* The map fds a link's program must share (bpf_map__reuse_fd). */
-int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *rules4,
+int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *rules4, int *gates,
                      int *counters, int *events);
 
 Filter *filter_store_find(FilterStore *s, uint32_t id);
@@ -174,12 +174,12 @@ int filter_store_replay_text(FilterStore *s, Filter ***rules, size_t *n, uint32_
 
 /* Fills the inactive bank of these maps with the set and flips to it; *state is the value of
  * filter_state before, and after on success. Used by the store, the tests and the bench. */
-int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd,
+int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd, int gates_fd,
                        uint32_t *state, const FilterSet *set);
 /* Writes what changed in the index (d) into the active bank, in an order that lets every
  * packet see the set before or the set after (bpf/README.md, "Changing one rule"), and starts
  * a new generation. Used by the store, the tests and the bench. */
-int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, int rules4_fd,
+int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, int rules4_fd, int gates_fd,
                         uint32_t *state, const FilterIndex *ix, const FilterDelta *d);
 
 /*

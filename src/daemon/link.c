@@ -55,15 +55,17 @@ static uint64_t program_build_id(void) {
 
 /* Every link's program classifies with the one rule set of the manager. */
 static int link_share_filter_maps(const LinkSetup *setup, struct guard_bpf *skel) {
-        int state, banks, rules, rules4, counters, events, r;
+        int state, banks, rules, rules4, gates, counters, events, r;
 
-        r = filter_store_fds(setup->filters, &state, &banks, &rules, &rules4, &counters, &events);
+        r = filter_store_fds(setup->filters, &state, &banks, &rules, &rules4, &gates, &counters,
+                             &events);
         if (r < 0)
                 return r;
         if ((r = bpf_map__reuse_fd(skel->maps.filter_state, state)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.filter_banks, banks)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.filter_rules, rules)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.filter_rules4, rules4)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.filter_gates, gates)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.filter_counters, counters)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.drop_events, events)) < 0)
                 return r;

@@ -43,7 +43,8 @@ static void load_rules(Filter **rules, size_t n) {
         cr_assert_eq(filter_kernel_load(bpf_map__fd(skel->maps.filter_state),
                                         bpf_map__fd(skel->maps.filter_banks),
                                         bpf_map__fd(skel->maps.filter_rules),
-                                        bpf_map__fd(skel->maps.filter_rules4), &state, &set), 0);
+                                        bpf_map__fd(skel->maps.filter_rules4),
+                                        bpf_map__fd(skel->maps.filter_gates), &state, &set), 0);
         filter_set_done(&set);
 }
 
@@ -202,7 +203,8 @@ static size_t load_ref(const struct ref_rule *rr, size_t n) {
         cr_assert_eq(filter_kernel_load(bpf_map__fd(skel->maps.filter_state),
                                         bpf_map__fd(skel->maps.filter_banks),
                                         bpf_map__fd(skel->maps.filter_rules),
-                                        bpf_map__fd(skel->maps.filter_rules4), &state, &set), 0);
+                                        bpf_map__fd(skel->maps.filter_rules4),
+                                        bpf_map__fd(skel->maps.filter_gates), &state, &set), 0);
         filter_set_done(&set);
         for (size_t i = 0; i < n; i++)
                 filter_free(rules[i]);
@@ -366,9 +368,10 @@ Test(bpf_filter, random_sets_agree_with_reference, .timeout = 280) {
 Test(bpf_filter, single_changes_agree_with_reference, .timeout = 200) {
         struct ref_rng g = { 9001 };
         unsigned cases = 0, bad = 0, drops = 0, changes = 0, grown = 0;
-        int fds[4] = { bpf_map__fd(skel->maps.filter_state), bpf_map__fd(skel->maps.filter_banks),
+        int fds[5] = { bpf_map__fd(skel->maps.filter_state), bpf_map__fd(skel->maps.filter_banks),
                        bpf_map__fd(skel->maps.filter_rules),
-                       bpf_map__fd(skel->maps.filter_rules4) };
+                       bpf_map__fd(skel->maps.filter_rules4),
+                       bpf_map__fd(skel->maps.filter_gates) };
 
         for (int round = 0; round < 16; round++) {
                 struct ref_rule rr[CHANGE_RULES_MAX];
@@ -382,7 +385,7 @@ Test(bpf_filter, single_changes_agree_with_reference, .timeout = 200) {
                 int r;
 
                 n = ref_random_indexed(&g, rr, ptrs, n, &next_id, &set, &ix);
-                cr_assert_eq(filter_kernel_load(fds[0], fds[1], fds[2], fds[3], &state, &set), 0);
+                cr_assert_eq(filter_kernel_load(fds[0], fds[1], fds[2], fds[3], fds[4], &state, &set), 0);
                 filter_set_done(&set);
                 for (int k = 0; k < CHANGE_PACKETS; k++)
                         ref_random_pkt(&g, &pkts[k]);
@@ -436,7 +439,7 @@ Test(bpf_filter, single_changes_agree_with_reference, .timeout = 200) {
                                 }
                         }
                         grown += d.shapes_grown;
-                        cr_assert_eq(filter_kernel_apply(fds[0], fds[1], fds[2], fds[3], &state,
+                        cr_assert_eq(filter_kernel_apply(fds[0], fds[1], fds[2], fds[3], fds[4], &state,
                                                          &ix, &d), 0);
                         filter_delta_done(&d);
                         filter_delta_done(&gone);

@@ -70,7 +70,8 @@ static void add_rule(const char *json) {
         cr_assert_eq(filter_kernel_load(bpf_map__fd(skel->maps.filter_state),
                                         bpf_map__fd(skel->maps.filter_banks),
                                         bpf_map__fd(skel->maps.filter_rules),
-                                        bpf_map__fd(skel->maps.filter_rules4), &state, &set), 0);
+                                        bpf_map__fd(skel->maps.filter_rules4),
+                                        bpf_map__fd(skel->maps.filter_gates), &state, &set), 0);
         filter_set_done(&set);
 }
 

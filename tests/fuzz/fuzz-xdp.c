@@ -134,7 +134,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         CHECK(filter_kernel_load(bpf_map__fd(skel->maps.filter_state),
                                  bpf_map__fd(skel->maps.filter_banks),
                                  bpf_map__fd(skel->maps.filter_rules),
-                                 bpf_map__fd(skel->maps.filter_rules4), &state, &set) == 0);
+                                 bpf_map__fd(skel->maps.filter_rules4),
+                                        bpf_map__fd(skel->maps.filter_gates), &state, &set) == 0);
         filter_set_done(&set);
         prog_fd = bpf_program__fd(skel->progs.xdp_guard);
         stats_fd = bpf_map__fd(skel->maps.stats);
