@@ -122,14 +122,15 @@ struct classify_ctx {
         struct ps_filter_bank *bank;
         __u64 best;
         __u64 cbest;
-        __u32 bank_index;
         __u32 slot;
         __u32 count_slot;
+        __u32 cand; /* the shapes still to look up (bit i: shape i) */
         /* Narrow: the frame stays at the size it had with 32-bit ranks, and the key's match
          * 8-byte aligned (mask_match() writes it in 64-bit words). */
-        __u16 action;
+        __u8 bank_index;
+        __u8 action;
         __u8 lacks; /* PS_CLS_* */
-        __u8 class; /* PS_CLASS_* of the packet (0: none known, no shape skipped for it) */
+        __u8 pad;
         union {
                 struct ps_filter_key key;
                 struct ps_filter_key4 key4;
@@ -156,76 +157,91 @@ static __always_inline int mask_has_l4(const struct ps_match *m)
                mask_has_inner(m);
 }
 
-/* One word of the gates of the bank c->bank_index (a lookup the verifier inlines: an array
- * of plain words). NULL only for an index past the array, which the offsets rule out. */
-static __always_inline __u64 *gate_word(const struct classify_ctx *c, __u32 off)
+/* The index of the lowest set bit of a non-zero word: the bits below it counted, without a
+ * branch (the instruction set has no count of trailing zeros, and branches would multiply
+ * what the verifier walks). */
+static __always_inline __u32 lowest_bit(__u32 x)
 {
-        __u32 idx = (c->bank_index ? PS_GATE_BANK_WORDS : 0) + off;
+        __u32 v = (x & -x) - 1;
+
+        v = v - ((v >> 1) & 0x55555555u);
+        v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+        return (((v + (v >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24;
+}
+
+/* One word of the gates of a bank (a lookup the verifier inlines: an array of plain words).
+ * NULL only for an index past the array, which the offsets rule out. */
+static __always_inline __u64 *gate_word(__u32 bank, __u32 off)
+{
+        __u32 idx = (bank ? PS_GATE_BANK_WORDS : 0) + off;
 
         return bpf_map_lookup_elem(&filter_gates, &idx);
 }
 
-/* Whether the gates of shape i (flags f) let the packet through: false when some field the
- * shape looks at whole has a value no entry of the shape has. Read per shape rather than once
- * per packet: each is one array read, and the program's stack has no room to keep them. A
- * word that cannot be read lets the packet through (the lookup is done, the verdict stays
- * exact). */
-static __always_inline int gates_pass(const struct classify_ctx *c, __u32 i, __u8 f)
+/* The shapes of a gate kind the gate lets through: those of the word (or its half) the
+ * packet's value picks, and every shape without that gate. A word that cannot be read lets
+ * every shape through (the lookups are done, the verdict stays exact). */
+static __always_inline __u32 gate_pass(__u32 kind_shapes, const __u64 *w, __u32 shift)
 {
-        const struct ps_match *p = c->pkt;
-        __u64 *w;
-        __u32 bit;
-
-        if (f & PS_SHAPE_GATE_DPORT) {
-                w = gate_word(c, p->dport);
-                if (w && !((*w >> i) & 1))
-                        return 0;
-        }
-        if (f & PS_SHAPE_GATE_TYPE) {
-                w = gate_word(c, PS_GATE_TYPE_OFF + p->icmp_type);
-                if (w && !((*w >> i) & 1))
-                        return 0;
-        }
-        if (f & PS_SHAPE_GATE_SRC24) {
-                bit = ps_gate_src24(p->src[0]);
-                w = gate_word(c, PS_GATE_SRC24_OFF + (bit >> 6));
-                if (w && !((*w >> (bit & 63)) & 1))
-                        return 0;
-        }
-        if (f & PS_SHAPE_GATE_SRC64) {
-                bit = ps_gate_hash64(p->src[0], p->src[1]);
-                w = gate_word(c, PS_GATE_SRC64_OFF + (bit >> 6));
-                if (w && !((*w >> (bit & 63)) & 1))
-                        return 0;
-        }
-        return 1;
+        return w ? (__u32) (*w >> shift) | ~kind_shapes : ~0u;
 }
 
-/* One shape: mask the tuple, one hash lookup. Run through bpf_loop() so that the verifier
- * checks this body once instead of once per shape and call site. */
-static long classify_shape(__u32 i, struct classify_ctx *c)
+/* The shapes a packet looks up: those of its class (all, for a family the classifier does
+ * not know) that the gates let through, below n_shapes. A global function: the verifier
+ * checks it once, on its own, in a frame of its own. */
+__attribute__((noinline)) __u32 ps_filter_candidates(const struct ps_filter_bank *b, __u32 bank,
+                                                     const struct ps_match *pkt)
+{
+        __u8 class;
+        __u32 n, cand, k, bucket;
+
+        if (!b || !pkt)
+                return ~0u;
+        class = ps_filter_class(pkt->family, pkt->proto);
+        n = b->n_shapes;
+
+        cand = n >= PS_FILTER_MAX_SHAPES ? ~0u : (1u << n) - 1;
+        if (class) {
+                k = lowest_bit(class);
+                cand &= b->class_shapes[k & 7];
+        }
+        if (cand & b->gate_shapes[PS_GATE_KIND_DPORT])
+                cand &= gate_pass(b->gate_shapes[PS_GATE_KIND_DPORT],
+                                  gate_word(bank, pkt->dport), 0);
+        if (cand & b->gate_shapes[PS_GATE_KIND_TYPE])
+                cand &= gate_pass(b->gate_shapes[PS_GATE_KIND_TYPE],
+                                  gate_word(bank, PS_GATE_TYPE_OFF + pkt->icmp_type), 0);
+        if (cand & b->gate_shapes[PS_GATE_KIND_SRC24]) {
+                bucket = ps_gate_src24(pkt->src[0]);
+                cand &= gate_pass(b->gate_shapes[PS_GATE_KIND_SRC24],
+                                  gate_word(bank, PS_GATE_SRC_OFF + (bucket >> 1)),
+                                  (bucket & 1) * 32);
+        }
+        if (cand & b->gate_shapes[PS_GATE_KIND_SRC64]) {
+                bucket = ps_gate_src64(pkt->src[0], pkt->src[1]);
+                cand &= gate_pass(b->gate_shapes[PS_GATE_KIND_SRC64],
+                                  gate_word(bank, PS_GATE_SRC_OFF + (bucket >> 1)),
+                                  (bucket & 1) * 32);
+        }
+        return cand;
+}
+
+/* One candidate shape: the next one of c->cand; mask the tuple, one hash lookup. Run through
+ * bpf_loop() so that the verifier checks this body once instead of once per shape. */
+static long classify_shape(__u32 n, struct classify_ctx *c)
 {
         const struct ps_match *m;
         struct ps_filter_value *e;
-        __u8 f;
+        __u32 i;
 
-        if (i >= PS_FILTER_MAX_SHAPES || i >= c->bank->n_shapes)
+        if (!c->cand)
                 return 1;
+        i = lowest_bit(c->cand);
+        c->cand &= c->cand - 1;
         /* A power of two: the mask keeps the index provably inside the array. The empty asm
          * stops the compiler from reusing its unmasked copy of i. */
         asm volatile("" : "+r"(i));
         i &= PS_FILTER_MAX_SHAPES - 1;
-        /* The lookup is most of a shape's cost: skip the shapes with no entry of the
-         * packet's family and protocol (the daemon keeps classes[] a superset of what the
-         * shape's entries can match). This also skips, for an IPv4 packet, every shape of
-         * IPv6 prefixes longer than /32. */
-        if (c->class && !(c->bank->classes[i] & c->class))
-                return 0;
-        /* Then the gates: no entry of the shape has the packet's value of a field the shape
-         * looks at whole. */
-        f = c->bank->flags[i];
-        if ((f & PS_SHAPE_GATES) && !gates_pass(c, i, f))
-                return 0;
         m = &c->bank->masks[i];
         if (c->lacks) {
                 if ((c->lacks & PS_CLS_NO_L4) && mask_has_l4(m))
@@ -235,7 +251,7 @@ static long classify_shape(__u32 i, struct classify_ctx *c)
                 if ((c->lacks & PS_CLS_NO_QPORTS) && (m->inner_sport | m->inner_dport))
                         return 0;
         }
-        if (f & PS_SHAPE_KEY4) {
+        if (c->bank->flags[i] & PS_SHAPE_KEY4) {
                 c->key4.shape = c->bank_index * PS_FILTER_MAX_SHAPES + i;
                 mask_match4(&c->key4.match, c->pkt, m);
                 e = bpf_map_lookup_elem(&filter_rules4, &c->key4);
@@ -249,7 +265,7 @@ static long classify_shape(__u32 i, struct classify_ctx *c)
                 return 0;
         if (e->rank > c->best) {
                 c->best = e->rank;
-                c->action = (__u16) e->action;
+                c->action = (__u8) e->action;
                 c->slot = e->slot;
         }
         if (e->count_rank > c->cbest) {
@@ -275,10 +291,14 @@ static __always_inline void classify(const struct ps_match *pkt, __u32 lacks, st
         __builtin_memset(&c, 0, sizeof(c));
         c.pkt = pkt;
         c.lacks = (__u8) lacks;
-        c.class = ps_filter_class(pkt->family, pkt->proto);
-        c.bank_index = v->state & PS_FILTER_STATE_BANK;
-        c.bank = bpf_map_lookup_elem(&filter_banks, &c.bank_index);
+        /* c.cand is the lookup's key here (no other slot of the stack is spared for it). */
+        c.cand = v->state & PS_FILTER_STATE_BANK;
+        c.bank_index = (__u8) c.cand;
+        c.bank = bpf_map_lookup_elem(&filter_banks, &c.cand);
         if (!c.bank || c.bank->n_shapes == 0)
+                return;
+        c.cand = ps_filter_candidates(c.bank, c.bank_index, pkt);
+        if (!c.cand)
                 return;
         bpf_loop(PS_FILTER_MAX_SHAPES, classify_shape, &c, 0);
         v->action = c.action;

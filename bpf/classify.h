@@ -117,13 +117,14 @@ struct ps_filter_value {
 /* ps_filter_bank.flags[shape] */
 #define PS_SHAPE_KEY4 1 /* its entries are in filter_rules4 (see struct ps_match4) */
 /* Gates (filter_gates, below): the shape is looked up only when the gate of its kind lets the
- * packet through. A shape gets the gate of every field its mask covers whole:
- *   GATE_DPORT  the destination port (all 16 bits): the port's word holds the shape's bit;
- *   GATE_TYPE   the ICMP type (all 8 bits): the type's word holds the shape's bit;
- *   GATE_SRC24  the top 24 bits of source address word 0 (IPv4 /24 to /32, IPv6 /24 and
- *               longer): one bit per value, shared by every such shape;
- *   GATE_SRC64  source address words 0 and 1 (IPv6 /64 and longer): one bit per value of
- *               ps_gate_hash64(), shared by every such shape. */
+ * packet through. A shape gets the gates of the fields its mask covers whole:
+ *   GATE_DPORT  the destination port (all 16 bits): the port's word has the shape's bit;
+ *   GATE_TYPE   the ICMP type (all 8 bits): the type's word has the shape's bit;
+ *   GATE_SRC24  the top 24 bits of source address word 0, and not word 1 whole (IPv4 /24 to
+ *               /32, IPv6 /24 to /63): the bucket of ps_gate_src24() has the shape's bit;
+ *   GATE_SRC64  source address words 0 and 1 (IPv6 /64 and longer): the bucket of
+ *               ps_gate_src64() has the shape's bit.
+ * Buckets are hashed: two values may share one, which costs a lookup, never a verdict. */
 #define PS_SHAPE_GATE_DPORT 2
 #define PS_SHAPE_GATE_TYPE 4
 #define PS_SHAPE_GATE_SRC24 8
@@ -133,34 +134,36 @@ struct ps_filter_value {
 
 /* filter_gates: an array of 64-bit words (an array map's elements are 8-byte aligned, and the
  * daemon writes whole loads through a mapping of it), one region per bank at
- * bank * PS_GATE_BANK_WORDS. A word or bit is set when some entry of a gated shape has that
- * value under its mask; a packet whose value has no bit cannot match any entry of the shapes
- * of that gate, and skips their lookups. Whole loads compute the region exactly (in the
- * inactive bank, before the flip); a single change sets the bits of the entries it writes
- * before writing them and never clears one, like the classes. */
-#define PS_GATE_TYPE_OFF 65536u                   /* after one word per destination port */
-#define PS_GATE_SRC24_OFF (PS_GATE_TYPE_OFF + 256u) /* after one word per ICMP type */
-#define PS_GATE_BITMAP_WORDS (1u << 18)           /* 2^24 bits */
-#define PS_GATE_SRC64_OFF (PS_GATE_SRC24_OFF + PS_GATE_BITMAP_WORDS)
-#define PS_GATE_BANK_WORDS (PS_GATE_SRC64_OFF + PS_GATE_BITMAP_WORDS)
+ * bank * PS_GATE_BANK_WORDS: a word per destination port and per ICMP type (the low 32 bits:
+ * one per shape), then the source buckets, two 32-bit shape masks to a word. A bit is set when
+ * some entry of the shape has that value under its mask; a packet whose value lacks the
+ * shape's bit cannot match any entry of it, and skips its lookup. Whole loads compute the
+ * region exactly (in the inactive bank, before the flip); a single change sets the bits of the
+ * entries it writes before writing them and never clears one, like the classes. */
+#define PS_GATE_TYPE_OFF 65536u                  /* after one word per destination port */
+#define PS_GATE_SRC_OFF (PS_GATE_TYPE_OFF + 256u) /* after one word per ICMP type */
+#define PS_GATE_SRC_BITS 20                      /* 2^20 source buckets */
+#define PS_GATE_BANK_WORDS (PS_GATE_SRC_OFF + (1u << (PS_GATE_SRC_BITS - 1)))
 
-/* The bit of GATE_SRC24 for source address word 0 (network order, as in struct ps_match). */
+/* The bucket of GATE_SRC24 for source address word 0 (network order, as in struct ps_match):
+ * a hash of its first three bytes. */
 static inline __u32 ps_gate_src24(__u32 w0)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         w0 = ((w0 & 0xff) << 24) | ((w0 & 0xff00) << 8) | ((w0 >> 8) & 0xff00) | (w0 >> 24);
 #endif
-        return w0 >> 8; /* the first three bytes of the address */
+        w0 >>= 8;
+        return (w0 * 0x9e3779b1u) >> (32 - PS_GATE_SRC_BITS);
 }
 
-/* The bit of GATE_SRC64 for source address words 0 and 1: a multiplicative hash to 24 bits. */
-static inline __u32 ps_gate_hash64(__u32 w0, __u32 w1)
+/* The bucket of GATE_SRC64 for source address words 0 and 1. */
+static inline __u32 ps_gate_src64(__u32 w0, __u32 w1)
 {
         __u32 h = (w0 * 0x9e3779b1u) ^ w1;
 
         h *= 0x85ebca77u;
         h ^= h >> 15;
-        return h & ((1u << 24) - 1);
+        return h & ((1u << PS_GATE_SRC_BITS) - 1);
 }
 
 /* A packet's class: its family crossed with its protocol (ICMP for IPv4, ICMPv6 for IPv6).
@@ -201,11 +204,21 @@ static inline __u8 ps_filter_class(__u8 family, __u8 proto)
 /* filter_banks[bank]: the shapes of that bank. */
 struct ps_filter_bank {
         __u32 n_shapes;
-        __u32 gates; /* PS_SHAPE_GATE_* of any shape: the gate words a packet reads */
+        __u32 pad;
         struct ps_match masks[PS_FILTER_MAX_SHAPES];
         __u8 flags[PS_FILTER_MAX_SHAPES];   /* PS_SHAPE_* */
         __u8 classes[PS_FILTER_MAX_SHAPES]; /* PS_CLASS_* */
+        /* The same by shape bits (bit i: shape i), which the daemon derives from flags and
+         * classes whenever it writes the bank (filter_bank_derive()): a packet ANDs them into
+         * the set of shapes it looks up, and visits only those. */
+        __u32 class_shapes[8]; /* [bit of the class]: the shapes with that class */
+        __u32 gate_shapes[4];  /* [PS_GATE_KIND_*]: the shapes with that gate */
 };
+
+#define PS_GATE_KIND_DPORT 0
+#define PS_GATE_KIND_TYPE 1
+#define PS_GATE_KIND_SRC24 2
+#define PS_GATE_KIND_SRC64 3
 
 /* Per-CPU counters of one rule (filter_counters[slot]). */
 struct ps_filter_counter {

@@ -672,17 +672,17 @@ uint8_t filter_shape_flags(const struct ps_match *mask) {
                 flags |= PS_SHAPE_GATE_DPORT;
         if (mask->icmp_type == 0xff)
                 flags |= PS_SHAPE_GATE_TYPE;
-        if ((ntohl(mask->src[0]) & 0xffffff00u) == 0xffffff00u)
-                flags |= PS_SHAPE_GATE_SRC24;
         if (mask->src[0] == UINT32_MAX && mask->src[1] == UINT32_MAX)
                 flags |= PS_SHAPE_GATE_SRC64;
+        else if ((ntohl(mask->src[0]) & 0xffffff00u) == 0xffffff00u)
+                flags |= PS_SHAPE_GATE_SRC24;
         return flags;
 }
 
 size_t filter_gate_words(uint8_t flags, uint32_t shape, const struct ps_match *key,
                          FilterGateWord ret[static FILTER_GATE_WORDS_MAX]) {
         size_t n = 0;
-        uint32_t bit;
+        uint32_t bucket;
 
         assert(key);
         assert(shape < PS_FILTER_MAX_SHAPES);
@@ -691,15 +691,11 @@ size_t filter_gate_words(uint8_t flags, uint32_t shape, const struct ps_match *k
         if (flags & PS_SHAPE_GATE_TYPE)
                 ret[n++] = (FilterGateWord) { PS_GATE_TYPE_OFF + key->icmp_type,
                                               UINT32_C(1) << shape };
-        if (flags & PS_SHAPE_GATE_SRC24) {
-                bit = ps_gate_src24(key->src[0]);
-                ret[n++] = (FilterGateWord) { PS_GATE_SRC24_OFF + (bit >> 6),
-                                              UINT64_C(1) << (bit & 63) };
-        }
-        if (flags & PS_SHAPE_GATE_SRC64) {
-                bit = ps_gate_hash64(key->src[0], key->src[1]);
-                ret[n++] = (FilterGateWord) { PS_GATE_SRC64_OFF + (bit >> 6),
-                                              UINT64_C(1) << (bit & 63) };
+        if (flags & (PS_SHAPE_GATE_SRC24 | PS_SHAPE_GATE_SRC64)) {
+                bucket = (flags & PS_SHAPE_GATE_SRC64) ? ps_gate_src64(key->src[0], key->src[1]) :
+                                                          ps_gate_src24(key->src[0]);
+                ret[n++] = (FilterGateWord) { PS_GATE_SRC_OFF + (bucket >> 1),
+                                              UINT64_C(1) << ((bucket & 1) * 32 + shape) };
         }
         return n;
 }
@@ -713,6 +709,29 @@ bool filter_gates_pass(uint8_t flags, uint32_t shape, const uint64_t *region,
                 if (!(region[w[i].index] & w[i].bits))
                         return false;
         return true;
+}
+
+void filter_bank_derive(struct ps_filter_bank *b) {
+        static const uint8_t kinds[] = {
+                [PS_GATE_KIND_DPORT] = PS_SHAPE_GATE_DPORT,
+                [PS_GATE_KIND_TYPE] = PS_SHAPE_GATE_TYPE,
+                [PS_GATE_KIND_SRC24] = PS_SHAPE_GATE_SRC24,
+                [PS_GATE_KIND_SRC64] = PS_SHAPE_GATE_SRC64,
+        };
+
+        assert(b);
+        memset(b->class_shapes, 0, sizeof b->class_shapes);
+        memset(b->gate_shapes, 0, sizeof b->gate_shapes);
+        /* Every shape, also those past n_shapes: a single change writes new shapes there
+         * before it raises the count, and the program masks the count in. */
+        for (uint32_t i = 0; i < PS_FILTER_MAX_SHAPES; i++) {
+                for (unsigned k = 0; k < 8; k++)
+                        if (b->classes[i] & (1u << k))
+                                b->class_shapes[k] |= UINT32_C(1) << i;
+                for (unsigned k = 0; k < ELEMENTSOF(kinds); k++)
+                        if (b->flags[i] & kinds[k])
+                                b->gate_shapes[k] |= UINT32_C(1) << i;
+        }
 }
 
 uint8_t filter_entry_classes(const struct ps_match *mask, const struct ps_match *key) {

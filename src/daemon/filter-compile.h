@@ -101,6 +101,8 @@ size_t filter_gate_words(uint8_t flags, uint32_t shape, const struct ps_match *k
                          FilterGateWord ret[static FILTER_GATE_WORDS_MAX]);
 bool filter_gates_pass(uint8_t flags, uint32_t shape, const uint64_t *region,
                        const struct ps_match *pkt);
+/* Fills a bank's class_shapes and gate_shapes from its classes and flags. */
+void filter_bank_derive(struct ps_filter_bank *b);
 /* The PS_CLASS_* bits of the packets an entry (its shape's mask, its key) can match. */
 uint8_t filter_entry_classes(const struct ps_match *mask, const struct ps_match *key);
 

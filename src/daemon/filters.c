@@ -266,10 +266,8 @@ int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd, 
         narrow->fd = rules4_fd;
         b->n_shapes = set->n_shapes;
         memcpy(b->masks, set->masks, sizeof(struct ps_match) * set->n_shapes);
-        for (uint32_t i = 0; i < set->n_shapes; i++) {
+        for (uint32_t i = 0; i < set->n_shapes; i++)
                 b->flags[i] = filter_shape_flags(&set->masks[i]);
-                b->gates |= b->flags[i] & PS_SHAPE_GATES;
-        }
 
         /* The gates of the inactive bank, computed afresh: no packet reads them before the
          * flip. */
@@ -319,6 +317,7 @@ int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd, 
                 r = load_batch_flush(narrow);
         if (r < 0)
                 return r;
+        filter_bank_derive(b);
         if (bpf_map_update_elem(banks_fd, &bank, b, BPF_ANY) < 0)
                 return -errno;
 
@@ -373,10 +372,8 @@ int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, int rules4_fd,
                  * reads them yet; the count goes up only once their entries are in. */
                 b->n_shapes = d->n_shapes_before;
                 memcpy(b->masks, ix->masks, sizeof(struct ps_match) * ix->n_shapes);
-                for (uint32_t i = d->n_shapes_before; i < ix->n_shapes; i++) {
+                for (uint32_t i = d->n_shapes_before; i < ix->n_shapes; i++)
                         b->flags[i] = filter_shape_flags(&ix->masks[i]);
-                        b->gates |= b->flags[i] & PS_SHAPE_GATES;
-                }
         }
         /* The classes of the entries to be written join their shapes' before the entries do
          * (a class with no entry costs a packet one lookup, an entry without its class would
@@ -406,8 +403,11 @@ int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, int rules4_fd,
                         }
                 }
         }
-        if (bank_changed && bpf_map_update_elem(banks_fd, &bank, b, BPF_ANY) < 0)
-                return -errno;
+        if (bank_changed) {
+                filter_bank_derive(b);
+                if (bpf_map_update_elem(banks_fd, &bank, b, BPF_ANY) < 0)
+                        return -errno;
+        }
         /* One entry at a time, each replaced whole (a hash map update swaps the element under
          * RCU); the keys come in the order the delta lists them: a changed rule's new entries
          * before its old ones go. */
