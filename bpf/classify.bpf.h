@@ -186,6 +186,20 @@ static __always_inline __u32 gate_pass(__u32 kind_shapes, const __u64 *w, __u32 
         return w ? (__u32) (*w >> shift) | ~kind_shapes : ~0u;
 }
 
+/* The same for a source key: none of the kind's shapes when the key's bit is clear, else
+ * those of its bucket. */
+static __always_inline __u32 gate_src(__u32 kind_shapes, __u32 bank, __u32 key)
+{
+        __u64 *w = gate_word(bank, PS_GATE_KEYS_OFF + (key >> 6));
+        __u32 bucket;
+
+        if (w && !((*w >> (key & 63)) & 1))
+                return ~kind_shapes;
+        bucket = ps_gate_bucket(key);
+        return gate_pass(kind_shapes, gate_word(bank, PS_GATE_BUCKETS_OFF + (bucket >> 1)),
+                         (bucket & 1) * 32);
+}
+
 /* The shapes a packet looks up: those of its class (all, for a family the classifier does
  * not know) that the gates let through, below n_shapes. A global function: the verifier
  * checks it once, on its own, in a frame of its own. */
@@ -193,7 +207,7 @@ __attribute__((noinline)) __u32 ps_filter_candidates(const struct ps_filter_bank
                                                      const struct ps_match *pkt)
 {
         __u8 class;
-        __u32 n, cand, k, bucket;
+        __u32 n, cand, k;
 
         if (!b || !pkt)
                 return ~0u;
@@ -211,18 +225,12 @@ __attribute__((noinline)) __u32 ps_filter_candidates(const struct ps_filter_bank
         if (cand & b->gate_shapes[PS_GATE_KIND_TYPE])
                 cand &= gate_pass(b->gate_shapes[PS_GATE_KIND_TYPE],
                                   gate_word(bank, PS_GATE_TYPE_OFF + pkt->icmp_type), 0);
-        if (cand & b->gate_shapes[PS_GATE_KIND_SRC24]) {
-                bucket = ps_gate_src24(pkt->src[0]);
-                cand &= gate_pass(b->gate_shapes[PS_GATE_KIND_SRC24],
-                                  gate_word(bank, PS_GATE_SRC_OFF + (bucket >> 1)),
-                                  (bucket & 1) * 32);
-        }
-        if (cand & b->gate_shapes[PS_GATE_KIND_SRC64]) {
-                bucket = ps_gate_src64(pkt->src[0], pkt->src[1]);
-                cand &= gate_pass(b->gate_shapes[PS_GATE_KIND_SRC64],
-                                  gate_word(bank, PS_GATE_SRC_OFF + (bucket >> 1)),
-                                  (bucket & 1) * 32);
-        }
+        if (cand & b->gate_shapes[PS_GATE_KIND_SRC24])
+                cand &= gate_src(b->gate_shapes[PS_GATE_KIND_SRC24], bank,
+                                 ps_gate_key24(pkt->src[0]));
+        if (cand & b->gate_shapes[PS_GATE_KIND_SRC64])
+                cand &= gate_src(b->gate_shapes[PS_GATE_KIND_SRC64], bank,
+                                 ps_gate_key64(pkt->src[0], pkt->src[1]));
         return cand;
 }
 

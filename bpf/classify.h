@@ -121,10 +121,13 @@ struct ps_filter_value {
  *   GATE_DPORT  the destination port (all 16 bits): the port's word has the shape's bit;
  *   GATE_TYPE   the ICMP type (all 8 bits): the type's word has the shape's bit;
  *   GATE_SRC24  the top 24 bits of source address word 0, and not word 1 whole (IPv4 /24 to
- *               /32, IPv6 /24 to /63): the bucket of ps_gate_src24() has the shape's bit;
- *   GATE_SRC64  source address words 0 and 1 (IPv6 /64 and longer): the bucket of
- *               ps_gate_src64() has the shape's bit.
- * Buckets are hashed: two values may share one, which costs a lookup, never a verdict. */
+ *               /32, IPv6 /24 to /63): key ps_gate_key24(), those 24 bits;
+ *   GATE_SRC64  source address words 0 and 1 (IPv6 /64 and longer): key ps_gate_key64(), a
+ *               24-bit hash of them.
+ * A source key has one bit in a bitmap of 2^24 (any source-gated shape has an entry with that
+ * key) and, when that bit is set, the shape's bit in a bucket of 2^20 (ps_gate_bucket()):
+ * the first is exact for IPv4, the second tells the shapes apart. Two keys may share a bucket
+ * (and two IPv6 /64s a key), which costs a lookup, never a verdict. */
 #define PS_SHAPE_GATE_DPORT 2
 #define PS_SHAPE_GATE_TYPE 4
 #define PS_SHAPE_GATE_SRC24 8
@@ -135,35 +138,43 @@ struct ps_filter_value {
 /* filter_gates: an array of 64-bit words (an array map's elements are 8-byte aligned, and the
  * daemon writes whole loads through a mapping of it), one region per bank at
  * bank * PS_GATE_BANK_WORDS: a word per destination port and per ICMP type (the low 32 bits:
- * one per shape), then the source buckets, two 32-bit shape masks to a word. A bit is set when
- * some entry of the shape has that value under its mask; a packet whose value lacks the
- * shape's bit cannot match any entry of it, and skips its lookup. Whole loads compute the
- * region exactly (in the inactive bank, before the flip); a single change sets the bits of the
- * entries it writes before writing them and never clears one, like the classes. */
-#define PS_GATE_TYPE_OFF 65536u                  /* after one word per destination port */
-#define PS_GATE_SRC_OFF (PS_GATE_TYPE_OFF + 256u) /* after one word per ICMP type */
-#define PS_GATE_SRC_BITS 20                      /* 2^20 source buckets */
-#define PS_GATE_BANK_WORDS (PS_GATE_SRC_OFF + (1u << (PS_GATE_SRC_BITS - 1)))
+ * one per shape), the source key bitmap, then the source buckets, two 32-bit shape masks to a
+ * word. A bit is set when some entry of the shape has that value under its mask; a packet
+ * whose value lacks the shape's bit cannot match any entry of it, and skips its lookup. Whole
+ * loads compute the region exactly (in the inactive bank, before the flip); a single change
+ * sets the bits of the entries it writes before writing them and never clears one, like the
+ * classes. */
+#define PS_GATE_TYPE_OFF 65536u                   /* after one word per destination port */
+#define PS_GATE_KEYS_OFF (PS_GATE_TYPE_OFF + 256u) /* after one word per ICMP type */
+#define PS_GATE_KEY_BITS 24                       /* 2^24 source keys: a bit each */
+#define PS_GATE_BUCKETS_OFF (PS_GATE_KEYS_OFF + (1u << (PS_GATE_KEY_BITS - 6)))
+#define PS_GATE_BUCKET_BITS 20                    /* 2^20 buckets: 32 shape bits each */
+#define PS_GATE_BANK_WORDS (PS_GATE_BUCKETS_OFF + (1u << (PS_GATE_BUCKET_BITS - 1)))
 
-/* The bucket of GATE_SRC24 for source address word 0 (network order, as in struct ps_match):
- * a hash of its first three bytes. */
-static inline __u32 ps_gate_src24(__u32 w0)
+/* The key of GATE_SRC24: the first three bytes of source address word 0 (network order, as
+ * in struct ps_match). */
+static inline __u32 ps_gate_key24(__u32 w0)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         w0 = ((w0 & 0xff) << 24) | ((w0 & 0xff00) << 8) | ((w0 >> 8) & 0xff00) | (w0 >> 24);
 #endif
-        w0 >>= 8;
-        return (w0 * 0x9e3779b1u) >> (32 - PS_GATE_SRC_BITS);
+        return w0 >> 8;
 }
 
-/* The bucket of GATE_SRC64 for source address words 0 and 1. */
-static inline __u32 ps_gate_src64(__u32 w0, __u32 w1)
+/* The key of GATE_SRC64: a hash of source address words 0 and 1 to 24 bits. */
+static inline __u32 ps_gate_key64(__u32 w0, __u32 w1)
 {
         __u32 h = (w0 * 0x9e3779b1u) ^ w1;
 
         h *= 0x85ebca77u;
         h ^= h >> 15;
-        return h & ((1u << PS_GATE_SRC_BITS) - 1);
+        return h & ((1u << PS_GATE_KEY_BITS) - 1);
+}
+
+/* The bucket of a source key. */
+static inline __u32 ps_gate_bucket(__u32 key)
+{
+        return (key * 0x9e3779b1u) >> (32 - PS_GATE_BUCKET_BITS);
 }
 
 /* A packet's class: its family crossed with its protocol (ICMP for IPv4, ICMPv6 for IPv6).

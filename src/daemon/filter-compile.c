@@ -679,22 +679,25 @@ uint8_t filter_shape_flags(const struct ps_match *mask) {
         return flags;
 }
 
-size_t filter_gate_words(uint8_t flags, uint32_t shape, const struct ps_match *key,
+size_t filter_gate_words(uint8_t flags, uint32_t shape, const struct ps_match *m,
                          FilterGateWord ret[static FILTER_GATE_WORDS_MAX]) {
         size_t n = 0;
-        uint32_t bucket;
+        uint32_t key, bucket;
 
-        assert(key);
+        assert(m);
         assert(shape < PS_FILTER_MAX_SHAPES);
         if (flags & PS_SHAPE_GATE_DPORT)
-                ret[n++] = (FilterGateWord) { key->dport, UINT32_C(1) << shape };
+                ret[n++] = (FilterGateWord) { m->dport, UINT32_C(1) << shape };
         if (flags & PS_SHAPE_GATE_TYPE)
-                ret[n++] = (FilterGateWord) { PS_GATE_TYPE_OFF + key->icmp_type,
+                ret[n++] = (FilterGateWord) { PS_GATE_TYPE_OFF + m->icmp_type,
                                               UINT32_C(1) << shape };
         if (flags & (PS_SHAPE_GATE_SRC24 | PS_SHAPE_GATE_SRC64)) {
-                bucket = (flags & PS_SHAPE_GATE_SRC64) ? ps_gate_src64(key->src[0], key->src[1]) :
-                                                          ps_gate_src24(key->src[0]);
-                ret[n++] = (FilterGateWord) { PS_GATE_SRC_OFF + (bucket >> 1),
+                key = (flags & PS_SHAPE_GATE_SRC64) ? ps_gate_key64(m->src[0], m->src[1]) :
+                                                       ps_gate_key24(m->src[0]);
+                bucket = ps_gate_bucket(key);
+                ret[n++] = (FilterGateWord) { PS_GATE_KEYS_OFF + (key >> 6),
+                                              UINT64_C(1) << (key & 63) };
+                ret[n++] = (FilterGateWord) { PS_GATE_BUCKETS_OFF + (bucket >> 1),
                                               UINT64_C(1) << ((bucket & 1) * 32 + shape) };
         }
         return n;
