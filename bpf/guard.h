@@ -8,7 +8,7 @@
 #ifndef PACKETSCOPE_GUARD_H
 #define PACKETSCOPE_GUARD_H
 
-#define PS_ABI_VERSION 7
+#define PS_ABI_VERSION 8
 
 /* Address families as stored in keys (not AF_*: the BPF side has no libc). */
 #define PS_FAMILY_IPV4 4

@@ -244,6 +244,36 @@ static size_t short_entries(int family) {
                             sizeof(struct ps_filter_key4), family);
 }
 
+/* Shapes of the active bank with an entry of the packet's class that the gates make it skip
+ * (read from the kernel's bank and gate words, tested as the program tests them). */
+static unsigned gated_skips(const struct ps_match *m) {
+        uint32_t bank = state & PS_FILTER_STATE_BANK;
+        struct ps_filter_bank b;
+        uint8_t class = ps_filter_class(m->family, m->proto);
+        unsigned n = 0;
+
+        cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(skel->maps.filter_banks), &bank, &b), 0);
+        for (uint32_t i = 0; i < b.n_shapes; i++) {
+                FilterGateWord w[FILTER_GATE_WORDS_MAX];
+                size_t k = filter_gate_words(b.flags[i], i, m, w);
+
+                if (class && !(b.classes[i] & class))
+                        continue;
+                for (size_t j = 0; j < k; j++) {
+                        uint32_t idx = bank * PS_GATE_BANK_WORDS + w[j].index;
+                        uint64_t v;
+
+                        cr_assert_eq(bpf_map_lookup_elem(bpf_map__fd(skel->maps.filter_gates),
+                                                         &idx, &v), 0);
+                        if (!(v & w[j].bits)) {
+                                n++;
+                                break;
+                        }
+                }
+        }
+        return n;
+}
+
 static int run_ref(const struct ref_pkt *p) {
         struct ps_match m = ref_to_match(p);
 
@@ -265,8 +295,9 @@ static void describe(const struct ref_pkt *p, char *buf, size_t size) {
 }
 
 /* Rounds whose set kept entries in both maps, and IPv6 entries (prefixes up to /32) in the
- * short-key map: what the comparison covers of the two maps. */
-static unsigned rounds_both_maps, rounds_short_v6;
+ * short-key map: what the comparison covers of the two maps; and the cases where the gates
+ * made the packet skip a shape of its class: what it covers of them. */
+static unsigned rounds_both_maps, rounds_short_v6, cases_gated;
 
 static void random_rounds(uint64_t seed, int rounds, int packets, unsigned *ret_cases,
                           unsigned *ret_bad, unsigned *ret_drops, unsigned *ret_counted) {
@@ -299,6 +330,11 @@ static void random_rounds(uint64_t seed, int rounds, int packets, unsigned *ret_
                                 (*ret_counted)++;
                         }
                         got = run_ref(&p);
+                        {
+                                struct ps_match m = ref_to_match(&p);
+
+                                cases_gated += gated_skips(&m) > 0;
+                        }
                         (*ret_cases)++;
                         *ret_drops += want == XDP_DROP;
                         if (want != got) {
@@ -353,6 +389,10 @@ Test(bpf_filter, random_sets_agree_with_reference, .timeout = 280) {
         cr_assert_gt(rounds_both_maps, 30, "only %u of 120 sets use both maps", rounds_both_maps);
         cr_assert_gt(rounds_short_v6, 30, "only %u of 120 sets have IPv6 short keys",
                      rounds_short_v6);
+        /* And packets that skip shapes of their class by the gates, often. */
+        cr_log_info("%u cases skipped a shape by its gates", cases_gated);
+        cr_assert_gt(cases_gated, 1000, "only %u of %u cases skipped a shape by its gates",
+                     cases_gated, cases);
         cr_assert_eq(bad, 0, "%u of %u cases or counters disagree", bad, cases);
 }
 
@@ -730,6 +770,47 @@ Test(bpf_filter, hand_short_and_full_keys) {
         cr_assert_eq(short_entries(PS_FAMILY_IPV4), 2, "rules 3 and 5 have the short key");
         cr_assert_eq(short_entries(0), 4, "rules 0, 2, 3 and 5 have the short key");
         cr_assert_eq(wide_entries(0), 2, "rules 1 and 4 have the full key");
+}
+
+/* The gates (classify.h): a packet skips a shape when its destination port, ICMP type or
+ * source has no entry there, and still finds every rule it matches. (Single changes, which set
+ * the bits of an entry before writing it: single_changes_agree_with_reference.) */
+Test(bpf_filter, hand_gates) {
+        const char *json[] = {
+                /* 0: exact port: GATE_DPORT */
+                "{\"rule_type\": \"tcp\", \"dst_port\": 22}",
+                /* 1: ICMP type: GATE_TYPE */
+                "{\"rule_type\": \"icmp\", \"icmp_type\": 13}",
+                /* 2, 3: an IPv4 /32 and a /24 elsewhere: GATE_SRC24, two shapes */
+                "{\"src_ip\": \"198.51.100.7\"}",
+                "{\"src_ip\": \"203.0.113.0/24\"}",
+                /* 4: an IPv6 /64: GATE_SRC64 */
+                "{\"src_ip\": \"2001:db8:5::/64\"}",
+        };
+        const struct hand_case cases[] = {
+                { pkt(6, "192.0.2.9", 4000, "192.0.2.1", 22), XDP_DROP, "TCP 22" },
+                { pkt(6, "192.0.2.9", 4000, "192.0.2.1", 23), XDP_PASS, "TCP 23" },
+                { icmp("192.0.2.9", 13, 0), XDP_DROP, "ICMP timestamp" },
+                { icmp("192.0.2.9", 8, 0), XDP_PASS, "ICMP echo" },
+                { pkt(17, "198.51.100.7", 4000, "192.0.2.1", 53), XDP_DROP, "the /32" },
+                { pkt(17, "198.51.100.8", 4000, "192.0.2.1", 53), XDP_PASS, "the /32's /24" },
+                { pkt(17, "203.0.113.200", 4000, "192.0.2.1", 53), XDP_DROP, "the /24" },
+                { pkt(17, "203.0.114.1", 4000, "192.0.2.1", 53), XDP_PASS, "past the /24" },
+                { pkt(17, "2001:db8:5::77", 4000, "2001:db8:ff::1", 53), XDP_DROP, "the /64" },
+                { pkt(17, "2001:db8:6::77", 4000, "2001:db8:ff::1", 53), XDP_PASS, "past the /64" },
+        };
+        struct ps_match other = v4(IPPROTO_UDP, "192.0.2.77", 4000, 53);
+        struct ps_match port = v4(IPPROTO_TCP, "192.0.2.9", 4000, 23);
+        struct ps_match src = v4(IPPROTO_UDP, "198.51.100.8", 4000, 53);
+        struct ps_match hit = v4(IPPROTO_UDP, "198.51.100.7", 4000, 53);
+
+        check_cases(json, ELEMENTSOF(json), NULL, cases, ELEMENTSOF(cases));
+        /* No entry has the source, the port or the type: every shape of the class skipped. */
+        cr_assert_eq(gated_skips(&other), 2, "both IPv4 source shapes skipped");
+        cr_assert_eq(gated_skips(&port), 3, "the port shape and both source shapes skipped");
+        /* A /24 with a /32 rule in it: the key bit is set, the bucket tells the shapes apart. */
+        cr_assert_eq(gated_skips(&src), 1, "the /24 shape skipped, the /32 one looked up");
+        cr_assert_eq(gated_skips(&hit), 1, "the /24 shape skipped");
 }
 
 Test(bpf_filter, hand_count_rules) {
