@@ -65,6 +65,9 @@ struct Health {
         long ticks_per_sec;
         uint64_t page_size;
 
+        /* The processes and units of the last read of them, and when it was (CLOCK_MONOTONIC
+         * µs; 0: none kept). */
+        uint64_t consumers_usec;
         ProcSample *procs;
         size_t n_procs;
         UnitSample *units;
@@ -856,10 +859,13 @@ static void health_over(const Health *h, uint64_t now, bool ret_above[static _HE
 /*
  * Processes and units serve only to name an anomaly's biggest consumers, and reading them is
  * most of a sample's cost (two files per process, three per unit): they are read while a
- * reading is over its threshold or an anomaly is open. An anomaly opens MinimumDurationSec=
- * after its reading went over, samples later, so the sample that opens it has the previous
- * one to take rates from; with MinimumDurationSec= shorter than HealthIntervalSec= it can open
- * at the first sample over, so then they are read at every sample.
+ * reading is over its threshold or an anomaly is open, and at most once per HealthIntervalSec=
+ * or MinimumDurationSec=, whichever is shorter (a pressure trigger's sample in between, up to
+ * one a second under load, offers the last read). The first sample over reads them (none are
+ * kept before), and an anomaly opens MinimumDurationSec= later, so the sample that opens it
+ * either reads them again, with rates against that first read, or comes after a read that
+ * did. With MinimumDurationSec= shorter than HealthIntervalSec= an anomaly can open at the
+ * first sample over (at once with 0), so then they are read whatever the readings.
  */
 static bool health_wants_consumers(const Health *h, const bool above[static _HEALTH_KIND_MAX]) {
         if (h->config.min_duration_usec < h->config.interval_usec)
@@ -873,6 +879,7 @@ static bool health_wants_consumers(const Health *h, const bool above[static _HEA
 /* Between spells of reading them: the next read starts without rates, not with rates over
  * the whole gap. */
 static void health_drop_consumers(Health *h) {
+        h->consumers_usec = 0;
         h->procs = mfree(h->procs);
         h->n_procs = 0;
         unit_samples_free(h->units, h->n_units);
@@ -913,11 +920,18 @@ static void health_sample(Health *h, bool tick) {
                 }
         }
         health_over(h, now, above);
-        if (health_wants_consumers(h, above)) {
-                sample_processes(h, dt);
-                sample_units(h, dt);
-        } else
+        if (!health_wants_consumers(h, above))
                 health_drop_consumers(h);
+        else if (h->consumers_usec == 0 ||
+                 now - h->consumers_usec >= MIN(h->config.interval_usec,
+                                                h->config.min_duration_usec)) {
+                double since = h->consumers_usec == 0 ? 0 :
+                               (double) (now - h->consumers_usec) / USEC_PER_SEC;
+
+                sample_processes(h, since);
+                sample_units(h, since);
+                h->consumers_usec = now;
+        }
         sample_links(h, dt);
 
         if (have_cpu) {
