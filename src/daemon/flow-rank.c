@@ -30,12 +30,17 @@ void flow_rank_offer(FlowRank *r, const struct ps_flow_key *k, const struct ps_f
                      uint64_t now_ns) {
         if (!r->building[0].heap)
                 return;
+        /* Every entry of the table passes here once a pass, and few are kept (about
+         * depth x ln(entries / depth) per ranking over a pass): the metric is computed and
+         * tested first, the entry (zeroed, so that ties sort by its bytes alone) built only
+         * for those kept. */
         for (size_t i = 0; i < _FLOW_RANK_MAX; i++) {
-                Query q = { .kind = QUERY_FLOWS, .sort = rank_to_query[i] };
-                TopEntry e = { .metric = query_flow_metric(&q, v, now_ns) };
+                uint64_t metric = query_sort_flow_metric(rank_to_query[i], v, now_ns);
+                TopEntry e;
 
-                if (!topn_wants(&r->building[i], e.metric))
+                if (!topn_wants(&r->building[i], metric))
                         continue;
+                e = (TopEntry) { .metric = metric };
                 e.flow.key = *k;
                 e.flow.value = *v;
                 topn_push(&r->building[i], &e);

@@ -65,6 +65,9 @@ struct Health {
         long ticks_per_sec;
         uint64_t page_size;
 
+        /* The processes and units of the last read of them, and when it was (CLOCK_MONOTONIC
+         * µs; 0: none kept). */
+        uint64_t consumers_usec;
         ProcSample *procs;
         size_t n_procs;
         UnitSample *units;
@@ -833,6 +836,57 @@ static void health_evaluate(Health *h, HealthKind k, double value, bool above, u
                 anomaly_close(h, k);
 }
 
+/* Which readings of the figures just read are over their threshold. */
+static void health_over(const Health *h, uint64_t now, bool ret_above[static _HEALTH_KIND_MAX]) {
+        const HealthFigures *f = &h->figures;
+
+        ret_above[HEALTH_CPU] = f->cpu_percent > h->config.cpu_percent;
+        ret_above[HEALTH_MEMORY] = f->memory_percent > h->config.memory_percent;
+        ret_above[HEALTH_DISK] = f->disk_read_mbps + f->disk_write_mbps > h->config.disk_mbps;
+        for (unsigned r = 0; r < _PRESSURE_MAX; r++) {
+                /* A trigger that fired within the last window counts as over the threshold
+                 * even while avg10, a ten-second average, is still catching up. */
+                bool fired = h->pressure_source == PRESSURE_SOURCE_TRIGGERS &&
+                             h->psi_fired_usec[r] != 0 &&
+                             now - h->psi_fired_usec[r] <= HEALTH_PSI_WINDOW_USEC + USEC_PER_SEC;
+
+                ret_above[HEALTH_CPU_PRESSURE + r] =
+                        f->pressure[r].present &&
+                        (fired || f->pressure[r].some_avg10 > h->config.pressure_percent);
+        }
+}
+
+/*
+ * Processes and units serve only to name an anomaly's biggest consumers, and reading them is
+ * most of a sample's cost (two files per process, three per unit): they are read while a
+ * reading is over its threshold or an anomaly is open, and at most once per HealthIntervalSec=
+ * or MinimumDurationSec=, whichever is shorter (a pressure trigger's sample in between, up to
+ * one a second under load, offers the last read). The first sample over reads them (none are
+ * kept before), and an anomaly opens MinimumDurationSec= later, so the sample that opens it
+ * either reads them again, with rates against that first read, or comes after a read that
+ * did. With MinimumDurationSec= shorter than HealthIntervalSec= an anomaly can open at the
+ * first sample over (at once with 0), so then they are read whatever the readings.
+ */
+static bool health_wants_consumers(const Health *h, const bool above[static _HEALTH_KIND_MAX]) {
+        if (h->config.min_duration_usec < h->config.interval_usec)
+                return true;
+        for (unsigned k = 0; k < _HEALTH_KIND_MAX; k++)
+                if (above[k] || h->kinds[k].open)
+                        return true;
+        return false;
+}
+
+/* Between spells of reading them: the next read starts without rates, not with rates over
+ * the whole gap. */
+static void health_drop_consumers(Health *h) {
+        h->consumers_usec = 0;
+        h->procs = mfree(h->procs);
+        h->n_procs = 0;
+        unit_samples_free(h->units, h->n_units);
+        h->units = NULL;
+        h->n_units = 0;
+}
+
 /* One look at the machine: the figures, then every kind against its threshold. `tick`: the
  * regular timer (which alone announces the figures, so that they change at most once per
  * interval), or a pressure trigger. */
@@ -840,7 +894,7 @@ static void health_sample(Health *h, bool tick) {
         uint64_t now = now_usec(CLOCK_MONOTONIC), total = 0, busy = 0, rd = 0, wr = 0;
         double dt = h->have_prev ? (double) (now - h->last_sample_usec) / USEC_PER_SEC : 0;
         HealthFigures *f = &h->figures;
-        bool have_cpu, have_disk;
+        bool have_cpu, have_disk, above[_HEALTH_KIND_MAX];
 
         have_cpu = read_proc_stat(&total, &busy) >= 0;
         if (have_cpu && h->have_prev && total > h->cpu_total && busy >= h->cpu_busy)
@@ -865,8 +919,19 @@ static void health_sample(Health *h, bool tick) {
                         h->psi_total_usec[r] = now;
                 }
         }
-        sample_processes(h, dt);
-        sample_units(h, dt);
+        health_over(h, now, above);
+        if (!health_wants_consumers(h, above))
+                health_drop_consumers(h);
+        else if (h->consumers_usec == 0 ||
+                 now - h->consumers_usec >= MIN(h->config.interval_usec,
+                                                h->config.min_duration_usec)) {
+                double since = h->consumers_usec == 0 ? 0 :
+                               (double) (now - h->consumers_usec) / USEC_PER_SEC;
+
+                sample_processes(h, since);
+                sample_units(h, since);
+                h->consumers_usec = now;
+        }
         sample_links(h, dt);
 
         if (have_cpu) {
@@ -883,24 +948,14 @@ static void health_sample(Health *h, bool tick) {
         if (first)
                 return; /* rates need two samples */
 
-        health_evaluate(h, HEALTH_CPU, f->cpu_percent, f->cpu_percent > h->config.cpu_percent, now);
-        health_evaluate(h, HEALTH_MEMORY, f->memory_percent,
-                        f->memory_percent > h->config.memory_percent, now);
+        health_evaluate(h, HEALTH_CPU, f->cpu_percent, above[HEALTH_CPU], now);
+        health_evaluate(h, HEALTH_MEMORY, f->memory_percent, above[HEALTH_MEMORY], now);
         health_evaluate(h, HEALTH_DISK, f->disk_read_mbps + f->disk_write_mbps,
-                        f->disk_read_mbps + f->disk_write_mbps > h->config.disk_mbps, now);
-        for (unsigned r = 0; r < _PRESSURE_MAX; r++) {
-                double v = f->pressure[r].some_avg10;
-                /* A trigger that fired within the last window counts as over the threshold
-                 * even while avg10, a ten-second average, is still catching up. */
-                bool fired = h->pressure_source == PRESSURE_SOURCE_TRIGGERS &&
-                             h->psi_fired_usec[r] != 0 &&
-                             now - h->psi_fired_usec[r] <= HEALTH_PSI_WINDOW_USEC + USEC_PER_SEC;
-
-                if (!f->pressure[r].present)
-                        continue;
-                health_evaluate(h, HEALTH_CPU_PRESSURE + r, v,
-                                fired || v > h->config.pressure_percent, now);
-        }
+                        above[HEALTH_DISK], now);
+        for (unsigned r = 0; r < _PRESSURE_MAX; r++)
+                if (f->pressure[r].present)
+                        health_evaluate(h, HEALTH_CPU_PRESSURE + r, f->pressure[r].some_avg10,
+                                        above[HEALTH_CPU_PRESSURE + r], now);
         if (tick && h->on_event)
                 h->on_event(h, HEALTH_SAMPLED, NULL, h->userdata);
 }

@@ -237,7 +237,11 @@ double rate_per_sec(uint64_t count, uint64_t first_seen_ns, uint64_t now_ns) {
 }
 
 uint64_t query_flow_metric(const Query *q, const struct ps_flow_value *v, uint64_t now_ns) {
-        switch (q->sort) {
+        return query_sort_flow_metric(q->sort, v, now_ns);
+}
+
+uint64_t query_sort_flow_metric(QuerySort sort, const struct ps_flow_value *v, uint64_t now_ns) {
+        switch (sort) {
         case QUERY_SORT_PACKETS:
                 return v->packets;
         case QUERY_SORT_LAST_SEEN:

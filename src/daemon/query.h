@@ -70,6 +70,8 @@ bool query_match_icmp(const Query *q, const struct ps_icmp_key *k);
 
 /* Sort metrics; bigger is "more". now_ns is CLOCK_MONOTONIC. */
 uint64_t query_flow_metric(const Query *q, const struct ps_flow_value *v, uint64_t now_ns);
+/* The same for a sort alone: what the ranked view computes for every entry of a sweep. */
+uint64_t query_sort_flow_metric(QuerySort sort, const struct ps_flow_value *v, uint64_t now_ns);
 uint64_t query_icmp_metric(const Query *q, const struct ps_icmp_value *v, uint64_t now_ns);
 
 /* Average rate since the flow was first seen, per second. */

@@ -175,6 +175,39 @@ mem=$(health_prop MemoryPercent)
 awk -v m="$mem" 'BEGIN { exit !(m > 0 && m < 100) }'
 ok $? "MemoryPercent is a share: $mem"
 
+# Processes are read only while a reading is over its threshold or an anomaly is open: with
+# every threshold out of reach, three samples open no /proc/PID/stat; with the memory
+# threshold at 1 % they do (the figures' /proc/stat is read either way, so the trace saw the
+# sampler at work).
+# proc_opens SECONDS: the daemon's opens of /proc/stat and of /proc/PID/stat, as "N M".
+proc_opens() {
+        timeout "$1" strace -f -qq -e trace=openat -o "$T/opens" -p "${DAEMON_PID[main]}" \
+                2>/dev/null
+        printf '%s %s' "$(grep -c '"/proc/stat"' "$T/opens")" \
+                "$(grep -cE '"/proc/[0-9]+/stat"' "$T/opens")"
+}
+no_open_anomaly() { [ "$(anomalies open | jq length)" = 0 ]; }
+no_open_memory_anomaly() { ! anomaly_has memory true; }
+if command -v strace >/dev/null; then
+        "$PACKETSCOPECTL" health set cpu_percent=100 memory_percent=100 disk_mbps=1000000 \
+                pressure_percent=99 >/dev/null 2>&1
+        wait_until 10 no_open_anomaly
+        ok $? "every threshold out of reach: no anomaly open" "$(anomalies open)"
+        read -r figures procs <<<"$(proc_opens 3.5)"
+        ge "$figures" 2 "the sampler read /proc/stat $figures times in 3.5 s"
+        is "$procs" 0 "… and no /proc/PID/stat, with nothing over its threshold"
+        "$PACKETSCOPECTL" health set memory_percent=1 >/dev/null 2>&1
+        sleep 1.5
+        read -r figures procs <<<"$(proc_opens 2.5)"
+        ge "$procs" 1 "with memory over its 1 % threshold, it reads the processes ($procs stat files)"
+        "$PACKETSCOPECTL" health set cpu_percent=50 memory_percent=100 pressure_percent=10 \
+                >/dev/null 2>&1
+        wait_until 10 no_open_memory_anomaly
+        ok $? "thresholds back: the memory anomaly closed" "$(anomalies open)"
+else
+        skip "processes read only while a reading is over its threshold" "no strace"
+fi
+
 # CPU: the burner and its unit among the top consumers.
 burner 10 "$NCPU"
 wait_until 15 anomaly_has cpu ".threshold == 50 and any(.processes[]; .pid as \$p | $BURNERS | any(. == \$p))"
