@@ -615,6 +615,19 @@ static void set_source(struct pkt *p, int kind, uint32_t j) {
         memcpy(p->data + (kind == PKT_UDP6 ? SRC6_OFF + 12 : SRC4_OFF), &a, 4);
 }
 
+/* Sources of the flood mode: packet i is a SYN from 198.18.0.0/15 address by address, then
+ * the next source port: a tuple no packet had before, so every one is a flow's first packet
+ * and a flow insert (the table is an LRU: a full one evicts). */
+#define TCP_SPORT4_OFF (14 + 20)
+
+static void set_flood_source(struct pkt *p, uint64_t i) {
+        uint32_t a = htonl(0xc6120000u + (uint32_t) (i & 0x1ffff));
+        uint16_t port = htons((uint16_t) (1024 + (i >> 17)));
+
+        memcpy(p->data + SRC4_OFF, &a, 4);
+        memcpy(p->data + TCP_SPORT4_OFF, &port, 2);
+}
+
 static uint32_t expected(const struct prog *p, int kind) {
         if (p->kind != PROG_BARE && kind == PKT_MATCH4 && set_rules[p->set] > 0)
                 return 1; /* XDP_DROP */
@@ -732,8 +745,11 @@ static int measure_hot(const struct options *o, const struct rule_set *sets,
  * --runs packets of `kind` from as many sources, one repetition per run (see bench-xdp: runs
  * with more swap the program into the dispatcher, milliseconds each). A first pass, not
  * measured, creates the guards' flow entries, so that every round measures lookups.
+ * flood: SYNs from sources no packet came from (set_flood_source()), no first pass: every
+ * packet pays classification, the allowlist and ban check and a flow insert; every program
+ * sees the same sources, each new to its own table.
  */
-static int measure_table(const struct options *o, int kind, struct result *res) {
+static int measure_table(const struct options *o, int kind, bool flood, struct result *res) {
         double *v = calloc((size_t) N_PROGS * o->rounds, sizeof(double));
         struct pkt pkt;
         double cpu;
@@ -743,7 +759,7 @@ static int measure_table(const struct options *o, int kind, struct result *res) 
         if (!v)
                 return -ENOMEM;
         build_packet(&pkt, kind, 0);
-        for (int i = 0; i < N_PROGS && e >= 0; i++)
+        for (int i = 0; i < N_PROGS && e >= 0 && !flood; i++)
                 for (unsigned n = 0; n < o->runs && e >= 0 && progs[i].kind == PROG_GUARD; n++) {
                         set_source(&pkt, kind, n);
                         e = test_run(&progs[i], &pkt, kind, 1, &cpu, &kern);
@@ -757,18 +773,22 @@ static int measure_table(const struct options *o, int kind, struct result *res) 
                         if (p->fd < 0)
                                 continue;
                         for (unsigned n = 0; n < o->runs && e >= 0; n++) {
-                                set_source(&pkt, kind, n);
+                                if (flood)
+                                        set_flood_source(&pkt, (uint64_t) r * o->runs + n);
+                                else
+                                        set_source(&pkt, kind, n);
                                 e = test_run(p, &pkt, kind, 1, &cpu, &kern);
                                 total += kern;
                         }
                         v[(size_t) pi * o->rounds + r] = (double) total / o->runs;
                         if (o->verbose)
-                                fprintf(stderr, "round %u table %s %s/%u: %.1f ns\n", r,
-                                        pkt_names[kind], prog_name(p), set_rules[p->set],
+                                fprintf(stderr, "round %u %s %s %s/%u: %.1f ns\n", r,
+                                        flood ? "flood" : "table", pkt_names[kind],
+                                        prog_name(p), set_rules[p->set],
                                         (double) total / o->runs);
                 }
         if (e >= 0) {
-                *res = (struct result) { .mode = "table", .kind = kind };
+                *res = (struct result) { .mode = flood ? "flood" : "table", .kind = kind };
                 store_result(res, o, v);
         }
         free(v);
@@ -991,7 +1011,8 @@ static void print_result(const struct result *r, const struct rule_set *sets) {
         }
         printf("%s %s%s\n", r->mode, pkt_names[r->kind],
                r->kind == PKT_MATCH4 ? " (matches the middle rule; 0 rules: nothing to match)" :
-                                       " (matches no rule)");
+               !strcmp(r->mode, "flood") ? " (matches no rule; every packet from a new source)" :
+                                           " (matches no rule)");
         printf("  %-18s", "rules");
         for (int s = 0; s < N_SETS; s++)
                 printf(" %9u", set_rules[s]);
@@ -1009,6 +1030,10 @@ static void print_result(const struct result *r, const struct rule_set *sets) {
                ratio <= 1.25 ? "met)" : "missed");
         if (ratio > 1.25)
                 printf(" by %.0f%%)", (ratio / 1.25 - 1) * 100);
+        if (!strcmp(r->mode, "flood") && r->guard[1] > 0 && r->guard[BIG_SET] > 0 && r->xf[BIG_SET] > 0)
+                printf("\n  flood, Mpps per core: guard %.2f at 1 rule, %.2f at %u rules; "
+                       "xdp-filter %.2f at %u", 1e3 / r->guard[1], 1e3 / r->guard[BIG_SET],
+                       set_rules[BIG_SET], 1e3 / r->xf[BIG_SET], set_rules[BIG_SET]);
         printf("\n  shapes looked up %u -> %u (1 -> %u rules): %+.1f ns, %.1f per lookup; "
                "%u -> %u rules, same shapes: %+.1f ns, ratio %.2f\n\n", l1, l2, set_rules[2],
                r->guard[2] - r->guard[1],
@@ -1169,7 +1194,7 @@ int main(int argc, char *argv[]) {
         struct guard_bpf *guards[N_SETS] = {};
         struct bpf_object *xfs[N_SETS] = {};
         struct bare_bpf *bare = NULL;
-        struct result res[N_PKTS + 2];
+        struct result res[N_PKTS + 3];
         struct apply_result ap = {};
         double load0[3], load1[3];
         char *xf_path = NULL;
@@ -1283,7 +1308,15 @@ int main(int argc, char *argv[]) {
         }
         n_res = N_PKTS;
         for (size_t k = 0; o.runs && k < sizeof(table_kinds) / sizeof(table_kinds[0]); k++) {
-                r = measure_table(&o, table_kinds[k], &res[n_res]);
+                r = measure_table(&o, table_kinds[k], false, &res[n_res]);
+                if (r < 0) {
+                        fail("test run failed: %s", strerror(-r));
+                        goto out;
+                }
+                n_res++;
+        }
+        if (o.runs) {
+                r = measure_table(&o, PKT_SYN4, true, &res[n_res]);
                 if (r < 0) {
                         fail("test run failed: %s", strerror(-r));
                         goto out;
