@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <time.h>
@@ -194,10 +195,10 @@ static int list_range(sd_bus_message *msg, Manager *m, uint32_t offset, uint32_t
                                                      end - offset);
         for (size_t i = offset; i < end; i++) {
                 Filter *f = m->filters->rules[i];
-                _cleanup_free_ char *path = filter_bus_path(f->id);
+                /* What filter_bus_path() gives, without an allocation per rule. */
+                char path[sizeof(PS_OBJECT_FILTERS "/") + 10];
 
-                if (!path)
-                        return -ENOMEM;
+                snprintf(path, sizeof path, PS_OBJECT_FILTERS "/%" PRIu32, f->id);
                 r = filter_append_bus_dict(reply, f, path);
                 if (r < 0)
                         return r;
