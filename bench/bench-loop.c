@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -32,6 +31,7 @@ static void freep(void *p) {
 }
 
 #include "bus-names.h"
+#include "list-doc.h"
 
 #define PROBE_PERIOD_USEC 10000
 #define PROBE_MAX 100000
@@ -101,7 +101,7 @@ struct import {
         bool list; /* no import: ListFd and its document parsed, for the Count reads meanwhile */
         unsigned rows;
         size_t bytes;
-        uint64_t parse_us; /* of the ListFd: json_loadb() alone */
+        uint64_t parse_us; /* of the ListFd: list_doc_parse() alone */
         uint64_t start_us, end_us;
         uint32_t first_id;
         unsigned ids;
@@ -383,11 +383,13 @@ static int walk_read(sd_bus *bus, unsigned *ret) {
         return 0;
 }
 
-/* ListFd, its document mapped and parsed by jansson: how many rows. */
+/* ListFd, its document mapped and read as packetscopectl reads it (list-doc.h): how many
+ * rows. */
 static int list_fd_parse(sd_bus *bus, unsigned *ret, size_t *ret_bytes, uint64_t *ret_parse_us) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
-        json_t *doc = NULL;
+        ListDoc doc = {};
+        char why[256] = "";
         struct stat st;
         void *p;
         int fd, r;
@@ -405,21 +407,19 @@ static int list_fd_parse(sd_bus *bus, unsigned *ret, size_t *ret_bytes, uint64_t
                 else {
                         uint64_t t0 = now_us();
 
-                        doc = json_loadb(p, (size_t) st.st_size, 0, NULL);
+                        r = list_doc_parse(p, (size_t) st.st_size, &doc, why, sizeof why);
                         *ret_parse_us = now_us() - t0;
                         munmap(p, (size_t) st.st_size);
-                        if (!doc)
-                                r = -EBADMSG;
                 }
         }
         if (r < 0)
                 fprintf(stderr, "bench-loop: ListFd: %s\n",
-                        error.message ? error.message : strerror(-r));
+                        error.message ? error.message : why[0] ? why : strerror(-r));
         else {
-                *ret = (unsigned) json_array_size(json_object_get(doc, "rows"));
+                *ret = (unsigned) doc.n_rows;
                 *ret_bytes = (size_t) st.st_size;
         }
-        json_decref(doc);
+        list_doc_done(&doc);
         sd_bus_error_free(&error);
         sd_bus_message_unref(reply);
         return r;
@@ -487,12 +487,12 @@ static int fd_rounds(sd_bus *bus, struct import *im, unsigned n_rules, uint64_t 
         print_mmm("", list[0], FD_ROUNDS);
         print_mmm(";  the daemon's CPU", list_cpu[0], FD_ROUNDS);
         printf(";  %u rules\n", rows[0]);
-        printf("fd: %-36s", "ListFd, the document parsed (jansson)");
+        printf("fd: %-36s", "ListFd, the document parsed (list-doc)");
         print_mmm("", list[1], FD_ROUNDS);
         print_mmm(";  the daemon's CPU", list_cpu[1], FD_ROUNDS);
         print_mmm(";  slowest Count read meanwhile", list_stall, FD_ROUNDS);
         printf(";  %u rules, %zu bytes\n", rows[1], bytes);
-        print_mmm("fd:   of the ListFd: the client's json_loadb() alone", parse, FD_ROUNDS);
+        print_mmm("fd:   of the ListFd: list_doc_parse() alone", parse, FD_ROUNDS);
         putchar('\n');
         return 0;
 }
