@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "list-doc.h"
 #include "packetscopectl.h"
 
 #define COMMENT_WIDTH_MIN 16u /* what the filter table keeps of a comment at least */
@@ -75,27 +76,26 @@ static int no_such_filter(uint32_t id) {
  * (1024 bytes, escaped) stay below it. */
 #define LIST_FD_MAX (256u * 1024 * 1024)
 
-/* The rule set as Filters.ListFd() writes it: the document, and its rows read into FilterRows
- * whose strings point into it. */
+/* The rule set as Filters.ListFd() writes it: the document read (list-doc.h: no JSON value
+ * per cell), and its rows read into FilterRows whose strings point into it. */
 typedef struct RuleSet {
-        json_t *doc;
-        json_t *columns, *rows; /* borrowed from doc */
+        ListDoc doc;
         FilterRow *filter_rows;
         size_t n;
 } RuleSet;
 
 static void rule_set_done(RuleSet *set) {
         free(set->filter_rows);
-        json_decref(set->doc);
+        list_doc_done(&set->doc);
         *set = (RuleSet) {};
 }
 
-/* The document of the memfd, parsed. */
-static int list_fd_read(int fd, json_t **ret) {
-        json_error_t jerr;
+/* The document of the memfd, read. */
+static int list_fd_read(int fd, ListDoc *ret) {
+        char error[256];
         struct stat st;
         void *p;
-        json_t *doc;
+        int r;
 
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
                 fputs("packetscopectl: the reply of ListFd is not a memfd\n", stderr);
@@ -113,25 +113,20 @@ static int list_fd_read(int fd, json_t **ret) {
         p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED)
                 return -errno;
-        doc = json_loadb(p, (size_t) st.st_size, 0, &jerr);
+        r = list_doc_parse(p, (size_t) st.st_size, ret, error, sizeof error);
         (void) munmap(p, (size_t) st.st_size);
-        if (!doc) {
-                fprintf(stderr, "packetscopectl: cannot parse the reply of ListFd: line %d column "
-                        "%d: %s\n", jerr.line, jerr.column, jerr.text);
-                return -EBADMSG;
-        }
-        *ret = doc;
-        return 0;
+        if (r == -EBADMSG)
+                fprintf(stderr, "packetscopectl: cannot parse the reply of ListFd: %s\n", error);
+        return r;
 }
 
-/* One row's values into a FilterRow: map[c] is the field of column c, or -1 for a column this
+/* Row k's cells into a FilterRow: map[c] is the field of column c, or -1 for a column this
  * client does not know. A value of another type than its field's is left out. */
-static void filter_row_from_json(FilterRow *row, json_t *values, const ssize_t *map) {
-        size_t c;
-        json_t *v;
-
+static void filter_row_from_cells(FilterRow *row, const ListDoc *doc, size_t k,
+                                  const ssize_t *map) {
         *row = (FilterRow) {};
-        json_array_foreach(values, c, v) {
+        for (size_t c = 0; c < doc->n_columns; c++) {
+                const ListCell *v = list_doc_cell(doc, k, c);
                 const BusField *f;
                 void *field;
 
@@ -139,15 +134,14 @@ static void filter_row_from_json(FilterRow *row, json_t *values, const ssize_t *
                         continue;
                 f = &filter_fields[map[c]];
                 field = (uint8_t *) row + f->offset;
-                if (f->kind == BUS_FIELD_STRING && json_is_string(v))
-                        *(const char **) field = json_string_value(v);
-                else if (f->kind == BUS_FIELD_U64 && json_is_integer(v))
-                        *(uint64_t *) field = json_integer_value(v) < 0 ? 0 :
-                                              (uint64_t) json_integer_value(v);
-                else if (f->kind == BUS_FIELD_I64 && json_is_integer(v))
-                        *(int64_t *) field = json_integer_value(v);
-                else if (f->kind == BUS_FIELD_BOOL && json_is_boolean(v))
-                        *(bool *) field = json_is_true(v);
+                if (f->kind == BUS_FIELD_STRING && v->type == LIST_CELL_STRING)
+                        *(const char **) field = v->s;
+                else if (f->kind == BUS_FIELD_U64 && v->type == LIST_CELL_INTEGER)
+                        *(uint64_t *) field = v->i < 0 ? 0 : (uint64_t) v->i;
+                else if (f->kind == BUS_FIELD_I64 && v->type == LIST_CELL_INTEGER)
+                        *(int64_t *) field = v->i;
+                else if (f->kind == BUS_FIELD_BOOL && v->type == LIST_CELL_BOOL)
+                        *(bool *) field = v->b;
                 else
                         continue;
                 row->seen |= UINT64_C(1) << map[c];
@@ -159,7 +153,6 @@ static int rule_set_fetch(sd_bus *bus, RuleSet *ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ ssize_t *map = NULL;
         RuleSet set = {};
-        size_t n_columns;
         int fd, r;
 
         assert(bus);
@@ -174,68 +167,53 @@ static int rule_set_fetch(sd_bus *bus, RuleSet *ret) {
         r = list_fd_read(fd, &set.doc);
         if (r < 0)
                 return r;
-        set.columns = json_object_get(set.doc, "columns");
-        set.rows = json_object_get(set.doc, "rows");
-        if (!json_is_array(set.columns) || !json_is_array(set.rows)) {
-                fputs("packetscopectl: the reply of ListFd has no \"columns\" and \"rows\" "
-                      "arrays\n", stderr);
-                rule_set_done(&set);
-                return -EBADMSG;
-        }
-        n_columns = json_array_size(set.columns);
-        map = calloc(n_columns + 1, sizeof(ssize_t));
-        set.n = json_array_size(set.rows);
+        map = calloc(set.doc.n_columns + 1, sizeof(ssize_t));
+        set.n = set.doc.n_rows;
         set.filter_rows = calloc(set.n + 1, sizeof(FilterRow));
         if (!map || !set.filter_rows) {
                 rule_set_done(&set);
                 return -ENOMEM;
         }
-        for (size_t c = 0; c < n_columns; c++) {
-                const char *key = json_string_value(json_array_get(set.columns, c));
-
+        for (size_t c = 0; c < set.doc.n_columns; c++) {
                 map[c] = -1;
-                for (size_t i = 0; key && i < ELEMENTSOF(filter_fields); i++)
-                        if (streq(filter_fields[i].key, key))
+                for (size_t i = 0; i < ELEMENTSOF(filter_fields); i++)
+                        if (streq(filter_fields[i].key, set.doc.columns[c]))
                                 map[c] = (ssize_t) i;
         }
-        for (size_t k = 0; k < set.n; k++) {
-                json_t *values = json_array_get(set.rows, k);
-
-                if (!json_is_array(values) || json_array_size(values) != n_columns) {
-                        fprintf(stderr, "packetscopectl: row %zu of the reply of ListFd is not "
-                                "an array of %zu values\n", k, n_columns);
-                        rule_set_done(&set);
-                        return -EBADMSG;
-                }
-                filter_row_from_json(&set.filter_rows[k], values, map);
-        }
+        for (size_t k = 0; k < set.n; k++)
+                filter_row_from_cells(&set.filter_rows[k], &set.doc, k, map);
         *ret = set;
         return 0;
+}
+
+static json_t *cell_json(const ListCell *v) {
+        switch (v->type) {
+        case LIST_CELL_STRING: return json_string(v->s);
+        case LIST_CELL_INTEGER: return json_integer((json_int_t) v->i);
+        case LIST_CELL_REAL: return json_real(v->d);
+        case LIST_CELL_BOOL: return json_boolean(v->b);
+        default: return json_null();
+        }
 }
 
 /* Row k as List() would have carried it, as JSON: the columns with their values and the
  * object path after the id. */
 static int rule_set_row_json(const RuleSet *set, size_t k, json_t **ret) {
         _cleanup_json_ json_t *o = json_object();
-        json_t *values = json_array_get(set->rows, k);
-        size_t c;
-        json_t *v;
 
         if (!o)
                 return -ENOMEM;
-        json_array_foreach(values, c, v) {
-                const char *key = json_string_value(json_array_get(set->columns, c));
+        for (size_t c = 0; c < set->doc.n_columns; c++) {
+                const char *key = set->doc.columns[c];
+                const ListCell *v = list_doc_cell(&set->doc, k, c);
 
-                if (!key)
-                        continue;
-                /* json_object_set steals nothing: the value stays the document's too. */
-                if (json_object_set(o, key, v) < 0)
+                /* json_object_set_new steals the value, and fails on NULL. */
+                if (json_object_set_new(o, key, cell_json(v)) < 0)
                         return -ENOMEM;
-                if (streq(key, "id") && json_is_integer(v)) {
+                if (streq(key, "id") && v->type == LIST_CELL_INTEGER) {
                         char path[sizeof(PS_OBJECT_FILTERS "/") + 20];
 
-                        snprintf(path, sizeof path, PS_OBJECT_FILTERS "/%" JSON_INTEGER_FORMAT,
-                                 json_integer_value(v));
+                        snprintf(path, sizeof path, PS_OBJECT_FILTERS "/%" PRId64, v->i);
                         if (json_object_set_new(o, "path", json_string(path)) < 0)
                                 return -ENOMEM;
                 }

@@ -70,6 +70,7 @@ int filter_store_new(FilterStore **ret) {
 }
 
 static void offload_end(FilterStore *s, bool cancelled);
+static void ids_drop(FilterStore *s);
 static void list_job_end(struct FilterListJob *j, bool cancelled);
 
 FilterStore *filter_store_free(FilterStore *s) {
@@ -94,6 +95,7 @@ FilterStore *filter_store_free(FilterStore *s) {
          * start. */
         state_journal_stop(&s->journal);
         sd_event_source_unref(s->expiry_timer);
+        ids_drop(s);
         free(s->slot_used);
         free(s->busy);
         free(s->degraded);
@@ -124,12 +126,101 @@ int filter_store_fds(FilterStore *s, int *state, int *banks, int *rules, int *ru
         return 0;
 }
 
+/* The id index (s->by_id). Every change of the whole list drops it (ids_drop()); a change of
+ * one rule puts, replaces or deletes that rule's entry; filter_store_find() builds it again
+ * from the list when it is not there. */
+static size_t ids_home(const FilterStore *s, uint32_t id) {
+        return (size_t) (((uint64_t) id * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - s->by_id_bits));
+}
+
+static void ids_drop(FilterStore *s) {
+        s->by_id = mfree(s->by_id);
+        s->by_id_bits = 0;
+        s->by_id_n = 0;
+}
+
+/* The entry of `id`, or the empty one where it would go. */
+static size_t ids_probe(const FilterStore *s, uint32_t id) {
+        size_t mask = ((size_t) 1 << s->by_id_bits) - 1, i = ids_home(s, id);
+
+        while (s->by_id[i] && s->by_id[i]->id != id)
+                i = (i + 1) & mask;
+        return i;
+}
+
+/* Puts f in the index, or replaces the rule of its id there. At most half full: past that the
+ * index is dropped and built again, larger, when next needed. */
+static void ids_put(FilterStore *s, Filter *f) {
+        size_t i;
+
+        if (!s->by_id)
+                return;
+        i = ids_probe(s, f->id);
+        if (!s->by_id[i]) {
+                if ((s->by_id_n + 1) * 2 > (size_t) 1 << s->by_id_bits) {
+                        ids_drop(s);
+                        return;
+                }
+                s->by_id_n++;
+        }
+        s->by_id[i] = f;
+}
+
+static void ids_delete(FilterStore *s, uint32_t id) {
+        size_t mask, i, j;
+
+        if (!s->by_id)
+                return;
+        mask = ((size_t) 1 << s->by_id_bits) - 1;
+        i = ids_probe(s, id);
+        if (!s->by_id[i])
+                return;
+        /* Linear probing without tombstones: every later entry of the run whose home is not
+         * between the hole and itself moves back into the hole. */
+        for (j = (i + 1) & mask; s->by_id[j]; j = (j + 1) & mask) {
+                size_t k = ids_home(s, s->by_id[j]->id);
+
+                if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+                        continue;
+                s->by_id[i] = s->by_id[j];
+                i = j;
+        }
+        s->by_id[i] = NULL;
+        s->by_id_n--;
+}
+
+static int ids_build(FilterStore *s) {
+        unsigned bits = 4;
+
+        ids_drop(s);
+        while (((size_t) 1 << bits) < 2 * s->n_rules + 16)
+                bits++;
+        s->by_id = calloc((size_t) 1 << bits, sizeof(Filter *));
+        if (!s->by_id)
+                return -ENOMEM;
+        s->by_id_bits = bits;
+        for (size_t i = 0; i < s->n_rules; i++) {
+                size_t k = ids_probe(s, s->rules[i]->id);
+
+                s->by_id_n += !s->by_id[k];
+                s->by_id[k] = s->rules[i];
+        }
+        return 0;
+}
+
 Filter *filter_store_find(FilterStore *s, uint32_t id) {
+        Filter *f;
+
         assert(s);
-        for (size_t i = 0; i < s->n_rules; i++)
-                if (s->rules[i]->id == id)
-                        return s->rules[i];
-        return NULL;
+        if (!s->by_id && ids_build(s) < 0) {
+                /* No memory for the index: the list, walked. */
+                for (size_t i = 0; i < s->n_rules; i++)
+                        if (s->rules[i]->id == id)
+                                return s->rules[i];
+                return NULL;
+        }
+        f = s->by_id[ids_probe(s, id)];
+        return f;
 }
 
 static int zero_counter(FilterStore *s, uint32_t slot) {
@@ -492,12 +583,37 @@ static void store_schedule_expiry(FilterStore *s) {
         (void) sd_event_source_set_enabled(s->expiry_timer, SD_EVENT_ONESHOT);
 }
 
+/* After a change of one rule: the timer is brought forward to f's time if that comes first;
+ * never put back (that would take a walk of the set), so a rule deleted or changed before its
+ * time leaves a timer that may go off with nothing due, and on_expiry() then sets it anew. */
+static void store_schedule_expiry_one(FilterStore *s, const Filter *f) {
+        uint64_t t;
+        int enabled;
+
+        if (!s->event || !f || !f->expires_usec)
+                return;
+        if (s->expiry_timer && sd_event_source_get_enabled(s->expiry_timer, &enabled) >= 0 &&
+            enabled != SD_EVENT_OFF && sd_event_source_get_time(s->expiry_timer, &t) >= 0 &&
+            t <= f->expires_usec)
+                return;
+        if (!s->expiry_timer) {
+                if (sd_event_add_time(s->event, &s->expiry_timer, CLOCK_REALTIME, f->expires_usec,
+                                      100 * 1000, on_expiry, s) < 0)
+                        log_warning("Cannot arm the timer of timed rules: they expire at the next "
+                                    "change");
+                return;
+        }
+        (void) sd_event_source_set_time(s->expiry_timer, f->expires_usec);
+        (void) sd_event_source_set_enabled(s->expiry_timer, SD_EVENT_ONESHOT);
+}
+
 static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata) {
         FilterStore *s = userdata;
         _cleanup_free_ char *err = NULL;
         Filter **keep = NULL;
         size_t n_keep = 0;
         uint64_t now = now_usec(CLOCK_REALTIME);
+        bool due = false;
         int r;
 
         /* Not while a confirm-or-rollback change is open (its outcome decides what is stored)
@@ -505,6 +621,13 @@ static int on_expiry(sd_event_source *es, uint64_t usec, void *userdata) {
         if (s->transaction || s->busy) {
                 (void) sd_event_source_set_time(es, now + USEC_PER_SEC);
                 (void) sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        /* Early (the rule it was set for went first): nothing to remove, only the next time. */
+        for (size_t i = 0; i < s->n_rules && !due; i++)
+                due = s->rules[i]->expires_usec && s->rules[i]->expires_usec <= now;
+        if (!due) {
+                store_schedule_expiry(s);
                 return 0;
         }
         r = filter_store_snapshot(s, &keep, &n_keep);
@@ -867,6 +990,7 @@ static int change_finish(FilterChange *c, char **ret_error) {
         s->index = c->index;
         c->index = (FilterIndex) {};
         s->index_valid = true;
+        ids_drop(s); /* holds the old rules */
         s->rules = c->rules;
         s->n_rules = c->n;
         s->next_id = c->next_id;
@@ -892,7 +1016,10 @@ static int change_finish(FilterChange *c, char **ret_error) {
         filter_list_free(old, n_old);
         store_schedule_expiry(s);
         if (s->on_change)
-                s->on_change(s, old_ids ? old_ids : (const uint32_t[]) { 0 }, old_ids ? n_old : 0,
+                s->on_change(s, &(FilterStoreChange) {
+                                     .old_ids = old_ids ? old_ids : (const uint32_t[]) { 0 },
+                                     .n_old = old_ids ? n_old : 0,
+                                     .added = UINT32_MAX, .removed = UINT32_MAX },
                              s->userdata);
         return 0;
 }
@@ -1134,6 +1261,7 @@ typedef struct FilterListJob {
         Filter *rules; /* copies: no `text`, `comment` pointing into comments */
         size_t n;
         char *comments;
+        size_t comments_size;
         int counters_fd;
         int efd;
         sd_event_source *source;
@@ -1167,6 +1295,12 @@ static int list_write(FilterListJob *j) {
 
         /* Without counters (a kernel without batch lookups) the rows say 0. */
         (void) counters_sum_all(j->counters_fd, &sum);
+        /* Room for the rows as the fields usually print (about 140 bytes a rule), taken once
+         * rather than grown by doubling copies of a 14 MB document; grown if they print more. */
+        b.allocated = 4096 + j->n * 160 + j->comments_size;
+        b.data = malloc(b.allocated);
+        if (!b.data)
+                b.allocated = 0;
         text_buf_puts(&b, "{\"columns\":[");
         for (size_t i = 0; i < rule_fields_n; i++) {
                 if (!(rule_fields[i].flags & RULE_FIELD_OUTPUT))
@@ -1262,6 +1396,7 @@ int filter_store_list_memfd(FilterStore *s, filter_list_done_t done, void *userd
                 comments += s->rules[k]->comment ? strlen(s->rules[k]->comment) + 1 : 0;
         j->rules = malloc((s->n_rules + 1) * sizeof(Filter));
         j->comments = malloc(comments + 1);
+        j->comments_size = comments;
         if (!j->rules || !j->comments) {
                 list_job_free(j);
                 return -ENOMEM;
@@ -2210,6 +2345,82 @@ static int read_counters_batched(FilterStore *s) {
         return 0;
 }
 
+/* Slots lo..hi, summed over the CPUs, in one batch lookup (an array's batch starts after the
+ * key given: lo - 1). */
+static int counters_sum_range(int counters_fd, uint32_t lo, uint32_t hi,
+                              struct ps_filter_counter **ret_sum) {
+        _cleanup_free_ struct ps_filter_counter *sum = NULL;
+        _cleanup_free_ uint32_t *keys = NULL;
+        _cleanup_free_ uint8_t *values = NULL;
+        LIBBPF_OPTS(bpf_map_batch_opts, opts);
+        int ncpus = libbpf_num_possible_cpus();
+        uint32_t n = hi - lo + 1, got = n, before = lo - 1, out;
+        size_t stride;
+
+        if (ncpus <= 0)
+                return ncpus < 0 ? ncpus : -EINVAL;
+        stride = (size_t) ncpus * sizeof(struct ps_filter_counter);
+        sum = calloc(n, sizeof *sum);
+        keys = calloc(n, sizeof *keys);
+        values = calloc(n, stride);
+        if (!sum || !keys || !values)
+                return -ENOMEM;
+        if (bpf_map_lookup_batch(counters_fd, lo > 0 ? &before : NULL, &out, keys, values, &got,
+                                 &opts) < 0 && errno != ENOENT)
+                return -errno;
+        if (got != n)
+                return -EIO;
+        for (uint32_t i = 0; i < n; i++) {
+                if (keys[i] != lo + i)
+                        return -EIO;
+                for (int cpu = 0; cpu < ncpus; cpu++)
+                        counter_add(&sum[i], values + i * stride +
+                                             (size_t) cpu * sizeof(struct ps_filter_counter));
+        }
+        *ret_sum = TAKE_PTR(sum);
+        return 0;
+}
+
+/* A page of rules batched when their slots lie this close together (as an import or a run of
+ * Adds gives them): at most this many slots read per rule of the page. */
+#define COUNTERS_PAGE_SPREAD 4
+#define COUNTERS_PAGE_MIN 64
+
+int filter_store_read_counters_of(FilterStore *s, Filter **rules, size_t n) {
+        _cleanup_free_ struct ps_filter_counter *sum = NULL;
+        uint32_t lo = UINT32_MAX, hi = 0;
+        int r;
+
+        assert(s);
+        assert(rules || n == 0);
+        for (size_t i = 0; i < n; i++)
+                if (rules[i]->slot < PS_FILTER_SLOTS) {
+                        lo = MIN(lo, rules[i]->slot);
+                        hi = MAX(hi, rules[i]->slot);
+                }
+        if (n >= COUNTERS_PAGE_MIN && lo <= hi &&
+            (size_t) (hi - lo) < COUNTERS_PAGE_SPREAD * n &&
+            counters_sum_range(s->counters_fd, lo, hi, &sum) >= 0) {
+                for (size_t i = 0; i < n; i++) {
+                        Filter *f = rules[i];
+
+                        if (f->slot >= PS_FILTER_SLOTS)
+                                continue;
+                        f->hits = sum[f->slot - lo].hits;
+                        f->bytes = sum[f->slot - lo].bytes;
+                        f->last_hit_usec = mono_to_realtime_usec(sum[f->slot - lo].last_hit);
+                }
+                return 0;
+        }
+        /* Scattered, few, or no batch lookup in this kernel: one lookup per rule. */
+        for (size_t i = 0; i < n; i++) {
+                r = filter_store_read_counter(s, rules[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int filter_store_read_counters(FilterStore *s) {
         int r;
 
@@ -2275,12 +2486,11 @@ static int store_apply(FilterStore *s, const FilterDelta *d, char **ret_error) {
         return 0;
 }
 
-static uint32_t *store_ids(FilterStore *s) {
-        uint32_t *ids = malloc((s->n_rules + 1) * sizeof(uint32_t));
-
-        for (size_t i = 0; ids && i < s->n_rules; i++)
-                ids[i] = s->rules[i]->id;
-        return ids;
+/* Tells the owner which rule came or went in a change of one rule. */
+static void store_changed_one(FilterStore *s, uint32_t added, uint32_t removed) {
+        if (s->on_change)
+                s->on_change(s, &(FilterStoreChange) { .added = added, .removed = removed },
+                             s->userdata);
 }
 
 static int store_commit_whole(FilterStore *s, FilterList *add, bool replace, bool persist,
@@ -2289,7 +2499,6 @@ static int store_commit_whole(FilterStore *s, FilterList *add, bool replace, boo
 int filter_store_add_one(FilterStore *s, Filter *f, bool persist, uint32_t *ret_id,
                          char **ret_error) {
         _cleanup_(filter_delta_done) FilterDelta d = {};
-        _cleanup_free_ uint32_t *old_ids = NULL;
         uint32_t next_id = s->next_id, id = f->id;
         uint64_t now = now_usec(CLOCK_REALTIME);
         Filter **grown;
@@ -2308,9 +2517,8 @@ int filter_store_add_one(FilterStore *s, Filter *f, bool persist, uint32_t *ret_
         if (id != UINT32_MAX && filter_store_find(s, id))
                 return error_setf(ret_error, -EEXIST,
                                   "duplicate rule id %u; every id must be unique", id);
-        old_ids = store_ids(s);
         grown = realloc(s->rules, (s->n_rules + 2) * sizeof(Filter *));
-        if (!old_ids || !grown)
+        if (!grown)
                 return -ENOMEM;
         s->rules = grown;
         if (alloc_slot(s, &f->slot) < 0)
@@ -2351,14 +2559,14 @@ int filter_store_add_one(FilterStore *s, Filter *f, bool persist, uint32_t *ret_
         s->rules[s->n_rules++] = f;
         s->next_id = next_id;
         f->store = s;
+        ids_put(s, f);
         /* Only now: the compacting child copies the list with this rule in it. */
         if (persist)
                 state_journal_compact_maybe(&s->journal);
-        store_schedule_expiry(s);
+        store_schedule_expiry_one(s, f);
         if (ret_id)
                 *ret_id = f->id;
-        if (s->on_change)
-                s->on_change(s, old_ids, s->n_rules - 1, s->userdata);
+        store_changed_one(s, f->id, UINT32_MAX);
         return 0;
 fail:
         s->slot_used[f->slot] = 0;
@@ -2410,12 +2618,28 @@ static int store_change_whole(FilterStore *s, size_t idx, Filter *changed, bool 
         return 0;
 }
 
+/* The list with `changed` in place of rules[idx], or without it (changed NULL); and back. */
+static void list_change_at(FilterStore *s, size_t idx, Filter *changed) {
+        if (changed) {
+                s->rules[idx] = changed;
+                return;
+        }
+        memmove(s->rules + idx, s->rules + idx + 1, (s->n_rules - idx - 1) * sizeof(Filter *));
+        s->n_rules--;
+}
+
+static void list_restore_at(FilterStore *s, size_t idx, Filter *old, bool removed) {
+        if (removed) {
+                memmove(s->rules + idx + 1, s->rules + idx, (s->n_rules - idx) * sizeof(Filter *));
+                s->n_rules++;
+        }
+        s->rules[idx] = old;
+}
+
 int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool persist,
                             char **ret_error) {
         _cleanup_(filter_delta_done) FilterDelta d = {}, gone = {};
-        _cleanup_free_ uint32_t *old_ids = NULL;
-        _cleanup_free_ Filter **list = NULL;
-        size_t idx = SIZE_MAX, n;
+        size_t idx = SIZE_MAX;
         Filter *old;
         int r;
 
@@ -2423,29 +2647,19 @@ int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool p
         r = refuse_if_busy(s, ret_error);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < s->n_rules; i++)
-                if (s->rules[i]->id == id)
-                        idx = i;
-        if (idx == SIZE_MAX)
+        old = filter_store_find(s, id);
+        if (!old)
                 return error_setf(ret_error, -ENOENT, "no filter %u", id);
-        old = s->rules[idx];
+        /* Its place in the list: pointers compared, no rule read. */
+        for (size_t i = 0; i < s->n_rules && idx == SIZE_MAX; i++)
+                if (s->rules[i] == old)
+                        idx = i;
+        assert(idx != SIZE_MAX);
         assert(!changed || (changed->id == id && changed->slot == old->slot));
         if (changed)
                 rule_times(changed, now_usec(CLOCK_REALTIME));
         if (!s->index_valid || s->degraded)
                 return store_change_whole(s, idx, changed, persist, ret_error);
-        old_ids = store_ids(s);
-        list = malloc((s->n_rules + 1) * sizeof(Filter *));
-        if (!old_ids || !list)
-                return -ENOMEM;
-        memcpy(list, s->rules, s->n_rules * sizeof(Filter *));
-        n = s->n_rules;
-        if (changed)
-                list[idx] = changed;
-        else {
-                memmove(list + idx, list + idx + 1, (n - idx - 1) * sizeof(Filter *));
-                n--;
-        }
 
         /* In the index the old rule goes first (the new one is ranked in its place), but the
          * kernel gets the new rule's entries first and only then loses the old one's. */
@@ -2474,12 +2688,16 @@ int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool p
                 r = store_apply(s, &d, ret_error);
         if (r < 0)
                 return r;
+        /* The list changed in place, no copy of it: put back as it was if the change cannot be
+         * stored (store_save_one() writes it whole when there is no snapshot to append to). */
+        list_change_at(s, idx, changed);
         if (persist) {
-                r = store_save_one(s, changed ? "change" : "remove", changed, id, list, n,
-                                   s->next_id, ret_error);
+                r = store_save_one(s, changed ? "change" : "remove", changed, id, s->rules,
+                                   s->n_rules, s->next_id, ret_error);
                 if (r < 0) {
                         _cleanup_(filter_delta_done) FilterDelta undo = {};
 
+                        list_restore_at(s, idx, old, !changed);
                         if ((changed && filter_index_remove(&s->index, changed, &undo) < 0) ||
                             filter_index_add(&s->index, old, &undo, NULL) < 0 ||
                             store_apply(s, &undo, NULL) < 0)
@@ -2487,19 +2705,18 @@ int filter_store_change_one(FilterStore *s, uint32_t id, Filter *changed, bool p
                         return r;
                 }
         }
-        free(s->rules);
-        s->rules = TAKE_PTR(list);
-        s->n_rules = n;
-        if (changed)
+        if (changed) {
                 changed->store = s;
-        else
+                ids_put(s, changed);
+        } else {
+                ids_delete(s, id);
                 s->slot_used[old->slot] = 0; /* rests until the allocator comes round again */
+        }
         filter_free(old);
         if (persist)
                 state_journal_compact_maybe(&s->journal);
-        store_schedule_expiry(s);
-        if (s->on_change)
-                s->on_change(s, old_ids, n + (changed ? 0 : 1), s->userdata);
+        store_schedule_expiry_one(s, changed);
+        store_changed_one(s, UINT32_MAX, changed ? UINT32_MAX : id);
         return 0;
 }
 

@@ -11,9 +11,17 @@
 typedef struct FilterStore FilterStore;
 typedef struct FilterTransaction FilterTransaction;
 
-/* Told after every change of the set, with the ids it held before (for a diff). */
-typedef void (*filter_store_changed_t)(FilterStore *s, const uint32_t *old_ids, size_t n_old,
-                                       void *userdata);
+/* What a change of the set was, for whoever tells the bus. A change of one rule names the id
+ * that came or went (UINT32_MAX for none: a rule changed in place), so that nobody walks the
+ * set for it; a change of the whole set gives the ids it held before, for a diff. */
+typedef struct FilterStoreChange {
+        const uint32_t *old_ids; /* NULL for a change of one rule */
+        size_t n_old;
+        uint32_t added, removed;
+} FilterStoreChange;
+
+/* Told after every change of the set. */
+typedef void (*filter_store_changed_t)(FilterStore *s, const FilterStoreChange *c, void *userdata);
 
 /*
  * The rule set: the rules in memory, their copy in $STATE_DIRECTORY/filters.json and the
@@ -30,6 +38,12 @@ struct FilterStore {
         Filter **rules;
         size_t n_rules;
         uint32_t next_id;
+        /* id -> rule (open addressing, linear probing), so that finding a rule does not walk
+         * the list: built from the list when first needed after a change of the whole set,
+         * kept up to date by a change of one rule. NULL when not built. */
+        Filter **by_id;
+        unsigned by_id_bits; /* 1 << by_id_bits entries */
+        size_t by_id_n;
 
         int state_fd, banks_fd, rules_fd, rules4_fd, counters_fd, events_fd, gates_fd;
         uint32_t state; /* filter_state: generation << 2 | cacheable << 1 | active bank */
@@ -101,6 +115,9 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
 /* Reads the per-rule counters from the kernel into hits/bytes/last_hit of every rule. */
 int filter_store_read_counters(FilterStore *s);
 int filter_store_read_counter(FilterStore *s, Filter *f);
+/* The same for rules[0..n) of the list (a page of it): one batch lookup when their counter
+ * slots lie close together, else one lookup per rule. */
+int filter_store_read_counters_of(FilterStore *s, Filter **rules, size_t n);
 
 /* A copy of the list (rules duplicated), the starting point of a change. */
 int filter_store_snapshot(FilterStore *s, Filter ***ret, size_t *ret_n);

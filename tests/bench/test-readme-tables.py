@@ -153,7 +153,7 @@ PRINTS = [
     ('bench/bench-loop.c', 'Delete min/median/max  %.2f / %.2f / %.2f ms;  Add min/median/max  %.2f / %.2f / '),
     ('bench/bench-loop.c', 'fd: %u rules, %u rounds alternated, each figure min / median / max'),
     ('bench/bench-loop.c', 'fd: %-8s (replace)'),
-    ('bench/bench-loop.c', '"ListFd, the document parsed (jansson)"'),
+    ('bench/bench-loop.c', '"ListFd, the document parsed (list-doc)"'),
     ('bench/bench-loop.c', '";  the daemon\'s CPU"'),
     ('bench/bench-loop.c', '"%s %.1f / %.1f / %.1f ms"'),
 ]

@@ -25,6 +25,7 @@ require ip dbus-daemon busctl jq timeout mount umount
 
 FILTERS_PATH=$PS_PATH/filters
 FILTERS=org.packetscope.Guarder1.Filters
+FILTER=org.packetscope.Guarder1.Filter
 NOT_WRITABLE=$PS_ERR.StateNotWritable
 P1=40121 # dropped by the rule every check keeps
 P2=40122 # the refused rules' port
@@ -80,6 +81,18 @@ is "$(udp_arrived $P2)" 3 "read-only: the refused rule is not enforced (udp/$P2 
 is "$(udp_arrived $P1)" 0 "read-only: the acknowledged rule still is"
 like "$(grep -c "Cannot write $STATE/filters.log: Read-only file system" "$LOG")" '^[1-9]' \
      "read-only: the journal says which file and why"
+# A Delete and a Disable of the kept rule: the list goes back as it was, rule and place.
+KEEP_ID=$(pscall "$FILTERS_PATH" "$FILTERS" List | jq -r '.data[0][0].id.data')
+out=$(call_error "$FILTERS_PATH/$KEEP_ID" "$FILTER" Delete '' '[]')
+is "$out" "$NOT_WRITABLE: cannot write $STATE/filters.log: Read-only file system; the change was not made" \
+   "read-only: Delete answers StateNotWritable"
+out=$(call_error "$FILTERS_PATH/$KEEP_ID" "$FILTER" Disable '' '[]')
+is "$out" "$NOT_WRITABLE: cannot write $STATE/filters.log: Read-only file system; the change was not made" \
+   "read-only: Disable answers StateNotWritable"
+is "$(pscall "$FILTERS_PATH" "$FILTERS" List |
+      jq -c '[.data[0][] | [.id.data, .comment.data, .enabled.data]]')" "[[$KEEP_ID,\"keep\",true]]" \
+   "read-only: after the refused Delete and Disable the list is as it was"
+is "$(udp_arrived $P1)" 0 "read-only: and the kept rule still drops udp/$P1"
 out=$(call_error "$PS_PATH" "$PS_MANAGER" AttachLink ss "[\"$B_IF\", \"generic\"]")
 is "$out" "$NOT_WRITABLE: cannot write $STATE/links.json: Read-only file system; the change was not made" \
    "read-only: AttachLink answers StateNotWritable"

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <time.h>
@@ -189,13 +190,15 @@ static int list_range(sd_bus_message *msg, Manager *m, uint32_t offset, uint32_t
         r = bus_reply_open(msg, 'a', "a{sv}", &reply);
         if (r < 0)
                 return r;
+        if (offset < end)
+                (void) filter_store_read_counters_of(m->filters, m->filters->rules + offset,
+                                                     end - offset);
         for (size_t i = offset; i < end; i++) {
                 Filter *f = m->filters->rules[i];
-                _cleanup_free_ char *path = filter_bus_path(f->id);
+                /* What filter_bus_path() gives, without an allocation per rule. */
+                char path[sizeof(PS_OBJECT_FILTERS "/") + 10];
 
-                if (!path)
-                        return -ENOMEM;
-                (void) filter_store_read_counter(m->filters, f);
+                snprintf(path, sizeof path, PS_OBJECT_FILTERS "/%" PRIu32, f->id);
                 r = filter_append_bus_dict(reply, f, path);
                 if (r < 0)
                         return r;
@@ -663,18 +666,52 @@ static bool id_set_has(const IdSet *set, uint32_t id) {
         return bsearch(&id, set->ids, set->n, sizeof(uint32_t), cmp_id);
 }
 
+static void emit_filter_removed(Manager *m, uint32_t id) {
+        _cleanup_free_ char *path = filter_bus_path(id);
+
+        if (!path)
+                return;
+        (void) sd_bus_emit_interfaces_removed(m->bus, path, PS_IFACE_FILTER, NULL);
+        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "FilterRemoved",
+                                  "uo", id, path);
+}
+
+static void emit_filter_added(Manager *m, uint32_t id) {
+        _cleanup_free_ char *path = filter_bus_path(id);
+
+        if (!path)
+                return;
+        (void) sd_bus_emit_interfaces_added(m->bus, path, PS_IFACE_FILTER, NULL);
+        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "FilterAdded",
+                                  "uo", id, path);
+}
+
+static void emit_counts_changed(Manager *m) {
+        (void) sd_bus_emit_properties_changed(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Count",
+                                              "Shapes", "Entries", "Degraded", NULL);
+}
+
 /* Turns a change of the set into signals: per rule for a small change, one Reloaded for a big
- * one (PS_SMALL_SET_MAX). */
-static void on_filters_changed(FilterStore *s, const uint32_t *old_ids, size_t n_old,
-                               void *userdata) {
+ * one (PS_SMALL_SET_MAX). A change of one rule names it: no walk of the set. */
+static void on_filters_changed(FilterStore *s, const FilterStoreChange *c, void *userdata) {
         Manager *m = userdata;
         _cleanup_free_ uint32_t *new_ids = NULL;
+        const uint32_t *old_ids = c->old_ids;
+        size_t n_old = c->n_old;
         IdSet old_set = {}, new_set = {};
         size_t n_added = 0, n_removed = 0;
         uint32_t limit = 0;
 
         if (!m->bus)
                 return;
+        if (!old_ids) {
+                if (c->removed != UINT32_MAX)
+                        emit_filter_removed(m, c->removed);
+                if (c->added != UINT32_MAX)
+                        emit_filter_added(m, c->added);
+                emit_counts_changed(m);
+                return;
+        }
         new_ids = malloc((s->n_rules + 1) * sizeof(uint32_t));
         if (!new_ids)
                 return;
@@ -701,34 +738,14 @@ static void on_filters_changed(FilterStore *s, const uint32_t *old_ids, size_t n
                 (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Reloaded",
                                           "uu", (uint32_t) n_added, (uint32_t) n_removed);
         } else {
-                for (size_t i = 0; i < n_old; i++) {
-                        _cleanup_free_ char *path = NULL;
-
-                        if (id_set_has(&new_set, old_ids[i]))
-                                continue;
-                        path = filter_bus_path(old_ids[i]);
-                        if (!path)
-                                continue;
-                        (void) sd_bus_emit_interfaces_removed(m->bus, path, PS_IFACE_FILTER, NULL);
-                        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
-                                                  "FilterRemoved", "uo", old_ids[i], path);
-                }
-                for (size_t i = 0; i < s->n_rules; i++) {
-                        uint32_t id = s->rules[i]->id;
-                        _cleanup_free_ char *path = NULL;
-
-                        if (id_set_has(&old_set, id))
-                                continue;
-                        path = filter_bus_path(id);
-                        if (!path)
-                                continue;
-                        (void) sd_bus_emit_interfaces_added(m->bus, path, PS_IFACE_FILTER, NULL);
-                        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
-                                                  "FilterAdded", "uo", id, path);
-                }
+                for (size_t i = 0; i < n_old; i++)
+                        if (!id_set_has(&new_set, old_ids[i]))
+                                emit_filter_removed(m, old_ids[i]);
+                for (size_t i = 0; i < s->n_rules; i++)
+                        if (!id_set_has(&old_set, s->rules[i]->id))
+                                emit_filter_added(m, s->rules[i]->id);
         }
-        (void) sd_bus_emit_properties_changed(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "Count",
-                                              "Shapes", "Entries", "Degraded", NULL);
+        emit_counts_changed(m);
         id_set_done(&old_set);
         id_set_done(&new_set);
 }
