@@ -335,9 +335,11 @@ static int load_batch_flush(struct load_batch *b) {
 /* The whole filter_gates array, mapped (both banks: a mapping starts at the first value). */
 #define GATES_MAP_BYTES ((size_t) 2 * PS_GATE_BANK_WORDS * sizeof(uint64_t))
 
-int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd, int gates_fd,
-                       uint32_t *state, const FilterSet *set) {
-        uint32_t bank = (*state & PS_FILTER_STATE_BANK) ^ 1, zero = 0, next;
+/* Clears the inactive bank (of `state`) and fills it with the set; nothing reads it until the
+ * flip, whose value goes to *ret_next. */
+static int kernel_fill(int banks_fd, int rules_fd, int rules4_fd, int gates_fd, uint32_t state,
+                       const FilterSet *set, uint32_t *ret_next) {
+        uint32_t bank = (state & PS_FILTER_STATE_BANK) ^ 1;
         uint64_t *gates;
         _cleanup_free_ struct load_batch *wide = NULL, *narrow = NULL;
         _cleanup_free_ struct ps_filter_bank *b = NULL;
@@ -417,10 +419,16 @@ int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd, 
                 if (set->masks[i].tcp_flags)
                         cacheable = false;
 
-        /* The flip: one 4-byte value, read once per packet. A new generation also makes every
-         * verdict cached in a flow entry stale. */
-        next = (((*state >> PS_FILTER_STATE_GEN_SHIFT) + 1) << PS_FILTER_STATE_GEN_SHIFT) |
-               (cacheable ? PS_FILTER_STATE_CACHEABLE : 0) | bank;
+        /* A new generation also makes every verdict cached in a flow entry stale. */
+        *ret_next = (((state >> PS_FILTER_STATE_GEN_SHIFT) + 1) << PS_FILTER_STATE_GEN_SHIFT) |
+                    (cacheable ? PS_FILTER_STATE_CACHEABLE : 0) | bank;
+        return 0;
+}
+
+/* The flip: one 4-byte value, read once per packet. */
+static int kernel_flip(int state_fd, uint32_t *state, uint32_t next) {
+        uint32_t zero = 0;
+
         if (bpf_map_update_elem(state_fd, &zero, &next, BPF_ANY) < 0)
                 return -errno;
         *state = next;
@@ -441,6 +449,17 @@ static int gate_word_or(int gates_fd, uint32_t bank, const FilterGateWord *w) {
         if (bpf_map_update_elem(gates_fd, &idx, &v, BPF_ANY) < 0)
                 return -errno;
         return 0;
+}
+
+int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd, int gates_fd,
+                       uint32_t *state, const FilterSet *set) {
+        uint32_t next;
+        int r;
+
+        r = kernel_fill(banks_fd, rules_fd, rules4_fd, gates_fd, *state, set, &next);
+        if (r < 0)
+                return r;
+        return kernel_flip(state_fd, state, next);
 }
 
 int filter_kernel_apply(int state_fd, int banks_fd, int rules_fd, int rules4_fd, int gates_fd,
@@ -737,6 +756,30 @@ static int kernel_flip_back(int state_fd, uint32_t *state, uint32_t old_state) {
 static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
                            char **ret_error);
 
+/*
+ * The whole set written in two steps, so that a change can load the kernel while its file is
+ * written: stage (the text into a temporary file beside filters.json, flushed to disk; reads
+ * only the rules and the state directory, so it may run in a thread of its own), then commit
+ * (renamed over filters.json, the directory flushed, the journal it replaces gone). A change
+ * flips the kernel to its set only once the staged file is on disk, and commits after the
+ * flip: what cannot be stored is never enforced, and a failed commit flips back.
+ */
+typedef struct StoreWrite {
+        FilterStore *s;
+        Filter *const *rules;
+        size_t n;
+        uint32_t next_id;
+        uint64_t gen;
+        char *path, *tmp; /* tmp: the staged file, NULL when there is none */
+        size_t size;
+        int r;
+        char *error;
+} StoreWrite;
+
+static int store_write_stage(StoreWrite *w);
+static int store_write_commit(StoreWrite *w);
+static void store_write_done(StoreWrite *w);
+
 /* A rule's creation time if it has none, and its expiry from its timeout (now: realtime). */
 static void rule_times(Filter *f, uint64_t now) {
         if (f->created_usec == 0)
@@ -885,16 +928,35 @@ undo:
         return r;
 }
 
+static void *store_write_thread(void *p) {
+        StoreWrite *w = p;
+
+        w->r = store_write_stage(w);
+        return NULL;
+}
+
 /* Reads and writes only the change, the kernel maps and the state directory. */
 static void change_work(FilterChange *c) {
         FilterStore *s = c->s;
         _cleanup_free_ uint32_t *zero = NULL;
+        StoreWrite w = { .s = s, .rules = c->rules, .n = c->n, .next_id = c->next_id,
+                         .gen = s->journal_gen + 1 };
+        pthread_t writer;
+        bool writing = false;
         FilterSet set = {};
         size_t n_zero = 0;
-        uint64_t t0;
+        uint32_t next;
+        uint64_t t0, fill_usec;
         int r;
 
-        zero = calloc(c->n_new + 1, sizeof(uint32_t));
+        /* filters.json is written in a thread of its own while this one compiles and fills
+         * the kernel's inactive bank: both only read the rules. (Without a thread, first.) */
+        if (c->persist) {
+                writing = pthread_create(&writer, NULL, store_write_thread, &w) == 0;
+                if (!writing)
+                        w.r = store_write_stage(&w);
+        }
+        zero = calloc(MAX(c->n_new, c->n_reused) + 1, sizeof(uint32_t));
         for (size_t k = 0; k < c->n_new; k++) {
                 uint32_t slot = c->rules[c->new_idx[k]]->slot;
 
@@ -911,8 +973,9 @@ static void change_work(FilterChange *c) {
         if (r < 0)
                 goto fail;
         t0 = now_usec(CLOCK_MONOTONIC);
-        r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, s->gates_fd,
-                               &c->state, &set);
+        r = kernel_fill(s->banks_fd, s->rules_fd, s->rules4_fd, s->gates_fd, c->state, &set,
+                        &next);
+        fill_usec = now_usec(CLOCK_MONOTONIC) - t0;
         c->n_shapes = set.n_shapes;
         c->n_entries = set.n_entries;
         filter_set_done(&set);
@@ -921,16 +984,44 @@ static void change_work(FilterChange *c) {
                                   "loading the rule set into the kernel failed: %s", strerror(-r));
                 goto fail;
         }
-        c->apply_usec = now_usec(CLOCK_MONOTONIC) - t0;
-        /* The removed rules these slots counted for are out of the kernel now. */
-        for (uint32_t k = 0; c->n_reused > 0 && k < PS_FILTER_SLOTS; k++)
-                if (c->reused[k])
-                        (void) zero_counter(s, k);
 
-        /* Acknowledged means stored: if the file cannot take the new set, the kernel goes
-         * back to the old one and nothing of the change remains. */
+        /* Acknowledged means stored: the kernel takes the set only once its file is on disk
+         * (the inactive bank filled meanwhile is read by nothing and cleared by the next
+         * load). */
+        if (writing) {
+                (void) pthread_join(writer, NULL);
+                writing = false;
+        }
+        if (c->persist && w.r < 0) {
+                r = w.r;
+                c->error = TAKE_PTR(w.error);
+                goto fail;
+        }
+        t0 = now_usec(CLOCK_MONOTONIC);
+        r = kernel_flip(s->state_fd, &c->state, next);
+        if (r < 0) {
+                (void) error_setf(&c->error, 0,
+                                  "loading the rule set into the kernel failed: %s", strerror(-r));
+                goto fail;
+        }
+        c->apply_usec = fill_usec + now_usec(CLOCK_MONOTONIC) - t0;
+
+        /* The removed rules these slots counted for are out of the kernel now. */
+        n_zero = 0;
+        for (uint32_t k = 0; c->n_reused > 0 && k < PS_FILTER_SLOTS; k++)
+                if (c->reused[k]) {
+                        if (zero)
+                                zero[n_zero++] = k;
+                        else
+                                (void) zero_counter(s, k);
+                }
+        (void) bpf_map_zero_percpu_keys(s->counters_fd, zero, n_zero,
+                                        sizeof(struct ps_filter_counter));
+
+        /* If the file cannot take its name, the kernel goes back to the old set and nothing
+         * of the change remains. */
         if (c->persist) {
-                r = store_save_list(s, c->rules, c->n, c->next_id, &c->error);
+                r = store_write_commit(&w);
                 if (r < 0) {
                         int k = kernel_flip_back(s->state_fd, &c->state, c->old_state);
 
@@ -940,12 +1031,17 @@ static void change_work(FilterChange *c) {
                                                     "back into the kernel: %s; the kernel "
                                                     "enforces a set that is not stored",
                                                     strerror(-k));
+                        c->error = TAKE_PTR(w.error);
                         goto fail;
                 }
         }
+        store_write_done(&w);
         c->r = 0;
         return;
 fail:
+        if (writing)
+                (void) pthread_join(writer, NULL);
+        store_write_done(&w);
         c->r = r;
 }
 
@@ -1558,33 +1654,42 @@ static const char *stored_rule_text(Filter *f) {
 
 /* {"filters":[...],"journal":G,"next_id":N,"version":1}, written rule by rule into one buffer
  * (a rule's kept text when it has one): no tree of 100,000 JSON objects is built and freed.
- * Written whole with gen = journal_gen + 1 (the journals of the one before no longer
- * apply), and by a compaction with gen = journal_gen (its journals still do). */
-static int store_write_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
-                            uint64_t gen, uint64_t *ret_size, char **ret_error) {
-        _cleanup_(text_buf_done) TextBuf b = {};
+ * Reads the rules only. */
+static int store_list_text(TextBuf *b, Filter *const *rules, size_t n, uint32_t next_id,
+                           uint64_t gen) {
         char tail[96];
-        char *prev;
         int r;
 
-        assert(s);
         r = snprintf(tail, sizeof tail, "],\"journal\":%" PRIu64 ",\"next_id\":%" PRIu32
                      ",\"version\":1}", gen, next_id);
         assert(r > 0 && (size_t) r < sizeof tail);
-        text_buf_puts(&b, "{\"filters\":[");
+        text_buf_puts(b, "{\"filters\":[");
         for (size_t i = 0; i < n; i++) {
                 const char *cached = filter_text_get(rules[i]);
 
                 if (i > 0)
-                        text_buf_put(&b, ",", 1);
+                        text_buf_put(b, ",", 1);
                 if (cached)
-                        text_buf_puts(&b, cached);
+                        text_buf_puts(b, cached);
                 else
-                        stored_rule_put(&b, rules[i]);
+                        stored_rule_put(b, rules[i]);
         }
-        text_buf_puts(&b, tail);
-        if (b.oom)
-                return -ENOMEM;
+        text_buf_puts(b, tail);
+        return b->oom ? -ENOMEM : 0;
+}
+
+/* Written whole with gen = journal_gen + 1 (the journals of the one before no longer
+ * apply), and by a compaction with gen = journal_gen (its journals still do). */
+static int store_write_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
+                            uint64_t gen, uint64_t *ret_size, char **ret_error) {
+        _cleanup_(text_buf_done) TextBuf b = {};
+        char *prev;
+        int r;
+
+        assert(s);
+        r = store_list_text(&b, rules, n, next_id, gen);
+        if (r < 0)
+                return r;
         prev = prev_generation_begin(s);
         r = state_write_file(s->state_dir, FILTERS_FILE, b.data, ret_error);
         prev_generation_end(s, prev, r >= 0);
@@ -1601,18 +1706,80 @@ static void journal_set_gen(FilterStore *s, uint64_t gen) {
         s->journal.header_len = k > 0 ? (size_t) k : 0;
 }
 
-/* The whole set; the journal it replaces goes. The caller stopped any compaction on the loop
- * (this may run in the offload thread). */
-static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
-                           char **ret_error) {
-        uint64_t size = 0;
+/* What state_write_file() says and logs when it cannot write: the same for both steps. */
+static int store_write_failed(StoreWrite *w, int r) {
+        log_struct_internal(LOG_ERR, r, PS_MESSAGE_STATE_NOT_WRITABLE, NULL,
+                            "Cannot write %s: %s", w->path, strerror(-r));
+        return error_setf(&w->error, -EROFS, "cannot write %s: %s; the change was not made",
+                          w->path, strerror(-r));
+}
+
+static void store_write_abort(StoreWrite *w) {
+        if (w->tmp)
+                (void) unlink(w->tmp);
+        w->tmp = mfree(w->tmp);
+}
+
+static void store_write_done(StoreWrite *w) {
+        store_write_abort(w);
+        w->path = mfree(w->path);
+        w->error = mfree(w->error);
+}
+
+static int store_write_stage(StoreWrite *w) {
+        _cleanup_(text_buf_done) TextBuf b = {};
+        _cleanup_close_ int fd = -1;
         int r;
 
-        r = store_write_list(s, rules, n, next_id, s->journal_gen + 1, &size, ret_error);
+        assert(!w->tmp);
+        r = store_list_text(&b, w->rules, w->n, w->next_id, w->gen);
         if (r < 0)
                 return r;
-        journal_set_gen(s, s->journal_gen + 1);
-        s->journal.snapshot_bytes = size;
+        w->path = strjoin_path(w->s->state_dir, FILTERS_FILE);
+        if (!w->path || asprintf(&w->tmp, "%s.tmpXXXXXX", w->path) < 0) {
+                w->tmp = NULL;
+                return -ENOMEM;
+        }
+        fd = mkostemp(w->tmp, O_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
+                w->tmp = mfree(w->tmp);
+                return store_write_failed(w, r);
+        }
+        if (fchmod(fd, 0644) < 0)
+                r = -errno;
+        else
+                r = write_all(fd, b.data, b.size);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r < 0) {
+                store_write_abort(w);
+                return store_write_failed(w, r);
+        }
+        w->size = b.size;
+        return 0;
+}
+
+static int store_write_commit(StoreWrite *w) {
+        FilterStore *s = w->s;
+        char *prev;
+        int r;
+
+        assert(w->tmp);
+        prev = prev_generation_begin(s);
+        r = rename(w->tmp, w->path) < 0 ? -errno : 0;
+        if (r >= 0)
+                w->tmp = mfree(w->tmp);
+        else
+                store_write_abort(w);
+        /* The rename is durable only once the directory that holds the name is. */
+        if (r >= 0)
+                r = fsync_parent_dir(w->path);
+        prev_generation_end(s, prev, r >= 0);
+        if (r < 0)
+                return store_write_failed(w, r);
+        journal_set_gen(s, w->gen);
+        s->journal.snapshot_bytes = w->size;
         r = state_journal_reset(&s->journal);
         /* A journal left behind names the snapshot before and is ignored at the next start;
          * records appended to it would be too, so the changes of one rule write the whole
@@ -1623,6 +1790,23 @@ static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t ne
                                   "rule write %s whole until it can be", s->state_dir,
                                   FILTERS_FILE);
         return 0;
+}
+
+/* The whole set; the journal it replaces goes. The caller stopped any compaction on the loop
+ * (this may run in the offload thread). */
+static int store_save_list(FilterStore *s, Filter **rules, size_t n, uint32_t next_id,
+                           char **ret_error) {
+        StoreWrite w = { .s = s, .rules = rules, .n = n, .next_id = next_id,
+                         .gen = s->journal_gen + 1 };
+        int r;
+
+        r = store_write_stage(&w);
+        if (r >= 0)
+                r = store_write_commit(&w);
+        if (r < 0 && ret_error && w.error)
+                *ret_error = TAKE_PTR(w.error);
+        store_write_done(&w);
+        return r;
 }
 
 /* The compacting child's snapshot: the set as the loop holds it, same journal number. */
