@@ -335,10 +335,10 @@ static int load_batch_flush(struct load_batch *b) {
 /* The whole filter_gates array, mapped (both banks: a mapping starts at the first value). */
 #define GATES_MAP_BYTES ((size_t) 2 * PS_GATE_BANK_WORDS * sizeof(uint64_t))
 
-/* Clears the inactive bank (of `state`) and fills it with the set; nothing reads it until the
- * flip, whose value goes to *ret_next. */
+/* Clears the inactive bank (of `state`) unless the caller did (`cleared`) and fills it with
+ * the set; nothing reads it until the flip, whose value goes to *ret_next. */
 static int kernel_fill(int banks_fd, int rules_fd, int rules4_fd, int gates_fd, uint32_t state,
-                       const FilterSet *set, uint32_t *ret_next) {
+                       bool cleared, const FilterSet *set, uint32_t *ret_next) {
         uint32_t bank = (state & PS_FILTER_STATE_BANK) ^ 1;
         uint64_t *gates;
         _cleanup_free_ struct load_batch *wide = NULL, *narrow = NULL;
@@ -347,9 +347,11 @@ static int kernel_fill(int banks_fd, int rules_fd, int rules4_fd, int gates_fd, 
         void *map;
         int r;
 
-        r = clear_bank(rules_fd, rules4_fd, bank);
-        if (r < 0)
-                return r;
+        if (!cleared) {
+                r = clear_bank(rules_fd, rules4_fd, bank);
+                if (r < 0)
+                        return r;
+        }
         b = calloc(1, sizeof *b);
         wide = calloc(1, sizeof *wide);
         narrow = calloc(1, sizeof *narrow);
@@ -456,7 +458,7 @@ int filter_kernel_load(int state_fd, int banks_fd, int rules_fd, int rules4_fd, 
         uint32_t next;
         int r;
 
-        r = kernel_fill(banks_fd, rules_fd, rules4_fd, gates_fd, *state, set, &next);
+        r = kernel_fill(banks_fd, rules_fd, rules4_fd, gates_fd, *state, false, set, &next);
         if (r < 0)
                 return r;
         return kernel_flip(state_fd, state, next);
@@ -935,14 +937,30 @@ static void *store_write_thread(void *p) {
         return NULL;
 }
 
+/* The inactive bank emptied (of the set before last) while the new set is compiled. */
+typedef struct BankClear {
+        int rules_fd, rules4_fd;
+        uint32_t bank;
+        int r;
+} BankClear;
+
+static void *bank_clear_thread(void *p) {
+        BankClear *k = p;
+
+        k->r = clear_bank(k->rules_fd, k->rules4_fd, k->bank);
+        return NULL;
+}
+
 /* Reads and writes only the change, the kernel maps and the state directory. */
 static void change_work(FilterChange *c) {
         FilterStore *s = c->s;
         _cleanup_free_ uint32_t *zero = NULL;
         StoreWrite w = { .s = s, .rules = c->rules, .n = c->n, .next_id = c->next_id,
                          .gen = s->journal_gen + 1 };
-        pthread_t writer;
-        bool writing = false;
+        BankClear clear = { .rules_fd = s->rules_fd, .rules4_fd = s->rules4_fd,
+                            .bank = (c->state & PS_FILTER_STATE_BANK) ^ 1 };
+        pthread_t writer, clearer;
+        bool writing = false, clearing;
         FilterSet set = {};
         size_t n_zero = 0;
         uint32_t next;
@@ -950,12 +968,15 @@ static void change_work(FilterChange *c) {
         int r;
 
         /* filters.json is written in a thread of its own while this one compiles and fills
-         * the kernel's inactive bank: both only read the rules. (Without a thread, first.) */
+         * the kernel's inactive bank: both only read the rules. (Without a thread, first.) The
+         * bank is emptied meanwhile in a third: nothing reads it, and the compile does not
+         * need it. */
         if (c->persist) {
                 writing = pthread_create(&writer, NULL, store_write_thread, &w) == 0;
                 if (!writing)
                         w.r = store_write_stage(&w);
         }
+        clearing = pthread_create(&clearer, NULL, bank_clear_thread, &clear) == 0;
         zero = calloc(MAX(c->n_new, c->n_reused) + 1, sizeof(uint32_t));
         for (size_t k = 0; k < c->n_new; k++) {
                 uint32_t slot = c->rules[c->new_idx[k]]->slot;
@@ -973,8 +994,15 @@ static void change_work(FilterChange *c) {
         if (r < 0)
                 goto fail;
         t0 = now_usec(CLOCK_MONOTONIC);
-        r = kernel_fill(s->banks_fd, s->rules_fd, s->rules4_fd, s->gates_fd, c->state, &set,
-                        &next);
+        if (clearing) {
+                (void) pthread_join(clearer, NULL);
+                clearing = false;
+        } else
+                clear.r = clear_bank(s->rules_fd, s->rules4_fd, clear.bank);
+        r = clear.r;
+        if (r >= 0)
+                r = kernel_fill(s->banks_fd, s->rules_fd, s->rules4_fd, s->gates_fd, c->state,
+                                true, &set, &next);
         fill_usec = now_usec(CLOCK_MONOTONIC) - t0;
         c->n_shapes = set.n_shapes;
         c->n_entries = set.n_entries;
@@ -1039,6 +1067,8 @@ static void change_work(FilterChange *c) {
         c->r = 0;
         return;
 fail:
+        if (clearing)
+                (void) pthread_join(clearer, NULL);
         if (writing)
                 (void) pthread_join(writer, NULL);
         store_write_done(&w);
@@ -1569,6 +1599,9 @@ typedef struct StoredKey {
         const char *key;
         size_t field;     /* in rule_fields, or SIZE_MAX: "slot" */
         char def[24];     /* the default's JSON text: a field holding it is left out; "" none */
+        size_t def_len;
+        char name[40];    /* "KEY": as JSON text, written in one piece */
+        size_t name_len;
 } StoredKey;
 
 static StoredKey stored_keys[64];
@@ -1604,11 +1637,22 @@ static void stored_keys_init(void) {
         stored_keys[n++] = (StoredKey) { .key = "slot", .field = SIZE_MAX };
         assert(n <= ELEMENTSOF(stored_keys));
         qsort(stored_keys, n, sizeof(StoredKey), cmp_stored_key);
+        for (size_t i = 0; i < n; i++) {
+                StoredKey *k = &stored_keys[i];
+                _cleanup_(text_buf_done) TextBuf b = {};
+
+                text_buf_put_json_string(&b, k->key);
+                text_buf_put(&b, ":", 1);
+                assert(!b.oom && b.size < sizeof k->name);
+                memcpy(k->name, b.data, b.size + 1);
+                k->name_len = b.size;
+                k->def_len = strlen(k->def);
+        }
         stored_keys_n = n;
 }
 
 static void stored_rule_put(TextBuf *b, const Filter *f) {
-        const char *sep = "{";
+        bool first = true;
 
         (void) pthread_once(&stored_keys_once, stored_keys_init);
         for (size_t i = 0; i < stored_keys_n; i++) {
@@ -1617,25 +1661,24 @@ static void stored_rule_put(TextBuf *b, const Filter *f) {
 
                 if (k->field != SIZE_MAX && rule_field_is_wildcard(&rule_fields[k->field], f))
                         continue;
-                text_buf_puts(b, sep);
-                text_buf_put_json_string(b, k->key);
-                text_buf_put(b, ":", 1);
+                text_buf_put(b, first ? "{" : ",", 1);
+                text_buf_put(b, k->name, k->name_len);
                 at = b->size;
                 if (k->field == SIZE_MAX) {
                         text_buf_put_u64(b, f->slot);
                 } else {
                         rule_field_put_json_typed(b, &rule_fields[k->field], f);
                         /* At its default: taken back. */
-                        if (k->def[0] && !b->oom && b->size - at == strlen(k->def) &&
-                            memcmp(b->data + at, k->def, b->size - at) == 0) {
+                        if (k->def_len && !b->oom && b->size - at == k->def_len &&
+                            memcmp(b->data + at, k->def, k->def_len) == 0) {
                                 b->size = mark;
                                 b->data[mark] = '\0';
                                 continue;
                         }
                 }
-                sep = ",";
+                first = false;
         }
-        text_buf_puts(b, streq(sep, "{") ? "{}" : "}");
+        text_buf_put(b, first ? "{}" : "}", first ? 2 : 1);
 }
 
 /* Kept with the rule (a journal record of one rule): the next change of the set writes it
