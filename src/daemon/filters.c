@@ -59,6 +59,7 @@ int filter_store_new(FilterStore **ret) {
                 return -ENOMEM;
         s->state_fd = s->banks_fd = s->rules_fd = s->rules4_fd = s->counters_fd = s->events_fd = -1;
         s->gates_fd = -1;
+        s->clean_bank = -1;
         state_journal_init(&s->journal);
         s->slot_used = calloc(PS_FILTER_SLOTS, 1);
         if (!s->slot_used) {
@@ -562,6 +563,7 @@ static int kernel_load(FilterStore *s, const FilterSet *set) {
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         int r;
 
+        s->clean_bank = -1; /* whichever it was, it is filled now or half cleared */
         r = filter_kernel_load(s->state_fd, s->banks_fd, s->rules_fd, s->rules4_fd, s->gates_fd,
                                &s->state, set);
         if (r < 0)
@@ -960,7 +962,7 @@ static void change_work(FilterChange *c) {
         BankClear clear = { .rules_fd = s->rules_fd, .rules4_fd = s->rules4_fd,
                             .bank = (c->state & PS_FILTER_STATE_BANK) ^ 1 };
         pthread_t writer, clearer;
-        bool writing = false, clearing;
+        bool writing = false, clearing = false, cleared;
         FilterSet set = {};
         size_t n_zero = 0;
         uint32_t next;
@@ -976,7 +978,11 @@ static void change_work(FilterChange *c) {
                 if (!writing)
                         w.r = store_write_stage(&w);
         }
-        clearing = pthread_create(&clearer, NULL, bank_clear_thread, &clear) == 0;
+        /* Emptied already while an import was read (filter_store_offload()); taken once. */
+        cleared = s->clean_bank == (int) clear.bank;
+        s->clean_bank = -1;
+        if (!cleared)
+                clearing = pthread_create(&clearer, NULL, bank_clear_thread, &clear) == 0;
         zero = calloc(MAX(c->n_new, c->n_reused) + 1, sizeof(uint32_t));
         for (size_t k = 0; k < c->n_new; k++) {
                 uint32_t slot = c->rules[c->new_idx[k]]->slot;
@@ -997,7 +1003,7 @@ static void change_work(FilterChange *c) {
         if (clearing) {
                 (void) pthread_join(clearer, NULL);
                 clearing = false;
-        } else
+        } else if (!cleared)
                 clear.r = clear_bank(s->rules_fd, s->rules4_fd, clear.bank);
         r = clear.r;
         if (r >= 0)
@@ -1177,6 +1183,7 @@ int filter_store_replace(FilterStore *s, Filter **rules, size_t n, bool persist,
 /* Off the loop: a thread does the work, an eventfd brings the loop back to the rest. */
 struct FilterOffload {
         FilterStore *s;
+        BankClear clear; /* bank UINT32_MAX: none to empty */
         filter_offload_work_t work;
         filter_offload_done_t done;
         void *data;
@@ -1187,12 +1194,25 @@ struct FilterOffload {
 
 static void *offload_thread(void *p) {
         struct FilterOffload *o = p;
+        pthread_t clearer;
+        bool clearing = false;
         uint64_t one = 1;
 
         /* Behind the loop for the CPU: on a busy machine its calls come first, the change a
-         * little later. (Per thread on Linux; failing it only costs the loop some latency.) */
+         * little later; the threads started here inherit it. (Per thread on Linux; failing it
+         * only costs the loop some latency.) */
         (void) setpriority(PRIO_PROCESS, (id_t) gettid(), OFFLOAD_NICE);
+        /* The work prepares a change of the set (an import's document read): the kernel's
+         * inactive bank, which that change will fill, is emptied meanwhile. Nothing else
+         * touches it while the store is busy. */
+        if (o->clear.bank != UINT32_MAX)
+                clearing = pthread_create(&clearer, NULL, bank_clear_thread, &o->clear) == 0;
         o->work(o->data);
+        if (clearing) {
+                (void) pthread_join(clearer, NULL);
+                if (o->clear.r >= 0)
+                        o->s->clean_bank = (int) o->clear.bank;
+        }
         /* An eventfd write of 8 bytes does not fail short; if it failed at all the loop would
          * never finish the change, so say so loudly. */
         if (write(o->efd, &one, sizeof one) != sizeof one)
@@ -1215,8 +1235,8 @@ static int on_offload_done(sd_event_source *es, int fd, uint32_t revents, void *
         return 0;
 }
 
-int filter_store_offload(FilterStore *s, filter_offload_work_t work, filter_offload_done_t done,
-                         void *data) {
+static int offload_start(FilterStore *s, filter_offload_work_t work, filter_offload_done_t done,
+                         void *data, bool clear) {
         struct FilterOffload *o;
         int r;
 
@@ -1228,7 +1248,13 @@ int filter_store_offload(FilterStore *s, filter_offload_work_t work, filter_offl
         o = calloc(1, sizeof *o);
         if (!o)
                 return -ENOMEM;
-        *o = (struct FilterOffload) { .s = s, .work = work, .done = done, .data = data };
+        *o = (struct FilterOffload) { .s = s, .work = work, .done = done, .data = data,
+                                      .clear.bank = UINT32_MAX };
+        if (clear) {
+                o->clear = (BankClear) { .rules_fd = s->rules_fd, .rules4_fd = s->rules4_fd,
+                                         .bank = (s->state & PS_FILTER_STATE_BANK) ^ 1 };
+                s->clean_bank = -1;
+        }
         o->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (o->efd < 0) {
                 free(o);
@@ -1247,6 +1273,15 @@ int filter_store_offload(FilterStore *s, filter_offload_work_t work, filter_offl
         }
         s->offload = o;
         return 0;
+}
+
+int filter_store_offload(FilterStore *s, filter_offload_work_t work, filter_offload_done_t done,
+                         void *data) {
+        assert(s);
+        /* Busy keeps every other change of the set, and so every writer of the bank being
+         * emptied, away meanwhile. */
+        assert(s->busy);
+        return offload_start(s, work, done, data, true);
 }
 
 static int commit_list(FilterStore *s, FilterList *add, bool replace, FilterList *ret,
@@ -1311,7 +1346,7 @@ int filter_store_commit_async(FilterStore *s, FilterList *add, bool replace, con
                 r = change_prepare(s, a->list.rules, a->list.n, true, &a->c, ret_error);
         if (r >= 0) {
                 s->busy = strdup(what);
-                r = s->busy ? filter_store_offload(s, async_commit_work, async_commit_done, a)
+                r = s->busy ? offload_start(s, async_commit_work, async_commit_done, a, false)
                             : -ENOMEM;
                 if (r < 0) {
                         s->busy = mfree(s->busy);

@@ -66,6 +66,9 @@ struct FilterStore {
          * the error every other change gets meanwhile; NULL when none. */
         struct FilterOffload *offload;
         char *busy;
+        /* The kernel's inactive bank when it is known to be empty (emptied while an import
+         * was read, for that import's load), or -1. */
+        int clean_bank;
 
         /* ListFd documents being written in their threads (filter_store_list_memfd()). */
         struct FilterListJob *list_jobs;
@@ -141,7 +144,9 @@ int filter_store_prepare_change(FilterStore *s, uint32_t id, json_t *update, Fil
 /*
  * Work off the loop: `work(data)` runs in a thread, then `done(data, cancelled)` on the loop
  * (cancelled when the store is freed first, after the thread ended). One at a time: -EBUSY
- * while another runs. The work must touch nothing the loop reads or writes meanwhile.
+ * while another runs. The work must touch nothing the loop reads or writes meanwhile. It
+ * prepares a change of the set (an import's document read): the caller has set s->busy, and
+ * the kernel's inactive bank, which that change fills, is emptied meanwhile in another thread.
  */
 typedef void (*filter_offload_work_t)(void *data);
 typedef void (*filter_offload_done_t)(void *data, bool cancelled);
