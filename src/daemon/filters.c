@@ -1197,11 +1197,17 @@ static void *offload_thread(void *p) {
         pthread_t clearer;
         bool clearing = false;
         uint64_t one = 1;
+        int prio;
 
         /* Behind the loop for the CPU: on a busy machine its calls come first, the change a
-         * little later; the threads started here inherit it. (Per thread on Linux; failing it
-         * only costs the loop some latency.) */
-        (void) setpriority(PRIO_PROCESS, (id_t) gettid(), OFFLOAD_NICE);
+         * little later; the threads started here inherit it. Counted from the loop's own
+         * niceness: a daemon started with Nice=15 (or under nice(1)) must not get threads
+         * ahead of its loop. (Per thread on Linux; failing it only costs the loop some
+         * latency.) */
+        errno = 0;
+        prio = getpriority(PRIO_PROCESS, (id_t) gettid());
+        if (prio != -1 || errno == 0)
+                (void) setpriority(PRIO_PROCESS, (id_t) gettid(), MIN(prio + OFFLOAD_NICE, 19));
         /* The work prepares a change of the set (an import's document read): the kernel's
          * inactive bank, which that change will fill, is emptied meanwhile. Nothing else
          * touches it while the store is busy. */
