@@ -1192,22 +1192,27 @@ struct FilterOffload {
         sd_event_source *source;
 };
 
+/* Puts the calling thread behind the loop for the CPU: on a busy machine the loop's calls come
+ * first, the thread's work a little later; threads it starts inherit it. Counted from the
+ * thread's (the loop's) own niceness: a daemon started with Nice=15 (or under nice(1)) must not
+ * get threads ahead of its loop. (Per thread on Linux; failing it only costs the loop some
+ * latency.) */
+static void thread_behind_loop(void) {
+        int prio;
+
+        errno = 0;
+        prio = getpriority(PRIO_PROCESS, (id_t) gettid());
+        if (prio != -1 || errno == 0)
+                (void) setpriority(PRIO_PROCESS, (id_t) gettid(), MIN(prio + OFFLOAD_NICE, 19));
+}
+
 static void *offload_thread(void *p) {
         struct FilterOffload *o = p;
         pthread_t clearer;
         bool clearing = false;
         uint64_t one = 1;
-        int prio;
 
-        /* Behind the loop for the CPU: on a busy machine its calls come first, the change a
-         * little later; the threads started here inherit it. Counted from the loop's own
-         * niceness: a daemon started with Nice=15 (or under nice(1)) must not get threads
-         * ahead of its loop. (Per thread on Linux; failing it only costs the loop some
-         * latency.) */
-        errno = 0;
-        prio = getpriority(PRIO_PROCESS, (id_t) gettid());
-        if (prio != -1 || errno == 0)
-                (void) setpriority(PRIO_PROCESS, (id_t) gettid(), MIN(prio + OFFLOAD_NICE, 19));
+        thread_behind_loop();
         /* The work prepares a change of the set (an import's document read): the kernel's
          * inactive bank, which that change will fill, is emptied meanwhile. Nothing else
          * touches it while the store is busy. */
@@ -1514,7 +1519,7 @@ static void *list_thread(void *p) {
         FilterListJob *j = p;
         uint64_t one = 1;
 
-        (void) setpriority(PRIO_PROCESS, (id_t) gettid(), OFFLOAD_NICE);
+        thread_behind_loop();
         j->r = list_write(j);
         if (write(j->efd, &one, sizeof one) != sizeof one)
                 log_error_errno(-errno, "Cannot wake the loop after writing a rule list");
