@@ -319,17 +319,38 @@ static int skip_value(Reader *r, unsigned depth) {
         }
 }
 
+/* After an array's '[' (checked by the caller): true, with the ']' read, when it is empty. */
+static bool array_empty(Reader *r) {
+        r->p++;
+        skip_ws(r);
+        if (*r->p != ']')
+                return false;
+        r->p++;
+        return true;
+}
+
+/* After an array's element: 1 past a ',' (another element follows), 0 past the closing ']',
+ * -1 at anything else (the caller names what it was reading). */
+static int array_next(Reader *r) {
+        skip_ws(r);
+        if (*r->p == ',') {
+                r->p++;
+                return 1;
+        }
+        if (*r->p == ']') {
+                r->p++;
+                return 0;
+        }
+        return -1;
+}
+
 static int read_columns(Reader *r) {
         int k;
 
         if (*r->p != '[')
                 return fail(r, "\"columns\" is not an array");
-        r->p++;
-        skip_ws(r);
-        if (*r->p == ']') {
-                r->p++;
+        if (array_empty(r))
                 return 0;
-        }
         for (;;) {
                 skip_ws(r);
                 if (r->n_columns == r->alloc_columns) {
@@ -347,15 +368,11 @@ static int read_columns(Reader *r) {
                 if (k < 0)
                         return k;
                 r->n_columns++;
-                skip_ws(r);
-                if (*r->p == ',') {
-                        r->p++;
+                k = array_next(r);
+                if (k > 0)
                         continue;
-                }
-                if (*r->p == ']') {
-                        r->p++;
+                if (k == 0)
                         return 0;
-                }
                 return fail(r, "',' or ']' expected in \"columns\"");
         }
 }
@@ -381,11 +398,7 @@ static int read_row(Reader *r) {
 
         if (*r->p != '[')
                 return fail(r, "row %zu is not an array", r->n_rows);
-        r->p++;
-        skip_ws(r);
-        if (*r->p == ']')
-                r->p++;
-        else
+        if (!array_empty(r))
                 for (;;) {
                         skip_ws(r);
                         if (*r->p == '[' || *r->p == '{')
@@ -399,15 +412,11 @@ static int read_row(Reader *r) {
                         if (k < 0)
                                 return k;
                         width++;
-                        skip_ws(r);
-                        if (*r->p == ',') {
-                                r->p++;
+                        k = array_next(r);
+                        if (k > 0)
                                 continue;
-                        }
-                        if (*r->p == ']') {
-                                r->p++;
+                        if (k == 0)
                                 break;
-                        }
                         return fail(r, "',' or ']' expected in row %zu", r->n_rows);
                 }
         if (r->n_rows == 0)
@@ -424,26 +433,18 @@ static int read_rows(Reader *r) {
 
         if (*r->p != '[')
                 return fail(r, "\"rows\" is not an array");
-        r->p++;
-        skip_ws(r);
-        if (*r->p == ']') {
-                r->p++;
+        if (array_empty(r))
                 return 0;
-        }
         for (;;) {
                 skip_ws(r);
                 k = read_row(r);
                 if (k < 0)
                         return k;
-                skip_ws(r);
-                if (*r->p == ',') {
-                        r->p++;
+                k = array_next(r);
+                if (k > 0)
                         continue;
-                }
-                if (*r->p == ']') {
-                        r->p++;
+                if (k == 0)
                         return 0;
-                }
                 return fail(r, "',' or ']' expected in \"rows\"");
         }
 }
