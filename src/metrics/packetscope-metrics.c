@@ -356,8 +356,12 @@ static int read_capacities(sd_bus *bus, Scrape *s) {
         return 0;
 }
 
+/* The first METRICS_FILTERS_MAX rules' ids and counters: three columns of ListRange's page. */
 static int read_rules(sd_bus *bus, Scrape *s) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const uint32_t *ids = NULL;
+        const uint64_t *hits = NULL, *bytes = NULL;
+        size_t n_ids = 0, n_hits = 0, n_bytes = 0;
         uint32_t count;
         int r;
 
@@ -370,40 +374,58 @@ static int read_rules(sd_bus *bus, Scrape *s) {
                                NULL, &reply, "uu", 0, METRICS_FILTERS_MAX);
         if (r < 0)
                 return r;
-        r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
         if (r < 0)
                 return r;
-        while ((r = sd_bus_message_at_end(reply, false)) == 0 && s->n_rules < METRICS_FILTERS_MAX) {
-                Numbers rule = {};
-                double id, hits = 0, bytes = 0;
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key;
 
-                r = numbers_read(reply, &rule);
-                if (r >= 0 && numbers_get(&rule, "id", &id)) {
-                        uint32_t *ids = reallocarray(s->rule_ids, s->n_rules + 1, sizeof(uint32_t));
-                        double *h = ids ? reallocarray(s->rule_hits, s->n_rules + 1, sizeof(double)) : NULL;
-                        double *b = h ? reallocarray(s->rule_bytes, s->n_rules + 1, sizeof(double)) : NULL;
+                r = sd_bus_message_read_basic(reply, 's', &key);
+                if (r < 0)
+                        return r;
+                if (streq(key, "id") || streq(key, "hits") || streq(key, "bytes")) {
+                        const void *p;
+                        size_t size;
+                        char t = key[0] == 'i' ? 'u' : 't';
+                        char sig[3] = { 'a', t, '\0' };
 
-                        if (ids)
-                                s->rule_ids = ids;
-                        if (h)
-                                s->rule_hits = h;
-                        if (b)
-                                s->rule_bytes = b;
-                        if (!b)
-                                r = -ENOMEM;
-                        else {
-                                (void) numbers_get(&rule, "hits", &hits);
-                                (void) numbers_get(&rule, "bytes", &bytes);
-                                s->rule_ids[s->n_rules] = (uint32_t) id;
-                                s->rule_hits[s->n_rules] = hits;
-                                s->rule_bytes[s->n_rules++] = bytes;
+                        if ((r = sd_bus_message_enter_container(reply, 'v', sig)) < 0 ||
+                            (r = sd_bus_message_read_array(reply, t, &p, &size)) < 0 ||
+                            (r = sd_bus_message_exit_container(reply)) < 0)
+                                return r;
+                        if (t == 'u') {
+                                ids = p;
+                                n_ids = size / sizeof(uint32_t);
+                        } else if (key[0] == 'h') {
+                                hits = p;
+                                n_hits = size / sizeof(uint64_t);
+                        } else {
+                                bytes = p;
+                                n_bytes = size / sizeof(uint64_t);
                         }
-                }
-                numbers_done(&rule);
+                } else if ((r = sd_bus_message_skip(reply, "v")) < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
                 if (r < 0)
                         return r;
         }
-        return r < 0 ? r : 0;
+        if (r < 0)
+                return r;
+        if (!ids || n_hits != n_ids || n_bytes != n_ids)
+                return -EBADMSG;
+        n_ids = MIN(n_ids, (size_t) METRICS_FILTERS_MAX);
+        s->rule_ids = malloc(MAX(n_ids, (size_t) 1) * sizeof(uint32_t));
+        s->rule_hits = calloc(MAX(n_ids, (size_t) 1), sizeof(double));
+        s->rule_bytes = calloc(MAX(n_ids, (size_t) 1), sizeof(double));
+        if (!s->rule_ids || !s->rule_hits || !s->rule_bytes)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_ids; i++) {
+                s->rule_ids[i] = ids[i];
+                s->rule_hits[i] = (double) hits[i];
+                s->rule_bytes[i] = (double) bytes[i];
+        }
+        s->n_rules = n_ids;
+        return 0;
 }
 
 static int read_health(sd_bus *bus, Scrape *s) {

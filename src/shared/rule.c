@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bus-names.h"
 #include "format.h"
 #include "proto.h"
 #include "rule.h"
@@ -1177,6 +1178,98 @@ int filter_append_bus_dict(sd_bus_message *m, const Filter *f, const char *path)
                         if (r < 0)
                                 return r;
                 }
+        }
+        return sd_bus_message_close_container(m);
+}
+
+/* One column: the field's value of every rule, as an array of the field's bus type. A fixed-size
+ * type goes in with one copy from buf (n * 8 bytes); a string or a boolean (which sd-bus does not
+ * take as an array in one piece) is appended one at a time. */
+static int append_bus_column(sd_bus_message *m, const RuleField *d, Filter *const *rules,
+                             size_t n, void *buf) {
+        char sig[3] = { 'a', d->bus_type, '\0' };
+        size_t width;
+        int r;
+
+        r = sd_bus_message_open_container(m, 'v', sig);
+        if (r < 0)
+                return r;
+        switch (d->bus_type) {
+        case 'y': width = 1; break;
+        case 'q': width = 2; break;
+        case 'u': case 'i': width = 4; break;
+        case 'x': case 't': width = 8; break;
+        default: width = 0; break;
+        }
+        if (width == 0) {
+                r = sd_bus_message_open_container(m, 'a', sig + 1);
+                for (size_t i = 0; r >= 0 && i < n; i++)
+                        r = rule_field_append(m, d, rules[i]);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        } else {
+                for (size_t i = 0; i < n; i++) {
+                        RuleValue v;
+
+                        field_value(d, rules[i], &v);
+                        switch (d->bus_type) {
+                        case 'y': ((uint8_t *) buf)[i] = (uint8_t) v.u; break;
+                        case 'q': ((uint16_t *) buf)[i] = (uint16_t) v.u; break;
+                        case 'u': ((uint32_t *) buf)[i] = (uint32_t) v.u; break;
+                        case 'i': ((int32_t *) buf)[i] = (int32_t) v.i; break;
+                        case 'x': ((int64_t *) buf)[i] = v.i; break;
+                        default: ((uint64_t *) buf)[i] = v.u; break;
+                        }
+                }
+                r = sd_bus_message_append_array(m, d->bus_type, buf, n * width);
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+int filters_append_bus_columns(sd_bus_message *m, Filter *const *rules, size_t n) {
+        _cleanup_free_ void *buf = NULL;
+        int r;
+
+        assert(m);
+        assert(rules || n == 0);
+        buf = malloc(MAX(n, (size_t) 1) * sizeof(uint64_t));
+        if (!buf)
+                return -ENOMEM;
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(rule_fields); i++) {
+                const RuleField *d = &rule_fields[i];
+
+                if (!(d->flags & RULE_FIELD_OUTPUT))
+                        continue;
+                if ((r = sd_bus_message_open_container(m, 'e', "sv")) < 0 ||
+                    (r = sd_bus_message_append_basic(m, 's', d->key)) < 0 ||
+                    (r = append_bus_column(m, d, rules, n, buf)) < 0 ||
+                    (r = sd_bus_message_close_container(m)) < 0)
+                        return r;
+                if (d->offset != offsetof(Filter, id))
+                        continue;
+                /* The object paths beside the ids, where a rule dictionary has "path". */
+                if ((r = sd_bus_message_open_container(m, 'e', "sv")) < 0 ||
+                    (r = sd_bus_message_append_basic(m, 's', "path")) < 0 ||
+                    (r = sd_bus_message_open_container(m, 'v', "ao")) < 0 ||
+                    (r = sd_bus_message_open_container(m, 'a', "o")) < 0)
+                        return r;
+                for (size_t j = 0; j < n; j++) {
+                        char path[sizeof(PS_OBJECT_FILTERS "/") + 10];
+
+                        snprintf(path, sizeof path, PS_OBJECT_FILTERS "/%" PRIu32, rules[j]->id);
+                        r = sd_bus_message_append_basic(m, 'o', path);
+                        if (r < 0)
+                                return r;
+                }
+                if ((r = sd_bus_message_close_container(m)) < 0 ||
+                    (r = sd_bus_message_close_container(m)) < 0 ||
+                    (r = sd_bus_message_close_container(m)) < 0)
+                        return r;
         }
         return sd_bus_message_close_container(m);
 }

@@ -143,6 +143,9 @@ const char *json_type_name(const json_t *v);
 /* Every field as a{sv} entries, with the object path after the id: opens and closes the
  * "a{sv}" container itself. */
 int filter_append_bus_dict(sd_bus_message *m, const Filter *f, const char *path);
+/* rules[0..n) as columns (a{sv}: each rule dictionary key to an array of its values, in the
+ * rules' order): what Filters.ListRange answers. */
+int filters_append_bus_columns(sd_bus_message *m, Filter *const *rules, size_t n);
 
 const char *filter_verdict_to_string(FilterVerdict a);
 

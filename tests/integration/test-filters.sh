@@ -584,6 +584,52 @@ ok $? "a good Add still works" "$out"
 check "and its Delete" busctl --system call "$PS_NAME" "$(jq -r '.data[1]' <<<"$out")" "$FILTER" Delete
 
 # ---------------------------------------------------------------------------------------------
+# ListRange: a page as columns, each key an array of the type List's dictionaries give it, the
+# rules in the set's order; the same values as List, row by row.
+
+ids=$(import_json replace '[
+  {"rule_type": "tcp", "src_ip": "192.0.2.7", "dst_port": 22, "tcp_flags": 2,
+   "tcp_flags_mask": 18, "priority": 5, "comment": "ssh, new connections"},
+  {"rule_type": "icmp", "icmp_type": 8, "icmp_code": 0, "action": "pass", "log": false},
+  {"rule_type": "udp", "src_ip": "2001:db8::/64", "dst_port": "5000-5099", "enabled": false,
+   "comment": "caf\u00e9 \"quoted\""},
+  {"rule_type": "basic", "dst_ip": "198.51.100.0/24", "action": "count", "timeout": 3600,
+   "priority": -3},
+  {"rule_type": "icmp", "icmp_type": 3, "inner_protocol": "udp", "inner_dst_port": 53}]')
+ok $? "five rules of every kind of field ($ids)"
+# columns OFFSET LIMIT: ListRange's reply as the dictionaries it stands for, each value with its
+# type ([type, value]) as List's rawcall gives them.
+columns() {
+        rawcall "$FILTERS_PATH" "$FILTERS" ListRange uu "[$1, $2]" |
+                jq -c '.reply[0] | . as $c | [range(0; ($c.id[1] | length)) as $i |
+                        $c | map_values([.[0][1:], .[1][$i]])]'
+}
+rawcall "$FILTERS_PATH" "$FILTERS" List '' '[]' | jq -c '.reply[0]' >"$T/list5"
+columns 0 10000 >"$T/range5"
+is "$(jq length "$T/range5")" 5 "ListRange(0, 10000) of five rules: five rows"
+is "$(jq -S . "$T/range5" | md5sum)" "$(jq -S . "$T/list5" | md5sum)" \
+   "its columns hold, row by row, what List's dictionaries hold, with the same types"
+is "$(columns 1 2 | jq -S . | md5sum)" "$(jq -S '.[1:3]' "$T/list5" | md5sum)" \
+   "ListRange(1, 2): the second and third rules"
+rawcall "$FILTERS_PATH" "$FILTERS" ListRange uu '[0, 10000]' | jq -c '.reply[0]' >"$T/cols5"
+is "$(jq -c '[.id[0], .path[0], .src_ip[0], .icmp_type[0], .enabled[0], .priority[0], .hits[0]]' \
+        "$T/cols5")" '["au","ao","as","ay","ab","ai","at"]' \
+   "the columns' types: id au, path ao, src_ip as, icmp_type ay, enabled ab, priority ai, hits at"
+is "$(jq -c '[.[] | .[1] | length] | unique' "$T/cols5")" "[5]" "every column has five values"
+is "$(jq -r '.path[1] | map(ltrimstr("'"$FILTERS_PATH"'/")) | join(" ")' "$T/cols5")" \
+   "$(jq -r '.id[1] | map(tostring) | join(" ")' "$T/cols5")" "each path is its id's object"
+out=$(rawcall "$FILTERS_PATH" "$FILTERS" ListRange uu '[5, 10]' | jq -c '.reply[0]')
+is "$(jq -c 'keys' <<<"$out")" "$(jq -c '.[0] | keys' "$T/list5")" \
+   "a page past the end has every key of a rule dictionary"
+is "$(jq -c '[.[] | .[1] | length] | unique' <<<"$out")" "[0]" "... each with no value"
+is "$(call_error "$FILTERS_PATH" "$FILTERS" ListRange uu '[0, 0]')" \
+   "$IA: limit is 0; accepted: 1 to 10000" "ListRange with limit 0: InvalidArgs naming the range"
+is "$(call_error "$FILTERS_PATH" "$FILTERS" ListRange uu '[0, 10001]')" \
+   "$IA: limit is 10001; accepted: 1 to 10000" "... and with limit 10001"
+is "$(call_error "$FILTERS_PATH" "$FILTERS" ListRange uu '[4294967295, 10000]')" OK \
+   "... and an offset of 2^32 - 1 is a page past the end, no error"
+
+# ---------------------------------------------------------------------------------------------
 # 100,000 rules: /32 and /24 sources with ports, IPv6 sources, ICMP, whole-address drops; one
 # of them, in the middle, drops a flow of this test.
 
@@ -695,7 +741,7 @@ t0=$(date +%s%N)
 rm -f "$T/pages"
 for off in 0 10000 20000 30000 40000 50000 60000 70000 80000 90000 100000; do
         rawcall "$FILTERS_PATH" "$FILTERS" ListRange uu "[$off, 10000]" |
-                jq -r '.reply[0][] | .id[1]' >>"$T/pages" 2>/dev/null
+                jq -r '.reply[0].id[1][]' >>"$T/pages" 2>/dev/null
 done
 diag "ListRange over 100,000 rules took $(ms_since "$t0") ms"
 is "$(wc -l <"$T/pages") $(sort -un "$T/pages" | wc -l)" "100000 100000" \
@@ -719,11 +765,12 @@ is "$(jq -r '.columns as $c | .rows[] | .[0]' "$T/listfd.json" | sort -n | md5su
    "$(sort -n "$T/pages" | md5sum)" "its ids are those ListRange pages through"
 # Row by row what List's dictionaries carry: the first page of ListRange against the first rows.
 rawcall "$FILTERS_PATH" "$FILTERS" ListRange uu '[0, 100]' |
-        jq -c '[.reply[0][] | with_entries(select(.key != "path") | .value |= .[1])]' >"$T/range100"
+        jq -c '.reply[0] | del(.path) | map_values(.[1]) | . as $c |
+               [range(0; ($c.id | length)) as $i | $c | map_values(.[$i])]' >"$T/range100"
 jq -c '.columns as $c | [.rows[:100][] | [$c, .] | transpose | map({(.[0]): .[1]}) | add]' \
         "$T/listfd.json" >"$T/fd100"
 is "$(jq -S . "$T/fd100" | md5sum)" "$(jq -S . "$T/range100" | md5sum)" \
-   "the first 100 rows hold what ListRange's dictionaries hold for the same rules"
+   "the first 100 rows hold what ListRange's columns hold for the same rules"
 jq -e --argjson id "$MID" '.columns as $c | .rows[] | select(.[0] == $id) |
         [$c, .] | transpose | map({(.[0]): .[1]}) | add | .comment == "the middle" and .hits == 5' \
         "$T/listfd.json" >/dev/null

@@ -199,7 +199,7 @@ apply_ms() {
 }
 hits_of_middle() {
         local id
-        id=$(rawcall "$FILTERS_PATH" "$FILTERS" ListRange uu '[50000, 1]' | jq -r '.reply[0][0].id[1]')
+        id=$(rawcall "$FILTERS_PATH" "$FILTERS" ListRange uu '[50000, 1]' | jq -r '.reply[0].id[1][0]')
         busctl --system get-property "$PS_NAME" "$FILTERS_PATH/$id" org.packetscope.Guarder1.Filter Hits
 }
 out=$(import "$T/set-a.json")

@@ -182,24 +182,37 @@ static int method_add_batch(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return commit_and_reply_ids(m, msg, &add, false, NULL, error);
 }
 
-static int list_range(sd_bus_message *msg, Manager *m, uint32_t offset, uint32_t limit) {
+/* The rules [offset, offset + limit) with their counters read from the kernel now: as rule
+ * dictionaries (List), or as columns (ListRange: a page of 10,000 rules in one container per
+ * field, not one per value). */
+static int list_range(sd_bus_message *msg, Manager *m, uint32_t offset, uint32_t limit,
+                      bool columns) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         size_t end = MIN((size_t) offset + limit, m->filters->n_rules);
+        size_t start = MIN((size_t) offset, end);
+        Filter **rules = m->filters->rules + start;
         int r;
 
+        if (end > start)
+                (void) filter_store_read_counters_of(m->filters, rules, end - start);
+        if (columns) {
+                r = sd_bus_message_new_method_return(msg, &reply);
+                if (r < 0)
+                        return r;
+                r = filters_append_bus_columns(reply, rules, end - start);
+                if (r < 0)
+                        return r;
+                return sd_bus_send(NULL, reply, NULL);
+        }
         r = bus_reply_open(msg, 'a', "a{sv}", &reply);
         if (r < 0)
                 return r;
-        if (offset < end)
-                (void) filter_store_read_counters_of(m->filters, m->filters->rules + offset,
-                                                     end - offset);
-        for (size_t i = offset; i < end; i++) {
-                Filter *f = m->filters->rules[i];
+        for (size_t i = 0; i < end - start; i++) {
                 /* What filter_bus_path() gives, without an allocation per rule. */
                 char path[sizeof(PS_OBJECT_FILTERS "/") + 10];
 
-                snprintf(path, sizeof path, PS_OBJECT_FILTERS "/%" PRIu32, f->id);
-                r = filter_append_bus_dict(reply, f, path);
+                snprintf(path, sizeof path, PS_OBJECT_FILTERS "/%" PRIu32, rules[i]->id);
+                r = filter_append_bus_dict(reply, rules[i], path);
                 if (r < 0)
                         return r;
         }
@@ -214,9 +227,9 @@ static int method_list(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (m->filters->n_rules > PS_FILTERS_LIST_MAX)
                 return sd_bus_error_setf(error, PS_ERROR_LIMIT_EXCEEDED,
                                          "the set has %zu rules and List() answers up to %u; use "
-                                         "ListRange(offset, limit) or Export()",
+                                         "ListRange(offset, limit) or ListFd()",
                                          m->filters->n_rules, PS_FILTERS_LIST_MAX);
-        return list_range(msg, m, 0, PS_FILTERS_LIST_MAX);
+        return list_range(msg, m, 0, PS_FILTERS_LIST_MAX, false);
 }
 
 static int method_list_range(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -231,7 +244,7 @@ static int method_list_range(sd_bus_message *msg, void *userdata, sd_bus_error *
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "limit is %u; accepted: 1 to %u", limit,
                                          PS_FILTERS_LIST_MAX);
-        return list_range(msg, m, offset, limit);
+        return list_range(msg, m, offset, limit, true);
 }
 
 static int method_export(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -596,7 +609,7 @@ static const sd_bus_vtable filters_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("List", SD_BUS_NO_ARGS, SD_BUS_RESULT("aa{sv}", rules),
                                 method_list, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListRange", SD_BUS_ARGS("u", offset, "u", limit),
-                                SD_BUS_RESULT("aa{sv}", rules), method_list_range,
+                                SD_BUS_RESULT("a{sv}", columns), method_list_range,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Import", SD_BUS_ARGS("s", json, "s", mode), SD_BUS_RESULT("au", ids),
                                 method_import, SD_BUS_VTABLE_UNPRIVILEGED),
