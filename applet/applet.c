@@ -249,8 +249,8 @@ static void rules_done(GObject *source, GAsyncResult *res, gpointer data)
                         ps_window_show_error(app->window, error->message);
                 return;
         }
-        if (ps_rule_rows_parse(rules, &rows) < 0) {
-                g_warning("the daemon sent rule dictionaries of unexpected types");
+        if (ps_rule_columns_parse(rules, &rows) < 0) {
+                g_warning("the daemon sent rule columns of unexpected types or lengths");
                 return;
         }
         g_ptr_array_unref(app->rules);

@@ -118,7 +118,7 @@ void ps_link_row_sample(PsLinkRow *row, guint64 packets, guint64 dropped, gint64
 /* props: the a{sv} of Properties.GetAll on org.packetscope.Guarder1.Link. */
 int ps_link_row_update(PsLinkRow *row, GVariant *props, gint64 now_usec)
 {
-        g_auto(GVariantDict) d;
+        g_auto(GVariantDict) d = G_VARIANT_DICT_INIT(NULL);
         g_autofree char *name = NULL, *mode = NULL;
         guint64 packets, dropped, bytes;
         int r;
@@ -429,10 +429,10 @@ static char *field_text(GVariantDict *d, const char *key)
         return g_strdup(is_any(s) ? "" : s);
 }
 
-/* dict: one rule dictionary of Filters.List / ListRange. */
+/* dict: one rule dictionary of Filters.List (or a row of ListRange's columns). */
 int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row)
 {
-        g_auto(GVariantDict) d;
+        g_auto(GVariantDict) d = G_VARIANT_DICT_INIT(NULL);
         const char *path, *action, *comment;
         guint32 id;
         gboolean enabled;
@@ -489,6 +489,48 @@ int ps_rule_rows_parse(GVariant *rules, GPtrArray **ret_rows)
 {
         return rows_parse(rules, (int (*)(GVariant *, gpointer *)) ps_rule_row_parse,
                           (GDestroyNotify) ps_rule_row_free, ret_rows);
+}
+
+/* columns: the a{sv} of Filters.ListRange, each key of a rule dictionary to an array of its
+ * values, one per rule; turned into the rows List would give, then read as those. */
+int ps_rule_columns_parse(GVariant *columns, GPtrArray **ret_rows)
+{
+        g_autoptr(GVariant) ids = NULL;
+        g_autoptr(GVariantBuilder) rows = NULL;
+        g_autoptr(GVariant) rows_v = NULL;
+        GVariantIter it;
+        const char *key;
+        GVariant *col;
+        gsize n;
+
+        if (!columns || !g_variant_is_of_type(columns, G_VARIANT_TYPE_VARDICT))
+                return -EINVAL;
+        ids = g_variant_lookup_value(columns, "id", G_VARIANT_TYPE("au"));
+        if (!ids)
+                return -EBADMSG;
+        n = g_variant_n_children(ids);
+        /* Every column an array of n values. */
+        g_variant_iter_init(&it, columns);
+        while (g_variant_iter_next(&it, "{&sv}", &key, &col)) {
+                gboolean good = g_variant_type_is_array(g_variant_get_type(col)) &&
+                                g_variant_n_children(col) == n;
+
+                g_variant_unref(col);
+                if (!good)
+                        return -EBADMSG;
+        }
+        rows = g_variant_builder_new(G_VARIANT_TYPE("aa{sv}"));
+        for (gsize i = 0; i < n; i++) {
+                g_variant_builder_open(rows, G_VARIANT_TYPE_VARDICT);
+                g_variant_iter_init(&it, columns);
+                while (g_variant_iter_next(&it, "{&sv}", &key, &col)) {
+                        g_variant_builder_add(rows, "{sv}", key, g_variant_get_child_value(col, i));
+                        g_variant_unref(col);
+                }
+                g_variant_builder_close(rows);
+        }
+        rows_v = g_variant_ref_sink(g_variant_builder_end(rows));
+        return ps_rule_rows_parse(rows_v, ret_rows);
 }
 
 static void drop_row_clear(PsDropRow *row)

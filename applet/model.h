@@ -195,6 +195,7 @@ char *ps_anomaly_note_body(const char *kind, double value, double threshold);
 void ps_rule_row_free(PsRuleRow *row);
 int ps_rule_row_parse(GVariant *dict, PsRuleRow **ret_row);
 int ps_rule_rows_parse(GVariant *rules, GPtrArray **ret_rows);
+int ps_rule_columns_parse(GVariant *columns, GPtrArray **ret_rows);
 /* The rule dictionary for Filters.Add/Apply (orig NULL: every field given) or for
  * Filter.Update (only the fields that differ from orig). Values are passed as typed: the
  * daemon validates them and its error names the field. NULL when nothing changed. */

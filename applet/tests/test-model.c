@@ -272,6 +272,53 @@ Test(model, rule_rows)
         cr_assert_eq(c->hits, 0);
 }
 
+/* ListRange's columns: the same rules as rows, in order; columns of unequal lengths refused. */
+Test(model, rule_columns)
+{
+        g_autoptr(GVariant) cols = g_variant_ref_sink(g_variant_new_parsed(
+                "{'id': <[uint32 7, 9]>,"
+                " 'path': <[objectpath '/org/packetscope/Guarder1/filters/7',"
+                "           '/org/packetscope/Guarder1/filters/9']>,"
+                " 'rule_type': <['ip', 'icmp']>, 'protocol': <['udp', 'icmp']>,"
+                " 'src_ip': <['10.0.0.0/8', '']>, 'dst_ip': <['', '']>,"
+                " 'src_port': <['any', 'any']>, 'dst_port': <['53', 'any']>,"
+                " 'action': <['drop', 'count']>, 'icmp_type': <[byte 255, 8]>,"
+                " 'icmp_code': <[byte 255, 0]>, 'enabled': <[true, false]>,"
+                " 'comment': <['no dns from lab', '']>, 'hits': <[uint64 42, 0]>}"));
+        g_autoptr(GVariant) empty = g_variant_ref_sink(g_variant_new_parsed(
+                "{'id': <@au []>, 'enabled': <@ab []>, 'comment': <@as []>}"));
+        g_autoptr(GVariant) uneven = g_variant_ref_sink(g_variant_new_parsed(
+                "{'id': <[uint32 7, 9]>, 'enabled': <[true]>}"));
+        g_autoptr(GVariant) no_ids = g_variant_ref_sink(g_variant_new_parsed(
+                "{'enabled': <[true]>}"));
+        g_autoptr(GVariant) scalar = g_variant_ref_sink(g_variant_new_parsed(
+                "{'id': <[uint32 7]>, 'enabled': <true>}"));
+        g_autoptr(GPtrArray) out = NULL;
+        g_autoptr(GPtrArray) none = NULL;
+        PsRuleRow *a, *b;
+
+        cr_assert_eq(ps_rule_columns_parse(cols, &out), 0);
+        cr_assert_eq(out->len, 2);
+        a = out->pdata[0];
+        b = out->pdata[1];
+        cr_assert_eq(a->id, 7);
+        cr_assert_str_eq(a->path, "/org/packetscope/Guarder1/filters/7");
+        cr_assert_str_eq(a->summary, "drop udp from 10.0.0.0/8 to any port 53");
+        cr_assert_str_eq(a->comment, "no dns from lab");
+        cr_assert(a->enabled);
+        cr_assert_eq(a->hits, 42);
+        cr_assert_eq(b->id, 9);
+        cr_assert_str_eq(b->summary, "count icmp type 8 code 0 from any to any");
+        cr_assert_not(b->enabled);
+        g_clear_pointer(&out, g_ptr_array_unref);
+        cr_assert_eq(ps_rule_columns_parse(empty, &out), 0);
+        cr_assert_eq(out->len, 0);
+        cr_assert_eq(ps_rule_columns_parse(uneven, &none), -EBADMSG);
+        cr_assert_eq(ps_rule_columns_parse(no_ids, &none), -EBADMSG);
+        cr_assert_eq(ps_rule_columns_parse(scalar, &none), -EBADMSG);
+        cr_assert_null(none);
+}
+
 Test(model, rule_row_without_id_is_refused)
 {
         g_autoptr(GVariant) rule = g_variant_ref_sink(g_variant_new_parsed(
