@@ -774,6 +774,11 @@ static void manager_on_health(Health *h, HealthEvent event, const Anomaly *a, vo
                 m->on_health(m, event, a);
 }
 
+static void log_removed_temp_file(const char *name, void *userdata) {
+        log_notice("Removed %s/%s, left by a write that did not finish (the file it was to "
+                   "replace is as it was)", (const char *) userdata, name);
+}
+
 int manager_start(Manager *m) {
         int r;
 
@@ -809,6 +814,10 @@ int manager_start(Manager *m) {
         if (r < 0)
                 log_warning_errno(r, "Cannot create the state directory %s: %m; changes will be "
                                   "refused until it can be written", m->state_dir);
+        /* A write cut short (a crash, a power cut) leaves its temporary file: the file it would
+         * have replaced is intact, so the leftover is only clutter. No writer runs yet, and no
+         * other daemon can: the bus name is ours. */
+        (void) remove_atomic_temp_files(m->state_dir, log_removed_temp_file, m->state_dir);
         manager_load_state(m);
         {
                 _cleanup_free_ char *err = NULL;

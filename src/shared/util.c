@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -310,6 +311,41 @@ fail:
         r = -errno;
         (void) unlink(tmp);
         return r;
+}
+
+bool is_atomic_temp_name(const char *name) {
+        size_t n = strlen(name);
+
+        /* NAME.tmpXXXXXX: mkostemp() put six characters of [A-Za-z0-9] there. */
+        if (n <= 10 || memcmp(name + n - 10, ".tmp", 4) != 0)
+                return false;
+        for (size_t i = n - 6; i < n; i++)
+                if (!isalnum((unsigned char) name[i]))
+                        return false;
+        return true;
+}
+
+int remove_atomic_temp_files(const char *dir, void (*removed)(const char *name, void *userdata),
+                             void *userdata) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        int n = 0;
+
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+                        continue;
+                if (!is_atomic_temp_name(de->d_name))
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) < 0)
+                        continue;
+                n++;
+                if (removed)
+                        removed(de->d_name, userdata);
+        }
+        closedir(d);
+        return n;
 }
 
 int read_file_full(const char *path, size_t max_size, char **ret, size_t *ret_size) {

@@ -118,6 +118,12 @@ int write_all(int fd, const void *data, size_t size);
  * Returns the descriptor (close-on-exec) or -errno. */
 int memfd_new_sealed(const char *name, const void *data, size_t size);
 int write_file_atomic(const char *path, const void *data, size_t size, unsigned mode);
+/* Whether name is one write_file_atomic() writes before its rename (NAME.tmpXXXXXX). */
+bool is_atomic_temp_name(const char *name);
+/* Removes from dir the files a write cut short left (is_atomic_temp_name()), calling removed()
+ * for each; how many, or -errno when dir cannot be read. Only while no writer can be at work. */
+int remove_atomic_temp_files(const char *dir, void (*removed)(const char *name, void *userdata),
+                             void *userdata);
 
 /* Reads a whole file (at most max_size bytes) into a NUL-terminated buffer. */
 int read_file_full(const char *path, size_t max_size, char **ret, size_t *ret_size);

@@ -387,7 +387,17 @@ daemon_stop main
 is "$?" 0 "the daemon exits 0 on SIGTERM"
 is "$(ping_ns 3)" 0 "no daemon: pings still dropped"
 is "$(udp_ns 10 0.002 $P5 $P6)" "{\"$P5\":0,\"$P6\":5}" "no daemon: UDP to $P5 dropped, to $P6 passes"
+# What a write cut short by a crash leaves (a temporary file beside the one it was to replace)
+# is removed at start, and said; other files stay.
+echo '{"half a' >"${DAEMON_DIR[main]}/state/filters.json.tmpQw3rty"
+echo 'mine' >"${DAEMON_DIR[main]}/state/notes.tmp"
 daemon_start main || bail "the daemon did not come back: $(daemon_log main)"
+ok "$([ ! -e "${DAEMON_DIR[main]}/state/filters.json.tmpQw3rty" ] && echo 0 || echo 1)" \
+   "restarted: the leftover filters.json.tmpQw3rty is gone"
+like "$(daemon_log main 200)" "Removed .*/filters\.json\.tmpQw3rty, left by a write that did not finish" \
+     "... and the log says so"
+is "$(cat "${DAEMON_DIR[main]}/state/notes.tmp" 2>&1)" mine "... a file of another shape stays"
+rm -f "${DAEMON_DIR[main]}/state/notes.tmp"
 is "$(rules_fields)" "$FIELDS" "restarted: List equal to before (counters aside)"
 is "$(hits_of "$RPING" "$RUDP")" "6 5" "restarted: hits include the drops made while no daemon ran"
 is "$(ping_ns 3)" 0 "restarted: pings dropped"

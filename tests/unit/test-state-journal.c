@@ -227,3 +227,48 @@ Test(flush, long_journal_folded_short_one_kept) {
         }
         (void) rmdir(dir);
 }
+
+static void count_removed(const char *name, void *userdata) {
+        (void) name;
+        (*(int *) userdata)++;
+}
+
+/* What a write cut short leaves (NAME.tmpXXXXXX) goes at start; every other file stays. */
+Test(temp, leftovers_removed_others_kept) {
+        char dir[] = "/tmp/ps-temp-XXXXXX";
+        const char *gone[] = { "filters.json.tmpAb12Cd", "bans.db.tmp000000", "x.tmpZZZZZZ" };
+        const char *kept[] = { "filters.json", "filters.json.tmp", "filters.json.prev.tmp",
+                               "a.tmpAb12C", "a.tmpAb12C-", "a.tmpAb12Cde", ".tmpAb12Cd",
+                               "filters.log" };
+        char path[256];
+        int called = 0;
+
+        cr_assert_not_null(mkdtemp(dir));
+        for (size_t i = 0; i < 3; i++) {
+                snprintf(path, sizeof path, "%s/%s", dir, gone[i]);
+                cr_assert_eq(write_file_atomic(path, "x", 1, 0600), 0);
+        }
+        for (size_t i = 0; i < 8; i++) {
+                snprintf(path, sizeof path, "%s/%s", dir, kept[i]);
+                cr_assert_eq(write_file_atomic(path, "x", 1, 0600), 0);
+        }
+        /* A directory of that shape is not a leftover of a write. */
+        snprintf(path, sizeof path, "%s/d.tmpAAAAAA", dir);
+        cr_assert_eq(mkdir(path, 0700), 0);
+        cr_assert_eq(remove_atomic_temp_files(dir, count_removed, &called), 3);
+        cr_assert_eq(called, 3);
+        for (size_t i = 0; i < 3; i++) {
+                snprintf(path, sizeof path, "%s/%s", dir, gone[i]);
+                cr_assert_eq(access(path, F_OK), -1, "%s is still there", gone[i]);
+        }
+        for (size_t i = 0; i < 8; i++) {
+                snprintf(path, sizeof path, "%s/%s", dir, kept[i]);
+                cr_assert_eq(access(path, F_OK), 0, "%s was removed", kept[i]);
+                cr_assert_eq(unlink(path), 0);
+        }
+        snprintf(path, sizeof path, "%s/d.tmpAAAAAA", dir);
+        cr_assert_eq(rmdir(path), 0);
+        cr_assert_eq(remove_atomic_temp_files(dir, NULL, NULL), 0);
+        cr_assert_eq(rmdir(dir), 0);
+        cr_assert_eq(remove_atomic_temp_files(dir, NULL, NULL), -ENOENT);
+}
