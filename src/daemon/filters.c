@@ -953,6 +953,20 @@ static void *bank_clear_thread(void *p) {
         return NULL;
 }
 
+/* Counter slots to zero are gathered in buf and zeroed in one batch by zero_slots_flush();
+ * without buf (out of memory) each is zeroed at once. */
+static void zero_slot_add(FilterStore *s, uint32_t *buf, size_t *n, uint32_t slot) {
+        if (buf)
+                buf[(*n)++] = slot;
+        else
+                (void) zero_counter(s, slot);
+}
+
+static void zero_slots_flush(FilterStore *s, const uint32_t *buf, size_t *n) {
+        (void) bpf_map_zero_percpu_keys(s->counters_fd, buf, *n, sizeof(struct ps_filter_counter));
+        *n = 0;
+}
+
 /* Reads and writes only the change, the kernel maps and the state directory. */
 static void change_work(FilterChange *c) {
         FilterStore *s = c->s;
@@ -987,15 +1001,10 @@ static void change_work(FilterChange *c) {
         for (size_t k = 0; k < c->n_new; k++) {
                 uint32_t slot = c->rules[c->new_idx[k]]->slot;
 
-                if (c->reused && c->reused[slot])
-                        continue;
-                if (zero)
-                        zero[n_zero++] = slot;
-                else
-                        (void) zero_counter(s, slot);
+                if (!c->reused || !c->reused[slot])
+                        zero_slot_add(s, zero, &n_zero, slot);
         }
-        (void) bpf_map_zero_percpu_keys(s->counters_fd, zero, n_zero,
-                                        sizeof(struct ps_filter_counter));
+        zero_slots_flush(s, zero, &n_zero);
         r = filter_compile_indexed(c->rules, c->n, &set, &c->index, &c->error);
         if (r < 0)
                 goto fail;
@@ -1041,16 +1050,10 @@ static void change_work(FilterChange *c) {
         c->apply_usec = fill_usec + now_usec(CLOCK_MONOTONIC) - t0;
 
         /* The removed rules these slots counted for are out of the kernel now. */
-        n_zero = 0;
         for (uint32_t k = 0; c->n_reused > 0 && k < PS_FILTER_SLOTS; k++)
-                if (c->reused[k]) {
-                        if (zero)
-                                zero[n_zero++] = k;
-                        else
-                                (void) zero_counter(s, k);
-                }
-        (void) bpf_map_zero_percpu_keys(s->counters_fd, zero, n_zero,
-                                        sizeof(struct ps_filter_counter));
+                if (c->reused[k])
+                        zero_slot_add(s, zero, &n_zero, k);
+        zero_slots_flush(s, zero, &n_zero);
 
         /* If the file cannot take its name, the kernel goes back to the old set and nothing
          * of the change remains. */

@@ -679,24 +679,18 @@ static bool id_set_has(const IdSet *set, uint32_t id) {
         return bsearch(&id, set->ids, set->n, sizeof(uint32_t), cmp_id);
 }
 
-static void emit_filter_removed(Manager *m, uint32_t id) {
+/* A rule object came (added) or went: the object manager's signal and ours. */
+static void emit_filter_presence(Manager *m, uint32_t id, bool added) {
         _cleanup_free_ char *path = filter_bus_path(id);
 
         if (!path)
                 return;
-        (void) sd_bus_emit_interfaces_removed(m->bus, path, PS_IFACE_FILTER, NULL);
-        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "FilterRemoved",
-                                  "uo", id, path);
-}
-
-static void emit_filter_added(Manager *m, uint32_t id) {
-        _cleanup_free_ char *path = filter_bus_path(id);
-
-        if (!path)
-                return;
-        (void) sd_bus_emit_interfaces_added(m->bus, path, PS_IFACE_FILTER, NULL);
-        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS, "FilterAdded",
-                                  "uo", id, path);
+        if (added)
+                (void) sd_bus_emit_interfaces_added(m->bus, path, PS_IFACE_FILTER, NULL);
+        else
+                (void) sd_bus_emit_interfaces_removed(m->bus, path, PS_IFACE_FILTER, NULL);
+        (void) sd_bus_emit_signal(m->bus, PS_OBJECT_FILTERS, PS_IFACE_FILTERS,
+                                  added ? "FilterAdded" : "FilterRemoved", "uo", id, path);
 }
 
 static void emit_counts_changed(Manager *m) {
@@ -719,9 +713,9 @@ static void on_filters_changed(FilterStore *s, const FilterStoreChange *c, void 
                 return;
         if (!old_ids) {
                 if (c->removed != UINT32_MAX)
-                        emit_filter_removed(m, c->removed);
+                        emit_filter_presence(m, c->removed, false);
                 if (c->added != UINT32_MAX)
-                        emit_filter_added(m, c->added);
+                        emit_filter_presence(m, c->added, true);
                 emit_counts_changed(m);
                 return;
         }
@@ -753,10 +747,10 @@ static void on_filters_changed(FilterStore *s, const FilterStoreChange *c, void 
         } else {
                 for (size_t i = 0; i < n_old; i++)
                         if (!id_set_has(&new_set, old_ids[i]))
-                                emit_filter_removed(m, old_ids[i]);
+                                emit_filter_presence(m, old_ids[i], false);
                 for (size_t i = 0; i < s->n_rules; i++)
                         if (!id_set_has(&old_set, s->rules[i]->id))
-                                emit_filter_added(m, s->rules[i]->id);
+                                emit_filter_presence(m, s->rules[i]->id, true);
         }
         emit_counts_changed(m);
         id_set_done(&old_set);
