@@ -632,6 +632,13 @@ out=$(rawcall "$FILTERS_PATH" "$FILTERS" ListRange uu '[5, 10]' | jq -c '.reply[
 is "$(jq -c 'keys' <<<"$out")" "$(jq -c '.[0] | keys' "$T/list5")" \
    "a page past the end has every key of a rule dictionary"
 is "$(jq -c '[.[] | .[1] | length] | unique' <<<"$out")" "[0]" "... each with no value"
+# The man page's example (org.packetscope.Guarder1(5), Example 5): busctl's JSON of a page, one
+# object per rule, is what List's rows hold.
+is "$(pscall "$FILTERS_PATH" "$FILTERS" ListRange uu 0 10000 |
+        jq -c '.data[0] | map_values(.data) | . as $c |
+               range($c.id | length) as $i | $c | map_values(.[$i])' |
+        jq -s -c 'map(del(.hits, .bytes, .last_hit))')" "$(rules_fields)" \
+   "the man page's busctl | jq example turns a page into List's rows"
 is "$(call_error "$FILTERS_PATH" "$FILTERS" ListRange uu '[0, 0]')" \
    "$IA: limit is 0; accepted: 1 to 10000" "ListRange with limit 0: InvalidArgs naming the range"
 is "$(call_error "$FILTERS_PATH" "$FILTERS" ListRange uu '[0, 10001]')" \
