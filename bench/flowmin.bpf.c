@@ -3,8 +3,8 @@
  * The floor of a connection-tracking guard: the least an XDP program can do to keep one entry
  * per flow. It parses Ethernet, IPv4 or IPv6 (no options, no extension headers, no VLAN) and the
  * TCP/UDP ports, and does one update of a per-CPU LRU hash keyed like the guard's flows: packets,
- * bytes and the last-seen time from the coarse clock, with plain additions (the per-CPU values
- * need no atomics). No classification, no counters, no ICMP table. bench-xdp measures it in the
+ * bytes and the last-seen time from the coarse clock, read once per jiffy as the guard reads it
+ * (bpf/clock.bpf.h), with plain additions (the per-CPU values need no atomics). No classification, no counters, no ICMP table. bench-xdp measures it in the
  * same run as the guard: "guard ÷ flow floor" is what the guard's extra work costs.
  */
 #include <linux/bpf.h>
@@ -17,6 +17,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "clock.bpf.h"
 #include "flowmin.h"
 
 struct {
@@ -74,14 +75,14 @@ int xdp_flowmin(struct xdp_md *ctx)
         if (v) {
                 v->packets++;
                 v->bytes += (__u64) (end - data);
-                v->last_seen = bpf_ktime_get_coarse_ns();
+                v->last_seen = coarse_now();
         } else {
                 struct flowmin_value nv = {
                         .packets = 1,
                         .bytes = (__u64) (end - data),
                 };
 
-                nv.first_seen = nv.last_seen = bpf_ktime_get_coarse_ns();
+                nv.first_seen = nv.last_seen = coarse_now();
                 bpf_map_update_elem(&flowmin_flows, &key, &nv, BPF_ANY);
         }
         return XDP_PASS;

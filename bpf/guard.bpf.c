@@ -43,6 +43,7 @@
 #include <bpf/bpf_endian.h>
 #include "guard.h"
 #include "classify.bpf.h"
+#include "clock.bpf.h"
 
 struct {
         __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -950,9 +951,9 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
                 return 0;
         }
 
-        /* The coarse clock (jiffies resolution) costs a fraction of bpf_ktime_get_ns() here,
-         * and first/last seen need no better than milliseconds. */
-        now = bpf_ktime_get_coarse_ns();
+        /* The coarse clock (tick resolution) costs a fraction of bpf_ktime_get_ns() here, read
+         * once a jiffy a fraction of that, and first/last seen need no better than ticks. */
+        now = coarse_now();
         if (PS_BENCH_STAGE == 1)
                 return 0;
 
