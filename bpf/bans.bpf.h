@@ -205,8 +205,11 @@ static __always_inline struct ps_ban *cidr_lookup(struct ban_scratch *sc, __u64 
         sc->k6.prefixlen = 128;
         __builtin_memcpy(sc->k6.addr, a->src, sizeof(sc->k6.addr));
         for (int i = 0; i < PS_BAN_LPM_RETRIES; i++) {
-                b = v4 ? bpf_map_lookup_elem(&ban_cidr4, &sc->k4) :
-                         bpf_map_lookup_elem(&ban_cidr6, &sc->k6);
+                if (v4) {
+                        b = bpf_map_lookup_elem(&ban_cidr4, &sc->k4);
+                        ps_own_call_site(b);
+                } else
+                        b = bpf_map_lookup_elem(&ban_cidr6, &sc->k6);
                 if (!b)
                         return NULL;
                 if (ban_active(b, now))

@@ -52,12 +52,20 @@ struct {
         __type(value, struct ps_flow_value);
 } flows SEC(".maps");
 
+/* ICMPv6 messages; ICMP (IPv4) ones are in icmp4_flows, under a key a third the size. */
 struct {
         __uint(type, BPF_MAP_TYPE_LRU_HASH);
         __uint(max_entries, 65536); /* set from IcmpTableSize= before load */
         __type(key, struct ps_icmp_key);
         __type(value, struct ps_icmp_value);
 } icmp_flows SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, 65536); /* set from IcmpTableSize= before load */
+        __type(key, struct ps_icmp4_key);
+        __type(value, struct ps_icmp_value);
+} icmp4_flows SEC(".maps");
 
 /* struct ps_stats without its last member, icmp: the per-type counts are icmp_stats. */
 struct {
@@ -578,14 +586,39 @@ static __always_inline void verdict_store(struct ps_verdict_cache *c, const stru
         c->flags = PS_VERDICT_VALID | (vd->has_count ? PS_VERDICT_COUNT : 0);
 }
 
-static __always_inline void icmp_key_of(const struct pkt *p, struct ps_icmp_key *key)
+/* The message's entry in its family's ICMP table; with init, created first if need be
+ * (BPF_NOEXIST: when another CPU created it meanwhile, its stays). */
+static __always_inline struct ps_icmp_value *icmp_entry(const struct pkt *p,
+                                                        const struct ps_icmp_value *init)
 {
-        __builtin_memset(key, 0, sizeof(*key));
-        key->family = p->m.family;
-        key->type = p->m.icmp_type;
-        key->code = p->m.icmp_code;
-        __builtin_memcpy(key->src, p->m.src, sizeof(key->src));
-        __builtin_memcpy(key->dst, p->m.dst, sizeof(key->dst));
+        if (p->m.family == PS_FAMILY_IPV4) {
+                struct ps_icmp4_key k4 = {
+                        .type = p->m.icmp_type,
+                        .code = p->m.icmp_code,
+                        .src = p->m.src[0],
+                        .dst = p->m.dst[0],
+                };
+
+                struct ps_icmp_value *v;
+
+                if (init)
+                        bpf_map_update_elem(&icmp4_flows, &k4, init, BPF_NOEXIST);
+                v = bpf_map_lookup_elem(&icmp4_flows, &k4);
+                ps_own_call_site(v);
+                return v;
+        } else {
+                struct ps_icmp_key key;
+
+                __builtin_memset(&key, 0, sizeof(key));
+                key.family = p->m.family;
+                key.type = p->m.icmp_type;
+                key.code = p->m.icmp_code;
+                __builtin_memcpy(key.src, p->m.src, sizeof(key.src));
+                __builtin_memcpy(key.dst, p->m.dst, sizeof(key.dst));
+                if (init)
+                        bpf_map_update_elem(&icmp_flows, &key, init, BPF_NOEXIST);
+                return bpf_map_lookup_elem(&icmp_flows, &key);
+        }
 }
 
 static __always_inline void flow_key_of(const struct pkt *p, struct ps_flow_key *key)
@@ -672,15 +705,10 @@ static __always_inline void icmp_account(struct pkt *p, int is_error, __u64 now,
                                          struct ps_icmp_value *v, const struct ps_verdict *vd,
                                          int store_verdict)
 {
-        struct ps_icmp_key key;
-
         if (!v) {
                 struct ps_icmp_value init = { .first_seen = now };
 
-                icmp_key_of(p, &key);
-
-                bpf_map_update_elem(&icmp_flows, &key, &init, BPF_NOEXIST);
-                v = bpf_map_lookup_elem(&icmp_flows, &key);
+                v = icmp_entry(p, &init);
                 if (!v) {
                         p->st->flow_update_fail++;
                         return;
@@ -1021,10 +1049,7 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
                 }
                 hit = cached_verdict(fv ? &fv->verdict : NULL, &v);
         } else if (!p->l4less) {
-                struct ps_icmp_key key;
-
-                icmp_key_of(p, &key);
-                iv = bpf_map_lookup_elem(&icmp_flows, &key);
+                iv = icmp_entry(p, NULL);
                 hit = !is_error && cached_verdict(iv ? &iv->verdict : NULL, &v);
         }
         if (!hit)

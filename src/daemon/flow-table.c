@@ -17,6 +17,17 @@ static int walk_one(const void *key, const void *value, void *userdata) {
         return c->visit(c->link, key, value, c->userdata);
 }
 
+/* An entry of the ICMP (IPv4) table, handed on under the key both ICMP tables share here. */
+static int walk_icmp4(const void *key, const void *value, void *userdata) {
+        const struct ps_icmp4_key *k4 = key;
+        struct ps_icmp_key k = {
+                .family = PS_FAMILY_IPV4, .type = k4->type, .code = k4->code,
+                .src = { k4->src }, .dst = { k4->dst },
+        };
+
+        return walk_one(&k, value, userdata);
+}
+
 int flow_table_foreach(Link *l, FlowTableKind kind, flow_table_visit_t visit, void *userdata) {
         struct walk_ctx c = { .link = l, .visit = visit, .userdata = userdata };
         uint64_t count;
@@ -30,10 +41,19 @@ int flow_table_foreach(Link *l, FlowTableKind kind, flow_table_visit_t visit, vo
                 if (r >= 0)
                         l->flow_count = count;
         } else {
+                uint64_t count4;
+
+                r = bpf_map_walk(l->icmp4_fd, sizeof(struct ps_icmp4_key),
+                                 sizeof(struct ps_icmp_value), walk_icmp4, &c, &count4);
+                if (r < 0)
+                        return r;
                 r = bpf_map_walk(l->icmp_fd, sizeof(struct ps_icmp_key),
                                  sizeof(struct ps_icmp_value), walk_one, &c, &count);
-                if (r >= 0)
-                        l->icmp_count = count;
+                if (r >= 0) {
+                        l->icmp4_count = count4;
+                        l->icmp6_count = count;
+                        l->icmp_count = count4 + count;
+                }
         }
         return r;
 }
@@ -126,13 +146,23 @@ int flow_table_sweep(Link *l, uint64_t now_ns, uint64_t idle_ns, uint64_t closed
                 l->flow_count = l->flow_sweeper.last_count -
                                 MIN(l->flow_sweeper.last_count, (uint64_t) r);
         c.rank = NULL;
+        /* Each ICMP table gets the whole ICMP budget: each may hold IcmpTableSize= entries. */
         r = bpf_map_sweeper_step(&l->icmp_sweeper, l->icmp_fd, icmp_budget, now_ns,
                                  icmp_expired_cb, &c, &done);
         if (r < 0)
                 return r;
         total += r;
         if (done)
-                l->icmp_count = l->icmp_sweeper.last_count -
-                                MIN(l->icmp_sweeper.last_count, (uint64_t) r);
+                l->icmp6_count = l->icmp_sweeper.last_count -
+                                 MIN(l->icmp_sweeper.last_count, (uint64_t) r);
+        r = bpf_map_sweeper_step(&l->icmp4_sweeper, l->icmp4_fd, icmp_budget, now_ns,
+                                 icmp_expired_cb, &c, &done);
+        if (r < 0)
+                return r;
+        total += r;
+        if (done)
+                l->icmp4_count = l->icmp4_sweeper.last_count -
+                                 MIN(l->icmp4_sweeper.last_count, (uint64_t) r);
+        l->icmp_count = l->icmp4_count + l->icmp6_count;
         return total;
 }

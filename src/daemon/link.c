@@ -15,8 +15,8 @@
 #include "link.h"
 #include "util.h"
 
-static const char *const pin_names[] = { "link", "prog", "flows", "icmp_flows", "stats",
-                                         "icmp_stats", "meta" };
+static const char *const pin_names[] = { "link", "prog", "flows", "icmp_flows", "icmp4_flows",
+                                         "stats", "icmp_stats", "meta" };
 
 static void link_measure_memory(Link *l);
 
@@ -116,8 +116,8 @@ static Link *link_new(const LinkSetup *setup, const char *ifname) {
         if (!l)
                 return NULL;
         l->setup = *setup;
-        l->link_fd = l->prog_fd = l->flows_fd = l->icmp_fd = l->stats_fd = l->icmp_stats_fd =
-                l->meta_fd = -1;
+        l->link_fd = l->prog_fd = l->flows_fd = l->icmp_fd = l->icmp4_fd = l->stats_fd =
+                l->icmp_stats_fd = l->meta_fd = -1;
         l->name = strdup(ifname);
         if (ifname_to_pin_name(ifname, &pin_name) < 0)
                 return link_free(l);
@@ -127,6 +127,8 @@ static Link *link_new(const LinkSetup *setup, const char *ifname) {
             bpf_map_sweeper_init(&l->flow_sweeper, sizeof(struct ps_flow_key),
                               sizeof(struct ps_flow_value)) < 0 ||
             bpf_map_sweeper_init(&l->icmp_sweeper, sizeof(struct ps_icmp_key),
+                              sizeof(struct ps_icmp_value)) < 0 ||
+            bpf_map_sweeper_init(&l->icmp4_sweeper, sizeof(struct ps_icmp4_key),
                               sizeof(struct ps_icmp_value)) < 0 ||
             flow_rank_init(&l->flow_rank) < 0)
                 return link_free(l);
@@ -140,11 +142,13 @@ Link *link_free(Link *l) {
         safe_close(l->prog_fd);
         safe_close(l->flows_fd);
         safe_close(l->icmp_fd);
+        safe_close(l->icmp4_fd);
         safe_close(l->stats_fd);
         safe_close(l->icmp_stats_fd);
         safe_close(l->meta_fd);
         bpf_map_sweeper_done(&l->flow_sweeper);
         bpf_map_sweeper_done(&l->icmp_sweeper);
+        bpf_map_sweeper_done(&l->icmp4_sweeper);
         flow_rank_done(&l->flow_rank);
         free(l->name);
         free(l->pin_dir);
@@ -265,6 +269,7 @@ int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link 
         l->icmp_table_size = setup->config->icmp_table_size;
         bpf_map__set_max_entries(skel->maps.flows, l->flow_table_size);
         bpf_map__set_max_entries(skel->maps.icmp_flows, l->icmp_table_size);
+        bpf_map__set_max_entries(skel->maps.icmp4_flows, l->icmp_table_size);
         r = link_share_filter_maps(setup, skel);
         if (r < 0) {
                 (void) error_setf(ret_error, 0, "cannot share the filter maps: %s", strerror(-r));
@@ -335,11 +340,12 @@ int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link 
         l->prog_fd = dup(bpf_program__fd(skel->progs.xdp_guard));
         l->flows_fd = dup(bpf_map__fd(skel->maps.flows));
         l->icmp_fd = dup(bpf_map__fd(skel->maps.icmp_flows));
+        l->icmp4_fd = dup(bpf_map__fd(skel->maps.icmp4_flows));
         l->stats_fd = dup(bpf_map__fd(skel->maps.stats));
         l->icmp_stats_fd = dup(bpf_map__fd(skel->maps.icmp_stats));
         l->meta_fd = dup(bpf_map__fd(skel->maps.meta));
-        if (l->prog_fd < 0 || l->flows_fd < 0 || l->icmp_fd < 0 || l->stats_fd < 0 ||
-            l->icmp_stats_fd < 0 || l->meta_fd < 0) {
+        if (l->prog_fd < 0 || l->flows_fd < 0 || l->icmp_fd < 0 || l->icmp4_fd < 0 ||
+            l->stats_fd < 0 || l->icmp_stats_fd < 0 || l->meta_fd < 0) {
                 r = -errno;
                 (void) error_setf(ret_error, 0, "cannot duplicate descriptors: %s", strerror(-r));
                 goto fail;
@@ -356,6 +362,7 @@ int link_attach(const LinkSetup *setup, const char *ifname, LinkMode mode, Link 
         /* The maps first and the link last: a link pin is what marks a complete set. */
         if ((r = pin_fd(l->flows_fd, l->pin_dir, "flows")) < 0 ||
             (r = pin_fd(l->icmp_fd, l->pin_dir, "icmp_flows")) < 0 ||
+            (r = pin_fd(l->icmp4_fd, l->pin_dir, "icmp4_flows")) < 0 ||
             (r = pin_fd(l->stats_fd, l->pin_dir, "stats")) < 0 ||
             (r = pin_fd(l->icmp_stats_fd, l->pin_dir, "icmp_stats")) < 0 ||
             (r = pin_fd(l->meta_fd, l->pin_dir, "meta")) < 0 ||
@@ -396,8 +403,10 @@ static int link_upgrade_program(Link *l, struct ps_meta *meta, char **ret_error)
                 return -errno;
         bpf_map__set_max_entries(skel->maps.flows, l->flow_table_size);
         bpf_map__set_max_entries(skel->maps.icmp_flows, l->icmp_table_size);
+        bpf_map__set_max_entries(skel->maps.icmp4_flows, l->icmp_table_size);
         if ((r = bpf_map__reuse_fd(skel->maps.flows, l->flows_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.icmp_flows, l->icmp_fd)) < 0 ||
+            (r = bpf_map__reuse_fd(skel->maps.icmp4_flows, l->icmp4_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.stats, l->stats_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.icmp_stats, l->icmp_stats_fd)) < 0 ||
             (r = bpf_map__reuse_fd(skel->maps.meta, l->meta_fd)) < 0 ||
@@ -512,6 +521,7 @@ int link_adopt(const LinkSetup *setup, const char *ifname, Link **ret, char **re
 
         l->flows_fd = open_pin(l->pin_dir, "flows");
         l->icmp_fd = open_pin(l->pin_dir, "icmp_flows");
+        l->icmp4_fd = open_pin(l->pin_dir, "icmp4_flows");
         l->stats_fd = open_pin(l->pin_dir, "stats");
         l->icmp_stats_fd = open_pin(l->pin_dir, "icmp_stats");
         l->meta_fd = open_pin(l->pin_dir, "meta");
@@ -522,8 +532,8 @@ int link_adopt(const LinkSetup *setup, const char *ifname, Link **ret, char **re
                 r = -ESTALE;
                 goto stale;
         }
-        /* The ABI first: pins of an older program lack icmp_stats, and that is what the
-         * version says, not an incomplete set. */
+        /* The ABI first: pins of an older program lack icmp_stats or icmp4_flows, and that
+         * is what the version says, not an incomplete set. */
         if (bpf_map_lookup_elem(l->meta_fd, &zero, &meta) < 0 ||
             meta.abi_version != PS_ABI_VERSION) {
                 (void) error_setf(ret_error, 0,
@@ -532,7 +542,7 @@ int link_adopt(const LinkSetup *setup, const char *ifname, Link **ret, char **re
                 r = -ESTALE;
                 goto stale;
         }
-        if (l->icmp_stats_fd < 0) {
+        if (l->icmp_stats_fd < 0 || l->icmp4_fd < 0) {
                 (void) error_setf(ret_error, 0, "incomplete pins in %s", l->pin_dir);
                 r = -ESTALE;
                 goto stale;
@@ -602,10 +612,12 @@ int bpf_fd_memlock(int fd, uint64_t *ret) {
         }
 }
 
-/* What the maps of this link hold in the kernel: the connection and ICMP tables (preallocated
- * in full), the counters and the meta map. Read once: preallocated maps do not grow. */
+/* What the maps of this link hold in the kernel: the connection and both ICMP tables
+ * (preallocated in full), the counters and the meta map. Read once: preallocated maps do not
+ * grow. */
 static void link_measure_memory(Link *l) {
-        const int fds[] = { l->flows_fd, l->icmp_fd, l->stats_fd, l->icmp_stats_fd, l->meta_fd };
+        const int fds[] = { l->flows_fd, l->icmp_fd, l->icmp4_fd, l->stats_fd, l->icmp_stats_fd,
+                            l->meta_fd };
 
         l->kernel_memory = 0;
         for (size_t i = 0; i < ELEMENTSOF(fds); i++) {

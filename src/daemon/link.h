@@ -43,7 +43,8 @@ typedef struct Link {
         char *pin_dir;
         char *object_path;
 
-        int link_fd, prog_fd, flows_fd, icmp_fd, stats_fd, icmp_stats_fd, meta_fd;
+        /* icmp_fd: the ICMPv6 table (icmp_flows); icmp4_fd: the ICMP one (icmp4_flows). */
+        int link_fd, prog_fd, flows_fd, icmp_fd, icmp4_fd, stats_fd, icmp_stats_fd, meta_fd;
         uint32_t flow_table_size, icmp_table_size;
         uint64_t kernel_memory; /* bytes the kernel charges for the maps pinned for it */
         bool upgraded; /* adoption swapped in this build's program */
@@ -53,9 +54,10 @@ typedef struct Link {
         uint64_t stats_time_ns, prev_time_ns; /* CLOCK_MONOTONIC */
         double pps, bps;
 
-        BpfMapSweeper flow_sweeper, icmp_sweeper;
+        BpfMapSweeper flow_sweeper, icmp_sweeper, icmp4_sweeper;
         FlowRank flow_rank; /* the top flows as of the last complete sweep pass */
         uint64_t flow_count, icmp_count; /* as of the last full read of each table */
+        uint64_t icmp6_count, icmp4_count; /* icmp_count's two tables, apart */
 } Link;
 
 int link_mode_from_string(const char *s, LinkMode *ret);

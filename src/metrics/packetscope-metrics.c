@@ -56,9 +56,9 @@ static const Family F_FLOWS = { "packetscope_flow_entries", "gauge",
 static const Family F_FLOWS_CAP = { "packetscope_flow_entries_capacity", "gauge",
         "Size of each link's flow table (FlowTableSize=)" };
 static const Family F_ICMP = { "packetscope_icmp_entries", "gauge",
-        "Entries in a link's ICMP table" };
+        "Entries in a link's ICMP and ICMPv6 tables" };
 static const Family F_ICMP_CAP = { "packetscope_icmp_entries_capacity", "gauge",
-        "Size of each link's ICMP table (IcmpTableSize=)" };
+        "Entries a link's ICMP and ICMPv6 tables hold at most (IcmpTableSize= each)" };
 static const Family F_RULES = { "packetscope_filter_rules", "gauge",
         "Filter rules in the rule set (per-rule series cover at most the 1000 lowest ids)" };
 static const Family F_RULE_HITS = { "packetscope_filter_hits_total", "counter",
@@ -349,7 +349,8 @@ static int read_capacities(sd_bus *bus, Scrape *s) {
         j = json_loads(text, 0, NULL);
         v = json_object_get(json_object_get(j, "config"), "icmp_table_size");
         if (json_is_integer(v)) {
-                s->icmp_capacity = (double) json_integer_value(v);
+                /* One table per family, each of IcmpTableSize= entries. */
+                s->icmp_capacity = 2.0 * (double) json_integer_value(v);
                 s->have_icmp_capacity = true;
         }
         json_decref(j);

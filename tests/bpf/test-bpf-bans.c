@@ -44,6 +44,7 @@ static void setup(void) {
         cr_assert_not_null(skel);
         bpf_map__set_max_entries(skel->maps.flows, 4096);
         bpf_map__set_max_entries(skel->maps.icmp_flows, 256);
+        bpf_map__set_max_entries(skel->maps.icmp4_flows, 256);
         /* A small exact table, so that "full" can be reached. */
         bpf_map__set_max_entries(skel->maps.ban_v4, 1024);
         cr_assert_eq(guard_bpf__load(skel), 0, "the program does not load (verifier log above)");

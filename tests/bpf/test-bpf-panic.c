@@ -44,6 +44,7 @@ static void setup(void) {
         cr_assert_not_null(skel);
         bpf_map__set_max_entries(skel->maps.flows, 4096);
         bpf_map__set_max_entries(skel->maps.icmp_flows, 256);
+        bpf_map__set_max_entries(skel->maps.icmp4_flows, 256);
         cr_assert_eq(guard_bpf__load(skel), 0, "the program does not load (verifier log above)");
         pn = PANIC_INIT;
         pn.conf_fd = bpf_map__fd(skel->maps.panic);
@@ -244,6 +245,8 @@ Test(panic, on_drops_udp_tcp_icmp) {
                                           &(struct ps_flow_key) {}), 0);
         cr_assert_lt(bpf_map_get_next_key(bpf_map__fd(skel->maps.icmp_flows), NULL,
                                           &(struct ps_icmp_key) {}), 0);
+        cr_assert_lt(bpf_map_get_next_key(bpf_map__fd(skel->maps.icmp4_flows), NULL,
+                                          &(struct ps_icmp4_key) {}), 0);
 }
 
 Test(panic, management_ports_pass) {

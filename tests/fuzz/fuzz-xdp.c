@@ -109,6 +109,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
          * case worth running into too. */
         bpf_map__set_max_entries(skel->maps.flows, 4096);
         bpf_map__set_max_entries(skel->maps.icmp_flows, 1024);
+        bpf_map__set_max_entries(skel->maps.icmp4_flows, 1024);
         if (guard_bpf__load(skel) < 0) {
                 fprintf(stderr, "cannot load the XDP program (root needed)\n");
                 exit(1);

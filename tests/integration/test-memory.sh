@@ -28,7 +28,7 @@ link_prop() {
 }
 pins_memlock() {
         local root=$1 ifname=$2 sum=0 m v
-        for m in flows icmp_flows stats icmp_stats meta; do
+        for m in flows icmp_flows icmp4_flows stats icmp_stats meta; do
                 v=$(memlock "$root/$ifname/$m")
                 [[ "$v" =~ ^[0-9]+$ ]] || { echo "no memlock for $m"; return 1; }
                 sum=$((sum + v))
@@ -42,7 +42,7 @@ attach "$A_IF" || bail "cannot attach to $A_IF"
 ROOT=${DAEMON_BPFFS[main]}
 want=$(pins_memlock "$ROOT" "$A_IF")
 got=$(link_prop "$A_IF" KernelMemory)
-is "$got" "$want" "Link.KernelMemory is the sum of bpftool's bytes_memlock of the four maps ($want)"
+is "$got" "$want" "Link.KernelMemory is the sum of bpftool's bytes_memlock of the six maps ($want)"
 desc=$(busctl --system --json=short call "$PS_NAME" "$PS_PATH" "$PS_MANAGER" Describe | jq -r '.data[0]')
 is "$(jq -r --arg n "$A_IF" '.links[] | select(.name == $n) | .kernel_memory_bytes' <<<"$desc")" \
         "$want" "Describe: kernel_memory_bytes of the link is the same"
@@ -57,6 +57,11 @@ formula=$((65536 * (48 + 40 + 72) + 65536 * 16))
 diff=$((flows > formula ? flows - formula : formula - flows))
 [ $((diff * 100)) -le "$formula" ]
 ok $? "the connection table takes $flows bytes; the man page's formula says $formula"
+icmp4=$(memlock "$ROOT/$A_IF/icmp4_flows")
+formula=$((4096 * (48 + 16 + 88) + 4096 * 16))
+diff=$((icmp4 > formula ? icmp4 - formula : formula - icmp4))
+[ $((diff * 100)) -le "$formula" ]
+ok $? "the ICMP (IPv4) table takes $icmp4 bytes; the man page's 168 bytes an entry say $formula"
 daemon_stop main
 
 # The default: no FlowTableSize= in the configuration.

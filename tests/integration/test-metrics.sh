@@ -161,6 +161,8 @@ like "$M" "^packetscope_packets_dropped_total\\{link=\"$A_IF\",reason=\"filter\"
      "packetscope_packets_dropped_total{reason=filter} of $A_IF is 5"
 like "$M" '^packetscope_flow_entries_capacity\{link="[^"]+"\} 65536$' \
      "the flow table's capacity is FlowTableSize= (65536)"
+like "$M" '^packetscope_icmp_entries_capacity\{link="[^"]+"\} 8192$' \
+     "the ICMP tables' capacity is twice IcmpTableSize= (one table a family of 4096)"
 for state in done failed; do
         like "$M" "^packetscope_ai_jobs\\{state=\"$state\"\\} 1\$" \
              "packetscope_ai_jobs{state=$state} is 1, as on the bus"

@@ -58,7 +58,7 @@ kernel_link_id() {
 }
 pinned() {
         local p
-        for p in link prog flows icmp_flows stats icmp_stats meta; do
+        for p in link prog flows icmp_flows icmp4_flows stats icmp_stats meta; do
                 [ -e "$ROOT/$A_IF/$p" ] || return 1
         done
 }
