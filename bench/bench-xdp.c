@@ -12,8 +12,9 @@
  * filled with --flows distinct entries, so its lookups run against a big table.
  *
  * Two kinds of measurement:
- *   - hot: one packet repeated --repeat times per run; this thread's CPU time per packet.
- *     BPF_PROG_RUN repeats the same frame, so the flow entry stays in cache: the best case.
+ *   - hot: one packet repeated --repeat times per round, in HOT_SLICES runs taken in turn with
+ *     the other programs' runs; this thread's CPU time per packet. BPF_PROG_RUN repeats the
+ *     same frame, so the flow entry stays in cache: the best case.
  *   - table: N different packets whose flows are among the prefilled ones (spread over the
  *     table), taken in turn, one repetition per run, 100,000 runs (or N if more); the kernel's
  *     own time per run, averaged (the syscall and frame setup are left out; the kernel's timer
@@ -53,6 +54,12 @@
 #include "packet.h"
 
 #define FLOW_TABLE_SIZE 1048576u
+/* A hot run of --repeat repetitions is made of this many slices, every program's slices taken
+ * in turn: on a VM whose CPU speed changes by a third from one second to the next, a whole run
+ * per program let one program's run fall in a slow spell and the next one's in a fast one, and
+ * their ratio moved by as much from round to round; taken slice by slice in turn, every
+ * program sees the same spells. */
+#define HOT_SLICES 10u
 #define FILL_CHUNK 8192u
 #define XDP_FILTER_PROG "xdpfilt_alw_all"
 
@@ -360,33 +367,47 @@ static int measure_hot(const struct options *o, struct result *res) {
         for (int k = 0; k < N_PKTS; k++)
                 build_packet(&pkts[k], k);
         for (unsigned r = 0; r < o->rounds; r++)
-                for (int k = 0; k < N_PKTS; k++)
-                        /* A different program first in each round: no program always runs
-                         * right after the same one. */
-                        for (int i = 0; i < N_PROGS; i++) {
-                                int p = (int) ((r + (unsigned) i) % N_PROGS);
-                                double cpu;
-                                uint64_t kern;
-                                int e;
+                for (int k = 0; k < N_PKTS; k++) {
+                        unsigned slice = o->repeat / HOT_SLICES;
+                        double cpu_sum[N_PROGS] = { 0 };
+                        uint64_t kern_sum[N_PROGS] = { 0 };
+
+                        /* Slice after slice, every program in turn, a different one first
+                         * each time: no program always runs right after the same one. */
+                        for (unsigned s = 0; s < HOT_SLICES; s++)
+                                for (int i = 0; i < N_PROGS; i++) {
+                                        int p = (int) ((r + s + (unsigned) i) % N_PROGS);
+                                        double cpu;
+                                        uint64_t kern;
+                                        int e;
+
+                                        if (prog_fd[p] < 0)
+                                                continue;
+                                        e = test_run(prog_fd[p], &pkts[k], slice, &cpu, &kern);
+                                        if (e < 0) {
+                                                free(v);
+                                                free(kv);
+                                                return e;
+                                        }
+                                        cpu_sum[p] += cpu;
+                                        kern_sum[p] += kern;
+                                }
+                        for (int p = 0; p < N_PROGS; p++) {
+                                double n = (double) slice * HOT_SLICES;
 
                                 if (prog_fd[p] < 0)
                                         continue;
-                                e = test_run(prog_fd[p], &pkts[k], o->repeat, &cpu, &kern);
-                                if (e < 0) {
-                                        free(v);
-                                        free(kv);
-                                        return e;
-                                }
                                 v[((size_t) k * N_PROGS + (size_t) p) * o->rounds + r] =
-                                        cpu / o->repeat;
+                                        cpu_sum[p] / n;
                                 kv[((size_t) k * N_PROGS + (size_t) p) * o->rounds + r] =
-                                        (double) kern / o->repeat;
+                                        (double) kern_sum[p] / n;
                                 if (o->verbose)
                                         fprintf(stderr, "round %u hot %s %s: %.1f ns "
                                                 "(kernel %.0f)\n", r, pkt_names[k],
-                                                prog_label[p], cpu / o->repeat,
-                                                (double) kern / o->repeat);
+                                                prog_label[p], cpu_sum[p] / n,
+                                                (double) kern_sum[p] / n);
                         }
+                }
         for (int k = 0; k < N_PKTS; k++) {
                 res[k] = (struct result) { .mode = "hot", .packet = pkt_names[k], .spread = 1 };
                 for (int p = 0; p < N_PROGS; p++) {
@@ -547,8 +568,10 @@ static void print_text(const struct options *o, const struct result *res, size_t
                sysconf(_SC_NPROCESSORS_ONLN), load_before, load_after);
         printf("guard flow table: %ld of %u entries (the flow floor's: the same flows); "
                "xdp-filter: %s\n", entries, FLOW_TABLE_SIZE, xdp_filter ? xdp_filter : "not found");
-        printf("hot: one packet, %u repetitions per run, CPU time; table: N packets in turn, "
-               "one repetition per run, %u runs, kernel time\n\n", o->repeat, TABLE_RUNS);
+        printf("hot: one packet, %u repetitions per run, CPU time; a round's run made of %u "
+               "slices, taken in turn with the other programs'; table: N packets in turn, "
+               "one repetition per run, %u runs, kernel time\n\n", o->repeat, HOT_SLICES,
+               TABLE_RUNS);
         printf("%-6s %-10s %6s %22s %22s %20s %22s %12s %12s\n", "mode", "packet", "N", "guard",
                "flow floor", "bare", "xdp-filter", "guard/floor", "guard/xdp-f");
         for (size_t i = 0; i < n; i++) {
@@ -742,7 +765,7 @@ int main(int argc, char *argv[]) {
                 {}
         };
         static const unsigned spreads[] = { 1000, 100000 };
-        struct options o = { .rounds = 7, .repeat = 1000000, .flows = 1000000 };
+        struct options o = { .rounds = 7, .repeat = 2000000, .flows = 1000000 };
         struct result res[N_PKTS + 2 * 2 + 2];
         struct guard_bpf *guard = NULL;
         struct guard_stage1_bpf *stage1 = NULL;

@@ -327,8 +327,9 @@ static __always_inline int ban_tables_present(__u8 family)
                table_present(pr->cidr6, pk->cidr6, pr->kernel_cidr6);
 }
 
-/* Fills in the packet's ban_args and checks it; 1: a ban covers the source, drop it. */
-static __always_inline int ban_check(struct pkt *p, const struct tcp_seg *t, __u64 now)
+/* Fills in the packet's ban_args (ban_scratch's check), which ps_ban_check() and the auto-ban
+ * policies read; 0 without the scratch entry (never, for an array of one). */
+static __always_inline int ban_args_fill(struct pkt *p, const struct tcp_seg *t, __u64 now)
 {
         __u32 zero = 0;
         struct ban_scratch *sc = bpf_map_lookup_elem(&ban_scratch, &zero);
@@ -336,7 +337,6 @@ static __always_inline int ban_check(struct pkt *p, const struct tcp_seg *t, __u
 
         if (!sc)
                 return 0;
-        /* Filled in whatever the tables hold: the policies read it too. */
         a = &sc->check;
         __builtin_memcpy(a->src, p->m.src, sizeof(a->src));
         __builtin_memcpy(a->dst, p->m.dst, sizeof(a->dst));
@@ -352,8 +352,22 @@ static __always_inline int ban_check(struct pkt *p, const struct tcp_seg *t, __u
         a->tcp_flags = t->flags;
         a->allowlisted = 0;
         a->ifindex = p->ctx->ingress_ifindex;
-        if (!ban_tables_present(p->m.family))
+        return 1;
+}
+
+/*
+ * 1: a ban covers the source, drop it. Only while a ban or allowlist table of the packet's
+ * family may hold an entry are the packet's ban_args filled in (*filled set) and
+ * ps_ban_check() called; the policies fill them in themselves otherwise (ban_args_fill()), so
+ * a packet that neither meets a table nor goes to the policies, most of them, copies nothing.
+ */
+static __always_inline int ban_check(struct pkt *p, const struct tcp_seg *t, __u64 now,
+                                     int *filled)
+{
+        *filled = 0;
+        if (!ban_tables_present(p->m.family) || !ban_args_fill(p, t, now))
                 return 0;
+        *filled = 1;
         return ps_ban_check();
 }
 
@@ -847,8 +861,9 @@ struct {
 } ban_conns SEC(".maps");
 
 /*
- * The auto-ban policies for the TCP or UDP packet in ban_scratch (ps_ban_check() saw it and
- * filled it in). flow: 0 for a flow's first packet, else 1 + its enum ps_flow_state. Returns
+ * The auto-ban policies for the TCP or UDP packet in ban_scratch (ban_args_fill(), with
+ * allowlisted set by ps_ban_check() when a table was there to look at). flow: 0 for a flow's
+ * first packet, else 1 + its enum ps_flow_state. Returns
  * PS_POLICY_FIRE when a threshold was crossed (ban_scratch.fire says what to ban: the caller
  * calls ps_policy_fire()), PS_POLICY_URL when the URL patterns are to be looked at
  * (ps_url_match()), else 0. The calls are the caller's because the program leaves its
@@ -977,7 +992,7 @@ __noinline int ps_ban_policies(__u32 flow)
         return 0;
 }
 
-/* The policies for the packet ban_check() filled in; 1: a policy banned its source, drop it. */
+/* The policies for the packet in ban_scratch; 1: a policy banned its source, drop it. */
 static __always_inline int ban_policies(struct xdp_md *ctx, __u32 flow)
 {
         int r = ps_ban_policies(flow), drop = 0;

@@ -920,7 +920,7 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
         struct ps_flow_value *fv = NULL;
         struct ps_icmp_value *iv = NULL;
         struct ps_verdict v;
-        int r, is_error = 0, short_quote = 0, flowed, hit = 0;
+        int r, is_error = 0, short_quote = 0, flowed, hit = 0, ban_args = 0;
         __u64 l4 = 0;
         __u64 now;
 
@@ -986,7 +986,7 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
                 return 0;
 
         /* A banned source is dropped whatever it sends, before any rule is looked at. */
-        if (ban_check(p, &seg, now)) {
+        if (ban_check(p, &seg, now, &ban_args)) {
                 p->reason = PS_REASON_BAN;
                 *action = PS_ACTION_DROP;
                 drop_event(p->ctx, &p->m, PS_DROP_SLOT_BAN, now, &p->st->drop_events_lost);
@@ -1041,6 +1041,7 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
                  * source drops it. */
                 if ((p->bucket == PS_PROTO_TCP || p->bucket == PS_PROTO_UDP) &&
                     policies_look_at(p, &seg, fv) &&
+                    (ban_args || ban_args_fill(p, &seg, now)) &&
                     ban_policies(p->ctx, fv ? 1 + fv->state : 0)) {
                         /* Reported by its ban event (ban_events). */
                         p->reason = PS_REASON_AUTOBAN;
