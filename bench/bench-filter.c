@@ -22,7 +22,8 @@
  * nothing.
  *
  * Two kinds of measurement, as in bench-xdp:
- *   - hot: one packet repeated --repeat times per run; this thread's CPU time per packet;
+ *   - hot: one packet repeated --repeat times per round, in HOT_SLICES runs taken in turn
+ *     with the other programs' runs; this thread's CPU time per packet;
  *   - table: --runs packets from as many distinct sources (none matching), one repetition per
  *     run; the kernel's time per run. The classifier's hash buckets, the rule entries and the
  *     guard's flow entries then come from memory rather than from the CPU caches.
@@ -57,6 +58,8 @@
 #include "packet.h"
 
 #define XDP_FILTER_PROG "xdpfilt_alw_all"
+/* A hot run in slices taken in turn with the other programs' (see bench-xdp's HOT_SLICES). */
+#define HOT_SLICES 5u
 #define N_SETS 6
 #define BIG_SET (N_SETS - 1)
 #define SEED 0x70616b7363ULL
@@ -709,30 +712,45 @@ static int measure_hot(const struct options *o, const struct rule_set *sets,
                         build_packet(&pkts[k][s], k, sets[s].n ? sets[s].match_src :
                                                                sets[1].match_src);
         for (unsigned r = 0; r < o->rounds; r++)
-                for (int k = 0; k < N_PKTS; k++)
-                        /* A different program first in each round. */
-                        for (int i = 0; i < N_PROGS; i++) {
-                                int pi = (int) ((r + (unsigned) i) % N_PROGS);
+                for (int k = 0; k < N_PKTS; k++) {
+                        unsigned slice = o->repeat / HOT_SLICES;
+                        double n = (double) slice * HOT_SLICES, cpu_sum[N_PROGS] = { 0 };
+                        uint64_t kern_sum[N_PROGS] = { 0 };
+
+                        /* Slice after slice, every program in turn (as bench-xdp), a different
+                         * one first each time. */
+                        for (unsigned s = 0; s < HOT_SLICES; s++)
+                                for (int i = 0; i < N_PROGS; i++) {
+                                        int pi = (int) ((r + s + (unsigned) i) % N_PROGS);
+                                        const struct prog *p = &progs[pi];
+                                        double cpu;
+                                        uint64_t kern;
+                                        int e;
+
+                                        if (p->fd < 0)
+                                                continue;
+                                        e = test_run(p, &pkts[k][p->set], k, slice, &cpu, &kern);
+                                        if (e < 0) {
+                                                free(v);
+                                                return e;
+                                        }
+                                        cpu_sum[pi] += cpu;
+                                        kern_sum[pi] += kern;
+                                }
+                        for (int pi = 0; pi < N_PROGS; pi++) {
                                 const struct prog *p = &progs[pi];
-                                double cpu;
-                                uint64_t kern;
-                                int e;
 
                                 if (p->fd < 0)
                                         continue;
-                                e = test_run(p, &pkts[k][p->set], k, o->repeat, &cpu, &kern);
-                                if (e < 0) {
-                                        free(v);
-                                        return e;
-                                }
                                 v[((size_t) k * N_PROGS + (size_t) pi) * o->rounds + r] =
-                                        cpu / o->repeat;
+                                        cpu_sum[pi] / n;
                                 if (o->verbose)
                                         fprintf(stderr, "round %u hot %s %s/%u: %.1f ns "
                                                 "(kernel %.0f)\n", r, pkt_names[k],
                                                 prog_name(p), set_rules[p->set],
-                                                cpu / o->repeat, (double) kern / o->repeat);
+                                                cpu_sum[pi] / n, (double) kern_sum[pi] / n);
                         }
+                }
         for (int k = 0; k < N_PKTS; k++) {
                 res[k] = (struct result) { .mode = "hot", .kind = k };
                 store_result(&res[k], o, &v[(size_t) k * N_PROGS * o->rounds]);
@@ -1055,7 +1073,9 @@ static void print_text(const struct options *o, const struct rule_set *sets,
                "%.2f %.2f %.2f at end\n", u.release, sysconf(_SC_NPROCESSORS_ONLN), cpu,
                load0[0], load0[1], load0[2], load1[0], load1[1], load1[2]);
         printf("hot: one packet, %u repetitions per run, CPU time; table: %u packets from "
-               "distinct sources, one repetition per run, kernel time\n", o->repeat, o->runs);
+               "distinct sources, one repetition per run, kernel time; a hot run made of %u "
+               "slices, taken in turn with the other programs'\n", o->repeat, o->runs,
+               HOT_SLICES);
         printf("xdp-filter: %s\n\n", xf_path ? xf_path : "not found (apt install xdp-tools)");
 
         printf("rule sets (seed %#llx; all drop; the middle rule is an IPv4 /32)\n",
@@ -1189,7 +1209,7 @@ int main(int argc, char *argv[]) {
                 {}
         };
         static const int table_kinds[] = { PKT_UDP4, PKT_UDP6 };
-        struct options o = { .rounds = 7, .repeat = 200000, .runs = 100000 };
+        struct options o = { .rounds = 7, .repeat = 1000000, .runs = 100000 };
         struct rule_set sets[N_SETS] = {}, other = {};
         struct guard_bpf *guards[N_SETS] = {};
         struct bpf_object *xfs[N_SETS] = {};
