@@ -88,7 +88,7 @@ PRINTS = [
     ('bench/run-all', '# load average at the end:'),
     ('bench/run-all', '# run-all took'),
     ('bench/bench-xdp.c', 'load average before %s, after %s'),
-    ('bench/bench-xdp.c', '"hot: one packet, %u repetitions per run, CPU time; table: N packets in turn, "'),
+    ('bench/bench-xdp.c', '"hot: one packet, %u repetitions per run, CPU time; a round\'s run made of %u "'),
     ('bench/bench-xdp.c', '"one repetition per run, %u runs, kernel time'),
     ('bench/bench-xdp.c', '"guard/floor", "guard/xdp-f"'),
     ('bench/bench-xdp.c', '"+bans", "+classify", "+flow update=guard", "bare"'),
