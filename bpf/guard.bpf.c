@@ -598,7 +598,6 @@ static __always_inline struct ps_icmp_value *icmp_entry(const struct pkt *p,
                         .src = p->m.src[0],
                         .dst = p->m.dst[0],
                 };
-
                 struct ps_icmp_value *v;
 
                 if (init)
@@ -979,8 +978,8 @@ static __always_inline int handle_ip(struct pkt *p, __u16 eth_proto, __u64 off, 
                 return 0;
         }
 
-        /* The coarse clock (tick resolution) costs a fraction of bpf_ktime_get_ns() here, read
-         * once a jiffy a fraction of that, and first/last seen need no better than ticks. */
+        /* The coarse clock (tick resolution), read once per jiffy and CPU (coarse_now()):
+         * first and last seen need no better than ticks. */
         now = coarse_now();
         if (PS_BENCH_STAGE == 1)
                 return 0;

@@ -125,6 +125,17 @@ static bool icmp_expired_cb(const void *k, const void *v, uint64_t now_ns, void 
         return iv->last_seen < now_ns && now_ns - iv->last_seen > c->idle_ns;
 }
 
+/* One slice of an ICMP table's sweep; *count: its entries after a pass that ended here. */
+static int icmp_sweep_step(BpfMapSweeper *s, int fd, size_t budget, uint64_t now_ns,
+                           struct expiry_ctx *c, uint64_t *count) {
+        bool done;
+        int r = bpf_map_sweeper_step(s, fd, budget, now_ns, icmp_expired_cb, c, &done);
+
+        if (r >= 0 && done)
+                *count = s->last_count - MIN(s->last_count, (uint64_t) r);
+        return r;
+}
+
 int flow_table_sweep(Link *l, uint64_t now_ns, uint64_t idle_ns, uint64_t closed_ns,
                      size_t flow_budget, size_t icmp_budget) {
         struct expiry_ctx c = { .idle_ns = idle_ns, .closed_ns = closed_ns,
@@ -147,22 +158,16 @@ int flow_table_sweep(Link *l, uint64_t now_ns, uint64_t idle_ns, uint64_t closed
                                 MIN(l->flow_sweeper.last_count, (uint64_t) r);
         c.rank = NULL;
         /* Each ICMP table gets the whole ICMP budget: each may hold IcmpTableSize= entries. */
-        r = bpf_map_sweeper_step(&l->icmp_sweeper, l->icmp_fd, icmp_budget, now_ns,
-                                 icmp_expired_cb, &c, &done);
+        r = icmp_sweep_step(&l->icmp_sweeper, l->icmp_fd, icmp_budget, now_ns, &c,
+                            &l->icmp6_count);
         if (r < 0)
                 return r;
         total += r;
-        if (done)
-                l->icmp6_count = l->icmp_sweeper.last_count -
-                                 MIN(l->icmp_sweeper.last_count, (uint64_t) r);
-        r = bpf_map_sweeper_step(&l->icmp4_sweeper, l->icmp4_fd, icmp_budget, now_ns,
-                                 icmp_expired_cb, &c, &done);
+        r = icmp_sweep_step(&l->icmp4_sweeper, l->icmp4_fd, icmp_budget, now_ns, &c,
+                            &l->icmp4_count);
         if (r < 0)
                 return r;
         total += r;
-        if (done)
-                l->icmp4_count = l->icmp4_sweeper.last_count -
-                                 MIN(l->icmp4_sweeper.last_count, (uint64_t) r);
         l->icmp_count = l->icmp4_count + l->icmp6_count;
         return total;
 }
